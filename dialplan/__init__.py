@@ -1,0 +1,1 @@
+"""Routing plans and their evaluation: pure functions over plain data, no I/O."""

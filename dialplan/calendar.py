@@ -1,0 +1,280 @@
+"""China's official working-day calendar, as routing rules ask it.
+
+China moves working days around public holidays (a Saturday can be a working day), so a
+rule's "working day" means the State Council's schedule, not Monday-Friday. The built-in
+schedule (the chinese_calendar package) only knows the years already announced, and each
+next year is announced only weeks ahead. Admins therefore declare dates in
+config/calendar.yaml, which wins over the built-in schedule; where neither knows a date, the
+fallback rule applies: Monday-Friday working, no public holidays. Every answer names its
+source so traces, logs and `check` can show which of the three decided.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+import chinese_calendar
+import yaml
+
+from dialplan.errors import ConfigError, Problem
+
+FALLBACK_RULE = "Monday-Friday working, no public holidays"
+LIBRARY_LAST_YEAR: int = max(chinese_calendar.holidays).year
+
+_NO_DATES: Mapping[date, str] = MappingProxyType({})
+
+
+class Source(StrEnum):
+    """Which schedule decided a day."""
+
+    CONFIG = "config"
+    LIBRARY = "library"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class DayInfo:
+    """What the official calendar says of one date.
+
+    `holiday` is an official public-holiday day off; an ordinary weekend is a rest day but
+    not a holiday. `name` is the holiday, or the holiday an adjusted working day makes up for.
+    """
+
+    date: date
+    workday: bool
+    holiday: bool
+    name: str | None
+    source: Source
+
+    @property
+    def restday(self) -> bool:
+        """Any day that is not a working day: weekends and public holidays."""
+        return not self.workday
+
+    def __str__(self) -> str:
+        kind = "holiday" if self.holiday else "workday" if self.workday else "restday"
+        named = f": {self.name}" if self.name else ""
+        rule = f": {FALLBACK_RULE}" if self.source is Source.FALLBACK else ""
+        return f"{self.date} {kind}{named} [{self.source}{rule}]"
+
+
+def _monday_to_friday(d: date, source: Source) -> DayInfo:
+    return DayInfo(d, workday=d.weekday() < 5, holiday=False, name=None, source=source)
+
+
+def _from_library(d: date) -> DayInfo | None:
+    """The built-in schedule's answer, or None for a year it does not know."""
+    try:
+        is_rest, name = chinese_calendar.get_holiday_detail(d)
+    except NotImplementedError:
+        return None
+    holiday = is_rest and name is not None
+    return DayInfo(d, workday=not is_rest, holiday=holiday, name=name, source=Source.LIBRARY)
+
+
+class OfficialCalendar:
+    """Answers `day(d)` from declared dates, then the built-in schedule, then the fallback.
+
+    `covers` lists the years whose schedule is fully declared: their undeclared dates follow
+    Monday-Friday with source "config", as the admins said so, rather than "fallback".
+    Answers are cached per date because the evaluator asks on every call.
+    """
+
+    def __init__(
+        self,
+        holidays: Mapping[date, str] = _NO_DATES,
+        workdays: Mapping[date, str] = _NO_DATES,
+        covers: Iterable[int] = (),
+    ) -> None:
+        both = sorted(holidays.keys() & workdays.keys())
+        if both:
+            listed = ", ".join(d.isoformat() for d in both)
+            raise ValueError(f"dates declared both holiday and workday: {listed}")
+        self._holidays = dict(holidays)
+        self._workdays = dict(workdays)
+        self._covers = frozenset(covers)
+        self._days: dict[date, DayInfo] = {}
+
+    def day(self, d: date) -> DayInfo:
+        """The official status of a local (Asia/Shanghai) date; any year is answered."""
+        known = self._days.get(d)
+        if known is None:
+            known = self._days[d] = self._decide(d)
+        return known
+
+    def _decide(self, d: date) -> DayInfo:
+        if isinstance(d, datetime):
+            raise TypeError("pass the local date (now.date()), not a datetime")
+        if d in self._holidays:
+            name = self._holidays[d]
+            return DayInfo(d, workday=False, holiday=True, name=name, source=Source.CONFIG)
+        if d in self._workdays:
+            name = self._workdays[d]
+            return DayInfo(d, workday=True, holiday=False, name=name, source=Source.CONFIG)
+        if d.year in self._covers:
+            return _monday_to_friday(d, Source.CONFIG)
+        return _from_library(d) or _monday_to_friday(d, Source.FALLBACK)
+
+    def covered_until(self) -> date:
+        """Last date of the official schedule: the built-in years, extended by the declared
+        years that follow them without a gap (a gap year would already fall back)."""
+        year = LIBRARY_LAST_YEAR
+        while year + 1 in self._covers:
+            year += 1
+        return date(year, 12, 31)
+
+    def expiry_warning(self, today: date, horizon_days: int = 60) -> str | None:
+        """A warning for `check` when the schedule ends within `horizon_days` of `today`."""
+        last = self.covered_until()
+        days_left = (last - today).days
+        if days_left > horizon_days:
+            return None
+        when = (
+            f"ended {last} ({-days_left} days ago)"
+            if days_left < 0
+            else f"ends {last} ({days_left} days left)"
+        )
+        missing = last.year + 1
+        return (
+            f"official calendar {when}: declare the {missing} schedule in the calendar file "
+            f"(holidays, workdays, covers: [{missing}]); "
+            f"dates after {last} fall back to {FALLBACK_RULE}"
+        )
+
+
+_TOP_LEVEL_KEYS = ("covers", "holidays", "workdays")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_YEAR = re.compile(r"[1-9]\d{3}")
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def load_calendar(path: str | Path) -> OfficialCalendar:
+    """Read the admins' declared schedule; a missing file declares nothing.
+
+    Raises ConfigError listing every problem, each located by file and line.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return OfficialCalendar()
+    return _CalendarFile(str(path)).parse(raw)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+class _CalendarFile:
+    """Walks the composed YAML nodes (which keep line numbers) and collects every problem."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, field: str, message: str) -> None:
+        self.problems.append(Problem(self.file, line, field, message))
+
+    def parse(self, raw: bytes) -> OfficialCalendar:
+        try:
+            root = yaml.compose(raw, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as error:
+            self.problem(*_describe_yaml_error(error))
+            raise ConfigError(self.problems) from error
+        if root is None:
+            return OfficialCalendar()
+        if not isinstance(root, yaml.MappingNode):
+            self.problem(_line(root), "document", "expected keys covers, holidays, workdays")
+            raise ConfigError(self.problems)
+
+        sections = self.sections(root)
+        covers = self.covers(sections["covers"]) if "covers" in sections else []
+        holidays = self.dates(sections["holidays"], "holidays") if "holidays" in sections else {}
+        workdays = self.dates(sections["workdays"], "workdays") if "workdays" in sections else {}
+        for d in sorted(holidays.keys() & workdays.keys()):
+            self.problem(
+                workdays[d][1],
+                f"workdays.{d}",
+                f"also declared a holiday at line {holidays[d][1]}; a date is one or the other",
+            )
+        if self.problems:
+            raise ConfigError(sorted(self.problems, key=lambda problem: problem.line))
+        return OfficialCalendar(
+            holidays={d: name for d, (name, _) in holidays.items()},
+            workdays={d: name for d, (name, _) in workdays.items()},
+            covers=covers,
+        )
+
+    def sections(self, root: yaml.MappingNode) -> dict[str, yaml.Node]:
+        found: dict[str, yaml.Node] = {}
+        first_line: dict[str, int] = {}
+        for key, value in root.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "document"
+            if name not in _TOP_LEVEL_KEYS:
+                self.problem(_line(key), name, "unknown key (expected covers, holidays, workdays)")
+            elif name in found:
+                self.problem(_line(key), name, f"given twice (first at line {first_line[name]})")
+            else:
+                found[name] = value
+                first_line[name] = _line(key)
+        return found
+
+    def covers(self, node: yaml.Node) -> list[int]:
+        if _is_empty(node):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(_line(node), "covers", "expected a list of years, e.g. [2027]")
+            return []
+        years = []
+        for index, item in enumerate(node.value):
+            if isinstance(item, yaml.ScalarNode) and _YEAR.fullmatch(item.value):
+                years.append(int(item.value))
+            else:
+                self.problem(_line(item), f"covers[{index}]", "not a year (YYYY)")
+        return years
+
+    def dates(self, node: yaml.Node, section: str) -> dict[date, tuple[str, int]]:
+        """Declared dates with their name and line, the line kept to locate later problems."""
+        if _is_empty(node):
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(_line(node), section, "expected lines of YYYY-MM-DD: name")
+            return {}
+        declared: dict[date, tuple[str, int]] = {}
+        for key, value in node.value:
+            text = key.value if isinstance(key, yaml.ScalarNode) else ""
+            field = f"{section}.{text}" if text else section
+            d = _parse_date(text)
+            name = value.value.strip() if isinstance(value, yaml.ScalarNode) else ""
+            if d is None:
+                self.problem(_line(key), field, "not a date (YYYY-MM-DD)")
+            elif d in declared:
+                self.problem(_line(key), field, f"listed twice (first at line {declared[d][1]})")
+            if _is_empty(value) or not name:
+                self.problem(_line(value), field, "expected a name, e.g. New Year's Day")
+            elif d is not None and d not in declared:
+                declared[d] = (name, _line(key))
+        return declared
+
+
+def _parse_date(text: str) -> date | None:
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _describe_yaml_error(error: yaml.YAMLError) -> tuple[int, str, str]:
+    """Line, field and message of a YAML syntax error, without PyYAML's own location text."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return (mark.line + 1 if mark else 1), "yaml", f"invalid YAML: {problem}"

@@ -1,0 +1,170 @@
+"""What the evaluator answers: reject, or dial (after a PIN if asked), with its forwarding chain.
+
+The forwarding chain is part of the decision but its steps depend on dial results only the
+router learns, so `next_target` is the pure function the router (and `simulate`) asks after
+each failed attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from dialplan.calendar import DayInfo
+
+if TYPE_CHECKING:
+    from dialplan.matchers import Call, Matcher, Moment
+    from dialplan.plan import Pin
+
+
+class RejectReason(StrEnum):
+    """Why a call is refused; `status` is what the router leaves in HOTLINE_STATUS."""
+
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+    FROZEN = "frozen"
+    ARREARS = "arrears"
+    ANONYMOUS = "anonymous"
+    BLACKLISTED = "blacklisted"
+    BLOCKED = "blocked"
+    CAPPED = "capped"
+    CLOSED = "closed"
+    NO_ROUTE = "no_route"
+
+    @property
+    def status(self) -> str:
+        return _STATUS_OF_REASON[self]
+
+
+_STATUS_OF_REASON = {
+    RejectReason.SUSPENDED: "suspended",
+    RejectReason.CANCELLED: "suspended",
+    RejectReason.FROZEN: "suspended",
+    RejectReason.ARREARS: "suspended",
+    RejectReason.ANONYMOUS: "blocked",
+    RejectReason.BLACKLISTED: "blocked",
+    RejectReason.BLOCKED: "blocked",
+    RejectReason.CAPPED: "capped",
+    RejectReason.CLOSED: "rejected",
+    RejectReason.NO_ROUTE: "rejected",
+}
+
+
+class DialClass(StrEnum):
+    """How a Dial result moves the call on."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CALLER_GONE = "caller_gone"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    number: str
+    ring_timeout: int
+    reason: str = "primary"  # primary | busy | no_answer
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    number: str
+    status: str  # Asterisk's DIALSTATUS
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardingChain:
+    on_busy: tuple[str, ...]
+    on_no_answer: tuple[str, ...]
+    max_forwards: int
+    busy_statuses: frozenset[str]
+    ring_timeout: int
+
+    def classify(self, status: str) -> DialClass:
+        if status == "ANSWER":
+            return DialClass.ANSWERED
+        if status in self.busy_statuses:
+            return DialClass.BUSY
+        if status == "NOANSWER":
+            return DialClass.NO_ANSWER
+        if status == "CANCEL":
+            return DialClass.CALLER_GONE
+        return DialClass.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One line of the trace; a matcher's reason is only formatted when the trace is read."""
+
+    subject: str
+    outcome: str
+    matcher: Matcher | None = None
+
+
+@dataclass(slots=True)
+class Decision:
+    action: str  # "dial" | "reject"
+    call: Call
+    moment: Moment
+    rule: str | None = None
+    reject: RejectReason | None = None
+    detail: str = ""
+    announcement: str | None = None
+    pin: Pin | None = None
+    first: DialTarget | None = None
+    forwarding: ForwardingChain | None = None
+    down: frozenset[str] = frozenset()
+    steps: list[TraceStep] = field(default_factory=list)
+
+    @property
+    def status(self) -> str | None:
+        """HOTLINE_STATUS for a rejection; dial outcomes are known only after dialling."""
+        return self.reject.status if self.reject is not None else None
+
+    @property
+    def calendar_fallback(self) -> list[DayInfo]:
+        """Days the official calendar answered by its Monday-Friday fallback rule."""
+        return self.moment.fallback_days
+
+    def trace(self) -> list[str]:
+        lines = []
+        for step in self.steps:
+            reason = f": {step.matcher.explain(self.call, self.moment)}" if step.matcher else ""
+            lines.append(f"{step.subject}: {step.outcome}{reason}")
+        lines.extend(
+            f"calendar: {day.date} is known neither to the official calendar nor to "
+            f"config/calendar.yaml; assumed {'working day' if day.workday else 'rest day'} "
+            f"by the fallback rule (Monday-Friday working)"
+            for day in self.calendar_fallback
+        )
+        return lines
+
+
+def next_target(decision: Decision, results: Sequence[DialResult]) -> DialTarget | None:
+    """The next number to dial after `results`, or None when the call is over.
+
+    Busy results move down the busy list, no-answer results down the no-answer list, each
+    number tried at most once, numbers marked down skipped, and never more forwards than the
+    chain allows (at most 3 in one call).
+    """
+    chain = decision.forwarding
+    if chain is None or not results:
+        return None
+    forwards_done = len(results) - 1
+    if forwards_done >= chain.max_forwards:
+        return None
+    outcome = chain.classify(results[-1].status)
+    if outcome is DialClass.BUSY:
+        candidates, reason = chain.on_busy, "busy"
+    elif outcome is DialClass.NO_ANSWER:
+        candidates, reason = chain.on_no_answer, "no_answer"
+    else:
+        return None
+    tried = {result.number for result in results}
+    for number in candidates:
+        if number not in tried and number not in decision.down:
+            return DialTarget(number, chain.ring_timeout, reason)
+    return None

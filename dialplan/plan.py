@@ -1,0 +1,513 @@
+"""The routing plan of one 400 number, as admins write it in config/plans/<number>.yaml.
+
+These models are the single source of truth for a plan file: they validate it (every error
+with its field path) and they generate config/schema/plan.schema.json, so editors and the
+loader can never disagree. Limits cited in messages come from the 400 business rules.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from dialplan.geo import canonical_city, canonical_province, locate
+from dialplan.matchers import CallerMatcher, Matcher, compile_when
+from dialplan.pin import HASH_PATTERN
+
+MAX_BUSY_FORWARDS = 2
+MAX_NO_ANSWER_FORWARDS = 2
+MAX_FORWARD_NUMBERS = 4
+MAX_FORWARDS_PER_CALL = 3
+DIAL_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER")
+DEFAULT_BUSY_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL")
+
+_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+_TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
+_DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
+_PROMPT = re.compile(r"^[A-Za-z0-9_\-/.]{1,120}$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _dest_number(value: Any) -> str:
+    """A destination or listed number, normalised as callers are: 0531-8888 6666 -> 053188886666."""
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "number_type",
+            "write phone numbers as quoted strings "
+            "(YAML reads 0531... as a number and drops the 0)",
+        )
+    compact = re.sub(r"[\s\-()]", "", value)
+    if not _NUMBER.match(compact):
+        raise PydanticCustomError(
+            "number_format", "{value} is not a phone number", {"value": repr(value)}
+        )
+    normalised = locate(compact).number
+    return normalised or compact
+
+
+PhoneNumber = Annotated[str, Field(json_schema_extra={"pattern": r"^\+?[0-9 ()\-]{3,30}$"})]
+
+
+class NumberStatus(StrEnum):
+    """Lifecycle states of a 400 number; only `active` connects calls."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+    FROZEN = "frozen"
+    ARREARS = "arrears"
+
+
+class CallerSet(Strict):
+    """Callers by region, area code, number prefix or exact number (VIP lists, blacklists)."""
+
+    provinces: list[str] = Field(default_factory=list, description="e.g. 山东 or Shandong")
+    cities: list[str] = Field(default_factory=list, description="e.g. 济南 or Jinan")
+    area_codes: list[str] = Field(default_factory=list, description="e.g. '0531'")
+    prefixes: list[PhoneNumber] = Field(default_factory=list)
+    numbers: list[PhoneNumber] = Field(default_factory=list)
+
+    @field_validator("provinces")
+    @classmethod
+    def _known_provinces(cls, names: list[str]) -> list[str]:
+        canonical = []
+        for name in names:
+            province = canonical_province(name)
+            if province is None:
+                raise PydanticCustomError(
+                    "unknown_province", "{name} is not a province of China", {"name": repr(name)}
+                )
+            canonical.append(province)
+        return canonical
+
+    @field_validator("cities")
+    @classmethod
+    def _known_cities(cls, names: list[str]) -> list[str]:
+        canonical = []
+        for name in names:
+            city = canonical_city(name)
+            if city is None:
+                raise PydanticCustomError(
+                    "unknown_city",
+                    "{name} is not a city known to the geocoder",
+                    {"name": repr(name)},
+                )
+            canonical.append(city)
+        return canonical
+
+    @field_validator("area_codes")
+    @classmethod
+    def _area_codes(cls, codes: list[str]) -> list[str]:
+        for code in codes:
+            if not re.fullmatch(r"0[1-9][0-9]{1,2}", code):
+                raise PydanticCustomError(
+                    "area_code",
+                    "{code} is not an area code like '010' or '0531'",
+                    {"code": repr(code)},
+                )
+        return codes
+
+    @field_validator("prefixes", "numbers", mode="before")
+    @classmethod
+    def _normalise_numbers(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [_dest_number(value) for value in values]
+
+    def is_empty(self) -> bool:
+        return not (
+            self.provinces or self.cities or self.area_codes or self.prefixes or self.numbers
+        )
+
+    @cached_property
+    def matcher(self) -> CallerMatcher:
+        return CallerMatcher.of(self)
+
+
+class Screening(Strict):
+    """Allow only some regions (mode allow) or refuse some (mode deny)."""
+
+    mode: Literal["allow", "deny"] = "deny"
+    callers: CallerSet = Field(default_factory=CallerSet)
+    anonymous: Literal["allow", "reject"] = Field(
+        "allow", description="what to do with withheld or unknown caller IDs"
+    )
+
+
+class Pin(Strict):
+    """A dedicated password every caller (or the callers of some rules) must enter."""
+
+    hash: str = Field(description="salted hash from `hotline400 pin-hash`; never the PIN itself")
+    applies_to: Literal["all", "rules"] = Field(
+        "all", description="all callers, or only rules with require_pin: true"
+    )
+    attempts: int = Field(3, ge=1, le=5)
+    digit_timeout: int = Field(5, ge=1, le=30, description="seconds to wait for the digits")
+    max_digits: int = Field(6, ge=4, le=12)
+    prompt: str = "hotline400/enter-pin"
+    retry_prompt: str = "hotline400/pin-wrong"
+    failed_prompt: str = "hotline400/pin-failed"
+
+    @field_validator("hash")
+    @classmethod
+    def _is_hash(cls, value: str) -> str:
+        if not HASH_PATTERN.match(value):
+            raise PydanticCustomError(
+                "pin_clear",
+                "not a salted PIN hash: store the output of `hotline400 pin-hash`, never the PIN",
+            )
+        return value
+
+    @field_validator("prompt", "retry_prompt", "failed_prompt")
+    @classmethod
+    def _prompt_name(cls, value: str) -> str:
+        return _check_prompt(value)
+
+
+def _check_prompt(value: str) -> str:
+    if not _PROMPT.match(value):
+        raise PydanticCustomError(
+            "prompt_name",
+            "{value} is not a sound file name (letters, digits, _-/.)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+class Caps(Strict):
+    """Cost control set by the business; once reached, calls are no longer connected."""
+
+    monthly_cost: Decimal | None = Field(None, ge=0, decimal_places=2)
+    monthly_calls: int | None = Field(None, ge=0)
+    daily_cost: Decimal | None = Field(None, ge=0, decimal_places=2)
+
+
+class Forwarding(Strict):
+    """Numbers registered beforehand for busy and no-answer forwarding."""
+
+    on_busy: list[PhoneNumber] = Field(default_factory=list)
+    on_no_answer: list[PhoneNumber] = Field(default_factory=list)
+    max_forwards: int = Field(MAX_FORWARDS_PER_CALL, ge=0)
+    busy_statuses: list[Literal["BUSY", "CONGESTION", "CHANUNAVAIL"]] = Field(
+        default_factory=lambda: list(DEFAULT_BUSY_STATUSES),
+        description="dial results that count as busy",
+    )
+
+    @field_validator("on_busy", "on_no_answer", mode="before")
+    @classmethod
+    def _normalise(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [_dest_number(value) for value in values]
+
+    @field_validator("on_busy")
+    @classmethod
+    def _busy_limit(cls, numbers: list[str]) -> list[str]:
+        if len(numbers) > MAX_BUSY_FORWARDS:
+            raise PydanticCustomError(
+                "forward_limit",
+                "{count} busy forwarding numbers, at most 2 are allowed "
+                "(a subscriber registers 2 for busy and 2 for no-answer)",
+                {"count": len(numbers)},
+            )
+        return numbers
+
+    @field_validator("on_no_answer")
+    @classmethod
+    def _no_answer_limit(cls, numbers: list[str]) -> list[str]:
+        if len(numbers) > MAX_NO_ANSWER_FORWARDS:
+            raise PydanticCustomError(
+                "forward_limit",
+                "{count} no-answer forwarding numbers, at most 2 are allowed "
+                "(a subscriber registers 2 for busy and 2 for no-answer)",
+                {"count": len(numbers)},
+            )
+        return numbers
+
+    @field_validator("max_forwards")
+    @classmethod
+    def _forwards_per_call(cls, value: int) -> int:
+        if value > MAX_FORWARDS_PER_CALL:
+            raise PydanticCustomError(
+                "forward_limit",
+                "{value} forwards per call, at most 3 are allowed in one call",
+                {"value": repr(value)},
+            )
+        return value
+
+
+class Destination(Strict):
+    """A real phone a call can be forwarded to."""
+
+    number: PhoneNumber
+    ring_timeout: int | None = Field(
+        None, ge=5, le=120, description="seconds; plan default if unset"
+    )
+    down: bool = Field(False, description="taken out of service: skipped, its share spread")
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> str:
+        return _dest_number(value)
+
+
+class SplitShare(Destination):
+    percent: int = Field(ge=1, le=100, description="integer percentage, 1% precision")
+
+
+class TimeWindow(BaseModel):
+    """A daily window; end <= start means it runs across midnight (22:00-06:00)."""
+
+    model_config = ConfigDict(frozen=True)
+    start: time
+    end: time
+
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class DateRange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    first: date
+    last: date
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
+
+
+def _parse_clock(text: str) -> time:
+    hours, minutes = (int(part) for part in text.split(":"))
+    if hours == 24 and minutes == 0:
+        return time(0, 0)
+    if not (0 <= hours <= 23 and 0 <= minutes <= 59):
+        raise ValueError(text)
+    return time(hours, minutes)
+
+
+class When(Strict):
+    """Conditions that must all hold; any condition left out holds for every call."""
+
+    callers: CallerSet = Field(default_factory=CallerSet)
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=list
+    )
+    time: list[str] = Field(
+        default_factory=list,
+        description="HH:MM-HH:MM windows; 22:00-06:00 runs across midnight",
+        json_schema_extra={"items": {"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}},
+    )
+    dates: list[str | date] = Field(
+        default_factory=list, description="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD"
+    )
+    calendar: Literal["cn_workday", "cn_restday", "cn_holiday"] | None = Field(
+        None, description="official PRC calendar, adjusted working days included"
+    )
+
+    @field_validator("time")
+    @classmethod
+    def _windows(cls, values: list[str]) -> list[str]:
+        for value in values:
+            match = _TIME_RANGE.match(value)
+            try:
+                if match is None:
+                    raise ValueError(value)
+                start, end = _parse_clock(match["start"]), _parse_clock(match["end"])
+            except ValueError:
+                raise PydanticCustomError(
+                    "time_window",
+                    "{value} is not a window like '09:00-18:00'",
+                    {"value": repr(value)},
+                ) from None
+            if start == end:
+                raise PydanticCustomError(
+                    "time_window",
+                    "{value} is empty: start and end are equal",
+                    {"value": repr(value)},
+                )
+        return values
+
+    @field_validator("dates")
+    @classmethod
+    def _date_ranges(cls, values: list[str | date]) -> list[str | date]:
+        for value in values:
+            if isinstance(value, date):
+                continue
+            match = _DATE_RANGE.match(value)
+            try:
+                if match is None:
+                    raise ValueError(value)
+                first, last = date.fromisoformat(match["start"]), date.fromisoformat(match["end"])
+            except ValueError:
+                raise PydanticCustomError(
+                    "date_range",
+                    "{value} is not a date or a range like 2026-10-01..2026-10-08",
+                    {"value": repr(value)},
+                ) from None
+            if last < first:
+                raise PydanticCustomError(
+                    "date_range", "{value} ends before it starts", {"value": repr(value)}
+                )
+        return values
+
+    @cached_property
+    def matchers(self) -> tuple[Matcher, ...]:
+        """Compiled once per plan load; an empty tuple matches every call."""
+        return compile_when(self)
+
+    def windows(self) -> list[TimeWindow]:
+        result = []
+        for value in self.time:
+            match = _TIME_RANGE.match(value)
+            assert match is not None
+            result.append(
+                TimeWindow(start=_parse_clock(match["start"]), end=_parse_clock(match["end"]))
+            )
+        return result
+
+    def date_ranges(self) -> list[DateRange]:
+        result = []
+        for value in self.dates:
+            if isinstance(value, date):
+                result.append(DateRange(first=value, last=value))
+                continue
+            first, last = value.split("..")
+            result.append(DateRange(first=date.fromisoformat(first), last=date.fromisoformat(last)))
+        return result
+
+
+class Route(Strict):
+    """Where a call goes: one destination, a percentage split, or a rejection."""
+
+    target: Destination | PhoneNumber | None = None
+    split: list[SplitShare] | None = None
+    reject: Literal["closed", "blocked"] | None = Field(
+        None, description="refuse the call (e.g. out of hours with no route)"
+    )
+    announcement: str | None = Field(None, description="prompt played before a rejection")
+    ring_timeout: int | None = Field(None, ge=5, le=120)
+    require_pin: bool = False
+    forwarding: Forwarding | None = Field(None, description="overrides the plan's forwarding")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: Any) -> Any:
+        if value is None or isinstance(value, dict):
+            return value
+        return Destination(number=_dest_number(value))
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_100(cls, shares: list[SplitShare] | None) -> list[SplitShare] | None:
+        if shares is None:
+            return None
+        total = sum(share.percent for share in shares)
+        if total != 100:
+            raise PydanticCustomError(
+                "split_sum", "percentages sum to {total}, must be 100", {"total": total}
+            )
+        numbers = [share.number for share in shares]
+        if len(set(numbers)) != len(numbers):
+            raise PydanticCustomError("split_duplicate", "a destination appears twice in the split")
+        return shares
+
+    @field_validator("announcement")
+    @classmethod
+    def _announcement(cls, value: str | None) -> str | None:
+        return None if value is None else _check_prompt(value)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Route:
+        actions = [
+            name for name in ("target", "split", "reject") if getattr(self, name) is not None
+        ]
+        if len(actions) != 1:
+            raise PydanticCustomError(
+                "route_action",
+                "give exactly one of target, split or reject (found {found})",
+                {"found": ", ".join(actions) or "none"},
+            )
+        return self
+
+    def destinations(self) -> list[Destination]:
+        if isinstance(self.target, Destination):
+            return [self.target]
+        return list(self.split or [])
+
+
+class Rule(Route):
+    name: str = Field(min_length=1, max_length=64)
+    when: When = Field(default_factory=When)
+
+
+class Plan(Strict):
+    """Everything that decides what happens to a call to one 400 number."""
+
+    number: str = Field(description="the 400 number, 10 digits", pattern=r"^400[0-9]{7}$")
+    name: str = Field(min_length=1, max_length=120, description="the subscriber")
+    status: NumberStatus = NumberStatus.ACTIVE
+    home_area_code: str | None = Field(
+        None, pattern=r"^0[1-9][0-9]{1,2}$", description="the subscriber's area code, for rating"
+    )
+    timezone: str = "Asia/Shanghai"
+    ring_timeout: int = Field(20, ge=5, le=120, description="default seconds a target rings")
+    announcements: dict[
+        Literal["blocked", "blacklisted", "anonymous", "capped", "suspended", "arrears", "closed"],
+        str,
+    ] = Field(default_factory=dict, description="prompt played before each kind of rejection")
+    screening: Screening = Field(default_factory=Screening)
+    blacklist: CallerSet = Field(default_factory=CallerSet)
+    pin: Pin | None = None
+    caps: Caps = Field(default_factory=Caps)
+    forwarding: Forwarding = Field(default_factory=Forwarding)
+    rules: list[Rule] = Field(default_factory=list, description="first match wins")
+    default: Route = Field(description="the route when no rule matches; mandatory")
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _number_is_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
+            ) from None
+        return value
+
+    @field_validator("announcements")
+    @classmethod
+    def _announcements(cls, prompts: dict[str, str]) -> dict[str, str]:
+        for prompt in prompts.values():
+            _check_prompt(prompt)
+        return prompts
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def routes(self) -> list[tuple[tuple[str | int, ...], Route]]:
+        """Every route with its field path, rules first, for checks that span routes."""
+        paths: list[tuple[tuple[str | int, ...], Route]] = [
+            (("rules", index), rule) for index, rule in enumerate(self.rules)
+        ]
+        return [*paths, (("default",), self.default)]

@@ -1,0 +1,97 @@
+"""Load plan files, reporting every problem of a file at once with file, line and field.
+
+Structure and field values are checked by the Plan model (the same model that produces the
+JSON Schema); checks that span several parts of a plan run once the structure is sound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dialplan.errors import ConfigError, Problem
+from dialplan.plan import MAX_FORWARD_NUMBERS, Plan
+from dialplan.validation import problems_from_validation
+from dialplan.yaml_source import YamlSource, read_yaml
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate one plan file; ConfigError lists every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    return parse_plan(str(path), text)
+
+
+def parse_plan(file: str, text: str) -> Plan:
+    source = read_yaml(file, text)
+    problems = list(source.problems)
+    if source.root is not None and not isinstance(source.data, dict):
+        problems.append(source.problem((), "a plan is a mapping of keys (number:, name:, ...)"))
+    if problems or source.root is None:
+        raise ConfigError(problems or [source.problem((), "the file is empty")])
+    try:
+        plan = Plan.model_validate(source.data)
+    except ValidationError as error:
+        problems.extend(problems_from_validation(source, error))
+        raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
+    problems.extend(_cross_checks(source, plan))
+    expected = Path(file).stem
+    if Path(file).suffix in (".yaml", ".yml") and expected != plan.number:
+        problems.append(
+            source.problem(
+                ("number",), f"{plan.number} does not match the file name {expected}.yaml"
+            )
+        )
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return plan
+
+
+def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
+    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use."""
+    forwarding_sets = [(("forwarding",), plan.forwarding)] + [
+        ((*path, "forwarding"), route.forwarding)
+        for path, route in plan.routes()
+        if route.forwarding is not None
+    ]
+    registered: set[str] = set()
+    for _, forwarding in forwarding_sets:
+        registered.update(forwarding.on_busy, forwarding.on_no_answer)
+    if len(registered) > MAX_FORWARD_NUMBERS:
+        yield source.problem(
+            ("forwarding",),
+            f"{len(registered)} forwarding numbers registered across the plan, at most "
+            f"{MAX_FORWARD_NUMBERS} per subscriber (2 for busy and 2 for no-answer)",
+        )
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(plan.rules):
+        if rule.name in seen:
+            yield source.problem(
+                ("rules", index, "name"),
+                f"rule name {rule.name!r} is already used by rules[{seen[rule.name]}]",
+            )
+        seen.setdefault(rule.name, index)
+    for path, route in plan.routes():
+        if route.require_pin and plan.pin is None:
+            yield source.problem(
+                (*path, "require_pin"), "require_pin needs a pin: section in the plan"
+            )
+
+
+def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
+    """Every plan of a directory; files with problems are left out and their problems returned."""
+    plans: dict[str, Plan] = {}
+    problems: list[Problem] = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            plan = load_plan(path)
+        except ConfigError as error:
+            problems.extend(error.problems)
+            continue
+        plans[plan.number] = plan
+    return plans, problems

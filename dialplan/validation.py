@@ -1,0 +1,71 @@
+"""Pydantic validation errors turned into plain, line-located problems for admins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from dialplan.errors import Problem
+from dialplan.yaml_source import YamlSource
+
+_PLAIN_MESSAGES = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown key",
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping of keys",
+    "model_attributes_type": "must be a mapping of keys",
+    "dict_type": "must be a mapping of keys",
+    "decimal_parsing": "must be an amount in yuan such as '300.00'",
+    "decimal_max_places": "amounts are kept to the fen: at most 2 decimal places",
+}
+
+
+def problems_from_validation(source: YamlSource, error: ValidationError) -> Iterable[Problem]:
+    """One problem per pydantic error, at the line of the field it concerns."""
+    for detail in error.errors(include_url=False):
+        path = _data_path(source.data, detail["loc"])
+        yield source.problem(path, _plain(detail))
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the union-branch and validator tags pydantic puts into a location."""
+    path: list[Any] = []
+    node = data
+    for position, step in enumerate(loc):
+        is_last = position == len(loc) - 1
+        if (isinstance(node, dict) and step in node) or (
+            isinstance(node, list) and isinstance(step, int) and step < len(node)
+        ):
+            node = node[step]
+            path.append(step)
+        elif is_last and isinstance(node, dict):
+            path.append(step)
+    return tuple(path)
+
+
+def _plain(detail: Any) -> str:
+    kind = detail["type"]
+    if kind in _PLAIN_MESSAGES:
+        message = _PLAIN_MESSAGES[kind]
+    else:
+        message = detail["msg"].replace("Input should be", "must be")
+        message = message.replace("Value error, ", "")
+    if kind in (
+        "literal_error",
+        "enum",
+        "string_pattern_mismatch",
+        "greater_than_equal",
+        "less_than_equal",
+        "int_type",
+        "string_type",
+        "int_parsing",
+    ):
+        message += f" (found {detail['input']!r})"
+    return message

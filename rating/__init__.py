@@ -1,0 +1,1 @@
+"""Pricing of calls and the accounts they feed."""

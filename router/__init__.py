@@ -1,0 +1,1 @@
+"""The FastAGI daemon: call sessions, CDR writing, metrics and the command line."""

@@ -1,0 +1,1 @@
+"""One module per `hotline400` subcommand, each with `add_parser` and `run`."""

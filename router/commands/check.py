@@ -1,0 +1,88 @@
+"""`hotline400 check [PATH...]`: validate router.yaml, the calendar and plans before deploying.
+
+Exit 0 when every file is clean, 1 with every problem listed as file:line field: message.
+Warnings (the official calendar running out) do not fail the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from dialplan.calendar import OfficialCalendar, load_calendar
+from dialplan.errors import ConfigError, Problem
+from dialplan.plan_loader import load_plan
+from router.config_dir import CALENDAR_FILE, load_config
+from router.settings import ROUTER_FILE, load_settings
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("check", parents=[common], help="validate configuration files")
+    parser.add_argument("paths", nargs="*", help="files or directories (default: --config DIR)")
+    parser.add_argument(
+        "--today", type=date.fromisoformat, help="check the calendar as of this date (YYYY-MM-DD)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    today = args.today or datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    targets = [Path(path) for path in args.paths] or [Path(args.config)]
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    checked = 0
+    for target in targets:
+        found, warned, count = _check_path(target, today)
+        problems.extend(found)
+        warnings.extend(warned)
+        checked += count
+    for problem in problems:
+        print(problem)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    verdict = f"{len(problems)} problem(s)" if problems else "ok"
+    print(f"checked {checked} file(s): {verdict}")
+    return 1 if problems else 0
+
+
+def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]:
+    if path.is_dir() and (path / "plans").is_dir():
+        config = load_config(path)
+        count = len(list((path / "plans").glob("*.yaml"))) + sum(
+            (path / name).exists() for name in (ROUTER_FILE, CALENDAR_FILE)
+        )
+        return (
+            config.problems,
+            _calendar_warnings(config.calendar, path / CALENDAR_FILE, today),
+            count,
+        )
+    if path.is_dir():
+        problems: list[Problem] = []
+        files = sorted(path.glob("*.yaml"))
+        for file in files:
+            problems.extend(_check_file(file, today)[0])
+        return problems, [], len(files)
+    if not path.exists():
+        return [Problem(str(path), 1, "(file)", "no such file")], [], 0
+    found, warned = _check_file(path, today)
+    return found, warned, 1
+
+
+def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
+    try:
+        if path.name == ROUTER_FILE:
+            load_settings(path.parent)
+        elif path.name == CALENDAR_FILE:
+            return [], _calendar_warnings(load_calendar(path), path, today)
+        else:
+            load_plan(path)
+    except ConfigError as error:
+        return error.problems, []
+    return [], []
+
+
+def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> list[str]:
+    warning = calendar.expiry_warning(today)
+    return [f"{path}: {warning}"] if warning else []

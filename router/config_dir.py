@@ -1,0 +1,49 @@
+"""Everything an admin edits in one config directory, loaded together.
+
+The layout is fixed so an admin never wonders where a setting lives:
+router.yaml, calendar.yaml, plans/<400 number>.yaml (and tariffs.yaml once rating is used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dialplan.calendar import OfficialCalendar, load_calendar
+from dialplan.errors import ConfigError, Problem
+from dialplan.plan import Plan
+from dialplan.plan_loader import load_plans
+from router.settings import RouterSettings, load_settings
+
+CALENDAR_FILE = "calendar.yaml"
+PLANS_DIR = "plans"
+
+
+@dataclass
+class ConfigSet:
+    """Settings, calendar and the plans that loaded; problems of the files that did not."""
+
+    directory: Path
+    settings: RouterSettings = field(default_factory=RouterSettings)
+    calendar: OfficialCalendar = field(default_factory=OfficialCalendar)
+    plans: dict[str, Plan] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def load_config(directory: str | Path) -> ConfigSet:
+    """Load a config directory, collecting every problem instead of stopping at the first."""
+    config = ConfigSet(Path(directory))
+    if not config.directory.is_dir():
+        config.problems.append(Problem(str(directory), 1, "(directory)", "no such directory"))
+        return config
+    try:
+        config.settings = load_settings(config.directory)
+    except ConfigError as error:
+        config.problems.extend(error.problems)
+    try:
+        config.calendar = load_calendar(config.directory / CALENDAR_FILE)
+    except ConfigError as error:
+        config.problems.extend(error.problems)
+    config.plans, plan_problems = load_plans(config.directory / PLANS_DIR)
+    config.problems.extend(plan_problems)
+    return config

@@ -1,0 +1,109 @@
+"""config/router.yaml: the daemon's own settings, validated like plans (file, line, field).
+
+Relative paths in router.yaml resolve against the current directory, as an admin running
+`hotline400 serve` from a deployment directory expects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from dialplan.errors import ConfigError, Problem
+from dialplan.validation import problems_from_validation
+from dialplan.yaml_source import read_yaml
+
+ROUTER_FILE = "router.yaml"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """'127.0.0.1:4573' or '[::1]:4573' -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ValueError(f"{value} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class RouterSettings(BaseModel):
+    """Everything the daemon needs besides the plans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = Field("127.0.0.1:4573", description="FastAGI address, HOST:PORT")
+    allowed_peers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="networks Asterisk servers connect from; others are closed at once",
+    )
+    dial_template: str = Field(
+        "PJSIP/{number}@carrier", description="Dial string; {number} is the destination"
+    )
+    header_timeout: float = Field(5.0, gt=0, le=60, description="seconds to read the agi_ block")
+    header_max_bytes: int = Field(65536, ge=1024, le=1048576)
+    drain_timeout: float = Field(30.0, ge=0, description="seconds calls may finish on SIGTERM")
+    database: str = Field("var/hotline400.db", description="SQLite file (WAL mode)")
+    spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
+    timezone: str = "Asia/Shanghai"
+    watch_plans: bool = Field(True, description="reload plans when their files change")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        try:
+            parse_listen(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "listen", "{value} is not HOST:PORT", {"value": repr(value)}
+            ) from None
+        return value
+
+    @field_validator("allowed_peers")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise PydanticCustomError(
+                    "network", "{value} is not an address or network", {"value": repr(value)}
+                ) from None
+        return values
+
+    @field_validator("dial_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if "{number}" not in value or any(c in value for c in ',|\r\n"'):
+            raise PydanticCustomError(
+                "dial_template",
+                "must contain {{number}} and no comma, pipe, quote or line break",
+            )
+        return value
+
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(value, strict=False) for value in self.allowed_peers]
+
+
+def load_settings(config_dir: str | Path) -> RouterSettings:
+    """router.yaml of a config directory; defaults when the file does not exist."""
+    path = Path(config_dir) / ROUTER_FILE
+    if not path.exists():
+        return RouterSettings()
+    source = read_yaml(str(path), path.read_text(encoding="utf-8"))
+    problems: list[Problem] = list(source.problems)
+    data: Any = source.data if source.data is not None else {}
+    if not isinstance(data, dict):
+        problems.append(source.problem((), "router.yaml is a mapping of settings"))
+        raise ConfigError(problems)
+    try:
+        settings = RouterSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError([*problems, *problems_from_validation(source, error)]) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,88 @@
+"""Busy and no-answer forwarding: the registered numbers, in order, at most 3 forwards a call."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dialplan.calendar import OfficialCalendar
+from dialplan.decision import Decision, DialResult, DialTarget, ForwardingChain, next_target
+from dialplan.geo import locate
+from dialplan.matchers import Call, Moment
+
+
+def decision_with(
+    on_busy: tuple[str, ...] = ("B1", "B2"),
+    on_no_answer: tuple[str, ...] = ("N1", "N2"),
+    max_forwards: int = 3,
+    busy_statuses: frozenset[str] = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL"}),
+    down: frozenset[str] = frozenset(),
+) -> Decision:
+    moment = Moment(
+        datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("Asia/Shanghai")), OfficialCalendar()
+    )
+    decision = Decision("dial", Call("4006001234", locate("053188889999")), moment)
+    decision.first = DialTarget("P", 20)
+    decision.forwarding = ForwardingChain(on_busy, on_no_answer, max_forwards, busy_statuses, 20)
+    decision.down = down
+    return decision
+
+
+def follow(decision: Decision, statuses: list[str]) -> list[tuple[str, str]]:
+    """Dial through the chain, giving each attempt the next status; (number, reason) per attempt."""
+    attempts = []
+    results: list[DialResult] = []
+    target = decision.first
+    for status in statuses:
+        if target is None:
+            break
+        attempts.append((target.number, target.reason))
+        results.append(DialResult(target.number, status))
+        target = next_target(decision, results)
+    if target is not None:
+        attempts.append((target.number, target.reason))
+    return attempts
+
+
+def test_busy_moves_to_the_first_busy_number_and_an_answer_ends_the_chain() -> None:
+    assert follow(decision_with(), ["BUSY", "ANSWER"]) == [("P", "primary"), ("B1", "busy")]
+
+
+def test_no_answer_twice_then_the_chain_stops_when_its_numbers_run_out() -> None:
+    attempts = follow(decision_with(), ["NOANSWER", "NOANSWER", "NOANSWER", "NOANSWER"])
+    assert attempts == [("P", "primary"), ("N1", "no_answer"), ("N2", "no_answer")]
+
+
+def test_at_most_three_forwards_in_one_call() -> None:
+    attempts = follow(decision_with(), ["BUSY", "NOANSWER", "BUSY", "NOANSWER", "BUSY"])
+    assert attempts == [("P", "primary"), ("B1", "busy"), ("N1", "no_answer"), ("B2", "busy")]
+
+
+def test_a_plan_may_allow_fewer_forwards() -> None:
+    attempts = follow(decision_with(max_forwards=1), ["BUSY", "BUSY", "BUSY"])
+    assert attempts == [("P", "primary"), ("B1", "busy")]
+
+
+def test_congestion_and_unavailable_count_as_busy_by_default() -> None:
+    assert follow(decision_with(), ["CONGESTION", "CHANUNAVAIL", "ANSWER"]) == [
+        ("P", "primary"),
+        ("B1", "busy"),
+        ("B2", "busy"),
+    ]
+
+
+def test_a_result_the_plan_does_not_count_as_busy_ends_the_call() -> None:
+    decision = decision_with(busy_statuses=frozenset({"BUSY"}))
+    assert follow(decision, ["CONGESTION", "ANSWER"]) == [("P", "primary")]
+
+
+def test_caller_hang_up_ends_the_chain() -> None:
+    assert follow(decision_with(), ["CANCEL", "ANSWER"]) == [("P", "primary")]
+
+
+def test_a_number_marked_down_is_skipped() -> None:
+    decision = decision_with(down=frozenset({"B1"}))
+    assert follow(decision, ["BUSY", "ANSWER"]) == [("P", "primary"), ("B2", "busy")]
+
+
+def test_a_number_is_never_dialled_twice_in_one_call() -> None:
+    decision = decision_with(on_busy=("P", "B1"))
+    assert follow(decision, ["BUSY", "ANSWER"]) == [("P", "primary"), ("B1", "busy")]
