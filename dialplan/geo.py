@@ -9,7 +9,7 @@ one is unknown: a caller ID that long is not a number, whatever its first charac
 
 Where a number comes from is read from phonenumbers' geocoder and carrier data. For a
 mobile, phonenumbers falls short in two ways, and the `phone` package's prefix table is
-asked instead: it places a block only as "China" (most of 170, 199, 19x, 16x), or it
+asked instead: it places a block only as "China" (every 16x and 19x block, most of 17x), or it
 places it through a catch-all prefix shorter than MIN_PRECISE_PREFIX_DIGITS digits (86173
 puts every 173 number in Beijing), which the phone table contradicts for most numbers.
 bench/geo_coverage.py measures both sources over every mobile block.
@@ -29,7 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import phone
 import phonenumbers
@@ -50,6 +50,7 @@ from dialplan.regions import (
 
 __all__ = [
     "KINDS",
+    "CacheStats",
     "CallerInfo",
     "Kind",
     "canonical_city",
@@ -114,7 +115,8 @@ class CallerInfo:
 
 @dataclass(frozen=True, slots=True)
 class _Place:
-    """A province and city, and the phone table's own area code when it was the source."""
+    """A province and city; when the phone table was the source, also its area code and
+    carrier, used only where phonenumbers' own data gives none."""
 
     province: str | None
     city: str | None
@@ -127,9 +129,19 @@ def locate(raw: str | None) -> CallerInfo:
     return _locate_bounded((raw or "")[: MAX_CALLER_ID_CHARS + 1])
 
 
-def lookup_cache_info() -> object:
+class CacheStats(NamedTuple):
+    """The lookup cache's counters, as functools reports them."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+def lookup_cache_info() -> CacheStats:
     """Hits, misses and size of the lookup cache, for metrics and benchmarks."""
-    return _locate_bounded.cache_info()
+    hits, misses, maxsize, currsize = _locate_bounded.cache_info()
+    return CacheStats(hits, misses, maxsize or 0, currsize)
 
 
 def clear_lookup_cache() -> None:

@@ -219,6 +219,11 @@ def canonical_city(name: str, province: str | None = None) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
+def known_cities() -> frozenset[tuple[str, str]]:
+    """Every (province, city) the CN geocoder names."""
+    return frozenset(_CITIES.english)
+
+
 def city_en(province: str, city: str) -> str | None:
     """English name the geocoder gives a canonical city: (山东, 济南) -> Jinan."""
     return _CITIES.english.get((province, city))

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from router.commands import check, pin_hash, simulate
+from router.commands import check, pin_hash, serve, simulate
 
-COMMANDS = (check, simulate, pin_hash)
+COMMANDS = (serve, check, simulate, pin_hash)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,396 @@
+"""The FastAGI session as Asterisk really speaks it: environment block, commands, replies.
+
+panoramisk's FastAGI `Request` reads one line per command and so misreads a real
+Asterisk 22: the `HANGUP` line Asterisk sends after a caller hangs up would be taken as
+the reply to the next command and shift every later reply by one; a `520-` usage block is
+read one line short; `511` (dead channel) is an unknown error; and its header loop spins
+forever on a client that closes mid-header. This module is the one place that reads the
+wire; everything above it gets whole `AGIReply` objects.
+
+Its result-line parser, `panoramisk.utils.parse_agi_result`, does not fit either: it turns
+every `result=-1` into an `AGIAppError` and drops the rest of the line (Dial's -1 is a
+normal end of a bridged call, GET DATA's -1 a missing prompt), its value pattern needs a
+non-empty result so `200 result= (timeout)` loses the "timeout" marker that tells an
+empty entry from a timed-out one, and a line without a numeric code raises ValueError.
+"""
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+from router.agi_quote import quote
+
+HEADER_TIMEOUT_S = 5.0
+MAX_HEADER_BYTES = 65536
+MAX_REPLY_LINE = 16384
+"""Bytes in one reply line; GET VARIABLE of a huge value is the only long reply."""
+MAX_USAGE_LINES = 200
+MAX_COMMAND_BYTES = 2047
+"""Asterisk reads commands with fgets into a 2048-byte buffer (AGI_BUF_LEN): anything
+longer is cut there and the remainder runs as a second command."""
+COMMAND_TIMEOUT_S = 120.0
+"""Default wait for the reply to a command other than EXEC: prompts and announcements
+finish within it. EXEC waits without limit by default since Dial rings and bridges for
+as long as the call lasts."""
+
+DEAD_CHANNEL_CODE = 511
+_HANGUP_LINE = "HANGUP"
+_ENV_LINE = re.compile(r"(agi_[A-Za-z0-9_]+): ?(.*)")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CODE_LINE = re.compile(r"(\d{3})([ -])(.*)")
+_RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
+_APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\([A-Za-z0-9_,.:-]*\))?")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
+MAX_EXEC_ARGS = 1024
+
+
+class AGIProtocolError(Exception):
+    """The peer did not speak FastAGI as Asterisk does, or went away."""
+
+
+class AGIHeaderTimeout(AGIProtocolError):
+    """The environment block did not arrive in time."""
+
+
+class AGIHeaderIncomplete(AGIProtocolError):
+    """The connection closed before the blank line ending the environment block."""
+
+
+class AGIHeaderTooLarge(AGIProtocolError):
+    """The environment block exceeded its byte limit."""
+
+
+class AGIMalformedHeader(AGIProtocolError):
+    """A header line is not `agi_name: value`."""
+
+
+class AGIConnectionClosed(AGIProtocolError):
+    """Asterisk closed the connection (or it broke) while a reply was due."""
+
+
+class AGIReplyTimeout(AGIProtocolError):
+    """No reply within the command's timeout; the session can no longer be trusted."""
+
+
+class AGIMalformedReply(AGIProtocolError):
+    """A reply line is not one Asterisk sends."""
+
+
+class _LineTooLong(Exception):
+    """A line outgrew its limit (internal: mapped to the caller's own error)."""
+
+
+async def _read_line(reader: asyncio.StreamReader, max_len: int) -> bytes:
+    """One line without its line end; raises on EOF (IncompleteReadError) or overlong."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise _LineTooLong from exc
+    if len(line) > max_len:
+        raise _LineTooLong
+    return line[:-1].removesuffix(b"\r")
+
+
+async def read_environment(
+    reader: asyncio.StreamReader,
+    timeout: float = HEADER_TIMEOUT_S,
+    max_bytes: int = MAX_HEADER_BYTES,
+) -> dict[str, str]:
+    """Read the `agi_*` block up to its blank line.
+
+    The timeout covers the whole block, so a client trickling bytes cannot hold a
+    session open. Values may be empty (`agi_accountcode: `); bytes that are not UTF-8
+    (a caller name from a misconfigured trunk) become U+FFFD rather than failing the call.
+    """
+    env: dict[str, str] = {}
+    used = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                line = await _read_line(reader, max_bytes - used)
+                used += len(line) + 1
+                if not line:
+                    return env
+                text = line.decode("utf-8", errors="replace")
+                match = _ENV_LINE.fullmatch(text)
+                if match is None or _CONTROL.search(text):
+                    raise AGIMalformedHeader(f"not an agi_ header line: {text[:80]!r}")
+                env[match[1]] = match[2]
+    except TimeoutError as exc:
+        raise AGIHeaderTimeout(f"no complete environment within {timeout} s") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise AGIHeaderIncomplete(
+            f"connection closed after {len(env)} header lines, before the blank line"
+        ) from exc
+    except _LineTooLong as exc:
+        raise AGIHeaderTooLarge(f"environment larger than {max_bytes} bytes") from exc
+
+
+@dataclass(frozen=True)
+class AGIReply:
+    """One reply to one command.
+
+    `result` is the text after `result=` ("" for GET DATA's timeout, "-1" after an
+    answered Dial); `data` the text in parentheses, or for a 520 the usage text; `raw`
+    every line of the reply as received (HANGUP notifications are not part of a reply).
+    """
+
+    code: int
+    result: str = ""
+    data: str | None = None
+    endpos: int | None = None
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Asterisk ran the command; what the result means is the command's business."""
+        return self.code == 200
+
+    @property
+    def result_int(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.data == "timeout"
+
+    @property
+    def digit(self) -> str | None:
+        """The key pressed, for commands that answer its ASCII code (STREAM FILE, ...)."""
+        code = self.result_int
+        return chr(code) if self.ok and code is not None and 0 < code < 128 else None
+
+    @property
+    def message(self) -> str:
+        """The text after the code on the first line (`Invalid or unknown command`)."""
+        return self.raw[0][4:] if self.raw else ""
+
+
+def parse_result_line(line: str) -> AGIReply:
+    """Parse a single `200 result=...` line (and other single-line codes)."""
+    match = _CODE_LINE.fullmatch(line)
+    if match is None:
+        raise AGIMalformedReply(f"not an AGI reply line: {line[:80]!r}")
+    code, rest = int(match[1]), match[3]
+    if code != 200:
+        return AGIReply(code=code, raw=[line])
+    result = _RESULT.fullmatch(rest)
+    if result is None:
+        if not rest.startswith("result="):
+            raise AGIMalformedReply(f"200 reply without result=: {line[:80]!r}")
+        # A shape this parser does not know (speech commands): keep the first token.
+        return AGIReply(code=200, result=rest[7:].split(" ", 1)[0], raw=[line])
+    endpos = int(result[3]) if result[3] is not None else None
+    return AGIReply(code=200, result=result[1], data=result[2], endpos=endpos, raw=[line])
+
+
+class _Default(Enum):
+    """Marks "use the session's timeout for this kind of command"."""
+
+    TIMEOUT = "default"
+
+
+Timeout = float | None | _Default
+
+
+class AGISession:
+    """A FastAGI conversation with one channel, one command at a time.
+
+    `hung_up` (and `hangup_event`) turn true when Asterisk reports the caller gone: a
+    `HANGUP` line, which arrives before the reply to the next command, or a 511 reply.
+    `dead` is true once a command was refused as not permitted on a dead channel. Neither
+    raises: after a hang-up Asterisk still runs EXEC, GET/SET VARIABLE, VERBOSE and NOOP,
+    and the other commands come back as replies with code 511.
+    Any protocol failure (EOF, timeout, malformed reply) leaves the session unusable,
+    because the next reply could no longer be matched to its command.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        env: dict[str, str],
+        *,
+        command_timeout: float | None = COMMAND_TIMEOUT_S,
+        exec_timeout: float | None = None,
+        max_line: int = MAX_REPLY_LINE,
+    ) -> None:
+        self.env = env
+        self.hung_up = False
+        self.dead = False
+        self.hangup_event = asyncio.Event()
+        self._reader = reader
+        self._writer = writer
+        self._command_timeout = command_timeout
+        self._exec_timeout = exec_timeout
+        self._max_line = max_line
+        self._lock = asyncio.Lock()
+        self._failure: AGIProtocolError | None = None
+
+    @classmethod
+    async def accept(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        header_timeout: float = HEADER_TIMEOUT_S,
+        command_timeout: float | None = COMMAND_TIMEOUT_S,
+        exec_timeout: float | None = None,
+    ) -> "AGISession":
+        """Read the environment of a freshly accepted connection and open the session."""
+        env = await read_environment(reader, timeout=header_timeout)
+        return cls(reader, writer, env, command_timeout=command_timeout, exec_timeout=exec_timeout)
+
+    # --- the wire --------------------------------------------------------------------
+
+    async def command(self, line: str, timeout: Timeout = _Default.TIMEOUT) -> AGIReply:
+        """Send one command line and return its reply.
+
+        `timeout` defaults to no limit for EXEC and `command_timeout` for the rest.
+        """
+        if "\n" in line or "\r" in line:
+            raise ValueError("an AGI command is one line; quote values with agi_quote")
+        payload = line.encode("utf-8") + b"\n"
+        if len(payload) > MAX_COMMAND_BYTES:
+            raise ValueError(f"AGI command longer than {MAX_COMMAND_BYTES} bytes")
+        if isinstance(timeout, _Default):
+            is_exec = line.split(" ", 1)[0].upper() == "EXEC"
+            timeout = self._exec_timeout if is_exec else self._command_timeout
+        async with self._lock:
+            if self._failure is not None:
+                raise type(self._failure)(f"session unusable: {self._failure}")
+            try:
+                await self._send(payload)
+                async with asyncio.timeout(timeout):
+                    reply = await self._read_reply()
+            except TimeoutError as exc:
+                self._failure = AGIReplyTimeout(f"no reply to {line[:40]!r} in {timeout} s")
+                raise self._failure from exc
+            except AGIProtocolError as exc:
+                self._failure = exc
+                raise
+        if reply.code == DEAD_CHANNEL_CODE:
+            self.dead = True
+            self._note_hangup()
+        return reply
+
+    async def close(self) -> None:
+        """End the session: Asterisk then continues the dialplan after AGI()."""
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+    async def _send(self, payload: bytes) -> None:
+        try:
+            self._writer.write(payload)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise AGIConnectionClosed(f"cannot send command: {exc}") from exc
+
+    async def _next_line(self) -> str:
+        try:
+            line = await _read_line(self._reader, self._max_line)
+        except asyncio.IncompleteReadError as exc:
+            raise AGIConnectionClosed("Asterisk closed the connection") from exc
+        except _LineTooLong as exc:
+            raise AGIMalformedReply(f"reply line longer than {self._max_line} bytes") from exc
+        except (ConnectionError, OSError) as exc:
+            raise AGIConnectionClosed(f"connection broke: {exc}") from exc
+        return line.decode("utf-8", errors="replace")
+
+    async def _read_reply(self) -> AGIReply:
+        while True:
+            line = await self._next_line()
+            if line == _HANGUP_LINE:
+                self._note_hangup()
+                continue
+            if line.startswith("520-"):
+                return await self._read_usage(line)
+            reply = parse_result_line(line)
+            if reply.code != 100:  # "100 result=0 Trying..." precedes the real reply
+                return reply
+
+    async def _read_usage(self, first: str) -> AGIReply:
+        """A `520-` block runs to its `520 End of proper usage.` line."""
+        raw = [first]
+        while len(raw) <= MAX_USAGE_LINES:
+            line = await self._next_line()
+            raw.append(line)
+            if line.startswith("520 "):
+                return AGIReply(code=520, data="\n".join(raw[1:-1]), raw=raw)
+        raise AGIMalformedReply(f"520 usage block longer than {MAX_USAGE_LINES} lines")
+
+    def _note_hangup(self) -> None:
+        self.hung_up = True
+        self.hangup_event.set()
+
+    # --- commands the call session uses ------------------------------------------------
+
+    async def exec(self, app: str, args: str = "", timeout: Timeout = _Default.TIMEOUT) -> AGIReply:
+        """Run a dialplan application. `args` is its whole argument string, built from
+        vetted parts (see agi_quote.dial_argument); it is sent as one quoted word.
+
+        Dial answers only when the call is over: `result=-1` after a bridged call is
+        normal; DIALSTATUS tells the outcome.
+        """
+        if not _APP_NAME.fullmatch(app):
+            raise ValueError(f"not an application name: {app!r}")
+        if len(args) > MAX_EXEC_ARGS:
+            raise ValueError(f"application arguments longer than {MAX_EXEC_ARGS} characters")
+        line = f"EXEC {app} {quote(args, MAX_EXEC_ARGS)}" if args else f"EXEC {app}"
+        return await self.command(line, timeout)
+
+    async def get_variable(self, name: str) -> str | None:
+        """The variable's value, "" when set but empty, None when unset (or refused)."""
+        reply = await self.command(f"GET VARIABLE {_checked(_VARIABLE_NAME, name, 'name')}")
+        if not reply.ok or reply.result != "1":
+            return None
+        return reply.data or ""
+
+    async def set_variable(self, name: str, value: str) -> AGIReply:
+        line = f"SET VARIABLE {_checked(_VARIABLE_NAME, name, 'name')} {quote(value)}"
+        return await self.command(line)
+
+    async def answer(self) -> AGIReply:
+        return await self.command("ANSWER")
+
+    async def hangup(self) -> AGIReply:
+        return await self.command("HANGUP")
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        """Play `prompt` and collect digits: (digits, timed_out).
+
+        `("1234", False)` for an entry ended by `#` or by reaching max_digits,
+        `("99", True)` for a partial entry, `("", True)` for silence. A failure (missing
+        prompt file, hang-up, dead channel) gives `("", False)`; `hung_up` tells which.
+        """
+        if timeout_ms < 0 or max_digits < 1:
+            raise ValueError("timeout_ms must be >= 0 and max_digits >= 1")
+        file = _checked(_FILE_NAME, prompt, "prompt")
+        reply = await self.command(f"GET DATA {file} {timeout_ms} {max_digits}")
+        if not reply.ok or reply.result == "-1":
+            return "", False
+        return reply.result, reply.timed_out
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> AGIReply:
+        """Play a sound file; `reply.digit` is the key that interrupted it, if any."""
+        file = _checked(_FILE_NAME, name, "sound file")
+        digits = _checked(_ESCAPE_DIGITS, escape_digits, "escape digits")
+        return await self.command(f'STREAM FILE {file} "{digits}"')
+
+    async def verbose(self, message: str, level: int = 1) -> AGIReply:
+        return await self.command(f"VERBOSE {quote(message)} {int(level)}")
+
+
+def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
+    """Names in commands come from code and config; refuse anything that needs quoting."""
+    if not pattern.fullmatch(value):
+        raise ValueError(f"invalid {what}: {value!r}")
+    return value

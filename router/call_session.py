@@ -1,0 +1,296 @@
+"""One inbound 400 call, carried out over AGI in the order the call happens.
+
+read the environment -> find the plan -> write the CDR ahead -> decide -> reject, or
+(PIN) -> Dial -> forward on busy / no answer -> leave HOTLINE_* on the channel -> complete
+the CDR. The inbound channel is never answered before a destination answers unless a
+prompt must be played, so an unanswered call costs the caller nothing.
+
+A caller hang-up can happen at any moment: Asterisk says so with a `HANGUP` line (noted by
+AGISession), with 511 replies, or by closing the socket. Each step checks and the call ends
+cleanly; the CDR is completed in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dialplan.caps import Usage
+from dialplan.decision import Decision, DialClass, DialResult, DialTarget, next_target
+from dialplan.evaluator import RoutingState, decide
+from dialplan.matchers import Call
+from dialplan.pin import verify_pin
+from dialplan.plan import Pin, Plan
+from router.agi import AGIProtocolError, AGISession
+from router.agi_quote import UnsafeArgument, dial_argument
+from router.call_context import CallContext
+from router.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    StartCall,
+)
+from router.cdr_writer import CdrWriter
+from router.hangup_causes import CAUSE_OF_REASON
+from router.plan_book import PlanBook
+
+log = logging.getLogger("hotline400.call")
+
+UsageReader = Callable[[str, datetime], Awaitable[Usage]]
+
+
+async def no_usage(number: str, now: datetime) -> Usage:
+    """Usage source for deployments without rating: nothing spent, nothing counted."""
+    return Usage()
+
+
+@dataclass
+class CallServices:
+    """What every call session shares with the daemon."""
+
+    plans: PlanBook
+    cdrs: CdrWriter
+    dial_template: str
+    clock: Callable[[], datetime]
+    usage: UsageReader = no_usage
+    routing: RoutingState | None = None
+    down: frozenset[str] = frozenset()
+
+
+@dataclass
+class CallRecord:
+    """What the session has learnt so far; becomes the CDR's final fields."""
+
+    started_at: datetime
+    outcome: Outcome = Outcome.ERROR
+    rule: str | None = None
+    destination: str = ""
+    answered_at: datetime | None = None
+    billable_seconds: int = 0
+    note: str | None = None
+    legs: list[Leg] = field(default_factory=list)
+
+
+class CallSession:
+    def __init__(self, agi: AGISession, context: CallContext, services: CallServices) -> None:
+        self.agi = agi
+        self.context = context
+        self.services = services
+        self.record = CallRecord(started_at=services.clock())
+
+    async def run(self) -> CallRecord:
+        """Carry the call out; never raises for anything the call or Asterisk does."""
+        plan = self.services.plans.get(self.context.dialled)
+        self._write_ahead()
+        try:
+            if plan is None:
+                await self._unknown_number()
+            else:
+                await self._route(plan)
+        except AGIProtocolError as error:
+            self._connection_lost(error)
+        except Exception:
+            log.exception("call %s failed", self.context.call_id)
+            self.record.outcome, self.record.note = Outcome.ERROR, "router error"
+            await self._try_leave_status(CAUSE_OF_REASON["error"])
+        finally:
+            self._complete()
+        return self.record
+
+    # --- the steps of a call, in order ---------------------------------------------------
+
+    def _write_ahead(self) -> None:
+        caller = self.context.caller
+        self.services.cdrs.submit(
+            StartCall(
+                CDR(
+                    call_id=self.context.call_id,
+                    number=self.context.dialled or "unknown",
+                    caller_raw=self.context.caller_raw,
+                    caller=caller.number or None,
+                    caller_kind=caller.kind,
+                    started_at=self.record.started_at,
+                    region=CallerRegion(caller.province_zh, caller.city_zh, caller.area_code),
+                )
+            )
+        )
+
+    async def _unknown_number(self) -> None:
+        self.record.outcome = Outcome.UNKNOWN_NUMBER
+        self.record.note = f"no plan for {self.context.dialled or 'the dialled number'}"
+        await self._leave_status()
+        await self._hang_up(CAUSE_OF_REASON["unknown_number"])
+
+    async def _route(self, plan: Plan) -> None:
+        now = self.services.clock()
+        usage = await self.services.usage(plan.number, now)
+        call = Call(plan.number, self.context.caller, self.context.call_id)
+        decision = decide(plan, call, now, usage, self._routing_state())
+        self.record.rule = decision.rule
+        for day in decision.calendar_fallback:
+            log.warning("call %s: calendar fallback for %s", self.context.call_id, day)
+        if decision.action == "reject":
+            await self._reject(decision)
+            return
+        if decision.pin is not None and not await self._pin_accepted(decision.pin):
+            return
+        await self._dial_chain(decision)
+
+    def _routing_state(self) -> RoutingState:
+        shared = self.services.routing
+        assert shared is not None, "the daemon sets the shared routing state"
+        return RoutingState(self.services.plans.calendar, shared.split, self.services.down)
+
+    async def _reject(self, decision: Decision) -> None:
+        assert decision.reject is not None and decision.status is not None
+        self.record.outcome = Outcome(decision.status)
+        self.record.note = f"{decision.reject.value}: {decision.detail}"
+        if decision.announcement and not self.agi.hung_up:
+            await self.agi.exec("Progress")  # early media: the caller hears it unanswered
+            await self.agi.exec("Playback", f"{decision.announcement},noanswer")
+        await self._leave_status()
+        await self._hang_up(CAUSE_OF_REASON[decision.reject.value])
+
+    async def _pin_accepted(self, pin: Pin) -> bool:
+        """Answer (a prompt must be heard), then up to `attempts` entries."""
+        await self.agi.answer()
+        prompt = pin.prompt
+        for _ in range(pin.attempts):
+            if self.agi.hung_up:
+                break
+            digits, _ = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
+            if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
+                return True
+            prompt = pin.retry_prompt
+        self.record.outcome = Outcome.PIN_FAILED
+        if self.agi.hung_up:
+            self.record.note = "caller hung up at the PIN prompt"
+        else:
+            self.record.note = f"wrong PIN {pin.attempts} times"
+            await self.agi.stream_file(pin.failed_prompt)
+        await self._leave_status()
+        await self._hang_up(CAUSE_OF_REASON["pin_failed"])
+        return False
+
+    async def _dial_chain(self, decision: Decision) -> None:
+        assert decision.forwarding is not None
+        results: list[DialResult] = []
+        target: DialTarget | None = decision.first
+        while target is not None and not self.agi.hung_up:
+            status = await self._dial(target)
+            results.append(DialResult(target.number, status))
+            self.record.destination = target.number
+            target = next_target(decision, results)
+        final = decision.forwarding.classify(results[-1].status) if results else DialClass.FAILED
+        self.record.outcome = _STATUS_OF_CLASS[final]
+        if final is DialClass.CALLER_GONE or (self.agi.hung_up and final is not DialClass.ANSWERED):
+            self.record.note = "caller hung up while ringing"
+        await self._leave_status()
+
+    async def _dial(self, target: DialTarget) -> str:
+        """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
+        try:
+            argument = dial_argument(
+                self.services.dial_template, target.number, target.ring_timeout
+            )
+        except UnsafeArgument:
+            log.error("call %s: destination %r cannot be dialled", self.context.call_id, target)
+            return "CHANUNAVAIL"
+        started = self.services.clock()
+        await self.agi.exec("Dial", argument)
+        status = await self.agi.get_variable("DIALSTATUS") or "CHANUNAVAIL"
+        answered = _seconds(await self.agi.get_variable("ANSWEREDTIME"))
+        dialled = _seconds(await self.agi.get_variable("DIALEDTIME"))
+        talk = answered if status == "ANSWER" and answered is not None else 0
+        if dialled is None:  # Asterisk reports no DIALEDTIME for an unanswered Dial
+            dialled = round((self.services.clock() - started).total_seconds())
+        ring = dialled - talk
+        self._add_leg(target, status, started, max(ring, 0), talk)
+        if status == "ANSWER":
+            self.record.answered_at = started + timedelta(seconds=max(ring, 0))
+            self.record.billable_seconds = talk
+        return status
+
+    def _add_leg(
+        self, target: DialTarget, status: str, started: datetime, ring: int, talk: int
+    ) -> None:
+        leg = Leg(
+            seq=len(self.record.legs) + 1,
+            destination=target.number,
+            dial_status=status,
+            started_at=started,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            forward_reason=ForwardReason(target.reason),
+        )
+        self.record.legs.append(leg)
+        self.services.cdrs.submit(AddLeg(self.context.call_id, leg))
+
+    # --- the end of a call -----------------------------------------------------------------
+
+    async def _leave_status(self) -> None:
+        """HOTLINE_STATUS, HOTLINE_DEST and HOTLINE_RULE for the dialplan after AGI().
+
+        SET VARIABLE still works on a hung-up channel, so this runs in every case.
+        """
+        await self.agi.set_variable("HOTLINE_STATUS", self.record.outcome.value)
+        await self.agi.set_variable("HOTLINE_DEST", self.record.destination)
+        await self.agi.set_variable("HOTLINE_RULE", self.record.rule or "")
+
+    async def _hang_up(self, cause: int) -> None:
+        if not self.agi.hung_up:
+            await self.agi.exec("Hangup", str(cause))
+
+    async def _try_leave_status(self, cause: int) -> None:
+        try:
+            await self._leave_status()
+            await self._hang_up(cause)
+        except AGIProtocolError:
+            pass
+
+    def _connection_lost(self, error: AGIProtocolError) -> None:
+        self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
+        self.record.note = f"AGI session lost: {error}"
+        log.warning("call %s: %s", self.context.call_id, self.record.note)
+
+    def _complete(self) -> None:
+        record = self.record
+        ended = max(
+            [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
+        )
+        self.services.cdrs.submit(
+            FinishCall(
+                self.context.call_id,
+                {
+                    "answered_at": record.answered_at,
+                    "ended_at": ended,
+                    "billable_seconds": record.billable_seconds,
+                    "outcome": record.outcome,
+                    "rule": record.rule,
+                    "note": record.note,
+                },
+            )
+        )
+
+
+_STATUS_OF_CLASS = {
+    DialClass.ANSWERED: Outcome.ANSWERED,
+    DialClass.BUSY: Outcome.BUSY,
+    DialClass.NO_ANSWER: Outcome.NOANSWER,
+    DialClass.CALLER_GONE: Outcome.NOANSWER,
+    DialClass.FAILED: Outcome.BUSY,
+}
+
+
+def _seconds(value: str | None) -> int | None:
+    """ANSWEREDTIME / DIALEDTIME: whole seconds, or empty when the Dial was not answered."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())

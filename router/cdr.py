@@ -1,0 +1,277 @@
+"""Call detail records, the operations that build them, and their JSON form.
+
+A CDR is written ahead when a call starts, grows a leg per Dial attempt and is completed
+at hang-up; each step is one operation (`StartCall`, `AddLeg`, `FinishCall`) so the
+write-behind queue, the store and the spool journal all speak the same small language.
+Values are checked when an operation is built, on the call path, so a bad value fails
+there and never poisons a batch later. The JSON form keeps money as text (exact fen) and
+times as ISO-8601 with their UTC offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Any
+
+FEN = Decimal("0.01")
+
+
+class Outcome(StrEnum):
+    """How a call ended; `in_progress` while it runs, `interrupted` if the router died."""
+
+    IN_PROGRESS = "in_progress"
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NOANSWER = "noanswer"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+    PIN_FAILED = "pin_failed"
+    CAPPED = "capped"
+    SUSPENDED = "suspended"
+    UNKNOWN_NUMBER = "unknown_number"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+class ForwardReason(StrEnum):
+    """Why a leg was dialled: the first destination, or a forward after busy / no answer."""
+
+    PRIMARY = "primary"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+
+
+_TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at"})
+_MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
+_SECONDS_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
+_ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
+
+FINISH_FIELDS = frozenset(
+    {
+        "answered_at",
+        "ended_at",
+        "billable_seconds",
+        "outcome",
+        "rule",
+        "caller_share",
+        "callee_share",
+        "total",
+        "tariff_id",
+        "note",
+    }
+)
+"""The CDR fields a `FinishCall` may set: everything known only once the call is over."""
+
+
+def _check_field(name: str, value: object) -> None:
+    """Refuse values that would be stored wrongly: naive times, inexact money, bad counts."""
+    if value is None:
+        return
+    if name in _TIME_FIELDS and (not isinstance(value, datetime) or value.utcoffset() is None):
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    if name in _MONEY_FIELDS and (
+        not isinstance(value, Decimal) or not value.is_finite() or value != value.quantize(FEN)
+    ):
+        raise ValueError(f"{name} must be a Decimal exact to the fen, got {value!r}")
+    if name in _SECONDS_FIELDS and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 0
+    ):
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if name in _ENUM_FIELDS and not isinstance(value, _ENUM_FIELDS[name]):
+        raise ValueError(f"{name} must be a {_ENUM_FIELDS[name].__name__}, got {value!r}")
+
+
+def encode_value(value: Any) -> Any:
+    """One field value as JSON / SQL text: ISO-8601 times with offset, money to the fen."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value.quantize(FEN))
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def decode_value(name: str, raw: Any) -> Any:
+    """The inverse of `encode_value`, led by the field's name."""
+    if raw is None:
+        return None
+    if name in _TIME_FIELDS:
+        return datetime.fromisoformat(raw)
+    if name in _MONEY_FIELDS:
+        return Decimal(raw)
+    if name in _ENUM_FIELDS:
+        return _ENUM_FIELDS[name](raw)
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRegion:
+    """Where the caller's number is registered; any part may be unknown."""
+
+    province: str | None = None
+    city: str | None = None
+    area_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One Dial attempt of a call, numbered from 1 in the order the attempts were made."""
+
+    seq: int
+    destination: str
+    dial_status: str
+    """Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ..."""
+    started_at: datetime
+    ring_seconds: int
+    talk_seconds: int
+    forward_reason: ForwardReason
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            _check_field(spec.name, getattr(self, spec.name))
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.started_at + timedelta(seconds=self.ring_seconds + self.talk_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class CDR:
+    """The record of one inbound call to a 400 number, keyed by Asterisk's uniqueid.
+
+    `caller` is the normalised caller number (None when withheld), `caller_raw` what the
+    carrier sent. Money fields stay None until the call is rated; then caller share +
+    callee share = total, to the fen.
+    """
+
+    call_id: str
+    number: str
+    caller_raw: str
+    caller: str | None
+    caller_kind: str
+    started_at: datetime
+    region: CallerRegion = CallerRegion()
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    billable_seconds: int = 0
+    outcome: Outcome = Outcome.IN_PROGRESS
+    rule: str | None = None
+    caller_share: Decimal | None = None
+    callee_share: Decimal | None = None
+    total: Decimal | None = None
+    tariff_id: str | None = None
+    note: str | None = None
+    """Hang-up cause or any remark, e.g. "router restarted"."""
+    legs: tuple[Leg, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "legs", tuple(self.legs))
+        for spec in dataclasses.fields(self):
+            _check_field(spec.name, getattr(self, spec.name))
+
+
+@dataclass(frozen=True, slots=True)
+class StartCall:
+    """Write the CDR ahead as the call starts (normally with outcome in_progress)."""
+
+    cdr: CDR
+
+
+@dataclass(frozen=True, slots=True)
+class AddLeg:
+    """Append a finished Dial attempt to a call."""
+
+    call_id: str
+    leg: Leg
+
+
+@dataclass(frozen=True, slots=True)
+class FinishCall:
+    """Set the fields known at the end of a call (or after rating); others stay as they are.
+
+    Money comes as a whole: caller share, callee share and total together, adding up.
+    """
+
+    call_id: str
+    fields: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - FINISH_FIELDS
+        if unknown:
+            raise ValueError(f"FinishCall cannot set {sorted(unknown)}")
+        for name, value in self.fields.items():
+            _check_field(name, value)
+        money = [self.fields[name] for name in sorted(_MONEY_FIELDS) if name in self.fields]
+        if money and len(money) != len(_MONEY_FIELDS):
+            raise ValueError("caller_share, callee_share and total must be set together")
+        if money and None not in money:
+            caller_share, callee_share = self.fields["caller_share"], self.fields["callee_share"]
+            if caller_share + callee_share != self.fields["total"]:
+                raise ValueError("caller_share + callee_share must equal total")
+        object.__setattr__(self, "fields", dict(self.fields))
+
+
+CdrOp = StartCall | AddLeg | FinishCall
+
+
+def leg_to_json(leg: Leg) -> dict[str, Any]:
+    return {spec.name: encode_value(getattr(leg, spec.name)) for spec in dataclasses.fields(leg)}
+
+
+def leg_from_json(data: Mapping[str, Any]) -> Leg:
+    names = (spec.name for spec in dataclasses.fields(Leg))
+    return Leg(**{name: decode_value(name, data[name]) for name in names})
+
+
+def cdr_to_json(cdr: CDR) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        spec.name: encode_value(getattr(cdr, spec.name))
+        for spec in dataclasses.fields(cdr)
+        if spec.name not in ("region", "legs")
+    }
+    data["region"] = dataclasses.asdict(cdr.region)
+    data["legs"] = [leg_to_json(leg) for leg in cdr.legs]
+    return data
+
+
+def cdr_from_json(data: Mapping[str, Any]) -> CDR:
+    values = {
+        spec.name: decode_value(spec.name, data[spec.name])
+        for spec in dataclasses.fields(CDR)
+        if spec.name not in ("region", "legs")
+    }
+    return CDR(
+        **values,
+        region=CallerRegion(**data["region"]),
+        legs=tuple(leg_from_json(leg) for leg in data["legs"]),
+    )
+
+
+def op_to_json(op: CdrOp) -> dict[str, Any]:
+    match op:
+        case StartCall(cdr):
+            return {"op": "start", "cdr": cdr_to_json(cdr)}
+        case AddLeg(call_id, leg):
+            return {"op": "add_leg", "call_id": call_id, "leg": leg_to_json(leg)}
+        case FinishCall(call_id, values):
+            encoded = {name: encode_value(value) for name, value in values.items()}
+            return {"op": "finish", "call_id": call_id, "fields": encoded}
+    raise TypeError(f"not a CDR operation: {op!r}")
+
+
+def op_from_json(data: Mapping[str, Any]) -> CdrOp:
+    match data["op"]:
+        case "start":
+            return StartCall(cdr_from_json(data["cdr"]))
+        case "add_leg":
+            return AddLeg(data["call_id"], leg_from_json(data["leg"]))
+        case "finish":
+            values = {name: decode_value(name, raw) for name, raw in data["fields"].items()}
+            return FinishCall(data["call_id"], values)
+    raise ValueError(f"unknown CDR operation {data['op']!r}")

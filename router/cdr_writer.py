@@ -1,0 +1,192 @@
+"""Write-behind for CDRs: the call path hands operations over and never waits for storage.
+
+`submit` only puts an operation on an in-memory queue. One background task takes ops off
+the queue in batches (up to `batch_size` ops, or whatever came within `batch_interval`
+of the first) and applies each batch in one transaction. When the store is unavailable the
+batch goes to the journal instead, and so does every later batch until the journal has
+been replayed: ops keep their order, so a call's finish can never land before its start.
+The store is retried with a doubling delay; a replay commits the journal in order and only
+then empties it, and since every op is idempotent a replay cut short is simply run again.
+If even the journal cannot be written (disk full), ops are held in memory, behind the
+journal, until one of the two takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from router.cdr import CdrOp, op_from_json, op_to_json
+from router.spool import Journal
+from router.store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Figures for metrics: how far behind the writer is and how much waits on disk."""
+
+    queue_depth: int
+    write_failures: int
+    spooled_ops: int
+    journal_bytes: int
+
+
+class CdrWriter:
+    def __init__(
+        self,
+        store: Store,
+        journal: Journal,
+        *,
+        batch_size: int = 500,
+        batch_interval: float = 0.05,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._batch_size = batch_size
+        self._batch_interval = batch_interval
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._queue: asyncio.Queue[CdrOp | None] = asyncio.Queue()  # None: closing
+        self._held: list[CdrOp] = []  # ops in neither the store nor the journal
+        self._spooling = False
+        self._retry_delay = retry_initial
+        self._retry_at = 0.0
+        self._write_failures = 0
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, op: CdrOp) -> None:
+        """Queue an operation; returns at once, whatever state the database is in."""
+        if self._closed:
+            raise RuntimeError("the CDR writer is closed")
+        self._queue.put_nowait(op)
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            queue_depth=self._queue.qsize(),
+            write_failures=self._write_failures,
+            spooled_ops=self._journal.record_count + len(self._held),
+            journal_bytes=self._journal.size_bytes,
+        )
+
+    async def start(self) -> None:
+        """Replay a journal left by an earlier run, then start writing in the background.
+
+        Run `Store.close_interrupted` after this, so calls whose end was still in the journal
+        are completed from it rather than closed as interrupted.
+        """
+        if self._journal.record_count:
+            self._spooling = True
+            await self._replay()
+        self._task = asyncio.create_task(self._drain(), name="cdr-writer")
+
+    async def close(self) -> None:
+        """Write out everything submitted; what the store still refuses stays in the journal."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put_nowait(None)
+        await (self._task or self._drain())
+
+    async def _drain(self) -> None:
+        closing = False
+        while not closing:
+            batch, closing = await self._next_batch()
+            if self._spooling and (closing or self._retry_due()):
+                await self._replay()
+            if batch:
+                await self._write(batch)
+        if self._held:
+            log.error(
+                "%d CDR operations could be saved neither to the store nor the journal",
+                len(self._held),
+            )
+
+    async def _next_batch(self) -> tuple[list[CdrOp], bool]:
+        """The next batch, and whether the writer is closing; empty when a retry is due."""
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._retry_at - loop.time()) if self._spooling else None
+        try:
+            async with asyncio.timeout(wait):
+                item = await self._queue.get()
+        except TimeoutError:
+            return [], False
+        batch: list[CdrOp] = []
+        deadline = loop.time() + self._batch_interval
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= self._batch_size:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    return batch, False
+        return batch, True
+
+    async def _write(self, batch: list[CdrOp]) -> None:
+        if not self._spooling:
+            try:
+                await self._store.apply(batch)
+                return
+            except Exception as exc:
+                self._note_failure(exc)
+                self._spooling = True
+        await self._spool(batch)
+
+    async def _spool(self, batch: list[CdrOp]) -> None:
+        self._held += batch
+        try:
+            await asyncio.to_thread(self._journal.append, [op_to_json(op) for op in self._held])
+        except OSError:
+            log.exception(
+                "CDR journal %s cannot be written; %d operations held in memory",
+                self._journal.path,
+                len(self._held),
+            )
+            return
+        self._held.clear()
+
+    async def _replay(self) -> None:
+        """Apply the journal, then ops held in memory, in order; empty both only after that."""
+        try:
+            offset = 0
+            while True:
+                records, offset = await asyncio.to_thread(
+                    self._journal.read, offset, self._batch_size
+                )
+                if not records:
+                    break
+                await self._store.apply([op_from_json(record) for record in records])
+            for start in range(0, len(self._held), self._batch_size):
+                await self._store.apply(self._held[start : start + self._batch_size])
+            await asyncio.to_thread(self._journal.clear)
+        except Exception as exc:
+            self._note_failure(exc)
+            return
+        log.info("CDR journal replayed into the store")
+        self._held.clear()
+        self._spooling = False
+        self._retry_delay = self._retry_initial
+
+    def _retry_due(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._retry_at
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._write_failures += 1
+        if isinstance(exc, StoreUnavailable):
+            log.warning(
+                "CDR store unavailable (%s); spooling, retry in %.3gs", exc, self._retry_delay
+            )
+        else:
+            log.exception("CDR write failed; spooling, retry in %.3gs", self._retry_delay)
+        self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self._retry_max)

@@ -1,0 +1,115 @@
+"""The router daemon: config, store, CDR writer, plans and the FastAGI listener, wired once.
+
+Start order: settings -> plans (bad files are logged, good ones serve) -> store and CDR
+writer (a journal left by a crash is replayed first, then calls still marked in progress
+are closed as interrupted) -> listener -> plan watcher. Stop order on SIGTERM: stop
+accepting -> let calls finish up to the drain timeout -> flush CDRs -> close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from dialplan.evaluator import RoutingState
+from router.call_session import CallServices
+from router.cdr_writer import CdrWriter
+from router.plan_book import PlanBook
+from router.server import FastAGIServer
+from router.settings import RouterSettings, load_settings, parse_listen
+from router.spool import Journal
+from router.store import SQLiteStore
+
+log = logging.getLogger("hotline400.daemon")
+
+JOURNAL_FILE = "cdr.journal"
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_dir: str | Path,
+        *,
+        listen: str | None = None,
+        settings: RouterSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config_dir = Path(config_dir)
+        self.settings = settings or load_settings(self.config_dir)
+        zone = ZoneInfo(self.settings.timezone)
+        self.clock = clock or (lambda: datetime.now(zone))
+        self.host, self.port = parse_listen(listen or self.settings.listen)
+        self.plans = PlanBook(self.config_dir)
+        self.store = SQLiteStore(self.settings.database)
+        self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
+        self.cdrs = CdrWriter(self.store, self.journal)
+        self.services = CallServices(
+            plans=self.plans,
+            cdrs=self.cdrs,
+            dial_template=self.settings.dial_template,
+            clock=self.clock,
+            routing=RoutingState(self.plans.calendar),
+        )
+        self.server = FastAGIServer(
+            self.services,
+            self.settings.peer_networks(),
+            header_timeout=self.settings.header_timeout,
+            header_max_bytes=self.settings.header_max_bytes,
+        )
+        self._stop = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Bring the daemon up; returns the FastAGI port it listens on."""
+        self.plans.reload()
+        Path(self.settings.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.store.open()
+        except Exception as error:  # the writer spools until the database is back
+            log.error("database %s unavailable at start: %s", self.settings.database, error)
+        await self.cdrs.start()
+        try:
+            closed = await self.store.close_interrupted(self.clock())
+        except Exception as error:
+            log.error("could not close calls interrupted by a crash yet: %s", error)
+        else:
+            if closed:
+                log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
+        self.port = await self.server.start(self.host, self.port)
+        if self.settings.watch_plans:
+            self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
+        log.info("FastAGI listening on %s:%d", self.host, self.port)
+        return self.port
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def reload(self) -> None:
+        self.plans.reload()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads the plans."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self.server.stop_accepting()
+        cancelled = await self.server.drain(self.settings.drain_timeout)
+        if cancelled:
+            log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
+        if self._watcher is not None:
+            await self._watcher
+        await self.cdrs.close()
+        await self.store.close()
+        log.info("stopped")

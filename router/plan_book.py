@@ -1,0 +1,92 @@
+"""The plans and calendar the daemon serves, reloaded on SIGHUP or when their files change.
+
+A file with problems never takes a number off the air: its previous plan keeps serving and
+every problem is logged with file and line. Calls in flight keep the plan object they
+started with (plans are immutable), so a reload never changes a call half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from dialplan.calendar import OfficialCalendar, load_calendar
+from dialplan.errors import ConfigError, Problem
+from dialplan.plan import Plan
+from dialplan.plan_loader import load_plans
+from router.config_dir import CALENDAR_FILE, PLANS_DIR
+
+log = logging.getLogger("hotline400.plans")
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    loaded: int
+    kept: list[str]
+    """Numbers whose file has problems and whose previous plan keeps serving."""
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PlanBook:
+    def __init__(self, config_dir: str | Path) -> None:
+        self.config_dir = Path(config_dir)
+        self.calendar = OfficialCalendar()
+        self.version = 0
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self._plans: dict[str, Plan] = {}
+
+    def get(self, number: str) -> Plan | None:
+        return self._plans.get(number)
+
+    def numbers(self) -> list[str]:
+        return sorted(self._plans)
+
+    def reload(self) -> ReloadResult:
+        """Re-read every plan and the calendar; keep what was serving where a file is bad."""
+        plans, problems = load_plans(self.config_dir / PLANS_DIR)
+        kept = []
+        for problem in problems:
+            number = Path(problem.file).stem
+            previous = self._plans.get(number)
+            if previous is not None and number not in plans:
+                plans[number] = previous
+                kept.append(number)
+        try:
+            self.calendar = load_calendar(self.config_dir / CALENDAR_FILE)
+        except ConfigError as error:
+            problems.extend(error.problems)
+        self._plans = plans
+        self.version += 1
+        result = ReloadResult(len(plans), sorted(set(kept)), problems)
+        if result.ok:
+            self.reloads_ok += 1
+            log.info("plans loaded: %d numbers (version %d)", len(plans), self.version)
+        else:
+            self.reloads_failed += 1
+            for problem in problems:
+                log.error("plan problem: %s", problem)
+            if kept:
+                log.error("previous plan kept serving for %s", ", ".join(result.kept))
+        return result
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload whenever a plan file or the calendar changes, until `stop` is set."""
+        paths = [self.config_dir / PLANS_DIR, self.config_dir]
+        watched = [path for path in paths if path.exists()]
+
+        def relevant(change: watchfiles.Change, path: str) -> bool:
+            return path.endswith((".yaml", ".yml"))
+
+        async for _ in watchfiles.awatch(
+            *watched, stop_event=stop, watch_filter=relevant, debounce=200, recursive=False
+        ):
+            self.reload()

@@ -1,0 +1,102 @@
+"""The FastAGI listener: one asyncio task per Asterisk connection, nothing shared but services.
+
+Calls ring for tens of seconds, so thousands of sessions are open at once; a task each
+costs a few kilobytes, and the listen backlog is sized for bursts. Connections from
+outside the allow-list are closed before a byte is read. A broken or hostile session
+(no header, endless header, junk) is closed on its own without touching any other call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Sequence
+
+from router.agi import AGIProtocolError, AGISession, read_environment
+from router.call_context import context_from
+from router.call_session import CallServices, CallSession
+
+log = logging.getLogger("hotline400.server")
+
+LISTEN_BACKLOG = 4096
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FastAGIServer:
+    def __init__(
+        self,
+        services: CallServices,
+        allowed: Sequence[Network],
+        *,
+        header_timeout: float = 5.0,
+        header_max_bytes: int = 65536,
+    ) -> None:
+        self.services = services
+        self.allowed = list(allowed)
+        self.header_timeout = header_timeout
+        self.header_max_bytes = header_max_bytes
+        self.sessions: set[asyncio.Task[None]] = set()
+        self.refused_peers = 0
+        self.broken_sessions = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._accept, host, port, backlog=LISTEN_BACKLOG, reuse_address=True
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def drain(self, timeout: float) -> int:
+        """Wait for calls in flight; cancel those still running after `timeout`. Returns
+        how many had to be cancelled."""
+        pending = set(self.sessions)
+        if not pending:
+            return 0
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running)
+        return len(still_running)
+
+    def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
+        peer = writer.get_extra_info("peername")
+        try:
+            address = ipaddress.ip_address(peer[0])
+        except (TypeError, ValueError, IndexError):
+            return False
+        return any(address in network for network in self.allowed)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions.add(task)
+        try:
+            if not self._peer_allowed(writer):
+                self.refused_peers += 1
+                log.warning("refused FastAGI connection from %s", writer.get_extra_info("peername"))
+                return
+            await self._serve(reader, writer)
+        finally:
+            self.sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            env = await read_environment(reader, self.header_timeout, self.header_max_bytes)
+        except AGIProtocolError as error:
+            self.broken_sessions += 1
+            log.warning("closed a FastAGI session before any call: %s", error)
+            return
+        agi = AGISession(reader, writer, env)
+        await CallSession(agi, context_from(env), self.services).run()

@@ -1,0 +1,912 @@
+"""Asterisk's side of FastAGI: plays scripted calls against a FastAGI server over TCP.
+
+Every line it sends is one a real Asterisk 22 sends in the same situation (the
+recordings in asterisk-transcripts/): the environment block in Asterisk's order, the
+result codes of each command, `HANGUP` before the reply to the first command after a
+hang-up and again when the server half-closes, 511 for channel commands on a dead
+channel, 510 for unknown commands, multi-line 520 usage blocks. Commands are read as
+Asterisk reads them: up to `\\n`, cut at 2047 bytes, a trailing `\\r` kept (so a CRLF
+command is unknown), words split by `split_agi_args`.
+
+Time is virtual: Dial's DIALEDTIME / ANSWEREDTIME, prompt timeouts and ringing are
+computed from the call's behaviour without waiting. `time_scale` > 0 makes the simulator
+really sleep the scaled durations, to hold many ringing sessions open in load tests.
+
+Known differences from Asterisk: only the commands below are simulated (others answer
+510); usage text is verbatim for GET DATA and SET VARIABLE (recorded) and the command's
+one-line synopsis otherwise; DATABASE commands are not simulated.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+# --- Asterisk's command-line syntax --------------------------------------------------------
+
+AGI_BUF_LEN = 2048
+"""res_agi reads a command with fgets into this buffer: 2047 bytes at most per command."""
+MAX_ARGS = 128
+
+
+def split_agi_args(line: str) -> list[str]:
+    """Split a command line into words exactly as res_agi's parse_args does.
+
+    Spaces and tabs separate words outside double quotes; a quote toggles quoting (and
+    `""` after a space makes an empty word); a backslash makes the next character
+    literal and is itself dropped. This is the unquoting `agi_quote.quote` must survive.
+    """
+    words: list[list[str]] = []
+    word: list[str] | None = None
+    quoted = escaped = False
+    for ch in line:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and word is None:
+                word = []
+                words.append(word)
+        elif ch in " \t" and not quoted and not escaped:
+            word = None
+        elif ch == "\\" and not escaped:
+            escaped = True
+        else:
+            if word is None:
+                if len(words) >= MAX_ARGS - 1:
+                    continue
+                word = []
+                words.append(word)
+            word.append(ch)
+            escaped = False
+    return ["".join(chars) for chars in words]
+
+
+def split_app_args(argument: str) -> list[str]:
+    """Split an application's argument string at commas outside parentheses and quotes."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    quoted = False
+    for ch in argument:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")" and depth:
+            depth -= 1
+        elif not quoted and depth == 0 and ch == ",":
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+# --- what Asterisk answers -----------------------------------------------------------------
+
+HANGUP_LINE = "HANGUP"
+UNKNOWN_COMMAND = "510 Invalid or unknown command"
+DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
+USAGE_HEAD = "520-Invalid command syntax.  Proper usage follows:"
+USAGE_TAIL = "520 End of proper usage."
+USAGE_TEXT: dict[str, tuple[str, ...]] = {
+    "get data": (
+        "Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
+        "Returns the digits received from the channel at the other end.",
+    ),
+    "set variable": ("Sets a variable to the current channel.",),
+    "exec": ("Executes a given Application",),
+    "get variable": ("Gets a channel variable.",),
+    "get full variable": ("Evaluates a channel expression",),
+    "stream file": ("Sends audio file on channel.",),
+    "get option": ("Stream file, prompt for DTMF, with timeout.",),
+    "wait for digit": ("Waits for a digit to be pressed.",),
+    "say digits": ("Says a given digit string.",),
+    "verbose": ("Logs a message to the asterisk verbose log.",),
+}
+
+STATE_RING = 4
+STATE_UP = 6
+ANSWER_S = 0.5
+"""ANSWER's reply comes half a second later in every recording."""
+SOUND_S = 0.44
+"""Length of every simulated sound file (the recorded `beep`: endpos 3520 at 8 kHz)."""
+SAMPLES_PER_S = 8000
+DIGIT_GAP_S = 0.25
+DEFAULT_GETDATA_TIMEOUT_MS = 5000
+KNOWN_TECHNOLOGIES = frozenset({"local", "pjsip", "sip", "iax2", "dahdi"})
+CHANNEL_APPLICATIONS = frozenset(
+    {"answer", "dial", "hangup", "playback", "progress", "ringing", "wait"}
+)
+"""Simulated applications that need a live channel: -1 once it is hung up."""
+APPLICATIONS = CHANNEL_APPLICATIONS | {"log", "noop", "set", "verbose"}
+"""Every other application is unknown to the simulator: EXEC answers -2."""
+
+
+# --- what a simulated call does ------------------------------------------------------------
+
+DialStatus = Literal["ANSWER", "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one dialled destination behaves.
+
+    ANSWER after `ring_s`, then talk `talk_s` and hang up; NOANSWER rings until Dial's
+    timeout; BUSY, CONGESTION and CHANUNAVAIL refuse after `ring_s`.
+    """
+
+    status: DialStatus
+    ring_s: float = 0.0
+    talk_s: float = 0.0
+
+    @classmethod
+    def answers(cls, talk_s: float, ring_s: float = 0.0) -> "Outcome":
+        return cls("ANSWER", ring_s, talk_s)
+
+    @classmethod
+    def busy(cls) -> "Outcome":
+        return cls("BUSY")
+
+    @classmethod
+    def no_answer(cls) -> "Outcome":
+        return cls("NOANSWER")
+
+    @classmethod
+    def congestion(cls) -> "Outcome":
+        return cls("CONGESTION")
+
+    @classmethod
+    def unavailable(cls) -> "Outcome":
+        return cls("CHANUNAVAIL")
+
+
+_RECORDED_PHONE = re.compile(r"138000000([1-5])\d")
+_RECORDED_OUTCOMES = {
+    "1": Outcome.answers(talk_s=3.0),
+    "2": Outcome.busy(),
+    "3": Outcome.no_answer(),
+    "4": Outcome.congestion(),
+    "5": Outcome.answers(talk_s=30.0),
+}
+
+
+def recorded_destinations(number: str) -> Outcome:
+    """The recordings' `[phones]` context: 138000000 1x answers for 3 s, 2x is busy,
+    3x rings forever, 4x is congested, 5x answers for 30 s; other numbers do not exist."""
+    match = _RECORDED_PHONE.fullmatch(number)
+    return _RECORDED_OUTCOMES[match[1]] if match else Outcome.unavailable()
+
+
+@dataclass(frozen=True)
+class CallerHangup:
+    """When the simulated caller hangs up: right after the environment block, during
+    the `nth` Dial once it has run `after_s` seconds (while ringing or bridged), or
+    during the `nth` prompt (a command listening for DTMF)."""
+
+    at: Literal["after_env", "dial", "prompt"]
+    nth: int = 1
+    after_s: float = 0.0
+
+    @classmethod
+    def after_env(cls) -> "CallerHangup":
+        return cls("after_env")
+
+    @classmethod
+    def during_dial(cls, nth: int = 1, after_s: float = 3.0) -> "CallerHangup":
+        return cls("dial", nth, after_s)
+
+    @classmethod
+    def at_prompt(cls, nth: int = 1) -> "CallerHangup":
+        return cls("prompt", nth)
+
+
+Destinations = Mapping[str, Outcome] | Callable[[str], Outcome]
+_DTMF = re.compile(r"[0-9A-D*#]*")
+_sequence = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class SimulatedCall:
+    """One inbound call as Asterisk presents it, and how its parties behave.
+
+    `dtmf` holds the caller's entry for successive prompts (a prompt is a command that
+    listens for DTMF: GET DATA, WAIT FOR DIGIT, and STREAM FILE / GET OPTION / SAY
+    DIGITS with escape digits): digits such as "1234#", or None for silence. Prompts
+    beyond the list meet silence. `destinations` maps a dialled number to its Outcome
+    (a mapping falls back to `recorded_destinations`). A Dial with no timeout that
+    nobody answers ends when the caller gives up after `patience_s`.
+    """
+
+    dialled: str = "4001234567"
+    caller_id: str = "053188889999"
+    caller_name: str = "Test Caller"
+    uniqueid: str | None = None
+    script: str = "route"
+    context: str = "inbound-400"
+    priority: str = "1"
+    dnid: str = "unknown"
+    channel: str | None = None
+    agi_args: tuple[str, ...] = ()
+    destinations: Destinations | None = None
+    dtmf: tuple[str | None, ...] = ()
+    hangup: CallerHangup | None = None
+    patience_s: float = 60.0
+    missing_sounds: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        texts = [self.dialled, self.caller_id, self.caller_name, self.script, self.context]
+        texts += [self.priority, self.dnid, self.uniqueid or "", self.channel or ""]
+        if any("\n" in text or "\r" in text for text in [*texts, *self.agi_args]):
+            raise ValueError("Asterisk never sends a line break inside an environment value")
+        for entry in self.dtmf:
+            if entry is not None and not _DTMF.fullmatch(entry):
+                raise ValueError(f"not DTMF: {entry!r}")
+
+    def outcome(self, number: str) -> Outcome:
+        if self.destinations is None:
+            return recorded_destinations(number)
+        if isinstance(self.destinations, Mapping):
+            found = self.destinations.get(number)
+            return found if found is not None else recorded_destinations(number)
+        return self.destinations(number)
+
+
+@dataclass(frozen=True)
+class DialRecord:
+    """One EXEC Dial as the simulator played it."""
+
+    argument: str
+    status: str
+    result: str
+    ring_s: float
+    talk_s: float
+
+
+@dataclass
+class CallResult:
+    """Everything that crossed the wire, and the channel as the call left it.
+
+    `transcript` uses the recordings' markers: `<<` what Asterisk (the simulator) sent,
+    `>>` what the FastAGI server sent. `replies[i]` are the lines answering
+    `commands[i]`, without HANGUP notifications. `think_s[i]` is the server's wall time
+    from the previous reply (or the environment) to command i.
+    """
+
+    call: SimulatedCall
+    env: dict[str, str] = field(default_factory=dict)
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    replies: list[list[str]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    answered: bool = False
+    dials: list[DialRecord] = field(default_factory=list)
+    hung_up_by: Literal["caller", "server"] | None = None
+    hangup_lines: int = 0
+    virtual_s: float = 0.0
+    wall_s: float = 0.0
+    think_s: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def sent(self) -> list[str]:
+        """Lines the simulator sent after the environment block."""
+        return [line for marker, line in self.transcript if marker == "<<"]
+
+    @property
+    def first_command_s(self) -> float | None:
+        return self.think_s[0] if self.think_s else None
+
+
+# --- the channel ---------------------------------------------------------------------------
+
+
+class _Usage(Exception):
+    """The command's arguments are wrong: Asterisk answers with its usage block."""
+
+
+Reply = tuple[list[str], float]
+"""Reply lines and the virtual seconds the command took."""
+
+
+class _Channel:
+    """The simulated inbound channel and Asterisk's AGI command handlers for it."""
+
+    def __init__(self, call: SimulatedCall, result: CallResult, env: dict[str, str]) -> None:
+        self.call = call
+        self.result = result
+        self.env = env
+        self.caller_id = call.caller_id
+        self.caller_name = call.caller_name
+        self.variables: dict[str, str] = {}
+        self.state = STATE_RING
+        self.dead = False
+        self.pending_hangup = False
+        self.dial_count = 0
+        self.prompt_count = 0
+        self.dtmf = iter(call.dtmf)
+        self.commands: list[tuple[tuple[str, ...], Callable[[list[str]], Reply], bool]] = [
+            (("answer",), self._answer, False),
+            (("channel", "status"), self._channel_status, False),
+            (("exec",), self._exec, True),
+            (("get", "data"), self._get_data, False),
+            (("get", "full", "variable"), self._get_full_variable, True),
+            (("get", "option"), self._get_option, False),
+            (("get", "variable"), self._get_variable, True),
+            (("hangup",), self._hangup, False),
+            (("noop",), lambda args: (["200 result=0"], 0.0), True),
+            (("say", "digits"), self._say_digits, False),
+            (("set", "variable"), self._set_variable, True),
+            (("stream", "file"), self._stream_file, False),
+            (("verbose",), self._verbose, True),
+            (("wait", "for", "digit"), self._wait_for_digit, False),
+        ]
+        self.commands.sort(key=lambda entry: -len(entry[0]))
+
+    def hang_up(self, by: Literal["caller", "server"]) -> None:
+        if not self.dead:
+            self.dead = True
+            self.pending_hangup = True
+            self.result.hung_up_by = by
+
+    def handle(self, line: str) -> Reply:
+        """Asterisk's agi_handle_command: find the command, check the channel, run it."""
+        argv = split_agi_args(line)
+        for words, handler, runs_dead in self.commands:
+            if [word.lower() for word in argv[: len(words)]] == list(words):
+                if self.dead and not runs_dead:
+                    return [DEAD_CHANNEL], 0.0
+                try:
+                    return handler(argv[len(words) :])
+                except _Usage:
+                    return [USAGE_HEAD, *USAGE_TEXT[" ".join(words)], USAGE_TAIL], 0.0
+        return [UNKNOWN_COMMAND], 0.0
+
+    # --- variables
+
+    def lookup(self, name: str) -> str | None:
+        if name.upper().startswith("CALLERID(") and name.endswith(")"):
+            return self._callerid(name[9:-1].lower())
+        if name in self.variables:
+            return self.variables[name]
+        builtins = {
+            "EXTEN": self.env["agi_extension"],
+            "CONTEXT": self.env["agi_context"],
+            "PRIORITY": self.env["agi_priority"],
+            "CHANNEL": self.env["agi_channel"],
+            "UNIQUEID": self.env["agi_uniqueid"],
+        }
+        return builtins.get(name)
+
+    def _callerid(self, part: str) -> str | None:
+        values = {
+            "num": self.caller_id,
+            "name": self.caller_name,
+            "all": f'"{self.caller_name}" <{self.caller_id}>',
+        }
+        return values.get(part)
+
+    def assign(self, name: str, value: str) -> None:
+        if name.upper() == "CALLERID(NUM)":
+            self.caller_id = value
+        elif name.upper() == "CALLERID(NAME)":
+            self.caller_name = value
+        else:
+            self.variables[name] = value
+
+    def expand(self, expression: str) -> str:
+        """${...} substitution as GET FULL VARIABLE does it, innermost first."""
+        pattern = re.compile(r"\$\{([^${}]*)\}")
+        for _ in range(32):
+            expanded = pattern.sub(lambda m: self.lookup(m[1]) or "", expression)
+            if expanded == expression:
+                break
+            expression = expanded
+        return expression
+
+    # --- prompts
+
+    def _next_prompt(self) -> str | Literal[False] | None:
+        """The caller's entry for the next listening prompt; False if they hang up now."""
+        self.prompt_count += 1
+        hangup = self.call.hangup
+        if hangup and hangup.at == "prompt" and hangup.nth == self.prompt_count:
+            self.hang_up("caller")
+            return False
+        return next(self.dtmf, None)
+
+    def _sound_missing(self, name: str) -> bool:
+        return name in self.call.missing_sounds
+
+    def _playback(self, args: list[str]) -> tuple[str | None, str, float]:
+        """STREAM FILE-like playback: (result, endpos, seconds); result None if played."""
+        name, escape = args[0], args[1]
+        full = int(SOUND_S * SAMPLES_PER_S)
+        if self._sound_missing(name):
+            return "-1", "0", 0.0
+        if not escape:
+            return None, str(full), SOUND_S
+        entry = self._next_prompt()
+        if entry is False:
+            return "-1", str(full // 2), SOUND_S / 2
+        if entry and entry[0] in escape:
+            return str(ord(entry[0])), str(full // 2), SOUND_S / 2
+        return None, str(full), SOUND_S
+
+    # --- command handlers
+
+    def _answer(self, args: list[str]) -> Reply:
+        took = 0.0 if self.state == STATE_UP else ANSWER_S
+        self.state = STATE_UP
+        self.result.answered = True
+        return ["200 result=0"], took
+
+    def _channel_status(self, args: list[str]) -> Reply:
+        return [f"200 result={self.state}"], 0.0
+
+    def _hangup(self, args: list[str]) -> Reply:
+        self.hang_up("server")
+        return ["200 result=1"], 0.0
+
+    def _verbose(self, args: list[str]) -> Reply:
+        if not args:
+            raise _Usage
+        return ["200 result=1"], 0.0
+
+    def _get_variable(self, args: list[str]) -> Reply:
+        if len(args) != 1:
+            raise _Usage
+        value = self.lookup(args[0])
+        return (["200 result=0"] if value is None else [f"200 result=1 ({value})"]), 0.0
+
+    def _get_full_variable(self, args: list[str]) -> Reply:
+        if len(args) not in (1, 2):
+            raise _Usage
+        if len(args) == 2 and args[1] != self.env["agi_channel"]:
+            return ["200 result=0"], 0.0
+        return [f"200 result=1 ({self.expand(args[0])})"], 0.0
+
+    def _set_variable(self, args: list[str]) -> Reply:
+        if len(args) != 2:
+            raise _Usage
+        self.assign(args[0], args[1])
+        return ["200 result=1"], 0.0
+
+    def _get_data(self, args: list[str]) -> Reply:
+        if not 1 <= len(args) <= 3:
+            raise _Usage
+        timeout_ms = _int(args[1]) if len(args) > 1 else 0
+        timeout_s = (timeout_ms or DEFAULT_GETDATA_TIMEOUT_MS) / 1000
+        max_digits = (_int(args[2]) if len(args) > 2 else 0) or 1024
+        if self._sound_missing(args[0]):
+            return ["200 result=-1"], 0.0
+        entry = self._next_prompt()
+        if entry is False:
+            return ["200 result=-1"], SOUND_S
+        digits = ""
+        for key in entry or "":
+            if key == "#":
+                return [f"200 result={digits}"], SOUND_S + DIGIT_GAP_S * (len(digits) + 1)
+            digits += key
+            if len(digits) == max_digits:
+                return [f"200 result={digits}"], SOUND_S + DIGIT_GAP_S * len(digits)
+        took = SOUND_S + DIGIT_GAP_S * len(digits) + timeout_s
+        return [f"200 result={digits} (timeout)"], took
+
+    def _stream_file(self, args: list[str]) -> Reply:
+        if not 2 <= len(args) <= 3:
+            raise _Usage
+        result, endpos, took = self._playback(args)
+        return [f"200 result={result or 0} endpos={endpos}"], took
+
+    def _get_option(self, args: list[str]) -> Reply:
+        if not 2 <= len(args) <= 3:
+            raise _Usage
+        result, endpos, took = self._playback(args)
+        waited = (_int(args[2]) if len(args) > 2 else 0) / 1000 if result is None else 0.0
+        return [f"200 result={result or 0} endpos={endpos}"], took + waited
+
+    def _say_digits(self, args: list[str]) -> Reply:
+        if len(args) != 2:
+            raise _Usage
+        result, _, took = self._playback(args)
+        return [f"200 result={result or 0}"], took * len(args[0])
+
+    def _wait_for_digit(self, args: list[str]) -> Reply:
+        if len(args) != 1:
+            raise _Usage
+        timeout_ms = _int(args[0])
+        entry = self._next_prompt()
+        if entry is False:
+            return ["200 result=-1"], 0.0
+        if entry:
+            return [f"200 result={ord(entry[0])}"], DIGIT_GAP_S
+        if timeout_ms < 0:
+            self.hang_up("caller")
+            return ["200 result=-1"], self.call.patience_s
+        return ["200 result=0"], timeout_ms / 1000
+
+    def _exec(self, args: list[str]) -> Reply:
+        if not args:
+            raise _Usage
+        app, argument = args[0].lower(), args[1] if len(args) > 1 else ""
+        if app not in APPLICATIONS:
+            return ["200 result=-2"], 0.0
+        if app == "dial":
+            return self._dial(argument)
+        if self.dead and app in CHANNEL_APPLICATIONS:
+            return ["200 result=-1"], 0.0
+        if app == "answer":
+            return self._answer([])
+        if app == "hangup":
+            self.hang_up("server")
+            return ["200 result=-1"], 0.0
+        if app == "set":
+            name, _, value = argument.partition("=")
+            self.assign(name, value)
+        took = {"wait": _float(argument), "playback": SOUND_S}.get(app, 0.0)
+        return ["200 result=0"], took
+
+    # --- Dial
+
+    def _dial(self, argument: str) -> Reply:
+        if self.dead:
+            self._set_dial_variables("CANCEL", cause="16")
+            self.result.dials.append(DialRecord(argument, "CANCEL", "-1", 0.0, 0.0))
+            return ["200 result=-1"], 0.0
+        parts = split_app_args(argument)
+        if not parts[0]:
+            return ["200 result=-1"], 0.0  # "Dial requires an argument"
+        timeout = _float(parts[1]) if len(parts) > 1 else 0.0
+        options = parts[2] if len(parts) > 2 else ""
+        self.dial_count += 1
+        targets = [(target, self._target_outcome(target)) for target in parts[0].split("&")]
+        status, ring, talk, peer = self._race(targets, timeout or None)
+        talk = min(talk, _limit_s(options))
+        ends = {"ANSWER": ring + talk, "NOANSWER": timeout}.get(status, ring)
+        hangup = self.call.hangup
+        leaves_at = float("inf")
+        if hangup is not None and hangup.at == "dial" and hangup.nth == self.dial_count:
+            leaves_at = hangup.after_s
+        if status == "NOANSWER" and not timeout:  # rings until the caller gives up
+            leaves_at = ends = min(leaves_at, self.call.patience_s)
+        caller_left = leaves_at < ends or (status == "NOANSWER" and not timeout)
+        if caller_left:
+            self.hang_up("caller")
+            if status == "ANSWER" and leaves_at >= ring:
+                talk = leaves_at - ring  # hung up while bridged
+            else:
+                status = "CANCEL"
+            ends = leaves_at
+        if status == "ANSWER":
+            self.state = STATE_UP  # Dial answers the caller when the callee answers
+            keeps_going = "g" in _option_letters(options) and not caller_left
+            result = "0" if keeps_going else "-1"
+            self._set_dial_variables("ANSWER", ring=ring, talk=talk, cause="16", peer=peer)
+        else:
+            result = "-1" if status == "CANCEL" else "0"
+            self._set_dial_variables(status, cause="16" if status == "CANCEL" else "0")
+            ring, talk = ends, 0.0
+        self.result.dials.append(DialRecord(argument, status, result, ring, talk))
+        return [f"200 result={result}"], ends
+
+    def _target_outcome(self, target: str) -> Outcome:
+        technology, _, resource = target.partition("/")
+        if technology.lower() not in KNOWN_TECHNOLOGIES or not resource:
+            return Outcome.unavailable()
+        return self.call.outcome(resource.split("@", 1)[0])
+
+    def _race(
+        self, targets: list[tuple[str, Outcome]], timeout: float | None
+    ) -> tuple[str, float, float, str]:
+        """Dial rings every target at once: the first to answer wins; else NOANSWER if any
+        still rings at the timeout; else the first target's refusal."""
+        answering = [
+            (outcome.ring_s, target, outcome)
+            for target, outcome in targets
+            if outcome.status == "ANSWER" and (timeout is None or outcome.ring_s < timeout)
+        ]
+        if answering:
+            ring, target, outcome = min(answering, key=lambda item: item[0])
+            return "ANSWER", ring, outcome.talk_s, target
+        if any(outcome.status in ("ANSWER", "NOANSWER") for _, outcome in targets):
+            return "NOANSWER", 0.0, 0.0, ""
+        return targets[0][1].status, max(o.ring_s for _, o in targets), 0.0, ""
+
+    def _set_dial_variables(
+        self, status: str, *, cause: str, ring: float = 0.0, talk: float = 0.0, peer: str = ""
+    ) -> None:
+        answered = status == "ANSWER"
+        talk_ms, dialed_ms = round(talk * 1000), round((ring + talk) * 1000)
+        resource = peer.partition("/")[2]
+        peer_name = ""
+        if answered:
+            suffix = ";1" if peer.lower().startswith("local/") else ""
+            peer_name = f"{peer}-{next(_sequence):08x}{suffix}"
+        self.variables.update(
+            {
+                "DIALSTATUS": status,
+                "ANSWEREDTIME": str(talk_ms // 1000) if answered else "",
+                "DIALEDTIME": str(dialed_ms // 1000) if answered else "",
+                "ANSWEREDTIME_MS": str(talk_ms) if answered else "",
+                "DIALEDTIME_MS": str(dialed_ms) if answered else "",
+                "HANGUPCAUSE": cause,
+                "DIALEDPEERNAME": peer_name,
+                "DIALEDPEERNUMBER": resource if answered else "",
+            }
+        )
+
+
+def _int(text: str) -> int:
+    """atoi: leading integer, 0 when there is none."""
+    match = re.match(r"\s*-?\d+", text)
+    return int(match[0]) if match else 0
+
+
+def _float(text: str) -> float:
+    match = re.match(r"\s*\d+(\.\d+)?", text)
+    return float(match[0]) if match else 0.0
+
+
+def _option_letters(options: str) -> str:
+    """Dial's option letters without their parenthesised parameters."""
+    return re.sub(r"\([^)]*\)", "", options)
+
+
+def _limit_s(options: str) -> float:
+    """Dial's `L(x)` option: the answered call is cut after x milliseconds."""
+    match = re.search(r"L\((\d+)", options)
+    return int(match[1]) / 1000 if match else float("inf")
+
+
+# --- the conversation ----------------------------------------------------------------------
+
+
+def environment(call: SimulatedCall, host: str, port: int) -> dict[str, str]:
+    """The environment block, in Asterisk's order."""
+    sequence = next(_sequence)
+    env = {
+        "agi_network": "yes",
+        "agi_network_script": call.script,
+        "agi_request": f"agi://{host}:{port}/{call.script}",
+        "agi_channel": call.channel or f"Local/{call.dialled}@{call.context}-{sequence:08x};2",
+        "agi_language": "en",
+        "agi_type": "Local",
+        "agi_uniqueid": call.uniqueid or f"{int(time.time())}.{sequence}",
+        "agi_version": "22.10.1",
+        "agi_callerid": call.caller_id,
+        "agi_calleridname": call.caller_name,
+        "agi_callingpres": "0",
+        "agi_callingani2": "0",
+        "agi_callington": "0",
+        "agi_callingtns": "0",
+        "agi_dnid": call.dnid,
+        "agi_rdnis": "unknown",
+        "agi_context": call.context,
+        "agi_extension": call.dialled,
+        "agi_priority": call.priority,
+        "agi_enhanced": "0.0",
+        "agi_accountcode": "",
+        "agi_threadid": str(140_000_000_000_000 + sequence),
+    }
+    env.update({f"agi_arg_{n}": arg for n, arg in enumerate(call.agi_args, start=1)})
+    return env
+
+
+async def _command_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    """Commands as res_agi's fgets loop reads them: up to and including `\\n`, at most
+    2047 bytes each (a longer line becomes several commands); a partial line before EOF
+    still runs."""
+    buffer = bytearray()
+    limit = AGI_BUF_LEN - 1
+    while True:
+        newline = buffer.find(b"\n", 0, limit)
+        if newline >= 0:
+            line, buffer = bytes(buffer[:newline]), buffer[newline + 1 :]
+        elif len(buffer) >= limit:
+            line, buffer = bytes(buffer[:limit]), buffer[limit:]
+        else:
+            chunk = await reader.read(4096)
+            if chunk:
+                buffer += chunk
+                continue
+            if buffer:
+                yield buffer.decode("utf-8", errors="replace")
+            return
+        yield line.decode("utf-8", errors="replace")
+
+
+class _Conversation:
+    def __init__(
+        self,
+        call: SimulatedCall,
+        result: CallResult,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        time_scale: float,
+    ) -> None:
+        self.result = result
+        self.reader = reader
+        self.writer = writer
+        self.time_scale = time_scale
+        self.channel = _Channel(call, result, result.env)
+        self.loop = asyncio.get_running_loop()
+
+    def _send(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.writer.write(line.encode("utf-8") + b"\n")
+            self.result.transcript.append(("<<", line))
+            self.result.hangup_lines += line == HANGUP_LINE
+
+    def _flush_hangup(self) -> None:
+        if self.channel.pending_hangup:
+            self.channel.pending_hangup = False
+            self._send([HANGUP_LINE])
+
+    async def run(self) -> None:
+        env = self.result.env
+        self.writer.write("".join(f"{key}: {value}\n" for key, value in env.items()).encode())
+        self.writer.write(b"\n")
+        hangup = self.channel.call.hangup
+        if hangup is not None and hangup.at == "after_env":
+            self.channel.hang_up("caller")
+            self._flush_hangup()  # a hang-up while no command runs is reported at once
+        await self.writer.drain()
+        idle_since = self.loop.time()
+        async for line in _command_lines(self.reader):
+            self.result.think_s.append(self.loop.time() - idle_since)
+            self.result.transcript.append((">>", line))
+            self.result.commands.append(line)
+            self._flush_hangup()  # a hang-up during the previous command, told before this reply
+            reply, took = self.channel.handle(line)
+            self.result.replies.append(reply)
+            self.result.virtual_s += took
+            if self.time_scale > 0 and took > 0:
+                await asyncio.sleep(took * self.time_scale)
+            self._send(reply)
+            await self.writer.drain()
+            idle_since = self.loop.time()
+        # The server closed its side: Asterisk reports any hang-up not yet told, then
+        # sends HANGUP as it leaves the AGI loop, and closes.
+        self._flush_hangup()
+        self._send([HANGUP_LINE])
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.drain()
+
+
+async def run_call(
+    host: str,
+    port: int,
+    call: SimulatedCall,
+    *,
+    time_scale: float = 0.0,
+    timeout: float | None = 60.0,
+) -> CallResult:
+    """Play one call against the FastAGI server at host:port.
+
+    Never raises for the server's behaviour: a refused connection, a reset or a server
+    that does not end the session within `timeout` (wall seconds) is `result.error`.
+    """
+    result = CallResult(call=call)
+    started = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        result.error = f"connect failed: {exc}"
+        return result
+    result.env = environment(call, host, port)
+    conversation = _Conversation(call, result, reader, writer, time_scale)
+    try:
+        async with asyncio.timeout(timeout):
+            await conversation.run()
+    except TimeoutError:
+        result.error = f"server did not end the session within {timeout} s"
+    except (ConnectionError, OSError) as exc:
+        result.error = f"connection broke: {exc}"
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+        result.variables = dict(conversation.channel.variables)
+        result.wall_s = time.monotonic() - started
+    return result
+
+
+async def run_calls(
+    host: str,
+    port: int,
+    calls: Sequence[SimulatedCall],
+    concurrency: int,
+    *,
+    time_scale: float = 0.0,
+    timeout: float | None = 60.0,
+) -> list[CallResult]:
+    """Play many calls with at most `concurrency` connections open; results in order."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: SimulatedCall) -> CallResult:
+        async with gate:
+            return await run_call(host, port, call, time_scale=time_scale, timeout=timeout)
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+# --- hostile clients -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostileOutcome:
+    """What a misbehaving client saw: did the server close on it, and how soon."""
+
+    server_closed: bool
+    elapsed_s: float
+    received: bytes
+
+
+async def send_raw(
+    host: str, port: int, payload: bytes, *, half_close: bool = False, wait_s: float = 2.0
+) -> HostileOutcome:
+    """Send `payload`, optionally half-close, and wait up to `wait_s` for the server to
+    close the connection."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection(host, port)
+    received = bytearray()
+    closed = False
+    try:
+        async with asyncio.timeout(wait_s):
+            writer.write(payload)
+            await writer.drain()
+            if half_close:
+                writer.write_eof()
+            while chunk := await reader.read(65536):
+                received += chunk[: 65536 - len(received)]
+            closed = True
+    except TimeoutError:
+        pass
+    except (ConnectionError, OSError):
+        closed = True
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+    return HostileOutcome(closed, time.monotonic() - started, bytes(received))
+
+
+async def connect_and_close(host: str, port: int) -> None:
+    """Open a connection and close it at once without a byte."""
+    _, writer = await asyncio.open_connection(host, port)
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
+
+
+def _partial_header() -> bytes:
+    env = environment(SimulatedCall(), "127.0.0.1", 4573)
+    return "".join(f"{key}: {value}\n" for key, value in list(env.items())[:5]).encode()
+
+
+async def send_header_without_end(
+    host: str, port: int, *, close: bool, wait_s: float = 2.0
+) -> HostileOutcome:
+    """Five environment lines and no blank line; then close (`close=True`) or hold."""
+    return await send_raw(host, port, _partial_header(), half_close=close, wait_s=wait_s)
+
+
+async def send_oversized_header(
+    host: str, port: int, size: int = 1 << 20, wait_s: float = 2.0
+) -> HostileOutcome:
+    """An `agi_` header line of `size` bytes that never ends."""
+    payload = b"agi_network: " + b"y" * (size - 13)
+    return await send_raw(host, port, payload, wait_s=wait_s)
+
+
+async def send_binary_junk(host: str, port: int, wait_s: float = 2.0) -> HostileOutcome:
+    """Bytes that are no header at all, line breaks included."""
+    payload = bytes(range(256)) * 4 + b"\n\n"
+    return await send_raw(host, port, payload, wait_s=wait_s)

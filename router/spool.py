@@ -1,0 +1,106 @@
+"""An append-only journal of JSON lines: where CDR operations wait while the database is down.
+
+Every append is written whole and fsync'd before it returns, so what the journal accepted
+survives a crash or power loss. An append that fails half-way is cut back off; a line left
+unfinished by a crash is cut off when the journal is next opened (its records were never
+accepted), so every line in the file is one complete record. The journal is blocking file
+I/O on purpose: its single owner runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+class Journal:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._size, self._records = self._recover()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    @property
+    def record_count(self) -> int:
+        return self._records
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add records at the end, durably; on failure the file is as it was before."""
+        data = b"".join(
+            json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            for record in records
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            unwritten = memoryview(data)
+            while unwritten:
+                unwritten = unwritten[os.write(fd, unwritten) :]
+            os.fsync(fd)
+        except OSError:
+            with suppress(OSError):
+                os.ftruncate(fd, self._size)
+            raise
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_directory(self.path.parent)
+        self._size += len(data)
+        self._records += len(records)
+
+    def read(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Up to `limit` records from byte `offset` on, and the offset just after them."""
+        records: list[dict[str, Any]] = []
+        try:
+            with open(self.path, "rb") as journal:
+                journal.seek(offset)
+                while len(records) < limit and (line := journal.readline()):
+                    records.append(json.loads(line))
+                    offset += len(line)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return records, offset
+
+    def clear(self) -> None:
+        """Empty the journal, once everything in it is safely elsewhere."""
+        if self.path.exists():
+            with open(self.path, "r+b") as journal:
+                journal.truncate(0)
+                os.fsync(journal.fileno())
+        self._size = self._records = 0
+
+    def _recover(self) -> tuple[int, int]:
+        """Size and record count of the journal, cutting off a line a crash left unfinished."""
+        records = complete = position = 0
+        try:
+            with open(self.path, "r+b") as journal:
+                while chunk := journal.read(_CHUNK):
+                    records += chunk.count(b"\n")
+                    last_newline = chunk.rfind(b"\n")
+                    if last_newline >= 0:
+                        complete = position + last_newline + 1
+                    position += len(chunk)
+                if complete < position:
+                    journal.truncate(complete)
+                    os.fsync(journal.fileno())
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return complete, records
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's directory entry durable, not just its contents."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

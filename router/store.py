@@ -1,0 +1,414 @@
+"""Where CDRs are kept: a small engine-neutral `Store` protocol and its SQLite implementation.
+
+The protocol is what the writer and the `hotline400 cdr` command rely on; a PostgreSQL
+store can join behind it. A store says `StoreUnavailable` whenever the database cannot be
+reached or written, and nothing else about its engine, so the writer knows to spool.
+
+`SQLiteStore` keeps one aiosqlite connection on a real file in WAL mode. Each `apply` is
+one `BEGIN IMMEDIATE` transaction; runs of operations sharing one statement go through
+`executemany`. Before each use it checks the file is still the one it opened, so a
+database moved or deleted under a running router is noticed instead of written into a
+file nobody can see any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+
+from router.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    CdrOp,
+    FinishCall,
+    Leg,
+    Outcome,
+    StartCall,
+    decode_value,
+    encode_value,
+)
+
+INTERRUPTED_NOTE = "router restarted"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or written now; keep the data and try again later."""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        """Apply the operations in order, in one transaction; idempotent, so replays are safe."""
+
+    async def close_interrupted(self, now: datetime) -> int:
+        """Close calls started before `now` and still in progress; return how many."""
+
+    async def query_cdrs(
+        self,
+        *,
+        number: str | None = None,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: Outcome | None = None,
+        limit: int | None = None,
+    ) -> list[CDR]:
+        """CDRs newest first with their legs; `since` inclusive, `until` exclusive."""
+
+    async def get_cdr(self, call_id: str) -> CDR | None: ...
+
+
+_CDR_COLUMNS = (
+    "call_id",
+    "number",
+    "caller_raw",
+    "caller",
+    "caller_kind",
+    "province",
+    "city",
+    "area_code",
+    "started_at",
+    "started_us",
+    "answered_at",
+    "ended_at",
+    "billable_seconds",
+    "outcome",
+    "rule",
+    "caller_share",
+    "callee_share",
+    "total",
+    "tariff_id",
+    "note",
+)
+_LEG_COLUMNS = (
+    "call_id",
+    "seq",
+    "destination",
+    "dial_status",
+    "started_at",
+    "ring_seconds",
+    "talk_seconds",
+    "forward_reason",
+)
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str) -> str:
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT {conflict}"
+
+
+_INSERT_CDR = _insert("cdrs", _CDR_COLUMNS, "(call_id) DO NOTHING")
+_INSERT_LEG = _insert("legs", _LEG_COLUMNS, "(call_id, seq) DO NOTHING")
+
+# Each entry migrates the schema one version up; the database records how far it got.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE cdrs (
+            call_id TEXT PRIMARY KEY,
+            number TEXT NOT NULL,
+            caller_raw TEXT NOT NULL,
+            caller TEXT,
+            caller_kind TEXT NOT NULL,
+            province TEXT,
+            city TEXT,
+            area_code TEXT,
+            started_at TEXT NOT NULL,
+            started_us INTEGER NOT NULL,  -- UTC microseconds: orders and filters across offsets
+            answered_at TEXT,
+            ended_at TEXT,
+            billable_seconds INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL,
+            rule TEXT,
+            caller_share TEXT,  -- yuan as exact decimal text, e.g. '0.30'
+            callee_share TEXT,
+            total TEXT,
+            tariff_id TEXT,
+            note TEXT
+        )""",
+        """CREATE TABLE legs (
+            call_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            destination TEXT NOT NULL,
+            dial_status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ring_seconds INTEGER NOT NULL,
+            talk_seconds INTEGER NOT NULL,
+            forward_reason TEXT NOT NULL,
+            PRIMARY KEY (call_id, seq)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX cdrs_by_number_start ON cdrs (number, started_us)",
+        "CREATE INDEX cdrs_by_caller ON cdrs (caller, started_us)",
+        "CREATE INDEX cdrs_by_caller_raw ON cdrs (caller_raw, started_us)",
+        "CREATE INDEX cdrs_by_start ON cdrs (started_us)",
+        "CREATE INDEX cdrs_in_progress ON cdrs (started_us) WHERE outcome = 'in_progress'",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(moment: datetime) -> int:
+    if moment.utcoffset() is None:
+        raise ValueError(f"a timezone-aware datetime is needed, got {moment!r}")
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _statements(op: CdrOp) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    match op:
+        case StartCall(cdr):
+            yield _INSERT_CDR, _cdr_params(cdr)
+            for leg in cdr.legs:
+                yield _INSERT_LEG, _leg_params(cdr.call_id, leg)
+        case AddLeg(call_id, leg):
+            yield _INSERT_LEG, _leg_params(call_id, leg)
+        case FinishCall(call_id, values):
+            names = sorted(values)
+            assignments = ", ".join(f"{name} = ?" for name in names)
+            params = tuple(encode_value(values[name]) for name in names)
+            yield f"UPDATE cdrs SET {assignments} WHERE call_id = ?", (*params, call_id)
+
+
+def _cdr_params(cdr: CDR) -> tuple[Any, ...]:
+    region = cdr.region
+    values = {
+        "province": region.province,
+        "city": region.city,
+        "area_code": region.area_code,
+        "started_us": _epoch_us(cdr.started_at),
+    }
+    return tuple(
+        values[name] if name in values else encode_value(getattr(cdr, name))
+        for name in _CDR_COLUMNS
+    )
+
+
+def _leg_params(call_id: str, leg: Leg) -> tuple[Any, ...]:
+    return (call_id, *(encode_value(getattr(leg, name)) for name in _LEG_COLUMNS[1:]))
+
+
+def _cdr_from_row(row: sqlite3.Row, legs: tuple[Leg, ...]) -> CDR:
+    names = (name for name in _CDR_COLUMNS if name not in ("province", "city", "area_code"))
+    values = {name: decode_value(name, row[name]) for name in names if name != "started_us"}
+    region = CallerRegion(row["province"], row["city"], row["area_code"])
+    return CDR(**values, region=region, legs=legs)
+
+
+def _leg_from_row(row: sqlite3.Row) -> Leg:
+    return Leg(**{name: decode_value(name, row[f"leg_{name}"]) for name in _LEG_COLUMNS[1:]})
+
+
+_LEG_SELECT = ", ".join(f"l.{name} AS leg_{name}" for name in _LEG_COLUMNS[1:])
+
+
+class SQLiteStore:
+    """CDR store on one SQLite file (WAL, synchronous=NORMAL), through aiosqlite.
+
+    The file is created on the first successful open only; if it disappears later the
+    store stays unavailable until it is back, rather than starting an empty one.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path).absolute()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._may_create = True
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        async with self._lock:
+            await self._connection()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._disconnect()
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        statements = [statement for op in ops for statement in _statements(op)]
+        async with self._transaction() as db:
+            for sql, group in groupby(statements, key=itemgetter(0)):
+                await db.executemany(sql, [params for _, params in group])
+
+    async def close_interrupted(self, now: datetime) -> int:
+        async with self._transaction() as db:
+            stranded = await self._select(
+                db, f"outcome = '{Outcome.IN_PROGRESS}' AND started_us <= ?", [_epoch_us(now)]
+            )
+            await db.executemany(
+                "UPDATE cdrs SET outcome = ?, ended_at = ?, note = ? "
+                "WHERE call_id = ? AND outcome = ?",
+                [
+                    (
+                        Outcome.INTERRUPTED.value,
+                        encode_value(_latest_known_time(cdr)),
+                        INTERRUPTED_NOTE,
+                        cdr.call_id,
+                        Outcome.IN_PROGRESS.value,
+                    )
+                    for cdr in stranded
+                ],
+            )
+        return len(stranded)
+
+    async def query_cdrs(
+        self,
+        *,
+        number: str | None = None,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: Outcome | None = None,
+        limit: int | None = None,
+    ) -> list[CDR]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if number is not None:
+            conditions.append("number = ?")
+            params.append(number)
+        if caller is not None:
+            conditions.append("(caller = ? OR caller_raw = ?)")
+            params += [caller, caller]
+        if since is not None:
+            conditions.append("started_us >= ?")
+            params.append(_epoch_us(since))
+        if until is not None:
+            conditions.append("started_us < ?")
+            params.append(_epoch_us(until))
+        if outcome is not None:
+            conditions.append("outcome = ?")
+            params.append(outcome.value)
+        async with self._reading() as db:
+            return await self._select(db, " AND ".join(conditions) or "1", params, limit)
+
+    async def get_cdr(self, call_id: str) -> CDR | None:
+        async with self._reading() as db:
+            found = await self._select(db, "call_id = ?", [call_id])
+        return found[0] if found else None
+
+    async def _select(
+        self, db: aiosqlite.Connection, where: str, params: list[Any], limit: int | None = None
+    ) -> list[CDR]:
+        """CDRs matching `where`, newest first, each with its legs, in one statement."""
+        sql = (
+            f"SELECT c.*, {_LEG_SELECT} FROM ("
+            f"  SELECT * FROM cdrs WHERE {where}"
+            "   ORDER BY started_us DESC, call_id DESC LIMIT ?"
+            ") AS c LEFT JOIN legs AS l ON l.call_id = c.call_id "
+            "ORDER BY c.started_us DESC, c.call_id DESC, l.seq"
+        )
+        rows = await db.execute_fetchall(sql, [*params, -1 if limit is None else limit])
+        found: list[CDR] = []
+        for _, group in groupby(rows, key=itemgetter("call_id")):
+            call_rows = list(group)
+            legs = tuple(_leg_from_row(row) for row in call_rows if row["leg_seq"] is not None)
+            found.append(_cdr_from_row(call_rows[0], legs))
+        return found
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, taken up front so it never deadlocks on a lock upgrade."""
+        async with self._lock, _unavailable_on_error():
+            db = await self._connection()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                await self._roll_back(db)
+                raise
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock, _unavailable_on_error():
+            yield await self._connection()
+
+    async def _connection(self) -> aiosqlite.Connection:
+        """The open connection, reopened if the file at `path` is not the one it has open."""
+        if self._db is not None and self._file_identity() == self._identity:
+            return self._db
+        await self._disconnect()
+        mode = "rwc" if self._may_create else "rw"
+        db = await aiosqlite.connect(
+            f"{self.path.as_uri()}?mode={mode}", uri=True, isolation_level=None
+        )
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await _migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db, self._identity, self._may_create = db, self._file_identity(), False
+        return db
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+    async def _roll_back(self, db: aiosqlite.Connection) -> None:
+        try:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+        except sqlite3.Error:
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        db, self._db, self._identity = self._db, None, None
+        if db is not None:
+            with suppress(sqlite3.Error):
+                await db.close()
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        rows = await db.execute_fetchall("SELECT MAX(version) FROM schema_version")
+        current = rows[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"database schema version {current} is newer than this router's {SCHEMA_VERSION}"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version - 1]:
+                await db.execute(statement)
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        await db.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        raise
+
+
+def _latest_known_time(cdr: CDR) -> datetime:
+    """When an interrupted call was last known alive: its last leg's end, else its start."""
+    return max([cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
+
+
+@asynccontextmanager
+async def _unavailable_on_error() -> AsyncIterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc

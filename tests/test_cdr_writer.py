@@ -1,0 +1,351 @@
+"""The write-behind CDR writer and its journal, against a real SQLite file that really fails."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from router.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    CdrOp,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    StartCall,
+    op_to_json,
+)
+from router.cdr_writer import CdrWriter
+from router.spool import Journal
+from router.store import SQLiteStore
+
+T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def call_ops(call_id: str, legs: int = 2) -> list[CdrOp]:
+    """What one call submits: written ahead, a leg per Dial attempt, completed at hang-up."""
+    start = CDR(
+        call_id=call_id,
+        number="4000000001",
+        caller_raw="053188889999",
+        caller="053188889999",
+        caller_kind="fixed",
+        started_at=T0,
+        region=CallerRegion("山东", "济南", "0531"),
+    )
+    dials = [
+        AddLeg(
+            call_id,
+            Leg(
+                seq=seq,
+                destination=f"1380000001{seq}",
+                dial_status="BUSY" if seq < legs else "ANSWER",
+                started_at=T0 + timedelta(seconds=seq),
+                ring_seconds=3,
+                talk_seconds=0 if seq < legs else 60,
+                forward_reason=ForwardReason.PRIMARY if seq == 1 else ForwardReason.BUSY,
+            ),
+        )
+        for seq in range(1, legs + 1)
+    ]
+    finish = FinishCall(
+        call_id,
+        {
+            "outcome": Outcome.ANSWERED,
+            "ended_at": T0 + timedelta(seconds=70),
+            "billable_seconds": 60,
+            "caller_share": Decimal("0.22"),
+            "callee_share": Decimal("0.20"),
+            "total": Decimal("0.42"),
+        },
+    )
+    return [StartCall(start), *dials, finish]
+
+
+async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait until `check` (plain or async) gives something true."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if await result if isinstance(result, Awaitable) else result:
+                return
+            await asyncio.sleep(0.005)
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Another connection holding the write lock, as a second process would."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+def count(path: Path, table: str) -> int:
+    with closing(sqlite3.connect(path)) as other:
+        return other.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+async def assert_completed(store: SQLiteStore, call_ids: Sequence[str], legs: int = 2) -> None:
+    """Each call stored exactly once, finished, with each of its legs exactly once."""
+    assert count(store.path, "cdrs") == len(call_ids)
+    assert count(store.path, "legs") == len(call_ids) * legs
+    for call_id in call_ids:
+        cdr = await store.get_cdr(call_id)
+        assert cdr is not None
+        assert cdr.outcome is Outcome.ANSWERED
+        assert cdr.total == Decimal("0.42")
+        assert [leg.seq for leg in cdr.legs] == list(range(1, legs + 1))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "cdr.db", busy_timeout_ms=20)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "spool" / "cdr.journal")
+
+
+def quick_writer(store: SQLiteStore, journal: Journal, **settings: float) -> CdrWriter:
+    return CdrWriter(
+        store,
+        journal,
+        **{"batch_interval": 0.01, "retry_initial": 0.02, "retry_max": 0.1, **settings},
+    )
+
+
+async def test_submit_returns_at_once_and_close_writes_everything(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal)
+    await writer.start()
+    ops = [op for n in range(20) for op in call_ops(f"call-{n}")]
+
+    for op in ops:
+        writer.submit(op)
+    assert writer.stats().queue_depth == len(ops)
+    await writer.close()
+
+    await assert_completed(store, [f"call-{n}" for n in range(20)])
+    assert writer.stats().queue_depth == 0
+
+
+class BatchRecordingStore(SQLiteStore):
+    """The real store, remembering the size of each batch it was given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batch_sizes: list[int] = []
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        self.batch_sizes.append(len(ops))
+        await super().apply(ops)
+
+
+async def test_ops_are_applied_in_batches_of_at_most_batch_size(
+    tmp_path: Path, journal: Journal
+) -> None:
+    store = BatchRecordingStore(tmp_path / "cdr.db")
+    writer = quick_writer(store, journal, batch_size=10)
+    await writer.start()
+
+    for op in [op for n in range(5) for op in call_ops(f"call-{n}", legs=3)]:
+        writer.submit(op)
+    await writer.close()
+
+    assert store.batch_sizes == [10, 10, 5]
+    await assert_completed(store, [f"call-{n}" for n in range(5)], legs=3)
+    await store.close()
+
+
+async def test_a_lone_op_is_written_within_the_batch_interval(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal, batch_size=100, batch_interval=0.02)
+    await writer.start()
+
+    writer.submit(call_ops("alone")[0])
+    await eventually(lambda: store.get_cdr("alone"), timeout=1.0)
+    await writer.close()
+
+
+async def test_while_the_database_is_locked_ops_wait_in_the_journal_then_land_once(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal, batch_size=4)
+    await writer.start()
+    await store.apply(call_ops("before-the-lock"))
+    ops = [op for n in range(3) for op in call_ops(f"call-{n}")]
+
+    with write_lock_held(store.path):
+        for op in ops:
+            writer.submit(op)
+        await eventually(lambda: journal.record_count == len(ops))
+        stats = writer.stats()
+        assert stats.spooled_ops == len(ops)
+        assert stats.write_failures >= 1
+        assert stats.journal_bytes == journal.path.stat().st_size > 0
+        assert len(journal.path.read_bytes().splitlines()) == len(ops)
+        assert await store.get_cdr("call-0") is None
+
+    await eventually(lambda: writer.stats().spooled_ops == 0)
+    assert journal.path.stat().st_size == writer.stats().journal_bytes == 0
+    await assert_completed(store, ["before-the-lock", *(f"call-{n}" for n in range(3))])
+    await writer.close()
+
+
+async def test_ops_submitted_while_the_journal_waits_queue_up_behind_it(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal, retry_initial=60)
+    await writer.start()
+    start, *legs_and_finish = call_ops("in-order")
+
+    with write_lock_held(store.path):
+        writer.submit(start)
+        await eventually(lambda: writer.stats().spooled_ops == 1)
+    for op in legs_and_finish:
+        writer.submit(op)
+    await eventually(lambda: writer.stats().spooled_ops == 4)
+    assert await store.get_cdr("in-order") is None
+
+    await writer.close()
+    await assert_completed(store, ["in-order"])
+    assert journal.record_count == 0
+
+
+async def test_a_database_file_moved_away_spools_until_it_is_back(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal)
+    await writer.start()
+    await store.apply(call_ops("before-the-move"))
+    aside = store.path.with_name("cdr.db.aside")
+
+    store.path.rename(aside)
+    store.path.mkdir()
+    for op in call_ops("while-away"):
+        writer.submit(op)
+    await eventually(lambda: writer.stats().spooled_ops == 4)
+    store.path.rmdir()
+    aside.rename(store.path)
+
+    await eventually(lambda: writer.stats().spooled_ops == 0)
+    await assert_completed(store, ["before-the-move", "while-away"])
+    await writer.close()
+
+
+async def test_ops_are_held_in_memory_when_the_journal_cannot_be_written_either(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    writer = quick_writer(store, Journal(blocker / "cdr.journal"))
+    await writer.start()
+
+    with write_lock_held(store.path):
+        for op in call_ops("held"):
+            writer.submit(op)
+        await eventually(lambda: writer.stats().spooled_ops == 4)
+        assert writer.stats().journal_bytes == 0
+
+    await eventually(lambda: writer.stats().spooled_ops == 0)
+    await assert_completed(store, ["held"])
+    await writer.close()
+
+
+async def test_a_journal_left_by_an_earlier_run_is_replayed_on_start(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    journal.append([op_to_json(op) for n in range(3) for op in call_ops(f"call-{n}")])
+    await store.apply(call_ops("call-0"))  # that run crashed half-way through a replay
+    with journal.path.open("ab") as torn:
+        torn.write(b'{"op":"start","cdr":{"call_id":"cut-short')
+
+    reopened = Journal(journal.path)
+    assert reopened.record_count == 12
+    writer = quick_writer(store, reopened)
+    await writer.start()
+
+    await assert_completed(store, ["call-0", "call-1", "call-2"])
+    assert reopened.path.read_bytes() == b""
+    await writer.close()
+
+
+async def test_close_leaves_in_the_journal_what_the_database_still_refuses(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal)
+    await writer.start()
+
+    with write_lock_held(store.path):
+        for op in call_ops("refused"):
+            writer.submit(op)
+        await writer.close()
+        assert journal.record_count == 4
+
+    next_run = quick_writer(store, Journal(journal.path))
+    await next_run.start()
+    await assert_completed(store, ["refused"])
+    await next_run.close()
+
+
+async def test_nothing_can_be_submitted_after_close(store: SQLiteStore, journal: Journal) -> None:
+    writer = quick_writer(store, journal)
+    await writer.start()
+    await writer.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(call_ops("late")[0])
+
+
+def test_the_journal_reads_back_in_order_from_any_offset(journal: Journal) -> None:
+    journal.append([{"n": n, "region": "济南"} for n in range(5)])
+
+    first, offset = journal.read(0, 2)
+    rest, end = journal.read(offset, 10)
+
+    assert [record["n"] for record in first + rest] == [0, 1, 2, 3, 4]
+    assert first[0]["region"] == "济南"
+    assert end == journal.size_bytes == journal.path.stat().st_size
+    assert journal.read(end, 10) == ([], end)
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped_when_the_journal_reopens(
+    journal: Journal,
+) -> None:
+    journal.append([{"n": 1}])
+    with journal.path.open("ab") as torn:
+        torn.write(b'{"n": 2')
+
+    reopened = Journal(journal.path)
+    reopened.append([{"n": 3}])
+
+    assert reopened.read(0, 10)[0] == [{"n": 1}, {"n": 3}]
+    assert reopened.record_count == 2
+
+
+def test_clearing_the_journal_empties_it(journal: Journal) -> None:
+    journal.append([{"n": 1}, {"n": 2}])
+    journal.clear()
+
+    assert (journal.record_count, journal.size_bytes) == (0, 0)
+    assert journal.read(0, 10) == ([], 0)
+    assert Journal(journal.path).record_count == 0
