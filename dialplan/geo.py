@@ -9,10 +9,11 @@ one is unknown: a caller ID that long is not a number, whatever its first charac
 
 Where a number comes from is read from phonenumbers' geocoder and carrier data. For a
 mobile, phonenumbers falls short in two ways, and the `phone` package's prefix table is
-asked instead: it places a block only as "China" (every 16x and 19x block, most of 17x), or it
-places it through a catch-all prefix shorter than MIN_PRECISE_PREFIX_DIGITS digits (86173
-puts every 173 number in Beijing), which the phone table contradicts for most numbers.
-bench/geo_coverage.py measures both sources over every mobile block.
+asked instead: it places a block only as "China" (every 16x and 19x block, most of 17x),
+or it places it only through a catch-all prefix shorter than MIN_PRECISE_PREFIX_DIGITS
+digits (86173 puts every 173 number in Beijing), where the phone table names another
+province for about 70% of numbers. bench/geo_coverage.py measures both sources over every
+mobile block.
 
 A mobile's area code is its city's fixed-line code, found by inverting phonenumbers'
 fixed-line descriptions (see dialplan.regions for when none can be derived); only a

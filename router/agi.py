@@ -276,6 +276,9 @@ class AGISession:
             except AGIProtocolError as exc:
                 self._failure = exc
                 raise
+            except asyncio.CancelledError:
+                self._failure = AGIProtocolError(f"cancelled while {line[:40]!r} was running")
+                raise
         if reply.code == DEAD_CHANNEL_CODE:
             self.dead = True
             self._note_hangup()

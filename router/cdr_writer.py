@@ -143,17 +143,19 @@ class CdrWriter:
         await self._spool(batch)
 
     async def _spool(self, batch: list[CdrOp]) -> None:
-        self._held += batch
+        """Journal the batch behind anything held in memory; hold it too if that fails."""
+        unjournaled = [*self._held, *batch]
         try:
-            await asyncio.to_thread(self._journal.append, [op_to_json(op) for op in self._held])
+            await asyncio.to_thread(self._journal.append, [op_to_json(op) for op in unjournaled])
         except OSError:
+            self._held = unjournaled
             log.exception(
                 "CDR journal %s cannot be written; %d operations held in memory",
                 self._journal.path,
-                len(self._held),
+                len(unjournaled),
             )
             return
-        self._held.clear()
+        self._held = []
 
     async def _replay(self) -> None:
         """Apply the journal, then ops held in memory, in order; empty both only after that."""

@@ -293,11 +293,6 @@ class CallResult:
     error: str | None = None
 
     @property
-    def sent(self) -> list[str]:
-        """Lines the simulator sent after the environment block."""
-        return [line for marker, line in self.transcript if marker == "<<"]
-
-    @property
     def first_command_s(self) -> float | None:
         return self.think_s[0] if self.think_s else None
 
@@ -329,7 +324,8 @@ class _Channel:
         self.dial_count = 0
         self.prompt_count = 0
         self.dtmf = iter(call.dtmf)
-        self.commands: list[tuple[tuple[str, ...], Callable[[list[str]], Reply], bool]] = [
+        # (command words, handler, runs on a dead channel), longest words first
+        self.table: list[tuple[tuple[str, ...], Callable[[list[str]], Reply], bool]] = [
             (("answer",), self._answer, False),
             (("channel", "status"), self._channel_status, False),
             (("exec",), self._exec, True),
@@ -338,14 +334,14 @@ class _Channel:
             (("get", "option"), self._get_option, False),
             (("get", "variable"), self._get_variable, True),
             (("hangup",), self._hangup, False),
-            (("noop",), lambda args: (["200 result=0"], 0.0), True),
+            (("noop",), self._noop, True),
             (("say", "digits"), self._say_digits, False),
             (("set", "variable"), self._set_variable, True),
             (("stream", "file"), self._stream_file, False),
             (("verbose",), self._verbose, True),
             (("wait", "for", "digit"), self._wait_for_digit, False),
         ]
-        self.commands.sort(key=lambda entry: -len(entry[0]))
+        self.table.sort(key=lambda entry: -len(entry[0]))
 
     def hang_up(self, by: Literal["caller", "server"]) -> None:
         if not self.dead:
@@ -356,7 +352,7 @@ class _Channel:
     def handle(self, line: str) -> Reply:
         """Asterisk's agi_handle_command: find the command, check the channel, run it."""
         argv = split_agi_args(line)
-        for words, handler, runs_dead in self.commands:
+        for words, handler, runs_dead in self.table:
             if [word.lower() for word in argv[: len(words)]] == list(words):
                 if self.dead and not runs_dead:
                     return [DEAD_CHANNEL], 0.0
@@ -399,14 +395,25 @@ class _Channel:
             self.variables[name] = value
 
     def expand(self, expression: str) -> str:
-        """${...} substitution as GET FULL VARIABLE does it, innermost first."""
-        pattern = re.compile(r"\$\{([^${}]*)\}")
-        for _ in range(32):
-            expanded = pattern.sub(lambda m: self.lookup(m[1]) or "", expression)
-            if expanded == expression:
-                break
-            expression = expanded
-        return expression
+        """`${...}` substitution as GET FULL VARIABLE does it: names may themselves hold
+        `${...}`, substituted values are not scanned again, unknown names become ""."""
+        out: list[str] = []
+        start = 0
+        while (opening := expression.find("${", start)) >= 0:
+            closing, depth = opening + 2, 1
+            while closing < len(expression) and depth:
+                if expression.startswith("${", closing):
+                    depth, closing = depth + 1, closing + 2
+                    continue
+                depth -= expression[closing] == "}"
+                closing += 1
+            if depth:
+                break  # unterminated: the rest stays literal
+            out.append(expression[start:opening])
+            out.append(self.lookup(self.expand(expression[opening + 2 : closing - 1])) or "")
+            start = closing
+        out.append(expression[start:])
+        return "".join(out)
 
     # --- prompts
 
@@ -447,6 +454,9 @@ class _Channel:
 
     def _channel_status(self, args: list[str]) -> Reply:
         return [f"200 result={self.state}"], 0.0
+
+    def _noop(self, args: list[str]) -> Reply:
+        return ["200 result=0"], 0.0
 
     def _hangup(self, args: list[str]) -> Reply:
         self.hang_up("server")
@@ -572,9 +582,10 @@ class _Channel:
         leaves_at = float("inf")
         if hangup is not None and hangup.at == "dial" and hangup.nth == self.dial_count:
             leaves_at = hangup.after_s
-        if status == "NOANSWER" and not timeout:  # rings until the caller gives up
+        rings_until_caller_leaves = status == "NOANSWER" and not timeout
+        if rings_until_caller_leaves:
             leaves_at = ends = min(leaves_at, self.call.patience_s)
-        caller_left = leaves_at < ends or (status == "NOANSWER" and not timeout)
+        caller_left = rings_until_caller_leaves or leaves_at < ends
         if caller_left:
             self.hang_up("caller")
             if status == "ANSWER" and leaves_at >= ring:
@@ -721,6 +732,8 @@ async def _command_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
 
 
 class _Conversation:
+    """One call: send the environment, answer commands until the server closes its side."""
+
     def __init__(
         self,
         call: SimulatedCall,

@@ -57,8 +57,8 @@ USAGE_GET_DATA = (
     b"520 End of proper usage.\n"
 )
 
-Reply = bytes | tuple[float, bytes]
-"""Recorded reply bytes, optionally sent after a delay in seconds."""
+Reply = bytes | tuple[float, bytes] | None
+"""Recorded reply bytes, optionally sent after a delay in seconds; None never answers."""
 
 
 class ScriptedAsterisk:
@@ -70,21 +70,28 @@ class ScriptedAsterisk:
         self.replies = replies
         self.close_at_end = close_at_end
         self.received: list[str] = []
+        self.done = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(self.header)
-        for reply in self.replies:
-            line = await reader.readline()
-            if not line:
-                break
-            self.received.append(line.decode().removesuffix("\n"))
-            delay, data = reply if isinstance(reply, tuple) else (0.0, reply)
-            await asyncio.sleep(delay)
-            writer.write(data)
-            await writer.drain()
-        if not self.close_at_end:
-            await reader.read()
-        writer.close()
+        try:
+            writer.write(self.header)
+            for reply in self.replies:
+                line = await reader.readline()
+                if not line or reply is None:
+                    break
+                self.received.append(line.decode().removesuffix("\n"))
+                delay, data = reply if isinstance(reply, tuple) else (0.0, reply)
+                await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+            if not self.close_at_end:
+                await reader.read()
+            writer.close()
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+        finally:
+            self.done.set()
 
 
 Connect = Callable[..., Awaitable[tuple[AGISession, ScriptedAsterisk]]]
@@ -93,7 +100,7 @@ Connect = Callable[..., Awaitable[tuple[AGISession, ScriptedAsterisk]]]
 @pytest.fixture
 async def asterisk() -> AsyncIterator[Connect]:
     servers: list[asyncio.Server] = []
-    sessions: list[AGISession] = []
+    connected: list[tuple[AGISession, ScriptedAsterisk]] = []
 
     async def connect(
         replies: list[Reply], *, close_at_end: bool = False, **options: float | None
@@ -103,25 +110,34 @@ async def asterisk() -> AsyncIterator[Connect]:
         servers.append(server)
         reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
         session = AGISession(reader, writer, await read_environment(reader), **options)
-        sessions.append(session)
+        connected.append((session, script))
         return session, script
 
     yield connect
-    for session in sessions:
+    for session, script in connected:
         await session.close()
+        await asyncio.wait_for(script.done.wait(), 2)
     for server in servers:
         server.close()
+        await server.wait_closed()
 
 
 async def header_from(payload: bytes, *, close: bool, **limits: float) -> dict[str, str]:
     """read_environment on a connection whose peer sends `payload`, then closes or holds."""
+    done = asyncio.Event()
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(payload)
-        await writer.drain()
-        if not close:
-            await reader.read()
-        writer.close()
+        try:
+            writer.write(payload)
+            await writer.drain()
+            if not close:
+                await reader.read()
+            writer.close()
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+        finally:
+            done.set()
 
     server = await asyncio.start_server(peer, "127.0.0.1", 0)
     reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
@@ -129,7 +145,10 @@ async def header_from(payload: bytes, *, close: bool, **limits: float) -> dict[s
         return await read_environment(reader, **limits)
     finally:
         writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(done.wait(), 2)
         server.close()
+        await server.wait_closed()
 
 
 # --- the environment block -----------------------------------------------------------------
@@ -294,6 +313,25 @@ async def test_dead_channel_commands_come_back_as_511_without_raising(
     assert await session.get_variable("DIALSTATUS") == "CANCEL"
 
 
+async def test_hangup_command_is_followed_by_a_hangup_line(asterisk: Connect) -> None:
+    session, _ = await asterisk([b"200 result=1\n", b"HANGUP\n200 result=1 (053188889999)\n", DEAD])
+    assert (await session.hangup()).result == "1"
+    assert await session.get_variable("CALLERID(num)") == "053188889999"
+    assert session.hung_up
+    assert (await session.stream_file("beep")).code == 511
+
+
+async def test_cancelled_command_leaves_the_session_unusable(asterisk: Connect) -> None:
+    session, _ = await asterisk([None])
+    dial = asyncio.create_task(session.exec("Dial", "Local/13800000031@phones,20"))
+    await asyncio.sleep(0.05)
+    dial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dial
+    with pytest.raises(AGIProtocolError):
+        await session.command("NOOP")
+
+
 async def test_get_data_tells_digits_from_timeouts(asterisk: Connect) -> None:
     session, script = await asterisk(
         [
@@ -342,7 +380,7 @@ async def test_hangup_on_half_close_then_eof_raises_connection_closed(
 
 
 async def test_reply_timeout_leaves_the_session_unusable(asterisk: Connect) -> None:
-    session, _ = await asterisk([(1.0, b"200 result=0\n")], command_timeout=0.1)
+    session, _ = await asterisk([None], command_timeout=0.1)
     with pytest.raises(AGIReplyTimeout):
         await session.answer()
     with pytest.raises(AGIReplyTimeout):

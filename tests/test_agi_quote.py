@@ -21,7 +21,8 @@ from router.simulator import SimulatedCall, run_call, split_agi_args
 
 
 def test_quotes_and_spaces_are_quoted_as_asterisk_expects() -> None:
-    assert f"SET VARIABLE NAME {quote('a b "c" d')}" == 'SET VARIABLE NAME "a b \\"c\\" d"'
+    value = 'a b "c" d'
+    assert f"SET VARIABLE NAME {quote(value)}" == 'SET VARIABLE NAME "a b \\"c\\" d"'
 
 
 def test_backslashes_are_escaped() -> None:

@@ -22,7 +22,7 @@ from tests.router_harness import SimulatedClock, call, finished_cdr, running_rou
 SPEEDUP = 50.0  # three Dials ringing 20 s each take 1.2 s
 
 
-async def with_a_call_in_flight(router, hostile) -> None:  # noqa: ANN001
+async def with_a_call_in_flight(router, hostile) -> None:
     """Run `hostile` while a no-answer call rings; the call must end as if alone."""
     ringing = asyncio.create_task(
         call(router, dialled="4000000003", uniqueid="in.flight", time_scale=1 / SPEEDUP)

@@ -6,6 +6,7 @@ recordings' markers: `>>` sent by the FastAGI server, `<<` sent by Asterisk.
 """
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,7 @@ async def play(transcript: str, call: SimulatedCall) -> tuple[Wire, CallResult, 
                 wire.extend(("<<", line) for line in (await reader.read()).decode().splitlines())
                 break
         writer.close()
+        await writer.wait_closed()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     async with server:
@@ -752,6 +754,7 @@ async def test_commands_are_read_as_asterisk_reads_them() -> None:
         writer.write_eof()
         await reader.read()
         writer.close()
+        await writer.wait_closed()
 
     server, host, port = await serve_with(router)
     async with server:
@@ -822,6 +825,8 @@ async def test_hostile_clients_are_shed_quickly_and_the_server_keeps_serving() -
             outcomes.append(type(exc).__name__)
         finally:
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
     server, host, port = await serve_with(router)
     async with server:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
@@ -23,7 +24,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = commands.add_parser("simulate", parents=[common], help="show how a plan routes a call")
     parser.add_argument("--number", required=True, help="the dialled 400 number")
     parser.add_argument("--caller", required=True, help="caller ID as Asterisk hands it over")
-    parser.add_argument("--at", help='local time "YYYY-MM-DD HH:MM" (default: now)')
+    parser.add_argument(
+        "--at", type=_local_time, help='local time "YYYY-MM-DD HH:MM" (default: now)'
+    )
     parser.add_argument("--busy", action="append", default=[], metavar="NUMBER")
     parser.add_argument("--no-answer", action="append", default=[], metavar="NUMBER")
     parser.add_argument("--calls", type=int, default=1, help="place this many calls")
@@ -34,11 +37,15 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     plan = config.plans.get(args.number)
     if plan is None:
-        reasons = [str(p) for p in config.problems if args.number in p.file]
+        reasons = [
+            str(p)
+            for p in config.problems
+            if args.number in p.file or Path(p.file) == config.directory
+        ]
         print(f"no valid plan for {args.number}", *reasons, sep="\n")
         return 1
     zone = ZoneInfo(plan.timezone)
-    at = datetime.now(zone) if args.at is None else _parse_at(args.at, zone)
+    at = datetime.now(zone) if args.at is None else args.at.replace(tzinfo=zone)
     state = RoutingState(config.calendar)
     call = Call(plan.number, locate(args.caller))
     busy = {locate(n).number or n for n in args.busy}
@@ -58,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_at(text: str, zone: ZoneInfo) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=zone)
+def _local_time(text: str) -> datetime:
+    """A wall-clock time; the plan's time zone is attached once the plan is known."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-10-01 09:30") from None
 
 
 def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> None:
