@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from router.commands import check, pin_hash, serve, simulate
+from router.commands import callgen, cdr, check, demo, pin_hash, serve, simulate
 
-COMMANDS = (serve, check, simulate, pin_hash)
+COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+"""A guided tour: the example plans routing a varied day of calls through the real daemon.
+
+The daemon runs in-process on a free port with the example config and its SQLite file;
+Asterisk's side is played by the protocol simulator. Each call is placed at its own
+instant (the daemon's clock is set per call), so one run shows office hours, nights and a
+public holiday, busy and no-answer forwards, screening, a blacklist, a split and a PIN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dialplan.geo import locate
+from dialplan.matchers import describe_caller
+from router.simulator import CallResult, Outcome, SimulatedCall, run_call
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ANSWERS = Outcome.answers(talk_s=95.0, ring_s=6.0)
+
+
+class DemoClock:
+    """The daemon's clock during the tour: the instant of the call being placed."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    title: str
+    number: str
+    caller: str
+    at: str  # local "YYYY-MM-DD HH:MM"
+    behaviour: dict[str, Outcome] = field(default_factory=dict)
+    dtmf: tuple[str | None, ...] = ()
+
+    def instant(self) -> datetime:
+        return datetime.strptime(self.at, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI)
+
+    def destinations(self) -> Callable[[str], Outcome]:
+        return lambda number: self.behaviour.get(number, ANSWERS)
+
+
+TOUR = (
+    DemoCall("Jinan caller, office hours", "4006001234", "0531-8888 9999", "2026-11-23 10:00"),
+    DemoCall(
+        "Beijing caller, sales desk busy",
+        "4006001234",
+        "010-6666 5555",
+        "2026-11-23 10:05",
+        {"01088887777": Outcome.busy()},
+    ),
+    DemoCall("Jinan caller on National Day", "4006001234", "15966668888", "2026-10-01 09:30"),
+    DemoCall("blacklisted caller", "4006001234", "13012345678", "2026-11-23 10:10"),
+    DemoCall("web shop, order line (60/30/10)", "4008207788", "13801650000", "2026-11-23 11:00"),
+    DemoCall("web shop, order line again", "4008207788", "02087654321", "2026-11-23 11:01"),
+    DemoCall("web shop, VIP customer", "4008207788", "13801651234", "2026-11-23 11:02"),
+    DemoCall(
+        "web shop, call centre rings out",
+        "4008207788",
+        "18612345678",
+        "2026-11-23 11:03",
+        {"02155556666": Outcome.no_answer(), "02866667777": Outcome.no_answer()},
+    ),
+    DemoCall("web shop at night", "4008207788", "13801650000", "2026-11-23 23:30"),
+    DemoCall("web shop, withheld caller ID", "4008207788", "anonymous", "2026-11-23 11:05"),
+    DemoCall("clinic, Guangzhou patient", "4001234567", "020-8765 4321", "2026-11-23 09:00"),
+    DemoCall("clinic, caller outside Guangdong", "4001234567", "010-6666 5555", "2026-11-23 09:05"),
+    DemoCall(
+        "clinic after hours, right PIN",
+        "4001234567",
+        "13926001111",
+        "2026-11-23 21:00",
+        dtmf=("2468#",),
+    ),
+    DemoCall(
+        "clinic after hours, duty doctor does not answer",
+        "4001234567",
+        "13926002222",
+        "2026-11-23 21:10",
+        {"13926005678": Outcome.no_answer()},
+        dtmf=("2468#",),
+    ),
+    DemoCall(
+        "clinic after hours, wrong PIN three times",
+        "4001234567",
+        "13926003333",
+        "2026-11-23 21:20",
+        dtmf=("1111#", "1234#", "0000#"),
+    ),
+)
+
+
+async def play_tour(host: str, port: int, clock: DemoClock) -> list[tuple[DemoCall, CallResult]]:
+    """Place the tour's calls one after the other; call ids are unique per run."""
+    run = int(time.time())
+    played = []
+    for index, demo in enumerate(TOUR, start=1):
+        clock.now = demo.instant()
+        call = SimulatedCall(
+            dialled=demo.number,
+            caller_id=demo.caller,
+            uniqueid=f"demo{run}.{index}",
+            script=demo.number,
+            destinations=demo.destinations(),
+            dtmf=demo.dtmf,
+        )
+        played.append((demo, await run_call(host, port, call)))
+    return played
+
+
+def describe(index: int, demo: DemoCall, result: CallResult) -> str:
+    """Two lines: who called when, and what the router did."""
+    caller = describe_caller(locate(demo.caller))
+    head = f"{index:>2}. {demo.title}\n    {demo.at}  {caller} -> {demo.number}"
+    attempts = " > ".join(f"{_destination(dial.argument)} {dial.status}" for dial in result.dials)
+    variables = result.variables
+    route = f"rule {variables.get('HOTLINE_RULE') or '-'}"
+    pin = " (PIN asked)" if any(c.startswith("GET DATA") for c in result.commands) else ""
+    outcome = variables.get("HOTLINE_STATUS", result.error or "?")
+    return f"{head}\n    {route}{pin}: {attempts or 'not connected'} => {outcome}"
+
+
+def _destination(dial_argument: str) -> str:
+    """'PJSIP/053188886666@carrier,25' -> '053188886666'."""
+    resource = dial_argument.split(",", 1)[0].split("/", 1)[-1]
+    return resource.split("@", 1)[0]
