@@ -34,6 +34,8 @@ COMMAND_TIMEOUT_S = 120.0
 """Default wait for the reply to a command other than EXEC: prompts and announcements
 finish within it. EXEC waits without limit by default since Dial rings and bridges for
 as long as the call lasts."""
+MAX_EXEC_ARGS = 1024
+"""Characters in one application argument string; longer ones are refused, not cut."""
 
 DEAD_CHANNEL_CODE = 511
 _HANGUP_LINE = "HANGUP"
@@ -45,7 +47,6 @@ _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\([A-Za-z0-9_,.:-]*\))?")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 _ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
-MAX_EXEC_ARGS = 1024
 
 
 class AGIProtocolError(Exception):
@@ -122,7 +123,7 @@ async def read_environment(
                 env[match[1]] = match[2]
     except TimeoutError as exc:
         raise AGIHeaderTimeout(f"no complete environment within {timeout} s") from exc
-    except asyncio.IncompleteReadError as exc:
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise AGIHeaderIncomplete(
             f"connection closed after {len(env)} header lines, before the blank line"
         ) from exc

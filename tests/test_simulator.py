@@ -801,6 +801,8 @@ async def test_run_calls_keeps_order_and_measures_each_call() -> None:
 async def test_refused_connection_and_silent_server_are_errors_not_exceptions() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
+        writer.close()
+        await writer.wait_closed()
 
     server, host, port = await serve_with(silent)
     async with server:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from dialplan.errors import ConfigError
 from router.daemon import Daemon
@@ -19,6 +20,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not Path(args.config).is_dir():
+        print(f"cannot start: no configuration directory {args.config}", file=sys.stderr)
+        return 1
     try:
         daemon = Daemon(args.config, listen=args.listen)
     except (ConfigError, ValueError) as error:

@@ -1,0 +1,353 @@
+"""Traffic for a FastAGI router: many simulated Asterisk calls with a chosen mix of behaviours.
+
+What SIPp is to a SIP server, this is to the router: it plays Asterisk's side
+(router/simulator.py) for N calls at a given concurrency and reports what an operator
+sizes a deployment by: the outcome the router left on each channel (HOTLINE_STATUS), the
+calls that failed on the wire, calls per second, and the routing-decision latency as
+Asterisk sees it (environment sent -> first command back).
+
+The mix says how the far side behaves, per call:
+- answer: every destination dialled answers after a few seconds' ring and talks a while;
+- busy: the first destination dialled is busy, any forward answers;
+- noanswer: every destination rings out;
+- hangup: the caller hangs up while the first Dial still rings.
+Calls get their behaviour by exact proportions, evenly interleaved, so a run of 20 calls at
+answer=50,busy=25,noanswer=25 always holds 10, 5 and 5 of them: a load test repeats.
+Numbers and callers rotate so that every number sees the whole mix from every caller.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from router.simulator import CallerHangup, CallResult, Outcome, SimulatedCall, run_calls
+
+Behaviour = Literal["answer", "busy", "noanswer", "hangup"]
+BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
+DEFAULT_MIX: dict[Behaviour, int] = {"answer": 70, "busy": 10, "noanswer": 15, "hangup": 5}
+
+DEFAULT_CALLERS = (
+    "053188889999",  # Jinan fixed line
+    "01062345678",  # Beijing fixed line
+    "13916012345",  # Shanghai mobile
+    "02087654321",  # Guangzhou fixed line
+    "+8613800138000",  # Beijing mobile, international format
+    "075588886666",  # Shenzhen fixed line
+    "18612345678",  # Beijing mobile (China Unicom)
+    "057188887777",  # Hangzhou fixed line
+    "+85221234567",  # Hong Kong
+    "anonymous",  # withheld
+)
+
+RING_S = (1.0, 4.0)
+"""An answering destination rings this long: below any plan's ring timeout (>= 5 s)."""
+TALK_S = (10.0, 90.0)
+HANGUP_AFTER_S = (1.0, 4.0)
+"""A hanging-up caller leaves this far into the first Dial, before any ring timeout."""
+LONGEST_VIRTUAL_CALL_S = 4 * 120 + TALK_S[1] + 30
+"""Four legs at the longest ring timeout, the longest talk, prompts: the bound of one call."""
+NO_STATUS = "(none)"
+"""Outcome key of a call that ended without HOTLINE_STATUS on its channel."""
+
+_MIX_ITEM = re.compile(r"\s*([a-z]+)\s*=\s*(\d+)\s*")
+
+
+def parse_mix(text: str) -> dict[Behaviour, int]:
+    """'answer=70,busy=10,noanswer=15,hangup=5' -> percentages, which must sum to 100."""
+    mix: dict[Behaviour, int] = {}
+    for item in text.split(","):
+        match = _MIX_ITEM.fullmatch(item)
+        if match is None:
+            raise ValueError(f"{item.strip()!r} is not BEHAVIOUR=PERCENT")
+        name, percent = match[1], int(match[2])
+        if name not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {name!r}; known: {', '.join(BEHAVIOURS)}")
+        if name in mix:
+            raise ValueError(f"{name} is given twice")
+        mix[name] = percent  # type: ignore[index]  # checked against BEHAVIOURS above
+    total = sum(mix.values())
+    if total != 100:
+        raise ValueError(f"percentages sum to {total}, not 100")
+    return mix
+
+
+def apportion(mix: Mapping[Behaviour, int], calls: int) -> dict[Behaviour, int]:
+    """Exact call counts per behaviour (largest remainder; ties go to the earlier one)."""
+    total = sum(mix.values())
+    shares = {name: calls * percent / total for name, percent in mix.items()}
+    counts = {name: math.floor(share) for name, share in shares.items()}
+    left = calls - sum(counts.values())
+    by_remainder = sorted(shares, key=lambda name: counts[name] - shares[name])
+    for name in by_remainder[:left]:
+        counts[name] += 1
+    return counts
+
+
+def spread(mix: Mapping[Behaviour, int], calls: int) -> list[Behaviour]:
+    """The behaviour of each call: exact counts, interleaved by smooth weighted round-robin
+    so a short prefix of the run already holds the mix (no burst of hang-ups at the end)."""
+    counts = apportion(mix, calls)
+    current = dict.fromkeys(counts, 0)
+    order: list[Behaviour] = []
+    for _ in range(calls):
+        for name, count in counts.items():
+            current[name] += count
+        chosen = max(current, key=lambda name: current[name])
+        current[chosen] -= calls
+        order.append(chosen)
+    return order
+
+
+def read_callers(path: str | Path) -> tuple[str, ...]:
+    """Caller IDs from a file, one a line; blank lines and # comments are skipped."""
+    callers = tuple(
+        stripped
+        for line in Path(path).read_text(encoding="utf-8").splitlines()
+        if (stripped := line.strip()) and not stripped.startswith("#")
+    )
+    if not callers:
+        raise ValueError(f"{path} holds no caller IDs")
+    return callers
+
+
+@dataclass
+class _FirstBusy:
+    """The first destination dialled is busy; every other one behaves as `others`."""
+
+    others: Outcome
+    first: str | None = None
+
+    def __call__(self, number: str) -> Outcome:
+        if self.first is None:
+            self.first = number
+        return Outcome.busy() if number == self.first else self.others
+
+
+def _every(outcome: Outcome) -> Callable[[str], Outcome]:
+    return lambda number: outcome
+
+
+def far_side(
+    behaviour: Behaviour, rng: random.Random
+) -> tuple[Callable[[str], Outcome], CallerHangup | None]:
+    """The destinations of one call and, for `hangup`, when its caller leaves."""
+    answers = Outcome.answers(
+        talk_s=round(rng.uniform(*TALK_S), 1), ring_s=round(rng.uniform(*RING_S), 1)
+    )
+    if behaviour == "answer":
+        return _every(answers), None
+    if behaviour == "busy":
+        return _FirstBusy(answers), None
+    if behaviour == "noanswer":
+        return _every(Outcome.no_answer()), None
+    leaves = CallerHangup.during_dial(1, after_s=round(rng.uniform(*HANGUP_AFTER_S), 1))
+    return _every(Outcome.no_answer()), leaves
+
+
+@dataclass(frozen=True)
+class CallgenSpec:
+    """One load run: where, how many, how fast, and who calls which number how."""
+
+    host: str
+    port: int
+    calls: int
+    concurrency: int
+    numbers: Sequence[str]
+    callers: Sequence[str] = DEFAULT_CALLERS
+    mix: Mapping[Behaviour, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    time_scale: float = 0.0
+    seed: int = 1
+    """Seeds the ring, talk and hang-up durations, so a run can be repeated exactly."""
+
+    def __post_init__(self) -> None:
+        if self.calls < 1 or self.concurrency < 1:
+            raise ValueError("calls and concurrency must be at least 1")
+        if not self.numbers or not self.callers:
+            raise ValueError("at least one 400 number and one caller are needed")
+        if set(self.mix) - set(BEHAVIOURS) or min(self.mix.values(), default=0) < 0:
+            raise ValueError(f"a mix gives each of {', '.join(BEHAVIOURS)} a weight >= 0")
+        if sum(self.mix.values()) == 0:
+            raise ValueError("a mix needs at least one behaviour with a weight above 0")
+        if self.time_scale < 0:
+            raise ValueError("time scale must not be negative")
+
+
+def build_calls(spec: CallgenSpec) -> list[tuple[Behaviour, SimulatedCall]]:
+    """The calls of a run, numbers and callers in rotation.
+
+    Each behaviour rotates through the numbers on its own, and each (behaviour, number)
+    through the callers: one rotation over all calls would fall into step with the
+    behaviours' period and send, say, every busy call to the same number from the same
+    caller. So every number sees the whole mix, from every caller.
+
+    Call ids carry a per-run tag: Asterisk's own `epoch.counter` form would repeat between
+    two runs in the same second, and the router keeps the first CDR of a repeated id.
+    """
+    rng = random.Random(spec.seed)
+    run_tag = f"{int(time.time())}-{secrets.token_hex(3)}"
+    calls_of_behaviour: Counter[Behaviour] = Counter()
+    calls_of_pair: Counter[tuple[Behaviour, str]] = Counter()
+    calls = []
+    for index, behaviour in enumerate(spread(spec.mix, spec.calls)):
+        number = spec.numbers[calls_of_behaviour[behaviour] % len(spec.numbers)]
+        caller = spec.callers[calls_of_pair[behaviour, number] % len(spec.callers)]
+        calls_of_behaviour[behaviour] += 1
+        calls_of_pair[behaviour, number] += 1
+        destinations, hangup = far_side(behaviour, rng)
+        simulated = SimulatedCall(
+            dialled=number,
+            caller_id=caller,
+            caller_name="callgen",
+            uniqueid=f"{run_tag}.{index + 1}",
+            destinations=destinations,
+            hangup=hangup,
+        )
+        calls.append((behaviour, simulated))
+    return calls
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Nearest-rank percentiles of a set of durations, in seconds."""
+
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Percentiles | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+
+        def rank(percent: int) -> float:
+            return ordered[math.ceil(percent / 100 * len(ordered)) - 1]
+
+        return cls(rank(50), rank(95), rank(99), ordered[-1])
+
+    def __str__(self) -> str:
+        figures = {"p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max}
+        return "  ".join(f"{name} {value * 1000:.1f} ms" for name, value in figures.items())
+
+
+@dataclass(frozen=True)
+class CallgenReport:
+    """What a run did: outcomes per behaviour, wire errors, throughput and latency."""
+
+    target: str
+    concurrency: int
+    time_scale: float
+    elapsed_s: float
+    outcomes_by_behaviour: dict[Behaviour, Counter[str]]
+    """Behaviour played -> HOTLINE_STATUS the router left -> calls (completed calls only)."""
+    errors: Counter[str]
+    """Simulator error message -> calls that failed with it."""
+    first_command_s: Percentiles | None
+    """Time from the environment to the router's first command: the routing decision."""
+    wall_s: Percentiles | None
+    """Whole-call wall time of the completed calls (includes sleeps when time_scale > 0)."""
+
+    @property
+    def placed(self) -> int:
+        return self.completed + self.error_count
+
+    @property
+    def completed(self) -> int:
+        return sum(sum(found.values()) for found in self.outcomes_by_behaviour.values())
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """HOTLINE_STATUS -> calls, over every behaviour."""
+        return sum(self.outcomes_by_behaviour.values(), Counter())
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.placed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def lines(self) -> list[str]:
+        """The report as printed by `hotline400 callgen`."""
+        lines = [
+            f"placed         {self.placed} calls to {self.target} in {self.elapsed_s:.2f} s "
+            f"({self.calls_per_s:.1f} calls/s), concurrency {self.concurrency}, "
+            f"time scale {self.time_scale:g}",
+            f"outcomes       {_counts(self.outcomes)}",
+        ]
+        for behaviour, found in self.outcomes_by_behaviour.items():
+            lines.append(f"  {behaviour:<12} {sum(found.values()):>5} calls: {_counts(found)}")
+        lines.append(f"errors         {self.error_count}")
+        lines += [f"  {count:>5} x {message}" for message, count in self.errors.most_common(5)]
+        for label, figures in (("first command", self.first_command_s), ("call wall", self.wall_s)):
+            lines.append(f"{label:<14} {figures or 'none measured'}")
+        return lines
+
+
+def _counts(counter: Counter[str]) -> str:
+    """'answered 8, blocked 2, busy 2': most calls first, then by name."""
+    ordered = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{name} {count}" for name, count in ordered) or "-"
+
+
+def summarise(
+    spec: CallgenSpec,
+    played: Sequence[tuple[Behaviour, CallResult]],
+    elapsed_s: float,
+) -> CallgenReport:
+    """Fold the calls' results into a report."""
+    by_behaviour: dict[Behaviour, Counter[str]] = {name: Counter() for name in spec.mix}
+    errors: Counter[str] = Counter()
+    first_commands: list[float] = []
+    walls: list[float] = []
+    for behaviour, result in played:
+        if result.first_command_s is not None:
+            first_commands.append(result.first_command_s)
+        if result.error is not None:
+            errors[result.error] += 1
+            continue
+        by_behaviour[behaviour][result.variables.get("HOTLINE_STATUS", NO_STATUS)] += 1
+        walls.append(result.wall_s)
+    return CallgenReport(
+        target=f"{spec.host}:{spec.port}",
+        concurrency=spec.concurrency,
+        time_scale=spec.time_scale,
+        elapsed_s=elapsed_s,
+        outcomes_by_behaviour={name: found for name, found in by_behaviour.items() if found},
+        errors=errors,
+        first_command_s=Percentiles.of(first_commands),
+        wall_s=Percentiles.of(walls),
+    )
+
+
+async def run_callgen(spec: CallgenSpec) -> CallgenReport:
+    """Place the run's calls against the router and report on them."""
+    planned = build_calls(spec)
+    timeout = 30.0 + LONGEST_VIRTUAL_CALL_S * spec.time_scale
+    started = time.monotonic()
+    results = await run_calls(
+        spec.host,
+        spec.port,
+        [simulated for _, simulated in planned],
+        spec.concurrency,
+        time_scale=spec.time_scale,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - started
+    played = [(behaviour, result) for (behaviour, _), result in zip(planned, results, strict=True)]
+    return summarise(spec, played, elapsed)

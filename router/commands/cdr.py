@@ -1,0 +1,235 @@
+"""`hotline400 cdr`: the router's call records, filtered, as a table, CSV or JSON.
+
+Reads the SQLite database named in router.yaml, newest call first. The table is for a
+person at a terminal and shows the latest 50 calls unless `--limit` says otherwise; CSV
+and JSON are exports and carry every matching record unless `--limit` is given.
+Times on the command line are local (router.yaml's timezone) unless they carry an offset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import unicodedata
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dialplan.errors import ConfigError
+from router.cdr import CDR, Outcome, cdr_to_json
+from router.settings import load_settings
+from router.store import SQLiteStore, StoreUnavailable
+
+TABLE_LIMIT = 50
+CSV_COLUMNS = (
+    "call_id",
+    "number",
+    "caller_raw",
+    "caller",
+    "caller_kind",
+    "province",
+    "city",
+    "area_code",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "billable_seconds",
+    "outcome",
+    "rule",
+    "caller_share",
+    "callee_share",
+    "total",
+    "tariff_id",
+    "note",
+    "legs",
+)
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("cdr", parents=[common], help="list or export call records")
+    parser.add_argument("--number", help="only calls to this 400 number")
+    parser.add_argument("--caller", help="only calls from this caller (as stored or as sent)")
+    parser.add_argument(
+        "--since",
+        type=_time,
+        metavar="TIME",
+        help='calls started at or after: "YYYY-MM-DD", "YYYY-MM-DD HH:MM" or ISO with offset',
+    )
+    parser.add_argument(
+        "--until",
+        type=_time,
+        metavar="TIME",
+        help="calls started before this time; a date alone includes that whole day",
+    )
+    parser.add_argument("--outcome", choices=[outcome.value for outcome in Outcome])
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help=f"at most N calls, newest first (table: {TABLE_LIMIT}; exports: all)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_dir():
+        print(f"no configuration directory {args.config}", file=sys.stderr)
+        return 1
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"cannot read {args.config}:\n{error}", file=sys.stderr)
+        return 1
+    database = Path(settings.database)
+    if not database.is_file():
+        print(
+            f"no call records: the database {database.absolute()} does not exist "
+            f"(router.yaml database: {settings.database}, relative to the current directory)",
+            file=sys.stderr,
+        )
+        return 1
+    zone = ZoneInfo(settings.timezone)
+    table = args.format == "table"
+    shown = args.limit or (TABLE_LIMIT if table else None)
+    try:
+        cdrs = asyncio.run(
+            _read(
+                database,
+                number=args.number,
+                caller=args.caller,
+                since=_moment(args.since, zone, whole_day=False),
+                until=_moment(args.until, zone, whole_day=True),
+                outcome=Outcome(args.outcome) if args.outcome else None,
+                # one more than shown tells the table whether older calls were left out
+                limit=shown + 1 if table and shown else shown,
+            )
+        )
+    except StoreUnavailable as error:
+        print(f"cannot read the database {database}: {error}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        json.dump([cdr_to_json(cdr) for cdr in cdrs], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    elif args.format == "csv":
+        _write_csv(cdrs)
+    else:
+        _print_table(cdrs[:shown], zone, more=len(cdrs) > len(cdrs[:shown]))
+    return 0
+
+
+async def _read(database: Path, **filters: Any) -> list[CDR]:
+    store = SQLiteStore(database)
+    try:
+        await store.open()
+        return await store.query_cdrs(**filters)
+    finally:
+        await store.close()
+
+
+def legs_summary(cdr: CDR) -> str:
+    """'13800000021 BUSY > 13800000011 ANSWER': every Dial attempt in order."""
+    return " > ".join(f"{leg.destination} {leg.dial_status}" for leg in cdr.legs)
+
+
+def region_label(cdr: CDR) -> str:
+    """'山东/济南'; one name when province and city are the same (北京) or one is unknown."""
+    parts = [part for part in (cdr.region.province, cdr.region.city) if part]
+    return "/".join(dict.fromkeys(parts))
+
+
+def _write_csv(cdrs: Sequence[CDR]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for cdr in cdrs:
+        data = cdr_to_json(cdr)
+        data.update(data.pop("region"), legs=legs_summary(cdr))
+        writer.writerow(["" if data[name] is None else data[name] for name in CSV_COLUMNS])
+
+
+_TABLE_HEADER = (
+    "start",
+    "call id",
+    "400 number",
+    "caller",
+    "region",
+    "outcome",
+    "rule",
+    "billable s",
+    "legs",
+)
+_RIGHT_ALIGNED = frozenset({"billable s"})
+
+
+def _print_table(cdrs: Sequence[CDR], zone: ZoneInfo, *, more: bool) -> None:
+    if not cdrs:
+        print("no calls match")
+        return
+    rows = [
+        (
+            f"{cdr.started_at.astimezone(zone):%Y-%m-%d %H:%M:%S}",
+            cdr.call_id,
+            cdr.number,
+            cdr.caller or cdr.caller_raw or "-",
+            region_label(cdr) or "-",
+            cdr.outcome.value,
+            cdr.rule or "-",
+            str(cdr.billable_seconds),
+            legs_summary(cdr) or "-",
+        )
+        for cdr in cdrs
+    ]
+    widths = [max(_width(row[i]) for row in [_TABLE_HEADER, *rows]) for i in range(len(rows[0]))]
+    for row in [_TABLE_HEADER, *rows]:
+        cells = [
+            _pad(cell, width, right=name in _RIGHT_ALIGNED)
+            for name, cell, width in zip(_TABLE_HEADER, row, widths, strict=True)
+        ]
+        print("  ".join(cells).rstrip())
+    shown = f"{len(cdrs)} call(s), newest first"
+    print(f"{shown}; older calls match too (--limit N shows more)" if more else shown)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives `text`: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    fill = " " * (width - _width(text))
+    return fill + text if right else text + fill
+
+
+def _time(text: str) -> date | datetime:
+    """A date, a local date and time, or an ISO time with offset; zones are applied later."""
+    with suppress(ValueError):
+        return date.fromisoformat(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: use "YYYY-MM-DD", "YYYY-MM-DD HH:MM" or ISO 8601 with offset'
+        ) from None
+
+
+def _moment(value: date | datetime | None, zone: ZoneInfo, *, whole_day: bool) -> datetime | None:
+    """The instant a --since / --until value names; a date is its local midnight, or the
+    next one when the whole day is meant."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=zone)
+    day = value + timedelta(days=1) if whole_day else value
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
