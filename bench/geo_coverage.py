@@ -4,7 +4,7 @@ Walks every 7-digit mobile prefix from 1300000 to 1999999 (one number per prefix
 prefix followed by 0000) and counts what phonenumbers' geocoder and carrier data resolve,
 what the `phone` package's prefix table resolves, and what `dialplan.geo.locate` makes of
 the two. Then lists the cases where no area code can be derived from phonenumbers'
-fixed-line data. Takes about a minute and a half on two cores; it is not a test.
+fixed-line data. Takes two to four minutes on two cores; it is not a test.
 
     python bench/geo_coverage.py
 """

@@ -8,7 +8,9 @@ rejected instead of silently matching nobody.
 A city's canonical name is its short Chinese name: 济南 for 济南市, 恩施 for 恩施土家族苗族自治州,
 兴安 for 兴安盟, 喀什 for 喀什地区; a municipality is its own city (北京). English names are
 those the geocoder pairs with the Chinese one (Jinan), compared without case, spaces,
-hyphens or apostrophes, so "Xi'an", "XiAn" and "xian" are one name.
+hyphens or apostrophes, so "Xi'an", "XiAn" and "xian" are one name. A few other names
+of one city are folded into it: 巴州/克州/博州 (short forms of Xinjiang prefectures), 株州
+(a misspelling in the data) and 襄樊 (襄阳's name until 2010).
 
 Area codes are found by inverting the geocoder's fixed-line prefix data: every area code
 phonenumbers accepts as a fixed-line prefix (010, 02X, 0XXX) is described ("86531" ->
@@ -87,8 +89,15 @@ PROVINCES: tuple[Province, ...] = (
 )
 MUNICIPALITIES = frozenset({"北京", "天津", "上海", "重庆"})
 
-# Common short forms of Xinjiang prefectures, used by the phone package and by people.
-_CITY_ABBREVIATIONS = {"巴州": "巴音郭楞", "克州": "克孜勒苏", "博州": "博尔塔拉"}
+# Other names of one city: common short forms of Xinjiang prefectures (the phone package
+# uses them), a misspelling in the geocoder data (株州), a former name (襄樊, until 2010).
+_CITY_NAME_VARIANTS = {
+    "巴州": "巴音郭楞",
+    "克州": "克孜勒苏",
+    "博州": "博尔塔拉",
+    "株州": "株洲",
+    "襄樊": "襄阳",
+}
 _ETHNIC_GROUPS = (
     "土家族|布依族|景颇族|傈僳族|哈尼族|朝鲜族|蒙古族|白族|傣族|壮族|苗族|彝族|藏族|羌族|回族|侗族"
     "|哈萨克|柯尔克孜|蒙古"
@@ -137,7 +146,7 @@ def short_city_name(name: str) -> str:
         if name.endswith(suffix) and len(name) - len(suffix) >= 2:
             name = name.removesuffix(suffix)
             break
-    return _CITY_ABBREVIATIONS.get(name, name)
+    return _CITY_NAME_VARIANTS.get(name, name)
 
 
 def split_place(description_zh: str) -> tuple[str | None, tuple[str, ...]]:
@@ -177,7 +186,16 @@ class _CityIndex:
 
 
 def _build_city_index() -> _CityIndex:
-    english_votes: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    """Every city of the CN geocoder data, with the English name paired with it.
+
+    English names come from descriptions that name one city in both languages, the most
+    frequent pairing winning (a stray 'Jinchang' paired once with 武威 loses to 'Wuwei').
+    Descriptions that write the city as it is canonically written (湖北省襄阳市) outvote
+    those under another of its names (湖北省襄樊市), however many; the English name paired
+    with another of its names (Xiangfan) still finds the city.
+    """
+    direct_votes: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    variant_votes: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     cities: set[tuple[str, str]] = set()
     seen: set[tuple[str, str]] = set()
     for prefix, names in GEOCODE_DATA.items():
@@ -191,16 +209,17 @@ def _build_city_index() -> _CityIndex:
         cities.update((province, city) for city in cities_zh)
         province_of_en, cities_en = _split_place_en(pair[1])
         if len(cities_zh) == 1 and len(cities_en) == 1 and province_of_en == province:
-            english_votes[province, cities_zh[0]][cities_en[0]] += 1
-    english = {
-        city: (english_votes[city].most_common(1)[0][0] if english_votes[city] else None)
-        for city in cities
-    }
+            place = (province, cities_zh[0])
+            votes = direct_votes if cities_zh[0] in pair[0] else variant_votes
+            votes[place][cities_en[0]] += 1
+    english = {}
     by_name: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
-    for (province, city), city_en in english.items():
-        by_name[city].add((province, city))
-        if city_en:
-            by_name[_fold(city_en)].add((province, city))
+    for place in cities:
+        votes = direct_votes[place] or variant_votes[place]
+        english[place] = votes.most_common(1)[0][0] if votes else None
+        by_name[place[1]].add(place)
+        for name in {english[place], *variant_votes[place]} - {None}:
+            by_name[_fold(name)].add(place)
     return _CityIndex(english, {name: frozenset(found) for name, found in by_name.items()})
 
 

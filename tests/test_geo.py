@@ -322,6 +322,9 @@ def test_all_34_provincial_divisions_are_known_by_both_names() -> None:
         ("恩施", "恩施"),
         ("兴安盟", "兴安"),
         ("巴州", "巴音郭楞"),
+        ("襄樊", "襄阳"),
+        ("Xiangfan", "襄阳"),
+        ("株州", "株洲"),
     ],
 )
 def test_canonical_city_accepts_names_the_geocoder_knows(name: str, city: str) -> None:
