@@ -48,7 +48,7 @@ class ForwardReason(StrEnum):
 
 _TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at"})
 _MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
-_SECONDS_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
+_COUNT_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
 _ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
 
 FINISH_FIELDS = frozenset(
@@ -78,7 +78,7 @@ def _check_field(name: str, value: object) -> None:
         not isinstance(value, Decimal) or not value.is_finite() or value != value.quantize(FEN)
     ):
         raise ValueError(f"{name} must be a Decimal exact to the fen, got {value!r}")
-    if name in _SECONDS_FIELDS and (
+    if name in _COUNT_FIELDS and (
         isinstance(value, bool) or not isinstance(value, int) or value < 0
     ):
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -133,8 +133,8 @@ class Leg:
     forward_reason: ForwardReason
 
     def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            _check_field(spec.name, getattr(self, spec.name))
+        for name in _FIELD_NAMES[type(self)]:
+            _check_field(name, getattr(self, name))
 
     @property
     def ended_at(self) -> datetime:
@@ -172,8 +172,8 @@ class CDR:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "legs", tuple(self.legs))
-        for spec in dataclasses.fields(self):
-            _check_field(spec.name, getattr(self, spec.name))
+        for name in _FIELD_NAMES[type(self)]:
+            _check_field(name, getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,34 +220,30 @@ class FinishCall:
 CdrOp = StartCall | AddLeg | FinishCall
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(spec.name for spec in dataclasses.fields(cls)) for cls in (Leg, CDR)
+}
+_CDR_SCALARS = tuple(name for name in _FIELD_NAMES[CDR] if name not in ("region", "legs"))
+
+
 def leg_to_json(leg: Leg) -> dict[str, Any]:
-    return {spec.name: encode_value(getattr(leg, spec.name)) for spec in dataclasses.fields(leg)}
+    return {name: encode_value(getattr(leg, name)) for name in _FIELD_NAMES[Leg]}
 
 
 def leg_from_json(data: Mapping[str, Any]) -> Leg:
-    names = (spec.name for spec in dataclasses.fields(Leg))
-    return Leg(**{name: decode_value(name, data[name]) for name in names})
+    return Leg(**{name: decode_value(name, data[name]) for name in _FIELD_NAMES[Leg]})
 
 
 def cdr_to_json(cdr: CDR) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        spec.name: encode_value(getattr(cdr, spec.name))
-        for spec in dataclasses.fields(cdr)
-        if spec.name not in ("region", "legs")
-    }
+    data = {name: encode_value(getattr(cdr, name)) for name in _CDR_SCALARS}
     data["region"] = dataclasses.asdict(cdr.region)
     data["legs"] = [leg_to_json(leg) for leg in cdr.legs]
     return data
 
 
 def cdr_from_json(data: Mapping[str, Any]) -> CDR:
-    values = {
-        spec.name: decode_value(spec.name, data[spec.name])
-        for spec in dataclasses.fields(CDR)
-        if spec.name not in ("region", "legs")
-    }
     return CDR(
-        **values,
+        **{name: decode_value(name, data[name]) for name in _CDR_SCALARS},
         region=CallerRegion(**data["region"]),
         legs=tuple(leg_from_json(leg) for leg in data["legs"]),
     )

@@ -146,7 +146,7 @@ class CdrWriter:
         """Journal the batch behind anything held in memory; hold it too if that fails."""
         unjournaled = [*self._held, *batch]
         try:
-            await asyncio.to_thread(self._journal.append, [op_to_json(op) for op in unjournaled])
+            await asyncio.to_thread(_journal_ops, self._journal, unjournaled)
         except OSError:
             self._held = unjournaled
             log.exception(
@@ -162,12 +162,12 @@ class CdrWriter:
         try:
             offset = 0
             while True:
-                records, offset = await asyncio.to_thread(
-                    self._journal.read, offset, self._batch_size
+                ops, offset = await asyncio.to_thread(
+                    _read_journaled_ops, self._journal, offset, self._batch_size
                 )
-                if not records:
+                if not ops:
                     break
-                await self._store.apply([op_from_json(record) for record in records])
+                await self._store.apply(ops)
             for start in range(0, len(self._held), self._batch_size):
                 await self._store.apply(self._held[start : start + self._batch_size])
             await asyncio.to_thread(self._journal.clear)
@@ -192,3 +192,15 @@ class CdrWriter:
             log.exception("CDR write failed; spooling, retry in %.3gs", self._retry_delay)
         self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self._retry_max)
+
+
+# Encoding and decoding run in a worker thread with the file I/O, off the call path.
+
+
+def _journal_ops(journal: Journal, ops: list[CdrOp]) -> None:
+    journal.append([op_to_json(op) for op in ops])
+
+
+def _read_journaled_ops(journal: Journal, offset: int, limit: int) -> tuple[list[CdrOp], int]:
+    records, offset = journal.read(offset, limit)
+    return [op_from_json(record) for record in records], offset

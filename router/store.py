@@ -5,10 +5,13 @@ store can join behind it. A store says `StoreUnavailable` whenever the database 
 reached or written, and nothing else about its engine, so the writer knows to spool.
 
 `SQLiteStore` keeps one aiosqlite connection on a real file in WAL mode. Each `apply` is
-one `BEGIN IMMEDIATE` transaction; runs of operations sharing one statement go through
-`executemany`. Before each use it checks the file is still the one it opened, so a
-database moved or deleted under a running router is noticed instead of written into a
-file nobody can see any more.
+one `BEGIN IMMEDIATE` transaction of three `executemany` statements: the batch's starts,
+then its legs, then its finishes, each in submission order. That has the effect of going
+op by op, because starts and legs insert first-write-wins and a finish only updates a call
+whose start came before it; and a batch costs a handful of trips to the database thread,
+not one per op. Before each use the store checks the file is still the one it opened, so a database
+moved or deleted under a running router is noticed instead of written into a file nobody
+can see any more.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import aiosqlite
 
 from router.cdr import (
     CDR,
+    FINISH_FIELDS,
     AddLeg,
     CallerRegion,
     CdrOp,
@@ -53,10 +57,17 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def apply(self, ops: Sequence[CdrOp]) -> None:
-        """Apply the operations in order, in one transaction; idempotent, so replays are safe."""
+        """Apply the ops, with the effect of one by one in order, in one transaction.
+
+        Idempotent: applying ops again (a replay) changes nothing.
+        """
 
     async def close_interrupted(self, now: datetime) -> int:
-        """Close calls started before `now` and still in progress; return how many."""
+        """Close calls started by `now` and still in progress as interrupted; return how many.
+
+        Run at start-up: such calls were left open by a router that died. Each ends at its
+        last known moment (its last leg's end, else its start).
+        """
 
     async def query_cdrs(
         self,
@@ -114,6 +125,13 @@ def _insert(table: str, columns: Sequence[str], conflict: str) -> str:
 
 _INSERT_CDR = _insert("cdrs", _CDR_COLUMNS, "(call_id) DO NOTHING")
 _INSERT_LEG = _insert("legs", _LEG_COLUMNS, "(call_id, seq) DO NOTHING")
+_FINISH_COLUMNS = sorted(FINISH_FIELDS)
+# One statement for every finish: each column is set only when its flag says the op sets it.
+_FINISH_CDR = (
+    "UPDATE cdrs SET "
+    + ", ".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END" for name in _FINISH_COLUMNS)
+    + " WHERE call_id = ?"
+)
 
 # Each entry migrates the schema one version up; the database records how far it got.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -178,10 +196,21 @@ def _statements(op: CdrOp) -> Iterator[tuple[str, tuple[Any, ...]]]:
         case AddLeg(call_id, leg):
             yield _INSERT_LEG, _leg_params(call_id, leg)
         case FinishCall(call_id, values):
-            names = sorted(values)
-            assignments = ", ".join(f"{name} = ?" for name in names)
-            params = tuple(encode_value(values[name]) for name in names)
-            yield f"UPDATE cdrs SET {assignments} WHERE call_id = ?", (*params, call_id)
+            flagged = ((name in values, encode_value(values.get(name))) for name in _FINISH_COLUMNS)
+            yield _FINISH_CDR, (*(param for pair in flagged for param in pair), call_id)
+
+
+def _statements_by_kind(ops: Sequence[CdrOp]) -> dict[str, list[tuple[Any, ...]]]:
+    """Parameters of the batch's starts, legs and finishes, in that order, each in op order."""
+    by_statement: dict[str, list[tuple[Any, ...]]] = {
+        _INSERT_CDR: [],
+        _INSERT_LEG: [],
+        _FINISH_CDR: [],
+    }
+    for op in ops:
+        for sql, params in _statements(op):
+            by_statement[sql].append(params)
+    return by_statement
 
 
 def _cdr_params(cdr: CDR) -> tuple[Any, ...]:
@@ -240,10 +269,12 @@ class SQLiteStore:
             await self._disconnect()
 
     async def apply(self, ops: Sequence[CdrOp]) -> None:
-        statements = [statement for op in ops for statement in _statements(op)]
+        # Encoding a big batch takes a while: done in a worker so the call path keeps running.
+        by_statement = await asyncio.to_thread(_statements_by_kind, ops)
         async with self._transaction() as db:
-            for sql, group in groupby(statements, key=itemgetter(0)):
-                await db.executemany(sql, [params for _, params in group])
+            for sql, rows in by_statement.items():
+                if rows:
+                    await db.executemany(sql, rows)
 
     async def close_interrupted(self, now: datetime) -> int:
         async with self._transaction() as db:
