@@ -18,6 +18,8 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
 
+from rating.ledger import LedgerEntry, LedgerKind
+
 FEN = Decimal("0.01")
 
 
@@ -217,7 +219,20 @@ class FinishCall:
         object.__setattr__(self, "fields", dict(self.fields))
 
 
-CdrOp = StartCall | AddLeg | FinishCall
+@dataclass(frozen=True, slots=True)
+class PostLedger:
+    """Append an entry to a 400 number's ledger (a call's charge, most often).
+
+    Idempotent by (number, kind, ref): a replayed entry is not booked twice. The store keeps
+    the balance and the usage counters in step with the ledger in the same transaction.
+    `included_seconds` is what a call took from the month's included minutes.
+    """
+
+    entry: LedgerEntry
+    included_seconds: int = 0
+
+
+CdrOp = StartCall | AddLeg | FinishCall | PostLedger
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {
@@ -249,6 +264,28 @@ def cdr_from_json(data: Mapping[str, Any]) -> CDR:
     )
 
 
+def ledger_entry_to_json(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "number": entry.number,
+        "at": entry.at.isoformat(),
+        "amount": str(entry.amount),
+        "kind": entry.kind.value,
+        "ref": entry.ref,
+        "note": entry.note,
+    }
+
+
+def ledger_entry_from_json(data: Mapping[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        data["number"],
+        datetime.fromisoformat(data["at"]),
+        Decimal(data["amount"]),
+        LedgerKind(data["kind"]),
+        data["ref"],
+        data["note"],
+    )
+
+
 def op_to_json(op: CdrOp) -> dict[str, Any]:
     match op:
         case StartCall(cdr):
@@ -258,6 +295,12 @@ def op_to_json(op: CdrOp) -> dict[str, Any]:
         case FinishCall(call_id, values):
             encoded = {name: encode_value(value) for name, value in values.items()}
             return {"op": "finish", "call_id": call_id, "fields": encoded}
+        case PostLedger(entry, included_seconds):
+            return {
+                "op": "ledger",
+                "entry": ledger_entry_to_json(entry),
+                "included_seconds": included_seconds,
+            }
     raise TypeError(f"not a CDR operation: {op!r}")
 
 
@@ -270,4 +313,6 @@ def op_from_json(data: Mapping[str, Any]) -> CdrOp:
         case "finish":
             values = {name: decode_value(name, raw) for name, raw in data["fields"].items()}
             return FinishCall(data["call_id"], values)
+        case "ledger":
+            return PostLedger(ledger_entry_from_json(data["entry"]), data["included_seconds"])
     raise ValueError(f"unknown CDR operation {data['op']!r}")

@@ -27,9 +27,21 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 
+from rating.ledger import LedgerEntry, LedgerKind
+from router.account_sql import (
+    ACCOUNT_MIGRATION,
+    INSERT_LEDGER,
+    RELEASE_CALL,
+    RESERVE_CALL,
+    USAGE_SNAPSHOT,
+    UsageSnapshot,
+    entry_from_row,
+    ledger_params,
+)
 from router.cdr import (
     CDR,
     FINISH_FIELDS,
@@ -39,12 +51,14 @@ from router.cdr import (
     FinishCall,
     Leg,
     Outcome,
+    PostLedger,
     StartCall,
     decode_value,
     encode_value,
 )
 
 INTERRUPTED_NOTE = "router restarted"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class StoreUnavailable(Exception):
@@ -175,6 +189,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX cdrs_by_start ON cdrs (started_us)",
         "CREATE INDEX cdrs_in_progress ON cdrs (started_us) WHERE outcome = 'in_progress'",
     ),
+    ACCOUNT_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -187,7 +202,7 @@ def _epoch_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _statements(op: CdrOp) -> Iterator[tuple[str, tuple[Any, ...]]]:
+def _statements(op: CdrOp, zone: ZoneInfo) -> Iterator[tuple[str, tuple[Any, ...]]]:
     match op:
         case StartCall(cdr):
             yield _INSERT_CDR, _cdr_params(cdr)
@@ -198,17 +213,23 @@ def _statements(op: CdrOp) -> Iterator[tuple[str, tuple[Any, ...]]]:
         case FinishCall(call_id, values):
             flagged = ((name in values, encode_value(values.get(name))) for name in _FINISH_COLUMNS)
             yield _FINISH_CDR, (*(param for pair in flagged for param in pair), call_id)
+        case PostLedger(entry, included_seconds):
+            yield INSERT_LEDGER, ledger_params(entry, included_seconds, zone)
 
 
-def _statements_by_kind(ops: Sequence[CdrOp]) -> dict[str, list[tuple[Any, ...]]]:
-    """Parameters of the batch's starts, legs and finishes, in that order, each in op order."""
+def _statements_by_kind(
+    ops: Sequence[CdrOp], zone: ZoneInfo
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Parameters of the batch's starts, legs, finishes and ledger entries, in that order,
+    each in op order."""
     by_statement: dict[str, list[tuple[Any, ...]]] = {
         _INSERT_CDR: [],
         _INSERT_LEG: [],
         _FINISH_CDR: [],
+        INSERT_LEDGER: [],
     }
     for op in ops:
-        for sql, params in _statements(op):
+        for sql, params in _statements(op, zone):
             by_statement[sql].append(params)
     return by_statement
 
@@ -252,8 +273,15 @@ class SQLiteStore:
     store stays unavailable until it is back, rather than starting an empty one.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = 5000,
+        zone: ZoneInfo = SHANGHAI,
+    ) -> None:
         self.path = Path(path).absolute()
+        self.zone = zone
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
         self._identity: tuple[int, int] | None = None
@@ -270,7 +298,7 @@ class SQLiteStore:
 
     async def apply(self, ops: Sequence[CdrOp]) -> None:
         # Encoding a big batch takes a while: done in a worker so the call path keeps running.
-        by_statement = await asyncio.to_thread(_statements_by_kind, ops)
+        by_statement = await asyncio.to_thread(_statements_by_kind, ops, self.zone)
         async with self._transaction() as db:
             for sql, rows in by_statement.items():
                 if rows:
@@ -326,6 +354,61 @@ class SQLiteStore:
             params.append(outcome.value)
         async with self._reading() as db:
             return await self._select(db, " AND ".join(conditions) or "1", params, limit)
+
+    # --- accounts: ledger, balances, usage counters --------------------------------------
+
+    async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
+        """Month-to-date and day-to-date counters and the balance: a few keyed reads."""
+        async with self._reading() as db:
+            rows = await db.execute_fetchall(USAGE_SNAPSHOT, (number, month, number, day, number))
+        return UsageSnapshot.from_row(rows[0])
+
+    async def reserve_call(self, number: str, month: str, cap: int) -> bool:
+        """Count one more call this month if that stays within `cap`, in one statement, so
+        routers sharing the database never both take the last unit."""
+        if cap <= 0:
+            return False
+        async with self._transaction() as db:
+            cursor = await db.execute(RESERVE_CALL, (number, month, cap))
+            return cursor.rowcount == 1
+
+    async def release_call(self, number: str, month: str) -> None:
+        """Give back a reserved call that was never answered."""
+        async with self._transaction() as db:
+            await db.execute(RELEASE_CALL, (number, month))
+
+    async def post_ledger(self, entries: Sequence[LedgerEntry]) -> int:
+        """Book entries at once (payments, rent, fees); returns how many were new."""
+        added = 0
+        async with self._transaction() as db:
+            for entry in entries:
+                cursor = await db.execute(INSERT_LEDGER, ledger_params(entry, 0, self.zone))
+                added += cursor.rowcount  # trigger work is not counted here
+        return added
+
+    async def ledger(
+        self,
+        number: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: LedgerKind | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries in booking order; `since` inclusive, `until` exclusive."""
+        conditions, params = ["number = ?"], [number]
+        if since is not None:
+            conditions.append("at_us >= ?")
+            params.append(_epoch_us(since))
+        if until is not None:
+            conditions.append("at_us < ?")
+            params.append(_epoch_us(until))
+        if kind is not None:
+            conditions.append("kind = ?")
+            params.append(kind.value)
+        sql = f"SELECT * FROM ledger WHERE {' AND '.join(conditions)} ORDER BY at_us, id"
+        async with self._reading() as db:
+            rows = await db.execute_fetchall(sql, params)
+        return [entry_from_row(row) for row in rows]
 
     async def get_cdr(self, call_id: str) -> CDR | None:
         async with self._reading() as db:
