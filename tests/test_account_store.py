@@ -32,7 +32,7 @@ def payment(ref: str, amount: str, when: str = "2026-11-01 09:00") -> LedgerEntr
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # noqa: ANN201
+async def store(tmp_path: Path):
     opened = SQLiteStore(tmp_path / "hotline400.db")
     await opened.open()
     yield opened

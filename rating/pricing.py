@@ -1,0 +1,183 @@
+"""The price of a call: the caller's share, the subscriber's (callee's) share and the total.
+
+Rules, in the order they apply:
+
+- Unanswered calls (no answer instant, or no talk time) cost nothing to either side; ring
+  time is never charged.
+- Local or long distance: a call is local when the area code of the destination that
+  answered equals the subscriber's home area code. When either is unknown the call is
+  rated long distance (the dearer leg: an unknown answering area must not make calls
+  cheaper). Nationwide packages price both alike.
+- Time: the whole call is rated at the rates in force at the instant it was answered, read
+  in the tariff's time zone (Asia/Shanghai by default): a call answered at 21:59 and running
+  into an off-peak period at 22:00 is rated entirely at the standard rate, and a call that
+  crosses midnight or a month end belongs to the day and month it was answered in
+  (rating.billing_time). The first of the package's periods open at that instant wins,
+  otherwise the standard rates apply.
+- Included minutes: the subscriber's charge first consumes what is left of the month's
+  included time, in whole increments of the rate in force (90 s left on a per-minute rate
+  covers 60 s); only the rest of the call is charged. Included time never raises a charge.
+- Caller's local charge: by caller kind, from caller_tariffs (fixed, mobile; international,
+  service and unknown callers pay the `other` rate), over the whole answered time.
+- Sharing and rounding: every rate amount is in fen, so each charge is exact (a whole
+  number of increments times an amount in fen). total = caller's local charge + package
+  charge. With `caller_pays: local_charge` the caller's share is their local charge and the
+  subscriber's the package charge. With `caller_percent: N` the caller's share is
+  total * N / 100 rounded half-up to the fen, and the subscriber's share is total minus
+  the caller's share, so the shares always add up to the total, to the fen.
+
+Each package is compiled once per loaded tariff file (PriceBook) so pricing a call is a
+few comparisons and Decimal additions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from rating.call import CALLER_KINDS, Price, RatedCall
+from rating.money import ZERO, to_fen
+from rating.periods import PeriodClock
+from rating.rates import Rate
+
+if TYPE_CHECKING:
+    from rating.tariff import Package, Period, Tariffs
+
+
+class UnknownAccount(LookupError):
+    """The tariffs have no account for a 400 number."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLeg:
+    """A rate and how a CDR names it: 'local 0.12/60s', 'off-peak long_distance 0.06/6s'."""
+
+    rate: Rate
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class RatePeriod:
+    clock: PeriodClock
+    local: RateLeg
+    long_distance: RateLeg
+
+
+@dataclass(frozen=True, slots=True)
+class PackagePricer:
+    """One package compiled for the pricing loop."""
+
+    tariff_id: str
+    local: RateLeg
+    long_distance: RateLeg
+    periods: tuple[RatePeriod, ...]
+    zone: ZoneInfo
+    caller_rates: dict[str, Rate]  # by caller kind
+    caller_fraction: Decimal | None  # caller_percent / 100, exact
+    unanswered: Price
+
+    @classmethod
+    def of(cls, name: str, package: Package, tariffs: Tariffs) -> PackagePricer:
+        if package.nationwide is not None:
+            local = long_distance = RateLeg(
+                package.nationwide, f"nationwide {package.nationwide.describe()}"
+            )
+        else:
+            assert package.local is not None and package.long_distance is not None
+            local = RateLeg(package.local, f"local {package.local.describe()}")
+            long_distance = RateLeg(
+                package.long_distance, f"long_distance {package.long_distance.describe()}"
+            )
+        tariff_id = tariffs.tariff_id(name)
+        percent = package.sharing.caller_percent
+        callers = tariffs.caller_tariffs
+        return cls(
+            tariff_id=tariff_id,
+            local=local,
+            long_distance=long_distance,
+            periods=tuple(_compile_period(p, local, long_distance) for p in package.periods),
+            zone=tariffs.zone,
+            caller_rates={kind: callers.for_kind(kind) for kind in CALLER_KINDS},
+            caller_fraction=(None if percent is None else Decimal(percent) / 100),
+            unanswered=Price(ZERO, ZERO, ZERO, tariff_id, "unanswered", 0, 0),
+        )
+
+    def leg_for(self, call: RatedCall) -> RateLeg:
+        """The subscriber's rate for `call`: local or long distance, at its answer instant."""
+        home = call.home_area_code
+        is_local = home is not None and call.answering_area_code == home
+        if self.periods and call.answered_at is not None:
+            answered = call.answered_at.astimezone(self.zone)
+            for period in self.periods:
+                if period.clock.is_open(answered):
+                    return period.local if is_local else period.long_distance
+        return self.local if is_local else self.long_distance
+
+    def price(self, call: RatedCall) -> Price:
+        talk = call.talk_seconds
+        if call.answered_at is None or talk <= 0:
+            return self.unanswered
+        leg = self.leg_for(call)
+        rate = leg.rate
+        billed = rate.billed_seconds(talk)
+        step = rate.per_seconds
+        included = call.included_seconds_left // step * step  # whole increments only
+        used = min(billed, included)
+        package_charge = rate.charge_for(talk - included)
+        caller_charge = self.caller_rates[call.caller_kind].charge_for(talk)
+        total = caller_charge + package_charge
+        if self.caller_fraction is None:
+            return Price(
+                caller_charge, package_charge, total, self.tariff_id, leg.description, billed, used
+            )
+        caller_share = to_fen(total * self.caller_fraction)
+        return Price(
+            caller_share,
+            total - caller_share,
+            total,
+            self.tariff_id,
+            leg.description,
+            billed,
+            used,
+        )
+
+
+def _compile_period(period: Period, local: RateLeg, long_distance: RateLeg) -> RatePeriod:
+    """A period's legs; a kind of call the period does not price keeps the standard leg."""
+    if period.nationwide is not None:
+        nationwide = period.nationwide
+        both = RateLeg(nationwide, f"{period.name} nationwide {nationwide.describe()}")
+        return RatePeriod(period.clock, both, both)
+    if period.local is not None:
+        local = RateLeg(period.local, f"{period.name} local {period.local.describe()}")
+    if period.long_distance is not None:
+        long_distance = RateLeg(
+            period.long_distance, f"{period.name} long_distance {period.long_distance.describe()}"
+        )
+    return RatePeriod(period.clock, local, long_distance)
+
+
+class PriceBook:
+    """Every account's compiled package, built once per loaded tariff file."""
+
+    def __init__(self, tariffs: Tariffs) -> None:
+        pricers = {
+            name: PackagePricer.of(name, package, tariffs)
+            for name, package in tariffs.packages.items()
+        }
+        self._by_number = {
+            number: pricers[account.package] for number, account in tariffs.accounts.items()
+        }
+
+    def pricer(self, number: str) -> PackagePricer:
+        try:
+            return self._by_number[number]
+        except KeyError:
+            raise UnknownAccount(f"no account for 400 number {number} in the tariffs") from None
+
+
+def price(call: RatedCall, tariff: Tariffs, account_number: str | None = None) -> Price:
+    """Price one call on the account of `account_number` (default: the number called)."""
+    return tariff.price_book.pricer(account_number or call.number).price(call)

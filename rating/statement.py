@@ -1,0 +1,152 @@
+"""Monthly statements: what each 400 subscriber was charged and paid in a month, and how
+their calls were spread over days and caller provinces.
+
+Money comes from the ledger (rating.ledger), usage from the priced calls: the statement's
+call_charges is what was debited, usage.callee_charges what the month's calls were priced
+at; the two agree when every priced call was booked. Calls and entries belong to the day
+and month they happened in, read in the tariff's time zone (a call answered 2026-11-30
+23:58 is a November call, see rating.billing_time). The closing balance is the opening
+balance plus every ledger amount of the month.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from rating.billing_time import billing_day
+from rating.ledger import LedgerEntry, LedgerKind
+from rating.money import ZERO, to_fen
+from rating.tariff import DEFAULT_TIMEZONE
+
+UNKNOWN_PROVINCE = "unknown"
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class CallLine:
+    """One priced, answered call as a statement needs it."""
+
+    number: str
+    answered_at: datetime
+    caller_province: str | None
+    billable_seconds: int
+    callee_share: Decimal
+    caller_share: Decimal
+
+
+@dataclass(slots=True)
+class Usage:
+    """Calls, billed time and charges of a group of calls."""
+
+    calls: int = 0
+    billable_seconds: int = 0
+    callee_charges: Decimal = ZERO
+    caller_charges: Decimal = ZERO
+
+    @property
+    def minutes(self) -> Decimal:
+        """Billed minutes, to two places."""
+        return to_fen(Decimal(self.billable_seconds) / 60)
+
+    def add(self, line: CallLine) -> None:
+        self.calls += 1
+        self.billable_seconds += line.billable_seconds
+        self.callee_charges += line.callee_share
+        self.caller_charges += line.caller_share
+
+
+@dataclass(slots=True)
+class Statement:
+    """One subscriber's month. Charges are positive amounts; adjustments are signed."""
+
+    number: str
+    month: str
+    opening_balance: Decimal
+    rent: Decimal = ZERO
+    call_charges: Decimal = ZERO
+    feature_fees: Decimal = ZERO
+    minimum_topup: Decimal = ZERO
+    payments: Decimal = ZERO
+    adjustments: Decimal = ZERO
+    closing_balance: Decimal = ZERO
+    usage: Usage = field(default_factory=Usage)
+    by_day: dict[date, Usage] = field(default_factory=dict)
+    by_province: dict[str, Usage] = field(default_factory=dict)
+
+    @property
+    def charges(self) -> Decimal:
+        return self.rent + self.call_charges + self.feature_fees + self.minimum_topup
+
+
+def build_statements(
+    month: str,
+    opening_balances: Mapping[str, Decimal],
+    calls: Iterable[CallLine],
+    ledger: Iterable[LedgerEntry],
+    zone: ZoneInfo | None = None,
+) -> dict[str, Statement]:
+    """A statement per 400 number with an opening balance, a call or an entry in `month`
+    ('2026-11'); calls and entries of other months are left out."""
+    first_day = _first_day(month)
+    zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
+    statements: dict[str, Statement] = {}
+
+    def statement_of(number: str) -> Statement:
+        if number not in statements:
+            statements[number] = Statement(number, month, opening_balances.get(number, ZERO))
+        return statements[number]
+
+    for number in opening_balances:
+        statement_of(number)
+    for line in calls:
+        day = billing_day(line.answered_at, zone)
+        if (day.year, day.month) != (first_day.year, first_day.month):
+            continue
+        statement = statement_of(line.number)
+        statement.usage.add(line)
+        statement.by_day.setdefault(day, Usage()).add(line)
+        province = line.caller_province or UNKNOWN_PROVINCE
+        statement.by_province.setdefault(province, Usage()).add(line)
+    for entry in ledger:
+        day = billing_day(entry.at, zone)
+        if (day.year, day.month) != (first_day.year, first_day.month):
+            continue
+        _book(statement_of(entry.number), entry)
+    for statement in statements.values():
+        statement.closing_balance = (
+            statement.opening_balance
+            - statement.charges
+            + statement.payments
+            + statement.adjustments
+        )
+        statement.by_day = dict(sorted(statement.by_day.items()))
+        statement.by_province = dict(sorted(statement.by_province.items()))
+    return statements
+
+
+def _book(statement: Statement, entry: LedgerEntry) -> None:
+    kind, amount = entry.kind, entry.amount
+    if kind is LedgerKind.CALL:
+        statement.call_charges -= amount
+    elif kind is LedgerKind.RENT:
+        statement.rent -= amount
+    elif kind is LedgerKind.FEATURE_FEE:
+        statement.feature_fees -= amount
+    elif kind is LedgerKind.MINIMUM_TOPUP:
+        statement.minimum_topup -= amount
+    elif kind is LedgerKind.PAYMENT:
+        statement.payments += amount
+    else:
+        statement.adjustments += amount
+
+
+def _first_day(month: str) -> date:
+    match = _MONTH.match(month)
+    if match is None or not 1 <= int(match[2]) <= 12:
+        raise ValueError(f"{month!r} is not a month like '2026-11'")
+    return date(int(match[1]), int(match[2]), 1)

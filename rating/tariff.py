@@ -1,0 +1,256 @@
+"""The tariffs of config/tariffs.yaml, as admins write them.
+
+What callers pay for their own local call (by caller kind), the packages 400 subscribers
+buy (usage rates, time-of-day periods, included minutes, rent, minimum monthly
+consumption, how a call's cost is shared), the fees of value-added features, and the
+account of each 400 number. Every figure is a setting of this file; the models only check
+its shape. These models validate the file (each error with its field path) and generate
+config/schema/tariffs.schema.json, so editors and the loader never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from rating.model_base import Strict
+from rating.money import ZERO, Money, PositiveMoney
+from rating.periods import WEEKDAYS, PeriodClock, parse_window
+from rating.pricing import PriceBook
+from rating.rates import Rate
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_LOW_BALANCE_WARNING = Decimal("50.00")
+_400_NUMBER = re.compile(r"^400[0-9]{7}$")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class CallerTariffs(Strict):
+    """What a caller pays for their own local call, wherever they are in China."""
+
+    fixed: Rate = Field(description="callers on fixed lines")
+    mobile: Rate = Field(description="mobile callers: their local rate")
+    other: Rate = Field(description="international, service and unknown callers")
+
+    def for_kind(self, caller_kind: str) -> Rate:
+        if caller_kind == "fixed":
+            return self.fixed
+        if caller_kind == "mobile":
+            return self.mobile
+        return self.other
+
+
+class Sharing(Strict):
+    """How the cost of a call is shared; the total is the same either way.
+
+    caller_pays: local_charge -> the caller pays their own local-call charge and the
+    subscriber the package charge; caller_percent: N -> the total of both is split N% to
+    the caller and the rest to the subscriber.
+    """
+
+    caller_pays: Literal["local_charge"] | None = None
+    caller_percent: int | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Sharing:
+        if (self.caller_pays is None) == (self.caller_percent is None):
+            raise PydanticCustomError(
+                "sharing_rule",
+                "give either caller_pays: local_charge or caller_percent: N (0-100)",
+            )
+        return self
+
+
+def _default_sharing() -> Sharing:
+    return Sharing(caller_pays="local_charge")
+
+
+class Period(Strict):
+    """Rates in force at some times of day (and days of week), e.g. off-peak at night.
+
+    A period gives nationwide (for every call) or local and/or long_distance; a kind of call
+    the period does not price keeps the package's standard rate.
+    """
+
+    name: str = Field(min_length=1, max_length=40, description="shown in rate descriptions")
+    time: list[str] = Field(
+        min_length=1,
+        description="HH:MM-HH:MM windows; 22:00-07:00 runs across midnight",
+        json_schema_extra={"items": {"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}},
+    )
+    days: list[Weekday] = Field(
+        default_factory=list, description="days a window starts on; every day if left out"
+    )
+    nationwide: Rate | None = None
+    local: Rate | None = None
+    long_distance: Rate | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _windows(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                parse_window(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "time_window",
+                    "{value} is not a window like '22:00-07:00'",
+                    {"value": repr(value)},
+                ) from None
+        return values
+
+    @model_validator(mode="after")
+    def _priced(self) -> Period:
+        split = self.local is not None or self.long_distance is not None
+        if (self.nationwide is not None) == split:
+            raise PydanticCustomError(
+                "period_rates",
+                "give nationwide, or local and/or long_distance (found {found})",
+                {"found": _given(self, ("nationwide", "local", "long_distance"))},
+            )
+        return self
+
+    @cached_property
+    def clock(self) -> PeriodClock:
+        return PeriodClock(
+            tuple(parse_window(value) for value in self.time),
+            frozenset(WEEKDAYS.index(day) for day in self.days),
+        )
+
+
+class Package(Strict):
+    """What a 400 subscriber buys: usage rates, rent, included minutes, minimum, sharing."""
+
+    monthly_rent: Money = ZERO
+    included_minutes: int = Field(0, ge=0, description="free minutes each month")
+    nationwide: Rate | None = Field(None, description="one rate wherever the call is answered")
+    local: Rate | None = Field(None, description="answered in the subscriber's home area")
+    long_distance: Rate | None = Field(None, description="answered outside the home area")
+    periods: list[Period] = Field(
+        default_factory=list, description="time-of-day rates; the first open one wins"
+    )
+    minimum_monthly: Money = Field(ZERO, description="minimum monthly consumption, 0 for none")
+    minimum_reference_rate: PositiveMoney | None = Field(
+        None, description="the per-minute rate the minimum was agreed at"
+    )
+    sharing: Sharing = Field(default_factory=_default_sharing)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Package:
+        found = _given(self, ("nationwide", "local", "long_distance"))
+        if found not in ("nationwide", "local, long_distance"):
+            raise PydanticCustomError(
+                "package_rates",
+                "give either nationwide or both local and long_distance (found {found})",
+                {"found": found},
+            )
+        if self.minimum_monthly and self.minimum_reference_rate is None:
+            raise PydanticCustomError(
+                "minimum_reference",
+                "minimum_monthly needs minimum_reference_rate, the per-minute rate it was "
+                "agreed at",
+            )
+        return self
+
+
+def _given(model: Strict, names: tuple[str, ...]) -> str:
+    return ", ".join(name for name in names if getattr(model, name) is not None) or "none"
+
+
+class Account(Strict):
+    """The account of one 400 number."""
+
+    package: str = Field(min_length=1)
+    low_balance_warning: Money = Field(
+        DEFAULT_LOW_BALANCE_WARNING, description="warn when the prepaid balance falls below"
+    )
+    features: dict[str, date] = Field(
+        default_factory=dict, description="feature name: the date it was switched on"
+    )
+    prepaid: bool = Field(True, description="calls consume a prepaid balance")
+
+
+class Tariffs(Strict):
+    """Everything that prices calls and accounts."""
+
+    version: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,40}$",
+        description="tariff version; tariff ids read package@version",
+    )
+    timezone: str = Field(
+        DEFAULT_TIMEZONE, description="rate periods, days and months are read in this zone"
+    )
+    caller_tariffs: CallerTariffs
+    features: dict[str, Money] = Field(
+        default_factory=dict, description="fee deducted on the day a feature is switched on"
+    )
+    packages: dict[str, Package] = Field(min_length=1)
+    accounts: dict[str, Account] = Field(default_factory=dict, description="by 400 number")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _numbers_are_text(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {str(number): account for number, account in value.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
+            ) from None
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def price_book(self) -> PriceBook:
+        """The packages compiled for pricing, once per loaded file (see rating.pricing).
+
+        Cached on the instance: derive changed tariffs with model_validate, not model_copy,
+        which would carry this over unchanged.
+        """
+        return PriceBook(self)
+
+    def tariff_id(self, package_name: str) -> str:
+        """'business-hall@2026-11': the package, and the version of this file when given."""
+        return f"{package_name}@{self.version}" if self.version else package_name
+
+    def reference_problems(self) -> Iterator[tuple[tuple[str, ...], str]]:
+        """(field path, message) for names that point nowhere: checked once the shape is sound."""
+        for number, account in self.accounts.items():
+            if not _400_NUMBER.match(number):
+                yield ("accounts", number), f"{number!r} is not a 400 number (400 and 7 digits)"
+            if account.package not in self.packages:
+                yield (
+                    ("accounts", number, "package"),
+                    f"unknown package {account.package!r} "
+                    f"(packages: {', '.join(sorted(self.packages))})",
+                )
+            for feature in account.features:
+                if feature not in self.features:
+                    yield (
+                        ("accounts", number, "features", feature),
+                        f"unknown feature {feature!r} (features: "
+                        f"{', '.join(sorted(self.features)) or 'none defined'})",
+                    )

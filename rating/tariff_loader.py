@@ -1,0 +1,60 @@
+"""Load config/tariffs.yaml, reporting every problem at once with file, line and field.
+
+Structure and values are checked by the Tariffs model (the same model that produces the
+JSON Schema); names that must point somewhere (an account's package and features, account
+numbers) are checked once the structure is sound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dialplan.errors import ConfigError, Problem
+from dialplan.validation import problems_from_validation
+from dialplan.yaml_source import YamlSource, read_yaml
+from rating.tariff import Tariffs
+
+
+def load_tariffs(path: str | Path) -> Tariffs:
+    """Read and validate a tariff file; ConfigError lists every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    return parse_tariffs(str(path), text)
+
+
+def parse_tariffs(file: str, text: str) -> Tariffs:
+    source = read_yaml(file, text)
+    problems = list(source.problems)
+    if source.root is not None and not isinstance(source.data, dict):
+        problems.append(
+            source.problem((), "a tariff file is a mapping of keys (caller_tariffs:, ...)")
+        )
+    if problems or source.root is None:
+        raise ConfigError(problems or [source.problem((), "the file is empty")])
+    try:
+        tariffs = Tariffs.model_validate(source.data)
+    except ValidationError as error:
+        problems.extend(_validation_problems(source, error))
+        raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
+    problems.extend(source.problem(path, message) for path, message in tariffs.reference_problems())
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return tariffs
+
+
+def _validation_problems(source: YamlSource, error: ValidationError) -> Iterable[Problem]:
+    """The shared plain messages; an unknown key in a rate (a dataclass, which pydantic
+    reports as an unexpected argument) reads "unknown key" like everywhere else."""
+    details = error.errors(include_url=False)
+    for detail, problem in zip(details, problems_from_validation(source, error), strict=True):
+        if detail["type"] == "unexpected_keyword_argument":
+            yield dataclasses.replace(problem, message="unknown key")
+        else:
+            yield problem
