@@ -87,7 +87,9 @@ def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
     """Every plan of a directory; files with problems are left out and their problems returned."""
     plans: dict[str, Plan] = {}
     problems: list[Problem] = []
-    for path in sorted(Path(directory).glob("*.yaml")):
+    for path in sorted(Path(directory).glob("*.y*ml")):
+        if path.suffix not in (".yaml", ".yml"):
+            continue
         try:
             plan = load_plan(path)
         except ConfigError as error:

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from rating.call import RatedCall
 from rating.pricing import PackagePricer
+from rating.rates import Rate
 from rating.tariff import Tariffs
 
 
@@ -50,26 +51,23 @@ def max_affordable_seconds(
     if pricer.caller_fraction is None:
         within = rate.max_seconds_within(budget)
         return None if within is None else included + within
-    return _bisect_shared(call, pricer, budget, included)
+    return _bisect_shared(call, pricer, rate, budget, included)
 
 
 def _bisect_shared(
-    call: RatedCall, pricer: PackagePricer, budget: Decimal, included: int
+    call: RatedCall, pricer: PackagePricer, rate: Rate, budget: Decimal, included: int
 ) -> int | None:
     def callee_share(seconds: int) -> Decimal:
         return pricer.price(dataclasses.replace(call, talk_seconds=seconds)).callee_share
 
-    rate = pricer.leg_for(call).rate
     caller_rate = pricer.caller_rates[call.caller_kind]
     grows = pricer.caller_fraction != 1 and (rate.charge > 0 or caller_rate.charge > 0)
     # Beyond its first increment a rate that charges nothing per increment stays flat.
-    flat_from = included + max(rate.first_seconds, caller_rate.first_seconds) + 1
+    over = included + max(rate.first_seconds, caller_rate.first_seconds) + 1
     if not grows:
-        if callee_share(flat_from) <= budget:
+        if callee_share(over) <= budget:
             return None
-        over = flat_from
     else:
-        over = flat_from
         while callee_share(over) <= budget:
             over *= 2
     within = 0  # callee_share(within) <= budget < callee_share(over)

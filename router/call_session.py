@@ -13,17 +13,18 @@ cleanly; the CDR is completed in every case.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dialplan.caps import Usage
 from dialplan.decision import Decision, DialClass, DialResult, DialTarget, next_target
 from dialplan.evaluator import RoutingState, decide
 from dialplan.matchers import Call
 from dialplan.pin import verify_pin
 from dialplan.plan import Pin, Plan
+from router.accounting import Accounting, CallAccount
 from router.agi import AGIProtocolError, AGISession
 from router.agi_quote import UnsafeArgument, dial_argument
 from router.call_context import CallContext
@@ -43,13 +44,6 @@ from router.plan_book import PlanBook
 
 log = logging.getLogger("hotline400.call")
 
-UsageReader = Callable[[str, datetime], Awaitable[Usage]]
-
-
-async def no_usage(number: str, now: datetime) -> Usage:
-    """Usage source for deployments without rating: nothing spent, nothing counted."""
-    return Usage()
-
 
 @dataclass
 class CallServices:
@@ -57,9 +51,9 @@ class CallServices:
 
     plans: PlanBook
     cdrs: CdrWriter
+    accounting: Accounting
     dial_template: str
     clock: Callable[[], datetime]
-    usage: UsageReader = no_usage
     routing: RoutingState | None = None
     down: frozenset[str] = frozenset()
 
@@ -84,6 +78,7 @@ class CallSession:
         self.context = context
         self.services = services
         self.record = CallRecord(started_at=services.clock())
+        self.account: CallAccount | None = None
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
@@ -102,6 +97,10 @@ class CallSession:
             await self._try_leave_status(CAUSE_OF_REASON["error"])
         finally:
             self._complete()
+            if self.account is not None:
+                await self.services.accounting.close_call(
+                    self.account, self.record.answered_at is not None
+                )
         return self.record
 
     # --- the steps of a call, in order ---------------------------------------------------
@@ -130,9 +129,16 @@ class CallSession:
 
     async def _route(self, plan: Plan) -> None:
         now = self.services.clock()
-        usage = await self.services.usage(plan.number, now)
+        accounting = self.services.accounting
+        self.account = await accounting.open_call(plan, self.services.plans.tariffs, now)
         call = Call(plan.number, self.context.caller, self.context.call_id)
+        usage = self.account.usage()
         decision = decide(plan, call, now, usage, self._routing_state())
+        if decision.action == "dial":
+            self.account, granted = await accounting.reserve(self.account)
+            if not granted:  # another call took the last unit of the monthly cap meanwhile
+                usage = dataclasses.replace(usage, month_calls=plan.caps.monthly_calls or 0)
+                decision = decide(plan, call, now, usage, self._routing_state())
         self.record.rule = decision.rule
         for day in decision.calendar_fallback:
             log.warning("call %s: calendar fallback for %s", self.context.call_id, day)
@@ -198,7 +204,10 @@ class CallSession:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
         try:
             argument = dial_argument(
-                self.services.dial_template, target.number, target.ring_timeout
+                self.services.dial_template,
+                target.number,
+                target.ring_timeout,
+                self._talk_limit_option(target.number),
             )
         except UnsafeArgument:
             log.error("call %s: destination %r cannot be dialled", self.context.call_id, target)
@@ -217,6 +226,15 @@ class CallSession:
             self.record.answered_at = started + timedelta(seconds=max(ring, 0))
             self.record.billable_seconds = talk
         return status
+
+    def _talk_limit_option(self, destination: str) -> str:
+        """Dial's L(ms) when the subscriber's balance or caps limit the talk time."""
+        if self.account is None:
+            return ""
+        seconds = self.services.accounting.talk_limit(
+            self.account, self.context.caller.kind, destination, self.services.clock()
+        )
+        return "" if seconds is None else f"L({max(seconds, 1) * 1000})"
 
     def _add_leg(
         self, target: DialTarget, status: str, started: datetime, ring: int, talk: int
@@ -260,6 +278,23 @@ class CallSession:
         self.record.note = f"AGI session lost: {error}"
         log.warning("call %s: %s", self.context.call_id, self.record.note)
 
+    def _book_charge(self) -> None:
+        """Price an answered call: the CDR's shares and the ledger entry, written behind."""
+        record = self.record
+        if self.account is None or record.answered_at is None:
+            return
+        charged = self.services.accounting.charge(
+            self.account,
+            self.context.call_id,
+            self.context.caller.kind,
+            record.answered_at,
+            record.billable_seconds,
+            record.destination,
+        )
+        if charged is not None:
+            for op in charged:
+                self.services.cdrs.submit(op)
+
     def _complete(self) -> None:
         record = self.record
         ended = max(
@@ -278,6 +313,10 @@ class CallSession:
                 },
             )
         )
+        try:
+            self._book_charge()
+        except Exception:  # the CDR is complete; its price can be set later by `rate`
+            log.exception("call %s could not be priced", self.context.call_id)
 
 
 _STATUS_OF_CLASS = {

@@ -1,7 +1,7 @@
 """Everything an admin edits in one config directory, loaded together.
 
 The layout is fixed so an admin never wonders where a setting lives:
-router.yaml, calendar.yaml, plans/<400 number>.yaml (and tariffs.yaml once rating is used).
+router.yaml, calendar.yaml, tariffs.yaml and plans/<400 number>.yaml.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
+from rating.tariff import Tariffs
+from rating.tariff_loader import load_tariffs
 from router.settings import RouterSettings, load_settings
 
 CALENDAR_FILE = "calendar.yaml"
+TARIFFS_FILE = "tariffs.yaml"
 PLANS_DIR = "plans"
 
 
@@ -26,6 +29,7 @@ class ConfigSet:
     directory: Path
     settings: RouterSettings = field(default_factory=RouterSettings)
     calendar: OfficialCalendar = field(default_factory=OfficialCalendar)
+    tariffs: Tariffs | None = None
     plans: dict[str, Plan] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -44,6 +48,11 @@ def load_config(directory: str | Path) -> ConfigSet:
         config.calendar = load_calendar(config.directory / CALENDAR_FILE)
     except ConfigError as error:
         config.problems.extend(error.problems)
+    if (config.directory / TARIFFS_FILE).exists():
+        try:
+            config.tariffs = load_tariffs(config.directory / TARIFFS_FILE)
+        except ConfigError as error:
+            config.problems.extend(error.problems)
     config.plans, plan_problems = load_plans(config.directory / PLANS_DIR)
     config.problems.extend(plan_problems)
     return config

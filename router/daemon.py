@@ -17,6 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.evaluator import RoutingState
+from router.accounting import Accounting
+from router.balance_alerts import BalanceAlerts
 from router.call_session import CallServices
 from router.cdr_writer import CdrWriter
 from router.plan_book import PlanBook
@@ -45,12 +47,14 @@ class Daemon:
         self.clock = clock or (lambda: datetime.now(zone))
         self.host, self.port = parse_listen(listen or self.settings.listen)
         self.plans = PlanBook(self.config_dir)
-        self.store = SQLiteStore(self.settings.database)
+        self.store = SQLiteStore(self.settings.database, zone=zone)
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
         self.cdrs = CdrWriter(self.store, self.journal)
+        self.alerts = BalanceAlerts(self.settings.low_balance_webhook)
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
+            accounting=Accounting(self.store, self.alerts),
             dial_template=self.settings.dial_template,
             clock=self.clock,
             routing=RoutingState(self.plans.calendar),
@@ -110,6 +114,7 @@ class Daemon:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
         if self._watcher is not None:
             await self._watcher
+        await self.alerts.flush()
         await self.cdrs.close()
         await self.store.close()
         log.info("stopped")

@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from dialplan.geo import locate
 from dialplan.matchers import describe_caller
+from rating.ledger import LedgerEntry, LedgerKind
+from router.daemon import Daemon
 from router.simulator import CallResult, Outcome, SimulatedCall, run_call
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -114,6 +117,39 @@ async def play_tour(host: str, port: int, clock: DemoClock) -> list[tuple[DemoCa
         )
         played.append((demo, await run_call(host, port, call)))
     return played
+
+
+OPENING_PREPAYMENT = Decimal("600.00")
+
+
+async def prepay_accounts(daemon: Daemon, now: datetime) -> list[str]:
+    """Book an opening prepayment for every account of the example tariffs (once per run)."""
+    tariffs = daemon.plans.tariffs
+    if tariffs is None:
+        return []
+    run = int(time.time())
+    entries = [
+        LedgerEntry(number, now, OPENING_PREPAYMENT, LedgerKind.PAYMENT, f"demo-{run}", "prepaid")
+        for number in sorted(tariffs.accounts)
+    ]
+    await daemon.store.post_ledger(entries)
+    numbers = ", ".join(entry.number for entry in entries)
+    return [f"prepaid {OPENING_PREPAYMENT} yuan on {numbers}\n"]
+
+
+async def balances(daemon: Daemon) -> list[str]:
+    """The accounts' balances after the tour, from the ledger."""
+    tariffs = daemon.plans.tariffs
+    if tariffs is None:
+        return []
+    await daemon.cdrs.close()  # every charge of the tour is booked before reading
+    lines = ["\nbalances:"]
+    for number in sorted(tariffs.accounts):
+        entries = await daemon.store.ledger(number)
+        calls = [entry for entry in entries if entry.kind is LedgerKind.CALL]
+        balance = sum((entry.amount for entry in entries), Decimal("0.00"))
+        lines.append(f"  {number}  {balance:>9} yuan after {len(calls)} charged call(s)")
+    return lines
 
 
 def describe(index: int, demo: DemoCall, result: CallResult) -> str:

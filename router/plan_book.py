@@ -1,4 +1,4 @@
-"""The plans and calendar the daemon serves, reloaded on SIGHUP or when their files change.
+"""The plans, calendar and tariffs the daemon serves, reloaded on SIGHUP or file change.
 
 A file with problems never takes a number off the air: its previous plan keeps serving and
 every problem is logged with file and line. Calls in flight keep the plan object they
@@ -18,7 +18,9 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
-from router.config_dir import CALENDAR_FILE, PLANS_DIR
+from rating.tariff import Tariffs
+from rating.tariff_loader import load_tariffs
+from router.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
 
 log = logging.getLogger("hotline400.plans")
 
@@ -39,6 +41,7 @@ class PlanBook:
     def __init__(self, config_dir: str | Path) -> None:
         self.config_dir = Path(config_dir)
         self.calendar = OfficialCalendar()
+        self.tariffs: Tariffs | None = None
         self.version = 0
         self.reloads_ok = 0
         self.reloads_failed = 0
@@ -64,6 +67,14 @@ class PlanBook:
             self.calendar = load_calendar(self.config_dir / CALENDAR_FILE)
         except ConfigError as error:
             problems.extend(error.problems)
+        tariffs_file = self.config_dir / TARIFFS_FILE
+        if not tariffs_file.exists():
+            self.tariffs = None
+        else:
+            try:
+                self.tariffs = load_tariffs(tariffs_file)
+            except ConfigError as error:  # the previous tariffs keep pricing calls
+                problems.extend(error.problems)
         self._plans = plans
         self.version += 1
         result = ReloadResult(len(plans), sorted(set(kept)), problems)

@@ -48,6 +48,11 @@ class RouterSettings(BaseModel):
     spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
     timezone: str = "Asia/Shanghai"
     watch_plans: bool = Field(True, description="reload plans when their files change")
+    low_balance_webhook: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="URL that receives a JSON POST when a prepaid balance falls below its warning",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -78,7 +83,7 @@ class RouterSettings(BaseModel):
         if "{number}" not in value or any(c in value for c in ',|\r\n"'):
             raise PydanticCustomError(
                 "dial_template",
-                "must contain {{number}} and no comma, pipe, quote or line break",
+                "must contain {number} and no comma, pipe, quote or line break",
             )
         return value
 
@@ -103,7 +108,8 @@ def load_settings(config_dir: str | Path) -> RouterSettings:
     try:
         settings = RouterSettings.model_validate(data)
     except ValidationError as error:
-        raise ConfigError([*problems, *problems_from_validation(source, error)]) from None
+        found = [*problems, *problems_from_validation(source, error)]
+        raise ConfigError(sorted(found, key=lambda p: p.line)) from None
     if problems:
         raise ConfigError(problems)
     return settings

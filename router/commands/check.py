@@ -1,4 +1,4 @@
-"""`hotline400 check [PATH...]`: validate router.yaml, the calendar and plans before deploying.
+"""`hotline400 check [PATH...]`: validate router.yaml, the calendar, tariffs and plans.
 
 Exit 0 when every file is clean, 1 with every problem listed as file:line field: message.
 Warnings (the official calendar running out) do not fail the check.
@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan_loader import load_plan
-from router.config_dir import CALENDAR_FILE, load_config
+from rating.tariff_loader import load_tariffs
+from router.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.settings import ROUTER_FILE, load_settings
 
 
@@ -51,7 +52,7 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
     if path.is_dir() and (path / "plans").is_dir():
         config = load_config(path)
         count = len(list((path / "plans").glob("*.yaml"))) + sum(
-            (path / name).exists() for name in (ROUTER_FILE, CALENDAR_FILE)
+            (path / name).exists() for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE)
         )
         return (
             config.problems,
@@ -76,6 +77,8 @@ def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
             load_settings(path.parent)
         elif path.name == CALENDAR_FILE:
             return [], _calendar_warnings(load_calendar(path), path, today)
+        elif path.name == TARIFFS_FILE:
+            load_tariffs(path)
         else:
             load_plan(path)
     except ConfigError as error:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from router.daemon import Daemon
-from router.demo import DemoClock, describe, play_tour
+from router.demo import DemoClock, balances, describe, play_tour, prepay_accounts
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -29,11 +29,16 @@ async def _demo(config_dir: str) -> int:
     print(f"hotline400 router on 127.0.0.1:{port} with plans {', '.join(daemon.plans.numbers())}")
     print(f"CDRs go to {daemon.settings.database}\n")
     try:
+        for line in await prepay_accounts(daemon, clock()):
+            print(line)
         played = await play_tour("127.0.0.1", port, clock)
+        money = await balances(daemon)
     finally:
         await daemon.stop()
     for index, (demo, result) in enumerate(played, start=1):
         print(describe(index, demo, result))
+    for line in money:
+        print(line)
     failed = [result for _, result in played if result.error]
     print(f"\n{len(played)} calls placed, {len(failed)} failed.")
     print("See the call records with: hotline400 cdr")

@@ -22,15 +22,31 @@ from router.config_dir import load_config
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("simulate", parents=[common], help="show how a plan routes a call")
-    parser.add_argument("--number", required=True, help="the dialled 400 number")
+    parser.add_argument(
+        "--number", required=True, type=_service_number, help="the dialled 400 number"
+    )
     parser.add_argument("--caller", required=True, help="caller ID as Asterisk hands it over")
     parser.add_argument(
         "--at", type=_local_time, help='local time "YYYY-MM-DD HH:MM" (default: now)'
     )
     parser.add_argument("--busy", action="append", default=[], metavar="NUMBER")
     parser.add_argument("--no-answer", action="append", default=[], metavar="NUMBER")
-    parser.add_argument("--calls", type=int, default=1, help="place this many calls")
+    parser.add_argument("--calls", type=_positive, default=1, help="place this many calls")
     parser.set_defaults(run=run)
+
+
+def _service_number(text: str) -> str:
+    """'400-600-1234' -> '4006001234'."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) != 10 or not digits.startswith("400"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 400 number")
+    return digits
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of calls")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         print(f"no valid plan for {args.number}", *reasons, sep="\n")
         return 1
+    for problem in config.problems:
+        if args.number not in problem.file:  # other files: routing may differ from production
+            print(f"warning: {problem}")
     zone = ZoneInfo(plan.timezone)
     at = datetime.now(zone) if args.at is None else args.at.replace(tzinfo=zone)
     state = RoutingState(config.calendar)

@@ -1,0 +1,577 @@
+"""How close the router daemon comes to the FastAGI protocol ceiling, and what 5,000 ringing
+calls cost it in memory.
+
+Two server processes run side by side, each fed by the Asterisk protocol simulator from
+this process (so the simulator's CPU never shares a server's event loop):
+
+- the router: `hotline400 serve` on a copy of tests/e2e_config (dial template
+  Local/{number}@phones), its SQLite file and CDR journal in a temporary directory;
+- the ceiling: bench/bare_fastagi.py, which sends the same AGI lines per scenario (Dial,
+  the three GET VARIABLEs per attempt, the forward Dial, the three SET VARIABLEs) with no
+  caller lookup, no plan, no decide() and no CDRs.
+
+The call mix cycles three scenarios: 4000000001 answered at once (7 AGI round trips),
+4000000002 busy then forwarded and answered (11), 4000000003 unanswered three times (15).
+Every call has a caller ID never seen before (fixed lines of five cities and mobiles), as
+most callers of a 400 line call once, so the router places each caller afresh.
+
+Measured per server:
+- throughput: `--calls` calls with `--concurrency` open at once, in alternating rounds;
+  calls/s from wall time, and the server's CPU per call from /proc/<pid>/stat (all its
+  threads, SQLite's included) so the comparison holds even where the simulator is the
+  bottleneck; router/ceiling is given both ways and the target applies to the lower;
+- overhead: the server's think time summed over a call (CallResult.think_s: from each
+  reply, or the environment block, to the next command), one call at a time, so no queue
+  inflates it; also its p50/p99 under load;
+- hold: `--hold` calls ringing at once (Dial rings `--ring` real seconds, then no answer)
+  on fresh server processes, sampling VmRSS and open descriptors of the server.
+
+Open files: 5,000 held calls are 5,000 sockets in each process. The soft RLIMIT_NOFILE of
+this process is raised to the hard limit before the servers start; children inherit it, and
+each server's effective limit is read back from /proc/<pid>/limits and reported.
+
+    python bench/agi_load.py [--calls N] [--concurrency N] [--hold N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import resource
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from router.simulator import CallResult, Outcome, SimulatedCall, run_call, run_calls
+
+REPO = Path(__file__).resolve().parent.parent
+E2E_CONFIG = REPO / "tests" / "e2e_config"
+BARE_SERVER = Path(__file__).resolve().parent / "bare_fastagi.py"
+TARGET_RATIO = 0.70
+SATURATED_CORES = 0.9
+"""Simulator CPU above which a round measured the simulator rather than the server."""
+TARGET_HOLD_RSS_MIB = 1024.0
+PLAN_RING_TIMEOUT_S = 20.0
+"""Dial timeout of the e2e plans: a held call rings this many virtual seconds."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MIB_PER_KIB = 1 / 1024
+FD_HEADROOM = 256
+"""Descriptors a process needs besides one per held call: listener, log, SQLite, pipes."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    dialled: str
+    status: str
+    """HOTLINE_STATUS both servers must leave on the channel."""
+
+
+SCENARIOS = (
+    Scenario("answer", "4000000001", "answered"),
+    Scenario("busy+forward", "4000000002", "answered"),
+    Scenario("no-answer x3", "4000000003", "noanswer"),
+)
+HELD_CALL = SimulatedCall(dialled="4000000001", destinations={"13800000011": Outcome.no_answer()})
+"""Rings for the plan's whole Dial timeout, then ends unanswered."""
+
+_FIXED_AREAS = ("010", "021", "020", "0531", "0755")
+_MOBILE_BLOCKS = ("139", "138", "186", "150", "158")
+
+
+def fresh_callers() -> Iterator[str]:
+    """Caller IDs that never repeat: fixed lines and mobiles, alternately."""
+    for n in itertools.count():
+        if n % 2:
+            yield f"{_MOBILE_BLOCKS[n % 5]}{n:08d}"
+        else:
+            yield f"{_FIXED_AREAS[n % 5]}8{n:07d}"
+
+
+_callers = fresh_callers()
+_call_ids = itertools.count(1)
+
+
+def call_mix(count: int) -> list[SimulatedCall]:
+    return [
+        SimulatedCall(
+            dialled=SCENARIOS[n % len(SCENARIOS)].dialled,
+            caller_id=next(_callers),
+            uniqueid=f"1795400000.{next(_call_ids)}",
+        )
+        for n in range(count)
+    ]
+
+
+def held_calls(count: int) -> list[SimulatedCall]:
+    return [
+        SimulatedCall(
+            dialled=HELD_CALL.dialled,
+            destinations=HELD_CALL.destinations,
+            caller_id=next(_callers),
+            uniqueid=f"1795400000.{next(_call_ids)}",
+        )
+        for _ in range(count)
+    ]
+
+
+# --- the server processes ------------------------------------------------------------------
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Lift this process's soft open-files limit to its hard limit; returns (soft, hard)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft, hard
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def router_config(workdir: Path) -> Path:
+    """tests/e2e_config with production settings but the database and spool in `workdir`."""
+    config = workdir / "config"
+    shutil.copytree(E2E_CONFIG, config)
+    (config / "router.yaml").write_text(
+        'dial_template: "Local/{number}@phones"\n'
+        f'database: "{workdir / "var" / "hotline400.db"}"\n'
+        f'spool_dir: "{workdir / "var" / "spool"}"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of every thread so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def status_kib(self, key: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def fd_limit(self) -> str:
+        for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return f"{soft}/{hard}"
+        return "unknown"
+
+    def logged_problems(self) -> list[str]:
+        """WARNING and ERROR lines the server logged so far."""
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [line for line in lines if " WARNING " in line or " ERROR " in line]
+
+    def stop(self) -> None:
+        """SIGTERM: the router drains, flushes its CDRs and closes the store."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_router(workdir: Path) -> ServerProcess:
+    port = free_port()
+    config = router_config(workdir)
+    argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+    command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
+    return _spawn("router", [*command, *argv], port, workdir)
+
+
+def start_bare(workdir: Path) -> ServerProcess:
+    port = free_port()
+    command = [sys.executable, str(BARE_SERVER), "--listen", f"127.0.0.1:{port}"]
+    return _spawn("ceiling", command, port, workdir)
+
+
+def _spawn(name: str, command: list[str], port: int, workdir: Path) -> ServerProcess:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT, env=_child_env()
+        )
+    return ServerProcess(name, process, port, log)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+async def wait_ready(server: ServerProcess, timeout: float = 30.0) -> None:
+    """Play real calls until one gets through: a bare connect would count as a broken
+    session in the router."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.process.poll() is not None:
+            raise SystemExit(f"{server.name} exited: see {server.log}")
+        result = await run_call("127.0.0.1", server.port, call_mix(1)[0], timeout=5)
+        if result.error is None:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{server.name} not serving after {timeout} s: {result.error}")
+        await asyncio.sleep(0.1)
+
+
+async def check_same_wire(router: ServerProcess, bare: ServerProcess) -> None:
+    """Both servers must send the same lines per scenario, or the ceiling measures
+    something else."""
+    for scenario, call in zip(SCENARIOS, call_mix(len(SCENARIOS)), strict=True):
+        ours = await run_call("127.0.0.1", router.port, call)
+        theirs = await run_call("127.0.0.1", bare.port, call)
+        if ours.commands != theirs.commands:
+            raise SystemExit(
+                f"{scenario.name}: the servers differ\n  router:  {ours.commands}\n"
+                f"  ceiling: {theirs.commands}"
+            )
+
+
+async def settle(server: ServerProcess) -> None:
+    """Wait until the server's CPU stops moving: write-behind CDR batches land after the
+    last call ends and belong to the run."""
+    before = server.cpu_s()
+    while True:
+        await asyncio.sleep(0.2)
+        now = server.cpu_s()
+        if now - before <= 1 / CLOCK_TICKS:
+            return
+        before = now
+
+
+# --- throughput and overhead ---------------------------------------------------------------
+
+
+def think_ms(result: CallResult) -> float:
+    """The server's time in one call: the sum of its gaps before each command."""
+    return 1000 * sum(result.think_s)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+MIX_STATUS = {scenario.dialled: scenario.status for scenario in SCENARIOS}
+HELD_STATUS = {HELD_CALL.dialled: "noanswer"}
+
+
+def failures(results: Sequence[CallResult], expected: dict[str, str]) -> list[str]:
+    """Calls that broke or ended with another HOTLINE_STATUS than `expected` by number."""
+    problems = []
+    for result in results:
+        status = result.variables.get("HOTLINE_STATUS")
+        if result.error is not None:
+            problems.append(f"{result.call.uniqueid}: {result.error}")
+        elif status != expected.get(result.call.dialled, status):
+            problems.append(f"{result.call.uniqueid}: HOTLINE_STATUS {status}")
+    return problems
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every process on the machine has spent, from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class Round:
+    calls: int
+    wall_s: float
+    server_cpu_s: float
+    client_cpu_s: float
+    others_cpu_s: float
+    """CPU the rest of the machine used meanwhile: other work skews wall-clock figures."""
+    think_ms: tuple[float, ...]
+    failed: int
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.wall_s
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.server_cpu_s / self.calls
+
+
+async def load_round(server: ServerProcess, calls: int, concurrency: int) -> Round:
+    mix = call_mix(calls)
+    cpu_before, client_before = server.cpu_s(), time.process_time()
+    machine_before = machine_busy_s()
+    started = time.monotonic()
+    results = await run_calls("127.0.0.1", server.port, mix, concurrency, timeout=120)
+    wall = time.monotonic() - started
+    client = time.process_time() - client_before
+    others = machine_busy_s() - machine_before - (server.cpu_s() - cpu_before) - client
+    await settle(server)
+    problems = failures(results, MIX_STATUS)
+    for problem in problems[:5]:
+        print(f"  {server.name}: {problem}", file=sys.stderr)
+    return Round(
+        calls=calls,
+        wall_s=wall,
+        server_cpu_s=server.cpu_s() - cpu_before,
+        client_cpu_s=client,
+        others_cpu_s=max(0.0, others),
+        think_ms=tuple(think_ms(result) for result in results),
+        failed=len(problems),
+    )
+
+
+async def overhead_one_at_a_time(server: ServerProcess, calls: int) -> list[float]:
+    results = [await run_call("127.0.0.1", server.port, call) for call in call_mix(calls)]
+    if problems := failures(results, MIX_STATUS):
+        raise SystemExit(f"{server.name}: {problems[0]}")
+    return [think_ms(result) for result in results]
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    rounds: list[Round]
+    alone_ms: list[float]
+
+    @property
+    def median_round(self) -> Round:
+        return sorted(self.rounds, key=lambda r: r.calls_per_s)[len(self.rounds) // 2]
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return statistics.median(r.cpu_ms_per_call for r in self.rounds)
+
+
+async def measure_load(
+    router: ServerProcess, bare: ServerProcess, args: argparse.Namespace
+) -> dict[str, LoadFigures]:
+    servers = (bare, router)
+    for server in servers:  # warm caches, imports and the SQLite file
+        await load_round(server, args.warmup, args.concurrency)
+    rounds: dict[str, list[Round]] = {server.name: [] for server in servers}
+    for number in range(1, args.rounds + 1):
+        for server in servers:
+            done = await load_round(server, args.calls, args.concurrency)
+            rounds[server.name].append(done)
+            print(
+                f"  round {number} {server.name:<8} {done.calls_per_s:8.0f} calls/s  "
+                f"server CPU {done.cpu_ms_per_call:6.3f} ms/call  "
+                f"simulator {done.client_cpu_s / done.wall_s:4.2f} cores  "
+                f"others {done.others_cpu_s / done.wall_s:4.2f} cores  failed {done.failed}"
+            )
+    return {
+        server.name: LoadFigures(
+            rounds[server.name], await overhead_one_at_a_time(server, args.alone_calls)
+        )
+        for server in servers
+    }
+
+
+# --- holding ringing calls -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldFigures:
+    calls: int
+    idle_rss_mib: float
+    peak_rss_mib: float
+    hwm_mib: float
+    peak_fds: int
+    all_held_s: float | None
+    """Seconds from the first connection until every call was open at the server."""
+    wall_s: float
+    failed: int
+
+    @property
+    def kib_per_call(self) -> float:
+        return 1024 * (self.peak_rss_mib - self.idle_rss_mib) / self.calls
+
+
+async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
+    await wait_ready(server)
+    idle_fds = server.open_fds()
+    idle_rss = server.status_kib("VmRSS") * MIB_PER_KIB
+    peak_rss, peak_fds, all_held_at = idle_rss, idle_fds, None
+    started = time.monotonic()
+    time_scale = ring_s / PLAN_RING_TIMEOUT_S
+    playing = asyncio.create_task(
+        run_calls(
+            "127.0.0.1",
+            server.port,
+            held_calls(calls),
+            calls,
+            time_scale=time_scale,
+            timeout=ring_s + 120,
+        )
+    )
+    while not playing.done():
+        peak_rss = max(peak_rss, server.status_kib("VmRSS") * MIB_PER_KIB)
+        fds = server.open_fds()
+        peak_fds = max(peak_fds, fds)
+        if all_held_at is None and fds - idle_fds >= calls:
+            all_held_at = time.monotonic() - started
+        await asyncio.wait({playing}, timeout=0.25)
+    problems = failures(playing.result(), HELD_STATUS)
+    for problem in [*problems[:3], *server.logged_problems()[:3]]:
+        print(f"  {server.name}: {problem}", file=sys.stderr)
+    await settle(server)
+    return HoldFigures(
+        calls=calls,
+        idle_rss_mib=idle_rss,
+        peak_rss_mib=peak_rss,
+        hwm_mib=server.status_kib("VmHWM") * MIB_PER_KIB,
+        peak_fds=peak_fds,
+        all_held_s=all_held_at,
+        wall_s=time.monotonic() - started,
+        failed=len(problems),
+    )
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def stored_cdrs(workdir: Path) -> int:
+    """Finished CDRs in the router's database, read once the router has stopped."""
+    with contextlib.closing(sqlite3.connect(workdir / "var" / "hotline400.db")) as db:
+        (count,) = db.execute("SELECT count(*) FROM cdrs WHERE outcome != 'in_progress'").fetchone()
+    return count
+
+
+@contextlib.contextmanager
+def servers(workdir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The router and the ceiling, each in its own directory under `workdir`."""
+    for side in ("router", "ceiling"):
+        (workdir / side).mkdir(parents=True)
+    router = start_router(workdir / "router")
+    bare = start_bare(workdir / "ceiling")
+    try:
+        yield router, bare
+    finally:
+        router.stop()
+        bare.stop()
+
+
+def report_load(figures: dict[str, LoadFigures]) -> None:
+    print(
+        f"\n{'server':<8} {'calls/s':>8} {'CPU ms/call':>11} "
+        f"{'alone p50':>9} {'alone p99':>9} {'load p50':>9} {'load p99':>9}   (ms per call)"
+    )
+    for name, figure in figures.items():
+        typical = figure.median_round
+        print(
+            f"{name:<8} {typical.calls_per_s:8.0f} {figure.cpu_ms_per_call:11.3f} "
+            f"{percentile(figure.alone_ms, 0.5):9.3f} {percentile(figure.alone_ms, 0.99):9.3f} "
+            f"{percentile(typical.think_ms, 0.5):9.2f} {percentile(typical.think_ms, 0.99):9.2f}"
+        )
+    router, bare = figures["router"], figures["ceiling"]
+    wall_ratio = router.median_round.calls_per_s / bare.median_round.calls_per_s
+    cpu_ratio = bare.cpu_ms_per_call / router.cpu_ms_per_call
+    verdict = "meets" if min(wall_ratio, cpu_ratio) >= TARGET_RATIO else "misses"
+    print(
+        f"router/ceiling: {100 * wall_ratio:.0f}% of calls/s, {100 * cpu_ratio:.0f}% by CPU per "
+        f"call ({verdict} the {100 * TARGET_RATIO:.0f}% target)"
+    )
+    driving = bare.median_round.client_cpu_s / bare.median_round.wall_s
+    if driving >= SATURATED_CORES:
+        print(
+            f"the simulator used {driving:.2f} cores driving the ceiling: its calls/s is the "
+            "simulator's limit, so the CPU ratio is the capacity ratio"
+        )
+
+
+def report_hold(name: str, figures: HoldFigures) -> None:
+    held = f"{figures.all_held_s:.1f} s" if figures.all_held_s is not None else "never"
+    print(
+        f"{name:<8} {figures.calls} ringing: VmRSS idle {figures.idle_rss_mib:.0f} MiB, "
+        f"peak {figures.peak_rss_mib:.0f} MiB (VmHWM {figures.hwm_mib:.0f} MiB), "
+        f"{figures.kib_per_call:.0f} KiB per call, peak fds {figures.peak_fds}, "
+        f"all open after {held}, {figures.wall_s:.1f} s, failed {figures.failed}"
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    soft, hard = raise_fd_limit()
+    print(f"open files: bench soft limit raised to {soft} (hard {hard}); children inherit it")
+    if soft < args.hold + FD_HEADROOM:
+        needed = args.hold + FD_HEADROOM
+        raise SystemExit(f"--hold {args.hold} needs {needed} open files in each process")
+    with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
+        workdir = Path(temp)
+        with servers(workdir) as (router, bare):
+            await wait_ready(router)
+            await wait_ready(bare)
+            print(f"fd limits: router {router.fd_limit()}, ceiling {bare.fd_limit()}")
+            await check_same_wire(router, bare)
+            print(f"{args.calls} calls x {args.rounds} rounds, {args.concurrency} at once:")
+            figures = await measure_load(router, bare, args)
+        played = 1 + len(SCENARIOS) + args.warmup + args.rounds * args.calls + args.alone_calls
+        print(f"router stored {stored_cdrs(workdir / 'router')} finished CDRs of {played} calls")
+        report_load(figures)
+        if args.hold:
+            await hold_both(workdir, args)
+
+
+async def hold_both(workdir: Path, args: argparse.Namespace) -> None:
+    print(f"\nholding {args.hold} calls ringing {args.ring:.0f} s, fresh processes:")
+    with servers(workdir / "hold") as (router, bare):
+        for server in (router, bare):
+            figures = await hold(server, args.hold, args.ring)
+            report_hold(server.name, figures)
+            if server is router:
+                verdict = "meets" if figures.peak_rss_mib <= TARGET_HOLD_RSS_MIB else "misses"
+                print(f"  router peak RSS {verdict} the {TARGET_HOLD_RSS_MIB:.0f} MiB target")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=6000, help="calls per round and server")
+    parser.add_argument("--concurrency", type=int, default=200, help="calls open at once")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
+    parser.add_argument("--warmup", type=int, default=600, help="calls before the first round")
+    parser.add_argument("--alone-calls", type=int, default=600, help="calls one at a time")
+    parser.add_argument("--hold", type=int, default=5000, help="ringing calls held at once")
+    parser.add_argument("--ring", type=float, default=25.0, help="real seconds a held call rings")
+    parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.concurrency, args.rounds = 600, 50, 1
+        args.warmup, args.alone_calls, args.hold, args.ring = 100, 100, 500, 5.0
+    return args
+
+
+if __name__ == "__main__":
+    asyncio.run(run(parse_args()))

@@ -1,0 +1,185 @@
+"""Money around a call: usage before it is connected, a talk-time limit, its price after.
+
+Before deciding, the router reads the number's counters (month and day cost, calls this
+month, included minutes used, prepaid balance: a few keyed rows, never a scan of CDRs).
+A plan with a monthly call cap reserves its call with one conditional statement, so
+routers sharing a database never both take the last unit; an unanswered call gives it
+back. When a balance or a cost cap limits spending, the longest affordable talk time goes
+to Dial as L(), so no call can overspend. After an answered call the price is booked: the
+CDR's shares and one ledger entry, written behind the call like every CDR write.
+
+When the database cannot be read the router fails open (connects calls without limits)
+and logs it: cost control must not take a 400 number off the air.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from dialplan.caps import Usage
+from dialplan.geo import locate
+from dialplan.plan import Plan
+from rating.affordability import max_affordable_seconds, spending_room
+from rating.call import RatedCall
+from rating.ledger import call_entry
+from rating.pricing import price
+from rating.tariff import Account, Tariffs
+from router.account_sql import UsageSnapshot
+from router.balance_alerts import BalanceAlerts
+from router.cdr import FinishCall, PostLedger
+from router.store import SQLiteStore, StoreUnavailable
+
+log = logging.getLogger("hotline400.accounting")
+
+NO_USAGE = UsageSnapshot(Decimal("0.00"), 0, 0, Decimal("0.00"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class CallAccount:
+    """What one call knows of its account from the moment it was admitted."""
+
+    plan: Plan
+    tariffs: Tariffs | None
+    account: Account | None
+    snapshot: UsageSnapshot
+    month: str
+    reserved: bool = False
+
+    @property
+    def rated(self) -> bool:
+        return self.tariffs is not None and self.account is not None
+
+    def usage(self) -> Usage:
+        """Counters as the evaluator reads them; a prepaid account with no entries has 0."""
+        prepaid = self.account is not None and self.account.prepaid
+        balance = (self.snapshot.balance or Decimal("0.00")) if prepaid else None
+        return Usage(
+            month_cost=self.snapshot.month_cost,
+            month_calls=self.snapshot.month_calls,
+            day_cost=self.snapshot.day_cost,
+            balance=balance,
+        )
+
+    def included_seconds_left(self) -> int:
+        if not self.rated:
+            return 0
+        assert self.tariffs is not None and self.account is not None
+        package = self.tariffs.packages[self.account.package]
+        return max(0, package.included_minutes * 60 - self.snapshot.included_used)
+
+    def budget(self) -> Decimal | None:
+        """What the subscriber can still spend: the balance or the room under a cost cap."""
+        caps, usage = self.plan.caps, self.usage()
+        rooms = []
+        if caps.monthly_cost is not None:
+            rooms.append(caps.monthly_cost - usage.month_cost)
+        if caps.daily_cost is not None:
+            rooms.append(caps.daily_cost - usage.day_cost)
+        return spending_room(usage.balance, min(rooms) if rooms else None)
+
+
+class Accounting:
+    def __init__(self, store: SQLiteStore, alerts: BalanceAlerts) -> None:
+        self.store = store
+        self.alerts = alerts
+
+    async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
+        """Read the number's counters as the call arrives."""
+        account = tariffs.accounts.get(plan.number) if tariffs is not None else None
+        local = now.astimezone(plan.zone())
+        month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
+        caps = plan.caps
+        needs_counters = account is not None or any(
+            limit is not None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
+        )
+        snapshot = NO_USAGE
+        if needs_counters:
+            try:
+                snapshot = await self.store.usage(plan.number, month, day)
+            except StoreUnavailable as error:
+                log.error(
+                    "usage of %s unreadable, connecting without limits: %s", plan.number, error
+                )
+                account = None
+        return CallAccount(plan, tariffs, account, snapshot, month)
+
+    async def reserve(self, call: CallAccount) -> tuple[CallAccount, bool]:
+        """Take one unit of the monthly call cap; False when another call took the last."""
+        cap = call.plan.caps.monthly_calls
+        if cap is None:
+            return call, True
+        try:
+            granted = await self.store.reserve_call(call.plan.number, call.month, cap)
+        except StoreUnavailable as error:
+            log.error("call cap of %s not checked: %s", call.plan.number, error)
+            return call, True
+        return dataclasses.replace(call, reserved=granted), granted
+
+    def talk_limit(
+        self, call: CallAccount, caller_kind: str, destination: str, now: datetime
+    ) -> int | None:
+        """Seconds of talk the budget affords on this destination, or None when unlimited."""
+        if not call.rated:
+            return None
+        assert call.tariffs is not None
+        rated = RatedCall(
+            number=call.plan.number,
+            caller_kind=caller_kind,  # type: ignore[arg-type]
+            answered_at=now,
+            talk_seconds=0,
+            answering_area_code=locate(destination).area_code,
+            home_area_code=call.plan.home_area_code,
+            included_seconds_left=call.included_seconds_left(),
+        )
+        return max_affordable_seconds(rated, call.tariffs, call.budget())
+
+    def charge(
+        self,
+        call: CallAccount,
+        call_id: str,
+        caller_kind: str,
+        answered_at: datetime,
+        talk_seconds: int,
+        destination: str,
+    ) -> tuple[FinishCall, PostLedger] | None:
+        """The priced fields of the CDR and the ledger entry of an answered call."""
+        if not call.rated:
+            return None
+        assert call.tariffs is not None and call.account is not None
+        rated = RatedCall(
+            number=call.plan.number,
+            caller_kind=caller_kind,  # type: ignore[arg-type]
+            answered_at=answered_at,
+            talk_seconds=talk_seconds,
+            answering_area_code=locate(destination).area_code,
+            home_area_code=call.plan.home_area_code,
+            included_seconds_left=call.included_seconds_left(),
+        )
+        priced = price(rated, call.tariffs)
+        money = FinishCall(
+            call_id,
+            {
+                "caller_share": priced.caller_share,
+                "callee_share": priced.callee_share,
+                "total": priced.total,
+                "tariff_id": priced.tariff_id,
+            },
+        )
+        entry = call_entry(call.plan.number, call_id, answered_at, priced)
+        if call.account.prepaid:
+            before = call.usage().balance or Decimal("0.00")
+            after = before - priced.callee_share
+            self.alerts.check(call.plan.number, before, after, call.account.low_balance_warning)
+        return money, PostLedger(entry, priced.included_seconds_used)
+
+    async def close_call(self, call: CallAccount, answered: bool) -> None:
+        """Give back the reserved unit of the call cap when nobody answered."""
+        if call.reserved and not answered:
+            try:
+                await self.store.release_call(call.plan.number, call.month)
+            except StoreUnavailable as error:
+                log.error("call cap unit of %s not given back: %s", call.plan.number, error)

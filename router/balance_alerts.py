@@ -1,0 +1,73 @@
+"""Low-balance warnings: raised once when a prepaid balance falls below its threshold.
+
+Each warning is logged, counted, and, when router.yaml names `low_balance_webhook`,
+POSTed there as JSON from a background task (a slow or broken receiver never delays a
+call; a failed POST is logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+from decimal import Decimal
+
+log = logging.getLogger("hotline400.balance")
+
+WEBHOOK_TIMEOUT_S = 5.0
+
+
+class BalanceAlerts:
+    def __init__(self, webhook: str | None = None) -> None:
+        self.webhook = webhook
+        self.raised = 0
+        self.webhook_failures = 0
+        self._posts: set[asyncio.Task[None]] = set()
+
+    def check(self, number: str, before: Decimal, after: Decimal, threshold: Decimal) -> bool:
+        """Warn when this movement takes the balance across the threshold from above."""
+        if not (before >= threshold > after):
+            return False
+        self.raised += 1
+        log.warning(
+            "low balance: %s has %s yuan left, below its warning threshold of %s",
+            number,
+            after,
+            threshold,
+        )
+        if self.webhook:
+            body = {
+                "event": "low_balance",
+                "number": number,
+                "balance": str(after),
+                "threshold": str(threshold),
+            }
+            task = asyncio.get_running_loop().create_task(self._post(body))
+            self._posts.add(task)
+            task.add_done_callback(self._posts.discard)
+        return True
+
+    async def flush(self) -> None:
+        """Wait for webhook posts still under way (at shutdown)."""
+        if self._posts:
+            await asyncio.gather(*self._posts, return_exceptions=True)
+
+    async def _post(self, body: dict[str, str]) -> None:
+        assert self.webhook is not None
+        request = urllib.request.Request(
+            self.webhook,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            await asyncio.to_thread(_send, request)
+        except OSError as error:
+            self.webhook_failures += 1
+            log.error("low-balance webhook %s failed: %s", self.webhook, error)
+
+
+def _send(request: urllib.request.Request) -> None:
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+        response.read()
