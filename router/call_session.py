@@ -190,24 +190,34 @@ class CallSession:
         results: list[DialResult] = []
         target: DialTarget | None = decision.first
         while target is not None and not self.agi.hung_up:
-            status = await self._dial(target)
+            options = self._talk_limit_option(target.number)
+            if options is None:  # not even one billing increment is affordable
+                break
+            status = await self._dial(target, options)
             results.append(DialResult(target.number, status))
             self.record.destination = target.number
             target = next_target(decision, results)
+        if not results and not self.agi.hung_up:
+            await self._cannot_afford()
+            return
         final = decision.forwarding.classify(results[-1].status) if results else DialClass.FAILED
         self.record.outcome = _STATUS_OF_CLASS[final]
         if final is DialClass.CALLER_GONE or (self.agi.hung_up and final is not DialClass.ANSWERED):
             self.record.note = "caller hung up while ringing"
         await self._leave_status()
 
-    async def _dial(self, target: DialTarget) -> str:
+    async def _cannot_afford(self) -> None:
+        """The balance or a cost cap leaves less than one billing increment: capped."""
+        self.record.outcome = Outcome.CAPPED
+        self.record.note = "capped: the balance or a cost cap affords no billing increment"
+        await self._leave_status()
+        await self._hang_up(CAUSE_OF_REASON["capped"])
+
+    async def _dial(self, target: DialTarget, options: str) -> str:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
         try:
             argument = dial_argument(
-                self.services.dial_template,
-                target.number,
-                target.ring_timeout,
-                self._talk_limit_option(target.number),
+                self.services.dial_template, target.number, target.ring_timeout, options
             )
         except UnsafeArgument:
             log.error("call %s: destination %r cannot be dialled", self.context.call_id, target)
@@ -227,14 +237,17 @@ class CallSession:
             self.record.billable_seconds = talk
         return status
 
-    def _talk_limit_option(self, destination: str) -> str:
-        """Dial's L(ms) when the subscriber's balance or caps limit the talk time."""
+    def _talk_limit_option(self, destination: str) -> str | None:
+        """Dial's options: L(ms) when the balance or a cost cap limits the talk time, ""
+        when nothing limits it, None when not even one billing increment is affordable."""
         if self.account is None:
             return ""
         seconds = self.services.accounting.talk_limit(
             self.account, self.context.caller.kind, destination, self.services.clock()
         )
-        return "" if seconds is None else f"L({max(seconds, 1) * 1000})"
+        if seconds is None:
+            return ""
+        return f"L({seconds * 1000})" if seconds > 0 else None
 
     def _add_leg(
         self, target: DialTarget, status: str, started: datetime, ring: int, talk: int
