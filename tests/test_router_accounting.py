@@ -115,7 +115,7 @@ async def test_a_cost_cap_limits_the_talk_time_then_refuses_calls(tmp_path: Path
 class Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server naming)
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         Receiver.received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
