@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -113,7 +114,7 @@ async def test_a_cost_cap_limits_the_talk_time_then_refuses_calls(tmp_path: Path
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
