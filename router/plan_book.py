@@ -18,6 +18,8 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
+from dialplan.yaml_source import read_yaml
+from rating.minimum import MinimumChangeRefused, check_package_change
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
@@ -72,7 +74,11 @@ class PlanBook:
             self.tariffs = None
         else:
             try:
-                self.tariffs = load_tariffs(tariffs_file)
+                tariffs = load_tariffs(tariffs_file)
+                refused = _refused_minimum_changes(self.tariffs, tariffs, tariffs_file)
+                if refused:
+                    raise ConfigError(refused)
+                self.tariffs = tariffs
             except ConfigError as error:  # the previous tariffs keep pricing calls
                 problems.extend(error.problems)
         self._plans = plans
@@ -101,3 +107,22 @@ class PlanBook:
             *watched, stop_event=stop, watch_filter=relevant, debounce=200, recursive=False
         ):
             self.reload()
+
+
+def _refused_minimum_changes(old: Tariffs | None, new: Tariffs, path: Path) -> list[Problem]:
+    """Minimum monthly consumptions the new tariffs lower against the rule (domain: it may be
+    raised, never lowered while the rate stays; a new rate scales it)."""
+    if old is None:
+        return []
+    refused = []
+    source = read_yaml(str(path), path.read_text(encoding="utf-8"))
+    for name, package in new.packages.items():
+        previous = old.packages.get(name)
+        if previous is None:
+            continue
+        try:
+            check_package_change(previous, package)
+        except MinimumChangeRefused as error:
+            field = ("packages", name, "minimum_monthly")
+            refused.append(source.problem(field, str(error)))
+    return refused
