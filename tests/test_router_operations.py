@@ -237,7 +237,9 @@ async def test_tariffs_lowering_a_minimum_at_the_same_rate_are_refused_and_the_o
         original = tariffs_file.read_text()
         with_minimum = original.replace(
             "    monthly_rent: 10.00\n",
-            "    monthly_rent: 10.00\n    minimum_monthly: 100.00\n    minimum_reference_rate: 0.30\n",
+            "    monthly_rent: 10.00\n"
+            "    minimum_monthly: 100.00\n"
+            "    minimum_reference_rate: 0.30\n",
         )
         tariffs_file.write_text(with_minimum)
         assert router.plans.reload().ok
