@@ -28,6 +28,8 @@ from router.daemon import Daemon
 from router.store import SQLiteStore
 from tests.router_harness import E2E_CONFIG, running_router
 
+PLANS = sorted(path.stem for path in (E2E_CONFIG / "plans").glob("*.yaml"))
+
 DIRECT = "4000000001"
 """Dials 13800000011 only: each behaviour ends the call with its own outcome."""
 BUSY_FORWARD = "4000000002"
@@ -214,20 +216,21 @@ async def test_the_command_calls_every_plan_of_the_config_and_prints_the_report(
     callers.write_text("# one caller\n01062345678\n")
     async with running_router(tmp_path) as router:
         argv = ["callgen", "--config", str(E2E_CONFIG), "--target", f"127.0.0.1:{router.port}"]
-        argv += ["--calls", "14", "--concurrency", "4", "--mix", "answer=100"]
+        argv += ["--calls", str(2 * len(PLANS)), "--concurrency", "4", "--mix", "answer=100"]
         argv += ["--callers", str(callers)]
         code = await asyncio.to_thread(main, argv)
         database = router.settings.database
     output = capsys.readouterr().out
     assert code == 0
     cdrs = await stored_cdrs(database)
-    assert Counter(cdr.number for cdr in cdrs) == {f"400000000{n}": 2 for n in range(1, 8)}
+    assert Counter(cdr.number for cdr in cdrs) == {number: 2 for number in PLANS}
     assert {cdr.caller for cdr in cdrs} == {"01062345678"}
     lines = output.splitlines()
-    assert lines[0].startswith(f"placed         14 calls to 127.0.0.1:{router.port} in ")
+    assert lines[0].startswith(f"placed         18 calls to 127.0.0.1:{router.port} in ")
     assert "concurrency 4, time scale 0" in lines[0]
-    # the PIN line hears silence, Beijing is screened out of the Guangdong line
-    assert lines[1] == "outcomes       answered 8, blocked 2, pin_failed 2, suspended 2"
+    # the PIN line hears silence, Beijing is screened out of the Guangdong line, the prepaid
+    # line has no balance (arrears) and 4000000007 is suspended
+    assert lines[1] == "outcomes       answered 10, blocked 2, pin_failed 2, suspended 4"
     assert "errors         0" in lines
     assert lines[-2].startswith("first command  p50 ")
     assert lines[-1].startswith("call wall      p50 ")
