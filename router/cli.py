@@ -6,9 +6,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from router.commands import callgen, cdr, check, demo, pin_hash, serve, simulate
+from router.commands import (
+    account,
+    bill,
+    callgen,
+    cdr,
+    check,
+    demo,
+    pin_hash,
+    rate,
+    serve,
+    simulate,
+)
 
-COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen)
+COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen, account, bill, rate)
 
 
 def build_parser() -> argparse.ArgumentParser:

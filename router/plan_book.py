@@ -75,7 +75,7 @@ class PlanBook:
         else:
             try:
                 tariffs = load_tariffs(tariffs_file)
-                refused = _refused_minimum_changes(self.tariffs, tariffs, tariffs_file)
+                refused = refused_minimum_changes(self.tariffs, tariffs, tariffs_file)
                 if refused:
                     raise ConfigError(refused)
                 self.tariffs = tariffs
@@ -109,7 +109,7 @@ class PlanBook:
             self.reload()
 
 
-def _refused_minimum_changes(old: Tariffs | None, new: Tariffs, path: Path) -> list[Problem]:
+def refused_minimum_changes(old: Tariffs | None, new: Tariffs, path: Path) -> list[Problem]:
     """Minimum monthly consumptions the new tariffs lower against the rule (domain: it may be
     raised, never lowered while the rate stays; a new rate scales it)."""
     if old is None:

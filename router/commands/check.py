@@ -16,6 +16,7 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.plan_loader import load_plan
 from rating.tariff_loader import load_tariffs
 from router.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
+from router.plan_book import refused_minimum_changes
 from router.settings import ROUTER_FILE, load_settings
 
 
@@ -24,6 +25,13 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("paths", nargs="*", help="files or directories (default: --config DIR)")
     parser.add_argument(
         "--today", type=date.fromisoformat, help="check the calendar as of this date (YYYY-MM-DD)"
+    )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        metavar="OLD_TARIFFS",
+        help="the tariff file in force until now: refuse a minimum monthly consumption "
+        "lowered against the rule (raised any time, scaled only with its rate)",
     )
     parser.set_defaults(run=run)
 
@@ -39,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         problems.extend(found)
         warnings.extend(warned)
         checked += count
+    if args.previous is not None:
+        problems.extend(_minimum_changes(args.previous, targets))
     for problem in problems:
         print(problem)
     for warning in warnings:
@@ -89,3 +99,22 @@ def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
 def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> list[str]:
     warning = calendar.expiry_warning(today)
     return [f"{path}: {warning}"] if warning else []
+
+
+def _minimum_changes(previous: Path, targets: list[Path]) -> list[Problem]:
+    """Each checked tariffs.yaml against the previous file: the minimum-consumption rule."""
+    try:
+        old = load_tariffs(previous)
+    except ConfigError as error:
+        return error.problems
+    problems: list[Problem] = []
+    for target in targets:
+        path = target / TARIFFS_FILE if target.is_dir() else target
+        if path.name != TARIFFS_FILE or not path.is_file():
+            continue
+        try:
+            new = load_tariffs(path)
+        except ConfigError:
+            continue  # its problems are listed already
+        problems.extend(refused_minimum_changes(old, new, path))
+    return problems

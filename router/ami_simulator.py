@@ -1,0 +1,332 @@
+"""Asterisk's side of AMI: a manager server that logs clients in and replays recorded events.
+
+What it sends is what Asterisk 22 sends (the recordings in asterisk-transcripts/ami/): the
+greeting `Asterisk Call Manager/11.0.0`, Login answered `Authentication accepted` and
+followed by the FullyBooted event, a refused Login answered `Authentication failed` and the
+connection closed, Ping answered `Ping: Pong` with a Timestamp, Logoff answered `Goodbye`,
+every reply carrying the action's ActionID. Events go, byte for byte as recorded, only to
+sessions allowed to read them, as Asterisk decides: every class in the event's Privilege
+header must be in the account's `read` classes and in the Login's `Events` mask, and an
+account with `eventfilter(name(...))` include filters gets only the events named there.
+With `timestamp_events` (manager.conf `timestampevents = yes`) each event carries a
+`Timestamp:` header, the moment it was sent.
+
+Known differences from Asterisk: the only actions are Login, Logoff and Ping (others
+answer "Invalid/unknown command"); no Challenge (MD5) login; eventfilters other than
+`eventfilter(action(include),name(X)) =` are refused when read; `permit`/`deny` are not
+applied; a refused Login is answered at once (Asterisk waits a second).
+
+Run `python -m router.ami_simulator FILE.ami ...` for a demo server on 127.0.0.1:5038
+that replays the files to each client that logs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from panoramisk.message import Message
+
+VERSION = "11.0.0"
+"""The AMI version Asterisk 22 announces in its greeting (recorded)."""
+
+RECORDINGS = Path(__file__).resolve().parent / "recordings" / "ami"
+"""The AMI streams recorded from Asterisk 22 (answer, busy_forward, caller_hangup, misc),
+shipped with the package so the simulator can replay them anywhere."""
+MANAGER_CONF = Path(__file__).resolve().parents[1] / "asterisk" / "manager.conf"
+"""The router's AMI account as shipped: what the demo server accepts."""
+
+_SESSION_OWN_EVENTS = frozenset({"FullyBooted", "SuccessfulAuth"})
+"""Events a recording holds for its own login: sent per session, never replayed."""
+
+
+def recorded_events(path: Path | str) -> list[bytes]:
+    """The events of a recorded AMI stream, each as sent (CRLF lines, blank line after).
+
+    Replies to the recorder's own actions, the greeting and the events of its own login
+    are left out.
+    """
+    events = []
+    for block in Path(path).read_bytes().split(b"\r\n\r\n"):
+        message = Message.from_line(block.decode())
+        name = message.get("Event") if message is not None else None
+        if name is not None and name not in _SESSION_OWN_EVENTS:
+            events.append(block + b"\r\n\r\n")
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class AmiAccount:
+    """A manager.conf user: secret, read classes, and the event names it is limited to
+    (None: no eventfilter)."""
+
+    secret: str
+    read: frozenset[str]
+    event_names: frozenset[str] | None = None
+
+
+_FILTER = re.compile(r"eventfilter\((?P<criteria>.*)\)")
+_CRITERION = re.compile(r"(\w+)\(([^()]*)\)")
+
+
+def accounts_from_manager_conf(text: str) -> dict[str, AmiAccount]:
+    """The users of a manager.conf: every section but [general]."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1].strip()
+            current = None if name == "general" else sections.setdefault(name, {})
+        elif current is not None and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            current.setdefault(key, []).append(value)
+    return {name: _account(name, options) for name, options in sections.items()}
+
+
+def _account(name: str, options: Mapping[str, list[str]]) -> AmiAccount:
+    names: set[str] = set()
+    for key, values in options.items():
+        if key.startswith("eventfilter"):
+            match = _FILTER.fullmatch(key)
+            criteria = dict(_CRITERION.findall(match["criteria"])) if match else {}
+            if (
+                set(criteria) != {"action", "name"}
+                or criteria["action"] != "include"
+                or any(values)
+            ):
+                raise ValueError(f"[{name}] {key}: only eventfilter(action(include),name(X)) =")
+            names.add(criteria["name"])
+    return AmiAccount(
+        secret=options["secret"][-1],
+        read=_classes(options.get("read", [""])[-1]),
+        event_names=frozenset(names) if names else None,
+    )
+
+
+def _classes(value: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _reply(response: str, action_id: str | None, *lines: str) -> bytes:
+    """A reply as Asterisk's astman_send_response writes it: Response, ActionID, the rest."""
+    head = [f"Response: {response}", *([f"ActionID: {action_id}"] if action_id else [])]
+    return ("\r\n".join([*head, *lines]) + "\r\n\r\n").encode()
+
+
+@dataclass(eq=False)
+class _Session:
+    writer: asyncio.StreamWriter
+    task: asyncio.Task[None]
+    account: AmiAccount | None = None
+    mask: frozenset[str] = field(default_factory=frozenset)
+
+    def may_read(self, name: str, classes: frozenset[str]) -> bool:
+        account = self.account
+        if account is None or not classes <= self.mask:
+            return False
+        return account.event_names is None or name in account.event_names
+
+
+class AmiSimulator:
+    """A manager server on a real TCP port, for tests and demos."""
+
+    def __init__(
+        self,
+        accounts: Mapping[str, AmiAccount],
+        *,
+        version: str = VERSION,
+        timestamp_events: bool = False,
+        answer_ping: bool = True,
+    ) -> None:
+        self.accounts = dict(accounts)
+        self.version = version
+        self.timestamp_events = timestamp_events
+        self.answer_ping = answer_ping
+        """False plays an Asterisk that hangs without closing its sockets."""
+        self.connection_times: list[float] = []
+        """time.monotonic() of each connection accepted."""
+        self.logins = 0
+        self._sessions: set[_Session] = set()
+        self._server: asyncio.Server | None = None
+        self._booted = time.monotonic()
+
+    @property
+    def sessions(self) -> int:
+        """Sessions logged in now."""
+        return sum(1 for session in self._sessions if session.account is not None)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every session, as an Asterisk that stops."""
+        if self._server is not None:
+            self._server.close()
+            self.drop_sessions()
+            await asyncio.gather(*(session.task for session in self._sessions))
+            await self._server.wait_closed()
+            self._server = None
+
+    def drop_sessions(self) -> None:
+        """Close every client connection; keep listening."""
+        for session in list(self._sessions):
+            session.writer.close()
+
+    async def replay(self, events: Iterable[bytes], *, pace: float = 0.0) -> int:
+        """Send each event to every session allowed to read it, in order, `pace` seconds
+        apart; returns how many events were sent in all."""
+        sent = 0
+        for block in events:
+            message = Message.from_line(block.decode())
+            if message is None or "Event" not in message:
+                raise ValueError(f"not an event: {block[:60]!r}")
+            name, classes = message["Event"], _classes(message.get("Privilege", ""))
+            classes -= {"all"}
+            data = _stamped(block) if self.timestamp_events else block
+            readers = [s for s in self._sessions if s.may_read(name, classes)]
+            for session in readers:
+                session.writer.write(data)
+            for session in readers:
+                with contextlib.suppress(ConnectionError):
+                    await session.writer.drain()
+            sent += len(readers)
+            if pace:
+                await asyncio.sleep(pace)
+        return sent
+
+    # --- one client ------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connection_times.append(time.monotonic())
+        task = asyncio.current_task()
+        assert task is not None
+        session = _Session(writer, task)
+        self._sessions.add(session)
+        try:
+            writer.write(f"Asterisk Call Manager/{self.version}\r\n".encode())
+            while (action := await _read_action(reader)) is not None:
+                if not self._answer(session, action):
+                    break
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self._sessions.discard(session)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    def _answer(self, session: _Session, action: Mapping[str, str]) -> bool:
+        """Answer one action; False when the session is over."""
+        name = action.get("action", "")
+        action_id = action.get("actionid")
+        send = session.writer.write
+        if not name:
+            send(_reply("Error", action_id, "Message: Missing action in request"))
+        elif name.lower() == "login":
+            return self._login(session, action, action_id)
+        elif name.lower() == "logoff":
+            send(_reply("Goodbye", action_id, "Message: Thanks for all the fish."))
+            return False
+        elif session.account is None:
+            send(_reply("Error", action_id, "Message: Permission denied"))
+        elif name.lower() == "ping":
+            if self.answer_ping:
+                send(_reply("Success", action_id, "Ping: Pong", f"Timestamp: {time.time():.6f}"))
+        else:
+            send(
+                _reply(
+                    "Error",
+                    action_id,
+                    f"Message: Invalid/unknown command: {name}. "
+                    "Use Action: ListCommands to show available commands.",
+                )
+            )
+        return True
+
+    def _login(self, session: _Session, action: Mapping[str, str], action_id: str | None) -> bool:
+        account = self.accounts.get(action.get("username", ""))
+        if account is None or action.get("secret") != account.secret:
+            session.writer.write(_reply("Error", action_id, "Message: Authentication failed"))
+            return False
+        session.account = account
+        session.mask = _event_mask(action.get("events"), account.read)
+        self.logins += 1
+        uptime = int(time.monotonic() - self._booted)
+        session.writer.write(_reply("Success", action_id, "Message: Authentication accepted"))
+        session.writer.write(
+            (
+                "Event: FullyBooted\r\nPrivilege: system,all\r\n"
+                f"Uptime: {uptime}\r\nLastReload: {uptime}\r\nStatus: Fully Booted\r\n\r\n"
+            ).encode()
+        )
+        return True
+
+
+def _stamped(event: bytes) -> bytes:
+    """The event with the Timestamp header Asterisk puts after Privilege."""
+    lines = event.split(b"\r\n")
+    lines.insert(2, f"Timestamp: {time.time():.6f}".encode())
+    return b"\r\n".join(lines)
+
+
+def _event_mask(events: str | None, read: frozenset[str]) -> frozenset[str]:
+    """The classes a session gets: its read classes, narrowed by Login's Events header."""
+    if events is None or events.strip().lower() in ("on", "yes", "true", "1", "all"):
+        return read
+    if events.strip().lower() in ("off", "no", "false", "0"):
+        return frozenset()
+    return read & _classes(events)
+
+
+async def _read_action(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    """One action's headers (names lower-cased), up to its blank line; None at EOF."""
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if not line:
+            return None
+        text = line.decode(errors="replace").rstrip("\r\n")
+        if not text:
+            if headers:
+                return headers
+            continue
+        key, _, value = text.partition(":")
+        headers[key.strip().lower()] = value.strip()
+
+
+async def _demo(listen: str, accounts: Mapping[str, AmiAccount], files: list[Path]) -> None:
+    host, _, port = listen.rpartition(":")
+    simulator = AmiSimulator(accounts)
+    await simulator.start(host, int(port))
+    print(f"AMI simulator on {listen}; replays {len(files)} file(s) to each login")
+    served = 0
+    while True:
+        await asyncio.sleep(0.2)
+        if simulator.logins > served:
+            served = simulator.logins
+            for path in files:
+                await simulator.replay(recorded_events(path), pace=0.01)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("files", nargs="+", type=Path, help="recorded .ami streams")
+    parser.add_argument("--listen", default="127.0.0.1:5038")
+    parser.add_argument("--manager-conf", type=Path, default=MANAGER_CONF, help="accounts")
+    args = parser.parse_args(argv)
+    accounts = accounts_from_manager_conf(args.manager_conf.read_text(encoding="utf-8"))
+    asyncio.run(_demo(args.listen, accounts, args.files))
+
+
+if __name__ == "__main__":
+    main()

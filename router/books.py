@@ -1,0 +1,87 @@
+"""What the money commands (`account`, `bill`, `rate`) open: tariffs, plans and the store.
+
+They read the router's config directory and book into the router's own SQLite file, opened
+in router.yaml's time zone like the daemon opens it, so an entry they add falls in the same
+local month and day as the router's own. The file must already exist: a relative
+`database` path read from the wrong directory would otherwise start a second set of books
+that the router never sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from dialplan.plan import Plan
+from rating.tariff import Account, Tariffs
+from router.config_dir import TARIFFS_FILE, load_config
+from router.settings import RouterSettings
+from router.store import SQLiteStore
+
+
+class BooksUnavailable(Exception):
+    """The config or the database cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Books:
+    settings: RouterSettings
+    tariffs: Tariffs
+    database: Path
+    plans: dict[str, Plan] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Billing days and months are read in the tariffs' zone (rating.billing_time)."""
+        return self.tariffs.zone
+
+    def account(self, number: str) -> Account:
+        try:
+            return self.tariffs.accounts[number]
+        except KeyError:
+            known = ", ".join(sorted(self.tariffs.accounts)) or "none"
+            raise BooksUnavailable(
+                f"{number} has no account in {TARIFFS_FILE} (accounts: {known})"
+            ) from None
+
+    def numbers(self, only: str | None = None) -> list[str]:
+        """Every account's number, or `only` once it is known to have an account."""
+        if only is not None:
+            self.account(only)
+            return [only]
+        return sorted(self.tariffs.accounts)
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[SQLiteStore]:
+        store = SQLiteStore(self.database, zone=ZoneInfo(self.settings.timezone))
+        try:
+            await store.open()
+            yield store
+        finally:
+            await store.close()
+
+
+def load_books(config_dir: str | Path) -> Books:
+    """The config directory's settings, tariffs and plans; BooksUnavailable when any file
+    has problems (money is never booked on a half-read configuration) or the database does
+    not exist."""
+    directory = Path(config_dir)
+    if not directory.is_dir():
+        raise BooksUnavailable(f"no configuration directory {directory}")
+    config = load_config(directory)
+    if config.problems:
+        listed = "\n".join(str(problem) for problem in config.problems)
+        raise BooksUnavailable(f"fix the configuration first (hotline400 check):\n{listed}")
+    if config.tariffs is None:
+        raise BooksUnavailable(f"no tariffs: {directory / TARIFFS_FILE} does not exist")
+    database = Path(config.settings.database)
+    if not database.is_file():
+        raise BooksUnavailable(
+            f"the database {database.absolute()} does not exist (router.yaml database: "
+            f"{config.settings.database}, relative to the current directory); the router "
+            "creates it when it starts"
+        )
+    return Books(config.settings, config.tariffs, database, config.plans)

@@ -1,0 +1,236 @@
+"""`hotline400 account`: a 400 number's money between statements.
+
+account topup --number N --amount 600.00 [--ref RECEIPT] [--at TIME]
+    Book a payment. The ref (a receipt number; a generated unique id by default) makes
+    it safe to repeat: a ref already booked with the same amount books nothing, with
+    another amount it is refused.
+account show --number N
+    Balance, low-balance warning, package, this month's and today's calls and cost,
+    included minutes used and left. Calls and cost are the month's and the day's call
+    entries, the figures the router's cost caps are checked against; re-rating
+    adjustments show on the month's statement (`bill`).
+account fees [--day YYYY-MM-DD]
+    Book, for every account, the fees of the features switched on that day (today by
+    default); the same day booked twice is booked once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
+from rating.money import FEN, ZERO, to_fen
+from router.billing import month_span
+from router.books import Books, BooksUnavailable, load_books
+from router.store import SQLiteStore, StoreUnavailable
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("account", help="payments, balance and feature fees")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    topup = actions.add_parser("topup", parents=[common], help="book a payment")
+    topup.add_argument("--number", required=True, help="the 400 number")
+    topup.add_argument("--amount", required=True, type=_amount, metavar="YUAN", help="e.g. 600.00")
+    topup.add_argument("--ref", help="receipt or transfer id (default: a generated unique id)")
+    topup.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        metavar="TIME",
+        help='when it was paid: "YYYY-MM-DD HH:MM" local, or ISO with offset (default: now)',
+    )
+    topup.set_defaults(run=_run_topup)
+
+    show = actions.add_parser("show", parents=[common], help="balance, usage, package")
+    show.add_argument("--number", required=True, help="the 400 number")
+    show.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the day 'today' and 'this month' mean (default: today)",
+    )
+    show.set_defaults(run=_run_show)
+
+    fees = actions.add_parser("fees", parents=[common], help="book the day's feature fees")
+    fees.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD", help="default: today")
+    fees.set_defaults(run=_run_fees)
+
+
+def _amount(text: str) -> Decimal:
+    """A payment in yuan: more than 0, to the fen."""
+    try:
+        amount = Decimal(text)
+        exact = amount.is_finite() and amount == amount.quantize(FEN)
+    except InvalidOperation:  # not a number, or too many digits to hold to the fen
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 600.00") from None
+    if not amount.is_finite() or amount <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a payment must be more than 0")
+    if not exact:
+        raise argparse.ArgumentTypeError(f"{text!r}: amounts are to the fen (0.01)")
+    return to_fen(amount)
+
+
+Action = Callable[[Books, argparse.Namespace], Awaitable[int]]
+
+
+def _run(args: argparse.Namespace, action: Action) -> int:
+    """Load the books, run the action on the store, and turn refusals into exit 1."""
+    try:
+        books = load_books(args.config)
+        if getattr(args, "number", None) is not None:
+            books.account(args.number)
+        return asyncio.run(action(books, args))
+    except BooksUnavailable as error:
+        print(error, file=sys.stderr)
+    except StoreUnavailable as error:
+        print(f"cannot use the database: {error}", file=sys.stderr)
+    return 1
+
+
+def _run_topup(args: argparse.Namespace) -> int:
+    return _run(args, _topup)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    return _run(args, _show)
+
+
+def _run_fees(args: argparse.Namespace) -> int:
+    return _run(args, _fees)
+
+
+# --- topup ---------------------------------------------------------------------------
+
+
+async def _topup(books: Books, args: argparse.Namespace) -> int:
+    number, amount = args.number, args.amount
+    ref = args.ref or f"topup-{uuid.uuid4().hex}"
+    paid_at = args.at or datetime.now(books.zone)
+    if paid_at.tzinfo is None:
+        paid_at = paid_at.replace(tzinfo=books.zone)
+    async with books.store() as store:
+        earlier = await _payment(store, number, ref)
+        if earlier is None:
+            entry = LedgerEntry(number, paid_at, amount, LedgerKind.PAYMENT, ref, "top-up")
+            booked = await store.post_ledger([entry])
+            earlier = None if booked else await _payment(store, number, ref)
+        balance = await _balance(store, books, number)
+    if earlier is None:
+        print(f"booked payment {amount} to {number} (ref {ref}); balance {balance}")
+        return 0
+    if earlier.amount != amount:
+        print(
+            f"ref {ref} is already a payment of {earlier.amount} to {number} "
+            f"({earlier.at.astimezone(books.zone):%Y-%m-%d %H:%M}); nothing booked",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"payment {ref} of {amount} to {number} was booked before; balance {balance}")
+    return 0
+
+
+async def _balance(store: SQLiteStore, books: Books, number: str) -> Decimal:
+    today = datetime.now(books.zone).date()
+    usage = await store.usage(number, f"{today:%Y-%m}", today.isoformat())
+    return usage.balance or ZERO
+
+
+async def _payment(store: SQLiteStore, number: str, ref: str) -> LedgerEntry | None:
+    payments = await store.ledger(number, kind=LedgerKind.PAYMENT)
+    return next((entry for entry in payments if entry.ref == ref), None)
+
+
+# --- show ----------------------------------------------------------------------------
+
+
+async def _show(books: Books, args: argparse.Namespace) -> int:
+    number = args.number
+    account = books.tariffs.accounts[number]
+    package = books.tariffs.packages[account.package]
+    today = args.today or datetime.now(books.zone).date()
+    month = f"{today:%Y-%m}"
+    start, end = month_span(month, books.zone)
+    day_start = datetime(today.year, today.month, today.day, tzinfo=books.zone)
+    async with books.store() as store:
+        usage = await store.usage(number, month, today.isoformat())
+        calls = await store.ledger(number, since=start, until=end, kind=LedgerKind.CALL)
+    todays = [entry for entry in calls if day_start <= entry.at < day_start + timedelta(days=1)]
+    balance = usage.balance or ZERO
+    prepaid = "prepaid" if account.prepaid else "postpaid"
+    if not account.prepaid:
+        warning = f"{account.low_balance_warning}  (postpaid: not applied)"
+    elif balance < account.low_balance_warning:
+        warning = f"{account.low_balance_warning}  (balance is below it)"
+    else:
+        warning = str(account.low_balance_warning)
+    included = package.included_minutes * 60
+    rows = [
+        ("package", f"{account.package} ({prepaid})"),
+        ("balance", str(balance)),
+        ("low-balance warning", warning),
+        (f"this month {month}", _calls(calls)),
+        (f"today {today}", _calls(todays)),
+        (
+            "included minutes",
+            f"{_minutes(usage.included_used)} of {package.included_minutes} used, "
+            f"{_minutes(max(0, included - usage.included_used))} left",
+        ),
+        ("minimum monthly", str(package.minimum_monthly)),
+        ("monthly rent", str(package.monthly_rent)),
+        (
+            "features",
+            ", ".join(f"{name} since {day}" for name, day in sorted(account.features.items()))
+            or "none",
+        ),
+    ]
+    print(number)
+    for label, value in rows:
+        print(f"  {label:<22}{value}")
+    return 0
+
+
+def _calls(entries: Sequence[LedgerEntry]) -> str:
+    cost = sum((ZERO - entry.amount for entry in entries), ZERO)
+    return f"{len(entries)} call(s), cost {cost}"
+
+
+def _minutes(seconds: int) -> str:
+    return str(to_fen(Decimal(seconds) / 60))
+
+
+# --- fees ----------------------------------------------------------------------------
+
+
+async def _fees(books: Books, args: argparse.Namespace) -> int:
+    day = args.day or datetime.now(books.zone).date()
+    due = [
+        entry
+        for number in books.numbers()
+        for entry in feature_fees_due(books.tariffs, number, day)
+    ]
+    if not due:
+        print(f"no feature was switched on {day}")
+        return 0
+    before: set[tuple[str, str]] = set()
+    async with books.store() as store:
+        for number in sorted({entry.number for entry in due}):
+            booked_fees = await store.ledger(number, kind=LedgerKind.FEATURE_FEE)
+            before.update((number, entry.ref) for entry in booked_fees)
+        await store.post_ledger(due)
+    booked = ZERO
+    for entry in due:
+        fee = ZERO - entry.amount
+        if (entry.number, entry.ref) in before:
+            state = "booked before"
+        else:
+            state = "booked"
+            booked += fee
+        print(f"{entry.number}  {entry.ref:<32}{fee:>10}  {state}")
+    print(f"feature fees of {day}: {booked} booked")
+    return 0

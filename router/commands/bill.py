@@ -1,0 +1,291 @@
+"""`hotline400 bill --month 2026-11`: each subscriber's monthly statement: rent, calls and
+minutes by day and by caller province, charges, feature fees, minimum-consumption top-up,
+payments, adjustments, opening and closing balance.
+
+`--close` books what closing the month owes (router.billing says what, dated when, and
+why only once). Without it the statement already counts those entries, marked "to be
+booked at close", so its closing balance is the one the month will end with.
+
+The table is for a person; JSON carries everything (charges as positive amounts: closing =
+opening - charges + payments + adjustments); CSV is one line per subscriber without the
+breakdowns by day and province.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import unicodedata
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rating.ledger import LedgerKind
+from rating.money import ZERO
+from rating.statement import Usage
+from router.billing import (
+    MonthNotClosable,
+    MonthStatement,
+    close_month,
+    month_span,
+    month_statement,
+)
+from router.books import Books, BooksUnavailable, load_books
+from router.store import StoreUnavailable
+
+PENDING_MARK = "to be booked at close"
+CSV_COLUMNS = (
+    "number",
+    "month",
+    "package",
+    "closed",
+    "opening_balance",
+    "payments",
+    "rent",
+    "call_charges",
+    "feature_fees",
+    "minimum_topup",
+    "adjustments",
+    "closing_balance",
+    "calls",
+    "billable_seconds",
+    "minutes",
+    "unpriced_calls",
+    "to_be_booked_at_close",
+)
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "bill", parents=[common], help="monthly statements; --close books rent and top-up"
+    )
+    parser.add_argument(
+        "--month", required=True, type=_month, metavar="YYYY-MM", help="the month billed"
+    )
+    parser.add_argument("--number", help="only this 400 number (default: every account)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="book the month's rent, unbooked feature fees and minimum-consumption top-up "
+        "(once, however often it runs); the month must be over and its calls priced",
+    )
+    parser.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="judge whether the month is over as of this date (default: today)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        books = load_books(args.config)
+        numbers = books.numbers(args.number)
+    except BooksUnavailable as error:
+        print(error, file=sys.stderr)
+        return 1
+    today = args.today or datetime.now(books.zone).date()
+    try:
+        statements, booked = asyncio.run(_statements(books, numbers, args.month, args.close, today))
+    except MonthNotClosable as error:
+        print(f"not closed: {error}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as error:
+        print(f"cannot use the database {books.database}: {error}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        json.dump(
+            [_to_json(s, books.zone) for s in statements], sys.stdout, ensure_ascii=False, indent=2
+        )
+        print()
+    elif args.format == "csv":
+        _write_csv(statements)
+    else:
+        _print_tables(statements, args.month, booked if args.close else None)
+    return 0
+
+
+async def _statements(
+    books: Books, numbers: Sequence[str], month: str, close: bool, today: date
+) -> tuple[list[MonthStatement], int]:
+    """The statements, and how many entries closing booked."""
+    async with books.store() as store:
+        if close:
+            closed, booked = await close_month(store, books.tariffs, numbers, month, today)
+            return list(closed.values()), booked
+        statements = [
+            await month_statement(store, books.tariffs, number, month) for number in numbers
+        ]
+        return statements, 0
+
+
+def _month(text: str) -> str:
+    try:
+        month_span(text, ZoneInfo("UTC"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _pending_total(statement: MonthStatement) -> Decimal:
+    return sum((ZERO - entry.amount for entry in statement.pending), ZERO)
+
+
+# --- table ---------------------------------------------------------------------------
+
+
+def _print_tables(
+    statements: Sequence[MonthStatement], month: str, booked_at_close: int | None
+) -> None:
+    """The statements; `booked_at_close` is None unless the month was being closed."""
+    for index, statement in enumerate(statements):
+        if index:
+            print()
+        _print_statement(statement)
+    if not statements:
+        print("no accounts in the tariffs")
+    elif booked_at_close is not None:
+        print(
+            f"\n{month} closed for {len(statements)} account(s): "
+            f"{booked_at_close} ledger entr{'y' if booked_at_close == 1 else 'ies'} booked"
+        )
+    elif any(not statement.closed for statement in statements):
+        print(
+            f"\nnot closed: hotline400 bill --month {month} --close books the entries "
+            f"marked '{PENDING_MARK}'"
+        )
+
+
+def _print_statement(month_statement: MonthStatement) -> None:
+    statement = month_statement.statement
+    usage = statement.usage
+
+    def pending(kind: LedgerKind) -> str:
+        return PENDING_MARK if any(e.kind is kind for e in month_statement.pending) else ""
+
+    print(f"{statement.number}  {statement.month}  package {month_statement.package}")
+    rows = [
+        ("opening balance", str(statement.opening_balance), ""),
+        ("payments", _signed(statement.payments), ""),
+        ("rent", _signed(-statement.rent), pending(LedgerKind.RENT)),
+        ("calls", _signed(-statement.call_charges), f"{usage.calls} call(s), {usage.minutes} min"),
+        ("feature fees", _signed(-statement.feature_fees), pending(LedgerKind.FEATURE_FEE)),
+        ("minimum top-up", _signed(-statement.minimum_topup), pending(LedgerKind.MINIMUM_TOPUP)),
+        ("adjustments", _signed(statement.adjustments), ""),
+        ("closing balance", str(statement.closing_balance), ""),
+    ]
+    for label, amount, remark in rows:
+        print(f"  {label:<16}{amount:>12}  {remark}".rstrip())
+    if month_statement.unpriced:
+        print(f"  {month_statement.unpriced} answered call(s) have no price yet (hotline400 rate)")
+    if statement.by_day:
+        print()
+        _print_usage("day", {day.isoformat(): usage for day, usage in statement.by_day.items()})
+    if statement.by_province:
+        print()
+        _print_usage("caller province", statement.by_province)
+
+
+def _signed(amount: Decimal) -> str:
+    """'+50.00', '-10.00', '0.00': what a line adds to the balance."""
+    return f"{amount:+}" if amount else str(abs(amount))
+
+
+def _print_usage(title: str, groups: dict[str, Usage]) -> None:
+    header = (title, "calls", "minutes", "charges")
+    rows = [
+        (name, str(usage.calls), str(usage.minutes), str(usage.callee_charges))
+        for name, usage in groups.items()
+    ]
+    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            _pad(cell, width, right=column > 0)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  " + "  ".join(cells))
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives `text`: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    fill = " " * (width - _width(text))
+    return fill + text if right else text + fill
+
+
+# --- exports -------------------------------------------------------------------------
+
+
+def _summary(month_statement: MonthStatement) -> dict[str, Any]:
+    statement = month_statement.statement
+    return {
+        "number": statement.number,
+        "month": statement.month,
+        "package": month_statement.package,
+        "closed": month_statement.closed,
+        "opening_balance": str(statement.opening_balance),
+        "payments": str(statement.payments),
+        "rent": str(statement.rent),
+        "call_charges": str(statement.call_charges),
+        "feature_fees": str(statement.feature_fees),
+        "minimum_topup": str(statement.minimum_topup),
+        "adjustments": str(statement.adjustments),
+        "closing_balance": str(statement.closing_balance),
+        "calls": statement.usage.calls,
+        "billable_seconds": statement.usage.billable_seconds,
+        "minutes": str(statement.usage.minutes),
+        "unpriced_calls": month_statement.unpriced,
+    }
+
+
+def _usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "calls": usage.calls,
+        "billable_seconds": usage.billable_seconds,
+        "minutes": str(usage.minutes),
+        "charges": str(usage.callee_charges),
+        "caller_charges": str(usage.caller_charges),
+    }
+
+
+def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
+    statement = month_statement.statement
+    return {
+        **_summary(month_statement),
+        "caller_charges": str(statement.usage.caller_charges),
+        "to_be_booked_at_close": [
+            {
+                "kind": entry.kind.value,
+                "ref": entry.ref,
+                "at": entry.at.astimezone(zone).isoformat(),
+                "amount": str(entry.amount),
+            }
+            for entry in month_statement.pending
+        ],
+        "by_day": [
+            {"day": day.isoformat(), **_usage_json(usage)}
+            for day, usage in statement.by_day.items()
+        ],
+        "by_province": [
+            {"province": province, **_usage_json(usage)}
+            for province, usage in statement.by_province.items()
+        ],
+    }
+
+
+def _write_csv(statements: Sequence[MonthStatement]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for statement in statements:
+        row = {**_summary(statement), "to_be_booked_at_close": str(_pending_total(statement))}
+        writer.writerow([row[name] for name in CSV_COLUMNS])

@@ -1,0 +1,150 @@
+"""`hotline400 rate --from D --to D [--rerate] [--number N]`: price the answered calls
+started in those days (local, both included) with the tariffs in force.
+
+Without --rerate only calls without a price are priced: the router prices every answered
+call of a number that has an account, and this catches the ones it could not. With
+--rerate, priced calls are priced again; where the price changed the CDR takes the new one
+and the difference in the subscriber's share is booked as an adjustment (router.rerating
+says how included minutes are kept and why running it twice changes nothing).
+
+Progress goes to stderr; every price set or changed, and a summary, to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import TextIO
+
+from router.books import Books, BooksUnavailable, load_books
+from router.rerating import Change, RatingRun, rate_cdrs
+from router.store import StoreUnavailable
+
+
+class ProgressBar:
+    """'[##########          ] 512/1024' redrawn in place on a stream (stderr)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+
+    def __call__(self, done: int, total: int) -> None:
+        if not total:
+            return
+        filled = self.width * done // total
+        bar = "#" * filled + " " * (self.width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r[{bar}] {done}/{total}{end}")
+        self.stream.flush()
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "rate", parents=[common], help="price stored calls; --rerate after a tariff change"
+    )
+    parser.add_argument(
+        "--from",
+        dest="first",
+        required=True,
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="first day of calls to price (by start, local time)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="last",
+        required=True,
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="last day of calls to price, included",
+    )
+    parser.add_argument(
+        "--rerate",
+        action="store_true",
+        help="price already priced calls again; book the differences as adjustments",
+    )
+    parser.add_argument("--number", help="only calls to this 400 number")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.last < args.first:
+        print(f"--to {args.last} is before --from {args.first}", file=sys.stderr)
+        return 1
+    try:
+        books = load_books(args.config)
+        if args.number is not None:
+            books.account(args.number)
+    except BooksUnavailable as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        result = asyncio.run(_rate(books, args))
+    except StoreUnavailable as error:
+        print(f"cannot use the database {books.database}: {error}", file=sys.stderr)
+        return 1
+    _print_changes([*result.priced, *result.repriced])
+    print(_summary(result))
+    return 0
+
+
+async def _rate(books: Books, args: argparse.Namespace) -> RatingRun:
+    zone = books.zone
+    since = datetime(args.first.year, args.first.month, args.first.day, tzinfo=zone)
+    last = args.last + timedelta(days=1)
+    until = datetime(last.year, last.month, last.day, tzinfo=zone)
+    async with books.store() as store:
+        return await rate_cdrs(
+            books,
+            store,
+            since,
+            until,
+            rerate=args.rerate,
+            now=datetime.now(zone),
+            number=args.number,
+            progress=ProgressBar(),
+        )
+
+
+_HEADER = ("call id", "400 number", "total", "callee share", "tariff")
+
+
+def _print_changes(changes: Sequence[Change]) -> None:
+    if not changes:
+        return
+    rows = [_HEADER]
+    for change in changes:
+        old, new = change.old, change.new
+        tariff = new.tariff_id or "-"
+        if old is not None and old.tariff_id != new.tariff_id:
+            tariff = f"{old.tariff_id or '-'} -> {tariff}"
+        rows.append(
+            (
+                change.call_id,
+                change.number,
+                f"{old.total if old else '-'} -> {new.total}",
+                f"{old.callee_share if old else '-'} -> {new.callee_share}",
+                tariff,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(_HEADER))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _summary(result: RatingRun) -> str:
+    summary = (
+        f"priced {len(result.priced)}, re-priced {len(result.repriced)}, "
+        f"unchanged {result.unchanged}, skipped {result.skipped.total()}"
+    )
+    if result.skipped:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in result.skipped.most_common())
+        summary += f" ({reasons})"
+    if result.repriced:
+        summary += f"; adjustments booked: {result.adjustments:+}"
+    return summary

@@ -1,0 +1,128 @@
+"""Live calls per destination number, counted from AMI events, so the router can treat a
+destination at its concurrent-call limit as busy without ringing it.
+
+A dial is live from its DialBegin until it is over: a DialEnd with any status but ANSWER
+(BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ...), or the Hangup of the dialled
+channel, or the Hangup of the channel that dialled. An answered dial stays live until one
+of those hangs up; BridgeEnter adds nothing (the dial is live since DialBegin). Each dial
+is keyed by the dialled channel's Uniqueid, so a repeated or missed event can neither
+count a dial twice nor drive a count below zero.
+
+The destination number comes from DialBegin's DialString, the part of Dial's argument
+after the technology: `13800000011@phones` for `Local/13800000011@phones` (recorded),
+`13800000011@carrier` for `PJSIP/13800000011@carrier`. DestExten and DestCallerIDNum do
+not carry it (the recordings show the 400 number there). A DialBegin without a dialling
+Channel comes from an Originate, not from a call's Dial, and is not counted.
+
+Missed events: while the AMI link is down, nothing is seen, so the state is cleared when a
+session ends (`reset`, hooked to the link's disconnect) and rebuilt from the next session's
+events. Calls already up then are not counted until they end: an under-count, which at
+worst rings a destination at its limit (that answers busy itself). The other choice,
+keeping the old state, over-counts forever once a Hangup is missed and turns a free
+destination away; rebuilding from Asterisk's channel list (CoreShowChannels) would need
+the `system,reporting` write classes. A dial older than `max_age` is dropped as stale,
+for the same reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router.ami import AmiLink, Event
+
+
+def destination_number(dial_string: str) -> str:
+    """The number dialled: `13800000011` from `13800000011@phones`,
+    `carrier/sip:13800000011@10.0.0.1` or `trunk/13800000011`."""
+    target = dial_string.rsplit("/", 1)[-1].split("@", 1)[0]
+    return target.rsplit(":", 1)[-1].split(";", 1)[0].strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Dial:
+    number: str
+    caller: str
+    """Uniqueid of the channel that dialled."""
+    began: float
+
+
+class LiveCalls:
+    EVENTS = ("DialBegin", "DialEnd", "Hangup")
+
+    def __init__(
+        self, *, max_age: float = 6 * 3600, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._dials: dict[str, _Dial] = {}  # by dialled Uniqueid, oldest first
+        self._by_caller: dict[str, set[str]] = {}
+        self._per_number: Counter[str] = Counter()
+
+    def attach(self, link: AmiLink) -> None:
+        """Follow the link's events; start afresh whenever its session ends."""
+        for name in self.EVENTS:
+            link.on_event(name, self.handle)
+        link.on_disconnect(self.reset)
+
+    def count(self, number: str) -> int:
+        """Live calls to `number` now (ringing or answered)."""
+        self._drop_stale()
+        return self._per_number[number]
+
+    def at_limit(self, limits: Mapping[str, int]) -> frozenset[str]:
+        """The numbers of `limits` whose live calls are at or above their limit."""
+        self._drop_stale()
+        return frozenset(n for n, limit in limits.items() if self._per_number[n] >= limit)
+
+    def reset(self) -> None:
+        self._dials.clear()
+        self._by_caller.clear()
+        self._per_number.clear()
+
+    def handle(self, event: Event) -> None:
+        name = str(event.get("Event", "")).lower()
+        if name == "dialbegin":
+            self._begin(event)
+        elif name == "dialend":
+            if event.get("DialStatus") != "ANSWER":
+                self._end(str(event.get("DestUniqueid", "")))
+        elif name == "hangup":
+            channel = str(event.get("Uniqueid", ""))
+            self._end(channel)
+            for dialled in self._by_caller.pop(channel, set()):
+                self._end(dialled)
+
+    def _begin(self, event: Event) -> None:
+        caller, dialled = event.get("Uniqueid"), event.get("DestUniqueid")
+        number = destination_number(str(event.get("DialString", "")))
+        if not caller or not dialled or not number or dialled in self._dials:
+            return
+        self._dials[dialled] = _Dial(number, caller, self._clock())
+        self._by_caller.setdefault(caller, set()).add(dialled)
+        self._per_number[number] += 1
+
+    def _end(self, dialled: str) -> None:
+        dial = self._dials.pop(dialled, None)
+        if dial is None:
+            return
+        self._per_number[dial.number] -= 1
+        if not self._per_number[dial.number]:
+            del self._per_number[dial.number]
+        siblings = self._by_caller.get(dial.caller)
+        if siblings is not None:
+            siblings.discard(dialled)
+            if not siblings:
+                del self._by_caller[dial.caller]
+
+    def _drop_stale(self) -> None:
+        oldest = self._clock() - self._max_age
+        while self._dials:
+            dialled, dial = next(iter(self._dials.items()))
+            if dial.began > oldest:
+                return
+            self._end(dialled)

@@ -1,0 +1,201 @@
+"""Structured log lines: one JSON object or one logfmt line per record, each with its call id.
+
+The call session runs inside `call_context(call_id)`; every record logged from it, down to
+the store and the accounting, carries that id without being passed it (a ContextVar: each
+FastAGI connection is its own asyncio task with its own copy of the context).
+
+Caller numbers are personal data, so they are masked by default, keeping what tells where
+a call comes from: the area code of a fixed line, the first three digits of a mobile, and
+the last two digits (13812345678 -> 138******78, 053188889999 -> 0531******99). A field
+named in CALLER_FIELDS (pass it as `extra={"caller": ...}`) is masked whatever its shape;
+in the message, in other fields and in tracebacks, runs of digits shaped like a phone
+number are masked (mobiles, numbers with an area code, international numbers), while 400
+numbers, call ids, counts and amounts are left alone. Full numbers appear only when an
+admin turns masking off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any, Literal, TextIO
+from zoneinfo import ZoneInfo
+
+LogFormat = Literal["json", "logfmt"]
+
+CALLER_FIELDS = frozenset({"caller", "caller_raw"})
+"""Extra fields that hold a caller ID: masked in full, whatever they look like."""
+
+_HANDLER_NAME = "hotline400-structured"
+_current_call: ContextVar[str | None] = ContextVar("hotline400_call_id", default=None)
+
+_DIGITS = frozenset("0123456789")
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z_.])"  # not the middle of a word, an id or a decimal
+    r"(?:(?:\+|00)[1-9][0-9]{6,14}"  # international, +86 included
+    r"|(?:86)?1[3-9][0-9]{9}"  # mobile
+    r"|0[1-9][0-9]{8,10})"  # fixed line with its area code
+    r"(?![0-9A-Za-z_])"
+)
+_KEPT_AT_END = 2
+_LOGFMT_BARE = re.compile(r"[^\s\"=\\]+")
+_STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "call_id",
+}
+
+
+@contextmanager
+def call_context(call_id: str) -> Iterator[None]:
+    """Records logged inside carry `call_id`."""
+    token = _current_call.set(call_id)
+    try:
+        yield
+    finally:
+        _current_call.reset(token)
+
+
+def mask_number(value: str) -> str:
+    """A caller ID with its middle digits starred; separators and letters stay as they are.
+
+    Kept: an international prefix (+, 00, 86), then the area code of a Chinese fixed line
+    (3 digits for 01x and 02x, else 4) or the first 3 digits of any other number, and the
+    last 2 digits. A number too short to hide anything (10086) is returned as it is.
+    """
+    digits = "".join(c for c in value if c in _DIGITS)
+    start = _prefix_length(digits, international=value.lstrip().startswith("+"))
+    national = digits[start:]
+    if national.startswith("0") and len(national) > 1:
+        start += 3 if national[1] in "12" else 4
+    else:
+        start += 3
+    end = len(digits) - _KEPT_AT_END
+    if end <= start:
+        return value
+    masked, position = [], 0
+    for char in value:
+        if char in _DIGITS:
+            masked.append("*" if start <= position < end else char)
+            position += 1
+        else:
+            masked.append(char)
+    return "".join(masked)
+
+
+def mask_text(text: str) -> str:
+    """Text with every phone-shaped run of digits masked (see the module's docstring)."""
+    return _PHONE_IN_TEXT.sub(lambda match: mask_number(match.group()), text)
+
+
+def _prefix_length(digits: str, *, international: bool) -> int:
+    """Digits of the international prefix to keep before the national number."""
+    if digits.startswith("0086"):
+        return 4
+    if digits.startswith("00"):
+        return 2
+    if digits.startswith("86") and (international or len(digits) == 13):
+        return 2  # +86 ..., or 86 before an 11-digit mobile
+    return 0
+
+
+class StructuredFormatter(logging.Formatter):
+    """JSON or logfmt: ts, level, logger, call_id, msg, extra fields, then exc.
+
+    The call id is read from the call context as the record is formatted, which a
+    StreamHandler does in the logging call itself (`extra={"call_id": ...}` overrides it).
+    """
+
+    def __init__(
+        self,
+        format: LogFormat = "logfmt",
+        *,
+        mask_callers: bool = True,
+        zone: ZoneInfo | None = None,
+    ) -> None:
+        super().__init__()
+        if format not in ("json", "logfmt"):
+            raise ValueError(f"log format must be json or logfmt, not {format!r}")
+        self.output = format
+        self.mask_callers = mask_callers
+        self.zone = zone or ZoneInfo("Asia/Shanghai")
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        if self.output == "json":
+            return json.dumps(fields, ensure_ascii=False, default=str)
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record as ordered key/value pairs, masked as configured."""
+        fields: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, self.zone).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "call_id": getattr(record, "call_id", None) or _current_call.get(),
+            "msg": self._text(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                fields[key] = self._extra(key, value)
+        if record.exc_info:
+            fields["exc"] = self._text(self.formatException(record.exc_info))
+        elif record.exc_text:
+            fields["exc"] = self._text(record.exc_text)
+        if record.stack_info:
+            fields["stack"] = self._text(self.formatStack(record.stack_info))
+        return fields
+
+    def _text(self, text: str) -> str:
+        return mask_text(text) if self.mask_callers else text
+
+    def _extra(self, key: str, value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        text = str(value)
+        if not self.mask_callers:
+            return text
+        return mask_number(text) if key in CALLER_FIELDS else mask_text(text)
+
+
+def _logfmt_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if _LOGFMT_BARE.fullmatch(text):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def configure_logging(
+    format: LogFormat = "logfmt",
+    level: str | int = "INFO",
+    mask_callers: bool = True,
+    *,
+    zone: ZoneInfo | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send every record to `stream` (stderr) as structured lines; replaces the handler a
+    previous call installed, so it can be called again when settings change."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(StructuredFormatter(format, mask_callers=mask_callers, zone=zone))
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(previous)
+        previous.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    return handler

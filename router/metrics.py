@@ -1,0 +1,425 @@
+"""The router's Prometheus metrics, and the /metrics endpoint that serves them.
+
+The call path calls one small method per event (`call_ended`, `rejected`, ...) and never
+builds a label itself. Figures other parts already keep (sessions in flight, the CDR
+writer's backlog, plan reloads, AMI state) are not copied on the call path: `watch_*`
+binds them once and they are read when Prometheus scrapes.
+
+Labels stay bounded. A caller number is never a label. The dialled 400 number is one,
+because per-number traffic, caps and balances are what a 400 business watches; it is
+bounded by the plans loaded: a number the router serves no plan for (anything Asterisk
+may send) is counted as "other", so the series grow with the numbers ever loaded since
+the start, never with what the network sends. Every other label takes its values from a
+closed set (outcomes, reasons, caller kinds, cap kinds); a value outside it is counted as
+"other" rather than failing a call.
+
+The endpoint is a small asyncio server, not prometheus-client's threaded
+`start_http_server`: the watched figures belong to objects of the event loop (asyncio
+queues, the set of session tasks), so they are read on the loop's own thread, a handful
+of values and a consistent picture without locks. Rendering the text is another matter:
+prometheus-client spends some 20 us a line, a fifth of a second for a thousand numbers,
+far too long to hold up calls, so it renders in a worker thread (its metrics are
+thread-safe) and the loop goes on answering Asterisk meanwhile.
+The server also binds port 0 for tests, reports the port bound, and closes with the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from dialplan.decision import RejectReason
+from dialplan.geo import KINDS
+from router.cdr import ForwardReason, Outcome
+
+if TYPE_CHECKING:
+    from router.balance_alerts import BalanceAlerts
+    from router.cdr_writer import CdrWriter
+    from router.plan_book import PlanBook
+    from router.server import FastAGIServer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9400
+OTHER = "other"
+"""The label value of anything outside a label's closed set, including unserved numbers."""
+
+CAP_KINDS = ("monthly_calls", "monthly_cost", "daily_cost", "talk_budget")
+"""Which limit stopped a call: the plan's caps (dialplan.caps), or `talk_budget` when the
+balance or a cost cap leaves less than one billing increment to dial with."""
+
+NIGHT_HOURS = (23, 6)
+"""Late night, [start, end) in local hours; calls then from abroad are a fraud signal."""
+
+DECISION_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2)
+"""decide() takes tens of microseconds; the top buckets catch a stalled loop."""
+
+SESSION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800)
+"""A rejection ends in under a second; ringing and forwards take minutes; talk up to ~30 min."""
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format: what `generate_latest` writes for names like ours, announced in
+the version every Prometheus release reads (recent prometheus-client announces 1.0.0)."""
+
+REQUEST_TIMEOUT_S = 5.0
+REQUEST_MAX_BYTES = 8192
+
+_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
+_REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
+_FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
+_CALLER_KINDS = frozenset(KINDS)
+
+
+_Owned = TypeVar("_Owned", Counter, Gauge, Histogram)
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+class Metrics:
+    """Every metric of one router, in a registry of its own (tests make several)."""
+
+    def __init__(
+        self,
+        serves: Callable[[str], bool],
+        *,
+        night_hours: tuple[int, int] = NIGHT_HOURS,
+    ) -> None:
+        """`serves(number)` tells whether a 400 number has a plan: only those are labels."""
+        self.registry = CollectorRegistry()
+        self._serves = serves
+        self._night_start, self._night_end = night_hours
+        self._watched = _WatchedFigures()
+        self._event_metrics: list[Collector] = []
+        self._server: asyncio.Server | None = None
+        self._calls = self._counter(
+            "hotline400_calls",
+            "Calls ended, by dialled 400 number and outcome (HOTLINE_STATUS).",
+            "number",
+            "outcome",
+        )
+        self._calls_by_kind = self._counter(
+            "hotline400_calls_by_caller_kind",
+            "Calls arrived, by kind of caller number (mobile, fixed, international, ...).",
+            "kind",
+        )
+        self._night_calls = self._counter(
+            "hotline400_night_calls",
+            "Calls arrived late at night (local time), by kind of caller number.",
+            "kind",
+        )
+        self._forwards = self._counter(
+            "hotline400_forwards",
+            "Dial attempts after the previous destination was busy or did not answer.",
+            "reason",
+        )
+        self._rejections = self._counter(
+            "hotline400_rejections", "Calls refused before dialling, by reason.", "reason"
+        )
+        self._pin_failures = self._counter(
+            "hotline400_pin_failures",
+            "PIN entries refused (wrong or none entered), by dialled 400 number.",
+            "number",
+        )
+        self._caps_reached = self._counter(
+            "hotline400_caps_reached",
+            "Calls not connected because a cost control was reached, by number and cap kind.",
+            "number",
+            "kind",
+        )
+        self._balance_below_warning = self._own(
+            Gauge(
+                "hotline400_balance_below_warning",
+                "1 while a prepaid balance is under its warning threshold, else 0, by number.",
+                ["number"],
+                registry=None,
+            )
+        )
+        self._decision_seconds = self._histogram(
+            "hotline400_decision_seconds",
+            "Time to evaluate a routing plan for one call.",
+            DECISION_BUCKETS,
+        )
+        self._session_seconds = self._histogram(
+            "hotline400_agi_session_seconds",
+            "Duration of FastAGI sessions, from connection to close.",
+            SESSION_BUCKETS,
+        )
+        self.registry.register(self._watched)
+        for reason in _FORWARD_REASONS:
+            self._forwards.labels(reason)
+        for reason in (*_REJECT_REASONS, OTHER):
+            self._rejections.labels(reason)
+        for kind in (*_CALLER_KINDS, OTHER):
+            self._calls_by_kind.labels(kind)
+            self._night_calls.labels(kind)
+
+    # --- events of the call path -------------------------------------------------------------
+
+    def call_arrived(self, caller_kind: str, at: datetime) -> None:
+        """A call came in; `at` is local time (its hour decides late night)."""
+        kind = _bounded(caller_kind, _CALLER_KINDS)
+        self._calls_by_kind.labels(kind).inc()
+        if self._is_night(at.hour):
+            self._night_calls.labels(kind).inc()
+
+    def call_ended(self, number: str, outcome: Outcome | str) -> None:
+        """Once per call, as it ends. A number's series appear as its outcomes occur rather
+        than all a dozen from zero, which would double the scrape for little."""
+        outcome_label = _bounded(str(outcome), _OUTCOMES)
+        self._calls.labels(self._number_label(number), outcome_label).inc()
+
+    def rejected(self, reason: RejectReason | str) -> None:
+        self._rejections.labels(_bounded(str(reason), _REJECT_REASONS)).inc()
+
+    def leg_dialled(self, reason: ForwardReason | str) -> None:
+        """One Dial attempt; counted as a forward unless it is the first destination."""
+        if str(reason) != ForwardReason.PRIMARY.value:
+            self._forwards.labels(_bounded(str(reason), _FORWARD_REASONS)).inc()
+
+    def pin_failed(self, number: str) -> None:
+        """One PIN entry refused."""
+        self._pin_failures.labels(self._number_label(number)).inc()
+
+    def cap_reached(self, number: str, kind: str) -> None:
+        """`kind` is one of CAP_KINDS."""
+        self._caps_reached.labels(self._number_label(number), _bounded(kind, CAP_KINDS)).inc()
+
+    def balance_seen(self, number: str, balance: Decimal, warning: Decimal) -> None:
+        """A prepaid balance as last read or charged, against its warning threshold."""
+        below = 1 if balance < warning else 0
+        self._balance_below_warning.labels(self._number_label(number)).set(below)
+
+    def decision_timer(self) -> contextlib.AbstractContextManager[object]:
+        """`with metrics.decision_timer(): decision = decide(...)`."""
+        return self._decision_seconds.time()
+
+    def agi_session_timer(self) -> contextlib.AbstractContextManager[object]:
+        """`with metrics.agi_session_timer():` around one FastAGI connection."""
+        return self._session_seconds.time()
+
+    # --- figures kept elsewhere, read at scrape time ----------------------------------------
+
+    def watch_listener(self, server: FastAGIServer) -> None:
+        def figures() -> Iterator[Metric]:
+            yield GaugeMetricFamily(
+                "hotline400_agi_sessions_in_flight",
+                "FastAGI sessions open now.",
+                value=len(server.sessions),
+            )
+            yield CounterMetricFamily(
+                "hotline400_agi_refused_connections",
+                "FastAGI connections closed because the peer is not an allowed network.",
+                value=server.refused_peers,
+            )
+            yield CounterMetricFamily(
+                "hotline400_agi_broken_sessions",
+                "FastAGI sessions closed before any call (no, endless or junk agi_ header).",
+                value=server.broken_sessions,
+            )
+
+        self._watched.add("listener", figures)
+
+    def watch_cdr_writer(self, cdrs: CdrWriter) -> None:
+        def figures() -> Iterator[Metric]:
+            stats = cdrs.stats()
+            yield GaugeMetricFamily(
+                "hotline400_cdr_queue_depth",
+                "CDR operations waiting in memory for the writer.",
+                value=stats.queue_depth,
+            )
+            yield CounterMetricFamily(
+                "hotline400_cdr_write_failures",
+                "CDR batches the store refused (each sent to the spool journal).",
+                value=stats.write_failures,
+            )
+            yield GaugeMetricFamily(
+                "hotline400_cdr_spooled_ops",
+                "CDR operations waiting in the spool journal (or in memory behind it).",
+                value=stats.spooled_ops,
+            )
+            yield GaugeMetricFamily(
+                "hotline400_cdr_spool_bytes",
+                "Size of the CDR spool journal on disk.",
+                value=stats.journal_bytes,
+            )
+
+        self._watched.add("cdr_writer", figures)
+
+    def watch_plans(self, plans: PlanBook) -> None:
+        def figures() -> Iterator[Metric]:
+            reloads = CounterMetricFamily(
+                "hotline400_plan_reloads",
+                "Reloads of the plans, calendar and tariffs; failed: a file had problems.",
+                labels=["result"],
+            )
+            reloads.add_metric(["ok"], plans.reloads_ok)
+            reloads.add_metric(["failed"], plans.reloads_failed)
+            yield reloads
+            yield GaugeMetricFamily(
+                "hotline400_plan_version",
+                "Generation of the plans serving, one more at every reload.",
+                value=plans.version,
+            )
+            yield GaugeMetricFamily(
+                "hotline400_plans_loaded",
+                "400 numbers with a plan serving.",
+                value=len(plans.numbers()),
+            )
+
+        self._watched.add("plans", figures)
+
+    def watch_balance_alerts(self, alerts: BalanceAlerts) -> None:
+        def figures() -> Iterator[Metric]:
+            yield CounterMetricFamily(
+                "hotline400_low_balance_warnings",
+                "Prepaid balances that fell below their warning threshold.",
+                value=alerts.raised,
+            )
+            yield CounterMetricFamily(
+                "hotline400_low_balance_webhook_failures",
+                "Low-balance webhook POSTs that failed.",
+                value=alerts.webhook_failures,
+            )
+
+        self._watched.add("balance_alerts", figures)
+
+    def watch_ami(self, connected: Callable[[], bool]) -> None:
+        """Without an AMI link the gauge is absent, so no AMI-down alert fires for nothing."""
+
+        def figures() -> Iterator[Metric]:
+            yield GaugeMetricFamily(
+                "hotline400_ami_connected",
+                "1 while the AMI link to Asterisk is logged in, else 0.",
+                value=1 if connected() else 0,
+            )
+
+        self._watched.add("ami", figures)
+
+    # --- the /metrics endpoint -----------------------------------------------------------------
+
+    async def serve(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+        """Serve GET /metrics; returns the port bound (useful with port 0)."""
+        if self._server is not None:
+            raise RuntimeError("the metrics endpoint is already serving")
+        self._server = await asyncio.start_server(
+            self._answer, host, port, limit=REQUEST_MAX_BYTES, reuse_address=True
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One request, one response, then close: scrapes are seconds apart."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(await self._response(head))
+            await writer.drain()
+        except (
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+        ):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _response(self, head: bytes) -> bytes:
+        method, _, rest = head.partition(b" ")
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return _plain(405, "Method Not Allowed", b"GET /metrics\n", "Allow: GET, HEAD\r\n")
+        if path != b"/metrics":
+            return _plain(404, "Not Found", b"GET /metrics\n")
+        exposition = _Exposition(self._event_metrics, self._watched.read())
+        body = await asyncio.to_thread(generate_latest, exposition)
+        header = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        return header if method == b"HEAD" else header + body
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return self._own(Counter(name, documentation, labels, registry=None))
+
+    def _histogram(self, name: str, documentation: str, buckets: Sequence[float]) -> Histogram:
+        return self._own(Histogram(name, documentation, buckets=buckets, registry=None))
+
+    def _own(self, metric: _Owned) -> _Owned:
+        """Register a metric the call path updates; the endpoint renders these in a thread."""
+        self.registry.register(metric)
+        self._event_metrics.append(metric)
+        return metric
+
+    def _number_label(self, number: str) -> str:
+        return number if self._serves(number) else OTHER
+
+    def _is_night(self, hour: int) -> bool:
+        start, end = self._night_start, self._night_end
+        return start <= hour < end if start < end else hour >= start or hour < end
+
+
+class _WatchedFigures(Collector):
+    """A collector reading figures bound by the `watch_*` methods, once each."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, Callable[[], Iterable[Metric]]] = {}
+
+    def add(self, name: str, source: Callable[[], Iterable[Metric]]) -> None:
+        if name in self._sources:  # twice would expose every series twice
+            raise ValueError(f"{name} is already watched")
+        self._sources[name] = source
+
+    def collect(self) -> Iterator[Metric]:
+        for source in self._sources.values():
+            yield from source()
+
+    def read(self) -> list[Metric]:
+        """The figures now, taken on the thread that owns their objects."""
+        return list(self.collect())
+
+
+class _Exposition(Collector):
+    """One scrape: the event metrics as they are when rendered, and the watched figures
+    as they were read on the event loop."""
+
+    def __init__(self, metrics: Iterable[Collector], watched: list[Metric]) -> None:
+        self._metrics = metrics
+        self._watched = watched
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._metrics:
+            yield from metric.collect()
+        yield from self._watched
+
+
+def _plain(status: int, reason: str, body: bytes, extra_headers: str = "") -> bytes:
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra_headers}\r\n"
+    )
+    return head.encode() + body

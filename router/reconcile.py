@@ -1,0 +1,391 @@
+"""Completing a call whose AGI session ended abnormally, from what Asterisk says on AMI.
+
+When the router restarts, or a FastAGI socket breaks, in the middle of a call, the call
+goes on in Asterisk (a bridged call stays up until a party hangs up) but the router's CDR
+stops short: `interrupted` with "router restarted", or closed when the session broke. AMI
+still tells how the call ended. The CDR's call id is agi_uniqueid, the Uniqueid of the
+inbound channel, so that channel's events are the call's (its Linkedid is not needed):
+
+- end: the inbound channel's Hangup, at its Timestamp header (manager.conf
+  `timestampevents = yes`); else the latest EndTime of its Cdr records; else the moment
+  the Hangup was read.
+- talk time: Asterisk's CDR counts billable seconds from the moment the *inbound* channel
+  was answered, not the destination (asterisk-transcripts README, fact 16). The router
+  leaves the inbound channel unanswered while a destination rings, so Asterisk answers it
+  as the destination answers, and the ANSWERED Dial record's AnswerTime and
+  BillableSeconds are the talk, in whole seconds cut down like ANSWEREDTIME. When the
+  router had answered first, to play a prompt (PIN), that record counts the prompt and the
+  ringing too. DialBegin says which case it is (the dialling channel's ChannelState, 4
+  Ring or 6 Up); in the second the talk runs from the inbound channel's BridgeEnter (or
+  DialEnd ANSWER) to its BridgeLeave (or Hangup), at the events' Timestamps or, without
+  them, the moments they were read.
+- outcome: answered if a destination answered, else from the last DialEnd's DialStatus
+  (or the last Dial record's Disposition), mapped as the call session maps them.
+  Whether a destination answered is known only from Cdr records, or from a DialEnd for
+  every DialBegin seen; otherwise (the AMI link was down meanwhile) only the end is set.
+
+Events of every channel are kept for `retain` seconds after it ends, because a broken
+session may be reported after Asterisk has hung up. A call is completed `settle` seconds
+after its Hangup or Cdr event (Asterisk sends several Cdr records for one channel, before
+or after its Hangup), and retried every `retry` seconds while its CDR cannot be read or
+written. What is still waiting after `max_age` is given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from router.cdr import FinishCall, Outcome
+from router.store import SHANGHAI, Store
+
+if TYPE_CHECKING:
+    from router.ami import AmiLink, Event
+    from router.cdr_writer import CdrWriter
+
+log = logging.getLogger("hotline400.reconcile")
+
+_CDR_TIME = "%Y-%m-%d %H:%M:%S"
+_UP = "6"
+"""ChannelState of an answered channel."""
+_OUTCOME_OF_STATUS = {"ANSWER": Outcome.ANSWERED, "NOANSWER": Outcome.NOANSWER}
+_OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NOANSWER}
+"""Other statuses (BUSY, CONGESTION, CHANUNAVAIL, FAILED) end a call as busy, as in the
+call session; CANCEL (the caller hung up while ringing) as no answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """One Cdr event of the inbound channel."""
+
+    application: str
+    disposition: str
+    dialled: bool
+    """A channel was dialled (DestinationChannel set): False when Dial could not even
+    create one (CHANUNAVAIL), which Asterisk records as NO ANSWER."""
+    answered_at: datetime | None
+    ended_at: datetime
+    billable_seconds: int
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What AMI said about one channel so far."""
+
+    first_seen: float
+    answered_before_dial: bool | None = None
+    open_dials: int = 0
+    last_status: str | None = None
+    dial_answered: datetime | None = None
+    bridged: datetime | None = None
+    unbridged: datetime | None = None
+    hangup: datetime | None = None
+    hangup_stamped: bool = False
+    ended_seen: float | None = None
+    """time.monotonic() of its first Hangup or Cdr event."""
+    cdrs: list[CdrRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The fields AMI gives for a call's CDR."""
+
+    ended_at: datetime
+    dials_known: bool = True
+    """False: whether a destination answered is unknown; only `ended_at` is set."""
+    answered_at: datetime | None = None
+    billable_seconds: int = 0
+    outcome: Outcome | None = None
+    remark: str = ""
+
+    def finish_fields(self, note: str | None) -> dict[str, Any]:
+        """A FinishCall's fields; `note` (the CDR's so far) is kept, the remark added once."""
+        kept = note or ""
+        fields: dict[str, Any] = {
+            "ended_at": self.ended_at,
+            "note": kept if self.remark in kept else "; ".join(filter(None, [kept, self.remark])),
+        }
+        if self.dials_known:
+            fields["answered_at"] = self.answered_at
+            fields["billable_seconds"] = self.billable_seconds
+        if self.outcome is not None:
+            fields["outcome"] = self.outcome
+        return fields
+
+
+def complete(evidence: Evidence) -> Completion | None:
+    """The completion the evidence supports; None until something says the call ended."""
+    if evidence.hangup is not None and evidence.hangup_stamped:
+        ended = evidence.hangup
+    elif evidence.cdrs:
+        ended = max(record.ended_at for record in evidence.cdrs)
+    elif evidence.hangup is not None:
+        ended = evidence.hangup
+    else:
+        return None
+    if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
+        return Completion(ended, dials_known=False, remark="end completed from AMI")
+    answered_at, talk, source = _talk(evidence)
+    remark = f"completed from AMI ({source})"
+    if answered_at is not None:
+        outcome: Outcome | None = Outcome.ANSWERED
+    elif evidence.last_status == "CANCEL":
+        outcome, remark = Outcome.NOANSWER, f"{remark}; caller hung up while ringing"
+    elif evidence.last_status is not None:
+        outcome = _OUTCOME_OF_STATUS.get(evidence.last_status, Outcome.BUSY)
+    else:
+        dials = [record for record in evidence.cdrs if record.application == "Dial"]
+        outcome = _dial_outcome(dials[-1]) if dials else None
+    return Completion(ended, True, answered_at, talk, outcome, remark)
+
+
+def _dial_outcome(record: CdrRecord) -> Outcome:
+    if not record.dialled:
+        return Outcome.BUSY
+    return _OUTCOME_OF_DISPOSITION.get(record.disposition, Outcome.BUSY)
+
+
+def _talk(evidence: Evidence) -> tuple[datetime | None, int, str]:
+    """When a destination answered, the talk seconds, and where they come from."""
+    answered = [
+        record
+        for record in evidence.cdrs
+        if record.application == "Dial"
+        and record.disposition == "ANSWERED"
+        and record.answered_at is not None
+    ]
+    from_cdr = (
+        (
+            min(record.answered_at for record in answered if record.answered_at),
+            sum(record.billable_seconds for record in answered),
+        )
+        if answered
+        else None
+    )
+    if from_cdr is not None and evidence.answered_before_dial is not True:
+        return *from_cdr, "CDR"
+    start = evidence.bridged or evidence.dial_answered
+    end = evidence.unbridged or evidence.hangup
+    if start is not None and end is not None and end >= start:
+        return start, int((end - start).total_seconds()), "events"
+    if from_cdr is not None:  # answered for a prompt, no bridge events: an upper bound
+        return *from_cdr, "CDR, counted from the prompt"
+    return None, 0, "CDR" if evidence.cdrs else "events"
+
+
+class Reconciler:
+    """Watches AMI and completes the CDRs of calls expected to be reconciled."""
+
+    EVENTS = ("DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hangup", "Cdr")
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        writer: CdrWriter | None = None,
+        zone: ZoneInfo = SHANGHAI,
+        asterisk_zone: ZoneInfo | None = None,
+        clock: Callable[[], datetime] | None = None,
+        settle: float = 2.0,
+        retry: float = 5.0,
+        retain: float = 120.0,
+        max_age: float = 6 * 3600,
+    ) -> None:
+        """`writer`: completions go through it, behind the session's own CDR writes (and
+        into its journal while the database is down); without it, straight to the store.
+        `asterisk_zone`: the time zone of Asterisk's Cdr times (its host's), default `zone`.
+        """
+        self._store = store
+        self._writer = writer
+        self._zone = zone
+        self._asterisk_zone = asterisk_zone or zone
+        self._clock = clock or (lambda: datetime.now(zone))
+        self._settle, self._retry, self._retain, self._max_age = settle, retry, retain, max_age
+        self.completed = 0
+        self._evidence: dict[str, Evidence] = {}
+        self._expected: dict[str, float] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pruned = time.monotonic()
+
+    def attach(self, link: AmiLink) -> None:
+        for name in self.EVENTS:
+            link.on_event(name, self.handle)
+
+    @property
+    def pending(self) -> int:
+        """Calls expected and not completed yet."""
+        return len(self._expected)
+
+    def expect(self, call_id: str) -> None:
+        """Complete `call_id` from AMI: its AGI session ended abnormally."""
+        self._expected.setdefault(call_id, time.monotonic())
+        evidence = self._evidence.get(call_id)
+        if evidence is not None and evidence.ended_seen is not None:
+            self._schedule(call_id, self._settle)
+
+    async def adopt_interrupted(self, since: datetime) -> int:
+        """Expect every call the store holds as interrupted since `since`; returns how many.
+
+        Only calls still up in Asterisk now will be completed: AMI does not replay the
+        events of calls that ended while the router was down.
+        """
+        interrupted = await self._store.query_cdrs(outcome=Outcome.INTERRUPTED, since=since)
+        for cdr in interrupted:
+            self.expect(cdr.call_id)
+        return len(interrupted)
+
+    async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- gathering -------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        name = str(event.get("Event", "")).lower()
+        channel = str(event.get("UniqueID" if name == "cdr" else "Uniqueid", ""))
+        if channel and name in _NOTERS:
+            evidence = self._evidence.get(channel)
+            if evidence is None:
+                evidence = self._evidence[channel] = Evidence(time.monotonic())
+            _NOTERS[name](self, evidence, event)
+            if name in ("hangup", "cdr"):
+                evidence.ended_seen = evidence.ended_seen or time.monotonic()
+                if channel in self._expected:
+                    self._schedule(channel, self._settle)
+        self._prune()
+
+    def _dial_begin(self, evidence: Evidence, event: Event) -> None:
+        if evidence.answered_before_dial is None:
+            evidence.answered_before_dial = event.get("ChannelState") == _UP
+        evidence.open_dials += 1
+
+    def _dial_end(self, evidence: Evidence, event: Event) -> None:
+        evidence.open_dials = max(0, evidence.open_dials - 1)
+        evidence.last_status = str(event.get("DialStatus", ""))
+        if evidence.last_status == "ANSWER" and evidence.dial_answered is None:
+            evidence.dial_answered = self._moment(event)[0]
+
+    def _bridge_enter(self, evidence: Evidence, event: Event) -> None:
+        evidence.bridged = evidence.bridged or self._moment(event)[0]
+
+    def _bridge_leave(self, evidence: Evidence, event: Event) -> None:
+        evidence.unbridged = self._moment(event)[0]
+
+    def _hangup(self, evidence: Evidence, event: Event) -> None:
+        evidence.hangup, evidence.hangup_stamped = self._moment(event)
+
+    def _cdr(self, evidence: Evidence, event: Event) -> None:
+        ended = self._cdr_time(event.get("EndTime"))
+        if ended is None:
+            return
+        billable = str(event.get("BillableSeconds", ""))
+        evidence.cdrs.append(
+            CdrRecord(
+                application=str(event.get("LastApplication", "")),
+                disposition=str(event.get("Disposition", "")),
+                dialled=bool(event.get("DestinationChannel")),
+                answered_at=self._cdr_time(event.get("AnswerTime")),
+                ended_at=ended,
+                billable_seconds=int(billable) if billable.isdigit() else 0,
+            )
+        )
+
+    def _moment(self, event: Event) -> tuple[datetime, bool]:
+        """When the event happened, and whether Asterisk stamped it."""
+        try:
+            return datetime.fromtimestamp(float(event["Timestamp"]), self._zone), True
+        except (KeyError, ValueError, OverflowError):
+            return self._clock(), False
+
+    def _cdr_time(self, value: object) -> datetime | None:
+        """A Cdr time, written in Asterisk's local time without a zone."""
+        try:
+            naive = datetime.strptime(str(value or ""), _CDR_TIME)
+        except ValueError:
+            return None
+        return naive.replace(tzinfo=self._asterisk_zone).astimezone(self._zone)
+
+    def _prune(self) -> None:
+        """Now and then (every second, or `retain` if shorter): forget ended channels after
+        `retain`, anything after `max_age`."""
+        now = time.monotonic()
+        if now - self._pruned < min(1.0, self._retain):
+            return
+        self._pruned = now
+        for channel, evidence in list(self._evidence.items()):
+            ended_long_ago = evidence.ended_seen is not None and now - evidence.ended_seen > (
+                self._retain
+            )
+            if (ended_long_ago and channel not in self._expected) or (
+                now - evidence.first_seen > self._max_age
+            ):
+                del self._evidence[channel]
+        for call_id, since in list(self._expected.items()):
+            if now - since > self._max_age:
+                del self._expected[call_id]
+                log.warning(
+                    "call %s: no end seen on AMI within %.0fs; left as is", call_id, now - since
+                )
+
+    # --- completing ------------------------------------------------------------------------
+
+    def _schedule(self, call_id: str, delay: float) -> None:
+        timer = self._timers.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[call_id] = loop.call_later(delay, self._launch, call_id)
+
+    def _launch(self, call_id: str) -> None:
+        self._timers.pop(call_id, None)
+        task = asyncio.create_task(self._complete(call_id), name=f"reconcile-{call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _complete(self, call_id: str) -> None:
+        evidence = self._evidence.get(call_id)
+        if call_id not in self._expected or evidence is None:
+            return
+        completion = complete(evidence)
+        if completion is None:
+            return
+        try:
+            cdr = await self._store.get_cdr(call_id)
+            if cdr is None:
+                raise LookupError("its CDR is not in the store yet")
+            op = FinishCall(call_id, completion.finish_fields(cdr.note))
+            if self._writer is not None:
+                self._writer.submit(op)
+            else:
+                await self._store.apply([op])
+        except Exception as error:
+            log.warning(
+                "call %s: not completed yet (%s); retry in %gs", call_id, error, self._retry
+            )
+            self._schedule(call_id, self._retry)
+            return
+        del self._expected[call_id]
+        self._evidence.pop(call_id, None)
+        self.completed += 1
+        log.info("call %s %s: ended %s", call_id, completion.remark, completion.ended_at)
+
+
+_NOTERS: dict[str, Callable[[Reconciler, Evidence, Event], None]] = {
+    "dialbegin": Reconciler._dial_begin,
+    "dialend": Reconciler._dial_end,
+    "bridgeenter": Reconciler._bridge_enter,
+    "bridgeleave": Reconciler._bridge_leave,
+    "hangup": Reconciler._hangup,
+    "cdr": Reconciler._cdr,
+}

@@ -1,0 +1,275 @@
+"""Pricing stored calls with the tariffs in force: answered calls the router left without a
+price, and, when re-rating, calls priced before a tariff change.
+
+A call's price is read back from its CDR as the router priced it: the answer instant, the
+talk time (billable_seconds), the caller kind, and the area code of the destination of the
+ANSWER leg; the subscriber's home area code comes from the number's plan.
+
+Included minutes. A call priced here for the first time takes what is left of its month's
+included time after every call already booked (the month's usage counter), in answer
+order, and its ledger entry records what it took, as the router's do. Re-pricing keeps the
+included seconds the original pricing took (recorded with the call's ledger entry): the
+call is priced as if exactly that much included time were left, and the counters of
+included time never move.
+
+Re-pricing never changes a ledger entry. The CDR's money fields are set to the new price
+and the difference in the subscriber's share is booked as an adjustment, ref
+'rerate:<call id>:<n>' for the n-th re-pricing of that call, dated when the re-rating runs,
+so statements already issued stay as they were. The CDR and its adjustment are written in
+one transaction; running the re-rating again finds every call at its new price and books
+nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import NamedTuple
+
+from dialplan.geo import locate
+from rating.billing_time import billing_day
+from rating.call import CALLER_KINDS, Price, RatedCall
+from rating.ledger import LedgerEntry, LedgerKind, call_entry
+from rating.money import ZERO
+from rating.pricing import price
+from router.books import Books
+from router.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
+from router.store import SQLiteStore
+
+BATCH = 250
+"""CDRs whose writes go to the store in one transaction."""
+RERATE_PREFIX = "rerate:"
+
+
+class Shares(NamedTuple):
+    """A call's money as its CDR keeps it."""
+
+    caller_share: Decimal
+    callee_share: Decimal
+    total: Decimal
+    tariff_id: str | None
+
+    @classmethod
+    def of_cdr(cls, cdr: CDR) -> Shares | None:
+        """None while the call has no price."""
+        if cdr.caller_share is None or cdr.callee_share is None or cdr.total is None:
+            return None
+        return cls(cdr.caller_share, cdr.callee_share, cdr.total, cdr.tariff_id)
+
+    @classmethod
+    def of_price(cls, priced: Price) -> Shares:
+        return cls(priced.caller_share, priced.callee_share, priced.total, priced.tariff_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A call's money before (None when it had no price) and after."""
+
+    call_id: str
+    number: str
+    old: Shares | None
+    new: Shares
+
+
+@dataclass
+class RatingRun:
+    """What a run did: prices set for the first time, prices changed, calls left alone."""
+
+    priced: list[Change] = field(default_factory=list)
+    repriced: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    adjustments: Decimal = ZERO
+    """Sum of the adjustments booked: positive when the subscriber was credited."""
+
+
+def rerate_ref(call_id: str, nth: int) -> str:
+    return f"{RERATE_PREFIX}{call_id}:{nth}"
+
+
+def rerated_call_id(ref: str) -> str | None:
+    """The call id of a re-rating adjustment's ref, None for any other ref."""
+    if not ref.startswith(RERATE_PREFIX):
+        return None
+    return ref[len(RERATE_PREFIX) :].rpartition(":")[0] or None
+
+
+def answered_leg(cdr: CDR) -> Leg | None:
+    """The Dial attempt that was answered: its destination's area decides local or not."""
+    return next((leg for leg in reversed(cdr.legs) if leg.dial_status == "ANSWER"), None)
+
+
+def included_seconds_booked(database: Path, number: str) -> dict[str, int]:
+    """call id -> included seconds its call entry took, for the calls that took any.
+
+    LedgerEntry does not carry them, so they are read from the ledger table directly, on a
+    read-only connection.
+    """
+    uri = f"{database.absolute().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as db:
+        rows = db.execute(
+            "SELECT ref, included_seconds FROM ledger "
+            "WHERE number = ? AND kind = ? AND included_seconds > 0",
+            (number, LedgerKind.CALL.value),
+        )
+        return dict(rows.fetchall())
+
+
+class Rater:
+    """Prices the CDRs of one run in answer order, keeping each month's included time."""
+
+    def __init__(self, books: Books, store: SQLiteStore, *, rerate: bool, now: datetime) -> None:
+        self.books = books
+        self.store = store
+        self.rerate = rerate
+        self.now = now
+        self.run = RatingRun()
+        self._included_used: dict[tuple[str, str], int] = {}
+        self._included_booked: dict[str, dict[str, int]] = {}
+        self._rerated: dict[str, Counter[str]] = {}
+
+    async def rate(self, cdrs: Iterable[CDR]) -> list[CdrOp]:
+        """The writes that price `cdrs` (a batch); the run's counts move as it goes."""
+        ops: list[CdrOp] = []
+        for cdr in cdrs:
+            ops.extend(await self._rate_one(cdr))
+        return ops
+
+    async def _rate_one(self, cdr: CDR) -> list[CdrOp]:
+        old = Shares.of_cdr(cdr)
+        if old is not None and not self.rerate:
+            self.run.unchanged += 1
+            return []
+        reason, rated = self._rated_call(cdr)
+        if rated is None:
+            self.run.skipped[reason] += 1
+            return []
+        if old is None:
+            return await self._price_first(cdr, rated)
+        return await self._reprice(cdr, rated, old)
+
+    def _rated_call(self, cdr: CDR) -> tuple[str, RatedCall | None]:
+        account = self.books.tariffs.accounts.get(cdr.number)
+        plan = self.books.plans.get(cdr.number)
+        if account is None:
+            return "no account in the tariffs", None
+        if plan is None:
+            return "no plan for the number (home area unknown)", None
+        if cdr.answered_at is None:
+            return "no answer time", None
+        if cdr.caller_kind not in CALLER_KINDS:
+            return f"unknown caller kind {cdr.caller_kind!r}", None
+        leg = answered_leg(cdr)
+        if leg is None:
+            return "no ANSWER leg", None
+        rated = RatedCall(
+            number=cdr.number,
+            caller_kind=cdr.caller_kind,  # type: ignore[arg-type]
+            answered_at=cdr.answered_at,
+            talk_seconds=cdr.billable_seconds,
+            answering_area_code=locate(leg.destination).area_code,
+            home_area_code=plan.home_area_code,
+        )
+        return "", rated
+
+    async def _price_first(self, cdr: CDR, rated: RatedCall) -> list[CdrOp]:
+        assert rated.answered_at is not None
+        tariffs = self.books.tariffs
+        day = billing_day(rated.answered_at, tariffs.zone)
+        month = f"{day:%Y-%m}"
+        used = await self._month_included_used(cdr.number, month, day)
+        package = tariffs.packages[tariffs.accounts[cdr.number].package]
+        left = max(0, package.included_minutes * 60 - used)
+        new = price(dataclasses.replace(rated, included_seconds_left=left), tariffs)
+        self._included_used[cdr.number, month] = used + new.included_seconds_used
+        self.run.priced.append(Change(cdr.call_id, cdr.number, None, Shares.of_price(new)))
+        entry = call_entry(cdr.number, cdr.call_id, rated.answered_at, new)
+        return [_money(cdr.call_id, new), PostLedger(entry, new.included_seconds_used)]
+
+    async def _reprice(self, cdr: CDR, rated: RatedCall, old: Shares) -> list[CdrOp]:
+        kept = self._booked_included(cdr.number).get(cdr.call_id, 0)
+        new = price(dataclasses.replace(rated, included_seconds_left=kept), self.books.tariffs)
+        if Shares.of_price(new) == old:
+            self.run.unchanged += 1
+            return []
+        self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
+        ops: list[CdrOp] = [_money(cdr.call_id, new)]
+        credit = old.callee_share - new.callee_share
+        if credit:
+            counts = await self._rerate_counts(cdr.number)
+            counts[cdr.call_id] += 1
+            note = (
+                f"re-rated call {cdr.call_id}: {old.tariff_id or '-'} {old.callee_share} -> "
+                f"{new.tariff_id} {new.callee_share}"
+            )
+            ref = rerate_ref(cdr.call_id, counts[cdr.call_id])
+            entry = LedgerEntry(cdr.number, self.now, credit, LedgerKind.ADJUSTMENT, ref, note)
+            ops.append(PostLedger(entry))
+            self.run.adjustments += credit
+        return ops
+
+    async def _month_included_used(self, number: str, month: str, day: date) -> int:
+        key = (number, month)
+        if key not in self._included_used:
+            snapshot = await self.store.usage(number, month, day.isoformat())
+            self._included_used[key] = snapshot.included_used
+        return self._included_used[key]
+
+    def _booked_included(self, number: str) -> dict[str, int]:
+        if number not in self._included_booked:
+            self._included_booked[number] = included_seconds_booked(self.books.database, number)
+        return self._included_booked[number]
+
+    async def _rerate_counts(self, number: str) -> Counter[str]:
+        if number not in self._rerated:
+            adjustments = await self.store.ledger(number, kind=LedgerKind.ADJUSTMENT)
+            self._rerated[number] = Counter(
+                call_id
+                for entry in adjustments
+                if (call_id := rerated_call_id(entry.ref)) is not None
+            )
+        return self._rerated[number]
+
+
+async def rate_cdrs(
+    books: Books,
+    store: SQLiteStore,
+    since: datetime,
+    until: datetime,
+    *,
+    rerate: bool,
+    now: datetime,
+    number: str | None = None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> RatingRun:
+    """Price the answered calls started in [since, until) (of `number` only, if given)."""
+    cdrs = await store.query_cdrs(number=number, since=since, until=until, outcome=Outcome.ANSWERED)
+    cdrs.sort(key=lambda cdr: (cdr.answered_at or cdr.started_at, cdr.call_id))
+    rater = Rater(books, store, rerate=rerate, now=now)
+    progress(0, len(cdrs))
+    for start in range(0, len(cdrs), BATCH):
+        batch = cdrs[start : start + BATCH]
+        ops = await rater.rate(batch)
+        if ops:
+            await store.apply(ops)
+        progress(start + len(batch), len(cdrs))
+    return rater.run
+
+
+def _money(call_id: str, new: Price) -> FinishCall:
+    return FinishCall(
+        call_id,
+        {
+            "caller_share": new.caller_share,
+            "callee_share": new.callee_share,
+            "total": new.total,
+            "tariff_id": new.tariff_id,
+        },
+    )

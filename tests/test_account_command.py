@@ -1,0 +1,229 @@
+"""`hotline400 account topup | show | fees` on a real SQLite store.
+
+Accounts: 4000000008 (prepaid, package `office`: 10 included minutes, 0.10/min, warning
+under 50.00, recording switched on 2026-11-05) and 4000000009 (postpaid, same package, IVR
+and recording switched on 2026-11-05, screen pop on 2026-11-06).
+"""
+
+import asyncio
+import re
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.cdr import PostLedger
+from router.cli import main
+from router.store import SQLiteStore
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PREPAID, POSTPAID = "4000000008", "4000000009"
+D = Decimal
+
+TARIFFS = """\
+caller_tariffs:
+  fixed: {first_seconds: 180, first_charge: 0.22, per_seconds: 60, charge: 0.11}
+  mobile: {per_seconds: 60, charge: 0.15}
+  other: {first_seconds: 180, first_charge: 0.22, per_seconds: 60, charge: 0.11}
+features:
+  recording: 100.00
+  ivr: 200.00
+  screen_pop: 50.00
+packages:
+  office:
+    monthly_rent: 50.00
+    included_minutes: 10
+    nationwide: {per_seconds: 60, charge: 0.10}
+    minimum_monthly: 20.00
+    minimum_reference_rate: 0.10
+accounts:
+  "4000000008":
+    package: office
+    features: {recording: 2026-11-05}
+  "4000000009":
+    package: office
+    prepaid: false
+    features: {ivr: 2026-11-05, recording: 2026-11-05, screen_pop: 2026-11-06}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    config = tmp_path / "config"
+    config.mkdir()
+    database = tmp_path / "hotline400.db"
+    (config / "router.yaml").write_text(f'database: "{database}"\n', encoding="utf-8")
+    (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
+    asyncio.run(write(database, []))
+    return config
+
+
+async def write(database: Path, entries: list[tuple[LedgerEntry, int]]) -> None:
+    store = SQLiteStore(database)
+    try:
+        await store.apply([PostLedger(entry, included) for entry, included in entries])
+    finally:
+        await store.close()
+
+
+async def read_ledger(database: Path, number: str) -> list[LedgerEntry]:
+    store = SQLiteStore(database)
+    try:
+        return await store.ledger(number)
+    finally:
+        await store.close()
+
+
+def ledger_of(config: Path, number: str = PREPAID) -> list[LedgerEntry]:
+    return asyncio.run(read_ledger(config.parent / "hotline400.db", number))
+
+
+def account(config: Path, capsys: pytest.CaptureFixture[str], *args: str, status: int = 0) -> str:
+    capsys.readouterr()
+    action, *rest = args
+    assert main(["account", action, "--config", str(config), *rest]) == status
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def test_a_top_up_books_a_payment_under_its_receipt(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = account(
+        config,
+        capsys,
+        "topup",
+        "--number",
+        PREPAID,
+        "--amount",
+        "600",
+        "--ref",
+        "R-1",
+        "--at",
+        "2026-11-02 09:30",
+    )
+    [entry] = ledger_of(config)
+    assert output == "booked payment 600.00 to 4000000008 (ref R-1); balance 600.00\n"
+    assert (entry.kind, entry.amount, entry.ref, entry.at) == (
+        LedgerKind.PAYMENT,
+        D("600.00"),
+        "R-1",
+        datetime(2026, 11, 2, 9, 30, tzinfo=SHANGHAI),
+    )
+
+
+def test_top_ups_without_a_receipt_get_unique_refs(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account(config, capsys, "topup", "--number", PREPAID, "--amount", "10.50")
+    second = account(config, capsys, "topup", "--number", PREPAID, "--amount", "10.50")
+    refs = [entry.ref for entry in ledger_of(config)]
+    assert len(set(refs)) == 2
+    assert all(re.fullmatch(r"topup-[0-9a-f]{32}", ref) for ref in refs)
+    assert second.endswith("balance 21.00\n")
+
+
+def test_the_same_receipt_is_booked_once_and_never_with_another_amount(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topup = ("topup", "--number", PREPAID, "--ref", "R-2", "--amount")
+    account(config, capsys, *topup, "100.00")
+    again = account(config, capsys, *topup, "100.00")
+    other = account(config, capsys, *topup, "200.00", status=1)
+    assert again == "payment R-2 of 100.00 to 4000000008 was booked before; balance 100.00\n"
+    assert "ref R-2 is already a payment of 100.00 to 4000000008" in other
+    assert [entry.amount for entry in ledger_of(config)] == [D("100.00")]
+
+
+@pytest.mark.parametrize("amount", ["0", "-5.00", "1.005", "abc", "NaN", "1e40"])
+def test_a_top_up_must_be_a_positive_amount_in_fen(
+    config: Path, capsys: pytest.CaptureFixture[str], amount: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["account", "topup", "--config", str(config), "--number", PREPAID, f"--amount={amount}"]
+        )
+    assert exit_info.value.code == 2
+    assert ledger_of(config) == []
+
+
+def test_a_number_without_an_account_is_refused(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = account(config, capsys, "topup", "--number", "4000000001", "--amount", "5", status=1)
+    assert "4000000001 has no account in tariffs.yaml" in output
+
+
+def test_show_tells_balance_usage_included_minutes_and_package(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def entry(day: int, amount: str, kind: LedgerKind, ref: str) -> LedgerEntry:
+        when = datetime(2026, 11, day, 10, tzinfo=SHANGHAI)
+        return LedgerEntry(PREPAID, when, D(amount), kind, ref)
+
+    asyncio.run(
+        write(
+            config.parent / "hotline400.db",
+            [
+                (entry(1, "60.00", LedgerKind.PAYMENT, "R-3"), 0),
+                (entry(20, "0.00", LedgerKind.CALL, "c1"), 300),  # 5 min, all included
+                (entry(23, "-0.30", LedgerKind.CALL, "c2"), 300),  # 8 min: 5 included
+                (entry(23, "-12.00", LedgerKind.CALL, "c3"), 0),
+            ],
+        )
+    )
+    output = account(config, capsys, "show", "--number", PREPAID, "--today", "2026-11-23")
+    assert output.splitlines() == [
+        "4000000008",
+        "  package               office (prepaid)",
+        "  balance               47.70",
+        "  low-balance warning   50.00  (balance is below it)",
+        "  this month 2026-11    3 call(s), cost 12.30",
+        "  today 2026-11-23      2 call(s), cost 12.30",
+        "  included minutes      10.00 of 10 used, 0.00 left",
+        "  minimum monthly       20.00",
+        "  monthly rent          50.00",
+        "  features              recording since 2026-11-05",
+    ]
+
+
+def test_show_of_a_postpaid_account_without_entries(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = account(config, capsys, "show", "--number", POSTPAID, "--today", "2026-12-01")
+    assert "  balance               0.00" in output
+    assert "  low-balance warning   50.00  (postpaid: not applied)" in output
+    assert "  this month 2026-12    0 call(s), cost 0.00" in output
+    assert "  included minutes      0.00 of 10 used, 10.00 left" in output
+
+
+def test_fees_books_the_features_switched_on_that_day_for_every_account_once(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = account(config, capsys, "fees", "--day", "2026-11-05")
+    second = account(config, capsys, "fees", "--day", "2026-11-05")
+    assert first.splitlines() == [
+        "4000000008  recording@2026-11-05                100.00  booked",
+        "4000000009  ivr@2026-11-05                      200.00  booked",
+        "4000000009  recording@2026-11-05                100.00  booked",
+        "feature fees of 2026-11-05: 400.00 booked",
+    ]
+    assert second.splitlines()[-1] == "feature fees of 2026-11-05: 0.00 booked"
+    assert second.count("booked before") == 3
+    fees = [(e.ref, e.amount, e.at) for e in ledger_of(config, POSTPAID)]
+    midnight = datetime(2026, 11, 5, tzinfo=SHANGHAI)
+    assert fees == [
+        ("ivr@2026-11-05", D("-200.00"), midnight),
+        ("recording@2026-11-05", D("-100.00"), midnight),
+    ]
+
+
+def test_fees_on_a_day_no_feature_was_switched_on_book_nothing(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert account(config, capsys, "fees", "--day", "2026-11-07") == (
+        "no feature was switched on 2026-11-07\n"
+    )

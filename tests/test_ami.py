@@ -1,0 +1,244 @@
+"""The AMI link against the AMI simulator over real TCP: login, events, drops, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from itertools import pairwise
+
+import pytest
+
+from router.ami import AmiLink
+from router.ami_simulator import (
+    MANAGER_CONF,
+    RECORDINGS,
+    AmiSimulator,
+    accounts_from_manager_conf,
+    recorded_events,
+)
+
+ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
+USER = "hotline400"
+SECRET = ACCOUNTS[USER].secret
+FAST = {"reconnect_initial": 0.01, "reconnect_max": 0.05, "connect_timeout": 1.0}
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def linked(
+    simulator: AmiSimulator | None = None, secret: str = SECRET, **options: float
+) -> AsyncIterator[tuple[AmiSimulator, AmiLink]]:
+    """A simulator on a free port and a started link to it (not waited for)."""
+    simulator = simulator or AmiSimulator(ACCOUNTS)
+    port = await simulator.start()
+    link = AmiLink("127.0.0.1", port, USER, secret, **{**FAST, **options})
+    link.start()
+    try:
+        yield simulator, link
+    finally:
+        await link.stop()
+        await simulator.stop()
+
+
+async def replayed(simulator: AmiSimulator, link: AmiLink, name: str) -> int:
+    """Replay a recording once the link is in; returns when the link has read every event."""
+    await eventually(lambda: link.connected)
+    before = link.stats().events
+    sent = await simulator.replay(recorded_events(RECORDINGS / name))
+    await eventually(lambda: link.stats().events >= before + sent)
+    return sent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_link_logs_in_and_hands_each_event_to_the_handlers_of_its_name() -> None:
+    seen: list[tuple[str, str]] = []
+    async with linked() as (simulator, link):
+        for name in ("DialBegin", "hangup"):
+            link.on_event(name, lambda event: seen.append((event["Event"], event["Uniqueid"])))
+        await replayed(simulator, link, "answer.ami")
+    assert seen[0] == ("DialBegin", "1795371264.1")
+    assert [name for name, _ in seen] == ["DialBegin"] + ["Hangup"] * 4
+    assert link.stats().connects == 1
+
+
+async def test_the_account_gets_only_the_events_manager_conf_lets_it_read() -> None:
+    recorded = {
+        block.split(b"\r\n", 1)[0].decode().removeprefix("Event: ")
+        for block in recorded_events(RECORDINGS / "answer.ami")
+    }
+    received: set[str] = set()
+    async with linked() as (simulator, link):
+        for name in recorded:
+            link.on_event(name, lambda event: received.add(event["Event"]))
+        sent = await replayed(simulator, link, "answer.ami")
+    assert received == recorded & ACCOUNTS[USER].event_names
+    assert "Newexten" in recorded and "AGIExecStart" in recorded and "VarSet" in recorded
+    assert sent == 16  # of 106 recorded events
+
+
+async def test_a_failing_handler_is_logged_and_the_session_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(_event: object) -> None:
+        raise RuntimeError("handler bug")
+
+    hangups: list[str] = []
+    async with linked() as (simulator, link):
+        link.on_event("Hangup", broken)
+        link.on_event("Hangup", lambda event: hangups.append(event["Uniqueid"]))
+        await replayed(simulator, link, "busy_forward.ami")
+        stats = link.stats()
+    assert len(hangups) == 6
+    assert (stats.connects, stats.disconnects) == (1, 0)
+    assert "Hangup handler" in caplog.text and "handler bug" in caplog.text
+
+
+async def test_start_returns_at_once_and_keeps_trying_while_asterisk_is_down() -> None:
+    link = AmiLink("127.0.0.1", free_port(), USER, SECRET, **FAST)
+    began = time.monotonic()
+    link.start()
+    assert time.monotonic() - began < 0.01
+    assert not link.connected
+    await eventually(lambda: link.stats().failed_attempts >= 3)
+    began = time.monotonic()
+    await link.stop()
+    assert time.monotonic() - began < 0.1
+    assert not link.connected and link.stats().connects == 0
+
+
+async def test_a_refused_login_is_retried_after_a_doubling_delay_up_to_the_cap() -> None:
+    async with linked(secret="wrong", reconnect_initial=0.02, reconnect_max=0.08) as (
+        simulator,
+        link,
+    ):
+        await eventually(lambda: len(simulator.connection_times) >= 6)
+        stats = link.stats()
+    gaps = [later - earlier for earlier, later in pairwise(simulator.connection_times)]
+    assert gaps[0] >= 0.02 and gaps[1] >= 0.04
+    assert all(gap >= 0.08 for gap in gaps[2:5])
+    assert max(gaps[:5]) < 0.08 + 0.25  # capped, not still doubling (0.16, 0.32, ...)
+    assert stats.connects == 0 and stats.failed_attempts >= 5
+    assert simulator.logins == 0
+
+
+async def test_the_link_logs_in_again_after_asterisk_drops_the_session() -> None:
+    ended: list[bool] = []
+    async with linked() as (simulator, link):
+        link.on_disconnect(lambda: ended.append(True))
+        await eventually(lambda: link.connected)
+        simulator.drop_sessions()
+        await eventually(lambda: link.stats().connects == 2 and link.connected)
+        assert link.stats().disconnects == 1
+        assert simulator.sessions == 1
+        assert ended == [True]
+
+
+async def test_connected_follows_asterisk_going_away_and_coming_back() -> None:
+    simulator = AmiSimulator(ACCOUNTS)
+    port = await simulator.start()
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **FAST)
+    link.start()
+    try:
+        await eventually(lambda: link.connected)
+        await simulator.stop()
+        await eventually(lambda: not link.connected)
+        failed = link.stats().failed_attempts
+        await eventually(lambda: link.stats().failed_attempts >= failed + 2)
+        assert not link.connected
+        await simulator.start(port=port)
+        await eventually(lambda: link.connected)
+        assert (link.stats().connects, link.stats().disconnects) == (2, 1)
+    finally:
+        await link.stop()
+        await simulator.stop()
+
+
+async def test_a_session_that_stops_answering_ping_is_dropped_and_dialled_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "hotline400.ami")
+    silent = AmiSimulator(ACCOUNTS, answer_ping=False)
+    async with linked(silent, ping_interval=0.05, ping_timeout=0.05) as (_, link):
+        await eventually(lambda: link.stats().connects >= 2)
+        assert link.stats().disconnects >= 1
+    assert "no reply to Ping" in caplog.text
+
+
+async def test_stop_ends_the_session_and_no_reconnect_follows() -> None:
+    async with linked() as (simulator, link):
+        await eventually(lambda: link.connected)
+        await link.stop()
+        assert not link.connected
+        await asyncio.sleep(0.1)
+        assert len(simulator.connection_times) == 1 and simulator.sessions == 0
+
+
+async def test_simulator_answers_actions_as_asterisk_does() -> None:
+    simulator = AmiSimulator(ACCOUNTS)
+    port = await simulator.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def ask(*lines: str) -> bytes:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return await reader.readuntil(b"\r\n\r\n")
+
+    try:
+        assert await reader.readline() == b"Asterisk Call Manager/11.0.0\r\n"
+        assert await ask("Action: Ping", "ActionID: 1") == (
+            b"Response: Error\r\nActionID: 1\r\nMessage: Permission denied\r\n\r\n"
+        )
+        login = ("Action: Login", "ActionID: 2", f"Username: {USER}", f"Secret: {SECRET}")
+        assert await ask(*login) == (
+            b"Response: Success\r\nActionID: 2\r\nMessage: Authentication accepted\r\n\r\n"
+        )
+        booted = await reader.readuntil(b"\r\n\r\n")
+        assert booted.startswith(b"Event: FullyBooted\r\nPrivilege: system,all\r\n")
+        pong = await ask("Action: Ping", "ActionID: 3")
+        assert pong.startswith(b"Response: Success\r\nActionID: 3\r\nPing: Pong\r\nTimestamp: ")
+        unknown = await ask("Action: Originate", "ActionID: 4")
+        assert unknown.startswith(
+            b"Response: Error\r\nActionID: 4\r\nMessage: Invalid/unknown command: Originate."
+        )
+        assert await ask("Action: Logoff") == (
+            b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n"
+        )
+        assert await reader.read() == b""
+    finally:
+        writer.close()
+        await simulator.stop()
+
+
+async def test_simulator_closes_the_connection_after_a_refused_login() -> None:
+    simulator = AmiSimulator(ACCOUNTS)
+    port = await simulator.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: hotline400\r\nSecret: guess\r\n\r\n")
+        assert await reader.read() == b"Response: Error\r\nMessage: Authentication failed\r\n\r\n"
+    finally:
+        writer.close()
+        await simulator.stop()
+
+
+async def test_simulator_stamps_events_like_timestampevents() -> None:
+    stamps: list[float] = []
+    async with linked(AmiSimulator(ACCOUNTS, timestamp_events=True)) as (simulator, link):
+        link.on_event("Hangup", lambda event: stamps.append(float(event["Timestamp"])))
+        await replayed(simulator, link, "caller_hangup.ami")
+    assert len(stamps) == 4
+    assert all(abs(stamp - time.time()) < 5 for stamp in stamps)

@@ -1,0 +1,351 @@
+"""`hotline400 bill`: the monthly statement of a 400 number, read from a real SQLite store,
+and closing the month.
+
+The month of 4000000008 (package `office`: rent 50.00, 0.10/min answered in its home area
+010, 0.30/min long distance, minimum consumption 20.00; recording switched on 2026-11-05
+for 100.00):
+
+    2026-10-20  payment 100.00                                   -> opening balance 100.00
+    2026-11-05  10:00 北京 caller, answered locally, 150 s          0.30
+                15:00 山东 caller, answered long distance, 61 s     0.60
+    2026-11-10  payment 200.00
+    2026-11-30  23:58 山东 caller, long distance, 300 s into Dec 1  1.50  (a November call)
+    2026-12-01  00:00:10 answered after ringing from Nov 30 23:59:40      (a December call)
+
+Calls 2.40; at close: rent 50.00, recording 100.00, top-up 20.00 - 2.40 = 17.60; closing
+balance 100.00 + 200.00 - 50.00 - 2.40 - 100.00 - 17.60 = 130.00.
+"""
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    CdrOp,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    PostLedger,
+    StartCall,
+)
+from router.cli import main
+from router.store import SQLiteStore
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NUMBER = "4000000008"
+D = Decimal
+
+TARIFFS = """\
+version: "v1"
+caller_tariffs:
+  fixed: {first_seconds: 180, first_charge: 0.22, per_seconds: 60, charge: 0.11}
+  mobile: {per_seconds: 60, charge: 0.15}
+  other: {first_seconds: 180, first_charge: 0.22, per_seconds: 60, charge: 0.11}
+features:
+  recording: 100.00
+packages:
+  office:
+    monthly_rent: 50.00
+    local: {per_seconds: 60, charge: 0.10}
+    long_distance: {per_seconds: 60, charge: 0.30}
+    minimum_monthly: 20.00
+    minimum_reference_rate: 0.30
+accounts:
+  "4000000008":
+    package: office
+    features: {recording: 2026-11-05}
+"""
+PLAN = """\
+number: "4000000008"
+name: Office line
+home_area_code: "010"
+default: {target: "01087654321"}
+"""
+
+
+def at(month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, second, tzinfo=SHANGHAI)
+
+
+def answered_call(
+    call_id: str,
+    started: datetime,
+    caller: str,
+    province: str,
+    destination: str,
+    talk: int,
+    shares: tuple[str, str] | None,
+    ring: int = 0,
+) -> list[CdrOp]:
+    """The ops the router writes for an answered call, priced (caller, callee) or not."""
+    answered = started + timedelta(seconds=ring)
+    cdr = CDR(call_id, NUMBER, caller, caller, "fixed", started, CallerRegion(province))
+    leg = Leg(1, destination, "ANSWER", started, ring, talk, ForwardReason.PRIMARY)
+    finish = {
+        "answered_at": answered,
+        "ended_at": answered + timedelta(seconds=talk),
+        "billable_seconds": talk,
+        "outcome": Outcome.ANSWERED,
+    }
+    ops: list[CdrOp] = [StartCall(cdr), AddLeg(call_id, leg), FinishCall(call_id, finish)]
+    if shares is not None:
+        caller_share, callee_share = D(shares[0]), D(shares[1])
+        money = {
+            "caller_share": caller_share,
+            "callee_share": callee_share,
+            "total": caller_share + callee_share,
+            "tariff_id": "office@v1",
+        }
+        entry = LedgerEntry(NUMBER, answered, -callee_share, LedgerKind.CALL, call_id)
+        ops += [FinishCall(call_id, money), PostLedger(entry)]
+    return ops
+
+
+def payment(when: datetime, amount: str, ref: str) -> PostLedger:
+    return PostLedger(LedgerEntry(NUMBER, when, D(amount), LedgerKind.PAYMENT, ref))
+
+
+THE_MONTH = [
+    payment(at(10, 20, 9, 0), "100.00", "receipt-oct"),
+    *answered_call(
+        "c1", at(11, 5, 10, 0), "01062345678", "北京", "01087654321", 150, ("0.22", "0.30")
+    ),
+    *answered_call(
+        "c2", at(11, 5, 15, 0), "053188889999", "山东", "053188880000", 61, ("0.22", "0.60")
+    ),
+    payment(at(11, 10, 9, 0), "200.00", "receipt-nov"),
+    *answered_call(
+        "c3", at(11, 30, 23, 58), "053188889999", "山东", "053188880000", 300, ("0.44", "1.50")
+    ),
+    *answered_call(
+        "c4",
+        at(11, 30, 23, 59, 40),
+        "01062345678",
+        "北京",
+        "01087654321",
+        60,
+        ("0.22", "0.10"),
+        ring=30,
+    ),
+]
+
+
+async def write(database: Path, ops: Sequence[CdrOp]) -> None:
+    store = SQLiteStore(database)
+    try:
+        await store.apply(ops)
+    finally:
+        await store.close()
+
+
+async def read_ledger(database: Path) -> list[LedgerEntry]:
+    store = SQLiteStore(database)
+    try:
+        return await store.ledger(NUMBER)
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A config directory whose router.yaml names a store holding THE_MONTH."""
+    config = tmp_path / "config"
+    (config / "plans").mkdir(parents=True)
+    database = tmp_path / "hotline400.db"
+    (config / "router.yaml").write_text(f'database: "{database}"\n', encoding="utf-8")
+    (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
+    (config / "plans" / f"{NUMBER}.yaml").write_text(PLAN, encoding="utf-8")
+    asyncio.run(write(database, THE_MONTH))
+    return config
+
+
+def database_of(config: Path) -> Path:
+    return config.parent / "hotline400.db"
+
+
+def bill(config: Path, capsys: pytest.CaptureFixture[str], *args: str, status: int = 0) -> str:
+    capsys.readouterr()
+    assert main(["bill", "--config", str(config), *args]) == status
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def statement(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    [found] = json.loads(bill(config, capsys, "--format", "json", *args))
+    return found
+
+
+def test_the_statement_counts_the_month_and_what_closing_will_book(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = statement(config, capsys, "--month", "2026-11")
+    money = {
+        name: found[name]
+        for name in (
+            "opening_balance",
+            "payments",
+            "rent",
+            "call_charges",
+            "feature_fees",
+            "minimum_topup",
+            "adjustments",
+            "closing_balance",
+        )
+    }
+    assert money == {
+        "opening_balance": "100.00",
+        "payments": "200.00",
+        "rent": "50.00",
+        "call_charges": "2.40",
+        "feature_fees": "100.00",
+        "minimum_topup": "17.60",
+        "adjustments": "0.00",
+        "closing_balance": "130.00",
+    }
+    assert (found["calls"], found["billable_seconds"], found["minutes"]) == (3, 511, "8.52")
+    assert found["closed"] is False
+    assert [
+        (e["kind"], e["ref"], e["at"], e["amount"]) for e in found["to_be_booked_at_close"]
+    ] == [
+        ("rent", "2026-11", "2026-11-01T00:00:00+08:00", "-50.00"),
+        ("feature_fee", "recording@2026-11-05", "2026-11-05T00:00:00+08:00", "-100.00"),
+        ("minimum_topup", "2026-11", "2026-11-30T23:59:59.999999+08:00", "-17.60"),
+    ]
+    assert [(d["day"], d["calls"], d["minutes"], d["charges"]) for d in found["by_day"]] == [
+        ("2026-11-05", 2, "3.52", "0.90"),
+        ("2026-11-30", 1, "5.00", "1.50"),
+    ]
+    assert [
+        (p["province"], p["calls"], p["minutes"], p["charges"]) for p in found["by_province"]
+    ] == [
+        ("北京", 1, "2.50", "0.30"),
+        ("山东", 2, "6.02", "2.10"),
+    ]
+
+
+def test_a_call_answered_at_2358_on_the_last_day_is_billed_in_that_month(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    november = statement(config, capsys, "--month", "2026-11")
+    december = statement(config, capsys, "--month", "2026-12")
+    assert "2026-11-30" in [day["day"] for day in november["by_day"]]
+    assert [(d["day"], d["calls"], d["charges"]) for d in december["by_day"]] == [
+        ("2026-12-01", 1, "0.10")  # c4: rang from Nov 30 23:59:40, answered Dec 1
+    ]
+
+
+def test_the_table_marks_what_closing_will_book(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = bill(config, capsys, "--month", "2026-11")
+    assert output.splitlines()[:9] == [
+        "4000000008  2026-11  package office",
+        "  opening balance       100.00",
+        "  payments             +200.00",
+        "  rent                  -50.00  to be booked at close",
+        "  calls                  -2.40  3 call(s), 8.52 min",
+        "  feature fees         -100.00  to be booked at close",
+        "  minimum top-up        -17.60  to be booked at close",
+        "  adjustments             0.00",
+        "  closing balance       130.00",
+    ]
+    assert "  山东                 2     6.02     2.10" in output
+    assert "--close books the entries marked 'to be booked at close'" in output
+
+
+def test_closing_books_rent_fees_and_top_up_dated_inside_the_month_once(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01")
+    after_first = asyncio.run(read_ledger(database_of(config)))
+    again = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-02")
+    after_second = asyncio.run(read_ledger(database_of(config)))
+    assert after_second == after_first
+    booked = [(e.kind, e.ref, e.at, e.amount) for e in after_first if e.ref.startswith("20")]
+    assert booked == [
+        (LedgerKind.RENT, "2026-11", at(11, 1, 0, 0), D("-50.00")),
+        (
+            LedgerKind.MINIMUM_TOPUP,
+            "2026-11",
+            at(12, 1, 0, 0) - timedelta(microseconds=1),
+            D("-17.60"),
+        ),
+    ]
+    assert [e.ref for e in after_first if e.kind is LedgerKind.FEATURE_FEE] == [
+        "recording@2026-11-05"
+    ]
+    assert closed == again
+    assert (closed["closed"], closed["to_be_booked_at_close"], closed["closing_balance"]) == (
+        True,
+        [],
+        "130.00",
+    )
+    december = statement(config, capsys, "--month", "2026-12")
+    assert december["opening_balance"] == "130.00"
+
+
+def test_a_month_is_not_closed_before_it_is_over(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = bill(
+        config, capsys, "--month", "2026-11", "--close", "--today", "2026-11-30", status=1
+    )
+    assert "not closed: 2026-11 is not over yet (today is 2026-11-30)" in output
+    assert [e.kind for e in asyncio.run(read_ledger(database_of(config)))].count(
+        LedgerKind.RENT
+    ) == 0
+
+
+def test_a_month_with_answered_calls_lacking_a_price_is_not_closed(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unpriced = answered_call("c5", at(11, 6, 9, 0), "01062345678", "北京", "01087654321", 30, None)
+    asyncio.run(write(database_of(config), unpriced))
+    found = statement(config, capsys, "--month", "2026-11")
+    output = bill(
+        config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01", status=1
+    )
+    assert found["unpriced_calls"] == 1
+    assert "answered calls of 2026-11 have no price yet (4000000008: 1)" in output
+    assert "hotline400 rate --from 2026-11-01 --to 2026-11-30" in output
+
+
+def test_csv_has_one_line_per_subscriber(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = list(
+        csv.DictReader(io.StringIO(bill(config, capsys, "--month", "2026-11", "--format", "csv")))
+    )
+    assert [(r["number"], r["closing_balance"], r["to_be_booked_at_close"]) for r in rows] == [
+        (NUMBER, "130.00", "167.60")
+    ]
+
+
+def test_an_unknown_number_or_month_is_refused(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = bill(config, capsys, "--month", "2026-11", "--number", "4000000099", status=1)
+    assert "4000000099 has no account in tariffs.yaml (accounts: 4000000008)" in output
+    with pytest.raises(SystemExit):
+        main(["bill", "--config", str(config), "--month", "2026-13"])
+
+
+def test_closing_says_how_many_entries_it_booked(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    close = ("--month", "2026-11", "--close", "--today", "2026-12-01")
+    first, second = bill(config, capsys, *close), bill(config, capsys, *close)
+    assert first.splitlines()[-1] == "2026-11 closed for 1 account(s): 3 ledger entries booked"
+    assert second.splitlines()[-1] == "2026-11 closed for 1 account(s): 0 ledger entries booked"
+    assert "to be booked at close" not in first
