@@ -4,8 +4,11 @@ cached (the same caller ID again).
 Builds a fixed, seeded mix of distinct caller IDs as Asterisk hands them over (valid
 mobiles in several formats, valid fixed lines with area codes, 400/800 numbers,
 international numbers, withheld and garbage IDs), times each `locate()` call alone with
-the cache emptied, then again with every answer cached, and prints p50/p99 in
-microseconds. It is not a test.
+the cache and the index emptied, so that nearly every mobile is the first caller of its
+7-digit block; then new mobiles from the same blocks (the index's steady state once a
+platform has seen its callers' blocks); then the first mix again with every answer
+cached. Prints p50/p99 in microseconds, the import time and the peak memory. It is not
+a test.
 
     python bench/geo_lookup.py
 """
@@ -13,6 +16,7 @@ microseconds. It is not a test.
 from __future__ import annotations
 
 import random
+import resource
 import statistics
 import time
 from collections import defaultdict
@@ -91,6 +95,18 @@ def caller_ids(count: int, seed: int) -> list[str]:
     return ids
 
 
+def from_the_same_blocks(ids: list[str], seed: int) -> list[str]:
+    """A new mobile from the 7-digit block of every mobile in `ids`."""
+    rng = random.Random(seed)
+    siblings = []
+    for raw in ids:
+        info = geo.locate(raw)
+        if info.kind == "mobile":
+            suffix = (int(info.number[7:]) + rng.randrange(1, 10_000)) % 10_000
+            siblings.append(f"+86 {info.number[:7]}{suffix:04d}")
+    return siblings
+
+
 def timed(ids: list[str]) -> tuple[list[float], dict[str, list[float]]]:
     """Microseconds per locate() call, overall and per resulting kind."""
     overall: list[float] = []
@@ -109,18 +125,32 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {cuts[49]:8.1f} us  p99 {cuts[98]:8.1f} us  ({len(samples):,} lookups)"
 
 
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
+    print(
+        f"import dialplan.geo (data tables built): {IMPORT_SECONDS:.2f} s, "
+        f"peak memory {_peak_memory_mb():.0f} MB"
+    )
     ids = caller_ids(CALLERS, SEED)
-    print(f"import dialplan.geo (data tables built): {IMPORT_SECONDS:.2f} s")
+    siblings = from_the_same_blocks(ids, SEED)
     geo.clear_lookup_cache()
     uncached, uncached_by_kind = timed(ids)
-    cached, _ = timed(ids)
-    print(f"uncached  {_percentiles(uncached)}")
+    print(f"uncached  {'':<20} {_percentiles(uncached)}")
     for kind in geo.KINDS:
         if len(uncached_by_kind[kind]) > 1:
-            print(f"  {kind:<13} {_percentiles(uncached_by_kind[kind])}")
-    print(f"cached    {_percentiles(cached)}")
+            print(f"  {kind:<28} {_percentiles(uncached_by_kind[kind])}")
+    _, sibling_by_kind = timed(siblings)
+    print(f"  {'mobile, from a block seen':<28} {_percentiles(sibling_by_kind['mobile'])}")
+    cached, _ = timed(ids)
+    print(f"cached    {'':<20} {_percentiles(cached)}")
     print(f"cache: {geo.lookup_cache_info()}")
+    print(
+        f"index: {geo.indexed_mobile_blocks():,} mobile blocks worked out, "
+        f"peak memory {_peak_memory_mb():.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -21,23 +21,30 @@ location that came from the phone table and that the inversion cannot place fall
 to the phone table's own code.
 
 Every lookup is cached on the bounded raw string: the same caller ID costs one dict lookup
-the second time (bench/geo_lookup.py measures both).
+the second time (bench/geo_lookup.py measures both). A caller ID seen for the first time
+is, for the two shapes most calls carry (11-digit mobiles, fixed lines after a 0 area
+code), answered from dialplan.geo_index: per 7-digit mobile block, worked out on the
+block's first caller by the path below minus the parsing, and per area code, from the
+area-code table. Every other shape is parsed by phonenumbers. `locate_by_parsing()` is
+the path without the index, which tests and bench/geo_fastpath.py check it against.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, fields
+from functools import cache, lru_cache
 from typing import Literal, NamedTuple
 
 import phone
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType, carrier, geocoder
-from phonenumbers.geodata import GEOCODE_DATA
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, carrier, geocoder
+from phonenumbers.geodata import GEOCODE_DATA, GEOCODE_LONGEST_PREFIX
 
+from dialplan.geo_index import CallerIndex
 from dialplan.regions import (
+    AREA_CODES,
     MUNICIPALITIES,
     area_code_of_city,
     canonical_city,
@@ -58,7 +65,10 @@ __all__ = [
     "canonical_province",
     "clear_lookup_cache",
     "geocoder_prefix_digits",
+    "indexed_mobile_blocks",
     "locate",
+    "locate_by_parsing",
+    "locate_from_index",
     "lookup_cache_info",
 ]
 
@@ -93,6 +103,9 @@ _PHONE_CARRIERS = {
     "电信": "China Telecom",
     "广电": "China Broadnet",
 }
+_CN_MOBILE = phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile
+_CN_MOBILE_PATTERN = re.compile(_CN_MOBILE.national_number_pattern)
+_CN_MOBILE_LENGTHS = frozenset(_CN_MOBILE.possible_length)
 # Read once at import (4.5 MB of package data) so no lookup ever touches the disk.
 _PHONE_PREFIXES = phone.Phone()
 
@@ -127,7 +140,21 @@ class _Place:
 
 def locate(raw: str | None) -> CallerInfo:
     """Normalise and place a caller ID; cached, never raises."""
-    return _locate_bounded((raw or "")[: MAX_CALLER_ID_CHARS + 1])
+    return _locate_bounded(_bounded(raw))
+
+
+def locate_by_parsing(raw: str | None) -> CallerInfo:
+    """What locate() answers, worked out without its cache and without the index: every
+    number parsed by phonenumbers. The reference the index is checked against."""
+    shown, parseable = _screened(_bounded(raw))
+    return parseable if isinstance(parseable, CallerInfo) else _by_parsing(shown, parseable)
+
+
+def locate_from_index(raw: str | None) -> CallerInfo | None:
+    """The index's answer for a caller ID, without locate()'s cache; None where locate()
+    parses the number instead, or where the caller ID is no number at all."""
+    shown, parseable = _screened(_bounded(raw))
+    return None if isinstance(parseable, CallerInfo) else _from_index(shown, parseable)
 
 
 class CacheStats(NamedTuple):
@@ -145,25 +172,57 @@ def lookup_cache_info() -> CacheStats:
     return CacheStats(hits, misses, maxsize or 0, currsize)
 
 
+def indexed_mobile_blocks() -> int:
+    """How many 7-digit mobile blocks the index has an answer for, for metrics and benchmarks."""
+    return _INDEX.blocks_seen()
+
+
 def clear_lookup_cache() -> None:
-    """Forget every cached lookup (after a data upgrade, or to measure uncached cost)."""
+    """Forget every cached lookup and every mobile block's answer (after a data upgrade, or
+    to measure uncached cost)."""
     _locate_bounded.cache_clear()
+    _INDEX.forget_mobile_blocks()
+
+
+def _bounded(raw: str | None) -> str:
+    return (raw or "")[: MAX_CALLER_ID_CHARS + 1]
 
 
 @lru_cache(maxsize=LOOKUP_CACHE_SIZE)
 def _locate_bounded(bounded: str) -> CallerInfo:
+    shown, parseable = _screened(bounded)
+    if isinstance(parseable, CallerInfo):
+        return parseable
+    return _from_index(shown, parseable) or _by_parsing(shown, parseable)
+
+
+def _screened(bounded: str) -> tuple[str, str | CallerInfo]:
+    """The caller ID as shown, and either the string phonenumbers is to parse or, for
+    what is no number (withheld, too long, not diallable), the answer already."""
     shown = _without_control_chars(bounded[:MAX_CALLER_ID_CHARS]).strip()
     if len(bounded) > MAX_CALLER_ID_CHARS:
-        return _unknown(shown)
+        return shown, _unknown(shown)
     if not shown or shown.casefold().partition("@")[0] in _WITHHELD_MARKERS:
-        return _unknown(shown, anonymous=True)
+        return shown, _unknown(shown, anonymous=True)
     if not _DIALLABLE.fullmatch(shown):
-        return _unknown(shown)
+        return shown, _unknown(shown)
     digits = _NON_DIGITS.sub("", shown)
     if not 3 <= len(digits) <= MAX_DIGITS:
-        return _unknown(shown)
+        return shown, _unknown(shown)
+    return shown, _parseable(shown.startswith("+"), digits)
+
+
+def _from_index(shown: str, parseable: str) -> CallerInfo | None:
+    found = _INDEX.answer(parseable)
+    if found is None:
+        return None
+    number, answer = found
+    return CallerInfo(shown, number, *answer)
+
+
+def _by_parsing(shown: str, parseable: str) -> CallerInfo:
     try:
-        number = phonenumbers.parse(_parseable(shown.startswith("+"), digits), "CN")
+        number = phonenumbers.parse(parseable, "CN")
     except NumberParseException:
         return _unknown(shown)
     if number.country_code != CN_COUNTRY_CODE:
@@ -172,6 +231,9 @@ def _locate_bounded(bounded: str) -> CallerInfo:
 
 
 def _without_control_chars(text: str) -> str:
+    # Printable ASCII, what Asterisk nearly always sends, has no control character to drop.
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(char for char in text if unicodedata.category(char)[0] != "C")
 
 
@@ -305,13 +367,14 @@ def geocoder_prefix_digits(national: str) -> int:
     return next(
         (
             length - country_digits
-            for length in range(len(key), country_digits, -1)
+            for length in range(min(len(key), GEOCODE_LONGEST_PREFIX), country_digits, -1)
             if key[:length] in GEOCODE_DATA
         ),
         0,
     )
 
 
+@cache  # keyed by geocoder descriptions, a few hundred strings of package data
 def _place_from_description(description_zh: str) -> _Place:
     province, cities = split_place(description_zh)
     return _Place(province, cities[0] if len(cities) == 1 else None)
@@ -326,15 +389,23 @@ def _place_from_phone_table(national: str) -> _Place | None:
     record = _phone_record(national)
     if record is None:
         return None
-    province = canonical_province(record["province"])
+    return _place_of_phone_record(
+        record["province"], record["city"], record["area_code"], record["phone_type"]
+    )
+
+
+@cache  # keyed by the phone table's distinct records, a few thousand of package data
+def _place_of_phone_record(
+    province_name: str, city_name: str, code: str, phone_type: str | None
+) -> _Place | None:
+    province = canonical_province(province_name)
     if province is None:
         return None
     if province in MUNICIPALITIES:
         city = province
     else:
-        city = canonical_city(record["city"], province) or short_city_name(record["city"])
-    code = record["area_code"]
-    host_network = (record["phone_type"] or "").removesuffix("虚拟运营商")
+        city = canonical_city(city_name, province) or short_city_name(city_name)
+    host_network = (phone_type or "").removesuffix("虚拟运营商")
     return _Place(
         province,
         city,
@@ -347,3 +418,45 @@ def _area_code_of(place: _Place) -> str | None:
     if place.province is None or place.city is None:
         return None
     return area_code_of_city(place.province, place.city) or place.fallback_area_code
+
+
+_Answer = tuple[object, ...]  # a CallerInfo's fields after raw and number, in their order
+_ANSWER_FIELDS = tuple(field.name for field in fields(CallerInfo))[2:]
+
+
+def _answer_of(caller: CallerInfo) -> _Answer:
+    return tuple(getattr(caller, name) for name in _ANSWER_FIELDS)
+
+
+def _mobile_block_answer(national: str) -> _Answer | None:
+    """What the parsing path says of every mobile in this number's 7-digit block; None
+    where it says something else (an unallocated block).
+
+    phonenumbers reads an 11-digit 13X-19X string outside the carrier-selection blocks as
+    exactly this national number, and no CN pattern but the mobile one accepts it, so of
+    `_domestic` only the mobile pattern and the phone-table test remain; `_mobile` runs
+    as it does for a parsed number.
+    """
+    if _is_cn_mobile(national):
+        number = PhoneNumber(country_code=CN_COUNTRY_CODE, national_number=int(national))
+        return _answer_of(_mobile("", number, national))
+    if _phone_record(national) is not None:
+        return _answer_of(_mobile("", None, national))
+    return None
+
+
+def _is_cn_mobile(national: str) -> bool:
+    """phonenumbers' own mobile test: a possible length, then the whole pattern."""
+    return len(national) in _CN_MOBILE_LENGTHS and bool(_CN_MOBILE_PATTERN.fullmatch(national))
+
+
+def _area_code_answer(code: str, description_zh: str) -> _Answer:
+    """What the parsing path says of an ordinary fixed line in this area code."""
+    return _answer_of(_caller("", "", "fixed", _place_from_description(description_zh), code, None))
+
+
+# Built at import (under 10 ms, 3 MB, most of it the block slots); blocks fill on first sight.
+_INDEX = CallerIndex(
+    _mobile_block_answer,
+    {code: _area_code_answer(code, description) for code, description in AREA_CODES.items()},
+)

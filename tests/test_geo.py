@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,10 +13,14 @@ from dialplan.geo import (
     MAX_CALLER_ID_CHARS,
     canonical_city,
     canonical_province,
+    clear_lookup_cache,
+    indexed_mobile_blocks,
     locate,
+    locate_by_parsing,
+    locate_from_index,
     lookup_cache_info,
 )
-from dialplan.regions import PROVINCES, ambiguous_cities, area_code_of_city
+from dialplan.regions import AREA_CODES, PROVINCES, ambiguous_cities, area_code_of_city
 
 
 @pytest.mark.parametrize(
@@ -351,3 +357,123 @@ def test_area_code_of_a_city_comes_from_the_fixed_line_descriptions() -> None:
 def test_city_named_under_two_area_codes_gets_none() -> None:
     assert ambiguous_cities()[("山西", "晋中")] == frozenset({"0354", "0358"})
     assert area_code_of_city("山西", "晋中") is None
+
+
+# The index (dialplan.geo_index) answers the common shapes without parsing; everything
+# below holds it to exactly what parsing answers. bench/geo_fastpath.py walks all blocks.
+
+_CALLER_ID_FORMATS = ("{n}", "+86{n}", "+86 {n}", "0086{n}", "86-{n}")
+
+
+def _mobiles_of_every_block(rng: random.Random) -> list[str]:
+    """Ten 7-digit prefixes of every 3-digit block 130-199, each with two suffixes."""
+    numbers = []
+    for block in range(130, 200):
+        for prefix in rng.sample(range(block * 10_000, (block + 1) * 10_000), 10):
+            numbers += [f"{prefix}{rng.randrange(10_000):04d}" for _ in range(2)]
+    return numbers
+
+
+def test_index_answers_every_mobile_parsing_calls_mobile_and_answers_it_identically() -> None:
+    rng = random.Random(400)
+    for national in _mobiles_of_every_block(rng):
+        raw = rng.choice(_CALLER_ID_FORMATS).format(n=national)
+        parsed = locate_by_parsing(raw)
+        expected = parsed if parsed.kind == "mobile" and not national.startswith("179") else None
+        assert locate_from_index(raw) == expected, raw
+
+
+def test_a_mobile_blocks_answer_holds_for_every_number_and_format_in_the_block() -> None:
+    clear_lookup_cache()
+    first = locate_from_index("+86 158 6666 0000")
+    assert first == locate_by_parsing("+86 158 6666 0000")
+    assert first is not None and indexed_mobile_blocks() == 1
+    for raw in ("15866669999", "0086 158-6666-1234", "86 15866665555"):
+        assert locate_from_index(raw) == locate_by_parsing(raw)
+    assert indexed_mobile_blocks() == 1
+
+
+def _subscriber(rng: random.Random, first_digit: int, length: int) -> str:
+    return f"{first_digit}{rng.randrange(10 ** (length - 1)):0{length - 1}d}"
+
+
+@pytest.mark.parametrize("code", sorted(AREA_CODES))
+def test_index_answers_every_ordinary_fixed_line_of_an_area_code_identically(code: str) -> None:
+    rng = random.Random(code)
+    for first_digit in range(2, 9):
+        for length in (6, 7, 8, 9):
+            subscriber = _subscriber(rng, first_digit, length)
+            for raw in (
+                f"{code}{subscriber}",
+                f"+86 {code[1:]} {subscriber}",
+                f"({code}) {subscriber}",
+            ):
+                parsed = locate_by_parsing(raw)
+                assert locate_from_index(raw) == (parsed if parsed.kind == "fixed" else None), raw
+
+
+@pytest.mark.parametrize("code", sorted(AREA_CODES))
+def test_fixed_line_whose_subscriber_starts_0_1_or_9_is_left_to_parsing(code: str) -> None:
+    rng = random.Random(code)
+    for first_digit in (0, 1, 9):
+        for length in (5, 7, 8):
+            raw = f"{code}-{_subscriber(rng, first_digit, length)}"
+            assert locate_from_index(raw) is None
+            assert locate(raw) == locate_by_parsing(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13800138000",
+        "+86 138 0013 8000",
+        "0086 138-0013-8000",
+        "86 138 0013 8000",
+        "19212345678",
+        "17312345678",
+        "010-8888-9999",
+        "(010) 8888 9999",
+        "0086 (0)10 8888 9999",
+        "86 0531 8888 9999",
+        "0755.8888.9999",
+        "0471 2345678",
+    ],
+)
+def test_common_shapes_are_answered_by_the_index(raw: str) -> None:
+    assert locate_from_index(raw) == locate_by_parsing(raw) == locate(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1259313800138000",  # IP long-distance prefix before the number
+        "17951 0531 8888 9999",
+        "17912345678",  # 179XX is a carrier-selection prefix, not a mobile block
+        "0531 96123",  # shared-cost service under an area code
+        "010 12345",
+        "01080012345",  # 010 8... needs more than its first digit to be a fixed line
+        "013800138000",
+        "53188889999",
+        "4001234567",
+        "+441234567890",
+        "+852 2123 4567",
+        "95588",
+        "anonymous",
+    ],
+)
+def test_other_shapes_are_left_to_parsing(raw: str) -> None:
+    assert locate_from_index(raw) is None
+    assert locate(raw) == locate_by_parsing(raw)
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="+0123456789 ()-.", max_size=24),
+        st.from_regex(r"(\+86 ?|0086|86)?1[3-9][0-9]{9}", fullmatch=True),
+        st.from_regex(
+            r"(\+86 ?|0086 ?)?0?(10|2[0-9]|[3-9][0-9]{2})[ -]?[0-9]{5,9}", fullmatch=True
+        ),
+    )
+)
+def test_locate_answers_what_parsing_answers(raw: str) -> None:
+    assert locate(raw) == locate_by_parsing(raw)
