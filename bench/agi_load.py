@@ -31,6 +31,9 @@ this process is raised to the hard limit before the servers start; children inhe
 each server's effective limit is read back from /proc/<pid>/limits and reported.
 
     python bench/agi_load.py [--calls N] [--concurrency N] [--hold N] [--quick]
+
+With --store postgresql://... (and --routers N) it runs instead the shared-store comparison
+described at "several routers on one shared store" below.
 """
 
 from __future__ import annotations
@@ -49,9 +52,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from router.simulator import CallResult, Outcome, SimulatedCall, run_call, run_calls
 
@@ -554,6 +561,316 @@ async def hold_both(workdir: Path, args: argparse.Namespace) -> None:
                 print(f"  router peak RSS {verdict} the {TARGET_HOLD_RSS_MIB:.0f} MiB target")
 
 
+# --- several routers on one shared store (--store, --routers) -------------------------------
+#
+# A run of its own, chosen by --store or --routers: the same call mixes on one router with
+# its own SQLite file, one router on --store, and --routers routers sharing --store, each
+# router a `hotline400 serve` process with its own spool, all loading one config directory.
+# Rounds alternate between the set-ups. The "counted" mix calls a prepaid number with a
+# monthly call cap on every call (counters read, a unit of the cap reserved, the charge
+# booked on the ledger), so its extra cost over the "plain" mix is the shared counters'.
+
+COUNTED = Scenario("counted", "4000000008", "answered")
+"""Prepaid, with a monthly call cap raised out of reach: every call is counted and charged."""
+UNREACHED_CAP = 1_000_000_000
+PREPAY_FEN = 1_000_000_000
+"""Ten million yuan: no counted call of a run is ever refused for want of credit."""
+
+
+def add_shared_store_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several routers on one store (a run of its own)")
+    group.add_argument(
+        "--store", metavar="URL", help="postgresql://...: routers on this store against SQLite"
+    )
+    group.add_argument(
+        "--routers", type=int, default=1, metavar="N", help="routers sharing --store (default 1)"
+    )
+
+
+def shared_store_requested(args: argparse.Namespace) -> bool:
+    return args.store is not None or args.routers > 1
+
+
+def counted_mix(count: int) -> list[SimulatedCall]:
+    return [
+        SimulatedCall(
+            dialled=COUNTED.dialled,
+            caller_id=next(_callers),
+            uniqueid=f"1795400000.{next(_call_ids)}",
+        )
+        for _ in range(count)
+    ]
+
+
+MIXES: dict[str, tuple[Callable[[int], list[SimulatedCall]], dict[str, str]]] = {
+    "plain": (call_mix, MIX_STATUS),
+    "counted": (counted_mix, {COUNTED.dialled: COUNTED.status}),
+}
+
+
+@dataclass(frozen=True)
+class StoreSetup:
+    label: str
+    store_url: str
+    routers: int
+
+
+def shared_config(workdir: Path, store_url: str) -> Path:
+    """tests/e2e_config on `store_url`, spool relative to each router's directory, and
+    4000000008's call cap out of reach."""
+    config = workdir / "config"
+    shutil.copytree(E2E_CONFIG, config)
+    (config / "router.yaml").write_text(
+        f'dial_template: "Local/{{number}}@phones"\nstore: "{store_url}"\nspool_dir: var/spool\n',
+        encoding="utf-8",
+    )
+    plan = config / "plans" / f"{COUNTED.dialled}.yaml"
+    text = plan.read_text(encoding="utf-8")
+    plan.write_text(text.replace("monthly_calls: 2", f"monthly_calls: {UNREACHED_CAP}"))
+    return config
+
+
+def start_shared_routers(workdir: Path, setup: StoreSetup) -> list[ServerProcess]:
+    config = shared_config(workdir, setup.store_url)
+    command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
+    started = []
+    for index in range(1, setup.routers + 1):
+        home = workdir / f"router-{index}"
+        home.mkdir()
+        port = free_port()
+        argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+        started.append(_spawn(f"{setup.label} #{index}", [*command, *argv], port, home))
+    return started
+
+
+def postgres_cpu_s() -> float:
+    """User + system CPU seconds of every PostgreSQL process on the machine so far."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if name == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class SharedRound:
+    calls: tuple[int, ...]
+    """Calls played on each router."""
+    walls_s: tuple[float, ...]
+    """Seconds until each router's last call ended."""
+    wall_s: float
+    routers_cpu_s: float
+    database_cpu_s: float
+    client_cpu_s: float
+    others_cpu_s: float
+    """CPU the rest of the machine used meanwhile: other work skews wall-clock figures."""
+    failed: int
+
+    @property
+    def calls_per_s(self) -> float:
+        return sum(self.calls) / self.wall_s
+
+    @property
+    def per_router_calls_per_s(self) -> tuple[float, ...]:
+        return tuple(calls / wall for calls, wall in zip(self.calls, self.walls_s, strict=True))
+
+    @property
+    def router_ms_per_call(self) -> float:
+        return 1000 * self.routers_cpu_s / sum(self.calls)
+
+    @property
+    def database_ms_per_call(self) -> float:
+        return 1000 * self.database_cpu_s / sum(self.calls)
+
+
+async def shared_round(
+    routers: Sequence[ServerProcess], mix: str, calls: int, concurrency: int
+) -> SharedRound:
+    """`calls` calls of the mix dealt round-robin over the routers, `concurrency` open in
+    all, as Asterisk servers spreading calls over SRV targets would."""
+    make_calls, expected = MIXES[mix]
+    played = make_calls(calls)
+    shares = [played[index :: len(routers)] for index in range(len(routers))]
+    each = max(1, concurrency // len(routers))
+    cpu_before = sum(router.cpu_s() for router in routers)
+    database_before, client_before = postgres_cpu_s(), time.process_time()
+    machine_before = machine_busy_s()
+    started = time.monotonic()
+
+    async def play(
+        router: ServerProcess, share: list[SimulatedCall]
+    ) -> tuple[list[CallResult], float]:
+        results = await run_calls("127.0.0.1", router.port, share, each, timeout=120)
+        return results, time.monotonic() - started
+
+    outcomes = await asyncio.gather(*map(play, routers, shares))
+    wall = time.monotonic() - started
+    client = time.process_time() - client_before
+    routers_cpu = sum(router.cpu_s() for router in routers) - cpu_before
+    database_cpu = postgres_cpu_s() - database_before
+    others = machine_busy_s() - machine_before - routers_cpu - database_cpu - client
+    for router in routers:
+        await settle(router)
+    problems = [problem for results, _ in outcomes for problem in failures(results, expected)]
+    for problem in problems[:5]:
+        print(f"  {mix}: {problem}", file=sys.stderr)
+    return SharedRound(
+        calls=tuple(len(share) for share in shares),
+        walls_s=tuple(router_wall for _, router_wall in outcomes),
+        wall_s=wall,
+        routers_cpu_s=sum(router.cpu_s() for router in routers) - cpu_before,
+        database_cpu_s=postgres_cpu_s() - database_before,
+        client_cpu_s=client,
+        others_cpu_s=max(0.0, others),
+        failed=len(problems),
+    )
+
+
+# Plain drivers only: run as a script, bench/rating.py shadows the `rating` package.
+_PAYMENT = (
+    "INSERT INTO ledger (number, at, at_us, month, day, amount_fen, kind, ref, note) "
+    "VALUES ({}, {}, {}, {}, {}, {}, 'payment', 'agi_load', 'bench prepayment')"
+)
+_FINISHED = "SELECT count(*) FROM cdrs WHERE outcome != 'in_progress'"
+
+
+def sqlite_path(store_url: str) -> Path | None:
+    return Path(store_url.removeprefix("sqlite:///")) if store_url.startswith("sqlite:") else None
+
+
+async def prepay(store_url: str) -> None:
+    """Credit for every counted call of the run, on the ledger of a store the routers have
+    created (its triggers move the balance)."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    at_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    row = (COUNTED.dialled, now.isoformat(), at_us, f"{now:%Y-%m}", f"{now:%Y-%m-%d}", PREPAY_FEN)
+    path = sqlite_path(store_url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute(_PAYMENT.format(*"??????"), row)
+        return
+    conn = await asyncpg.connect(store_url)
+    try:
+        await conn.execute(_PAYMENT.format(*(f"${n}" for n in range(1, 7))), *row)
+    finally:
+        await conn.close()
+
+
+async def finished_cdrs(store_url: str) -> int:
+    path = sqlite_path(store_url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return db.execute(_FINISHED).fetchone()[0]
+    conn = await asyncpg.connect(store_url)
+    try:
+        return await conn.fetchval(_FINISHED)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_schemas(server_url: str, count: int) -> AsyncIterator[list[str]]:
+    """`count` new schemas on the server, as store URLs; dropped at the end."""
+    names = [f"agi_load_{os.getpid()}_{index}" for index in range(count)]
+    admin = await asyncpg.connect(server_url)
+    try:
+        for name in names:
+            await admin.execute(f"CREATE SCHEMA {name}")
+        separator = "&" if "?" in server_url else "?"
+        yield [f"{server_url}{separator}search_path={name}" for name in names]
+    finally:
+        for name in names:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        await admin.close()
+
+
+async def run_shared_store(args: argparse.Namespace) -> None:
+    if args.store is None or not args.store.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("--routers needs --store postgresql://USER@HOST/DATABASE")
+    raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
+        workdir = Path(temp)
+        counts = [1] if args.routers == 1 else [1, args.routers]
+        async with scratch_schemas(args.store, len(counts)) as urls:
+            setups = [StoreSetup("sqlite x1", f"sqlite:///{workdir / 'sqlite.db'}", 1)]
+            setups += [
+                StoreSetup(f"postgresql x{count}", url, count)
+                for count, url in zip(counts, urls, strict=True)
+            ]
+            await measure_shared(workdir, setups, args)
+
+
+async def measure_shared(workdir: Path, setups: list[StoreSetup], args: argparse.Namespace) -> None:
+    running: dict[str, list[ServerProcess]] = {}
+    try:
+        for setup in setups:
+            (workdir / setup.label).mkdir()
+            running[setup.label] = start_shared_routers(workdir / setup.label, setup)
+        for routers in running.values():
+            for router in routers:
+                await wait_ready(router)
+        for setup in setups:
+            await prepay(setup.store_url)
+        print(
+            f"{args.calls} calls x {args.rounds} rounds per mix and set-up, "
+            f"{args.concurrency} open at once (shared by the routers of a set-up):"
+        )
+        figures: dict[tuple[str, str], list[SharedRound]] = {}
+        for mix in MIXES:
+            for routers in running.values():
+                await shared_round(routers, mix, args.warmup, args.concurrency)
+            for number in range(1, args.rounds + 1):
+                for setup in setups:
+                    done = await shared_round(
+                        running[setup.label], mix, args.calls, args.concurrency
+                    )
+                    figures.setdefault((setup.label, mix), []).append(done)
+                    print(
+                        f"  round {number} {mix:<7} {setup.label:<14} "
+                        f"{done.calls_per_s:6.0f} calls/s  routers "
+                        f"{done.router_ms_per_call:6.3f} ms/call  PostgreSQL "
+                        f"{done.database_ms_per_call:6.3f} ms/call  simulator "
+                        f"{done.client_cpu_s / done.wall_s:4.2f} cores  others "
+                        f"{done.others_cpu_s / done.wall_s:4.2f} cores  failed {done.failed}"
+                    )
+    finally:
+        for routers in running.values():
+            for router in routers:
+                router.stop()
+    for setup in setups:
+        print(f"{setup.label}: {await finished_cdrs(setup.store_url)} finished CDRs stored")
+    report_shared(figures)
+
+
+def report_shared(figures: dict[tuple[str, str], list[SharedRound]]) -> None:
+    print(
+        f"\n{'set-up':<14} {'mix':<8} {'calls/s':>8} {'per router':>15} "
+        f"{'router CPU':>10} {'PG CPU':>7} {'failed':>6}   (CPU in ms per call)"
+    )
+    cpu: dict[tuple[str, str], float] = {}
+    for (label, mix), rounds in figures.items():
+        typical = sorted(rounds, key=lambda r: r.calls_per_s)[len(rounds) // 2]
+        per_router = " / ".join(f"{rate:.0f}" for rate in typical.per_router_calls_per_s)
+        router_ms = statistics.median(r.router_ms_per_call for r in rounds)
+        database_ms = statistics.median(r.database_ms_per_call for r in rounds)
+        cpu[label, mix] = router_ms + database_ms
+        print(
+            f"{label:<14} {mix:<8} {typical.calls_per_s:8.0f} {per_router:>15} "
+            f"{router_ms:10.3f} {database_ms:7.3f} {sum(r.failed for r in rounds):6d}"
+        )
+    for label in dict.fromkeys(label for label, _ in figures):
+        extra = cpu[label, "counted"] - cpu[label, "plain"]
+        print(f"{label}: a counted call costs {extra:+.3f} ms CPU over a plain one")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -566,6 +883,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=int, default=5000, help="ringing calls held at once")
     parser.add_argument("--ring", type=float, default=25.0, help="real seconds a held call rings")
     parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
+    add_shared_store_flags(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.concurrency, args.rounds = 600, 50, 1
@@ -574,4 +892,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(parse_args()))
+    arguments = parse_args()
+    asyncio.run(
+        run_shared_store(arguments) if shared_store_requested(arguments) else run(arguments)
+    )

@@ -20,14 +20,26 @@ class Usage:
     balance: Decimal | None = None
 
 
+def reached_cap(caps: Caps, usage: Usage) -> str | None:
+    """Which cap stops calls now: monthly_calls, monthly_cost, daily_cost, or None."""
+    if caps.monthly_calls is not None and usage.month_calls >= caps.monthly_calls:
+        return "monthly_calls"
+    if caps.monthly_cost is not None and usage.month_cost >= caps.monthly_cost:
+        return "monthly_cost"
+    if caps.daily_cost is not None and usage.day_cost >= caps.daily_cost:
+        return "daily_cost"
+    return None
+
+
 def cap_reached(caps: Caps, usage: Usage) -> str | None:
     """Why no more calls may be connected this month or day, or None."""
-    if caps.monthly_calls is not None and usage.month_calls >= caps.monthly_calls:
-        return f"monthly call cap reached ({usage.month_calls} of {caps.monthly_calls} calls)"
-    if caps.monthly_cost is not None and usage.month_cost >= caps.monthly_cost:
-        return f"monthly cost cap reached ({usage.month_cost} of {caps.monthly_cost} yuan)"
-    if caps.daily_cost is not None and usage.day_cost >= caps.daily_cost:
-        return f"daily cost cap reached ({usage.day_cost} of {caps.daily_cost} yuan)"
+    match reached_cap(caps, usage):
+        case "monthly_calls":
+            return f"monthly call cap reached ({usage.month_calls} of {caps.monthly_calls} calls)"
+        case "monthly_cost":
+            return f"monthly cost cap reached ({usage.month_cost} of {caps.monthly_cost} yuan)"
+        case "daily_cost":
+            return f"daily cost cap reached ({usage.day_cost} of {caps.daily_cost} yuan)"
     return None
 
 

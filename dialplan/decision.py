@@ -95,13 +95,11 @@ class ForwardingChain:
         return DialClass.FAILED
 
 
-@dataclass(frozen=True, slots=True)
-class TraceStep:
-    """One line of the trace; a matcher's reason is only formatted when the trace is read."""
-
-    subject: str
-    outcome: str
-    matcher: Matcher | None = None
+# One line of the trace: (subject, outcome, matcher whose reason follows, or None).
+# A plain tuple rather than a class: the evaluator records one per rule a call passes, most
+# of them made once per plan load and shared by every call; the matcher's reason is only
+# formatted when the trace is read.
+TraceStep = tuple[str, str, "Matcher | None"]
 
 
 @dataclass(slots=True)
@@ -131,9 +129,9 @@ class Decision:
 
     def trace(self) -> list[str]:
         lines = []
-        for step in self.steps:
-            reason = f": {step.matcher.explain(self.call, self.moment)}" if step.matcher else ""
-            lines.append(f"{step.subject}: {step.outcome}{reason}")
+        for subject, outcome, matcher in self.steps:
+            reason = f": {matcher.explain(self.call, self.moment)}" if matcher else ""
+            lines.append(f"{subject}: {outcome}{reason}")
         lines.extend(
             f"calendar: {day.date} is known neither to the official calendar nor to "
             f"config/calendar.yaml; assumed {'working day' if day.workday else 'rest day'} "

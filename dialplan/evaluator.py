@@ -7,18 +7,26 @@ inputs always give the same decision and tests need no patching.
 Order of questions, cheapest refusal first and nothing answered before it is needed:
 number status and balance, anonymous callers, blacklist, region screening, caps, then the
 rules (first match wins, the default route last), then the PIN the chosen route asks for.
+
+Everything that depends on the plan alone is worked out once per plan load, in the plan's
+RoutingTable (`Plan.routing_table`): each rule's matchers paired with the trace step its
+failure records, each route's dial targets, split weights and forwarding chain. A call then
+only asks the matchers and appends ready-made steps, so walking past twenty rules builds
+almost nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage, balance_exhausted, cap_reached
 from dialplan.decision import Decision, DialTarget, ForwardingChain, RejectReason, TraceStep
-from dialplan.matchers import Call, Moment
-from dialplan.plan import NumberStatus, Plan, Route
+from dialplan.matchers import Call, CallerIndex, CallerMatcher, Moment
+from dialplan.plan import NumberStatus, Pin, Plan, Route, SplitShare
 from dialplan.split import SplitCounters
 
 _REASON_OF_STATUS = {
@@ -27,6 +35,10 @@ _REASON_OF_STATUS = {
     NumberStatus.FROZEN: RejectReason.FROZEN,
     NumberStatus.ARREARS: RejectReason.ARREARS,
 }
+# Looking a member up on its enum class costs as much as a matcher; once per module instead.
+_ACTIVE = NumberStatus.ACTIVE
+_WITHHELD_ALLOWED: TraceStep = ("screening", "withheld caller ID allowed by policy", None)
+_PIN_ASKED: TraceStep = ("pin", "caller must enter the PIN first", None)
 
 
 @dataclass
@@ -38,56 +50,190 @@ class RoutingState:
     down: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A destination of a route, ready to hand out: its target and the step that says so."""
+
+    target: DialTarget
+    percent: int  # share of the route's split; 0 outside a split
+    step: TraceStep
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """A route with everything that depends on the plan alone worked out."""
+
+    name: str  # the rule's name, or "default"
+    subject: str  # how the trace names it: "rule 3 'night-desk'", "default route"
+    reject: RejectReason | None
+    announcement: str | None
+    choices: tuple[Choice, ...]  # destinations not marked down in the plan, in plan order
+    split_key: tuple[str, str] | None  # the split's round-robin key; None for a single target
+    weights: tuple[int, ...]  # split percentages of `choices`
+    chain: ForwardingChain
+    pin: Pin | None  # the PIN this route asks for
+    matched: TraceStep
+    all_down: TraceStep
+
+    @classmethod
+    def of(cls, plan: Plan, route: Route, name: str, subject: str) -> CompiledRoute:
+        ring_default = route.ring_timeout or plan.ring_timeout
+        choices = tuple(
+            Choice(
+                DialTarget(destination.number, destination.ring_timeout or ring_default),
+                destination.percent if isinstance(destination, SplitShare) else 0,
+                (subject, f"matched -> dial {destination.number}", None),
+            )
+            for destination in route.destinations()
+            if not destination.down
+        )
+        reject = None
+        if route.reject is not None:
+            reject = RejectReason.CLOSED if route.reject == "closed" else RejectReason.BLOCKED
+        forwarding = route.forwarding or plan.forwarding
+        asks_pin = plan.pin is not None and (plan.pin.applies_to == "all" or route.require_pin)
+        return cls(
+            name=name,
+            subject=subject,
+            reject=reject,
+            announcement=route.announcement,
+            choices=choices,
+            split_key=(plan.number, name) if route.split is not None else None,
+            weights=tuple(choice.percent for choice in choices),
+            chain=ForwardingChain(
+                on_busy=tuple(forwarding.on_busy),
+                on_no_answer=tuple(forwarding.on_no_answer),
+                max_forwards=forwarding.max_forwards,
+                busy_statuses=frozenset(forwarding.busy_statuses),
+                ring_timeout=ring_default,
+            ),
+            pin=plan.pin if asks_pin else None,
+            matched=(subject, "matched", None),
+            all_down=(subject, "matched, but every destination is down", None),
+        )
+
+
+# A matcher as the rule loop asks it: its bound `matches` with the step its failure records,
+# prebuilt so that a rule passed by costs a call and an append.
+Check = tuple[Callable[[Call, Moment], bool], TraceStep]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule as the loop asks it. Its caller list, asked first when it has one, is answered
+    for all rules at once by the table's CallerIndex, leaving one bit to test here."""
+
+    caller_bit: int  # the rule's bit in CallerIndex.listing(); 0 when it lists no callers
+    not_listed: TraceStep | None  # recorded when the caller is not in the list
+    checks: tuple[Check, ...]  # the rule's other matchers, in order
+    route: CompiledRoute
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    """A plan compiled for decide(); built once per plan load by `Plan.routing_table`."""
+
+    zone: ZoneInfo
+    callers: CallerIndex  # every caller list of the plan: blacklist, screening, rules
+    blacklist_bit: int  # 0 when the blacklist is empty
+    blacklisted: TraceStep | None
+    screened_bit: int  # 0 when screening lists nobody
+    screening_passed: TraceStep
+    screening_refused: TraceStep
+    rules: tuple[CompiledRule, ...]
+    default: CompiledRoute
+
+    @classmethod
+    def of(cls, plan: Plan) -> RoutingTable:
+        caller_lists: list[CallerMatcher] = []
+
+        def bit_of(callers: CallerMatcher) -> int:
+            caller_lists.append(callers)
+            return 1 << (len(caller_lists) - 1)
+
+        blacklist_bit, blacklisted = 0, None
+        if not plan.blacklist.is_empty():
+            blacklist_bit = bit_of(plan.blacklist.matcher)
+            blacklisted = ("blacklist", "listed", plan.blacklist.matcher)
+        screening = plan.screening
+        screened = None if screening.callers.is_empty() else screening.callers.matcher
+        screened_bit = 0 if screened is None else bit_of(screened)
+        screening_subject = f"screening ({screening.mode})"
+        rules = []
+        for index, rule in enumerate(plan.rules):
+            subject = f"rule {index} {rule.name!r}"
+            matchers = rule.when.matchers
+            caller_bit, not_listed = 0, None
+            if matchers and isinstance(matchers[0], CallerMatcher):  # asked first, as compiled
+                caller_bit, not_listed = bit_of(matchers[0]), (subject, "no", matchers[0])
+                matchers = matchers[1:]
+            checks = tuple((m.matches, (subject, "no", m)) for m in matchers)
+            route = CompiledRoute.of(plan, rule, rule.name, subject)
+            rules.append(CompiledRule(caller_bit, not_listed, checks, route))
+        return cls(
+            zone=plan.zone(),
+            callers=CallerIndex(caller_lists),
+            blacklist_bit=blacklist_bit,
+            blacklisted=blacklisted,
+            screened_bit=screened_bit,
+            screening_passed=(screening_subject, "passed", screened),
+            screening_refused=(screening_subject, "refused", screened),
+            rules=tuple(rules),
+            default=CompiledRoute.of(plan, plan.default, "default", "default route"),
+        )
+
+
 def decide(plan: Plan, call: Call, now: datetime, usage: Usage, state: RoutingState) -> Decision:
     """Decide what happens to `call` at `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("decide() needs a timezone-aware instant")
-    decision = Decision("reject", call, Moment(now.astimezone(plan.zone()), state.calendar))
+    table = plan.routing_table
+    moment = Moment(now.astimezone(table.zone), state.calendar)
+    decision = Decision("reject", call, moment)
     decision.down = state.down
-    if _refused_before_routing(plan, call, usage, decision):
+    listed = table.callers.listing(call.caller)
+    if _refused_before_routing(plan, table, call, listed, usage, decision):
         return decision
-    for index, rule in enumerate(plan.rules):
-        subject = f"rule {index} {rule.name!r}"
-        failing = next(
-            (m for m in rule.when.matchers if not m.matches(call, decision.moment)), None
-        )
-        if failing is not None:
-            decision.steps.append(TraceStep(subject, "no", failing))
+    record = decision.steps.append
+    for rule in table.rules:
+        if rule.caller_bit and not listed & rule.caller_bit:
+            record(rule.not_listed)  # type: ignore[arg-type]  # set along with caller_bit
             continue
-        if _take_route(plan, rule, rule.name, subject, state, decision):
-            return decision
-    if not _take_route(plan, plan.default, "default", "default route", state, decision):
+        for matches, failed in rule.checks:
+            if not matches(call, moment):
+                record(failed)
+                break
+        else:  # every matcher agreed
+            if _take_route(plan, rule.route, state, decision):
+                return decision
+    if not _take_route(plan, table.default, state, decision):
         _refuse(decision, RejectReason.NO_ROUTE, "every destination of the plan is down", plan)
     return decision
 
 
-def _refused_before_routing(plan: Plan, call: Call, usage: Usage, decision: Decision) -> bool:
+def _refused_before_routing(
+    plan: Plan, table: RoutingTable, call: Call, listed: int, usage: Usage, decision: Decision
+) -> bool:
     steps = decision.steps
-    if plan.status is not NumberStatus.ACTIVE:
+    if plan.status is not _ACTIVE:
         reason = _REASON_OF_STATUS[plan.status]
         return _refuse(
             decision, reason, f"number is {plan.status.value}; it connects no calls", plan
         )
     if balance_exhausted(usage):
         return _refuse(decision, RejectReason.ARREARS, f"prepaid balance is {usage.balance}", plan)
-    caller = call.caller
-    if caller.anonymous:
+    if call.caller.anonymous:
         if plan.screening.anonymous == "reject":
             return _refuse(decision, RejectReason.ANONYMOUS, "caller ID withheld", plan)
-        steps.append(TraceStep("screening", "withheld caller ID allowed by policy"))
+        steps.append(_WITHHELD_ALLOWED)
     else:
-        blacklist = plan.blacklist
-        if not blacklist.is_empty() and blacklist.matcher.matches(call):
-            steps.append(TraceStep("blacklist", "listed", blacklist.matcher))
+        if listed & table.blacklist_bit:
+            steps.append(table.blacklisted)  # type: ignore[arg-type]  # set with the bit
             return _refuse(decision, RejectReason.BLACKLISTED, "caller is blacklisted", plan)
-        screening = plan.screening
-        if not screening.callers.is_empty():
-            listed = screening.callers.matcher.matches(call)
-            refused = listed if screening.mode == "deny" else not listed
-            verdict = "refused" if refused else "passed"
-            steps.append(
-                TraceStep(f"screening ({screening.mode})", verdict, screening.callers.matcher)
-            )
+        if table.screened_bit:
+            in_list = bool(listed & table.screened_bit)
+            refused = in_list if plan.screening.mode == "deny" else not in_list
+            steps.append(table.screening_refused if refused else table.screening_passed)
             if refused:
                 return _refuse(decision, RejectReason.BLOCKED, "caller region is screened", plan)
     capped = cap_reached(plan.caps, usage)
@@ -101,54 +247,35 @@ def _refuse(decision: Decision, reason: RejectReason, detail: str, plan: Plan) -
     decision.reject = reason
     decision.detail = detail
     decision.announcement = decision.announcement or plan.announcements.get(reason.value)
-    decision.steps.append(TraceStep("decision", f"reject ({reason.value}): {detail}"))
+    decision.steps.append(("decision", f"reject ({reason.value}): {detail}", None))
     return True
 
 
-def _take_route(
-    plan: Plan, route: Route, name: str, subject: str, state: RoutingState, decision: Decision
-) -> bool:
+def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision: Decision) -> bool:
     """Fill the decision from a matched route; False when all its destinations are down."""
-    decision.rule = name
     if route.reject is not None:
-        decision.steps.append(TraceStep(subject, "matched"))
+        decision.rule = route.name
+        decision.steps.append(route.matched)
         decision.announcement = route.announcement
-        reason = RejectReason.CLOSED if route.reject == "closed" else RejectReason.BLOCKED
-        return _refuse(decision, reason, f"{subject} refuses the call", plan)
-    first = _first_target(plan, route, name, state)
-    if first is None:
-        decision.steps.append(TraceStep(subject, "matched, but every destination is down"))
-        decision.rule = None
+        return _refuse(decision, route.reject, f"{route.subject} refuses the call", plan)
+    choices, weights = route.choices, route.weights
+    down = state.down
+    if down:  # destinations down at run time drop out, and their share with them
+        choices = tuple(choice for choice in choices if choice.target.number not in down)
+        weights = tuple(choice.percent for choice in choices)
+    if not choices:
+        decision.steps.append(route.all_down)
         return False
-    decision.steps.append(TraceStep(subject, f"matched -> dial {first.number}"))
+    if route.split_key is None:
+        chosen = choices[0]
+    else:
+        chosen = choices[state.split.pick(route.split_key, weights)]
+    decision.rule = route.name
+    decision.steps.append(chosen.step)
     decision.action = "dial"
-    decision.first = first
-    decision.forwarding = _chain(plan, route)
-    if plan.pin is not None and (plan.pin.applies_to == "all" or route.require_pin):
-        decision.pin = plan.pin
-        decision.steps.append(TraceStep("pin", "caller must enter the PIN first"))
+    decision.first = chosen.target
+    decision.forwarding = route.chain
+    if route.pin is not None:
+        decision.pin = route.pin
+        decision.steps.append(_PIN_ASKED)
     return True
-
-
-def _first_target(plan: Plan, route: Route, name: str, state: RoutingState) -> DialTarget | None:
-    ring_default = route.ring_timeout or plan.ring_timeout
-    up = [d for d in route.destinations() if not d.down and d.number not in state.down]
-    if not up:
-        return None
-    chosen = up[0]
-    if route.split is not None:
-        percents = {share.number: share.percent for share in route.split}
-        weights = [percents[destination.number] for destination in up]
-        chosen = up[state.split.pick((plan.number, name), weights)]
-    return DialTarget(chosen.number, chosen.ring_timeout or ring_default)
-
-
-def _chain(plan: Plan, route: Route) -> ForwardingChain:
-    forwarding = route.forwarding or plan.forwarding
-    return ForwardingChain(
-        on_busy=tuple(forwarding.on_busy),
-        on_no_answer=tuple(forwarding.on_no_answer),
-        max_forwards=forwarding.max_forwards,
-        busy_statuses=frozenset(forwarding.busy_statuses),
-        ring_timeout=route.ring_timeout or plan.ring_timeout,
-    )

@@ -12,7 +12,7 @@ from datetime import date, time
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +21,9 @@ from pydantic_core import PydanticCustomError
 from dialplan.geo import canonical_city, canonical_province, locate
 from dialplan.matchers import CallerMatcher, Matcher, compile_when
 from dialplan.pin import HASH_PATTERN
+
+if TYPE_CHECKING:
+    from dialplan.evaluator import RoutingTable
 
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
@@ -258,6 +261,11 @@ class Destination(Strict):
         None, ge=5, le=120, description="seconds; plan default if unset"
     )
     down: bool = Field(False, description="taken out of service: skipped, its share spread")
+    max_calls: int | None = Field(
+        None,
+        ge=1,
+        description="concurrent calls it takes; at the limit it counts as busy without ringing",
+    )
 
     @field_validator("number", mode="before")
     @classmethod
@@ -504,6 +512,23 @@ class Plan(Strict):
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def routing_table(self) -> RoutingTable:
+        """The plan compiled for decide(), once per plan load (the plan is immutable)."""
+        from dialplan.evaluator import RoutingTable  # the evaluator imports this module
+
+        return RoutingTable.of(self)
+
+    @cached_property
+    def call_limits(self) -> dict[str, int]:
+        """Concurrent-call limits by destination number, as the plan's routes set them."""
+        return {
+            destination.number: destination.max_calls
+            for _, route in self.routes()
+            for destination in route.destinations()
+            if destination.max_calls is not None
+        }
 
     def routes(self) -> list[tuple[tuple[str | int, ...], Route]]:
         """Every route with its field path, rules first, for checks that span routes."""

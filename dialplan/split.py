@@ -27,12 +27,10 @@ class SplitCounters:
         current = self._current.get(state_key)
         if current is None:
             current = self._current[state_key] = [0] * len(weights)
-        total = 0
-        best = 0
+        best, highest = 0, None
         for index, weight in enumerate(weights):
-            current[index] += weight
-            total += weight
-            if current[index] > current[best]:
-                best = index
-        current[best] -= total
+            value = current[index] = current[index] + weight
+            if highest is None or value > highest:  # the first of equals wins
+                best, highest = index, value
+        current[best] -= sum(weights)
         return best

@@ -19,7 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dialplan.decision import Decision, DialClass, DialResult, DialTarget, next_target
+from dialplan.caps import Usage, reached_cap
+from dialplan.decision import (
+    Decision,
+    DialClass,
+    DialResult,
+    DialTarget,
+    RejectReason,
+    next_target,
+)
 from dialplan.evaluator import RoutingState, decide
 from dialplan.matchers import Call
 from dialplan.pin import verify_pin
@@ -40,6 +48,9 @@ from router.cdr import (
 )
 from router.cdr_writer import CdrWriter
 from router.hangup_causes import CAUSE_OF_REASON
+from router.live_calls import LiveCalls
+from router.logs import call_context
+from router.metrics import Metrics
 from router.plan_book import PlanBook
 
 log = logging.getLogger("hotline400.call")
@@ -56,6 +67,11 @@ class CallServices:
     clock: Callable[[], datetime]
     routing: RoutingState | None = None
     down: frozenset[str] = frozenset()
+    metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
+    reconcile: Callable[[str], None] = lambda call_id: None
+    """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
+    live_calls: LiveCalls = field(default_factory=LiveCalls)
+    """Calls up per destination, from AMI: a destination at its limit counts as busy."""
 
 
 @dataclass
@@ -82,25 +98,29 @@ class CallSession:
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
-        plan = self.services.plans.get(self.context.dialled)
-        self._write_ahead()
-        try:
-            if plan is None:
-                await self._unknown_number()
-            else:
-                await self._route(plan)
-        except AGIProtocolError as error:
-            self._connection_lost(error)
-        except Exception:
-            log.exception("call %s failed", self.context.call_id)
-            self.record.outcome, self.record.note = Outcome.ERROR, "router error"
-            await self._try_leave_status(CAUSE_OF_REASON["error"])
-        finally:
-            self._complete()
-            if self.account is not None:
-                await self.services.accounting.close_call(
-                    self.account, self.record.answered_at is not None
-                )
+        with call_context(self.context.call_id):
+            metrics = self.services.metrics
+            metrics.call_arrived(self.context.caller.kind, self.record.started_at)
+            plan = self.services.plans.get(self.context.dialled)
+            self._write_ahead()
+            try:
+                if plan is None:
+                    await self._unknown_number()
+                else:
+                    await self._route(plan)
+            except AGIProtocolError as error:
+                self._connection_lost(error)
+            except Exception:
+                log.exception("call %s failed", self.context.call_id)
+                self.record.outcome, self.record.note = Outcome.ERROR, "router error"
+                await self._try_leave_status(CAUSE_OF_REASON["error"])
+            finally:
+                self._complete()
+                metrics.call_ended(self.context.dialled, self.record.outcome)
+                if self.account is not None:
+                    await self.services.accounting.close_call(
+                        self.account, self.record.answered_at is not None
+                    )
         return self.record
 
     # --- the steps of a call, in order ---------------------------------------------------
@@ -133,17 +153,19 @@ class CallSession:
         self.account = await accounting.open_call(plan, self.services.plans.tariffs, now)
         call = Call(plan.number, self.context.caller, self.context.call_id)
         usage = self.account.usage()
-        decision = decide(plan, call, now, usage, self._routing_state())
+        with self.services.metrics.decision_timer():
+            decision = decide(plan, call, now, usage, self._routing_state())
         if decision.action == "dial":
             self.account, granted = await accounting.reserve(self.account)
             if not granted:  # another call took the last unit of the monthly cap meanwhile
                 usage = dataclasses.replace(usage, month_calls=plan.caps.monthly_calls or 0)
-                decision = decide(plan, call, now, usage, self._routing_state())
+                with self.services.metrics.decision_timer():
+                    decision = decide(plan, call, now, usage, self._routing_state())
         self.record.rule = decision.rule
         for day in decision.calendar_fallback:
             log.warning("call %s: calendar fallback for %s", self.context.call_id, day)
         if decision.action == "reject":
-            await self._reject(decision)
+            await self._reject(decision, usage)
             return
         if decision.pin is not None and not await self._pin_accepted(decision.pin):
             return
@@ -154,10 +176,15 @@ class CallSession:
         assert shared is not None, "the daemon sets the shared routing state"
         return RoutingState(self.services.plans.calendar, shared.split, self.services.down)
 
-    async def _reject(self, decision: Decision) -> None:
+    async def _reject(self, decision: Decision, usage: Usage) -> None:
         assert decision.reject is not None and decision.status is not None
         self.record.outcome = Outcome(decision.status)
         self.record.note = f"{decision.reject.value}: {decision.detail}"
+        self.services.metrics.rejected(decision.reject)
+        if decision.reject is RejectReason.CAPPED and self.account is not None:
+            reached = reached_cap(self.account.plan.caps, usage)
+            kind = reached or "monthly_calls"  # else another call took the last unit
+            self.services.metrics.cap_reached(self.context.dialled, kind)
         if decision.announcement and not self.agi.hung_up:
             await self.agi.exec("Progress")  # early media: the caller hears it unanswered
             await self.agi.exec("Playback", f"{decision.announcement},noanswer")
@@ -174,6 +201,7 @@ class CallSession:
             digits, _ = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
             if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
                 return True
+            self.services.metrics.pin_failed(self.context.dialled)
             prompt = pin.retry_prompt
         self.record.outcome = Outcome.PIN_FAILED
         if self.agi.hung_up:
@@ -193,7 +221,10 @@ class CallSession:
             options = self._talk_limit_option(target.number)
             if options is None:  # not even one billing increment is affordable
                 break
-            status = await self._dial(target, options)
+            if self._at_call_limit(target.number):
+                status = self._busy_without_ringing(target)
+            else:
+                status = await self._dial(target, options)
             results.append(DialResult(target.number, status))
             self.record.destination = target.number
             target = next_target(decision, results)
@@ -206,10 +237,23 @@ class CallSession:
             self.record.note = "caller hung up while ringing"
         await self._leave_status()
 
+    def _at_call_limit(self, number: str) -> bool:
+        assert self.account is not None
+        limit = self.account.plan.call_limits.get(number)
+        return limit is not None and self.services.live_calls.count(number) >= limit
+
+    def _busy_without_ringing(self, target: DialTarget) -> str:
+        """A destination at its concurrent-call limit: a BUSY leg, nothing dialled, so the
+        call moves on to the next target or forward at once."""
+        log.info("call %s: %s is at its call limit", self.context.call_id, target.number)
+        self._add_leg(target, "BUSY", self.services.clock(), 0, 0)
+        return "BUSY"
+
     async def _cannot_afford(self) -> None:
         """The balance or a cost cap leaves less than one billing increment: capped."""
         self.record.outcome = Outcome.CAPPED
         self.record.note = "capped: the balance or a cost cap affords no billing increment"
+        self.services.metrics.cap_reached(self.context.dialled, "talk_budget")
         await self._leave_status()
         await self._hang_up(CAUSE_OF_REASON["capped"])
 
@@ -263,6 +307,7 @@ class CallSession:
         )
         self.record.legs.append(leg)
         self.services.cdrs.submit(AddLeg(self.context.call_id, leg))
+        self.services.metrics.leg_dialled(leg.forward_reason)
 
     # --- the end of a call -----------------------------------------------------------------
 
@@ -287,6 +332,7 @@ class CallSession:
             pass
 
     def _connection_lost(self, error: AGIProtocolError) -> None:
+        self.services.reconcile(self.context.call_id)
         self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
         self.record.note = f"AGI session lost: {error}"
         log.warning("call %s: %s", self.context.call_id, self.record.note)

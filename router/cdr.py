@@ -11,12 +11,13 @@ times as ISO-8601 with their UTC offset.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rating.ledger import LedgerEntry, LedgerKind
 
@@ -53,6 +54,9 @@ _MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
 _COUNT_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
 _ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
 
+_ALWAYS_AWARE = (ZoneInfo, timezone)
+"""tzinfo classes whose utcoffset() is never None."""
+
 FINISH_FIELDS = frozenset(
     {
         "answered_at",
@@ -70,22 +74,59 @@ FINISH_FIELDS = frozenset(
 """The CDR fields a `FinishCall` may set: everything known only once the call is over."""
 
 
+def _check_time(name: str, value: object) -> None:
+    # ZoneInfo and timezone always give an offset: only other tzinfo classes are asked,
+    # since a ZoneInfo lookup is the dearest part of checking the several times of a call.
+    if (
+        not isinstance(value, datetime)
+        or value.tzinfo is None
+        or (type(value.tzinfo) not in _ALWAYS_AWARE and value.utcoffset() is None)
+    ):
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+
+
+def _check_money(name: str, value: object) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite() or value != value.quantize(FEN):
+        raise ValueError(f"{name} must be a Decimal exact to the fen, got {value!r}")
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
+def _check_enum(name: str, value: object) -> None:
+    if not isinstance(value, _ENUM_FIELDS[name]):
+        raise ValueError(f"{name} must be a {_ENUM_FIELDS[name].__name__}, got {value!r}")
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, object], None]] = {
+    **dict.fromkeys(_TIME_FIELDS, _check_time),
+    **dict.fromkeys(_MONEY_FIELDS, _check_money),
+    **dict.fromkeys(_COUNT_FIELDS, _check_count),
+    **dict.fromkeys(_ENUM_FIELDS, _check_enum),
+}
+"""The check of each field that has one; text fields have none."""
+
+
 def _check_field(name: str, value: object) -> None:
     """Refuse values that would be stored wrongly: naive times, inexact money, bad counts."""
-    if value is None:
-        return
-    if name in _TIME_FIELDS and (not isinstance(value, datetime) or value.utcoffset() is None):
-        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    if name in _MONEY_FIELDS and (
-        not isinstance(value, Decimal) or not value.is_finite() or value != value.quantize(FEN)
-    ):
-        raise ValueError(f"{name} must be a Decimal exact to the fen, got {value!r}")
-    if name in _COUNT_FIELDS and (
-        isinstance(value, bool) or not isinstance(value, int) or value < 0
-    ):
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    if name in _ENUM_FIELDS and not isinstance(value, _ENUM_FIELDS[name]):
-        raise ValueError(f"{name} must be a {_ENUM_FIELDS[name].__name__}, got {value!r}")
+    check = _FIELD_CHECKS.get(name)
+    if check is not None and value is not None:
+        check(name, value)
+
+
+def _check_fields(record: object) -> None:
+    """Check the fields of a Leg or CDR that have a check.
+
+    Every call builds a CDR and a Leg per Dial attempt: going straight to the fields that
+    have a check, each with its own small function, costs a third of asking every field
+    which kinds it belongs to.
+    """
+    for name, check in _CHECKED_FIELDS[type(record)]:
+        value = getattr(record, name)
+        if value is not None:
+            check(name, value)
 
 
 def encode_value(value: Any) -> Any:
@@ -135,8 +176,7 @@ class Leg:
     forward_reason: ForwardReason
 
     def __post_init__(self) -> None:
-        for name in _FIELD_NAMES[type(self)]:
-            _check_field(name, getattr(self, name))
+        _check_fields(self)
 
     @property
     def ended_at(self) -> datetime:
@@ -174,8 +214,7 @@ class CDR:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "legs", tuple(self.legs))
-        for name in _FIELD_NAMES[type(self)]:
-            _check_field(name, getattr(self, name))
+        _check_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +243,11 @@ class FinishCall:
     fields: Mapping[str, Any]
 
     def __post_init__(self) -> None:
-        unknown = set(self.fields) - FINISH_FIELDS
-        if unknown:
-            raise ValueError(f"FinishCall cannot set {sorted(unknown)}")
+        if not FINISH_FIELDS.issuperset(self.fields):
+            raise ValueError(f"FinishCall cannot set {sorted(set(self.fields) - FINISH_FIELDS)}")
         for name, value in self.fields.items():
             _check_field(name, value)
-        money = [self.fields[name] for name in sorted(_MONEY_FIELDS) if name in self.fields]
+        money = [self.fields[name] for name in _MONEY_ORDER if name in self.fields]
         if money and len(money) != len(_MONEY_FIELDS):
             raise ValueError("caller_share, callee_share and total must be set together")
         if money and None not in money:
@@ -238,6 +276,11 @@ CdrOp = StartCall | AddLeg | FinishCall | PostLedger
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {
     cls: tuple(spec.name for spec in dataclasses.fields(cls)) for cls in (Leg, CDR)
 }
+_CHECKED_FIELDS: dict[type, tuple[tuple[str, Callable[[str, object], None]], ...]] = {
+    cls: tuple((name, _FIELD_CHECKS[name]) for name in names if name in _FIELD_CHECKS)
+    for cls, names in _FIELD_NAMES.items()
+}
+_MONEY_ORDER = tuple(sorted(_MONEY_FIELDS))
 _CDR_SCALARS = tuple(name for name in _FIELD_NAMES[CDR] if name not in ("region", "legs"))
 
 

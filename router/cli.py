@@ -12,6 +12,7 @@ from router.commands import (
     callgen,
     cdr,
     check,
+    db,
     demo,
     pin_hash,
     rate,
@@ -19,7 +20,7 @@ from router.commands import (
     simulate,
 )
 
-COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen, account, bill, rate)
+COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen, account, bill, rate, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,14 +18,18 @@ from zoneinfo import ZoneInfo
 
 from dialplan.evaluator import RoutingState
 from router.accounting import Accounting
+from router.ami import AmiLink
 from router.balance_alerts import BalanceAlerts
 from router.call_session import CallServices
 from router.cdr_writer import CdrWriter
+from router.live_calls import LiveCalls
+from router.metrics import Metrics
 from router.plan_book import PlanBook
+from router.reconcile import Reconciler
 from router.server import FastAGIServer
 from router.settings import RouterSettings, load_settings, parse_listen
 from router.spool import Journal
-from router.store import SQLiteStore
+from router.store_url import store_for
 
 log = logging.getLogger("hotline400.daemon")
 
@@ -47,10 +51,14 @@ class Daemon:
         self.clock = clock or (lambda: datetime.now(zone))
         self.host, self.port = parse_listen(listen or self.settings.listen)
         self.plans = PlanBook(self.config_dir)
-        self.store = SQLiteStore(self.settings.database, zone=zone)
+        self.store = store_for(self.settings, port=self.port)
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
         self.cdrs = CdrWriter(self.store, self.journal)
         self.alerts = BalanceAlerts(self.settings.low_balance_webhook)
+        self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
+        self.live_calls = LiveCalls()
+        self.reconciler = Reconciler(self.store, writer=self.cdrs, zone=zone, clock=self.clock)
+        self.ami = self._ami_link()
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
@@ -58,6 +66,9 @@ class Daemon:
             dial_template=self.settings.dial_template,
             clock=self.clock,
             routing=RoutingState(self.plans.calendar),
+            metrics=self.metrics,
+            reconcile=self.reconciler.expect,
+            live_calls=self.live_calls,
         )
         self.server = FastAGIServer(
             self.services,
@@ -65,8 +76,30 @@ class Daemon:
             header_timeout=self.settings.header_timeout,
             header_max_bytes=self.settings.header_max_bytes,
         )
+        self.metrics.watch_listener(self.server)
+        self.metrics.watch_cdr_writer(self.cdrs)
+        self.metrics.watch_plans(self.plans)
+        self.metrics.watch_balance_alerts(self.alerts)
+        self.metrics_port: int | None = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+
+    def _ami_link(self) -> AmiLink | None:
+        """The AMI link when router.yaml names an Asterisk; routing never depends on it."""
+        settings = self.settings
+        if settings.ami_host is None:
+            return None
+        link = AmiLink(
+            settings.ami_host,
+            settings.ami_port,
+            settings.ami_username,
+            settings.ami_password() or "",
+            reconnect_max=settings.ami_reconnect_max,
+        )
+        self.live_calls.attach(link)
+        self.reconciler.attach(link)
+        self.metrics.watch_ami(lambda: link.connected)
+        return link
 
     async def start(self) -> int:
         """Bring the daemon up; returns the FastAGI port it listens on."""
@@ -85,6 +118,12 @@ class Daemon:
             if closed:
                 log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
         self.port = await self.server.start(self.host, self.port)
+        if self.ami is not None:
+            self.ami.start()
+        if self.settings.metrics_listen:
+            host, port = parse_listen(self.settings.metrics_listen)
+            self.metrics_port = await self.metrics.serve(host, port)
+            log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
@@ -114,7 +153,11 @@ class Daemon:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
         if self._watcher is not None:
             await self._watcher
+        if self.ami is not None:
+            await self.ami.stop()
+        await self.reconciler.close()
         await self.alerts.flush()
         await self.cdrs.close()
+        await self.metrics.close()
         await self.store.close()
         log.info("stopped")

@@ -4,6 +4,14 @@ Calls ring for tens of seconds, so thousands of sessions are open at once; a tas
 costs a few kilobytes, and the listen backlog is sized for bursts. Connections from
 outside the allow-list are closed before a byte is read. A broken or hostile session
 (no header, endless header, junk) is closed on its own without touching any other call.
+
+Sessions read their environment block through a bounded stage, and the header timeout
+starts when a session enters it. asyncio accepts a whole burst (up to the backlog) in one
+pass and starts a task for each; if every task started its header clock there, the later
+ones would run out of time while the loop is still busy setting up the earlier calls,
+their headers already waiting unread in the socket. A session admitted to the stage finds
+its header buffered and reads it at once, so only a peer that really does not send one is
+timed out. The stage is held only while the header is read.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ from router.call_session import CallServices, CallSession
 log = logging.getLogger("hotline400.server")
 
 LISTEN_BACKLOG = 4096
+HEADER_STAGE = 256
+"""Sessions reading their environment block at once. Honest sessions pass through in
+microseconds; peers that send no header hold a place for at most the header timeout, so
+this many of them at once delay (never fail) the calls queued behind them."""
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -32,11 +44,15 @@ class FastAGIServer:
         *,
         header_timeout: float = 5.0,
         header_max_bytes: int = 65536,
+        header_stage: int = HEADER_STAGE,
     ) -> None:
+        if header_stage < 1:
+            raise ValueError("header_stage must admit at least one session")
         self.services = services
         self.allowed = list(allowed)
         self.header_timeout = header_timeout
         self.header_max_bytes = header_max_bytes
+        self._header_stage = asyncio.Semaphore(header_stage)
         self.sessions: set[asyncio.Task[None]] = set()
         self.refused_peers = 0
         self.broken_sessions = 0
@@ -84,7 +100,8 @@ class FastAGIServer:
                 self.refused_peers += 1
                 log.warning("refused FastAGI connection from %s", writer.get_extra_info("peername"))
                 return
-            await self._serve(reader, writer)
+            with self.services.metrics.agi_session_timer():
+                await self._serve(reader, writer)
         finally:
             self.sessions.discard(task)
             writer.close()
@@ -93,10 +110,14 @@ class FastAGIServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            env = await read_environment(reader, self.header_timeout, self.header_max_bytes)
+            async with self._header_stage:  # the header clock starts inside, once admitted
+                env = await read_environment(reader, self.header_timeout, self.header_max_bytes)
         except AGIProtocolError as error:
             self.broken_sessions += 1
             log.warning("closed a FastAGI session before any call: %s", error)
             return
         agi = AGISession(reader, writer, env)
-        await CallSession(agi, context_from(env), self.services).run()
+        try:
+            await CallSession(agi, context_from(env), self.services).run()
+        finally:
+            await agi.close()  # also drops the session's reply-timeout timer at once

@@ -7,8 +7,9 @@ Relative paths in router.yaml resolve against the current directory, as an admin
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -16,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import read_yaml
+from router.store_url import parse_store_url
 
 ROUTER_FILE = "router.yaml"
 
@@ -44,25 +46,64 @@ class RouterSettings(BaseModel):
     header_timeout: float = Field(5.0, gt=0, le=60, description="seconds to read the agi_ block")
     header_max_bytes: int = Field(65536, ge=1024, le=1048576)
     drain_timeout: float = Field(30.0, ge=0, description="seconds calls may finish on SIGTERM")
-    database: str = Field("var/hotline400.db", description="SQLite file (WAL mode)")
+    database: str = Field(
+        "var/hotline400.db", description="SQLite file (WAL mode), the store when `store` is unset"
+    )
+    store: str | None = Field(
+        None,
+        description="sqlite:///PATH or postgresql://USER@HOST/DB; HOTLINE400_STORE overrides it",
+    )
+    router_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="this router's name in a shared store (default HOSTNAME:PORT)",
+    )
     spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
     timezone: str = "Asia/Shanghai"
     watch_plans: bool = Field(True, description="reload plans when their files change")
+    metrics_listen: str | None = Field(
+        "127.0.0.1:9400", description="HOST:PORT serving /metrics to Prometheus; null turns it off"
+    )
+    log_format: Literal["logfmt", "json"] = "logfmt"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mask_caller_numbers: bool = Field(
+        True, description="false writes full caller numbers (personal data) into the logs"
+    )
+    ami_host: str | None = Field(None, description="Asterisk manager interface; null: no AMI link")
+    ami_port: int = Field(5038, ge=1, le=65535)
+    ami_username: str = "hotline400"
+    ami_secret: str | None = Field(
+        None, description="better given as HOTLINE400_AMI_SECRET in the environment"
+    )
+    ami_reconnect_max: float = Field(30.0, gt=0, description="longest wait between reconnects")
     low_balance_webhook: str | None = Field(
         None,
         pattern=r"^https?://",
         description="URL that receives a JSON POST when a prepaid balance falls below its warning",
     )
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             parse_listen(value)
         except ValueError:
             raise PydanticCustomError(
                 "listen", "{value} is not HOST:PORT", {"value": repr(value)}
             ) from None
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_store_url(value)
+            except ValueError as error:
+                raise PydanticCustomError("store", "{reason}", {"reason": str(error)}) from None
         return value
 
     @field_validator("allowed_peers")
@@ -89,6 +130,10 @@ class RouterSettings(BaseModel):
 
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+    def ami_password(self) -> str | None:
+        """The AMI secret: the environment wins over router.yaml."""
+        return os.environ.get("HOTLINE400_AMI_SECRET") or self.ami_secret
 
     def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(value, strict=False) for value in self.allowed_peers]

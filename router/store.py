@@ -20,9 +20,10 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -44,6 +45,7 @@ from router.account_sql import (
 )
 from router.cdr import (
     CDR,
+    FEN,
     FINISH_FIELDS,
     AddLeg,
     CallerRegion,
@@ -194,62 +196,106 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _epoch_us(moment: datetime) -> int:
     if moment.utcoffset() is None:
         raise ValueError(f"a timezone-aware datetime is needed, got {moment!r}")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
-def _statements(op: CdrOp, zone: ZoneInfo) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    match op:
-        case StartCall(cdr):
-            yield _INSERT_CDR, _cdr_params(cdr)
-            for leg in cdr.legs:
-                yield _INSERT_LEG, _leg_params(cdr.call_id, leg)
-        case AddLeg(call_id, leg):
-            yield _INSERT_LEG, _leg_params(call_id, leg)
-        case FinishCall(call_id, values):
-            flagged = ((name in values, encode_value(values.get(name))) for name in _FINISH_COLUMNS)
-            yield _FINISH_CDR, (*(param for pair in flagged for param in pair), call_id)
-        case PostLedger(entry, included_seconds):
-            yield INSERT_LEDGER, ledger_params(entry, included_seconds, zone)
-
-
-def _statements_by_kind(
-    ops: Sequence[CdrOp], zone: ZoneInfo
-) -> dict[str, list[tuple[Any, ...]]]:
+def _statements_by_kind(ops: Sequence[CdrOp], zone: ZoneInfo) -> dict[str, list[tuple[Any, ...]]]:
     """Parameters of the batch's starts, legs, finishes and ledger entries, in that order,
-    each in op order."""
-    by_statement: dict[str, list[tuple[Any, ...]]] = {
-        _INSERT_CDR: [],
-        _INSERT_LEG: [],
-        _FINISH_CDR: [],
-        INSERT_LEDGER: [],
-    }
+    each in op order.
+
+    Every call adds about four ops, so this loop sorts them with a plain isinstance chain
+    (legs and finishes first, the commonest) rather than a generator per op.
+    """
+    starts: list[tuple[Any, ...]] = []
+    legs: list[tuple[Any, ...]] = []
+    finishes: list[tuple[Any, ...]] = []
+    ledger: list[tuple[Any, ...]] = []
     for op in ops:
-        for sql, params in _statements(op, zone):
-            by_statement[sql].append(params)
-    return by_statement
+        if isinstance(op, AddLeg):
+            legs.append(_leg_params(op.call_id, op.leg))
+        elif isinstance(op, FinishCall):
+            finishes.append(_finish_params(op.call_id, op.fields))
+        elif isinstance(op, StartCall):
+            cdr = op.cdr
+            starts.append(_cdr_params(cdr))
+            legs.extend(_leg_params(cdr.call_id, leg) for leg in cdr.legs)
+        elif isinstance(op, PostLedger):
+            ledger.append(ledger_params(op.entry, op.included_seconds, zone))
+    return {_INSERT_CDR: starts, _INSERT_LEG: legs, _FINISH_CDR: finishes, INSERT_LEDGER: ledger}
+
+
+# The parameter builders below encode each column by the type its record already checked
+# (CDR, Leg and FinishCall refuse naive times, inexact money and plain strings for enums
+# when they are made), instead of asking `encode_value` and `getattr` column by column:
+# they give the same values at about a third of the cost, and a call writes four rows.
+
+
+def _time_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _money_text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount.quantize(FEN))
 
 
 def _cdr_params(cdr: CDR) -> tuple[Any, ...]:
+    """The values of `_CDR_COLUMNS`, in that order."""
     region = cdr.region
-    values = {
-        "province": region.province,
-        "city": region.city,
-        "area_code": region.area_code,
-        "started_us": _epoch_us(cdr.started_at),
-    }
-    return tuple(
-        values[name] if name in values else encode_value(getattr(cdr, name))
-        for name in _CDR_COLUMNS
+    started = cdr.started_at
+    return (
+        cdr.call_id,
+        cdr.number,
+        cdr.caller_raw,
+        cdr.caller,
+        cdr.caller_kind,
+        region.province,
+        region.city,
+        region.area_code,
+        started.isoformat(),
+        _epoch_us(started),
+        _time_text(cdr.answered_at),
+        _time_text(cdr.ended_at),
+        cdr.billable_seconds,
+        cdr.outcome.value,
+        cdr.rule,
+        _money_text(cdr.caller_share),
+        _money_text(cdr.callee_share),
+        _money_text(cdr.total),
+        cdr.tariff_id,
+        cdr.note,
     )
 
 
 def _leg_params(call_id: str, leg: Leg) -> tuple[Any, ...]:
-    return (call_id, *(encode_value(getattr(leg, name)) for name in _LEG_COLUMNS[1:]))
+    """The values of `_LEG_COLUMNS`, in that order."""
+    return (
+        call_id,
+        leg.seq,
+        leg.destination,
+        leg.dial_status,
+        leg.started_at.isoformat(),
+        leg.ring_seconds,
+        leg.talk_seconds,
+        leg.forward_reason.value,
+    )
+
+
+def _finish_params(call_id: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`_FINISH_CDR`'s (sets it?, value) pair per column of `_FINISH_COLUMNS`, then the id."""
+    params: list[Any] = []
+    for name in _FINISH_COLUMNS:
+        if name in values:
+            params += (True, encode_value(values[name]))
+        else:
+            params += (False, None)
+    params.append(call_id)
+    return tuple(params)
 
 
 def _cdr_from_row(row: sqlite3.Row, legs: tuple[Leg, ...]) -> CDR:

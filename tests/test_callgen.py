@@ -226,11 +226,13 @@ async def test_the_command_calls_every_plan_of_the_config_and_prints_the_report(
     assert Counter(cdr.number for cdr in cdrs) == {number: 2 for number in PLANS}
     assert {cdr.caller for cdr in cdrs} == {"01062345678"}
     lines = output.splitlines()
-    assert lines[0].startswith(f"placed         18 calls to 127.0.0.1:{router.port} in ")
+    assert lines[0].startswith(
+        f"placed         {2 * len(PLANS)} calls to 127.0.0.1:{router.port} in "
+    )
     assert "concurrency 4, time scale 0" in lines[0]
     # the PIN line hears silence, Beijing is screened out of the Guangdong line, the prepaid
     # line has no balance (arrears) and 4000000007 is suspended
-    assert lines[1] == "outcomes       answered 10, suspended 4, blocked 2, pin_failed 2"
+    assert lines[1] == "outcomes       answered 12, suspended 4, blocked 2, pin_failed 2"
     assert "errors         0" in lines
     assert lines[-2].startswith("first command  p50 ")
     assert lines[-1].startswith("call wall      p50 ")

@@ -8,6 +8,7 @@ import logging
 
 from router.daemon import Daemon
 from router.demo import DemoClock, balances, describe, play_tour, prepay_accounts
+from router.settings import load_settings
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -24,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(config_dir: str) -> int:
     clock = DemoClock()
-    daemon = Daemon(config_dir, listen="127.0.0.1:0", clock=clock)
+    # the tour needs no /metrics endpoint, and must not clash with a router already serving one
+    settings = load_settings(config_dir).model_copy(update={"metrics_listen": None})
+    daemon = Daemon(config_dir, listen="127.0.0.1:0", settings=settings, clock=clock)
     port = await daemon.start()
     print(f"hotline400 router on 127.0.0.1:{port} with plans {', '.join(daemon.plans.numbers())}")
     print(f"CDRs go to {daemon.settings.database}\n")

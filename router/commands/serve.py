@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
 from router.daemon import Daemon
+from router.logs import configure_logging
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     if not Path(args.config).is_dir():
         print(f"cannot start: no configuration directory {args.config}", file=sys.stderr)
         return 1
@@ -28,5 +29,12 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as error:
         print(f"cannot start:\n{error}", file=sys.stderr)
         return 1
+    settings = daemon.settings
+    configure_logging(
+        settings.log_format,
+        settings.log_level,
+        settings.mask_caller_numbers,
+        zone=ZoneInfo(settings.timezone),
+    )
     asyncio.run(daemon.run())
     return 0

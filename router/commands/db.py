@@ -1,0 +1,102 @@
+"""`hotline400 db upgrade`: create or migrate the configured store's schema, print its version.
+
+The router migrates at start too; running this first (from a deployment step, before the
+routers are restarted) makes a migration an explicit step, and says which version the
+database is at. The store is router.yaml's `store`, or `database`, unless HOTLINE400_STORE
+or --store names another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from dialplan.errors import ConfigError
+from router.pg_migrations import schema_version
+from router.pg_store import default_router_name
+from router.settings import load_settings
+from router.store import StoreUnavailable
+from router.store_url import (
+    PostgresLocation,
+    SQLiteLocation,
+    StoreLocation,
+    build_store,
+    configured_store_url,
+    parse_store_url,
+    redacted,
+)
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("db", help="manage the store's schema")
+    actions = parser.add_subparsers(dest="action", required=True)
+    upgrade = actions.add_parser(
+        "upgrade", parents=[common], help="create or migrate the schema and print its version"
+    )
+    upgrade.add_argument("--store", metavar="URL", help="this store instead of the configured one")
+    upgrade.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+        url = args.store or configured_store_url(settings)
+        location = parse_store_url(url)
+    except (ConfigError, ValueError) as error:
+        print(f"cannot upgrade:\n{error}", file=sys.stderr)
+        return 1
+    print(f"store: {redacted(url)}")
+    try:
+        before, after = asyncio.run(_upgrade(url, location, ZoneInfo(settings.timezone)))
+    except StoreUnavailable as error:
+        print(f"cannot upgrade: {error}", file=sys.stderr)
+        return 1
+    change = "already current" if before == after else f"upgraded from {before}"
+    print(f"schema version {after} ({change})")
+    return 0
+
+
+async def _upgrade(url: str, location: StoreLocation, zone: ZoneInfo) -> tuple[int, int]:
+    """The recorded version before and after opening the store, which migrates it."""
+    before = await _recorded_version(location)
+    store = build_store(url, zone=zone, router=default_router_name(0))
+    await store.open()
+    await store.close()
+    return before, await _recorded_version(location)
+
+
+async def _recorded_version(location: StoreLocation) -> int:
+    match location:
+        case SQLiteLocation(path):
+            return await asyncio.to_thread(_sqlite_version, path)
+        case PostgresLocation(dsn):
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+                raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+            try:
+                return await schema_version(conn)
+            finally:
+                await conn.close()
+
+
+_SQLITE_HAS_VERSIONS = "SELECT 1 FROM sqlite_master WHERE name = 'schema_version'"
+
+
+def _sqlite_version(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+            if not db.execute(_SQLITE_HAS_VERSIONS).fetchone():
+                return 0
+            return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+    except sqlite3.Error as error:
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from error

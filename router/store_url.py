@@ -1,0 +1,109 @@
+"""Which store a router writes to: `store:` URLs, the HOTLINE400_STORE override, the store.
+
+    sqlite:///var/hotline400.db          a SQLite file, relative to the current directory
+    sqlite:////srv/hotline400/cdr.db     an absolute path (four slashes)
+    postgresql://hotline400@db1/hotline400?sslmode=require
+                                         PostgreSQL (postgres:// too); query parameters are
+                                         asyncpg's, and unknown ones are server settings,
+                                         e.g. search_path=hotline400
+
+Without `store:` the store is the SQLite file named by `database:`. HOTLINE400_STORE, when
+set, wins over both: a password then lives in the service's environment, not in router.yaml
+(asyncpg also reads PGPASSWORD and ~/.pgpass).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from router.pg_store import PostgresStore, default_router_name
+from router.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from router.settings import RouterSettings
+
+STORE_ENV = "HOTLINE400_STORE"
+SQLITE_SCHEME = "sqlite"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+ConfiguredStore = SQLiteStore | PostgresStore
+
+
+@dataclass(frozen=True, slots=True)
+class SQLiteLocation:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresLocation:
+    dsn: str
+
+
+StoreLocation = SQLiteLocation | PostgresLocation
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """Where a `store:` URL points; ValueError says what is wrong with it."""
+    parts = urlsplit(url)
+    if parts.scheme == SQLITE_SCHEME:
+        if parts.netloc or not url.startswith("sqlite:///") or parts.query or parts.fragment:
+            raise ValueError(
+                f"{redacted(url)}: a SQLite store is sqlite:///relative/path or "
+                "sqlite:////absolute/path"
+            )
+        path = url.removeprefix("sqlite:///")
+        if not path or path.endswith("/"):
+            raise ValueError(f"{url}: names no file")
+        return SQLiteLocation(Path(path))
+    if parts.scheme in POSTGRES_SCHEMES:
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError(f"{redacted(url)}: names no host")
+        return PostgresLocation(url)
+    raise ValueError(
+        f"{redacted(url)}: a store is sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+    )
+
+
+def configured_store_url(settings: RouterSettings, environ: Mapping[str, str] = os.environ) -> str:
+    """HOTLINE400_STORE, else router.yaml's `store`, else its `database` as a SQLite URL."""
+    return environ.get(STORE_ENV) or settings.store or f"sqlite:///{settings.database}"
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def build_store(url: str, *, zone: ZoneInfo, router: str) -> ConfiguredStore:
+    """The store a URL names, not yet opened (opening creates or migrates its schema).
+
+    A SQLite file's directory is made here, so a new `store:` path works at first start.
+    """
+    match parse_store_url(url):
+        case SQLiteLocation(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return SQLiteStore(path, zone=zone)
+        case PostgresLocation(dsn):
+            return PostgresStore(dsn, router=router, zone=zone)
+
+
+def store_for(
+    settings: RouterSettings, *, port: int, environ: Mapping[str, str] = os.environ
+) -> ConfiguredStore:
+    """The router's store as configured; `port` names the router when router.yaml does not."""
+    return build_store(
+        configured_store_url(settings, environ),
+        zone=ZoneInfo(settings.timezone),
+        router=settings.router_name or default_router_name(port),
+    )
