@@ -120,7 +120,7 @@ def _check_fields(record: object) -> None:
     """Check the fields of a Leg or CDR that have a check.
 
     Every call builds a CDR and a Leg per Dial attempt: going straight to the fields that
-    have a check, each with its own small function, costs a third of asking every field
+    have a check, each with its own small function, costs about half of asking every field
     which kinds it belongs to.
     """
     for name, check in _CHECKED_FIELDS[type(record)]:

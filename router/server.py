@@ -9,9 +9,9 @@ Sessions read their environment block through a bounded stage, and the header ti
 starts when a session enters it. asyncio accepts a whole burst (up to the backlog) in one
 pass and starts a task for each; if every task started its header clock there, the later
 ones would run out of time while the loop is still busy setting up the earlier calls,
-their headers already waiting unread in the socket. A session admitted to the stage finds
-its header buffered and reads it at once, so only a peer that really does not send one is
-timed out. The stage is held only while the header is read.
+their headers already waiting unread in the socket. A session that waited for its place
+finds its header buffered and reads it at once, so the clock runs out only on a peer that
+really does not send one. The stage is held only while the header is read.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ log = logging.getLogger("hotline400.server")
 LISTEN_BACKLOG = 4096
 HEADER_STAGE = 256
 """Sessions reading their environment block at once. Honest sessions pass through in
-microseconds; peers that send no header hold a place for at most the header timeout, so
-this many of them at once delay (never fail) the calls queued behind them."""
+microseconds; a peer that sends no header holds a place for at most the header timeout, so
+it takes this many such peers at once to delay the calls queued behind them, and then
+they are delayed, not failed."""
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
