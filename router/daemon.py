@@ -122,8 +122,12 @@ class Daemon:
             self.ami.start()
         if self.settings.metrics_listen:
             host, port = parse_listen(self.settings.metrics_listen)
-            self.metrics_port = await self.metrics.serve(host, port)
-            log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+            try:
+                self.metrics_port = await self.metrics.serve(host, port)
+            except OSError as error:  # calls matter more than their figures: route anyway
+                log.error("metrics endpoint %s:%d unavailable: %s", host, port, error)
+            else:
+                log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
