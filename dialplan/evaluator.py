@@ -9,10 +9,11 @@ number status and balance, anonymous callers, blacklist, region screening, caps,
 rules (first match wins, the default route last), then the PIN the chosen route asks for.
 
 Everything that depends on the plan alone is worked out once per plan load, in the plan's
-RoutingTable (`Plan.routing_table`): each rule's matchers paired with the trace step its
-failure records, each route's dial targets, split weights and forwarding chain. A call then
-only asks the matchers and appends ready-made steps, so walking past twenty rules builds
-almost nothing.
+RoutingTable (`Plan.routing_table`): every caller list of the plan in one CallerIndex, each
+rule's other matchers paired with the trace step their failure records, each route's dial
+targets, split weights and forwarding chain. A call then asks the index once, tests a bit
+or asks a matcher per rule and appends ready-made steps, so walking past twenty rules
+builds almost nothing.
 """
 
 from __future__ import annotations
