@@ -60,7 +60,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from router.simulator import CallResult, Outcome, SimulatedCall, run_call, run_calls
+from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call, run_calls
 
 REPO = Path(__file__).resolve().parent.parent
 E2E_CONFIG = REPO / "tests" / "e2e_config"

@@ -30,10 +30,10 @@ from rating.call import RatedCall
 from rating.pricing import price
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
-from router.cdr import CDR, CdrOp, FinishCall, PostLedger, StartCall
-from router.cdr_writer import CdrWriter
-from router.spool import Journal
-from router.store import SQLiteStore
+from router.storage.cdr import CDR, CdrOp, FinishCall, PostLedger, StartCall
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
 
 TARGET_P99_MS = 1.0
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,19 +17,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.evaluator import RoutingState
-from router.accounting import Accounting
-from router.ami import AmiLink
-from router.balance_alerts import BalanceAlerts
-from router.call_session import CallServices
-from router.cdr_writer import CdrWriter
-from router.live_calls import LiveCalls
-from router.metrics import Metrics
-from router.plan_book import PlanBook
-from router.reconcile import Reconciler
-from router.server import FastAGIServer
-from router.settings import RouterSettings, load_settings, parse_listen
-from router.spool import Journal
-from router.store_url import store_for
+from router.ami.link import AmiLink
+from router.ami.live_calls import LiveCalls
+from router.ami.reconcile import Reconciler
+from router.call.session import CallServices
+from router.configuration.plan_book import PlanBook
+from router.configuration.settings import RouterSettings, load_settings, parse_listen
+from router.fastagi.server import FastAGIServer
+from router.money.accounting import Accounting
+from router.money.balance_alerts import BalanceAlerts
+from router.monitoring.metrics import Metrics
+from router.storage.location import store_for
+from router.storage.spool import Journal
+from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.daemon")
 

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from router.cdr import CDR, Outcome
+from router.configuration.settings import load_settings
 from router.daemon import Daemon
-from router.settings import load_settings
-from router.simulator import CallResult, SimulatedCall, run_call
+from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call
+from router.storage.cdr import CDR, Outcome
 
 E2E_CONFIG = Path(__file__).resolve().parent / "e2e_config"
 MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import PostLedger
 from router.cli import main
-from router.store import SQLiteStore
+from router.storage.cdr import PostLedger
+from router.storage.sqlite import SQLiteStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PREPAID, POSTPAID = "4000000008", "4000000009"

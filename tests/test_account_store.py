@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import PostLedger, op_from_json, op_to_json
-from router.store import SQLiteStore
+from router.storage.cdr import PostLedger, op_from_json, op_to_json
+from router.storage.sqlite import SQLiteStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4006001234"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from router.agi import (
+from router.fastagi.protocol import (
     MAX_COMMAND_BYTES,
     AGIConnectionClosed,
     AGIHeaderIncomplete,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.agi import MAX_COMMAND_BYTES, AGISession
-from router.agi_quote import (
+from router.fastagi.protocol import MAX_COMMAND_BYTES, AGISession
+from router.fastagi.quoting import (
     DEFAULT_MAX_LEN,
     UnsafeArgument,
     clean,
@@ -15,7 +15,7 @@ from router.agi_quote import (
     dial_token,
     quote,
 )
-from router.simulator import SimulatedCall, run_call, split_agi_args
+from router.simulation.asterisk_agi import SimulatedCall, run_call, split_agi_args
 
 # --- quote -----------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from itertools import pairwise
 
 import pytest
 
-from router.ami import AmiLink
-from router.ami_simulator import (
+from router.ami.link import AmiLink
+from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
     AmiSimulator,

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import (
+from router.cli import main
+from router.storage.cdr import (
     CDR,
     AddLeg,
     CallerRegion,
@@ -41,8 +42,7 @@ from router.cdr import (
     PostLedger,
     StartCall,
 )
-from router.cli import main
-from router.store import SQLiteStore
+from router.storage.sqlite import SQLiteStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4000000008"

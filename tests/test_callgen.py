@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from router.callgen import (
+from router.cli import main
+from router.daemon import Daemon
+from router.simulation.callgen import (
     CallgenReport,
     CallgenSpec,
     apportion,
@@ -22,10 +24,8 @@ from router.callgen import (
     run_callgen,
     spread,
 )
-from router.cdr import CDR
-from router.cli import main
-from router.daemon import Daemon
-from router.store import SQLiteStore
+from router.storage.cdr import CDR
+from router.storage.sqlite import SQLiteStore
 from tests.router_harness import E2E_CONFIG, running_router
 
 PLANS = sorted(path.stem for path in (E2E_CONFIG / "plans").glob("*.yaml"))

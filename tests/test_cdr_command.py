@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from router.cdr import Outcome, cdr_from_json
 from router.cli import main
+from router.storage.cdr import Outcome, cdr_from_json
 from tests.router_harness import MONDAY_MORNING, call, running_router
 
 BULK_CALLS = 55

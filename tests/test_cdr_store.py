@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.cdr import (
+from router.storage.cdr import (
     CDR,
     AddLeg,
     CallerRegion,
@@ -27,7 +27,7 @@ from router.cdr import (
     op_from_json,
     op_to_json,
 )
-from router.store import INTERRUPTED_NOTE, SCHEMA_VERSION, SQLiteStore, StoreUnavailable
+from router.storage.sqlite import INTERRUPTED_NOTE, SCHEMA_VERSION, SQLiteStore, StoreUnavailable
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=SHANGHAI)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.cdr import (
+from router.storage.cdr import (
     CDR,
     AddLeg,
     CallerRegion,
@@ -25,9 +25,9 @@ from router.cdr import (
     StartCall,
     op_to_json,
 )
-from router.cdr_writer import CdrWriter
-from router.spool import Journal
-from router.store import SQLiteStore
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
 
 T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=ZoneInfo("Asia/Shanghai"))
 

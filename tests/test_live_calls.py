@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from panoramisk.message import Message
 
-from router.ami import Event
-from router.ami_simulator import RECORDINGS, recorded_events
-from router.live_calls import LiveCalls, destination_number
+from router.ami.link import Event
+from router.ami.live_calls import LiveCalls, destination_number
+from router.simulation.asterisk_ami import RECORDINGS, recorded_events
 from tests.test_ami import eventually, linked, replayed
 
 BUSY, ANSWERS, RINGS, CONGESTED, STAYS = (

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from router.logs import call_context, configure_logging, mask_number, mask_text
+from router.monitoring.logs import call_context, configure_logging, mask_number, mask_text
 
 log = logging.getLogger("hotline400.call")
 

@@ -15,18 +15,18 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import router.metrics as metrics_module
+import router.monitoring.metrics as metrics_module
 from dialplan.decision import RejectReason
-from router.accounting import Accounting
-from router.balance_alerts import BalanceAlerts
-from router.call_session import CallServices
-from router.cdr import ForwardReason, Outcome
-from router.cdr_writer import CdrWriter
-from router.metrics import DECISION_BUCKETS, SESSION_BUCKETS, Metrics
-from router.plan_book import PlanBook
-from router.server import FastAGIServer
-from router.spool import Journal
-from router.store import SQLiteStore
+from router.call.session import CallServices
+from router.configuration.plan_book import PlanBook
+from router.fastagi.server import FastAGIServer
+from router.money.accounting import Accounting
+from router.money.balance_alerts import BalanceAlerts
+from router.monitoring.metrics import DECISION_BUCKETS, SESSION_BUCKETS, Metrics
+from router.storage.cdr import ForwardReason, Outcome
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SERVED = "4008207788"

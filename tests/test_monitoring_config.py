@@ -1,5 +1,5 @@
 """The Prometheus alert rules and the Grafana dashboard: valid, tested, and in step with
-the metrics router/metrics.py defines.
+the metrics router/monitoring/metrics.py defines.
 
 promtool (Debian package `prometheus`) must be installed; CI installs it. Without it these
 tests fail rather than skip, so unchecked rules never pass as checked.
@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from router.accounting import Accounting
-from router.balance_alerts import BalanceAlerts
-from router.call_session import CallServices
-from router.cdr_writer import CdrWriter
-from router.metrics import Metrics
-from router.plan_book import PlanBook
-from router.server import FastAGIServer
-from router.spool import Journal
-from router.store import SQLiteStore
+from router.call.session import CallServices
+from router.configuration.plan_book import PlanBook
+from router.fastagi.server import FastAGIServer
+from router.money.accounting import Accounting
+from router.money.balance_alerts import BalanceAlerts
+from router.monitoring.metrics import Metrics
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
@@ -122,7 +122,7 @@ def test_the_alert_rules_use_only_metrics_the_router_defines(defined_names: set[
     used = {name for expr in alert_expressions() for name in METRIC_NAME.findall(expr)}
 
     assert used, "the alert rules read no hotline400 metric"
-    assert used <= defined_names, f"not defined by router/metrics.py: {used - defined_names}"
+    assert used <= defined_names, f"not defined by the metrics module: {used - defined_names}"
 
 
 def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_and_fraud() -> None:
@@ -158,7 +158,7 @@ def test_every_dashboard_panel_queries_only_metrics_the_router_defines(
             assert used, f"panel {panel['title']!r} queries no hotline400 metric"
             assert used <= defined_names, (
                 f"panel {panel['title']!r} reads {used - defined_names}, "
-                "which router/metrics.py does not define"
+                "which router/monitoring/metrics.py does not define"
             )
 
 

@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import CDR, Outcome
 from router.daemon import Daemon
-from router.pg_store import PostgresStore
-from router.simulator import CallResult, SimulatedCall, run_call, run_calls
-from router.simulator import Outcome as Phone
+from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call, run_calls
+from router.simulation.asterisk_agi import Outcome as Phone
+from router.storage.cdr import CDR, Outcome
+from router.storage.postgres import PostgresStore
 from tests.pg_harness import eventually, run_sql, scratch_schema
 from tests.router_harness import E2E_CONFIG, MONDAY_MORNING, running_router
 

@@ -16,14 +16,18 @@ import pytest
 
 from dialplan.errors import ConfigError
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import CDR, AddLeg, FinishCall, ForwardReason, Leg, Outcome, PostLedger, StartCall
-from router.cdr_writer import CdrWriter
-from router.pg_migrations import SCHEMA_VERSION
-from router.pg_store import PostgresStore
-from router.settings import RouterSettings, load_settings
-from router.spool import Journal
-from router.store import SQLiteStore, StoreUnavailable
-from router.store_url import (
+from router.configuration.settings import RouterSettings, load_settings
+from router.storage.cdr import (
+    CDR,
+    AddLeg,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    PostLedger,
+    StartCall,
+)
+from router.storage.location import (
     STORE_ENV,
     PostgresLocation,
     SQLiteLocation,
@@ -32,6 +36,11 @@ from router.store_url import (
     redacted,
     store_for,
 )
+from router.storage.migrations import SCHEMA_VERSION
+from router.storage.postgres import PostgresStore
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore, StoreUnavailable
+from router.storage.writer import CdrWriter
 from tests.pg_harness import (
     Relay,
     eventually,

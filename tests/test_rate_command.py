@@ -20,10 +20,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.account_sql import UsageSnapshot
-from router.cdr import CDR, CallerRegion, CdrOp, FinishCall, ForwardReason, Leg, Outcome, StartCall
 from router.cli import main
-from router.store import SQLiteStore
+from router.storage.account_sql import UsageSnapshot
+from router.storage.cdr import (
+    CDR,
+    CallerRegion,
+    CdrOp,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    StartCall,
+)
+from router.storage.sqlite import SQLiteStore
 from tests.router_harness import E2E_CONFIG, call, running_router
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from panoramisk.message import Message
 
-from router.ami import Event
-from router.ami_simulator import RECORDINGS, recorded_events
-from router.cdr import CDR, FinishCall, Outcome, StartCall
-from router.cdr_writer import CdrWriter
-from router.reconcile import Reconciler
-from router.spool import Journal
-from router.store import INTERRUPTED_NOTE, SQLiteStore
+from router.ami.link import Event
+from router.ami.reconcile import Reconciler
+from router.simulation.asterisk_ami import RECORDINGS, recorded_events
+from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
+from router.storage.spool import Journal
+from router.storage.sqlite import INTERRUPTED_NOTE, SQLiteStore
+from router.storage.writer import CdrWriter
 from tests.test_ami import eventually, linked, replayed
 
 BEIJING = ZoneInfo("Asia/Shanghai")

@@ -18,9 +18,9 @@ from typing import ClassVar
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.cdr import Outcome
 from router.daemon import Daemon
-from router.simulator import Outcome as Phone
+from router.simulation.asterisk_agi import Outcome as Phone
+from router.storage.cdr import Outcome
 from tests.router_harness import MONDAY_MORNING, call, finished_cdr, running_router
 
 PREPAID, POSTPAID = "4000000008", "4000000009"

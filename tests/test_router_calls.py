@@ -6,8 +6,8 @@ asserts the exact AGI commands the router sent and the CDR it stored.
 
 from pathlib import Path
 
-from router.cdr import ForwardReason, Outcome
-from router.simulator import CallerHangup
+from router.simulation.asterisk_agi import CallerHangup
+from router.storage.cdr import ForwardReason, Outcome
 from tests.router_harness import (
     MONDAY_MORNING,
     SimulatedClock,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from router.cdr import Outcome
-from router.simulator import (
+from router.simulation.asterisk_agi import (
     connect_and_close,
     send_binary_junk,
     send_header_without_end,
     send_oversized_header,
     send_raw,
 )
+from router.storage.cdr import Outcome
 from tests.router_harness import SimulatedClock, call, finished_cdr, running_router
 
 SPEEDUP = 50.0  # three Dials ringing 20 s each take 1.2 s

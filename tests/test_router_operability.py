@@ -4,14 +4,14 @@ import asyncio
 import urllib.request
 from pathlib import Path
 
-from router.ami_simulator import (
+from router.daemon import Daemon
+from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
     AmiSimulator,
     accounts_from_manager_conf,
     recorded_events,
 )
-from router.daemon import Daemon
 from tests.router_harness import call, running_router
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))

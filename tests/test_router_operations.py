@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from router.cdr import Outcome
-from router.simulator import SimulatedCall, run_call
+from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.storage.cdr import Outcome
 from tests.router_harness import E2E_CONFIG, SimulatedClock, call, finished_cdr, running_router
 
 BUSY_FORWARD_PLAN = """\

@@ -1,4 +1,5 @@
-"""Sessions enter header reading through a bounded stage, and their header clock starts there.
+"""Sessions enter header reading through a bounded stage, and their header clock starts there;
+the clock times out only a peer that has not sent its header, however busy the loop is.
 
 A burst of calls used to lose calls on a busy router: every accepted session started its
 header clock at once, and while the event loop was still setting up earlier calls, later
@@ -11,15 +12,25 @@ with other work.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from router.daemon import Daemon
-from router.server import FastAGIServer
-from router.simulator import SimulatedCall, run_call, run_calls, send_header_without_end
+from router.fastagi.protocol import AGIHeaderTimeout, read_environment
+from router.fastagi.server import FastAGIServer
+from router.simulation.asterisk_agi import (
+    SimulatedCall,
+    environment,
+    run_call,
+    run_calls,
+    send_header_without_end,
+)
 from tests.router_harness import MONDAY_MORNING, running_router
 
 BUSY_S = 0.003
@@ -101,3 +112,33 @@ async def test_headers_without_end_still_time_out_and_a_call_queued_behind_them_
     assert honest.wall_s >= header_timeout - 0.1  # it waited for a place, then was served
     assert honest.error is None
     assert honest.variables["HOTLINE_STATUS"] == "answered"
+
+
+async def test_a_header_sent_in_time_is_read_however_late_the_busy_loop_gets_to_it() -> None:
+    ours, asterisks = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    try:
+        reading = asyncio.create_task(read_environment(reader, timeout=0.2))
+        await asyncio.sleep(0)  # the clock runs and the read waits for bytes
+        env = environment(SimulatedCall(), "127.0.0.1", 4573)
+        asterisks.sendall("".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n")
+        time.sleep(0.3)  # the loop is busy past the deadline, the header waits in the socket
+        assert await reading == env
+    finally:
+        writer.close()
+        asterisks.close()
+
+
+async def test_a_header_that_stops_short_times_out_on_a_busy_loop_too() -> None:
+    ours, asterisks = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    try:
+        reading = asyncio.create_task(read_environment(reader, timeout=0.2))
+        await asyncio.sleep(0)
+        asterisks.sendall(b"agi_network: yes\nagi_channel: Local/4000000001@inbound-400-1;2\n")
+        time.sleep(0.3)
+        with pytest.raises(AGIHeaderTimeout):
+            await reading
+    finally:
+        writer.close()
+        asterisks.close()

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from router.agi import AGISession, read_environment
-from router.simulator import (
+from router.fastagi.protocol import AGISession, read_environment
+from router.simulation.asterisk_agi import (
     CallerHangup,
     CallResult,
     Outcome,

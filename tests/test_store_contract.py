@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router import pg_migrations, store
-from router.cdr import (
+from router.cli import main
+from router.storage import migrations as pg_migrations
+from router.storage import sqlite as store
+from router.storage.cdr import (
     CDR,
     AddLeg,
     CallerRegion,
@@ -35,9 +37,8 @@ from router.cdr import (
     PostLedger,
     StartCall,
 )
-from router.cli import main
-from router.store import INTERRUPTED_NOTE, StoreUnavailable
-from router.store_url import ConfiguredStore, build_store
+from router.storage.location import ConfiguredStore, build_store
+from router.storage.sqlite import INTERRUPTED_NOTE, StoreUnavailable
 from tests.pg_harness import run_sql, scratch_schema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

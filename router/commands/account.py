@@ -26,9 +26,9 @@ from decimal import Decimal, InvalidOperation
 
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.money import FEN, ZERO, to_fen
-from router.billing import month_span
-from router.books import Books, BooksUnavailable, load_books
-from router.store import SQLiteStore, StoreUnavailable
+from router.money.billing import month_span
+from router.money.books import Books, BooksUnavailable, load_books
+from router.storage.sqlite import SQLiteStore, StoreUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 minutes by day and by caller province, charges, feature fees, minimum-consumption top-up,
 payments, adjustments, opening and closing balance.
 
-`--close` books what closing the month owes (router.billing says what, dated when, and
+`--close` books what closing the month owes (router.money.billing says what, dated when, and
 why only once). Without it the statement already counts those entries, marked "to be
 booked at close", so its closing balance is the one the month will end with.
 
@@ -28,15 +28,15 @@ from zoneinfo import ZoneInfo
 from rating.ledger import LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
-from router.billing import (
+from router.money.billing import (
     MonthNotClosable,
     MonthStatement,
     close_month,
     month_span,
     month_statement,
 )
-from router.books import Books, BooksUnavailable, load_books
-from router.store import StoreUnavailable
+from router.money.books import Books, BooksUnavailable, load_books
+from router.storage.sqlite import StoreUnavailable
 
 PENDING_MARK = "to be booked at close"
 CSV_COLUMNS = (

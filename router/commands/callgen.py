@@ -11,7 +11,9 @@ import asyncio
 import math
 import sys
 
-from router.callgen import (
+from router.configuration.config_dir import load_config
+from router.configuration.settings import parse_listen
+from router.simulation.callgen import (
     DEFAULT_CALLERS,
     DEFAULT_MIX,
     CallgenSpec,
@@ -19,8 +21,6 @@ from router.callgen import (
     read_callers,
     run_callgen,
 )
-from router.config_dir import load_config
-from router.settings import parse_listen
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

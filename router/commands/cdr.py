@@ -22,9 +22,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
-from router.cdr import CDR, Outcome, cdr_to_json
-from router.settings import load_settings
-from router.store import SQLiteStore, StoreUnavailable
+from router.configuration.settings import load_settings
+from router.storage.cdr import CDR, Outcome, cdr_to_json
+from router.storage.sqlite import SQLiteStore, StoreUnavailable
 
 TABLE_LIMIT = 50
 CSV_COLUMNS = (

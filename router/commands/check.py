@@ -15,9 +15,9 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan_loader import load_plan
 from rating.tariff_loader import load_tariffs
-from router.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
-from router.plan_book import refused_minimum_changes
-from router.settings import ROUTER_FILE, load_settings
+from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
+from router.configuration.plan_book import refused_minimum_changes
+from router.configuration.settings import ROUTER_FILE, load_settings
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

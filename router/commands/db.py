@@ -19,11 +19,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from dialplan.errors import ConfigError
-from router.pg_migrations import schema_version
-from router.pg_store import default_router_name
-from router.settings import load_settings
-from router.store import StoreUnavailable
-from router.store_url import (
+from router.configuration.settings import load_settings
+from router.storage.location import (
     PostgresLocation,
     SQLiteLocation,
     StoreLocation,
@@ -32,6 +29,9 @@ from router.store_url import (
     parse_store_url,
     redacted,
 )
+from router.storage.migrations import schema_version
+from router.storage.postgres import default_router_name
+from router.storage.sqlite import StoreUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import logging
 
+from router.configuration.settings import load_settings
 from router.daemon import Daemon
-from router.demo import DemoClock, balances, describe, play_tour, prepay_accounts
-from router.settings import load_settings
+from router.simulation.demo import DemoClock, balances, describe, play_tour, prepay_accounts
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ started in those days (local, both included) with the tariffs in force.
 Without --rerate only calls without a price are priced: the router prices every answered
 call of a number that has an account, and this catches the ones it could not. With
 --rerate, priced calls are priced again; where the price changed the CDR takes the new one
-and the difference in the subscriber's share is booked as an adjustment (router.rerating
+and the difference in the subscriber's share is booked as an adjustment (router.money.rerating
 says how included minutes are kept and why running it twice changes nothing).
 
 Progress goes to stderr; every price set or changed, and a summary, to stdout.
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TextIO
 
-from router.books import Books, BooksUnavailable, load_books
-from router.rerating import Change, RatingRun, rate_cdrs
-from router.store import StoreUnavailable
+from router.money.books import Books, BooksUnavailable, load_books
+from router.money.rerating import Change, RatingRun, rate_cdrs
+from router.storage.sqlite import StoreUnavailable
 
 
 class ProgressBar:

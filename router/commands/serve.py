@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
 from router.daemon import Daemon
-from router.logs import configure_logging
+from router.monitoring.logs import configure_logging
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from dialplan.decision import Decision, DialResult, next_target
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
-from router.config_dir import load_config
+from router.configuration.config_dir import load_config
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

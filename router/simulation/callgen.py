@@ -1,7 +1,7 @@
 """Traffic for a FastAGI router: many simulated Asterisk calls with a chosen mix of behaviours.
 
 What SIPp is to a SIP server, this is to the router: it plays Asterisk's side
-(router/simulator.py) for N calls at a given concurrency and reports what an operator
+(router/simulation/asterisk_agi.py) for N calls at a given concurrency and reports what an operator
 sizes a deployment by: the outcome the router left on each channel (HOTLINE_STATUS), the
 calls that failed on the wire, calls per second, and the routing-decision latency as
 Asterisk sees it (environment sent -> first command back).
@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from router.simulator import CallerHangup, CallResult, Outcome, SimulatedCall, run_calls
+from router.simulation.asterisk_agi import (
+    CallerHangup,
+    CallResult,
+    Outcome,
+    SimulatedCall,
+    run_calls,
+)
 
 Behaviour = Literal["answer", "busy", "noanswer", "hangup"]
 BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)

@@ -37,8 +37,8 @@ from rating.minimum import minimum_topup
 from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
-from router.cdr import CDR, Outcome
-from router.store import SQLiteStore
+from router.storage.cdr import CDR, Outcome
+from router.storage.sqlite import SQLiteStore
 
 RINGING_MARGIN = timedelta(days=1)
 """CDRs are found by start time: a call answered early in a month may have started (rung)

@@ -22,7 +22,7 @@ from dialplan.yaml_source import read_yaml
 from rating.minimum import MinimumChangeRefused, check_package_change
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
-from router.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
+from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
 
 log = logging.getLogger("hotline400.plans")
 

@@ -32,11 +32,16 @@ from dialplan.evaluator import RoutingState, decide
 from dialplan.matchers import Call
 from dialplan.pin import verify_pin
 from dialplan.plan import Pin, Plan
-from router.accounting import Accounting, CallAccount
-from router.agi import AGIProtocolError, AGISession
-from router.agi_quote import UnsafeArgument, dial_argument
-from router.call_context import CallContext
-from router.cdr import (
+from router.ami.live_calls import LiveCalls
+from router.call.context import CallContext
+from router.call.hangup_causes import CAUSE_OF_REASON
+from router.configuration.plan_book import PlanBook
+from router.fastagi.protocol import AGIProtocolError, AGISession
+from router.fastagi.quoting import UnsafeArgument, dial_argument
+from router.money.accounting import Accounting, CallAccount
+from router.monitoring.logs import call_context
+from router.monitoring.metrics import Metrics
+from router.storage.cdr import (
     CDR,
     AddLeg,
     CallerRegion,
@@ -46,12 +51,7 @@ from router.cdr import (
     Outcome,
     StartCall,
 )
-from router.cdr_writer import CdrWriter
-from router.hangup_causes import CAUSE_OF_REASON
-from router.live_calls import LiveCalls
-from router.logs import call_context
-from router.metrics import Metrics
-from router.plan_book import PlanBook
+from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.call")
 

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import read_yaml
-from router.store_url import parse_store_url
+from router.storage.location import parse_store_url
 
 ROUTER_FILE = "router.yaml"
 

@@ -17,9 +17,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from router.cdr import CdrOp, op_from_json, op_to_json
-from router.spool import Journal
-from router.store import Store, StoreUnavailable
+from router.storage.cdr import CdrOp, op_from_json, op_to_json
+from router.storage.spool import Journal
+from router.storage.sqlite import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

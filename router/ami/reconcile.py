@@ -42,12 +42,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from router.cdr import FinishCall, Outcome
-from router.store import SHANGHAI, Store
+from router.storage.cdr import FinishCall, Outcome
+from router.storage.sqlite import SHANGHAI, Store
 
 if TYPE_CHECKING:
-    from router.ami import AmiLink, Event
-    from router.cdr_writer import CdrWriter
+    from router.ami.link import AmiLink, Event
+    from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.reconcile")
 

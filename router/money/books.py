@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 from dialplan.plan import Plan
 from rating.tariff import Account, Tariffs
-from router.config_dir import TARIFFS_FILE, load_config
-from router.settings import RouterSettings
-from router.store import SQLiteStore
+from router.configuration.config_dir import TARIFFS_FILE, load_config
+from router.configuration.settings import RouterSettings
+from router.storage.sqlite import SQLiteStore
 
 
 class BooksUnavailable(Exception):

@@ -16,7 +16,7 @@ answer "Invalid/unknown command"); no Challenge (MD5) login; eventfilters other 
 `eventfilter(action(include),name(X)) =` are refused when read; `permit`/`deny` are not
 applied; a refused Login is answered at once (Asterisk waits a second).
 
-Run `python -m router.ami_simulator FILE.ami ...` for a demo server on 127.0.0.1:5038
+Run `python -m router.simulation.asterisk_ami FILE.ami ...` for a demo server on 127.0.0.1:5038
 that replays the files to each client that logs in.
 """
 
@@ -39,7 +39,7 @@ VERSION = "11.0.0"
 RECORDINGS = Path(__file__).resolve().parent / "recordings" / "ami"
 """The AMI streams recorded from Asterisk 22 (answer, busy_forward, caller_hangup, misc),
 shipped with the package so the simulator can replay them anywhere."""
-MANAGER_CONF = Path(__file__).resolve().parents[1] / "asterisk" / "manager.conf"
+MANAGER_CONF = Path(__file__).resolve().parents[2] / "asterisk" / "manager.conf"
 """The router's AMI account as shipped: what the demo server accepts."""
 
 _SESSION_OWN_EVENTS = frozenset({"FullyBooted", "SuccessfulAuth"})

@@ -15,7 +15,7 @@ from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
-from router.settings import RouterSettings, load_settings
+from router.configuration.settings import RouterSettings, load_settings
 
 CALENDAR_FILE = "calendar.yaml"
 TARIFFS_FILE = "tariffs.yaml"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dialplan.geo import CallerInfo, locate
-from router.agi_quote import clean
+from router.fastagi.quoting import clean
 
 _UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _SERVICE_NUMBER = re.compile(r"(?:\+?86)?(400\d{7})")

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.account_sql import (
+from router.storage.account_sql import (
     ACCOUNT_MIGRATION,
     INSERT_LEDGER,
     RELEASE_CALL,
@@ -43,7 +43,7 @@ from router.account_sql import (
     entry_from_row,
     ledger_params,
 )
-from router.cdr import (
+from router.storage.cdr import (
     CDR,
     FEN,
     FINISH_FIELDS,

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from router.agi_quote import quote
+from router.fastagi.quoting import quote
 
 HEADER_TIMEOUT_S = 5.0
 MAX_HEADER_BYTES = 65536
@@ -155,30 +155,60 @@ async def read_environment(
     """
     env: dict[str, str] = {}
     used = 0
+    clock = _HeaderClock(reader, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            while True:
-                # readuntil itself, not _read_line: one coroutine layer less per line.
-                data = await reader.readuntil(b"\n")
-                if len(data) > max_bytes - used:
-                    raise _LineTooLong
-                line = data[:-1].removesuffix(b"\r")
-                used += len(line) + 1
-                if not line:
-                    return env
-                text = line.decode("utf-8", "replace")
-                entry = _header_entry(text)
-                if entry is None:
-                    raise AGIMalformedHeader(f"not an agi_ header line: {text[:80]!r}")
-                env[entry[0]] = entry[1]
-    except TimeoutError as exc:
-        raise AGIHeaderTimeout(f"no complete environment within {timeout} s") from exc
+        while True:
+            # readuntil itself, not _read_line: one coroutine layer less per line.
+            data = await reader.readuntil(b"\n")
+            if len(data) > max_bytes - used:
+                raise _LineTooLong
+            line = data[:-1].removesuffix(b"\r")
+            used += len(line) + 1
+            if not line:
+                return env
+            text = line.decode("utf-8", "replace")
+            entry = _header_entry(text)
+            if entry is None:
+                raise AGIMalformedHeader(f"not an agi_ header line: {text[:80]!r}")
+            env[entry[0]] = entry[1]
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise AGIHeaderIncomplete(
             f"connection closed after {len(env)} header lines, before the blank line"
         ) from exc
     except (_LineTooLong, asyncio.LimitOverrunError) as exc:
         raise AGIHeaderTooLarge(f"environment larger than {max_bytes} bytes") from exc
+    finally:
+        clock.stop()
+
+
+class _HeaderClock:
+    """The environment block's deadline, which fails the stream reader when it passes: the
+    waiting read then raises AGIHeaderTimeout.
+
+    The verdict waits one more pass of the event loop after the deadline. A loop busy with
+    other calls may reach the deadline before it reads a header that arrived in time; the
+    bytes it reads in the same pass wake the reading task first, so the header is read, and
+    only a peer that had not sent it by then is timed out. (A plain timer handle, not an
+    `asyncio.timeout()` context: that costs twice as much, and every call reads a header.)
+    """
+
+    __slots__ = ("_handle", "_reader", "_timeout")
+
+    def __init__(self, reader: asyncio.StreamReader, timeout: float) -> None:
+        self._reader = reader
+        self._timeout = timeout
+        loop = asyncio.get_running_loop()
+        self._handle: asyncio.Handle = loop.call_later(timeout, self._deadline_passed)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+    def _deadline_passed(self) -> None:
+        self._handle = asyncio.get_running_loop().call_soon(self._expire)
+
+    def _expire(self) -> None:
+        message = f"no complete environment within {self._timeout} s"
+        self._reader.set_exception(AGIHeaderTimeout(message))
 
 
 @dataclass(slots=True)
@@ -351,6 +381,8 @@ class AGISession:
         self._pending = ""
         self._pending_timeout: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        """When `_timer` fires; kept here as `TimerHandle.when()` is a method call."""
         self._expired: AGIReplyTimeout | None = None
 
     @classmethod
@@ -449,10 +481,11 @@ class AGISession:
         deadline = loop.time() + timeout
         self._deadline, self._pending, self._pending_timeout = deadline, line, timeout
         timer = self._timer
-        if timer is None or timer.when() > deadline:
+        if timer is None or self._timer_at > deadline:
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._check_deadline, deadline)
+            self._timer_at = deadline
 
     def _check_deadline(self, fired_for: float) -> None:
         self._timer = None
@@ -463,6 +496,7 @@ class AGISession:
             self._timer = asyncio.get_running_loop().call_at(
                 deadline, self._check_deadline, deadline
             )
+            self._timer_at = deadline
             return
         self._expired = AGIReplyTimeout(
             f"no reply to {self._pending[:40]!r} in {self._pending_timeout} s"

@@ -19,7 +19,7 @@ from dialplan.geo import locate
 from dialplan.matchers import describe_caller
 from rating.ledger import LedgerEntry, LedgerKind
 from router.daemon import Daemon
-from router.simulator import CallResult, Outcome, SimulatedCall, run_call
+from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ANSWERS = Outcome.answers(talk_s=95.0, ring_s=6.0)

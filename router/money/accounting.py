@@ -28,10 +28,10 @@ from rating.call import RatedCall
 from rating.ledger import call_entry
 from rating.pricing import price
 from rating.tariff import Account, Tariffs
-from router.account_sql import UsageSnapshot
-from router.balance_alerts import BalanceAlerts
-from router.cdr import FinishCall, PostLedger
-from router.store import SQLiteStore, StoreUnavailable
+from router.money.balance_alerts import BalanceAlerts
+from router.storage.account_sql import UsageSnapshot
+from router.storage.cdr import FinishCall, PostLedger
+from router.storage.sqlite import SQLiteStore, StoreUnavailable
 
 log = logging.getLogger("hotline400.accounting")
 

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from router.pg_store import PostgresStore, default_router_name
-from router.store import SQLiteStore
+from router.storage.postgres import PostgresStore, default_router_name
+from router.storage.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from router.settings import RouterSettings
+    from router.configuration.settings import RouterSettings
 
 STORE_ENV = "HOTLINE400_STORE"
 SQLITE_SCHEME = "sqlite"

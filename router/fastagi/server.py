@@ -22,13 +22,14 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 
-from router.agi import AGIProtocolError, AGISession, read_environment
-from router.call_context import context_from
-from router.call_session import CallServices, CallSession
+from router.call.context import context_from
+from router.call.session import CallServices, CallSession
+from router.fastagi.protocol import AGIProtocolError, AGISession, read_environment
 
 log = logging.getLogger("hotline400.server")
 
 LISTEN_BACKLOG = 4096
+MAX_REMEMBERED_PEERS = 1024
 HEADER_STAGE = 256
 """Sessions reading their environment block at once. Honest sessions pass through in
 microseconds; a peer that sends no header holds a place for at most the header timeout, so
@@ -50,7 +51,11 @@ class FastAGIServer:
         if header_stage < 1:
             raise ValueError("header_stage must admit at least one session")
         self.services = services
-        self.allowed = list(allowed)
+        self.allowed = tuple(allowed)
+        self._peer_verdicts: dict[str, bool] = {}
+        """Allowed or not, by peer address (so `allowed` is fixed once made): every call
+        comes from one of a few Asterisk hosts, and `ipaddress` parses the address and tests
+        it against each network in Python, several microseconds a connection."""
         self.header_timeout = header_timeout
         self.header_max_bytes = header_max_bytes
         self._header_stage = asyncio.Semaphore(header_stage)
@@ -87,8 +92,21 @@ class FastAGIServer:
     def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
         peer = writer.get_extra_info("peername")
         try:
-            address = ipaddress.ip_address(peer[0])
-        except (TypeError, ValueError, IndexError):
+            host = str(peer[0])
+        except (TypeError, IndexError):
+            return False
+        verdict = self._peer_verdicts.get(host)
+        if verdict is None:
+            verdict = self._address_allowed(host)
+            if len(self._peer_verdicts) >= MAX_REMEMBERED_PEERS:  # a scan of many addresses
+                self._peer_verdicts.clear()
+            self._peer_verdicts[host] = verdict
+        return verdict
+
+    def _address_allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
             return False
         return any(address in network for network in self.allowed)
 

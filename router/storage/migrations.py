@@ -1,6 +1,6 @@
 """The PostgreSQL schema, one migration per version, recorded in `schema_version`.
 
-A version means the same on both engines (router/store.py keeps SQLite's): 1 the CDRs and
+A version means the same on both engines (router/storage/sqlite.py keeps SQLite's): 1 the CDRs and
 their legs, 2 the ledger, balances and usage counters. PostgreSQL runs DDL in transactions,
 so a migration lands whole or not at all; an advisory lock held for that transaction lets
 several routers start at once on an empty database: one migrates, the others wait for it
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from router.store import StoreUnavailable
+from router.storage.sqlite import StoreUnavailable
 
 MIGRATION_LOCK = 0x400_5C4E3A
 """pg_advisory_xact_lock key taken while the schema is read and migrated."""

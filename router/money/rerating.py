@@ -39,9 +39,9 @@ from rating.call import CALLER_KINDS, Price, RatedCall
 from rating.ledger import LedgerEntry, LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
-from router.books import Books
-from router.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
-from router.store import SQLiteStore
+from router.money.books import Books
+from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
+from router.storage.sqlite import SQLiteStore
 
 BATCH = 250
 """CDRs whose writes go to the store in one transaction."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from router.ami import AmiLink, Event
+    from router.ami.link import AmiLink, Event
 
 
 def destination_number(dial_string: str) -> str:

@@ -5,7 +5,7 @@ transaction of `executemany` statements (starts, legs, finishes, ledger entries)
 idempotent (ON CONFLICT by call id, by (call_id, seq), by (number, kind, ref)), and any
 failure to reach or write the server is `StoreUnavailable`, so the CDR writer spools to
 its journal and replays it when the server is back. The schema is migrated when the store
-first connects (router/pg_migrations.py).
+first connects (router/storage/migrations.py).
 
 Where routers meet, PostgreSQL does the counting:
 - `reserve_call` is one INSERT ... ON CONFLICT DO UPDATE ... WHERE calls < cap RETURNING:
@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.account_sql import UsageSnapshot, entry_from_row, ledger_params
-from router.cdr import (
+from router.storage.account_sql import UsageSnapshot, entry_from_row, ledger_params
+from router.storage.cdr import (
     CDR,
     FINISH_FIELDS,
     AddLeg,
@@ -52,8 +52,8 @@ from router.cdr import (
     decode_value,
     encode_value,
 )
-from router.pg_migrations import migrate
-from router.store import INTERRUPTED_NOTE, SHANGHAI, StoreUnavailable
+from router.storage.migrations import migrate
+from router.storage.sqlite import INTERRUPTED_NOTE, SHANGHAI, StoreUnavailable
 
 _UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 """What a store call can meet when the server is down, restarting, full or refusing."""

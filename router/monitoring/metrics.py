@@ -44,13 +44,13 @@ from prometheus_client.registry import Collector
 
 from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
-from router.cdr import ForwardReason, Outcome
+from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
-    from router.balance_alerts import BalanceAlerts
-    from router.cdr_writer import CdrWriter
-    from router.plan_book import PlanBook
-    from router.server import FastAGIServer
+    from router.configuration.plan_book import PlanBook
+    from router.fastagi.server import FastAGIServer
+    from router.money.balance_alerts import BalanceAlerts
+    from router.storage.writer import CdrWriter
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9400
