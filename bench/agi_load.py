@@ -6,12 +6,13 @@ this process (so the simulator's CPU never shares a server's event loop):
 
 - the router: `hotline400 serve` on a copy of tests/e2e_config (dial template
   Local/{number}@phones), its SQLite file and CDR journal in a temporary directory;
-- the ceiling: bench/bare_fastagi.py, which sends the same AGI lines per scenario (Dial,
-  the three GET VARIABLEs per attempt, the forward Dial, the three SET VARIABLEs) with no
-  caller lookup, no plan, no decide() and no CDRs.
+- the ceiling: bench/bare_fastagi.py, which sends the same AGI lines per scenario (Dial
+  and GET FULL VARIABLE per attempt, the forward Dial, one MSet) with no caller lookup,
+  no plan, no decide() and no CDRs.
 
-The call mix cycles three scenarios: 4000000001 answered at once (7 AGI round trips),
-4000000002 busy then forwarded and answered (11), 4000000003 unanswered three times (15).
+The call mix cycles three scenarios: 4000000001 answered at once (3 AGI round trips:
+Dial, GET FULL VARIABLE, MSet), 4000000002 busy then forwarded and answered (5),
+4000000003 unanswered three times (7).
 Every call has a caller ID never seen before (fixed lines of five cities and mobiles), as
 most callers of a 400 line call once, so the router places each caller afresh.
 

@@ -1,10 +1,11 @@
 """The protocol ceiling for bench/agi_load.py: a FastAGI server with no routing and no CDRs.
 
 It speaks the same AGI round trips the router sends for the end-to-end plans
-4000000001-4000000003 (tests/e2e_config): per attempt `EXEC Dial` and the three
-`GET VARIABLE`s, the next destination on anything but ANSWER, then the three
-`SET VARIABLE HOTLINE_*` lines, byte for byte. What it leaves out is exactly what the
-router adds on top of the wire: the caller lookup, the plan and decide(), the quoting of
+4000000001-4000000003 (tests/e2e_config): per attempt `EXEC Dial` and one
+`GET FULL VARIABLE` of DIALSTATUS, ANSWEREDTIME and DIALEDTIME, the next destination on
+anything but ANSWER, then one `EXEC MSet` of the three HOTLINE_* variables, byte for
+byte. What it leaves out is exactly what the router adds on top of the wire: the caller
+lookup, the plan and decide(), the quoting of
 untrusted values, the CDR writes and the session bookkeeping. Same runtime (asyncio
 streams), so the gap between the two is the router's own cost.
 
@@ -26,6 +27,7 @@ DIAL_CHAINS: dict[str, tuple[str, ...]] = {
     "4000000003": ("13800000031", "13800000032", "13800000033"),
 }
 """Destinations tried in order per dialled number, as the e2e plans forward them."""
+DIAL_VARIABLES = "${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}"
 STATUS_OF_DIAL = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "noanswer"}
 LISTEN_BACKLOG = 4096
 
@@ -52,7 +54,7 @@ async def _command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, l
 
 
 def _value(reply: str) -> str:
-    """GET VARIABLE's value: `200 result=1 (BUSY)` -> BUSY; unset -> ""."""
+    """The value of a GET FULL VARIABLE reply: `200 result=1 (BUSY,,)` -> BUSY,,."""
     opening = reply.find("(")
     return reply[opening + 1 : -1] if opening >= 0 else ""
 
@@ -67,15 +69,13 @@ async def _serve_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         destination = number
         dial = DIAL_TEMPLATE.format(number=number)
         await _command(reader, writer, f'EXEC Dial "{dial},{RING_TIMEOUT_S}"')
-        dial_status = _value(await _command(reader, writer, "GET VARIABLE DIALSTATUS"))
-        await _command(reader, writer, "GET VARIABLE ANSWEREDTIME")
-        await _command(reader, writer, "GET VARIABLE DIALEDTIME")
+        outcome = await _command(reader, writer, f"GET FULL VARIABLE {DIAL_VARIABLES}")
+        dial_status = _value(outcome).partition(",")[0]
         status = STATUS_OF_DIAL.get(dial_status, "busy")
         if dial_status == "ANSWER":
             break
-    await _command(reader, writer, f'SET VARIABLE HOTLINE_STATUS "{status}"')
-    await _command(reader, writer, f'SET VARIABLE HOTLINE_DEST "{destination}"')
-    await _command(reader, writer, 'SET VARIABLE HOTLINE_RULE "default"')
+    variables = f"HOTLINE_STATUS={status},HOTLINE_DEST={destination},HOTLINE_RULE=default"
+    await _command(reader, writer, f'EXEC MSet "{variables}"')
 
 
 async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

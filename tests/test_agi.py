@@ -247,6 +247,38 @@ async def test_busy_dial_returns_zero_and_empty_times(asterisk: Connect) -> None
     assert await session.get_variable("NOSUCHVAR") is None
 
 
+async def test_dial_variables_come_back_in_one_full_variable_round_trip(
+    asterisk: Connect,
+) -> None:
+    # agi-vas/full_variable_batch.txt, fact 25
+    session, script = await asterisk([b"200 result=1 (ANSWER,3,3)\n", b"200 result=1 (BUSY,,)\n"])
+    assert await session.get_variables("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME") == [
+        "ANSWER",
+        "3",
+        "3",
+    ]
+    assert await session.get_variables("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME") == [
+        "BUSY",
+        "",
+        "",
+    ]
+    assert script.received == ["GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}"] * 2
+
+
+async def test_variables_are_set_with_one_mset_and_odd_values_on_their_own(
+    asterisk: Connect,
+) -> None:
+    session, script = await asterisk([b"200 result=1\n", b"200 result=1\n", b"200 result=0\n"])
+    await session.set_variables(
+        {"HOTLINE_STATUS": "answered", "HOTLINE_DEST": "", "A": "x,y", "B": 'say "hi"', "C": "早"}
+    )
+    assert script.received == [
+        'SET VARIABLE A "x,y"',
+        'SET VARIABLE B "say \\"hi\\""',
+        'EXEC MSet "HOTLINE_STATUS=answered,HOTLINE_DEST=,C=早"',
+    ]
+
+
 async def test_hangup_line_before_next_result_is_a_state_change_not_a_reply(
     asterisk: Connect,
 ) -> None:

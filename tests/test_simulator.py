@@ -158,6 +158,48 @@ async def test_busy_then_forward_replays_with_the_recorded_environment() -> None
     assert not result.answered
 
 
+FULL_VARIABLE_BATCH = """
+>> EXEC Dial "Local/13800000011@phones,20"
+<< 200 result=-1
+>> GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}
+<< 200 result=1 (ANSWER,3,3)
+>> EXEC Set "HOTLINE_STATUS=answered"
+<< 200 result=0
+>> EXEC Set "HOTLINE_DEST=13800000011"
+<< 200 result=0
+>> EXEC MSet "A=1,B=2"
+<< 200 result=0
+>> GET FULL VARIABLE ${HOTLINE_STATUS}|${HOTLINE_DEST}|${A}|${B}
+<< 200 result=1 (answered|13800000011|1|2)
+-- server half-closes
+<< HANGUP
+"""
+
+
+async def test_full_variable_batch_reads_and_sets_several_variables_at_once() -> None:
+    # agi-vas/full_variable_batch.txt (fact 25)
+    result = await assert_replays(FULL_VARIABLE_BATCH, SimulatedCall(dialled="4000000107"))
+    assert result.variables["A"] == "1"
+
+
+MSET_EDGES = """
+>> EXEC MSet "EMPTY=,EQ=a=b,PAREN=f(x\\,y),QUOTED=\\"c,d\\",NOEQUALS"
+<< 200 result=0
+>> GET FULL VARIABLE ${EMPTY}|${EQ}|${PAREN}|${QUOTED}|${NOEQUALS}
+<< 200 result=1 (|a=b|f(x,y)|c,d|)
+-- server half-closes
+<< HANGUP
+"""
+
+
+async def test_mset_splits_its_argument_as_asterisk_does() -> None:
+    # Not recorded: Asterisk's argument splitting (__ast_app_separate_args in main/app.c)
+    # as MSet uses it: a trailing '=' sets an empty value, the value keeps later '=',
+    # parentheses and quotes hold commas, an entry without '=' is ignored
+    result = await assert_replays(MSET_EDGES, SimulatedCall())
+    assert result.variables["EMPTY"] == "" and "NOEQUALS" not in result.variables
+
+
 CALLER_HANGS_UP_WHILE_RINGING = """
 >> EXEC Dial "Local/13800000031@phones,20"
 << 200 result=-1

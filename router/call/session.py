@@ -268,9 +268,7 @@ class CallSession:
             return "CHANUNAVAIL"
         started = self.services.clock()
         await self.agi.exec("Dial", argument)
-        status = await self.agi.get_variable("DIALSTATUS") or "CHANUNAVAIL"
-        answered = _seconds(await self.agi.get_variable("ANSWEREDTIME"))
-        dialled = _seconds(await self.agi.get_variable("DIALEDTIME"))
+        status, answered, dialled = await self._dial_outcome()
         talk = answered if status == "ANSWER" and answered is not None else 0
         if dialled is None:  # Asterisk reports no DIALEDTIME for an unanswered Dial
             dialled = round((self.services.clock() - started).total_seconds())
@@ -280,6 +278,12 @@ class CallSession:
             self.record.answered_at = started + timedelta(seconds=max(ring, 0))
             self.record.billable_seconds = talk
         return status
+
+    async def _dial_outcome(self) -> tuple[str, int | None, int | None]:
+        """DIALSTATUS, ANSWEREDTIME and DIALEDTIME in one `GET FULL VARIABLE` round trip."""
+        values = await self.agi.get_variables(*_DIAL_VARIABLES)
+        status, answered, dialled = values if values is not None else ("", None, None)
+        return status or "CHANUNAVAIL", _seconds(answered), _seconds(dialled)
 
     def _talk_limit_option(self, destination: str) -> str | None:
         """Dial's options: L(ms) when the balance or a cost cap limits the talk time, ""
@@ -314,11 +318,16 @@ class CallSession:
     async def _leave_status(self) -> None:
         """HOTLINE_STATUS, HOTLINE_DEST and HOTLINE_RULE for the dialplan after AGI().
 
-        SET VARIABLE still works on a hung-up channel, so this runs in every case.
+        One `EXEC MSet` as a rule (a value MSet cannot carry gets its own SET VARIABLE);
+        both still work on a hung-up channel, so this runs in every case.
         """
-        await self.agi.set_variable("HOTLINE_STATUS", self.record.outcome.value)
-        await self.agi.set_variable("HOTLINE_DEST", self.record.destination)
-        await self.agi.set_variable("HOTLINE_RULE", self.record.rule or "")
+        await self.agi.set_variables(
+            {
+                "HOTLINE_STATUS": self.record.outcome.value,
+                "HOTLINE_DEST": self.record.destination,
+                "HOTLINE_RULE": self.record.rule or "",
+            }
+        )
 
     async def _hang_up(self, cause: int) -> None:
         if not self.agi.hung_up:
@@ -385,6 +394,9 @@ _STATUS_OF_CLASS = {
     DialClass.CALLER_GONE: Outcome.NOANSWER,
     DialClass.FAILED: Outcome.BUSY,
 }
+
+
+_DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")
 
 
 def _seconds(value: str | None) -> int | None:

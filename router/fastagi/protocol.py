@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -577,6 +578,41 @@ class AGISession:
             return None
         return reply.data or ""
 
+    async def get_variables(self, *names: str) -> list[str] | None:
+        """Several variables in one round trip: `GET FULL VARIABLE ${A},${B}` answers
+        `200 result=1 (a,b)` (recorded, transcripts fact 25). Unset variables come back as
+        "". Only for variables whose values never hold a comma (DIALSTATUS, the Dial
+        times): the values are split there. None when Asterisk refused the command or the
+        reply does not split into one value per name.
+        """
+        for name in names:
+            _checked(_VARIABLE_NAME, name, "name")
+        expression = ",".join(f"${{{name}}}" for name in names)
+        reply = await self.command(f"GET FULL VARIABLE {expression}")
+        if not reply.ok or reply.result != "1":
+            return None
+        values = (reply.data or "").split(",")
+        return values if len(values) == len(names) else None
+
+    async def set_variables(self, values: Mapping[str, str]) -> None:
+        """Set channel variables with as few round trips as the values allow.
+
+        `EXEC MSet "A=1,B=2"` sets several at once (recorded, transcripts fact 25). MSet
+        splits its argument at commas and `=`, drops quotes and backslashes, and pairs
+        parentheses and brackets, so only values free of that syntax go in it; any other
+        value gets its own `SET VARIABLE`, whose quoting carries anything. Both work on a
+        hung-up channel (fact 14).
+        """
+        batched: list[str] = []
+        for name, value in values.items():
+            _checked(_VARIABLE_NAME, name, "name")
+            if _mset_safe(value):
+                batched.append(f"{name}={value}")
+            else:
+                await self.set_variable(name, value)
+        if batched:
+            await self.exec("MSet", ",".join(batched))
+
     async def set_variable(self, name: str, value: str) -> AGIReply:
         line = f"SET VARIABLE {_checked(_VARIABLE_NAME, name, 'name')} {quote(value)}"
         return await self.command(line)
@@ -610,6 +646,24 @@ class AGISession:
 
     async def verbose(self, message: str, level: int = 1) -> AGIReply:
         return await self.command(f"VERBOSE {quote(message)} {int(level)}")
+
+
+_MSET_SYNTAX = frozenset(',=|"\\()[]{}$;')
+"""Characters MSet's argument parsing (or res_agi's `|` compatibility) would act on, and a
+few more that no HOTLINE_* value needs."""
+MAX_MSET_VALUE = 128
+
+
+def _mset_safe(value: str) -> bool:
+    """Whether `value` reaches the channel unchanged as `NAME=value` inside MSet's
+    argument: printable, no whitespace, none of MSet's syntax. "" is safe: `NAME=` sets
+    an empty value (a trailing delimiter still ends an argument)."""
+    return (
+        len(value) <= MAX_MSET_VALUE
+        and value.isprintable()
+        and " " not in value
+        and _MSET_SYNTAX.isdisjoint(value)
+    )
 
 
 def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:

@@ -86,6 +86,44 @@ def split_app_args(argument: str) -> list[str]:
     return parts
 
 
+def separate_app_args(text: str, delim: str, limit: int = 0) -> list[str]:
+    """Asterisk's __ast_app_separate_args with quote and backslash removal, as MSet reads
+    its argument (`,` between pairs, then `=` between name and value, at most `limit`
+    parts, the last taking the rest): delimiters inside parentheses, brackets or quotes do
+    not split, quotes are dropped, a backslash makes the next character literal, and a
+    delimiter at the very end makes one more, empty, argument."""
+    parts: list[str] = []
+    current: list[str] = []
+    paren = bracket = 0
+    quoted = escaped = ended_on_delim = False
+    for index, ch in enumerate(text):
+        if limit and len(parts) == limit - 1:
+            current.append(text[index:])
+            ended_on_delim = False
+            break
+        ended_on_delim = False
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == delim and not (paren or bracket or quoted):
+            parts.append("".join(current))
+            current = []
+            ended_on_delim = True
+        else:
+            paren += ch == "("
+            paren -= ch == ")" and paren > 0
+            bracket += ch == "["
+            bracket -= ch == "]" and bracket > 0
+            current.append(ch)
+    if current or ended_on_delim:
+        parts.append("".join(current))
+    return parts
+
+
 # --- what Asterisk answers -----------------------------------------------------------------
 
 HANGUP_LINE = "HANGUP"
@@ -123,7 +161,7 @@ CHANNEL_APPLICATIONS = frozenset(
     {"answer", "dial", "hangup", "playback", "progress", "ringing", "wait"}
 )
 """Simulated applications that need a live channel: -1 once it is hung up."""
-APPLICATIONS = CHANNEL_APPLICATIONS | {"log", "noop", "set", "verbose"}
+APPLICATIONS = CHANNEL_APPLICATIONS | {"log", "mset", "noop", "set", "verbose"}
 """Every other application is unknown to the simulator: EXEC answers -2."""
 
 
@@ -558,6 +596,11 @@ class _Channel:
         if app == "set":
             name, _, value = argument.partition("=")
             self.assign(name, value)
+        elif app == "mset":
+            for pair in separate_app_args(argument, ","):
+                name_value = separate_app_args(pair, "=", limit=2)
+                if len(name_value) == 2:  # Asterisk ignores an entry without '='
+                    self.assign(*name_value)
         took = {"wait": _float(argument), "playback": SOUND_S}.get(app, 0.0)
         return ["200 result=0"], took
 
