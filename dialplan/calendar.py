@@ -4,25 +4,32 @@ China moves working days around public holidays (a Saturday can be a working day
 rule's "working day" means the State Council's schedule, not Monday-Friday. The built-in
 schedule (the chinese_calendar package) only knows the years already announced, and each
 next year is announced only weeks ahead. Admins therefore declare dates in
-config/calendar.yaml, which wins over the built-in schedule; where neither knows a date, the
-fallback rule applies: Monday-Friday working, no public holidays. Every answer names its
-source so traces, logs and `check` can show which of the three decided.
+config/calendar.yaml, which wins over the built-in schedule. Where neither knows a date, the
+statutory holidays are estimated from their rules (the `holidays` package: New Year, Spring
+Festival, Qingming, Labour Day, Dragon Boat, Mid-Autumn and National Day from the lunar
+calendar), so a New Year's Day or a Spring Festival week is never taken for working days; the
+estimate does not know the adjusted working weekends of an announcement. Past the estimate's
+years the fallback rule applies: Monday-Friday working, no public holidays. Every answer names
+its source so traces, logs and `check` can show which of the four decided.
 """
 
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
 import chinese_calendar
+import holidays
 import yaml
 
 from dialplan.errors import ConfigError, Problem
 
 FALLBACK_RULE = "Monday-Friday working, no public holidays"
+ESTIMATE_RULE = "statutory holidays estimated by their rules, adjusted weekends unknown"
 LIBRARY_LAST_YEAR: int = max(chinese_calendar.holidays).year
 
 _NO_DATES: Mapping[date, str] = MappingProxyType({})
@@ -33,7 +40,13 @@ class Source(StrEnum):
 
     CONFIG = "config"
     LIBRARY = "library"
+    ESTIMATED = "estimated"
     FALLBACK = "fallback"
+
+    @property
+    def certain(self) -> bool:
+        """Whether the answer comes from an announced schedule (declared or built in)."""
+        return self in (Source.CONFIG, Source.LIBRARY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +71,11 @@ class DayInfo:
     def __str__(self) -> str:
         kind = "holiday" if self.holiday else "workday" if self.workday else "restday"
         named = f": {self.name}" if self.name else ""
-        rule = f": {FALLBACK_RULE}" if self.source is Source.FALLBACK else ""
+        rule = _RULES.get(self.source, "")
         return f"{self.date} {kind}{named} [{self.source}{rule}]"
+
+
+_RULES = {Source.FALLBACK: f": {FALLBACK_RULE}", Source.ESTIMATED: f": {ESTIMATE_RULE}"}
 
 
 def _monday_to_friday(d: date, source: Source) -> DayInfo:
@@ -76,8 +92,31 @@ def _from_library(d: date) -> DayInfo | None:
     return DayInfo(d, workday=not is_rest, holiday=holiday, name=name, source=Source.LIBRARY)
 
 
+@lru_cache(maxsize=16)
+def _estimate_of(year: int) -> holidays.HolidayBase | None:
+    """The rule-based statutory holidays of a year, or None beyond the rules' years."""
+    if not holidays.CN.start_year <= year <= holidays.CN.end_year:
+        return None
+    return holidays.CN(years=year)
+
+
+def _from_estimate(d: date) -> DayInfo | None:
+    """The estimated answer: a statutory holiday by its rule, else Monday-Friday."""
+    estimate = _estimate_of(d.year)
+    if estimate is None:
+        return None
+    name = estimate.get(d)
+    if name is not None:
+        return DayInfo(d, workday=False, holiday=True, name=name, source=Source.ESTIMATED)
+    if d in estimate.weekend_workdays:
+        name = "adjusted working day"
+        return DayInfo(d, workday=True, holiday=False, name=name, source=Source.ESTIMATED)
+    return _monday_to_friday(d, Source.ESTIMATED)
+
+
 class OfficialCalendar:
-    """Answers `day(d)` from declared dates, then the built-in schedule, then the fallback.
+    """Answers `day(d)` from declared dates, then the built-in schedule, then the estimate of
+    the statutory holidays, then the fallback.
 
     `covers` lists the years whose schedule is fully declared: their undeclared dates follow
     Monday-Friday with source "config", as the admins said so, rather than "fallback".
@@ -117,7 +156,19 @@ class OfficialCalendar:
             return DayInfo(d, workday=True, holiday=False, name=name, source=Source.CONFIG)
         if d.year in self._covers:
             return _monday_to_friday(d, Source.CONFIG)
-        return _from_library(d) or _monday_to_friday(d, Source.FALLBACK)
+        return _from_library(d) or _from_estimate(d) or _monday_to_friday(d, Source.FALLBACK)
+
+    def year(self, year: int) -> list[DayInfo]:
+        """Every day of a year, in order, as `day()` answers it."""
+        first = date(year, 1, 1)
+        days = (date(year + 1, 1, 1) - first).days
+        return [self.day(first + timedelta(days=offset)) for offset in range(days)]
+
+    def estimated_holidays(self, year: int) -> list[DayInfo]:
+        """The holiday days of a year that only the rule-based estimate gives."""
+        return [
+            info for info in self.year(year) if info.holiday and info.source is Source.ESTIMATED
+        ]
 
     def covered_until(self) -> date:
         """Last date of the official schedule: the built-in years, extended by the declared
@@ -139,10 +190,16 @@ class OfficialCalendar:
             else f"ends {last} ({days_left} days left)"
         )
         missing = last.year + 1
+        estimated = len(self.estimated_holidays(missing))
+        after = (
+            f"{estimated} statutory holiday days of {missing} are only estimated "
+            f"(adjusted working weekends unknown) until then"
+            if estimated
+            else f"dates after {last} fall back to {FALLBACK_RULE}"
+        )
         return (
             f"official calendar {when}: declare the {missing} schedule in the calendar file "
-            f"(holidays, workdays, covers: [{missing}]); "
-            f"dates after {last} fall back to {FALLBACK_RULE}"
+            f"(holidays, workdays, covers: [{missing}]); {after}"
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from dialplan.calendar import DayInfo
+from dialplan.calendar import DayInfo, Source
 
 if TYPE_CHECKING:
     from dialplan.matchers import Call, Matcher, Moment
@@ -124,7 +124,7 @@ class Decision:
 
     @property
     def calendar_fallback(self) -> list[DayInfo]:
-        """Days the official calendar answered by its Monday-Friday fallback rule."""
+        """Days the official calendar answered only by its estimate or its fallback rule."""
         return self.moment.fallback_days
 
     def trace(self) -> list[str]:
@@ -132,13 +132,26 @@ class Decision:
         for subject, outcome, matcher in self.steps:
             reason = f": {matcher.explain(self.call, self.moment)}" if matcher else ""
             lines.append(f"{subject}: {outcome}{reason}")
-        lines.extend(
-            f"calendar: {day.date} is known neither to the official calendar nor to "
-            f"config/calendar.yaml; assumed {'working day' if day.workday else 'rest day'} "
-            f"by the fallback rule (Monday-Friday working)"
-            for day in self.calendar_fallback
-        )
+        lines.extend(_uncertain_day(day) for day in self.calendar_fallback)
         return lines
+
+
+def _uncertain_day(day: DayInfo) -> str:
+    unknown = (
+        f"calendar: {day.date} is known neither to the official calendar nor to "
+        "config/calendar.yaml; "
+    )
+    if day.source is Source.ESTIMATED:
+        if day.holiday:
+            kind = f"holiday ({day.name})"
+        else:
+            kind = "working day" if day.workday else "rest day"
+        return (
+            f"{unknown}estimated {kind} by the statutory-holiday rules "
+            "(adjusted working weekends unknown)"
+        )
+    kind = "working day" if day.workday else "rest day"
+    return f"{unknown}assumed {kind} by the fallback rule (Monday-Friday working)"
 
 
 def next_target(decision: Decision, results: Sequence[DialResult]) -> DialTarget | None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ONE_DAY = timedelta(days=1)
 # Looking a member up on its enum class costs more than the rest of a calendar question.
+_ESTIMATED = Source.ESTIMATED
 _FALLBACK = Source.FALLBACK
 
 
@@ -47,8 +48,8 @@ class Call(NamedTuple):
 class Moment:
     """The instant a call is decided, in the plan's time zone, with the calendar to ask.
 
-    Records the days the calendar could only answer by its fallback rule, so the trace and
-    the router's log can say so.
+    Records the days the calendar could only answer by its estimate of the statutory holidays
+    or by its fallback rule, so the trace and the router's log can say so.
     """
 
     local: datetime
@@ -64,7 +65,8 @@ class Moment:
 
     def day(self, when: date) -> DayInfo:
         info = self.calendar.day(when)
-        if info.source is _FALLBACK and info not in self.fallback_days:
+        source = info.source
+        if (source is _ESTIMATED or source is _FALLBACK) and info not in self.fallback_days:
             self.fallback_days.append(info)
         return info
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from router.commands import (
     account,
     bill,
+    calendar,
     callgen,
     cdr,
     check,
@@ -20,7 +21,7 @@ from router.commands import (
     simulate,
 )
 
-COMMANDS = (serve, demo, check, simulate, pin_hash, cdr, callgen, account, bill, rate, db)
+COMMANDS = (serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

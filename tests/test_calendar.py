@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialplan.calendar import FALLBACK_RULE, OfficialCalendar, load_calendar
+from dialplan.calendar import ESTIMATE_RULE, FALLBACK_RULE, OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,10 +85,81 @@ def test_undeclared_date_of_a_covered_year_is_monday_to_friday_from_config(tmp_p
 
 def test_date_known_nowhere_falls_back_to_monday_to_friday_and_says_so():
     calendar = OfficialCalendar()
-    friday, saturday = calendar.day(date(2027, 1, 1)), calendar.day(date(2027, 1, 2))
-    assert (friday.workday, friday.holiday, friday.source) == (True, False, "fallback")
+    monday, saturday = calendar.day(date(2101, 1, 3)), calendar.day(date(2101, 1, 1))
+    assert (monday.workday, monday.holiday, monday.source) == (True, False, "fallback")
     assert (saturday.restday, saturday.holiday, saturday.source) == (True, False, "fallback")
-    assert str(friday) == f"2027-01-01 workday [fallback: {FALLBACK_RULE}]"
+    assert str(monday) == f"2101-01-03 workday [fallback: {FALLBACK_RULE}]"
+
+
+# --- the estimate of the statutory holidays, after the built-in years ---------------------
+
+
+def test_new_years_day_2027_is_an_estimated_holiday_not_a_working_friday():
+    day = OfficialCalendar().day(date(2027, 1, 1))
+    assert (day.workday, day.holiday, day.name, day.source) == (
+        False,
+        True,
+        "New Year's Day",
+        "estimated",
+    )
+    assert str(day) == f"2027-01-01 holiday: New Year's Day [estimated: {ESTIMATE_RULE}]"
+
+
+def test_the_2027_spring_festival_week_is_estimated_from_the_lunar_calendar():
+    calendar = OfficialCalendar()
+    week = [calendar.day(date(2027, 2, day)) for day in range(5, 11)]
+    assert all(info.holiday and info.source == "estimated" for info in week)
+    assert week[1].name == "Chinese New Year (Spring Festival)"
+    assert calendar.day(date(2027, 2, 11)).workday
+
+
+def test_every_statutory_holiday_of_2027_is_estimated():
+    names = {info.name for info in OfficialCalendar().estimated_holidays(2027)}
+    for holiday in (
+        "New Year's Day",
+        "Chinese New Year (Spring Festival)",
+        "Tomb-Sweeping Day",
+        "Labor Day",
+        "Dragon Boat Festival",
+        "Mid-Autumn Festival",
+        "National Day",
+    ):
+        assert holiday in names
+
+
+def test_an_ordinary_day_of_an_estimated_year_is_monday_to_friday_labelled_estimated():
+    calendar = OfficialCalendar()
+    monday, saturday = calendar.day(date(2027, 3, 1)), calendar.day(date(2027, 3, 6))
+    assert (monday.workday, monday.source) == (True, "estimated")
+    assert (saturday.restday, saturday.holiday, saturday.source) == (True, False, "estimated")
+
+
+def test_declared_dates_win_over_the_estimate():
+    calendar = OfficialCalendar(
+        holidays={date(2027, 2, 11): "Spring Festival"},
+        workdays={date(2027, 2, 10): "Spring Festival (adjusted working day)"},
+    )
+    assert calendar.day(date(2027, 2, 11)).source == "config"
+    assert calendar.day(date(2027, 2, 10)).workday
+    assert calendar.day(date(2027, 2, 9)).source == "estimated"
+    assert len(calendar.estimated_holidays(2027)) == len(OfficialCalendar().estimated_holidays(
+        2027
+    )) - 1
+
+
+def test_a_covered_year_is_never_estimated():
+    assert OfficialCalendar(covers=[2027]).estimated_holidays(2027) == []
+    assert OfficialCalendar(covers=[2027]).day(date(2027, 1, 1)).source == "config"
+
+
+def test_the_library_years_are_never_estimated():
+    assert OfficialCalendar().estimated_holidays(2026) == []
+
+
+def test_a_year_lists_every_day_in_order():
+    days = OfficialCalendar().year(2028)
+    assert len(days) == 366
+    assert [info.date for info in days[:2]] == [date(2028, 1, 1), date(2028, 1, 2)]
 
 
 def test_declared_date_of_2026_overrides_the_library(tmp_path):
@@ -98,10 +169,10 @@ def test_declared_date_of_2026_overrides_the_library(tmp_path):
     assert (day.holiday, day.name, day.source) == (True, "Company day off", "config")
 
 
-def test_declared_holidays_without_covers_leave_the_rest_of_the_year_to_the_fallback(tmp_path):
+def test_declared_holidays_without_covers_leave_the_rest_of_the_year_to_the_estimate(tmp_path):
     calendar = load_calendar(write(tmp_path, "holidays:\n  2027-01-01: New Year's Day\n"))
     assert calendar.day(date(2027, 1, 1)).source == "config"
-    assert calendar.day(date(2027, 1, 4)).source == "fallback"
+    assert calendar.day(date(2027, 1, 4)).source == "estimated"
 
 
 def test_trace_text_names_the_day_and_its_source():
@@ -125,7 +196,7 @@ def test_every_date_is_either_a_workday_or_a_restday_and_never_raises(d: date):
         day = calendar.day(d)
         assert day.workday != day.restday
         assert not (day.holiday and day.workday)
-        assert day.source in ("config", "library", "fallback")
+        assert day.source in ("config", "library", "estimated")
 
 
 # --- the file -------------------------------------------------------------------------------
@@ -133,7 +204,7 @@ def test_every_date_is_either_a_workday_or_a_restday_and_never_raises(d: date):
 
 def test_missing_file_declares_nothing(tmp_path):
     calendar = load_calendar(tmp_path / "absent.yaml")
-    assert calendar.day(date(2027, 1, 1)).source == "fallback"
+    assert calendar.day(date(2027, 1, 1)).source == "estimated"
 
 
 def test_empty_file_declares_nothing(tmp_path):
@@ -143,7 +214,7 @@ def test_empty_file_declares_nothing(tmp_path):
 def test_shipped_example_file_loads_and_declares_no_year():
     calendar = load_calendar(REPO / "config" / "calendar.yaml")
     assert calendar.covered_until() == date(2026, 12, 31)
-    assert calendar.day(date(2027, 1, 1)).source == "fallback"
+    assert calendar.day(date(2027, 1, 1)).source == "estimated"
 
 
 def test_every_problem_in_the_file_is_reported_at_once_with_its_line(tmp_path):
@@ -218,8 +289,16 @@ def test_expiry_is_warned_within_60_days():
     warning = OfficialCalendar().expiry_warning(today=date(2026, 11, 23))
     assert warning == (
         "official calendar ends 2026-12-31 (38 days left): declare the 2027 schedule in the "
-        "calendar file (holidays, workdays, covers: [2027]); dates after 2026-12-31 fall back "
-        "to Monday-Friday working, no public holidays"
+        "calendar file (holidays, workdays, covers: [2027]); 19 statutory holiday days of "
+        "2027 are only estimated (adjusted working weekends unknown) until then"
+    )
+
+
+def test_expiry_warning_past_the_estimate_names_the_fallback_rule():
+    warning = OfficialCalendar(covers=range(2027, 2101)).expiry_warning(today=date(2100, 12, 1))
+    assert warning is not None
+    assert warning.endswith(
+        "dates after 2100-12-31 fall back to Monday-Friday working, no public holidays"
     )
 
 

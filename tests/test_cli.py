@@ -19,8 +19,8 @@ Capture = pytest.CaptureFixture[str]
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 CALENDAR_WARNING = (
     "official calendar ends 2026-12-31 (38 days left): declare the 2027 schedule in the "
-    "calendar file (holidays, workdays, covers: [2027]); dates after 2026-12-31 fall back to "
-    "Monday-Friday working, no public holidays"
+    "calendar file (holidays, workdays, covers: [2027]); 19 statutory holiday days of 2027 are "
+    "only estimated (adjusted working weekends unknown) until then"
 )
 ISSUE_EXAMPLE = ("--number", "4006001234", "--caller", "053188889999", "--at", "2026-10-01 09:30")
 JINAN_HEADER = (

@@ -119,12 +119,32 @@ def test_a_2027_holiday_declared_in_config_wins() -> None:
     assert decision.calendar_fallback == []
 
 
-def test_an_undeclared_2027_date_falls_back_to_monday_to_friday_and_says_so() -> None:
+def test_an_undeclared_2027_working_day_is_estimated_and_says_so() -> None:
     decision = route(plan_from(WORKDAYS), when="2027-01-04 10:00")
     assert decision.rule == "office"
     assert [day.date for day in decision.calendar_fallback] == [date(2027, 1, 4)]
     assert decision.trace()[-1] == (
         "calendar: 2027-01-04 is known neither to the official calendar nor to "
+        "config/calendar.yaml; estimated working day by the statutory-holiday rules "
+        "(adjusted working weekends unknown)"
+    )
+
+
+def test_new_years_day_2027_is_not_taken_for_a_working_day() -> None:
+    decision = route(plan_from(WORKDAYS), when="2027-01-01 10:00")
+    assert decision.rule == "holiday"
+    assert decision.trace()[-1] == (
+        "calendar: 2027-01-01 is known neither to the official calendar nor to "
+        "config/calendar.yaml; estimated holiday (New Year's Day) by the statutory-holiday "
+        "rules (adjusted working weekends unknown)"
+    )
+
+
+def test_a_date_past_the_estimate_falls_back_to_monday_to_friday_and_says_so() -> None:
+    decision = route(plan_from(WORKDAYS), when="2101-01-03 10:00")
+    assert decision.rule == "office"
+    assert decision.trace()[-1] == (
+        "calendar: 2101-01-03 is known neither to the official calendar nor to "
         "config/calendar.yaml; assumed working day by the fallback rule (Monday-Friday working)"
     )
 

@@ -163,7 +163,7 @@ class CallSession:
                     decision = decide(plan, call, now, usage, self._routing_state())
         self.record.rule = decision.rule
         for day in decision.calendar_fallback:
-            log.warning("call %s: calendar fallback for %s", self.context.call_id, day)
+            log.warning("call %s: calendar not announced for %s", self.context.call_id, day)
         if decision.action == "reject":
             await self._reject(decision, usage)
             return
