@@ -35,6 +35,7 @@ from dialplan.plan import Pin, Plan
 from router.ami.live_calls import LiveCalls
 from router.call.context import CallContext
 from router.call.hangup_causes import CAUSE_OF_REASON
+from router.call.refusal_notices import UNKNOWN_NUMBER, RefusalNotices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
 from router.fastagi.quoting import UnsafeArgument, dial_argument
@@ -72,6 +73,7 @@ class CallServices:
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
     live_calls: LiveCalls = field(default_factory=LiveCalls)
     """Calls up per destination, from AMI: a destination at its limit counts as busy."""
+    refusals: RefusalNotices = field(default_factory=RefusalNotices)
 
 
 @dataclass
@@ -117,6 +119,7 @@ class CallSession:
             finally:
                 self._complete()
                 metrics.call_ended(self.context.dialled, self.record.outcome)
+                self._log_call()
                 if self.account is not None:
                     await self.services.accounting.close_call(
                         self.account, self.record.answered_at is not None
@@ -144,6 +147,7 @@ class CallSession:
     async def _unknown_number(self) -> None:
         self.record.outcome = Outcome.UNKNOWN_NUMBER
         self.record.note = f"no plan for {self.context.dialled or 'the dialled number'}"
+        self.services.refusals.refused(self.context.dialled, UNKNOWN_NUMBER, "it has no plan")
         await self._leave_status()
         await self._hang_up(CAUSE_OF_REASON["unknown_number"])
 
@@ -167,6 +171,7 @@ class CallSession:
         if decision.action == "reject":
             await self._reject(decision, usage)
             return
+        self.services.refusals.routed(plan.number)
         if decision.pin is not None and not await self._pin_accepted(decision.pin):
             return
         await self._dial_chain(decision)
@@ -181,6 +186,7 @@ class CallSession:
         self.record.outcome = Outcome(decision.status)
         self.record.note = f"{decision.reject.value}: {decision.detail}"
         self.services.metrics.rejected(decision.reject)
+        self.services.refusals.refused(self.context.dialled, decision.reject, decision.detail)
         if decision.reject is RejectReason.CAPPED and self.account is not None:
             reached = reached_cap(self.account.plan.caps, usage)
             kind = reached or "monthly_calls"  # else another call took the last unit
@@ -345,6 +351,23 @@ class CallSession:
         self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
         self.record.note = f"AGI session lost: {error}"
         log.warning("call %s: %s", self.context.call_id, self.record.note)
+
+    def _log_call(self) -> None:
+        """The line an operator tails: one per call, the caller masked by the formatter."""
+        record = self.record
+        log.info(
+            "call %s to %s: %s",
+            self.context.call_id,
+            self.context.dialled or "-",
+            record.outcome.value,
+            extra={
+                "number": self.context.dialled,
+                "caller": self.context.caller_raw,
+                "outcome": record.outcome.value,
+                "rule": record.rule,
+                "destination": record.destination or None,
+            },
+        )
 
     def _book_charge(self) -> None:
         """Price an answered call: the CDR's shares and the ledger entry, written behind."""

@@ -1,6 +1,6 @@
 """A guided tour: the example plans routing a varied day of calls through the real daemon.
 
-The daemon runs in-process on a free port with the example config and its SQLite file;
+The daemon runs in-process on a free port with the example config and its own SQLite file;
 Asterisk's side is played by the protocol simulator. Each call is placed at its own
 instant (the daemon's clock is set per call), so one run shows office hours, nights and a
 public holiday, busy and no-answer forwards, screening, a blacklist, a split and a PIN.
@@ -123,32 +123,39 @@ OPENING_PREPAYMENT = Decimal("600.00")
 
 
 async def prepay_accounts(daemon: Daemon, now: datetime) -> list[str]:
-    """Book an opening prepayment for every account of the example tariffs (once per run)."""
+    """Book an opening prepayment on every prepaid account (a prepaid account with no
+    payment connects no calls); postpaid accounts need none."""
     tariffs = daemon.plans.tariffs
     if tariffs is None:
+        return []
+    prepaid = sorted(number for number, account in tariffs.accounts.items() if account.prepaid)
+    if not prepaid:
         return []
     run = int(time.time())
     entries = [
         LedgerEntry(number, now, OPENING_PREPAYMENT, LedgerKind.PAYMENT, f"demo-{run}", "prepaid")
-        for number in sorted(tariffs.accounts)
+        for number in prepaid
     ]
     await daemon.store.post_ledger(entries)
-    numbers = ", ".join(entry.number for entry in entries)
-    return [f"prepaid {OPENING_PREPAYMENT} yuan on {numbers}\n"]
+    return [f"prepaid {OPENING_PREPAYMENT} yuan on {', '.join(prepaid)}\n"]
 
 
 async def balances(daemon: Daemon) -> list[str]:
-    """The accounts' balances after the tour, from the ledger."""
+    """The accounts' balances after the tour, from the ledger (a postpaid account's is
+    what it owes so far, before the month is billed)."""
     tariffs = daemon.plans.tariffs
     if tariffs is None:
         return []
     await daemon.cdrs.close()  # every charge of the tour is booked before reading
     lines = ["\nbalances:"]
-    for number in sorted(tariffs.accounts):
+    for number, account in sorted(tariffs.accounts.items()):
         entries = await daemon.store.ledger(number)
         calls = [entry for entry in entries if entry.kind is LedgerKind.CALL]
         balance = sum((entry.amount for entry in entries), Decimal("0.00"))
-        lines.append(f"  {number}  {balance:>9} yuan after {len(calls)} charged call(s)")
+        kind = "prepaid" if account.prepaid else "postpaid"
+        lines.append(
+            f"  {number}  {balance:>9} yuan ({kind}) after {len(calls)} charged call(s)"
+        )
     return lines
 
 

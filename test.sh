@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything the checks need on a fresh Debian machine (run as root), then the checks:
+# promtool for the alert-rule tests, the local PostgreSQL for the storage tests, a virtual
+# environment with the test tools, then `ruff check .` and the whole test suite.
+# Extra arguments go to pytest: ./test.sh tests/test_cli.py -x
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# A command the tests run, from the Debian package that provides it.
+need() {
+    local command=$1 package=$2
+    command -v "$command" >/dev/null && return
+    echo "installing $package (for $command)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
+need promtool prometheus   # tests/test_monitoring_config.py checks config/prometheus/alerts.yml
+# Browser tests of the web console go here: need chromium chromium
+
+# The storage tests use the local PostgreSQL: 127.0.0.1:5432, trust auth, database `test`.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL"
+    for version in /etc/postgresql/*; do
+        pg_ctlcluster --skip-systemctl-redirect "$(basename "$version")" main start
+    done
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
+    | grep -q 1 || createdb -h 127.0.0.1 -U postgres test
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+. .venv/bin/activate
+pip install -q -e '.[test]'
+ruff check .
+pytest "$@"

@@ -1,0 +1,82 @@
+"""What `serve` tells an operator tailing its log: one INFO line per call, and one warning
+per number that refuses calls for a reason an admin can fix, however many calls it refuses."""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from router.monitoring.logs import configure_logging
+from router.simulation.asterisk_agi import Outcome
+from tests.router_harness import call, finished_cdr, running_router
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
+FREE_PORTS = {"listen": "127.0.0.1:0", "metrics_listen": None}
+
+
+def answering(number: str) -> Outcome:
+    return Outcome.answers(talk_s=60.0, ring_s=3.0)
+
+
+def prepaid(config: Path, tmp_path: Path) -> Path:
+    """A copy of a config directory whose web shop account (4008207788) is prepaid."""
+    copy = Path(shutil.copytree(config, tmp_path / "source"))
+    tariffs = copy / "tariffs.yaml"
+    text = tariffs.read_text(encoding="utf-8")
+    shop = text.index('"4008207788"')
+    marker = text.index("prepaid: false", shop)
+    tariffs.write_text(text[:marker] + "prepaid: true" + text[marker + 14 :], encoding="utf-8")
+    return copy
+
+
+async def test_every_call_is_one_info_line_with_number_masked_caller_outcome_and_rule(
+    tmp_path: Path,
+) -> None:
+    stream = io.StringIO()
+    handler = configure_logging("logfmt", "INFO", stream=stream)
+    try:
+        async with running_router(tmp_path, SHIPPED_CONFIG, **FREE_PORTS) as daemon:
+            await call(
+                daemon,
+                dialled="4006001234",
+                caller_id="053188889999",
+                uniqueid="c1.1",
+                destinations=answering,
+            )
+            await finished_cdr(daemon, "c1.1")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [line for line in stream.getvalue().splitlines() if "logger=hotline400.call" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert "level=info" in line and "call_id=c1.1" in line
+    assert "number=4006001234" in line and "outcome=answered" in line
+    assert "rule=shandong-factory" in line
+    assert "caller=0531******99" in line and "053188889999" not in line
+
+
+async def test_a_number_refusing_calls_for_a_fixable_reason_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "hotline400.refusals")
+    async with running_router(tmp_path, prepaid(SHIPPED_CONFIG, tmp_path), **FREE_PORTS) as daemon:
+        for index in range(3):
+            result = await call(
+                daemon, dialled="4008207788", caller_id="13801650000", uniqueid=f"p.{index}"
+            )
+            assert result.variables["HOTLINE_STATUS"] == "suspended"
+        for index in range(2):
+            await call(daemon, dialled="4009999999", caller_id="13801650000", uniqueid=f"u.{index}")
+        await call(daemon, dialled="4006001234", caller_id="053188889999", uniqueid="ok.1")
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [
+        "4008207788 refuses calls: prepaid balance is 0.00; book a payment "
+        "(hotline400 account topup --number 4008207788 --amount YUAN) or make the account "
+        "postpaid in tariffs.yaml",
+        "4009999999 refuses calls: it has no plan; add its plan to the plans directory "
+        "(hotline400 check validates it)",
+    ]
