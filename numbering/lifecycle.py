@@ -1,0 +1,516 @@
+"""A 400 number's life, from the pool to cancellation and back, as a state machine.
+
+    available -> reserved -> applied (locked: signed, prepaid) -> under_review -> active
+    reserved -> (released or expired) frozen 30 minutes -> available
+    active <-> suspended (number kept; a monthly keeping fee; 36 months over its life)
+    active | suspended | arrears -> cancellation_requested -> cancelled (frozen 90 days)
+        -> available
+    active -> arrears (no balance left) -> active (a top-up clears it)
+
+Each action takes a record and the instant and returns the `Change`s it makes, or raises
+`Refused` with one line saying why and, where it applies, when it becomes possible.
+Time-driven transitions (`catch_up`) take effect at the instant they fell due, whenever they
+are applied, so applying them late or twice gives the same history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from dialplan.calendar import OfficialCalendar
+from numbering.grading import ORDINARY
+from numbering.rules import NumberRules
+from numbering.working_days import add_working_days
+
+ZERO = Decimal("0.00")
+SYSTEM = "system"
+"""The actor of time-driven transitions."""
+
+
+class Status(StrEnum):
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    FROZEN = "frozen"
+    APPLIED = "applied"
+    UNDER_REVIEW = "under_review"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ARREARS = "arrears"
+    CANCELLATION_REQUESTED = "cancellation_requested"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRecord:
+    """One number of the inventory; `until` ends the current status's period, if it has one."""
+
+    number: str
+    grade: str = ORDINARY
+    selection_fee: Decimal = ZERO
+    status: Status = Status.AVAILABLE
+    since: datetime | None = None
+    until: datetime | None = None
+    provider: str | None = None
+    """The reserving service provider, then the provider of the subscriber holding it."""
+    subscriber: str | None = None
+    last_reserver: str | None = None
+    last_reservation_end: datetime | None = None
+    suspended_since: datetime | None = None
+    suspended_before: timedelta = timedelta(0)
+    """Time spent suspended in earlier suspensions of this life of the number."""
+    keeping_months_booked: int = 0
+    """Keeping fees booked in the current suspension."""
+    version: int = 0
+
+    @property
+    def premium(self) -> bool:
+        return self.grade != ORDINARY
+
+    def due_at(self, rules: NumberRules) -> datetime | None:
+        """When the next time-driven transition falls due, if any."""
+        events = _timed_events(self, rules)
+        return min(at for at, _ in events) if events else None
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """A fee a transition books; `payer` names whose ledger takes it."""
+
+    payer: Literal["subscriber", "provider"]
+    kind: Literal["opening_fee", "selection_fee", "keeping_fee"]
+    amount: Decimal
+    ref: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One transition: the record before and after, who made it, why, and its fees."""
+
+    before: NumberRecord
+    after: NumberRecord
+    at: datetime
+    actor: str
+    reason: str
+    fees: tuple[Fee, ...] = ()
+
+
+_Maker = Callable[["NumberRecord", datetime], "Change"]
+
+
+class Refused(Exception):
+    """A transition the rules do not allow now; the message is one line for the operator."""
+
+    def __init__(self, message: str, possible_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.possible_at = possible_at
+
+
+def when(moment: datetime, zone_of: datetime) -> str:
+    """An instant as operators read it, in the zone of `zone_of` (the caller's 'now')."""
+    return f"{moment.astimezone(zone_of.tzinfo):%Y-%m-%d %H:%M}"
+
+
+def _change(
+    record: NumberRecord, at: datetime, actor: str, reason: str, fees: tuple[Fee, ...] = (), **to
+) -> Change:
+    after = dataclasses.replace(record, version=record.version + 1, **to)
+    return Change(record, after, at, actor, reason, fees)
+
+
+def _not_now(record: NumberRecord, action: str, now: datetime) -> Refused:
+    """The refusal of an action the number's status does not allow at all."""
+    status = record.status.value.replace("_", " ")
+    holder = f" (held by {record.provider})" if record.provider else ""
+    until = f" until {when(record.until, now)}" if record.until else ""
+    return Refused(
+        f"{record.number} is {status}{holder}{until}: it cannot be {action}", record.until
+    )
+
+
+# --- reservation -----------------------------------------------------------------------
+
+
+def reserve(record: NumberRecord, provider: str, now: datetime, rules: NumberRules) -> Change:
+    """Hold a number for a provider's customer: 3 days, 30 for premium and 4008 numbers."""
+    number = record.number
+    if record.status is Status.RESERVED:
+        holder = "you" if record.provider == provider else record.provider
+        assert record.until is not None
+        raise Refused(
+            f"{number} is reserved by {holder} until {when(record.until, now)}", record.until
+        )
+    if record.status is Status.FROZEN:
+        assert record.until is not None and record.since is not None
+        raise Refused(
+            f"{number} is frozen until {when(record.until, now)} "
+            f"(released {_ago(now - record.since)})",
+            record.until,
+        )
+    if record.status is not Status.AVAILABLE:
+        raise _not_now(record, "reserved", now)
+    hold = rules.reservation_hold(number, record.grade)
+    if record.last_reserver == provider and record.last_reservation_end is not None:
+        again = record.last_reservation_end + hold
+        if now < again:
+            raise Refused(
+                f"{number}: {provider} held it until {when(record.last_reservation_end, now)}; "
+                f"the same provider may not reserve it in the period that follows, "
+                f"possible from {when(again, now)}",
+                again,
+            )
+    return _change(
+        record,
+        now,
+        provider,
+        f"reserved for {hold.days} days (free)",
+        status=Status.RESERVED,
+        since=now,
+        until=now + hold,
+        provider=provider,
+    )
+
+
+def release(record: NumberRecord, actor: str, now: datetime, rules: NumberRules) -> Change:
+    """End a reservation early: the number is frozen for 30 minutes, then back in the pool."""
+    if record.status is not Status.RESERVED:
+        raise _not_now(record, "released (only a reservation can be)", now)
+    return _end_reservation(record, now, actor, "reservation released", rules)
+
+
+def _end_reservation(
+    record: NumberRecord, at: datetime, actor: str, reason: str, rules: NumberRules
+) -> Change:
+    freeze = rules.release_freeze
+    return _change(
+        record,
+        at,
+        actor,
+        f"{reason}; frozen {_duration(freeze)}",
+        status=Status.FROZEN,
+        since=at,
+        until=at + freeze,
+        provider=None,
+        last_reserver=record.provider,
+        last_reservation_end=at,
+    )
+
+
+# --- application and review ------------------------------------------------------------
+
+
+def apply(
+    record: NumberRecord,
+    subscriber: str,
+    provider: str,
+    now: datetime,
+    rules: NumberRules,
+) -> Change:
+    """The subscriber signs and prepays: the reserved number is locked to it.
+
+    `provider` is the subscriber's service provider, who must hold the reservation. The
+    opening fee and the selection fee (premium numbers) go to the subscriber's account.
+    """
+    if record.status is not Status.RESERVED:
+        raise _not_now(record, "applied for (reserve it first)", now)
+    if record.provider != provider:
+        raise Refused(
+            f"{record.number} is reserved by {record.provider}; subscriber {subscriber} "
+            f"belongs to {provider}"
+        )
+    stamp = f"{now:%Y%m%dT%H%M%S}"
+    fees = [Fee("subscriber", "opening_fee", rules.fees.opening, f"opening@{stamp}", "opening fee")]
+    if record.selection_fee > ZERO:
+        fees.append(
+            Fee(
+                "subscriber",
+                "selection_fee",
+                record.selection_fee,
+                f"selection@{stamp}",
+                f"selection fee, {record.grade} number",
+            )
+        )
+    return _change(
+        record,
+        now,
+        provider,
+        f"applied for by {subscriber}: signed and prepaid, number locked",
+        tuple(fee for fee in fees if fee.amount > ZERO),
+        status=Status.APPLIED,
+        since=now,
+        until=None,
+        subscriber=subscriber,
+        last_reserver=record.provider,
+        last_reservation_end=now,
+    )
+
+
+def submit(
+    record: NumberRecord, now: datetime, rules: NumberRules, calendar: OfficialCalendar
+) -> Change:
+    """Real-name material handed in: review takes 1-3 official working days."""
+    if record.status is not Status.APPLIED:
+        raise _not_now(record, "submitted for review", now)
+    timing = rules.timing
+    deadline = add_working_days(now, timing.review_max_working_days, calendar)
+    return _change(
+        record,
+        now,
+        record.provider or SYSTEM,
+        f"real-name material submitted; review within {timing.review_max_working_days} "
+        f"working days",
+        status=Status.UNDER_REVIEW,
+        since=now,
+        until=deadline,
+    )
+
+
+def approve(
+    record: NumberRecord,
+    actor: str,
+    now: datetime,
+    rules: NumberRules,
+    calendar: OfficialCalendar,
+) -> Change:
+    """The review passes: the number goes into service."""
+    if record.status is not Status.UNDER_REVIEW:
+        raise _not_now(record, "approved", now)
+    assert record.since is not None
+    days = rules.timing.review_min_working_days
+    earliest = add_working_days(record.since, days, calendar)
+    if now < earliest:
+        raise Refused(
+            f"{record.number} is under review since {when(record.since, now)}: review takes "
+            f"at least {days} official working day(s), possible from {when(earliest, now)}",
+            earliest,
+        )
+    return _change(record, now, actor, "review passed", status=Status.ACTIVE, since=now, until=None)
+
+
+def reject(record: NumberRecord, actor: str, reason: str, now: datetime) -> Change:
+    """The review fails: the number stays locked to the applicant, who may submit again."""
+    if record.status is not Status.UNDER_REVIEW:
+        raise _not_now(record, "rejected", now)
+    return _change(
+        record,
+        now,
+        actor,
+        f"review rejected: {reason}",
+        status=Status.APPLIED,
+        since=now,
+        until=None,
+    )
+
+
+# --- in service ------------------------------------------------------------------------
+
+
+def suspend(record: NumberRecord, actor: str, now: datetime, rules: NumberRules) -> Change:
+    """Suspension with the number kept: no calls, a keeping fee each month of it."""
+    if record.status is not Status.ACTIVE:
+        raise _not_now(record, "suspended", now)
+    left = rules.suspension_limit - record.suspended_before
+    if left <= timedelta(0):
+        raise Refused(
+            f"{record.number} has used its {rules.timing.suspension_limit_months} months "
+            f"of suspension: it can only be cancelled"
+        )
+    return _change(
+        record,
+        now,
+        actor,
+        f"suspended with the number kept ({_duration(left)} of suspension left)",
+        (_keeping_fee(record.number, now, 1, rules),),
+        status=Status.SUSPENDED,
+        since=now,
+        until=None,
+        suspended_since=now,
+        keeping_months_booked=1,
+    )
+
+
+def resume(record: NumberRecord, actor: str, now: datetime) -> Change:
+    if record.status is not Status.SUSPENDED:
+        raise _not_now(record, "resumed", now)
+    assert record.suspended_since is not None
+    return _change(
+        record,
+        now,
+        actor,
+        "resumed",
+        status=Status.ACTIVE,
+        since=now,
+        until=None,
+        suspended_since=None,
+        suspended_before=record.suspended_before + (now - record.suspended_since),
+        keeping_months_booked=0,
+    )
+
+
+def cancel(record: NumberRecord, actor: str, now: datetime, rules: NumberRules) -> Change:
+    """Cancellation takes effect after 30 days' notice; a suspension runs on meanwhile."""
+    if record.status not in (Status.ACTIVE, Status.SUSPENDED, Status.ARREARS):
+        raise _not_now(record, "cancelled", now)
+    effective = now + rules.cancellation_notice
+    return _change(
+        record,
+        now,
+        actor,
+        f"cancellation requested, effective {when(effective, now)}",
+        status=Status.CANCELLATION_REQUESTED,
+        since=now,
+        until=effective,
+    )
+
+
+def fall_into_arrears(record: NumberRecord, now: datetime, balance: Decimal) -> Change:
+    if record.status is not Status.ACTIVE:
+        raise _not_now(record, "put in arrears", now)
+    return _change(
+        record, now, SYSTEM, f"balance {balance}: in arrears", status=Status.ARREARS, since=now
+    )
+
+
+def clear_arrears(record: NumberRecord, now: datetime, balance: Decimal) -> Change:
+    if record.status is not Status.ARREARS:
+        raise _not_now(record, "taken out of arrears", now)
+    return _change(
+        record, now, SYSTEM, f"balance {balance}: arrears cleared", status=Status.ACTIVE, since=now
+    )
+
+
+# --- time -----------------------------------------------------------------------------
+
+
+def catch_up(record: NumberRecord, now: datetime, rules: NumberRules) -> list[Change]:
+    """Every time-driven transition due by `now`, each at the instant it fell due."""
+    changes: list[Change] = []
+    while True:
+        events = [(at, make) for at, make in _timed_events(record, rules) if at <= now]
+        if not events:
+            return changes
+        at, make = min(events, key=lambda event: event[0])
+        change = make(record, at)
+        changes.append(change)
+        record = change.after
+
+
+def _timed_events(record: NumberRecord, rules: NumberRules) -> list[tuple[datetime, _Maker]]:
+    events: list[tuple[datetime, _Maker]] = []
+    until, status = record.until, record.status
+    if until is not None:
+        if status is Status.RESERVED:
+            events.append((until, lambda r, at: _end_reservation(r, at, SYSTEM, "expired", rules)))
+        elif status is Status.FROZEN:
+            events.append((until, lambda r, at: _back_to_pool(r, at, "freeze ended")))
+        elif status is Status.UNDER_REVIEW:
+            events.append((until, _review_period_over))
+        elif status is Status.CANCELLATION_REQUESTED:
+            events.append((until, lambda r, at: _cancelled(r, at, "notice period over", rules)))
+        elif status is Status.CANCELLED:
+            events.append((until, lambda r, at: _back_to_pool(r, at, "90-day freeze ended")))
+    if record.suspended_since is not None and status in _KEPT:
+        used_up = record.suspended_since + rules.suspension_limit - record.suspended_before
+        next_fee = record.suspended_since + rules.keeping_month * record.keeping_months_booked
+        limit = rules.timing.suspension_limit_months
+        if used_up <= next_fee:
+            reason = f"{limit} months of suspension used"
+            events.append((used_up, lambda r, at: _cancelled(r, at, reason, rules)))
+        else:
+            events.append((next_fee, lambda r, at: _next_keeping_month(r, at, rules)))
+    return events
+
+
+_KEPT = (Status.SUSPENDED, Status.CANCELLATION_REQUESTED)
+"""Statuses in which a suspension runs on (a suspended number may be given notice)."""
+
+
+def _review_period_over(record: NumberRecord, at: datetime) -> Change:
+    return _change(
+        record,
+        at,
+        SYSTEM,
+        "review period ended without rejection",
+        status=Status.ACTIVE,
+        since=at,
+        until=None,
+    )
+
+
+def _next_keeping_month(record: NumberRecord, at: datetime, rules: NumberRules) -> Change:
+    month = record.keeping_months_booked + 1
+    return _change(
+        record,
+        at,
+        SYSTEM,
+        f"month {month} of suspension",
+        (_keeping_fee(record.number, record.suspended_since or at, month, rules),),
+        keeping_months_booked=month,
+    )
+
+
+def _cancelled(record: NumberRecord, at: datetime, reason: str, rules: NumberRules) -> Change:
+    freeze = rules.cancelled_freeze
+    suspended = record.suspended_before
+    if record.suspended_since is not None:
+        suspended += at - record.suspended_since
+    return _change(
+        record,
+        at,
+        SYSTEM,
+        f"cancelled ({reason}); frozen {_duration(freeze)}",
+        status=Status.CANCELLED,
+        since=at,
+        until=at + freeze,
+        suspended_since=None,
+        suspended_before=suspended,
+        keeping_months_booked=0,
+    )
+
+
+def _back_to_pool(record: NumberRecord, at: datetime, reason: str) -> Change:
+    """Available again, holding nothing of its past holders: a new life begins."""
+    return _change(
+        record,
+        at,
+        SYSTEM,
+        f"{reason}; available",
+        status=Status.AVAILABLE,
+        since=at,
+        until=None,
+        provider=None,
+        subscriber=None,
+        suspended_before=timedelta(0),
+    )
+
+
+def _keeping_fee(number: str, suspended_since: datetime, month: int, rules: NumberRules) -> Fee:
+    return Fee(
+        "subscriber",
+        "keeping_fee",
+        rules.fees.monthly_keeping,
+        f"keeping@{suspended_since:%Y%m%dT%H%M%S}#{month}",
+        f"number kept while suspended, month {month}",
+    )
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)} days"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
+def _ago(span: timedelta) -> str:
+    minutes = max(0, int(span.total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} minutes ago"
+    return f"{minutes // 60} hours ago"

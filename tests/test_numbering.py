@@ -1,0 +1,347 @@
+"""The numbers' own rules: segments, premium grades, and the lifecycle with all its periods."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.grading import ORDINARY, pattern_of
+from numbering.lifecycle import NumberRecord, Refused, Status
+from numbering.rules import GradeRule, NumberRules
+from numbering.segments import Operator, operator_of
+from numbering.working_days import add_working_days
+
+TZ = ZoneInfo("Asia/Shanghai")
+RULES = NumberRules()
+CALENDAR = OfficialCalendar()
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=TZ)
+
+
+def record(number: str = "4006031475", **fields) -> NumberRecord:
+    grade = RULES.grade(number)
+    return NumberRecord(number, grade, RULES.fee_of_grade[grade], **fields)
+
+
+# --- segments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "operator"),
+    [
+        ("4000123456", Operator.UNICOM),
+        ("4006001234", Operator.UNICOM),
+        ("4001234567", Operator.MOBILE),
+        ("4007001234", Operator.MOBILE),
+        ("4008207788", Operator.TELECOM),
+        ("4009001234", Operator.TELECOM),
+        ("4005001234", Operator.UNKNOWN),
+        ("4002001234", Operator.UNKNOWN),
+    ],
+)
+def test_the_segment_names_the_operator_and_other_segments_are_accepted(number, operator):
+    assert operator_of(number) is operator
+
+
+def test_a_number_that_is_not_a_400_number_is_refused():
+    with pytest.raises(ValueError, match="not a 400 number"):
+        operator_of("40012345")
+
+
+# --- grading -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "grade"),
+    [
+        ("4008888888", "platinum"),  # a run of seven
+        ("4001234567", "platinum"),  # ascending 1234567
+        ("4009876543", "platinum"),  # descending 9876543
+        ("4006121212", "gold"),  # repeated pair 12 12 12
+        ("4006585858", "gold"),  # repeated pair 58 58 58
+        ("4000123123", "gold"),  # repeated block 123 123
+        ("4006077777", "gold"),  # a run of five
+        ("4006038888", "silver"),  # tail 8888 (a run of four)
+        ("4006312345", "silver"),  # ascending 12345
+        ("4006012345", "gold"),  # ascending 012345
+        ("4006031888", "bronze"),  # tail 888
+        ("4006031666", "bronze"),
+        ("4006031168", "bronze"),
+        ("4006031475", ORDINARY),
+        ("4006031212", ORDINARY),  # one repeated pair is not enough
+    ],
+)
+def test_premium_grades_from_runs_sequences_repeats_and_tails(number, grade):
+    assert RULES.grade(number) == grade
+
+
+def test_grades_and_fees_come_from_configuration():
+    rules = NumberRules.model_validate(
+        {
+            "grades": [{"name": "lucky", "fee": "88.00", "tails": ["8"]}],
+            "fees": {"standard_selection": "5.00"},
+        }
+    )
+    assert rules.grade("4006031478") == "lucky"
+    assert rules.grade("4008888888") == "lucky"  # no platinum grade configured any more
+    assert rules.grade("4006031475") == ORDINARY
+    assert rules.fee_of_grade == {ORDINARY: Decimal("5.00"), "lucky": Decimal("88.00")}
+
+
+def test_configuration_refuses_a_grade_named_ordinary_and_duplicates():
+    with pytest.raises(ValueError, match="ordinary"):
+        GradeRule(name="ordinary", fee=Decimal("1.00"))
+    with pytest.raises(ValueError, match="listed twice"):
+        NumberRules.model_validate(
+            {"grades": [{"name": "a", "fee": "1.00"}, {"name": "a", "fee": "2.00"}]}
+        )
+
+
+@given(st.text(alphabet="0123456789", min_size=7, max_size=7))
+def test_pattern_lengths_stay_within_the_seven_digits(digits):
+    pattern = pattern_of("400" + digits)
+    assert 1 <= pattern.run <= 7
+    assert 1 <= pattern.sequence <= 7
+    assert pattern.repeat in (0, 4, 5, 6, 7)
+    if len(set(digits)) == 1:
+        assert pattern.run == 7 and pattern.repeat == 0
+
+
+# --- reservation -------------------------------------------------------------------------
+
+
+def test_a_reservation_holds_three_days_and_is_free():
+    change = lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES)
+    assert change.after.status is Status.RESERVED
+    assert change.after.provider == "acme"
+    assert change.after.until == at("2026-12-04 10:00")
+    assert change.fees == ()
+    assert change.after.version == 1
+
+
+@pytest.mark.parametrize("number", ["4008031475", "4006031888"])
+def test_4008_numbers_and_premium_numbers_are_held_thirty_days(number):
+    change = lifecycle.reserve(record(number), "acme", at("2026-12-01 10:00"), RULES)
+    assert change.after.until == at("2026-12-31 10:00")
+
+
+def test_a_reserved_number_cannot_be_reserved_again_and_says_until_when():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES).after
+    with pytest.raises(Refused) as refused:
+        lifecycle.reserve(held, "beta", at("2026-12-02 10:00"), RULES)
+    assert str(refused.value) == "4006031475 is reserved by acme until 2026-12-04 10:00"
+    assert refused.value.possible_at == at("2026-12-04 10:00")
+
+
+def test_a_released_number_is_frozen_thirty_minutes_then_returns_to_the_pool():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-05 14:00"), RULES).after
+    released = lifecycle.release(held, "acme", at("2026-12-05 14:02"), RULES).after
+    assert released.status is Status.FROZEN and released.provider is None
+    with pytest.raises(Refused) as refused:
+        lifecycle.reserve(released, "beta", at("2026-12-05 14:02"), RULES)
+    assert str(refused.value) == (
+        "4006031475 is frozen until 2026-12-05 14:32 (released 0 minutes ago)"
+    )
+    assert lifecycle.catch_up(released, at("2026-12-05 14:31"), RULES) == []
+    [thawed] = lifecycle.catch_up(released, at("2026-12-05 15:00"), RULES)
+    assert thawed.at == at("2026-12-05 14:32")  # when it fell due, not when it was noticed
+    assert thawed.after.status is Status.AVAILABLE
+    assert lifecycle.reserve(thawed.after, "beta", at("2026-12-05 15:00"), RULES)
+
+
+def test_the_same_provider_may_not_take_the_number_again_in_the_following_period():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES).after
+    expired, thawed = lifecycle.catch_up(held, at("2026-12-06 00:00"), RULES)
+    assert expired.at == at("2026-12-04 10:00") and expired.actor == lifecycle.SYSTEM
+    assert "expired" in expired.reason
+    pool = thawed.after
+    with pytest.raises(Refused) as refused:
+        lifecycle.reserve(pool, "acme", at("2026-12-06 00:00"), RULES)
+    assert str(refused.value) == (
+        "4006031475: acme held it until 2026-12-04 10:00; the same provider may not reserve it "
+        "in the period that follows, possible from 2026-12-07 10:00"
+    )
+    assert lifecycle.reserve(pool, "beta", at("2026-12-06 00:00"), RULES).after.provider == "beta"
+    again = lifecycle.reserve(pool, "acme", at("2026-12-07 10:00"), RULES)
+    assert again.after.provider == "acme"
+
+
+# --- application and review ------------------------------------------------------------
+
+
+def applied(number: str = "4006031475", when: str = "2026-12-01 10:00") -> NumberRecord:
+    held = lifecycle.reserve(record(number), "acme", at(when), RULES).after
+    return lifecycle.apply(held, "jinan-heavy", "acme", at(when), RULES).after
+
+
+def test_applying_locks_the_number_and_books_opening_and_selection_fees_on_the_subscriber():
+    held = lifecycle.reserve(record("4006031888"), "acme", at("2026-12-01 10:00"), RULES).after
+    change = lifecycle.apply(held, "jinan-heavy", "acme", at("2026-12-01 11:00"), RULES)
+    assert change.after.status is Status.APPLIED
+    assert change.after.subscriber == "jinan-heavy"
+    assert [(fee.payer, fee.kind, fee.amount) for fee in change.fees] == [
+        ("subscriber", "opening_fee", Decimal("600.00")),
+        ("subscriber", "selection_fee", Decimal("300.00")),
+    ]
+    assert change.after.due_at(RULES) is None  # locked: no reservation clock runs any more
+
+
+def test_only_the_provider_holding_the_reservation_can_apply_for_its_subscriber():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES).after
+    with pytest.raises(Refused, match="reserved by acme; subscriber shop belongs to beta"):
+        lifecycle.apply(held, "shop", "beta", at("2026-12-01 11:00"), RULES)
+    with pytest.raises(Refused, match="is available: it cannot be applied for"):
+        lifecycle.apply(record(), "shop", "acme", at("2026-12-01 11:00"), RULES)
+
+
+def test_review_takes_one_to_three_official_working_days():
+    # Submitted Wednesday 2026-09-30; 2026-10-01..07 is the National Day holiday and
+    # Saturday 2026-10-10 is an adjusted working day.
+    review = lifecycle.submit(applied(), at("2026-09-30 16:00"), RULES, CALENDAR).after
+    assert review.status is Status.UNDER_REVIEW
+    assert review.until == at("2026-10-10 16:00")
+    with pytest.raises(Refused) as refused:
+        lifecycle.approve(review, "operator", at("2026-10-08 09:00"), RULES, CALENDAR)
+    assert str(refused.value) == (
+        "4006031475 is under review since 2026-09-30 16:00: review takes at least 1 official "
+        "working day(s), possible from 2026-10-08 16:00"
+    )
+    active = lifecycle.approve(review, "operator", at("2026-10-08 16:00"), RULES, CALENDAR)
+    assert active.after.status is Status.ACTIVE
+
+
+def test_an_undecided_review_ends_with_the_number_in_service():
+    review = lifecycle.submit(applied(), at("2026-12-01 10:00"), RULES, CALENDAR).after
+    [over] = lifecycle.catch_up(review, at("2026-12-10 00:00"), RULES)
+    assert over.at == at("2026-12-04 10:00")  # Tue + 3 working days = Fri
+    assert over.after.status is Status.ACTIVE
+
+
+def test_a_rejected_review_leaves_the_number_locked_for_new_material():
+    review = lifecycle.submit(applied(), at("2026-12-01 10:00"), RULES, CALENDAR).after
+    change = lifecycle.reject(review, "operator", "licence expired", at("2026-12-02 10:00"))
+    assert change.after.status is Status.APPLIED
+    assert change.reason == "review rejected: licence expired"
+    assert lifecycle.submit(change.after, at("2026-12-03 10:00"), RULES, CALENDAR)
+
+
+def test_working_days_follow_the_official_calendar():
+    thursday = at("2026-09-24 09:00")  # before the Mid-autumn Festival, Fri 25 to Sun 27
+    assert add_working_days(thursday, 0, CALENDAR) == thursday
+    assert add_working_days(thursday, 1, CALENDAR) == at("2026-09-28 09:00")
+    assert add_working_days(thursday, 4, CALENDAR) == at("2026-10-08 09:00")  # National Day
+
+
+# --- in service ------------------------------------------------------------------------
+
+
+def active(when: str = "2026-01-05 09:00") -> NumberRecord:
+    review = lifecycle.submit(applied(when=when), at(when), RULES, CALENDAR).after
+    [over] = lifecycle.catch_up(review, at(when) + timedelta(days=30), RULES)
+    return over.after
+
+
+def test_suspension_keeps_the_number_and_books_a_keeping_fee_each_month():
+    number = active()
+    suspended = lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES)
+    assert suspended.after.status is Status.SUSPENDED
+    assert [(f.kind, f.amount) for f in suspended.fees] == [("keeping_fee", Decimal("15.00"))]
+    months = lifecycle.catch_up(suspended.after, at("2026-05-01 00:00"), RULES)
+    assert [(c.at, c.fees[0].ref) for c in months] == [
+        (at("2026-03-31 00:00"), "keeping@20260301T000000#2"),
+        (at("2026-04-30 00:00"), "keeping@20260301T000000#3"),
+    ]
+    assert all(c.after.status is Status.SUSPENDED for c in months)
+    resumed = lifecycle.resume(months[-1].after, "acme", at("2026-05-01 00:00"))
+    assert resumed.after.status is Status.ACTIVE
+    assert resumed.after.suspended_before == timedelta(days=61)
+
+
+def test_suspension_is_limited_to_36_months_over_the_life_then_the_number_is_cancelled():
+    number = active()
+    first = lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES).after
+    number = lifecycle.resume(first, "acme", at("2026-03-31 00:00")).after  # 30 days used
+    second = lifecycle.suspend(number, "acme", at("2027-01-01 00:00"), RULES).after
+    changes = lifecycle.catch_up(second, at("2030-01-01 00:00"), RULES)
+    *fees, cancelled = changes
+    assert len(fees) == 34  # months 2..35 of the second suspension, 36 in all
+    assert cancelled.after.status is Status.CANCELLED
+    assert cancelled.at == at("2027-01-01 00:00") + timedelta(days=36 * 30 - 30)
+    assert cancelled.reason.startswith("cancelled (36 months of suspension used)")
+
+
+def test_a_number_with_no_suspension_left_cannot_be_suspended():
+    number = dataclasses.replace(active(), suspended_before=RULES.suspension_limit)
+    with pytest.raises(Refused, match="has used its 36 months of suspension"):
+        lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES)
+
+
+def test_cancellation_after_thirty_days_notice_then_ninety_days_frozen_then_the_pool():
+    number = active()
+    requested = lifecycle.cancel(number, "acme", at("2026-03-01 12:00"), RULES)
+    assert requested.after.status is Status.CANCELLATION_REQUESTED
+    assert requested.reason == "cancellation requested, effective 2026-03-31 12:00"
+    cancelled, pool = lifecycle.catch_up(requested.after, at("2026-08-01 00:00"), RULES)
+    assert (cancelled.at, cancelled.after.status) == (at("2026-03-31 12:00"), Status.CANCELLED)
+    assert (pool.at, pool.after.status) == (at("2026-06-29 12:00"), Status.AVAILABLE)
+    assert pool.after.subscriber is None and pool.after.provider is None
+
+
+def test_a_suspended_number_given_notice_keeps_paying_to_keep_it_until_cancelled():
+    suspended = lifecycle.suspend(active(), "acme", at("2026-03-01 00:00"), RULES).after
+    requested = lifecycle.cancel(suspended, "acme", at("2026-03-10 00:00"), RULES).after
+    fee, cancelled = lifecycle.catch_up(requested, at("2026-04-10 00:00"), RULES)
+    assert fee.at == at("2026-03-31 00:00") and fee.fees[0].kind == "keeping_fee"
+    assert cancelled.at == at("2026-04-09 00:00")
+
+
+def test_arrears_and_a_top_up_that_clears_them():
+    number = active()
+    owing = lifecycle.fall_into_arrears(number, at("2026-03-01 00:00"), Decimal("-3.20")).after
+    assert owing.status is Status.ARREARS
+    cleared = lifecycle.clear_arrears(owing, at("2026-03-02 00:00"), Decimal("96.80")).after
+    assert cleared.status is Status.ACTIVE
+    with pytest.raises(Refused, match="is active"):
+        lifecycle.clear_arrears(cleared, at("2026-03-02 00:00"), Decimal("96.80"))
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (
+            lambda r, now: lifecycle.resume(r, "x", now),
+            "is active (held by acme): it cannot be resumed",
+        ),
+        (lambda r, now: lifecycle.release(r, "x", now, RULES), "cannot be released"),
+        (lambda r, now: lifecycle.reserve(r, "x", now, RULES), "cannot be reserved"),
+    ],
+)
+def test_refused_transitions_say_why_in_one_line(action, message):
+    with pytest.raises(Refused) as refused:
+        action(active(), at("2026-03-01 00:00"))
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@given(st.integers(min_value=0, max_value=400 * 24), st.integers(min_value=0, max_value=400 * 24))
+def test_catching_up_late_or_in_steps_gives_the_same_history(first_hours, more_hours):
+    start = lifecycle.suspend(active(), "acme", at("2026-03-01 00:00"), RULES).after
+    start = lifecycle.cancel(start, "acme", at("2026-03-15 00:00"), RULES).after
+    middle = at("2026-03-15 00:00") + timedelta(hours=first_hours)
+    end = middle + timedelta(hours=more_hours)
+    at_once = lifecycle.catch_up(start, end, RULES)
+    step = lifecycle.catch_up(start, middle, RULES)
+    rest = lifecycle.catch_up(step[-1].after if step else start, end, RULES)
+    assert [(c.at, c.reason) for c in at_once] == [(c.at, c.reason) for c in step + rest]
+    final = at_once[-1].after if at_once else start
+    assert lifecycle.catch_up(final, end, RULES) == []  # applying again does nothing
