@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +61,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from router.call.channel_contract import ChannelVariable
+from router.call.channel_contract import Outcome as HotlineStatus
 from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call, run_calls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,14 +84,14 @@ FD_HEADROOM = 256
 class Scenario:
     name: str
     dialled: str
-    status: str
+    status: HotlineStatus
     """HOTLINE_STATUS both servers must leave on the channel."""
 
 
 SCENARIOS = (
-    Scenario("answer", "4000000001", "answered"),
-    Scenario("busy+forward", "4000000002", "answered"),
-    Scenario("no-answer x3", "4000000003", "noanswer"),
+    Scenario("answer", "4000000001", HotlineStatus.ANSWERED),
+    Scenario("busy+forward", "4000000002", HotlineStatus.ANSWERED),
+    Scenario("no-answer x3", "4000000003", HotlineStatus.NOANSWER),
 )
 HELD_CALL = SimulatedCall(dialled="4000000001", destinations={"13800000011": Outcome.no_answer()})
 """Rings for the plan's whole Dial timeout, then ends unanswered."""
@@ -294,18 +296,18 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 
 MIX_STATUS = {scenario.dialled: scenario.status for scenario in SCENARIOS}
-HELD_STATUS = {HELD_CALL.dialled: "noanswer"}
+HELD_STATUS = {HELD_CALL.dialled: HotlineStatus.NOANSWER}
 
 
-def failures(results: Sequence[CallResult], expected: dict[str, str]) -> list[str]:
+def failures(results: Sequence[CallResult], expected: Mapping[str, str]) -> list[str]:
     """Calls that broke or ended with another HOTLINE_STATUS than `expected` by number."""
     problems = []
     for result in results:
-        status = result.variables.get("HOTLINE_STATUS")
+        status = result.variables.get(ChannelVariable.STATUS)
         if result.error is not None:
             problems.append(f"{result.call.uniqueid}: {result.error}")
         elif status != expected.get(result.call.dialled, status):
-            problems.append(f"{result.call.uniqueid}: HOTLINE_STATUS {status}")
+            problems.append(f"{result.call.uniqueid}: {ChannelVariable.STATUS} {status}")
     return problems
 
 

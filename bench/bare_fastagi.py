@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import resource
 
+from router.call.channel_contract import ChannelVariable, Outcome
+
 DIAL_TEMPLATE = "Local/{number}@phones"
 RING_TIMEOUT_S = 20
 DIAL_CHAINS: dict[str, tuple[str, ...]] = {
@@ -28,7 +30,7 @@ DIAL_CHAINS: dict[str, tuple[str, ...]] = {
 }
 """Destinations tried in order per dialled number, as the e2e plans forward them."""
 DIAL_VARIABLES = "${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}"
-STATUS_OF_DIAL = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "noanswer"}
+STATUS_OF_DIAL = {"ANSWER": Outcome.ANSWERED, "BUSY": Outcome.BUSY, "NOANSWER": Outcome.NOANSWER}
 LISTEN_BACKLOG = 4096
 
 
@@ -64,17 +66,24 @@ async def _serve_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     while line := (await reader.readline()).rstrip(b"\r\n"):
         name, _, value = line.decode().partition(": ")
         env[name] = value
-    status, destination = "error", ""
+    status, destination = Outcome.ERROR, ""
     for number in DIAL_CHAINS.get(env.get("agi_extension", ""), ()):
         destination = number
         dial = DIAL_TEMPLATE.format(number=number)
         await _command(reader, writer, f'EXEC Dial "{dial},{RING_TIMEOUT_S}"')
         outcome = await _command(reader, writer, f"GET FULL VARIABLE {DIAL_VARIABLES}")
         dial_status = _value(outcome).partition(",")[0]
-        status = STATUS_OF_DIAL.get(dial_status, "busy")
+        status = STATUS_OF_DIAL.get(dial_status, Outcome.BUSY)
         if dial_status == "ANSWER":
             break
-    variables = f"HOTLINE_STATUS={status},HOTLINE_DEST={destination},HOTLINE_RULE=default"
+    variables = ",".join(
+        f"{name}={value}"
+        for name, value in (
+            (ChannelVariable.STATUS, status),
+            (ChannelVariable.DESTINATION, destination),
+            (ChannelVariable.RULE, "default"),
+        )
+    )
     await _command(reader, writer, f'EXEC MSet "{variables}"')
 
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class RejectReason(StrEnum):
-    """Why a call is refused; `status` is what the router leaves in HOTLINE_STATUS."""
+    """Why a call is refused. What the router makes of each (the status it leaves on the
+    channel, the cause it hangs up with) is router/call/channel_contract.py's table."""
 
     SUSPENDED = "suspended"
     CANCELLED = "cancelled"
@@ -32,24 +33,6 @@ class RejectReason(StrEnum):
     CAPPED = "capped"
     CLOSED = "closed"
     NO_ROUTE = "no_route"
-
-    @property
-    def status(self) -> str:
-        return _STATUS_OF_REASON[self]
-
-
-_STATUS_OF_REASON = {
-    RejectReason.SUSPENDED: "suspended",
-    RejectReason.CANCELLED: "suspended",
-    RejectReason.FROZEN: "suspended",
-    RejectReason.ARREARS: "suspended",
-    RejectReason.ANONYMOUS: "blocked",
-    RejectReason.BLACKLISTED: "blocked",
-    RejectReason.BLOCKED: "blocked",
-    RejectReason.CAPPED: "capped",
-    RejectReason.CLOSED: "rejected",
-    RejectReason.NO_ROUTE: "rejected",
-}
 
 
 class DialClass(StrEnum):
@@ -116,11 +99,6 @@ class Decision:
     forwarding: ForwardingChain | None = None
     down: frozenset[str] = frozenset()
     steps: list[TraceStep] = field(default_factory=list)
-
-    @property
-    def status(self) -> str | None:
-        """HOTLINE_STATUS for a rejection; dial outcomes are known only after dialling."""
-        return self.reject.status if self.reject is not None else None
 
     @property
     def calendar_fallback(self) -> list[DayInfo]:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 
 from dialplan.decision import RejectReason
+from router.call.channel_contract import RouterRefusal
 
 log = logging.getLogger("hotline400.refusals")
 
-UNKNOWN_NUMBER = "unknown_number"
 REMEMBERED_NUMBERS = 10_000
 """Dialled strings without a plan come from outside; the memory of them is bounded."""
 
 _WHAT_TO_DO = {
-    UNKNOWN_NUMBER: "add its plan to the plans directory (hotline400 check validates it)",
+    RouterRefusal.UNKNOWN_NUMBER: "add its plan to the plans directory (hotline400 check validates it)",
     RejectReason.SUSPENDED: "its plan's status is suspended",
     RejectReason.CANCELLED: "its plan's status is cancelled",
     RejectReason.FROZEN: "its plan's status is frozen",

@@ -13,6 +13,7 @@ cleanly; the CDR is completed in every case.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -33,9 +34,15 @@ from dialplan.matchers import Call
 from dialplan.pin import verify_pin
 from dialplan.plan import Pin, Plan
 from router.ami.live_calls import LiveCalls
+from router.call.channel_contract import (
+    ENDINGS,
+    ChannelVariable,
+    EndingKey,
+    Outcome,
+    RouterRefusal,
+)
 from router.call.context import CallContext
-from router.call.hangup_causes import CAUSE_OF_REASON
-from router.call.refusal_notices import UNKNOWN_NUMBER, RefusalNotices
+from router.call.refusal_notices import RefusalNotices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
 from router.fastagi.quoting import UnsafeArgument, dial_argument
@@ -49,7 +56,6 @@ from router.storage.cdr import (
     FinishCall,
     ForwardReason,
     Leg,
-    Outcome,
     StartCall,
 )
 from router.storage.writer import CdrWriter
@@ -114,8 +120,8 @@ class CallSession:
                 self._connection_lost(error)
             except Exception:
                 log.exception("call %s failed", self.context.call_id)
-                self.record.outcome, self.record.note = Outcome.ERROR, "router error"
-                await self._try_leave_status(CAUSE_OF_REASON["error"])
+                self.record.note = "router error"
+                await self._try_refuse(RouterRefusal.ERROR)
             finally:
                 self._complete()
                 metrics.call_ended(self.context.dialled, self.record.outcome)
@@ -145,11 +151,10 @@ class CallSession:
         )
 
     async def _unknown_number(self) -> None:
-        self.record.outcome = Outcome.UNKNOWN_NUMBER
         self.record.note = f"no plan for {self.context.dialled or 'the dialled number'}"
-        self.services.refusals.refused(self.context.dialled, UNKNOWN_NUMBER, "it has no plan")
-        await self._leave_status()
-        await self._hang_up(CAUSE_OF_REASON["unknown_number"])
+        refusal = RouterRefusal.UNKNOWN_NUMBER
+        self.services.refusals.refused(self.context.dialled, refusal, "it has no plan")
+        await self._refuse(refusal)
 
     async def _route(self, plan: Plan) -> None:
         now = self.services.clock()
@@ -182,8 +187,8 @@ class CallSession:
         return RoutingState(self.services.plans.calendar, shared.split, self.services.down)
 
     async def _reject(self, decision: Decision, usage: Usage) -> None:
-        assert decision.reject is not None and decision.status is not None
-        self.record.outcome = Outcome(decision.status)
+        assert decision.reject is not None
+        self.record.outcome = ENDINGS[decision.reject].outcome
         self.record.note = f"{decision.reject.value}: {decision.detail}"
         self.services.metrics.rejected(decision.reject)
         self.services.refusals.refused(self.context.dialled, decision.reject, decision.detail)
@@ -194,8 +199,7 @@ class CallSession:
         if decision.announcement and not self.agi.hung_up:
             await self.agi.exec("Progress")  # early media: the caller hears it unanswered
             await self.agi.exec("Playback", f"{decision.announcement},noanswer")
-        await self._leave_status()
-        await self._hang_up(CAUSE_OF_REASON[decision.reject.value])
+        await self._refuse(decision.reject)
 
     async def _pin_accepted(self, pin: Pin) -> bool:
         """Answer (a prompt must be heard), then up to `attempts` entries."""
@@ -209,14 +213,12 @@ class CallSession:
                 return True
             self.services.metrics.pin_failed(self.context.dialled)
             prompt = pin.retry_prompt
-        self.record.outcome = Outcome.PIN_FAILED
         if self.agi.hung_up:
             self.record.note = "caller hung up at the PIN prompt"
         else:
             self.record.note = f"wrong PIN {pin.attempts} times"
             await self.agi.stream_file(pin.failed_prompt)
-        await self._leave_status()
-        await self._hang_up(CAUSE_OF_REASON["pin_failed"])
+        await self._refuse(RouterRefusal.PIN_FAILED)
         return False
 
     async def _dial_chain(self, decision: Decision) -> None:
@@ -238,7 +240,7 @@ class CallSession:
             await self._cannot_afford()
             return
         final = decision.forwarding.classify(results[-1].status) if results else DialClass.FAILED
-        self.record.outcome = _STATUS_OF_CLASS[final]
+        self.record.outcome = ENDINGS[final].outcome
         if final is DialClass.CALLER_GONE or (self.agi.hung_up and final is not DialClass.ANSWERED):
             self.record.note = "caller hung up while ringing"
         await self._leave_status()
@@ -257,11 +259,9 @@ class CallSession:
 
     async def _cannot_afford(self) -> None:
         """The balance or a cost cap leaves less than one billing increment: capped."""
-        self.record.outcome = Outcome.CAPPED
         self.record.note = "capped: the balance or a cost cap affords no billing increment"
         self.services.metrics.cap_reached(self.context.dialled, "talk_budget")
-        await self._leave_status()
-        await self._hang_up(CAUSE_OF_REASON["capped"])
+        await self._refuse(RouterRefusal.NO_TALK_BUDGET)
 
     async def _dial(self, target: DialTarget, options: str) -> str:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
@@ -329,22 +329,24 @@ class CallSession:
         """
         await self.agi.set_variables(
             {
-                "HOTLINE_STATUS": self.record.outcome.value,
-                "HOTLINE_DEST": self.record.destination,
-                "HOTLINE_RULE": self.record.rule or "",
+                ChannelVariable.STATUS: self.record.outcome.value,
+                ChannelVariable.DESTINATION: self.record.destination,
+                ChannelVariable.RULE: self.record.rule or "",
             }
         )
 
-    async def _hang_up(self, cause: int) -> None:
+    async def _refuse(self, why: EndingKey) -> None:
+        """End the call unconnected: its outcome on the channel, then its hang-up cause."""
+        ending = ENDINGS[why]
+        assert ending.cause is not None, f"{why!r} is not a refusal"
+        self.record.outcome = ending.outcome
+        await self._leave_status()
         if not self.agi.hung_up:
-            await self.agi.exec("Hangup", str(cause))
+            await self.agi.exec("Hangup", str(int(ending.cause)))
 
-    async def _try_leave_status(self, cause: int) -> None:
-        try:
-            await self._leave_status()
-            await self._hang_up(cause)
-        except AGIProtocolError:
-            pass
+    async def _try_refuse(self, why: EndingKey) -> None:
+        with contextlib.suppress(AGIProtocolError):
+            await self._refuse(why)
 
     def _connection_lost(self, error: AGIProtocolError) -> None:
         self.services.reconcile(self.context.call_id)
@@ -408,15 +410,6 @@ class CallSession:
             self._book_charge()
         except Exception:  # the CDR is complete; its price can be set later by `rate`
             log.exception("call %s could not be priced", self.context.call_id)
-
-
-_STATUS_OF_CLASS = {
-    DialClass.ANSWERED: Outcome.ANSWERED,
-    DialClass.BUSY: Outcome.BUSY,
-    DialClass.NO_ANSWER: Outcome.NOANSWER,
-    DialClass.CALLER_GONE: Outcome.NOANSWER,
-    DialClass.FAILED: Outcome.BUSY,
-}
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")

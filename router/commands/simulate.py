@@ -17,6 +17,7 @@ from dialplan.decision import Decision, DialResult, next_target
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
+from router.call.channel_contract import ENDINGS
 from router.configuration.config_dir import load_config
 
 
@@ -96,9 +97,9 @@ def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> 
     print("trace:")
     for line in decision.trace():
         print(f"  {line}")
-    if decision.action == "reject":
+    if decision.reject is not None:
         prompt = f", playing {decision.announcement}" if decision.announcement else ""
-        print(f"outcome: {decision.status} ({decision.reject}){prompt}")
+        print(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject}){prompt}")
         return
     if decision.pin is not None:
         print(f"PIN: the caller is asked for the PIN, {decision.pin.attempts} attempts")
@@ -118,6 +119,6 @@ def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> 
         results.append(DialResult(target.number, status))
         target = next_target(decision, results)
         step += 1
-    final = results[-1].status
-    outcome = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "noanswer"}.get(final, final)
-    print(f"outcome: {outcome} (rule {decision.rule})")
+    assert decision.forwarding is not None, "a decision to dial carries its forwarding chain"
+    final = decision.forwarding.classify(results[-1].status)
+    print(f"outcome: {ENDINGS[final].outcome} (rule {decision.rule})")

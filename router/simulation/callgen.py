@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from router.call.channel_contract import ChannelVariable
 from router.simulation.asterisk_agi import (
     CallerHangup,
     CallResult,
@@ -327,7 +328,7 @@ def summarise(
         if result.error is not None:
             errors[result.error] += 1
             continue
-        by_behaviour[behaviour][result.variables.get("HOTLINE_STATUS", NO_STATUS)] += 1
+        by_behaviour[behaviour][result.variables.get(ChannelVariable.STATUS, NO_STATUS)] += 1
         walls.append(result.wall_s)
     return CallgenReport(
         target=f"{spec.host}:{spec.port}",

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from dialplan.geo import locate
 from dialplan.matchers import describe_caller
 from rating.ledger import LedgerEntry, LedgerKind
+from router.call.channel_contract import ChannelVariable
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call
 
@@ -165,9 +166,9 @@ def describe(index: int, demo: DemoCall, result: CallResult) -> str:
     head = f"{index:>2}. {demo.title}\n    {demo.at}  {caller} -> {demo.number}"
     attempts = " > ".join(f"{_destination(dial.argument)} {dial.status}" for dial in result.dials)
     variables = result.variables
-    route = f"rule {variables.get('HOTLINE_RULE') or '-'}"
+    route = f"rule {variables.get(ChannelVariable.RULE) or '-'}"
     pin = " (PIN asked)" if any(c.startswith("GET DATA") for c in result.commands) else ""
-    outcome = variables.get("HOTLINE_STATUS", result.error or "?")
+    outcome = variables.get(ChannelVariable.STATUS, result.error or "?")
     return f"{head}\n    {route}{pin}: {attempts or 'not connected'} => {outcome}"
 
 

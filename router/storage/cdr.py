@@ -20,25 +20,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rating.ledger import LedgerEntry, LedgerKind
+from router.call.channel_contract import Outcome
 
 FEN = Decimal("0.01")
-
-
-class Outcome(StrEnum):
-    """How a call ended; `in_progress` while it runs, `interrupted` if the router died."""
-
-    IN_PROGRESS = "in_progress"
-    ANSWERED = "answered"
-    BUSY = "busy"
-    NOANSWER = "noanswer"
-    REJECTED = "rejected"
-    BLOCKED = "blocked"
-    PIN_FAILED = "pin_failed"
-    CAPPED = "capped"
-    SUSPENDED = "suspended"
-    UNKNOWN_NUMBER = "unknown_number"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
 
 
 class ForwardReason(StrEnum):
