@@ -20,7 +20,8 @@ REMEMBERED_NUMBERS = 10_000
 """Dialled strings without a plan come from outside; the memory of them is bounded."""
 
 _WHAT_TO_DO = {
-    RouterRefusal.UNKNOWN_NUMBER: "add its plan to the plans directory (hotline400 check validates it)",
+    RouterRefusal.UNKNOWN_NUMBER: "add its plan to the plans directory "
+    "(hotline400 check validates it)",
     RejectReason.SUSPENDED: "its plan's status is suspended",
     RejectReason.CANCELLED: "its plan's status is cancelled",
     RejectReason.FROZEN: "its plan's status is frozen",
