@@ -1,9 +1,11 @@
 """The router daemon: config, store, CDR writer, plans and the FastAGI listener, wired once.
 
-Start order: settings -> plans (bad files are logged, good ones serve) -> store and CDR
-writer (a journal left by a crash is replayed first, then calls still marked in progress
-are closed as interrupted) -> listener -> plan watcher. Stop order on SIGTERM: stop
-accepting -> let calls finish up to the drain timeout -> flush CDRs -> close the store.
+Start order: settings -> plans (bad files are logged, good ones serve) -> the FastAGI
+address taken -> store and CDR writer (a journal left by a crash is replayed first, then
+calls still marked in progress are closed as interrupted) -> calls accepted -> plan watcher.
+A start that cannot serve (address taken, store unusable) raises StartupError after closing
+what it opened. Stop order on SIGTERM: stop accepting -> let calls finish up to the drain
+timeout -> flush CDRs -> close the store.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,7 +30,8 @@ from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.monitoring.metrics import Metrics
-from router.storage.location import store_for
+from router.startup import StartupError, listen_problem, store_is_transient, store_problem
+from router.storage.location import configured_store_url, redacted, store_for
 from router.storage.spool import Journal
 from router.storage.writer import CdrWriter
 
@@ -52,6 +56,7 @@ class Daemon:
         self.host, self.port = parse_listen(listen or self.settings.listen)
         self.plans = PlanBook(self.config_dir)
         self.store = store_for(self.settings, port=self.port)
+        self.store_name = redacted(configured_store_url(self.settings))
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
         self.cdrs = CdrWriter(self.store, self.journal)
         self.alerts = BalanceAlerts(self.settings.low_balance_webhook)
@@ -102,22 +107,29 @@ class Daemon:
         return link
 
     async def start(self) -> int:
-        """Bring the daemon up; returns the FastAGI port it listens on."""
+        """Bring the daemon up; returns the FastAGI port it listens on.
+
+        Raises StartupError, after closing whatever it had opened, when the router cannot
+        serve: the caller exits at once instead of living on without serving.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            with suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> int:
         self.plans.reload()
-        Path(self.settings.database).parent.mkdir(parents=True, exist_ok=True)
         try:
-            await self.store.open()
-        except Exception as error:  # the writer spools until the database is back
-            log.error("database %s unavailable at start: %s", self.settings.database, error)
+            self.port = await self.server.bind(self.host, self.port)
+        except OSError as error:
+            raise StartupError(listen_problem("FastAGI", self.host, self.port, error)) from error
+        store_open = await self._open_store()
         await self.cdrs.start()
-        try:
-            closed = await self.store.close_interrupted(self.clock())
-        except Exception as error:
-            log.error("could not close calls interrupted by a crash yet: %s", error)
-        else:
-            if closed:
-                log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
-        self.port = await self.server.start(self.host, self.port)
+        if store_open:
+            await self._close_interrupted()
+        await self.server.serve()
         if self.ami is not None:
             self.ami.start()
         if self.settings.metrics_listen:
@@ -125,13 +137,40 @@ class Daemon:
             try:
                 self.metrics_port = await self.metrics.serve(host, port)
             except OSError as error:  # calls matter more than their figures: route anyway
-                log.error("metrics endpoint %s:%d unavailable: %s", host, port, error)
+                log.error("%s; routing calls anyway", listen_problem("metrics", host, port, error))
             else:
                 log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         return self.port
+
+    async def _open_store(self) -> bool:
+        """Open the store; False when it is down for now (the writer journals until it is
+        back). A store that cannot come back by itself stops the start."""
+        try:
+            await self.store.open()
+        except Exception as error:
+            if not store_is_transient(error):
+                raise StartupError(store_problem(self.store_name, error)) from error
+            log.error(
+                "store %s unavailable at start (%s): routing calls anyway; CDRs are journaled "
+                "to %s and written when it is back",
+                self.store_name,
+                error,
+                self.journal.path,
+            )
+            return False
+        return True
+
+    async def _close_interrupted(self) -> None:
+        try:
+            closed = await self.store.close_interrupted(self.clock())
+        except Exception as error:
+            log.error("could not close calls interrupted by a crash yet: %s", error)
+        else:
+            if closed:
+                log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.daemon import Daemon
 from router.monitoring.logs import configure_logging
+from router.startup import StartupError
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -29,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as error:
         print(f"cannot start:\n{error}", file=sys.stderr)
         return 1
+    except OSError as error:  # the store's directory or the spool cannot be made or read
+        print(f"cannot start: {_os_problem(error)}", file=sys.stderr)
+        return 1
     settings = daemon.settings
     configure_logging(
         settings.log_format,
@@ -36,5 +41,23 @@ def run(args: argparse.Namespace) -> int:
         settings.mask_caller_numbers,
         zone=ZoneInfo(settings.timezone),
     )
-    asyncio.run(daemon.run())
+    try:
+        asyncio.run(daemon.run())
+    except StartupError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+_OS_PROBLEMS = {
+    errno.EEXIST: "file exists where a directory is needed",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EACCES: "permission denied",
+    errno.EROFS: "read-only file system",
+}
+
+
+def _os_problem(error: OSError) -> str:
+    what = _OS_PROBLEMS.get(error.errno or 0, error.strerror or str(error))
+    where = f"{Path(error.filename).absolute()}: " if error.filename else ""
+    return f"{where}{what}; check the paths in router.yaml"

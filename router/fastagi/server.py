@@ -65,11 +65,29 @@ class FastAGIServer:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
-        """Listen; returns the bound port (useful with port 0)."""
+        """Listen and accept; returns the bound port (useful with port 0)."""
+        bound = await self.bind(host, port)
+        await self.serve()
+        return bound
+
+    async def bind(self, host: str, port: int) -> int:
+        """Take the address without accepting calls yet, so that a taken address fails the
+        start before anything else is opened. Returns the bound port."""
         self._server = await asyncio.start_server(
-            self._accept, host, port, backlog=LISTEN_BACKLOG, reuse_address=True
+            self._accept,
+            host,
+            port,
+            backlog=LISTEN_BACKLOG,
+            reuse_address=True,
+            start_serving=False,
         )
         return self._server.sockets[0].getsockname()[1]
+
+    async def serve(self) -> None:
+        """Accept calls on the address taken by `bind`."""
+        if self._server is None:
+            raise RuntimeError("bind() first")
+        await self._server.start_serving()
 
     async def stop_accepting(self) -> None:
         if self._server is not None:

@@ -1,0 +1,67 @@
+"""Why a router cannot start, in one line an operator can act on.
+
+A router that cannot serve must say so and exit at once, so a service manager sees it fail
+rather than a process that looks alive. Only a store that may come back by itself (a
+PostgreSQL server down or restarting, a SQLite file locked by another process, a schema
+waiting for this router's upgrade) lets the router start anyway: CDRs then go to the journal
+and are written when the store is back.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+
+import asyncpg
+
+from router.storage.sqlite import StoreUnavailable
+
+
+class StartupError(Exception):
+    """The router cannot serve; the message is the one line printed before exiting."""
+
+
+def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
+    """The line for an address the router could not listen on."""
+    address = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"{what} address {address} is already in use (another hotline400 serve?): "
+            "stop the other process or choose another `listen` in router.yaml (or --listen)"
+        )
+    if error.errno == errno.EACCES:
+        return f"{what} address {address}: permission denied (ports below 1024 need privileges)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{what} address {address} is not an address of this machine"
+    return f"{what} address {address}: {error.strerror or error}"
+
+
+_SQLITE_TRANSIENT = ("locked", "busy")
+_POSTGRES_CONFIG_ERRORS = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # unknown role, wrong password, pg_hba
+    asyncpg.InvalidCatalogNameError,  # no such database
+)
+
+
+def store_is_transient(error: BaseException) -> bool:
+    """Whether a store that failed to open at start may come back without an admin.
+
+    A StoreUnavailable without a driver error behind it is the store refusing a schema newer
+    than this router: documented to spool until the router is upgraded, as in a rolling
+    upgrade. Bad paths, bad credentials and missing databases wait for an admin.
+    """
+    if not isinstance(error, StoreUnavailable):
+        return False
+    cause = error.__cause__
+    if isinstance(cause, sqlite3.Error):
+        return any(word in str(cause).lower() for word in _SQLITE_TRANSIENT)
+    return not isinstance(cause, _POSTGRES_CONFIG_ERRORS)
+
+
+def store_problem(store: str, error: BaseException) -> str:
+    """The line for a store that cannot be used at all."""
+    detail = str(error.__cause__ or error) if isinstance(error, StoreUnavailable) else str(error)
+    return (
+        f"store {store} cannot be opened: {detail}; check `store`/`database` in router.yaml, "
+        "the path and its permissions, or the server's credentials"
+    )
