@@ -61,8 +61,12 @@ class Daemon:
         self.cdrs = CdrWriter(self.store, self.journal)
         self.alerts = BalanceAlerts(self.settings.low_balance_webhook)
         self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
-        self.live_calls = LiveCalls()
-        self.reconciler = Reconciler(self.store, writer=self.cdrs, zone=zone, clock=self.clock)
+        self.live_calls = LiveCalls(counted=lambda: self.plans.limited_numbers)
+        self.in_progress: set[str] = set()
+        """Call ids of the sessions running now, shared by the sessions and the reconciler."""
+        self.reconciler = Reconciler(
+            self.store, writer=self.cdrs, zone=zone, clock=self.clock, in_progress=self.in_progress
+        )
         self.ami = self._ami_link()
         self.services = CallServices(
             plans=self.plans,
@@ -74,6 +78,7 @@ class Daemon:
             metrics=self.metrics,
             reconcile=self.reconciler.expect,
             live_calls=self.live_calls,
+            in_progress=self.in_progress,
         )
         self.server = FastAGIServer(
             self.services,

@@ -13,6 +13,7 @@ from itertools import pairwise
 import pytest
 
 from router.ami.link import AmiLink
+from router.ami.wire import AmiConnection, header, parse_message
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
@@ -242,3 +243,30 @@ async def test_simulator_stamps_events_like_timestampevents() -> None:
         await replayed(simulator, link, "caller_hangup.ami")
     assert len(stamps) == 4
     assert all(abs(stamp - time.time()) < 5 for stamp in stamps)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 1 << 20])
+async def test_events_cut_anywhere_by_tcp_are_read_whole_and_stay_bytes(chunk: int) -> None:
+    recorded = recorded_events(RECORDINGS / "answer.ami")
+    stream = b"Asterisk Call Manager/11.0.0\r\n" + b"".join(recorded)
+    received: list[bytes] = []
+    connection = AmiConnection(received.append, asyncio.get_running_loop().create_future())
+    for start in range(0, len(stream), chunk):
+        connection.data_received(stream[start : start + chunk])
+    assert received == [block.removesuffix(b"\r\n\r\n") for block in recorded]
+    assert connection.version == "11.0.0"
+
+
+def test_a_header_is_read_from_the_bytes_and_a_parsed_event_ignores_case() -> None:
+    dial_begin = next(
+        block.removesuffix(b"\r\n\r\n")
+        for block in recorded_events(RECORDINGS / "answer.ami")
+        if block.startswith(b"Event: DialBegin") and b"\r\nUniqueid: " in block
+    )
+    assert header(dial_begin, b"Uniqueid") == b"1795371264.1"
+    assert header(dial_begin, b"DestUniqueid") == b"1795371264.2"
+    assert header(dial_begin, b"DialString") == b"13800000011@phones"
+    assert header(dial_begin, b"NoSuchHeader") is None
+    event = parse_message(dial_begin)
+    assert event["event"] == "DialBegin" and event.get("UNIQUEID") == "1795371264.1"
+    assert "AccountCode" in event and event["AccountCode"] == ""

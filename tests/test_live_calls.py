@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from panoramisk.message import Message
 
 from router.ami.link import Event
 from router.ami.live_calls import LiveCalls, destination_number
+from router.ami.wire import AmiMessage, parse_message
 from router.simulation.asterisk_ami import RECORDINGS, recorded_events
 from tests.test_ami import eventually, linked, replayed
 
@@ -24,7 +24,7 @@ BUSY, ANSWERS, RINGS, CONGESTED, STAYS = (
 
 
 def events(name: str) -> list[Event]:
-    return [Message.from_line(block.decode()) for block in recorded_events(RECORDINGS / name)]
+    return [parse_message(block) for block in recorded_events(RECORDINGS / name)]
 
 
 def counts_along(live: LiveCalls, stream: Iterable[Event], numbers: Sequence[str]) -> list:
@@ -88,6 +88,28 @@ async def test_counts_rise_and_fall_over_tcp_as_in_the_recording() -> None:
     assert before[1:] == [counts for _, _, counts in BUSY_THEN_FORWARDED]
 
 
+async def test_only_the_counted_numbers_are_followed_and_other_events_stay_unparsed() -> None:
+    live, changes, parsed = LiveCalls(counted=lambda: {BUSY}), [], []
+    async with linked() as (simulator, link):
+        live.attach(link)
+        for name in LiveCalls.EVENTS:  # parsed only when some handler wants the event
+            link.on_event(name, lambda event: parsed.append(event["Event"]), wants=lambda _: False)
+        before = [(0, 0)]
+
+        def note(event: Event) -> None:
+            after = (live.count(BUSY), live.count(ANSWERS))
+            if after != before[-1]:
+                changes.append((event["Event"], event.get("DestUniqueid") or event["Uniqueid"]))
+                before.append(after)
+
+        link.on_event("DialBegin", note)
+        link.on_event("DialEnd", note)
+        await replayed(simulator, link, "busy_forward.ami")
+    assert changes == [("DialBegin", "1795371273.6"), ("DialEnd", "1795371273.6")]
+    assert before[1:] == [(1, 0), (0, 0)]  # 13800000011 has no limit: never counted
+    assert parsed == []
+
+
 def test_a_caller_hanging_up_while_ringing_ends_the_count() -> None:
     changes = counts_along(LiveCalls(), events("caller_hangup.ami"), [RINGS])
     assert changes == [
@@ -122,8 +144,8 @@ def test_at_limit_names_the_destinations_at_or_above_their_limit() -> None:
     assert live.at_limit({ANSWERS: 2}) == frozenset()
 
 
-def _dial(caller: str, dialled: str, number: str = ANSWERS) -> Message:
-    return Message(
+def _dial(caller: str, dialled: str, number: str = ANSWERS) -> AmiMessage:
+    return AmiMessage(
         {
             "Event": "DialBegin",
             "Uniqueid": caller,
@@ -136,7 +158,7 @@ def _dial(caller: str, dialled: str, number: str = ANSWERS) -> Message:
 def test_the_dialled_channel_hanging_up_ends_a_dial_without_dial_end() -> None:
     live = LiveCalls()
     live.handle(_dial("1.1", "1.2"))
-    live.handle(Message({"Event": "Hangup", "Uniqueid": "1.2"}))
+    live.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "1.2"}))
     assert live.count(ANSWERS) == 0
 
 
@@ -145,7 +167,7 @@ def test_the_dialling_channel_hanging_up_ends_its_dials_when_theirs_are_missed()
     live.handle(_dial("1.1", "1.2"))
     live.handle(_dial("1.1", "1.3", BUSY))  # Dial(A&B): two at once
     live.handle(_dial("2.1", "2.2"))
-    live.handle(Message({"Event": "Hangup", "Uniqueid": "1.1"}))
+    live.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "1.1"}))
     assert (live.count(ANSWERS), live.count(BUSY)) == (1, 0)
 
 
@@ -155,9 +177,9 @@ def test_repeated_events_never_count_a_dial_twice_nor_below_zero() -> None:
     live.handle(_dial("1.1", "1.2"))
     assert live.count(ANSWERS) == 1
     for _ in range(2):
-        live.handle(Message({"Event": "DialEnd", "DestUniqueid": "1.2", "DialStatus": "BUSY"}))
-        live.handle(Message({"Event": "Hangup", "Uniqueid": "1.2"}))
-        live.handle(Message({"Event": "Hangup", "Uniqueid": "1.1"}))
+        live.handle(AmiMessage({"Event": "DialEnd", "DestUniqueid": "1.2", "DialStatus": "BUSY"}))
+        live.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "1.2"}))
+        live.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "1.1"}))
     assert live.count(ANSWERS) == 0
     live.handle(_dial("3.1", "3.2"))
     assert live.count(ANSWERS) == 1

@@ -10,10 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from panoramisk.message import Message
 
 from router.ami.link import Event
 from router.ami.reconcile import Reconciler
+from router.ami.wire import AmiMessage, parse_message
 from router.simulation.asterisk_ami import RECORDINGS, recorded_events
 from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
 from router.storage.spool import Journal
@@ -30,7 +30,7 @@ def utc(hh: int, mm: int, ss: int) -> datetime:
 
 
 def events(name: str) -> list[Event]:
-    return [Message.from_line(block.decode()) for block in recorded_events(RECORDINGS / name)]
+    return [parse_message(block) for block in recorded_events(RECORDINGS / name)]
 
 
 def started(call_id: str, number: str, at: datetime) -> StartCall:
@@ -221,13 +221,13 @@ async def test_completion_goes_through_the_cdr_writer_when_given_one(
 T0 = 1_795_371_264.0  # 2026-11-22 18:14:24 UTC
 
 
-def stamped(name: str, seconds: float, **headers: str) -> Message:
-    return Message(
+def stamped(name: str, seconds: float, **headers: str) -> AmiMessage:
+    return AmiMessage(
         {"Event": name, "Uniqueid": "9.1", "Timestamp": f"{T0 + seconds:.6f}", **headers}
     )
 
 
-PROMPTED_DIAL_RECORD = Message(
+PROMPTED_DIAL_RECORD = AmiMessage(
     {
         "Event": "Cdr",
         "UniqueID": "9.1",
@@ -315,7 +315,7 @@ async def test_a_channel_is_forgotten_retain_seconds_after_it_ended(store: SQLit
     for event in events("answer.ami"):
         reconciler.handle(event)
     await asyncio.sleep(0.1)
-    reconciler.handle(Message({"Event": "Hangup", "Uniqueid": "7.1"}))  # prunes on the way
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "7.1"}))  # prunes on the way
     reconciler.expect("1795371264.1")
     await asyncio.sleep(0.05)
     assert (reconciler.completed, reconciler.pending) == (0, 1)
@@ -327,5 +327,33 @@ async def test_an_expected_call_never_seen_ending_is_given_up_after_max_age(
     reconciler = reconciler_for(store, retain=0.01, max_age=0.05)
     reconciler.expect("1795371264.1")
     await asyncio.sleep(0.1)
-    reconciler.handle(Message({"Event": "Hangup", "Uniqueid": "7.1"}))
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "7.1"}))
     assert reconciler.pending == 0
+
+
+async def test_over_the_link_only_calls_in_progress_or_expected_are_read(
+    store: SQLiteStore,
+) -> None:
+    """The link drops, unparsed, the events of every other channel: a call that ended
+    normally leaves nothing behind, and a broken one has all its events."""
+    broken, finished = "1795371264.1", "1795371273.5"
+    await interrupted(store, broken, "4000000001", utc(18, 14, 20))
+    in_progress = {broken}
+    reconciler = reconciler_for(store, in_progress=in_progress)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await replayed(simulator, link, "answer.ami")
+        reconciler.expect(broken)  # the session broke while its call was in progress
+        in_progress.discard(broken)
+        await replayed(simulator, link, "busy_forward.ami")  # another call, not ours
+        reconciler.expect(finished)
+        await eventually(lambda: reconciler.completed == 1)
+        await asyncio.sleep(0.05)
+    cdr = await store.get_cdr(broken)
+    assert cdr is not None
+    assert (cdr.ended_at, cdr.billable_seconds, cdr.outcome) == (
+        utc(18, 14, 29),
+        3,
+        Outcome.ANSWERED,
+    )
+    assert (reconciler.completed, reconciler.pending) == (1, 1)  # nothing read of the other

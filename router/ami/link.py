@@ -7,20 +7,18 @@ connection is retried in the background after a doubling delay (capped), a sessi
 stops answering Ping is dropped and retried, and an event handler that fails is logged
 and skipped.
 
-panoramisk's `Manager` speaks the protocol here: it frames the byte stream, parses
-events, sends Login and Ping and matches each reply to its action by ActionID. Its
-connection life is not used, because it does not suit a daemon:
-- it retries after a fixed `int(reconnect_timeout)` seconds: no backoff, so a dead or
-  refusing Asterisk is hammered at a constant rate, and a delay under a second becomes 0;
-- it has no connect or login timeout, and a refused Login leaves it connected and
-  unauthenticated (Asterisk then closes, and the fixed-rate retry starts again);
-- its Ping is never checked for a reply: a half-open connection (Asterisk's host gone
-  without a FIN) looks connected until TCP gives up, many minutes later;
-- `close()` does not cancel a reconnect already scheduled, so a closed Manager comes back;
-- an event callback that raises does so inside `data_received`, which asyncio treats as
-  fatal: the connection is closed and the rest of the received chunk lost.
-So each connection here gets a fresh Manager, bound to its protocol as the connection is
-made, and this module decides when to connect, log in, ping and retry.
+Its own reconnect suits a daemon, where panoramisk's `Manager` (used here before, with
+its connection life replaced) did not: that retries after a fixed whole number of seconds
+with no backoff and no connect or login timeout, never checks that Ping is answered (a
+half-open connection looks up until TCP gives up, many minutes later), and lets an event
+callback that raises close the connection and lose the rest of the chunk. The bytes are
+read by `router.ami.wire`, which also says why panoramisk's reader went: it built an object
+of every event, and most events are not wanted.
+
+Handlers say which events they want before any is parsed: `on_event(name, handler,
+wants=test)`, where `test` looks at the event's raw bytes (see `wire.header`). An event
+whose name has no handler, or that no handler's test accepts, is counted and dropped as
+bytes.
 """
 
 from __future__ import annotations
@@ -32,15 +30,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
+from router.ami.wire import AmiConnection, AmiMessage, event_name, parse_message
 
 log = logging.getLogger("hotline400.ami")
 
 Event = Mapping[str, Any]
 """One AMI event: its headers, looked up without regard to case ("UniqueID" == "Uniqueid")."""
 EventHandler = Callable[[Event], object]
+EventTest = Callable[[bytes], bool]
+"""Whether a handler wants an event, asked of the event's raw bytes before it is parsed."""
 
 
 class AmiError(Exception):
@@ -60,38 +58,6 @@ class AmiStats:
     """Connection attempts that never logged in (refused, timed out, bad credentials)."""
     events: int
     """Events received."""
-
-
-class _Manager(Manager):
-    """panoramisk's Manager for one connection: a lost connection resolves `lost` instead
-    of scheduling Manager's own fixed-delay reconnect."""
-
-    def __init__(
-        self, lost: asyncio.Future[None], dispatch: Callable[[Manager, Message], None], **config
-    ) -> None:
-        super().__init__(**config)
-        self.lost = lost
-        self.register_event("*", dispatch)
-
-    def connection_lost(self, exc: object) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-
-class _Protocol(AMIProtocol):
-    """AMIProtocol bound to its Manager as the connection is made, before a byte is read
-    (Manager.connection_made binds it a loop turn later, after data may have arrived)."""
-
-    def __init__(self, manager: _Manager) -> None:
-        super().__init__()
-        self._manager = manager
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        manager = self._manager
-        self.factory, self.log, self.config = manager, manager.log, manager.config
-        self.encoding = manager.config["encoding"]
-        manager.protocol, manager.responses = self, self.responses
 
 
 class AmiLink:
@@ -123,7 +89,9 @@ class AmiLink:
         self._connect_timeout = connect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
-        self._handlers: defaultdict[str, list[EventHandler]] = defaultdict(list)
+        self._handlers: defaultdict[bytes, list[tuple[EventHandler, EventTest | None]]] = (
+            defaultdict(list)
+        )
         self._disconnect_hooks: list[Callable[[], object]] = []
         self._connected = False
         self._connects = self._disconnects = self._failed_attempts = self._events = 0
@@ -134,9 +102,11 @@ class AmiLink:
         """Logged in to Asterisk now."""
         return self._connected
 
-    def on_event(self, name: str, handler: EventHandler) -> None:
-        """Call `handler` with every event named `name` (any case), in registration order."""
-        self._handlers[name.lower()].append(handler)
+    def on_event(self, name: str, handler: EventHandler, wants: EventTest | None = None) -> None:
+        """Call `handler` with every event named `name` (any case) that `wants` accepts
+        (every one without it), in registration order. `wants` gets the event's bytes and
+        must be cheap: it runs for each event of that name, parsed or not."""
+        self._handlers[name.lower().encode()].append((handler, wants))
 
     def on_disconnect(self, hook: Callable[[], object]) -> None:
         """Call `hook` each time a connection to Asterisk ends: the events until the next
@@ -186,23 +156,25 @@ class AmiLink:
         """One connection: connect, log in, then ping until it is lost."""
         loop = asyncio.get_running_loop()
         lost: asyncio.Future[None] = loop.create_future()
-        manager = _Manager(lost, self._dispatch, loop=loop)
+        connection: AmiConnection | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await loop.create_connection(lambda: _Protocol(manager), self.host, self.port)
-                reply = await _reply(manager.send_action(dict(self._login)), lost)
+                _, connection = await loop.create_connection(
+                    lambda: AmiConnection(self._dispatch, lost), self.host, self.port
+                )
+                reply = await _reply(connection.send_action(self._login), lost)
             if not reply.success:
                 raise AmiError(f"login refused: {reply.get('Message', '')}")
             self._connected = True
             self._connects += 1
             log.info("AMI logged in to %s:%d", self.host, self.port)
-            await self._keep_alive(manager, lost)
+            await self._keep_alive(connection, lost)
         finally:
-            if manager.protocol is not None:
-                manager.protocol.close()
+            if connection is not None:
+                connection.close()
                 self._session_ended()
 
-    async def _keep_alive(self, manager: _Manager, lost: asyncio.Future[None]) -> None:
+    async def _keep_alive(self, connection: AmiConnection, lost: asyncio.Future[None]) -> None:
         """Ping every `ping_interval`; returns when the connection is lost, raises when a
         Ping goes unanswered."""
         while True:
@@ -211,7 +183,7 @@ class AmiLink:
                 return
             try:
                 async with asyncio.timeout(self._ping_timeout):
-                    await _reply(manager.send_action({"Action": "Ping"}), lost)
+                    await _reply(connection.send_action({"Action": "Ping"}), lost)
             except TimeoutError:
                 raise AmiError(f"no reply to Ping within {self._ping_timeout}s") from None
 
@@ -225,17 +197,28 @@ class AmiLink:
             except Exception:
                 log.exception("AMI disconnect hook %r failed", hook)
 
-    def _dispatch(self, _manager: Manager, event: Message) -> None:
+    def _dispatch(self, block: bytes) -> None:
+        """One event as bytes: parsed only if a handler of its name wants it."""
         self._events += 1
-        name = str(event.get("Event", ""))
-        for handler in self._handlers.get(name.lower(), ()):
+        routes = self._handlers.get(event_name(block))
+        if routes is None:
+            return
+        event: AmiMessage | None = None
+        for handler, wants in routes:
             try:
+                if wants is not None and not wants(block):
+                    continue
+                if event is None:
+                    event = parse_message(block)
                 handler(event)
             except Exception:
+                name = block.partition(b"\r\n")[0][7:].decode("utf-8", "replace")
                 log.exception("AMI %s handler %r failed", name, handler)
 
 
-async def _reply(action: asyncio.Future[Message], lost: asyncio.Future[None]) -> Message:
+async def _reply(
+    action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]
+) -> AmiMessage:
     """The reply to an action, or AmiError if the connection ends first."""
     await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
     if action.done():

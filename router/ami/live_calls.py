@@ -14,6 +14,11 @@ after the technology: `13800000011@phones` for `Local/13800000011@phones` (recor
 not carry it (the recordings show the 400 number there). A DialBegin without a dialling
 Channel comes from an Originate, not from a call's Dial, and is not counted.
 
+Only dials to numbers that matter are counted: with `counted` (the destinations some plan
+limits, read at each DialBegin) the link skips, before parsing, the DialBegin of any other
+number, and every DialEnd and Hangup that ends no dial being counted. A number that gets a
+limit by a plan reload is counted from its next dial on, like calls up after a reconnect.
+
 Missed events: while the AMI link is down, nothing is seen, so the state is cleared when a
 session ends (`reset`, hooked to the link's disconnect) and rebuilt from the next session's
 events. Calls already up then are not counted until they end: an under-count, which at
@@ -28,9 +33,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from router.ami.wire import header
 
 if TYPE_CHECKING:
     from router.ami.link import AmiLink, Event
@@ -55,19 +62,51 @@ class LiveCalls:
     EVENTS = ("DialBegin", "DialEnd", "Hangup")
 
     def __init__(
-        self, *, max_age: float = 6 * 3600, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        max_age: float = 6 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+        counted: Callable[[], Container[str]] | None = None,
     ) -> None:
+        """`counted`: the numbers whose dials are counted (all when None)."""
         self._max_age = max_age
         self._clock = clock
+        self._counted = counted
         self._dials: dict[str, _Dial] = {}  # by dialled Uniqueid, oldest first
         self._by_caller: dict[str, set[str]] = {}
         self._per_number: Counter[str] = Counter()
 
     def attach(self, link: AmiLink) -> None:
         """Follow the link's events; start afresh whenever its session ends."""
-        for name in self.EVENTS:
-            link.on_event(name, self.handle)
+        link.on_event("DialBegin", self.handle, wants=self._counts_dial)
+        link.on_event("DialEnd", self.handle, wants=self._ends_a_dial)
+        link.on_event("Hangup", self.handle, wants=self._hangs_up_a_dial)
         link.on_disconnect(self.reset)
+
+    # --- what the link parses (asked of an event's bytes) --------------------------------
+
+    def _counts_dial(self, event: bytes) -> bool:
+        if self._counted is None:
+            return True
+        dial_string = header(event, b"DialString")
+        if dial_string is None:
+            return False
+        return destination_number(dial_string.decode("utf-8", "replace")) in self._counted()
+
+    def _ends_a_dial(self, event: bytes) -> bool:
+        if not self._dials:
+            return False
+        dialled = header(event, b"DestUniqueid")
+        return dialled is not None and dialled.decode("utf-8", "replace") in self._dials
+
+    def _hangs_up_a_dial(self, event: bytes) -> bool:
+        if not self._dials:
+            return False
+        channel = header(event, b"Uniqueid")
+        if channel is None:
+            return False
+        text = channel.decode("utf-8", "replace")
+        return text in self._dials or text in self._by_caller
 
     def count(self, number: str) -> int:
         """Live calls to `number` now (ringing or answered)."""

@@ -24,7 +24,13 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
   Whether a destination answered is known only from Cdr records, or from a DialEnd for
   every DialBegin seen; otherwise (the AMI link was down meanwhile) only the end is set.
 
-Events of every channel are kept for `retain` seconds after it ends, because a broken
+Only the events of calls that may need completing are parsed: with `in_progress` (the call
+ids of the router's sessions running now) the link drops, as bytes, every event whose
+channel is neither in progress nor expected. A session that breaks is still in progress
+when it says so, so its call has every event since it started; the events that follow a
+call which ended normally (its Hangup, its Cdr records) are never parsed.
+
+Events of every channel parsed are kept for `retain` seconds after it ends, because a broken
 session may be reported after Asterisk has hung up. A call is completed `settle` seconds
 after its Hangup or Cdr event (Asterisk sends several Cdr records for one channel, before
 or after its Hangup), and retried every `retry` seconds while its CDR cannot be read or
@@ -36,12 +42,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from router.ami.wire import header
 from router.storage.cdr import FinishCall, Outcome
 from router.storage.sqlite import SHANGHAI, Store
 
@@ -196,11 +203,15 @@ class Reconciler:
         retry: float = 5.0,
         retain: float = 120.0,
         max_age: float = 6 * 3600,
+        in_progress: Container[str] | None = None,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
         into its journal while the database is down); without it, straight to the store.
         `asterisk_zone`: the time zone of Asterisk's Cdr times (its host's), default `zone`.
+        `in_progress`: the call ids of the sessions running now (None: every channel's
+        events are parsed).
         """
+        self._in_progress = in_progress
         self._store = store
         self._writer = writer
         self._zone = zone
@@ -216,7 +227,22 @@ class Reconciler:
 
     def attach(self, link: AmiLink) -> None:
         for name in self.EVENTS:
-            link.on_event(name, self.handle)
+            wants = self._wants_cdr if name == "Cdr" else self._wants_channel
+            link.on_event(name, self.handle, wants=None if self._in_progress is None else wants)
+
+    def _wants_channel(self, event: bytes) -> bool:
+        """Whether the event's channel is a call in progress or expected (raw bytes)."""
+        return self._may_complete(header(event, b"Uniqueid"))
+
+    def _wants_cdr(self, event: bytes) -> bool:
+        return self._may_complete(header(event, b"UniqueID"))
+
+    def _may_complete(self, channel: bytes | None) -> bool:
+        if channel is None:
+            return False
+        call_id = channel.decode("utf-8", "replace")
+        assert self._in_progress is not None
+        return call_id in self._in_progress or call_id in self._expected
 
     @property
     def pending(self) -> int:

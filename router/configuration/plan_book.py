@@ -48,6 +48,9 @@ class PlanBook:
         self.reloads_ok = 0
         self.reloads_failed = 0
         self._plans: dict[str, Plan] = {}
+        self.limited_numbers: frozenset[str] = frozenset()
+        """Destinations some plan gives a concurrent-call limit (`max_calls`): the only
+        numbers whose live calls the router counts."""
 
     def get(self, number: str) -> Plan | None:
         return self._plans.get(number)
@@ -82,6 +85,9 @@ class PlanBook:
             except ConfigError as error:  # the previous tariffs keep pricing calls
                 problems.extend(error.problems)
         self._plans = plans
+        self.limited_numbers = frozenset(
+            number for plan in plans.values() for number in plan.call_limits
+        )
         self.version += 1
         result = ReloadResult(len(plans), sorted(set(kept)), problems)
         if result.ok:

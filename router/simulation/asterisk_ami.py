@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from panoramisk.message import Message
+from router.ami.wire import parse_message
 
 VERSION = "11.0.0"
 """The AMI version Asterisk 22 announces in its greeting (recorded)."""
@@ -54,8 +54,7 @@ def recorded_events(path: Path | str) -> list[bytes]:
     """
     events = []
     for block in Path(path).read_bytes().split(b"\r\n\r\n"):
-        message = Message.from_line(block.decode())
-        name = message.get("Event") if message is not None else None
+        name = parse_message(block).get("Event")
         if name is not None and name not in _SESSION_OWN_EVENTS:
             events.append(block + b"\r\n\r\n")
     return events
@@ -186,8 +185,8 @@ class AmiSimulator:
         apart; returns how many events were sent in all."""
         sent = 0
         for block in events:
-            message = Message.from_line(block.decode())
-            if message is None or "Event" not in message:
+            message = parse_message(block.removesuffix(b"\r\n\r\n"))
+            if "Event" not in message:
                 raise ValueError(f"not an event: {block[:60]!r}")
             name, classes = message["Event"], _classes(message.get("Privilege", ""))
             classes -= {"all"}
