@@ -1,13 +1,13 @@
 """CDR write throughput: the store per batch size, the write-behind writer, the spool journal.
 
-Run: python bench/cdr_write.py [calls]   (each call is 4 ops: start, 2 legs, finish)
+Run: python bench/cdr_write.py [CALLS]   (each call is 4 ops: start, 2 legs, finish)
 Everything runs on real files in a temporary directory (WAL, synchronous=NORMAL).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -171,4 +171,6 @@ async def main(calls: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("calls", nargs="?", type=int, default=10_000, help="calls to write")
+    asyncio.run(main(parser.parse_args().calls))

@@ -11,6 +11,7 @@ fixed-line data. Takes two to four minutes on two cores; it is not a test.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -167,4 +168,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

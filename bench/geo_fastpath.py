@@ -23,6 +23,7 @@ build of all mobile blocks would cost at import.
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import time
@@ -161,4 +162,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     sys.exit(main())

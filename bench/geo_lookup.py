@@ -15,6 +15,7 @@ a test.
 
 from __future__ import annotations
 
+import argparse
 import random
 import resource
 import statistics
@@ -154,4 +155,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

@@ -10,9 +10,7 @@ counters in the transaction of the batch. Three figures, on a real SQLite file (
 
 The baseline is price() alone in the same process.
 
-    python -m bench.rating_realtime [--calls N]
-
-(run as a module from the repository root, like bench.rating.)
+    python bench/rating_realtime.py [--calls N]
 """
 
 from __future__ import annotations
@@ -25,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.rating import build_calls, price_and_book
+from rating_batch import build_calls, price_and_book  # bench/, the script's own folder
+
 from rating.call import RatedCall
 from rating.pricing import price
 from rating.tariff import Tariffs

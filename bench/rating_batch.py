@@ -15,10 +15,7 @@ ratio shows what choosing the rate, the caller's charge and the sharing add.
 The real-time path (one call priced and its ledger entry built as the call ends) is
 `price_and_book()` below; the storage side times it together with its writes.
 
-    python -m bench.rating [--calls N] [--rounds R]
-
-(run as a module from the repository root: as a script, bench/rating.py would shadow the
-rating package.)
+    python bench/rating_batch.py [--calls N] [--rounds R]
 """
 
 from __future__ import annotations
