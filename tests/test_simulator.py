@@ -716,7 +716,8 @@ def test_recorded_phone_convention() -> None:
     assert recorded_destinations("13800000031").status == "NOANSWER"
     assert recorded_destinations("13800000041").status == "CONGESTION"
     assert recorded_destinations("13800000052") == Outcome.answers(talk_s=30.0)
-    assert recorded_destinations("13800000061").status == "CHANUNAVAIL"
+    assert recorded_destinations("13800000061") == Outcome.answers(talk_s=0.5)
+    assert recorded_destinations("13800000071").status == "CHANUNAVAIL"
 
 
 def test_words_split_as_asterisk_splits_them() -> None:

@@ -151,17 +151,24 @@ STATE_RING = 4
 STATE_UP = 6
 ANSWER_S = 0.5
 """ANSWER's reply comes half a second later in every recording."""
-SOUND_S = 0.44
-"""Length of every simulated sound file (the recorded `beep`: endpos 3520 at 8 kHz)."""
 SAMPLES_PER_S = 8000
 DIGIT_GAP_S = 0.25
 DEFAULT_GETDATA_TIMEOUT_MS = 5000
 KNOWN_TECHNOLOGIES = frozenset({"local", "pjsip", "sip", "iax2", "dahdi"})
 CHANNEL_APPLICATIONS = frozenset(
-    {"answer", "dial", "hangup", "playback", "progress", "ringing", "wait"}
+    {"answer", "dial", "hangup", "mixmonitor", "musiconhold", "playback", "progress", "ringing"}
 )
-"""Simulated applications that need a live channel: -1 once it is hung up."""
-APPLICATIONS = CHANNEL_APPLICATIONS | {"log", "mset", "noop", "set", "verbose"}
+"""Simulated applications that need a live channel: -1 once it is hung up. (`Wait` on a
+dead channel still waits and answers 0: hold_caller_gives_up.)"""
+APPLICATIONS = CHANNEL_APPLICATIONS | {
+    "log",
+    "mset",
+    "noop",
+    "set",
+    "stopmixmonitor",
+    "verbose",
+    "wait",
+}
 """Every other application is unknown to the simulator: EXEC answers -2."""
 
 
@@ -203,19 +210,21 @@ class Outcome:
         return cls("CHANUNAVAIL")
 
 
-_RECORDED_PHONE = re.compile(r"138000000([1-5])\d")
+_RECORDED_PHONE = re.compile(r"138000000([1-6])\d")
 _RECORDED_OUTCOMES = {
     "1": Outcome.answers(talk_s=3.0),
     "2": Outcome.busy(),
     "3": Outcome.no_answer(),
     "4": Outcome.congestion(),
     "5": Outcome.answers(talk_s=30.0),
+    "6": Outcome.answers(talk_s=0.5),
 }
 
 
 def recorded_destinations(number: str) -> Outcome:
     """The recordings' `[phones]` context: 138000000 1x answers for 3 s, 2x is busy,
-    3x rings forever, 4x is congested, 5x answers for 30 s; other numbers do not exist."""
+    3x rings forever, 4x is congested, 5x answers for 30 s, 6x answers for half a second
+    (agi-vas/hold_ringing_then_dial); other numbers do not exist."""
     match = _RECORDED_PHONE.fullmatch(number)
     return _RECORDED_OUTCOMES[match[1]] if match else Outcome.unavailable()
 
@@ -223,10 +232,11 @@ def recorded_destinations(number: str) -> Outcome:
 @dataclass(frozen=True)
 class CallerHangup:
     """When the simulated caller hangs up: right after the environment block, during
-    the `nth` Dial once it has run `after_s` seconds (while ringing or bridged), or
-    during the `nth` prompt (a command listening for DTMF)."""
+    the `nth` Dial once it has run `after_s` seconds (while ringing or bridged), during
+    the `nth` prompt (a command listening for DTMF), during the `nth` announcement
+    (`EXEC Playback`), or during the `nth` `EXEC Wait` after `after_s` seconds (held)."""
 
-    at: Literal["after_env", "dial", "prompt"]
+    at: Literal["after_env", "dial", "prompt", "playback", "wait"]
     nth: int = 1
     after_s: float = 0.0
 
@@ -242,8 +252,17 @@ class CallerHangup:
     def at_prompt(cls, nth: int = 1) -> "CallerHangup":
         return cls("prompt", nth)
 
+    @classmethod
+    def during_playback(cls, nth: int = 1) -> "CallerHangup":
+        return cls("playback", nth)
+
+    @classmethod
+    def while_waiting(cls, nth: int = 1, after_s: float = 0.0) -> "CallerHangup":
+        return cls("wait", nth, after_s)
+
 
 Destinations = Mapping[str, Outcome] | Callable[[str], Outcome]
+_LANGUAGE = "CHANNEL(language)"
 _DTMF = re.compile(r"[0-9A-D*#]*")
 _sequence = itertools.count(1)
 
@@ -255,7 +274,10 @@ class SimulatedCall:
     `dtmf` holds the caller's entry for successive prompts (a prompt is a command that
     listens for DTMF: GET DATA, WAIT FOR DIGIT, and STREAM FILE / GET OPTION / SAY
     DIGITS with escape digits): digits such as "1234#", or None for silence. Prompts
-    beyond the list meet silence. `destinations` maps a dialled number to its Outcome
+    beyond the list meet silence. `keys` is the other way to type, as fact 18 records it:
+    keys sent while prompts run, buffered by Asterisk and read in order across commands
+    (GET DATA takes up to its maximum or `#`, the others one key each); when given, it
+    replaces `dtmf`. `destinations` maps a dialled number to its Outcome
     (a mapping falls back to `recorded_destinations`). A Dial with no timeout that
     nobody answers ends when the caller gives up after `patience_s`.
     """
@@ -275,13 +297,17 @@ class SimulatedCall:
     hangup: CallerHangup | None = None
     patience_s: float = 60.0
     missing_sounds: frozenset[str] = frozenset()
+    """Sound files that do not exist: `name` in every language, `lang/name` in one."""
+    keys: str | None = None
+    sound_samples: int = 3520
+    """Length of every sound file at 8 kHz: the agi/ recordings' beep is 3520, agi-vas's 2400."""
 
     def __post_init__(self) -> None:
         texts = [self.dialled, self.caller_id, self.caller_name, self.script, self.context]
         texts += [self.priority, self.dnid, self.uniqueid or "", self.channel or ""]
         if any("\n" in text or "\r" in text for text in [*texts, *self.agi_args]):
             raise ValueError("Asterisk never sends a line break inside an environment value")
-        for entry in self.dtmf:
+        for entry in (*self.dtmf, self.keys):
             if entry is not None and not _DTMF.fullmatch(entry):
                 raise ValueError(f"not DTMF: {entry!r}")
 
@@ -322,6 +348,9 @@ class CallResult:
     replies: list[list[str]] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     answered: bool = False
+    """ANSWER (or an application that answers) ran: the caller pays from then on."""
+    early_media: bool = False
+    """Progress ran: the caller heard sound unanswered."""
     dials: list[DialRecord] = field(default_factory=list)
     hung_up_by: Literal["caller", "server"] | None = None
     hangup_lines: int = 0
@@ -361,7 +390,11 @@ class _Channel:
         self.pending_hangup = False
         self.dial_count = 0
         self.prompt_count = 0
+        self.playback_count = 0
+        self.wait_count = 0
         self.dtmf = iter(call.dtmf)
+        self.keys = call.keys
+        self.sound_s = call.sound_samples / SAMPLES_PER_S
         # (command words, handler, runs on a dead channel), longest words first
         self.table: list[tuple[tuple[str, ...], Callable[[list[str]], Reply], bool]] = [
             (("answer",), self._answer, False),
@@ -405,6 +438,8 @@ class _Channel:
     def lookup(self, name: str) -> str | None:
         if name.upper().startswith("CALLERID(") and name.endswith(")"):
             return self._callerid(name[9:-1].lower())
+        if name.upper() == "CHANNEL(LANGUAGE)":
+            return self.variables.get(_LANGUAGE, self.env["agi_language"])
         if name in self.variables:
             return self.variables[name]
         builtins = {
@@ -429,6 +464,8 @@ class _Channel:
             self.caller_id = value
         elif name.upper() == "CALLERID(NAME)":
             self.caller_name = value
+        elif name.upper() == "CHANNEL(LANGUAGE)":
+            self.variables[_LANGUAGE] = value
         else:
             self.variables[name] = value
 
@@ -455,32 +492,46 @@ class _Channel:
 
     # --- prompts
 
-    def _next_prompt(self) -> str | Literal[False] | None:
-        """The caller's entry for the next listening prompt; False if they hang up now."""
+    def _next_prompt(self, most: int = 1) -> str | Literal[False] | None:
+        """The caller's entry for the next listening prompt; False if they hang up now.
+
+        With buffered `keys`, the next `most` keys (up to a `#`, included) come off the
+        buffer, or None when it is empty."""
         self.prompt_count += 1
         hangup = self.call.hangup
         if hangup and hangup.at == "prompt" and hangup.nth == self.prompt_count:
             self.hang_up("caller")
             return False
-        return next(self.dtmf, None)
+        if self.keys is None:
+            return next(self.dtmf, None)
+        taken = ""
+        while self.keys and len(taken) < most and not taken.endswith("#"):
+            taken, self.keys = taken + self.keys[0], self.keys[1:]
+        return taken or None
 
     def _sound_missing(self, name: str) -> bool:
-        return name in self.call.missing_sounds
+        language = self.lookup("CHANNEL(language)")
+        missing = self.call.missing_sounds
+        return name in missing or f"{language}/{name}" in missing
 
     def _playback(self, args: list[str]) -> tuple[str | None, str, float]:
-        """STREAM FILE-like playback: (result, endpos, seconds); result None if played."""
+        """STREAM FILE-like playback: (result, endpos, seconds); result None if played.
+
+        A key typed during the sound stops it halfway; buffered keys (fact 18) arrive once
+        the sound has played, while the command still listens."""
         name, escape = args[0], args[1]
-        full = int(SOUND_S * SAMPLES_PER_S)
+        full = int(self.sound_s * SAMPLES_PER_S)
         if self._sound_missing(name):
             return "-1", "0", 0.0
         if not escape:
-            return None, str(full), SOUND_S
+            return None, str(full), self.sound_s
         entry = self._next_prompt()
+        stopped = full if self.keys is not None else full // 2
         if entry is False:
-            return "-1", str(full // 2), SOUND_S / 2
+            return "-1", str(full // 2), self.sound_s / 2
         if entry and entry[0] in escape:
-            return str(ord(entry[0])), str(full // 2), SOUND_S / 2
-        return None, str(full), SOUND_S
+            return str(ord(entry[0])), str(stopped), stopped / SAMPLES_PER_S
+        return None, str(full), self.sound_s
 
     # --- command handlers
 
@@ -532,17 +583,18 @@ class _Channel:
         max_digits = (_int(args[2]) if len(args) > 2 else 0) or 1024
         if self._sound_missing(args[0]):
             return ["200 result=-1"], 0.0
-        entry = self._next_prompt()
+        entry = self._next_prompt(max_digits)
+        sound_s = self.sound_s
         if entry is False:
-            return ["200 result=-1"], SOUND_S
+            return ["200 result=-1"], sound_s
         digits = ""
         for key in entry or "":
             if key == "#":
-                return [f"200 result={digits}"], SOUND_S + DIGIT_GAP_S * (len(digits) + 1)
+                return [f"200 result={digits}"], sound_s + DIGIT_GAP_S * (len(digits) + 1)
             digits += key
             if len(digits) == max_digits:
-                return [f"200 result={digits}"], SOUND_S + DIGIT_GAP_S * len(digits)
-        took = SOUND_S + DIGIT_GAP_S * len(digits) + timeout_s
+                return [f"200 result={digits}"], sound_s + DIGIT_GAP_S * len(digits)
+        took = sound_s + DIGIT_GAP_S * len(digits) + timeout_s
         return [f"200 result={digits} (timeout)"], took
 
     def _stream_file(self, args: list[str]) -> Reply:
@@ -601,8 +653,45 @@ class _Channel:
                 name_value = separate_app_args(pair, "=", limit=2)
                 if len(name_value) == 2:  # Asterisk ignores an entry without '='
                     self.assign(*name_value)
-        took = {"wait": _float(argument), "playback": SOUND_S}.get(app, 0.0)
-        return ["200 result=0"], took
+        elif app == "playback":
+            return self._playback_app(argument)
+        elif app == "wait":
+            return self._wait(argument)
+        elif app == "mixmonitor":
+            # Variables in EXEC arguments are not expanded (fact 21): the name is literal.
+            self.variables["MIXMONITOR_FILENAME"] = split_app_args(argument)[0]
+        elif app == "progress":
+            self.result.early_media = True
+        return ["200 result=0"], 0.0
+
+    def _playback_app(self, argument: str) -> Reply:
+        """Playback: `noanswer` plays early media on a ringing channel (fact 22); without it
+        Playback answers the channel first. A caller hanging up stops it with -1."""
+        parts = split_app_args(argument)
+        options = parts[1] if len(parts) > 1 else ""
+        if "noanswer" not in options.split("&") and self.state != STATE_UP:
+            self._answer([])
+        self.playback_count += 1
+        hangup = self.call.hangup
+        if hangup and hangup.at == "playback" and hangup.nth == self.playback_count:
+            self.hang_up("caller")
+            return ["200 result=-1"], self.sound_s / 2
+        if any(self._sound_missing(name) for name in parts[0].split("&")):
+            return ["200 result=-1"], 0.0
+        return ["200 result=0"], self.sound_s
+
+    def _wait(self, argument: str) -> Reply:
+        """Wait: 0 after the time, also on a dead channel; -1 when the caller hangs up
+        during it (fact 24)."""
+        seconds = _float(argument)
+        if self.dead:
+            return ["200 result=0"], seconds
+        self.wait_count += 1
+        hangup = self.call.hangup
+        if hangup and hangup.at == "wait" and hangup.nth == self.wait_count:
+            self.hang_up("caller")
+            return ["200 result=-1"], min(hangup.after_s, seconds)
+        return ["200 result=0"], seconds
 
     # --- Dial
 
