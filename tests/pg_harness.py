@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -40,18 +40,43 @@ async def admin_connection() -> asyncpg.Connection:
 @contextlib.asynccontextmanager
 async def scratch_schema() -> AsyncIterator[str]:
     """A new empty schema; yields the store URL that uses it."""
+    schema = await _create()
+    try:
+        yield with_schema(SERVER_URL, schema)
+    finally:
+        await _drop(schema)
+
+
+@contextlib.contextmanager
+def scratch_schema_for_sync_test() -> Iterator[str]:
+    """`scratch_schema` for a test that runs commands itself (each with its own event loop)."""
+    schema = asyncio.run(_create())
+    try:
+        yield with_schema(SERVER_URL, schema)
+    finally:
+        asyncio.run(_drop(schema))
+
+
+async def _create() -> str:
     schema = f"hotline400_test_{uuid.uuid4().hex[:12]}"
     admin = await admin_connection()
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
-        yield with_schema(SERVER_URL, schema)
     finally:
-        await _drop(admin, schema)
+        await admin.close()
+    return schema
+
+
+async def _drop(schema: str) -> None:
+    """Drop the schema, retrying while a failed test's stray tasks still write into it."""
+    admin = await admin_connection()
+    try:
+        await _drop_retrying(admin, schema)
+    finally:
         await admin.close()
 
 
-async def _drop(admin: asyncpg.Connection, schema: str) -> None:
-    """Drop the schema, retrying while a failed test's stray tasks still write into it."""
+async def _drop_retrying(admin: asyncpg.Connection, schema: str) -> None:
     for attempt in range(5):
         try:
             await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

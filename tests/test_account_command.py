@@ -1,4 +1,4 @@
-"""`hotline400 account topup | show | fees` on a real SQLite store.
+"""`hotline400 account topup | show | fees` on each store engine: a SQLite file and PostgreSQL.
 
 Accounts: 4000000008 (prepaid, package `office`: 10 included minutes, 0.10/min, warning
 under 50.00, recording switched on 2026-11-05) and 4000000009 (postpaid, same package, IVR
@@ -17,7 +17,7 @@ import pytest
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
 from router.storage.cdr import PostLedger
-from router.storage.sqlite import SQLiteStore
+from tests.conftest import opened_store, store_url_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PREPAID, POSTPAID = "4000000008", "4000000009"
@@ -51,34 +51,30 @@ accounts:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, store_url: str) -> Path:
     config = tmp_path / "config"
     config.mkdir()
-    database = tmp_path / "hotline400.db"
-    (config / "router.yaml").write_text(f'database: "{database}"\n', encoding="utf-8")
+    (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
     (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
-    asyncio.run(write(database, []))
     return config
 
 
-async def write(database: Path, entries: list[tuple[LedgerEntry, int]]) -> None:
-    store = SQLiteStore(database)
-    try:
+async def write(url: str, entries: list[tuple[LedgerEntry, int]]) -> None:
+    async with opened_store(url) as store:
         await store.apply([PostLedger(entry, included) for entry, included in entries])
-    finally:
-        await store.close()
 
 
-async def read_ledger(database: Path, number: str) -> list[LedgerEntry]:
-    store = SQLiteStore(database)
-    try:
+async def read_ledger(url: str, number: str) -> list[LedgerEntry]:
+    async with opened_store(url) as store:
         return await store.ledger(number)
-    finally:
-        await store.close()
 
 
 def ledger_of(config: Path, number: str = PREPAID) -> list[LedgerEntry]:
-    return asyncio.run(read_ledger(config.parent / "hotline400.db", number))
+    return ledger_of_url(store_url_of(config), number)
+
+
+def ledger_of_url(url: str, number: str = PREPAID) -> list[LedgerEntry]:
+    return asyncio.run(read_ledger(url, number))
 
 
 def account(config: Path, capsys: pytest.CaptureFixture[str], *args: str, status: int = 0) -> str:
@@ -166,7 +162,7 @@ def test_show_tells_balance_usage_included_minutes_and_package(
 
     asyncio.run(
         write(
-            config.parent / "hotline400.db",
+            store_url_of(config),
             [
                 (entry(1, "60.00", LedgerKind.PAYMENT, "R-3"), 0),
                 (entry(20, "0.00", LedgerKind.CALL, "c1"), 300),  # 5 min, all included
@@ -227,3 +223,43 @@ def test_fees_on_a_day_no_feature_was_switched_on_book_nothing(
     assert account(config, capsys, "fees", "--day", "2026-11-07") == (
         "no feature was switched on 2026-11-07\n"
     )
+
+
+def test_a_sqlite_file_that_does_not_exist_is_reported_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "elsewhere"
+    config.mkdir()
+    missing = tmp_path / "nowhere" / "hotline400.db"
+    (config / "router.yaml").write_text(f'database: "{missing}"\n', encoding="utf-8")
+    (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
+
+    output = account(config, capsys, "show", "--number", PREPAID, status=1)
+    assert f"the database {missing} does not exist (router.yaml database: {missing}" in output
+    assert not missing.exists()
+
+
+def test_the_environment_names_the_store_the_routers_share(
+    config: Path,
+    store_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HOTLINE400_STORE wins over router.yaml, for the commands as for the routers."""
+    (config / "router.yaml").write_text('database: "no-such-dir/hotline400.db"\n', encoding="utf-8")
+    monkeypatch.setenv("HOTLINE400_STORE", store_url)
+
+    account(config, capsys, "topup", "--number", PREPAID, "--amount", "8", "--ref", "R-8")
+    assert [entry.ref for entry in ledger_of_url(store_url)] == ["R-8"]
+
+
+def test_an_unreachable_store_is_named_in_one_line_without_its_password(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed_port = "postgresql://cashier:secret@127.0.0.1:1/hotline400?connect_timeout=1"
+    (config / "router.yaml").write_text(f'store: "{closed_port}"\n', encoding="utf-8")
+
+    output = account(config, capsys, "show", "--number", PREPAID, status=1)
+    [line] = output.splitlines()
+    assert line.startswith("cannot use the store postgresql://cashier:***@127.0.0.1:1/hotline400")
+    assert "secret" not in output

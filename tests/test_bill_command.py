@@ -1,5 +1,5 @@
-"""`hotline400 bill`: the monthly statement of a 400 number, read from a real SQLite store,
-and closing the month.
+"""`hotline400 bill`: the monthly statement of a 400 number, read from each store engine (a
+SQLite file, PostgreSQL), and closing the month.
 
 The month of 4000000008 (package `office`: rent 50.00, 0.10/min answered in its home area
 010, 0.30/min long distance, minimum consumption 20.00; recording switched on 2026-11-05
@@ -42,7 +42,7 @@ from router.storage.cdr import (
     PostLedger,
     StartCall,
 )
-from router.storage.sqlite import SQLiteStore
+from tests.conftest import opened_store, store_url_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4000000008"
@@ -143,37 +143,26 @@ THE_MONTH = [
 ]
 
 
-async def write(database: Path, ops: Sequence[CdrOp]) -> None:
-    store = SQLiteStore(database)
-    try:
+async def write(url: str, ops: Sequence[CdrOp]) -> None:
+    async with opened_store(url) as store:
         await store.apply(ops)
-    finally:
-        await store.close()
 
 
-async def read_ledger(database: Path) -> list[LedgerEntry]:
-    store = SQLiteStore(database)
-    try:
+async def read_ledger(url: str) -> list[LedgerEntry]:
+    async with opened_store(url) as store:
         return await store.ledger(NUMBER)
-    finally:
-        await store.close()
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, store_url: str) -> Path:
     """A config directory whose router.yaml names a store holding THE_MONTH."""
     config = tmp_path / "config"
     (config / "plans").mkdir(parents=True)
-    database = tmp_path / "hotline400.db"
-    (config / "router.yaml").write_text(f'database: "{database}"\n', encoding="utf-8")
+    (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
     (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
     (config / "plans" / f"{NUMBER}.yaml").write_text(PLAN, encoding="utf-8")
-    asyncio.run(write(database, THE_MONTH))
+    asyncio.run(write(store_url, THE_MONTH))
     return config
-
-
-def database_of(config: Path) -> Path:
-    return config.parent / "hotline400.db"
 
 
 def bill(config: Path, capsys: pytest.CaptureFixture[str], *args: str, status: int = 0) -> str:
@@ -270,9 +259,9 @@ def test_closing_books_rent_fees_and_top_up_dated_inside_the_month_once(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     closed = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01")
-    after_first = asyncio.run(read_ledger(database_of(config)))
+    after_first = asyncio.run(read_ledger(store_url_of(config)))
     again = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-02")
-    after_second = asyncio.run(read_ledger(database_of(config)))
+    after_second = asyncio.run(read_ledger(store_url_of(config)))
     assert after_second == after_first
     booked = [(e.kind, e.ref, e.at, e.amount) for e in after_first if e.ref.startswith("20")]
     assert booked == [
@@ -304,7 +293,7 @@ def test_a_month_is_not_closed_before_it_is_over(
         config, capsys, "--month", "2026-11", "--close", "--today", "2026-11-30", status=1
     )
     assert "not closed: 2026-11 is not over yet (today is 2026-11-30)" in output
-    assert [e.kind for e in asyncio.run(read_ledger(database_of(config)))].count(
+    assert [e.kind for e in asyncio.run(read_ledger(store_url_of(config)))].count(
         LedgerKind.RENT
     ) == 0
 
@@ -313,7 +302,7 @@ def test_a_month_with_answered_calls_lacking_a_price_is_not_closed(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     unpriced = answered_call("c5", at(11, 6, 9, 0), "01062345678", "北京", "01087654321", 30, None)
-    asyncio.run(write(database_of(config), unpriced))
+    asyncio.run(write(store_url_of(config), unpriced))
     found = statement(config, capsys, "--month", "2026-11")
     output = bill(
         config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01", status=1

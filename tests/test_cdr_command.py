@@ -1,14 +1,16 @@
 """`hotline400 cdr` lists and exports what the real router stored for real calls.
 
-One module-wide call log is made by the real daemon: five calls of different kinds, a
-minute apart from 10:00 Beijing time, then 55 plain answered calls, 10:05 to 10:59. The
-command then reads that SQLite file through a config dir whose router.yaml names it.
+A call log per store engine (a SQLite file, PostgreSQL) is made by the real daemon: five
+calls of different kinds, a minute apart from 10:00 Beijing time, then 55 plain answered
+calls, 10:05 to 10:59. The command then reads that store through a config dir whose
+router.yaml names it, as an operator's would.
 """
 
 import asyncio
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from router.cli import main
 from router.storage.cdr import Outcome, cdr_from_json
+from tests.conftest import STORE_ENGINES, store_of_engine
 from tests.router_harness import MONDAY_MORNING, call, running_router
 
 BULK_CALLS = 55
@@ -39,27 +42,29 @@ class SettableClock:
         return self.now
 
 
-async def place_calls(tmp_path: Path) -> Path:
+async def place_calls(tmp_path: Path, store_url: str) -> None:
     clock = SettableClock(MONDAY_MORNING)
     placed = [*FIRST_CALLS]
     placed += [(f"b{n:02d}", "4000000001", "02087654321") for n in range(BULK_CALLS)]
-    async with running_router(tmp_path, clock=clock) as router:
+    async with running_router(tmp_path, clock=clock, store=store_url) as router:
         for minute, (uniqueid, dialled, caller) in enumerate(placed):
             clock.now = MONDAY_MORNING + timedelta(minutes=minute)
             result = await call(router, uniqueid=uniqueid, dialled=dialled, caller_id=caller)
             assert result.error is None
-        database = Path(router.settings.database)
-    return database  # the daemon flushed every CDR as it stopped
+    # the daemon flushed every CDR as it stopped
 
 
-@pytest.fixture(scope="module")
-def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=STORE_ENGINES)
+def config_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     tmp_path = tmp_path_factory.mktemp("calls")
-    database = asyncio.run(place_calls(tmp_path))
-    config = tmp_path / "cdr-config"
-    config.mkdir()
-    (config / "router.yaml").write_text(f'database: "{database}"\n', encoding="utf-8")
-    return config
+    with store_of_engine(request.param, tmp_path) as store_url:
+        asyncio.run(place_calls(tmp_path, store_url))
+        config = tmp_path / "cdr-config"
+        config.mkdir()
+        (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
+        yield config
 
 
 def cdr(config_dir: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -27,7 +27,8 @@ from router.storage.cdr import (
     op_from_json,
     op_to_json,
 )
-from router.storage.sqlite import INTERRUPTED_NOTE, SCHEMA_VERSION, SQLiteStore, StoreUnavailable
+from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
+from router.storage.sqlite import SCHEMA_VERSION, SQLiteStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=SHANGHAI)

@@ -38,8 +38,9 @@ from router.storage.location import (
 )
 from router.storage.migrations import SCHEMA_VERSION
 from router.storage.postgres import PostgresStore
+from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal
-from router.storage.sqlite import SQLiteStore, StoreUnavailable
+from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
 from tests.pg_harness import (
     Relay,

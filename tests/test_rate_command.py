@@ -1,5 +1,6 @@
-"""`hotline400 rate`: calls without a price get one; after a tariff change, `--rerate`
-re-prices calls, updates their CDRs and books the differences as adjustments, once.
+"""`hotline400 rate`, on each store engine: calls without a price get one; after a tariff
+change, `--rerate` re-prices calls, updates their CDRs and books the differences as
+adjustments, once.
 
 Package `office` of 4000000008 (home area 010) in tariffs v1: 2 included minutes a month,
 0.10/min answered locally, 0.30/min long distance; a fixed-line caller pays 0.22 for the
@@ -32,7 +33,7 @@ from router.storage.cdr import (
     Outcome,
     StartCall,
 )
-from router.storage.sqlite import SQLiteStore
+from tests.conftest import opened_store, store_url_of
 from tests.router_harness import E2E_CONFIG, call, running_router
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -93,28 +94,22 @@ CALLS = [
 ]
 
 
-async def write(database: Path, ops: Sequence[CdrOp]) -> None:
-    store = SQLiteStore(database)
-    try:
+async def write(url: str, ops: Sequence[CdrOp]) -> None:
+    async with opened_store(url) as store:
         await store.apply(ops)
-    finally:
-        await store.close()
 
 
 async def books(
-    database: Path, number: str = NUMBER
+    url: str, number: str = NUMBER
 ) -> tuple[list[CDR], list[LedgerEntry], UsageSnapshot]:
     """The CDRs (oldest first), the ledger and November's counters of `number`."""
-    store = SQLiteStore(database)
-    try:
+    async with opened_store(url) as store:
         cdrs = await store.query_cdrs(number=number)
         return (
             cdrs[::-1],
             await store.ledger(number),
             await store.usage(number, "2026-11", "2026-11-05"),
         )
-    finally:
-        await store.close()
 
 
 def money(cdrs: Sequence[CDR]) -> list[tuple[str, str, str, str, str | None]]:
@@ -129,21 +124,15 @@ def ledger_rows(entries: Sequence[LedgerEntry]) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, store_url: str) -> Path:
     config = tmp_path / "config"
     (config / "plans").mkdir(parents=True)
-    (config / "router.yaml").write_text(
-        f'database: "{tmp_path / "hotline400.db"}"\n', encoding="utf-8"
-    )
+    (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
     (config / "tariffs.yaml").write_text(tariffs("v1"), encoding="utf-8")
     for number in (NUMBER, "4000000001"):
         (config / "plans" / f"{number}.yaml").write_text(plan(number), encoding="utf-8")
-    asyncio.run(write(tmp_path / "hotline400.db", CALLS))
+    asyncio.run(write(store_url, CALLS))
     return config
-
-
-def database_of(config: Path) -> Path:
-    return config.parent / "hotline400.db"
 
 
 def rate(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
@@ -164,7 +153,7 @@ def test_answered_calls_without_a_price_are_priced_and_booked(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, err = rate(config, capsys)
-    cdrs, ledger, usage = asyncio.run(books(database_of(config)))
+    cdrs, ledger, usage = asyncio.run(books(store_url_of(config)))
     assert money(cdrs) == [
         ("u1", "0.22", "0.10", "0.32", "office@v1"),
         ("u2", "0.22", "0.60", "0.82", "office@v1"),
@@ -186,7 +175,7 @@ def test_without_rerate_priced_calls_are_left_as_they_are(
     rate(config, capsys)
     change_tariffs(config, tariffs("v2", long_distance="0.20"))
     out, _ = rate(config, capsys)
-    cdrs, _, _ = asyncio.run(books(database_of(config)))
+    cdrs, _, _ = asyncio.run(books(store_url_of(config)))
     assert out.splitlines() == [
         "priced 0, re-priced 0, unchanged 2, skipped 1 (no account in the tariffs: 1)"
     ]
@@ -199,7 +188,7 @@ def test_rerating_after_a_tariff_change_updates_cdrs_and_books_the_differences(
     rate(config, capsys)
     change_tariffs(config, tariffs("v2", long_distance="0.20"))
     out, _ = rate(config, capsys, "--rerate")
-    cdrs, ledger, usage = asyncio.run(books(database_of(config)))
+    cdrs, ledger, usage = asyncio.run(books(store_url_of(config)))
     assert out.splitlines() == [
         "call id  400 number  total         callee share  tariff",
         "u1       4000000008  0.32 -> 0.32  0.10 -> 0.10  office@v1 -> office@v2",
@@ -224,9 +213,9 @@ def test_rerating_twice_changes_nothing(config: Path, capsys: pytest.CaptureFixt
     rate(config, capsys)
     change_tariffs(config, tariffs("v2", long_distance="0.20"))
     rate(config, capsys, "--rerate")
-    before = asyncio.run(books(database_of(config)))
+    before = asyncio.run(books(store_url_of(config)))
     out, _ = rate(config, capsys, "--rerate")
-    after = asyncio.run(books(database_of(config)))
+    after = asyncio.run(books(store_url_of(config)))
     assert out.splitlines() == [
         "priced 0, re-priced 0, unchanged 2, skipped 1 (no account in the tariffs: 1)"
     ]
@@ -241,7 +230,7 @@ def test_a_price_changed_back_books_a_second_adjustment(
     rate(config, capsys, "--rerate")
     change_tariffs(config, tariffs("v1"))
     rate(config, capsys, "--rerate")
-    cdrs, ledger, usage = asyncio.run(books(database_of(config)))
+    cdrs, ledger, usage = asyncio.run(books(store_url_of(config)))
     assert ledger_rows(ledger)[2:] == [
         ("adjustment", "rerate:u2:1", "0.20"),
         ("adjustment", "rerate:u2:2", "-0.20"),
@@ -256,31 +245,30 @@ def test_rerating_keeps_the_included_seconds_the_first_pricing_took(
     rate(config, capsys)
     change_tariffs(config, tariffs("v2", local="0.20"))
     rate(config, capsys, "--rerate")
-    cdrs, ledger, usage = asyncio.run(books(database_of(config)))
+    cdrs, ledger, usage = asyncio.run(books(store_url_of(config)))
     # u1: 150 s, 120 s of them included as before; the other 30 s cost one minute at 0.20
     assert money(cdrs)[0] == ("u1", "0.22", "0.20", "0.42", "office@v2")
     assert ledger_rows(ledger)[-1] == ("adjustment", "rerate:u1:1", "-0.10")
     assert usage.included_used == 120
 
 
-async def place_router_calls(tmp_path: Path) -> Path:
-    async with running_router(tmp_path) as router:
+async def place_router_calls(tmp_path: Path, store_url: str) -> None:
+    async with running_router(tmp_path, store=store_url) as router:
         payment = LedgerEntry(
             NUMBER, datetime(2026, 11, 23, 9, tzinfo=SHANGHAI), D("20.00"), LedgerKind.PAYMENT, "r1"
         )
         await router.store.post_ledger([payment])
         for n in range(2):
             assert (await call(router, dialled=NUMBER, uniqueid=f"live.{n}")).error is None
-        return Path(router.settings.database)
 
 
 def test_calls_the_router_priced_are_re_priced_after_a_tariff_change(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    database = asyncio.run(place_router_calls(tmp_path))
+    asyncio.run(place_router_calls(tmp_path, store_url))
     config = tmp_path / "config"  # the router's copy of tests/e2e_config
     (config / "router.yaml").write_text(
-        (E2E_CONFIG / "router.yaml").read_text(encoding="utf-8") + f'database: "{database}"\n',
+        (E2E_CONFIG / "router.yaml").read_text(encoding="utf-8") + f'store: "{store_url}"\n',
         encoding="utf-8",
     )
     text = (E2E_CONFIG / "tariffs.yaml").read_text(encoding="utf-8")
@@ -304,7 +292,7 @@ def test_calls_the_router_priced_are_re_priced_after_a_tariff_change(
         == 0
     )
     out = capsys.readouterr().out
-    cdrs, ledger, usage = asyncio.run(books(database))
+    cdrs, ledger, usage = asyncio.run(books(store_url))
     assert out.splitlines()[1:] == [
         "live.0   4000000008  0.82 -> 0.52  0.60 -> 0.30  e2e-regional@e2e -> e2e-regional@e2e2",
         "live.1   4000000008  0.82 -> 0.52  0.60 -> 0.30  e2e-regional@e2e -> e2e-regional@e2e2",

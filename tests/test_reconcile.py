@@ -16,8 +16,9 @@ from router.ami.reconcile import Reconciler
 from router.ami.wire import AmiMessage, parse_message
 from router.simulation.asterisk_ami import RECORDINGS, recorded_events
 from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
+from router.storage.protocol import INTERRUPTED_NOTE
 from router.storage.spool import Journal
-from router.storage.sqlite import INTERRUPTED_NOTE, SQLiteStore
+from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
 from tests.test_ami import eventually, linked, replayed
 

@@ -38,7 +38,7 @@ from router.storage.cdr import (
     StartCall,
 )
 from router.storage.location import ConfiguredStore, build_store
-from router.storage.sqlite import INTERRUPTED_NOTE, StoreUnavailable
+from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
 from tests.pg_harness import run_sql, scratch_schema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

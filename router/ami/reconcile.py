@@ -50,7 +50,8 @@ from zoneinfo import ZoneInfo
 
 from router.ami.wire import header
 from router.storage.cdr import FinishCall, Outcome
-from router.storage.sqlite import SHANGHAI, Store
+from router.storage.protocol import Store
+from router.storage.sqlite import SHANGHAI
 
 if TYPE_CHECKING:
     from router.ami.link import AmiLink, Event

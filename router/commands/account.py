@@ -28,7 +28,7 @@ from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.money import FEN, ZERO, to_fen
 from router.money.billing import month_span
 from router.money.books import Books, BooksUnavailable, load_books
-from router.storage.sqlite import SQLiteStore, StoreUnavailable
+from router.storage.protocol import Store, StoreUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -85,11 +85,13 @@ def _run(args: argparse.Namespace, action: Action) -> int:
         books = load_books(args.config)
         if getattr(args, "number", None) is not None:
             books.account(args.number)
-        return asyncio.run(action(books, args))
     except BooksUnavailable as error:
         print(error, file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(action(books, args))
     except StoreUnavailable as error:
-        print(f"cannot use the database: {error}", file=sys.stderr)
+        print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
     return 1
 
 
@@ -135,13 +137,13 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _balance(store: SQLiteStore, books: Books, number: str) -> Decimal:
+async def _balance(store: Store, books: Books, number: str) -> Decimal:
     today = datetime.now(books.zone).date()
     usage = await store.usage(number, f"{today:%Y-%m}", today.isoformat())
     return usage.balance or ZERO
 
 
-async def _payment(store: SQLiteStore, number: str, ref: str) -> LedgerEntry | None:
+async def _payment(store: Store, number: str, ref: str) -> LedgerEntry | None:
     payments = await store.ledger(number, kind=LedgerKind.PAYMENT)
     return next((entry for entry in payments if entry.ref == ref), None)
 

@@ -36,7 +36,7 @@ from router.money.billing import (
     month_statement,
 )
 from router.money.books import Books, BooksUnavailable, load_books
-from router.storage.sqlite import StoreUnavailable
+from router.storage.protocol import StoreUnavailable
 
 PENDING_MARK = "to be booked at close"
 CSV_COLUMNS = (
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"not closed: {error}", file=sys.stderr)
         return 1
     except StoreUnavailable as error:
-        print(f"cannot use the database {books.database}: {error}", file=sys.stderr)
+        print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
         return 1
     if args.format == "json":
         json.dump(

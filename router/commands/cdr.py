@@ -1,6 +1,7 @@
 """`hotline400 cdr`: the router's call records, filtered, as a table, CSV or JSON.
 
-Reads the SQLite database named in router.yaml, newest call first. The table is for a
+Reads the routers' store (router.yaml's `store` or `database`, or HOTLINE400_STORE), newest
+call first. The table is for a
 person at a terminal and shows the latest 50 calls unless `--limit` says otherwise; CSV
 and JSON are exports and carry every matching record unless `--limit` is given.
 Times on the command line are local (router.yaml's timezone) unless they carry an offset.
@@ -24,7 +25,8 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, Outcome, cdr_to_json
-from router.storage.sqlite import SQLiteStore, StoreUnavailable
+from router.storage.location import NoStore, store_for_command
+from router.storage.protocol import Store, StoreUnavailable
 
 TABLE_LIMIT = 50
 CSV_COLUMNS = (
@@ -87,13 +89,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"cannot read {args.config}:\n{error}", file=sys.stderr)
         return 1
-    database = Path(settings.database)
-    if not database.is_file():
-        print(
-            f"no call records: the database {database.absolute()} does not exist "
-            f"(router.yaml database: {settings.database}, relative to the current directory)",
-            file=sys.stderr,
-        )
+    try:
+        url, store = store_for_command(settings)
+    except NoStore as error:
+        print(f"no call records: {error}", file=sys.stderr)
         return 1
     zone = ZoneInfo(settings.timezone)
     table = args.format == "table"
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cdrs = asyncio.run(
             _read(
-                database,
+                store,
                 number=args.number,
                 caller=args.caller,
                 since=_moment(args.since, zone, whole_day=False),
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except StoreUnavailable as error:
-        print(f"cannot read the database {database}: {error}", file=sys.stderr)
+        print(f"cannot read the store {url}: {error}", file=sys.stderr)
         return 1
     if args.format == "json":
         json.dump([cdr_to_json(cdr) for cdr in cdrs], sys.stdout, ensure_ascii=False, indent=2)
@@ -124,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _read(database: Path, **filters: Any) -> list[CDR]:
-    store = SQLiteStore(database)
+async def _read(store: Store, **filters: Any) -> list[CDR]:
     try:
         await store.open()
         return await store.query_cdrs(**filters)

@@ -31,7 +31,7 @@ from router.storage.location import (
 )
 from router.storage.migrations import schema_version
 from router.storage.postgres import default_router_name
-from router.storage.sqlite import StoreUnavailable
+from router.storage.protocol import StoreUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

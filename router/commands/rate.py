@@ -21,7 +21,7 @@ from typing import TextIO
 
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.rerating import Change, RatingRun, rate_cdrs
-from router.storage.sqlite import StoreUnavailable
+from router.storage.protocol import StoreUnavailable
 
 
 class ProgressBar:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_rate(books, args))
     except StoreUnavailable as error:
-        print(f"cannot use the database {books.database}: {error}", file=sys.stderr)
+        print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
         return 1
     _print_changes([*result.priced, *result.repriced])
     print(_summary(result))

@@ -31,7 +31,7 @@ from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
 from router.storage.account_sql import UsageSnapshot
 from router.storage.cdr import FinishCall, PostLedger
-from router.storage.sqlite import SQLiteStore, StoreUnavailable
+from router.storage.protocol import Store, StoreUnavailable
 
 log = logging.getLogger("hotline400.accounting")
 
@@ -83,7 +83,7 @@ class CallAccount:
 
 
 class Accounting:
-    def __init__(self, store: SQLiteStore, alerts: BalanceAlerts) -> None:
+    def __init__(self, store: Store, alerts: BalanceAlerts) -> None:
         self.store = store
         self.alerts = alerts
 

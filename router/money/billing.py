@@ -38,7 +38,7 @@ from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
 from router.storage.cdr import CDR, Outcome
-from router.storage.sqlite import SQLiteStore
+from router.storage.protocol import Store
 
 RINGING_MARGIN = timedelta(days=1)
 """CDRs are found by start time: a call answered early in a month may have started (rung)
@@ -130,7 +130,7 @@ class MonthStatement:
 
 
 async def month_statement(
-    store: SQLiteStore, tariffs: Tariffs, number: str, month: str
+    store: Store, tariffs: Tariffs, number: str, month: str
 ) -> MonthStatement:
     zone = tariffs.zone
     start, end = month_span(month, zone)
@@ -161,7 +161,7 @@ async def month_statement(
 
 
 async def close_month(
-    store: SQLiteStore, tariffs: Tariffs, numbers: Sequence[str], month: str, today: date
+    store: Store, tariffs: Tariffs, numbers: Sequence[str], month: str, today: date
 ) -> tuple[dict[str, MonthStatement], int]:
     """Book the month's closing entries of every number in one transaction, or of none when
     one number cannot be closed yet; the statements as they stand after closing, and how

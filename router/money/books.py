@@ -1,10 +1,9 @@
 """What the money commands (`account`, `bill`, `rate`) open: tariffs, plans and the store.
 
-They read the router's config directory and book into the router's own SQLite file, opened
-in router.yaml's time zone like the daemon opens it, so an entry they add falls in the same
-local month and day as the router's own. The file must already exist: a relative
-`database` path read from the wrong directory would otherwise start a second set of books
-that the router never sees.
+They read the router's config directory and book into the routers' own store (router.yaml's
+`store`, or `database`, unless HOTLINE400_STORE names another: router.storage.location),
+opened in router.yaml's time zone like the daemon opens it, so an entry they add falls in
+the same local month and day as the routers' own.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from dialplan.plan import Plan
 from rating.tariff import Account, Tariffs
 from router.configuration.config_dir import TARIFFS_FILE, load_config
 from router.configuration.settings import RouterSettings
-from router.storage.sqlite import SQLiteStore
+from router.storage.location import NoStore, store_for_command
+from router.storage.protocol import Store
 
 
 class BooksUnavailable(Exception):
@@ -30,7 +30,10 @@ class BooksUnavailable(Exception):
 class Books:
     settings: RouterSettings
     tariffs: Tariffs
-    database: Path
+    store_url: str
+    """Where the books are kept, password hidden: for messages."""
+    backend: Store
+    """The store itself, not opened: `store()` opens it for a command's work."""
     plans: dict[str, Plan] = field(default_factory=dict)
 
     @property
@@ -55,8 +58,8 @@ class Books:
         return sorted(self.tariffs.accounts)
 
     @asynccontextmanager
-    async def store(self) -> AsyncIterator[SQLiteStore]:
-        store = SQLiteStore(self.database, zone=ZoneInfo(self.settings.timezone))
+    async def store(self) -> AsyncIterator[Store]:
+        store = self.backend
         try:
             await store.open()
             yield store
@@ -66,8 +69,8 @@ class Books:
 
 def load_books(config_dir: str | Path) -> Books:
     """The config directory's settings, tariffs and plans; BooksUnavailable when any file
-    has problems (money is never booked on a half-read configuration) or the database does
-    not exist."""
+    has problems (money is never booked on a half-read configuration) or the store cannot
+    be named (router.storage.location.store_for_command)."""
     directory = Path(config_dir)
     if not directory.is_dir():
         raise BooksUnavailable(f"no configuration directory {directory}")
@@ -77,11 +80,8 @@ def load_books(config_dir: str | Path) -> Books:
         raise BooksUnavailable(f"fix the configuration first (hotline400 check):\n{listed}")
     if config.tariffs is None:
         raise BooksUnavailable(f"no tariffs: {directory / TARIFFS_FILE} does not exist")
-    database = Path(config.settings.database)
-    if not database.is_file():
-        raise BooksUnavailable(
-            f"the database {database.absolute()} does not exist (router.yaml database: "
-            f"{config.settings.database}, relative to the current directory); the router "
-            "creates it when it starts"
-        )
-    return Books(config.settings, config.tariffs, database, config.plans)
+    try:
+        url, store = store_for_command(config.settings)
+    except NoStore as error:
+        raise BooksUnavailable(str(error)) from None
+    return Books(config.settings, config.tariffs, url, store, config.plans)

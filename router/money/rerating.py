@@ -23,14 +23,11 @@ nothing.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import NamedTuple
 
 from dialplan.geo import locate
@@ -41,7 +38,7 @@ from rating.money import ZERO
 from rating.pricing import price
 from router.money.books import Books
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
-from router.storage.sqlite import SQLiteStore
+from router.storage.protocol import Store
 
 BATCH = 250
 """CDRs whose writes go to the store in one transaction."""
@@ -106,26 +103,10 @@ def answered_leg(cdr: CDR) -> Leg | None:
     return next((leg for leg in reversed(cdr.legs) if leg.dial_status == "ANSWER"), None)
 
 
-def included_seconds_booked(database: Path, number: str) -> dict[str, int]:
-    """call id -> included seconds its call entry took, for the calls that took any.
-
-    LedgerEntry does not carry them, so they are read from the ledger table directly, on a
-    read-only connection.
-    """
-    uri = f"{database.absolute().as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True)) as db:
-        rows = db.execute(
-            "SELECT ref, included_seconds FROM ledger "
-            "WHERE number = ? AND kind = ? AND included_seconds > 0",
-            (number, LedgerKind.CALL.value),
-        )
-        return dict(rows.fetchall())
-
-
 class Rater:
     """Prices the CDRs of one run in answer order, keeping each month's included time."""
 
-    def __init__(self, books: Books, store: SQLiteStore, *, rerate: bool, now: datetime) -> None:
+    def __init__(self, books: Books, store: Store, *, rerate: bool, now: datetime) -> None:
         self.books = books
         self.store = store
         self.rerate = rerate
@@ -194,7 +175,7 @@ class Rater:
         return [_money(cdr.call_id, new), PostLedger(entry, new.included_seconds_used)]
 
     async def _reprice(self, cdr: CDR, rated: RatedCall, old: Shares) -> list[CdrOp]:
-        kept = self._booked_included(cdr.number).get(cdr.call_id, 0)
+        kept = (await self._booked_included(cdr.number)).get(cdr.call_id, 0)
         new = price(dataclasses.replace(rated, included_seconds_left=kept), self.books.tariffs)
         if Shares.of_price(new) == old:
             self.run.unchanged += 1
@@ -222,9 +203,9 @@ class Rater:
             self._included_used[key] = snapshot.included_used
         return self._included_used[key]
 
-    def _booked_included(self, number: str) -> dict[str, int]:
+    async def _booked_included(self, number: str) -> dict[str, int]:
         if number not in self._included_booked:
-            self._included_booked[number] = included_seconds_booked(self.books.database, number)
+            self._included_booked[number] = await self.store.included_seconds_booked(number)
         return self._included_booked[number]
 
     async def _rerate_counts(self, number: str) -> Counter[str]:
@@ -240,7 +221,7 @@ class Rater:
 
 async def rate_cdrs(
     books: Books,
-    store: SQLiteStore,
+    store: Store,
     since: datetime,
     until: datetime,
     *,

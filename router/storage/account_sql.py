@@ -89,6 +89,10 @@ RESERVE_CALL = (
     "INSERT INTO usage (number, period, calls) VALUES (?, ?, 1) "
     "ON CONFLICT (number, period) DO UPDATE SET calls = calls + 1 WHERE calls < ?"
 )
+INCLUDED_SECONDS_BOOKED = (
+    "SELECT ref, included_seconds FROM ledger "
+    "WHERE number = ? AND kind = ? AND included_seconds > 0"
+)
 RELEASE_CALL = "UPDATE usage SET calls = calls - 1 WHERE number = ? AND period = ? AND calls > 0"
 
 
@@ -125,9 +129,7 @@ class UsageSnapshot:
         )
 
 
-def ledger_params(
-    entry: LedgerEntry, included_seconds: int, zone: ZoneInfo
-) -> tuple[object, ...]:
+def ledger_params(entry: LedgerEntry, included_seconds: int, zone: ZoneInfo) -> tuple[object, ...]:
     local = entry.at.astimezone(zone)
     return (
         entry.number,

@@ -98,6 +98,41 @@ def build_store(url: str, *, zone: ZoneInfo, router: str) -> ConfiguredStore:
             return PostgresStore(dsn, router=router, zone=zone)
 
 
+class NoStore(Exception):
+    """The configured store cannot serve a command; the message says what to fix."""
+
+
+def store_for_command(
+    settings: RouterSettings, environ: Mapping[str, str] = os.environ
+) -> tuple[str, ConfiguredStore]:
+    """The URL (password hidden) and the store of the routers, for a command to read or book.
+
+    A command goes where the routers write, so `store: postgresql://...` reads the shared
+    database. A SQLite file must already exist: a relative path read from the wrong
+    directory would otherwise start a second set of books that no router ever sees.
+    """
+    url = configured_store_url(settings, environ)
+    try:
+        location = parse_store_url(url)
+    except ValueError as error:
+        raise NoStore(str(error)) from None
+    if isinstance(location, SQLiteLocation) and not location.path.is_file():
+        named_by = _named_by(settings, environ)
+        raise NoStore(
+            f"the database {location.path.absolute()} does not exist ({named_by}, relative "
+            "to the current directory); the router creates it when it starts"
+        )
+    return redacted(url), store_for(settings, port=0, environ=environ)
+
+
+def _named_by(settings: RouterSettings, environ: Mapping[str, str]) -> str:
+    if environ.get(STORE_ENV):
+        return f"{STORE_ENV}={redacted(environ[STORE_ENV])}"
+    if settings.store:
+        return f"router.yaml store: {redacted(settings.store)}"
+    return f"router.yaml database: {settings.database}"
+
+
 def store_for(
     settings: RouterSettings, *, port: int, environ: Mapping[str, str] = os.environ
 ) -> ConfiguredStore:

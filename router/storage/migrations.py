@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from router.storage.sqlite import StoreUnavailable
+from router.storage.protocol import StoreUnavailable
 
 MIGRATION_LOCK = 0x400_5C4E3A
 """pg_advisory_xact_lock key taken while the schema is read and migrated."""

@@ -53,7 +53,8 @@ from router.storage.cdr import (
     encode_value,
 )
 from router.storage.migrations import migrate
-from router.storage.sqlite import INTERRUPTED_NOTE, SHANGHAI, StoreUnavailable
+from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
+from router.storage.sqlite import SHANGHAI
 
 _UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 """What a store call can meet when the server is down, restarting, full or refusing."""
@@ -150,6 +151,10 @@ _RESERVE_CALL = (
 )
 _RELEASE_CALL = (
     "UPDATE call_units SET calls = calls - 1 WHERE number = $1 AND month = $2 AND calls > 0"
+)
+_INCLUDED_SECONDS_BOOKED = (
+    "SELECT ref, included_seconds FROM ledger "
+    "WHERE number = $1 AND kind = $2 AND included_seconds > 0"
 )
 _LEG_SELECT = ", ".join(f"l.{name} AS leg_{name}" for name in _LEG_COLUMNS[1:])
 # Ties in time order by call id byte by byte, as SQLite does, whatever the collation.
@@ -313,6 +318,11 @@ class PostgresStore:
         async with self._connection() as conn:
             rows = await conn.fetch(sql, *where.params)
         return [entry_from_row(row) for row in rows]
+
+    async def included_seconds_booked(self, number: str) -> dict[str, int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(_INCLUDED_SECONDS_BOOKED, number, LedgerKind.CALL.value)
+        return {ref: seconds for ref, seconds in rows}
 
     # --- connections ----------------------------------------------------------------------
 

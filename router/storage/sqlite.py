@@ -1,8 +1,4 @@
-"""Where CDRs are kept: a small engine-neutral `Store` protocol and its SQLite implementation.
-
-The protocol is what the writer and the `hotline400 cdr` command rely on; a PostgreSQL
-store can join behind it. A store says `StoreUnavailable` whenever the database cannot be
-reached or written, and nothing else about its engine, so the writer knows to spool.
+"""The store on one SQLite file, the embedded default (router.storage.protocol's `Store`).
 
 `SQLiteStore` keeps one aiosqlite connection on a real file in WAL mode. Each `apply` is
 one `BEGIN IMMEDIATE` transaction of three `executemany` statements: the batch's starts,
@@ -27,7 +23,7 @@ from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosqlite
@@ -35,6 +31,7 @@ import aiosqlite
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.account_sql import (
     ACCOUNT_MIGRATION,
+    INCLUDED_SECONDS_BOOKED,
     INSERT_LEDGER,
     RELEASE_CALL,
     RESERVE_CALL,
@@ -58,46 +55,9 @@ from router.storage.cdr import (
     decode_value,
     encode_value,
 )
+from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
 
-INTERRUPTED_NOTE = "router restarted"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or written now; keep the data and try again later."""
-
-
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def apply(self, ops: Sequence[CdrOp]) -> None:
-        """Apply the ops, with the effect of one by one in order, in one transaction.
-
-        Idempotent: applying ops again (a replay) changes nothing.
-        """
-
-    async def close_interrupted(self, now: datetime) -> int:
-        """Close calls started by `now` and still in progress as interrupted; return how many.
-
-        Run at start-up: such calls were left open by a router that died. Each ends at its
-        last known moment (its last leg's end, else its start).
-        """
-
-    async def query_cdrs(
-        self,
-        *,
-        number: str | None = None,
-        caller: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        outcome: Outcome | None = None,
-        limit: int | None = None,
-    ) -> list[CDR]:
-        """CDRs newest first with their legs; `since` inclusive, `until` exclusive."""
-
-    async def get_cdr(self, call_id: str) -> CDR | None: ...
 
 
 _CDR_COLUMNS = (
@@ -455,6 +415,13 @@ class SQLiteStore:
         async with self._reading() as db:
             rows = await db.execute_fetchall(sql, params)
         return [entry_from_row(row) for row in rows]
+
+    async def included_seconds_booked(self, number: str) -> dict[str, int]:
+        async with self._reading() as db:
+            rows = await db.execute_fetchall(
+                INCLUDED_SECONDS_BOOKED, (number, LedgerKind.CALL.value)
+            )
+        return {ref: seconds for ref, seconds in rows}
 
     async def get_cdr(self, call_id: str) -> CDR | None:
         async with self._reading() as db:

@@ -18,8 +18,8 @@ import logging
 from dataclasses import dataclass
 
 from router.storage.cdr import CdrOp, op_from_json, op_to_json
+from router.storage.protocol import Store, StoreUnavailable
 from router.storage.spool import Journal
-from router.storage.sqlite import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

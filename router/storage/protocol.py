@@ -1,0 +1,94 @@
+"""What the rest of the router asks of a store, whichever engine keeps the data.
+
+The daemon, the CDR writer, accounting, billing, re-rating, the AMI reconciler and every
+command are typed against `Store` and nothing else; `router.storage.location` picks the
+engine from `store:`. A store says `StoreUnavailable` whenever its database cannot be
+reached or written, and nothing else about its engine, so the writer knows to spool and
+a command can say which store it could not use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.account_sql import UsageSnapshot
+from router.storage.cdr import CDR, CdrOp, Outcome
+
+INTERRUPTED_NOTE = "router restarted"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or written now; keep the data and try again later."""
+
+
+class Store(Protocol):
+    """CDRs, the ledger, balances, usage counters and call-cap units of the 400 numbers."""
+
+    async def open(self) -> None:
+        """Connect, creating or migrating the schema when needed."""
+
+    async def close(self) -> None: ...
+
+    # --- CDRs -----------------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        """Apply the ops, with the effect of one by one in order, in one transaction.
+
+        Idempotent: applying ops again (a replay) changes nothing.
+        """
+
+    async def close_interrupted(self, now: datetime) -> int:
+        """Close this router's calls started by `now` and still in progress as interrupted;
+        return how many.
+
+        Run at start-up: such calls were left open by the router when it died. Each ends at
+        its last known moment (its last leg's end, else its start).
+        """
+
+    async def query_cdrs(
+        self,
+        *,
+        number: str | None = None,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: Outcome | None = None,
+        limit: int | None = None,
+    ) -> list[CDR]:
+        """CDRs newest first with their legs; `since` inclusive, `until` exclusive."""
+
+    async def get_cdr(self, call_id: str) -> CDR | None: ...
+
+    # --- accounts: ledger, balances, usage counters, call caps ----------------------------
+
+    async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
+        """Month-to-date and day-to-date counters and the balance: a few keyed reads."""
+
+    async def reserve_call(self, number: str, month: str, cap: int) -> bool:
+        """Count one more call this month if that stays within `cap`, in one statement, so
+        routers sharing the database never both take the last unit."""
+
+    async def release_call(self, number: str, month: str) -> None:
+        """Give back a reserved call that was never answered."""
+
+    async def post_ledger(self, entries: Sequence[LedgerEntry]) -> int:
+        """Book entries at once (payments, rent, fees); returns how many were new."""
+
+    async def ledger(
+        self,
+        number: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: LedgerKind | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries in booking order; `since` inclusive, `until` exclusive."""
+
+    async def included_seconds_booked(self, number: str) -> dict[str, int]:
+        """call id -> included seconds its call entry took, for the calls that took any.
+
+        LedgerEntry does not carry them; re-rating keeps what each call took.
+        """
