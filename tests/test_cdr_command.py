@@ -20,6 +20,7 @@ from router.cli import main
 from router.storage.cdr import Outcome, cdr_from_json
 from tests.conftest import STORE_ENGINES, store_of_engine
 from tests.router_harness import MONDAY_MORNING, call, running_router
+from tests.test_cli import run_with_reader_gone
 
 BULK_CALLS = 55
 FIRST_CALLS = [  # (uniqueid, dialled, caller): placed at 10:00, 10:01, ...
@@ -157,6 +158,14 @@ def test_since_and_until_take_local_times_iso_times_with_offset_and_whole_days(
     assert len(ids("--until", "2026-11-23", "--limit", "100")) == ALL_CALLS
     assert cdr(config_dir, capsys, "--until", "2026-11-22") == "no calls match\n"
     assert cdr(config_dir, capsys, "--since", "2026-11-24") == "no calls match\n"
+
+
+@pytest.mark.parametrize("format", ["table", "csv", "json"])
+def test_cdr_piped_into_a_reader_that_has_enough_stops_quietly(
+    config_dir: Path, format: str
+) -> None:
+    finished = run_with_reader_gone("cdr", "--config", str(config_dir), "--format", format)
+    assert (finished.returncode, finished.stderr) == (141, "")
 
 
 def test_csv_exports_every_matching_call_one_row_each_with_a_legs_column(

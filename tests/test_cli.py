@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -447,3 +448,37 @@ def test_the_installed_console_script_runs_check(config_dir: Path) -> None:
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout == f"checked {checked_files(config_dir)} file(s): ok\n"
+
+
+def run_with_reader_gone(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command with its output piped to a reader that has gone away, as
+    `hotline400 cdr | head` leaves it once head has its lines."""
+    script = Path(sys.executable).with_name("hotline400")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [str(script), *argv],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("check", "--today", "2026-06-01"),
+        ("simulate", "--number", "4008207788", "--caller", "13801650000", "--calls", "20"),
+    ],
+)
+def test_a_command_whose_reader_goes_away_stops_quietly(
+    config_dir: Path, argv: tuple[str, ...]
+) -> None:
+    finished = run_with_reader_gone(argv[0], "--config", str(config_dir), *argv[1:])
+    assert finished.stderr == ""
+    assert finished.returncode == 141  # 128 + SIGPIPE, as the shell reports a reader gone
