@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dialplan.errors import ConfigError, Problem
-from dialplan.plan import MAX_FORWARD_NUMBERS, Plan
+from dialplan.plan import MAX_BUSY_FORWARDS, MAX_NO_ANSWER_FORWARDS, Plan
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
 
@@ -54,20 +54,7 @@ def parse_plan(file: str, text: str) -> Plan:
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
     """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use."""
-    forwarding_sets = [(("forwarding",), plan.forwarding)] + [
-        ((*path, "forwarding"), route.forwarding)
-        for path, route in plan.routes()
-        if route.forwarding is not None
-    ]
-    registered: set[str] = set()
-    for _, forwarding in forwarding_sets:
-        registered.update(forwarding.on_busy, forwarding.on_no_answer)
-    if len(registered) > MAX_FORWARD_NUMBERS:
-        yield source.problem(
-            ("forwarding",),
-            f"{len(registered)} forwarding numbers registered across the plan, at most "
-            f"{MAX_FORWARD_NUMBERS} per subscriber (2 for busy and 2 for no-answer)",
-        )
+    yield from _forwarding_limits(source, plan)
     seen: dict[str, int] = {}
     for index, rule in enumerate(plan.rules):
         if rule.name in seen:
@@ -80,6 +67,36 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
         if route.require_pin and plan.pin is None:
             yield source.problem(
                 (*path, "require_pin"), "require_pin needs a pin: section in the plan"
+            )
+
+
+def _forwarding_limits(source: YamlSource, plan: Plan) -> Iterable[Problem]:
+    """A subscriber registers at most 2 busy and 2 no-answer numbers: the plan's forwarding
+    and every rule's own forwarding together, each number counted once per list. The
+    problem points at the list where the number over the limit first appears."""
+    forwarding_sets = [(("forwarding",), plan.forwarding)] + [
+        ((*path, "forwarding"), route.forwarding)
+        for path, route in plan.routes()
+        if route.forwarding is not None
+    ]
+    for field, limit, what in (
+        ("on_busy", MAX_BUSY_FORWARDS, "busy"),
+        ("on_no_answer", MAX_NO_ANSWER_FORWARDS, "no-answer"),
+    ):
+        registered: list[str] = []
+        over_at: tuple[str | int, ...] | None = None
+        for path, forwarding in forwarding_sets:
+            for number in getattr(forwarding, field):
+                if number not in registered:
+                    registered.append(number)
+                    if len(registered) > limit and over_at is None:
+                        over_at = (*path, field)
+        if over_at is not None:
+            yield source.problem(
+                over_at,
+                f"{len(registered)} different {what} forwarding numbers across the plan "
+                f"({', '.join(registered)}), at most {limit} per subscriber "
+                f"(2 for busy and 2 for no-answer, rule overrides included)",
             )
 
 

@@ -392,6 +392,27 @@ def test_simulate_says_why_a_number_has_no_valid_plan(capsys: Capture, config_di
     assert lines == ["no valid plan for 4008207788", *expected]
 
 
+def test_a_third_busy_number_in_a_rule_fails_check_and_is_never_dialled(
+    capsys: Capture, config_dir: Path
+) -> None:
+    plan = config_dir / "plans" / "4008207788.yaml"
+    line = break_file(
+        plan,
+        '    target: "02155550001"\n',
+        '    target: "02155550001"\n    forwarding: {on_busy: ["13801659999"]}\n',
+    ) + 1
+    problem = (
+        f"{plan}:{line} rules[0].forwarding.on_busy: 3 different busy forwarding numbers across "
+        "the plan (02155556667, 02866667778, 13801659999), at most 2 per subscriber (2 for busy "
+        "and 2 for no-answer, rule overrides included)"
+    )
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert (code, lines[0]) == (1, problem)
+    vip = ("--number", "4008207788", "--caller", "13801651234", "--busy", "02155550001")
+    code, lines = hotline400(capsys, "simulate", "--config", str(config_dir), *vip)
+    assert (code, lines) == (1, ["no valid plan for 4008207788", problem])
+
+
 def test_simulate_names_a_missing_config_directory(capsys: Capture, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     code, lines = hotline400(capsys, "simulate", "--config", str(missing), *ISSUE_EXAMPLE)

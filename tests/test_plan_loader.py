@@ -76,14 +76,13 @@ def test_all_problems_of_a_file_are_reported_at_once() -> None:
     ]
 
 
-def test_more_than_four_forwarding_numbers_across_the_plan_are_refused() -> None:
+def test_a_third_busy_number_in_a_rule_override_is_refused() -> None:
     assert problems_of(
         """
         number: "4006001234"
         name: Test Co.
         forwarding:
           on_busy: ["13900000001", "13900000002"]
-          on_no_answer: ["13900000003", "13900000004"]
         rules:
           - name: night
             target: "13900000009"
@@ -92,9 +91,55 @@ def test_more_than_four_forwarding_numbers_across_the_plan_are_refused() -> None
         default: {target: "13900000001"}
         """
     ) == [
-        "config/plans/4006001234.yaml:3 forwarding: 5 forwarding numbers registered across the "
-        "plan, at most 4 per subscriber (2 for busy and 2 for no-answer)"
+        "config/plans/4006001234.yaml:9 rules[0].forwarding.on_busy: 3 different busy "
+        "forwarding numbers across the plan (13900000001, 13900000002, 13900000005), at most 2 "
+        "per subscriber (2 for busy and 2 for no-answer, rule overrides included)"
     ]
+
+
+def test_no_answer_numbers_are_counted_across_every_override() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        forwarding:
+          on_no_answer: ["13900000003"]
+        rules:
+          - name: day
+            target: "13900000009"
+            forwarding: {on_no_answer: ["13900000004"]}
+        default:
+          target: "13900000001"
+          forwarding: {on_no_answer: ["13900000006"]}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:11 default.forwarding.on_no_answer: 3 different "
+        "no-answer forwarding numbers across the plan (13900000003, 13900000004, 13900000006), "
+        "at most 2 per subscriber (2 for busy and 2 for no-answer, rule overrides included)"
+    ]
+
+
+def test_the_same_two_busy_and_two_no_answer_numbers_may_be_reused_by_every_rule() -> None:
+    plan = parse_plan(
+        "config/plans/4006001234.yaml",
+        textwrap.dedent(
+            """
+            number: "4006001234"
+            name: Test Co.
+            forwarding:
+              on_busy: ["13900000001", "13900000002"]
+              on_no_answer: ["13900000003", "13900000004"]
+            rules:
+              - name: night
+                target: "13900000009"
+                forwarding: {on_busy: ["13900000002", "13900000001"], on_no_answer: ["13900000004"]}
+            default:
+              target: "13900000001"
+              forwarding: {on_busy: ["13900000002"]}
+            """
+        ),
+    )
+    assert plan.rules[0].forwarding is not None
 
 
 def test_a_route_needs_exactly_one_of_target_split_or_reject() -> None:
