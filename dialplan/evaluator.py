@@ -5,8 +5,9 @@ counters and the destinations known to be down all come in as arguments, so the 
 inputs always give the same decision and tests need no patching.
 
 Order of questions, cheapest refusal first and nothing answered before it is needed:
-number status and balance, anonymous callers, blacklist, region screening, caps, then the
-rules (first match wins, the default route last), then the PIN the chosen route asks for.
+number status and balance, caller IDs that cannot be dialled back (withheld or not a number),
+blacklist, region screening, caps, then the rules (first match wins, the default route
+last), then the PIN the chosen route asks for.
 
 Everything that depends on the plan alone is worked out once per plan load, in the plan's
 RoutingTable (`Plan.routing_table`): every caller list of the plan in one CallerIndex, each
@@ -39,6 +40,11 @@ _REASON_OF_STATUS = {
 # Looking a member up on its enum class costs as much as a matcher; once per module instead.
 _ACTIVE = NumberStatus.ACTIVE
 _WITHHELD_ALLOWED: TraceStep = ("screening", "withheld caller ID allowed by policy", None)
+_UNDIALLABLE_ALLOWED: TraceStep = (
+    "screening",
+    "caller ID that cannot be dialled back allowed by policy",
+    None,
+)
 _PIN_ASKED: TraceStep = ("pin", "caller must enter the PIN first", None)
 
 
@@ -223,10 +229,12 @@ def _refused_before_routing(
         )
     if balance_exhausted(usage):
         return _refuse(decision, RejectReason.ARREARS, f"prepaid balance is {usage.balance}", plan)
-    if call.caller.anonymous:
+    caller = call.caller
+    if not caller.number:  # withheld, missing, or nothing that could be dialled back
         if plan.screening.anonymous == "reject":
-            return _refuse(decision, RejectReason.ANONYMOUS, "caller ID withheld", plan)
-        steps.append(_WITHHELD_ALLOWED)
+            detail = "cannot be dialled back" if not caller.anonymous else "withheld"
+            return _refuse(decision, RejectReason.ANONYMOUS, f"caller ID {detail}", plan)
+        steps.append(_WITHHELD_ALLOWED if caller.anonymous else _UNDIALLABLE_ALLOWED)
     else:
         if listed & table.blacklist_bit:
             steps.append(table.blacklisted)  # type: ignore[arg-type]  # set with the bit

@@ -213,7 +213,7 @@ class ScheduleMatcher:
     _ranges: tuple[tuple[date, date], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        spans = [(_minutes(window.start), _minutes(window.end)) for window in self.windows]
+        spans = [(window.start, window.end) for window in self.windows]
         cuts = tuple(sorted({0, *(bound for span in spans for bound in span)}))
         object.__setattr__(self, "_cuts", cuts)
         object.__setattr__(self, "_open", tuple(_days_back(spans, cut) for cut in cuts))

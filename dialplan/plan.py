@@ -8,7 +8,7 @@ loader can never disagree. Limits cited in messages come from the 400 business r
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -35,6 +35,7 @@ _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 _TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 _DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
 _PROMPT = re.compile(r"^[A-Za-z0-9_\-/.]{1,120}$")
+MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -146,7 +147,9 @@ class Screening(Strict):
     mode: Literal["allow", "deny"] = "deny"
     callers: CallerSet = Field(default_factory=CallerSet)
     anonymous: Literal["allow", "reject"] = Field(
-        "allow", description="what to do with withheld or unknown caller IDs"
+        "allow",
+        description="what to do with caller IDs that cannot be dialled back: withheld, "
+        "missing, or not a number",
     )
 
 
@@ -277,17 +280,18 @@ class SplitShare(Destination):
 
 
 class TimeWindow(BaseModel):
-    """A daily window; end <= start means it runs across midnight (22:00-06:00)."""
+    """A daily window in minutes after midnight; end <= start means it runs across midnight
+    (22:00-06:00). An end of 24:00 (1440) is the end of the day: 00:00-24:00 is all day."""
 
     model_config = ConfigDict(frozen=True)
-    start: time
-    end: time
+    start: int = Field(ge=0, lt=MINUTES_PER_DAY)
+    end: int = Field(ge=0, le=MINUTES_PER_DAY)
 
     def crosses_midnight(self) -> bool:
         return self.end <= self.start
 
     def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{_clock_text(self.start)}-{_clock_text(self.end)}"
 
 
 class DateRange(BaseModel):
@@ -299,13 +303,26 @@ class DateRange(BaseModel):
         return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
 
 
-def _parse_clock(text: str) -> time:
+def _parse_clock(text: str, *, end: bool) -> int:
+    """'09:30' -> 570 minutes after midnight; '24:00' (1440) only at the end of a window."""
     hours, minutes = (int(part) for part in text.split(":"))
-    if hours == 24 and minutes == 0:
-        return time(0, 0)
+    if end and hours == 24 and minutes == 0:
+        return MINUTES_PER_DAY
     if not (0 <= hours <= 23 and 0 <= minutes <= 59):
         raise ValueError(text)
-    return time(hours, minutes)
+    return hours * 60 + minutes
+
+
+def _clock_text(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _parse_window(text: str) -> TimeWindow:
+    match = _TIME_RANGE.match(text)
+    if match is None:
+        raise ValueError(text)
+    start = _parse_clock(match["start"], end=False)
+    return TimeWindow(start=start, end=_parse_clock(match["end"], end=True))
 
 
 class When(Strict):
@@ -317,7 +334,7 @@ class When(Strict):
     )
     time: list[str] = Field(
         default_factory=list,
-        description="HH:MM-HH:MM windows; 22:00-06:00 runs across midnight",
+        description="HH:MM-HH:MM windows; 22:00-06:00 runs across midnight, 24:00 ends the day",
         json_schema_extra={"items": {"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}},
     )
     dates: list[str | date] = Field(
@@ -331,21 +348,18 @@ class When(Strict):
     @classmethod
     def _windows(cls, values: list[str]) -> list[str]:
         for value in values:
-            match = _TIME_RANGE.match(value)
             try:
-                if match is None:
-                    raise ValueError(value)
-                start, end = _parse_clock(match["start"]), _parse_clock(match["end"])
+                window = _parse_window(value)
             except ValueError:
                 raise PydanticCustomError(
                     "time_window",
                     "{value} is not a window like '09:00-18:00'",
                     {"value": repr(value)},
                 ) from None
-            if start == end:
+            if window.start == window.end:
                 raise PydanticCustomError(
                     "time_window",
-                    "{value} is empty: start and end are equal",
+                    "{value} is empty: start and end are equal (00:00-24:00 is the whole day)",
                     {"value": repr(value)},
                 )
         return values
@@ -379,14 +393,7 @@ class When(Strict):
         return compile_when(self)
 
     def windows(self) -> list[TimeWindow]:
-        result = []
-        for value in self.time:
-            match = _TIME_RANGE.match(value)
-            assert match is not None
-            result.append(
-                TimeWindow(start=_parse_clock(match["start"]), end=_parse_clock(match["end"]))
-            )
-        return result
+        return [_parse_window(value) for value in self.time]
 
     def date_ranges(self) -> list[DateRange]:
         result = []

@@ -81,6 +81,37 @@ def test_a_window_across_midnight_belongs_to_the_day_it_started(when: str, rule:
     assert route(plan_from(NIGHT), when=when).rule == rule
 
 
+WHOLE_DAYS = """
+rules:
+  - name: weekend-all-day
+    when:
+      days: [sat, sun]
+      time: ["00:00-24:00"]
+    target: "13900000001"
+  - name: late-evening
+    when:
+      time: ["22:00-24:00"]
+    target: "13900000002"
+default:
+  target: "02000000000"
+"""
+
+
+@pytest.mark.parametrize(
+    ("when", "rule"),
+    [
+        ("2026-11-28 00:00", "weekend-all-day"),  # Saturday's first minute
+        ("2026-11-28 23:59", "weekend-all-day"),  # and its last: 23:59 is not left out
+        ("2026-11-29 12:00", "weekend-all-day"),
+        ("2026-11-30 00:00", "default"),  # Monday: Sunday's day has ended
+        ("2026-11-27 23:59", "late-evening"),  # Friday's last minute
+        ("2026-11-27 21:59", "default"),
+    ],
+)
+def test_24_00_ends_a_window_at_the_end_of_the_day(when: str, rule: str) -> None:
+    assert route(plan_from(WHOLE_DAYS), when=when).rule == rule
+
+
 WORKDAYS = """
 rules:
   - name: office
@@ -232,12 +263,43 @@ def test_blacklisted_numbers_and_prefixes_are_refused_whatever_the_region() -> N
     assert route(plan, caller="17012345678").announcement == "acme/blacklisted"
 
 
-@pytest.mark.parametrize("caller", ["anonymous", "", "unknown", "Restricted"])
-def test_withheld_callers_follow_the_anonymous_policy(caller: str) -> None:
+@pytest.mark.parametrize(
+    "caller",
+    [
+        "anonymous",  # withheld, as the carrier marks it
+        "",
+        "unknown",
+        "Restricted",
+        "abc",  # no number at all
+        "12",  # too short to dial back
+        "+",
+        "1" * 70,  # too long to be a number
+        "0531-8888-99x9",
+    ],
+)
+def test_every_caller_id_that_cannot_be_dialled_back_follows_the_anonymous_policy(
+    caller: str,
+) -> None:
+    withheld = locate(caller).anonymous
     plan = plan_from(SCREENED.replace("{mode}", "deny"))
-    assert route(plan, caller=caller).reject == "anonymous"
+    decision = route(plan, caller=caller)
+    assert decision.reject == "anonymous"
+    assert decision.trace()[-1] == "decision: reject (anonymous): " + (
+        "caller ID withheld" if withheld else "caller ID cannot be dialled back"
+    )
     allowing = plan_from("default: {target: '13900000001'}\n")
-    assert route(allowing, caller=caller).action == "dial"
+    decision = route(allowing, caller=caller)
+    assert decision.action == "dial"
+    assert decision.trace()[0] == "screening: " + (
+        "withheld caller ID allowed by policy"
+        if withheld
+        else "caller ID that cannot be dialled back allowed by policy"
+    )
+
+
+def test_a_caller_id_that_can_be_dialled_back_is_screened_by_region_not_as_withheld() -> None:
+    plan = plan_from(SCREENED.replace("{mode}", "deny"))
+    assert route(plan, caller="10086").action == "dial"  # a service number: it can be called
 
 
 CAPPED = """

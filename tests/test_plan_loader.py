@@ -265,3 +265,34 @@ def test_a_directory_load_keeps_good_plans_and_reports_bad_ones(tmp_path: Path) 
 def test_a_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_plan(tmp_path / "4006009999.yaml")
+
+
+def test_24_00_ends_a_window_but_cannot_start_one_and_an_empty_window_is_refused() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        rules:
+          - name: all-day
+            when: {time: ["00:00-24:00", "24:00-06:00", "08:00-08:00"]}
+            target: "13900000009"
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:5 rules[0].when.time: '24:00-06:00' is not a window like "
+        "'09:00-18:00'"
+    ]
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        rules:
+          - name: never
+            when: {time: ["08:00-08:00"]}
+            target: "13900000009"
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:5 rules[0].when.time: '08:00-08:00' is empty: start and "
+        "end are equal (00:00-24:00 is the whole day)"
+    ]
