@@ -8,6 +8,7 @@ local minute) with a monthly call cap; the simulator's 13800000051 answers it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
+from router.cli import main
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call, run_calls
 from router.simulation.asterisk_agi import Outcome as Phone
@@ -309,3 +311,99 @@ async def calls_in_progress(database: str, router: str, *, equal_to: int) -> boo
         router,
     )
     return rows[0][0] == equal_to
+
+
+# --- the commands read what the routers share ----------------------------------------------
+
+CALLERS = ("053188889999", "13916012345", "01062345678")
+TARGETS = {PREPAID: "13800000051", "4000000009": "13800000051", "4000000001": "13800000011"}
+
+
+def three_hundred_calls() -> list[SimulatedCall]:
+    """Calls to a prepaid, a postpaid and an unrated number, from three kinds of caller,
+    talking from 7 s to 3 min 40: the same calls whichever routers and store take them."""
+    numbers = list(TARGETS)
+    return [
+        SimulatedCall(
+            dialled=numbers[n % 3],
+            caller_id=CALLERS[n // 3 % 3],
+            uniqueid=f"shared.{n:03d}",
+            destinations={TARGETS[numbers[n % 3]]: Phone.answers(talk_s=7 + n % 11 * 19)},
+        )
+        for n in range(300)
+    ]
+
+
+def commands_config(tmp_path: Path, store_url: str) -> Path:
+    """The routers' config (no cap in the way), naming the store as an operator's would."""
+    config = config_with(tmp_path, 1000)
+    postpaid = config / "plans" / "4000000009.yaml"
+    text = postpaid.read_text(encoding="utf-8")
+    postpaid.write_text(text.replace('daily_cost: "2.00"', 'daily_cost: "9999.00"'))
+    router_yaml = config / "router.yaml"
+    text = router_yaml.read_text(encoding="utf-8")
+    router_yaml.write_text(f'{text}store: "{store_url}"\n', encoding="utf-8")
+    return config
+
+
+async def command(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, list(args)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+async def what_the_commands_say(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """cdr, bill, account show, and rate after a tariff change, as an operator runs them."""
+    at = ["--config", str(config)]
+    said = [
+        await command(capsys, "cdr", *at, "--format", "json"),
+        await command(capsys, "bill", *at, "--month", "2026-11", "--format", "json"),
+        await command(capsys, "account", "show", *at, "--number", PREPAID, "--today", "2026-11-23"),
+    ]
+    tariffs = config / "tariffs.yaml"
+    text = tariffs.read_text(encoding="utf-8")
+    tariffs.write_text(text.replace('"e2e"', '"e2e2"').replace("charge: 0.60", "charge: 0.30"))
+    said.append(
+        await command(capsys, "rate", *at, "--from", "2026-11-23", "--to", "2026-11-23", "--rerate")
+    )
+    said.append(await command(capsys, "bill", *at, "--month", "2026-11", "--format", "json"))
+    return said
+
+
+async def test_commands_list_and_bill_the_calls_of_both_routers_as_sqlite_does_for_one(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = three_hundred_calls()
+    await pay(database, "1000.00", MONDAY_MORNING)
+    shared = commands_config(tmp_path / "postgresql", database)
+    async with AsyncExitStack() as stack:
+        routers = await two_routers(stack, database, tmp_path, shared)
+        halves = [calls[::2], calls[1::2]]
+        played = await asyncio.gather(
+            *(
+                run_calls(router.host, router.port, half, concurrency=20)
+                for router, half in zip(routers, halves, strict=True)
+            )
+        )
+    assert all(result.error is None for results in played for result in results)
+    on_postgresql = await what_the_commands_say(shared, capsys)
+
+    sqlite_url = f"sqlite:///{tmp_path / 'one-router.db'}"
+    alone = commands_config(tmp_path / "sqlite", sqlite_url)
+    async with running_router(tmp_path / "r0", alone, store=sqlite_url) as router:
+        await router.store.post_ledger(
+            [LedgerEntry(PREPAID, MONDAY_MORNING, Decimal("1000.00"), LedgerKind.PAYMENT, "r1")]
+        )
+        results = await run_calls(router.host, router.port, calls, concurrency=20)
+    assert all(result.error is None for result in results)
+    on_sqlite = await what_the_commands_say(alone, capsys)
+
+    records = json.loads(on_postgresql[0])
+    assert len(records) == 300
+    assert {record["call_id"] for record in records} == {call.uniqueid for call in calls}
+    assert Counter(record["outcome"] for record in records) == {"answered": 300}
+    statements = json.loads(on_postgresql[1])
+    assert [s["number"] for s in statements] == [PREPAID, "4000000009"]
+    assert [s["calls"] for s in statements] == [100, 100]
+    assert "adjustments booked" in on_postgresql[3]
+    assert on_postgresql == on_sqlite

@@ -36,8 +36,7 @@ from router.storage.location import (
     redacted,
     store_for,
 )
-from router.storage.migrations import SCHEMA_VERSION
-from router.storage.postgres import PostgresStore
+from router.storage.postgres import SCHEMA_VERSION, PostgresStore
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal
 from router.storage.sqlite import SQLiteStore

@@ -22,7 +22,6 @@ import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
-from router.storage.account_sql import UsageSnapshot
 from router.storage.cdr import (
     CDR,
     CallerRegion,
@@ -33,6 +32,7 @@ from router.storage.cdr import (
     Outcome,
     StartCall,
 )
+from router.storage.rows import UsageSnapshot
 from tests.conftest import opened_store, store_url_of
 from tests.router_harness import E2E_CONFIG, call, running_router
 

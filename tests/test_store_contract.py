@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
-from router.storage import migrations as pg_migrations
+from router.storage import postgres as pg
 from router.storage import sqlite as store
 from router.storage.cdr import (
     CDR,
@@ -436,7 +436,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg_migrations.SCHEMA_VERSION == 2
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 3
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -478,10 +478,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 2 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 3 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 2 (already current)" in capsys.readouterr().out
-    assert await engine.sql("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,)]
+    assert "schema version 3 (already current)" in capsys.readouterr().out
+    versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(1,), (2,), (3,)]
 
 
 # --- accounts: ledger, balances, usage counters ------------------------------------------
@@ -537,6 +538,22 @@ async def test_call_charges_move_the_month_and_day_counters(opened: ConfiguredSt
     )
     december = await opened.usage(NUMBER, "2026-12", "2026-12-01")
     assert (december.month_cost, december.day_cost) == (Decimal("2.00"), Decimal("2.00"))
+
+
+async def test_the_included_seconds_each_call_took_read_back_by_call(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply(
+        [
+            PostLedger(charge("c1", "0.00"), included_seconds=120),
+            PostLedger(charge("c2", "-0.30")),
+            PostLedger(charge("c3", "-0.10"), included_seconds=30),
+        ]
+    )
+    await opened.post_ledger([payment("receipt-1", "600.00")])
+
+    assert await opened.included_seconds_booked(NUMBER) == {"c1": 120, "c3": 30}
+    assert await opened.included_seconds_booked("4009999999") == {}
 
 
 async def test_a_number_without_entries_has_no_balance_and_zero_usage(
@@ -599,3 +616,65 @@ async def test_the_balance_always_equals_the_sum_of_the_rows(
     rows = await opened.ledger(number)
     assert usage.balance == sum((row.amount for row in rows), Decimal("0.00"))
     assert usage.balance == sum(values, Decimal("0.00"))
+
+
+# --- what one engine does of its own ------------------------------------------------------
+# PostgreSQL's own behaviour (several routers, outages, deadlock-free batches) is in
+# tests/test_pg_store.py.
+
+
+async def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "hotline400.db")
+    opened = engine.store()
+    await opened.open()
+    await opened.close()
+
+    assert await engine.sql("PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_a_sqlite_file_locked_by_another_process_is_unavailable_until_released(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hotline400.db"
+    opened = store.SQLiteStore(path, busy_timeout_ms=20)
+    await opened.open()
+    try:
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await opened.apply([StartCall(a_call())])
+            other.execute("ROLLBACK")
+        await opened.apply([StartCall(a_call())])
+        assert await opened.get_cdr("1795371264.1") == a_call()
+    finally:
+        await opened.close()
+
+
+async def test_a_sqlite_file_of_version_2_keeps_its_cap_units_and_stranded_calls(
+    tmp_path: Path,
+) -> None:
+    """Before version 3 a SQLite file named no router and counted cap units in `usage`."""
+    path = tmp_path / "hotline400.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in enumerate(store.MIGRATIONS[:2], start=1):
+            for statement in statements:
+                old.execute(statement)
+            old.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        old.execute("INSERT INTO usage (number, period, calls) VALUES (?, '2026-11', 4)", (NUMBER,))
+        old.execute(
+            "INSERT INTO cdrs (call_id, number, caller_raw, caller_kind, started_at, started_us,"
+            " outcome) VALUES ('old', ?, '010', 'fixed', ?, 0, 'in_progress')",
+            (NUMBER, T0.isoformat()),
+        )
+
+    upgraded = store.SQLiteStore(path)
+    await upgraded.open()
+    try:
+        assert (await upgraded.usage(NUMBER, "2026-11", "2026-11-23")).month_calls == 4
+        assert await upgraded.reserve_call(NUMBER, "2026-11", 5)
+        assert not await upgraded.reserve_call(NUMBER, "2026-11", 5)
+        assert await upgraded.close_interrupted(T0 + timedelta(hours=1)) == 1
+        assert (await upgraded.get_cdr("old")).outcome is Outcome.INTERRUPTED
+    finally:
+        await upgraded.close()

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.money import FEN, ZERO, to_fen
-from router.money.billing import month_span
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import Store, StoreUnavailable
 

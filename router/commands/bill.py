@@ -25,16 +25,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rating.closing import MonthNotClosable, month_span
 from rating.ledger import LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
-from router.money.billing import (
-    MonthNotClosable,
-    MonthStatement,
-    close_month,
-    month_span,
-    month_statement,
-)
+from router.money.billing import MonthStatement, close_month, month_statement
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 

@@ -27,30 +27,11 @@ from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store, StoreUnavailable
+from router.storage.rows import CDR_COLUMNS, STORED_ONLY
 
 TABLE_LIMIT = 50
-CSV_COLUMNS = (
-    "call_id",
-    "number",
-    "caller_raw",
-    "caller",
-    "caller_kind",
-    "province",
-    "city",
-    "area_code",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "billable_seconds",
-    "outcome",
-    "rule",
-    "caller_share",
-    "callee_share",
-    "total",
-    "tariff_id",
-    "note",
-    "legs",
-)
+CSV_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs")
+"""The CDR's columns as the store has them, its legs summed up in one."""
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -29,8 +29,7 @@ from router.storage.location import (
     parse_store_url,
     redacted,
 )
-from router.storage.migrations import schema_version
-from router.storage.postgres import default_router_name
+from router.storage.postgres import default_router_name, schema_version
 from router.storage.protocol import StoreUnavailable
 
 

@@ -29,9 +29,9 @@ from rating.ledger import call_entry
 from rating.pricing import price
 from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
-from router.storage.account_sql import UsageSnapshot
 from router.storage.cdr import FinishCall, PostLedger
 from router.storage.protocol import Store, StoreUnavailable
+from router.storage.rows import UsageSnapshot
 
 log = logging.getLogger("hotline400.accounting")
 

@@ -12,12 +12,10 @@ included seconds the original pricing took (recorded with the call's ledger entr
 call is priced as if exactly that much included time were left, and the counters of
 included time never move.
 
-Re-pricing never changes a ledger entry. The CDR's money fields are set to the new price
-and the difference in the subscriber's share is booked as an adjustment, ref
-'rerate:<call id>:<n>' for the n-th re-pricing of that call, dated when the re-rating runs,
-so statements already issued stay as they were. The CDR and its adjustment are written in
-one transaction; running the re-rating again finds every call at its new price and books
-nothing.
+Re-pricing never changes a ledger entry: the CDR's money fields are set to the new price
+and the difference is booked as an adjustment by rating.rerating's rule. The CDR and its
+adjustment are written in one transaction; running the re-rating again finds every call at
+its new price and books nothing.
 """
 
 from __future__ import annotations
@@ -28,41 +26,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 from dialplan.geo import locate
 from rating.billing_time import billing_day
 from rating.call import CALLER_KINDS, Price, RatedCall
-from rating.ledger import LedgerEntry, LedgerKind, call_entry
+from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
+from rating.rerating import Shares, rerated_call_id, rerating_adjustment
 from router.money.books import Books
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
 from router.storage.protocol import Store
 
 BATCH = 250
 """CDRs whose writes go to the store in one transaction."""
-RERATE_PREFIX = "rerate:"
 
 
-class Shares(NamedTuple):
-    """A call's money as its CDR keeps it."""
-
-    caller_share: Decimal
-    callee_share: Decimal
-    total: Decimal
-    tariff_id: str | None
-
-    @classmethod
-    def of_cdr(cls, cdr: CDR) -> Shares | None:
-        """None while the call has no price."""
-        if cdr.caller_share is None or cdr.callee_share is None or cdr.total is None:
-            return None
-        return cls(cdr.caller_share, cdr.callee_share, cdr.total, cdr.tariff_id)
-
-    @classmethod
-    def of_price(cls, priced: Price) -> Shares:
-        return cls(priced.caller_share, priced.callee_share, priced.total, priced.tariff_id)
+def shares_of(cdr: CDR) -> Shares | None:
+    """A CDR's money; None while the call has no price."""
+    if cdr.caller_share is None or cdr.callee_share is None or cdr.total is None:
+        return None
+    return Shares(cdr.caller_share, cdr.callee_share, cdr.total, cdr.tariff_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +69,6 @@ class RatingRun:
     skipped: Counter[str] = field(default_factory=Counter)
     adjustments: Decimal = ZERO
     """Sum of the adjustments booked: positive when the subscriber was credited."""
-
-
-def rerate_ref(call_id: str, nth: int) -> str:
-    return f"{RERATE_PREFIX}{call_id}:{nth}"
-
-
-def rerated_call_id(ref: str) -> str | None:
-    """The call id of a re-rating adjustment's ref, None for any other ref."""
-    if not ref.startswith(RERATE_PREFIX):
-        return None
-    return ref[len(RERATE_PREFIX) :].rpartition(":")[0] or None
 
 
 def answered_leg(cdr: CDR) -> Leg | None:
@@ -124,7 +97,7 @@ class Rater:
         return ops
 
     async def _rate_one(self, cdr: CDR) -> list[CdrOp]:
-        old = Shares.of_cdr(cdr)
+        old = shares_of(cdr)
         if old is not None and not self.rerate:
             self.run.unchanged += 1
             return []
@@ -182,18 +155,19 @@ class Rater:
             return []
         self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
         ops: list[CdrOp] = [_money(cdr.call_id, new)]
-        credit = old.callee_share - new.callee_share
-        if credit:
-            counts = await self._rerate_counts(cdr.number)
+        counts = await self._rerate_counts(cdr.number)
+        entry = rerating_adjustment(
+            cdr.number,
+            cdr.call_id,
+            old,
+            Shares.of_price(new),
+            self.now,
+            earlier=counts[cdr.call_id],
+        )
+        if entry is not None:
             counts[cdr.call_id] += 1
-            note = (
-                f"re-rated call {cdr.call_id}: {old.tariff_id or '-'} {old.callee_share} -> "
-                f"{new.tariff_id} {new.callee_share}"
-            )
-            ref = rerate_ref(cdr.call_id, counts[cdr.call_id])
-            entry = LedgerEntry(cdr.number, self.now, credit, LedgerKind.ADJUSTMENT, ref, note)
             ops.append(PostLedger(entry))
-            self.run.adjustments += credit
+            self.run.adjustments += entry.amount
         return ops
 
     async def _month_included_used(self, number: str, month: str, day: date) -> int:

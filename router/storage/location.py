@@ -93,7 +93,7 @@ def build_store(url: str, *, zone: ZoneInfo, router: str) -> ConfiguredStore:
     match parse_store_url(url):
         case SQLiteLocation(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            return SQLiteStore(path, zone=zone)
+            return SQLiteStore(path, zone=zone)  # a file is one router's: its calls name none
         case PostgresLocation(dsn):
             return PostgresStore(dsn, router=router, zone=zone)
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Protocol
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.storage.account_sql import UsageSnapshot
 from router.storage.cdr import CDR, CdrOp, Outcome
+from router.storage.rows import UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
 

@@ -1,0 +1,106 @@
+"""The store's SQL, written once for every engine.
+
+Statements use `?` for their parameters, in order; an engine whose driver numbers them
+(PostgreSQL's $1, $2, ...) renumbers them once per statement text (router.storage.postgres).
+Only SQL both engines read the same way is written here: upserts with ON CONFLICT, a table
+alias in INSERT, CASE, TRUE. The schema both engines agree on since version 3 makes that
+possible: a router column in `cdrs`, call-cap units in `call_units`, call ids ordered byte by
+byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rating.ledger import LedgerKind
+from router.storage.cdr import Outcome
+from router.storage.rows import CDR_COLUMNS, FINISH_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
+
+
+def insert(table: str, columns: Sequence[str], conflict: str) -> str:
+    """INSERT of one row of `columns`, doing what `conflict` says with a row already there."""
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT {conflict}"
+
+
+# --- CDRs --------------------------------------------------------------------------------
+
+INSERT_CDR = insert("cdrs", CDR_COLUMNS, "(call_id) DO NOTHING")
+INSERT_LEG = insert("legs", LEG_COLUMNS, "(call_id, seq) DO NOTHING")
+# One statement for every finish: each column is set only when its flag says the op sets it.
+FINISH_CDR = (
+    "UPDATE cdrs SET "
+    + ", ".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END" for name in FINISH_COLUMNS)
+    + " WHERE call_id = ?"
+)
+NO_ROUTER = ""
+"""The router named by the calls of a store one router has to itself (a SQLite file), and by
+calls recorded before CDRs named theirs: any router restarting closes those left open."""
+STRANDED = f"router IN (?, '{NO_ROUTER}') AND outcome = '{Outcome.IN_PROGRESS}' AND started_us <= ?"
+CLOSE_INTERRUPTED = (
+    "UPDATE cdrs SET outcome = ?, ended_at = ?, note = ? WHERE call_id = ? AND outcome = ?"
+)
+_LEG_SELECT = ", ".join(f"l.{name} AS leg_{name}" for name in LEG_COLUMNS[1:])
+LEG_PREFIX = "leg_"
+
+
+def select_cdrs(where: str, *, limited: bool) -> str:
+    """CDRs matching `where`, newest first (ties by call id, byte by byte), each joined to its
+    legs in dial order, in one statement; `limited` adds a last parameter: how many calls."""
+    limit = " LIMIT ?" if limited else ""
+    return (
+        f"SELECT c.*, {_LEG_SELECT} FROM ("
+        f"  SELECT * FROM cdrs WHERE {where} ORDER BY started_us DESC, call_id DESC{limit}"
+        ") AS c LEFT JOIN legs AS l ON l.call_id = c.call_id "
+        "ORDER BY c.started_us DESC, c.call_id DESC, l.seq"
+    )
+
+
+class Conditions:
+    """A WHERE clause built condition by condition: `add("x = ?", value)`."""
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+        self._parts: list[str] = []
+
+    def add(self, condition: str, *values: Any) -> None:
+        self._parts.append(condition)
+        self.params += values
+
+    def sql(self) -> str:
+        return " AND ".join(self._parts) or "TRUE"
+
+
+# --- accounts: ledger, balances, usage counters, call caps ------------------------------
+
+INSERT_LEDGER = insert("ledger", LEDGER_COLUMNS, "(number, kind, ref) DO NOTHING")
+SELECT_LEDGER = "SELECT * FROM ledger WHERE {where} ORDER BY at_us, id"
+INCLUDED_SECONDS_BOOKED = (
+    "SELECT ref, included_seconds FROM ledger "
+    f"WHERE number = ? AND kind = '{LedgerKind.CALL}' AND included_seconds > 0"
+)
+# A few keyed rows, never a scan: parameters number, month, number, day, number, month, number.
+USAGE_SNAPSHOT = """
+SELECT m.cost_fen AS month_cost_fen, c.calls AS month_calls, m.included_used AS included_used,
+       d.cost_fen AS day_cost_fen, b.balance_fen AS balance_fen
+FROM (SELECT 1) AS one
+LEFT JOIN usage AS m ON m.number = ? AND m.period = ?
+LEFT JOIN usage AS d ON d.number = ? AND d.period = ?
+LEFT JOIN call_units AS c ON c.number = ? AND c.month = ?
+LEFT JOIN balances AS b ON b.number = ?
+"""
+# One statement: the count only moves while it is below the cap, whichever router asks.
+RESERVE_CALL = (
+    "INSERT INTO call_units AS u (number, month, calls) VALUES (?, ?, 1) "
+    "ON CONFLICT (number, month) DO UPDATE SET calls = u.calls + 1 WHERE u.calls < ?"
+)
+RELEASE_CALL = (
+    "UPDATE call_units SET calls = calls - 1 WHERE number = ? AND month = ? AND calls > 0"
+)
+
+# --- schema versions ---------------------------------------------------------------------
+
+CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
+CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) AS version FROM schema_version"
+RECORD_VERSION = "INSERT INTO schema_version (version) VALUES (?)"

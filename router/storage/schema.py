@@ -1,0 +1,141 @@
+"""The store's tables, written once, and the migrations that make them, one list per engine.
+
+A version means the same on both engines: 1 the CDRs and their legs, 2 the ledger, balances
+and usage counters, 3 the engines agree (each CDR names its router, call-cap units live in
+`call_units`, call ids sort byte by byte), so the store's SQL is written once
+(router.storage.queries). A table is written here with a few words each engine spells its
+own way (`{money}`, `{id}`, ...); what an engine does differently for a reason stays in the
+engine's module: its triggers, and the steps by which it reached version 3.
+
+Differences kept on purpose: CDR money is exact decimal text in SQLite and numeric in
+PostgreSQL (summable in SQL); times are ISO-8601 text on both, as a CDR keeps the UTC offset
+it was recorded in, beside microsecond integers for ordering; money in the ledger and the
+counters is integer fen on both, so sums are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+Migration = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How an engine spells the words the tables leave open."""
+
+    money: str
+    """Exact yuan to the fen."""
+    id: str
+    """An increasing row id that is the primary key."""
+    call_id: str
+    """A call id that sorts byte by byte."""
+    keyed: str
+    """Ending of a table stored in its primary key's order."""
+
+    def render(self, template: str) -> str:
+        return template.format(money=self.money, id=self.id, call_id=self.call_id, keyed=self.keyed)
+
+
+CDRS = """CREATE TABLE cdrs (
+    call_id {call_id} PRIMARY KEY,
+    number text NOT NULL,
+    caller_raw text NOT NULL,
+    caller text,
+    caller_kind text NOT NULL,
+    province text,
+    city text,
+    area_code text,
+    started_at text NOT NULL,      -- ISO-8601 with the offset the call was recorded in
+    started_us bigint NOT NULL,    -- UTC microseconds: orders and filters across offsets
+    answered_at text,
+    ended_at text,
+    billable_seconds integer NOT NULL DEFAULT 0,
+    outcome text NOT NULL,
+    rule text,
+    caller_share {money},          -- yuan, exact to the fen
+    callee_share {money},
+    total {money},
+    tariff_id text,
+    note text
+)"""
+LEGS = """CREATE TABLE legs (
+    call_id {call_id} NOT NULL,
+    seq integer NOT NULL,
+    destination text NOT NULL,
+    dial_status text NOT NULL,
+    started_at text NOT NULL,
+    ring_seconds integer NOT NULL,
+    talk_seconds integer NOT NULL,
+    forward_reason text NOT NULL,
+    PRIMARY KEY (call_id, seq)
+){keyed}"""
+CDR_INDEXES = (
+    "CREATE INDEX cdrs_by_number_start ON cdrs (number, started_us)",
+    "CREATE INDEX cdrs_by_caller ON cdrs (caller, started_us)",
+    "CREATE INDEX cdrs_by_caller_raw ON cdrs (caller_raw, started_us)",
+    "CREATE INDEX cdrs_by_start ON cdrs (started_us)",
+)
+ROUTER_COLUMN = "ALTER TABLE cdrs ADD COLUMN router text NOT NULL DEFAULT ''"
+"""The router that started the call: a router restarting closes only its own calls."""
+IN_PROGRESS_INDEX = (
+    "CREATE INDEX cdrs_in_progress ON cdrs (router, started_us) WHERE outcome = 'in_progress'"
+)
+
+LEDGER = """CREATE TABLE ledger (
+    id {id},
+    number text NOT NULL,
+    at text NOT NULL,
+    at_us bigint NOT NULL,            -- UTC microseconds, for ordering and ranges
+    month text NOT NULL,              -- local YYYY-MM the entry belongs to
+    day text NOT NULL,                -- local YYYY-MM-DD
+    amount_fen bigint NOT NULL,       -- signed: debits negative
+    kind text NOT NULL,
+    ref text NOT NULL,
+    note text NOT NULL,
+    included_seconds integer NOT NULL DEFAULT 0,
+    UNIQUE (number, kind, ref)
+)"""
+LEDGER_INDEX = "CREATE INDEX ledger_by_number_time ON ledger (number, at_us)"
+BALANCES = """CREATE TABLE balances (
+    number text PRIMARY KEY,
+    balance_fen bigint NOT NULL
+){keyed}"""
+USAGE = """CREATE TABLE usage (
+    number text NOT NULL,
+    period text NOT NULL,             -- YYYY-MM or YYYY-MM-DD
+    cost_fen bigint NOT NULL DEFAULT 0,
+    included_used integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (number, period)
+){keyed}"""
+# Units of the monthly call cap, apart from `usage`: a ledger batch holds its number's cost
+# rows until it commits, and a call reserving its unit must not wait for that.
+CALL_UNITS = """CREATE TABLE call_units (
+    number text NOT NULL,
+    month text NOT NULL,              -- YYYY-MM
+    calls integer NOT NULL,
+    PRIMARY KEY (number, month)
+){keyed}"""
+
+LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
+"""What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
+
+
+VERSIONS: dict[int, Sequence[str]] = {
+    1: (CDRS, LEGS, *CDR_INDEXES),
+    2: (LEDGER, LEDGER_INDEX, BALANCES, USAGE),
+    3: (),  # each engine's own steps to the schema both now share
+}
+"""The tables each version adds, on every engine; a new table is a new version here."""
+
+
+def migrations(
+    dialect: Dialect, engine_steps: Mapping[int, Sequence[str]]
+) -> tuple[Migration, ...]:
+    """Every version's statements for one engine: the shared tables, then the engine's own
+    steps of that version (its triggers, and how it came to agree with the other)."""
+    return tuple(
+        (*(dialect.render(sql) for sql in VERSIONS[version]), *engine_steps.get(version, ()))
+        for version in sorted(VERSIONS)
+    )

@@ -1,0 +1,64 @@
+"""The pure money rules of closing a month and of re-rating a call (rating.closing,
+rating.rerating), without a store: the day and the time are passed in."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from rating.closing import MonthNotClosable, check_closable, month_span, not_yet_booked
+from rating.ledger import LedgerEntry, LedgerKind
+from rating.rerating import Shares, rerated_call_id, rerating_adjustment
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI)
+D = Decimal
+
+
+def test_a_month_spans_its_local_days_and_december_runs_into_the_next_year() -> None:
+    assert month_span("2026-12", SHANGHAI) == (
+        datetime(2026, 12, 1, tzinfo=SHANGHAI),
+        datetime(2027, 1, 1, tzinfo=SHANGHAI),
+    )
+    with pytest.raises(ValueError, match="not a month"):
+        month_span("2026-13", SHANGHAI)
+
+
+def test_a_month_closes_once_it_is_over_and_every_call_has_a_price() -> None:
+    with pytest.raises(MonthNotClosable, match="not over yet"):
+        check_closable("2026-11", SHANGHAI, date(2026, 11, 30), {})
+    with pytest.raises(MonthNotClosable, match=r"4000000008: 2\).*--to 2026-11-30"):
+        check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {"4000000008": 2, "4000000009": 0})
+    check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {"4000000009": 0})
+
+
+def test_only_entries_the_ledger_does_not_hold_are_still_to_book() -> None:
+    rent = LedgerEntry("4000000008", NOW, D("-50.00"), LedgerKind.RENT, "2026-11")
+    topup = LedgerEntry("4000000008", NOW, D("-17.60"), LedgerKind.MINIMUM_TOPUP, "2026-11")
+    assert not_yet_booked([rent, topup], [rent]) == (topup,)
+
+
+def test_a_call_priced_lower_is_credited_the_difference_under_its_nth_rerating_ref() -> None:
+    old = Shares(D("0.22"), D("0.60"), D("0.82"), "office@v1")
+    new = Shares(D("0.22"), D("0.30"), D("0.52"), "office@v2")
+
+    entry = rerating_adjustment("4000000008", "c1", old, new, NOW, earlier=1)
+    assert entry == LedgerEntry(
+        "4000000008",
+        NOW,
+        D("0.30"),
+        LedgerKind.ADJUSTMENT,
+        "rerate:c1:2",
+        "re-rated call c1: office@v1 0.60 -> office@v2 0.30",
+    )
+    assert rerated_call_id(entry.ref) == "c1"
+    back = rerating_adjustment("4000000008", "c1", new, old, NOW, earlier=2)
+    assert back is not None and (back.amount, back.ref) == (D("-0.30"), "rerate:c1:3")
+
+
+def test_a_call_whose_share_stays_the_same_books_nothing() -> None:
+    old = Shares(D("0.22"), D("0.60"), D("0.82"), "office@v1")
+    renamed = old._replace(tariff_id="office@v2")
+    assert rerating_adjustment("4000000008", "c1", old, renamed, NOW, earlier=0) is None
+    assert rerated_call_id("2026-11") is None
