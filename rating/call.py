@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 CallerKind = Literal["mobile", "fixed", "service", "international", "unknown"]
 CALLER_KINDS: frozenset[str] = frozenset(
@@ -41,6 +41,32 @@ class RatedCall:
             raise ValueError("talk_seconds and included_seconds_left cannot be negative")
 
 
+def answered_call(
+    number: str,
+    caller_kind: str,
+    answered_at: datetime,
+    talk_seconds: int,
+    *,
+    answering_area_code: str | None,
+    home_area_code: str | None,
+    included_seconds_left: int = 0,
+) -> RatedCall:
+    """A call as pricing reads it, from what the router recorded: the caller kind as
+    geolocation named it (ValueError for one pricing does not know), the talk time of the
+    answered leg, and the area codes of the destination that answered and of the subscriber."""
+    if caller_kind not in CALLER_KINDS:
+        raise ValueError(f"unknown caller kind {caller_kind!r}")
+    return RatedCall(
+        number=number,
+        caller_kind=cast(CallerKind, caller_kind),
+        answered_at=answered_at,
+        talk_seconds=talk_seconds,
+        answering_area_code=answering_area_code,
+        home_area_code=home_area_code,
+        included_seconds_left=included_seconds_left,
+    )
+
+
 class Price(NamedTuple):
     """The price of one call. caller_share + callee_share == total, to the fen, always.
 
@@ -59,3 +85,16 @@ class Price(NamedTuple):
     rate_description: str
     billable_seconds: int
     included_seconds_used: int
+
+
+class Shares(NamedTuple):
+    """A call's money as its record keeps it: a Price without how it was reached."""
+
+    caller_share: Decimal
+    callee_share: Decimal
+    total: Decimal
+    tariff_id: str | None
+
+    @classmethod
+    def of_price(cls, priced: Price) -> Shares:
+        return cls(priced.caller_share, priced.callee_share, priced.total, priced.tariff_id)

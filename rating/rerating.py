@@ -10,26 +10,11 @@ as they were and running the re-rating again books nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import NamedTuple
 
-from rating.call import Price
+from rating.call import Shares
 from rating.ledger import LedgerEntry, LedgerKind
 
 RERATE_PREFIX = "rerate:"
-
-
-class Shares(NamedTuple):
-    """A call's money as its record keeps it."""
-
-    caller_share: Decimal
-    callee_share: Decimal
-    total: Decimal
-    tariff_id: str | None
-
-    @classmethod
-    def of_price(cls, priced: Price) -> Shares:
-        return cls(priced.caller_share, priced.callee_share, priced.total, priced.tariff_id)
 
 
 def rerate_ref(call_id: str, nth: int) -> str:

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from rating.call import Shares
 from rating.closing import MonthNotClosable, check_closable, month_span, not_yet_booked
 from rating.ledger import LedgerEntry, LedgerKind
-from rating.rerating import Shares, rerated_call_id, rerating_adjustment
+from rating.rerating import rerated_call_id, rerating_adjustment
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI)

@@ -24,7 +24,7 @@ from dialplan.caps import Usage
 from dialplan.geo import locate
 from dialplan.plan import Plan
 from rating.affordability import max_affordable_seconds, spending_room
-from rating.call import RatedCall
+from rating.call import RatedCall, Shares, answered_call
 from rating.ledger import call_entry
 from rating.pricing import price
 from rating.tariff import Account, Tariffs
@@ -126,15 +126,7 @@ class Accounting:
         if not call.rated:
             return None
         assert call.tariffs is not None
-        rated = RatedCall(
-            number=call.plan.number,
-            caller_kind=caller_kind,  # type: ignore[arg-type]
-            answered_at=now,
-            talk_seconds=0,
-            answering_area_code=locate(destination).area_code,
-            home_area_code=call.plan.home_area_code,
-            included_seconds_left=call.included_seconds_left(),
-        )
+        rated = _answered(call, caller_kind, now, 0, destination)
         return max_affordable_seconds(rated, call.tariffs, call.budget())
 
     def charge(
@@ -150,25 +142,9 @@ class Accounting:
         if not call.rated:
             return None
         assert call.tariffs is not None and call.account is not None
-        rated = RatedCall(
-            number=call.plan.number,
-            caller_kind=caller_kind,  # type: ignore[arg-type]
-            answered_at=answered_at,
-            talk_seconds=talk_seconds,
-            answering_area_code=locate(destination).area_code,
-            home_area_code=call.plan.home_area_code,
-            included_seconds_left=call.included_seconds_left(),
-        )
+        rated = _answered(call, caller_kind, answered_at, talk_seconds, destination)
         priced = price(rated, call.tariffs)
-        money = FinishCall(
-            call_id,
-            {
-                "caller_share": priced.caller_share,
-                "callee_share": priced.callee_share,
-                "total": priced.total,
-                "tariff_id": priced.tariff_id,
-            },
-        )
+        money = FinishCall(call_id, Shares.of_price(priced)._asdict())
         entry = call_entry(call.plan.number, call_id, answered_at, priced)
         if call.account.prepaid:
             before = call.usage().balance or Decimal("0.00")
@@ -183,3 +159,18 @@ class Accounting:
                 await self.store.release_call(call.plan.number, call.month)
             except StoreUnavailable as error:
                 log.error("call cap unit of %s not given back: %s", call.plan.number, error)
+
+
+def _answered(
+    call: CallAccount, caller_kind: str, answered_at: datetime, talk_seconds: int, destination: str
+) -> RatedCall:
+    """The call as pricing reads it, answered by `destination`, with the included time left."""
+    return answered_call(
+        call.plan.number,
+        caller_kind,
+        answered_at,
+        talk_seconds,
+        answering_area_code=locate(destination).area_code,
+        home_area_code=call.plan.home_area_code,
+        included_seconds_left=call.included_seconds_left(),
+    )

@@ -29,11 +29,11 @@ from decimal import Decimal
 
 from dialplan.geo import locate
 from rating.billing_time import billing_day
-from rating.call import CALLER_KINDS, Price, RatedCall
+from rating.call import CALLER_KINDS, RatedCall, Shares, answered_call
 from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
-from rating.rerating import Shares, rerated_call_id, rerating_adjustment
+from rating.rerating import rerated_call_id, rerating_adjustment
 from router.money.books import Books
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
 from router.storage.protocol import Store
@@ -123,11 +123,11 @@ class Rater:
         leg = answered_leg(cdr)
         if leg is None:
             return "no ANSWER leg", None
-        rated = RatedCall(
-            number=cdr.number,
-            caller_kind=cdr.caller_kind,  # type: ignore[arg-type]
-            answered_at=cdr.answered_at,
-            talk_seconds=cdr.billable_seconds,
+        rated = answered_call(
+            cdr.number,
+            cdr.caller_kind,
+            cdr.answered_at,
+            cdr.billable_seconds,
             answering_area_code=locate(leg.destination).area_code,
             home_area_code=plan.home_area_code,
         )
@@ -145,7 +145,10 @@ class Rater:
         self._included_used[cdr.number, month] = used + new.included_seconds_used
         self.run.priced.append(Change(cdr.call_id, cdr.number, None, Shares.of_price(new)))
         entry = call_entry(cdr.number, cdr.call_id, rated.answered_at, new)
-        return [_money(cdr.call_id, new), PostLedger(entry, new.included_seconds_used)]
+        return [
+            FinishCall(cdr.call_id, Shares.of_price(new)._asdict()),
+            PostLedger(entry, new.included_seconds_used),
+        ]
 
     async def _reprice(self, cdr: CDR, rated: RatedCall, old: Shares) -> list[CdrOp]:
         kept = (await self._booked_included(cdr.number)).get(cdr.call_id, 0)
@@ -154,7 +157,7 @@ class Rater:
             self.run.unchanged += 1
             return []
         self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
-        ops: list[CdrOp] = [_money(cdr.call_id, new)]
+        ops: list[CdrOp] = [FinishCall(cdr.call_id, Shares.of_price(new)._asdict())]
         counts = await self._rerate_counts(cdr.number)
         entry = rerating_adjustment(
             cdr.number,
@@ -216,15 +219,3 @@ async def rate_cdrs(
             await store.apply(ops)
         progress(start + len(batch), len(cdrs))
     return rater.run
-
-
-def _money(call_id: str, new: Price) -> FinishCall:
-    return FinishCall(
-        call_id,
-        {
-            "caller_share": new.caller_share,
-            "callee_share": new.callee_share,
-            "total": new.total,
-            "tariff_id": new.tariff_id,
-        },
-    )
