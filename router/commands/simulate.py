@@ -7,8 +7,10 @@ which destinations are busy or do not answer. `--calls N` shows how a split spre
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,40 +19,64 @@ from dialplan.decision import Decision, DialResult, next_target
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
+from dialplan.plan import Plan
+from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS
+from router.commands.arguments import TIME_FORMS, moment, phone_number, positive, service_number
 from router.configuration.config_dir import load_config
+from router.configuration.settings import RouterSettings
+from router.money.accounting import NO_USAGE, Accounting, CallAccount
+from router.money.balance_alerts import BalanceAlerts
+from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
+from router.storage.sqlite import StoreUnavailable
+
+MAX_CALLS = 1_000_000
+PROGRESS_FROM = 100_000
+"""Runs this long show their progress on a terminal."""
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("simulate", parents=[common], help="show how a plan routes a call")
     parser.add_argument(
-        "--number", required=True, type=_service_number, help="the dialled 400 number"
+        "--number", required=True, type=service_number, help="the dialled 400 number"
     )
     parser.add_argument("--caller", required=True, help="caller ID as Asterisk hands it over")
     parser.add_argument(
-        "--at", type=_local_time, help='local time "YYYY-MM-DD HH:MM" (default: now)'
+        "--at",
+        type=moment,
+        metavar="TIME",
+        help=f"when the call comes: {TIME_FORMS}; local to the plan (default: now)",
     )
-    parser.add_argument("--busy", action="append", default=[], metavar="NUMBER")
-    parser.add_argument("--no-answer", action="append", default=[], metavar="NUMBER")
-    parser.add_argument("--calls", type=_positive, default=1, help="place this many calls")
+    parser.add_argument(
+        "--busy",
+        action="append",
+        default=[],
+        type=phone_number,
+        metavar="NUMBER",
+        help="this destination is busy when dialled (repeat for several)",
+    )
+    parser.add_argument(
+        "--no-answer",
+        action="append",
+        default=[],
+        type=phone_number,
+        metavar="NUMBER",
+        help="this destination rings out when dialled (repeat for several)",
+    )
+    parser.add_argument(
+        "--calls",
+        type=positive(MAX_CALLS),
+        default=1,
+        metavar="N",
+        help=f"place N calls and show how they spread (at most {MAX_CALLS:,})",
+    )
     parser.set_defaults(run=run)
 
 
-def _service_number(text: str) -> str:
-    """'400-600-1234' -> '4006001234'."""
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) != 10 or not digits.startswith("400"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a 400 number")
-    return digits
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of calls")
-    return int(text)
-
-
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_dir():
+        print(f"no configuration directory {args.config}", file=sys.stderr)
+        return 1
     config = load_config(args.config)
     plan = config.plans.get(args.number)
     if plan is None:
@@ -59,38 +85,92 @@ def run(args: argparse.Namespace) -> int:
             for p in config.problems
             if args.number in p.file or Path(p.file) == config.directory
         ]
-        print(f"no valid plan for {args.number}", *reasons, sep="\n")
+        more = f" (and {len(reasons) - 1} more: hotline400 check)" if len(reasons) > 1 else ""
+        why = f": {reasons[0]}{more}" if reasons else ""
+        print(f"no valid plan for {args.number}{why}", file=sys.stderr)
         return 1
     for problem in config.problems:
         if args.number not in problem.file:  # other files: routing may differ from production
             print(f"warning: {problem}")
     zone = ZoneInfo(plan.timezone)
-    at = datetime.now(zone) if args.at is None else args.at.replace(tzinfo=zone)
+    at = _instant(args.at, zone)
+    usage, counters = _usage(config.settings, config.tariffs, plan, at)
     state = RoutingState(config.calendar)
     call = Call(plan.number, locate(args.caller))
-    busy = {locate(n).number or n for n in args.busy}
-    no_answer = {locate(n).number or n for n in args.no_answer}
     caller = describe_caller(call.caller)
     print(f"call to {plan.number} ({plan.name}) from {caller} at {at:%a %Y-%m-%d %H:%M %Z}")
+    if counters:
+        print(counters)
     if args.calls == 1:
-        decision = decide(plan, call, at, Usage(), state)
-        _print_decision(decision, busy, no_answer)
+        decision = decide(plan, call, at, usage, state)
+        _print_decision(decision, set(args.busy), set(args.no_answer))
         return 0
     spread: Counter[str] = Counter()
-    for _ in range(args.calls):
-        decision = decide(plan, call, at, Usage(), state)
+    show_progress = args.calls >= PROGRESS_FROM and sys.stderr.isatty()
+    step = max(1, args.calls // 100)
+    for placed in range(1, args.calls + 1):
+        decision = decide(plan, call, at, usage, state)
         spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
+        if show_progress and placed % step == 0:
+            print(f"\r{placed:,} of {args.calls:,} calls", end="", file=sys.stderr, flush=True)
+    if show_progress:
+        print(file=sys.stderr)
     for destination, count in spread.most_common():
         print(f"  {destination:<16} {count:>6} calls  {100 * count / args.calls:6.2f}%")
     return 0
 
 
-def _local_time(text: str) -> datetime:
-    """A wall-clock time; the plan's time zone is attached once the plan is known."""
+def _instant(value: date | datetime | None, zone: ZoneInfo) -> datetime:
+    """--at in the plan's zone: a day is its midnight, a time with an offset is converted."""
+    if value is None:
+        return datetime.now(zone)
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=zone)
+    return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def _usage(
+    settings: RouterSettings, tariffs: Tariffs | None, plan: Plan, at: datetime
+) -> tuple[Usage, str]:
+    """The counters the router would read for this call (balance, month and day cost,
+    calls this month) from the configured store, so simulate and serve agree; and a line
+    saying what they are when they can change the route: a prepaid balance, or caps."""
+    account = tariffs.accounts.get(plan.number) if tariffs is not None else None
+    caps = plan.caps
+    prepaid = account is not None and account.prepaid
+    if not prepaid and all(
+        limit is None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
+    ):
+        return Usage(), ""
+    month = f"{at.astimezone(plan.zone()):%Y-%m}"
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-10-01 09:30") from None
+        call = asyncio.run(_read_counters(settings, tariffs, plan, at))
+    except StoreUnavailable as error:
+        return Usage(), f"usage: unreadable ({error}); the router connects without limits then"
+    if call is None:  # no store yet: the router's first call sees empty counters
+        call = CallAccount(plan, tariffs, account, NO_USAGE, month)
+    usage = call.usage()
+    kind = "no account" if account is None else "prepaid" if account.prepaid else "postpaid"
+    balance = f"balance {usage.balance}, " if usage.balance is not None else ""
+    return usage, (
+        f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {usage.month_calls} "
+        f"call(s), today's cost {usage.day_cost}"
+    )
+
+
+async def _read_counters(
+    settings: RouterSettings, tariffs: Tariffs | None, plan: Plan, at: datetime
+) -> CallAccount | None:
+    """The router's own read of the counters; None when its SQLite file does not exist."""
+    location = parse_store_url(configured_store_url(settings))
+    if isinstance(location, SQLiteLocation) and not location.path.is_file():
+        return None
+    store = store_for(settings, port=0)
+    await store.open()
+    try:
+        return await Accounting(store, BalanceAlerts(None)).open_call(plan, tariffs, at)
+    finally:
+        await store.close()
 
 
 def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> None:
