@@ -25,3 +25,10 @@ class ConfigError(Exception):
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    def summary(self) -> str:
+        """One line for a command's error: the first problem, and how many more there are."""
+        if not self.problems:
+            return "configuration refused"
+        more = len(self.problems) - 1
+        return f"{self.problems[0]}" + (f" (and {more} more: hotline400 check)" if more else "")

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -216,11 +217,10 @@ def test_check_of_a_plans_directory_checks_each_plan(capsys: Capture, config_dir
     assert lines == [*expected, f"checked {plans} file(s): 3 problem(s)"]
 
 
-def test_check_of_a_missing_file_is_a_problem(capsys: Capture, tmp_path: Path) -> None:
+def test_check_of_a_missing_path_checks_nothing(capsys: Capture, tmp_path: Path) -> None:
     missing = tmp_path / "4009999999.yaml"
-    code, lines = hotline400(capsys, "check", str(missing))
-    assert code == 1
-    assert lines == [f"{missing}:1 (file): no such file", "checked 0 file(s): 1 problem(s)"]
+    assert main(["check", str(missing)]) == 1
+    assert capsys.readouterr() == ("", f"nothing checked: no such file or directory: {missing}\n")
 
 
 # --- simulate ------------------------------------------------------------------------------
@@ -450,7 +450,69 @@ def test_pin_hash_refuses_what_is_not_a_4_to_12_digit_pin(
     assert main(["pin-hash", "--stdin"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "error: a PIN is 4 to 12 digits\n"
+    assert captured.err == "pin-hash: a PIN is 4 to 12 digits; nothing hashed\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def typed(*entries: str | type[BaseException]) -> Callable[[str], str]:
+    """getpass as a person at the terminal answers it, entry after entry."""
+    queue = list(entries)
+
+    def getpass(prompt: str) -> str:
+        entry = queue.pop(0)
+        if isinstance(entry, str):
+            return entry
+        raise entry
+
+    return getpass
+
+
+def test_pin_hash_asks_twice_on_a_terminal(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", typed("2468", "2468"))
+    assert main(["pin-hash"]) == 0
+    assert verify_pin("2468", capsys.readouterr().out.strip())
+
+    monkeypatch.setattr("getpass.getpass", typed("2468", "2469"))
+    assert main(["pin-hash"]) == 1
+    assert capsys.readouterr() == ("", "pin-hash: the two entries differ; nothing hashed\n")
+
+
+@pytest.mark.parametrize(
+    ("entries", "code", "err"),
+    [
+        ((EOFError,), 1, "\npin-hash: no PIN entered; nothing hashed\n"),
+        (("2468", EOFError), 1, "\npin-hash: no PIN entered; nothing hashed\n"),
+        ((KeyboardInterrupt,), 130, "interrupted\n"),
+    ],
+)
+def test_pin_hash_ends_in_one_line_on_ctrl_d_and_ctrl_c(
+    capsys: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    entries: tuple[str | type[BaseException], ...],
+    code: int,
+    err: str,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", typed(*entries))
+    assert main(["pin-hash"]) == code
+    assert capsys.readouterr() == ("", err)
+
+
+def test_pin_hash_without_a_terminal_points_at_stdin(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("2468\n"))
+    assert main(["pin-hash"]) == 1
+    assert capsys.readouterr().err == (
+        "pin-hash: no terminal to ask the PIN on (pipe it in with --stdin); nothing hashed\n"
+    )
 
 
 # --- the installed command -----------------------------------------------------------------

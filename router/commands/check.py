@@ -7,6 +7,7 @@ Warnings (the official calendar running out) do not fail the check.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan_loader import load_plan
 from rating.tariff_loader import load_tariffs
+from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.configuration.plan_book import refused_minimum_changes
 from router.configuration.settings import ROUTER_FILE, load_settings
@@ -24,7 +26,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = commands.add_parser("check", parents=[common], help="validate configuration files")
     parser.add_argument("paths", nargs="*", help="files or directories (default: --config DIR)")
     parser.add_argument(
-        "--today", type=date.fromisoformat, help="check the calendar as of this date (YYYY-MM-DD)"
+        "--today",
+        type=day,
+        metavar="YYYY-MM-DD",
+        help="check the calendar as of this date (default: today)",
     )
     parser.add_argument(
         "--previous",
@@ -39,6 +44,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     today = args.today or datetime.now(ZoneInfo("Asia/Shanghai")).date()
     targets = [Path(path) for path in args.paths] or [Path(args.config)]
+    missing = [str(target) for target in targets if not target.exists()]
+    if missing:
+        print(f"nothing checked: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 1
     problems: list[Problem] = []
     warnings: list[str] = []
     checked = 0
@@ -75,8 +84,6 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         for file in files:
             problems.extend(_check_file(file, today)[0])
         return problems, [], len(files)
-    if not path.exists():
-        return [Problem(str(path), 1, "(file)", "no such file")], [], 0
     found, warned = _check_file(path, today)
     return found, warned, 1
 

@@ -39,19 +39,31 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     upgrade = actions.add_parser(
         "upgrade", parents=[common], help="create or migrate the schema and print its version"
     )
-    upgrade.add_argument("--store", metavar="URL", help="this store instead of the configured one")
+    upgrade.add_argument(
+        "--store",
+        metavar="URL",
+        help="this store instead of the configured one: sqlite:///relative/path, "
+        "sqlite:////absolute/path (four slashes) or postgresql://USER@HOST/DATABASE",
+    )
     upgrade.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_dir():
+        print(f"cannot upgrade: no configuration directory {args.config}", file=sys.stderr)
+        return 1
     try:
         settings = load_settings(args.config)
         url = args.store or configured_store_url(settings)
         location = parse_store_url(url)
-    except (ConfigError, ValueError) as error:
-        print(f"cannot upgrade:\n{error}", file=sys.stderr)
+    except ConfigError as error:
+        print(f"cannot upgrade: {error.summary()}", file=sys.stderr)
         return 1
-    print(f"store: {redacted(url)}")
+    except ValueError as error:
+        print(f"cannot upgrade: {error}", file=sys.stderr)
+        return 1
+    file = location.path.absolute() if isinstance(location, SQLiteLocation) else None
+    print(f"store: {redacted(url)}" + (f" (the file {file})" if file else ""))
     try:
         before, after = asyncio.run(_upgrade(url, location, ZoneInfo(settings.timezone)))
     except StoreUnavailable as error:

@@ -1,4 +1,9 @@
-"""`hotline400 pin-hash`: turn a PIN into the salted hash a plan file stores."""
+"""`hotline400 pin-hash`: turn a PIN into the salted hash a plan file stores.
+
+On a terminal the PIN is asked twice without echo, so a typo cannot lock callers out;
+`--stdin` reads it from a pipe instead (one line). Ctrl-D, Ctrl-C, a missing terminal or
+two different entries end the command with one line and no hash.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,48 @@ import sys
 from dialplan.pin import hash_pin
 
 
+class NoPin(Exception):
+    """No PIN was entered; the message says why."""
+
+
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "pin-hash", parents=[common], help="hash a PIN for a plan's pin.hash"
     )
-    parser.add_argument("--stdin", action="store_true", help="read the PIN from standard input")
+    parser.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the PIN from standard input (one line) instead of asking on the terminal",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    pin = sys.stdin.readline().strip() if args.stdin else getpass.getpass("PIN: ")
     try:
+        pin = _piped() if args.stdin else _asked()
         print(hash_pin(pin))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (NoPin, ValueError) as error:
+        print(f"pin-hash: {error}; nothing hashed", file=sys.stderr)
         return 1
     return 0
+
+
+def _piped() -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise NoPin("no PIN on standard input")
+    return line.strip()
+
+
+def _asked() -> str:
+    if not sys.stdin.isatty():
+        raise NoPin("no terminal to ask the PIN on (pipe it in with --stdin)")
+    try:
+        first = getpass.getpass("PIN: ")
+        second = getpass.getpass("PIN again: ")
+    except EOFError:
+        print(file=sys.stderr)  # the prompt's line was left open
+        raise NoPin("no PIN entered") from None
+    if first != second:
+        raise NoPin("the two entries differ")
+    return first
