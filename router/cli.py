@@ -29,12 +29,10 @@ from router.commands import (
     serve,
     simulate,
 )
+from router.commands.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 
 COMMANDS = (serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db)
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,7 +6,9 @@ report carries throughput and latency figures. Time is virtual unless a test say
 """
 
 import asyncio
+import signal
 import socket
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -261,3 +263,46 @@ def test_the_command_refuses_a_mix_that_does_not_sum_to_100(
               "--mix", "answer=99"])  # fmt: skip
     assert exit_info.value.code == 2
     assert "sum to 99, not 100" in capsys.readouterr().err
+
+
+async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ended(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        callgen = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "router.cli",
+            "callgen",
+            "--config",
+            str(E2E_CONFIG),
+            "--target",
+            f"{router.host}:{router.port}",
+            "--calls",
+            "400",
+            "--concurrency",
+            "2",
+            "--number",
+            DIRECT,
+            "--mix",
+            "answer=100",
+            "--time-scale",
+            "0.01",  # about a second a call: the run would take minutes
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):  # until calls are under way
+            while len(await router.store.query_cdrs()) < 3:
+                await asyncio.sleep(0.1)
+        callgen.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(callgen.communicate(), timeout=30)
+    lines = out.decode().splitlines()
+    assert callgen.returncode == 130, err.decode()
+    assert err.decode() == ""
+    placed = int(lines[0].split()[2])
+    assert 0 < placed < 400
+    assert lines[0] == (
+        f"interrupted    after {placed} of 400 calls; the figures are of those calls"
+    )
+    assert lines[1].startswith(f"placed         {placed} calls to {router.host}:{router.port}")
+    assert lines[2] == f"outcomes       answered {placed}"

@@ -11,6 +11,8 @@ import asyncio
 import math
 import sys
 
+from router.commands.arguments import positive, service_number
+from router.commands.exits import EXIT_INTERRUPTED
 from router.configuration.config_dir import load_config
 from router.configuration.settings import parse_listen
 from router.simulation.callgen import (
@@ -22,14 +24,36 @@ from router.simulation.callgen import (
     run_callgen,
 )
 
+MAX_CALLS = 10_000_000
+MAX_CONCURRENCY = 50_000
+
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "callgen", parents=[common], help="place simulated calls against a router (load test)"
     )
-    parser.add_argument("--target", required=True, type=_address, metavar="HOST:PORT")
-    parser.add_argument("--calls", required=True, type=_positive, metavar="N")
-    parser.add_argument("--concurrency", required=True, type=_positive, metavar="C")
+    parser.add_argument(
+        "--target",
+        required=True,
+        type=_address,
+        metavar="HOST:PORT",
+        help="the router's FastAGI address, e.g. 127.0.0.1:4573",
+    )
+    parser.add_argument(
+        "--calls",
+        required=True,
+        type=positive(MAX_CALLS),
+        metavar="N",
+        help=f"how many calls to place (at most {MAX_CALLS:,}); Ctrl-C stops early and "
+        "reports on the calls placed",
+    )
+    parser.add_argument(
+        "--concurrency",
+        required=True,
+        type=positive(MAX_CONCURRENCY),
+        metavar="C",
+        help=f"calls open at once (at most {MAX_CONCURRENCY:,})",
+    )
     default_mix = ",".join(f"{name}={percent}" for name, percent in DEFAULT_MIX.items())
     parser.add_argument(
         "--mix",
@@ -45,6 +69,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         dest="numbers",
         nargs="+",
         action="extend",
+        type=service_number,
         metavar="400XXXXXXX",
         help="400 numbers to call in rotation (default: every plan in --config)",
     )
@@ -82,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = asyncio.run(run_callgen(spec))
     print(*report.lines(), sep="\n")
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if report.ok else 1
 
 
@@ -104,12 +131,6 @@ def _mix(text: str) -> dict[str, int]:
         return parse_mix(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
 
 
 def _non_negative(text: str) -> float:

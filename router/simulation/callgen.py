@@ -18,6 +18,8 @@ Numbers and callers rotate so that every number sees the whole mix from every ca
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 import random
 import re
@@ -35,7 +37,7 @@ from router.simulation.asterisk_agi import (
     CallResult,
     Outcome,
     SimulatedCall,
-    run_calls,
+    run_call,
 )
 
 Behaviour = Literal["answer", "busy", "noanswer", "hangup"]
@@ -263,6 +265,12 @@ class CallgenReport:
     """Time from the environment to the router's first command: the routing decision."""
     wall_s: Percentiles | None
     """Whole-call wall time of the completed calls (includes sleeps when time_scale > 0)."""
+    planned: int | None = None
+    """Set when the run was interrupted: how many calls it meant to place."""
+
+    @property
+    def interrupted(self) -> bool:
+        return self.planned is not None
 
     @property
     def placed(self) -> int:
@@ -287,11 +295,15 @@ class CallgenReport:
 
     @property
     def ok(self) -> bool:
-        return self.error_count == 0
+        return self.error_count == 0 and not self.interrupted
 
     def lines(self) -> list[str]:
         """The report as printed by `hotline400 callgen`."""
         lines = [
+            f"interrupted    after {self.placed} of {self.planned} calls; "
+            "the figures are of those calls"
+        ] if self.interrupted else []
+        lines += [
             f"placed         {self.placed} calls to {self.target} in {self.elapsed_s:.2f} s "
             f"({self.calls_per_s:.1f} calls/s), concurrency {self.concurrency}, "
             f"time scale {self.time_scale:g}",
@@ -343,18 +355,29 @@ def summarise(
 
 
 async def run_callgen(spec: CallgenSpec) -> CallgenReport:
-    """Place the run's calls against the router and report on them."""
+    """Place the run's calls against the router and report on them.
+
+    Cancelled (Ctrl-C), it stops placing calls and reports on the calls that ended, so a
+    long run interrupted still says what it measured.
+    """
     planned = build_calls(spec)
     timeout = 30.0 + LONGEST_VIRTUAL_CALL_S * spec.time_scale
+    gate = asyncio.Semaphore(spec.concurrency)
+    ended: dict[int, CallResult] = {}
+
+    async def one(index: int, simulated: SimulatedCall) -> None:
+        async with gate:
+            ended[index] = await run_call(
+                spec.host, spec.port, simulated, time_scale=spec.time_scale, timeout=timeout
+            )
+
     started = time.monotonic()
-    results = await run_calls(
-        spec.host,
-        spec.port,
-        [simulated for _, simulated in planned],
-        spec.concurrency,
-        time_scale=spec.time_scale,
-        timeout=timeout,
-    )
+    interrupted = False
+    try:
+        await asyncio.gather(*(one(index, call) for index, (_, call) in enumerate(planned)))
+    except asyncio.CancelledError:
+        interrupted = True
     elapsed = time.monotonic() - started
-    played = [(behaviour, result) for (behaviour, _), result in zip(planned, results, strict=True)]
-    return summarise(spec, played, elapsed)
+    played = [(planned[index][0], ended[index]) for index in sorted(ended)]
+    report = summarise(spec, played, elapsed)
+    return dataclasses.replace(report, planned=len(planned)) if interrupted else report
