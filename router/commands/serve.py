@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
+from router.configuration.settings import parse_listen
 from router.daemon import Daemon
 from router.monitoring.logs import configure_logging
 from router.startup import StartupError
@@ -17,8 +18,18 @@ from router.startup import StartupError
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("serve", parents=[common], help="run the FastAGI router")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="override router.yaml's listen")
+    parser.add_argument(
+        "--listen", type=_address, metavar="HOST:PORT", help="override router.yaml's listen"
+    )
     parser.set_defaults(run=run)
+
+
+def _address(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         daemon = Daemon(args.config, listen=args.listen)
-    except (ConfigError, ValueError) as error:
-        print(f"cannot start:\n{error}", file=sys.stderr)
+    except ConfigError as error:
+        print(f"cannot start: {error.summary()}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # the store's directory or the spool cannot be made or read
         print(f"cannot start: {_os_problem(error)}", file=sys.stderr)
