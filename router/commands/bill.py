@@ -63,7 +63,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--month", required=True, type=_month, metavar="YYYY-MM", help="the month billed"
     )
     parser.add_argument("--number", help="only this 400 number (default: every account)")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (for a person), csv (a line per subscriber) or json (everything)",
+    )
     parser.add_argument(
         "--close",
         action="store_true",

@@ -50,8 +50,18 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="TIME",
         help="calls started before this time; a date alone includes that whole day",
     )
-    parser.add_argument("--outcome", choices=[outcome.value for outcome in Outcome])
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument(
+        "--outcome",
+        choices=[outcome.value for outcome in Outcome],
+        metavar="OUTCOME",
+        help=f"only calls that ended so: {', '.join(outcome.value for outcome in Outcome)}",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (for a person, the latest 50 calls), csv or json (every call)",
+    )
     parser.add_argument(
         "--limit",
         type=_positive,
