@@ -7,7 +7,7 @@ call of a number that has an account, and this catches the ones it could not. Wi
 and the difference in the subscriber's share is booked as an adjustment (router.money.rerating
 says how included minutes are kept and why running it twice changes nothing).
 
-Progress goes to stderr; every price set or changed, and a summary, to stdout.
+Progress goes to stderr on a terminal; every price set or changed, and a summary, to stdout.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ from router.storage.protocol import StoreUnavailable
 
 
 class ProgressBar:
-    """'[##########          ] 512/1024' redrawn in place on a stream (stderr)."""
+    """'[##########          ] 512/1024' redrawn in place on a stream (stderr), when the
+    stream is a terminal: in a log file or a pipe the redraws would be noise."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
         self.stream = stream or sys.stderr
         self.width = width
+        self.shown = self.stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:
-        if not total:
+        if not total or not self.shown:
             return
         filled = self.width * done // total
         bar = "#" * filled + " " * (self.width - filled)
