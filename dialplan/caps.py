@@ -12,7 +12,10 @@ ZERO = Decimal("0.00")
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Month-to-date and day-to-date usage of one 400 number, read from counters (not CDRs)."""
+    """Month-to-date and day-to-date usage of one 400 number, read from counters (not CDRs).
+
+    month_calls counts what the plan's caps count: incoming calls, or answered ones.
+    """
 
     month_cost: Decimal = ZERO
     month_calls: int = 0
@@ -35,7 +38,10 @@ def cap_reached(caps: Caps, usage: Usage) -> str | None:
     """Why no more calls may be connected this month or day, or None."""
     match reached_cap(caps, usage):
         case "monthly_calls":
-            return f"monthly call cap reached ({usage.month_calls} of {caps.monthly_calls} calls)"
+            return (
+                f"monthly call cap reached ({usage.month_calls} of {caps.monthly_calls} "
+                f"{caps.monthly_calls_counting} calls)"
+            )
         case "monthly_cost":
             return f"monthly cost cap reached ({usage.month_cost} of {caps.monthly_cost} yuan)"
         case "daily_cost":

@@ -197,7 +197,15 @@ class Caps(Strict):
     """Cost control set by the business; once reached, calls are no longer connected."""
 
     monthly_cost: Decimal | None = Field(None, ge=0, decimal_places=2)
-    monthly_calls: int | None = Field(None, ge=0)
+    monthly_calls: int | None = Field(
+        None, ge=0, description="the month's incoming calls (or answered ones, see below)"
+    )
+    monthly_calls_counting: Literal["incoming", "answered"] = Field(
+        "incoming",
+        description="what monthly_calls counts: every incoming call put through to the "
+        "subscriber's phones, answered or not (the seed's total of incoming calls), or only "
+        "the answered ones",
+    )
     daily_cost: Decimal | None = Field(None, ge=0, decimal_places=2)
 
 

@@ -8,6 +8,7 @@ minutes. The simulator's 13800000051 (a Beijing mobile, area 010) answers and ta
 
 import asyncio
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,7 +22,13 @@ from rating.ledger import LedgerEntry, LedgerKind
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.storage.cdr import Outcome
-from tests.router_harness import MONDAY_MORNING, call, finished_cdr, running_router
+from tests.router_harness import (
+    E2E_CONFIG,
+    MONDAY_MORNING,
+    call,
+    finished_cdr,
+    running_router,
+)
 
 PREPAID, POSTPAID = "4000000008", "4000000009"
 
@@ -86,15 +93,42 @@ async def test_the_monthly_call_cap_lets_exactly_the_cap_through(tmp_path: Path)
     assert all(r.commands[-1] == 'EXEC Hangup "17"' for r in capped)
 
 
-async def test_an_unanswered_call_gives_its_unit_of_the_call_cap_back(tmp_path: Path) -> None:
+async def test_the_monthly_call_cap_counts_incoming_calls_answered_or_not(
+    tmp_path: Path,
+) -> None:
     async with running_router(tmp_path) as router:
         await pay(router, PREPAID, "50.00", "receipt-3")
         busy = {"13800000051": Phone.busy()}
         missed = await call(router, dialled=PREPAID, uniqueid="cap.busy", destinations=busy)
-        answered = [await call(router, dialled=PREPAID, uniqueid=f"cap.ok.{n}") for n in range(2)]
+        later = [await call(router, dialled=PREPAID, uniqueid=f"cap.ok.{n}") for n in range(2)]
         usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        refused = await finished_cdr(router, "cap.ok.1")
     assert missed.variables["HOTLINE_STATUS"] == "busy"
-    assert [r.variables["HOTLINE_STATUS"] for r in answered] == ["answered", "answered"]
+    assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "capped"]
+    assert refused.note == "capped: monthly call cap reached (2 of 2 incoming calls)"
+    assert usage.month_calls == 2
+
+
+async def test_a_cap_counting_answered_calls_gets_the_unit_of_an_unanswered_call_back(
+    tmp_path: Path,
+) -> None:
+    config = Path(shutil.copytree(E2E_CONFIG, tmp_path / "answered-only"))
+    plan = config / "plans" / f"{PREPAID}.yaml"
+    plan.write_text(
+        plan.read_text().replace(
+            "monthly_calls: 2\n", "monthly_calls: 2\n  monthly_calls_counting: answered\n"
+        )
+    )
+    async with running_router(tmp_path, config=config) as router:
+        await pay(router, PREPAID, "50.00", "receipt-3")
+        busy = {"13800000051": Phone.busy()}
+        missed = await call(router, dialled=PREPAID, uniqueid="cap.busy", destinations=busy)
+        later = [await call(router, dialled=PREPAID, uniqueid=f"cap.ok.{n}") for n in range(3)]
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        refused = await finished_cdr(router, "cap.ok.2")
+    assert missed.variables["HOTLINE_STATUS"] == "busy"
+    assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "answered", "capped"]
+    assert refused.note == "capped: monthly call cap reached (2 of 2 answered calls)"
     assert usage.month_calls == 2
 
 

@@ -3,10 +3,12 @@
 Before deciding, the router reads the number's counters (month and day cost, calls this
 month, included minutes used, prepaid balance: a few keyed rows, never a scan of CDRs).
 A plan with a monthly call cap reserves its call with one conditional statement, so
-routers sharing a database never both take the last unit; an unanswered call gives it
-back. When a balance or a cost cap limits spending, the longest affordable talk time goes
-to Dial as L(), so no call can overspend. After an answered call the price is booked: the
-CDR's shares and one ledger entry, written behind the call like every CDR write.
+routers sharing a database never both take the last unit. The cap counts incoming calls
+(every call put through to the subscriber's phones), unless the plan counts answered calls
+only: then an unanswered call gives its unit back. When a balance or a cost cap limits
+spending, the longest affordable talk time goes to Dial as L(), so no call can overspend.
+After an answered call the price is booked: the CDR's shares and one ledger entry, written
+behind the call like every CDR write.
 
 When the database cannot be read the router fails open (connects calls without limits)
 and logs it: cost control must not take a 400 number off the air.
@@ -153,8 +155,9 @@ class Accounting:
         return money, PostLedger(entry, priced.included_seconds_used)
 
     async def close_call(self, call: CallAccount, answered: bool) -> None:
-        """Give back the reserved unit of the call cap when nobody answered."""
-        if call.reserved and not answered:
+        """Give back the reserved unit of a cap counting answered calls when nobody answered."""
+        counts_answered_only = call.plan.caps.monthly_calls_counting == "answered"
+        if call.reserved and counts_answered_only and not answered:
             try:
                 await self.store.release_call(call.plan.number, call.month)
             except StoreUnavailable as error:
