@@ -38,7 +38,8 @@ import asyncpg
 from router.storage import schema
 from router.storage.protocol import StoreUnavailable
 from router.storage.rows import Row
-from router.storage.sql_store import Session, SqlStore, migrate
+from router.storage.sessions import Session, migrate
+from router.storage.sql_store import SqlStore
 from router.storage.sqlite import SHANGHAI
 
 _UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)

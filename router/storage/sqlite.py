@@ -30,7 +30,8 @@ from router.storage import schema
 from router.storage.protocol import StoreUnavailable
 from router.storage.queries import NO_ROUTER
 from router.storage.rows import Row
-from router.storage.sql_store import Session, SqlStore, migrate
+from router.storage.sessions import Session, migrate
+from router.storage.sql_store import SqlStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -1,0 +1,69 @@
+"""The ledger, balances, usage counters and call-cap units over any engine's sessions,
+written once. The balance and the cost counters move with each ledger insert, by the
+engine's triggers (router.storage.sqlite, router.storage.postgres), in its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.storage import queries
+from router.storage.rows import UsageSnapshot, entry_from_row, epoch_us, ledger_params, lock_order
+from router.storage.sessions import SessionSource
+
+
+class AccountTables(SessionSource):
+    """The accounts part of `Store`: what a call reads and reserves, what commands book."""
+
+    async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
+        params = (number, month, number, day, number, month, number)
+        async with self._connected() as session:
+            [row] = await session.fetch(queries.USAGE_SNAPSHOT, params)
+        return UsageSnapshot.from_row(row)
+
+    async def reserve_call(self, number: str, month: str, cap: int) -> bool:
+        if cap <= 0:
+            return False
+        async with self._single_write() as session:
+            return await session.execute(queries.RESERVE_CALL, (number, month, cap)) == 1
+
+    async def release_call(self, number: str, month: str) -> None:
+        async with self._single_write() as session:
+            await session.execute(queries.RELEASE_CALL, (number, month))
+
+    async def post_ledger(self, entries: Sequence[LedgerEntry]) -> int:
+        rows = sorted((ledger_params(entry, 0, self.zone) for entry in entries), key=lock_order)
+        added = 0
+        async with self._transaction() as session:
+            for row in rows:
+                added += await session.execute(queries.INSERT_LEDGER, row)  # triggers' not counted
+        return added
+
+    async def ledger(
+        self,
+        number: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: LedgerKind | None = None,
+    ) -> list[LedgerEntry]:
+        where = queries.Conditions()
+        where.add("number = ?", number)
+        if since is not None:
+            where.add("at_us >= ?", epoch_us(since))
+        if until is not None:
+            where.add("at_us < ?", epoch_us(until))
+        if kind is not None:
+            where.add("kind = ?", kind.value)
+        async with self._connected() as session:
+            rows = await session.fetch(
+                queries.SELECT_LEDGER.format(where=where.sql()), where.params
+            )
+        return [entry_from_row(row) for row in rows]
+
+    async def included_seconds_booked(self, number: str) -> dict[str, int]:
+        async with self._connected() as session:
+            rows = await session.fetch(queries.INCLUDED_SECONDS_BOOKED, (number,))
+        return {row["ref"]: row["included_seconds"] for row in rows}

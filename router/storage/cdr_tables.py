@@ -1,0 +1,111 @@
+"""CDRs and their legs over any engine's sessions, written once.
+
+`apply` is one transaction of at most four `executemany` statements: the batch's starts,
+then its legs, then its finishes, each in op order, then its ledger entries in lock order.
+That has the effect of going op by op, because starts and legs insert first-write-wins, a
+finish only updates a call whose start came before it, and ledger entries are independent
+of the CDRs; and a batch costs a handful of round trips, not one per op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
+from router.storage import queries
+from router.storage.cdr import CDR, CdrOp, Outcome, encode_value
+from router.storage.protocol import INTERRUPTED_NOTE
+from router.storage.rows import LEG_COLUMNS, batch_rows, cdr_from_row, epoch_us, leg_from_row
+from router.storage.sessions import Session, SessionSource
+
+
+class CdrTables(SessionSource):
+    """The CDR part of `Store`: the write-behind ops, interrupted calls, queries."""
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        # Encoding a big batch takes a while: done in a worker so the call path keeps running.
+        batch = await asyncio.to_thread(batch_rows, ops, self.zone, self.router)
+        async with self._transaction() as session:
+            for sql, rows in (
+                (queries.INSERT_CDR, batch.cdrs),
+                (queries.INSERT_LEG, batch.legs),
+                (queries.FINISH_CDR, batch.finishes),
+                (queries.INSERT_LEDGER, batch.ledger),
+            ):
+                if rows:
+                    await session.executemany(sql, rows)
+
+    async def close_interrupted(self, now: datetime) -> int:
+        async with self._transaction() as session:
+            stranded = await _select(
+                session, queries.STRANDED, [self.router, epoch_us(now)], limit=None
+            )
+            await session.executemany(
+                queries.CLOSE_INTERRUPTED,
+                [
+                    (
+                        Outcome.INTERRUPTED.value,
+                        encode_value(_latest_known_time(cdr)),
+                        INTERRUPTED_NOTE,
+                        cdr.call_id,
+                        Outcome.IN_PROGRESS.value,
+                    )
+                    for cdr in stranded
+                ],
+            )
+        return len(stranded)
+
+    async def query_cdrs(
+        self,
+        *,
+        number: str | None = None,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: Outcome | None = None,
+        limit: int | None = None,
+    ) -> list[CDR]:
+        where = queries.Conditions()
+        if number is not None:
+            where.add("number = ?", number)
+        if caller is not None:
+            where.add("(caller = ? OR caller_raw = ?)", caller, caller)
+        if since is not None:
+            where.add("started_us >= ?", epoch_us(since))
+        if until is not None:
+            where.add("started_us < ?", epoch_us(until))
+        if outcome is not None:
+            where.add("outcome = ?", outcome.value)
+        async with self._connected() as session:
+            return await _select(session, where.sql(), where.params, limit=limit)
+
+    async def get_cdr(self, call_id: str) -> CDR | None:
+        async with self._connected() as session:
+            found = await _select(session, "call_id = ?", [call_id], limit=None)
+        return found[0] if found else None
+
+
+async def _select(
+    session: Session, where: str, params: list[Any], *, limit: int | None
+) -> list[CDR]:
+    """CDRs matching `where`, newest first, each with its legs, in one statement."""
+    sql = queries.select_cdrs(where, limited=limit is not None)
+    rows = await session.fetch(sql, params if limit is None else [*params, limit])
+    found: list[CDR] = []
+    seq = queries.LEG_PREFIX + LEG_COLUMNS[1]
+    for _, group in groupby(rows, key=itemgetter("call_id")):
+        call_rows = list(group)
+        legs = tuple(
+            leg_from_row(row, queries.LEG_PREFIX) for row in call_rows if row[seq] is not None
+        )
+        found.append(cdr_from_row(call_rows[0], legs))
+    return found
+
+
+def _latest_known_time(cdr: CDR) -> datetime:
+    """When an interrupted call was last known alive: its last leg's end, else its start."""
+    return max([cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
