@@ -63,7 +63,21 @@ import asyncpg
 
 from router.call.channel_contract import ChannelVariable
 from router.call.channel_contract import Outcome as HotlineStatus
-from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call, run_calls
+from router.simulation.asterisk_agi import (
+    CallResult,
+    Outcome,
+    SimulatedCall,
+    recorded_destinations,
+    run_call,
+    run_calls,
+)
+from router.simulation.asterisk_ami import (
+    MANAGER_CONF,
+    RECORDINGS,
+    AmiSimulator,
+    accounts_from_manager_conf,
+    recorded_events,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 E2E_CONFIG = REPO / "tests" / "e2e_config"
@@ -153,14 +167,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def router_config(workdir: Path) -> Path:
-    """tests/e2e_config with production settings but the database and spool in `workdir`."""
+def router_config(workdir: Path, extra: str = "") -> Path:
+    """tests/e2e_config with production settings but the database and spool in `workdir`;
+    `extra` lines are added to router.yaml."""
     config = workdir / "config"
     shutil.copytree(E2E_CONFIG, config)
     (config / "router.yaml").write_text(
         'dial_template: "Local/{number}@phones"\n'
         f'database: "{workdir / "var" / "hotline400.db"}"\n'
-        f'spool_dir: "{workdir / "var" / "spool"}"\n',
+        f'spool_dir: "{workdir / "var" / "spool"}"\n' + extra,
         encoding="utf-8",
     )
     return config
@@ -213,12 +228,12 @@ class ServerProcess:
             self.process.wait()
 
 
-def start_router(workdir: Path) -> ServerProcess:
+def start_router(workdir: Path, name: str = "router", extra_config: str = "") -> ServerProcess:
     port = free_port()
-    config = router_config(workdir)
+    config = router_config(workdir, extra_config)
     argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
-    return _spawn("router", [*command, *argv], port, workdir)
+    return _spawn(name, [*command, *argv], port, workdir)
 
 
 def start_bare(workdir: Path) -> ServerProcess:
@@ -874,6 +889,210 @@ def report_shared(figures: dict[tuple[str, str], list[SharedRound]]) -> None:
         print(f"{label}: a counted call costs {extra:+.3f} ms CPU over a plain one")
 
 
+# --- the AMI link's cost (--ami) ------------------------------------------------------------
+#
+# A run of its own: minimal answered calls (4000000001: Dial, GET FULL VARIABLE, MSet) on
+# the ceiling, on a router without an AMI link, and on a router whose AMI link logs in to
+# the AMI simulator of this process with the account of asterisk/manager.conf (read
+# call,cdr, its event filter, timestamped events). For every call the simulator replays the
+# recorded AMI stream of such a call (answer.ami) with the call's own ids: the events up to
+# the inbound channel's Hangup as the call dials (written when the AGI simulator runs the
+# Dial, so they reach the router while the session is in progress, as Asterisk sends
+# them), the rest once the session has ended. Rounds alternate between the three.
+
+AMI_RECORDING = "answer.ami"
+RECORDED_IDS = b"1795371264."
+"""The recording's ids share this prefix; its inbound (AGI) channel is `.1`."""
+AMI_USER = "hotline400"
+TARGET_MS_WITHOUT_AMI = 0.30
+TARGET_MS_WITH_AMI = 0.35
+ANSWERED = SCENARIOS[0]
+
+
+class AmiFeed:
+    """The AMI simulator, and the recorded events of one answered call per call played."""
+
+    def __init__(self) -> None:
+        accounts = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
+        self.secret = accounts[AMI_USER].secret
+        self.simulator = AmiSimulator(accounts, timestamp_events=True)
+        events = recorded_events(RECORDINGS / AMI_RECORDING)
+        inbound_hangup = b"Event: Hangup\r\n"
+        split = next(
+            index
+            for index, event in enumerate(events)
+            if event.startswith(inbound_hangup)
+            and b"\r\nUniqueid: " + RECORDED_IDS + b"1\r\n" in event
+        )
+        self.during, self.after = events[:split], events[split:]
+        self.port = 0
+        self.written = 0
+        self._bases = itertools.count(1796000000)
+
+    async def start(self) -> None:
+        self.port = await self.simulator.start()
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+
+    def router_yaml(self) -> str:
+        return f'ami_host: "127.0.0.1"\nami_port: {self.port}\nami_secret: "{self.secret}"\n'
+
+    def calls(self, count: int) -> list[SimulatedCall]:
+        """Answered calls whose Dial writes the events of the call so far."""
+        played = []
+        for _ in range(count):
+            ids = f"{next(self._bases)}.".encode()
+            during = [event.replace(RECORDED_IDS, ids) for event in self.during]
+
+            def at_dial(number: str, during: list[bytes] = during) -> Outcome:
+                self.written += self.simulator.send(during)
+                return recorded_destinations(number)
+
+            played.append(
+                SimulatedCall(
+                    dialled=ANSWERED.dialled,
+                    caller_id=next(_callers),
+                    uniqueid=f"{ids.decode()}1",
+                    destinations=at_dial,
+                )
+            )
+        return played
+
+    def call_ended(self, call: SimulatedCall) -> None:
+        ids = (call.uniqueid or "").removesuffix("1").encode()
+        self.written += self.simulator.send(
+            event.replace(RECORDED_IDS, ids) for event in self.after
+        )
+
+
+async def answered_round(
+    server: ServerProcess, calls: int, concurrency: int, feed: AmiFeed | None, rate: float
+) -> Round:
+    """`calls` minimal answered calls started `rate` a second (0: as fast as they go), at
+    most `concurrency` at once; with `feed`, each with its AMI events."""
+    if feed is not None:
+        played = feed.calls(calls)
+    else:
+        played = [
+            SimulatedCall(
+                dialled=ANSWERED.dialled,
+                caller_id=next(_callers),
+                uniqueid=f"1795400000.{next(_call_ids)}",
+            )
+            for _ in range(calls)
+        ]
+    gate = asyncio.Semaphore(concurrency)
+    loop = asyncio.get_running_loop()
+    begins = loop.time()
+
+    async def one(index: int, call: SimulatedCall) -> CallResult:
+        if rate:
+            await asyncio.sleep(max(0.0, begins + index / rate - loop.time()))
+        async with gate:
+            result = await run_call("127.0.0.1", server.port, call, timeout=120)
+        if feed is not None:
+            feed.call_ended(call)
+        return result
+
+    cpu_before, client_before = server.cpu_s(), time.process_time()
+    machine_before = machine_busy_s()
+    started = time.monotonic()
+    results = await asyncio.gather(*(one(index, call) for index, call in enumerate(played)))
+    wall = time.monotonic() - started
+    client = time.process_time() - client_before
+    others = machine_busy_s() - machine_before - (server.cpu_s() - cpu_before) - client
+    await settle(server)
+    problems = failures(results, {ANSWERED.dialled: ANSWERED.status})
+    for problem in problems[:5]:
+        print(f"  {server.name}: {problem}", file=sys.stderr)
+    return Round(
+        calls=calls,
+        wall_s=wall,
+        server_cpu_s=server.cpu_s() - cpu_before,
+        client_cpu_s=client,
+        others_cpu_s=max(0.0, others),
+        think_ms=tuple(think_ms(result) for result in results),
+        failed=len(problems),
+    )
+
+
+async def run_ami_cost(args: argparse.Namespace) -> None:
+    raise_fd_limit()
+    feed = AmiFeed()
+    await feed.start()
+    with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
+        workdir = Path(temp)
+        for side in ("ceiling", "router", "router+AMI"):
+            (workdir / side).mkdir()
+        setups = [
+            (start_bare(workdir / "ceiling"), None),
+            (start_router(workdir / "router", "router"), None),
+            (start_router(workdir / "router+AMI", "router+AMI", feed.router_yaml()), feed),
+        ]
+        try:
+            for server, _ in setups:
+                await wait_ready(server)
+            await _ami_rounds(setups, feed, args)
+        finally:
+            for server, _ in setups:
+                server.stop()
+            await feed.stop()
+
+
+async def _ami_rounds(
+    setups: list[tuple[ServerProcess, AmiFeed | None]], feed: AmiFeed, args: argparse.Namespace
+) -> None:
+    deadline = time.monotonic() + 10
+    while feed.simulator.sessions < 1:  # the router's link logs in in the background
+        if time.monotonic() > deadline:
+            raise SystemExit("the router's AMI link did not log in")
+        await asyncio.sleep(0.05)
+    for server, with_feed in setups:  # warm caches, imports and the SQLite file
+        await answered_round(server, args.warmup, args.concurrency, with_feed, args.rate)
+    print(
+        f"minimal answered calls, {args.calls} x {args.rounds} rounds, "
+        f"{args.rate:g} calls/s offered, at most {args.concurrency} at once; "
+        f"AMI: {AMI_RECORDING} per call, manager.conf's account"
+    )
+    rounds: dict[str, list[Round]] = {server.name: [] for server, _ in setups}
+    written_before = feed.written
+    for number in range(1, args.rounds + 1):
+        for server, with_feed in setups:
+            done = await answered_round(server, args.calls, args.concurrency, with_feed, args.rate)
+            rounds[server.name].append(done)
+            print(
+                f"  round {number} {server.name:<10} {done.calls_per_s:6.0f} calls/s  "
+                f"server CPU {done.cpu_ms_per_call:6.3f} ms/call  "
+                f"simulators {done.client_cpu_s / done.wall_s:4.2f} cores  "
+                f"others {done.others_cpu_s / done.wall_s:4.2f} cores  failed {done.failed}"
+            )
+    per_call = (feed.written - written_before) / (args.calls * args.rounds)
+    report_ami_cost(rounds, per_call)
+
+
+def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: float) -> None:
+    cpu = {
+        name: statistics.median(r.cpu_ms_per_call for r in done) for name, done in rounds.items()
+    }
+    print(f"\n{'setup':<10} {'calls/s':>8} {'CPU ms/call':>11} {'x ceiling':>9}   target")
+    targets = {"router": TARGET_MS_WITHOUT_AMI, "router+AMI": TARGET_MS_WITH_AMI}
+    for name, done in rounds.items():
+        typical = sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2]
+        target = targets.get(name)
+        verdict = ""
+        if target is not None:
+            verdict = f"<= {target:.2f} ms: {'meets' if cpu[name] <= target else 'misses'}"
+        print(
+            f"{name:<10} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} "
+            f"{cpu[name] / cpu['ceiling']:9.2f}   {verdict}"
+        )
+    print(
+        f"the AMI link: {events_per_call:.1f} events per call written to it, "
+        f"{1000 * (cpu['router+AMI'] - cpu['router']):.0f} µs of router CPU per call"
+    )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -886,6 +1105,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=int, default=5000, help="ringing calls held at once")
     parser.add_argument("--ring", type=float, default=25.0, help="real seconds a held call rings")
     parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
+    parser.add_argument(
+        "--ami",
+        action="store_true",
+        help="a run of its own: minimal answered calls on the ceiling and on the router "
+        "without and with an AMI link fed the recorded events of each call",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=150.0,
+        help="with --ami: calls started per second on every setup, 0 for as fast as they go",
+    )
     add_shared_store_flags(parser)
     args = parser.parse_args(argv)
     if args.quick:
@@ -896,6 +1127,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    asyncio.run(
-        run_shared_store(arguments) if shared_store_requested(arguments) else run(arguments)
-    )
+    if arguments.ami:
+        asyncio.run(run_ami_cost(arguments))
+    elif shared_store_requested(arguments):
+        asyncio.run(run_shared_store(arguments))
+    else:
+        asyncio.run(run(arguments))

@@ -13,7 +13,7 @@ from itertools import pairwise
 import pytest
 
 from router.ami.link import AmiLink
-from router.ami.wire import AmiConnection, header, parse_message
+from router.ami.wire import AmiConnection, AmiEvent, header, parse_message
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
@@ -270,3 +270,14 @@ def test_a_header_is_read_from_the_bytes_and_a_parsed_event_ignores_case() -> No
     event = parse_message(dial_begin)
     assert event["event"] == "DialBegin" and event.get("UNIQUEID") == "1795371264.1"
     assert "AccountCode" in event and event["AccountCode"] == ""
+
+
+@pytest.mark.parametrize("recording", ["answer.ami", "busy_forward.ami", "misc.ami"])
+def test_an_event_read_header_by_header_says_what_the_parsed_event_says(recording: str) -> None:
+    for block in recorded_events(RECORDINGS / recording):
+        raw = block.removesuffix(b"\r\n\r\n")
+        parsed, lazy = parse_message(raw), AmiEvent(raw)
+        assert dict(lazy) == parsed
+        for name in [*parsed, "NoSuchHeader", "uniqueid", "UNIQUEID", "Event"]:
+            assert lazy.get(name) == parsed.get(name)
+            assert (name in lazy) == (name in parsed)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.ami.wire import AmiConnection, AmiMessage, event_name, parse_message
+from router.ami.wire import AmiConnection, AmiEvent, AmiMessage, event_name
 
 log = logging.getLogger("hotline400.ami")
 
@@ -203,13 +203,13 @@ class AmiLink:
         routes = self._handlers.get(event_name(block))
         if routes is None:
             return
-        event: AmiMessage | None = None
+        event: AmiEvent | None = None
         for handler, wants in routes:
             try:
                 if wants is not None and not wants(block):
                     continue
                 if event is None:
-                    event = parse_message(block)
+                    event = AmiEvent(block)
                 handler(event)
             except Exception:
                 name = block.partition(b"\r\n")[0][7:].decode("utf-8", "replace")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 log = logging.getLogger("hotline400.ami")
 
@@ -62,13 +62,60 @@ class AmiMessage(dict[str, str]):
 
 def parse_message(block: bytes) -> AmiMessage:
     """The headers of one message (its CRLF lines without the blank line after them).
-    A header repeated keeps its last value; bytes that are not UTF-8 become U+FFFD."""
+    A header repeated keeps its first value; bytes that are not UTF-8 become U+FFFD."""
     message = AmiMessage()
     for line in block.decode("utf-8", "replace").split("\r\n"):
         name, colon, value = line.partition(":")
         if colon:
-            dict.__setitem__(message, name.strip().lower(), value.strip())
+            message.setdefault(name.strip().lower(), value.strip())
     return message
+
+
+class AmiEvent(Mapping[str, str]):
+    """An event read from its bytes header by header, as a handler asks: a handler reads
+    three to six of an event's 15 to 30 headers, and finding each in the bytes costs less
+    than splitting them all. Looked up without regard to case, like `AmiMessage`, with the
+    same values (a repeated header gives its first); iterating parses the whole event."""
+
+    __slots__ = ("_block", "_folded", "_parsed")
+
+    def __init__(self, block: bytes) -> None:
+        self._block = b"\r\n" + block
+        self._folded = self._block.lower()
+        self._parsed: AmiMessage | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        folded = self._folded
+        name = b"\r\n" + key.strip().lower().encode() + b":"
+        start = folded.find(name)
+        while start >= 0 and b"\r\n" in folded[start + 2 : start + len(name)]:
+            start = folded.find(name, start + 2)  # a name holding a line break never matches
+        if start < 0:
+            return default
+        start += len(name)
+        end = folded.find(b"\r\n", start)
+        value = self._block[start:] if end < 0 else self._block[start:end]
+        return value.decode("utf-8", "replace").strip()
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def _all(self) -> AmiMessage:
+        if self._parsed is None:
+            self._parsed = parse_message(self._block[2:])
+        return self._parsed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def header(block: bytes, name: bytes) -> bytes | None:

@@ -49,6 +49,7 @@ class CallAccount:
     account: Account | None
     snapshot: UsageSnapshot
     month: str
+    """The month of the counters read, "" when the number has none to read."""
     reserved: bool = False
 
     @property
@@ -92,14 +93,14 @@ class Accounting:
     async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
         """Read the number's counters as the call arrives."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        local = now.astimezone(plan.zone())
-        month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
         caps = plan.caps
         needs_counters = account is not None or any(
             limit is not None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
         )
-        snapshot = NO_USAGE
-        if needs_counters:
+        snapshot, month = NO_USAGE, ""
+        if needs_counters:  # else no counter is read or written: no month nor day needed
+            local = now.astimezone(plan.zone())
+            month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
             try:
                 snapshot = await self.store.usage(plan.number, month, day)
             except StoreUnavailable as error:

@@ -69,7 +69,8 @@ def mask_number(value: str) -> str:
     (3 digits for 01x and 02x, else 4) or the first 3 digits of any other number, and the
     last 2 digits. A number too short to hide anything (10086) is returned as it is.
     """
-    digits = "".join(c for c in value if c in _DIGITS)
+    plain = value.isascii() and value.isdigit()  # the usual caller ID: digits only
+    digits = value if plain else "".join(c for c in value if c in _DIGITS)
     start = _prefix_length(digits, international=value.lstrip().startswith("+"))
     national = digits[start:]
     if national.startswith("0") and len(national) > 1:
@@ -79,6 +80,8 @@ def mask_number(value: str) -> str:
     end = len(digits) - _KEPT_AT_END
     if end <= start:
         return value
+    if plain:
+        return value[:start] + "*" * (end - start) + value[end:]
     masked, position = [], 0
     for char in value:
         if char in _DIGITS:
@@ -91,6 +94,8 @@ def mask_number(value: str) -> str:
 
 def mask_text(text: str) -> str:
     """Text with every phone-shaped run of digits masked (see the module's docstring)."""
+    if text.isascii() and text.isdigit():  # a number field: phone-shaped as a whole or not
+        return mask_number(text) if _PHONE_IN_TEXT.fullmatch(text) else text
     return _PHONE_IN_TEXT.sub(lambda match: mask_number(match.group()), text)
 
 
@@ -125,6 +130,8 @@ class StructuredFormatter(logging.Formatter):
         self.output = format
         self.mask_callers = mask_callers
         self.zone = zone or ZoneInfo("Asia/Shanghai")
+        self._second: tuple[int, str, str] = (-1, "", "")
+        """The last whole second stamped: its date and time, and its UTC offset."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = self.fields(record)
@@ -135,9 +142,7 @@ class StructuredFormatter(logging.Formatter):
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         """The record as ordered key/value pairs, masked as configured."""
         fields: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, self.zone).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "call_id": getattr(record, "call_id", None) or _current_call.get(),
@@ -153,6 +158,22 @@ class StructuredFormatter(logging.Formatter):
         if record.stack_info:
             fields["stack"] = self._text(self.formatStack(record.stack_info))
         return fields
+
+    def _timestamp(self, created: float) -> str:
+        """`created` as ISO 8601 to the millisecond in the zone, as
+        `datetime.fromtimestamp(created, zone).isoformat(timespec="milliseconds")` gives it;
+        the date, time and offset are worked out once a second (a call logs a line)."""
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros >= 1_000_000 or created < 0:  # rounds up into the next second
+            stamp = datetime.fromtimestamp(created, self.zone)
+            return stamp.isoformat(timespec="milliseconds")
+        cached, clock, offset = self._second
+        if cached != second:
+            whole = datetime.fromtimestamp(second, self.zone).isoformat()
+            clock, offset = whole[:19], whole[19:]
+            self._second = (second, clock, offset)
+        return f"{clock}.{micros // 1000:03d}{offset}"
 
     def _text(self, text: str) -> str:
         return mask_text(text) if self.mask_callers else text
