@@ -72,6 +72,45 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "argument --number: '12345' is not a 400 number"),
     ("callgen with a mix over 100", ["callgen", "--target", "127.0.0.1:1", "--calls", "1",
      "--concurrency", "1", "--mix", "answer=90,busy=20"], "argument --mix:"),
+    # account, bill, rate, cdr
+    ("a top-up in exponent notation", ["account", "topup", "--number", "4006001234",
+     "--amount", "1e9"], "argument --amount: '1e9' is not an amount like 600.00"),
+    ("a top-up of twenty digits", ["account", "topup", "--number", "4006001234",
+     "--amount", "99999999999999999999"], "is not an amount like 600.00"),
+    ("a top-up of two million", ["account", "topup", "--number", "4006001234",
+     "--amount", "2000000"], "argument --amount: '2000000': more than 1,000,000.00 yuan at once"),
+    ("a top-up of nothing", ["account", "topup", "--number", "4006001234", "--amount", "0"],
+     "argument --amount: '0': the amount must be more than 0"),
+    ("a top-up to a number with letters", ["account", "topup", "--number", "abc",
+     "--amount", "10"], "argument --number: 'abc' is not a 400 number"),
+    ("a top-up at a time of no form", ["account", "topup", "--number", "4006001234",
+     "--amount", "10", "--at", "noon"], "argument --at: 'noon' is not a time"),
+    ("a top-up before any router made the books", ["account", "topup", "--number",
+     "4006001234", "--amount", "10"], "create it with hotline400 db upgrade"),
+    ("a top-up to a number without an account", ["account", "topup", "--number",
+     "4009999999", "--amount", "10"], "4009999999 has no account in tariffs.yaml"),
+    ("account show as of an impossible day", ["account", "show", "--number", "4006001234",
+     "--today", "2026-02-30"], "February 2026 has 28 days"),
+    ("fees of an impossible day", ["account", "fees", "--day", "2026-04-31"],
+     "argument --day: '2026-04-31' is not a date: April 2026 has 30 days"),
+    ("a bill for month 13", ["bill", "--month", "2026-13"],
+     "argument --month: '2026-13': there is no month 13"),
+    ("a bill for a month of one digit", ["bill", "--month", "2026-1"],
+     "argument --month: '2026-1' is not a month like 2026-11"),
+    ("a bill for a number with letters", ["bill", "--month", "2026-11", "--number", "x"],
+     "argument --number: 'x' is not a 400 number"),
+    ("rating from an impossible day", ["rate", "--from", "2026-02-30", "--to", "2026-03-01"],
+     "argument --from: '2026-02-30' is not a date: February 2026 has 28 days"),
+    ("rating backwards", ["rate", "--from", "2026-03-02", "--to", "2026-03-01"],
+     "--to 2026-03-01 is before --from 2026-03-02"),
+    ("records of a number with letters", ["cdr", "--number", "abc"],
+     "argument --number: 'abc' is not a 400 number"),
+    ("records since an impossible day", ["cdr", "--since", "2026-02-30"],
+     "argument --since: '2026-02-30' is not a date: February 2026 has 28 days"),
+    ("records until a time of no form", ["cdr", "--until", "last week"],
+     "argument --until: 'last week' is not a time"),
+    ("no records at all", ["cdr", "--limit", "0"], "argument --limit: '0' is not a whole number"),
+    ("records before any router ran", ["cdr"], "does not exist"),
     # pin-hash
     ("pin-hash with nothing piped in", ["pin-hash", "--stdin"],
      "pin-hash: no PIN on standard input; nothing hashed"),
@@ -81,6 +120,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
 ]
 PIPED_IN = {"a PIN of letters": "24a8\n"}
 """What stands on stdin for a case; nothing for the others (no terminal either)."""
+WITH_BOOKS = {"a top-up to a number without an account"}
+"""Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
@@ -112,6 +153,9 @@ def test_a_bad_input_ends_in_one_line_on_stderr_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(PIPED_IN.get(what, "")))
+    if what in WITH_BOOKS:
+        assert main(["db", "upgrade"]) == 0
+        capsys.readouterr()
     before = snapshot(workdir)
     try:
         code = main(argv)
@@ -154,3 +198,16 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("hotline400 0.")
+
+
+def test_a_broken_plan_blocks_neither_account_show_nor_bill(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    plan = workdir / "config" / "plans" / "4001234567.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8") + "\nnonsense: [\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["account", "show", "--number", "4006001234"]) == 0
+    assert main(["bill", "--month", "2026-11", "--number", "4006001234"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("4006001234\n  package ") and err == ""

@@ -21,12 +21,13 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
-from rating.money import FEN, ZERO, to_fen
+from rating.money import ZERO, to_fen
+from router.commands.arguments import amount, day, moment, service_number
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import Store, StoreUnavailable
 
@@ -36,45 +37,42 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     actions = parser.add_subparsers(dest="action", required=True)
 
     topup = actions.add_parser("topup", parents=[common], help="book a payment")
-    topup.add_argument("--number", required=True, help="the 400 number")
-    topup.add_argument("--amount", required=True, type=_amount, metavar="YUAN", help="e.g. 600.00")
+    topup.add_argument("--number", required=True, type=service_number, help="the 400 number")
+    topup.add_argument(
+        "--amount",
+        required=True,
+        type=amount(MAX_PAYMENT),
+        metavar="YUAN",
+        help=f"e.g. 600.00: yuan, at most 2 decimals, at most {MAX_PAYMENT:,} at once",
+    )
     topup.add_argument("--ref", help="receipt or transfer id (default: a generated unique id)")
     topup.add_argument(
         "--at",
-        type=datetime.fromisoformat,
+        type=moment,
         metavar="TIME",
         help='when it was paid: "YYYY-MM-DD HH:MM" local, or ISO with offset (default: now)',
     )
     topup.set_defaults(run=_run_topup)
 
     show = actions.add_parser("show", parents=[common], help="balance, usage, package")
-    show.add_argument("--number", required=True, help="the 400 number")
+    show.add_argument("--number", required=True, type=service_number, help="the 400 number")
     show.add_argument(
         "--today",
-        type=date.fromisoformat,
+        type=day,
         metavar="YYYY-MM-DD",
         help="the day 'today' and 'this month' mean (default: today)",
     )
     show.set_defaults(run=_run_show)
 
     fees = actions.add_parser("fees", parents=[common], help="book the day's feature fees")
-    fees.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD", help="default: today")
+    fees.add_argument(
+        "--day", type=day, metavar="YYYY-MM-DD", help="the day to book (default: today)"
+    )
     fees.set_defaults(run=_run_fees)
 
 
-def _amount(text: str) -> Decimal:
-    """A payment in yuan: more than 0, to the fen."""
-    try:
-        amount = Decimal(text)
-        exact = amount.is_finite() and amount == amount.quantize(FEN)
-    except InvalidOperation:  # not a number, or too many digits to hold to the fen
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount like 600.00") from None
-    if not amount.is_finite() or amount <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a payment must be more than 0")
-    if not exact:
-        raise argparse.ArgumentTypeError(f"{text!r}: amounts are to the fen (0.01)")
-    return to_fen(amount)
-
+MAX_PAYMENT = Decimal("1000000.00")
+"""A larger payment is taken for a typo: book it in parts if it is real."""
 
 Action = Callable[[Books, argparse.Namespace], Awaitable[int]]
 

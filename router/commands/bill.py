@@ -25,10 +25,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rating.closing import MonthNotClosable, month_span
+from rating.closing import MonthNotClosable
 from rating.ledger import LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
+from router.commands.arguments import day, month, service_number
 from router.money.billing import MonthStatement, close_month, month_statement
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
@@ -60,9 +61,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "bill", parents=[common], help="monthly statements; --close books rent and top-up"
     )
     parser.add_argument(
-        "--month", required=True, type=_month, metavar="YYYY-MM", help="the month billed"
+        "--month", required=True, type=month, metavar="YYYY-MM", help="the month billed"
     )
-    parser.add_argument("--number", help="only this 400 number (default: every account)")
+    parser.add_argument(
+        "--number", type=service_number, help="only this 400 number (default: every account)"
+    )
     parser.add_argument(
         "--format",
         choices=("table", "csv", "json"),
@@ -77,7 +80,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--today",
-        type=date.fromisoformat,
+        type=day,
         metavar="YYYY-MM-DD",
         help="judge whether the month is over as of this date (default: today)",
     )
@@ -124,14 +127,6 @@ async def _statements(
             await month_statement(store, books.tariffs, number, month) for number in numbers
         ]
         return statements, 0
-
-
-def _month(text: str) -> str:
-    try:
-        month_span(text, ZoneInfo("UTC"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def _pending_total(statement: MonthStatement) -> Decimal:

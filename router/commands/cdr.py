@@ -16,13 +16,13 @@ import json
 import sys
 import unicodedata
 from collections.abc import Sequence
-from contextlib import suppress
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
+from router.commands.arguments import moment, positive, service_number
 from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 from router.storage.location import NoStore, store_for_command
@@ -30,23 +30,24 @@ from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import CDR_COLUMNS, STORED_ONLY
 
 TABLE_LIMIT = 50
+MAX_LIMIT = 100_000_000
 CSV_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs")
 """The CDR's columns as the store has them, its legs summed up in one."""
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("cdr", parents=[common], help="list or export call records")
-    parser.add_argument("--number", help="only calls to this 400 number")
+    parser.add_argument("--number", type=service_number, help="only calls to this 400 number")
     parser.add_argument("--caller", help="only calls from this caller (as stored or as sent)")
     parser.add_argument(
         "--since",
-        type=_time,
+        type=moment,
         metavar="TIME",
         help='calls started at or after: "YYYY-MM-DD", "YYYY-MM-DD HH:MM" or ISO with offset',
     )
     parser.add_argument(
         "--until",
-        type=_time,
+        type=moment,
         metavar="TIME",
         help="calls started before this time; a date alone includes that whole day",
     )
@@ -64,7 +65,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--limit",
-        type=_positive,
+        type=positive(MAX_LIMIT),
         metavar="N",
         help=f"at most N calls, newest first (table: {TABLE_LIMIT}; exports: all)",
     )
@@ -195,18 +196,6 @@ def _pad(text: str, width: int, *, right: bool) -> str:
     return fill + text if right else text + fill
 
 
-def _time(text: str) -> date | datetime:
-    """A date, a local date and time, or an ISO time with offset; zones are applied later."""
-    with suppress(ValueError):
-        return date.fromisoformat(text)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'{text!r}: use "YYYY-MM-DD", "YYYY-MM-DD HH:MM" or ISO 8601 with offset'
-        ) from None
-
-
 def _moment(value: date | datetime | None, zone: ZoneInfo, *, whole_day: bool) -> datetime | None:
     """The instant a --since / --until value names; a date is its local midnight, or the
     next one when the whole day is meant."""
@@ -216,9 +205,3 @@ def _moment(value: date | datetime | None, zone: ZoneInfo, *, whole_day: bool) -
         return value if value.tzinfo else value.replace(tzinfo=zone)
     day = value + timedelta(days=1) if whole_day else value
     return datetime(day.year, day.month, day.day, tzinfo=zone)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)

@@ -16,9 +16,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TextIO
 
+from router.commands.arguments import day, service_number
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.rerating import Change, RatingRun, rate_cdrs
 from router.storage.protocol import StoreUnavailable
@@ -51,7 +52,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--from",
         dest="first",
         required=True,
-        type=date.fromisoformat,
+        type=day,
         metavar="YYYY-MM-DD",
         help="first day of calls to price (by start, local time)",
     )
@@ -59,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--to",
         dest="last",
         required=True,
-        type=date.fromisoformat,
+        type=day,
         metavar="YYYY-MM-DD",
         help="last day of calls to price, included",
     )
@@ -68,7 +69,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         action="store_true",
         help="price already priced calls again; book the differences as adjustments",
     )
-    parser.add_argument("--number", help="only calls to this 400 number")
+    parser.add_argument("--number", type=service_number, help="only calls to this 400 number")
     parser.set_defaults(run=run)
 
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from dialplan.plan import Plan
 from rating.tariff import Account, Tariffs
 from router.configuration.config_dir import TARIFFS_FILE, load_config
-from router.configuration.settings import RouterSettings
+from router.configuration.settings import ROUTER_FILE, RouterSettings
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store
 
@@ -68,16 +68,23 @@ class Books:
 
 
 def load_books(config_dir: str | Path) -> Books:
-    """The config directory's settings, tariffs and plans; BooksUnavailable when any file
-    has problems (money is never booked on a half-read configuration) or the store cannot
-    be named (router.storage.location.store_for_command)."""
+    """The config directory's settings, tariffs and plans; BooksUnavailable when router.yaml
+    or the tariffs have problems (money is never booked on half-read tariffs or settings)
+    or the store cannot be named (router.storage.location.store_for_command). A broken plan
+    of some number blocks nothing here: `hotline400 check` lists it, and re-rating skips
+    that number's calls, saying why."""
     directory = Path(config_dir)
     if not directory.is_dir():
         raise BooksUnavailable(f"no configuration directory {directory}")
     config = load_config(directory)
-    if config.problems:
-        listed = "\n".join(str(problem) for problem in config.problems)
-        raise BooksUnavailable(f"fix the configuration first (hotline400 check):\n{listed}")
+    blocking = [
+        problem
+        for problem in config.problems
+        if Path(problem.file).name in (ROUTER_FILE, TARIFFS_FILE)
+    ]
+    if blocking:
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        raise BooksUnavailable(f"{blocking[0]}{more}; fix it first (hotline400 check)")
     if config.tariffs is None:
         raise BooksUnavailable(f"no tariffs: {directory / TARIFFS_FILE} does not exist")
     try:

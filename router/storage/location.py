@@ -120,7 +120,8 @@ def store_for_command(
         named_by = _named_by(settings, environ)
         raise NoStore(
             f"the database {location.path.absolute()} does not exist ({named_by}, relative "
-            "to the current directory); the router creates it when it starts"
+            "to the current directory): run the command where the router runs, or create "
+            "it with hotline400 db upgrade"
         )
     return redacted(url), store_for(settings, port=0, environ=environ)
 
