@@ -16,6 +16,13 @@ Every entry is dated inside the month, so the month's statement shows it however
 month is closed. Closing waits until the month is over and every answered call of it is
 priced; a booked top-up is never revised (the ledger is append-only), so re-rate a month
 before closing it.
+
+A typo must not cost money, so closing refuses a month before the account was opened and
+a month already closed. An operator reverses a close by reopening the month: adjustments
+that compensate its rent and top-up, each naming who reopened it, when and why (ref
+'reopen 2026-11#1 rent'). Closing a reopened month books the next generation of entries
+(ref '2026-11#2'), so the ledger keeps one entry per number, kind and ref, and the
+statement shows the first close, its reversal and the new close one after the other.
 """
 
 from __future__ import annotations
@@ -50,13 +57,92 @@ def month_span(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
+REOPEN_PREFIX = "reopen"
+CLOSING_KINDS = (LedgerKind.RENT, LedgerKind.MINIMUM_TOPUP)
+"""What closing books and reopening reverses; feature fees are owed whether or not a month
+is closed (`account fees` books them too)."""
+
+
+def closing_ref(month: str, generation: int) -> str:
+    """'2026-11' for the first close of a month, '2026-11#2' after it was reopened once."""
+    return month if generation == 1 else f"{month}#{generation}"
+
+
+def _reopen_ref(month: str, generation: int, kind: LedgerKind) -> str:
+    return f"{REOPEN_PREFIX} {month}#{generation} {kind}"
+
+
+def closing_generation(month: str, booked: Iterable[LedgerEntry]) -> int:
+    """Which close of `month` is the current one: 1, plus one for each reopening found
+    among the month's `booked` entries."""
+    prefix = f"{REOPEN_PREFIX} {month}#"
+    reopened = {
+        entry.ref.split()[1]
+        for entry in booked
+        if entry.kind is LedgerKind.ADJUSTMENT and entry.ref.startswith(prefix)
+    }
+    return 1 + len(reopened)
+
+
+def closed_by(month: str, booked: Iterable[LedgerEntry]) -> tuple[LedgerEntry, ...]:
+    """The rent and top-up entries of the month's current close; empty while it is open."""
+    entries = list(booked)
+    ref = closing_ref(month, closing_generation(month, entries))
+    return tuple(entry for entry in entries if entry.kind in CLOSING_KINDS and entry.ref == ref)
+
+
+def reopening_entries(
+    month: str, booked: Iterable[LedgerEntry], by: str, reason: str, today: date
+) -> list[LedgerEntry]:
+    """The adjustments that reverse the month's current close, dated like the entries they
+    compensate (so the month's statement shows both), recording who, when and why."""
+    booked = list(booked)
+    generation = closing_generation(month, booked)
+    return [
+        LedgerEntry(
+            entry.number,
+            entry.at,
+            ZERO - entry.amount,
+            LedgerKind.ADJUSTMENT,
+            _reopen_ref(month, generation, entry.kind),
+            f"reverses {entry.kind} {entry.ref}: reopened {today} by {by}: {reason}",
+        )
+        for entry in closed_by(month, booked)
+    ]
+
+
+def check_opened(month: str, zone: ZoneInfo, number: str, opened: date | None) -> None:
+    """Raise MonthNotClosable when `month` ended before the account was opened, or when
+    nothing says when it was."""
+    if opened is None:
+        raise MonthNotClosable(
+            f"{number} has no opening day: set accounts.{number}.opened in the tariffs "
+            "(nothing on its ledger tells it either)"
+        )
+    _, end = month_span(month, zone)
+    if end.date() <= opened:
+        raise MonthNotClosable(f"{number} was opened on {opened}: {month} is before that")
+
+
+def check_not_closed(month: str, number: str, booked: Iterable[LedgerEntry]) -> None:
+    """Raise MonthNotClosable when the month's current close is on the ledger already."""
+    entries = closed_by(month, booked)
+    if entries:
+        what = ", ".join(f"{entry.kind} {ZERO - entry.amount}" for entry in entries)
+        raise MonthNotClosable(
+            f"{month} is already closed for {number} ({what}); to undo it: hotline400 bill "
+            f"--month {month} --number {number} --reopen --by NAME --reason WHY"
+        )
+
+
 def closing_entries(
-    tariffs: Tariffs, number: str, month: str, call_charges: Decimal
+    tariffs: Tariffs, number: str, month: str, call_charges: Decimal, generation: int = 1
 ) -> list[LedgerEntry]:
     """Everything closing `month` books for `number` (see the module's notes)."""
     account = tariffs.accounts[number]
     package = tariffs.packages[account.package]
     start, end = month_span(month, tariffs.zone)
+    ref = closing_ref(month, generation)
     entries = []
     if package.monthly_rent:
         entries.append(
@@ -65,7 +151,7 @@ def closing_entries(
                 start,
                 ZERO - package.monthly_rent,
                 LedgerKind.RENT,
-                month,
+                ref,
                 f"{account.package} rent {month}",
             )
         )
@@ -80,7 +166,7 @@ def closing_entries(
                 end - LAST_INSTANT,
                 ZERO - topup,
                 LedgerKind.MINIMUM_TOPUP,
-                month,
+                ref,
                 f"minimum {package.minimum_monthly}, calls {call_charges}",
             )
         )

@@ -176,6 +176,11 @@ class Account(Strict):
         default_factory=dict, description="feature name: the date it was switched on"
     )
     prepaid: bool = Field(True, description="calls consume a prepaid balance")
+    opened: date | None = Field(
+        None,
+        description="the day the account was opened: no month before it can be closed "
+        "(without it, the first entry on its ledger)",
+    )
 
 
 class Tariffs(Strict):

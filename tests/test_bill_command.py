@@ -252,17 +252,23 @@ def test_the_table_marks_what_closing_will_book(
         "  closing balance       130.00",
     ]
     assert "  山东                 2     6.02     2.10" in output
-    assert "--close books the entries marked 'to be booked at close'" in output
+    assert "--close --yes books the entries marked 'to be booked at close'" in output
 
 
 def test_closing_books_rent_fees_and_top_up_dated_inside_the_month_once(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    closed = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01")
+    close = ("--month", "2026-11", "--close", "--yes")
+    closed = statement(config, capsys, *close, "--today", "2026-12-01")
     after_first = asyncio.run(read_ledger(store_url_of(config)))
-    again = statement(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-02")
+    again = bill(config, capsys, *close, "--today", "2026-12-02", status=1)
     after_second = asyncio.run(read_ledger(store_url_of(config)))
     assert after_second == after_first
+    assert again == (
+        "not closed: 2026-11 is already closed for 4000000008 (rent 50.00, minimum_topup "
+        "17.60); to undo it: hotline400 bill --month 2026-11 --number 4000000008 --reopen "
+        "--by NAME --reason WHY\n"
+    )
     booked = [(e.kind, e.ref, e.at, e.amount) for e in after_first if e.ref.startswith("20")]
     assert booked == [
         (LedgerKind.RENT, "2026-11", at(11, 1, 0, 0), D("-50.00")),
@@ -276,7 +282,6 @@ def test_closing_books_rent_fees_and_top_up_dated_inside_the_month_once(
     assert [e.ref for e in after_first if e.kind is LedgerKind.FEATURE_FEE] == [
         "recording@2026-11-05"
     ]
-    assert closed == again
     assert (closed["closed"], closed["to_be_booked_at_close"], closed["closing_balance"]) == (
         True,
         [],
@@ -333,8 +338,72 @@ def test_an_unknown_number_or_month_is_refused(
 def test_closing_says_how_many_entries_it_booked(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = asyncio.run(read_ledger(store_url_of(config)))
     close = ("--month", "2026-11", "--close", "--today", "2026-12-01")
-    first, second = bill(config, capsys, *close), bill(config, capsys, *close)
-    assert first.splitlines()[-1] == "2026-11 closed for 1 account(s): 3 ledger entries booked"
-    assert second.splitlines()[-1] == "2026-11 closed for 1 account(s): 0 ledger entries booked"
-    assert "to be booked at close" not in first
+    shown = bill(config, capsys, *close)
+    assert shown.splitlines()[-1] == (
+        "dry run: closing 2026-11 would book 3 ledger entries (167.60 in all), marked "
+        "'to be booked at close'; add --yes to book them"
+    )
+    assert asyncio.run(read_ledger(store_url_of(config))) == before
+    booked = bill(config, capsys, *close, "--yes")
+    assert booked.splitlines()[-1] == "2026-11 closed for 1 account(s): 3 ledger entries booked"
+    assert "to be booked at close" not in booked
+
+
+def test_a_month_before_the_account_was_opened_is_not_closed(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the tariffs give no `opened` day: the first ledger entry (2026-10-20) tells it
+    before = asyncio.run(read_ledger(store_url_of(config)))
+    for month in ("1999-01", "2026-09"):
+        output = bill(config, capsys, "--month", month, "--close", "--yes", status=1)
+        assert output == (
+            f"not closed: 4000000008 was opened on 2026-10-20: {month} is before that\n"
+        )
+    assert asyncio.run(read_ledger(store_url_of(config))) == before
+
+
+def test_reopening_reverses_a_close_recording_who_when_and_why_and_the_month_closes_again(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    close = ("--month", "2026-11", "--close", "--yes", "--today", "2026-12-01")
+    reopen = ("--month", "2026-11", "--reopen", "--by", "li.wei", "--reason", "rent waived")
+    bill(config, capsys, *close)
+    shown = bill(config, capsys, *reopen, "--today", "2026-12-03")
+    assert shown.splitlines()[-1] == (
+        "dry run: reopening 2026-11 would book 2 adjustment(s), +67.60; add --yes to book them"
+    )
+    booked = bill(config, capsys, *reopen, "--yes", "--today", "2026-12-03")
+    assert booked.splitlines() == [
+        "4000000008  reopen 2026-11#1 rent" + " " * 13 + "+50.00  reverses rent 2026-11: "
+        "reopened 2026-12-03 by li.wei: rent waived",
+        "4000000008  reopen 2026-11#1 minimum_topup" + " " * 6 + "+17.60  reverses "
+        "minimum_topup 2026-11: "
+        "reopened 2026-12-03 by li.wei: rent waived",
+        "2026-11 reopened: 2 adjustment(s) booked, +67.60",
+    ]
+    reopened = statement(config, capsys, "--month", "2026-11")
+    assert (reopened["closed"], reopened["adjustments"], reopened["closing_balance"]) == (
+        False,
+        "67.60",
+        "130.00",  # the close still to be booked counts in, as before the first close
+    )
+    assert bill(config, capsys, *reopen, status=1).startswith("not reopened: 2026-11 is not closed")
+    again = statement(config, capsys, *close)
+    assert (again["closed"], again["closing_balance"]) == (True, "130.00")
+    refs = [(e.kind, e.ref) for e in asyncio.run(read_ledger(store_url_of(config)))]
+    assert (LedgerKind.RENT, "2026-11#2") in refs and (LedgerKind.RENT, "2026-11") in refs
+
+
+def test_reopening_needs_a_name_and_a_reason_and_a_closed_month(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = asyncio.run(read_ledger(store_url_of(config)))
+    output = bill(config, capsys, "--month", "2026-11", "--reopen", "--by", "li.wei", status=2)
+    assert output == "--reopen needs --by NAME and --reason TEXT: both go on the ledger\n"
+    output = bill(
+        config, capsys, "--month", "2026-11", "--reopen", "--by", "a", "--reason", "b", status=1
+    )
+    assert output == "not reopened: 2026-11 is not closed for 4000000008: nothing to reopen\n"
+    assert asyncio.run(read_ledger(store_url_of(config))) == before

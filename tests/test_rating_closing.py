@@ -8,7 +8,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.call import Shares
-from rating.closing import MonthNotClosable, check_closable, month_span, not_yet_booked
+from rating.closing import (
+    MonthNotClosable,
+    check_closable,
+    check_not_closed,
+    check_opened,
+    closed_by,
+    closing_generation,
+    month_span,
+    not_yet_booked,
+    reopening_entries,
+)
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.rerating import rerated_call_id, rerating_adjustment
 
@@ -63,3 +73,30 @@ def test_a_call_whose_share_stays_the_same_books_nothing() -> None:
     renamed = old._replace(tariff_id="office@v2")
     assert rerating_adjustment("4000000008", "c1", old, renamed, NOW, earlier=0) is None
     assert rerated_call_id("2026-11") is None
+
+
+def test_no_month_before_the_account_was_opened_is_closed() -> None:
+    check_opened("2026-03", SHANGHAI, "4006001234", date(2026, 3, 31))  # the month it opened
+    with pytest.raises(MonthNotClosable, match="opened on 2026-03-01: 2026-02 is before that"):
+        check_opened("2026-02", SHANGHAI, "4006001234", date(2026, 3, 1))
+    with pytest.raises(MonthNotClosable, match="no opening day"):
+        check_opened("2026-02", SHANGHAI, "4006001234", None)
+
+
+def test_a_reopened_month_closes_under_the_next_generation_of_refs() -> None:
+    rent = LedgerEntry("4006001234", NOW, D("-100.00"), LedgerKind.RENT, "2026-11")
+    assert closing_generation("2026-11", [rent]) == 1
+    assert closed_by("2026-11", [rent]) == (rent,)
+    with pytest.raises(MonthNotClosable, match=r"already closed for 4006001234 \(rent 100\.00\)"):
+        check_not_closed("2026-11", "4006001234", [rent])
+    [reversal] = reopening_entries("2026-11", [rent], "li.wei", "typo", date(2026, 12, 3))
+    assert (reversal.kind, reversal.ref, reversal.amount, reversal.at) == (
+        LedgerKind.ADJUSTMENT,
+        "reopen 2026-11#1 rent",
+        D("100.00"),
+        NOW,
+    )
+    assert reversal.note == "reverses rent 2026-11: reopened 2026-12-03 by li.wei: typo"
+    assert closing_generation("2026-11", [rent, reversal]) == 2
+    assert closed_by("2026-11", [rent, reversal]) == ()
+    check_not_closed("2026-11", "4006001234", [rent, reversal])

@@ -2,9 +2,13 @@
 minutes by day and by caller province, charges, feature fees, minimum-consumption top-up,
 payments, adjustments, opening and closing balance.
 
-`--close` books what closing the month owes (router.money.billing says what, dated when, and
-why only once). Without it the statement already counts those entries, marked "to be
-booked at close", so its closing balance is the one the month will end with.
+`--close` shows what closing the month owes (rating.closing says what, dated when, and why
+only once) and `--close --yes` books it; a month not over, with unpriced calls, before the
+account was opened or already closed is refused, since a typo on an append-only ledger
+costs real money. `--reopen --by NAME --reason TEXT [--yes]` reverses a close with
+compensating adjustments that record who, when and why. Without `--close` the statement
+already counts the closing entries, marked "to be booked at close", so its closing balance
+is the one the month will end with.
 
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
 opening - charges + payments + adjustments); CSV is one line per subscriber without the
@@ -26,11 +30,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rating.closing import MonthNotClosable
-from rating.ledger import LedgerKind
+from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
-from router.money.billing import MonthStatement, close_month, month_statement
+from router.commands.exits import EXIT_USAGE
+from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 
@@ -72,12 +77,25 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         default="table",
         help="table (for a person), csv (a line per subscriber) or json (everything)",
     )
-    parser.add_argument(
+    change = parser.add_mutually_exclusive_group()
+    change.add_argument(
         "--close",
         action="store_true",
-        help="book the month's rent, unbooked feature fees and minimum-consumption top-up "
-        "(once, however often it runs); the month must be over and its calls priced",
+        help="show what closing books (rent, unbooked feature fees, minimum-consumption "
+        "top-up); with --yes, book it. Refused for a month not over, with unpriced calls, "
+        "before the account was opened, or closed already",
     )
+    change.add_argument(
+        "--reopen",
+        action="store_true",
+        help="show the adjustments that reverse the month's close; with --yes, book them "
+        "(needs --by and --reason, recorded on each entry)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="book what --close or --reopen showed"
+    )
+    parser.add_argument("--by", metavar="NAME", help="who reopens the month (with --reopen)")
+    parser.add_argument("--reason", metavar="TEXT", help="why the month is reopened")
     parser.add_argument(
         "--today",
         type=day,
@@ -88,6 +106,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.yes and not (args.close or args.reopen):
+        print("--yes books what --close or --reopen shows; give one of them", file=sys.stderr)
+        return EXIT_USAGE
+    if args.reopen and not (args.by and args.by.strip() and args.reason and args.reason.strip()):
+        print("--reopen needs --by NAME and --reason TEXT: both go on the ledger", file=sys.stderr)
+        return EXIT_USAGE
     try:
         books = load_books(args.config)
         numbers = books.numbers(args.number)
@@ -96,9 +120,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     today = args.today or datetime.now(books.zone).date()
     try:
-        statements, booked = asyncio.run(_statements(books, numbers, args.month, args.close, today))
+        if args.reopen:
+            return _reopen(books, numbers, args, today)
+        statements, booked = asyncio.run(
+            _statements(books, numbers, args.month, args.close, args.yes, today)
+        )
     except MonthNotClosable as error:
-        print(f"not closed: {error}", file=sys.stderr)
+        print(f"not {'reopened' if args.reopen else 'closed'}: {error}", file=sys.stderr)
         return 1
     except StoreUnavailable as error:
         print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
@@ -111,22 +139,57 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         _write_csv(statements)
     else:
-        _print_tables(statements, args.month, booked if args.close else None)
+        closing = None if not args.close else booked if args.yes else DRY_RUN
+        _print_tables(statements, args.month, closing)
     return 0
 
 
+DRY_RUN = -1
+"""`booked_at_close` of a close shown, not booked."""
+
+
 async def _statements(
-    books: Books, numbers: Sequence[str], month: str, close: bool, today: date
+    books: Books, numbers: Sequence[str], month: str, close: bool, book: bool, today: date
 ) -> tuple[list[MonthStatement], int]:
     """The statements, and how many entries closing booked."""
     async with books.store() as store:
         if close:
-            closed, booked = await close_month(store, books.tariffs, numbers, month, today)
+            closed, booked = await close_month(
+                store, books.tariffs, numbers, month, today, book=book
+            )
             return list(closed.values()), booked
         statements = [
             await month_statement(store, books.tariffs, number, month) for number in numbers
         ]
         return statements, 0
+
+
+def _reopen(books: Books, numbers: Sequence[str], args: argparse.Namespace, today: date) -> int:
+    async def reverse() -> list[LedgerEntry]:
+        async with books.store() as store:
+            return await reopen_month(
+                store,
+                books.tariffs,
+                numbers,
+                args.month,
+                today,
+                by=args.by.strip(),
+                reason=args.reason.strip(),
+                book=args.yes,
+            )
+
+    reversals = asyncio.run(reverse())
+    for entry in reversals:
+        print(f"{entry.number}  {entry.ref:<28}{entry.amount:>+12}  {entry.note}")
+    total = sum((entry.amount for entry in reversals), ZERO)
+    if args.yes:
+        print(f"{args.month} reopened: {len(reversals)} adjustment(s) booked, {total:+}")
+    else:
+        print(
+            f"dry run: reopening {args.month} would book {len(reversals)} adjustment(s), "
+            f"{total:+}; add --yes to book them"
+        )
+    return 0
 
 
 def _pending_total(statement: MonthStatement) -> Decimal:
@@ -146,6 +209,14 @@ def _print_tables(
         _print_statement(statement)
     if not statements:
         print("no accounts in the tariffs")
+    elif booked_at_close == DRY_RUN:
+        count = sum(len(statement.pending) for statement in statements)
+        total = sum((_pending_total(statement) for statement in statements), ZERO)
+        print(
+            f"\ndry run: closing {month} would book {count} ledger "
+            f"entr{'y' if count == 1 else 'ies'} ({total} in all), marked '{PENDING_MARK}'; "
+            "add --yes to book them"
+        )
     elif booked_at_close is not None:
         print(
             f"\n{month} closed for {len(statements)} account(s): "
@@ -153,7 +224,7 @@ def _print_tables(
         )
     elif any(not statement.closed for statement in statements):
         print(
-            f"\nnot closed: hotline400 bill --month {month} --close books the entries "
+            f"\nnot closed: hotline400 bill --month {month} --close --yes books the entries "
             f"marked '{PENDING_MARK}'"
         )
 

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rating.billing_time import billing_month
-from rating.closing import check_closable, closing_entries, month_span, not_yet_booked
+from rating.closing import (
+    MonthNotClosable,
+    check_closable,
+    check_not_closed,
+    check_opened,
+    closing_entries,
+    closing_generation,
+    month_span,
+    not_yet_booked,
+    reopening_entries,
+)
 from rating.ledger import LedgerEntry
 from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
@@ -73,7 +83,9 @@ async def month_statement(
     ]
     lines = [line for cdr in answered if (line := call_line(cdr)) is not None]
     call_charges = sum((line.callee_share for line in lines), ZERO)
-    pending = not_yet_booked(closing_entries(tariffs, number, month, call_charges), booked)
+    generation = closing_generation(month, booked)
+    due = closing_entries(tariffs, number, month, call_charges, generation)
+    pending = not_yet_booked(due, booked)
     statement = build_statements(month, {number: opening}, lines, [*booked, *pending], zone)
     return MonthStatement(
         statement[number],
@@ -84,15 +96,67 @@ async def month_statement(
 
 
 async def close_month(
-    store: Store, tariffs: Tariffs, numbers: Sequence[str], month: str, today: date
+    store: Store,
+    tariffs: Tariffs,
+    numbers: Sequence[str],
+    month: str,
+    today: date,
+    *,
+    book: bool,
 ) -> tuple[dict[str, MonthStatement], int]:
-    """Book the month's closing entries of every number in one transaction, or of none when
-    one number cannot be closed yet; the statements as they stand after closing, and how
-    many entries were booked (0 when the month was closed before)."""
-    check_closable(month, tariffs.zone, today, {})
+    """Close the month for every number in one transaction, or for none when one number
+    cannot be closed: the month is not over, a call lacks a price, the account was not
+    open yet, or the month is closed already. Without `book` nothing is booked: the
+    statements show what closing would book. Returns the statements as they stand and how
+    many entries were booked."""
+    zone = tariffs.zone
+    check_closable(month, zone, today, {})
+    start, end = month_span(month, zone)
+    for number in numbers:
+        booked = await store.ledger(number, since=start, until=end)
+        check_opened(month, zone, number, await opening_day(store, tariffs, number))
+        check_not_closed(month, number, booked)
     drafts = [await month_statement(store, tariffs, number, month) for number in numbers]
     unpriced = {draft.statement.number: draft.unpriced for draft in drafts}
-    check_closable(month, tariffs.zone, today, unpriced)
-    booked = await store.post_ledger([entry for draft in drafts for entry in draft.pending])
+    check_closable(month, zone, today, unpriced)
+    if not book:
+        return {draft.statement.number: draft for draft in drafts}, 0
+    booked_count = await store.post_ledger([e for draft in drafts for e in draft.pending])
     closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}
-    return closed, booked
+    return closed, booked_count
+
+
+async def opening_day(store: Store, tariffs: Tariffs, number: str) -> date | None:
+    """The account's `opened` day, else the day of the first entry on its ledger."""
+    opened = tariffs.accounts[number].opened
+    if opened is not None:
+        return opened
+    entries = await store.ledger(number)
+    first = min((entry.at for entry in entries), default=None)
+    return None if first is None else first.astimezone(tariffs.zone).date()
+
+
+async def reopen_month(
+    store: Store,
+    tariffs: Tariffs,
+    numbers: Sequence[str],
+    month: str,
+    today: date,
+    *,
+    by: str,
+    reason: str,
+    book: bool,
+) -> list[LedgerEntry]:
+    """The adjustments reversing the month's close for each number (booked with `book`);
+    MonthNotClosable names a number whose month is not closed."""
+    start, end = month_span(month, tariffs.zone)
+    reversals: list[LedgerEntry] = []
+    for number in numbers:
+        booked = await store.ledger(number, since=start, until=end)
+        entries = reopening_entries(month, booked, by, reason, today)
+        if not entries:
+            raise MonthNotClosable(f"{month} is not closed for {number}: nothing to reopen")
+        reversals += entries
+    if book:
+        await store.post_ledger(reversals)
+    return reversals
