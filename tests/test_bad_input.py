@@ -211,3 +211,18 @@ def test_a_broken_plan_blocks_neither_account_show_nor_bill(
     assert main(["bill", "--month", "2026-11", "--number", "4006001234"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("4006001234\n  package ") and err == ""
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone, as `hotline400 cdr | head -1` leaves it."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["check"]) == 141
+    assert capsys.readouterr().err == ""

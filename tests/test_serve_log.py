@@ -3,6 +3,8 @@ per number that refuses calls for a reason an admin can fix, however many calls 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import shutil
@@ -10,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from router.cli import main
 from router.monitoring.logs import configure_logging
 from router.simulation.asterisk_agi import Outcome
-from tests.router_harness import call, finished_cdr, running_router
+from tests.router_harness import MONDAY_MORNING, call, finished_cdr, running_router
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 FREE_PORTS = {"listen": "127.0.0.1:0", "metrics_listen": None}
@@ -59,11 +62,31 @@ async def test_every_call_is_one_info_line_with_number_masked_caller_outcome_and
     assert "caller=0531******99" in line and "053188889999" not in line
 
 
+async def hotline400(*argv: str) -> str:
+    """A command's output (in a thread: the command runs its own event loop)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert await asyncio.to_thread(main, list(argv)) == 0
+    return out.getvalue()
+
+
+async def simulate_outcome(config: Path, number: str, caller: str) -> str:
+    """The last line of `hotline400 simulate` for a call at the harness's instant."""
+    argv = ["--config", str(config), "--number", number, "--caller", caller]
+    said = await hotline400("simulate", *argv, "--at", MONDAY_MORNING.isoformat())
+    return said.splitlines()[-1]
+
+
 async def test_a_number_refusing_calls_for_a_fixable_reason_is_logged_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.WARNING, "hotline400.refusals")
-    async with running_router(tmp_path, prepaid(SHIPPED_CONFIG, tmp_path), **FREE_PORTS) as daemon:
+    monkeypatch.chdir(tmp_path)  # where router.yaml's var/hotline400.db is the router's file
+    config = prepaid(SHIPPED_CONFIG, tmp_path)
+    # simulate reads the counters the router will read: none yet, so no prepaid balance
+    said = await simulate_outcome(config, "4008207788", "13801650000")
+    assert said == "outcome: suspended (arrears)"
+    async with running_router(tmp_path, config, **FREE_PORTS) as daemon:
         for index in range(3):
             result = await call(
                 daemon, dialled="4008207788", caller_id="13801650000", uniqueid=f"p.{index}"
@@ -72,6 +95,9 @@ async def test_a_number_refusing_calls_for_a_fixable_reason_is_logged_once(
         for index in range(2):
             await call(daemon, dialled="4009999999", caller_id="13801650000", uniqueid=f"u.{index}")
         await call(daemon, dialled="4006001234", caller_id="053188889999", uniqueid="ok.1")
+        await finished_cdr(daemon, "ok.1")
+    said = await simulate_outcome(config, "4008207788", "13801650000")
+    assert said == "outcome: suspended (arrears)"
     warnings = [record.getMessage() for record in caplog.records]
     assert warnings == [
         "4008207788 refuses calls: prepaid balance is 0.00; book a payment "
