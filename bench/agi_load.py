@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import os
 import resource
@@ -216,7 +217,8 @@ class ServerProcess:
     def logged_problems(self) -> list[str]:
         """WARNING and ERROR lines the server logged so far."""
         lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-        return [line for line in lines if " WARNING " in line or " ERROR " in line]
+        marks = ("level=warning", "level=error", '"level": "warning"', '"level": "error"')
+        return [line for line in lines if any(mark in line for mark in marks)]
 
     def stop(self) -> None:
         """SIGTERM: the router drains, flushes its CDRs and closes the store."""
@@ -228,12 +230,15 @@ class ServerProcess:
             self.process.wait()
 
 
-def start_router(workdir: Path, name: str = "router", extra_config: str = "") -> ServerProcess:
+def start_router(
+    workdir: Path, name: str = "router", extra_config: str = "", tree: Path = REPO
+) -> ServerProcess:
+    """`hotline400 serve` from the source tree `tree` (this checkout by default)."""
     port = free_port()
     config = router_config(workdir, extra_config)
     argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
-    return _spawn(name, [*command, *argv], port, workdir)
+    return _spawn(name, [*command, *argv], port, workdir, tree)
 
 
 def start_bare(workdir: Path) -> ServerProcess:
@@ -242,18 +247,20 @@ def start_bare(workdir: Path) -> ServerProcess:
     return _spawn("ceiling", command, port, workdir)
 
 
-def _spawn(name: str, command: list[str], port: int, workdir: Path) -> ServerProcess:
-    log = workdir / f"{name}.log"
+def _spawn(
+    name: str, command: list[str], port: int, workdir: Path, tree: Path = REPO
+) -> ServerProcess:
+    log = workdir / f"{name.replace(' ', '_')}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT, env=_child_env()
+            command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT, env=_child_env(tree)
         )
     return ServerProcess(name, process, port, log)
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(tree: Path = REPO) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     return env
 
 
@@ -444,23 +451,39 @@ class HoldFigures:
         return 1024 * (self.peak_rss_mib - self.idle_rss_mib) / self.calls
 
 
+HELD_PER_DRIVER = 5000
+"""Held calls played by one driver process. A process holds one socket per call, and one
+event loop opening 20,000 connections at once falls seconds behind in sending their
+environment blocks, which a router rightly times out: Asterisk sends the block as soon as
+it connects. Several drivers keep both within bounds."""
+
+
 async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
     await wait_ready(server)
     idle_fds = server.open_fds()
     idle_rss = server.status_kib("VmRSS") * MIB_PER_KIB
     peak_rss, peak_fds, all_held_at = idle_rss, idle_fds, None
     started = time.monotonic()
-    time_scale = ring_s / PLAN_RING_TIMEOUT_S
-    playing = asyncio.create_task(
-        run_calls(
-            "127.0.0.1",
-            server.port,
-            held_calls(calls),
-            calls,
-            time_scale=time_scale,
-            timeout=ring_s + 120,
+    shares = [HELD_PER_DRIVER] * (calls // HELD_PER_DRIVER)
+    shares += [calls % HELD_PER_DRIVER] if calls % HELD_PER_DRIVER else []
+    drivers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--drive-held",
+            str(share),
+            "--port",
+            str(server.port),
+            "--ring",
+            str(ring_s),
+            "--first",
+            str(100_000_000 + index * 1_000_000),
+            stdout=asyncio.subprocess.PIPE,
+            env=_child_env(),
         )
-    )
+        for index, share in enumerate(shares)
+    ]
+    playing = asyncio.ensure_future(asyncio.gather(*(d.communicate() for d in drivers)))
     while not playing.done():
         peak_rss = max(peak_rss, server.status_kib("VmRSS") * MIB_PER_KIB)
         fds = server.open_fds()
@@ -468,7 +491,7 @@ async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
         if all_held_at is None and fds - idle_fds >= calls:
             all_held_at = time.monotonic() - started
         await asyncio.wait({playing}, timeout=0.25)
-    problems = failures(playing.result(), HELD_STATUS)
+    problems = [line for out, _ in playing.result() for line in out.decode().splitlines() if line]
     for problem in [*problems[:3], *server.logged_problems()[:3]]:
         print(f"  {server.name}: {problem}", file=sys.stderr)
     await settle(server)
@@ -482,6 +505,24 @@ async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
         wall_s=time.monotonic() - started,
         failed=len(problems),
     )
+
+
+async def drive_held(args: argparse.Namespace) -> None:
+    """A driver process of `hold`: plays its share of held calls at once and prints one
+    line per call that failed."""
+    raise_fd_limit()
+    global _call_ids
+    _call_ids = itertools.count(args.first)
+    results = await run_calls(
+        "127.0.0.1",
+        args.port,
+        held_calls(args.drive_held),
+        args.drive_held,
+        time_scale=args.ring / PLAN_RING_TIMEOUT_S,
+        timeout=args.ring + 120,
+    )
+    for problem in failures(results, HELD_STATUS):
+        print(problem)
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -550,8 +591,10 @@ async def run(args: argparse.Namespace) -> None:
     soft, hard = raise_fd_limit()
     print(f"open files: bench soft limit raised to {soft} (hard {hard}); children inherit it")
     if soft < args.hold + FD_HEADROOM:
-        needed = args.hold + FD_HEADROOM
-        raise SystemExit(f"--hold {args.hold} needs {needed} open files in each process")
+        print(
+            f"--hold {args.hold} needs {args.hold + FD_HEADROOM} open files in each server: "
+            "calls beyond a server's limit wait in its accept queue, not all are held at once"
+        )
     with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
         workdir = Path(temp)
         with servers(workdir) as (router, bare):
@@ -1019,78 +1062,102 @@ async def answered_round(
 
 async def run_ami_cost(args: argparse.Namespace) -> None:
     raise_fd_limit()
-    feed = AmiFeed()
-    await feed.start()
+    trees = [("", REPO)]
+    if args.compare_tree is not None:
+        trees.append(("before ", args.compare_tree.resolve()))
+    uvloop_installed = importlib.util.find_spec("uvloop") is not None
     with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
         workdir = Path(temp)
-        for side in ("ceiling", "router", "router+AMI"):
-            (workdir / side).mkdir()
-        setups = [
-            (start_bare(workdir / "ceiling"), None),
-            (start_router(workdir / "router", "router"), None),
-            (start_router(workdir / "router+AMI", "router+AMI", feed.router_yaml()), feed),
+        (workdir / "ceiling").mkdir()
+        setups: list[tuple[ServerProcess, AmiFeed | None]] = [
+            (start_bare(workdir / "ceiling"), None)
         ]
         try:
+            for prefix, tree in trees:
+                variants = [("router", False, ""), ("router+AMI", True, "")]
+                if uvloop_installed and not prefix:
+                    variants.append(("router+AMI uvloop", True, "event_loop: uvloop\n"))
+                for name, with_ami, extra in variants:
+                    feed = AmiFeed() if with_ami else None
+                    if feed is not None:
+                        await feed.start()
+                        extra += feed.router_yaml()
+                    home = workdir / f"{prefix}{name}".replace(" ", "_")
+                    home.mkdir()
+                    router = start_router(home, f"{prefix}{name}", extra, tree)
+                    setups.append((router, feed))
             for server, _ in setups:
                 await wait_ready(server)
-            await _ami_rounds(setups, feed, args)
+            await _ami_rounds(setups, args)
         finally:
-            for server, _ in setups:
+            for server, feed in setups:
                 server.stop()
-            await feed.stop()
+                if feed is not None:
+                    await feed.stop()
 
 
 async def _ami_rounds(
-    setups: list[tuple[ServerProcess, AmiFeed | None]], feed: AmiFeed, args: argparse.Namespace
+    setups: list[tuple[ServerProcess, AmiFeed | None]], args: argparse.Namespace
 ) -> None:
     deadline = time.monotonic() + 10
-    while feed.simulator.sessions < 1:  # the router's link logs in in the background
-        if time.monotonic() > deadline:
-            raise SystemExit("the router's AMI link did not log in")
-        await asyncio.sleep(0.05)
-    for server, with_feed in setups:  # warm caches, imports and the SQLite file
-        await answered_round(server, args.warmup, args.concurrency, with_feed, args.rate)
+    for _, feed in setups:
+        while feed is not None and feed.simulator.sessions < 1:  # links log in meanwhile
+            if time.monotonic() > deadline:
+                raise SystemExit("a router's AMI link did not log in")
+            await asyncio.sleep(0.05)
+    for server, feed in setups:  # warm caches, imports and the SQLite file
+        await answered_round(server, args.warmup, args.concurrency, feed, args.rate)
     print(
         f"minimal answered calls, {args.calls} x {args.rounds} rounds, "
         f"{args.rate:g} calls/s offered, at most {args.concurrency} at once; "
         f"AMI: {AMI_RECORDING} per call, manager.conf's account"
     )
     rounds: dict[str, list[Round]] = {server.name: [] for server, _ in setups}
-    written_before = feed.written
+    written = {server.name: feed.written for server, feed in setups if feed is not None}
     for number in range(1, args.rounds + 1):
-        for server, with_feed in setups:
-            done = await answered_round(server, args.calls, args.concurrency, with_feed, args.rate)
+        for server, feed in setups:
+            done = await answered_round(server, args.calls, args.concurrency, feed, args.rate)
             rounds[server.name].append(done)
             print(
-                f"  round {number} {server.name:<10} {done.calls_per_s:6.0f} calls/s  "
+                f"  round {number} {server.name:<24} {done.calls_per_s:6.0f} calls/s  "
                 f"server CPU {done.cpu_ms_per_call:6.3f} ms/call  "
                 f"simulators {done.client_cpu_s / done.wall_s:4.2f} cores  "
                 f"others {done.others_cpu_s / done.wall_s:4.2f} cores  failed {done.failed}"
             )
-    per_call = (feed.written - written_before) / (args.calls * args.rounds)
-    report_ami_cost(rounds, per_call)
+    events = {
+        server.name: (feed.written - written[server.name]) / (args.calls * args.rounds)
+        for server, feed in setups
+        if feed is not None
+    }
+    report_ami_cost(rounds, events)
 
 
-def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: float) -> None:
+def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: dict[str, float]) -> None:
     cpu = {
         name: statistics.median(r.cpu_ms_per_call for r in done) for name, done in rounds.items()
     }
-    print(f"\n{'setup':<10} {'calls/s':>8} {'CPU ms/call':>11} {'x ceiling':>9}   target")
-    targets = {"router": TARGET_MS_WITHOUT_AMI, "router+AMI": TARGET_MS_WITH_AMI}
+    print(f"\n{'setup':<24} {'calls/s':>8} {'CPU ms/call':>11} {'x ceiling':>9}   target")
     for name, done in rounds.items():
         typical = sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2]
-        target = targets.get(name)
+        target = None
+        if name.endswith("router"):
+            target = TARGET_MS_WITHOUT_AMI
+        elif "+AMI" in name:
+            target = TARGET_MS_WITH_AMI
         verdict = ""
         if target is not None:
             verdict = f"<= {target:.2f} ms: {'meets' if cpu[name] <= target else 'misses'}"
         print(
-            f"{name:<10} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} "
+            f"{name:<24} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} "
             f"{cpu[name] / cpu['ceiling']:9.2f}   {verdict}"
         )
-    print(
-        f"the AMI link: {events_per_call:.1f} events per call written to it, "
-        f"{1000 * (cpu['router+AMI'] - cpu['router']):.0f} µs of router CPU per call"
-    )
+    for prefix in ("", "before "):
+        if f"{prefix}router+AMI" in cpu:
+            extra = cpu[f"{prefix}router+AMI"] - cpu[f"{prefix}router"]
+            print(
+                f"{prefix}AMI link: {events_per_call[f'{prefix}router+AMI']:.1f} events per call "
+                f"written to it, {1000 * extra:.0f} µs of router CPU per call"
+            )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1117,7 +1184,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=150.0,
         help="with --ami: calls started per second on every setup, 0 for as fast as they go",
     )
+    parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        metavar="DIR",
+        help="with --ami: also run routers from this source tree (a checkout of an earlier "
+        "commit, say) in the same rounds",
+    )
     add_shared_store_flags(parser)
+    driver = parser.add_argument_group("a driver process of --hold (started by the bench)")
+    driver.add_argument("--drive-held", type=int, default=0, metavar="N", help=argparse.SUPPRESS)
+    driver.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    driver.add_argument("--first", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.concurrency, args.rounds = 600, 50, 1
@@ -1127,7 +1205,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.ami:
+    if arguments.drive_held:
+        asyncio.run(drive_held(arguments))
+    elif arguments.ami:
         asyncio.run(run_ami_cost(arguments))
     elif shared_store_requested(arguments):
         asyncio.run(run_shared_store(arguments))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +16,8 @@ from router.configuration.settings import parse_listen
 from router.daemon import Daemon
 from router.monitoring.logs import configure_logging
 from router.startup import StartupError
+
+log = logging.getLogger("hotline400.daemon")
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -56,11 +60,26 @@ def run(args: argparse.Namespace) -> int:
         zone=ZoneInfo(settings.timezone),
     )
     try:
-        asyncio.run(daemon.run())
+        with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+            runner.run(daemon.run())
     except StartupError as error:
         print(f"cannot start: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when router.yaml asks for it and it is installed; else asyncio's
+    (None). uvloop is an optional extra: a router without it routes the same calls."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("event_loop: uvloop is not installed; running on asyncio's loop")
+        return None
+    log.info("event loop: uvloop %s", uvloop.__version__)
+    return uvloop.new_event_loop
 
 
 _OS_PROBLEMS = {

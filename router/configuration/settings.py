@@ -65,6 +65,11 @@ class RouterSettings(BaseModel):
     metrics_listen: str | None = Field(
         "127.0.0.1:9400", description="HOST:PORT serving /metrics to Prometheus; null turns it off"
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="uvloop (pip install 'hotline400[uvloop]') spends less CPU per call; "
+        "asyncio is used when it is not installed",
+    )
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mask_caller_numbers: bool = Field(

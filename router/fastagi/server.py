@@ -28,7 +28,10 @@ from router.fastagi.protocol import AGIProtocolError, AGISession, read_environme
 
 log = logging.getLogger("hotline400.server")
 
-LISTEN_BACKLOG = 4096
+LISTEN_BACKLOG = 65535
+"""Connections the kernel queues before they are accepted; it caps this at
+net.core.somaxconn (4096 by default on recent kernels), so a burst of calls waits in the
+queue rather than being refused while the loop is busy."""
 MAX_REMEMBERED_PEERS = 1024
 HEADER_STAGE = 256
 """Sessions reading their environment block at once. Honest sessions pass through in

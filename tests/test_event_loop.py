@@ -1,0 +1,36 @@
+"""uvloop is an optional extra: asked for in router.yaml, it runs the daemon when installed,
+and asyncio's loop does when it is not."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+
+import pytest
+
+from router.commands.serve import event_loop_factory
+
+
+def test_asyncio_is_the_default_loop() -> None:
+    assert event_loop_factory("asyncio") is None
+
+
+def test_uvloop_runs_the_daemon_when_installed_else_asyncio_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    factory = event_loop_factory("uvloop")
+    if importlib.util.find_spec("uvloop") is None:
+        assert factory is None
+        assert "uvloop is not installed" in caplog.text
+        return
+    assert factory is not None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        loop_name = runner.run(_loop_module())
+    assert loop_name.startswith("uvloop")
+    assert "event loop: uvloop" in caplog.text
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
