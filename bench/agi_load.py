@@ -264,7 +264,7 @@ def _child_env(tree: Path = REPO) -> dict[str, str]:
     return env
 
 
-async def wait_ready(server: ServerProcess, timeout: float = 30.0) -> None:
+async def wait_ready(server: ServerProcess, timeout: float = 120.0) -> None:
     """Play real calls until one gets through: a bare connect would count as a broken
     session in the router."""
     deadline = time.monotonic() + timeout
@@ -1099,11 +1099,12 @@ async def run_ami_cost(args: argparse.Namespace) -> None:
 async def _ami_rounds(
     setups: list[tuple[ServerProcess, AmiFeed | None]], args: argparse.Namespace
 ) -> None:
-    deadline = time.monotonic() + 10
-    for _, feed in setups:
+    deadline = time.monotonic() + 60
+    for server, feed in setups:
         while feed is not None and feed.simulator.sessions < 1:  # links log in meanwhile
             if time.monotonic() > deadline:
-                raise SystemExit("a router's AMI link did not log in")
+                problems = "\n".join(server.logged_problems()[-5:])
+                raise SystemExit(f"{server.name}: its AMI link did not log in\n{problems}")
             await asyncio.sleep(0.05)
     for server, feed in setups:  # warm caches, imports and the SQLite file
         await answered_round(server, args.warmup, args.concurrency, feed, args.rate)

@@ -34,3 +34,19 @@ def test_uvloop_runs_the_daemon_when_installed_else_asyncio_with_a_warning(
 
 async def _loop_module() -> str:
     return type(asyncio.get_running_loop()).__module__
+
+
+def test_the_ami_link_logs_in_and_reads_events_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")  # an optional extra
+    from tests.test_ami import eventually, linked, replayed
+
+    async def link_and_replay() -> int:
+        async with linked() as (simulator, link):
+            seen: list[str] = []
+            link.on_event("Hangup", lambda event: seen.append(event["Uniqueid"]))
+            await replayed(simulator, link, "answer.ami")
+            await eventually(lambda: len(seen) == 4)
+            return link.stats().connects
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(link_and_replay()) == 1

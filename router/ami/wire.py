@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import cast
 
 log = logging.getLogger("hotline400.ami")
 
@@ -151,8 +152,7 @@ class AmiConnection(asyncio.Protocol):
         self.version: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         buffer = self._pending + data if self._pending else data
