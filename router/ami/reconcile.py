@@ -345,18 +345,24 @@ class Reconciler:
 
     def _prune(self) -> None:
         """Now and then (every second, or `retain` if shorter): forget ended channels after
-        `retain`, anything after `max_age`."""
+        `retain`, anything after `max_age`, and with `in_progress` at once the calls that
+        ended without being expected (nothing will ask for them: this keeps the evidence
+        to the calls in flight, however many a second end)."""
         now = time.monotonic()
         if now - self._pruned < min(1.0, self._retain):
             return
         self._pruned = now
+        in_progress = self._in_progress
         for channel, evidence in list(self._evidence.items()):
+            if channel in self._expected:
+                if now - evidence.first_seen > self._max_age:
+                    del self._evidence[channel]
+                continue
             ended_long_ago = evidence.ended_seen is not None and now - evidence.ended_seen > (
                 self._retain
             )
-            if (ended_long_ago and channel not in self._expected) or (
-                now - evidence.first_seen > self._max_age
-            ):
+            finished = in_progress is not None and channel not in in_progress
+            if finished or ended_long_ago or now - evidence.first_seen > self._max_age:
                 del self._evidence[channel]
         for call_id, since in list(self._expected.items()):
             if now - since > self._max_age:
