@@ -226,3 +226,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["check"]) == 141
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("when", ["2026-11-23", "2026-11-23 10:00", "2026-11-23T10:00:00+08:00"])
+def test_every_command_reads_a_time_in_each_form(
+    when: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    topup = ["account", "topup", "--number", "4006001234", "--amount", "10", "--at", when]
+    assert main(topup) == 0
+    assert main(["simulate", *CALL, "--at", when]) == 0
+    assert main(["cdr", "--since", when, "--until", when]) == 0
+    out = capsys.readouterr().out
+    assert "booked payment 10.00 to 4006001234" in out
+    assert "at Mon 2026-11-23 " in out

@@ -379,6 +379,18 @@ def test_simulate_many_calls_shows_the_split_percentages(capsys: Capture) -> Non
     ]
 
 
+def test_simulate_shows_the_progress_of_a_long_run_on_a_terminal(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("router.commands.simulate.PROGRESS_FROM", 100)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = ["--number", "4008207788", "--caller", "13812345678", "--at", "2026-11-23 10:00"]
+    assert main(["simulate", "--config", str(SHIPPED_CONFIG), *argv, "--calls", "200"]) == 0
+    assert terminal.getvalue().endswith("\r198 of 200 calls\r200 of 200 calls\n")
+    assert "02155556666" in capsys.readouterr().out
+
+
 def test_simulate_says_why_a_number_has_no_valid_plan(capsys: Capture, config_dir: Path) -> None:
     _, expected = break_lanhua_plan(config_dir)
     argv = ["--config", str(config_dir), "--number", "4008207788", "--caller", "13812345678"]

@@ -27,7 +27,7 @@ from decimal import Decimal
 from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.money import ZERO, to_fen
-from router.commands.arguments import amount, day, moment, service_number
+from router.commands.arguments import amount, day, instant, moment, service_number
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import Store, StoreUnavailable
 
@@ -111,9 +111,7 @@ def _run_fees(args: argparse.Namespace) -> int:
 async def _topup(books: Books, args: argparse.Namespace) -> int:
     number, amount = args.number, args.amount
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
-    paid_at = args.at or datetime.now(books.zone)
-    if paid_at.tzinfo is None:
-        paid_at = paid_at.replace(tzinfo=books.zone)
+    paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
     async with books.store() as store:
         earlier = await _payment(store, number, ref)
         if earlier is None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from dialplan.geo import locate
 
@@ -85,6 +86,14 @@ def moment(text: str) -> date | datetime:
     if match is None or hour > 23 or minute > 59 or second > 59:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time: use {TIME_FORMS}")
     return datetime.fromisoformat(value.replace(" ", "T", 1))
+
+
+def instant(value: date | datetime, zone: ZoneInfo) -> datetime:
+    """A `moment` as an instant: a day is its local midnight, a time without an offset is
+    local to `zone`, a time with one is kept."""
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=zone)
+    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 def positive(limit: int) -> Callable[[str], int]:

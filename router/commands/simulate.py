@@ -22,7 +22,14 @@ from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
 from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS
-from router.commands.arguments import TIME_FORMS, moment, phone_number, positive, service_number
+from router.commands.arguments import (
+    TIME_FORMS,
+    instant,
+    moment,
+    phone_number,
+    positive,
+    service_number,
+)
 from router.configuration.config_dir import load_config
 from router.configuration.settings import RouterSettings
 from router.money.accounting import NO_USAGE, Accounting, CallAccount
@@ -124,9 +131,7 @@ def _instant(value: date | datetime | None, zone: ZoneInfo) -> datetime:
     """--at in the plan's zone: a day is its midnight, a time with an offset is converted."""
     if value is None:
         return datetime.now(zone)
-    if not isinstance(value, datetime):
-        return datetime(value.year, value.month, value.day, tzinfo=zone)
-    return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+    return instant(value, zone).astimezone(zone)
 
 
 def _usage(
