@@ -98,7 +98,7 @@ async def test_a_number_refusing_calls_for_a_fixable_reason_is_logged_once(
         await finished_cdr(daemon, "ok.1")
     said = await simulate_outcome(config, "4008207788", "13801650000")
     assert said == "outcome: suspended (arrears)"
-    warnings = [record.getMessage() for record in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hotline400.refusals"]
     assert warnings == [
         "4008207788 refuses calls: prepaid balance is 0.00; book a payment "
         "(hotline400 account topup --number 4008207788 --amount YUAN) or make the account "
