@@ -6,17 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+install() {
+    echo "installing $1"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
 # A command the tests run, from the Debian package that provides it.
 need() {
-    local command=$1 package=$2
-    command -v "$command" >/dev/null && return
-    echo "installing $package (for $command)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    command -v "$1" >/dev/null || install "$2"
 }
 
 need promtool prometheus   # tests/test_monitoring_config.py checks config/prometheus/alerts.yml
-# Browser tests of the web console go here: need chromium chromium
+need chromium chromium                   # the console's browser tests (tests/console/)
+need chromedriver chromium-driver        # Selenium drives Debian's chromium through it
+# The console's pages and report images show Chinese province and city names.
+fc-list :lang=zh 2>/dev/null | grep -q . || install fonts-noto-cjk
 
 # The storage tests use the local PostgreSQL: 127.0.0.1:5432, trust auth, database `test`.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
+from console.commands import report, users, web
 from router.commands import (
     account,
     bill,
@@ -31,7 +32,10 @@ from router.commands import (
 )
 from router.commands.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 
-COMMANDS = (serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db)
+COMMANDS = (
+    serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db, web,
+    users, report,
+)
 
 
 

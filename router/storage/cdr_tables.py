@@ -88,6 +88,13 @@ class CdrTables(SessionSource):
             found = await _select(session, "call_id = ?", [call_id], limit=None)
         return found[0] if found else None
 
+    async def get_cdrs(self, call_ids: Sequence[str]) -> list[CDR]:
+        if not call_ids:
+            return []
+        marks = ", ".join("?" for _ in call_ids)
+        async with self._connected() as session:
+            return await _select(session, f"call_id IN ({marks})", list(call_ids), limit=None)
+
 
 async def _select(
     session: Session, where: str, params: list[Any], *, limit: int | None

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from router.storage import schema
+from router.storage import call_counts, schema
 from router.storage.protocol import StoreUnavailable
 from router.storage.rows import Row
 from router.storage.sessions import Session, migrate
@@ -98,6 +98,7 @@ MIGRATIONS = schema.migrations(
             'ALTER TABLE cdrs ALTER COLUMN call_id TYPE text COLLATE "C"',
             'ALTER TABLE legs ALTER COLUMN call_id TYPE text COLLATE "C"',
         ),
+        4: (*call_counts.POSTGRES_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

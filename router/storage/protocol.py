@@ -15,6 +15,7 @@ from typing import Protocol
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import CDR, CdrOp, Outcome
+from router.storage.console_rows import AuditEntry, HourBucket, PlanVersion, RegionCount, UserRow
 from router.storage.rows import UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
@@ -62,6 +63,9 @@ class Store(Protocol):
 
     async def get_cdr(self, call_id: str) -> CDR | None: ...
 
+    async def get_cdrs(self, call_ids: Sequence[str]) -> list[CDR]:
+        """The CDRs of these calls that exist, newest first, in one read."""
+
     # --- accounts: ledger, balances, usage counters, call caps ----------------------------
 
     async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
@@ -92,3 +96,68 @@ class Store(Protocol):
 
         LedgerEntry does not carry them; re-rating keeps what each call took.
         """
+
+    # --- the management console: users, sessions, audit log, plan versions, reports -------
+
+    async def add_user(self, user: UserRow) -> bool:
+        """False if the name is taken."""
+
+    async def user(self, name: str) -> UserRow | None: ...
+
+    async def users(self, account: str | None = None) -> list[UserRow]: ...
+
+    async def set_password(self, name: str, password_hash: str) -> bool: ...
+
+    async def disable_user(self, name: str) -> bool:
+        """Disable a user and end its sessions at once (a departed employee is out now)."""
+
+    async def open_session(self, token_digest: str, user: str, expires: datetime) -> None: ...
+
+    async def session_user(self, token_digest: str, now: datetime) -> UserRow | None:
+        """The enabled user of a live session."""
+
+    async def close_session(self, token_digest: str) -> None: ...
+
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_log(self, account: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest first; one account's, or everyone's."""
+
+    async def save_plan_version(
+        self, number: str, source: str, saved_by: str, saved_at: datetime, note: str
+    ) -> int:
+        """Record a plan as saved; returns its version number (1, 2, ...)."""
+
+    async def plan_versions(self, number: str) -> list[PlanVersion]: ...
+
+    async def plan_version(self, number: str, version: int) -> PlanVersion | None: ...
+
+    async def hourly(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[HourBucket]:
+        """Calls of these numbers started in [since, until), by UTC hour and outcome."""
+
+    async def durations(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[int]:
+        """Answered calls counted into the DURATION_EDGES talk-time classes."""
+
+    async def regions(
+        self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
+    ) -> list[RegionCount]: ...
+
+    async def call_ids(
+        self,
+        numbers: Sequence[str],
+        *,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        province: str | None = None,
+        limit: int | None = 50,
+    ) -> list[str]:
+        """Ids of matching calls, newest first: the console's call-record search."""
+
+    async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
+        """Changes whenever a call of these numbers started since `since` ends."""

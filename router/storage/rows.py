@@ -85,6 +85,11 @@ def epoch_us(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+def from_epoch_us(value: int) -> datetime:
+    """The inverse of `epoch_us`, in UTC."""
+    return _EPOCH + value * _MICROSECOND
+
+
 def fen_of(amount: Decimal) -> int:
     fen = amount * FEN_PER_YUAN
     if fen != fen.to_integral_value():

@@ -2,10 +2,11 @@
 
 A version means the same on both engines: 1 the CDRs and their legs, 2 the ledger, balances
 and usage counters, 3 the engines agree (each CDR names its router, call-cap units live in
-`call_units`, call ids sort byte by byte), so the store's SQL is written once
-(router.storage.queries). A table is written here with a few words each engine spells its
-own way (`{money}`, `{id}`, ...); what an engine does differently for a reason stays in the
-engine's module: its triggers, and the steps by which it reached version 3.
+`call_units`, call ids sort byte by byte), 4 the management console's users, sessions,
+audit log and plan versions, and the hourly call counts its reports read; so the store's SQL
+is written once (router.storage.queries). A table is written here with a few words each
+engine spells its own way (`{money}`, `{id}`, ...); what an engine does differently for a
+reason stays in the engine's module: its triggers, and the steps by which it reached version 3.
 
 Differences kept on purpose: CDR money is exact decimal text in SQLite and numeric in
 PostgreSQL (summable in SQL); times are ISO-8601 text on both, as a CDR keeps the UTC offset
@@ -118,6 +119,60 @@ CALL_UNITS = """CREATE TABLE call_units (
     PRIMARY KEY (number, month)
 ){keyed}"""
 
+CONSOLE_USERS = """CREATE TABLE console_users (
+    name text PRIMARY KEY,
+    role text NOT NULL,
+    account text,
+    password_hash text NOT NULL,
+    disabled integer NOT NULL DEFAULT 0,
+    created_us bigint NOT NULL
+)"""
+CONSOLE_SESSIONS = """CREATE TABLE console_sessions (
+    token_digest text PRIMARY KEY,    -- SHA-256 of the cookie's token, never the token
+    user_name text NOT NULL,
+    expires_us bigint NOT NULL
+)"""
+CONSOLE_SESSIONS_INDEX = "CREATE INDEX console_sessions_by_user ON console_sessions (user_name)"
+AUDIT_LOG = """CREATE TABLE audit_log (
+    id text PRIMARY KEY,
+    at_us bigint NOT NULL,
+    actor text NOT NULL,
+    account text,
+    action text NOT NULL,
+    target text NOT NULL,
+    detail text NOT NULL
+)"""
+AUDIT_LOG_INDEX = "CREATE INDEX audit_log_by_time ON audit_log (at_us)"
+PLAN_VERSIONS = """CREATE TABLE plan_versions (
+    number text NOT NULL,
+    version integer NOT NULL,
+    saved_us bigint NOT NULL,
+    saved_by text NOT NULL,
+    source text NOT NULL,
+    note text NOT NULL,
+    PRIMARY KEY (number, version)
+)"""
+# Calls counted by UTC hour, kept in step with the CDRs by each engine's triggers
+# (router.storage.call_counts): reports read a few thousand of these rows, not the calls.
+CALL_HOURS = """CREATE TABLE call_hours (
+    number text NOT NULL,
+    hour bigint NOT NULL,             -- started_us / 3600000000
+    outcome text NOT NULL,
+    duration_class integer NOT NULL,  -- router.storage.call_counts.DURATION_EDGES
+    calls bigint NOT NULL,
+    seconds bigint NOT NULL,
+    international bigint NOT NULL,
+    PRIMARY KEY (number, hour, outcome, duration_class)
+){keyed}"""
+CALL_HOUR_REGIONS = """CREATE TABLE call_hour_regions (
+    number text NOT NULL,
+    hour bigint NOT NULL,
+    province text NOT NULL,           -- '' when unknown
+    city text NOT NULL,
+    calls bigint NOT NULL,
+    PRIMARY KEY (number, hour, province, city)
+){keyed}"""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -126,6 +181,16 @@ VERSIONS: dict[int, Sequence[str]] = {
     1: (CDRS, LEGS, *CDR_INDEXES),
     2: (LEDGER, LEDGER_INDEX, BALANCES, USAGE),
     3: (),  # each engine's own steps to the schema both now share
+    4: (
+        CONSOLE_USERS,
+        CONSOLE_SESSIONS,
+        CONSOLE_SESSIONS_INDEX,
+        AUDIT_LOG,
+        AUDIT_LOG_INDEX,
+        PLAN_VERSIONS,
+        CALL_HOURS,
+        CALL_HOUR_REGIONS,
+    ),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

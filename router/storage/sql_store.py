@@ -16,10 +16,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from router.storage.account_tables import AccountTables
+from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
 
 
-class SqlStore(CdrTables, AccountTables):
+class SqlStore(CdrTables, AccountTables, BackOfficeTables):
     """A `Store` over any engine that provides sessions."""
 
     def __init__(self, *, router: str, zone: ZoneInfo) -> None:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from router.storage import schema
+from router.storage import call_counts, schema
 from router.storage.protocol import StoreUnavailable
 from router.storage.queries import NO_ROUTER
 from router.storage.rows import Row
@@ -76,6 +76,7 @@ MIGRATIONS = schema.migrations(
             "SELECT number, period, calls FROM usage WHERE calls > 0 AND length(period) = 7",
             "ALTER TABLE usage DROP COLUMN calls",
         ),
+        4: (*call_counts.SQLITE_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

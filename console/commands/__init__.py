@@ -1,0 +1,1 @@
+"""The console's `hotline400` subcommands: web, users, report."""

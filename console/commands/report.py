@@ -1,0 +1,165 @@
+"""`hotline400 report`: the console's report figures from the command line.
+
+report --number N --from D --to D [--format table|csv|json|png] [--output FILE]
+The table is for a person; CSV has one row per day; JSON holds every figure; PNG draws the
+charts of the console's reports page into one image (to --output, or standard output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from console.reports import DURATION_LABELS, Report, build_report
+from console.store_access import opened_store
+from dialplan.errors import ConfigError
+from router.configuration.settings import load_settings
+from router.storage.protocol import StoreUnavailable
+
+MAX_DAYS = 366
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("report", parents=[common], help="call reports of a number")
+    parser.add_argument("--number", required=True, type=_number, help="the 400 number")
+    parser.add_argument("--from", dest="first", required=True, type=_day, metavar="YYYY-MM-DD")
+    parser.add_argument("--to", dest="last", required=True, type=_day, metavar="YYYY-MM-DD")
+    parser.add_argument("--format", choices=("table", "csv", "json", "png"), default="table")
+    parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.last < args.first:
+        return _fail(f"--to {args.last} comes before --from {args.first}")
+    if (args.last - args.first).days >= MAX_DAYS:
+        return _fail(f"a report covers at most {MAX_DAYS} days")
+    try:
+        zone = ZoneInfo(load_settings(Path(args.config)).timezone)
+        report = asyncio.run(_report(Path(args.config), args.number, args.first, args.last, zone))
+    except ConfigError as error:
+        return _fail(f"cannot read the configuration:\n{error}")
+    except StoreUnavailable as error:
+        return _fail(f"the store cannot be used: {error}")
+    if args.format == "png":
+        from console.chart_images import report_png  # matplotlib only when a PNG is asked for
+
+        image = report_png(report)
+        if args.output:
+            Path(args.output).write_bytes(image)
+        else:
+            sys.stdout.buffer.write(image)
+        return 0
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        {"table": _table, "csv": _csv, "json": _json}[args.format](report, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+async def _report(config: Path, number: str, first: date, last: date, zone: ZoneInfo) -> Report:
+    async with opened_store(config) as store:
+        return await build_report(store, [number], first, last, zone)
+
+
+def figures(report: Report) -> dict[str, Any]:
+    return {
+        "numbers": report.numbers,
+        "from": report.first_day.isoformat(),
+        "to": report.last_day.isoformat(),
+        "calls": report.calls,
+        "answered": report.answered,
+        "unanswered": report.unanswered,
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "calls": d.calls,
+                "answered": d.answered,
+                "unanswered": d.unanswered,
+                "talk_seconds": d.talk_seconds,
+            }
+            for d in report.days
+        ],
+        "by_hour": report.by_hour,
+        "durations": dict(zip(DURATION_LABELS, report.durations, strict=True)),
+        "regions": [
+            {"province": r.province, "city": r.city, "calls": r.calls} for r in report.regions
+        ],
+        "outcomes": dict(report.outcomes.most_common()),
+        "fraud_signals": [
+            {"at": s.at.isoformat(), "kind": s.kind, "detail": s.detail} for s in report.signals
+        ],
+    }
+
+
+def _json(report: Report, out: Any) -> None:
+    json.dump(figures(report), out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+def _csv(report: Report, out: Any) -> None:
+    writer = csv.writer(out)
+    writer.writerow(["day", "calls", "answered", "unanswered", "talk_seconds"])
+    for d in report.days:
+        writer.writerow([d.day.isoformat(), d.calls, d.answered, d.unanswered, d.talk_seconds])
+
+
+def _table(report: Report, out: Any) -> None:
+    rate = f"{report.answer_rate:.0%}" if report.answer_rate is not None else "-"
+    print(
+        f"{', '.join(report.numbers)} {report.first_day} to {report.last_day}:"
+        f" {report.calls} calls, {report.answered} answered ({rate}),"
+        f" {report.unanswered} unanswered",
+        file=out,
+    )
+    print(f"\n{'day':<12}{'calls':>7}{'answered':>10}{'unanswered':>12}{'talk min':>10}", file=out)
+    for d in report.days:
+        print(
+            f"{d.day.isoformat():<12}{d.calls:>7}{d.answered:>10}{d.unanswered:>12}"
+            f"{d.talk_seconds / 60:>10.1f}",
+            file=out,
+        )
+    print(
+        "\ncalls by hour: " + " ".join(f"{h:02d}h {n}" for h, n in enumerate(report.by_hour) if n),
+        file=out,
+    )
+    print(
+        "talk time:     "
+        + "  ".join(
+            f"{label} {n}" for label, n in zip(DURATION_LABELS, report.durations, strict=True)
+        ),
+        file=out,
+    )
+    print("\ncallers from:", file=out)
+    for r in report.regions[:15]:
+        print(f"  {(r.province or 'unknown') + ' ' + (r.city or ''):<20}{r.calls:>7}", file=out)
+    for s in report.signals:
+        print(f"fraud signal: {s.kind} {s.at:%Y-%m-%d}: {s.detail}", file=out)
+
+
+def _number(text: str) -> str:
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) != 10 or not digits.startswith("400"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 400 number")
+    return digits
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-30") from None
+
+
+def _fail(message: str) -> int:
+    print(f"hotline400 report: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,77 @@
+"""`hotline400 web`: the management console over HTTP.
+
+Serves on 127.0.0.1:8400 by default. In production put it behind a TLS-terminating proxy:
+its session cookie is marked Secure, so browsers send it over HTTPS only. `--insecure-cookies`
+drops that mark for a console reached over plain HTTP on the loopback interface (the demo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from console.app import create_app
+from console.store_access import configured_store
+from dialplan.errors import ConfigError
+from router.storage.location import ConfiguredStore
+from router.storage.protocol import StoreUnavailable
+
+DEFAULT_LISTEN = "127.0.0.1:8400"
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("web", parents=[common], help="run the management console")
+    parser.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}"
+    )
+    parser.add_argument(
+        "--insecure-cookies",
+        action="store_true",
+        help="send the session cookie over plain HTTP too (loopback use only)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    host, _, port_text = args.listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return _fail(f"--listen {args.listen!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    config_dir = Path(args.config)
+    if not config_dir.is_dir():
+        return _fail(f"no configuration directory {config_dir}")
+    try:
+        _, store = configured_store(config_dir)
+        asyncio.run(_try_open(store))  # a clear error now rather than on the first page
+    except ConfigError as error:
+        return _fail(f"cannot read the configuration:\n{error}")
+    except StoreUnavailable as error:
+        return _fail(f"the store cannot be used: {error}")
+    app = create_app(
+        config_dir,
+        store,
+        clock=lambda: datetime.now(UTC),
+        secure_cookies=not args.insecure_cookies,
+    )
+    print(f"hotline400 console on http://{host}:{port_text}/", flush=True)
+    config = uvicorn.Config(app, host=host, port=int(port_text), log_level="warning")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except OSError as error:
+        return _fail(f"cannot listen on {args.listen}: {error.strerror or error}")
+    return 0
+
+
+async def _try_open(store: ConfiguredStore) -> None:
+    await store.open()
+    await store.close()
+
+
+def _fail(message: str) -> int:
+    print(f"hotline400 web: {message}", file=sys.stderr)
+    return 1

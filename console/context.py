@@ -1,0 +1,84 @@
+"""What every console request works with: the configuration, the store and the clock.
+
+The configuration directory is the one the routers read; it is reloaded when one of its
+files changes, so a plan saved here (or by an admin's editor) shows on the next page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from console.users import Scope, User
+from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
+from router.storage.location import ConfiguredStore
+
+
+@dataclass
+class ConfigCache:
+    """load_config again only when a file of the directory changed (size or mtime)."""
+
+    directory: Path
+    _stamp: tuple[tuple[str, int, int], ...] | None = None
+    _config: ConfigSet | None = None
+
+    def get(self) -> ConfigSet:
+        stamp = self._stamp_now()
+        if self._config is None or stamp != self._stamp:
+            self._config, self._stamp = load_config(self.directory), stamp
+        return self._config
+
+    def _stamp_now(self) -> tuple[tuple[str, int, int], ...]:
+        files = [*self.directory.glob("*.yaml"), *(self.directory / PLANS_DIR).glob("*.yaml")]
+        stamps = []
+        for path in sorted(files):
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            stamps.append((path.name, info.st_size, info.st_mtime_ns))
+        return tuple(stamps)
+
+
+@dataclass
+class Console:
+    config_dir: Path
+    store: ConfiguredStore
+    secret: bytes
+    clock: Callable[[], datetime]
+    secure_cookies: bool = True
+    configs: ConfigCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configs = ConfigCache(self.config_dir)
+
+    @property
+    def config(self) -> ConfigSet:
+        return self.configs.get()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Days and months of reports and money are the billing zone's (router.yaml)."""
+        return ZoneInfo(self.config.settings.timezone)
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(self.zone)
+
+    def all_numbers(self) -> list[str]:
+        """Every 400 number the operator runs: with a plan or with an account."""
+        config = self.config
+        accounts = config.tariffs.accounts if config.tariffs is not None else {}
+        return sorted(set(config.plans) | set(accounts))
+
+    def scope(self, user: User) -> Scope:
+        """A subscriber user sees the numbers of its account: the account named after a
+        number is that number's account (tariffs.yaml keys accounts by number)."""
+        if user.is_operator:
+            return Scope(None)
+        return Scope(frozenset(n for n in self.all_numbers() if n == user.account))
+
+    def numbers_for(self, user: User) -> list[str]:
+        return self.scope(user).visible(self.all_numbers())

@@ -1,0 +1,127 @@
+"""Editing a routing plan from the console: validate, preview, write atomically.
+
+A plan is checked by the same code as `hotline400 check` (dialplan.plan_loader.parse_plan),
+so the console shows the same `file:line field: message` errors. A saved plan replaces the
+file in one rename, so a router reloading at that instant reads the old plan or the new one,
+never half of one; every router watching the directory picks it up.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from dialplan.calendar import OfficialCalendar
+from dialplan.caps import Usage
+from dialplan.decision import DialResult, next_target
+from dialplan.errors import ConfigError, Problem
+from dialplan.evaluator import RoutingState, decide
+from dialplan.geo import locate
+from dialplan.matchers import Call, describe_caller
+from dialplan.plan import Plan
+from dialplan.plan_loader import parse_plan
+from router.call.channel_contract import ENDINGS
+from router.configuration.config_dir import PLANS_DIR
+
+
+def plan_path(config_dir: Path, number: str) -> Path:
+    return config_dir / PLANS_DIR / f"{number}.yaml"
+
+
+def shown_name(config_dir: Path, number: str) -> str:
+    """The file name errors carry: as `hotline400 check` run beside the directory says it."""
+    return str(Path(config_dir.name) / PLANS_DIR / f"{number}.yaml")
+
+
+def validate(config_dir: Path, number: str, text: str) -> tuple[Plan | None, list[Problem]]:
+    try:
+        return parse_plan(shown_name(config_dir, number), text), []
+    except ConfigError as error:
+        return None, list(error.problems)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the file, flush to disk, then rename over it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class CommonSettings:
+    """What most subscribers change: where calls go by default and the forwarding numbers."""
+
+    default_target: str
+    on_busy: list[str]
+    on_no_answer: list[str]
+
+    @classmethod
+    def of(cls, text: str) -> CommonSettings | None:
+        """The settings as the file states them, or None when the form cannot show them
+        (a default that splits or rejects, or a file that is not a mapping)."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        default = data.get("default") or {}
+        forwarding = data.get("forwarding") or {}
+        target = default.get("target") if isinstance(default, dict) else None
+        if not isinstance(target, str):
+            return None
+        return cls(
+            target,
+            [str(n) for n in forwarding.get("on_busy", [])],
+            [str(n) for n in forwarding.get("on_no_answer", [])],
+        )
+
+    def applied_to(self, text: str) -> str:
+        """The plan with these settings; the YAML editor keeps comments, the form does not."""
+        data = yaml.safe_load(text)
+        data.setdefault("default", {})["target"] = self.default_target
+        forwarding = data.setdefault("forwarding", {})
+        forwarding["on_busy"] = self.on_busy
+        forwarding["on_no_answer"] = self.on_no_answer
+        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def number_list(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def preview(
+    plan: Plan, caller: str, at: datetime, calendar: OfficialCalendar, busy: set[str]
+) -> list[str]:
+    """What the plan would do with one call, as `hotline400 simulate` tells it."""
+    call = Call(plan.number, locate(caller))
+    decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), RoutingState(calendar))
+    lines = [f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"]
+    lines += [f"  {line}" for line in decision.trace()]
+    if decision.reject is not None:
+        lines.append(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject})")
+        return lines
+    if decision.pin is not None:
+        lines.append(f"the caller is asked for the PIN ({decision.pin.attempts} attempts)")
+    results: list[DialResult] = []
+    target = decision.first
+    while target is not None:
+        status = "BUSY" if target.number in busy else "ANSWER"
+        how = "dial" if target.reason == "primary" else f"forward ({target.reason})"
+        lines.append(f"{len(results) + 1}. {how} {target.number} -> {status}")
+        results.append(DialResult(target.number, status))
+        target = next_target(decision, results)
+    return lines

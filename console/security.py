@@ -1,0 +1,94 @@
+"""Passwords, session tokens, CSRF tokens and login throttling for the console.
+
+Passwords are hashed with Argon2id (memory-hard, argon2-cffi's RFC 9106 low-memory profile),
+so a stolen user table is expensive to crack. A session is a random token: the browser holds
+it in an HTTP-only cookie, the store keeps only its SHA-256, so a copy of the database gives
+no way in. CSRF tokens are derived from the session token with HMAC, so every form of a
+session carries the same unguessable value and nothing more needs storing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_HASHER = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+
+
+class WeakPassword(ValueError):
+    """A password the console refuses to set."""
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _HASHER.hash(password)
+
+
+def password_matches(stored_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a session token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_token(secret: bytes, session_token: str) -> str:
+    return hmac.new(secret, session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: bytes, session_token: str, offered: str | None) -> bool:
+    return offered is not None and hmac.compare_digest(csrf_token(secret, session_token), offered)
+
+
+class LoginThrottle:
+    """At most `limit` failed logins per user name and per client address in `window`;
+    past that, logins from either are refused until the oldest failure leaves the window.
+
+    Kept in the console process: one console serves the back office, and a restart only
+    forgets failures that are minutes old.
+    """
+
+    def __init__(self, limit: int = 5, window: timedelta = timedelta(minutes=15)) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[datetime]] = {}
+
+    def retry_at(self, keys: tuple[str, ...], now: datetime) -> datetime | None:
+        """When a login with these keys may be tried again, or None if it may now."""
+        latest: datetime | None = None
+        for key in keys:
+            failures = self._recent(key, now)
+            if len(failures) >= self.limit:
+                free_at = failures[0] + self.window
+                latest = free_at if latest is None else max(latest, free_at)
+        return latest
+
+    def failed(self, keys: tuple[str, ...], now: datetime) -> None:
+        for key in keys:
+            self._recent(key, now).append(now)
+
+    def succeeded(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+    def _recent(self, key: str, now: datetime) -> deque[datetime]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures

@@ -1,0 +1,115 @@
+"""Signing in and out, and the middleware that admits only signed-in users.
+
+The session cookie is HTTP-only, SameSite=Strict and Secure (unless the console is told it
+runs without TLS, on the loopback interface only), and lives 12 hours; disabling a user ends
+its sessions at once because every request looks the session up in the store.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from console.security import new_session_token, password_matches, token_digest
+from console.users import Role, User
+from console.web import SESSION_COOKIE, back_to, checked_form, console_of, render
+from router.storage.console_rows import AuditEntry, UserRow
+
+SESSION_LIFETIME = timedelta(hours=12)
+OPEN_PATHS = ("/login", "/static/")
+
+
+def user_from_row(row: UserRow) -> User:
+    return User(
+        row.name, Role(row.role), row.account, row.password_hash, row.disabled, row.created_at
+    )
+
+
+class SignedInOnly(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path.startswith(OPEN_PATHS):
+            return await call_next(request)
+        console = console_of(request)
+        token = request.cookies.get(SESSION_COOKIE)
+        row = None
+        if token:
+            row = await console.store.session_user(token_digest(token), console.clock())
+        if row is None:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        request.state.user = user_from_row(row)
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+async def login_page(request: Request) -> Response:
+    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
+
+
+async def login(request: Request) -> Response:
+    console = console_of(request)
+    form = await request.form()
+    name = str(form.get("name", "")).strip()
+    password = str(form.get("password", ""))
+    next_url = _safe_next(str(form.get("next", "/")))
+    now = console.clock()
+    client = request.client.host if request.client else "unknown"
+    keys = (f"user:{name.lower()}", f"client:{client}")
+    throttle = request.app.state.throttle
+    retry_at = throttle.retry_at(keys, now)
+    if retry_at is not None:
+        wait = max(1, math.ceil((retry_at - now).total_seconds() / 60))
+        return render(
+            request,
+            "login.html",
+            {
+                "error": f"Too many failed sign-ins. Try again in {wait} minutes.",
+                "next": next_url,
+                "name": name,
+            },
+            status=429,
+        )
+    row = await console.store.user(name)
+    if row is None or row.disabled or not password_matches(row.password_hash, password):
+        throttle.failed(keys, now)
+        return render(
+            request,
+            "login.html",
+            {"error": "Wrong user name or password.", "next": next_url, "name": name},
+            status=401,
+        )
+    throttle.succeeded(keys)
+    token = new_session_token()
+    await console.store.open_session(token_digest(token), row.name, now + SESSION_LIFETIME)
+    await console.store.audit(AuditEntry(now, row.name, row.account, "sign in", row.name, client))
+    response = back_to(next_url)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=console.secure_cookies,
+        samesite="strict",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await console_of(request).store.close_session(token_digest(token))
+    response = back_to("/login")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this console: never an address elsewhere (open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target

@@ -1,0 +1,72 @@
+"""Who may use the console and what each may see and change.
+
+Three roles: the operator's administrators see and change everything; a subscriber's
+administrators see and change their own account's numbers and staff; a subscriber's staff
+only read. A subscriber user is bound to one account (the subscriber), and everything the
+console shows it is filtered by the numbers of that account, so another subscriber's call,
+plan or statement answers "not found" rather than "forbidden": its existence is not told.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    SUBSCRIBER_ADMIN = "subscriber-admin"
+    SUBSCRIBER_STAFF = "subscriber-staff"
+
+
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}")
+
+
+class InvalidUser(ValueError):
+    """A user that cannot be created as asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    account: str | None
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    @property
+    def may_change(self) -> bool:
+        """Staff only read; both kinds of administrator change what they can see."""
+        return self.role is not Role.SUBSCRIBER_STAFF
+
+
+def check_new_user(name: str, role: Role, account: str | None) -> None:
+    """Refuse names that would be ambiguous in the audit log and roles without their account."""
+    if not USER_NAME.fullmatch(name):
+        raise InvalidUser(
+            f"{name!r} is not a user name: 2-64 letters, digits, '.', '_', '@' or '-'"
+        )
+    if role is Role.OPERATOR and account is not None:
+        raise InvalidUser("an operator user belongs to no account: leave out --account")
+    if role is not Role.OPERATOR and not account:
+        raise InvalidUser(f"a {role} user needs --account (the subscriber it works for)")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The 400 numbers a user may see: all of them for the operator."""
+
+    numbers: frozenset[str] | None
+
+    def allows(self, number: str) -> bool:
+        return self.numbers is None or number in self.numbers
+
+    def visible(self, numbers: list[str]) -> list[str]:
+        return [number for number in numbers if self.allows(number)]

@@ -1,0 +1,195 @@
+"""Call records: search, one call's detail, and the CSV export of a search."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from console.context import Console
+from console.web import console_of, not_found, render, user_of
+from router.storage.cdr import CDR, Outcome, cdr_to_json
+
+PAGE_SIZE = 50
+EXPORT_BATCH = 500
+CSV_COLUMNS = (
+    "call_id",
+    "number",
+    "caller",
+    "caller_raw",
+    "province",
+    "city",
+    "area_code",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "billable_seconds",
+    "outcome",
+    "rule",
+    "caller_share",
+    "callee_share",
+    "total",
+    "tariff_id",
+    "note",
+    "legs",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A call-record search as the form states it; `problems` for fields it could not read."""
+
+    number: str
+    caller: str
+    since: date | None
+    until: date | None
+    outcome: str
+    region: str
+    problems: tuple[str, ...]
+
+    @classmethod
+    def from_query(cls, request: Request) -> Search:
+        query = request.query_params
+        problems: list[str] = []
+        dates = []
+        for name in ("since", "until"):
+            text = query.get(name, "").strip()
+            try:
+                dates.append(date.fromisoformat(text) if text else None)
+            except ValueError:
+                problems.append(f"{name}: {text!r} is not a date like 2026-11-30")
+                dates.append(None)
+        outcome = query.get("outcome", "")
+        if outcome and outcome not in {*Outcome, "unanswered"}:
+            problems.append(f"outcome: {outcome!r} is not an outcome")
+            outcome = ""
+        return cls(
+            query.get("number", "").strip(),
+            query.get("caller", "").strip(),
+            dates[0],
+            dates[1],
+            outcome,
+            query.get("region", "").strip(),
+            tuple(problems),
+        )
+
+    def numbers(self, visible: Sequence[str]) -> list[str]:
+        """The searched numbers; someone else's number is not found, like any of its pages."""
+        if self.number and self.number not in visible:
+            raise not_found()
+        return [n for n in visible if not self.number or n == self.number]
+
+    def outcomes(self) -> tuple[str, ...]:
+        if self.outcome == "unanswered":
+            return (Outcome.BUSY.value, Outcome.NOANSWER.value)
+        return (self.outcome,) if self.outcome else ()
+
+
+async def calls_of(console: Console, call_ids: Sequence[str]) -> list[CDR]:
+    return await console.store.get_cdrs(call_ids)
+
+
+async def _matching_ids(request: Request, search: Search, limit: int | None) -> list[str]:
+    console = console_of(request)
+    zone = console.zone
+    return await console.store.call_ids(
+        search.numbers(console.numbers_for(user_of(request))),
+        caller=search.caller or None,
+        since=datetime.combine(search.since, time(), zone) if search.since else None,
+        until=datetime.combine(search.until + timedelta(days=1), time(), zone)
+        if search.until
+        else None,
+        outcomes=search.outcomes(),
+        province=search.region or None,
+        limit=limit,
+    )
+
+
+async def search_page(request: Request) -> Response:
+    search = Search.from_query(request)
+    ids = await _matching_ids(request, search, PAGE_SIZE + 1)
+    calls = await calls_of(console_of(request), ids[:PAGE_SIZE])
+    return render(
+        request,
+        "calls.html",
+        {
+            "search": search,
+            "calls": calls,
+            "more": len(ids) > PAGE_SIZE,
+            "outcomes": [o.value for o in Outcome],
+            "export_query": request.url.query,
+        },
+    )
+
+
+async def call_page(request: Request) -> Response:
+    console = console_of(request)
+    cdr = await console.store.get_cdr(request.path_params["call_id"])
+    if cdr is None or not console.scope(user_of(request)).allows(cdr.number):
+        raise not_found()
+    return render(request, "call.html", {"call": cdr, "details": extra_details(cdr)})
+
+
+def extra_details(cdr: CDR) -> list[tuple[str, str]]:
+    """Fields a feature adds to a call (IVR path, survey score, recording), when present."""
+    labels = {
+        "menu_path": "IVR path",
+        "digits": "Digits pressed",
+        "survey_score": "Survey score",
+        "recording_path": "Recording",
+        "language": "Language",
+    }
+    data = cdr_to_json(cdr)
+    return [(label, str(data[name])) for name, label in labels.items() if data.get(name)]
+
+
+async def export_csv(request: Request) -> Response:
+    search = Search.from_query(request)
+    ids = await _matching_ids(request, search, None)
+    console = console_of(request)
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for start in range(0, len(ids), EXPORT_BATCH):
+            for cdr in await calls_of(console, ids[start : start + EXPORT_BATCH]):
+                writer.writerow(csv_row(cdr))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    name = f"calls-{console.now():%Y%m%d-%H%M}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def csv_row(cdr: CDR) -> list[object]:
+    data = cdr_to_json(cdr)
+    region = data["region"]
+    legs = "; ".join(
+        f"{leg['destination']} {leg['dial_status']} ring {leg['ring_seconds']}s"
+        f" talk {leg['talk_seconds']}s"
+        for leg in data["legs"]
+    )
+    values = {**data, **region, "legs": legs}
+    return [_cell(values.get(name)) for name in CSV_COLUMNS]
+
+
+def _cell(value: object) -> object:
+    """A caller ID is the caller's to choose: text a spreadsheet would run as a formula is
+    quoted so it stays text."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,109 @@
+"""The dashboard: today's calls and money at a glance, redrawn as calls end.
+
+The browser keeps an EventSource on /events; the console looks at the store every second
+and sends an event when a call of the user's numbers has ended since, and the page then
+fetches its summary again. Any router writing to the same store shows up, whichever
+process took the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import Decimal
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from console.reports import Report, build_report
+from console.views.calls import calls_of
+from console.web import console_of, render, user_of
+from dialplan.plan import Caps
+from rating.money import ZERO
+from router.storage.rows import UsageSnapshot
+
+POLL_SECONDS = 1.0
+KEEPALIVE_POLLS = 15
+
+
+@dataclass(frozen=True, slots=True)
+class NumberMoney:
+    number: str
+    balance: Decimal
+    month_cost: Decimal
+    month_calls: int
+    monthly_cost_cap: Decimal | None
+    monthly_call_cap: int | None
+    daily_cost_cap: Decimal | None
+    low_balance: bool
+
+
+async def dashboard(request: Request) -> Response:
+    return render(request, "dashboard.html", await _summary(request))
+
+
+async def summary(request: Request) -> Response:
+    return render(request, "dashboard_summary.html", await _summary(request))
+
+
+async def _summary(request: Request) -> dict[str, object]:
+    console, user = console_of(request), user_of(request)
+    numbers = console.numbers_for(user)
+    now = console.now()
+    report: Report = await build_report(
+        console.store, numbers, now.date(), now.date(), console.zone
+    )
+    money = [await number_money(request, number, now) for number in numbers]
+    recent = await calls_of(console, await console.store.call_ids(numbers, limit=10))
+    return {"report": report, "money": money, "recent": recent}
+
+
+async def number_money(request: Request, number: str, now: datetime) -> NumberMoney:
+    console = console_of(request)
+    usage: UsageSnapshot = await console.store.usage(number, f"{now:%Y-%m}", f"{now:%Y-%m-%d}")
+    plan = console.config.plans.get(number)
+    caps = plan.caps if plan is not None else Caps()
+    tariffs = console.config.tariffs
+    account = tariffs.accounts.get(number) if tariffs is not None else None
+    balance = usage.balance if usage.balance is not None else ZERO
+    return NumberMoney(
+        number,
+        balance,
+        usage.month_cost,
+        usage.month_calls,
+        caps.monthly_cost,
+        caps.monthly_calls,
+        caps.daily_cost,
+        account is not None and account.prepaid and balance < account.low_balance_warning,
+    )
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: `calls` whenever a call of the user's numbers ends."""
+    console, user = console_of(request), user_of(request)
+    numbers = console.numbers_for(user)
+
+    async def stream() -> AsyncIterator[str]:
+        since = datetime.combine(console.now().date(), time(), console.zone)
+        mark = await console.store.finished_mark(numbers, since)
+        yield "retry: 3000\n\n"
+        quiet = 0
+        while not await request.is_disconnected():
+            await asyncio.sleep(POLL_SECONDS)
+            current = await console.store.finished_mark(numbers, since)
+            if current != mark:
+                mark, quiet = current, 0
+                yield f"event: calls\ndata: {current}\n\n"
+            else:
+                quiet += 1
+                if quiet >= KEEPALIVE_POLLS:  # proxies close connections that stay silent
+                    quiet = 0
+                    yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,99 @@
+"""Money: a number's balance, payments and fees, its monthly statements and its features.
+
+The statements are those of `hotline400 bill`; payments booked here are ledger entries like
+those of `account topup` (operator only: the operator takes the money), each with a
+receipt reference, so a form posted twice books once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console.views.dashboard import number_money
+from console.web import (
+    audit,
+    back_to,
+    checked_form,
+    console_of,
+    render,
+    require_operator,
+    visible_number,
+)
+from rating.ledger import LedgerEntry, LedgerKind
+from rating.money import FEN
+from router.money.billing import month_statement
+
+LEDGER_DAYS = 92
+STATEMENT_MONTHS = 3
+MAX_PAYMENT = Decimal("10000000.00")
+
+
+async def money_page(request: Request) -> Response:
+    number = visible_number(request, request.path_params["number"])
+    console = console_of(request)
+    now = console.now()
+    tariffs = console.config.tariffs
+    account = tariffs.accounts.get(number) if tariffs is not None else None
+    entries = await console.store.ledger(number, since=now - timedelta(days=LEDGER_DAYS))
+    statements = []
+    if tariffs is not None and account is not None:
+        for month in _last_months(now, STATEMENT_MONTHS):
+            statements.append((month, await month_statement(console.store, tariffs, number, month)))
+    features = []
+    if tariffs is not None and account is not None:
+        features = [
+            (name, fee, account.features.get(name))
+            for name, fee in sorted(tariffs.features.items())
+        ]
+    return render(
+        request,
+        "money.html",
+        {
+            "number": number,
+            "account": account,
+            "money": await number_money(request, number, now),
+            "entries": [e for e in reversed(entries) if e.kind is not LedgerKind.CALL][:100],
+            "statements": statements,
+            "features": features,
+            "error": request.query_params.get("error"),
+            "receipt": uuid.uuid4().hex[:12],
+        },
+    )
+
+
+async def book_payment(request: Request) -> Response:
+    number = visible_number(request, request.path_params["number"])
+    user = require_operator(request)
+    form = await checked_form(request)
+    console = console_of(request)
+    try:
+        amount = Decimal(str(form.get("amount", "")).strip())
+    except InvalidOperation:
+        return back_to(f"/numbers/{number}/money?error=amount")
+    if (
+        not amount.is_finite()
+        or amount <= 0
+        or amount > MAX_PAYMENT
+        or amount != amount.quantize(FEN)
+    ):
+        return back_to(f"/numbers/{number}/money?error=amount")
+    ref = str(form.get("ref", "")).strip()[:64] or uuid.uuid4().hex
+    entry = LedgerEntry(
+        number, console.now(), amount, LedgerKind.PAYMENT, ref, f"payment booked by {user.name}"
+    )
+    await console.store.post_ledger([entry])
+    await audit(request, "book payment", number, f"{amount} yuan, ref {ref}")
+    return back_to(f"/numbers/{number}/money")
+
+
+def _last_months(now: datetime, count: int) -> list[str]:
+    months, year, month = [], now.year, now.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months

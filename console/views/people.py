@@ -1,0 +1,124 @@
+"""Users: the operator manages everyone, a subscriber's administrator its own staff, and
+everyone changes their own password. Disabling a user ends its sessions at once."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console.security import WeakPassword, hash_password, password_matches
+from console.users import InvalidUser, Role, check_new_user
+from console.views.dashboard import number_money
+from console.web import (
+    audit,
+    back_to,
+    checked_form,
+    console_of,
+    not_found,
+    render,
+    require_change,
+    require_operator,
+    user_of,
+)
+from router.storage.console_rows import UserRow
+
+
+async def users_page(request: Request) -> Response:
+    user = require_change(request)
+    store = console_of(request).store
+    users = await store.users(None if user.is_operator else user.account)
+    roles = list(Role) if user.is_operator else [Role.SUBSCRIBER_STAFF, Role.SUBSCRIBER_ADMIN]
+    return render(
+        request,
+        "users.html",
+        {"users": users, "roles": roles, "error": request.query_params.get("error", "")},
+    )
+
+
+async def add_user(request: Request) -> Response:
+    user = require_change(request)
+    form = await checked_form(request)
+    console = console_of(request)
+    name = str(form.get("name", "")).strip()
+    try:
+        role = Role(str(form.get("role", "")))
+    except ValueError:
+        return back_to("/users?error=role")
+    account = str(form.get("account", "")).strip() or None
+    if not user.is_operator:
+        if role is Role.OPERATOR:
+            raise not_found()
+        account = user.account  # a subscriber adds staff to its own account only
+    try:
+        check_new_user(name, role, account)
+        password_hash = hash_password(str(form.get("password", "")))
+    except (InvalidUser, WeakPassword) as error:
+        return render(request, "users.html", await _context(request, str(error)), status=422)
+    added = await console.store.add_user(
+        UserRow(name, role.value, account, password_hash, False, console.clock())
+    )
+    if not added:
+        return render(request, "users.html", await _context(request, f"{name} exists"), status=409)
+    await audit(request, "add user", name, f"{role} {account or ''}".strip())
+    return back_to("/users")
+
+
+async def disable_user(request: Request) -> Response:
+    user = require_change(request)
+    await checked_form(request)
+    console = console_of(request)
+    target = await console.store.user(request.path_params["name"])
+    if target is None or (not user.is_operator and target.account != user.account):
+        raise not_found()
+    if target.name == user.name:
+        return render(
+            request, "users.html", await _context(request, "you cannot disable yourself"), 422
+        )
+    await console.store.disable_user(target.name)
+    await audit(request, "disable user", target.name)
+    return back_to("/users")
+
+
+async def password_page(request: Request) -> Response:
+    return render(request, "password.html", {"done": request.query_params.get("done")})
+
+
+async def change_password(request: Request) -> Response:
+    user = user_of(request)
+    form = await checked_form(request)
+    console = console_of(request)
+    if not password_matches(user.password_hash, str(form.get("current", ""))):
+        return render(request, "password.html", {"error": "The current password is wrong."}, 422)
+    new = str(form.get("new", ""))
+    if new != str(form.get("again", "")):
+        return render(request, "password.html", {"error": "The new passwords differ."}, 422)
+    try:
+        await console.store.set_password(user.name, hash_password(new))
+    except WeakPassword as error:
+        return render(request, "password.html", {"error": str(error)}, 422)
+    await audit(request, "change password", user.name)
+    return back_to("/password?done=1")
+
+
+async def audit_page(request: Request) -> Response:
+    user = require_change(request)
+    entries = await console_of(request).store.audit_log(
+        None if user.is_operator else user.account, limit=200
+    )
+    return render(request, "audit.html", {"entries": entries})
+
+
+async def accounts_page(request: Request) -> Response:
+    require_operator(request)
+    console = console_of(request)
+    now = console.now()
+    rows = [await number_money(request, number, now) for number in console.all_numbers()]
+    return render(request, "accounts.html", {"rows": rows})
+
+
+async def _context(request: Request, error: str) -> dict[str, object]:
+    user = user_of(request)
+    store = console_of(request).store
+    users = await store.users(None if user.is_operator else user.account)
+    roles = list(Role) if user.is_operator else [Role.SUBSCRIBER_STAFF, Role.SUBSCRIBER_ADMIN]
+    return {"users": users, "roles": roles, "error": error}

@@ -1,0 +1,102 @@
+"""What every page handler shares: the signed-in user, forms with their CSRF check, templates,
+the audit log, and "not found" for anything outside the user's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from console.context import Console
+from console.security import csrf_token, csrf_valid
+from console.users import Role, User
+from router.storage.console_rows import AuditEntry
+
+SESSION_COOKIE = "hotline400_session"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def console_of(request: Request) -> Console:
+    return request.app.state.console
+
+
+def user_of(request: Request) -> User:
+    return request.state.user
+
+
+def not_found() -> HTTPException:
+    """Said alike of what does not exist and of what belongs to someone else."""
+    return HTTPException(404, "not found")
+
+
+def visible_number(request: Request, number: str) -> str:
+    """`number` if the user may see it, else 404."""
+    console, user = console_of(request), user_of(request)
+    if number not in console.all_numbers() or not console.scope(user).allows(number):
+        raise not_found()
+    return number
+
+
+def require_change(request: Request) -> User:
+    """Staff may read but not change: their forms are not even shown."""
+    user = user_of(request)
+    if not user.may_change:
+        raise not_found()
+    return user
+
+
+def require_operator(request: Request) -> User:
+    user = user_of(request)
+    if user.role is not Role.OPERATOR:
+        raise not_found()
+    return user
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token proves it came from one of our pages."""
+    form = await request.form()
+    token = request.cookies.get(SESSION_COOKIE, "")
+    offered = form.get("csrf")
+    if not token or not csrf_valid(
+        console_of(request).secret, token, offered if isinstance(offered, str) else None
+    ):
+        raise HTTPException(
+            403, "the form expired or did not come from this console; reload the page"
+        )
+    return form
+
+
+def render(
+    request: Request, template: str, context: Mapping[str, Any], status: int = 200
+) -> HTMLResponse:
+    console = console_of(request)
+    user: User | None = getattr(request.state, "user", None)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    base = {
+        "request": request,
+        "user": user,
+        "csrf": csrf_token(console.secret, token) if token else "",
+        "numbers": console.numbers_for(user) if user is not None else [],
+        "now": console.now(),
+    }
+    return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
+
+
+def back_to(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def audit(request: Request, action: str, target: str, detail: str = "") -> None:
+    """Every change is written down with who and when."""
+    console, user = console_of(request), user_of(request)
+    await console.store.audit(
+        AuditEntry(console.clock(), user.name, user.account, action, target, detail)
+    )

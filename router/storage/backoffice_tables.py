@@ -1,0 +1,305 @@
+"""What the management console keeps beside the calls, over any engine's sessions, written
+once: users and their sessions, the audit log, every saved version of a routing plan, and
+the aggregate reads of its pages (from the hourly counts of router.storage.call_counts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from router.storage.call_counts import DURATION_EDGES, HOUR_US
+from router.storage.console_rows import AuditEntry, HourBucket, PlanVersion, RegionCount, UserRow
+from router.storage.rows import Row, epoch_us, from_epoch_us
+from router.storage.sessions import SessionSource
+
+
+class BackOfficeTables(SessionSource):
+    """The console's part of `Store`."""
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._connected() as session:
+            return await session.fetch(sql, params)
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._single_write() as session:
+            return await session.execute(sql, params)
+
+    # --- users and sessions -------------------------------------------------------------
+
+    async def add_user(self, user: UserRow) -> bool:
+        """False if the name is taken."""
+        changed = await self._execute(
+            "INSERT INTO console_users (name, role, account, password_hash, disabled,"
+            " created_us) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (
+                user.name,
+                user.role,
+                user.account,
+                user.password_hash,
+                int(user.disabled),
+                epoch_us(user.created_at),
+            ),
+        )
+        return changed == 1
+
+    async def user(self, name: str) -> UserRow | None:
+        rows = await self._fetch("SELECT * FROM console_users WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    async def users(self, account: str | None = None) -> list[UserRow]:
+        if account is None:
+            rows = await self._fetch("SELECT * FROM console_users ORDER BY name")
+        else:
+            rows = await self._fetch(
+                "SELECT * FROM console_users WHERE account = ? ORDER BY name", (account,)
+            )
+        return [_user(row) for row in rows]
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        changed = await self._execute(
+            "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return changed == 1
+
+    async def disable_user(self, name: str) -> bool:
+        """Disable a user and end its sessions at once (a departed employee is out now)."""
+        changed = await self._execute(
+            "UPDATE console_users SET disabled = 1 WHERE name = ?", (name,)
+        )
+        await self._execute("DELETE FROM console_sessions WHERE user_name = ?", (name,))
+        return changed == 1
+
+    async def open_session(self, token_digest: str, user: str, expires: datetime) -> None:
+        await self._execute(
+            "INSERT INTO console_sessions (token_digest, user_name, expires_us) VALUES (?, ?, ?)",
+            (token_digest, user, epoch_us(expires)),
+        )
+
+    async def session_user(self, token_digest: str, now: datetime) -> UserRow | None:
+        """The enabled user of a live session."""
+        rows = await self._fetch(
+            "SELECT u.* FROM console_sessions AS s JOIN console_users AS u"
+            " ON u.name = s.user_name WHERE s.token_digest = ? AND s.expires_us > ?"
+            " AND u.disabled = 0",
+            (token_digest, epoch_us(now)),
+        )
+        return _user(rows[0]) if rows else None
+
+    async def close_session(self, token_digest: str) -> None:
+        await self._execute("DELETE FROM console_sessions WHERE token_digest = ?", (token_digest,))
+
+    # --- audit log -----------------------------------------------------------------------
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await self._execute(
+            "INSERT INTO audit_log (id, at_us, actor, account, action, target, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                uuid.uuid4().hex,
+                epoch_us(entry.at),
+                entry.actor,
+                entry.account,
+                entry.action,
+                entry.target,
+                entry.detail,
+            ),
+        )
+
+    async def audit_log(self, account: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        where, params = ("WHERE account = ?", [account]) if account is not None else ("", [])
+        rows = await self._fetch(
+            f"SELECT * FROM audit_log {where} ORDER BY at_us DESC, id LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            AuditEntry(
+                from_epoch_us(row["at_us"]),
+                row["actor"],
+                row["account"],
+                row["action"],
+                row["target"],
+                row["detail"],
+            )
+            for row in rows
+        ]
+
+    # --- plan versions -------------------------------------------------------------------
+
+    async def save_plan_version(
+        self, number: str, source: str, saved_by: str, saved_at: datetime, note: str
+    ) -> int:
+        """Record a plan as saved; returns its version number (1, 2, ...)."""
+        for _ in range(5):  # two consoles saving at once: the loser takes the next number
+            rows = await self._fetch(
+                "SELECT COALESCE(MAX(version), 0) AS latest FROM plan_versions WHERE number = ?",
+                (number,),
+            )
+            version = int(rows[0]["latest"]) + 1
+            changed = await self._execute(
+                "INSERT INTO plan_versions (number, version, saved_us, saved_by, source, note)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (number, version) DO NOTHING",
+                (number, version, epoch_us(saved_at), saved_by, source, note),
+            )
+            if changed == 1:
+                return version
+        raise RuntimeError(f"could not record a new version of {number}'s plan")
+
+    async def plan_versions(self, number: str) -> list[PlanVersion]:
+        rows = await self._fetch(
+            "SELECT * FROM plan_versions WHERE number = ? ORDER BY version DESC", (number,)
+        )
+        return [_plan_version(row) for row in rows]
+
+    async def plan_version(self, number: str, version: int) -> PlanVersion | None:
+        rows = await self._fetch(
+            "SELECT * FROM plan_versions WHERE number = ? AND version = ?", (number, version)
+        )
+        return _plan_version(rows[0]) if rows else None
+
+    # --- aggregate reads of the calls ------------------------------------------------------
+
+    async def hourly(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[HourBucket]:
+        """Calls of these numbers started in [since, until), by UTC hour and outcome.
+
+        Read from the hourly counts: `since` and `until` fall on whole hours (local days
+        do, in every zone a 400 number is in)."""
+        if not numbers:
+            return []
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT hour, outcome, SUM(calls) AS calls, SUM(seconds) AS seconds,"
+            " SUM(international) AS international FROM call_hours"
+            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ? GROUP BY 1, 2",
+            (*numbers, *_hours(since, until)),
+        )
+        return [
+            HourBucket(
+                from_epoch_us(int(row["hour"]) * HOUR_US),
+                row["outcome"],
+                int(row["calls"]),
+                int(row["seconds"] or 0),
+                int(row["international"] or 0),
+            )
+            for row in rows
+            if int(row["calls"])
+        ]
+
+    async def durations(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[int]:
+        """Answered calls counted into the DURATION_EDGES classes."""
+        counts = [0] * (len(DURATION_EDGES) + 1)
+        if not numbers:
+            return counts
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT duration_class, SUM(calls) AS calls FROM call_hours"
+            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ? AND outcome = 'answered'"
+            " GROUP BY 1",
+            (*numbers, *_hours(since, until)),
+        )
+        for row in rows:
+            counts[int(row["duration_class"])] = int(row["calls"])
+        return counts
+
+    async def regions(
+        self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
+    ) -> list[RegionCount]:
+        if not numbers:
+            return []
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT province, city, SUM(calls) AS calls FROM call_hour_regions"
+            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ?"
+            " GROUP BY 1, 2 HAVING SUM(calls) > 0 ORDER BY 3 DESC, 1, 2 LIMIT ?",
+            (*numbers, *_hours(since, until), limit),
+        )
+        return [
+            RegionCount(row["province"] or None, row["city"] or None, int(row["calls"]))
+            for row in rows
+        ]
+
+    async def call_ids(
+        self,
+        numbers: Sequence[str],
+        *,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        province: str | None = None,
+        limit: int | None = 50,
+    ) -> list[str]:
+        """Ids of matching calls, newest first: the call-record search of the console."""
+        if not numbers:
+            return []
+        conditions = [f"number IN ({', '.join('?' for _ in numbers)})"]
+        params: list[Any] = list(numbers)
+        if caller:
+            conditions.append("(caller = ? OR caller_raw = ?)")
+            params += [caller, caller]
+        if since is not None:
+            conditions.append("started_us >= ?")
+            params.append(epoch_us(since))
+        if until is not None:
+            conditions.append("started_us < ?")
+            params.append(epoch_us(until))
+        if outcomes:
+            conditions.append(f"outcome IN ({', '.join('?' for _ in outcomes)})")
+            params += list(outcomes)
+        if province:
+            conditions.append("(province = ? OR city = ?)")
+            params += [province, province]
+        sql = (
+            f"SELECT call_id FROM cdrs WHERE {' AND '.join(conditions)}"
+            " ORDER BY started_us DESC, call_id DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [row["call_id"] for row in await self._fetch(sql, params)]
+
+    async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
+        """A mark that changes whenever a call of these numbers started since `since` ends:
+        the live dashboard redraws when it moves."""
+        if not numbers:
+            return "0:0"
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT COUNT(*) AS finished, MAX(started_us) AS newest FROM cdrs"
+            f" WHERE number IN ({marks}) AND started_us >= ? AND outcome <> 'in_progress'",
+            (*numbers, epoch_us(since)),
+        )
+        return f"{int(rows[0]['finished'] or 0)}:{int(rows[0]['newest'] or 0)}"
+
+
+def _hours(since: datetime, until: datetime) -> tuple[int, int]:
+    """[since, until) as hour numbers; a partial hour at either end counts whole."""
+    return epoch_us(since) // HOUR_US, -(-epoch_us(until) // HOUR_US)
+
+
+def _user(row: Mapping[str, Any]) -> UserRow:
+    return UserRow(
+        row["name"],
+        row["role"],
+        row["account"],
+        row["password_hash"],
+        bool(row["disabled"]),
+        from_epoch_us(row["created_us"]),
+    )
+
+
+def _plan_version(row: Mapping[str, Any]) -> PlanVersion:
+    return PlanVersion(
+        row["number"],
+        int(row["version"]),
+        from_epoch_us(row["saved_us"]),
+        row["saved_by"],
+        row["source"],
+        row["note"],
+    )

@@ -1,0 +1,278 @@
+"""Who gets in, and what each user may reach: sign-in, throttling, CSRF, scopes and roles.
+
+A subscriber must never see or change another subscriber's data, whatever URL it types:
+every route of the console, asked with another account's number, call or user, answers 404.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from console.app import create_app
+from tests.console.harness import (
+    CLINIC,
+    NOW,
+    PASSWORD,
+    SHOP,
+    a_call,
+    csrf_of,
+    running_console,
+)
+
+
+async def test_a_wrong_password_is_refused_and_a_right_one_opens_a_session(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site, site.client() as client:
+        wrong = await client.post("/login", data={"name": "shop", "password": "guess-guess"})
+        assert wrong.status_code == 401
+        assert "Wrong user name or password" in wrong.text
+        right = await client.post("/login", data={"name": "shop", "password": PASSWORD})
+        assert right.status_code == 303
+        cookie = right.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert (await client.get("/")).status_code == 200
+
+
+async def test_pages_send_a_visitor_without_a_session_to_sign_in(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site, site.client() as client:
+        response = await client.get("/calls")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=/calls"
+
+
+async def test_after_five_failures_a_user_is_throttled_even_with_the_right_password(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site, site.client() as client:
+        for _ in range(5):
+            await client.post("/login", data={"name": "shop", "password": "not-the-one"})
+        response = await client.post("/login", data={"name": "shop", "password": PASSWORD})
+        assert response.status_code == 429
+        assert "Try again in 15 minutes" in response.text
+
+
+async def test_a_form_without_its_csrf_token_changes_nothing(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        other = await site.signed_in("ops")
+        foreign_token = await csrf_of(other, "/users")
+        for token in (None, "0" * 64, foreign_token):
+            data = {"name": "newstaff", "role": "subscriber-staff", "password": PASSWORD}
+            if token is not None:
+                data["csrf"] = token
+            response = await shop.post("/users", data=data)
+            assert response.status_code == 403
+        assert await site.store.user("newstaff") is None
+        await shop.aclose()
+        await other.aclose()
+
+
+async def test_signing_out_ends_the_session(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        client = await site.signed_in("shop")
+        token = await csrf_of(client, "/")
+        assert (await client.post("/logout", data={"csrf": token})).status_code == 303
+        assert (await client.get("/")).status_code == 303
+        await client.aclose()
+
+
+async def test_disabling_a_user_ends_its_sessions_at_once(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        staff = await site.signed_in("shopstaff")
+        admin = await site.signed_in("shop")
+        assert (await staff.get("/")).status_code == 200
+        token = await csrf_of(admin, "/users")
+        response = await admin.post("/users/shopstaff/disable", data={"csrf": token})
+        assert response.status_code == 303
+        assert (await staff.get("/")).status_code == 303
+        audit = await admin.get("/audit")
+        assert "disable user" in audit.text and "shopstaff" in audit.text
+        await staff.aclose()
+        await admin.aclose()
+
+
+def _routes_with_foreign_ids(call_id: str) -> list[tuple[str, str]]:
+    """Every route of the console, asked by the clinic's administrator about the shop."""
+    return [
+        ("GET", f"/numbers/{SHOP}/routing"),
+        ("POST", f"/numbers/{SHOP}/routing"),
+        ("GET", f"/numbers/{SHOP}/routing/versions/1"),
+        ("POST", f"/numbers/{SHOP}/routing/versions/1/restore"),
+        ("GET", f"/numbers/{SHOP}/money"),
+        ("POST", f"/numbers/{SHOP}/money/payments"),
+        ("GET", f"/calls/{call_id}"),
+        ("GET", f"/calls?number={SHOP}"),
+        ("GET", f"/calls.csv?number={SHOP}"),
+        ("GET", f"/reports?number={SHOP}"),
+        ("POST", "/users/shopstaff/disable"),
+        ("GET", "/accounts"),
+    ]
+
+
+OPEN_TO_EVERY_USER = {
+    "/",
+    "/dashboard/summary",
+    "/events",
+    "/calls",
+    "/calls.csv",
+    "/reports",
+    "/users",
+    "/password",
+    "/audit",
+    "/login",
+    "/logout",
+    "/static",
+}
+
+
+def test_the_scope_table_covers_every_route_of_the_console(tmp_path: Path) -> None:
+    app = create_app(tmp_path, store=None, clock=lambda: NOW)  # type: ignore[arg-type]
+    paths = {route.path for route in app.routes}
+    covered = {path.split("?")[0] for _, path in _routes_with_foreign_ids("X")}
+    templated = {
+        path.replace("{number}", SHOP)
+        .replace("{version:int}", "1")
+        .replace("{call_id}", "X")
+        .replace("{name}", "shopstaff")
+        for path in paths
+    }
+    assert templated - covered - OPEN_TO_EVERY_USER == set()
+
+
+async def test_another_subscribers_data_is_not_found_on_every_route(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("shop.1", SHOP, NOW))
+        clinic = await site.signed_in("clinic")
+        token = await csrf_of(clinic, "/users")
+        for method, path in _routes_with_foreign_ids("shop.1"):
+            if method == "GET":
+                response = await clinic.get(path)
+            else:
+                response = await clinic.post(path, data={"csrf": token, "amount": "1.00"})
+            assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+            assert SHOP not in response.text, f"{method} {path} shows the shop's number"
+        await clinic.aclose()
+
+
+async def test_the_clinic_sees_its_own_number_and_call(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("clinic.1", CLINIC, NOW))
+        clinic = await site.signed_in("clinic")
+        assert (await clinic.get("/calls/clinic.1")).status_code == 200
+        assert (await clinic.get(f"/numbers/{CLINIC}/routing")).status_code == 200
+        page = await clinic.get("/")
+        assert CLINIC in page.text and SHOP not in page.text
+        await clinic.aclose()
+
+
+async def test_staff_read_but_cannot_change(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        staff = await site.signed_in("shopstaff")
+        page = await staff.get(f"/numbers/{SHOP}/routing")
+        assert page.status_code == 200
+        assert 'value="save"' not in page.text
+        token = await csrf_of(staff, "/")
+        response = await staff.post(
+            f"/numbers/{SHOP}/routing", data={"csrf": token, "action": "save", "yaml": "x"}
+        )
+        assert response.status_code == 404
+        assert (await staff.get("/users")).status_code == 404
+        await staff.aclose()
+
+
+@pytest.mark.parametrize("amount", ["-5", "abc", "1.001", "NaN", "99999999999999"])
+async def test_the_operator_books_payments_and_bad_amounts_book_nothing(
+    tmp_path: Path, amount: str
+) -> None:
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{SHOP}/money")
+        bad = await ops.post(
+            f"/numbers/{SHOP}/money/payments", data={"csrf": token, "amount": amount}
+        )
+        assert bad.headers["location"].endswith("error=amount")
+        assert await site.store.ledger(SHOP) == []
+        good = await ops.post(
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": token, "amount": "600.00", "ref": "R-1"},
+        )
+        assert good.status_code == 303
+        again = await ops.post(
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": token, "amount": "600.00", "ref": "R-1"},
+        )
+        assert again.status_code == 303
+        entries = await site.store.ledger(SHOP)
+        assert [(str(e.amount), e.ref) for e in entries] == [("600.00", "R-1")]
+        page = await ops.get(f"/numbers/{SHOP}/money")
+        assert 'data-testid="balance">600.00<' in page.text
+        await ops.aclose()
+
+
+async def test_a_subscriber_cannot_reach_operator_pages_or_book_payments(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        assert (await shop.get("/accounts")).status_code == 404
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        response = await shop.post(
+            f"/numbers/{SHOP}/money/payments", data={"csrf": token, "amount": "5.00"}
+        )
+        assert response.status_code == 404
+        await shop.aclose()
+
+
+async def test_a_subscriber_adds_staff_to_its_own_account_only(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, "/users")
+        response = await shop.post(
+            "/users",
+            data={
+                "csrf": token,
+                "name": "newstaff",
+                "role": "subscriber-staff",
+                "account": CLINIC,
+                "password": PASSWORD,
+            },
+        )
+        assert response.status_code == 303
+        added = await site.store.user("newstaff")
+        assert added is not None and added.account == SHOP
+        operator = await shop.post(
+            "/users",
+            data={"csrf": token, "name": "boss", "role": "operator", "password": PASSWORD},
+        )
+        assert operator.status_code == 404
+        await shop.aclose()
+
+
+async def test_changing_a_password_needs_the_current_one(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, "/password")
+        wrong = await shop.post(
+            "/password",
+            data={
+                "csrf": token,
+                "current": "nope",
+                "new": "new password 1",
+                "again": "new password 1",
+            },
+        )
+        assert wrong.status_code == 422
+        right = await shop.post(
+            "/password",
+            data={
+                "csrf": token,
+                "current": PASSWORD,
+                "new": "new password 1",
+                "again": "new password 1",
+            },
+        )
+        assert right.status_code == 303
+        async with httpx.AsyncClient(base_url=site.url) as fresh:
+            login = await fresh.post("/login", data={"name": "shop", "password": "new password 1"})
+            assert login.status_code == 303
+        await shop.aclose()

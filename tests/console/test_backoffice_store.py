@@ -1,0 +1,154 @@
+"""The console's storage on both engines: users, sessions, plan versions, and the hourly
+counts the reports read, which must always equal counting the CDRs themselves."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.storage import sqlite as sqlite_store
+from router.storage.cdr import FinishCall, Outcome
+from router.storage.console_rows import UserRow
+from router.storage.location import ConfiguredStore
+from router.storage.postgres import PostgresStore
+from router.storage.rows import epoch_us
+from router.storage.sqlite import SQLiteStore
+from tests.console.harness import NOW, SHOP, a_call
+from tests.pg_harness import scratch_schema
+
+DIRECT_COUNTS = (
+    "SELECT number, started_us / 3600000000 AS hour, outcome, COUNT(*) AS calls,"
+    " SUM(billable_seconds) AS seconds FROM cdrs WHERE outcome <> 'in_progress'"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+ROLLED_UP = (
+    "SELECT number, hour, outcome, SUM(calls) AS calls, SUM(seconds) AS seconds"
+    " FROM call_hours GROUP BY 1, 2, 3 HAVING SUM(calls) > 0 ORDER BY 1, 2, 3"
+)
+DIRECT_REGIONS = (
+    "SELECT number, COALESCE(province, '') AS province, COUNT(*) AS calls FROM cdrs"
+    " WHERE outcome <> 'in_progress' GROUP BY 1, 2 ORDER BY 1, 2"
+)
+ROLLED_REGIONS = (
+    "SELECT number, province, SUM(calls) AS calls FROM call_hour_regions"
+    " GROUP BY 1, 2 HAVING SUM(calls) > 0 ORDER BY 1, 2"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ConfiguredStore]:
+    if request.param == "sqlite":
+        opened: ConfiguredStore = SQLiteStore(tmp_path / "hotline400.db")
+        await opened.open()
+        yield opened
+        await opened.close()
+        return
+    async with scratch_schema() as url:
+        opened = PostgresStore(url, router="test")
+        await opened.open()
+        yield opened
+        await opened.close()
+
+
+def _rows(rows: list[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as tuples; PostgreSQL sums integers as numeric."""
+    return [tuple(int(v) if isinstance(v, Decimal) else v for v in tuple(row)) for row in rows]
+
+
+async def test_users_sessions_and_plan_versions(store: ConfiguredStore) -> None:
+    row = UserRow("shop", "subscriber-admin", SHOP, "hash", False, NOW)
+    assert await store.add_user(row)
+    assert not await store.add_user(row)
+    await store.open_session("digest", "shop", NOW + timedelta(hours=1))
+    assert (await store.session_user("digest", NOW)).name == "shop"
+    assert await store.session_user("digest", NOW + timedelta(hours=2)) is None
+    assert await store.disable_user("shop")
+    assert await store.session_user("digest", NOW) is None
+    assert [await store.save_plan_version(SHOP, f"v{i}", "shop", NOW, "") for i in (1, 2)] == [
+        1,
+        2,
+    ]
+    assert [v.source for v in await store.plan_versions(SHOP)] == ["v2", "v1"]
+
+
+# The counts are checked against the CDRs themselves with raw reads of both tables.
+
+
+async def test_the_hourly_counts_always_equal_counting_the_calls(store: ConfiguredStore) -> None:
+    rng = random.Random(7)
+    outcomes = [Outcome.ANSWERED, Outcome.BUSY, Outcome.NOANSWER, Outcome.REJECTED]
+    for batch in range(5):
+        ops = []
+        for index in range(40):
+            call_id = f"c{batch}.{index}"
+            started = NOW - timedelta(minutes=rng.randrange(600))
+            start, finish = a_call(
+                call_id,
+                rng.choice([SHOP, "4001234567"]),
+                started,
+                rng.choice(outcomes),
+                seconds=rng.randrange(1, 900),
+                province=rng.choice(["山东", "广东", None]),
+            )
+            ops.append(start)
+            if rng.random() < 0.8:  # some calls stay in progress
+                ops.append(finish)
+        await store.apply(ops)
+        # Calls completed later with other figures (as AMI reconciliation does) move counts.
+        later = [
+            FinishCall(f"c{batch}.{index}", {"outcome": Outcome.ANSWERED, "billable_seconds": 42})
+            for index in rng.sample(range(40), 8)
+        ]
+        await store.apply(later)
+        assert _rows(await store._fetch(ROLLED_UP)) == _rows(await store._fetch(DIRECT_COUNTS))
+        assert _rows(await store._fetch(ROLLED_REGIONS)) == _rows(
+            await store._fetch(DIRECT_REGIONS)
+        )
+
+
+async def test_calls_stored_before_the_counts_existed_are_counted_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, statements in enumerate(sqlite_store.MIGRATIONS[:3], start=1):
+        for statement in statements:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for index in range(30):
+        started = NOW - timedelta(hours=index)
+        db.execute(
+            "INSERT INTO cdrs (call_id, number, caller_raw, caller_kind, province, started_at,"
+            " started_us, outcome, billable_seconds)"
+            " VALUES (?, ?, '1380', 'mobile', ?, ?, ?, ?, ?)",
+            (
+                f"old.{index}",
+                SHOP,
+                "山东" if index % 2 else None,
+                started.isoformat(),
+                epoch_us(started),
+                "answered" if index % 3 else "in_progress",
+                index * 7,
+            ),
+        )
+    db.commit()
+    db.close()
+    upgraded = SQLiteStore(path)
+    await upgraded.open()
+    try:
+        counted = _rows(await upgraded._fetch(ROLLED_UP))
+        assert counted == _rows(await upgraded._fetch(DIRECT_COUNTS))
+        assert sum(row[3] for row in counted) == 20
+        assert _rows(await upgraded._fetch(ROLLED_REGIONS)) == _rows(
+            await upgraded._fetch(DIRECT_REGIONS)
+        )
+    finally:
+        await upgraded.close()

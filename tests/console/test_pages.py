@@ -1,0 +1,216 @@
+"""What the console's pages show and do: routing edits checked like `hotline400 check`,
+versions and rollback, call-record search and CSV, reports, and the live dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from router.storage.cdr import Outcome
+from tests.console.harness import CLINIC, NOW, SHOP, a_call, csrf_of, running_console
+from tests.pg_harness import scratch_schema
+
+GOOD_TARGET = "02155550000"
+
+
+async def test_a_plan_with_an_error_is_refused_with_the_checks_own_words(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        before = plan_file.read_text(encoding="utf-8")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        broken = before.replace("ring_timeout: 20", "ring_timeout: 2000")
+        response = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={"csrf": token, "mode": "yaml", "action": "save", "yaml": broken},
+        )
+        assert response.status_code == 422
+        assert f"config/plans/{SHOP}.yaml:" in response.text
+        assert "ring_timeout:" in response.text
+        assert plan_file.read_text(encoding="utf-8") == before
+        await shop.aclose()
+
+
+async def test_saving_writes_the_file_keeps_every_version_and_restores_one(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        changed = original.replace("ring_timeout: 20", "ring_timeout: 25")
+        saved = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={
+                "csrf": token,
+                "mode": "yaml",
+                "action": "save",
+                "yaml": changed,
+                "note": "longer",
+            },
+        )
+        assert saved.status_code == 303
+        assert saved.headers["location"] == f"/numbers/{SHOP}/routing?saved=2"
+        assert plan_file.read_text(encoding="utf-8") == changed
+        page = await shop.get(saved.headers["location"])
+        assert (
+            "Saved as version 2" in page.text and "as found" in page.text and "longer" in page.text
+        )
+        restored = await shop.post(
+            f"/numbers/{SHOP}/routing/versions/1/restore", data={"csrf": token}
+        )
+        assert restored.headers["location"] == f"/numbers/{SHOP}/routing?saved=3"
+        assert plan_file.read_text(encoding="utf-8") == original
+        audit = await shop.get("/audit")
+        assert "save plan" in audit.text and "restore plan" in audit.text
+        await shop.aclose()
+
+
+async def test_the_common_form_changes_the_default_and_forwarding(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        too_many = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={
+                "csrf": token,
+                "mode": "form",
+                "action": "save",
+                "default_target": GOOD_TARGET,
+                "on_busy": "02155556667, 02155556668, 02155556669",
+                "on_no_answer": "",
+            },
+        )
+        assert too_many.status_code == 422
+        assert "forwarding.on_busy" in too_many.text
+        response = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={
+                "csrf": token,
+                "mode": "form",
+                "action": "save",
+                "default_target": GOOD_TARGET,
+                "on_busy": "02155556667",
+                "on_no_answer": "",
+            },
+        )
+        assert response.status_code == 303
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        assert GOOD_TARGET in text
+        await shop.aclose()
+
+
+async def test_the_preview_shows_how_a_call_would_be_routed(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        clinic = await site.signed_in("clinic")
+        token = await csrf_of(clinic, f"/numbers/{CLINIC}/routing")
+        text = (site.config_dir / "plans" / f"{CLINIC}.yaml").read_text(encoding="utf-8")
+        page = await clinic.post(
+            f"/numbers/{CLINIC}/routing",
+            data={
+                "csrf": token,
+                "mode": "yaml",
+                "action": "preview",
+                "yaml": text,
+                "caller": "053188889999",
+                "at": "2026-11-24T10:00",
+            },
+        )
+        assert page.status_code == 200
+        assert "call from 053188889999" in page.text
+        assert "outcome: blocked" in page.text  # the clinic takes Guangdong callers only
+        await clinic.aclose()
+
+
+async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("c1", SHOP, NOW - timedelta(hours=2)),
+                *a_call(
+                    "c2", SHOP, NOW - timedelta(hours=1), Outcome.NOANSWER, caller="=HYPERLINK(1)"
+                ),
+                *a_call("c3", SHOP, NOW - timedelta(days=3), province="广东", city="广州"),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        unanswered = await shop.get("/calls?outcome=unanswered")
+        assert "c2" in unanswered.text and "/calls/c1" not in unanswered.text
+        by_region = await shop.get("/calls?region=广东")
+        assert "/calls/c3" in by_region.text and "/calls/c1" not in by_region.text
+        by_day = await shop.get(f"/calls?since={NOW.date()}&until={NOW.date()}")
+        assert "/calls/c1" in by_day.text and "/calls/c3" not in by_day.text
+        bad = await shop.get("/calls?since=2026-02-30")
+        assert "since: &#39;2026-02-30&#39; is not a date like 2026-11-30" in bad.text
+        export = await shop.get(f"/calls.csv?number={SHOP}")
+        assert export.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(export.text)))
+        assert [row["call_id"] for row in rows] == ["c2", "c1", "c3"]
+        assert rows[0]["caller_raw"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
+        assert rows[1]["total"] == "0.35" and rows[1]["province"] == "山东"
+        detail = await shop.get("/calls/c1")
+        assert "caller 0.15 + subscriber 0.20 = 0.35 yuan" in detail.text
+        await shop.aclose()
+
+
+async def test_reports_count_calls_by_local_day_and_hour_and_flag_night_bursts(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        night = NOW.replace(hour=3, minute=10)
+        ops = [op for i in range(12) for op in a_call(f"n{i}", SHOP, night + timedelta(minutes=i))]
+        ops += a_call("d1", SHOP, NOW.replace(hour=0, minute=30) - timedelta(days=1))
+        await site.store.apply(ops)
+        shop = await site.signed_in("shop")
+        page = await shop.get(f"/reports?number={SHOP}&from=2026-11-23&to=2026-11-24")
+        assert "late-night burst" in page.text
+        assert "12 calls between 03:00 and 04:00" in page.text
+        assert '<td>2026-11-23</td><td class="num">1</td>' in page.text
+        assert '<td>2026-11-24</td><td class="num">12</td>' in page.text
+        await shop.aclose()
+
+
+async def test_the_dashboard_hears_of_a_call_as_soon_as_it_ends(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        async with shop.stream("GET", "/events") as events:
+            lines = events.aiter_lines()
+            assert await anext(lines) == "retry: 3000"
+            await site.store.apply(a_call("live.1", SHOP, NOW))
+            async with asyncio.timeout(5):
+                while await anext(lines) != "event: calls":
+                    pass
+        summary = await shop.get("/dashboard/summary")
+        assert 'data-testid="calls-today">1<' in summary.text
+        await shop.aclose()
+
+
+async def test_the_console_works_the_same_on_postgresql(tmp_path: Path) -> None:
+    async with scratch_schema() as url, running_console(tmp_path, url) as site:
+        await site.store.apply(a_call("pg.1", SHOP, NOW))
+        shop = await site.signed_in("shop")
+        assert "/calls/pg.1" in (await shop.get("/calls")).text
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        saved = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={"csrf": token, "mode": "yaml", "action": "save", "yaml": text},
+        )
+        assert saved.headers["location"].endswith("saved=2")
+        report = await shop.get(f"/reports?number={SHOP}&from=2026-11-24&to=2026-11-24")
+        assert '<td>2026-11-24</td><td class="num">1</td>' in report.text
+        await shop.aclose()
+
+
+@pytest.mark.parametrize("path", ["/", "/calls", "/reports", f"/numbers/{SHOP}/money"])
+async def test_each_page_renders_for_the_operator(tmp_path: Path, path: str) -> None:
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        response = await ops.get(path)
+        assert response.status_code == 200
+        assert "hotline400" in response.text
+        await ops.aclose()
