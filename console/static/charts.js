@@ -18,7 +18,7 @@
         maintainAspectRatio: false,
         plugins: { legend: { display: chart.sets.length > 1, position: "bottom" } },
         scales: {
-          x: { stacked: !!chart.stacked, grid: { display: false } },
+          x: { stacked: !!chart.stacked, grid: { display: false }, ticks: { precision: 0 } },
           y: { stacked: !!chart.stacked, beginAtZero: true, ticks: { precision: 0 } },
         },
       },

@@ -13,20 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import shutil
 import sys
 import tempfile
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from console.security import hash_password
+from console.users import Role
 from dialplan.errors import ConfigError
 from router.configuration.config_dir import load_config
 from router.configuration.settings import ROUTER_FILE
 from router.daemon import Daemon
 from router.simulation.demo import DemoClock, balances, describe, play_tour, prepay_accounts
+from router.storage.console_rows import UserRow
+from router.storage.protocol import Store
 
 EXAMPLE_CONFIG = Path(str(files("router.simulation") / "example_config"))
 DATABASE_FILE = "hotline400.db"
@@ -34,6 +40,9 @@ DATABASE_FILE = "hotline400.db"
 
 class DemoRefused(Exception):
     """The demo cannot run; the message says why in one line."""
+
+
+DEMO_USER = "demo"
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -47,8 +56,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--config",
         type=Path,
         metavar="DIR",
-        help="configuration to tour (default: the example configuration shipped with "
-        "hotline400)",
+        help="configuration to tour (default: the example configuration shipped with hotline400)",
     )
     parser.add_argument(
         "--data",
@@ -129,6 +137,7 @@ async def _demo(config_dir: Path) -> int:
             print(line)
         played = await play_tour("127.0.0.1", port, clock)
         money = await balances(daemon)
+        login = await demo_login(daemon.store, clock())
     finally:
         await daemon.stop()
     for index, (demo, result) in enumerate(played, start=1):
@@ -140,4 +149,16 @@ async def _demo(config_dir: Path) -> int:
     print(f"\nThe records are in {data}. Read them with:")
     print(f"  hotline400 cdr --config {config_dir}")
     print(f"  hotline400 bill --config {config_dir} --month 2026-11")
+    print("\nOr open the management console on them:")
+    print(f"  hotline400 web --config {config_dir} --insecure-cookies")
+    print(f"  then http://127.0.0.1:8400/ as {DEMO_USER}, password {login}")
     return 1 if failed else 0
+
+
+async def demo_login(store: Store, now: datetime) -> str:
+    """An operator login for the console on the demo's records, with a fresh password."""
+    password = secrets.token_urlsafe(9)
+    await store.add_user(
+        UserRow(DEMO_USER, Role.OPERATOR.value, None, hash_password(password), False, now)
+    )
+    return password
