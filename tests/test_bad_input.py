@@ -117,8 +117,28 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("pin-hash with no terminal", ["pin-hash"],
      "pin-hash: no terminal to ask the PIN on (pipe it in with --stdin); nothing hashed"),
     ("a PIN of letters", ["pin-hash", "--stdin"], "pin-hash: a PIN is 4 to 12 digits"),
+    # the management console
+    ("a console password too short", ["users", "add", "ops1", "--role", "operator",
+     "--password-stdin"], "users: a password needs at least 10 characters"),
+    ("a subscriber user without its account", ["users", "add", "staff1", "--role",
+     "subscriber-staff", "--password-stdin"], "needs --account"),
+    ("a user name with a space", ["users", "add", "a b", "--role", "operator",
+     "--password-stdin"], "is not a user name"),
+    ("a report ending before it starts", ["report", "--number", "4008207788", "--from",
+     "2026-11-30", "--to", "2026-11-01"], "--to 2026-11-01 comes before --from 2026-11-30"),
+    ("a report from a day February does not have", ["report", "--number", "4008207788",
+     "--from", "2026-02-30", "--to", "2026-03-01"], "is not a date like 2026-11-30"),
+    ("the console on an address that is none", ["web", "--listen", "8400"],
+     "give HOST:PORT"),
+    ("the console without its configuration", ["web", "--config", MISSING],
+     "no configuration directory"),
 ]
-PIPED_IN = {"a PIN of letters": "24a8\n"}
+PIPED_IN = {
+    "a PIN of letters": "24a8\n",
+    "a console password too short": "short\n",
+    "a subscriber user without its account": "long enough password\n",
+    "a user name with a space": "long enough password\n",
+}
 """What stands on stdin for a case; nothing for the others (no terminal either)."""
 WITH_BOOKS = {"a top-up to a number without an account"}
 """Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""

@@ -29,9 +29,18 @@ MAX_DAYS = 366
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("report", parents=[common], help="call reports of a number")
     parser.add_argument("--number", required=True, type=_number, help="the 400 number")
-    parser.add_argument("--from", dest="first", required=True, type=_day, metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="last", required=True, type=_day, metavar="YYYY-MM-DD")
-    parser.add_argument("--format", choices=("table", "csv", "json", "png"), default="table")
+    parser.add_argument(
+        "--from", dest="first", required=True, type=_day, metavar="YYYY-MM-DD", help="first day"
+    )
+    parser.add_argument(
+        "--to", dest="last", required=True, type=_day, metavar="YYYY-MM-DD", help="last day"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "png"),
+        default="table",
+        help="table for a person, csv (a row a day), json (every figure), png (the charts)",
+    )
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     parser.set_defaults(run=run)
 

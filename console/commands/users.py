@@ -32,7 +32,13 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     actions = parser.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name", help="user name: letters, digits, '.', '_', '@', '-'")
-    add.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=[role.value for role in Role],
+        help="operator: everything; subscriber-admin: its account's numbers and staff;"
+        " subscriber-staff: read only",
+    )
     add.add_argument("--account", help="the subscriber account a subscriber user works for")
     add.add_argument(
         "--password-stdin",
@@ -42,10 +48,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     add.set_defaults(run=_run_add)
     listing = actions.add_parser("list", parents=[common], help="list users")
-    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
     listing.set_defaults(run=_run_list)
     disable = actions.add_parser("disable", parents=[common], help="disable a user now")
-    disable.add_argument("name")
+    disable.add_argument("name", help="the user to disable; its sessions end at once")
     disable.set_defaults(run=_run_disable)
 
 
