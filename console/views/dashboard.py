@@ -56,7 +56,9 @@ async def _summary(request: Request) -> dict[str, object]:
         console.store, numbers, now.date(), now.date(), console.zone
     )
     money = [await number_money(request, number, now) for number in numbers]
-    recent = await calls_of(console, await console.store.call_ids(numbers, limit=10))
+    today = datetime.combine(now.date(), time(), console.zone)
+    # Today's calls only: newest first across many numbers sorts a day, not the whole store.
+    recent = await calls_of(console, await console.store.call_ids(numbers, since=today, limit=10))
     return {"report": report, "money": money, "recent": recent}
 
 

@@ -198,11 +198,17 @@ class PostgresStore(SqlStore):
             return self._pool
 
 
+MIGRATION_TIMEOUT = 3600.0
+"""Seconds one migration statement may take: a migration may count or rewrite every row of a
+database of years of calls, far beyond the command timeout of the call path."""
+
+
 async def migrate_database(conn: asyncpg.Connection) -> tuple[int, int]:
     """Bring the schema up to SCHEMA_VERSION under the migration lock; (before, after)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        return await migrate(_PostgresSession(conn), MIGRATIONS, newest=SCHEMA_VERSION)
+        session = _PostgresSession(conn, timeout=MIGRATION_TIMEOUT)
+        return await migrate(session, MIGRATIONS, newest=SCHEMA_VERSION)
 
 
 async def schema_version(conn: asyncpg.Connection) -> int:
@@ -222,14 +228,18 @@ class _PostgresSession:
     """A `Session` on a pooled connection: `?` parameters numbered $1, $2, ... as asyncpg
     takes them, and NUL kept as U+FFFD."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, timeout: float | None = None) -> None:
         self._conn = conn
+        self._timeout = timeout
+        """Seconds a statement may take; None: the pool's command timeout."""
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return await self._conn.fetch(numbered(sql), *_storable(params))
+        return await self._conn.fetch(numbered(sql), *_storable(params), timeout=self._timeout)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        status: str = await self._conn.execute(numbered(sql), *_storable(params))
+        status: str = await self._conn.execute(
+            numbered(sql), *_storable(params), timeout=self._timeout
+        )
         count = status.rpartition(" ")[2]  # "INSERT 0 1", "UPDATE 3", "CREATE TABLE"
         return int(count) if count.isdigit() else 0
 
