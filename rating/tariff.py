@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rating.model_base import Strict
@@ -191,8 +192,10 @@ class Tariffs(Strict):
         pattern=r"^[A-Za-z0-9._-]{1,40}$",
         description="tariff version; tariff ids read package@version",
     )
-    timezone: str = Field(
-        DEFAULT_TIMEZONE, description="rate periods, days and months are read in this zone"
+    timezone: SkipJsonSchema[str] = Field(
+        DEFAULT_TIMEZONE,
+        description="the billing time zone, router.yaml's `timezone`, set by the loader: rate "
+        "periods, days and months are read in it; tariffs.yaml does not name it",
     )
     caller_tariffs: CallerTariffs
     features: dict[str, Money] = Field(

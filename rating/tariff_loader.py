@@ -10,26 +10,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
-from rating.tariff import Tariffs
+from rating.tariff import DEFAULT_TIMEZONE, Tariffs
+
+ZONE_KEY = "timezone"
 
 
-def load_tariffs(path: str | Path) -> Tariffs:
-    """Read and validate a tariff file; ConfigError lists every problem found."""
+def load_tariffs(path: str | Path, zone: ZoneInfo | None = None) -> Tariffs:
+    """Read and validate a tariff file; ConfigError lists every problem found.
+
+    `zone` is the billing time zone (router.yaml's `timezone`, Asia/Shanghai when not
+    given): the file does not name one, so counters, caps, rate periods and bills are all
+    read in the same zone."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
-    return parse_tariffs(str(path), text)
+    return parse_tariffs(str(path), text, zone)
 
 
-def parse_tariffs(file: str, text: str) -> Tariffs:
+def parse_tariffs(file: str, text: str, zone: ZoneInfo | None = None) -> Tariffs:
     source = read_yaml(file, text)
     problems = list(source.problems)
     if source.root is not None and not isinstance(source.data, dict):
@@ -38,8 +45,18 @@ def parse_tariffs(file: str, text: str) -> Tariffs:
         )
     if problems or source.root is None:
         raise ConfigError(problems or [source.problem((), "the file is empty")])
+    data = dict(source.data)
+    if ZONE_KEY in data:
+        del data[ZONE_KEY]
+        problems.append(
+            source.problem(
+                (ZONE_KEY,),
+                "the billing time zone is router.yaml's timezone; remove it from this file",
+            )
+        )
+    data[ZONE_KEY] = (zone or ZoneInfo(DEFAULT_TIMEZONE)).key
     try:
-        tariffs = Tariffs.model_validate(source.data)
+        tariffs = Tariffs.model_validate(data)
     except ValidationError as error:
         problems.extend(_validation_problems(source, error))
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from dialplan.evaluator import RoutingState
 from router.ami.link import AmiLink
@@ -52,10 +51,10 @@ class Daemon:
     ) -> None:
         self.config_dir = Path(config_dir)
         self.settings = settings or load_settings(self.config_dir)
-        zone = ZoneInfo(self.settings.timezone)
+        zone = self.settings.zone()
         self.clock = clock or (lambda: datetime.now(zone))
         self.host, self.port = parse_listen(listen or self.settings.listen)
-        self.plans = PlanBook(self.config_dir)
+        self.plans = PlanBook(self.config_dir, zone)
         self.store = store_for(self.settings, port=self.port)
         self.store_name = redacted(configured_store_url(self.settings))
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
@@ -72,7 +71,7 @@ class Daemon:
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
-            accounting=Accounting(self.store, self.alerts),
+            accounting=Accounting(self.store, self.alerts, zone),
             dial_template=self.settings.dial_template,
             clock=self.clock,
             routing=RoutingState(self.plans.calendar),

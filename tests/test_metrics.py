@@ -235,7 +235,7 @@ def test_each_metrics_has_its_own_registry() -> None:
 def plans(tmp_path: Path) -> PlanBook:
     config = tmp_path / "config"
     shutil.copytree(E2E_CONFIG, config)
-    book = PlanBook(config)
+    book = PlanBook(config, SHANGHAI)
     book.reload()
     return book
 
@@ -258,7 +258,7 @@ async def listener(
     services = CallServices(
         plans=plans,
         cdrs=cdrs,
-        accounting=Accounting(store, BalanceAlerts()),
+        accounting=Accounting(store, BalanceAlerts(), SHANGHAI),
         dial_template="Local/{number}@phones",
         clock=lambda: at(10),
     )

@@ -61,14 +61,14 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every sample name a Metrics exposes, with every figure it can watch bound to the
     real object it reads."""
     tmp = tmp_path_factory.mktemp("metrics")
-    plans = PlanBook(ROOT / "config")
+    plans = PlanBook(ROOT / "config", ZoneInfo("Asia/Shanghai"))
     store = SQLiteStore(tmp / "hotline400.db", zone=ZoneInfo("Asia/Shanghai"))
     cdrs = CdrWriter(store, Journal(tmp / "cdr.journal"))
     alerts = BalanceAlerts()
     services = CallServices(
         plans=plans,
         cdrs=cdrs,
-        accounting=Accounting(store, alerts),
+        accounting=Accounting(store, alerts, ZoneInfo("Asia/Shanghai")),
         dial_template="Local/{number}@phones",
         clock=lambda: datetime.now(ZoneInfo("Asia/Shanghai")),
     )

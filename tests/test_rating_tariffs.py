@@ -177,7 +177,8 @@ def test_all_problems_of_a_file_are_reported_at_once() -> None:
                 time: ["08:00-09:00"]
         """
     ) == [
-        f"{FILE}:5 timezone: 'Asia/Jinan' is not an IANA time zone",
+        f"{FILE}:5 timezone: the billing time zone is router.yaml's timezone; "
+        "remove it from this file",
         f"{FILE}:7 features.recording: amounts are kept to the fen: at most 2 decimal places",
         f"{FILE}:13 packages.basic.periods[0].time: '22:00-25:00' is not a window like "
         "'22:00-07:00'",

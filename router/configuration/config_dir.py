@@ -50,7 +50,9 @@ def load_config(directory: str | Path) -> ConfigSet:
         config.problems.extend(error.problems)
     if (config.directory / TARIFFS_FILE).exists():
         try:
-            config.tariffs = load_tariffs(config.directory / TARIFFS_FILE)
+            config.tariffs = load_tariffs(
+                config.directory / TARIFFS_FILE, config.settings.zone()
+            )
         except ConfigError as error:
             config.problems.extend(error.problems)
     config.plans, plan_problems = load_plans(config.directory / PLANS_DIR)

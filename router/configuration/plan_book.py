@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import watchfiles
 
@@ -40,8 +41,10 @@ class ReloadResult:
 
 
 class PlanBook:
-    def __init__(self, config_dir: str | Path) -> None:
+    def __init__(self, config_dir: str | Path, zone: ZoneInfo) -> None:
+        """`zone` is the billing time zone (router.yaml's), which the tariffs are read in."""
         self.config_dir = Path(config_dir)
+        self.zone = zone
         self.calendar = OfficialCalendar()
         self.tariffs: Tariffs | None = None
         self.version = 0
@@ -77,7 +80,7 @@ class PlanBook:
             self.tariffs = None
         else:
             try:
-                tariffs = load_tariffs(tariffs_file)
+                tariffs = load_tariffs(tariffs_file, self.zone)
                 refused = refused_minimum_changes(self.tariffs, tariffs, tariffs_file)
                 if refused:
                     raise ConfigError(refused)

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -17,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import read_yaml
+from rating.tariff import DEFAULT_TIMEZONE
 from router.storage.location import parse_store_url
 
 ROUTER_FILE = "router.yaml"
@@ -60,7 +62,11 @@ class RouterSettings(BaseModel):
         description="this router's name in a shared store (default HOSTNAME:PORT)",
     )
     spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = Field(
+        DEFAULT_TIMEZONE,
+        description="the billing time zone, named here only: the days and months of usage "
+        "counters, caps, rate periods, the ledger and bills, and the router's clock",
+    )
     watch_plans: bool = Field(True, description="reload plans when their files change")
     metrics_listen: str | None = Field(
         "127.0.0.1:9400", description="HOST:PORT serving /metrics to Prometheus; null turns it off"
@@ -111,6 +117,17 @@ class RouterSettings(BaseModel):
                 raise PydanticCustomError("store", "{reason}", {"reason": str(error)}) from None
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
+            ) from None
+        return value
+
     @field_validator("allowed_peers")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
@@ -132,6 +149,10 @@ class RouterSettings(BaseModel):
                 "must contain {number} and no comma, pipe, quote or line break",
             )
         return value
+
+    def zone(self) -> ZoneInfo:
+        """The billing time zone, passed down to everything that reads a day or a month."""
+        return ZoneInfo(self.timezone)
 
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
 from dialplan.geo import locate
@@ -86,9 +87,13 @@ class CallAccount:
 
 
 class Accounting:
-    def __init__(self, store: Store, alerts: BalanceAlerts) -> None:
+    def __init__(self, store: Store, alerts: BalanceAlerts, zone: ZoneInfo) -> None:
+        """`zone` is the billing time zone: the store writes counters by its days and
+        months, so they are read by them too (not by the plan's zone, which is for its
+        schedules)."""
         self.store = store
         self.alerts = alerts
+        self.zone = zone
 
     async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
         """Read the number's counters as the call arrives."""
@@ -99,7 +104,7 @@ class Accounting:
         )
         snapshot, month = NO_USAGE, ""
         if needs_counters:  # else no counter is read or written: no month nor day needed
-            local = now.astimezone(plan.zone())
+            local = now.astimezone(self.zone)
             month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
             try:
                 snapshot = await self.store.usage(plan.number, month, day)

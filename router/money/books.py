@@ -38,7 +38,7 @@ class Books:
 
     @property
     def zone(self) -> ZoneInfo:
-        """Billing days and months are read in the tariffs' zone (rating.billing_time)."""
+        """The billing time zone, router.yaml's, which the tariffs were loaded in."""
         return self.tariffs.zone
 
     def account(self, number: str) -> Account:
