@@ -173,7 +173,8 @@ async def _read_counters(
     store = store_for(settings, port=0)
     await store.open()
     try:
-        return await Accounting(store, BalanceAlerts(None)).open_call(plan, tariffs, at)
+        accounting = Accounting(store, BalanceAlerts(None), settings.zone())
+        return await accounting.open_call(plan, tariffs, at)
     finally:
         await store.close()
 
