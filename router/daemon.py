@@ -71,7 +71,9 @@ class Daemon:
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
-            accounting=Accounting(self.store, self.alerts, zone),
+            accounting=Accounting(
+                self.store, self.alerts, zone, balance_seen=self.metrics.balance_seen
+            ),
             dial_template=self.settings.dial_template,
             clock=self.clock,
             routing=RoutingState(self.plans.calendar),
@@ -95,6 +97,7 @@ class Daemon:
         """The open-files limit the daemon got at start: how many calls it can hold."""
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._balances: asyncio.Task[None] | None = None
 
     def _ami_link(self) -> AmiLink | None:
         """The AMI link when router.yaml names an Asterisk; routing never depends on it."""
@@ -148,6 +151,7 @@ class Daemon:
                 log.error("%s; routing calls anyway", listen_problem("metrics", host, port, error))
             else:
                 log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+        self._balances = asyncio.create_task(self._watch_balances(), name="balance-watch")
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
@@ -180,6 +184,17 @@ class Daemon:
             if closed:
                 log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
 
+    async def _watch_balances(self) -> None:
+        """Every prepaid balance into the low-balance gauge, now and every `balance_refresh`
+        seconds; calls through this router move it at once besides."""
+        while not self._stop.is_set():
+            try:
+                await self.services.accounting.refresh_balances(self.plans.tariffs, self.clock())
+            except Exception:
+                log.exception("balances not refreshed")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.balance_refresh)
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -204,6 +219,8 @@ class Daemon:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
         if self._watcher is not None:
             await self._watcher
+        if self._balances is not None:
+            await self._balances
         if self.ami is not None:
             await self.ami.stop()
         await self.reconciler.close()

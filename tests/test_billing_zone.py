@@ -41,7 +41,7 @@ async def test_counters_are_read_by_the_billing_day_not_by_the_plans_zone(tmp_pa
             default: {target: "13900000001"}
             """
         )
-        accounting = Accounting(store, BalanceAlerts(), SHANGHAI)
+        accounting = Accounting(store, BalanceAlerts(), SHANGHAI, balance_seen=lambda *_: None)
         arrived = datetime(2026, 12, 1, 0, 30, tzinfo=SHANGHAI)
         account = await accounting.open_call(plan, None, arrived)
     finally:

@@ -68,7 +68,9 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     services = CallServices(
         plans=plans,
         cdrs=cdrs,
-        accounting=Accounting(store, alerts, ZoneInfo("Asia/Shanghai")),
+        accounting=Accounting(
+            store, alerts, ZoneInfo("Asia/Shanghai"), balance_seen=lambda *_: None
+        ),
         dial_template="Local/{number}@phones",
         clock=lambda: datetime.now(ZoneInfo("Asia/Shanghai")),
     )

@@ -173,7 +173,9 @@ async def _read_counters(
     store = store_for(settings, port=0)
     await store.open()
     try:
-        accounting = Accounting(store, BalanceAlerts(None), settings.zone())
+        accounting = Accounting(
+            store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
+        )
         return await accounting.open_call(plan, tariffs, at)
     finally:
         await store.close()

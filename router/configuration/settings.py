@@ -76,6 +76,13 @@ class RouterSettings(BaseModel):
         description="uvloop (pip install 'hotline400[uvloop]') spends less CPU per call; "
         "asyncio is used when it is not installed",
     )
+    balance_refresh: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="seconds between reads of every prepaid balance for the low-balance gauge "
+        "(top-ups, fees and other routers' calls move balances without a call here)",
+    )
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mask_caller_numbers: bool = Field(

@@ -12,12 +12,17 @@ behind the call like every CDR write.
 
 When the database cannot be read the router fails open (connects calls without limits)
 and logs it: cost control must not take a 400 number off the air.
+
+Every prepaid balance the router learns (read as a call arrives, moved by a priced call, or
+read by `refresh_balances`, which catches top-ups, fees and other routers' calls) is told
+to `balance_seen`: the daemon hands it the low-balance gauge of the metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,6 +42,9 @@ from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import UsageSnapshot
 
 log = logging.getLogger("hotline400.accounting")
+
+BalanceSeen = Callable[[str, Decimal, Decimal], None]
+"""(400 number, prepaid balance, its warning threshold)."""
 
 NO_USAGE = UsageSnapshot(Decimal("0.00"), 0, 0, Decimal("0.00"), None)
 
@@ -87,13 +95,21 @@ class CallAccount:
 
 
 class Accounting:
-    def __init__(self, store: Store, alerts: BalanceAlerts, zone: ZoneInfo) -> None:
+    def __init__(
+        self,
+        store: Store,
+        alerts: BalanceAlerts,
+        zone: ZoneInfo,
+        *,
+        balance_seen: BalanceSeen,
+    ) -> None:
         """`zone` is the billing time zone: the store writes counters by its days and
         months, so they are read by them too (not by the plan's zone, which is for its
         schedules)."""
         self.store = store
         self.alerts = alerts
         self.zone = zone
+        self.balance_seen = balance_seen
 
     async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
         """Read the number's counters as the call arrives."""
@@ -113,7 +129,27 @@ class Accounting:
                     "usage of %s unreadable, connecting without limits: %s", plan.number, error
                 )
                 account = None
+        if account is not None and account.prepaid:
+            balance = snapshot.balance or Decimal("0.00")
+            self.balance_seen(plan.number, balance, account.low_balance_warning)
         return CallAccount(plan, tariffs, account, snapshot, month)
+
+    async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
+        """Read every prepaid balance: top-ups and fees booked by `hotline400 account` and
+        `bill`, and calls through other routers, move balances without a call here."""
+        if tariffs is None:
+            return
+        local = now.astimezone(self.zone)
+        for number, account in tariffs.accounts.items():
+            if not account.prepaid:
+                continue
+            try:
+                snapshot = await self.store.usage(number, f"{local:%Y-%m}", f"{local:%Y-%m-%d}")
+            except StoreUnavailable as error:
+                log.error("balances not refreshed: %s", error)
+                return
+            balance = snapshot.balance or Decimal("0.00")
+            self.balance_seen(number, balance, account.low_balance_warning)
 
     async def reserve(self, call: CallAccount) -> tuple[CallAccount, bool]:
         """Take one unit of the monthly call cap; False when another call took the last."""
@@ -157,7 +193,9 @@ class Accounting:
         if call.account.prepaid:
             before = call.usage().balance or Decimal("0.00")
             after = before - priced.callee_share
-            self.alerts.check(call.plan.number, before, after, call.account.low_balance_warning)
+            warning = call.account.low_balance_warning
+            self.alerts.check(call.plan.number, before, after, warning)
+            self.balance_seen(call.plan.number, after, warning)
         return money, PostLedger(entry, priced.included_seconds_used)
 
     async def close_call(self, call: CallAccount, answered: bool) -> None:
