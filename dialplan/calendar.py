@@ -43,11 +43,6 @@ class Source(StrEnum):
     ESTIMATED = "estimated"
     FALLBACK = "fallback"
 
-    @property
-    def certain(self) -> bool:
-        """Whether the answer comes from an announced schedule (declared or built in)."""
-        return self in (Source.CONFIG, Source.LIBRARY)
-
 
 @dataclass(frozen=True, slots=True)
 class DayInfo:
@@ -62,11 +57,6 @@ class DayInfo:
     holiday: bool
     name: str | None
     source: Source
-
-    @property
-    def restday(self) -> bool:
-        """Any day that is not a working day: weekends and public holidays."""
-        return not self.workday
 
     def __str__(self) -> str:
         kind = "holiday" if self.holiday else "workday" if self.workday else "restday"

@@ -258,7 +258,7 @@ class ScheduleMatcher:
             return info.workday
         if wanted == "cn_holiday":
             return info.holiday
-        return not info.workday  # cn_restday: DayInfo.restday, without a property call
+        return not info.workday  # cn_restday: any day that is not a working day
 
     def matches(self, call: Call, now: Moment) -> bool:
         # service_days() without building its list; the days are asked in the same order, so

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
 MAX_FORWARDS_PER_CALL = 3
-DIAL_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER")
 DEFAULT_BUSY_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL")
 
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
@@ -294,9 +293,6 @@ class TimeWindow(BaseModel):
     model_config = ConfigDict(frozen=True)
     start: int = Field(ge=0, lt=MINUTES_PER_DAY)
     end: int = Field(ge=0, le=MINUTES_PER_DAY)
-
-    def crosses_midnight(self) -> bool:
-        return self.end <= self.start
 
     def __str__(self) -> str:
         return f"{_clock_text(self.start)}-{_clock_text(self.end)}"

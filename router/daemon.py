@@ -113,7 +113,7 @@ class Daemon:
         )
         self.live_calls.attach(link)
         self.reconciler.attach(link)
-        self.metrics.watch_ami(lambda: link.connected)
+        self.metrics.watch_ami(lambda: link.connected, link.stats)
         return link
 
     async def start(self) -> int:

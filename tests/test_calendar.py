@@ -39,7 +39,7 @@ def problems_of(path: Path) -> list[str]:
 
 def test_national_day_2026_is_a_holiday_from_the_library():
     day = OfficialCalendar().day(date(2026, 10, 1))
-    assert (day.holiday, day.workday, day.restday) == (True, False, True)
+    assert (day.holiday, day.workday) == (True, False)
     assert day.name == "National Day"
     assert day.source == "library"
 
@@ -48,13 +48,13 @@ def test_national_day_2026_is_a_holiday_from_the_library():
 def test_adjusted_working_weekend_day_of_2026_is_a_workday(adjusted: date):
     day = OfficialCalendar().day(adjusted)
     assert adjusted.weekday() >= 5
-    assert (day.workday, day.holiday, day.restday) == (True, False, False)
+    assert (day.workday, day.holiday) == (True, False)
     assert day.source == "library"
 
 
 def test_ordinary_saturday_is_a_restday_but_not_a_holiday():
     day = OfficialCalendar().day(date(2026, 11, 21))
-    assert (day.restday, day.holiday, day.name) == (True, False, None)
+    assert (not day.workday, day.holiday, day.name) == (True, False, None)
     assert day.source == "library"
 
 
@@ -63,7 +63,7 @@ def test_ordinary_saturday_is_a_restday_but_not_a_holiday():
 
 def test_declared_new_years_day_2027_is_a_holiday_from_config(tmp_path):
     day = load_calendar(write(tmp_path, DECLARED_2027)).day(date(2027, 1, 1))
-    assert (day.holiday, day.restday, day.name, day.source) == (
+    assert (day.holiday, not day.workday, day.name, day.source) == (
         True,
         True,
         "New Year's Day",
@@ -80,14 +80,14 @@ def test_undeclared_date_of_a_covered_year_is_monday_to_friday_from_config(tmp_p
     calendar = load_calendar(write(tmp_path, DECLARED_2027))
     monday, saturday = calendar.day(date(2027, 3, 1)), calendar.day(date(2027, 3, 6))
     assert (monday.workday, monday.source) == (True, "config")
-    assert (saturday.restday, saturday.holiday, saturday.source) == (True, False, "config")
+    assert (saturday.workday, saturday.holiday, saturday.source) == (False, False, "config")
 
 
 def test_date_known_nowhere_falls_back_to_monday_to_friday_and_says_so():
     calendar = OfficialCalendar()
     monday, saturday = calendar.day(date(2101, 1, 3)), calendar.day(date(2101, 1, 1))
     assert (monday.workday, monday.holiday, monday.source) == (True, False, "fallback")
-    assert (saturday.restday, saturday.holiday, saturday.source) == (True, False, "fallback")
+    assert (saturday.workday, saturday.holiday, saturday.source) == (False, False, "fallback")
     assert str(monday) == f"2101-01-03 workday [fallback: {FALLBACK_RULE}]"
 
 
@@ -131,7 +131,7 @@ def test_an_ordinary_day_of_an_estimated_year_is_monday_to_friday_labelled_estim
     calendar = OfficialCalendar()
     monday, saturday = calendar.day(date(2027, 3, 1)), calendar.day(date(2027, 3, 6))
     assert (monday.workday, monday.source) == (True, "estimated")
-    assert (saturday.restday, saturday.holiday, saturday.source) == (True, False, "estimated")
+    assert (saturday.workday, saturday.holiday, saturday.source) == (False, False, "estimated")
 
 
 def test_declared_dates_win_over_the_estimate():
@@ -194,7 +194,6 @@ def test_a_date_declared_both_holiday_and_workday_is_refused_by_the_constructor(
 def test_every_date_is_either_a_workday_or_a_restday_and_never_raises(d: date):
     for calendar in (OfficialCalendar(), OfficialCalendar(covers=[2027, 2028])):
         day = calendar.day(d)
-        assert day.workday != day.restday
         assert not (day.holiday and day.workday)
         assert day.source in ("config", "library", "estimated")
 

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import router.monitoring.metrics as metrics_module
 from dialplan.decision import RejectReason
+from router.ami.link import AmiStats
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.server import FastAGIServer
@@ -333,6 +334,17 @@ def test_ami_state_is_absent_until_an_ami_link_is_watched(metrics: Metrics) -> N
     assert value(metrics, "hotline400_ami_connected") == 0
     link_up[0] = True
     assert value(metrics, "hotline400_ami_connected") == 1
+
+
+def test_the_ami_links_logins_losses_and_failed_attempts_are_counted(metrics: Metrics) -> None:
+    stats = [AmiStats(connected=True, connects=2, disconnects=1, failed_attempts=5, events=40)]
+    metrics.watch_ami(lambda: stats[0].connected, lambda: stats[0])
+
+    assert value(metrics, "hotline400_ami_logins_total") == 2
+    assert value(metrics, "hotline400_ami_disconnects_total") == 1
+    assert value(metrics, "hotline400_ami_failed_attempts_total") == 5
+    stats[0] = AmiStats(connected=True, connects=3, disconnects=2, failed_attempts=5, events=41)
+    assert value(metrics, "hotline400_ami_logins_total") == 3
 
 
 def test_a_source_watched_twice_is_refused(metrics: Metrics) -> None:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from router.ami.link import AmiStats
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.server import FastAGIServer
@@ -79,7 +80,8 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     metrics.watch_cdr_writer(cdrs)
     metrics.watch_plans(plans)
     metrics.watch_balance_alerts(alerts)
-    metrics.watch_ami(lambda: True)
+    ami = AmiStats(connected=True, connects=1, disconnects=0, failed_attempts=0, events=0)
+    metrics.watch_ami(lambda: True, lambda: ami)
     return {
         family.name + suffix
         for family in metrics.registry.collect()

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,11 +112,6 @@ class LiveCalls:
         """Live calls to `number` now (ringing or answered)."""
         self._drop_stale()
         return self._per_number[number]
-
-    def at_limit(self, limits: Mapping[str, int]) -> frozenset[str]:
-        """The numbers of `limits` whose live calls are at or above their limit."""
-        self._drop_stale()
-        return frozenset(n for n, limit in limits.items() if self._per_number[n] >= limit)
 
     def reset(self) -> None:
         self._dials.clear()

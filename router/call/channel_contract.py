@@ -46,13 +46,6 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-CDR_ONLY = frozenset({Outcome.IN_PROGRESS, Outcome.INTERRUPTED})
-"""Outcomes only a CDR holds: no channel is left with them (the call runs, or the router
-died before it could say)."""
-
-HOTLINE_STATUSES = tuple(outcome for outcome in Outcome if outcome not in CDR_ONLY)
-"""Every value HOTLINE_STATUS can take, in the order the documentation lists them."""
-
 
 class Cause(IntEnum):
     """The Q.850 cause a refused call is hung up with. It travels back to the carrier and

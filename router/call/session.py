@@ -73,7 +73,6 @@ class CallServices:
     dial_template: str
     clock: Callable[[], datetime]
     routing: RoutingState | None = None
-    down: frozenset[str] = frozenset()
     metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
     reconcile: Callable[[str], None] = lambda call_id: None
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
@@ -188,7 +187,7 @@ class CallSession:
     def _routing_state(self) -> RoutingState:
         shared = self.services.routing
         assert shared is not None, "the daemon sets the shared routing state"
-        return RoutingState(self.services.plans.calendar, shared.split, self.services.down)
+        return RoutingState(self.services.plans.calendar, shared.split)
 
     async def _reject(self, decision: Decision, usage: Usage) -> None:
         assert decision.reject is not None

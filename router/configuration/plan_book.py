@@ -95,7 +95,7 @@ class PlanBook:
         result = ReloadResult(len(plans), sorted(set(kept)), problems)
         if result.ok:
             self.reloads_ok += 1
-            log.info("plans loaded: %d numbers (version %d)", len(plans), self.version)
+            log.info("plans loaded: %d numbers (version %d)", result.loaded, self.version)
         else:
             self.reloads_failed += 1
             for problem in problems:

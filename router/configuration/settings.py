@@ -161,9 +161,6 @@ class RouterSettings(BaseModel):
         """The billing time zone, passed down to everything that reads a day or a month."""
         return ZoneInfo(self.timezone)
 
-    def listen_address(self) -> tuple[str, int]:
-        return parse_listen(self.listen)
-
     def ami_password(self) -> str | None:
         """The AMI secret: the environment wins over router.yaml."""
         return os.environ.get("HOTLINE400_AMI_SECRET") or self.ami_secret

@@ -47,6 +47,7 @@ from dialplan.geo import KINDS
 from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
+    from router.ami.link import AmiStats
     from router.configuration.plan_book import PlanBook
     from router.fastagi.server import FastAGIServer
     from router.money.balance_alerts import BalanceAlerts
@@ -298,8 +299,11 @@ class Metrics:
 
         self._watched.add("balance_alerts", figures)
 
-    def watch_ami(self, connected: Callable[[], bool]) -> None:
-        """Without an AMI link the gauge is absent, so no AMI-down alert fires for nothing."""
+    def watch_ami(
+        self, connected: Callable[[], bool], stats: Callable[[], AmiStats] | None = None
+    ) -> None:
+        """Without an AMI link the gauge is absent, so no AMI-down alert fires for nothing.
+        `stats` adds the link's logins, losses and failed attempts (a flapping link)."""
 
         def figures() -> Iterator[Metric]:
             yield GaugeMetricFamily(
@@ -307,6 +311,19 @@ class Metrics:
                 "1 while the AMI link to Asterisk is logged in, else 0.",
                 value=1 if connected() else 0,
             )
+            if stats is None:
+                return
+            now = stats()
+            for name, text, value in (
+                ("logins", "AMI sessions logged in since start.", now.connects),
+                ("disconnects", "Logged-in AMI sessions lost.", now.disconnects),
+                (
+                    "failed_attempts",
+                    "AMI connection attempts that never logged in.",
+                    now.failed_attempts,
+                ),
+            ):
+                yield CounterMetricFamily(f"hotline400_ami_{name}", text, value=value)
 
         self._watched.add("ami", figures)
 
