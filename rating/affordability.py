@@ -20,7 +20,7 @@ import dataclasses
 from decimal import Decimal
 
 from rating.call import RatedCall
-from rating.pricing import PackagePricer
+from rating.pricing import PackagePricer, price_book
 from rating.rates import Rate
 from rating.tariff import Tariffs
 
@@ -45,7 +45,7 @@ def max_affordable_seconds(
         return None
     if budget < 0:
         return 0
-    pricer = tariff.price_book.pricer(account_number or call.number)
+    pricer = price_book(tariff).pricer(account_number or call.number)
     rate = pricer.leg_for(call).rate
     included = call.included_seconds_left // rate.per_seconds * rate.per_seconds
     if pricer.caller_fraction is None:

@@ -32,6 +32,7 @@ few comparisons and Decimal additions.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -178,6 +179,22 @@ class PriceBook:
             raise UnknownAccount(f"no account for 400 number {number} in the tariffs") from None
 
 
+_BOOKS: dict[int, PriceBook] = {}
+"""Each loaded Tariffs' PriceBook, by the object's id while it lives: the tariff model
+does not hold its compiled form, so it needs nothing of this module."""
+
+
+def price_book(tariffs: Tariffs) -> PriceBook:
+    """The packages compiled for pricing, once per loaded tariff file. Derive changed
+    tariffs with model_validate: a new object gets its own book."""
+    key = id(tariffs)
+    book = _BOOKS.get(key)
+    if book is None:
+        book = _BOOKS[key] = PriceBook(tariffs)
+        weakref.finalize(tariffs, _BOOKS.pop, key, None)
+    return book
+
+
 def price(call: RatedCall, tariff: Tariffs, account_number: str | None = None) -> Price:
     """Price one call on the account of `account_number` (default: the number called)."""
-    return tariff.price_book.pricer(account_number or call.number).price(call)
+    return price_book(tariff).pricer(account_number or call.number).price(call)

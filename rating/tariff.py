@@ -25,7 +25,6 @@ from pydantic_core import PydanticCustomError
 from rating.model_base import Strict
 from rating.money import ZERO, Money, PositiveMoney
 from rating.periods import WEEKDAYS, PeriodClock, parse_window
-from rating.pricing import PriceBook
 from rating.rates import Rate
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -230,15 +229,6 @@ class Tariffs(Strict):
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @cached_property
-    def price_book(self) -> PriceBook:
-        """The packages compiled for pricing, once per loaded file (see rating.pricing).
-
-        Cached on the instance: derive changed tariffs with model_validate, not model_copy,
-        which would carry this over unchanged.
-        """
-        return PriceBook(self)
 
     def tariff_id(self, package_name: str) -> str:
         """'business-hall@2026-11': the package, and the version of this file when given."""

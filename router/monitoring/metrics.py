@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -49,7 +49,6 @@ from router.storage.cdr import ForwardReason, Outcome
 if TYPE_CHECKING:
     from router.ami.link import AmiStats
     from router.configuration.plan_book import PlanBook
-    from router.fastagi.server import FastAGIServer
     from router.money.balance_alerts import BalanceAlerts
     from router.storage.writer import CdrWriter
 
@@ -82,6 +81,16 @@ _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
 _CALLER_KINDS = frozenset(KINDS)
+
+
+class Listener(Protocol):
+    """What the metrics read of the FastAGI listener (router.fastagi.server), which itself
+    reports to the metrics through the call sessions: a protocol, so neither imports the
+    other."""
+
+    sessions: Collection[object]
+    refused_peers: int
+    broken_sessions: int
 
 
 _Owned = TypeVar("_Owned", Counter, Gauge, Histogram)
@@ -215,7 +224,7 @@ class Metrics:
 
     # --- figures kept elsewhere, read at scrape time ----------------------------------------
 
-    def watch_listener(self, server: FastAGIServer) -> None:
+    def watch_listener(self, server: Listener) -> None:
         def figures() -> Iterator[Metric]:
             yield GaugeMetricFamily(
                 "hotline400_agi_sessions_in_flight",

@@ -18,15 +18,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from router.storage.postgres import PostgresStore, default_router_name
 from router.storage.sqlite import SQLiteStore
 
-if TYPE_CHECKING:
-    from router.configuration.settings import RouterSettings
+
+class StoreSettings(Protocol):
+    """What choosing the store reads of router.yaml (router.configuration.settings, which
+    checks `store` with this module's parse_store_url): a protocol, so neither imports the
+    other."""
+
+    store: str | None
+    database: str
+    router_name: str | None
+    timezone: str
 
 STORE_ENV = "HOTLINE400_STORE"
 SQLITE_SCHEME = "sqlite"
@@ -70,7 +78,7 @@ def parse_store_url(url: str) -> StoreLocation:
     )
 
 
-def configured_store_url(settings: RouterSettings, environ: Mapping[str, str] = os.environ) -> str:
+def configured_store_url(settings: StoreSettings, environ: Mapping[str, str] = os.environ) -> str:
     """HOTLINE400_STORE, else router.yaml's `store`, else its `database` as a SQLite URL."""
     return environ.get(STORE_ENV) or settings.store or f"sqlite:///{settings.database}"
 
@@ -103,7 +111,7 @@ class NoStore(Exception):
 
 
 def store_for_command(
-    settings: RouterSettings, environ: Mapping[str, str] = os.environ
+    settings: StoreSettings, environ: Mapping[str, str] = os.environ
 ) -> tuple[str, ConfiguredStore]:
     """The URL (password hidden) and the store of the routers, for a command to read or book.
 
@@ -126,7 +134,7 @@ def store_for_command(
     return redacted(url), store_for(settings, port=0, environ=environ)
 
 
-def _named_by(settings: RouterSettings, environ: Mapping[str, str]) -> str:
+def _named_by(settings: StoreSettings, environ: Mapping[str, str]) -> str:
     if environ.get(STORE_ENV):
         return f"{STORE_ENV}={redacted(environ[STORE_ENV])}"
     if settings.store:
@@ -135,7 +143,7 @@ def _named_by(settings: RouterSettings, environ: Mapping[str, str]) -> str:
 
 
 def store_for(
-    settings: RouterSettings, *, port: int, environ: Mapping[str, str] = os.environ
+    settings: StoreSettings, *, port: int, environ: Mapping[str, str] = os.environ
 ) -> ConfiguredStore:
     """The router's store as configured; `port` names the router when router.yaml does not."""
     return build_store(
