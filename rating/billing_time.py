@@ -1,6 +1,7 @@
-"""Which day and month a call or a ledger entry belongs to: read in the tariff's time zone.
+"""Which day and month a call or a ledger entry belongs to, in the billing time zone.
 
-A call belongs to the day and month it was answered in (Asia/Shanghai by default), however
+The zone is router.yaml's `timezone` (Asia/Shanghai by default), which the tariffs carry.
+A call belongs to the day and month it was answered in, however
 long it lasts: a call answered 2026-11-30 23:58 is a November call.
 """
 
