@@ -25,7 +25,7 @@ from router.ami.reconcile import Reconciler
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
-from router.fastagi.descriptors import FilesLimit, raise_open_files_limit
+from router.fastagi.descriptors import raise_open_files_limit
 from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
@@ -93,8 +93,6 @@ class Daemon:
         self.metrics.watch_plans(self.plans)
         self.metrics.watch_balance_alerts(self.alerts)
         self.metrics_port: int | None = None
-        self.files_limit: FilesLimit | None = None
-        """The open-files limit the daemon got at start: how many calls it can hold."""
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._balances: asyncio.Task[None] | None = None
@@ -130,7 +128,7 @@ class Daemon:
             raise
 
     async def _start(self) -> int:
-        self.files_limit = raise_open_files_limit()
+        raise_open_files_limit()  # logs the limit got and the calls it can hold
         self.plans.reload()
         try:
             self.port = await self.server.bind(self.host, self.port)
