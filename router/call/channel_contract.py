@@ -6,8 +6,9 @@ HOTLINE_RULE; the same outcome is the CDR's `outcome` column and the `outcome` l
 `hotline400_calls`. The evaluator's reject reasons (also the `reason` label of
 `hotline400_rejections`), the refusals only the router makes, and the class of the last
 Dial result are the keys of ONE table, `ENDINGS`, which gives each its outcome and the
-cause the router hangs up with. tests/test_channel_contract.py holds every member of every
-one of these enums to a row, to a metric label and to the documentation.
+cause the router hangs up with. A test holds every member of every one of these enums to
+a row, to a metric label and to the documentation:
+tests/test_channel_contract.py.
 """
 
 from __future__ import annotations
