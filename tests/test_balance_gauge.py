@@ -3,7 +3,8 @@
 what Prometheus scrapes from /metrics over HTTP.
 
 Tariffs of the test config: 4000000008 is prepaid with a warning threshold of 5.00; each call
-to it answered by the simulator costs the subscriber 0.60 (tests/test_router_accounting.py).
+to it answered by the simulator costs the subscriber 0.60, as the accounting tests show:
+tests/test_router_accounting.py.
 """
 
 from __future__ import annotations
