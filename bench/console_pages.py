@@ -40,8 +40,8 @@ import httpx  # noqa: E402
 from router.storage import postgres, queries  # noqa: E402
 from router.storage import sqlite as sqlite_store  # noqa: E402
 from router.storage.rows import epoch_us  # noqa: E402
+from tests.conftest import scratch_schema  # noqa: E402
 from tests.console.harness import PASSWORD, SHOP, running_console  # noqa: E402
-from tests.pg_harness import scratch_schema  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI)

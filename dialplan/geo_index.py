@@ -22,7 +22,7 @@ that starts with a carrier-selection prefix (179XX), which phonenumbers strips o
 depending on the digits that follow.
 
 The index holds no geolocation logic of its own: it is given the functions that work out
-an answer, and every answer it returns is one they produced. tests/test_geo.py and
+an answer, and every answer it returns is one they produced. tests/dialplan/test_geo.py and
 bench/geo_fastpath.py check that it agrees with the full path.
 """
 

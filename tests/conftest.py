@@ -1,19 +1,46 @@
-"""Fixtures shared by the test modules: the store engines every store-backed test runs on."""
+"""What the tests share: paths, plans written as YAML, a real router daemon, the local
+PostgreSQL server's scratch schemas and outage relay, and the store engines every
+store-backed test runs on."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+import inspect
+import os
+import shutil
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 
+from dialplan.calendar import OfficialCalendar
+from dialplan.caps import Usage
+from dialplan.decision import Decision
+from dialplan.evaluator import RoutingState, decide
+from dialplan.geo import locate
+from dialplan.matchers import Call
+from dialplan.plan import Plan
+from dialplan.plan_loader import parse_plan
 from router.configuration.settings import load_settings
+from router.daemon import Daemon
+from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call
+from router.storage.cdr import CDR, Outcome
 from router.storage.location import build_store
 from router.storage.protocol import Store
-from tests.pg_harness import scratch_schema_for_sync_test
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+"""The repository root: the shipped config/, docs and README live there."""
+
 
 STORE_ENGINES = ["sqlite", "postgresql"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -29,11 +56,11 @@ def store_of_engine(engine: str, directory: Path) -> Iterator[str]:
     """
     if engine == "sqlite":
         url = f"sqlite:///{directory / 'hotline400.db'}"
-        asyncio.run(_create(url))
+        asyncio.run(_create_store(url))
         yield url
         return
     with scratch_schema_for_sync_test() as url:
-        asyncio.run(_create(url))
+        asyncio.run(_create_store(url))
         yield url
 
 
@@ -51,7 +78,7 @@ def store_url_of(config: Path) -> str:
     return store
 
 
-async def _create(url: str) -> None:
+async def _create_store(url: str) -> None:
     async with opened_store(url):
         pass
 
@@ -65,3 +92,232 @@ async def opened_store(url: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+SERVER_URL = os.environ.get("HOTLINE400_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def with_schema(url: str, schema: str) -> str:
+    separator = "&" if urlsplit(url).query else "?"
+    return f"{url}{separator}search_path={schema}"
+
+
+async def admin_connection() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(SERVER_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.fail(
+            f"PostgreSQL at {SERVER_URL} is not reachable ({error}); start it with "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+
+
+@contextlib.asynccontextmanager
+async def scratch_schema() -> AsyncIterator[str]:
+    """A new empty schema; yields the store URL that uses it."""
+    schema = await _create_schema()
+    try:
+        yield with_schema(SERVER_URL, schema)
+    finally:
+        await _drop(schema)
+
+
+@contextlib.contextmanager
+def scratch_schema_for_sync_test() -> Iterator[str]:
+    """`scratch_schema` for a test that runs commands itself (each with its own event loop)."""
+    schema = asyncio.run(_create_schema())
+    try:
+        yield with_schema(SERVER_URL, schema)
+    finally:
+        asyncio.run(_drop(schema))
+
+
+async def _create_schema() -> str:
+    schema = f"hotline400_test_{uuid.uuid4().hex[:12]}"
+    admin = await admin_connection()
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await admin.close()
+    return schema
+
+
+async def _drop(schema: str) -> None:
+    """Drop the schema, retrying while a failed test's stray tasks still write into it."""
+    admin = await admin_connection()
+    try:
+        await _drop_retrying(admin, schema)
+    finally:
+        await admin.close()
+
+
+async def _drop_retrying(admin: asyncpg.Connection, schema: str) -> None:
+    for attempt in range(5):
+        try:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            return
+        except asyncpg.PostgresError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run_sql(url: str, sql: str, *args: object) -> list[tuple]:
+    """One statement on a connection of its own, committed at once."""
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until `check` (plain or async) gives something true."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if await result if inspect.isawaitable(result) else result:
+                return
+            await asyncio.sleep(0.02)
+
+
+class Relay:
+    """A TCP relay to the server: `cut()` drops every connection and refuses new ones, as an
+    unreachable server does; `restore()` lets them through again."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._links):
+            writer.transport.abort()
+        self._links.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._links |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        self._links -= {writer, up_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
+
+
+def through(url: str, relay: Relay) -> str:
+    """`url` with its host and port replaced by the relay's."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{relay.port}").geturl()
+
+
+@contextlib.asynccontextmanager
+async def relay_to_server() -> AsyncIterator[Relay]:
+    parts = urlsplit(SERVER_URL)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.cut()
+
+
+def plan_from(yaml_text: str, number: str = "4006001234") -> Plan:
+    head = f'number: "{number}"\nname: Test Co.\n'
+    return parse_plan(f"{number}.yaml", head + textwrap.dedent(yaml_text))
+
+
+def at(text: str) -> datetime:
+    """'2026-10-01 09:30' in Beijing time."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI)
+
+
+def route(
+    plan: Plan,
+    caller: str = "053188889999",
+    when: str = "2026-11-23 10:00",
+    usage: Usage | None = None,
+    state: RoutingState | None = None,
+) -> Decision:
+    call = Call(plan.number, locate(caller))
+    return decide(plan, call, at(when), usage or Usage(), state or RoutingState(OfficialCalendar()))
+
+
+E2E_CONFIG = TESTS / "e2e_config"
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+class SimulatedClock:
+    """Beijing time that runs `speedup` times faster than real time from MONDAY_MORNING,
+    matching a simulator that sleeps 1/speedup of each virtual second."""
+
+    def __init__(self, speedup: float) -> None:
+        self.speedup = speedup
+        self.began = time.monotonic()
+
+    def __call__(self) -> datetime:
+        elapsed = (time.monotonic() - self.began) * self.speedup
+        return MONDAY_MORNING + timedelta(seconds=elapsed)
+
+
+@asynccontextmanager
+async def running_router(
+    tmp_path: Path,
+    config: Path = E2E_CONFIG,
+    clock: Callable[[], datetime] = lambda: MONDAY_MORNING,
+    **overrides: object,
+) -> AsyncIterator[Daemon]:
+    config_dir = tmp_path / "config"
+    shutil.copytree(config, config_dir)
+    settings = load_settings(config_dir).model_copy(
+        update={
+            "database": str(tmp_path / "var" / "hotline400.db"),
+            "spool_dir": str(tmp_path / "var" / "spool"),
+            **overrides,
+        }
+    )
+    daemon = Daemon(config_dir, settings=settings, clock=clock)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+async def call(daemon: Daemon, time_scale: float = 0.0, **fields: object) -> CallResult:
+    """Play one simulated call (SimulatedCall fields) against the daemon."""
+    simulated = SimulatedCall(**fields)  # type: ignore[arg-type]
+    return await run_call(daemon.host, daemon.port, simulated, time_scale=time_scale)
+
+
+async def finished_cdr(daemon: Daemon, call_id: str, timeout: float = 3.0) -> CDR:
+    """The CDR once the writer has stored its end (writes are batched, not synchronous)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            cdr = await daemon.store.get_cdr(call_id)
+            if cdr is not None and cdr.outcome is not Outcome.IN_PROGRESS:
+                return cdr
+            await asyncio.sleep(0.02)

@@ -38,7 +38,7 @@ aiosqlite.Connection.row_factory
 # The FastAGI wire's own commands and replies, exercised by the protocol tests against the
 # recorded Asterisk transcripts: GET VARIABLE and VERBOSE as Asterisk answers them, a
 # session accepted on a bare stream, the key that interrupted a prompt. The tests:
-# tests/test_agi.py.
+# tests/router/fastagi/test_agi.py.
 AGISession.accept
 AGISession.get_variable
 AGISession.verbose

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
+ROOT = REPO
 BENCHES = sorted(path.name for path in (ROOT / "bench").glob("*.py"))
 PACKAGES = {path.parent.name for path in ROOT.glob("*/__init__.py")}
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
+ROOT = REPO
 PURE = ("dialplan", "rating", "numbering")
 IO_MODULES = {
     *("asyncio", "socket", "subprocess", "http", "urllib"),

@@ -36,8 +36,9 @@ import pytest
 
 from dialplan.plan_loader import load_plan
 from router.cli import main
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO
 CALLS = 100
 _DIAL = re.compile(r"^\s+\d+\. (?:dial|forward \(\w+\)) (\S+), ring")
 _OUTCOME = re.compile(r"^outcome: (\w+) \((?:rule )?([^)]*)\)")

@@ -1,7 +1,6 @@
 """The JSON Schema editors use agrees with the model that validates plans."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -10,8 +9,9 @@ import yaml
 from dialplan.errors import ConfigError
 from dialplan.plan_loader import parse_plan
 from dialplan.schema import plan_schema, plan_schema_text
+from tests.conftest import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SCHEMA_FILE = ROOT / "config" / "schema" / "plan.schema.json"
 
 

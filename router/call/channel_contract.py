@@ -8,7 +8,7 @@ HOTLINE_RULE; the same outcome is the CDR's `outcome` column and the `outcome` l
 Dial result are the keys of ONE table, `ENDINGS`, which gives each its outcome and the
 cause the router hangs up with. A test holds every member of every one of these enums to
 a row, to a metric label and to the documentation:
-tests/test_channel_contract.py.
+tests/router/call/test_channel_contract.py.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from router.storage.location import ConfiguredStore
 from router.storage.postgres import PostgresStore
 from router.storage.rows import epoch_us
 from router.storage.sqlite import SQLiteStore
+from tests.conftest import scratch_schema
 from tests.console.harness import NOW, SHOP, a_call
-from tests.pg_harness import scratch_schema
 
 DIRECT_COUNTS = (
     "SELECT number, started_us / 3600000000 AS hour, outcome, COUNT(*) AS calls,"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from router.storage.cdr import Outcome
+from tests.conftest import scratch_schema
 from tests.console.harness import CLINIC, NOW, SHOP, a_call, csrf_of, running_console
-from tests.pg_harness import scratch_schema
 
 GOOD_TARGET = "02155550000"
 

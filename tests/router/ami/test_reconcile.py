@@ -1,0 +1,360 @@
+"""Completing calls whose AGI session ended abnormally, from recorded AMI streams, into a
+real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from router.ami.link import Event
+from router.ami.reconcile import Reconciler
+from router.ami.wire import AmiMessage, parse_message
+from router.simulation.asterisk_ami import RECORDINGS, recorded_events
+from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
+from router.storage.protocol import INTERRUPTED_NOTE
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
+from tests.router.ami.test_ami import eventually, linked, replayed
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+ASTERISK_HOST = ZoneInfo("UTC")  # the recording Asterisk ran on UTC: Cdr times are UTC
+
+
+def utc(hh: int, mm: int, ss: int) -> datetime:
+    return datetime(2026, 11, 22, hh, mm, ss, tzinfo=UTC)
+
+
+def events(name: str) -> list[Event]:
+    return [parse_message(block) for block in recorded_events(RECORDINGS / name)]
+
+
+def started(call_id: str, number: str, at: datetime) -> StartCall:
+    return StartCall(
+        CDR(
+            call_id=call_id,
+            number=number,
+            caller_raw="053188889999",
+            caller="053188889999",
+            caller_kind="fixed",
+            started_at=at.astimezone(BEIJING),
+        )
+    )
+
+
+def reconciler_for(store: SQLiteStore, **options: object) -> Reconciler:
+    return Reconciler(
+        store, zone=BEIJING, asterisk_zone=ASTERISK_HOST, settle=0.01, retry=0.02, **options
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "hotline400.db", zone=BEIJING)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def interrupted(store: SQLiteStore, call_id: str, number: str, at: datetime) -> None:
+    """A call whose router died: written ahead, then closed at the next start."""
+    await store.apply([started(call_id, number, at)])
+    assert await store.close_interrupted(at + timedelta(seconds=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("recording", "call_id", "ended", "answered", "talk", "outcome", "remark"),
+    [
+        # answered at once; Asterisk hung the inbound channel up at 18:14:29
+        ("answer.ami", "1795371264.1", utc(18, 14, 29), utc(18, 14, 24), 3, "answered", ""),
+        # 13800000021 busy, forwarded to 13800000011 which talks 3 s
+        ("busy_forward.ami", "1795371273.5", utc(18, 14, 38), utc(18, 14, 33), 3, "answered", ""),
+        (
+            "caller_hangup.ami",
+            "1795371339.35",
+            utc(18, 15, 43),
+            None,
+            0,
+            "noanswer",
+            "; caller hung up while ringing",
+        ),
+        ("misc.ami", "1795371290.11", utc(18, 14, 56), None, 0, "noanswer", ""),  # no answer
+        ("misc.ami", "1795371298.15", utc(18, 14, 59), None, 0, "busy", ""),  # congestion
+        ("misc.ami", "1795371301.19", utc(18, 15, 2), None, 0, "busy", ""),  # unavailable
+        ("misc.ami", "1795371324.27", utc(18, 15, 30), utc(18, 15, 24), 5, "answered", ""),  # L()
+    ],
+)
+async def test_an_interrupted_call_gets_its_true_end_talk_and_outcome_from_the_recording(
+    store: SQLiteStore,
+    recording: str,
+    call_id: str,
+    ended: datetime,
+    answered: datetime | None,
+    talk: int,
+    outcome: str,
+    remark: str,
+) -> None:
+    await interrupted(store, call_id, "4000000001", utc(18, 14, 20))
+    reconciler = reconciler_for(store)
+    for event in events(recording):
+        reconciler.handle(event)
+    reconciler.expect(call_id)
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.ended_at, cdr.answered_at) == (ended, answered)
+    assert (cdr.billable_seconds, cdr.outcome) == (talk, Outcome(outcome))
+    assert cdr.note == f"{INTERRUPTED_NOTE}; completed from AMI (CDR){remark}"
+    assert cdr.ended_at is not None and cdr.ended_at.utcoffset() == timedelta(hours=8)
+
+
+async def test_a_call_still_up_after_a_restart_is_completed_over_tcp(
+    store: SQLiteStore,
+) -> None:
+    await interrupted(store, "1795371264.1", "4000000001", utc(18, 14, 24))
+    reconciler = reconciler_for(store)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        assert await reconciler.adopt_interrupted(utc(12, 0, 0)) == 1
+        await replayed(simulator, link, "answer.ami")
+        await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("1795371264.1")
+    assert cdr is not None
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 3)
+    assert (cdr.answered_at, cdr.ended_at) == (utc(18, 14, 24), utc(18, 14, 29))
+    assert reconciler.pending == 0
+    await reconciler.close()
+
+
+async def test_a_call_whose_session_broke_is_completed_over_tcp_from_caller_hangup(
+    store: SQLiteStore,
+) -> None:
+    call_id = "1795371339.35"
+    await store.apply(
+        [
+            started(call_id, "4000000007", utc(18, 15, 39)),
+            FinishCall(
+                call_id,
+                {
+                    "ended_at": utc(18, 15, 40),
+                    "outcome": Outcome.ERROR,
+                    "note": "AGI session lost: connection reset",
+                },
+            ),
+        ]
+    )
+    reconciler = reconciler_for(store)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        reconciler.expect(call_id)
+        await replayed(simulator, link, "caller_hangup.ami")
+        await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.ended_at, cdr.billable_seconds) == (
+        Outcome.NOANSWER,
+        utc(18, 15, 43),
+        0,
+    )
+    assert cdr.note == (
+        "AGI session lost: connection reset; completed from AMI (CDR); caller hung up while ringing"
+    )
+
+
+async def test_a_call_reported_broken_after_asterisk_hung_it_up_is_still_completed(
+    store: SQLiteStore,
+) -> None:
+    await interrupted(store, "1795371273.5", "4000000002", utc(18, 14, 33))
+    reconciler = reconciler_for(store)
+    for event in events("busy_forward.ami"):
+        reconciler.handle(event)
+    await asyncio.sleep(0.05)
+    assert reconciler.completed == 0
+    reconciler.expect("1795371273.5")
+    await eventually(lambda: reconciler.completed == 1)
+
+
+async def test_calls_not_expected_are_left_as_the_router_wrote_them(store: SQLiteStore) -> None:
+    await interrupted(store, "1795371264.1", "4000000001", utc(18, 14, 24))
+    before = await store.get_cdr("1795371264.1")
+    reconciler = reconciler_for(store)
+    for event in events("answer.ami"):
+        reconciler.handle(event)
+    await asyncio.sleep(0.05)
+    assert reconciler.completed == 0
+    assert await store.get_cdr("1795371264.1") == before
+
+
+async def test_a_cdr_not_yet_in_the_store_is_completed_once_it_is(store: SQLiteStore) -> None:
+    reconciler = reconciler_for(store)
+    reconciler.expect("1795371264.1")
+    for event in events("answer.ami"):
+        reconciler.handle(event)
+    await asyncio.sleep(0.1)  # a few retries find nothing to complete
+    assert reconciler.completed == 0
+    await store.apply([started("1795371264.1", "4000000001", utc(18, 14, 24))])
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("1795371264.1")
+    assert cdr is not None and cdr.outcome is Outcome.ANSWERED
+
+
+async def test_completion_goes_through_the_cdr_writer_when_given_one(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    writer = CdrWriter(store, Journal(tmp_path / "cdr.journal"), batch_interval=0.01)
+    await writer.start()
+    await interrupted(store, "1795371264.1", "4000000001", utc(18, 14, 24))
+    reconciler = reconciler_for(store, writer=writer)
+    for event in events("answer.ami"):
+        reconciler.handle(event)
+    reconciler.expect("1795371264.1")
+    await eventually(lambda: reconciler.completed == 1)
+    await writer.close()
+    cdr = await store.get_cdr("1795371264.1")
+    assert cdr is not None and (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 3)
+
+
+T0 = 1_795_371_264.0  # 2026-11-22 18:14:24 UTC
+
+
+def stamped(name: str, seconds: float, **headers: str) -> AmiMessage:
+    return AmiMessage(
+        {"Event": name, "Uniqueid": "9.1", "Timestamp": f"{T0 + seconds:.6f}", **headers}
+    )
+
+
+PROMPTED_DIAL_RECORD = AmiMessage(
+    {
+        "Event": "Cdr",
+        "UniqueID": "9.1",
+        "LastApplication": "Dial",
+        "DestinationChannel": "PJSIP/carrier-00000002",
+        "Disposition": "ANSWERED",
+        "AnswerTime": "2026-11-22 18:14:24",  # the router's ANSWER for the prompt
+        "EndTime": "2026-11-22 18:14:45",
+        "BillableSeconds": "20",
+    }
+)
+
+
+async def test_after_a_prompt_the_talk_runs_from_bridge_enter_to_leave_not_the_cdr_billsec(
+    store: SQLiteStore,
+) -> None:
+    """The router answered to play a PIN prompt: Asterisk's Dial record then counts 20 s
+    from that answer, though the destination answered 8.5 s in and talked 12.4 s."""
+    await interrupted(store, "9.1", "4001234567", utc(18, 14, 24))
+    reconciler = reconciler_for(store)
+    dial = {"DestUniqueid": "9.2", "DialString": "13800000011@carrier"}
+    for event in [
+        stamped("DialBegin", 6.0, ChannelState="6", **dial),
+        stamped("DialEnd", 8.4, DialStatus="ANSWER", **dial),
+        stamped("BridgeEnter", 8.5),
+        stamped("BridgeLeave", 20.9),
+        stamped("Hangup", 21.2),
+        PROMPTED_DIAL_RECORD,
+    ]:
+        reconciler.handle(event)
+    reconciler.expect("9.1")
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("9.1")
+    assert cdr is not None
+    assert (cdr.billable_seconds, cdr.outcome) == (12, Outcome.ANSWERED)
+    assert cdr.answered_at == datetime.fromtimestamp(T0 + 8.5, UTC)
+    assert cdr.ended_at == datetime.fromtimestamp(T0 + 21.2, UTC)
+    assert cdr.note == f"{INTERRUPTED_NOTE}; completed from AMI (events)"
+
+
+async def test_after_a_prompt_without_bridge_events_the_cdr_count_is_used_and_said_so(
+    store: SQLiteStore,
+) -> None:
+    await interrupted(store, "9.1", "4001234567", utc(18, 14, 24))
+    reconciler = reconciler_for(store)
+    reconciler.handle(stamped("DialBegin", 6.0, ChannelState="6", DestUniqueid="9.2"))
+    reconciler.handle(PROMPTED_DIAL_RECORD)
+    reconciler.expect("9.1")
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("9.1")
+    assert cdr is not None and (cdr.billable_seconds, cdr.outcome) == (20, Outcome.ANSWERED)
+    assert cdr.note == f"{INTERRUPTED_NOTE}; completed from AMI (CDR, counted from the prompt)"
+
+
+async def test_with_the_dial_result_unseen_only_the_end_is_completed(store: SQLiteStore) -> None:
+    """The AMI link was down while the dial ended: whether anyone answered is unknown."""
+    await interrupted(store, "9.1", "4001234567", utc(18, 14, 24))
+    reconciler = reconciler_for(store)
+    reconciler.handle(stamped("DialBegin", 0.5, ChannelState="4", DestUniqueid="9.2"))
+    reconciler.handle(stamped("Hangup", 40.0))
+    reconciler.expect("9.1")
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("9.1")
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert cdr.ended_at == datetime.fromtimestamp(T0 + 40, UTC)
+    assert cdr.note == f"{INTERRUPTED_NOTE}; end completed from AMI"
+
+
+async def test_completing_twice_notes_the_source_once(store: SQLiteStore) -> None:
+    await interrupted(store, "1795371264.1", "4000000001", utc(18, 14, 24))
+    for _ in range(2):
+        reconciler = reconciler_for(store)
+        for event in events("answer.ami"):
+            reconciler.handle(event)
+        reconciler.expect("1795371264.1")
+        await eventually(lambda r=reconciler: r.completed == 1)
+    cdr = await store.get_cdr("1795371264.1")
+    assert cdr is not None and cdr.note == f"{INTERRUPTED_NOTE}; completed from AMI (CDR)"
+
+
+async def test_a_channel_is_forgotten_retain_seconds_after_it_ended(store: SQLiteStore) -> None:
+    await interrupted(store, "1795371264.1", "4000000001", utc(18, 14, 24))
+    reconciler = reconciler_for(store, retain=0.05)
+    for event in events("answer.ami"):
+        reconciler.handle(event)
+    await asyncio.sleep(0.1)
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "7.1"}))  # prunes on the way
+    reconciler.expect("1795371264.1")
+    await asyncio.sleep(0.05)
+    assert (reconciler.completed, reconciler.pending) == (0, 1)
+
+
+async def test_an_expected_call_never_seen_ending_is_given_up_after_max_age(
+    store: SQLiteStore,
+) -> None:
+    reconciler = reconciler_for(store, retain=0.01, max_age=0.05)
+    reconciler.expect("1795371264.1")
+    await asyncio.sleep(0.1)
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "7.1"}))
+    assert reconciler.pending == 0
+
+
+async def test_over_the_link_only_calls_in_progress_or_expected_are_read(
+    store: SQLiteStore,
+) -> None:
+    """The link drops, unparsed, the events of every other channel: a call that ended
+    normally leaves nothing behind, and a broken one has all its events."""
+    broken, finished = "1795371264.1", "1795371273.5"
+    await interrupted(store, broken, "4000000001", utc(18, 14, 20))
+    in_progress = {broken}
+    reconciler = reconciler_for(store, in_progress=in_progress)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await replayed(simulator, link, "answer.ami")
+        reconciler.expect(broken)  # the session broke while its call was in progress
+        in_progress.discard(broken)
+        await replayed(simulator, link, "busy_forward.ami")  # another call, not ours
+        reconciler.expect(finished)
+        await eventually(lambda: reconciler.completed == 1)
+        await asyncio.sleep(0.05)
+    cdr = await store.get_cdr(broken)
+    assert cdr is not None
+    assert (cdr.ended_at, cdr.billable_seconds, cdr.outcome) == (
+        utc(18, 14, 29),
+        3,
+        Outcome.ANSWERED,
+    )
+    assert (reconciler.completed, reconciler.pending) == (1, 1)  # nothing read of the other

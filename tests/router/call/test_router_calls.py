@@ -1,0 +1,239 @@
+"""The router carries decisions out over real FastAGI sockets, as the recordings show Asterisk.
+
+Each test runs the real daemon, plays one call with the Asterisk protocol simulator and
+asserts the exact AGI commands the router sent and the CDR it stored.
+"""
+
+from pathlib import Path
+
+from router.simulation.asterisk_agi import CallerHangup
+from router.storage.cdr import ForwardReason, Outcome
+from tests.conftest import (
+    MONDAY_MORNING,
+    SimulatedClock,
+    call,
+    finished_cdr,
+    running_router,
+)
+
+
+def status_lines(status: str, dest: str, rule: str) -> list[str]:
+    """The three HOTLINE_* variables in one round trip (transcripts fact 25)."""
+    return [f'EXEC MSet "HOTLINE_STATUS={status},HOTLINE_DEST={dest},HOTLINE_RULE={rule}"']
+
+
+def dial_lines(number: str, timeout: int = 20) -> list[str]:
+    """A Dial attempt and its outcome, read in one round trip (transcripts fact 25)."""
+    return [
+        f'EXEC Dial "Local/{number}@phones,{timeout}"',
+        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}",
+    ]
+
+
+async def test_a_direct_answer_dials_without_answering_first_and_records_the_talk_time(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000001", uniqueid="1795371273.1")
+        cdr = await finished_cdr(router, "1795371273.1")
+    assert result.commands == [
+        *dial_lines("13800000011"),
+        *status_lines("answered", "13800000011", "default"),
+    ]
+    assert result.answered is False  # the router never sent ANSWER: Dial answered the caller
+    assert result.variables["HOTLINE_STATUS"] == "answered"
+    assert (cdr.outcome, cdr.number, cdr.caller, cdr.rule) == (
+        Outcome.ANSWERED,
+        "4000000001",
+        "053188889999",
+        "default",
+    )
+    assert (cdr.region.province, cdr.region.city, cdr.region.area_code) == ("山东", "济南", "0531")
+    assert cdr.billable_seconds == 3
+    assert [(leg.destination, leg.dial_status, leg.talk_seconds) for leg in cdr.legs] == [
+        ("13800000011", "ANSWER", 3)
+    ]
+    assert cdr.started_at == MONDAY_MORNING
+
+
+async def test_busy_forwards_to_the_busy_number_which_answers(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000002", uniqueid="2.1")
+        cdr = await finished_cdr(router, "2.1")
+    assert result.commands == [
+        *dial_lines("13800000021"),
+        *dial_lines("13800000011"),
+        *status_lines("answered", "13800000011", "default"),
+    ]
+    assert [(leg.destination, leg.dial_status, leg.forward_reason) for leg in cdr.legs] == [
+        ("13800000021", "BUSY", ForwardReason.PRIMARY),
+        ("13800000011", "ANSWER", ForwardReason.BUSY),
+    ]
+    assert cdr.outcome is Outcome.ANSWERED
+
+
+async def test_no_answer_twice_then_the_call_ends_as_noanswer(tmp_path: Path) -> None:
+    speedup = 100.0  # 20 s of ringing take 0.2 s
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        result = await call(router, dialled="4000000003", uniqueid="3.1", time_scale=1 / speedup)
+        cdr = await finished_cdr(router, "3.1")
+    assert result.commands == [
+        *dial_lines("13800000031"),
+        *dial_lines("13800000032"),
+        *dial_lines("13800000033"),
+        *status_lines("noanswer", "13800000033", "default"),
+    ]
+    assert [(leg.dial_status, leg.forward_reason) for leg in cdr.legs] == [
+        ("NOANSWER", ForwardReason.PRIMARY),
+        ("NOANSWER", ForwardReason.NO_ANSWER),
+        ("NOANSWER", ForwardReason.NO_ANSWER),
+    ]
+    # Asterisk reports no DIALEDTIME for an unanswered Dial: the router times the ringing
+    assert all(19 <= leg.ring_seconds <= 22 for leg in cdr.legs), cdr.legs
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.NOANSWER, 0)
+
+
+async def test_a_call_is_forwarded_three_times_at_most(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000004", uniqueid="4.1")
+        cdr = await finished_cdr(router, "4.1")
+    dialled = [line for line in result.commands if line.startswith("EXEC Dial")]
+    assert dialled == [
+        'EXEC Dial "Local/13800000021@phones,20"',  # busy
+        'EXEC Dial "Local/13800000031@phones,20"',  # forward 1 on busy: no answer
+        'EXEC Dial "Local/13800000022@phones,20"',  # forward 2 on no answer: busy
+        'EXEC Dial "Local/13800000041@phones,20"',  # forward 3 on busy: congestion
+    ]
+    assert [leg.dial_status for leg in cdr.legs] == ["BUSY", "NOANSWER", "BUSY", "CONGESTION"]
+    assert cdr.outcome is Outcome.BUSY
+
+
+async def test_the_right_pin_answers_prompts_and_then_dials(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000006", uniqueid="6.1", dtmf=("2468#",))
+        cdr = await finished_cdr(router, "6.1")
+    assert result.commands == [
+        "ANSWER",
+        "GET DATA acme/enter-pin 5000 6",
+        *dial_lines("13800000011"),
+        *status_lines("answered", "13800000011", "default"),
+    ]
+    assert cdr.outcome is Outcome.ANSWERED
+
+
+async def test_a_wrong_pin_three_times_ends_the_call_as_pin_failed(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router, dialled="4000000006", uniqueid="6.2", dtmf=("1111#", None, "9999#")
+        )
+        cdr = await finished_cdr(router, "6.2")
+    assert result.commands == [
+        "ANSWER",
+        "GET DATA acme/enter-pin 5000 6",
+        "GET DATA acme/pin-wrong 5000 6",
+        "GET DATA acme/pin-wrong 5000 6",
+        'STREAM FILE acme/pin-failed ""',
+        *status_lines("pin_failed", "", "default"),
+        'EXEC Hangup "16"',
+    ]
+    assert (cdr.outcome, cdr.note, cdr.legs) == (Outcome.PIN_FAILED, "wrong PIN 3 times", ())
+
+
+async def test_a_caller_hanging_up_at_the_pin_prompt_ends_the_call_cleanly(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router, dialled="4000000006", uniqueid="6.3", hangup=CallerHangup.at_prompt(1)
+        )
+        cdr = await finished_cdr(router, "6.3")
+    # GET DATA answers -1 when the caller hangs up during it; Asterisk announces the hang-up
+    # (HANGUP, then 511) only at the next command, which ends the attempts
+    assert result.commands == [
+        "ANSWER",
+        "GET DATA acme/enter-pin 5000 6",
+        "GET DATA acme/pin-wrong 5000 6",
+        *status_lines("pin_failed", "", "default"),
+    ]
+    assert result.replies[1] == ["200 result=-1"]
+    assert result.replies[2] == [
+        "511 Command Not Permitted on a dead channel or intercept routine"
+    ]
+    assert result.hangup_lines >= 1
+    assert (cdr.outcome, cdr.note) == (Outcome.PIN_FAILED, "caller hung up at the PIN prompt")
+
+
+async def test_a_screened_region_hears_the_announcement_unanswered_and_is_rejected(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000005", uniqueid="5.1", caller_id="01088881234")
+        cdr = await finished_cdr(router, "5.1")
+    assert result.commands == [
+        "EXEC Progress",
+        'EXEC Playback "acme/not-served,noanswer"',
+        *status_lines("blocked", "", ""),
+        'EXEC Hangup "21"',
+    ]
+    assert result.answered is False
+    assert (cdr.outcome, cdr.note) == (Outcome.BLOCKED, "blocked: caller region is screened")
+
+
+async def test_a_caller_from_an_allowed_region_gets_through(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000005", uniqueid="5.2", caller_id="02088881234")
+    assert result.variables["HOTLINE_STATUS"] == "answered"
+
+
+async def test_a_blacklisted_caller_is_blocked(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000005", uniqueid="5.3", caller_id="020-8888-0000")
+        cdr = await finished_cdr(router, "5.3")
+    assert result.variables["HOTLINE_STATUS"] == "blocked"
+    assert cdr.note == "blacklisted: caller is blacklisted"
+
+
+async def test_a_suspended_number_connects_nothing(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000007", uniqueid="7.1")
+        cdr = await finished_cdr(router, "7.1")
+    assert result.commands[-2:] == [*status_lines("suspended", "", ""), 'EXEC Hangup "63"']
+    assert cdr.outcome is Outcome.SUSPENDED
+
+
+async def test_an_unknown_400_number_is_hung_up_as_unallocated(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4009999999", uniqueid="9.1")
+        cdr = await finished_cdr(router, "9.1")
+    assert result.commands == [*status_lines("unknown_number", "", ""), 'EXEC Hangup "1"']
+    assert (cdr.outcome, cdr.number) == (Outcome.UNKNOWN_NUMBER, "4009999999")
+
+
+async def test_the_dialled_number_comes_from_agi_dnid_when_a_trunk_fills_it(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="s", dnid="4000000001", uniqueid="1.2")
+    assert result.variables["HOTLINE_STATUS"] == "answered"
+
+
+async def test_a_caller_hanging_up_while_ringing_ends_the_chain_and_completes_the_cdr(
+    tmp_path: Path,
+) -> None:
+    speedup = 100.0
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        result = await call(
+            router,
+            dialled="4000000003",
+            uniqueid="3.2",
+            hangup=CallerHangup.during_dial(nth=1, after_s=4.0),
+            time_scale=1 / speedup,
+        )
+        cdr = await finished_cdr(router, "3.2")
+    assert result.commands == [
+        *dial_lines("13800000031"),
+        *status_lines("noanswer", "13800000031", "default"),
+    ]
+    assert [leg.dial_status for leg in cdr.legs] == ["CANCEL"]
+    assert 3 <= cdr.legs[0].ring_seconds <= 5
+    assert (cdr.outcome, cdr.note) == (Outcome.NOANSWER, "caller hung up while ringing")

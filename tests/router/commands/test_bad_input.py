@@ -1,0 +1,263 @@
+"""Every command fed the mistakes people make: each ends with one line on stderr and a
+non-zero exit, no traceback, nothing printed as if it had worked, and nothing written.
+
+The commands run in a directory holding a copy of the example configuration and, for the
+commands that read records, the database a router made; the whole directory is compared
+file by file before and after each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from router.cli import build_parser, main
+from tests.conftest import REPO
+
+SHIPPED_CONFIG = REPO / "config"
+CALL = ("--number", "4006001234", "--caller", "053188889999")
+MISSING = "/nonexistent/hotline400"
+
+BAD_INPUTS: list[tuple[str, list[str], str]] = [
+    # (what a person did, the command line, what the one line must say)
+    ("no command", [], "the following arguments are required: COMMAND"),
+    ("an unknown command", ["route"], "invalid choice: 'route'"),
+    ("an unknown option", ["check", "--verbose"], "unrecognized arguments: --verbose"),
+    # simulate
+    ("a busy number that is no number", ["simulate", *CALL, "--busy", "notanumber"],
+     "argument --busy: 'notanumber' is not a phone number"),
+    ("a no-answer number that is no number", ["simulate", *CALL, "--no-answer", "x"],
+     "argument --no-answer: 'x' is not a phone number"),
+    ("a day February does not have", ["simulate", *CALL, "--at", "2026-02-30 10:00"],
+     "argument --at: '2026-02-30' is not a date: February 2026 has 28 days"),
+    ("a time of day that does not exist", ["simulate", *CALL, "--at", "2026-11-23 25:00"],
+     "argument --at: '2026-11-23 25:00' is not a time"),
+    ("a hundred million calls", ["simulate", *CALL, "--calls", "100000000"],
+     "argument --calls: '100000000' is not a whole number from 1 to 1,000,000"),
+    ("no calls", ["simulate", *CALL, "--calls", "0"],
+     "argument --calls: '0' is not a whole number from 1 to 1,000,000"),
+    ("a 400 number with letters", ["simulate", "--number", "400abc1234", "--caller", "1"],
+     "argument --number: '400abc1234' is not a 400 number like 4006001234"),
+    ("a number without a plan", ["simulate", "--number", "4009999999", "--caller", "1"],
+     "no valid plan for 4009999999"),
+    ("a missing configuration", ["simulate", "--config", MISSING, *CALL],
+     f"no configuration directory {MISSING}"),
+    # check
+    ("check of a missing directory", ["check", MISSING],
+     f"nothing checked: no such file or directory: {MISSING}"),
+    ("check as of an impossible day", ["check", "--today", "2026-02-30"],
+     "argument --today: '2026-02-30' is not a date: February 2026 has 28 days"),
+    # serve, demo, db
+    ("serve without its configuration", ["serve", "--config", MISSING],
+     f"cannot start: no configuration directory {MISSING}"),
+    ("serve on an address that is none", ["serve", "--listen", "4573"],
+     "argument --listen: 4573 is not HOST:PORT"),
+    ("the demo on a missing configuration", ["demo", "--config", MISSING],
+     f"demo: no configuration directory {MISSING}"),
+    ("db upgrade without its configuration", ["db", "upgrade", "--config", MISSING],
+     f"cannot upgrade: no configuration directory {MISSING}"),
+    ("db upgrade on a store URL of no kind", ["db", "upgrade", "--store", "mysql://db/x"],
+     "cannot upgrade: mysql://db/x: a store is sqlite:///PATH or postgresql://USER@HOST/DATABASE"),
+    # callgen
+    ("callgen at a target without a port", ["callgen", "--target", "localhost",
+     "--calls", "1", "--concurrency", "1"], "argument --target: localhost is not HOST:PORT"),
+    ("callgen with no calls", ["callgen", "--target", "127.0.0.1:1", "--calls", "0",
+     "--concurrency", "1"], "argument --calls: '0' is not a whole number from 1"),
+    ("callgen to a number that is no 400 number", ["callgen", "--target", "127.0.0.1:1",
+     "--calls", "1", "--concurrency", "1", "--number", "12345"],
+     "argument --number: '12345' is not a 400 number"),
+    ("callgen with a mix over 100", ["callgen", "--target", "127.0.0.1:1", "--calls", "1",
+     "--concurrency", "1", "--mix", "answer=90,busy=20"], "argument --mix:"),
+    # account, bill, rate, cdr
+    ("a top-up in exponent notation", ["account", "topup", "--number", "4006001234",
+     "--amount", "1e9"], "argument --amount: '1e9' is not an amount like 600.00"),
+    ("a top-up of twenty digits", ["account", "topup", "--number", "4006001234",
+     "--amount", "99999999999999999999"], "is not an amount like 600.00"),
+    ("a top-up of two million", ["account", "topup", "--number", "4006001234",
+     "--amount", "2000000"], "argument --amount: '2000000': more than 1,000,000.00 yuan at once"),
+    ("a top-up of nothing", ["account", "topup", "--number", "4006001234", "--amount", "0"],
+     "argument --amount: '0': the amount must be more than 0"),
+    ("a top-up to a number with letters", ["account", "topup", "--number", "abc",
+     "--amount", "10"], "argument --number: 'abc' is not a 400 number"),
+    ("a top-up at a time of no form", ["account", "topup", "--number", "4006001234",
+     "--amount", "10", "--at", "noon"], "argument --at: 'noon' is not a time"),
+    ("a top-up before any router made the books", ["account", "topup", "--number",
+     "4006001234", "--amount", "10"], "create it with hotline400 db upgrade"),
+    ("a top-up to a number without an account", ["account", "topup", "--number",
+     "4009999999", "--amount", "10"], "4009999999 has no account in tariffs.yaml"),
+    ("account show as of an impossible day", ["account", "show", "--number", "4006001234",
+     "--today", "2026-02-30"], "February 2026 has 28 days"),
+    ("fees of an impossible day", ["account", "fees", "--day", "2026-04-31"],
+     "argument --day: '2026-04-31' is not a date: April 2026 has 30 days"),
+    ("a bill for month 13", ["bill", "--month", "2026-13"],
+     "argument --month: '2026-13': there is no month 13"),
+    ("a bill for a month of one digit", ["bill", "--month", "2026-1"],
+     "argument --month: '2026-1' is not a month like 2026-11"),
+    ("a bill for a number with letters", ["bill", "--month", "2026-11", "--number", "x"],
+     "argument --number: 'x' is not a 400 number"),
+    ("rating from an impossible day", ["rate", "--from", "2026-02-30", "--to", "2026-03-01"],
+     "argument --from: '2026-02-30' is not a date: February 2026 has 28 days"),
+    ("rating backwards", ["rate", "--from", "2026-03-02", "--to", "2026-03-01"],
+     "--to 2026-03-01 is before --from 2026-03-02"),
+    ("records of a number with letters", ["cdr", "--number", "abc"],
+     "argument --number: 'abc' is not a 400 number"),
+    ("records since an impossible day", ["cdr", "--since", "2026-02-30"],
+     "argument --since: '2026-02-30' is not a date: February 2026 has 28 days"),
+    ("records until a time of no form", ["cdr", "--until", "last week"],
+     "argument --until: 'last week' is not a time"),
+    ("no records at all", ["cdr", "--limit", "0"], "argument --limit: '0' is not a whole number"),
+    ("records before any router ran", ["cdr"], "does not exist"),
+    # pin-hash
+    ("pin-hash with nothing piped in", ["pin-hash", "--stdin"],
+     "pin-hash: no PIN on standard input; nothing hashed"),
+    ("pin-hash with no terminal", ["pin-hash"],
+     "pin-hash: no terminal to ask the PIN on (pipe it in with --stdin); nothing hashed"),
+    ("a PIN of letters", ["pin-hash", "--stdin"], "pin-hash: a PIN is 4 to 12 digits"),
+    # the management console
+    ("a console password too short", ["users", "add", "ops1", "--role", "operator",
+     "--password-stdin"], "users: a password needs at least 10 characters"),
+    ("a subscriber user without its account", ["users", "add", "staff1", "--role",
+     "subscriber-staff", "--password-stdin"], "needs --account"),
+    ("a user name with a space", ["users", "add", "a b", "--role", "operator",
+     "--password-stdin"], "is not a user name"),
+    ("a report ending before it starts", ["report", "--number", "4008207788", "--from",
+     "2026-11-30", "--to", "2026-11-01"], "--to 2026-11-01 comes before --from 2026-11-30"),
+    ("a report from a day February does not have", ["report", "--number", "4008207788",
+     "--from", "2026-02-30", "--to", "2026-03-01"], "is not a date like 2026-11-30"),
+    ("the console on an address that is none", ["web", "--listen", "8400"],
+     "give HOST:PORT"),
+    ("the console without its configuration", ["web", "--config", MISSING],
+     "no configuration directory"),
+]
+PIPED_IN = {
+    "a PIN of letters": "24a8\n",
+    "a console password too short": "short\n",
+    "a subscriber user without its account": "long enough password\n",
+    "a user name with a space": "long enough password\n",
+}
+"""What stands on stdin for a case; nothing for the others (no terminal either)."""
+WITH_BOOKS = {"a top-up to a number without an account"}
+"""Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `directory` with its size and modification time."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(SHIPPED_CONFIG, tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("what", "argv", "complaint"),
+    [pytest.param(what, argv, complaint, id=what) for what, argv, complaint in BAD_INPUTS],
+)
+def test_a_bad_input_ends_in_one_line_on_stderr_and_writes_nothing(
+    what: str,
+    argv: list[str],
+    complaint: str,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PIPED_IN.get(what, "")))
+    if what in WITH_BOOKS:
+        assert main(["db", "upgrade"]) == 0
+        capsys.readouterr()
+    before = snapshot(workdir)
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse refusing the command line
+        code = exited.code
+    out, err = capsys.readouterr()
+    assert code not in (0, None)
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert complaint in err
+    assert "Traceback" not in err
+    assert out == ""
+    assert snapshot(workdir) == before
+
+
+def _options(
+    parser: argparse.ArgumentParser, path: str = "hotline400"
+) -> list[tuple[str, argparse.Action]]:
+    """(command, option) for every option of every command, --help excepted."""
+    found: list[tuple[str, argparse.Action]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _options(sub, f"{path} {name}")
+        elif action.option_strings and not isinstance(action, argparse._HelpAction):
+            found.append((path, action))
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    undocumented = [
+        f"{command} {'/'.join(action.option_strings)}"
+        for command, action in _options(build_parser())
+        if not (action.help or "").strip()
+    ]
+    assert undocumented == []
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("hotline400 0.")
+
+
+def test_a_broken_plan_blocks_neither_account_show_nor_bill(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    plan = workdir / "config" / "plans" / "4001234567.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8") + "\nnonsense: [\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["account", "show", "--number", "4006001234"]) == 0
+    assert main(["bill", "--month", "2026-11", "--number", "4006001234"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("4006001234\n  package ") and err == ""
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone, as `hotline400 cdr | head -1` leaves it."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["check"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("when", ["2026-11-23", "2026-11-23 10:00", "2026-11-23T10:00:00+08:00"])
+def test_every_command_reads_a_time_in_each_form(
+    when: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    topup = ["account", "topup", "--number", "4006001234", "--amount", "10", "--at", when]
+    assert main(topup) == 0
+    assert main(["simulate", *CALL, "--at", when]) == 0
+    assert main(["cdr", "--since", when, "--until", when]) == 0
+    out = capsys.readouterr().out
+    assert "booked payment 10.00 to 4006001234" in out
+    assert "at Mon 2026-11-23 " in out

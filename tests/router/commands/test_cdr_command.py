@@ -1,0 +1,248 @@
+"""`hotline400 cdr` lists and exports what the real router stored for real calls.
+
+A call log per store engine (a SQLite file, PostgreSQL) is made by the real daemon: five
+calls of different kinds, a minute apart from 10:00 Beijing time, then 55 plain answered
+calls, 10:05 to 10:59. The command then reads that store through a config dir whose
+router.yaml names it, as an operator's would.
+"""
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.storage.cdr import Outcome, cdr_from_json
+from tests.conftest import MONDAY_MORNING, STORE_ENGINES, call, running_router, store_of_engine
+from tests.router.commands.test_cli import run_with_reader_gone
+
+BULK_CALLS = 55
+FIRST_CALLS = [  # (uniqueid, dialled, caller): placed at 10:00, 10:01, ...
+    ("c0", "4000000001", "053188889999"),  # answered
+    ("c1", "4000000002", "01062345678"),  # busy, forwarded, answered
+    ("c2", "4000000003", "13916012345"),  # no answer three times
+    ("c3", "4000000005", "053188889999"),  # Shandong is screened out
+    ("c4", "4000000001", "anonymous"),  # withheld caller, answered
+]
+ALL_CALLS = len(FIRST_CALLS) + BULK_CALLS
+
+
+class SettableClock:
+    """Router time that stands still until the test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def place_calls(tmp_path: Path, store_url: str) -> None:
+    clock = SettableClock(MONDAY_MORNING)
+    placed = [*FIRST_CALLS]
+    placed += [(f"b{n:02d}", "4000000001", "02087654321") for n in range(BULK_CALLS)]
+    async with running_router(tmp_path, clock=clock, store=store_url) as router:
+        for minute, (uniqueid, dialled, caller) in enumerate(placed):
+            clock.now = MONDAY_MORNING + timedelta(minutes=minute)
+            result = await call(router, uniqueid=uniqueid, dialled=dialled, caller_id=caller)
+            assert result.error is None
+    # the daemon flushed every CDR as it stopped
+
+
+@pytest.fixture(scope="module", params=STORE_ENGINES)
+def config_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    tmp_path = tmp_path_factory.mktemp("calls")
+    with store_of_engine(request.param, tmp_path) as store_url:
+        asyncio.run(place_calls(tmp_path, store_url))
+        config = tmp_path / "cdr-config"
+        config.mkdir()
+        (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
+        yield config
+
+
+def cdr(config_dir: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    assert main(["cdr", "--config", str(config_dir), *args]) == 0
+    return capsys.readouterr().out
+
+
+def table_rows(output: str) -> list[str]:
+    """The data rows of a table: without the header and the closing count."""
+    return output.splitlines()[1:-1]
+
+
+def test_the_table_shows_the_latest_50_calls_newest_first_and_says_more_exist(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = cdr(config_dir, capsys)
+    lines = output.splitlines()
+    assert lines[0].split() == [
+        "start", "call", "id", "400", "number", "caller", "region", "outcome", "rule",
+        "billable", "s", "legs",
+    ]  # fmt: skip
+    rows = table_rows(output)
+    assert len(rows) == 50
+    assert rows[0].split()[:3] == ["2026-11-23", "10:59:00", f"b{BULK_CALLS - 1}"]
+    assert rows[-1].split()[:3] == ["2026-11-23", "10:10:00", "b05"]
+    assert lines[-1] == "50 call(s), newest first; older calls match too (--limit N shows more)"
+
+
+def test_a_table_row_holds_time_number_caller_region_outcome_rule_seconds_and_legs(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = table_rows(cdr(config_dir, capsys, "--number", "4000000002"))
+    assert [row.split(maxsplit=9) for row in rows] == [
+        [
+            "2026-11-23", "10:01:00", "c1", "4000000002", "01062345678", "北京", "answered",
+            "default", "3", "13800000021 BUSY > 13800000011 ANSWER",
+        ]
+    ]  # fmt: skip
+
+
+def test_limit_shortens_the_table(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = cdr(config_dir, capsys, "--limit", "3")
+    assert [row.split()[2] for row in table_rows(output)] == ["b54", "b53", "b52"]
+
+
+def test_a_limit_above_the_matches_shows_them_all_without_a_more_note(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = cdr(config_dir, capsys, "--limit", "100")
+    assert len(table_rows(output)) == ALL_CALLS
+    assert output.splitlines()[-1] == f"{ALL_CALLS} call(s), newest first"
+
+
+def test_filters_by_caller_and_by_outcome(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from_jinan = table_rows(cdr(config_dir, capsys, "--caller", "053188889999"))
+    assert [row.split()[2:7] for row in from_jinan] == [
+        ["c3", "4000000005", "053188889999", "山东/济南", "blocked"],
+        ["c0", "4000000001", "053188889999", "山东/济南", "answered"],
+    ]
+    unanswered = table_rows(cdr(config_dir, capsys, "--outcome", "noanswer"))
+    call_ids_and_legs = [
+        (parts[2], parts[9]) for parts in (row.split(maxsplit=9) for row in unanswered)
+    ]
+    assert call_ids_and_legs == [
+        ("c2", "13800000031 NOANSWER > 13800000032 NOANSWER > 13800000033 NOANSWER")
+    ]
+
+
+def test_a_withheld_caller_is_shown_as_the_carrier_sent_it(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = table_rows(cdr(config_dir, capsys, "--caller", "anonymous"))
+    assert [row.split()[2:6] for row in rows] == [["c4", "4000000001", "anonymous", "-"]]
+
+
+def test_since_and_until_take_local_times_iso_times_with_offset_and_whole_days(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def ids(*args: str) -> list[str]:
+        return [row.split()[2] for row in table_rows(cdr(config_dir, capsys, *args))]
+
+    assert ids("--since", "2026-11-23 10:01", "--until", "2026-11-23 10:03") == ["c2", "c1"]
+    assert ids("--since", "2026-11-23T02:03:00+00:00", "--until", "2026-11-23T10:05+08:00") == [
+        "c4",
+        "c3",
+    ]
+    assert len(ids("--until", "2026-11-23", "--limit", "100")) == ALL_CALLS
+    assert cdr(config_dir, capsys, "--until", "2026-11-22") == "no calls match\n"
+    assert cdr(config_dir, capsys, "--since", "2026-11-24") == "no calls match\n"
+
+
+@pytest.mark.parametrize("format", ["table", "csv", "json"])
+def test_cdr_piped_into_a_reader_that_has_enough_stops_quietly(
+    config_dir: Path, format: str
+) -> None:
+    finished = run_with_reader_gone("cdr", "--config", str(config_dir), "--format", format)
+    assert (finished.returncode, finished.stderr) == (141, "")
+
+
+def test_csv_exports_every_matching_call_one_row_each_with_a_legs_column(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = list(csv.DictReader(io.StringIO(cdr(config_dir, capsys, "--format", "csv"))))
+    assert len(rows) == ALL_CALLS
+    forwarded = next(row for row in rows if row["call_id"] == "c1")
+    assert forwarded == {
+        "call_id": "c1",
+        "number": "4000000002",
+        "caller_raw": "01062345678",
+        "caller": "01062345678",
+        "caller_kind": "fixed",
+        "province": "北京",
+        "city": "北京",
+        "area_code": "010",
+        "started_at": "2026-11-23T10:01:00+08:00",
+        "answered_at": "2026-11-23T10:01:00+08:00",
+        "ended_at": "2026-11-23T10:01:03+08:00",
+        "billable_seconds": "3",
+        "outcome": "answered",
+        "rule": "default",
+        "caller_share": "",
+        "callee_share": "",
+        "total": "",
+        "tariff_id": "",
+        "note": "",
+        "legs": "13800000021 BUSY > 13800000011 ANSWER",
+    }
+
+
+def test_csv_honours_filters_and_limit(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = cdr(config_dir, capsys, "--format", "csv", "--number", "4000000001", "--limit", "2")
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert [row["call_id"] for row in rows] == ["b54", "b53"]
+
+
+def test_json_exports_every_matching_call_with_its_legs(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    everything = json.loads(cdr(config_dir, capsys, "--format", "json"))
+    assert len(everything) == ALL_CALLS
+    ringing = json.loads(cdr(config_dir, capsys, "--format", "json", "--number", "4000000003"))
+    assert len(ringing) == 1
+    record = cdr_from_json(ringing[0])
+    assert (record.call_id, record.outcome) == ("c2", Outcome.NOANSWER)
+    assert [(leg.destination, leg.dial_status) for leg in record.legs] == [
+        ("13800000031", "NOANSWER"),
+        ("13800000032", "NOANSWER"),
+        ("13800000033", "NOANSWER"),
+    ]
+    assert ringing[0]["region"] == {"province": "上海", "city": "上海", "area_code": "021"}
+
+
+def test_json_of_no_match_is_an_empty_array(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert json.loads(cdr(config_dir, capsys, "--format", "json", "--caller", "110")) == []
+
+
+def test_a_missing_database_is_reported_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "hotline400.db"
+    (tmp_path / "router.yaml").write_text(f'database: "{missing}"\n', encoding="utf-8")
+    assert main(["cdr", "--config", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert f"the database {missing} does not exist" in error
+    assert not missing.exists()
+
+
+def test_a_bad_time_is_refused_with_the_accepted_forms(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cdr", "--config", str(config_dir), "--since", "yesterday"])
+    assert exit_info.value.code == 2
+    assert '"YYYY-MM-DD HH:MM"' in capsys.readouterr().err

@@ -1,0 +1,578 @@
+"""The `hotline400` commands as an admin runs them, on config directories written for each test."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dialplan.pin import verify_pin
+from router.cli import main
+from tests.conftest import REPO
+
+Capture = pytest.CaptureFixture[str]
+
+SHIPPED_CONFIG = REPO / "config"
+CALENDAR_WARNING = (
+    "official calendar ends 2026-12-31 (38 days left): declare the 2027 schedule in the "
+    "calendar file (holidays, workdays, covers: [2027]); 19 statutory holiday days of 2027 are "
+    "only estimated (adjusted working weekends unknown) until then"
+)
+ISSUE_EXAMPLE = ("--number", "4006001234", "--caller", "053188889999", "--at", "2026-10-01 09:30")
+JINAN_HEADER = (
+    "call to 4006001234 (Jinan Heavy Machinery Co. (济南重工机械)) "
+    "from 053188889999 (山东/济南/0531) at {stamp} CST"
+)
+
+
+def checked_files(config_dir: Path) -> int:
+    """How many files `check` reads in a config directory: router.yaml, calendar.yaml,
+    tariffs.yaml, plans."""
+    settings = ("router.yaml", "calendar.yaml", "tariffs.yaml")
+    assert all((config_dir / name).exists() for name in settings)
+    return len(settings) + len(list((config_dir / "plans").glob("*.yaml")))
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped config directory, free to break."""
+    return Path(shutil.copytree(SHIPPED_CONFIG, tmp_path / "config"))
+
+
+def hotline400(capsys: Capture, *argv: str) -> tuple[int, list[str]]:
+    """Run one command in-process; its exit code and the lines it printed."""
+    code = main(list(argv))
+    return code, capsys.readouterr().out.splitlines()
+
+
+def line_of(path: Path, text: str) -> int:
+    """The line (1-based) where `text` first appears in a file."""
+    content = path.read_text(encoding="utf-8")
+    assert text in content
+    return content[: content.index(text)].count("\n") + 1
+
+
+def break_file(path: Path, old: str, new: str) -> int:
+    """Replace `old` by `new` in a file; the line of the change."""
+    line = line_of(path, old)
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    return line
+
+
+def break_lanhua_plan(config_dir: Path) -> tuple[Path, list[str]]:
+    """Three mistakes in the shop's plan; the file and the lines `check` must print for them."""
+    plan = config_dir / "plans" / "4008207788.yaml"
+    typo = break_file(plan, "ring_timeout: 20\n", "ring_timout: 20\n")
+    window = break_file(plan, '["23:00-07:00"]', '["23:00-07:60"]')
+    break_file(plan, "percent: 10,", "percent: 20,")
+    split = line_of(plan, "split:")
+    return plan, [
+        f"{plan}:{typo} ring_timout: unknown key",
+        f"{plan}:{window} rules[1].when.time: '23:00-07:60' is not a window like '09:00-18:00'",
+        f"{plan}:{split} rules[2].split: percentages sum to 110, must be 100",
+    ]
+
+
+def break_router_settings(config_dir: Path) -> tuple[Path, list[str]]:
+    """Four mistakes in router.yaml; the file and the lines `check` must print for them."""
+    path = config_dir / "router.yaml"
+    listen = break_file(path, "listen: 127.0.0.1:4573", 'listen: "localhost"')
+    peers = break_file(path, "allowed_peers: [", 'allowed_peers: ["not-a-net", ')
+    timeout = break_file(path, "header_timeout: 5", "header_timeout: 0")
+    typo = break_file(path, "watch_plans:", "watchplans:")
+    return path, [
+        f"{path}:{listen} listen: 'localhost' is not HOST:PORT",
+        f"{path}:{peers} allowed_peers: 'not-a-net' is not an address or network",
+        f"{path}:{timeout} header_timeout: must be greater than 0",
+        f"{path}:{typo} watchplans: unknown key",
+    ]
+
+
+def write_broken_calendar(config_dir: Path) -> tuple[Path, list[str]]:
+    """A calendar file with three mistakes, and the lines `check` must print for them."""
+    path = config_dir / "calendar.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            covers: [2027, next]
+            holidays:
+              2027-01-01: New Year's Day
+              2027-02-30: Spring Festival
+            workdays:
+              2027-01-01: adjusted working day
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path, [
+        f"{path}:1 covers[1]: not a year (YYYY)",
+        f"{path}:4 holidays.2027-02-30: not a date (YYYY-MM-DD)",
+        f"{path}:6 workdays.2027-01-01: also declared a holiday at line 3; "
+        "a date is one or the other",
+    ]
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def test_check_passes_the_shipped_config(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert code == 0
+    assert lines == [f"checked {checked_files(config_dir)} file(s): ok"]
+
+
+def test_check_warns_when_the_official_calendar_ends_within_60_days(
+    capsys: Capture, config_dir: Path
+) -> None:
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-11-23")
+    assert code == 0
+    assert lines == [
+        f"warning: {config_dir / 'calendar.yaml'}: {CALENDAR_WARNING}",
+        f"checked {checked_files(config_dir)} file(s): ok",
+    ]
+
+
+def test_check_lists_every_problem_of_a_broken_plan_with_file_line_and_field(
+    capsys: Capture, config_dir: Path
+) -> None:
+    _, expected = break_lanhua_plan(config_dir)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert code == 1
+    assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 3 problem(s)"]
+
+
+def test_check_validates_router_settings(capsys: Capture, config_dir: Path) -> None:
+    _, expected = break_router_settings(config_dir)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert code == 1
+    assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 4 problem(s)"]
+
+
+def test_check_validates_the_declared_calendar(capsys: Capture, config_dir: Path) -> None:
+    _, expected = write_broken_calendar(config_dir)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert code == 1
+    assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 3 problem(s)"]
+
+
+def test_check_reports_problems_of_every_file_in_one_run(capsys: Capture, config_dir: Path) -> None:
+    _, router_problems = break_router_settings(config_dir)
+    _, calendar_problems = write_broken_calendar(config_dir)
+    _, plan_problems = break_lanhua_plan(config_dir)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert code == 1
+    assert lines == [
+        *router_problems,
+        *calendar_problems,
+        *plan_problems,
+        f"checked {checked_files(config_dir)} file(s): 10 problem(s)",
+    ]
+
+
+def test_check_of_one_clean_plan_file(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(capsys, "check", str(config_dir / "plans" / "4006001234.yaml"))
+    assert code == 0
+    assert lines == ["checked 1 file(s): ok"]
+
+
+def test_check_of_one_broken_plan_file(capsys: Capture, config_dir: Path) -> None:
+    plan, expected = break_lanhua_plan(config_dir)
+    code, lines = hotline400(capsys, "check", str(plan))
+    assert code == 1
+    assert lines == [*expected, "checked 1 file(s): 3 problem(s)"]
+
+
+def test_check_of_a_router_file_validates_it_as_settings(capsys: Capture, config_dir: Path) -> None:
+    path, expected = break_router_settings(config_dir)
+    code, lines = hotline400(capsys, "check", str(path))
+    assert code == 1
+    assert lines == [*expected, "checked 1 file(s): 4 problem(s)"]
+
+
+def test_check_of_a_calendar_file_validates_it_and_warns_of_its_end(
+    capsys: Capture, config_dir: Path
+) -> None:
+    calendar = config_dir / "calendar.yaml"
+    code, lines = hotline400(capsys, "check", str(calendar), "--today", "2026-11-23")
+    assert code == 0
+    assert lines == [f"warning: {calendar}: {CALENDAR_WARNING}", "checked 1 file(s): ok"]
+
+    _, expected = write_broken_calendar(config_dir)
+    code, lines = hotline400(capsys, "check", str(calendar), "--today", "2026-11-23")
+    assert code == 1
+    assert lines == [*expected, "checked 1 file(s): 3 problem(s)"]
+
+
+def test_check_of_a_plans_directory_checks_each_plan(capsys: Capture, config_dir: Path) -> None:
+    _, expected = break_lanhua_plan(config_dir)
+    code, lines = hotline400(capsys, "check", str(config_dir / "plans"))
+    assert code == 1
+    plans = len(list((config_dir / "plans").glob("*.yaml")))
+    assert lines == [*expected, f"checked {plans} file(s): 3 problem(s)"]
+
+
+def test_check_of_a_missing_path_checks_nothing(capsys: Capture, tmp_path: Path) -> None:
+    missing = tmp_path / "4009999999.yaml"
+    assert main(["check", str(missing)]) == 1
+    assert capsys.readouterr() == ("", f"nothing checked: no such file or directory: {missing}\n")
+
+
+# --- simulate ------------------------------------------------------------------------------
+
+
+def test_simulate_prints_the_trace_and_the_dial_attempts(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(capsys, "simulate", "--config", str(config_dir), *ISSUE_EXAMPLE)
+    assert code == 0
+    holiday = "2026-10-01 holiday: National Day [library] vs cn_workday"
+    assert lines == [
+        JINAN_HEADER.format(stamp="Thu 2026-10-01 09:30"),
+        "usage (postpaid): 2026-10 cost 0.00 in 0 call(s), today's cost 0.00",
+        "trace:",
+        f"  rule 0 'shandong-factory': no: Thu 2026-10-01 09:30 does not fit: {holiday}",
+        f"  rule 1 'national-sales': no: Thu 2026-10-01 09:30 does not fit: {holiday}",
+        "  rule 2 'night-duty': no: Thu 2026-10-01 09:30 is outside 18:00-08:00",
+        "  default route: matched -> dial 13905310001",
+        "  1. dial 13905310001, ring 20 s -> ANSWER",
+        "outcome: answered (rule default)",
+    ]
+
+
+def test_simulate_follows_a_busy_destination_to_its_busy_forward(
+    capsys: Capture, config_dir: Path
+) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        *ISSUE_EXAMPLE,
+        "--busy",
+        "13905310001",
+    )
+    assert code == 0
+    assert lines[-3:] == [
+        "  1. dial 13905310001, ring 20 s -> BUSY",
+        "  2. forward (busy) 053188886667, ring 20 s -> ANSWER",
+        "outcome: answered (rule default)",
+    ]
+
+
+def test_simulate_chains_busy_and_no_answer_forwards(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        "--number",
+        "4006001234",
+        "--caller",
+        "053188889999",
+        "--at",
+        "2026-10-09 09:30",
+        "--busy",
+        "0531-8888 6666",
+        "--no-answer",
+        "053188886667",
+    )
+    assert code == 0
+    assert lines == [
+        JINAN_HEADER.format(stamp="Fri 2026-10-09 09:30"),
+        "usage (postpaid): 2026-10 cost 0.00 in 0 call(s), today's cost 0.00",
+        "trace:",
+        "  rule 0 'shandong-factory': matched -> dial 053188886666",
+        "  1. dial 053188886666, ring 25 s -> BUSY",
+        "  2. forward (busy) 053188886667, ring 25 s -> NOANSWER",
+        "  3. forward (no_answer) 13905310001, ring 25 s -> ANSWER",
+        "outcome: answered (rule shandong-factory)",
+    ]
+
+
+def test_simulate_ends_the_call_when_no_forward_is_left(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        *ISSUE_EXAMPLE,
+        "--no-answer",
+        "13905310001",
+    )
+    assert code == 0
+    assert lines[-2:] == [
+        "  1. dial 13905310001, ring 20 s -> NOANSWER",
+        "outcome: noanswer (rule default)",
+    ]
+
+
+def test_simulate_shows_the_pin_prompt_a_route_asks_for(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        "--number",
+        "4001234567",
+        "--caller",
+        "13926001111",
+        "--at",
+        "2026-10-01 21:30",
+    )
+    assert code == 0
+    assert lines[-5:] == [
+        "  rule 1 'duty-doctor': matched -> dial 13926005678",
+        "  pin: caller must enter the PIN first",
+        "PIN: the caller is asked for the PIN, 3 attempts",
+        "  1. dial 13926005678, ring 25 s -> ANSWER",
+        "outcome: answered (rule duty-doctor)",
+    ]
+
+
+def test_simulate_shows_a_rejection_and_its_announcement(capsys: Capture, config_dir: Path) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        "--number",
+        "4001234567",
+        "--caller",
+        "053188889999",
+        "--at",
+        "2026-10-01 21:30",
+    )
+    assert code == 0
+    assert lines[-3:] == [
+        "  screening (allow): refused: caller 053188889999 (山东/济南/0531) "
+        "is not in provinces ['广东']",
+        "  decision: reject (blocked): caller region is screened",
+        "outcome: blocked (blocked), playing renhe/outside-service-area",
+    ]
+
+
+def test_simulate_many_calls_shows_the_split_percentages(capsys: Capture) -> None:
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(SHIPPED_CONFIG),
+        "--number",
+        "4008207788",
+        "--caller",
+        "13812345678",
+        "--at",
+        "2026-11-23 10:00",
+        "--calls",
+        "100",
+    )
+    assert code == 0
+    assert lines[1].startswith("usage (postpaid): 2026-11 cost")
+    assert [line.split() for line in lines[2:]] == [
+        ["02155556666", "60", "calls", "60.00%"],
+        ["02866667777", "30", "calls", "30.00%"],
+        ["02788889999", "10", "calls", "10.00%"],
+    ]
+
+
+def test_simulate_shows_the_progress_of_a_long_run_on_a_terminal(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("router.commands.simulate.PROGRESS_FROM", 100)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = ["--number", "4008207788", "--caller", "13812345678", "--at", "2026-11-23 10:00"]
+    assert main(["simulate", "--config", str(SHIPPED_CONFIG), *argv, "--calls", "200"]) == 0
+    assert terminal.getvalue().endswith("\r198 of 200 calls\r200 of 200 calls\n")
+    assert "02155556666" in capsys.readouterr().out
+
+
+def test_simulate_says_why_a_number_has_no_valid_plan(capsys: Capture, config_dir: Path) -> None:
+    _, expected = break_lanhua_plan(config_dir)
+    argv = ["--config", str(config_dir), "--number", "4008207788", "--caller", "13812345678"]
+    assert main(["simulate", *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"no valid plan for 4008207788: {expected[0]} "
+        f"(and {len(expected) - 1} more: hotline400 check)\n"
+    )
+
+
+def test_a_third_busy_number_in_a_rule_fails_check_and_is_never_dialled(
+    capsys: Capture, config_dir: Path
+) -> None:
+    plan = config_dir / "plans" / "4008207788.yaml"
+    line = break_file(
+        plan,
+        '    target: "02155550001"\n',
+        '    target: "02155550001"\n    forwarding: {on_busy: ["13801659999"]}\n',
+    ) + 1
+    problem = (
+        f"{plan}:{line} rules[0].forwarding.on_busy: 3 different busy forwarding numbers across "
+        "the plan (02155556667, 02866667778, 13801659999), at most 2 per subscriber (2 for busy "
+        "and 2 for no-answer, rule overrides included)"
+    )
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
+    assert (code, lines[0]) == (1, problem)
+    vip = ("--number", "4008207788", "--caller", "13801651234", "--busy", "02155550001")
+    assert main(["simulate", "--config", str(config_dir), *vip]) == 1
+    assert capsys.readouterr() == ("", f"no valid plan for 4008207788: {problem}\n")
+
+
+def test_simulate_names_a_missing_config_directory(capsys: Capture, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["simulate", "--config", str(missing), *ISSUE_EXAMPLE]) == 1
+    assert capsys.readouterr() == ("", f"no configuration directory {missing}\n")
+
+
+def test_simulate_refuses_a_time_it_cannot_read(capsys: Capture, config_dir: Path) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--config", str(config_dir), *ISSUE_EXAMPLE[:4], "--at", "9:30pm"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "hotline400 simulate: argument --at: '9:30pm' is not a time: use \"YYYY-MM-DD\", "
+        '"YYYY-MM-DD HH:MM" or ISO 8601 with offset (see hotline400 simulate --help)\n'
+    )
+
+
+# --- pin-hash ------------------------------------------------------------------------------
+
+
+def test_pin_hash_prints_a_salted_hash_the_pin_verifies_against(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("2468\n"))
+    code, lines = hotline400(capsys, "pin-hash", "--stdin")
+    assert code == 0
+    [stored] = lines
+    assert "2468" not in stored
+    assert verify_pin("2468", stored)
+    assert not verify_pin("2469", stored)
+
+
+def test_pin_hash_refuses_what_is_not_a_4_to_12_digit_pin(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("24a8\n"))
+    assert main(["pin-hash", "--stdin"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "pin-hash: a PIN is 4 to 12 digits; nothing hashed\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def typed(*entries: str | type[BaseException]) -> Callable[[str], str]:
+    """getpass as a person at the terminal answers it, entry after entry."""
+    queue = list(entries)
+
+    def getpass(prompt: str) -> str:
+        entry = queue.pop(0)
+        if isinstance(entry, str):
+            return entry
+        raise entry
+
+    return getpass
+
+
+def test_pin_hash_asks_twice_on_a_terminal(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", typed("2468", "2468"))
+    assert main(["pin-hash"]) == 0
+    assert verify_pin("2468", capsys.readouterr().out.strip())
+
+    monkeypatch.setattr("getpass.getpass", typed("2468", "2469"))
+    assert main(["pin-hash"]) == 1
+    assert capsys.readouterr() == ("", "pin-hash: the two entries differ; nothing hashed\n")
+
+
+@pytest.mark.parametrize(
+    ("entries", "code", "err"),
+    [
+        ((EOFError,), 1, "\npin-hash: no PIN entered; nothing hashed\n"),
+        (("2468", EOFError), 1, "\npin-hash: no PIN entered; nothing hashed\n"),
+        ((KeyboardInterrupt,), 130, "interrupted\n"),
+    ],
+)
+def test_pin_hash_ends_in_one_line_on_ctrl_d_and_ctrl_c(
+    capsys: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    entries: tuple[str | type[BaseException], ...],
+    code: int,
+    err: str,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", typed(*entries))
+    assert main(["pin-hash"]) == code
+    assert capsys.readouterr() == ("", err)
+
+
+def test_pin_hash_without_a_terminal_points_at_stdin(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("2468\n"))
+    assert main(["pin-hash"]) == 1
+    assert capsys.readouterr().err == (
+        "pin-hash: no terminal to ask the PIN on (pipe it in with --stdin); nothing hashed\n"
+    )
+
+
+# --- the installed command -----------------------------------------------------------------
+
+
+def test_the_installed_console_script_runs_check(config_dir: Path) -> None:
+    script = Path(sys.executable).with_name("hotline400")
+    finished = subprocess.run(
+        [str(script), "check", "--config", str(config_dir), "--today", "2026-06-01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == f"checked {checked_files(config_dir)} file(s): ok\n"
+
+
+def run_with_reader_gone(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command with its output piped to a reader that has gone away, as
+    `hotline400 cdr | head` leaves it once head has its lines."""
+    script = Path(sys.executable).with_name("hotline400")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [str(script), *argv],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("check", "--today", "2026-06-01"),
+        ("simulate", "--number", "4008207788", "--caller", "13801650000", "--calls", "20"),
+    ],
+)
+def test_a_command_whose_reader_goes_away_stops_quietly(
+    config_dir: Path, argv: tuple[str, ...]
+) -> None:
+    finished = run_with_reader_gone(argv[0], "--config", str(config_dir), *argv[1:])
+    assert finished.stderr == ""
+    assert finished.returncode == 141  # 128 + SIGPIPE, as the shell reports a reader gone

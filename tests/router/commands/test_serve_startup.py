@@ -1,0 +1,268 @@
+"""A router that cannot serve says why in one line and exits non-zero at once.
+
+In-process, the daemon's start is timed and what it leaves behind is checked (no port held,
+no thread keeping the process alive); as a process, `hotline400 serve` is run as a service
+manager runs it and its exit status and last line are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from router.configuration.settings import load_settings
+from router.daemon import Daemon
+from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.startup import StartupError
+from tests.conftest import E2E_CONFIG, REPO, SERVER_URL, scratch_schema
+
+REPO = REPO
+START_LIMIT_S = 1.0
+# A process start imports the whole router first (several seconds on a loaded machine).
+PROCESS_LIMIT_S = 60.0
+SERVE = (sys.executable, "-m", "router.cli", "serve")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port another process listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def daemon_in(tmp_path: Path, **overrides: object) -> Daemon:
+    config_dir = tmp_path / "config"
+    shutil.copytree(E2E_CONFIG, config_dir)
+    settings = load_settings(config_dir).model_copy(
+        update={
+            "database": str(tmp_path / "var" / "hotline400.db"),
+            "spool_dir": str(tmp_path / "var" / "spool"),
+            "listen": f"127.0.0.1:{free_port()}",
+            "metrics_listen": f"127.0.0.1:{free_port()}",
+            "watch_plans": False,
+            **overrides,
+        }
+    )
+    return Daemon(config_dir, settings=settings)
+
+
+def only_daemon_threads_left() -> bool:
+    """Nothing (an open SQLite connection's thread, say) would keep the process alive."""
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.main_thread():
+            thread.join(timeout=START_LIMIT_S)
+            if thread.is_alive():
+                return False
+    return True
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def failed_start(daemon: Daemon) -> str:
+    """The StartupError message of a start that must fail within the limit."""
+    began = time.monotonic()
+    with pytest.raises(StartupError) as raised:
+        async with asyncio.timeout(START_LIMIT_S):
+            await daemon.start()
+    assert time.monotonic() - began < START_LIMIT_S
+    return str(raised.value)
+
+
+# --- in-process: how fast, and nothing left behind -------------------------------------------
+
+
+async def test_a_taken_address_fails_the_start_before_anything_is_opened(
+    tmp_path: Path, taken_port: int
+) -> None:
+    daemon = daemon_in(tmp_path, listen=f"127.0.0.1:{taken_port}")
+    metrics_port = int(daemon.settings.metrics_listen.rsplit(":", 1)[1])
+    message = await failed_start(daemon)
+    assert message == (
+        f"FastAGI address 127.0.0.1:{taken_port} is already in use (another hotline400 "
+        "serve?): stop the other process or choose another `listen` in router.yaml "
+        "(or --listen)"
+    )
+    assert port_is_free(metrics_port)
+    assert only_daemon_threads_left()
+
+
+async def test_a_database_path_that_is_a_directory_fails_the_start(tmp_path: Path) -> None:
+    directory = tmp_path / "var" / "hotline400.db"
+    directory.mkdir(parents=True)
+    daemon = daemon_in(tmp_path)
+    message = await failed_start(daemon)
+    assert message.startswith(
+        f"store sqlite:///{directory} cannot be opened: unable to open database file; "
+    )
+    assert port_is_free(daemon.port)
+    assert only_daemon_threads_left()
+
+
+async def test_a_file_that_is_not_a_database_fails_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "hotline400.db"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"these are not the pages of a SQLite database" * 100)
+    message = await failed_start(daemon_in(tmp_path))
+    assert "cannot be opened: file is not a database; " in message
+    assert only_daemon_threads_left()
+
+
+async def test_a_postgresql_database_that_does_not_exist_fails_the_start(tmp_path: Path) -> None:
+    missing = SERVER_URL.rsplit("/", 1)[0] + "/hotline400_no_such_database"
+    message = await failed_start(daemon_in(tmp_path, store=missing))
+    assert message.startswith(f"store {missing} cannot be opened: database ")
+    assert "does not exist" in message
+
+
+async def test_postgresql_unreachable_at_start_routes_and_journals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    daemon = daemon_in(tmp_path, store=down)
+    async with asyncio.timeout(START_LIMIT_S):
+        await daemon.start()
+    try:
+        result = await run_call(
+            daemon.host, daemon.port, SimulatedCall(dialled="4009999999", uniqueid="down.1")
+        )
+        assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    finally:
+        await daemon.stop()
+    assert f"store {down} unavailable at start" in caplog.text
+    assert "routing calls anyway; CDRs are journaled to" in caplog.text
+    assert '"down.1"' in daemon.journal.path.read_text(encoding="utf-8")
+
+
+async def test_postgresql_coming_back_gets_the_journal(tmp_path: Path) -> None:
+    """The documented promise behind starting without the store: nothing is lost."""
+    async with scratch_schema() as url:
+        daemon = daemon_in(tmp_path, store=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+        await daemon.start()
+        call = SimulatedCall(dialled="4009999999", uniqueid="j.1")
+        await run_call(daemon.host, daemon.port, call)
+        await daemon.stop()
+        back = daemon_in(tmp_path / "again", store=url, spool_dir=daemon.settings.spool_dir)
+        await back.start()
+        try:
+            cdr = await back.store.get_cdr("j.1")
+        finally:
+            await back.stop()
+    assert cdr is not None and cdr.outcome == "unknown_number"
+
+
+# --- as a process: the line and the exit status -----------------------------------------------
+
+
+def config_copy(tmp_path: Path) -> Path:
+    config_dir = Path(shutil.copytree(REPO / "config", tmp_path / "config"))
+    router_yaml = config_dir / "router.yaml"
+    text = router_yaml.read_text(encoding="utf-8")
+    metrics = f"metrics_listen: 127.0.0.1:{free_port()}"
+    text = text.replace("metrics_listen: 127.0.0.1:9400", metrics)
+    router_yaml.write_text(text, encoding="utf-8")
+    return config_dir
+
+
+def serve(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run `hotline400 serve` until it exits; its status and its stderr lines."""
+    finished = subprocess.run(
+        [*SERVE, *argv],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_LIMIT_S,
+    )
+    return finished.returncode, finished.stderr.splitlines()
+
+
+def test_serve_on_a_taken_port_prints_one_line_and_exits_1(
+    tmp_path: Path, taken_port: int
+) -> None:
+    config_dir = config_copy(tmp_path)
+    listen = f"127.0.0.1:{taken_port}"
+    code, lines = serve(tmp_path, "--config", str(config_dir), "--listen", listen)
+    assert code == 1
+    assert lines[-1].startswith(f"cannot start: FastAGI address 127.0.0.1:{taken_port} is already")
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_serve_with_a_broken_router_yaml_names_file_and_line(tmp_path: Path) -> None:
+    config_dir = config_copy(tmp_path)
+    router_yaml = config_dir / "router.yaml"
+    router_yaml.write_text(
+        router_yaml.read_text(encoding="utf-8").replace("drain_timeout: 30", "drain_timeout: soon"),
+        encoding="utf-8",
+    )
+    code, lines = serve(tmp_path, "--config", str(config_dir))
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(f"cannot start: {router_yaml}:8 drain_timeout: ")
+
+
+def test_serve_with_an_unusable_database_path_exits_1(tmp_path: Path) -> None:
+    config_dir = config_copy(tmp_path)
+    (tmp_path / "var").write_text("a file where the database directory should be")
+    listen = f"127.0.0.1:{free_port()}"
+    code, lines = serve(tmp_path, "--config", str(config_dir), "--listen", listen)
+    assert code == 1
+    assert lines == [
+        f"cannot start: {tmp_path / 'var'}: file exists where a directory is needed; "
+        "check the paths in router.yaml"
+    ]
+
+
+def test_serve_with_postgresql_down_keeps_serving_until_sigterm(tmp_path: Path) -> None:
+    config_dir = config_copy(tmp_path)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env["HOTLINE400_STORE"] = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    process = subprocess.Popen(
+        [*SERVE, "--config", str(config_dir), "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        call = SimulatedCall(dialled="4009999999", uniqueid="pg-down.1")
+        deadline = time.monotonic() + PROCESS_LIMIT_S
+        while True:
+            result = asyncio.run(run_call("127.0.0.1", port, call))
+            if result.error is None or time.monotonic() > deadline:
+                break
+            assert process.poll() is None
+            time.sleep(0.1)
+        assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=PROCESS_LIMIT_S)
+    assert process.returncode == 0
+    assert "unavailable at start" in stderr

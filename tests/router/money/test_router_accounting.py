@@ -1,0 +1,184 @@
+"""Money on the call path: prices booked, balances and caps enforced, talk time limited.
+
+Tariffs of the test config (tests/e2e_config/tariffs.yaml): package e2e-regional charges the
+subscriber 0.60 per started minute when the call is answered in its home area, 0.12 per
+started 6 s when answered long distance; a fixed-line caller pays 0.22 for the first 3
+minutes. The simulator's 13800000051 (a Beijing mobile, area 010) answers and talks 30 s.
+"""
+
+import asyncio
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.daemon import Daemon
+from router.simulation.asterisk_agi import Outcome as Phone
+from router.storage.cdr import Outcome
+from tests.conftest import (
+    E2E_CONFIG,
+    MONDAY_MORNING,
+    call,
+    finished_cdr,
+    running_router,
+)
+
+PREPAID, POSTPAID = "4000000008", "4000000009"
+
+
+async def pay(router: Daemon, number: str, amount: str, ref: str) -> None:
+    entry = LedgerEntry(number, MONDAY_MORNING, Decimal(amount), LedgerKind.PAYMENT, ref)
+    await router.store.post_ledger([entry])
+
+
+async def settled(router: Daemon) -> None:
+    """Wait until the writer has booked everything submitted so far."""
+    async with asyncio.timeout(5):
+        while router.cdrs.stats().queue_depth:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+
+
+async def test_an_answered_call_is_priced_and_booked_on_the_ledger(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        await pay(router, PREPAID, "20.00", "receipt-1")
+        result = await call(router, dialled=PREPAID, uniqueid="m.1")
+        cdr = await finished_cdr(router, "m.1")
+        await settled(router)
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        ledger = await router.store.ledger(PREPAID)
+    assert result.commands[0] == 'EXEC Dial "Local/13800000051@phones,20,L(1980000)"'
+    assert (cdr.caller_share, cdr.callee_share, cdr.total) == (
+        Decimal("0.22"),
+        Decimal("0.60"),
+        Decimal("0.82"),
+    )
+    assert cdr.tariff_id == "e2e-regional@e2e"
+    assert [(e.kind, e.amount, e.ref) for e in ledger] == [
+        (LedgerKind.PAYMENT, Decimal("20.00"), "receipt-1"),
+        (LedgerKind.CALL, Decimal("-0.60"), "m.1"),
+    ]
+    assert (usage.balance, usage.month_cost, usage.day_cost, usage.month_calls) == (
+        Decimal("19.40"),
+        Decimal("0.60"),
+        Decimal("0.60"),
+        1,
+    )
+
+
+async def test_a_prepaid_number_without_balance_is_in_arrears(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled=PREPAID, uniqueid="m.2")
+        cdr = await finished_cdr(router, "m.2")
+    assert result.commands[-1] == 'EXEC Hangup "63"'
+    assert (cdr.outcome, cdr.note) == (Outcome.SUSPENDED, "arrears: prepaid balance is 0.00")
+
+
+async def test_the_monthly_call_cap_lets_exactly_the_cap_through(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        await pay(router, PREPAID, "50.00", "receipt-2")
+        results = await asyncio.gather(
+            *(call(router, dialled=PREPAID, uniqueid=f"cap.{n}") for n in range(5))
+        )
+    statuses = sorted(r.variables["HOTLINE_STATUS"] for r in results)
+    assert statuses == ["answered", "answered", "capped", "capped", "capped"]
+    capped = [r for r in results if r.variables["HOTLINE_STATUS"] == "capped"]
+    assert all(r.commands[-1] == 'EXEC Hangup "17"' for r in capped)
+
+
+async def test_the_monthly_call_cap_counts_incoming_calls_answered_or_not(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        await pay(router, PREPAID, "50.00", "receipt-3")
+        busy = {"13800000051": Phone.busy()}
+        missed = await call(router, dialled=PREPAID, uniqueid="cap.busy", destinations=busy)
+        later = [await call(router, dialled=PREPAID, uniqueid=f"cap.ok.{n}") for n in range(2)]
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        refused = await finished_cdr(router, "cap.ok.1")
+    assert missed.variables["HOTLINE_STATUS"] == "busy"
+    assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "capped"]
+    assert refused.note == "capped: monthly call cap reached (2 of 2 incoming calls)"
+    assert usage.month_calls == 2
+
+
+async def test_a_cap_counting_answered_calls_gets_the_unit_of_an_unanswered_call_back(
+    tmp_path: Path,
+) -> None:
+    config = Path(shutil.copytree(E2E_CONFIG, tmp_path / "answered-only"))
+    plan = config / "plans" / f"{PREPAID}.yaml"
+    plan.write_text(
+        plan.read_text().replace(
+            "monthly_calls: 2\n", "monthly_calls: 2\n  monthly_calls_counting: answered\n"
+        )
+    )
+    async with running_router(tmp_path, config=config) as router:
+        await pay(router, PREPAID, "50.00", "receipt-3")
+        busy = {"13800000051": Phone.busy()}
+        missed = await call(router, dialled=PREPAID, uniqueid="cap.busy", destinations=busy)
+        later = [await call(router, dialled=PREPAID, uniqueid=f"cap.ok.{n}") for n in range(3)]
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        refused = await finished_cdr(router, "cap.ok.2")
+    assert missed.variables["HOTLINE_STATUS"] == "busy"
+    assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "answered", "capped"]
+    assert refused.note == "capped: monthly call cap reached (2 of 2 answered calls)"
+    assert usage.month_calls == 2
+
+
+async def test_a_cost_cap_limits_the_talk_time_then_refuses_calls(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        results = []
+        for n in range(5):
+            results.append(await call(router, dialled=POSTPAID, uniqueid=f"day.{n}"))
+            await settled(router)
+        cdrs = [await finished_cdr(router, f"day.{n}") for n in range(5)]
+    # long distance: 30 s = 5 increments of 6 s at 0.12; the daily cap is 2.00
+    assert [cdr.callee_share for cdr in cdrs[:3]] == [Decimal("0.60")] * 3
+    assert results[3].commands[0] == 'EXEC Dial "Local/13800000051@phones,20,L(6000)"'
+    assert (cdrs[3].billable_seconds, cdrs[3].callee_share) == (6, Decimal("0.12"))
+    assert results[4].commands[0].startswith('EXEC MSet "HOTLINE_STATUS=capped,')
+    assert cdrs[4].outcome is Outcome.CAPPED
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Receiver.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts"
+    server.shutdown()
+
+
+async def test_crossing_the_low_balance_threshold_posts_one_warning(
+    tmp_path: Path, webhook: str
+) -> None:
+    async with running_router(tmp_path, low_balance_webhook=webhook) as router:
+        await pay(router, PREPAID, "5.50", "receipt-4")
+        for n in range(2):
+            await call(router, dialled=PREPAID, uniqueid=f"low.{n}")
+            await settled(router)
+        assert router.alerts.raised == 1
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "4.90", "threshold": "5.00"}
+    ]

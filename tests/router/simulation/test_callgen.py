@@ -1,0 +1,308 @@
+"""`hotline400 callgen` loads a real router with a mix of call behaviours and reports on it.
+
+The mix is played exactly (20 calls at 50/25/25 are 10, 5 and 5 calls), each behaviour
+shows in the outcome the router leaves on the channel and in the CDRs it stores, and the
+report carries throughput and latency figures. Time is virtual unless a test says so.
+"""
+
+import asyncio
+import signal
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.daemon import Daemon
+from router.simulation.callgen import (
+    CallgenReport,
+    CallgenSpec,
+    apportion,
+    build_calls,
+    parse_mix,
+    read_callers,
+    run_callgen,
+    spread,
+)
+from router.storage.cdr import CDR
+from router.storage.sqlite import SQLiteStore
+from tests.conftest import E2E_CONFIG, running_router
+
+PLANS = sorted(path.stem for path in (E2E_CONFIG / "plans").glob("*.yaml"))
+
+DIRECT = "4000000001"
+"""Dials 13800000011 only: each behaviour ends the call with its own outcome."""
+BUSY_FORWARD = "4000000002"
+"""Dials 13800000021, forwards to 13800000011 on busy."""
+
+
+def load(router: Daemon, numbers: list[str], mix: str, calls: int, **fields: object) -> CallgenSpec:
+    return CallgenSpec(
+        host=router.host,
+        port=router.port,
+        calls=calls,
+        concurrency=5,
+        numbers=numbers,
+        mix=parse_mix(mix),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def stored_cdrs(database: str) -> list[CDR]:
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        return await store.query_cdrs()
+    finally:
+        await store.close()
+
+
+async def run_and_store(
+    tmp_path: Path, numbers: list[str], mix: str, calls: int, **fields: object
+) -> tuple[CallgenReport, list[CDR]]:
+    """Run callgen against a fresh router; the CDRs once the router has stopped and flushed."""
+    async with running_router(tmp_path) as router:
+        report = await run_callgen(load(router, numbers, mix, calls, **fields))
+        database = router.settings.database
+    return report, await stored_cdrs(database)
+
+
+# --- the mix ------------------------------------------------------------------------------
+
+
+def test_a_mix_names_behaviours_with_percentages_summing_to_100() -> None:
+    assert parse_mix("answer=70, busy=10,noanswer=15,hangup=5") == {
+        "answer": 70,
+        "busy": 10,
+        "noanswer": 15,
+        "hangup": 5,
+    }
+    assert parse_mix("busy=100") == {"busy": 100}
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("answer=70,busy=20", "sum to 90, not 100"),
+        ("answer=50,ringing=50", "unknown behaviour 'ringing'"),
+        ("answer=50,answer=50", "answer is given twice"),
+        ("answer:100", "'answer:100' is not BEHAVIOUR=PERCENT"),
+    ],
+)
+def test_a_wrong_mix_is_refused_with_the_reason(text: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        parse_mix(text)
+
+
+def test_calls_follow_the_mix_exactly_and_interleaved() -> None:
+    mix = parse_mix("answer=50,busy=25,noanswer=25")
+    order = spread(mix, 20)
+    assert Counter(order) == {"answer": 10, "busy": 5, "noanswer": 5}
+    assert Counter(order[:4]) == {"answer": 2, "busy": 1, "noanswer": 1}
+
+
+def test_counts_that_do_not_divide_evenly_go_to_the_largest_remainders() -> None:
+    mix = parse_mix("answer=70,busy=10,noanswer=15,hangup=5")
+    assert apportion(mix, 7) == {"answer": 5, "busy": 1, "noanswer": 1, "hangup": 0}
+    assert apportion(mix, 1000) == {"answer": 700, "busy": 100, "noanswer": 150, "hangup": 50}
+    assert Counter(spread(mix, 7)) == {"answer": 5, "busy": 1, "noanswer": 1}
+
+
+def test_every_number_gets_the_whole_mix_from_every_caller() -> None:
+    spec = CallgenSpec(
+        host="127.0.0.1",
+        port=4573,
+        calls=40,
+        concurrency=1,
+        numbers=[DIRECT, BUSY_FORWARD],
+        callers=["053188889999", "13916012345", "02087654321", "01062345678", "anonymous"],
+        mix=parse_mix("answer=50,busy=25,noanswer=25"),
+    )
+    calls = build_calls(spec)
+    assert Counter((behaviour, call.dialled) for behaviour, call in calls) == {
+        ("answer", DIRECT): 10,
+        ("answer", BUSY_FORWARD): 10,
+        ("busy", DIRECT): 5,
+        ("busy", BUSY_FORWARD): 5,
+        ("noanswer", DIRECT): 5,
+        ("noanswer", BUSY_FORWARD): 5,
+    }
+    busy_to_direct = [c.caller_id for b, c in calls if (b, c.dialled) == ("busy", DIRECT)]
+    assert sorted(busy_to_direct) == sorted(spec.callers)
+    assert len({call.uniqueid for _, call in calls}) == 40
+
+
+def test_a_callers_file_skips_blank_lines_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "callers.txt"
+    path.write_text("# regulars\n053188889999\n\n  13916012345  \n#02087654321\n")
+    assert read_callers(path) == ("053188889999", "13916012345")
+    path.write_text("# nobody\n\n")
+    with pytest.raises(ValueError, match="holds no caller IDs"):
+        read_callers(path)
+
+
+# --- against the real router --------------------------------------------------------------
+
+
+async def test_each_behaviour_of_the_mix_ends_as_its_own_outcome_on_a_direct_plan(
+    tmp_path: Path,
+) -> None:
+    report, cdrs = await run_and_store(tmp_path, [DIRECT], "answer=50,busy=25,noanswer=25", 20)
+    assert report.outcomes_by_behaviour == {
+        "answer": {"answered": 10},
+        "busy": {"busy": 5},
+        "noanswer": {"noanswer": 5},
+    }
+    assert report.outcomes == {"answered": 10, "busy": 5, "noanswer": 5}
+    assert (report.placed, report.error_count, report.ok) == (20, 0, True)
+    assert Counter(cdr.legs[0].dial_status for cdr in cdrs) == {
+        "ANSWER": 10,
+        "BUSY": 5,
+        "NOANSWER": 5,
+    }
+
+
+async def test_the_report_carries_throughput_and_latency_figures(tmp_path: Path) -> None:
+    report, _ = await run_and_store(tmp_path, [DIRECT], "answer=100", 20)
+    assert report.calls_per_s > 0
+    for figures in (report.first_command_s, report.wall_s):
+        assert figures is not None
+        assert 0 < figures.p50 <= figures.p95 <= figures.p99 <= figures.max < 5
+    assert report.first_command_s.max <= report.wall_s.max  # type: ignore[union-attr]
+
+
+async def test_busy_callers_reach_the_forward_on_a_plan_that_forwards_on_busy(
+    tmp_path: Path,
+) -> None:
+    report, cdrs = await run_and_store(tmp_path, [BUSY_FORWARD], "busy=100", 6)
+    assert report.outcomes == {"answered": 6}
+    assert {tuple((leg.destination, leg.dial_status) for leg in cdr.legs) for cdr in cdrs} == {
+        (("13800000021", "BUSY"), ("13800000011", "ANSWER"))
+    }
+
+
+async def test_hanging_up_callers_cancel_the_ringing_dial(tmp_path: Path) -> None:
+    report, cdrs = await run_and_store(tmp_path, [DIRECT], "hangup=100", 4)
+    assert report.outcomes == {"noanswer": 4}
+    assert {(cdr.legs[0].dial_status, cdr.note) for cdr in cdrs} == {
+        ("CANCEL", "caller hung up while ringing")
+    }
+
+
+async def test_numbers_and_callers_are_used_in_rotation(tmp_path: Path) -> None:
+    callers = ("053188889999", "13916012345", "anonymous")
+    _, cdrs = await run_and_store(
+        tmp_path, [DIRECT, BUSY_FORWARD], "answer=100", 6, callers=callers
+    )
+    assert Counter(cdr.number for cdr in cdrs) == {DIRECT: 3, BUSY_FORWARD: 3}
+    assert Counter(cdr.caller_raw for cdr in cdrs) == dict.fromkeys(callers, 2)
+
+
+async def test_with_a_time_scale_the_calls_really_take_their_scaled_time(
+    tmp_path: Path,
+) -> None:
+    report, _ = await run_and_store(tmp_path, [DIRECT], "answer=100", 4, time_scale=0.002)
+    assert report.wall_s is not None
+    assert report.wall_s.p50 >= (1.0 + 10.0) * 0.002  # shortest ring + shortest talk
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+async def test_the_command_calls_every_plan_of_the_config_and_prints_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    callers = tmp_path / "callers.txt"
+    callers.write_text("# one caller\n01062345678\n")
+    async with running_router(tmp_path) as router:
+        argv = ["callgen", "--config", str(E2E_CONFIG), "--target", f"127.0.0.1:{router.port}"]
+        argv += ["--calls", str(2 * len(PLANS)), "--concurrency", "4", "--mix", "answer=100"]
+        argv += ["--callers", str(callers)]
+        code = await asyncio.to_thread(main, argv)
+        database = router.settings.database
+    output = capsys.readouterr().out
+    assert code == 0
+    cdrs = await stored_cdrs(database)
+    assert Counter(cdr.number for cdr in cdrs) == {number: 2 for number in PLANS}
+    assert {cdr.caller for cdr in cdrs} == {"01062345678"}
+    lines = output.splitlines()
+    assert lines[0].startswith(
+        f"placed         {2 * len(PLANS)} calls to 127.0.0.1:{router.port} in "
+    )
+    assert "concurrency 4, time scale 0" in lines[0]
+    # the PIN line hears silence, Beijing is screened out of the Guangdong line, the prepaid
+    # line has no balance (arrears) and 4000000007 is suspended
+    assert lines[1] == "outcomes       answered 12, suspended 4, blocked 2, pin_failed 2"
+    assert "errors         0" in lines
+    assert lines[-2].startswith("first command  p50 ")
+    assert lines[-1].startswith("call wall      p50 ")
+
+
+def test_the_command_fails_when_nothing_listens_at_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once the probe is closed
+    argv = ["callgen", "--target", f"127.0.0.1:{port}", "--calls", "3", "--concurrency", "2"]
+    assert main([*argv, "--number", DIRECT]) == 1
+    output = capsys.readouterr().out
+    assert "placed         3 calls" in output
+    assert "errors         3" in output
+    assert "3 x connect failed" in output
+    assert "first command  none measured" in output
+
+
+def test_the_command_refuses_a_mix_that_does_not_sum_to_100(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["callgen", "--target", "127.0.0.1:4573", "--calls", "1", "--concurrency", "1",
+              "--mix", "answer=99"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "sum to 99, not 100" in capsys.readouterr().err
+
+
+async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ended(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        callgen = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "router.cli",
+            "callgen",
+            "--config",
+            str(E2E_CONFIG),
+            "--target",
+            f"{router.host}:{router.port}",
+            "--calls",
+            "400",
+            "--concurrency",
+            "2",
+            "--number",
+            DIRECT,
+            "--mix",
+            "answer=100",
+            "--time-scale",
+            "0.01",  # about a second a call: the run would take minutes
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):  # until calls are under way
+            while len(await router.store.query_cdrs()) < 3:
+                await asyncio.sleep(0.1)
+        callgen.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(callgen.communicate(), timeout=30)
+    lines = out.decode().splitlines()
+    assert callgen.returncode == 130, err.decode()
+    assert err.decode() == ""
+    placed = int(lines[0].split()[2])
+    assert 0 < placed < 400
+    assert lines[0] == (
+        f"interrupted    after {placed} of 400 calls; the figures are of those calls"
+    )
+    assert lines[1].startswith(f"placed         {placed} calls to {router.host}:{router.port}")
+    assert lines[2] == f"outcomes       answered {placed}"

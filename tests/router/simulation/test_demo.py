@@ -1,0 +1,97 @@
+"""`hotline400 demo` routes its tour through the example plans shipped in the package, from
+any directory, into a data directory of its own, and says where the records are."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from tests.conftest import REPO
+
+CONFIG = REPO / "config"
+TOUR_OUTCOMES = [
+    "answered",
+    "answered",
+    "answered",
+    "blocked",
+    "answered",
+    "answered",
+    "answered",
+    "answered",
+    "rejected",
+    "blocked",
+    "answered",
+    "blocked",
+    "answered",
+    "answered",
+    "pin_failed",
+]
+
+Capture = pytest.CaptureFixture[str]
+
+
+def outcomes(out: str) -> list[str]:
+    return [line.rsplit("=> ", 1)[1] for line in out.splitlines() if "=> " in line]
+
+
+def test_the_demo_runs_anywhere_and_leaves_its_records_in_its_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./config here: the demo brings its own
+    assert main(["demo", "--data", "run1"]) == 0
+    out = capsys.readouterr().out
+    assert outcomes(out) == TOUR_OUTCOMES
+    assert "rule national-sales: 01088887777 BUSY > 053188886667 ANSWER => answered" in out
+    assert "rule duty-doctor (PIN asked): 13926005678 NOANSWER > 13926001234 ANSWER" in out
+    assert "15 calls placed, 0 failed." in out
+    data = tmp_path / "run1"
+    assert f"The records are in {data}. Read them with:" in out
+    assert f"  hotline400 cdr --config {data / 'config'}" in out
+    with sqlite3.connect(data / "hotline400.db") as db:
+        stored = db.execute("SELECT outcome, count(*) FROM cdrs GROUP BY outcome").fetchall()
+    assert dict(stored) == {"answered": 10, "blocked": 3, "rejected": 1, "pin_failed": 1}
+    assert not (tmp_path / "var").exists()
+
+    assert main(["cdr", "--config", str(data / "config"), "--format", "csv"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 15
+
+
+def test_each_run_starts_from_fresh_books(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    balances = []
+    for _ in range(2):
+        assert main(["demo", "--config", str(CONFIG)]) == 0
+        out = capsys.readouterr().out
+        balances.append([line for line in out.splitlines() if "charged call(s)" in line])
+    assert balances[0] == balances[1]
+    assert all("(postpaid)" in line for line in balances[0])
+    assert len(list(tmp_path.glob("hotline400-demo-*"))) == 2
+
+
+def test_a_missing_configuration_is_one_line_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--config", "/nonexistent", "--data", "run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "demo: no configuration directory /nonexistent\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_router_file_is_one_line_naming_file_line_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    config = Path(shutil.copytree(CONFIG, tmp_path / "config"))
+    router = config / "router.yaml"
+    router.write_text(router.read_text().replace("drain_timeout: 30", "drain_timeout: soon"))
+    assert main(["demo", "--config", str(config), "--data", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"demo: {router}:")
+    assert "drain_timeout" in err
+    assert not (tmp_path / "run").exists()

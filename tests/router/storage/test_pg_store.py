@@ -1,0 +1,337 @@
+"""PostgreSQL storage beyond the shared contract: outages, several routers on one database,
+and how a router is told which store to use."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from dialplan.errors import ConfigError
+from rating.ledger import LedgerEntry, LedgerKind
+from router.configuration.settings import RouterSettings, load_settings
+from router.storage.cdr import (
+    CDR,
+    AddLeg,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    PostLedger,
+    StartCall,
+)
+from router.storage.location import (
+    STORE_ENV,
+    PostgresLocation,
+    SQLiteLocation,
+    configured_store_url,
+    parse_store_url,
+    redacted,
+    store_for,
+)
+from router.storage.postgres import SCHEMA_VERSION, PostgresStore
+from router.storage.protocol import StoreUnavailable
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.writer import CdrWriter
+from tests.conftest import (
+    Relay,
+    call,
+    eventually,
+    finished_cdr,
+    relay_to_server,
+    run_sql,
+    running_router,
+    scratch_schema,
+    through,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async with scratch_schema() as url:
+        yield url
+
+
+def a_call(call_id: str) -> CDR:
+    return CDR(
+        call_id=call_id,
+        number="4000000001",
+        caller_raw="053188889999",
+        caller="053188889999",
+        caller_kind="fixed",
+        started_at=T0,
+    )
+
+
+def answered_call(call_id: str) -> list:
+    leg = Leg(1, "13800000011", "ANSWER", T0, 2, 60, ForwardReason.PRIMARY)
+    finish = FinishCall(call_id, {"outcome": Outcome.ANSWERED, "billable_seconds": 60})
+    return [StartCall(a_call(call_id)), AddLeg(call_id, leg), finish]
+
+
+def charge(number: str, ref: str, amount: str = "-0.50") -> PostLedger:
+    return PostLedger(LedgerEntry(number, T0, Decimal(amount), LedgerKind.CALL, ref, "local"))
+
+
+# --- which store ---------------------------------------------------------------------------
+
+
+def test_store_urls_name_a_sqlite_file_or_a_postgresql_server() -> None:
+    assert parse_store_url("sqlite:///var/hotline400.db") == SQLiteLocation(
+        Path("var/hotline400.db")
+    )
+    assert parse_store_url("sqlite:////srv/hotline400/cdr.db") == SQLiteLocation(
+        Path("/srv/hotline400/cdr.db")
+    )
+    for url in (
+        "postgresql://hotline400@db1/hotline400",
+        "postgres://u:p@[::1]:5433/h?sslmode=require",
+    ):
+        assert parse_store_url(url) == PostgresLocation(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://var/hotline400.db", "sqlite:///", "sqlite:///var/", "mysql://h/db", "var/x.db", ""],
+)
+def test_anything_else_is_refused_with_the_forms_that_work(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///"):
+        parse_store_url(url)
+
+
+def test_a_password_never_shows_in_messages() -> None:
+    assert redacted("postgresql://router:s3cret@db1:5432/h") == "postgresql://router:***@db1:5432/h"
+    assert redacted("postgresql://router@db1/h") == "postgresql://router@db1/h"
+    with pytest.raises(ValueError) as refused:
+        parse_store_url("mysql://router:s3cret@db1/h")
+    assert "s3cret" not in str(refused.value)
+
+
+def test_the_environment_wins_over_router_yaml_which_wins_over_database() -> None:
+    settings = RouterSettings(database="var/local.db")
+    assert configured_store_url(settings, {}) == "sqlite:///var/local.db"
+    with_store = settings.model_copy(update={"store": "postgresql://router@db1/h"})
+    assert configured_store_url(with_store, {}) == "postgresql://router@db1/h"
+    environ = {STORE_ENV: "postgresql://router:s3cret@db2/h"}
+    assert configured_store_url(with_store, environ) == "postgresql://router:s3cret@db2/h"
+
+
+def test_router_yaml_with_a_bad_store_fails_the_check_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "router.yaml").write_text(
+        "listen: 127.0.0.1:4573\nstore: mysql://db1/hotline400\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tmp_path)
+    assert [(problem.line, problem.field) for problem in refused.value.problems] == [(2, "store")]
+
+
+def test_a_router_is_named_by_host_and_port_unless_router_yaml_names_it() -> None:
+    settings = RouterSettings(store="postgresql://router@db1/h")
+    default = store_for(settings, port=4573, environ={})
+    named = store_for(settings.model_copy(update={"router_name": "r1"}), port=4573, environ={})
+    assert isinstance(default, PostgresStore) and isinstance(named, PostgresStore)
+    assert (default.router, named.router) == (f"{socket.gethostname()}:4573", "r1")
+
+
+def test_without_a_store_url_the_router_keeps_its_sqlite_file(tmp_path: Path) -> None:
+    settings = RouterSettings(database=str(tmp_path / "new" / "hotline400.db"))
+    built = store_for(settings, port=4573, environ={})
+    assert isinstance(built, SQLiteStore)
+    assert built.path == tmp_path / "new" / "hotline400.db"
+    assert built.path.parent.is_dir()
+
+
+# --- outages -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    async with relay_to_server() as relay:
+        yield relay
+
+
+async def test_an_unreachable_server_is_unavailable_and_the_store_recovers_when_it_is_back(
+    database: str, relay: Relay
+) -> None:
+    await relay.cut()
+    store = PostgresStore(through(database, relay), router="r1", connect_timeout=1)
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+
+    await relay.restore()
+    await store.apply(answered_call("c1"))
+    await relay.cut()
+    with pytest.raises(StoreUnavailable):
+        await store.apply(answered_call("c2"))
+    with pytest.raises(StoreUnavailable):
+        await store.usage("4000000001", "2026-11", "2026-11-22")
+
+    await relay.restore()
+    await store.apply(answered_call("c2"))
+    assert [cdr.call_id for cdr in await store.query_cdrs()] == ["c2", "c1"]
+    await store.close()
+
+
+async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates(
+    database: str, relay: Relay, tmp_path: Path
+) -> None:
+    store = PostgresStore(through(database, relay), router="r1", connect_timeout=1)
+    await store.open()
+    journal = Journal(tmp_path / "spool" / "cdr.journal")
+    writer = CdrWriter(store, journal, batch_interval=0.01, retry_initial=0.05, retry_max=0.1)
+    await writer.start()
+    for n in range(5):
+        for op in [*answered_call(f"before-{n}"), charge("4000000001", f"before-{n}")]:
+            writer.submit(op)
+    await eventually(lambda: _has_rows(database, "cdrs", 5))
+
+    await relay.cut()
+    for n in range(5):
+        for op in [*answered_call(f"during-{n}"), charge("4000000001", f"during-{n}")]:
+            writer.submit(op)
+    await eventually(lambda: journal.record_count == 20)
+    assert writer.stats().write_failures >= 1
+
+    await relay.restore()
+    await eventually(lambda: journal.record_count == 0)
+    await writer.close()
+    await store.close()
+
+    assert await _count(database, "cdrs") == 10
+    assert await _count(database, "legs") == 10
+    assert await _count(database, "ledger") == 10
+    assert await run_sql(database, "SELECT balance_fen FROM balances") == [(-500,)]
+    assert await run_sql(database, "SELECT DISTINCT outcome FROM cdrs") == [("answered",)]
+
+
+async def _count(database: str, table: str) -> int:
+    return (await run_sql(database, f"SELECT COUNT(*) FROM {table}"))[0][0]
+
+
+async def _has_rows(database: str, table: str, expected: int) -> bool:
+    return await _count(database, table) == expected
+
+
+# --- several routers on one database -------------------------------------------------------
+
+
+async def test_routers_starting_together_on_an_empty_database_migrate_it_once(
+    database: str,
+) -> None:
+    stores = [PostgresStore(database, router=f"r{n}") for n in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    for store in stores:
+        await store.close()
+
+    versions = await run_sql(database, "SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_a_restarting_router_closes_only_its_own_calls_as_interrupted(
+    database: str,
+) -> None:
+    first, second = PostgresStore(database, router="r1"), PostgresStore(database, router="r2")
+    await first.apply([StartCall(a_call("on-r1"))])
+    await second.apply([StartCall(a_call("on-r2"))])
+
+    assert await first.close_interrupted(T0 + timedelta(hours=1)) == 1
+    assert (await second.get_cdr("on-r1")).outcome is Outcome.INTERRUPTED
+    assert (await first.get_cdr("on-r2")).outcome is Outcome.IN_PROGRESS
+    await first.close()
+    await second.close()
+
+
+async def test_ledger_batches_of_two_routers_crossing_numbers_never_deadlock(
+    database: str,
+) -> None:
+    numbers = ["4000000001", "4000000002", "4000000003"]
+    first, second = PostgresStore(database, router="r1"), PostgresStore(database, router="r2")
+    batches = [
+        (store, [charge(number, f"{store.router}-{n}") for number in order])
+        for n in range(30)
+        for store, order in ((first, numbers), (second, numbers[::-1]))
+    ]
+    await asyncio.gather(*(store.apply(batch) for store, batch in batches))
+
+    balances = await run_sql(database, "SELECT number, balance_fen FROM balances ORDER BY number")
+    assert balances == [(number, -50 * 60) for number in numbers]
+    await first.close()
+    await second.close()
+
+
+async def test_reserving_a_cap_unit_never_waits_for_a_ledger_batch_of_the_same_number(
+    database: str,
+) -> None:
+    store = PostgresStore(database, router="r1")
+    await store.apply([charge("4000000001", "c1")])
+    batch = await asyncpg.connect(database)
+    try:
+        async with batch.transaction():  # a ledger batch of another router, not committed yet
+            await batch.execute(
+                "INSERT INTO ledger (number, at, at_us, month, day, amount_fen, kind, ref, note) "
+                "VALUES ('4000000001', '', 0, '2026-11', '2026-11-22', -50, 'call', 'c2', '')"
+            )
+            async with asyncio.timeout(2):
+                assert await store.reserve_call("4000000001", "2026-11", 5)
+                assert (await store.usage("4000000001", "2026-11", "2026-11-22")).month_calls == 1
+    finally:
+        await batch.close()
+        await store.close()
+
+
+async def test_the_ledger_cannot_be_truncated(database: str) -> None:
+    store = PostgresStore(database, router="r1")
+    await store.apply([charge("4000000001", "c1")])
+    await store.close()
+
+    with pytest.raises(asyncpg.PostgresError, match="never deleted"):
+        await run_sql(database, "TRUNCATE ledger")
+
+
+async def test_a_nul_character_is_kept_as_a_replacement_character_not_refused(
+    database: str,
+) -> None:
+    store = PostgresStore(database, router="r1")
+    await store.apply(
+        [StartCall(a_call("c1")), FinishCall("c1", {"outcome": Outcome.ERROR, "note": "bad\x00"})]
+    )
+    assert (await store.get_cdr("c1")).note == "bad\ufffd"
+    await store.close()
+
+
+async def test_the_daemon_migrates_postgresql_at_start_and_writes_its_cdrs_there(
+    database: str, tmp_path: Path
+) -> None:
+    async with running_router(tmp_path, store=database, router_name="r1") as router:
+        result = await call(router, dialled="4000000001", uniqueid="pg-1")
+        assert result.variables["HOTLINE_STATUS"] == "answered"
+        assert (await finished_cdr(router, "pg-1")).outcome is Outcome.ANSWERED
+
+    assert await run_sql(database, "SELECT router, outcome FROM cdrs") == [("r1", "answered")]
+    assert not (tmp_path / "var" / "hotline400.db").exists()
+
+
+async def test_a_router_started_while_postgresql_is_down_routes_calls_and_stores_them_later(
+    database: str, relay: Relay, tmp_path: Path
+) -> None:
+    await relay.cut()
+    async with running_router(tmp_path, store=through(database, relay)) as router:
+        result = await call(router, dialled="4000000001", uniqueid="while-down")
+        assert result.variables["HOTLINE_STATUS"] == "answered"
+        await eventually(lambda: router.cdrs.stats().spooled_ops >= 3)
+
+        await relay.restore()
+        await eventually(lambda: router.cdrs.stats().spooled_ops == 0)
+        assert (await finished_cdr(router, "while-down")).outcome is Outcome.ANSWERED
+    assert await _count(database, "cdrs") == 1

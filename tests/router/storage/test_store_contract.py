@@ -1,0 +1,680 @@
+"""What every store promises, checked on each engine: a SQLite file and a PostgreSQL schema.
+
+The writer, the accounting and the commands rely on these behaviours only, so a router
+behaves the same whichever engine its `store:` names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.cli import main
+from router.storage import postgres as pg
+from router.storage import sqlite as store
+from router.storage.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    PostLedger,
+    StartCall,
+)
+from router.storage.location import ConfiguredStore, build_store
+from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
+from tests.conftest import run_sql, scratch_schema
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=SHANGHAI)
+JINAN = CallerRegion(province="山东", city="济南", area_code="0531")
+NUMBER = "4006001234"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One database, reachable by URL, with SQL of its own for what the API cannot do."""
+
+    name: str
+    url: str
+    sql: Callable[[str], Awaitable[list[tuple]]]
+    error: type[Exception]
+    refuse_third_leg: tuple[str, ...]
+    allow_third_leg: str
+
+    def store(self, router: str = "router-1") -> ConfiguredStore:
+        return build_store(self.url, zone=SHANGHAI, router=router)
+
+
+def sqlite_engine(path: Path) -> Engine:
+    async def sql(statement: str) -> list[tuple]:
+        def run() -> list[tuple]:
+            with closing(sqlite3.connect(path, isolation_level=None)) as db:
+                return db.execute(statement).fetchall()
+
+        return await asyncio.to_thread(run)
+
+    return Engine(
+        name="sqlite",
+        url=f"sqlite:///{path}",
+        sql=sql,
+        error=sqlite3.Error,
+        refuse_third_leg=(
+            "CREATE TRIGGER refuse_third_leg BEFORE INSERT ON legs WHEN NEW.seq = 3 "
+            "BEGIN SELECT RAISE(ABORT, 'third leg refused'); END",
+        ),
+        allow_third_leg="DROP TRIGGER refuse_third_leg",
+    )
+
+
+def postgres_engine(url: str) -> Engine:
+    async def sql(statement: str) -> list[tuple]:
+        return await run_sql(url, statement)
+
+    return Engine(
+        name="postgresql",
+        url=url,
+        sql=sql,
+        error=asyncpg.PostgresError,
+        refuse_third_leg=(
+            "CREATE FUNCTION refuse_third_leg() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'third leg refused'; END $$",
+            "CREATE TRIGGER refuse_third_leg BEFORE INSERT ON legs FOR EACH ROW "
+            "WHEN (NEW.seq = 3) EXECUTE FUNCTION refuse_third_leg()",
+        ),
+        allow_third_leg="DROP TRIGGER refuse_third_leg ON legs",
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+    if request.param == "sqlite":
+        yield sqlite_engine(tmp_path / "hotline400.db")
+    else:
+        async with scratch_schema() as url:
+            yield postgres_engine(url)
+
+
+@pytest.fixture
+async def opened(engine: Engine) -> AsyncIterator[ConfiguredStore]:
+    opened = engine.store()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def a_call(
+    call_id: str = "1795371264.1",
+    *,
+    number: str = "4000000001",
+    caller_raw: str = "+86 531 8888 9999",
+    caller: str | None = "053188889999",
+    started_at: datetime = T0,
+) -> CDR:
+    return CDR(
+        call_id=call_id,
+        number=number,
+        caller_raw=caller_raw,
+        caller=caller,
+        caller_kind="fixed",
+        started_at=started_at,
+        region=JINAN,
+    )
+
+
+def a_leg(
+    seq: int,
+    *,
+    status: str = "BUSY",
+    reason: ForwardReason = ForwardReason.PRIMARY,
+    started_at: datetime = T0,
+    ring: int = 5,
+    talk: int = 0,
+) -> Leg:
+    return Leg(
+        seq=seq,
+        destination=f"1380000001{seq}",
+        dial_status=status,
+        started_at=started_at,
+        ring_seconds=ring,
+        talk_seconds=talk,
+        forward_reason=reason,
+    )
+
+
+ANSWERED = {
+    "answered_at": T0 + timedelta(seconds=12),
+    "ended_at": T0 + timedelta(seconds=100),
+    "billable_seconds": 88,
+    "outcome": Outcome.ANSWERED,
+    "rule": "weekday-office",
+    "caller_share": Decimal("0.22"),
+    "callee_share": Decimal("0.30"),
+    "total": Decimal("0.52"),
+    "tariff_id": "nationwide-0.20",
+    "note": "normal clearing",
+}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def charge(call_id: str, amount: str, when: str = "2026-11-23 10:00") -> LedgerEntry:
+    return LedgerEntry(NUMBER, at(when), Decimal(amount), LedgerKind.CALL, call_id, "local")
+
+
+def payment(ref: str, amount: str, when: str = "2026-11-01 09:00") -> LedgerEntry:
+    return LedgerEntry(NUMBER, at(when), Decimal(amount), LedgerKind.PAYMENT, ref, "top-up")
+
+
+# --- CDRs --------------------------------------------------------------------------------
+
+
+async def test_a_call_written_ahead_reads_back_in_progress_as_given(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply([StartCall(a_call())])
+
+    assert await opened.get_cdr("1795371264.1") == a_call()
+    assert (await opened.get_cdr("1795371264.1")).outcome is Outcome.IN_PROGRESS
+
+
+async def test_a_withheld_caller_is_stored_without_a_normalised_number(
+    opened: ConfiguredStore,
+) -> None:
+    withheld = a_call(caller_raw="anonymous", caller=None)
+    await opened.apply([StartCall(withheld)])
+
+    assert await opened.get_cdr(withheld.call_id) == withheld
+
+
+async def test_legs_read_back_in_dial_order_whatever_order_they_arrived_in(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply([StartCall(a_call()), AddLeg("1795371264.1", a_leg(2))])
+    await opened.apply([AddLeg("1795371264.1", a_leg(3)), AddLeg("1795371264.1", a_leg(1))])
+
+    cdr = await opened.get_cdr("1795371264.1")
+    assert [leg.seq for leg in cdr.legs] == [1, 2, 3]
+    assert cdr.legs[0] == a_leg(1)
+
+
+async def test_finishing_a_call_completes_it_and_keeps_what_was_written_ahead(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply([StartCall(a_call()), AddLeg("1795371264.1", a_leg(1))])
+    await opened.apply([FinishCall("1795371264.1", ANSWERED)])
+
+    cdr = await opened.get_cdr("1795371264.1")
+    assert {name: getattr(cdr, name) for name in ANSWERED} == ANSWERED
+    assert (cdr.number, cdr.caller, cdr.region, cdr.legs) == (
+        "4000000001",
+        "053188889999",
+        JINAN,
+        (a_leg(1),),
+    )
+
+
+async def test_replaying_the_same_operations_stores_each_call_and_leg_once(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    ops = [
+        StartCall(a_call()),
+        AddLeg("1795371264.1", a_leg(1)),
+        AddLeg("1795371264.1", a_leg(2, reason=ForwardReason.BUSY)),
+        FinishCall("1795371264.1", ANSWERED),
+    ]
+    await opened.apply(ops)
+    once = await opened.get_cdr("1795371264.1")
+    await opened.apply(ops)
+    await opened.apply(ops[:2])
+
+    assert await opened.get_cdr("1795371264.1") == once
+    assert await engine.sql("SELECT COUNT(*) FROM cdrs") == [(1,)]
+    assert await engine.sql("SELECT COUNT(*) FROM legs") == [(2,)]
+
+
+async def test_a_start_replayed_late_does_not_reopen_a_finished_call(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply([StartCall(a_call()), FinishCall("1795371264.1", ANSWERED)])
+    await opened.apply([StartCall(a_call())])
+
+    assert (await opened.get_cdr("1795371264.1")).outcome is Outcome.ANSWERED
+
+
+async def test_a_batch_lands_whole_or_not_at_all(engine: Engine, opened: ConfiguredStore) -> None:
+    for statement in engine.refuse_third_leg:
+        await engine.sql(statement)
+    batch = [StartCall(a_call()), *(AddLeg("1795371264.1", a_leg(seq)) for seq in (1, 2, 3))]
+
+    with pytest.raises(StoreUnavailable, match="third leg refused"):
+        await opened.apply(batch)
+    assert await opened.get_cdr("1795371264.1") is None
+    assert await engine.sql("SELECT COUNT(*) FROM legs") == [(0,)]
+
+    await engine.sql(engine.allow_third_leg)
+    await opened.apply(batch)
+    assert len((await opened.get_cdr("1795371264.1")).legs) == 3
+
+
+async def test_money_is_kept_exactly_to_the_fen(engine: Engine, opened: ConfiguredStore) -> None:
+    tenth, fifth = Decimal("0.1"), Decimal("0.2")
+    await opened.apply(
+        [
+            StartCall(a_call()),
+            FinishCall(
+                "1795371264.1",
+                {"caller_share": tenth, "callee_share": fifth, "total": tenth + fifth},
+            ),
+            StartCall(a_call("big")),
+            FinishCall(
+                "big",
+                {
+                    "caller_share": Decimal("0.01"),
+                    "callee_share": Decimal("98765432109876.54"),
+                    "total": Decimal("98765432109876.55"),
+                },
+            ),
+        ]
+    )
+
+    small, big = await opened.get_cdr("1795371264.1"), await opened.get_cdr("big")
+    assert (small.caller_share, small.callee_share, small.total) == (tenth, fifth, Decimal("0.3"))
+    assert big.total == Decimal("98765432109876.55")
+    stored = await engine.sql("SELECT total FROM cdrs ORDER BY call_id")
+    assert [str(total) for (total,) in stored] == ["0.30", "98765432109876.55"]
+
+
+async def test_times_keep_their_instant_and_their_utc_offset(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    answered = datetime(2026, 11, 22, 10, 14, 30, 250_000, tzinfo=UTC)
+    ended = datetime(2026, 11, 22, 5, 20, tzinfo=ZoneInfo("America/New_York"))
+    await opened.apply(
+        [
+            StartCall(a_call()),
+            FinishCall("1795371264.1", {"answered_at": answered, "ended_at": ended}),
+        ]
+    )
+
+    cdr = await opened.get_cdr("1795371264.1")
+    for stored, given_time in [
+        (cdr.started_at, T0),
+        (cdr.answered_at, answered),
+        (cdr.ended_at, ended),
+    ]:
+        assert stored == given_time
+        assert stored.utcoffset() == given_time.utcoffset()
+    assert await engine.sql("SELECT started_at, answered_at, ended_at FROM cdrs") == [
+        (
+            "2026-11-22T18:14:24+08:00",
+            "2026-11-22T10:14:30.250000+00:00",
+            "2026-11-22T05:20:00-05:00",
+        )
+    ]
+
+
+async def test_close_interrupted_ends_stranded_calls_at_their_last_known_moment(
+    opened: ConfiguredStore,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    with_legs, without_legs, finished, started_after = (
+        a_call("with-legs"),
+        a_call("without-legs", started_at=T0 + timedelta(minutes=5)),
+        a_call("finished"),
+        a_call("after-restart", started_at=now + timedelta(seconds=1)),
+    )
+    await opened.apply(
+        [
+            *(StartCall(cdr) for cdr in (with_legs, without_legs, finished, started_after)),
+            AddLeg("with-legs", a_leg(1, started_at=T0 + timedelta(seconds=2), ring=20)),
+            AddLeg("with-legs", a_leg(2, started_at=T0 + timedelta(seconds=23), ring=3, talk=40)),
+            FinishCall("finished", ANSWERED),
+        ]
+    )
+
+    assert await opened.close_interrupted(now) == 2
+
+    closed = await opened.get_cdr("with-legs")
+    assert (closed.outcome, closed.ended_at, closed.note) == (
+        Outcome.INTERRUPTED,
+        T0 + timedelta(seconds=23 + 3 + 40),
+        INTERRUPTED_NOTE,
+    )
+    closed = await opened.get_cdr("without-legs")
+    assert (closed.outcome, closed.ended_at) == (Outcome.INTERRUPTED, without_legs.started_at)
+    assert (await opened.get_cdr("finished")).outcome is Outcome.ANSWERED
+    assert (await opened.get_cdr("after-restart")).outcome is Outcome.IN_PROGRESS
+    assert await opened.close_interrupted(now) == 0
+
+
+@pytest.fixture
+async def four_calls(opened: ConfiguredStore) -> ConfiguredStore:
+    """Two numbers, three callers, starts an hour apart; the newest is recorded in UTC."""
+    calls = [
+        a_call("a", started_at=T0),
+        a_call(
+            "b", caller_raw="13800000011", caller="13800000011", started_at=T0 + timedelta(hours=1)
+        ),
+        a_call("c", number="4000000002", started_at=T0 + timedelta(hours=2)),
+        a_call(
+            "d",
+            caller_raw="+86 138 0000 0011",
+            caller="13800000011",
+            started_at=(T0 + timedelta(hours=3)).astimezone(UTC),
+        ),
+    ]
+    await opened.apply(
+        [
+            *(StartCall(cdr) for cdr in calls),
+            AddLeg("a", a_leg(1)),
+            AddLeg("a", a_leg(2)),
+            FinishCall("a", {"outcome": Outcome.BUSY}),
+            FinishCall("d", {"outcome": Outcome.ANSWERED}),
+        ]
+    )
+    return opened
+
+
+async def test_queries_list_newest_first_with_legs(four_calls: ConfiguredStore) -> None:
+    found = await four_calls.query_cdrs()
+
+    assert [cdr.call_id for cdr in found] == ["d", "c", "b", "a"]
+    assert [leg.seq for leg in found[-1].legs] == [1, 2]
+
+
+async def test_queries_filter_by_number_caller_time_and_outcome(
+    four_calls: ConfiguredStore,
+) -> None:
+    async def query(**filters: object) -> list[str]:
+        return [cdr.call_id for cdr in await four_calls.query_cdrs(**filters)]
+
+    assert await query(number="4000000002") == ["c"]
+    assert await query(caller="13800000011") == ["d", "b"]
+    assert await query(caller="+86 138 0000 0011") == ["d"]
+    assert await query(outcome=Outcome.BUSY) == ["a"]
+    assert await query(outcome=Outcome.IN_PROGRESS, number="4000000001") == ["b"]
+    since_utc = (T0 + timedelta(hours=1)).astimezone(UTC)
+    assert await query(since=since_utc) == ["d", "c", "b"]
+    assert await query(since=since_utc, until=T0 + timedelta(hours=3)) == ["c", "b"]
+    assert await query(limit=2) == ["d", "c"]
+
+
+async def test_calls_started_at_the_same_moment_list_by_call_id_byte_order(
+    opened: ConfiguredStore,
+) -> None:
+    ids = ["1795400000.9", "1795400000.10", "1795400000.B", "1795400000.a"]
+    await opened.apply([StartCall(a_call(call_id)) for call_id in ids])
+
+    found = [cdr.call_id for cdr in await opened.query_cdrs()]
+    assert found == sorted(ids, key=str.encode, reverse=True)
+
+
+async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
+    assert await opened.get_cdr("no-such-call") is None
+
+
+# --- schema --------------------------------------------------------------------------------
+
+
+def test_both_engines_are_at_the_same_schema_version() -> None:
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 4
+
+
+async def test_a_new_database_is_at_the_current_schema_version(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    assert await engine.sql("SELECT MAX(version) FROM schema_version") == [(store.SCHEMA_VERSION,)]
+
+
+async def test_records_survive_closing_and_reopening_the_database(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    await opened.apply([StartCall(a_call()), AddLeg("1795371264.1", a_leg(1))])
+    await opened.close()
+
+    reopened = engine.store()
+    await reopened.open()
+    try:
+        assert (await reopened.get_cdr("1795371264.1")).legs == (a_leg(1),)
+    finally:
+        await reopened.close()
+
+
+async def test_a_database_of_a_newer_schema_is_refused(engine: Engine) -> None:
+    await engine.sql("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    await engine.sql("INSERT INTO schema_version VALUES (99)")
+
+    newer = engine.store()
+    with pytest.raises(StoreUnavailable, match="newer"):
+        await newer.open()
+    await newer.close()
+
+
+async def test_db_upgrade_creates_the_schema_and_prints_its_version(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "router.yaml").write_text(f'store: "{engine.url}"\n', encoding="utf-8")
+    upgrade = ["db", "upgrade", "--config", str(config)]
+
+    assert await asyncio.to_thread(main, upgrade) == 0
+    assert "schema version 4 (upgraded from 0)" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, upgrade) == 0
+    assert "schema version 4 (already current)" in capsys.readouterr().out
+    versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(1,), (2,), (3,), (4,)]
+
+
+# --- accounts: ledger, balances, usage counters ------------------------------------------
+
+
+async def test_the_balance_is_the_sum_of_the_entries_and_repeats_are_ignored(
+    opened: ConfiguredStore,
+) -> None:
+    assert await opened.post_ledger([payment("receipt-1", "600.00")]) == 1
+    assert await opened.post_ledger([payment("receipt-1", "600.00")]) == 0
+    await opened.apply([PostLedger(charge("c1", "-0.36")), PostLedger(charge("c2", "-1.20"))])
+    await opened.apply([PostLedger(charge("c1", "-0.36"))])  # a journal replay
+
+    usage = await opened.usage(NUMBER, "2026-11", "2026-11-23")
+    assert usage.balance == Decimal("598.44")
+    assert [entry.amount for entry in await opened.ledger(NUMBER)] == [
+        Decimal("600.00"),
+        Decimal("-0.36"),
+        Decimal("-1.20"),
+    ]
+
+
+async def test_the_ledger_reads_back_filtered_by_time_and_kind(opened: ConfiguredStore) -> None:
+    await opened.post_ledger([payment("receipt-1", "600.00"), charge("c1", "-0.36")])
+    await opened.apply([PostLedger(charge("c2", "-1.20", "2026-11-24 10:00"))])
+
+    assert [e.ref for e in await opened.ledger(NUMBER, kind=LedgerKind.CALL)] == ["c1", "c2"]
+    assert [e.ref for e in await opened.ledger(NUMBER, since=at("2026-11-23 10:00"))] == [
+        "c1",
+        "c2",
+    ]
+    assert [e.ref for e in await opened.ledger(NUMBER, until=at("2026-11-23 10:00"))] == [
+        "receipt-1"
+    ]
+    assert await opened.ledger("4009999999") == []
+
+
+async def test_call_charges_move_the_month_and_day_counters(opened: ConfiguredStore) -> None:
+    await opened.apply(
+        [
+            PostLedger(charge("c1", "-0.50", "2026-11-22 23:59"), included_seconds=60),
+            PostLedger(charge("c2", "-0.25", "2026-11-23 00:01")),
+            PostLedger(charge("c3", "-2.00", "2026-12-01 00:00")),
+        ]
+    )
+    await opened.post_ledger([payment("receipt-2", "100.00")])
+
+    november = await opened.usage(NUMBER, "2026-11", "2026-11-23")
+    assert (november.month_cost, november.day_cost, november.included_used) == (
+        Decimal("0.75"),
+        Decimal("0.25"),
+        60,
+    )
+    december = await opened.usage(NUMBER, "2026-12", "2026-12-01")
+    assert (december.month_cost, december.day_cost) == (Decimal("2.00"), Decimal("2.00"))
+
+
+async def test_the_included_seconds_each_call_took_read_back_by_call(
+    opened: ConfiguredStore,
+) -> None:
+    await opened.apply(
+        [
+            PostLedger(charge("c1", "0.00"), included_seconds=120),
+            PostLedger(charge("c2", "-0.30")),
+            PostLedger(charge("c3", "-0.10"), included_seconds=30),
+        ]
+    )
+    await opened.post_ledger([payment("receipt-1", "600.00")])
+
+    assert await opened.included_seconds_booked(NUMBER) == {"c1": 120, "c3": 30}
+    assert await opened.included_seconds_booked("4009999999") == {}
+
+
+async def test_a_number_without_entries_has_no_balance_and_zero_usage(
+    opened: ConfiguredStore,
+) -> None:
+    usage = await opened.usage("4009999999", "2026-11", "2026-11-23")
+    assert (usage.balance, usage.month_cost, usage.month_calls) == (None, Decimal("0.00"), 0)
+
+
+async def test_ledger_rows_are_never_changed_nor_deleted(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    await opened.post_ledger([payment("receipt-3", "50.00")])
+
+    with pytest.raises(engine.error, match="never changed"):
+        await engine.sql("UPDATE ledger SET amount_fen = 1")
+    with pytest.raises(engine.error, match="never deleted"):
+        await engine.sql("DELETE FROM ledger")
+    assert await engine.sql("SELECT amount_fen FROM ledger") == [(5000,)]
+
+
+async def test_two_routers_racing_for_a_call_cap_take_exactly_the_cap(engine: Engine) -> None:
+    first, second = engine.store("router-1"), engine.store("router-2")
+    await first.open()
+    await second.open()
+    try:
+        attempts = [
+            (first if n % 2 else second).reserve_call(NUMBER, "2026-11", 7) for n in range(40)
+        ]
+        granted = await asyncio.gather(*attempts)
+        assert granted.count(True) == 7
+        await first.release_call(NUMBER, "2026-11")
+        assert await second.reserve_call(NUMBER, "2026-11", 7)
+        assert not await first.reserve_call(NUMBER, "2026-11", 7)
+        assert not await first.reserve_call(NUMBER, "2026-11", 0)
+        assert (await first.usage(NUMBER, "2026-11", "2026-11-23")).month_calls == 7
+    finally:
+        await first.close()
+        await second.close()
+
+
+amounts = st.decimals(min_value=Decimal("-500"), max_value=Decimal("500"), places=2)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(amounts, min_size=1, max_size=30))
+async def test_the_balance_always_equals_the_sum_of_the_rows(
+    opened: ConfiguredStore, values: list[Decimal]
+) -> None:
+    number = f"400{uuid.uuid4().int % 10**7:07d}"  # every example books on a number of its own
+    entries = [
+        LedgerEntry(number, at("2026-11-23 10:00"), value, LedgerKind.ADJUSTMENT, f"a{i}")
+        for i, value in enumerate(values)
+    ]
+    await opened.post_ledger(entries)
+
+    usage = await opened.usage(number, "2026-11", "2026-11-23")
+    rows = await opened.ledger(number)
+    assert usage.balance == sum((row.amount for row in rows), Decimal("0.00"))
+    assert usage.balance == sum(values, Decimal("0.00"))
+
+
+# --- what one engine does of its own ------------------------------------------------------
+# PostgreSQL's own behaviour (several routers, outages, deadlock-free batches) is in
+# tests/router/storage/test_pg_store.py.
+
+
+async def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "hotline400.db")
+    opened = engine.store()
+    await opened.open()
+    await opened.close()
+
+    assert await engine.sql("PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_a_sqlite_file_locked_by_another_process_is_unavailable_until_released(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hotline400.db"
+    opened = store.SQLiteStore(path, busy_timeout_ms=20)
+    await opened.open()
+    try:
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await opened.apply([StartCall(a_call())])
+            other.execute("ROLLBACK")
+        await opened.apply([StartCall(a_call())])
+        assert await opened.get_cdr("1795371264.1") == a_call()
+    finally:
+        await opened.close()
+
+
+async def test_a_sqlite_file_of_version_2_keeps_its_cap_units_and_stranded_calls(
+    tmp_path: Path,
+) -> None:
+    """Before version 3 a SQLite file named no router and counted cap units in `usage`."""
+    path = tmp_path / "hotline400.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as old:
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in enumerate(store.MIGRATIONS[:2], start=1):
+            for statement in statements:
+                old.execute(statement)
+            old.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        old.execute("INSERT INTO usage (number, period, calls) VALUES (?, '2026-11', 4)", (NUMBER,))
+        old.execute(
+            "INSERT INTO cdrs (call_id, number, caller_raw, caller_kind, started_at, started_us,"
+            " outcome) VALUES ('old', ?, '010', 'fixed', ?, 0, 'in_progress')",
+            (NUMBER, T0.isoformat()),
+        )
+
+    upgraded = store.SQLiteStore(path)
+    await upgraded.open()
+    try:
+        assert (await upgraded.usage(NUMBER, "2026-11", "2026-11-23")).month_calls == 4
+        assert await upgraded.reserve_call(NUMBER, "2026-11", 5)
+        assert not await upgraded.reserve_call(NUMBER, "2026-11", 5)
+        assert await upgraded.close_interrupted(T0 + timedelta(hours=1)) == 1
+        assert (await upgraded.get_cdr("old")).outcome is Outcome.INTERRUPTED
+    finally:
+        await upgraded.close()

@@ -1,0 +1,261 @@
+"""Operating the daemon: hot reload, SIGHUP, SIGTERM drain, crash recovery, database outage."""
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.storage.cdr import Outcome
+from tests.conftest import E2E_CONFIG, REPO, SimulatedClock, call, finished_cdr, running_router
+
+BUSY_FORWARD_PLAN = """\
+number: "4000000002"
+name: Busy then forward
+forwarding:
+  on_busy: ["{forward}"]
+default: {{target: "13800000021"}}
+"""
+
+
+def write_plan(config_dir: Path, forward: str) -> None:
+    path = config_dir / "plans" / "4000000002.yaml"
+    path.write_text(BUSY_FORWARD_PLAN.format(forward=forward), encoding="utf-8")
+
+
+async def test_a_reload_serves_the_new_plan_to_new_calls(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        write_plan(router.config_dir, forward="13800000012")
+        router.reload()
+        result = await call(router, dialled="4000000002", uniqueid="r.1")
+    assert result.variables["HOTLINE_DEST"] == "13800000012"
+
+
+async def test_a_bad_file_keeps_the_previous_plan_serving_and_logs_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_router(tmp_path) as router:
+        plan_file = router.config_dir / "plans" / "4000000002.yaml"
+        plan_file.write_text('number: "4000000002"\nname: Broken\ndefault: {target: "1"}\n')
+        with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
+            router.reload()
+        result = await call(router, dialled="4000000002", uniqueid="r.2")
+    assert result.variables["HOTLINE_DEST"] == "13800000011"
+    assert f"{plan_file}:3 default.target: '1' is not a phone number" in caplog.text
+    assert "previous plan kept serving for 4000000002" in caplog.text
+    assert router.plans.reloads_failed == 1
+
+
+async def test_a_call_in_flight_keeps_the_plan_it_started_with(tmp_path: Path) -> None:
+    speedup = 50.0
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        in_flight = asyncio.create_task(
+            call(router, dialled="4000000003", uniqueid="r.3", time_scale=1 / speedup)
+        )
+        await asyncio.sleep(0.1)  # the first of three 20 s Dials is ringing
+        (router.config_dir / "plans" / "4000000003.yaml").write_text(
+            'number: "4000000003"\nname: Changed\ndefault: {target: "13800000011"}\n'
+        )
+        router.reload()
+        result = await in_flight
+        fresh = await call(router, dialled="4000000003", uniqueid="r.4")
+    dials = [line for line in result.commands if line.startswith("EXEC Dial")]
+    assert dials == [
+        'EXEC Dial "Local/13800000031@phones,20"',
+        'EXEC Dial "Local/13800000032@phones,20"',
+        'EXEC Dial "Local/13800000033@phones,20"',
+    ]
+    assert fresh.variables["HOTLINE_DEST"] == "13800000011"
+
+
+async def test_the_file_watcher_reloads_a_changed_plan(tmp_path: Path) -> None:
+    async with running_router(tmp_path, watch_plans=True) as router:
+        await asyncio.sleep(0.3)  # the watcher is set up
+        version = router.plans.version
+        write_plan(router.config_dir, forward="13800000013")
+        async with asyncio.timeout(5):
+            while router.plans.version == version:
+                await asyncio.sleep(0.05)
+        result = await call(router, dialled="4000000002", uniqueid="w.1")
+    assert result.variables["HOTLINE_DEST"] == "13800000013"
+
+
+async def test_a_database_outage_spools_cdrs_and_replays_them_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        await call(router, dialled="4000000001", uniqueid="db.0")
+        await finished_cdr(router, "db.0")
+        locker = sqlite3.connect(router.settings.database, timeout=0.1)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        results = [
+            await call(router, dialled="4000000001", uniqueid=f"db.{n}") for n in range(1, 6)
+        ]
+        async with asyncio.timeout(15):
+            while router.cdrs.stats().spooled_ops == 0:
+                await asyncio.sleep(0.05)
+        assert all(r.variables["HOTLINE_STATUS"] == "answered" for r in results)
+        locker.rollback()
+        locker.close()
+        cdrs = [await finished_cdr(router, f"db.{n}", timeout=40) for n in range(1, 6)]
+    assert [cdr.outcome for cdr in cdrs] == [Outcome.ANSWERED] * 5
+    assert all(len(cdr.legs) == 1 for cdr in cdrs)
+
+
+# --- the daemon as a process ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServeProcess:
+    """`hotline400 serve` in its own process, run from a deployment directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "serve", "--listen", f"127.0.0.1:{self.port}"],
+            cwd=workdir,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    async def ready(self) -> None:
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                return
+
+    def output(self) -> str:
+        return self.process.communicate(timeout=30)[0]
+
+    def cdr_outcome(self, call_id: str) -> str | None:
+        with sqlite3.connect(self.workdir / "var" / "hotline400.db") as db:
+            row = db.execute("SELECT outcome FROM cdrs WHERE call_id = ?", (call_id,)).fetchone()
+        return row[0] if row else None
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    """A deployment directory: ./config from the test config, ./var created by the daemon."""
+    shutil.copytree(E2E_CONFIG, tmp_path / "config")
+    settings = tmp_path / "config" / "router.yaml"
+    settings.write_text(settings.read_text().replace("watch_plans: false", "watch_plans: true"))
+    return tmp_path
+
+
+async def test_sigterm_stops_accepting_lets_the_call_in_flight_finish_and_exits_0(
+    deployment: Path,
+) -> None:
+    daemon = ServeProcess(deployment)
+    await daemon.ready()
+    ringing = asyncio.create_task(
+        run_call(
+            "127.0.0.1",
+            daemon.port,
+            SimulatedCall(dialled="4000000003", uniqueid="term.1"),
+            time_scale=1 / 30,  # three 20 s Dials: 2 s in all
+        )
+    )
+    await asyncio.sleep(0.5)
+    daemon.process.send_signal(signal.SIGTERM)
+    result = await ringing
+    assert daemon.process.wait(timeout=15) == 0
+    assert result.error is None and result.variables["HOTLINE_STATUS"] == "noanswer"
+    assert daemon.cdr_outcome("term.1") == "noanswer"
+    assert "stopped" in daemon.output()
+
+
+async def test_sighup_reloads_the_plans_of_a_running_daemon(deployment: Path) -> None:
+    daemon = ServeProcess(deployment)
+    await daemon.ready()
+    try:
+        write_plan(deployment / "config", forward="13800000014")
+        daemon.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        result = await run_call(
+            "127.0.0.1", daemon.port, SimulatedCall(dialled="4000000002", uniqueid="hup.1")
+        )
+    finally:
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.process.wait(timeout=15)
+    assert result.variables["HOTLINE_DEST"] == "13800000014"
+
+
+async def test_calls_left_in_progress_by_a_crash_are_closed_as_interrupted_on_restart(
+    deployment: Path,
+) -> None:
+    daemon = ServeProcess(deployment)
+    await daemon.ready()
+    ringing = asyncio.create_task(
+        run_call(
+            "127.0.0.1",
+            daemon.port,
+            SimulatedCall(dialled="4000000003", uniqueid="crash.1"),
+            time_scale=1 / 10,
+            timeout=10,
+        )
+    )
+    async with asyncio.timeout(10):
+        while daemon.cdr_outcome("crash.1") != "in_progress":
+            await asyncio.sleep(0.05)
+    daemon.process.kill()
+    daemon.process.wait(timeout=10)
+    await ringing
+    restarted = ServeProcess(deployment)
+    await restarted.ready()
+    restarted.process.send_signal(signal.SIGTERM)
+    assert restarted.process.wait(timeout=15) == 0
+    assert restarted.cdr_outcome("crash.1") == "interrupted"
+    assert "left in progress by a crash as interrupted" in restarted.output()
+
+
+async def test_tariffs_lowering_a_minimum_at_the_same_rate_are_refused_and_the_old_serve(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_router(tmp_path) as router:
+        tariffs_file = router.config_dir / "tariffs.yaml"
+        original = tariffs_file.read_text()
+        with_minimum = original.replace(
+            "    monthly_rent: 10.00\n",
+            "    monthly_rent: 10.00\n"
+            "    minimum_monthly: 100.00\n"
+            "    minimum_reference_rate: 0.30\n",
+        )
+        tariffs_file.write_text(with_minimum)
+        assert router.plans.reload().ok
+        tariffs_file.write_text(
+            with_minimum.replace("minimum_monthly: 100.00", "minimum_monthly: 80.00")
+        )
+        with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
+            assert not router.plans.reload().ok
+        assert router.plans.tariffs is not None
+        assert router.plans.tariffs.packages["e2e-regional"].minimum_monthly == 100
+        assert (
+            "packages.e2e-regional.minimum_monthly: the minimum monthly consumption cannot be "
+            "lowered from 100.00 to 80.00 while the rate stays at 0.30"
+        ) in caplog.text
+        scaled = with_minimum.replace("minimum_monthly: 100.00", "minimum_monthly: 50.00").replace(
+            "minimum_reference_rate: 0.30", "minimum_reference_rate: 0.15"
+        )
+        tariffs_file.write_text(scaled)
+        assert router.plans.reload().ok  # 100 at 0.30 becomes 50 at 0.15
