@@ -2,7 +2,7 @@
 # Everything the checks need on a fresh Debian machine (run as root), then the checks:
 # promtool for the alert-rule tests, the local PostgreSQL for the storage tests, a virtual
 # environment with the test tools, then `ruff check .` and the whole test suite.
-# Extra arguments go to pytest: ./test.sh tests/test_cli.py -x
+# Extra arguments go to pytest: ./test.sh tests/router/commands/test_cli.py -x
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,7 +17,7 @@ need() {
     command -v "$1" >/dev/null || install "$2"
 }
 
-need promtool prometheus   # tests/test_monitoring_config.py checks config/prometheus/alerts.yml
+need promtool prometheus   # tests/router/monitoring/test_monitoring_config.py checks config/prometheus/alerts.yml
 need chromium chromium                   # the console's browser tests (tests/console/)
 need chromedriver chromium-driver        # Selenium drives Debian's chromium through it
 # The console's pages and report images show Chinese province and city names.
