@@ -18,14 +18,13 @@ import yaml
 
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage
-from dialplan.decision import DialResult, next_target
 from dialplan.errors import ConfigError, Problem
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
 from dialplan.plan_loader import parse_plan
-from router.call.channel_contract import ENDINGS
+from router.commands.simulate import decision_lines
 from router.configuration.config_dir import PLANS_DIR
 
 
@@ -109,19 +108,5 @@ def preview(
     """What the plan would do with one call, as `hotline400 simulate` tells it."""
     call = Call(plan.number, locate(caller))
     decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), RoutingState(calendar))
-    lines = [f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"]
-    lines += [f"  {line}" for line in decision.trace()]
-    if decision.reject is not None:
-        lines.append(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject})")
-        return lines
-    if decision.pin is not None:
-        lines.append(f"the caller is asked for the PIN ({decision.pin.attempts} attempts)")
-    results: list[DialResult] = []
-    target = decision.first
-    while target is not None:
-        status = "BUSY" if target.number in busy else "ANSWER"
-        how = "dial" if target.reason == "primary" else f"forward ({target.reason})"
-        lines.append(f"{len(results) + 1}. {how} {target.number} -> {status}")
-        results.append(DialResult(target.number, status))
-        target = next_target(decision, results)
-    return lines
+    heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
+    return [heading, *decision_lines(decision, busy, set())]

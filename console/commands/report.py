@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from console.reports import DURATION_LABELS, Report, build_report
 from console.store_access import opened_store
 from dialplan.errors import ConfigError
+from router.commands.arguments import service_number
 from router.configuration.settings import load_settings
 from router.storage.protocol import StoreUnavailable
 
@@ -28,7 +29,7 @@ MAX_DAYS = 366
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("report", parents=[common], help="call reports of a number")
-    parser.add_argument("--number", required=True, type=_number, help="the 400 number")
+    parser.add_argument("--number", required=True, type=service_number, help="the 400 number")
     parser.add_argument(
         "--from", dest="first", required=True, type=_day, metavar="YYYY-MM-DD", help="first day"
     )
@@ -153,13 +154,6 @@ def _table(report: Report, out: Any) -> None:
         print(f"  {(r.province or 'unknown') + ' ' + (r.city or ''):<20}{r.calls:>7}", file=out)
     for s in report.signals:
         print(f"fraud signal: {s.kind} {s.at:%Y-%m-%d}: {s.detail}", file=out)
-
-
-def _number(text: str) -> str:
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) != 10 or not digits.startswith("400"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a 400 number")
-    return digits
 
 
 def _day(text: str) -> date:

@@ -182,15 +182,19 @@ async def _read_counters(
 
 
 def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> None:
-    print("trace:")
-    for line in decision.trace():
-        print(f"  {line}")
+    print(*decision_lines(decision, busy, no_answer), sep="\n")
+
+
+def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> list[str]:
+    """The trace, the dial attempts and forwards, and the outcome of a decision, given which
+    destinations are busy or do not answer: what simulate prints and the console previews."""
+    lines = ["trace:", *(f"  {line}" for line in decision.trace())]
     if decision.reject is not None:
         prompt = f", playing {decision.announcement}" if decision.announcement else ""
-        print(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject}){prompt}")
-        return
+        lines.append(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject}){prompt}")
+        return lines
     if decision.pin is not None:
-        print(f"PIN: the caller is asked for the PIN, {decision.pin.attempts} attempts")
+        lines.append(f"PIN: the caller is asked for the PIN, {decision.pin.attempts} attempts")
     results: list[DialResult] = []
     target = decision.first
     step = 1
@@ -203,10 +207,11 @@ def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> 
             else "ANSWER"
         )
         how = "dial" if target.reason == "primary" else f"forward ({target.reason})"
-        print(f"  {step}. {how} {target.number}, ring {target.ring_timeout} s -> {status}")
+        lines.append(f"  {step}. {how} {target.number}, ring {target.ring_timeout} s -> {status}")
         results.append(DialResult(target.number, status))
         target = next_target(decision, results)
         step += 1
     assert decision.forwarding is not None, "a decision to dial carries its forwarding chain"
     final = decision.forwarding.classify(results[-1].status)
-    print(f"outcome: {ENDINGS[final].outcome} (rule {decision.rule})")
+    lines.append(f"outcome: {ENDINGS[final].outcome} (rule {decision.rule})")
+    return lines
