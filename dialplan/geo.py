@@ -77,6 +77,7 @@ KINDS: tuple[Kind, ...] = ("mobile", "fixed", "service", "international", "unkno
 
 MAX_CALLER_ID_CHARS = 64
 MAX_DIGITS = 17  # 00 + a 15-digit E.164 number
+_E164_READINGS = 3
 LOOKUP_CACHE_SIZE = 16384
 MIN_PRECISE_PREFIX_DIGITS = 5
 CN_COUNTRY_CODE = 86
@@ -302,18 +303,44 @@ def _service(shown: str, national: str) -> CallerInfo:
 
 
 def _international(shown: str, number: phonenumbers.PhoneNumber) -> CallerInfo:
-    if not phonenumbers.is_possible_number(number):
+    e164 = _stable_e164(number)
+    if e164 is None or not phonenumbers.is_possible_number(number):
         return _unknown(shown)
     country = phonenumbers.region_code_for_number(number)
     return _caller(
         shown,
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        e164,
         "international",
         _Place(_GREATER_CHINA.get(country or ""), None),
         None,
         carrier.name_for_number(number, "en"),
         country,
     )
+
+
+def _stable_e164(number: phonenumbers.PhoneNumber) -> str | None:
+    """The E.164 form that reads back as itself; None when there is none.
+
+    phonenumbers may format a number into a string it parses differently: a national
+    number of zeros alone loses a zero (+49000000 -> +4900000), and a trunk 0 written after
+    the country code is dropped only on the second reading (+92 003... -> +92034... ->
+    +9234...). A caller's number must normalise to itself, so formatting is repeated until
+    it is stable.
+    """
+    if number.national_number == 0:
+        return None
+    text = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    for _ in range(_E164_READINGS):
+        try:
+            again = phonenumbers.format_number(
+                phonenumbers.parse(text), phonenumbers.PhoneNumberFormat.E164
+            )
+        except NumberParseException:
+            return None
+        if again == text:
+            return text
+        text = again
+    return None
 
 
 def _caller(
