@@ -10,15 +10,16 @@ blacklist, region screening, caps, then the rules (first match wins, the default
 last), then the PIN the chosen route asks for.
 
 Everything that depends on the plan alone is worked out once per plan load, in the plan's
-RoutingTable (`Plan.routing_table`): every caller list of the plan in one CallerIndex, each
-rule's other matchers paired with the trace step their failure records, each route's dial
-targets, split weights and forwarding chain. A call then asks the index once, tests a bit
-or asks a matcher per rule and appends ready-made steps, so walking past twenty rules
-builds almost nothing.
+RoutingTable (`routing_table(plan)`, kept while the plan lives): every caller list of the
+plan in one CallerIndex, each rule's other matchers paired with the trace step their failure
+records, each route's dial targets, split weights and forwarding chain. A call then asks the
+index once, tests a bit or asks a matcher per rule and appends ready-made steps, so walking
+past twenty rules builds almost nothing.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage, balance_exhausted, cap_reached
 from dialplan.decision import Decision, DialTarget, ForwardingChain, RejectReason, TraceStep
-from dialplan.matchers import Call, CallerIndex, CallerMatcher, Moment
+from dialplan.matchers import Call, CallerIndex, CallerMatcher, Moment, compile_when
 from dialplan.plan import NumberStatus, Pin, Plan, Route, SplitShare
 from dialplan.split import SplitCounters
 
@@ -138,7 +139,7 @@ class CompiledRule:
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    """A plan compiled for decide(); built once per plan load by `Plan.routing_table`."""
+    """A plan compiled for decide(); built once per plan load by `routing_table`."""
 
     zone: ZoneInfo
     callers: CallerIndex  # every caller list of the plan: blacklist, screening, rules
@@ -160,16 +161,17 @@ class RoutingTable:
 
         blacklist_bit, blacklisted = 0, None
         if not plan.blacklist.is_empty():
-            blacklist_bit = bit_of(plan.blacklist.matcher)
-            blacklisted = ("blacklist", "listed", plan.blacklist.matcher)
+            listed = CallerMatcher.of(plan.blacklist)
+            blacklist_bit = bit_of(listed)
+            blacklisted = ("blacklist", "listed", listed)
         screening = plan.screening
-        screened = None if screening.callers.is_empty() else screening.callers.matcher
+        screened = None if screening.callers.is_empty() else CallerMatcher.of(screening.callers)
         screened_bit = 0 if screened is None else bit_of(screened)
         screening_subject = f"screening ({screening.mode})"
         rules = []
         for index, rule in enumerate(plan.rules):
             subject = f"rule {index} {rule.name!r}"
-            matchers = rule.when.matchers
+            matchers = compile_when(rule.when)
             caller_bit, not_listed = 0, None
             if matchers and isinstance(matchers[0], CallerMatcher):  # asked first, as compiled
                 caller_bit, not_listed = bit_of(matchers[0]), (subject, "no", matchers[0])
@@ -190,11 +192,28 @@ class RoutingTable:
         )
 
 
+_TABLES: dict[int, RoutingTable] = {}
+
+
+def routing_table(plan: Plan) -> RoutingTable:
+    """The plan compiled for decide(), once per plan object (a loaded plan is immutable).
+
+    Kept here rather than on the plan, so that the plan model knows nothing of how it is
+    evaluated; the entry goes when the plan is collected (after a reload replaced it).
+    """
+    key = id(plan)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = RoutingTable.of(plan)
+        weakref.finalize(plan, _TABLES.pop, key, None)
+    return table
+
+
 def decide(plan: Plan, call: Call, now: datetime, usage: Usage, state: RoutingState) -> Decision:
     """Decide what happens to `call` at `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("decide() needs a timezone-aware instant")
-    table = plan.routing_table
+    table = routing_table(plan)
     moment = Moment(now.astimezone(table.zone), state.calendar)
     decision = Decision("reject", call, moment)
     decision.down = state.down

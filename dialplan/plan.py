@@ -12,18 +12,14 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from dialplan.geo import canonical_city, canonical_province, locate
-from dialplan.matchers import CallerMatcher, Matcher, compile_when
 from dialplan.pin import HASH_PATTERN
-
-if TYPE_CHECKING:
-    from dialplan.evaluator import RoutingTable
 
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
@@ -134,10 +130,6 @@ class CallerSet(Strict):
         return not (
             self.provinces or self.cities or self.area_codes or self.prefixes or self.numbers
         )
-
-    @cached_property
-    def matcher(self) -> CallerMatcher:
-        return CallerMatcher.of(self)
 
 
 class Screening(Strict):
@@ -391,11 +383,6 @@ class When(Strict):
                 )
         return values
 
-    @cached_property
-    def matchers(self) -> tuple[Matcher, ...]:
-        """Compiled once per plan load; an empty tuple matches every call."""
-        return compile_when(self)
-
     def windows(self) -> list[TimeWindow]:
         return [_parse_window(value) for value in self.time]
 
@@ -522,13 +509,6 @@ class Plan(Strict):
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @cached_property
-    def routing_table(self) -> RoutingTable:
-        """The plan compiled for decide(), once per plan load (the plan is immutable)."""
-        from dialplan.evaluator import RoutingTable  # the evaluator imports this module
-
-        return RoutingTable.of(self)
 
     @cached_property
     def call_limits(self) -> dict[str, int]:
