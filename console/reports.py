@@ -17,9 +17,6 @@ from zoneinfo import ZoneInfo
 from router.storage.console_rows import HourBucket, RegionCount
 from router.storage.protocol import Store
 
-ANSWERED = "answered"
-UNANSWERED = frozenset({"busy", "noanswer"})
-"""The caller reached a destination that did not take the call: what a business calls back."""
 DURATION_LABELS = ("< 30 s", "30-60 s", "1-3 min", "3-5 min", "5-10 min", "10 min +")
 NIGHT_HOURS = range(0, 6)
 BURST_FACTOR = 3
@@ -85,7 +82,9 @@ async def build_report(
     since, until = local_span(first, last, zone)
     report = Report(numbers, first, last)
     buckets = await store.hourly(numbers, since, until)
-    report.durations = await store.durations(numbers, since, until)
+    mix = await store.call_mix(numbers, since, until)
+    report.durations = mix.durations
+    report.outcomes = Counter(mix.outcomes)
     report.regions = await store.regions(numbers, since, until)
     _fill(report, buckets, zone)
     return report
@@ -99,13 +98,10 @@ def _fill(report: Report, buckets: list[HourBucket], zone: ZoneInfo) -> None:
         local = bucket.hour_start.astimezone(zone)
         figures = per_day.setdefault(local.date(), [0, 0, 0, 0])
         figures[0] += bucket.calls
-        if bucket.outcome == ANSWERED:
-            figures[1] += bucket.calls
-            figures[3] += bucket.billable_seconds
-        elif bucket.outcome in UNANSWERED:
-            figures[2] += bucket.calls
+        figures[1] += bucket.answered
+        figures[2] += bucket.unanswered
+        figures[3] += bucket.talk_seconds
         report.by_hour[local.hour] += bucket.calls
-        report.outcomes[bucket.outcome] += bucket.calls
         per_hour_moment[local] += bucket.calls
         international[local.date()] += bucket.international
     day = report.first_day

@@ -1,6 +1,7 @@
 """What the management console keeps beside the calls, over any engine's sessions, written
 once: users and their sessions, the audit log, every saved version of a routing plan, and
-the aggregate reads of its pages (from the hourly counts of router.storage.call_counts).
+the aggregate reads of its pages (from the hourly and daily counts of
+router.storage.call_counts).
 """
 
 from __future__ import annotations
@@ -10,10 +11,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from router.storage.call_counts import DURATION_EDGES, HOUR_US
-from router.storage.console_rows import AuditEntry, HourBucket, PlanVersion, RegionCount, UserRow
+from router.storage.call_counts import DAYS, DURATION_EDGES, HOUR_US, HOURS, UNANSWERED_OUTCOMES
+from router.storage.console_rows import (
+    AuditEntry,
+    CallMix,
+    HourBucket,
+    PlanVersion,
+    RegionCount,
+    UserRow,
+)
 from router.storage.rows import Row, epoch_us, from_epoch_us
 from router.storage.sessions import SessionSource
+
+MERGED_NUMBERS = 64
+"""Up to this many numbers, a limited call search reads each number's newest calls apart."""
 
 
 class BackOfficeTables(SessionSource):
@@ -164,60 +175,68 @@ class BackOfficeTables(SessionSource):
     async def hourly(
         self, numbers: Sequence[str], since: datetime, until: datetime
     ) -> list[HourBucket]:
-        """Calls of these numbers started in [since, until), by UTC hour and outcome.
+        """Calls of these numbers started in [since, until), by UTC hour.
 
         Read from the hourly counts: `since` and `until` fall on whole hours (local days
         do, in every zone a 400 number is in)."""
         if not numbers:
             return []
         marks = ", ".join("?" for _ in numbers)
+        unanswered = ", ".join(f"'{outcome}'" for outcome in UNANSWERED_OUTCOMES)
         rows = await self._fetch(
-            "SELECT hour, outcome, SUM(calls) AS calls, SUM(seconds) AS seconds,"
+            "SELECT hour, SUM(calls) AS calls,"
+            " SUM(CASE WHEN outcome = 'answered' THEN calls ELSE 0 END) AS answered,"
+            f" SUM(CASE WHEN outcome IN ({unanswered}) THEN calls ELSE 0 END) AS unanswered,"
+            " SUM(CASE WHEN outcome = 'answered' THEN seconds ELSE 0 END) AS seconds,"
             " SUM(international) AS international FROM call_hours"
-            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ? GROUP BY 1, 2",
+            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ? GROUP BY 1",
             (*numbers, *_hours(since, until)),
         )
         return [
             HourBucket(
                 from_epoch_us(int(row["hour"]) * HOUR_US),
-                row["outcome"],
                 int(row["calls"]),
-                int(row["seconds"] or 0),
-                int(row["international"] or 0),
+                int(row["answered"]),
+                int(row["unanswered"]),
+                int(row["seconds"]),
+                int(row["international"]),
             )
             for row in rows
             if int(row["calls"])
         ]
 
-    async def durations(
-        self, numbers: Sequence[str], since: datetime, until: datetime
-    ) -> list[int]:
-        """Answered calls counted into the DURATION_EDGES classes."""
-        counts = [0] * (len(DURATION_EDGES) + 1)
+    async def call_mix(self, numbers: Sequence[str], since: datetime, until: datetime) -> CallMix:
+        """The outcomes of the calls started in [since, until), and the answered ones in the
+        DURATION_EDGES talk-time classes."""
+        mix = CallMix({}, [0] * (len(DURATION_EDGES) + 1))
         if not numbers:
-            return counts
-        marks = ", ".join("?" for _ in numbers)
+            return mix
+        counted, params = _counted(
+            numbers, since, until, "outcome, duration_class, calls", "calls"
+        )
         rows = await self._fetch(
-            "SELECT duration_class, SUM(calls) AS calls FROM call_hours"
-            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ? AND outcome = 'answered'"
-            " GROUP BY 1",
-            (*numbers, *_hours(since, until)),
+            f"SELECT outcome, duration_class, SUM(calls) AS calls FROM ({counted}) AS counted"
+            " GROUP BY 1, 2",
+            params,
         )
         for row in rows:
-            counts[int(row["duration_class"])] = int(row["calls"])
-        return counts
+            calls = int(row["calls"])
+            if calls:
+                mix.outcomes[row["outcome"]] = mix.outcomes.get(row["outcome"], 0) + calls
+            if row["outcome"] == "answered":
+                mix.durations[int(row["duration_class"])] += calls
+        return mix
 
     async def regions(
         self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
     ) -> list[RegionCount]:
         if not numbers:
             return []
-        marks = ", ".join("?" for _ in numbers)
+        counted, params = _counted(numbers, since, until, "province, city, calls", "regions")
         rows = await self._fetch(
-            "SELECT province, city, SUM(calls) AS calls FROM call_hour_regions"
-            f" WHERE number IN ({marks}) AND hour >= ? AND hour < ?"
+            f"SELECT province, city, SUM(calls) AS calls FROM ({counted}) AS counted"
             " GROUP BY 1, 2 HAVING SUM(calls) > 0 ORDER BY 3 DESC, 1, 2 LIMIT ?",
-            (*numbers, *_hours(since, until), limit),
+            (*params, limit),
         )
         return [
             RegionCount(row["province"] or None, row["city"] or None, int(row["calls"]))
@@ -235,11 +254,15 @@ class BackOfficeTables(SessionSource):
         province: str | None = None,
         limit: int | None = 50,
     ) -> list[str]:
-        """Ids of matching calls, newest first: the call-record search of the console."""
+        """Ids of matching calls, newest first: the call-record search of the console.
+
+        With a limit and a few numbers, each number's newest calls are read apart, down its
+        (number, started_us) index, and merged: one query over all of them would read every
+        call of the span to sort them (a month of three busy numbers is 200,000 calls)."""
         if not numbers:
             return []
-        conditions = [f"number IN ({', '.join('?' for _ in numbers)})"]
-        params: list[Any] = list(numbers)
+        conditions: list[str] = []
+        params: list[Any] = []
         if caller:
             conditions.append("(caller = ? OR caller_raw = ?)")
             params += [caller, caller]
@@ -255,10 +278,21 @@ class BackOfficeTables(SessionSource):
         if province:
             conditions.append("(province = ? OR city = ?)")
             params += [province, province]
-        sql = (
-            f"SELECT call_id FROM cdrs WHERE {' AND '.join(conditions)}"
-            " ORDER BY started_us DESC, call_id DESC"
-        )
+        newest = " ORDER BY started_us DESC, call_id DESC"
+        if limit is not None and 1 < len(numbers) <= MERGED_NUMBERS:
+            parts = [
+                f"SELECT call_id, started_us FROM (SELECT call_id, started_us FROM cdrs"
+                f" WHERE {' AND '.join(['number = ?', *conditions])}{newest} LIMIT ?) AS n{i}"
+                for i in range(len(numbers))
+            ]
+            rows = await self._fetch(
+                f"SELECT call_id FROM ({' UNION ALL '.join(parts)}) AS merged{newest} LIMIT ?",
+                [value for n in numbers for value in (n, *params, limit)] + [limit],
+            )
+            return [row["call_id"] for row in rows]
+        where = " AND ".join([f"number IN ({', '.join('?' for _ in numbers)})", *conditions])
+        sql = f"SELECT call_id FROM cdrs WHERE {where}{newest}"
+        params = [*numbers, *params]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -281,6 +315,33 @@ class BackOfficeTables(SessionSource):
 def _hours(since: datetime, until: datetime) -> tuple[int, int]:
     """[since, until) as hour numbers; a partial hour at either end counts whole."""
     return epoch_us(since) // HOUR_US, -(-epoch_us(until) // HOUR_US)
+
+
+def _counted(
+    numbers: Sequence[str], since: datetime, until: datetime, columns: str, kind: str
+) -> tuple[str, list[Any]]:
+    """A UNION ALL of the counts of [since, until): the whole UTC days it holds from the
+    daily table, and the hours before the first and after the last of them from the
+    hourly one. `kind` is "calls" (outcomes and talk-time classes) or "regions"."""
+    first_hour, end_hour = _hours(since, until)
+    first_day, end_day = -(-first_hour // 24), end_hour // 24
+    if first_day >= end_day:  # no whole day: hours only
+        days, hours = None, [(first_hour, end_hour)]
+    else:
+        days, hours = (first_day, end_day), [(first_hour, first_day * 24), (end_day * 24, end_hour)]
+    marks = ", ".join("?" for _ in numbers)
+    parts: list[str] = []
+    params: list[Any] = []
+    spans = [(DAYS, days)] if days else []
+    spans += [(HOURS, span) for span in hours if span[0] < span[1]]
+    for period, (low, high) in spans:
+        table = period.calls if kind == "calls" else period.regions
+        parts.append(
+            f"SELECT {columns} FROM {table} WHERE number IN ({marks})"
+            f" AND {period.column} >= ? AND {period.column} < ?"
+        )
+        params += [*numbers, low, high]
+    return " UNION ALL ".join(parts), params
 
 
 def _user(row: Mapping[str, Any]) -> UserRow:

@@ -38,13 +38,24 @@ class PlanVersion:
 
 @dataclass(frozen=True, slots=True)
 class HourBucket:
-    """Calls that started in one UTC hour with one outcome."""
+    """Calls that started in one UTC hour: all of them, the answered ones (and their talk
+    time), the unanswered ones (call_counts.UNANSWERED_OUTCOMES) and the international ones."""
 
     hour_start: datetime
-    outcome: str
     calls: int
-    billable_seconds: int
+    answered: int
+    unanswered: int
+    talk_seconds: int
     international: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallMix:
+    """How the calls of a span ended (outcome: calls), and the answered ones by talk-time
+    class (call_counts.DURATION_EDGES)."""
+
+    outcomes: dict[str, int]
+    durations: list[int]
 
 
 @dataclass(frozen=True, slots=True)

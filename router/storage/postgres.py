@@ -99,6 +99,7 @@ MIGRATIONS = schema.migrations(
             'ALTER TABLE legs ALTER COLUMN call_id TYPE text COLLATE "C"',
         ),
         4: (*call_counts.POSTGRES_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
+        5: (*call_counts.POSTGRES_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

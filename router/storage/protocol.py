@@ -15,7 +15,14 @@ from typing import Protocol
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import CDR, CdrOp, Outcome
-from router.storage.console_rows import AuditEntry, HourBucket, PlanVersion, RegionCount, UserRow
+from router.storage.console_rows import (
+    AuditEntry,
+    CallMix,
+    HourBucket,
+    PlanVersion,
+    RegionCount,
+    UserRow,
+)
 from router.storage.rows import UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
@@ -135,12 +142,10 @@ class Store(Protocol):
     async def hourly(
         self, numbers: Sequence[str], since: datetime, until: datetime
     ) -> list[HourBucket]:
-        """Calls of these numbers started in [since, until), by UTC hour and outcome."""
+        """Calls of these numbers started in [since, until), by UTC hour."""
 
-    async def durations(
-        self, numbers: Sequence[str], since: datetime, until: datetime
-    ) -> list[int]:
-        """Answered calls counted into the DURATION_EDGES talk-time classes."""
+    async def call_mix(self, numbers: Sequence[str], since: datetime, until: datetime) -> CallMix:
+        """The outcomes of those calls, and the answered ones by talk-time class."""
 
     async def regions(
         self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50

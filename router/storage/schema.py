@@ -3,8 +3,9 @@
 A version means the same on both engines: 1 the CDRs and their legs, 2 the ledger, balances
 and usage counters, 3 the engines agree (each CDR names its router, call-cap units live in
 `call_units`, call ids sort byte by byte), 4 the management console's users, sessions,
-audit log and plan versions, and the hourly call counts its reports read; so the store's SQL
-is written once (router.storage.queries). A table is written here with a few words each
+audit log and plan versions, and the hourly call counts its reports read, 5 the daily
+call counts beside them (a report reads whole days, and hours only at its edges); so the
+store's SQL is written once (router.storage.queries). A table is written here with a few words each
 engine spells its own way (`{money}`, `{id}`, ...); what an engine does differently for a
 reason stays in the engine's module: its triggers, and the steps by which it reached version 3.
 
@@ -173,6 +174,27 @@ CALL_HOUR_REGIONS = """CREATE TABLE call_hour_regions (
     PRIMARY KEY (number, hour, province, city)
 ){keyed}"""
 
+# The same counts by UTC day (router.storage.call_counts.DAYS): a month's report of many
+# numbers reads whole days here and only the hours at its edges from the hourly tables.
+CALL_DAYS = """CREATE TABLE call_days (
+    number text NOT NULL,
+    day bigint NOT NULL,              -- started_us / 86400000000
+    outcome text NOT NULL,
+    duration_class integer NOT NULL,
+    calls bigint NOT NULL,
+    seconds bigint NOT NULL,
+    international bigint NOT NULL,
+    PRIMARY KEY (number, day, outcome, duration_class)
+){keyed}"""
+CALL_DAY_REGIONS = """CREATE TABLE call_day_regions (
+    number text NOT NULL,
+    day bigint NOT NULL,
+    province text NOT NULL,
+    city text NOT NULL,
+    calls bigint NOT NULL,
+    PRIMARY KEY (number, day, province, city)
+){keyed}"""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -191,6 +213,7 @@ VERSIONS: dict[int, Sequence[str]] = {
         CALL_HOURS,
         CALL_HOUR_REGIONS,
     ),
+    5: (CALL_DAYS, CALL_DAY_REGIONS),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

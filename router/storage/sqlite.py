@@ -77,6 +77,7 @@ MIGRATIONS = schema.migrations(
             "ALTER TABLE usage DROP COLUMN calls",
         ),
         4: (*call_counts.SQLITE_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
+        5: (*call_counts.SQLITE_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

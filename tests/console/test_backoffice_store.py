@@ -1,10 +1,11 @@
 """The console's storage on both engines: users, sessions, plan versions, and the hourly
-counts the reports read, which must always equal counting the CDRs themselves."""
+and daily counts the reports read, which must always equal counting the CDRs themselves."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from router.storage.postgres import PostgresStore
 from router.storage.rows import epoch_us
 from router.storage.sqlite import SQLiteStore
 from tests.conftest import scratch_schema
-from tests.console.harness import NOW, SHOP, a_call
+from tests.console.harness import CLINIC, FACTORY, NOW, SHOP, a_call
 
 DIRECT_COUNTS = (
     "SELECT number, started_us / 3600000000 AS hour, outcome, COUNT(*) AS calls,"
@@ -40,6 +41,30 @@ ROLLED_REGIONS = (
     "SELECT number, province, SUM(calls) AS calls FROM call_hour_regions"
     " GROUP BY 1, 2 HAVING SUM(calls) > 0 ORDER BY 1, 2"
 )
+DIRECT_DAYS = (
+    "SELECT number, started_us / 86400000000 AS day, outcome, COUNT(*) AS calls,"
+    " SUM(billable_seconds) AS seconds FROM cdrs WHERE outcome <> 'in_progress'"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+ROLLED_DAYS = (
+    "SELECT number, day, outcome, SUM(calls) AS calls, SUM(seconds) AS seconds"
+    " FROM call_days GROUP BY 1, 2, 3 HAVING SUM(calls) > 0 ORDER BY 1, 2, 3"
+)
+DIRECT_DAY_REGIONS = (
+    "SELECT number, started_us / 86400000000 AS day, COALESCE(province, '') AS province,"
+    " COUNT(*) AS calls FROM cdrs WHERE outcome <> 'in_progress' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+ROLLED_DAY_REGIONS = (
+    "SELECT number, day, province, SUM(calls) AS calls FROM call_day_regions"
+    " GROUP BY 1, 2, 3 HAVING SUM(calls) > 0 ORDER BY 1, 2, 3"
+)
+COUNTS = (
+    (ROLLED_UP, DIRECT_COUNTS),
+    (ROLLED_REGIONS, DIRECT_REGIONS),
+    (ROLLED_DAYS, DIRECT_DAYS),
+    (ROLLED_DAY_REGIONS, DIRECT_DAY_REGIONS),
+)
+"""Each count table beside the same figures counted from the CDRs."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -81,14 +106,14 @@ async def test_users_sessions_and_plan_versions(store: ConfiguredStore) -> None:
 # The counts are checked against the CDRs themselves with raw reads of both tables.
 
 
-async def test_the_hourly_counts_always_equal_counting_the_calls(store: ConfiguredStore) -> None:
+async def test_the_counts_always_equal_counting_the_calls(store: ConfiguredStore) -> None:
     rng = random.Random(7)
     outcomes = [Outcome.ANSWERED, Outcome.BUSY, Outcome.NOANSWER, Outcome.REJECTED]
     for batch in range(5):
         ops = []
         for index in range(40):
             call_id = f"c{batch}.{index}"
-            started = NOW - timedelta(minutes=rng.randrange(600))
+            started = NOW - timedelta(minutes=rng.randrange(3000))  # over UTC midnights
             start, finish = a_call(
                 call_id,
                 rng.choice([SHOP, "4001234567"]),
@@ -107,10 +132,8 @@ async def test_the_hourly_counts_always_equal_counting_the_calls(store: Configur
             for index in rng.sample(range(40), 8)
         ]
         await store.apply(later)
-        assert _rows(await store._fetch(ROLLED_UP)) == _rows(await store._fetch(DIRECT_COUNTS))
-        assert _rows(await store._fetch(ROLLED_REGIONS)) == _rows(
-            await store._fetch(DIRECT_REGIONS)
-        )
+        for rolled, direct in COUNTS:
+            assert _rows(await store._fetch(rolled)) == _rows(await store._fetch(direct))
 
 
 async def test_calls_stored_before_the_counts_existed_are_counted_on_upgrade(
@@ -123,7 +146,7 @@ async def test_calls_stored_before_the_counts_existed_are_counted_on_upgrade(
         for statement in statements:
             db.execute(statement)
         db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-    for index in range(30):
+    for index in range(60):
         started = NOW - timedelta(hours=index)
         db.execute(
             "INSERT INTO cdrs (call_id, number, caller_raw, caller_kind, province, started_at,"
@@ -145,10 +168,70 @@ async def test_calls_stored_before_the_counts_existed_are_counted_on_upgrade(
     await upgraded.open()
     try:
         counted = _rows(await upgraded._fetch(ROLLED_UP))
-        assert counted == _rows(await upgraded._fetch(DIRECT_COUNTS))
-        assert sum(row[3] for row in counted) == 20
-        assert _rows(await upgraded._fetch(ROLLED_REGIONS)) == _rows(
-            await upgraded._fetch(DIRECT_REGIONS)
-        )
+        assert sum(row[3] for row in counted) == 40
+        for rolled, direct in COUNTS:
+            assert _rows(await upgraded._fetch(rolled)) == _rows(await upgraded._fetch(direct))
     finally:
         await upgraded.close()
+
+
+# A report's span is local days: whole UTC days come from the daily counts, the hours at its
+# edges from the hourly ones; together they must say what counting the calls says.
+
+SPANS = [
+    (NOW - timedelta(days=2, hours=15), NOW),  # local midnight to now: days and both edges
+    (NOW - timedelta(hours=7), NOW),  # less than a day: hours only
+    (NOW.replace(hour=8) - timedelta(days=1), NOW.replace(hour=8)),  # one whole UTC day
+]
+
+
+async def test_a_span_counts_its_days_and_its_edge_hours_as_the_calls_themselves(
+    store: ConfiguredStore,
+) -> None:
+    rng = random.Random(11)
+    ops = []
+    for index in range(300):
+        ops += a_call(
+            f"s.{index}",
+            rng.choice([SHOP, CLINIC]),
+            NOW - timedelta(minutes=rng.randrange(4 * 24 * 60)),
+            rng.choice([Outcome.ANSWERED, Outcome.BUSY, Outcome.NOANSWER]),
+            seconds=rng.randrange(1, 900),
+            province=rng.choice(["山东", "广东"]),
+            city=rng.choice(["济南", "广州"]),
+        )
+    await store.apply(ops)
+    for since, until in SPANS:
+        calls = [
+            cdr
+            for cdr in await store.query_cdrs(since=since, until=until)
+            if cdr.number in (SHOP, CLINIC)
+        ]
+        mix = await store.call_mix([SHOP, CLINIC], since, until)
+        assert mix.outcomes == dict(Counter(cdr.outcome.value for cdr in calls))
+        assert sum(mix.durations) == mix.outcomes.get("answered", 0)
+        regions = await store.regions([SHOP, CLINIC], since, until)
+        assert {(r.province, r.city): r.calls for r in regions} == dict(
+            Counter((cdr.region.province, cdr.region.city) for cdr in calls)
+        )
+        hours = await store.hourly([SHOP, CLINIC], since, until)
+        assert sum(hour.calls for hour in hours) == len(calls)
+        assert sum(hour.talk_seconds for hour in hours) == sum(
+            cdr.billable_seconds for cdr in calls
+        )
+
+
+async def test_a_limited_search_over_several_numbers_finds_the_newest_calls(
+    store: ConfiguredStore,
+) -> None:
+    ops = []
+    for index in range(60):
+        number = (SHOP, CLINIC, FACTORY)[index % 3]
+        outcome = Outcome.BUSY if index % 4 else Outcome.ANSWERED
+        ops += a_call(f"n.{index:02d}", number, NOW - timedelta(minutes=index // 2), outcome)
+    await store.apply(ops)
+    numbers = [SHOP, CLINIC, FACTORY]
+    everything = await store.call_ids(numbers, limit=None, outcomes=("busy",))
+    assert len(everything) == 45
+    assert await store.call_ids(numbers, limit=7, outcomes=("busy",)) == everything[:7]
+    assert await store.call_ids(numbers, limit=100) == await store.call_ids(numbers, limit=None)
