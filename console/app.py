@@ -59,6 +59,7 @@ def create_app(
         ),
         Route("/numbers/{number}/money", money.money_page),
         Route("/numbers/{number}/money/payments", money.book_payment, methods=["POST"]),
+        Route("/numbers/{number}/money/features/{feature}", money.switch, methods=["POST"]),
         Route("/users", people.users_page),
         Route("/users", people.add_user, methods=["POST"]),
         Route("/users/{name}/disable", people.disable_user, methods=["POST"]),

@@ -1,8 +1,11 @@
 """Money: a number's balance, payments and fees, its monthly statements and its features.
 
-The statements are those of `hotline400 bill`; payments booked here are ledger entries like
-those of `account topup` (operator only: the operator takes the money), each with a
-receipt reference, so a form posted twice books once.
+The statements are those of `hotline400 bill`; the current month's shows what closing it
+will book (rent, minimum-consumption top-up) marked as pending. Payments booked here are
+ledger entries like those of `account topup` (operator only: the operator takes the money),
+each with a receipt reference, so a form posted twice books once. A subscriber's
+administrators and the operator switch features on and off (console.feature_switching);
+switching on books the feature's fee that day.
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.feature_switching import CannotSwitch, fee_entries, switch_feature
 from console.views.dashboard import number_money
 from console.web import (
     audit,
     back_to,
     checked_form,
     console_of,
+    not_found,
     render,
+    require_change,
     require_operator,
     visible_number,
 )
@@ -28,6 +35,12 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN
 from router.money.billing import month_statement
 
+KIND_NAMES = {
+    LedgerKind.RENT.value: "rent",
+    LedgerKind.FEATURE_FEE.value: "feature fee",
+    LedgerKind.MINIMUM_TOPUP.value: "minimum-consumption top-up",
+}
+"""What closing books, as a statement names it."""
 LEDGER_DAYS = 92
 STATEMENT_MONTHS = 3
 MAX_PAYMENT = Decimal("10000000.00")
@@ -60,7 +73,9 @@ async def money_page(request: Request) -> Response:
             "entries": [e for e in reversed(entries) if e.kind is not LedgerKind.CALL][:100],
             "statements": statements,
             "features": features,
+            "kind_names": KIND_NAMES,
             "error": request.query_params.get("error"),
+            "problem": request.query_params.get("problem"),
             "receipt": uuid.uuid4().hex[:12],
         },
     )
@@ -89,6 +104,39 @@ async def book_payment(request: Request) -> Response:
     await console.store.post_ledger([entry])
     await audit(request, "book payment", number, f"{amount} yuan, ref {ref}")
     return back_to(f"/numbers/{number}/money")
+
+
+async def switch(request: Request) -> Response:
+    """Switch a feature on (booking its fee today) or off, for the number's account."""
+    number = visible_number(request, request.path_params["number"])
+    require_change(request)
+    form = await checked_form(request)
+    console = console_of(request)
+    tariffs = console.config.tariffs
+    feature = request.path_params["feature"]
+    if tariffs is None or number not in tariffs.accounts or feature not in tariffs.features:
+        raise not_found()
+    on = form.get("on") == "1"
+    since = tariffs.accounts[number].features.get(feature)
+    back = f"/numbers/{number}/money"
+    if on == (since is not None):
+        return back_to(back)  # already so: a form posted twice changes nothing
+    today = console.now().date()
+    try:
+        switched = switch_feature(
+            console.config_dir, tariffs, number, feature, today if on else None
+        )
+    except CannotSwitch as error:
+        return back_to(f"{back}?{urlencode({'problem': str(error)})}")
+    if not on:
+        await audit(request, "switch feature off", number, f"{feature} (on since {since})")
+        return back_to(back)
+    entries = fee_entries(switched, number, feature, today)
+    booked = await console.store.post_ledger(entries)
+    fee = sum((-entry.amount for entry in entries), Decimal("0.00"))
+    what = f"fee {fee} yuan booked" if booked else f"fee {fee} yuan already booked today"
+    await audit(request, "switch feature on", number, f"{feature}: {what}")
+    return back_to(back)
 
 
 def _last_months(now: datetime, count: int) -> list[str]:

@@ -102,6 +102,7 @@ def _routes_with_foreign_ids(call_id: str) -> list[tuple[str, str]]:
         ("POST", f"/numbers/{SHOP}/routing/versions/1/restore"),
         ("GET", f"/numbers/{SHOP}/money"),
         ("POST", f"/numbers/{SHOP}/money/payments"),
+        ("POST", f"/numbers/{SHOP}/money/features/recording"),
         ("GET", f"/calls/{call_id}"),
         ("GET", f"/calls?number={SHOP}"),
         ("GET", f"/calls.csv?number={SHOP}"),
@@ -136,6 +137,7 @@ def test_the_scope_table_covers_every_route_of_the_console(tmp_path: Path) -> No
         .replace("{version:int}", "1")
         .replace("{call_id}", "X")
         .replace("{name}", "shopstaff")
+        .replace("{feature}", "recording")
         for path in paths
     }
     assert templated - covered - OPEN_TO_EVERY_USER == set()

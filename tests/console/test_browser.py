@@ -2,7 +2,8 @@
 chromedriver), beside a real router, both run as `hotline400` processes on one store.
 
 A subscriber signs in, saves a plan with an error and then correctly, watches a call placed
-by the Asterisk simulator appear on the dashboard without reloading, exports CSV; another
+by the Asterisk simulator appear on the dashboard without reloading, exports CSV, switches a
+feature on (confirming its fee) and sees the month's pending closing entries; another
 subscriber fails to reach the first one's page. Every page is photographed at 1280 and
 390 px wide into tests/artifacts/screens/ (or $HOTLINE400_SCREENS) to be looked at.
 """
@@ -214,6 +215,27 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         exported = next(downloads.glob("calls-*.csv")).read_text(encoding="utf-8")
         assert exported.startswith("call_id,number,caller")
         assert "\nbrowser.1,4008207788,13805310001," in exported
+
+        # A feature switched on from the money page, its fee confirmed first.
+        browser.get(f"{url}/numbers/{SHOP}/money")
+        pending = browser.find_element(By.CSS_SELECTOR, ".pending-note")  # this month's
+        assert "rent" in pending.text and "booked when" in pending.text
+        survey = "[data-testid=switch-satisfaction_survey]"
+        switch = browser.find_element(By.CSS_SELECTOR, survey)
+        assert switch.get_attribute("aria-checked") == "false"
+        switch.click()
+        confirm = WebDriverWait(browser, 10).until(lambda b: b.switch_to.alert)
+        assert "30.00 yuan" in confirm.text
+        confirm.accept()
+        WebDriverWait(browser, 15).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, survey).get_attribute("aria-checked")
+            == "true"
+        )
+        state = browser.find_element(By.CSS_SELECTOR, "[data-testid=feature-satisfaction_survey]")
+        assert state.text.startswith("on since ")
+        assert "-30.00" in browser.find_element(By.CSS_SELECTOR, "main").text
+        tariffs = (Path(str(site["config"])) / "tariffs.yaml").read_text(encoding="utf-8")
+        assert "satisfaction_survey: 20" in tariffs
 
         for width in WIDTHS:
             browser.set_window_size(width, 900)
