@@ -1,0 +1,56 @@
+"""Switching a feature edits the one line of tariffs.yaml it is on, whatever the account's
+block holds, and refuses a layout it cannot follow rather than guess."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from console.feature_switching import CannotSwitch, switch_feature, switched_text
+from rating.tariff_loader import parse_tariffs
+
+DAY = date(2026, 11, 24)
+HEAD = """caller_tariffs:
+  fixed: {per_seconds: 60, charge: 0.11}
+  mobile: {per_seconds: 60, charge: 0.15}
+  other: {per_seconds: 60, charge: 0.11}
+features:
+  recording: 100.00
+  ivr: 200.00
+packages:
+  basic: {monthly_rent: 50.00, nationwide: {per_seconds: 60, charge: 0.20}}
+"""
+
+
+def _features(text: str, number: str = "4008207788") -> dict[str, date]:
+    return parse_tariffs("tariffs.yaml", text).accounts[number].features
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        '  "4008207788":\n    package: basic\n',
+        '  "4008207788":   # a comment\n    package: basic\n    features: {}\n',
+        "  '4008207788':\n    package: basic\n    features:\n      recording: 2026-01-05\n\n",
+    ],
+    ids=["no features", "empty features", "other features"],
+)
+def test_a_feature_goes_on_and_off_and_the_file_returns_to_what_it_was(account: str) -> None:
+    text = HEAD + "accounts:\n" + account + '  "4001234567":\n    package: basic\n'
+    on = switched_text(text, "4008207788", "ivr", DAY)
+    assert _features(on)["ivr"] == DAY
+    assert _features(on, "4001234567") == {}
+    off = switched_text(on, "4008207788", "ivr", None)
+    assert "ivr" not in _features(off)
+    assert _features(off) == _features(text)
+
+
+def test_a_layout_it_cannot_follow_is_refused_and_the_file_left_alone(tmp_path: Path) -> None:
+    text = HEAD + 'accounts: {"4008207788": {package: basic}}\n'
+    (tmp_path / "tariffs.yaml").write_text(text, encoding="utf-8")
+    tariffs = parse_tariffs("tariffs.yaml", text)
+    with pytest.raises(CannotSwitch):
+        switch_feature(tmp_path, tariffs, "4008207788", "ivr", DAY)
+    assert (tmp_path / "tariffs.yaml").read_text(encoding="utf-8") == text
