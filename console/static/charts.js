@@ -10,6 +10,7 @@
         labels: chart.labels,
         datasets: chart.sets.map((set) => ({
           label: set.label, data: set.data, backgroundColor: set.color, borderRadius: 3,
+          maxBarThickness: 48,
         })),
       },
       options: {

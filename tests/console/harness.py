@@ -4,6 +4,7 @@ schema), with users of every role and calls written through the store's own API.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -96,6 +97,43 @@ def a_call(
             "tariff_id": "nationwide-300@2026-11",
         }
     return [StartCall(cdr), FinishCall(call_id, fields)]
+
+
+TRAFFIC_REGIONS = [
+    ("山东", "济南"),
+    ("广东", "广州"),
+    ("上海", "上海"),
+    ("北京", "北京"),
+    ("浙江", "杭州"),
+]
+
+
+def a_month_of_traffic(
+    numbers: list[str], now: datetime, calls: int = 400, seed: int = 5
+) -> list[StartCall | FinishCall]:
+    """Calls over the 30 days before `now` as a business sees them: mostly in office hours,
+    most answered, from a handful of provinces; so screenshots show charts with figures."""
+    rng = random.Random(seed)
+    ops: list[StartCall | FinishCall] = []
+    for index in range(calls):
+        day = now - timedelta(days=rng.randrange(30))
+        hour = rng.choices(range(24), [1] * 8 + [8] * 10 + [3] * 6)[0]
+        started = min(day.replace(hour=hour, minute=rng.randrange(60)), now - timedelta(minutes=5))
+        province, city = rng.choice(TRAFFIC_REGIONS)
+        outcome = rng.choices(
+            [Outcome.ANSWERED, Outcome.BUSY, Outcome.NOANSWER, Outcome.REJECTED], [75, 10, 12, 3]
+        )[0]
+        ops += a_call(
+            f"traffic.{index}",
+            rng.choice(numbers),
+            started,
+            outcome,
+            caller=f"138{rng.randrange(10**8):08d}",
+            seconds=int(rng.expovariate(1 / 150)) + 5,
+            province=province,
+            city=city,
+        )
+    return ops
 
 
 @dataclass

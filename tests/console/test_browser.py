@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from console.store_access import opened_store
 from router.simulation.asterisk_agi import SimulatedCall, run_call
-from tests.console.harness import CLINIC, PASSWORD, SHOP, add_users, console_config
+from tests.console.harness import (
+    CLINIC,
+    PASSWORD,
+    SHANGHAI,
+    SHOP,
+    a_month_of_traffic,
+    add_users,
+    console_config,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -68,6 +77,8 @@ def site(tmp_path: Path) -> Iterator[dict[str, object]]:
     async def seed() -> None:
         async with opened_store(config_dir) as store:
             await add_users(store)
+            # A month of calls, so the screenshots show pages with figures in them.
+            await store.apply(a_month_of_traffic([SHOP, CLINIC], datetime.now(SHANGHAI)))
 
     asyncio.run(seed())
     agi_port, web_port = _free_port(), _free_port()
@@ -219,7 +230,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         # A feature switched on from the money page, its fee confirmed first.
         browser.get(f"{url}/numbers/{SHOP}/money")
         pending = browser.find_element(By.CSS_SELECTOR, ".pending-note")  # this month's
-        assert "rent" in pending.text and "booked when" in pending.text
+        assert "closing" in pending.text and "rent" in pending.text
         survey = "[data-testid=switch-satisfaction_survey]"
         switch = browser.find_element(By.CSS_SELECTOR, survey)
         assert switch.get_attribute("aria-checked") == "false"
@@ -242,6 +253,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
             for name, path in (
                 ("dashboard", "/"),
                 ("calls", f"/calls?number={SHOP}"),
+                ("call", "/calls/browser.1"),
                 ("reports", f"/reports?number={SHOP}"),
                 ("routing", f"/numbers/{SHOP}/routing"),
                 ("money", f"/numbers/{SHOP}/money"),

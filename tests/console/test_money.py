@@ -53,7 +53,7 @@ async def test_an_administrator_switches_a_feature_on_paying_its_fee_once_that_d
         assert len(fees) == 1, "the same day's fee is booked once"
 
         page = await shop.get(f"/numbers/{SHOP}/money")
-        assert f'data-testid="feature-{SURVEY}"><span class="badge answered">on' in page.text
+        assert f'data-testid="feature-{SURVEY}">on since 2026-11-24<' in page.text
         audit = (await shop.get("/audit")).text
         assert "switch feature on" in audit and "switch feature off" in audit
         assert f"{SURVEY}: fee 30.00 yuan booked" in audit
