@@ -209,7 +209,7 @@ class BackOfficeTables(SessionSource):
         """The outcomes of the calls started in [since, until), and the answered ones in the
         DURATION_EDGES talk-time classes."""
         mix = CallMix({}, [0] * (len(DURATION_EDGES) + 1))
-        if not numbers:
+        if not numbers or since >= until:
             return mix
         counted, params = _counted(
             numbers, since, until, "outcome, duration_class, calls", "calls"
@@ -230,7 +230,7 @@ class BackOfficeTables(SessionSource):
     async def regions(
         self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
     ) -> list[RegionCount]:
-        if not numbers:
+        if not numbers or since >= until:
             return []
         counted, params = _counted(numbers, since, until, "province, city, calls", "regions")
         rows = await self._fetch(

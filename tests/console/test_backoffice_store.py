@@ -219,6 +219,9 @@ async def test_a_span_counts_its_days_and_its_edge_hours_as_the_calls_themselves
         assert sum(hour.talk_seconds for hour in hours) == sum(
             cdr.billable_seconds for cdr in calls
         )
+    nothing = await store.call_mix([SHOP], NOW, NOW)  # an empty span reads nothing
+    assert nothing.outcomes == {} and sum(nothing.durations) == 0
+    assert await store.regions([SHOP], NOW, NOW) == []
 
 
 async def test_a_limited_search_over_several_numbers_finds_the_newest_calls(
