@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dialplan.plan import Caps
+from dialplan.plan import Caps, NumberStatus
 
 ZERO = Decimal("0.00")
 
@@ -21,6 +21,9 @@ class Usage:
     month_calls: int = 0
     day_cost: Decimal = ZERO
     balance: Decimal | None = None
+    status: NumberStatus | None = None
+    """The number's status in the operator's inventory, which rules over the plan's own
+    `status`; None for a number the inventory does not hold."""
 
 
 def reached_cap(caps: Caps, usage: Usage) -> str | None:

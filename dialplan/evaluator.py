@@ -241,11 +241,10 @@ def _refused_before_routing(
     plan: Plan, table: RoutingTable, call: Call, listed: int, usage: Usage, decision: Decision
 ) -> bool:
     steps = decision.steps
-    if plan.status is not _ACTIVE:
-        reason = _REASON_OF_STATUS[plan.status]
-        return _refuse(
-            decision, reason, f"number is {plan.status.value}; it connects no calls", plan
-        )
+    status = usage.status or plan.status
+    if status is not _ACTIVE:
+        reason = _REASON_OF_STATUS[status]
+        return _refuse(decision, reason, f"number is {status.value}; it connects no calls", plan)
     if balance_exhausted(usage):
         return _refuse(decision, RejectReason.ARREARS, f"prepaid balance is {usage.balance}", plan)
     caller = call.caller

@@ -1,9 +1,10 @@
 """The account ledger of a 400 number: every movement of its balance, one entry each.
 
 Amounts are signed from the account's side: debits (calls, rent, feature fees, minimum
-top-ups) are negative, payments positive, adjustments either. The balance is the opening
-balance plus the sum of the entries; nothing else moves it. The storage side persists
-LedgerEntry as it is.
+top-ups, the number's opening, selection and keeping fees) are negative, payments positive,
+adjustments either. The balance is the opening balance plus the sum of the entries; nothing
+else moves it. The storage side persists LedgerEntry as it is. A service provider's account
+is a ledger of its own (router.numbers.inventory.provider_account).
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ class LedgerKind(StrEnum):
     MINIMUM_TOPUP = "minimum_topup"
     PAYMENT = "payment"
     ADJUSTMENT = "adjustment"
+    OPENING_FEE = "opening_fee"
+    SELECTION_FEE = "selection_fee"
+    KEEPING_FEE = "keeping_fee"
 
 
+NUMBER_FEE_KINDS = frozenset(
+    {LedgerKind.OPENING_FEE, LedgerKind.SELECTION_FEE, LedgerKind.KEEPING_FEE}
+)
+"""Fees a number's lifecycle books (numbering.lifecycle): opening, selection, keeping."""
 DEBIT_KINDS = frozenset(
     {LedgerKind.CALL, LedgerKind.RENT, LedgerKind.FEATURE_FEE, LedgerKind.MINIMUM_TOPUP}
+    | NUMBER_FEE_KINDS
 )
 
 

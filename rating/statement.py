@@ -19,7 +19,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from rating.billing_time import billing_day
-from rating.ledger import LedgerEntry, LedgerKind
+from rating.ledger import NUMBER_FEE_KINDS, LedgerEntry, LedgerKind
 from rating.money import ZERO, to_fen
 from rating.tariff import DEFAULT_TIMEZONE
 
@@ -71,6 +71,8 @@ class Statement:
     call_charges: Decimal = ZERO
     feature_fees: Decimal = ZERO
     minimum_topup: Decimal = ZERO
+    number_fees: Decimal = ZERO
+    """Opening, selection and keeping fees of the number (its lifecycle's)."""
     payments: Decimal = ZERO
     adjustments: Decimal = ZERO
     closing_balance: Decimal = ZERO
@@ -80,7 +82,8 @@ class Statement:
 
     @property
     def charges(self) -> Decimal:
-        return self.rent + self.call_charges + self.feature_fees + self.minimum_topup
+        fees = self.feature_fees + self.number_fees
+        return self.rent + self.call_charges + fees + self.minimum_topup
 
 
 def build_statements(
@@ -139,6 +142,8 @@ def _book(statement: Statement, entry: LedgerEntry) -> None:
         statement.feature_fees -= amount
     elif kind is LedgerKind.MINIMUM_TOPUP:
         statement.minimum_topup -= amount
+    elif kind in NUMBER_FEE_KINDS:
+        statement.number_fees -= amount
     elif kind is LedgerKind.PAYMENT:
         statement.payments += amount
     else:

@@ -25,7 +25,9 @@ from router.commands import (
     check,
     db,
     demo,
+    numbers,
     pin_hash,
+    providers,
     rate,
     serve,
     simulate,
@@ -34,7 +36,7 @@ from router.commands.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 
 COMMANDS = (
     serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db, web,
-    users, report,
+    users, report, numbers, providers,
 )
 
 

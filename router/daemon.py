@@ -30,6 +30,8 @@ from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.monitoring.metrics import Metrics
+from router.numbers.inventory import Inventory
+from router.numbers.ticking import tick
 from router.startup import StartupError, listen_problem, store_is_transient, store_problem
 from router.storage.location import configured_store_url, redacted, store_for
 from router.storage.spool import Journal
@@ -96,6 +98,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._balances: asyncio.Task[None] | None = None
+        self._ticks: asyncio.Task[None] | None = None
 
     def _ami_link(self) -> AmiLink | None:
         """The AMI link when router.yaml names an Asterisk; routing never depends on it."""
@@ -150,6 +153,7 @@ class Daemon:
             else:
                 log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         self._balances = asyncio.create_task(self._watch_balances(), name="balance-watch")
+        self._ticks = asyncio.create_task(self._tick_numbers(), name="numbers-tick")
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
@@ -193,6 +197,26 @@ class Daemon:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.balance_refresh)
 
+    async def _tick_numbers(self) -> None:
+        """The numbers' time-driven transitions, now and every `numbers_tick` seconds: safe
+        beside other routers and `hotline400 numbers tick` doing the same."""
+        while not self._stop.is_set():
+            plans = self.plans
+            inventory = Inventory(self.store, plans.number_rules, plans.calendar)
+            try:
+                report = await tick(inventory, plans.tariffs, self.clock())
+            except Exception as error:
+                log.error("numbers' transitions not applied: %s", error)
+            else:
+                if report.timed or report.arrears:
+                    log.info(
+                        "numbers: %d transition(s) due applied, %d into or out of arrears",
+                        report.timed,
+                        report.arrears,
+                    )
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.numbers_tick)
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -219,6 +243,8 @@ class Daemon:
             await self._watcher
         if self._balances is not None:
             await self._balances
+        if self._ticks is not None:
+            await self._ticks
         if self.ami is not None:
             await self.ami.stop()
         await self.reconciler.close()

@@ -12,7 +12,6 @@ import aiosqlite
 
 from console.sessions import SignedInOnly
 from console.views.dashboard import NumberMoney
-from numbering import lifecycle, rules, segments
 from router.ami.reconcile import Reconciler
 from router.ami.wire import AmiConnection
 from router.fastagi.protocol import AGIReply, AGISession
@@ -65,18 +64,3 @@ asterisk_ami.RECORDINGS
 # Completing calls interrupted by a crash from AMI: the daemon's start wires it in the
 # change that recovers interrupted calls.
 Reconciler.adopt_interrupted
-
-# numbering/: the pure rules of a number's lifecycle, landed before the commands that
-# apply them (number assignment, suspension, arrears, release).
-lifecycle.NumberRecord.premium
-lifecycle.NumberRecord.due_at
-lifecycle.Fee.payer
-lifecycle.release
-lifecycle.approve
-lifecycle.suspend
-lifecycle.resume
-lifecycle.fall_into_arrears
-lifecycle.clear_arrears
-lifecycle.catch_up
-rules.NumberRules.fee_of_grade
-segments.operator_of

@@ -49,6 +49,7 @@ from router.fastagi.quoting import UnsafeArgument, dial_argument
 from router.money.accounting import Accounting, CallAccount
 from router.monitoring.logs import call_context
 from router.monitoring.metrics import Metrics
+from router.numbers.service import NOT_IN_SERVICE
 from router.storage.cdr import (
     CDR,
     AddLeg,
@@ -153,16 +154,22 @@ class CallSession:
             )
         )
 
-    async def _unknown_number(self) -> None:
-        self.record.note = f"no plan for {self.context.dialled or 'the dialled number'}"
+    async def _unknown_number(self, why: str = "") -> None:
+        """No plan, or (`why`) a number of the pool the inventory says is not in service."""
+        dialled = self.context.dialled or "the dialled number"
+        self.record.note = f"{dialled} is {why}" if why else f"no plan for {dialled}"
         refusal = RouterRefusal.UNKNOWN_NUMBER
-        self.services.refusals.refused(self.context.dialled, refusal, "it has no plan")
+        self.services.refusals.refused(self.context.dialled, refusal, why or "it has no plan")
         await self._refuse(refusal)
 
     async def _route(self, plan: Plan) -> None:
         now = self.services.clock()
         accounting = self.services.accounting
         self.account = await accounting.open_call(plan, self.services.plans.tariffs, now)
+        if self.account.number_status == NOT_IN_SERVICE:
+            status = self.account.snapshot.number_status
+            await self._unknown_number(f"{status} in the inventory, not in service")
+            return
         call = Call(plan.number, self.context.caller, self.context.call_id)
         usage = self.account.usage()
         with self.services.metrics.decision_timer():

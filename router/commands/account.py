@@ -1,17 +1,22 @@
-"""`hotline400 account`: a 400 number's money between statements.
+"""`hotline400 account`: the money of 400 numbers and service providers between statements.
 
-account topup --number N --amount 600.00 [--ref RECEIPT] [--at TIME]
-    Book a payment. The ref (a receipt number; a generated unique id by default) makes
-    it safe to repeat: a ref already booked with the same amount books nothing, with
-    another amount it is refused.
+account topup --number N | --provider P --amount 600.00 [--ref RECEIPT] [--at TIME]
+    Book a payment, to a 400 number's account or a service provider's. A payment that
+    clears a prepaid number's arrears puts it back in service at once. The ref (a receipt
+    number; a generated unique id by default) makes it safe to repeat: a ref already booked
+    with the same amount books nothing, with another amount it is refused.
+account show --provider P
+    A service provider's balance and latest entries.
 account show --number N
-    Balance, low-balance warning, package, this month's and today's calls and cost,
+    Its status, subscriber and service provider (with the provider's balance) in the
+    inventory, balance, low-balance warning, package, this month's and today's calls and cost,
     included minutes used and left. Calls and cost are the month's and the day's call
     entries, the figures the router's cost caps are checked against; re-rating
     adjustments show on the month's statement (`bill`).
 account fees [--day YYYY-MM-DD]
     Book, for every account, the fees of the features switched on that day (today by
-    default); the same day booked twice is booked once.
+    default); the same day booked twice is booked once. A number a service provider holds
+    has its fees deducted from the provider's account, the entry naming the number.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.money import ZERO, to_fen
 from router.commands.arguments import amount, day, instant, moment, service_number
 from router.money.books import Books, BooksUnavailable, load_books
+from router.money.fee_payers import on_payer, providers_of
+from router.numbers.inventory import Inventory, provider_account
+from router.numbers.ticking import settle_arrears
 from router.storage.protocol import Store, StoreUnavailable
 
 
@@ -37,7 +45,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     actions = parser.add_subparsers(dest="action", required=True)
 
     topup = actions.add_parser("topup", parents=[common], help="book a payment")
-    topup.add_argument("--number", required=True, type=service_number, help="the 400 number")
+    payee = topup.add_mutually_exclusive_group(required=True)
+    payee.add_argument("--number", type=service_number, help="the 400 number")
+    payee.add_argument("--provider", metavar="NAME", help="a service provider's account")
     topup.add_argument(
         "--amount",
         required=True,
@@ -55,7 +65,13 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     topup.set_defaults(run=_run_topup)
 
     show = actions.add_parser("show", parents=[common], help="balance, usage, package")
-    show.add_argument("--number", required=True, type=service_number, help="the 400 number")
+    shown = show.add_mutually_exclusive_group(required=True)
+    shown.add_argument(
+        "--number", type=service_number, help="the 400 number, with its service provider's balance"
+    )
+    shown.add_argument(
+        "--provider", metavar="NAME", help="a service provider: balance and latest entries"
+    )
     show.add_argument(
         "--today",
         type=day,
@@ -109,16 +125,25 @@ def _run_fees(args: argparse.Namespace) -> int:
 
 
 async def _topup(books: Books, args: argparse.Namespace) -> int:
-    number, amount = args.number, args.amount
+    amount = args.amount
+    number = args.number or provider_account(args.provider)
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
     paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
     async with books.store() as store:
+        if args.provider is not None and not await store.providers(args.provider):
+            print(
+                f"no service provider {args.provider} (hotline400 providers list)", file=sys.stderr
+            )
+            return 1
         earlier = await _payment(store, number, ref)
         if earlier is None:
             entry = LedgerEntry(number, paid_at, amount, LedgerKind.PAYMENT, ref, "top-up")
             booked = await store.post_ledger([entry])
             earlier = None if booked else await _payment(store, number, ref)
         balance = await _balance(store, books, number)
+        if args.number is not None:  # a top-up that clears arrears restores the number
+            inventory = Inventory(store, books.number_rules, books.calendar)
+            await settle_arrears(inventory, books.tariffs, paid_at)
     if earlier is None:
         print(f"booked payment {amount} to {number} (ref {ref}); balance {balance}")
         return 0
@@ -148,6 +173,8 @@ async def _payment(store: Store, number: str, ref: str) -> LedgerEntry | None:
 
 
 async def _show(books: Books, args: argparse.Namespace) -> int:
+    if args.provider is not None:
+        return await _show_provider(books, args.provider)
     number = args.number
     account = books.tariffs.accounts[number]
     package = books.tariffs.packages[account.package]
@@ -158,6 +185,10 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
     async with books.store() as store:
         usage = await store.usage(number, month, today.isoformat())
         calls = await store.ledger(number, since=start, until=end, kind=LedgerKind.CALL)
+        record = await store.number_record(number)
+        provider = record.provider if record is not None else None
+        if provider is not None:
+            held = await store.usage(provider_account(provider), month, today.isoformat())
     todays = [entry for entry in calls if day_start <= entry.at < day_start + timedelta(days=1)]
     balance = usage.balance or ZERO
     prepaid = "prepaid" if account.prepaid else "postpaid"
@@ -187,9 +218,35 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             or "none",
         ),
     ]
+    if record is not None:
+        rows.insert(0, ("number", f"{record.status.value.replace('_', ' ')} in the inventory"))
+        rows.insert(1, ("subscriber", record.subscriber or "-"))
+    if provider is not None:
+        rows.insert(2, ("service provider", f"{provider}, balance {held.balance or ZERO}"))
     print(number)
     for label, value in rows:
         print(f"  {label:<22}{value}")
+    return 0
+
+
+async def _show_provider(books: Books, provider: str) -> int:
+    """The provider's level: its balance and latest entries (top-ups, feature fee
+    deductions for its subscribers' numbers)."""
+    account = provider_account(provider)
+    today = datetime.now(books.zone).date()
+    async with books.store() as store:
+        if not await store.providers(provider):
+            print(f"no service provider {provider} (hotline400 providers list)", file=sys.stderr)
+            return 1
+        usage = await store.usage(account, f"{today:%Y-%m}", today.isoformat())
+        entries = (await store.ledger(account))[-20:]
+    print(account)
+    print(f"  {'balance':<22}{usage.balance or ZERO}")
+    for entry in entries:
+        print(
+            f"  {entry.at.astimezone(books.zone):%Y-%m-%d %H:%M}  {entry.amount:>10}  "
+            f"{entry.kind.value:<12}{entry.ref}  {entry.note}"
+        )
     return 0
 
 
@@ -217,6 +274,8 @@ async def _fees(books: Books, args: argparse.Namespace) -> int:
         return 0
     before: set[tuple[str, str]] = set()
     async with books.store() as store:
+        providers = await providers_of(store, [entry.number for entry in due])
+        due = [on_payer(entry, providers) for entry in due]
         for number in sorted({entry.number for entry in due}):
             booked_fees = await store.ledger(number, kind=LedgerKind.FEATURE_FEE)
             before.update((number, entry.ref) for entry in booked_fees)

@@ -51,6 +51,7 @@ CSV_COLUMNS = (
     "call_charges",
     "feature_fees",
     "minimum_topup",
+    "number_fees",
     "adjustments",
     "closing_balance",
     "calls",
@@ -247,6 +248,9 @@ def _print_statement(month_statement: MonthStatement) -> None:
         ("adjustments", _signed(statement.adjustments), ""),
         ("closing balance", str(statement.closing_balance), ""),
     ]
+    if statement.number_fees:  # a month the number was opened, selected or kept suspended
+        fees = ("number fees", _signed(-statement.number_fees), "opening, selection, keeping")
+        rows.insert(-2, fees)
     for label, amount, remark in rows:
         print(f"  {label:<16}{amount:>12}  {remark}".rstrip())
     if month_statement.unpriced:
@@ -305,6 +309,7 @@ def _summary(month_statement: MonthStatement) -> dict[str, Any]:
         "call_charges": str(statement.call_charges),
         "feature_fees": str(statement.feature_fees),
         "minimum_topup": str(statement.minimum_topup),
+        "number_fees": str(statement.number_fees),
         "adjustments": str(statement.adjustments),
         "closing_balance": str(statement.closing_balance),
         "calls": statement.usage.calls,

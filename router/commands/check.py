@@ -1,7 +1,9 @@
-"""`hotline400 check [PATH...]`: validate router.yaml, the calendar, tariffs and plans.
+"""`hotline400 check [PATH...]`: validate router.yaml, the calendar, tariffs, numbers.yaml
+and plans, and the plans against the numbers' inventory in the routers' store.
 
 Exit 0 when every file is clean, 1 with every problem listed as file:line field: message.
-Warnings (the official calendar running out) do not fail the check.
+Warnings (the official calendar running out, a plan of a number not in the inventory, a
+number in service without a plan) do not fail the check.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from dialplan.plan_loader import load_plan
 from rating.tariff_loader import load_tariffs
 from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
+from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 from router.configuration.plan_book import refused_minimum_changes
 from router.configuration.settings import ROUTER_FILE, load_settings
+from router.numbers.plan_check import check_against_inventory
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -71,11 +75,13 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
     if path.is_dir() and (path / "plans").is_dir():
         config = load_config(path)
         count = len(list((path / "plans").glob("*.yaml"))) + sum(
-            (path / name).exists() for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE)
+            (path / name).exists()
+            for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
+        found, warned = check_against_inventory(config)
         return (
-            config.problems,
-            _calendar_warnings(config.calendar, path / CALENDAR_FILE, today),
+            [*config.problems, *found],
+            [*_calendar_warnings(config.calendar, path / CALENDAR_FILE, today), *warned],
             count,
         )
     if path.is_dir():
@@ -96,6 +102,8 @@ def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
             return [], _calendar_warnings(load_calendar(path), path, today)
         elif path.name == TARIFFS_FILE:
             load_tariffs(path)
+        elif path.name == NUMBERS_FILE:
+            load_number_rules(path)
         else:
             load_plan(path)
     except ConfigError as error:

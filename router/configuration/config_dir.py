@@ -1,7 +1,7 @@
 """Everything an admin edits in one config directory, loaded together.
 
 The layout is fixed so an admin never wonders where a setting lives:
-router.yaml, calendar.yaml, tariffs.yaml and plans/<400 number>.yaml.
+router.yaml, calendar.yaml, tariffs.yaml, numbers.yaml and plans/<400 number>.yaml.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
+from numbering.rules import NumberRules
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
+from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 from router.configuration.settings import RouterSettings, load_settings
 
 CALENDAR_FILE = "calendar.yaml"
@@ -30,6 +32,7 @@ class ConfigSet:
     settings: RouterSettings = field(default_factory=RouterSettings)
     calendar: OfficialCalendar = field(default_factory=OfficialCalendar)
     tariffs: Tariffs | None = None
+    number_rules: NumberRules = field(default_factory=NumberRules)
     plans: dict[str, Plan] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -55,6 +58,10 @@ def load_config(directory: str | Path) -> ConfigSet:
             )
         except ConfigError as error:
             config.problems.extend(error.problems)
+    try:
+        config.number_rules = load_number_rules(config.directory / NUMBERS_FILE)
+    except ConfigError as error:
+        config.problems.extend(error.problems)
     config.plans, plan_problems = load_plans(config.directory / PLANS_DIR)
     config.problems.extend(plan_problems)
     return config

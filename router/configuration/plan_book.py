@@ -20,10 +20,12 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
 from dialplan.yaml_source import read_yaml
+from numbering.rules import NumberRules
 from rating.minimum import MinimumChangeRefused, check_package_change
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
+from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 
 log = logging.getLogger("hotline400.plans")
 
@@ -47,6 +49,8 @@ class PlanBook:
         self.zone = zone
         self.calendar = OfficialCalendar()
         self.tariffs: Tariffs | None = None
+        self.number_rules = NumberRules()
+        """config/numbers.yaml: the periods the daemon's numbers tick applies."""
         self.version = 0
         self.reloads_ok = 0
         self.reloads_failed = 0
@@ -87,6 +91,10 @@ class PlanBook:
                 self.tariffs = tariffs
             except ConfigError as error:  # the previous tariffs keep pricing calls
                 problems.extend(error.problems)
+        try:
+            self.number_rules = load_number_rules(self.config_dir / NUMBERS_FILE)
+        except ConfigError as error:  # the previous rules keep ticking
+            problems.extend(error.problems)
         self._plans = plans
         self.limited_numbers = frozenset(
             number for plan in plans.values() for number in plan.call_limits

@@ -76,6 +76,14 @@ class RouterSettings(BaseModel):
         description="uvloop (pip install 'hotline400[uvloop]') spends less CPU per call; "
         "asyncio is used when it is not installed",
     )
+    numbers_tick: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="seconds between runs of the numbers' time-driven transitions (expired "
+        "reservations, reviews, notices, freezes, keeping months, arrears); several routers "
+        "may run them at once",
+    )
     balance_refresh: float = Field(
         60.0,
         gt=0,

@@ -30,13 +30,14 @@ from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
 from dialplan.geo import locate
-from dialplan.plan import Plan
+from dialplan.plan import NumberStatus, Plan
 from rating.affordability import max_affordable_seconds, spending_room
 from rating.call import RatedCall, Shares, answered_call
 from rating.ledger import call_entry
 from rating.pricing import price
 from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
+from router.numbers.service import status_on_calls
 from router.storage.cdr import FinishCall, PostLedger
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import UsageSnapshot
@@ -58,22 +59,29 @@ class CallAccount:
     account: Account | None
     snapshot: UsageSnapshot
     month: str
-    """The month of the counters read, "" when the number has none to read."""
+    """The month of the counters read."""
     reserved: bool = False
 
     @property
     def rated(self) -> bool:
         return self.tariffs is not None and self.account is not None
 
+    @property
+    def number_status(self) -> NumberStatus | str | None:
+        """The inventory's word on the number (router.numbers.service), None if it has none."""
+        return status_on_calls(self.snapshot.number_status, self.snapshot.number_suspended)
+
     def usage(self) -> Usage:
         """Counters as the evaluator reads them; a prepaid account with no entries has 0."""
         prepaid = self.account is not None and self.account.prepaid
         balance = (self.snapshot.balance or Decimal("0.00")) if prepaid else None
+        status = self.number_status
         return Usage(
             month_cost=self.snapshot.month_cost,
             month_calls=self.snapshot.month_calls,
             day_cost=self.snapshot.day_cost,
             balance=balance,
+            status=status if isinstance(status, NumberStatus) else None,
         )
 
     def included_seconds_left(self) -> int:
@@ -112,23 +120,16 @@ class Accounting:
         self.balance_seen = balance_seen
 
     async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
-        """Read the number's counters as the call arrives."""
+        """Read the number's counters and its status in the inventory as the call arrives
+        (one statement): a status the operator set on any router counts from the next call."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        caps = plan.caps
-        needs_counters = account is not None or any(
-            limit is not None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
-        )
-        snapshot, month = NO_USAGE, ""
-        if needs_counters:  # else no counter is read or written: no month nor day needed
-            local = now.astimezone(self.zone)
-            month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
-            try:
-                snapshot = await self.store.usage(plan.number, month, day)
-            except StoreUnavailable as error:
-                log.error(
-                    "usage of %s unreadable, connecting without limits: %s", plan.number, error
-                )
-                account = None
+        local = now.astimezone(self.zone)
+        month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
+        try:
+            snapshot = await self.store.usage(plan.number, month, day)
+        except StoreUnavailable as error:
+            log.error("usage of %s unreadable, connecting without limits: %s", plan.number, error)
+            snapshot, account = NO_USAGE, None
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
             self.balance_seen(plan.number, balance, account.low_balance_warning)

@@ -26,10 +26,11 @@ from rating.closing import (
     not_yet_booked,
     reopening_entries,
 )
-from rating.ledger import LedgerEntry
+from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
+from router.money.fee_payers import providers_of
 from router.storage.cdr import CDR, Outcome
 from router.storage.protocol import Store
 
@@ -85,6 +86,8 @@ async def month_statement(
     call_charges = sum((line.callee_share for line in lines), ZERO)
     generation = closing_generation(month, booked)
     due = closing_entries(tariffs, number, month, call_charges, generation)
+    if await providers_of(store, [number]):  # its provider pays the feature fees (account fees)
+        due = [entry for entry in due if entry.kind is not LedgerKind.FEATURE_FEE]
     pending = not_yet_booked(due, booked)
     statement = build_statements(month, {number: opening}, lines, [*booked, *pending], zone)
     return MonthStatement(

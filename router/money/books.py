@@ -1,4 +1,5 @@
-"""What the money commands (`account`, `bill`, `rate`) open: tariffs, plans and the store.
+"""What the money and numbers commands (`account`, `bill`, `rate`, `numbers`, `providers`)
+open: tariffs, plans, the numbers' rules, the calendar and the store.
 
 They read the router's config directory and book into the routers' own store (router.yaml's
 `store`, or `database`, unless HOTLINE400_STORE names another: router.storage.location),
@@ -14,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from dialplan.calendar import OfficialCalendar
 from dialplan.plan import Plan
+from numbering.rules import NumberRules
 from rating.tariff import Account, Tariffs
 from router.configuration.config_dir import TARIFFS_FILE, load_config
+from router.configuration.number_rules import NUMBERS_FILE
 from router.configuration.settings import ROUTER_FILE, RouterSettings
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store
@@ -35,6 +39,8 @@ class Books:
     backend: Store
     """The store itself, not opened: `store()` opens it for a command's work."""
     plans: dict[str, Plan] = field(default_factory=dict)
+    number_rules: NumberRules = field(default_factory=NumberRules)
+    calendar: OfficialCalendar = field(default_factory=OfficialCalendar)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,7 +86,7 @@ def load_books(config_dir: str | Path) -> Books:
     blocking = [
         problem
         for problem in config.problems
-        if Path(problem.file).name in (ROUTER_FILE, TARIFFS_FILE)
+        if Path(problem.file).name in (ROUTER_FILE, TARIFFS_FILE, NUMBERS_FILE)
     ]
     if blocking:
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
@@ -91,4 +97,12 @@ def load_books(config_dir: str | Path) -> Books:
         url, store = store_for_command(config.settings)
     except NoStore as error:
         raise BooksUnavailable(str(error)) from None
-    return Books(config.settings, config.tariffs, url, store, config.plans)
+    return Books(
+        config.settings,
+        config.tariffs,
+        url,
+        store,
+        config.plans,
+        config.number_rules,
+        config.calendar,
+    )

@@ -87,6 +87,21 @@ _TRIGGERS = (
     """CREATE TRIGGER ledger_moves_the_counters AFTER INSERT ON ledger
        FOR EACH ROW EXECUTE FUNCTION ledger_moves_the_counters()""",
 )
+_HISTORY_TRIGGERS = (
+    f"""CREATE FUNCTION number_history_refuses_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF TG_OP = 'UPDATE' THEN
+           RAISE EXCEPTION '{schema.HISTORY_REFUSALS[0]}';
+         END IF;
+         RAISE EXCEPTION '{schema.HISTORY_REFUSALS[1]}';
+       END $$""",
+    """CREATE TRIGGER number_history_is_never_changed BEFORE UPDATE ON number_history
+       FOR EACH ROW EXECUTE FUNCTION number_history_refuses_changes()""",
+    """CREATE TRIGGER number_history_is_never_deleted BEFORE DELETE ON number_history
+       FOR EACH ROW EXECUTE FUNCTION number_history_refuses_changes()""",
+    """CREATE TRIGGER number_history_is_never_truncated BEFORE TRUNCATE ON number_history
+       FOR EACH STATEMENT EXECUTE FUNCTION number_history_refuses_changes()""",
+)
 MIGRATIONS = schema.migrations(
     DIALECT,
     {
@@ -100,6 +115,7 @@ MIGRATIONS = schema.migrations(
         ),
         4: (*call_counts.POSTGRES_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
         5: (*call_counts.POSTGRES_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
+        6: _HISTORY_TRIGGERS,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

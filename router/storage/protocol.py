@@ -9,10 +9,11 @@ a command can say which store it could not use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from numbering.lifecycle import Change, NumberRecord
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import CDR, CdrOp, Outcome
 from router.storage.console_rows import (
@@ -23,6 +24,7 @@ from router.storage.console_rows import (
     RegionCount,
     UserRow,
 )
+from router.storage.number_rows import HistoryEntry, PartyRow
 from router.storage.rows import UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
@@ -166,3 +168,54 @@ class Store(Protocol):
 
     async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
         """Changes whenever a call of these numbers started since `since` ends."""
+
+    # --- numbers: the inventory, its history, providers and subscribers --------------------
+
+    async def add_numbers(self, records: Iterable[NumberRecord], added: datetime) -> int:
+        """Put numbers in the pool at once; those already there stay as they are. How many
+        were new."""
+
+    async def number_record(self, number: str) -> NumberRecord | None: ...
+
+    async def number_records(self, numbers: Sequence[str]) -> dict[str, NumberRecord]:
+        """The records of these numbers that are in the inventory."""
+
+    async def search_numbers(
+        self,
+        *,
+        segment: str | None = None,
+        grade: str | None = None,
+        premium: bool | None = None,
+        pattern: str | None = None,
+        status: str | None = None,
+        holder: str | None = None,
+        limit: int = 50,
+    ) -> list[NumberRecord]:
+        """Numbers in number order matching every condition given."""
+
+    async def held_numbers(self) -> list[NumberRecord]:
+        """Numbers a subscriber holds: those a routing plan should exist for."""
+
+    async def due_numbers(self, now: datetime, limit: int) -> list[NumberRecord]:
+        """Numbers whose next time-driven transition fell due by `now`, earliest first."""
+
+    async def record_changes(
+        self,
+        changes: Sequence[Change],
+        due: datetime | None,
+        fees: Sequence[Sequence[LedgerEntry]],
+    ) -> bool:
+        """Write one number's transitions, their history and fees in one transaction, if the
+        number is still at the version they were made from; else write nothing, False."""
+
+    async def number_history(self, number: str) -> list[HistoryEntry]:
+        """Every transition of a number, oldest first."""
+
+    async def add_party(self, party: PartyRow) -> bool:
+        """Add a service provider, or a subscriber of one; False if the name is taken."""
+
+    async def providers(self, name: str | None = None) -> list[PartyRow]: ...
+
+    async def subscribers(
+        self, *, name: str | None = None, provider: str | None = None
+    ) -> list[PartyRow]: ...

@@ -4,9 +4,10 @@ A version means the same on both engines: 1 the CDRs and their legs, 2 the ledge
 and usage counters, 3 the engines agree (each CDR names its router, call-cap units live in
 `call_units`, call ids sort byte by byte), 4 the management console's users, sessions,
 audit log and plan versions, and the hourly call counts its reports read, 5 the daily
-call counts beside them (a report reads whole days, and hours only at its edges); so the
-store's SQL is written once (router.storage.queries). A table is written here with a few words each
-engine spells its own way (`{money}`, `{id}`, ...); what an engine does differently for a
+call counts beside them (a report reads whole days, and hours only at its edges), 6 the
+numbers' inventory with the history of every transition, service providers and their
+subscribers; so the store's SQL is written once (router.storage.queries). A table is
+written here with a few words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does differently for a
 reason stays in the engine's module: its triggers, and the steps by which it reached version 3.
 
 Differences kept on purpose: CDR money is exact decimal text in SQLite and numeric in
@@ -195,6 +196,66 @@ CALL_DAY_REGIONS = """CREATE TABLE call_day_regions (
     PRIMARY KEY (number, day, province, city)
 ){keyed}"""
 
+# The operator's inventory of 400 numbers (router.storage.number_tables): one row a number,
+# its lifecycle state as numbering.lifecycle.NumberRecord holds it, moved only by a
+# conditional UPDATE on `version`, so two operators acting at once never both win.
+NUMBERS = """CREATE TABLE numbers (
+    number text PRIMARY KEY,
+    grade text NOT NULL,
+    selection_fee_fen bigint NOT NULL,
+    status text NOT NULL,
+    since_us bigint,
+    until_us bigint,
+    provider text,
+    subscriber text,
+    last_reserver text,
+    last_reservation_end_us bigint,
+    suspended_since_us bigint,
+    suspended_before_us bigint NOT NULL DEFAULT 0,
+    keeping_months_booked integer NOT NULL DEFAULT 0,
+    version bigint NOT NULL DEFAULT 0,
+    due_us bigint,                    -- the next time-driven transition, for `numbers tick`
+    added_us bigint NOT NULL
+){keyed}"""
+NUMBERS_INDEXES = (
+    "CREATE INDEX numbers_by_status ON numbers (status, number)",
+    "CREATE INDEX numbers_by_grade ON numbers (grade, number)",
+    "CREATE INDEX numbers_due ON numbers (due_us) WHERE due_us IS NOT NULL",
+    "CREATE INDEX numbers_by_subscriber ON numbers (subscriber) WHERE subscriber IS NOT NULL",
+    "CREATE INDEX numbers_by_provider ON numbers (provider) WHERE provider IS NOT NULL",
+)
+NUMBER_HISTORY = """CREATE TABLE number_history (
+    id {id},
+    number text NOT NULL,
+    at_us bigint NOT NULL,
+    actor text NOT NULL,
+    from_status text NOT NULL,
+    to_status text NOT NULL,
+    reason text NOT NULL,
+    fees text NOT NULL,               -- what it booked: 'opening_fee 600.00 to 4006001234'
+    fee_fen bigint NOT NULL
+)"""
+NUMBER_HISTORY_INDEX = "CREATE INDEX number_history_by_number ON number_history (number, at_us)"
+PROVIDERS = """CREATE TABLE providers (
+    name text PRIMARY KEY,
+    full_name text NOT NULL,
+    licence text NOT NULL,
+    legal_representative text NOT NULL,
+    id_masked text NOT NULL,          -- never the full ID number
+    created_us bigint NOT NULL
+)"""
+SUBSCRIBERS = """CREATE TABLE subscribers (
+    name text PRIMARY KEY,
+    provider text NOT NULL REFERENCES providers (name),
+    full_name text NOT NULL,
+    licence text NOT NULL,
+    legal_representative text NOT NULL,
+    id_masked text NOT NULL,
+    created_us bigint NOT NULL
+)"""
+HISTORY_REFUSALS = ("number history is never changed", "number history is never deleted")
+"""What the history's triggers say to an UPDATE or a DELETE: it is append-only."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -214,6 +275,14 @@ VERSIONS: dict[int, Sequence[str]] = {
         CALL_HOUR_REGIONS,
     ),
     5: (CALL_DAYS, CALL_DAY_REGIONS),
+    6: (
+        NUMBERS,
+        *NUMBERS_INDEXES,
+        NUMBER_HISTORY,
+        NUMBER_HISTORY_INDEX,
+        PROVIDERS,
+        SUBSCRIBERS,
+    ),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 from router.storage.account_tables import AccountTables
 from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
+from router.storage.number_tables import NumberTables
 
 
-class SqlStore(CdrTables, AccountTables, BackOfficeTables):
+class SqlStore(CdrTables, AccountTables, BackOfficeTables, NumberTables):
     """A `Store` over any engine that provides sessions."""
 
     def __init__(self, *, router: str, zone: ZoneInfo) -> None:

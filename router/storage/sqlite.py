@@ -61,6 +61,12 @@ _TRIGGERS = (
          ON CONFLICT (number, period) DO UPDATE SET cost_fen = cost_fen - NEW.amount_fen;
        END""",
 )
+_HISTORY_TRIGGERS = (
+    f"""CREATE TRIGGER number_history_is_never_changed BEFORE UPDATE ON number_history
+       BEGIN SELECT RAISE(ABORT, '{schema.HISTORY_REFUSALS[0]}'); END""",
+    f"""CREATE TRIGGER number_history_is_never_deleted BEFORE DELETE ON number_history
+       BEGIN SELECT RAISE(ABORT, '{schema.HISTORY_REFUSALS[1]}'); END""",
+)
 MIGRATIONS = schema.migrations(
     DIALECT,
     {
@@ -78,6 +84,7 @@ MIGRATIONS = schema.migrations(
         ),
         4: (*call_counts.SQLITE_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
         5: (*call_counts.SQLITE_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
+        6: _HISTORY_TRIGGERS,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

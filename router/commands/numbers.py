@@ -1,0 +1,438 @@
+"""`hotline400 numbers`: the operator's inventory of 400 numbers and each number's life.
+
+numbers import FILE                 one number a line, or a range 4006000000-4006009999
+numbers search [--segment 4008] [--grade premium] [--pattern 888] [--status available]
+numbers show N                      status, operator, grade, fee, holder, history
+numbers reserve N --by PROVIDER     numbers release N
+numbers apply N --account A         numbers submit N
+numbers approve N                   numbers reject N --reason R
+numbers suspend N   numbers resume N   numbers cancel N
+numbers tick                        apply the time-driven transitions due (cron-safe)
+
+Every action first applies what fell due by its instant (`--at`, default now), then the
+transition asked for, and writes them only if nobody changed the number meanwhile. A refusal
+is one line with the reason and, where it applies, when it becomes possible; exit 1 and
+nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord, Refused, Status
+from numbering.number_lists import numbers_of, read_number_list
+from numbering.real_name import check_licence, mask_id
+from numbering.segments import operator_of
+from router.commands.arguments import instant, moment, positive, service_number
+from router.commands.number_output import (
+    RECORD_HEADER,
+    change_json,
+    history_json,
+    local,
+    print_changes,
+    print_json,
+    print_table,
+    record_json,
+    record_row,
+)
+from router.money.books import Books, BooksUnavailable, load_books
+from router.numbers.inventory import Action, Inventory
+from router.numbers.ticking import tick
+from router.storage.number_rows import PartyRow
+from router.storage.protocol import StoreUnavailable
+
+MAX_SEARCH = 10_000
+OPERATOR = "operator"
+"""Who an operator's action names in the history unless --by says."""
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("numbers", help="the inventory of 400 numbers and their life")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    timed = argparse.ArgumentParser(add_help=False)
+    timed.add_argument(
+        "--at",
+        type=moment,
+        metavar="TIME",
+        help='the instant it happens: "YYYY-MM-DD HH:MM" local, or ISO with offset '
+        "(default: now); to try the rules without waiting",
+    )
+    formatted = argparse.ArgumentParser(add_help=False)
+    formatted.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    one = argparse.ArgumentParser(add_help=False)
+    one.add_argument("number", type=service_number, help="the 400 number")
+    by = argparse.ArgumentParser(add_help=False)
+    by.add_argument(
+        "--by", default=OPERATOR, metavar="NAME", help="who does it, for the history (operator)"
+    )
+    parents = [common, timed, formatted]
+
+    imported = actions.add_parser("import", parents=parents, help="add numbers to the pool")
+    imported.add_argument("file", help="one number a line, or a range 4006000000-4006009999")
+    imported.set_defaults(run=inventory_command(_import))
+
+    search = actions.add_parser("search", parents=[common, formatted], help="find numbers")
+    search.add_argument("--segment", type=_segment, help="4 digits, e.g. 4008")
+    search.add_argument(
+        "--grade", type=_grade, help="premium (any grade), ordinary, or a grade's name"
+    )
+    search.add_argument("--pattern", type=_pattern, help="digits the number contains, e.g. 888")
+    search.add_argument(
+        "--status", choices=[status.value for status in Status], help="e.g. available"
+    )
+    search.add_argument("--holder", help="numbers a service provider or subscriber holds")
+    search.add_argument(
+        "--limit", type=positive(MAX_SEARCH), default=50, metavar="N", help="at most N (50)"
+    )
+    search.set_defaults(run=inventory_command(_search))
+
+    show = actions.add_parser("show", parents=[common, formatted, one], help="one number")
+    show.set_defaults(run=inventory_command(_show))
+
+    reserve = actions.add_parser("reserve", parents=[*parents, one], help="hold for a provider")
+    reserve.add_argument("--by", required=True, metavar="PROVIDER", help="the service provider")
+    reserve.set_defaults(run=inventory_command(_reserve))
+
+    release = actions.add_parser("release", parents=[*parents, one, by], help="end a reservation")
+    release.set_defaults(
+        run=_transition(lambda a, b: lambda r, at: lifecycle.release(r, a.by, at, b.number_rules))
+    )
+
+    apply = actions.add_parser(
+        "apply", parents=[*parents, one], help="a subscriber signs and prepays: number locked"
+    )
+    apply.add_argument("--account", required=True, type=_name, help="the subscriber (made if new)")
+    apply.add_argument("--full-name", help="a new subscriber's company name")
+    apply.add_argument(
+        "--licence",
+        type=licence_number,
+        help="business licence number: with --legal-rep and "
+        "--id-number, the material is submitted for review at once",
+    )
+    apply.add_argument("--legal-rep", help="the legal representative's name")
+    apply.add_argument(
+        "--id-number", type=masked_id_number, help="the legal representative's ID (kept masked)"
+    )
+    apply.set_defaults(run=inventory_command(_apply))
+
+    submit = actions.add_parser(
+        "submit", parents=[*parents, one], help="submit the real-name material for review"
+    )
+    submit.set_defaults(run=inventory_command(_submit))
+
+    approve = actions.add_parser("approve", parents=[*parents, one, by], help="review passed")
+    approve.set_defaults(
+        run=_transition(
+            lambda a, b: lambda r, at: lifecycle.approve(r, a.by, at, b.number_rules, b.calendar)
+        )
+    )
+    reject = actions.add_parser("reject", parents=[*parents, one, by], help="review failed")
+    reject.add_argument("--reason", required=True, help="why, for the applicant")
+    reject.set_defaults(
+        run=_transition(lambda a, b: lambda r, at: lifecycle.reject(r, a.by, a.reason, at))
+    )
+    suspend = actions.add_parser(
+        "suspend", parents=[*parents, one, by], help="suspend with the number kept"
+    )
+    suspend.set_defaults(
+        run=_transition(lambda a, b: lambda r, at: lifecycle.suspend(r, a.by, at, b.number_rules))
+    )
+    resume = actions.add_parser("resume", parents=[*parents, one, by], help="end a suspension")
+    resume.set_defaults(run=_transition(lambda a, b: lambda r, at: lifecycle.resume(r, a.by, at)))
+    cancel = actions.add_parser(
+        "cancel", parents=[*parents, one, by], help="request cancellation (30 days' notice)"
+    )
+    cancel.set_defaults(
+        run=_transition(lambda a, b: lambda r, at: lifecycle.cancel(r, a.by, at, b.number_rules))
+    )
+    ticked = actions.add_parser(
+        "tick", parents=[common, timed], help="apply the transitions due (safe to repeat)"
+    )
+    ticked.set_defaults(run=inventory_command(_tick))
+
+
+# --- argument types --------------------------------------------------------------------
+
+
+def _segment(text: str) -> str:
+    if not re.fullmatch(r"400\d", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a segment like 4008")
+    return text
+
+
+def _grade(text: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a grade (premium, ordinary, or a name)")
+    return text
+
+
+def _pattern(text: str) -> str:
+    if not re.fullmatch(r"\d{1,10}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pattern of 1 to 10 digits")
+    return text
+
+
+def _name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a name (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    return text
+
+
+def licence_number(text: str) -> str:
+    try:
+        return check_licence(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def masked_id_number(text: str) -> str:
+    """Masked as soon as it is read: the full number goes nowhere."""
+    try:
+        return mask_id(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# --- running ---------------------------------------------------------------------------
+
+Work = Callable[[Books, Inventory, argparse.Namespace, datetime], Awaitable[int]]
+
+
+def inventory_command(work: Work) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            books = load_books(args.config)
+        except BooksUnavailable as error:
+            print(error, file=sys.stderr)
+            return 1
+        at = getattr(args, "at", None)
+        now = instant(at, books.zone) if at else datetime.now(books.zone)
+        try:
+            return asyncio.run(_in_store(books, args, now, work))
+        except Refused as refused:
+            print(refused, file=sys.stderr)
+        except StoreUnavailable as error:
+            print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+async def _in_store(books: Books, args: argparse.Namespace, now: datetime, work: Work) -> int:
+    async with books.store() as store:
+        inventory = Inventory(store, books.number_rules, books.calendar)
+        return await work(books, inventory, args, now)
+
+
+ActionMaker = Callable[[argparse.Namespace, Books], Action]
+"""The transition a command line asks for, bound to its options and the books' rules."""
+
+
+def _transition(make: ActionMaker) -> Callable[[argparse.Namespace], int]:
+    """A command that is one transition of numbering.lifecycle."""
+
+    async def work(
+        books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+    ) -> int:
+        changes = await inventory.act(args.number, now, make(args, books))
+        _print(args, books, changes)
+        return 0
+
+    return inventory_command(work)
+
+
+def _print(args: argparse.Namespace, books: Books, changes: list[lifecycle.Change]) -> None:
+    if args.format == "json":
+        print_json([change_json(change, books.zone) for change in changes])
+    else:
+        print_changes(changes, books.zone)
+
+
+# --- the actions -----------------------------------------------------------------------
+
+
+async def _import(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    try:
+        with open(args.file, encoding="utf-8") as file:
+            ranges, problems = read_number_list(file)
+    except (OSError, UnicodeDecodeError) as error:
+        raise Refused(f"cannot read {args.file}: {error}") from None
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = problems[0]
+        raise Refused(f"{args.file}:{first.line}: {first.message}{more}; nothing imported")
+    rules = books.number_rules
+    fees = rules.fee_of_grade
+    records = (
+        NumberRecord(number, grade, fees[grade])
+        for number in numbers_of(ranges)
+        for grade in (rules.grade(number),)
+    )
+    total = sum(len(span) for span in ranges)
+    added = await inventory.store.add_numbers(records, now)
+    result = {"named": total, "added": added, "already_in_inventory": total - added}
+    if args.format == "json":
+        print_json(result)
+    else:
+        print(f"imported {added} number(s) into the pool; {total - added} already in the inventory")
+    return 0
+
+
+async def _search(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    grade, premium = args.grade, None
+    if grade == "premium":
+        grade, premium = None, True
+    found = await inventory.store.search_numbers(
+        segment=args.segment,
+        grade=grade,
+        premium=premium,
+        pattern=args.pattern,
+        status=args.status,
+        holder=args.holder,
+        limit=args.limit,
+    )
+    if args.format == "json":
+        print_json([record_json(record, books.zone) for record in found])
+    elif found:
+        print_table(RECORD_HEADER, [record_row(record, books.zone) for record in found])
+    else:
+        print("no number matches")
+    return 0
+
+
+async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    record = await inventory.record(args.number)
+    history = await inventory.store.number_history(args.number)
+    due = record.due_at(books.number_rules)
+    zone = books.zone
+    if args.format == "json":
+        print_json(
+            record_json(record, zone)
+            | {"due": local(due, zone) or None, "history": [history_json(h, zone) for h in history]}
+        )
+        return 0
+    rows = [
+        ("status", record.status.value.replace("_", " ")),
+        ("operator", f"{operator_of(record.number).value} (segment {record.number[:4]})"),
+        ("grade", record.grade + (" (premium)" if record.premium else "")),
+        ("selection fee", str(record.selection_fee)),
+        ("service provider", record.provider or "-"),
+        ("subscriber", record.subscriber or "-"),
+        ("since", local(record.since, zone) or "-"),
+        ("until", local(record.until, zone) or "-"),
+        ("next transition", local(due, zone) or "-"),
+    ]
+    print(record.number)
+    for label, value in rows:
+        print(f"  {label:<18}{value}")
+    if history:
+        print()
+        print_table(
+            ("at", "by", "from", "to", "why", "fees booked"),
+            [
+                (local(h.at, zone), h.actor, h.from_status, h.to_status, h.reason, h.fees)
+                for h in history
+            ],
+        )
+    return 0
+
+
+async def _reserve(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    await inventory.record(args.number)  # in the inventory at all, before anything else
+    if not await inventory.store.providers(args.by):
+        raise Refused(f"no service provider {args.by} (hotline400 providers add)")
+    rules = books.number_rules
+    changes = await inventory.act(
+        args.number, now, lambda record, at: lifecycle.reserve(record, args.by, at, rules)
+    )
+    _print(args, books, changes)
+    return 0
+
+
+async def _apply(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    """Lock the reserved number to the subscriber (made under the reserving provider when it
+    is new); with the real-name material, submit it for review at once."""
+    store, rules = inventory.store, books.number_rules
+    material = (args.licence, args.legal_rep, args.id_number)
+    if any(material) and not all(material):
+        raise Refused("real-name material is --licence, --legal-rep and --id-number together")
+    existing = await store.subscribers(name=args.account)
+    record = await inventory.record(args.number)
+    caught_up = lifecycle.catch_up(record, now, rules)
+    current = caught_up[-1].after if caught_up else record
+    provider = existing[0].provider if existing else current.provider
+    lifecycle.apply(current, args.account, provider or "", now, rules)  # refuses before writing
+    if not existing:
+        assert provider is not None
+        await store.add_party(
+            PartyRow(
+                args.account,
+                args.full_name or args.account,
+                args.licence or "",
+                args.legal_rep or "",
+                args.id_number or "",
+                now,
+                provider,
+            )
+        )
+    elif any(material):
+        raise Refused(f"subscriber {args.account} exists: its material is kept as it was given")
+    changes = await inventory.act(
+        args.number,
+        now,
+        lambda r, at: lifecycle.apply(r, args.account, provider or "", at, rules),
+    )
+    if all(material):
+        changes += await inventory.act(
+            args.number, now, lambda r, at: lifecycle.submit(r, at, rules, books.calendar)
+        )
+    _print(args, books, changes)
+    return 0
+
+
+async def _submit(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    record = await inventory.record(args.number)
+    if record.subscriber is not None:
+        [subscriber] = await inventory.store.subscribers(name=record.subscriber)
+        if not (subscriber.licence and subscriber.legal_representative and subscriber.id_masked):
+            raise Refused(
+                f"subscriber {subscriber.name} has no real-name material: it is given with "
+                f"numbers apply --licence --legal-rep --id-number"
+            )
+    changes = await inventory.act(
+        args.number,
+        now,
+        lambda r, at: lifecycle.submit(r, at, books.number_rules, books.calendar),
+    )
+    _print(args, books, changes)
+    return 0
+
+
+async def _tick(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    report = await tick(inventory, books.tariffs, now)
+    print(
+        f"tick at {local(now, books.zone)}: {report.timed} transition(s) due, "
+        f"{report.arrears} number(s) into or out of arrears"
+    )
+    return 0

@@ -1,0 +1,144 @@
+"""`hotline400 providers`: the service providers (resellers) that reserve numbers for their
+customers, each with an account, balance and ledger of its own.
+
+providers add NAME --full-name F --licence L --legal-rep R --id-number ID
+providers show NAME     material (ID masked), balance, latest ledger entries, subscribers,
+                        numbers held
+providers list
+A provider's account is topped up with `hotline400 account topup --provider NAME`; the
+feature fees of its subscribers' numbers are deducted from it (`account fees`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+
+from numbering.lifecycle import Refused
+from router.commands.number_output import (
+    RECORD_HEADER,
+    entry_json,
+    local,
+    party_json,
+    print_json,
+    print_table,
+    record_json,
+    record_row,
+)
+from router.commands.numbers import inventory_command, licence_number, masked_id_number
+from router.money.books import Books
+from router.numbers.inventory import Inventory, provider_account
+from router.storage.number_rows import PartyRow
+
+SHOWN_ENTRIES = 20
+SHOWN_NUMBERS = 200
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("providers", help="service providers and their accounts")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    formatted = argparse.ArgumentParser(add_help=False)
+    formatted.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+
+    add = actions.add_parser("add", parents=[common, formatted], help="add a service provider")
+    add.add_argument("name", type=_provider_name, help="short name, e.g. sp-huadong")
+    add.add_argument("--full-name", required=True, help="the company's registered name")
+    add.add_argument(
+        "--licence", required=True, type=licence_number, help="business licence number"
+    )
+    add.add_argument("--legal-rep", required=True, help="the legal representative's name")
+    add.add_argument(
+        "--id-number", required=True, type=masked_id_number, help="the representative's ID (masked)"
+    )
+    add.set_defaults(run=inventory_command(_add))
+
+    show = actions.add_parser("show", parents=[common, formatted], help="one provider")
+    show.add_argument("name", type=_provider_name, help="the provider's short name")
+    show.set_defaults(run=inventory_command(_show))
+
+    listed = actions.add_parser("list", parents=[common, formatted], help="every provider")
+    listed.set_defaults(run=inventory_command(_list))
+
+
+def _provider_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a provider name (lower-case letters, digits, '_', '-'; at most 32)"
+        )
+    return text
+
+
+async def _add(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    party = PartyRow(args.name, args.full_name, args.licence, args.legal_rep, args.id_number, now)
+    if not await inventory.store.add_party(party):
+        raise Refused(f"a service provider {args.name} exists already")
+    if args.format == "json":
+        print_json(party_json(party, books.zone))
+    else:
+        account = provider_account(args.name)
+        print(f"added service provider {args.name} ({args.full_name}); account {account}")
+    return 0
+
+
+async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    store, zone = inventory.store, books.zone
+    found = await store.providers(args.name)
+    if not found:
+        raise Refused(f"no service provider {args.name} (hotline400 providers list)")
+    [provider] = found
+    account = provider_account(provider.name)
+    local_now = now.astimezone(zone)
+    usage = await store.usage(account, f"{local_now:%Y-%m}", f"{local_now:%Y-%m-%d}")
+    balance = usage.balance if usage.balance is not None else 0
+    entries = (await store.ledger(account))[-SHOWN_ENTRIES:]
+    subscribers = await store.subscribers(provider=provider.name)
+    numbers = await store.search_numbers(holder=provider.name, limit=SHOWN_NUMBERS)
+    if args.format == "json":
+        print_json(
+            party_json(provider, zone)
+            | {
+                "balance": f"{balance:.2f}",
+                "ledger": [entry_json(entry, zone) for entry in entries],
+                "subscribers": [party_json(s, zone) for s in subscribers],
+                "numbers": [record_json(record, zone) for record in numbers],
+            }
+        )
+        return 0
+    print(f"{provider.name}  {provider.full_name}")
+    for label, value in (
+        ("licence", provider.licence),
+        ("legal representative", provider.legal_representative),
+        ("ID", provider.id_masked),
+        ("since", local(provider.created_at, zone)),
+        ("account", account),
+        ("balance", f"{balance:.2f}"),
+        ("subscribers", ", ".join(s.name for s in subscribers) or "none"),
+    ):
+        print(f"  {label:<22}{value}")
+    if entries:
+        print()
+        print_table(
+            ("at", "amount", "kind", "ref", "note"),
+            [(local(e.at, zone), str(e.amount), e.kind.value, e.ref, e.note) for e in entries],
+        )
+    if numbers:
+        print()
+        print_table(RECORD_HEADER, [record_row(record, zone) for record in numbers])
+    return 0
+
+
+async def _list(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    providers = await inventory.store.providers()
+    if args.format == "json":
+        print_json([party_json(provider, books.zone) for provider in providers])
+    elif providers:
+        print_table(
+            ("name", "full name", "licence", "since"),
+            [(p.name, p.full_name, p.licence, local(p.created_at, books.zone)) for p in providers],
+        )
+    else:
+        print("no service provider yet (hotline400 providers add)")
+    return 0

@@ -1,0 +1,114 @@
+"""The numbers' rules carried out on the store: read a number, catch up what fell due, make
+the transition asked for, and write it all at once if nobody changed the number meanwhile.
+
+numbering.lifecycle decides; this module only reads, books and writes. Every action first
+applies the time-driven transitions due by its instant (a reservation expired while no tick
+ran is expired before another provider reserves the number), so the outcome never depends on
+when `numbers tick` last ran. The write is conditional on the version read: of two operators
+reserving one number at the same instant one wins and the other, reading again, is refused
+with the winner's reservation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from dialplan.calendar import OfficialCalendar
+from numbering.lifecycle import Change, Fee, NumberRecord, Refused, catch_up, when
+from numbering.rules import NumberRules
+from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.protocol import Store
+
+Action = Callable[[NumberRecord, datetime], Change]
+"""A transition of numbering.lifecycle with everything but the record and instant bound."""
+
+ATTEMPTS = 20
+"""Reads and writes of one action before giving up: each lost race means another operator
+changed the number, which is rare and quick."""
+
+
+class NotInInventory(Refused):
+    """The number was never imported."""
+
+
+def provider_account(provider: str) -> str:
+    """The ledger account of a service provider (the 400 numbers' accounts are the numbers)."""
+    return f"provider:{provider}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    store: Store
+    rules: NumberRules
+    calendar: OfficialCalendar
+
+    async def record(self, number: str) -> NumberRecord:
+        record = await self.store.number_record(number)
+        if record is None:
+            raise NotInInventory(f"{number} is not in the inventory (hotline400 numbers import)")
+        return record
+
+    async def act(self, number: str, at: datetime, action: Action | None) -> list[Change]:
+        """Catch up the number to `at`, then make `action`'s transition; the changes written.
+
+        Refused (nothing written) when the rules do not allow it, or when `at` is before the
+        number's last transition: its history is never rewritten.
+        """
+        for _ in range(ATTEMPTS):
+            record = await self.record(number)
+            if record.since is not None and at < record.since:
+                raise Refused(
+                    f"{number} changed last at {when(record.since, at)}: an action cannot "
+                    f"happen before it (--at)"
+                )
+            changes = catch_up(record, at, self.rules)
+            current = changes[-1].after if changes else record
+            if action is not None:
+                changes.append(action(current, at))
+            if not changes:
+                return []
+            if await self.write(changes):
+                return changes
+        raise Refused(f"{number} is being changed by others: try again")
+
+    async def write(self, changes: Sequence[Change]) -> bool:
+        """Write transitions of one number with the fees they book; False if it moved on."""
+        after = changes[-1].after
+        fees = [[self.ledger_entry(change, fee) for fee in change.fees] for change in changes]
+        return await self.store.record_changes(changes, after.due_at(self.rules), fees)
+
+    def ledger_entry(self, change: Change, fee: Fee) -> LedgerEntry:
+        """A fee on the account the rules name: the subscriber's (the 400 number's own
+        account) or the service provider's."""
+        number = change.after.number
+        if fee.payer == "provider":
+            holder = change.after.provider or change.before.provider
+            assert holder is not None, "a provider's fee is booked on a held number"
+            account, ref = provider_account(holder), f"{number}:{fee.ref}"
+        else:
+            account, ref = number, fee.ref
+        return LedgerEntry(
+            account, change.at, Decimal(0) - fee.amount, LedgerKind(fee.kind), ref, fee.note
+        )
+
+    async def tick(self, now: datetime, batch: int = 1000) -> int:
+        """Apply every time-driven transition due by `now`; how many were written.
+
+        Safe to repeat and to run on several routers at once: a transition takes effect at
+        the instant it fell due, and a number another run moved first is read again.
+        """
+        written = 0
+        while True:
+            due = await self.store.due_numbers(now, batch)
+            moved = 0
+            for record in due:
+                try:
+                    moved += len(await self.act(record.number, now, None))
+                except Refused:  # moved by a router whose clock runs ahead: its turn
+                    continue
+            written += moved
+            if len(due) < batch or moved == 0:
+                return written

@@ -1,0 +1,93 @@
+"""Plans against the inventory, for `hotline400 check`.
+
+- A plan whose file writes a `status` the inventory contradicts is a problem at that line:
+  the inventory's status is the one calls get.
+- A number a subscriber holds in the inventory without a plan, and a plan of a number the
+  inventory does not hold, are warnings: the first refuses its calls as unknown, the
+  second is routed by its plan's own status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dialplan.errors import Problem
+from dialplan.plan import Plan
+from numbering.lifecycle import NumberRecord, Status
+from router.configuration.config_dir import PLANS_DIR, ConfigSet
+from router.numbers.service import NOT_IN_SERVICE, status_on_calls
+from router.storage.location import NoStore, store_for_command
+from router.storage.protocol import StoreUnavailable
+
+_SERVICE = frozenset({Status.ACTIVE, Status.SUSPENDED, Status.ARREARS})
+
+
+def compare(
+    directory: Path,
+    plans: Mapping[str, Plan],
+    records: Mapping[str, NumberRecord],
+    held: Sequence[NumberRecord],
+) -> tuple[list[Problem], list[str]]:
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    for number, plan in sorted(plans.items()):
+        path = directory / PLANS_DIR / f"{number}.yaml"
+        record = records.get(number)
+        if record is None:
+            warnings.append(
+                f"{path}: {number} is not in the numbers' inventory: its calls follow the "
+                f"plan's status ({plan.status.value}); hotline400 numbers import"
+            )
+            continue
+        on_calls = status_on_calls(record.status.value, record.suspended_since is not None)
+        if "status" in plan.model_fields_set and on_calls != plan.status:
+            said = "not in service" if on_calls == NOT_IN_SERVICE else str(on_calls)
+            problems.append(
+                Problem(
+                    str(path),
+                    _line_of_status(path),
+                    "status",
+                    f"{plan.status.value}, but the inventory has {number} "
+                    f"{record.status.value.replace('_', ' ')} ({said} on calls): remove "
+                    f"`status` from the plan, the inventory's counts",
+                )
+            )
+    for record in held:
+        if record.number not in plans and record.status in _SERVICE:
+            warnings.append(
+                f"{record.number} is {record.status.value} in the inventory (subscriber "
+                f"{record.subscriber}) but has no plan: its calls are refused as unknown"
+            )
+    return problems, warnings
+
+
+def _line_of_status(path: Path) -> int:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 1
+    return next((i for i, line in enumerate(lines, 1) if line.startswith("status:")), 1)
+
+
+def check_against_inventory(config: ConfigSet) -> tuple[list[Problem], list[str]]:
+    """Compare with the inventory of the routers' store, when there is one: a SQLite file
+    no router has made yet holds no inventory, and is not made here."""
+    try:
+        _, store = store_for_command(config.settings)
+    except NoStore:
+        return [], []
+
+    async def read() -> tuple[dict[str, NumberRecord], list[NumberRecord]]:
+        await store.open()
+        try:
+            return await store.number_records(sorted(config.plans)), await store.held_numbers()
+        finally:
+            await store.close()
+
+    try:
+        records, held = asyncio.run(read())
+    except StoreUnavailable as error:
+        return [], [f"plans not compared with the numbers' inventory: {error}"]
+    return compare(config.directory, config.plans, records, held)

@@ -1,0 +1,369 @@
+"""`hotline400 numbers` and `providers` on each store engine: the inventory, every
+transition of a number's life tried at chosen instants (`--at`), fees on the accounts the
+rules name, refusals that say when an action becomes possible, and two operators reserving
+one number at the same instant.
+
+The config directory holds router.yaml (the store) and tariffs.yaml: 4008207788 is a
+prepaid account, used for arrears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from tests.conftest import REPO, opened_store, store_url_of
+
+PREMIUM, ORDINARY = "4008000888", "4006031475"
+TARIFFS = """\
+caller_tariffs:
+  fixed: {per_seconds: 60, charge: 0.11}
+  mobile: {per_seconds: 60, charge: 0.15}
+  other: {per_seconds: 60, charge: 0.11}
+features:
+  recording: 100.00
+packages:
+  office:
+    monthly_rent: 50.00
+    nationwide: {per_seconds: 60, charge: 0.10}
+accounts:
+  "4006031475":
+    package: office
+    features: {recording: 2026-12-10}
+"""
+PROVIDER = [
+    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1X",
+    "--legal-rep", "Wang Wei", "--id-number", "110101199003071234",
+]  # fmt: skip
+MATERIAL = [
+    "--licence", "91310000MA1FL0YY2Y", "--legal-rep", "Li Na",
+    "--id-number", "11010119900307123X",
+]  # fmt: skip
+
+
+@pytest.fixture
+def config(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
+    (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
+    (tmp_path / "numbers.txt").write_text(
+        "# the first block of 4008\n4008000000-4008000999\n4006031475\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    return config
+
+
+def run(config: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--config", str(config)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def stocked(config: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The pool of 1,001 numbers and two providers."""
+    assert run(config, capsys, "numbers", "import", "numbers.txt")[0] == 0
+    for name in ("sp-east", "sp-west"):
+        assert run(config, capsys, "providers", "add", name, *PROVIDER)[0] == 0
+    return config
+
+
+def test_import_reads_ranges_and_numbers_and_a_second_import_adds_nothing(config, capsys):
+    code, out, _ = run(config, capsys, "numbers", "import", "numbers.txt")
+    assert code == 0 and "imported 1001 number(s) into the pool; 0 already" in out
+    code, out, _ = run(config, capsys, "numbers", "import", "numbers.txt", "--format", "json")
+    assert json.loads(out) == {"named": 1001, "added": 0, "already_in_inventory": 1001}
+
+
+def test_search_by_segment_grade_pattern_and_status(stocked, capsys):
+    code, out, _ = run(
+        stocked, capsys, "numbers", "search", "--segment", "4008", "--pattern", "888",
+        "--grade", "premium", "--format", "json",
+    )  # fmt: skip
+    found = json.loads(out)
+    assert code == 0 and [n["number"] for n in found] == [PREMIUM]
+    assert all("888" in n["number"] and n["grade"] != "ordinary" for n in found)
+    assert found[0]["operator"] == "China Telecom" and found[0]["selection_fee"] == "300.00"
+    code, out, _ = run(stocked, capsys, "numbers", "search", "--grade", "ordinary", "--limit", "2")
+    assert out.splitlines()[1].startswith("4006031475  available  China Unicom   ordinary")
+
+
+def test_a_number_from_reservation_to_service_with_its_fees_and_history(stocked, capsys):
+    assert run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-east",
+               "--at", "2026-12-01 10:00")[0] == 0  # fmt: skip
+    code, out, _ = run(
+        stocked, capsys, "numbers", "apply", PREMIUM, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-02 10:00",
+    )  # fmt: skip
+    assert code == 0
+    assert "reserved -> applied" in out and "applied -> under_review" in out
+    assert "opening_fee 600.00 (subscriber); selection_fee 300.00 (subscriber)" in out
+    code, _, err = run(stocked, capsys, "numbers", "approve", PREMIUM, "--at", "2026-12-02 12:00")
+    assert code == 1
+    assert err == (
+        f"{PREMIUM} is under review since 2026-12-02 10:00: review takes at least 1 official "
+        "working day(s), possible from 2026-12-03 10:00\n"
+    )
+    assert run(stocked, capsys, "numbers", "approve", PREMIUM, "--at", "2026-12-03 11:00")[0] == 0
+    code, out, _ = run(stocked, capsys, "numbers", "show", PREMIUM, "--format", "json")
+    shown = json.loads(out)
+    assert shown["status"] == "active" and shown["subscriber"] == "acme"
+    assert shown["provider"] == "sp-east" and shown["grade"] == "bronze"
+    assert [(h["from"], h["to"], h["actor"]) for h in shown["history"]] == [
+        ("available", "reserved", "sp-east"),
+        ("reserved", "applied", "sp-east"),
+        ("applied", "under_review", "sp-east"),
+        ("under_review", "active", "operator"),
+    ]
+    assert shown["history"][1]["fees"] == (
+        f"opening_fee 600.00 to {PREMIUM}; selection_fee 300.00 to {PREMIUM}"
+    )
+
+    async def ledger() -> list[tuple[str, Decimal]]:
+        async with opened_store(store_url_of(stocked)) as store:
+            return [(e.kind.value, e.amount) for e in await store.ledger(PREMIUM)]
+
+    assert asyncio.run(ledger()) == [
+        ("opening_fee", Decimal("-600.00")),
+        ("selection_fee", Decimal("-300.00")),
+    ]
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    provider = json.loads(out)
+    assert provider["id"] == "110***********1234" and provider["subscribers"][0]["name"] == "acme"
+    assert [n["number"] for n in provider["numbers"]] == [PREMIUM]
+    assert "110101199003071234" not in out
+
+
+def test_a_released_number_is_frozen_30_minutes_and_says_until_when(stocked, capsys):
+    run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-east",
+        "--at",
+        "2026-12-05 14:02",
+    )
+    assert run(stocked, capsys, "numbers", "release", ORDINARY, "--at", "2026-12-05 14:02")[0] == 0
+    code, out, err = run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-west",
+        "--at",
+        "2026-12-05 14:20",
+    )
+    assert (code, out) == (1, "")
+    assert err == f"{ORDINARY} is frozen until 2026-12-05 14:32 (released 18 minutes ago)\n"
+    code, out, err = run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-east",
+        "--at",
+        "2026-12-05 14:40",
+    )
+    assert code == 1 and "the same provider may not reserve it in the period that follows" in err
+    assert "possible from 2026-12-08 14:02" in err
+    code, out, _ = run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-west",
+        "--at",
+        "2026-12-05 14:40",
+    )
+    assert (
+        code == 0 and "frozen -> available  by system" in out and "-> reserved  by sp-west" in out
+    )
+
+
+def test_cancellation_takes_30_days_then_90_frozen_and_tick_is_safe_to_repeat(stocked, capsys):
+    run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-east",
+        "--at",
+        "2026-12-01 09:00",
+    )
+    run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+    run(stocked, capsys, "numbers", "approve", ORDINARY, "--at", "2026-12-02 10:00")
+    assert run(stocked, capsys, "numbers", "cancel", ORDINARY, "--at", "2026-12-10 10:00")[0] == 0
+    for _ in range(2):
+        code, out, _ = run(stocked, capsys, "numbers", "tick", "--at", "2027-01-10 10:00")
+        assert code == 0
+    assert "tick at 2027-01-10 10:00: 0 transition(s) due" in out
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
+    shown = json.loads(out)
+    assert shown["status"] == "cancelled" and shown["until"] == "2027-04-09 10:00"
+    assert [h["to"] for h in shown["history"]].count("cancelled") == 1
+    code, _, err = run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-west",
+        "--at",
+        "2027-02-01 10:00",
+    )
+    assert (code, err) == (
+        1,
+        f"{ORDINARY} is cancelled (held by sp-east) until 2027-04-09 10:00: "
+        "it cannot be reserved\n",
+    )
+    run(stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00")
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
+    assert json.loads(out)["status"] == "available" and json.loads(out)["subscriber"] is None
+
+
+def test_suspension_books_a_keeping_fee_each_month_and_resumes(stocked, capsys):
+    run(
+        stocked,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-east",
+        "--at",
+        "2026-12-01 09:00",
+    )
+    run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+    run(stocked, capsys, "numbers", "approve", ORDINARY, "--at", "2026-12-02 10:00")
+    code, out, _ = run(stocked, capsys, "numbers", "suspend", ORDINARY, "--at", "2026-12-03 10:00")
+    assert code == 0 and "keeping_fee 15.00 (subscriber)" in out
+    run(stocked, capsys, "numbers", "tick", "--at", "2027-01-03 10:00")
+    assert run(stocked, capsys, "numbers", "resume", ORDINARY, "--at", "2027-01-05 10:00")[0] == 0
+
+    async def keeping() -> list[Decimal]:
+        async with opened_store(store_url_of(stocked)) as store:
+            return [e.amount for e in await store.ledger(ORDINARY) if e.kind == "keeping_fee"]
+
+    assert asyncio.run(keeping()) == [Decimal("-15.00"), Decimal("-15.00")]
+
+
+def test_refusals_change_nothing(stocked, capsys):
+    code, out, err = run(stocked, capsys, "numbers", "reserve", "4009999999", "--by", "sp-east")
+    assert (code, out) == (1, "")
+    assert err == "4009999999 is not in the inventory (hotline400 numbers import)\n"
+    code, _, err = run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-north")
+    assert (code, err) == (1, "no service provider sp-north (hotline400 providers add)\n")
+    code, _, err = run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme")
+    assert code == 1 and err.startswith(f"{ORDINARY} is available: it cannot be applied for")
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    assert json.loads(out)["subscribers"] == []
+    code, _, err = run(stocked, capsys, "providers", "add", "sp-east", *PROVIDER)
+    assert (code, err) == (1, "a service provider sp-east exists already\n")
+
+
+def _reserve_in_a_process(config: Path, provider: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "router.cli", "numbers", "reserve", PREMIUM, "--by", provider,
+         "--config", str(config), "--at", "2026-12-05 10:00"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+
+
+def test_two_operators_reserving_one_number_at_the_same_instant_one_succeeds(stocked, capsys):
+    first = _reserve_in_a_process(stocked, "sp-east")
+    second = _reserve_in_a_process(stocked, "sp-west")
+    results = [(p.wait(60), *p.communicate()) for p in (first, second)]
+    assert sorted(code for code, _, _ in results) == [0, 1]
+    [(_, _, refused)] = [r for r in results if r[0] == 1]
+    assert f"{PREMIUM} is reserved by sp-" in refused and "until 2027-01-04 10:00" in refused
+    out = run(stocked, capsys, "numbers", "show", PREMIUM, "--format", "json")[1]
+    assert [h["to"] for h in json.loads(out)["history"]] == ["reserved"]
+
+
+def in_service(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """4006031475 (a prepaid account) active for acme of sp-east since 2026-12-02 10:00."""
+    run(
+        config,
+        capsys,
+        "numbers",
+        "reserve",
+        ORDINARY,
+        "--by",
+        "sp-east",
+        "--at",
+        "2026-12-01 09:00",
+    )
+    run(config, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+    run(config, capsys, "numbers", "approve", ORDINARY, "--at", "2026-12-02 10:00")
+
+
+def test_arrears_suspend_a_prepaid_number_and_a_top_up_restores_it(stocked, capsys):
+    in_service(stocked, capsys)  # the opening fee left its balance at -600.00
+    code, out, _ = run(stocked, capsys, "numbers", "tick", "--at", "2026-12-02 11:00")
+    assert "1 number(s) into or out of arrears" in out
+    code, out, _ = run(
+        stocked, capsys, "account", "topup", "--number", ORDINARY, "--amount", "700",
+        "--at", "2026-12-03 09:00",
+    )  # fmt: skip
+    assert code == 0 and "balance 100.00" in out
+    shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")[1])
+    assert [(h["to"], h["at"]) for h in shown["history"][-2:]] == [
+        ("arrears", "2026-12-02 11:00"),
+        ("active", "2026-12-03 09:00"),
+    ]
+
+
+def test_feature_fees_are_deducted_from_the_provider_with_a_record_naming_the_number(
+    stocked, capsys
+):
+    in_service(stocked, capsys)
+    run(stocked, capsys, "account", "topup", "--provider", "sp-east", "--amount", "500",
+        "--ref", "bank-1")  # fmt: skip
+    code, out, _ = run(stocked, capsys, "account", "fees", "--day", "2026-12-10")
+    assert code == 0
+    assert f"provider:sp-east  {ORDINARY}:recording@2026-12-10" in out
+    code, out, _ = run(stocked, capsys, "account", "show", "--provider", "sp-east")
+    assert out.splitlines()[:2] == ["provider:sp-east", "  balance               400.00"]
+    assert f"-100.00  feature_fee {ORDINARY}:recording@2026-12-10  deduction for {ORDINARY}" in out
+    code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY)
+    assert "  service provider      sp-east, balance 400.00" in out
+    assert "  subscriber            acme" in out
+    code, out, _ = run(stocked, capsys, "bill", "--month", "2026-12", "--number", ORDINARY)
+    assert (
+        "feature fees" in out
+        and "to be booked at close" not in out.split("feature fees")[1].split("\n")[0]
+    )
+
+
+def test_a_numbers_file_with_a_problem_blocks_the_numbers_commands_with_its_line(config, capsys):
+    (config / "numbers.yaml").write_text("timing:\n  reservation_days: 0\n", encoding="utf-8")
+    code, out, err = run(config, capsys, "numbers", "search")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{config / 'numbers.yaml'}:2 timing.reservation_days: ")
+    assert main(["check", str(config)]) == 1
+    assert f"{config / 'numbers.yaml'}:2 timing.reservation_days" in capsys.readouterr().out

@@ -1,0 +1,158 @@
+"""The router takes a number's status from the inventory on the next call, on every router
+sharing the store, without a restart; `check` holds the plans to the inventory.
+
+Real daemons with the Asterisk simulator over TCP; two routers on one PostgreSQL schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord, Status
+from numbering.rules import NumberRules
+from router.cli import main
+from router.numbers.inventory import Inventory
+from router.storage.cdr import Outcome
+from router.storage.protocol import Store
+from tests.conftest import (
+    E2E_CONFIG,
+    MONDAY_MORNING,
+    call,
+    eventually,
+    finished_cdr,
+    opened_store,
+    running_router,
+    scratch_schema,
+    store_url_of,
+)
+
+RULES = NumberRules()
+NUMBER = "4000000001"  # the e2e plan that answers at once
+DAY = timedelta(days=1)
+
+
+async def into_service(store: Store, number: str = NUMBER) -> Inventory:
+    """Import the number and take it through reservation, application and review."""
+    inventory = Inventory(store, RULES, OfficialCalendar())
+    await store.add_numbers([NumberRecord(number)], MONDAY_MORNING - 10 * DAY)
+    start = MONDAY_MORNING - 7 * DAY  # Monday 16 November
+    for at, action in (
+        (start, lambda r, at: lifecycle.reserve(r, "sp-east", at, RULES)),
+        (start, lambda r, at: lifecycle.apply(r, "acme", "sp-east", at, RULES)),
+        (start, lambda r, at: lifecycle.submit(r, at, RULES, OfficialCalendar())),
+        (start + 2 * DAY, lambda r, at: lifecycle.approve(r, "ops", at, RULES, OfficialCalendar())),
+    ):
+        await inventory.act(number, at, action)
+    return inventory
+
+
+async def test_a_status_set_by_an_operator_counts_from_the_next_call_on_every_router(
+    tmp_path: Path,
+) -> None:
+    async with scratch_schema() as database, AsyncExitStack() as stack:
+        routers = [
+            await stack.enter_async_context(
+                running_router(tmp_path / name, store=database, router_name=name)
+            )
+            for name in ("r1", "r2")
+        ]
+        operator = await stack.enter_async_context(opened_store(database))
+        inventory = await into_service(operator)
+        for index, router in enumerate(routers):
+            await call(router, dialled=NUMBER, uniqueid=f"before.{index}")
+            assert (await finished_cdr(router, f"before.{index}")).outcome is Outcome.ANSWERED
+        await inventory.act(
+            NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.suspend(r, "ops", at, RULES)
+        )
+        for index, router in enumerate(routers):
+            result = await call(router, dialled=NUMBER, uniqueid=f"suspended.{index}")
+            assert result.variables["HOTLINE_STATUS"] == "suspended"
+            assert result.commands[-1] == 'EXEC Hangup "63"'
+        await inventory.act(NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.resume(r, "ops", at))
+        for index, router in enumerate(routers):
+            await call(router, dialled=NUMBER, uniqueid=f"resumed.{index}")
+            assert (await finished_cdr(router, f"resumed.{index}")).outcome is Outcome.ANSWERED
+
+
+async def test_a_number_of_the_pool_is_not_in_service_and_a_notice_period_still_connects(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        await router.store.add_numbers([NumberRecord("4000000002")], MONDAY_MORNING - DAY)
+        result = await call(router, dialled="4000000002", uniqueid="pool.1")
+        cdr = await finished_cdr(router, "pool.1")
+        assert result.commands[-1] == 'EXEC Hangup "1"'
+        assert (cdr.outcome, cdr.note) == (
+            Outcome.UNKNOWN_NUMBER,
+            "4000000002 is available in the inventory, not in service",
+        )
+        inventory = await into_service(router.store)
+        notice = MONDAY_MORNING - DAY
+        await inventory.act(NUMBER, notice, lambda r, at: lifecycle.cancel(r, "ops", at, RULES))
+        await call(router, dialled=NUMBER, uniqueid="notice.1")
+        assert (await finished_cdr(router, "notice.1")).outcome is Outcome.ANSWERED
+
+
+@pytest.fixture
+def config(tmp_path: Path, store_url: str) -> Path:
+    config = tmp_path / "config"
+    shutil.copytree(E2E_CONFIG, config)
+    with (config / "router.yaml").open("a", encoding="utf-8") as file:
+        file.write(f'store: "{store_url}"\n')
+    return config
+
+
+def test_check_holds_plans_to_the_inventory(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def stock() -> None:
+        async with opened_store(store_url_of(config)) as store:
+            await into_service(store, "4000000007")  # its plan says `status: suspended`
+            await into_service(store, "4000000099")  # held, and no plan
+
+    asyncio.run(stock())
+    assert main(["check", str(config)]) == 1
+    out = capsys.readouterr().out
+    plan = config / "plans" / "4000000007.yaml"
+    assert (
+        f"{plan}:3 status: suspended, but the inventory has 4000000007 active (active on "
+        "calls): remove `status` from the plan, the inventory's counts"
+    ) in out
+    assert (
+        "warning: 4000000099 is active in the inventory (subscriber acme) but has no plan: "
+        "its calls are refused as unknown"
+    ) in out
+    assert f"warning: {config / 'plans' / '4000000001.yaml'}: 4000000001 is not in the " in out
+
+
+async def test_the_daemon_applies_what_falls_due_by_itself(tmp_path: Path) -> None:
+    now = [MONDAY_MORNING]
+    async with running_router(tmp_path, clock=lambda: now[0], numbers_tick=0.05) as router:
+        store = router.store
+        await store.add_numbers([NumberRecord("4000000002")], MONDAY_MORNING - DAY)
+        inventory = Inventory(store, RULES, OfficialCalendar())
+        await inventory.act(
+            "4000000002", MONDAY_MORNING, lambda r, at: lifecycle.reserve(r, "sp-east", at, RULES)
+        )
+        now[0] = MONDAY_MORNING + 4 * DAY  # the 3 days ran out, then the 30-minute freeze
+
+        async def back_in_the_pool() -> bool:
+            record = await store.number_record("4000000002")
+            return record is not None and record.status is Status.AVAILABLE
+
+        await eventually(back_in_the_pool)
+        history = await store.number_history("4000000002")
+        assert [(h.to_status, h.actor) for h in history] == [
+            ("reserved", "sp-east"),
+            ("frozen", "system"),
+            ("available", "system"),
+        ]
+        assert history[1].at == MONDAY_MORNING + 3 * DAY

@@ -1,0 +1,121 @@
+"""The numbers' tables on each engine: the inventory, a transition written only from the
+version it was made from, the append-only history, providers and subscribers, and ticks
+running on two routers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord, Status
+from numbering.rules import NumberRules
+from router.numbers.inventory import Inventory
+from router.storage.number_rows import PartyRow
+from router.storage.protocol import StoreUnavailable
+from tests.conftest import opened_store
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 12, 5, 10, 0, tzinfo=SHANGHAI)
+RULES = NumberRules()
+NUMBERS = [f"40060{n:05d}" for n in range(200)]
+
+
+def pool(numbers: list[str]) -> list[NumberRecord]:
+    return [NumberRecord(n, RULES.grade(n), RULES.fee_of_grade[RULES.grade(n)]) for n in numbers]
+
+
+def test_numbers_are_added_once_and_searched(store_url: str) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            assert await store.add_numbers(pool(NUMBERS), T0) == 200
+            assert await store.add_numbers(pool([*NUMBERS[:10], "4008207788"]), T0) == 1
+            assert [r.number for r in await store.search_numbers(segment="4008")] == ["4008207788"]
+            found = await store.search_numbers(pattern="0012", limit=3)
+            assert [r.number for r in found] == ["4006000012", "4006000120", "4006000121"]
+            premium = await store.search_numbers(premium=True, limit=500)
+            assert premium and all(r.grade != "ordinary" for r in premium)
+            record = await store.number_record("4006000000")
+            assert record == pool(["4006000000"])[0]
+
+    asyncio.run(scenario())
+
+
+def test_of_two_transitions_from_one_version_only_the_first_is_written(store_url: str) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as first, opened_store(store_url) as second:
+            await first.add_numbers(pool(NUMBERS[:1]), T0)
+            record = await first.number_record(NUMBERS[0])
+            assert record is not None
+            east = lifecycle.reserve(record, "sp-east", T0, RULES)
+            west = lifecycle.reserve(record, "sp-west", T0, RULES)
+            due = east.after.due_at(RULES)
+            written = await asyncio.gather(
+                first.record_changes([east], due, [[]]), second.record_changes([west], due, [[]])
+            )
+            assert sorted(written) == [False, True]
+            history = await first.number_history(NUMBERS[0])
+            assert len(history) == 1 and history[0].to_status == "reserved"
+
+    asyncio.run(scenario())
+
+
+def test_the_history_refuses_changes(store_url: str) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            await store.add_numbers(pool(NUMBERS[:1]), T0)
+            record = await store.number_record(NUMBERS[0])
+            assert record is not None
+            change = lifecycle.reserve(record, "sp-east", T0, RULES)
+            assert await store.record_changes([change], None, [[]])
+            for statement in (
+                "UPDATE number_history SET actor = 'x'",
+                "DELETE FROM number_history",
+            ):
+                with pytest.raises(StoreUnavailable, match="number history is never"):
+                    async with store._transaction() as session:  # type: ignore[attr-defined]
+                        await session.execute(statement)
+
+    asyncio.run(scenario())
+
+
+def test_providers_and_their_subscribers(store_url: str) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            east = PartyRow("sp-east", "East", "91310000MA1FL0XX1X", "Wang", "110***1234", T0)
+            assert await store.add_party(east)
+            assert not await store.add_party(east)
+            acme = PartyRow("acme", "Acme", "", "", "", T0, provider="sp-east")
+            assert await store.add_party(acme)
+            assert await store.providers() == [east]
+            assert await store.subscribers(provider="sp-east") == [acme]
+            assert await store.subscribers(name="nobody") == []
+
+    asyncio.run(scenario())
+
+
+def test_ticks_on_two_routers_at_once_write_each_transition_once(store_url: str) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as first, opened_store(store_url) as second:
+            await first.add_numbers(pool(NUMBERS), T0)
+            one = Inventory(first, RULES, OfficialCalendar())
+            two = Inventory(second, RULES, OfficialCalendar())
+            for number in NUMBERS:
+                await one.act(number, T0, lambda r, at: lifecycle.reserve(r, "sp-east", at, RULES))
+            later = T0 + timedelta(days=40)  # every reservation expired, every freeze ended
+            counts = await asyncio.gather(one.tick(later), two.tick(later))
+            assert sum(counts) == 2 * len(NUMBERS)
+            assert await one.tick(later) == 0
+            for number in NUMBERS[:5]:
+                history = await first.number_history(number)
+                assert [h.to_status for h in history] == ["reserved", "frozen", "available"]
+            assert all(
+                r.status is Status.AVAILABLE for r in await first.search_numbers(limit=len(NUMBERS))
+            )
+
+    asyncio.run(scenario())
