@@ -34,8 +34,8 @@ JINAN_HEADER = (
 
 def checked_files(config_dir: Path) -> int:
     """How many files `check` reads in a config directory: router.yaml, calendar.yaml,
-    tariffs.yaml, plans."""
-    settings = ("router.yaml", "calendar.yaml", "tariffs.yaml")
+    tariffs.yaml, numbers.yaml, plans."""
+    settings = ("router.yaml", "calendar.yaml", "tariffs.yaml", "numbers.yaml")
     assert all((config_dir / name).exists() for name in settings)
     return len(settings) + len(list((config_dir / "plans").glob("*.yaml")))
 
