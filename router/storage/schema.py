@@ -7,8 +7,9 @@ audit log and plan versions, and the hourly call counts its reports read, 5 the 
 call counts beside them (a report reads whole days, and hours only at its edges), 6 the
 numbers' inventory with the history of every transition, service providers and their
 subscribers; so the store's SQL is written once (router.storage.queries). A table is
-written here with a few words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does differently for a
-reason stays in the engine's module: its triggers, and the steps by which it reached version 3.
+written here with a few words each engine spells its own way (`{money}`, `{id}`, ...); what
+an engine does differently for a reason stays in the engine's module: its triggers, and the
+steps by which it reached version 3.
 
 Differences kept on purpose: CDR money is exact decimal text in SQLite and numeric in
 PostgreSQL (summable in SQL); times are ISO-8601 text on both, as a CDR keeps the UTC offset
