@@ -34,6 +34,7 @@ from console.web import (
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN
 from router.money.billing import month_statement
+from router.money.fee_payers import on_payer, providers_of
 
 KIND_NAMES = {
     LedgerKind.RENT.value: "rent",
@@ -131,11 +132,13 @@ async def switch(request: Request) -> Response:
     if not on:
         await audit(request, "switch feature off", number, f"{feature} (on since {since})")
         return back_to(back)
-    entries = fee_entries(switched, number, feature, today)
+    payers = await providers_of(console.store, [number])  # a provider's number: its provider
+    entries = [on_payer(entry, payers) for entry in fee_entries(switched, number, feature, today)]
     booked = await console.store.post_ledger(entries)
     fee = sum((-entry.amount for entry in entries), Decimal("0.00"))
     what = f"fee {fee} yuan booked" if booked else f"fee {fee} yuan already booked today"
-    await audit(request, "switch feature on", number, f"{feature}: {what}")
+    payer = f" on {entries[0].number}" if entries and entries[0].number != number else ""
+    await audit(request, "switch feature on", number, f"{feature}: {what}{payer}")
     return back_to(back)
 
 
