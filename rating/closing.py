@@ -9,9 +9,9 @@ one entry per number, kind and ref):
   books (ref 'recording@2026-11-05', dated their day), for any day it was not run;
 - the minimum-consumption top-up, ref '2026-11', dated the month's last instant, once the
   month's charges are known: minimum_topup of the month's call charges against the
-  package's minimum_monthly. The month's call charges are the subscriber's shares of the
-  month's calls as they are priced now, so a call re-rated before closing counts at its
-  new price.
+  number's minimum monthly consumption (its account's own, else its package's). The
+  month's call charges are the subscriber's shares of the month's calls as they are priced
+  now, so a call re-rated before closing counts at its new price.
 Every entry is dated inside the month, so the month's statement shows it however late the
 month is closed. Closing waits until the month is over and every answered call of it is
 priced; a booked top-up is never revised (the ledger is append-only), so re-rate a month
@@ -158,7 +158,8 @@ def closing_entries(
     for day in sorted(set(account.features.values())):
         if start.date() <= day < end.date():
             entries.extend(feature_fees_due(tariffs, number, day))
-    topup = minimum_topup(call_charges, package.minimum_monthly)
+    minimum = tariffs.minimum_of(number)
+    topup = minimum_topup(call_charges, minimum)
     if topup:
         entries.append(
             LedgerEntry(
@@ -167,7 +168,7 @@ def closing_entries(
                 ZERO - topup,
                 LedgerKind.MINIMUM_TOPUP,
                 ref,
-                f"minimum {package.minimum_monthly}, calls {call_charges}",
+                f"minimum {minimum}, calls {call_charges}",
             )
         )
     return entries

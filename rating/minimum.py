@@ -1,10 +1,21 @@
 """Minimum monthly consumption: the top-up when a month's charges fall short, and the rule
-for changing the agreed minimum.
+for changing a number's agreed minimum.
 
-The minimum may be raised, never lowered while the rate stays the same. When the rate
-changes the minimum scales with it: new_minimum = minimum / old_rate * new_rate, rounded
-half-up to the fen (a 100-yuan minimum agreed at 0.30/min becomes 50 yuan at 0.15/min);
-the scaled minimum or anything above it is allowed.
+A number's terms are its minimum monthly consumption (its account's own, else its
+package's) and the rate it is actually charged, in yuan per minute (Package.charged_rate).
+When terms change, from one tariff file to the next or against the terms the store last
+recorded for the number, the rule is:
+
+- raising the minimum is always allowed;
+- a number already in use (its account opened on or before the day of the change) keeps
+  its minimum, whatever its rate does;
+- at an unchanged or higher rate the minimum never goes down;
+- when the charged rate goes down the minimum may go down with it to
+  minimum / old_rate * new_rate, rounded half-up to the fen, never lower (a 100-yuan
+  minimum at 0.30/min may become 50 yuan at 0.15/min).
+
+Moving a number to another package is checked the same way, with the new package's rate
+and minimum. Every refusal names the number, the old and new figures and the rule.
 
 What counts toward the minimum (the month's call charges, by the statement's reckoning) is
 the caller's choice; this module only compares amounts.
@@ -12,14 +23,52 @@ the caller's choice; this module only compares amounts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 
 from rating.money import ZERO, to_fen
-from rating.tariff import Package
+from rating.tariff import Tariffs
 
 
 class MinimumChangeRefused(ValueError):
     """A new minimum monthly consumption breaks the rule for changing it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a number agreed: its package, its minimum monthly consumption and the rate it
+    is charged, in yuan per minute."""
+
+    package: str
+    minimum: Decimal
+    rate: Decimal
+
+    def describe(self) -> str:
+        """'minimum 500.00 at 0.20/min (nationwide-300)'."""
+        return f"minimum {self.minimum} at {rate_text(self.rate)} ({self.package})"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTerms:
+    """A number's terms as the store keeps them: from which local day they hold, when they
+    were recorded and why."""
+
+    number: str
+    since: date
+    terms: Terms
+    recorded_at: datetime
+    note: str
+
+
+def terms_of(tariffs: Tariffs, number: str) -> Terms:
+    """The terms `tariffs` give an account's number."""
+    return Terms(
+        tariffs.accounts[number].package,
+        tariffs.minimum_of(number),
+        tariffs.charged_rate(number),
+    )
 
 
 def minimum_topup(month_charges: Decimal, minimum: Decimal) -> Decimal:
@@ -34,41 +83,68 @@ def scale_minimum(minimum: Decimal, old_rate: Decimal, new_rate: Decimal) -> Dec
     return to_fen(minimum * new_rate / old_rate)
 
 
-def check_minimum_change(
-    old_minimum: Decimal, new_minimum: Decimal, old_rate: Decimal, new_rate: Decimal
-) -> None:
-    """Raise MinimumChangeRefused unless the new minimum is allowed."""
-    if new_rate == old_rate:
-        if new_minimum < old_minimum:
-            raise MinimumChangeRefused(
-                f"the minimum monthly consumption cannot be lowered from {old_minimum} to "
-                f"{new_minimum} while the rate stays at {old_rate}"
+def in_use(opened: date | None, day: date) -> str | None:
+    """Why a number counts as in use on `day` ('in use since 2025-06-01'), or None when it
+    is not yet. An account that names no opening day is taken as in use: its minimum is
+    kept rather than risk lowering an agreed one."""
+    if opened is None:
+        return "in use (its account names no opening day)"
+    return f"in use since {opened}" if opened <= day else None
+
+
+def check_terms_change(number: str, old: Terms, new: Terms, used: str | None) -> None:
+    """Raise MinimumChangeRefused unless `new` may follow `old` (see the module's rule);
+    `used` says why the number is in use (in_use()), None when it is not yet."""
+    if new.minimum >= old.minimum:
+        return
+    change = f"{number}: minimum monthly consumption {old.minimum} -> {new.minimum}"
+    if old.package != new.package:
+        change += f" (package {old.package} -> {new.package})"
+    rates = f"rate {rate_text(old.rate)} -> {rate_text(new.rate)}"
+    if used is not None:
+        raise MinimumChangeRefused(
+            f"{change} refused: a number already in use keeps its minimum ({used}; {rates})"
+        )
+    if new.rate >= old.rate:
+        what = "an unchanged" if new.rate == old.rate else "a higher"
+        raise MinimumChangeRefused(
+            f"{change} refused: at {what} rate ({rates}) the minimum may be raised, never lowered"
+        )
+    lowest = scale_minimum(old.minimum, old.rate, new.rate)
+    if new.minimum < lowest:
+        raise MinimumChangeRefused(
+            f"{change} refused: with the {rates} the minimum may go down to "
+            f"{old.minimum} / {_figure(old.rate)} * {_figure(new.rate)} = {lowest}, never lower"
+        )
+
+
+def refused_terms_changes(
+    old: Tariffs, new: Tariffs, day: date
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(field path, message) for each number whose terms `new` changes against the rule,
+    the change taking effect on `day`; numbers new to `new` may take any terms."""
+    for number, account in new.accounts.items():
+        previous = old.accounts.get(number)
+        if previous is None:
+            continue
+        try:
+            check_terms_change(
+                number,
+                terms_of(old, number),
+                terms_of(new, number),
+                in_use(previous.opened, day),
             )
-        return
-    lowest = scale_minimum(old_minimum, old_rate, new_rate)
-    if new_minimum < lowest:
-        raise MinimumChangeRefused(
-            f"with the rate going from {old_rate} to {new_rate} the minimum monthly "
-            f"consumption of {old_minimum} becomes {lowest}; {new_minimum} is below it"
-        )
+        except MinimumChangeRefused as error:
+            field = "minimum_monthly" if account.minimum_monthly is not None else "package"
+            yield ("accounts", number, field), str(error)
 
 
-def check_package_change(old: Package, new: Package) -> None:
-    """The rule above, applied to a package's minimum_monthly between two tariff files.
+def rate_text(rate: Decimal) -> str:
+    """0.2000 -> '0.20/min'."""
+    return f"{_figure(rate)}/min"
 
-    A package without a minimum before may take any; one that had a minimum must keep a
-    reference rate to scale it by.
-    """
-    if not old.minimum_monthly:
-        return
-    assert old.minimum_reference_rate is not None
-    if new.minimum_reference_rate is None:
-        raise MinimumChangeRefused(
-            f"the minimum monthly consumption of {old.minimum_monthly} cannot be dropped"
-        )
-    check_minimum_change(
-        old.minimum_monthly,
-        new.minimum_monthly,
-        old.minimum_reference_rate,
-        new.minimum_reference_rate,
-    )
+
+def _figure(rate: Decimal) -> Decimal:
+    """A per-minute rate as written: 0.2000 -> 0.20, 0.0667 stays."""
+    fen = rate.quantize(Decimal("0.01"))
+    return fen if rate == fen else rate

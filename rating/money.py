@@ -34,9 +34,3 @@ Money = Annotated[
 ]
 """An amount in a tariff file: not negative, to the fen."""
 
-PositiveMoney = Annotated[
-    Decimal,
-    Field(gt=0, decimal_places=2, description="yuan, more than 0, at most 2 decimal places"),
-    AfterValidator(_exact_fen),
-]
-"""An amount that must be more than zero, e.g. a rate something else is divided by."""

@@ -24,6 +24,8 @@ from pydantic import ConfigDict, Field
 
 from rating.money import FEN, ZERO, Money
 
+PER_MINUTE = Decimal("0.0001")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rate:
@@ -86,6 +88,12 @@ class Rate:
             return None
         increments = int((budget - self.first_charge) // self.charge)
         return self.first_seconds + increments * self.per_seconds
+
+    @property
+    def per_minute(self) -> Decimal:
+        """The increment charge as yuan per minute (0.06/6s: 0.6000), to 4 decimals: how
+        rates are compared when a minimum consumption follows its rate (rating.minimum)."""
+        return (self.charge * 60 / self.per_seconds).quantize(PER_MINUTE)
 
     def describe(self) -> str:
         """'0.11/60s', '0.22 first 180s, then 0.11/60s' or '0.50 set-up, then 0.10/60s'."""

@@ -23,7 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rating.model_base import Strict
-from rating.money import ZERO, Money, PositiveMoney
+from rating.money import ZERO, Money
 from rating.periods import WEEKDAYS, PeriodClock, parse_window
 from rating.rates import Rate
 
@@ -137,9 +137,10 @@ class Package(Strict):
     periods: list[Period] = Field(
         default_factory=list, description="time-of-day rates; the first open one wins"
     )
-    minimum_monthly: Money = Field(ZERO, description="minimum monthly consumption, 0 for none")
-    minimum_reference_rate: PositiveMoney | None = Field(
-        None, description="the per-minute rate the minimum was agreed at"
+    minimum_monthly: Money = Field(
+        ZERO,
+        description="minimum monthly consumption of its numbers, 0 for none; a number's "
+        "account may agree its own",
     )
     sharing: Sharing = Field(default_factory=_default_sharing)
 
@@ -152,13 +153,14 @@ class Package(Strict):
                 "give either nationwide or both local and long_distance (found {found})",
                 {"found": found},
             )
-        if self.minimum_monthly and self.minimum_reference_rate is None:
-            raise PydanticCustomError(
-                "minimum_reference",
-                "minimum_monthly needs minimum_reference_rate, the per-minute rate it was "
-                "agreed at",
-            )
         return self
+
+    @property
+    def charged_rate(self) -> Decimal:
+        """Yuan per minute of the package's dearest standard rate (nationwide, or the dearer
+        of local and long_distance; periods aside): the rate a minimum consumption follows."""
+        rates = (self.nationwide, self.local, self.long_distance)
+        return max(rate.per_minute for rate in rates if rate is not None)
 
 
 def _given(model: Strict, names: tuple[str, ...]) -> str:
@@ -176,6 +178,11 @@ class Account(Strict):
         default_factory=dict, description="feature name: the date it was switched on"
     )
     prepaid: bool = Field(True, description="calls consume a prepaid balance")
+    minimum_monthly: Money | None = Field(
+        None,
+        description="this number's own minimum monthly consumption (default: its package's); "
+        "a number in use keeps the minimum it agreed",
+    )
     opened: date | None = Field(
         None,
         description="the day the account was opened: no month before it can be closed "
@@ -233,6 +240,18 @@ class Tariffs(Strict):
     def tariff_id(self, package_name: str) -> str:
         """'business-hall@2026-11': the package, and the version of this file when given."""
         return f"{package_name}@{self.version}" if self.version else package_name
+
+    def minimum_of(self, number: str) -> Decimal:
+        """The minimum monthly consumption of a number: its account's own, else its
+        package's."""
+        account = self.accounts[number]
+        if account.minimum_monthly is not None:
+            return account.minimum_monthly
+        return self.packages[account.package].minimum_monthly
+
+    def charged_rate(self, number: str) -> Decimal:
+        """Yuan per minute a number is charged (Package.charged_rate of its package)."""
+        return self.packages[self.accounts[number].package].charged_rate
 
     def reference_problems(self) -> Iterator[tuple[tuple[str, ...], str]]:
         """(field path, message) for names that point nowhere: checked once the shape is sound."""

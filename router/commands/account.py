@@ -13,6 +13,13 @@ account show --number N
     included minutes used and left. Calls and cost are the month's and the day's call
     entries, the figures the router's cost caps are checked against; re-rating
     adjustments show on the month's statement (`bill`).
+account terms [--number N] [--record [--day YYYY-MM-DD]]
+    Each number's history of terms as the store keeps it: package, minimum monthly
+    consumption and the rate it is charged (per minute), from which day, and whether
+    tariffs.yaml now gives other terms. --record adds the file's terms for every number
+    whose terms changed (or were never recorded), holding from --day (today by default);
+    a change against the rule of rating.minimum is refused, naming the number, the old
+    and new figures and the rule, and then nothing is recorded (exit 1).
 account fees [--day YYYY-MM-DD]
     Book, for every account, the fees of the features switched on that day (today by
     default); the same day booked twice is booked once. A number a service provider holds
@@ -26,12 +33,23 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
+from rating.minimum import (
+    MinimumChangeRefused,
+    RecordedTerms,
+    Terms,
+    check_terms_change,
+    in_use,
+    rate_text,
+    terms_of,
+)
 from rating.money import ZERO, to_fen
+from rating.tariff import Tariffs
 from router.commands.arguments import amount, day, instant, moment, service_number
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
@@ -80,6 +98,27 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     show.set_defaults(run=_run_show)
 
+    terms = actions.add_parser(
+        "terms", parents=[common], help="each number's minimum and rate over time"
+    )
+    terms.add_argument(
+        "--number", type=service_number, help="the 400 number (default: every account)"
+    )
+    terms.add_argument(
+        "--record",
+        action="store_true",
+        help="record tariffs.yaml's terms where they changed, refusing changes against the "
+        "minimum-consumption rule",
+    )
+    terms.add_argument(
+        "--day",
+        type=day,
+        metavar="YYYY-MM-DD",
+        help="with --record: the day the terms hold from, and a number is in use if opened "
+        "by then (default: today)",
+    )
+    terms.set_defaults(run=_run_terms)
+
     fees = actions.add_parser("fees", parents=[common], help="book the day's feature fees")
     fees.add_argument(
         "--day", type=day, metavar="YYYY-MM-DD", help="the day to book (default: today)"
@@ -119,6 +158,10 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _run_fees(args: argparse.Namespace) -> int:
     return _run(args, _fees)
+
+
+def _run_terms(args: argparse.Namespace) -> int:
+    return _run(args, _terms)
 
 
 # --- topup ---------------------------------------------------------------------------
@@ -210,7 +253,7 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             f"{_minutes(usage.included_used)} of {package.included_minutes} used, "
             f"{_minutes(max(0, included - usage.included_used))} left",
         ),
-        ("minimum monthly", str(package.minimum_monthly)),
+        ("minimum monthly", _minimum(books.tariffs, number)),
         ("monthly rent", str(package.monthly_rent)),
         (
             "features",
@@ -250,6 +293,11 @@ async def _show_provider(books: Books, provider: str) -> int:
     return 0
 
 
+def _minimum(tariffs: Tariffs, number: str) -> str:
+    whose = "its own" if tariffs.accounts[number].minimum_monthly is not None else "package's"
+    return f"{tariffs.minimum_of(number)} ({whose}) at {rate_text(tariffs.charged_rate(number))}"
+
+
 def _calls(entries: Sequence[LedgerEntry]) -> str:
     cost = sum((ZERO - entry.amount for entry in entries), ZERO)
     return f"{len(entries)} call(s), cost {cost}"
@@ -257,6 +305,71 @@ def _calls(entries: Sequence[LedgerEntry]) -> str:
 
 def _minutes(seconds: int) -> str:
     return str(to_fen(Decimal(seconds) / 60))
+
+
+# --- terms ---------------------------------------------------------------------------
+
+
+async def _terms(books: Books, args: argparse.Namespace) -> int:
+    today = datetime.now(books.zone).date()
+    since = args.day or today
+    numbers = books.numbers(args.number)
+    async with books.store() as store:
+        histories = {number: await store.terms_history(number) for number in numbers}
+        if args.record:
+            return await _record_terms(books, store, histories, since)
+    for number in numbers:
+        _print_history(number, histories[number], terms_of(books.tariffs, number), books.zone)
+    return 0
+
+
+async def _record_terms(
+    books: Books, store: Store, histories: dict[str, list[RecordedTerms]], since: date
+) -> int:
+    """Record the file's terms that changed; refuse them all if any breaks the rule."""
+    now = datetime.now(books.zone)
+    records, refusals, unchanged = [], [], []
+    for number, history in histories.items():
+        new = terms_of(books.tariffs, number)
+        if history and history[-1].terms == new:
+            unchanged.append(number)
+            continue
+        if history:
+            old = history[-1].terms
+            used = in_use(books.tariffs.accounts[number].opened, since)
+            try:
+                check_terms_change(number, old, new, used)
+            except MinimumChangeRefused as error:
+                refusals.append(str(error))
+                continue
+            note = f"changed from {old.describe()}"
+        else:
+            note = "first recorded"
+        records.append(RecordedTerms(number, since, new, now, note))
+    if refusals:
+        for refusal in refusals:
+            print(refusal, file=sys.stderr)
+        print(f"nothing recorded: {len(refusals)} refused change(s)", file=sys.stderr)
+        return 1
+    await store.record_terms(records)
+    for record in records:
+        print(f"{record.number}  from {since}  {record.terms.describe()}  {record.note}")
+    if unchanged:
+        print(f"unchanged: {', '.join(unchanged)}")
+    return 0
+
+
+def _print_history(
+    number: str, history: list[RecordedTerms], current: Terms, zone: ZoneInfo
+) -> None:
+    print(number)
+    for record in history:
+        recorded = f"recorded {record.recorded_at.astimezone(zone):%Y-%m-%d %H:%M}"
+        print(f"  from {record.since}  {record.terms.describe()}  ({record.note}; {recorded})")
+    if not history:
+        print(f"  nothing recorded; tariffs.yaml gives {current.describe()}")
+    elif history[-1].terms != current:
+        print(f"  tariffs.yaml now gives {current.describe()}: not recorded (--record)")
 
 
 # --- fees ----------------------------------------------------------------------------

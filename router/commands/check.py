@@ -39,8 +39,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--previous",
         type=Path,
         metavar="OLD_TARIFFS",
-        help="the tariff file in force until now: refuse a minimum monthly consumption "
-        "lowered against the rule (raised any time, scaled only with its rate)",
+        help="the tariff file in force until now: refuse a number's minimum monthly "
+        "consumption lowered against the rule (raised any time; lowered only with its "
+        "charged rate, to the scaled minimum, and never once the number is in use by --today)",
     )
     parser.set_defaults(run=run)
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.extend(warned)
         checked += count
     if args.previous is not None:
-        problems.extend(_minimum_changes(args.previous, targets))
+        problems.extend(_minimum_changes(args.previous, targets, today))
     for problem in problems:
         print(problem)
     for warning in warnings:
@@ -116,8 +117,9 @@ def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> l
     return [f"{path}: {warning}"] if warning else []
 
 
-def _minimum_changes(previous: Path, targets: list[Path]) -> list[Problem]:
-    """Each checked tariffs.yaml against the previous file: the minimum-consumption rule."""
+def _minimum_changes(previous: Path, targets: list[Path], today: date) -> list[Problem]:
+    """Each checked tariffs.yaml against the previous file: the minimum-consumption rule,
+    the change taking effect `today`."""
     try:
         old = load_tariffs(previous)
     except ConfigError as error:
@@ -131,5 +133,5 @@ def _minimum_changes(previous: Path, targets: list[Path]) -> list[Problem]:
             new = load_tariffs(path)
         except ConfigError:
             continue  # its problems are listed already
-        problems.extend(refused_minimum_changes(old, new, path))
+        problems.extend(refused_minimum_changes(old, new, path, today))
     return problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans
 from dialplan.yaml_source import read_yaml
 from numbering.rules import NumberRules
-from rating.minimum import MinimumChangeRefused, check_package_change
+from rating.minimum import refused_terms_changes
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
@@ -85,7 +86,8 @@ class PlanBook:
         else:
             try:
                 tariffs = load_tariffs(tariffs_file, self.zone)
-                refused = refused_minimum_changes(self.tariffs, tariffs, tariffs_file)
+                today = datetime.now(self.zone).date()
+                refused = refused_minimum_changes(self.tariffs, tariffs, tariffs_file, today)
                 if refused:
                     raise ConfigError(refused)
                 self.tariffs = tariffs
@@ -126,20 +128,15 @@ class PlanBook:
             self.reload()
 
 
-def refused_minimum_changes(old: Tariffs | None, new: Tariffs, path: Path) -> list[Problem]:
-    """Minimum monthly consumptions the new tariffs lower against the rule (domain: it may be
-    raised, never lowered while the rate stays; a new rate scales it)."""
+def refused_minimum_changes(
+    old: Tariffs | None, new: Tariffs, path: Path, day: date
+) -> list[Problem]:
+    """Numbers whose minimum monthly consumption the new tariffs change against the rule
+    (rating.minimum), the change taking effect on `day`, each with its file and line."""
     if old is None:
         return []
-    refused = []
+    refused = list(refused_terms_changes(old, new, day))
+    if not refused:
+        return []
     source = read_yaml(str(path), path.read_text(encoding="utf-8"))
-    for name, package in new.packages.items():
-        previous = old.packages.get(name)
-        if previous is None:
-            continue
-        try:
-            check_package_change(previous, package)
-        except MinimumChangeRefused as error:
-            field = ("packages", name, "minimum_monthly")
-            refused.append(source.problem(field, str(error)))
-    return refused
+    return [source.problem(field, message) for field, message in refused]

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from numbering.lifecycle import Change, NumberRecord
 from rating.ledger import LedgerEntry, LedgerKind
+from rating.minimum import RecordedTerms
 from router.storage.cdr import CDR, CdrOp, Outcome
 from router.storage.console_rows import (
     AuditEntry,
@@ -105,6 +106,14 @@ class Store(Protocol):
 
         LedgerEntry does not carry them; re-rating keeps what each call took.
         """
+
+    # --- each number's terms: minimum monthly consumption and charged rate --------------
+
+    async def record_terms(self, records: list[RecordedTerms]) -> None:
+        """Add rows to numbers' terms histories, in one transaction."""
+
+    async def terms_history(self, number: str) -> list[RecordedTerms]:
+        """A number's recorded terms, oldest first."""
 
     # --- the management console: users, sessions, audit log, plan versions, reports -------
 

@@ -6,10 +6,11 @@ and usage counters, 3 the engines agree (each CDR names its router, call-cap uni
 audit log and plan versions, and the hourly call counts its reports read, 5 the daily
 call counts beside them (a report reads whole days, and hours only at its edges), 6 the
 numbers' inventory with the history of every transition, service providers and their
-subscribers; so the store's SQL is written once (router.storage.queries). A table is
-written here with a few words each engine spells its own way (`{money}`, `{id}`, ...); what
-an engine does differently for a reason stays in the engine's module: its triggers, and the
-steps by which it reached version 3.
+subscribers, 7 each number's history of minimum monthly consumption and charged rate; so
+the store's SQL is written once (router.storage.queries). A table is written here with a few
+words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
+differently for a reason stays in the engine's module: its triggers, and the steps by which
+it reached version 3.
 
 Differences kept on purpose: CDR money is exact decimal text in SQLite and numeric in
 PostgreSQL (summable in SQL); times are ISO-8601 text on both, as a CDR keeps the UTC offset
@@ -257,6 +258,19 @@ SUBSCRIBERS = """CREATE TABLE subscribers (
 HISTORY_REFUSALS = ("number history is never changed", "number history is never deleted")
 """What the history's triggers say to an UPDATE or a DELETE: it is append-only."""
 
+# Each number's minimum monthly consumption and charged rate as they were agreed over time
+# (rating.minimum): the next change is checked against the last row.
+NUMBER_TERMS = """CREATE TABLE number_terms (
+    number text NOT NULL,
+    recorded_us bigint NOT NULL,      -- UTC microseconds: orders a number's history
+    since text NOT NULL,              -- local YYYY-MM-DD the terms hold from
+    package text NOT NULL,
+    minimum_fen bigint NOT NULL,
+    rate text NOT NULL,               -- yuan per minute charged, exact decimal text
+    note text NOT NULL,
+    PRIMARY KEY (number, recorded_us)
+){keyed}"""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -284,6 +298,7 @@ VERSIONS: dict[int, Sequence[str]] = {
         PROVIDERS,
         SUBSCRIBERS,
     ),
+    7: (NUMBER_TERMS,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -19,9 +19,10 @@ from router.storage.account_tables import AccountTables
 from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
 from router.storage.number_tables import NumberTables
+from router.storage.terms_tables import TermsTables
 
 
-class SqlStore(CdrTables, AccountTables, BackOfficeTables, NumberTables):
+class SqlStore(CdrTables, AccountTables, BackOfficeTables, NumberTables, TermsTables):
     """A `Store` over any engine that provides sessions."""
 
     def __init__(self, *, router: str, zone: ZoneInfo) -> None:

@@ -14,6 +14,7 @@ from rating.closing import (
     check_not_closed,
     check_opened,
     closed_by,
+    closing_entries,
     closing_generation,
     month_span,
     not_yet_booked,
@@ -21,6 +22,7 @@ from rating.closing import (
 )
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.rerating import rerated_call_id, rerating_adjustment
+from rating.tariff import Tariffs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI)
@@ -100,3 +102,26 @@ def test_a_reopened_month_closes_under_the_next_generation_of_refs() -> None:
     assert closing_generation("2026-11", [rent, reversal]) == 2
     assert closed_by("2026-11", [rent, reversal]) == ()
     check_not_closed("2026-11", "4006001234", [rent, reversal])
+
+
+def test_closing_tops_a_number_up_to_its_own_minimum_not_its_packages() -> None:
+    fixed = {"per_seconds": 60, "charge": "0.11"}
+    tariffs = Tariffs.model_validate(
+        {
+            "caller_tariffs": {"fixed": fixed, "mobile": fixed, "other": fixed},
+            "packages": {
+                "flat": {"nationwide": {"per_seconds": 60, "charge": "0.20"}, "minimum_monthly": 50}
+            },
+            "accounts": {
+                "4000000001": {"package": "flat"},
+                "4000000002": {"package": "flat", "minimum_monthly": "80.00"},
+            },
+        }
+    )
+
+    def topup(number: str) -> list[tuple[Decimal, str]]:
+        entries = closing_entries(tariffs, number, "2026-11", D("12.00"))
+        return [(e.amount, e.note) for e in entries if e.kind is LedgerKind.MINIMUM_TOPUP]
+
+    assert topup("4000000001") == [(D("-38.00"), "minimum 50.00, calls 12.00")]
+    assert topup("4000000002") == [(D("-68.00"), "minimum 80.00, calls 12.00")]

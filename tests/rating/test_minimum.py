@@ -1,19 +1,28 @@
-"""Minimum monthly consumption: the top-up, and how the agreed minimum may change."""
+"""Minimum monthly consumption: the top-up, and how a number's agreed minimum may change
+against the rate it is charged."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from rating.minimum import (
     MinimumChangeRefused,
-    check_minimum_change,
-    check_package_change,
+    Terms,
+    check_terms_change,
+    in_use,
     minimum_topup,
+    refused_terms_changes,
     scale_minimum,
 )
-from rating.tariff import Package
+from rating.tariff import Tariffs
 
 D = Decimal
+NUMBER = "4008207788"
+
+
+def terms(minimum: str, rate: str, package: str = "nationwide-300") -> Terms:
+    return Terms(package, D(minimum), D(rate))
 
 
 def test_a_month_below_the_minimum_is_topped_up_to_it() -> None:
@@ -34,44 +43,126 @@ def test_a_scaled_minimum_is_rounded_half_up_to_the_fen() -> None:
     assert scale_minimum(D("0.05"), D("0.20"), D("0.10")) == D("0.03")  # 0.025 -> 0.03
 
 
-def test_a_minimum_may_be_raised_while_the_rate_stays() -> None:
-    check_minimum_change(D("100"), D("150"), D("0.30"), D("0.30"))
+@pytest.mark.parametrize("used", [None, "in use since 2025-06-01"])
+@pytest.mark.parametrize("new_rate", ["0.10", "0.20", "0.30"])
+def test_raising_the_minimum_is_always_allowed(used: str | None, new_rate: str) -> None:
+    check_terms_change(NUMBER, terms("500.00", "0.20"), terms("600.00", new_rate), used)
 
 
-def test_a_minimum_cannot_be_lowered_while_the_rate_stays_the_same() -> None:
-    with pytest.raises(MinimumChangeRefused, match="cannot be lowered from 100 to 80 "):
-        check_minimum_change(D("100"), D("80"), D("0.30"), D("0.30"))
+def test_at_an_unchanged_rate_the_minimum_never_goes_down() -> None:
+    with pytest.raises(MinimumChangeRefused) as refused:
+        check_terms_change(NUMBER, terms("100.00", "0.30"), terms("80.00", "0.30"), None)
+    assert str(refused.value) == (
+        "4008207788: minimum monthly consumption 100.00 -> 80.00 refused: at an unchanged "
+        "rate (rate 0.30/min -> 0.30/min) the minimum may be raised, never lowered"
+    )
 
 
-def test_with_a_lower_rate_the_scaled_minimum_or_more_is_allowed() -> None:
-    check_minimum_change(D("100"), D("50.00"), D("0.30"), D("0.15"))
-    check_minimum_change(D("100"), D("60.00"), D("0.30"), D("0.15"))
+def test_at_a_higher_rate_the_minimum_never_goes_down() -> None:
+    with pytest.raises(MinimumChangeRefused, match="at a higher rate"):
+        check_terms_change(NUMBER, terms("100.00", "0.15"), terms("99.99", "0.30"), None)
 
 
-def test_with_a_lower_rate_a_minimum_below_the_scaled_one_is_refused() -> None:
-    with pytest.raises(MinimumChangeRefused, match=r"becomes 50\.00; 49\.99 is below it"):
-        check_minimum_change(D("100"), D("49.99"), D("0.30"), D("0.15"))
+def test_when_the_rate_goes_down_the_minimum_may_go_down_to_the_scaled_one_exactly() -> None:
+    """The seed's case: nationwide 0.20 -> 0.10 with the minimum 500 -> 250."""
+    check_terms_change(NUMBER, terms("500.00", "0.20"), terms("250.00", "0.10"), None)
+    check_terms_change(NUMBER, terms("100.00", "0.30"), terms("50.00", "0.15"), None)
+    check_terms_change(NUMBER, terms("100.00", "0.30"), terms("60.00", "0.15"), None)
 
 
-def test_with_a_higher_rate_the_minimum_scales_up() -> None:
-    with pytest.raises(MinimumChangeRefused, match=r"becomes 200\.00"):
-        check_minimum_change(D("100"), D("100"), D("0.15"), D("0.30"))
+def test_when_the_rate_goes_down_the_minimum_never_goes_below_the_scaled_one() -> None:
+    with pytest.raises(MinimumChangeRefused) as refused:
+        check_terms_change(NUMBER, terms("100.00", "0.30"), terms("49.99", "0.15"), None)
+    assert str(refused.value) == (
+        "4008207788: minimum monthly consumption 100.00 -> 49.99 refused: with the rate "
+        "0.30/min -> 0.15/min the minimum may go down to 100.00 / 0.30 * 0.15 = 50.00, "
+        "never lower"
+    )
 
 
-def package(minimum: str, reference: str | None) -> Package:
-    return Package.model_validate(
+def test_a_number_in_use_keeps_its_minimum_even_when_its_rate_goes_down() -> None:
+    with pytest.raises(MinimumChangeRefused) as refused:
+        check_terms_change(
+            NUMBER, terms("500.00", "0.20"), terms("250.00", "0.10"), "in use since 2025-06-01"
+        )
+    assert str(refused.value) == (
+        "4008207788: minimum monthly consumption 500.00 -> 250.00 refused: a number already "
+        "in use keeps its minimum (in use since 2025-06-01; rate 0.20/min -> 0.10/min)"
+    )
+
+
+def test_a_package_change_is_checked_the_same_way_and_named() -> None:
+    with pytest.raises(MinimumChangeRefused, match=r"\(package nationwide-300 -> hall\)"):
+        check_terms_change(
+            NUMBER, terms("500.00", "0.20"), terms("0.00", "0.60", package="hall"), None
+        )
+
+
+def test_a_number_is_in_use_from_its_opening_day() -> None:
+    assert in_use(date(2026, 12, 1), date(2026, 11, 30)) is None
+    assert in_use(date(2026, 12, 1), date(2026, 12, 1)) == "in use since 2026-12-01"
+    assert in_use(None, date(2026, 12, 1)) == "in use (its account names no opening day)"
+
+
+def tariffs(packages: dict, accounts: dict) -> Tariffs:
+    fixed = {"per_seconds": 60, "charge": "0.11"}
+    return Tariffs.model_validate(
         {
-            "nationwide": {"per_seconds": 60, "charge": "0.20"},
-            "minimum_monthly": minimum,
-            "minimum_reference_rate": reference,
+            "caller_tariffs": {"fixed": fixed, "mobile": fixed, "other": fixed},
+            "packages": packages,
+            "accounts": accounts,
         }
     )
 
 
-def test_a_package_change_follows_the_same_rule() -> None:
-    check_package_change(package("100.00", "0.30"), package("50.00", "0.15"))
-    check_package_change(package("0", None), package("10.00", "0.20"))
-    with pytest.raises(MinimumChangeRefused):
-        check_package_change(package("100.00", "0.30"), package("90.00", "0.30"))
-    with pytest.raises(MinimumChangeRefused, match="cannot be dropped"):
-        check_package_change(package("100.00", "0.30"), package("0", None))
+def nationwide(rate: str, minimum: str = "0") -> dict:
+    return {"nationwide": {"per_seconds": 60, "charge": rate}, "minimum_monthly": minimum}
+
+
+SIGNED = {"package": "flat", "opened": "2026-12-01"}  # opens after the change
+OPEN = {"package": "flat", "opened": "2025-06-01"}
+DAY = date(2026, 11, 20)
+
+
+def refused(old: Tariffs, new: Tariffs) -> list[tuple[tuple[str, ...], str]]:
+    return list(refused_terms_changes(old, new, DAY))
+
+
+def test_files_are_compared_by_the_rate_each_number_is_charged() -> None:
+    before = tariffs({"flat": nationwide("0.20", "500.00")}, {NUMBER: SIGNED})
+    assert refused(before, tariffs({"flat": nationwide("0.10", "250.00")}, {NUMBER: SIGNED})) == []
+    [(field, message)] = refused(
+        before, tariffs({"flat": nationwide("0.20", "250.00")}, {NUMBER: SIGNED})
+    )
+    assert field == ("accounts", NUMBER, "package")
+    assert "500.00 -> 250.00 refused: at an unchanged rate" in message
+
+
+def test_a_number_in_use_keeps_its_minimum_when_its_package_lowers_it() -> None:
+    before = tariffs({"flat": nationwide("0.20", "500.00")}, {NUMBER: OPEN})
+    lowered = {"flat": nationwide("0.10", "250.00")}
+    [(_, message)] = refused(before, tariffs(lowered, {NUMBER: OPEN}))
+    assert "a number already in use keeps its minimum (in use since 2025-06-01" in message
+    kept = {**OPEN, "minimum_monthly": "500.00"}
+    assert refused(before, tariffs(lowered, {NUMBER: kept})) == []
+
+
+def test_a_numbers_own_minimum_is_checked_on_its_own_field() -> None:
+    own = {**SIGNED, "minimum_monthly": "300.00"}
+    before = tariffs({"flat": nationwide("0.20")}, {NUMBER: own})
+    [(field, _)] = refused(
+        before, tariffs({"flat": nationwide("0.20")}, {NUMBER: {**own, "minimum_monthly": "1"}})
+    )
+    assert field == ("accounts", NUMBER, "minimum_monthly")
+
+
+def test_moving_a_number_to_a_package_without_a_minimum_is_checked() -> None:
+    packages = {"flat": nationwide("0.20", "500.00"), "plain": nationwide("0.20")}
+    before = tariffs(packages, {NUMBER: SIGNED})
+    [(_, message)] = refused(before, tariffs(packages, {NUMBER: {**SIGNED, "package": "plain"}}))
+    assert "500.00 -> 0.00 (package flat -> plain) refused" in message
+
+
+def test_a_number_new_to_the_file_may_take_any_terms() -> None:
+    before = tariffs({"flat": nationwide("0.20", "500.00")}, {})
+    assert refused(before, tariffs({"flat": nationwide("0.20", "10.00")}, {NUMBER: OPEN})) == []

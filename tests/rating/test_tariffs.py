@@ -190,18 +190,47 @@ def test_all_problems_of_a_file_are_reported_at_once() -> None:
     ]
 
 
-def test_a_minimum_needs_the_rate_it_was_agreed_at() -> None:
-    assert problems_of(
-        """
-        packages:
-          basic:
-            nationwide: {per_seconds: 60, charge: 0.20}
-            minimum_monthly: 100.00
-        """
-    ) == [
-        f"{FILE}:6 packages.basic: minimum_monthly needs minimum_reference_rate, the per-minute "
-        "rate it was agreed at"
-    ]
+def test_a_numbers_minimum_is_its_accounts_own_else_its_packages() -> None:
+    tariffs = parse_tariffs(
+        FILE,
+        CALLERS
+        + textwrap.dedent(
+            """
+            packages:
+              basic:
+                nationwide: {per_seconds: 60, charge: 0.20}
+                minimum_monthly: 100.00
+            accounts:
+              "4000000001": {package: basic}
+              "4000000002": {package: basic, minimum_monthly: 150.00}
+            """
+        ),
+    )
+    assert tariffs.minimum_of("4000000001") == Decimal("100.00")
+    assert tariffs.minimum_of("4000000002") == Decimal("150.00")
+
+
+def test_the_charged_rate_is_the_dearest_standard_rate_per_minute() -> None:
+    tariffs = parse_tariffs(
+        FILE,
+        CALLERS
+        + textwrap.dedent(
+            """
+            packages:
+              hall:
+                local: {per_seconds: 60, charge: 0.10}
+                long_distance: {per_seconds: 6, charge: 0.06}
+              flat:
+                nationwide: {per_seconds: 60, charge: 0.20}
+                periods:
+                  - name: night
+                    time: ["22:00-07:00"]
+                    nationwide: {per_seconds: 60, charge: 0.01}
+            """
+        ),
+    )
+    assert tariffs.packages["hall"].charged_rate == Decimal("0.6000")
+    assert tariffs.packages["flat"].charged_rate == Decimal("0.2000")  # periods aside
 
 
 def test_accounts_are_checked_against_packages_features_and_the_400_number_shape() -> None:

@@ -229,17 +229,14 @@ async def test_calls_left_in_progress_by_a_crash_are_closed_as_interrupted_on_re
     assert "left in progress by a crash as interrupted" in restarted.output()
 
 
-async def test_tariffs_lowering_a_minimum_at_the_same_rate_are_refused_and_the_old_serve(
+async def test_tariffs_lowering_the_minimum_of_numbers_in_use_are_refused_and_the_old_serve(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_router(tmp_path) as router:
         tariffs_file = router.config_dir / "tariffs.yaml"
         original = tariffs_file.read_text()
         with_minimum = original.replace(
-            "    monthly_rent: 10.00\n",
-            "    monthly_rent: 10.00\n"
-            "    minimum_monthly: 100.00\n"
-            "    minimum_reference_rate: 0.30\n",
+            "    monthly_rent: 10.00\n", "    monthly_rent: 10.00\n    minimum_monthly: 100.00\n"
         )
         tariffs_file.write_text(with_minimum)
         assert router.plans.reload().ok
@@ -249,13 +246,18 @@ async def test_tariffs_lowering_a_minimum_at_the_same_rate_are_refused_and_the_o
         with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
             assert not router.plans.reload().ok
         assert router.plans.tariffs is not None
-        assert router.plans.tariffs.packages["e2e-regional"].minimum_monthly == 100
+        assert router.plans.tariffs.minimum_of("4000000008") == 100
         assert (
-            "packages.e2e-regional.minimum_monthly: the minimum monthly consumption cannot be "
-            "lowered from 100.00 to 80.00 while the rate stays at 0.30"
+            "accounts.4000000008.package: 4000000008: minimum monthly consumption 100.00 -> "
+            "80.00 refused: a number already in use keeps its minimum"
         ) in caplog.text
-        scaled = with_minimum.replace("minimum_monthly: 100.00", "minimum_monthly: 50.00").replace(
-            "minimum_reference_rate: 0.30", "minimum_reference_rate: 0.15"
+        cheaper = with_minimum.replace("minimum_monthly: 100.00", "minimum_monthly: 50.00")
+        cheaper = cheaper.replace("charge: 0.12}", "charge: 0.06}").replace(
+            "charge: 0.60}", "charge: 0.30}"
         )
-        tariffs_file.write_text(scaled)
-        assert router.plans.reload().ok  # 100 at 0.30 becomes 50 at 0.15
+        keeping = cheaper.replace(
+            "    package: e2e-regional\n",
+            "    package: e2e-regional\n    minimum_monthly: 100.00\n",
+        )
+        tariffs_file.write_text(keeping)
+        assert router.plans.reload().ok  # numbers in use keep their own 100.00

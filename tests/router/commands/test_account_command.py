@@ -38,7 +38,6 @@ packages:
     included_minutes: 10
     nationwide: {per_seconds: 60, charge: 0.10}
     minimum_monthly: 20.00
-    minimum_reference_rate: 0.10
 accounts:
   "4000000008":
     package: office
@@ -180,7 +179,7 @@ def test_show_tells_balance_usage_included_minutes_and_package(
         "  this month 2026-11    3 call(s), cost 12.30",
         "  today 2026-11-23      2 call(s), cost 12.30",
         "  included minutes      10.00 of 10 used, 0.00 left",
-        "  minimum monthly       20.00",
+        "  minimum monthly       20.00 (package's) at 0.10/min",
         "  monthly rent          50.00",
         "  features              recording since 2026-11-05",
     ]
@@ -194,6 +193,85 @@ def test_show_of_a_postpaid_account_without_entries(
     assert "  low-balance warning   50.00  (postpaid: not applied)" in output
     assert "  this month 2026-12    0 call(s), cost 0.00" in output
     assert "  included minutes      0.00 of 10 used, 10.00 left" in output
+
+
+def set_tariffs(config: Path, old: str, new: str) -> None:
+    tariffs = config / "tariffs.yaml"
+    text = tariffs.read_text(encoding="utf-8")
+    assert old in text
+    tariffs.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_terms_are_recorded_when_they_change_and_shown_as_a_history(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = ("terms", "--number", PREPAID, "--record", "--day")
+    before = account(config, capsys, "terms", "--number", PREPAID)
+    assert before.splitlines() == [
+        PREPAID,
+        "  nothing recorded; tariffs.yaml gives minimum 20.00 at 0.10/min (office)",
+    ]
+    first = account(config, capsys, *record, "2026-11-01")
+    assert (
+        first == f"{PREPAID}  from 2026-11-01  minimum 20.00 at 0.10/min (office)  first recorded\n"
+    )
+    assert account(config, capsys, *record, "2026-11-02") == f"unchanged: {PREPAID}\n"
+    set_tariffs(config, "minimum_monthly: 20.00", "minimum_monthly: 30.00")
+    account(config, capsys, *record, "2026-12-01")
+
+    history = account(config, capsys, "terms", "--number", PREPAID)
+
+    lines = history.splitlines()
+    assert lines[0] == PREPAID
+    assert re.fullmatch(
+        r"  from 2026-11-01  minimum 20.00 at 0.10/min \(office\)  \(first recorded; "
+        r"recorded \d{4}-\d\d-\d\d \d\d:\d\d\)",
+        lines[1],
+    )
+    assert lines[2].startswith(
+        "  from 2026-12-01  minimum 30.00 at 0.10/min (office)  "
+        "(changed from minimum 20.00 at 0.10/min (office); recorded "
+    )
+    assert len(lines) == 3
+
+
+def test_recording_terms_that_lower_a_minimum_against_the_rule_records_nothing(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store's history is what a change is checked against, whatever file came before:
+    4000000008 names no opening day, so it is taken as in use and keeps its minimum."""
+    account(config, capsys, "terms", "--record", "--day", "2026-11-01")
+    set_tariffs(config, "charge: 0.10}", "charge: 0.05}")
+    set_tariffs(config, "minimum_monthly: 20.00", "minimum_monthly: 10.00")
+
+    refused = account(config, capsys, "terms", "--record", "--day", "2026-12-01", status=1)
+
+    assert refused.splitlines() == [
+        f"{number}: minimum monthly consumption 20.00 -> 10.00 refused: a number already in "
+        "use keeps its minimum (in use (its account names no opening day); "
+        "rate 0.10/min -> 0.05/min)"
+        for number in (PREPAID, POSTPAID)
+    ] + ["nothing recorded: 2 refused change(s)"]
+    shown = account(config, capsys, "terms", "--number", POSTPAID)
+    assert "tariffs.yaml now gives minimum 10.00 at 0.05/min (office): not recorded" in shown
+
+
+def test_recording_terms_lets_a_number_not_yet_in_use_follow_its_lower_rate(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_tariffs(config, '"4000000009":\n', '"4000000009":\n    opened: 2027-01-01\n')
+    account(config, capsys, "terms", "--number", POSTPAID, "--record", "--day", "2026-11-01")
+    set_tariffs(config, "charge: 0.10}", "charge: 0.05}")
+    set_tariffs(config, "minimum_monthly: 20.00", "minimum_monthly: 10.00")
+
+    recorded = account(
+        config, capsys, "terms", "--number", POSTPAID, "--record", "--day", "2026-12-01"
+    )
+
+    assert recorded == (
+        f"{POSTPAID}  from 2026-12-01  minimum 10.00 at 0.05/min (office)  "
+        "changed from minimum 20.00 at 0.10/min (office)\n"
+    )
 
 
 def test_fees_books_the_features_switched_on_that_day_for_every_account_once(

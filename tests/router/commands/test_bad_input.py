@@ -92,6 +92,10 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "4009999999", "--amount", "10"], "4009999999 has no account in tariffs.yaml"),
     ("account show as of an impossible day", ["account", "show", "--number", "4006001234",
      "--today", "2026-02-30"], "February 2026 has 28 days"),
+    ("terms from an impossible day", ["account", "terms", "--record", "--day", "2026-02-29"],
+     "argument --day: '2026-02-29' is not a date: February 2026 has 28 days"),
+    ("terms of a number without an account", ["account", "terms", "--number", "4009999999"],
+     "4009999999 has no account in tariffs.yaml"),
     ("fees of an impossible day", ["account", "fees", "--day", "2026-04-31"],
      "argument --day: '2026-04-31' is not a date: April 2026 has 30 days"),
     ("a bill for month 13", ["bill", "--month", "2026-13"],
@@ -188,6 +192,7 @@ WITH_BOOKS = {
     "a reservation of a number not in the inventory",
     "an application with half the real-name material",
     "a provider nobody added",
+    "terms of a number without an account",
 }
 """Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""
 

@@ -62,7 +62,6 @@ packages:
     local: {per_seconds: 60, charge: 0.10}
     long_distance: {per_seconds: 60, charge: 0.30}
     minimum_monthly: 20.00
-    minimum_reference_rate: 0.30
 accounts:
   "4000000008":
     package: office

@@ -162,6 +162,131 @@ def test_check_validates_the_declared_calendar(capsys: Capture, config_dir: Path
     assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 3 problem(s)"]
 
 
+def previous_tariffs(config_dir: Path) -> Path:
+    """The shipped tariffs kept aside as the file in force until now."""
+    previous = config_dir.parent / "previous-tariffs.yaml"
+    shutil.copy(config_dir / "tariffs.yaml", previous)
+    return previous
+
+
+def check_against(capsys: Capture, config_dir: Path, previous: Path, today: str):
+    return hotline400(
+        capsys,
+        "check",
+        str(config_dir / "tariffs.yaml"),
+        "--previous",
+        str(previous),
+        "--today",
+        today,
+    )
+
+
+def test_check_previous_lets_the_seeds_case_lower_a_minimum_with_the_charged_rate(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """Seed: nationwide 0.20 -> 0.10 with the minimum 500 -> 250, for a number not yet in
+    use (Lanhua's account opens after the change)."""
+    tariffs = config_dir / "tariffs.yaml"
+    tariffs.write_text(tariffs.read_text().replace("opened: 2025-06-01", "opened: 2027-01-01"))
+    previous = previous_tariffs(config_dir)
+    text = tariffs.read_text()
+    tariffs.write_text(
+        text.replace(
+            "nationwide: {per_seconds: 60, charge: 0.20}",
+            "nationwide: {per_seconds: 60, charge: 0.10}",
+        ).replace("minimum_monthly: 500.00", "minimum_monthly: 250.00")
+    )
+    assert check_against(capsys, config_dir, previous, "2026-11-20") == (
+        0,
+        ["checked 1 file(s): ok"],
+    )
+    tariffs.write_text(
+        tariffs.read_text().replace("minimum_monthly: 250.00", "minimum_monthly: 249.99")
+    )
+    code, lines = check_against(capsys, config_dir, previous, "2026-11-20")
+    assert code == 1
+    assert lines == [
+        f"{tariffs}:{line_of(tariffs, 'package: nationwide-300')} accounts.4008207788.package: "
+        "4008207788: minimum monthly consumption 500.00 -> 249.99 refused: with the rate "
+        "0.20/min -> 0.10/min the minimum may go down to 500.00 / 0.20 * 0.10 = 250.00, "
+        "never lower",
+        "checked 1 file(s): 1 problem(s)",
+    ]
+
+
+def test_check_previous_keeps_the_minimum_of_a_number_in_use(
+    capsys: Capture, config_dir: Path
+) -> None:
+    tariffs = config_dir / "tariffs.yaml"
+    previous = previous_tariffs(config_dir)
+    cheaper = (
+        tariffs.read_text()
+        .replace(
+            "nationwide: {per_seconds: 60, charge: 0.20}",
+            "nationwide: {per_seconds: 60, charge: 0.10}",
+        )
+        .replace("minimum_monthly: 500.00", "minimum_monthly: 250.00")
+    )
+    tariffs.write_text(cheaper)
+    code, lines = check_against(capsys, config_dir, previous, "2026-11-20")
+    assert code == 1
+    assert lines[0].endswith(
+        "4008207788: minimum monthly consumption 500.00 -> 250.00 refused: a number already "
+        "in use keeps its minimum (in use since 2025-06-01; rate 0.20/min -> 0.10/min)"
+    )
+    tariffs.write_text(
+        cheaper.replace(
+            "    package: nationwide-300\n",
+            "    package: nationwide-300\n    minimum_monthly: 500.00\n",
+        )
+    )
+    assert check_against(capsys, config_dir, previous, "2026-11-20")[0] == 0
+
+
+def test_check_previous_refuses_a_lower_minimum_at_an_unchanged_charged_rate(
+    capsys: Capture, config_dir: Path
+) -> None:
+    tariffs = config_dir / "tariffs.yaml"
+    previous = previous_tariffs(config_dir)
+    tariffs.write_text(
+        tariffs.read_text().replace(
+            "    package: business-hall\n",
+            "    package: business-hall\n    minimum_monthly: 80.00\n",
+        )
+    )
+    previous.write_text(
+        tariffs.read_text().replace("minimum_monthly: 80.00", "minimum_monthly: 100.00")
+    )
+    code, lines = check_against(capsys, config_dir, previous, "2026-02-01")  # before it opened
+    assert code == 1
+    assert lines[0] == (
+        f"{tariffs}:{line_of(tariffs, 'minimum_monthly: 80.00')} "
+        "accounts.4001234567.minimum_monthly: 4001234567: minimum monthly consumption "
+        "100.00 -> 80.00 refused: at an unchanged rate (rate 0.60/min -> 0.60/min) the "
+        "minimum may be raised, never lowered"
+    )
+
+
+def test_check_previous_checks_a_move_to_a_package_without_a_minimum(
+    capsys: Capture, config_dir: Path
+) -> None:
+    tariffs = config_dir / "tariffs.yaml"
+    previous = previous_tariffs(config_dir)
+    tariffs.write_text(
+        tariffs.read_text().replace(
+            '  "4008207788":     # Lanhua Online Shop, home area 021\n    package: nationwide-300',
+            '  "4008207788":     # Lanhua Online Shop, home area 021\n    package: business-hall',
+        )
+    )
+    code, lines = check_against(capsys, config_dir, previous, "2026-11-20")
+    assert code == 1
+    assert (
+        "4008207788: minimum monthly consumption 500.00 -> 0.00 "
+        "(package nationwide-300 -> business-hall) refused"
+        in lines[0]
+    )
+
+
 def test_check_reports_problems_of_every_file_in_one_run(capsys: Capture, config_dir: Path) -> None:
     _, router_problems = break_router_settings(config_dir)
     _, calendar_problems = write_broken_calendar(config_dir)
@@ -408,11 +533,14 @@ def test_a_third_busy_number_in_a_rule_fails_check_and_is_never_dialled(
     capsys: Capture, config_dir: Path
 ) -> None:
     plan = config_dir / "plans" / "4008207788.yaml"
-    line = break_file(
-        plan,
-        '    target: "02155550001"\n',
-        '    target: "02155550001"\n    forwarding: {on_busy: ["13801659999"]}\n',
-    ) + 1
+    line = (
+        break_file(
+            plan,
+            '    target: "02155550001"\n',
+            '    target: "02155550001"\n    forwarding: {on_busy: ["13801659999"]}\n',
+        )
+        + 1
+    )
     problem = (
         f"{plan}:{line} rules[0].forwarding.on_busy: 3 different busy forwarding numbers across "
         "the plan (02155556667, 02866667778, 13801659999), at most 2 per subscriber (2 for busy "

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rating.ledger import LedgerEntry, LedgerKind
+from rating.minimum import RecordedTerms, Terms
 from router.cli import main
 from router.storage import postgres as pg
 from router.storage import sqlite as store
@@ -436,7 +437,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 6
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 7
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -478,11 +479,40 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 6 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 7 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 6 (already current)" in capsys.readouterr().out
+    assert "schema version 7 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+
+
+# --- each number's terms ------------------------------------------------------------------
+
+
+async def test_a_numbers_terms_history_is_kept_oldest_first(opened: ConfiguredStore) -> None:
+    first = RecordedTerms(
+        NUMBER, date(2025, 6, 1), Terms("nationwide-300", Decimal("500.00"), Decimal("0.2000")),
+        T0, "first recorded",
+    )
+    second = RecordedTerms(
+        NUMBER, date(2026, 12, 1), Terms("nationwide-300", Decimal("600.00"), Decimal("0.0667")),
+        T0 + timedelta(days=3), "minimum raised",
+    )
+    other = RecordedTerms(
+        "4008207788", date(2026, 1, 1), Terms("business-hall", Decimal("0.00"), Decimal("0.60")),
+        T0, "first recorded",
+    )
+    await opened.record_terms([second, other])
+    await opened.record_terms([first])
+
+    history = await opened.terms_history(NUMBER)
+
+    assert [(h.since, h.terms, h.note) for h in history] == [
+        (first.since, first.terms, first.note),
+        (second.since, second.terms, second.note),
+    ]
+    assert history[0].recorded_at == T0
+    assert await opened.terms_history("4000000000") == []
 
 
 # --- accounts: ledger, balances, usage counters ------------------------------------------
