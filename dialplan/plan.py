@@ -456,6 +456,49 @@ class Route(Strict):
         return list(self.split or [])
 
 
+class CrmEvents(Strict):
+    """Call events POSTed to the subscriber's CRM (screen pop), signed with HMAC-SHA256.
+
+    The key is read from the router's environment, never written in the plan: plans are
+    versioned in the store and shown in the console."""
+
+    url: str = Field(pattern=r"^https?://\S+$", description="the CRM's receiving URL")
+    secret_env: str = Field(
+        pattern=r"^[A-Z][A-Z0-9_]{0,63}$",
+        description="environment variable of the router holding the HMAC-SHA256 key",
+    )
+    events: list[Literal["arrival", "answer", "end"]] = Field(
+        default_factory=lambda: ["arrival", "answer", "end"],
+        min_length=1,
+        description="arrival (caller, region, rule), answer (destination), end (the CDR)",
+    )
+
+
+class Notifications(Strict):
+    """Text messages to the subscriber's own mobiles."""
+
+    sms_to: list[PhoneNumber] = Field(
+        min_length=1, max_length=3, description="the subscriber's mobiles (at most 3)"
+    )
+    missed_calls: bool = Field(
+        True, description="who called, when and from where, for calls put through unanswered"
+    )
+    low_balance: bool = Field(True, description="the prepaid balance fell below its warning")
+
+    @field_validator("sms_to", mode="before")
+    @classmethod
+    def _mobiles(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        numbers = [_dest_number(value) for value in values]
+        for number in numbers:
+            if locate(number).kind != "mobile":
+                raise PydanticCustomError(
+                    "sms_to", "{value} is not a mobile number", {"value": repr(number)}
+                )
+        return numbers
+
+
 class Rule(Route):
     name: str = Field(min_length=1, max_length=64)
     when: When = Field(default_factory=When)
@@ -483,6 +526,8 @@ class Plan(Strict):
     forwarding: Forwarding = Field(default_factory=Forwarding)
     rules: list[Rule] = Field(default_factory=list, description="first match wins")
     default: Route = Field(description="the route when no rule matches; mandatory")
+    crm: CrmEvents | None = Field(None, description="call events to the subscriber's CRM")
+    notifications: Notifications | None = Field(None, description="SMS to the subscriber")
 
     @field_validator("number", mode="before")
     @classmethod

@@ -31,12 +31,13 @@ from router.commands import (
     rate,
     serve,
     simulate,
+    webhooks,
 )
 from router.commands.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 
 COMMANDS = (
     serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db, web,
-    users, report, numbers, providers,
+    users, report, numbers, providers, webhooks,
 )
 
 

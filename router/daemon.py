@@ -30,6 +30,10 @@ from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.monitoring.metrics import Metrics
+from router.notifications.call_events import CallEvents
+from router.notifications.sms import HttpSmsGateway, LogSms, RateLimit, SmsNotices, SmsSender
+from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.webhooks import WebhookDelivery
 from router.numbers.inventory import Inventory
 from router.numbers.ticking import tick
 from router.startup import StartupError, listen_problem, store_is_transient, store_problem
@@ -61,7 +65,12 @@ class Daemon:
         self.store_name = redacted(configured_store_url(self.settings))
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
         self.cdrs = CdrWriter(self.store, self.journal)
-        self.alerts = BalanceAlerts(self.settings.low_balance_webhook)
+        self.sms = SmsNotices(
+            self._sms_sender(),
+            RateLimit(self.settings.sms_per_number, self.settings.sms_window),
+            self.plans.get,
+        )
+        self.alerts = BalanceAlerts(self.settings.low_balance_webhook, self.sms.low_balance)
         self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
         self.live_calls = LiveCalls(counted=lambda: self.plans.limited_numbers)
         self.in_progress: set[str] = set()
@@ -70,6 +79,15 @@ class Daemon:
             self.store, writer=self.cdrs, zone=zone, clock=self.clock, in_progress=self.in_progress
         )
         self.ami = self._ami_link()
+        self.webhooks = WebhookDelivery(
+            UndeliveredEvents(self.settings.spool_dir),
+            queue_size=self.settings.webhook_queue,
+            timeout=self.settings.webhook_timeout,
+            attempts=self.settings.webhook_attempts,
+            backoff=self.settings.webhook_backoff,
+            workers=self.settings.webhook_workers,
+            posted=self.metrics.webhook_posted,
+        )
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
@@ -83,6 +101,7 @@ class Daemon:
             reconcile=self.reconciler.expect,
             live_calls=self.live_calls,
             in_progress=self.in_progress,
+            events=CallEvents(self.webhooks.submit, self.sms),
         )
         self.server = FastAGIServer(
             self.services,
@@ -94,11 +113,20 @@ class Daemon:
         self.metrics.watch_cdr_writer(self.cdrs)
         self.metrics.watch_plans(self.plans)
         self.metrics.watch_balance_alerts(self.alerts)
+        self.metrics.watch_webhooks(self.webhooks)
+        self.metrics.watch_sms(self.sms)
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._balances: asyncio.Task[None] | None = None
         self._ticks: asyncio.Task[None] | None = None
+
+    def _sms_sender(self) -> SmsSender:
+        """The HTTP gateway router.yaml names, else the log."""
+        settings = self.settings
+        if settings.sms_gateway is None:
+            return LogSms()
+        return HttpSmsGateway(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
 
     def _ami_link(self) -> AmiLink | None:
         """The AMI link when router.yaml names an Asterisk; routing never depends on it."""
@@ -139,6 +167,7 @@ class Daemon:
             raise StartupError(listen_problem("FastAGI", self.host, self.port, error)) from error
         store_open = await self._open_store()
         await self.cdrs.start()
+        await self.webhooks.start()
         if store_open:
             await self._close_interrupted()
         await self.server.serve()
@@ -249,6 +278,8 @@ class Daemon:
             await self.ami.stop()
         await self.reconciler.close()
         await self.alerts.flush()
+        await self.webhooks.close(grace=self.settings.webhook_timeout)
+        await self.sms.close()
         await self.cdrs.close()
         await self.metrics.close()
         await self.store.close()

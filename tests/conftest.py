@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -321,3 +322,89 @@ async def finished_cdr(daemon: Daemon, call_id: str, timeout: float = 3.0) -> CD
             if cdr is not None and cdr.outcome is not Outcome.IN_PROGRESS:
                 return cdr
             await asyncio.sleep(0.02)
+
+
+@dataclass
+class Received:
+    """One HTTP request a test receiver read."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+class HttpReceiver:
+    """A real HTTP/1.1 server on 127.0.0.1 standing for a CRM or an SMS gateway.
+
+    `behaviour` is what it does with each request: "ok" (204 at once), "slow" (answers
+    after `delay` seconds), "silent" (reads the request and never answers), "error"
+    (500), "reject" (401), or a list of those taken in turn (the last one repeats).
+    `refusing()` gives a port nothing listens on, for a receiver that refuses connections.
+    """
+
+    def __init__(self, behaviour: str | list[str] = "ok", delay: float = 10.0) -> None:
+        self.behaviours = [behaviour] if isinstance(behaviour, str) else list(behaviour)
+        self.delay = delay
+        self.received: list[Received] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    @staticmethod
+    def refusing() -> str:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return f"http://127.0.0.1:{port}/events"
+
+    async def __aenter__(self) -> HttpReceiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.received.append(Received(method, path, headers, body, time.monotonic()))
+                index = min(len(self.received), len(self.behaviours)) - 1
+                behaviour = self.behaviours[index]
+                if behaviour == "silent":
+                    await asyncio.Event().wait()
+                if behaviour == "slow":
+                    await asyncio.sleep(self.delay)
+                status = {"error": "500 Internal Server Error", "reject": "401 Unauthorized"}
+                line = status.get(behaviour, "204 No Content")
+                writer.write(f"HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n".encode())
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from dialplan.caps import Usage, reached_cap
 from dialplan.decision import (
@@ -49,6 +50,7 @@ from router.fastagi.quoting import UnsafeArgument, dial_argument
 from router.money.accounting import Accounting, CallAccount
 from router.monitoring.logs import call_context
 from router.monitoring.metrics import Metrics
+from router.notifications.call_events import CallEvents, CallReport
 from router.numbers.service import NOT_IN_SERVICE
 from router.storage.cdr import (
     CDR,
@@ -82,6 +84,8 @@ class CallServices:
     refusals: RefusalNotices = field(default_factory=RefusalNotices)
     in_progress: set[str] = field(default_factory=set)
     """Call ids of the sessions running now: the AMI events the reconciler reads."""
+    events: CallEvents = field(default_factory=CallEvents)
+    """The subscriber's CRM events (screen pop); queued, never waited for."""
 
 
 @dataclass
@@ -105,6 +109,8 @@ class CallSession:
         self.services = services
         self.record = CallRecord(started_at=services.clock())
         self.account: CallAccount | None = None
+        self.report = CallReport()  # silent until the plan names a CRM
+        self.cdr: CDR | None = None  # as written ahead
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
@@ -127,7 +133,7 @@ class CallSession:
                 await self._try_refuse(RouterRefusal.ERROR)
             finally:
                 self.services.in_progress.discard(self.context.call_id)  # broken: expected
-                self._complete()
+                self.report.ended(self._complete())
                 metrics.call_ended(self.context.dialled, self.record.outcome)
                 self._log_call()
                 if self.account is not None:
@@ -140,19 +146,16 @@ class CallSession:
 
     def _write_ahead(self) -> None:
         caller = self.context.caller
-        self.services.cdrs.submit(
-            StartCall(
-                CDR(
-                    call_id=self.context.call_id,
-                    number=self.context.dialled or "unknown",
-                    caller_raw=self.context.caller_raw,
-                    caller=caller.number or None,
-                    caller_kind=caller.kind,
-                    started_at=self.record.started_at,
-                    region=CallerRegion(caller.province_zh, caller.city_zh, caller.area_code),
-                )
-            )
+        self.cdr = CDR(
+            call_id=self.context.call_id,
+            number=self.context.dialled or "unknown",
+            caller_raw=self.context.caller_raw,
+            caller=caller.number or None,
+            caller_kind=caller.kind,
+            started_at=self.record.started_at,
+            region=CallerRegion(caller.province_zh, caller.city_zh, caller.area_code),
         )
+        self.services.cdrs.submit(StartCall(self.cdr))
 
     async def _unknown_number(self, why: str = "") -> None:
         """No plan, or (`why`) a number of the pool the inventory says is not in service."""
@@ -181,6 +184,7 @@ class CallSession:
                 with self.services.metrics.decision_timer():
                     decision = decide(plan, call, now, usage, self._routing_state())
         self.record.rule = decision.rule
+        self._report_arrival(plan, decision, now)
         for day in decision.calendar_fallback:
             log.warning("call %s: calendar not announced for %s", self.context.call_id, day)
         if decision.action == "reject":
@@ -190,6 +194,18 @@ class CallSession:
         if decision.pin is not None and not await self._pin_accepted(decision.pin):
             return
         await self._dial_chain(decision)
+
+    def _report_arrival(self, plan: Plan, decision: Decision, now: datetime) -> None:
+        assert self.cdr is not None, "written ahead first"
+        self.report = self.services.events.for_call(
+            plan,
+            self.services.plans.tariffs,
+            now,
+            self.context.call_id,
+            self.cdr.caller or self.cdr.caller_raw,
+            self.cdr.region,
+        )
+        self.report.arrived(decision.rule, now)
 
     def _routing_state(self) -> RoutingState:
         shared = self.services.routing
@@ -293,6 +309,7 @@ class CallSession:
         if status == "ANSWER":
             self.record.answered_at = started + timedelta(seconds=max(ring, 0))
             self.record.billable_seconds = talk
+            self.report.answered(target.number, self.record.answered_at)
         return status
 
     async def _dial_outcome(self) -> tuple[str, int | None, int | None]:
@@ -381,11 +398,12 @@ class CallSession:
             },
         )
 
-    def _book_charge(self) -> None:
-        """Price an answered call: the CDR's shares and the ledger entry, written behind."""
+    def _book_charge(self) -> dict[str, Any]:
+        """Price an answered call: the CDR's shares and the ledger entry, written behind;
+        returns the CDR's money fields (none for a call not priced)."""
         record = self.record
         if self.account is None or record.answered_at is None:
-            return
+            return {}
         charged = self.services.accounting.charge(
             self.account,
             self.context.call_id,
@@ -394,32 +412,33 @@ class CallSession:
             record.billable_seconds,
             record.destination,
         )
-        if charged is not None:
-            for op in charged:
-                self.services.cdrs.submit(op)
+        if charged is None:
+            return {}
+        for op in charged:
+            self.services.cdrs.submit(op)
+        return dict(charged[0].fields)
 
-    def _complete(self) -> None:
+    def _complete(self) -> CDR:
+        """Complete the CDR in the store; returns it as complete."""
         record = self.record
         ended = max(
             [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
         )
-        self.services.cdrs.submit(
-            FinishCall(
-                self.context.call_id,
-                {
-                    "answered_at": record.answered_at,
-                    "ended_at": ended,
-                    "billable_seconds": record.billable_seconds,
-                    "outcome": record.outcome,
-                    "rule": record.rule,
-                    "note": record.note,
-                },
-            )
-        )
+        fields: dict[str, Any] = {
+            "answered_at": record.answered_at,
+            "ended_at": ended,
+            "billable_seconds": record.billable_seconds,
+            "outcome": record.outcome,
+            "rule": record.rule,
+            "note": record.note,
+        }
+        self.services.cdrs.submit(FinishCall(self.context.call_id, fields))
         try:
-            self._book_charge()
+            fields.update(self._book_charge())
         except Exception:  # the CDR is complete; its price can be set later by `rate`
             log.exception("call %s could not be priced", self.context.call_id)
+        assert self.cdr is not None, "written ahead first"
+        return dataclasses.replace(self.cdr, **fields, legs=tuple(record.legs))
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")

@@ -108,6 +108,37 @@ class RouterSettings(BaseModel):
         pattern=r"^https?://",
         description="URL that receives a JSON POST when a prepaid balance falls below its warning",
     )
+    webhook_queue: int = Field(
+        10000,
+        ge=10,
+        le=1_000_000,
+        description="CRM events waiting for delivery at most; beyond it an event is kept as "
+        "undelivered at once (calls never wait for a CRM)",
+    )
+    webhook_timeout: float = Field(5.0, gt=0, le=60, description="seconds one CRM POST may take")
+    webhook_attempts: int = Field(
+        5, ge=1, le=20, description="POSTs of one event before it is kept as undelivered"
+    )
+    webhook_backoff: float = Field(
+        1.0, gt=0, le=300, description="seconds before the first retry, doubled at each next one"
+    )
+    webhook_workers: int = Field(4, ge=1, le=64, description="CRM POSTs under way at once")
+    sms_gateway: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="HTTP SMS gateway that receives {to, text} as a JSON POST; null: text "
+        "messages are only logged",
+    )
+    sms_token_env: str = Field(
+        "HOTLINE400_SMS_TOKEN",
+        pattern=r"^[A-Z][A-Z0-9_]{0,63}$",
+        description="environment variable holding the gateway's bearer token (if it needs one)",
+    )
+    sms_per_number: int = Field(
+        5, ge=1, le=1000, description="text messages to one mobile per sms_window at most"
+    )
+    sms_window: float = Field(3600.0, gt=0, le=86400, description="seconds of sms_per_number")
+    sms_timeout: float = Field(5.0, gt=0, le=60, description="seconds one gateway POST may take")
 
     @field_validator("listen", "metrics_listen")
     @classmethod

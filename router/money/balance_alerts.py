@@ -1,6 +1,7 @@
 """Low-balance warnings: raised once when a prepaid balance falls below its threshold.
 
-Each warning is logged, counted, and, when router.yaml names `low_balance_webhook`,
+Each warning is logged, counted, sent as a text message to the subscriber when its plan
+asks (router/notifications/sms.py), and, when router.yaml names `low_balance_webhook`,
 POSTed there as JSON from a background task (a slow or broken receiver never delays a
 call; a failed POST is logged).
 """
@@ -11,6 +12,7 @@ import asyncio
 import json
 import logging
 import urllib.request
+from collections.abc import Callable
 from decimal import Decimal
 
 log = logging.getLogger("hotline400.balance")
@@ -19,8 +21,14 @@ WEBHOOK_TIMEOUT_S = 5.0
 
 
 class BalanceAlerts:
-    def __init__(self, webhook: str | None = None) -> None:
+    def __init__(
+        self,
+        webhook: str | None = None,
+        notify: Callable[[str, Decimal, Decimal], None] = lambda *_: None,
+    ) -> None:
+        """`notify(number, balance, threshold)` is told each warning too (the SMS notices)."""
         self.webhook = webhook
+        self.notify = notify
         self.raised = 0
         self.webhook_failures = 0
         self._posts: set[asyncio.Task[None]] = set()
@@ -36,6 +44,7 @@ class BalanceAlerts:
             after,
             threshold,
         )
+        self.notify(number, after, threshold)
         if self.webhook:
             body = {
                 "event": "low_balance",

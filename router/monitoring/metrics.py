@@ -44,12 +44,16 @@ from prometheus_client.registry import Collector
 
 from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
+from router.notifications.sms import KINDS as SMS_KINDS
+from router.notifications.sms import RESULTS as SMS_RESULTS
 from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
     from router.ami.link import AmiStats
     from router.configuration.plan_book import PlanBook
     from router.money.balance_alerts import BalanceAlerts
+    from router.notifications.sms import SmsNotices
+    from router.notifications.webhooks import WebhookDelivery
     from router.storage.writer import CdrWriter
 
 DEFAULT_HOST = "127.0.0.1"
@@ -69,6 +73,9 @@ DECISION_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 
 
 SESSION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800)
 """A rejection ends in under a second; ringing and forwards take minutes; talk up to ~30 min."""
+
+WEBHOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""A CRM answers in tens of milliseconds; the top buckets are the delivery timeout."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text format: what `generate_latest` writes for names like ours, announced in
@@ -169,6 +176,11 @@ class Metrics:
             "Duration of FastAGI sessions, from connection to close.",
             SESSION_BUCKETS,
         )
+        self._webhook_seconds = self._histogram(
+            "hotline400_webhook_post_seconds",
+            "Time of one POST of a call event to a CRM, answered or not.",
+            WEBHOOK_BUCKETS,
+        )
         self.registry.register(self._watched)
         for reason in _FORWARD_REASONS:
             self._forwards.labels(reason)
@@ -213,6 +225,10 @@ class Metrics:
         """A prepaid balance as last read or charged, against its warning threshold."""
         below = 1 if balance < warning else 0
         self._balance_below_warning.labels(self._number_label(number)).set(below)
+
+    def webhook_posted(self, seconds: float) -> None:
+        """One POST of a call event to a CRM took `seconds` (delivered or not)."""
+        self._webhook_seconds.observe(seconds)
 
     def decision_timer(self) -> contextlib.AbstractContextManager[object]:
         """`with metrics.decision_timer(): decision = decide(...)`."""
@@ -307,6 +323,46 @@ class Metrics:
             )
 
         self._watched.add("balance_alerts", figures)
+
+    def watch_webhooks(self, delivery: WebhookDelivery) -> None:
+        def figures() -> Iterator[Metric]:
+            stats = delivery.stats
+            events = CounterMetricFamily(
+                "hotline400_webhook_events",
+                "Call events to CRMs by result: delivered, or undelivered (kept for replay).",
+                labels=["result"],
+            )
+            events.add_metric(["delivered"], stats.delivered)
+            events.add_metric(["undelivered"], stats.undelivered)
+            yield events
+            yield CounterMetricFamily(
+                "hotline400_webhook_retries",
+                "POSTs of call events tried again after a failure.",
+                value=stats.retried,
+            )
+            yield GaugeMetricFamily(
+                "hotline400_webhook_queue_depth",
+                "Call events waiting for delivery or for their next try.",
+                value=delivery.queue_depth,
+            )
+
+        self._watched.add("webhooks", figures)
+
+    def watch_sms(self, sms: SmsNotices) -> None:
+        def figures() -> Iterator[Metric]:
+            messages = CounterMetricFamily(
+                "hotline400_sms_messages",
+                "Text messages to subscribers by kind (missed_call, low_balance) and result "
+                "(sent, failed, rate_limited: over the per-number limit, dropped: too many "
+                "under way).",
+                labels=["kind", "result"],
+            )
+            for kind in SMS_KINDS:
+                for result in SMS_RESULTS:
+                    messages.add_metric([kind, result], sms.counts[kind, result])
+            yield messages
+
+        self._watched.add("sms", figures)
 
     def watch_ami(
         self, connected: Callable[[], bool], stats: Callable[[], AmiStats] | None = None

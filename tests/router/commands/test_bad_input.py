@@ -73,6 +73,13 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "argument --number: '12345' is not a 400 number"),
     ("callgen with a mix over 100", ["callgen", "--target", "127.0.0.1:1", "--calls", "1",
      "--concurrency", "1", "--mix", "answer=90,busy=20"], "argument --mix:"),
+    # webhooks
+    ("webhooks list without its configuration", ["webhooks", "list", "--config", MISSING],
+     f"webhooks: no configuration directory {MISSING}"),
+    ("webhooks replay without its configuration", ["webhooks", "replay", "--config", MISSING],
+     f"webhooks: no configuration directory {MISSING}"),
+    ("webhooks replay of a number that is no 400 number",
+     ["webhooks", "replay", "--number", "12345"], "argument --number: '12345' is not a 400 number"),
     # account, bill, rate, cdr
     ("a top-up in exponent notation", ["account", "topup", "--number", "4006001234",
      "--amount", "1e9"], "argument --amount: '1e9' is not an amount like 600.00"),

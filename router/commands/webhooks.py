@@ -1,0 +1,114 @@
+"""`hotline400 webhooks list|replay`: the call events no CRM accepted, and sending them again.
+
+The router keeps an event it could not deliver (its attempts used, the CRM refusing it,
+its queue full, the router stopping) in `spool_dir/webhooks.undelivered`. `replay` POSTs
+each again, signed afresh with the key its plan's `crm.secret_env` names in this
+command's environment, to the URL the plan names now (a URL fixed since is used);
+delivered events leave the file, the others stay with their latest error. Exit status 1
+while any remain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dialplan.errors import ConfigError
+from dialplan.plan import CrmEvents
+from dialplan.plan_loader import load_plans
+from router.commands.arguments import service_number
+from router.configuration.settings import load_settings
+from router.notifications.signing import signed_headers
+from router.notifications.undelivered import UndeliveredEvents
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("webhooks", help="call events no CRM accepted")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser(
+        "list", parents=[common], help="show the undelivered call events, oldest first"
+    )
+    listing.set_defaults(run=run_list)
+    replay = actions.add_parser(
+        "replay",
+        parents=[common],
+        help="send the undelivered call events again; exit 1 while any remain",
+    )
+    replay.add_argument(
+        "--number", type=service_number, help="only the events of this 400 number"
+    )
+    replay.set_defaults(run=run_replay)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    if kept is None:
+        return 1
+    records = kept.read()
+    for record in records:
+        print(
+            f"{record.get('kept_at', '-')}  {record.get('id')}  {record.get('number')}  "
+            f"attempts {record.get('attempts')}  {record.get('error')}"
+        )
+    print(f"{len(records)} undelivered event(s) in {kept.path}")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    if kept is None:
+        return 1
+    settings = load_settings(args.config)
+    plans, _ = load_plans(Path(args.config) / "plans")
+    records = [r for r in kept.read() if args.number is None or r.get("number") == args.number]
+    delivered: set[str] = set()
+    retried: dict[str, dict[str, Any]] = {}
+    with httpx.Client(timeout=settings.webhook_timeout) as client:
+        for record in records:
+            plan = plans.get(str(record.get("number")))
+            crm = plan.crm if plan is not None else None
+            error = _post(client, record, crm) if crm else "its plan names no crm: any more"
+            if error is None:
+                delivered.add(record["id"])
+            else:
+                attempts = int(record.get("attempts", 0)) + (crm is not None)
+                retried[record["id"]] = {**record, "attempts": attempts, "error": error}
+    kept.settle(delivered, retried)
+    print(f"delivered {len(delivered)}, still undelivered {len(retried)}")
+    for record in retried.values():
+        print(f"  {record['id']}: {record['error']}")
+    return 1 if retried else 0
+
+
+def _undelivered(args: argparse.Namespace) -> UndeliveredEvents | None:
+    if not Path(args.config).is_dir():
+        print(f"webhooks: no configuration directory {args.config}", file=sys.stderr)
+        return None
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"webhooks: {error.summary()}", file=sys.stderr)
+        return None
+    return UndeliveredEvents(settings.spool_dir)
+
+
+def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str | None:
+    """POST one kept event to the plan's CRM; None when it was accepted, else why not."""
+    key = os.environ.get(crm.secret_env)
+    if not key:
+        return f"environment variable {crm.secret_env} (the key) is not set here"
+    body = str(record["body"]).encode()
+    headers = signed_headers(key.encode(), int(time.time()), body, record["id"], record["kind"])
+    try:
+        response = client.post(crm.url, content=body, headers=headers)
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}"

@@ -1,0 +1,1 @@
+"""What the router tells others about calls: CRM webhooks and text messages."""

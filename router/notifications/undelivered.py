@@ -1,0 +1,94 @@
+"""Call events no CRM accepted, kept in a JSON-lines file in the spool directory until
+`hotline400 webhooks replay` delivers them.
+
+The router appends and the replay command rewrites the same file, possibly at the same
+moment: both hold an exclusive `flock` on it while they touch it, so an event appended
+during a replay is not lost. Two replays at once may both send an event; receivers
+ignore an id they have handled (signing.py). Appends are fsync'd, like the CDR journal.
+Blocking file I/O on purpose: the router calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence, Set
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+UNDELIVERED_FILE = "webhooks.undelivered"
+
+
+class UndeliveredEvents:
+    def __init__(self, spool_dir: Path | str) -> None:
+        self.path = Path(spool_dir) / UNDELIVERED_FILE
+
+    def keep(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add events at the end of the file, durably."""
+        data = b"".join(_line(record) for record in records)
+        with self._locked() as fd:
+            os.lseek(fd, 0, os.SEEK_END)
+            _write_all(fd, data)
+            os.fsync(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """The events kept now, oldest first."""
+        if not self.path.exists():
+            return []
+        with self._locked() as fd:
+            return _read(fd)
+
+    def settle(self, delivered: Set[str], retried: Mapping[str, dict[str, Any]]) -> None:
+        """After a replay: drop the events delivered, update those tried again, and keep
+        every event appended meanwhile. The lock is held only for this rewrite, never
+        while POSTing, so the router's appends wait milliseconds at most."""
+        with self._locked() as fd:
+            records = [
+                retried.get(record.get("id", ""), record)
+                for record in _read(fd)
+                if record.get("id") not in delivered
+            ]
+            data = b"".join(_line(record) for record in records)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            _write_all(fd, data)
+            os.fsync(fd)
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _line(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _read(fd: int) -> list[dict[str, Any]]:
+    """Every complete line; a line a crash left unfinished is dropped (never accepted)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    records = []
+    for line in b"".join(chunks).split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    unwritten = memoryview(data)
+    while unwritten:
+        unwritten = unwritten[os.write(fd, unwritten) :]

@@ -1,0 +1,231 @@
+"""Delivery of call events to CRMs: a bounded queue, a few workers, retries with backoff.
+
+A call only ever calls `submit`, which never waits: the event joins the queue, or, when
+the queue is full (a CRM down for long under heavy traffic), it is kept at once as
+undelivered. Workers POST each event with a total time limit; a failed POST is retried
+after `backoff`, doubled at each further try, by a timer that puts it back in the queue,
+so a dead CRM holds no worker while it waits and other subscribers' events flow on. An
+event that used its attempts, that a CRM refuses for good (a 4xx other than 408 and
+429: a wrong URL or key will not fix itself), or whose key is missing from the
+environment is kept in the spool (`UndeliveredEvents`) for `hotline400 webhooks replay`.
+At shutdown, events still queued, waiting to retry or in flight after the grace time
+are kept the same way: nothing accepted is dropped.
+
+httpx: a maintained asyncio HTTP client with connection pooling and per-phase timeouts;
+each POST also runs under one overall deadline, so a receiver that trickles its answer
+byte by byte still ends in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from router.notifications.signing import signed_headers
+from router.notifications.undelivered import UndeliveredEvents
+
+log = logging.getLogger("hotline400.webhooks")
+
+MAX_BACKOFF_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One event, ready to POST: its JSON body is fixed, its signature made per attempt."""
+
+    id: str
+    kind: str
+    number: str
+    """The 400 number whose plan names the CRM (replay reads its current URL and key)."""
+    url: str
+    secret_env: str
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: CallEvent
+    attempt: int = 1
+    error: str = ""
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    retried: int = 0
+    undelivered: int = 0
+
+
+@dataclass
+class WebhookDelivery:
+    undelivered: UndeliveredEvents
+    queue_size: int = 10_000
+    timeout: float = 5.0
+    attempts: int = 5
+    backoff: float = 1.0
+    workers: int = 4
+    secrets: Callable[[str], str | None] = os.environ.get
+    clock: Callable[[], float] = time.time
+    posted: Callable[[float], None] = lambda seconds: None
+    """Told the seconds of every POST (the metrics' histogram)."""
+    stats: DeliveryStats = field(default_factory=DeliveryStats)
+
+    def __post_init__(self) -> None:
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(self.queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+        self._retries: dict[asyncio.TimerHandle, _Pending] = {}
+        self._in_flight: dict[int, _Pending] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() + len(self._retries)
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout, limits=httpx.Limits(max_connections=self.workers * 4)
+        )
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"webhook-{n}") for n in range(self.workers)
+        ]
+
+    def submit(self, event: CallEvent) -> None:
+        """Queue an event; never waits. A full queue keeps it as undelivered at once."""
+        self._enqueue(_Pending(event))
+
+    async def close(self, grace: float) -> None:
+        """Let queued events go out for up to `grace` seconds, then keep the rest."""
+        left: list[_Pending] = []
+        if self._workers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    while self._queue.qsize() or self._in_flight:
+                        await asyncio.sleep(0.02)
+            left.extend(self._in_flight.values())  # cut short below: kept, not lost
+            for worker in self._workers:
+                worker.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            self._workers = []
+        left.extend(self._retries.values())
+        for handle in self._retries:
+            handle.cancel()
+        self._retries.clear()
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        for pending in left:
+            self._give_up(pending, pending.error or "router stopped before delivery")
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # --- the workers ---------------------------------------------------------------------------
+
+    def _enqueue(self, pending: _Pending) -> None:
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            self._give_up(pending, f"delivery queue full ({self.queue_size} events)")
+
+    async def _work(self) -> None:
+        while True:
+            pending = await self._queue.get()
+            key = id(pending)
+            self._in_flight[key] = pending
+            try:
+                await self._attempt(pending)
+            except Exception:  # a bug here must not stop the worker
+                log.exception("webhook %s failed", pending.event.id)
+                self._give_up(pending, "router error")
+            finally:
+                self._in_flight.pop(key, None)
+                self._queue.task_done()
+
+    async def _attempt(self, pending: _Pending) -> None:
+        event = pending.event
+        key = self.secrets(event.secret_env)
+        if not key:
+            self._give_up(pending, f"environment variable {event.secret_env} (the key) is not set")
+            return
+        timestamp = int(self.clock())
+        headers = signed_headers(key.encode(), timestamp, event.body, event.id, event.kind)
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            assert self._client is not None, "start() opens the client"
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.post(event.url, content=event.body, headers=headers)
+            status = response.status_code
+            error = f"HTTP {status}"
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
+        except (httpx.HTTPError, OSError) as failure:
+            error = f"{type(failure).__name__}: {failure}".rstrip(": ")
+        self.posted(time.monotonic() - started)
+        if status is not None and 200 <= status < 300:
+            self.stats.delivered += 1
+            return
+        pending.error = error
+        refused_for_good = status is not None and 400 <= status < 500 and status not in (408, 429)
+        if refused_for_good or pending.attempt >= self.attempts:
+            self._give_up(pending, error)
+            return
+        self.stats.retried += 1
+        delay = min(self.backoff * 2 ** (pending.attempt - 1), MAX_BACKOFF_S)
+        log.debug("webhook %s: %s; retry in %g s", event.id, error, delay)
+        pending.attempt += 1
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def retry() -> None:
+            assert handle is not None
+            self._retries.pop(handle, None)
+            self._enqueue(pending)
+
+        handle = loop.call_later(delay, retry)
+        self._retries[handle] = pending
+
+    # --- what no CRM took ------------------------------------------------------------------------
+
+    def _give_up(self, pending: _Pending, error: str) -> None:
+        event = pending.event
+        self.stats.undelivered += 1
+        log.warning(
+            "webhook %s to %s not delivered after %d attempt(s): %s; kept for "
+            "`hotline400 webhooks replay`",
+            event.id,
+            event.url,
+            pending.attempt,
+            error,
+        )
+        record = {
+            "id": event.id,
+            "kind": event.kind,
+            "number": event.number,
+            "url": event.url,
+            "secret_env": event.secret_env,
+            "body": event.body.decode(),
+            "attempts": pending.attempt,
+            "error": error,
+            "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        task = asyncio.get_running_loop().create_task(self._keep(record))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _keep(self, record: dict[str, object]) -> None:
+        try:
+            await asyncio.to_thread(self.undelivered.keep, [record])
+        except OSError as error:
+            path = self.undelivered.path
+            log.error("webhook %s lost: cannot keep it in %s: %s", record["id"], path, error)

@@ -1,0 +1,225 @@
+"""CRM screen pop and call events, end to end: the daemon, the simulator over FastAGI, and a
+real HTTP receiver that answers, is slow, refuses connections, never answers or errs.
+
+Whatever the CRM does, a call carries the same AGI commands as a call without a CRM and
+takes no longer; events no CRM took are kept and `hotline400 webhooks replay` sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.notifications.undelivered import UndeliveredEvents
+from tests.conftest import (
+    E2E_CONFIG,
+    HttpReceiver,
+    Received,
+    call,
+    eventually,
+    finished_cdr,
+    running_router,
+)
+
+KEY_ENV = "HOTLINE400_TEST_CRM_KEY"
+KEY = "a-long-random-key-shared-with-the-crm"
+CRM_NUMBER = "4000000020"
+PLAIN_NUMBER = "4000000001"  # the same route, no CRM
+
+
+def crm_config(tmp_path: Path, url: str, extra: str = "") -> Path:
+    """The e2e configuration plus a plan whose subscriber has a CRM at `url`."""
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    (config / "plans" / f"{CRM_NUMBER}.yaml").write_text(
+        f"""number: "{CRM_NUMBER}"
+name: A subscriber with a CRM
+crm: {{url: "{url}", secret_env: {KEY_ENV}}}
+rules:
+  - name: shandong
+    when: {{callers: {{provinces: [山东]}}}}
+    target: "13800000011"
+default: {{target: "13800000011"}}
+{extra}""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def verified(request: Received, now: float | None = None) -> dict:
+    """What a receiver does (README "CRM events"): recompute the HMAC-SHA256 of
+    `<timestamp>.<body>`, compare in constant time, refuse a timestamp five minutes off."""
+    timestamp = request.headers["x-hotline400-timestamp"]
+    expected = hmac.new(KEY.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256)
+    signature = request.headers["x-hotline400-signature"]
+    assert hmac.compare_digest(signature, "v1=" + expected.hexdigest())
+    assert abs((now or time.time()) - int(timestamp)) <= 300
+    body = json.loads(request.body)
+    assert request.headers["x-hotline400-id"] == body["id"]
+    assert request.headers["x-hotline400-event"] == body["event"]
+    return body
+
+
+@pytest.fixture(autouse=True)
+def crm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+async def test_arrival_answer_and_end_reach_the_crm_signed(tmp_path: Path) -> None:
+    async with HttpReceiver("ok") as crm:
+        config = crm_config(tmp_path, crm.url)
+        async with running_router(tmp_path, config) as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="crm.1")
+            await eventually(lambda: len(crm.received) == 3)
+            cdr = await finished_cdr(router, "crm.1")
+    events = {body["event"]: body for body in map(verified, crm.received)}
+    arrived = events["call.arrived"]
+    assert arrived["call_id"] == "crm.1" and arrived["number"] == CRM_NUMBER
+    assert arrived["caller"] == "053188889999" and arrived["rule"] == "shandong"
+    assert arrived["caller_region"] == {"province": "山东", "city": "济南", "area_code": "0531"}
+    assert events["call.answered"]["destination"] == "13800000011"
+    ended = events["call.ended"]["cdr"]
+    assert ended["outcome"] == "answered" and ended["billable_seconds"] == 3
+    assert ended["ended_at"] == cdr.ended_at.isoformat()
+    assert [leg["destination"] for leg in ended["legs"]] == ["13800000011"]
+    assert {r.headers["x-hotline400-id"] for r in crm.received} == {
+        "crm.1/arrival",
+        "crm.1/answer",
+        "crm.1/end",
+    }
+
+
+@pytest.mark.parametrize("behaviour", ["slow", "silent", "error", "refused"])
+async def test_a_slow_dead_or_failing_crm_never_delays_or_changes_a_call(
+    tmp_path: Path, behaviour: str
+) -> None:
+    async with HttpReceiver("ok" if behaviour == "refused" else behaviour, delay=30) as crm:
+        url = HttpReceiver.refusing() if behaviour == "refused" else crm.url
+        config = crm_config(tmp_path, url)
+        overrides = {"webhook_timeout": 0.3, "webhook_attempts": 2, "webhook_backoff": 0.05}
+        async with running_router(tmp_path, config, **overrides) as router:
+            beijing = "01088881234"  # the default route of both plans
+            plain = await call(router, dialled=PLAIN_NUMBER, uniqueid="p.1", caller_id=beijing)
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(
+                    call(router, dialled=CRM_NUMBER, uniqueid=f"c.{n}", caller_id=beijing)
+                    for n in range(5)
+                )
+            )
+            elapsed = time.monotonic() - started
+            for result in results:
+                assert result.error is None
+                assert result.commands == plain.commands
+                assert result.variables["HOTLINE_STATUS"] == "answered"
+                assert (await finished_cdr(router, result.env["agi_uniqueid"])).outcome == (
+                    "answered"
+                )
+            assert elapsed < 2.0  # 5 calls, while each event may take 0.3 s twice
+            kept = UndeliveredEvents(router.settings.spool_dir)
+            await eventually(lambda: router.webhooks.stats.undelivered == 15, timeout=15)
+            await eventually(lambda: len(kept.read()) == 15)
+        records = kept.read()
+    assert {record["attempts"] for record in records} == {2}
+    assert {record["number"] for record in records} == {CRM_NUMBER}
+
+
+async def test_a_crm_refusing_the_signature_is_not_retried_and_a_missing_key_keeps_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with HttpReceiver("reject") as crm:
+        config = crm_config(tmp_path, crm.url)
+        async with running_router(tmp_path, config, webhook_backoff=0.05) as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="rej.1")
+            await eventually(lambda: router.webhooks.stats.undelivered == 3)
+            monkeypatch.delenv(KEY_ENV)
+            await call(router, dialled=CRM_NUMBER, uniqueid="nokey.1")
+            await eventually(lambda: router.webhooks.stats.undelivered == 6)
+        assert len(crm.received) == 3  # one POST each: a 401 will not fix itself
+        errors = {r["id"]: r["error"] for r in UndeliveredEvents(router.settings.spool_dir).read()}
+    assert errors["rej.1/end"] == "HTTP 401"
+    assert errors["nokey.1/arrival"] == f"environment variable {KEY_ENV} (the key) is not set"
+
+
+async def test_a_full_queue_keeps_events_at_once_and_calls_go_on(tmp_path: Path) -> None:
+    async with HttpReceiver("silent") as crm:
+        config = crm_config(tmp_path, crm.url)
+        overrides = {"webhook_queue": 10, "webhook_workers": 1, "webhook_timeout": 30}
+        async with running_router(tmp_path, config, **overrides) as router:
+            results = [
+                await call(router, dialled=CRM_NUMBER, uniqueid=f"full.{n}") for n in range(6)
+            ]
+            assert all(r.variables["HOTLINE_STATUS"] == "answered" for r in results)
+            # 18 events: one POST hangs, 10 wait in the queue, 7 are kept at once
+            await eventually(lambda: router.webhooks.stats.undelivered == 7)
+            assert router.webhooks.queue_depth == 10
+        # stopping keeps what was queued or in flight: nothing accepted is lost
+        assert len(UndeliveredEvents(router.settings.spool_dir).read()) == 18
+
+
+async def test_replay_sends_the_kept_events_to_the_crm_once_it_is_back(tmp_path: Path) -> None:
+    down = HttpReceiver.refusing()
+    config = crm_config(tmp_path, down)
+    overrides = {"webhook_attempts": 1}
+    async with running_router(tmp_path, config, **overrides) as router:
+        await call(router, dialled=CRM_NUMBER, uniqueid="rep.1")
+        await eventually(lambda: router.webhooks.stats.undelivered == 3)
+    run_config = tmp_path / "config"
+    kept = UndeliveredEvents(router.settings.spool_dir)
+    async with HttpReceiver("ok") as crm:
+        plan = run_config / "plans" / f"{CRM_NUMBER}.yaml"
+        plan.write_text(plan.read_text(encoding="utf-8").replace(down, crm.url), "utf-8")
+        (run_config / "router.yaml").write_text(
+            (run_config / "router.yaml").read_text(encoding="utf-8")
+            + f"spool_dir: {router.settings.spool_dir}\n",
+            encoding="utf-8",
+        )
+        status = await asyncio.to_thread(main, ["webhooks", "replay", "--config", str(run_config)])
+    assert status == 0
+    assert sorted(verified(r)["id"] for r in crm.received) == [
+        "rep.1/answer",
+        "rep.1/arrival",
+        "rep.1/end",
+    ]
+    assert kept.read() == []
+
+
+async def test_replay_keeps_what_still_fails_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = crm_config(tmp_path, HttpReceiver.refusing())
+    async with running_router(tmp_path, config, webhook_attempts=1) as router:
+        await call(router, dialled=CRM_NUMBER, uniqueid="still.1")
+        await eventually(lambda: router.webhooks.stats.undelivered == 3)
+    run_config = tmp_path / "config"
+    with (run_config / "router.yaml").open("a", encoding="utf-8") as file:
+        file.write(f"spool_dir: {router.settings.spool_dir}\n")
+    status = await asyncio.to_thread(main, ["webhooks", "replay", "--config", str(run_config)])
+    assert status == 1
+    assert "delivered 0, still undelivered 3" in capsys.readouterr().out
+    records = UndeliveredEvents(router.settings.spool_dir).read()
+    assert {r["attempts"] for r in records} == {2}
+
+
+async def test_no_events_before_the_account_switches_screen_pop_on(tmp_path: Path) -> None:
+    async with HttpReceiver("ok") as crm:
+        config = crm_config(tmp_path, crm.url)
+        with (config / "tariffs.yaml").open("a", encoding="utf-8") as tariffs:
+            tariffs.write(
+                f'  "{CRM_NUMBER}":\n    package: e2e-regional\n    prepaid: false\n'
+                "    features: {screen_pop: 2026-12-01}\n"
+            )
+            tariffs.write("features: {screen_pop: 50.00}\n")
+        async with running_router(tmp_path, config) as router:
+            result = await call(router, dialled=CRM_NUMBER, uniqueid="off.1")
+            await finished_cdr(router, "off.1")
+    assert result.variables["HOTLINE_STATUS"] == "answered"
+    assert crm.received == []

@@ -1,0 +1,142 @@
+"""Text messages to the subscriber, end to end: a missed call (who called, when, from where)
+and the low-balance warning go through the SMS sender, the HTTP gateway adapter to a real
+HTTP receiver or the log-only default, at most `sms_per_number` per mobile and window."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dialplan.errors import ConfigError
+from router.simulation.asterisk_agi import CallerHangup
+from tests.conftest import (
+    E2E_CONFIG,
+    HttpReceiver,
+    call,
+    eventually,
+    finished_cdr,
+    plan_from,
+    running_router,
+)
+from tests.router.money.test_router_accounting import pay, settled
+
+SUBSCRIBER = "4000000030"
+MOBILE = "13905310001"
+TOKEN_ENV = "HOTLINE400_TEST_SMS_TOKEN"
+
+
+def sms_config(tmp_path: Path, target: str = "13800000021", notify: str = "") -> Path:
+    """The e2e configuration plus a subscriber whose plan asks for text messages."""
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    (config / "plans" / f"{SUBSCRIBER}.yaml").write_text(
+        f"""number: "{SUBSCRIBER}"
+name: A subscriber told by SMS
+notifications: {{sms_to: ["{MOBILE}"]{notify}}}
+default: {{target: "{target}"}}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def texts(gateway: HttpReceiver) -> list[dict]:
+    return [json.loads(request.body) for request in gateway.received]
+
+
+async def test_a_missed_call_tells_the_subscriber_who_called_when_and_from_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "gateway-token")
+    async with HttpReceiver("ok") as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_token_env": TOKEN_ENV}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            result = await call(router, dialled=SUBSCRIBER, uniqueid="miss.1")
+            assert result.variables["HOTLINE_STATUS"] == "busy"
+            await eventually(lambda: len(gateway.received) == 1)
+    [message] = texts(gateway)
+    assert message["to"] == MOBILE
+    assert message["text"] == (
+        f"未接来电：053188889999（山东济南）于 11-23 10:00 拨打 {SUBSCRIBER}，请及时回电。"
+    )
+    assert gateway.received[0].headers["authorization"] == "Bearer gateway-token"
+
+
+async def test_a_caller_giving_up_while_ringing_is_a_missed_call_and_an_answer_is_not(
+    tmp_path: Path,
+) -> None:
+    async with HttpReceiver("ok") as gateway:
+        config = sms_config(tmp_path, target="13800000031")  # rings forever
+        async with running_router(tmp_path, config, sms_gateway=gateway.url) as router:
+            gave_up = CallerHangup.during_dial(after_s=5)
+            await call(router, dialled=SUBSCRIBER, uniqueid="gone.1", hangup=gave_up)
+            assert (await finished_cdr(router, "gone.1")).outcome == "noanswer"
+            await eventually(lambda: len(gateway.received) == 1)
+            await call(router, dialled="4000000001", uniqueid="answered.1")  # no notifications
+    assert len(gateway.received) == 1
+
+
+async def test_messages_to_one_mobile_are_limited_per_window(tmp_path: Path) -> None:
+    async with HttpReceiver("ok") as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_per_number": 2}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            for n in range(4):
+                await call(router, dialled=SUBSCRIBER, uniqueid=f"burst.{n}")
+            await eventually(lambda: router.sms.counts["missed_call", "sent"] == 2)
+            assert router.sms.counts["missed_call", "rate_limited"] == 2
+    assert len(gateway.received) == 2
+
+
+async def test_a_gateway_that_fails_or_never_answers_does_not_touch_the_call(
+    tmp_path: Path,
+) -> None:
+    async with HttpReceiver("silent") as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_timeout": 0.3}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            result = await call(router, dialled=SUBSCRIBER, uniqueid="gw.1")
+            assert result.variables["HOTLINE_STATUS"] == "busy"
+            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+
+
+async def test_without_a_gateway_messages_are_logged_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hotline400.sms")
+    async with running_router(tmp_path, sms_config(tmp_path)) as router:
+        await call(router, dialled=SUBSCRIBER, uniqueid="log.1")
+        await eventually(lambda: router.sms.counts["missed_call", "sent"] == 1)
+    [record] = [r for r in caplog.records if r.name == "hotline400.sms"]
+    assert MOBILE in record.getMessage() and "log only" in record.getMessage()
+
+
+async def test_the_low_balance_warning_is_a_text_message_too(tmp_path: Path) -> None:
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    plan = config / "plans" / "4000000008.yaml"
+    plan.write_text(
+        plan.read_text(encoding="utf-8") + f'notifications: {{sms_to: ["{MOBILE}"]}}\n',
+        encoding="utf-8",
+    )
+    async with (
+        HttpReceiver("ok") as gateway,
+        running_router(tmp_path, config, sms_gateway=gateway.url) as router,
+    ):
+        await pay(router, "4000000008", "5.50", "receipt-sms")
+        await call(router, dialled="4000000008", uniqueid="low.1")
+        await settled(router)
+        await eventually(lambda: len(gateway.received) == 1)
+    assert texts(gateway) == [
+        {
+            "to": MOBILE,
+            "text": "4000000008 预付余额 4.90 元，已低于提醒值 5.00 元，请及时充值。",
+        }
+    ]
+
+
+async def test_notifications_go_to_mobiles_only() -> None:
+    with pytest.raises(ConfigError, match="is not a mobile number"):
+        plan_from('notifications: {sms_to: ["0531-8888 6666"]}\ndefault: {target: "13800000011"}')
