@@ -96,6 +96,9 @@ class Decision:
     announcement: str | None = None
     pin: Pin | None = None
     first: DialTarget | None = None
+    route_targets: tuple[DialTarget, ...] = ()
+    """Every destination of the chosen route not down, in plan order (a hold queue waits
+    for any of them to have room)."""
     forwarding: ForwardingChain | None = None
     down: frozenset[str] = frozenset()
     steps: list[TraceStep] = field(default_factory=list)

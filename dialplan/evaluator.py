@@ -301,6 +301,7 @@ def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision:
     decision.steps.append(chosen.step)
     decision.action = "dial"
     decision.first = chosen.target
+    decision.route_targets = tuple(choice.target for choice in choices)
     decision.forwarding = route.chain
     if route.pin is not None:
         decision.pin = route.pin

@@ -499,6 +499,24 @@ class Notifications(Strict):
         return numbers
 
 
+class HoldQueue(Strict):
+    """Callers held unanswered, hearing ringing, while every destination of their route is
+    at its max_calls; VIP callers are served first, then the others in arrival order."""
+
+    max_wait: int = Field(60, ge=5, le=600, description="seconds a caller is held at most")
+    vip: CallerSet = Field(default_factory=CallerSet, description="callers served first")
+    announcement: str | None = Field(
+        None,
+        description="played (unanswered) when the wait runs out; without it the call takes "
+        "the route's busy forwarding",
+    )
+
+    @field_validator("announcement")
+    @classmethod
+    def _announcement(cls, value: str | None) -> str | None:
+        return None if value is None else _check_prompt(value)
+
+
 class Rule(Route):
     name: str = Field(min_length=1, max_length=64)
     when: When = Field(default_factory=When)
@@ -528,6 +546,9 @@ class Plan(Strict):
     default: Route = Field(description="the route when no rule matches; mandatory")
     crm: CrmEvents | None = Field(None, description="call events to the subscriber's CRM")
     notifications: Notifications | None = Field(None, description="SMS to the subscriber")
+    queue: HoldQueue | None = Field(
+        None, description="hold callers while every destination of their route is at max_calls"
+    )
 
     @field_validator("number", mode="before")
     @classmethod

@@ -53,7 +53,8 @@ def parse_plan(file: str, text: str) -> Plan:
 
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
-    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use."""
+    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use,
+    a hold queue that could ever hold anyone."""
     yield from _forwarding_limits(source, plan)
     seen: dict[str, int] = {}
     for index, rule in enumerate(plan.rules):
@@ -68,6 +69,12 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             yield source.problem(
                 (*path, "require_pin"), "require_pin needs a pin: section in the plan"
             )
+    if plan.queue is not None and not plan.call_limits:
+        yield source.problem(
+            ("queue",),
+            "no destination of the plan has max_calls, so no caller would ever be held: "
+            "give the destinations of a route max_calls, or remove queue:",
+        )
 
 
 def _forwarding_limits(source: YamlSource, plan: Plan) -> Iterable[Problem]:

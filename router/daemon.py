@@ -22,6 +22,7 @@ from dialplan.evaluator import RoutingState
 from router.ami.link import AmiLink
 from router.ami.live_calls import LiveCalls
 from router.ami.reconcile import Reconciler
+from router.call.holding import HoldQueues
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
@@ -99,7 +100,7 @@ class Daemon:
             routing=RoutingState(self.plans.calendar),
             metrics=self.metrics,
             reconcile=self.reconciler.expect,
-            live_calls=self.live_calls,
+            holding=HoldQueues(self.live_calls),
             in_progress=self.in_progress,
             events=CallEvents(self.webhooks.submit, self.sms),
         )
@@ -115,6 +116,7 @@ class Daemon:
         self.metrics.watch_balance_alerts(self.alerts)
         self.metrics.watch_webhooks(self.webhooks)
         self.metrics.watch_sms(self.sms)
+        self.metrics.watch_hold_queues(self.services.holding)
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None

@@ -113,6 +113,11 @@ class LiveCalls:
         self._drop_stale()
         return self._per_number[number]
 
+    def dialling(self, caller: str) -> bool:
+        """Whether the channel with Uniqueid `caller` (a call's agi_uniqueid) has a dial
+        counted now."""
+        return caller in self._by_caller
+
     def reset(self) -> None:
         self._dials.clear()
         self._by_caller.clear()

@@ -77,6 +77,8 @@ class RouterRefusal(StrEnum):
     """The caller did not enter the PIN within the plan's attempts."""
     NO_TALK_BUDGET = "no_talk_budget"
     """The balance or a cost cap leaves less than one billing increment to dial with."""
+    QUEUE_TIMEOUT = "queue_timeout"
+    """Held for the queue's max_wait with no destination free; its announcement played."""
     ERROR = "error"
     """The router failed on this call."""
 
@@ -103,6 +105,7 @@ ENDINGS: dict[EndingKey, Ending] = {
     RejectReason.BLOCKED: Ending(Outcome.BLOCKED, Cause.CALL_REJECTED),
     RejectReason.CAPPED: Ending(Outcome.CAPPED, Cause.USER_BUSY),
     RouterRefusal.NO_TALK_BUDGET: Ending(Outcome.CAPPED, Cause.USER_BUSY),
+    RouterRefusal.QUEUE_TIMEOUT: Ending(Outcome.BUSY, Cause.USER_BUSY),
     RejectReason.CLOSED: Ending(Outcome.REJECTED, Cause.NORMAL_CLEARING),
     RejectReason.NO_ROUTE: Ending(Outcome.REJECTED, Cause.NO_CIRCUIT),
     RouterRefusal.PIN_FAILED: Ending(Outcome.PIN_FAILED, Cause.NORMAL_CLEARING),

@@ -31,9 +31,9 @@ from dialplan.decision import (
     next_target,
 )
 from dialplan.evaluator import RoutingState, decide
-from dialplan.matchers import Call
+from dialplan.matchers import Call, CallerMatcher
 from dialplan.pin import verify_pin
-from dialplan.plan import Pin, Plan
+from dialplan.plan import HoldQueue, Pin, Plan
 from router.ami.live_calls import LiveCalls
 from router.call.channel_contract import (
     ENDINGS,
@@ -43,6 +43,7 @@ from router.call.channel_contract import (
     RouterRefusal,
 )
 from router.call.context import CallContext
+from router.call.holding import HoldQueues
 from router.call.refusal_notices import RefusalNotices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
@@ -79,12 +80,13 @@ class CallServices:
     metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
     reconcile: Callable[[str], None] = lambda call_id: None
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
-    live_calls: LiveCalls = field(default_factory=LiveCalls)
-    """Calls up per destination, from AMI: a destination at its limit counts as busy."""
     refusals: RefusalNotices = field(default_factory=RefusalNotices)
     in_progress: set[str] = field(default_factory=set)
     """Call ids of the sessions running now: the AMI events the reconciler reads."""
     events: CallEvents = field(default_factory=CallEvents)
+    holding: HoldQueues = field(default_factory=lambda: HoldQueues(LiveCalls()))
+    """Calls up per limited destination (from AMI: a destination at its limit counts as
+    busy) and the hold queues of every route waiting for one to have room."""
     """The subscriber's CRM events (screen pop); queued, never waited for."""
 
 
@@ -100,6 +102,8 @@ class CallRecord:
     billable_seconds: int = 0
     note: str | None = None
     legs: list[Leg] = field(default_factory=list)
+    held_seconds: int = 0
+    """Seconds the caller was held in the route's queue before a Dial or the end."""
 
 
 class CallSession:
@@ -110,6 +114,7 @@ class CallSession:
         self.record = CallRecord(started_at=services.clock())
         self.account: CallAccount | None = None
         self.report = CallReport()  # silent until the plan names a CRM
+        self.caller_left = False  # the caller hung up while held
         self.cdr: CDR | None = None  # as written ahead
 
     async def run(self) -> CallRecord:
@@ -133,6 +138,7 @@ class CallSession:
                 await self._try_refuse(RouterRefusal.ERROR)
             finally:
                 self.services.in_progress.discard(self.context.call_id)  # broken: expected
+                self.services.holding.dialled(self.context.call_id)
                 self.report.ended(self._complete())
                 metrics.call_ended(self.context.dialled, self.record.outcome)
                 self._log_call()
@@ -193,7 +199,7 @@ class CallSession:
         self.services.refusals.routed(plan.number)
         if decision.pin is not None and not await self._pin_accepted(decision.pin):
             return
-        await self._dial_chain(decision)
+        await self._dial_chain(plan, decision)
 
     def _report_arrival(self, plan: Plan, decision: Decision, now: datetime) -> None:
         assert self.cdr is not None, "written ahead first"
@@ -247,15 +253,21 @@ class CallSession:
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
 
-    async def _dial_chain(self, decision: Decision) -> None:
+    async def _dial_chain(self, plan: Plan, decision: Decision) -> None:
         assert decision.forwarding is not None
         results: list[DialResult] = []
         target: DialTarget | None = decision.first
+        served: DialTarget | None = None  # its place is granted: dialled whatever the count
+        if plan.queue is not None and self._must_wait(plan, decision):
+            served = await self._hold(plan, plan.queue, decision)
+            if served is None and await self._hold_ended(plan.queue):
+                return
+            target = served or target  # out of time: the route's busy forwarding
         while target is not None and not self.agi.hung_up:
             options = self._talk_limit_option(target.number)
             if options is None:  # not even one billing increment is affordable
                 break
-            if self._at_call_limit(target.number):
+            if target is not served and self._at_call_limit(target.number):
                 status = self._busy_without_ringing(target)
             else:
                 status = await self._dial(target, options)
@@ -274,7 +286,62 @@ class CallSession:
     def _at_call_limit(self, number: str) -> bool:
         assert self.account is not None
         limit = self.account.plan.call_limits.get(number)
-        return limit is not None and self.services.live_calls.count(number) >= limit
+        return limit is not None and self.services.holding.in_use(number) >= limit
+
+    def _must_wait(self, plan: Plan, decision: Decision) -> bool:
+        route = (plan.number, decision.rule or "default")
+        return self.services.holding.must_wait(route, decision.route_targets, plan.call_limits)
+
+    async def _hold(self, plan: Plan, queue: HoldQueue, decision: Decision) -> DialTarget | None:
+        """Hold the caller unanswered with ringing (`EXEC Ringing`, then `EXEC Wait` slices,
+        fact 24) until a destination of the route has room and it is the caller's turn;
+        None when the caller hangs up (`Wait` answers -1) or `max_wait` runs out."""
+        holding = self.services.holding
+        call = Call(plan.number, self.context.caller, self.context.call_id)
+        vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
+        ticket = holding.join((plan.number, decision.rule or "default"), self.context.call_id, vip)
+        log.info("call %s: held%s, every destination is at its limit", ticket.call_id,
+                 " (VIP)" if vip else "")
+        waited, result = 0, "timeout"
+        try:
+            await self.agi.exec("Ringing")
+            while waited < queue.max_wait:
+                step = min(HOLD_SLICE_S, queue.max_wait - waited)
+                reply = await self.agi.exec("Wait", str(step))
+                waited += step
+                if reply.result_int == -1 or self.agi.hung_up:
+                    self.caller_left = True
+                    result = "gave_up"
+                    return None
+                served = holding.turn(
+                    ticket, decision.route_targets, plan.call_limits, decision.first
+                )
+                if served is not None:
+                    result = "served"
+                    return served
+            return None
+        finally:
+            holding.leave(ticket)
+            self.record.held_seconds = waited
+            self.services.metrics.held(plan.number, waited, result)
+
+    async def _hold_ended(self, queue: HoldQueue) -> bool:
+        """After a hold that served nobody: the caller gone, or out of time with the
+        queue's announcement, ends the call (True); else it takes the busy forwarding."""
+        held = self.record.held_seconds
+        if self.caller_left:
+            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
+            self.record.note = f"caller hung up after {held} s held in the queue"
+            await self._leave_status()
+            return True
+        if queue.announcement is None:
+            self.record.note = f"held {held} s in the queue, then busy forwarding"
+            return False
+        self.record.note = f"held {held} s in the queue, no destination came free"
+        await self.agi.exec("Progress")
+        await self.agi.exec("Playback", f"{queue.announcement},noanswer")
+        await self._refuse(RouterRefusal.QUEUE_TIMEOUT)
+        return True
 
     def _busy_without_ringing(self, target: DialTarget) -> str:
         """A destination at its concurrent-call limit: a BUSY leg, nothing dialled, so the
@@ -300,6 +367,7 @@ class CallSession:
             return "CHANUNAVAIL"
         started = self.services.clock()
         await self.agi.exec("Dial", argument)
+        self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
         status, answered, dialled = await self._dial_outcome()
         talk = answered if status == "ANSWER" and answered is not None else 0
         if dialled is None:  # Asterisk reports no DIALEDTIME for an unanswered Dial
@@ -442,6 +510,8 @@ class CallSession:
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")
+HOLD_SLICE_S = 1
+"""Seconds of one `EXEC Wait` while held: how soon a held caller takes a place come free."""
 
 
 def _seconds(value: str | None) -> int | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter as Counter_
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -50,6 +51,7 @@ from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
     from router.ami.link import AmiStats
+    from router.call.holding import HoldQueues
     from router.configuration.plan_book import PlanBook
     from router.money.balance_alerts import BalanceAlerts
     from router.notifications.sms import SmsNotices
@@ -74,6 +76,9 @@ DECISION_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 
 SESSION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800)
 """A rejection ends in under a second; ringing and forwards take minutes; talk up to ~30 min."""
 
+HOLD_BUCKETS = (1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+"""A queue's max_wait is 5 to 600 s; most callers give up within a minute or two."""
+
 WEBHOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """A CRM answers in tens of milliseconds; the top buckets are the delivery timeout."""
 
@@ -88,6 +93,7 @@ _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
 _CALLER_KINDS = frozenset(KINDS)
+_HOLD_RESULTS = frozenset({"served", "timeout", "gave_up"})
 
 
 class Listener(Protocol):
@@ -181,6 +187,16 @@ class Metrics:
             "Time of one POST of a call event to a CRM, answered or not.",
             WEBHOOK_BUCKETS,
         )
+        self._hold_seconds = self._own(
+            Histogram(
+                "hotline400_hold_wait_seconds",
+                "Time callers were held (unanswered, ringing) waiting for a destination with "
+                "room, by number and how the wait ended: served, timeout, gave_up.",
+                ["number", "result"],
+                buckets=HOLD_BUCKETS,
+                registry=None,
+            )
+        )
         self.registry.register(self._watched)
         for reason in _FORWARD_REASONS:
             self._forwards.labels(reason)
@@ -225,6 +241,12 @@ class Metrics:
         """A prepaid balance as last read or charged, against its warning threshold."""
         below = 1 if balance < warning else 0
         self._balance_below_warning.labels(self._number_label(number)).set(below)
+
+    def held(self, number: str, seconds: float, result: str) -> None:
+        """A caller left a hold queue after `seconds`: served, timeout or gave_up."""
+        self._hold_seconds.labels(
+            self._number_label(number), _bounded(result, _HOLD_RESULTS)
+        ).observe(seconds)
 
     def webhook_posted(self, seconds: float) -> None:
         """One POST of a call event to a CRM took `seconds` (delivered or not)."""
@@ -347,6 +369,22 @@ class Metrics:
             )
 
         self._watched.add("webhooks", figures)
+
+    def watch_hold_queues(self, holding: HoldQueues) -> None:
+        def figures() -> Iterator[Metric]:
+            held = GaugeMetricFamily(
+                "hotline400_hold_queue_length",
+                "Callers held now (unanswered, ringing) per route, by number and rule.",
+                labels=["number", "rule"],
+            )
+            by_label: Counter_[tuple[str, str]] = Counter_()
+            for (number, rule), length in holding.lengths().items():
+                by_label[self._number_label(number), rule] += length  # unserved: "other"
+            for labels, length in by_label.items():
+                held.add_metric(list(labels), length)
+            yield held
+
+        self._watched.add("hold_queues", figures)
 
     def watch_sms(self, sms: SmsNotices) -> None:
         def figures() -> Iterator[Metric]:
