@@ -34,7 +34,8 @@ each server's effective limit is read back from /proc/<pid>/limits and reported.
     python bench/agi_load.py [--calls N] [--concurrency N] [--hold N] [--quick]
 
 With --store postgresql://... (and --routers N) it runs instead the shared-store comparison
-described at "several routers on one shared store" below.
+described at "several routers on one shared store" below; with --webhooks, the cost of a CRM
+that never answers ("a CRM that never answers" below).
 """
 
 from __future__ import annotations
@@ -168,11 +169,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def router_config(workdir: Path, extra: str = "") -> Path:
+def router_config(workdir: Path, extra: str = "", plan_extra: str = "") -> Path:
     """tests/e2e_config with production settings but the database and spool in `workdir`;
-    `extra` lines are added to router.yaml."""
+    `extra` lines are added to router.yaml, `plan_extra` lines to every plan."""
     config = workdir / "config"
     shutil.copytree(E2E_CONFIG, config)
+    for plan in (config / "plans").glob("*.yaml"):
+        plan.write_text(plan.read_text(encoding="utf-8") + plan_extra, encoding="utf-8")
     (config / "router.yaml").write_text(
         'dial_template: "Local/{number}@phones"\n'
         f'database: "{workdir / "var" / "hotline400.db"}"\n'
@@ -231,11 +234,15 @@ class ServerProcess:
 
 
 def start_router(
-    workdir: Path, name: str = "router", extra_config: str = "", tree: Path = REPO
+    workdir: Path,
+    name: str = "router",
+    extra_config: str = "",
+    tree: Path = REPO,
+    plan_extra: str = "",
 ) -> ServerProcess:
     """`hotline400 serve` from the source tree `tree` (this checkout by default)."""
     port = free_port()
-    config = router_config(workdir, extra_config)
+    config = router_config(workdir, extra_config, plan_extra)
     argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
     return _spawn(name, [*command, *argv], port, workdir, tree)
@@ -1161,6 +1168,145 @@ def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: dict[str, f
             )
 
 
+# --- a CRM that never answers (--webhooks) --------------------------------------------------
+#
+# A run of its own: the call mix on three routers, alternating rounds: one whose plans name
+# no CRM, one whose every plan sends all three call events to a CRM in this process that
+# answers 204 at once, and one whose CRM accepts connections, reads the POSTs and never
+# answers. The last is the worst a CRM can do: each POST waits for its timeout, the four
+# workers are soon all stuck, the bounded queue fills, and from then on every event is kept
+# as undelivered at once (an fsync'd append in a worker thread). Calls/s, router CPU per
+# call and the router's own time per call (think time, one call at a time) are compared in
+# the same process, as ratios to the router without a CRM.
+
+CRM_KEY_ENV = "HOTLINE400_BENCH_CRM_KEY"
+
+
+class BenchCrm:
+    """An HTTP receiver in this process: answers every request with 204, or never answers."""
+
+    def __init__(self, answers: bool) -> None:
+        self.answers = answers
+        self.requests = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._held: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._held:
+            writer.transport.abort()
+
+    def plan_yaml(self) -> str:
+        return f'crm: {{url: "http://127.0.0.1:{self.port}/events", secret_env: {CRM_KEY_ENV}}}\n'
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._held.add(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                self.requests += 1
+                if not self.answers:
+                    continue  # read, never answered: the router's POST runs into its timeout
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        self._held.discard(writer)
+
+
+async def run_webhooks_cost(args: argparse.Namespace) -> None:
+    raise_fd_limit()
+    os.environ[CRM_KEY_ENV] = "bench-key-" + "k" * 32  # the routers inherit it
+    answering, silent = BenchCrm(answers=True), BenchCrm(answers=False)
+    await answering.start()
+    await silent.start()
+    with tempfile.TemporaryDirectory(prefix="agi_load.") as temp:
+        workdir = Path(temp)
+        setups = []
+        try:
+            for name, crm in (
+                ("router", None),
+                ("router+CRM", answering),
+                ("router+dead CRM", silent),
+            ):
+                home = workdir / name.replace(" ", "_")
+                home.mkdir()
+                plan_extra = crm.plan_yaml() if crm is not None else ""
+                setups.append(start_router(home, name, plan_extra=plan_extra))
+            for server in setups:
+                await wait_ready(server)
+            figures = await _webhook_rounds(setups, args)
+            kept = _undelivered(workdir / "router+dead_CRM")
+        finally:
+            for server in setups:
+                server.stop()
+            await answering.stop()
+            await silent.stop()
+    report_webhooks_cost(figures, answering.requests, silent.requests, kept)
+
+
+async def _webhook_rounds(
+    setups: list[ServerProcess], args: argparse.Namespace
+) -> dict[str, LoadFigures]:
+    for server in setups:  # warm caches, imports, the SQLite file; fill the dead CRM's queue
+        await load_round(server, args.warmup, args.concurrency)
+    print(f"call mix, {args.calls} x {args.rounds} rounds, {args.concurrency} at once:")
+    rounds: dict[str, list[Round]] = {server.name: [] for server in setups}
+    for number in range(1, args.rounds + 1):
+        for server in setups:
+            done = await load_round(server, args.calls, args.concurrency)
+            rounds[server.name].append(done)
+            print(
+                f"  round {number} {server.name:<16} {done.calls_per_s:6.0f} calls/s  "
+                f"server CPU {done.cpu_ms_per_call:6.3f} ms/call  "
+                f"others {done.others_cpu_s / done.wall_s:4.2f} cores  failed {done.failed}"
+            )
+    return {
+        server.name: LoadFigures(
+            rounds[server.name], await overhead_one_at_a_time(server, args.alone_calls)
+        )
+        for server in setups
+    }
+
+
+def _undelivered(home: Path) -> int:
+    kept = home / "var" / "spool" / "webhooks.undelivered"
+    return len(kept.read_bytes().splitlines()) if kept.exists() else 0
+
+
+def report_webhooks_cost(
+    figures: dict[str, LoadFigures], delivered: int, unanswered: int, kept: int
+) -> None:
+    base = figures["router"]
+    print(
+        f"\n{'setup':<16} {'calls/s':>8} {'CPU ms/call':>11} {'alone p50':>9} "
+        f"{'alone p99':>9}   ratios to the router without a CRM"
+    )
+    for name, figure in figures.items():
+        typical = figure.median_round
+        alone = percentile(figure.alone_ms, 0.5)
+        print(
+            f"{name:<16} {typical.calls_per_s:8.0f} {figure.cpu_ms_per_call:11.3f} "
+            f"{alone:9.3f} {percentile(figure.alone_ms, 0.99):9.3f}   "
+            f"calls/s {typical.calls_per_s / base.median_round.calls_per_s:.2f}, "
+            f"CPU {figure.cpu_ms_per_call / base.cpu_ms_per_call:.2f}, "
+            f"think {alone / percentile(base.alone_ms, 0.5):.2f}"
+        )
+    print(
+        f"CRM answering: {delivered} events received; CRM never answering: {unanswered} "
+        f"POSTs read, {kept} events kept as undelivered by its router"
+    )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1192,6 +1338,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --ami: also run routers from this source tree (a checkout of an earlier "
         "commit, say) in the same rounds",
     )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="a run of its own: the call mix on routers without a CRM, with a CRM that "
+        "answers at once, and with one that never answers",
+    )
     add_shared_store_flags(parser)
     driver = parser.add_argument_group("a driver process of --hold (started by the bench)")
     driver.add_argument("--drive-held", type=int, default=0, metavar="N", help=argparse.SUPPRESS)
@@ -1210,6 +1362,8 @@ if __name__ == "__main__":
         asyncio.run(drive_held(arguments))
     elif arguments.ami:
         asyncio.run(run_ami_cost(arguments))
+    elif arguments.webhooks:
+        asyncio.run(run_webhooks_cost(arguments))
     elif shared_store_requested(arguments):
         asyncio.run(run_shared_store(arguments))
     else:

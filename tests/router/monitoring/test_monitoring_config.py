@@ -21,12 +21,17 @@ import pytest
 import yaml
 
 from router.ami.link import AmiStats
+from router.ami.live_calls import LiveCalls
+from router.call.holding import HoldQueues
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.monitoring.metrics import Metrics
+from router.notifications.sms import LogSms, RateLimit, SmsNotices
+from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.webhooks import WebhookDelivery
 from router.storage.spool import Journal
 from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
@@ -83,6 +88,9 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     metrics.watch_balance_alerts(alerts)
     ami = AmiStats(connected=True, connects=1, disconnects=0, failed_attempts=0, events=0)
     metrics.watch_ami(lambda: True, lambda: ami)
+    metrics.watch_webhooks(WebhookDelivery(UndeliveredEvents(tmp)))
+    metrics.watch_sms(SmsNotices(LogSms(), RateLimit(1, 1.0), plans.get))
+    metrics.watch_hold_queues(HoldQueues(LiveCalls()))
     return {
         family.name + suffix
         for family in metrics.registry.collect()
