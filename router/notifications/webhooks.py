@@ -35,6 +35,9 @@ from router.notifications.undelivered import UndeliveredEvents
 log = logging.getLogger("hotline400.webhooks")
 
 MAX_BACKOFF_S = 300.0
+KEEP_EVERY_S = 0.5
+"""Events given up are written to the spool together, this often."""
+LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,9 @@ class WebhookDelivery:
         self._workers: list[asyncio.Task[None]] = []
         self._retries: dict[asyncio.TimerHandle, _Pending] = {}
         self._in_flight: dict[int, _Pending] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._to_keep: list[dict[str, object]] = []
+        self._keeper: asyncio.Task[None] | None = None
+        self._logged: dict[str, tuple[float, int]] = {}  # url -> (last logged, not logged since)
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -123,8 +128,10 @@ class WebhookDelivery:
             left.append(self._queue.get_nowait())
         for pending in left:
             self._give_up(pending, pending.error or "router stopped before delivery")
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        await self._keep_soon(wait=0)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -198,34 +205,54 @@ class WebhookDelivery:
     # --- what no CRM took ------------------------------------------------------------------------
 
     def _give_up(self, pending: _Pending, error: str) -> None:
+        """Keep an event no CRM took. Records are gathered and written KEEP_EVERY_S apart
+        in one append (a CRM down under load gives up thousands a minute), and the log
+        says so once a minute per URL, not once per event."""
         event = pending.event
         self.stats.undelivered += 1
-        log.warning(
-            "webhook %s to %s not delivered after %d attempt(s): %s; kept for "
-            "`hotline400 webhooks replay`",
-            event.id,
-            event.url,
-            pending.attempt,
-            error,
+        self._log_given_up(event.url, event.id, pending.attempt, error)
+        self._to_keep.append(
+            {
+                "id": event.id,
+                "kind": event.kind,
+                "number": event.number,
+                "url": event.url,
+                "secret_env": event.secret_env,
+                "body": event.body.decode(),
+                "attempts": pending.attempt,
+                "error": error,
+                "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
         )
-        record = {
-            "id": event.id,
-            "kind": event.kind,
-            "number": event.number,
-            "url": event.url,
-            "secret_env": event.secret_env,
-            "body": event.body.decode(),
-            "attempts": pending.attempt,
-            "error": error,
-            "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        task = asyncio.get_running_loop().create_task(self._keep(record))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_soon())
 
-    async def _keep(self, record: dict[str, object]) -> None:
-        try:
-            await asyncio.to_thread(self.undelivered.keep, [record])
-        except OSError as error:
-            path = self.undelivered.path
-            log.error("webhook %s lost: cannot keep it in %s: %s", record["id"], path, error)
+    def _log_given_up(self, url: str, event_id: str, attempts: int, error: str) -> None:
+        now = time.monotonic()
+        last, quiet = self._logged.get(url, (-LOG_EVERY_S, 0))
+        if now - last < LOG_EVERY_S:
+            self._logged[url] = (last, quiet + 1)
+            return
+        self._logged[url] = (now, 0)
+        also = f" ({quiet} more since the last report)" if quiet else ""
+        log.warning(
+            "webhook %s to %s not delivered after %d attempt(s): %s%s; kept for "
+            "`hotline400 webhooks replay`",
+            event_id,
+            url,
+            attempts,
+            error,
+            also,
+        )
+
+    async def _keep_soon(self, wait: float = KEEP_EVERY_S) -> None:
+        while self._to_keep:
+            await asyncio.sleep(wait)
+            batch, self._to_keep = self._to_keep, []
+            try:
+                await asyncio.to_thread(self.undelivered.keep, batch)
+            except OSError as error:
+                path = self.undelivered.path
+                log.error(
+                    "%d webhook event(s) lost: cannot keep them in %s: %s", len(batch), path, error
+                )
