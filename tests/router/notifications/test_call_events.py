@@ -104,7 +104,13 @@ async def test_a_slow_dead_or_failing_crm_never_delays_or_changes_a_call(
     async with HttpReceiver("ok" if behaviour == "refused" else behaviour, delay=30) as crm:
         url = HttpReceiver.refusing() if behaviour == "refused" else crm.url
         config = crm_config(tmp_path, url)
-        overrides = {"webhook_timeout": 0.3, "webhook_attempts": 2, "webhook_backoff": 0.05}
+        # a call that waited for even one POST would take 3 s or more
+        overrides = {
+            "webhook_timeout": 3.0,
+            "webhook_attempts": 2,
+            "webhook_backoff": 0.05,
+            "webhook_workers": 16,
+        }
         async with running_router(tmp_path, config, **overrides) as router:
             beijing = "01088881234"  # the default route of both plans
             plain = await call(router, dialled=PLAIN_NUMBER, uniqueid="p.1", caller_id=beijing)
@@ -123,9 +129,9 @@ async def test_a_slow_dead_or_failing_crm_never_delays_or_changes_a_call(
                 assert (await finished_cdr(router, result.env["agi_uniqueid"])).outcome == (
                     "answered"
                 )
-            assert elapsed < 2.0  # 5 calls, while each event may take 0.3 s twice
+            assert elapsed < 2.5  # 5 calls at once, while each event may take 3 s twice
             kept = UndeliveredEvents(router.settings.spool_dir)
-            await eventually(lambda: router.webhooks.stats.undelivered == 15, timeout=15)
+            await eventually(lambda: router.webhooks.stats.undelivered == 15, timeout=30)
             await eventually(lambda: len(kept.read()) == 15)
         records = kept.read()
     assert {record["attempts"] for record in records} == {2}
@@ -152,7 +158,7 @@ async def test_a_crm_refusing_the_signature_is_not_retried_and_a_missing_key_kee
 async def test_a_full_queue_keeps_events_at_once_and_calls_go_on(tmp_path: Path) -> None:
     async with HttpReceiver("silent") as crm:
         config = crm_config(tmp_path, crm.url)
-        overrides = {"webhook_queue": 10, "webhook_workers": 1, "webhook_timeout": 30}
+        overrides = {"webhook_queue": 10, "webhook_workers": 1, "webhook_timeout": 5}
         async with running_router(tmp_path, config, **overrides) as router:
             results = [
                 await call(router, dialled=CRM_NUMBER, uniqueid=f"full.{n}") for n in range(6)
@@ -223,3 +229,20 @@ async def test_no_events_before_the_account_switches_screen_pop_on(tmp_path: Pat
             await finished_cdr(router, "off.1")
     assert result.variables["HOTLINE_STATUS"] == "answered"
     assert crm.received == []
+
+
+async def test_a_crm_that_fails_once_gets_the_event_again_after_the_backoff(
+    tmp_path: Path,
+) -> None:
+    async with HttpReceiver(["error", "error", "ok"]) as crm:
+        config = crm_config(tmp_path, crm.url)
+        async with running_router(tmp_path, config, webhook_backoff=0.2) as router:
+            started = time.monotonic()
+            await call(router, dialled=CRM_NUMBER, uniqueid="again.1")
+            await eventually(lambda: router.webhooks.stats.delivered == 3)
+            stats = router.webhooks.stats
+    assert (stats.retried, stats.undelivered) == (2, 0)
+    ids = [request.headers["x-hotline400-id"] for request in crm.received]
+    assert sorted(set(ids)) == ["again.1/answer", "again.1/arrival", "again.1/end"]
+    retried = [r for r in crm.received if ids.count(r.headers["x-hotline400-id"]) > 1]
+    assert retried and retried[-1].at - started >= 0.2  # not before the backoff
