@@ -463,6 +463,10 @@ HELD_PER_DRIVER = 5000
 event loop opening 20,000 connections at once falls seconds behind in sending their
 environment blocks, which a router rightly times out: Asterisk sends the block as soon as
 it connects. Several drivers keep both within bounds."""
+HELD_CONNECTING = 64
+"""Calls of one driver between their connect and their environment block: as each
+Asterisk channel sends the block as soon as its connection is up, a driver writes it
+before it starts many more connections, instead of after all of its share."""
 
 
 async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
@@ -527,6 +531,7 @@ async def drive_held(args: argparse.Namespace) -> None:
         args.drive_held,
         time_scale=args.ring / PLAN_RING_TIMEOUT_S,
         timeout=args.ring + 120,
+        connecting=HELD_CONNECTING,
     )
     for problem in failures(results, HELD_STATUS):
         print(problem)

@@ -930,16 +930,23 @@ async def run_call(
     *,
     time_scale: float = 0.0,
     timeout: float | None = 60.0,
+    connecting: asyncio.Semaphore | None = None,
 ) -> CallResult:
     """Play one call against the FastAGI server at host:port.
 
     Never raises for the server's behaviour: a refused connection, a reset or a server
     that does not end the session within `timeout` (wall seconds) is `result.error`.
+    `connecting`, when given, is held from the connect until the environment block is
+    written (see `run_calls`).
     """
     result = CallResult(call=call)
     started = time.monotonic()
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        if connecting is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            async with connecting:  # released as the block is written, in this same step
+                reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
         result.error = f"connect failed: {exc}"
         return result
@@ -969,15 +976,26 @@ async def run_calls(
     *,
     time_scale: float = 0.0,
     timeout: float | None = 60.0,
+    connecting: int | None = None,
 ) -> list[CallResult]:
-    """Play many calls with at most `concurrency` connections open; results in order."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+    """Play many calls with at most `concurrency` connections open; results in order.
+
+    `connecting` bounds the calls between their connect and their environment block, as
+    Asterisk sends the block the moment a channel's connection is up. Without it one
+    event loop starting thousands of calls at once has the kernel complete every
+    handshake (the server may accept them all) before it writes the first block, and the
+    last blocks go out seconds after their connections were accepted.
+    """
+    if concurrency < 1 or (connecting is not None and connecting < 1):
+        raise ValueError("concurrency and connecting must be at least 1")
     gate = asyncio.Semaphore(concurrency)
+    opening = asyncio.Semaphore(connecting) if connecting is not None else None
 
     async def one(call: SimulatedCall) -> CallResult:
         async with gate:
-            return await run_call(host, port, call, time_scale=time_scale, timeout=timeout)
+            return await run_call(
+                host, port, call, time_scale=time_scale, timeout=timeout, connecting=opening
+            )
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
 

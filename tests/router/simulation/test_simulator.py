@@ -894,3 +894,30 @@ async def test_hostile_clients_are_shed_quickly_and_the_server_keeps_serving() -
         "AGIMalformedHeader",
         "served",
     ]
+
+
+@pytest.mark.parametrize("connecting", [1, 4])
+async def test_run_calls_writes_each_environment_before_opening_many_more(
+    connecting: int,
+) -> None:
+    """As Asterisk does, a block goes out as its connection is up: the server never has
+    more than a few connections accepted and still without their block (without the bound,
+    60 calls started at once would all connect before the first block is written)."""
+    headerless: set[asyncio.StreamWriter] = set()
+    most = 0
+
+    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal most
+        headerless.add(writer)
+        most = max(most, len(headerless))
+        session = await AGISession.accept(reader, writer)
+        headerless.discard(writer)
+        await session.set_variable("SEEN", session.env["agi_extension"])
+        await session.close()
+
+    server, host, port = await serve_with(router)
+    calls = [SimulatedCall(dialled=f"40000{n:05d}") for n in range(60)]
+    async with server:
+        results = await run_calls(host, port, calls, concurrency=60, connecting=connecting)
+    assert [r.variables["SEEN"] for r in results] == [c.dialled for c in calls]
+    assert most <= 2 * connecting
