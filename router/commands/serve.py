@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.configuration.settings import parse_listen
 from router.daemon import Daemon
-from router.monitoring.logs import configure_logging
+from router.monitoring.logs import configure_logging, skip_unwritten_record_fields
 from router.startup import StartupError
 
 log = logging.getLogger("hotline400.daemon")
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         settings.mask_caller_numbers,
         zone=ZoneInfo(settings.timezone),
     )
+    skip_unwritten_record_fields()
     try:
         with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
             runner.run(daemon.run())

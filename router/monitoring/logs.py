@@ -200,6 +200,18 @@ def _logfmt_value(value: Any) -> str:
     return f'"{escaped}"'
 
 
+def skip_unwritten_record_fields() -> None:
+    """Stop `logging` working out, for every record, what StructuredFormatter never writes:
+    the source file, line and function (a walk up the stack), the thread, process and
+    multiprocessing names. The switches the logging HOWTO gives under "Optimization"; for
+    the daemon, which logs a line per call, and set process-wide, so not by
+    `configure_logging` (tests call it beside pytest's own log capture)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(
     format: LogFormat = "logfmt",
     level: str | int = "INFO",

@@ -31,7 +31,7 @@ from collections import Counter as Counter_
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -129,47 +129,49 @@ class Metrics:
         self._watched = _WatchedFigures()
         self._event_metrics: list[Collector] = []
         self._server: asyncio.Server | None = None
-        self._calls = self._counter(
+        self._calls = self._series(
             "hotline400_calls",
             "Calls ended, by dialled 400 number and outcome (HOTLINE_STATUS).",
             "number",
             "outcome",
         )
-        self._calls_by_kind = self._counter(
+        self._calls_by_kind = self._series(
             "hotline400_calls_by_caller_kind",
             "Calls arrived, by kind of caller number (mobile, fixed, international, ...).",
             "kind",
         )
-        self._night_calls = self._counter(
+        self._night_calls = self._series(
             "hotline400_night_calls",
             "Calls arrived late at night (local time), by kind of caller number.",
             "kind",
         )
-        self._forwards = self._counter(
+        self._forwards = self._series(
             "hotline400_forwards",
             "Dial attempts after the previous destination was busy or did not answer.",
             "reason",
         )
-        self._rejections = self._counter(
+        self._rejections = self._series(
             "hotline400_rejections", "Calls refused before dialling, by reason.", "reason"
         )
-        self._pin_failures = self._counter(
+        self._pin_failures = self._series(
             "hotline400_pin_failures",
             "PIN entries refused (wrong or none entered), by dialled 400 number.",
             "number",
         )
-        self._caps_reached = self._counter(
+        self._caps_reached = self._series(
             "hotline400_caps_reached",
             "Calls not connected because a cost control was reached, by number and cap kind.",
             "number",
             "kind",
         )
-        self._balance_below_warning = self._own(
-            Gauge(
-                "hotline400_balance_below_warning",
-                "1 while a prepaid balance is under its warning threshold, else 0, by number.",
-                ["number"],
-                registry=None,
+        self._balance_below_warning = _Children(
+            self._own(
+                Gauge(
+                    "hotline400_balance_below_warning",
+                    "1 while a prepaid balance is under its warning threshold, else 0, by number.",
+                    ["number"],
+                    registry=None,
+                )
             )
         )
         self._decision_seconds = self._histogram(
@@ -199,48 +201,48 @@ class Metrics:
         )
         self.registry.register(self._watched)
         for reason in _FORWARD_REASONS:
-            self._forwards.labels(reason)
+            self._forwards(reason)
         for reason in (*_REJECT_REASONS, OTHER):
-            self._rejections.labels(reason)
+            self._rejections(reason)
         for kind in (*_CALLER_KINDS, OTHER):
-            self._calls_by_kind.labels(kind)
-            self._night_calls.labels(kind)
+            self._calls_by_kind(kind)
+            self._night_calls(kind)
 
     # --- events of the call path -------------------------------------------------------------
 
     def call_arrived(self, caller_kind: str, at: datetime) -> None:
         """A call came in; `at` is local time (its hour decides late night)."""
         kind = _bounded(caller_kind, _CALLER_KINDS)
-        self._calls_by_kind.labels(kind).inc()
+        self._calls_by_kind(kind).inc()
         if self._is_night(at.hour):
-            self._night_calls.labels(kind).inc()
+            self._night_calls(kind).inc()
 
     def call_ended(self, number: str, outcome: Outcome | str) -> None:
         """Once per call, as it ends. A number's series appear as its outcomes occur rather
         than all a dozen from zero, which would double the scrape for little."""
         outcome_label = _bounded(str(outcome), _OUTCOMES)
-        self._calls.labels(self._number_label(number), outcome_label).inc()
+        self._calls(self._number_label(number), outcome_label).inc()
 
     def rejected(self, reason: RejectReason | str) -> None:
-        self._rejections.labels(_bounded(str(reason), _REJECT_REASONS)).inc()
+        self._rejections(_bounded(str(reason), _REJECT_REASONS)).inc()
 
     def leg_dialled(self, reason: ForwardReason | str) -> None:
         """One Dial attempt; counted as a forward unless it is the first destination."""
         if str(reason) != ForwardReason.PRIMARY.value:
-            self._forwards.labels(_bounded(str(reason), _FORWARD_REASONS)).inc()
+            self._forwards(_bounded(str(reason), _FORWARD_REASONS)).inc()
 
     def pin_failed(self, number: str) -> None:
         """One PIN entry refused."""
-        self._pin_failures.labels(self._number_label(number)).inc()
+        self._pin_failures(self._number_label(number)).inc()
 
     def cap_reached(self, number: str, kind: str) -> None:
         """`kind` is one of CAP_KINDS."""
-        self._caps_reached.labels(self._number_label(number), _bounded(kind, CAP_KINDS)).inc()
+        self._caps_reached(self._number_label(number), _bounded(kind, CAP_KINDS)).inc()
 
     def balance_seen(self, number: str, balance: Decimal, warning: Decimal) -> None:
         """A prepaid balance as last read or charged, against its warning threshold."""
         below = 1 if balance < warning else 0
-        self._balance_below_warning.labels(self._number_label(number)).set(below)
+        self._balance_below_warning(self._number_label(number)).set(below)
 
     def held(self, number: str, seconds: float, result: str) -> None:
         """A caller left a hold queue after `seconds`: served, timeout or gave_up."""
@@ -486,6 +488,9 @@ class Metrics:
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return self._own(Counter(name, documentation, labels, registry=None))
 
+    def _series(self, name: str, documentation: str, *labels: str) -> _Children[Counter]:
+        return _Children(self._counter(name, documentation, *labels))
+
     def _histogram(self, name: str, documentation: str, buckets: Sequence[float]) -> Histogram:
         return self._own(Histogram(name, documentation, buckets=buckets, registry=None))
 
@@ -501,6 +506,25 @@ class Metrics:
     def _is_night(self, hour: int) -> bool:
         start, end = self._night_start, self._night_end
         return start <= hour < end if start < end else hour >= start or hour < end
+
+
+class _Children(Generic[_Owned]):
+    """A labelled metric's children by label values, each looked up in prometheus-client
+    once: its `labels()` converts and checks every value and takes a lock on every call,
+    a few microseconds that a call paid several times. The label values are bounded (see
+    the module's docstring), and so is this cache."""
+
+    __slots__ = ("_made", "_metric")
+
+    def __init__(self, metric: _Owned) -> None:
+        self._metric = metric
+        self._made: dict[tuple[str, ...], _Owned] = {}
+
+    def __call__(self, *values: str) -> _Owned:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self._metric.labels(*values)
+        return child
 
 
 class _WatchedFigures(Collector):

@@ -1,8 +1,11 @@
 """Write-behind for CDRs: the call path hands operations over and never waits for storage.
 
-`submit` only puts an operation on an in-memory queue. One background task takes ops off
-the queue in batches (up to `batch_size` ops, or whatever came within `batch_interval`
-of the first) and applies each batch in one transaction. When the store is unavailable the
+`submit` only appends an operation to an in-memory list. One background task takes ops
+off it in batches (up to `batch_size` ops, or whatever came within `batch_interval` of
+the first) and applies each batch in one transaction. The task is woken twice a batch at
+most, by the first op and by a full batch or the end of the interval, not once per op:
+a call submits three to five ops, and a wake-up with its timeout cost as much as a line
+of the call's log. When the store is unavailable the
 batch goes to the journal instead, and so does every later batch until the journal has
 been replayed: ops keep their order, so a call's finish can never land before its start.
 The store is retried with a doubling delay; a replay commits the journal in order and only
@@ -51,7 +54,10 @@ class CdrWriter:
         self._batch_interval = batch_interval
         self._retry_initial = retry_initial
         self._retry_max = retry_max
-        self._queue: asyncio.Queue[CdrOp | None] = asyncio.Queue()  # None: closing
+        self._ops: list[CdrOp] = []  # submitted, not yet taken into a batch
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_at = 1
+        """Ops that wake the waiting writer: 1 while idle, a full batch while gathering."""
         self._held: list[CdrOp] = []  # ops in neither the store nor the journal
         self._spooling = False
         self._retry_delay = retry_initial
@@ -64,11 +70,13 @@ class CdrWriter:
         """Queue an operation; returns at once, whatever state the database is in."""
         if self._closed:
             raise RuntimeError("the CDR writer is closed")
-        self._queue.put_nowait(op)
+        self._ops.append(op)
+        if len(self._ops) >= self._wake_at:
+            self._wake()
 
     def stats(self) -> WriterStats:
         return WriterStats(
-            queue_depth=self._queue.qsize(),
+            queue_depth=len(self._ops),
             write_failures=self._write_failures,
             spooled_ops=self._journal.record_count + len(self._held),
             journal_bytes=self._journal.size_bytes,
@@ -90,7 +98,7 @@ class CdrWriter:
         if self._closed:
             return
         self._closed = True
-        self._queue.put_nowait(None)
+        self._wake()
         await (self._task or self._drain())
 
     async def _drain(self) -> None:
@@ -110,27 +118,34 @@ class CdrWriter:
     async def _next_batch(self) -> tuple[list[CdrOp], bool]:
         """The next batch, and whether the writer is closing; empty when a retry is due."""
         loop = asyncio.get_running_loop()
-        wait = max(0.0, self._retry_at - loop.time()) if self._spooling else None
+        if not self._ops and not self._closed:
+            wait = max(0.0, self._retry_at - loop.time()) if self._spooling else None
+            if not await self._wait_for(1, wait):
+                return [], False
+        if len(self._ops) < self._batch_size and not self._closed:
+            await self._wait_for(self._batch_size, self._batch_interval)
+        batch = self._ops[: self._batch_size]
+        del self._ops[: self._batch_size]
+        return batch, self._closed and not self._ops
+
+    async def _wait_for(self, ops: int, timeout: float | None) -> bool:
+        """Sleep until `ops` ops are waiting or the writer closes (True), or `timeout`
+        seconds pass (False)."""
+        self._wake_at = ops
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
-            async with asyncio.timeout(wait):
-                item = await self._queue.get()
+            async with asyncio.timeout(timeout):
+                await self._waiter
         except TimeoutError:
-            return [], False
-        batch: list[CdrOp] = []
-        deadline = loop.time() + self._batch_interval
-        while item is not None:
-            batch.append(item)
-            if len(batch) >= self._batch_size:
-                return batch, False
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        item = await self._queue.get()
-                except TimeoutError:
-                    return batch, False
-        return batch, True
+            return False
+        finally:
+            self._waiter = None
+            self._wake_at = 1
+        return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def _write(self, batch: list[CdrOp]) -> None:
         if not self._spooling:
