@@ -8,6 +8,8 @@ another open change adds.
 """
 
 # ruff: noqa: B018
+import logging
+
 import aiosqlite
 
 from console.sessions import SignedInOnly
@@ -16,6 +18,13 @@ from router.ami.reconcile import Reconciler
 from router.ami.wire import AmiConnection
 from router.fastagi.protocol import AGIReply, AGISession
 from router.simulation import asterisk_agi, asterisk_ami
+
+# The logging module reads these switches as it makes every record
+# (router.monitoring.logs.skip_unwritten_record_fields sets them).
+logging._srcfile
+logging.logThreads
+logging.logProcesses
+logging.logMultiprocessing
 
 # asyncio.Protocol callbacks: the event loop calls them.
 AmiConnection.connection_made
