@@ -23,6 +23,7 @@ from router.ami.link import AmiLink
 from router.ami.live_calls import LiveCalls
 from router.ami.reconcile import Reconciler
 from router.call.holding import HoldQueues
+from router.call.pin_guard import PinGuard
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
@@ -103,6 +104,7 @@ class Daemon:
             holding=HoldQueues(self.live_calls),
             in_progress=self.in_progress,
             events=CallEvents(self.webhooks.submit, self.sms),
+            pin_guard=PinGuard(self.store, self.settings.pin_guard, self.metrics),
         )
         self.server = FastAGIServer(
             self.services,

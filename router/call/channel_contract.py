@@ -75,6 +75,9 @@ class RouterRefusal(StrEnum):
     """No plan serves the dialled number."""
     PIN_FAILED = "pin_failed"
     """The caller did not enter the PIN within the plan's attempts."""
+    PIN_GUESSING = "pin_guessing"
+    """The caller failed this number's PIN on too many calls lately (router.yaml
+    pin_guard) and is refused before the prompt for a while."""
     NO_TALK_BUDGET = "no_talk_budget"
     """The balance or a cost cap leaves less than one billing increment to dial with."""
     QUEUE_TIMEOUT = "queue_timeout"
@@ -109,6 +112,7 @@ ENDINGS: dict[EndingKey, Ending] = {
     RejectReason.CLOSED: Ending(Outcome.REJECTED, Cause.NORMAL_CLEARING),
     RejectReason.NO_ROUTE: Ending(Outcome.REJECTED, Cause.NO_CIRCUIT),
     RouterRefusal.PIN_FAILED: Ending(Outcome.PIN_FAILED, Cause.NORMAL_CLEARING),
+    RouterRefusal.PIN_GUESSING: Ending(Outcome.BLOCKED, Cause.CALL_REJECTED),
     RouterRefusal.ERROR: Ending(Outcome.ERROR, Cause.TEMPORARY_FAILURE),
     DialClass.ANSWERED: Ending(Outcome.ANSWERED, None),
     DialClass.BUSY: Ending(Outcome.BUSY, None),

@@ -44,6 +44,7 @@ from router.call.channel_contract import (
 )
 from router.call.context import CallContext
 from router.call.holding import HoldQueues
+from router.call.pin_guard import WITHHELD, PinGuard
 from router.call.refusal_notices import RefusalNotices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
@@ -88,6 +89,8 @@ class CallServices:
     """Calls up per limited destination (from AMI: a destination at its limit counts as
     busy) and the hold queues of every route waiting for one to have room."""
     """The subscriber's CRM events (screen pop); queued, never waited for."""
+    pin_guard: PinGuard | None = None
+    """Failed PIN calls counted per caller and number; a guessing caller is refused."""
 
 
 @dataclass
@@ -183,6 +186,8 @@ class CallSession:
         usage = self.account.usage()
         with self.services.metrics.decision_timer():
             decision = decide(plan, call, now, usage, self._routing_state())
+        if decision.pin is not None and await self._refused_for_guessing(decision, now):
+            return
         if decision.action == "dial":
             self.account, granted = await accounting.reserve(self.account)
             if not granted:  # another call took the last unit of the monthly cap meanwhile
@@ -233,10 +238,31 @@ class CallSession:
             await self.agi.exec("Playback", f"{decision.announcement},noanswer")
         await self._refuse(decision.reject)
 
+    async def _refused_for_guessing(self, decision: Decision, now: datetime) -> bool:
+        """Refuse, before the prompt, a caller blocked for guessing this number's PIN."""
+        guard = self.services.pin_guard
+        if guard is None:
+            return False
+        until = await guard.refused_until(self.context.dialled, self._pin_caller(), now)
+        if until is None:
+            return False
+        self.record.rule = decision.rule
+        self.record.note = (
+            "pin_guessing: too many failed PIN calls from this caller; refused until "
+            f"{until.isoformat(timespec='seconds')}"
+        )
+        await self._refuse(RouterRefusal.PIN_GUESSING)
+        return True
+
+    def _pin_caller(self) -> str:
+        """Who the PIN guard counts: the caller's number; every withheld one is one caller."""
+        return self.context.caller.number or WITHHELD
+
     async def _pin_accepted(self, pin: Pin) -> bool:
         """Answer (a prompt must be heard), then up to `attempts` entries."""
         await self.agi.answer()
         prompt = pin.prompt
+        wrong = 0
         for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
@@ -244,7 +270,12 @@ class CallSession:
             if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
                 return True
             self.services.metrics.pin_failed(self.context.dialled)
+            wrong += 1 if digits else 0
             prompt = pin.retry_prompt
+        guard = self.services.pin_guard
+        if wrong and guard is not None:
+            now = self.services.clock()
+            await guard.failed(self.context.dialled, self._pin_caller(), self.context.call_id, now)
         if self.agi.hung_up:
             self.record.note = "caller hung up at the PIN prompt"
         else:

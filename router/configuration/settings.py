@@ -32,6 +32,25 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class PinGuardSettings(BaseModel):
+    """Refusing callers who guess a 400 number's PIN over many calls (the plan's `attempts`
+    limit one call only). Counted per caller and 400 number through the store, so the
+    routers sharing it count together; a withheld caller ID is one shared caller."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_failed_calls: int = Field(
+        5,
+        ge=0,
+        description="failed PIN calls of one caller to one number within `window` after "
+        "which the caller is refused before the prompt; 0 turns the guard off",
+    )
+    window: float = Field(3600.0, gt=0, description="seconds the failed calls are counted over")
+    block: float = Field(
+        3600.0, gt=0, description="seconds a caller is refused after reaching the threshold"
+    )
+
+
 class RouterSettings(BaseModel):
     """Everything the daemon needs besides the plans."""
 
@@ -103,6 +122,10 @@ class RouterSettings(BaseModel):
         None, description="better given as HOTLINE400_AMI_SECRET in the environment"
     )
     ami_reconnect_max: float = Field(30.0, gt=0, description="longest wait between reconnects")
+    pin_guard: PinGuardSettings = Field(
+        default_factory=PinGuardSettings,
+        description="refuse a caller after repeated failed PIN calls (PIN guessing)",
+    )
     low_balance_webhook: str | None = Field(
         None,
         pattern=r"^https?://",

@@ -158,6 +158,17 @@ class Metrics:
             "PIN entries refused (wrong or none entered), by dialled 400 number.",
             "number",
         )
+        self._pin_guessing_blocks = self._series(
+            "hotline400_pin_guessing_blocks",
+            "Callers refused for PIN guessing: their failed PIN calls to a number reached "
+            "pin_guard.max_failed_calls within the window, by dialled 400 number.",
+            "number",
+        )
+        self._pin_guessing_refusals = self._series(
+            "hotline400_pin_guessing_refusals",
+            "Calls refused before the PIN prompt because the caller is blocked for guessing.",
+            "number",
+        )
         self._caps_reached = self._series(
             "hotline400_caps_reached",
             "Calls not connected because a cost control was reached, by number and cap kind.",
@@ -234,6 +245,14 @@ class Metrics:
     def pin_failed(self, number: str) -> None:
         """One PIN entry refused."""
         self._pin_failures(self._number_label(number)).inc()
+
+    def pin_guessing_blocked(self, number: str) -> None:
+        """A caller reached the failed PIN call threshold of a number."""
+        self._pin_guessing_blocks(self._number_label(number)).inc()
+
+    def pin_guessing_refused(self, number: str) -> None:
+        """A blocked caller's call, refused before the prompt."""
+        self._pin_guessing_refusals(self._number_label(number)).inc()
 
     def cap_reached(self, number: str, kind: str) -> None:
         """`kind` is one of CAP_KINDS."""

@@ -10,7 +10,7 @@ a command can say which store it could not use.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from numbering.lifecycle import Change, NumberRecord
@@ -26,7 +26,7 @@ from router.storage.console_rows import (
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
-from router.storage.rows import UsageSnapshot
+from router.storage.rows import PinTally, UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
 
@@ -114,6 +114,26 @@ class Store(Protocol):
 
     async def terms_history(self, number: str) -> list[RecordedTerms]:
         """A number's recorded terms, oldest first."""
+
+    # --- PIN guessing: failed PIN calls per caller and number, shared by the routers -------
+
+    async def count_pin_failure(
+        self,
+        number: str,
+        caller: str,
+        call_id: str,
+        at: datetime,
+        *,
+        window: timedelta,
+        limit: int,
+        block: timedelta,
+    ) -> PinTally:
+        """Count one failed PIN call of `caller` ('' when withheld) to `number` at `at`;
+        with `limit` failures within `window` before `at`, the caller is refused until
+        `at + block`. Routers counting the same caller at once take turns."""
+
+    async def pin_blocked_until(self, number: str, caller: str, now: datetime) -> datetime | None:
+        """Until when `caller` is refused on `number` for guessing its PIN; None if not."""
 
     # --- the management console: users, sessions, audit log, plan versions, reports -------
 

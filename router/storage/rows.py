@@ -277,3 +277,12 @@ class UsageSnapshot:
             number_status=row["number_status"],
             number_suspended=row["suspended_since_us"] is not None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PinTally:
+    """A caller's failed PIN calls to one number within the window, as just counted, and
+    until when the caller is refused before the prompt (None: not refused)."""
+
+    failures: int
+    blocked_until: datetime | None

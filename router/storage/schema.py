@@ -6,7 +6,8 @@ and usage counters, 3 the engines agree (each CDR names its router, call-cap uni
 audit log and plan versions, and the hourly call counts its reports read, 5 the daily
 call counts beside them (a report reads whole days, and hours only at its edges), 6 the
 numbers' inventory with the history of every transition, service providers and their
-subscribers, 7 each number's history of minimum monthly consumption and charged rate; so
+subscribers, 7 each number's history of minimum monthly consumption and charged rate, 8
+the failed PIN calls of each caller to each number and the callers refused for guessing; so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -271,6 +272,24 @@ NUMBER_TERMS = """CREATE TABLE number_terms (
     PRIMARY KEY (number, recorded_us)
 ){keyed}"""
 
+# PIN guessing (router.storage.pin_guard_tables): each failed PIN call of a caller to a number,
+# kept for the sliding window only, and one row per (number, caller) that routers lock while
+# they count, so two routers counting the same caller at once never both miss the threshold.
+PIN_FAILURES = """CREATE TABLE pin_failures (
+    number text NOT NULL,
+    caller text NOT NULL,             -- the caller's number; '' for a withheld caller ID
+    at_us bigint NOT NULL,            -- UTC microseconds of the failed call's end
+    call_id {call_id} NOT NULL,
+    PRIMARY KEY (number, caller, at_us, call_id)
+){keyed}"""
+PIN_GUARD = """CREATE TABLE pin_guard (
+    number text NOT NULL,
+    caller text NOT NULL,
+    failures integer NOT NULL,        -- failed calls in the window at the last count
+    blocked_until_us bigint NOT NULL, -- refused before the prompt until then; 0: never
+    PRIMARY KEY (number, caller)
+){keyed}"""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -299,6 +318,7 @@ VERSIONS: dict[int, Sequence[str]] = {
         SUBSCRIBERS,
     ),
     7: (NUMBER_TERMS,),
+    8: (PIN_FAILURES, PIN_GUARD),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -19,10 +19,13 @@ from router.storage.account_tables import AccountTables
 from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
 from router.storage.number_tables import NumberTables
+from router.storage.pin_guard_tables import PinGuardTables
 from router.storage.terms_tables import TermsTables
 
 
-class SqlStore(CdrTables, AccountTables, BackOfficeTables, NumberTables, TermsTables):
+class SqlStore(
+    CdrTables, AccountTables, BackOfficeTables, NumberTables, TermsTables, PinGuardTables
+):
     """A `Store` over any engine that provides sessions."""
 
     def __init__(self, *, router: str, zone: ZoneInfo) -> None:

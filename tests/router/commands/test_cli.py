@@ -155,6 +155,22 @@ def test_check_validates_router_settings(capsys: Capture, config_dir: Path) -> N
     assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 4 problem(s)"]
 
 
+def test_check_names_the_line_of_a_bad_pin_guard_setting(
+    capsys: Capture, config_dir: Path
+) -> None:
+    path = config_dir / "router.yaml"
+    negative = break_file(path, "max_failed_calls: 5", "max_failed_calls: -1")
+    typo = break_file(path, "  block: 3600", "  blocked: 3600")
+    code, lines = hotline400(capsys, "check", str(path))
+    assert code == 1
+    assert lines == [
+        f"{path}:{negative} pin_guard.max_failed_calls: must be greater than or equal to 0"
+        " (found -1)",
+        f"{path}:{typo} pin_guard.blocked: unknown key",
+        "checked 1 file(s): 2 problem(s)",
+    ]
+
+
 def test_check_validates_the_declared_calendar(capsys: Capture, config_dir: Path) -> None:
     _, expected = write_broken_calendar(config_dir)
     code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")

@@ -40,6 +40,7 @@ from router.storage.cdr import (
 )
 from router.storage.location import ConfiguredStore, build_store
 from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
+from router.storage.rows import PinTally
 from tests.conftest import run_sql, scratch_schema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -437,7 +438,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 7
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 8
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -479,11 +480,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 7 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 8 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 7 (already current)" in capsys.readouterr().out
+    assert "schema version 8 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -623,6 +624,77 @@ async def test_two_routers_racing_for_a_call_cap_take_exactly_the_cap(engine: En
     finally:
         await first.close()
         await second.close()
+
+
+async def count_failure(
+    opened: ConfiguredStore, call_id: str, when: datetime, caller: str = "13912345678"
+) -> PinTally:
+    """One failed PIN call under the guard 3 failed calls in 10 minutes -> 5 minutes out."""
+    return await opened.count_pin_failure(
+        NUMBER,
+        caller,
+        call_id,
+        when,
+        window=timedelta(minutes=10),
+        limit=3,
+        block=timedelta(minutes=5),
+    )
+
+
+async def test_failed_pin_calls_count_in_a_sliding_window(opened: ConfiguredStore) -> None:
+    first = await count_failure(opened, "p.1", at("2026-11-23 10:00"))
+    second = await count_failure(opened, "p.2", at("2026-11-23 10:08"))
+    slid = await count_failure(opened, "p.3", at("2026-11-23 10:11"))  # 10:00 left the window
+    other = await count_failure(opened, "p.4", at("2026-11-23 10:11"), caller="")
+
+    assert [tally.failures for tally in (first, second, slid, other)] == [1, 2, 2, 1]
+    assert all(tally.blocked_until is None for tally in (first, second, slid, other))
+    assert await opened.pin_blocked_until(NUMBER, "13912345678", at("2026-11-23 10:12")) is None
+
+
+async def test_the_threshold_refuses_the_caller_for_the_cool_off_only(
+    opened: ConfiguredStore,
+) -> None:
+    for n, minute in enumerate(("10:00", "10:01")):
+        await count_failure(opened, f"p.{n}", at(f"2026-11-23 {minute}"))
+    third = await count_failure(opened, "p.3", at("2026-11-23 10:02"))
+
+    until = at("2026-11-23 10:07")
+    assert third == PinTally(3, until)
+    assert await opened.pin_blocked_until(NUMBER, "13912345678", at("2026-11-23 10:06")) == until
+    assert await opened.pin_blocked_until(NUMBER, "13912345678", until) is None
+    assert await opened.pin_blocked_until(NUMBER, "", at("2026-11-23 10:06")) is None
+    assert await opened.pin_blocked_until("4009999999", "13912345678", until) is None
+
+
+async def test_a_block_is_not_shortened_by_a_later_count_under_the_threshold(
+    opened: ConfiguredStore,
+) -> None:
+    for n, minute in enumerate(("10:00", "10:01", "10:02")):
+        await count_failure(opened, f"p.{n}", at(f"2026-11-23 {minute}"))
+    late = await count_failure(opened, "p.9", at("2026-11-23 10:20"))  # a call already in
+
+    assert late == PinTally(1, None)
+    assert await opened.pin_blocked_until(NUMBER, "13912345678", at("2026-11-23 10:06"))
+
+
+async def test_two_routers_counting_one_caller_at_once_reach_the_threshold_once(
+    engine: Engine,
+) -> None:
+    first, second = engine.store("router-1"), engine.store("router-2")
+    await first.open()
+    await second.open()
+    try:
+        counts = [
+            count_failure(first if n % 2 else second, f"race.{n}", at("2026-11-23 10:00"))
+            for n in range(6)
+        ]
+        tallies = await asyncio.gather(*counts)
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(tally.failures for tally in tallies) == [1, 2, 3, 4, 5, 6]
+    assert [tally.blocked_until is not None for tally in tallies].count(True) == 4
 
 
 amounts = st.decimals(min_value=Decimal("-500"), max_value=Decimal("500"), places=2)
