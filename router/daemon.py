@@ -1,8 +1,10 @@
 """The router daemon: config, store, CDR writer, plans and the FastAGI listener, wired once.
 
 Start order: settings -> plans (bad files are logged, good ones serve) -> the FastAGI
-address taken -> store and CDR writer (a journal left by a crash is replayed first, then
-calls still marked in progress are closed as interrupted) -> calls accepted -> plan watcher.
+address taken -> store and CDR writer (a journal left by a crash is replayed first) -> calls
+accepted -> AMI link -> the calls left in progress by a crash adopted in the background
+(router.ami.adoption: followed to their end through AMI, or closed as interrupted) -> plan
+watcher.
 A start that cannot serve (address taken, store unusable) raises StartupError after closing
 what it opened. Stop order on SIGTERM: stop accepting -> let calls finish up to the drain
 timeout -> flush CDRs -> close the store.
@@ -11,7 +13,9 @@ timeout -> flush CDRs -> close the store.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
 from collections.abc import Callable
 from contextlib import suppress
@@ -19,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dialplan.evaluator import RoutingState
+from router.ami.adoption import Adoption
 from router.ami.link import AmiLink
 from router.ami.live_calls import LiveCalls
 from router.ami.reconcile import Reconciler
@@ -31,6 +36,7 @@ from router.fastagi.descriptors import raise_open_files_limit
 from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
+from router.money.late_charges import LateCharges
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents
 from router.notifications.sms import HttpSmsGateway, LogSms, RateLimit, SmsNotices, SmsSender
@@ -38,7 +44,13 @@ from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import WebhookDelivery
 from router.numbers.inventory import Inventory
 from router.numbers.ticking import tick
-from router.startup import StartupError, listen_problem, store_is_transient, store_problem
+from router.startup import (
+    StartupError,
+    listen_problem,
+    spool_problem,
+    store_is_transient,
+    store_problem,
+)
 from router.storage.location import configured_store_url, redacted, store_for
 from router.storage.spool import Journal
 from router.storage.writer import CdrWriter
@@ -77,8 +89,16 @@ class Daemon:
         self.live_calls = LiveCalls(counted=lambda: self.plans.limited_numbers)
         self.in_progress: set[str] = set()
         """Call ids of the sessions running now, shared by the sessions and the reconciler."""
+        accounting = Accounting(
+            self.store, self.alerts, zone, balance_seen=self.metrics.balance_seen
+        )
         self.reconciler = Reconciler(
-            self.store, writer=self.cdrs, zone=zone, clock=self.clock, in_progress=self.in_progress
+            self.store,
+            writer=self.cdrs,
+            zone=zone,
+            clock=self.clock,
+            in_progress=self.in_progress,
+            on_completed=LateCharges(self.plans, accounting, self.cdrs).completed,
         )
         self.ami = self._ami_link()
         self.webhooks = WebhookDelivery(
@@ -90,12 +110,18 @@ class Daemon:
             workers=self.settings.webhook_workers,
             posted=self.metrics.webhook_posted,
         )
+        self.adoption = Adoption(
+            self.store,
+            self.reconciler,
+            self.ami,
+            routers=self.settings.adopt_calls_of,
+            cdr_window=self.settings.adopt_cdr_window,
+            login_wait=self.settings.adopt_login_wait,
+        )
         self.services = CallServices(
             plans=self.plans,
             cdrs=self.cdrs,
-            accounting=Accounting(
-                self.store, self.alerts, zone, balance_seen=self.metrics.balance_seen
-            ),
+            accounting=accounting,
             dial_template=self.settings.dial_template,
             clock=self.clock,
             routing=RoutingState(self.plans.calendar),
@@ -124,6 +150,7 @@ class Daemon:
         self._watcher: asyncio.Task[None] | None = None
         self._balances: asyncio.Task[None] | None = None
         self._ticks: asyncio.Task[None] | None = None
+        self._adopting: asyncio.Task[None] | None = None
 
     def _sms_sender(self) -> SmsSender:
         """The HTTP gateway router.yaml names, else the log."""
@@ -169,14 +196,16 @@ class Daemon:
             self.port = await self.server.bind(self.host, self.port)
         except OSError as error:
             raise StartupError(listen_problem("FastAGI", self.host, self.port, error)) from error
+        self._check_spool()
         store_open = await self._open_store()
         await self.cdrs.start()
         await self.webhooks.start()
-        if store_open:
-            await self._close_interrupted()
+        began = self.clock()  # the calls left in progress started before this
         await self.server.serve()
         if self.ami is not None:
             self.ami.start()
+        if store_open:
+            self._adopting = asyncio.create_task(self.adoption.run(began), name="adoption")
         if self.settings.metrics_listen:
             host, port = parse_listen(self.settings.metrics_listen)
             try:
@@ -191,6 +220,16 @@ class Daemon:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         return self.port
+
+    def _check_spool(self) -> None:
+        """The journal's directory exists and is writable now, not first during an outage."""
+        directory = self.journal.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        except OSError as error:
+            raise StartupError(spool_problem(str(directory), error)) from error
 
     async def _open_store(self) -> bool:
         """Open the store; False when it is down for now (the writer journals until it is
@@ -209,15 +248,6 @@ class Daemon:
             )
             return False
         return True
-
-    async def _close_interrupted(self) -> None:
-        try:
-            closed = await self.store.close_interrupted(self.clock())
-        except Exception as error:
-            log.error("could not close calls interrupted by a crash yet: %s", error)
-        else:
-            if closed:
-                log.warning("closed %d call(s) left in progress by a crash as interrupted", closed)
 
     async def _watch_balances(self) -> None:
         """Every prepaid balance into the low-balance gauge, now and every `balance_refresh`
@@ -278,6 +308,9 @@ class Daemon:
             await self._balances
         if self._ticks is not None:
             await self._ticks
+        if self._adopting is not None:
+            self._adopting.cancel()
+            await asyncio.gather(self._adopting, return_exceptions=True)
         if self.ami is not None:
             await self.ami.stop()
         await self.reconciler.close()

@@ -36,6 +36,16 @@ def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
     return f"{what} address {address}: {error.strerror or error}"
 
 
+def spool_problem(directory: str, error: OSError) -> str:
+    """The line for a CDR journal directory the router cannot make or write: without it, the
+    calls of a database outage would be lost, so the router does not start."""
+    why = error.strerror or str(error)
+    return (
+        f"spool_dir {directory} cannot be used for the CDR journal: {why}; check `spool_dir` "
+        "in router.yaml and the directory's permissions"
+    )
+
+
 _SQLITE_TRANSIENT = ("locked", "busy")
 _POSTGRES_CONFIG_ERRORS = (
     asyncpg.InvalidAuthorizationSpecificationError,  # unknown role, wrong password, pg_hba

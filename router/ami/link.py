@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.ami.wire import AmiConnection, AmiEvent, AmiMessage, event_name
+from router.ami.wire import AmiConnection, AmiEvent, AmiMessage, AmiRefused, event_name
 
 log = logging.getLogger("hotline400.ami")
 
@@ -94,6 +94,8 @@ class AmiLink:
         )
         self._disconnect_hooks: list[Callable[[], object]] = []
         self._connected = False
+        self._connection: AmiConnection | None = None
+        self._logged_in = asyncio.Event()
         self._connects = self._disconnects = self._failed_attempts = self._events = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -112,6 +114,35 @@ class AmiLink:
         """Call `hook` each time a connection to Asterisk ends: the events until the next
         one are lost, so state built from them is stale."""
         self._disconnect_hooks.append(hook)
+
+    async def logged_in(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a logged-in session; whether there is one."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._logged_in.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def channels(self, timeout: float = 10.0) -> list[AmiMessage]:
+        """The channels Asterisk has now (`CoreShowChannels`: one CoreShowChannel each,
+        with its Uniqueid). Raises AmiError when not logged in, when the list does not come
+        within `timeout`, or when Asterisk refuses (the account needs `write = reporting`)."""
+        connection = self._connection
+        if connection is None:
+            raise AmiError("not logged in to Asterisk")
+        listing = connection.send_list_action({"Action": "CoreShowChannels"})
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(listing)
+        except AmiRefused as refused:
+            raise AmiError(f"CoreShowChannels refused: {refused}") from None
+        except TimeoutError:
+            raise AmiError(f"no channel list from Asterisk within {timeout}s") from None
+        except asyncio.CancelledError:
+            if not listing.cancelled():  # this task is being cancelled
+                raise
+            raise AmiError("the AMI connection was lost before the channel list came") from None
 
     def stats(self) -> AmiStats:
         return AmiStats(
@@ -166,6 +197,8 @@ class AmiLink:
             if not reply.success:
                 raise AmiError(f"login refused: {reply.get('Message', '')}")
             self._connected = True
+            self._connection = connection
+            self._logged_in.set()
             self._connects += 1
             log.info("AMI logged in to %s:%d", self.host, self.port)
             await self._keep_alive(connection, lost)
@@ -188,6 +221,8 @@ class AmiLink:
                 raise AmiError(f"no reply to Ping within {self._ping_timeout}s") from None
 
     def _session_ended(self) -> None:
+        self._connection = None
+        self._logged_in.clear()
         if self._connected:
             self._connected = False
             self._disconnects += 1

@@ -40,17 +40,18 @@ written. What is still waiting after `max_age` is given up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from router.ami.wire import header
-from router.storage.cdr import FinishCall, Outcome
-from router.storage.protocol import Store
+from router.storage.cdr import CDR, FinishCall, Outcome
+from router.storage.protocol import INTERRUPTED_NOTE, Store
 from router.storage.sqlite import SHANGHAI
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hotline400.reconcile")
 
 _CDR_TIME = "%Y-%m-%d %H:%M:%S"
+Completed = Callable[[CDR, "Completion"], Awaitable[None]]
+"""What follows a completion written: (the CDR as it was, the completion)."""
 _UP = "6"
 """ChannelState of an answered channel."""
 _OUTCOME_OF_STATUS = {"ANSWER": Outcome.ANSWERED, "NOANSWER": Outcome.NOANSWER}
@@ -111,6 +114,8 @@ class Completion:
     billable_seconds: int = 0
     outcome: Outcome | None = None
     remark: str = ""
+    dial_status: str | None = None
+    """The last Dial's status as AMI tells it (ANSWER, BUSY, NOANSWER, ...), if it does."""
 
     def finish_fields(self, note: str | None) -> dict[str, Any]:
         """A FinishCall's fields; `note` (the CDR's so far) is kept, the remark added once."""
@@ -150,7 +155,17 @@ def complete(evidence: Evidence) -> Completion | None:
     else:
         dials = [record for record in evidence.cdrs if record.application == "Dial"]
         outcome = _dial_outcome(dials[-1]) if dials else None
-    return Completion(ended, True, answered_at, talk, outcome, remark)
+    status = "ANSWER" if answered_at is not None else evidence.last_status
+    if status is None and outcome is not None:
+        status = _STATUS_OF_OUTCOME[outcome]
+    return Completion(ended, True, answered_at, talk, outcome, remark, status)
+
+
+_STATUS_OF_OUTCOME = {
+    Outcome.ANSWERED: "ANSWER",
+    Outcome.NOANSWER: "NOANSWER",
+    Outcome.BUSY: "BUSY",
+}
 
 
 def _dial_outcome(record: CdrRecord) -> Outcome:
@@ -205,14 +220,18 @@ class Reconciler:
         retain: float = 120.0,
         max_age: float = 6 * 3600,
         in_progress: Container[str] | None = None,
+        on_completed: Completed | None = None,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
         into its journal while the database is down); without it, straight to the store.
         `asterisk_zone`: the time zone of Asterisk's Cdr times (its host's), default `zone`.
         `in_progress`: the call ids of the sessions running now (None: every channel's
-        events are parsed).
+        events are parsed). `on_completed`: told each CDR (as it was) and its completion,
+        once the completion is written: the last leg and the price follow from it.
         """
         self._in_progress = in_progress
+        self._on_completed = on_completed
+        self._adopted: set[str] = set()
         self._store = store
         self._writer = writer
         self._zone = zone
@@ -257,16 +276,55 @@ class Reconciler:
         if evidence is not None and evidence.ended_seen is not None:
             self._schedule(call_id, self._settle)
 
-    async def adopt_interrupted(self, since: datetime) -> int:
-        """Expect every call the store holds as interrupted since `since`; returns how many.
+    def adopt(self, call_id: str) -> None:
+        """Complete `call_id`, a call a router left in progress, from AMI: its events from
+        now on, its Cdr records. An end without the answer (no Cdr records) closes it as
+        interrupted, since its talk time cannot be known."""
+        self._adopted.add(call_id)
+        self.expect(call_id)
 
-        Only calls still up in Asterisk now will be completed: AMI does not replay the
-        events of calls that ended while the router was down.
-        """
-        interrupted = await self._store.query_cdrs(outcome=Outcome.INTERRUPTED, since=since)
-        for cdr in interrupted:
-            self.expect(cdr.call_id)
-        return len(interrupted)
+    def give_up_after(self, call_id: str, seconds: float, reason: str) -> None:
+        """Close `call_id` as interrupted, saying `reason`, unless AMI completes it within
+        `seconds` (Asterisk no longer has its channel: only a late Cdr record can come)."""
+        loop = asyncio.get_running_loop()
+        self._timers[f"give-up:{call_id}"] = loop.call_later(
+            seconds, self._launch_give_up, call_id, reason
+        )
+
+    def _launch_give_up(self, call_id: str, reason: str) -> None:
+        self._timers.pop(f"give-up:{call_id}", None)
+        evidence = self._evidence.get(call_id)
+        if call_id not in self._expected or (evidence is not None and evidence.ended_seen):
+            return  # completed, or its end is being completed now
+        task = asyncio.create_task(self._give_up(call_id, reason), name=f"give-up-{call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _give_up(self, call_id: str, reason: str) -> None:
+        try:
+            cdr = await self._store.get_cdr(call_id)
+        except Exception as error:
+            log.warning("call %s: not closed yet (%s); retry in %gs", call_id, error, self._retry)
+            self.give_up_after(call_id, self._retry, reason)
+            return
+        self._forget(call_id)
+        if cdr is None or cdr.outcome is not Outcome.IN_PROGRESS:
+            return
+        ended = max([cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
+        note = f"{INTERRUPTED_NOTE}; {reason}"
+        self._submit(
+            FinishCall(call_id, {"outcome": Outcome.INTERRUPTED, "ended_at": ended, "note": note})
+        )
+        log.warning("call %s closed as interrupted: %s", call_id, reason)
+
+    def _forget(self, call_id: str) -> None:
+        self._expected.pop(call_id, None)
+        self._evidence.pop(call_id, None)
+        self._adopted.discard(call_id)
+
+    def _submit(self, op: FinishCall) -> None:
+        assert self._writer is not None, "adopted calls are completed through the writer"
+        self._writer.submit(op)
 
     async def close(self) -> None:
         for timer in self._timers.values():
@@ -393,6 +451,12 @@ class Reconciler:
         completion = complete(evidence)
         if completion is None:
             return
+        if call_id in self._adopted and completion.outcome is None:
+            completion = dataclasses.replace(
+                completion,
+                outcome=Outcome.INTERRUPTED,
+                remark=f"{INTERRUPTED_NOTE}; {completion.remark}, talk time unknown",
+            )
         try:
             cdr = await self._store.get_cdr(call_id)
             if cdr is None:
@@ -408,10 +472,14 @@ class Reconciler:
             )
             self._schedule(call_id, self._retry)
             return
-        del self._expected[call_id]
-        self._evidence.pop(call_id, None)
+        self._forget(call_id)
         self.completed += 1
         log.info("call %s %s: ended %s", call_id, completion.remark, completion.ended_at)
+        if self._on_completed is not None:
+            try:
+                await self._on_completed(cdr, completion)
+            except Exception:  # the CDR is complete; its price can be set later by `rate`
+                log.exception("call %s completed from AMI could not be priced", call_id)
 
 
 _NOTERS: dict[str, Callable[[Reconciler, Evidence, Event], None]] = {

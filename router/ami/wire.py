@@ -35,6 +35,10 @@ MAX_PENDING_BYTES = 1 << 20
 """Bytes of one unfinished message; Asterisk's largest events are a few kilobytes."""
 
 
+class AmiRefused(Exception):
+    """Asterisk answered an action with an error (e.g. `Permission denied`)."""
+
+
 class AmiMessage(dict[str, str]):
     """One message's headers, looked up without regard to case ("UniqueID" ==
     "Uniqueid"), as Asterisk spells the same header differently in different events.
@@ -148,6 +152,7 @@ class AmiConnection(asyncio.Protocol):
         self._greeted = False
         self._transport: asyncio.Transport | None = None
         self._replies: dict[str, asyncio.Future[AmiMessage]] = {}
+        self._lists: dict[str, tuple[list[AmiMessage], asyncio.Future[list[AmiMessage]]]] = {}
         self._action_ids = itertools.count(1)
         self.version: str | None = None
 
@@ -175,18 +180,51 @@ class AmiConnection(asyncio.Protocol):
             if block.startswith(b"\r\n"):  # a stray line end between two messages
                 block = block.lstrip(b"\r\n")
             if block.startswith(b"Event: "):
-                on_event(block)
+                if not self._lists or not self._listed(block):
+                    on_event(block)
             elif block.startswith(b"Response: "):
                 self._reply(block)
 
     def _reply(self, block: bytes) -> None:
         reply = parse_message(block)
-        waiting = self._replies.pop(reply.get("ActionID") or "", None)
+        action_id = reply.get("ActionID") or ""
+        waiting = self._replies.pop(action_id, None)
         if waiting is not None and not waiting.done():
             waiting.set_result(reply)
+        if not reply.success and action_id in self._lists:  # refused: no list will follow
+            _, done = self._lists.pop(action_id)
+            if not done.done():
+                done.set_exception(AmiRefused(reply.get("Message") or "refused"))
+
+    def _listed(self, block: bytes) -> bool:
+        """Whether the event is an item (or the end) of a list an action asked for."""
+        action_id = header(block, b"ActionID")
+        listing = self._lists.get(action_id.decode("utf-8", "replace")) if action_id else None
+        if listing is None:
+            return False
+        items, done = listing
+        if header(block, b"EventList") == b"Complete":
+            del self._lists[action_id.decode("utf-8", "replace")]
+            if not done.done():
+                done.set_result(items)
+        else:
+            items.append(parse_message(block))
+        return True
+
+    def send_list_action(self, fields: Mapping[str, str]) -> asyncio.Future[list[AmiMessage]]:
+        """Send an action answered by a list of events (CoreShowChannels); the future gets
+        the list's items once its `EventList: Complete` event arrives, or AmiRefused."""
+        items: list[AmiMessage] = []
+        done: asyncio.Future[list[AmiMessage]] = asyncio.get_running_loop().create_future()
+        action_id, _ = self._send(fields)
+        self._lists[action_id] = (items, done)
+        return done
 
     def send_action(self, fields: Mapping[str, str]) -> asyncio.Future[AmiMessage]:
         """Send an action with a fresh ActionID; the future gets its reply."""
+        return self._send(fields)[1]
+
+    def _send(self, fields: Mapping[str, str]) -> tuple[str, asyncio.Future[AmiMessage]]:
         assert self._transport is not None, "not connected"
         action_id = str(next(self._action_ids))
         lines = [f"{name}: {value}" for name, value in fields.items()]
@@ -197,7 +235,7 @@ class AmiConnection(asyncio.Protocol):
         reply: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
         self._replies[action_id] = reply
         self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return reply
+        return action_id, reply
 
     def close(self) -> None:
         if self._transport is not None:
@@ -207,5 +245,8 @@ class AmiConnection(asyncio.Protocol):
         for waiting in self._replies.values():
             waiting.cancel()
         self._replies.clear()
+        for _, done in self._lists.values():
+            done.cancel()
+        self._lists.clear()
         if not self._lost.done():
             self._lost.set_result(None)

@@ -56,6 +56,7 @@ from router.notifications.call_events import CallEvents, CallReport
 from router.numbers.service import NOT_IN_SERVICE
 from router.storage.cdr import (
     CDR,
+    DIALLING,
     AddLeg,
     CallerRegion,
     FinishCall,
@@ -397,6 +398,7 @@ class CallSession:
             log.error("call %s: destination %r cannot be dialled", self.context.call_id, target)
             return "CHANUNAVAIL"
         started = self.services.clock()
+        self._write_leg_ahead(target, started)
         await self.agi.exec("Dial", argument)
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
         status, answered, dialled = await self._dial_outcome()
@@ -428,6 +430,20 @@ class CallSession:
         if seconds is None:
             return ""
         return f"L({seconds * 1000})" if seconds > 0 else None
+
+    def _write_leg_ahead(self, target: DialTarget, started: datetime) -> None:
+        """The leg as its Dial starts (DIALLING): if the router dies during the Dial, the
+        CDR still says which destination was connected and since when."""
+        leg = Leg(
+            seq=len(self.record.legs) + 1,
+            destination=target.number,
+            dial_status=DIALLING,
+            started_at=started,
+            ring_seconds=0,
+            talk_seconds=0,
+            forward_reason=ForwardReason(target.reason),
+        )
+        self.services.cdrs.submit(AddLeg(self.context.call_id, leg))
 
     def _add_leg(
         self, target: DialTarget, status: str, started: datetime, ring: int, talk: int

@@ -122,6 +122,25 @@ class RouterSettings(BaseModel):
         None, description="better given as HOTLINE400_AMI_SECRET in the environment"
     )
     ami_reconnect_max: float = Field(30.0, gt=0, description="longest wait between reconnects")
+    adopt_cdr_window: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="at start, seconds to wait for Asterisk's Cdr record of a call left in "
+        "progress that Asterisk no longer has, before closing it as interrupted",
+    )
+    adopt_login_wait: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="at start, seconds to wait for the AMI link before closing the calls "
+        "left in progress as interrupted without asking Asterisk",
+    )
+    adopt_calls_of: list[str] = Field(
+        default_factory=list,
+        description="router_name of routers that will not come back: this router adopts "
+        "their calls left in progress too, as it starts",
+    )
     pin_guard: PinGuardSettings = Field(
         default_factory=PinGuardSettings,
         description="refuse a caller after repeated failed PIN calls (PIN guessing)",

@@ -11,10 +11,18 @@ account with `eventfilter(name(...))` include filters gets only the events named
 With `timestamp_events` (manager.conf `timestampevents = yes`) each event carries a
 `Timestamp:` header, the moment it was sent.
 
-Known differences from Asterisk: the only actions are Login, Logoff and Ping (others
-answer "Invalid/unknown command"); no Challenge (MD5) login; eventfilters other than
-`eventfilter(action(include),name(X)) =` are refused when read; `permit`/`deny` are not
-applied; a refused Login is answered at once (Asterisk waits a second).
+Calls a test plays (`channel_up`, `dial`, `answer`, `hang_up`) live on as Asterisk keeps
+them whatever happens to the router: their inbound channel is listed by `CoreShowChannels`
+(allowed to accounts whose `write` holds `reporting` or `system`, else `Permission
+denied`) until it hangs up, and they send DialBegin, DialEnd, BridgeEnter, BridgeLeave,
+Hangup and the Dial's Cdr record with the headers of the recordings. With `cdr_batch`
+(cdr.conf `batch = yes`) Cdr records are held until `flush_cdrs`, as Asterisk posts a batch
+to cdr_manager long after the calls ended.
+
+Known differences from Asterisk: the only actions are Login, Logoff, Ping and
+CoreShowChannels (others answer "Invalid/unknown command"); no Challenge (MD5) login;
+eventfilters other than `eventfilter(action(include),name(X)) =` are refused when read;
+`permit`/`deny` are not applied; a refused Login is answered at once (Asterisk waits a second).
 
 Run `python -m router.simulation.asterisk_ami FILE.ami ...` for a demo server on 127.0.0.1:5038
 that replays the files to each client that logs in.
@@ -25,11 +33,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import re
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from router.ami.wire import header, parse_message
 
@@ -68,6 +80,7 @@ class AmiAccount:
     secret: str
     read: frozenset[str]
     event_names: frozenset[str] | None = None
+    write: frozenset[str] = frozenset()
 
 
 _FILTER = re.compile(r"eventfilter\((?P<criteria>.*)\)")
@@ -105,6 +118,7 @@ def _account(name: str, options: Mapping[str, list[str]]) -> AmiAccount:
     return AmiAccount(
         secret=options["secret"][-1],
         read=_classes(options.get("read", [""])[-1]),
+        write=_classes(options.get("write", [""])[-1]),
         event_names=frozenset(names) if names else None,
     )
 
@@ -117,6 +131,70 @@ def _reply(response: str, action_id: str | None, *lines: str) -> bytes:
     """A reply as Asterisk's astman_send_response writes it: Response, ActionID, the rest."""
     head = [f"Response: {response}", *([f"ActionID: {action_id}"] if action_id else [])]
     return ("\r\n".join([*head, *lines]) + "\r\n\r\n").encode()
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_LIST_CLASSES = frozenset({"system", "reporting", "all"})
+"""Write classes that allow CoreShowChannels (Asterisk: EVENT_FLAG_SYSTEM | REPORTING)."""
+_CDR_TIME = "%Y-%m-%d %H:%M:%S"
+_channel_numbers = itertools.count(1)
+
+
+@dataclass
+class SimulatedChannel:
+    """An inbound channel the simulated Asterisk holds: the one a router's AGI session ran
+    on, its Uniqueid the router's call id. Times are epoch seconds."""
+
+    uniqueid: str
+    caller: str
+    dialled: str
+    started: float
+    name: str
+    state: int = 4
+    destination: str = ""
+    peer: str = ""
+    peer_uniqueid: str = ""
+    dialled_at: float | None = None
+    answered: float | None = None
+    bridge: str = ""
+
+    def headers(self, state: int | None = None) -> list[str]:
+        """The channel's block of headers, as every call event carries it."""
+        state = self.state if state is None else state
+        return [
+            f"Channel: {self.name}",
+            f"ChannelState: {state}",
+            f"ChannelStateDesc: {'Up' if state == 6 else 'Ring'}",
+            f"CallerIDNum: {self.caller}",
+            "CallerIDName: Test Caller",
+            f"ConnectedLineNum: {self.caller}",
+            "ConnectedLineName: Test Caller",
+            "Language: en",
+            "AccountCode: ",
+            "Context: inbound-400",
+            f"Exten: {self.dialled}",
+            "Priority: 2",
+            f"Uniqueid: {self.uniqueid}",
+            f"Linkedid: {self.uniqueid.rsplit('.', 1)[0]}.0",
+        ]
+
+    def peer_headers(self, state: int) -> list[str]:
+        return [
+            f"DestChannel: {self.peer}",
+            f"DestChannelState: {state}",
+            f"DestChannelStateDesc: {'Up' if state == 6 else 'Down'}",
+            f"DestCallerIDNum: {self.dialled}",
+            "DestCallerIDName: Test Caller",
+            f"DestConnectedLineNum: {self.caller}",
+            "DestConnectedLineName: Test Caller",
+            "DestLanguage: en",
+            "DestAccountCode: ",
+            "DestContext: phones",
+            f"DestExten: {self.dialled if state != 6 else ''}",
+            "DestPriority: 1",
+            f"DestUniqueid: {self.peer_uniqueid}",
+            f"DestLinkedid: {self.uniqueid.rsplit('.', 1)[0]}.0",
+        ]
 
 
 @dataclass(eq=False)
@@ -143,7 +221,10 @@ class AmiSimulator:
         version: str = VERSION,
         timestamp_events: bool = False,
         answer_ping: bool = True,
+        cdr_batch: bool = False,
+        zone: ZoneInfo = SHANGHAI,
     ) -> None:
+        """`zone`: Asterisk's local time, in which Cdr records write their times."""
         self.accounts = dict(accounts)
         self.version = version
         self.timestamp_events = timestamp_events
@@ -152,6 +233,13 @@ class AmiSimulator:
         self.connection_times: list[float] = []
         """time.monotonic() of each connection accepted."""
         self.logins = 0
+        self.channels: dict[str, SimulatedChannel] = {}
+        """The inbound channels up now, by Uniqueid."""
+        self.channel_lists = 0
+        """CoreShowChannels actions answered with a list."""
+        self.cdr_batch = cdr_batch
+        self.held_cdrs: list[bytes] = []
+        self.zone = zone
         self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
         self._booted = time.monotonic()
@@ -200,13 +288,153 @@ class AmiSimulator:
         a call as it happens); returns how many events were written in all."""
         return sum(len(self._write(block)) for block in events)
 
+    # --- calls as Asterisk keeps them -------------------------------------------------------
+
+    def channel_up(
+        self, uniqueid: str, caller: str, dialled: str, at: float | None = None
+    ) -> SimulatedChannel:
+        """An inbound call arrives (its AGI session starts); no event the router reads."""
+        number = next(_channel_numbers)
+        channel = SimulatedChannel(
+            uniqueid,
+            caller,
+            dialled,
+            time.time() if at is None else at,
+            f"Local/{dialled}@inbound-400-{number:08x};2",
+        )
+        self.channels[uniqueid] = channel
+        return channel
+
+    def dial(self, uniqueid: str, destination: str, at: float | None = None) -> None:
+        """The router's Dial starts ringing `destination`: DialBegin."""
+        channel = self.channels[uniqueid]
+        number = next(_channel_numbers)
+        channel.destination = destination
+        channel.peer = f"Local/{destination}@phones-{number:08x};1"
+        channel.peer_uniqueid = f"{uniqueid.rsplit('.', 1)[0]}.{number + 100}"
+        channel.dialled_at = time.time() if at is None else at
+        lines = ["Event: DialBegin", "Privilege: call,all", *channel.headers()]
+        self._emit([*lines, *channel.peer_headers(0), f"DialString: {destination}@phones"], at)
+
+    def answer(self, uniqueid: str, at: float | None = None) -> None:
+        """The destination answers: DialEnd ANSWER, then the caller enters the bridge."""
+        channel = self.channels[uniqueid]
+        channel.answered = time.time() if at is None else at
+        end = ["Event: DialEnd", "Privilege: call,all", *channel.headers(4)]
+        self._emit([*end, *channel.peer_headers(6), "DialStatus: ANSWER"], at)
+        channel.state, channel.bridge = 6, str(uuid.uuid4())
+        self._emit(
+            ["Event: BridgeEnter", "Privilege: call,all", *_bridge(channel, 2), *channel.headers()],
+            at,
+        )
+
+    def hang_up(self, uniqueid: str, at: float | None = None) -> None:
+        """A party hangs up: BridgeLeave, Hangup, and the Dial's Cdr record (held with
+        `cdr_batch`). The channel is gone from CoreShowChannels from then on."""
+        channel = self.channels.pop(uniqueid)
+        ended = time.time() if at is None else at
+        if channel.bridge:
+            self._emit(
+                [
+                    "Event: BridgeLeave",
+                    "Privilege: call,all",
+                    *_bridge(channel, 0),
+                    *channel.headers(),
+                ],
+                at,
+            )
+        self._emit(
+            [
+                "Event: Hangup",
+                "Privilege: call,all",
+                *channel.headers(),
+                "Cause: 16",
+                "Cause-txt: Normal Clearing",
+            ],
+            at,
+        )
+        if channel.dialled_at is None:
+            return
+        cdr = self._event(self._cdr_lines(channel, ended), None)
+        if self.cdr_batch:
+            self.held_cdrs.append(cdr)
+        else:
+            self.send([cdr])
+
+    def flush_cdrs(self) -> int:
+        """Post the held Cdr records, as a cdr.conf batch is posted; how many were sent."""
+        held, self.held_cdrs = self.held_cdrs, []
+        return self.send(held)
+
+    def _cdr_lines(self, channel: SimulatedChannel, ended: float) -> list[str]:
+        answered = channel.answered
+        billable = int(ended - answered) if answered is not None else 0
+        return [
+            "Event: Cdr",
+            "Privilege: cdr,all",
+            "AccountCode: ",
+            f"Source: {channel.caller}",
+            f"Destination: {channel.dialled}",
+            "DestinationContext: inbound-400",
+            f'CallerID: "Test Caller" <{channel.caller}>',
+            f"Channel: {channel.name}",
+            f"DestinationChannel: {channel.peer}",
+            "LastApplication: Dial",
+            f"LastData: Local/{channel.destination}@phones,20",
+            f"StartTime: {self._cdr_time(channel.started)}",
+            f"AnswerTime: {self._cdr_time(answered) if answered is not None else ''}",
+            f"EndTime: {self._cdr_time(ended)}",
+            f"Duration: {int(ended - channel.started)}",
+            f"BillableSeconds: {billable}",
+            f"Disposition: {'ANSWERED' if answered is not None else 'NO ANSWER'}",
+            "AMAFlags: DOCUMENTATION",
+            f"UniqueID: {channel.uniqueid}",
+            "UserField: ",
+        ]
+
+    def _cdr_time(self, moment: float) -> str:
+        return datetime.fromtimestamp(moment, self.zone).strftime(_CDR_TIME)
+
+    def _event(self, lines: list[str], at: float | None) -> bytes:
+        """An event's bytes; stamped (after Privilege) at `at` when events are stamped."""
+        if self.timestamp_events and at is not None:
+            lines = [*lines[:2], f"Timestamp: {at:.6f}", *lines[2:]]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def _emit(self, lines: list[str], at: float | None) -> None:
+        self.send([self._event(lines, at)])
+
+    def _channel_list(self, session: _Session, action_id: str | None) -> None:
+        """CoreShowChannels as Asterisk answers it: a reply, an event per channel, the end."""
+        account = session.account
+        if account is None or not account.write & _LIST_CLASSES:
+            session.writer.write(_reply("Error", action_id, "Message: Permission denied"))
+            return
+        self.channel_lists += 1
+        tag = [f"ActionID: {action_id}"] if action_id else []
+        send = session.writer.write
+        send(_reply("Success", action_id, "EventList: start", "Message: Channels will follow"))
+        now = time.time()
+        for channel in self.channels.values():
+            seconds = int(now - channel.started)
+            duration = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            application = ["Application: Dial", f"ApplicationData: {channel.peer},20"]
+            if not channel.dialled_at:
+                application = ["Application: AGI", "ApplicationData: agi://router/route"]
+            lines = ["Event: CoreShowChannel", *tag, *channel.headers()]
+            lines += [f"BridgeId: {channel.bridge}", *application, f"Duration: {duration}"]
+            send(("\r\n".join(lines) + "\r\n\r\n").encode())
+        done = ["Event: CoreShowChannelsComplete", *tag, "EventList: Complete"]
+        send(("\r\n".join([*done, f"ListItems: {len(self.channels)}"]) + "\r\n\r\n").encode())
+
     def _write(self, block: bytes) -> list[_Session]:
         if not block.startswith(b"Event: "):
             raise ValueError(f"not an event: {block[:60]!r}")
         name = block[7 : block.find(b"\r\n")].decode("utf-8", "replace")
         privilege = header(block, b"Privilege") or b""
         classes = _classes(privilege.decode("utf-8", "replace")) - {"all"}
-        data = _stamped(block) if self.timestamp_events else block
+        stamped = self.timestamp_events and header(block, b"Timestamp") is None
+        data = _stamped(block) if stamped else block
         readers = [s for s in self._sessions if s.may_read(name, classes)]
         for session in readers:
             session.writer.write(data)
@@ -248,6 +476,8 @@ class AmiSimulator:
             return False
         elif session.account is None:
             send(_reply("Error", action_id, "Message: Permission denied"))
+        elif name.lower() == "coreshowchannels":
+            self._channel_list(session, action_id)
         elif name.lower() == "ping":
             if self.answer_ping:
                 send(_reply("Success", action_id, "Ping: Pong", f"Timestamp: {time.time():.6f}"))
@@ -279,6 +509,18 @@ class AmiSimulator:
             ).encode()
         )
         return True
+
+
+def _bridge(channel: SimulatedChannel, members: int) -> list[str]:
+    return [
+        f"BridgeUniqueid: {channel.bridge}",
+        "BridgeType: basic",
+        "BridgeTechnology: simple_bridge",
+        "BridgeCreator: <unknown>",
+        "BridgeName: <unknown>",
+        f"BridgeNumChannels: {members}",
+        "BridgeVideoSourceMode: none",
+    ]
 
 
 def _stamped(event: bytes) -> bytes:

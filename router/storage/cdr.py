@@ -146,6 +146,12 @@ class CallerRegion:
     area_code: str | None = None
 
 
+DIALLING = "DIALLING"
+"""The status of a leg written ahead as its Dial starts (destination and start time), so a
+router that dies mid-call still shows which destination was connected; replaced by Dial's
+status when it ends, or by what AMI reports when the call is completed later."""
+
+
 @dataclass(frozen=True, slots=True)
 class Leg:
     """One Dial attempt of a call, numbered from 1 in the order the attempts were made."""
@@ -153,7 +159,8 @@ class Leg:
     seq: int
     destination: str
     dial_status: str
-    """Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ..."""
+    """Asterisk's DIALSTATUS: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ...;
+    DIALLING while the Dial runs."""
     started_at: datetime
     ring_seconds: int
     talk_seconds: int

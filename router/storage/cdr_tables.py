@@ -2,7 +2,8 @@
 
 `apply` is one transaction of at most four `executemany` statements: the batch's starts,
 then its legs, then its finishes, each in op order, then its ledger entries in lock order.
-That has the effect of going op by op, because starts and legs insert first-write-wins, a
+That has the effect of going op by op, because starts insert first-write-wins, a leg
+written ahead (DIALLING) is completed by its final form and a final leg is kept, a
 finish only updates a call whose start came before it, and ledger entries are independent
 of the CDRs; and a batch costs a handful of round trips, not one per op.
 """
@@ -39,11 +40,20 @@ class CdrTables(SessionSource):
                 if rows:
                     await session.executemany(sql, rows)
 
-    async def close_interrupted(self, now: datetime) -> int:
+    async def stranded_calls(self, now: datetime, routers: Sequence[str] = ()) -> list[CDR]:
+        async with self._connected() as session:
+            return await self._stranded(session, now, routers)
+
+    async def _stranded(
+        self, session: Session, now: datetime, routers: Sequence[str]
+    ) -> list[CDR]:
+        names = [self.router, *routers]
+        where = queries.stranded(len(names))
+        return await _select(session, where, [*names, epoch_us(now)], limit=None)
+
+    async def close_interrupted(self, now: datetime, routers: Sequence[str] = ()) -> int:
         async with self._transaction() as session:
-            stranded = await _select(
-                session, queries.STRANDED, [self.router, epoch_us(now)], limit=None
-            )
+            stranded = await self._stranded(session, now, routers)
             await session.executemany(
                 queries.CLOSE_INTERRUPTED,
                 [

@@ -51,13 +51,17 @@ class Store(Protocol):
         Idempotent: applying ops again (a replay) changes nothing.
         """
 
-    async def close_interrupted(self, now: datetime) -> int:
-        """Close this router's calls started by `now` and still in progress as interrupted;
-        return how many.
+    async def close_interrupted(self, now: datetime, routers: Sequence[str] = ()) -> int:
+        """Close this router's calls (and those of `routers`, routers that will not come
+        back) started by `now` and still in progress as interrupted; return how many.
 
-        Run at start-up: such calls were left open by the router when it died. Each ends at
-        its last known moment (its last leg's end, else its start).
+        Run at start-up without an AMI link: such calls were left open by a router that
+        died. Each ends at its last known moment (its last leg's end, else its start).
         """
+
+    async def stranded_calls(self, now: datetime, routers: Sequence[str] = ()) -> list[CDR]:
+        """This router's calls (and those of `routers`) started by `now` and still in
+        progress, with their legs: what a restarting router asks Asterisk about."""
 
     async def query_cdrs(
         self,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rating.ledger import LedgerKind
-from router.storage.cdr import Outcome
+from router.storage.cdr import DIALLING, Outcome
 from router.storage.rows import CDR_COLUMNS, FINISH_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
 
 
@@ -27,7 +27,15 @@ def insert(table: str, columns: Sequence[str], conflict: str) -> str:
 # --- CDRs --------------------------------------------------------------------------------
 
 INSERT_CDR = insert("cdrs", CDR_COLUMNS, "(call_id) DO NOTHING")
-INSERT_LEG = insert("legs", LEG_COLUMNS, "(call_id, seq) DO NOTHING")
+# A leg written ahead (DIALLING) is completed by the leg of the same number at the Dial's end;
+# a completed leg is never changed again, so a replay changes nothing.
+INSERT_LEG = insert(
+    "legs",
+    LEG_COLUMNS,
+    "(call_id, seq) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in LEG_COLUMNS[2:])
+    + f" WHERE legs.dial_status = '{DIALLING}'",
+)
 # One statement for every finish: each column is set only when its flag says the op sets it.
 FINISH_CDR = (
     "UPDATE cdrs SET "
@@ -37,7 +45,15 @@ FINISH_CDR = (
 NO_ROUTER = ""
 """The router named by the calls of a store one router has to itself (a SQLite file), and by
 calls recorded before CDRs named theirs: any router restarting closes those left open."""
-STRANDED = f"router IN (?, '{NO_ROUTER}') AND outcome = '{Outcome.IN_PROGRESS}' AND started_us <= ?"
+
+
+def stranded(routers: int) -> str:
+    """Calls in progress started by a moment (the last parameter) of `routers` routers
+    (the first parameters) and of no router."""
+    names = ", ".join(["?"] * routers + [f"'{NO_ROUTER}'"])
+    return f"router IN ({names}) AND outcome = '{Outcome.IN_PROGRESS}' AND started_us <= ?"
+
+
 CLOSE_INTERRUPTED = (
     "UPDATE cdrs SET outcome = ?, ended_at = ?, note = ? WHERE call_id = ? AND outcome = ?"
 )

@@ -120,7 +120,7 @@ async def test_a_call_still_up_after_a_restart_is_completed_over_tcp(
     reconciler = reconciler_for(store)
     async with linked() as (simulator, link):
         reconciler.attach(link)
-        assert await reconciler.adopt_interrupted(utc(12, 0, 0)) == 1
+        reconciler.adopt("1795371264.1")
         await replayed(simulator, link, "answer.ami")
         await eventually(lambda: reconciler.completed == 1)
     cdr = await store.get_cdr("1795371264.1")

@@ -141,6 +141,27 @@ async def test_a_postgresql_database_that_does_not_exist_fails_the_start(tmp_pat
     assert "does not exist" in message
 
 
+async def test_postgresql_refusing_the_role_fails_the_start(tmp_path: Path) -> None:
+    parts = SERVER_URL.split("://", 1)[1].split("@", 1)[1]
+    refused = f"postgresql://hotline400_no_such_role@{parts}"
+    message = await failed_start(daemon_in(tmp_path, store=refused))
+    assert message.startswith(f"store {refused} cannot be opened: role ")
+    assert "does not exist" in message
+
+
+async def test_a_spool_dir_that_cannot_be_made_fails_the_start(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where the spool directory should be")
+    spool = tmp_path / "blocker" / "spool"
+    daemon = daemon_in(tmp_path, spool_dir=str(spool))
+    message = await failed_start(daemon)
+    assert message == (
+        f"spool_dir {spool} cannot be used for the CDR journal: Not a directory; check "
+        "`spool_dir` in router.yaml and the directory's permissions"
+    )
+    assert port_is_free(daemon.port)
+    assert only_daemon_threads_left()
+
+
 async def test_postgresql_unreachable_at_start_routes_and_journals(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

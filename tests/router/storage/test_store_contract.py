@@ -29,6 +29,7 @@ from router.storage import postgres as pg
 from router.storage import sqlite as store
 from router.storage.cdr import (
     CDR,
+    DIALLING,
     AddLeg,
     CallerRegion,
     FinishCall,
@@ -366,6 +367,42 @@ async def test_close_interrupted_ends_stranded_calls_at_their_last_known_moment(
     assert (await opened.get_cdr("finished")).outcome is Outcome.ANSWERED
     assert (await opened.get_cdr("after-restart")).outcome is Outcome.IN_PROGRESS
     assert await opened.close_interrupted(now) == 0
+
+
+async def test_a_leg_written_ahead_is_completed_once_and_a_replay_changes_nothing(
+    opened: ConfiguredStore,
+) -> None:
+    ahead = a_leg(1, status=DIALLING, ring=0)
+    final = a_leg(1, status="ANSWER", ring=4, talk=30)
+    await opened.apply([StartCall(a_call()), AddLeg("1795371264.1", ahead)])
+    assert (await opened.get_cdr("1795371264.1")).legs == (ahead,)
+
+    await opened.apply([AddLeg("1795371264.1", final)])
+    await opened.apply([AddLeg("1795371264.1", ahead), AddLeg("1795371264.1", final)])  # replay
+
+    assert (await opened.get_cdr("1795371264.1")).legs == (final,)
+
+
+async def test_each_router_finds_only_its_own_calls_left_in_progress(engine: Engine) -> None:
+    if engine.name == "sqlite":
+        pytest.skip("a SQLite file is one router's: its calls name none")
+    first, second = engine.store("router-1"), engine.store("router-2")
+    await first.open()
+    await second.open()
+    try:
+        await first.apply([StartCall(a_call("of-1"))])
+        await second.apply([StartCall(a_call("of-2"))])
+        now = T0 + timedelta(hours=1)
+        mine = [cdr.call_id for cdr in await first.stranded_calls(now)]
+        adopted = [cdr.call_id for cdr in await first.stranded_calls(now, ["router-2"])]
+        assert await first.close_interrupted(now) == 1
+        assert (await second.get_cdr("of-2")).outcome is Outcome.IN_PROGRESS
+        assert await first.close_interrupted(now, ["router-2"]) == 1
+    finally:
+        await first.close()
+        await second.close()
+    assert mine == ["of-1"]
+    assert sorted(adopted) == ["of-1", "of-2"]
 
 
 @pytest.fixture

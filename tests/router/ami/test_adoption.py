@@ -1,0 +1,318 @@
+"""A router killed during an answered call: the call is completed and billed as Asterisk
+reported it once the router is back.
+
+The router runs as a process (`hotline400 serve`) beside the AMI simulator; the FastAGI side
+is the AGI simulator. A call to the prepaid 4000000008 is answered by 13800000051 (0.60 per
+started local minute); the router is SIGKILLed during the conversation and started again.
+Asterisk (the AMI simulator) keeps the call as Asterisk does: still up (listed by
+CoreShowChannels, its end sent as events after the restart), or ended while the router was
+down (its Cdr record posted late, as cdr.conf batch mode does, or never). Each case runs on
+a SQLite file and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from rating.ledger import LedgerEntry, LedgerKind
+from router.simulation.asterisk_agi import Outcome as Phone
+from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.simulation.asterisk_ami import (
+    MANAGER_CONF,
+    AmiSimulator,
+    accounts_from_manager_conf,
+)
+from router.storage.cdr import CDR, DIALLING, Outcome, StartCall
+from router.storage.protocol import INTERRUPTED_NOTE
+from tests.conftest import (
+    E2E_CONFIG,
+    MONDAY_MORNING,
+    REPO,
+    SHANGHAI,
+    finished_cdr,
+    opened_store,
+    running_router,
+)
+
+PREPAID = "4000000008"
+DESK = "13800000051"
+CALLER = "053188889999"
+CALL_ID = "1795400000.7"
+ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
+SECRET = ACCOUNTS["hotline400"].secret
+PROCESS_S = 60.0
+"""A process start imports the whole router (several seconds on a loaded machine)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def until(check: Callable[[], object], timeout: float = PROCESS_S) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+@dataclass
+class Router:
+    """`hotline400 serve` as a service manager runs it."""
+
+    config: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.config.parent / "router.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config)],
+            cwd=self.config.parent,
+            env={**os.environ, "PYTHONPATH": str(REPO), "HOTLINE400_AMI_SECRET": SECRET},
+            stdout=log,
+            stderr=log,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(PROCESS_S) == -signal.SIGKILL
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(PROCESS_S)
+
+    def log(self) -> str:
+        return (self.config.parent / "router.log").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+async def asterisk() -> AsyncIterator[tuple[AmiSimulator, int]]:
+    simulator = AmiSimulator(ACCOUNTS, timestamp_events=True, cdr_batch=True)
+    port = await simulator.start()
+    yield simulator, port
+    await simulator.stop()
+
+
+@pytest.fixture
+async def router(
+    tmp_path: Path, store_url: str, asterisk: tuple[AmiSimulator, int]
+) -> AsyncIterator[Router]:
+    config = tmp_path / "config"
+    shutil.copytree(E2E_CONFIG, config)
+    port = free_port()
+    with (config / "router.yaml").open("a", encoding="utf-8") as settings:
+        settings.write(
+            f"listen: 127.0.0.1:{port}\n"
+            "metrics_listen: null\n"
+            f'store: "{store_url}"\n'
+            "router_name: r1\n"
+            f"spool_dir: {tmp_path / 'spool'}\n"
+            "ami_host: 127.0.0.1\n"
+            f"ami_port: {asterisk[1]}\n"
+            "adopt_cdr_window: 2\n"
+        )
+    text = (config / "router.yaml").read_text(encoding="utf-8")
+    for key in ("listen: 127.0.0.1:0\n", "metrics_listen: 127.0.0.1:0\n"):
+        text = text.replace(key, "", 1)
+    (config / "router.yaml").write_text(text, encoding="utf-8")
+    async with opened_store(store_url) as store:
+        payment = LedgerEntry(
+            PREPAID, datetime.now(SHANGHAI), Decimal("100.00"), LedgerKind.PAYMENT, "r1"
+        )
+        await store.post_ledger([payment])
+    process = Router(config, port)
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        process.process.kill()
+        process.process.wait(PROCESS_S)
+
+
+async def stored(store_url: str, call_id: str = CALL_ID) -> CDR | None:
+    async with opened_store(store_url) as store:
+        return await store.get_cdr(call_id)
+
+
+async def conversation_cut_by_sigkill(
+    router: Router, asterisk: AmiSimulator, store_url: str
+) -> tuple[asyncio.Task[object], float]:
+    """The router dials the desk, which answers; the router is killed mid-conversation.
+    Returns the AGI side (still waiting on its Dial) and the moment the desk answered."""
+    router.start()
+    await until(lambda: asterisk.logins == 1)
+    call = SimulatedCall(
+        dialled=PREPAID,
+        caller_id=CALLER,
+        uniqueid=CALL_ID,
+        destinations={DESK: Phone.answers(talk_s=3600)},
+    )
+    agi = asyncio.create_task(run_call("127.0.0.1", router.port, call, time_scale=1.0))
+    began = float(int(time.time()))
+    asterisk.channel_up(CALL_ID, CALLER, PREPAID, at=began)
+
+    async def dialling() -> bool:
+        cdr = await stored(store_url)
+        return cdr is not None and [leg.dial_status for leg in cdr.legs] == [DIALLING]
+
+    async with asyncio.timeout(PROCESS_S):
+        while not await dialling():  # the leg is written ahead as the Dial starts
+            await asyncio.sleep(0.05)
+    asterisk.dial(CALL_ID, DESK, at=began)
+    asterisk.answer(CALL_ID, at=began + 1)
+    router.kill()
+    return agi, began + 1
+
+
+async def finished(store_url: str) -> CDR:
+    async with asyncio.timeout(PROCESS_S):
+        while True:
+            cdr = await stored(store_url)
+            if cdr is not None and cdr.outcome is not Outcome.IN_PROGRESS and cdr.total:
+                return cdr
+            if cdr is not None and cdr.outcome is Outcome.INTERRUPTED:
+                return cdr
+            await asyncio.sleep(0.05)
+
+
+async def books(store_url: str) -> tuple[list[LedgerEntry], Decimal]:
+    async with opened_store(store_url) as store:
+        entries = await store.ledger(PREPAID, kind=LedgerKind.CALL)
+        month = datetime.now(SHANGHAI)
+        usage = await store.usage(PREPAID, f"{month:%Y-%m}", f"{month:%Y-%m-%d}")
+    return entries, usage.month_cost
+
+
+def at(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, SHANGHAI)
+
+
+async def test_a_call_still_up_after_the_restart_is_followed_to_its_end_and_billed(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    simulator = asterisk[0]
+    simulator.cdr_batch = False
+    agi, answered = await conversation_cut_by_sigkill(router, simulator, store_url)
+
+    router.start()
+    await until(lambda: simulator.channel_lists == 1)  # asked Asterisk: the call is up
+    simulator.hang_up(CALL_ID, at=answered + 30)
+    cdr = await finished(store_url)
+    entries, month_cost = await books(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 30)
+    assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(answered + 30))
+    [leg] = cdr.legs
+    assert (leg.destination, leg.dial_status, leg.talk_seconds) == (DESK, "ANSWER", 30)
+    assert cdr.callee_share == Decimal("0.60")  # one started local minute
+    assert [(entry.ref, entry.amount) for entry in entries] == [(CALL_ID, Decimal("-0.60"))]
+    assert month_cost == Decimal("0.60")
+    assert "1 still up in Asterisk, followed to their end" in router.log()
+
+
+async def test_a_call_that_ended_while_the_router_was_down_is_billed_from_its_late_cdr(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    simulator = asterisk[0]
+    agi, answered = await conversation_cut_by_sigkill(router, simulator, store_url)
+    simulator.hang_up(CALL_ID, at=answered + 20)  # nobody listens: only its Cdr is kept
+
+    router.start()
+    await until(lambda: simulator.channel_lists == 1)  # asked Asterisk: the call is gone
+    assert simulator.flush_cdrs() == 1  # cdr.conf's batch is posted
+    cdr = await finished(store_url)
+    entries, month_cost = await books(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 20)
+    assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(answered + 20))
+    assert [leg.dial_status for leg in cdr.legs] == ["ANSWER"]
+    assert [(entry.ref, entry.amount) for entry in entries] == [(CALL_ID, Decimal("-0.60"))]
+    assert month_cost == Decimal("0.60")
+
+
+async def test_a_call_asterisk_forgot_without_a_cdr_is_closed_as_interrupted_after_the_window(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    simulator = asterisk[0]
+    agi, answered = await conversation_cut_by_sigkill(router, simulator, store_url)
+    simulator.hang_up(CALL_ID, at=answered + 20)
+    simulator.held_cdrs.clear()  # no Cdr record ever comes
+
+    router.start()
+    cdr = await finished(store_url)
+    entries, _ = await books(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert cdr.outcome is Outcome.INTERRUPTED
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; Asterisk no longer had the call and sent no Cdr record within 2s"
+    )
+    assert [(leg.destination, leg.dial_status) for leg in cdr.legs] == [(DESK, DIALLING)]
+    assert entries == []
+
+
+async def test_without_an_ami_link_calls_left_in_progress_are_closed_and_the_log_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "hotline400.db"
+    async with opened_store(f"sqlite:///{database}") as store:
+        start = MONDAY_MORNING - timedelta(minutes=1)  # the router's clock: MONDAY_MORNING
+        await store.apply([StartCall(CDR("x.1", PREPAID, CALLER, CALLER, "fixed", start))])
+    async with running_router(tmp_path, database=str(database)) as router:
+        await until(lambda: "without asking Asterisk" in caplog.text, timeout=10)
+        cdr = await router.store.get_cdr("x.1")
+    assert cdr is not None and cdr.outcome is Outcome.INTERRUPTED
+    assert (
+        "closed 1 call(s) left in progress by a crash as interrupted without asking Asterisk: "
+        "no AMI link (ami_host is not set in router.yaml)"
+    ) in caplog.text
+
+
+async def test_an_ami_account_that_may_not_list_channels_closes_them_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    read_only = {"hotline400": dataclasses.replace(ACCOUNTS["hotline400"], write=frozenset())}
+    simulator = AmiSimulator(read_only)
+    port = await simulator.start()
+    database = tmp_path / "hotline400.db"
+    async with opened_store(f"sqlite:///{database}") as store:
+        start = MONDAY_MORNING - timedelta(minutes=1)
+        await store.apply([StartCall(CDR("x.2", PREPAID, CALLER, CALLER, "fixed", start))])
+    try:
+        async with running_router(
+            tmp_path,
+            database=str(database),
+            ami_host="127.0.0.1",
+            ami_port=port,
+            ami_secret=SECRET,
+        ) as router:
+            await until(lambda: "Asterisk not asked" in caplog.text, timeout=10)
+            cdr = await finished_cdr(router, "x.2", timeout=10)
+    finally:
+        await simulator.stop()
+    assert cdr.outcome is Outcome.INTERRUPTED
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; Asterisk not asked: CoreShowChannels refused: Permission denied"
+    )
+
