@@ -19,7 +19,7 @@ import yaml
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage
 from dialplan.errors import ConfigError, Problem
-from dialplan.evaluator import RoutingState, decide
+from dialplan.evaluator import RoutingState, decide, follow_keys
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
@@ -107,6 +107,8 @@ def preview(
 ) -> list[str]:
     """What the plan would do with one call, as `hotline400 simulate` tells it."""
     call = Call(plan.number, locate(caller))
-    decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), RoutingState(calendar))
+    state = RoutingState(calendar)
+    decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), state)
+    follow_keys(plan, decision, "", state)  # a caller pressing nothing: each menu's default
     heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
     return [heading, *decision_lines(decision, busy, set())]

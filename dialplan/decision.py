@@ -87,7 +87,7 @@ TraceStep = tuple[str, str, "Matcher | None"]
 
 @dataclass(slots=True)
 class Decision:
-    action: str  # "dial" | "reject"
+    action: str  # "dial" | "reject" | "menu" (then follow_menu with the caller's keys)
     call: Call
     moment: Moment
     rule: str | None = None
@@ -102,6 +102,12 @@ class Decision:
     forwarding: ForwardingChain | None = None
     down: frozenset[str] = frozenset()
     steps: list[TraceStep] = field(default_factory=list)
+    menu: str | None = None
+    """The menu to play first, while the action is "menu"."""
+    menu_path: str | None = None
+    menu_digits: str | None = None
+    language: str | None = None
+    """The prompt language: the plan's, or the one a menu option chose."""
 
     @property
     def calendar_fallback(self) -> list[DayInfo]:

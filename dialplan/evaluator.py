@@ -29,7 +29,8 @@ from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage, balance_exhausted, cap_reached
 from dialplan.decision import Decision, DialTarget, ForwardingChain, RejectReason, TraceStep
 from dialplan.matchers import Call, CallerIndex, CallerMatcher, Moment, compile_when
-from dialplan.plan import NumberStatus, Pin, Plan, Route, SplitShare
+from dialplan.menus import CompiledMenu, MenuWalk
+from dialplan.plan import Menu, MenuOption, NumberStatus, Pin, Plan, Route, SplitShare
 from dialplan.split import SplitCounters
 
 _REASON_OF_STATUS = {
@@ -82,9 +83,13 @@ class CompiledRoute:
     pin: Pin | None  # the PIN this route asks for
     matched: TraceStep
     all_down: TraceStep
+    menu: str | None = None  # the menu this route plays instead of dialling
+    language: str | None = None  # the prompt language a menu option switches to
 
     @classmethod
-    def of(cls, plan: Plan, route: Route, name: str, subject: str) -> CompiledRoute:
+    def of(
+        cls, plan: Plan, route: Route, name: str, subject: str, split_name: str | None = None
+    ) -> CompiledRoute:
         ring_default = route.ring_timeout or plan.ring_timeout
         choices = tuple(
             Choice(
@@ -106,7 +111,7 @@ class CompiledRoute:
             reject=reject,
             announcement=route.announcement,
             choices=choices,
-            split_key=(plan.number, name) if route.split is not None else None,
+            split_key=(plan.number, split_name or name) if route.split is not None else None,
             weights=tuple(choice.percent for choice in choices),
             chain=ForwardingChain(
                 on_busy=tuple(forwarding.on_busy),
@@ -118,7 +123,29 @@ class CompiledRoute:
             pin=plan.pin if asks_pin else None,
             matched=(subject, "matched", None),
             all_down=(subject, "matched, but every destination is down", None),
+            menu=route.menu,
+            language=route.language if isinstance(route, MenuOption) else None,
         )
+
+
+def _compile_menu(plan: Plan, name: str, menu: Menu) -> CompiledMenu[CompiledRoute]:
+    def option(key: str, choice: MenuOption) -> CompiledRoute | None:
+        if choice.repeat:
+            return None
+        subject = f"menu {name!r} {'key ' + key if key != 'default' else key}"
+        return CompiledRoute.of(plan, choice, name, subject, split_name=f"menu {name} {key}")
+
+    default = option("default", menu.default)
+    assert default is not None, "a menu's default is never repeat (Menu refuses it)"
+    return CompiledMenu(
+        name=name,
+        prompt=menu.prompt,
+        invalid_prompt=menu.invalid_prompt,
+        timeout_ms=menu.timeout * 1000,
+        retries=menu.retries,
+        options={key: option(key, choice) for key, choice in menu.options.items()},
+        default=default,
+    )
 
 
 # A matcher as the rule loop asks it: its bound `matches` with the step its failure records,
@@ -150,6 +177,7 @@ class RoutingTable:
     screening_refused: TraceStep
     rules: tuple[CompiledRule, ...]
     default: CompiledRoute
+    menus: dict[str, CompiledMenu[CompiledRoute]]
 
     @classmethod
     def of(cls, plan: Plan) -> RoutingTable:
@@ -189,6 +217,7 @@ class RoutingTable:
             screening_refused=(screening_subject, "refused", screened),
             rules=tuple(rules),
             default=CompiledRoute.of(plan, plan.default, "default", "default route"),
+            menus={name: _compile_menu(plan, name, menu) for name, menu in plan.menus.items()},
         )
 
 
@@ -217,6 +246,7 @@ def decide(plan: Plan, call: Call, now: datetime, usage: Usage, state: RoutingSt
     moment = Moment(now.astimezone(table.zone), state.calendar)
     decision = Decision("reject", call, moment)
     decision.down = state.down
+    decision.language = plan.language
     listed = table.callers.listing(call.caller)
     if _refused_before_routing(plan, table, call, listed, usage, decision):
         return decision
@@ -278,8 +308,49 @@ def _refuse(decision: Decision, reason: RejectReason, detail: str, plan: Plan) -
     return True
 
 
+def follow_menu(
+    plan: Plan,
+    decision: Decision,
+    walk: MenuWalk[CompiledRoute],
+    route: CompiledRoute,
+    state: RoutingState,
+) -> None:
+    """Turn a decision to play a menu into the route the caller's keys chose (`walk` ended
+    on `route`): the walk's steps join the trace, and the rule that led to the menu stays
+    the decision's rule. A chosen route whose destinations are all down refuses the call."""
+    rule = decision.rule
+    decision.steps.extend(walk.steps)
+    decision.menu_path, decision.menu_digits = walk.menu_path, walk.digits
+    decision.menu = None
+    if walk.language is not None:
+        decision.language = walk.language
+    if not _take_route(plan, route, state, decision):
+        detail = f"every destination of {route.subject} is down"
+        _refuse(decision, RejectReason.NO_ROUTE, detail, plan)
+    decision.rule = rule
+
+
+def follow_keys(plan: Plan, decision: Decision, keys: str, state: RoutingState) -> None:
+    """Walk the menus of a decision to play one as a caller pressing `keys` would, one key
+    a prompt, then nothing: what `simulate --digits` and the console's preview show."""
+    if decision.menu is None:
+        return
+    walk = MenuWalk.start(routing_table(plan).menus, decision.menu)
+    pressed = iter(keys)
+    route = None
+    while route is None:
+        route = walk.press(next(pressed, ""))
+    follow_menu(plan, decision, walk, route, state)
+
+
 def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision: Decision) -> bool:
     """Fill the decision from a matched route; False when all its destinations are down."""
+    if route.menu is not None:
+        decision.rule = route.name
+        decision.steps.append((route.subject, f"matched -> menu {route.menu!r}", None))
+        decision.action = "menu"
+        decision.menu = route.menu
+        return True
     if route.reject is not None:
         decision.rule = route.name
         decision.steps.append(route.matched)

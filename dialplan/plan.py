@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +30,14 @@ _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 _TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 _DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
 _PROMPT = re.compile(r"^[A-Za-z0-9_\-/.]{1,120}$")
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$"
+"""An Asterisk language, the name of its sounds folder: en, zh, fr_FR."""
+MENU_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+MENU_KEYS = "0123456789*"
+"""Keys a menu option may use; `#` ends an entry in GET DATA, so it cannot be an option."""
+MAX_MENU_DEPTH = 3
+"""A menu, its submenus and theirs: callers lost in deeper trees hang up."""
+REPEAT = "repeat"
 MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -409,6 +417,14 @@ class Route(Strict):
     ring_timeout: int | None = Field(None, ge=5, le=120)
     require_pin: bool = False
     forwarding: Forwarding | None = Field(None, description="overrides the plan's forwarding")
+    menu: str | None = Field(
+        None,
+        pattern=MENU_NAME_PATTERN,
+        description="play this menu of the plan's menus: the caller's key chooses the route",
+    )
+
+    ACTIONS: ClassVar[tuple[str, ...]] = ("target", "split", "reject", "menu")
+    """The fields of which a route gives exactly one."""
 
     @field_validator("target", mode="before")
     @classmethod
@@ -439,14 +455,12 @@ class Route(Strict):
 
     @model_validator(mode="after")
     def _one_action(self) -> Route:
-        actions = [
-            name for name in ("target", "split", "reject") if getattr(self, name) is not None
-        ]
+        actions = [name for name in self.ACTIONS if getattr(self, name) is not None]
         if len(actions) != 1:
             raise PydanticCustomError(
                 "route_action",
-                "give exactly one of target, split or reject (found {found})",
-                {"found": ", ".join(actions) or "none"},
+                "give exactly one of {names} (found {found})",
+                {"names": _one_of(self.ACTIONS), "found": ", ".join(actions) or "none"},
             )
         return self
 
@@ -517,9 +531,85 @@ class HoldQueue(Strict):
         return None if value is None else _check_prompt(value)
 
 
+def _one_of(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 class Rule(Route):
     name: str = Field(min_length=1, max_length=64)
     when: When = Field(default_factory=When)
+
+
+class MenuOption(Route):
+    """What a key of a menu does: a route, a submenu (`menu:`), or `repeat` (the menu again).
+
+    Written `"9": repeat` in a plan; `language:` switches the caller's prompts (the submenu's,
+    the PIN's, the survey's) to that language from then on.
+    """
+
+    repeat: Literal[True] | None = Field(None, description="play the menu again")
+    language: str | None = Field(
+        None, pattern=LANGUAGE_PATTERN, description="prompt language from this key on"
+    )
+
+    ACTIONS: ClassVar[tuple[str, ...]] = (*Route.ACTIONS, REPEAT)
+
+
+class Menu(Strict):
+    """An IVR menu: a prompt, then one key chooses an option. No key within `timeout`, or a
+    key without an option, plays the menu again up to `retries` times, then `default`."""
+
+    prompt: str = Field(description="the sound file listing the options")
+    options: dict[str, MenuOption] = Field(
+        min_length=1,
+        description="key (0-9 or *) -> a route, `menu: NAME`, or repeat",
+        json_schema_extra={"propertyNames": {"pattern": r"^[0-9*]$"}},
+    )
+    timeout: int = Field(5, ge=1, le=30, description="seconds to wait for a key after the prompt")
+    retries: int = Field(
+        2, ge=0, le=5, description="plays again after no key or a key without an option"
+    )
+    invalid_prompt: str | None = Field(
+        None, description="played before the menu again after a key without an option"
+    )
+    default: MenuOption = Field(description="the route when the retries are spent; mandatory")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _keys(cls, options: Any) -> Any:
+        """YAML reads `1:` as a number and `"9": repeat` as text: both made what they mean."""
+        if not isinstance(options, dict):
+            return options
+        keyed = {}
+        for key, option in options.items():
+            text = str(key)
+            if len(text) != 1 or text not in MENU_KEYS:
+                raise PydanticCustomError(
+                    "menu_key",
+                    "{key} is not a key a caller can press for an option (0-9 or *)",
+                    {"key": repr(key)},
+                )
+            keyed[text] = {REPEAT: True} if option == REPEAT else option
+        return keyed
+
+    @field_validator("prompt", "invalid_prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return None if value is None else _check_prompt(value)
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _default_moves_on(cls, option: Any) -> Any:
+        if option == REPEAT or (isinstance(option, dict) and option.get(REPEAT)):
+            raise PydanticCustomError(
+                "menu_default", "the default ends the retries: a route or a menu, not repeat"
+            )
+        return option
+
+    def submenus(self) -> list[str]:
+        """The menus this one leads to, options first, then the default."""
+        moves = [*self.options.values(), self.default]
+        return [option.menu for option in moves if option.menu is not None]
 
 
 class Plan(Strict):
@@ -532,6 +622,12 @@ class Plan(Strict):
         None, pattern=r"^0[1-9][0-9]{1,2}$", description="the subscriber's area code, for rating"
     )
     timezone: str = "Asia/Shanghai"
+    language: str | None = Field(
+        None,
+        pattern=LANGUAGE_PATTERN,
+        description="language of the plan's prompts (CHANNEL(language)); unset keeps the "
+        "channel's own",
+    )
     ring_timeout: int = Field(20, ge=5, le=120, description="default seconds a target rings")
     announcements: dict[
         Literal["blocked", "blacklisted", "anonymous", "capped", "suspended", "arrears", "closed"],
@@ -542,6 +638,11 @@ class Plan(Strict):
     pin: Pin | None = None
     caps: Caps = Field(default_factory=Caps)
     forwarding: Forwarding = Field(default_factory=Forwarding)
+    menus: dict[str, Menu] = Field(
+        default_factory=dict,
+        description="IVR menus by name, played by routes with `menu: NAME`",
+        json_schema_extra={"propertyNames": {"pattern": MENU_NAME_PATTERN}},
+    )
     rules: list[Rule] = Field(default_factory=list, description="first match wins")
     default: Route = Field(description="the route when no rule matches; mandatory")
     crm: CrmEvents | None = Field(None, description="call events to the subscriber's CRM")
@@ -587,8 +688,40 @@ class Plan(Strict):
         }
 
     def routes(self) -> list[tuple[tuple[str | int, ...], Route]]:
-        """Every route with its field path, rules first, for checks that span routes."""
+        """Every route with its field path, rules first, then the menus' options and
+        defaults, for checks that span routes."""
         paths: list[tuple[tuple[str | int, ...], Route]] = [
             (("rules", index), rule) for index, rule in enumerate(self.rules)
         ]
-        return [*paths, (("default",), self.default)]
+        paths.append((("default",), self.default))
+        for name, menu in self.menus.items():
+            paths += [(("menus", name, "options", key), opt) for key, opt in menu.options.items()]
+            paths.append((("menus", name, "default"), menu.default))
+        return paths
+
+    def languages(self) -> list[str]:
+        """The prompt languages the plan's calls can use: its own (or Asterisk's default,
+        en) and every menu option's."""
+        found = [self.language or "en"]
+        for _, route in self.routes():
+            language = getattr(route, "language", None)
+            if language is not None and language not in found:
+                found.append(language)
+        return found
+
+    def prompts(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every sound file the plan plays, with its field path."""
+        found: list[tuple[tuple[str | int, ...], str]] = [
+            (("announcements", kind), prompt) for kind, prompt in self.announcements.items()
+        ]
+        if self.pin is not None:
+            for name in ("prompt", "retry_prompt", "failed_prompt"):
+                found.append((("pin", name), getattr(self.pin, name)))
+        for name, menu in self.menus.items():
+            found.append((("menus", name, "prompt"), menu.prompt))
+            if menu.invalid_prompt is not None:
+                found.append((("menus", name, "invalid_prompt"), menu.invalid_prompt))
+        for path, route in self.routes():
+            if route.announcement is not None:
+                found.append(((*path, "announcement"), route.announcement))
+        return found

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dialplan.errors import ConfigError, Problem
-from dialplan.plan import MAX_BUSY_FORWARDS, MAX_NO_ANSWER_FORWARDS, Plan
+from dialplan.plan import MAX_BUSY_FORWARDS, MAX_MENU_DEPTH, MAX_NO_ANSWER_FORWARDS, Plan
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
 
@@ -54,8 +54,9 @@ def parse_plan(file: str, text: str) -> Plan:
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
     """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use,
-    a hold queue that could ever hold anyone."""
+    a hold queue that could ever hold anyone, menus named and nested within bounds."""
     yield from _forwarding_limits(source, plan)
+    yield from _menu_links(source, plan)
     seen: dict[str, int] = {}
     for index, rule in enumerate(plan.rules):
         if rule.name in seen:
@@ -75,6 +76,39 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             "no destination of the plan has max_calls, so no caller would ever be held: "
             "give the destinations of a route max_calls, or remove queue:",
         )
+
+
+def _menu_links(source: YamlSource, plan: Plan) -> Iterable[Problem]:
+    """Every `menu:` names a menu of the plan, and no caller goes deeper than
+    MAX_MENU_DEPTH menus or round in a loop (`repeat` plays a menu again)."""
+    for path, route in plan.routes():
+        if route.menu is not None and route.menu not in plan.menus:
+            known = ", ".join(sorted(plan.menus)) or "none defined"
+            yield source.problem((*path, "menu"), f"no menu named {route.menu!r} (menus: {known})")
+    for name in plan.menus:
+        chain = _deepest_chain(plan, [name])
+        if len(chain) > MAX_MENU_DEPTH:
+            loop = chain[-1] in chain[:-1]
+            what = "loops back" if loop else f"nests {len(chain)} menus deep"
+            yield source.problem(
+                ("menus", name),
+                f"menu {name!r} {what} ({' -> '.join(chain)}); menus nest at most "
+                f"{MAX_MENU_DEPTH} deep and never loop (an option `repeat` plays a menu again)",
+            )
+
+
+def _deepest_chain(plan: Plan, chain: list[str]) -> list[str]:
+    """The longest way down from chain[-1], cut once it passes the depth limit."""
+    if len(chain) > MAX_MENU_DEPTH:
+        return chain
+    menu = plan.menus.get(chain[-1])
+    deepest = chain
+    for below in menu.submenus() if menu is not None else []:
+        if below in plan.menus:
+            found = _deepest_chain(plan, [*chain, below])
+            if len(found) > len(deepest):
+                deepest = found
+    return deepest
 
 
 def _forwarding_limits(source: YamlSource, plan: Plan) -> Iterable[Problem]:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dialplan.plan import Plan
+from dialplan.plan import REPEAT, Plan
 
 SCHEMA_ID = "https://hotline400.example/schema/plan.schema.json"
 
 
 def plan_schema() -> dict[str, Any]:
     schema = Plan.model_json_schema()
+    # A menu option may also be written as the word `repeat` (Menu reads it as {repeat: true}).
+    options = schema["$defs"]["Menu"]["properties"]["options"]
+    options["additionalProperties"] = {
+        "anyOf": [options["additionalProperties"], {"const": REPEAT}]
+    }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

@@ -40,6 +40,13 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     node = data
     for position, step in enumerate(loc):
         is_last = position == len(loc) - 1
+        if isinstance(node, dict) and isinstance(step, str) and step not in node:
+            # YAML reads a menu key `1:` as a number, the model names it "1": found as such
+            key = next((key for key in node if str(key) == step), None)
+            if key is not None:
+                node = node[key]
+                path.append(step)
+                continue
         if (isinstance(node, dict) and step in node) or (
             isinstance(node, list) and isinstance(step, int) and step < len(node)
         ):

@@ -116,6 +116,7 @@ def simulated(clone: Path, cdr: dict[str, Any], calls: int = 1) -> str:
     """`hotline400 simulate` for the same call, run in the clone's directory."""
     argv = ["simulate", "--number", cdr["number"], "--caller", cdr["caller_raw"]]
     argv += ["--at", cdr["started_at"], "--calls", str(calls)]
+    argv += ["--digits", cdr["menu_digits"] or ""]
     for leg in cdr["legs"]:
         if leg["dial_status"] in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
             argv += ["--busy", leg["destination"]]
@@ -133,9 +134,15 @@ def simulated(clone: Path, cdr: dict[str, Any], calls: int = 1) -> str:
 
 
 def split_rules(clone: Path) -> set[tuple[str, str]]:
-    """(400 number, rule name) of every split rule of the example plans."""
+    """(400 number, rule name) of every rule of the example plans that splits, itself or by
+    its menu's default (callgen presses no keys)."""
     plans = [load_plan(path) for path in sorted((clone / "config" / "plans").glob("*.yaml"))]
-    return {(plan.number, rule.name) for plan in plans for rule in plan.rules if rule.split}
+    return {
+        (plan.number, rule.name)
+        for plan in plans
+        for rule in plan.rules
+        if rule.split or (rule.menu and plan.menus[rule.menu].default.split)
+    }
 
 
 def test_the_readme_main_job_then_serve_routes_every_call_as_simulate_says(clone: Path) -> None:

@@ -104,6 +104,7 @@ def figures(report: Report) -> dict[str, Any]:
         "regions": [
             {"province": r.province, "city": r.city, "calls": r.calls} for r in report.regions
         ],
+        "menu_paths": [{"path": m.path, "calls": m.calls} for m in report.menu_paths],
         "outcomes": dict(report.outcomes.most_common()),
         "fraud_signals": [
             {"at": s.at.isoformat(), "kind": s.kind, "detail": s.detail} for s in report.signals
@@ -152,6 +153,10 @@ def _table(report: Report, out: Any) -> None:
     print("\ncallers from:", file=out)
     for r in report.regions[:15]:
         print(f"  {(r.province or 'unknown') + ' ' + (r.city or ''):<20}{r.calls:>7}", file=out)
+    if report.menu_paths:
+        print("\nways through the menus:", file=out)
+        for m in report.menu_paths[:15]:
+            print(f"  {m.path:<40}{m.calls:>7}", file=out)
     for s in report.signals:
         print(f"fraud signal: {s.kind} {s.at:%Y-%m-%d}: {s.detail}", file=out)
 

@@ -36,6 +36,9 @@ CSV_COLUMNS = (
     "total",
     "tariff_id",
     "note",
+    "menu_path",
+    "menu_digits",
+    "language",
     "legs",
 )
 
@@ -139,7 +142,7 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
     """Fields a feature adds to a call (IVR path, survey score, recording), when present."""
     labels = {
         "menu_path": "IVR path",
-        "digits": "Digits pressed",
+        "menu_digits": "Keys pressed",
         "survey_score": "Survey score",
         "recording_path": "Recording",
         "language": "Language",

@@ -19,6 +19,7 @@ from router.fastagi.quoting import clean
 _UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _SERVICE_NUMBER = re.compile(r"(?:\+?86)?(400\d{7})")
 _MAX_FIELD = 128
+_LANGUAGE = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class CallContext:
     caller_raw: str
     caller_name: str
     caller: CallerInfo
+    language: str = ""
+    """The channel's prompt language as Asterisk reports it (agi_language), "" if odd."""
 
 
 def dialled_number(env: Mapping[str, str]) -> str:
@@ -52,4 +55,5 @@ def context_from(env: Mapping[str, str]) -> CallContext:
         caller_raw=caller_raw,
         caller_name=clean(env.get("agi_calleridname", ""), _MAX_FIELD),
         caller=locate(caller_raw),
+        language=language if _LANGUAGE.fullmatch(language := env.get("agi_language", "")) else "",
     )

@@ -1,9 +1,9 @@
 """One inbound 400 call, carried out over AGI in the order the call happens.
 
-read the environment -> find the plan -> write the CDR ahead -> decide -> reject, or
-(PIN) -> Dial -> forward on busy / no answer -> leave HOTLINE_* on the channel -> complete
-the CDR. The inbound channel is never answered before a destination answers unless a
-prompt must be played, so an unanswered call costs the caller nothing.
+read the environment -> find the plan -> write the CDR ahead -> decide -> (IVR menu) ->
+reject, or (PIN) -> Dial -> forward on busy / no answer -> leave HOTLINE_* on the channel ->
+complete the CDR. The inbound channel is never answered before a destination answers unless
+a prompt must be played (a menu, a PIN), so an unanswered call costs the caller nothing.
 
 A caller hang-up can happen at any moment: Asterisk says so with a `HANGUP` line (noted by
 AGISession), with 511 replies, or by closing the socket. Each step checks and the call ends
@@ -30,10 +30,17 @@ from dialplan.decision import (
     RejectReason,
     next_target,
 )
-from dialplan.evaluator import RoutingState, decide
+from dialplan.evaluator import (
+    CompiledRoute,
+    RoutingState,
+    decide,
+    follow_menu,
+    routing_table,
+)
 from dialplan.matchers import Call, CallerMatcher
+from dialplan.menus import MenuWalk
 from dialplan.pin import verify_pin
-from dialplan.plan import HoldQueue, Pin, Plan
+from dialplan.plan import HoldQueue, Plan
 from router.ami.live_calls import LiveCalls
 from router.call.channel_contract import (
     ENDINGS,
@@ -108,6 +115,9 @@ class CallRecord:
     legs: list[Leg] = field(default_factory=list)
     held_seconds: int = 0
     """Seconds the caller was held in the route's queue before a Dial or the end."""
+    menu_path: str | None = None
+    menu_digits: str | None = None
+    language: str | None = None
 
 
 class CallSession:
@@ -120,6 +130,9 @@ class CallSession:
         self.report = CallReport()  # silent until the plan names a CRM
         self.caller_left = False  # the caller hung up while held
         self.cdr: CDR | None = None  # as written ahead
+        self.answered = False
+        self.language = context.language
+        """The channel's prompt language as the router last set it (agi_language first)."""
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
@@ -187,6 +200,9 @@ class CallSession:
         usage = self.account.usage()
         with self.services.metrics.decision_timer():
             decision = decide(plan, call, now, usage, self._routing_state())
+        self.record.rule = decision.rule
+        if decision.action == "menu" and not await self._menu(plan, decision):
+            return
         if decision.pin is not None and await self._refused_for_guessing(decision, now):
             return
         if decision.action == "dial":
@@ -203,7 +219,7 @@ class CallSession:
             await self._reject(decision, usage)
             return
         self.services.refusals.routed(plan.number)
-        if decision.pin is not None and not await self._pin_accepted(decision.pin):
+        if decision.pin is not None and not await self._pin_accepted(decision):
             return
         await self._dial_chain(plan, decision)
 
@@ -224,6 +240,60 @@ class CallSession:
         assert shared is not None, "the daemon sets the shared routing state"
         return RoutingState(self.services.plans.calendar, shared.split)
 
+    async def _menu(self, plan: Plan, decision: Decision) -> bool:
+        """Answer (the menu must be heard), play the menus and read one key a time until
+        the caller's keys choose a route; the decision becomes that route. False when the
+        caller hung up in a menu: the call ends unconnected, its path on the CDR."""
+        assert decision.menu is not None
+        walk = MenuWalk.start(routing_table(plan).menus, decision.menu)
+        await self._answer()
+        route = None
+        while route is None:
+            await self._use_language(walk.language or decision.language)
+            menu = walk.menu
+            if walk.after_invalid and menu.invalid_prompt and not self.agi.hung_up:
+                await self.agi.stream_file(menu.invalid_prompt)
+            key = None if self.agi.hung_up else await self.agi.get_key(menu.prompt, menu.timeout_ms)
+            if key is None and not self.agi.hung_up:
+                await self.agi.channel_up()  # a missing prompt, or the caller gone?
+            if self.agi.hung_up:
+                walk.hung_up()
+                self._note_menu(walk, "hung_up")
+                self.record.note = f"caller hung up in menu {menu.name!r}"
+                self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
+                await self._leave_status()
+                return False
+            if key is None:
+                log.warning(
+                    "call %s: the prompt of menu %r cannot be played",
+                    self.context.call_id,
+                    menu.name,
+                )
+                route = walk.unplayable()
+            else:
+                route = walk.press(key)
+        self._note_menu(walk, "default" if walk.path[-1].endswith(":default") else "chosen")
+        follow_menu(plan, decision, walk, route, self._routing_state())
+        await self._use_language(decision.language)
+        return True
+
+    def _note_menu(self, walk: MenuWalk[CompiledRoute], how: str) -> None:
+        self.record.menu_path, self.record.menu_digits = walk.menu_path, walk.digits
+        self.services.metrics.menu_exited(self.context.dialled, how)
+
+    async def _answer(self) -> None:
+        """Answer the inbound channel once, for a prompt the caller must hear."""
+        if not self.answered:
+            self.answered = True
+            await self.agi.answer()
+
+    async def _use_language(self, language: str | None) -> None:
+        """Switch the channel's prompts to `language` (fact 19) unless they are in it."""
+        if language is None or language == self.language or self.agi.hung_up:
+            return
+        await self.agi.exec("Set", f"CHANNEL(language)={language}")
+        self.language = self.record.language = language
+
     async def _reject(self, decision: Decision, usage: Usage) -> None:
         assert decision.reject is not None
         self.record.outcome = ENDINGS[decision.reject].outcome
@@ -235,6 +305,7 @@ class CallSession:
             kind = reached or "monthly_calls"  # else another call took the last unit
             self.services.metrics.cap_reached(self.context.dialled, kind)
         if decision.announcement and not self.agi.hung_up:
+            await self._use_language(decision.language)
             await self.agi.exec("Progress")  # early media: the caller hears it unanswered
             await self.agi.exec("Playback", f"{decision.announcement},noanswer")
         await self._refuse(decision.reject)
@@ -259,9 +330,12 @@ class CallSession:
         """Who the PIN guard counts: the caller's number; every withheld one is one caller."""
         return self.context.caller.number or WITHHELD
 
-    async def _pin_accepted(self, pin: Pin) -> bool:
+    async def _pin_accepted(self, decision: Decision) -> bool:
         """Answer (a prompt must be heard), then up to `attempts` entries."""
-        await self.agi.answer()
+        pin = decision.pin
+        assert pin is not None
+        await self._answer()
+        await self._use_language(decision.language)
         prompt = pin.prompt
         wrong = 0
         for _ in range(pin.attempts):
@@ -547,6 +621,12 @@ class CallSession:
             "rule": record.rule,
             "note": record.note,
         }
+        features = {
+            "menu_path": record.menu_path,
+            "menu_digits": record.menu_digits,
+            "language": record.language,
+        }
+        fields.update((name, value) for name, value in features.items() if value is not None)
         self.services.cdrs.submit(FinishCall(self.context.call_id, fields))
         try:
             fields.update(self._book_charge())

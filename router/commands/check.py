@@ -22,6 +22,7 @@ from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 from router.configuration.plan_book import refused_minimum_changes
+from router.configuration.prompts import missing_prompts
 from router.configuration.settings import ROUTER_FILE, load_settings
 from router.numbers.plan_check import check_against_inventory
 
@@ -80,6 +81,11 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
         found, warned = check_against_inventory(config)
+        sounds = config.settings.sounds_dir
+        if sounds is not None:
+            for number, plan in sorted(config.plans.items()):
+                plan_file = next((path / "plans").glob(f"{number}.y*ml"))
+                found.extend(missing_prompts(plan, plan_file, Path(sounds)))
         return (
             [*config.problems, *found],
             [*_calendar_warnings(config.calendar, path / CALENDAR_FILE, today), *warned],

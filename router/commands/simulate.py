@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections import Counter
 from datetime import date, datetime
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
 from dialplan.decision import Decision, DialResult, next_target
-from dialplan.evaluator import RoutingState, decide
+from dialplan.evaluator import RoutingState, decide, follow_keys
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
@@ -71,6 +72,14 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="this destination rings out when dialled (repeat for several)",
     )
     parser.add_argument(
+        "--digits",
+        type=menu_keys,
+        default="",
+        metavar="KEYS",
+        help="keys the caller presses at the IVR menus, one per prompt (e.g. 21: 2 in the "
+        "first menu, 1 in the next); prompts after the last key hear none",
+    )
+    parser.add_argument(
         "--calls",
         type=positive(MAX_CALLS),
         default=1,
@@ -110,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(counters)
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
+        follow_keys(plan, decision, args.digits, state)
         _print_decision(decision, set(args.busy), set(args.no_answer))
         return 0
     spread: Counter[str] = Counter()
@@ -117,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     step = max(1, args.calls // 100)
     for placed in range(1, args.calls + 1):
         decision = decide(plan, call, at, usage, state)
+        follow_keys(plan, decision, args.digits, state)
         spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
         if show_progress and placed % step == 0:
             print(f"\r{placed:,} of {args.calls:,} calls", end="", file=sys.stderr, flush=True)
@@ -125,6 +136,15 @@ def run(args: argparse.Namespace) -> int:
     for destination, count in spread.most_common():
         print(f"  {destination:<16} {count:>6} calls  {100 * count / args.calls:6.2f}%")
     return 0
+
+
+def menu_keys(text: str) -> str:
+    """--digits: keys of a telephone keypad."""
+    if not re.fullmatch(r"[0-9*#]{0,20}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not up to 20 keys of a telephone keypad (0-9, * and #)"
+        )
+    return text
 
 
 def _instant(value: date | datetime | None, zone: ZoneInfo) -> datetime:
@@ -189,6 +209,9 @@ def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> l
     """The trace, the dial attempts and forwards, and the outcome of a decision, given which
     destinations are busy or do not answer: what simulate prints and the console previews."""
     lines = ["trace:", *(f"  {line}" for line in decision.trace())]
+    if decision.menu_path is not None:
+        keys = decision.menu_digits or "none"
+        lines.append(f"menus: {decision.menu_path} (keys pressed: {keys})")
     if decision.reject is not None:
         prompt = f", playing {decision.announcement}" if decision.announcement else ""
         lines.append(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject}){prompt}")

@@ -145,6 +145,11 @@ class RouterSettings(BaseModel):
         default_factory=PinGuardSettings,
         description="refuse a caller after repeated failed PIN calls (PIN guessing)",
     )
+    sounds_dir: str | None = Field(
+        None,
+        description="Asterisk's sounds directory (e.g. /var/lib/asterisk/sounds): `check` "
+        "then verifies every prompt of every plan exists in each language the plan uses",
+    )
     low_balance_webhook: str | None = Field(
         None,
         pattern=r"^https?://",

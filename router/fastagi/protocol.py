@@ -638,6 +638,24 @@ class AGISession:
             return "", False
         return reply.result, reply.timed_out
 
+    async def get_key(self, prompt: str, timeout_ms: int) -> str | None:
+        """Play `prompt` and wait for one key (`GET DATA prompt timeout 1`, fact 18): the
+        key, "" when none came within the timeout (or `#` alone), None when the prompt
+        could not be played: a missing sound file or a hang-up, both `result=-1` (fact 20),
+        which `hung_up` tells apart."""
+        file = _checked(_FILE_NAME, prompt, "prompt")
+        reply = await self.command(f"GET DATA {file} {max(timeout_ms, 0)} 1")
+        if not reply.ok or reply.result == "-1":
+            return None
+        return reply.result
+
+    async def channel_up(self) -> bool:
+        """Whether the caller is still there: `CHANNEL STATUS` answers the channel's state,
+        or `HANGUP` and 511 once it is gone. Asked after a prompt answered -1, which a
+        missing sound file and a hang-up both give (fact 20; agi-vas/hold_caller_gives_up)."""
+        reply = await self.command("CHANNEL STATUS")
+        return reply.ok and not self.hung_up
+
     async def stream_file(self, name: str, escape_digits: str = "") -> AGIReply:
         """Play a sound file; `reply.digit` is the key that interrupted it, if any."""
         file = _checked(_FILE_NAME, name, "sound file")

@@ -67,6 +67,10 @@ CAP_KINDS = ("monthly_calls", "monthly_cost", "daily_cost", "talk_budget")
 """Which limit stopped a call: the plan's caps (dialplan.caps), or `talk_budget` when the
 balance or a cost cap leaves less than one billing increment to dial with."""
 
+MENU_EXITS = ("chosen", "default", "hung_up")
+"""How a caller left the IVR menus: an option's route, the default once the retries were
+spent (or the prompt could not be played), or by hanging up."""
+
 NIGHT_HOURS = (23, 6)
 """Late night, [start, end) in local hours; calls then from abroad are a fraud signal."""
 
@@ -90,6 +94,7 @@ REQUEST_TIMEOUT_S = 5.0
 REQUEST_MAX_BYTES = 8192
 
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
+_MENU_EXITS = frozenset(MENU_EXITS)
 _REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
 _CALLER_KINDS = frozenset(KINDS)
@@ -175,6 +180,12 @@ class Metrics:
             "number",
             "kind",
         )
+        self._menu_exits = self._series(
+            "hotline400_menu_exits",
+            "Callers leaving the IVR menus, by dialled 400 number and how (MENU_EXITS).",
+            "number",
+            "exit",
+        )
         self._balance_below_warning = _Children(
             self._own(
                 Gauge(
@@ -253,6 +264,11 @@ class Metrics:
     def pin_guessing_refused(self, number: str) -> None:
         """A blocked caller's call, refused before the prompt."""
         self._pin_guessing_refusals(self._number_label(number)).inc()
+
+    def menu_exited(self, number: str, how: str) -> None:
+        """`how` is one of MENU_EXITS."""
+        exit_label = _bounded(how, _MENU_EXITS)
+        self._menu_exits(self._number_label(number), exit_label).inc()
 
     def cap_reached(self, number: str, kind: str) -> None:
         """`kind` is one of CAP_KINDS."""

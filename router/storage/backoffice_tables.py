@@ -16,6 +16,7 @@ from router.storage.console_rows import (
     AuditEntry,
     CallMix,
     HourBucket,
+    MenuPathCount,
     PlanVersion,
     RegionCount,
     UserRow,
@@ -242,6 +243,20 @@ class BackOfficeTables(SessionSource):
             RegionCount(row["province"] or None, row["city"] or None, int(row["calls"]))
             for row in rows
         ]
+
+    async def menu_paths(
+        self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
+    ) -> list[MenuPathCount]:
+        if not numbers:
+            return []
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT menu_path, COUNT(*) AS calls FROM cdrs"
+            f" WHERE number IN ({marks}) AND started_us >= ? AND started_us < ?"
+            " AND menu_path IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
+            (*numbers, epoch_us(since), epoch_us(until), limit),
+        )
+        return [MenuPathCount(row["menu_path"], int(row["calls"])) for row in rows]
 
     async def call_ids(
         self,

@@ -53,6 +53,9 @@ FINISH_FIELDS = frozenset(
         "total",
         "tariff_id",
         "note",
+        "menu_path",
+        "menu_digits",
+        "language",
     }
 )
 """The CDR fields a `FinishCall` may set: everything known only once the call is over."""
@@ -201,6 +204,13 @@ class CDR:
     tariff_id: str | None = None
     note: str | None = None
     """Hang-up cause or any remark, e.g. "router restarted"."""
+    menu_path: str | None = None
+    """The IVR menus the caller went through, each with the key that left it
+    (`main:2>support:1`; `default` when the retries ran out); None without a menu."""
+    menu_digits: str | None = None
+    """Every key the caller pressed in the menus, in order (never a PIN)."""
+    language: str | None = None
+    """The prompt language the call ended in, when the plan or a menu option chose one."""
     legs: tuple[Leg, ...] = ()
 
     def __post_init__(self) -> None:
@@ -291,8 +301,9 @@ def cdr_to_json(cdr: CDR) -> dict[str, Any]:
 
 
 def cdr_from_json(data: Mapping[str, Any]) -> CDR:
+    """A CDR from its JSON; fields a journal written by an older router lacks stay unset."""
     return CDR(
-        **{name: decode_value(name, data[name]) for name in _CDR_SCALARS},
+        **{name: decode_value(name, data.get(name)) for name in _CDR_SCALARS},
         region=CallerRegion(**data["region"]),
         legs=tuple(leg_from_json(leg) for leg in data["legs"]),
     )

@@ -63,3 +63,11 @@ class RegionCount:
     province: str | None
     city: str | None
     calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class MenuPathCount:
+    """How many calls took one way through the IVR menus (`main:2>support:1`)."""
+
+    path: str
+    calls: int

@@ -21,6 +21,7 @@ from router.storage.console_rows import (
     AuditEntry,
     CallMix,
     HourBucket,
+    MenuPathCount,
     PlanVersion,
     RegionCount,
     UserRow,
@@ -185,6 +186,12 @@ class Store(Protocol):
     async def regions(
         self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
     ) -> list[RegionCount]: ...
+
+    async def menu_paths(
+        self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
+    ) -> list[MenuPathCount]:
+        """Calls started in [since, until) by their way through the IVR menus, commonest
+        first; calls that met no menu are left out."""
 
     async def call_ids(
         self,

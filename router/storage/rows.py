@@ -142,6 +142,9 @@ def cdr_params(cdr: CDR, router: str) -> tuple[Any, ...]:
         _money_text(cdr.total),
         cdr.tariff_id,
         cdr.note,
+        cdr.menu_path,
+        cdr.menu_digits,
+        cdr.language,
         router,
     )
 

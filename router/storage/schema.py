@@ -7,7 +7,8 @@ audit log and plan versions, and the hourly call counts its reports read, 5 the 
 call counts beside them (a report reads whole days, and hours only at its edges), 6 the
 numbers' inventory with the history of every transition, service providers and their
 subscribers, 7 each number's history of minimum monthly consumption and charged rate, 8
-the failed PIN calls of each caller to each number and the callers refused for guessing; so
+the failed PIN calls of each caller to each number and the callers refused for guessing, 9
+the IVR menu path, keys and prompt language of each CDR; so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -290,6 +291,11 @@ PIN_GUARD = """CREATE TABLE pin_guard (
     PRIMARY KEY (number, caller)
 ){keyed}"""
 
+MENU_COLUMNS = tuple(
+    f"ALTER TABLE cdrs ADD COLUMN {name} text" for name in ("menu_path", "menu_digits", "language")
+)
+"""What the IVR menus leave on a CDR (router.storage.cdr.CDR says what each holds)."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -319,6 +325,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     ),
     7: (NUMBER_TERMS,),
     8: (PIN_FAILURES, PIN_GUARD),
+    9: MENU_COLUMNS,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -143,7 +143,7 @@ def test_the_same_two_busy_and_two_no_answer_numbers_may_be_reused_by_every_rule
     assert plan.rules[0].forwarding is not None
 
 
-def test_a_route_needs_exactly_one_of_target_split_or_reject() -> None:
+def test_a_route_needs_exactly_one_of_target_split_reject_or_menu() -> None:
     assert problems_of(
         """
         number: "4006001234"
@@ -153,8 +153,8 @@ def test_a_route_needs_exactly_one_of_target_split_or_reject() -> None:
           reject: closed
         """
     ) == [
-        "config/plans/4006001234.yaml:3 default: give exactly one of target, split or reject "
-        "(found target, reject)"
+        "config/plans/4006001234.yaml:3 default: give exactly one of target, split, reject or "
+        "menu (found target, reject)"
     ]
 
 

@@ -41,6 +41,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "argument --calls: '100000000' is not a whole number from 1 to 1,000,000"),
     ("no calls", ["simulate", *CALL, "--calls", "0"],
      "argument --calls: '0' is not a whole number from 1 to 1,000,000"),
+    ("menu keys no keypad has", ["simulate", *CALL, "--digits", "12a"],
+     "--digits: '12a' is not up to 20 keys of a telephone keypad"),
     ("a 400 number with letters", ["simulate", "--number", "400abc1234", "--caller", "1"],
      "argument --number: '400abc1234' is not a 400 number like 4006001234"),
     ("a number without a plan", ["simulate", "--number", "4009999999", "--caller", "1"],

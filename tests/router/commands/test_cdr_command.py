@@ -193,6 +193,9 @@ def test_csv_exports_every_matching_call_one_row_each_with_a_legs_column(
         "total": "",
         "tariff_id": "",
         "note": "",
+        "menu_path": "",
+        "menu_digits": "",
+        "language": "",
         "legs": "13800000021 BUSY > 13800000011 ANSWER",
     }
 

@@ -76,7 +76,7 @@ def break_lanhua_plan(config_dir: Path) -> tuple[Path, list[str]]:
     return plan, [
         f"{plan}:{typo} ring_timout: unknown key",
         f"{plan}:{window} rules[1].when.time: '23:00-07:60' is not a window like '09:00-18:00'",
-        f"{plan}:{split} rules[2].split: percentages sum to 110, must be 100",
+        f"{plan}:{split} menus.main.default.split: percentages sum to 110, must be 100",
     ]
 
 

@@ -163,6 +163,9 @@ def test_the_cdr_columns_are_the_model_fields_with_the_region_spread_and_two_sto
         "total",
         "tariff_id",
         "note",
+        "menu_path",
+        "menu_digits",
+        "language",
         "router",
     )
     assert ("call_id", *Leg.__dataclass_fields__) == LEG_COLUMNS

@@ -1,0 +1,51 @@
+"""What the in-call features leave on a call record, as the console shows it: the way
+through the IVR menus, the keys pressed and the prompt language on the call's page and in
+the CSV export, and the menu paths in the reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from pathlib import Path
+
+from router.storage.cdr import FinishCall
+from tests.console.harness import NOW, SHOP, a_call, running_console
+
+
+def menu_call(call_id: str, path: str, keys: str, minutes_ago: int) -> list[object]:
+    ops = a_call(call_id, SHOP, NOW - timedelta(minutes=minutes_ago))
+    fields = {"menu_path": path, "menu_digits": keys, "language": "en"}
+    return [*ops, FinishCall(call_id, fields)]
+
+
+async def test_a_call_page_shows_the_menu_path_keys_and_language(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(menu_call("m1", "main:3>english:1", "31", 30))
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/calls/m1")).text
+        assert "<dt>IVR path</dt><dd>main:3&gt;english:1</dd>" in page
+        assert "<dt>Keys pressed</dt><dd>31</dd>" in page
+        assert "<dt>Language</dt><dd>en</dd>" in page
+        rows = list(csv.DictReader(io.StringIO((await shop.get("/calls.csv")).text)))
+        assert (rows[0]["menu_path"], rows[0]["menu_digits"]) == ("main:3>english:1", "31")
+        await shop.aclose()
+
+
+async def test_reports_show_how_callers_went_through_the_menus(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *menu_call("m1", "main:1", "1", 50),
+                *menu_call("m2", "main:1", "71", 40),
+                *menu_call("m3", "main:default", "", 30),
+                *a_call("m4", SHOP, NOW - timedelta(minutes=20)),  # no menu: not counted
+            ]
+        )
+        shop = await site.signed_in("shop")
+        day = NOW.date().isoformat()
+        page = (await shop.get(f"/reports?number={SHOP}&from={day}&to={day}")).text
+        assert "Ways through the menus" in page
+        assert '<td>main:1</td><td class="num">2</td>' in page
+        assert '<td>main:default</td><td class="num">1</td>' in page
+        await shop.aclose()

@@ -1,0 +1,125 @@
+"""IVR menus over FastAGI: the router answers only to play a menu, reads one key a prompt
+(`GET DATA prompt timeout 1`, transcripts fact 18), switches the prompt language where the
+plan or an option says (fact 19), and puts the menu path and the keys on the CDR.
+
+Each test runs the real daemon with the Asterisk simulator and asserts the exact AGI
+commands. The plan (tests/e2e_config/plans/4000000101.yaml) speaks Chinese, its main menu
+sends 1 to 13800000011 and 2 to an English menu; no key or a wrong one plays the menu once
+more, then its default dials 13800000012.
+"""
+
+from pathlib import Path
+
+from router.simulation.asterisk_agi import CallerHangup
+from router.storage.cdr import Outcome
+from tests.conftest import call, finished_cdr, running_router
+from tests.router.call.test_router_calls import dial_lines, status_lines
+
+MENU_LINE = "4000000101"
+ANSWER_IN_CHINESE = ["ANSWER", 'EXEC Set "CHANNEL(language)=zh"']
+MAIN_MENU = "GET DATA acme/main-menu 3000 1"
+
+
+async def test_a_key_in_each_menu_reaches_its_destination_in_the_chosen_language(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled=MENU_LINE, uniqueid="ivr.1", dtmf=("2", "1"))
+        cdr = await finished_cdr(router, "ivr.1")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        'EXEC Set "CHANNEL(language)=en"',
+        "GET DATA acme/english-menu 5000 1",
+        *dial_lines("13800000013"),
+        *status_lines("answered", "13800000013", "default"),
+    ]
+    assert result.variables["CHANNEL(language)"] == "en"
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits, cdr.language) == (
+        Outcome.ANSWERED,
+        "main:2>english:1",
+        "21",
+        "en",
+    )
+    assert cdr.billable_seconds == 3
+
+
+async def test_a_wrong_key_then_silence_spend_the_retries_and_take_the_default(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled=MENU_LINE, uniqueid="ivr.2", dtmf=("7", None))
+        cdr = await finished_cdr(router, "ivr.2")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        'STREAM FILE acme/invalid-key ""',
+        MAIN_MENU,
+        *dial_lines("13800000012"),
+        *status_lines("answered", "13800000012", "default"),
+    ]
+    assert (cdr.menu_path, cdr.menu_digits, cdr.language) == ("main:default", "7", "zh")
+
+
+async def test_repeat_plays_the_menu_again_without_spending_a_retry(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled=MENU_LINE, uniqueid="ivr.3", dtmf=("9", "9", "1"))
+        cdr = await finished_cdr(router, "ivr.3")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        MAIN_MENU,
+        MAIN_MENU,
+        *dial_lines("13800000011"),
+        *status_lines("answered", "13800000011", "default"),
+    ]
+    assert (cdr.menu_path, cdr.menu_digits) == ("main:1", "991")
+
+
+async def test_a_caller_hanging_up_in_a_menu_leaves_a_complete_cdr(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router, dialled=MENU_LINE, uniqueid="ivr.4", hangup=CallerHangup.at_prompt(1)
+        )
+        cdr = await finished_cdr(router, "ivr.4")
+    # GET DATA answers -1 for a hang-up and for a missing prompt alike (fact 20): CHANNEL
+    # STATUS, answered by HANGUP and 511, tells which; nothing is dialled.
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        "CHANNEL STATUS",
+        *status_lines("noanswer", "", "default"),
+    ]
+    assert result.replies[3] == [
+        "511 Command Not Permitted on a dead channel or intercept routine"
+    ]
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (Outcome.NOANSWER, "main", "")
+    assert cdr.note == "caller hung up in menu 'main'"
+    assert cdr.ended_at is not None and cdr.legs == ()
+
+
+async def test_a_menu_whose_prompt_is_missing_takes_its_default_at_once(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router,
+            dialled=MENU_LINE,
+            uniqueid="ivr.5",
+            missing_sounds=frozenset({"zh/acme/main-menu"}),
+        )
+        cdr = await finished_cdr(router, "ivr.5")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        "CHANNEL STATUS",  # 200 result=6: the caller is there, the prompt is not
+        *dial_lines("13800000012"),
+        *status_lines("answered", "13800000012", "default"),
+    ]
+    assert cdr.menu_path == "main:default"
+
+
+async def test_a_call_without_a_menu_is_never_answered_by_the_router(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        result = await call(router, dialled="4000000001", uniqueid="ivr.6")
+        cdr = await finished_cdr(router, "ivr.6")
+    assert not result.answered
+    assert (cdr.menu_path, cdr.menu_digits, cdr.language) == (None, None, None)
