@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from console.context import Console
 from console.security import LoginThrottle
 from console.sessions import SignedInOnly, login, login_page, logout
-from console.views import calls, dashboard, money, people, reports, routing
+from console.views import calls, dashboard, money, numbers, people, reports, routing
 from console.web import render
 from router.storage.location import ConfiguredStore
 
@@ -49,6 +49,9 @@ def create_app(
         Route("/calls.csv", calls.export_csv),
         Route("/calls/{call_id}", calls.call_page),
         Route("/reports", reports.reports_page),
+        Route("/numbers", numbers.search_page),
+        Route("/numbers/{number}", numbers.number_page),
+        Route("/numbers/{number}/actions/{action}", numbers.act, methods=["POST"]),
         Route("/numbers/{number}/routing", routing.routing_page),
         Route("/numbers/{number}/routing", routing.routing_post, methods=["POST"]),
         Route("/numbers/{number}/routing/versions/{version:int}", routing.version_page),

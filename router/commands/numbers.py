@@ -42,9 +42,9 @@ from router.commands.number_output import (
     record_row,
 )
 from router.money.books import Books, BooksUnavailable, load_books
-from router.numbers.inventory import Action, Inventory
+from router.numbers import desk
+from router.numbers.inventory import Inventory
 from router.numbers.ticking import tick
-from router.storage.number_rows import PartyRow
 from router.storage.protocol import StoreUnavailable
 
 MAX_SEARCH = 10_000
@@ -103,9 +103,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     reserve.set_defaults(run=inventory_command(_reserve))
 
     release = actions.add_parser("release", parents=[*parents, one, by], help="end a reservation")
-    release.set_defaults(
-        run=_transition(lambda a, b: lambda r, at: lifecycle.release(r, a.by, at, b.number_rules))
-    )
+    release.set_defaults(run=_transition("release"))
 
     apply = actions.add_parser(
         "apply", parents=[*parents, one], help="a subscriber signs and prepays: number locked"
@@ -130,30 +128,20 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     submit.set_defaults(run=inventory_command(_submit))
 
     approve = actions.add_parser("approve", parents=[*parents, one, by], help="review passed")
-    approve.set_defaults(
-        run=_transition(
-            lambda a, b: lambda r, at: lifecycle.approve(r, a.by, at, b.number_rules, b.calendar)
-        )
-    )
+    approve.set_defaults(run=_transition("approve"))
     reject = actions.add_parser("reject", parents=[*parents, one, by], help="review failed")
     reject.add_argument("--reason", required=True, help="why, for the applicant")
-    reject.set_defaults(
-        run=_transition(lambda a, b: lambda r, at: lifecycle.reject(r, a.by, a.reason, at))
-    )
+    reject.set_defaults(run=_transition("reject"))
     suspend = actions.add_parser(
         "suspend", parents=[*parents, one, by], help="suspend with the number kept"
     )
-    suspend.set_defaults(
-        run=_transition(lambda a, b: lambda r, at: lifecycle.suspend(r, a.by, at, b.number_rules))
-    )
+    suspend.set_defaults(run=_transition("suspend"))
     resume = actions.add_parser("resume", parents=[*parents, one, by], help="end a suspension")
-    resume.set_defaults(run=_transition(lambda a, b: lambda r, at: lifecycle.resume(r, a.by, at)))
+    resume.set_defaults(run=_transition("resume"))
     cancel = actions.add_parser(
         "cancel", parents=[*parents, one, by], help="request cancellation (30 days' notice)"
     )
-    cancel.set_defaults(
-        run=_transition(lambda a, b: lambda r, at: lifecycle.cancel(r, a.by, at, b.number_rules))
-    )
+    cancel.set_defaults(run=_transition("cancel"))
     ticked = actions.add_parser(
         "tick", parents=[common, timed], help="apply the transitions due (safe to repeat)"
     )
@@ -235,17 +223,14 @@ async def _in_store(books: Books, args: argparse.Namespace, now: datetime, work:
         return await work(books, inventory, args, now)
 
 
-ActionMaker = Callable[[argparse.Namespace, Books], Action]
-"""The transition a command line asks for, bound to its options and the books' rules."""
-
-
-def _transition(make: ActionMaker) -> Callable[[argparse.Namespace], int]:
-    """A command that is one transition of numbering.lifecycle."""
+def _transition(name: str) -> Callable[[argparse.Namespace], int]:
+    """A command that is one of the desk's simple transitions, made by --by."""
 
     async def work(
         books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
     ) -> int:
-        changes = await inventory.act(args.number, now, make(args, books))
+        reason = getattr(args, "reason", "")
+        changes = await desk.act(inventory, args.number, name, args.by, now, reason)
         _print(args, books, changes)
         return 0
 
@@ -355,14 +340,7 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
 async def _reserve(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
-    await inventory.record(args.number)  # in the inventory at all, before anything else
-    if not await inventory.store.providers(args.by):
-        raise Refused(f"no service provider {args.by} (hotline400 providers add)")
-    rules = books.number_rules
-    changes = await inventory.act(
-        args.number, now, lambda record, at: lifecycle.reserve(record, args.by, at, rules)
-    )
-    _print(args, books, changes)
+    _print(args, books, await desk.reserve(inventory, args.number, args.by, now))
     return 0
 
 
@@ -371,40 +349,13 @@ async def _apply(
 ) -> int:
     """Lock the reserved number to the subscriber (made under the reserving provider when it
     is new); with the real-name material, submit it for review at once."""
-    store, rules = inventory.store, books.number_rules
-    material = (args.licence, args.legal_rep, args.id_number)
-    if any(material) and not all(material):
+    given = (args.licence, args.legal_rep, args.id_number)
+    if any(given) and not all(given):
         raise Refused("real-name material is --licence, --legal-rep and --id-number together")
-    existing = await store.subscribers(name=args.account)
-    record = await inventory.record(args.number)
-    caught_up = lifecycle.catch_up(record, now, rules)
-    current = caught_up[-1].after if caught_up else record
-    provider = existing[0].provider if existing else current.provider
-    lifecycle.apply(current, args.account, provider or "", now, rules)  # refuses before writing
-    if not existing:
-        assert provider is not None
-        await store.add_party(
-            PartyRow(
-                args.account,
-                args.full_name or args.account,
-                args.licence or "",
-                args.legal_rep or "",
-                args.id_number or "",
-                now,
-                provider,
-            )
-        )
-    elif any(material):
-        raise Refused(f"subscriber {args.account} exists: its material is kept as it was given")
-    changes = await inventory.act(
-        args.number,
-        now,
-        lambda r, at: lifecycle.apply(r, args.account, provider or "", at, rules),
+    material = desk.Material(*given) if all(given) else None
+    changes = await desk.apply(
+        inventory, args.number, args.account, now, full_name=args.full_name, material=material
     )
-    if all(material):
-        changes += await inventory.act(
-            args.number, now, lambda r, at: lifecycle.submit(r, at, rules, books.calendar)
-        )
     _print(args, books, changes)
     return 0
 
@@ -412,20 +363,7 @@ async def _apply(
 async def _submit(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
-    record = await inventory.record(args.number)
-    if record.subscriber is not None:
-        [subscriber] = await inventory.store.subscribers(name=record.subscriber)
-        if not (subscriber.licence and subscriber.legal_representative and subscriber.id_masked):
-            raise Refused(
-                f"subscriber {subscriber.name} has no real-name material: it is given with "
-                f"numbers apply --licence --legal-rep --id-number"
-            )
-    changes = await inventory.act(
-        args.number,
-        now,
-        lambda r, at: lifecycle.submit(r, at, books.number_rules, books.calendar),
-    )
-    _print(args, books, changes)
+    _print(args, books, await desk.submit(inventory, args.number, now))
     return 0
 
 

@@ -89,10 +89,12 @@ class NumberTables(SessionSource):
         pattern: str | None = None,
         status: str | None = None,
         holder: str | None = None,
+        subscriber: str | None = None,
         limit: int = 50,
     ) -> list[NumberRecord]:
         """Numbers in number order; `pattern` is digits the number contains, `holder` a
-        provider or subscriber; `premium` True for any grade but ordinary."""
+        provider or subscriber, `subscriber` only a subscriber; `premium` True for any grade
+        but ordinary."""
         where = queries.Conditions()
         if segment is not None:
             where.add("number >= ? AND number < ?", *_segment_bounds(segment))
@@ -106,6 +108,8 @@ class NumberTables(SessionSource):
             where.add("status = ?", status)
         if holder is not None:
             where.add("(provider = ? OR subscriber = ?)", holder, holder)
+        if subscriber is not None:
+            where.add("subscriber = ?", subscriber)
         async with self._connected() as session:
             rows = await session.fetch(
                 f"{_SELECT_RECORD} WHERE {where.sql()} ORDER BY number LIMIT ?",

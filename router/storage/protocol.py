@@ -229,6 +229,7 @@ class Store(Protocol):
         pattern: str | None = None,
         status: str | None = None,
         holder: str | None = None,
+        subscriber: str | None = None,
         limit: int = 50,
     ) -> list[NumberRecord]:
         """Numbers in number order matching every condition given."""

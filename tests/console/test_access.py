@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from console.app import create_app
+from numbering.lifecycle import NumberRecord
 from tests.console.harness import (
     CLINIC,
     NOW,
@@ -96,6 +97,8 @@ async def test_disabling_a_user_ends_its_sessions_at_once(tmp_path: Path) -> Non
 def _routes_with_foreign_ids(call_id: str) -> list[tuple[str, str]]:
     """Every route of the console, asked by the clinic's administrator about the shop."""
     return [
+        ("GET", f"/numbers/{SHOP}"),
+        ("POST", f"/numbers/{SHOP}/actions/suspend"),
         ("GET", f"/numbers/{SHOP}/routing"),
         ("POST", f"/numbers/{SHOP}/routing"),
         ("GET", f"/numbers/{SHOP}/routing/versions/1"),
@@ -119,6 +122,7 @@ OPEN_TO_EVERY_USER = {
     "/calls",
     "/calls.csv",
     "/reports",
+    "/numbers",
     "/users",
     "/password",
     "/audit",
@@ -138,6 +142,7 @@ def test_the_scope_table_covers_every_route_of_the_console(tmp_path: Path) -> No
         .replace("{call_id}", "X")
         .replace("{name}", "shopstaff")
         .replace("{feature}", "recording")
+        .replace("{action}", "suspend")
         for path in paths
     }
     assert templated - covered - OPEN_TO_EVERY_USER == set()
@@ -146,6 +151,7 @@ def test_the_scope_table_covers_every_route_of_the_console(tmp_path: Path) -> No
 async def test_another_subscribers_data_is_not_found_on_every_route(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         await site.store.apply(a_call("shop.1", SHOP, NOW))
+        await site.store.add_numbers([NumberRecord(SHOP)], NOW)  # the inventory knows it too
         clinic = await site.signed_in("clinic")
         token = await csrf_of(clinic, "/users")
         for method, path in _routes_with_foreign_ids("shop.1"):

@@ -29,7 +29,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from console.store_access import opened_store
+from numbering.lifecycle import NumberRecord
+from router.configuration.config_dir import load_config
 from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.storage.number_rows import PartyRow
 from tests.console.harness import (
     CLINIC,
     PASSWORD,
@@ -239,8 +242,9 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         assert "30.00 yuan" in confirm.text
         confirm.accept()
         WebDriverWait(browser, 15).until(
-            lambda b: b.find_element(By.CSS_SELECTOR, survey).get_attribute("aria-checked")
-            == "true"
+            lambda b: (
+                b.find_element(By.CSS_SELECTOR, survey).get_attribute("aria-checked") == "true"
+            )
         )
         state = browser.find_element(By.CSS_SELECTOR, "[data-testid=feature-satisfaction_survey]")
         assert state.text.startswith("on since ")
@@ -262,6 +266,60 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
             ):
                 browser.get(url + path)
                 _photograph(browser, name, width)
+    finally:
+        browser.quit()
+
+
+def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
+    site: dict[str, object],
+) -> None:
+    config_dir = Path(str(site["config"]))
+
+    async def seed() -> None:
+        async with opened_store(config_dir) as store:
+            rules = load_config(config_dir).number_rules
+            numbers = [f"400888{n:04d}" for n in range(8880, 8900)] + [SHOP, CLINIC]
+            await store.add_numbers(
+                [
+                    NumberRecord(n, rules.grade(n), rules.fee_of_grade[rules.grade(n)])
+                    for n in numbers
+                ],
+                datetime.now(SHANGHAI),
+            )
+            await store.add_party(
+                PartyRow("sp-east", "East Telecom Reseller", "", "", "", datetime.now(SHANGHAI))
+            )
+
+    asyncio.run(seed())
+    url = str(site["url"])
+    browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
+    try:
+        _sign_in(browser, url, "ops")
+        browser.find_element(By.LINK_TEXT, "Numbers").click()
+        browser.find_element(By.NAME, "pattern").send_keys("8888")
+        browser.find_element(By.CSS_SELECTOR, "form.filters button.primary").click()
+        rows = browser.find_elements(By.CSS_SELECTOR, "[data-testid=numbers] tbody tr")
+        shown = [row.text.split()[0] for row in rows]
+        assert len(shown) == 20 and "400-888-8888" in shown
+        assert all("8888" in number.replace("-", "") for number in shown)
+        for width in WIDTHS:
+            _photograph(browser, "numbers", width)
+        browser.find_element(By.LINK_TEXT, "400-888-8888").click()
+        assert "platinum" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=reserve]").click()
+        status = browser.find_element(By.CSS_SELECTOR, "[data-testid=status]")
+        assert status.text == "reserved"
+        history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
+        assert "reserved for 30 days (free)" in history and "sp-east" in history
+        browser.find_element(By.NAME, "subscriber").send_keys("acme")
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=apply]").click()
+        assert browser.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "applied"
+        history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
+        assert "selection_fee 8000.00 to 4008888888" in history
+        for width in WIDTHS:
+            _photograph(browser, "number", width)
+        browser.get(f"{url}/audit")
+        assert "number apply" in browser.find_element(By.TAG_NAME, "main").text
     finally:
         browser.quit()
 

@@ -1,0 +1,272 @@
+"""Numbers: the operator's inventory (search by segment, digits, grade, status and holder), a
+number's page with its history, and its lifecycle actions.
+
+The actions go through router.numbers.desk, as `hotline400 numbers ...` does: the same rules,
+the same refusals (shown on the page, nothing changed), the same history and fees. Only the
+operator acts; a subscriber's users see the numbers their subscriber holds (and the number
+their account is), read-only, and any other number answers "not found".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console.users import User
+from console.web import (
+    audit,
+    back_to,
+    checked_form,
+    console_of,
+    not_found,
+    render,
+    require_operator,
+    user_of,
+)
+from numbering.lifecycle import Change, NumberRecord, Refused, Status
+from numbering.real_name import check_licence, mask_id
+from numbering.segments import operator_of
+from router.numbers import desk
+from router.numbers.inventory import Inventory
+
+PAGE_SIZE = 100
+SEGMENT = re.compile(r"400\d")
+PATTERN = re.compile(r"\d{1,10}")
+HOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ACTIONS_BY_STATUS: dict[Status, tuple[str, ...]] = {
+    Status.AVAILABLE: ("reserve",),
+    Status.RESERVED: ("apply", "release"),
+    Status.APPLIED: ("submit",),
+    Status.UNDER_REVIEW: ("approve", "reject"),
+    Status.ACTIVE: ("suspend", "cancel"),
+    Status.SUSPENDED: ("resume", "cancel"),
+    Status.ARREARS: ("cancel",),
+}
+"""The forms a number's page offers in each status; the rules still decide on posting."""
+DONE = {
+    "reserve": "Reserved",
+    "release": "Reservation released",
+    "apply": "Applied for: number locked",
+    "submit": "Material submitted for review",
+    "approve": "Approved: in service",
+    "reject": "Review rejected",
+    "suspend": "Suspended with the number kept",
+    "resume": "Resumed",
+    "cancel": "Cancellation requested",
+}
+
+
+def _inventory(request: Request) -> Inventory:
+    console = console_of(request)
+    config = console.config
+    return Inventory(console.store, config.number_rules, config.calendar)
+
+
+def _may_see(user: User, record: NumberRecord) -> bool:
+    return user.is_operator or user.account in (record.number, record.subscriber)
+
+
+async def search_page(request: Request) -> Response:
+    user = user_of(request)
+    console = console_of(request)
+    query = request.query_params
+    wanted = {key: query.get(key, "").strip() for key in ("segment", "pattern", "grade", "status")}
+    wanted["holder"] = query.get("holder", "").strip() if user.is_operator else ""
+    problems = _problems(wanted, console.config.number_rules.fee_of_grade)
+    found: list[NumberRecord] = []
+    if not problems:
+        grade = wanted["grade"] or None
+        found = await console.store.search_numbers(
+            segment=wanted["segment"] or None,
+            grade=None if grade == "premium" else grade,
+            premium=True if grade == "premium" else None,
+            pattern=wanted["pattern"] or None,
+            status=wanted["status"] or None,
+            holder=wanted["holder"] or None,
+            subscriber=None if user.is_operator else user.account,
+            limit=PAGE_SIZE + 1,
+        )
+    if not user.is_operator and user.account is not None and not problems:
+        own = await console.store.number_record(user.account)  # the account is a number
+        if own is not None and own not in found and _matches(own, wanted):
+            found = sorted([*found, own], key=lambda record: record.number)
+    return render(
+        request,
+        "numbers.html",
+        {
+            "search": wanted,
+            "problems": problems,
+            "found": found[:PAGE_SIZE],
+            "more": len(found) > PAGE_SIZE,
+            "statuses": [status.value for status in Status],
+            "grades": sorted(console.config.number_rules.fee_of_grade),
+            "operator_of": operator_of,
+        },
+    )
+
+
+def _problems(wanted: dict[str, str], grades: dict[str, object]) -> list[str]:
+    problems = []
+    if wanted["segment"] and not SEGMENT.fullmatch(wanted["segment"]):
+        problems.append(f"{wanted['segment']} is not a segment like 4008")
+    if wanted["pattern"] and not PATTERN.fullmatch(wanted["pattern"]):
+        problems.append(f"{wanted['pattern']} is not a pattern of 1 to 10 digits")
+    if wanted["grade"] and wanted["grade"] != "premium" and wanted["grade"] not in grades:
+        problems.append(f"{wanted['grade']} is not a grade")
+    if wanted["status"] and wanted["status"] not in {status.value for status in Status}:
+        problems.append(f"{wanted['status']} is not a status")
+    if wanted["holder"] and not HOLDER.fullmatch(wanted["holder"]):
+        problems.append(f"{wanted['holder']} is not a provider or subscriber name")
+    return problems
+
+
+def _matches(record: NumberRecord, wanted: dict[str, str]) -> bool:
+    """The search's conditions asked of one record (a subscriber's own account number)."""
+    grade = wanted["grade"]
+    return (
+        record.number.startswith(wanted["segment"])
+        and wanted["pattern"] in record.number
+        and (not grade or (record.premium if grade == "premium" else record.grade == grade))
+        and wanted["status"] in ("", record.status.value)
+    )
+
+
+async def number_page(request: Request) -> Response:
+    record = await _visible_record(request)
+    return await _page(request, record, done=DONE.get(request.query_params.get("done", ""), ""))
+
+
+async def _visible_record(request: Request) -> NumberRecord:
+    number = request.path_params["number"]
+    record = await console_of(request).store.number_record(number)
+    if record is None or not _may_see(user_of(request), record):
+        raise not_found()
+    return record
+
+
+async def _page(
+    request: Request,
+    record: NumberRecord,
+    *,
+    done: str = "",
+    refused: str = "",
+    form: FormData | None = None,
+    status: int = 200,
+) -> Response:
+    console = console_of(request)
+    rules = console.config.number_rules
+    providers = await console.store.providers() if user_of(request).is_operator else []
+    return render(
+        request,
+        "number.html",
+        {
+            "record": record,
+            "operator": operator_of(record.number).value,
+            "due": record.due_at(rules),
+            "history": list(reversed(await console.store.number_history(record.number))),
+            "actions": ACTIONS_BY_STATUS.get(record.status, ()),
+            "providers": providers,
+            "configured": record.number in console.all_numbers(),
+            "done": done,
+            "refused": refused,
+            "form": form or {},
+        },
+        status=status,
+    )
+
+
+async def act(request: Request) -> Response:
+    """One lifecycle action posted from a number's page; refused ones change nothing."""
+    user = require_operator(request)
+    record = await _visible_record(request)
+    name = request.path_params["action"]
+    perform = _PERFORMERS.get(name)
+    if perform is None:
+        raise not_found()
+    form = await checked_form(request)
+    number, at = record.number, console_of(request).clock()
+    try:
+        changes = await perform(_inventory(request), number, user, form, at)
+    except Refused as refusal:
+        current = await _visible_record(request)
+        return await _page(request, current, refused=str(refusal), form=form, status=409)
+    await audit(request, f"number {name}", number, _summary(changes))
+    return back_to(f"/numbers/{number}?{urlencode({'done': name})}")
+
+
+def _summary(changes: list[Change]) -> str:
+    """What the audit log keeps: each transition and its fees, never real-name material."""
+    parts = []
+    for change in changes:
+        fees = "".join(f", {fee.kind} {fee.amount}" for fee in change.fees)
+        parts.append(f"{change.before.status} -> {change.after.status}{fees}")
+    return "; ".join(parts)
+
+
+Performer = Callable[[Inventory, str, User, FormData, datetime], Awaitable[list[Change]]]
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def _reserve(
+    inventory: Inventory, number: str, user: User, form: FormData, at: datetime
+) -> list[Change]:
+    provider = _field(form, "provider")
+    if not provider:
+        raise Refused("choose the service provider the number is reserved for")
+    return await desk.reserve(inventory, number, provider, at)
+
+
+async def _apply(
+    inventory: Inventory, number: str, user: User, form: FormData, at: datetime
+) -> list[Change]:
+    subscriber = _field(form, "subscriber")
+    if not HOLDER.fullmatch(subscriber):
+        raise Refused(
+            f"{subscriber!r} is not a subscriber name (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    given = (_field(form, "licence"), _field(form, "legal_rep"), _field(form, "id_number"))
+    if any(given) and not all(given):
+        raise Refused("real-name material is the licence, the legal representative and the ID")
+    material = None
+    if all(given):
+        try:
+            material = desk.Material(check_licence(given[0]), given[1], mask_id(given[2]))
+        except ValueError as error:
+            raise Refused(str(error)) from None
+    full_name = _field(form, "full_name") or None
+    return await desk.apply(
+        inventory, number, subscriber, at, full_name=full_name, material=material
+    )
+
+
+async def _submit(
+    inventory: Inventory, number: str, user: User, form: FormData, at: datetime
+) -> list[Change]:
+    return await desk.submit(inventory, number, at)
+
+
+def _simple(name: str) -> Performer:
+    async def perform(
+        inventory: Inventory, number: str, user: User, form: FormData, at: datetime
+    ) -> list[Change]:
+        return await desk.act(inventory, number, name, user.name, at, _field(form, "reason"))
+
+    return perform
+
+
+_PERFORMERS: dict[str, Performer] = {
+    "reserve": _reserve,
+    "apply": _apply,
+    "submit": _submit,
+    **{name: _simple(name) for name in desk.SIMPLE_ACTIONS},
+}

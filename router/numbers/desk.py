@@ -1,0 +1,126 @@
+"""The lifecycle actions an operator asks for, by name, with the checks that need the store:
+the command line (`hotline400 numbers ...`) and the console's Numbers pages both act through
+here, so a number's life follows the same rules whichever way it is changed.
+
+numbering.lifecycle decides each transition; this module binds an action's arguments, checks
+what the state machine cannot know (the service provider exists, the subscriber belongs to
+the reserving provider, its real-name material was given) and has `Inventory.act` write it.
+Every refusal is a `Refused` with one line, and nothing written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from numbering import lifecycle
+from numbering.lifecycle import Change
+from router.numbers.inventory import Action, Inventory
+from router.storage.number_rows import PartyRow
+
+SIMPLE_ACTIONS = ("release", "approve", "reject", "suspend", "resume", "cancel")
+"""The actions that need nothing but who does them (and a reason for a rejection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Material:
+    """A subscriber's real-name material: licence number, legal representative, masked ID."""
+
+    licence: str
+    legal_representative: str
+    id_masked: str
+
+
+def simple_action(inventory: Inventory, name: str, actor: str, reason: str = "") -> Action:
+    """One of SIMPLE_ACTIONS bound to its actor; KeyError for any other name."""
+    rules, calendar = inventory.rules, inventory.calendar
+    makers: dict[str, Action] = {
+        "release": lambda r, at: lifecycle.release(r, actor, at, rules),
+        "approve": lambda r, at: lifecycle.approve(r, actor, at, rules, calendar),
+        "reject": lambda r, at: lifecycle.reject(r, actor, reason, at),
+        "suspend": lambda r, at: lifecycle.suspend(r, actor, at, rules),
+        "resume": lambda r, at: lifecycle.resume(r, actor, at),
+        "cancel": lambda r, at: lifecycle.cancel(r, actor, at, rules),
+    }
+    if name == "reject" and not reason.strip():
+        raise lifecycle.Refused("a rejection needs a reason, for the applicant")
+    return makers[name]
+
+
+async def act(
+    inventory: Inventory, number: str, name: str, actor: str, at: datetime, reason: str = ""
+) -> list[Change]:
+    """Make one of SIMPLE_ACTIONS happen to `number` at `at`."""
+    return await inventory.act(number, at, simple_action(inventory, name, actor, reason))
+
+
+async def reserve(inventory: Inventory, number: str, provider: str, at: datetime) -> list[Change]:
+    """Hold a number for a service provider (reserving is free)."""
+    await inventory.record(number)  # in the inventory at all, before anything else
+    if not await inventory.store.providers(provider):
+        raise lifecycle.Refused(f"no service provider {provider} (hotline400 providers add)")
+    rules = inventory.rules
+    return await inventory.act(
+        number, at, lambda record, moment: lifecycle.reserve(record, provider, moment, rules)
+    )
+
+
+async def apply(
+    inventory: Inventory,
+    number: str,
+    subscriber: str,
+    at: datetime,
+    *,
+    full_name: str | None = None,
+    material: Material | None = None,
+) -> list[Change]:
+    """Lock a reserved number to a subscriber, who signed and prepaid; a new subscriber is
+    made under the reserving provider. With the real-name material, it is submitted for
+    review at once."""
+    store, rules = inventory.store, inventory.rules
+    existing = await store.subscribers(name=subscriber)
+    record = await inventory.record(number)
+    caught_up = lifecycle.catch_up(record, at, rules)
+    current = caught_up[-1].after if caught_up else record
+    provider = existing[0].provider if existing else current.provider
+    lifecycle.apply(current, subscriber, provider or "", at, rules)  # refuses before writing
+    if existing and material is not None:
+        raise lifecycle.Refused(
+            f"subscriber {subscriber} exists: its material is kept as it was given"
+        )
+    if not existing:
+        assert provider is not None
+        given = material or Material("", "", "")
+        await store.add_party(
+            PartyRow(
+                subscriber,
+                full_name or subscriber,
+                given.licence,
+                given.legal_representative,
+                given.id_masked,
+                at,
+                provider,
+            )
+        )
+    changes = await inventory.act(
+        number, at, lambda r, moment: lifecycle.apply(r, subscriber, provider or "", moment, rules)
+    )
+    if material is not None:
+        changes += await submit(inventory, number, at)
+    return changes
+
+
+async def submit(inventory: Inventory, number: str, at: datetime) -> list[Change]:
+    """Hand the subscriber's real-name material in for review; refused if it has none."""
+    record = await inventory.record(number)
+    if record.subscriber is not None:
+        [subscriber] = await inventory.store.subscribers(name=record.subscriber)
+        if not (subscriber.licence and subscriber.legal_representative and subscriber.id_masked):
+            raise lifecycle.Refused(
+                f"subscriber {subscriber.name} has no real-name material: it is given with "
+                f"numbers apply --licence --legal-rep --id-number"
+            )
+    rules, calendar = inventory.rules, inventory.calendar
+    return await inventory.act(
+        number, at, lambda r, moment: lifecycle.submit(r, moment, rules, calendar)
+    )

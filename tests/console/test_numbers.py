@@ -1,0 +1,165 @@
+"""The console's Numbers pages: the operator searches the inventory and takes a number through
+its life from its page, by the same rules as `hotline400 numbers`; refusals change nothing;
+every change is audited; a subscriber sees the numbers it holds and nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from numbering.lifecycle import NumberRecord, Status
+from numbering.rules import NumberRules
+from router.configuration.config_dir import load_config
+from router.numbers import desk
+from router.numbers.inventory import Inventory
+from router.storage.location import ConfiguredStore
+from router.storage.number_rows import PartyRow
+from tests.console.harness import CLINIC, NOW, SHOP, csrf_of, running_console
+
+RULES = NumberRules()
+POOL = [f"40088880{n:02d}" for n in range(40)] + ["4006172839", "4001357924"]
+PROVIDER = "sp-east"
+LICENCE = "91110000100000000X"
+
+
+async def seed(
+    store: ConfiguredStore, site_config: Path | None = None, held_by_shop: bool = False
+) -> None:
+    """The pool above and one service provider; SHOP held by subscriber 'shopco' if asked."""
+    numbers = [*POOL, SHOP, CLINIC]
+    records = [NumberRecord(n, RULES.grade(n), RULES.fee_of_grade[RULES.grade(n)]) for n in numbers]
+    await store.add_numbers(records, NOW - timedelta(days=1))
+    await store.add_party(PartyRow(PROVIDER, "East Telecom Reseller", "", "", "", NOW))
+    if held_by_shop:  # taken through its life a week ago, as an operator would
+        assert site_config is not None
+        config = load_config(site_config)
+        inventory = Inventory(store, config.number_rules, config.calendar)
+        week_ago = NOW - timedelta(days=7)
+        await desk.reserve(inventory, SHOP, PROVIDER, week_ago)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        await desk.apply(inventory, SHOP, "shopco", week_ago, material=material)
+        await inventory.act(SHOP, NOW - timedelta(days=1), None)  # reviewed: in service
+
+
+class Clock:
+    """The console's clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_the_operator_searches_by_segment_digits_grade_and_status(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        page = await ops.get("/numbers", params={"segment": "4008", "pattern": "8888"})
+        assert page.status_code == 200
+        assert "400-888-8000" in page.text and "400-617-2839" not in page.text
+        premium = await ops.get("/numbers", params={"grade": "premium", "status": "available"})
+        assert "400-888-8000" in premium.text and "400-135-7924" not in premium.text
+        bad = await ops.get("/numbers", params={"segment": "40x8", "pattern": "88a"})
+        assert "40x8 is not a segment like 4008" in bad.text
+        assert "88a is not a pattern of 1 to 10 digits" in bad.text
+        assert "400-888-8000" not in bad.text
+        await ops.aclose()
+
+
+async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    number = "4006172839"
+    async with running_console(tmp_path, clock=clock) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+
+        async def post(action: str, **fields: str) -> int:
+            response = await ops.post(
+                f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields}
+            )
+            return response.status_code
+
+        assert await post("reserve", provider=PROVIDER) == 303
+        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        assert await post("apply", subscriber="acme", full_name="Acme Ltd", **material) == 303
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.UNDER_REVIEW
+        assert record.subscriber == "acme" and record.provider == PROVIDER
+
+        # Too early: the review takes a working day; the page says when, nothing changes.
+        early = await ops.post(f"/numbers/{number}/actions/approve", data={"csrf": token})
+        assert early.status_code == 409
+        assert "review takes at least 1 official working day(s), possible from" in early.text
+        assert (await site.store.number_record(number)) == record
+
+        clock.now = NOW + timedelta(days=1)  # sessions last 12 hours: sign in again
+        await ops.aclose()
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+        assert await post("approve") == 303
+        page = await ops.get(f"/numbers/{number}")
+        assert 'data-testid="status">active<' in page.text
+        for step in ("reserved for 3 days (free)", "applied for by acme", "review passed"):
+            assert step in page.text
+        assert "opening_fee 600.00 to 4006172839" in page.text
+        assert [e.amount for e in await site.store.ledger(number)] == [-600]
+
+        audit = (await ops.get("/audit")).text
+        for action in ("number reserve", "number apply", "number approve"):
+            assert action in audit
+        assert "110101199003071234" not in audit and "110101199003071234" not in page.text
+        [acme] = await site.store.subscribers(name="acme")
+        assert acme.id_masked == "110***********1234"
+        await ops.aclose()
+
+
+async def test_a_refused_action_says_why_and_when_and_changes_nothing(tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    number = "4001357924"
+    async with running_console(tmp_path, clock=clock) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+        reserve = {"csrf": token, "provider": PROVIDER}
+        assert (await ops.post(f"/numbers/{number}/actions/reserve", data=reserve)).is_redirect
+        assert (
+            await ops.post(f"/numbers/{number}/actions/release", data={"csrf": token})
+        ).is_redirect
+        clock.now = NOW + timedelta(minutes=10)
+        again = await ops.post(f"/numbers/{number}/actions/reserve", data=reserve)
+        assert again.status_code == 409
+        assert f"{number} is frozen until 2026-11-24 15:30 (released 10 minutes ago)" in again.text
+        history = await site.store.number_history(number)
+        assert [h.to_status for h in history] == ["reserved", "frozen"]
+        unknown = await ops.post(f"/numbers/{number}/actions/steal", data={"csrf": token})
+        assert unknown.status_code == 404
+        forged = await ops.post(f"/numbers/{number}/actions/reserve", data={"provider": PROVIDER})
+        assert forged.status_code == 403
+        assert len(await site.store.number_history(number)) == 2
+        await ops.aclose()
+
+
+async def test_a_subscriber_sees_its_own_numbers_only_and_cannot_act(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        shop = await site.signed_in("shop")
+        listing = await shop.get("/numbers")
+        assert "400-820-7788" in listing.text
+        assert "400-888-8000" not in listing.text and "400-123-4567" not in listing.text
+        assert (await shop.get(f"/numbers/{SHOP}")).status_code == 200
+        token = await csrf_of(shop, f"/numbers/{SHOP}")
+        suspend = await shop.post(f"/numbers/{SHOP}/actions/suspend", data={"csrf": token})
+        assert suspend.status_code == 404
+        record = await site.store.number_record(SHOP)
+        assert record is not None and record.status is Status.ACTIVE
+
+        clinic = await site.signed_in("clinic")
+        assert "400-820-7788" not in (await clinic.get("/numbers?pattern=7788")).text
+        assert (await clinic.get(f"/numbers/{SHOP}")).status_code == 404
+        assert (await clinic.get("/numbers/4008888000")).status_code == 404
+        assert (await clinic.get(f"/numbers/{CLINIC}")).status_code == 200
+        await shop.aclose()
+        await clinic.aclose()
