@@ -5,7 +5,9 @@ will book (rent, minimum-consumption top-up) marked as pending. Payments booked 
 ledger entries like those of `account topup` (operator only: the operator takes the money),
 each with a receipt reference, so a form posted twice books once. A subscriber's
 administrators and the operator switch features on and off (console.feature_switching);
-switching on books the feature's fee that day.
+switching on books the feature's fee that day. A prepaid account is not given credit: a
+feature whose fee is more than the balance of the account that pays it (the provider's for a
+number a service provider holds) is refused, the file and the ledger left as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.context import Console
 from console.feature_switching import CannotSwitch, fee_entries, switch_feature
 from console.views.dashboard import number_money
 from console.web import (
@@ -32,9 +35,11 @@ from console.web import (
     visible_number,
 )
 from rating.ledger import LedgerEntry, LedgerKind
-from rating.money import FEN
+from rating.money import FEN, ZERO
+from rating.tariff import Tariffs
 from router.money.billing import month_statement
 from router.money.fee_payers import on_payer, providers_of
+from router.numbers.inventory import provider_account
 
 KIND_NAMES = {
     LedgerKind.RENT.value: "rent",
@@ -122,7 +127,10 @@ async def switch(request: Request) -> Response:
     back = f"/numbers/{number}/money"
     if on == (since is not None):
         return back_to(back)  # already so: a form posted twice changes nothing
-    today = console.now().date()
+    now = console.now()
+    today = now.date()
+    if on and (short := await _short_of_fee(console, tariffs, number, feature, now)):
+        return back_to(f"{back}?{urlencode({'problem': short})}")
     try:
         switched = switch_feature(
             console.config_dir, tariffs, number, feature, today if on else None
@@ -140,6 +148,27 @@ async def switch(request: Request) -> Response:
     payer = f" on {entries[0].number}" if entries and entries[0].number != number else ""
     await audit(request, "switch feature on", number, f"{feature}: {what}{payer}")
     return back_to(back)
+
+
+async def _short_of_fee(
+    console: Console, tariffs: Tariffs, number: str, feature: str, now: datetime
+) -> str | None:
+    """Why a prepaid account cannot pay `feature`'s fee now, or None when it can (or is
+    postpaid): the balance of the account the fee would be deducted from."""
+    if not tariffs.accounts[number].prepaid:
+        return None
+    fee = tariffs.features[feature]
+    provider = (await providers_of(console.store, [number])).get(number)
+    payer = number if provider is None else provider_account(provider)
+    usage = await console.store.usage(payer, f"{now:%Y-%m}", f"{now:%Y-%m-%d}")
+    balance = usage.balance if usage.balance is not None else ZERO
+    if balance >= fee:
+        return None
+    whose = "the prepaid balance" if payer == number else f"service provider {provider}'s balance"
+    return (
+        f"{feature} was not switched on: its fee is {fee} yuan and {whose} is {balance} yuan."
+        f" Top up at least {fee - balance} yuan, then switch it on; nothing was booked."
+    )
 
 
 def _last_months(now: datetime, count: int) -> list[str]:

@@ -5,10 +5,15 @@ book as pending."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from rating.ledger import LedgerKind
+from numbering.lifecycle import NumberRecord, reserve
+from numbering.rules import NumberRules
+from rating.ledger import LedgerEntry, LedgerKind
+from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
+from router.numbers.inventory import provider_account
 from router.storage.cdr import Outcome
 from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
 
@@ -116,4 +121,82 @@ async def test_the_current_months_statement_marks_what_closing_will_book_as_pend
         assert "minimum-consumption top-up <strong>499.80</strong>" in note
         assert "open · 2 pending" in page
         assert page.count('class="num pending"') >= 2
+        await shop.aclose()
+
+
+def _shop_prepaid(config_dir: Path) -> str:
+    """tariffs.yaml with the shop's account prepaid (the example's is postpaid)."""
+    tariffs_file = config_dir / "tariffs.yaml"
+    text = tariffs_file.read_text(encoding="utf-8")
+    shop_block = text.index(f'"{SHOP}":')
+    prepaid = text[:shop_block] + text[shop_block:].replace("prepaid: false", "prepaid: true", 1)
+    tariffs_file.write_text(prepaid, encoding="utf-8")
+    return prepaid
+
+
+async def test_a_prepaid_account_short_of_a_features_fee_is_refused_and_nothing_is_booked(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        tariffs_file = site.config_dir / "tariffs.yaml"
+        prepaid = _shop_prepaid(site.config_dir)
+        ops = await site.signed_in("ops")
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        await ops.post(
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": await csrf_of(ops, "/"), "amount": "20.00", "ref": "r1"},
+        )
+
+        refused = await shop.post(SWITCH, data={"csrf": token, "on": "1"}, follow_redirects=True)
+        assert (
+            f"{SURVEY} was not switched on: its fee is 30.00 yuan and the prepaid balance is"
+            " 20.00 yuan. Top up at least 10.00 yuan"
+        ) in refused.text
+        assert SURVEY not in _features(site.config_dir)
+        assert tariffs_file.read_text(encoding="utf-8") == prepaid
+        assert await site.store.ledger(SHOP, kind=LedgerKind.FEATURE_FEE) == []
+        assert "switch feature on" not in (await shop.get("/audit")).text
+
+        await ops.post(
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": await csrf_of(ops, "/"), "amount": "10.00", "ref": "r2"},
+        )
+        on = await shop.post(SWITCH, data={"csrf": token, "on": "1"})
+        assert on.headers["location"] == f"/numbers/{SHOP}/money", "a balance equal to the fee pays"
+        assert _features(site.config_dir)[SURVEY] == "2026-11-24"
+        page = await shop.get(f"/numbers/{SHOP}/money")
+        assert 'data-testid="balance">0.00<' in page.text
+        await ops.aclose()
+        await shop.aclose()
+
+
+async def test_the_fee_of_a_number_a_provider_holds_needs_the_providers_balance(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        _shop_prepaid(site.config_dir)
+        rules = NumberRules()
+        await site.store.add_numbers([NumberRecord(SHOP, rules.grade(SHOP), ZERO)], NOW)
+        record = await site.store.number_record(SHOP)
+        assert record is not None
+        await site.store.record_changes([reserve(record, "sp-east", NOW, rules)], None, [[]])
+        provider = provider_account("sp-east")
+        await site.store.post_ledger(
+            [LedgerEntry(provider, NOW, Decimal("25.00"), LedgerKind.PAYMENT, "p1", "")]
+        )
+        await site.store.post_ledger(
+            [LedgerEntry(SHOP, NOW, Decimal("500.00"), LedgerKind.PAYMENT, "s1", "")]
+        )  # the number's own balance does not pay the provider's deduction
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        refused = await shop.post(SWITCH, data={"csrf": token, "on": "1"}, follow_redirects=True)
+        assert "service provider sp-east&#39;s balance is 25.00 yuan" in refused.text
+        assert await site.store.ledger(provider, kind=LedgerKind.FEATURE_FEE) == []
+        await site.store.post_ledger(
+            [LedgerEntry(provider, NOW, Decimal("5.00"), LedgerKind.PAYMENT, "p2", "")]
+        )
+        await shop.post(SWITCH, data={"csrf": token, "on": "1"})
+        fees = await site.store.ledger(provider, kind=LedgerKind.FEATURE_FEE)
+        assert [str(e.amount) for e in fees] == ["-30.00"]
         await shop.aclose()
