@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console.context import Console
+from console.headers import SecurityHeaders
 from console.security import LoginThrottle
 from console.sessions import SignedInOnly, login, login_page, logout
 from console.views import calls, dashboard, money, numbers, people, reports, routing
@@ -84,7 +85,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SignedInOnly)],
+        middleware=[Middleware(SecurityHeaders), Middleware(SignedInOnly)],
         exception_handlers={HTTPException: _error_page},
     )
     app.state.console = Console(

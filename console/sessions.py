@@ -2,7 +2,9 @@
 
 The session cookie is HTTP-only, SameSite=Strict and Secure (unless the console is told it
 runs without TLS, on the loopback interface only), and lives 12 hours; disabling a user ends
-its sessions at once because every request looks the session up in the store.
+its sessions at once because every request looks the session up in the store. The sign-in
+form carries a CSRF token too, derived from a cookie the sign-in page sets, so no other site
+can sign a visitor's browser in to an account of its choosing.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console.security import new_session_token, password_matches, token_digest
+from console.security import (
+    csrf_token,
+    csrf_valid,
+    new_session_token,
+    password_matches,
+    token_digest,
+)
 from console.users import Role, User
 from console.web import SESSION_COOKIE, back_to, checked_form, console_of, render
 from router.storage.console_rows import AuditEntry, UserRow
 
 SESSION_LIFETIME = timedelta(hours=12)
+LOGIN_COOKIE = "hotline400_login"
+"""The sign-in form's own CSRF cookie: a visitor has no session yet to derive a token from."""
 OPEN_PATHS = ("/login", "/static/")
 
 
@@ -47,7 +57,25 @@ class SignedInOnly(BaseHTTPMiddleware):
 
 
 async def login_page(request: Request) -> Response:
-    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
+    return _login_form(request, {"next": _safe_next(request.query_params.get("next"))})
+
+
+def _login_form(request: Request, context: dict[str, object], status: int = 200) -> Response:
+    """The sign-in page with its form's CSRF token, from the visitor's sign-in cookie (set
+    here when it has none yet)."""
+    console = console_of(request)
+    token = request.cookies.get(LOGIN_COOKIE) or new_session_token()
+    response = render(
+        request,
+        "login.html",
+        {**context, "csrf": csrf_token(console.secret, f"login:{token}")},
+        status=status,
+    )
+    if request.cookies.get(LOGIN_COOKIE) != token:
+        response.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, secure=console.secure_cookies, samesite="strict"
+        )
+    return response
 
 
 async def login(request: Request) -> Response:
@@ -59,34 +87,29 @@ async def login(request: Request) -> Response:
     now = console.clock()
     client = request.client.host if request.client else "unknown"
     keys = (f"user:{name.lower()}", f"client:{client}")
+    cookie, offered = request.cookies.get(LOGIN_COOKIE), form.get("csrf")
+    if not cookie or not csrf_valid(
+        console.secret, f"login:{cookie}", offered if isinstance(offered, str) else None
+    ):
+        error = "The sign-in form expired or did not come from this console; sign in again."
+        return _login_form(request, {"error": error, "next": next_url, "name": name}, 403)
     throttle = request.app.state.throttle
     retry_at = throttle.retry_at(keys, now)
     if retry_at is not None:
         wait = max(1, math.ceil((retry_at - now).total_seconds() / 60))
-        return render(
-            request,
-            "login.html",
-            {
-                "error": f"Too many failed sign-ins. Try again in {wait} minutes.",
-                "next": next_url,
-                "name": name,
-            },
-            status=429,
-        )
+        error = f"Too many failed sign-ins. Try again in {wait} minutes."
+        return _login_form(request, {"error": error, "next": next_url, "name": name}, 429)
     row = await console.store.user(name)
     if row is None or row.disabled or not password_matches(row.password_hash, password):
         throttle.failed(keys, now)
-        return render(
-            request,
-            "login.html",
-            {"error": "Wrong user name or password.", "next": next_url, "name": name},
-            status=401,
-        )
+        error = "Wrong user name or password."
+        return _login_form(request, {"error": error, "next": next_url, "name": name}, 401)
     throttle.succeeded(keys)
     token = new_session_token()
     await console.store.open_session(token_digest(token), row.name, now + SESSION_LIFETIME)
     await console.store.audit(AuditEntry(now, row.name, row.account, "sign in", row.name, client))
     response = back_to(next_url)
+    response.delete_cookie(LOGIN_COOKIE)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -109,7 +132,13 @@ async def logout(request: Request) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of this console: never an address elsewhere (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """Only a path of this console: never an address elsewhere (open redirect). Browsers
+    read a backslash as a slash, so `/\\host` leaves the console as `//host` would."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
+    ):
         return "/"
     return target

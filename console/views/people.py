@@ -3,12 +3,15 @@ everyone changes their own password. Disabling a user ends its sessions at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from console.security import WeakPassword, hash_password, password_matches
-from console.users import InvalidUser, Role, check_new_user
-from console.views.dashboard import number_money
+from console.users import InvalidUser, Role, User, check_new_user
+from console.views.dashboard import NumberMoney, number_money
 from console.web import (
     audit,
     back_to,
@@ -20,6 +23,8 @@ from console.web import (
     require_operator,
     user_of,
 )
+from rating.money import ZERO
+from router.numbers.inventory import provider_account
 from router.storage.console_rows import UserRow
 
 
@@ -27,12 +32,19 @@ async def users_page(request: Request) -> Response:
     user = require_change(request)
     store = console_of(request).store
     users = await store.users(None if user.is_operator else user.account)
-    roles = list(Role) if user.is_operator else [Role.SUBSCRIBER_STAFF, Role.SUBSCRIBER_ADMIN]
+    roles = roles_to_give(user)
     return render(
         request,
         "users.html",
         {"users": users, "roles": roles, "error": request.query_params.get("error", "")},
     )
+
+
+def roles_to_give(user: User) -> list[Role]:
+    """The roles a user may give, the least powerful first: the form's default is read-only
+    staff, so a hurried click never makes an operator."""
+    staff = [Role.SUBSCRIBER_STAFF, Role.SUBSCRIBER_ADMIN]
+    return [*staff, Role.OPERATOR] if user.is_operator else staff
 
 
 async def add_user(request: Request) -> Response:
@@ -108,17 +120,57 @@ async def audit_page(request: Request) -> Response:
     return render(request, "audit.html", {"entries": entries})
 
 
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """One 400 number's account as the operator scans the list: who, on what terms, and
+    whether its money needs a look."""
+
+    money: NumberMoney
+    name: str
+    package: str | None
+    prepaid: bool | None
+    features: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    name: str
+    full_name: str
+    balance: Decimal
+
+
 async def accounts_page(request: Request) -> Response:
+    """Every number's account (with a plan or in tariffs.yaml) and every service provider's
+    balance; the operator books payments from a number's money page."""
     require_operator(request)
     console = console_of(request)
     now = console.now()
-    rows = [await number_money(request, number, now) for number in console.all_numbers()]
-    return render(request, "accounts.html", {"rows": rows})
+    config = console.config
+    accounts = config.tariffs.accounts if config.tariffs is not None else {}
+    rows = []
+    for number in console.all_numbers():
+        plan, account = config.plans.get(number), accounts.get(number)
+        rows.append(
+            AccountRow(
+                await number_money(request, number, now),
+                plan.name if plan is not None else "",
+                account.package if account is not None else None,
+                account.prepaid if account is not None else None,
+                len(account.features) if account is not None else 0,
+            )
+        )
+    providers = []
+    for party in await console.store.providers():
+        usage = await console.store.usage(
+            provider_account(party.name), f"{now:%Y-%m}", f"{now:%Y-%m-%d}"
+        )
+        providers.append(ProviderRow(party.name, party.full_name, usage.balance or ZERO))
+    return render(request, "accounts.html", {"rows": rows, "providers": providers})
 
 
 async def _context(request: Request, error: str) -> dict[str, object]:
     user = user_of(request)
     store = console_of(request).store
     users = await store.users(None if user.is_operator else user.account)
-    roles = list(Role) if user.is_operator else [Role.SUBSCRIBER_STAFF, Role.SUBSCRIBER_ADMIN]
+    roles = roles_to_give(user)
     return {"users": users, "roles": roles, "error": error}

@@ -148,9 +148,20 @@ class Site:
 
     async def signed_in(self, name: str) -> httpx.AsyncClient:
         client = self.client()
-        response = await client.post("/login", data={"name": name, "password": PASSWORD})
+        response = await sign_in(client, name)
         assert response.status_code == 303, response.text
         return client
+
+
+async def sign_in(
+    client: httpx.AsyncClient, name: str, password: str = PASSWORD, **fields: str
+) -> httpx.Response:
+    """The sign-in form filled in and posted, as a browser does: its page first, for the
+    form's CSRF token and the cookie it comes with."""
+    token = await csrf_of(client, "/login")
+    return await client.post(
+        "/login", data={"csrf": token, "name": name, "password": password, **fields}
+    )
 
 
 async def csrf_of(client: httpx.AsyncClient, path: str) -> str:

@@ -6,6 +6,7 @@ every route of the console, asked with another account's number, call or user, a
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 
 from console.app import create_app
 from numbering.lifecycle import NumberRecord
+from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.number_rows import PartyRow
 from tests.console.harness import (
     CLINIC,
     NOW,
@@ -21,15 +24,16 @@ from tests.console.harness import (
     a_call,
     csrf_of,
     running_console,
+    sign_in,
 )
 
 
 async def test_a_wrong_password_is_refused_and_a_right_one_opens_a_session(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site, site.client() as client:
-        wrong = await client.post("/login", data={"name": "shop", "password": "guess-guess"})
+        wrong = await sign_in(client, "shop", "guess-guess")
         assert wrong.status_code == 401
         assert "Wrong user name or password" in wrong.text
-        right = await client.post("/login", data={"name": "shop", "password": PASSWORD})
+        right = await sign_in(client, "shop")
         assert right.status_code == 303
         cookie = right.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
@@ -43,13 +47,66 @@ async def test_pages_send_a_visitor_without_a_session_to_sign_in(tmp_path: Path)
         assert response.headers["location"] == "/login?next=/calls"
 
 
+async def test_a_sign_in_posted_from_elsewhere_opens_no_session(tmp_path: Path) -> None:
+    """Another site cannot sign a visitor in to an account it chose: the form's token comes
+    from a cookie only the sign-in page sets."""
+    async with running_console(tmp_path) as site, site.client() as client:
+        forged = await client.post("/login", data={"name": "shop", "password": PASSWORD})
+        assert forged.status_code == 403
+        assert "did not come from this console" in forged.text
+        cookie = forged.headers["set-cookie"].lower()  # the form shown again, with its cookie
+        assert "hotline400_session" not in cookie and "hotline400_login=" in cookie
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        wrong_token = {"csrf": "0" * 64, "name": "shop", "password": PASSWORD}
+        assert (await client.post("/login", data=wrong_token)).status_code == 403
+        assert (await sign_in(client, "shop")).status_code == 303
+        assert (await client.get("/")).status_code == 200
+
+
+async def test_no_other_site_may_frame_a_page_or_load_code_into_it(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site, site.client() as visitor:
+        shop = await site.signed_in("shop")
+        responses = [
+            await visitor.get("/calls"),  # a redirect to sign in
+            await visitor.get("/login"),
+            await visitor.get("/static/console.css"),
+            await shop.get("/"),
+            await shop.get(f"/numbers/{CLINIC}/money"),  # not found
+        ]
+        for response in responses:
+            policy = response.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+            assert "form-action 'self'" in policy
+            assert response.headers["x-frame-options"] == "DENY"
+            assert response.headers["x-content-type-options"] == "nosniff"
+        await shop.aclose()
+
+
+@pytest.mark.parametrize(
+    ("asked", "lands"),
+    [
+        ("/calls?number=4008207788", "/calls?number=4008207788"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\tevil", "/"),
+    ],
+)
+async def test_signing_in_goes_on_only_to_a_page_of_the_console(
+    tmp_path: Path, asked: str, lands: str
+) -> None:
+    async with running_console(tmp_path) as site, site.client() as client:
+        response = await sign_in(client, "shop", next=asked)
+        assert response.headers["location"] == lands
+
+
 async def test_after_five_failures_a_user_is_throttled_even_with_the_right_password(
     tmp_path: Path,
 ) -> None:
     async with running_console(tmp_path) as site, site.client() as client:
         for _ in range(5):
-            await client.post("/login", data={"name": "shop", "password": "not-the-one"})
-        response = await client.post("/login", data={"name": "shop", "password": PASSWORD})
+            await sign_in(client, "shop", "not-the-one")
+        response = await sign_in(client, "shop")
         assert response.status_code == 429
         assert "Try again in 15 minutes" in response.text
 
@@ -231,6 +288,41 @@ async def test_a_subscriber_cannot_reach_operator_pages_or_book_payments(tmp_pat
         await shop.aclose()
 
 
+async def test_the_operator_scans_every_account_and_each_providers_balance(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        tariffs = site.config_dir / "tariffs.yaml"
+        text = tariffs.read_text(encoding="utf-8")
+        shop = text.index(f'"{SHOP}":')
+        tariffs.write_text(
+            text[:shop] + text[shop:].replace("prepaid: false", "prepaid: true", 1),
+            encoding="utf-8",
+        )
+        await site.store.post_ledger(
+            [
+                LedgerEntry(SHOP, NOW, Decimal("20.00"), LedgerKind.PAYMENT, "r1", ""),
+                LedgerEntry("provider:sp-east", NOW, Decimal("75.50"), LedgerKind.PAYMENT, "p", ""),
+            ]
+        )
+        await site.store.add_party(PartyRow("sp-east", "East Reseller", "", "", "", NOW))
+        ops = await site.signed_in("ops")
+        page = (await ops.get("/accounts")).text
+        rows = {
+            number: page.split(f'data-testid="account-{number}"')[1].split("</tr>")[0]
+            for number in (SHOP, CLINIC, "4006001234")
+        }
+        assert "nationwide-300 <span class=\"muted small\">prepaid" in rows[SHOP]
+        assert "Lanhua Online Shop" in rows[SHOP]
+        assert ">low</span> 20.00<" in rows[SHOP]
+        assert "postpaid" in rows[CLINIC] and ">low<" not in rows[CLINIC]
+        assert 'data-testid="low-count">1 low on balance<' in page
+        providers = page.split('data-testid="providers"')[1]
+        assert "<td>sp-east</td><td class=\"wrap\">East Reseller</td>" in providers
+        assert '<td class="num">75.50</td>' in providers
+        await ops.aclose()
+
+
 async def test_a_subscriber_adds_staff_to_its_own_account_only(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         shop = await site.signed_in("shop")
@@ -281,6 +373,16 @@ async def test_changing_a_password_needs_the_current_one(tmp_path: Path) -> None
         )
         assert right.status_code == 303
         async with httpx.AsyncClient(base_url=site.url) as fresh:
-            login = await fresh.post("/login", data={"name": "shop", "password": "new password 1"})
+            login = await sign_in(fresh, "shop", "new password 1")
             assert login.status_code == 303
         await shop.aclose()
+
+
+async def test_the_add_user_form_offers_read_only_staff_first(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        page = (await ops.get("/users")).text
+        offered = page.split('name="role">')[1].split("</select>")[0]
+        assert offered.index("subscriber-staff") < offered.index("operator")
+        assert offered.startswith("<option>subscriber-staff</option>")
+        await ops.aclose()

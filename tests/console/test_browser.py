@@ -4,8 +4,9 @@ chromedriver), beside a real router, both run as `hotline400` processes on one s
 A subscriber signs in, saves a plan with an error and then correctly, watches a call placed
 by the Asterisk simulator appear on the dashboard without reloading, exports CSV, switches a
 feature on (confirming its fee) and sees the month's pending closing entries; another
-subscriber fails to reach the first one's page. Every page is photographed at 1280 and
-390 px wide into tests/artifacts/screens/ (or $HOTLINE400_SCREENS) to be looked at.
+subscriber fails to reach the first one's page; the operator scans the accounts and users.
+Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
+$HOTLINE400_SCREENS) to be looked at.
 """
 
 from __future__ import annotations
@@ -338,5 +339,24 @@ def test_another_subscriber_cannot_reach_the_shops_pages(site: dict[str, object]
         _photograph(browser, "not-found", WIDTHS[1])
         browser.get(f"{url}/numbers/{CLINIC}/routing")
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith(f"Routing of {CLINIC}")
+    finally:
+        browser.quit()
+
+
+def test_the_operator_scans_the_accounts_and_the_users(site: dict[str, object]) -> None:
+    url = str(site["url"])
+    browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
+    try:
+        _sign_in(browser, url, "ops")
+        browser.find_element(By.LINK_TEXT, "Accounts").click()
+        table = browser.find_element(By.CSS_SELECTOR, "[data-testid=accounts]").text
+        assert SHOP in table and CLINIC in table and "Lanhua Online Shop" in table
+        for width in WIDTHS:
+            browser.set_window_size(width, 900)
+            for name, path in (("accounts", "/accounts"), ("users-operator", "/users")):
+                browser.get(url + path)
+                _photograph(browser, name, width)
+        browser.get(f"{url}/password")
+        _photograph(browser, "password", WIDTHS[1])
     finally:
         browser.quit()
