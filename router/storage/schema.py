@@ -8,7 +8,8 @@ call counts beside them (a report reads whole days, and hours only at its edges)
 numbers' inventory with the history of every transition, service providers and their
 subscribers, 7 each number's history of minimum monthly consumption and charged rate, 8
 the failed PIN calls of each caller to each number and the callers refused for guessing, 9
-the IVR menu path, keys and prompt language of each CDR; so
+the IVR menu path, keys and prompt language of each CDR, 10 the index of the CDRs that
+went through a menu, by number and start (a report counts menu paths from it alone); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -295,6 +296,12 @@ MENU_COLUMNS = tuple(
     f"ALTER TABLE cdrs ADD COLUMN {name} text" for name in ("menu_path", "menu_digits", "language")
 )
 """What the IVR menus leave on a CDR (router.storage.cdr.CDR says what each holds)."""
+MENU_PATH_INDEX = (
+    "CREATE INDEX cdrs_menu_paths ON cdrs (number, started_us, menu_path)"
+    " WHERE menu_path IS NOT NULL"
+)
+"""A report's menu paths read this index only: the calls without a menu are not in it, and
+the path is in it, so no CDR row is read (a number's 30 days were 100,000 rows read)."""
 
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
@@ -326,6 +333,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     7: (NUMBER_TERMS,),
     8: (PIN_FAILURES, PIN_GUARD),
     9: MENU_COLUMNS,
+    10: (MENU_PATH_INDEX,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 
