@@ -299,6 +299,7 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
         browser.find_element(By.LINK_TEXT, "Numbers").click()
         browser.find_element(By.NAME, "pattern").send_keys("8888")
         browser.find_element(By.CSS_SELECTOR, "form.filters button.primary").click()
+        WebDriverWait(browser, 15).until(lambda b: "pattern=8888" in b.current_url)
         rows = browser.find_elements(By.CSS_SELECTOR, "[data-testid=numbers] tbody tr")
         shown = [row.text.split()[0] for row in rows]
         assert len(shown) == 20 and "400-888-8888" in shown
