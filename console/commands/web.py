@@ -2,13 +2,15 @@
 
 Serves on 127.0.0.1:8400 by default. In production put it behind a TLS-terminating proxy:
 its session cookie is marked Secure, so browsers send it over HTTPS only. `--insecure-cookies`
-drops that mark for a console reached over plain HTTP on the loopback interface (the demo).
+drops that mark for a console reached over plain HTTP on the loopback interface (the demo),
+and is refused on any other address.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     host, _, port_text = args.listen.rpartition(":")
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         return _fail(f"--listen {args.listen!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    if args.insecure_cookies and not _loopback(host):
+        return _fail(
+            f"--insecure-cookies on {host}: a session cookie sent over plain HTTP can be read"
+            " on the network; listen on 127.0.0.1 or ::1, or serve behind TLS without it"
+        )
     config_dir = Path(args.config)
     if not config_dir.is_dir():
         return _fail(f"no configuration directory {config_dir}")
@@ -65,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(f"cannot listen on {args.listen}: {error.strerror or error}")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def _try_open(store: ConfiguredStore) -> None:

@@ -146,6 +146,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "give HOST:PORT"),
     ("the console without its configuration", ["web", "--config", MISSING],
      "no configuration directory"),
+    ("a console sending its cookie in clear beyond this machine", ["web", "--listen",
+     "0.0.0.0:8400", "--insecure-cookies"], "--insecure-cookies on 0.0.0.0: a session cookie"),
     # numbers and service providers
     ("an import of a missing file", ["numbers", "import", MISSING],
      f"cannot read {MISSING}"),
