@@ -12,34 +12,35 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from console.commands import report, users, web
-from router.commands import (
-    account,
-    bill,
-    calendar,
-    callgen,
-    cdr,
-    check,
-    db,
-    demo,
-    numbers,
-    pin_hash,
-    providers,
-    rate,
-    serve,
-    simulate,
-    webhooks,
-)
 from router.commands.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 
-COMMANDS = (
-    serve, demo, check, calendar, simulate, pin_hash, cdr, callgen, account, bill, rate, db, web,
-    users, report, numbers, providers, webhooks,
-)
-
+COMMANDS = {
+    "serve": "router.commands.serve",
+    "demo": "router.commands.demo",
+    "check": "router.commands.check",
+    "calendar": "router.commands.calendar",
+    "simulate": "router.commands.simulate",
+    "pin-hash": "router.commands.pin_hash",
+    "cdr": "router.commands.cdr",
+    "callgen": "router.commands.callgen",
+    "account": "router.commands.account",
+    "bill": "router.commands.bill",
+    "rate": "router.commands.rate",
+    "db": "router.commands.db",
+    "web": "console.commands.web",
+    "users": "console.commands.users",
+    "report": "console.commands.report",
+    "numbers": "router.commands.numbers",
+    "providers": "router.commands.providers",
+    "webhooks": "router.commands.webhooks",
+}
+"""Each command's module, in the order --help lists them. Only the module of the command
+run is imported: `serve` refuses a taken address before the router's modules (geodata,
+storage engines, the console) take a second or more to load."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -56,7 +57,8 @@ def installed_version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone when it names one."""
     parser = OneLineParser(prog="hotline400", description="Call routing for 400 business numbers.")
     parser.add_argument(
         "--version", action="version", version=f"hotline400 {installed_version()}"
@@ -66,14 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default="config", metavar="DIR", help="configuration directory (./config)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(commands, common)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        import_module(COMMANDS[name]).add_parser(commands, common)
     return parser
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command word of a command line: the first argument that is not an option (the
+    top-level options, --help and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = build_parser(command_named(words)).parse_args(words)
         code: int = args.run(args)
         sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
         return code

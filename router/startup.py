@@ -10,6 +10,7 @@ and are written when the store is back.
 from __future__ import annotations
 
 import errno
+import socket
 import sqlite3
 
 import asyncpg
@@ -34,6 +35,27 @@ def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
     if error.errno == errno.EADDRNOTAVAIL:
         return f"{what} address {address} is not an address of this machine"
     return f"{what} address {address}: {error.strerror or error}"
+
+
+def refuse_taken_address(what: str, host: str, port: int) -> None:
+    """Raise StartupError when the address cannot be listened on now.
+
+    A probe binds each socket the listener would (SO_REUSEADDR, IPv6 sockets IPv6 only, as
+    asyncio's server does) and closes it without listening, so `serve` can refuse a taken
+    address before it loads the router; the listener's own bind still decides.
+    """
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as error:
+        raise StartupError(listen_problem(what, host, port, error)) from error
 
 
 def spool_problem(directory: str, error: OSError) -> str:

@@ -12,10 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
-from router.configuration.settings import parse_listen
-from router.daemon import Daemon
+from router.configuration.settings import load_settings, parse_listen
 from router.monitoring.logs import configure_logging, skip_unwritten_record_fields
-from router.startup import StartupError
+from router.startup import StartupError, refuse_taken_address
 
 log = logging.getLogger("hotline400.daemon")
 
@@ -42,7 +41,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot start: no configuration directory {args.config}", file=sys.stderr)
         return 1
     try:
-        daemon = Daemon(args.config, listen=args.listen)
+        settings = load_settings(args.config)
+        refuse_taken_address("FastAGI", *parse_listen(args.listen or settings.listen))
+        # The router's modules take a second or more to load on a busy host: only now that
+        # the settings are sound and the address is free.
+        from router.daemon import Daemon
+
+        daemon = Daemon(args.config, listen=args.listen, settings=settings)
+    except StartupError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
     except ConfigError as error:
         print(f"cannot start: {error.summary()}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dialplan.pin import verify_pin
-from router.cli import main
+from router.cli import COMMANDS, build_parser, command_named, main
 from tests.conftest import REPO
 
 Capture = pytest.CaptureFixture[str]
@@ -121,6 +121,25 @@ def write_broken_calendar(config_dir: Path) -> tuple[Path, list[str]]:
 
 # --- check ---------------------------------------------------------------------------------
 
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_command_loads_alone_under_its_own_name(name: str) -> None:
+    [commands] = [action for action in build_parser(name)._actions if action.dest == "command"]
+    assert list(commands.choices) == [name]
+
+
+def test_the_command_word_is_the_first_argument_that_is_not_an_option() -> None:
+    assert command_named(["--version"]) is None
+    assert command_named(["serve", "--config", "check"]) == "serve"
+    assert command_named(["-h", "calendar", "--year", "2027"]) == "calendar"
+
+
+def test_help_lists_every_command(capsys: Capture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(f"    {name} " in listed or f"    {name}\n" in listed for name in COMMANDS)
 
 def test_check_passes_the_shipped_config(capsys: Capture, config_dir: Path) -> None:
     code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
