@@ -45,7 +45,7 @@ def max_affordable_seconds(
         return None
     if budget < 0:
         return 0
-    pricer = price_book(tariff).pricer(account_number or call.number)
+    pricer = price_book(tariff).pricer(account_number or call.number, call.answered_at)
     rate = pricer.leg_for(call).rate
     included = call.included_seconds_left // rate.per_seconds * rate.per_seconds
     if pricer.caller_fraction is None:

@@ -140,8 +140,8 @@ def closing_entries(
 ) -> list[LedgerEntry]:
     """Everything closing `month` books for `number` (see the module's notes)."""
     account = tariffs.accounts[number]
-    package = tariffs.packages[account.package]
     start, end = month_span(month, tariffs.zone)
+    package = tariffs.package_on(number, start.date())
     ref = closing_ref(month, generation)
     entries = []
     if package.monthly_rent:

@@ -62,12 +62,12 @@ class RecordedTerms:
     note: str
 
 
-def terms_of(tariffs: Tariffs, number: str) -> Terms:
-    """The terms `tariffs` give an account's number."""
+def terms_of(tariffs: Tariffs, number: str, day: date) -> Terms:
+    """The terms `tariffs` give an account's number on `day` (the rate then in force)."""
     return Terms(
         tariffs.accounts[number].package,
         tariffs.minimum_of(number),
-        tariffs.charged_rate(number),
+        tariffs.charged_rate(number, day),
     )
 
 
@@ -130,8 +130,8 @@ def refused_terms_changes(
         try:
             check_terms_change(
                 number,
-                terms_of(old, number),
-                terms_of(new, number),
+                terms_of(old, number, day),
+                terms_of(new, number, day),
                 in_use(previous.opened, day),
             )
         except MinimumChangeRefused as error:

@@ -8,6 +8,10 @@ Rules, in the order they apply:
   answered equals the subscriber's home area code. When either is unknown the call is
   rated long distance (the dearer leg: an unknown answering area must not make calls
   cheaper). Nationwide packages price both alike.
+- Prices in force: a package's changes (rating.tariff.PriceChange) each take effect at
+  00:00 of their effective day in the tariff's time zone; a call is priced by the package as
+  in force on the day it was answered, and its tariff id names the change
+  ('nationwide-300@2026-11/2027-01-01').
 - Time: the whole call is rated at the rates in force at the instant it was answered, read
   in the tariff's time zone (Asia/Shanghai by default): a call answered at 21:59 and running
   into an off-peak period at 22:00 is rated entirely at the standard rate, and a call that
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -44,7 +49,7 @@ from rating.periods import PeriodClock
 from rating.rates import Rate
 
 if TYPE_CHECKING:
-    from rating.tariff import Package, Period, Tariffs
+    from rating.tariff import Package, Period, PriceChange, Tariffs
 
 
 class UnknownAccount(LookupError):
@@ -80,7 +85,10 @@ class PackagePricer:
     unanswered: Price
 
     @classmethod
-    def of(cls, name: str, package: Package, tariffs: Tariffs) -> PackagePricer:
+    def of(
+        cls, name: str, package: Package, tariffs: Tariffs, change: PriceChange | None = None
+    ) -> PackagePricer:
+        """`package` as in force from `change` (its own prices when None)."""
         if package.nationwide is not None:
             local = long_distance = RateLeg(
                 package.nationwide, f"nationwide {package.nationwide.describe()}"
@@ -92,6 +100,8 @@ class PackagePricer:
                 package.long_distance, f"long_distance {package.long_distance.describe()}"
             )
         tariff_id = tariffs.tariff_id(name)
+        if change is not None:
+            tariff_id += f"/{change.effective}"
         percent = package.sharing.caller_percent
         callers = tariffs.caller_tariffs
         return cls(
@@ -160,23 +170,53 @@ def _compile_period(period: Period, local: RateLeg, long_distance: RateLeg) -> R
     return RatePeriod(period.clock, local, long_distance)
 
 
+@dataclass(frozen=True, slots=True)
+class PriceTimeline:
+    """A number's compiled prices: the package's own, then one per change from its day."""
+
+    zone: ZoneInfo
+    first: PackagePricer
+    changes: tuple[tuple[date, PackagePricer], ...]  # by effective day, in order
+
+    def at(self, instant: datetime | None) -> PackagePricer:
+        """The prices in force at `instant` (its day in the billing time zone)."""
+        if not self.changes or instant is None:
+            return self.first
+        day = instant.astimezone(self.zone).date()
+        pricer = self.first
+        for effective, changed in self.changes:
+            if effective > day:
+                break
+            pricer = changed
+        return pricer
+
+
+def _timeline(name: str, package: Package, tariffs: Tariffs) -> PriceTimeline:
+    changes = tuple(
+        (change.effective, PackagePricer.of(name, package.on(change.effective), tariffs, change))
+        for change in package.changes
+    )
+    return PriceTimeline(tariffs.zone, PackagePricer.of(name, package, tariffs), changes)
+
+
 class PriceBook:
-    """Every account's compiled package, built once per loaded tariff file."""
+    """Every account's compiled prices, built once per loaded tariff file."""
 
     def __init__(self, tariffs: Tariffs) -> None:
-        pricers = {
-            name: PackagePricer.of(name, package, tariffs)
-            for name, package in tariffs.packages.items()
+        timelines = {
+            name: _timeline(name, package, tariffs) for name, package in tariffs.packages.items()
         }
         self._by_number = {
-            number: pricers[account.package] for number, account in tariffs.accounts.items()
+            number: timelines[account.package] for number, account in tariffs.accounts.items()
         }
 
-    def pricer(self, number: str) -> PackagePricer:
+    def pricer(self, number: str, answered_at: datetime | None = None) -> PackagePricer:
+        """The number's prices in force at `answered_at` (the package's own when None)."""
         try:
-            return self._by_number[number]
+            timeline = self._by_number[number]
         except KeyError:
             raise UnknownAccount(f"no account for 400 number {number} in the tariffs") from None
+        return timeline.at(answered_at)
 
 
 _BOOKS: dict[int, PriceBook] = {}
@@ -197,4 +237,5 @@ def price_book(tariffs: Tariffs) -> PriceBook:
 
 def price(call: RatedCall, tariff: Tariffs, account_number: str | None = None) -> Price:
     """Price one call on the account of `account_number` (default: the number called)."""
-    return price_book(tariff).pricer(account_number or call.number).price(call)
+    number = account_number or call.number
+    return price_book(tariff).pricer(number, call.answered_at).price(call)

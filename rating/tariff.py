@@ -126,6 +126,48 @@ class Period(Strict):
         )
 
 
+class PriceChange(Strict):
+    """New prices of a package from a day on, as announced to its subscribers.
+
+    Only what it gives changes; nationwide replaces local and long_distance, and either of
+    those replaces nationwide. Calls answered from `effective` (00:00 in the billing time
+    zone) are priced by it; a change that raises a price must take effect at least the
+    tariffs' `price_rise_notice_days` after `announced`.
+    """
+
+    announced: date = Field(description="the day the subscribers were told")
+    effective: date = Field(description="the first day of the new prices")
+    monthly_rent: Money | None = None
+    included_minutes: int | None = Field(None, ge=0)
+    nationwide: Rate | None = None
+    local: Rate | None = None
+    long_distance: Rate | None = None
+    periods: list[Period] | None = Field(None, description="replace the time-of-day rates")
+
+    @model_validator(mode="after")
+    def _dated(self) -> PriceChange:
+        if self.effective < self.announced:
+            raise PydanticCustomError(
+                "change_dates",
+                "effective {effective} is before announced {announced}",
+                {"effective": str(self.effective), "announced": str(self.announced)},
+            )
+        return self
+
+    def replacing(self) -> dict[str, Any]:
+        """The package fields this change sets."""
+        given = {
+            name: getattr(self, name)
+            for name in ("monthly_rent", "included_minutes", "local", "long_distance", "periods")
+            if getattr(self, name) is not None
+        }
+        if self.nationwide is not None:
+            return {**given, "nationwide": self.nationwide, "local": None, "long_distance": None}
+        if "local" in given or "long_distance" in given:
+            given["nationwide"] = None
+        return given
+
+
 class Package(Strict):
     """What a 400 subscriber buys: usage rates, rent, included minutes, minimum, sharing."""
 
@@ -143,17 +185,39 @@ class Package(Strict):
         "account may agree its own",
     )
     sharing: Sharing = Field(default_factory=_default_sharing)
+    changes: list[PriceChange] = Field(
+        default_factory=list,
+        description="announced price changes, each in force from its effective day, in order",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Package:
-        found = _given(self, ("nationwide", "local", "long_distance"))
-        if found not in ("nationwide", "local, long_distance"):
-            raise PydanticCustomError(
-                "package_rates",
-                "give either nationwide or both local and long_distance (found {found})",
-                {"found": found},
-            )
+        _check_rates(self, "")
+        for before, change in zip(self.changes, self.changes[1:], strict=False):
+            if change.effective <= before.effective:
+                raise PydanticCustomError(
+                    "change_order",
+                    "changes go in order of their effective days, one a day "
+                    "({effective} follows {before})",
+                    {"effective": str(change.effective), "before": str(before.effective)},
+                )
+        for change in self.changes:
+            _check_rates(self.on(change.effective), f" from {change.effective}")
         return self
+
+    def on(self, day: date) -> Package:
+        """The package as in force on `day`: every change effective by then applied."""
+        update: dict[str, Any] = {}
+        for change in self.changes:
+            if change.effective > day:
+                break
+            update.update(change.replacing())
+        return self.model_copy(update=update) if update else self
+
+    def change_on(self, day: date) -> PriceChange | None:
+        """The latest change in force on `day`, None before the first."""
+        in_force = [change for change in self.changes if change.effective <= day]
+        return in_force[-1] if in_force else None
 
     @property
     def charged_rate(self) -> Decimal:
@@ -161,6 +225,16 @@ class Package(Strict):
         of local and long_distance; periods aside): the rate a minimum consumption follows."""
         rates = (self.nationwide, self.local, self.long_distance)
         return max(rate.per_minute for rate in rates if rate is not None)
+
+
+def _check_rates(package: Package, when: str) -> None:
+    found = _given(package, ("nationwide", "local", "long_distance"))
+    if found not in ("nationwide", "local, long_distance"):
+        raise PydanticCustomError(
+            "package_rates",
+            "give either nationwide or both local and long_distance (found {found}{when})",
+            {"found": found, "when": when},
+        )
 
 
 def _given(model: Strict, names: tuple[str, ...]) -> str:
@@ -207,6 +281,9 @@ class Tariffs(Strict):
     features: dict[str, Money] = Field(
         default_factory=dict, description="fee deducted on the day a feature is switched on"
     )
+    price_rise_notice_days: int = Field(
+        30, ge=0, description="days' notice a price rise needs between announced and effective"
+    )
     packages: dict[str, Package] = Field(min_length=1)
     accounts: dict[str, Account] = Field(default_factory=dict, description="by 400 number")
 
@@ -249,9 +326,13 @@ class Tariffs(Strict):
             return account.minimum_monthly
         return self.packages[account.package].minimum_monthly
 
-    def charged_rate(self, number: str) -> Decimal:
-        """Yuan per minute a number is charged (Package.charged_rate of its package)."""
-        return self.packages[self.accounts[number].package].charged_rate
+    def package_on(self, number: str, day: date) -> Package:
+        """The package a number's calls and month are charged by on `day`."""
+        return self.packages[self.accounts[number].package].on(day)
+
+    def charged_rate(self, number: str, day: date) -> Decimal:
+        """Yuan per minute a number is charged on `day` (Package.charged_rate)."""
+        return self.package_on(number, day).charged_rate
 
     def reference_problems(self) -> Iterator[tuple[tuple[str, ...], str]]:
         """(field path, message) for names that point nowhere: checked once the shape is sound."""

@@ -2,7 +2,8 @@
 
 Structure and values are checked by the Tariffs model (the same model that produces the
 JSON Schema); names that must point somewhere (an account's package and features, account
-numbers) are checked once the structure is sound.
+numbers) are checked once the structure is sound, then each package's price changes
+against the notice a rise needs (rating.price_changes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
+from rating.price_changes import notice_problems
 from rating.tariff import DEFAULT_TIMEZONE, Tariffs
 
 ZONE_KEY = "timezone"
@@ -61,6 +63,8 @@ def parse_tariffs(file: str, text: str, zone: ZoneInfo | None = None) -> Tariffs
         problems.extend(_validation_problems(source, error))
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
     problems.extend(source.problem(path, message) for path, message in tariffs.reference_problems())
+    if not problems:
+        problems.extend(source.problem(path, message) for path, message in notice_problems(tariffs))
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return tariffs

@@ -220,8 +220,8 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         return await _show_provider(books, args.provider)
     number = args.number
     account = books.tariffs.accounts[number]
-    package = books.tariffs.packages[account.package]
     today = args.today or datetime.now(books.zone).date()
+    package = books.tariffs.package_on(number, today)
     month = f"{today:%Y-%m}"
     start, end = month_span(month, books.zone)
     day_start = datetime(today.year, today.month, today.day, tzinfo=books.zone)
@@ -253,7 +253,7 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             f"{_minutes(usage.included_used)} of {package.included_minutes} used, "
             f"{_minutes(max(0, included - usage.included_used))} left",
         ),
-        ("minimum monthly", _minimum(books.tariffs, number)),
+        ("minimum monthly", _minimum(books.tariffs, number, today)),
         ("monthly rent", str(package.monthly_rent)),
         (
             "features",
@@ -293,9 +293,10 @@ async def _show_provider(books: Books, provider: str) -> int:
     return 0
 
 
-def _minimum(tariffs: Tariffs, number: str) -> str:
+def _minimum(tariffs: Tariffs, number: str, day: date) -> str:
     whose = "its own" if tariffs.accounts[number].minimum_monthly is not None else "package's"
-    return f"{tariffs.minimum_of(number)} ({whose}) at {rate_text(tariffs.charged_rate(number))}"
+    rate = rate_text(tariffs.charged_rate(number, day))
+    return f"{tariffs.minimum_of(number)} ({whose}) at {rate}"
 
 
 def _calls(entries: Sequence[LedgerEntry]) -> str:
@@ -319,7 +320,8 @@ async def _terms(books: Books, args: argparse.Namespace) -> int:
         if args.record:
             return await _record_terms(books, store, histories, since)
     for number in numbers:
-        _print_history(number, histories[number], terms_of(books.tariffs, number), books.zone)
+        now = terms_of(books.tariffs, number, today)
+        _print_history(number, histories[number], now, books.zone)
     return 0
 
 
@@ -330,7 +332,7 @@ async def _record_terms(
     now = datetime.now(books.zone)
     records, refusals, unchanged = [], [], []
     for number, history in histories.items():
-        new = terms_of(books.tariffs, number)
+        new = terms_of(books.tariffs, number, since)
         if history and history[-1].terms == new:
             unchanged.append(number)
             continue

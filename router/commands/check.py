@@ -21,7 +21,7 @@ from rating.tariff_loader import load_tariffs
 from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
-from router.configuration.plan_book import refused_minimum_changes
+from router.configuration.plan_book import refused_tariff_changes
 from router.configuration.prompts import missing_prompts
 from router.configuration.settings import ROUTER_FILE, load_settings
 from router.numbers.plan_check import check_against_inventory
@@ -42,7 +42,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="OLD_TARIFFS",
         help="the tariff file in force until now: refuse a number's minimum monthly "
         "consumption lowered against the rule (raised any time; lowered only with its "
-        "charged rate, to the scaled minimum, and never once the number is in use by --today)",
+        "charged rate, to the scaled minimum, and never once the number is in use by --today), "
+        "and prices raised with less notice than price_rise_notice_days (30) before they "
+        "take effect",
     )
     parser.set_defaults(run=run)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.extend(warned)
         checked += count
     if args.previous is not None:
-        problems.extend(_minimum_changes(args.previous, targets, today))
+        problems.extend(_tariff_changes(args.previous, targets, today))
     for problem in problems:
         print(problem)
     for warning in warnings:
@@ -123,9 +125,9 @@ def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> l
     return [f"{path}: {warning}"] if warning else []
 
 
-def _minimum_changes(previous: Path, targets: list[Path], today: date) -> list[Problem]:
-    """Each checked tariffs.yaml against the previous file: the minimum-consumption rule,
-    the change taking effect `today`."""
+def _tariff_changes(previous: Path, targets: list[Path], today: date) -> list[Problem]:
+    """Each checked tariffs.yaml against the previous file, taking over `today`: the
+    minimum-consumption rule and the notice of price rises."""
     try:
         old = load_tariffs(previous)
     except ConfigError as error:
@@ -139,5 +141,5 @@ def _minimum_changes(previous: Path, targets: list[Path], today: date) -> list[P
             new = load_tariffs(path)
         except ConfigError:
             continue  # its problems are listed already
-        problems.extend(refused_minimum_changes(old, new, path, today))
+        problems.extend(refused_tariff_changes(old, new, path, today))
     return problems

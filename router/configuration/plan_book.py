@@ -23,6 +23,7 @@ from dialplan.plan_loader import load_plans
 from dialplan.yaml_source import read_yaml
 from numbering.rules import NumberRules
 from rating.minimum import refused_terms_changes
+from rating.price_changes import refused_price_rises
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
@@ -87,7 +88,7 @@ class PlanBook:
             try:
                 tariffs = load_tariffs(tariffs_file, self.zone)
                 today = datetime.now(self.zone).date()
-                refused = refused_minimum_changes(self.tariffs, tariffs, tariffs_file, today)
+                refused = refused_tariff_changes(self.tariffs, tariffs, tariffs_file, today)
                 if refused:
                     raise ConfigError(refused)
                 self.tariffs = tariffs
@@ -128,14 +129,15 @@ class PlanBook:
             self.reload()
 
 
-def refused_minimum_changes(
+def refused_tariff_changes(
     old: Tariffs | None, new: Tariffs, path: Path, day: date
 ) -> list[Problem]:
-    """Numbers whose minimum monthly consumption the new tariffs change against the rule
-    (rating.minimum), the change taking effect on `day`, each with its file and line."""
+    """What the new tariffs change against the rules, the file taking over on `day`, each
+    with its file and line: a number's minimum monthly consumption (rating.minimum) and
+    price rises without their notice (rating.price_changes)."""
     if old is None:
         return []
-    refused = list(refused_terms_changes(old, new, day))
+    refused = [*refused_terms_changes(old, new, day), *refused_price_rises(old, new, day)]
     if not refused:
         return []
     source = read_yaml(str(path), path.read_text(encoding="utf-8"))

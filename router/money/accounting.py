@@ -32,6 +32,7 @@ from dialplan.caps import Usage
 from dialplan.geo import locate
 from dialplan.plan import NumberStatus, Plan
 from rating.affordability import max_affordable_seconds, spending_room
+from rating.billing_time import billing_day
 from rating.call import RatedCall, Shares, answered_call
 from rating.ledger import call_entry
 from rating.pricing import price
@@ -84,11 +85,13 @@ class CallAccount:
             status=status if isinstance(status, NumberStatus) else None,
         )
 
-    def included_seconds_left(self) -> int:
+    def included_seconds_left(self, at: datetime) -> int:
+        """What is left of the month's included time, by the package in force at `at`."""
         if not self.rated:
             return 0
-        assert self.tariffs is not None and self.account is not None
-        package = self.tariffs.packages[self.account.package]
+        assert self.tariffs is not None
+        day = billing_day(at, self.tariffs.zone)
+        package = self.tariffs.package_on(self.plan.number, day)
         return max(0, package.included_minutes * 60 - self.snapshot.included_used)
 
     def budget(self) -> Decimal | None:
@@ -220,5 +223,5 @@ def _answered(
         talk_seconds,
         answering_area_code=locate(destination).area_code,
         home_area_code=call.plan.home_area_code,
-        included_seconds_left=call.included_seconds_left(),
+        included_seconds_left=call.included_seconds_left(answered_at),
     )

@@ -139,7 +139,7 @@ class Rater:
         day = billing_day(rated.answered_at, tariffs.zone)
         month = f"{day:%Y-%m}"
         used = await self._month_included_used(cdr.number, month, day)
-        package = tariffs.packages[tariffs.accounts[cdr.number].package]
+        package = tariffs.package_on(cdr.number, day)
         left = max(0, package.included_minutes * 60 - used)
         new = price(dataclasses.replace(rated, included_seconds_left=left), tariffs)
         self._included_used[cdr.number, month] = used + new.included_seconds_used

@@ -261,3 +261,22 @@ async def test_tariffs_lowering_the_minimum_of_numbers_in_use_are_refused_and_th
         )
         tariffs_file.write_text(keeping)
         assert router.plans.reload().ok  # numbers in use keep their own 100.00
+
+
+async def test_tariffs_raising_a_price_without_notice_are_refused_and_the_old_serve(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_router(tmp_path) as router:
+        tariffs_file = router.config_dir / "tariffs.yaml"
+        tariffs_file.write_text(
+            tariffs_file.read_text().replace("monthly_rent: 10.00", "monthly_rent: 12.00")
+        )
+        with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
+            assert not router.plans.reload().ok
+        assert router.plans.tariffs is not None
+        assert router.plans.tariffs.packages["e2e-regional"].monthly_rent == 10
+        assert (
+            "packages.e2e-regional: 4000000008, 4000000009: prices of e2e-regional raised from "
+        ) in caplog.text
+        assert "(monthly rent 10.00 -> 12.00) refused" in caplog.text
+

@@ -322,6 +322,43 @@ def test_check_previous_checks_a_move_to_a_package_without_a_minimum(
     )
 
 
+def test_check_previous_refuses_a_price_raised_without_30_days_notice(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """Seed 004: a rise takes effect at least 30 days after it is announced."""
+    tariffs = config_dir / "tariffs.yaml"
+    previous = previous_tariffs(config_dir)
+    text = tariffs.read_text()
+    tariffs.write_text(text.replace("monthly_rent: 300.00", "monthly_rent: 320.00"))
+    code, lines = check_against(capsys, config_dir, previous, "2026-12-05")
+    assert code == 1
+    assert lines == [
+        f"{tariffs}:{line_of(tariffs, 'nationwide-300:')} packages.nationwide-300: 4008207788: "
+        "prices of nationwide-300 raised from 2026-12-05 (monthly rent 300.00 -> 320.00) "
+        "refused: a price rise takes effect at least 30 days after it is announced; this one "
+        "0 day(s) after (announced 2026-12-05, effective 2026-12-05); give the new prices as "
+        "a change with announced: and effective:",
+        "checked 1 file(s): 1 problem(s)",
+    ]
+    announced = text.replace(
+        "    minimum_monthly: 500.00\n",
+        "    minimum_monthly: 500.00\n    changes:\n      - announced: 2026-12-05\n"
+        "        effective: 2027-01-04\n        monthly_rent: 320.00\n",
+    )
+    tariffs.write_text(announced)
+    assert check_against(capsys, config_dir, previous, "2026-12-05") == (
+        0,
+        ["checked 1 file(s): ok"],
+    )
+    code, lines = check_against(capsys, config_dir, previous, "2026-12-06")  # a day late
+    assert code == 1
+    assert lines[0].startswith(
+        f"{tariffs}:{line_of(tariffs, 'effective: 2027-01-04')} "
+        "packages.nationwide-300.changes[0].effective: 4008207788: prices of nationwide-300 "
+        "raised from 2027-01-04 (monthly rent 300.00 -> 320.00) refused"
+    )
+
+
 def test_check_reports_problems_of_every_file_in_one_run(capsys: Capture, config_dir: Path) -> None:
     _, router_problems = break_router_settings(config_dir)
     _, calendar_problems = write_broken_calendar(config_dir)

@@ -11,6 +11,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -70,6 +71,36 @@ async def test_an_answered_call_is_priced_and_booked_on_the_ledger(tmp_path: Pat
         Decimal("0.60"),
         Decimal("0.60"),
         1,
+    )
+
+
+async def test_a_call_is_priced_by_the_tariff_in_force_when_it_is_answered(
+    tmp_path: Path,
+) -> None:
+    """A rise announced on 1 October takes effect on Monday 23 November: Sunday's call keeps
+    the old long-distance rate, Monday's is priced and named by the change."""
+    config = tmp_path / "dated"
+    shutil.copytree(E2E_CONFIG, config)
+    tariffs = config / "tariffs.yaml"
+    tariffs.write_text(
+        tariffs.read_text().replace(
+            "    long_distance: {per_seconds: 6, charge: 0.12}\n",
+            "    long_distance: {per_seconds: 6, charge: 0.12}\n    changes:\n"
+            "      - {announced: 2026-10-01, effective: 2026-11-23,\n"
+            "         long_distance: {per_seconds: 6, charge: 0.18}}\n",
+        )
+    )
+    now = [MONDAY_MORNING - timedelta(days=1)]
+    async with running_router(tmp_path / "run", config, clock=lambda: now[0]) as router:
+        await call(router, dialled=POSTPAID, uniqueid="d.sunday")
+        sunday = await finished_cdr(router, "d.sunday")
+        now[0] = MONDAY_MORNING
+        await call(router, dialled=POSTPAID, uniqueid="d.monday")
+        monday = await finished_cdr(router, "d.monday")
+    assert (sunday.callee_share, sunday.tariff_id) == (Decimal("0.60"), "e2e-regional@e2e")
+    assert (monday.callee_share, monday.tariff_id) == (
+        Decimal("0.90"),
+        "e2e-regional@e2e/2026-11-23",
     )
 
 
