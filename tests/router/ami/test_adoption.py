@@ -37,7 +37,8 @@ from router.simulation.asterisk_ami import (
     AmiSimulator,
     accounts_from_manager_conf,
 )
-from router.storage.cdr import CDR, DIALLING, Outcome, StartCall
+from router.storage.cdr import CDR, DIALLING, AddLeg, ForwardReason, Leg, Outcome, StartCall
+from router.storage.location import build_store
 from router.storage.protocol import INTERRUPTED_NOTE
 from tests.conftest import (
     E2E_CONFIG,
@@ -47,6 +48,7 @@ from tests.conftest import (
     finished_cdr,
     opened_store,
     running_router,
+    scratch_schema,
 )
 
 PREPAID = "4000000008"
@@ -316,3 +318,78 @@ async def test_an_ami_account_that_may_not_list_channels_closes_them_and_says_wh
         f"{INTERRUPTED_NOTE}; Asterisk not asked: CoreShowChannels refused: Permission denied"
     )
 
+
+
+def dialling(started: datetime) -> Leg:
+    """The leg written ahead as the router's Dial to the desk starts."""
+    return Leg(1, DESK, DIALLING, started, 0, 0, ForwardReason.PRIMARY)
+
+
+async def answered_call(simulator: AmiSimulator, call_id: str, at_: float) -> None:
+    """A call started by a router and answered by the desk, as Asterisk keeps it."""
+    simulator.channel_up(call_id, CALLER, PREPAID, at=at_)
+    simulator.dial(call_id, DESK, at=at_)
+    simulator.answer(call_id, at=at_ + 1)
+
+
+async def test_two_routers_each_adopt_only_their_own_calls_and_a_lost_ones_are_handed_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """r1 and r2 share PostgreSQL and both crash mid-call. r1 comes back: it follows its
+    own call to its end and leaves r2's alone, even when r2's call ends under its eyes.
+    r2 never comes back: r3, told `adopt_calls_of: [r2]`, completes r2's call from the Cdr
+    record Asterisk posts late."""
+    simulator = AmiSimulator(ACCOUNTS, timestamp_events=True, cdr_batch=False)
+    port = await simulator.start()
+    began = MONDAY_MORNING - timedelta(minutes=1)  # the routers' clock: MONDAY_MORNING
+    answered = began.timestamp() + 1
+    ami = {"ami_host": "127.0.0.1", "ami_port": port, "ami_secret": SECRET}
+    try:
+        async with scratch_schema() as url:
+            for router_name, call_id in (("r1", "r1.call"), ("r2", "r2.call")):
+                crashed = build_store(url, zone=SHANGHAI, router=router_name)
+                await crashed.open()
+                start = CDR(call_id, PREPAID, CALLER, CALLER, "fixed", began)
+                await crashed.apply([StartCall(start), AddLeg(call_id, dialling(began))])
+                await crashed.close()
+                await answered_call(simulator, call_id, began.timestamp())
+
+            async with running_router(
+                tmp_path / "r1", store=url, router_name="r1", adopt_cdr_window=2, **ami
+            ) as r1:
+                await until(lambda: simulator.channel_lists == 1, timeout=10)
+                simulator.hang_up("r1.call", at=answered + 30)
+                own = await finished_cdr(r1, "r1.call", timeout=10)
+                simulator.cdr_batch = True  # r2's Cdr record is held, posted after r1 stops
+                simulator.hang_up("r2.call", at=answered + 20)
+                await asyncio.sleep(0.5)
+                untouched = await r1.store.get_cdr("r2.call")
+            r1_log = caplog.text
+            caplog.clear()
+
+            async with running_router(
+                tmp_path / "r3",
+                store=url,
+                router_name="r3",
+                adopt_calls_of=["r2"],
+                adopt_cdr_window=5,
+                **ami,
+            ) as r3:
+                await until(lambda: simulator.channel_lists == 2, timeout=10)
+                assert simulator.flush_cdrs() == 1
+                handed_over = await finished_cdr(r3, "r2.call", timeout=10)
+            r3_log = caplog.text
+    finally:
+        await simulator.stop()
+
+    assert (own.outcome, own.billable_seconds, own.answered_at) == (
+        Outcome.ANSWERED,
+        30,
+        at(answered),
+    )
+    assert untouched is not None and untouched.outcome is Outcome.IN_PROGRESS
+    assert "1 call(s) left in progress by a crash: 1 still up in Asterisk" in r1_log
+    assert "1 call(s) left in progress by a crash: 0 still up in Asterisk" in r3_log
+    assert (handed_over.outcome, handed_over.billable_seconds) == (Outcome.ANSWERED, 20)
+    assert [leg.dial_status for leg in handed_over.legs] == ["ANSWER"]
+    assert handed_over.callee_share == Decimal("0.60")
