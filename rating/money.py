@@ -33,4 +33,3 @@ Money = Annotated[
     AfterValidator(_exact_fen),
 ]
 """An amount in a tariff file: not negative, to the fen."""
-

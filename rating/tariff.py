@@ -244,7 +244,9 @@ def _given(model: Strict, names: tuple[str, ...]) -> str:
 class Account(Strict):
     """The account of one 400 number."""
 
-    package: str = Field(min_length=1)
+    package: str = Field(
+        min_length=1, description="its package; default: the one segment_packages names"
+    )
     low_balance_warning: Money = Field(
         DEFAULT_LOW_BALANCE_WARNING, description="warn when the prepaid balance falls below"
     )
@@ -285,6 +287,11 @@ class Tariffs(Strict):
         30, ge=0, description="days' notice a price rise needs between announced and effective"
     )
     packages: dict[str, Package] = Field(min_length=1)
+    segment_packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="the package of an account that names none, by its number's segment "
+        "(the first 4 digits: 4008, 4007, ...)",
+    )
     accounts: dict[str, Account] = Field(default_factory=dict, description="by 400 number")
 
     @field_validator("version", mode="before")
@@ -298,6 +305,31 @@ class Tariffs(Strict):
         if not isinstance(value, dict):
             return value
         return {str(number): account for number, account in value.items()}
+
+    @field_validator("segment_packages", mode="before")
+    @classmethod
+    def _segments_are_text(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {str(segment): package for segment, package in value.items()}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _segment_defaults(cls, data: Any) -> Any:
+        """An account naming no package takes its segment's (segment_packages)."""
+        if not isinstance(data, dict):
+            return data
+        segments, accounts = data.get("segment_packages"), data.get("accounts")
+        if not isinstance(segments, dict) or not isinstance(accounts, dict):
+            return data
+        defaults = {str(segment): package for segment, package in segments.items()}
+        filled = {}
+        for number, account in accounts.items():
+            default = defaults.get(str(number)[:4])
+            if isinstance(account, dict) and "package" not in account and default is not None:
+                account = {**account, "package": default}
+            filled[number] = account
+        return {**data, "accounts": filled}
 
     @field_validator("timezone")
     @classmethod
@@ -336,6 +368,17 @@ class Tariffs(Strict):
 
     def reference_problems(self) -> Iterator[tuple[tuple[str, ...], str]]:
         """(field path, message) for names that point nowhere: checked once the shape is sound."""
+        for segment, package in self.segment_packages.items():
+            if not re.match(r"^400[0-9]$", segment):
+                yield (
+                    ("segment_packages", segment),
+                    f"{segment!r} is not a segment (400 and a digit)",
+                )
+            if package not in self.packages:
+                yield (
+                    ("segment_packages", segment),
+                    f"unknown package {package!r} (packages: {', '.join(sorted(self.packages))})",
+                )
         for number, account in self.accounts.items():
             if not _400_NUMBER.match(number):
                 yield ("accounts", number), f"{number!r} is not a 400 number (400 and 7 digits)"

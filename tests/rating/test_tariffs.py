@@ -329,3 +329,55 @@ RATE = {"per_seconds": 60, "charge": "0.12"}
 )
 def test_schema_and_model_agree_on_structure(document: dict) -> None:
     assert schema_accepts(document) == model_accepts(document)
+
+
+def test_the_example_tariffs_price_4008_numbers_dearest_and_4007_cheapest_by_default() -> None:
+    """domain.md: 4008 numbers usually carry the highest rates, 4007 the lowest."""
+    tariffs = load_tariffs(TARIFFS_FILE)
+    defaults = {
+        segment: tariffs.packages[package] for segment, package in tariffs.segment_packages.items()
+    }
+    assert sorted(defaults) == ["4000", "4001", "4006", "4007", "4008"]
+    by_rate = sorted(defaults, key=lambda segment: defaults[segment].charged_rate)
+    assert (by_rate[0], by_rate[-1]) == ("4007", "4008")
+    by_rent = sorted(defaults, key=lambda segment: defaults[segment].monthly_rent)
+    assert (by_rent[0], by_rent[-1]) == ("4007", "4008")
+
+
+def test_an_account_naming_no_package_takes_its_segments() -> None:
+    tariffs = parse_tariffs(
+        FILE,
+        CALLERS + "packages:\n"
+        "  dear: {nationwide: {per_seconds: 60, charge: 0.30}}\n"
+        "  cheap: {nationwide: {per_seconds: 60, charge: 0.18}}\n"
+        'segment_packages: {"4008": dear, 4007: cheap}\n'
+        "accounts:\n"
+        '  "4008200888": {prepaid: false}\n'
+        '  "4007000001": {prepaid: false}\n'
+        '  "4007000002": {package: dear}\n',
+    )
+    packages = {number: account.package for number, account in tariffs.accounts.items()}
+    assert packages == {"4008200888": "dear", "4007000001": "cheap", "4007000002": "dear"}
+
+
+def test_a_segment_without_a_default_needs_its_package_named() -> None:
+    assert problems_of(
+        """\
+        packages:
+          dear: {nationwide: {per_seconds: 60, charge: 0.30}}
+        segment_packages: {"4008": dear, "4005": cheep}
+        accounts:
+          "4009000001": {prepaid: false}
+        """
+    ) == [
+        f"{FILE}:9 accounts.4009000001.package: required field is missing",
+    ]
+    assert problems_of(
+        """\
+        packages:
+          dear: {nationwide: {per_seconds: 60, charge: 0.30}}
+        segment_packages: {"4008": dear, "4005": cheep}
+        """
+    ) == [
+        f"{FILE}:7 segment_packages.4005: unknown package 'cheep' (packages: dear)",
+    ]
