@@ -16,7 +16,7 @@ from dialplan.calendar import DayInfo, Source
 
 if TYPE_CHECKING:
     from dialplan.matchers import Call, Matcher, Moment
-    from dialplan.plan import Pin
+    from dialplan.plan import Pin, Recording
 
 
 class RejectReason(StrEnum):
@@ -108,6 +108,9 @@ class Decision:
     menu_digits: str | None = None
     language: str | None = None
     """The prompt language: the plan's, or the one a menu option chose."""
+    recording: Recording | None = None
+    """The plan's recording, when the route taken records its calls (the router still asks
+    whether the account has the feature switched on)."""
 
     @property
     def calendar_fallback(self) -> list[DayInfo]:

@@ -30,7 +30,16 @@ from dialplan.caps import Usage, balance_exhausted, cap_reached
 from dialplan.decision import Decision, DialTarget, ForwardingChain, RejectReason, TraceStep
 from dialplan.matchers import Call, CallerIndex, CallerMatcher, Moment, compile_when
 from dialplan.menus import CompiledMenu, MenuWalk
-from dialplan.plan import Menu, MenuOption, NumberStatus, Pin, Plan, Route, SplitShare
+from dialplan.plan import (
+    Menu,
+    MenuOption,
+    NumberStatus,
+    Pin,
+    Plan,
+    Recording,
+    Route,
+    SplitShare,
+)
 from dialplan.split import SplitCounters
 
 _REASON_OF_STATUS = {
@@ -48,6 +57,12 @@ _UNDIALLABLE_ALLOWED: TraceStep = (
     None,
 )
 _PIN_ASKED: TraceStep = ("pin", "caller must enter the PIN first", None)
+_RECORDED: TraceStep = (
+    "recording",
+    "caller hears the recording notice unanswered; the call is recorded once answered "
+    "(while the account has the recording feature on)",
+    None,
+)
 
 
 @dataclass
@@ -85,6 +100,7 @@ class CompiledRoute:
     all_down: TraceStep
     menu: str | None = None  # the menu this route plays instead of dialling
     language: str | None = None  # the prompt language a menu option switches to
+    recording: Recording | None = None  # the plan's recording, when this route records
 
     @classmethod
     def of(
@@ -105,6 +121,8 @@ class CompiledRoute:
             reject = RejectReason.CLOSED if route.reject == "closed" else RejectReason.BLOCKED
         forwarding = route.forwarding or plan.forwarding
         asks_pin = plan.pin is not None and (plan.pin.applies_to == "all" or route.require_pin)
+        recording = plan.recording
+        records = recording is not None and (recording.applies_to == "all" or route.record)
         return cls(
             name=name,
             subject=subject,
@@ -125,6 +143,7 @@ class CompiledRoute:
             all_down=(subject, "matched, but every destination is down", None),
             menu=route.menu,
             language=route.language if isinstance(route, MenuOption) else None,
+            recording=recording if records else None,
         )
 
 
@@ -377,4 +396,7 @@ def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision:
     if route.pin is not None:
         decision.pin = route.pin
         decision.steps.append(_PIN_ASKED)
+    if route.recording is not None:
+        decision.recording = route.recording
+        decision.steps.append(_RECORDED)
     return True

@@ -422,6 +422,9 @@ class Route(Strict):
         pattern=MENU_NAME_PATTERN,
         description="play this menu of the plan's menus: the caller's key chooses the route",
     )
+    record: bool = Field(
+        False, description="record this route's calls when the plan's recording applies to rules"
+    )
 
     ACTIONS: ClassVar[tuple[str, ...]] = ("target", "split", "reject", "menu")
     """The fields of which a route gives exactly one."""
@@ -529,6 +532,24 @@ class HoldQueue(Strict):
     @classmethod
     def _announcement(cls, value: str | None) -> str | None:
         return None if value is None else _check_prompt(value)
+
+
+class Recording(Strict):
+    """Calls recorded after the caller is told so: the notice plays as early media (the call
+    stays unanswered), then Asterisk records once a destination answers. Recorded only
+    while the number's account has the `recording` feature switched on (tariffs.yaml)."""
+
+    notice: str = Field(
+        "hotline400/recording-notice", description="prompt telling the caller the call is recorded"
+    )
+    applies_to: Literal["all", "rules"] = Field(
+        "all", description="every call put through, or only routes with record: true"
+    )
+
+    @field_validator("notice")
+    @classmethod
+    def _notice(cls, value: str) -> str:
+        return _check_prompt(value)
 
 
 def _one_of(names: tuple[str, ...]) -> str:
@@ -650,6 +671,9 @@ class Plan(Strict):
     queue: HoldQueue | None = Field(
         None, description="hold callers while every destination of their route is at max_calls"
     )
+    recording: Recording | None = Field(
+        None, description="record calls, after a notice the caller hears first"
+    )
 
     @field_validator("number", mode="before")
     @classmethod
@@ -717,6 +741,8 @@ class Plan(Strict):
         if self.pin is not None:
             for name in ("prompt", "retry_prompt", "failed_prompt"):
                 found.append((("pin", name), getattr(self.pin, name)))
+        if self.recording is not None:
+            found.append((("recording", "notice"), self.recording.notice))
         for name, menu in self.menus.items():
             found.append((("menus", name, "prompt"), menu.prompt))
             if menu.invalid_prompt is not None:

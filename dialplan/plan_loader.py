@@ -53,8 +53,9 @@ def parse_plan(file: str, text: str) -> Plan:
 
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
-    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN use,
-    a hold queue that could ever hold anyone, menus named and nested within bounds."""
+    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN and
+    recording use, a hold queue that could ever hold anyone, menus named and nested within
+    bounds."""
     yield from _forwarding_limits(source, plan)
     yield from _menu_links(source, plan)
     seen: dict[str, int] = {}
@@ -70,6 +71,15 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             yield source.problem(
                 (*path, "require_pin"), "require_pin needs a pin: section in the plan"
             )
+        if route.record and (plan.recording is None or plan.recording.applies_to == "all"):
+            why = (
+                "needs a recording: section in the plan"
+                if plan.recording is None
+                else "does nothing while recording.applies_to is all (every call is recorded)"
+            )
+            yield source.problem((*path, "record"), f"record {why}")
+        if route.record and route.reject is not None:
+            yield source.problem((*path, "record"), "a route that refuses calls records nothing")
     if plan.queue is not None and not plan.call_limits:
         yield source.problem(
             ("queue",),

@@ -264,6 +264,18 @@ class Account(Strict):
         description="the day the account was opened: no month before it can be closed "
         "(without it, the first entry on its ledger)",
     )
+    recording_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36500,
+        description="days this account's call recordings are kept at least (medical "
+        "subscribers: 730 or more); default router.yaml's recording_retention_days",
+    )
+
+    def has_feature(self, feature: str, day: date) -> bool:
+        """Whether `feature` was switched on by `day` (and not switched off since)."""
+        since = self.features.get(feature)
+        return since is not None and since <= day
 
 
 class Tariffs(Strict):
@@ -349,6 +361,12 @@ class Tariffs(Strict):
     def tariff_id(self, package_name: str) -> str:
         """'business-hall@2026-11': the package, and the version of this file when given."""
         return f"{package_name}@{self.version}" if self.version else package_name
+
+    def feature_on(self, number: str, feature: str, day: date) -> bool:
+        """Whether calls to `number` get `feature` on `day`: from the day its account switched
+        it on; a number without an account here is not rated and follows its plan alone."""
+        account = self.accounts.get(number)
+        return account is None or account.has_feature(feature, day)
 
     def minimum_of(self, number: str) -> Decimal:
         """The minimum monthly consumption of a number: its account's own, else its

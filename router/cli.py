@@ -37,6 +37,7 @@ COMMANDS = {
     "numbers": "router.commands.numbers",
     "providers": "router.commands.providers",
     "webhooks": "router.commands.webhooks",
+    "recordings": "router.commands.recordings",
 }
 """Each command's module, in the order --help lists them. Only the module of the command
 run is imported: `serve` refuses a taken address before the router's modules (geodata,

@@ -124,6 +124,7 @@ class Daemon:
             accounting=accounting,
             dial_template=self.settings.dial_template,
             clock=self.clock,
+            recordings_dir=self.settings.recordings_dir,
             routing=RoutingState(self.plans.calendar),
             metrics=self.metrics,
             reconcile=self.reconciler.expect,

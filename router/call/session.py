@@ -52,6 +52,7 @@ from router.call.channel_contract import (
 from router.call.context import CallContext
 from router.call.holding import HoldQueues
 from router.call.pin_guard import WITHHELD, PinGuard
+from router.call.recording import recording_on, recording_path
 from router.call.refusal_notices import RefusalNotices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
@@ -99,6 +100,8 @@ class CallServices:
     """The subscriber's CRM events (screen pop); queued, never waited for."""
     pin_guard: PinGuard | None = None
     """Failed PIN calls counted per caller and number; a guessing caller is refused."""
+    recordings_dir: str = "/var/spool/asterisk/monitor/hotline400"
+    """Where Asterisk writes the recordings (router.yaml's recordings_dir)."""
 
 
 @dataclass
@@ -118,6 +121,8 @@ class CallRecord:
     menu_path: str | None = None
     menu_digits: str | None = None
     language: str | None = None
+    recording_path: str | None = None
+    """Where MixMonitor records the call; on the CDR once a destination answered."""
 
 
 class CallSession:
@@ -220,6 +225,8 @@ class CallSession:
             return
         self.services.refusals.routed(plan.number)
         if decision.pin is not None and not await self._pin_accepted(decision):
+            return
+        if decision.recording is not None and not await self._notice_and_record(plan, decision):
             return
         await self._dial_chain(plan, decision)
 
@@ -359,6 +366,44 @@ class CallSession:
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
 
+    async def _notice_and_record(self, plan: Plan, decision: Decision) -> bool:
+        """Tell the caller the call is recorded, as early media (fact 22: `EXEC Progress`,
+        `EXEC Playback "<notice>,noanswer"`), then start MixMonitor on a path built here
+        (fact 21), recording once a destination answers (`b`). Only while the account has
+        the feature on; a notice that cannot be played records nothing. False when the
+        caller hung up during the notice: the call ends unconnected."""
+        recording = decision.recording
+        assert recording is not None
+        started = self.record.started_at
+        if not recording_on(plan, self.services.plans.tariffs, started):
+            return True
+        path = recording_path(self.services.recordings_dir, plan, self.context.call_id, started)
+        if path is None:
+            log.error("call %s: its id cannot name a recording; not recorded", self.context.call_id)
+            return True
+        await self._use_language(decision.language)
+        if not self.answered:
+            await self.agi.exec("Progress")  # early media: the notice costs the caller nothing
+        played = await self.agi.exec("Playback", f"{recording.notice},noanswer")
+        if played.result_int == -1 and not self.agi.hung_up:
+            await self.agi.channel_up()  # -1: the caller gone, or the notice missing (fact 20)
+        if self.agi.hung_up:
+            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
+            self.record.note = "caller hung up during the recording notice"
+            await self._leave_status()
+            return False
+        if played.result_int == -1:
+            log.warning(
+                "call %s: the recording notice %r cannot be played; not recorded",
+                self.context.call_id,
+                recording.notice,
+            )
+            return True
+        started_recording = await self.agi.exec("MixMonitor", f"{path},b")
+        if started_recording.result_int == 0:
+            self.record.recording_path = str(path)
+        return True
+
     async def _dial_chain(self, plan: Plan, decision: Decision) -> None:
         assert decision.forwarding is not None
         results: list[DialResult] = []
@@ -380,6 +425,8 @@ class CallSession:
             results.append(DialResult(target.number, status))
             self.record.destination = target.number
             target = next_target(decision, results)
+        if self.record.recording_path is not None and not self.agi.hung_up:
+            await self.agi.exec("StopMixMonitor")  # the caller stays: nothing more is recorded
         if not results and not self.agi.hung_up:
             await self._cannot_afford()
             return
@@ -625,6 +672,7 @@ class CallSession:
             "menu_path": record.menu_path,
             "menu_digits": record.menu_digits,
             "language": record.language,
+            "recording_path": record.recording_path if record.answered_at else None,
         }
         fields.update((name, value) for name, value in features.items() if value is not None)
         self.services.cdrs.submit(FinishCall(self.context.call_id, fields))

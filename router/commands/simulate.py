@@ -218,6 +218,9 @@ def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> l
         return lines
     if decision.pin is not None:
         lines.append(f"PIN: the caller is asked for the PIN, {decision.pin.attempts} attempts")
+    if decision.recording is not None:
+        notice = decision.recording.notice
+        lines.append(f"recording: {notice} played unanswered, then the answered call recorded")
     results: list[DialResult] = []
     target = decision.first
     step = 1

@@ -150,6 +150,19 @@ class RouterSettings(BaseModel):
         description="Asterisk's sounds directory (e.g. /var/lib/asterisk/sounds): `check` "
         "then verifies every prompt of every plan exists in each language the plan uses",
     )
+    recordings_dir: str = Field(
+        "/var/spool/asterisk/monitor/hotline400",
+        pattern=r"^/[A-Za-z0-9_./-]*$",
+        description="where Asterisk writes call recordings (MixMonitor), an absolute path on "
+        "the Asterisk host; the console and `recordings purge` read the same directory",
+    )
+    recording_retention_days: int = Field(
+        365,
+        ge=1,
+        le=36500,
+        description="days a recording is kept at least, unless its account in tariffs.yaml "
+        "keeps it longer or shorter (recording_retention_days there)",
+    )
     low_balance_webhook: str | None = Field(
         None,
         pattern=r"^https?://",

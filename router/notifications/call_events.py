@@ -32,11 +32,7 @@ SCREEN_POP = "screen_pop"
 def screen_pop_on(plan: Plan, tariffs: Tariffs | None, today: date) -> bool:
     """A rated number sends events only from the day its account switched screen_pop on;
     a number without an account in tariffs.yaml is not rated and follows its plan."""
-    account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-    if account is None:
-        return True
-    since = account.features.get(SCREEN_POP)
-    return since is not None and since <= today
+    return tariffs is None or tariffs.feature_on(plan.number, SCREEN_POP, today)
 
 
 class CallReport:

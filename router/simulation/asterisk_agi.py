@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 # --- Asterisk's command-line syntax --------------------------------------------------------
@@ -301,6 +302,9 @@ class SimulatedCall:
     keys: str | None = None
     sound_samples: int = 3520
     """Length of every sound file at 8 kHz: the agi/ recordings' beep is 3520, agi-vas's 2400."""
+    recordings_on_disk: bool = False
+    """MixMonitor writes its file once the call is bridged (option `b`): the 44-byte WAV
+    header the rig's silent Local channels gave (fact 21). Off, nothing touches the disk."""
 
     def __post_init__(self) -> None:
         texts = [self.dialled, self.caller_id, self.caller_name, self.script, self.context]
@@ -660,6 +664,7 @@ class _Channel:
         elif app == "mixmonitor":
             # Variables in EXEC arguments are not expanded (fact 21): the name is literal.
             self.variables["MIXMONITOR_FILENAME"] = split_app_args(argument)[0]
+
         elif app == "progress":
             self.result.early_media = True
         return ["200 result=0"], 0.0
@@ -727,6 +732,7 @@ class _Channel:
             ends = leaves_at
         if status == "ANSWER":
             self.state = STATE_UP  # Dial answers the caller when the callee answers
+            self._write_recording()
             keeps_going = "g" in _option_letters(options) and not caller_left
             result = "0" if keeps_going else "-1"
             self._set_dial_variables("ANSWER", ring=ring, talk=talk, cause="16", peer=peer)
@@ -736,6 +742,14 @@ class _Channel:
             ring, talk = ends, 0.0
         self.result.dials.append(DialRecord(argument, status, result, ring, talk))
         return [f"200 result={result}"], ends
+
+    def _write_recording(self) -> None:
+        """A bridged call is recorded by a MixMonitor started on the channel (fact 21)."""
+        path = self.variables.get("MIXMONITOR_FILENAME")
+        if path and self.call.recordings_on_disk:
+            file = Path(path)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(_SILENT_WAV)
 
     def _target_outcome(self, target: str) -> Outcome:
         technology, _, resource = target.partition("/")
@@ -782,6 +796,15 @@ class _Channel:
                 "DIALEDPEERNUMBER": resource if answered else "",
             }
         )
+
+
+_SILENT_WAV = (
+    b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+    + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (8000).to_bytes(4, "little")
+    + (16000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    + b"data" + (0).to_bytes(4, "little")
+)
+"""A WAV file of 8 kHz 16-bit mono holding no sound: its 44-byte header."""
 
 
 def _int(text: str) -> int:

@@ -33,7 +33,7 @@ class ForwardReason(StrEnum):
     NO_ANSWER = "no_answer"
 
 
-_TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at"})
+_TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at", "recording_purged_at"})
 _MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
 _COUNT_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
 _ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
@@ -56,6 +56,7 @@ FINISH_FIELDS = frozenset(
         "menu_path",
         "menu_digits",
         "language",
+        "recording_path",
     }
 )
 """The CDR fields a `FinishCall` may set: everything known only once the call is over."""
@@ -211,6 +212,11 @@ class CDR:
     """Every key the caller pressed in the menus, in order (never a PIN)."""
     language: str | None = None
     """The prompt language the call ended in, when the plan or a menu option chose one."""
+    recording_path: str | None = None
+    """The recording of an answered call (MixMonitor's file, under router.yaml's
+    recordings_dir); None when the call was not recorded."""
+    recording_purged_at: datetime | None = None
+    """When `recordings purge` removed the recording, its retention over."""
     legs: tuple[Leg, ...] = ()
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ from router.storage.console_rows import (
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
-from router.storage.rows import PinTally, UsageSnapshot
+from router.storage.rows import PinTally, Recorded, UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
 
@@ -139,6 +139,20 @@ class Store(Protocol):
 
     async def pin_blocked_until(self, number: str, caller: str, now: datetime) -> datetime | None:
         """Until when `caller` is refused on `number` for guessing its PIN; None if not."""
+
+    # --- call recordings: what `recordings purge` reads and marks -------------------------
+
+    async def recorded_numbers(self) -> list[str]:
+        """The numbers with recordings not yet purged."""
+
+    async def recordings_before(
+        self, number: str, before: datetime, after: Recorded | None = None, limit: int = 1000
+    ) -> list[Recorded]:
+        """`number`'s recordings not yet purged of calls started before `before`, oldest
+        first, from the one after `after`, at most `limit`."""
+
+    async def recording_purged(self, call_id: str, at: datetime) -> None:
+        """Note on the call's CDR that its recording was removed at `at`."""
 
     # --- the management console: users, sessions, audit log, plan versions, reports -------
 

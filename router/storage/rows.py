@@ -145,6 +145,8 @@ def cdr_params(cdr: CDR, router: str) -> tuple[Any, ...]:
         cdr.menu_path,
         cdr.menu_digits,
         cdr.language,
+        cdr.recording_path,
+        _time_text(cdr.recording_purged_at),
         router,
     )
 
@@ -289,3 +291,13 @@ class PinTally:
 
     failures: int
     blocked_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One call's recording not yet purged, as its CDR names it."""
+
+    call_id: str
+    number: str
+    started_at: datetime
+    path: str

@@ -9,7 +9,8 @@ numbers' inventory with the history of every transition, service providers and t
 subscribers, 7 each number's history of minimum monthly consumption and charged rate, 8
 the failed PIN calls of each caller to each number and the callers refused for guessing, 9
 the IVR menu path, keys and prompt language of each CDR, 10 the index of the CDRs that
-went through a menu, by number and start (a report counts menu paths from it alone); so
+went through a menu, by number and start (a report counts menu paths from it alone), 11
+a CDR's recording and when it was purged; so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -302,6 +303,14 @@ MENU_PATH_INDEX = (
 )
 """A report's menu paths read this index only: the calls without a menu are not in it, and
 the path is in it, so no CDR row is read (a number's 30 days were 100,000 rows read)."""
+RECORDING_COLUMNS = (
+    "ALTER TABLE cdrs ADD COLUMN recording_path text",
+    "ALTER TABLE cdrs ADD COLUMN recording_purged_at text",
+    "CREATE INDEX cdrs_recordings ON cdrs (number, started_us) WHERE recording_path IS NOT NULL"
+    " AND recording_purged_at IS NULL",
+)
+"""A call's recording and when its retention ran out; the index finds the recordings
+`recordings purge` may remove without reading the calls that have none."""
 
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
@@ -334,6 +343,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     8: (PIN_FAILURES, PIN_GUARD),
     9: MENU_COLUMNS,
     10: (MENU_PATH_INDEX,),
+    11: RECORDING_COLUMNS,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

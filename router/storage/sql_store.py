@@ -20,11 +20,18 @@ from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
 from router.storage.number_tables import NumberTables
 from router.storage.pin_guard_tables import PinGuardTables
+from router.storage.recording_tables import RecordingTables
 from router.storage.terms_tables import TermsTables
 
 
 class SqlStore(
-    CdrTables, AccountTables, BackOfficeTables, NumberTables, TermsTables, PinGuardTables
+    CdrTables,
+    AccountTables,
+    BackOfficeTables,
+    NumberTables,
+    TermsTables,
+    PinGuardTables,
+    RecordingTables,
 ):
     """A `Store` over any engine that provides sessions."""
 

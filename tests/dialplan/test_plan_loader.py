@@ -245,6 +245,36 @@ def test_rule_names_are_unique_and_require_pin_needs_a_pin() -> None:
     ]
 
 
+def test_recording_fields_are_checked_with_their_line() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        rules:
+          - {name: a, target: "13900000001", record: true}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:4 rules[0].record: record needs a recording: section "
+        "in the plan",
+    ]
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        recording: {notice: "bad notice", applies_to: some}
+        rules:
+          - {name: a, reject: closed, record: true}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 recording.notice: 'bad notice' is not a sound file name "
+        "(letters, digits, _-/.)",
+        "config/plans/4006001234.yaml:3 recording.applies_to: must be 'all' or 'rules' "
+        "(found 'some')",
+    ]
+
+
 def test_broken_yaml_is_reported_with_its_line() -> None:
     assert problems_of('number: "4006001234"\nname: [unclosed\ndefault: x\n') == [
         "config/plans/4006001234.yaml:3 (file): invalid YAML: expected ',' or ']', but got ':'"

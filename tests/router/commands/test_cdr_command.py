@@ -196,6 +196,8 @@ def test_csv_exports_every_matching_call_one_row_each_with_a_legs_column(
         "menu_path": "",
         "menu_digits": "",
         "language": "",
+        "recording_path": "",
+        "recording_purged_at": "",
         "legs": "13800000021 BUSY > 13800000011 ANSWER",
     }
 

@@ -522,10 +522,13 @@ def test_simulate_shows_the_pin_prompt_a_route_asks_for(capsys: Capture, config_
         "2026-10-01 21:30",
     )
     assert code == 0
-    assert lines[-5:] == [
+    assert lines[-7:] == [
         "  rule 1 'duty-doctor': matched -> dial 13926005678",
         "  pin: caller must enter the PIN first",
+        "  recording: caller hears the recording notice unanswered; the call is recorded once "
+        "answered (while the account has the recording feature on)",
         "PIN: the caller is asked for the PIN, 3 attempts",
+        "recording: renhe/call-recorded played unanswered, then the answered call recorded",
         "  1. dial 13926005678, ring 25 s -> ANSWER",
         "outcome: answered (rule duty-doctor)",
     ]

@@ -218,12 +218,14 @@ async def test_replay_keeps_what_still_fails_and_says_so(
 async def test_no_events_before_the_account_switches_screen_pop_on(tmp_path: Path) -> None:
     async with HttpReceiver("ok") as crm:
         config = crm_config(tmp_path, crm.url)
+        text = (config / "tariffs.yaml").read_text(encoding="utf-8")
+        priced = text.replace("features:\n", "features:\n  screen_pop: 50.00\n", 1)
+        (config / "tariffs.yaml").write_text(priced, encoding="utf-8")
         with (config / "tariffs.yaml").open("a", encoding="utf-8") as tariffs:
             tariffs.write(
                 f'  "{CRM_NUMBER}":\n    package: e2e-regional\n    prepaid: false\n'
                 "    features: {screen_pop: 2026-12-01}\n"
             )
-            tariffs.write("features: {screen_pop: 50.00}\n")
         async with running_router(tmp_path, config) as router:
             result = await call(router, dialled=CRM_NUMBER, uniqueid="off.1")
             await finished_cdr(router, "off.1")
