@@ -34,6 +34,8 @@ from router.storage.sessions import Session, migrate
 from router.storage.sql_store import SqlStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+WORKER_STOP_S = 5.0
+"""How long a failed connection's worker thread may take to stop (it only closes)."""
 
 DIALECT = schema.Dialect(
     money="text",  # exact decimal text: SQLite's NUMERIC would round money through a float
@@ -145,9 +147,20 @@ class SQLiteStore(SqlStore):
             return self._db
         await self._disconnect()
         mode = "rwc" if self._may_create else "rw"
-        db = await aiosqlite.connect(
+        connecting = aiosqlite.connect(
             f"{self.path.as_uri()}?mode={mode}", uri=True, isolation_level=None
         )
+        try:
+            db = await connecting
+        except BaseException:
+            # aiosqlite stops its worker thread without waiting for it: a thread still
+            # answering once a failed start has closed the loop prints a traceback at exit.
+            # Polled, not joined in an executor, whose own thread would then outlive the start.
+            with suppress(TimeoutError):
+                async with asyncio.timeout(WORKER_STOP_S):
+                    while connecting._thread.is_alive():
+                        await asyncio.sleep(0.005)
+            raise
         try:
             db.row_factory = sqlite3.Row
             await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")

@@ -295,6 +295,23 @@ def test_serve_with_an_unusable_database_path_exits_1(tmp_path: Path) -> None:
     ]
 
 
+def test_serve_with_a_database_path_that_is_a_directory_ends_on_its_line(
+    tmp_path: Path,
+) -> None:
+    """The failed SQLite connection's worker thread is stopped before the loop closes: it
+    printed a traceback after the line, one start in two."""
+    config_dir = config_copy(tmp_path)
+    (tmp_path / "var" / "hotline400.db").mkdir(parents=True)  # router.yaml's database
+    listen = f"127.0.0.1:{free_port()}"
+    for _ in range(3):
+        code, lines = serve(tmp_path, "--config", str(config_dir), "--listen", listen)
+        assert code == 1
+        assert lines[-1].startswith(
+            "cannot start: store sqlite:///var/hotline400.db cannot be opened: unable to open "
+        )
+        assert not any("Traceback" in line for line in lines)
+
+
 def test_serve_with_postgresql_down_keeps_serving_until_sigterm(tmp_path: Path) -> None:
     config_dir = config_copy(tmp_path)
     port = free_port()
