@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage
@@ -41,6 +42,11 @@ from router.storage.protocol import Store
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 """The repository root: the shipped config/, docs and README live there."""
+
+# Properties are about behaviour, not speed: a loaded machine must not fail an example
+# for taking longer than hypothesis's default 200 ms.
+settings.register_profile("hotline400", deadline=None)
+settings.load_profile("hotline400")
 
 
 STORE_ENGINES = ["sqlite", "postgresql"]
