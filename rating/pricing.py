@@ -191,24 +191,37 @@ class PriceTimeline:
         return pricer
 
 
-def _timeline(name: str, package: Package, tariffs: Tariffs) -> PriceTimeline:
+def _timeline(name: str, package: Package, tariffs: Tariffs, prepayment: Decimal) -> PriceTimeline:
+    """The package's prices over time at the tier `prepayment` reaches."""
+    tier = package.tier_of(prepayment)
+    if tier is not None:
+        name = f"{name}+prepaid{tier.prepayment}"
     changes = tuple(
-        (change.effective, PackagePricer.of(name, package.on(change.effective), tariffs, change))
+        (
+            change.effective,
+            PackagePricer.of(
+                name, package.on(change.effective).for_prepayment(prepayment), tariffs, change
+            ),
+        )
         for change in package.changes
     )
-    return PriceTimeline(tariffs.zone, PackagePricer.of(name, package, tariffs), changes)
+    first = PackagePricer.of(name, package.for_prepayment(prepayment), tariffs)
+    return PriceTimeline(tariffs.zone, first, changes)
 
 
 class PriceBook:
     """Every account's compiled prices, built once per loaded tariff file."""
 
     def __init__(self, tariffs: Tariffs) -> None:
-        timelines = {
-            name: _timeline(name, package, tariffs) for name, package in tariffs.packages.items()
-        }
-        self._by_number = {
-            number: timelines[account.package] for number, account in tariffs.accounts.items()
-        }
+        timelines: dict[tuple[str, Decimal | None], PriceTimeline] = {}
+        self._by_number = {}
+        for number, account in tariffs.accounts.items():
+            package = tariffs.packages[account.package]
+            tier = package.tier_of(account.prepayment)
+            key = (account.package, None if tier is None else tier.prepayment)
+            if key not in timelines:
+                timelines[key] = _timeline(account.package, package, tariffs, account.prepayment)
+            self._by_number[number] = timelines[key]
 
     def pricer(self, number: str, answered_at: datetime | None = None) -> PackagePricer:
         """The number's prices in force at `answered_at` (the package's own when None)."""

@@ -23,7 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rating.model_base import Strict
-from rating.money import ZERO, Money
+from rating.money import ZERO, Money, to_fen
 from rating.periods import WEEKDAYS, PeriodClock, parse_window
 from rating.rates import Rate
 
@@ -168,6 +168,25 @@ class PriceChange(Strict):
         return given
 
 
+class PrepaidTier(Strict):
+    """A lower rate bought with a larger prepayment: every usage rate of the package less
+    `discount_percent`, rounded half-up to the fen, for accounts prepaying `prepayment`."""
+
+    prepayment: Money = Field(gt=0, description="the account's agreed prepayment, at least")
+    discount_percent: int = Field(ge=1, le=99)
+
+
+def _discounted(rate: Rate | None, keep: Decimal) -> Rate | None:
+    if rate is None:
+        return None
+    return Rate(
+        first_seconds=rate.first_seconds,
+        first_charge=to_fen(rate.first_charge * keep),
+        per_seconds=rate.per_seconds,
+        charge=to_fen(rate.charge * keep),
+    )
+
+
 class Package(Strict):
     """What a 400 subscriber buys: usage rates, rent, included minutes, minimum, sharing."""
 
@@ -189,6 +208,10 @@ class Package(Strict):
         default_factory=list,
         description="announced price changes, each in force from its effective day, in order",
     )
+    prepaid_tiers: list[PrepaidTier] = Field(
+        default_factory=list,
+        description="lower rates for larger prepayments, by growing prepayment and discount",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Package:
@@ -203,7 +226,47 @@ class Package(Strict):
                 )
         for change in self.changes:
             _check_rates(self.on(change.effective), f" from {change.effective}")
+        for lower, higher in zip(self.prepaid_tiers, self.prepaid_tiers[1:], strict=False):
+            if (
+                higher.prepayment <= lower.prepayment
+                or higher.discount_percent <= lower.discount_percent
+            ):
+                raise PydanticCustomError(
+                    "tier_order",
+                    "a larger prepayment buys a lower rate: tiers go by growing prepayment "
+                    "and discount ({higher} after {lower})",
+                    {
+                        "higher": f"{higher.prepayment}/{higher.discount_percent}%",
+                        "lower": f"{lower.prepayment}/{lower.discount_percent}%",
+                    },
+                )
         return self
+
+    def tier_of(self, prepayment: Decimal) -> PrepaidTier | None:
+        """The largest tier `prepayment` reaches, None below the first."""
+        reached = [tier for tier in self.prepaid_tiers if tier.prepayment <= prepayment]
+        return reached[-1] if reached else None
+
+    def for_prepayment(self, prepayment: Decimal) -> Package:
+        """The package with the rates its tier for `prepayment` gives (itself below them)."""
+        tier = self.tier_of(prepayment)
+        if tier is None:
+            return self
+        keep = Decimal(100 - tier.discount_percent) / 100
+        periods = [
+            period.model_copy(
+                update={
+                    name: _discounted(getattr(period, name), keep)
+                    for name in ("nationwide", "local", "long_distance")
+                }
+            )
+            for period in self.periods
+        ]
+        update: dict[str, Any] = {
+            name: _discounted(getattr(self, name), keep)
+            for name in ("nationwide", "local", "long_distance")
+        }
+        return self.model_copy(update={**update, "periods": periods})
 
     def on(self, day: date) -> Package:
         """The package as in force on `day`: every change effective by then applied."""
@@ -258,6 +321,9 @@ class Account(Strict):
         None,
         description="this number's own minimum monthly consumption (default: its package's); "
         "a number in use keeps the minimum it agreed",
+    )
+    prepayment: Money = Field(
+        ZERO, description="the prepayment the account agreed: its package's tier (prepaid_tiers)"
     )
     opened: date | None = Field(
         None,
@@ -378,7 +444,8 @@ class Tariffs(Strict):
 
     def package_on(self, number: str, day: date) -> Package:
         """The package a number's calls and month are charged by on `day`."""
-        return self.packages[self.accounts[number].package].on(day)
+        account = self.accounts[number]
+        return self.packages[account.package].on(day).for_prepayment(account.prepayment)
 
     def charged_rate(self, number: str, day: date) -> Decimal:
         """Yuan per minute a number is charged on `day` (Package.charged_rate)."""
