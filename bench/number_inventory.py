@@ -4,8 +4,9 @@ a single transition, the numbers tick, and the store's size.
 Imports N numbers (default 1,000,000: the whole 4006 segment) the way `hotline400 numbers
 import` does (the list read, every number graded, inserted in batches in one transaction),
 then times, each the median of R rounds:
-- searches: by pattern (a common and a rare one), by grade (any premium, one grade), and by
-  segment, pattern and status together, 50 numbers each, as `numbers search` asks;
+- searches: by pattern (a common one, a rare one, 4 digits), by grade (any premium, one
+  grade), and by segment, pattern and status together (a common and a rare pattern), 50
+  numbers each, as `numbers search` asks;
 - a reservation of one number (read, catch up, conditional write with its history row);
 - the tick with nothing due (what cron and every router run every minute), and the tick
   that expires K reservations and ends their freezes (2 transitions each);
@@ -56,7 +57,9 @@ SEARCHES: dict[str, dict[str, object]] = {
     "pattern 1234567 (rare)": {"pattern": "1234567"},
     "grade premium": {"premium": True},
     "grade gold": {"grade": "gold"},
+    "pattern 5201 (4 digits)": {"pattern": "5201"},
     "segment+pattern+status": {"segment": "4006", "pattern": "520", "status": "available"},
+    "segment+rare pattern+status": {"segment": "4006", "pattern": "9876543", "status": "available"},
 }
 
 

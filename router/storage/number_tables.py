@@ -16,6 +16,7 @@ from datetime import datetime
 from numbering.lifecycle import Change, NumberRecord
 from rating.ledger import LedgerEntry
 from router.storage import queries
+from router.storage.number_patterns import pattern_ranges
 from router.storage.number_rows import (
     RECORD_COLUMNS,
     HistoryEntry,
@@ -45,6 +46,8 @@ _SELECT_RECORD = f"SELECT {', '.join(RECORD_COLUMNS)} FROM numbers"
 _PARTY = "name, full_name, licence, legal_representative, id_masked, created_us"
 IMPORT_BATCH = 10_000
 """Numbers inserted by one statement batch: each batch stays within a command timeout."""
+ANALYZE_AFTER = 1_000
+"""An import adding this many numbers refreshes the planner's statistics of the table."""
 
 
 class NumberTables(SessionSource):
@@ -62,7 +65,18 @@ class NumberTables(SessionSource):
             while batch := list(itertools.islice(rows, IMPORT_BATCH)):
                 await session.executemany(_INSERT_NUMBER, batch)
             [after] = await session.fetch("SELECT COUNT(*) AS n FROM numbers")
-        return int(after["n"]) - int(before["n"])
+        added_count = int(after["n"]) - int(before["n"])
+        if added_count >= ANALYZE_AFTER:
+            await self._analyze()
+        return added_count
+
+    async def _analyze(self) -> None:
+        """Statistics of the numbers as they now are, on either engine: without them the
+        planner takes a search for a rare pattern in a segment and status for a common one
+        and reads the whole segment (SQLite keeps none until asked; PostgreSQL's autovacuum
+        comes later)."""
+        async with self._single_write() as session:
+            await session.execute("ANALYZE numbers")
 
     async def number_record(self, number: str) -> NumberRecord | None:
         async with self._connected() as session:
@@ -104,6 +118,16 @@ class NumberTables(SessionSource):
             where.add("grade <> ?" if premium else "grade = ?", "ordinary")
         if pattern is not None:
             where.add("number LIKE ?", f"%{pattern}%")
+            if ranges := pattern_ranges(pattern):
+                where.add(
+                    "number IN ("
+                    + " UNION ALL ".join(
+                        f"SELECT number FROM numbers WHERE {place} BETWEEN ? AND ?"
+                        for place, _, _ in ranges
+                    )
+                    + ")",
+                    *(bound for _, low, high in ranges for bound in (low, high)),
+                )
         if status is not None:
             where.add("status = ?", status)
         if holder is not None:

@@ -10,7 +10,8 @@ subscribers, 7 each number's history of minimum monthly consumption and charged 
 the failed PIN calls of each caller to each number and the callers refused for guessing, 9
 the IVR menu path, keys and prompt language of each CDR, 10 the index of the CDRs that
 went through a menu, by number and start (a report counts menu paths from it alone), 11
-a CDR's recording and when it was purged; so
+a CDR's recording and when it was purged, 12 the indexes of the numbers' last 6, 5, 4 and 3
+digits that find a rare pattern (router.storage.number_patterns); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from router.storage.number_patterns import TAIL_INDEXES
 
 Migration = tuple[str, ...]
 
@@ -344,6 +347,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     9: MENU_COLUMNS,
     10: (MENU_PATH_INDEX,),
     11: RECORDING_COLUMNS,
+    12: (*TAIL_INDEXES, "ANALYZE numbers"),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -46,6 +46,26 @@ def test_numbers_are_added_once_and_searched(store_url: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_pattern_finds_every_number_containing_it_with_the_other_conditions(
+    store_url: str,
+) -> None:
+    spread = [f"400{(n * 7_919_993) % 10**7:07d}" for n in range(3000)]
+    planted = ["4005201314", "4008520131", "4000052013", "4001234567", "4009995201"]
+
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            await store.add_numbers(pool([*spread, *planted]), T0)
+            everything = sorted({*spread, *planted})
+            for pattern in ("520", "5201", "52013", "1234567", "0052", "88", "4000"):
+                found = await store.search_numbers(pattern=pattern, limit=5000)
+                assert [r.number for r in found] == [n for n in everything if pattern in n]
+            found = await store.search_numbers(segment="4008", pattern="5201", status="available")
+            assert [r.number for r in found] == ["4008520131"]
+            assert await store.search_numbers(pattern="5201", status="reserved") == []
+
+    asyncio.run(scenario())
+
+
 def test_of_two_transitions_from_one_version_only_the_first_is_written(store_url: str) -> None:
     async def scenario() -> None:
         async with opened_store(store_url) as first, opened_store(store_url) as second:
