@@ -143,7 +143,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     cancel.set_defaults(run=_transition("cancel"))
     ticked = actions.add_parser(
-        "tick", parents=[common, timed], help="apply the transitions due (safe to repeat)"
+        "tick",
+        parents=[common, timed, formatted],
+        help="apply the transitions due (safe to repeat)",
     )
     ticked.set_defaults(run=inventory_command(_tick))
 
@@ -369,6 +371,9 @@ async def _submit(
 
 async def _tick(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
     report = await tick(inventory, books.tariffs, now)
+    if args.format == "json":
+        print_json({"at": local(now, books.zone), "timed": report.timed, "arrears": report.arrears})
+        return 0
     print(
         f"tick at {local(now, books.zone)}: {report.timed} transition(s) due, "
         f"{report.arrears} number(s) into or out of arrears"

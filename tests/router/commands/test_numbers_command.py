@@ -238,7 +238,10 @@ def test_cancellation_takes_30_days_then_90_frozen_and_tick_is_safe_to_repeat(st
         f"{ORDINARY} is cancelled (held by sp-east) until 2027-04-09 10:00: "
         "it cannot be reserved\n",
     )
-    run(stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00")
+    code, out, _ = run(
+        stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00", "--format", "json"
+    )
+    assert json.loads(out) == {"at": "2027-04-09 10:00", "timed": 1, "arrears": 0}
     code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
     assert json.loads(out)["status"] == "available" and json.loads(out)["subscriber"] is None
 
