@@ -27,6 +27,8 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from console.store_access import opened_store
@@ -158,6 +160,14 @@ def _sign_in(browser: webdriver.Chrome, url: str, name: str) -> None:
     WebDriverWait(browser, 10).until(lambda b: "/login" not in b.current_url)
 
 
+def _submit(browser: webdriver.Chrome, control: WebElement) -> None:
+    """Click a control that loads a page and wait for that page: reading at once could find
+    the elements of the page being left, gone by the time their text is asked for."""
+    leaving = browser.find_element(By.TAG_NAME, "html")
+    control.click()
+    WebDriverWait(browser, 15).until(staleness_of(leaving))
+
+
 def _photograph(browser: webdriver.Chrome, name: str, width: int) -> Path:
     """The whole page at this width, as a PNG to look at."""
     height = browser.execute_script("return document.documentElement.scrollHeight")
@@ -192,7 +202,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
             editor,
             original.replace("ring_timeout: 20", "ring_timeout: 2000"),
         )
-        browser.find_element(By.CSS_SELECTOR, "#yaml-form button.primary").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "#yaml-form button.primary"))
         problems = browser.find_element(By.CSS_SELECTOR, ".problems").text
         assert re.search(rf"config/plans/{SHOP}\.yaml:\d+ ring_timeout:", problems), problems
         editor = browser.find_element(By.CSS_SELECTOR, "#yaml-form textarea")
@@ -202,7 +212,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
             original.replace("ring_timeout: 20", "ring_timeout: 25"),
         )
         browser.find_element(By.NAME, "note").send_keys("ring a little longer")
-        browser.find_element(By.CSS_SELECTOR, "#yaml-form button.primary").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "#yaml-form button.primary"))
         assert "Saved as version 2" in browser.find_element(By.CSS_SELECTOR, ".ok").text
         saved = (Path(str(site["config"])) / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
         assert "ring_timeout: 25" in saved
@@ -296,7 +306,7 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
     browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
     try:
         _sign_in(browser, url, "ops")
-        browser.find_element(By.LINK_TEXT, "Numbers").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "Numbers"))
         browser.find_element(By.NAME, "pattern").send_keys("8888")
         browser.find_element(By.CSS_SELECTOR, "form.filters button.primary").click()
         WebDriverWait(browser, 15).until(lambda b: "pattern=8888" in b.current_url)
@@ -306,15 +316,15 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
         assert all("8888" in number.replace("-", "") for number in shown)
         for width in WIDTHS:
             _photograph(browser, "numbers", width)
-        browser.find_element(By.LINK_TEXT, "400-888-8888").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "400-888-8888"))
         assert "platinum" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=reserve]").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=reserve]"))
         status = browser.find_element(By.CSS_SELECTOR, "[data-testid=status]")
         assert status.text == "reserved"
         history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
         assert "reserved for 30 days (free)" in history and "sp-east" in history
         browser.find_element(By.NAME, "subscriber").send_keys("acme")
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=apply]").click()
+        _submit(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=apply]"))
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "applied"
         history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
         assert "selection_fee 8000.00 to 4008888888" in history
@@ -349,7 +359,7 @@ def test_the_operator_scans_the_accounts_and_the_users(site: dict[str, object]) 
     browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
     try:
         _sign_in(browser, url, "ops")
-        browser.find_element(By.LINK_TEXT, "Accounts").click()
+        _submit(browser, browser.find_element(By.LINK_TEXT, "Accounts"))
         table = browser.find_element(By.CSS_SELECTOR, "[data-testid=accounts]").text
         assert SHOP in table and CLINIC in table and "Lanhua Online Shop" in table
         for width in WIDTHS:
