@@ -177,9 +177,14 @@ def _usage(
     usage = call.usage()
     kind = "no account" if account is None else "prepaid" if account.prepaid else "postpaid"
     balance = f"balance {usage.balance}, " if usage.balance is not None else ""
+    calls = f"{usage.month_calls} call(s)"
+    if caps.monthly_calls is not None:
+        calls = (
+            f"{usage.month_calls} of {caps.monthly_calls} {caps.monthly_calls_counting} call(s)"
+        )
     return usage, (
-        f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {usage.month_calls} "
-        f"call(s), today's cost {usage.day_cost}"
+        f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
+        f"today's cost {usage.day_cost}"
     )
 
 

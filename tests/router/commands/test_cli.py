@@ -573,6 +573,7 @@ def test_simulate_many_calls_shows_the_split_percentages(capsys: Capture) -> Non
     )
     assert code == 0
     assert lines[1].startswith("usage (postpaid): 2026-11 cost")
+    assert " of 100000 incoming call(s), " in lines[1]  # the monthly cap counts every call
     assert [line.split() for line in lines[2:]] == [
         ["02155556666", "60", "calls", "60.00%"],
         ["02866667777", "30", "calls", "30.00%"],
