@@ -43,6 +43,7 @@ from router.notifications.sms import HttpSmsGateway, LogSms, RateLimit, SmsNotic
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import WebhookDelivery
 from router.numbers.inventory import Inventory
+from router.numbers.statuses import NumberStatuses
 from router.numbers.ticking import tick
 from router.startup import (
     StartupError,
@@ -52,6 +53,7 @@ from router.startup import (
     store_problem,
 )
 from router.storage.location import configured_store_url, redacted, store_for
+from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal
 from router.storage.writer import CdrWriter
 
@@ -132,6 +134,7 @@ class Daemon:
             in_progress=self.in_progress,
             events=CallEvents(self.webhooks.submit, self.sms),
             pin_guard=PinGuard(self.store, self.settings.pin_guard, self.metrics),
+            statuses=NumberStatuses(),
         )
         self.server = FastAGIServer(
             self.services,
@@ -151,6 +154,8 @@ class Daemon:
         self._watcher: asyncio.Task[None] | None = None
         self._balances: asyncio.Task[None] | None = None
         self._ticks: asyncio.Task[None] | None = None
+        self._statuses: asyncio.Task[None] | None = None
+        self._statuses_unread = False
         self._adopting: asyncio.Task[None] | None = None
 
     def _sms_sender(self) -> SmsSender:
@@ -202,6 +207,8 @@ class Daemon:
         await self.cdrs.start()
         await self.webhooks.start()
         began = self.clock()  # the calls left in progress started before this
+        if store_open:
+            await self._refresh_statuses()  # before the first call
         if store_open and self.ami is None:  # nothing to ask: closed before calls come in
             await self.adoption.run(began)
         await self.server.serve()
@@ -219,6 +226,7 @@ class Daemon:
                 log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         self._balances = asyncio.create_task(self._watch_balances(), name="balance-watch")
         self._ticks = asyncio.create_task(self._tick_numbers(), name="numbers-tick")
+        self._statuses = asyncio.create_task(self._watch_statuses(), name="status-watch")
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
         log.info("FastAGI listening on %s:%d", self.host, self.port)
@@ -280,8 +288,31 @@ class Daemon:
                         report.timed,
                         report.arrears,
                     )
+                    await self._refresh_statuses()  # what it moved counts from the next call
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.numbers_tick)
+
+    async def _watch_statuses(self) -> None:
+        """The planned numbers' statuses in the inventory, every `status_refresh` seconds
+        (router.numbers.statuses): the calls read them from memory."""
+        while not self._stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.status_refresh)
+            if not self._stop.is_set():
+                await self._refresh_statuses()
+
+    async def _refresh_statuses(self) -> None:
+        """Said once when the store cannot be read, and once when it can again."""
+        try:
+            await self.services.statuses.refresh(self.store, self.plans.numbers())
+        except StoreUnavailable as error:
+            if not self._statuses_unread:
+                log.error("numbers' statuses unreadable, the last read stay in force: %s", error)
+            self._statuses_unread = True
+            return
+        if self._statuses_unread:
+            log.info("numbers' statuses read again")
+        self._statuses_unread = False
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -311,6 +342,8 @@ class Daemon:
             await self._balances
         if self._ticks is not None:
             await self._ticks
+        if self._statuses is not None:
+            await self._statuses
         if self._adopting is not None:
             self._adopting.cancel()
             await asyncio.gather(self._adopting, return_exceptions=True)

@@ -62,6 +62,7 @@ from router.monitoring.logs import call_context
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents, CallReport
 from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.statuses import NumberStatuses
 from router.storage.cdr import (
     CDR,
     DIALLING,
@@ -102,6 +103,8 @@ class CallServices:
     """Failed PIN calls counted per caller and number; a guessing caller is refused."""
     recordings_dir: str = "/var/spool/asterisk/monitor/hotline400"
     """Where Asterisk writes the recordings (router.yaml's recordings_dir)."""
+    statuses: NumberStatuses = field(default_factory=NumberStatuses)
+    """The inventory's word on the planned numbers, refreshed by the daemon."""
 
 
 @dataclass
@@ -196,11 +199,14 @@ class CallSession:
     async def _route(self, plan: Plan) -> None:
         now = self.services.clock()
         accounting = self.services.accounting
-        self.account = await accounting.open_call(plan, self.services.plans.tariffs, now)
-        if self.account.number_status == NOT_IN_SERVICE:
-            status = self.account.snapshot.number_status
-            await self._unknown_number(f"{status} in the inventory, not in service")
+        inventory = self.services.statuses.of(plan.number)
+        if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
+            await self._unknown_number(f"{inventory.status} in the inventory, not in service")
             return
+        on_calls = inventory.on_calls if inventory is not None else None
+        self.account = await accounting.open_call(
+            plan, self.services.plans.tariffs, now, on_calls
+        )
         call = Call(plan.number, self.context.caller, self.context.call_id)
         usage = self.account.usage()
         with self.services.metrics.decision_timer():

@@ -35,6 +35,7 @@ from router.configuration.config_dir import load_config
 from router.configuration.settings import RouterSettings
 from router.money.accounting import NO_USAGE, Accounting, CallAccount
 from router.money.balance_alerts import BalanceAlerts
+from router.numbers.statuses import inventory_status
 from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
 from router.storage.sqlite import StoreUnavailable
 
@@ -201,7 +202,9 @@ async def _read_counters(
         accounting = Accounting(
             store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
         )
-        return await accounting.open_call(plan, tariffs, at)
+        record = await store.number_record(plan.number)
+        status = None if record is None else inventory_status(record).on_calls
+        return await accounting.open_call(plan, tariffs, at, status)
     finally:
         await store.close()
 

@@ -103,6 +103,13 @@ class RouterSettings(BaseModel):
         "reservations, reviews, notices, freezes, keeping months, arrears); several routers "
         "may run them at once",
     )
+    status_refresh: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds between reads of the planned numbers' statuses in the inventory: "
+        "a suspension, arrears, a cancellation or a freeze counts within this on every router",
+    )
     balance_refresh: float = Field(
         60.0,
         gt=0,

@@ -1,7 +1,8 @@
 """Money around a call: usage before it is connected, a talk-time limit, its price after.
 
 Before deciding, the router reads the number's counters (month and day cost, calls this
-month, included minutes used, prepaid balance: a few keyed rows, never a scan of CDRs).
+month, included minutes used, prepaid balance: a few keyed rows, never a scan of CDRs)
+when it has an account or a cap to read them for; a number with neither reads nothing.
 A plan with a monthly call cap reserves its call with one conditional statement, so
 routers sharing a database never both take the last unit. The cap counts incoming calls
 (every call put through to the subscriber's phones), unless the plan counts answered calls
@@ -38,7 +39,6 @@ from rating.ledger import call_entry
 from rating.pricing import price
 from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
-from router.numbers.service import status_on_calls
 from router.storage.cdr import FinishCall, PostLedger
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import UsageSnapshot
@@ -60,17 +60,14 @@ class CallAccount:
     account: Account | None
     snapshot: UsageSnapshot
     month: str
-    """The month of the counters read."""
+    """The month of the counters read, "" when the number has none to read."""
     reserved: bool = False
+    number_status: NumberStatus | str | None = None
+    """The inventory's word on the number (router.numbers.service), None if it has none."""
 
     @property
     def rated(self) -> bool:
         return self.tariffs is not None and self.account is not None
-
-    @property
-    def number_status(self) -> NumberStatus | str | None:
-        """The inventory's word on the number (router.numbers.service), None if it has none."""
-        return status_on_calls(self.snapshot.number_status, self.snapshot.number_suspended)
 
     def usage(self) -> Usage:
         """Counters as the evaluator reads them; a prepaid account with no entries has 0."""
@@ -122,21 +119,35 @@ class Accounting:
         self.zone = zone
         self.balance_seen = balance_seen
 
-    async def open_call(self, plan: Plan, tariffs: Tariffs | None, now: datetime) -> CallAccount:
-        """Read the number's counters and its status in the inventory as the call arrives
-        (one statement): a status the operator set on any router counts from the next call."""
+    async def open_call(
+        self,
+        plan: Plan,
+        tariffs: Tariffs | None,
+        now: datetime,
+        number_status: NumberStatus | str | None = None,
+    ) -> CallAccount:
+        """Read the number's counters as the call arrives, if it has an account or a cap;
+        `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        local = now.astimezone(self.zone)
-        month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
-        try:
-            snapshot = await self.store.usage(plan.number, month, day)
-        except StoreUnavailable as error:
-            log.error("usage of %s unreadable, connecting without limits: %s", plan.number, error)
-            snapshot, account = NO_USAGE, None
+        caps = plan.caps
+        needs_counters = account is not None or any(
+            limit is not None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
+        )
+        snapshot, month = NO_USAGE, ""
+        if needs_counters:  # else no counter is read or written: no month nor day needed
+            local = now.astimezone(self.zone)
+            month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
+            try:
+                snapshot = await self.store.usage(plan.number, month, day)
+            except StoreUnavailable as error:
+                log.error(
+                    "usage of %s unreadable, connecting without limits: %s", plan.number, error
+                )
+                snapshot, account = NO_USAGE, None
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
             self.balance_seen(plan.number, balance, account.low_balance_warning)
-        return CallAccount(plan, tariffs, account, snapshot, month)
+        return CallAccount(plan, tariffs, account, snapshot, month, number_status=number_status)
 
     async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
         """Read every prepaid balance: top-ups and fees booked by `hotline400 account` and

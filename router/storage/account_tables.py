@@ -18,7 +18,7 @@ class AccountTables(SessionSource):
     """The accounts part of `Store`: what a call reads and reserves, what commands book."""
 
     async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
-        params = (number, month, number, day, number, month, number, number)
+        params = (number, month, number, day, number, month, number)
         async with self._connected() as session:
             [row] = await session.fetch(queries.USAGE_SNAPSHOT, params)
         return UsageSnapshot.from_row(row)

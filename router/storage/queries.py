@@ -99,14 +99,12 @@ INCLUDED_SECONDS_BOOKED = (
 # A few keyed rows, never a scan: parameters number, month, number, day, number, month, number.
 USAGE_SNAPSHOT = """
 SELECT m.cost_fen AS month_cost_fen, c.calls AS month_calls, m.included_used AS included_used,
-       d.cost_fen AS day_cost_fen, b.balance_fen AS balance_fen,
-       n.status AS number_status, n.suspended_since_us AS suspended_since_us
+       d.cost_fen AS day_cost_fen, b.balance_fen AS balance_fen
 FROM (SELECT 1) AS one
 LEFT JOIN usage AS m ON m.number = ? AND m.period = ?
 LEFT JOIN usage AS d ON d.number = ? AND d.period = ?
 LEFT JOIN call_units AS c ON c.number = ? AND c.month = ?
 LEFT JOIN balances AS b ON b.number = ?
-LEFT JOIN numbers AS n ON n.number = ?
 """
 # One statement: the count only moves while it is below the cap, whichever router asks.
 RESERVE_CALL = (

@@ -257,18 +257,13 @@ def entry_from_row(row: Row) -> LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class UsageSnapshot:
-    """Counters of one number as stored: money in yuan; balance None before any entry; and
-    the number's status in the inventory (None when the inventory does not hold it), read in
-    the same statement so every call sees the status the operator set last."""
+    """Counters of one number as stored: money in yuan; balance None before any entry."""
 
     month_cost: Decimal
     month_calls: int
     included_used: int
     day_cost: Decimal
     balance: Decimal | None
-    number_status: str | None = None
-    number_suspended: bool = False
-    """A suspension runs on (a suspended number given notice is still suspended)."""
 
     @classmethod
     def from_row(cls, row: Row) -> UsageSnapshot:
@@ -279,8 +274,6 @@ class UsageSnapshot:
             included_used=row["included_used"] or 0,
             day_cost=yuan_of(row["day_cost_fen"] or 0),
             balance=None if balance is None else yuan_of(balance),
-            number_status=row["number_status"],
-            number_suspended=row["suspended_since_us"] is not None,
         )
 
 

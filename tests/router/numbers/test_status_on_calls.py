@@ -1,5 +1,5 @@
-"""The router takes a number's status from the inventory on the next call, on every router
-sharing the store, without a restart; `check` holds the plans to the inventory.
+"""The router takes a number's status from the inventory within `status_refresh`, on every
+router sharing the store, without a restart; `check` holds the plans to the inventory.
 
 Real daemons with the Asterisk simulator over TCP; two routers on one PostgreSQL schema.
 """
@@ -37,6 +37,9 @@ from tests.conftest import (
 RULES = NumberRules()
 NUMBER = "4000000001"  # the e2e plan that answers at once
 DAY = timedelta(days=1)
+REFRESH = 0.2
+"""router.yaml's status_refresh in these tests: a status counts this long after it is set."""
+MARGIN = 0.3
 
 
 async def into_service(store: Store, number: str = NUMBER) -> Inventory:
@@ -54,29 +57,34 @@ async def into_service(store: Store, number: str = NUMBER) -> Inventory:
     return inventory
 
 
-async def test_a_status_set_by_an_operator_counts_from_the_next_call_on_every_router(
+async def test_a_status_set_by_an_operator_counts_within_status_refresh_on_every_router(
     tmp_path: Path,
 ) -> None:
     async with scratch_schema() as database, AsyncExitStack() as stack:
         routers = [
             await stack.enter_async_context(
-                running_router(tmp_path / name, store=database, router_name=name)
+                running_router(
+                    tmp_path / name, store=database, router_name=name, status_refresh=REFRESH
+                )
             )
             for name in ("r1", "r2")
         ]
         operator = await stack.enter_async_context(opened_store(database))
         inventory = await into_service(operator)
+        await asyncio.sleep(REFRESH + MARGIN)
         for index, router in enumerate(routers):
             await call(router, dialled=NUMBER, uniqueid=f"before.{index}")
             assert (await finished_cdr(router, f"before.{index}")).outcome is Outcome.ANSWERED
         await inventory.act(
             NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.suspend(r, "ops", at, RULES)
         )
+        await asyncio.sleep(REFRESH + MARGIN)
         for index, router in enumerate(routers):
             result = await call(router, dialled=NUMBER, uniqueid=f"suspended.{index}")
             assert result.variables["HOTLINE_STATUS"] == "suspended"
             assert result.commands[-1] == 'EXEC Hangup "63"'
         await inventory.act(NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.resume(r, "ops", at))
+        await asyncio.sleep(REFRESH + MARGIN)
         for index, router in enumerate(routers):
             await call(router, dialled=NUMBER, uniqueid=f"resumed.{index}")
             assert (await finished_cdr(router, f"resumed.{index}")).outcome is Outcome.ANSWERED
@@ -85,8 +93,9 @@ async def test_a_status_set_by_an_operator_counts_from_the_next_call_on_every_ro
 async def test_a_number_of_the_pool_is_not_in_service_and_a_notice_period_still_connects(
     tmp_path: Path,
 ) -> None:
-    async with running_router(tmp_path) as router:
+    async with running_router(tmp_path, status_refresh=REFRESH) as router:
         await router.store.add_numbers([NumberRecord("4000000002")], MONDAY_MORNING - DAY)
+        await asyncio.sleep(REFRESH + MARGIN)
         result = await call(router, dialled="4000000002", uniqueid="pool.1")
         cdr = await finished_cdr(router, "pool.1")
         assert result.commands[-1] == 'EXEC Hangup "1"'
@@ -97,8 +106,25 @@ async def test_a_number_of_the_pool_is_not_in_service_and_a_notice_period_still_
         inventory = await into_service(router.store)
         notice = MONDAY_MORNING - DAY
         await inventory.act(NUMBER, notice, lambda r, at: lifecycle.cancel(r, "ops", at, RULES))
+        await asyncio.sleep(REFRESH + MARGIN)
         await call(router, dialled=NUMBER, uniqueid="notice.1")
         assert (await finished_cdr(router, "notice.1")).outcome is Outcome.ANSWERED
+
+
+async def test_calls_read_the_status_from_memory_until_the_next_refresh(tmp_path: Path) -> None:
+    """The status is not read from the store per call: a suspension counts on the first
+    refresh after it, not before (router.yaml's status_refresh bounds how late)."""
+    async with running_router(tmp_path, status_refresh=3600) as router:
+        inventory = await into_service(router.store)
+        await inventory.act(
+            NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.suspend(r, "ops", at, RULES)
+        )
+        result = await call(router, dialled=NUMBER, uniqueid="stale.1")
+        assert result.variables["HOTLINE_STATUS"] == "answered"
+    database = str(tmp_path / "var" / "hotline400.db")  # the same store, a router starting
+    async with running_router(tmp_path / "again", status_refresh=3600, database=database) as router:
+        result = await call(router, dialled=NUMBER, uniqueid="restarted.1")
+        assert result.variables["HOTLINE_STATUS"] == "suspended"
 
 
 @pytest.fixture
