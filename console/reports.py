@@ -1,9 +1,10 @@
 """The figures a subscriber watches, for the console's pages and `hotline400 report`.
 
 Daily volume, calls by hour of day, the distribution of talk time, where callers come
-from, how they went through the IVR menus, unanswered calls and fraud signals, for a set of
-400 numbers over local days. The store returns calls grouped by UTC hour; here hours become
-local days and hours, so the same figures come out on SQLite and PostgreSQL, in any time zone.
+from, how they went through the IVR menus, the scores they gave, unanswered calls and fraud
+signals, for a set of 400 numbers over local days. The store returns calls grouped by UTC
+hour; here hours become local days and hours, so the same figures come out on SQLite and
+PostgreSQL, in any time zone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
-from router.storage.console_rows import HourBucket, MenuPathCount, RegionCount
+from router.storage.console_rows import HourBucket, MenuPathCount, RegionCount, SurveyScores
 from router.storage.protocol import Store
 
 DURATION_LABELS = ("< 30 s", "30-60 s", "1-3 min", "3-5 min", "5-10 min", "10 min +")
@@ -50,6 +51,8 @@ class Report:
     regions: list[RegionCount] = field(default_factory=list)
     menu_paths: list[MenuPathCount] = field(default_factory=list)
     """How callers went through the IVR menus (each menu and the key that left it)."""
+    survey_scores: list[SurveyScores] = field(default_factory=list)
+    """The satisfaction scores callers gave after answered calls, per number."""
     outcomes: Counter[str] = field(default_factory=Counter)
     signals: list[FraudSignal] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ async def build_report(
     report.outcomes = Counter(mix.outcomes)
     report.regions = await store.regions(numbers, since, until)
     report.menu_paths = await store.menu_paths(numbers, since, until)
+    report.survey_scores = await store.survey_scores(numbers, since, until)
     _fill(report, buckets, zone)
     return report
 

@@ -16,7 +16,7 @@ from dialplan.calendar import DayInfo, Source
 
 if TYPE_CHECKING:
     from dialplan.matchers import Call, Matcher, Moment
-    from dialplan.plan import Pin, Recording
+    from dialplan.plan import Pin, Recording, Survey
 
 
 class RejectReason(StrEnum):
@@ -111,6 +111,9 @@ class Decision:
     recording: Recording | None = None
     """The plan's recording, when the route taken records its calls (the router still asks
     whether the account has the feature switched on)."""
+    survey: Survey | None = None
+    """The plan's survey, when the route taken asks its callers for a score (the router
+    still asks whether the account has the feature switched on)."""
 
     @property
     def calendar_fallback(self) -> list[DayInfo]:

@@ -39,6 +39,7 @@ from dialplan.plan import (
     Recording,
     Route,
     SplitShare,
+    Survey,
 )
 from dialplan.split import SplitCounters
 
@@ -61,6 +62,12 @@ _RECORDED: TraceStep = (
     "recording",
     "caller hears the recording notice unanswered; the call is recorded once answered "
     "(while the account has the recording feature on)",
+    None,
+)
+_SURVEYED: TraceStep = (
+    "survey",
+    "caller is asked for a score 1-5 once the answered call ends "
+    "(while the account has the satisfaction_survey feature on)",
     None,
 )
 
@@ -101,6 +108,7 @@ class CompiledRoute:
     menu: str | None = None  # the menu this route plays instead of dialling
     language: str | None = None  # the prompt language a menu option switches to
     recording: Recording | None = None  # the plan's recording, when this route records
+    survey: Survey | None = None  # the plan's survey, when this route's callers are asked
 
     @classmethod
     def of(
@@ -123,6 +131,8 @@ class CompiledRoute:
         asks_pin = plan.pin is not None and (plan.pin.applies_to == "all" or route.require_pin)
         recording = plan.recording
         records = recording is not None and (recording.applies_to == "all" or route.record)
+        survey = plan.survey
+        surveys = survey is not None and (survey.applies_to == "all" or route.survey)
         return cls(
             name=name,
             subject=subject,
@@ -144,6 +154,7 @@ class CompiledRoute:
             menu=route.menu,
             language=route.language if isinstance(route, MenuOption) else None,
             recording=recording if records else None,
+            survey=survey if surveys else None,
         )
 
 
@@ -399,4 +410,7 @@ def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision:
     if route.recording is not None:
         decision.recording = route.recording
         decision.steps.append(_RECORDED)
+    if route.survey is not None:
+        decision.survey = route.survey
+        decision.steps.append(_SURVEYED)
     return True

@@ -425,6 +425,10 @@ class Route(Strict):
     record: bool = Field(
         False, description="record this route's calls when the plan's recording applies to rules"
     )
+    survey: bool = Field(
+        False, description="ask this route's callers for a score when the plan's survey applies "
+        "to rules"
+    )
 
     ACTIONS: ClassVar[tuple[str, ...]] = ("target", "split", "reject", "menu")
     """The fields of which a route gives exactly one."""
@@ -552,6 +556,33 @@ class Recording(Strict):
         return _check_prompt(value)
 
 
+class Survey(Strict):
+    """A satisfaction score asked after an answered call: Dial's `g` option gives the caller
+    back to the router when the destination hangs up, and one key from 1 to 5 is the score.
+    Asked only while the number's account has the `satisfaction_survey` feature switched on
+    (tariffs.yaml); calls nobody answered are never surveyed."""
+
+    prompt: str = Field(
+        "hotline400/survey", description="prompt asking for a score from 1 (poor) to 5 (good)"
+    )
+    timeout: int = Field(6, ge=1, le=30, description="seconds to wait for a key after the prompt")
+    retries: int = Field(
+        1, ge=0, le=3, description="asks again after no key or a key other than 1-5"
+    )
+    invalid_prompt: str | None = Field(
+        None, description="played before asking again after a key other than 1-5"
+    )
+    thanks: str | None = Field(None, description="played once a score is given")
+    applies_to: Literal["all", "rules"] = Field(
+        "all", description="every answered call, or only routes with survey: true"
+    )
+
+    @field_validator("prompt", "invalid_prompt", "thanks")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return None if value is None else _check_prompt(value)
+
+
 def _one_of(names: tuple[str, ...]) -> str:
     return f"{', '.join(names[:-1])} or {names[-1]}"
 
@@ -674,6 +705,9 @@ class Plan(Strict):
     recording: Recording | None = Field(
         None, description="record calls, after a notice the caller hears first"
     )
+    survey: Survey | None = Field(
+        None, description="ask callers for a satisfaction score after an answered call"
+    )
 
     @field_validator("number", mode="before")
     @classmethod
@@ -743,6 +777,10 @@ class Plan(Strict):
                 found.append((("pin", name), getattr(self.pin, name)))
         if self.recording is not None:
             found.append((("recording", "notice"), self.recording.notice))
+        if self.survey is not None:
+            for name in ("prompt", "invalid_prompt", "thanks"):
+                if getattr(self.survey, name) is not None:
+                    found.append((("survey", name), getattr(self.survey, name)))
         for name, menu in self.menus.items():
             found.append((("menus", name, "prompt"), menu.prompt))
             if menu.invalid_prompt is not None:

@@ -53,9 +53,9 @@ def parse_plan(file: str, text: str) -> Plan:
 
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
-    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN and
-    recording use, a hold queue that could ever hold anyone, menus named and nested within
-    bounds."""
+    """Limits that span the plan: forwarding numbers per subscriber, rule names, PIN,
+    recording and survey use, a hold queue that could ever hold anyone, menus named and
+    nested within bounds."""
     yield from _forwarding_limits(source, plan)
     yield from _menu_links(source, plan)
     seen: dict[str, int] = {}
@@ -80,6 +80,15 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             yield source.problem((*path, "record"), f"record {why}")
         if route.record and route.reject is not None:
             yield source.problem((*path, "record"), "a route that refuses calls records nothing")
+        if route.survey and (plan.survey is None or plan.survey.applies_to == "all"):
+            why = (
+                "needs a survey: section in the plan"
+                if plan.survey is None
+                else "does nothing while survey.applies_to is all (every answered call is asked)"
+            )
+            yield source.problem((*path, "survey"), f"survey {why}")
+        if route.survey and route.reject is not None:
+            yield source.problem((*path, "survey"), "a route that refuses calls surveys nobody")
     if plan.queue is not None and not plan.call_limits:
         yield source.problem(
             ("queue",),

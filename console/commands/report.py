@@ -105,6 +105,10 @@ def figures(report: Report) -> dict[str, Any]:
             {"province": r.province, "city": r.city, "calls": r.calls} for r in report.regions
         ],
         "menu_paths": [{"path": m.path, "calls": m.calls} for m in report.menu_paths],
+        "survey_scores": [
+            {"number": s.number, "scored": s.scored, "average": round(s.average, 2)}
+            for s in report.survey_scores
+        ],
         "outcomes": dict(report.outcomes.most_common()),
         "fraud_signals": [
             {"at": s.at.isoformat(), "kind": s.kind, "detail": s.detail} for s in report.signals
@@ -157,6 +161,13 @@ def _table(report: Report, out: Any) -> None:
         print("\nways through the menus:", file=out)
         for m in report.menu_paths[:15]:
             print(f"  {m.path:<40}{m.calls:>7}", file=out)
+    if report.survey_scores:
+        print("\nsatisfaction scores (1-5):", file=out)
+        for score in report.survey_scores:
+            print(
+                f"  {score.number:<12}average {score.average:.2f} of {score.scored} scored call(s)",
+                file=out,
+            )
     for s in report.signals:
         print(f"fraud signal: {s.kind} {s.at:%Y-%m-%d}: {s.detail}", file=out)
 

@@ -1,9 +1,10 @@
 """One inbound 400 call, carried out over AGI in the order the call happens.
 
 read the environment -> find the plan -> write the CDR ahead -> decide -> (IVR menu) ->
-reject, or (PIN) -> Dial -> forward on busy / no answer -> leave HOTLINE_* on the channel ->
-complete the CDR. The inbound channel is never answered before a destination answers unless
-a prompt must be played (a menu, a PIN), so an unanswered call costs the caller nothing.
+reject, or (PIN) -> (recording notice) -> Dial -> forward on busy / no answer -> (survey) ->
+leave HOTLINE_* on the channel -> complete the CDR. The inbound channel is never answered
+before a destination answers unless a prompt must be played (a menu, a PIN), so an
+unanswered call costs the caller nothing.
 
 A caller hang-up can happen at any moment: Asterisk says so with a `HANGUP` line (noted by
 AGISession), with 511 replies, or by closing the socket. Each step checks and the call ends
@@ -54,6 +55,7 @@ from router.call.holding import HoldQueues
 from router.call.pin_guard import WITHHELD, PinGuard
 from router.call.recording import recording_on, recording_path
 from router.call.refusal_notices import RefusalNotices
+from router.call.survey import ask_score, survey_on
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
 from router.fastagi.quoting import UnsafeArgument, dial_argument
@@ -126,6 +128,8 @@ class CallRecord:
     language: str | None = None
     recording_path: str | None = None
     """Where MixMonitor records the call; on the CDR once a destination answered."""
+    survey_score: int | None = None
+    """The caller's score after the answered call, when surveyed and given."""
 
 
 class CallSession:
@@ -139,6 +143,7 @@ class CallSession:
         self.caller_left = False  # the caller hung up while held
         self.cdr: CDR | None = None  # as written ahead
         self.answered = False
+        self.caller_back = False  # the last Dial had `g` and gave the caller back (result 0)
         self.language = context.language
         """The channel's prompt language as the router last set it (agi_language first)."""
 
@@ -412,6 +417,9 @@ class CallSession:
 
     async def _dial_chain(self, plan: Plan, decision: Decision) -> None:
         assert decision.forwarding is not None
+        surveys = decision.survey is not None and survey_on(
+            plan, self.services.plans.tariffs, self.record.started_at
+        )
         results: list[DialResult] = []
         target: DialTarget | None = decision.first
         served: DialTarget | None = None  # its place is granted: dialled whatever the count
@@ -427,7 +435,7 @@ class CallSession:
             if target is not served and self._at_call_limit(target.number):
                 status = self._busy_without_ringing(target)
             else:
-                status = await self._dial(target, options)
+                status = await self._dial(target, options + ("g" if surveys else ""))
             results.append(DialResult(target.number, status))
             self.record.destination = target.number
             target = next_target(decision, results)
@@ -440,7 +448,25 @@ class CallSession:
         self.record.outcome = ENDINGS[final].outcome
         if final is DialClass.CALLER_GONE or (self.agi.hung_up and final is not DialClass.ANSWERED):
             self.record.note = "caller hung up while ringing"
+        if surveys and final is DialClass.ANSWERED and self.caller_back and not self.agi.hung_up:
+            await self._survey(plan, decision)
         await self._leave_status()
+
+    async def _survey(self, plan: Plan, decision: Decision) -> None:
+        """The destination hung up and Dial's `g` gave the caller back (fact 23): ask for a
+        score. A caller hanging up meanwhile leaves the call answered, without a score."""
+        assert decision.survey is not None
+        answer = await ask_score(self.agi, decision.survey)
+        self.record.survey_score = answer.score
+        self.services.metrics.surveyed(plan.number, answer.result, answer.score)
+        if answer.result == "hung_up":
+            self.record.note = "caller hung up during the survey"
+        elif answer.result == "unplayable":
+            log.warning(
+                "call %s: the survey prompt %r cannot be played",
+                self.context.call_id,
+                decision.survey.prompt,
+            )
 
     def _at_call_limit(self, number: str) -> bool:
         assert self.account is not None
@@ -526,7 +552,8 @@ class CallSession:
             return "CHANUNAVAIL"
         started = self.services.clock()
         self._write_leg_ahead(target, started)
-        await self.agi.exec("Dial", argument)
+        returned = await self.agi.exec("Dial", argument)
+        self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
         status, answered, dialled = await self._dial_outcome()
         talk = answered if status == "ANSWER" and answered is not None else 0
@@ -679,6 +706,7 @@ class CallSession:
             "menu_digits": record.menu_digits,
             "language": record.language,
             "recording_path": record.recording_path if record.answered_at else None,
+            "survey_score": record.survey_score,
         }
         fields.update((name, value) for name, value in features.items() if value is not None)
         self.services.cdrs.submit(FinishCall(self.context.call_id, fields))

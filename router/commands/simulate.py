@@ -229,6 +229,12 @@ def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> l
     if decision.recording is not None:
         notice = decision.recording.notice
         lines.append(f"recording: {notice} played unanswered, then the answered call recorded")
+    if decision.survey is not None:
+        survey = decision.survey
+        lines.append(
+            f"survey: once an answered call's destination hangs up (Dial's g), {survey.prompt} "
+            f"asks for a score 1-5, {1 + survey.retries} attempt(s) of {survey.timeout} s"
+        )
     results: list[DialResult] = []
     target = decision.first
     step = 1

@@ -71,6 +71,14 @@ MENU_EXITS = ("chosen", "default", "hung_up")
 """How a caller left the IVR menus: an option's route, the default once the retries were
 spent (or the prompt could not be played), or by hanging up."""
 
+SURVEY_RESULTS = ("scored", "no_score", "hung_up", "unplayable")
+"""How a satisfaction survey ended (router.call.survey): a score, no score within the
+retries, the caller hung up, or the prompt could not be played."""
+
+SURVEY_SCORE_BUCKETS = (1, 2, 3, 4, 5)
+"""One bucket a score: the histogram's count is the calls scored, its sum over its count
+the average score."""
+
 NIGHT_HOURS = (23, 6)
 """Late night, [start, end) in local hours; calls then from abroad are a fraud signal."""
 
@@ -95,6 +103,7 @@ REQUEST_MAX_BYTES = 8192
 
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _MENU_EXITS = frozenset(MENU_EXITS)
+_SURVEY_RESULTS = frozenset(SURVEY_RESULTS)
 _REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
 _CALLER_KINDS = frozenset(KINDS)
@@ -186,6 +195,22 @@ class Metrics:
             "number",
             "exit",
         )
+        self._surveys = self._series(
+            "hotline400_surveys",
+            "Satisfaction surveys offered after answered calls, by dialled 400 number and how "
+            "they ended (SURVEY_RESULTS).",
+            "number",
+            "result",
+        )
+        self._survey_scores = self._own(
+            Histogram(
+                "hotline400_survey_score",
+                "Satisfaction scores (1-5) callers gave after answered calls, by number.",
+                ["number"],
+                buckets=SURVEY_SCORE_BUCKETS,
+                registry=None,
+            )
+        )
         self._balance_below_warning = _Children(
             self._own(
                 Gauge(
@@ -269,6 +294,14 @@ class Metrics:
         """`how` is one of MENU_EXITS."""
         exit_label = _bounded(how, _MENU_EXITS)
         self._menu_exits(self._number_label(number), exit_label).inc()
+
+    def surveyed(self, number: str, result: str, score: int | None) -> None:
+        """A survey offered after an answered call ended with `result` (SURVEY_RESULTS)
+        and, when scored, `score`."""
+        label = self._number_label(number)
+        self._surveys(label, _bounded(result, _SURVEY_RESULTS)).inc()
+        if score is not None:
+            self._survey_scores.labels(label).observe(score)
 
     def cap_reached(self, number: str, kind: str) -> None:
         """`kind` is one of CAP_KINDS."""

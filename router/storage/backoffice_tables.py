@@ -19,6 +19,7 @@ from router.storage.console_rows import (
     MenuPathCount,
     PlanVersion,
     RegionCount,
+    SurveyScores,
     UserRow,
 )
 from router.storage.rows import Row, epoch_us, from_epoch_us
@@ -257,6 +258,22 @@ class BackOfficeTables(SessionSource):
             (*numbers, epoch_us(since), epoch_us(until), limit),
         )
         return [MenuPathCount(row["menu_path"], int(row["calls"])) for row in rows]
+
+    async def survey_scores(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[SurveyScores]:
+        if not numbers:
+            return []
+        marks = ", ".join("?" for _ in numbers)
+        rows = await self._fetch(
+            "SELECT number, COUNT(*) AS scored, SUM(survey_score) AS score_sum FROM cdrs"
+            f" WHERE number IN ({marks}) AND started_us >= ? AND started_us < ?"
+            " AND survey_score IS NOT NULL GROUP BY 1 ORDER BY 1",
+            (*numbers, epoch_us(since), epoch_us(until)),
+        )
+        return [
+            SurveyScores(row["number"], int(row["scored"]), int(row["score_sum"])) for row in rows
+        ]
 
     async def call_ids(
         self,

@@ -37,6 +37,8 @@ _TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at", "recording_pu
 _MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
 _COUNT_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
 _ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
+SURVEY_SCORES = range(1, 6)
+"""The scores a caller can give in the satisfaction survey, 1 (poor) to 5 (good)."""
 
 _ALWAYS_AWARE = (ZoneInfo, timezone)
 """tzinfo classes whose utcoffset() is never None."""
@@ -57,6 +59,7 @@ FINISH_FIELDS = frozenset(
         "menu_digits",
         "language",
         "recording_path",
+        "survey_score",
     }
 )
 """The CDR fields a `FinishCall` may set: everything known only once the call is over."""
@@ -83,6 +86,11 @@ def _check_count(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
 
 
+def _check_score(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in SURVEY_SCORES:
+        raise ValueError(f"{name} must be a survey score from 1 to 5, got {value!r}")
+
+
 def _check_enum(name: str, value: object) -> None:
     if not isinstance(value, _ENUM_FIELDS[name]):
         raise ValueError(f"{name} must be a {_ENUM_FIELDS[name].__name__}, got {value!r}")
@@ -93,6 +101,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, object], None]] = {
     **dict.fromkeys(_MONEY_FIELDS, _check_money),
     **dict.fromkeys(_COUNT_FIELDS, _check_count),
     **dict.fromkeys(_ENUM_FIELDS, _check_enum),
+    "survey_score": _check_score,
 }
 """The check of each field that has one; text fields have none."""
 
@@ -217,6 +226,9 @@ class CDR:
     recordings_dir); None when the call was not recorded."""
     recording_purged_at: datetime | None = None
     """When `recordings purge` removed the recording, its retention over."""
+    survey_score: int | None = None
+    """The caller's satisfaction score (1-5) after the answered call; None when the call
+    was not surveyed or the caller gave no score."""
     legs: tuple[Leg, ...] = ()
 
     def __post_init__(self) -> None:

@@ -66,6 +66,19 @@ class RegionCount:
 
 
 @dataclass(frozen=True, slots=True)
+class SurveyScores:
+    """The satisfaction scores one number's callers gave: how many, and their sum."""
+
+    number: str
+    scored: int
+    score_sum: int
+
+    @property
+    def average(self) -> float:
+        return self.score_sum / self.scored
+
+
+@dataclass(frozen=True, slots=True)
 class MenuPathCount:
     """How many calls took one way through the IVR menus (`main:2>support:1`)."""
 

@@ -24,6 +24,7 @@ from router.storage.console_rows import (
     MenuPathCount,
     PlanVersion,
     RegionCount,
+    SurveyScores,
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
@@ -206,6 +207,12 @@ class Store(Protocol):
     ) -> list[MenuPathCount]:
         """Calls started in [since, until) by their way through the IVR menus, commonest
         first; calls that met no menu are left out."""
+
+    async def survey_scores(
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[SurveyScores]:
+        """The satisfaction scores of calls started in [since, until), per number that has
+        any, by number; calls without a score are left out."""
 
     async def call_ids(
         self,

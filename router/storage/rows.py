@@ -147,6 +147,7 @@ def cdr_params(cdr: CDR, router: str) -> tuple[Any, ...]:
         cdr.language,
         cdr.recording_path,
         _time_text(cdr.recording_purged_at),
+        cdr.survey_score,
         router,
     )
 

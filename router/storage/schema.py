@@ -11,7 +11,9 @@ the failed PIN calls of each caller to each number and the callers refused for g
 the IVR menu path, keys and prompt language of each CDR, 10 the index of the CDRs that
 went through a menu, by number and start (a report counts menu paths from it alone), 11
 a CDR's recording and when it was purged, 12 the indexes of the numbers' last 6, 5, 4 and 3
-digits that find a rare pattern (router.storage.number_patterns); so
+digits that find a rare pattern (router.storage.number_patterns), 13 a CDR's satisfaction
+score and the index of the scored calls by number and start (a report sums the scores from
+it alone); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -315,6 +317,14 @@ RECORDING_COLUMNS = (
 """A call's recording and when its retention ran out; the index finds the recordings
 `recordings purge` may remove without reading the calls that have none."""
 
+SURVEY_COLUMNS = (
+    "ALTER TABLE cdrs ADD COLUMN survey_score integer",
+    "CREATE INDEX cdrs_survey_scores ON cdrs (number, started_us, survey_score)"
+    " WHERE survey_score IS NOT NULL",
+)
+"""The caller's score after an answered call; a report's scores read the index only (the
+calls nobody scored are not in it)."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -348,6 +358,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     10: (MENU_PATH_INDEX,),
     11: RECORDING_COLUMNS,
     12: (*TAIL_INDEXES, "ANALYZE numbers"),
+    13: SURVEY_COLUMNS,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

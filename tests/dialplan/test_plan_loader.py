@@ -275,6 +275,65 @@ def test_recording_fields_are_checked_with_their_line() -> None:
     ]
 
 
+def test_survey_fields_are_checked_with_their_line() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        menus:
+          main:
+            prompt: acme/main
+            options:
+              1: {target: "13900000001", survey: true}
+            default: {target: "13900000001"}
+        default: {menu: main}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:7 menus.main.options.1.survey: survey needs a survey: "
+        "section in the plan",
+    ]
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        survey:
+          prompt: "bad prompt"
+          timeout: 0
+          retries: 4
+          scale: 10
+        rules:
+          - {name: a, reject: closed, survey: true}
+          - {name: b, target: "13900000002", survey: true}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:4 survey.prompt: 'bad prompt' is not a sound file name "
+        "(letters, digits, _-/.)",
+        "config/plans/4006001234.yaml:5 survey.timeout: must be greater than or equal to 1 "
+        "(found 0)",
+        "config/plans/4006001234.yaml:6 survey.retries: must be less than or equal to 3 "
+        "(found 4)",
+        "config/plans/4006001234.yaml:7 survey.scale: unknown key",
+    ]
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        survey: {thanks: acme/thanks}
+        rules:
+          - {name: a, reject: closed, survey: true}
+        default: {target: "13900000001", survey: true}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:5 rules[0].survey: survey does nothing while "
+        "survey.applies_to is all (every answered call is asked)",
+        "config/plans/4006001234.yaml:5 rules[0].survey: a route that refuses calls surveys "
+        "nobody",
+        "config/plans/4006001234.yaml:6 default.survey: survey does nothing while "
+        "survey.applies_to is all (every answered call is asked)",
+    ]
+
+
 def test_broken_yaml_is_reported_with_its_line() -> None:
     assert problems_of('number: "4006001234"\nname: [unclosed\ndefault: x\n') == [
         "config/plans/4006001234.yaml:3 (file): invalid YAML: expected ',' or ']', but got ':'"

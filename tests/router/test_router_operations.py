@@ -276,8 +276,8 @@ async def test_tariffs_raising_a_price_without_notice_are_refused_and_the_old_se
         assert router.plans.tariffs is not None
         assert router.plans.tariffs.packages["e2e-regional"].monthly_rent == 10
         assert (
-            "packages.e2e-regional: 4000000008, 4000000009, 4000000102, 4000000104:"
-            " prices of e2e-regional raised from "
+            "packages.e2e-regional: 4000000008, 4000000009, 4000000102, 4000000103,"
+            " 4000000104, 4000000105: prices of e2e-regional raised from "
         ) in caplog.text
         assert "(monthly rent 10.00 -> 12.00) refused" in caplog.text
 

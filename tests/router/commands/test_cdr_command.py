@@ -198,6 +198,7 @@ def test_csv_exports_every_matching_call_one_row_each_with_a_legs_column(
         "language": "",
         "recording_path": "",
         "recording_purged_at": "",
+        "survey_score": "",
         "legs": "13800000021 BUSY > 13800000011 ANSWER",
     }
 

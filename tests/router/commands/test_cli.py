@@ -484,6 +484,10 @@ def test_simulate_chains_busy_and_no_answer_forwards(capsys: Capture, config_dir
         "usage (postpaid): 2026-10 cost 0.00 in 0 call(s), today's cost 0.00",
         "trace:",
         "  rule 0 'shandong-factory': matched -> dial 053188886666",
+        "  survey: caller is asked for a score 1-5 once the answered call ends (while the "
+        "account has the satisfaction_survey feature on)",
+        "survey: once an answered call's destination hangs up (Dial's g), "
+        "jinan/rate-the-service asks for a score 1-5, 2 attempt(s) of 6 s",
         "  1. dial 053188886666, ring 25 s -> BUSY",
         "  2. forward (busy) 053188886667, ring 25 s -> NOANSWER",
         "  3. forward (no_answer) 13905310001, ring 25 s -> ANSWER",

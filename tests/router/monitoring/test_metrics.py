@@ -191,6 +191,22 @@ def test_pin_failures_and_caps_reached_are_counted_by_number(metrics: Metrics) -
     assert value(metrics, "hotline400_caps_reached_total", **labels, kind="talk_budget") == 1
 
 
+def test_surveys_are_counted_by_how_they_ended_and_scores_averaged_per_number(
+    metrics: Metrics,
+) -> None:
+    metrics.surveyed(SERVED, "scored", 5)
+    metrics.surveyed(SERVED, "scored", 2)
+    metrics.surveyed(SERVED, "hung_up", None)
+    metrics.surveyed("4001111111", "made-up", None)
+
+    assert value(metrics, "hotline400_surveys_total", number=SERVED, result="scored") == 2
+    assert value(metrics, "hotline400_surveys_total", number=SERVED, result="hung_up") == 1
+    assert value(metrics, "hotline400_surveys_total", number="other", result="other") == 1
+    assert value(metrics, "hotline400_survey_score_count", number=SERVED) == 2
+    assert value(metrics, "hotline400_survey_score_sum", number=SERVED) == 7
+    assert value(metrics, "hotline400_survey_score_bucket", number=SERVED, le="2.0") == 1
+
+
 def test_a_balance_is_flagged_while_under_its_warning_and_cleared_after_a_top_up(
     metrics: Metrics,
 ) -> None:

@@ -220,6 +220,23 @@ def test_the_dashboard_shows_calls_latency_sessions_ami_cdr_backlog_and_caps() -
         assert f"histogram_quantile({quantile}, sum by (le) (rate(hotline400_decision" in queries
 
 
+def test_the_dashboard_shows_menus_surveys_crm_delivery_and_hold_queues() -> None:
+    queries = "\n".join(dashboard_queries())
+
+    for metric in (
+        "hotline400_menu_exits_total",
+        "hotline400_surveys_total",
+        "hotline400_survey_score_sum",
+        "hotline400_survey_score_count",
+        "hotline400_webhook_events_total",
+        "hotline400_hold_queue_length",
+        "hotline400_hold_wait_seconds_bucket",
+    ):
+        assert metric in queries, f"no panel shows {metric}"
+        per_number = [q for q in dashboard_queries() if metric in q and "{number" in q]
+        assert all('number=~"$number"' in q for q in per_number)
+
+
 def test_dashboard_panels_do_not_overlap() -> None:
     taken: set[tuple[int, int]] = set()
     for panel in dashboard()["panels"]:

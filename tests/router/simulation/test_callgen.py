@@ -234,8 +234,9 @@ async def test_the_command_calls_every_plan_of_the_config_and_prints_the_report(
     assert "concurrency 4, time scale 0" in lines[0]
     # the PIN line hears silence, Beijing is screened out of the Guangdong line, the prepaid
     # line has no balance (arrears) and 4000000007 is suspended; the menu line takes its
-    # default when nobody presses a key; the recorded lines answer after their notice
-    assert lines[1] == "outcomes       answered 18, suspended 4, blocked 2, pin_failed 2"
+    # default when nobody presses a key; the recorded lines answer after their notice, the
+    # surveyed ones are asked for a score nobody gives
+    assert lines[1] == "outcomes       answered 22, suspended 4, blocked 2, pin_failed 2"
     assert "errors         0" in lines
     assert lines[-2].startswith("first command  p50 ")
     assert lines[-1].startswith("call wall      p50 ")

@@ -168,6 +168,7 @@ def test_the_cdr_columns_are_the_model_fields_with_the_region_spread_and_two_sto
         "language",
         "recording_path",
         "recording_purged_at",
+        "survey_score",
         "router",
     )
     assert ("call_id", *Leg.__dataclass_fields__) == LEG_COLUMNS
