@@ -49,6 +49,7 @@ def create_app(
         Route("/calls", calls.search_page),
         Route("/calls.csv", calls.export_csv),
         Route("/calls/{call_id}", calls.call_page),
+        Route("/calls/{call_id}/recording", calls.recording),
         Route("/reports", reports.reports_page),
         Route("/numbers", numbers.search_page),
         Route("/numbers/{number}", numbers.number_page),

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from console.context import Console
 from console.web import console_of, not_found, render, user_of
+from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 
 PAGE_SIZE = 50
@@ -39,6 +40,7 @@ CSV_COLUMNS = (
     "menu_path",
     "menu_digits",
     "language",
+    "survey_score",
     "legs",
 )
 
@@ -130,12 +132,31 @@ async def search_page(request: Request) -> Response:
     )
 
 
-async def call_page(request: Request) -> Response:
+async def _visible_call(request: Request) -> CDR:
+    """The call of the path, when the user may see its number; else "not found"."""
     console = console_of(request)
     cdr = await console.store.get_cdr(request.path_params["call_id"])
     if cdr is None or not console.scope(user_of(request)).allows(cdr.number):
         raise not_found()
+    return cdr
+
+
+async def call_page(request: Request) -> Response:
+    cdr = await _visible_call(request)
     return render(request, "call.html", {"call": cdr, "details": extra_details(cdr)})
+
+
+async def recording(request: Request) -> Response:
+    """The call's recording as its CDR names it, for the call page's player: only a file
+    under router.yaml's recordings_dir, not yet purged; anything else is "not found"."""
+    cdr = await _visible_call(request)
+    if cdr.recording_path is None or cdr.recording_purged_at is not None:
+        raise not_found()
+    settings = console_of(request).config.settings
+    file = recording_file(settings.recordings_dir, cdr.recording_path)
+    if file is None:
+        raise not_found()
+    return FileResponse(file, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 def extra_details(cdr: CDR) -> list[tuple[str, str]]:

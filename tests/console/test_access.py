@@ -164,6 +164,7 @@ def _routes_with_foreign_ids(call_id: str) -> list[tuple[str, str]]:
         ("POST", f"/numbers/{SHOP}/money/payments"),
         ("POST", f"/numbers/{SHOP}/money/features/recording"),
         ("GET", f"/calls/{call_id}"),
+        ("GET", f"/calls/{call_id}/recording"),
         ("GET", f"/calls?number={SHOP}"),
         ("GET", f"/calls.csv?number={SHOP}"),
         ("GET", f"/reports?number={SHOP}"),

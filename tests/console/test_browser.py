@@ -1,10 +1,12 @@
 """The console in a real browser (Debian's chromium, driven by Selenium through Debian's
 chromedriver), beside a real router, both run as `hotline400` processes on one store.
 
-A subscriber signs in, saves a plan with an error and then correctly, watches a call placed
-by the Asterisk simulator appear on the dashboard without reloading, exports CSV, switches a
-feature on (confirming its fee) and sees the month's pending closing entries; another
-subscriber fails to reach the first one's page; the operator scans the accounts and users.
+A subscriber signs in, saves a plan with an error and then correctly (its calls recorded
+from then on), watches a call placed by the Asterisk simulator appear on the dashboard
+without reloading, exports CSV, switches the satisfaction survey on (confirming its fee),
+sees the month's pending closing entries, and opens a call the router recorded and surveyed:
+its score and a player of its recording; another subscriber fails to reach the first one's
+page; the operator scans the accounts and users.
 Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
 $HOTLINE400_SCREENS) to be looked at.
 """
@@ -34,7 +36,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from console.store_access import opened_store
 from numbering.lifecycle import NumberRecord
 from router.configuration.config_dir import load_config
-from router.simulation.asterisk_agi import SimulatedCall, run_call
+from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call
+from router.storage.cdr import CDR
+from router.storage.cdr import Outcome as CdrOutcome
 from router.storage.number_rows import PartyRow
 from tests.console.harness import (
     CLINIC,
@@ -79,6 +83,11 @@ def site(tmp_path: Path) -> Iterator[dict[str, object]]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("Debian's chromium and chromium-driver are needed: ./test.sh installs them")
     config_dir = console_config(tmp_path, None)
+    router_yaml = config_dir / "router.yaml"
+    recordings = tmp_path / "recordings"
+    text = router_yaml.read_text(encoding="utf-8")
+    moved = re.sub(r"^recordings_dir: .*$", f"recordings_dir: {recordings}", text, flags=re.M)
+    router_yaml.write_text(moved, encoding="utf-8")
 
     async def seed() -> None:
         async with opened_store(config_dir) as store:
@@ -181,6 +190,43 @@ def _photograph(browser: webdriver.Chrome, name: str, width: int) -> Path:
     return path
 
 
+def _surveyed_call(agi_port: int, call_id: str) -> CallResult:
+    """A key-account customer's call (its rule dials at any hour), answered, recorded and
+    given the score 4; placed again, under a new id each time, until the router has read
+    the tariffs that switched the survey on (it reloads them within a moment)."""
+    deadline = time.monotonic() + 15
+    attempt = 0
+    while True:
+        attempt += 1
+        call = SimulatedCall(
+            dialled=SHOP,
+            caller_id="13801651234",
+            uniqueid=f"{call_id}.{attempt}",
+            destinations={"02155550001": Outcome.answers(talk_s=42.0)},
+            dtmf=("4",),
+            recordings_on_disk=True,
+        )
+        result = asyncio.run(run_call("127.0.0.1", agi_port, call))
+        if any(command.startswith("GET DATA") for command in result.commands):
+            return result
+        assert time.monotonic() < deadline, f"never surveyed: {result.commands}"
+        time.sleep(0.5)
+
+
+def _finished(config_dir: Path, call_id: str) -> CDR:
+    """The call's CDR once the router's write-behind queue has stored its end."""
+
+    async def read() -> CDR | None:
+        async with opened_store(config_dir) as store:
+            return await store.get_cdr(call_id)
+
+    deadline = time.monotonic() + 15
+    while (cdr := asyncio.run(read())) is None or cdr.outcome is CdrOutcome.IN_PROGRESS:
+        assert time.monotonic() < deadline, f"{call_id} was not stored"
+        time.sleep(0.2)
+    return cdr
+
+
 def _calls_today(browser: webdriver.Chrome) -> int:
     return int(browser.find_element(By.CSS_SELECTOR, "[data-testid=calls-today]").text)
 
@@ -209,13 +255,14 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         browser.execute_script(
             "arguments[0].value = arguments[1]",
             editor,
-            original.replace("ring_timeout: 20", "ring_timeout: 25"),
+            original.replace("ring_timeout: 20", "ring_timeout: 25")
+            + "\nrecording: {notice: lanhua/call-recorded}\n",
         )
         browser.find_element(By.NAME, "note").send_keys("ring a little longer")
         _submit(browser, browser.find_element(By.CSS_SELECTOR, "#yaml-form button.primary"))
         assert "Saved as version 2" in browser.find_element(By.CSS_SELECTOR, ".ok").text
         saved = (Path(str(site["config"])) / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
-        assert "ring_timeout: 25" in saved
+        assert "ring_timeout: 25" in saved and "recording:" in saved
 
         # A call placed through the router shows on the open dashboard without a reload.
         browser.get(f"{url}/")
@@ -263,12 +310,31 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         tariffs = (Path(str(site["config"])) / "tariffs.yaml").read_text(encoding="utf-8")
         assert "satisfaction_survey: 20" in tariffs
 
+        # A call the router recorded and surveyed: its page shows the score and plays the
+        # recording the router named, fetched with the subscriber's own session.
+        surveyed = _surveyed_call(int(str(site["agi_port"])), "browser.2")
+        stored = _finished(Path(str(site["config"])), str(surveyed.call.uniqueid))
+        assert stored.survey_score == 4 and stored.recording_path is not None
+        call_page = f"/calls/{surveyed.call.uniqueid}"
+        browser.get(url + call_page)
+        score = browser.find_element(By.CSS_SELECTOR, "[data-testid=survey-score]")
+        assert score.text == "4"
+        player = browser.find_element(By.CSS_SELECTOR, "audio[controls][data-testid=recording]")
+        assert player.get_attribute("src") == f"{url}{call_page}/recording"
+        fetched = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch(arguments[0]).then(r => r.arrayBuffer().then(b => done("
+            "[r.status, r.headers.get('content-type'), b.byteLength])));",
+            player.get_attribute("src"),
+        )
+        assert fetched == [200, "audio/wav", 44]
+
         for width in WIDTHS:
             browser.set_window_size(width, 900)
             for name, path in (
                 ("dashboard", "/"),
                 ("calls", f"/calls?number={SHOP}"),
-                ("call", "/calls/browser.1"),
+                ("call", call_page),
                 ("reports", f"/reports?number={SHOP}"),
                 ("routing", f"/numbers/{SHOP}/routing"),
                 ("money", f"/numbers/{SHOP}/money"),

@@ -75,8 +75,15 @@ async def test_the_call_page_and_the_reports_show_the_satisfaction_scores(
             ]
         )
         shop = await site.signed_in("shop")
-        assert "<dt>Survey score</dt><dd>5</dd>" in (await shop.get("/calls/s1")).text
+        call_page = (await shop.get("/calls/s1")).text
+        assert '<dt>Survey score</dt><dd><span data-testid="survey-score">5</span>' in call_page
         assert "Survey score" not in (await shop.get("/calls/s3")).text
+        rows = csv.DictReader(io.StringIO((await shop.get("/calls.csv")).text))
+        assert {row["call_id"]: row["survey_score"] for row in rows} == {
+            "s1": "5",
+            "s2": "2",
+            "s3": "",
+        }
         day = NOW.date().isoformat()
         page = (await shop.get(f"/reports?from={day}&to={day}")).text
         assert "Satisfaction scores" in page
