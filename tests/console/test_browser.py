@@ -30,7 +30,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from console.store_access import opened_store
@@ -171,10 +170,16 @@ def _sign_in(browser: webdriver.Chrome, url: str, name: str) -> None:
 
 def _submit(browser: webdriver.Chrome, control: WebElement) -> None:
     """Click a control that loads a page and wait for that page: reading at once could find
-    the elements of the page being left, gone by the time their text is asked for."""
-    leaving = browser.find_element(By.TAG_NAME, "html")
+    the elements of the page being left, gone by the time their text is asked for (this
+    chromium says so as an unknown error, not as a stale element)."""
+    browser.execute_script("window.leavingThisPage = true")
     control.click()
-    WebDriverWait(browser, 15).until(staleness_of(leaving))
+    # A new page has a new window object; asking while it loads may fail, so ask again.
+    WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script(
+            "return window.leavingThisPage === undefined && document.readyState === 'complete'"
+        )
+    )
 
 
 def _photograph(browser: webdriver.Chrome, name: str, width: int) -> Path:
