@@ -13,13 +13,14 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from dialplan.geo import canonical_city, canonical_province, locate
 from dialplan.pin import HASH_PATTERN
+from dialplan.validation import IanaZone
 
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
@@ -673,7 +674,7 @@ class Plan(Strict):
     home_area_code: str | None = Field(
         None, pattern=r"^0[1-9][0-9]{1,2}$", description="the subscriber's area code, for rating"
     )
-    timezone: str = "Asia/Shanghai"
+    timezone: IanaZone = "Asia/Shanghai"
     language: str | None = Field(
         None,
         pattern=LANGUAGE_PATTERN,
@@ -713,17 +714,6 @@ class Plan(Strict):
     @classmethod
     def _number_is_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
-            ) from None
-        return value
 
     @field_validator("announcements")
     @classmethod

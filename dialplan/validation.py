@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from dialplan.errors import Problem
 from dialplan.yaml_source import YamlSource
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
+        ) from None
+    return value
+
+
+IanaZone = Annotated[str, AfterValidator(_iana_zone)]
+"""A time zone name such as Asia/Shanghai, refused in plain words when ZoneInfo knows no such
+zone: plans, tariffs and router.yaml each name one."""
 
 _PLAIN_MESSAGES = {
     "missing": "required field is missing",

@@ -16,12 +16,13 @@ from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from dialplan.validation import IanaZone
 from rating.model_base import Strict
 from rating.money import ZERO, Money, to_fen
 from rating.periods import WEEKDAYS, PeriodClock, parse_window
@@ -352,7 +353,7 @@ class Tariffs(Strict):
         pattern=r"^[A-Za-z0-9._-]{1,40}$",
         description="tariff version; tariff ids read package@version",
     )
-    timezone: SkipJsonSchema[str] = Field(
+    timezone: SkipJsonSchema[IanaZone] = Field(
         DEFAULT_TIMEZONE,
         description="the billing time zone, router.yaml's `timezone`, set by the loader: rate "
         "periods, days and months are read in it; tariffs.yaml does not name it",
@@ -408,17 +409,6 @@ class Tariffs(Strict):
                 account = {**account, "package": default}
             filled[number] = account
         return {**data, "accounts": filled}
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
-            ) from None
-        return value
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -10,13 +10,13 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from dialplan.errors import ConfigError, Problem
-from dialplan.validation import problems_from_validation
+from dialplan.validation import IanaZone, problems_from_validation
 from dialplan.yaml_source import read_yaml
 from rating.tariff import DEFAULT_TIMEZONE
 from router.storage.location import parse_store_url
@@ -81,7 +81,7 @@ class RouterSettings(BaseModel):
         description="this router's name in a shared store (default HOSTNAME:PORT)",
     )
     spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
-    timezone: str = Field(
+    timezone: IanaZone = Field(
         DEFAULT_TIMEZONE,
         description="the billing time zone, named here only: the days and months of usage "
         "counters, caps, rate periods, the ledger and bills, and the router's clock",
@@ -228,17 +228,6 @@ class RouterSettings(BaseModel):
                 parse_store_url(value)
             except ValueError as error:
                 raise PydanticCustomError("store", "{reason}", {"reason": str(error)}) from None
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
-            ) from None
         return value
 
     @field_validator("allowed_peers")
