@@ -20,7 +20,14 @@ from typing import Any
 from router.storage import queries
 from router.storage.cdr import CDR, CdrOp, Outcome, encode_value
 from router.storage.protocol import INTERRUPTED_NOTE
-from router.storage.rows import LEG_COLUMNS, batch_rows, cdr_from_row, epoch_us, leg_from_row
+from router.storage.rows import (
+    LEG_COLUMNS,
+    BatchRows,
+    batch_rows,
+    cdr_from_row,
+    epoch_us,
+    leg_from_row,
+)
 from router.storage.sessions import Session, SessionSource
 
 
@@ -31,14 +38,8 @@ class CdrTables(SessionSource):
         # Encoding a big batch takes a while: done in a worker so the call path keeps running.
         batch = await asyncio.to_thread(batch_rows, ops, self.zone, self.router)
         async with self._transaction() as session:
-            for sql, rows in (
-                (queries.INSERT_CDR, batch.cdrs),
-                (queries.INSERT_LEG, batch.legs),
-                (queries.FINISH_CDR, batch.finishes),
-                (queries.INSERT_LEDGER, batch.ledger),
-            ):
-                if rows:
-                    await session.executemany(sql, rows)
+            for sql, rows in batch_statements(batch):
+                await session.executemany(sql, rows)
 
     async def stranded_calls(self, now: datetime, routers: Sequence[str] = ()) -> list[CDR]:
         async with self._connected() as session:
@@ -104,6 +105,20 @@ class CdrTables(SessionSource):
         marks = ", ".join("?" for _ in call_ids)
         async with self._connected() as session:
             return await _select(session, f"call_id IN ({marks})", list(call_ids), limit=None)
+
+
+def batch_statements(batch: BatchRows) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements of a batch in the order that has the effect of going op by op."""
+    return [
+        (sql, rows)
+        for sql, rows in (
+            (queries.INSERT_CDR, batch.cdrs),
+            (queries.INSERT_LEG, batch.legs),
+            (queries.FINISH_CDR, batch.finishes),
+            (queries.INSERT_LEDGER, batch.ledger),
+        )
+        if rows
+    ]
 
 
 async def _select(
