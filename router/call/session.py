@@ -169,7 +169,11 @@ class CallSession:
             finally:
                 self.services.in_progress.discard(self.context.call_id)  # broken: expected
                 self.services.holding.dialled(self.context.call_id)
-                self.report.ended(self._complete())
+                fields = self._complete()
+                if self.report.reads_cdr:  # building the complete CDR costs: only for its reader
+                    assert self.cdr is not None, "written ahead first"
+                    legs = tuple(self.record.legs)
+                    self.report.ended(dataclasses.replace(self.cdr, **fields, legs=legs))
                 metrics.call_ended(self.context.dialled, self.record.outcome)
                 self._log_call()
                 if self.account is not None:
@@ -687,8 +691,8 @@ class CallSession:
             self.services.cdrs.submit(op)
         return dict(charged[0].fields)
 
-    def _complete(self) -> CDR:
-        """Complete the CDR in the store; returns it as complete."""
+    def _complete(self) -> dict[str, Any]:
+        """Complete the CDR in the store; returns the fields that completed it."""
         record = self.record
         ended = max(
             [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
@@ -714,8 +718,7 @@ class CallSession:
             fields.update(self._book_charge())
         except Exception:  # the CDR is complete; its price can be set later by `rate`
             log.exception("call %s could not be priced", self.context.call_id)
-        assert self.cdr is not None, "written ahead first"
-        return dataclasses.replace(self.cdr, **fields, legs=tuple(record.legs))
+        return fields
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from dialplan.plan import CrmEvents, Plan
 from rating.tariff import Tariffs
@@ -37,6 +37,9 @@ def screen_pop_on(plan: Plan, tariffs: Tariffs | None, today: date) -> bool:
 
 class CallReport:
     """What one call tells its CRM. This base sends nothing: calls without a CRM."""
+
+    reads_cdr: ClassVar[bool] = False
+    """Whether `ended` reads the complete CDR: the session builds it only then."""
 
     def arrived(self, rule: str | None, at: datetime) -> None:
         """The call's route is known: the rule that matched (None if refused before)."""
@@ -59,6 +62,7 @@ class _SubscriberReport(CallReport):
     region: CallerRegion
     submit: Callable[[CallEvent], None]
     sms: SmsNotices | None
+    reads_cdr: ClassVar[bool] = True
 
     def arrived(self, rule: str | None, at: datetime) -> None:
         self._send(
