@@ -14,6 +14,10 @@ Where routers meet, PostgreSQL does the counting:
 - Triggers move the balance and the counters with each ledger insert, in its transaction.
   A batch inserts its ledger entries in (number, time) order, so two routers' batches lock
   the same balance and counter rows in the same order and cannot deadlock.
+- Finishing a call moves the call counts by trigger, and a finish does not know its count
+  rows before it runs, so two routers' batches finishing calls of the same numbers can lock
+  them in opposite orders: PostgreSQL then aborts one batch as a deadlock. Its transaction
+  rolled back whole, so the batch is run again at once (`apply`) instead of spooled.
 - Each CDR names the router that started it; `close_interrupted` closes only this router's
   calls, since another router's calls in progress are alive.
 
@@ -36,12 +40,16 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.storage import call_counts, schema
+from router.storage.cdr import CdrOp
 from router.storage.protocol import StoreUnavailable
 from router.storage.rows import Row
 from router.storage.sessions import Session, migrate
 from router.storage.sql_store import SqlStore
 from router.storage.sqlite import SHANGHAI
 
+_RUN_AGAIN = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+"""Aborted by the server for meeting another transaction: safe to run again at once."""
+BATCH_ATTEMPTS = 3
 _UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 """What a store call can meet when the server is down, restarting, full or refusing."""
 
@@ -163,6 +171,17 @@ class PostgresStore(SqlStore):
                 await asyncio.wait_for(pool.close(), self._command_timeout)
             except _UNAVAILABLE:
                 pool.terminate()
+
+    async def apply(self, ops: Sequence[CdrOp]) -> None:
+        """A write-behind batch, run again at once (up to BATCH_ATTEMPTS) when the server
+        aborted it for a deadlock with another router's batch."""
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                await super().apply(ops)
+                return
+            except StoreUnavailable as error:
+                if attempt == BATCH_ATTEMPTS or not isinstance(error.__cause__, _RUN_AGAIN):
+                    raise
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Session]:

@@ -270,6 +270,46 @@ async def test_ledger_batches_of_two_routers_crossing_numbers_never_deadlock(
     await second.close()
 
 
+async def test_a_batch_aborted_as_a_deadlock_with_another_router_runs_again_at_once(
+    database: str,
+) -> None:
+    """Another router's transaction holds call b and then asks for call a while this
+    router's batch holds a and waits for b: the server aborts this batch (its deadlock
+    check runs first), which is run again once the other has gone, not spooled."""
+    store = PostgresStore(database, router="r1")
+    await store.apply([StartCall(a_call("a")), StartCall(a_call("b"))])
+    other = await asyncpg.connect(database)
+    try:
+        await other.execute("SET deadlock_timeout = '30s'")  # the other side never gives up
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM cdrs WHERE call_id = 'b' FOR UPDATE")
+            finishes = [
+                FinishCall(call_id, {"outcome": Outcome.BUSY, "billable_seconds": 0})
+                for call_id in ("a", "b")
+            ]
+            batch = asyncio.create_task(store.apply(finishes))
+            await eventually(lambda: _waiting_for_a_lock(database))
+            async with asyncio.timeout(10):
+                await other.execute("SELECT 1 FROM cdrs WHERE call_id = 'a' FOR UPDATE")
+            assert not batch.done()  # run again, it now waits for the other to end
+        async with asyncio.timeout(10):
+            await batch
+    finally:
+        await other.close()
+    outcomes = await run_sql(database, "SELECT call_id, outcome FROM cdrs ORDER BY call_id")
+    assert outcomes == [("a", "busy"), ("b", "busy")]
+    await store.close()
+
+
+async def _waiting_for_a_lock(database: str) -> bool:
+    waiting = await run_sql(
+        database,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'UPDATE cdrs%'",
+    )
+    return waiting[0][0] > 0
+
+
 async def test_reserving_a_cap_unit_never_waits_for_a_ledger_batch_of_the_same_number(
     database: str,
 ) -> None:
