@@ -208,6 +208,13 @@ class Caps(Strict):
     )
     daily_cost: Decimal | None = Field(None, ge=0, decimal_places=2)
 
+    @property
+    def limited(self) -> bool:
+        """Some cap is set: its counters must be read before each call."""
+        return not (
+            self.monthly_cost is None and self.monthly_calls is None and self.daily_cost is None
+        )
+
 
 class Forwarding(Strict):
     """Numbers registered beforehand for busy and no-answer forwarding."""
@@ -427,8 +434,8 @@ class Route(Strict):
         False, description="record this route's calls when the plan's recording applies to rules"
     )
     survey: bool = Field(
-        False, description="ask this route's callers for a score when the plan's survey applies "
-        "to rules"
+        False,
+        description="ask this route's callers for a score when the plan's survey applies to rules",
     )
 
     ACTIONS: ClassVar[tuple[str, ...]] = ("target", "split", "reject", "menu")

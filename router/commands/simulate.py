@@ -164,9 +164,7 @@ def _usage(
     account = tariffs.accounts.get(plan.number) if tariffs is not None else None
     caps = plan.caps
     prepaid = account is not None and account.prepaid
-    if not prepaid and all(
-        limit is None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
-    ):
+    if not prepaid and not caps.limited:
         return Usage(), ""
     month = f"{at.astimezone(plan.zone()):%Y-%m}"
     try:
@@ -180,9 +178,7 @@ def _usage(
     balance = f"balance {usage.balance}, " if usage.balance is not None else ""
     calls = f"{usage.month_calls} call(s)"
     if caps.monthly_calls is not None:
-        calls = (
-            f"{usage.month_calls} of {caps.monthly_calls} {caps.monthly_calls_counting} call(s)"
-        )
+        calls = f"{usage.month_calls} of {caps.monthly_calls} {caps.monthly_calls_counting} call(s)"
     return usage, (
         f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
         f"today's cost {usage.day_cost}"

@@ -129,12 +129,9 @@ class Accounting:
         """Read the number's counters as the call arrives, if it has an account or a cap;
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        caps = plan.caps
-        needs_counters = account is not None or any(
-            limit is not None for limit in (caps.monthly_cost, caps.monthly_calls, caps.daily_cost)
-        )
         snapshot, month = NO_USAGE, ""
-        if needs_counters:  # else no counter is read or written: no month nor day needed
+        # Without an account or a cap no counter is read or written: no month nor day needed.
+        if account is not None or plan.caps.limited:
             local = now.astimezone(self.zone)
             month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
             try:
