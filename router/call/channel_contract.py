@@ -47,7 +47,6 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-
 class Cause(IntEnum):
     """The Q.850 cause a refused call is hung up with. It travels back to the carrier and
     decides what the caller hears and what the carrier's own records say."""

@@ -14,18 +14,11 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from dialplan.plan import Plan
-from rating.tariff import Tariffs
 
 RECORDING = "recording"
 """The feature of tariffs.yaml an account switches on to have its calls recorded."""
 _CALL_ID = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,63}")
 """A uniqueid that is safe as a file name and inside MixMonitor's argument (no comma)."""
-
-
-def recording_on(plan: Plan, tariffs: Tariffs | None, day: datetime) -> bool:
-    """The account has the recording feature switched on that day (or is not rated)."""
-    local_day = day.astimezone(plan.zone()).date()
-    return tariffs is None or tariffs.feature_on(plan.number, RECORDING, local_day)
 
 
 def recording_path(

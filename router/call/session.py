@@ -51,11 +51,12 @@ from router.call.channel_contract import (
     RouterRefusal,
 )
 from router.call.context import CallContext
+from router.call.features import feature_on
 from router.call.holding import HoldQueues
 from router.call.pin_guard import WITHHELD, PinGuard
-from router.call.recording import recording_on, recording_path
+from router.call.recording import RECORDING, recording_path
 from router.call.refusal_notices import RefusalNotices
-from router.call.survey import ask_score, survey_on
+from router.call.survey import SATISFACTION_SURVEY, ask_score
 from router.configuration.plan_book import PlanBook
 from router.fastagi.protocol import AGIProtocolError, AGISession
 from router.fastagi.quoting import UnsafeArgument, dial_argument
@@ -213,9 +214,7 @@ class CallSession:
             await self._unknown_number(f"{inventory.status} in the inventory, not in service")
             return
         on_calls = inventory.on_calls if inventory is not None else None
-        self.account = await accounting.open_call(
-            plan, self.services.plans.tariffs, now, on_calls
-        )
+        self.account = await accounting.open_call(plan, self.services.plans.tariffs, now, on_calls)
         call = Call(plan.number, self.context.caller, self.context.call_id)
         usage = self.account.usage()
         with self.services.metrics.decision_timer():
@@ -390,7 +389,7 @@ class CallSession:
         recording = decision.recording
         assert recording is not None
         started = self.record.started_at
-        if not recording_on(plan, self.services.plans.tariffs, started):
+        if not feature_on(plan, self.services.plans.tariffs, RECORDING, started):
             return True
         path = recording_path(self.services.recordings_dir, plan, self.context.call_id, started)
         if path is None:
@@ -421,8 +420,8 @@ class CallSession:
 
     async def _dial_chain(self, plan: Plan, decision: Decision) -> None:
         assert decision.forwarding is not None
-        surveys = decision.survey is not None and survey_on(
-            plan, self.services.plans.tariffs, self.record.started_at
+        surveys = decision.survey is not None and feature_on(
+            plan, self.services.plans.tariffs, SATISFACTION_SURVEY, self.record.started_at
         )
         results: list[DialResult] = []
         target: DialTarget | None = decision.first
@@ -489,8 +488,11 @@ class CallSession:
         call = Call(plan.number, self.context.caller, self.context.call_id)
         vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
         ticket = holding.join((plan.number, decision.rule or "default"), self.context.call_id, vip)
-        log.info("call %s: held%s, every destination is at its limit", ticket.call_id,
-                 " (VIP)" if vip else "")
+        log.info(
+            "call %s: held%s, every destination is at its limit",
+            ticket.call_id,
+            " (VIP)" if vip else "",
+        )
         waited, result = 0, "timeout"
         try:
             await self.agi.exec("Ringing")

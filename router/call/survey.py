@@ -12,11 +12,9 @@ key, asks again up to the survey's retries. The talk time was measured by Dial
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
-from dialplan.plan import Plan, Survey
-from rating.tariff import Tariffs
+from dialplan.plan import Survey
 from router.fastagi.protocol import AGISession
 from router.storage.cdr import SURVEY_SCORES
 
@@ -35,13 +33,6 @@ class SurveyAnswer:
 
     score: int | None
     result: SurveyResult
-
-
-def survey_on(plan: Plan, tariffs: Tariffs | None, day: datetime) -> bool:
-    """The account has the satisfaction_survey feature switched on that day (or is not
-    rated)."""
-    local_day = day.astimezone(plan.zone()).date()
-    return tariffs is None or tariffs.feature_on(plan.number, SATISFACTION_SURVEY, local_day)
 
 
 async def ask_score(agi: AGISession, survey: Survey) -> SurveyAnswer:
