@@ -176,6 +176,7 @@ class Daemon:
             settings.ami_username,
             settings.ami_password() or "",
             reconnect_max=settings.ami_reconnect_max,
+            read_interval=settings.ami_read_interval,
         )
         self.live_calls.attach(link)
         self.reconciler.attach(link)

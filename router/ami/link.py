@@ -30,7 +30,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.ami.wire import AmiConnection, AmiEvent, AmiMessage, AmiRefused, event_name
+from router.ami.wire import (
+    READ_INTERVAL_S,
+    AmiConnection,
+    AmiEvent,
+    AmiMessage,
+    AmiRefused,
+    event_name,
+)
 
 log = logging.getLogger("hotline400.ami")
 
@@ -79,6 +86,7 @@ class AmiLink:
         connect_timeout: float = 5.0,
         ping_interval: float = 20.0,
         ping_timeout: float = 5.0,
+        read_interval: float = READ_INTERVAL_S,
     ) -> None:
         if not 0 < reconnect_initial <= reconnect_max:
             raise ValueError("need 0 < reconnect_initial <= reconnect_max")
@@ -89,6 +97,7 @@ class AmiLink:
         self._connect_timeout = connect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
+        self._read_interval = read_interval
         self._handlers: defaultdict[bytes, list[tuple[EventHandler, EventTest | None]]] = (
             defaultdict(list)
         )
@@ -191,7 +200,9 @@ class AmiLink:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: AmiConnection(self._dispatch, lost), self.host, self.port
+                    lambda: AmiConnection(self._dispatch, lost, self._read_interval),
+                    self.host,
+                    self.port,
                 )
                 reply = await _reply(connection.send_action(self._login), lost)
             if not reply.success:

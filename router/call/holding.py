@@ -8,10 +8,11 @@ its route. A newcomer joins the queue whenever someone already waits, even if a 
 came free, so nobody overtakes the callers held before it (except a VIP, by design).
 
 Places are counted from AMI's live calls (router/ami/live_calls.py), plus the calls this
-router has sent to a destination whose Dial AMI has not shown yet (`granted`): without them
-two held calls could both be sent to the one place that came free before its DialBegin
-arrives. A grant ends when the call's Dial has begun in AMI's eyes or the session says its
-Dial is over.
+router has sent to a limited destination whose Dial AMI has not shown yet (`granted` to a
+held call, `claim`ed by any other): without them two calls could both be sent to the one
+place left before the first one's DialBegin arrives, and the AMI link reads its events in
+batches (router/ami/wire.py). A grant ends when the call's Dial has begun in AMI's eyes or
+the session says its Dial is over.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class HoldQueues:
                 self._granted[ticket.call_id] = target.number
                 return target
         return None
+
+    def claim(self, call_id: str, number: str) -> None:
+        """The call's Dial to limited destination `number` is being sent: it holds a place
+        from now on, not from when AMI shows it."""
+        self._granted[call_id] = number
 
     def dialled(self, call_id: str) -> None:
         """The call's Dial is over (or never came): its grant ends."""

@@ -558,6 +558,8 @@ class CallSession:
             return "CHANUNAVAIL"
         started = self.services.clock()
         self._write_leg_ahead(target, started)
+        if self.account is not None and target.number in self.account.plan.call_limits:
+            self.services.holding.claim(self.context.call_id, target.number)
         returned = await self.agi.exec("Dial", argument)
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now

@@ -129,6 +129,13 @@ class RouterSettings(BaseModel):
         None, description="better given as HOTLINE400_AMI_SECRET in the environment"
     )
     ami_reconnect_max: float = Field(30.0, gt=0, description="longest wait between reconnects")
+    ami_read_interval: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="seconds the AMI socket is left unread after a read, so that events come "
+        "in batches instead of one wake-up each (0: read every event as it comes)",
+    )
     adopt_cdr_window: float = Field(
         30.0,
         ge=0,

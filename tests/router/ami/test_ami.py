@@ -281,3 +281,31 @@ def test_an_event_read_header_by_header_says_what_the_parsed_event_says(recordin
         for name in [*parsed, "NoSuchHeader", "uniqueid", "UNIQUEID", "Event"]:
             assert lazy.get(name) == parsed.get(name)
             assert (name in lazy) == (name in parsed)
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.2])
+async def test_events_written_one_by_one_are_read_in_batches_of_the_read_interval(
+    interval: float,
+) -> None:
+    """The first event after a quiet spell is read at once, the ones written within the
+    read interval after it in one read when the interval is over; with 0, each as it comes."""
+    hangup = next(
+        block
+        for block in recorded_events(RECORDINGS / "answer.ami")
+        if block.startswith(b"Event: Hangup\r\n")
+    )
+    loop = asyncio.get_running_loop()
+    handled: list[float] = []
+    async with linked(read_interval=interval) as (simulator, link):
+        link.on_event("Hangup", lambda _: handled.append(loop.time()))
+        await eventually(lambda: link.connected)
+        await asyncio.sleep(interval + 0.05)  # the login reply's pause is over
+        for _ in range(5):
+            simulator.send([hangup])
+            await asyncio.sleep(0.02)
+        await eventually(lambda: len(handled) == 5)
+    gaps = [later - earlier for earlier, later in pairwise(handled)]
+    if interval:
+        assert gaps[0] >= interval - 0.03 and max(gaps[1:]) < 0.005
+    else:
+        assert min(gaps) >= 0.01

@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 
 from dialplan.errors import ConfigError
 from router.daemon import Daemon
-from router.simulation.asterisk_agi import CallerHangup
+from router.simulation.asterisk_agi import CallerHangup, Outcome
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
@@ -39,15 +39,15 @@ DESK_BUSY = [event for event in ANSWERED_CALL if b"Event: Hangup" not in event]
 DESK_FREE = [event for event in ANSWERED_CALL if b"Event: Hangup" in event]
 
 
-def queue_config(tmp_path: Path, queue: str) -> Path:
+def queue_config(tmp_path: Path, queue: str | None) -> Path:
     config = tmp_path / "source"
     shutil.copytree(E2E_CONFIG, config)
+    queue_line = "" if queue is None else f"queue: {queue}\n"
     (config / "plans" / f"{QUEUED}.yaml").write_text(
         f"""number: "{QUEUED}"
 name: A desk that takes one call at a time, and a queue
 forwarding: {{on_busy: ["13800000012"]}}
-queue: {queue}
-default: {{target: {{number: "{DESK}", max_calls: 1}}}}
+{queue_line}default: {{target: {{number: "{DESK}", max_calls: 1}}}}
 """,
         encoding="utf-8",
     )
@@ -55,8 +55,10 @@ default: {{target: {{number: "{DESK}", max_calls: 1}}}}
 
 
 @asynccontextmanager
-async def busy_desk(tmp_path: Path, queue: str) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
-    """A router with the AMI link up and the desk in a call."""
+async def linked_router(
+    tmp_path: Path, queue: str | None
+) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
+    """A router with the AMI link up and the desk free."""
     simulator = AmiSimulator(ACCOUNTS)
     ami_port = await simulator.start()
     overrides = {"ami_host": "127.0.0.1", "ami_port": ami_port}
@@ -65,11 +67,18 @@ async def busy_desk(tmp_path: Path, queue: str) -> AsyncIterator[tuple[Daemon, A
         config = queue_config(tmp_path, queue)
         async with running_router(tmp_path, config, **overrides) as router:
             await eventually(lambda: router.ami is not None and router.ami.connected)
-            await simulator.replay(DESK_BUSY)
-            await eventually(lambda: router.live_calls.count(DESK) == 1)
             yield router, simulator
     finally:
         await simulator.stop()
+
+
+@asynccontextmanager
+async def busy_desk(tmp_path: Path, queue: str) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
+    """A router with the AMI link up and the desk in a call."""
+    async with linked_router(tmp_path, queue) as (router, simulator):
+        await simulator.replay(DESK_BUSY)
+        await eventually(lambda: router.live_calls.count(DESK) == 1)
+        yield router, simulator
 
 
 def held(router: Daemon) -> int:
@@ -177,6 +186,30 @@ async def test_with_a_place_free_and_nobody_held_the_call_is_dialled_at_once(
         await eventually(lambda: router.live_calls.count(DESK) == 0)
         result = await call(router, dialled=QUEUED, uniqueid="q.5")
     assert result.commands[0] == f'EXEC Dial "Local/{DESK}@phones,20"'
+
+
+async def test_a_dial_holds_its_place_from_the_moment_it_is_sent(tmp_path: Path) -> None:
+    """AMI shows a Dial some time after it is sent (its events are read in batches; here
+    it never shows it): a second call meanwhile finds the one-call desk taken and is
+    forwarded at once, and the place is free again when the first call's Dial is over."""
+    async with linked_router(tmp_path, None) as (router, _):
+        first = asyncio.create_task(
+            call(
+                router,
+                time_scale=0.05,
+                dialled=QUEUED,
+                uniqueid="c.1",
+                destinations={DESK: Outcome.answers(talk_s=20, ring_s=2)},
+            )
+        )
+        await eventually(lambda: router.services.holding.in_use(DESK) == 1)
+        second = await call(router, dialled=QUEUED, uniqueid="c.2")
+        answered = await first
+        free_after = router.services.holding.in_use(DESK)
+    assert [dial.argument for dial in answered.dials] == [f"Local/{DESK}@phones,20"]
+    assert [dial.argument for dial in second.dials] == ["Local/13800000012@phones,20"]
+    assert second.variables["HOTLINE_STATUS"] == "answered"
+    assert free_after == 0
 
 
 def test_a_queue_needs_a_destination_with_max_calls_and_a_valid_vip_list() -> None:
