@@ -15,6 +15,7 @@ import aiosqlite
 from console.sessions import SignedInOnly
 from console.views.dashboard import NumberMoney
 from router.ami.wire import AmiConnection
+from router.fastagi.connection import AGIConnection
 from router.fastagi.protocol import AGIReply, AGISession
 from router.simulation import asterisk_agi, asterisk_ami
 
@@ -29,6 +30,7 @@ logging.logMultiprocessing
 AmiConnection.connection_made
 AmiConnection.data_received
 AmiConnection.connection_lost
+AGIConnection.eof_received
 
 # Starlette calls a middleware's dispatch.
 SignedInOnly.dispatch
@@ -43,10 +45,8 @@ NumberMoney.low_balance
 aiosqlite.Connection.row_factory
 
 # The FastAGI wire's own commands and replies, exercised by the protocol tests against the
-# recorded Asterisk transcripts: GET VARIABLE and VERBOSE as Asterisk answers them, a
-# session accepted on a bare stream, the key that interrupted a prompt. The tests:
-# tests/router/fastagi/test_agi.py.
-AGISession.accept
+# recorded Asterisk transcripts: GET VARIABLE and VERBOSE as Asterisk answers them, the
+# key that interrupted a prompt. The tests: tests/router/fastagi/test_agi.py.
 AGISession.get_variable
 AGISession.verbose
 AGIReply.digit

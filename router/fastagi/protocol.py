@@ -4,8 +4,9 @@ panoramisk's FastAGI `Request` reads one line per command and so misreads a real
 Asterisk 22: the `HANGUP` line Asterisk sends after a caller hangs up would be taken as
 the reply to the next command and shift every later reply by one; a `520-` usage block is
 read one line short; `511` (dead channel) is an unknown error; and its header loop spins
-forever on a client that closes mid-header. This module is the one place that reads the
-wire; everything above it gets whole `AGIReply` objects.
+forever on a client that closes mid-header. This module and router.fastagi.connection,
+which cuts the bytes into the environment block and lines, are the one place that reads
+the wire; everything above them gets whole `AGIReply` objects.
 
 Its result-line parser, `panoramisk.utils.parse_agi_result`, does not fit either: it turns
 every `result=-1` into an `AGIAppError` and drops the rest of the line (Dial's -1 is a
@@ -15,19 +16,20 @@ empty entry from a timed-out one, and a line without a numeric code raises Value
 """
 
 import asyncio
-import contextlib
 import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from router.fastagi.connection import AGIConnection
+from router.fastagi.errors import (
+    AGIMalformedReply,
+    AGIProtocolError,
+    AGIReplyTimeout,
+)
 from router.fastagi.quoting import quote
 
-HEADER_TIMEOUT_S = 5.0
-MAX_HEADER_BYTES = 65536
-MAX_REPLY_LINE = 16384
-"""Bytes in one reply line; GET VARIABLE of a huge value is the only long reply."""
 MAX_USAGE_LINES = 200
 MAX_COMMAND_BYTES = 2047
 """Asterisk reads commands with fgets into a 2048-byte buffer (AGI_BUF_LEN): anything
@@ -41,175 +43,12 @@ MAX_EXEC_ARGS = 1024
 
 DEAD_CHANNEL_CODE = 511
 _HANGUP_LINE = "HANGUP"
-_ENV_NAME = re.compile(r"agi_[A-Za-z0-9_]+")
-_ASTERISK_ENV_NAMES = frozenset(
-    (
-        "agi_network",
-        "agi_network_script",
-        "agi_request",
-        "agi_channel",
-        "agi_language",
-        "agi_type",
-        "agi_uniqueid",
-        "agi_version",
-        "agi_callerid",
-        "agi_calleridname",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_rdnis",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-        "agi_accountcode",
-        "agi_threadid",
-    )
-)
-"""The names every Asterisk environment block holds: known good without a regex."""
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CODE_LINE = re.compile(r"(\d{3})([ -])(.*)")
 _RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
 _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\([A-Za-z0-9_,.:-]*\))?")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 _ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
-
-
-class AGIProtocolError(Exception):
-    """The peer did not speak FastAGI as Asterisk does, or went away."""
-
-
-class AGIHeaderTimeout(AGIProtocolError):
-    """The environment block did not arrive in time."""
-
-
-class AGIHeaderIncomplete(AGIProtocolError):
-    """The connection closed before the blank line ending the environment block."""
-
-
-class AGIHeaderTooLarge(AGIProtocolError):
-    """The environment block exceeded its byte limit."""
-
-
-class AGIMalformedHeader(AGIProtocolError):
-    """A header line is not `agi_name: value`."""
-
-
-class AGIConnectionClosed(AGIProtocolError):
-    """Asterisk closed the connection (or it broke) while a reply was due."""
-
-
-class AGIReplyTimeout(AGIProtocolError):
-    """No reply within the command's timeout; the session can no longer be trusted."""
-
-
-class AGIMalformedReply(AGIProtocolError):
-    """A reply line is not one Asterisk sends."""
-
-
-class _LineTooLong(Exception):
-    """A line outgrew its limit (internal: mapped to the caller's own error)."""
-
-
-async def _read_line(reader: asyncio.StreamReader, max_len: int) -> bytes:
-    """One line without its line end; raises on EOF (IncompleteReadError) or overlong."""
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError as exc:
-        raise _LineTooLong from exc
-    if len(line) > max_len:
-        raise _LineTooLong
-    return line[:-1].removesuffix(b"\r")
-
-
-def _header_entry(text: str) -> tuple[str, str] | None:
-    """`(name, value)` of an `agi_name: value` line, None for anything else.
-
-    The rule: `agi_` and at least one of `[A-Za-z0-9_]`, a colon, one optional space, then
-    the value; no control character but tab anywhere. Every call reads ~23 such lines, so
-    the cheap checks come first: the name is cut at the first colon (it cannot hold one)
-    and looked up among the names Asterisk always sends, and `isprintable()` rules out
-    all control characters at once; only a line it refuses (a tab, a format character in
-    a caller name) goes on to the exact search.
-    """
-    name, colon, value = text.partition(":")
-    if not colon or (name not in _ASTERISK_ENV_NAMES and _ENV_NAME.fullmatch(name) is None):
-        return None
-    if not text.isprintable() and _CONTROL.search(text):
-        return None
-    return name, value[1:] if value.startswith(" ") else value
-
-
-async def read_environment(
-    reader: asyncio.StreamReader,
-    timeout: float = HEADER_TIMEOUT_S,
-    max_bytes: int = MAX_HEADER_BYTES,
-) -> dict[str, str]:
-    """Read the `agi_*` block up to its blank line.
-
-    The timeout covers the whole block, so a client trickling bytes cannot hold a
-    session open. Values may be empty (`agi_accountcode: `); bytes that are not UTF-8
-    (a caller name from a misconfigured trunk) become U+FFFD rather than failing the call.
-    """
-    env: dict[str, str] = {}
-    used = 0
-    clock = _HeaderClock(reader, timeout)
-    try:
-        while True:
-            # readuntil itself, not _read_line: one coroutine layer less per line.
-            data = await reader.readuntil(b"\n")
-            if len(data) > max_bytes - used:
-                raise _LineTooLong
-            line = data[:-1].removesuffix(b"\r")
-            used += len(line) + 1
-            if not line:
-                return env
-            text = line.decode("utf-8", "replace")
-            entry = _header_entry(text)
-            if entry is None:
-                raise AGIMalformedHeader(f"not an agi_ header line: {text[:80]!r}")
-            env[entry[0]] = entry[1]
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise AGIHeaderIncomplete(
-            f"connection closed after {len(env)} header lines, before the blank line"
-        ) from exc
-    except (_LineTooLong, asyncio.LimitOverrunError) as exc:
-        raise AGIHeaderTooLarge(f"environment larger than {max_bytes} bytes") from exc
-    finally:
-        clock.stop()
-
-
-class _HeaderClock:
-    """The environment block's deadline, which fails the stream reader when it passes: the
-    waiting read then raises AGIHeaderTimeout.
-
-    The verdict waits one more pass of the event loop after the deadline. A loop busy with
-    other calls may reach the deadline before it reads a header that arrived in time; the
-    bytes it reads in the same pass wake the reading task first, so the header is read, and
-    only a peer that had not sent it by then is timed out. (A plain timer handle, not an
-    `asyncio.timeout()` context: that costs twice as much, and every call reads a header.)
-    """
-
-    __slots__ = ("_handle", "_reader", "_timeout")
-
-    def __init__(self, reader: asyncio.StreamReader, timeout: float) -> None:
-        self._reader = reader
-        self._timeout = timeout
-        loop = asyncio.get_running_loop()
-        self._handle: asyncio.Handle = loop.call_later(timeout, self._deadline_passed)
-
-    def stop(self) -> None:
-        self._handle.cancel()
-
-    def _deadline_passed(self) -> None:
-        self._handle = asyncio.get_running_loop().call_soon(self._expire)
-
-    def _expire(self) -> None:
-        message = f"no complete environment within {self._timeout} s"
-        self._reader.set_exception(AGIHeaderTimeout(message))
 
 
 @dataclass(slots=True)
@@ -347,33 +186,30 @@ class AGISession:
     call and it used to take most of the router's time beyond the bare protocol:
     - one timer per session instead of a fresh `asyncio.timeout()` per command: a command
       only moves the session's deadline, and the timer, when it fires early, sleeps on to
-      the current deadline; at the deadline it fails the stream reader, which wakes the
-      waiting read with `AGIReplyTimeout`. Timeouts fire exactly when they did before.
+      the current deadline; at the deadline it fails the connection, which wakes the
+      waiting read with `AGIReplyTimeout`.
     - commands queue behind a busy flag and a list of waiters instead of an
       `asyncio.Lock`: one coroutine drives a session, so the flag is almost always free
       and the common case costs two attribute writes.
-    - a reply is read and parsed in one method, most lines by `str.partition`.
+    - a reply is read and parsed in one method, most lines by `str.partition`, from the
+      lines the connection has already cut (router.fastagi.connection).
     """
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        connection: AGIConnection,
         env: dict[str, str],
         *,
         command_timeout: float | None = COMMAND_TIMEOUT_S,
         exec_timeout: float | None = None,
-        max_line: int = MAX_REPLY_LINE,
     ) -> None:
         self.env = env
         self.hung_up = False
         self.dead = False
         self.hangup_event = asyncio.Event()
-        self._reader = reader
-        self._writer = writer
+        self._connection = connection
         self._command_timeout = command_timeout
         self._exec_timeout = exec_timeout
-        self._max_line = max_line
         self._busy = False
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._failure: AGIProtocolError | None = None
@@ -385,20 +221,6 @@ class AGISession:
         self._timer_at = 0.0
         """When `_timer` fires; kept here as `TimerHandle.when()` is a method call."""
         self._expired: AGIReplyTimeout | None = None
-
-    @classmethod
-    async def accept(
-        cls,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        header_timeout: float = HEADER_TIMEOUT_S,
-        command_timeout: float | None = COMMAND_TIMEOUT_S,
-        exec_timeout: float | None = None,
-    ) -> "AGISession":
-        """Read the environment of a freshly accepted connection and open the session."""
-        env = await read_environment(reader, timeout=header_timeout)
-        return cls(reader, writer, env, command_timeout=command_timeout, exec_timeout=exec_timeout)
 
     # --- the wire --------------------------------------------------------------------
 
@@ -423,11 +245,7 @@ class AGISession:
             if self._failure is not None:
                 raise type(self._failure)(f"session unusable: {self._failure}")
             try:
-                try:  # written out here, not in a helper: one coroutine layer less
-                    self._writer.write(payload)
-                    await self._writer.drain()
-                except (ConnectionError, OSError) as exc:
-                    raise AGIConnectionClosed(f"cannot send command: {exc}") from exc
+                self._connection.send(payload)
                 if timeout is not None:
                     self._arm(line, timeout)
                 reply = await self._read_reply()
@@ -452,9 +270,7 @@ class AGISession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        self._connection.close()
 
     async def _wait_for_turn(self) -> None:
         """Queue behind the command in flight; its end hands the turn over in order."""
@@ -502,25 +318,19 @@ class AGISession:
         self._expired = AGIReplyTimeout(
             f"no reply to {self._pending[:40]!r} in {self._pending_timeout} s"
         )
-        self._reader.set_exception(self._expired)
+        self._connection.fail(self._expired)
 
     async def _read_reply(self) -> AGIReply:
         """Read lines up to the reply: HANGUP notices and `100 Trying` lines are skipped,
         a `520-` usage block is read whole."""
-        reader, max_line = self._reader, self._max_line
+        connection = self._connection
+        lines = connection.lines
         while True:
-            try:
-                data = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                raise AGIConnectionClosed("Asterisk closed the connection") from exc
-            except asyncio.LimitOverrunError as exc:
-                raise AGIMalformedReply(f"reply line longer than {max_line} bytes") from exc
-            except (ConnectionError, OSError) as exc:
-                raise AGIConnectionClosed(f"connection broke: {exc}") from exc
-            if len(data) > max_line:
-                raise AGIMalformedReply(f"reply line longer than {max_line} bytes")
+            if not lines:
+                await connection.more()
+                continue
             # decode's arguments positional: as keywords they double its cost.
-            line = data[:-1].removesuffix(b"\r").decode("utf-8", "replace")
+            line = lines.popleft().removesuffix(b"\r").decode("utf-8", "replace")
             if line == _HANGUP_LINE:
                 self._note_hangup()
                 continue
@@ -531,15 +341,10 @@ class AGISession:
                 return reply
 
     async def _next_line(self) -> str:
-        try:
-            line = await _read_line(self._reader, self._max_line)
-        except asyncio.IncompleteReadError as exc:
-            raise AGIConnectionClosed("Asterisk closed the connection") from exc
-        except _LineTooLong as exc:
-            raise AGIMalformedReply(f"reply line longer than {self._max_line} bytes") from exc
-        except (ConnectionError, OSError) as exc:
-            raise AGIConnectionClosed(f"connection broke: {exc}") from exc
-        return line.decode("utf-8", "replace")
+        connection = self._connection
+        while not connection.lines:
+            await connection.more()
+        return connection.lines.popleft().removesuffix(b"\r").decode("utf-8", "replace")
 
     async def _read_usage(self, first: str) -> AGIReply:
         """A `520-` block runs to its `520 End of proper usage.` line."""

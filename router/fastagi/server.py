@@ -1,30 +1,30 @@
-"""The FastAGI listener: one asyncio task per Asterisk connection, nothing shared but services.
+"""The FastAGI listener: a connection per Asterisk call, a task per call once its header is
+read, nothing shared but services.
 
-Calls ring for tens of seconds, so thousands of sessions are open at once; a task each
-costs a few kilobytes, and the listen backlog is sized for bursts. Connections from
+Calls ring for tens of seconds, so thousands of sessions are open at once; a connection and
+its task cost a few kilobytes, and the listen backlog is sized for bursts. Connections from
 outside the allow-list are closed before a byte is read. A broken or hostile session
 (no header, endless header, junk) is closed on its own without touching any other call.
 
-Sessions read their environment block through a bounded stage, and the header timeout
-starts when a session enters it. asyncio accepts a whole burst (up to the backlog) in one
-pass and starts a task for each; if every task started its header clock there, the later
-ones would run out of time while the loop is still busy setting up the earlier calls,
-their headers already waiting unread in the socket. A session that waited for its place
-finds its header buffered and reads it at once, so the clock runs out only on a peer that
-really does not send one. The stage is held only while the header is read.
+The environment block is read by the connection itself as its bytes arrive
+(router.fastagi.connection), not by a task awaiting it: a burst of calls has every
+header read as soon as the loop polls the sockets, however many calls the loop is
+busy setting up, so no header that came in time is timed out, and a peer that sends none
+holds no task and delays no other call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Sequence
 
 from router.call.context import context_from
 from router.call.session import CallServices, CallSession
-from router.fastagi.protocol import AGIProtocolError, AGISession, read_environment
+from router.fastagi.connection import HEADER_TIMEOUT_S, MAX_HEADER_BYTES, AGIConnection
+from router.fastagi.errors import AGIProtocolError
+from router.fastagi.protocol import AGISession
 
 log = logging.getLogger("hotline400.server")
 
@@ -33,12 +33,41 @@ LISTEN_BACKLOG = 65535
 net.core.somaxconn (4096 by default on recent kernels), so a burst of calls waits in the
 queue rather than being refused while the loop is busy."""
 MAX_REMEMBERED_PEERS = 1024
-HEADER_STAGE = 256
-"""Sessions reading their environment block at once. Honest sessions pass through in
-microseconds; a peer that sends no header holds a place for at most the header timeout, so
-it takes this many such peers at once to delay the calls queued behind them, and then
-they are delayed, not failed."""
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _CallConnection(AGIConnection):
+    """A connection accepted by the listener: refused unless its peer is allowed, a call
+    once its header is read."""
+
+    def __init__(self, server: FastAGIServer) -> None:
+        super().__init__(
+            header_timeout=server.header_timeout, header_max_bytes=server.header_max_bytes
+        )
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        if not self._server.peer_allowed(peer):
+            self._server.refused_peers += 1
+            log.warning("refused FastAGI connection from %s", peer)
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._server.reading.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:  # else refused: nothing was read, nothing to report
+            super().connection_lost(exc)
+
+    def header_read(self, env: dict[str, str]) -> None:
+        self._server.reading.discard(self)
+        self._server.start_call(self, env)
+
+    def header_failed(self, error: AGIProtocolError) -> None:
+        self._server.reading.discard(self)
+        self._server.broken_sessions += 1
+        log.warning("closed a FastAGI session before any call: %s", error)
 
 
 class FastAGIServer:
@@ -47,12 +76,9 @@ class FastAGIServer:
         services: CallServices,
         allowed: Sequence[Network],
         *,
-        header_timeout: float = 5.0,
-        header_max_bytes: int = 65536,
-        header_stage: int = HEADER_STAGE,
+        header_timeout: float = HEADER_TIMEOUT_S,
+        header_max_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
-        if header_stage < 1:
-            raise ValueError("header_stage must admit at least one session")
         self.services = services
         self.allowed = tuple(allowed)
         self._peer_verdicts: dict[str, bool] = {}
@@ -61,8 +87,10 @@ class FastAGIServer:
         it against each network in Python, several microseconds a connection."""
         self.header_timeout = header_timeout
         self.header_max_bytes = header_max_bytes
-        self._header_stage = asyncio.Semaphore(header_stage)
         self.sessions: set[asyncio.Task[None]] = set()
+        """The calls running: one task each, from its header read to its end."""
+        self.reading: set[AGIConnection] = set()
+        """Connections whose header is not read yet."""
         self.refused_peers = 0
         self.broken_sessions = 0
         self._server: asyncio.Server | None = None
@@ -76,8 +104,9 @@ class FastAGIServer:
     async def bind(self, host: str, port: int) -> int:
         """Take the address without accepting calls yet, so that a taken address fails the
         start before anything else is opened. Returns the bound port."""
-        self._server = await asyncio.start_server(
-            self._accept,
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _CallConnection(self),
             host,
             port,
             backlog=LISTEN_BACKLOG,
@@ -93,9 +122,13 @@ class FastAGIServer:
         await self._server.start_serving()
 
     async def stop_accepting(self) -> None:
+        """No new connections; those still sending their header are closed (no call of
+        theirs has begun)."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+        for connection in list(self.reading):
+            connection.close()
+        self.reading.clear()
 
     async def drain(self, timeout: float) -> int:
         """Wait for calls in flight; cancel those still running after `timeout`. Returns
@@ -110,10 +143,9 @@ class FastAGIServer:
             await asyncio.wait(still_running)
         return len(still_running)
 
-    def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
-        peer = writer.get_extra_info("peername")
+    def peer_allowed(self, peer: object) -> bool:
         try:
-            host = str(peer[0])
+            host = str(peer[0])  # type: ignore[index]
         except (TypeError, IndexError):
             return False
         verdict = self._peer_verdicts.get(host)
@@ -131,33 +163,15 @@ class FastAGIServer:
             return False
         return any(address in network for network in self.allowed)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def start_call(self, connection: AGIConnection, env: dict[str, str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._call(connection, env))
         self.sessions.add(task)
-        try:
-            if not self._peer_allowed(writer):
-                self.refused_peers += 1
-                log.warning("refused FastAGI connection from %s", writer.get_extra_info("peername"))
-                return
-            with self.services.metrics.agi_session_timer():
-                await self._serve(reader, writer)
-        finally:
-            self.sessions.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+        task.add_done_callback(self.sessions.discard)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _call(self, connection: AGIConnection, env: dict[str, str]) -> None:
+        agi = AGISession(connection, env)
         try:
-            async with self._header_stage:  # the header clock starts inside, once admitted
-                env = await read_environment(reader, self.header_timeout, self.header_max_bytes)
-        except AGIProtocolError as error:
-            self.broken_sessions += 1
-            log.warning("closed a FastAGI session before any call: %s", error)
-            return
-        agi = AGISession(reader, writer, env)
-        try:
-            await CallSession(agi, context_from(env), self.services).run()
+            with self.services.metrics.agi_session_timer():
+                await CallSession(agi, context_from(env), self.services).run()
         finally:
             await agi.close()  # also drops the session's reply-timeout timer at once

@@ -116,6 +116,9 @@ class Listener(Protocol):
     other."""
 
     sessions: Collection[object]
+    """Calls running."""
+    reading: Collection[object]
+    """Connections whose environment block is not read yet."""
     refused_peers: int
     broken_sessions: int
 
@@ -336,8 +339,8 @@ class Metrics:
         def figures() -> Iterator[Metric]:
             yield GaugeMetricFamily(
                 "hotline400_agi_sessions_in_flight",
-                "FastAGI sessions open now.",
-                value=len(server.sessions),
+                "FastAGI sessions open now (calls, and connections still sending their header).",
+                value=len(server.sessions) + len(server.reading),
             )
             yield CounterMetricFamily(
                 "hotline400_agi_refused_connections",

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from router.fastagi.protocol import (
-    MAX_COMMAND_BYTES,
+from router.fastagi.errors import (
     AGIConnectionClosed,
     AGIHeaderIncomplete,
     AGIHeaderTimeout,
@@ -19,10 +18,9 @@ from router.fastagi.protocol import (
     AGIMalformedReply,
     AGIProtocolError,
     AGIReplyTimeout,
-    AGISession,
-    parse_result_line,
-    read_environment,
 )
+from router.fastagi.protocol import MAX_COMMAND_BYTES, AGISession, parse_result_line
+from tests.router.fastagi.sessions import connect
 
 ENV_LINES = [
     "agi_network: yes",
@@ -102,18 +100,24 @@ async def asterisk() -> AsyncIterator[Connect]:
     servers: list[asyncio.Server] = []
     connected: list[tuple[AGISession, ScriptedAsterisk]] = []
 
-    async def connect(
-        replies: list[Reply], *, close_at_end: bool = False, **options: float | None
+    async def session_with(
+        replies: list[Reply],
+        *,
+        close_at_end: bool = False,
+        max_line: int | None = None,
+        after_header: bytes = b"",
+        **options: float | None,
     ) -> tuple[AGISession, ScriptedAsterisk]:
-        script = ScriptedAsterisk(ENV_BLOCK, replies, close_at_end)
+        script = ScriptedAsterisk(ENV_BLOCK + after_header, replies, close_at_end)
         server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
         servers.append(server)
-        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
-        session = AGISession(reader, writer, await read_environment(reader), **options)
+        limits = {} if max_line is None else {"max_line": max_line}
+        connection = await connect(*server.sockets[0].getsockname()[:2], **limits)
+        session = AGISession(connection, await connection.environment(), **options)
         connected.append((session, script))
         return session, script
 
-    yield connect
+    yield session_with
     for session, script in connected:
         await session.close()
         await asyncio.wait_for(script.done.wait(), 2)
@@ -123,7 +127,7 @@ async def asterisk() -> AsyncIterator[Connect]:
 
 
 async def header_from(payload: bytes, *, close: bool, **limits: float) -> dict[str, str]:
-    """read_environment on a connection whose peer sends `payload`, then closes or holds."""
+    """The environment read from a peer that sends `payload`, then closes or holds."""
     done = asyncio.Event()
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -140,12 +144,11 @@ async def header_from(payload: bytes, *, close: bool, **limits: float) -> dict[s
             done.set()
 
     server = await asyncio.start_server(peer, "127.0.0.1", 0)
-    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    connection = await connect(*server.sockets[0].getsockname()[:2], **limits)
     try:
-        return await read_environment(reader, **limits)
+        return await connection.environment()
     finally:
-        writer.close()
-        await writer.wait_closed()
+        connection.close()
         await asyncio.wait_for(done.wait(), 2)
         server.close()
         await server.wait_closed()
@@ -172,7 +175,7 @@ async def test_environment_includes_agi_arguments() -> None:
 
 async def test_header_that_never_ends_times_out() -> None:
     with pytest.raises(AGIHeaderTimeout):
-        await header_from(ENV_BLOCK[:200], close=False, timeout=0.2)
+        await header_from(ENV_BLOCK[:200], close=False, header_timeout=0.2)
 
 
 async def test_header_cut_by_eof_is_incomplete_not_a_spin() -> None:
@@ -188,7 +191,7 @@ async def test_one_mebibyte_header_line_is_too_large() -> None:
 async def test_many_lines_beyond_the_byte_limit_are_too_large() -> None:
     lines = b"".join(b"agi_x%d: %s\n" % (n, b"v" * 50) for n in range(100))
     with pytest.raises(AGIHeaderTooLarge):
-        await header_from(lines + b"\n", close=False, max_bytes=4096)
+        await header_from(lines + b"\n", close=False, header_max_bytes=4096)
 
 
 @pytest.mark.parametrize(
@@ -428,6 +431,20 @@ async def test_overlong_reply_line_is_malformed(asterisk: Connect) -> None:
     session, _ = await asterisk([b"200 result=1 (" + b"x" * 40000 + b")\n"], max_line=16384)
     with pytest.raises(AGIMalformedReply):
         await session.get_variable("HUGE")
+
+
+async def test_a_hangup_sent_with_the_header_is_noted_at_the_first_command(
+    asterisk: Connect,
+) -> None:
+    session, _ = await asterisk([b"200 result=1 (053188889999)\n"], after_header=b"HANGUP\n")
+    assert await session.get_variable("CALLERID(num)") == "053188889999"
+    assert session.hung_up
+
+
+async def test_a_flood_of_lines_nobody_asked_for_is_malformed(asterisk: Connect) -> None:
+    session, _ = await asterisk([b"200 result=1\n" * 2000])
+    with pytest.raises(AGIMalformedReply):
+        await session.command("NOOP")
 
 
 async def test_reply_that_is_not_agi_is_malformed(asterisk: Connect) -> None:

@@ -1,7 +1,5 @@
 """Quoting untrusted strings for AGI commands, and keeping them out of Dial's syntax."""
 
-import asyncio
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +14,7 @@ from router.fastagi.quoting import (
     quote,
 )
 from router.simulation.asterisk_agi import SimulatedCall, run_call, split_agi_args
+from tests.router.fastagi.sessions import serve_sessions
 
 # --- quote -----------------------------------------------------------------------------------
 
@@ -88,16 +87,15 @@ NASTY = [
 async def test_nasty_values_survive_set_and_get_through_the_simulator() -> None:
     got: list[str | None] = []
 
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         for value in NASTY:
             await session.set_variable("CALLER_NAME", value)
             got.append(await session.get_variable("CALLER_NAME"))
         await session.close()
 
-    server = await asyncio.start_server(router, "127.0.0.1", 0)
+    server, host, port = await serve_sessions(router)
     async with server:
-        result = await run_call(*server.sockets[0].getsockname()[:2], SimulatedCall())
+        result = await run_call(host, port, SimulatedCall())
     assert got == [clean(value) for value in NASTY]
     assert all(reply != ["510 Invalid or unknown command"] for reply in result.replies)
     assert len(result.commands) == 2 * len(NASTY)
@@ -159,15 +157,14 @@ def test_dial_argument_refuses_injection_through_number_options_or_template() ->
 
 
 async def test_a_quoted_dial_argument_reaches_dial_as_one_destination() -> None:
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         argument = dial_argument("Local/{number}@phones", "13800000021", 20, "L(5000)")
         await session.exec("Dial", argument)
         await session.close()
 
-    server = await asyncio.start_server(router, "127.0.0.1", 0)
+    server, host, port = await serve_sessions(router)
     async with server:
-        result = await run_call(*server.sockets[0].getsockname()[:2], SimulatedCall())
+        result = await run_call(host, port, SimulatedCall())
     assert result.commands == ['EXEC Dial "Local/13800000021@phones,20,L(5000)"']
     assert [(dial.argument, dial.status) for dial in result.dials] == [
         ("Local/13800000021@phones,20,L(5000)", "BUSY")

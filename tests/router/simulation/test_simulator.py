@@ -6,14 +6,14 @@ recordings' markers: `>>` sent by the FastAGI server, `<<` sent by Asterisk.
 """
 
 import asyncio
-import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from router.fastagi.protocol import AGISession, read_environment
+from router.fastagi.errors import AGIProtocolError
+from router.fastagi.protocol import AGISession
 from router.simulation.asterisk_agi import (
     CallerHangup,
     CallResult,
@@ -28,6 +28,7 @@ from router.simulation.asterisk_agi import (
     send_oversized_header,
     split_agi_args,
 )
+from tests.router.fastagi.sessions import serve_sessions
 
 HALF_CLOSE = "-- server half-closes"
 Wire = list[tuple[str, str]]
@@ -730,6 +731,12 @@ def test_words_split_as_asterisk_splits_them() -> None:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+async def _header_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    """The environment block's lines, read plainly (the router's reader is not under test)."""
+    while (line := await reader.readline()) not in (b"\n", b""):
+        yield line.decode().removesuffix("\n")
+
+
 async def serve_with(handler: Handler) -> tuple[asyncio.Server, str, int]:
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     host, port = server.sockets[0].getsockname()[:2]
@@ -737,12 +744,11 @@ async def serve_with(handler: Handler) -> tuple[asyncio.Server, str, int]:
 
 
 async def test_destinations_callable_and_ring_time_drive_dialed_time() -> None:
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         await session.exec("Dial", "PJSIP/13900000000@carrier,30")
         await session.close()
 
-    server, host, port = await serve_with(router)
+    server, host, port = await serve_sessions(router)
     async with server:
         call = SimulatedCall(destinations=lambda number: Outcome.answers(talk_s=62.4, ring_s=7.9))
         result = await run_call(host, port, call)
@@ -754,12 +760,11 @@ async def test_destinations_callable_and_ring_time_drive_dialed_time() -> None:
 
 
 async def test_ringing_longer_than_the_dial_timeout_is_no_answer() -> None:
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         await session.exec("Dial", "Local/13800000011@phones,10")
         await session.close()
 
-    server, host, port = await serve_with(router)
+    server, host, port = await serve_sessions(router)
     async with server:
         slow = {"13800000011": Outcome.answers(talk_s=3.0, ring_s=12.0)}
         result = await run_call(host, port, SimulatedCall(destinations=slow))
@@ -770,15 +775,14 @@ async def test_ringing_longer_than_the_dial_timeout_is_no_answer() -> None:
 async def test_caller_hangs_up_at_the_kth_prompt() -> None:
     seen: list[tuple[str, bool]] = []
 
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         await session.stream_file("welcome")  # no escape digits: not a prompt
         for _ in range(3):
             digits, _timed_out = await session.get_data("enter-pin", 3000, 4)
             seen.append((digits, session.hung_up))
         await session.close()
 
-    server, host, port = await serve_with(router)
+    server, host, port = await serve_sessions(router)
     async with server:
         call = SimulatedCall(dtmf=("1111",), hangup=CallerHangup.at_prompt(2))
         await run_call(host, port, call)
@@ -790,7 +794,8 @@ async def test_commands_are_read_as_asterisk_reads_them() -> None:
     long_value = "v" * 3000
 
     async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_environment(reader)
+        while await reader.readline() != b"\n":  # the environment block
+            pass
         writer.write(b"ANSWER\r\n")
         writer.write(f'SET VARIABLE LONG "{long_value}"\n'.encode())
         writer.write(b"NOOP\n")
@@ -812,12 +817,11 @@ async def test_commands_are_read_as_asterisk_reads_them() -> None:
 
 
 async def test_time_scale_really_waits() -> None:
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         await session.exec("Dial", "Local/13800000031@phones,20")
         await session.close()
 
-    server, host, port = await serve_with(router)
+    server, host, port = await serve_sessions(router)
     async with server:
         started = time.monotonic()
         result = await run_call(host, port, SimulatedCall(), time_scale=0.01)
@@ -826,13 +830,12 @@ async def test_time_scale_really_waits() -> None:
 
 
 async def test_run_calls_keeps_order_and_measures_each_call() -> None:
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = await AGISession.accept(reader, writer)
+    async def router(session: AGISession) -> None:
         number = session.env["agi_extension"]
         await session.set_variable("SEEN", number)
         await session.close()
 
-    server, host, port = await serve_with(router)
+    server, host, port = await serve_sessions(router)
     calls = [SimulatedCall(dialled=f"40000{n:05d}") for n in range(60)]
     async with server:
         results = await run_calls(host, port, calls, concurrency=20)
@@ -861,19 +864,15 @@ async def test_refused_connection_and_silent_server_are_errors_not_exceptions() 
 async def test_hostile_clients_are_shed_quickly_and_the_server_keeps_serving() -> None:
     outcomes: list[str] = []
 
-    async def router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            session = AGISession(reader, writer, await read_environment(reader, timeout=0.3))
-            await session.set_variable("OK", "yes")
-            outcomes.append("served")
-        except Exception as exc:
-            outcomes.append(type(exc).__name__)
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    async def router(session: AGISession) -> None:
+        await session.set_variable("OK", "yes")
+        outcomes.append("served")
+        await session.close()
 
-    server, host, port = await serve_with(router)
+    def failed(error: AGIProtocolError) -> None:
+        outcomes.append(type(error).__name__)
+
+    server, host, port = await serve_sessions(router, failed, header_timeout=0.3)
     async with server:
         await connect_and_close(host, port)
         closing = await send_header_without_end(host, port, close=True)
@@ -910,10 +909,12 @@ async def test_run_calls_writes_each_environment_before_opening_many_more(
         nonlocal most
         headerless.add(writer)
         most = max(most, len(headerless))
-        session = await AGISession.accept(reader, writer)
+        env = [line async for line in _header_lines(reader)]
         headerless.discard(writer)
-        await session.set_variable("SEEN", session.env["agi_extension"])
-        await session.close()
+        extension = next(line for line in env if line.startswith("agi_extension: "))
+        writer.write(f"SET VARIABLE SEEN {extension.partition(': ')[2]}\n".encode())
+        await reader.readline()
+        writer.close()
 
     server, host, port = await serve_with(router)
     calls = [SimulatedCall(dialled=f"40000{n:05d}") for n in range(60)]
