@@ -959,8 +959,11 @@ AMI_RECORDING = "answer.ami"
 RECORDED_IDS = b"1795371264."
 """The recording's ids share this prefix; its inbound (AGI) channel is `.1`."""
 AMI_USER = "hotline400"
-TARGET_MS_WITHOUT_AMI = 0.30
-TARGET_MS_WITH_AMI = 0.35
+TARGET_RATIO_WITHOUT_AMI = 1.3
+TARGET_RATIO_WITH_AMI = 1.5
+"""The goal as ratios to the bare server: 0.30 and 0.35 ms of router CPU a call against the
+bare server's 0.23 ms on a real Asterisk. Absolute figures differ from machine to machine
+(and on this one from day to day); the ratio in one run is what compares."""
 ANSWERED = SCENARIOS[0]
 
 
@@ -1154,15 +1157,15 @@ def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: dict[str, f
         typical = sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2]
         target = None
         if name.endswith("router"):
-            target = TARGET_MS_WITHOUT_AMI
+            target = TARGET_RATIO_WITHOUT_AMI
         elif "+AMI" in name:
-            target = TARGET_MS_WITH_AMI
+            target = TARGET_RATIO_WITH_AMI
+        ratio = cpu[name] / cpu["ceiling"]
         verdict = ""
         if target is not None:
-            verdict = f"<= {target:.2f} ms: {'meets' if cpu[name] <= target else 'misses'}"
+            verdict = f"<= {target:.1f} x: {'meets' if ratio <= target else 'misses'}"
         print(
-            f"{name:<24} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} "
-            f"{cpu[name] / cpu['ceiling']:9.2f}   {verdict}"
+            f"{name:<24} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} {ratio:9.2f}   {verdict}"
         )
     for prefix in ("", "before "):
         if f"{prefix}router+AMI" in cpu:
