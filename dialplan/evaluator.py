@@ -360,6 +360,17 @@ def follow_menu(
     decision.rule = rule
 
 
+def skip_menus(plan: Plan, decision: Decision, state: RoutingState, reason: str) -> None:
+    """Take a decision to play a menu straight to the route each menu's default leads to,
+    nothing played (`reason` joins the trace): the caller hears no menu, so the call keeps
+    no menu path."""
+    if decision.menu is None:
+        return
+    walk = MenuWalk.start(routing_table(plan).menus, decision.menu)
+    follow_menu(plan, decision, walk, walk.skipped(reason), state)
+    decision.menu_path = decision.menu_digits = None
+
+
 def follow_keys(plan: Plan, decision: Decision, keys: str, state: RoutingState) -> None:
     """Walk the menus of a decision to play one as a caller pressing `keys` would, one key
     a prompt, then nothing: what `simulate --digits` and the console's preview show."""

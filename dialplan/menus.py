@@ -99,6 +99,14 @@ class MenuWalk(Generic[Route]):
             route = self.unplayable()
         return route
 
+    def skipped(self, reason: str) -> Route:
+        """The menus are not played at all (`reason`): each one's default, at once."""
+        self.steps.append((self.subject, f"not played ({reason}) -> default", None))
+        route = self._take(DEFAULT_EXIT, self.menu.default)
+        while route is None:  # a default leading to a submenu, not played either
+            route = self.skipped(reason)
+        return route
+
     def hung_up(self) -> None:
         """The caller hung up in the current menu: it ends the path without a key."""
         self.path.append(self.menu.name)

@@ -1,5 +1,6 @@
-"""Whether a call gets a feature the account pays for (recording, the survey): tariffs.yaml
-says from which day each account has it on, and the day of a call is the plan's own."""
+"""Whether a call gets a feature the account pays for (IVR menus, recording, the survey):
+tariffs.yaml says from which day each account has it on, and the day of a call is the plan's
+own."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from datetime import datetime
 
 from dialplan.plan import Plan
 from rating.tariff import Tariffs
+
+IVR = "ivr"
+"""The feature that plays a plan's menus; without it a call takes each menu's default."""
+NO_IVR = "the account has no ivr feature"
 
 
 def feature_on(plan: Plan, tariffs: Tariffs | None, feature: str, at: datetime) -> bool:

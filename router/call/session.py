@@ -37,6 +37,7 @@ from dialplan.evaluator import (
     decide,
     follow_menu,
     routing_table,
+    skip_menus,
 )
 from dialplan.matchers import Call, CallerMatcher
 from dialplan.menus import MenuWalk
@@ -51,7 +52,7 @@ from router.call.channel_contract import (
     RouterRefusal,
 )
 from router.call.context import CallContext
-from router.call.features import feature_on
+from router.call.features import IVR, NO_IVR, feature_on
 from router.call.holding import HoldQueues
 from router.call.pin_guard import WITHHELD, PinGuard
 from router.call.recording import RECORDING, recording_path
@@ -266,6 +267,9 @@ class CallSession:
         the caller's keys choose a route; the decision becomes that route. False when the
         caller hung up in a menu: the call ends unconnected, its path on the CDR."""
         assert decision.menu is not None
+        if not feature_on(plan, self.services.plans.tariffs, IVR, self.record.started_at):
+            skip_menus(plan, decision, self._routing_state(), NO_IVR)  # nothing answered
+            return True
         walk = MenuWalk.start(routing_table(plan).menus, decision.menu)
         await self._answer()
         route = None

@@ -3,21 +3,26 @@ and plans, and the plans against the numbers' inventory in the routers' store.
 
 Exit 0 when every file is clean, 1 with every problem listed as file:line field: message.
 Warnings (the official calendar running out, a plan of a number not in the inventory, a
-number in service without a plan) do not fail the check.
+number in service without a plan, menus the account does not pay for) do not fail the
+check.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
+from dialplan.plan import Plan
 from dialplan.plan_loader import load_plan
+from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
+from router.call.features import IVR, NO_IVR, feature_on
 from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
@@ -90,7 +95,11 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
                 found.extend(missing_prompts(plan, plan_file, Path(sounds)))
         return (
             [*config.problems, *found],
-            [*_calendar_warnings(config.calendar, path / CALENDAR_FILE, today), *warned],
+            [
+                *_calendar_warnings(config.calendar, path / CALENDAR_FILE, today),
+                *warned,
+                *_unpaid_menus(config.plans, config.tariffs, path, today),
+            ],
             count,
         )
     if path.is_dir():
@@ -101,6 +110,22 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         return problems, [], len(files)
     found, warned = _check_file(path, today)
     return found, warned, 1
+
+
+def _unpaid_menus(
+    plans: Mapping[str, Plan], tariffs: Tariffs | None, path: Path, today: date
+) -> list[str]:
+    """Plans with menus their account does not have the ivr feature for (on `today`, in the
+    plan's zone): their calls hear no menu and take each menu's default."""
+    warnings = []
+    for number, plan in sorted(plans.items()):
+        now = datetime.combine(today, time(12), plan.zone())
+        if plan.menus and not feature_on(plan, tariffs, IVR, now):
+            warnings.append(
+                f"{path / 'plans' / number}.yaml: its menus are not played, "
+                f"{NO_IVR} in {TARIFFS_FILE}: calls take each menu's default"
+            )
+    return warnings
 
 
 def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:

@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
 from dialplan.decision import Decision, DialResult, next_target
-from dialplan.evaluator import RoutingState, decide, follow_keys
+from dialplan.evaluator import RoutingState, decide, follow_keys, skip_menus
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
 from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS
+from router.call.features import IVR, NO_IVR, feature_on
 from router.commands.arguments import (
     TIME_FORMS,
     instant,
@@ -118,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"call to {plan.number} ({plan.name}) from {caller} at {at:%a %Y-%m-%d %H:%M %Z}")
     if counters:
         print(counters)
+    ivr = feature_on(plan, config.tariffs, IVR, at)
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
-        follow_keys(plan, decision, args.digits, state)
+        _walk_menus(plan, decision, args.digits, state, ivr)
         _print_decision(decision, set(args.busy), set(args.no_answer))
         return 0
     spread: Counter[str] = Counter()
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     step = max(1, args.calls // 100)
     for placed in range(1, args.calls + 1):
         decision = decide(plan, call, at, usage, state)
-        follow_keys(plan, decision, args.digits, state)
+        _walk_menus(plan, decision, args.digits, state, ivr)
         spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
         if show_progress and placed % step == 0:
             print(f"\r{placed:,} of {args.calls:,} calls", end="", file=sys.stderr, flush=True)
@@ -203,6 +205,15 @@ async def _read_counters(
         return await accounting.open_call(plan, tariffs, at, status)
     finally:
         await store.close()
+
+
+def _walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, ivr: bool) -> None:
+    """The menus as the router plays them: with the caller's keys, or not at all when the
+    account has no IVR feature."""
+    if ivr:
+        follow_keys(plan, decision, keys, state)
+    else:
+        skip_menus(plan, decision, state, NO_IVR)
 
 
 def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> None:

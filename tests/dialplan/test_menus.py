@@ -7,7 +7,7 @@ import pytest
 
 from dialplan.calendar import OfficialCalendar
 from dialplan.errors import ConfigError
-from dialplan.evaluator import RoutingState, follow_keys
+from dialplan.evaluator import RoutingState, follow_keys, skip_menus
 from dialplan.plan_loader import parse_plan
 from tests.conftest import plan_from, route
 
@@ -105,6 +105,21 @@ def test_a_menu_option_chooses_the_prompt_language() -> None:
     follow_keys(plan, decision, "21", _state())
     assert decision.language == "en"
     assert plan.languages() == ["zh", "en"]
+
+
+def test_skipped_menus_lead_through_each_default_and_leave_no_path() -> None:
+    """What the router does for an account without the ivr feature: no menu is played."""
+    nested = SHOP.replace('default: {target: "13800000012"}', "default: {menu: after-sales}")
+    nested = nested.replace("default: {reject: closed}", 'default: {target: "13800000014"}')
+    plan = plan_from(nested)
+    decision = route(plan, when="2026-11-23 10:00")
+    skip_menus(plan, decision, _state(), "not paid for")
+    assert decision.first is not None and decision.first.number == "13800000014"
+    assert (decision.menu_path, decision.menu_digits, decision.rule) == (None, None, "daytime")
+    assert [line for line in decision.trace() if "not played" in line] == [
+        "menu 'main': not played (not paid for) -> default",
+        "menu 'after-sales': not played (not paid for) -> default",
+    ]
 
 
 def test_a_menu_that_is_not_defined_is_named_with_its_line() -> None:

@@ -8,11 +8,14 @@ sends 1 to 13800000011 and 2 to an English menu; no key or a wrong one plays the
 more, then its default dials 13800000012.
 """
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from router.simulation.asterisk_agi import CallerHangup
 from router.storage.cdr import Outcome
-from tests.conftest import call, finished_cdr, running_router
+from tests.conftest import E2E_CONFIG, call, finished_cdr, running_router
 from tests.router.call.test_router_calls import dial_lines, status_lines
 
 MENU_LINE = "4000000101"
@@ -123,3 +126,34 @@ async def test_a_call_without_a_menu_is_never_answered_by_the_router(tmp_path: P
         cdr = await finished_cdr(router, "ivr.6")
     assert not result.answered
     assert (cdr.menu_path, cdr.menu_digits, cdr.language) == (None, None, None)
+
+
+def without_ivr(tmp_path: Path, features: str) -> Path:
+    """The end-to-end configuration with the menu line on an account whose features are
+    `features`."""
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    tariffs = config / "tariffs.yaml"
+    account = (
+        f'  "{MENU_LINE}":\n    package: e2e-regional\n    prepaid: false\n'
+        f"    features: {features}\n"
+    )
+    tariffs.write_text(tariffs.read_text(encoding="utf-8") + account, encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize("features", ["{}", "{ivr: 2026-11-24}"])
+async def test_an_account_without_the_ivr_feature_hears_no_menu_and_takes_the_default(
+    tmp_path: Path, features: str
+) -> None:
+    """Not paid for (or not yet on the call's day): nothing is answered or played, the call
+    goes where each menu's default leads, and its CDR has no menu path."""
+    async with running_router(tmp_path, without_ivr(tmp_path, features)) as router:
+        result = await call(router, dialled=MENU_LINE, uniqueid="ivr.7", dtmf=("2", "1"))
+        cdr = await finished_cdr(router, "ivr.7")
+    assert result.commands == [
+        *dial_lines("13800000012"),
+        *status_lines("answered", "13800000012", "default"),
+    ]
+    assert not result.answered
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (Outcome.ANSWERED, None, None)

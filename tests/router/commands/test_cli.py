@@ -415,6 +415,20 @@ def test_check_of_a_plans_directory_checks_each_plan(capsys: Capture, config_dir
     assert lines == [*expected, f"checked {plans} file(s): 3 problem(s)"]
 
 
+def test_check_warns_of_menus_the_account_does_not_pay_for(
+    capsys: Capture, config_dir: Path
+) -> None:
+    tariffs = config_dir / "tariffs.yaml"
+    paid = tariffs.read_text(encoding="utf-8")
+    tariffs.write_text(paid.replace("      ivr: 2025-06-01\n", ""), encoding="utf-8")
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-11-23")
+    assert code == 0
+    assert (
+        f"warning: {config_dir}/plans/4008207788.yaml: its menus are not played, the account "
+        "has no ivr feature in tariffs.yaml: calls take each menu's default"
+    ) in lines
+
+
 def test_check_of_a_missing_path_checks_nothing(capsys: Capture, tmp_path: Path) -> None:
     missing = tmp_path / "4009999999.yaml"
     assert main(["check", str(missing)]) == 1
@@ -558,6 +572,25 @@ def test_simulate_shows_a_rejection_and_its_announcement(capsys: Capture, config
         "  decision: reject (blocked): caller region is screened",
         "outcome: blocked (blocked), playing renhe/outside-service-area",
     ]
+
+
+def test_simulate_plays_no_menu_for_an_account_without_the_ivr_feature(
+    capsys: Capture, config_dir: Path
+) -> None:
+    shop = ("--config", str(config_dir), "--number", "4008207788", "--caller", "13801650000")
+    shop += ("--at", "2026-11-23 11:00", "--digits", "2")
+    code, lines = hotline400(capsys, "simulate", *shop)
+    assert code == 0
+    assert "  menu 'main' key 2: matched -> dial 02155556670" in lines
+    assert "menus: main:2 (keys pressed: 2)" in lines
+
+    tariffs = config_dir / "tariffs.yaml"
+    paid = tariffs.read_text(encoding="utf-8")
+    tariffs.write_text(paid.replace("      ivr: 2025-06-01\n", ""), encoding="utf-8")
+    code, lines = hotline400(capsys, "simulate", *shop)
+    assert code == 0
+    assert "  menu 'main': not played (the account has no ivr feature) -> default" in lines
+    assert not any(line.startswith("menus:") for line in lines)
 
 
 def test_simulate_many_calls_shows_the_split_percentages(capsys: Capture) -> None:
