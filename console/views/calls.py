@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from console.context import Console
-from console.web import console_of, not_found, render, user_of
+from console.web import audit, console_of, not_found, render, user_of
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 
@@ -148,7 +148,11 @@ async def call_page(request: Request) -> Response:
 
 async def recording(request: Request) -> Response:
     """The call's recording as its CDR names it, for the call page's player: only a file
-    under router.yaml's recordings_dir, not yet purged; anything else is "not found"."""
+    under router.yaml's recordings_dir, not yet purged; anything else is "not found".
+
+    A recording is a conversation with a caller: who listened, and when, goes into the
+    audit log. A player fetches one listening in several ranged requests (seeking, or the
+    browser reading the file in parts); only the one from the start is written down."""
     cdr = await _visible_call(request)
     if cdr.recording_path is None or cdr.recording_purged_at is not None:
         raise not_found()
@@ -156,6 +160,8 @@ async def recording(request: Request) -> Response:
     file = recording_file(settings.recordings_dir, cdr.recording_path)
     if file is None:
         raise not_found()
+    if request.headers.get("range", "bytes=0-").replace(" ", "").startswith("bytes=0-"):
+        await audit(request, "play recording", cdr.call_id, f"call to {cdr.number}")
     return FileResponse(file, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 

@@ -56,8 +56,19 @@ async def test_a_subscriber_plays_its_own_calls_recording_from_the_call_page(
         assert played.content == WAV
         operator = await site.signed_in("ops")
         assert (await operator.get("/calls/rec.1/recording")).content == WAV
+        later_part = await operator.get("/calls/rec.1/recording", headers={"Range": "bytes=8-"})
+        assert later_part.status_code in (200, 206)
         await clinic.aclose()
         await operator.aclose()
+        listened = [
+            (entry.actor, entry.action, entry.target, entry.detail)
+            for entry in await site.store.audit_log()
+            if entry.action == "play recording"
+        ]
+    assert sorted(listened) == [  # one entry a listening, not one a ranged request
+        ("clinic", "play recording", "rec.1", f"call to {CLINIC}"),
+        ("ops", "play recording", "rec.1", f"call to {CLINIC}"),
+    ]
 
 
 async def test_another_subscriber_and_a_signed_out_visitor_never_get_it(tmp_path: Path) -> None:
