@@ -25,7 +25,7 @@ from console.headers import SecurityHeaders
 from console.security import LoginThrottle
 from console.sessions import SignedInOnly, login, login_page, logout
 from console.views import calls, dashboard, money, numbers, people, reports, routing
-from console.web import render
+from console.web import refused, render
 from router.storage.location import ConfiguredStore
 
 STATIC = Path(__file__).parent / "static"
@@ -98,6 +98,7 @@ def create_app(
 
 async def _error_page(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    await refused(request, error.status_code, error.detail)
     response = render(request, "error.html", {"error": error}, status=error.status_code)
     if error.headers:
         response.headers.update(error.headers)

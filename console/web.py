@@ -3,6 +3,7 @@ the audit log, and "not found" for anything outside the user's scope."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from console.context import Console
 from console.security import csrf_token, csrf_valid
 from console.users import Role, User
 from router.storage.console_rows import AuditEntry
+from router.storage.protocol import StoreUnavailable
+
+log = logging.getLogger("hotline400.console")
 
 SESSION_COOKIE = "hotline400_session"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -92,6 +96,19 @@ def render(
 
 def back_to(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def refused(request: Request, status: int, why: str) -> None:
+    """A change a signed-in user posted and was refused (not theirs to make, not their
+    number, an expired form) is written down too, so someone trying what they may not shows
+    in the audit log; reading a page never is. The refusal stands even if the log cannot be
+    written."""
+    if request.method != "POST" or getattr(request.state, "user", None) is None:
+        return
+    try:
+        await audit(request, "refused", request.url.path, f"{status}: {why}")
+    except StoreUnavailable as error:
+        log.error("a refused change could not be audited: %s", error)
 
 
 async def audit(request: Request, action: str, target: str, detail: str = "") -> None:

@@ -129,13 +129,16 @@ async def switch(request: Request) -> Response:
         return back_to(back)  # already so: a form posted twice changes nothing
     now = console.now()
     today = now.date()
+    switching = f"switch feature {'on' if on else 'off'}"
     if on and (short := await _short_of_fee(console, tariffs, number, feature, now)):
+        await audit(request, f"refused: {switching}", number, f"{feature}: {short}")
         return back_to(f"{back}?{urlencode({'problem': short})}")
     try:
         switched = switch_feature(
             console.config_dir, tariffs, number, feature, today if on else None
         )
     except CannotSwitch as error:
+        await audit(request, f"refused: {switching}", number, f"{feature}: {error}")
         return back_to(f"{back}?{urlencode({'problem': str(error)})}")
     if not on:
         await audit(request, "switch feature off", number, f"{feature} (on since {since})")

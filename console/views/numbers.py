@@ -194,6 +194,7 @@ async def act(request: Request) -> Response:
     try:
         changes = await perform(_inventory(request), number, user, form, at)
     except Refused as refusal:
+        await audit(request, f"refused: number {name}", number, str(refusal))
         current = await _visible_record(request)
         return await _page(request, current, refused=str(refusal), form=form, status=409)
     await audit(request, f"number {name}", number, _summary(changes))

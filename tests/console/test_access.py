@@ -248,6 +248,33 @@ async def test_staff_read_but_cannot_change(tmp_path: Path) -> None:
         await staff.aclose()
 
 
+async def test_a_refused_change_is_written_to_the_audit_log_and_a_refused_read_is_not(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        staff = await site.signed_in("shopstaff")
+        admin = await site.signed_in("shop")
+        token = await csrf_of(staff, "/")
+        routing = f"/numbers/{SHOP}/routing"
+        await staff.post(routing, data={"csrf": token, "action": "save", "yaml": "x"})
+        await admin.post(routing, data={"action": "save", "yaml": "x"})  # no CSRF token
+        await staff.get("/users")  # an operator's page: not found, and only a read
+        await staff.aclose()
+        await admin.aclose()
+        async with site.client() as visitor:
+            await visitor.post(routing, data={"action": "save"})  # signed out: to the login
+        entries = [
+            (entry.actor, entry.action, entry.target, entry.detail)
+            for entry in await site.store.audit_log()
+            if entry.action != "sign in"
+        ]
+    expired = "403: the form expired or did not come from this console; reload the page"
+    assert sorted(entries) == [
+        ("shop", "refused", routing, expired),
+        ("shopstaff", "refused", routing, "404: not found"),
+    ]
+
+
 @pytest.mark.parametrize("amount", ["-5", "abc", "1.001", "NaN", "99999999999999"])
 async def test_the_operator_books_payments_and_bad_amounts_book_nothing(
     tmp_path: Path, amount: str
@@ -313,13 +340,13 @@ async def test_the_operator_scans_every_account_and_each_providers_balance(
             number: page.split(f'data-testid="account-{number}"')[1].split("</tr>")[0]
             for number in (SHOP, CLINIC, "4006001234")
         }
-        assert "nationwide-300 <span class=\"muted small\">prepaid" in rows[SHOP]
+        assert 'nationwide-300 <span class="muted small">prepaid' in rows[SHOP]
         assert "Lanhua Online Shop" in rows[SHOP]
         assert ">low</span> 20.00<" in rows[SHOP]
         assert "postpaid" in rows[CLINIC] and ">low<" not in rows[CLINIC]
         assert 'data-testid="low-count">1 low on balance<' in page
         providers = page.split('data-testid="providers"')[1]
-        assert "<td>sp-east</td><td class=\"wrap\">East Reseller</td>" in providers
+        assert '<td>sp-east</td><td class="wrap">East Reseller</td>' in providers
         assert '<td class="num">75.50</td>' in providers
         await ops.aclose()
 

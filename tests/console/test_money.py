@@ -156,7 +156,9 @@ async def test_a_prepaid_account_short_of_a_features_fee_is_refused_and_nothing_
         assert SURVEY not in _features(site.config_dir)
         assert tariffs_file.read_text(encoding="utf-8") == prepaid
         assert await site.store.ledger(SHOP, kind=LedgerKind.FEATURE_FEE) == []
-        assert "switch feature on" not in (await shop.get("/audit")).text
+        audit_page = (await shop.get("/audit")).text
+        assert "refused: switch feature on" in audit_page  # written down, and nothing else
+        assert audit_page.count("switch feature on") == 1
 
         await ops.post(
             f"/numbers/{SHOP}/money/payments",

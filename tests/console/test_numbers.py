@@ -140,6 +140,20 @@ async def test_a_refused_action_says_why_and_when_and_changes_nothing(tmp_path: 
         assert forged.status_code == 403
         assert len(await site.store.number_history(number)) == 2
         await ops.aclose()
+        refusals = sorted(
+            (entry.action, entry.target, entry.detail)
+            for entry in await site.store.audit_log()
+            if entry.action.startswith("refused")
+        )
+    # the rule's refusal, the unknown action and the forged form, each with why
+    assert [(action, target) for action, target, _ in refusals] == [
+        ("refused", f"/numbers/{number}/actions/reserve"),
+        ("refused", f"/numbers/{number}/actions/steal"),
+        ("refused: number reserve", number),
+    ]
+    assert refusals[0][2].startswith("403: the form expired")
+    assert refusals[1][2] == "404: not found"
+    assert refusals[2][2].startswith(f"{number} is frozen until 2026-11-24 15:30")
 
 
 async def test_a_subscriber_sees_its_own_numbers_only_and_cannot_act(tmp_path: Path) -> None:
