@@ -11,10 +11,11 @@ more, another day books it again. Switching off refunds nothing.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 
@@ -32,46 +33,57 @@ class CannotSwitch(Exception):
     """The file is laid out in a way this edit cannot follow; the message says so."""
 
 
+@asynccontextmanager
+async def switching(config_dir: Path) -> AsyncIterator[None]:
+    """tariffs.yaml held for one switch, from the balance check to the fee booked: two
+    switches at once could otherwise both pass the check against one balance that pays for
+    only one fee. Against the other requests of this console an asyncio lock, against other
+    console processes the lock file, waited for in a thread so the loop runs on meanwhile."""
+    path = config_dir / TARIFFS_FILE
+    async with _console_lock(path):
+        with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_CONSOLE_LOCKS: dict[Path, asyncio.Lock] = {}
+
+
+def _console_lock(path: Path) -> asyncio.Lock:
+    return _CONSOLE_LOCKS.setdefault(path.resolve(), asyncio.Lock())
+
+
 def switch_feature(
     config_dir: Path, tariffs: Tariffs, number: str, feature: str, on: date | None
 ) -> Tariffs:
     """Write tariffs.yaml with `feature` of `number` switched on `on` (off with None); the
-    tariffs as they now read. Two consoles switching at once take turns on a lock file."""
+    tariffs as they now read. Call it inside `switching(config_dir)`."""
     path = config_dir / TARIFFS_FILE
-    with _locked(path):
-        text = path.read_text(encoding="utf-8")
-        edited = switched_text(text, number, feature, on)
-        try:
-            result = parse_tariffs(str(path), edited, tariffs.zone)
-        except ConfigError as error:
-            raise CannotSwitch(f"the edited {TARIFFS_FILE} would not load: {error}") from None
-        wanted = dict(tariffs.accounts[number].features)
-        wanted.pop(feature, None)
-        if on is not None:
-            wanted[feature] = on
-        if result.accounts.get(number) is None or result.accounts[number].features != wanted:
-            raise CannotSwitch(
-                f"{TARIFFS_FILE} does not read back as intended; switch {feature} of "
-                f"{number} in the file itself"
-            )
-        write_atomically(path, edited)
+    text = path.read_text(encoding="utf-8")
+    edited = switched_text(text, number, feature, on)
+    try:
+        result = parse_tariffs(str(path), edited, tariffs.zone)
+    except ConfigError as error:
+        raise CannotSwitch(f"the edited {TARIFFS_FILE} would not load: {error}") from None
+    wanted = dict(tariffs.accounts[number].features)
+    wanted.pop(feature, None)
+    if on is not None:
+        wanted[feature] = on
+    if result.accounts.get(number) is None or result.accounts[number].features != wanted:
+        raise CannotSwitch(
+            f"{TARIFFS_FILE} does not read back as intended; switch {feature} of "
+            f"{number} in the file itself"
+        )
+    write_atomically(path, edited)
     return result
 
 
 def fee_entries(tariffs: Tariffs, number: str, feature: str, day: date) -> list[LedgerEntry]:
     """The deduction for switching `feature` on `day`: the tariff's fee, in full."""
     return [e for e in feature_fees_due(tariffs, number, day) if e.ref.startswith(f"{feature}@")]
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(f".{path.name}.lock")
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def switched_text(text: str, number: str, feature: str, on: date | None) -> str:

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from console.context import Console
-from console.feature_switching import CannotSwitch, fee_entries, switch_feature
+from console.feature_switching import CannotSwitch, fee_entries, switch_feature, switching
 from console.views.dashboard import number_money
 from console.web import (
     audit,
@@ -118,7 +119,12 @@ async def switch(request: Request) -> Response:
     require_change(request)
     form = await checked_form(request)
     console = console_of(request)
-    tariffs = console.config.tariffs
+    async with switching(console.config_dir):  # the balance checked is the one charged
+        return await _switch(request, console, number, form)
+
+
+async def _switch(request: Request, console: Console, number: str, form: FormData) -> Response:
+    tariffs = console.config.tariffs  # as the file reads now, another switch written
     feature = request.path_params["feature"]
     if tariffs is None or number not in tariffs.accounts or feature not in tariffs.features:
         raise not_found()

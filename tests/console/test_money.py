@@ -5,6 +5,7 @@ book as pending."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -171,6 +172,35 @@ async def test_a_prepaid_account_short_of_a_features_fee_is_refused_and_nothing_
         assert 'data-testid="balance">0.00<' in page.text
         await ops.aclose()
         await shop.aclose()
+
+
+async def test_two_switches_at_once_cannot_both_spend_a_balance_that_pays_one_fee(
+    tmp_path: Path,
+) -> None:
+    """Each switch checks the balance and books its fee holding tariffs.yaml: the second
+    one sees the first one's fee gone and is refused for it (without the hold it found the
+    file changed under it and was refused as a clash it could not explain)."""
+    async with running_console(tmp_path) as site:
+        _shop_prepaid(site.config_dir)
+        pop = f"/numbers/{SHOP}/money/features/screen_pop"
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        await shop.post(pop, data={"csrf": token, "on": "0"})  # 50.00 to switch on again
+        await site.store.post_ledger(
+            [LedgerEntry(SHOP, NOW, Decimal("60.00"), LedgerKind.PAYMENT, "s1", "")]
+        )  # pays the survey's 30.00 or screen pop's 50.00, not both
+        await asyncio.gather(
+            shop.post(SWITCH, data={"csrf": token, "on": "1"}),
+            shop.post(pop, data={"csrf": token, "on": "1"}),
+        )
+        fees = await site.store.ledger(SHOP, kind=LedgerKind.FEATURE_FEE)
+        switched_on = {SURVEY, "screen_pop"} & set(_features(site.config_dir))
+        audit = (await shop.get("/audit")).text
+        await shop.aclose()
+    assert len(fees) == 1 and len(switched_on) == 1
+    assert sum(-fee.amount for fee in fees) <= Decimal("60.00")
+    assert "refused: switch feature on" in audit
+    assert "the prepaid balance is" in audit  # refused for the balance, not a clash in the file
 
 
 async def test_the_fee_of_a_number_a_provider_holds_needs_the_providers_balance(
