@@ -4,7 +4,9 @@ Passwords are hashed with Argon2id (memory-hard, argon2-cffi's RFC 9106 low-memo
 so a stolen user table is expensive to crack. A session is a random token: the browser holds
 it in an HTTP-only cookie, the store keeps only its SHA-256, so a copy of the database gives
 no way in. CSRF tokens are derived from the session token with HMAC, so every form of a
-session carries the same unguessable value and nothing more needs storing.
+session carries the same unguessable value and nothing more needs storing. The HMAC key is
+HOTLINE400_CONSOLE_SECRET when it is set, so every console process behind one address accepts
+the forms of the others; without it each process draws its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -22,8 +25,28 @@ _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 
 
+SECRET_ENV = "HOTLINE400_CONSOLE_SECRET"
+MIN_SECRET_LENGTH = 32
+
+
 class WeakPassword(ValueError):
     """A password the console refuses to set."""
+
+
+class WeakSecret(ValueError):
+    """A console secret too short to sign forms with."""
+
+
+def console_secret(environ: Mapping[str, str]) -> bytes | None:
+    """The key that signs the console's forms, from HOTLINE400_CONSOLE_SECRET (its SHA-256):
+    the same in every console process that serves one address behind a balancer, so a form
+    one of them rendered is accepted by another, and across restarts. None when unset."""
+    value = environ.get(SECRET_ENV, "")
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise WeakSecret(f"{SECRET_ENV} needs at least {MIN_SECRET_LENGTH} characters")
+    return hashlib.sha256(value.encode()).digest()
 
 
 def hash_password(password: str) -> str:

@@ -3,7 +3,8 @@
 Serves on 127.0.0.1:8400 by default. In production put it behind a TLS-terminating proxy:
 its session cookie is marked Secure, so browsers send it over HTTPS only. `--insecure-cookies`
 drops that mark for a console reached over plain HTTP on the loopback interface (the demo),
-and is refused on any other address.
+and is refused on any other address. Several console processes behind one address share
+HOTLINE400_CONSOLE_SECRET (32 characters or more), the key their forms are signed with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from console.app import create_app
+from console.security import WeakSecret, console_secret
 from console.store_access import configured_store
 from dialplan.errors import ConfigError
 from router.storage.location import ConfiguredStore
@@ -52,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if not config_dir.is_dir():
         return _fail(f"no configuration directory {config_dir}")
     try:
+        secret = console_secret(os.environ)
+    except WeakSecret as error:
+        return _fail(str(error))
+    try:
         _, store = configured_store(config_dir)
         asyncio.run(_try_open(store))  # a clear error now rather than on the first page
     except ConfigError as error:
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         store,
         clock=lambda: datetime.now(UTC),
         secure_cookies=not args.insecure_cookies,
+        secret=secret,
     )
     print(f"hotline400 console on http://{host}:{port_text}/", flush=True)
     config = uvicorn.Config(app, host=host, port=int(port_text), log_level="warning")

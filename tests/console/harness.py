@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from console.app import create_app
 from console.security import hash_password
@@ -173,22 +174,32 @@ async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
 
 @asynccontextmanager
 async def running_console(
-    tmp_path: Path, store_url: str | None = None, clock: Callable[[], datetime] = lambda: NOW
+    tmp_path: Path,
+    store_url: str | None = None,
+    clock: Callable[[], datetime] = lambda: NOW,
+    secret: bytes | None = None,
 ) -> AsyncIterator[Site]:
     config_dir = console_config(tmp_path, store_url)
     async with opened_store(config_dir) as seeding:
         await add_users(seeding)
     async with opened_store(config_dir) as store:
-        app = create_app(config_dir, store, clock=clock, secure_cookies=False)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield Site(f"http://127.0.0.1:{port}", config_dir, store, clock)
-        finally:
-            server.should_exit = True
-            await task
+        app = create_app(config_dir, store, clock=clock, secure_cookies=False, secret=secret)
+        async with serving(app) as url:
+            yield Site(url, config_dir, store, clock)
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """The console app served on a free port of the loopback; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from console.app import create_app
+from console.security import MIN_SECRET_LENGTH, SECRET_ENV, WeakSecret, console_secret
 from numbering.lifecycle import NumberRecord
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.number_rows import PartyRow
@@ -24,6 +25,7 @@ from tests.console.harness import (
     a_call,
     csrf_of,
     running_console,
+    serving,
     sign_in,
 )
 
@@ -414,3 +416,33 @@ async def test_the_add_user_form_offers_read_only_staff_first(tmp_path: Path) ->
         assert offered.index("subscriber-staff") < offered.index("operator")
         assert offered.startswith("<option>subscriber-staff</option>")
         await ops.aclose()
+
+
+async def test_consoles_sharing_the_secret_accept_each_others_forms(tmp_path: Path) -> None:
+    """Two console processes behind one address: a form one rendered posts to the other
+    when both sign forms with HOTLINE400_CONSOLE_SECRET; a console with a key of its own
+    refuses it."""
+    shared = console_secret({SECRET_ENV: "a long shared console secret, 40 chars"})
+    async with running_console(tmp_path, secret=shared) as site:
+        twin = create_app(
+            site.config_dir, site.store, clock=site.clock, secure_cookies=False, secret=shared
+        )
+        stranger = create_app(site.config_dir, site.store, clock=site.clock, secure_cookies=False)
+        async with serving(twin) as twin_url, serving(stranger) as stranger_url:
+            shop = await site.signed_in("shop")  # the session is in the shared store
+            token = await csrf_of(shop, "/password")
+            form = {"csrf": token, "current": "not-the-one", "new": "another-password-1"}
+            accepted = await shop.post(f"{twin_url}/password", data=form)
+            refused = await shop.post(f"{stranger_url}/password", data=form)
+            await shop.aclose()
+    assert accepted.status_code != 403
+    assert refused.status_code == 403
+
+
+def test_the_console_secret_is_read_whole_from_the_environment_or_not_at_all() -> None:
+    value = "x" * MIN_SECRET_LENGTH
+    assert console_secret({}) is None and console_secret({SECRET_ENV: ""}) is None
+    assert console_secret({SECRET_ENV: value}) == console_secret({SECRET_ENV: value})
+    assert console_secret({SECRET_ENV: value}) != console_secret({SECRET_ENV: value + "y"})
+    with pytest.raises(WeakSecret):
+        console_secret({SECRET_ENV: value[1:]})
