@@ -92,7 +92,7 @@ def create_app(
     app.state.console = Console(
         config_dir, store, secret or secrets.token_bytes(32), clock, secure_cookies
     )
-    app.state.throttle = LoginThrottle()
+    app.state.throttle = LoginThrottle(store)
     return app
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -79,39 +79,48 @@ def csrf_valid(secret: bytes, session_token: str, offered: str | None) -> bool:
     return offered is not None and hmac.compare_digest(csrf_token(secret, session_token), offered)
 
 
+class LoginFailures(Protocol):
+    """Where failed sign-ins are counted: the store, shared by every console process."""
+
+    async def login_failures(
+        self, keys: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]: ...
+
+    async def login_failed(
+        self, keys: Sequence[str], at: datetime, forget_before: datetime
+    ) -> None: ...
+
+    async def login_succeeded(self, keys: Sequence[str]) -> None: ...
+
+
 class LoginThrottle:
     """At most `limit` failed logins per user name and per client address in `window`;
     past that, logins from either are refused until the oldest failure leaves the window.
 
-    Kept in the console process: one console serves the back office, and a restart only
-    forgets failures that are minutes old.
+    The failures are counted in the store, so several console processes behind one address
+    throttle together (each alone would allow `limit` failures of its own), and a restart
+    forgets none.
     """
 
-    def __init__(self, limit: int = 5, window: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(
+        self, failures: LoginFailures, limit: int = 5, window: timedelta = timedelta(minutes=15)
+    ) -> None:
+        self._failures = failures
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[datetime]] = {}
 
-    def retry_at(self, keys: tuple[str, ...], now: datetime) -> datetime | None:
+    async def retry_at(self, keys: tuple[str, ...], now: datetime) -> datetime | None:
         """When a login with these keys may be tried again, or None if it may now."""
         latest: datetime | None = None
-        for key in keys:
-            failures = self._recent(key, now)
+        recent = await self._failures.login_failures(keys, now - self.window)
+        for failures in recent.values():
             if len(failures) >= self.limit:
                 free_at = failures[0] + self.window
                 latest = free_at if latest is None else max(latest, free_at)
         return latest
 
-    def failed(self, keys: tuple[str, ...], now: datetime) -> None:
-        for key in keys:
-            self._recent(key, now).append(now)
+    async def failed(self, keys: tuple[str, ...], now: datetime) -> None:
+        await self._failures.login_failed(keys, now, now - self.window)
 
-    def succeeded(self, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-
-    def _recent(self, key: str, now: datetime) -> deque[datetime]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+    async def succeeded(self, keys: tuple[str, ...]) -> None:
+        await self._failures.login_succeeded(keys)

@@ -94,17 +94,17 @@ async def login(request: Request) -> Response:
         error = "The sign-in form expired or did not come from this console; sign in again."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 403)
     throttle = request.app.state.throttle
-    retry_at = throttle.retry_at(keys, now)
+    retry_at = await throttle.retry_at(keys, now)
     if retry_at is not None:
         wait = max(1, math.ceil((retry_at - now).total_seconds() / 60))
         error = f"Too many failed sign-ins. Try again in {wait} minutes."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 429)
     row = await console.store.user(name)
     if row is None or row.disabled or not password_matches(row.password_hash, password):
-        throttle.failed(keys, now)
+        await throttle.failed(keys, now)
         error = "Wrong user name or password."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 401)
-    throttle.succeeded(keys)
+    await throttle.succeeded(keys)
     token = new_session_token()
     await console.store.open_session(token_digest(token), row.name, now + SESSION_LIFETIME)
     await console.store.audit(AuditEntry(now, row.name, row.account, "sign in", row.name, client))

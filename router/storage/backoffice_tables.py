@@ -104,6 +104,43 @@ class BackOfficeTables(SessionSource):
     async def close_session(self, token_digest: str) -> None:
         await self._execute("DELETE FROM console_sessions WHERE token_digest = ?", (token_digest,))
 
+    # --- failed sign-ins -----------------------------------------------------------------
+
+    async def login_failures(
+        self, keys: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        """When sign-ins failed after `since`, oldest first, for each of `keys`."""
+        failures: dict[str, list[datetime]] = {}
+        for key in keys:
+            rows = await self._fetch(
+                "SELECT at_us FROM login_failures WHERE key = ? AND at_us > ? ORDER BY at_us",
+                (key, epoch_us(since)),
+            )
+            failures[key] = [from_epoch_us(row["at_us"]) for row in rows]
+        return failures
+
+    async def login_failed(
+        self, keys: Sequence[str], at: datetime, forget_before: datetime
+    ) -> None:
+        """A failed sign-in, counted for each of `keys`; failures of those keys not after
+        `forget_before` are dropped meanwhile, so the table holds only what still counts."""
+        async with self._transaction() as session:
+            for key in keys:
+                await session.execute(
+                    "DELETE FROM login_failures WHERE key = ? AND at_us <= ?",
+                    (key, epoch_us(forget_before)),
+                )
+                await session.execute(
+                    "INSERT INTO login_failures (key, at_us, id) VALUES (?, ?, ?)",
+                    (key, epoch_us(at), uuid.uuid4().hex),
+                )
+
+    async def login_succeeded(self, keys: Sequence[str]) -> None:
+        """A sign-in went through: its keys' failures no longer count."""
+        async with self._transaction() as session:
+            for key in keys:
+                await session.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+
     # --- audit log -----------------------------------------------------------------------
 
     async def audit(self, entry: AuditEntry) -> None:

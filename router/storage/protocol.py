@@ -176,6 +176,16 @@ class Store(Protocol):
 
     async def close_session(self, token_digest: str) -> None: ...
 
+    async def login_failures(
+        self, keys: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]: ...
+
+    async def login_failed(
+        self, keys: Sequence[str], at: datetime, forget_before: datetime
+    ) -> None: ...
+
+    async def login_succeeded(self, keys: Sequence[str]) -> None: ...
+
     async def audit(self, entry: AuditEntry) -> None: ...
 
     async def audit_log(self, account: str | None = None, limit: int = 100) -> list[AuditEntry]:

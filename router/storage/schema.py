@@ -298,6 +298,15 @@ PIN_GUARD = """CREATE TABLE pin_guard (
     PRIMARY KEY (number, caller)
 ){keyed}"""
 
+LOGIN_FAILURES = """CREATE TABLE login_failures (
+    key text NOT NULL,                -- 'user:<name>' or 'client:<address>'
+    at_us bigint NOT NULL,            -- UTC microseconds of the failed sign-in
+    id text NOT NULL,                 -- tells apart two failures in one microsecond
+    PRIMARY KEY (key, at_us, id)
+){keyed}"""
+"""Failed console sign-ins, kept in the store so every console process counts them together
+(console.security.LoginThrottle)."""
+
 MENU_COLUMNS = tuple(
     f"ALTER TABLE cdrs ADD COLUMN {name} text" for name in ("menu_path", "menu_digits", "language")
 )
@@ -359,6 +368,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     11: RECORDING_COLUMNS,
     12: (*TAIL_INDEXES, "ANALYZE numbers"),
     13: SURVEY_COLUMNS,
+    14: (LOGIN_FAILURES,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -446,3 +446,17 @@ def test_the_console_secret_is_read_whole_from_the_environment_or_not_at_all() -
     assert console_secret({SECRET_ENV: value}) != console_secret({SECRET_ENV: value + "y"})
     with pytest.raises(WeakSecret):
         console_secret({SECRET_ENV: value[1:]})
+
+
+async def test_consoles_on_one_store_count_failed_sign_ins_together(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        twin = create_app(site.config_dir, site.store, clock=site.clock, secure_cookies=False)
+        async with (
+            serving(twin) as twin_url,
+            site.client() as here,
+            httpx.AsyncClient(base_url=twin_url) as there,
+        ):
+            for client in (here, here, here, there, there):
+                assert (await sign_in(client, "shop", "not-the-one")).status_code == 401
+            assert (await sign_in(here, "shop")).status_code == 429
+            assert (await sign_in(there, "shop")).status_code == 429

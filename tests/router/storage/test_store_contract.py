@@ -475,7 +475,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 13
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 14
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -517,11 +517,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 13 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 14 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 13 (already current)" in capsys.readouterr().out
+    assert "schema version 14 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 14)]
+    assert versions == [(v,) for v in range(1, 15)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -817,3 +817,26 @@ async def test_a_sqlite_file_of_version_2_keeps_its_cap_units_and_stranded_calls
         assert (await upgraded.get_cdr("old")).outcome is Outcome.INTERRUPTED
     finally:
         await upgraded.close()
+
+
+async def test_failed_sign_ins_count_per_key_until_a_success_and_old_ones_are_dropped(
+    opened: ConfiguredStore,
+) -> None:
+    keys = ("user:shop", "client:10.0.0.9")
+    for minute in (0, 1, 2):
+        at = T0 + timedelta(minutes=minute)
+        await opened.login_failed(keys, at, forget_before=at - timedelta(minutes=15))
+    since = T0 + timedelta(seconds=30)
+    recent = await opened.login_failures((*keys, "user:clinic"), since)
+    assert recent == {
+        "user:shop": [T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)],
+        "client:10.0.0.9": [T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)],
+        "user:clinic": [],
+    }
+    later = T0 + timedelta(minutes=20)  # the first three are older than the window now
+    await opened.login_failed(keys[:1], later, forget_before=later - timedelta(minutes=15))
+    assert (await opened.login_failures(keys[:1], T0 - timedelta(days=1))) == {
+        "user:shop": [later]
+    }
+    await opened.login_succeeded(keys)
+    assert await opened.login_failures(keys, T0 - timedelta(days=1)) == {key: [] for key in keys}
