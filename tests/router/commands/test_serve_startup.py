@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -230,20 +230,41 @@ def test_serve_on_a_taken_port_prints_one_line_and_exits_1_within_a_second(
 ) -> None:
     """The address is probed before the router's modules load, so the whole process,
     interpreter included, needs well under a second of CPU (about 0.3 s; loading the router
-    first took 1.3 s). CPU rather than wall time: a busy test machine stretches the latter."""
+    first took 1.3 s). CPU rather than wall time: a busy test machine stretches the latter;
+    it inflates CPU time too, a little, so the refusal is also held to half of what loading
+    the router's modules costs in the same test (once 1.02 s against the 1.0 s bound alone,
+    under load)."""
     config_dir = config_copy(tmp_path)
     listen = f"127.0.0.1:{taken_port}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    code, lines = serve(tmp_path, "--config", str(config_dir), "--listen", listen)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    refused: list[tuple[int, list[str]]] = []
+    cpu = children_cpu(
+        lambda: refused.append(serve(tmp_path, "--config", str(config_dir), "--listen", listen))
+    )
+    code, lines = refused[0]
+    loading = children_cpu(
+        lambda: subprocess.run(
+            [sys.executable, "-c", "import router.daemon"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=True,
+            timeout=PROCESS_LIMIT_S,
+        )
+    )
     assert code == 1
     assert lines == [
         f"cannot start: FastAGI address 127.0.0.1:{taken_port} is already in use (another "
         "hotline400 serve?): stop the other process or choose another `listen` in "
         "router.yaml (or --listen)"
     ]
-    assert cpu < START_LIMIT_S
+    assert cpu < min(2 * START_LIMIT_S, max(START_LIMIT_S, loading / 2)), (cpu, loading)
+
+
+def children_cpu(run: Callable[[], object]) -> float:
+    """CPU seconds the child processes `run` starts and waits for take."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def test_serve_refuses_a_taken_port_before_loading_the_router(
