@@ -6,6 +6,7 @@ files changes, so a plan saved here (or by an admin's editor) shows on the next 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,8 @@ class Console:
     clock: Callable[[], datetime]
     secure_cookies: bool = True
     configs: ConfigCache = field(init=False)
+    feature_switches: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    """Held by one feature switch at a time (console.feature_switching.switching)."""
 
     def __post_init__(self) -> None:
         self.configs = ConfigCache(self.config_dir)

@@ -34,26 +34,19 @@ class CannotSwitch(Exception):
 
 
 @asynccontextmanager
-async def switching(config_dir: Path) -> AsyncIterator[None]:
+async def switching(config_dir: Path, console_lock: asyncio.Lock) -> AsyncIterator[None]:
     """tariffs.yaml held for one switch, from the balance check to the fee booked: two
     switches at once could otherwise both pass the check against one balance that pays for
-    only one fee. Against the other requests of this console an asyncio lock, against other
-    console processes the lock file, waited for in a thread so the loop runs on meanwhile."""
+    only one fee. Against the other requests of this console its `console_lock`, against
+    other console processes the lock file, waited for in a thread so the loop runs on."""
     path = config_dir / TARIFFS_FILE
-    async with _console_lock(path):
+    async with console_lock:
         with open(path.with_name(f".{path.name}.lock"), "a") as handle:
             await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-_CONSOLE_LOCKS: dict[Path, asyncio.Lock] = {}
-
-
-def _console_lock(path: Path) -> asyncio.Lock:
-    return _CONSOLE_LOCKS.setdefault(path.resolve(), asyncio.Lock())
 
 
 def switch_feature(

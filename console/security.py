@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from router.storage.protocol import Store
 
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -79,20 +80,6 @@ def csrf_valid(secret: bytes, session_token: str, offered: str | None) -> bool:
     return offered is not None and hmac.compare_digest(csrf_token(secret, session_token), offered)
 
 
-class LoginFailures(Protocol):
-    """Where failed sign-ins are counted: the store, shared by every console process."""
-
-    async def login_failures(
-        self, keys: Sequence[str], since: datetime
-    ) -> dict[str, list[datetime]]: ...
-
-    async def login_failed(
-        self, keys: Sequence[str], at: datetime, forget_before: datetime
-    ) -> None: ...
-
-    async def login_succeeded(self, keys: Sequence[str]) -> None: ...
-
-
 class LoginThrottle:
     """At most `limit` failed logins per user name and per client address in `window`;
     past that, logins from either are refused until the oldest failure leaves the window.
@@ -103,16 +90,16 @@ class LoginThrottle:
     """
 
     def __init__(
-        self, failures: LoginFailures, limit: int = 5, window: timedelta = timedelta(minutes=15)
+        self, store: Store, limit: int = 5, window: timedelta = timedelta(minutes=15)
     ) -> None:
-        self._failures = failures
+        self._store = store
         self.limit = limit
         self.window = window
 
     async def retry_at(self, keys: tuple[str, ...], now: datetime) -> datetime | None:
         """When a login with these keys may be tried again, or None if it may now."""
         latest: datetime | None = None
-        recent = await self._failures.login_failures(keys, now - self.window)
+        recent = await self._store.login_failures(keys, now - self.window)
         for failures in recent.values():
             if len(failures) >= self.limit:
                 free_at = failures[0] + self.window
@@ -120,7 +107,7 @@ class LoginThrottle:
         return latest
 
     async def failed(self, keys: tuple[str, ...], now: datetime) -> None:
-        await self._failures.login_failed(keys, now, now - self.window)
+        await self._store.login_failed(keys, now, now - self.window)
 
     async def succeeded(self, keys: tuple[str, ...]) -> None:
-        await self._failures.login_succeeded(keys)
+        await self._store.login_succeeded(keys)

@@ -119,7 +119,7 @@ async def switch(request: Request) -> Response:
     require_change(request)
     form = await checked_form(request)
     console = console_of(request)
-    async with switching(console.config_dir):  # the balance checked is the one charged
+    async with switching(console.config_dir, console.feature_switches):  # balance checked = charged
         return await _switch(request, console, number, form)
 
 
@@ -135,16 +135,16 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
         return back_to(back)  # already so: a form posted twice changes nothing
     now = console.now()
     today = now.date()
-    switching = f"switch feature {'on' if on else 'off'}"
+    action = f"switch feature {'on' if on else 'off'}"
     if on and (short := await _short_of_fee(console, tariffs, number, feature, now)):
-        await audit(request, f"refused: {switching}", number, f"{feature}: {short}")
+        await audit(request, f"refused: {action}", number, f"{feature}: {short}")
         return back_to(f"{back}?{urlencode({'problem': short})}")
     try:
         switched = switch_feature(
             console.config_dir, tariffs, number, feature, today if on else None
         )
     except CannotSwitch as error:
-        await audit(request, f"refused: {switching}", number, f"{feature}: {error}")
+        await audit(request, f"refused: {action}", number, f"{feature}: {error}")
         return back_to(f"{back}?{urlencode({'problem': str(error)})}")
     if not on:
         await audit(request, "switch feature off", number, f"{feature} (on since {since})")

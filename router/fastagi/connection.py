@@ -74,7 +74,7 @@ _ASTERISK_ENV_NAMES = frozenset(
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def header_entry(text: str) -> tuple[str, str] | None:
+def _header_entry(text: str) -> tuple[str, str] | None:
     """`(name, value)` of an `agi_name: value` line, None for anything else.
 
     The rule: `agi_` and at least one of `[A-Za-z0-9_]`, a colon, one optional space, then
@@ -264,7 +264,7 @@ class AGIConnection(asyncio.Protocol):
             # Bytes that are not UTF-8 (a caller name from a misconfigured trunk) become
             # U+FFFD rather than failing the call.
             text = line.decode("utf-8", "replace")
-            entry = header_entry(text)
+            entry = _header_entry(text)
             if entry is None:
                 self._header_error(AGIMalformedHeader(f"not an agi_ header line: {text[:80]!r}"))
                 return
