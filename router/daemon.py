@@ -80,7 +80,9 @@ class Daemon:
         self.store = store_for(self.settings, port=self.port)
         self.store_name = redacted(configured_store_url(self.settings))
         self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
-        self.cdrs = CdrWriter(self.store, self.journal)
+        self.cdrs = CdrWriter(
+            self.store, self.journal, batch_interval=self.settings.cdr_batch_interval
+        )
         self.sms = SmsNotices(
             self._sms_sender(),
             RateLimit(self.settings.sms_per_number, self.settings.sms_window),

@@ -81,6 +81,14 @@ class RouterSettings(BaseModel):
         description="this router's name in a shared store (default HOSTNAME:PORT)",
     )
     spool_dir: str = Field("var/spool", description="journal of CDR writes the database refused")
+    cdr_batch_interval: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="seconds the CDR writer gathers writes after the first before committing "
+        "them in one transaction: a commit costs as much as writing several calls, and what is "
+        "gathered is lost if the process is killed",
+    )
     timezone: IanaZone = Field(
         DEFAULT_TIMEZONE,
         description="the billing time zone, named here only: the days and months of usage "

@@ -5,13 +5,16 @@ off it in batches (up to `batch_size` ops, or whatever came within `batch_interv
 the first) and applies each batch in one transaction. The task is woken twice a batch at
 most, by the first op and by a full batch or the end of the interval, not once per op:
 a call submits three to five ops, and a wake-up with its timeout cost as much as a line
-of the call's log. When the store is unavailable the
-batch goes to the journal instead, and so does every later batch until the journal has
-been replayed: ops keep their order, so a call's finish can never land before its start.
-The store is retried with a doubling delay; a replay commits the journal in order and only
-then empties it, and since every op is idempotent a replay cut short is simply run again.
-If even the journal cannot be written (disk full), ops are held in memory, behind the
-journal, until one of the two takes them.
+of the call's log. The interval (router.yaml `cdr_batch_interval`) is what a commit is
+shared by: a SQLite commit costs about as much as writing three calls, so at 100 calls a
+second 0.25 s costs 0.07 ms less CPU a call than 0.05 s; what is gathered when the process
+is killed is lost. When the store is unavailable the batch goes to the journal instead,
+and so does every later batch until the journal has been replayed: ops keep their order,
+so a call's finish can never land before its start. The store is retried with a doubling
+delay; a replay commits the journal in order and only then empties it, and since every op
+is idempotent a replay cut short is simply run again. If even the journal cannot be
+written (disk full), ops are held in memory, behind the journal, until one of the two
+takes them.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class CdrWriter:
         journal: Journal,
         *,
         batch_size: int = 500,
-        batch_interval: float = 0.05,
+        batch_interval: float = 0.25,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
     ) -> None:

@@ -88,6 +88,21 @@ async def test_the_file_watcher_reloads_a_changed_plan(tmp_path: Path) -> None:
     assert result.variables["HOTLINE_DEST"] == "13800000013"
 
 
+async def test_cdr_writes_are_gathered_for_the_batch_interval_then_stored_together(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path, cdr_batch_interval=2.0) as router:
+        ids = [f"gathered.{n}" for n in range(3)]
+        for call_id in ids:
+            result = await call(router, dialled="4000000001", uniqueid=call_id)
+            assert result.variables["HOTLINE_STATUS"] == "answered"
+        await asyncio.sleep(0.5)  # twice the shipped interval
+        stored = [await router.store.get_cdr(call_id) for call_id in ids]
+        assert stored == [None, None, None]  # the calls ended; their writes are still gathered
+        cdrs = [await finished_cdr(router, call_id, timeout=5.0) for call_id in ids]
+    assert [cdr.outcome for cdr in cdrs] == [Outcome.ANSWERED] * 3
+
+
 async def test_a_database_outage_spools_cdrs_and_replays_them_when_it_is_back(
     tmp_path: Path,
 ) -> None:
