@@ -78,14 +78,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when router.yaml asks for it and it is installed; else asyncio's
-    (None). uvloop is an optional extra: a router without it routes the same calls."""
-    if name != "uvloop":
+    """uvloop's loop when it is installed and router.yaml's `event_loop` is auto or uvloop;
+    else asyncio's (None). uvloop is an optional extra: a router without it routes the same
+    calls, on more CPU; only a router that names it says it is missing."""
+    if name == "asyncio":
+        log.info("event loop: asyncio")
         return None
     try:
         import uvloop
     except ImportError:
-        log.warning("event_loop: uvloop is not installed; running on asyncio's loop")
+        if name == "uvloop":
+            log.warning("event_loop: uvloop is not installed; running on asyncio's loop")
+        else:
+            log.info("event loop: asyncio (pip install 'hotline400[uvloop]' for uvloop)")
         return None
     log.info("event loop: uvloop %s", uvloop.__version__)
     return uvloop.new_event_loop

@@ -98,10 +98,11 @@ class RouterSettings(BaseModel):
     metrics_listen: str | None = Field(
         "127.0.0.1:9400", description="HOST:PORT serving /metrics to Prometheus; null turns it off"
     )
-    event_loop: Literal["asyncio", "uvloop"] = Field(
-        "asyncio",
-        description="uvloop (pip install 'hotline400[uvloop]') spends less CPU per call; "
-        "asyncio is used when it is not installed",
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="auto: uvloop when it is installed (pip install 'hotline400[uvloop]'; "
+        "it spends less CPU per call), else asyncio's loop; uvloop: the same, with a warning "
+        "when it is not installed; asyncio: asyncio's loop whatever is installed",
     )
     numbers_tick: float = Field(
         60.0,
