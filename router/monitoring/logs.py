@@ -16,6 +16,7 @@ admin turns masking off.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -45,11 +46,12 @@ _PHONE_IN_TEXT = re.compile(
 )
 _KEPT_AT_END = 2
 _LOGFMT_BARE = re.compile(r"[^\s\"=\\]+")
-_STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message",
-    "asctime",
-    "call_id",
-}
+_SAMPLE_RECORD = logging.LogRecord("", 0, "", 0, "", None, None)
+_STANDARD_ATTRIBUTES = frozenset(_SAMPLE_RECORD.__dict__) | {"message", "asctime", "call_id"}
+_SET_BY_RECORD = len(_SAMPLE_RECORD.__dict__)
+"""Attributes every LogRecord sets first, in this order; `extra` fields come after them."""
+_SHORTEST_PHONE = 8
+"""Characters of the shortest phone-shaped run _PHONE_IN_TEXT matches (+ and 7 digits)."""
 
 
 @contextmanager
@@ -94,6 +96,8 @@ def mask_number(value: str) -> str:
 
 def mask_text(text: str) -> str:
     """Text with every phone-shaped run of digits masked (see the module's docstring)."""
+    if len(text) < _SHORTEST_PHONE or text.isalpha():  # an outcome, a rule's name: no digits
+        return text
     if text.isascii() and text.isdigit():  # a number field: phone-shaped as a whole or not
         return mask_number(text) if _PHONE_IN_TEXT.fullmatch(text) else text
     return _PHONE_IN_TEXT.sub(lambda match: mask_number(match.group()), text)
@@ -137,7 +141,7 @@ class StructuredFormatter(logging.Formatter):
         fields = self.fields(record)
         if self.output == "json":
             return json.dumps(fields, ensure_ascii=False, default=str)
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        return " ".join([f"{key}={_logfmt_value(value)}" for key, value in fields.items()])
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         """The record as ordered key/value pairs, masked as configured."""
@@ -148,9 +152,12 @@ class StructuredFormatter(logging.Formatter):
             "call_id": getattr(record, "call_id", None) or _current_call.get(),
             "msg": self._text(record.getMessage()),
         }
-        for key, value in record.__dict__.items():
+        attributes = record.__dict__
+        # Extras follow the 20-odd attributes every record sets: skip those unlooked (a line
+        # is formatted for every call).
+        for key in itertools.islice(attributes, _SET_BY_RECORD, None):
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                fields[key] = self._extra(key, value)
+                fields[key] = self._extra(key, attributes[key])
         if record.exc_info:
             fields["exc"] = self._text(self.formatException(record.exc_info))
         elif record.exc_text:
@@ -179,20 +186,26 @@ class StructuredFormatter(logging.Formatter):
         return mask_text(text) if self.mask_callers else text
 
     def _extra(self, key: str, value: Any) -> Any:
-        if value is None or isinstance(value, bool | int | float):
+        if type(value) is str:
+            text = value
+        elif value is None or isinstance(value, bool | int | float):
             return value
-        text = str(value)
+        else:
+            text = str(value)
         if not self.mask_callers:
             return text
         return mask_number(text) if key in CALLER_FIELDS else mask_text(text)
 
 
 def _logfmt_value(value: Any) -> str:
-    if value is None:
+    if type(value) is str:
+        text = value
+    elif value is None:
         return ""
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
+    else:
+        text = str(value)
     if _LOGFMT_BARE.fullmatch(text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')

@@ -93,6 +93,12 @@ def test_phone_shaped_numbers_in_text_are_masked() -> None:
     )
 
 
+def test_the_shortest_phone_shaped_text_is_masked_and_words_are_left_as_they_are() -> None:
+    assert mask_text("+4420794") == "+442**94"  # + and 7 digits: the shortest shape
+    assert mask_text("answered") == "answered"
+    assert mask_text("北京联通") == "北京联通"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -125,6 +131,20 @@ def test_a_json_line_carries_time_level_logger_call_id_message_and_extra_fields(
     assert record["msg"] == "dialled 4008207788"
     assert record["leg"] == 2
     assert datetime.fromisoformat(str(record["ts"])).utcoffset() is not None
+
+
+def test_extra_fields_are_written_however_the_record_was_made_or_formatted_before(
+    stream: io.StringIO,
+) -> None:
+    handler = configure_logging("json", stream=stream)
+    made = logging.makeLogRecord({"name": "hotline400.call", "msg": "ended", "leg": 2})
+    logging.Formatter("%(asctime)s %(message)s").format(made)  # another handler went first
+    handler.handle(made)
+
+    (record,) = json_records(stream)
+    assert record["msg"] == "ended"
+    assert record["leg"] == 2
+    assert "asctime" not in record and "message" not in record
 
 
 def test_a_caller_given_as_a_field_or_in_the_message_is_masked_by_default(
