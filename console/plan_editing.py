@@ -19,12 +19,14 @@ import yaml
 from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage
 from dialplan.errors import ConfigError, Problem
-from dialplan.evaluator import RoutingState, decide, follow_keys
+from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
 from dialplan.plan_loader import parse_plan
-from router.commands.simulate import decision_lines
+from rating.tariff import Tariffs
+from router.call.features import IVR, feature_on
+from router.commands.simulate import decision_lines, walk_menus
 from router.configuration.config_dir import PLANS_DIR
 
 
@@ -103,12 +105,19 @@ def number_list(text: str) -> list[str]:
 
 
 def preview(
-    plan: Plan, caller: str, at: datetime, calendar: OfficialCalendar, busy: set[str]
+    plan: Plan,
+    caller: str,
+    at: datetime,
+    calendar: OfficialCalendar,
+    busy: set[str],
+    tariffs: Tariffs | None,
 ) -> list[str]:
-    """What the plan would do with one call, as `hotline400 simulate` tells it."""
+    """What the plan would do with one call, as `hotline400 simulate` tells it: its menus
+    walked by a caller pressing nothing (each menu's default), or not played at all when
+    the number's account has no ivr feature that day, as the router does."""
     call = Call(plan.number, locate(caller))
     state = RoutingState(calendar)
     decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), state)
-    follow_keys(plan, decision, "", state)  # a caller pressing nothing: each menu's default
+    walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))
     heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
     return [heading, *decision_lines(decision, busy, set())]

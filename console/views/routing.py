@@ -138,7 +138,8 @@ async def _page(
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text)
     problems = problems if problems is not None else found
-    lines = preview(plan, caller, at, console.config.calendar, set()) if plan else []
+    config = console.config
+    lines = preview(plan, caller, at, config.calendar, set(), config.tariffs) if plan else []
     return render(
         request,
         "routing.html",

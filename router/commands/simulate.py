@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     ivr = feature_on(plan, config.tariffs, IVR, at)
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
-        _walk_menus(plan, decision, args.digits, state, ivr)
+        walk_menus(plan, decision, args.digits, state, ivr)
         _print_decision(decision, set(args.busy), set(args.no_answer))
         return 0
     spread: Counter[str] = Counter()
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     step = max(1, args.calls // 100)
     for placed in range(1, args.calls + 1):
         decision = decide(plan, call, at, usage, state)
-        _walk_menus(plan, decision, args.digits, state, ivr)
+        walk_menus(plan, decision, args.digits, state, ivr)
         spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
         if show_progress and placed % step == 0:
             print(f"\r{placed:,} of {args.calls:,} calls", end="", file=sys.stderr, flush=True)
@@ -207,7 +207,7 @@ async def _read_counters(
         await store.close()
 
 
-def _walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, ivr: bool) -> None:
+def walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, ivr: bool) -> None:
     """The menus as the router plays them: with the caller's keys, or not at all when the
     account has no IVR feature."""
     if ivr:

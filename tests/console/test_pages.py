@@ -126,6 +126,38 @@ async def test_the_preview_shows_how_a_call_would_be_routed(tmp_path: Path) -> N
         await clinic.aclose()
 
 
+async def test_the_preview_plays_the_menus_only_while_the_account_has_the_ivr_feature(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        form = {"mode": "yaml", "action": "preview", "yaml": text, "caller": "13801650000"}
+
+        async def previewed() -> str:
+            token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+            page = await shop.post(
+                f"/numbers/{SHOP}/routing",
+                data={"csrf": token, **form, "at": "2026-11-23T11:00"},
+            )
+            assert page.status_code == 200
+            return page.text
+
+        played = await previewed()
+        assert "menu &#39;main&#39;: no key, retries spent -&gt; default" in played
+        assert "menus: main:default (keys pressed: none)" in played
+        tariffs = site.config_dir / "tariffs.yaml"
+        paid = tariffs.read_text(encoding="utf-8")
+        tariffs.write_text(paid.replace("      ivr: 2025-06-01\n", ""), encoding="utf-8")
+        skipped = await previewed()
+        assert (
+            "menu &#39;main&#39;: not played (the account has no ivr feature) -&gt; default"
+            in skipped
+        )
+        assert "menus: main:default" not in skipped
+        await shop.aclose()
+
+
 async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         await site.store.apply(
