@@ -3,10 +3,15 @@
 An account's features live in tariffs.yaml (`accounts.N.features`, feature: the day it was
 switched on), which `bill`, `account fees` and closing read; so the console edits that one
 line of the file, leaving every other line (and its comments) as it was, checks that the
-edited file reads back exactly as intended, and replaces the file in one rename. Switching
-on books the feature's fee at once, in full, dated that day (rating.ledger.feature_fees_due,
-ref 'recording@2026-11-24'): switching the same feature on again the same day books nothing
-more, another day books it again. Switching off refunds nothing.
+edited file reads back exactly as intended, and replaces the file in one rename. A
+round-trip YAML library was tried: ruamel.yaml 0.19 writes the file back unchanged, but
+deleting a feature also deletes the comment lines after it (it keeps them with the deleted
+key), hence the edit by lines.
+
+Switching on books the feature's fee at once, in full, dated that day
+(rating.ledger.feature_fees_due, ref 'recording@2026-11-24'): switching the same feature on
+again the same day books nothing more, another day books it again. Switching off refunds
+nothing.
 """
 
 from __future__ import annotations

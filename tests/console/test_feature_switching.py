@@ -54,3 +54,17 @@ def test_a_layout_it_cannot_follow_is_refused_and_the_file_left_alone(tmp_path: 
     with pytest.raises(CannotSwitch):
         switch_feature(tmp_path, tariffs, "4008207788", "ivr", DAY)
     assert (tmp_path / "tariffs.yaml").read_text(encoding="utf-8") == text
+
+
+def test_switching_a_feature_off_keeps_the_comments_about_the_next_one() -> None:
+    text = HEAD + (
+        "accounts:\n"
+        '  "4008207788":     # the shop\n'
+        "    features:\n"
+        "      ivr: 2025-06-01\n"
+        "      # recording since the June contract\n"
+        "      recording: 2025-06-01\n"
+        "    package: basic\n"
+    )
+    off = switched_text(text, "4008207788", "ivr", None)
+    assert off == text.replace("      ivr: 2025-06-01\n", "")
