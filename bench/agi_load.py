@@ -1369,7 +1369,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=6000, help="calls per round and server")
     parser.add_argument("--concurrency", type=int, default=200, help="calls open at once")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per server, alternating (with --ami: every setup at once)",
+    )
     parser.add_argument("--warmup", type=int, default=600, help="calls before the first round")
     parser.add_argument("--alone-calls", type=int, default=600, help="calls one at a time")
     parser.add_argument("--hold", type=int, default=5000, help="ringing calls held at once")
