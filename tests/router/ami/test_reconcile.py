@@ -332,6 +332,26 @@ async def test_an_expected_call_never_seen_ending_is_given_up_after_max_age(
     assert reconciler.pending == 0
 
 
+async def test_a_call_in_progress_has_its_unstamped_events_dated_when_read_not_when_expected(
+    store: SQLiteStore,
+) -> None:
+    """Events of a call in progress wait, as read, until its session breaks; an event
+    Asterisk did not stamp still happened when it was read, not when it is looked at."""
+    await interrupted(store, "9.1", "4001234567", utc(18, 14, 24))
+    now = [utc(18, 15, 0)]
+    reconciler = reconciler_for(store, in_progress={"9.1"}, clock=lambda: now[0])
+    dial = {"Uniqueid": "9.1", "DestUniqueid": "9.2"}
+    reconciler.handle(AmiMessage({"Event": "DialBegin", "ChannelState": "4", **dial}))
+    reconciler.handle(AmiMessage({"Event": "DialEnd", "DialStatus": "BUSY", **dial}))
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": "9.1"}))
+    now[0] = utc(18, 16, 30)  # the session is reported broken a minute and a half later
+    reconciler.expect("9.1")
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr("9.1")
+    assert cdr is not None
+    assert (cdr.outcome, cdr.ended_at) == (Outcome.BUSY, utc(18, 15, 0))
+
+
 async def test_over_the_link_only_calls_in_progress_or_expected_are_read(
     store: SQLiteStore,
 ) -> None:
