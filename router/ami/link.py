@@ -18,7 +18,8 @@ of every event, and most events are not wanted.
 Handlers say which events they want before any is parsed: `on_event(name, handler,
 wants=test)`, where `test` looks at the event's raw bytes (see `wire.header`). An event
 whose name has no handler, or that no handler's test accepts, is counted and dropped as
-bytes.
+bytes. A handler that keeps most events without reading them takes them as bytes
+(`on_raw_event`) and parses only those it comes to need.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from router.ami.wire import (
     READ_INTERVAL_S,
@@ -46,6 +47,14 @@ Event = Mapping[str, Any]
 EventHandler = Callable[[Event], object]
 EventTest = Callable[[bytes], bool]
 """Whether a handler wants an event, asked of the event's raw bytes before it is parsed."""
+RawEventHandler = Callable[[bytes], object]
+"""A handler given an event's bytes (its CRLF lines, without the blank line after them)."""
+
+
+class _Route(NamedTuple):
+    handler: Callable[[Any], object]
+    wants: EventTest | None
+    raw: bool
 
 
 class AmiError(Exception):
@@ -98,9 +107,7 @@ class AmiLink:
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._read_interval = read_interval
-        self._handlers: defaultdict[bytes, list[tuple[EventHandler, EventTest | None]]] = (
-            defaultdict(list)
-        )
+        self._handlers: defaultdict[bytes, list[_Route]] = defaultdict(list)
         self._disconnect_hooks: list[Callable[[], object]] = []
         self._connected = False
         self._connection: AmiConnection | None = None
@@ -117,7 +124,12 @@ class AmiLink:
         """Call `handler` with every event named `name` (any case) that `wants` accepts
         (every one without it), in registration order. `wants` gets the event's bytes and
         must be cheap: it runs for each event of that name, parsed or not."""
-        self._handlers[name.lower().encode()].append((handler, wants))
+        self._handlers[name.lower().encode()].append(_Route(handler, wants, raw=False))
+
+    def on_raw_event(self, name: str, handler: RawEventHandler) -> None:
+        """Call `handler` with the bytes of every event named `name` (any case), in
+        registration order with the other handlers; nothing is parsed for it."""
+        self._handlers[name.lower().encode()].append(_Route(handler, None, raw=True))
 
     def on_disconnect(self, hook: Callable[[], object]) -> None:
         """Call `hook` each time a connection to Asterisk ends: the events until the next
@@ -250,8 +262,11 @@ class AmiLink:
         if routes is None:
             return
         event: AmiEvent | None = None
-        for handler, wants in routes:
+        for handler, wants, raw in routes:
             try:
+                if raw:
+                    handler(block)
+                    continue
                 if wants is not None and not wants(block):
                     continue
                 if event is None:

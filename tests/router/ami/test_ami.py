@@ -108,6 +108,25 @@ async def test_a_failing_handler_is_logged_and_the_session_goes_on(
     assert "Hangup handler" in caplog.text and "handler bug" in caplog.text
 
 
+async def test_a_raw_handler_gets_each_event_as_bytes_in_turn_with_the_parsed_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(_block: bytes) -> None:
+        raise RuntimeError("raw handler bug")
+
+    order: list[str] = []
+    async with linked() as (simulator, link):
+        link.on_raw_event("hangup", broken)
+        link.on_raw_event(
+            "Hangup", lambda block: order.append(f"raw {header(block, b'Uniqueid')!r}")
+        )
+        link.on_event("Hangup", lambda event: order.append(f"parsed {event['Uniqueid']}"))
+        await replayed(simulator, link, "answer.ami")
+    assert order[:2] == ["raw b'1795371264.3'", "parsed 1795371264.3"]
+    assert len(order) == 8  # the 4 Hangups, each to both handlers, the raw one first
+    assert "Hangup handler" in caplog.text and "raw handler bug" in caplog.text
+
+
 async def test_start_returns_at_once_and_keeps_trying_while_asterisk_is_down() -> None:
     link = AmiLink("127.0.0.1", free_port(), USER, SECRET, **FAST)
     began = time.monotonic()
