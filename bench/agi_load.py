@@ -1201,13 +1201,9 @@ def report_ami_cost(rounds: dict[str, list[Round]], events_per_call: dict[str, f
         ratio = statistics.median(
             r.cpu_ms_per_call / c.cpu_ms_per_call for r, c in zip(done, ceiling, strict=True)
         )
-        target = None
-        if "+AMI" not in name and name != "ceiling":
-            target = TARGET_RATIO_WITHOUT_AMI
-        elif "+AMI" in name:
-            target = TARGET_RATIO_WITH_AMI
         verdict = ""
-        if target is not None:
+        if name != "ceiling":
+            target = TARGET_RATIO_WITH_AMI if "+AMI" in name else TARGET_RATIO_WITHOUT_AMI
             verdict = f"<= {target:.1f} x: {'meets' if ratio <= target else 'misses'}"
         print(f"{name:<24} {typical.calls_per_s:8.0f} {cpu[name]:11.3f} {ratio:9.2f}   {verdict}")
     for prefix in ("", "before "):

@@ -1,10 +1,11 @@
 """What the AMI link's handlers cost a call, for calls in progress and calls already ended.
 
 The events of one answered call as Asterisk sends them with the shipped manager.conf (the
-recording answer.ami, filtered by the account's read classes and event filter: 16 events,
-8.4 KB), each call with its own ids, are dispatched by an AmiLink to the handlers the
-daemon attaches (live call counts and the reconciler, which is told the calls in
-progress), in this process, with no socket: only the handlers' Python is measured.
+recording answer.ami, filtered by the account's read classes and event filter and
+timestamped: 16 events, 8.8 KB), each call with its own ids, are dispatched by an AmiLink
+to the handlers the daemon attaches (live call counts and the reconciler, which is told the
+calls in progress), in this process, with no socket: only the handlers' Python is
+measured.
 
 - in progress: every event read while its call's session runs, as on a real Asterisk,
   where a call rings and talks for seconds while its events arrive;
@@ -29,10 +30,10 @@ from pathlib import Path
 from router.ami.link import AmiLink
 from router.ami.live_calls import LiveCalls
 from router.ami.reconcile import Reconciler
-from router.ami.wire import header
 from router.simulation.asterisk_ami import (
     RECORDINGS,
     accounts_from_manager_conf,
+    events_as_sent,
     recorded_events,
 )
 
@@ -42,21 +43,15 @@ RECORDED_IDS = b"1795371264."
 """The recording's ids share this prefix; its inbound (AGI) channel is `.1`."""
 
 
-def readable_events() -> list[bytes]:
-    """The recording's events that the shipped manager.conf account receives."""
+def events_received() -> list[bytes]:
+    """The recording's events as the daemon's link receives them with the shipped
+    manager.conf: the account's classes and event filter, its Login's `call,cdr`,
+    timestamped (`timestampevents = yes`)."""
     conf = (REPO / "asterisk" / "manager.conf").read_text(encoding="utf-8")
     account = accounts_from_manager_conf(conf)["hotline400"]
-    kept = []
-    for block in recorded_events(RECORDINGS / RECORDING):
-        if not block.startswith(b"Event: "):
-            continue
-        name = block[7 : block.find(b"\r\n")].decode()
-        privilege = (header(block, b"Privilege") or b"").decode()
-        classes = {c.strip() for c in privilege.split(",") if c.strip()} - {"all"}
-        names = account.event_names
-        if classes <= account.read and (names is None or name in names):
-            kept.append(block.rstrip(b"\r\n"))
-    return kept
+    recorded = recorded_events(RECORDINGS / RECORDING)
+    sent = events_as_sent(account, recorded, "call,cdr", timestamp_events=True)
+    return [block.rstrip(b"\r\n") for block in sent]
 
 
 def calls_of(events: Sequence[bytes], count: int, first: int) -> list[tuple[str, list[bytes]]]:
@@ -84,7 +79,7 @@ def dispatch_us(
 
 
 async def main(args: argparse.Namespace) -> None:
-    events = readable_events()
+    events = events_received()
     link = AmiLink("127.0.0.1", 5038, "hotline400", "unused")
     in_progress: set[str] = set()
     LiveCalls(counted=lambda: set()).attach(link)  # the daemon counts limited numbers only

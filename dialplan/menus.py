@@ -101,10 +101,10 @@ class MenuWalk(Generic[Route]):
 
     def skipped(self, reason: str) -> Route:
         """The menus are not played at all (`reason`): each one's default, at once."""
-        self.steps.append((self.subject, f"not played ({reason}) -> default", None))
-        route = self._take(DEFAULT_EXIT, self.menu.default)
-        while route is None:  # a default leading to a submenu, not played either
-            route = self.skipped(reason)
+        route = None
+        while route is None:  # a default leading to a submenu: not played either
+            self.steps.append((self.subject, f"not played ({reason}) -> default", None))
+            route = self._take(DEFAULT_EXIT, self.menu.default)
         return route
 
     def hung_up(self) -> None:

@@ -278,19 +278,11 @@ class Reconciler:
         if raw is None:
             return
         channel = raw.decode("utf-8", "replace")
-        if channel in self._expected:
-            self.handle(AmiEvent(block))
-            return
         assert self._in_progress is not None
-        if channel not in self._in_progress:
-            return
-        now = time.monotonic()
-        evidence = self._evidence.get(channel)
-        if evidence is None:
-            evidence = self._evidence[channel] = Evidence(now)
-        read_at = None if header(block, b"Timestamp") is not None else self._clock()
-        evidence.unnoted.append(Heard(name, AmiEvent(block), now, read_at))
-        self._prune()
+        if channel in self._expected or channel in self._in_progress:
+            stamped = header(block, b"Timestamp") is not None
+            self._take(channel, name, AmiEvent(block), stamped)
+            self._prune()
 
     @property
     def pending(self) -> int:
@@ -373,18 +365,22 @@ class Reconciler:
         name = str(event.get("Event", "")).lower()
         channel = str(event.get("UniqueID" if name == "cdr" else "Uniqueid", ""))
         if channel and name in _NOTERS:
-            now = time.monotonic()
-            evidence = self._evidence.get(channel)
-            if evidence is None:
-                evidence = self._evidence[channel] = Evidence(now)
-            if channel in self._expected or self._in_progress is None:
-                self._note(evidence, Heard(name, event, now, None))
-                if name in ("hangup", "cdr") and channel in self._expected:
-                    self._schedule(channel, self._settle)
-            else:  # in progress: noted only if it comes to be expected
-                read_at = None if "Timestamp" in event else self._clock()
-                evidence.unnoted.append(Heard(name, event, now, read_at))
+            self._take(channel, name, event, "Timestamp" in event)
         self._prune()
+
+    def _take(self, channel: str, name: str, event: Event, stamped: bool) -> None:
+        """Note the event of an expected call (or of any call without `in_progress`); keep
+        one of a call in progress, with the clock if unstamped, to note if it is expected."""
+        now = time.monotonic()
+        evidence = self._evidence.get(channel)
+        if evidence is None:
+            evidence = self._evidence[channel] = Evidence(now)
+        if channel in self._expected or self._in_progress is None:
+            self._note(evidence, Heard(name, event, now, None))
+            if name in ("hangup", "cdr") and channel in self._expected:
+                self._schedule(channel, self._settle)
+        else:
+            evidence.unnoted.append(Heard(name, event, now, None if stamped else self._clock()))
 
     def _note(self, evidence: Evidence, heard: Heard) -> None:
         _NOTERS[heard.name](self, evidence, heard.event, heard.read_at)

@@ -205,10 +205,39 @@ class _Session:
     mask: frozenset[str] = field(default_factory=frozenset)
 
     def may_read(self, name: str, classes: frozenset[str]) -> bool:
-        account = self.account
-        if account is None or not classes <= self.mask:
-            return False
-        return account.event_names is None or name in account.event_names
+        return self.account is not None and _receives(self.account, self.mask, name, classes)
+
+
+def _receives(
+    account: AmiAccount, mask: frozenset[str], name: str, classes: frozenset[str]
+) -> bool:
+    """Whether a session of `account` with the event classes `mask` is sent the event."""
+    return classes <= mask and (account.event_names is None or name in account.event_names)
+
+
+def _name_and_classes(block: bytes) -> tuple[str, frozenset[str]]:
+    """An event's name, and the classes of its Privilege header that decide who reads it."""
+    name = block[7 : block.find(b"\r\n")].decode("utf-8", "replace")
+    privilege = header(block, b"Privilege") or b""
+    return name, _classes(privilege.decode("utf-8", "replace")) - {"all"}
+
+
+def events_as_sent(
+    account: AmiAccount,
+    events: Iterable[bytes],
+    login_events: str | None,
+    *,
+    timestamp_events: bool,
+) -> list[bytes]:
+    """The events a session of `account`, logged in with `Events: login_events`, is sent,
+    as AmiSimulator writes them (stamped with `timestamp_events`)."""
+    mask = _event_mask(login_events, account.read)
+    sent = []
+    for block in events:
+        if block.startswith(b"Event: ") and _receives(account, mask, *_name_and_classes(block)):
+            stamp = timestamp_events and header(block, b"Timestamp") is None
+            sent.append(_stamped(block) if stamp else block)
+    return sent
 
 
 class AmiSimulator:
@@ -430,9 +459,7 @@ class AmiSimulator:
     def _write(self, block: bytes) -> list[_Session]:
         if not block.startswith(b"Event: "):
             raise ValueError(f"not an event: {block[:60]!r}")
-        name = block[7 : block.find(b"\r\n")].decode("utf-8", "replace")
-        privilege = header(block, b"Privilege") or b""
-        classes = _classes(privilege.decode("utf-8", "replace")) - {"all"}
+        name, classes = _name_and_classes(block)
         stamped = self.timestamp_events and header(block, b"Timestamp") is None
         data = _stamped(block) if stamped else block
         readers = [s for s in self._sessions if s.may_read(name, classes)]
