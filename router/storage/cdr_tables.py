@@ -114,7 +114,7 @@ def batch_statements(batch: BatchRows) -> list[tuple[str, list[tuple[Any, ...]]]
         for sql, rows in (
             (queries.INSERT_CDR, batch.cdrs),
             (queries.INSERT_LEG, batch.legs),
-            (queries.FINISH_CDR, batch.finishes),
+            *((queries.finish_cdr(run.columns), run.rows) for run in batch.finishes),
             (queries.INSERT_LEDGER, batch.ledger),
         )
         if rows

@@ -10,12 +10,13 @@ byte.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from rating.ledger import LedgerKind
 from router.storage.cdr import DIALLING, Outcome
-from router.storage.rows import CDR_COLUMNS, FINISH_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
+from router.storage.rows import CDR_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
 
 
 def insert(table: str, columns: Sequence[str], conflict: str) -> str:
@@ -36,12 +37,15 @@ INSERT_LEG = insert(
     + ", ".join(f"{name} = excluded.{name}" for name in LEG_COLUMNS[2:])
     + f" WHERE legs.dial_status = '{DIALLING}'",
 )
-# One statement for every finish: each column is set only when its flag says the op sets it.
-FINISH_CDR = (
-    "UPDATE cdrs SET "
-    + ", ".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END" for name in FINISH_COLUMNS)
-    + " WHERE call_id = ?"
-)
+
+
+@functools.cache
+def finish_cdr(columns: tuple[str, ...]) -> str:
+    """The UPDATE of a finish that sets `columns` (names of `FINISH_COLUMNS`, checked as the
+    op was made); a router's calls end in a handful of shapes, so few texts are built."""
+    return f"UPDATE cdrs SET {', '.join(f'{name} = ?' for name in columns)} WHERE call_id = ?"
+
+
 NO_ROUTER = ""
 """The router named by the calls of a store one router has to itself (a SQLite file), and by
 calls recorded before CDRs named theirs: any router restarting closes those left open."""

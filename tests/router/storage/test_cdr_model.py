@@ -29,11 +29,12 @@ from router.storage.cdr import (
 )
 from router.storage.rows import (
     CDR_COLUMNS,
-    FINISH_COLUMNS,
     LEDGER_COLUMNS,
     LEG_COLUMNS,
+    batch_rows,
     cdr_from_row,
     cdr_params,
+    finish_columns,
     finish_params,
     ledger_params,
     leg_from_row,
@@ -209,13 +210,30 @@ def test_a_cdr_row_holds_every_field_by_its_column_name_and_reads_back_equal(
     assert cdr_from_row(row, (leg_from_row(leg_row, "leg_"),)) == cdr
 
 
-def test_a_finish_row_flags_the_columns_it_sets() -> None:
-    params = finish_params("c1", {"billable_seconds": 42, "outcome": Outcome.BUSY})
-    flagged = dict(zip(FINISH_COLUMNS, zip(params[::2], params[1::2], strict=False), strict=True))
-    assert params[-1] == "c1"
-    assert flagged["billable_seconds"] == (True, 42)
-    assert flagged["outcome"] == (True, "busy")
-    assert flagged["note"] == (False, None)
+def test_a_finish_row_holds_only_the_columns_it_sets() -> None:
+    fields = {"outcome": Outcome.BUSY, "billable_seconds": 42}
+    columns = finish_columns(fields)
+    assert columns == ("billable_seconds", "outcome")  # in FINISH_COLUMNS order
+    assert finish_params("c1", fields, columns) == (42, "busy", "c1")
+
+
+def test_finishes_setting_the_same_columns_share_one_update_in_op_order() -> None:
+    started = datetime(2026, 11, 22, 10, 0, tzinfo=SHANGHAI)
+    busy = {"outcome": Outcome.BUSY, "ended_at": started}
+    answered = {"outcome": Outcome.ANSWERED, "ended_at": started, "billable_seconds": 60}
+    ops = [
+        FinishCall("c1", busy),
+        FinishCall("c2", busy),
+        FinishCall("c3", answered),
+        FinishCall("c4", {}),
+        FinishCall("c1", {"note": "completed again"}),
+    ]
+    runs = batch_rows(ops, SHANGHAI, "").finishes
+    assert [(run.columns, [row[-1] for row in run.rows]) for run in runs] == [
+        (("ended_at", "outcome"), ["c1", "c2"]),
+        (("billable_seconds", "ended_at", "outcome"), ["c3"]),
+        (("note",), ["c1"]),  # after the earlier finish of c1, as the ops came
+    ]
 
 
 def test_a_ledger_row_is_in_fen_in_the_month_and_day_of_the_billing_zone() -> None:
