@@ -62,6 +62,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import yaml
 
 from router.call.channel_contract import ChannelVariable
 from router.call.channel_contract import Outcome as HotlineStatus
@@ -169,11 +170,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def router_config(workdir: Path, extra: str = "", plan_extra: str = "") -> Path:
+def router_config(
+    workdir: Path, extra: str = "", plan_extra: str = "", account: str | None = None
+) -> Path:
     """tests/e2e_config with production settings but the database and spool in `workdir`;
-    `extra` lines are added to router.yaml, `plan_extra` lines to every plan."""
+    `extra` lines are added to router.yaml, `plan_extra` lines to every plan; `account`
+    (a name of ACCOUNTS) gives the answered number that account."""
     config = workdir / "config"
     shutil.copytree(E2E_CONFIG, config)
+    if account is not None:
+        tariffs = yaml.safe_load((config / "tariffs.yaml").read_text(encoding="utf-8"))
+        tariffs["packages"]["e2e-bundle"] = {
+            **tariffs["packages"]["e2e-regional"],
+            "included_minutes": 1000,
+        }
+        tariffs["accounts"][ANSWERED.dialled] = ACCOUNTS[account]
+        (config / "tariffs.yaml").write_text(yaml.safe_dump(tariffs), encoding="utf-8")
     for plan in (config / "plans").glob("*.yaml"):
         plan.write_text(plan.read_text(encoding="utf-8") + plan_extra, encoding="utf-8")
     (config / "router.yaml").write_text(
@@ -239,10 +251,11 @@ def start_router(
     extra_config: str = "",
     tree: Path = REPO,
     plan_extra: str = "",
+    account: str | None = None,
 ) -> ServerProcess:
     """`hotline400 serve` from the source tree `tree` (this checkout by default)."""
     port = free_port()
-    config = router_config(workdir, extra_config, plan_extra)
+    config = router_config(workdir, extra_config, plan_extra, account)
     argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     command = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
     return _spawn(name, [*command, *argv], port, workdir, tree)
@@ -973,6 +986,13 @@ TARGET_RATIO_WITH_AMI = 1.5
 bare server's 0.23 ms on a real Asterisk. Absolute figures differ from machine to machine
 (and on this one from day to day); the ratio in one run is what compares."""
 ANSWERED = SCENARIOS[0]
+ACCOUNTS = {
+    "metered": {"package": "e2e-regional", "prepaid": False},
+    "minutes": {"package": "e2e-bundle", "prepaid": False},
+}
+"""--account: postpaid, per started minute (the call is priced from the tariff alone), or
+postpaid with 1,000 included minutes (its price needs the minutes the month used: the
+number's counters are read as the call arrives)."""
 
 
 class AmiFeed:
@@ -1136,7 +1156,9 @@ async def run_ami_cost(args: argparse.Namespace) -> None:
                         extra += feed.router_yaml()
                     home = workdir / f"{prefix}{name}".replace(" ", "_")
                     home.mkdir()
-                    router = start_router(home, f"{prefix}{name}", extra, tree)
+                    router = start_router(
+                        home, f"{prefix}{name}", extra, tree, account=args.account
+                    )
                     setups.append((router, feed))
             for server, _ in setups:
                 await wait_ready(server)
@@ -1160,9 +1182,10 @@ async def _ami_rounds(
             await asyncio.sleep(0.05)
     # warm caches, imports and the SQLite file
     await answered_rounds_together(setups, args.warmup, args.concurrency, args.rate)
+    called = "" if args.account is None else f" to a number with a {args.account} account"
     print(
-        f"minimal answered calls, {args.calls} x {args.rounds} rounds, every setup at once, "
-        f"{args.rate:g} calls/s offered to each, at most {args.concurrency} at once; "
+        f"minimal answered calls{called}, {args.calls} x {args.rounds} rounds, every setup at "
+        f"once, {args.rate:g} calls/s offered to each, at most {args.concurrency} at once; "
         f"AMI: {AMI_RECORDING} per call, manager.conf's account"
     )
     rounds: dict[str, list[Round]] = {server.name: [] for server, _ in setups}
@@ -1394,6 +1417,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="with --ami: also run routers from this source tree (a checkout of an earlier "
         "commit, say) in the same rounds",
+    )
+    parser.add_argument(
+        "--account",
+        choices=ACCOUNTS,
+        help="with --ami: the answered number has a postpaid account, so every call is priced "
+        "and booked: 'metered' (priced from the tariff alone) or 'minutes' (1,000 included "
+        "minutes: the counters are read as each call arrives); the targets are the minimal "
+        "call's",
     )
     parser.add_argument(
         "--webhooks",

@@ -284,6 +284,12 @@ class Package(Strict):
         return in_force[-1] if in_force else None
 
     @property
+    def ever_includes_minutes(self) -> bool:
+        """Whether the package, as it is or after any of its changes, includes free minutes:
+        only then does pricing a call need the minutes its month has used."""
+        return self.included_minutes > 0 or any(change.included_minutes for change in self.changes)
+
+    @property
     def charged_rate(self) -> Decimal:
         """Yuan per minute of the package's dearest standard rate (nationwide, or the dearer
         of local and long_distance; periods aside): the rate a minimum consumption follows."""

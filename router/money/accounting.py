@@ -2,7 +2,11 @@
 
 Before deciding, the router reads the number's counters (month and day cost, calls this
 month, included minutes used, prepaid balance: a few keyed rows, never a scan of CDRs)
-when it has an account or a cap to read them for; a number with neither reads nothing.
+when something about the call needs them: a cap, a prepaid balance, or a package with
+included minutes, whose price depends on the minutes used. A postpaid account without caps
+on a package without included minutes is priced from its tariff alone and reads nothing,
+like a number without an account: the read, a hand-off to the store's thread and back,
+was the largest part of what an account added to a call (docs/benchmarks.md).
 A plan with a monthly call cap reserves its call with one conditional statement, so
 routers sharing a database never both take the last unit. The cap counts incoming calls
 (every call put through to the subscriber's phones), unless the plan counts answered calls
@@ -130,8 +134,8 @@ class Accounting:
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
         snapshot, month = NO_USAGE, ""
-        # Without an account or a cap no counter is read or written: no month nor day needed.
-        if account is not None or plan.caps.limited:
+        # Without a counter to read no month nor day is needed.
+        if plan.caps.limited or _reads_counters(account, tariffs):
             local = now.astimezone(self.zone)
             month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
             try:
@@ -179,11 +183,12 @@ class Accounting:
         self, call: CallAccount, caller_kind: str, destination: str, now: datetime
     ) -> int | None:
         """Seconds of talk the budget affords on this destination, or None when unlimited."""
-        if not call.rated:
+        budget = call.budget() if call.rated else None
+        if budget is None:  # nothing to afford: the call is not rated before it is answered
             return None
         assert call.tariffs is not None
         rated = _answered(call, caller_kind, now, 0, destination)
-        return max_affordable_seconds(rated, call.tariffs, call.budget())
+        return max_affordable_seconds(rated, call.tariffs, budget)
 
     def charge(
         self,
@@ -218,6 +223,13 @@ class Accounting:
                 await self.store.release_call(call.plan.number, call.month)
             except StoreUnavailable as error:
                 log.error("call cap unit of %s not given back: %s", call.plan.number, error)
+
+
+def _reads_counters(account: Account | None, tariffs: Tariffs | None) -> bool:
+    """Whether an account's calls need its counters: a balance, or minutes included."""
+    if account is None or tariffs is None:
+        return False
+    return account.prepaid or tariffs.packages[account.package].ever_includes_minutes
 
 
 def _answered(
