@@ -41,7 +41,7 @@ from router.storage.cdr import (
 from router.storage.cdr_tables import batch_statements
 from router.storage.rows import FINISH_COLUMNS, batch_rows
 from router.storage.spool import Journal
-from router.storage.sqlite import SQLiteStore
+from router.storage.sqlite import SQLiteStore, _apply_batch
 from router.storage.writer import CdrWriter
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -220,10 +220,7 @@ def _flagged(finish: FinishCall) -> tuple[object, ...]:
 
 
 def _write_shipped(connection: sqlite3.Connection, ops: list[CdrOp]) -> None:
-    connection.execute("BEGIN IMMEDIATE")
-    for sql, rows in batch_statements(batch_rows(ops, SHANGHAI, "")):
-        connection.executemany(sql, rows)
-    connection.execute("COMMIT")
+    _apply_batch(connection, ops, SHANGHAI, "")  # the store's own batch, on its thread
 
 
 async def bench_finish_statement(directory: Path, calls: int) -> None:

@@ -206,8 +206,8 @@ class FinishRun:
     """Finishes next to each other in a batch that set the same columns: one UPDATE of
     those columns only. One UPDATE for every finish, naming every finish column with two
     parameters and a CASE each (kept as it was unless the op set it), made a minimal
-    call's writes a quarter more work (docs/benchmarks.md): binding and evaluating twenty
-    columns to change five."""
+    call's writes a quarter more work (docs/benchmarks.md): binding and evaluating fifteen
+    columns to change the six a plain call sets."""
 
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
