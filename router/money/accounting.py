@@ -68,6 +68,10 @@ class CallAccount:
     reserved: bool = False
     number_status: NumberStatus | str | None = None
     """The inventory's word on the number (router.numbers.service), None if it has none."""
+    included_taken_at_read: int = 0
+    """The included seconds this router's calls had taken of the number's month as the
+    counters read was sent (Accounting's tally): what the calls priced since took is the
+    tally now less this, none of it in the snapshot."""
 
     @property
     def rated(self) -> bool:
@@ -86,14 +90,16 @@ class CallAccount:
             status=status if isinstance(status, NumberStatus) else None,
         )
 
-    def included_seconds_left(self, at: datetime) -> int:
-        """What is left of the month's included time, by the package in force at `at`."""
+    def included_seconds_left(self, at: datetime, taken_since_read: int = 0) -> int:
+        """What is left of the month's included time, by the package in force at `at`,
+        once the read counters and `taken_since_read` (by calls priced since) are used."""
         if not self.rated:
             return 0
         assert self.tariffs is not None
         day = billing_day(at, self.tariffs.zone)
         package = self.tariffs.package_on(self.plan.number, day)
-        return max(0, package.included_minutes * 60 - self.snapshot.included_used)
+        used = self.snapshot.included_used + taken_since_read
+        return max(0, package.included_minutes * 60 - used)
 
     def budget(self) -> Decimal | None:
         """What the subscriber can still spend: the balance or the room under a cost cap."""
@@ -122,6 +128,7 @@ class Accounting:
         self.alerts = alerts
         self.zone = zone
         self.balance_seen = balance_seen
+        self._included_taken = IncludedTally()
 
     async def open_call(
         self,
@@ -133,11 +140,13 @@ class Accounting:
         """Read the number's counters as the call arrives, if it has an account or a cap;
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        snapshot, month = NO_USAGE, ""
+        snapshot, month, taken = NO_USAGE, "", 0
         # Without a counter to read no month nor day is needed.
         if plan.caps.limited or _reads_counters(account, tariffs):
             local = now.astimezone(self.zone)
             month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
+            # Taken before the read is sent: a call priced while it is under way is not in it.
+            taken = self._included_taken.of(plan.number, month)
             try:
                 snapshot = await self.store.usage(plan.number, month, day)
             except StoreUnavailable as error:
@@ -148,7 +157,15 @@ class Accounting:
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
             self.balance_seen(plan.number, balance, account.low_balance_warning)
-        return CallAccount(plan, tariffs, account, snapshot, month, number_status=number_status)
+        return CallAccount(
+            plan,
+            tariffs,
+            account,
+            snapshot,
+            month,
+            number_status=number_status,
+            included_taken_at_read=taken,
+        )
 
     async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
         """Read every prepaid balance: top-ups and fees booked by `hotline400 account` and
@@ -187,7 +204,7 @@ class Accounting:
         if budget is None:  # nothing to afford: the call is not rated before it is answered
             return None
         assert call.tariffs is not None
-        rated = _answered(call, caller_kind, now, 0, destination)
+        rated = _answered(call, caller_kind, now, 0, destination, self._taken_since_read(call))
         return max_affordable_seconds(rated, call.tariffs, budget)
 
     def charge(
@@ -203,8 +220,10 @@ class Accounting:
         if not call.rated:
             return None
         assert call.tariffs is not None and call.account is not None
-        rated = _answered(call, caller_kind, answered_at, talk_seconds, destination)
+        taken = self._taken_since_read(call)
+        rated = _answered(call, caller_kind, answered_at, talk_seconds, destination, taken)
         priced = price(rated, call.tariffs)
+        self._included_taken.add(call.plan.number, call.month, priced.included_seconds_used)
         money = FinishCall(call_id, Shares.of_price(priced)._asdict())
         entry = call_entry(call.plan.number, call_id, answered_at, priced)
         if call.account.prepaid:
@@ -214,6 +233,9 @@ class Accounting:
             self.alerts.check(call.plan.number, before, after, warning)
             self.balance_seen(call.plan.number, after, warning)
         return money, PostLedger(entry, priced.included_seconds_used)
+
+    def _taken_since_read(self, call: CallAccount) -> int:
+        return self._included_taken.of(call.plan.number, call.month) - call.included_taken_at_read
 
     async def close_call(self, call: CallAccount, answered: bool) -> None:
         """Give back the reserved unit of a cap counting answered calls when nobody answered."""
@@ -233,7 +255,12 @@ def _reads_counters(account: Account | None, tariffs: Tariffs | None) -> bool:
 
 
 def _answered(
-    call: CallAccount, caller_kind: str, answered_at: datetime, talk_seconds: int, destination: str
+    call: CallAccount,
+    caller_kind: str,
+    answered_at: datetime,
+    talk_seconds: int,
+    destination: str,
+    taken_since_read: int,
 ) -> RatedCall:
     """The call as pricing reads it, answered by `destination`, with the included time left."""
     return answered_call(
@@ -243,5 +270,36 @@ def _answered(
         talk_seconds,
         answering_area_code=locate(destination).area_code,
         home_area_code=call.plan.home_area_code,
-        included_seconds_left=call.included_seconds_left(answered_at),
+        included_seconds_left=call.included_seconds_left(answered_at, taken_since_read),
     )
+
+
+class IncludedTally:
+    """The included seconds this router's calls have taken, by number and month, counted as
+    each call is priced.
+
+    A call reads its counters as it arrives and is priced when it ends: calls of one number
+    that overlap all read the same included time left, and each would take all of it. What
+    the calls priced since a call's read was sent took is the tally then and now apart;
+    none of it can be in that read. (A call priced within the CDR batch interval before the
+    read may be in neither; other routers' calls are seen once written.) Two months are
+    kept: the current one and the one before, for calls that span the turn of the month.
+    """
+
+    MONTHS_KEPT = 2
+
+    def __init__(self) -> None:
+        self._taken: dict[str, dict[str, int]] = {}
+
+    def of(self, number: str, month: str) -> int:
+        return self._taken.get(month, {}).get(number, 0)
+
+    def add(self, number: str, month: str, seconds: int) -> None:
+        if not seconds or not month:
+            return
+        if month not in self._taken:
+            self._taken[month] = {}
+            for old in sorted(self._taken)[: -self.MONTHS_KEPT]:
+                del self._taken[old]
+        numbers = self._taken[month]
+        numbers[number] = numbers.get(number, 0) + seconds

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.tariff import Tariffs
 from router.configuration.config_dir import load_config
-from router.money.accounting import Accounting
+from router.money.accounting import Accounting, IncludedTally
 from router.money.balance_alerts import BalanceAlerts
 from router.storage.cdr import PostLedger
 from router.storage.sqlite import SQLiteStore
@@ -101,3 +101,60 @@ async def test_minutes_included_from_a_later_change_are_counted(tmp_path: Path) 
         await store.close()
     assert call.month == "2026-12"
     assert call.included_seconds_left(ARRIVED) == 100 * 60 - 1200
+
+
+async def test_calls_that_overlap_share_the_included_minutes_left(tmp_path: Path) -> None:
+    """Both calls read 10 included minutes left as they arrive; the one priced first takes
+    8, so the other gets the 2 left and pays for the rest, as if they had not overlapped."""
+    store = SQLiteStore(tmp_path / "hotline400.db", zone=SHANGHAI)
+    await store.open()
+    try:
+        used = LedgerEntry(WITH_MINUTES, ARRIVED, Decimal("0.00"), LedgerKind.CALL, "c0", "n")
+        await store.apply([PostLedger(used, included_seconds=90 * 60)])
+        books = accounting(store)
+        plan = plan_from("default: {target: '13900000001'}", WITH_MINUTES)
+        rates = tariffs(tmp_path)
+        first = await books.open_call(plan, rates, ARRIVED)
+        second = await books.open_call(plan, rates, ARRIVED)
+    finally:
+        await store.close()
+    charged_first = books.charge(first, "c1", "mobile", ARRIVED, 8 * 60, "13900000001")
+    charged_second = books.charge(second, "c2", "mobile", ARRIVED, 5 * 60, "13900000001")
+    assert charged_first is not None and charged_second is not None
+    assert charged_first[1].included_seconds == 8 * 60
+    assert charged_first[0].fields["callee_share"] == Decimal("0.00")
+    assert charged_second[1].included_seconds == 2 * 60
+    assert charged_second[0].fields["callee_share"] == Decimal("1.80")  # 3 minutes at 0.60
+
+
+async def test_a_call_opened_after_another_was_priced_relies_on_its_read(tmp_path: Path) -> None:
+    """What was priced before a call's read is the store's to show, not counted again."""
+    store = SQLiteStore(tmp_path / "hotline400.db", zone=SHANGHAI)
+    await store.open()
+    try:
+        books = accounting(store)
+        plan = plan_from("default: {target: '13900000001'}", WITH_MINUTES)
+        rates = tariffs(tmp_path)
+        first = await books.open_call(plan, rates, ARRIVED)
+        charged = books.charge(first, "c1", "mobile", ARRIVED, 30 * 60, "13900000001")
+        assert charged is not None
+        await store.apply(list(charged))
+        second = await books.open_call(plan, rates, ARRIVED)
+    finally:
+        await store.close()
+    assert second.included_seconds_left(ARRIVED) == 70 * 60
+    charged_second = books.charge(second, "c2", "mobile", ARRIVED, 60 * 60, "13900000001")
+    assert charged_second is not None and charged_second[1].included_seconds == 60 * 60
+
+
+def test_the_tally_keeps_the_current_month_and_the_one_before() -> None:
+    tally = IncludedTally()
+    tally.add("4006001235", "2026-11", 60)
+    tally.add("4006001235", "2026-12", 120)
+    tally.add("4006001235", "2026-12", 30)
+    assert (tally.of("4006001235", "2026-11"), tally.of("4006001235", "2026-12")) == (60, 150)
+    tally.add("4006001235", "2027-01", 10)
+    assert tally.of("4006001235", "2026-11") == 0  # dropped
+    assert (tally.of("4006001235", "2026-12"), tally.of("4006001235", "2027-01")) == (150, 10)
+    tally.add("4006001235", "", 99)  # no counters read: nothing to count against
+    assert tally.of("4006001235", "") == 0
