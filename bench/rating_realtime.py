@@ -10,6 +10,10 @@ counters in the transaction of the batch. Three figures, on a real SQLite file (
 
 The baseline is price() alone in the same process.
 
+Last, the included minutes a call's pricing starts from, looked up as the router does
+(from the compiled prices) and as it did (`Tariffs.package_on`, which copies the package
+model for every call), in alternating rounds: µs per call of each and their ratio.
+
     python bench/rating_realtime.py [--calls N]
 """
 
@@ -19,14 +23,16 @@ import argparse
 import asyncio
 import gc
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from rating_batch import build_calls, price_and_book  # bench/, the script's own folder
 
+from rating.billing_time import billing_day
 from rating.call import RatedCall
-from rating.pricing import price
+from rating.pricing import price, price_book
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.storage.cdr import CDR, CdrOp, FinishCall, PostLedger, StartCall
@@ -107,6 +113,51 @@ async def measure(count: int) -> None:
     )
     verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
     print(f"{verdict}: call path p99 {p99:.3f} ms, target <= {TARGET_P99_MS} ms")
+    compare_included_lookup(calls, tariffs, "the example tariffs")
+    compare_included_lookup(calls, with_a_change_in_force(tariffs), "every package changed")
+
+
+def with_a_change_in_force(tariffs: Tariffs) -> Tariffs:
+    """The tariffs with a change to every package in force since 2020 (same minutes)."""
+    data = tariffs.model_dump(mode="json", exclude_none=True)
+    for package in data["packages"].values():
+        change = {"announced": "2020-01-01", "effective": "2020-02-01"}
+        package["changes"] = [{**change, "included_minutes": package["included_minutes"]}]
+    return Tariffs.model_validate(data)
+
+
+INCLUDED_ROUNDS = 5
+
+
+def _included_compiled(calls: list[RatedCall], tariffs: Tariffs) -> list[int]:
+    book = price_book(tariffs)
+    return [book.pricer(call.number, call.answered_at).included_minutes for call in calls]
+
+
+def _included_by_package_on(calls: list[RatedCall], tariffs: Tariffs) -> list[int]:
+    days = [billing_day(call.answered_at, tariffs.zone) for call in calls if call.answered_at]
+    return [
+        tariffs.package_on(call.number, day).included_minutes
+        for call, day in zip(calls, days, strict=True)
+    ]
+
+
+def compare_included_lookup(calls: list[RatedCall], tariffs: Tariffs, which: str) -> None:
+    lookups = {"compiled prices": _included_compiled, "package_on": _included_by_package_on}
+    answers = {name: lookup(calls, tariffs) for name, lookup in lookups.items()}
+    assert len({tuple(minutes) for minutes in answers.values()}) == 1, "lookups disagree"
+    micros: dict[str, list[float]] = {name: [] for name in lookups}
+    for _ in range(INCLUDED_ROUNDS):
+        for name, lookup in lookups.items():
+            began = time.process_time()
+            lookup(calls, tariffs)
+            micros[name].append((time.process_time() - began) / len(calls) * 1e6)
+    print(f"included minutes a call starts from, {which}:")
+    for name, rounds in micros.items():
+        print(f"  {name:<28} {statistics.median(rounds):7.2f} us per call")
+    pairs = zip(micros["package_on"], micros["compiled prices"], strict=True)
+    ratios = [old / new for old, new in pairs]
+    print(f"  package_on / compiled prices, median  x{statistics.median(ratios):.1f}")
 
 
 def booking(call: RatedCall, call_id: str, tariffs: Tariffs) -> list[CdrOp]:

@@ -83,6 +83,8 @@ class PackagePricer:
     caller_rates: dict[str, Rate]  # by caller kind
     caller_fraction: Decimal | None  # caller_percent / 100, exact
     unanswered: Price
+    included_minutes: int
+    """The minutes a month includes at these prices (the account's month counts them)."""
 
     @classmethod
     def of(
@@ -113,6 +115,7 @@ class PackagePricer:
             caller_rates={kind: callers.for_kind(kind) for kind in CALLER_KINDS},
             caller_fraction=(None if percent is None else Decimal(percent) / 100),
             unanswered=Price(ZERO, ZERO, ZERO, tariff_id, "unanswered", 0, 0),
+            included_minutes=package.included_minutes,
         )
 
     def leg_for(self, call: RatedCall) -> RateLeg:

@@ -37,10 +37,9 @@ from dialplan.caps import Usage
 from dialplan.geo import locate
 from dialplan.plan import NumberStatus, Plan
 from rating.affordability import max_affordable_seconds, spending_room
-from rating.billing_time import billing_day
 from rating.call import RatedCall, Shares, answered_call
 from rating.ledger import call_entry
-from rating.pricing import price
+from rating.pricing import price, price_book
 from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
 from router.storage.cdr import FinishCall, PostLedger
@@ -96,10 +95,10 @@ class CallAccount:
         if not self.rated:
             return 0
         assert self.tariffs is not None
-        day = billing_day(at, self.tariffs.zone)
-        package = self.tariffs.package_on(self.plan.number, day)
+        # The compiled prices, not tariffs.package_on: that copies the package per call.
+        included = price_book(self.tariffs).pricer(self.plan.number, at).included_minutes
         used = self.snapshot.included_used + taken_since_read
-        return max(0, package.included_minutes * 60 - used)
+        return max(0, included * 60 - used)
 
     def budget(self) -> Decimal | None:
         """What the subscriber can still spend: the balance or the room under a cost cap."""
