@@ -10,22 +10,28 @@ with the statement it replaced as the baseline (one UPDATE for every finish, nam
 finish column with a CASE), in alternating rounds: CPU per call of each and their ratio.
 A third writer runs the store's batch with the NULL adapter the store registers taken out
 of sqlite3's registry, as every NULL was bound before: its ratio to the store's batch.
+Then a priced call (its price on the CDR, a ledger entry and the triggers that move the
+balance and counters) with its price in the call's one finish, as the router sends it, and
+in a finish of its own, as it did (two UPDATEs a call where finishes alike share one).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import shutil
 import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import (
     CDR,
     DIALLING,
@@ -36,6 +42,7 @@ from router.storage.cdr import (
     ForwardReason,
     Leg,
     Outcome,
+    PostLedger,
     StartCall,
     encode_value,
     op_to_json,
@@ -236,26 +243,30 @@ def _write_without_null_adapter(connection: sqlite3.Connection, ops: list[CdrOp]
         sqlite3.adapters[NULL_ADAPTER] = adapter
 
 
-async def bench_finish_statement(directory: Path, calls: int) -> None:
-    seed = directory / "finish-seed.db"
-    store = SQLiteStore(seed)
-    await store.open()
-    await store.close()
-    writers = {
-        "columns set": _write_shipped,
-        "every column (before)": _write_every_column,
-        "columns set, NULLs unregistered": _write_without_null_adapter,
-    }
-    cpu: dict[str, list[float]] = {name: [] for name in writers}
+Variant = tuple[Callable[[int], list[CdrOp]], Callable[[sqlite3.Connection, list[CdrOp]], None]]
+"""The ops of call n, and how a batch of them is written."""
+
+
+async def compare_batches(
+    directory: Path, calls: int, title: str, variants: dict[str, Variant]
+) -> None:
+    """CPU per call of each variant's batches (CALLS_A_BATCH calls each) on a fresh copy of
+    a new store, in alternating rounds; then each variant's ratio to the first."""
+    seed = directory / "batch-seed.db"
+    if not seed.exists():
+        store = SQLiteStore(seed)
+        await store.open()
+        await store.close()
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(FINISH_ROUNDS):
-        for name, write in writers.items():
-            copy = directory / f"finish-{round_}-{len(cpu[name])}.db"
+        for name, (call, write) in variants.items():
+            copy = directory / f"batch-{len(cpu[name])}-{round_}-{abs(hash(name))}.db"
             shutil.copyfile(seed, copy)
             connection = sqlite3.connect(copy, isolation_level=None)
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             batches = [
-                [op for n in range(start, start + CALLS_A_BATCH) for op in plain_answered_call(n)]
+                [op for n in range(start, start + CALLS_A_BATCH) for op in call(n)]
                 for start in range(0, calls, CALLS_A_BATCH)
             ]
             began = time.process_time()
@@ -264,12 +275,58 @@ async def bench_finish_statement(directory: Path, calls: int) -> None:
             cpu[name].append((time.process_time() - began) / calls * 1e6)
             connection.close()
     for name, rounds in cpu.items():
-        print(f"{'finish: ' + name:<56} {statistics.median(rounds):8.1f} µs CPU per call")
-    shipped = cpu["columns set"]
-    for name, rounds in list(cpu.items())[1:]:
-        ratios = [other / ours for other, ours in zip(rounds, shipped, strict=True)]
-        label = f"  {name} / columns set, median"
+        print(f"{title + ': ' + name:<56} {statistics.median(rounds):8.1f} µs CPU per call")
+    first, *others = cpu
+    for name in others:
+        ratios = [other / ours for other, ours in zip(cpu[name], cpu[first], strict=True)]
+        label = f"  {name} / {first}, median"
         print(f"{label:<56} {statistics.median(ratios):8.2f}")
+
+
+async def bench_finish_statement(directory: Path, calls: int) -> None:
+    await compare_batches(
+        directory,
+        calls,
+        "finish",
+        {
+            "columns set": (plain_answered_call, _write_shipped),
+            "every column (before)": (plain_answered_call, _write_every_column),
+            "columns set, NULLs unregistered": (plain_answered_call, _write_without_null_adapter),
+        },
+    )
+
+
+def priced_call(n: int, *, price_apart: bool = False) -> list[CdrOp]:
+    """A plain answered call on a prepaid account: its price on the CDR, its ledger entry;
+    `price_apart` sends the price in a finish of its own, as the router did."""
+    start, ahead, leg, finish = plain_answered_call(n)
+    money = {
+        "caller_share": Decimal("0.15"),
+        "callee_share": Decimal("0.60"),
+        "total": Decimal("0.75"),
+        "tariff_id": "e2e-regional@e2e",
+    }
+    answered = finish.fields["answered_at"]
+    entry = LedgerEntry("4000000008", answered, Decimal("-0.60"), LedgerKind.CALL, finish.call_id)
+    booked = PostLedger(entry, 0)
+    if price_apart:
+        return [start, ahead, leg, finish, FinishCall(finish.call_id, money), booked]
+    return [start, ahead, leg, FinishCall(finish.call_id, {**finish.fields, **money}), booked]
+
+
+async def bench_priced_finish(directory: Path, calls: int) -> None:
+    await compare_batches(
+        directory,
+        calls,
+        "priced call",
+        {
+            "one finish": (priced_call, _write_shipped),
+            "price in a finish apart (before)": (
+                functools.partial(priced_call, price_apart=True),
+                _write_shipped,
+            ),
+        },
+    )
 
 
 async def main(calls: int) -> None:
@@ -283,6 +340,7 @@ async def main(calls: int) -> None:
         await bench_writer(directory, ops)
         await bench_spool(directory, ops)
         await bench_finish_statement(directory, min(calls, 5000))
+        await bench_priced_finish(directory, min(calls, 5000))
 
 
 if __name__ == "__main__":

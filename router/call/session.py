@@ -75,6 +75,7 @@ from router.storage.cdr import (
     FinishCall,
     ForwardReason,
     Leg,
+    PostLedger,
     StartCall,
 )
 from router.storage.writer import CdrWriter
@@ -679,13 +680,13 @@ class CallSession:
             },
         )
 
-    def _book_charge(self) -> dict[str, Any]:
-        """Price an answered call: the CDR's shares and the ledger entry, written behind;
-        returns the CDR's money fields (none for a call not priced)."""
+    def _charge(self) -> tuple[FinishCall, PostLedger] | None:
+        """Price an answered call: the CDR's shares and the ledger entry (None for a call
+        not priced)."""
         record = self.record
         if self.account is None or record.answered_at is None:
-            return {}
-        charged = self.services.accounting.charge(
+            return None
+        return self.services.accounting.charge(
             self.account,
             self.context.call_id,
             self.context.caller.kind,
@@ -693,14 +694,9 @@ class CallSession:
             record.billable_seconds,
             record.destination,
         )
-        if charged is None:
-            return {}
-        for op in charged:
-            self.services.cdrs.submit(op)
-        return dict(charged[0].fields)
 
     def _complete(self) -> dict[str, Any]:
-        """Complete the CDR in the store; returns the fields that completed it."""
+        """Complete the CDR in the store, priced; returns the fields that completed it."""
         record = self.record
         ended = max(
             [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
@@ -721,11 +717,18 @@ class CallSession:
             "survey_score": record.survey_score,
         }
         fields.update((name, value) for name, value in features.items() if value is not None)
-        self.services.cdrs.submit(FinishCall(self.context.call_id, fields))
         try:
-            fields.update(self._book_charge())
-        except Exception:  # the CDR is complete; its price can be set later by `rate`
+            charged = self._charge()
+        except Exception:  # the CDR is completed all the same; `rate` can price it later
             log.exception("call %s could not be priced", self.context.call_id)
+            charged = None
+        if charged is not None:
+            fields.update(charged[0].fields)
+        # The price in the call's one finish: finishes setting the same columns share one
+        # UPDATE in a batch, where a finish of its own made two a priced call.
+        self.services.cdrs.submit(FinishCall(self.context.call_id, fields))
+        if charged is not None:
+            self.services.cdrs.submit(charged[1])
         return fields
 
 

@@ -22,7 +22,7 @@ import pytest
 from rating.ledger import LedgerEntry, LedgerKind
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import Outcome as Phone
-from router.storage.cdr import Outcome
+from router.storage.cdr import CdrOp, FinishCall, Outcome, PostLedger
 from tests.conftest import (
     E2E_CONFIG,
     MONDAY_MORNING,
@@ -72,6 +72,30 @@ async def test_an_answered_call_is_priced_and_booked_on_the_ledger(tmp_path: Pat
         Decimal("0.60"),
         1,
     )
+
+
+async def test_a_priced_call_is_completed_by_one_finish_that_carries_its_price(
+    tmp_path: Path,
+) -> None:
+    """The finishes of a batch that set the same columns share one UPDATE: a priced call's
+    end and price go in one finish, then its ledger entry."""
+    async with running_router(tmp_path) as router:
+        await pay(router, PREPAID, "20.00", "receipt-1")
+        submitted: list[CdrOp] = []
+        submit = router.cdrs.submit
+
+        def recorded(op: CdrOp) -> None:
+            submitted.append(op)
+            submit(op)
+
+        router.cdrs.submit = recorded  # type: ignore[method-assign]
+        await call(router, dialled=PREPAID, uniqueid="m.9")
+        cdr = await finished_cdr(router, "m.9")
+    finishes = [op for op in submitted if isinstance(op, FinishCall)]
+    assert len(finishes) == 1
+    assert finishes[0].fields["outcome"] == Outcome.ANSWERED
+    assert finishes[0].fields["callee_share"] == cdr.callee_share == Decimal("0.60")
+    assert [type(op) for op in submitted[-2:]] == [FinishCall, PostLedger]
 
 
 async def test_a_call_is_priced_by_the_tariff_in_force_when_it_is_answered(
