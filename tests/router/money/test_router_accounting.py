@@ -98,6 +98,24 @@ async def test_a_priced_call_is_completed_by_one_finish_that_carries_its_price(
     assert [type(op) for op in submitted[-2:]] == [FinishCall, PostLedger]
 
 
+async def test_a_call_that_cannot_be_priced_is_completed_unpriced_for_rate_to_price(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pricing_breaks(*_args: object) -> None:
+        raise RuntimeError("pricing broke")
+
+    async with running_router(tmp_path) as router:
+        await pay(router, PREPAID, "20.00", "receipt-1")
+        monkeypatch.setattr(router.services.accounting, "charge", pricing_breaks)
+        await call(router, dialled=PREPAID, uniqueid="m.10")
+        cdr = await finished_cdr(router, "m.10")
+        await settled(router)
+        ledger = await router.store.ledger(PREPAID)
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 30)
+    assert (cdr.callee_share, cdr.total) == (None, None)
+    assert [e.kind for e in ledger] == [LedgerKind.PAYMENT]
+
+
 async def test_a_call_is_priced_by_the_tariff_in_force_when_it_is_answered(
     tmp_path: Path,
 ) -> None:
