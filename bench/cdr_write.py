@@ -259,8 +259,8 @@ async def compare_batches(
         await store.close()
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(FINISH_ROUNDS):
-        for name, (call, write) in variants.items():
-            copy = directory / f"batch-{len(cpu[name])}-{round_}-{abs(hash(name))}.db"
+        for index, (name, (call, write)) in enumerate(variants.items()):
+            copy = directory / f"{title.replace(' ', '-')}-{round_}-{index}.db"
             shutil.copyfile(seed, copy)
             connection = sqlite3.connect(copy, isolation_level=None)
             connection.execute("PRAGMA journal_mode = WAL")
@@ -283,19 +283,6 @@ async def compare_batches(
         print(f"{label:<56} {statistics.median(ratios):8.2f}")
 
 
-async def bench_finish_statement(directory: Path, calls: int) -> None:
-    await compare_batches(
-        directory,
-        calls,
-        "finish",
-        {
-            "columns set": (plain_answered_call, _write_shipped),
-            "every column (before)": (plain_answered_call, _write_every_column),
-            "columns set, NULLs unregistered": (plain_answered_call, _write_without_null_adapter),
-        },
-    )
-
-
 def priced_call(n: int, *, price_apart: bool = False) -> list[CdrOp]:
     """A plain answered call on a prepaid account: its price on the CDR, its ledger entry;
     `price_apart` sends the price in a finish of its own, as the router did."""
@@ -314,19 +301,21 @@ def priced_call(n: int, *, price_apart: bool = False) -> list[CdrOp]:
     return [start, ahead, leg, FinishCall(finish.call_id, {**finish.fields, **money}), booked]
 
 
-async def bench_priced_finish(directory: Path, calls: int) -> None:
-    await compare_batches(
-        directory,
-        calls,
-        "priced call",
-        {
-            "one finish": (priced_call, _write_shipped),
-            "price in a finish apart (before)": (
-                functools.partial(priced_call, price_apart=True),
-                _write_shipped,
-            ),
-        },
-    )
+COMPARISONS: dict[str, dict[str, Variant]] = {
+    "finish": {
+        "columns set": (plain_answered_call, _write_shipped),
+        "every column (before)": (plain_answered_call, _write_every_column),
+        "columns set, NULLs unregistered": (plain_answered_call, _write_without_null_adapter),
+    },
+    "priced call": {
+        "one finish": (priced_call, _write_shipped),
+        "price in a finish apart (before)": (
+            functools.partial(priced_call, price_apart=True),
+            _write_shipped,
+        ),
+    },
+}
+"""Batch writes compared in the same rounds, the store's as it writes them first."""
 
 
 async def main(calls: int) -> None:
@@ -339,8 +328,8 @@ async def main(calls: int) -> None:
         await bench_store(directory, ops)
         await bench_writer(directory, ops)
         await bench_spool(directory, ops)
-        await bench_finish_statement(directory, min(calls, 5000))
-        await bench_priced_finish(directory, min(calls, 5000))
+        for title, variants in COMPARISONS.items():
+            await compare_batches(directory, min(calls, 5000), title, variants)
 
 
 if __name__ == "__main__":
