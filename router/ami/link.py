@@ -193,7 +193,9 @@ class AmiLink:
                 await self._session()
                 log.warning("AMI connection to %s:%d lost", self.host, self.port)
             except (OSError, AmiError) as error:  # TimeoutError is an OSError
-                log.warning("AMI %s:%d: %s", self.host, self.port, error or type(error).__name__)
+                log.warning(
+                    "AMI %s:%d: %s", self.host, self.port, str(error) or type(error).__name__
+                )
             except Exception:  # a fault here must not end the link: log it and retry
                 log.exception("AMI link to %s:%d failed", self.host, self.port)
             if self._connects == connects_before:
@@ -277,11 +279,10 @@ class AmiLink:
                 log.exception("AMI %s handler %r failed", name, handler)
 
 
-async def _reply(
-    action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]
-) -> AmiMessage:
+async def _reply(action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]) -> AmiMessage:
     """The reply to an action, or AmiError if the connection ends first."""
-    await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
+    waited: set[asyncio.Future[Any]] = {action, lost}
+    await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
     if action.done():
         return action.result()
     raise AmiError("Asterisk closed the connection")

@@ -51,41 +51,61 @@ class AmiRefused(Exception):
     """Asterisk answered an action with an error (e.g. `Permission denied`)."""
 
 
-class AmiMessage(dict[str, str]):
+class AmiMessage(Mapping[str, str]):
     """One message's headers, looked up without regard to case ("UniqueID" ==
     "Uniqueid"), as Asterisk spells the same header differently in different events.
-    Keys are kept lower-cased."""
+    Keys are kept lower-cased.
 
-    __slots__ = ()
+    A mapping over a dict of its own rather than a dict subclass: compiled code
+    (router/compiled.py) calls a dict's own lookups on a dict subclass, past the
+    case-folding overrides."""
+
+    __slots__ = ("_headers",)
 
     def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         items = headers.items() if isinstance(headers, Mapping) else headers
-        super().__init__((key.lower(), value) for key, value in items)
+        self._headers = {key.lower(): value for key, value in items}
+
+    @classmethod
+    def of_folded(cls, headers: dict[str, str]) -> AmiMessage:
+        """A message over `headers`, whose keys are lower-cased already (not copied)."""
+        message = cls()
+        message._headers = headers
+        return message
 
     def __getitem__(self, key: str) -> str:
-        return dict.__getitem__(self, key.lower())
+        return self._headers[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and dict.__contains__(self, key.lower())
+        return isinstance(key, str) and key.lower() in self._headers
 
     def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return dict.get(self, key.lower(), default)
+        return self._headers.get(key.lower(), default)
+
+    def __repr__(self) -> str:
+        return f"AmiMessage({self._headers!r})"
 
     @property
     def success(self) -> bool:
         """An action's reply saying it was done."""
-        return self.get("Response") in ("Success", "Follows")
+        return self._headers.get("response") in ("Success", "Follows")
 
 
 def parse_message(block: bytes) -> AmiMessage:
     """The headers of one message (its CRLF lines without the blank line after them).
     A header repeated keeps its first value; bytes that are not UTF-8 become U+FFFD."""
-    message = AmiMessage()
+    headers: dict[str, str] = {}
     for line in block.decode("utf-8", "replace").split("\r\n"):
         name, colon, value = line.partition(":")
         if colon:
-            message.setdefault(name.strip().lower(), value.strip())
-    return message
+            headers.setdefault(name.strip().lower(), value.strip())
+    return AmiMessage.of_folded(headers)
 
 
 class AmiEvent(Mapping[str, str]):
@@ -227,12 +247,15 @@ class AmiConnection(asyncio.Protocol):
     def _listed(self, block: bytes) -> bool:
         """Whether the event is an item (or the end) of a list an action asked for."""
         action_id = header(block, b"ActionID")
-        listing = self._lists.get(action_id.decode("utf-8", "replace")) if action_id else None
+        if not action_id:
+            return False
+        key = action_id.decode("utf-8", "replace")
+        listing = self._lists.get(key)
         if listing is None:
             return False
         items, done = listing
         if header(block, b"EventList") == b"Complete":
-            del self._lists[action_id.decode("utf-8", "replace")]
+            del self._lists[key]
             if not done.done():
                 done.set_result(items)
         else:

@@ -32,7 +32,7 @@ from collections import Counter as Counter_
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -48,6 +48,7 @@ from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
 from router.notifications.sms import KINDS as SMS_KINDS
 from router.notifications.sms import RESULTS as SMS_RESULTS
+from router.startup import bound_port
 from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class Listener(Protocol):
 _Owned = TypeVar("_Owned", Counter, Gauge, Histogram)
 
 
-def _bounded(value: str, allowed: frozenset[str]) -> str:
+def _bounded(value: str, allowed: Collection[str]) -> str:
     return value if value in allowed else OTHER
 
 
@@ -513,7 +514,7 @@ class Metrics:
         self._server = await asyncio.start_server(
             self._answer, host, port, limit=REQUEST_MAX_BYTES, reuse_address=True
         )
-        return self._server.sockets[0].getsockname()[1]
+        return bound_port(self._server)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -608,13 +609,15 @@ class _Children(Generic[_Owned]):
     __slots__ = ("_made", "_metric")
 
     def __init__(self, metric: _Owned) -> None:
-        self._metric = metric
+        self._metric: _Owned = metric
         self._made: dict[tuple[str, ...], _Owned] = {}
 
     def __call__(self, *values: str) -> _Owned:
         child = self._made.get(values)
         if child is None:
-            child = self._made[values] = self._metric.labels(*values)
+            # labels() is typed as returning any metric; a child is of its parent's kind.
+            child = cast(_Owned, self._metric.labels(*values))
+            self._made[values] = child
         return child
 
 

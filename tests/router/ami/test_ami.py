@@ -140,6 +140,23 @@ async def test_start_returns_at_once_and_keeps_trying_while_asterisk_is_down() -
     assert not link.connected and link.stats().connects == 0
 
 
+async def test_an_asterisk_that_never_answers_the_login_is_logged_as_timed_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held: list[asyncio.StreamWriter] = []  # connections accepted and never written to
+    silent = await asyncio.start_server(lambda _, writer: held.append(writer), "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **{**FAST, "connect_timeout": 0.05})
+    caplog.set_level(logging.WARNING, "hotline400.ami")
+    link.start()
+    try:
+        await eventually(lambda: link.stats().failed_attempts >= 1)
+    finally:
+        await link.stop()
+        silent.close()
+    assert f"AMI 127.0.0.1:{port}: TimeoutError" in caplog.messages
+
+
 async def test_a_refused_login_is_retried_after_a_doubling_delay_up_to_the_cap() -> None:
     async with linked(secret="wrong", reconnect_initial=0.02, reconnect_max=0.08) as (
         simulator,
