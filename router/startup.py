@@ -42,9 +42,8 @@ def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
 def bound_port(server: asyncio.AbstractServer) -> int:
     """The port a listener took (the one asked for, or the one the kernel chose for 0).
 
-    asyncio's `Server.sockets` is a tuple and uvloop's a list, while the type stubs say
-    tuple, which the compiled call path (router/compiled.py) would enforce: read it as a
-    plain sequence."""
+    asyncio's `Server.sockets` is a tuple and uvloop's a list, and the stubs give
+    AbstractServer none: read as the sequence both are."""
     sockets: Sequence[socket.socket] = getattr(server, "sockets")  # noqa: B009
     return int(sockets[0].getsockname()[1])
 

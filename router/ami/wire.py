@@ -56,9 +56,8 @@ class AmiMessage(Mapping[str, str]):
     "Uniqueid"), as Asterisk spells the same header differently in different events.
     Keys are kept lower-cased.
 
-    A mapping over a dict of its own rather than a dict subclass: compiled code
-    (router/compiled.py) calls a dict's own lookups on a dict subclass, past the
-    case-folding overrides."""
+    A mapping over a dict of its own rather than a dict subclass, whose own lookups
+    (`dict.get(message, key)`, C code using the dict API) skip the case folding."""
 
     __slots__ = ("_headers",)
 

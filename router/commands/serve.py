@@ -12,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
-from router.compiled import CALL_PATH_MODULES, CompiledState, compiled_state
 from router.configuration.settings import load_settings, parse_listen
 from router.monitoring.logs import configure_logging, skip_unwritten_record_fields
 from router.startup import StartupError, refuse_taken_address
@@ -69,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
         zone=ZoneInfo(settings.timezone),
     )
     skip_unwritten_record_fields()
-    report_compiled_modules(compiled_state())
     try:
         with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
             runner.run(daemon.run())
@@ -77,20 +75,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot start: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def report_compiled_modules(state: CompiledState) -> None:
-    """Say whether the call path runs compiled (setup.py), and warn of a module whose
-    source was edited after its build: the build's code is what runs."""
-    if not state.compiled:
-        log.info("call path: Python (HOTLINE400_COMPILE=1 builds compile it)")
-        return
-    log.info("call path: %d of %d modules compiled", len(state.compiled), len(CALL_PATH_MODULES))
-    for module in state.stale:
-        log.warning(
-            "%s runs as compiled, but its source is newer: rebuild, or delete its extension",
-            module,
-        )
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

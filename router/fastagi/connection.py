@@ -24,8 +24,6 @@ import re
 from collections import deque
 from typing import cast
 
-from mypy_extensions import mypyc_attr
-
 from router.fastagi.errors import (
     AGIConnectionClosed,
     AGIHeaderIncomplete,
@@ -111,15 +109,12 @@ def _whole_block(block: bytes) -> dict[str, str] | None:
     return env
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class AGIConnection(asyncio.Protocol):
     """One FastAGI connection: reads the environment block, then queues reply lines.
 
     Subclasses act on the header by overriding `header_read` and `header_failed`; without
     them, `await environment()` gives the block or raises its failure. A session reads
     lines from `lines`, awaiting `more()` when it is empty, and writes with `send`.
-    Compiled (router/compiled.py), it still takes subclasses that are not: the attribute
-    tells mypyc to call these methods through the subclass.
     """
 
     def __init__(

@@ -20,7 +20,6 @@ from typing import ClassVar
 import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.compiled import compiled_state
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.storage.cdr import CdrOp, FinishCall, Outcome, PostLedger
@@ -99,11 +98,6 @@ async def test_a_priced_call_is_completed_by_one_finish_that_carries_its_price(
     assert [type(op) for op in submitted[-2:]] == [FinishCall, PostLedger]
 
 
-@pytest.mark.skipif(
-    "router.money.accounting" in compiled_state().compiled,
-    reason="replaces a method of Accounting, which a compiled build does not allow; "
-    "the Python run of the suite covers it",
-)
 async def test_a_call_that_cannot_be_priced_is_completed_unpriced_for_rate_to_price(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
