@@ -1145,8 +1145,10 @@ async def run_ami_cost(args: argparse.Namespace) -> None:
         try:
             for prefix, tree in trees:
                 plain = "event_loop: asyncio\n"  # uvloop, when installed, is the default
-                variants = [("router", False, plain), ("router+AMI", True, plain)]
-                if uvloop_installed and not prefix:
+                variants = []
+                if args.loop in ("both", "asyncio"):
+                    variants += [("router", False, plain), ("router+AMI", True, plain)]
+                if uvloop_installed and args.loop in ("both", "uvloop"):
                     variants.append(("router uvloop", False, "event_loop: uvloop\n"))
                     variants.append(("router+AMI uvloop", True, "event_loop: uvloop\n"))
                 for name, with_ami, extra in variants:
@@ -1417,6 +1419,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="with --ami: also run routers from this source tree (a checkout of an earlier "
         "commit, say) in the same rounds",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("both", "asyncio", "uvloop"),
+        default="both",
+        help="with --ami: the event loops the routers run on (uvloop only where installed); "
+        "with --compare-tree, that tree's routers run on them too",
     )
     parser.add_argument(
         "--account",
