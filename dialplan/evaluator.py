@@ -20,10 +20,9 @@ past twenty rules builds almost nothing.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from dialplan.calendar import OfficialCalendar
@@ -334,9 +333,7 @@ def _refuse(decision: Decision, reason: RejectReason, detail: str, plan: Plan) -
     decision.action = "reject"
     decision.reject = reason
     decision.detail = detail
-    # The plan keys its prompts by the reasons that have one; any reason may be asked.
-    prompts = cast("Mapping[str, str]", plan.announcements)
-    decision.announcement = decision.announcement or prompts.get(reason.value)
+    decision.announcement = decision.announcement or plan.announcements.get(reason.value)
     decision.steps.append(("decision", f"reject ({reason.value}): {detail}", None))
     return True
 

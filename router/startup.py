@@ -9,11 +9,9 @@ and are written when the store is back.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
 import sqlite3
-from collections.abc import Sequence
 
 import asyncpg
 
@@ -37,15 +35,6 @@ def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
     if error.errno == errno.EADDRNOTAVAIL:
         return f"{what} address {address} is not an address of this machine"
     return f"{what} address {address}: {error.strerror or error}"
-
-
-def bound_port(server: asyncio.AbstractServer) -> int:
-    """The port a listener took (the one asked for, or the one the kernel chose for 0).
-
-    asyncio's `Server.sockets` is a tuple and uvloop's a list, and the stubs give
-    AbstractServer none: read as the sequence both are."""
-    sockets: Sequence[socket.socket] = getattr(server, "sockets")  # noqa: B009
-    return int(sockets[0].getsockname()[1])
 
 
 def refuse_taken_address(what: str, host: str, port: int) -> None:

@@ -279,10 +279,11 @@ class AmiLink:
                 log.exception("AMI %s handler %r failed", name, handler)
 
 
-async def _reply(action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]) -> AmiMessage:
+async def _reply(
+    action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]
+) -> AmiMessage:
     """The reply to an action, or AmiError if the connection ends first."""
-    waited: set[asyncio.Future[Any]] = {action, lost}
-    await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
     if action.done():
         return action.result()
     raise AmiError("Asterisk closed the connection")

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from router.ami.wire import header
 
@@ -59,7 +59,7 @@ class _Dial:
 
 
 class LiveCalls:
-    EVENTS: ClassVar[tuple[str, ...]] = ("DialBegin", "DialEnd", "Hangup")
+    EVENTS = ("DialBegin", "DialEnd", "Hangup")
 
     def __init__(
         self,

@@ -51,17 +51,16 @@ import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from router.ami.link import Event
 from router.ami.wire import AmiEvent, header
 from router.storage.cdr import CDR, FinishCall, Outcome
 from router.storage.protocol import INTERRUPTED_NOTE, Store
 from router.storage.sqlite import SHANGHAI
 
 if TYPE_CHECKING:
-    from router.ami.link import AmiLink
+    from router.ami.link import AmiLink, Event
     from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.reconcile")
@@ -224,14 +223,7 @@ def _talk(evidence: Evidence) -> tuple[datetime | None, int, str]:
 class Reconciler:
     """Watches AMI and completes the CDRs of calls expected to be reconciled."""
 
-    EVENTS: ClassVar[tuple[str, ...]] = (
-        "DialBegin",
-        "DialEnd",
-        "BridgeEnter",
-        "BridgeLeave",
-        "Hangup",
-        "Cdr",
-    )
+    EVENTS = ("DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hangup", "Cdr")
 
     def __init__(
         self,

@@ -51,60 +51,41 @@ class AmiRefused(Exception):
     """Asterisk answered an action with an error (e.g. `Permission denied`)."""
 
 
-class AmiMessage(Mapping[str, str]):
+class AmiMessage(dict[str, str]):
     """One message's headers, looked up without regard to case ("UniqueID" ==
     "Uniqueid"), as Asterisk spells the same header differently in different events.
-    Keys are kept lower-cased.
+    Keys are kept lower-cased."""
 
-    A mapping over a dict of its own rather than a dict subclass, whose own lookups
-    (`dict.get(message, key)`, C code using the dict API) skip the case folding."""
-
-    __slots__ = ("_headers",)
+    __slots__ = ()
 
     def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         items = headers.items() if isinstance(headers, Mapping) else headers
-        self._headers = {key.lower(): value for key, value in items}
-
-    @classmethod
-    def of_folded(cls, headers: dict[str, str]) -> AmiMessage:
-        """A message over `headers`, whose keys are lower-cased already (not copied)."""
-        message = cls()
-        message._headers = headers
-        return message
+        super().__init__((key.lower(), value) for key, value in items)
 
     def __getitem__(self, key: str) -> str:
-        return self._headers[key.lower()]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers)
-
-    def __len__(self) -> int:
-        return len(self._headers)
+        return dict.__getitem__(self, key.lower())
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._headers
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
 
     def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return self._headers.get(key.lower(), default)
-
-    def __repr__(self) -> str:
-        return f"AmiMessage({self._headers!r})"
+        return dict.get(self, key.lower(), default)
 
     @property
     def success(self) -> bool:
         """An action's reply saying it was done."""
-        return self._headers.get("response") in ("Success", "Follows")
+        return self.get("Response") in ("Success", "Follows")
 
 
 def parse_message(block: bytes) -> AmiMessage:
     """The headers of one message (its CRLF lines without the blank line after them).
     A header repeated keeps its first value; bytes that are not UTF-8 become U+FFFD."""
-    headers: dict[str, str] = {}
+    message = AmiMessage()
     for line in block.decode("utf-8", "replace").split("\r\n"):
         name, colon, value = line.partition(":")
         if colon:
-            headers.setdefault(name.strip().lower(), value.strip())
-    return AmiMessage.of_folded(headers)
+            message.setdefault(name.strip().lower(), value.strip())
+    return message
 
 
 class AmiEvent(Mapping[str, str]):

@@ -83,19 +83,6 @@ from router.storage.writer import CdrWriter
 log = logging.getLogger("hotline400.call")
 
 
-def _serves_no_number(_number: str) -> bool:
-    return False
-
-
-def _unlabelled_metrics() -> Metrics:
-    """Metrics of their own that label no number, for services built without a router."""
-    return Metrics(serves=_serves_no_number)
-
-
-def _reconcile_nothing(_call_id: str) -> None:
-    """The default where no AMI link takes over the calls whose session broke."""
-
-
 @dataclass
 class CallServices:
     """What every call session shares with the daemon."""
@@ -106,8 +93,8 @@ class CallServices:
     dial_template: str
     clock: Callable[[], datetime]
     routing: RoutingState | None = None
-    metrics: Metrics = field(default_factory=_unlabelled_metrics)
-    reconcile: Callable[[str], None] = _reconcile_nothing
+    metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
+    reconcile: Callable[[str], None] = lambda call_id: None
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
     refusals: RefusalNotices = field(default_factory=RefusalNotices)
     in_progress: set[str] = field(default_factory=set)
@@ -377,12 +364,11 @@ class CallSession:
         await self._use_language(decision.language)
         prompt = pin.prompt
         wrong = 0
-        for _attempt in range(pin.attempts):
+        for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
-            entry = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
-            digits = entry[0]
-            if digits and await self._pin_matches(digits, pin.hash):
+            digits, _ = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
+            if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
                 return True
             self.services.metrics.pin_failed(self.context.dialled)
             wrong += 1 if digits else 0
@@ -398,11 +384,6 @@ class CallSession:
             await self.agi.stream_file(pin.failed_prompt)
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
-
-    @staticmethod
-    async def _pin_matches(digits: str, stored_hash: str) -> bool:
-        """The hash check runs on a worker thread: scrypt is made to be slow."""
-        return await asyncio.to_thread(verify_pin, digits, stored_hash)
 
     async def _notice_and_record(self, plan: Plan, decision: Decision) -> bool:
         """Tell the caller the call is recorded, as early media (fact 22: `EXEC Progress`,
@@ -736,18 +717,20 @@ class CallSession:
             "survey_score": record.survey_score,
         }
         fields.update((name, value) for name, value in features.items() if value is not None)
+        ledger = None
         try:
             charged = self._charge()
         except Exception:  # the CDR is completed all the same; `rate` can price it later
             log.exception("call %s could not be priced", self.context.call_id)
-            charged = None
-        if charged is not None:
-            fields.update(charged[0].fields)
+        else:
+            if charged is not None:
+                money, ledger = charged
+                fields.update(money.fields)
         # The price in the call's one finish: finishes setting the same columns share one
         # UPDATE in a batch, where a finish of its own made two a priced call.
         self.services.cdrs.submit(FinishCall(self.context.call_id, fields))
-        if charged is not None:
-            self.services.cdrs.submit(charged[1])
+        if ledger is not None:
+            self.services.cdrs.submit(ledger)
         return fields
 
 

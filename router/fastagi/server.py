@@ -25,7 +25,6 @@ from router.call.session import CallServices, CallSession
 from router.fastagi.connection import HEADER_TIMEOUT_S, MAX_HEADER_BYTES, AGIConnection
 from router.fastagi.errors import AGIProtocolError
 from router.fastagi.protocol import AGISession
-from router.startup import bound_port
 
 log = logging.getLogger("hotline400.server")
 
@@ -114,7 +113,7 @@ class FastAGIServer:
             reuse_address=True,
             start_serving=False,
         )
-        return bound_port(self._server)
+        return self._server.sockets[0].getsockname()[1]
 
     async def serve(self) -> None:
         """Accept calls on the address taken by `bind`."""

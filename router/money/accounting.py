@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
@@ -286,7 +285,7 @@ class IncludedTally:
     kept: the current one and the one before, for calls that span the turn of the month.
     """
 
-    MONTHS_KEPT: ClassVar[int] = 2
+    MONTHS_KEPT = 2
 
     def __init__(self) -> None:
         self._taken: dict[str, dict[str, int]] = {}

@@ -239,7 +239,7 @@ def configure_logging(
     handler.setFormatter(StructuredFormatter(format, mask_callers=mask_callers, zone=zone))
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for previous in [h for h in root.handlers if h.name == _HANDLER_NAME]:
+    for previous in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(previous)
         previous.close()
     root.addHandler(handler)

@@ -32,7 +32,7 @@ from collections import Counter as Counter_
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -48,7 +48,6 @@ from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
 from router.notifications.sms import KINDS as SMS_KINDS
 from router.notifications.sms import RESULTS as SMS_RESULTS
-from router.startup import bound_port
 from router.storage.cdr import ForwardReason, Outcome
 
 if TYPE_CHECKING:
@@ -128,7 +127,7 @@ class Listener(Protocol):
 _Owned = TypeVar("_Owned", Counter, Gauge, Histogram)
 
 
-def _bounded(value: str, allowed: Collection[str]) -> str:
+def _bounded(value: str, allowed: frozenset[str]) -> str:
     return value if value in allowed else OTHER
 
 
@@ -514,7 +513,7 @@ class Metrics:
         self._server = await asyncio.start_server(
             self._answer, host, port, limit=REQUEST_MAX_BYTES, reuse_address=True
         )
-        return bound_port(self._server)
+        return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         if self._server is not None:
@@ -609,15 +608,13 @@ class _Children(Generic[_Owned]):
     __slots__ = ("_made", "_metric")
 
     def __init__(self, metric: _Owned) -> None:
-        self._metric: _Owned = metric
+        self._metric = metric
         self._made: dict[tuple[str, ...], _Owned] = {}
 
     def __call__(self, *values: str) -> _Owned:
         child = self._made.get(values)
         if child is None:
-            # labels() is typed as returning any metric; a child is of its parent's kind.
-            child = cast(_Owned, self._metric.labels(*values))
-            self._made[values] = child
+            child = self._made[values] = self._metric.labels(*values)
         return child
 
 
