@@ -2,7 +2,8 @@
 
     available -> reserved -> applied (locked: signed, prepaid) -> under_review -> active
     reserved -> (released or expired) frozen 30 minutes -> available
-    active <-> suspended (number kept; a monthly keeping fee; 36 months over its life)
+    active <-> suspended (number kept; a keeping fee each calendar month; 36 months over
+        its life)
     active | suspended | arrears -> cancellation_requested -> cancelled (frozen 90 days)
         -> available
     active -> arrears (no balance left) -> active (a top-up clears it)
@@ -137,8 +138,17 @@ def _not_now(record: NumberRecord, action: str, now: datetime) -> Refused:
 # --- reservation -----------------------------------------------------------------------
 
 
-def reserve(record: NumberRecord, provider: str, now: datetime, rules: NumberRules) -> Change:
-    """Hold a number for a provider's customer: 3 days, 30 for premium and 4008 numbers."""
+def reserve(
+    record: NumberRecord,
+    provider: str,
+    now: datetime,
+    rules: NumberRules,
+    *,
+    intent_form: bool = False,
+) -> Change:
+    """Hold a number for a provider's customer: 3 days; 30 for 4008 numbers, and for a
+    premium ("special") number whose customer signed an intent form, which the history
+    notes."""
     number = record.number
     if record.status is Status.RESERVED:
         holder = "you" if record.provider == provider else record.provider
@@ -155,7 +165,7 @@ def reserve(record: NumberRecord, provider: str, now: datetime, rules: NumberRul
         )
     if record.status is not Status.AVAILABLE:
         raise _not_now(record, "reserved", now)
-    hold = rules.reservation_hold(number, record.grade)
+    hold = rules.reservation_hold(number, record.grade, intent_form)
     if record.last_reserver == provider and record.last_reservation_end is not None:
         again = record.last_reservation_end + hold
         if now < again:
@@ -165,11 +175,18 @@ def reserve(record: NumberRecord, provider: str, now: datetime, rules: NumberRul
                 f"possible from {when(again, now)}",
                 again,
             )
+    longer = rules.reservation_hold(number, record.grade, intent_form=True)
+    if intent_form:
+        terms = f"reserved for {hold.days} days with an intent form (free)"
+    elif record.premium and hold < longer:
+        terms = f"reserved for {hold.days} days, no intent form (free; {longer.days} with one)"
+    else:
+        terms = f"reserved for {hold.days} days (free)"
     return _change(
         record,
         now,
         provider,
-        f"reserved for {hold.days} days (free)",
+        terms,
         status=Status.RESERVED,
         since=now,
         until=now + hold,
@@ -312,20 +329,22 @@ def reject(record: NumberRecord, actor: str, reason: str, now: datetime) -> Chan
 
 
 def suspend(record: NumberRecord, actor: str, now: datetime, rules: NumberRules) -> Change:
-    """Suspension with the number kept: no calls, a keeping fee each month of it."""
+    """Suspension with the number kept: no calls, a keeping fee each calendar month of it."""
     if record.status is not Status.ACTIVE:
         raise _not_now(record, "suspended", now)
-    left = rules.suspension_limit - record.suspended_before
-    if left <= timedelta(0):
+    ends = rules.suspension_ends(now, record.suspended_before)
+    if ends <= now:
         raise Refused(
             f"{record.number} has used its {rules.timing.suspension_limit_months} months "
             f"of suspension: it can only be cancelled"
         )
+    ends_local = ends.astimezone(rules.zone)  # a history note reads the same from any client
     return _change(
         record,
         now,
         actor,
-        f"suspended with the number kept ({_duration(left)} of suspension left)",
+        f"suspended with the number kept (cancelled {ends_local:%Y-%m-%d %H:%M} unless "
+        "resumed first)",
         (_keeping_fee(record.number, now, 1, rules),),
         status=Status.SUSPENDED,
         since=now,
@@ -416,8 +435,9 @@ def _timed_events(record: NumberRecord, rules: NumberRules) -> list[tuple[dateti
         elif status is Status.CANCELLED:
             events.append((until, lambda r, at: _back_to_pool(r, at, "90-day freeze ended")))
     if record.suspended_since is not None and status in _KEPT:
-        used_up = record.suspended_since + rules.suspension_limit - record.suspended_before
-        next_fee = record.suspended_since + rules.keeping_month * record.keeping_months_booked
+        since = record.suspended_since
+        used_up = rules.suspension_ends(since, record.suspended_before)
+        next_fee = rules.keeping_month_starts(since, record.keeping_months_booked + 1)
         limit = rules.timing.suspension_limit_months
         if used_up <= next_fee:
             reason = f"{limit} months of suspension used"
@@ -491,11 +511,13 @@ def _back_to_pool(record: NumberRecord, at: datetime, reason: str) -> Change:
 
 
 def _keeping_fee(number: str, suspended_since: datetime, month: int, rules: NumberRules) -> Fee:
+    """Month `month`'s fee; its ref names the suspension's start in the billing zone, however
+    the record came (the store hands instants back in UTC)."""
     return Fee(
         "subscriber",
         "keeping_fee",
         rules.fees.monthly_keeping,
-        f"keeping@{suspended_since:%Y%m%dT%H%M%S}#{month}",
+        f"keeping@{suspended_since.astimezone(rules.zone):%Y%m%dT%H%M%S}#{month}",
         f"number kept while suspended, month {month}",
     )
 

@@ -55,3 +55,15 @@ def numbers_of(ranges: Iterable[range]) -> Iterator[str]:
             if value not in seen:
                 seen.add(value)
                 yield str(value)
+
+
+def distinct_count(ranges: Iterable[range]) -> int:
+    """How many numbers the ranges name, each once however often listed (`numbers_of`
+    yields that many), counted without listing them."""
+    count, end = 0, None
+    for span in sorted(ranges, key=lambda span: span.start):
+        start = span.start if end is None else max(span.start, end)
+        if span.stop > start:
+            count += span.stop - start
+        end = span.stop if end is None else max(end, span.stop)
+    return count

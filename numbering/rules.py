@@ -1,21 +1,29 @@
 """The numbers' rules an operator sets: grades and fees, and every period of the lifecycle.
 
 Loaded from config/numbers.yaml (every key optional: the defaults are the common market
-terms). Durations carry their unit in their name; money is yuan to the fen.
+terms). Durations carry their unit in their name; money is yuan to the fen. Months are
+calendar months in the billing time zone (router.yaml's `timezone`, which the loader sets):
+a suspension that began on the 31st pays its next keeping fee on the last day of a shorter
+month, and 36 months after 2024-01-01 10:00 is 2027-01-01 10:00.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from calendar import monthrange
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from dialplan.validation import IanaZone
 from numbering.grading import ORDINARY, Pattern, pattern_of
 from numbering.segments import segment_of
 from rating.model_base import Strict
 from rating.money import Money
+from rating.tariff import DEFAULT_TIMEZONE
 
 
 class GradeRule(Strict):
@@ -65,19 +73,23 @@ class Fees(Strict):
     opening: Money = Field(Decimal("600.00"), description="booked when the number is applied for")
     standard_selection: Money = Field(Decimal("0.00"), description="selection fee, ordinary")
     monthly_keeping: Money = Field(
-        Decimal("15.00"), description="each month of suspension with the number kept (10-20)"
+        Decimal("15.00"),
+        description="each calendar month of suspension with the number kept (10-20)",
     )
 
 
 class Timing(Strict):
     reservation_days: int = Field(3, ge=1, description="how long a reservation holds")
-    long_reservation_days: int = Field(30, ge=1, description="premium and long-hold segments")
+    long_reservation_days: int = Field(
+        30, ge=1, description="long-hold segments, and premium numbers with an intent form"
+    )
     long_reservation_segments: list[str] = Field(default_factory=lambda: ["4008"])
     release_freeze_minutes: int = Field(30, ge=0, description="after a release or expiry")
     review_min_working_days: int = Field(1, ge=0)
     review_max_working_days: int = Field(3, ge=1)
-    keeping_month_days: int = Field(30, ge=1, description="a month of suspension, in days")
-    suspension_limit_months: int = Field(36, ge=1, description="over the number's life")
+    suspension_limit_months: int = Field(
+        36, ge=1, description="calendar months of suspension over the number's life"
+    )
     cancellation_notice_days: int = Field(30, ge=0)
     cancelled_freeze_days: int = Field(90, ge=0)
 
@@ -88,6 +100,11 @@ class NumberRules(Strict):
     grades: list[GradeRule] = Field(default_factory=_default_grades, description="best first")
     fees: Fees = Field(default_factory=Fees)
     timing: Timing = Field(default_factory=Timing)
+    timezone: SkipJsonSchema[IanaZone] = Field(
+        DEFAULT_TIMEZONE,
+        description="the billing time zone, router.yaml's `timezone`, set by the loader: "
+        "the months of a suspension are read in it; numbers.yaml does not name it",
+    )
 
     @field_validator("grades")
     @classmethod
@@ -110,10 +127,17 @@ class NumberRules(Strict):
                 return rule.name
         return ORDINARY
 
-    def reservation_hold(self, number: str, grade: str) -> timedelta:
-        """3 days; 30 for premium numbers and the long-hold segments (4008)."""
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def reservation_hold(self, number: str, grade: str, intent_form: bool = False) -> timedelta:
+        """3 days; 30 for the long-hold segments (4008), and for a premium number whose
+        customer signed an intent form (without one a premium number is held 3 days too)."""
         timing = self.timing
-        if grade != ORDINARY or segment_of(number) in timing.long_reservation_segments:
+        if segment_of(number) in timing.long_reservation_segments or (
+            grade != ORDINARY and intent_form
+        ):
             return timedelta(days=timing.long_reservation_days)
         return timedelta(days=timing.reservation_days)
 
@@ -121,14 +145,17 @@ class NumberRules(Strict):
     def release_freeze(self) -> timedelta:
         return timedelta(minutes=self.timing.release_freeze_minutes)
 
-    @property
-    def keeping_month(self) -> timedelta:
-        return timedelta(days=self.timing.keeping_month_days)
+    def keeping_month_starts(self, suspended_since: datetime, month: int) -> datetime:
+        """When month `month` (1 for the first) of a suspension begins: the suspension's day
+        of the month and time, `month - 1` calendar months on, in the billing zone."""
+        return add_months(suspended_since, month - 1, self.zone)
 
-    @property
-    def suspension_limit(self) -> timedelta:
-        """The 36 months a number may spend suspended, in months of `keeping_month_days`."""
-        return self.keeping_month * self.timing.suspension_limit_months
+    def suspension_ends(self, suspended_since: datetime, suspended_before: timedelta) -> datetime:
+        """When a suspension that began at `suspended_since` has used the number's months of
+        suspension: `suspension_limit_months` calendar months after it began, less the time
+        the number spent suspended earlier in its life (counted day for day)."""
+        limit = self.timing.suspension_limit_months
+        return add_months(suspended_since, limit, self.zone) - suspended_before
 
     @property
     def cancellation_notice(self) -> timedelta:
@@ -137,3 +164,13 @@ class NumberRules(Strict):
     @property
     def cancelled_freeze(self) -> timedelta:
         return timedelta(days=self.timing.cancelled_freeze_days)
+
+
+def add_months(start: datetime, months: int, zone: ZoneInfo) -> datetime:
+    """The same local time `months` calendar months after `start`, read in `zone`: the same
+    day of the month, or the month's last day when it is shorter (31 January and one month
+    is 29 February in a leap year; counted from `start`, so two months on is 31 March)."""
+    local = start.astimezone(zone)
+    year, month = divmod(local.year * 12 + local.month - 1 + months, 12)
+    day = min(local.day, monthrange(year, month + 1)[1])
+    return local.replace(year=year, month=month + 1, day=day)

@@ -307,7 +307,8 @@ class Daemon:
     async def _refresh_statuses(self) -> None:
         """Said once when the store cannot be read, and once when it can again."""
         try:
-            await self.services.statuses.refresh(self.store, self.plans.numbers())
+            plans = self.plans
+            await self.services.statuses.refresh(self.store, plans.numbers(), plans.number_rules)
         except StoreUnavailable as error:
             if not self._statuses_unread:
                 log.error("numbers' statuses unreadable, the last read stay in force: %s", error)

@@ -172,6 +172,8 @@ async def _page(
             "history": list(reversed(await console.store.number_history(record.number))),
             "actions": ACTIONS_BY_STATUS.get(record.status, ()),
             "providers": providers,
+            "short_hold": rules.reservation_hold(record.number, record.grade).days,
+            "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "configured": record.number in console.all_numbers(),
             "done": done,
             "refused": refused,
@@ -224,7 +226,8 @@ async def _reserve(
     provider = _field(form, "provider")
     if not provider:
         raise Refused("choose the service provider the number is reserved for")
-    return await desk.reserve(inventory, number, provider, at)
+    intent_form = _field(form, "intent_form") == "yes"
+    return await desk.reserve(inventory, number, provider, at, intent_form=intent_form)
 
 
 async def _apply(

@@ -211,7 +211,7 @@ class CallSession:
     async def _route(self, plan: Plan) -> None:
         now = self.services.clock()
         accounting = self.services.accounting
-        inventory = self.services.statuses.of(plan.number)
+        inventory = self.services.statuses.of(plan.number, now)
         if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
             await self._unknown_number(f"{inventory.status} in the inventory, not in service")
             return

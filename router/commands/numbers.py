@@ -3,7 +3,7 @@
 numbers import FILE                 one number a line, or a range 4006000000-4006009999
 numbers search [--segment 4008] [--grade premium] [--pattern 888] [--status available]
 numbers show N                      status, operator, grade, fee, holder, history
-numbers reserve N --by PROVIDER     numbers release N
+numbers reserve N --by PROVIDER [--intent-form]     numbers release N
 numbers apply N --account A         numbers submit N
 numbers approve N                   numbers reject N --reason R
 numbers suspend N   numbers resume N   numbers cancel N
@@ -26,7 +26,7 @@ from datetime import datetime
 
 from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Refused, Status
-from numbering.number_lists import numbers_of, read_number_list
+from numbering.number_lists import distinct_count, numbers_of, read_number_list
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.commands.arguments import instant, moment, positive, service_number
@@ -100,6 +100,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     reserve = actions.add_parser("reserve", parents=[*parents, one], help="hold for a provider")
     reserve.add_argument("--by", required=True, metavar="PROVIDER", help="the service provider")
+    reserve.add_argument(
+        "--intent-form",
+        action="store_true",
+        help="the customer signed an intent form: a premium number is then held 30 days "
+        "rather than 3 (4008 numbers are held 30 days either way); the history notes it",
+    )
     reserve.set_defaults(run=inventory_command(_reserve))
 
     release = actions.add_parser("release", parents=[*parents, one, by], help="end a reservation")
@@ -268,13 +274,23 @@ async def _import(
         for number in numbers_of(ranges)
         for grade in (rules.grade(number),)
     )
-    total = sum(len(span) for span in ranges)
+    named = distinct_count(ranges)
+    twice = sum(len(span) for span in ranges) - named
     added = await inventory.store.add_numbers(records, now)
-    result = {"named": total, "added": added, "already_in_inventory": total - added}
+    result = {
+        "named": named,
+        "added": added,
+        "already_in_inventory": named - added,
+        "duplicates_in_file": twice,
+    }
     if args.format == "json":
         print_json(result)
-    else:
-        print(f"imported {added} number(s) into the pool; {total - added} already in the inventory")
+        return 0
+    repeated = f"; {twice} duplicate(s) in the file" if twice else ""
+    print(
+        f"imported {added} number(s) into the pool; {named - added} already in the "
+        f"inventory{repeated}"
+    )
     return 0
 
 
@@ -342,7 +358,8 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
 async def _reserve(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
-    _print(args, books, await desk.reserve(inventory, args.number, args.by, now))
+    changes = await desk.reserve(inventory, args.number, args.by, now, intent_form=args.intent_form)
+    _print(args, books, changes)
     return 0
 
 

@@ -21,6 +21,7 @@ from dialplan.evaluator import RoutingState, decide, follow_keys, skip_menus
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
+from numbering.rules import NumberRules
 from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS
 from router.call.features import IVR, NO_IVR, feature_on
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {problem}")
     zone = ZoneInfo(plan.timezone)
     at = _instant(args.at, zone)
-    usage, counters = _usage(config.settings, config.tariffs, plan, at)
+    usage, counters = _usage(config.settings, config.tariffs, config.number_rules, plan, at)
     state = RoutingState(config.calendar)
     call = Call(plan.number, locate(args.caller))
     caller = describe_caller(call.caller)
@@ -158,7 +159,11 @@ def _instant(value: date | datetime | None, zone: ZoneInfo) -> datetime:
 
 
 def _usage(
-    settings: RouterSettings, tariffs: Tariffs | None, plan: Plan, at: datetime
+    settings: RouterSettings,
+    tariffs: Tariffs | None,
+    rules: NumberRules,
+    plan: Plan,
+    at: datetime,
 ) -> tuple[Usage, str]:
     """The counters the router would read for this call (balance, month and day cost,
     calls this month) from the configured store, so simulate and serve agree; and a line
@@ -170,7 +175,7 @@ def _usage(
         return Usage(), ""
     month = f"{at.astimezone(plan.zone()):%Y-%m}"
     try:
-        call = asyncio.run(_read_counters(settings, tariffs, plan, at))
+        call = asyncio.run(_read_counters(settings, tariffs, rules, plan, at))
     except StoreUnavailable as error:
         return Usage(), f"usage: unreadable ({error}); the router connects without limits then"
     if call is None:  # no store yet: the router's first call sees empty counters
@@ -188,7 +193,11 @@ def _usage(
 
 
 async def _read_counters(
-    settings: RouterSettings, tariffs: Tariffs | None, plan: Plan, at: datetime
+    settings: RouterSettings,
+    tariffs: Tariffs | None,
+    rules: NumberRules,
+    plan: Plan,
+    at: datetime,
 ) -> CallAccount | None:
     """The router's own read of the counters; None when its SQLite file does not exist."""
     location = parse_store_url(configured_store_url(settings))
@@ -201,7 +210,7 @@ async def _read_counters(
             store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
         )
         record = await store.number_record(plan.number)
-        status = None if record is None else inventory_status(record).on_calls
+        status = None if record is None else inventory_status(record, at, rules).on_calls
         return await accounting.open_call(plan, tariffs, at, status)
     finally:
         await store.close()

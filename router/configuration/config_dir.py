@@ -59,7 +59,9 @@ def load_config(directory: str | Path) -> ConfigSet:
         except ConfigError as error:
             config.problems.extend(error.problems)
     try:
-        config.number_rules = load_number_rules(config.directory / NUMBERS_FILE)
+        config.number_rules = load_number_rules(
+            config.directory / NUMBERS_FILE, config.settings.zone()
+        )
     except ConfigError as error:
         config.problems.extend(error.problems)
     config.plans, plan_problems = load_plans(config.directory / PLANS_DIR)

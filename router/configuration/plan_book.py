@@ -51,7 +51,7 @@ class PlanBook:
         self.zone = zone
         self.calendar = OfficialCalendar()
         self.tariffs: Tariffs | None = None
-        self.number_rules = NumberRules()
+        self.number_rules = NumberRules(timezone=zone.key)
         """config/numbers.yaml: the periods the daemon's numbers tick applies."""
         self.version = 0
         self.reloads_ok = 0
@@ -95,7 +95,7 @@ class PlanBook:
             except ConfigError as error:  # the previous tariffs keep pricing calls
                 problems.extend(error.problems)
         try:
-            self.number_rules = load_number_rules(self.config_dir / NUMBERS_FILE)
+            self.number_rules = load_number_rules(self.config_dir / NUMBERS_FILE, self.zone)
         except ConfigError as error:  # the previous rules keep ticking
             problems.extend(error.problems)
         self._plans = plans

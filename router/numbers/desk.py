@@ -5,7 +5,8 @@ here, so a number's life follows the same rules whichever way it is changed.
 numbering.lifecycle decides each transition; this module binds an action's arguments, checks
 what the state machine cannot know (the service provider exists, the subscriber belongs to
 the reserving provider, its real-name material was given) and has `Inventory.act` write it.
-Every refusal is a `Refused` with one line, and nothing written.
+Every refusal is a `Refused` with one line, and nothing written: a new subscriber is written
+in the transaction of the transition that locks the number to it, never before it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from datetime import datetime
 
 from numbering import lifecycle
 from numbering.lifecycle import Change
-from router.numbers.inventory import Action, Inventory
-from router.storage.number_rows import PartyRow
+from router.numbers.inventory import ATTEMPTS, Action, Inventory
+from router.storage.number_rows import NameTaken, PartyRow
 
 SIMPLE_ACTIONS = ("release", "approve", "reject", "suspend", "resume", "cancel")
 """The actions that need nothing but who does them (and a reason for a rejection)."""
@@ -54,14 +55,21 @@ async def act(
     return await inventory.act(number, at, simple_action(inventory, name, actor, reason))
 
 
-async def reserve(inventory: Inventory, number: str, provider: str, at: datetime) -> list[Change]:
-    """Hold a number for a service provider (reserving is free)."""
+async def reserve(
+    inventory: Inventory, number: str, provider: str, at: datetime, *, intent_form: bool = False
+) -> list[Change]:
+    """Hold a number for a service provider (reserving is free); `intent_form`: the customer
+    signed an intent form, which a premium number needs to be held 30 days rather than 3."""
     await inventory.record(number)  # in the inventory at all, before anything else
     if not await inventory.store.providers(provider):
         raise lifecycle.Refused(f"no service provider {provider} (hotline400 providers add)")
     rules = inventory.rules
     return await inventory.act(
-        number, at, lambda record, moment: lifecycle.reserve(record, provider, moment, rules)
+        number,
+        at,
+        lambda record, moment: lifecycle.reserve(
+            record, provider, moment, rules, intent_form=intent_form
+        ),
     )
 
 
@@ -75,39 +83,58 @@ async def apply(
     material: Material | None = None,
 ) -> list[Change]:
     """Lock a reserved number to a subscriber, who signed and prepaid; a new subscriber is
-    made under the reserving provider. With the real-name material, it is submitted for
-    review at once."""
-    store, rules = inventory.store, inventory.rules
+    made under the reserving provider, in the same transaction. With the real-name material,
+    it is submitted for review at once, in that transaction too."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await _apply_once(inventory, number, subscriber, at, full_name, material)
+        except NameTaken:  # made by another operator meanwhile: read it, its provider decides
+            continue
+    raise lifecycle.Refused(f"subscriber {subscriber} is being changed by others: try again")
+
+
+async def _apply_once(
+    inventory: Inventory,
+    number: str,
+    subscriber: str,
+    at: datetime,
+    full_name: str | None,
+    material: Material | None,
+) -> list[Change]:
+    store, rules, calendar = inventory.store, inventory.rules, inventory.calendar
     existing = await store.subscribers(name=subscriber)
     record = await inventory.record(number)
     caught_up = lifecycle.catch_up(record, at, rules)
     current = caught_up[-1].after if caught_up else record
     provider = existing[0].provider if existing else current.provider
     lifecycle.apply(current, subscriber, provider or "", at, rules)  # refuses before writing
+    assert provider is not None
     if existing and material is not None:
         raise lifecycle.Refused(
             f"subscriber {subscriber} exists: its material is kept as it was given"
         )
+    party = None
     if not existing:
-        assert provider is not None
         given = material or Material("", "", "")
-        await store.add_party(
-            PartyRow(
-                subscriber,
-                full_name or subscriber,
-                given.licence,
-                given.legal_representative,
-                given.id_masked,
-                at,
-                provider,
-            )
+        party = PartyRow(
+            subscriber,
+            full_name or subscriber,
+            given.licence,
+            given.legal_representative,
+            given.id_masked,
+            at,
+            provider,
         )
-    changes = await inventory.act(
-        number, at, lambda r, moment: lifecycle.apply(r, subscriber, provider or "", moment, rules)
-    )
-    if material is not None:
-        changes += await submit(inventory, number, at)
-    return changes
+    holder: str = provider
+
+    def applying(r: lifecycle.NumberRecord, moment: datetime) -> Change:
+        return lifecycle.apply(r, subscriber, holder, moment, rules)
+
+    def submitting(r: lifecycle.NumberRecord, moment: datetime) -> Change:
+        return lifecycle.submit(r, moment, rules, calendar)
+
+    then = submitting if material is not None else None
+    return await inventory.act(number, at, applying, then=then, party=party)
 
 
 async def submit(inventory: Inventory, number: str, at: datetime) -> list[Change]:

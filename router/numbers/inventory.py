@@ -20,6 +20,7 @@ from dialplan.calendar import OfficialCalendar
 from numbering.lifecycle import Change, Fee, NumberRecord, Refused, catch_up, when
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.number_rows import PartyRow
 from router.storage.protocol import Store
 
 Action = Callable[[NumberRecord, datetime], Change]
@@ -51,11 +52,21 @@ class Inventory:
             raise NotInInventory(f"{number} is not in the inventory (hotline400 numbers import)")
         return record
 
-    async def act(self, number: str, at: datetime, action: Action | None) -> list[Change]:
-        """Catch up the number to `at`, then make `action`'s transition; the changes written.
+    async def act(
+        self,
+        number: str,
+        at: datetime,
+        action: Action | None,
+        *,
+        then: Action | None = None,
+        party: PartyRow | None = None,
+    ) -> list[Change]:
+        """Catch up the number to `at`, then make `action`'s transition, and `then`'s after
+        it; the changes written, with the subscriber `party` when one is given (added in the
+        same transaction: router.storage.number_rows.NameTaken if its name was taken).
 
-        Refused (nothing written) when the rules do not allow it, or when `at` is before the
-        number's last transition: its history is never rewritten.
+        Refused (nothing written) when the rules do not allow either transition, or when
+        `at` is before the number's last transition: its history is never rewritten.
         """
         for _ in range(ATTEMPTS):
             record = await self.record(number)
@@ -65,20 +76,22 @@ class Inventory:
                     f"happen before it (--at)"
                 )
             changes = catch_up(record, at, self.rules)
-            current = changes[-1].after if changes else record
-            if action is not None:
-                changes.append(action(current, at))
+            for make in (action, then):
+                if make is not None:
+                    changes.append(make(changes[-1].after if changes else record, at))
             if not changes:
                 return []
-            if await self.write(changes):
+            if await self.write(changes, party):
                 return changes
         raise Refused(f"{number} is being changed by others: try again")
 
-    async def write(self, changes: Sequence[Change]) -> bool:
-        """Write transitions of one number with the fees they book; False if it moved on."""
+    async def write(self, changes: Sequence[Change], party: PartyRow | None = None) -> bool:
+        """Write transitions of one number with the fees they book (and a new subscriber
+        `party`, in the same transaction); False if the number moved on."""
         after = changes[-1].after
         fees = [[self.ledger_entry(change, fee) for fee in change.fees] for change in changes]
-        return await self.store.record_changes(changes, after.due_at(self.rules), fees)
+        due = after.due_at(self.rules)
+        return await self.store.record_changes(changes, due, fees, party=party)
 
     def ledger_entry(self, change: Change, fee: Fee) -> LedgerEntry:
         """A fee on the account the rules name: the subscriber's (the 400 number's own

@@ -62,6 +62,10 @@ class PartyRow:
     """The subscriber's service provider; None for a provider."""
 
 
+class NameTaken(Exception):
+    """A provider or subscriber of that name exists already: nothing was written."""
+
+
 def _us(moment: datetime | None) -> int | None:
     return None if moment is None else epoch_us(moment)
 

@@ -2,9 +2,10 @@
 sessions, written once.
 
 A transition is written by one conditional UPDATE on the number's `version` (the version
-the transition was computed from), in the same transaction as its history rows and the fees
-it books: of two operators or routers acting on one number at the same instant, one updates
-the row and the other updates nothing and is told so, whatever the engine.
+the transition was computed from), in the same transaction as its history rows, the fees
+it books and the subscriber it makes, if any: of two operators or routers acting on one
+number at the same instant, one updates the row and the other updates nothing and is told
+so, whatever the engine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from router.storage.number_patterns import pattern_ranges
 from router.storage.number_rows import (
     RECORD_COLUMNS,
     HistoryEntry,
+    NameTaken,
     PartyRow,
     history_from_row,
     history_params,
@@ -164,11 +166,15 @@ class NumberTables(SessionSource):
         changes: Sequence[Change],
         due: datetime | None,
         fees: Sequence[Sequence[LedgerEntry]],
+        *,
+        party: PartyRow | None = None,
     ) -> bool:
         """Write the transitions of one number, made in order from the record as read, with
-        the fees each books (`fees[i]` for `changes[i]`) and when its next time-driven
-        transition falls due. False, with nothing written, when the number changed since it
-        was read (another operator or router was first)."""
+        the fees each books (`fees[i]` for `changes[i]`), when its next time-driven
+        transition falls due, and the subscriber `party` they lock the number to, when it is
+        new. False, with nothing written, when the number changed since it was read
+        (another operator or router was first); NameTaken, with nothing written, when
+        `party`'s name was taken meanwhile."""
         first, last = changes[0], changes[-1]
         update = (*record_params(last.after)[1:], None if due is None else epoch_us(due))
         ledger_rows = sorted(
@@ -181,6 +187,8 @@ class NumberTables(SessionSource):
             )
             if moved != 1:
                 return False
+            if party is not None and await session.execute(*_party_insert(party)) != 1:
+                raise NameTaken(party.name)  # rolls the transaction back
             for change, booked in zip(changes, fees, strict=True):
                 await session.execute(
                     _INSERT_HISTORY,
@@ -206,21 +214,8 @@ class NumberTables(SessionSource):
     async def add_party(self, party: PartyRow) -> bool:
         """Add a provider (`party.provider` None) or a subscriber of one; False if the name
         is taken."""
-        params = (
-            party.name,
-            party.full_name,
-            party.licence,
-            party.legal_representative,
-            party.id_masked,
-            epoch_us(party.created_at),
-        )
         async with self._single_write() as session:
-            if party.provider is None:
-                sql = f"INSERT INTO providers ({_PARTY}) VALUES (?, ?, ?, ?, ?, ?)"
-            else:
-                sql = f"INSERT INTO subscribers ({_PARTY}, provider) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                params = (*params, party.provider)
-            return await session.execute(f"{sql} ON CONFLICT (name) DO NOTHING", params) == 1
+            return await session.execute(*_party_insert(party)) == 1
 
     async def providers(self, name: str | None = None) -> list[PartyRow]:
         """Every service provider by name, or the one named."""
@@ -246,6 +241,25 @@ class NumberTables(SessionSource):
                 where.params,
             )
         return [party_from_row(row) for row in rows]
+
+
+def _party_insert(party: PartyRow) -> tuple[str, tuple[object, ...]]:
+    """The statement adding a provider or subscriber unless its name is taken, and its
+    parameters."""
+    params: tuple[object, ...] = (
+        party.name,
+        party.full_name,
+        party.licence,
+        party.legal_representative,
+        party.id_masked,
+        epoch_us(party.created_at),
+    )
+    if party.provider is None:
+        sql = f"INSERT INTO providers ({_PARTY}) VALUES (?, ?, ?, ?, ?, ?)"
+    else:
+        sql = f"INSERT INTO subscribers ({_PARTY}, provider) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        params = (*params, party.provider)
+    return f"{sql} ON CONFLICT (name) DO NOTHING", params
 
 
 def _segment_bounds(segment: str) -> tuple[str, str]:

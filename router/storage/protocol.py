@@ -276,9 +276,13 @@ class Store(Protocol):
         changes: Sequence[Change],
         due: datetime | None,
         fees: Sequence[Sequence[LedgerEntry]],
+        *,
+        party: PartyRow | None = None,
     ) -> bool:
-        """Write one number's transitions, their history and fees in one transaction, if the
-        number is still at the version they were made from; else write nothing, False."""
+        """Write one number's transitions, their history and fees (and `party`, the new
+        subscriber they lock it to) in one transaction, if the number is still at the
+        version they were made from; else write nothing, False. NameTaken (nothing written)
+        when `party`'s name is taken."""
 
     async def number_history(self, number: str) -> list[HistoryEntry]:
         """Every transition of a number, oldest first."""

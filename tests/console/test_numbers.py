@@ -5,7 +5,7 @@ every change is audited; a subscriber sees the numbers it holds and nothing else
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from numbering.lifecycle import NumberRecord, Status
@@ -15,7 +15,7 @@ from router.numbers import desk
 from router.numbers.inventory import Inventory
 from router.storage.location import ConfiguredStore
 from router.storage.number_rows import PartyRow
-from tests.console.harness import CLINIC, NOW, SHOP, csrf_of, running_console
+from tests.console.harness import CLINIC, NOW, SHANGHAI, SHOP, csrf_of, running_console
 
 RULES = NumberRules()
 POOL = [f"40088880{n:02d}" for n in range(40)] + ["4006172839", "4001357924"]
@@ -177,3 +177,66 @@ async def test_a_subscriber_sees_its_own_numbers_only_and_cannot_act(tmp_path: P
         assert (await clinic.get(f"/numbers/{CLINIC}")).status_code == 200
         await shop.aclose()
         await clinic.aclose()
+
+
+async def test_a_special_number_is_held_30_days_only_with_an_intent_form(tmp_path: Path) -> None:
+    signed, unsigned, ordinary = "4006585858", "4006121212", "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        await site.store.add_numbers(
+            [NumberRecord(n, RULES.grade(n), RULES.fee_of_grade[RULES.grade(n)])
+             for n in (signed, unsigned)],
+            NOW - timedelta(days=1),
+        )  # fmt: skip
+        ops = await site.signed_in("ops")
+        page = await ops.get(f"/numbers/{signed}")
+        assert 'data-testid="intent-form"' in page.text
+        assert "a special number is held 30 days with one, 3 without" in page.text
+        assert 'data-testid="intent-form"' not in (await ops.get(f"/numbers/{ordinary}")).text
+        token = await csrf_of(ops, f"/numbers/{signed}")
+        for number, form in ((signed, {"intent_form": "yes"}), (unsigned, {})):
+            response = await ops.post(
+                f"/numbers/{number}/actions/reserve",
+                data={"csrf": token, "provider": PROVIDER, **form},
+            )
+            assert response.status_code == 303
+        held = await site.store.number_record(signed)
+        assert held is not None and held.until == NOW + timedelta(days=30)
+        assert (
+            "reserved for 30 days with an intent form (free)"
+            in (await ops.get(f"/numbers/{signed}")).text
+        )
+        short = await site.store.number_record(unsigned)
+        assert short is not None and short.until == NOW + timedelta(days=3)
+        [history] = await site.store.number_history(unsigned)
+        assert history.reason == "reserved for 3 days, no intent form (free; 30 with one)"
+        await ops.aclose()
+
+
+async def test_review_days_are_beijing_dates_though_the_consoles_clock_reads_utc(
+    tmp_path: Path,
+) -> None:
+    # Friday 2024-06-07 07:00 in Beijing, Thursday 23:00 UTC; Saturday 8 rests and Monday 10
+    # is the Dragon Boat Festival: the first working day after it is Tuesday 11.
+    friday = datetime(2024, 6, 7, 7, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    clock = Clock(friday - timedelta(hours=1))
+    number = "4006172839"
+    async with running_console(tmp_path, clock=clock) as site:
+        await site.store.add_numbers([NumberRecord(number)], friday - timedelta(days=1))
+        await site.store.add_party(PartyRow(PROVIDER, "East Telecom Reseller", "", "", "", friday))
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        await desk.reserve(inventory, number, PROVIDER, clock.now)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        [_, review] = await desk.apply(inventory, number, "acme", friday, material=material)
+        assert review.after.until == datetime(2024, 6, 13, 7, 0, tzinfo=SHANGHAI)
+        tries = [((2024, 6, 8, 7, 30), 409), ((2024, 6, 11, 6, 59), 409), ((2024, 6, 11, 7), 303)]
+        for beijing, code in tries:
+            clock.now = datetime(*beijing, tzinfo=SHANGHAI).astimezone(UTC)
+            ops = await site.signed_in("ops")  # sessions last 12 hours
+            token = await csrf_of(ops, f"/numbers/{number}")
+            response = await ops.post(f"/numbers/{number}/actions/approve", data={"csrf": token})
+            assert response.status_code == code, beijing
+            await ops.aclose()
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.ACTIVE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ from dialplan.calendar import OfficialCalendar
 from numbering import lifecycle
 from numbering.grading import ORDINARY, pattern_of
 from numbering.lifecycle import NumberRecord, Refused, Status
-from numbering.rules import GradeRule, NumberRules
+from numbering.rules import GradeRule, NumberRules, add_months
 from numbering.segments import Operator, operator_of
 from numbering.working_days import add_working_days
 
@@ -129,10 +129,34 @@ def test_a_reservation_holds_three_days_and_is_free():
     assert change.after.version == 1
 
 
-@pytest.mark.parametrize("number", ["4008031475", "4006031888"])
-def test_4008_numbers_and_premium_numbers_are_held_thirty_days(number):
-    change = lifecycle.reserve(record(number), "acme", at("2026-12-01 10:00"), RULES)
-    assert change.after.until == at("2026-12-31 10:00")
+@pytest.mark.parametrize("intent_form", [False, True])
+def test_4008_numbers_are_held_thirty_days_with_or_without_an_intent_form(intent_form):
+    for number in ("4008031475", "4008888888"):  # ordinary and premium
+        change = lifecycle.reserve(
+            record(number), "acme", at("2026-12-01 10:00"), RULES, intent_form=intent_form
+        )
+        assert change.after.until == at("2026-12-31 10:00")
+
+
+@pytest.mark.parametrize("number", ["4006031888", "4006888888", "4001234567"])
+def test_a_special_number_is_held_thirty_days_only_with_an_intent_form(number):
+    assert RULES.grade(number) != ORDINARY
+    without = lifecycle.reserve(record(number), "acme", at("2026-12-01 10:00"), RULES)
+    assert without.after.until == at("2026-12-04 10:00")
+    assert without.reason == "reserved for 3 days, no intent form (free; 30 with one)"
+    signed = lifecycle.reserve(
+        record(number), "acme", at("2026-12-01 10:00"), RULES, intent_form=True
+    )
+    assert signed.after.until == at("2026-12-31 10:00")
+    assert signed.reason == "reserved for 30 days with an intent form (free)"
+
+
+def test_an_intent_form_does_not_lengthen_an_ordinary_numbers_hold_but_is_noted():
+    change = lifecycle.reserve(
+        record("4006031475"), "acme", at("2026-12-01 10:00"), RULES, intent_form=True
+    )
+    assert change.after.until == at("2026-12-04 10:00")
+    assert change.reason == "reserved for 3 days with an intent form (free)"
 
 
 def test_a_reserved_number_cannot_be_reserved_again_and_says_until_when():
@@ -235,6 +259,21 @@ def test_a_rejected_review_leaves_the_number_locked_for_new_material():
     assert lifecycle.submit(change.after, at("2026-12-03 10:00"), RULES, CALENDAR)
 
 
+def test_review_counts_working_days_on_beijing_dates_whatever_zone_the_instant_is_in():
+    # Friday 2024-06-07 07:00 in Beijing is Thursday 23:00 UTC, as the store hands it back
+    # and the console's clock reads it; Sat 8 and Sun 9 rest, Mon 10 is Dragon Boat Festival.
+    friday = at("2024-06-07 07:00")
+    review = lifecycle.submit(applied(), friday.astimezone(UTC), RULES, CALENDAR).after
+    assert review.until == at("2024-06-13 07:00")  # Tue 11, Wed 12, Thu 13
+    stored = dataclasses.replace(review, since=friday.astimezone(UTC), until=review.until)
+    for now in (at("2024-06-08 07:30"), at("2024-06-08 07:30").astimezone(UTC)):
+        with pytest.raises(Refused) as refused:
+            lifecycle.approve(stored, "operator", now, RULES, CALENDAR)
+        assert refused.value.possible_at == at("2024-06-11 07:00")
+    assert lifecycle.approve(stored, "operator", at("2024-06-11 07:00"), RULES, CALENDAR)
+    assert add_working_days(friday.astimezone(UTC), 1, CALENDAR) == at("2024-06-11 07:00")
+
+
 def test_working_days_follow_the_official_calendar():
     thursday = at("2026-09-24 09:00")  # before the Mid-autumn Festival, Fri 25 to Sun 27
     assert add_working_days(thursday, 0, CALENDAR) == thursday
@@ -257,9 +296,9 @@ def test_suspension_keeps_the_number_and_books_a_keeping_fee_each_month():
     assert suspended.after.status is Status.SUSPENDED
     assert [(f.kind, f.amount) for f in suspended.fees] == [("keeping_fee", Decimal("15.00"))]
     months = lifecycle.catch_up(suspended.after, at("2026-05-01 00:00"), RULES)
-    assert [(c.at, c.fees[0].ref) for c in months] == [
-        (at("2026-03-31 00:00"), "keeping@20260301T000000#2"),
-        (at("2026-04-30 00:00"), "keeping@20260301T000000#3"),
+    assert [(c.at, c.fees[0].ref) for c in months] == [  # calendar months
+        (at("2026-04-01 00:00"), "keeping@20260301T000000#2"),
+        (at("2026-05-01 00:00"), "keeping@20260301T000000#3"),
     ]
     assert all(c.after.status is Status.SUSPENDED for c in months)
     resumed = lifecycle.resume(months[-1].after, "acme", at("2026-05-01 00:00"))
@@ -267,23 +306,80 @@ def test_suspension_keeps_the_number_and_books_a_keeping_fee_each_month():
     assert resumed.after.suspended_before == timedelta(days=61)
 
 
-def test_suspension_is_limited_to_36_months_over_the_life_then_the_number_is_cancelled():
-    number = active()
-    first = lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES).after
-    number = lifecycle.resume(first, "acme", at("2026-03-31 00:00")).after  # 30 days used
-    second = lifecycle.suspend(number, "acme", at("2027-01-01 00:00"), RULES).after
-    changes = lifecycle.catch_up(second, at("2030-01-01 00:00"), RULES)
-    *fees, cancelled = changes
-    assert len(fees) == 34  # months 2..35 of the second suspension, 36 in all
-    assert cancelled.after.status is Status.CANCELLED
-    assert cancelled.at == at("2027-01-01 00:00") + timedelta(days=36 * 30 - 30)
+def test_one_suspension_ends_36_calendar_months_after_it_began_with_a_fee_each_month():
+    suspended = lifecycle.suspend(active(), "acme", at("2024-01-01 10:00"), RULES)
+    assert suspended.reason == (
+        "suspended with the number kept (cancelled 2027-01-01 10:00 unless resumed first)"
+    )
+    year = lifecycle.catch_up(suspended.after, at("2024-12-31 10:00"), RULES)
+    assert [c.at for c in year] == [at(f"2024-{month:02d}-01 10:00") for month in range(2, 13)]
+    *months, cancelled, _ = lifecycle.catch_up(suspended.after, at("2027-06-01 00:00"), RULES)
+    assert len(months) == 35  # 36 fees with the first
+    assert months[-1].at == at("2026-12-01 10:00")
+    assert (cancelled.at, cancelled.after.status) == (at("2027-01-01 10:00"), Status.CANCELLED)
     assert cancelled.reason.startswith("cancelled (36 months of suspension used)")
 
 
+def test_a_suspension_from_the_31st_pays_on_the_last_day_of_shorter_months():
+    suspended = lifecycle.suspend(active(), "acme", at("2024-01-31 09:00"), RULES).after
+    months = lifecycle.catch_up(suspended, at("2024-05-31 09:00"), RULES)
+    assert [c.at for c in months] == [
+        at("2024-02-29 09:00"),
+        at("2024-03-31 09:00"),
+        at("2024-04-30 09:00"),
+        at("2024-05-31 09:00"),
+    ]
+
+
+def test_months_are_read_in_the_billing_zone_however_the_instant_is_stored():
+    # Suspended 2024-01-31 20:00 UTC, which is 1 February 04:00 in Beijing.
+    since = datetime(2024, 1, 31, 20, 0, tzinfo=UTC)
+    suspended = lifecycle.suspend(active("2023-12-04 09:00"), "acme", since, RULES).after
+    stored = dataclasses.replace(suspended, since=since, suspended_since=since)
+    [month] = lifecycle.catch_up(stored, at("2024-03-01 04:00"), RULES)
+    assert month.at == at("2024-03-01 04:00")
+    assert month.fees[0].ref == "keeping@20240201T040000#2"
+    berlin = NumberRules(timezone="Europe/Berlin")  # 31 January 21:00 there
+    [month] = lifecycle.catch_up(stored, datetime(2024, 3, 1, tzinfo=UTC), berlin)
+    assert month.at == datetime(2024, 2, 29, 21, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+def test_adding_months_keeps_the_day_or_takes_the_months_last():
+    start = at("2024-01-31 10:00")
+    assert [add_months(start, n, TZ).date().isoformat() for n in (1, 2, 13, 25, 36)] == [
+        "2024-02-29",
+        "2024-03-31",
+        "2025-02-28",
+        "2026-02-28",
+        "2027-01-31",
+    ]
+    assert add_months(start, 0, TZ) == start
+
+
+def test_suspension_is_limited_to_36_months_over_the_life_then_the_number_is_cancelled():
+    # The months of the latest suspension are calendar months; the earlier suspensions of the
+    # number's life count day for day against them.
+    number = active()
+    first = lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES).after
+    number = lifecycle.resume(first, "acme", at("2026-03-31 00:00")).after  # 30 days used
+    second = lifecycle.suspend(number, "acme", at("2027-01-01 00:00"), RULES)
+    assert "cancelled 2029-12-02 00:00 unless resumed first" in second.reason
+    changes = lifecycle.catch_up(second.after, at("2030-01-01 00:00"), RULES)
+    *fees, cancelled = changes
+    assert len(fees) == 35  # months 2..36 of the second suspension (the 36th one day long)
+    assert cancelled.after.status is Status.CANCELLED
+    assert cancelled.at == at("2030-01-01 00:00") - timedelta(days=30)
+    assert cancelled.reason.startswith("cancelled (36 months of suspension used)")
+    assert cancelled.after.suspended_before == at("2029-12-02 00:00") - at("2026-12-02 00:00")
+
+
 def test_a_number_with_no_suspension_left_cannot_be_suspended():
-    number = dataclasses.replace(active(), suspended_before=RULES.suspension_limit)
+    used = at("2029-03-01 00:00") - at("2026-03-01 00:00")  # 36 calendar months from now
+    number = dataclasses.replace(active(), suspended_before=used)
     with pytest.raises(Refused, match="has used its 36 months of suspension"):
         lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES)
+    fresh = dataclasses.replace(number, suspended_before=used - timedelta(hours=1))
+    assert lifecycle.suspend(fresh, "acme", at("2026-03-01 00:00"), RULES)
 
 
 def test_cancellation_after_thirty_days_notice_then_ninety_days_frozen_then_the_pool():
@@ -301,7 +397,7 @@ def test_a_suspended_number_given_notice_keeps_paying_to_keep_it_until_cancelled
     suspended = lifecycle.suspend(active(), "acme", at("2026-03-01 00:00"), RULES).after
     requested = lifecycle.cancel(suspended, "acme", at("2026-03-10 00:00"), RULES).after
     fee, cancelled = lifecycle.catch_up(requested, at("2026-04-10 00:00"), RULES)
-    assert fee.at == at("2026-03-31 00:00") and fee.fees[0].kind == "keeping_fee"
+    assert fee.at == at("2026-04-01 00:00") and fee.fees[0].kind == "keeping_fee"
     assert cancelled.at == at("2026-04-09 00:00")
 
 

@@ -81,7 +81,31 @@ def test_import_reads_ranges_and_numbers_and_a_second_import_adds_nothing(config
     code, out, _ = run(config, capsys, "numbers", "import", "numbers.txt")
     assert code == 0 and "imported 1001 number(s) into the pool; 0 already" in out
     code, out, _ = run(config, capsys, "numbers", "import", "numbers.txt", "--format", "json")
-    assert json.loads(out) == {"named": 1001, "added": 0, "already_in_inventory": 1001}
+    assert json.loads(out) == {
+        "named": 1001,
+        "added": 0,
+        "already_in_inventory": 1001,
+        "duplicates_in_file": 0,
+    }
+
+
+def test_import_counts_a_number_the_file_names_twice_once(config, capsys):
+    (config.parent / "twice.txt").write_text(
+        "4006031475\n4006031470-4006031479\n", encoding="utf-8"
+    )
+    code, out, _ = run(config, capsys, "numbers", "import", "twice.txt")
+    assert (code, out) == (
+        0,
+        "imported 10 number(s) into the pool; 0 already in the inventory; "
+        "1 duplicate(s) in the file\n",
+    )
+    code, out, _ = run(config, capsys, "numbers", "import", "twice.txt", "--format", "json")
+    assert json.loads(out) == {
+        "named": 10,
+        "added": 0,
+        "already_in_inventory": 10,
+        "duplicates_in_file": 1,
+    }
 
 
 def test_search_by_segment_grade_pattern_and_status(stocked, capsys):
@@ -287,6 +311,45 @@ def test_refusals_change_nothing(stocked, capsys):
     assert (code, err) == (1, "a service provider sp-east exists already\n")
 
 
+def test_a_refused_application_writes_no_subscriber_and_the_corrected_one_passes(stocked, capsys):
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+        "--at", "2026-12-03 10:00")  # fmt: skip
+    code, _, err = run(
+        stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-03 09:00",
+    )  # fmt: skip
+    assert (code, err) == (
+        1,
+        f"{ORDINARY} changed last at 2026-12-03 10:00: an action cannot happen before it (--at)\n",
+    )
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    assert json.loads(out)["subscribers"] == []
+    code, out, _ = run(
+        stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-03 11:00",
+    )  # fmt: skip
+    assert code == 0 and "reserved -> applied" in out and "applied -> under_review" in out
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    [acme] = json.loads(out)["subscribers"]
+    assert acme["name"] == "acme"
+
+
+def test_a_special_number_is_held_30_days_with_an_intent_form_and_3_without(stocked, capsys):
+    (stocked.parent / "special.txt").write_text("4006585858\n4006121212\n", encoding="utf-8")
+    run(stocked, capsys, "numbers", "import", "special.txt")
+    code, out, _ = run(
+        stocked, capsys, "numbers", "reserve", "4006585858", "--by", "sp-east", "--intent-form",
+        "--at", "2026-12-01 10:00",
+    )  # fmt: skip
+    assert code == 0 and "reserved for 30 days with an intent form (free)" in out
+    code, out, _ = run(stocked, capsys, "numbers", "reserve", "4006121212", "--by", "sp-east",
+                       "--at", "2026-12-01 10:00")  # fmt: skip
+    assert code == 0 and "reserved for 3 days, no intent form (free; 30 with one)" in out
+    for number, until in (("4006585858", "2026-12-31 10:00"), ("4006121212", "2026-12-04 10:00")):
+        code, out, _ = run(stocked, capsys, "numbers", "show", number, "--format", "json")
+        assert json.loads(out)["until"] == until
+
+
 def _reserve_in_a_process(config: Path, provider: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "router.cli", "numbers", "reserve", PREMIUM, "--by", provider,
@@ -370,3 +433,20 @@ def test_a_numbers_file_with_a_problem_blocks_the_numbers_commands_with_its_line
     assert err.startswith(f"{config / 'numbers.yaml'}:2 timing.reservation_days: ")
     assert main(["check", str(config)]) == 1
     assert f"{config / 'numbers.yaml'}:2 timing.reservation_days" in capsys.readouterr().out
+
+
+def test_a_numbers_file_naming_a_retired_setting_or_a_zone_says_what_to_do(config, capsys):
+    (config / "numbers.yaml").write_text(
+        "timezone: Europe/Berlin\ntiming:\n  keeping_month_days: 30\n", encoding="utf-8"
+    )
+    code, out, err = run(config, capsys, "numbers", "search")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"{config / 'numbers.yaml'}:1 timezone: the billing time zone is router.yaml's timezone; "
+        "remove it from this file (and 1 more)"
+    )
+    assert main(["check", str(config)]) == 1
+    assert (
+        f"{config / 'numbers.yaml'}:3 timing.keeping_month_days: a keeping month is a calendar "
+        "month now"
+    ) in capsys.readouterr().out

@@ -182,3 +182,29 @@ async def test_the_daemon_applies_what_falls_due_by_itself(tmp_path: Path) -> No
             ("available", "system"),
         ]
         assert history[1].at == MONDAY_MORNING + 3 * DAY
+
+
+async def test_a_notice_that_ended_refuses_calls_before_any_tick_writes_it(
+    tmp_path: Path,
+) -> None:
+    """The status a call sees is the one at its instant: once the 30 days' notice ran out the
+    number is cancelled for its calls, though the numbers tick (an hour here) has not yet
+    written it and the store still says `cancellation_requested`."""
+    now = [MONDAY_MORNING]
+    async with running_router(
+        tmp_path, clock=lambda: now[0], status_refresh=REFRESH, numbers_tick=3600
+    ) as router:
+        inventory = await into_service(router.store)
+        await inventory.act(
+            NUMBER, MONDAY_MORNING, lambda r, at: lifecycle.cancel(r, "ops", at, RULES)
+        )
+        await asyncio.sleep(REFRESH + MARGIN)
+        await call(router, dialled=NUMBER, uniqueid="notice.1")
+        assert (await finished_cdr(router, "notice.1")).outcome is Outcome.ANSWERED
+        now[0] = MONDAY_MORNING + 30 * DAY + timedelta(minutes=10)
+        result = await call(router, dialled=NUMBER, uniqueid="ended.1")
+        assert result.variables["HOTLINE_STATUS"] == "suspended"
+        assert result.commands[-1] == 'EXEC Hangup "1"'  # unallocated: cancelled
+        assert (await finished_cdr(router, "ended.1")).outcome is Outcome.SUSPENDED
+        record = await router.store.number_record(NUMBER)
+        assert record is not None and record.status is Status.CANCELLATION_REQUESTED

@@ -6,6 +6,7 @@ running on two routers at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
 from router.numbers.inventory import Inventory
-from router.storage.number_rows import PartyRow
+from router.storage.number_rows import NameTaken, PartyRow
 from router.storage.protocol import StoreUnavailable
 from tests.conftest import opened_store
 
@@ -115,6 +116,38 @@ def test_providers_and_their_subscribers(store_url: str) -> None:
             assert await store.providers() == [east]
             assert await store.subscribers(provider="sp-east") == [acme]
             assert await store.subscribers(name="nobody") == []
+
+    asyncio.run(scenario())
+
+
+def test_a_subscriber_is_written_with_the_transition_that_takes_it_or_not_at_all(
+    store_url: str,
+) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            await store.add_numbers(pool(NUMBERS[:1]), T0)
+            for provider in ("sp-east", "sp-west"):
+                assert await store.add_party(PartyRow(provider, provider, "", "", "", T0))
+            record = await store.number_record(NUMBERS[0])
+            assert record is not None
+            held = lifecycle.reserve(record, "sp-east", T0, RULES)
+            assert await store.record_changes([held], held.after.due_at(RULES), [[]])
+            applied = lifecycle.apply(held.after, "acme", "sp-east", T0, RULES)
+            acme = PartyRow("acme", "Acme", "", "", "", T0, provider="sp-east")
+            taken = PartyRow("acme", "Acme", "", "", "", T0, provider="sp-west")
+            assert await store.add_party(taken)
+            with pytest.raises(NameTaken):
+                await store.record_changes([applied], None, [[]], party=acme)
+            assert await store.number_record(NUMBERS[0]) == held.after  # nothing written
+            assert len(await store.number_history(NUMBERS[0])) == 1
+            stale = dataclasses.replace(applied, before=record)  # another was first: no party
+            assert not await store.record_changes([stale], None, [[]], party=acme)
+            assert await store.subscribers(name="acme") == [taken]
+            beta = PartyRow("beta", "Beta", "", "", "", T0, provider="sp-east")
+            applied = lifecycle.apply(held.after, "beta", "sp-east", T0, RULES)
+            assert await store.record_changes([applied], None, [[]], party=beta)
+            assert await store.subscribers(name="beta") == [beta]
+            assert (await store.number_record(NUMBERS[0])) == applied.after
 
     asyncio.run(scenario())
 
