@@ -15,20 +15,30 @@ from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from dialplan.geo import canonical_city, canonical_province, locate
-from dialplan.pin import HASH_PATTERN
+from dialplan.pin import HASH_PATTERN, MAX_PIN_DIGITS, MIN_PIN_DIGITS, pin_length
 from dialplan.validation import IanaZone
 
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
 MAX_FORWARDS_PER_CALL = 3
+DEFAULT_PIN_MAX_DIGITS = 6
+"""pin.max_digits for a hash that does not record the PIN's length."""
 DEFAULT_BUSY_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL")
 
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 _TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
 _PROMPT = re.compile(r"^[A-Za-z0-9_\-/.]{1,120}$")
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$"
@@ -49,8 +59,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _dest_number(value: Any) -> str:
-    """A destination or listed number, normalised as callers are: 0531-8888 6666 -> 053188886666."""
+def _compact_number(value: Any) -> str:
+    """A phone number or prefix as written, without its spaces, dashes and parentheses."""
     if not isinstance(value, str):
         raise PydanticCustomError(
             "number_type",
@@ -62,8 +72,74 @@ def _dest_number(value: Any) -> str:
         raise PydanticCustomError(
             "number_format", "{value} is not a phone number", {"value": repr(value)}
         )
-    normalised = locate(compact).number
-    return normalised or compact
+    return compact
+
+
+def _listed_number(value: Any) -> str:
+    """A listed number, normalised as callers are: 0531-8888 6666 -> 053188886666."""
+    compact = _compact_number(value)
+    return locate(compact).number or compact
+
+
+BOUND_KINDS = ("fixed", "mobile")
+"""What a call may be put through to: real bound phones, fixed lines or mobiles."""
+
+
+def _bound_number(value: Any) -> str:
+    """A destination or forwarding number: a fixed line or a mobile, normalised as callers
+    are. A 400 or 800 number, a short service code (110, 95588) or a number abroad is
+    refused: a 400 number's calls go to real bound phones, and a 400 number (this plan's
+    own or another) would bring the call back into the platform."""
+    compact = _compact_number(value)
+    found = locate(compact)
+    if found.kind in BOUND_KINDS:
+        return found.number
+    number = found.number or compact
+    if found.kind == "service" and number.startswith("400"):
+        why = "a 400 number: the call would come back into the platform"
+    elif found.kind == "service" and number.startswith("800"):
+        why = "an 800 number: a service number, not a phone"
+    elif found.kind == "service":
+        why = "a service number (a short code such as 110 or 95588)"
+    elif found.kind == "international":
+        why = "a number abroad"
+    else:
+        why = "not a complete fixed line (area code first) or mobile number"
+    raise PydanticCustomError(
+        "bound_number",
+        "{value} is {why}; calls are put through only to fixed lines or mobiles",
+        {"value": repr(value), "why": why},
+    )
+
+
+_COUNTRY_CODE = "86"
+
+
+def _caller_prefixes(value: Any) -> list[str]:
+    """The national forms a caller-number prefix stands for, as callers are normalised.
+
+    Callers from China are matched in national form (13905310001, 053188886666), so a
+    prefix written with the country code, +86 or 0086, is written in national form too. A
+    Chinese number written +86... is a fixed line (national form: 0, then the digits after
+    +86) or a mobile or service number (national form: the digits after +86), so +86 531
+    stands for both 0531... and 531..., exactly the callers whose +86 form starts so; a
+    trunk 0 written after +86 (+86 0531) is dropped first. Other country codes are kept in
+    E.164 form (+852..., 00852... -> +852...), as callers from abroad are. National
+    prefixes are kept as written.
+    """
+    compact = _compact_number(value)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if not compact.startswith("+" + _COUNTRY_CODE):
+        return [compact]
+    rest = compact[1 + len(_COUNTRY_CODE) :].removeprefix("0")
+    if not rest:
+        raise PydanticCustomError(
+            "prefix_format",
+            "{value} names no digits after the country code: it would match every caller in China",
+            {"value": repr(value)},
+        )
+    return ["0" + rest, rest]
 
 
 PhoneNumber = Annotated[str, Field(json_schema_extra={"pattern": r"^\+?[0-9 ()\-]{3,30}$"})]
@@ -85,7 +161,10 @@ class CallerSet(Strict):
     provinces: list[str] = Field(default_factory=list, description="e.g. 山东 or Shandong")
     cities: list[str] = Field(default_factory=list, description="e.g. 济南 or Jinan")
     area_codes: list[str] = Field(default_factory=list, description="e.g. '0531'")
-    prefixes: list[PhoneNumber] = Field(default_factory=list)
+    prefixes: list[PhoneNumber] = Field(
+        default_factory=list,
+        description="number beginnings: '139', '0531 8' or with the country code, '+86 139'",
+    )
     numbers: list[PhoneNumber] = Field(default_factory=list)
 
     @field_validator("provinces")
@@ -128,12 +207,22 @@ class CallerSet(Strict):
                 )
         return codes
 
-    @field_validator("prefixes", "numbers", mode="before")
+    @field_validator("numbers", mode="before")
     @classmethod
     def _normalise_numbers(cls, values: Any) -> Any:
         if not isinstance(values, list):
             return values
-        return [_dest_number(value) for value in values]
+        return [_listed_number(value) for value in values]
+
+    @field_validator("prefixes", mode="before")
+    @classmethod
+    def _normalise_prefixes(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        prefixes: list[str] = []
+        for value in values:
+            prefixes += [p for p in _caller_prefixes(value) if p not in prefixes]
+        return prefixes
 
     def is_empty(self) -> bool:
         return not (
@@ -145,12 +234,28 @@ class Screening(Strict):
     """Allow only some regions (mode allow) or refuse some (mode deny)."""
 
     mode: Literal["allow", "deny"] = "deny"
-    callers: CallerSet = Field(default_factory=CallerSet)
+    callers: CallerSet = Field(
+        default_factory=CallerSet,
+        validate_default=True,
+        description="mode allow admits these callers only, so it must list some",
+    )
     anonymous: Literal["allow", "reject"] = Field(
         "allow",
         description="what to do with caller IDs that cannot be dialled back: withheld, "
         "missing, or not a number",
     )
+
+    @field_validator("callers")
+    @classmethod
+    def _allow_lists_someone(cls, callers: CallerSet, info: ValidationInfo) -> CallerSet:
+        if info.data.get("mode") == "allow" and callers.is_empty():
+            raise PydanticCustomError(
+                "screening_allow_empty",
+                "mode allow admits only the callers listed here, and none is listed: list "
+                "the provinces, cities, area codes, prefixes or numbers to admit, or use "
+                "mode deny",
+            )
+        return callers
 
 
 class Pin(Strict):
@@ -162,10 +267,29 @@ class Pin(Strict):
     )
     attempts: int = Field(3, ge=1, le=5)
     digit_timeout: int = Field(5, ge=1, le=30, description="seconds to wait for the digits")
-    max_digits: int = Field(6, ge=4, le=12)
+    max_digits: int = Field(
+        DEFAULT_PIN_MAX_DIGITS,
+        ge=MIN_PIN_DIGITS,
+        le=MAX_PIN_DIGITS,
+        validate_default=True,
+        description="digits read before the entry ends (the caller may end it sooner with #); "
+        "at least the PIN's length. Default: the PIN's length, which hashes from "
+        f"`hotline400 pin-hash` record; {DEFAULT_PIN_MAX_DIGITS} for older hashes without it",
+    )
     prompt: str = "hotline400/enter-pin"
     retry_prompt: str = "hotline400/pin-wrong"
     failed_prompt: str = "hotline400/pin-failed"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_digits_of_the_pin(cls, data: Any) -> Any:
+        """Unset, max_digits is the length the hash records: the entry ends as the last
+        digit of the PIN is pressed."""
+        if isinstance(data, dict) and "max_digits" not in data:
+            length = pin_length(data["hash"]) if isinstance(data.get("hash"), str) else None
+            if length is not None and MIN_PIN_DIGITS <= length <= MAX_PIN_DIGITS:
+                return {**data, "max_digits": length}
+        return data
 
     @field_validator("hash")
     @classmethod
@@ -174,6 +298,30 @@ class Pin(Strict):
             raise PydanticCustomError(
                 "pin_clear",
                 "not a salted PIN hash: store the output of `hotline400 pin-hash`, never the PIN",
+            )
+        length = pin_length(value)
+        if length is not None and not MIN_PIN_DIGITS <= length <= MAX_PIN_DIGITS:
+            raise PydanticCustomError(
+                "pin_length",
+                "records a PIN of {length} digits; a PIN is 4 to 12 digits: hash it again "
+                "with `hotline400 pin-hash`",
+                {"length": length},
+            )
+        return value
+
+    @field_validator("max_digits")
+    @classmethod
+    def _pin_fits(cls, value: int, info: ValidationInfo) -> int:
+        """Callers can never enter a PIN longer than max_digits: the entry stops there."""
+        stored = info.data.get("hash")
+        length = pin_length(stored) if isinstance(stored, str) else None
+        if length is not None and value < length:
+            raise PydanticCustomError(
+                "pin_max_digits",
+                "{value} is shorter than the PIN, which has {length} digits (pin.hash): the "
+                "entry would stop before its last digit and no caller could ever get through; "
+                "set max_digits to {length} or more, or leave it out",
+                {"value": value, "length": length},
             )
         return value
 
@@ -232,7 +380,7 @@ class Forwarding(Strict):
     def _normalise(cls, values: Any) -> Any:
         if not isinstance(values, list):
             return values
-        return [_dest_number(value) for value in values]
+        return [_bound_number(value) for value in values]
 
     @field_validator("on_busy")
     @classmethod
@@ -287,7 +435,7 @@ class Destination(Strict):
     @field_validator("number", mode="before")
     @classmethod
     def _normalise(cls, value: Any) -> str:
-        return _dest_number(value)
+        return _bound_number(value)
 
 
 class SplitShare(Destination):
@@ -379,9 +527,20 @@ class When(Strict):
     @field_validator("dates")
     @classmethod
     def _date_ranges(cls, values: list[str | date]) -> list[str | date]:
+        checked: list[str | date] = []
         for value in values:
             if isinstance(value, date):
+                checked.append(value)
                 continue
+            if _DATE.match(value):  # quoted: '2026-10-01' is the date an unquoted one is
+                try:
+                    checked.append(date.fromisoformat(value))
+                except ValueError:
+                    raise PydanticCustomError(
+                        "date_range", "{value} is not a date", {"value": repr(value)}
+                    ) from None
+                continue
+            checked.append(value)
             match = _DATE_RANGE.match(value)
             try:
                 if match is None:
@@ -397,7 +556,7 @@ class When(Strict):
                 raise PydanticCustomError(
                     "date_range", "{value} ends before it starts", {"value": repr(value)}
                 )
-        return values
+        return checked
 
     def windows(self) -> list[TimeWindow]:
         return [_parse_window(value) for value in self.time]
@@ -446,7 +605,7 @@ class Route(Strict):
     def _target(cls, value: Any) -> Any:
         if value is None or isinstance(value, dict):
             return value
-        return Destination(number=_dest_number(value))
+        return Destination(number=_bound_number(value))
 
     @field_validator("split")
     @classmethod
@@ -519,7 +678,7 @@ class Notifications(Strict):
     def _mobiles(cls, values: Any) -> Any:
         if not isinstance(values, list):
             return values
-        numbers = [_dest_number(value) for value in values]
+        numbers = [_listed_number(value) for value in values]
         for number in numbers:
             if locate(number).kind != "mobile":
                 raise PydanticCustomError(

@@ -6,6 +6,7 @@ JSON Schema); checks that span several parts of a plan run once the structure is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.plan import MAX_BUSY_FORWARDS, MAX_MENU_DEPTH, MAX_NO_ANSWER_FORWARDS, Plan
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
+
+log = logging.getLogger("hotline400.plans")
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -30,7 +33,8 @@ def load_plan(path: str | Path) -> Plan:
 def parse_plan(file: str, text: str) -> Plan:
     source = read_yaml(file, text)
     problems = list(source.problems)
-    if source.root is not None and not isinstance(source.data, dict):
+    built = source.data is not None or not source.problems  # else why is reported already
+    if source.root is not None and built and not isinstance(source.data, dict):
         problems.append(source.problem((), "a plan is a mapping of keys (number:, name:, ...)"))
     if problems or source.root is None:
         raise ConfigError(problems or [source.problem((), "the file is empty")])
@@ -161,7 +165,11 @@ def _forwarding_limits(source: YamlSource, plan: Plan) -> Iterable[Problem]:
 
 
 def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
-    """Every plan of a directory; files with problems are left out and their problems returned."""
+    """Every plan of a directory; files with problems are left out and their problems returned.
+
+    Never raises for what a file holds: a file that breaks the checks themselves is reported
+    as a problem too (and logged with its traceback), so the other plans still load and the
+    daemon's reload and file watcher go on."""
     plans: dict[str, Plan] = {}
     problems: list[Problem] = []
     for path in sorted(Path(directory).glob("*.y*ml")):
@@ -171,6 +179,12 @@ def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
             plan = load_plan(path)
         except ConfigError as error:
             problems.extend(error.problems)
+            continue
+        except Exception as error:  # one file must never stop the others loading
+            log.exception("plan %s could not be checked", path)
+            problems.append(
+                Problem(str(path), 1, "(file)", f"could not be checked: {type(error).__name__}")
+            )
             continue
         plans[plan.number] = plan
     return plans, problems

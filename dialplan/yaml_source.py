@@ -1,7 +1,10 @@
 """YAML read with its line numbers, so every problem can point an editor at its line.
 
 PyYAML's composed node tree keeps a start mark per node; the plain Python data is built
-from that same tree. Duplicate keys, which PyYAML would silently collapse, are reported.
+from that same tree. Duplicate keys, which PyYAML would silently collapse, are reported, and
+so is every value that cannot be built (an impossible date such as 2026-02-30 written
+unquoted, `!!int abc`, a `!!python/...` tag): each at its own line and field, never as an
+exception, so one bad file cannot stop the others from loading.
 """
 
 from __future__ import annotations
@@ -13,9 +16,66 @@ import yaml
 
 from dialplan.errors import Problem
 
+MAX_EXPANDED_NODES = 100_000
+"""Values a file may hold once its aliases are expanded: far above any real configuration
+file, far below what aliases nested a few levels deep multiply into ("billion laughs")."""
+
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader (no Python object tags) that keeps the composed tree."""
+    """SafeLoader (no Python object tags) that keeps the composed tree, and that builds
+    each value on its own: a value that cannot be built becomes None and is noted with its
+    node, so the rest of the document is still built and checked."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.failures: list[tuple[yaml.Node, str]] = []
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.recursive_objects:  # an alias inside the very value it names
+            self.failures.append((node, "an alias refers to the value that contains it"))
+            return None
+        # Always deep, whatever the caller asks: a mapping or list is then built within this
+        # call, so its own failures (a bad merge key) are caught here, at its node, never
+        # later in construct_document.
+        del deep
+        try:
+            return super().construct_object(node, deep=True)
+        except Exception as error:  # any value PyYAML cannot build, whatever the reason
+            self.recursive_objects.pop(node, None)
+            self.constructed_objects[node] = None
+            self.failures.append((node, _construction_message(node, error)))
+            return None
+
+
+_SHORT_TAG = "tag:yaml.org,2002:"
+_TAG_KINDS = {
+    "timestamp": "a date",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "binary": "base64 data",
+}
+
+
+def _construction_message(node: yaml.Node, error: Exception) -> str:
+    """Why a value cannot be built, in a line an admin can act on."""
+    tag = node.tag.removeprefix(_SHORT_TAG) if node.tag.startswith(_SHORT_TAG) else None
+    shown = f"!!{tag}" if tag is not None else node.tag
+    if isinstance(error, yaml.constructor.ConstructorError) and (
+        "could not determine a constructor" in (error.problem or "")
+    ):
+        return (
+            f"the tag {shown} is not allowed: write plain values (text, numbers, dates, lists "
+            "and mappings)"
+        )
+    if isinstance(node, yaml.ScalarNode):
+        what = _TAG_KINDS.get(tag or "", f"a value of tag {shown}")
+        # a date's reason says what is wrong with it (day is out of range for month); the
+        # others' only repeat the value
+        why = f": {error}" if tag == "timestamp" and isinstance(error, ValueError) else ""
+        return f"{node.value} is not {what}{why}"
+    reason = error.problem if isinstance(error, yaml.MarkedYAMLError) else None
+    return f"cannot be read: {reason or error}"
 
 
 @dataclass
@@ -85,12 +145,63 @@ def read_yaml(file: str, text: str) -> YamlSource:
     source = YamlSource(file, None, root)
     if root is None:
         return source
-    _find_duplicate_keys(source, root, ())
-    source.data = _Loader(text).construct_document(root)
+    expanded = _expanded_size(root, {}, set())
+    if expanded > MAX_EXPANDED_NODES:
+        source.problems.append(
+            Problem(
+                file,
+                1,
+                "(file)",
+                f"aliases expand to more than {MAX_EXPANDED_NODES} values; write the values "
+                "out instead of nesting aliases",
+            )
+        )
+        return source
+    paths: dict[int, tuple[Any, ...]] = {}
+    _find_duplicate_keys(source, root, (), paths)
+    loader = _Loader(text)
+    source.data = loader.construct_document(root)
+    for node, message in loader.failures:
+        path = paths.get(id(node), ())
+        source.problems.append(Problem(file, node.start_mark.line + 1, format_path(path), message))
+    if loader.failures:
+        source.problems.sort(key=lambda problem: problem.line)
     return source
 
 
-def _find_duplicate_keys(source: YamlSource, node: yaml.Node, path: tuple[Any, ...]) -> None:
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values `node` holds with every alias written out (capped, so a cycle or an
+    alias bomb costs one visit per node)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:  # a cycle: reported when the value is built
+        return 1
+    open_nodes.add(key)
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    for child in children:
+        size += _expanded_size(child, sizes, open_nodes)
+        if size > MAX_EXPANDED_NODES:
+            break
+    open_nodes.discard(key)
+    sizes[key] = size = min(size, MAX_EXPANDED_NODES + 1)
+    return size
+
+
+def _find_duplicate_keys(
+    source: YamlSource, node: yaml.Node, path: tuple[Any, ...], paths: dict[int, tuple[Any, ...]]
+) -> None:
+    """Report keys given twice, and note the field path of every node (where it is first
+    reached: a node an alias repeats is walked once)."""
+    if id(node) in paths:
+        return
+    paths[id(node)] = path
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -106,7 +217,8 @@ def _find_duplicate_keys(source: YamlSource, node: yaml.Node, path: tuple[Any, .
                 )
             if key is not None:
                 seen.add(key)
-            _find_duplicate_keys(source, value_node, (*path, key))
+            paths.setdefault(id(key_node), (*path, key))
+            _find_duplicate_keys(source, value_node, (*path, key), paths)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _find_duplicate_keys(source, item, (*path, index))
+            _find_duplicate_keys(source, item, (*path, index), paths)

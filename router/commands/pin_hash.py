@@ -3,6 +3,10 @@
 On a terminal the PIN is asked twice without echo, so a typo cannot lock callers out;
 `--stdin` reads it from a pipe instead (one line). Ctrl-D, Ctrl-C, a missing terminal or
 two different entries end the command with one line and no hash.
+
+The hash records the PIN's length: a plan's pin.max_digits (how many digits are read before
+the entry ends) defaults to it, and a plan whose max_digits is shorter, where no caller could
+ever enter the whole PIN, is refused by the loader and `hotline400 check`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ class NoPin(Exception):
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "pin-hash", parents=[common], help="hash a PIN for a plan's pin.hash"
+        "pin-hash",
+        parents=[common],
+        help="hash a PIN (4-12 digits) for a plan's pin.hash; the hash records the PIN's "
+        "length, which pin.max_digits defaults to",
     )
     parser.add_argument(
         "--stdin",

@@ -263,6 +263,53 @@ def test_blacklisted_numbers_and_prefixes_are_refused_whatever_the_region() -> N
     assert route(plan, caller="17012345678").announcement == "acme/blacklisted"
 
 
+PREFIXES_WITH_THE_COUNTRY_CODE = """
+blacklist:
+  prefixes: ["+86 139 0531"]
+screening:
+  mode: allow
+  callers:
+    prefixes: ["0086 531", "+86 138"]
+rules:
+  - name: beijing
+    when:
+      callers: {prefixes: ["+86 10"]}
+    target: "13900000002"
+default:
+  target: "13900000001"
+"""
+
+
+@pytest.mark.parametrize(
+    ("caller", "action", "detail"),
+    [
+        ("13905310001", "reject", "blacklisted"),  # the blacklist's +86 139 0531
+        ("+86 139 0531 0001", "reject", "blacklisted"),
+        ("053188889999", "dial", "13900000001"),  # screening's 0086 531: a Jinan fixed line
+        ("+86 531 8888 9999", "dial", "13900000001"),
+        ("13812345678", "dial", "13900000001"),  # screening's +86 138
+        ("02088881234", "reject", "blocked"),  # listed nowhere
+        ("13912345678", "reject", "blocked"),
+    ],
+)
+def test_prefixes_written_with_the_country_code_match_callers_in_any_form(
+    caller: str, action: str, detail: str
+) -> None:
+    decision = route(plan_from(PREFIXES_WITH_THE_COUNTRY_CODE), caller=caller)
+    assert decision.action == action
+    assert (decision.reject if action == "reject" else decision.first.number) == detail
+
+
+def test_a_rule_prefix_with_the_country_code_matches_fixed_lines_and_service_numbers() -> None:
+    plan = plan_from(
+        PREFIXES_WITH_THE_COUNTRY_CODE.replace('"0086 531", "+86 138"', '"+86 10", "+86 531"')
+    )
+    assert route(plan, caller="01088881234").rule == "beijing"  # +86 10 8888 1234
+    assert route(plan, caller="+86 10 8888 1234").rule == "beijing"
+    assert route(plan, caller="10086").rule == "beijing"  # +86 10086
+    assert route(plan, caller="053188889999").rule == "default"
+
+
 @pytest.mark.parametrize(
     "caller",
     [

@@ -1,12 +1,20 @@
 """Plan files: every problem of a file at once, each with file, line, field and a plain message."""
 
+import asyncio
+import shutil
 import textwrap
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialplan import plan_loader
 from dialplan.errors import ConfigError
+from dialplan.pin import hash_pin, verify_pin
+from dialplan.plan import Plan
 from dialplan.plan_loader import load_plan, load_plans, parse_plan
+from router.configuration.plan_book import PlanBook
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "config" / "plans"
@@ -386,3 +394,340 @@ def test_24_00_ends_a_window_but_cannot_start_one_and_an_empty_window_is_refused
         "config/plans/4006001234.yaml:5 rules[0].when.time: '08:00-08:00' is empty: start and "
         "end are equal (00:00-24:00 is the whole day)"
     ]
+
+
+# --- values YAML cannot build ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (
+            "rules:\n  - name: national-day\n    when:\n      dates: [2026-02-30]\n"
+            '    target: "13905310001"\ndefault: {target: "13905310001"}\n',
+            "6 rules[0].when.dates[0]: 2026-02-30 is not a date: day is out of range for month",
+        ),
+        (
+            'ring_timeout: !!int abc\ndefault: {target: "13905310001"}\n',
+            "3 ring_timeout: abc is not a whole number",
+        ),
+        (
+            "default:\n  target: !!python/name:os.system '1'\n",
+            "4 default.target: the tag !!python/name:os.system is not allowed: write plain "
+            "values (text, numbers, dates, lists and mappings)",
+        ),
+    ],
+)
+def test_a_value_yaml_cannot_build_is_a_problem_at_its_line_and_field(
+    lines: str, problem: str
+) -> None:
+    assert problems_of('number: "4006001234"\nname: T\n' + lines) == [
+        f"config/plans/4006001234.yaml:{problem}"
+    ]
+
+
+def test_every_value_that_cannot_be_built_is_reported_at_once() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: T
+        ring_timeout: !!int abc
+        rules:
+          - name: holidays
+            when: {dates: [2026-02-30, 2026-04-31]}
+            target: "13905310001"
+        default: {target: "13905310001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 ring_timeout: abc is not a whole number",
+        "config/plans/4006001234.yaml:6 rules[0].when.dates[0]: 2026-02-30 is not a date: "
+        "day is out of range for month",
+        "config/plans/4006001234.yaml:6 rules[0].when.dates[1]: 2026-04-31 is not a date: "
+        "day is out of range for month",
+    ]
+
+
+def test_aliases_that_expand_without_end_are_refused_not_followed() -> None:
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for name, below in zip("bcdefg", "abcdef", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{below}'] * 10)}]")
+    [problem] = problems_of("\n".join(levels))
+    assert problem.startswith("config/plans/4006001234.yaml:1 (file): aliases expand to more")
+
+
+BAD_DATE_PLAN = """\
+number: "4006005678"
+name: T
+rules:
+  - name: national-day
+    when:
+      dates: [DATE]
+    target: "13905310001"
+default:
+  target: "13905310001"
+"""
+
+
+def test_one_plan_with_an_impossible_date_does_not_stop_the_others_loading(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "4006005678.yaml").write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-30"))
+    plans, problems = load_plans(tmp_path)
+    assert sorted(plans) == ["4001234567", "4006001234", "4008207788"]
+    assert [str(problem) for problem in problems] == [
+        f"{tmp_path / '4006005678.yaml'}:6 rules[0].when.dates[0]: 2026-02-30 is not a date: "
+        "day is out of range for month"
+    ]
+
+
+def test_a_file_that_breaks_the_checks_themselves_is_one_problem_among_the_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
+    real_load = plan_loader.load_plan
+
+    def broken_for_one(path: Path) -> Plan:
+        if path.name == "4006001234.yaml":
+            raise RuntimeError("a bug in a check")
+        return real_load(path)
+
+    monkeypatch.setattr(plan_loader, "load_plan", broken_for_one)
+    plans, problems = load_plans(tmp_path)
+    assert sorted(plans) == ["4001234567", "4008207788"]
+    assert [str(problem) for problem in problems] == [
+        f"{tmp_path / '4006001234.yaml'}:1 (file): could not be checked: RuntimeError"
+    ]
+
+
+def plan_book(tmp_path: Path) -> PlanBook:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    book = PlanBook(config, ZoneInfo("Asia/Shanghai"))
+    assert book.reload().ok
+    return book
+
+
+def test_a_reload_reports_an_impossible_date_and_keeps_the_previous_plan(tmp_path: Path) -> None:
+    book = plan_book(tmp_path)
+    plan_file = book.config_dir / "plans" / "4006005678.yaml"
+    plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-28"))
+    assert book.reload().ok
+    plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-30"))
+    result = book.reload()  # what SIGHUP runs
+    assert [str(problem) for problem in result.problems] == [
+        f"{plan_file}:6 rules[0].when.dates[0]: 2026-02-30 is not a date: "
+        "day is out of range for month"
+    ]
+    assert result.kept == ["4006005678"]
+    assert book.numbers() == ["4001234567", "4006001234", "4006005678", "4008207788"]
+
+
+async def test_the_watcher_goes_on_after_a_bad_file_and_loads_it_once_fixed(
+    tmp_path: Path,
+) -> None:
+    book = plan_book(tmp_path)
+    plan_file = book.config_dir / "plans" / "4006005678.yaml"
+
+    async def reloaded_after(version: int) -> None:
+        async with asyncio.timeout(10):
+            while book.version == version:
+                await asyncio.sleep(0.05)
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(book.watch(stop))
+    try:
+        await asyncio.sleep(0.3)  # the watcher is set up
+        version = book.version
+        plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-30"))
+        await reloaded_after(version)
+        assert not watcher.done()
+        assert book.get("4006005678") is None
+        version = book.version
+        plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-28"))
+        await reloaded_after(version)
+        assert not watcher.done()
+        plan = book.get("4006005678")
+        assert plan is not None and plan.rules[0].when.dates == [date(2026, 2, 28)]
+    finally:
+        stop.set()
+        await watcher
+
+
+# --- destinations are real phones ----------------------------------------------------------
+
+NOT_A_PHONE = "calls are put through only to fixed lines or mobiles"
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (
+            'default:\n  target: "4006001234"\n',
+            "4 default.target: '4006001234' is a 400 number: the call would come back into "
+            f"the platform; {NOT_A_PHONE}",
+        ),
+        (
+            'forwarding:\n  on_busy: ["400-820-7788"]\ndefault:\n  target: "13905310001"\n',
+            "4 forwarding.on_busy: '400-820-7788' is a 400 number: the call would come back "
+            f"into the platform; {NOT_A_PHONE}",
+        ),
+        (
+            "default:\n  split:\n    - {number: '8008101234', percent: 50}\n"
+            "    - {number: '13905310001', percent: 50}\n",
+            "5 default.split[0].number: '8008101234' is an 800 number: a service number, not a "
+            f"phone; {NOT_A_PHONE}",
+        ),
+        (
+            'default:\n  target: "110"\n',
+            "4 default.target: '110' is a service number (a short code such as 110 or 95588); "
+            f"{NOT_A_PHONE}",
+        ),
+        (
+            "rules:\n  - name: night\n    target: {number: '13905310001'}\n"
+            '    forwarding: {on_no_answer: ["95588"]}\ndefault:\n  target: "13905310001"\n',
+            "6 rules[0].forwarding.on_no_answer: '95588' is a service number (a short code such "
+            f"as 110 or 95588); {NOT_A_PHONE}",
+        ),
+        (
+            'default:\n  target: "+852 2345 6789"\n',
+            f"4 default.target: '+852 2345 6789' is a number abroad; {NOT_A_PHONE}",
+        ),
+        (
+            'default:\n  target: "12345678"\n',
+            "4 default.target: '12345678' is not a complete fixed line (area code first) or "
+            f"mobile number; {NOT_A_PHONE}",
+        ),
+    ],
+)
+def test_a_destination_or_forwarding_number_that_is_no_phone_is_refused(
+    lines: str, problem: str
+) -> None:
+    assert problems_of('number: "4006001234"\nname: T\n' + lines) == [
+        f"config/plans/4006001234.yaml:{problem}"
+    ]
+
+
+def test_fixed_lines_and_mobiles_in_any_form_are_destinations() -> None:
+    plan = parse_plan(
+        "4006001234.yaml",
+        'number: "4006001234"\nname: T\n'
+        'forwarding: {on_busy: ["+86 139 0531 0002"], on_no_answer: ["0086-531-8888 6666"]}\n'
+        'default: {target: "(0531) 8888-6667"}\n',
+    )
+    assert plan.forwarding.on_busy == ["13905310002"]
+    assert plan.forwarding.on_no_answer == ["053188886666"]
+    assert [d.number for d in plan.default.destinations()] == ["053188886667"]
+
+
+# --- caller prefixes, screening, dates, PIN ----------------------------------------------
+
+
+def test_a_prefix_with_the_country_code_is_kept_in_the_national_forms_callers_have() -> None:
+    plan = parse_plan(
+        "4006001234.yaml",
+        'number: "4006001234"\nname: T\n'
+        'blacklist: {prefixes: ["+86 139 0531", "0086 (531) 8888", "+86 0755", "139", '
+        '"00852 2", "+44 20"]}\n'
+        'default: {target: "13905310001"}\n',
+    )
+    assert plan.blacklist.prefixes == [
+        "01390531",
+        "1390531",
+        "05318888",
+        "5318888",
+        "0755",
+        "755",
+        "139",
+        "+8522",
+        "+4420",
+    ]
+
+
+def test_a_prefix_of_the_country_code_alone_is_refused() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: T
+        blacklist: {prefixes: ["0086"]}
+        default: {target: "13905310001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 blacklist.prefixes: '0086' names no digits after the "
+        "country code: it would match every caller in China"
+    ]
+
+
+@pytest.mark.parametrize("callers", ["\n  callers: {}", ""])
+def test_an_allow_list_that_lists_nobody_is_refused(callers: str) -> None:
+    assert problems_of(
+        f'number: "4006001234"\nname: T\nscreening:\n  mode: allow{callers}\n'
+        'default: {target: "13905310001"}\n'
+    ) == [
+        f"config/plans/4006001234.yaml:{5 if callers else 3} screening.callers: mode allow "
+        "admits only the callers listed here, and none is listed: list the provinces, cities, "
+        "area codes, prefixes or numbers to admit, or use mode deny"
+    ]
+
+
+def test_a_single_date_may_be_quoted() -> None:
+    plan = parse_plan(
+        "4006001234.yaml",
+        'number: "4006001234"\nname: T\nrules:\n  - name: national-day\n'
+        "    when: {dates: ['2026-10-01', 2026-10-02, '2026-10-03..2026-10-08']}\n"
+        '    target: "13905310001"\ndefault: {target: "13905310001"}\n',
+    )
+    assert [str(days) for days in plan.rules[0].when.date_ranges()] == [
+        "2026-10-01",
+        "2026-10-02",
+        "2026-10-03..2026-10-08",
+    ]
+
+
+def test_a_quoted_impossible_date_is_refused() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: T
+        rules:
+          - name: national-day
+            when: {dates: ["2026-02-30"]}
+            target: "13905310001"
+        default: {target: "13905310001"}
+        """
+    ) == ["config/plans/4006001234.yaml:5 rules[0].when.dates: '2026-02-30' is not a date"]
+
+
+EIGHT_DIGIT_PIN = hash_pin("12345678", salt=bytes(16))
+OLD_FORMAT_PIN = (  # 2468, hashed before hashes recorded the PIN's length
+    "scrypt$14$8$1$61dbd8f90589be2ce2595a2aa0bf3a89"
+    "$f476ee02f112801ccaf3afd259be2753f68f70f61e99828171953fd1e83e8f6f"
+)
+
+
+def pin_plan(pin_lines: str) -> str:
+    return f'number: "4006001234"\nname: T\npin:\n{pin_lines}default: {{target: "13905310001"}}\n'
+
+
+def test_max_digits_is_the_pins_own_length_unless_set() -> None:
+    plan = parse_plan("4006001234.yaml", pin_plan(f'  hash: "{EIGHT_DIGIT_PIN}"\n'))
+    assert plan.pin is not None and plan.pin.max_digits == 8
+    assert verify_pin("12345678"[: plan.pin.max_digits], plan.pin.hash)
+    longer = parse_plan(
+        "4006001234.yaml", pin_plan(f'  hash: "{EIGHT_DIGIT_PIN}"\n  max_digits: 10\n')
+    )
+    assert longer.pin is not None and longer.pin.max_digits == 10
+
+
+def test_max_digits_below_the_pins_length_is_refused() -> None:
+    assert problems_of(pin_plan(f'  hash: "{EIGHT_DIGIT_PIN}"\n  max_digits: 6\n')) == [
+        "config/plans/4006001234.yaml:5 pin.max_digits: 6 is shorter than the PIN, which has 8 "
+        "digits (pin.hash): the entry would stop before its last digit and no caller could "
+        "ever get through; set max_digits to 8 or more, or leave it out"
+    ]
+
+
+def test_a_hash_without_the_pins_length_is_still_accepted_with_six_digits_read() -> None:
+    plan = parse_plan("4006001234.yaml", pin_plan(f'  hash: "{OLD_FORMAT_PIN}"\n'))
+    assert plan.pin is not None and plan.pin.max_digits == 6
+    assert verify_pin("2468", plan.pin.hash)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dialplan.pin import verify_pin
+from dialplan.plan_loader import load_plan
 from router.cli import COMMANDS, build_parser, command_named, main
 from tests.conftest import REPO
 
@@ -695,6 +696,36 @@ def test_pin_hash_prints_a_salted_hash_the_pin_verifies_against(
     assert "2468" not in stored
     assert verify_pin("2468", stored)
     assert not verify_pin("2469", stored)
+
+
+def test_a_long_pin_hashed_by_pin_hash_is_read_whole_or_its_plan_refused(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch, config_dir: Path
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("12345678\n"))
+    code, [stored] = hotline400(capsys, "pin-hash", "--stdin")
+    assert code == 0
+    plan_file = config_dir / "plans" / "4001234567.yaml"
+    shown = plan_file.read_text(encoding="utf-8")
+    old_hash = shown.split('hash: "')[1].split('"')[0]
+    plan_file.write_text(shown.replace(old_hash, stored), encoding="utf-8")
+    line = line_of(plan_file, "max_digits: 6")  # the shipped plan reads 6 digits
+    code, lines = hotline400(capsys, "check", str(plan_file))
+    assert (code, lines) == (
+        1,
+        [
+            f"{plan_file}:{line} pin.max_digits: 6 is shorter than the PIN, which has 8 digits "
+            "(pin.hash): the entry would stop before its last digit and no caller could ever "
+            "get through; set max_digits to 8 or more, or leave it out",
+            "checked 1 file(s): 1 problem(s)",
+        ],
+    )
+    plan_file.write_text(
+        plan_file.read_text(encoding="utf-8").replace("  max_digits: 6\n", ""), encoding="utf-8"
+    )
+    code, lines = hotline400(capsys, "check", str(plan_file))
+    assert (code, lines) == (0, ["checked 1 file(s): ok"])
+    plan = load_plan(plan_file)
+    assert plan.pin is not None and plan.pin.max_digits == 8
 
 
 def test_pin_hash_refuses_what_is_not_a_4_to_12_digit_pin(
