@@ -208,6 +208,8 @@ def load_calendar(path: str | Path) -> OfficialCalendar:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         return OfficialCalendar()
+    except OSError as error:  # a directory, no permission: a problem like any other
+        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
     return _CalendarFile(str(path)).parse(raw)
 
 

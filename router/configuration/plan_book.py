@@ -126,7 +126,11 @@ class PlanBook:
         async for _ in watchfiles.awatch(
             *watched, stop_event=stop, watch_filter=relevant, debounce=200, recursive=False
         ):
-            self.reload()
+            try:
+                self.reload()
+            except Exception:  # a fault in one reload must not end hot reloading for good
+                self.reloads_failed += 1
+                log.exception("reload failed; the plans loaded before keep serving")
 
 
 def refused_tariff_changes(

@@ -143,9 +143,10 @@ def test_declared_dates_win_over_the_estimate():
     assert calendar.day(date(2027, 2, 11)).source == "config"
     assert calendar.day(date(2027, 2, 10)).workday
     assert calendar.day(date(2027, 2, 9)).source == "estimated"
-    assert len(calendar.estimated_holidays(2027)) == len(OfficialCalendar().estimated_holidays(
-        2027
-    )) - 1
+    assert (
+        len(calendar.estimated_holidays(2027))
+        == len(OfficialCalendar().estimated_holidays(2027)) - 1
+    )
 
 
 def test_a_covered_year_is_never_estimated():
@@ -316,3 +317,16 @@ def test_expiry_warning_says_when_the_calendar_has_already_ended():
     warning = OfficialCalendar().expiry_warning(today=date(2027, 1, 10))
     assert warning is not None
     assert warning.startswith("official calendar ended 2026-12-31 (10 days ago): ")
+
+
+def test_a_calendar_path_that_cannot_be_read_is_a_problem_naming_the_file(tmp_path):
+    (tmp_path / "calendar.yaml").mkdir()
+    with pytest.raises(ConfigError) as refused:
+        load_calendar(tmp_path / "calendar.yaml")
+    (problem,) = refused.value.problems
+    assert (problem.file, problem.line, problem.field) == (
+        str(tmp_path / "calendar.yaml"),
+        1,
+        "(file)",
+    )
+    assert problem.message.startswith("cannot read: ")

@@ -14,6 +14,7 @@ from dialplan.errors import ConfigError
 from dialplan.pin import hash_pin, verify_pin
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plan, load_plans, parse_plan
+from router.configuration import plan_book as plan_book_module
 from router.configuration.plan_book import PlanBook
 from tests.conftest import REPO
 
@@ -547,6 +548,43 @@ async def test_the_watcher_goes_on_after_a_bad_file_and_loads_it_once_fixed(
         plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-28"))
         await reloaded_after(version)
         assert not watcher.done()
+        plan = book.get("4006005678")
+        assert plan is not None and plan.rules[0].when.dates == [date(2026, 2, 28)]
+    finally:
+        stop.set()
+        await watcher
+
+
+async def test_a_reload_that_fails_unexpectedly_leaves_the_watcher_watching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    book = plan_book(tmp_path)
+    plan_file = book.config_dir / "plans" / "4006005678.yaml"
+    faults = iter([RuntimeError("a fault in a loader")])
+    real_load_calendar = plan_book_module.load_calendar
+
+    def load_calendar_failing_once(path: Path):  # type: ignore[no-untyped-def]
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return real_load_calendar(path)
+
+    monkeypatch.setattr(plan_book_module, "load_calendar", load_calendar_failing_once)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(book.watch(stop))
+    try:
+        await asyncio.sleep(0.3)  # the watcher is set up
+        version, failed = book.version, book.reloads_failed
+        plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-27"))
+        async with asyncio.timeout(10):
+            while book.reloads_failed == failed:
+                await asyncio.sleep(0.05)
+        assert not watcher.done() and book.version == version
+        assert "reload failed; the plans loaded before keep serving" in caplog.text
+        plan_file.write_text(BAD_DATE_PLAN.replace("DATE", "2026-02-28"))
+        async with asyncio.timeout(10):
+            while book.version == version:
+                await asyncio.sleep(0.05)
         plan = book.get("4006005678")
         assert plan is not None and plan.rules[0].when.dates == [date(2026, 2, 28)]
     finally:
