@@ -22,7 +22,7 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
-from dialplan.plan import Plan
+from dialplan.plan import NumberStatus, Plan
 from dialplan.plan_loader import parse_plan
 from rating.tariff import Tariffs
 from router.call.features import IVR, feature_on
@@ -44,6 +44,25 @@ def validate(config_dir: Path, number: str, text: str) -> tuple[Plan | None, lis
         return parse_plan(shown_name(config_dir, number), text), []
     except ConfigError as error:
         return None, list(error.problems)
+
+
+def declared_status(config_dir: Path, number: str, text: str) -> NumberStatus | None:
+    """The status a plan's text gives its number: as the plan parses, or, for a text that
+    does not parse, as its `status` field reads (active without one); None when not even
+    that can be read."""
+    plan, _ = validate(config_dir, number, text)
+    if plan is not None:
+        return plan.status
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return NumberStatus(data.get("status", NumberStatus.ACTIVE.value))
+    except ValueError:
+        return None
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -73,6 +73,23 @@ class Report:
         return self.answered / self.calls if self.calls else None
 
 
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+"""The days a search or a report may name: any day a call can have been made on, with room
+for the next day's midnight in any zone (9999-12-31 has none)."""
+
+
+def read_day(text: str) -> date:
+    """A day as YYYY-MM-DD, between FIRST_DAY and LAST_DAY; ValueError saying why not."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date like 2026-11-30") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{text!r} is not a day between {FIRST_DAY} and {LAST_DAY}")
+    return day
+
+
 def local_span(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """[first 00:00, the day after last 00:00) in the zone."""
     return (

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -86,7 +87,10 @@ class LoginThrottle:
 
     The failures are counted in the store, so several console processes behind one address
     throttle together (each alone would allow `limit` failures of its own), and a restart
-    forgets none.
+    forgets none. An attempt is counted as failed before its password is checked, and
+    forgiven only when it lets the user in or is refused unheard, so attempts made at once
+    count each other: of any number sent together, at most `limit` have their password
+    checked.
     """
 
     def __init__(
@@ -96,18 +100,33 @@ class LoginThrottle:
         self.limit = limit
         self.window = window
 
-    async def retry_at(self, keys: tuple[str, ...], now: datetime) -> datetime | None:
-        """When a login with these keys may be tried again, or None if it may now."""
+    async def attempt(self, keys: tuple[str, ...], now: datetime) -> LoginAttempt:
+        """Count a sign-in with these keys (as failed until it is settled otherwise); its
+        `retry_at` says when one may be tried again if this one must be refused unheard, in
+        which case it no longer counts."""
+        attempt = await self._store.login_attempted(keys, now, now - self.window)
+        # Read once the attempt is in the store: of attempts made at once, the last one
+        # counted sees all the others.
+        others = await self._store.login_failures(keys, now - self.window, besides=attempt)
         latest: datetime | None = None
-        recent = await self._store.login_failures(keys, now - self.window)
-        for failures in recent.values():
+        for failures in others.values():
             if len(failures) >= self.limit:
-                free_at = failures[0] + self.window
+                free_at = failures[len(failures) - self.limit] + self.window
                 latest = free_at if latest is None else max(latest, free_at)
-        return latest
+        if latest is not None:
+            await self._store.login_settled(keys, attempt)
+        return LoginAttempt(keys, attempt, latest)
 
-    async def failed(self, keys: tuple[str, ...], now: datetime) -> None:
-        await self._store.login_failed(keys, now, now - self.window)
+    async def succeeded(self, attempt: LoginAttempt, user_key: str) -> None:
+        """The attempt let the user in: it is no failure, and the user's own failures are
+        forgiven. Not its address's: someone who signs in to an account of their own
+        between guesses at others' must not start their count afresh."""
+        await self._store.login_settled(attempt.keys, attempt.id, forget=(user_key,))
 
-    async def succeeded(self, keys: tuple[str, ...]) -> None:
-        await self._store.login_succeeded(keys)
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    keys: tuple[str, ...]
+    id: str
+    retry_at: datetime | None
+    """When a sign-in with these keys may be tried again; None: this one goes ahead."""

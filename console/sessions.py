@@ -86,7 +86,8 @@ async def login(request: Request) -> Response:
     next_url = _safe_next(str(form.get("next", "/")))
     now = console.clock()
     client = request.client.host if request.client else "unknown"
-    keys = (f"user:{name.lower()}", f"client:{client}")
+    user_key = f"user:{name.lower()}"
+    keys = (user_key, f"client:{client}")
     cookie, offered = request.cookies.get(LOGIN_COOKIE), form.get("csrf")
     if not cookie or not csrf_valid(
         console.secret, f"login:{cookie}", offered if isinstance(offered, str) else None
@@ -94,17 +95,16 @@ async def login(request: Request) -> Response:
         error = "The sign-in form expired or did not come from this console; sign in again."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 403)
     throttle = request.app.state.throttle
-    retry_at = await throttle.retry_at(keys, now)
-    if retry_at is not None:
-        wait = max(1, math.ceil((retry_at - now).total_seconds() / 60))
+    attempt = await throttle.attempt(keys, now)  # counted as failed until it is known
+    if attempt.retry_at is not None:
+        wait = max(1, math.ceil((attempt.retry_at - now).total_seconds() / 60))
         error = f"Too many failed sign-ins. Try again in {wait} minutes."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 429)
     row = await console.store.user(name)
     if row is None or row.disabled or not password_matches(row.password_hash, password):
-        await throttle.failed(keys, now)
         error = "Wrong user name or password."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 401)
-    await throttle.succeeded(keys)
+    await throttle.succeeded(attempt, user_key)
     token = new_session_token()
     await console.store.open_session(token_digest(token), row.name, now + SESSION_LIFETIME)
     await console.store.audit(AuditEntry(now, row.name, row.account, "sign in", row.name, client))

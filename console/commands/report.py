@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from console.reports import DURATION_LABELS, Report, build_report
+from console.reports import DURATION_LABELS, Report, build_report, read_day
 from console.store_access import opened_store
 from dialplan.errors import ConfigError
 from router.commands.arguments import service_number
@@ -174,9 +174,9 @@ def _table(report: Report, out: Any) -> None:
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-30") from None
+        return read_day(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _fail(message: str) -> int:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
 from console.context import Console
+from console.reports import read_day
 from console.web import audit, console_of, not_found, render, user_of
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
@@ -65,9 +66,9 @@ class Search:
         for name in ("since", "until"):
             text = query.get(name, "").strip()
             try:
-                dates.append(date.fromisoformat(text) if text else None)
-            except ValueError:
-                problems.append(f"{name}: {text!r} is not a date like 2026-11-30")
+                dates.append(read_day(text) if text else None)
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
                 dates.append(None)
         outcome = query.get("outcome", "")
         if outcome and outcome not in {*Outcome, "unanswered"}:
@@ -179,9 +180,14 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 
 
 async def export_csv(request: Request) -> Response:
+    """The calls the search finds, as CSV; a search with a field it cannot read (a date
+    that is none, or out of range) exports nothing rather than more than was asked."""
     search = Search.from_query(request)
-    ids = await _matching_ids(request, search, None)
     console = console_of(request)
+    if search.problems:
+        search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
+        return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
+    ids = await _matching_ids(request, search, None)
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()

@@ -3,11 +3,12 @@
 The statements are those of `hotline400 bill`; the current month's shows what closing it
 will book (rent, minimum-consumption top-up) marked as pending. Payments booked here are
 ledger entries like those of `account topup` (operator only: the operator takes the money),
-each with a receipt reference, so a form posted twice books once. A subscriber's
-administrators and the operator switch features on and off (console.feature_switching);
-switching on books the feature's fee that day. A prepaid account is not given credit: a
-feature whose fee is more than the balance of the account that pays it (the provider's for a
-number a service provider holds) is refused, the file and the ledger left as they were.
+in yuan to the fen, each with a receipt reference, so a form posted twice books once (the
+page says a receipt is already booked). A subscriber's administrators and the operator
+switch features on and off (console.feature_switching); switching on books the feature's
+fee that day. A prepaid account is not given credit: a feature whose fee is more than the
+balance of the account that pays it (the provider's for a number a service provider holds)
+is refused, the file and the ledger left as they were.
 """
 
 from __future__ import annotations
@@ -104,13 +105,33 @@ async def book_payment(request: Request) -> Response:
         or amount != amount.quantize(FEN)
     ):
         return back_to(f"/numbers/{number}/money?error=amount")
+    amount = amount.quantize(FEN)  # "12.300", "1E+2", "0.5": yuan to the fen, as the ledger
     ref = str(form.get("ref", "")).strip()[:64] or uuid.uuid4().hex
     entry = LedgerEntry(
         number, console.now(), amount, LedgerKind.PAYMENT, ref, f"payment booked by {user.name}"
     )
-    await console.store.post_ledger([entry])
+    if not await console.store.post_ledger([entry]):  # the receipt's entry exists
+        booked = await _payment_booked(console, number, ref)
+        when = (
+            f" ({booked.amount} yuan on {booked.at.astimezone(console.zone):%Y-%m-%d %H:%M})"
+            if booked is not None
+            else ""
+        )
+        problem = (
+            f"Receipt {ref} is already booked{when}; this payment of {amount} yuan was not"
+            " booked. A new payment needs a receipt reference of its own."
+        )
+        detail = f"{amount} yuan, ref {ref}: already booked{when}"
+        await audit(request, "refused: book payment", number, detail)
+        return back_to(f"/numbers/{number}/money?{urlencode({'problem': problem})}")
     await audit(request, "book payment", number, f"{amount} yuan, ref {ref}")
     return back_to(f"/numbers/{number}/money")
+
+
+async def _payment_booked(console: Console, number: str, ref: str) -> LedgerEntry | None:
+    """The payment booked on `number` under receipt `ref`, if any."""
+    payments = await console.store.ledger(number, kind=LedgerKind.PAYMENT)
+    return next((entry for entry in payments if entry.ref == ref), None)
 
 
 async def switch(request: Request) -> Response:

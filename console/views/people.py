@@ -1,5 +1,6 @@
 """Users: the operator manages everyone, a subscriber's administrator its own staff, and
-everyone changes their own password. Disabling a user ends its sessions at once."""
+everyone changes their own password. Disabling a user ends its sessions at once; changing a
+password ends every other session of the user."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from decimal import Decimal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.security import WeakPassword, hash_password, password_matches
+from console.security import WeakPassword, hash_password, password_matches, token_digest
 from console.users import InvalidUser, Role, User, check_new_user
 from console.views.dashboard import NumberMoney, number_money
 from console.web import (
+    SESSION_COOKIE,
     audit,
     back_to,
     checked_form,
@@ -105,10 +107,14 @@ async def change_password(request: Request) -> Response:
     if new != str(form.get("again", "")):
         return render(request, "password.html", {"error": "The new passwords differ."}, 422)
     try:
-        await console.store.set_password(user.name, hash_password(new))
+        password_hash = hash_password(new)
     except WeakPassword as error:
         return render(request, "password.html", {"error": str(error)}, 422)
-    await audit(request, "change password", user.name)
+    # Every other session of the user ends (someone who had the old password, a browser
+    # left signed in elsewhere); this one goes on.
+    this_session = token_digest(request.cookies.get(SESSION_COOKIE, ""))
+    await console.store.set_password(user.name, password_hash, keep_session=this_session)
+    await audit(request, "change password", user.name, "other sessions ended")
     return back_to("/password?done=1")
 
 

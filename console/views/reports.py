@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.charts import chart_series
-from console.reports import build_report
+from console.reports import build_report, read_day
 from console.views.calls import calls_of
 from console.web import console_of, render, user_of, visible_number
 
@@ -56,7 +56,7 @@ def _day(text: str | None, default: date, name: str, problems: list[str]) -> dat
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{name}: {text!r} is not a date like 2026-11-30")
+        return read_day(text)
+    except ValueError as error:
+        problems.append(f"{name}: {error}")
         return default

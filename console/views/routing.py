@@ -1,6 +1,10 @@
 """Routing: a number's plan as a form for the common cases and as YAML for everything,
 checked as `hotline400 check` checks it, previewed as `simulate` shows it, saved atomically
-with every version kept and any version restorable."""
+with every version kept and any version restorable.
+
+Whoever may see a number previews changes to its plan (staff too); administrators save and
+restore them. A plan's `status` (arrears, suspended, ...) is the operator's: a subscriber's
+save or restore that would change it is refused, and the refusal written to the audit log."""
 
 from __future__ import annotations
 
@@ -11,12 +15,15 @@ from starlette.responses import Response
 
 from console.plan_editing import (
     CommonSettings,
+    declared_status,
     number_list,
     plan_path,
     preview,
     validate,
     write_atomically,
 )
+from console.reports import FIRST_DAY, LAST_DAY
+from console.users import User
 from console.web import (
     audit,
     back_to,
@@ -25,10 +32,14 @@ from console.web import (
     not_found,
     render,
     require_change,
+    user_of,
     visible_number,
 )
+from dialplan.plan import Plan
 
 SAMPLE_CALLER = "053188889999"
+MAX_VERSION = 2**63 - 1
+"""The largest version the store can hold (a signed 64-bit integer); past it, not found."""
 
 
 async def routing_page(request: Request) -> Response:
@@ -38,8 +49,10 @@ async def routing_page(request: Request) -> Response:
 
 
 async def routing_post(request: Request) -> Response:
+    """Preview (anyone who sees the number) or save (who may change it) a plan."""
     number = visible_number(request, request.path_params["number"])
-    user = require_change(request)
+    saving = (await request.form()).get("action") == "save"
+    user = require_change(request) if saving else user_of(request)
     form = await checked_form(request)
     text = str(form.get("yaml", ""))
     if form.get("mode") == "form":
@@ -54,7 +67,7 @@ async def routing_post(request: Request) -> Response:
     at = _preview_time(request, str(form.get("at", "")))
     console = console_of(request)
     plan, problems = validate(console.config_dir, number, text)
-    if problems or plan is None or form.get("action") != "save":
+    if problems or plan is None or not saving:
         return await _page(
             request,
             number,
@@ -64,6 +77,9 @@ async def routing_post(request: Request) -> Response:
             at=at,
             status=422 if problems else 200,
         )
+    if refusal := _status_change_refused(request, user, number, plan):
+        await audit(request, "refused: save plan", number, refusal)
+        return await _page(request, number, text, refusal=refusal, caller=caller, at=at, status=403)
     path = plan_path(console.config_dir, number)
     store = console.store
     if not await store.plan_versions(number) and path.exists():
@@ -83,12 +99,17 @@ async def restore_version(request: Request) -> Response:
     user = require_change(request)
     await checked_form(request)
     console = console_of(request)
-    version = await console.store.plan_version(number, int(request.path_params["version"]))
+    version = await console.store.plan_version(number, _version_asked(request))
     if version is None:
         raise not_found()
-    _, problems = validate(console.config_dir, number, version.source)
-    if problems:  # checked by today's rules: an old version may no longer pass
+    plan, problems = validate(console.config_dir, number, version.source)
+    if problems or plan is None:  # checked by today's rules: an old version may no longer pass
         return await _page(request, number, version.source, problems=problems, status=422)
+    if refusal := _status_change_refused(request, user, number, plan):
+        await audit(
+            request, "refused: restore plan", number, f"version {version.version}: {refusal}"
+        )
+        return await _page(request, number, version.source, refusal=refusal, status=403)
     write_atomically(plan_path(console.config_dir, number), version.source)
     saved = await console.store.save_plan_version(
         number, version.source, user.name, console.clock(), f"restored version {version.version}"
@@ -99,12 +120,40 @@ async def restore_version(request: Request) -> Response:
 
 async def version_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
-    version = await console_of(request).store.plan_version(
-        number, int(request.path_params["version"])
-    )
+    version = await console_of(request).store.plan_version(number, _version_asked(request))
     if version is None:
         raise not_found()
     return render(request, "plan_version.html", {"number": number, "version": version})
+
+
+def _version_asked(request: Request) -> int:
+    """The version of the path; one no store can hold is not found, like any unknown one."""
+    version: int = request.path_params["version"]
+    if not 0 <= version <= MAX_VERSION:
+        raise not_found()
+    return version
+
+
+def _status_change_refused(request: Request, user: User, number: str, plan: Plan) -> str | None:
+    """Why `user` may not save `plan` over the number's current one: its status differs
+    and only the operator changes a number's status (a subscriber lifting its own arrears
+    or suspension would connect calls the operator stopped). None when it may."""
+    if user.is_operator:
+        return None
+    current = declared_status(
+        console_of(request).config_dir, number, _current_text(request, number)
+    )
+    if current is plan.status:
+        return None
+    if current is None:
+        return (
+            "the current plan's status cannot be read, so only the operator can save this"
+            " number's plan"
+        )
+    return (
+        f"status: only the operator changes a number's status; {number} is {current.value}"
+        f" and this plan would make it {plan.status.value}."
+    )
 
 
 def _current_text(request: Request, number: str) -> str:
@@ -116,11 +165,14 @@ def _current_text(request: Request, number: str) -> str:
 
 
 def _preview_time(request: Request, text: str) -> datetime:
+    """The time the preview asks about; now, for one it cannot read or a day out of range
+    (a calendar looks at the days around it)."""
     console = console_of(request)
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=console.zone)
+        at = datetime.fromisoformat(text).replace(tzinfo=console.zone)
     except ValueError:
         return console.now()
+    return at if FIRST_DAY <= at.date() <= LAST_DAY else console.now()
 
 
 async def _page(
@@ -132,6 +184,7 @@ async def _page(
     caller: str = SAMPLE_CALLER,
     at: datetime | None = None,
     saved: str | None = None,
+    refusal: str | None = None,
     status: int = 200,
 ) -> Response:
     console = console_of(request)
@@ -152,6 +205,7 @@ async def _page(
             "caller": caller,
             "at": at,
             "saved": saved,
+            "refusal": refusal,
             "versions": await console.store.plan_versions(number),
         },
         status=status,

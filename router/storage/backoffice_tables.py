@@ -71,10 +71,20 @@ class BackOfficeTables(SessionSource):
             )
         return [_user(row) for row in rows]
 
-    async def set_password(self, name: str, password_hash: str) -> bool:
-        changed = await self._execute(
-            "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
-        )
+    async def set_password(
+        self, name: str, password_hash: str, keep_session: str | None = None
+    ) -> bool:
+        """Change a user's password and end its sessions, but the one whose token digest is
+        `keep_session` (the user's own, changing its password): whoever knew the old one is
+        out now. False if there is no such user."""
+        async with self._transaction() as session:
+            changed = await session.execute(
+                "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
+            )
+            await session.execute(
+                "DELETE FROM console_sessions WHERE user_name = ? AND token_digest <> ?",
+                (name, keep_session or ""),
+            )
         return changed == 1
 
     async def disable_user(self, name: str) -> bool:
@@ -107,23 +117,27 @@ class BackOfficeTables(SessionSource):
     # --- failed sign-ins -----------------------------------------------------------------
 
     async def login_failures(
-        self, keys: Sequence[str], since: datetime
+        self, keys: Sequence[str], since: datetime, *, besides: str | None = None
     ) -> dict[str, list[datetime]]:
-        """When sign-ins failed after `since`, oldest first, for each of `keys`."""
+        """When sign-ins failed after `since`, oldest first, for each of `keys`; those
+        counted so far of an attempt under way included, but attempt `besides`."""
         failures: dict[str, list[datetime]] = {}
         for key in keys:
             rows = await self._fetch(
-                "SELECT at_us FROM login_failures WHERE key = ? AND at_us > ? ORDER BY at_us",
-                (key, epoch_us(since)),
+                "SELECT at_us FROM login_failures WHERE key = ? AND at_us > ? AND id <> ?"
+                " ORDER BY at_us",
+                (key, epoch_us(since), besides or ""),
             )
             failures[key] = [from_epoch_us(row["at_us"]) for row in rows]
         return failures
 
-    async def login_failed(
+    async def login_attempted(
         self, keys: Sequence[str], at: datetime, forget_before: datetime
-    ) -> None:
-        """A failed sign-in, counted for each of `keys`; failures of those keys not after
-        `forget_before` are dropped meanwhile, so the table holds only what still counts."""
+    ) -> str:
+        """A sign-in attempt, counted as failed for each of `keys` until it is settled
+        (login_settled), so attempts made at once count each other whatever their outcome;
+        returns its id. Failures of those keys not after `forget_before` are dropped."""
+        attempt = uuid.uuid4().hex
         async with self._transaction() as session:
             for key in keys:
                 await session.execute(
@@ -132,13 +146,21 @@ class BackOfficeTables(SessionSource):
                 )
                 await session.execute(
                     "INSERT INTO login_failures (key, at_us, id) VALUES (?, ?, ?)",
-                    (key, epoch_us(at), uuid.uuid4().hex),
+                    (key, epoch_us(at), attempt),
                 )
+        return attempt
 
-    async def login_succeeded(self, keys: Sequence[str]) -> None:
-        """A sign-in went through: its keys' failures no longer count."""
+    async def login_settled(
+        self, keys: Sequence[str], attempt: str, forget: Sequence[str] = ()
+    ) -> None:
+        """An attempt with `keys` that did not fail after all (refused unheard, or let in):
+        it no longer counts, and neither do the failures of the keys in `forget`."""
         async with self._transaction() as session:
             for key in keys:
+                await session.execute(
+                    "DELETE FROM login_failures WHERE key = ? AND id = ?", (key, attempt)
+                )
+            for key in forget:
                 await session.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
     # --- audit log -----------------------------------------------------------------------

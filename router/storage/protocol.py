@@ -164,7 +164,11 @@ class Store(Protocol):
 
     async def users(self, account: str | None = None) -> list[UserRow]: ...
 
-    async def set_password(self, name: str, password_hash: str) -> bool: ...
+    async def set_password(
+        self, name: str, password_hash: str, keep_session: str | None = None
+    ) -> bool:
+        """Change a user's password and end its sessions but `keep_session` (a token
+        digest); False if there is no such user."""
 
     async def disable_user(self, name: str) -> bool:
         """Disable a user and end its sessions at once (a departed employee is out now)."""
@@ -177,14 +181,20 @@ class Store(Protocol):
     async def close_session(self, token_digest: str) -> None: ...
 
     async def login_failures(
-        self, keys: Sequence[str], since: datetime
-    ) -> dict[str, list[datetime]]: ...
+        self, keys: Sequence[str], since: datetime, *, besides: str | None = None
+    ) -> dict[str, list[datetime]]:
+        """When sign-ins failed after `since`, oldest first, per key; attempts under way
+        counted, but attempt `besides`."""
 
-    async def login_failed(
+    async def login_attempted(
         self, keys: Sequence[str], at: datetime, forget_before: datetime
-    ) -> None: ...
+    ) -> str:
+        """Count a sign-in attempt as failed for `keys` until it is settled; its id."""
 
-    async def login_succeeded(self, keys: Sequence[str]) -> None: ...
+    async def login_settled(
+        self, keys: Sequence[str], attempt: str, forget: Sequence[str] = ()
+    ) -> None:
+        """An attempt that did not fail no longer counts, nor the failures of `forget`."""
 
     async def audit(self, entry: AuditEntry) -> None: ...
 

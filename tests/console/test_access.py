@@ -6,6 +6,8 @@ every route of the console, asked with another account's number, call or user, a
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -460,3 +462,142 @@ async def test_consoles_on_one_store_count_failed_sign_ins_together(tmp_path: Pa
                 assert (await sign_in(client, "shop", "not-the-one")).status_code == 401
             assert (await sign_in(here, "shop")).status_code == 429
             assert (await sign_in(there, "shop")).status_code == 429
+
+
+async def test_a_receipt_already_booked_is_said_so_and_not_audited_as_booked(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        money = f"/numbers/{SHOP}/money"
+        token = await csrf_of(ops, money)
+        payments = f"{money}/payments"
+        first = await ops.post(payments, data={"csrf": token, "amount": "600.00", "ref": "R-1"})
+        assert first.headers["location"] == money
+        again = await ops.post(payments, data={"csrf": token, "amount": "300.00", "ref": "R-1"})
+        assert again.status_code == 303
+        page = await ops.get(again.headers["location"])
+        assert "Receipt R-1 is already booked (600.00 yuan on 2026-11-24 15:00)" in page.text
+        assert "this payment of 300.00 yuan was not booked" in page.text
+        assert 'data-testid="balance">600.00<' in page.text
+        entries = [
+            (entry.action, entry.detail)
+            for entry in await site.store.audit_log()
+            if "payment" in entry.action
+        ]
+        assert sorted(entries) == [
+            ("book payment", "600.00 yuan, ref R-1"),
+            (
+                "refused: book payment",
+                "300.00 yuan, ref R-1: already booked (600.00 yuan on 2026-11-24 15:00)",
+            ),
+        ]
+        await ops.aclose()
+
+
+@pytest.mark.parametrize(
+    ("amount", "booked"), [("12.300", "12.30"), ("1E+2", "100.00"), ("0.5", "0.50"), ("7", "7.00")]
+)
+async def test_a_payment_is_booked_and_audited_to_the_fen(
+    tmp_path: Path, amount: str, booked: str
+) -> None:
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{SHOP}/money")
+        response = await ops.post(
+            f"/numbers/{SHOP}/money/payments", data={"csrf": token, "amount": amount, "ref": "R"}
+        )
+        assert response.headers["location"] == f"/numbers/{SHOP}/money"
+        assert [str(entry.amount) for entry in await site.store.ledger(SHOP)] == [booked]
+        [audited] = [e for e in await site.store.audit_log() if e.action == "book payment"]
+        assert audited.detail == f"{booked} yuan, ref R"
+        await ops.aclose()
+
+
+async def test_changing_a_password_ends_the_users_other_sessions(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        here = await site.signed_in("shop")
+        elsewhere = await site.signed_in("shop")
+        staff = await site.signed_in("shopstaff")
+        token = await csrf_of(here, "/password")
+        new = "new password 1"
+        changed = await here.post(
+            "/password", data={"csrf": token, "current": PASSWORD, "new": new, "again": new}
+        )
+        assert changed.status_code == 303
+        assert (await here.get("/")).status_code == 200  # the session that changed it goes on
+        assert (await elsewhere.get("/")).status_code == 303  # to sign in
+        assert (await staff.get("/")).status_code == 200  # another user's: untouched
+        for client in (here, elsewhere, staff):
+            await client.aclose()
+
+
+async def test_a_password_set_in_the_store_ends_every_session_but_the_one_kept(
+    tmp_path: Path,
+) -> None:
+    """What an administrator setting someone's password gets: all its sessions end."""
+    async with running_console(tmp_path) as site:
+        one, two = await site.signed_in("shopstaff"), await site.signed_in("shopstaff")
+        row = await site.store.user("shopstaff")
+        assert row is not None
+        assert await site.store.set_password("shopstaff", row.password_hash)
+        assert (await one.get("/")).status_code == 303
+        assert (await two.get("/")).status_code == 303
+        assert not await site.store.set_password("nobody", row.password_hash)
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_failed_sign_ins_sent_at_once_are_throttled_too(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        clients = [site.client() for _ in range(40)]
+        tokens = [await csrf_of(client, "/login") for client in clients]
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/login", data={"csrf": token, "name": "shop", "password": "not-the-one"}
+                )
+                for client, token in zip(clients, tokens, strict=True)
+            )
+        )
+        statuses = Counter(response.status_code for response in responses)
+        assert set(statuses) <= {401, 429} and statuses[401] <= 5, statuses
+        # Those refused unheard do not count: the password is checked five times in all.
+        while (await sign_in(clients[0], "shop", "not-the-one")).status_code == 401:
+            statuses[401] += 1
+        assert statuses[401] == 5
+        assert (await sign_in(clients[0], "shop")).status_code == 429
+        for client in clients:
+            await client.aclose()
+
+
+async def test_signing_in_to_an_own_account_does_not_reset_the_addresss_count(
+    tmp_path: Path,
+) -> None:
+    """Someone guessing at the shop's password from one address, signing in to the account
+    they have between guesses, is throttled after five failures all the same."""
+    async with running_console(tmp_path) as site, site.client() as client:
+        for _ in range(4):
+            assert (await sign_in(client, "shop", "not-the-one")).status_code == 401
+        assert (await sign_in(client, "clinic")).status_code == 303
+        assert (await sign_in(client, "shopstaff", "not-the-one")).status_code == 401
+        assert (await sign_in(client, "ops")).status_code == 429
+        async with site.client() as elsewhere:  # the same address: every user is throttled
+            assert (await sign_in(elsewhere, "clinic")).status_code == 429
+
+
+async def test_a_sign_in_forgives_the_users_own_failures(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+
+        def at(address: str) -> httpx.AsyncClient:  # behind the console's proxy
+            return httpx.AsyncClient(base_url=site.url, headers={"X-Forwarded-For": address})
+
+        async with at("10.0.0.1") as office, at("10.0.0.2") as home, at("10.0.0.3") as cafe:
+            for _ in range(4):
+                assert (await sign_in(office, "shop", "not-the-one")).status_code == 401
+            assert (await sign_in(home, "shop")).status_code == 303
+            for _ in range(4):  # the shop's count starts afresh
+                assert (await sign_in(cafe, "shop", "not-the-one")).status_code == 401
+            assert (await sign_in(cafe, "shop")).status_code == 303
+            assert (await sign_in(office, "shop", "not-the-one")).status_code == 401
+            assert (await sign_in(office, "clinic")).status_code == 429  # the office's fifth

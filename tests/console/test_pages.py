@@ -246,3 +246,145 @@ async def test_each_page_renders_for_the_operator(tmp_path: Path, path: str) -> 
         assert response.status_code == 200
         assert "hotline400" in response.text
         await ops.aclose()
+
+
+async def test_only_the_operator_changes_a_plans_status(tmp_path: Path) -> None:
+    """The operator puts a number in arrears in its plan; its subscriber can neither save
+    the plan back to active nor restore the active version, and the refusals are audited."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{CLINIC}.yaml"
+        active = plan_file.read_text(encoding="utf-8")
+        arrears = active.replace("status: active", "status: arrears")
+        routing = f"/numbers/{CLINIC}/routing"
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, routing)
+        form = {"csrf": token, "mode": "yaml", "action": "save"}
+        saved = await ops.post(routing, data={**form, "yaml": arrears})
+        assert saved.headers["location"] == f"{routing}?saved=2"  # 1: the file as found
+        clinic = await site.signed_in("clinic")
+        form["csrf"] = await csrf_of(clinic, routing)
+        lifted = await clinic.post(routing, data={**form, "yaml": active})
+        assert lifted.status_code == 403
+        assert "only the operator changes a number&#39;s status" in lifted.text
+        assert f"{CLINIC} is arrears and this plan would make it active" in lifted.text
+        dropped = await clinic.post(
+            routing, data={**form, "yaml": arrears.replace("status: arrears\n", "")}
+        )
+        assert dropped.status_code == 403  # no status at all is active
+        restored = await clinic.post(f"{routing}/versions/1/restore", data={"csrf": form["csrf"]})
+        assert restored.status_code == 403
+        assert "only the operator changes a number&#39;s status" in restored.text
+        assert plan_file.read_text(encoding="utf-8") == arrears
+        # Everything else of the plan is still the subscriber's to change.
+        longer = arrears.replace("ring_timeout: 25", "ring_timeout: 30")
+        assert (await clinic.post(routing, data={**form, "yaml": longer})).status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == longer
+        # The common-settings form keeps the status as the file has it.
+        common = await clinic.post(
+            routing,
+            data={**form, "mode": "form", "default_target": GOOD_TARGET, "on_busy": ""},
+        )
+        assert common.status_code == 303
+        assert "status: arrears" in plan_file.read_text(encoding="utf-8")
+        back = await ops.post(f"{routing}/versions/1/restore", data={"csrf": token})
+        assert back.status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == active
+        refusals = [
+            (entry.actor, entry.action, entry.target)
+            for entry in await site.store.audit_log()
+            if entry.action.startswith("refused")
+        ]
+        assert sorted(refusals) == [
+            ("clinic", "refused: restore plan", CLINIC),
+            ("clinic", "refused: save plan", CLINIC),
+            ("clinic", "refused: save plan", CLINIC),
+        ]
+        await ops.aclose()
+        await clinic.aclose()
+
+
+async def test_staff_preview_a_plan_but_do_not_save_it(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        staff = await site.signed_in("shopstaff")
+        routing = f"/numbers/{SHOP}/routing"
+        page = await staff.get(routing)
+        assert 'value="preview">Preview<' in page.text
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        form = {"csrf": await csrf_of(staff, routing), "mode": "yaml", "yaml": text}
+        preview = await staff.post(routing, data={**form, "action": "preview"})
+        assert preview.status_code == 200
+        assert "call from 053188889999" in preview.text
+        changed = text.replace("ring_timeout: 20", "ring_timeout: 25")
+        save = await staff.post(routing, data={**form, "yaml": changed, "action": "save"})
+        assert save.status_code == 404
+        assert (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8") == text
+        await staff.aclose()
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/calls?until=9999-12-31", "until: &#39;9999-12-31&#39; is not a day between"),
+        ("/calls?since=0001-01-01", "since: &#39;0001-01-01&#39; is not a day between"),
+        ("/reports?to=9999-12-31", "to: &#39;9999-12-31&#39; is not a day between"),
+        ("/reports?from=9999-12-31&to=9999-12-31", "from: &#39;9999-12-31&#39; is not a day"),
+        ("/reports?from=0001-01-01", "from: &#39;0001-01-01&#39; is not a day between"),
+    ],
+)
+async def test_days_out_of_range_are_a_problem_like_any_bad_date(
+    tmp_path: Path, path: str, problem: str
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        page = await shop.get(path)
+        assert page.status_code == 200
+        assert problem in page.text
+        await shop.aclose()
+
+
+async def test_a_csv_export_with_a_bad_date_exports_nothing(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("c1", SHOP, NOW))
+        shop = await site.signed_in("shop")
+        for query in ("until=9999-12-31", "since=2026-02-30"):
+            export = await shop.get(f"/calls.csv?{query}")
+            assert export.status_code == 400
+            assert "c1" not in export.text and query.split("=")[0] in export.text
+        assert (await shop.get(f"/calls.csv?number={CLINIC}&until=x")).status_code == 404
+        await shop.aclose()
+
+
+@pytest.mark.parametrize("version", ["9223372036854775807", "9223372036854775808", "9" * 20])
+async def test_a_version_no_store_holds_is_not_found(tmp_path: Path, version: str) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        versions = f"/numbers/{SHOP}/routing/versions"
+        assert (await shop.get(f"{versions}/{version}")).status_code == 404
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        restore = await shop.post(f"{versions}/{version}/restore", data={"csrf": token})
+        assert restore.status_code == 404
+        await shop.aclose()
+
+
+@pytest.mark.parametrize(
+    ("at", "shown"),
+    [
+        ("0001-01-01T00:00", "2026-11-24 15:00"),  # out of range: now
+        ("9999-12-31T23:59", "2026-11-24 15:00"),
+        ("1900-01-01T00:00", "1900-01-01 00:00"),
+        ("9998-12-31T23:59", "9998-12-31 23:59"),
+    ],
+)
+async def test_the_preview_of_a_time_out_of_range_is_of_now(
+    tmp_path: Path, at: str, shown: str
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        routing = f"/numbers/{SHOP}/routing"
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        form = {"csrf": await csrf_of(shop, routing), "mode": "yaml", "yaml": text, "at": at}
+        page = await shop.post(routing, data={**form, "action": "preview"})
+        assert page.status_code == 200
+        preview = page.text.split('data-testid="preview">')[1].split("</pre>")[0]
+        assert preview.startswith("call from 053188889999") and shown in preview.split("\n")[0]
+        await shop.aclose()

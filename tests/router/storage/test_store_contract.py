@@ -819,13 +819,14 @@ async def test_a_sqlite_file_of_version_2_keeps_its_cap_units_and_stranded_calls
         await upgraded.close()
 
 
-async def test_failed_sign_ins_count_per_key_until_a_success_and_old_ones_are_dropped(
+async def test_sign_in_attempts_count_per_key_until_settled_and_old_ones_are_dropped(
     opened: ConfiguredStore,
 ) -> None:
     keys = ("user:shop", "client:10.0.0.9")
+    attempts = []
     for minute in (0, 1, 2):
         at = T0 + timedelta(minutes=minute)
-        await opened.login_failed(keys, at, forget_before=at - timedelta(minutes=15))
+        attempts.append(await opened.login_attempted(keys, at, at - timedelta(minutes=15)))
     since = T0 + timedelta(seconds=30)
     recent = await opened.login_failures((*keys, "user:clinic"), since)
     assert recent == {
@@ -833,10 +834,21 @@ async def test_failed_sign_ins_count_per_key_until_a_success_and_old_ones_are_dr
         "client:10.0.0.9": [T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)],
         "user:clinic": [],
     }
+    assert await opened.login_failures(keys[:1], since, besides=attempts[2]) == {
+        "user:shop": [T0 + timedelta(minutes=1)]
+    }
+    await opened.login_settled(keys, attempts[1])  # it did not fail after all
+    assert await opened.login_failures(keys, since) == {
+        key: [T0 + timedelta(minutes=2)] for key in keys
+    }
     later = T0 + timedelta(minutes=20)  # the first three are older than the window now
-    await opened.login_failed(keys[:1], later, forget_before=later - timedelta(minutes=15))
+    last = await opened.login_attempted(keys[:1], later, later - timedelta(minutes=15))
     assert (await opened.login_failures(keys[:1], T0 - timedelta(days=1))) == {
         "user:shop": [later]
     }
-    await opened.login_succeeded(keys)
-    assert await opened.login_failures(keys, T0 - timedelta(days=1)) == {key: [] for key in keys}
+    await opened.login_attempted(keys, later, later - timedelta(minutes=15))
+    await opened.login_settled(keys[:1], last, forget=keys[:1])  # the user signed in
+    assert await opened.login_failures(keys, T0 - timedelta(days=1)) == {
+        "user:shop": [],
+        "client:10.0.0.9": [later],
+    }
