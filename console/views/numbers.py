@@ -192,7 +192,7 @@ async def act(request: Request) -> Response:
     if perform is None:
         raise not_found()
     form = await checked_form(request)
-    number, at = record.number, console_of(request).clock()
+    number, at = record.number, console_of(request).now()  # messages read in the billing zone
     try:
         changes = await perform(_inventory(request), number, user, form, at)
     except Refused as refusal:
