@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -173,6 +173,11 @@ def _compile_period(period: Period, local: RateLeg, long_distance: RateLeg) -> R
     return RatePeriod(period.clock, local, long_distance)
 
 
+DAY_SECONDS = 86400
+_US = 1_000_000
+_MICROSECOND = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True, slots=True)
 class PriceTimeline:
     """A number's compiled prices: the package's own, then one per change from its day."""
@@ -180,6 +185,50 @@ class PriceTimeline:
     zone: ZoneInfo
     first: PackagePricer
     changes: tuple[tuple[date, PackagePricer], ...]  # by effective day, in order
+    edges: tuple[int, ...] = ()
+    """The seconds after midnight at which a period of any of these prices opens or closes:
+    the only times of day at which the period in force can change."""
+    turns: tuple[datetime, ...] = ()
+    """The first instant of each change's effective day."""
+
+    @classmethod
+    def of(
+        cls,
+        zone: ZoneInfo,
+        first: PackagePricer,
+        changes: tuple[tuple[date, PackagePricer], ...],
+    ) -> PriceTimeline:
+        pricers = (first, *(pricer for _, pricer in changes))
+        edges = {
+            edge % DAY_SECONDS
+            for pricer in pricers
+            for period in pricer.periods
+            for window in period.clock.windows
+            for edge in (window.start, window.end)
+        }
+        turns = tuple(datetime(day.year, day.month, day.day, tzinfo=zone) for day, _ in changes)
+        return cls(zone, first, changes, tuple(sorted(edges)), turns)
+
+    def changes_within(self, start: datetime, end: datetime) -> list[datetime]:
+        """The instants in (start, end], in order, at which the prices in force may change:
+        a change's effective day begins, a period opens or closes. Between two of them (and from
+        `start` to the first) every answer instant is priced alike, so whatever is known of
+        a price over a span is known from its start and these. Empty, and cheap, for
+        prices without periods or changes."""
+        found = [turn for turn in self.turns if start < turn <= end] if self.turns else []
+        if not self.edges or end <= start:
+            return found
+        # In microseconds of the tariff zone's wall clock: an edge is a time of day there.
+        local = start.astimezone(self.zone)
+        now_us = (local.hour * 3600 + local.minute * 60 + local.second) * _US + local.microsecond
+        span_us = (end - start) // _MICROSECOND
+        for edge in self.edges:
+            ahead_us = (edge * _US - now_us) % (DAY_SECONDS * _US) or DAY_SECONDS * _US
+            while ahead_us <= span_us:  # rare: an edge within the span
+                found.append(local + timedelta(microseconds=ahead_us))
+                ahead_us += DAY_SECONDS * _US
+        found.sort()
+        return found
 
     def at(self, instant: datetime | None) -> PackagePricer:
         """The prices in force at `instant` (its day in the billing time zone)."""
@@ -209,7 +258,7 @@ def _timeline(name: str, package: Package, tariffs: Tariffs, prepayment: Decimal
         for change in package.changes
     )
     first = PackagePricer.of(name, package.for_prepayment(prepayment), tariffs)
-    return PriceTimeline(tariffs.zone, first, changes)
+    return PriceTimeline.of(tariffs.zone, first, changes)
 
 
 class PriceBook:
@@ -233,6 +282,15 @@ class PriceBook:
         except KeyError:
             raise UnknownAccount(f"no account for 400 number {number} in the tariffs") from None
         return timeline.at(answered_at)
+
+    def changes_within(self, number: str, start: datetime, end: datetime) -> list[datetime]:
+        """The instants in (start, end] at which the number's prices may change
+        (PriceTimeline.changes_within)."""
+        try:
+            timeline = self._by_number[number]
+        except KeyError:
+            raise UnknownAccount(f"no account for 400 number {number} in the tariffs") from None
+        return timeline.changes_within(start, end)
 
 
 _BOOKS: dict[int, PriceBook] = {}

@@ -437,7 +437,7 @@ class CallSession:
                 return
             target = served or target  # out of time: the route's busy forwarding
         while target is not None and not self.agi.hung_up:
-            options = self._talk_limit_option(target.number)
+            options = await self._talk_limit_option(target)
             if options is None:  # not even one billing increment is affordable
                 break
             if target is not served and self._at_call_limit(target.number):
@@ -586,13 +586,23 @@ class CallSession:
         status, answered, dialled = values if values is not None else ("", None, None)
         return status or "CHANUNAVAIL", _seconds(answered), _seconds(dialled)
 
-    def _talk_limit_option(self, destination: str) -> str | None:
+    async def _talk_limit_option(self, target: DialTarget) -> str | None:
         """Dial's options: L(ms) when the balance or a cost cap limits the talk time, ""
-        when nothing limits it, None when not even one billing increment is affordable."""
+        when nothing limits it, None when not even one billing increment is affordable.
+        The limit holds whenever in the Dial's ring the call is answered; a Dial that may
+        be answered in a month whose counters the call has not read has them read first
+        (the price takes that month's included minutes)."""
         if self.account is None:
             return ""
-        seconds = self.services.accounting.talk_limit(
-            self.account, self.context.caller.kind, destination, self.services.clock()
+        accounting = self.services.accounting
+        now = self.services.clock()
+        if accounting.answer_month_unread(self.account, now, target.ring_timeout):
+            self.account = await accounting.read_answer_month(
+                self.account, now, target.ring_timeout
+            )
+            now = self.services.clock()
+        seconds = accounting.talk_limit(
+            self.account, self.context.caller.kind, target.number, now, target.ring_timeout
         )
         if seconds is None:
             return ""

@@ -11,9 +11,22 @@ A plan with a monthly call cap reserves its call with one conditional statement,
 routers sharing a database never both take the last unit. The cap counts incoming calls
 (every call put through to the subscriber's phones), unless the plan counts answered calls
 only: then an unanswered call gives its unit back. When a balance or a cost cap limits
-spending, the longest affordable talk time goes to Dial as L(), so no call can overspend.
+spending, the longest affordable talk time goes to Dial as L(), so no call can overspend:
+a call is priced at the rates in force at the instant it is answered, which may come at any
+moment of the Dial's ring, so the limit is the smallest over every price that can be in
+force by the end of the ring (a period opening or closing, a price change taking effect, a
+new month's included minutes). Only a Dial whose ring spans such a boundary computes more
+than one.
 After an answered call the price is booked: the CDR's shares and one ledger entry, written
 behind the call like every CDR write.
+
+A call belongs to the month it is answered in (rating.billing_time), and the included
+minutes left are that month's. The counters are read as a call arrives; when a Dial may be
+answered in a later month (it starts within its ring of the month's end, or the call arrived
+the month before), the session has that month's counters read before the Dial
+(`read_answer_month`): rare, and only for packages with included minutes, so the common
+path reads nothing more. A call answered in a month whose counters were not read (a read
+that failed) is left unpriced, for `hotline400 rate` to price with that month's counters.
 
 When the database cannot be read the router fails open (connects calls without limits)
 and logs it: cost control must not take a 400 number off the air.
@@ -29,8 +42,9 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
@@ -53,6 +67,34 @@ BalanceSeen = Callable[[str, Decimal, Decimal], None]
 
 NO_USAGE = UsageSnapshot(Decimal("0.00"), 0, 0, Decimal("0.00"), None)
 
+LONGEST_RING_S = 120
+"""The longest ring timeout a plan may give a destination (dialplan.plan): the ring a talk
+limit covers when its Dial's is not said."""
+ANSWER_SLACK_S = 2
+"""How much later than its Dial's start plus ring timeout a call's answer instant may be
+recorded: Asterisk reports ring time in whole seconds (DIALEDTIME - ANSWEREDTIME), and the
+Dial starts a moment after its talk limit was computed."""
+
+
+class Counters(NamedTuple):
+    """A month's counters as a call read them."""
+
+    month: str
+    snapshot: UsageSnapshot
+    taken_at_read: int
+    """The included seconds this router's calls had taken of the month as the read was
+    sent (Accounting's tally)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaterMonth:
+    """The counters of a month after the one a call arrived in, read before a Dial that may
+    be answered in it (Accounting.read_answer_month)."""
+
+    counters: Counters
+    starts: datetime
+    ends: datetime
+
 
 @dataclass(frozen=True, slots=True)
 class CallAccount:
@@ -71,38 +113,64 @@ class CallAccount:
     """The included seconds this router's calls had taken of the number's month as the
     counters read was sent (Accounting's tally): what the calls priced since took is the
     tally now less this, none of it in the snapshot."""
+    month_ends: datetime | None = None
+    """When the month of the counters read ends, if the price depends on them (a package
+    with included minutes); None when it does not. A call answered from then on belongs to
+    a later month, whose counters are `later`."""
+    later: LaterMonth | None = None
 
     @property
     def rated(self) -> bool:
         return self.tariffs is not None and self.account is not None
 
-    def usage(self) -> Usage:
-        """Counters as the evaluator reads them; a prepaid account with no entries has 0."""
+    def usage(self, snapshot: UsageSnapshot | None = None) -> Usage:
+        """Counters as the evaluator reads them (those read as the call arrived, or
+        `snapshot`); a prepaid account with no entries has 0."""
+        if snapshot is None:
+            snapshot = self.snapshot
         prepaid = self.account is not None and self.account.prepaid
-        balance = (self.snapshot.balance or Decimal("0.00")) if prepaid else None
+        balance = (snapshot.balance or Decimal("0.00")) if prepaid else None
         status = self.number_status
         return Usage(
-            month_cost=self.snapshot.month_cost,
-            month_calls=self.snapshot.month_calls,
-            day_cost=self.snapshot.day_cost,
+            month_cost=snapshot.month_cost,
+            month_calls=snapshot.month_calls,
+            day_cost=snapshot.day_cost,
             balance=balance,
             status=status if isinstance(status, NumberStatus) else None,
         )
 
-    def included_seconds_left(self, at: datetime, taken_since_read: int = 0) -> int:
+    def counters_at(self, at: datetime) -> Counters | None:
+        """The counters of the month a call answered at `at` belongs to; None when that
+        month's were not read (the price depends on them: see `month_ends`)."""
+        ends = self.month_ends
+        if ends is None or at < ends:
+            return Counters(self.month, self.snapshot, self.included_taken_at_read)
+        later = self.later
+        if later is not None and later.starts <= at < later.ends:
+            return later.counters
+        return None
+
+    def included_seconds_left(
+        self, at: datetime, taken_since_read: int = 0, snapshot: UsageSnapshot | None = None
+    ) -> int:
         """What is left of the month's included time, by the package in force at `at`,
-        once the read counters and `taken_since_read` (by calls priced since) are used."""
+        once the counters read (`snapshot`, by default those read as the call arrived) and
+        `taken_since_read` (by calls priced since) are used."""
         if not self.rated:
             return 0
         assert self.tariffs is not None
         # The compiled prices, not tariffs.package_on: that copies the package per call.
         included = price_book(self.tariffs).pricer(self.plan.number, at).included_minutes
-        used = self.snapshot.included_used + taken_since_read
+        if snapshot is None:
+            snapshot = self.snapshot
+        used = snapshot.included_used + taken_since_read
         return max(0, included * 60 - used)
 
-    def budget(self) -> Decimal | None:
-        """What the subscriber can still spend: the balance or the room under a cost cap."""
-        caps, usage = self.plan.caps, self.usage()
+    def budget(self, snapshot: UsageSnapshot | None = None) -> Decimal | None:
+        """What the subscriber can still spend: the balance or the room under a cost cap,
+        by the counters read as the call arrived, or by `snapshot`."""
+        caps = self.plan.caps
+        usage = self.usage(snapshot)
         rooms = []
         if caps.monthly_cost is not None:
             rooms.append(caps.monthly_cost - usage.month_cost)
@@ -139,7 +207,7 @@ class Accounting:
         """Read the number's counters as the call arrives, if it has an account or a cap;
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        snapshot, month, taken = NO_USAGE, "", 0
+        snapshot, month, taken, month_ends = NO_USAGE, "", 0, None
         # Without a counter to read no month nor day is needed.
         if plan.caps.limited or _reads_counters(account, tariffs):
             local = now.astimezone(self.zone)
@@ -153,6 +221,9 @@ class Accounting:
                     "usage of %s unreadable, connecting without limits: %s", plan.number, error
                 )
                 snapshot, account = NO_USAGE, None
+            else:
+                if _includes_minutes(account, tariffs):
+                    month_ends = _month_after(local, self.zone)
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
             self.balance_seen(plan.number, balance, account.low_balance_warning)
@@ -164,7 +235,48 @@ class Accounting:
             month,
             number_status=number_status,
             included_taken_at_read=taken,
+            month_ends=month_ends,
         )
+
+    def answer_month_unread(self, call: CallAccount, now: datetime, ring_timeout: int) -> bool:
+        """Whether a Dial starting at `now` may be answered in a month whose counters the
+        call has not read while its price depends on them (included minutes): the session
+        then has them read (`read_answer_month`) before the Dial. Cheap, and False for
+        almost every call."""
+        ends = call.month_ends
+        if ends is None:
+            return False
+        latest = now + timedelta(seconds=ring_timeout + ANSWER_SLACK_S)
+        if latest < ends:
+            return False
+        later = call.later
+        return later is None or not later.starts <= latest < later.ends
+
+    async def read_answer_month(
+        self, call: CallAccount, now: datetime, ring_timeout: int
+    ) -> CallAccount:
+        """The call with the counters of the month the end of a Dial's ring (from `now`)
+        falls in, a month after the one it arrived in: a call belongs to the month it is
+        answered in (rating.billing_time), and takes that month's included minutes. When
+        they cannot be read the call is returned as it was: answered in that month, it is
+        left unpriced (`charge`), for `hotline400 rate` to price."""
+        number = call.plan.number
+        local = (now + timedelta(seconds=ring_timeout + ANSWER_SLACK_S)).astimezone(self.zone)
+        month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
+        taken = self._included_taken.of(number, month)
+        try:
+            snapshot = await self.store.usage(number, month, day)
+        except StoreUnavailable as error:
+            log.error(
+                "usage of %s for %s unreadable: a call answered then is left unpriced: %s",
+                number,
+                month,
+                error,
+            )
+            return call
+        starts = datetime(local.year, local.month, 1, tzinfo=self.zone)
+        later = LaterMonth(Counters(month, snapshot, taken), starts, _month_after(local, self.zone))
+        return dataclasses.replace(call, later=later)
 
     async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
         """Read every prepaid balance: top-ups and fees booked by `hotline400 account` and
@@ -196,14 +308,57 @@ class Accounting:
         return dataclasses.replace(call, reserved=granted), granted
 
     def talk_limit(
-        self, call: CallAccount, caller_kind: str, destination: str, now: datetime
+        self,
+        call: CallAccount,
+        caller_kind: str,
+        destination: str,
+        now: datetime,
+        ring_timeout: int = LONGEST_RING_S,
     ) -> int | None:
-        """Seconds of talk the budget affords on this destination, or None when unlimited."""
+        """Seconds of talk the budget affords on this destination, or None when unlimited,
+        for a Dial starting at `now` that rings at most `ring_timeout` seconds.
+
+        The call is priced at the rates in force when it is answered, at any moment of the
+        ring: the limit is the smallest over the prices in force from `now` to the end of
+        the ring (and its slack), with the included minutes of the month each falls in. A
+        month whose counters were not read counts no included minutes."""
         budget = call.budget() if call.rated else None
         if budget is None:  # nothing to afford: the call is not rated before it is answered
             return None
         assert call.tariffs is not None
-        rated = _answered(call, caller_kind, now, 0, destination, self._taken_since_read(call))
+        limit = self._affordable(call, caller_kind, destination, now, budget)
+        latest = now + timedelta(seconds=ring_timeout + ANSWER_SLACK_S)
+        instants = price_book(call.tariffs).changes_within(call.plan.number, now, latest)
+        if call.month_ends is not None and now < call.month_ends <= latest:
+            instants.append(call.month_ends)  # the next month's included minutes
+        for at in instants:  # a boundary within the ring: rare
+            other = self._affordable(call, caller_kind, destination, at, budget)
+            if other is not None and (limit is None or other < limit):
+                limit = other
+        return limit
+
+    def _affordable(
+        self,
+        call: CallAccount,
+        caller_kind: str,
+        destination: str,
+        at: datetime,
+        budget: Decimal,
+    ) -> int | None:
+        """Seconds of talk affordable on a call answered at `at`: within `budget` (the
+        room by the counters read as the call arrived), or the room by the counters of a
+        later month read for a call answered in it."""
+        assert call.tariffs is not None
+        counters = call.counters_at(at)
+        if counters is None:  # its month's counters not read: no included minutes counted
+            left = 0
+        else:
+            taken = self._included_taken.of(call.plan.number, counters.month)
+            left = call.included_seconds_left(at, taken - counters.taken_at_read, counters.snapshot)
+            if counters.snapshot is not call.snapshot:
+                room = call.budget(counters.snapshot)
+                budget = budget if room is None else room
+        rated = _answered(call, caller_kind, at, 0, destination, left)
         return max_affordable_seconds(rated, call.tariffs, budget)
 
     def charge(
@@ -215,26 +370,38 @@ class Accounting:
         talk_seconds: int,
         destination: str,
     ) -> tuple[FinishCall, PostLedger] | None:
-        """The priced fields of the CDR and the ledger entry of an answered call."""
+        """The priced fields of the CDR and the ledger entry of an answered call, with the
+        included minutes of the month it was answered in; None when it is not priced (no
+        account, or that month's counters were not read)."""
         if not call.rated:
             return None
         assert call.tariffs is not None and call.account is not None
-        taken = self._taken_since_read(call)
-        rated = _answered(call, caller_kind, answered_at, talk_seconds, destination, taken)
+        number = call.plan.number
+        counters = call.counters_at(answered_at)
+        if counters is None:
+            log.warning(
+                "call %s of %s answered %s, in a month whose counters were not read: left "
+                "unpriced for hotline400 rate",
+                call_id,
+                number,
+                answered_at.isoformat(),
+            )
+            return None
+        month, snapshot, taken_at_read = counters
+        taken = self._included_taken.of(number, month) - taken_at_read
+        left = call.included_seconds_left(answered_at, taken, snapshot)
+        rated = _answered(call, caller_kind, answered_at, talk_seconds, destination, left)
         priced = price(rated, call.tariffs)
-        self._included_taken.add(call.plan.number, call.month, priced.included_seconds_used)
+        self._included_taken.add(number, month, priced.included_seconds_used)
         money = FinishCall(call_id, Shares.of_price(priced)._asdict())
-        entry = call_entry(call.plan.number, call_id, answered_at, priced)
+        entry = call_entry(number, call_id, answered_at, priced)
         if call.account.prepaid:
-            before = call.usage().balance or Decimal("0.00")
+            before = call.usage(snapshot).balance or Decimal("0.00")
             after = before - priced.callee_share
             warning = call.account.low_balance_warning
             self.alerts.check(call.plan.number, before, after, warning)
             self.balance_seen(call.plan.number, after, warning)
         return money, PostLedger(entry, priced.included_seconds_used)
-
-    def _taken_since_read(self, call: CallAccount) -> int:
-        return self._included_taken.of(call.plan.number, call.month) - call.included_taken_at_read
 
     async def close_call(self, call: CallAccount, answered: bool) -> None:
         """Give back the reserved unit of a cap counting answered calls when nobody answered."""
@@ -253,15 +420,28 @@ def _reads_counters(account: Account | None, tariffs: Tariffs | None) -> bool:
     return account.prepaid or tariffs.packages[account.package].ever_includes_minutes
 
 
+def _includes_minutes(account: Account | None, tariffs: Tariffs | None) -> bool:
+    """Whether an account's prices depend on its month's counters: minutes included."""
+    if account is None or tariffs is None:
+        return False
+    return tariffs.packages[account.package].ever_includes_minutes
+
+
+def _month_after(local: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant of the month after the one `local` (in `zone`) falls in."""
+    year, month = divmod(local.year * 12 + local.month, 12)
+    return datetime(year, month + 1, 1, tzinfo=zone)
+
+
 def _answered(
     call: CallAccount,
     caller_kind: str,
     answered_at: datetime,
     talk_seconds: int,
     destination: str,
-    taken_since_read: int,
+    included_seconds_left: int,
 ) -> RatedCall:
-    """The call as pricing reads it, answered by `destination`, with the included time left."""
+    """The call as pricing reads it, answered by `destination`, with `included_seconds_left`."""
     return answered_call(
         call.plan.number,
         caller_kind,
@@ -269,13 +449,13 @@ def _answered(
         talk_seconds,
         answering_area_code=locate(destination).area_code,
         home_area_code=call.plan.home_area_code,
-        included_seconds_left=call.included_seconds_left(answered_at, taken_since_read),
+        included_seconds_left=included_seconds_left,
     )
 
 
 class IncludedTally:
-    """The included seconds this router's calls have taken, by number and month, counted as
-    each call is priced.
+    """The included seconds this router's calls have taken, by number and the month they were
+    answered in, counted as each call is priced.
 
     A call reads its counters as it arrives and is priced when it ends: calls of one number
     that overlap all read the same included time left, and each would take all of it. What

@@ -8,12 +8,12 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rating.billing_time import billing_day, billing_month
 from rating.call import CALLER_KINDS, Price, RatedCall
-from rating.pricing import UnknownAccount, price
+from rating.pricing import UnknownAccount, price, price_book
 from rating.tariff import Tariffs
 from rating.tariff_loader import parse_tariffs
 
@@ -287,3 +287,82 @@ def test_included_minutes_never_raise_a_charge(priced_call: RatedCall) -> None:
     assert with_included.callee_share <= without.callee_share
     assert with_included.total <= without.total
     assert with_included.included_seconds_used <= priced_call.included_seconds_left
+
+
+CHANGING = parse_tariffs(
+    "tariffs.yaml",
+    TARIFFS_TEXT.replace(
+        "    sharing: {caller_percent: 30}\n",
+        "    sharing: {caller_percent: 30}\n"
+        "    changes:\n"
+        "      - {announced: 2026-10-01, effective: 2026-11-27,\n"
+        "         nationwide: {per_seconds: 60, charge: 0.30}}\n"
+        "  night-changing:\n"
+        "    nationwide: {per_seconds: 60, charge: 0.20}\n"
+        "    periods:\n"
+        '      - {name: night, time: ["23:30-00:30", "12:00-13:00"], days: [thu],\n'
+        "         nationwide: {per_seconds: 60, charge: 0.10}}\n"
+        "    changes:\n"
+        "      - {announced: 2026-10-01, effective: 2026-11-27,\n"
+        "         nationwide: {per_seconds: 60, charge: 0.30}}\n",
+    ).replace(
+        '  "4000000001": {package: shared}\n',
+        '  "4000000001": {package: shared}\n  "4000000002": {package: night-changing}\n',
+    ),
+)
+
+
+def test_the_instants_prices_may_change_at_within_a_span() -> None:
+    book = price_book(CHANGING)
+    start = datetime(2026, 11, 24, 21, 59, 50, tzinfo=SHANGHAI)
+    assert book.changes_within("4006001234", start, start + timedelta(seconds=22)) == [
+        datetime(2026, 11, 24, 22, 0, tzinfo=SHANGHAI)
+    ]
+    assert book.changes_within("4006001234", start, start + timedelta(seconds=9)) == []
+    assert book.changes_within("4001234567", start, start + timedelta(days=3)) == []
+    midnight = datetime(2026, 11, 27, tzinfo=SHANGHAI)
+    assert book.changes_within("4000000001", midnight - timedelta(seconds=10), midnight) == [
+        midnight
+    ]
+    assert book.changes_within("4000000001", midnight, midnight + timedelta(seconds=10)) == []
+    # an edge at the very start is in force already; one a day later is found again
+    on_edge = datetime(2026, 11, 24, 7, 0, 0, 500, tzinfo=SHANGHAI)
+    assert book.changes_within("4006001234", on_edge, on_edge + timedelta(hours=1)) == []
+    found = book.changes_within("4006001234", on_edge, on_edge + timedelta(days=1))
+    assert found == [
+        datetime(2026, 11, 24, 22, 0, tzinfo=SHANGHAI),
+        datetime(2026, 11, 25, 7, 0, tzinfo=SHANGHAI),
+    ]
+
+
+@settings(max_examples=400)
+@given(
+    number=st.sampled_from(["4006001234", "4008207788", "4000000001", "4000000002"]),
+    day=st.integers(min_value=0, max_value=7),
+    edge=st.sampled_from([0, 7 * 3600, 12 * 3600, 13 * 3600, 22 * 3600, 23 * 3600 + 1800]),
+    before=st.integers(min_value=-30, max_value=150),
+    span=st.integers(min_value=0, max_value=150),
+)
+def test_between_the_instants_found_every_answer_instant_is_priced_alike(
+    number: str, day: int, edge: int, before: int, span: int
+) -> None:
+    """Whatever second of a span a call is answered in, its rate and tariff are those in
+    force at the span's start or at the last instant `changes_within` found before it.
+    Spans start `before` seconds before a time of day some prices change at, on the days
+    around a price change (Monday 23 to Tuesday 1 December)."""
+    book = price_book(CHANGING)
+    start = datetime(2026, 11, 23, tzinfo=SHANGHAI) + timedelta(
+        days=day, seconds=edge - before, microseconds=250_000
+    )
+    end = start + timedelta(seconds=span)
+    instants = sorted([start, *book.changes_within(number, start, end)])
+    assert all(start < instant <= end for instant in instants[1:])
+
+    def priced_at(instant: datetime) -> tuple[str, str]:
+        priced = price(call(number, 60, at=instant, area=None, home=None), CHANGING)
+        return priced.rate_description, priced.tariff_id
+
+    for second in range(span + 1):
+        instant = start + timedelta(seconds=second)
+        last = max(known for known in instants if known <= instant)
+        assert priced_at(instant) == priced_at(last), (instant, last)
