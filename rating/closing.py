@@ -13,7 +13,9 @@ one entry per number, kind and ref):
   month's call charges are the subscriber's shares of the month's calls as they are priced
   now, so a call re-rated before closing counts at its new price.
 Every entry is dated inside the month, so the month's statement shows it however late the
-month is closed. Closing waits until the month is over and every answered call of it is
+month is closed. Closing waits until the month is over, no call that may belong to it is
+still in progress (a call answered on its last evening may talk past midnight, and its
+charge counts toward the month it was answered in), and every answered call of it is
 priced; a booked top-up is never revised (the ledger is append-only), so re-rate a month
 before closing it.
 
@@ -182,12 +184,33 @@ def not_yet_booked(
     return tuple(entry for entry in due if (entry.kind, entry.ref) not in already)
 
 
-def check_closable(month: str, zone: ZoneInfo, today: date, unpriced: Mapping[str, int]) -> None:
-    """Raise MonthNotClosable unless `month` is over by `today` and no number of it has
-    answered calls without a price (`unpriced`: number -> how many)."""
+def check_closable(
+    month: str,
+    zone: ZoneInfo,
+    today: date,
+    unpriced: Mapping[str, int],
+    in_progress: Mapping[str, int] | None = None,
+) -> None:
+    """Raise MonthNotClosable unless `month` is over by `today`, no number of it has calls
+    that may belong to it still in progress (`in_progress`: number -> how many) and none
+    has answered calls without a price (`unpriced`: number -> how many)."""
     _, end = month_span(month, zone)
     if today < end.date():
         raise MonthNotClosable(f"{month} is not over yet (today is {today})")
+    talking = {number: count for number, count in (in_progress or {}).items() if count}
+    if talking:
+        counts = ", ".join(f"{number}: {count}" for number, count in talking.items())
+        listing = "hotline400 cdr --outcome in_progress"
+        if len(talking) == 1:
+            listing += f" --number {next(iter(talking))}"
+        raise MonthNotClosable(
+            f"calls that may belong to {month} are still in progress ({counts}): a call "
+            "counts toward the month it was answered in, and its charge is known once it "
+            f"ends; close {month} when they have ended (list them: {listing}). A call left "
+            "in progress by a router that stopped is resolved when a router adopts it (that "
+            "router restarting, or another naming it in adopt_calls_of): followed through "
+            "AMI to its end and priced, or closed as interrupted"
+        )
     waiting = {number: count for number, count in unpriced.items() if count}
     if waiting:
         counts = ", ".join(f"{number}: {count}" for number, count in waiting.items())

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from rating.billing_time import billing_month
 from rating.closing import (
@@ -108,10 +109,10 @@ async def close_month(
     book: bool,
 ) -> tuple[dict[str, MonthStatement], int]:
     """Close the month for every number in one transaction, or for none when one number
-    cannot be closed: the month is not over, a call lacks a price, the account was not
-    open yet, or the month is closed already. Without `book` nothing is booked: the
-    statements show what closing would book. Returns the statements as they stand and how
-    many entries were booked."""
+    cannot be closed: the month is not over, a call that may belong to it is still in
+    progress, a call lacks a price, the account was not open yet, or the month is closed
+    already. Without `book` nothing is booked: the statements show what closing would
+    book. Returns the statements as they stand and how many entries were booked."""
     zone = tariffs.zone
     check_closable(month, zone, today, {})
     start, end = month_span(month, zone)
@@ -119,6 +120,10 @@ async def close_month(
         booked = await store.ledger(number, since=start, until=end)
         check_opened(month, zone, number, await opening_day(store, tariffs, number))
         check_not_closed(month, number, booked)
+    in_progress = {
+        number: len(await calls_in_progress(store, number, month, zone)) for number in numbers
+    }
+    check_closable(month, zone, today, {}, in_progress)
     drafts = [await month_statement(store, tariffs, number, month) for number in numbers]
     unpriced = {draft.statement.number: draft.unpriced for draft in drafts}
     check_closable(month, zone, today, unpriced)
@@ -127,6 +132,16 @@ async def close_month(
     booked_count = await store.post_ledger([e for draft in drafts for e in draft.pending])
     closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}
     return closed, booked_count
+
+
+async def calls_in_progress(store: Store, number: str, month: str, zone: ZoneInfo) -> list[CDR]:
+    """The number's calls still in progress that may belong to `month`: started before its
+    end (and, like the calls a statement counts, no earlier than a day before it began).
+    Until they end nobody knows whether they were answered, when, nor their charge."""
+    start, end = month_span(month, zone)
+    return await store.query_cdrs(
+        number=number, since=start - RINGING_MARGIN, until=end, outcome=Outcome.IN_PROGRESS
+    )
 
 
 async def opening_day(store: Store, tariffs: Tariffs, number: str) -> date | None:

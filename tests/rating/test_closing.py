@@ -46,6 +46,20 @@ def test_a_month_closes_once_it_is_over_and_every_call_has_a_price() -> None:
     check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {"4000000009": 0})
 
 
+def test_a_month_does_not_close_while_a_call_that_may_belong_to_it_is_in_progress() -> None:
+    talking = {"4000000008": 1, "4000000009": 0, "4000000010": 2}
+    with pytest.raises(MonthNotClosable) as refused:
+        check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {}, talking)
+    message = str(refused.value)
+    assert "still in progress (4000000008: 1, 4000000010: 2)" in message
+    assert "close 2026-11 when they have ended" in message
+    assert "hotline400 cdr --outcome in_progress" in message
+    assert "adopt_calls_of" in message and "interrupted" in message
+    with pytest.raises(MonthNotClosable, match=r"--outcome in_progress --number 4000000008\)"):
+        check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {}, {"4000000008": 1})
+    check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {}, {"4000000009": 0})
+
+
 def test_only_entries_the_ledger_does_not_hold_are_still_to_book() -> None:
     rent = LedgerEntry("4000000008", NOW, D("-50.00"), LedgerKind.RENT, "2026-11")
     topup = LedgerEntry("4000000008", NOW, D("-17.60"), LedgerKind.MINIMUM_TOPUP, "2026-11")
