@@ -14,6 +14,11 @@ recorded for the number, the rule is:
   minimum / old_rate * new_rate, rounded half-up to the fen, never lower (a 100-yuan
   minimum at 0.30/min may become 50 yuan at 0.15/min).
 
+Rates are compared, shown and recorded (the store's terms history) in yuan per minute to
+4 decimals (Rate.per_minute). The scaling itself takes each rate as exactly as it is known:
+a rate from a tariff file exactly (0.02 per 7 s is 6/35 yuan per minute, not 0.1714), a
+rate read back from the history as recorded; only the scaled minimum is rounded.
+
 Moving a number to another package is checked the same way, with the new package's rate
 and minimum. Every refusal names the number, the old and new figures and the rule.
 
@@ -23,12 +28,14 @@ the caller's choice; this module only compares amounts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 
-from rating.money import ZERO, to_fen
+from rating.money import ZERO, fraction_to_fen
 from rating.tariff import Tariffs
 
 
@@ -44,10 +51,18 @@ class Terms:
     package: str
     minimum: Decimal
     rate: Decimal
+    exact_rate: Fraction | None = field(default=None, compare=False)
+    """`rate` before its rounding to 4 decimals, when the terms come from a tariff file;
+    None for terms read back from the store, which keeps `rate` (and is not compared)."""
 
     def describe(self) -> str:
         """'minimum 500.00 at 0.20/min (nationwide-300)'."""
         return f"minimum {self.minimum} at {rate_text(self.rate)} ({self.package})"
+
+    @property
+    def scaling_rate(self) -> Fraction:
+        """The rate as exactly as it is known: what a minimum scales by."""
+        return Fraction(self.rate) if self.exact_rate is None else self.exact_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +79,12 @@ class RecordedTerms:
 
 def terms_of(tariffs: Tariffs, number: str, day: date) -> Terms:
     """The terms `tariffs` give an account's number on `day` (the rate then in force)."""
+    package = tariffs.package_on(number, day)
     return Terms(
         tariffs.accounts[number].package,
         tariffs.minimum_of(number),
-        tariffs.charged_rate(number, day),
+        package.charged_rate,
+        package.charged_rate_exact,
     )
 
 
@@ -76,11 +93,14 @@ def minimum_topup(month_charges: Decimal, minimum: Decimal) -> Decimal:
     return minimum - month_charges if month_charges < minimum else ZERO
 
 
-def scale_minimum(minimum: Decimal, old_rate: Decimal, new_rate: Decimal) -> Decimal:
-    """The minimum that corresponds, at `new_rate`, to `minimum` agreed at `old_rate`."""
+def scale_minimum(
+    minimum: Decimal, old_rate: Decimal | Fraction, new_rate: Decimal | Fraction
+) -> Decimal:
+    """The minimum that corresponds, at `new_rate`, to `minimum` agreed at `old_rate`,
+    computed exactly and rounded half-up to the fen."""
     if old_rate <= 0 or new_rate <= 0:
         raise ValueError("rates must be more than 0 to scale a minimum")
-    return to_fen(minimum * new_rate / old_rate)
+    return fraction_to_fen(Fraction(minimum) * Fraction(new_rate) / Fraction(old_rate))
 
 
 def in_use(opened: date | None, day: date) -> str | None:
@@ -110,11 +130,12 @@ def check_terms_change(number: str, old: Terms, new: Terms, used: str | None) ->
         raise MinimumChangeRefused(
             f"{change} refused: at {what} rate ({rates}) the minimum may be raised, never lowered"
         )
-    lowest = scale_minimum(old.minimum, old.rate, new.rate)
+    lowest = scale_minimum(old.minimum, old.scaling_rate, new.scaling_rate)
     if new.minimum < lowest:
         raise MinimumChangeRefused(
             f"{change} refused: with the {rates} the minimum may go down to "
-            f"{old.minimum} / {_figure(old.rate)} * {_figure(new.rate)} = {lowest}, never lower"
+            f"{old.minimum} / {_scaling_figure(old)} * {_scaling_figure(new)} = {lowest}, "
+            "never lower"
         )
 
 
@@ -142,6 +163,14 @@ def refused_terms_changes(
 def rate_text(rate: Decimal) -> str:
     """0.2000 -> '0.20/min'."""
     return f"{_figure(rate)}/min"
+
+
+def _scaling_figure(terms: Terms) -> str:
+    """The rate a minimum was scaled by: 0.15, or 0.17142857… for 6/35."""
+    exact = terms.scaling_rate
+    if exact == Fraction(terms.rate):
+        return str(_figure(terms.rate))
+    return f"{Decimal(math.floor(exact * 10**8)) / 10**8}…"
 
 
 def _figure(rate: Decimal) -> Decimal:

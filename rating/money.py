@@ -2,13 +2,17 @@
 
 Every amount a tariff file gives is checked to have at most two decimal places and is then
 held with exactly two (0.1 becomes 0.10), so sums and whole-number multiples of tariff
-amounts are exact and already in fen. The only rounding anywhere in rating is `to_fen`,
-half-up, used where a ratio or a scaling produces fractions of a fen.
+amounts are exact and already in fen. The only rounding anywhere in rating is to the fen,
+half-up, where a ratio or a scaling produces fractions of a fen: `to_fen`, and
+`fraction_to_fen` for an exact ratio (a minimum scaled by rates per minute such as 0.02
+per 7 s, which no decimal holds exactly).
 """
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -20,6 +24,12 @@ ZERO = Decimal("0.00")
 def to_fen(amount: Decimal) -> Decimal:
     """Round to the fen, half-up (0.005 -> 0.01), as a cashier would."""
     return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def fraction_to_fen(amount: Fraction) -> Decimal:
+    """An exact amount rounded to the fen, half-up (away from zero, like `to_fen`)."""
+    fen = math.floor(abs(amount) * 100 + Fraction(1, 2))
+    return (Decimal(-fen if amount < 0 else fen) / 100).quantize(FEN)
 
 
 def _exact_fen(amount: Decimal) -> Decimal:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict, Field
@@ -92,8 +93,15 @@ class Rate:
     @property
     def per_minute(self) -> Decimal:
         """The increment charge as yuan per minute (0.06/6s: 0.6000), to 4 decimals: how
-        rates are compared when a minimum consumption follows its rate (rating.minimum)."""
+        rates are compared and recorded when a minimum consumption follows its rate
+        (rating.minimum)."""
         return (self.charge * 60 / self.per_seconds).quantize(PER_MINUTE)
+
+    @property
+    def per_minute_exact(self) -> Fraction:
+        """The increment charge as yuan per minute, exactly (0.02/7s: 6/35, which
+        per_minute rounds to 0.1714): what a minimum is scaled by (rating.minimum)."""
+        return Fraction(self.charge) * 60 / self.per_seconds
 
     def describe(self) -> str:
         """'0.11/60s', '0.22 first 180s, then 0.11/60s' or '0.50 set-up, then 0.10/60s'."""

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -295,6 +296,12 @@ class Package(Strict):
         of local and long_distance; periods aside): the rate a minimum consumption follows."""
         rates = (self.nationwide, self.local, self.long_distance)
         return max(rate.per_minute for rate in rates if rate is not None)
+
+    @property
+    def charged_rate_exact(self) -> Fraction:
+        """charged_rate before its rounding to 4 decimals: what a minimum scales by."""
+        rates = (self.nationwide, self.local, self.long_distance)
+        return max(rate.per_minute_exact for rate in rates if rate is not None)
 
 
 def _check_rates(package: Package, when: str) -> None:

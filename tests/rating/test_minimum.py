@@ -3,6 +3,7 @@ against the rate it is charged."""
 
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -14,6 +15,7 @@ from rating.minimum import (
     minimum_topup,
     refused_terms_changes,
     scale_minimum,
+    terms_of,
 )
 from rating.tariff import Tariffs
 
@@ -166,3 +168,46 @@ def test_moving_a_number_to_a_package_without_a_minimum_is_checked() -> None:
 def test_a_number_new_to_the_file_may_take_any_terms() -> None:
     before = tariffs({"flat": nationwide("0.20", "500.00")}, {})
     assert refused(before, tariffs({"flat": nationwide("0.20", "10.00")}, {NUMBER: OPEN})) == []
+
+
+def per_7_seconds(charge: str, minimum: str = "0") -> dict:
+    return {"nationwide": {"per_seconds": 7, "charge": charge}, "minimum_monthly": minimum}
+
+
+def test_a_minimum_scales_by_the_exact_rates_not_their_four_decimals() -> None:
+    """0.02 per 7 s is 6/35 yuan a minute (compared and recorded as 0.1714): 100.00 agreed
+    at 0.30/min may go down to 100 / 0.30 * 6/35 = 57.142857... = 57.14, not 57.13."""
+    before = tariffs({"flat": nationwide("0.30", "100.00")}, {NUMBER: SIGNED})
+    [(_, message)] = refused(
+        before, tariffs({"flat": per_7_seconds("0.02", "57.13")}, {NUMBER: SIGNED})
+    )
+    assert message == (
+        "4008207788: minimum monthly consumption 100.00 -> 57.13 refused: with the rate "
+        "0.30/min -> 0.1714/min the minimum may go down to 100.00 / 0.30 * 0.17142857… = "
+        "57.14, never lower"
+    )
+    assert (
+        refused(before, tariffs({"flat": per_7_seconds("0.02", "57.14")}, {NUMBER: SIGNED})) == []
+    )
+
+
+def test_terms_keep_their_recorded_rate_and_compare_without_the_exact_one() -> None:
+    """The store's history keeps the rate to 4 decimals: terms from the file equal the
+    terms recorded from it, and a recorded rate scales as it was recorded."""
+    file = tariffs({"flat": per_7_seconds("0.02", "57.14")}, {NUMBER: SIGNED})
+    current = terms_of(file, NUMBER, DAY)
+    recorded = Terms("flat", D("57.14"), D("0.1714"))
+    assert (current.rate, current.exact_rate) == (D("0.1714"), Fraction(6, 35))
+    assert current == recorded
+    # a recorded 0.30 against the file's 0.02 per 7 s: the file's rate is taken exactly
+    check_terms_change(NUMBER, terms("100.00", "0.30"), terms_of(file, NUMBER, DAY), None)
+    with pytest.raises(MinimumChangeRefused, match=r"0\.30 \* 0\.17142857… = 57\.14"):
+        lower = Terms("flat", D("57.13"), current.rate, current.exact_rate)
+        check_terms_change(NUMBER, terms("100.00", "0.30"), lower, None)
+
+
+def test_an_exactly_scaled_minimum_is_rounded_half_up_at_an_exact_half_fen() -> None:
+    """0.02 -> 0.01 per 7 s (6/35 -> 3/35 a minute) halves 0.13 to 0.065 exactly: 0.07,
+    where the rates as 28-digit decimals give 0.0649999... and 0.06."""
+    assert scale_minimum(D("0.13"), Fraction(6, 35), Fraction(3, 35)) == D("0.07")
+    assert scale_minimum(D("100.00"), D("0.30"), Fraction(6, 35)) == D("57.14")
