@@ -379,6 +379,11 @@ class Metrics:
                 "Size of the CDR spool journal on disk.",
                 value=stats.journal_bytes,
             )
+            yield CounterMetricFamily(
+                "hotline400_cdr_journal_quarantined_lines",
+                "CDR journal lines that could not be read back, moved aside to cdr.journal.bad.",
+                value=stats.journal_lines_moved_aside,
+            )
 
         self._watched.add("cdr_writer", figures)
 

@@ -5,24 +5,37 @@ survives a crash or power loss. An append that fails half-way is cut back off; a
 unfinished by a crash is cut off when the journal is next opened (its records were never
 accepted), so every line in the file is one complete record. The journal is blocking file
 I/O on purpose: its single owner runs it in a worker thread.
+
+A complete line can still be unreadable: garbled on disk, written by another version, or an
+append cut short whose cut-back failed, glued to the next record. Such a line is moved aside
+to `<journal>.bad` (appended, fsync'd, never overwritten) and reported, and the records after
+it are read on: one bad line must not hold back every CDR behind it, nor be dropped unseen.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 class Journal:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.bad_path = self.path.with_name(self.path.name + ".bad")
         self._size, self._records = self._recover()
+        self._moved_aside: set[int] = set()
+        """Offsets of the lines already moved aside, skipped until the journal is cleared."""
+        self.lines_moved_aside = 0
+        """Lines moved aside since this journal was opened: a counter for metrics."""
 
     @property
     def size_bytes(self) -> int:
@@ -57,18 +70,44 @@ class Journal:
         self._size += len(data)
         self._records += len(records)
 
-    def read(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """Up to `limit` records from byte `offset` on, and the offset just after them."""
-        records: list[dict[str, Any]] = []
+    def read(self, offset: int, limit: int, decode: Callable[[Any], _T]) -> tuple[list[_T], int]:
+        """Up to `limit` records from byte `offset` on, each made by `decode` from its JSON,
+        and the offset just after them. A line that cannot be parsed or decoded is moved
+        aside instead; if even that fails, the OSError is raised and the line stays."""
+        records: list[_T] = []
         try:
             with open(self.path, "rb") as journal:
                 journal.seek(offset)
                 while len(records) < limit and (line := journal.readline()):
-                    records.append(json.loads(line))
+                    if offset not in self._moved_aside:
+                        try:
+                            records.append(decode(json.loads(line)))
+                        except Exception as error:
+                            self._move_aside(line, offset, error)
                     offset += len(line)
         except (FileNotFoundError, NotADirectoryError):
             pass
         return records, offset
+
+    def _move_aside(self, line: bytes, offset: int, error: Exception) -> None:
+        """Keep an unreadable line, as it was, in the `.bad` file for someone to look at."""
+        created = not self.bad_path.exists()
+        with open(self.bad_path, "ab") as bad:
+            bad.write(line if line.endswith(b"\n") else line + b"\n")
+            bad.flush()
+            os.fsync(bad.fileno())
+        if created:
+            _fsync_directory(self.bad_path.parent)
+        self._moved_aside.add(offset)
+        self.lines_moved_aside += 1
+        log.error(
+            "CDR journal %s: the line at byte %d cannot be replayed (%s: %s); moved to %s",
+            self.path,
+            offset,
+            type(error).__name__,
+            error,
+            self.bad_path,
+        )
 
     def clear(self) -> None:
         """Empty the journal, once everything in it is safely elsewhere."""
@@ -77,6 +116,7 @@ class Journal:
                 journal.truncate(0)
                 os.fsync(journal.fileno())
         self._size = self._records = 0
+        self._moved_aside.clear()
 
     def _recover(self) -> tuple[int, int]:
         """Size and record count of the journal, cutting off a line a crash left unfinished."""

@@ -12,7 +12,9 @@ is killed is lost. When the store is unavailable the batch goes to the journal i
 and so does every later batch until the journal has been replayed: ops keep their order,
 so a call's finish can never land before its start. The store is retried with a doubling
 delay; a replay commits the journal in order and only then empties it, and since every op
-is idempotent a replay cut short is simply run again. If even the journal cannot be
+is idempotent a replay cut short is simply run again. A journal line that cannot be read back
+as an op is moved aside to `<journal>.bad` and the rest replayed (router.storage.spool); a
+store error keeps the whole journal for the next retry. If even the journal cannot be
 written (disk full), ops are held in memory, behind the journal, until one of the two
 takes them.
 """
@@ -38,6 +40,7 @@ class WriterStats:
     write_failures: int
     spooled_ops: int
     journal_bytes: int
+    journal_lines_moved_aside: int
 
 
 class CdrWriter:
@@ -83,6 +86,7 @@ class CdrWriter:
             write_failures=self._write_failures,
             spooled_ops=self._journal.record_count + len(self._held),
             journal_bytes=self._journal.size_bytes,
+            journal_lines_moved_aside=self._journal.lines_moved_aside,
         )
 
     async def start(self) -> None:
@@ -181,7 +185,7 @@ class CdrWriter:
             offset = 0
             while True:
                 ops, offset = await asyncio.to_thread(
-                    _read_journaled_ops, self._journal, offset, self._batch_size
+                    self._journal.read, offset, self._batch_size, op_from_json
                 )
                 if not ops:
                     break
@@ -217,8 +221,3 @@ class CdrWriter:
 
 def _journal_ops(journal: Journal, ops: list[CdrOp]) -> None:
     journal.append([op_to_json(op) for op in ops])
-
-
-def _read_journaled_ops(journal: Journal, offset: int, limit: int) -> tuple[list[CdrOp], int]:
-    records, offset = journal.read(offset, limit)
-    return [op_from_json(record) for record in records], offset

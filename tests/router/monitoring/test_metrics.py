@@ -316,6 +316,23 @@ def test_cdr_backlog_is_read_from_the_writers_stats(metrics: Metrics, cdrs: CdrW
     assert value(metrics, "hotline400_cdr_write_failures_total") == 0
     assert value(metrics, "hotline400_cdr_spooled_ops") == 0
     assert value(metrics, "hotline400_cdr_spool_bytes") == 0
+    assert value(metrics, "hotline400_cdr_journal_quarantined_lines_total") == 0
+
+
+async def test_journal_lines_moved_aside_are_counted(
+    metrics: Metrics, store: SQLiteStore, tmp_path: Path
+) -> None:
+    journal = Journal(tmp_path / "spool" / "cdr.journal")
+    journal.append([{"op": "start"}, {"op": "no-such-op"}])
+    cdrs = CdrWriter(store, journal)
+    metrics.watch_cdr_writer(cdrs)
+    await store.open()
+
+    await cdrs.start()
+    await cdrs.close()
+    await store.close()
+
+    assert value(metrics, "hotline400_cdr_journal_quarantined_lines_total") == 2
 
 
 def test_plan_reloads_and_version_are_read_from_the_plan_book(

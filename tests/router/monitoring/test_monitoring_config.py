@@ -151,6 +151,7 @@ def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_and_fraud() -> None:
         "Hotline400ErrorRate",
         "Hotline400CdrWriteFailures",
         "Hotline400CdrSpoolGrowing",
+        "Hotline400CdrJournalLinesQuarantined",
         "Hotline400CapReached",
         "Hotline400AnswerRateCollapse",
         "Hotline400NightInternationalCalls",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -289,6 +291,94 @@ async def test_a_journal_left_by_an_earlier_run_is_replayed_on_start(
     await writer.close()
 
 
+def journal_lines(*calls: str, bad: Sequence[bytes] = ()) -> bytes:
+    """The journal of `calls`, each call's ops in order, with the `bad` lines after the first."""
+    first, *rest = (
+        b"".join(json.dumps(op_to_json(op)).encode() + b"\n" for op in call_ops(call_id))
+        for call_id in calls
+    )
+    return first + b"".join(line + b"\n" for line in bad) + b"".join(rest)
+
+
+UNREADABLE = (
+    b'{"op":"finish","call_id":"A","fie',  # garbled, yet a complete line
+    b'{"op":"teleport","call_id":"A"}',  # an op another version wrote
+    b'{"op":"finish","call_id":"A"}',  # a field missing
+    b"\xff\xfe not even text",
+)
+
+
+async def test_unreadable_journal_lines_are_moved_aside_and_the_rest_is_replayed_in_order(
+    store: SQLiteStore, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal.path.parent.mkdir()
+    journal.path.write_bytes(journal_lines("A", "B", bad=UNREADABLE))
+    first_bad = len(journal_lines("A"))
+    reopened = Journal(journal.path)
+    writer = quick_writer(store, reopened)
+
+    with caplog.at_level(logging.ERROR, logger="router.storage.spool"):
+        await writer.start()
+    for op in call_ops("C"):
+        writer.submit(op)
+    await writer.close()
+
+    await assert_completed(store, ["A", "B", "C"])
+    assert reopened.path.read_bytes() == b""
+    bad_file = journal.path.with_name("cdr.journal.bad")
+    assert bad_file.read_bytes() == b"".join(line + b"\n" for line in UNREADABLE)
+    assert writer.stats().journal_lines_moved_aside == len(UNREADABLE)
+    errors = [record.getMessage() for record in caplog.records]
+    assert len(errors) == len(UNREADABLE)
+    assert errors[0].startswith(f"CDR journal {journal.path}: the line at byte {first_bad} ")
+    assert "JSONDecodeError" in errors[0] and errors[0].endswith(f"moved to {bad_file}")
+    assert "unknown CDR operation 'teleport'" in errors[1]
+    assert "KeyError: 'fields'" in errors[2]
+
+
+async def test_a_line_moved_aside_stays_there_once_while_the_store_refuses_the_rest(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    journal.path.parent.mkdir()
+    journal.path.write_bytes(journal_lines("A", "B", bad=UNREADABLE[:1]))
+    bad_file = journal.path.with_name("cdr.journal.bad")
+    bad_file.write_bytes(b"moved aside by an earlier run\n")
+    reopened = Journal(journal.path)
+    writer = quick_writer(store, reopened, batch_size=2)
+
+    with write_lock_held(store.path):
+        await writer.start()
+        await eventually(lambda: writer.stats().write_failures >= 3)
+        assert reopened.record_count == 9
+    await eventually(lambda: reopened.record_count == 0)
+    await writer.close()
+
+    await assert_completed(store, ["A", "B"])
+    assert bad_file.read_bytes() == b"moved aside by an earlier run\n" + UNREADABLE[0] + b"\n"
+    assert writer.stats().journal_lines_moved_aside == 1
+
+
+async def test_a_line_that_cannot_be_moved_aside_keeps_the_journal_whole(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    journal.path.parent.mkdir()
+    journal.path.write_bytes(journal_lines("A", "B", bad=UNREADABLE[:1]))
+    bad_file = journal.path.with_name("cdr.journal.bad")
+    bad_file.mkdir()  # cannot be appended to
+    reopened = Journal(journal.path)
+    writer = quick_writer(store, reopened)
+
+    await writer.start()
+    await eventually(lambda: writer.stats().write_failures >= 2)
+    assert reopened.record_count == 9
+    bad_file.rmdir()
+    await eventually(lambda: reopened.record_count == 0)
+    await writer.close()
+
+    await assert_completed(store, ["A", "B"])
+    assert bad_file.read_bytes() == UNREADABLE[0] + b"\n"
+
+
 async def test_close_leaves_in_the_journal_what_the_database_still_refuses(
     store: SQLiteStore, journal: Journal
 ) -> None:
@@ -319,13 +409,13 @@ async def test_nothing_can_be_submitted_after_close(store: SQLiteStore, journal:
 def test_the_journal_reads_back_in_order_from_any_offset(journal: Journal) -> None:
     journal.append([{"n": n, "region": "济南"} for n in range(5)])
 
-    first, offset = journal.read(0, 2)
-    rest, end = journal.read(offset, 10)
+    first, offset = journal.read(0, 2, dict)
+    rest, end = journal.read(offset, 10, dict)
 
     assert [record["n"] for record in first + rest] == [0, 1, 2, 3, 4]
     assert first[0]["region"] == "济南"
     assert end == journal.size_bytes == journal.path.stat().st_size
-    assert journal.read(end, 10) == ([], end)
+    assert journal.read(end, 10, dict) == ([], end)
 
 
 def test_a_line_cut_short_by_a_crash_is_dropped_when_the_journal_reopens(
@@ -338,8 +428,20 @@ def test_a_line_cut_short_by_a_crash_is_dropped_when_the_journal_reopens(
     reopened = Journal(journal.path)
     reopened.append([{"n": 3}])
 
-    assert reopened.read(0, 10)[0] == [{"n": 1}, {"n": 3}]
+    assert reopened.read(0, 10, dict)[0] == [{"n": 1}, {"n": 3}]
     assert reopened.record_count == 2
+
+
+def test_reading_skips_a_line_moved_aside_until_the_journal_is_cleared(journal: Journal) -> None:
+    journal.append([{"n": 1}, ["not", "a", "record"], {"n": 3}])
+
+    assert journal.read(0, 2, dict)[0] == [{"n": 1}, {"n": 3}]
+    assert journal.read(0, 10, dict)[0] == [{"n": 1}, {"n": 3}]
+    assert journal.bad_path.read_bytes() == b'["not","a","record"]\n'
+    journal.clear()
+    journal.append([["again"]])
+    assert journal.read(0, 10, dict) == ([], journal.size_bytes)
+    assert journal.bad_path.read_bytes() == b'["not","a","record"]\n["again"]\n'
 
 
 def test_clearing_the_journal_empties_it(journal: Journal) -> None:
@@ -347,5 +449,5 @@ def test_clearing_the_journal_empties_it(journal: Journal) -> None:
     journal.clear()
 
     assert (journal.record_count, journal.size_bytes) == (0, 0)
-    assert journal.read(0, 10) == ([], 0)
+    assert journal.read(0, 10, dict) == ([], 0)
     assert Journal(journal.path).record_count == 0
