@@ -3,8 +3,8 @@
 Start order: settings -> plans (bad files are logged, good ones serve) -> the FastAGI
 address taken -> store and CDR writer (a journal left by a crash is replayed first) -> calls
 accepted -> AMI link -> the calls left in progress by a crash adopted in the background
-(router.ami.adoption: followed to their end through AMI, or closed as interrupted; without
-an AMI link they are closed before calls are accepted) -> plan watcher.
+(router.ami.adoption: once the journal is in the store, followed to their end through AMI
+or closed as interrupted, retried until the store answers) -> plan watcher.
 A start that cannot serve (address taken, store unusable) raises StartupError after closing
 what it opened. Stop order on SIGTERM: stop accepting -> let calls finish up to the drain
 timeout -> flush CDRs -> close the store.
@@ -121,6 +121,7 @@ class Daemon:
             routers=self.settings.adopt_calls_of,
             cdr_window=self.settings.adopt_cdr_window,
             login_wait=self.settings.adopt_login_wait,
+            caught_up=self.cdrs.caught_up,
         )
         self.services = CallServices(
             plans=self.plans,
@@ -212,13 +213,11 @@ class Daemon:
         began = self.clock()  # the calls left in progress started before this
         if store_open:
             await self._refresh_statuses()  # before the first call
-        if store_open and self.ami is None:  # nothing to ask: closed before calls come in
-            await self.adoption.run(began)
         await self.server.serve()
         if self.ami is not None:
             self.ami.start()
-            if store_open:
-                self._adopting = asyncio.create_task(self.adoption.run(began), name="adoption")
+        # in the background: a store down or locked now only delays it, never the calls
+        self._adopting = asyncio.create_task(self.adoption.run(began), name="adoption")
         if self.settings.metrics_listen:
             host, port = parse_listen(self.settings.metrics_listen)
             try:

@@ -18,19 +18,31 @@ The calls are handed to the reconciler before Asterisk is asked, so no event of 
 follows the answer is missed. Without an AMI link (no `ami_host`), or when the link does not
 log in within `adopt_login_wait` seconds, or Asterisk refuses CoreShowChannels, the calls are
 closed as interrupted as before, and the log says why. Routing never waits for any of it.
+
+It runs in the background once the CDR writer has replayed its journal (a call's end
+journaled by the earlier run lands first). A store that cannot be read or written (down or
+locked at start) is tried again with a doubling delay until it can: a crash's calls are never
+left in progress for good, and the cut-off stays the router's start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from router.ami.link import AmiError, AmiLink
 from router.ami.reconcile import Reconciler
+from router.storage.cdr import CDR
 from router.storage.protocol import Store
 
 log = logging.getLogger("hotline400.reconcile")
+NO_LINK = "no AMI link (ami_host is not set in router.yaml)"
+
+
+async def _at_once() -> None:
+    """The store holds everything already: nothing to wait for."""
 
 
 class Adoption:
@@ -43,6 +55,9 @@ class Adoption:
         routers: Sequence[str] = (),
         cdr_window: float = 30.0,
         login_wait: float = 30.0,
+        caught_up: Callable[[], Awaitable[None]] = _at_once,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
     ) -> None:
         self._store = store
         self._reconciler = reconciler
@@ -50,27 +65,48 @@ class Adoption:
         self._routers = tuple(routers)
         self._cdr_window = cdr_window
         self._login_wait = login_wait
+        self._caught_up = caught_up
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
 
     async def run(self, now: datetime) -> None:
         """Adopt or close every call left in progress, started by `now` (the router's start,
-        before it took calls); never raises for the store or AMI."""
-        if self._link is None:
-            await self._close_all(now, "no AMI link (ami_host is not set in router.yaml)")
-            return
+        before it took calls), retrying until the store answers; never raises for the store
+        or AMI."""
+        delay = self._retry_initial
+        while not await self._try(now, delay):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max)
+
+    async def _try(self, now: datetime, retry_in: float) -> bool:
+        """One go; False when the store could not be read or written (tried again later)."""
+        await self._caught_up()
         try:
+            if self._link is None:
+                await self._close_all(now, NO_LINK)
+                return True
             stranded = await self._store.stranded_calls(now, self._routers)
         except Exception as error:
-            log.error("calls left in progress by a crash not read yet: %s", error)
-            return
+            log.error(
+                "calls left in progress by a crash not handled yet, retry in %gs: %s",
+                retry_in,
+                error,
+            )
+            return False
+        await self._follow(self._link, stranded)
+        return True
+
+    async def _follow(self, link: AmiLink, stranded: Sequence[CDR]) -> None:
+        """Hand the calls to the reconciler, then ask Asterisk which of them are still up."""
         if not stranded:
             return
         for cdr in stranded:
             self._reconciler.adopt(cdr.call_id)
         calls = [cdr.call_id for cdr in stranded]
         try:
-            if not await self._link.logged_in(self._login_wait):
+            if not await link.logged_in(self._login_wait):
                 raise AmiError(f"the AMI link did not log in within {self._login_wait:g}s")
-            channels = await self._link.channels()
+            channels = await link.channels()
         except AmiError as error:
             log.warning(
                 "%d call(s) left in progress by a crash closed as interrupted: %s",
@@ -98,11 +134,7 @@ class Adoption:
         )
 
     async def _close_all(self, now: datetime, why: str) -> None:
-        try:
-            closed = await self._store.close_interrupted(now, self._routers)
-        except Exception as error:
-            log.error("could not close calls interrupted by a crash yet: %s", error)
-            return
+        closed = await self._store.close_interrupted(now, self._routers)
         if closed:
             log.warning(
                 "closed %d call(s) left in progress by a crash as interrupted without asking "

@@ -65,7 +65,9 @@ class CdrWriter:
         self._wake_at = 1
         """Ops that wake the waiting writer: 1 while idle, a full batch while gathering."""
         self._held: list[CdrOp] = []  # ops in neither the store nor the journal
-        self._spooling = False
+        self._caught_up = asyncio.Event()
+        """Set while nothing journaled or held waits for the store (not spooling)."""
+        self._caught_up.set()
         self._retry_delay = retry_initial
         self._retry_at = 0.0
         self._write_failures = 0
@@ -89,6 +91,16 @@ class CdrWriter:
             journal_lines_moved_aside=self._journal.lines_moved_aside,
         )
 
+    @property
+    def _spooling(self) -> bool:
+        return not self._caught_up.is_set()
+
+    async def caught_up(self) -> None:
+        """Return once nothing waits in the journal (or in memory behind it) for the store:
+        a call's end journaled by an earlier run must land before its call is read as
+        still in progress."""
+        await self._caught_up.wait()
+
     async def start(self) -> None:
         """Replay a journal left by an earlier run, then start writing in the background.
 
@@ -96,7 +108,7 @@ class CdrWriter:
         are completed from it rather than closed as interrupted.
         """
         if self._journal.record_count:
-            self._spooling = True
+            self._caught_up.clear()
             await self._replay()
         self._task = asyncio.create_task(self._drain(), name="cdr-writer")
 
@@ -161,7 +173,7 @@ class CdrWriter:
                 return
             except Exception as exc:
                 self._note_failure(exc)
-                self._spooling = True
+                self._caught_up.clear()
         await self._spool(batch)
 
     async def _spool(self, batch: list[CdrOp]) -> None:
@@ -198,7 +210,7 @@ class CdrWriter:
             return
         log.info("CDR journal replayed into the store")
         self._held.clear()
-        self._spooling = False
+        self._caught_up.set()
         self._retry_delay = self._retry_initial
 
     def _retry_due(self) -> bool:

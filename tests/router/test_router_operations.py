@@ -9,13 +9,17 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import pytest
 
 from router.simulation.asterisk_agi import SimulatedCall, run_call
 from router.storage.cdr import Outcome
+from router.storage.protocol import INTERRUPTED_NOTE
+from router.storage.sqlite import SQLiteStore
 from tests.conftest import E2E_CONFIG, REPO, SimulatedClock, call, finished_cdr, running_router
+from tests.router.storage.test_cdr_writer import call_ops, eventually, write_lock_held
 
 BUSY_FORWARD_PLAN = """\
 number: "4000000002"
@@ -164,9 +168,14 @@ class ServeProcess:
         return self.process.communicate(timeout=30)[0]
 
     def cdr_outcome(self, call_id: str) -> str | None:
-        with sqlite3.connect(self.workdir / "var" / "hotline400.db") as db:
-            row = db.execute("SELECT outcome FROM cdrs WHERE call_id = ?", (call_id,)).fetchone()
-        return row[0] if row else None
+        return outcome_in(self.workdir / "var" / "hotline400.db", call_id)
+
+
+def outcome_in(database: Path, call_id: str) -> str | None:
+    """A CDR's outcome as another process reads the file (a write lock does not stop it)."""
+    with closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT outcome FROM cdrs WHERE call_id = ?", (call_id,)).fetchone()
+    return row[0] if row else None
 
 
 @pytest.fixture
@@ -238,10 +247,42 @@ async def test_calls_left_in_progress_by_a_crash_are_closed_as_interrupted_on_re
     await ringing
     restarted = ServeProcess(deployment)
     await restarted.ready()
+    await eventually(lambda: restarted.cdr_outcome("crash.1") == "interrupted", 10)
     restarted.process.send_signal(signal.SIGTERM)
     assert restarted.process.wait(timeout=15) == 0
     assert restarted.cdr_outcome("crash.1") == "interrupted"
     assert "left in progress by a crash as interrupted" in restarted.output()
+
+
+async def left_in_progress(database: Path, call_id: str) -> None:
+    """The file as a router killed during the call `call_id` left it."""
+    database.parent.mkdir(parents=True)
+    store = SQLiteStore(database)
+    await store.open()
+    await store.apply(call_ops(call_id)[:2])
+    await store.close()
+
+
+@pytest.mark.parametrize("ami", [False, True], ids=["without-ami", "ami-not-logged-in"])
+async def test_calls_left_in_progress_are_closed_once_a_store_locked_at_start_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, ami: bool
+) -> None:
+    database = tmp_path / "var" / "hotline400.db"
+    await left_in_progress(database, "crash.1")
+    link = {"ami_host": "127.0.0.1", "ami_port": free_port(), "adopt_login_wait": 0.1}
+
+    with ExitStack() as lock:
+        lock.enter_context(write_lock_held(database))  # longer than the 5 s busy timeout
+        async with running_router(tmp_path, **(link if ami else {})) as daemon:
+            await call(daemon, dialled="4000000003", uniqueid="new.1")
+            await eventually(lambda: "crash not handled yet, retry in" in caplog.text, 10)
+            assert outcome_in(database, "crash.1") == "in_progress"
+            lock.close()
+            crashed = await finished_cdr(daemon, "crash.1", timeout=10)
+            await finished_cdr(daemon, "new.1", timeout=10)
+
+    assert crashed.outcome is Outcome.INTERRUPTED
+    assert crashed.note is not None and INTERRUPTED_NOTE in crashed.note
 
 
 async def test_tariffs_lowering_the_minimum_of_numbers_in_use_are_refused_and_the_old_serve(
@@ -295,4 +336,3 @@ async def test_tariffs_raising_a_price_without_notice_are_refused_and_the_old_se
             " 4000000104, 4000000105: prices of e2e-regional raised from "
         ) in caplog.text
         assert "(monthly rent 10.00 -> 12.00) refused" in caplog.text
-

@@ -397,6 +397,25 @@ async def test_close_leaves_in_the_journal_what_the_database_still_refuses(
     await next_run.close()
 
 
+async def test_caught_up_returns_once_the_journal_is_in_the_store(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    writer = quick_writer(store, journal)
+    await writer.start()
+    await asyncio.wait_for(writer.caught_up(), 1)
+
+    with write_lock_held(store.path):
+        writer.submit(call_ops("journaled")[0])
+        await eventually(lambda: writer.stats().spooled_ops == 1)
+        waiting = asyncio.create_task(writer.caught_up())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+
+    assert await store.get_cdr("journaled") is not None
+    await writer.close()
+
+
 async def test_nothing_can_be_submitted_after_close(store: SQLiteStore, journal: Journal) -> None:
     writer = quick_writer(store, journal)
     await writer.start()
