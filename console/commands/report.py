@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         zone = ZoneInfo(load_settings(Path(args.config)).timezone)
         report = asyncio.run(_report(Path(args.config), args.number, args.first, args.last, zone))
     except ConfigError as error:
-        return _fail(f"cannot read the configuration:\n{error}")
+        return _fail(f"cannot read the configuration: {error.summary()}")
     except StoreUnavailable as error:
         return _fail(f"the store cannot be used: {error}")
     if args.format == "png":

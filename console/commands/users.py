@@ -146,7 +146,7 @@ def _with_office(config: str, work: Callable[[Store], Awaitable[T]]) -> T | None
     try:
         return asyncio.run(run())
     except ConfigError as error:
-        _fail(f"cannot read the configuration: {error}")
+        _fail(f"cannot read the configuration: {error.summary()}")
     except StoreUnavailable as error:
         _fail(f"the store cannot be used: {error}")
     return None

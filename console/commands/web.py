@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         _, store = configured_store(config_dir)
         asyncio.run(_try_open(store))  # a clear error now rather than on the first page
     except ConfigError as error:
-        return _fail(f"cannot read the configuration:\n{error}")
+        return _fail(f"cannot read the configuration: {error.summary()}")
     except StoreUnavailable as error:
         return _fail(f"the store cannot be used: {error}")
     app = create_app(

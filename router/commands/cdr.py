@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
-        print(f"cannot read {args.config}:\n{error}", file=sys.stderr)
+        print(f"cannot read {args.config}: {error.summary()}", file=sys.stderr)
         return 1
     try:
         url, store = store_for_command(settings)

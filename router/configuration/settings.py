@@ -285,7 +285,12 @@ def load_settings(config_dir: str | Path) -> RouterSettings:
     path = Path(config_dir) / ROUTER_FILE
     if not path.exists():
         return RouterSettings()
-    source = read_yaml(str(path), path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        # Refused like a plan file: one located problem, never a traceback.
+        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    source = read_yaml(str(path), text)
     problems: list[Problem] = list(source.problems)
     data: Any = source.data if source.data is not None else {}
     if not isinstance(data, dict):

@@ -259,6 +259,46 @@ def test_a_bad_input_ends_in_one_line_on_stderr_and_writes_nothing(
     assert snapshot(workdir) == before
 
 
+UNREADABLE_SETTINGS = {
+    "not UTF-8": lambda path: path.write_bytes(b'listen: "\xff\xfe"\n'),
+    "a directory": lambda path: path.mkdir(),
+}
+"""What stands where router.yaml should be, unreadable as settings."""
+READING_SETTINGS = [
+    ["cdr"], ["serve"], ["web"], ["db", "upgrade"], ["bill", "--month", "2026-11"],
+    ["account", "show", "--number", "4006001234"], ["rate", "--from", "2026-11-01", "--to",
+    "2026-11-02"], ["numbers", "search"], ["providers", "list"], ["users", "list"],
+    ["report", "--number", "4008207788", "--from", "2026-11-01", "--to", "2026-11-30"],
+    ["recordings", "purge", "--dry-run"], ["webhooks", "list"],
+]
+
+
+@pytest.mark.parametrize("argv", READING_SETTINGS, ids=" ".join)
+@pytest.mark.parametrize("unreadable", UNREADABLE_SETTINGS)
+def test_a_router_yaml_that_cannot_be_read_is_one_located_line(
+    unreadable: str, argv: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = workdir / "config" / "router.yaml"
+    settings.unlink()
+    UNREADABLE_SETTINGS[unreadable](settings)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.count("\n") == 1 and "config/router.yaml:1 (file): cannot read: " in err, err
+    assert out == ""
+
+
+@pytest.mark.parametrize("unreadable", UNREADABLE_SETTINGS)
+def test_check_lists_a_router_yaml_that_cannot_be_read_as_a_problem(
+    unreadable: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = workdir / "config" / "router.yaml"
+    settings.unlink()
+    UNREADABLE_SETTINGS[unreadable](settings)
+    assert main(["check"]) == 1
+    assert "config/router.yaml:1 (file): cannot read: " in capsys.readouterr().out
+
+
 def _options(
     parser: argparse.ArgumentParser, path: str = "hotline400"
 ) -> list[tuple[str, argparse.Action]]:
