@@ -8,16 +8,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from router.configuration.settings import RouterSettings, load_settings
-from router.storage.location import ConfiguredStore, build_store, configured_store_url
+from router.storage.location import ConfiguredStore, build_store, existing_store_url
 
 CONSOLE_ROUTER_NAME = "console"
 """What the console's store names itself: it starts no calls, so no router's calls are its."""
 
 
 def configured_store(config_dir: Path) -> tuple[RouterSettings, ConfiguredStore]:
+    """The routers' store, not yet opened. Like the router's commands, the console refuses
+    a SQLite file that does not exist (NoStore): run from the wrong directory, it would
+    otherwise start empty books no router writes to."""
     settings = load_settings(config_dir)
     store = build_store(
-        configured_store_url(settings),
+        existing_store_url(settings),
         zone=ZoneInfo(settings.timezone),
         router=CONSOLE_ROUTER_NAME,
     )

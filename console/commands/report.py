@@ -22,6 +22,7 @@ from console.store_access import opened_store
 from dialplan.errors import ConfigError
 from router.commands.arguments import service_number
 from router.configuration.settings import load_settings
+from router.storage.location import NoStore
 from router.storage.protocol import StoreUnavailable
 
 MAX_DAYS = 366
@@ -51,11 +52,15 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--to {args.last} comes before --from {args.first}")
     if (args.last - args.first).days >= MAX_DAYS:
         return _fail(f"a report covers at most {MAX_DAYS} days")
+    if not Path(args.config).is_dir():
+        return _fail(f"no configuration directory {args.config}")
     try:
         zone = ZoneInfo(load_settings(Path(args.config)).timezone)
         report = asyncio.run(_report(Path(args.config), args.number, args.first, args.last, zone))
     except ConfigError as error:
         return _fail(f"cannot read the configuration: {error.summary()}")
+    except NoStore as error:
+        return _fail(f"no store: {error}")
     except StoreUnavailable as error:
         return _fail(f"the store cannot be used: {error}")
     if args.format == "png":

@@ -21,6 +21,7 @@ from console.store_access import opened_store
 from console.users import InvalidUser, Role, check_new_user
 from dialplan.errors import ConfigError
 from router.storage.console_rows import AuditEntry, UserRow
+from router.storage.location import NoStore
 from router.storage.protocol import Store, StoreUnavailable
 
 CLI_ACTOR = "(command line)"
@@ -143,10 +144,15 @@ def _with_office(config: str, work: Callable[[Store], Awaitable[T]]) -> T | None
         async with opened_store(Path(config)) as store:
             return await work(store)
 
+    if not Path(config).is_dir():
+        _fail(f"no configuration directory {config}")
+        return None
     try:
         return asyncio.run(run())
     except ConfigError as error:
         _fail(f"cannot read the configuration: {error.summary()}")
+    except NoStore as error:
+        _fail(f"no store: {error}")
     except StoreUnavailable as error:
         _fail(f"the store cannot be used: {error}")
     return None

@@ -23,7 +23,7 @@ from console.app import create_app
 from console.security import WeakSecret, console_secret
 from console.store_access import configured_store
 from dialplan.errors import ConfigError
-from router.storage.location import ConfiguredStore
+from router.storage.location import ConfiguredStore, NoStore
 from router.storage.protocol import StoreUnavailable
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_try_open(store))  # a clear error now rather than on the first page
     except ConfigError as error:
         return _fail(f"cannot read the configuration: {error.summary()}")
+    except NoStore as error:
+        return _fail(f"no store: {error}")
     except StoreUnavailable as error:
         return _fail(f"the store cannot be used: {error}")
     app = create_app(

@@ -119,6 +119,13 @@ def store_for_command(
     database. A SQLite file must already exist: a relative path read from the wrong
     directory would otherwise start a second set of books that no router ever sees.
     """
+    url = existing_store_url(settings, environ)
+    return redacted(url), store_for(settings, port=0, environ=environ)
+
+
+def existing_store_url(settings: StoreSettings, environ: Mapping[str, str] = os.environ) -> str:
+    """The configured store's URL, for a command that must find the routers' store: NoStore
+    when it names no store, or a SQLite file that does not exist yet."""
     url = configured_store_url(settings, environ)
     try:
         location = parse_store_url(url)
@@ -131,7 +138,7 @@ def store_for_command(
             "to the current directory): run the command where the router runs, or create "
             "it with hotline400 db upgrade"
         )
-    return redacted(url), store_for(settings, port=0, environ=environ)
+    return url
 
 
 def _named_by(settings: StoreSettings, environ: Mapping[str, str]) -> str:

@@ -22,9 +22,10 @@ from starlette.applications import Starlette
 from console.app import create_app
 from console.security import hash_password
 from console.store_access import opened_store
+from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, CallerRegion, FinishCall, Outcome, StartCall
 from router.storage.console_rows import UserRow
-from router.storage.location import ConfiguredStore
+from router.storage.location import ConfiguredStore, store_for
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -55,6 +56,18 @@ def console_config(tmp_path: Path, store_url: str | None) -> Path:
     router_yaml.write_text(text, encoding="utf-8")
     (tmp_path / "var").mkdir(exist_ok=True)
     return config_dir
+
+
+@asynccontextmanager
+async def created_store(config_dir: Path) -> AsyncIterator[ConfiguredStore]:
+    """The configured store made as a router's first start makes it: the console opens
+    only a store that exists."""
+    store = store_for(load_settings(config_dir), port=0)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def add_users(store: ConfiguredStore) -> None:
@@ -180,7 +193,7 @@ async def running_console(
     secret: bytes | None = None,
 ) -> AsyncIterator[Site]:
     config_dir = console_config(tmp_path, store_url)
-    async with opened_store(config_dir) as seeding:
+    async with created_store(config_dir) as seeding:
         await add_users(seeding)
     async with opened_store(config_dir) as store:
         app = create_app(config_dir, store, clock=clock, secure_cookies=False, secret=secret)

@@ -47,6 +47,7 @@ from tests.console.harness import (
     a_month_of_traffic,
     add_users,
     console_config,
+    created_store,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,7 +90,7 @@ def site(tmp_path: Path) -> Iterator[dict[str, object]]:
     router_yaml.write_text(moved, encoding="utf-8")
 
     async def seed() -> None:
-        async with opened_store(config_dir) as store:
+        async with created_store(config_dir) as store:
             await add_users(store)
             # A month of calls, so the screenshots show pages with figures in them.
             await store.apply(a_month_of_traffic([SHOP, CLINIC], datetime.now(SHANGHAI)))

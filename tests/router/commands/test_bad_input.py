@@ -142,6 +142,17 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "2026-11-30", "--to", "2026-11-01"], "--to 2026-11-01 comes before --from 2026-11-30"),
     ("a report from a day February does not have", ["report", "--number", "4008207788",
      "--from", "2026-02-30", "--to", "2026-03-01"], "is not a date like 2026-11-30"),
+    ("users before any router ran", ["users", "list"], "does not exist"),
+    ("a user added before any router ran", ["users", "add", "ops1", "--role", "operator",
+     "--password-stdin"], "does not exist"),
+    ("users without their configuration", ["users", "list", "--config", MISSING],
+     f"no configuration directory {MISSING}"),
+    ("a report before any router ran", ["report", "--number", "4008207788", "--from",
+     "2026-11-01", "--to", "2026-11-30"], "does not exist"),
+    ("a report without its configuration", ["report", "--config", MISSING, "--number",
+     "4008207788", "--from", "2026-11-01", "--to", "2026-11-30"],
+     f"no configuration directory {MISSING}"),
+    ("the console before any router ran", ["web"], "does not exist"),
     ("the console on an address that is none", ["web", "--listen", "8400"],
      "give HOST:PORT"),
     ("the console without its configuration", ["web", "--config", MISSING],
@@ -194,6 +205,7 @@ PIPED_IN = {
     "a console password too short": "short\n",
     "a subscriber user without its account": "long enough password\n",
     "a user name with a space": "long enough password\n",
+    "a user added before any router ran": "long enough password\n",
 }
 """What stands on stdin for a case; nothing for the others (no terminal either)."""
 WITH_BOOKS = {
