@@ -21,6 +21,7 @@ from console.reports import DURATION_LABELS, Report, build_report, read_day
 from console.store_access import opened_store
 from dialplan.errors import ConfigError
 from router.commands.arguments import service_number
+from router.commands.exits import refuse_usage
 from router.configuration.settings import load_settings
 from router.storage.location import NoStore
 from router.storage.protocol import StoreUnavailable
@@ -49,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     if args.last < args.first:
-        return _fail(f"--to {args.last} comes before --from {args.first}")
+        return refuse_usage("report", f"--to {args.last} is before --from {args.first}")
     if (args.last - args.first).days >= MAX_DAYS:
         return _fail(f"a report covers at most {MAX_DAYS} days")
     if not Path(args.config).is_dir():

@@ -34,7 +34,7 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
-from router.commands.exits import EXIT_USAGE
+from router.commands.exits import refuse_usage
 from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
@@ -108,11 +108,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     if args.yes and not (args.close or args.reopen):
-        print("--yes books what --close or --reopen shows; give one of them", file=sys.stderr)
-        return EXIT_USAGE
+        return refuse_usage("bill", "--yes books what --close or --reopen shows; give one of them")
     if args.reopen and not (args.by and args.by.strip() and args.reason and args.reason.strip()):
-        print("--reopen needs --by NAME and --reason TEXT: both go on the ledger", file=sys.stderr)
-        return EXIT_USAGE
+        return refuse_usage(
+            "bill", "--reopen needs --by NAME and --reason TEXT: both go on the ledger"
+        )
     try:
         books = load_books(args.config)
         numbers = books.numbers(args.number)

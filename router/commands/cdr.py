@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
 from router.commands.arguments import moment, positive, service_number
+from router.commands.exits import refuse_usage
 from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 from router.storage.location import NoStore, store_for_command
@@ -81,12 +82,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"cannot read {args.config}: {error.summary()}", file=sys.stderr)
         return 1
+    zone = ZoneInfo(settings.timezone)
+    since = _moment(args.since, zone, whole_day=False)
+    until = _moment(args.until, zone, whole_day=True)
+    if since is not None and until is not None and until < since:
+        return refuse_usage("cdr", f"--until {args.until} is before --since {args.since}")
     try:
         url, store = store_for_command(settings)
     except NoStore as error:
         print(f"no call records: {error}", file=sys.stderr)
         return 1
-    zone = ZoneInfo(settings.timezone)
     table = args.format == "table"
     shown = args.limit or (TABLE_LIMIT if table else None)
     try:
@@ -95,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
                 store,
                 number=args.number,
                 caller=args.caller,
-                since=_moment(args.since, zone, whole_day=False),
-                until=_moment(args.until, zone, whole_day=True),
+                since=since,
+                until=until,
                 outcome=Outcome(args.outcome) if args.outcome else None,
                 # one more than shown tells the table whether older calls were left out
                 limit=shown + 1 if table and shown else shown,

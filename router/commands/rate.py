@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from router.commands.arguments import day, service_number
+from router.commands.exits import refuse_usage
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.rerating import Change, RatingRun, rate_cdrs
 from router.storage.protocol import StoreUnavailable
@@ -75,8 +76,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     if args.last < args.first:
-        print(f"--to {args.last} is before --from {args.first}", file=sys.stderr)
-        return 1
+        return refuse_usage("rate", f"--to {args.last} is before --from {args.first}")
     try:
         books = load_books(args.config)
         if args.number is not None:

@@ -124,6 +124,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("records until a time of no form", ["cdr", "--until", "last week"],
      "argument --until: 'last week' is not a time"),
     ("no records at all", ["cdr", "--limit", "0"], "argument --limit: '0' is not a whole number"),
+    ("records until before since", ["cdr", "--since", "2026-12-07", "--until", "2026-12-01"],
+     "--until 2026-12-01 is before --since 2026-12-07"),
     ("records before any router ran", ["cdr"], "does not exist"),
     # pin-hash
     ("pin-hash with nothing piped in", ["pin-hash", "--stdin"],
@@ -139,7 +141,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("a user name with a space", ["users", "add", "a b", "--role", "operator",
      "--password-stdin"], "is not a user name"),
     ("a report ending before it starts", ["report", "--number", "4008207788", "--from",
-     "2026-11-30", "--to", "2026-11-01"], "--to 2026-11-01 comes before --from 2026-11-30"),
+     "2026-11-30", "--to", "2026-11-01"], "--to 2026-11-01 is before --from 2026-11-30"),
     ("a report from a day February does not have", ["report", "--number", "4008207788",
      "--from", "2026-02-30", "--to", "2026-03-01"], "is not a date like 2026-11-30"),
     ("users before any router ran", ["users", "list"], "does not exist"),
@@ -269,6 +271,25 @@ def test_a_bad_input_ends_in_one_line_on_stderr_and_writes_nothing(
     assert "Traceback" not in err
     assert out == ""
     assert snapshot(workdir) == before
+
+
+BACKWARDS = [
+    ["rate", "--from", "2026-12-07", "--to", "2026-12-01"],
+    ["report", "--number", "4008207788", "--from", "2026-12-07", "--to", "2026-12-01"],
+    ["cdr", "--since", "2026-12-07 10:00", "--until", "2026-12-07 09:00"],
+]
+
+
+@pytest.mark.parametrize("argv", BACKWARDS, ids=lambda argv: argv[0])
+def test_a_range_that_ends_before_it_starts_is_refused_as_a_usage_error(
+    argv: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hotline400 {argv[0]}: ") and " is before " in err
+    assert err.endswith(f"(see hotline400 {argv[0]} --help)\n")
 
 
 UNREADABLE_SETTINGS = {

@@ -400,7 +400,10 @@ def test_reopening_needs_a_name_and_a_reason_and_a_closed_month(
 ) -> None:
     before = asyncio.run(read_ledger(store_url_of(config)))
     output = bill(config, capsys, "--month", "2026-11", "--reopen", "--by", "li.wei", status=2)
-    assert output == "--reopen needs --by NAME and --reason TEXT: both go on the ledger\n"
+    assert output == (
+        "hotline400 bill: --reopen needs --by NAME and --reason TEXT: both go on the ledger"
+        " (see hotline400 bill --help)\n"
+    )
     output = bill(
         config, capsys, "--month", "2026-11", "--reopen", "--by", "a", "--reason", "b", status=1
     )
