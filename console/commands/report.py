@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import json
 import sys
 from datetime import date
@@ -64,22 +65,32 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"no store: {error}")
     except StoreUnavailable as error:
         return _fail(f"the store cannot be used: {error}")
-    if args.format == "png":
+    content = _rendered(report, args.format)
+    if not args.output:
+        if isinstance(content, bytes):
+            sys.stdout.buffer.write(content)
+        else:
+            sys.stdout.write(content)
+        return 0
+    try:
+        Path(args.output).write_bytes(
+            content if isinstance(content, bytes) else content.encode("utf-8")
+        )
+    except OSError as error:
+        return _fail(f"cannot write {args.output}: {error.strerror or error}")
+    return 0
+
+
+def _rendered(report: Report, form: str) -> str | bytes:
+    """The report in `form`, whole: written at once, a file that cannot be written is
+    refused before any of it is, and standard output is never mixed with an error."""
+    if form == "png":
         from console.chart_images import report_png  # matplotlib only when a PNG is asked for
 
-        image = report_png(report)
-        if args.output:
-            Path(args.output).write_bytes(image)
-        else:
-            sys.stdout.buffer.write(image)
-        return 0
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
-    try:
-        {"table": _table, "csv": _csv, "json": _json}[args.format](report, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
+        return report_png(report)
+    out = io.StringIO(newline="")
+    {"table": _table, "csv": _csv, "json": _json}[form](report, out)
+    return out.getvalue()
 
 
 async def _report(config: Path, number: str, first: date, last: date, zone: ZoneInfo) -> Report:
@@ -142,6 +153,10 @@ def _table(report: Report, out: Any) -> None:
         f" {report.unanswered} unanswered",
         file=out,
     )
+    if report.outcomes:
+        ranked = sorted(report.outcomes.items(), key=lambda item: (-item[1], item[0]))
+        outcomes = ", ".join(f"{name} {n}" for name, n in ranked)
+        print(f"outcomes: {outcomes}", file=out)
     print(f"\n{'day':<12}{'calls':>7}{'answered':>10}{'unanswered':>12}{'talk min':>10}", file=out)
     for d in report.days:
         print(

@@ -1,0 +1,61 @@
+"""`hotline400 report` run as a person runs it, on a router's SQLite file: the table names
+every outcome the JSON holds, and a file it cannot write is one line, not a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.storage.cdr import Outcome
+from tests.console.harness import NOW, SHOP, a_call, console_config, created_store
+
+DAY = NOW.date().isoformat()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The example configuration over a store holding six calls to SHOP today."""
+    config_dir = console_config(tmp_path, None)
+    outcomes = [Outcome.ANSWERED] * 4 + [Outcome.BLOCKED, Outcome.REJECTED]
+
+    async def seed() -> None:
+        async with created_store(config_dir) as store:
+            for index, outcome in enumerate(outcomes):
+                started = NOW - timedelta(minutes=10 * (index + 1))
+                await store.apply(a_call(f"r{index}", SHOP, started, outcome))
+
+    asyncio.run(seed())
+    return config_dir
+
+
+def report(config: Path, *extra: str) -> list[str]:
+    return ["report", "--config", str(config), "--number", SHOP, "--from", DAY, "--to", DAY,
+            *extra]
+
+
+def test_the_table_counts_every_outcome_as_the_json_does(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(report(config, "--format", "json")) == 0
+    outcomes = json.loads(capsys.readouterr().out)["outcomes"]
+    assert outcomes == {"answered": 4, "blocked": 1, "rejected": 1}
+    assert main(report(config)) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("6 calls, 4 answered (67%), 0 unanswered")
+    assert table[1] == "outcomes: answered 4, blocked 1, rejected 1"
+
+
+@pytest.mark.parametrize("form", ["table", "csv", "png"])
+def test_an_output_file_that_cannot_be_written_is_one_line(
+    form: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = tmp_path / "no such directory" / "report.out"
+    assert main(report(config, "--format", form, "--output", str(nowhere))) == 1
+    out, err = capsys.readouterr()
+    assert err == f"hotline400 report: cannot write {nowhere}: No such file or directory\n"
+    assert out == ""
