@@ -37,6 +37,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    # Without this, a mistyped --config prints the library's dates as if they were declared.
+    if not Path(args.config).is_dir():
+        print(f"no configuration directory {args.config}", file=sys.stderr)
+        return 1
     year = args.year or datetime.now(ZoneInfo("Asia/Shanghai")).year
     path = Path(args.config) / CALENDAR_FILE
     try:

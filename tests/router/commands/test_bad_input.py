@@ -54,6 +54,9 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      f"nothing checked: no such file or directory: {MISSING}"),
     ("check as of an impossible day", ["check", "--today", "2026-02-30"],
      "argument --today: '2026-02-30' is not a date: February 2026 has 28 days"),
+    # calendar
+    ("the calendar of a missing configuration", ["calendar", "--config", MISSING],
+     f"no configuration directory {MISSING}"),
     # serve, demo, db
     ("serve without its configuration", ["serve", "--config", MISSING],
      f"cannot start: no configuration directory {MISSING}"),
