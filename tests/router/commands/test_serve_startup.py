@@ -182,6 +182,26 @@ async def test_postgresql_unreachable_at_start_routes_and_journals(
     assert '"down.1"' in daemon.journal.path.read_text(encoding="utf-8")
 
 
+async def test_a_taken_metrics_address_names_metrics_listen_and_calls_are_routed(
+    tmp_path: Path, taken_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = daemon_in(tmp_path, metrics_listen=f"127.0.0.1:{taken_port}")
+    async with asyncio.timeout(START_LIMIT_S):
+        await daemon.start()
+    try:
+        result = await run_call(
+            daemon.host, daemon.port, SimulatedCall(dialled="4009999999", uniqueid="m.1")
+        )
+        assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    finally:
+        await daemon.stop()
+    assert (
+        f"metrics address 127.0.0.1:{taken_port} is already in use (another hotline400 "
+        "serve?): stop the other process or choose another `metrics_listen` in router.yaml; "
+        "routing calls anyway"
+    ) in caplog.text
+
+
 async def test_postgresql_coming_back_gets_the_journal(tmp_path: Path) -> None:
     """The documented promise behind starting without the store: nothing is lost."""
     async with scratch_schema() as url:
