@@ -22,22 +22,23 @@ class StartupError(Exception):
     """The router cannot serve; the message is the one line printed before exiting."""
 
 
-CHOOSING_AN_ADDRESS = {
-    "FastAGI": "`listen` in router.yaml (or --listen)",
-    "metrics": "`metrics_listen` in router.yaml",
+LISTENERS = {
+    "FastAGI": ("hotline400 serve", "`listen` in router.yaml (or --listen)"),
+    "metrics": ("hotline400 serve", "`metrics_listen` in router.yaml"),
+    "console": ("hotline400 web", "--listen"),
 }
-"""Where each listener's address is set, to name the right one when it is taken: serve's
---listen moves the FastAGI port only."""
+"""Each listener: the command that usually holds its address, and where the address is
+set, to name the right one when it is taken (serve's --listen moves the FastAGI port only)."""
 
 
 def listen_problem(what: str, host: str, port: int, error: OSError) -> str:
-    """The line for an address the `what` listener (a key of CHOOSING_AN_ADDRESS) could
-    not listen on."""
+    """The line for an address the `what` listener (a key of LISTENERS) could not listen on."""
     address = f"{host}:{port}"
     if error.errno == errno.EADDRINUSE:
+        holder, setting = LISTENERS[what]
         return (
-            f"{what} address {address} is already in use (another hotline400 serve?): "
-            f"stop the other process or choose another {CHOOSING_AN_ADDRESS[what]}"
+            f"{what} address {address} is already in use (another {holder}?): "
+            f"stop the other process or choose another {setting}"
         )
     if error.errno == errno.EACCES:
         return f"{what} address {address}: permission denied (ports below 1024 need privileges)"

@@ -23,6 +23,7 @@ from console.app import create_app
 from console.security import WeakSecret, console_secret
 from console.store_access import configured_store
 from dialplan.errors import ConfigError
+from router.startup import StartupError, refuse_taken_address
 from router.storage.location import ConfiguredStore, NoStore
 from router.storage.protocol import StoreUnavailable
 
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         secure_cookies=not args.insecure_cookies,
         secret=secret,
     )
+    try:  # uvicorn would print its own error after our banner, and exit 3
+        refuse_taken_address("console", host.strip("[]"), int(port_text))
+    except StartupError as error:
+        return _fail(str(error))
     print(f"hotline400 console on http://{host}:{port_text}/", flush=True)
     config = uvicorn.Config(app, host=host, port=int(port_text), log_level="warning")
     server = uvicorn.Server(config)

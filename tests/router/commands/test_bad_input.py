@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -274,6 +275,24 @@ def test_a_bad_input_ends_in_one_line_on_stderr_and_writes_nothing(
     assert "Traceback" not in err
     assert out == ""
     assert snapshot(workdir) == before
+
+
+def test_the_console_on_a_taken_address_is_one_line_and_exit_1(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert main(["web", "--listen", f"127.0.0.1:{port}"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"hotline400 web: console address 127.0.0.1:{port} is already in use (another "
+        "hotline400 web?): stop the other process or choose another --listen\n"
+    )
 
 
 BACKWARDS = [
