@@ -14,8 +14,10 @@ import argparse
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -50,10 +52,11 @@ def run_list(args: argparse.Namespace) -> int:
     kept = _undelivered(args)
     if kept is None:
         return 1
+    zone = load_settings(args.config).zone()
     records = kept.read()
     for record in records:
         print(
-            f"{record.get('kept_at', '-')}  {record.get('id')}  {record.get('number')}  "
+            f"{_local(record.get('kept_at'), zone)}  {record.get('id')}  {record.get('number')}  "
             f"attempts {record.get('attempts')}  {record.get('error')}"
         )
     print(f"{len(records)} undelivered event(s) in {kept.path}")
@@ -96,6 +99,16 @@ def _undelivered(args: argparse.Namespace) -> UndeliveredEvents | None:
         print(f"webhooks: {error.summary()}", file=sys.stderr)
         return None
     return UndeliveredEvents(settings.spool_dir)
+
+
+def _local(kept_at: object, zone: ZoneInfo) -> str:
+    """When an event was kept, in the billing zone like every command's times: the router
+    writes it in UTC. A value that is no time is shown as it is."""
+    try:
+        moment = datetime.fromisoformat(str(kept_at))
+    except ValueError:
+        return str(kept_at or "-")
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S}"
 
 
 def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str | None:
