@@ -234,17 +234,31 @@ def _print_statement(month_statement: MonthStatement) -> None:
     statement = month_statement.statement
     usage = statement.usage
 
-    def pending(kind: LedgerKind) -> str:
-        return PENDING_MARK if any(e.kind is kind for e in month_statement.pending) else ""
+    def pending(kind: LedgerKind, charged: Decimal) -> str:
+        """The mark of a row closing still books. A reopened month's row also holds what the
+        first close booked (its reversal is an adjustment): then only the rest is marked."""
+        entries = [e for e in month_statement.pending if e.kind is kind]
+        if not entries:
+            return ""
+        to_book = sum((ZERO - e.amount for e in entries), ZERO)
+        return PENDING_MARK if to_book == charged else f"{to_book} of it {PENDING_MARK}"
 
     print(f"{statement.number}  {statement.month}  package {month_statement.package}")
     rows = [
         ("opening balance", str(statement.opening_balance), ""),
         ("payments", _signed(statement.payments), ""),
-        ("rent", _signed(-statement.rent), pending(LedgerKind.RENT)),
+        ("rent", _signed(-statement.rent), pending(LedgerKind.RENT, statement.rent)),
         ("calls", _signed(-statement.call_charges), f"{usage.calls} call(s), {usage.minutes} min"),
-        ("feature fees", _signed(-statement.feature_fees), pending(LedgerKind.FEATURE_FEE)),
-        ("minimum top-up", _signed(-statement.minimum_topup), pending(LedgerKind.MINIMUM_TOPUP)),
+        (
+            "feature fees",
+            _signed(-statement.feature_fees),
+            pending(LedgerKind.FEATURE_FEE, statement.feature_fees),
+        ),
+        (
+            "minimum top-up",
+            _signed(-statement.minimum_topup),
+            pending(LedgerKind.MINIMUM_TOPUP, statement.minimum_topup),
+        ),
         ("adjustments", _signed(statement.adjustments), ""),
         ("closing balance", str(statement.closing_balance), ""),
     ]

@@ -395,6 +395,21 @@ def test_reopening_reverses_a_close_recording_who_when_and_why_and_the_month_clo
     assert (LedgerKind.RENT, "2026-11#2") in refs and (LedgerKind.RENT, "2026-11") in refs
 
 
+def test_a_reopened_month_marks_only_what_is_still_to_be_booked(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bill(config, capsys, "--month", "2026-11", "--close", "--yes", "--today", "2026-12-01")
+    reopen = ("--month", "2026-11", "--reopen", "--by", "li.wei", "--reason", "rent waived")
+    bill(config, capsys, *reopen, "--yes", "--today", "2026-12-03")
+    rows = bill(config, capsys, "--month", "2026-11").splitlines()
+    # the first close's 50.00 stays booked (its reversal is an adjustment); the second
+    # close has its own 50.00 still to book
+    assert "  rent                 -100.00  50.00 of it to be booked at close" in rows
+    assert "  minimum top-up        -35.20  17.60 of it to be booked at close" in rows
+    assert "  feature fees         -100.00" in rows  # booked at the first close, kept
+    assert "  adjustments           +67.60" in rows
+
+
 def test_reopening_needs_a_name_and_a_reason_and_a_closed_month(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
