@@ -6,6 +6,7 @@ report carries throughput and latency figures. Time is virtual unless a test say
 """
 
 import asyncio
+import itertools
 import signal
 import socket
 import sys
@@ -98,7 +99,7 @@ def test_a_wrong_mix_is_refused_with_the_reason(text: str, complaint: str) -> No
 
 def test_calls_follow_the_mix_exactly_and_interleaved() -> None:
     mix = parse_mix("answer=50,busy=25,noanswer=25")
-    order = spread(mix, 20)
+    order = list(spread(mix, 20))
     assert Counter(order) == {"answer": 10, "busy": 5, "noanswer": 5}
     assert Counter(order[:4]) == {"answer": 2, "busy": 1, "noanswer": 1}
 
@@ -120,7 +121,7 @@ def test_every_number_gets_the_whole_mix_from_every_caller() -> None:
         callers=["053188889999", "13916012345", "02087654321", "01062345678", "anonymous"],
         mix=parse_mix("answer=50,busy=25,noanswer=25"),
     )
-    calls = build_calls(spec)
+    calls = list(build_calls(spec))
     assert Counter((behaviour, call.dialled) for behaviour, call in calls) == {
         ("answer", DIRECT): 10,
         ("answer", BUSY_FORWARD): 10,
@@ -270,6 +271,8 @@ def test_the_command_refuses_a_mix_that_does_not_sum_to_100(
 async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ended(
     tmp_path: Path,
 ) -> None:
+    """Even a run of the largest size: its calls are made as they are placed, so it starts
+    at once, holds only the calls in progress and stops when asked."""
     async with running_router(tmp_path) as router:
         callgen = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -281,7 +284,7 @@ async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ende
             "--target",
             f"{router.host}:{router.port}",
             "--calls",
-            "400",
+            "10000000",
             "--concurrency",
             "2",
             "--number",
@@ -302,9 +305,17 @@ async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ende
     assert callgen.returncode == 130, err.decode()
     assert err.decode() == ""
     placed = int(lines[0].split()[2])
-    assert 0 < placed < 400
+    assert 0 < placed < 100
     assert lines[0] == (
-        f"interrupted    after {placed} of 400 calls; the figures are of those calls"
+        f"interrupted    after {placed} of 10000000 calls; the figures are of those calls"
     )
     assert lines[1].startswith(f"placed         {placed} calls to {router.host}:{router.port}")
     assert lines[2] == f"outcomes       answered {placed}"
+
+
+def test_a_runs_calls_are_made_one_by_one_as_they_are_placed() -> None:
+    spec = CallgenSpec(
+        host="127.0.0.1", port=4573, calls=10_000_000, concurrency=1, numbers=[DIRECT]
+    )
+    first = list(itertools.islice(build_calls(spec), 3))
+    assert [call.uniqueid.rpartition(".")[2] for _, call in first] == ["1", "2", "3"]
