@@ -389,8 +389,10 @@ class CallSession:
         """Tell the caller the call is recorded, as early media (fact 22: `EXEC Progress`,
         `EXEC Playback "<notice>,noanswer"`), then start MixMonitor on a path built here
         (fact 21), recording once a destination answers (`b`). Only while the account has
-        the feature on; a notice that cannot be played records nothing. False when the
-        caller hung up during the notice: the call ends unconnected."""
+        the feature on; a notice that was not played records nothing: Playback answers 0
+        for a file it cannot play, so PLAYBACKSTATUS is asked (a hang-up's HANGUP line
+        comes before its reply). False when the caller hung up during the notice: the
+        call ends unconnected."""
         recording = decision.recording
         assert recording is not None
         started = self.record.started_at
@@ -403,20 +405,22 @@ class CallSession:
         await self._use_language(decision.language)
         if not self.answered:
             await self.agi.exec("Progress")  # early media: the notice costs the caller nothing
-        played = await self.agi.exec("Playback", f"{recording.notice},noanswer")
-        if played.result_int == -1 and not self.agi.hung_up:
-            await self.agi.channel_up()  # -1: the caller gone, or the notice missing (fact 20)
+        await self.agi.exec("Playback", f"{recording.notice},noanswer")
+        played = await self.agi.get_variable("PLAYBACKSTATUS")
         if self.agi.hung_up:
             self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
             self.record.note = "caller hung up during the recording notice"
             await self._leave_status()
             return False
-        if played.result_int == -1:
+        if played != "SUCCESS":
             log.warning(
-                "call %s: the recording notice %r cannot be played; not recorded",
+                "call %s: the recording notice %r was not played (PLAYBACKSTATUS %s); "
+                "not recorded",
                 self.context.call_id,
                 recording.notice,
+                played,
             )
+            self.record.note = "recording notice not played: not recorded"
             return True
         started_recording = await self.agi.exec("MixMonitor", f"{path},b")
         if started_recording.result_int == 0:

@@ -671,18 +671,22 @@ class _Channel:
 
     def _playback_app(self, argument: str) -> Reply:
         """Playback: `noanswer` plays early media on a ringing channel (fact 22); without it
-        Playback answers the channel first. A caller hanging up stops it with -1."""
+        Playback answers the channel first. A caller hanging up stops it with -1. A file it
+        cannot play still answers 0, as app_playback does (`res = 0; mres = 1;`): only
+        PLAYBACKSTATUS says FAILED (SUCCESS once played, ami/misc.ami)."""
         parts = split_app_args(argument)
         options = parts[1] if len(parts) > 1 else ""
         if "noanswer" not in options.split("&") and self.state != STATE_UP:
             self._answer([])
         self.playback_count += 1
+        self.variables["PLAYBACKSTATUS"] = "FAILED"
         hangup = self.call.hangup
         if hangup and hangup.at == "playback" and hangup.nth == self.playback_count:
             self.hang_up("caller")
             return ["200 result=-1"], self.sound_s / 2
         if any(self._sound_missing(name) for name in parts[0].split("&")):
-            return ["200 result=-1"], 0.0
+            return ["200 result=0"], 0.0
+        self.variables["PLAYBACKSTATUS"] = "SUCCESS"
         return ["200 result=0"], self.sound_s
 
     def _wait(self, argument: str) -> Reply:

@@ -25,7 +25,9 @@ DAY = "2026-11-23"  # MONDAY_MORNING, the routers' clock in these tests
 
 
 def notice(prompt: str = "hotline400/recording-notice") -> list[str]:
-    return ["EXEC Progress", f'EXEC Playback "{prompt},noanswer"']
+    """The notice as early media, then whether it was played: Playback answers 0 for a
+    file it cannot play too, only PLAYBACKSTATUS tells (SUCCESS or FAILED)."""
+    return ["EXEC Progress", f'EXEC Playback "{prompt},noanswer"', "GET VARIABLE PLAYBACKSTATUS"]
 
 
 def mixmonitor(recordings: Path, number: str, call_id: str) -> str:
@@ -95,11 +97,9 @@ async def test_a_caller_hanging_up_during_the_notice_is_never_recorded_nor_diall
             router, dialled=RECORDED, uniqueid="rec.4", hangup=CallerHangup.during_playback(1)
         )
         cdr = await finished_cdr(router, "rec.4")
-    # Playback answers -1 for a hang-up and for a missing notice alike (fact 20): CHANNEL
-    # STATUS, answered by HANGUP and 511, tells which.
+    # Asterisk tells of the hang-up (HANGUP) before the reply to PLAYBACKSTATUS.
     assert result.commands == [
         *notice(),
-        "CHANNEL STATUS",
         *status_lines("noanswer", "", "default"),
     ]
     assert (cdr.outcome, cdr.note) == (
@@ -110,6 +110,8 @@ async def test_a_caller_hanging_up_during_the_notice_is_never_recorded_nor_diall
 
 
 async def test_a_notice_that_cannot_be_played_records_nothing(tmp_path: Path) -> None:
+    """The caller must be told before a call is recorded; Playback of a missing file still
+    answers 0 and only PLAYBACKSTATUS=FAILED says the caller heard nothing."""
     async with running_router(tmp_path, recordings_dir=str(tmp_path / "r")) as router:
         result = await call(
             router,
@@ -120,11 +122,12 @@ async def test_a_notice_that_cannot_be_played_records_nothing(tmp_path: Path) ->
         cdr = await finished_cdr(router, "rec.5")
     assert result.commands == [
         *notice(),
-        "CHANNEL STATUS",  # 200 result=4: the caller is there, the notice is not
         *dial_lines("13800000011"),
         *status_lines("answered", "13800000011", "default"),
     ]
-    assert cdr.recording_path is None
+    assert result.variables.get("MIXMONITOR_FILENAME") is None
+    assert (cdr.outcome, cdr.recording_path) == (Outcome.ANSWERED, None)
+    assert cdr.note == "recording notice not played: not recorded"
 
 
 async def test_only_the_rule_that_records_plays_the_notice(tmp_path: Path) -> None:
@@ -134,7 +137,7 @@ async def test_only_the_rule_that_records_plays_the_notice(tmp_path: Path) -> No
         jinan = await call(router, dialled=SALES, uniqueid="rec.7", caller_id="053188889999")
         recorded = await finished_cdr(router, "rec.6")
         unrecorded = await finished_cdr(router, "rec.7")
-    assert beijing.commands[:3] == [
+    assert beijing.commands[:4] == [
         *notice("acme/recorded"),
         mixmonitor(recordings, SALES, "rec.6"),
     ]

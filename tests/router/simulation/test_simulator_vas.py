@@ -209,3 +209,36 @@ async def test_a_caller_hanging_up_during_an_announcement_stops_it() -> None:
     call = vas_call("4000000102", hangup=CallerHangup.during_playback(1))
     result = await assert_replays(transcript, call)
     assert result.hung_up_by == "caller"
+
+
+async def test_playback_reports_in_playbackstatus_whether_the_sound_was_played() -> None:
+    """app_playback answers 0 for a file it cannot play (`res = 0; mres = 1;`) and says so
+    only in PLAYBACKSTATUS (FAILED; SUCCESS once played, ami/misc.ami); -1 is a hang-up."""
+    transcript = """
+>> EXEC Playback "beep,noanswer"
+<< 200 result=0
+>> GET VARIABLE PLAYBACKSTATUS
+<< 200 result=1 (SUCCESS)
+>> EXEC Playback "no-such-notice,noanswer"
+<< 200 result=0
+>> GET VARIABLE PLAYBACKSTATUS
+<< 200 result=1 (FAILED)
+-- server half-closes
+<< HANGUP
+"""
+    call = vas_call("4000000102", missing_sounds=frozenset({"no-such-notice"}))
+    await assert_replays(transcript, call)
+
+
+async def test_a_playback_stopped_by_a_hang_up_has_failed() -> None:
+    transcript = """
+>> EXEC Playback "beep,noanswer"
+<< 200 result=-1
+>> GET VARIABLE PLAYBACKSTATUS
+<< HANGUP
+<< 200 result=1 (FAILED)
+-- server half-closes
+<< HANGUP
+"""
+    call = vas_call("4000000102", hangup=CallerHangup.during_playback(1))
+    await assert_replays(transcript, call)
