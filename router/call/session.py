@@ -242,9 +242,23 @@ class CallSession:
         self.services.refusals.routed(plan.number)
         if decision.pin is not None and not await self._pin_accepted(decision):
             return
+        if self.agi.hung_up:  # told with the reply to a step before: nothing to record
+            await self._caller_gone_before_dialling()
+            return
         if decision.recording is not None and not await self._notice_and_record(plan, decision):
             return
+        if self.agi.hung_up:  # told with MixMonitor's reply
+            await self._caller_gone_before_dialling()
+            return
         await self._dial_chain(plan, decision)
+
+    async def _caller_gone_before_dialling(self) -> None:
+        """End a call whose caller hung up before any Dial as the menu's hang-up does
+        (noanswer): nothing was dialled, so it is no busy call, and only the status
+        variables, which work on a dead channel, are set."""
+        self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
+        self.record.note = "caller hung up before dialling"
+        await self._leave_status()
 
     def _report_arrival(self, plan: Plan, decision: Decision, now: datetime) -> None:
         assert self.cdr is not None, "written ahead first"

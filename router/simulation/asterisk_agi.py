@@ -234,10 +234,12 @@ def recorded_destinations(number: str) -> Outcome:
 class CallerHangup:
     """When the simulated caller hangs up: right after the environment block, during
     the `nth` Dial once it has run `after_s` seconds (while ringing or bridged), during
-    the `nth` prompt (a command listening for DTMF), during the `nth` announcement
-    (`EXEC Playback`), or during the `nth` `EXEC Wait` after `after_s` seconds (held)."""
+    the `nth` prompt (a command listening for DTMF), right after keying in at the `nth`
+    prompt (the prompt answers the keys, HANGUP comes before the next reply), during the
+    `nth` announcement (`EXEC Playback`), or during the `nth` `EXEC Wait` after `after_s`
+    seconds (held)."""
 
-    at: Literal["after_env", "dial", "prompt", "playback", "wait"]
+    at: Literal["after_env", "dial", "prompt", "after_prompt", "playback", "wait"]
     nth: int = 1
     after_s: float = 0.0
 
@@ -252,6 +254,10 @@ class CallerHangup:
     @classmethod
     def at_prompt(cls, nth: int = 1) -> "CallerHangup":
         return cls("prompt", nth)
+
+    @classmethod
+    def after_keying_in(cls, nth: int = 1) -> "CallerHangup":
+        return cls("after_prompt", nth)
 
     @classmethod
     def during_playback(cls, nth: int = 1) -> "CallerHangup":
@@ -506,6 +512,8 @@ class _Channel:
         if hangup and hangup.at == "prompt" and hangup.nth == self.prompt_count:
             self.hang_up("caller")
             return False
+        if hangup and hangup.at == "after_prompt" and hangup.nth == self.prompt_count:
+            self.hang_up("caller")  # the prompt still answers the keys typed
         if self.keys is None:
             return next(self.dtmf, None)
         taken = ""

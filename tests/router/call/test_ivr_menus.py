@@ -101,6 +101,56 @@ async def test_a_caller_hanging_up_in_a_menu_leaves_a_complete_cdr(tmp_path: Pat
     assert cdr.ended_at is not None and cdr.legs == ()
 
 
+SWITCHING_LINE = "4000000111"
+SWITCHING_PLAN = f"""\
+number: "{SWITCHING_LINE}"
+name: option 1 switches the language
+language: zh
+menus:
+  main:
+    prompt: acme/main-menu
+    options:
+      1: {{target: "13800000011", language: en}}
+    default: {{target: "13800000012"}}
+default: {{menu: main}}
+"""
+
+
+@pytest.mark.parametrize("recording", ["", "recording: {notice: hotline400/recording-notice}\n"])
+async def test_a_caller_hanging_up_after_the_key_is_neither_recorded_nor_dialled(
+    tmp_path: Path, recording: str
+) -> None:
+    """The key chose a route and the caller left: Asterisk tells so before the reply to the
+    language switch. Nothing was dialled, so the call ends as a caller gone (noanswer),
+    never as busy, with no notice, recording or Dial sent to the dead channel."""
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    plan = config / "plans" / f"{SWITCHING_LINE}.yaml"
+    plan.write_text(SWITCHING_PLAN + recording, encoding="utf-8")
+    async with running_router(tmp_path, config) as router:
+        result = await call(
+            router,
+            dialled=SWITCHING_LINE,
+            uniqueid="ivr.8",
+            dtmf=("1",),
+            hangup=CallerHangup.after_keying_in(1),
+        )
+        cdr = await finished_cdr(router, "ivr.8")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU.replace("3000", "5000"),
+        'EXEC Set "CHANNEL(language)=en"',
+        *status_lines("noanswer", "", "default"),
+    ]
+    assert result.dials == [] and result.hung_up_by == "caller"
+    assert (cdr.outcome, cdr.note, cdr.legs) == (
+        Outcome.NOANSWER,
+        "caller hung up before dialling",
+        (),
+    )
+    assert (cdr.menu_path, cdr.menu_digits) == ("main:1", "1")
+
+
 async def test_a_menu_whose_prompt_is_missing_takes_its_default_at_once(tmp_path: Path) -> None:
     async with running_router(tmp_path) as router:
         result = await call(

@@ -15,6 +15,7 @@ import pytest
 from router.fastagi.errors import AGIProtocolError
 from router.fastagi.protocol import AGISession
 from router.simulation.asterisk_agi import (
+    DEAD_CHANNEL,
     CallerHangup,
     CallResult,
     Outcome,
@@ -787,6 +788,23 @@ async def test_caller_hangs_up_at_the_kth_prompt() -> None:
         call = SimulatedCall(dtmf=("1111",), hangup=CallerHangup.at_prompt(2))
         await run_call(host, port, call)
     assert seen == [("1111", False), ("", False), ("", True)]
+
+
+async def test_a_caller_hanging_up_right_after_keying_in_is_told_at_the_next_reply() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def router(session: AGISession) -> None:
+        for _ in range(2):
+            digits, _timed_out = await session.get_data("menu", 3000, 1)
+            seen.append((digits, session.hung_up))
+        await session.close()
+
+    server, host, port = await serve_sessions(router)
+    async with server:
+        call = SimulatedCall(dtmf=("2",), hangup=CallerHangup.after_keying_in(1))
+        result = await run_call(host, port, call)
+    assert seen == [("2", False), ("", True)]
+    assert result.replies[1] == [DEAD_CHANNEL]
 
 
 async def test_commands_are_read_as_asterisk_reads_them() -> None:
