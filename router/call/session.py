@@ -371,7 +371,9 @@ class CallSession:
         return self.context.caller.number or WITHHELD
 
     async def _pin_accepted(self, decision: Decision) -> bool:
-        """Answer (a prompt must be heard), then up to `attempts` entries."""
+        """Answer (a prompt must be heard), then up to `attempts` entries. A caller who
+        hangs up ends the call as one gone in a menu does (noanswer); wrong PINs entered
+        before still count for the PIN guard, the hang-up itself is no wrong PIN."""
         pin = decision.pin
         assert pin is not None
         await self._answer()
@@ -381,9 +383,15 @@ class CallSession:
         for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
-            digits, _ = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
+            digits, timed_out = await self.agi.get_data(
+                prompt, pin.digit_timeout * 1000, pin.max_digits
+            )
             if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
                 return True
+            if not (digits or timed_out or self.agi.hung_up):
+                await self.agi.channel_up()  # -1: the caller gone, or the prompt missing (fact 20)
+            if self.agi.hung_up:
+                break
             self.services.metrics.pin_failed(self.context.dialled)
             wrong += 1 if digits else 0
             prompt = pin.retry_prompt
@@ -392,10 +400,12 @@ class CallSession:
             now = self.services.clock()
             await guard.failed(self.context.dialled, self._pin_caller(), self.context.call_id, now)
         if self.agi.hung_up:
+            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
             self.record.note = "caller hung up at the PIN prompt"
-        else:
-            self.record.note = f"wrong PIN {pin.attempts} times"
-            await self.agi.stream_file(pin.failed_prompt)
+            await self._leave_status()
+            return False
+        self.record.note = f"wrong PIN {pin.attempts} times"
+        await self.agi.stream_file(pin.failed_prompt)
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
 

@@ -153,13 +153,35 @@ async def test_a_caller_hanging_up_before_entering_anything_is_not_counted(
             dialled=PIN_LINE,
             uniqueid=f"q.{n}",
             caller_id=GUESSER,
-            hangup=CallerHangup.at_prompt(0),
+            hangup=CallerHangup.at_prompt(1),
         )
-        await finished_cdr(router, f"q.{n}")
+        cdr = await finished_cdr(router, f"q.{n}")
+        assert cdr.outcome is Outcome.NOANSWER
 
     asked = await guess(router, "q.4")
 
     assert asked.commands[0] == "ANSWER"
+    assert sample(router, f'hotline400_pin_failures_total{{number="{PIN_LINE}"}}') == 3
+
+
+async def test_a_caller_hanging_up_after_a_wrong_pin_is_counted(router: Daemon) -> None:
+    """Hanging up at the next prompt does not wipe out the wrong PIN already entered: a
+    guesser calling again for every guess is counted all the same."""
+    for n in range(3):
+        await call(
+            router,
+            dialled=PIN_LINE,
+            uniqueid=f"h.{n}",
+            caller_id=GUESSER,
+            dtmf=("1111#",),
+            hangup=CallerHangup.at_prompt(2),
+        )
+        cdr = await finished_cdr(router, f"h.{n}")
+        assert cdr.outcome is Outcome.NOANSWER
+
+    refused = await guess(router, "h.3")
+
+    assert refused.commands == REFUSED
 
 
 async def test_two_routers_on_one_store_count_together(tmp_path: Path, clock: Clock) -> None:

@@ -147,20 +147,21 @@ async def test_a_caller_hanging_up_at_the_pin_prompt_ends_the_call_cleanly(
             router, dialled="4000000006", uniqueid="6.3", hangup=CallerHangup.at_prompt(1)
         )
         cdr = await finished_cdr(router, "6.3")
-    # GET DATA answers -1 when the caller hangs up during it; Asterisk announces the hang-up
-    # (HANGUP, then 511) only at the next command, which ends the attempts
+    # GET DATA answers -1 for a hang-up and for a missing prompt alike (fact 20): CHANNEL
+    # STATUS, answered by HANGUP and 511, tells which, as in a menu; no prompt follows, and
+    # a caller gone ends the call as noanswer like a caller gone in a menu
     assert result.commands == [
         "ANSWER",
         "GET DATA acme/enter-pin 5000 6",
-        "GET DATA acme/pin-wrong 5000 6",
-        *status_lines("pin_failed", "", "default"),
+        "CHANNEL STATUS",
+        *status_lines("noanswer", "", "default"),
     ]
     assert result.replies[1] == ["200 result=-1"]
     assert result.replies[2] == [
         "511 Command Not Permitted on a dead channel or intercept routine"
     ]
     assert result.hangup_lines >= 1
-    assert (cdr.outcome, cdr.note) == (Outcome.PIN_FAILED, "caller hung up at the PIN prompt")
+    assert (cdr.outcome, cdr.note) == (Outcome.NOANSWER, "caller hung up at the PIN prompt")
 
 
 async def test_a_screened_region_hears_the_announcement_unanswered_and_is_rejected(
