@@ -144,6 +144,7 @@ class Daemon:
             self.settings.peer_networks(),
             header_timeout=self.settings.header_timeout,
             header_max_bytes=self.settings.header_max_bytes,
+            command_timeout=self.settings.command_timeout,
         )
         self.metrics.watch_listener(self.server)
         self.metrics.watch_cdr_writer(self.cdrs)

@@ -66,6 +66,13 @@ class RouterSettings(BaseModel):
     )
     header_timeout: float = Field(5.0, gt=0, le=60, description="seconds to read the agi_ block")
     header_max_bytes: int = Field(65536, ge=1024, le=1048576)
+    command_timeout: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="seconds Asterisk has to answer an AGI command other than Dial (the "
+        "longest prompt or announcement must fit); a peer silent longer loses the call",
+    )
     drain_timeout: float = Field(30.0, ge=0, description="seconds calls may finish on SIGTERM")
     database: str = Field(
         "var/hotline400.db", description="SQLite file (WAL mode), the store when `store` is unset"

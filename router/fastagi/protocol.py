@@ -35,9 +35,10 @@ MAX_COMMAND_BYTES = 2047
 """Asterisk reads commands with fgets into a 2048-byte buffer (AGI_BUF_LEN): anything
 longer is cut there and the remainder runs as a second command."""
 COMMAND_TIMEOUT_S = 120.0
-"""Default wait for the reply to a command other than EXEC: prompts and announcements
-finish within it. EXEC waits without limit by default since Dial rings and bridges for
-as long as the call lasts."""
+"""Default wait for the reply to any command but Dial (router.yaml's command_timeout):
+prompts and announcements finish within it, and a peer that stops answering holds a call
+no longer. Dial waits without limit since it rings and bridges for as long as the call
+lasts; the listener's TCP keepalive (router.fastagi.server) notices a peer gone meanwhile."""
 MAX_EXEC_ARGS = 1024
 """Characters in one application argument string; longer ones are refused, not cut."""
 
@@ -201,7 +202,6 @@ class AGISession:
         env: dict[str, str],
         *,
         command_timeout: float | None = COMMAND_TIMEOUT_S,
-        exec_timeout: float | None = None,
     ) -> None:
         self.env = env
         self.hung_up = False
@@ -209,7 +209,6 @@ class AGISession:
         self.hangup_event = asyncio.Event()
         self._connection = connection
         self._command_timeout = command_timeout
-        self._exec_timeout = exec_timeout
         self._busy = False
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._failure: AGIProtocolError | None = None
@@ -227,7 +226,7 @@ class AGISession:
     async def command(self, line: str, timeout: Timeout = _Default.TIMEOUT) -> AGIReply:
         """Send one command line and return its reply.
 
-        `timeout` defaults to no limit for EXEC and `command_timeout` for the rest.
+        `timeout` defaults to `command_timeout`; None waits without limit.
         """
         if "\n" in line or "\r" in line:
             raise ValueError("an AGI command is one line; quote values with agi_quote")
@@ -235,8 +234,7 @@ class AGISession:
         if len(payload) > MAX_COMMAND_BYTES:
             raise ValueError(f"AGI command longer than {MAX_COMMAND_BYTES} bytes")
         if timeout is _Default.TIMEOUT:
-            is_exec = line.partition(" ")[0].upper() == "EXEC"
-            timeout = self._exec_timeout if is_exec else self._command_timeout
+            timeout = self._command_timeout
         if self._busy:
             await self._wait_for_turn()
         else:
@@ -367,13 +365,16 @@ class AGISession:
         vetted parts (see agi_quote.dial_argument); it is sent as one quoted word.
 
         Dial answers only when the call is over: `result=-1` after a bridged call is
-        normal; DIALSTATUS tells the outcome.
+        normal; DIALSTATUS tells the outcome. So Dial alone waits without limit by
+        default; every other application has `command_timeout`.
         """
         if not _APP_NAME.fullmatch(app):
             raise ValueError(f"not an application name: {app!r}")
         if len(args) > MAX_EXEC_ARGS:
             raise ValueError(f"application arguments longer than {MAX_EXEC_ARGS} characters")
         line = f"EXEC {app} {quote(args, MAX_EXEC_ARGS)}" if args else f"EXEC {app}"
+        if timeout is _Default.TIMEOUT and app == "Dial":
+            timeout = None
         return await self.command(line, timeout)
 
     async def get_variable(self, name: str) -> str | None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from collections.abc import Sequence
 
 from router.call.context import context_from
 from router.call.session import CallServices, CallSession
 from router.fastagi.connection import HEADER_TIMEOUT_S, MAX_HEADER_BYTES, AGIConnection
 from router.fastagi.errors import AGIProtocolError
-from router.fastagi.protocol import AGISession
+from router.fastagi.protocol import COMMAND_TIMEOUT_S, AGISession
 
 log = logging.getLogger("hotline400.server")
 
@@ -33,6 +34,13 @@ LISTEN_BACKLOG = 65535
 net.core.somaxconn (4096 by default on recent kernels), so a burst of calls waits in the
 queue rather than being refused while the loop is busy."""
 MAX_REMEMBERED_PEERS = 1024
+KEEPALIVE_IDLE_S = 60
+KEEPALIVE_INTERVAL_S = 15
+KEEPALIVE_PROBES = 4
+"""TCP keepalive of every call's socket: after 60 s without traffic (a Dial in progress),
+a probe each 15 s, the peer declared gone after 4 unanswered: a partition without a FIN
+ends the session within 2 minutes, where a Dial, which has no reply timeout, would
+otherwise wait for ever. Set on the listening socket, which accepted sockets inherit."""
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -78,6 +86,7 @@ class FastAGIServer:
         *,
         header_timeout: float = HEADER_TIMEOUT_S,
         header_max_bytes: int = MAX_HEADER_BYTES,
+        command_timeout: float = COMMAND_TIMEOUT_S,
     ) -> None:
         self.services = services
         self.allowed = tuple(allowed)
@@ -87,6 +96,7 @@ class FastAGIServer:
         it against each network in Python, several microseconds a connection."""
         self.header_timeout = header_timeout
         self.header_max_bytes = header_max_bytes
+        self.command_timeout = command_timeout
         self.sessions: set[asyncio.Task[None]] = set()
         """The calls running: one task each, from its header read to its end."""
         self.reading: set[AGIConnection] = set()
@@ -113,6 +123,8 @@ class FastAGIServer:
             reuse_address=True,
             start_serving=False,
         )
+        for listening in self._server.sockets:
+            _keep_alive(listening)
         return self._server.sockets[0].getsockname()[1]
 
     async def serve(self) -> None:
@@ -169,9 +181,18 @@ class FastAGIServer:
         task.add_done_callback(self.sessions.discard)
 
     async def _call(self, connection: AGIConnection, env: dict[str, str]) -> None:
-        agi = AGISession(connection, env)
+        agi = AGISession(connection, env, command_timeout=self.command_timeout)
         try:
             with self.services.metrics.agi_session_timer():
                 await CallSession(agi, context_from(env), self.services).run()
         finally:
             await agi.close()  # also drops the session's reply-timeout timer at once
+
+
+def _keep_alive(listening: socket.socket) -> None:
+    """TCP keepalive on the listening socket, once: Linux copies its options to every
+    socket it accepts, so no call pays a system call for them."""
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S)
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S)
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from router.simulation.asterisk_agi import (
+    HostileOutcome,
+    SimulatedCall,
     connect_and_close,
+    environment,
     send_binary_junk,
     send_header_without_end,
     send_oversized_header,
@@ -138,3 +141,27 @@ async def test_a_peer_outside_the_allow_list_is_closed_before_a_byte_is_read(
         assert router.server.refused_peers == 1
         assert await router.store.get_cdr("peer.1") is None
     assert result.commands == []
+
+
+async def test_a_peer_that_stops_answering_is_cut_at_the_command_timeout(
+    tmp_path: Path,
+) -> None:
+    """Asterisk wedged, or the network gone without a FIN: every command but Dial has
+    `command_timeout` to be answered, EXECs included, so the call's session ends and its
+    CDR is completed. A Dial ringing longer than that (0.4 s a destination here) goes on."""
+    env = environment(SimulatedCall(dialled="4000000102", uniqueid="mute.1"), "127.0.0.1", 0)
+    header = "".join(f"{key}: {value}\n" for key, value in env.items()).encode() + b"\n"
+    async with running_router(
+        tmp_path, clock=SimulatedClock(SPEEDUP), command_timeout=0.3
+    ) as router:
+
+        async def hostile() -> None:
+            outcomes.append(await send_raw(router.host, router.port, header, wait_s=3))
+
+        outcomes: list[HostileOutcome] = []
+        await with_a_call_in_flight(router, hostile)
+        cdr = await finished_cdr(router, "mute.1")
+    assert outcomes[0].server_closed and outcomes[0].elapsed_s < 2
+    assert outcomes[0].received == b"EXEC Progress\n"  # the recording notice, never answered
+    assert cdr.outcome is Outcome.ERROR
+    assert cdr.note == "AGI session lost: no reply to 'EXEC Progress' in 0.3 s"

@@ -422,9 +422,21 @@ async def test_reply_timeout_leaves_the_session_unusable(asterisk: Connect) -> N
         await session.command("NOOP")
 
 
-async def test_exec_waits_past_the_command_timeout_by_default(asterisk: Connect) -> None:
+async def test_dial_waits_past_the_command_timeout(asterisk: Connect) -> None:
+    """Dial answers when the call is over, which may be hours: no reply timeout (the
+    listener's TCP keepalive notices a peer gone without a word)."""
     session, _ = await asterisk([(0.3, b"200 result=-1\n")], command_timeout=0.05)
     assert (await session.exec("Dial", "Local/13800000011@phones,20")).result == "-1"
+
+
+@pytest.mark.parametrize("app", ["Progress", "Playback", "MixMonitor", "MSet"])
+async def test_every_other_application_is_cut_at_the_command_timeout(
+    asterisk: Connect, app: str
+) -> None:
+    """A peer that stops answering must not hold a call for ever: only Dial may run long."""
+    session, _ = await asterisk([None], command_timeout=0.1)
+    with pytest.raises(AGIReplyTimeout):
+        await session.exec(app, "x")
 
 
 async def test_overlong_reply_line_is_malformed(asterisk: Connect) -> None:

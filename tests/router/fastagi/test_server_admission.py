@@ -25,7 +25,12 @@ import pytest
 from router.daemon import Daemon
 from router.fastagi.connection import AGIConnection
 from router.fastagi.errors import AGIHeaderTimeout
-from router.fastagi.server import FastAGIServer
+from router.fastagi.server import (
+    KEEPALIVE_IDLE_S,
+    KEEPALIVE_INTERVAL_S,
+    KEEPALIVE_PROBES,
+    FastAGIServer,
+)
 from router.simulation.asterisk_agi import (
     SimulatedCall,
     environment,
@@ -136,3 +141,30 @@ async def test_a_header_sent_in_time_is_read_however_late_the_busy_loop_gets_to_
 async def test_a_header_that_stops_short_times_out_on_a_busy_loop_too() -> None:
     with pytest.raises(AGIHeaderTimeout):
         await header_read_late(b"agi_network: yes\nagi_channel: Local/4000000001@inbound-400-1;2\n")
+
+
+async def test_accepted_calls_inherit_the_listeners_tcp_keepalive(tmp_path: Path) -> None:
+    """A Dial has no reply timeout, so a peer gone without a FIN (a network partition) is
+    found by TCP keepalive. The options are set once on the listening socket; each accepted
+    socket inherits them from it (Linux), so a call costs no system call for them."""
+    async with running_router(tmp_path) as daemon, listener(daemon, header_timeout=5) as (
+        server,
+        port,
+    ):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while not server.reading:
+                await asyncio.sleep(0.01)
+            (connection,) = server.reading
+            assert connection.transport is not None
+            accepted = connection.transport.get_extra_info("socket")
+            options = [
+                accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            ]
+        finally:
+            writer.close()
+    assert options == [1, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES]
+    assert KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES <= 180
