@@ -45,9 +45,8 @@ NumberMoney.low_balance
 aiosqlite.Connection.row_factory
 
 # The FastAGI wire's own commands and replies, exercised by the protocol tests against the
-# recorded Asterisk transcripts: GET VARIABLE and VERBOSE as Asterisk answers them, the
-# key that interrupted a prompt. The tests: tests/router/fastagi/test_agi.py.
-AGISession.get_variable
+# recorded Asterisk transcripts: VERBOSE as Asterisk answers it, the key that interrupted a
+# prompt. The tests: tests/router/fastagi/test_agi.py.
 AGISession.verbose
 AGIReply.digit
 
@@ -56,6 +55,7 @@ AGIReply.digit
 # behind, hostile clients, and the recorded AMI sessions.
 asterisk_agi.CallerHangup.after_env
 asterisk_agi.CallerHangup.at_prompt
+asterisk_agi.CallerHangup.after_keying_in
 asterisk_agi.CallerHangup.during_playback
 asterisk_agi.CallerHangup.while_waiting
 asterisk_agi.CallResult.early_media
