@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -53,16 +54,22 @@ def declared_status(config_dir: Path, number: str, text: str) -> NumberStatus | 
     plan, _ = validate(config_dir, number, text)
     if plan is not None:
         return plan.status
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(data, dict):
+    data = _mapping(text)
+    if data is None:
         return None
     try:
         return NumberStatus(data.get("status", NumberStatus.ACTIVE.value))
     except ValueError:
         return None
+
+
+def _mapping(text: str) -> dict[str, Any] | None:
+    """A plan's text read as plain YAML, when it is a mapping; None otherwise."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -92,11 +99,8 @@ class CommonSettings:
     def of(cls, text: str) -> CommonSettings | None:
         """The settings as the file states them, or None when the form cannot show them
         (a default that splits or rejects, or a file that is not a mapping)."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return None
-        if not isinstance(data, dict):
+        data = _mapping(text)
+        if data is None:
             return None
         default = data.get("default") or {}
         forwarding = data.get("forwarding") or {}
