@@ -8,6 +8,7 @@ save or restore that would change it is refused, and the refusal written to the 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from starlette.requests import Request
@@ -65,6 +66,7 @@ async def routing_post(request: Request) -> Response:
         text = settings.applied_to(current)
     caller = str(form.get("caller") or SAMPLE_CALLER).strip()
     at = _preview_time(request, str(form.get("at", "")))
+    base = str(form.get("base", "")) or None
     console = console_of(request)
     plan, problems = validate(console.config_dir, number, text)
     if problems or plan is None or not saving:
@@ -75,16 +77,29 @@ async def routing_post(request: Request) -> Response:
             problems=problems,
             caller=caller,
             at=at,
+            base=base,
             status=422 if problems else 200,
         )
-    if refusal := _status_change_refused(request, user, number, plan):
-        await audit(request, "refused: save plan", number, refusal)
-        return await _page(request, number, text, refusal=refusal, caller=caller, at=at, status=403)
     path = plan_path(console.config_dir, number)
     store = console.store
     if not await store.plan_versions(number) and path.exists():
         await store.save_plan_version(
             number, path.read_text(encoding="utf-8"), "(file)", console.clock(), "as found"
+        )
+    # From here to the write nothing awaits: no other save can come between the checks
+    # against the file as it is and the write over it.
+    if base is not None and base != _plan_digest(_current_text(request, number)):
+        conflict = (
+            "the plan was changed by someone else since this page was opened; your text is"
+            " below and the latest version is in the history: compare them, then save again."
+        )
+        return await _page(
+            request, number, text, refusal=conflict, caller=caller, at=at, status=409
+        )
+    if refusal := _status_change_refused(request, user, number, plan):
+        await audit(request, "refused: save plan", number, refusal)
+        return await _page(
+            request, number, text, refusal=refusal, caller=caller, at=at, base=base, status=403
         )
     write_atomically(path, text)
     version = await store.save_plan_version(
@@ -156,6 +171,12 @@ def _status_change_refused(request: Request, user: User, number: str, plan: Plan
     )
 
 
+def _plan_digest(text: str) -> str:
+    """What a form says it edited: a save based on another text than the file's now would
+    overwrite a change its user never saw."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _current_text(request: Request, number: str) -> str:
     path = plan_path(console_of(request).config_dir, number)
     try:
@@ -185,8 +206,11 @@ async def _page(
     at: datetime | None = None,
     saved: str | None = None,
     refusal: str | None = None,
+    base: str | None = None,
     status: int = 200,
 ) -> Response:
+    """The routing page showing `text`; `base` is the digest of the plan the user's edit
+    started from (a page re-shown after a refused save keeps it), else the current plan's."""
     console = console_of(request)
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text)
@@ -206,6 +230,7 @@ async def _page(
             "at": at,
             "saved": saved,
             "refusal": refusal,
+            "base": base or _plan_digest(_current_text(request, number)),
             "versions": await console.store.plan_versions(number),
         },
         status=status,

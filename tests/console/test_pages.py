@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -246,6 +247,39 @@ async def test_each_page_renders_for_the_operator(tmp_path: Path, path: str) -> 
         assert response.status_code == 200
         assert "hotline400" in response.text
         await ops.aclose()
+
+
+async def test_a_save_based_on_a_plan_changed_since_is_refused_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Two people open the same plan; the second to save would overwrite the first's change
+    without having seen it, so that save is refused, and the page keeps the text."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{CLINIC}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        routing = f"/numbers/{CLINIC}/routing"
+        ops, clinic = await site.signed_in("ops"), await site.signed_in("clinic")
+        forms = {}
+        for name, client in (("ops", ops), ("clinic", clinic)):
+            page = (await client.get(routing)).text
+            [csrf] = re.findall(r'name="csrf" value="([0-9a-f]+)"', page)[:1]
+            [base] = re.findall(r'name="base" value="([0-9a-f]+)"', page)[:1]
+            forms[name] = {"csrf": csrf, "base": base, "mode": "yaml", "action": "save"}
+        first = original.replace("ring_timeout: 25", "ring_timeout: 30")
+        assert (await ops.post(routing, data={**forms["ops"], "yaml": first})).status_code == 303
+        second = original.replace("ring_timeout: 25", "ring_timeout: 20")
+        late = await clinic.post(routing, data={**forms["clinic"], "yaml": second})
+        assert late.status_code == 409
+        assert "the plan was changed by someone else since this page was opened" in late.text
+        assert "ring_timeout: 20" in late.text  # the refused text is still on the page
+        assert plan_file.read_text(encoding="utf-8") == first
+        # Saved again from the page that said so, it is based on the plan as it now is.
+        [base] = re.findall(r'name="base" value="([0-9a-f]+)"', late.text)[:1]
+        again = await clinic.post(routing, data={**forms["clinic"], "base": base, "yaml": second})
+        assert again.status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == second
+        await ops.aclose()
+        await clinic.aclose()
 
 
 async def test_only_the_operator_changes_a_plans_status(tmp_path: Path) -> None:
