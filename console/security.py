@@ -81,6 +81,17 @@ def csrf_valid(secret: bytes, session_token: str, offered: str | None) -> bool:
     return offered is not None and hmac.compare_digest(csrf_token(secret, session_token), offered)
 
 
+def signed_message(secret: bytes, message: str) -> str:
+    """The signature of a message a page is sent back to show (`?problem=...&sig=...`):
+    only messages the console itself wrote are shown, so a link cannot put words of its
+    own on a console page."""
+    return hmac.new(secret, b"message:" + message.encode(), hashlib.sha256).hexdigest()
+
+
+def message_signed(secret: bytes, message: str, offered: str | None) -> bool:
+    return offered is not None and hmac.compare_digest(signed_message(secret, message), offered)
+
+
 class LoginThrottle:
     """At most `limit` failed logins per user name and per client address in `window`;
     past that, logins from either are refused until the oldest failure leaves the window.

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from console.context import Console
 from console.feature_switching import CannotSwitch, fee_entries, switch_feature, switching
+from console.security import message_signed, signed_message
 from console.views.dashboard import number_money
 from console.web import (
     audit,
@@ -83,7 +84,7 @@ async def money_page(request: Request) -> Response:
             "features": features,
             "kind_names": KIND_NAMES,
             "error": request.query_params.get("error"),
-            "problem": request.query_params.get("problem"),
+            "problem": _problem_shown(request, console),
             "receipt": uuid.uuid4().hex[:12],
         },
     )
@@ -123,9 +124,22 @@ async def book_payment(request: Request) -> Response:
         )
         detail = f"{amount} yuan, ref {ref}: already booked{when}"
         await audit(request, "refused: book payment", number, detail)
-        return back_to(f"/numbers/{number}/money?{urlencode({'problem': problem})}")
+        return back_to(f"/numbers/{number}/money?{_problem_query(console, problem)}")
     await audit(request, "book payment", number, f"{amount} yuan, ref {ref}")
     return back_to(f"/numbers/{number}/money")
+
+
+def _problem_query(console: Console, problem: str) -> str:
+    """The query that has the money page show `problem` after the redirect, signed."""
+    return urlencode({"problem": problem, "sig": signed_message(console.secret, problem)})
+
+
+def _problem_shown(request: Request, console: Console) -> str | None:
+    """The problem the query names, when the console signed it; a crafted link shows none."""
+    problem, signature = request.query_params.get("problem"), request.query_params.get("sig")
+    if problem is None or not message_signed(console.secret, problem, signature):
+        return None
+    return problem
 
 
 async def _payment_booked(console: Console, number: str, ref: str) -> LedgerEntry | None:
@@ -159,14 +173,14 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
     action = f"switch feature {'on' if on else 'off'}"
     if on and (short := await _short_of_fee(console, tariffs, number, feature, now)):
         await audit(request, f"refused: {action}", number, f"{feature}: {short}")
-        return back_to(f"{back}?{urlencode({'problem': short})}")
+        return back_to(f"{back}?{_problem_query(console, short)}")
     try:
         switched = switch_feature(
             console.config_dir, tariffs, number, feature, today if on else None
         )
     except CannotSwitch as error:
         await audit(request, f"refused: {action}", number, f"{feature}: {error}")
-        return back_to(f"{back}?{urlencode({'problem': str(error)})}")
+        return back_to(f"{back}?{_problem_query(console, str(error))}")
     if not on:
         await audit(request, "switch feature off", number, f"{feature} (on since {since})")
         return back_to(back)

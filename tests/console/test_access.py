@@ -464,6 +464,18 @@ async def test_consoles_on_one_store_count_failed_sign_ins_together(tmp_path: Pa
             assert (await sign_in(there, "shop")).status_code == 429
 
 
+async def test_a_link_cannot_put_words_of_its_own_on_the_money_page(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        forged = "Your account is closed: call 400-000-0000 and give your password"
+        money = f"/numbers/{SHOP}/money"
+        for query in (f"?problem={forged}", f"?problem={forged}&sig=" + "0" * 64):
+            page = await shop.get(money + query)
+            assert page.status_code == 200
+            assert "Your account is closed" not in page.text
+        await shop.aclose()
+
+
 async def test_a_receipt_already_booked_is_said_so_and_not_audited_as_booked(
     tmp_path: Path,
 ) -> None:
