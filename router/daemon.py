@@ -54,12 +54,11 @@ from router.startup import (
 )
 from router.storage.location import configured_store_url, redacted, store_for
 from router.storage.protocol import StoreUnavailable
-from router.storage.spool import Journal
+from router.storage.spool import Journal, journal_path
 from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.daemon")
 
-JOURNAL_FILE = "cdr.journal"
 
 
 class Daemon:
@@ -79,7 +78,7 @@ class Daemon:
         self.plans = PlanBook(self.config_dir, zone)
         self.store = store_for(self.settings, port=self.port)
         self.store_name = redacted(configured_store_url(self.settings))
-        self.journal = Journal(Path(self.settings.spool_dir) / JOURNAL_FILE)
+        self.journal = Journal(journal_path(self.settings.spool_dir))
         self.cdrs = CdrWriter(
             self.store, self.journal, batch_interval=self.settings.cdr_batch_interval
         )

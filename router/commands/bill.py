@@ -38,6 +38,7 @@ from router.commands.exits import refuse_usage
 from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
+from router.storage.spool import journal_path, unwritten_bytes
 
 PENDING_MARK = "to be booked at close"
 CSV_COLUMNS = (
@@ -121,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     today = args.today or datetime.now(books.zone).date()
     try:
+        if args.close:
+            check_journal_written(books)
         if args.reopen:
             return _reopen(books, numbers, args, today)
         statements, booked = asyncio.run(
@@ -143,6 +146,18 @@ def run(args: argparse.Namespace) -> int:
         closing = None if not args.close else booked if args.yes else DRY_RUN
         _print_tables(statements, args.month, closing)
     return 0
+
+
+def check_journal_written(books: Books) -> None:
+    """MonthNotClosable while this host's router holds CDR writes its store refused: calls
+    of the month may be among them (their charges, or calls still in progress)."""
+    journal = journal_path(books.settings.spool_dir)
+    if waiting := unwritten_bytes(journal):
+        raise MonthNotClosable(
+            f"the router's CDR journal {journal} holds {waiting} bytes of writes the store has"
+            " not taken yet (it was unavailable); the router replays them once the store"
+            " answers: close when the journal is empty"
+        )
 
 
 DRY_RUN = -1

@@ -27,6 +27,23 @@ _CHUNK = 1 << 20
 _T = TypeVar("_T")
 
 
+JOURNAL_FILE = "cdr.journal"
+
+
+def journal_path(spool_dir: str | Path) -> Path:
+    """Where a router keeps the CDR writes its store refused (router.yaml `spool_dir`)."""
+    return Path(spool_dir) / JOURNAL_FILE
+
+
+def unwritten_bytes(path: Path) -> int:
+    """Bytes of a journal its router has not replayed yet, read without opening it as a
+    Journal (whose recovery would cut a line its router is writing); 0 without one."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 class Journal:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

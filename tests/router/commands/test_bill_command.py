@@ -157,7 +157,9 @@ def config(tmp_path: Path, store_url: str) -> Path:
     """A config directory whose router.yaml names a store holding THE_MONTH."""
     config = tmp_path / "config"
     (config / "plans").mkdir(parents=True)
-    (config / "router.yaml").write_text(f'store: "{store_url}"\n', encoding="utf-8")
+    (config / "router.yaml").write_text(
+        f'store: "{store_url}"\nspool_dir: "{tmp_path / "spool"}"\n', encoding="utf-8"
+    )
     (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
     (config / "plans" / f"{NUMBER}.yaml").write_text(PLAN, encoding="utf-8")
     asyncio.run(write(store_url, THE_MONTH))
@@ -300,6 +302,22 @@ def test_a_month_is_not_closed_before_it_is_over(
     assert [e.kind for e in asyncio.run(read_ledger(store_url_of(config)))].count(
         LedgerKind.RENT
     ) == 0
+
+
+def test_a_month_is_not_closed_while_the_routers_journal_holds_unwritten_cdrs(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "spool" / "cdr.journal"
+    journal.parent.mkdir()
+    journal.write_text('{"op": "finish"}\n', encoding="utf-8")  # the store was down
+    output = bill(
+        config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01", status=1
+    )
+    assert f"not closed: the router's CDR journal {journal} holds 17 bytes of writes" in output
+    assert "close when the journal is empty" in output
+    assert journal.read_text(encoding="utf-8") == '{"op": "finish"}\n'  # left as it was
+    journal.write_text("", encoding="utf-8")  # replayed
+    bill(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01")
 
 
 def test_a_month_with_answered_calls_lacking_a_price_is_not_closed(
