@@ -89,6 +89,8 @@ async def _recordings(store: Store, number: str, cutoff: datetime) -> AsyncItera
 
 def _why_kept(path: Path, root: Path, cutoff: datetime) -> str | None:
     """Why a recording past its retention by its call must stay; None to remove it."""
+    if path.is_symlink():  # the router writes files; removing a link would leave the audio
+        return "a symbolic link, not a recording the router wrote: left alone"
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
         return f"outside recordings_dir {root}: left alone"

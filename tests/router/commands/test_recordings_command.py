@@ -140,3 +140,18 @@ def test_each_recording_goes_only_once_its_accounts_retention_is_over(
 
     again = purge(config, capsys)
     assert "0 recording(s) removed (0 bytes), 2 past retention kept" in again
+
+
+def test_a_symbolic_link_named_as_a_recording_is_left_alone_with_what_it_points_to(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, inside = recorded(tmp_path, "old", SHOP, 200, 200)
+    link = tmp_path / "elsewhere" / "operator_link.wav"
+    link.parent.mkdir()
+    link.symlink_to(inside)  # outside recordings_dir, pointing at a recording inside it
+    store(config, [old], {"old": link})
+
+    done = purge(config, capsys)
+    assert f"kept {link} ({SHOP}, call old): a symbolic link" in done
+    assert link.is_symlink() and inside.exists()
+    assert purged_at(config, "old") is None
