@@ -225,6 +225,12 @@ def skip_unwritten_record_fields() -> None:
     logging.logMultiprocessing = False
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore")
+"""Loggers kept to warnings: httpx writes a line at INFO for every request, with its whole
+URL (a CRM's credentials or token among them), so a CRM down under load would fill the
+log with one line per attempt; the webhook sender says what went wrong, once a minute."""
+
+
 def configure_logging(
     format: LogFormat = "logfmt",
     level: str | int = "INFO",
@@ -244,4 +250,6 @@ def configure_logging(
         previous.close()
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for chatty in QUIET_LIBRARIES:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler

@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from router.notifications.signing import signed_headers
 from router.notifications.undelivered import UndeliveredEvents
+from router.storage.location import redacted
 
 log = logging.getLogger("hotline400.webhooks")
 
@@ -239,7 +241,7 @@ class WebhookDelivery:
             "webhook %s to %s not delivered after %d attempt(s): %s%s; kept for "
             "`hotline400 webhooks replay`",
             event_id,
-            url,
+            without_secrets(url),
             attempts,
             error,
             also,
@@ -256,3 +258,10 @@ class WebhookDelivery:
                 log.error(
                     "%d webhook event(s) lost: cannot keep them in %s: %s", len(batch), path, error
                 )
+
+
+def without_secrets(url: str) -> str:
+    """A CRM's URL as the log shows it: its password and its query (where CRMs take their
+    tokens) hidden; the spool keeps the URL whole, for the replay."""
+    parts = urlsplit(redacted(url))
+    return urlunsplit(parts._replace(query="***")) if parts.query else urlunsplit(parts)

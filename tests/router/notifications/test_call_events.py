@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
+from router.monitoring.logs import configure_logging
 from router.notifications.undelivered import UndeliveredEvents
 from tests.conftest import (
     E2E_CONFIG,
@@ -248,3 +251,29 @@ async def test_a_crm_that_fails_once_gets_the_event_again_after_the_backoff(
     assert sorted(set(ids)) == ["again.1/answer", "again.1/arrival", "again.1/end"]
     retried = [r for r in crm.received if ids.count(r.headers["x-hotline400-id"]) > 1]
     assert retried and retried[-1].at - started >= 0.2  # not before the backoff
+
+
+async def test_a_crms_credentials_and_token_never_reach_the_log(tmp_path: Path) -> None:
+    """httpx would log every request with its whole URL; the router's own warning shows the
+    URL with its password and query hidden."""
+    stream = io.StringIO()
+    handler = configure_logging("logfmt", stream=stream)
+    try:
+        async with HttpReceiver("ok") as crm:
+            delivered = crm.url.replace("//", "//crmuser:CRMPASSWORD@") + "?token=TOKENSECRET"
+            config = crm_config(tmp_path / "ok", delivered)
+            async with running_router(tmp_path / "ok", config) as router:
+                await call(router, dialled=CRM_NUMBER, uniqueid="quiet.1")
+                await eventually(lambda: len(crm.received) == 3)
+        refused = HttpReceiver.refusing().replace("//", "//crmuser:CRMPASSWORD@") + "?token=X1"
+        config = crm_config(tmp_path / "refused", refused)
+        async with running_router(tmp_path / "refused", config, webhook_attempts=1) as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="quiet.2")
+            await eventually(lambda: router.webhooks.stats.undelivered == 3)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    logged = stream.getvalue()
+    assert "not delivered after 1 attempt(s)" in logged
+    assert "crmuser:***@127.0.0.1" in logged and "/events?***" in logged
+    for secret in ("CRMPASSWORD", "TOKENSECRET", "X1"):
+        assert secret not in logged
