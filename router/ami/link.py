@@ -284,6 +284,6 @@ async def _reply(
 ) -> AmiMessage:
     """The reply to an action, or AmiError if the connection ends first."""
     await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
-    if action.done():
+    if action.done() and not action.cancelled():  # a lost connection cancels what it owed
         return action.result()
     raise AmiError("Asterisk closed the connection")

@@ -187,6 +187,9 @@ class AmiConnection(asyncio.Protocol):
         if not self._greeted:
             if b"\r\n" not in buffer:
                 self._pending = buffer
+                if len(buffer) > MAX_PENDING_BYTES:  # not a manager: a wrong port, say
+                    log.error("AMI peer sent %d bytes without a greeting: closing", len(buffer))
+                    self.close()
                 return
             self._greeted = True
             if buffer.startswith(GREETING):

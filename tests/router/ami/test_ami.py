@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -155,6 +156,60 @@ async def test_an_asterisk_that_never_answers_the_login_is_logged_as_timed_out(
         await link.stop()
         silent.close()
     assert f"AMI 127.0.0.1:{port}: TimeoutError" in caplog.messages
+
+
+@pytest.mark.parametrize("closes_at", ["Login", "Ping"])
+async def test_asterisk_closing_with_an_action_unanswered_is_a_lost_session_dialled_again(
+    closes_at: str,
+) -> None:
+    """Asterisk restarting closes its manager sessions with whatever was asked unanswered:
+    the link must dial again, not end."""
+    sessions: list[int] = []
+
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sessions.append(1)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = await reader.readuntil(b"\r\n\r\n")
+        if closes_at == "Ping":
+            action_id = header(login.rstrip(b"\r\n"), b"ActionID") or b""
+            writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+            await reader.readuntil(b"Action: Ping")
+        writer.close()
+
+    server = await asyncio.start_server(closing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **{**FAST, "ping_interval": 0.02})
+    link.start()
+    try:
+        await eventually(lambda: len(sessions) >= 3)
+    finally:
+        await link.stop()
+        server.close()
+
+
+async def test_a_peer_that_never_greets_is_dropped_at_the_message_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wrong port (a service that is not Asterisk's manager) streaming bytes without a line
+    end is not held in memory without bound."""
+    monkeypatch.setattr("router.ami.wire.MAX_PENDING_BYTES", 4096)
+
+    async def streaming(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):
+                writer.write(b"x" * 1024)
+                await writer.drain()
+                await asyncio.sleep(0.001)
+
+    server = await asyncio.start_server(streaming, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **{**FAST, "connect_timeout": 30.0})
+    link.start()
+    try:
+        await eventually(lambda: link.stats().failed_attempts >= 1)
+    finally:
+        await link.stop()
+        server.close()
 
 
 async def test_a_refused_login_is_retried_after_a_doubling_delay_up_to_the_cap() -> None:
