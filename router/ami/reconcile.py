@@ -261,6 +261,8 @@ class Reconciler:
         self._expected: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._completing: set[str] = set()
+        """Calls whose completion is under way."""
         self._pruned = time.monotonic()
 
     def attach(self, link: AmiLink) -> None:
@@ -483,22 +485,40 @@ class Reconciler:
         task.add_done_callback(self._tasks.discard)
 
     async def _complete(self, call_id: str) -> None:
+        """Complete the call from what AMI told of it; one completion at a time a call: an
+        event arriving while one reads the store would otherwise start a second, and the
+        call would be finished, and priced, twice. The one under way reads the evidence
+        once the store has answered, so what came meanwhile is not lost."""
+        if call_id in self._completing or self._completion(call_id) is None:
+            return
+        self._completing.add(call_id)
+        try:
+            await self._finish(call_id)
+        finally:
+            self._completing.discard(call_id)
+
+    def _completion(self, call_id: str) -> Completion | None:
+        """How the expected call ended, as its evidence tells now; None when it does not yet."""
         evidence = self._evidence.get(call_id)
         if call_id not in self._expected or evidence is None:
-            return
+            return None
         completion = complete(evidence)
-        if completion is None:
-            return
-        if call_id in self._adopted and completion.outcome is None:
+        if completion is not None and call_id in self._adopted and completion.outcome is None:
             completion = dataclasses.replace(
                 completion,
                 outcome=Outcome.INTERRUPTED,
                 remark=f"{INTERRUPTED_NOTE}; {completion.remark}, talk time unknown",
             )
+        return completion
+
+    async def _finish(self, call_id: str) -> None:
         try:
             cdr = await self._store.get_cdr(call_id)
             if cdr is None:
                 raise LookupError("its CDR is not in the store yet")
+            completion = self._completion(call_id)
+            if completion is None:  # given up meanwhile (max_age)
+                return
             op = FinishCall(call_id, completion.finish_fields(cdr.note))
             if self._writer is not None:
                 self._writer.submit(op)

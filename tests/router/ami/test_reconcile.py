@@ -378,3 +378,44 @@ async def test_over_the_link_only_calls_in_progress_or_expected_are_read(
         Outcome.ANSWERED,
     )
     assert (reconciler.completed, reconciler.pending) == (1, 1)  # nothing read of the other
+
+
+class SlowReads(SQLiteStore):
+    """A store that takes its time to read a CDR, as one under load does."""
+
+    async def get_cdr(self, call_id: str) -> CDR | None:
+        await asyncio.sleep(0.3)
+        return await super().get_cdr(call_id)
+
+
+async def test_a_call_is_completed_and_priced_once_though_its_cdr_event_comes_mid_completion(
+    tmp_path: Path,
+) -> None:
+    store = SlowReads(tmp_path / "slow.db", zone=BEIJING)
+    await store.open()
+    call_id = "1795371264.1"
+    await interrupted(store, call_id, "4000000001", utc(18, 14, 24))
+    priced: list[object] = []
+
+    async def price(cdr: CDR, completion: object) -> None:
+        priced.append(completion)
+
+    reconciler = reconciler_for(store, on_completed=price)
+    reconciler.expect(call_id)
+    stream = events("answer.ami")
+    first_cdr = next(
+        i
+        for i, event in enumerate(stream)
+        if (event.get("Event"), event.get("UniqueID")) == ("Cdr", call_id)
+    )
+    for event in stream[:first_cdr]:  # up to the hang-ups: a completion starts
+        reconciler.handle(event)
+    await asyncio.sleep(0.1)  # it is reading the CDR from the slow store
+    for event in stream[first_cdr:]:  # the Cdr records arrive meanwhile
+        reconciler.handle(event)
+    await eventually(lambda: reconciler.completed >= 1)
+    await asyncio.sleep(0.5)  # room for a second completion, were there one
+    await reconciler.close()
+    await store.close()
+    assert reconciler.completed == 1
+    assert len(priced) == 1
