@@ -242,12 +242,10 @@ class CallSession:
         self.services.refusals.routed(plan.number)
         if decision.pin is not None and not await self._pin_accepted(decision):
             return
-        if self.agi.hung_up:  # told with the reply to a step before: nothing to record
-            await self._caller_gone_before_dialling()
+        recorded = decision.recording is not None and not self.agi.hung_up
+        if recorded and not await self._notice_and_record(plan, decision):
             return
-        if decision.recording is not None and not await self._notice_and_record(plan, decision):
-            return
-        if self.agi.hung_up:  # told with MixMonitor's reply
+        if self.agi.hung_up:  # told with the reply to a step before, MixMonitor's included
             await self._caller_gone_before_dialling()
             return
         await self._dial_chain(plan, decision)

@@ -52,6 +52,7 @@ from dialplan.geo import locate
 from dialplan.plan import NumberStatus, Plan
 from rating.affordability import max_affordable_seconds, spending_room
 from rating.call import RatedCall, Shares, answered_call
+from rating.closing import month_span
 from rating.ledger import call_entry
 from rating.pricing import price, price_book
 from rating.tariff import Account, Tariffs
@@ -223,7 +224,7 @@ class Accounting:
                 snapshot, account = NO_USAGE, None
             else:
                 if _includes_minutes(account, tariffs):
-                    month_ends = _month_after(local, self.zone)
+                    month_ends = month_span(month, self.zone)[1]
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
             self.balance_seen(plan.number, balance, account.low_balance_warning)
@@ -274,8 +275,8 @@ class Accounting:
                 error,
             )
             return call
-        starts = datetime(local.year, local.month, 1, tzinfo=self.zone)
-        later = LaterMonth(Counters(month, snapshot, taken), starts, _month_after(local, self.zone))
+        starts, ends = month_span(month, self.zone)
+        later = LaterMonth(Counters(month, snapshot, taken), starts, ends)
         return dataclasses.replace(call, later=later)
 
     async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
@@ -425,12 +426,6 @@ def _includes_minutes(account: Account | None, tariffs: Tariffs | None) -> bool:
     if account is None or tariffs is None:
         return False
     return tariffs.packages[account.package].ever_includes_minutes
-
-
-def _month_after(local: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant of the month after the one `local` (in `zone`) falls in."""
-    year, month = divmod(local.year * 12 + local.month, 12)
-    return datetime(year, month + 1, 1, tzinfo=zone)
 
 
 def _answered(

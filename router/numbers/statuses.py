@@ -99,8 +99,7 @@ def _at(record: NumberRecord, at: datetime, rules: NumberRules) -> _Known:
 
 def inventory_status(record: NumberRecord, at: datetime, rules: NumberRules) -> InventoryStatus:
     """The status at `at` of a record as read, the periods due by then run out."""
-    changes = catch_up(record, at, rules)
-    return _status(changes[-1].after if changes else record)
+    return _at(record, at, rules).status
 
 
 def _status(record: NumberRecord) -> InventoryStatus:
