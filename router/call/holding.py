@@ -1,11 +1,13 @@
 """Hold queues: callers waiting, unanswered and hearing ringing, for a destination of their
 route to have room under its `max_calls`.
 
-One queue per route (400 number and rule). VIP callers (the plan's `queue.vip`) are served
-before the others, each group in arrival order. A waiting call asks `turn` after each slice
-of its wait: it is served when fewer callers are ahead of it than there are free places on
-its route. A newcomer joins the queue whenever someone already waits, even if a place just
-came free, so nobody overtakes the callers held before it (except a VIP, by design).
+One queue per route: the 400 number, the rule and the destinations it dials (a menu's
+options are routes of their own behind one rule), so nobody waits behind callers held for
+other destinations. VIP callers (the plan's `queue.vip`) are served before the others, each
+group in arrival order. A waiting call asks `turn` after each slice of its wait: it is
+served when fewer callers are ahead of it than there are free places on its route. A
+newcomer joins the queue whenever someone already waits, even if a place just came free, so
+nobody overtakes the callers held before it (except a VIP, by design).
 
 Places are counted from AMI's live calls (router/ami/live_calls.py), plus the calls this
 router has sent to a limited destination whose Dial AMI has not shown yet (`granted` to a
@@ -24,8 +26,8 @@ from dataclasses import dataclass, field
 from dialplan.decision import DialTarget
 from router.ami.live_calls import LiveCalls
 
-RouteKey = tuple[str, str]
-"""(400 number, rule name): one queue."""
+RouteKey = tuple[str, str, tuple[str, ...]]
+"""(400 number, rule name, the route's destinations): one queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +105,12 @@ class HoldQueues:
         """The call's Dial is over (or never came): its grant ends."""
         self._granted.pop(call_id, None)
 
-    def lengths(self) -> dict[RouteKey, int]:
-        """Callers held now per route (routes that ever held anyone)."""
-        return {route: len(waiting) for route, waiting in self._waiting.items()}
+    def lengths(self) -> dict[tuple[str, str], int]:
+        """Callers held now per 400 number and rule (those that ever held anyone)."""
+        held: dict[tuple[str, str], int] = {}
+        for (number, rule, _), waiting in self._waiting.items():
+            held[number, rule] = held.get((number, rule), 0) + len(waiting)
+        return held
 
     def _room(self, number: str, limits: Mapping[str, int]) -> int:
         limit = limits.get(number)

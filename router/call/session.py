@@ -53,7 +53,7 @@ from router.call.channel_contract import (
 )
 from router.call.context import CallContext
 from router.call.features import IVR, NO_IVR, feature_on
-from router.call.holding import HoldQueues
+from router.call.holding import HoldQueues, RouteKey
 from router.call.pin_guard import WITHHELD, PinGuard
 from router.call.recording import RECORDING, recording_path
 from router.call.refusal_notices import RefusalNotices
@@ -508,7 +508,7 @@ class CallSession:
         return limit is not None and self.services.holding.in_use(number) >= limit
 
     def _must_wait(self, plan: Plan, decision: Decision) -> bool:
-        route = (plan.number, decision.rule or "default")
+        route = _route_key(plan, decision)
         return self.services.holding.must_wait(route, decision.route_targets, plan.call_limits)
 
     async def _hold(self, plan: Plan, queue: HoldQueue, decision: Decision) -> DialTarget | None:
@@ -518,7 +518,7 @@ class CallSession:
         holding = self.services.holding
         call = Call(plan.number, self.context.caller, self.context.call_id)
         vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
-        ticket = holding.join((plan.number, decision.rule or "default"), self.context.call_id, vip)
+        ticket = holding.join(_route_key(plan, decision), self.context.call_id, vip)
         log.info(
             "call %s: held%s, every destination is at its limit",
             ticket.call_id,
@@ -773,6 +773,13 @@ class CallSession:
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")
 HOLD_SLICE_S = 1
 """Seconds of one `EXEC Wait` while held: how soon a held caller takes a place come free."""
+
+
+def _route_key(plan: Plan, decision: Decision) -> RouteKey:
+    """The queue a held call joins: its route's destinations with the rule that chose them
+    (a menu's options share the rule that led to the menu, not their destinations)."""
+    numbers = tuple(target.number for target in decision.route_targets)
+    return (plan.number, decision.rule or "default", numbers)
 
 
 def _seconds(value: str | None) -> int | None:

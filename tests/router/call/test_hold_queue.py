@@ -225,3 +225,57 @@ def test_a_queue_needs_a_destination_with_max_calls_and_a_valid_vip_list() -> No
             "queue: {max_wait: 3600}\n"
             'default: {target: {number: "13800000011", max_calls: 2}}'
         )
+
+
+MENU_QUEUED = "4000000041"
+SUPPORT = "13800000012"  # takes one call at a time too, free all along
+
+
+async def test_a_caller_for_a_free_desk_never_waits_behind_callers_held_for_a_busy_one(
+    tmp_path: Path,
+) -> None:
+    """A queue is per route: a menu's options are routes of their own, though one rule led
+    to the menu. A caller whose key chose the free support desk is dialled at once while
+    another is held for the busy sales desk."""
+    config = queue_config(tmp_path, "{max_wait: 60}")
+    (config / "plans" / f"{MENU_QUEUED}.yaml").write_text(
+        f"""number: "{MENU_QUEUED}"
+name: Sales and support desks behind a menu, one call at a time each
+queue: {{max_wait: 60}}
+menus:
+  main:
+    prompt: acme/main-menu
+    options:
+      1: {{target: {{number: "{DESK}", max_calls: 1}}}}
+      2: {{target: {{number: "{SUPPORT}", max_calls: 1}}}}
+    default: {{target: {{number: "{DESK}", max_calls: 1}}}}
+default: {{menu: main}}
+""",
+        encoding="utf-8",
+    )
+    simulator = AmiSimulator(ACCOUNTS)
+    overrides = {"ami_host": "127.0.0.1", "ami_port": await simulator.start()}
+    overrides["ami_secret"] = ACCOUNTS["hotline400"].secret
+    try:
+        async with running_router(tmp_path, config, **overrides) as router:
+            await eventually(lambda: router.ami is not None and router.ami.connected)
+            await simulator.replay(DESK_BUSY)
+            await eventually(lambda: router.live_calls.count(DESK) == 1)
+            sales = asyncio.create_task(
+                call(router, time_scale=0.05, dialled=MENU_QUEUED, uniqueid="m.1", dtmf=("1",))
+            )
+            await eventually(lambda: held(router) == 1)
+            started = time.monotonic()
+            support = await call(router, dialled=MENU_QUEUED, uniqueid="m.2", dtmf=("2",))
+            waited = time.monotonic() - started
+            await simulator.replay(DESK_FREE)
+            await sales
+    finally:
+        await simulator.stop()
+    assert support.commands[:4] == [
+        "ANSWER",
+        "GET DATA acme/main-menu 5000 1",
+        f'EXEC Dial "Local/{SUPPORT}@phones,20"',
+        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}",
+    ]
+    assert support.variables["HOTLINE_STATUS"] == "answered" and waited < 1.0

@@ -9,7 +9,7 @@ from router.ami.live_calls import LiveCalls
 from router.call.holding import HoldQueues
 
 DESK = DialTarget("13800000011", 20)
-ROUTE = ("4000000040", "default")
+ROUTE = ("4000000040", "default", (DESK.number,))
 LIMITS = {DESK.number: 1}
 
 
@@ -52,7 +52,7 @@ def test_vips_go_first_then_arrival_order() -> None:
     assert queues.turn(first, [DESK], LIMITS, DESK) is None
     assert queues.turn(second, [DESK], LIMITS, DESK) is None
     assert queues.turn(vip, [DESK], LIMITS, DESK) == DESK
-    assert queues.lengths() == {ROUTE: 2}
+    assert queues.lengths() == {ROUTE[:2]: 2}
 
 
 def test_a_granted_place_counts_until_ami_sees_the_dial_or_it_ends() -> None:
