@@ -223,8 +223,10 @@ class CallSession:
             decision = decide(plan, call, now, usage, self._routing_state())
         self.record.rule = decision.rule
         if decision.action == "menu" and not await self._menu(plan, decision):
+            self._report_arrival(plan, decision, now)  # gone in a menu: the CRM hears of it
             return
         if decision.pin is not None and await self._refused_for_guessing(decision, now):
+            self._report_arrival(plan, decision, now)
             return
         if decision.action == "dial":
             self.account, granted = await accounting.reserve(self.account)

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
+from router.configuration.settings import PinGuardSettings
 from router.monitoring.logs import configure_logging
 from router.notifications.undelivered import UndeliveredEvents
+from router.simulation.asterisk_agi import CallerHangup
 from tests.conftest import (
     E2E_CONFIG,
     HttpReceiver,
@@ -277,3 +279,56 @@ async def test_a_crms_credentials_and_token_never_reach_the_log(tmp_path: Path) 
     assert "crmuser:***@127.0.0.1" in logged and "/events?***" in logged
     for secret in ("CRMPASSWORD", "TOKENSECRET", "X1"):
         assert secret not in logged
+
+
+async def test_a_caller_leaving_in_the_menu_still_reaches_the_crm(tmp_path: Path) -> None:
+    """The caller hung up before the menu chose a route: the CRM still hears the call
+    arrive (with the rule that led to the menu) and end, its record complete."""
+    async with HttpReceiver("ok") as crm:
+        config = crm_config(tmp_path, crm.url)
+        (config / "plans" / f"{CRM_NUMBER}.yaml").write_text(
+            f"""number: "{CRM_NUMBER}"
+name: A subscriber with a CRM and a menu
+crm: {{url: "{crm.url}", secret_env: {KEY_ENV}}}
+menus:
+  main:
+    prompt: acme/main-menu
+    options:
+      1: {{target: "13800000011"}}
+    default: {{target: "13800000012"}}
+default: {{menu: main}}
+""",
+            encoding="utf-8",
+        )
+        async with running_router(tmp_path, config) as router:
+            result = await call(
+                router, dialled=CRM_NUMBER, uniqueid="menu.1", hangup=CallerHangup.at_prompt(1)
+            )
+            await eventually(lambda: len(crm.received) == 2)
+    assert result.variables["HOTLINE_STATUS"] == "noanswer"
+    events = {body["event"]: body for body in map(verified, crm.received)}
+    assert events["call.arrived"]["rule"] == "default"
+    ended = events["call.ended"]["cdr"]
+    assert (ended["outcome"], ended["menu_path"], ended["legs"]) == ("noanswer", "main", [])
+
+
+async def test_a_caller_refused_for_guessing_the_pin_still_reaches_the_crm(
+    tmp_path: Path,
+) -> None:
+    pin = (E2E_CONFIG / "plans" / "4000000006.yaml").read_text(encoding="utf-8")
+    pin = pin.replace('number: "4000000006"', f'number: "{CRM_NUMBER}"')
+    async with HttpReceiver("ok") as crm:
+        config = crm_config(tmp_path, crm.url)
+        (config / "plans" / f"{CRM_NUMBER}.yaml").write_text(
+            pin + f'crm: {{url: "{crm.url}", secret_env: {KEY_ENV}, events: [arrival, end]}}\n',
+            encoding="utf-8",
+        )
+        guard = PinGuardSettings(max_failed_calls=1, window=600, block=300)
+        async with running_router(tmp_path, config, pin_guard=guard) as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="guess.1", dtmf=("1111#",) * 3)
+            refused = await call(router, dialled=CRM_NUMBER, uniqueid="guess.2")
+            await eventually(lambda: len(crm.received) == 4)
+    assert refused.variables["HOTLINE_STATUS"] == "blocked"
+    events = {body["id"]: body for body in map(verified, crm.received)}
+    assert events["guess.2/arrival"]["rule"] == "default"
+    assert events["guess.2/end"]["cdr"]["outcome"] == "blocked"
