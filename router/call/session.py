@@ -379,17 +379,21 @@ class CallSession:
         await self._answer()
         await self._use_language(decision.language)
         prompt = pin.prompt
-        wrong = 0
+        wrong = unplayable = 0
         for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
-            digits, timed_out = await self.agi.get_data(
+            digits, _ = await self.agi.get_data(
                 prompt, pin.digit_timeout * 1000, pin.max_digits
             )
             if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
                 return True
-            if not (digits or timed_out or self.agi.hung_up):
-                await self.agi.channel_up()  # -1: the caller gone, or the prompt missing (fact 20)
+            # -1: the caller gone, or the prompt missing (fact 20)
+            if digits is None and not self.agi.hung_up and await self.agi.channel_up():
+                unplayable += 1
+                log.warning(
+                    "call %s: the PIN prompt %r cannot be played", self.context.call_id, prompt
+                )
             if self.agi.hung_up:
                 break
             self.services.metrics.pin_failed(self.context.dialled)
@@ -405,6 +409,8 @@ class CallSession:
             await self._leave_status()
             return False
         self.record.note = f"wrong PIN {pin.attempts} times"
+        if unplayable == pin.attempts:
+            self.record.note = "no PIN entered: the PIN prompt cannot be played"
         await self.agi.stream_file(pin.failed_prompt)
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False

@@ -429,19 +429,22 @@ class AGISession:
     async def hangup(self) -> AGIReply:
         return await self.command("HANGUP")
 
-    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+    async def get_data(
+        self, prompt: str, timeout_ms: int, max_digits: int
+    ) -> tuple[str | None, bool]:
         """Play `prompt` and collect digits: (digits, timed_out).
 
         `("1234", False)` for an entry ended by `#` or by reaching max_digits,
-        `("99", True)` for a partial entry, `("", True)` for silence. A failure (missing
-        prompt file, hang-up, dead channel) gives `("", False)`; `hung_up` tells which.
+        `("99", True)` for a partial entry, `("", True)` for silence, `("", False)` for `#`
+        alone. A failure (missing prompt file, hang-up, dead channel) gives `(None, False)`;
+        `hung_up` tells which.
         """
         if timeout_ms < 0 or max_digits < 1:
             raise ValueError("timeout_ms must be >= 0 and max_digits >= 1")
         file = _checked(_FILE_NAME, prompt, "prompt")
         reply = await self.command(f"GET DATA {file} {timeout_ms} {max_digits}")
         if not reply.ok or reply.result == "-1":
-            return "", False
+            return None, False
         return reply.result, reply.timed_out
 
     async def get_key(self, prompt: str, timeout_ms: int) -> str | None:

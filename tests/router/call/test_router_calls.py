@@ -4,7 +4,10 @@ Each test runs the real daemon, plays one call with the Asterisk protocol simula
 asserts the exact AGI commands the router sent and the CDR it stored.
 """
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from router.simulation.asterisk_agi import CallerHangup
 from router.storage.cdr import ForwardReason, Outcome
@@ -137,6 +140,28 @@ async def test_a_wrong_pin_three_times_ends_the_call_as_pin_failed(tmp_path: Pat
         'EXEC Hangup "16"',
     ]
     assert (cdr.outcome, cdr.note, cdr.legs) == (Outcome.PIN_FAILED, "wrong PIN 3 times", ())
+
+
+async def test_a_pin_prompt_that_cannot_be_played_is_logged_and_noted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GET DATA answers -1 and the caller is still there (fact 20): the prompt file is
+    missing. Nobody can enter the PIN, so the call is refused as any failed PIN is, and the
+    log and the CDR say why: no caller keyed a wrong PIN."""
+    caplog.set_level(logging.WARNING, logger="hotline400")
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router,
+            dialled="4000000006",
+            uniqueid="6.4",
+            missing_sounds=frozenset({"acme/enter-pin", "acme/pin-wrong"}),
+        )
+        cdr = await finished_cdr(router, "6.4")
+    assert result.commands[:3] == ["ANSWER", "GET DATA acme/enter-pin 5000 6", "CHANNEL STATUS"]
+    assert cdr.outcome is Outcome.PIN_FAILED
+    assert cdr.note == "no PIN entered: the PIN prompt cannot be played"
+    assert "call 6.4: the PIN prompt 'acme/enter-pin' cannot be played" in caplog.text
+    assert "call 6.4: the PIN prompt 'acme/pin-wrong' cannot be played" in caplog.text
 
 
 async def test_a_caller_hanging_up_at_the_pin_prompt_ends_the_call_cleanly(

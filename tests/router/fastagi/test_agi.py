@@ -341,7 +341,7 @@ async def test_dead_channel_commands_come_back_as_511_without_raising(
     assert await session.get_variable("CALLERID(num)") == "053188889999"
     assert (await session.answer()).code == 511
     assert session.dead and session.hung_up
-    assert await session.get_data("beep", 1000, 2) == ("", False)
+    assert await session.get_data("beep", 1000, 2) == (None, False)
     assert (await session.stream_file("beep")).code == 511
     assert (await session.verbose("agi still talking after hangup")).ok
     assert (await session.exec("Dial", "Local/13800000011@phones,20")).result == "-1"
@@ -379,7 +379,7 @@ async def test_get_data_tells_digits_from_timeouts(asterisk: Connect) -> None:
     assert await session.get_data("beep", 5000, 5) == ("1234", False)
     assert await session.get_data("beep", 3000, 4) == ("", True)
     assert await session.get_data("beep", 2000, 4) == ("99", True)
-    assert await session.get_data("no-such-prompt", 1000, 4) == ("", False)
+    assert await session.get_data("no-such-prompt", 1000, 4) == (None, False)
     assert script.received[0] == "GET DATA beep 5000 5"
 
 

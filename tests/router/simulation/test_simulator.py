@@ -774,7 +774,7 @@ async def test_ringing_longer_than_the_dial_timeout_is_no_answer() -> None:
 
 
 async def test_caller_hangs_up_at_the_kth_prompt() -> None:
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str | None, bool]] = []
 
     async def router(session: AGISession) -> None:
         await session.stream_file("welcome")  # no escape digits: not a prompt
@@ -787,11 +787,11 @@ async def test_caller_hangs_up_at_the_kth_prompt() -> None:
     async with server:
         call = SimulatedCall(dtmf=("1111",), hangup=CallerHangup.at_prompt(2))
         await run_call(host, port, call)
-    assert seen == [("1111", False), ("", False), ("", True)]
+    assert seen == [("1111", False), (None, False), (None, True)]
 
 
 async def test_a_caller_hanging_up_right_after_keying_in_is_told_at_the_next_reply() -> None:
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str | None, bool]] = []
 
     async def router(session: AGISession) -> None:
         for _ in range(2):
@@ -803,7 +803,7 @@ async def test_a_caller_hanging_up_right_after_keying_in_is_told_at_the_next_rep
     async with server:
         call = SimulatedCall(dtmf=("2",), hangup=CallerHangup.after_keying_in(1))
         result = await run_call(host, port, call)
-    assert seen == [("2", False), ("", True)]
+    assert seen == [("2", False), (None, True)]
     assert result.replies[1] == [DEAD_CHANNEL]
 
 
