@@ -11,11 +11,12 @@ per 7 s, which no decimal holds exactly).
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -33,8 +34,14 @@ def fraction_to_fen(amount: Fraction) -> Decimal:
 
 
 def _exact_fen(amount: Decimal) -> Decimal:
-    """Already within two decimal places (checked before): only the exponent changes."""
-    return amount.quantize(FEN)
+    """Already within two decimal places (checked before): only the exponent changes. An
+    amount too large to hold in fen (1e30) is a typo, refused like any other."""
+    try:
+        return amount.quantize(FEN)
+    except InvalidOperation:
+        raise PydanticCustomError(
+            "amount_too_large", "{amount} is too large an amount", {"amount": str(amount)}
+        ) from None
 
 
 Money = Annotated[

@@ -120,6 +120,20 @@ def test_a_rate_with_a_zero_increment_is_refused() -> None:
     ) == [f"{FILE}:9 packages.basic.long_distance.per_seconds: must be greater than 0"]
 
 
+def test_an_amount_too_large_to_keep_in_fen_is_refused_not_a_crash() -> None:
+    assert problems_of(
+        """
+        packages:
+          basic:
+            nationwide: {per_seconds: 60, charge: 1e30}
+            monthly_rent: 1e400
+        """
+    ) == [
+        f"{FILE}:7 packages.basic.nationwide.charge: 1E+30 is too large an amount",
+        f"{FILE}:8 packages.basic.monthly_rent: 1E+400 is too large an amount",
+    ]
+
+
 def test_an_account_naming_an_unknown_package_is_refused() -> None:
     assert problems_of(
         """
