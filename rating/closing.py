@@ -194,7 +194,7 @@ def check_closable(
     """Raise MonthNotClosable unless `month` is over by `today`, no number of it has calls
     that may belong to it still in progress (`in_progress`: number -> how many) and none
     has answered calls without a price (`unpriced`: number -> how many)."""
-    _, end = month_span(month, zone)
+    start, end = month_span(month, zone)
     if today < end.date():
         raise MonthNotClosable(f"{month} is not over yet (today is {today})")
     talking = {number: count for number, count in (in_progress or {}).items() if count}
@@ -214,7 +214,10 @@ def check_closable(
     waiting = {number: count for number, count in unpriced.items() if count}
     if waiting:
         counts = ", ".join(f"{number}: {count}" for number, count in waiting.items())
+        # `rate` finds calls by the day they started: a call answered just after midnight
+        # on the 1st may have rung from the last evening of the month before.
         raise MonthNotClosable(
             f"answered calls of {month} have no price yet ({counts}); price them first: "
-            f"hotline400 rate --from {month}-01 --to {end.date() - timedelta(days=1)}"
+            f"hotline400 rate --from {start.date() - timedelta(days=1)} "
+            f"--to {end.date() - timedelta(days=1)}"
         )

@@ -41,7 +41,9 @@ def test_a_month_spans_its_local_days_and_december_runs_into_the_next_year() -> 
 def test_a_month_closes_once_it_is_over_and_every_call_has_a_price() -> None:
     with pytest.raises(MonthNotClosable, match="not over yet"):
         check_closable("2026-11", SHANGHAI, date(2026, 11, 30), {})
-    with pytest.raises(MonthNotClosable, match=r"4000000008: 2\).*--to 2026-11-30"):
+    with pytest.raises(
+        MonthNotClosable, match=r"4000000008: 2\).*--from 2026-10-31 --to 2026-11-30"
+    ):
         check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {"4000000008": 2, "4000000009": 0})
     check_closable("2026-11", SHANGHAI, date(2026, 12, 1), {"4000000009": 0})
 

@@ -331,7 +331,26 @@ def test_a_month_with_answered_calls_lacking_a_price_is_not_closed(
     )
     assert found["unpriced_calls"] == 1
     assert "answered calls of 2026-11 have no price yet (4000000008: 1)" in output
-    assert "hotline400 rate --from 2026-11-01 --to 2026-11-30" in output
+    assert "hotline400 rate --from 2026-10-31 --to 2026-11-30" in output
+
+
+def test_the_rating_a_refused_close_names_prices_a_call_that_rang_from_the_month_before(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Answered on November 1 at 00:00:10 after ringing from October 31 23:59:50: a
+    November call, which `rate` finds by the day it started."""
+    unpriced = answered_call(
+        "c0", at(10, 31, 23, 59, 50), "01062345678", "北京", "01087654321", 30, None, ring=20
+    )
+    asyncio.run(write(store_url_of(config), unpriced))
+    output = bill(
+        config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01", status=1
+    )
+    hint = output.split("price them first: hotline400 ")[1].split()
+    capsys.readouterr()
+    assert main([*hint, "--config", str(config)]) == 0
+    assert "priced 1," in capsys.readouterr().out
+    bill(config, capsys, "--month", "2026-11", "--close", "--today", "2026-12-01")
 
 
 def test_csv_has_one_line_per_subscriber(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
