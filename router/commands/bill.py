@@ -212,6 +212,12 @@ def _pending_total(statement: MonthStatement) -> Decimal:
     return sum((ZERO - entry.amount for entry in statement.pending), ZERO)
 
 
+def _pending_anywhere(statement: MonthStatement) -> Decimal:
+    """What closing books, on the statement's account and on its provider's."""
+    elsewhere = sum((ZERO - entry.amount for entry in statement.pending_elsewhere), ZERO)
+    return _pending_total(statement) + elsewhere
+
+
 # --- table ---------------------------------------------------------------------------
 
 
@@ -226,8 +232,8 @@ def _print_tables(
     if not statements:
         print("no accounts in the tariffs")
     elif booked_at_close == DRY_RUN:
-        count = sum(len(statement.pending) for statement in statements)
-        total = sum((_pending_total(statement) for statement in statements), ZERO)
+        count = sum(len(s.pending) + len(s.pending_elsewhere) for s in statements)
+        total = sum((_pending_anywhere(statement) for statement in statements), ZERO)
         print(
             f"\ndry run: closing {month} would book {count} ledger "
             f"entr{'y' if count == 1 else 'ies'} ({total} in all), marked '{PENDING_MARK}'; "
@@ -282,6 +288,8 @@ def _print_statement(month_statement: MonthStatement) -> None:
         rows.insert(-2, fees)
     for label, amount, remark in rows:
         print(f"  {label:<16}{amount:>12}  {remark}".rstrip())
+    for entry in month_statement.pending_elsewhere:
+        print(f"  {entry.number} pays {ZERO - entry.amount} ({entry.ref}): {PENDING_MARK}")
     if month_statement.unpriced:
         print(f"  {month_statement.unpriced} answered call(s) have no price yet (hotline400 rate)")
     if statement.by_day:
@@ -371,6 +379,16 @@ def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
                 "amount": str(entry.amount),
             }
             for entry in month_statement.pending
+        ],
+        "to_be_booked_elsewhere": [
+            {
+                "account": entry.number,
+                "kind": entry.kind.value,
+                "ref": entry.ref,
+                "at": entry.at.astimezone(zone).isoformat(),
+                "amount": str(entry.amount),
+            }
+            for entry in month_statement.pending_elsewhere
         ],
         "by_day": [
             {"day": day.isoformat(), **_usage_json(usage)}

@@ -5,7 +5,9 @@ The statement is rating.statement's, fed with the ledger and with the month's pr
 before the month's first instant. Months and days are read in the tariffs' time zone, and a
 call belongs to the month it was answered in (a call answered 2026-11-30 23:58 is a
 November call, however long it lasts). What closing owes and when it may be done are
-rating.closing's rules; this module reads the store for them and books the result.
+rating.closing's rules; this module reads the store for them and books the result. The
+feature fees of a number a service provider holds are the provider's (fee_payers): closing
+books them on its account, as `account fees` would have, and not on the number's statement.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
-from router.money.fee_payers import providers_of
+from router.money.fee_payers import on_payer, providers_of
 from router.storage.cdr import CDR, Outcome
 from router.storage.protocol import Store
 
@@ -63,6 +65,9 @@ class MonthStatement:
     package: str
     pending: tuple[LedgerEntry, ...]
     unpriced: int
+    pending_elsewhere: tuple[LedgerEntry, ...] = ()
+    """What closing books on another account, outside this statement: the feature fees of
+    a number a service provider holds, deducted from the provider's (fee_payers)."""
 
     @property
     def closed(self) -> bool:
@@ -87,8 +92,14 @@ async def month_statement(
     call_charges = sum((line.callee_share for line in lines), ZERO)
     generation = closing_generation(month, booked)
     due = closing_entries(tariffs, number, month, call_charges, generation)
-    if await providers_of(store, [number]):  # its provider pays the feature fees (account fees)
+    elsewhere: tuple[LedgerEntry, ...] = ()
+    providers = await providers_of(store, [number])
+    if providers:  # its provider pays the feature fees, as `account fees` deducts them
+        fees = [on_payer(e, providers) for e in due if e.kind is LedgerKind.FEATURE_FEE]
         due = [entry for entry in due if entry.kind is not LedgerKind.FEATURE_FEE]
+        if fees:
+            paid = await store.ledger(fees[0].number, kind=LedgerKind.FEATURE_FEE)
+            elsewhere = not_yet_booked(fees, paid)
     pending = not_yet_booked(due, booked)
     statement = build_statements(month, {number: opening}, lines, [*booked, *pending], zone)
     return MonthStatement(
@@ -96,6 +107,7 @@ async def month_statement(
         tariffs.accounts[number].package,
         pending,
         unpriced=len(answered) - len(lines),
+        pending_elsewhere=elsewhere,
     )
 
 
@@ -129,7 +141,9 @@ async def close_month(
     check_closable(month, zone, today, unpriced)
     if not book:
         return {draft.statement.number: draft for draft in drafts}, 0
-    booked_count = await store.post_ledger([e for draft in drafts for e in draft.pending])
+    booked_count = await store.post_ledger(
+        [e for draft in drafts for e in (*draft.pending, *draft.pending_elsewhere)]
+    )
     closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}
     return closed, booked_count
 

@@ -426,6 +426,28 @@ def test_feature_fees_are_deducted_from_the_provider_with_a_record_naming_the_nu
     )
 
 
+def test_closing_deducts_from_the_provider_a_feature_fee_its_day_did_not_book(stocked, capsys):
+    """`account fees` never ran on 2026-12-10: closing December books the fee, on the
+    provider's account like that day would have, and not on the number's."""
+    in_service(stocked, capsys)
+    close = ("bill", "--month", "2026-12", "--close", "--today", "2027-01-01")
+    code, out, _ = run(stocked, capsys, *close)
+    assert (
+        f"  provider:sp-east pays 100.00 ({ORDINARY}:recording@2026-12-10): to be booked at close"
+        in out
+    )
+    assert "closing 2026-12 would book 2 ledger entries (150.00 in all)" in out
+    code, out, err = run(stocked, capsys, *close, "--yes")
+    assert code == 0, err
+    code, out, _ = run(stocked, capsys, "account", "show", "--provider", "sp-east")
+    assert f"-100.00  feature_fee {ORDINARY}:recording@2026-12-10  deduction for {ORDINARY}" in out
+    code, out, _ = run(stocked, capsys, "account", "fees", "--day", "2026-12-10")
+    assert out.endswith("booked before\nfeature fees of 2026-12-10: 0.00 booked\n")
+    shown = ("bill", "--month", "2026-12", "--number", ORDINARY, "--format", "json")
+    statement = json.loads(run(stocked, capsys, *shown)[1])[0]
+    assert (statement["feature_fees"], statement["closed"]) == ("0.00", True)
+
+
 def test_a_numbers_file_with_a_problem_blocks_the_numbers_commands_with_its_line(config, capsys):
     (config / "numbers.yaml").write_text("timing:\n  reservation_days: 0\n", encoding="utf-8")
     code, out, err = run(config, capsys, "numbers", "search")
