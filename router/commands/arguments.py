@@ -65,7 +65,8 @@ def month(text: str) -> str:
 
 
 def _check_month(text: str, year: int, month: int) -> None:
-    if year < 1900:
+    """Years from 1900 to 9998: the commands reach into the day and month after a date."""
+    if not 1900 <= year <= 9998:
         raise argparse.ArgumentTypeError(f"{text!r}: the year {year} is out of range")
     if not 1 <= month <= 12:
         raise argparse.ArgumentTypeError(f"{text!r}: there is no month {month:02d}")
