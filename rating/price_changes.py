@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from itertools import chain
 from math import lcm
 
 from rating.periods import WEEKDAYS
@@ -41,9 +42,13 @@ def dearer_after(old: Rate, new: Rate) -> int | None:
     Past both first segments one increment pattern repeats every lcm of the increments,
     shifted by the difference of the per-second rates: the shortest such time lies within
     one period after the first segments, unless `new` charges more per second, when long
-    enough calls cost more on it."""
+    enough calls cost more on it. Only the seconds at which `new` steps up are tried (the
+    first, and each started increment): between them `new` stays and `old` never falls, so
+    the loop is as long as the period in `new`'s increments, not in seconds (3599 s and
+    3600 s increments repeat every 150 days)."""
     horizon = max(old.first_seconds, new.first_seconds) + lcm(old.per_seconds, new.per_seconds)
-    for seconds in range(1, horizon + 1):
+    steps = range(new.first_seconds + 1, horizon + 1, new.per_seconds)
+    for seconds in chain((1,), steps) if new.first_seconds else steps:
         if new.charge_for(seconds) > old.charge_for(seconds):
             return seconds
     if new.charge * old.per_seconds > old.charge * new.per_seconds:

@@ -2,6 +2,7 @@
 day they are answered, a month's rent by those of its first day, and a change that raises
 a subscriber's price takes effect at least 30 days after it is announced (seed 004)."""
 
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -160,6 +161,17 @@ def test_a_rate_is_dearer_when_any_talk_time_costs_more_on_it() -> None:
         first_seconds=60, first_charge=Decimal("0.50"), per_seconds=60, charge=Decimal("0.21")
     )
     assert dearer_after(cheaper_long, per_minute("0.22")) is not None  # long calls
+
+
+def test_a_cut_between_rates_of_long_coprime_increments_is_judged_at_once() -> None:
+    """Hour-long increments of 3607 s and 3593 s repeat together only every 150 days of
+    talk: the rates are compared at the seconds a rate steps up, not second by second."""
+    old = Rate(per_seconds=3607, charge=Decimal("9.00"))
+    new = Rate(per_seconds=3593, charge=Decimal("1.00"))
+    started = time.monotonic()
+    assert dearer_after(old, new) is None
+    assert dearer_after(new, old) == 1
+    assert time.monotonic() - started < 2
 
 
 def test_a_rise_in_one_period_is_found_and_named_by_when_it_costs_more() -> None:
