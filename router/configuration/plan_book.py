@@ -56,6 +56,9 @@ class PlanBook:
         self.version = 0
         self.reloads_ok = 0
         self.reloads_failed = 0
+        self.last_reload_ok = False
+        """Whether the latest reload found no problem: what stays wrong until a file is fixed,
+        where the counters only tell that a reload failed once."""
         self._plans: dict[str, Plan] = {}
         self.limited_numbers: frozenset[str] = frozenset()
         """Destinations some plan gives a concurrent-call limit (`max_calls`): the only
@@ -104,6 +107,7 @@ class PlanBook:
         )
         self.version += 1
         result = ReloadResult(len(plans), sorted(set(kept)), problems)
+        self.last_reload_ok = result.ok
         if result.ok:
             self.reloads_ok += 1
             log.info("plans loaded: %d numbers (version %d)", result.loaded, self.version)
@@ -130,6 +134,7 @@ class PlanBook:
                 self.reload()
             except Exception:  # a fault in one reload must not end hot reloading for good
                 self.reloads_failed += 1
+                self.last_reload_ok = False
                 log.exception("reload failed; the plans loaded before keep serving")
 
 

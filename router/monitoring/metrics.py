@@ -398,6 +398,11 @@ class Metrics:
             reloads.add_metric(["failed"], plans.reloads_failed)
             yield reloads
             yield GaugeMetricFamily(
+                "hotline400_plan_last_reload_successful",
+                "1 while the latest reload found no problem, else 0 (the previous plans serve).",
+                value=1 if plans.last_reload_ok else 0,
+            )
+            yield GaugeMetricFamily(
                 "hotline400_plan_version",
                 "Generation of the plans serving, one more at every reload.",
                 value=plans.version,

@@ -349,6 +349,25 @@ def test_plan_reloads_and_version_are_read_from_the_plan_book(
     assert value(metrics, "hotline400_plans_loaded") == len(plan_files)  # the broken one's kept
 
 
+def test_the_last_reload_failing_stays_visible_until_a_reload_succeeds(
+    metrics: Metrics, plans: PlanBook
+) -> None:
+    """A counter only says a reload failed once; what the operator must fix is the files
+    the latest reload refused, however long ago that was."""
+    metrics.watch_plans(plans)
+    broken = plans.config_dir / "plans" / "4000000001.yaml"
+    fixed = broken.read_text()
+    assert value(metrics, "hotline400_plan_last_reload_successful") == 1
+
+    broken.write_text("number: [broken\n")
+    plans.reload()
+    assert value(metrics, "hotline400_plan_last_reload_successful") == 0
+
+    broken.write_text(fixed)
+    plans.reload()
+    assert value(metrics, "hotline400_plan_last_reload_successful") == 1
+
+
 def test_low_balance_warnings_are_read_from_the_alerts(metrics: Metrics) -> None:
     alerts = BalanceAlerts()
     metrics.watch_balance_alerts(alerts)
