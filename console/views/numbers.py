@@ -175,12 +175,22 @@ async def _page(
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "configured": record.number in console.all_numbers(),
+            "needs_material": await _needs_material(request, record),
             "done": done,
             "refused": refused,
             "form": form or {},
         },
         status=status,
     )
+
+
+async def _needs_material(request: Request, record: NumberRecord) -> bool:
+    """Whether submitting the number for review needs its subscriber's real-name material,
+    which it applied without."""
+    if record.status is not Status.APPLIED or record.subscriber is None:
+        return False
+    found = await console_of(request).store.subscribers(name=record.subscriber)
+    return not any(s.licence and s.legal_representative and s.id_masked for s in found)
 
 
 async def act(request: Request) -> Response:
@@ -238,25 +248,29 @@ async def _apply(
         raise Refused(
             f"{subscriber!r} is not a subscriber name (letters, digits, '.', '_', '-'; at most 64)"
         )
-    given = (_field(form, "licence"), _field(form, "legal_rep"), _field(form, "id_number"))
-    if any(given) and not all(given):
-        raise Refused("real-name material is the licence, the legal representative and the ID")
-    material = None
-    if all(given):
-        try:
-            material = desk.Material(check_licence(given[0]), given[1], mask_id(given[2]))
-        except ValueError as error:
-            raise Refused(str(error)) from None
     full_name = _field(form, "full_name") or None
     return await desk.apply(
-        inventory, number, subscriber, at, full_name=full_name, material=material
+        inventory, number, subscriber, at, full_name=full_name, material=_material(form)
     )
 
 
 async def _submit(
     inventory: Inventory, number: str, user: User, form: FormData, at: datetime
 ) -> list[Change]:
-    return await desk.submit(inventory, number, at)
+    return await desk.submit(inventory, number, at, material=_material(form))
+
+
+def _material(form: FormData) -> desk.Material | None:
+    """The real-name material posted, checked; None when none was given."""
+    given = (_field(form, "licence"), _field(form, "legal_rep"), _field(form, "id_number"))
+    if not any(given):
+        return None
+    if not all(given):
+        raise Refused("real-name material is the licence, the legal representative and the ID")
+    try:
+        return desk.Material(check_licence(given[0]), given[1], mask_id(given[2]))
+    except ValueError as error:
+        raise Refused(str(error)) from None
 
 
 def _simple(name: str) -> Performer:

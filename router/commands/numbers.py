@@ -131,6 +131,16 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     submit = actions.add_parser(
         "submit", parents=[*parents, one], help="submit the real-name material for review"
     )
+    submit.add_argument(
+        "--licence",
+        type=licence_number,
+        help="business licence number, with --legal-rep and --id-number: the material of a "
+        "subscriber that applied without it",
+    )
+    submit.add_argument("--legal-rep", help="the legal representative's name")
+    submit.add_argument(
+        "--id-number", type=masked_id_number, help="the legal representative's ID (kept masked)"
+    )
     submit.set_defaults(run=inventory_command(_submit))
 
     approve = actions.add_parser("approve", parents=[*parents, one, by], help="review passed")
@@ -368,12 +378,13 @@ async def _apply(
 ) -> int:
     """Lock the reserved number to the subscriber (made under the reserving provider when it
     is new); with the real-name material, submit it for review at once."""
-    given = (args.licence, args.legal_rep, args.id_number)
-    if any(given) and not all(given):
-        raise Refused("real-name material is --licence, --legal-rep and --id-number together")
-    material = desk.Material(*given) if all(given) else None
     changes = await desk.apply(
-        inventory, args.number, args.account, now, full_name=args.full_name, material=material
+        inventory,
+        args.number,
+        args.account,
+        now,
+        full_name=args.full_name,
+        material=_material(args),
     )
     _print(args, books, changes)
     return 0
@@ -382,8 +393,16 @@ async def _apply(
 async def _submit(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
-    _print(args, books, await desk.submit(inventory, args.number, now))
+    changes = await desk.submit(inventory, args.number, now, material=_material(args))
+    _print(args, books, changes)
     return 0
+
+
+def _material(args: argparse.Namespace) -> desk.Material | None:
+    given = (args.licence, args.legal_rep, args.id_number)
+    if any(given) and not all(given):
+        raise Refused("real-name material is --licence, --legal-rep and --id-number together")
+    return desk.Material(*given) if all(given) else None
 
 
 async def _tick(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:

@@ -11,6 +11,7 @@ in the transaction of the transition that locks the number to it, never before i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -137,17 +138,43 @@ async def _apply_once(
     return await inventory.act(number, at, applying, then=then, party=party)
 
 
-async def submit(inventory: Inventory, number: str, at: datetime) -> list[Change]:
-    """Hand the subscriber's real-name material in for review; refused if it has none."""
+async def submit(
+    inventory: Inventory, number: str, at: datetime, *, material: Material | None = None
+) -> list[Change]:
+    """Hand the subscriber's real-name material in for review: the material it was given
+    with, or `material` for a subscriber that applied without it (kept from then on)."""
     record = await inventory.record(number)
+    given = None
     if record.subscriber is not None:
         [subscriber] = await inventory.store.subscribers(name=record.subscriber)
-        if not (subscriber.licence and subscriber.legal_representative and subscriber.id_masked):
+        has_material = bool(
+            subscriber.licence and subscriber.legal_representative and subscriber.id_masked
+        )
+        if has_material and material is not None:
             raise lifecycle.Refused(
-                f"subscriber {subscriber.name} has no real-name material: it is given with "
-                f"numbers apply --licence --legal-rep --id-number"
+                f"subscriber {subscriber.name} has its material: it is kept as it was given"
+            )
+        if not has_material and material is None:
+            raise lifecycle.Refused(
+                f"subscriber {subscriber.name} has no real-name material: give its licence, "
+                f"legal representative and ID with the submission"
+            )
+        if material is not None:
+            given = dataclasses.replace(
+                subscriber,
+                licence=material.licence,
+                legal_representative=material.legal_representative,
+                id_masked=material.id_masked,
             )
     rules, calendar = inventory.rules, inventory.calendar
-    return await inventory.act(
-        number, at, lambda r, moment: lifecycle.submit(r, moment, rules, calendar)
-    )
+    try:
+        return await inventory.act(
+            number,
+            at,
+            lambda r, moment: lifecycle.submit(r, moment, rules, calendar),
+            material=given,
+        )
+    except NameTaken:
+        raise lifecycle.Refused(
+            f"subscriber {record.subscriber} was given its material meanwhile: try again"
+        ) from None

@@ -60,10 +60,13 @@ class Inventory:
         *,
         then: Action | None = None,
         party: PartyRow | None = None,
+        material: PartyRow | None = None,
     ) -> list[Change]:
         """Catch up the number to `at`, then make `action`'s transition, and `then`'s after
         it; the changes written, with the subscriber `party` when one is given (added in the
-        same transaction: router.storage.number_rows.NameTaken if its name was taken).
+        same transaction: router.storage.number_rows.NameTaken if its name was taken), or
+        the real-name `material` of an existing subscriber that had none (NameTaken if it
+        was given meanwhile).
 
         Refused (nothing written) when the rules do not allow either transition, or when
         `at` is before the number's last transition: its history is never rewritten.
@@ -81,17 +84,23 @@ class Inventory:
                     changes.append(make(changes[-1].after if changes else record, at))
             if not changes:
                 return []
-            if await self.write(changes, party):
+            if await self.write(changes, party, material):
                 return changes
         raise Refused(f"{number} is being changed by others: try again")
 
-    async def write(self, changes: Sequence[Change], party: PartyRow | None = None) -> bool:
+    async def write(
+        self,
+        changes: Sequence[Change],
+        party: PartyRow | None = None,
+        material: PartyRow | None = None,
+    ) -> bool:
         """Write transitions of one number with the fees they book (and a new subscriber
-        `party`, in the same transaction); False if the number moved on."""
+        `party`, or an existing one's `material`, in the same transaction); False if the
+        number moved on."""
         after = changes[-1].after
         fees = [[self.ledger_entry(change, fee) for fee in change.fees] for change in changes]
         due = after.due_at(self.rules)
-        return await self.store.record_changes(changes, due, fees, party=party)
+        return await self.store.record_changes(changes, due, fees, party=party, material=material)
 
     def ledger_entry(self, change: Change, fee: Fee) -> LedgerEntry:
         """A fee on the account the rules name: the subscriber's (the 400 number's own

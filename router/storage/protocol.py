@@ -288,11 +288,13 @@ class Store(Protocol):
         fees: Sequence[Sequence[LedgerEntry]],
         *,
         party: PartyRow | None = None,
+        material: PartyRow | None = None,
     ) -> bool:
         """Write one number's transitions, their history and fees (and `party`, the new
-        subscriber they lock it to) in one transaction, if the number is still at the
+        subscriber they lock it to; or `material`, the real-name material of an existing
+        subscriber that had none) in one transaction, if the number is still at the
         version they were made from; else write nothing, False. NameTaken (nothing written)
-        when `party`'s name is taken."""
+        when `party`'s name is taken, or `material`'s subscriber has material meanwhile."""
 
     async def number_history(self, number: str) -> list[HistoryEntry]:
         """Every transition of a number, oldest first."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
 from router.configuration.config_dir import load_config
@@ -242,3 +244,46 @@ async def test_review_days_are_beijing_dates_though_the_consoles_clock_reads_utc
             await ops.aclose()
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.ACTIVE
+
+
+async def test_a_subscriber_that_applied_without_material_gives_it_with_the_submission(
+    tmp_path: Path,
+) -> None:
+    """An application without the real-name material locks the number; the material given
+    later, on the submit form, is kept and the number goes to review, never left applied."""
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+
+        async def post(action: str, **fields: str) -> httpx.Response:
+            return await ops.post(
+                f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields}
+            )
+
+        assert (await post("reserve", provider=PROVIDER)).status_code == 303
+        assert (await post("apply", subscriber="acme")).status_code == 303
+        page = await ops.get(f"/numbers/{number}")
+        assert "acme applied without its real-name material" in page.text
+        assert 'name="licence" required' in page.text
+
+        bare = await post("submit")
+        assert bare.status_code == 409
+        assert "subscriber acme has no real-name material: give its licence" in bare.text
+        partial = await post("submit", licence=LICENCE)
+        assert partial.status_code == 409
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.APPLIED
+
+        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        assert (await post("submit", **material)).status_code == 303
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.UNDER_REVIEW
+        [acme] = await site.store.subscribers(name="acme")
+        assert (acme.licence, acme.legal_representative) == (LICENCE, "Zhang San")
+        assert acme.id_masked == "110***********1234"
+        audit = [(e.action, e.detail) for e in await site.store.audit_log()]
+        assert ("number submit", "applied -> under_review") in audit
+        assert "110101199003071234" not in str(audit)
+        await ops.aclose()

@@ -108,6 +108,30 @@ def test_import_counts_a_number_the_file_names_twice_once(config, capsys):
     }
 
 
+def test_an_application_without_material_is_submitted_with_the_material_later(stocked, capsys):
+    assert run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+               "--at", "2026-12-01 10:00")[0] == 0  # fmt: skip
+    assert run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme",
+               "--at", "2026-12-01 11:00")[0] == 0  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "submit", ORDINARY, "--at", "2026-12-01 12:00")
+    assert (code, err) == (
+        1,
+        "subscriber acme has no real-name material: give its licence, legal representative "
+        "and ID with the submission\n",
+    )
+    code, out, _ = run(
+        stocked, capsys, "numbers", "submit", ORDINARY, *MATERIAL, "--at", "2026-12-01 12:00"
+    )
+    assert code == 0 and "applied -> under_review" in out
+
+    async def acme() -> tuple[str, str, str]:
+        async with opened_store(store_url_of(stocked)) as store:
+            [party] = await store.subscribers(name="acme")
+            return party.licence, party.legal_representative, party.id_masked
+
+    assert asyncio.run(acme()) == ("91310000MA1FL0YY2Y", "Li Na", "110***********123X")
+
+
 def test_search_by_segment_grade_pattern_and_status(stocked, capsys):
     code, out, _ = run(
         stocked, capsys, "numbers", "search", "--segment", "4008", "--pattern", "888",
