@@ -82,6 +82,10 @@ _SQLITE_TRANSIENT = ("locked", "busy")
 _POSTGRES_CONFIG_ERRORS = (
     asyncpg.InvalidAuthorizationSpecificationError,  # unknown role, wrong password, pg_hba
     asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.ClientConfigurationError,  # a URL parameter asyncpg refuses (sslmode=requir)
+    asyncpg.UndefinedObjectError,  # a parameter the server does not know (search_pth=)
+    asyncpg.InvalidParameterValueError,  # a setting's value refused (statement_timeout=soon)
+    asyncpg.InvalidSchemaNameError,  # search_path names no schema that exists
 )
 
 
@@ -90,7 +94,8 @@ def store_is_transient(error: BaseException) -> bool:
 
     A StoreUnavailable without a driver error behind it is the store refusing a schema newer
     than this router: documented to spool until the router is upgraded, as in a rolling
-    upgrade. Bad paths, bad credentials and missing databases wait for an admin.
+    upgrade. Bad paths, bad credentials, missing databases or schemas and URL parameters
+    the driver or the server refuses wait for an admin.
     """
     if not isinstance(error, StoreUnavailable):
         return False

@@ -90,7 +90,7 @@ async def _recorded_version(location: StoreLocation) -> int:
         case PostgresLocation(dsn):
             try:
                 conn = await asyncpg.connect(dsn, timeout=5)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
             try:
                 return await schema_version(conn)

@@ -150,6 +150,26 @@ async def test_postgresql_refusing_the_role_fails_the_start(tmp_path: Path) -> N
     assert "does not exist" in message
 
 
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("sslmode=requir", "`sslmode` parameter must be one of"),
+        ("search_pth=hotline400", 'unrecognized configuration parameter "search_pth"'),
+        ("statement_timeout=soon", 'invalid value for parameter "statement_timeout"'),
+        ("search_path=hotline400_no_such_schema", "no schema has been selected to create in"),
+    ],
+)
+async def test_a_postgresql_url_that_can_never_connect_fails_the_start(
+    tmp_path: Path, query: str, said: str
+) -> None:
+    """A mistyped parameter, a value the driver or the server refuses, a schema that does
+    not exist: no retry can mend them, so the router must not run on, journaling for ever."""
+    store = f"{SERVER_URL}?{query}"
+    message = await failed_start(daemon_in(tmp_path, store=store))
+    assert message.startswith(f"store {store} cannot be opened: ")
+    assert said in message
+
+
 async def test_a_spool_dir_that_cannot_be_made_fails_the_start(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where the spool directory should be")
     spool = tmp_path / "blocker" / "spool"

@@ -16,6 +16,7 @@ import pytest
 
 from dialplan.errors import ConfigError
 from rating.ledger import LedgerEntry, LedgerKind
+from router.cli import main
 from router.configuration.settings import RouterSettings, load_settings
 from router.storage.cdr import (
     CDR,
@@ -150,6 +151,18 @@ def test_without_a_store_url_the_router_keeps_its_sqlite_file(tmp_path: Path) ->
     assert isinstance(built, SQLiteStore)
     assert built.path == tmp_path / "new" / "hotline400.db"
     assert built.path.parent.is_dir()
+
+
+def test_db_upgrade_of_a_url_the_driver_refuses_says_why_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "router.yaml").write_text("listen: 127.0.0.1:4573\n", encoding="utf-8")
+    misspelt = "postgresql://postgres@127.0.0.1/test?sslmode=requir"
+
+    assert main(["db", "upgrade", "--config", str(tmp_path), "--store", misspelt]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cannot upgrade: ClientConfigurationError: `sslmode` parameter must")
+    assert err.count("\n") == 1
 
 
 # --- outages -------------------------------------------------------------------------------
