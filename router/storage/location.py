@@ -22,7 +22,12 @@ from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from router.storage.postgres import PostgresStore, default_router_name
+from router.storage.postgres import (
+    CALL_PATH_TIMEOUT,
+    COMMAND_TIMEOUT,
+    PostgresStore,
+    default_router_name,
+)
 from router.storage.sqlite import SQLiteStore
 
 
@@ -93,8 +98,11 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
-def build_store(url: str, *, zone: ZoneInfo, router: str) -> ConfiguredStore:
-    """The store a URL names, not yet opened (opening creates or migrates its schema).
+def build_store(
+    url: str, *, zone: ZoneInfo, router: str, statement_timeout: float = CALL_PATH_TIMEOUT
+) -> ConfiguredStore:
+    """The store a URL names, not yet opened (opening creates or migrates its schema);
+    `statement_timeout` is how long a PostgreSQL statement may take.
 
     A SQLite file's directory is made here, so a new `store:` path works at first start.
     """
@@ -103,7 +111,7 @@ def build_store(url: str, *, zone: ZoneInfo, router: str) -> ConfiguredStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             return SQLiteStore(path, zone=zone)  # a file is one router's: its calls name none
         case PostgresLocation(dsn):
-            return PostgresStore(dsn, router=router, zone=zone)
+            return PostgresStore(dsn, router=router, zone=zone, command_timeout=statement_timeout)
 
 
 class NoStore(Exception):
@@ -117,10 +125,12 @@ def store_for_command(
 
     A command goes where the routers write, so `store: postgresql://...` reads the shared
     database. A SQLite file must already exist: a relative path read from the wrong
-    directory would otherwise start a second set of books that no router ever sees.
+    directory would otherwise start a second set of books that no router ever sees. A
+    PostgreSQL statement may take COMMAND_TIMEOUT here, not the call path's few seconds.
     """
     url = existing_store_url(settings, environ)
-    return redacted(url), store_for(settings, port=0, environ=environ)
+    store = store_for(settings, port=0, environ=environ, statement_timeout=COMMAND_TIMEOUT)
+    return redacted(url), store
 
 
 def existing_store_url(settings: StoreSettings, environ: Mapping[str, str] = os.environ) -> str:
@@ -150,11 +160,16 @@ def _named_by(settings: StoreSettings, environ: Mapping[str, str]) -> str:
 
 
 def store_for(
-    settings: StoreSettings, *, port: int, environ: Mapping[str, str] = os.environ
+    settings: StoreSettings,
+    *,
+    port: int,
+    environ: Mapping[str, str] = os.environ,
+    statement_timeout: float = CALL_PATH_TIMEOUT,
 ) -> ConfiguredStore:
     """The router's store as configured; `port` names the router when router.yaml does not."""
     return build_store(
         configured_store_url(settings, environ),
         zone=ZoneInfo(settings.timezone),
         router=settings.router_name or default_router_name(port),
+        statement_timeout=statement_timeout,
     )

@@ -129,6 +129,13 @@ MIGRATIONS = schema.migrations(
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+CALL_PATH_TIMEOUT = 5.0
+"""Seconds a router's statement may take: a call waits for its counters and cap unit."""
+COMMAND_TIMEOUT = 600.0
+"""Seconds a statement of a command (`bill`, `rate`, `cdr`, ...) may take: a month of a busy
+number's calls, read for its bill or re-rating, is hundreds of thousands of rows."""
+
+
 def default_router_name(port: int) -> str:
     """HOSTNAME:PORT: unique among routers, and the same again when a router restarts."""
     return f"{socket.gethostname()}:{port}"
@@ -149,7 +156,7 @@ class PostgresStore(SqlStore):
         zone: ZoneInfo = SHANGHAI,
         max_connections: int = 4,
         connect_timeout: float = 5.0,
-        command_timeout: float = 5.0,
+        command_timeout: float = CALL_PATH_TIMEOUT,
     ) -> None:
         super().__init__(router=router, zone=zone)
         self.dsn = dsn

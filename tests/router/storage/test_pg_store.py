@@ -36,8 +36,9 @@ from router.storage.location import (
     parse_store_url,
     redacted,
     store_for,
+    store_for_command,
 )
-from router.storage.postgres import SCHEMA_VERSION, PostgresStore
+from router.storage.postgres import CALL_PATH_TIMEOUT, SCHEMA_VERSION, PostgresStore
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal
 from router.storage.sqlite import SQLiteStore
@@ -226,6 +227,23 @@ async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates
     assert await _count(database, "ledger") == 10
     assert await run_sql(database, "SELECT balance_fen FROM balances") == [(-500,)]
     assert await run_sql(database, "SELECT DISTINCT outcome FROM cdrs") == [("answered",)]
+
+
+async def test_a_command_waits_for_a_read_longer_than_a_call_could(database: str) -> None:
+    """A month of a busy number's calls, read for its bill or re-rating, takes longer than
+    the few seconds a statement on the call path may: a command's store waits for it."""
+    _, store = store_for_command(RouterSettings(store=database), environ={})
+    await store.apply(answered_call("c1"))
+    other = await asyncpg.connect(database)
+    try:
+        async with other.transaction():
+            await other.execute("LOCK TABLE cdrs")
+            reading = asyncio.create_task(store.query_cdrs())
+            await asyncio.sleep(CALL_PATH_TIMEOUT + 1)
+    finally:
+        await other.close()
+    assert [cdr.call_id for cdr in await reading] == ["c1"]
+    await store.close()
 
 
 async def _count(database: str, table: str) -> int:
