@@ -165,6 +165,8 @@ class PostgresStore(SqlStore):
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._failed_start: BaseException | None = None
+        """Why the last start of the pool failed."""
 
     async def open(self) -> None:
         async with self._connected():
@@ -217,28 +219,42 @@ class PostgresStore(SqlStore):
         """The pool, made (and the schema migrated) on first use and after a failed start.
 
         Connections lost with a server restart are replaced by the pool as they are used.
+        Uses that waited for a start that failed fail with it rather than start again one
+        by one: a silent server makes each start wait `connect_timeout`, and the calls of a
+        burst, queued behind each other, would wait that many times over.
         """
         if self._pool is not None:
             return self._pool
+        failed_before = self._failed_start
         async with self._opening:
             if self._pool is None:
-                pool = await asyncpg.create_pool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=self._max_connections,
-                    reset=_session_kept,
-                    timeout=self._connect_timeout,
-                    command_timeout=self._command_timeout,
-                )
+                failed = self._failed_start
+                if failed is not None and failed is not failed_before:
+                    raise StoreUnavailable(f"{type(failed).__name__}: {failed}") from failed
                 try:
-                    async with pool.acquire() as conn:
-                        await migrate_database(conn)
-                except BaseException:
-                    with suppress(*_UNAVAILABLE):
-                        await pool.close()
+                    self._pool = await self._started_pool()
+                except _UNAVAILABLE as exc:
+                    self._failed_start = exc
                     raise
-                self._pool = pool
             return self._pool
+
+    async def _started_pool(self) -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self._max_connections,
+            reset=_session_kept,
+            timeout=self._connect_timeout,
+            command_timeout=self._command_timeout,
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate_database(conn)
+        except BaseException:
+            with suppress(*_UNAVAILABLE):
+                await pool.close()
+            raise
+        return pool
 
 
 MIGRATION_TIMEOUT = 3600.0

@@ -197,6 +197,34 @@ async def test_an_unreachable_server_is_unavailable_and_the_store_recovers_when_
     await store.close()
 
 
+async def test_calls_arriving_while_the_server_is_silent_wait_for_one_connect_timeout() -> None:
+    """A server host that is down drops the packets: each connection attempt waits its whole
+    timeout. The calls that queued behind an attempt share its failure, so none waits for
+    one attempt after another (the tenth call of a burst, ten timeouts)."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    store = PostgresStore(
+        f"postgresql://postgres@127.0.0.1:{port}/test", router="r1", connect_timeout=0.5
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    async def a_call() -> float:
+        with pytest.raises(StoreUnavailable):
+            await store.usage("4000000001", "2026-11", "2026-11-22")
+        return loop.time() - began
+
+    waited = await asyncio.gather(*(a_call() for _ in range(6)))
+    assert max(waited) < 1.5
+    silent.close()
+    await store.close()
+
+
 async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates(
     database: str, relay: Relay, tmp_path: Path
 ) -> None:
