@@ -51,6 +51,11 @@ RawEventHandler = Callable[[bytes], object]
 """A handler given an event's bytes (its CRLF lines, without the blank line after them)."""
 
 
+MAX_SPELLINGS = 256
+"""Event names remembered as spelt: Asterisk has some 200 events, a peer sending made-up
+names must not grow the table without bound."""
+
+
 class _Route(NamedTuple):
     handler: Callable[[Any], object]
     wants: EventTest | None
@@ -108,6 +113,9 @@ class AmiLink:
         self._ping_timeout = ping_timeout
         self._read_interval = read_interval
         self._handlers: defaultdict[bytes, list[_Route]] = defaultdict(list)
+        self._routes_by_spelling: dict[bytes, list[_Route]] = {}
+        """The handlers of an event name as Asterisk spells it (`DialBegin`), found without
+        lower-casing it again for every event."""
         self._disconnect_hooks: list[Callable[[], object]] = []
         self._connected = False
         self._connection: AmiConnection | None = None
@@ -260,9 +268,15 @@ class AmiLink:
     def _dispatch(self, block: bytes) -> None:
         """One event as bytes: parsed only if a handler of its name wants it."""
         self._events += 1
-        routes = self._handlers.get(event_name(block))
+        end = block.find(b"\r\n")
+        spelt = block[7:end] if end >= 0 else block[7:]
+        routes = self._routes_by_spelling.get(spelt)
         if routes is None:
-            return
+            routes = self._handlers.get(event_name(block))
+            if routes is None:
+                return
+            if len(self._routes_by_spelling) < MAX_SPELLINGS:
+                self._routes_by_spelling[spelt] = routes
         event: AmiEvent | None = None
         for handler, wants, raw in routes:
             try:

@@ -92,18 +92,36 @@ class AmiEvent(Mapping[str, str]):
     """An event read from its bytes header by header, as a handler asks: a handler reads
     three to six of an event's 15 to 30 headers, and finding each in the bytes costs less
     than splitting them all. Looked up without regard to case, like `AmiMessage`, with the
-    same values (a repeated header gives its first); iterating parses the whole event."""
+    same values (a repeated header gives its first); iterating parses the whole event.
+
+    A header is first looked for as asked (`Uniqueid: `), which is how Asterisk spells it
+    in nearly every lookup; only a name not found so gets the case-blind search, over a
+    lower-cased copy made then (lower-casing an event costs more than the lookups)."""
 
     __slots__ = ("_block", "_folded", "_parsed")
 
     def __init__(self, block: bytes) -> None:
         self._block = b"\r\n" + block
-        self._folded = self._block.lower()
+        self._folded: bytes | None = None
         self._parsed: AmiMessage | None = None
 
     def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        name = key.strip().encode()
+        block = self._block
+        start = block.find(b"\r\n" + name + b": ")
+        if start < 0 or b"\r" in name or b"\n" in name:
+            return self._get_folded(name.lower(), default)
+        start += len(name) + 4
+        end = block.find(b"\r\n", start)
+        value = block[start:] if end < 0 else block[start:end]
+        return value.decode("utf-8", "replace").strip()
+
+    def _get_folded(self, folded_name: bytes, default: str | None) -> str | None:
+        """The case-blind search: `folded_name` (lower-cased) followed by a colon."""
+        if self._folded is None:
+            self._folded = self._block.lower()
         folded = self._folded
-        name = b"\r\n" + key.strip().lower().encode() + b":"
+        name = b"\r\n" + folded_name + b":"
         start = folded.find(name)
         while start >= 0 and b"\r\n" in folded[start + 2 : start + len(name)]:
             start = folded.find(name, start + 2)  # a name holding a line break never matches

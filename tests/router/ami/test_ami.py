@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import pytest
 
-from router.ami.link import AmiLink
+from router.ami.link import MAX_SPELLINGS, AmiLink
 from router.ami.wire import AmiConnection, AmiEvent, header, parse_message
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
@@ -107,6 +107,19 @@ async def test_a_failing_handler_is_logged_and_the_session_goes_on(
     assert len(hangups) == 6
     assert (stats.connects, stats.disconnects) == (1, 0)
     assert "Hangup handler" in caplog.text and "handler bug" in caplog.text
+
+
+def test_an_event_name_is_routed_however_it_is_spelt_and_the_spellings_kept_are_bounded() -> None:
+    link = AmiLink("127.0.0.1", 5038, "hotline400", "unused")
+    seen: list[bytes] = []
+    link.on_raw_event("Hangup", seen.append)
+    for spelling in ("Hangup", "HANGUP", " hangup ", "Hangup", "NoSuchEvent"):
+        link._dispatch(f"Event: {spelling}\r\nUniqueid: 1.1".encode())
+    assert len(seen) == 4
+    for padding in range(2 * MAX_SPELLINGS):  # a peer spelling one name in ever new ways
+        link._dispatch(f"Event: Hangup{' ' * padding}\r\nUniqueid: 1.2".encode())
+    assert len(seen) == 4 + 2 * MAX_SPELLINGS
+    assert len(link._routes_by_spelling) == MAX_SPELLINGS
 
 
 async def test_a_raw_handler_gets_each_event_as_bytes_in_turn_with_the_parsed_ones(
@@ -369,7 +382,8 @@ def test_an_event_read_header_by_header_says_what_the_parsed_event_says(recordin
         raw = block.removesuffix(b"\r\n\r\n")
         parsed, lazy = parse_message(raw), AmiEvent(raw)
         assert dict(lazy) == parsed
-        for name in [*parsed, "NoSuchHeader", "uniqueid", "UNIQUEID", "Event"]:
+        spelt = [line.partition(":")[0] for line in raw.decode().split("\r\n")]
+        for name in [*parsed, *spelt, "NoSuchHeader", "uniqueid", "UNIQUEID", "Event"]:
             assert lazy.get(name) == parsed.get(name)
             assert (name in lazy) == (name in parsed)
 
