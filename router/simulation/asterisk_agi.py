@@ -14,7 +14,10 @@ really sleep the scaled durations, to hold many ringing sessions open in load te
 
 Known differences from Asterisk: only the commands below are simulated (others answer
 510); usage text is verbatim for GET DATA and SET VARIABLE (recorded) and the command's
-one-line synopsis otherwise; DATABASE commands are not simulated.
+one-line synopsis otherwise; DATABASE commands are not simulated. Dial's ANSWEREDTIME and
+DIALEDTIME are the Dial's own talk and ring + talk, where Asterisk counts the channel's
+time since it was answered and since it was created (agi-more/a_answered: an ANSWER, then
+a Dial of 3.5 s, gives ANSWEREDTIME 4).
 """
 
 import asyncio
@@ -234,12 +237,14 @@ def recorded_destinations(number: str) -> Outcome:
 class CallerHangup:
     """When the simulated caller hangs up: right after the environment block, during
     the `nth` Dial once it has run `after_s` seconds (while ringing or bridged), during
-    the `nth` prompt (a command listening for DTMF), right after keying in at the `nth`
+    the `nth` prompt (a command listening for DTMF; a WAIT FOR DIGIT has waited `after_s`
+    seconds by then), right after keying in at the `nth`
     prompt (the prompt answers the keys, HANGUP comes before the next reply), during the
-    `nth` announcement (`EXEC Playback`), or during the `nth` `EXEC Wait` after `after_s`
-    seconds (held)."""
+    `nth` announcement (`EXEC Playback`), during the `nth` `EXEC Wait` after `after_s`
+    seconds (held), or while the server is idle after its `nth` command's reply (HANGUP
+    goes out at once, agi-more/f2_hangup_while_idle)."""
 
-    at: Literal["after_env", "dial", "prompt", "after_prompt", "playback", "wait"]
+    at: Literal["after_env", "dial", "prompt", "after_prompt", "playback", "wait", "idle"]
     nth: int = 1
     after_s: float = 0.0
 
@@ -252,8 +257,8 @@ class CallerHangup:
         return cls("dial", nth, after_s)
 
     @classmethod
-    def at_prompt(cls, nth: int = 1) -> "CallerHangup":
-        return cls("prompt", nth)
+    def at_prompt(cls, nth: int = 1, after_s: float = 0.0) -> "CallerHangup":
+        return cls("prompt", nth, after_s)
 
     @classmethod
     def after_keying_in(cls, nth: int = 1) -> "CallerHangup":
@@ -266,6 +271,10 @@ class CallerHangup:
     @classmethod
     def while_waiting(cls, nth: int = 1, after_s: float = 0.0) -> "CallerHangup":
         return cls("wait", nth, after_s)
+
+    @classmethod
+    def while_idle(cls, after_command: int = 1) -> "CallerHangup":
+        return cls("idle", after_command)
 
 
 Destinations = Mapping[str, Outcome] | Callable[[str], Outcome]
@@ -307,7 +316,9 @@ class SimulatedCall:
     """Sound files that do not exist: `name` in every language, `lang/name` in one."""
     keys: str | None = None
     sound_samples: int = 3520
-    """Length of every sound file at 8 kHz: the agi/ recordings' beep is 3520, agi-vas's 2400."""
+    """Length of every sound file at 8 kHz: agi-more's beep is 3520, agi/'s and agi-vas's 2400."""
+    sound_lengths: Mapping[str, int] = field(default_factory=dict)
+    """Sounds of another length, by name (`demo-congrats`, `digits/4`): 8 kHz samples."""
     recordings_on_disk: bool = False
     """MixMonitor writes its file once the call is bridged (option `b`): the 44-byte WAV
     header the rig's silent Local channels gave (fact 21). Off, nothing touches the disk."""
@@ -367,6 +378,8 @@ class CallResult:
     virtual_s: float = 0.0
     wall_s: float = 0.0
     think_s: list[float] = field(default_factory=list)
+    took_s: list[float] = field(default_factory=list)
+    """`took_s[i]`: the virtual seconds Asterisk spent on command i before answering."""
     error: str | None = None
 
     @property
@@ -404,7 +417,6 @@ class _Channel:
         self.wait_count = 0
         self.dtmf = iter(call.dtmf)
         self.keys = call.keys
-        self.sound_s = call.sound_samples / SAMPLES_PER_S
         # (command words, handler, runs on a dead channel), longest words first
         self.table: list[tuple[tuple[str, ...], Callable[[list[str]], Reply], bool]] = [
             (("answer",), self._answer, False),
@@ -521,6 +533,9 @@ class _Channel:
             taken, self.keys = taken + self.keys[0], self.keys[1:]
         return taken or None
 
+    def _sound_s(self, name: str) -> float:
+        return self.call.sound_lengths.get(name, self.call.sound_samples) / SAMPLES_PER_S
+
     def _sound_missing(self, name: str) -> bool:
         language = self.lookup("CHANNEL(language)")
         missing = self.call.missing_sounds
@@ -532,18 +547,19 @@ class _Channel:
         A key typed during the sound stops it halfway; buffered keys (fact 18) arrive once
         the sound has played, while the command still listens."""
         name, escape = args[0], args[1]
-        full = int(self.sound_s * SAMPLES_PER_S)
+        sound_s = self._sound_s(name)
+        full = int(sound_s * SAMPLES_PER_S)
         if self._sound_missing(name):
             return "-1", "0", 0.0
         if not escape:
-            return None, str(full), self.sound_s
+            return None, str(full), sound_s
         entry = self._next_prompt()
         stopped = full if self.keys is not None else full // 2
         if entry is False:
-            return "-1", str(full // 2), self.sound_s / 2
+            return "-1", str(full // 2), sound_s / 2
         if entry and entry[0] in escape:
             return str(ord(entry[0])), str(stopped), stopped / SAMPLES_PER_S
-        return None, str(full), self.sound_s
+        return None, str(full), sound_s
 
     # --- command handlers
 
@@ -596,7 +612,7 @@ class _Channel:
         if self._sound_missing(args[0]):
             return ["200 result=-1"], 0.0
         entry = self._next_prompt(max_digits)
-        sound_s = self.sound_s
+        sound_s = self._sound_s(args[0])
         if entry is False:
             return ["200 result=-1"], sound_s
         digits = ""
@@ -623,10 +639,13 @@ class _Channel:
         return [f"200 result={result or 0} endpos={endpos}"], took + waited
 
     def _say_digits(self, args: list[str]) -> Reply:
+        """Plays `digits/N` for each digit; a key stops it during the first."""
         if len(args) != 2:
             raise _Usage
-        result, _, took = self._playback(args)
-        return [f"200 result={result or 0}"], took * len(args[0])
+        result, _, took = self._playback([f"digits/{args[0][:1]}", args[1]])
+        if result is None:
+            took = sum(self._sound_s(f"digits/{digit}") for digit in args[0])
+        return [f"200 result={result or 0}"], took
 
     def _wait_for_digit(self, args: list[str]) -> Reply:
         if len(args) != 1:
@@ -634,7 +653,9 @@ class _Channel:
         timeout_ms = _int(args[0])
         entry = self._next_prompt()
         if entry is False:
-            return ["200 result=-1"], 0.0
+            assert self.call.hangup is not None
+            after_s = self.call.hangup.after_s
+            return ["200 result=-1"], after_s if timeout_ms < 0 else min(after_s, timeout_ms / 1000)
         if entry:
             return [f"200 result={ord(entry[0])}"], DIGIT_GAP_S
         if timeout_ms < 0:
@@ -681,21 +702,25 @@ class _Channel:
         """Playback: `noanswer` plays early media on a ringing channel (fact 22); without it
         Playback answers the channel first. A caller hanging up stops it with -1. A file it
         cannot play still answers 0, as app_playback does (`res = 0; mres = 1;`): only
-        PLAYBACKSTATUS says FAILED (SUCCESS once played, ami/misc.ami)."""
+        PLAYBACKSTATUS says FAILED (SUCCESS once played, ami/misc.ami). Answering takes
+        the half second ANSWER takes (agi/4000000008: Playback beep 0.8 s)."""
         parts = split_app_args(argument)
         options = parts[1] if len(parts) > 1 else ""
+        answering_s = 0.0
         if "noanswer" not in options.split("&") and self.state != STATE_UP:
-            self._answer([])
+            _, answering_s = self._answer([])
         self.playback_count += 1
         self.variables["PLAYBACKSTATUS"] = "FAILED"
+        files = parts[0].split("&")
+        sound_s = sum(self._sound_s(name) for name in files)
         hangup = self.call.hangup
         if hangup and hangup.at == "playback" and hangup.nth == self.playback_count:
             self.hang_up("caller")
-            return ["200 result=-1"], self.sound_s / 2
-        if any(self._sound_missing(name) for name in parts[0].split("&")):
-            return ["200 result=0"], 0.0
+            return ["200 result=-1"], answering_s + sound_s / 2
+        if any(self._sound_missing(name) for name in files):
+            return ["200 result=0"], answering_s
         self.variables["PLAYBACKSTATUS"] = "SUCCESS"
-        return ["200 result=0"], self.sound_s
+        return ["200 result=0"], answering_s + sound_s
 
     def _wait(self, argument: str) -> Reply:
         """Wait: 0 after the time, also on a dead channel; -1 when the caller hangs up
@@ -944,10 +969,15 @@ class _Conversation:
             self._flush_hangup()  # a hang-up during the previous command, told before this reply
             reply, took = self.channel.handle(line)
             self.result.replies.append(reply)
+            self.result.took_s.append(took)
             self.result.virtual_s += took
             if self.time_scale > 0 and took > 0:
                 await asyncio.sleep(took * self.time_scale)
             self._send(reply)
+            replied = len(self.result.replies)
+            if hangup is not None and hangup.at == "idle" and hangup.nth == replied:
+                self.channel.hang_up("caller")
+                self._flush_hangup()  # told at once, as no command runs
             await self.writer.drain()
             idle_since = self.loop.time()
         # The server closed its side: Asterisk reports any hang-up not yet told, then
