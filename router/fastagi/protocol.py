@@ -243,6 +243,8 @@ class AGISession:
             if self._failure is not None:
                 raise type(self._failure)(f"session unusable: {self._failure}")
             try:
+                if self._connection.lines:
+                    self._refuse_unasked()
                 self._connection.send(payload)
                 if timeout is not None:
                     self._arm(line, timeout)
@@ -262,6 +264,18 @@ class AGISession:
             self.dead = True
             self._note_hangup()
         return reply
+
+    def _refuse_unasked(self) -> None:
+        """Lines already waiting as a command goes out: HANGUP notices are noted; any
+        other line answers no command (Asterisk sends nothing else unasked), and taking it
+        for this command's reply would read every later reply one command late."""
+        lines = self._connection.lines
+        while lines and lines[0].removesuffix(b"\r") == b"HANGUP":
+            lines.popleft()
+            self._note_hangup()
+        if lines:
+            unasked = lines[0].decode("utf-8", "replace")
+            raise AGIMalformedReply(f"a reply line came unasked: {unasked[:80]!r}")
 
     async def close(self) -> None:
         """End the session: Asterisk then continues the dialplan after AGI()."""

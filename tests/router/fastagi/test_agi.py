@@ -459,6 +459,22 @@ async def test_a_flood_of_lines_nobody_asked_for_is_malformed(asterisk: Connect)
         await session.command("NOOP")
 
 
+async def test_a_reply_sent_before_its_command_is_not_taken_for_the_commands_reply(
+    asterisk: Connect,
+) -> None:
+    """Asterisk sends nothing unasked but HANGUP: a result line already waiting when a
+    command goes out answers no command of this session, and every later reply would be
+    read one command late."""
+    session, _ = await asterisk(
+        [b"200 result=1 (for A)\n"], after_header=b"HANGUP\n200 result=1 (unasked)\n"
+    )
+    with pytest.raises(AGIMalformedReply, match="unasked"):
+        await session.get_variable("A")
+    assert session.hung_up
+    with pytest.raises(AGIMalformedReply):
+        await session.command("NOOP")
+
+
 async def test_reply_that_is_not_agi_is_malformed(asterisk: Connect) -> None:
     session, _ = await asterisk([b"Stream the given file\n"])
     with pytest.raises(AGIMalformedReply):
