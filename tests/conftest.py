@@ -346,14 +346,17 @@ class HttpReceiver:
 
     `behaviour` is what it does with each request: "ok" (204 at once), "slow" (answers
     after `delay` seconds), "silent" (reads the request and never answers), "error"
-    (500), "reject" (401), or a list of those taken in turn (the last one repeats).
-    `refusing()` gives a port nothing listens on, for a receiver that refuses connections.
+    (500), "reject" (401), "endless" (200 with a body of 100 GB: it sends up to 64 MB, as fast
+    as the client reads, then never closes; `streamed` counts the bytes it got out), or a
+    list of those taken in turn (the last one repeats). `refusing()` gives a port nothing
+    listens on, for a receiver that refuses connections.
     """
 
     def __init__(self, behaviour: str | list[str] = "ok", delay: float = 10.0) -> None:
         self.behaviours = [behaviour] if isinstance(behaviour, str) else list(behaviour)
         self.delay = delay
         self.received: list[Received] = []
+        self.streamed = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -405,6 +408,8 @@ class HttpReceiver:
                     await asyncio.Event().wait()
                 if behaviour == "slow":
                     await asyncio.sleep(self.delay)
+                if behaviour == "endless":
+                    await self._endless(writer)
                 status = {"error": "500 Internal Server Error", "reject": "401 Unauthorized"}
                 line = status.get(behaviour, "204 No Content")
                 writer.write(f"HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n".encode())
@@ -414,3 +419,12 @@ class HttpReceiver:
         finally:
             writer.close()
             self._tasks.discard(task)
+
+    async def _endless(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (100 * 2**30))
+        chunk = b"x" * 2**16
+        while self.streamed < 64 * 2**20:
+            writer.write(chunk)
+            await writer.drain()
+            self.streamed += len(chunk)
+        await asyncio.Event().wait()

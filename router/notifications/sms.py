@@ -4,7 +4,8 @@
 default, writes each message to the log (caller numbers in it masked like every log line)
 and sends nothing: set `sms_gateway` in router.yaml to send. `HttpSmsGateway` POSTs
 `{"to": ..., "text": ...}` as JSON to that URL, with `Authorization: Bearer <token>` when
-the environment variable `sms_token_env` names holds one; a 2xx answer is a message sent.
+the environment variable `sms_token_env` names holds one; a 2xx answer is a message sent
+(of its body the router reads a little at most, like a CRM's).
 
 `SmsNotices` decides and never waits: each message is sent by a background task under a
 time limit, at most `per_number` messages reach one mobile in `window` seconds (a burst
@@ -27,6 +28,7 @@ from typing import Protocol
 import httpx
 
 from dialplan.plan import Plan
+from router.notifications.webhooks import skim
 from router.storage.cdr import CDR, Outcome
 
 log = logging.getLogger("hotline400.sms")
@@ -70,17 +72,24 @@ class HttpSmsGateway:
     async def send(self, to: str, text: str) -> None:
         token = os.environ.get(self.token_env)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status: int | None = None
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.post(
-                    self.url, json={"to": to, "text": text}, headers=headers
-                )
+            async with (
+                asyncio.timeout(self.timeout),
+                self._client.stream(
+                    "POST", self.url, json={"to": to, "text": text}, headers=headers
+                ) as response,
+            ):
+                status = response.status_code
+                await skim(response)
         except TimeoutError:
-            raise SmsFailed(f"no answer within {self.timeout:g} s") from None
+            if status is None:
+                raise SmsFailed(f"no answer within {self.timeout:g} s") from None
         except (httpx.HTTPError, OSError) as error:
-            raise SmsFailed(f"{type(error).__name__}: {error}".rstrip(": ")) from None
-        if not 200 <= response.status_code < 300:
-            raise SmsFailed(f"HTTP {response.status_code}")
+            if status is None:
+                raise SmsFailed(f"{type(error).__name__}: {error}".rstrip(": ")) from None
+        if not 200 <= status < 300:
+            raise SmsFailed(f"HTTP {status}")
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -13,7 +13,8 @@ are kept the same way: nothing accepted is dropped.
 
 httpx: a maintained asyncio HTTP client with connection pooling and per-phase timeouts;
 each POST also runs under one overall deadline, so a receiver that trickles its answer
-byte by byte still ends in time.
+byte by byte still ends in time. The status line is the CRM's answer: a 2xx is delivered
+even when its body is endless, of which the router reads MAX_ANSWER_BYTES at most.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ MAX_BACKOFF_S = 300.0
 KEEP_EVERY_S = 0.5
 """Events given up are written to the spool together, this often."""
 LOG_EVERY_S = 60.0
+MAX_ANSWER_BYTES = 64 * 1024
+"""What of a CRM's answer is read: only its status counts, and a CRM answering with a
+huge or endless body must not fill the router's memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +176,21 @@ class WebhookDelivery:
         status: int | None = None
         try:
             assert self._client is not None, "start() opens the client"
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.post(event.url, content=event.body, headers=headers)
-            status = response.status_code
+            async with (
+                asyncio.timeout(self.timeout),
+                self._client.stream(
+                    "POST", event.url, content=event.body, headers=headers
+                ) as response,
+            ):
+                status = response.status_code
+                await skim(response)
             error = f"HTTP {status}"
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
         except (httpx.HTTPError, OSError) as failure:
             error = f"{type(failure).__name__}: {failure}".rstrip(": ")
+        if status is not None:  # its answer, however its body went
+            error = f"HTTP {status}"
         self.posted(time.monotonic() - started)
         if status is not None and 200 <= status < 300:
             self.stats.delivered += 1
@@ -258,6 +269,16 @@ class WebhookDelivery:
                 log.error(
                     "%d webhook event(s) lost: cannot keep them in %s: %s", len(batch), path, error
                 )
+
+
+async def skim(response: httpx.Response) -> None:
+    """Read and drop up to MAX_ANSWER_BYTES of an answer's body, so a short one leaves its
+    connection for the next POST; a longer one is left unread and its connection closed."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > MAX_ANSWER_BYTES:
+            return
 
 
 def without_secrets(url: str) -> str:

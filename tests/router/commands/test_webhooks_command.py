@@ -3,6 +3,7 @@ every other command gives them."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from router.cli import main
 from router.notifications.undelivered import UndeliveredEvents
-from tests.conftest import REPO
+from tests.conftest import REPO, HttpReceiver
 
 
 @pytest.fixture
@@ -29,3 +30,42 @@ def test_list_gives_when_each_event_was_kept_in_the_billing_zone(
     assert main(["webhooks", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "2026-11-24 01:30:00  ev-1  4008207788  attempts 5  HTTP 503"
+
+
+CRM_PLAN = "4008207788"  # config/plans: its crm names LANHUA_CRM_KEY
+
+
+def kept_events(workdir: Path, crm_url: str, count: int) -> UndeliveredEvents:
+    """`count` events of the plan with a CRM kept by a router, that CRM now at `crm_url`."""
+    plan = workdir / "config" / "plans" / f"{CRM_PLAN}.yaml"
+    text = plan.read_text(encoding="utf-8")
+    plan.write_text(
+        text.replace("https://crm.lanhua.example/hotline400/events", crm_url), encoding="utf-8"
+    )
+    kept = UndeliveredEvents(workdir / "var" / "spool")
+    kept.keep(
+        [
+            {"id": f"c.{n}/end", "kind": "call.ended", "number": CRM_PLAN, "url": crm_url,
+             "secret_env": "LANHUA_CRM_KEY", "body": f'{{"id":"c.{n}/end"}}', "attempts": 5,
+             "error": "HTTP 503", "kept_at": "2026-11-23T17:30:00+00:00"}
+            for n in range(count)
+        ]
+    )
+    return kept
+
+
+@pytest.fixture
+def crm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANHUA_CRM_KEY", "a-long-random-key")
+
+
+@pytest.mark.usefixtures("crm_key")
+async def test_replay_to_a_crm_answering_2xx_with_an_endless_body_delivers(
+    workdir: Path,
+) -> None:
+    async with HttpReceiver("endless") as crm:
+        kept = kept_events(workdir, crm.url, 1)
+        status = await asyncio.wait_for(asyncio.to_thread(main, ["webhooks", "replay"]), 4)
+    assert status == 0 and kept.read() == []
+    assert crm.streamed < 16 * 2**20
+

@@ -102,6 +102,19 @@ async def test_a_gateway_that_fails_or_never_answers_does_not_touch_the_call(
             await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
 
 
+async def test_a_gateway_answering_2xx_with_an_endless_body_sent_the_message(
+    tmp_path: Path,
+) -> None:
+    """Its status is the gateway's answer; of its body the router reads a little, not all."""
+    async with HttpReceiver("endless") as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_timeout": 3.0}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            await call(router, dialled=SUBSCRIBER, uniqueid="endless.1")
+            await eventually(lambda: router.sms.counts["missed_call", "sent"] == 1, timeout=2.5)
+            assert router.sms.counts["missed_call", "failed"] == 0
+    assert gateway.streamed < 16 * 2**20
+
+
 async def test_without_a_gateway_messages_are_logged_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,0 +1,41 @@
+"""The delivery queue on its own, against real HTTP receivers: what counts as delivered, what
+is retried, and what a CRM's answer may cost the router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.webhooks import CallEvent, WebhookDelivery
+from tests.conftest import HttpReceiver, eventually
+
+NUMBER = "4000000020"
+
+
+def event(url: str, event_id: str = "c.1/arrival", kind: str = "call.arrived") -> CallEvent:
+    return CallEvent(event_id, kind, NUMBER, url, "CRM_KEY", b'{"event":"call.arrived"}')
+
+
+def delivery(tmp_path: Path, **settings: float) -> WebhookDelivery:
+    return WebhookDelivery(
+        UndeliveredEvents(tmp_path / "spool"), secrets=lambda name: "key", **settings
+    )
+
+
+async def test_a_crm_answering_2xx_with_an_endless_body_took_the_event_and_costs_no_memory(
+    tmp_path: Path,
+) -> None:
+    """The status is the CRM's answer: a 200 whose body never ends is a delivered event, not
+    a timeout to retry, and the router reads a little of that body, not gigabytes."""
+    async with HttpReceiver("endless") as crm:
+        webhooks = delivery(tmp_path, timeout=3.0, backoff=0.05)
+        await webhooks.start()
+        try:
+            webhooks.submit(event(crm.url))
+            await eventually(lambda: webhooks.stats.delivered == 1, timeout=2.5)
+        finally:
+            await webhooks.close(grace=0)
+    assert (webhooks.stats.retried, webhooks.stats.undelivered) == (0, 0)
+    assert len(crm.received) == 1
+    assert crm.streamed < 16 * 2**20  # the router hung up: it did not take the 64 MB offered
+
