@@ -4,8 +4,9 @@ The router keeps an event it could not deliver (its attempts used, the CRM refus
 its queue full, the router stopping) in `spool_dir/webhooks.undelivered`. `replay` POSTs
 each again, signed afresh with the key its plan's `crm.secret_env` names in this
 command's environment, to the URL the plan names now (a URL fixed since is used);
-delivered events leave the file, the others stay with their latest error. Exit status 1
-while any remain.
+delivered events leave the file, the others stay with their latest error, an interrupted
+replay included. Exit status 1 while any remain. One replay runs at a time (a second waits
+for the first), so two at once never send an event twice.
 """
 
 from __future__ import annotations
@@ -70,20 +71,24 @@ def run_replay(args: argparse.Namespace) -> int:
         return 1
     settings = load_settings(args.config)
     plans, _ = load_plans(Path(args.config) / "plans")
-    records = [r for r in kept.read() if args.number is None or r.get("number") == args.number]
     delivered: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
-    with httpx.Client(timeout=settings.webhook_timeout) as client:
-        for record in records:
-            plan = plans.get(str(record.get("number")))
-            crm = plan.crm if plan is not None else None
-            error = _post(client, record, crm) if crm else "its plan names no crm: any more"
-            if error is None:
-                delivered.add(record["id"])
-            else:
-                attempts = int(record.get("attempts", 0)) + (crm is not None)
-                retried[record["id"]] = {**record, "attempts": attempts, "error": error}
-    kept.settle(delivered, retried)
+    with kept.replaying(), httpx.Client(timeout=settings.webhook_timeout) as client:
+        records = [
+            r for r in kept.read() if args.number is None or r.get("number") == args.number
+        ]
+        try:
+            for record in records:
+                plan = plans.get(str(record.get("number")))
+                crm = plan.crm if plan is not None else None
+                error = _post(client, record, crm) if crm else "its plan names no crm: any more"
+                if error is None:
+                    delivered.add(record["id"])
+                else:
+                    attempts = int(record.get("attempts", 0)) + (crm is not None)
+                    retried[record["id"]] = {**record, "attempts": attempts, "error": error}
+        finally:  # interrupted too: what a CRM took is never sent again
+            kept.settle(delivered, retried)
     print(f"delivered {len(delivered)}, still undelivered {len(retried)}")
     for record in retried.values():
         print(f"  {record['id']}: {record['error']}")

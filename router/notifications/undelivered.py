@@ -3,8 +3,10 @@
 
 The router appends and the replay command rewrites the same file, possibly at the same
 moment: both hold an exclusive `flock` on it while they touch it, so an event appended
-during a replay is not lost. Two replays at once may both send an event; receivers
-ignore an id they have handled (signing.py). Appends are fsync'd, like the CDR journal.
+during a replay is not lost. A replay also holds, from reading to rewriting, the lock of
+a file beside it (`replaying`), so a second replay waits and then finds the events the
+first delivered gone, rather than sending them again. Appends are fsync'd, like the CDR
+journal.
 Blocking file I/O on purpose: the router calls it from a worker thread.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 UNDELIVERED_FILE = "webhooks.undelivered"
+REPLAY_LOCK_FILE = "webhooks.undelivered.replay"
 
 
 class UndeliveredEvents:
@@ -26,10 +29,13 @@ class UndeliveredEvents:
         self.path = Path(spool_dir) / UNDELIVERED_FILE
 
     def keep(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Add events at the end of the file, durably."""
+        """Add events at the end of the file, durably; after a line a crash cut short, on a
+        line of their own (that line stays unreadable, they do not)."""
         data = b"".join(_line(record) for record in records)
-        with self._locked() as fd:
-            os.lseek(fd, 0, os.SEEK_END)
+        with _locked(self.path) as fd:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                data = b"\n" + data
             _write_all(fd, data)
             os.fsync(fd)
 
@@ -37,14 +43,14 @@ class UndeliveredEvents:
         """The events kept now, oldest first."""
         if not self.path.exists():
             return []
-        with self._locked() as fd:
+        with _locked(self.path) as fd:
             return _read(fd)
 
     def settle(self, delivered: Set[str], retried: Mapping[str, dict[str, Any]]) -> None:
         """After a replay: drop the events delivered, update those tried again, and keep
         every event appended meanwhile. The lock is held only for this rewrite, never
         while POSTing, so the router's appends wait milliseconds at most."""
-        with self._locked() as fd:
+        with _locked(self.path) as fd:
             records = [
                 retried.get(record.get("id", ""), record)
                 for record in _read(fd)
@@ -57,14 +63,22 @@ class UndeliveredEvents:
             os.fsync(fd)
 
     @contextmanager
-    def _locked(self) -> Iterator[int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield fd
-        finally:
-            os.close(fd)  # releases the lock
+    def replaying(self) -> Iterator[None]:
+        """Held by a replay from its reading to its `settle`: one replay at a time, and the
+        router's appends never wait for it."""
+        with _locked(self.path.with_name(REPLAY_LOCK_FILE)):
+            yield
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _line(record: Mapping[str, Any]) -> bytes:

@@ -7,9 +7,12 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
+from dialplan.plan import CrmEvents
 from router.cli import main
+from router.commands import webhooks as webhooks_command
 from router.notifications.undelivered import UndeliveredEvents
 from tests.conftest import REPO, HttpReceiver
 
@@ -69,3 +72,37 @@ async def test_replay_to_a_crm_answering_2xx_with_an_endless_body_delivers(
     assert status == 0 and kept.read() == []
     assert crm.streamed < 16 * 2**20
 
+
+@pytest.mark.usefixtures("crm_key")
+async def test_two_replays_at_once_send_each_event_once(workdir: Path) -> None:
+    async with HttpReceiver("slow", delay=0.05) as crm:
+        kept = kept_events(workdir, crm.url, 10)
+        statuses = await asyncio.gather(
+            asyncio.to_thread(main, ["webhooks", "replay"]),
+            asyncio.to_thread(main, ["webhooks", "replay"]),
+        )
+    assert statuses == [0, 0] and kept.read() == []
+    ids = [request.headers["x-hotline400-id"] for request in crm.received]
+    assert sorted(ids) == sorted(f"c.{n}/end" for n in range(10))
+
+
+@pytest.mark.usefixtures("crm_key")
+async def test_a_replay_interrupted_keeps_only_what_it_did_not_deliver(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C halfway: the events the CRM took leave the file, so the next replay does not
+    send them twice."""
+    posted = webhooks_command._post
+
+    def post_until_interrupted(client: httpx.Client, record: dict, crm: CrmEvents) -> str | None:
+        if record["id"] == "c.2/end":
+            raise KeyboardInterrupt
+        return posted(client, record, crm)
+
+    monkeypatch.setattr(webhooks_command, "_post", post_until_interrupted)
+    async with HttpReceiver("ok") as crm:
+        kept = kept_events(workdir, crm.url, 4)
+        status = await asyncio.to_thread(main, ["webhooks", "replay"])
+    assert status == 130
+    assert len(crm.received) == 2
+    assert [record["id"] for record in kept.read()] == ["c.2/end", "c.3/end"]

@@ -39,3 +39,13 @@ async def test_a_crm_answering_2xx_with_an_endless_body_took_the_event_and_costs
     assert len(crm.received) == 1
     assert crm.streamed < 16 * 2**20  # the router hung up: it did not take the 64 MB offered
 
+
+def test_an_event_kept_after_a_line_a_crash_cut_short_is_not_lost(tmp_path: Path) -> None:
+    """A router killed mid-append leaves a line without its end; the next event kept starts
+    a line of its own rather than finishing that one (which is then unreadable)."""
+    kept = UndeliveredEvents(tmp_path)
+    kept.keep([{"id": "c.1/arrival"}])
+    with kept.path.open("ab") as spool:
+        spool.write(b'{"id":"c.1/answer","bo')
+    kept.keep([{"id": "c.1/end"}])
+    assert [record["id"] for record in kept.read()] == ["c.1/arrival", "c.1/end"]
