@@ -5,7 +5,8 @@ subscribers must keep call records 2 years or more), else router.yaml's default.
 is removed only when both its call started and its file was last written before
 `now - retention`: a file rewritten since, or a clock that went back, keeps it. Only files
 under `recordings_dir` are ever touched, whatever a CDR names. A file already gone is noted
-as purged; the CDR keeps the path and says when it was purged.
+as purged; the CDR keeps the path and says when it was purged. One the system will not let
+go (another owner's, a directory) is kept and said why, and the purge goes on.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ async def purge_recordings(
         async for recorded in _recordings(store, number, cutoff):
             why = _why_kept(Path(recorded.path), root, cutoff)
             if why is None:
-                size = _remove(Path(recorded.path), dry_run)
+                try:
+                    size = _remove(Path(recorded.path), dry_run)
+                except OSError as error:  # not ours to remove (its owner, a directory)
+                    result.kept.append((recorded, f"cannot remove it: {error.strerror}"))
+                    continue
                 if size is None:
                     result.gone.append(recorded)
                 else:

@@ -155,3 +155,21 @@ def test_a_symbolic_link_named_as_a_recording_is_left_alone_with_what_it_points_
     assert f"kept {link} ({SHOP}, call old): a symbolic link" in done
     assert link.is_symlink() and inside.exists()
     assert purged_at(config, "old") is None
+
+
+def test_a_recording_that_cannot_be_removed_is_kept_with_why_and_the_purge_goes_on(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path the CDR names that unlink refuses (a directory here; a file of another owner
+    in life) stays, marked purged nowhere, and the other recordings go."""
+    first, directory = recorded(tmp_path, "a-first", SHOP, 200, None)
+    directory.mkdir(parents=True)
+    os.utime(directory, (0, 0))
+    second, old = recorded(tmp_path, "b-second", SHOP, 200, 200)
+    store(config, [first, second], {"a-first": directory, "b-second": old})
+
+    done = purge(config, capsys)
+    assert f"kept {directory} ({SHOP}, call a-first): cannot remove it: " in done
+    assert "1 recording(s) removed (44 bytes), 1 past retention kept" in done
+    assert directory.is_dir() and purged_at(config, "a-first") is None
+    assert not old.exists() and purged_at(config, "b-second") is not None
