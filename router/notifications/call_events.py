@@ -9,6 +9,9 @@ Every body is built here, once, and handed to the delivery queue: nothing here w
 - `call.arrived`: call id, 400 number, caller number and region, the rule that matched;
 - `call.answered`: the destination that answered (the router learns it when Dial returns);
 - `call.ended`: the CDR as `hotline400 cdr --format json` prints it.
+
+Each says when (`at`: the call's end for `call.ended`), so a receiver can order the events
+of a call that a retry delivered out of order (README "CRM events").
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ class _SubscriberReport(CallReport):
         )
 
     def ended(self, cdr: CDR) -> None:
-        self._send("end", {"number": self.plan.number, "cdr": cdr_to_json(cdr)})
+        at = cdr.ended_at or cdr.started_at  # a completed CDR has its end
+        fields = {"number": self.plan.number, "at": at.isoformat(), "cdr": cdr_to_json(cdr)}
+        self._send("end", fields)
         if self.sms is not None:
             self.sms.missed_call(self.plan, cdr)
 

@@ -102,6 +102,25 @@ async def test_arrival_answer_and_end_reach_the_crm_signed(tmp_path: Path) -> No
     }
 
 
+async def test_every_event_says_when_so_a_receiver_can_order_a_calls_events(
+    tmp_path: Path,
+) -> None:
+    """README: events of one call may arrive out of order after a retry, "order them by their
+    kind and `at`": each event has its `at`, the end's that of its CDR's end."""
+    async with HttpReceiver(["error", "ok"]) as crm:
+        config = crm_config(tmp_path, crm.url)
+        async with running_router(tmp_path, config, webhook_backoff=0.2) as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="order.1")
+            await eventually(lambda: router.webhooks.stats.delivered == 3)
+            cdr = await finished_cdr(router, "order.1")
+    bodies = [verified(request) for request in crm.received][1:]  # the first POST failed
+    kinds = ["call.arrived", "call.answered", "call.ended"]
+    ordered = sorted(bodies, key=lambda body: (kinds.index(body["event"]), body["at"]))
+    assert [body["event"] for body in ordered] == kinds
+    assert ordered[-1]["at"] == cdr.ended_at.isoformat() == ordered[-1]["cdr"]["ended_at"]
+    assert ordered[0]["at"] <= ordered[1]["at"] <= ordered[2]["at"]
+
+
 @pytest.mark.parametrize("behaviour", ["slow", "silent", "error", "refused"])
 async def test_a_slow_dead_or_failing_crm_never_delays_or_changes_a_call(
     tmp_path: Path, behaviour: str
