@@ -2,7 +2,7 @@
 
 It speaks the same AGI round trips the router sends for the end-to-end plans
 4000000001-4000000003 (tests/e2e_config): per attempt `EXEC Dial` and one
-`GET FULL VARIABLE` of DIALSTATUS, ANSWEREDTIME and DIALEDTIME, the next destination on
+`GET FULL VARIABLE` of DIALSTATUS, ANSWEREDTIME_MS and DIALEDTIME_MS, the next destination on
 anything but ANSWER, then one `EXEC MSet` of the three HOTLINE_* variables, byte for
 byte. What it leaves out is exactly what the router adds on top of the wire: the caller
 lookup, the plan and decide(), the quoting of
@@ -29,7 +29,7 @@ DIAL_CHAINS: dict[str, tuple[str, ...]] = {
     "4000000003": ("13800000031", "13800000032", "13800000033"),
 }
 """Destinations tried in order per dialled number, as the e2e plans forward them."""
-DIAL_VARIABLES = "${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}"
+DIAL_VARIABLES = "${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS}"
 STATUS_OF_DIAL = {"ANSWER": Outcome.ANSWERED, "BUSY": Outcome.BUSY, "NOANSWER": Outcome.NOANSWER}
 LISTEN_BACKLOG = 4096
 

@@ -286,6 +286,30 @@ class Reconciler:
             self._take(channel, name, AmiEvent(block), stamped)
             self._prune()
 
+    def dial_ring(self, call_id: str) -> float | None:
+        """Seconds the destination of the call's last answered Dial rang, from the Timestamps
+        of that Dial's DialBegin and DialEnd ANSWER (Asterisk's clock, both on the call's
+        channel); None unless AMI told both, stamped, while the call was in progress. A
+        session whose channel was up before its Dial has no other way to tell ring from
+        talk: Dial's variables count from the channel's answer, not the destination's."""
+        evidence = self._evidence.get(call_id)
+        if evidence is None:
+            return None
+        answered: Event | None = None
+        for heard in reversed(evidence.unnoted):
+            if answered is None:
+                if heard.name == "dialend" and heard.event.get("DialStatus") == "ANSWER":
+                    answered = heard.event
+            elif heard.name == "dialbegin" and (
+                heard.event.get("DestUniqueid") == answered.get("DestUniqueid")
+            ):
+                try:
+                    ring = float(answered["Timestamp"]) - float(heard.event["Timestamp"])
+                except (KeyError, ValueError):
+                    return None
+                return ring if ring >= 0 else None
+        return None
+
     @property
     def pending(self) -> int:
         """Calls expected and not completed yet."""

@@ -96,6 +96,8 @@ class CallServices:
     metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
     reconcile: Callable[[str], None] = lambda call_id: None
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
+    dial_ring: Callable[[str], float | None] = lambda call_id: None
+    """Seconds the last answered Dial of a call rang, as AMI told it (None: not told)."""
     refusals: RefusalNotices = field(default_factory=RefusalNotices)
     in_progress: set[str] = field(default_factory=set)
     """Call ids of the sessions running now: the AMI events the reconciler reads."""
@@ -145,7 +147,8 @@ class CallSession:
         self.report = CallReport()  # silent until the plan names a CRM
         self.caller_left = False  # the caller hung up while held
         self.cdr: CDR | None = None  # as written ahead
-        self.answered = False
+        self.up_since: datetime | None = None
+        """When the router answered the channel, for a prompt (None: it did not)."""
         self.caller_back = False  # the last Dial had `g` and gave the caller back (result 0)
         self.language = context.language
         """The channel's prompt language as the router last set it (agi_language first)."""
@@ -323,8 +326,8 @@ class CallSession:
 
     async def _answer(self) -> None:
         """Answer the inbound channel once, for a prompt the caller must hear."""
-        if not self.answered:
-            self.answered = True
+        if self.up_since is None:
+            self.up_since = self.services.clock()
             await self.agi.answer()
 
     async def _use_language(self, language: str | None) -> None:
@@ -433,7 +436,7 @@ class CallSession:
             log.error("call %s: its id cannot name a recording; not recorded", self.context.call_id)
             return True
         await self._use_language(decision.language)
-        if not self.answered:
+        if self.up_since is None:
             await self.agi.exec("Progress")  # early media: the notice costs the caller nothing
         await self.agi.exec("Playback", f"{recording.notice},noanswer")
         played = await self.agi.get_variable("PLAYBACKSTATUS")
@@ -602,23 +605,44 @@ class CallSession:
         returned = await self.agi.exec("Dial", argument)
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
-        status, answered, dialled = await self._dial_outcome()
-        talk = answered if status == "ANSWER" and answered is not None else 0
-        if dialled is None:  # Asterisk reports no DIALEDTIME for an unanswered Dial
-            dialled = round((self.services.clock() - started).total_seconds())
-        ring = dialled - talk
-        self._add_leg(target, status, started, max(ring, 0), talk)
+        status, up_ms, age_ms = await self._dial_outcome()
+        if status == "ANSWER" and up_ms is not None:
+            ring, talk = self._ring_and_talk(started, up_ms, age_ms)
+        else:  # Asterisk tells no times of an unanswered Dial
+            ring, talk = round((self.services.clock() - started).total_seconds()), 0
+        self._add_leg(target, status, started, ring, talk)
         if status == "ANSWER":
-            self.record.answered_at = started + timedelta(seconds=max(ring, 0))
+            self.record.answered_at = started + timedelta(seconds=ring)
             self.record.billable_seconds = talk
             self.report.answered(target.number, self.record.answered_at)
         return status
 
     async def _dial_outcome(self) -> tuple[str, int | None, int | None]:
-        """DIALSTATUS, ANSWEREDTIME and DIALEDTIME in one `GET FULL VARIABLE` round trip."""
+        """DIALSTATUS, ANSWEREDTIME_MS and DIALEDTIME_MS in one `GET FULL VARIABLE` round
+        trip."""
         values = await self.agi.get_variables(*_DIAL_VARIABLES)
-        status, answered, dialled = values if values is not None else ("", None, None)
-        return status or "CHANUNAVAIL", _seconds(answered), _seconds(dialled)
+        status, up_ms, age_ms = values if values is not None else ("", None, None)
+        return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms)
+
+    def _ring_and_talk(self, started: datetime, up_ms: int, age_ms: int | None) -> tuple[int, int]:
+        """An answered Dial's ring and talk in whole seconds (talk cut down, as Asterisk cuts
+        ANSWEREDTIME). Asterisk tells the channel's up time and age as the Dial ends, not the
+        Dial's own (agi-more/a_answered): a channel the Dial answered has been up for the
+        talk, and its age less the talk is everything before the answer, this Dial's ring
+        after what came before it (earlier Dials, a hold, a notice). A channel the router
+        answered for a prompt has been up since then: the prompt is taken off, and as no
+        Dial variable tells when the destination answered, the ring is AMI's (its DialBegin
+        and DialEnd stamps) or, without it, counted as talk."""
+        if self.up_since is None:
+            talk_ms = up_ms
+            before_ms = _elapsed_ms(self.record.started_at, started)
+            ring_ms = 0 if age_ms is None else age_ms - up_ms - before_ms
+        else:
+            dial_ms = up_ms - _elapsed_ms(self.up_since, started)
+            rang = self.services.dial_ring(self.context.call_id)
+            ring_ms = 0 if rang is None else min(max(dial_ms, 0), round(rang * 1000))
+            talk_ms = dial_ms - ring_ms
+        return max(0, round(ring_ms / 1000)), max(0, talk_ms) // 1000
 
     async def _talk_limit_option(self, target: DialTarget) -> str | None:
         """Dial's options: L(ms) when the balance or a cost cap limits the talk time, ""
@@ -778,7 +802,7 @@ class CallSession:
         return fields
 
 
-_DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME", "DIALEDTIME")
+_DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME_MS", "DIALEDTIME_MS")
 HOLD_SLICE_S = 1
 """Seconds of one `EXEC Wait` while held: how soon a held caller takes a place come free."""
 
@@ -790,8 +814,12 @@ def _route_key(plan: Plan, decision: Decision) -> RouteKey:
     return (plan.number, decision.rule or "default", numbers)
 
 
-def _seconds(value: str | None) -> int | None:
-    """ANSWEREDTIME / DIALEDTIME: whole seconds, or empty when the Dial was not answered."""
+def _milliseconds(value: str | None) -> int | None:
+    """ANSWEREDTIME_MS / DIALEDTIME_MS, or None when empty (the Dial was not answered)."""
     if value is None or not value.strip().isdigit():
         return None
     return int(value.strip())
+
+
+def _elapsed_ms(since: datetime, until: datetime) -> int:
+    return round((until - since).total_seconds() * 1000)

@@ -5,8 +5,8 @@ Dial's `g` option gives the caller back to the router when the destination hangs
 (transcripts fact 23: `EXEC Dial "...,20,g"` answers `200 result=0`, the caller still up);
 the channel is already answered, so the prompt plays at once and one key is read
 (`GET DATA <prompt> <timeout ms> 1`). A key from 1 to 5 is the score; no key, or any other
-key, asks again up to the survey's retries. The talk time was measured by Dial
-(ANSWEREDTIME), so the survey adds nothing to what the call costs.
+key, asks again up to the survey's retries. The talk time was read as the Dial returned
+(ANSWEREDTIME_MS), so the survey adds nothing to what the call costs.
 """
 
 from __future__ import annotations

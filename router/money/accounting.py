@@ -73,8 +73,9 @@ LONGEST_RING_S = 120
 limit covers when its Dial's is not said."""
 ANSWER_SLACK_S = 2
 """How much later than its Dial's start plus ring timeout a call's answer instant may be
-recorded: Asterisk reports ring time in whole seconds (DIALEDTIME - ANSWEREDTIME), and the
-Dial starts a moment after its talk limit was computed."""
+recorded: the ring is rounded to whole seconds from the channel's times (DIALEDTIME_MS less
+ANSWEREDTIME_MS and what came before the Dial), and the Dial starts a moment after its talk
+limit was computed."""
 
 
 class Counters(NamedTuple):

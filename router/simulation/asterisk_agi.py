@@ -14,10 +14,14 @@ really sleep the scaled durations, to hold many ringing sessions open in load te
 
 Known differences from Asterisk: only the commands below are simulated (others answer
 510); usage text is verbatim for GET DATA and SET VARIABLE (recorded) and the command's
-one-line synopsis otherwise; DATABASE commands are not simulated. Dial's ANSWEREDTIME and
-DIALEDTIME are the Dial's own talk and ring + talk, where Asterisk counts the channel's
-time since it was answered and since it was created (agi-more/a_answered: an ANSWER, then
-a Dial of 3.5 s, gives ANSWEREDTIME 4).
+one-line synopsis otherwise; DATABASE commands are not simulated.
+
+After an answered Dial, ANSWEREDTIME and DIALEDTIME are the inbound channel's time since
+it was answered and since it was created, as Asterisk's app_dial sets them (its up time
+and its age, not the Dial's own talk and ring): a channel that an ANSWER took up before the
+Dial counts the time since that ANSWER (agi-more/a_answered: ANSWER, then a Dial of 3.5 s,
+gives ANSWEREDTIME_MS 4016), one the Dial took up counts the talk, and DIALEDTIME counts
+everything since the channel was made, earlier Dials included.
 """
 
 import asyncio
@@ -319,6 +323,9 @@ class SimulatedCall:
     """Length of every sound file at 8 kHz: agi-more's beep is 3520, agi/'s and agi-vas's 2400."""
     sound_lengths: Mapping[str, int] = field(default_factory=dict)
     """Sounds of another length, by name (`demo-congrats`, `digits/4`): 8 kHz samples."""
+    channel_age_s: float = 0.0
+    """How long the inbound channel had existed when AGI connected (its DIALEDTIME counts
+    that too): a few milliseconds in the recordings."""
     recordings_on_disk: bool = False
     """MixMonitor writes its file once the call is bridged (option `b`): the 44-byte WAV
     header the rig's silent Local channels gave (fact 21). Off, nothing touches the disk."""
@@ -409,6 +416,8 @@ class _Channel:
         self.caller_name = call.caller_name
         self.variables: dict[str, str] = {}
         self.state = STATE_RING
+        self.up_since: float | None = None
+        """Virtual seconds at which the channel was answered (None: not yet)."""
         self.dead = False
         self.pending_hangup = False
         self.dial_count = 0
@@ -565,6 +574,8 @@ class _Channel:
 
     def _answer(self, args: list[str]) -> Reply:
         took = 0.0 if self.state == STATE_UP else ANSWER_S
+        if self.up_since is None:
+            self.up_since = self.result.virtual_s  # up at once; ANSWER then waits its half second
         self.state = STATE_UP
         self.result.answered = True
         return ["200 result=0"], took
@@ -768,11 +779,20 @@ class _Channel:
                 status = "CANCEL"
             ends = leaves_at
         if status == "ANSWER":
-            self.state = STATE_UP  # Dial answers the caller when the callee answers
+            began = self.result.virtual_s
+            if self.up_since is None:
+                self.up_since = began + ring  # Dial answers the caller when the callee answers
+            self.state = STATE_UP
             self._write_recording()
             keeps_going = "g" in _option_letters(options) and not caller_left
             result = "0" if keeps_going else "-1"
-            self._set_dial_variables("ANSWER", ring=ring, talk=talk, cause="16", peer=peer)
+            self._set_dial_variables(
+                "ANSWER",
+                cause="16",
+                up_s=began + ends - self.up_since,
+                age_s=self.call.channel_age_s + began + ends,
+                peer=peer,
+            )
         else:
             result = "-1" if status == "CANCEL" else "0"
             self._set_dial_variables(status, cause="16" if status == "CANCEL" else "0")
@@ -812,10 +832,11 @@ class _Channel:
         return targets[0][1].status, max(o.ring_s for _, o in targets), 0.0, ""
 
     def _set_dial_variables(
-        self, status: str, *, cause: str, ring: float = 0.0, talk: float = 0.0, peer: str = ""
+        self, status: str, *, cause: str, up_s: float = 0.0, age_s: float = 0.0, peer: str = ""
     ) -> None:
+        """`up_s`, `age_s`: the channel's up time and age as the Dial ends (answered)."""
         answered = status == "ANSWER"
-        talk_ms, dialed_ms = round(talk * 1000), round((ring + talk) * 1000)
+        talk_ms, dialed_ms = round(up_s * 1000), round(age_s * 1000)
         resource = peer.partition("/")[2]
         peer_name = ""
         if answered:

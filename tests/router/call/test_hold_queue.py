@@ -276,6 +276,6 @@ default: {{menu: main}}
         "ANSWER",
         "GET DATA acme/main-menu 5000 1",
         f'EXEC Dial "Local/{SUPPORT}@phones,20"',
-        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}",
+        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS}",
     ]
     assert support.variables["HOTLINE_STATUS"] == "answered" and waited < 1.0

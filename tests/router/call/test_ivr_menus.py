@@ -9,15 +9,26 @@ more, then its default dials 13800000012.
 """
 
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from router.simulation.asterisk_agi import CallerHangup
-from router.storage.cdr import Outcome
-from tests.conftest import E2E_CONFIG, call, finished_cdr, running_router
+from router.simulation.asterisk_agi import CallerHangup, Outcome
+from router.simulation.asterisk_ami import MANAGER_CONF, AmiSimulator, accounts_from_manager_conf
+from router.storage.cdr import Outcome as CallOutcome
+from tests.conftest import (
+    E2E_CONFIG,
+    SimulatedClock,
+    call,
+    eventually,
+    finished_cdr,
+    running_router,
+)
 from tests.router.call.test_router_calls import dial_lines, status_lines
 
+ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 MENU_LINE = "4000000101"
 ANSWER_IN_CHINESE = ["ANSWER", 'EXEC Set "CHANNEL(language)=zh"']
 MAIN_MENU = "GET DATA acme/main-menu 3000 1"
@@ -39,12 +50,75 @@ async def test_a_key_in_each_menu_reaches_its_destination_in_the_chosen_language
     ]
     assert result.variables["CHANNEL(language)"] == "en"
     assert (cdr.outcome, cdr.menu_path, cdr.menu_digits, cdr.language) == (
-        Outcome.ANSWERED,
+        CallOutcome.ANSWERED,
         "main:2>english:1",
         "21",
         "en",
     )
-    assert cdr.billable_seconds == 3
+
+
+async def test_the_menus_are_not_billed_as_talk(tmp_path: Path) -> None:
+    """Answered for the menus, the channel's ANSWEREDTIME counts from that ANSWER (fact
+    25's recordings, agi-more/a_answered): the time in the menus is taken off. The ring
+    stays in the talk, as Asterisk tells no moment the destination answered."""
+    speedup = 20.0  # the menus' prompts, 2 s of ringing and 5.5 s of talk in half a second
+    desk = Outcome.answers(talk_s=5.5, ring_s=2.0)
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        result = await call(
+            router,
+            time_scale=1 / speedup,
+            dialled=MENU_LINE,
+            uniqueid="ivr.menus",
+            dtmf=("2", "1"),
+            sound_samples=16000,  # each prompt 2 s long
+            destinations={"13800000013": desk},
+        )
+        cdr = await finished_cdr(router, "ivr.menus")
+    (dial,) = result.dials
+    menus_s = result.virtual_s - dial.ring_s - dial.talk_s
+    assert menus_s >= 4.5  # ANSWER and the two menus' prompts
+    assert cdr.outcome is CallOutcome.ANSWERED
+    assert cdr.billable_seconds == 7  # 2 s ringing + 5.5 s talk, not 11 s with the menus
+    assert [(leg.ring_seconds, leg.talk_seconds) for leg in cdr.legs] == [(0, 7)]
+
+
+async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
+    tmp_path: Path,
+) -> None:
+    """The Dial's DialBegin and DialEnd ANSWER, stamped by Asterisk (timestampevents), say
+    how long the destination rang: the talk is what is left of the Dial."""
+    speedup = 20.0
+    desk = Outcome.answers(talk_s=5.5, ring_s=2.0)
+    asterisk = AmiSimulator(ACCOUNTS, timestamp_events=True)
+    overrides = {"ami_host": "127.0.0.1", "ami_port": await asterisk.start()}
+    overrides["ami_secret"] = ACCOUNTS["hotline400"].secret
+
+    def ringing_then_answered(number: str) -> Outcome:
+        now = time.time()
+        asterisk.channel_up("ivr.ami", "053188889999", MENU_LINE, at=now - 5)
+        asterisk.dial("ivr.ami", number, at=now)
+        asterisk.answer("ivr.ami", at=now + desk.ring_s)
+        return desk
+
+    try:
+        async with running_router(tmp_path, clock=SimulatedClock(speedup), **overrides) as router:
+            await eventually(lambda: router.ami is not None and router.ami.connected)
+            await call(
+                router,
+                time_scale=1 / speedup,
+                dialled=MENU_LINE,
+                uniqueid="ivr.ami",
+                dtmf=("2", "1"),
+                sound_samples=16000,
+                destinations=ringing_then_answered,
+            )
+            cdr = await finished_cdr(router, "ivr.ami")
+    finally:
+        await asterisk.stop()
+    assert cdr.billable_seconds == 5
+    (leg,) = cdr.legs
+    assert (leg.ring_seconds, leg.talk_seconds) == (2, 5)
+    assert cdr.answered_at == leg.started_at + timedelta(seconds=2)
 
 
 async def test_a_wrong_key_then_silence_spend_the_retries_and_take_the_default(
@@ -96,7 +170,7 @@ async def test_a_caller_hanging_up_in_a_menu_leaves_a_complete_cdr(tmp_path: Pat
     assert result.replies[3] == [
         "511 Command Not Permitted on a dead channel or intercept routine"
     ]
-    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (Outcome.NOANSWER, "main", "")
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (CallOutcome.NOANSWER, "main", "")
     assert cdr.note == "caller hung up in menu 'main'"
     assert cdr.ended_at is not None and cdr.legs == ()
 
@@ -144,7 +218,7 @@ async def test_a_caller_hanging_up_after_the_key_is_neither_recorded_nor_dialled
     ]
     assert result.dials == [] and result.hung_up_by == "caller"
     assert (cdr.outcome, cdr.note, cdr.legs) == (
-        Outcome.NOANSWER,
+        CallOutcome.NOANSWER,
         "caller hung up before dialling",
         (),
     )
@@ -206,4 +280,4 @@ async def test_an_account_without_the_ivr_feature_hears_no_menu_and_takes_the_de
         *status_lines("answered", "13800000012", "default"),
     ]
     assert not result.answered
-    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (Outcome.ANSWERED, None, None)
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (CallOutcome.ANSWERED, None, None)

@@ -5,11 +5,13 @@ asserts the exact AGI commands the router sent and the CDR it stored.
 """
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from router.simulation.asterisk_agi import CallerHangup
+from router.simulation.asterisk_agi import Outcome as DialOutcome
 from router.storage.cdr import ForwardReason, Outcome
 from tests.conftest import (
     MONDAY_MORNING,
@@ -29,7 +31,7 @@ def dial_lines(number: str, timeout: int = 20) -> list[str]:
     """A Dial attempt and its outcome, read in one round trip (transcripts fact 25)."""
     return [
         f'EXEC Dial "Local/{number}@phones,{timeout}"',
-        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME},${DIALEDTIME}",
+        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS}",
     ]
 
 
@@ -73,6 +75,29 @@ async def test_busy_forwards_to_the_busy_number_which_answers(tmp_path: Path) ->
         ("13800000011", "ANSWER", ForwardReason.BUSY),
     ]
     assert cdr.outcome is Outcome.ANSWERED
+
+
+async def test_a_forwarded_legs_ring_is_its_own_not_the_calls_since_it_began(
+    tmp_path: Path,
+) -> None:
+    """DIALEDTIME is the channel's age (agi-more/a_answered): after 20 s on a destination
+    that did not answer, the next one's 2 s of ringing are 2 s, not 22."""
+    speedup = 100.0
+    answering = DialOutcome.answers(talk_s=3.5, ring_s=2.0)
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        await call(
+            router,
+            time_scale=1 / speedup,
+            dialled="4000000003",
+            uniqueid="3.forward",
+            destinations={"13800000032": answering},
+        )
+        cdr = await finished_cdr(router, "3.forward")
+    assert cdr.outcome is Outcome.ANSWERED and cdr.billable_seconds == 3
+    (first, second) = cdr.legs
+    assert 19 <= first.ring_seconds <= 22
+    assert (second.dial_status, second.ring_seconds, second.talk_seconds) == ("ANSWER", 2, 3)
+    assert cdr.answered_at == second.started_at + timedelta(seconds=2)
 
 
 async def test_no_answer_twice_then_the_call_ends_as_noanswer(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from router.fastagi.errors import AGIProtocolError
 from router.fastagi.protocol import AGISession
 from router.simulation.asterisk_agi import (
+    ANSWER_S,
     DEAD_CHANNEL,
     CallerHangup,
     CallResult,
@@ -415,16 +416,24 @@ ANSWERED_TEMPLATE = """
     [("", "-1", 4016, 4021), (",g", "0", 4010, 4015)],
     ids=["a_answered", "a2_answered_dial_g_option"],
 )
-async def test_answered_dial_with_and_without_g(
+async def test_answered_dial_times_count_from_the_answer_and_the_channels_making(
     options: str, result: str, talk_ms: int, dialed_ms: int
 ) -> None:
+    """The channel was answered (ANSWER, half a second) before the Dial: ANSWEREDTIME is its
+    up time since that ANSWER, not the Dial's talk; DIALEDTIME its age, 5 ms more here."""
     transcript = ANSWERED_TEMPLATE.format(
         options=options, result=result, talk_ms=talk_ms, dialed_ms=dialed_ms
     )
-    phone = Outcome.answers(talk_s=talk_ms / 1000, ring_s=(dialed_ms - talk_ms) / 1000)
-    call = SimulatedCall(caller_name="Test", destinations={"13800000011": phone})
+    dial_s = talk_ms / 1000 - ANSWER_S
+    phone = Outcome.answers(talk_s=dial_s - 0.005, ring_s=0.005)
+    call = SimulatedCall(
+        caller_name="Test",
+        destinations={"13800000011": phone},
+        channel_age_s=(dialed_ms - talk_ms) / 1000,
+    )
     played = await assert_replays(transcript, call)
     assert played.answered
+    assert played.dials[0].ring_s + played.dials[0].talk_s == pytest.approx(dial_s)
 
 
 UNANSWERED_TEMPLATE = """
@@ -550,10 +559,11 @@ F4_HANGUP_WHILE_BRIDGED = """
 async def test_f4_hangup_while_bridged() -> None:
     call = SimulatedCall(
         destinations={"13800000051": Outcome.answers(talk_s=30.0, ring_s=0.004)},
-        hangup=CallerHangup.during_dial(1, after_s=3.008),
+        hangup=CallerHangup.during_dial(1, after_s=2.504),
+        channel_age_s=0.004,
     )
     result = await assert_replays(F4_HANGUP_WHILE_BRIDGED, call)
-    assert result.dials[0].talk_s == pytest.approx(3.004)
+    assert result.dials[0].talk_s == pytest.approx(2.5)  # ANSWEREDTIME 3: since the ANSWER
 
 
 G_EXEC_UNKNOWN_APP = """
