@@ -35,11 +35,7 @@ async def users_page(request: Request) -> Response:
     store = console_of(request).store
     users = await store.users(None if user.is_operator else user.account)
     roles = roles_to_give(user)
-    return render(
-        request,
-        "users.html",
-        {"users": users, "roles": roles, "error": request.query_params.get("error", "")},
-    )
+    return render(request, "users.html", {"users": users, "roles": roles})
 
 
 def roles_to_give(user: User) -> list[Role]:
@@ -57,7 +53,8 @@ async def add_user(request: Request) -> Response:
     try:
         role = Role(str(form.get("role", "")))
     except ValueError:
-        return back_to("/users?error=role")
+        error = f"choose a role: {', '.join(role.value for role in roles_to_give(user))}"
+        return render(request, "users.html", await _context(request, error), status=422)
     account = str(form.get("account", "")).strip() or None
     if not user.is_operator:
         if role is Role.OPERATOR:

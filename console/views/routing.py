@@ -46,7 +46,17 @@ MAX_VERSION = 2**63 - 1
 async def routing_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
     text = _current_text(request, number)
-    return await _page(request, number, text, saved=request.query_params.get("saved"))
+    return await _page(request, number, text, saved=await _saved_version(request, number))
+
+
+async def _saved_version(request: Request, number: str) -> str | None:
+    """The version a save or restore redirected here to announce (`?saved=N`), when the
+    number has it: a link cannot have the page announce words of its own."""
+    asked = request.query_params.get("saved", "")
+    if not asked.isascii() or not asked.isdigit() or int(asked) > MAX_VERSION:
+        return None
+    version = await console_of(request).store.plan_version(number, int(asked))
+    return str(version.version) if version is not None else None
 
 
 async def routing_post(request: Request) -> Response:

@@ -476,6 +476,29 @@ async def test_a_link_cannot_put_words_of_its_own_on_the_money_page(tmp_path: Pa
         await shop.aclose()
 
 
+async def test_a_link_cannot_put_words_of_its_own_on_the_users_or_routing_page(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        forged = "Your account is closed: call 400-000-0000 and give your password"
+        users = await shop.get("/users", params={"error": forged})
+        assert users.status_code == 200 and "Your account is closed" not in users.text
+        routing = f"/numbers/{SHOP}/routing"
+        for saved in (f"1. {forged}", "7", "99999999999999999999999"):
+            page = await shop.get(routing, params={"saved": saved})
+            assert page.status_code == 200
+            assert "Saved as version" not in page.text, saved  # no version 7 was ever saved
+        token = await csrf_of(shop, "/users")
+        wrong_role = await shop.post(
+            "/users",
+            data={"csrf": token, "name": "newstaff", "role": "boss", "password": PASSWORD},
+        )
+        assert wrong_role.status_code == 422
+        assert "choose a role: subscriber-staff, subscriber-admin" in wrong_role.text
+        await shop.aclose()
+
+
 async def test_a_receipt_already_booked_is_said_so_and_not_audited_as_booked(
     tmp_path: Path,
 ) -> None:
