@@ -34,6 +34,7 @@ from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.numbers import desk
 from router.numbers.inventory import Inventory
+from router.storage.number_rows import HistoryEntry
 
 PAGE_SIZE = 100
 SEGMENT = re.compile(r"400\d")
@@ -161,7 +162,9 @@ async def _page(
 ) -> Response:
     console = console_of(request)
     rules = console.config.number_rules
-    providers = await console.store.providers() if user_of(request).is_operator else []
+    operator = user_of(request).is_operator
+    providers = await console.store.providers() if operator else []
+    history = await console.store.number_history(record.number)
     return render(
         request,
         "number.html",
@@ -169,7 +172,7 @@ async def _page(
             "record": record,
             "operator": operator_of(record.number).value,
             "due": record.due_at(rules),
-            "history": list(reversed(await console.store.number_history(record.number))),
+            "history": list(reversed(history if operator else _current_life(history))),
             "actions": ACTIONS_BY_STATUS.get(record.status, ()),
             "providers": providers,
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
@@ -182,6 +185,14 @@ async def _page(
         },
         status=status,
     )
+
+
+def _current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The transitions since the number last came back to the pool: a subscriber's users
+    see their own holding of it, never who held it before them nor why that ended (the
+    record itself keeps nothing of past holders)."""
+    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
+    return history[back[-1] + 1 :] if back else history
 
 
 async def _needs_material(request: Request, record: NumberRecord) -> bool:

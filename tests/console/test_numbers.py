@@ -10,14 +10,24 @@ from pathlib import Path
 
 import httpx
 
+from console.security import hash_password
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
 from router.configuration.config_dir import load_config
 from router.numbers import desk
 from router.numbers.inventory import Inventory
+from router.storage.console_rows import UserRow
 from router.storage.location import ConfiguredStore
 from router.storage.number_rows import PartyRow
-from tests.console.harness import CLINIC, NOW, SHANGHAI, SHOP, csrf_of, running_console
+from tests.console.harness import (
+    CLINIC,
+    NOW,
+    PASSWORD,
+    SHANGHAI,
+    SHOP,
+    csrf_of,
+    running_console,
+)
 
 RULES = NumberRules()
 POOL = [f"40088880{n:02d}" for n in range(40)] + ["4006172839", "4001357924"]
@@ -179,6 +189,50 @@ async def test_a_subscriber_sees_its_own_numbers_only_and_cannot_act(tmp_path: P
         assert (await clinic.get(f"/numbers/{CLINIC}")).status_code == 200
         await shop.aclose()
         await clinic.aclose()
+
+
+async def test_a_subscriber_sees_its_own_life_of_a_number_not_its_past_holders(
+    tmp_path: Path,
+) -> None:
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        first = NOW - timedelta(days=200)  # oldco's life: rejected once, in service, cancelled
+        await desk.reserve(inventory, number, PROVIDER, first)
+        await desk.apply(inventory, number, "oldco", first, full_name="Old Co", material=material)
+        await desk.act(
+            inventory,
+            number,
+            "reject",
+            "ops",
+            first + timedelta(hours=1),
+            "oldco's licence expired",
+        )
+        await desk.submit(inventory, number, first + timedelta(hours=2))
+        await desk.act(inventory, number, "cancel", "ops", first + timedelta(days=6))
+        again = NOW - timedelta(days=10)  # 30 days' notice and 90 frozen later: newco's
+        await desk.reserve(inventory, number, PROVIDER, again)
+        await desk.apply(inventory, number, "newco", again, full_name="New Co", material=material)
+        for name, account in (("oldco-admin", "oldco"), ("newco-admin", "newco")):
+            await site.store.add_user(
+                UserRow(name, "subscriber-admin", account, hash_password(PASSWORD), False, NOW)
+            )
+
+        newco = await site.signed_in("newco-admin")
+        page = await newco.get(f"/numbers/{number}")
+        assert page.status_code == 200
+        assert "applied for by newco" in page.text
+        assert "oldco" not in page.text and "cancellation requested" not in page.text
+        operator = await site.signed_in("ops")
+        everything = (await operator.get(f"/numbers/{number}")).text
+        assert "applied for by oldco" in everything and "applied for by newco" in everything
+        oldco = await site.signed_in("oldco-admin")
+        assert (await oldco.get(f"/numbers/{number}")).status_code == 404
+        for client in (newco, operator, oldco):
+            await client.aclose()
 
 
 async def test_a_special_number_is_held_30_days_only_with_an_intent_form(tmp_path: Path) -> None:
