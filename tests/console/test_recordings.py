@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from router.storage.cdr import FinishCall
-from tests.console.harness import CLINIC, NOW, SHOP, Site, a_call, running_console
+from tests.console.harness import CLINIC, NOW, SHOP, Site, a_call, csrf_of, running_console
 
 WAV = b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + bytes(24) + b"data" + bytes(4)
 
@@ -118,4 +118,32 @@ async def test_a_purged_recording_is_not_played_and_its_page_says_so(tmp_path: P
         page = (await shop.get("/calls/old.1")).text
         assert "<audio" not in page
         assert "removed 2026-11-24, its retention over" in page
+        await shop.aclose()
+
+
+async def test_a_plan_cannot_play_a_file_outside_the_sounds_folder_to_callers(
+    tmp_path: Path,
+) -> None:
+    """A prompt is a sound Asterisk plays to the caller: named by a leading / or with `..`
+    it would be any file of the server, another number's recorded conversations too."""
+    async with running_console(tmp_path) as site:
+        directory = recordings_dir(site, tmp_path)
+        clinics = a_recording(directory, CLINIC, "rec.3").with_suffix("")
+        shop = await site.signed_in("shop")
+        routing = f"/numbers/{SHOP}/routing"
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        before = plan_file.read_text(encoding="utf-8")
+        token = await csrf_of(shop, routing)
+        for prompt in (str(clinics), f"../../../..{clinics}", "hotline400/../../../etc/x"):
+            plan = (
+                f'number: "{SHOP}"\nname: Shop\nmenus:\n  main:\n    prompt: "{prompt}"\n'
+                '    options:\n      1: {target: "13900000001"}\n'
+                '    default: {target: "13900000001"}\ndefault: {menu: main}\n'
+            )
+            saved = await shop.post(
+                routing, data={"csrf": token, "mode": "yaml", "action": "save", "yaml": plan}
+            )
+            assert saved.status_code == 422, prompt
+            assert "menus.main.prompt:" in saved.text and "sounds folder" in saved.text
+        assert plan_file.read_text(encoding="utf-8") == before
         await shop.aclose()

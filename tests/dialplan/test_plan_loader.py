@@ -769,3 +769,23 @@ def test_a_hash_without_the_pins_length_is_still_accepted_with_six_digits_read()
     plan = parse_plan("4006001234.yaml", pin_plan(f'  hash: "{OLD_FORMAT_PIN}"\n'))
     assert plan.pin is not None and plan.pin.max_digits == 6
     assert verify_pin("2468", plan.pin.hash)
+
+
+def test_a_prompt_is_named_under_the_sounds_folder_never_anywhere_on_the_server() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        recording: {notice: /var/spool/asterisk/monitor/hotline400/4001234567/call}
+        survey: {prompt: acme/../../../../etc/asterisk/secret}
+        rules:
+          - {name: a, target: "13900000002", record: true, survey: true}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 recording.notice: "
+        "'/var/spool/asterisk/monitor/hotline400/4001234567/call' is not a sound of the sounds "
+        "folder: no leading / and no ..",
+        "config/plans/4006001234.yaml:4 survey.prompt: 'acme/../../../../etc/asterisk/secret' "
+        "is not a sound of the sounds folder: no leading / and no ..",
+    ]
