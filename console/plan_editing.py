@@ -63,6 +63,18 @@ def declared_status(config_dir: Path, number: str, text: str) -> NumberStatus | 
         return None
 
 
+def declared_crm_key(config_dir: Path, number: str, text: str) -> str | None:
+    """The variable of the routers' environment a plan's text signs its CRM events with
+    (`crm.secret_env`): as the plan parses, or, for a text that does not parse, as the field
+    reads; None without one."""
+    plan, _ = validate(config_dir, number, text)
+    if plan is not None:
+        return plan.crm.secret_env if plan.crm is not None else None
+    crm = (_mapping(text) or {}).get("crm")
+    key = crm.get("secret_env") if isinstance(crm, dict) else None
+    return key if isinstance(key, str) else None
+
+
 def _mapping(text: str) -> dict[str, Any] | None:
     """A plan's text read as plain YAML, when it is a mapping; None otherwise."""
     try:

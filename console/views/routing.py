@@ -3,8 +3,10 @@ checked as `hotline400 check` checks it, previewed as `simulate` shows it, saved
 with every version kept and any version restorable.
 
 Whoever may see a number previews changes to its plan (staff too); administrators save and
-restore them. A plan's `status` (arrears, suspended, ...) is the operator's: a subscriber's
-save or restore that would change it is refused, and the refusal written to the audit log."""
+restore them. A plan's `status` (arrears, suspended, ...) and the variable of the routers'
+environment its CRM events are signed with (`crm.secret_env`) are the operator's: a
+subscriber's save or restore that would change either is refused, and the refusal written to
+the audit log."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from starlette.responses import Response
 
 from console.plan_editing import (
     CommonSettings,
+    declared_crm_key,
     declared_status,
     number_list,
     plan_path,
@@ -106,7 +109,7 @@ async def routing_post(request: Request) -> Response:
         return await _page(
             request, number, text, refusal=conflict, caller=caller, at=at, status=409
         )
-    if refusal := _status_change_refused(request, user, number, plan):
+    if refusal := _operator_change_refused(request, user, number, plan):
         await audit(request, "refused: save plan", number, refusal)
         return await _page(
             request, number, text, refusal=refusal, caller=caller, at=at, base=base, status=403
@@ -130,7 +133,7 @@ async def restore_version(request: Request) -> Response:
     plan, problems = validate(console.config_dir, number, version.source)
     if problems or plan is None:  # checked by today's rules: an old version may no longer pass
         return await _page(request, number, version.source, problems=problems, status=422)
-    if refusal := _status_change_refused(request, user, number, plan):
+    if refusal := _operator_change_refused(request, user, number, plan):
         await audit(
             request, "refused: restore plan", number, f"version {version.version}: {refusal}"
         )
@@ -159,12 +162,38 @@ def _version_asked(request: Request) -> int:
     return version
 
 
-def _status_change_refused(request: Request, user: User, number: str, plan: Plan) -> str | None:
-    """Why `user` may not save `plan` over the number's current one: its status differs
-    and only the operator changes a number's status (a subscriber lifting its own arrears
-    or suspension would connect calls the operator stopped). None when it may."""
+def _operator_change_refused(request: Request, user: User, number: str, plan: Plan) -> str | None:
+    """Why `user` may not save `plan` over the number's current one: it changes what only
+    the operator decides. None when it may."""
     if user.is_operator:
         return None
+    return _status_change_refused(request, number, plan) or _crm_key_change_refused(
+        request, number, plan
+    )
+
+
+def _crm_key_change_refused(request: Request, number: str, plan: Plan) -> str | None:
+    """Why a subscriber may not name `plan`'s CRM key: the router signs the events with
+    whatever variable of its environment the plan names (the console's secret, the
+    database's password, another subscriber's key) and sends them where the plan says, so
+    only the operator, who puts the key there, names it. Dropping the events is allowed."""
+    asked = plan.crm.secret_env if plan.crm is not None else None
+    current = declared_crm_key(
+        console_of(request).config_dir, number, _current_text(request, number)
+    )
+    if asked is None or asked == current:
+        return None
+    return (
+        "crm.secret_env: only the operator chooses the variable of the routers' environment"
+        f" that signs a number's CRM events; {number}'s is {current or 'not set'} and this"
+        f" plan names {asked}."
+    )
+
+
+def _status_change_refused(request: Request, number: str, plan: Plan) -> str | None:
+    """Why a subscriber may not save `plan` over the number's current one: its status
+    differs and only the operator changes a number's status (a subscriber lifting its own
+    arrears or suspension would connect calls the operator stopped). None when it may."""
     current = declared_status(
         console_of(request).config_dir, number, _current_text(request, number)
     )

@@ -422,3 +422,34 @@ async def test_the_preview_of_a_time_out_of_range_is_of_now(
         preview = page.text.split('data-testid="preview">')[1].split("</pre>")[0]
         assert preview.startswith("call from 053188889999") and shown in preview.split("\n")[0]
         await shop.aclose()
+
+
+async def test_only_the_operator_chooses_the_key_a_numbers_crm_events_are_signed_with(
+    tmp_path: Path,
+) -> None:
+    """`crm.secret_env` names a variable of the router's environment: a subscriber choosing
+    it would have the router sign its events with the console's secret, the database's
+    password or another subscriber's CRM key, and send them where it likes."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        assert "secret_env: LANHUA_CRM_KEY" in original
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        form = {"csrf": await csrf_of(shop, routing), "mode": "yaml", "action": "save"}
+        for key in ("HOTLINE400_CONSOLE_SECRET", "RENHE_CRM_KEY"):
+            chosen = original.replace("secret_env: LANHUA_CRM_KEY", f"secret_env: {key}")
+            refused = await shop.post(routing, data={**form, "yaml": chosen})
+            assert refused.status_code == 403, key
+            assert "only the operator chooses" in refused.text
+        assert plan_file.read_text(encoding="utf-8") == original
+        # The CRM's address and events stay the subscriber's to change.
+        moved = original.replace("crm.lanhua.example", "crm2.lanhua.example")
+        assert (await shop.post(routing, data={**form, "yaml": moved})).status_code == 303
+        operator = await site.signed_in("ops")
+        form["csrf"] = await csrf_of(operator, routing)
+        rekeyed = moved.replace("secret_env: LANHUA_CRM_KEY", "secret_env: LANHUA_CRM_KEY_2")
+        assert (await operator.post(routing, data={**form, "yaml": rekeyed})).status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == rekeyed
+        await shop.aclose()
+        await operator.aclose()
