@@ -7,6 +7,7 @@ every route of the console, asked with another account's number, call or user, a
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -84,6 +85,23 @@ async def test_no_other_site_may_frame_a_page_or_load_code_into_it(tmp_path: Pat
             assert response.headers["x-frame-options"] == "DENY"
             assert response.headers["x-content-type-options"] == "nosniff"
         await shop.aclose()
+
+
+async def test_no_script_runs_from_a_page_itself_so_injected_markup_stays_inert(
+    tmp_path: Path,
+) -> None:
+    """The console's scripts are its static files: the policy runs nothing written into a
+    page, and the questions asked before a fee is booked or a number cancelled are data."""
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        money = await ops.get(f"/numbers/{SHOP}/money")
+        policy = money.headers["content-security-policy"].split("; ")
+        assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy[1]
+        assert re.search(r'data-confirm="Switch \w+ on\? Its fee of [0-9.]+ yuan', money.text)
+        assert "onsubmit=" not in money.text
+        assert '<script src="/static/confirm.js" defer></script>' in money.text
+        assert (await ops.get("/static/confirm.js")).status_code == 200
+        await ops.aclose()
 
 
 @pytest.mark.parametrize(
