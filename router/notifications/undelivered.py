@@ -6,7 +6,9 @@ moment: both hold an exclusive `flock` on it while they touch it, so an event ap
 during a replay is not lost. A replay also holds, from reading to rewriting, the lock of
 a file beside it (`replaying`), so a second replay waits and then finds the events the
 first delivered gone, rather than sending them again. Appends are fsync'd, like the CDR
-journal.
+journal. A replay's rewrite goes to a file beside it, made durable, then renamed over it:
+a replay killed while rewriting leaves every kept event where it was. An append that waited
+for the lock while the file was replaced appends to the new one.
 Blocking file I/O on purpose: the router calls it from a worker thread.
 """
 
@@ -56,11 +58,7 @@ class UndeliveredEvents:
                 for record in _read(fd)
                 if record.get("id") not in delivered
             ]
-            data = b"".join(_line(record) for record in records)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            _write_all(fd, data)
-            os.fsync(fd)
+            _replace(self.path, b"".join(_line(record) for record in records))
 
     @contextmanager
     def replaying(self) -> Iterator[None]:
@@ -72,13 +70,50 @@ class UndeliveredEvents:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[int]:
+    """The file at `path`, locked: if a rewrite renamed another file over it while this
+    waited for the lock, the new one is opened and locked instead."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_at(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)  # releases the lock
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """`path` holds `data` once this returns, and either all of it or what it held before
+    if the process dies on the way."""
+    new = path.with_name(path.name + ".new")
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(new, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself, durable
+    finally:
+        os.close(directory)
 
 
 def _line(record: Mapping[str, Any]) -> bytes:

@@ -1,8 +1,13 @@
 """The delivery queue on its own, against real HTTP receivers: what counts as delivered, what
-is retried, and what a CRM's answer may cost the router."""
+is retried, and what a CRM's answer may cost the router; and the file of events kept."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 from router.notifications.undelivered import UndeliveredEvents
@@ -49,3 +54,63 @@ def test_an_event_kept_after_a_line_a_crash_cut_short_is_not_lost(tmp_path: Path
         spool.write(b'{"id":"c.1/answer","bo')
     kept.keep([{"id": "c.1/end"}])
     assert [record["id"] for record in kept.read()] == ["c.1/arrival", "c.1/end"]
+
+
+def test_a_replay_killed_while_rewriting_the_file_loses_no_kept_event(tmp_path: Path) -> None:
+    """The rewrite runs out of room half way (a process limited to 4 KiB a file, as a full
+    disk stops it) and the replay dies: the events are all still there."""
+    kept = UndeliveredEvents(tmp_path)
+    kept.keep([{"id": f"c.{n}/end", "body": "x" * 100} for n in range(100)])
+    before = kept.path.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from router.notifications.undelivered import UndeliveredEvents
+        kept = UndeliveredEvents({str(tmp_path)!r})
+        retried = {{r["id"]: {{**r, "tries": 2}} for r in kept.read()}}
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        kept.settle(set(), retried)
+        """
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
+    assert child.returncode == 1 and b"File too large" in child.stderr
+    assert kept.path.read_bytes() == before
+    assert len(kept.read()) == 100
+
+
+def test_an_event_kept_while_a_replay_replaced_the_file_goes_into_the_new_one(
+    tmp_path: Path,
+) -> None:
+    kept = UndeliveredEvents(tmp_path)
+    kept.keep([{"id": "c.1/end"}])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import fcntl, os, sys, time
+                fd = os.open({str(kept.path)!r}, os.O_RDWR)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                print("locked", flush=True)
+                sys.stdin.readline()
+                with open({str(kept.path)!r} + ".new", "wb") as new:
+                    new.write(b'{{"id":"c.1/end","tries":2}}\\n')
+                os.replace({str(kept.path)!r} + ".new", {str(kept.path)!r})
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline() == "locked\n"
+    appending = threading.Thread(target=kept.keep, args=([{"id": "c.2/end"}],))
+    appending.start()
+    time.sleep(0.2)  # the append waits for the lock the replay holds
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.wait(10) == 0
+    appending.join(10)
+    assert [(r["id"], r.get("tries")) for r in kept.read()] == [("c.1/end", 2), ("c.2/end", None)]
