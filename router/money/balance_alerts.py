@@ -3,17 +3,21 @@
 Each warning is logged, counted, sent as a text message to the subscriber when its plan
 asks (router/notifications/sms.py), and, when router.yaml names `low_balance_webhook`,
 POSTed there as JSON from a background task (a slow or broken receiver never delays a
-call; a failed POST is logged).
+call; a failed POST is logged, the URL without its password or query). The POST has one
+deadline for all of it, and of the answer's body the router reads 64 KiB at most, as for a
+CRM's: a receiver that never ends its answer costs neither time nor memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
+
+import httpx
+
+from router.notifications.webhooks import skim, without_secrets
 
 log = logging.getLogger("hotline400.balance")
 
@@ -64,19 +68,20 @@ class BalanceAlerts:
 
     async def _post(self, body: dict[str, str]) -> None:
         assert self.webhook is not None
-        request = urllib.request.Request(
-            self.webhook,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            await asyncio.to_thread(_send, request)
-        except OSError as error:
-            self.webhook_failures += 1
-            log.error("low-balance webhook %s failed: %s", self.webhook, error)
-
-
-def _send(request: urllib.request.Request) -> None:
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-        response.read()
+            async with (
+                asyncio.timeout(WEBHOOK_TIMEOUT_S),
+                httpx.AsyncClient() as client,
+                client.stream("POST", self.webhook, json=body) as response,
+            ):
+                await skim(response)
+                response.raise_for_status()
+            return
+        except TimeoutError:
+            error = f"no answer within {WEBHOOK_TIMEOUT_S:g} s"
+        except (httpx.HTTPError, OSError) as failure:
+            error = str(failure) or type(failure).__name__
+            if isinstance(failure, httpx.HTTPStatusError):
+                error = f"HTTP {failure.response.status_code}"
+        self.webhook_failures += 1
+        log.error("low-balance webhook %s failed: %s", without_secrets(self.webhook), error)
