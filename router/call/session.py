@@ -341,7 +341,6 @@ class CallSession:
         assert decision.reject is not None
         self.record.outcome = ENDINGS[decision.reject].outcome
         self.record.note = f"{decision.reject.value}: {decision.detail}"
-        self.services.metrics.rejected(decision.reject)
         self.services.refusals.refused(self.context.dialled, decision.reject, decision.detail)
         if decision.reject is RejectReason.CAPPED and self.account is not None:
             reached = reached_cap(self.account.plan.caps, usage)
@@ -713,9 +712,12 @@ class CallSession:
         )
 
     async def _refuse(self, why: EndingKey) -> None:
-        """End the call unconnected: its outcome on the channel, then its hang-up cause."""
+        """End the call unconnected: its outcome on the channel, then its hang-up cause.
+        Counted as a rejection by its reason, but for the router's own failure (error)."""
         ending = ENDINGS[why]
         assert ending.cause is not None, f"{why!r} is not a refusal"
+        if why is not RouterRefusal.ERROR:
+            self.services.metrics.rejected(why)
         self.record.outcome = ending.outcome
         await self._leave_status()
         if not self.agi.hung_up:

@@ -46,6 +46,7 @@ from prometheus_client.registry import Collector
 
 from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
+from router.call.channel_contract import RouterRefusal
 from router.notifications.sms import KINDS as SMS_KINDS
 from router.notifications.sms import RESULTS as SMS_RESULTS
 from router.storage.cdr import ForwardReason, Outcome
@@ -105,7 +106,9 @@ REQUEST_MAX_BYTES = 8192
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _MENU_EXITS = frozenset(MENU_EXITS)
 _SURVEY_RESULTS = frozenset(SURVEY_RESULTS)
-_REJECT_REASONS = frozenset(reason.value for reason in RejectReason)
+_REJECT_REASONS = frozenset(reason.value for reason in RejectReason) | frozenset(
+    refusal.value for refusal in RouterRefusal if refusal is not RouterRefusal.ERROR
+)
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
 _CALLER_KINDS = frozenset(KINDS)
 _HOLD_RESULTS = frozenset({"served", "timeout", "gave_up"})
@@ -169,7 +172,11 @@ class Metrics:
             "reason",
         )
         self._rejections = self._series(
-            "hotline400_rejections", "Calls refused before dialling, by reason.", "reason"
+            "hotline400_rejections",
+            "Calls refused unconnected, by reason: the plan's (blacklisted, closed, capped,"
+            " ...) and the router's own (unknown_number, pin_failed, pin_guessing,"
+            " no_talk_budget, queue_timeout).",
+            "reason",
         )
         self._pin_failures = self._series(
             "hotline400_pin_failures",

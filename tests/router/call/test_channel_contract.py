@@ -53,16 +53,17 @@ def test_every_channel_status_is_reached_and_the_cdr_only_outcomes_never_are() -
     assert reached == set(HOTLINE_STATUSES)
 
 
-def test_every_outcome_and_reject_reason_is_a_metric_label_of_its_own() -> None:
+def test_every_outcome_and_refusal_reason_is_a_metric_label_of_its_own() -> None:
     metrics = Metrics(serves=lambda number: number == "4006001234")
+    refusals = [*RejectReason, *(r for r in RouterRefusal if r is not RouterRefusal.ERROR)]
     for outcome in Outcome:
         metrics.call_ended("4006001234", outcome)
-    for reason in RejectReason:
+    for reason in refusals:
         metrics.rejected(reason)
     text = generate_latest(metrics.registry).decode()
     for outcome in Outcome:
         assert f'hotline400_calls_total{{number="4006001234",outcome="{outcome}"}} 1.0' in text
-    for reason in RejectReason:
+    for reason in refusals:
         assert f'hotline400_rejections_total{{reason="{reason}"}} 1.0' in text
     assert 'outcome="other"' not in text
     assert 'hotline400_rejections_total{reason="other"} 0.0' in text

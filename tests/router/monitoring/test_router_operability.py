@@ -54,6 +54,7 @@ async def test_metrics_count_calls_forwards_rejections_and_decisions(tmp_path: P
     assert sample(text, 'hotline400_calls_total{number="other",outcome="unknown_number"}') == 1
     assert sample(text, 'hotline400_forwards_total{reason="busy"}') == 1
     assert sample(text, 'hotline400_rejections_total{reason="blocked"}') == 1
+    assert sample(text, 'hotline400_rejections_total{reason="unknown_number"}') == 1
     assert sample(text, "hotline400_decision_seconds_count") == 4
     assert sample(text, 'hotline400_decision_seconds_bucket{le="+Inf"}') == 4
     assert sample(text, "hotline400_agi_session_seconds_count") == 5
