@@ -12,6 +12,10 @@ one entry per number, kind and ref):
   number's minimum monthly consumption (its account's own, else its package's). The
   month's call charges are the subscriber's shares of the month's calls as they are priced
   now, so a call re-rated before closing counts at its new price.
+A month the number spent whole out of service (suspended with the number kept, cancelled
+or frozen: `in_service` False) books neither rent nor a top-up: what such a month costs is
+the lifecycle's keeping fee (domain.md, suspension with the number kept). A month partly
+in service is charged whole, as a first month is.
 Every entry is dated inside the month, so the month's statement shows it however late the
 month is closed. Closing waits until the month is over, no call that may belong to it is
 still in progress (a call answered on its last evening may talk past midnight, and its
@@ -138,7 +142,13 @@ def check_not_closed(month: str, number: str, booked: Iterable[LedgerEntry]) -> 
 
 
 def closing_entries(
-    tariffs: Tariffs, number: str, month: str, call_charges: Decimal, generation: int = 1
+    tariffs: Tariffs,
+    number: str,
+    month: str,
+    call_charges: Decimal,
+    generation: int = 1,
+    *,
+    in_service: bool = True,
 ) -> list[LedgerEntry]:
     """Everything closing `month` books for `number` (see the module's notes)."""
     account = tariffs.accounts[number]
@@ -146,7 +156,7 @@ def closing_entries(
     package = tariffs.package_on(number, start.date())
     ref = closing_ref(month, generation)
     entries = []
-    if package.monthly_rent:
+    if package.monthly_rent and in_service:
         entries.append(
             LedgerEntry(
                 number,
@@ -162,7 +172,7 @@ def closing_entries(
             entries.extend(feature_fees_due(tariffs, number, day))
     minimum = tariffs.minimum_of(number)
     topup = minimum_topup(call_charges, minimum)
-    if topup:
+    if topup and in_service:
         entries.append(
             LedgerEntry(
                 number,

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from numbering.lifecycle import Status
 from rating.billing_time import billing_month
 from rating.closing import (
     MonthNotClosable,
@@ -35,6 +36,7 @@ from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
 from router.money.fee_payers import on_payer, providers_of
 from router.storage.cdr import CDR, Outcome
+from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
 
 RINGING_MARGIN = timedelta(days=1)
@@ -91,7 +93,8 @@ async def month_statement(
     lines = [line for cdr in answered if (line := call_line(cdr)) is not None]
     call_charges = sum((line.callee_share for line in lines), ZERO)
     generation = closing_generation(month, booked)
-    due = closing_entries(tariffs, number, month, call_charges, generation)
+    in_service = not out_of_service_all_month(await store.number_history(number), start, end)
+    due = closing_entries(tariffs, number, month, call_charges, generation, in_service=in_service)
     elsewhere: tuple[LedgerEntry, ...] = ()
     providers = await providers_of(store, [number])
     if providers:  # its provider pays the feature fees, as `account fees` deducts them
@@ -108,6 +111,26 @@ async def month_statement(
         pending,
         unpriced=len(answered) - len(lines),
         pending_elsewhere=elsewhere,
+    )
+
+
+OUT_OF_SERVICE = frozenset({Status.SUSPENDED, Status.CANCELLED, Status.FROZEN, Status.AVAILABLE})
+"""Statuses of a number that owes no rent: kept while suspended, or no longer the
+subscriber's. Arrears is not among them: a number in arrears still owes its month."""
+
+
+def out_of_service_all_month(
+    history: Sequence[HistoryEntry], start: datetime, end: datetime
+) -> bool:
+    """Whether the inventory's history has the number out of service from the month's start
+    to its end (a number the inventory does not hold is in service as its account says)."""
+    before = [entry for entry in history if entry.at <= start]
+    if not before:
+        return False
+    latest = max(before, key=lambda entry: entry.at)
+    during = [entry for entry in history if start < entry.at < end]
+    return latest.to_status in OUT_OF_SERVICE and all(
+        entry.to_status in OUT_OF_SERVICE for entry in during
     )
 
 

@@ -496,3 +496,24 @@ def test_a_numbers_file_naming_a_retired_setting_or_a_zone_says_what_to_do(confi
         f"{config / 'numbers.yaml'}:3 timing.keeping_month_days: a keeping month is a calendar "
         "month now"
     ) in capsys.readouterr().out
+
+
+def test_a_month_spent_whole_suspended_owes_its_keeping_fee_not_its_rent(stocked, capsys):
+    """Suspended on 2026-12-03 and kept so through January: December (in service two days)
+    owes its rent as a first month does; January only the keeping fee the tick booked."""
+    in_service(stocked, capsys)
+    run(stocked, capsys, "numbers", "suspend", ORDINARY, "--at", "2026-12-03 10:00")
+    run(stocked, capsys, "numbers", "tick", "--at", "2027-02-01 10:00")
+
+    def closing(month: str, today: str) -> dict[str, str]:
+        close = ("bill", "--month", month, "--number", ORDINARY, "--close", "--today", today)
+        code, _, err = run(stocked, capsys, *close, "--yes")
+        assert code == 0, err
+        shown = ("bill", "--month", month, "--number", ORDINARY, "--format", "json")
+        return json.loads(run(stocked, capsys, *shown)[1])[0]
+
+    december = closing("2026-12", "2027-01-01")
+    january = closing("2027-01", "2027-02-01")
+    assert (december["rent"], december["closed"]) == ("50.00", True)
+    assert (january["rent"], january["minimum_topup"], january["closed"]) == ("0.00", "0.00", True)
+    assert january["number_fees"] == "15.00"  # the keeping fee of January
