@@ -1,4 +1,7 @@
-"""`hotline400 webhooks list|replay`: the call events no CRM accepted, and sending them again.
+"""`hotline400 webhooks list|replay|drop`: the call events no CRM accepted, sending them
+again, and letting go of those no CRM will ever take (a plan that names no CRM any more, an
+event the CRM refuses for good): `drop` shows what it would remove and removes it with
+`--yes`.
 
 The router keeps an event it could not deliver (its attempts used, the CRM refusing it,
 its queue full, the router stopping) in `spool_dir/webhooks.undelivered`. `replay` POSTs
@@ -48,6 +51,16 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--number", type=service_number, help="only the events of this 400 number"
     )
     replay.set_defaults(run=run_replay)
+    drop = actions.add_parser(
+        "drop",
+        parents=[common],
+        help="remove undelivered call events no CRM will take (shown first; --yes removes)",
+    )
+    chosen = drop.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", nargs="+", metavar="ID", help="these events (as `list` shows)")
+    chosen.add_argument("--number", type=service_number, help="every event of this 400 number")
+    drop.add_argument("--yes", action="store_true", help="remove them, rather than show them")
+    drop.set_defaults(run=run_drop)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -93,6 +106,31 @@ def run_replay(args: argparse.Namespace) -> int:
     for record in retried.values():
         print(f"  {record['id']}: {record['error']}")
     return 1 if retried else 0
+
+
+def run_drop(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    if kept is None:
+        return 1
+    wanted = set(args.id or ())
+    with kept.replaying():  # no replay sends them meanwhile
+        chosen = [
+            record
+            for record in kept.read()
+            if record.get("id") in wanted or (args.number and record.get("number") == args.number)
+        ]
+        unknown = wanted - {record.get("id") for record in chosen}
+        if unknown:
+            print(f"webhooks: no undelivered event {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 1
+        for record in chosen:
+            print(f"  {record.get('id')}  {record.get('number')}  {record.get('error')}")
+        if not args.yes:
+            print(f"would drop {len(chosen)} event(s); run again with --yes to drop them")
+            return 0
+        kept.settle({str(record.get("id")) for record in chosen}, {})
+    print(f"dropped {len(chosen)} event(s)")
+    return 0
 
 
 def _undelivered(args: argparse.Namespace) -> UndeliveredEvents | None:

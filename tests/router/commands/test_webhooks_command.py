@@ -106,3 +106,23 @@ async def test_a_replay_interrupted_keeps_only_what_it_did_not_deliver(
     assert status == 130
     assert len(crm.received) == 2
     assert [record["id"] for record in kept.read()] == ["c.2/end", "c.3/end"]
+
+
+def test_drop_shows_then_removes_only_the_events_chosen(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event whose plan names no CRM any more is kept for good by replay (exit 1 for
+    ever); drop lets it go, and nothing else."""
+    kept = kept_events(workdir, "http://127.0.0.1:9/events", 3)
+    assert main(["webhooks", "drop", "--id", "c.1/end"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "would drop 1 event(s); run again with --yes to drop them\n"
+    )
+    assert len(kept.read()) == 3
+    assert main(["webhooks", "drop", "--id", "c.1/end", "--yes"]) == 0
+    assert capsys.readouterr().out.endswith("dropped 1 event(s)\n")
+    assert [record["id"] for record in kept.read()] == ["c.0/end", "c.2/end"]
+    assert main(["webhooks", "drop", "--id", "c.1/end", "--yes"]) == 1
+    assert capsys.readouterr().err == "webhooks: no undelivered event c.1/end\n"
+    assert main(["webhooks", "drop", "--number", CRM_PLAN, "--yes"]) == 0
+    assert kept.read() == []
