@@ -23,8 +23,9 @@ the subscriber, so only its minimum monthly consumption is checked (rating.minim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from itertools import chain
 from math import lcm
 
@@ -131,7 +132,9 @@ def refused_price_rises(
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """(field path, message) for each package whose prices `new` raises against `old`
     without the notice, from `today` on; only packages some number of both files is
-    charged by, on the same package in both."""
+    charged by, on the same package in both. Each prepayment those numbers agreed (`new`'s)
+    is compared on its tier in both files: a tier taken away or cut raises what they pay,
+    as a dearer rate does."""
     for name, package in new.packages.items():
         previous = old.packages.get(name)
         numbers = sorted(
@@ -148,8 +151,9 @@ def refused_price_rises(
             for change in (*package.changes, *previous.changes)
             if change.effective > today
         }
+        prepayments = sorted({new.accounts[number].prepayment for number in numbers})
         for day in sorted(days):
-            raised = rise(previous.on(day), package.on(day))
+            raised = _first_rise(previous.on(day), package.on(day), prepayments)
             if raised is None:
                 continue
             change = package.change_on(day)
@@ -179,3 +183,12 @@ def refused_price_rises(
                     ),
                 )
                 break
+
+
+def _first_rise(old: Package, new: Package, prepayments: Sequence[Decimal]) -> str | None:
+    """`rise` of the prices a number prepaying each of `prepayments` pays, the first found."""
+    for prepayment in prepayments:
+        raised = rise(old.for_prepayment(prepayment), new.for_prepayment(prepayment))
+        if raised is not None:
+            return f"{raised}, prepaying {prepayment}" if prepayment else raised
+    return None

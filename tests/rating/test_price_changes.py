@@ -238,3 +238,34 @@ def test_a_number_moved_to_a_dearer_package_is_not_a_price_rise() -> None:
         ).replace("package: nationwide-300", "package: dear")
     )
     assert list(refused_price_rises(old, moved, date(2026, 12, 5))) == []
+
+
+def test_a_prepaid_tier_taken_away_is_a_price_rise_for_the_numbers_on_it() -> None:
+    """A number prepaying 1,800.00 has 10 % off; the file that drops the tier makes each of
+    its calls dearer, which needs the notice as a dearer rate does."""
+    tiered = NO_CHANGES.replace(
+        "accounts:",
+        "    prepaid_tiers:\n      - {prepayment: 1800.00, discount_percent: 10}\naccounts:",
+    )
+    prepaying = tiered.replace(
+        "package: nationwide-300", "package: nationwide-300, prepayment: 1800.00"
+    )
+    old, new = (
+        tariffs_of(prepaying),
+        tariffs_of(prepaying.replace("discount_percent: 10", "discount_percent: 5")),
+    )
+    ((field, message),) = refused_price_rises(old, new, date(2026, 12, 5))
+    assert field == ("packages", "nationwide-300")
+    assert (
+        "(local mon 00:00: 0.18/60s -> 0.19/60s, a 1 s call, prepaying 1800.00) refused" in message
+    )
+    untiered = tariffs_of(
+        prepaying.replace(
+            "    prepaid_tiers:\n      - {prepayment: 1800.00, discount_percent: 10}\n", ""
+        )
+    )
+    assert len(list(refused_price_rises(old, untiered, date(2026, 12, 5)))) == 1
+    assert (
+        list(refused_price_rises(tariffs_of(tiered), tariffs_of(NO_CHANGES), date(2026, 12, 5)))
+        == []
+    )
