@@ -150,6 +150,9 @@ class CallSession:
         self.up_since: datetime | None = None
         """When the router answered the channel, for a prompt (None: it did not)."""
         self.caller_back = False  # the last Dial had `g` and gave the caller back (result 0)
+        self.put_through = False
+        """A destination was tried (dialled, or busy at its call limit): the call counts
+        against a monthly call cap."""
         self.language = context.language
         """The channel's prompt language as the router last set it (agi_language first)."""
 
@@ -184,7 +187,7 @@ class CallSession:
                 self._log_call()
                 if self.account is not None:
                     await self.services.accounting.close_call(
-                        self.account, self.record.answered_at is not None
+                        self.account, self.record.answered_at is not None, self.put_through
                     )
         return self.record
 
@@ -476,6 +479,7 @@ class CallSession:
             options = await self._talk_limit_option(target)
             if options is None:  # not even one billing increment is affordable
                 break
+            self.put_through = True
             if target is not served and self._at_call_limit(target.number):
                 status = self._busy_without_ringing(target)
             else:

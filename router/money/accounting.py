@@ -9,8 +9,9 @@ like a number without an account: the read, a hand-off to the store's thread and
 was the largest part of what an account added to a call (docs/benchmarks.md).
 A plan with a monthly call cap reserves its call with one conditional statement, so
 routers sharing a database never both take the last unit. The cap counts incoming calls
-(every call put through to the subscriber's phones), unless the plan counts answered calls
-only: then an unanswered call gives its unit back. When a balance or a cost cap limits
+(every call put through to the subscriber's phones: a call refused or gone before any Dial
+gives its unit back), unless the plan counts answered calls only: then an unanswered call
+gives its unit back. When a balance or a cost cap limits
 spending, the longest affordable talk time goes to Dial as L(), so no call can overspend:
 a call is priced at the rates in force at the instant it is answered, which may come at any
 moment of the Dial's ring, so the limit is the smallest over every price that can be in
@@ -405,10 +406,12 @@ class Accounting:
             self.balance_seen(call.plan.number, after, warning)
         return money, PostLedger(entry, priced.included_seconds_used)
 
-    async def close_call(self, call: CallAccount, answered: bool) -> None:
-        """Give back the reserved unit of a cap counting answered calls when nobody answered."""
+    async def close_call(self, call: CallAccount, answered: bool, put_through: bool) -> None:
+        """Give back the reserved unit of a call never put through to the subscriber's
+        phones (refused or gone before any Dial), or, for a cap counting answered calls,
+        of a call nobody answered."""
         counts_answered_only = call.plan.caps.monthly_calls_counting == "answered"
-        if call.reserved and counts_answered_only and not answered:
+        if call.reserved and (not put_through or (counts_answered_only and not answered)):
             try:
                 await self.store.release_call(call.plan.number, call.month)
             except StoreUnavailable as error:

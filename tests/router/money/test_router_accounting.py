@@ -21,6 +21,7 @@ import pytest
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.daemon import Daemon
+from router.simulation.asterisk_agi import CallerHangup
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.storage.cdr import CdrOp, FinishCall, Outcome, PostLedger
 from tests.conftest import (
@@ -203,6 +204,58 @@ async def test_a_cap_counting_answered_calls_gets_the_unit_of_an_unanswered_call
     assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "answered", "capped"]
     assert refused.note == "capped: monthly call cap reached (2 of 2 answered calls)"
     assert usage.month_calls == 2
+
+
+def capped_config(tmp_path: Path, caps: str) -> Path:
+    """The e2e config with 4000000008's caps replaced by `caps` and the PIN 2468 asked."""
+    config = Path(shutil.copytree(E2E_CONFIG, tmp_path / "capped"))
+    pin = (config / "plans" / "4000000006.yaml").read_text().split("pin:\n")[1]
+    pin = pin.split("default:")[0]
+    plan = config / "plans" / f"{PREPAID}.yaml"
+    text = plan.read_text().replace("  monthly_calls: 2\n", caps)
+    plan.write_text(text.replace("default:", f"pin:\n{pin}default:"))
+    return config
+
+
+async def test_a_call_ended_before_any_dial_gives_its_unit_of_the_cap_back(
+    tmp_path: Path,
+) -> None:
+    """Refused for want of a billing increment, failed at the PIN, or left by the caller
+    before ringing: the call was never put through, so the cap of incoming calls still lets
+    two calls through."""
+    config = capped_config(tmp_path, "  monthly_calls: 2\n")
+    async with running_router(tmp_path, config=config) as router:
+        await pay(router, PREPAID, "0.30", "receipt-5")
+        poor = await call(router, dialled=PREPAID, uniqueid="unit.poor", dtmf=("2468#",))
+        await pay(router, PREPAID, "50.00", "receipt-6")
+        wrong = await call(router, dialled=PREPAID, uniqueid="unit.pin", dtmf=("1111#",) * 3)
+        gone = await call(
+            router, dialled=PREPAID, uniqueid="unit.gone", hangup=CallerHangup.at_prompt()
+        )
+        later = [
+            await call(router, dialled=PREPAID, uniqueid=f"unit.ok.{n}", dtmf=("2468#",))
+            for n in range(3)
+        ]
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+    assert [r.variables["HOTLINE_STATUS"] for r in (poor, wrong, gone)] == [
+        "capped",
+        "pin_failed",
+        "noanswer",
+    ]
+    assert [r.variables["HOTLINE_STATUS"] for r in later] == ["answered", "answered", "capped"]
+    assert usage.month_calls == 2
+
+
+async def test_a_unit_of_a_cap_counting_answered_calls_is_given_back_once(
+    tmp_path: Path,
+) -> None:
+    config = capped_config(tmp_path, "  monthly_calls: 2\n  monthly_calls_counting: answered\n")
+    async with running_router(tmp_path, config=config) as router:
+        await pay(router, PREPAID, "50.00", "receipt-7")
+        await call(router, dialled=PREPAID, uniqueid="once.ok", dtmf=("2468#",))
+        await call(router, dialled=PREPAID, uniqueid="once.pin", dtmf=("1111#",) * 3)
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+    assert usage.month_calls == 1
 
 
 async def test_a_cost_cap_limits_the_talk_time_then_refuses_calls(tmp_path: Path) -> None:
