@@ -34,7 +34,9 @@ and logs it: cost control must not take a 400 number off the air.
 
 Every prepaid balance the router learns (read as a call arrives, moved by a priced call, or
 read by `refresh_balances`, which catches top-ups, fees and other routers' calls) is told
-to `balance_seen`: the daemon hands it the low-balance gauge of the metrics.
+to `balance_seen`: the daemon hands it the low-balance gauge of the metrics. A priced call
+moves the balance read as it arrived less what this router's calls of the number were
+charged since, so overlapping calls crossing the warning threshold raise one warning.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ log = logging.getLogger("hotline400.accounting")
 BalanceSeen = Callable[[str, Decimal, Decimal], None]
 """(400 number, prepaid balance, its warning threshold)."""
 
-NO_USAGE = UsageSnapshot(Decimal("0.00"), 0, 0, Decimal("0.00"), None)
+ZERO = Decimal("0.00")
+NO_USAGE = UsageSnapshot(ZERO, 0, 0, ZERO, None)
 
 LONGEST_RING_S = 120
 """The longest ring timeout a plan may give a destination (dialplan.plan): the ring a talk
@@ -87,6 +90,9 @@ class Counters(NamedTuple):
     taken_at_read: int
     """The included seconds this router's calls had taken of the month as the read was
     sent (Accounting's tally)."""
+    spent_at_read: Decimal = ZERO
+    """What this router's calls of the number had been charged as the read was sent
+    (Accounting's spent tally)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,9 @@ class CallAccount:
     """The included seconds this router's calls had taken of the number's month as the
     counters read was sent (Accounting's tally): what the calls priced since took is the
     tally now less this, none of it in the snapshot."""
+    spent_at_read: Decimal = ZERO
+    """The same for the balance: what this router's calls of the number had been charged as
+    the counters read was sent."""
     month_ends: datetime | None = None
     """When the month of the counters read ends, if the price depends on them (a package
     with included minutes); None when it does not. A call answered from then on belongs to
@@ -147,7 +156,9 @@ class CallAccount:
         month's were not read (the price depends on them: see `month_ends`)."""
         ends = self.month_ends
         if ends is None or at < ends:
-            return Counters(self.month, self.snapshot, self.included_taken_at_read)
+            return Counters(
+                self.month, self.snapshot, self.included_taken_at_read, self.spent_at_read
+            )
         later = self.later
         if later is not None and later.starts <= at < later.ends:
             return later.counters
@@ -199,6 +210,9 @@ class Accounting:
         self.zone = zone
         self.balance_seen = balance_seen
         self._included_taken = IncludedTally()
+        self._spent: dict[str, Decimal] = {}
+        """What this router's calls of each prepaid number were charged, in all: calls of
+        one number that overlap each read the balance before the others were charged."""
 
     async def open_call(
         self,
@@ -211,6 +225,7 @@ class Accounting:
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
         snapshot, month, taken, month_ends = NO_USAGE, "", 0, None
+        spent = self._spent.get(plan.number, ZERO)
         # Without a counter to read no month nor day is needed.
         if plan.caps.limited or _reads_counters(account, tariffs):
             local = now.astimezone(self.zone)
@@ -238,6 +253,7 @@ class Accounting:
             month,
             number_status=number_status,
             included_taken_at_read=taken,
+            spent_at_read=spent,
             month_ends=month_ends,
         )
 
@@ -267,6 +283,7 @@ class Accounting:
         local = (now + timedelta(seconds=ring_timeout + ANSWER_SLACK_S)).astimezone(self.zone)
         month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
         taken = self._included_taken.of(number, month)
+        spent = self._spent.get(number, ZERO)
         try:
             snapshot = await self.store.usage(number, month, day)
         except StoreUnavailable as error:
@@ -278,7 +295,7 @@ class Accounting:
             )
             return call
         starts, ends = month_span(month, self.zone)
-        later = LaterMonth(Counters(month, snapshot, taken), starts, ends)
+        later = LaterMonth(Counters(month, snapshot, taken, spent), starts, ends)
         return dataclasses.replace(call, later=later)
 
     async def refresh_balances(self, tariffs: Tariffs | None, now: datetime) -> None:
@@ -390,7 +407,7 @@ class Accounting:
                 answered_at.isoformat(),
             )
             return None
-        month, snapshot, taken_at_read = counters
+        month, snapshot, taken_at_read, spent_at_read = counters
         taken = self._included_taken.of(number, month) - taken_at_read
         left = call.included_seconds_left(answered_at, taken, snapshot)
         rated = _answered(call, caller_kind, answered_at, talk_seconds, destination, left)
@@ -399,7 +416,10 @@ class Accounting:
         money = FinishCall(call_id, Shares.of_price(priced)._asdict())
         entry = call_entry(number, call_id, answered_at, priced)
         if call.account.prepaid:
-            before = call.usage(snapshot).balance or Decimal("0.00")
+            spent = self._spent.get(number, ZERO)
+            self._spent[number] = spent + priced.callee_share
+            read = call.usage(snapshot).balance or ZERO
+            before = read - (spent - spent_at_read)  # less the calls priced since the read
             after = before - priced.callee_share
             warning = call.account.low_balance_warning
             self.alerts.check(call.plan.number, before, after, warning)

@@ -308,3 +308,24 @@ async def test_crossing_the_low_balance_threshold_posts_one_warning(
     assert Receiver.received == [
         {"event": "low_balance", "number": PREPAID, "balance": "4.90", "threshold": "5.00"}
     ]
+
+
+async def test_overlapping_calls_crossing_the_threshold_post_one_warning(
+    tmp_path: Path, webhook: str
+) -> None:
+    """Both calls read 5.50 as they arrive; the second is priced from what the first left."""
+    async with running_router(tmp_path, low_balance_webhook=webhook) as router:
+        await pay(router, PREPAID, "5.50", "receipt-8")
+        await asyncio.gather(
+            *(
+                call(router, time_scale=0.01, dialled=PREPAID, uniqueid=f"both.{n}")
+                for n in range(2)
+            )
+        )
+        await settled(router)
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        assert router.alerts.raised == 1
+    assert usage.balance == Decimal("4.30")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "4.90", "threshold": "5.00"}
+    ]
