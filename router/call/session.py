@@ -153,6 +153,9 @@ class CallSession:
         self.put_through = False
         """A destination was tried (dialled, or busy at its call limit): the call counts
         against a monthly call cap."""
+        self.talk_limit: int | None = None
+        """The seconds of talk the last Dial's `L()` allowed, None without one: no more is
+        ever counted, even when a ring no variable tells would be counted as talk."""
         self.language = context.language
         """The channel's prompt language as the router last set it (agi_language first)."""
 
@@ -611,6 +614,8 @@ class CallSession:
         status, up_ms, age_ms = await self._dial_outcome()
         if status == "ANSWER" and up_ms is not None:
             ring, talk = self._ring_and_talk(started, up_ms, age_ms)
+            if self.talk_limit is not None:  # Asterisk cut the talk there, a ring told or not
+                talk = min(talk, self.talk_limit)
         else:  # Asterisk tells no times of an unanswered Dial
             ring, talk = round((self.services.clock() - started).total_seconds()), 0
         self._add_leg(target, status, started, ring, talk)
@@ -665,6 +670,7 @@ class CallSession:
         seconds = accounting.talk_limit(
             self.account, self.context.caller.kind, target.number, now, target.ring_timeout
         )
+        self.talk_limit = seconds
         if seconds is None:
             return ""
         return f"L({seconds * 1000})" if seconds > 0 else None
