@@ -116,30 +116,20 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     apply.add_argument("--account", required=True, type=_name, help="the subscriber (made if new)")
     apply.add_argument("--full-name", help="a new subscriber's company name")
-    apply.add_argument(
-        "--licence",
-        type=licence_number,
-        help="business licence number: with --legal-rep and "
-        "--id-number, the material is submitted for review at once",
-    )
-    apply.add_argument("--legal-rep", help="the legal representative's name")
-    apply.add_argument(
-        "--id-number", type=masked_id_number, help="the legal representative's ID (kept masked)"
+    _material_arguments(
+        apply,
+        "business licence number: with --legal-rep and --id-number, the material is "
+        "submitted for review at once",
     )
     apply.set_defaults(run=inventory_command(_apply))
 
     submit = actions.add_parser(
         "submit", parents=[*parents, one], help="submit the real-name material for review"
     )
-    submit.add_argument(
-        "--licence",
-        type=licence_number,
-        help="business licence number, with --legal-rep and --id-number: the material of a "
+    _material_arguments(
+        submit,
+        "business licence number, with --legal-rep and --id-number: the material of a "
         "subscriber that applied without it",
-    )
-    submit.add_argument("--legal-rep", help="the legal representative's name")
-    submit.add_argument(
-        "--id-number", type=masked_id_number, help="the legal representative's ID (kept masked)"
     )
     submit.set_defaults(run=inventory_command(_submit))
 
@@ -167,6 +157,15 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 # --- argument types --------------------------------------------------------------------
+
+
+def _material_arguments(parser: argparse.ArgumentParser, licence_help: str) -> None:
+    """The subscriber's real-name material: licence, legal representative and ID."""
+    parser.add_argument("--licence", type=licence_number, help=licence_help)
+    parser.add_argument("--legal-rep", help="the legal representative's name")
+    parser.add_argument(
+        "--id-number", type=masked_id_number, help="the legal representative's ID (kept masked)"
+    )
 
 
 def _segment(text: str) -> str:
