@@ -87,7 +87,7 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
             (path / name).exists()
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
-        found, warned = check_against_inventory(config)
+        found, warned = check_against_inventory(config, datetime.now(config.number_rules.zone))
         sounds = config.settings.sounds_dir
         if sounds is not None:
             for number, plan in sorted(config.plans.items()):

@@ -1,27 +1,35 @@
 """Plans against the inventory, for `hotline400 check`.
 
 - A plan whose file writes a `status` the inventory contradicts is a problem at that line:
-  the inventory's status is the one calls get.
-- A number a subscriber holds in the inventory without a plan, and a plan of a number the
-  inventory does not hold, are warnings: the first refuses its calls as unknown, the
-  second is routed by its plan's own status.
+  the inventory's status is the one calls get, the periods that ran out by the check's
+  instant run out (as for the calls), though no numbers tick has written them yet.
+- A number a subscriber holds in the inventory without a plan (in service, suspended, in
+  arrears or given notice), and a plan of a number the inventory does not hold, are
+  warnings: the first refuses its calls as unknown, the second is routed by its plan's own
+  status.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from dialplan.errors import Problem
 from dialplan.plan import Plan
 from numbering.lifecycle import NumberRecord, Status
+from numbering.rules import NumberRules
 from router.configuration.config_dir import PLANS_DIR, ConfigSet
-from router.numbers.service import NOT_IN_SERVICE, status_on_calls
+from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.statuses import inventory_status
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import StoreUnavailable
 
-_SERVICE = frozenset({Status.ACTIVE, Status.SUSPENDED, Status.ARREARS})
+_SERVICE = frozenset(
+    {Status.ACTIVE, Status.SUSPENDED, Status.ARREARS, Status.CANCELLATION_REQUESTED}
+)
+"""A subscriber's number in these needs a plan: given notice, it connects calls for 30 days."""
 
 
 def compare(
@@ -29,7 +37,11 @@ def compare(
     plans: Mapping[str, Plan],
     records: Mapping[str, NumberRecord],
     held: Sequence[NumberRecord],
+    at: datetime,
+    rules: NumberRules,
 ) -> tuple[list[Problem], list[str]]:
+    """The problems and warnings of the plans against the records as read, caught up to
+    `at` by `rules`."""
     problems: list[Problem] = []
     warnings: list[str] = []
     for number, plan in sorted(plans.items()):
@@ -41,7 +53,8 @@ def compare(
                 f"plan's status ({plan.status.value}); hotline400 numbers import"
             )
             continue
-        on_calls = status_on_calls(record.status.value, record.suspended_since is not None)
+        now = inventory_status(record, at, rules)
+        on_calls = now.on_calls
         if "status" in plan.model_fields_set and on_calls != plan.status:
             said = "not in service" if on_calls == NOT_IN_SERVICE else str(on_calls)
             problems.append(
@@ -50,14 +63,15 @@ def compare(
                     _line_of_status(path),
                     "status",
                     f"{plan.status.value}, but the inventory has {number} "
-                    f"{record.status.value.replace('_', ' ')} ({said} on calls): remove "
+                    f"{now.status.value.replace('_', ' ')} ({said} on calls): remove "
                     f"`status` from the plan, the inventory's counts",
                 )
             )
     for record in held:
-        if record.number not in plans and record.status in _SERVICE:
+        status = inventory_status(record, at, rules).status
+        if record.number not in plans and status in _SERVICE:
             warnings.append(
-                f"{record.number} is {record.status.value} in the inventory (subscriber "
+                f"{record.number} is {status.value.replace('_', ' ')} in the inventory (subscriber "
                 f"{record.subscriber}) but has no plan: its calls are refused as unknown"
             )
     return problems, warnings
@@ -71,9 +85,9 @@ def _line_of_status(path: Path) -> int:
     return next((i for i, line in enumerate(lines, 1) if line.startswith("status:")), 1)
 
 
-def check_against_inventory(config: ConfigSet) -> tuple[list[Problem], list[str]]:
-    """Compare with the inventory of the routers' store, when there is one: a SQLite file
-    no router has made yet holds no inventory, and is not made here."""
+def check_against_inventory(config: ConfigSet, at: datetime) -> tuple[list[Problem], list[str]]:
+    """Compare with the inventory of the routers' store as it stands at `at`, when there is
+    one: a SQLite file no router has made yet holds no inventory, and is not made here."""
     try:
         _, store = store_for_command(config.settings)
     except NoStore:
@@ -90,4 +104,4 @@ def check_against_inventory(config: ConfigSet) -> tuple[list[Problem], list[str]
         records, held = asyncio.run(read())
     except StoreUnavailable as error:
         return [], [f"plans not compared with the numbers' inventory: {error}"]
-    return compare(config.directory, config.plans, records, held)
+    return compare(config.directory, config.plans, records, held, at, config.number_rules)
