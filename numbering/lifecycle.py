@@ -156,16 +156,11 @@ def reserve(
         raise Refused(
             f"{number} is reserved by {holder} until {when(record.until, now)}", record.until
         )
-    if record.status is Status.FROZEN:
-        assert record.until is not None and record.since is not None
-        raise Refused(
-            f"{number} is frozen until {when(record.until, now)} "
-            f"(released {_ago(now - record.since)})",
-            record.until,
-        )
-    if record.status is not Status.AVAILABLE:
+    if record.status not in (Status.FROZEN, Status.AVAILABLE):
         raise _not_now(record, "reserved", now)
     hold = rules.reservation_hold(number, record.grade, intent_form)
+    # Asked first: the provider whose reservation ended waits out the period that follows,
+    # which outlasts the freeze, and is told that date rather than the freeze's end.
     if record.last_reserver == provider and record.last_reservation_end is not None:
         again = record.last_reservation_end + hold
         if now < again:
@@ -175,6 +170,13 @@ def reserve(
                 f"possible from {when(again, now)}",
                 again,
             )
+    if record.status is Status.FROZEN:
+        assert record.until is not None and record.since is not None
+        raise Refused(
+            f"{number} is frozen until {when(record.until, now)} "
+            f"(released {_ago(now - record.since)})",
+            record.until,
+        )
     longer = rules.reservation_hold(number, record.grade, intent_form=True)
     if intent_form:
         terms = f"reserved for {hold.days} days with an intent form (free)"

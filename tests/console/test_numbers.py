@@ -143,7 +143,10 @@ async def test_a_refused_action_says_why_and_when_and_changes_nothing(tmp_path: 
         clock.now = NOW + timedelta(minutes=10)
         again = await ops.post(f"/numbers/{number}/actions/reserve", data=reserve)
         assert again.status_code == 409
-        assert f"{number} is frozen until 2026-11-24 15:30 (released 10 minutes ago)" in again.text
+        assert (  # its own release: the period that follows, not the freeze, says when
+            f"{number}: {PROVIDER} held it until 2026-11-24 15:00; the same provider may not "
+            "reserve it in the period that follows, possible from 2026-11-27 15:00"
+        ) in again.text
         history = await site.store.number_history(number)
         assert [h.to_status for h in history] == ["reserved", "frozen"]
         unknown = await ops.post(f"/numbers/{number}/actions/steal", data={"csrf": token})
@@ -165,7 +168,7 @@ async def test_a_refused_action_says_why_and_when_and_changes_nothing(tmp_path: 
     ]
     assert refusals[0][2].startswith("403: the form expired")
     assert refusals[1][2] == "404: not found"
-    assert refusals[2][2].startswith(f"{number} is frozen until 2026-11-24 15:30")
+    assert refusals[2][2].startswith(f"{number}: {PROVIDER} held it until 2026-11-24 15:00")
 
 
 async def test_a_subscriber_sees_its_own_numbers_only_and_cannot_act(tmp_path: Path) -> None:

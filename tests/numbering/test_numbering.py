@@ -200,6 +200,15 @@ def test_the_same_provider_may_not_take_the_number_again_in_the_following_period
     assert again.after.provider == "acme"
 
 
+def test_the_provider_that_released_a_frozen_number_is_told_when_it_may_take_it_again():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-05 14:00"), RULES).after
+    released = lifecycle.release(held, "acme", at("2026-12-05 14:02"), RULES).after
+    with pytest.raises(Refused) as refused:
+        lifecycle.reserve(released, "acme", at("2026-12-05 14:10"), RULES)
+    assert refused.value.possible_at == at("2026-12-08 14:02")  # not the freeze's 14:32
+    assert "the same provider may not reserve it in the period that follows" in str(refused.value)
+
+
 # --- application and review ------------------------------------------------------------
 
 
