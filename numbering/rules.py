@@ -13,9 +13,10 @@ from calendar import monthrange
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from dialplan.validation import IanaZone
@@ -83,7 +84,9 @@ class Timing(Strict):
     long_reservation_days: int = Field(
         30, ge=1, description="long-hold segments, and premium numbers with an intent form"
     )
-    long_reservation_segments: list[str] = Field(default_factory=lambda: ["4008"])
+    long_reservation_segments: list[Annotated[str, Field(pattern=r"^400[0-9]$")]] = Field(
+        default_factory=lambda: ["4008"], description="segments of 4 digits, e.g. 4008"
+    )
     release_freeze_minutes: int = Field(30, ge=0, description="after a release or expiry")
     review_min_working_days: int = Field(1, ge=0)
     review_max_working_days: int = Field(3, ge=1)
@@ -92,6 +95,17 @@ class Timing(Strict):
     )
     cancellation_notice_days: int = Field(30, ge=0)
     cancelled_freeze_days: int = Field(90, ge=0)
+
+    @model_validator(mode="after")
+    def _review_period(self) -> Self:
+        """A review whose least is more than its most would end in service before anyone
+        could approve it."""
+        if self.review_min_working_days > self.review_max_working_days:
+            raise ValueError(
+                f"review_min_working_days ({self.review_min_working_days}) is more than "
+                f"review_max_working_days ({self.review_max_working_days})"
+            )
+        return self
 
 
 class NumberRules(Strict):

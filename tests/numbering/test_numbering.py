@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -105,6 +106,22 @@ def test_configuration_refuses_a_grade_named_ordinary_and_duplicates():
         NumberRules.model_validate(
             {"grades": [{"name": "a", "fee": "1.00"}, {"name": "a", "fee": "2.00"}]}
         )
+
+
+@pytest.mark.parametrize(
+    ("timing", "message"),
+    [
+        ({"long_reservation_segments": ["8"]}, "should match pattern"),  # would hold nothing
+        ({"long_reservation_segments": ["40080"]}, "should match pattern"),
+        (
+            {"review_min_working_days": 4},  # past the 3 days, when it is in service anyway
+            "review_min_working_days (4) is more than review_max_working_days (3)",
+        ),
+    ],
+)
+def test_configuration_refuses_periods_that_could_never_apply(timing, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NumberRules.model_validate({"timing": timing})
 
 
 @given(st.text(alphabet="0123456789", min_size=7, max_size=7))
