@@ -85,7 +85,8 @@ async def apply(
 ) -> list[Change]:
     """Lock a reserved number to a subscriber, who signed and prepaid; a new subscriber is
     made under the reserving provider, in the same transaction. With the real-name material,
-    it is submitted for review at once, in that transaction too."""
+    it is submitted for review at once, in that transaction too (an existing subscriber that
+    applied without material is given it there; material once given is kept)."""
     for _ in range(ATTEMPTS):
         try:
             return await _apply_once(inventory, number, subscriber, at, full_name, material)
@@ -110,10 +111,13 @@ async def _apply_once(
     provider = existing[0].provider if existing else current.provider
     lifecycle.apply(current, subscriber, provider or "", at, rules)  # refuses before writing
     assert provider is not None
+    kept = None
     if existing and material is not None:
-        raise lifecycle.Refused(
-            f"subscriber {subscriber} exists: its material is kept as it was given"
-        )
+        if _has_material(existing[0]):
+            raise lifecycle.Refused(
+                f"subscriber {subscriber} exists: its material is kept as it was given"
+            )
+        kept = _with_material(existing[0], material)  # it applied without: given now
     party = None
     if not existing:
         given = material or Material("", "", "")
@@ -135,7 +139,7 @@ async def _apply_once(
         return lifecycle.submit(r, moment, rules, calendar)
 
     then = submitting if material is not None else None
-    return await inventory.act(number, at, applying, then=then, party=party)
+    return await inventory.act(number, at, applying, then=then, party=party, material=kept)
 
 
 async def submit(
@@ -147,9 +151,7 @@ async def submit(
     given = None
     if record.subscriber is not None:
         [subscriber] = await inventory.store.subscribers(name=record.subscriber)
-        has_material = bool(
-            subscriber.licence and subscriber.legal_representative and subscriber.id_masked
-        )
+        has_material = _has_material(subscriber)
         if has_material and material is not None:
             raise lifecycle.Refused(
                 f"subscriber {subscriber.name} has its material: it is kept as it was given"
@@ -160,12 +162,7 @@ async def submit(
                 f"legal representative and ID with the submission"
             )
         if material is not None:
-            given = dataclasses.replace(
-                subscriber,
-                licence=material.licence,
-                legal_representative=material.legal_representative,
-                id_masked=material.id_masked,
-            )
+            given = _with_material(subscriber, material)
     rules, calendar = inventory.rules, inventory.calendar
     try:
         return await inventory.act(
@@ -178,3 +175,16 @@ async def submit(
         raise lifecycle.Refused(
             f"subscriber {record.subscriber} was given its material meanwhile: try again"
         ) from None
+
+
+def _has_material(party: PartyRow) -> bool:
+    return bool(party.licence and party.legal_representative and party.id_masked)
+
+
+def _with_material(party: PartyRow, material: Material) -> PartyRow:
+    return dataclasses.replace(
+        party,
+        licence=material.licence,
+        legal_representative=material.legal_representative,
+        id_masked=material.id_masked,
+    )

@@ -93,3 +93,32 @@ def test_a_subscriber_made_meanwhile_is_taken_as_it_is(
             assert await store.subscribers(name="acme") == [theirs]
 
     asyncio.run(scenario())
+
+
+def test_a_subscriber_that_applied_without_material_gives_it_with_its_next_application(
+    store_url: str,
+) -> None:
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            inventory = await stocked(store)
+            second = "4006031476"
+            await store.add_numbers([NumberRecord(second)], T0)
+            await desk.reserve(inventory, second, "sp-east", T0)
+            await desk.apply(inventory, NUMBER, "acme", T0)  # no material: locked, not in review
+            changes = await desk.apply(inventory, second, "acme", T0, material=MATERIAL)
+            assert [c.after.status for c in changes] == [Status.APPLIED, Status.UNDER_REVIEW]
+            [acme] = await store.subscribers(name="acme")
+            assert (acme.licence, acme.legal_representative, acme.id_masked) == (
+                MATERIAL.licence,
+                MATERIAL.legal_representative,
+                MATERIAL.id_masked,
+            )
+            third = "4006031477"
+            await store.add_numbers([NumberRecord(third)], T0)
+            await desk.reserve(inventory, third, "sp-east", T0)
+            other = desk.Material("91310000MA1FL0ZZ3Z", "Wang Wu", "110***********5678")
+            with pytest.raises(Refused, match="exists: its material is kept as it was given"):
+                await desk.apply(inventory, third, "acme", T0, material=other)
+            assert (await store.subscribers(name="acme"))[0].licence == MATERIAL.licence
+
+    asyncio.run(scenario())
