@@ -21,6 +21,7 @@ from console.reports import Report, build_report
 from console.views.calls import calls_of
 from console.web import console_of, render, user_of
 from dialplan.plan import Caps
+from rating.closing import month_span
 from rating.money import ZERO
 from router.storage.rows import UsageSnapshot
 
@@ -34,6 +35,10 @@ class NumberMoney:
     balance: Decimal
     month_cost: Decimal
     month_calls: int
+    """The calls started this month (local days), as the reports count them."""
+    cap_calls: int
+    """The units of the monthly call cap taken: the calls it counts (incoming or answered);
+    kept only for a number whose plan has the cap."""
     monthly_cost_cap: Decimal | None
     monthly_call_cap: int | None
     daily_cost_cap: Decimal | None
@@ -70,10 +75,12 @@ async def number_money(request: Request, number: str, now: datetime) -> NumberMo
     tariffs = console.config.tariffs
     account = tariffs.accounts.get(number) if tariffs is not None else None
     balance = usage.balance if usage.balance is not None else ZERO
+    mix = await console.store.call_mix([number], *month_span(f"{now:%Y-%m}", console.zone))
     return NumberMoney(
         number,
         balance,
         usage.month_cost,
+        sum(mix.outcomes.values()),
         usage.month_calls,
         caps.monthly_cost,
         caps.monthly_calls,
