@@ -48,7 +48,8 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """A call-record search as the form states it; `problems` for fields it could not read."""
+    """A call-record search as the form states it; `problems` for fields it could not read
+    and for days given the wrong way round (searched the right way round)."""
 
     number: str
     caller: str
@@ -70,6 +71,9 @@ class Search:
             except ValueError as error:
                 problems.append(f"{name}: {error}")
                 dates.append(None)
+        if dates[0] is not None and dates[1] is not None and dates[1] < dates[0]:
+            problems.append("until: the last day comes before the first")
+            dates.reverse()  # the days between them, as the reports page reads them
         outcome = query.get("outcome", "")
         if outcome and outcome not in {*Outcome, "unanswered"}:
             problems.append(f"outcome: {outcome!r} is not an outcome")

@@ -53,3 +53,26 @@ async def test_the_months_calls_are_the_calls_of_the_local_month_with_or_without
         money = (await ops.get(f"/numbers/{CLINIC}/money")).text
         assert re.search(r">This month</div>.*?>3 calls</div>", money, re.S)
         await ops.aclose()
+
+
+async def test_a_search_whose_last_day_comes_before_its_first_says_so(tmp_path: Path) -> None:
+    """Not an empty page that reads "No calls": the page says what is wrong and shows the
+    days between the two; the export, asked for less than it would give, gives nothing."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("before", SHOP, _local("2026-11-22T23:59:59")),
+                *a_call("first", SHOP, _local("2026-11-23T00:00:00")),
+                *a_call("last", SHOP, _local("2026-11-24T23:59:59")),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        query = "since=2026-11-24&until=2026-11-23"
+        page = (await shop.get(f"/calls?{query}")).text
+        assert "until: the last day comes before the first" in page
+        assert re.findall(r'href="/calls/([^"]+)"', page) == ["last", "first"]
+        assert 'name="since" value="2026-11-23"' in page
+        export = await shop.get(f"/calls.csv?{query}")
+        assert export.status_code == 400
+        assert export.text == "until: the last day comes before the first\n"
+        await shop.aclose()
