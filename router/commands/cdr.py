@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     zone = ZoneInfo(settings.timezone)
     since = _moment(args.since, zone, whole_day=False)
     until = _moment(args.until, zone, whole_day=True)
-    if since is not None and until is not None and until < since:
+    if since is not None and until is not None and _backwards(since, until, args.until):
         return refuse_usage("cdr", f"--until {args.until} is before --since {args.since}")
     try:
         url, store = store_for_command(settings)
@@ -199,6 +199,13 @@ def _width(text: str) -> int:
 def _pad(text: str, width: int, *, right: bool) -> str:
     fill = " " * (width - _width(text))
     return fill + text if right else text + fill
+
+
+def _backwards(since: datetime, until: datetime, until_given: date | datetime) -> bool:
+    """Whether --until comes before --since: a day named alone ends where the next begins,
+    so a day before the one --since names ends just as --since starts."""
+    whole_day = not isinstance(until_given, datetime)
+    return until < since or (whole_day and until == since)
 
 
 def _moment(value: date | datetime | None, zone: ZoneInfo, *, whole_day: bool) -> datetime | None:

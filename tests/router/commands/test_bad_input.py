@@ -136,6 +136,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("no records at all", ["cdr", "--limit", "0"], "argument --limit: '0' is not a whole number"),
     ("records until before since", ["cdr", "--since", "2026-12-07", "--until", "2026-12-01"],
      "--until 2026-12-01 is before --since 2026-12-07"),
+    ("records until the day before since", ["cdr", "--since", "2026-12-07", "--until",
+     "2026-12-06"], "--until 2026-12-06 is before --since 2026-12-07"),
     ("records before any router ran", ["cdr"], "does not exist"),
     # pin-hash
     ("pin-hash with nothing piped in", ["pin-hash", "--stdin"],
