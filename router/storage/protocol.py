@@ -219,8 +219,10 @@ class Store(Protocol):
         """The outcomes of those calls, and the answered ones by talk-time class."""
 
     async def regions(
-        self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50
-    ) -> list[RegionCount]: ...
+        self, numbers: Sequence[str], since: datetime, until: datetime
+    ) -> list[RegionCount]:
+        """Calls started in [since, until) by caller province and city, commonest first:
+        every region, so they add up to the calls of the span."""
 
     async def menu_paths(
         self, numbers: Sequence[str], since: datetime, until: datetime, limit: int = 50

@@ -59,3 +59,23 @@ def test_an_output_file_that_cannot_be_written_is_one_line(
     out, err = capsys.readouterr()
     assert err == f"hotline400 report: cannot write {nowhere}: No such file or directory\n"
     assert out == ""
+
+
+def test_the_regions_add_up_to_the_calls_however_many_cities_they_come_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A nationwide business hears from hundreds of cities: the JSON holds every figure."""
+    config_dir = console_config(tmp_path, None)
+
+    async def seed() -> None:
+        async with created_store(config_dir) as store:
+            for index in range(60):
+                started = NOW - timedelta(minutes=index + 1)
+                city = f"city {index}"
+                await store.apply(a_call(f"c{index}", SHOP, started, province="p", city=city))
+
+    asyncio.run(seed())
+    assert main(report(config_dir, "--format", "json")) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert len(figures["regions"]) == 60
+    assert sum(region["calls"] for region in figures["regions"]) == figures["calls"] == 60
