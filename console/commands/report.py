@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import sys
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,8 @@ def _table(report: Report, out: Any) -> None:
     )
     print("\ncallers from:", file=out)
     for r in report.regions[:15]:
-        print(f"  {(r.province or 'unknown') + ' ' + (r.city or ''):<20}{r.calls:>7}", file=out)
+        region = (r.province or "unknown") + " " + (r.city or "")
+        print(f"  {_filled(region, 20)}{r.calls:>7}", file=out)
     if report.menu_paths:
         print("\nways through the menus:", file=out)
         for m in report.menu_paths[:15]:
@@ -191,6 +193,13 @@ def _table(report: Report, out: Any) -> None:
             )
     for s in report.signals:
         print(f"fraud signal: {s.kind} {s.at:%Y-%m-%d}: {s.detail}", file=out)
+
+
+def _filled(text: str, columns: int) -> str:
+    """`text` filled with spaces to `columns` columns of a terminal, where a Chinese
+    character takes two: the counts after a province's name line up."""
+    width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * (columns - width)
 
 
 def _day(text: str) -> date:

@@ -79,3 +79,24 @@ def test_the_regions_add_up_to_the_calls_however_many_cities_they_come_from(
     figures = json.loads(capsys.readouterr().out)
     assert len(figures["regions"]) == 60
     assert sum(region["calls"] for region in figures["regions"]) == figures["calls"] == 60
+
+
+def test_the_counts_of_the_regions_line_up_after_chinese_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir = console_config(tmp_path, None)
+
+    async def seed() -> None:
+        async with created_store(config_dir) as store:
+            await store.apply(a_call("jinan", SHOP, NOW - timedelta(minutes=2)))
+            await store.apply(
+                a_call("nowhere", SHOP, NOW - timedelta(minutes=1), province="", city="")
+            )
+
+    asyncio.run(seed())
+    assert main(report(config_dir)) == 0
+    table = capsys.readouterr().out.splitlines()
+    regions = table[table.index("callers from:") + 1 :][:2]
+    assert [line.strip().split()[-1] for line in regions] == ["1", "1"]
+    columns = [sum(2 if "\u4e00" <= ch <= "\u9fff" else 1 for ch in line) for line in regions]
+    assert columns[0] == columns[1]
