@@ -312,15 +312,20 @@ def approve(
     return _change(record, now, actor, "review passed", status=Status.ACTIVE, since=now, until=None)
 
 
+REVIEW_REJECTED = "review rejected"
+"""How a rejection's reason starts in the history: the applicant may give new material."""
+
+
 def reject(record: NumberRecord, actor: str, reason: str, now: datetime) -> Change:
-    """The review fails: the number stays locked to the applicant, who may submit again."""
+    """The review fails: the number stays locked to the applicant, who may submit again,
+    with new material if need be."""
     if record.status is not Status.UNDER_REVIEW:
         raise _not_now(record, "rejected", now)
     return _change(
         record,
         now,
         actor,
-        f"review rejected: {reason}",
+        f"{REVIEW_REJECTED}: {reason}",
         status=Status.APPLIED,
         since=now,
         until=None,

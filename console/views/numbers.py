@@ -29,7 +29,7 @@ from console.web import (
     require_operator,
     user_of,
 )
-from numbering.lifecycle import Change, NumberRecord, Refused, Status
+from numbering.lifecycle import REVIEW_REJECTED, Change, NumberRecord, Refused, Status
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.numbers import desk
@@ -178,7 +178,7 @@ async def _page(
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "configured": record.number in console.all_numbers(),
-            "needs_material": await _needs_material(request, record),
+            "material_form": await _material_form(request, record),
             "done": done,
             "refused": refused,
             "form": form or {},
@@ -195,13 +195,20 @@ def _current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
     return history[back[-1] + 1 :] if back else history
 
 
-async def _needs_material(request: Request, record: NumberRecord) -> bool:
-    """Whether submitting the number for review needs its subscriber's real-name material,
-    which it applied without."""
+async def _material_form(request: Request, record: NumberRecord) -> str | None:
+    """Whether submitting the number for review asks for real-name material: "missing"
+    (its subscriber applied without it), "rejected" (its review was just rejected: new
+    material may replace the old, or the old is submitted again), else None."""
     if record.status is not Status.APPLIED or record.subscriber is None:
-        return False
-    found = await console_of(request).store.subscribers(name=record.subscriber)
-    return not any(s.licence and s.legal_representative and s.id_masked for s in found)
+        return None
+    store = console_of(request).store
+    found = await store.subscribers(name=record.subscriber)
+    if not any(s.licence and s.legal_representative and s.id_masked for s in found):
+        return "missing"
+    history = await store.number_history(record.number)
+    if history and history[-1].reason.startswith(REVIEW_REJECTED):
+        return "rejected"
+    return None
 
 
 async def act(request: Request) -> Response:

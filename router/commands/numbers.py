@@ -129,7 +129,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     _material_arguments(
         submit,
         "business licence number, with --legal-rep and --id-number: the material of a "
-        "subscriber that applied without it",
+        "subscriber that applied without it, or new material after a rejected review",
     )
     submit.set_defaults(run=inventory_command(_submit))
 

@@ -146,16 +146,20 @@ async def submit(
     inventory: Inventory, number: str, at: datetime, *, material: Material | None = None
 ) -> list[Change]:
     """Hand the subscriber's real-name material in for review: the material it was given
-    with, or `material` for a subscriber that applied without it (kept from then on)."""
+    with, or `material` for a subscriber that applied without it (kept from then on) or
+    whose review was just rejected (the new material replaces the old)."""
     record = await inventory.record(number)
-    given = None
+    given = replacing = None
     if record.subscriber is not None:
         [subscriber] = await inventory.store.subscribers(name=record.subscriber)
         has_material = _has_material(subscriber)
         if has_material and material is not None:
-            raise lifecycle.Refused(
-                f"subscriber {subscriber.name} has its material: it is kept as it was given"
-            )
+            if not await rejected_last(inventory, number):
+                raise lifecycle.Refused(
+                    f"subscriber {subscriber.name} has its material: it is kept as it was "
+                    f"given (new material only after a rejected review)"
+                )
+            replacing = subscriber
         if not has_material and material is None:
             raise lifecycle.Refused(
                 f"subscriber {subscriber.name} has no real-name material: give its licence, "
@@ -170,11 +174,18 @@ async def submit(
             at,
             lambda r, moment: lifecycle.submit(r, moment, rules, calendar),
             material=given,
+            replacing=replacing,
         )
     except NameTaken:
         raise lifecycle.Refused(
             f"subscriber {record.subscriber} was given its material meanwhile: try again"
         ) from None
+
+
+async def rejected_last(inventory: Inventory, number: str) -> bool:
+    """Whether the number's last transition was a rejected review."""
+    history = await inventory.store.number_history(number)
+    return bool(history) and history[-1].reason.startswith(lifecycle.REVIEW_REJECTED)
 
 
 def _has_material(party: PartyRow) -> bool:

@@ -61,12 +61,13 @@ class Inventory:
         then: Action | None = None,
         party: PartyRow | None = None,
         material: PartyRow | None = None,
+        replacing: PartyRow | None = None,
     ) -> list[Change]:
         """Catch up the number to `at`, then make `action`'s transition, and `then`'s after
         it; the changes written, with the subscriber `party` when one is given (added in the
         same transaction: router.storage.number_rows.NameTaken if its name was taken), or
-        the real-name `material` of an existing subscriber that had none (NameTaken if it
-        was given meanwhile).
+        the real-name `material` of an existing subscriber that had none, or had `replacing`'s
+        (NameTaken if it was given other material meanwhile).
 
         Refused (nothing written) when the rules do not allow either transition, or when
         `at` is before the number's last transition: its history is never rewritten.
@@ -84,7 +85,7 @@ class Inventory:
                     changes.append(make(changes[-1].after if changes else record, at))
             if not changes:
                 return []
-            if await self.write(changes, party, material):
+            if await self.write(changes, party, material, replacing):
                 return changes
         raise Refused(f"{number} is being changed by others: try again")
 
@@ -93,6 +94,7 @@ class Inventory:
         changes: Sequence[Change],
         party: PartyRow | None = None,
         material: PartyRow | None = None,
+        replacing: PartyRow | None = None,
     ) -> bool:
         """Write transitions of one number with the fees they book (and a new subscriber
         `party`, or an existing one's `material`, in the same transaction); False if the
@@ -100,7 +102,9 @@ class Inventory:
         after = changes[-1].after
         fees = [[self.ledger_entry(change, fee) for fee in change.fees] for change in changes]
         due = after.due_at(self.rules)
-        return await self.store.record_changes(changes, due, fees, party=party, material=material)
+        return await self.store.record_changes(
+            changes, due, fees, party=party, material=material, replacing=replacing
+        )
 
     def ledger_entry(self, change: Change, fee: Fee) -> LedgerEntry:
         """A fee on the account the rules name: the subscriber's (the 400 number's own

@@ -169,14 +169,16 @@ class NumberTables(SessionSource):
         *,
         party: PartyRow | None = None,
         material: PartyRow | None = None,
+        replacing: PartyRow | None = None,
     ) -> bool:
         """Write the transitions of one number, made in order from the record as read, with
         the fees each books (`fees[i]` for `changes[i]`), when its next time-driven
         transition falls due, and the subscriber `party` they lock the number to, when it is
-        new, or the real-name `material` of an existing subscriber that had none. False, with
-        nothing written, when the number changed since it was read (another operator or
-        router was first); NameTaken, with nothing written, when `party`'s name was taken
-        meanwhile or `material`'s subscriber was given material meanwhile."""
+        new, or the real-name `material` of an existing subscriber that had none (or had
+        `replacing`'s, after a rejected review). False, with nothing written, when the number
+        changed since it was read (another operator or router was first); NameTaken, with
+        nothing written, when `party`'s name was taken meanwhile or `material`'s subscriber
+        was given other material meanwhile."""
         first, last = changes[0], changes[-1]
         update = (*record_params(last.after)[1:], None if due is None else epoch_us(due))
         ledger_rows = sorted(
@@ -191,7 +193,8 @@ class NumberTables(SessionSource):
                 return False
             if party is not None and await session.execute(*_party_insert(party)) != 1:
                 raise NameTaken(party.name)  # rolls the transaction back
-            if material is not None and await session.execute(*_material_given(material)) != 1:
+            given = _material_given(material, replacing) if material is not None else None
+            if given is not None and await session.execute(*given) != 1:
                 raise NameTaken(material.name)  # material given by another: rolls back
             for change, booked in zip(changes, fees, strict=True):
                 await session.execute(
@@ -247,14 +250,24 @@ class NumberTables(SessionSource):
         return [party_from_row(row) for row in rows]
 
 
-def _material_given(party: PartyRow) -> tuple[str, tuple[object, ...]]:
-    """The statement giving a subscriber without complete real-name material `party`'s:
-    material once complete is kept as it was given."""
+def _material_given(
+    party: PartyRow, replacing: PartyRow | None
+) -> tuple[str, tuple[object, ...]]:
+    """The statement giving a subscriber `party`'s real-name material: one without complete
+    material, or (`replacing`) one whose material is still the one a rejected review read;
+    otherwise material once complete is kept as it was given."""
+    values = (party.licence, party.legal_representative, party.id_masked, party.name)
+    update = "UPDATE subscribers SET licence = ?, legal_representative = ?, id_masked = ? "
+    if replacing is not None:
+        return (
+            update + "WHERE name = ? AND licence = ? AND legal_representative = ? "
+            "AND id_masked = ?",
+            (*values, replacing.licence, replacing.legal_representative, replacing.id_masked),
+        )
     return (
-        "UPDATE subscribers SET licence = ?, legal_representative = ?, id_masked = ? "
-        "WHERE name = ? AND (COALESCE(licence, '') = '' "
+        update + "WHERE name = ? AND (COALESCE(licence, '') = '' "
         "OR COALESCE(legal_representative, '') = '' OR COALESCE(id_masked, '') = '')",
-        (party.licence, party.legal_representative, party.id_masked, party.name),
+        values,
     )
 
 

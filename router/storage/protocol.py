@@ -291,6 +291,7 @@ class Store(Protocol):
         *,
         party: PartyRow | None = None,
         material: PartyRow | None = None,
+        replacing: PartyRow | None = None,
     ) -> bool:
         """Write one number's transitions, their history and fees (and `party`, the new
         subscriber they lock it to; or `material`, the real-name material of an existing

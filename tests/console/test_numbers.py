@@ -344,3 +344,42 @@ async def test_a_subscriber_that_applied_without_material_gives_it_with_the_subm
         assert ("number submit", "applied -> under_review") in audit
         assert "110101199003071234" not in str(audit)
         await ops.aclose()
+
+
+async def test_a_rejected_review_takes_new_material_from_the_submit_form(tmp_path: Path) -> None:
+    """A rejection leaves the number locked to the applicant for new material: the submit
+    form offers the fields again, the new material replaces the old, or the old goes again."""
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+
+        async def post(action: str, **fields: str) -> httpx.Response:
+            return await ops.post(
+                f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields}
+            )
+
+        first = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        assert (await post("reserve", provider=PROVIDER)).status_code == 303
+        assert (await post("apply", subscriber="acme")).status_code == 303
+        assert (await post("submit", **first)).status_code == 303
+        assert (await post("reject", reason="licence expired")).status_code == 303
+        page = await ops.get(f"/numbers/{number}")
+        assert "The review was rejected: give acme's new real-name material" in page.text
+        assert 'name="licence" required' not in page.text
+
+        renewed = {**first, "licence": "91110000MA01ABCD2X", "legal_rep": "Li Si"}
+        assert (await post("submit", **renewed)).status_code == 303
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.UNDER_REVIEW
+        [acme] = await site.store.subscribers(name="acme")
+        assert (acme.licence, acme.legal_representative) == ("91110000MA01ABCD2X", "Li Si")
+
+        assert (await post("reject", reason="still unreadable")).status_code == 303
+        assert (await post("submit")).status_code == 303  # the material given before, again
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.UNDER_REVIEW
+        again = await post("submit", **first)  # under review: no material changes now
+        assert again.status_code == 409
+        await ops.aclose()
