@@ -14,8 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from console.users import Scope, User
+from numbering.lifecycle import Status
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
 from router.storage.location import ConfiguredStore
+from router.storage.number_rows import HistoryEntry
 
 
 @dataclass
@@ -76,12 +78,34 @@ class Console:
         accounts = config.tariffs.accounts if config.tariffs is not None else {}
         return sorted(set(config.plans) | set(accounts))
 
-    def scope(self, user: User) -> Scope:
-        """A subscriber user sees the numbers of its account: the account named after a
-        number is that number's account (tariffs.yaml keys accounts by number)."""
+    async def scope(self, user: User) -> Scope:
+        """A subscriber user sees the numbers of its account (the account named after a
+        number is that number's account: tariffs.yaml keys accounts by number), since the
+        number last came back to the pool: what came before was a previous holder's."""
         if user.is_operator:
             return Scope(None)
-        return Scope(frozenset(n for n in self.all_numbers() if n == user.account))
+        since = None
+        if user.account is not None:
+            since = holding_since(await self.store.number_history(user.account))
+        return Scope(frozenset(self.numbers_for(user)), since)
 
     def numbers_for(self, user: User) -> list[str]:
-        return self.scope(user).visible(self.all_numbers())
+        """The numbers the user may see, whatever their holding."""
+        if user.is_operator:
+            return self.all_numbers()
+        return [number for number in self.all_numbers() if number == user.account]
+
+
+def current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The transitions since the number last came back to the pool: a subscriber's users
+    see their own holding of it, never who held it before them nor why that ended (the
+    record itself keeps nothing of past holders)."""
+    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
+    return history[back[-1] + 1 :] if back else history
+
+
+def holding_since(history: list[HistoryEntry]) -> datetime | None:
+    """When the number last came back to the pool (None if it never did): the start of the
+    current holding."""
+    back = [entry.at for entry in history if entry.to_status == Status.AVAILABLE.value]
+    return back[-1] if back else None

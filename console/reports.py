@@ -99,9 +99,18 @@ def local_span(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datet
 
 
 async def build_report(
-    store: Store, numbers: list[str], first: date, last: date, zone: ZoneInfo
+    store: Store,
+    numbers: list[str],
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+    holding_since: datetime | None = None,
 ) -> Report:
+    """The figures of the calls of those days; from `holding_since` on only, when it comes
+    later (a subscriber's view of its number: the current holding's calls)."""
     since, until = local_span(first, last, zone)
+    if holding_since is not None:
+        since = max(since, holding_since)
     report = Report(numbers, first, last)
     buckets = await store.hourly(numbers, since, until)
     mix = await store.call_mix(numbers, since, until)

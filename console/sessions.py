@@ -2,8 +2,10 @@
 
 The session cookie is HTTP-only, SameSite=Strict and Secure (unless the console is told it
 runs without TLS, on the loopback interface only), and lives 12 hours; disabling a user ends
-its sessions at once because every request looks the session up in the store. The sign-in
-form carries a CSRF token too, derived from a cookie the sign-in page sets, so no other site
+its sessions at once because every request looks the session up in the store. A subscriber
+user created before its number last came back to the pool worked for a previous holder of
+the number: it does not sign in, and a session it still has ends at its next request. The
+sign-in form carries a CSRF token too, derived from a cookie the sign-in page sets, so no other site
 can sign a visitor's browser in to an account of its choosing.
 """
 
@@ -50,7 +52,15 @@ class SignedInOnly(BaseHTTPMiddleware):
             row = await console.store.session_user(token_digest(token), console.clock())
         if row is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        request.state.user = user_from_row(row)
+        user = user_from_row(row)
+        scope = await console.scope(user)
+        if scope.outlived(user.created_at):
+            assert token is not None
+            await console.store.close_session(token_digest(token))
+            response = _login_form(request, {"error": _previous_holder(user)}, 403)
+            response.delete_cookie(SESSION_COOKIE)
+            return response
+        request.state.user, request.state.scope = user, scope
         response = await call_next(request)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -104,6 +114,11 @@ async def login(request: Request) -> Response:
     if row is None or row.disabled or not password_matches(row.password_hash, password):
         error = "Wrong user name or password."
         return _login_form(request, {"error": error, "next": next_url, "name": name}, 401)
+    user = user_from_row(row)
+    scope = await console.scope(user)
+    if scope.outlived(user.created_at):
+        error = _previous_holder(user)
+        return _login_form(request, {"error": error, "next": next_url, "name": name}, 403)
     await throttle.succeeded(attempt, user_key)
     token = new_session_token()
     await console.store.open_session(token_digest(token), row.name, now + SESSION_LIFETIME)
@@ -129,6 +144,16 @@ async def logout(request: Request) -> Response:
     response = back_to("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def _previous_holder(user: User) -> str:
+    """Why a user of a previous holder of its number is turned away."""
+    number = user.account or ""
+    shown = f"{number[:3]}-{number[3:6]}-{number[6:]}" if len(number) == 10 else number
+    return (
+        f"{shown} is no longer held by your company: it was cancelled and has since been given"
+        f" to someone else, so {user.name} can no longer sign in."
+    )
 
 
 def _safe_next(target: str | None) -> str:

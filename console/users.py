@@ -5,6 +5,11 @@ administrators see and change their own account's numbers and staff; a subscribe
 only read. A subscriber user is bound to one account (the subscriber), and everything the
 console shows it is filtered by the numbers of that account, so another subscriber's call,
 plan or statement answers "not found" rather than "forbidden": its existence is not told.
+
+A number changes hands: cancelled, frozen, back to the pool, applied for by another company.
+What a subscriber user sees of its number is bounded by the current holding (since the number
+last came back to the pool), and a user created before that belongs to a previous holder: it
+no longer signs in.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import overload
 
 
 class Role(StrEnum):
@@ -61,12 +67,39 @@ def check_new_user(name: str, role: Role, account: str | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The 400 numbers a user may see: all of them for the operator."""
+    """The 400 numbers a user may see, and from when: all of them, ever, for the operator."""
 
     numbers: frozenset[str] | None
+    since: datetime | None = None
+    """When the current holding of the user's number began (it last came back to the pool):
+    its calls, plans and money before then were another company's. None: from the start."""
 
     def allows(self, number: str) -> bool:
         return self.numbers is None or number in self.numbers
 
-    def visible(self, numbers: list[str]) -> list[str]:
-        return [number for number in numbers if self.allows(number)]
+    def covers(self, at: datetime) -> bool:
+        """Whether something of the user's number at `at` happened in the current holding."""
+        return self.since is None or at >= self.since
+
+    def allows_at(self, number: str, at: datetime) -> bool:
+        """A call of `number` started at `at`: the user's to see."""
+        return self.allows(number) and self.covers(at)
+
+    def overlaps(self, end: datetime) -> bool:
+        """Whether a span ending (exclusive) at `end` has a part in the current holding."""
+        return self.since is None or end > self.since
+
+    @overload
+    def start(self, since: datetime) -> datetime: ...
+    @overload
+    def start(self, since: None) -> datetime | None: ...
+    def start(self, since: datetime | None) -> datetime | None:
+        """Where a search from `since` (None: from the start) begins for this user."""
+        if self.since is None:
+            return since
+        return self.since if since is None else max(since, self.since)
+
+    def outlived(self, created_at: datetime) -> bool:
+        """A subscriber user created before the current holding began worked for a previous
+        holder of its number."""
+        return self.since is not None and created_at < self.since

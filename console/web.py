@@ -16,7 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from console.context import Console
 from console.security import csrf_token, csrf_valid
-from console.users import Role, User
+from console.users import Role, Scope, User
 from router.storage.console_rows import AuditEntry
 from router.storage.protocol import StoreUnavailable
 
@@ -36,6 +36,12 @@ def user_of(request: Request) -> User:
     return request.state.user
 
 
+def scope_of(request: Request) -> Scope:
+    """What the signed-in user may see (console.context.Console.scope), read once a request:
+    every page showing a number's calls, plans or money bounds them by it."""
+    return request.state.scope
+
+
 def not_found() -> HTTPException:
     """Said alike of what does not exist and of what belongs to someone else."""
     return HTTPException(404, "not found")
@@ -43,8 +49,7 @@ def not_found() -> HTTPException:
 
 def visible_number(request: Request, number: str) -> str:
     """`number` if the user may see it, else 404."""
-    console, user = console_of(request), user_of(request)
-    if number not in console.all_numbers() or not console.scope(user).allows(number):
+    if number not in console_of(request).all_numbers() or not scope_of(request).allows(number):
         raise not_found()
     return number
 

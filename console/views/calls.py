@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 
 from console.context import Console
 from console.reports import read_day
-from console.web import audit, console_of, not_found, render, user_of
+from console.web import audit, console_of, not_found, render, scope_of, user_of
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 
@@ -107,10 +107,11 @@ async def calls_of(console: Console, call_ids: Sequence[str]) -> list[CDR]:
 async def _matching_ids(request: Request, search: Search, limit: int | None) -> list[str]:
     console = console_of(request)
     zone = console.zone
+    since = datetime.combine(search.since, time(), zone) if search.since else None
     return await console.store.call_ids(
         search.numbers(console.numbers_for(user_of(request))),
         caller=search.caller or None,
-        since=datetime.combine(search.since, time(), zone) if search.since else None,
+        since=scope_of(request).start(since),
         until=datetime.combine(search.until + timedelta(days=1), time(), zone)
         if search.until
         else None,
@@ -138,10 +139,10 @@ async def search_page(request: Request) -> Response:
 
 
 async def _visible_call(request: Request) -> CDR:
-    """The call of the path, when the user may see its number; else "not found"."""
-    console = console_of(request)
-    cdr = await console.store.get_cdr(request.path_params["call_id"])
-    if cdr is None or not console.scope(user_of(request)).allows(cdr.number):
+    """The call of the path, when the user may see its number and it was made in the
+    number's current holding (a subscriber's); else "not found"."""
+    cdr = await console_of(request).store.get_cdr(request.path_params["call_id"])
+    if cdr is None or not scope_of(request).allows_at(cdr.number, cdr.started_at):
         raise not_found()
     return cdr
 

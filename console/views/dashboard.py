@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from console.reports import Report, build_report
 from console.views.calls import calls_of
-from console.web import console_of, render, user_of
+from console.web import console_of, render, scope_of, user_of
 from dialplan.plan import Caps
 from rating.closing import month_span
 from rating.money import ZERO
@@ -54,14 +54,14 @@ async def summary(request: Request) -> Response:
 
 
 async def _summary(request: Request) -> dict[str, object]:
-    console, user = console_of(request), user_of(request)
+    console, user, scope = console_of(request), user_of(request), scope_of(request)
     numbers = console.numbers_for(user)
     now = console.now()
     report: Report = await build_report(
-        console.store, numbers, now.date(), now.date(), console.zone
+        console.store, numbers, now.date(), now.date(), console.zone, scope.since
     )
     money = [await number_money(request, number, now) for number in numbers]
-    today = datetime.combine(now.date(), time(), console.zone)
+    today = scope.start(datetime.combine(now.date(), time(), console.zone))
     # Today's calls only: newest first across many numbers sorts a day, not the whole store.
     recent = await calls_of(console, await console.store.call_ids(numbers, since=today, limit=10))
     return {"report": report, "money": money, "recent": recent}
@@ -91,11 +91,11 @@ async def number_money(request: Request, number: str, now: datetime) -> NumberMo
 
 async def events(request: Request) -> Response:
     """Server-sent events: `calls` whenever a call of the user's numbers ends."""
-    console, user = console_of(request), user_of(request)
+    console, user, scope = console_of(request), user_of(request), scope_of(request)
     numbers = console.numbers_for(user)
 
     async def stream() -> AsyncIterator[str]:
-        since = datetime.combine(console.now().date(), time(), console.zone)
+        since = scope.start(datetime.combine(console.now().date(), time(), console.zone))
         mark = await console.store.finished_mark(numbers, since)
         yield "retry: 3000\n\n"
         quiet = 0

@@ -8,7 +8,9 @@ page says a receipt is already booked). A subscriber's administrators and the op
 switch features on and off (console.feature_switching); switching on books the feature's
 fee that day. A prepaid account is not given credit: a feature whose fee is more than the
 balance of the account that pays it (the provider's for a number a service provider holds)
-is refused, the file and the ledger left as they were.
+is refused, the file and the ledger left as they were. A subscriber's users see the entries
+and statements of the current holding of the number: a month that ended before the number
+last came back to the pool was a previous holder's.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from console.web import (
     render,
     require_change,
     require_operator,
+    scope_of,
     visible_number,
 )
+from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN, ZERO
 from rating.tariff import Tariffs
@@ -61,10 +65,15 @@ async def money_page(request: Request) -> Response:
     now = console.now()
     tariffs = console.config.tariffs
     account = tariffs.accounts.get(number) if tariffs is not None else None
-    entries = await console.store.ledger(number, since=now - timedelta(days=LEDGER_DAYS))
+    scope = scope_of(request)
+    entries = await console.store.ledger(
+        number, since=scope.start(now - timedelta(days=LEDGER_DAYS))
+    )
     statements = []
     if tariffs is not None and account is not None:
         for month in _last_months(now, STATEMENT_MONTHS):
+            if not scope.overlaps(month_span(month, tariffs.zone)[1]):
+                continue
             statements.append((month, await month_statement(console.store, tariffs, number, month)))
     features = []
     if tariffs is not None and account is not None:

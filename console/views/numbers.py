@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.context import current_life
 from console.users import User
 from console.web import (
     audit,
@@ -34,7 +35,6 @@ from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.numbers import desk
 from router.numbers.inventory import Inventory
-from router.storage.number_rows import HistoryEntry
 
 PAGE_SIZE = 100
 SEGMENT = re.compile(r"400\d")
@@ -172,7 +172,7 @@ async def _page(
             "record": record,
             "operator": operator_of(record.number).value,
             "due": record.due_at(rules),
-            "history": list(reversed(history if operator else _current_life(history))),
+            "history": list(reversed(history if operator else current_life(history))),
             "actions": ACTIONS_BY_STATUS.get(record.status, ()),
             "providers": providers,
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
@@ -185,14 +185,6 @@ async def _page(
         },
         status=status,
     )
-
-
-def _current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
-    """The transitions since the number last came back to the pool: a subscriber's users
-    see their own holding of it, never who held it before them nor why that ended (the
-    record itself keeps nothing of past holders)."""
-    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
-    return history[back[-1] + 1 :] if back else history
 
 
 async def _material_form(request: Request, record: NumberRecord) -> str | None:

@@ -23,6 +23,7 @@ from console.web import (
     render,
     require_change,
     require_operator,
+    scope_of,
     user_of,
 )
 from rating.money import ZERO
@@ -32,10 +33,17 @@ from router.storage.console_rows import UserRow
 
 async def users_page(request: Request) -> Response:
     user = require_change(request)
-    store = console_of(request).store
-    users = await store.users(None if user.is_operator else user.account)
-    roles = roles_to_give(user)
-    return render(request, "users.html", {"users": users, "roles": roles})
+    return render(
+        request, "users.html", {"users": await _users(request), "roles": roles_to_give(user)}
+    )
+
+
+async def _users(request: Request) -> list[UserRow]:
+    """The users the page lists: every one to the operator; to a subscriber's administrator
+    its company's, not those a previous holder of its number had."""
+    user, scope = user_of(request), scope_of(request)
+    users = await console_of(request).store.users(None if user.is_operator else user.account)
+    return [row for row in users if not scope.outlived(row.created_at)]
 
 
 def roles_to_give(user: User) -> list[Role]:
@@ -120,7 +128,9 @@ async def audit_page(request: Request) -> Response:
     entries = await console_of(request).store.audit_log(
         None if user.is_operator else user.account, limit=200
     )
-    return render(request, "audit.html", {"entries": entries})
+    # Newest first: what is left are the newest entries of the current holding.
+    scope = scope_of(request)
+    return render(request, "audit.html", {"entries": [e for e in entries if scope.covers(e.at)]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +182,8 @@ async def accounts_page(request: Request) -> Response:
 
 
 async def _context(request: Request, error: str) -> dict[str, object]:
-    user = user_of(request)
-    store = console_of(request).store
-    users = await store.users(None if user.is_operator else user.account)
-    roles = roles_to_give(user)
-    return {"users": users, "roles": roles, "error": error}
+    return {
+        "users": await _users(request),
+        "roles": roles_to_give(user_of(request)),
+        "error": error,
+    }

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from console.charts import chart_series
 from console.reports import build_report, read_day
 from console.views.calls import calls_of
-from console.web import console_of, render, user_of, visible_number
+from console.web import console_of, render, scope_of, user_of, visible_number
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -31,8 +31,9 @@ async def reports_page(request: Request) -> Response:
         first = last - timedelta(days=MAX_DAYS - 1)
     chosen = query.get("number", "")
     numbers = [visible_number(request, chosen)] if chosen else console.numbers_for(user)
-    report = await build_report(console.store, numbers, first, last, console.zone)
-    since = datetime.combine(first, time(), console.zone)
+    scope = scope_of(request)
+    report = await build_report(console.store, numbers, first, last, console.zone, scope.since)
+    since = scope.start(datetime.combine(first, time(), console.zone))
     until = datetime.combine(last + timedelta(days=1), time(), console.zone)
     unanswered_ids = await console.store.call_ids(
         numbers, since=since, until=until, outcomes=("busy", "noanswer"), limit=20

@@ -36,10 +36,12 @@ from console.web import (
     not_found,
     render,
     require_change,
+    scope_of,
     user_of,
     visible_number,
 )
 from dialplan.plan import Plan
+from router.storage.console_rows import PlanVersion
 
 SAMPLE_CALLER = "053188889999"
 MAX_VERSION = 2**63 - 1
@@ -58,8 +60,17 @@ async def _saved_version(request: Request, number: str) -> str | None:
     asked = request.query_params.get("saved", "")
     if not asked.isascii() or not asked.isdigit() or int(asked) > MAX_VERSION:
         return None
-    version = await console_of(request).store.plan_version(number, int(asked))
+    version = await _visible_version(request, number, int(asked))
     return str(version.version) if version is not None else None
+
+
+async def _visible_version(request: Request, number: str, version: int) -> PlanVersion | None:
+    """The number's plan version, when the user may see it: a subscriber's users see the
+    versions saved in the current holding of the number, not a previous holder's."""
+    found = await console_of(request).store.plan_version(number, version)
+    if found is None or not scope_of(request).covers(found.saved_at):
+        return None
+    return found
 
 
 async def routing_post(request: Request) -> Response:
@@ -127,7 +138,7 @@ async def restore_version(request: Request) -> Response:
     user = require_change(request)
     await checked_form(request)
     console = console_of(request)
-    version = await console.store.plan_version(number, _version_asked(request))
+    version = await _visible_version(request, number, _version_asked(request))
     if version is None:
         raise not_found()
     plan, problems = validate(console.config_dir, number, version.source)
@@ -148,7 +159,7 @@ async def restore_version(request: Request) -> Response:
 
 async def version_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
-    version = await console_of(request).store.plan_version(number, _version_asked(request))
+    version = await _visible_version(request, number, _version_asked(request))
     if version is None:
         raise not_found()
     return render(request, "plan_version.html", {"number": number, "version": version})
@@ -270,7 +281,11 @@ async def _page(
             "saved": saved,
             "refusal": refusal,
             "base": base or _plan_digest(_current_text(request, number)),
-            "versions": await console.store.plan_versions(number),
+            "versions": [
+                version
+                for version in await console.store.plan_versions(number)
+                if scope_of(request).covers(version.saved_at)
+            ],
         },
         status=status,
     )
