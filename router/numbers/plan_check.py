@@ -7,6 +7,9 @@
   arrears or given notice), and a plan of a number the inventory does not hold, are
   warnings: the first refuses its calls as unknown, the second is routed by its plan's own
   status.
+- A plan of a number nobody holds (back in the pool, frozen, cancelled) is a warning too:
+  it is a past holder's, and whoever takes the number next would have its calls sent to
+  that holder's phones unless the plan is replaced first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ _SERVICE = frozenset(
     {Status.ACTIVE, Status.SUSPENDED, Status.ARREARS, Status.CANCELLATION_REQUESTED}
 )
 """A subscriber's number in these needs a plan: given notice, it connects calls for 30 days."""
+_UNHELD = frozenset({Status.AVAILABLE, Status.FROZEN, Status.CANCELLED})
+"""A number in these is nobody's: a plan left for it is a past holder's."""
 
 
 def compare(
@@ -54,6 +59,12 @@ def compare(
             )
             continue
         now = inventory_status(record, at, rules)
+        if now.status in _UNHELD:
+            warnings.append(
+                f"{path}: {number} is {now.status.value} in the inventory, held by nobody: "
+                f"this plan is a past holder's; remove it, or replace it before the number "
+                f"is given again (its calls would go to that holder's destinations)"
+            )
         on_calls = now.on_calls
         if "status" in plan.model_fields_set and on_calls != plan.status:
             said = "not in service" if on_calls == NOT_IN_SERVICE else str(on_calls)

@@ -50,3 +50,19 @@ def test_a_plans_status_is_compared_with_the_status_at_the_checks_instant():
     later = NOW + timedelta(days=30)  # the notice ran out: cancelled, no longer suspended
     [problem], _ = compare(Path("config"), {"4000000007": plan}, record, [], later, RULES)
     assert "the inventory has 4000000007 cancelled (cancelled on calls)" in problem.message
+
+
+def test_a_plan_left_on_a_number_nobody_holds_is_a_past_holders_and_is_warned_of():
+    plan = load_plan(E2E_CONFIG / "plans" / "4000000001.yaml")
+    gone = {"4000000001": given_notice(days_ago=31)}  # cancelled by now, then frozen 90 days
+    _, warnings = compare(Path("config"), {"4000000001": plan}, gone, [], NOW, RULES)
+    assert warnings == [
+        "config/plans/4000000001.yaml: 4000000001 is cancelled in the inventory, held by "
+        "nobody: this plan is a past holder's; remove it, or replace it before the number is "
+        "given again (its calls would go to that holder's destinations)"
+    ]
+    pooled = {"4000000001": NumberRecord("4000000001")}
+    _, warnings = compare(Path("config"), {"4000000001": plan}, pooled, [], NOW, RULES)
+    assert warnings and "is available in the inventory, held by nobody" in warnings[0]
+    held = {"4000000001": HELD}
+    assert compare(Path("config"), {"4000000001": plan}, held, [], NOW, RULES) == ([], [])
