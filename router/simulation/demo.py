@@ -167,9 +167,16 @@ def describe(index: int, demo: DemoCall, result: CallResult) -> str:
     attempts = " > ".join(f"{_destination(dial.argument)} {dial.status}" for dial in result.dials)
     variables = result.variables
     route = f"rule {variables.get(ChannelVariable.RULE) or '-'}"
-    pin = " (PIN asked)" if any(c.startswith("GET DATA") for c in result.commands) else ""
+    pin = " (PIN asked)" if any(_asks_for_pin(command) for command in result.commands) else ""
     outcome = variables.get(ChannelVariable.STATUS, result.error or "?")
     return f"{head}\n    {route}{pin}: {attempts or 'not connected'} => {outcome}"
+
+
+def _asks_for_pin(command: str) -> bool:
+    """`GET DATA <prompt> <timeout> <max digits>` reading a PIN (4 digits or more); a menu
+    or the survey reads one key (`... 1`), which is no PIN."""
+    words = command.split()
+    return words[:2] == ["GET", "DATA"] and len(words) == 5 and words[4] != "1"
 
 
 def _destination(dial_argument: str) -> str:

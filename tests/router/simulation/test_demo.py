@@ -58,6 +58,23 @@ def test_the_demo_runs_anywhere_and_leaves_its_records_in_its_data_directory(
     assert len(capsys.readouterr().out.splitlines()) == 1 + 15
 
 
+def test_only_a_call_asked_for_its_pin_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    """A menu's key or the survey's score is read like a PIN entry, one key instead of
+    several: neither is a PIN asked."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--data", "run"]) == 0
+    routes = [line.strip() for line in capsys.readouterr().out.splitlines() if "=> " in line]
+    assert routes[0] == "rule shandong-factory: 053188886666 ANSWER => answered"  # surveyed
+    assert routes[4] == "rule order-hotline: 02155556666 ANSWER => answered"  # a menu
+    assert [index for index, route in enumerate(routes) if "(PIN asked)" in route] == [
+        12,
+        13,
+        14,
+    ]
+
+
 def test_each_run_starts_from_fresh_books(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
 ) -> None:
