@@ -27,7 +27,7 @@ from dialplan.plan import NumberStatus, Plan
 from dialplan.plan_loader import parse_plan
 from rating.tariff import Tariffs
 from router.call.features import IVR, feature_on
-from router.commands.simulate import decision_lines, walk_menus
+from router.commands.simulate import decision_lines, features_off, walk_menus
 from router.configuration.config_dir import PLANS_DIR
 
 
@@ -149,10 +149,12 @@ def preview(
 ) -> list[str]:
     """What the plan would do with one call, as `hotline400 simulate` tells it: its menus
     walked by a caller pressing nothing (each menu's default), or not played at all when
-    the number's account has no ivr feature that day, as the router does."""
+    the number's account has no ivr feature that day, as the router does; nor a recording
+    or survey the account has not switched on."""
     call = Call(plan.number, locate(caller))
     state = RoutingState(calendar)
     decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), state)
     walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))
     heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
-    return [heading, *decision_lines(decision, busy, set())]
+    off = features_off(plan, tariffs, at)
+    return [heading, *decision_lines(decision, busy, set(), off)]

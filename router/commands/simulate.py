@@ -25,6 +25,8 @@ from numbering.rules import NumberRules
 from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS
 from router.call.features import IVR, NO_IVR, feature_on
+from router.call.recording import RECORDING
+from router.call.survey import SATISFACTION_SURVEY
 from router.commands.arguments import (
     TIME_FORMS,
     instant,
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
         walk_menus(plan, decision, args.digits, state, ivr)
-        _print_decision(decision, set(args.busy), set(args.no_answer))
+        off = features_off(plan, config.tariffs, at)
+        print(*decision_lines(decision, set(args.busy), set(args.no_answer), off), sep="\n")
         return 0
     spread: Counter[str] = Counter()
     show_progress = args.calls >= PROGRESS_FROM and sys.stderr.isatty()
@@ -225,13 +228,25 @@ def walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, i
         skip_menus(plan, decision, state, NO_IVR)
 
 
-def _print_decision(decision: Decision, busy: set[str], no_answer: set[str]) -> None:
-    print(*decision_lines(decision, busy, no_answer), sep="\n")
+def features_off(plan: Plan, tariffs: Tariffs | None, at: datetime) -> frozenset[str]:
+    """The features sold on top (recording, the survey) the number's account does not have
+    switched on the plan's day of `at`: the router skips them on that call."""
+    return frozenset(
+        feature
+        for feature in (RECORDING, SATISFACTION_SURVEY)
+        if not feature_on(plan, tariffs, feature, at)
+    )
 
 
-def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> list[str]:
+def decision_lines(
+    decision: Decision,
+    busy: set[str],
+    no_answer: set[str],
+    off: frozenset[str] = frozenset(),
+) -> list[str]:
     """The trace, the dial attempts and forwards, and the outcome of a decision, given which
-    destinations are busy or do not answer: what simulate prints and the console previews."""
+    destinations are busy or do not answer and which features the account has `off`: what
+    simulate prints and the console previews."""
     lines = ["trace:", *(f"  {line}" for line in decision.trace())]
     if decision.menu_path is not None:
         keys = decision.menu_digits or "none"
@@ -242,10 +257,14 @@ def decision_lines(decision: Decision, busy: set[str], no_answer: set[str]) -> l
         return lines
     if decision.pin is not None:
         lines.append(f"PIN: the caller is asked for the PIN, {decision.pin.attempts} attempts")
-    if decision.recording is not None:
+    if decision.recording is not None and RECORDING in off:
+        lines.append(f"recording: none, the account has no {RECORDING} feature that day")
+    elif decision.recording is not None:
         notice = decision.recording.notice
         lines.append(f"recording: {notice} played unanswered, then the answered call recorded")
-    if decision.survey is not None:
+    if decision.survey is not None and SATISFACTION_SURVEY in off:
+        lines.append(f"survey: none, the account has no {SATISFACTION_SURVEY} feature that day")
+    elif decision.survey is not None:
         survey = decision.survey
         lines.append(
             f"survey: once an answered call's destination hangs up (Dial's g), {survey.prompt} "

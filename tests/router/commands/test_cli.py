@@ -553,6 +553,32 @@ def test_simulate_shows_the_pin_prompt_a_route_asks_for(capsys: Capture, config_
     ]
 
 
+def test_simulate_asks_no_score_the_account_has_not_switched_the_survey_on(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """4008207788's plan has a survey, its account no satisfaction_survey feature: the router
+    asks nothing after the call, and simulate says so instead of showing the prompt."""
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        "--number",
+        "4008207788",
+        "--caller",
+        "13801651234",
+        "--at",
+        "2026-11-23 11:00",
+    )
+    assert code == 0
+    assert lines[-3:] == [
+        "survey: none, the account has no satisfaction_survey feature that day",
+        "  1. dial 02155550001, ring 20 s -> ANSWER",
+        "outcome: answered (rule vip-customers)",
+    ]
+    assert not any("rate-our-service" in line for line in lines)
+
+
 def test_simulate_shows_a_rejection_and_its_announcement(capsys: Capture, config_dir: Path) -> None:
     code, lines = hotline400(
         capsys,
