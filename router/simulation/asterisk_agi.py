@@ -1017,15 +1017,17 @@ async def run_call(
     time_scale: float = 0.0,
     timeout: float | None = 60.0,
     connecting: asyncio.Semaphore | None = None,
+    result: CallResult | None = None,
 ) -> CallResult:
     """Play one call against the FastAGI server at host:port.
 
     Never raises for the server's behaviour: a refused connection, a reset or a server
     that does not end the session within `timeout` (wall seconds) is `result.error`.
     `connecting`, when given, is held from the connect until the environment block is
-    written (see `run_calls`).
+    written (see `run_calls`). `result`, when given, is the record filled as the call goes
+    (its `virtual_s` is the call's virtual time so far: a clock can follow it).
     """
-    result = CallResult(call=call)
+    result = CallResult(call=call) if result is None else result
     started = time.monotonic()
     try:
         if connecting is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,13 +27,17 @@ ANSWERS = Outcome.answers(talk_s=95.0, ring_s=6.0)
 
 
 class DemoClock:
-    """The daemon's clock during the tour: the instant of the call being placed."""
+    """The daemon's clock during the tour: the instant of the call being placed, moved on by
+    the call's virtual time so far (its prompts, its ringing), so the router times a call's
+    parts as it would on a real Asterisk, where they take real time."""
 
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
+        self.call: CallResult | None = None
 
     def __call__(self) -> datetime:
-        return self.now
+        elapsed = 0.0 if self.call is None else self.call.virtual_s
+        return self.now + timedelta(seconds=elapsed)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,9 @@ async def play_tour(host: str, port: int, clock: DemoClock) -> list[tuple[DemoCa
             destinations=demo.destinations(),
             dtmf=demo.dtmf,
         )
-        played.append((demo, await run_call(host, port, call)))
+        clock.call = CallResult(call=call)
+        played.append((demo, await run_call(host, port, call, result=clock.call)))
+    clock.call = None
     return played
 
 
