@@ -36,6 +36,7 @@ AGIConnection.eof_received
 SignedInOnly.dispatch
 
 # The console's Jinja templates read these (console/templates/*.html).
+NumberMoney.cap_calls
 NumberMoney.monthly_cost_cap
 NumberMoney.monthly_call_cap
 NumberMoney.daily_cost_cap
