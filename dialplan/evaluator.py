@@ -235,7 +235,8 @@ class RoutingTable:
                 caller_bit, not_listed = bit_of(matchers[0]), (subject, "no", matchers[0])
                 matchers = matchers[1:]
             checks = tuple((m.matches, (subject, "no", m)) for m in matchers)
-            route = CompiledRoute.of(plan, rule, rule.name, subject)
+            # Its split counts apart from the default route's, even for a rule named "default".
+            route = CompiledRoute.of(plan, rule, rule.name, subject, split_name=f"rule {rule.name}")
             rules.append(CompiledRule(caller_bit, not_listed, checks, route))
         return cls(
             zone=plan.zone(),

@@ -401,6 +401,23 @@ def test_a_60_30_10_split_sends_exactly_those_counts_of_100_calls() -> None:
     assert {t.ring_timeout for t in firsts if t and t.number == "02788889999"} == {30}
 
 
+def test_a_rule_named_default_keeps_its_split_apart_from_the_default_routes() -> None:
+    plan = plan_from(
+        """
+        rules:
+          - name: default
+            when: {callers: {provinces: [山东]}}
+            split: [{number: "13900000001", percent: 50}, {number: "13900000002", percent: 50}]
+        default:
+          split: [{number: "02000000001", percent: 50}, {number: "02000000002", percent: 50}]
+        """
+    )
+    state = RoutingState(OfficialCalendar())
+    callers = ["053188889999", "02155551234"] * 50  # Shandong and Shanghai callers in turn
+    counts = Counter(route(plan, caller, state=state).first.number for caller in callers)  # type: ignore[union-attr]
+    assert counts == {"13900000001": 25, "13900000002": 25, "02000000001": 25, "02000000002": 25}
+
+
 def test_a_destination_marked_down_is_skipped_and_its_share_spread() -> None:
     plan = plan_from(SPLIT.replace("DOWN", "true"))
     state = RoutingState(OfficialCalendar())
