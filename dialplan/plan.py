@@ -453,7 +453,8 @@ class SplitShare(Destination):
 
 class TimeWindow(BaseModel):
     """A daily window in minutes after midnight; end <= start means it runs across midnight
-    (22:00-06:00). An end of 24:00 (1440) is the end of the day: 00:00-24:00 is all day."""
+    (22:00-06:00). An end of 24:00 (1440) is the end of the day: 00:00-24:00 is all day. So
+    is an end of 23:59, the last minute of the day as the business writes it (00:00-23:59)."""
 
     model_config = ConfigDict(frozen=True)
     start: int = Field(ge=0, lt=MINUTES_PER_DAY)
@@ -473,9 +474,10 @@ class DateRange(BaseModel):
 
 
 def _parse_clock(text: str, *, end: bool) -> int:
-    """'09:30' -> 570 minutes after midnight; '24:00' (1440) only at the end of a window."""
+    """'09:30' -> 570 minutes after midnight; at the end of a window '24:00' and '23:59' are
+    the end of the day (1440): a window written up to 23:59 takes in that last minute too."""
     hours, minutes = (int(part) for part in text.split(":"))
-    if end and hours == 24 and minutes == 0:
+    if end and (hours, minutes) in ((24, 0), (23, 59)):
         return MINUTES_PER_DAY
     if not (0 <= hours <= 23 and 0 <= minutes <= 59):
         raise ValueError(text)
@@ -503,7 +505,8 @@ class When(Strict):
     )
     time: list[str] = Field(
         default_factory=list,
-        description="HH:MM-HH:MM windows; 22:00-06:00 runs across midnight, 24:00 ends the day",
+        description="HH:MM-HH:MM windows; 22:00-06:00 runs across midnight, an end of 24:00 "
+        "or 23:59 is the end of the day",
         json_schema_extra={"items": {"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}},
     )
     dates: list[str | date] = Field(

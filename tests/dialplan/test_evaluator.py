@@ -112,6 +112,27 @@ def test_24_00_ends_a_window_at_the_end_of_the_day(when: str, rule: str) -> None
     assert route(plan_from(WHOLE_DAYS), when=when).rule == rule
 
 
+@pytest.mark.parametrize(
+    ("when", "rule"),
+    [
+        ("2026-11-27 23:59", "open"),  # the last minute written is in the window
+        ("2026-11-28 00:00", "open"),  # 00:00-23:59 is the whole day
+        ("2026-11-28 06:59", "default"),
+    ],
+)
+def test_a_window_ending_at_23_59_takes_in_the_last_minute_of_the_day(when: str, rule: str) -> None:
+    plan = plan_from(
+        """
+        rules:
+          - name: open
+            when: {time: ["00:00-06:00", "18:00-23:59"]}
+            target: "13900000001"
+        default: {target: "02000000000"}
+        """
+    )
+    assert route(plan, when=when).rule == rule
+
+
 WORKDAYS = """
 rules:
   - name: office
