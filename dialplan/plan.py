@@ -75,10 +75,28 @@ def _compact_number(value: Any) -> str:
     return compact
 
 
-def _listed_number(value: Any) -> str:
-    """A listed number, normalised as callers are: 0531-8888 6666 -> 053188886666."""
+def _normalised_number(value: Any) -> str:
+    """A number normalised as callers are: 0531-8888 6666 -> 053188886666."""
     compact = _compact_number(value)
     return locate(compact).number or compact
+
+
+def _listed_number(value: Any) -> str:
+    """A listed caller's number, normalised as callers are.
+
+    A number no caller ID normalises to (a fixed line without its area code, a digit too
+    many or too few) is refused: it would never match a call, and a blacklist holding it
+    would block nobody."""
+    number = locate(_compact_number(value)).number
+    if not number:
+        raise PydanticCustomError(
+            "listed_number",
+            "{value} is no number a caller can have, so it would match no call: write a fixed "
+            "line with its area code ('0531 8888 6666'), a mobile with its 11 digits, or a "
+            "number abroad with its country code ('+852 2123 4567')",
+            {"value": repr(value)},
+        )
+    return number
 
 
 BOUND_KINDS = ("fixed", "mobile")
@@ -690,7 +708,7 @@ class Notifications(Strict):
     def _mobiles(cls, values: Any) -> Any:
         if not isinstance(values, list):
             return values
-        numbers = [_listed_number(value) for value in values]
+        numbers = [_normalised_number(value) for value in values]
         for number in numbers:
             if locate(number).kind != "mobile":
                 raise PydanticCustomError(

@@ -216,6 +216,36 @@ def test_unknown_regions_are_refused() -> None:
     ]
 
 
+def test_a_listed_number_no_caller_can_have_is_refused_rather_than_matching_nobody() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        blacklist:
+          numbers: ["13012345678", "8888 9999"]
+        queue:
+          vip: {numbers: ["1380165123"]}
+        default: {target: {number: "13900000001", max_calls: 2}}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:4 blacklist.numbers: '8888 9999' is no number a caller "
+        "can have, so it would match no call: write a fixed line with its area code "
+        "('0531 8888 6666'), a mobile with its 11 digits, or a number abroad with its country "
+        "code ('+852 2123 4567')",
+        "config/plans/4006001234.yaml:6 queue.vip.numbers: '1380165123' is no number a caller "
+        "can have, so it would match no call: write a fixed line with its area code "
+        "('0531 8888 6666'), a mobile with its 11 digits, or a number abroad with its country "
+        "code ('+852 2123 4567')",
+    ]
+    plan = parse_plan(
+        "4006001234.yaml",
+        'number: "4006001234"\nname: T\n'
+        'blacklist: {numbers: ["0531-8888 9999", "+86 139 0531 0001", "10086", "+852 2123 4567"]}\n'
+        'default: {target: "13905310001"}\n',
+    )
+    assert plan.blacklist.numbers == ["053188889999", "13905310001", "10086", "+85221234567"]
+
+
 def test_duplicate_keys_and_a_mismatched_file_name_are_reported() -> None:
     assert problems_of(
         """
