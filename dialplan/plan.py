@@ -37,6 +37,8 @@ DEFAULT_PIN_MAX_DIGITS = 6
 DEFAULT_BUSY_STATUSES = ("BUSY", "CONGESTION", "CHANUNAVAIL")
 
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+_PREFIX = re.compile(r"^(\+[0-9]{1,20}|[0-9]{3,20})$")
+"""A caller-number prefix: 3 digits or more, or a country code of any length (+1, +44)."""
 _TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
@@ -59,7 +61,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _compact_number(value: Any) -> str:
+def _compact_number(
+    value: Any, pattern: re.Pattern[str] = _NUMBER, what: str = "a phone number"
+) -> str:
     """A phone number or prefix as written, without its spaces, dashes and parentheses."""
     if not isinstance(value, str):
         raise PydanticCustomError(
@@ -68,9 +72,9 @@ def _compact_number(value: Any) -> str:
             "(YAML reads 0531... as a number and drops the 0)",
         )
     compact = re.sub(r"[\s\-()]", "", value)
-    if not _NUMBER.match(compact):
+    if not pattern.match(compact):
         raise PydanticCustomError(
-            "number_format", "{value} is not a phone number", {"value": repr(value)}
+            "number_format", "{value} is not {what}", {"value": repr(value), "what": what}
         )
     return compact
 
@@ -145,9 +149,19 @@ def _caller_prefixes(value: Any) -> list[str]:
     E.164 form (+852..., 00852... -> +852...), as callers from abroad are. National
     prefixes are kept as written.
     """
-    compact = _compact_number(value)
+    compact = _compact_number(
+        value, _PREFIX, "a number prefix (3 digits or more, or + and a country code)"
+    )
     if compact.startswith("00"):
         compact = "+" + compact[2:]
+    if ("+" + _COUNTRY_CODE).startswith(compact) and len(compact) < 1 + len(_COUNTRY_CODE):
+        raise PydanticCustomError(
+            "prefix_format",
+            "{value} begins China's country code (+86) as well as others': callers in China "
+            "are matched in national form, so it would match only callers abroad; write the "
+            "country codes meant (+81, +82, +852, ...)",
+            {"value": repr(value)},
+        )
     if not compact.startswith("+" + _COUNTRY_CODE):
         return [compact]
     rest = compact[1 + len(_COUNTRY_CODE) :].removeprefix("0")
@@ -161,6 +175,9 @@ def _caller_prefixes(value: Any) -> list[str]:
 
 
 PhoneNumber = Annotated[str, Field(json_schema_extra={"pattern": r"^\+?[0-9 ()\-]{3,30}$"})]
+CallerPrefix = Annotated[
+    str, Field(json_schema_extra={"pattern": r"^(\+[0-9 ()\-]{1,30}|[0-9 ()\-]{3,30})$"})
+]
 
 
 class NumberStatus(StrEnum):
@@ -179,9 +196,10 @@ class CallerSet(Strict):
     provinces: list[str] = Field(default_factory=list, description="e.g. 山东 or Shandong")
     cities: list[str] = Field(default_factory=list, description="e.g. 济南 or Jinan")
     area_codes: list[str] = Field(default_factory=list, description="e.g. '0531'")
-    prefixes: list[PhoneNumber] = Field(
+    prefixes: list[CallerPrefix] = Field(
         default_factory=list,
-        description="number beginnings: '139', '0531 8' or with the country code, '+86 139'",
+        description="number beginnings: '139', '0531 8' or with the country code, '+86 139'; "
+        "a country code alone ('+44') is every caller from that country",
     )
     numbers: list[PhoneNumber] = Field(default_factory=list)
 

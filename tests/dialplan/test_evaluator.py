@@ -284,6 +284,21 @@ def test_blacklisted_numbers_and_prefixes_are_refused_whatever_the_region() -> N
     assert route(plan, caller="17012345678").announcement == "acme/blacklisted"
 
 
+def test_screening_may_refuse_the_callers_of_a_country_by_its_country_code() -> None:
+    plan = plan_from(
+        """
+        screening:
+          mode: deny
+          callers: {prefixes: ["+1", "+44"]}
+        default: {target: "13900000001"}
+        """
+    )
+    assert route(plan, caller="+1 415 555 2671").reject == "blocked"
+    assert route(plan, caller="0044 20 7123 4567").reject == "blocked"
+    assert route(plan, caller="+852 2123 4567").action == "dial"
+    assert route(plan, caller="13905310001").action == "dial"  # +86 139..., not +1
+
+
 PREFIXES_WITH_THE_COUNTRY_CODE = """
 blacklist:
   prefixes: ["+86 139 0531"]

@@ -726,6 +726,40 @@ def test_a_prefix_of_the_country_code_alone_is_refused() -> None:
     ]
 
 
+def test_a_country_code_alone_is_a_prefix_in_either_form() -> None:
+    plan = parse_plan(
+        "4006001234.yaml",
+        'number: "4006001234"\nname: T\n'
+        'blacklist: {prefixes: ["+1", "0044", "+852"]}\n'
+        'default: {target: "13905310001"}\n',
+    )
+    assert plan.blacklist.prefixes == ["+1", "+44", "+852"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("+", "'+' is not a number prefix (3 digits or more, or + and a country code)"),
+        ("12", "'12' is not a number prefix (3 digits or more, or + and a country code)"),
+        (
+            "+8",
+            "'+8' begins China's country code (+86) as well as others': callers in China are "
+            "matched in national form, so it would match only callers abroad; write the country "
+            "codes meant (+81, +82, +852, ...)",
+        ),
+    ],
+)
+def test_a_prefix_too_short_to_mean_anything_is_refused(prefix: str, message: str) -> None:
+    assert problems_of(
+        f"""
+        number: "4006001234"
+        name: T
+        blacklist: {{prefixes: ["{prefix}"]}}
+        default: {{target: "13905310001"}}
+        """
+    ) == [f"config/plans/4006001234.yaml:3 blacklist.prefixes: {message}"]
+
+
 @pytest.mark.parametrize("callers", ["\n  callers: {}", ""])
 def test_an_allow_list_that_lists_nobody_is_refused(callers: str) -> None:
     assert problems_of(
