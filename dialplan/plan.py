@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from dialplan.geo import canonical_city, canonical_province, locate
 from dialplan.pin import HASH_PATTERN, MAX_PIN_DIGITS, MIN_PIN_DIGITS, pin_length
+from dialplan.regions import cities_named
 from dialplan.validation import IanaZone
 
 MAX_BUSY_FORWARDS = 2
@@ -222,6 +223,22 @@ class CallerSet(Strict):
         canonical = []
         for name in names:
             city = canonical_city(name)
+            meant = sorted(cities_named(name))
+            if city is None and len(meant) > 1:
+                raise PydanticCustomError(
+                    "ambiguous_city",
+                    "{name} names several cities ({cities}): write the one meant in Chinese",
+                    {
+                        "name": repr(name),
+                        "cities": ", ".join(f"{city} in {province}" for province, city in meant),
+                    },
+                )
+            if city is None and canonical_province(name) is not None:
+                raise PydanticCustomError(
+                    "province_as_city",
+                    "{name} is a province-level region, not a city: list it under provinces",
+                    {"name": repr(name)},
+                )
             if city is None:
                 raise PydanticCustomError(
                     "unknown_city",

@@ -229,13 +229,19 @@ def canonical_city(name: str, province: str | None = None) -> str | None:
     An English name shared by cities of different provinces (Suzhou: 苏州 and 宿州) is
     None unless `province` tells which one is meant.
     """
-    short = short_city_name(name)
-    found = _CITIES.by_name.get(short) or _CITIES.by_name.get(_fold(short), frozenset())
+    found = cities_named(name)
     if province is not None:
         wanted = canonical_province(province)
         found = frozenset(place for place in found if place[0] == wanted)
     names = {city for _, city in found}
     return names.pop() if len(names) == 1 else None
+
+
+def cities_named(name: str) -> frozenset[tuple[str, str]]:
+    """Every (province, city) a name may mean: two for an English name two cities share
+    (Suzhou: 江苏 苏州 and 安徽 宿州), none for a name the geocoder does not know."""
+    short = short_city_name(name)
+    return _CITIES.by_name.get(short) or _CITIES.by_name.get(_fold(short), frozenset())
 
 
 def known_cities() -> frozenset[tuple[str, str]]:

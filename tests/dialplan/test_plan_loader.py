@@ -216,6 +216,34 @@ def test_unknown_regions_are_refused() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("city", "message"),
+    [
+        (
+            "Suzhou",
+            "'Suzhou' names several cities (宿州 in 安徽, 苏州 in 江苏): write the one "
+            "meant in Chinese",
+        ),
+        (
+            "taizhou",
+            "'taizhou' names several cities (泰州 in 江苏, 台州 in 浙江): write the one "
+            "meant in Chinese",
+        ),
+        ("Shandong", "'Shandong' is a province-level region, not a city: list it under provinces"),
+        ("香港", "'香港' is a province-level region, not a city: list it under provinces"),
+    ],
+)
+def test_a_city_name_that_cannot_be_placed_says_why(city: str, message: str) -> None:
+    assert problems_of(
+        f"""
+        number: "4006001234"
+        name: Test Co.
+        blacklist: {{cities: ["{city}"]}}
+        default: {{target: "13900000001"}}
+        """
+    ) == [f"config/plans/4006001234.yaml:3 blacklist.cities: {message}"]
+
+
 def test_a_listed_number_no_caller_can_have_is_refused_rather_than_matching_nobody() -> None:
     assert problems_of(
         """
