@@ -185,10 +185,13 @@ class CallerIndex:
 
 
 def describe_caller(caller: CallerInfo) -> str:
+    """The caller as traces name it; a caller ID that is shown but is no number ('0531',
+    'abc') is quoted as shown, not called withheld."""
     where = "/".join(
         part for part in (caller.province_zh, caller.city_zh, caller.area_code) if part
     )
-    return f"{caller.number or 'withheld'} ({where or caller.kind})"
+    shown = caller.number or ("withheld" if caller.anonymous else repr(caller.raw))
+    return f"{shown} ({where or caller.kind})"
 
 
 @dataclass(frozen=True, slots=True)

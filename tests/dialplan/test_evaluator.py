@@ -380,6 +380,16 @@ def test_every_caller_id_that_cannot_be_dialled_back_follows_the_anonymous_polic
     )
 
 
+def test_the_trace_quotes_a_caller_id_that_is_no_number_rather_than_calling_it_withheld() -> None:
+    plan = plan_from(SHANDONG_FIRST)
+    assert route(plan, caller="0531").trace()[1] == (
+        "rule 0 'shandong': no: caller '0531' (unknown) is not in provinces ['山东']"
+    )
+    assert route(plan, caller="anonymous").trace()[1] == (
+        "rule 0 'shandong': no: caller withheld (unknown) is not in provinces ['山东']"
+    )
+
+
 def test_a_caller_id_that_can_be_dialled_back_is_screened_by_region_not_as_withheld() -> None:
     plan = plan_from(SCREENED.replace("{mode}", "deny"))
     assert route(plan, caller="10086").action == "dial"  # a service number: it can be called
