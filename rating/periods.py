@@ -20,7 +20,8 @@ _WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 class DailyWindow:
     """[start, end) in seconds after midnight; end <= start runs across midnight.
 
-    An end of 24:00 is 86400, so 00:00-24:00 is the whole day.
+    An end of 24:00 is 86400, so 00:00-24:00 is the whole day; so is an end of 23:59, the
+    last minute of the day as a tariff writes it (00:00-23:59), as in routing plans.
     """
 
     start: int
@@ -28,7 +29,8 @@ class DailyWindow:
 
 
 def parse_window(text: str) -> DailyWindow:
-    """'22:00-07:00' -> DailyWindow; 24:00 may end a window. ValueError if not a window."""
+    """'22:00-07:00' -> DailyWindow; 24:00 or 23:59 may end a window at the end of the day.
+    ValueError if not a window."""
     match = _WINDOW.match(text)
     if match is None:
         raise ValueError(text)
@@ -36,6 +38,8 @@ def parse_window(text: str) -> DailyWindow:
     if start_h > 23 or start_m > 59 or end_m > 59 or end_h > 24 or (end_h == 24 and end_m):
         raise ValueError(text)
     start, end = start_h * 3600 + start_m * 60, end_h * 3600 + end_m * 60
+    if (end_h, end_m) == (23, 59):
+        end = 24 * 3600
     if start == end:
         raise ValueError(text)
     return DailyWindow(start, end)

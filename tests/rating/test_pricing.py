@@ -366,3 +366,11 @@ def test_between_the_instants_found_every_answer_instant_is_priced_alike(
         instant = start + timedelta(seconds=second)
         last = max(known for known in instants if known <= instant)
         assert priced_at(instant) == priced_at(last), (instant, last)
+
+
+def test_a_period_ending_at_23_59_takes_in_the_last_minute_of_the_day() -> None:
+    """As in routing plans: 00:00-23:59 is the whole day, its last minute included."""
+    text = TARIFFS_TEXT.replace('time: ["22:00-07:00"]', 'time: ["18:00-23:59"]', 1)
+    tariffs = parse_tariffs("tariffs.yaml", text)
+    last_minute = datetime(2026, 11, 24, 23, 59, 30, tzinfo=SHANGHAI)
+    assert price(call(at=last_minute), tariffs).rate_description.startswith("off-peak")
