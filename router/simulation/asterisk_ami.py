@@ -2,11 +2,13 @@
 
 What it sends is what Asterisk 22 sends (the recordings in asterisk-transcripts/ami/): the
 greeting `Asterisk Call Manager/11.0.0`, Login answered `Authentication accepted` and
-followed by the FullyBooted event, a refused Login answered `Authentication failed` and the
-connection closed, Ping answered `Ping: Pong` with a Timestamp, Logoff answered `Goodbye`,
-every reply carrying the action's ActionID. Events go, byte for byte as recorded, only to
+followed by the FullyBooted event if the session reads `system` (a second Login: `Already
+authenticated`), a refused Login answered `Authentication failed` and the connection
+closed, Ping answered `Ping: Pong` with a Timestamp, Logoff answered `Goodbye`, every
+reply carrying the action's ActionID. Events go, byte for byte as recorded, only to
 sessions allowed to read them, as Asterisk decides: every class in the event's Privilege
-header must be in the account's `read` classes and in the Login's `Events` mask, and an
+header must be in the account's `read` classes (`all`: every class) and in the Login's
+`Events` mask (a class list, on/off words, or Asterisk's numeric bit mask), and an
 account with `eventfilter(name(...))` include filters gets only the events named there.
 With `timestamp_events` (manager.conf `timestampevents = yes`) each event carries a
 `Timestamp:` header, the moment it was sent.
@@ -117,14 +119,49 @@ def _account(name: str, options: Mapping[str, list[str]]) -> AmiAccount:
             names.add(criteria["name"])
     return AmiAccount(
         secret=options["secret"][-1],
-        read=_classes(options.get("read", [""])[-1]),
-        write=_classes(options.get("write", [""])[-1]),
+        read=_permissions(options.get("read", [""])[-1]),
+        write=_permissions(options.get("write", [""])[-1]),
         event_names=frozenset(names) if names else None,
     )
 
 
+_CLASS_BITS = {
+    "system": 0,
+    "call": 1,
+    "log": 2,
+    "verbose": 3,
+    "command": 4,
+    "agent": 5,
+    "user": 6,
+    "config": 7,
+    "dtmf": 8,
+    "reporting": 9,
+    "cdr": 10,
+    "dialplan": 11,
+    "originate": 12,
+    "agi": 13,
+    "cc": 15,
+    "aoc": 16,
+    "test": 17,
+    "security": 18,
+    "message": 30,
+}
+"""Asterisk's event classes and their bits (manager.h EVENT_FLAG_*), for numeric masks."""
+ALL_CLASSES = frozenset(_CLASS_BITS)
+_TRUE = frozenset({"yes", "true", "y", "t", "on"})
+_FALSE = frozenset({"no", "false", "n", "f", "off"})
+"""ast_true / ast_false words ("1" and "0" are numeric masks)."""
+
+
 def _classes(value: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _permissions(value: str) -> frozenset[str]:
+    """The classes a manager.conf `read`/`write` value or a Login's class list grants:
+    `all` is every class, as Asterisk's get_perm reads it."""
+    classes = _classes(value)
+    return ALL_CLASSES if "all" in classes else classes & ALL_CLASSES
 
 
 def _reply(response: str, action_id: str | None, *lines: str) -> bytes:
@@ -134,7 +171,7 @@ def _reply(response: str, action_id: str | None, *lines: str) -> bytes:
 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_LIST_CLASSES = frozenset({"system", "reporting", "all"})
+_LIST_CLASSES = frozenset({"system", "reporting"})
 """Write classes that allow CoreShowChannels (Asterisk: EVENT_FLAG_SYSTEM | REPORTING)."""
 _CDR_TIME = "%Y-%m-%d %H:%M:%S"
 _channel_numbers = itertools.count(1)
@@ -520,6 +557,11 @@ class AmiSimulator:
         return True
 
     def _login(self, session: _Session, action: Mapping[str, str], action_id: str | None) -> bool:
+        """Asterisk's action_login: FullyBooted follows only for a session that reads
+        `system` (its account's read classes and its Events mask both)."""
+        if session.account is not None:
+            session.writer.write(_reply("Success", action_id, "Message: Already authenticated"))
+            return True
         account = self.accounts.get(action.get("username", ""))
         if account is None or action.get("secret") != account.secret:
             session.writer.write(_reply("Error", action_id, "Message: Authentication failed"))
@@ -529,6 +571,8 @@ class AmiSimulator:
         self.logins += 1
         uptime = int(time.monotonic() - self._booted)
         session.writer.write(_reply("Success", action_id, "Message: Authentication accepted"))
+        if "system" not in session.mask:
+            return True
         session.writer.write(
             (
                 "Event: FullyBooted\r\nPrivilege: system,all\r\n"
@@ -558,12 +602,19 @@ def _stamped(event: bytes) -> bytes:
 
 
 def _event_mask(events: str | None, read: frozenset[str]) -> frozenset[str]:
-    """The classes a session gets: its read classes, narrowed by Login's Events header."""
-    if events is None or events.strip().lower() in ("on", "yes", "true", "1", "all"):
+    """The classes a session gets: its read classes, narrowed by Login's Events header as
+    Asterisk's strings_to_mask reads it (digits a bit mask, so `1` is `system` alone)."""
+    value = (events or "").strip()
+    if not value:
         return read
-    if events.strip().lower() in ("off", "no", "false", "0"):
+    if value.isascii() and value.isdigit():
+        mask = int(value)
+        return read & {name for name, bit in _CLASS_BITS.items() if mask >> bit & 1}
+    if value.lower() in _FALSE:
         return frozenset()
-    return read & _classes(events)
+    if value.lower() in _TRUE:
+        return read
+    return read & _permissions(value)
 
 
 async def _read_action(reader: asyncio.StreamReader) -> dict[str, str] | None:

@@ -20,6 +20,7 @@ from router.simulation.asterisk_ami import (
     RECORDINGS,
     AmiSimulator,
     accounts_from_manager_conf,
+    events_as_sent,
     recorded_events,
 )
 
@@ -309,9 +310,7 @@ async def test_simulator_answers_actions_as_asterisk_does() -> None:
         login = ("Action: Login", "ActionID: 2", f"Username: {USER}", f"Secret: {SECRET}")
         assert await ask(*login) == (
             b"Response: Success\r\nActionID: 2\r\nMessage: Authentication accepted\r\n\r\n"
-        )
-        booted = await reader.readuntil(b"\r\n\r\n")
-        assert booted.startswith(b"Event: FullyBooted\r\nPrivilege: system,all\r\n")
+        )  # no FullyBooted: the account does not read "system"
         pong = await ask("Action: Ping", "ActionID: 3")
         assert pong.startswith(b"Response: Success\r\nActionID: 3\r\nPing: Pong\r\nTimestamp: ")
         unknown = await ask("Action: Originate", "ActionID: 4")
@@ -325,6 +324,64 @@ async def test_simulator_answers_actions_as_asterisk_does() -> None:
     finally:
         writer.close()
         await simulator.stop()
+
+
+async def test_fully_booted_follows_the_login_of_a_session_reading_system_only() -> None:
+    accounts = accounts_from_manager_conf(
+        "[ops]\nsecret = s\nread = system,call\n[calls]\nsecret = s\nread = call\n"
+    )
+    simulator = AmiSimulator(accounts)
+    port = await simulator.start()
+
+    async def login(user: str, *extra: str) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        lines = ["Action: Login", f"Username: {user}", "Secret: s", *extra]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(b"Action: Login\r\nUsername: calls\r\nSecret: s\r\n\r\n")
+        writer.write(b"Action: Logoff\r\n\r\n")
+        messages = (await reader.read()).split(b"\r\n\r\n")
+        writer.close()
+        return [message.split(b"\r\n")[-1] for message in messages if message]
+
+    try:
+        accepted, again, bye = (
+            b"Message: Authentication accepted",
+            b"Message: Already authenticated",
+            b"Message: Thanks for all the fish.",
+        )
+        assert await login("ops") == [accepted, b"Status: Fully Booted", again, bye]
+        assert await login("ops", "Events: call") == [accepted, again, bye]
+        assert await login("calls") == [accepted, again, bye]
+    finally:
+        await simulator.stop()
+
+
+@pytest.mark.parametrize(
+    ("read", "login_events", "classes"),
+    [
+        ("all", None, {"call", "cdr", "dialplan", "agi", "security"}),
+        ("all", "call,cdr", {"call", "cdr"}),
+        ("call,cdr", "on", {"call", "cdr"}),
+        ("call,cdr", "y", {"call", "cdr"}),
+        ("call,cdr", "n", set()),
+        ("all", "1", set()),  # a numeric mask: 1 is "system", which no call event is
+        ("all", "1026", {"call", "cdr"}),  # EVENT_FLAG_CALL | EVENT_FLAG_CDR
+        ("call,dialplan", "none", set()),
+    ],
+)
+def test_events_reach_a_session_as_asterisk_reads_read_classes_and_the_login_mask(
+    read: str, login_events: str | None, classes: set[str]
+) -> None:
+    account = accounts_from_manager_conf(f"[u]\nsecret = s\nread = {read}\n")["u"]
+    recorded = recorded_events(RECORDINGS / "answer.ami")
+    sent = events_as_sent(account, recorded, login_events, timestamp_events=False)
+    expected = [
+        block
+        for block in recorded
+        if set(parse_message(block)["Privilege"].split(",")) - {"all"} <= classes
+    ]
+    assert sent == expected
 
 
 async def test_simulator_closes_the_connection_after_a_refused_login() -> None:
