@@ -195,6 +195,11 @@ class SimulatedChannel:
     answered: float | None = None
     bridge: str = ""
 
+    @property
+    def dial_data(self) -> str:
+        """The argument of the channel's Dial, as Asterisk shows it (Cdr LastData)."""
+        return f"Local/{self.destination}@phones,20"
+
     def headers(self, state: int | None = None) -> list[str]:
         """The channel's block of headers, as every call event carries it."""
         state = self.state if state is None else state
@@ -446,7 +451,7 @@ class AmiSimulator:
             f"Channel: {channel.name}",
             f"DestinationChannel: {channel.peer}",
             "LastApplication: Dial",
-            f"LastData: Local/{channel.destination}@phones,20",
+            f"LastData: {channel.dial_data}",
             f"StartTime: {self._cdr_time(channel.started)}",
             f"AnswerTime: {self._cdr_time(answered) if answered is not None else ''}",
             f"EndTime: {self._cdr_time(ended)}",
@@ -484,11 +489,11 @@ class AmiSimulator:
         for channel in self.channels.values():
             seconds = int(now - channel.started)
             duration = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-            application = ["Application: Dial", f"ApplicationData: {channel.peer},20"]
+            application = ["Application: Dial", f"ApplicationData: {channel.dial_data}"]
             if not channel.dialled_at:
                 application = ["Application: AGI", "ApplicationData: agi://router/route"]
-            lines = ["Event: CoreShowChannel", *tag, *channel.headers()]
-            lines += [f"BridgeId: {channel.bridge}", *application, f"Duration: {duration}"]
+            lines = ["Event: CoreShowChannel", *tag, *channel.headers(), *application]
+            lines += [f"Duration: {duration}", f"BridgeId: {channel.bridge}"]
             send(("\r\n".join(lines) + "\r\n\r\n").encode())
         done = ["Event: CoreShowChannelsComplete", *tag, "EventList: Complete"]
         send(("\r\n".join([*done, f"ListItems: {len(self.channels)}"]) + "\r\n\r\n").encode())

@@ -384,6 +384,46 @@ def test_events_reach_a_session_as_asterisk_reads_read_classes_and_the_login_mas
     assert sent == expected
 
 
+async def test_simulator_lists_channels_with_the_headers_of_asterisks_core_show_channel() -> None:
+    simulator = AmiSimulator(ACCOUNTS)
+    port = await simulator.start()
+    now = time.time()
+    simulator.channel_up("1795371264.1", "053188889999", "4000000001", at=now - 65)
+    simulator.dial("1795371264.1", "13800000011", at=now - 60)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await reader.readline()
+        writer.write(f"Action: Login\r\nUsername: {USER}\r\nSecret: {SECRET}\r\n\r\n".encode())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"Action: CoreShowChannels\r\nActionID: 7\r\n\r\n")
+        assert await reader.readuntil(b"\r\n\r\n") == (
+            b"Response: Success\r\nActionID: 7\r\nEventList: start\r\n"
+            b"Message: Channels will follow\r\n\r\n"
+        )
+        item = parse_message(await reader.readuntil(b"\r\n\r\n"))
+        done = await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+        await simulator.stop()
+    # manager.c action_coreshowchannels: the channel's state headers, then these four
+    assert list(item)[:3] == ["event", "actionid", "channel"]
+    assert list(item)[-6:] == [
+        "uniqueid",
+        "linkedid",
+        "application",
+        "applicationdata",
+        "duration",
+        "bridgeid",
+    ]
+    assert (item["Uniqueid"], item["Application"]) == ("1795371264.1", "Dial")
+    assert item["ApplicationData"] == "Local/13800000011@phones,20"  # as the Cdr's LastData
+    assert item["Duration"] == "00:01:05"
+    assert done == (
+        b"Event: CoreShowChannelsComplete\r\nActionID: 7\r\n"
+        b"EventList: Complete\r\nListItems: 1\r\n\r\n"
+    )
+
+
 async def test_simulator_closes_the_connection_after_a_refused_login() -> None:
     simulator = AmiSimulator(ACCOUNTS)
     port = await simulator.start()
