@@ -174,6 +174,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 _LIST_CLASSES = frozenset({"system", "reporting"})
 """Write classes that allow CoreShowChannels (Asterisk: EVENT_FLAG_SYSTEM | REPORTING)."""
 _CDR_TIME = "%Y-%m-%d %H:%M:%S"
+_STATE_DESCRIPTIONS = {0: "Down", 5: "Ringing", 6: "Up"}
 _channel_numbers = itertools.count(1)
 
 
@@ -224,7 +225,7 @@ class SimulatedChannel:
         return [
             f"DestChannel: {self.peer}",
             f"DestChannelState: {state}",
-            f"DestChannelStateDesc: {'Up' if state == 6 else 'Down'}",
+            f"DestChannelStateDesc: {_STATE_DESCRIPTIONS[state]}",
             f"DestCallerIDNum: {self.dialled}",
             "DestCallerIDName: Test Caller",
             f"DestConnectedLineNum: {self.caller}",
@@ -401,9 +402,14 @@ class AmiSimulator:
 
     def hang_up(self, uniqueid: str, at: float | None = None) -> None:
         """A party hangs up: BridgeLeave, Hangup, and the Dial's Cdr record (held with
-        `cdr_batch`). The channel is gone from CoreShowChannels from then on."""
+        `cdr_batch`); a caller who gives up while the destination rings ends the Dial
+        first (DialEnd CANCEL, as recorded in caller_hangup.ami). The channel is gone from
+        CoreShowChannels from then on."""
         channel = self.channels.pop(uniqueid)
         ended = time.time() if at is None else at
+        if channel.dialled_at is not None and channel.answered is None:
+            end = ["Event: DialEnd", "Privilege: call,all", *channel.headers()]
+            self._emit([*end, *channel.peer_headers(5), "DialStatus: CANCEL"], at)
         if channel.bridge:
             self._emit(
                 [

@@ -424,6 +424,39 @@ async def test_simulator_lists_channels_with_the_headers_of_asterisks_core_show_
     )
 
 
+async def test_a_caller_giving_up_while_the_destination_rings_ends_the_dial_as_recorded() -> None:
+    names = ACCOUNTS[USER].event_names or frozenset()
+    recorded = [
+        event
+        for event in map(parse_message, recorded_events(RECORDINGS / "caller_hangup.ami"))
+        if event["Event"] in names and event.get("Uniqueid") == "1795371339.35"
+    ]
+    played: list[bytes] = []
+    async with linked() as (simulator, link):
+        for name in names:
+            link.on_raw_event(name, played.append)
+        await eventually(lambda: link.connected)
+        simulator.channel_up("1795371339.35", "053188889999", "4000000007")
+        simulator.dial("1795371339.35", "13800000031")
+        simulator.hang_up("1795371339.35")
+        await eventually(lambda: bool(played) and played[-1].startswith(b"Event: Cdr"))
+    simulated = [parse_message(block) for block in played]
+    shown = [(event["Event"], event.get("DialStatus")) for event in recorded]
+    assert [(event["Event"], event.get("DialStatus")) for event in simulated] == [
+        ("DialBegin", None),
+        ("DialEnd", "CANCEL"),
+        ("Hangup", None),
+        ("Cdr", None),
+    ]
+    assert sorted(shown, key=str) == sorted(
+        [("DialBegin", None), ("DialEnd", "CANCEL"), ("Cdr", None), ("Hangup", None)], key=str
+    )  # Asterisk posts the Cdr before or after the Hangup: cdr_manager is not in step
+    recorded_end, simulated_end = recorded[1], simulated[1]
+    assert list(simulated_end) == list(recorded_end)
+    assert simulated_end["DestChannelStateDesc"] == recorded_end["DestChannelStateDesc"]
+    assert simulated[3]["Disposition"] == "NO ANSWER"
+
+
 async def test_simulator_closes_the_connection_after_a_refused_login() -> None:
     simulator = AmiSimulator(ACCOUNTS)
     port = await simulator.start()
