@@ -74,6 +74,7 @@ asterisk_ami.RECORDINGS
 # channel, the Cdr records cdr.conf batch mode posts late, the CoreShowChannels asked
 # (tests/router/ami/test_adoption.py).
 asterisk_ami.AmiSimulator.channel_up
+asterisk_ami.AmiSimulator.answer_caller  # a call the router answered for a prompt
 asterisk_ami.AmiSimulator.flush_cdrs
 asterisk_ami.AmiSimulator.channel_lists
 

@@ -13,13 +13,13 @@ account with `eventfilter(name(...))` include filters gets only the events named
 With `timestamp_events` (manager.conf `timestampevents = yes`) each event carries a
 `Timestamp:` header, the moment it was sent.
 
-Calls a test plays (`channel_up`, `dial`, `answer`, `hang_up`) live on as Asterisk keeps
-them whatever happens to the router: their inbound channel is listed by `CoreShowChannels`
-(allowed to accounts whose `write` holds `reporting` or `system`, else `Permission
-denied`) until it hangs up, and they send DialBegin, DialEnd, BridgeEnter, BridgeLeave,
-Hangup and the Dial's Cdr record with the headers of the recordings. With `cdr_batch`
-(cdr.conf `batch = yes`) Cdr records are held until `flush_cdrs`, as Asterisk posts a batch
-to cdr_manager long after the calls ended.
+Calls a test plays (`channel_up`, `answer_caller`, `dial`, `answer`, `hang_up`) live on
+as Asterisk keeps them whatever happens to the router: their inbound channel is listed by
+`CoreShowChannels` (allowed to accounts whose `write` holds `reporting` or `system`, else
+`Permission denied`) until it hangs up, and they send DialBegin, DialEnd, Newstate,
+BridgeEnter, BridgeLeave, Hangup and the Dial's Cdr record with the headers of the
+recordings. With `cdr_batch` (cdr.conf `batch = yes`) Cdr records are held until
+`flush_cdrs`, as Asterisk posts a batch to cdr_manager long after the calls ended.
 
 Known differences from Asterisk: the only actions are Login, Logoff, Ping and
 CoreShowChannels (others answer "Invalid/unknown command"); no Challenge (MD5) login;
@@ -194,6 +194,9 @@ class SimulatedChannel:
     peer_uniqueid: str = ""
     dialled_at: float | None = None
     answered: float | None = None
+    """When the destination answered."""
+    caller_answered: float | None = None
+    """When the router answered the channel itself (AGI ANSWER) before its Dial."""
     bridge: str = ""
 
     @property
@@ -388,17 +391,32 @@ class AmiSimulator:
         lines = ["Event: DialBegin", "Privilege: call,all", *channel.headers()]
         self._emit([*lines, *channel.peer_headers(0), f"DialString: {destination}@phones"], at)
 
+    def answer_caller(self, uniqueid: str, at: float | None = None) -> None:
+        """The router answers the inbound channel itself (AGI ANSWER, to play a prompt):
+        Newstate Up. Its Dial events then carry ChannelState 6, and its Cdr record counts
+        from this moment, not the destination's answer (asterisk-transcripts fact 16)."""
+        channel = self.channels[uniqueid]
+        channel.caller_answered = time.time() if at is None else at
+        self._up(channel, at)
+
     def answer(self, uniqueid: str, at: float | None = None) -> None:
-        """The destination answers: DialEnd ANSWER, then the caller enters the bridge."""
+        """The destination answers: DialEnd ANSWER, the caller's channel is Up (answered
+        by the Dial unless the router had answered it), then it enters the bridge."""
         channel = self.channels[uniqueid]
         channel.answered = time.time() if at is None else at
-        end = ["Event: DialEnd", "Privilege: call,all", *channel.headers(4)]
+        end = ["Event: DialEnd", "Privilege: call,all", *channel.headers()]
         self._emit([*end, *channel.peer_headers(6), "DialStatus: ANSWER"], at)
-        channel.state, channel.bridge = 6, str(uuid.uuid4())
+        if channel.state != 6:
+            self._up(channel, at)
+        channel.bridge = str(uuid.uuid4())
         self._emit(
             ["Event: BridgeEnter", "Privilege: call,all", *_bridge(channel, 2), *channel.headers()],
             at,
         )
+
+    def _up(self, channel: SimulatedChannel, at: float | None) -> None:
+        channel.state = 6
+        self._emit(["Event: Newstate", "Privilege: call,all", *channel.headers()], at)
 
     def hang_up(self, uniqueid: str, at: float | None = None) -> None:
         """A party hangs up: BridgeLeave, Hangup, and the Dial's Cdr record (held with
@@ -444,7 +462,10 @@ class AmiSimulator:
         return self.send(held)
 
     def _cdr_lines(self, channel: SimulatedChannel, ended: float) -> list[str]:
-        answered = channel.answered
+        """The Dial's record: answered (and billed) from the channel's own answer, whoever
+        gave it; its Disposition says whether the destination answered (agi-more
+        c_noanswer: NO ANSWER with billable seconds after a prompt)."""
+        answered = channel.answered if channel.caller_answered is None else channel.caller_answered
         billable = int(ended - answered) if answered is not None else 0
         return [
             "Event: Cdr",
@@ -463,7 +484,7 @@ class AmiSimulator:
             f"EndTime: {self._cdr_time(ended)}",
             f"Duration: {int(ended - channel.started)}",
             f"BillableSeconds: {billable}",
-            f"Disposition: {'ANSWERED' if answered is not None else 'NO ANSWER'}",
+            f"Disposition: {'ANSWERED' if channel.answered is not None else 'NO ANSWER'}",
             "AMAFlags: DOCUMENTATION",
             f"UniqueID: {channel.uniqueid}",
             "UserField: ",

@@ -9,12 +9,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from itertools import pairwise
 
 import pytest
 
 from router.ami.link import MAX_SPELLINGS, AmiLink
-from router.ami.wire import AmiConnection, AmiEvent, header, parse_message
+from router.ami.wire import AmiConnection, AmiEvent, AmiMessage, header, parse_message
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
@@ -455,6 +456,71 @@ async def test_a_caller_giving_up_while_the_destination_rings_ends_the_dial_as_r
     assert list(simulated_end) == list(recorded_end)
     assert simulated_end["DestChannelStateDesc"] == recorded_end["DestChannelStateDesc"]
     assert simulated[3]["Disposition"] == "NO ANSWER"
+
+
+CALL_EVENTS = ("Newstate", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hangup", "Cdr")
+
+
+async def played_call(*, prompt: bool) -> list[AmiMessage]:
+    """The events of call 1795371264.1 as the simulator plays it to an account reading
+    call,cdr without filters: up at 18:14:20 UTC, answered by the router at 18:14:21 for
+    a prompt (or not), dialled at :24, answered by the destination at :27, over at :30."""
+    accounts = accounts_from_manager_conf(f"[{USER}]\nsecret = {SECRET}\nread = call,cdr\n")
+    played: list[bytes] = []
+    async with linked(AmiSimulator(accounts, zone=UTC)) as (simulator, link):
+        for name in CALL_EVENTS:
+            link.on_raw_event(name, played.append)
+        await eventually(lambda: link.connected)
+        began = datetime(2026, 11, 22, 18, 14, 20, tzinfo=UTC).timestamp()
+        simulator.channel_up("1795371264.1", "053188889999", "4000000001", at=began)
+        if prompt:
+            simulator.answer_caller("1795371264.1", at=began + 1)
+        simulator.dial("1795371264.1", "13800000011", at=began + 4)
+        simulator.answer("1795371264.1", at=began + 7)
+        simulator.hang_up("1795371264.1", at=began + 10)
+        await eventually(lambda: bool(played) and played[-1].startswith(b"Event: Cdr"))
+    return [parse_message(block) for block in played]
+
+
+async def test_a_played_call_sends_the_inbound_channels_events_in_the_recorded_order() -> None:
+    recorded = [
+        (event["Event"], event.get("ChannelState"))
+        for event in map(parse_message, recorded_events(RECORDINGS / "answer.ami"))
+        if event["Event"] in CALL_EVENTS and event.get("Uniqueid") == "1795371264.1"
+    ]
+    assert recorded[-1] == recorded[-2] == ("Cdr", None)  # the Dial's, then the Hangup's
+    played = [
+        (event["Event"], event.get("ChannelState")) for event in await played_call(prompt=False)
+    ]
+    assert (
+        played
+        == recorded[:-1]
+        == [
+            ("DialBegin", "4"),
+            ("DialEnd", "4"),
+            ("Newstate", "6"),  # the Dial answers the caller's channel
+            ("BridgeEnter", "6"),
+            ("BridgeLeave", "6"),
+            ("Hangup", "6"),
+            ("Cdr", None),
+        ]
+    )
+
+
+async def test_a_call_answered_for_a_prompt_is_up_when_it_dials_and_billed_from_then() -> None:
+    events = await played_call(prompt=True)
+    assert [(event["Event"], event.get("ChannelState")) for event in events] == [
+        ("Newstate", "6"),
+        ("DialBegin", "6"),
+        ("DialEnd", "6"),
+        ("BridgeEnter", "6"),
+        ("BridgeLeave", "6"),
+        ("Hangup", "6"),
+        ("Cdr", None),
+    ]
+    cdr = events[-1]
+    assert (cdr["AnswerTime"], cdr["BillableSeconds"]) == ("2026-11-22 18:14:21", "9")
+    assert (cdr["Disposition"], cdr["Duration"]) == ("ANSWERED", "10")
 
 
 async def test_simulator_closes_the_connection_after_a_refused_login() -> None:

@@ -96,6 +96,7 @@ async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
     def ringing_then_answered(number: str) -> Outcome:
         now = time.time()
         asterisk.channel_up("ivr.ami", "053188889999", MENU_LINE, at=now - 5)
+        asterisk.answer_caller("ivr.ami", at=now - 5)  # answered for the menus
         asterisk.dial("ivr.ami", number, at=now)
         asterisk.answer("ivr.ami", at=now + desk.ring_s)
         return desk
