@@ -27,7 +27,8 @@ eventfilters other than `eventfilter(action(include),name(X)) =` are refused whe
 `permit`/`deny` are not applied; a refused Login is answered at once (Asterisk waits a second).
 
 Run `python -m router.simulation.asterisk_ami FILE.ami ...` for a demo server on 127.0.0.1:5038
-that replays the files to each client that logs in.
+that replays the files to each client that logs in, with the accounts and `timestampevents`
+of a manager.conf (`--manager-conf`, the shipped one by default).
 """
 
 from __future__ import annotations
@@ -89,19 +90,33 @@ _FILTER = re.compile(r"eventfilter\((?P<criteria>.*)\)")
 _CRITERION = re.compile(r"(\w+)\(([^()]*)\)")
 
 
-def accounts_from_manager_conf(text: str) -> dict[str, AmiAccount]:
-    """The users of a manager.conf: every section but [general]."""
+def _sections(text: str) -> dict[str, dict[str, list[str]]]:
+    """A manager.conf's sections: each option's values, in order."""
     sections: dict[str, dict[str, list[str]]] = {}
     current: dict[str, list[str]] | None = None
     for raw in text.splitlines():
         line = raw.split(";", 1)[0].strip()
         if line.startswith("[") and line.endswith("]"):
-            name = line[1:-1].strip()
-            current = None if name == "general" else sections.setdefault(name, {})
+            current = sections.setdefault(line[1:-1].strip(), {})
         elif current is not None and "=" in line:
             key, value = (part.strip() for part in line.split("=", 1))
             current.setdefault(key, []).append(value)
-    return {name: _account(name, options) for name, options in sections.items()}
+    return sections
+
+
+def accounts_from_manager_conf(text: str) -> dict[str, AmiAccount]:
+    """The users of a manager.conf: every section but [general]."""
+    sections = _sections(text)
+    return {
+        name: _account(name, options) for name, options in sections.items() if name != "general"
+    }
+
+
+def timestamp_events_in(text: str) -> bool:
+    """Whether a manager.conf's [general] has `timestampevents` on (Asterisk: off unless
+    set to a true word)."""
+    value = _sections(text).get("general", {}).get("timestampevents", ["no"])[-1]
+    return value.strip().lower() in _TRUE | {"1"}
 
 
 def _account(name: str, options: Mapping[str, list[str]]) -> AmiAccount:
@@ -665,9 +680,11 @@ async def _read_action(reader: asyncio.StreamReader) -> dict[str, str] | None:
         headers[key.strip().lower()] = value.strip()
 
 
-async def _demo(listen: str, accounts: Mapping[str, AmiAccount], files: list[Path]) -> None:
+async def _demo(
+    listen: str, accounts: Mapping[str, AmiAccount], files: list[Path], *, timestamp_events: bool
+) -> None:
     host, _, port = listen.rpartition(":")
-    simulator = AmiSimulator(accounts)
+    simulator = AmiSimulator(accounts, timestamp_events=timestamp_events)
     await simulator.start(host, int(port))
     print(f"AMI simulator on {listen}; replays {len(files)} file(s) to each login")
     served = 0
@@ -685,8 +702,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:5038")
     parser.add_argument("--manager-conf", type=Path, default=MANAGER_CONF, help="accounts")
     args = parser.parse_args(argv)
-    accounts = accounts_from_manager_conf(args.manager_conf.read_text(encoding="utf-8"))
-    asyncio.run(_demo(args.listen, accounts, args.files))
+    conf = args.manager_conf.read_text(encoding="utf-8")
+    accounts = accounts_from_manager_conf(conf)
+    stamped = timestamp_events_in(conf)
+    asyncio.run(_demo(args.listen, accounts, args.files, timestamp_events=stamped))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from router.simulation.asterisk_ami import (
     accounts_from_manager_conf,
     events_as_sent,
     recorded_events,
+    timestamp_events_in,
 )
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
@@ -521,6 +522,21 @@ async def test_a_call_answered_for_a_prompt_is_up_when_it_dials_and_billed_from_
     cdr = events[-1]
     assert (cdr["AnswerTime"], cdr["BillableSeconds"]) == ("2026-11-22 18:14:21", "9")
     assert (cdr["Disposition"], cdr["Duration"]) == ("ANSWERED", "10")
+
+
+@pytest.mark.parametrize(
+    ("general", "stamped"),
+    [
+        (MANAGER_CONF.read_text(encoding="utf-8"), True),  # as shipped
+        ("[general]\nenabled = yes\n", False),  # Asterisk's default
+        ("[general]\ntimestampevents = 1\n[general2]\ntimestampevents = no\n", True),
+        ("[general]\ntimestampevents = no\n[x]\ntimestampevents = yes\n", False),
+    ],
+)
+def test_the_demo_server_stamps_events_as_its_manager_confs_general_section_says(
+    general: str, stamped: bool
+) -> None:
+    assert timestamp_events_in(general) is stamped
 
 
 async def test_simulator_closes_the_connection_after_a_refused_login() -> None:
