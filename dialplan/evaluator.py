@@ -310,7 +310,7 @@ def _refused_before_routing(
         return _refuse(decision, RejectReason.ARREARS, f"prepaid balance is {usage.balance}", plan)
     caller = call.caller
     if not caller.number:  # withheld, missing, or nothing that could be dialled back
-        if plan.screening.anonymous == "reject":
+        if plan.screening.anonymous_policy == "reject":
             detail = "cannot be dialled back" if not caller.anonymous else "withheld"
             return _refuse(decision, RejectReason.ANONYMOUS, f"caller ID {detail}", plan)
         steps.append(_WITHHELD_ALLOWED if caller.anonymous else _UNDIALLABLE_ALLOWED)

@@ -292,11 +292,20 @@ class Screening(Strict):
         validate_default=True,
         description="mode allow admits these callers only, so it must list some",
     )
-    anonymous: Literal["allow", "reject"] = Field(
-        "allow",
+    anonymous: Literal["allow", "reject"] | None = Field(
+        None,
         description="what to do with caller IDs that cannot be dialled back: withheld, "
-        "missing, or not a number",
+        "missing, or not a number; by default reject under mode allow (such a caller cannot "
+        "be shown to come from a region it admits), allow under mode deny",
     )
+
+    @property
+    def anonymous_policy(self) -> Literal["allow", "reject"]:
+        """`anonymous` as written, else what the mode implies: an allow-list admits only the
+        callers it lists, and a caller ID that cannot be placed is not among them."""
+        if self.anonymous is not None:
+            return self.anonymous
+        return "reject" if self.mode == "allow" else "allow"
 
     @field_validator("callers")
     @classmethod

@@ -380,6 +380,25 @@ def test_every_caller_id_that_cannot_be_dialled_back_follows_the_anonymous_polic
     )
 
 
+@pytest.mark.parametrize(
+    ("mode", "policy", "withheld_dialled"),
+    [
+        ("allow", "", False),  # an allow-list admits the callers it lists: no one else
+        ("allow", "  anonymous: allow\n", True),  # unless the plan says withheld may pass
+        ("deny", "", True),  # a deny-list refuses the callers it lists: the others pass
+        ("deny", "  anonymous: reject\n", False),
+    ],
+)
+def test_a_withheld_caller_passes_an_allow_list_only_when_the_plan_says_so(
+    mode: str, policy: str, withheld_dialled: bool
+) -> None:
+    text = SCREENED.replace("{mode}", mode).replace("  anonymous: reject\n", policy)
+    decision = route(plan_from(text), caller="anonymous")
+    assert (decision.action == "dial") is withheld_dialled
+    if not withheld_dialled:
+        assert decision.reject == "anonymous"
+
+
 def test_the_trace_quotes_a_caller_id_that_is_no_number_rather_than_calling_it_withheld() -> None:
     plan = plan_from(SHANDONG_FIRST)
     assert route(plan, caller="0531").trace()[1] == (
