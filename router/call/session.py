@@ -158,6 +158,11 @@ class CallSession:
         ever counted, even when a ring no variable tells would be counted as talk."""
         self.language = context.language
         """The channel's prompt language as the router last set it (agi_language first)."""
+        self.dialling = False
+        """A Dial is running: its leg is written ahead and Asterisk carries it on alone."""
+        self.left_in_progress = False
+        """Cut by the router's stop during a Dial: the CDR stays in progress for the next
+        start to adopt, as after a crash."""
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
@@ -174,6 +179,9 @@ class CallSession:
                     await self._route(plan)
             except AGIProtocolError as error:
                 self._connection_lost(error)
+            except asyncio.CancelledError as cut:
+                self._cut(str(cut) or "router stopped: the call was cut")
+                raise
             except Exception:
                 log.exception("call %s failed", self.context.call_id)
                 self.record.note = "router error"
@@ -181,18 +189,24 @@ class CallSession:
             finally:
                 self.services.in_progress.discard(self.context.call_id)  # broken: expected
                 self.services.holding.dialled(self.context.call_id)
-                fields = self._complete()
-                if self.report.reads_cdr:  # building the complete CDR costs: only for its reader
-                    assert self.cdr is not None, "written ahead first"
-                    legs = tuple(self.record.legs)
-                    self.report.ended(dataclasses.replace(self.cdr, **fields, legs=legs))
-                metrics.call_ended(self.context.dialled, self.record.outcome)
-                self._log_call()
-                if self.account is not None:
-                    await self.services.accounting.close_call(
-                        self.account, self.record.answered_at is not None, self.put_through
-                    )
+                if not self.left_in_progress:
+                    await self._end()
         return self.record
+
+    async def _end(self) -> None:
+        """The CDR completed and priced, the CRM told, the call counted, logged and its cap
+        unit given back if it was not put through."""
+        fields = self._complete()
+        if self.report.reads_cdr:  # building the complete CDR costs: only for its reader
+            assert self.cdr is not None, "written ahead first"
+            legs = tuple(self.record.legs)
+            self.report.ended(dataclasses.replace(self.cdr, **fields, legs=legs))
+        self.services.metrics.call_ended(self.context.dialled, self.record.outcome)
+        self._log_call()
+        if self.account is not None:
+            await self.services.accounting.close_call(
+                self.account, self.record.answered_at is not None, self.put_through
+            )
 
     # --- the steps of a call, in order ---------------------------------------------------
 
@@ -606,6 +620,7 @@ class CallSession:
             return "CHANUNAVAIL"
         started = self.services.clock()
         self._write_leg_ahead(target, started)
+        self.dialling = True
         if self.account is not None and target.number in self.account.plan.call_limits:
             self.services.holding.claim(self.context.call_id, target.number)
         returned = await self.agi.exec("Dial", argument)
@@ -619,6 +634,7 @@ class CallSession:
         else:  # Asterisk tells no times of an unanswered Dial
             ring, talk = round((self.services.clock() - started).total_seconds()), 0
         self._add_leg(target, status, started, ring, talk)
+        self.dialling = False
         if status == "ANSWER":
             self.record.answered_at = started + timedelta(seconds=ring)
             self.record.billable_seconds = talk
@@ -736,6 +752,23 @@ class CallSession:
     async def _try_refuse(self, why: EndingKey) -> None:
         with contextlib.suppress(AGIProtocolError):
             await self._refuse(why)
+
+    def _cut(self, why: str) -> None:
+        """The router stopped with the call still running (its drain timeout ran out).
+        Asterisk carries a running Dial on without the router (fact 10), so how the call
+        ends is unknown here: its CDR stays in progress, the Dial's leg written ahead, for
+        the router's next start to adopt as after a crash (its cap unit kept). Anywhere
+        else the call ends with its session, and its CDR says why."""
+        if self.dialling:
+            self.left_in_progress = True
+            log.warning(
+                "call %s: %s during its Dial; left in progress for the next start to adopt",
+                self.context.call_id,
+                why,
+            )
+            return
+        self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
+        self.record.note = why
 
     def _connection_lost(self, error: AGIProtocolError) -> None:
         self.services.reconcile(self.context.call_id)

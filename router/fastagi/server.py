@@ -150,7 +150,7 @@ class FastAGIServer:
             return 0
         _, still_running = await asyncio.wait(pending, timeout=timeout)
         for task in still_running:
-            task.cancel()
+            task.cancel(f"router stopped: the call was cut after drain_timeout ({timeout:g} s)")
         if still_running:
             await asyncio.wait(still_running)
         return len(still_running)

@@ -254,6 +254,62 @@ async def test_calls_left_in_progress_by_a_crash_are_closed_as_interrupted_on_re
     assert "left in progress by a crash as interrupted" in restarted.output()
 
 
+async def test_a_call_cut_in_its_dial_by_the_drain_timeout_is_left_for_the_next_start(
+    deployment: Path,
+) -> None:
+    """Asterisk keeps a Dial going after its AGI session is cut (fact 10): the router that
+    stops cannot know how the call ends, so it leaves the CDR in progress, as a crash
+    does, and its next start adopts it, never a call closed as an error with no talk."""
+    settings = deployment / "config" / "router.yaml"
+    settings.write_text(settings.read_text().replace("drain_timeout: 5", "drain_timeout: 0.3"))
+    daemon = ServeProcess(deployment)
+    await daemon.ready()
+    ringing = asyncio.create_task(
+        run_call(
+            "127.0.0.1",
+            daemon.port,
+            SimulatedCall(dialled="4000000003", uniqueid="cut.1"),
+            time_scale=1 / 5,  # the first 20 s Dial rings 4 s
+            timeout=10,
+        )
+    )
+    await eventually(lambda: daemon.cdr_outcome("cut.1") == "in_progress", 10)
+    await asyncio.sleep(0.3)  # the leg written ahead as the Dial started
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=15) == 0
+    await ringing
+    output = daemon.output()
+    assert daemon.cdr_outcome("cut.1") == "in_progress"
+    assert "1 call(s) still running after the drain timeout were cut" in output
+    assert (
+        "call cut.1: router stopped: the call was cut after drain_timeout (0.3 s) during its"
+        " Dial; left in progress for the next start to adopt"
+    ) in output
+
+    restarted = ServeProcess(deployment)
+    await restarted.ready()
+    await eventually(lambda: restarted.cdr_outcome("cut.1") == "interrupted", 10)
+    restarted.process.send_signal(signal.SIGTERM)
+    assert restarted.process.wait(timeout=15) == 0
+
+
+async def test_a_call_cut_before_its_dial_by_the_drain_timeout_says_why_it_ended(
+    tmp_path: Path,
+) -> None:
+    speedup = 20.0
+    database = tmp_path / "var" / "hotline400.db"
+    clock = SimulatedClock(speedup)
+    async with running_router(tmp_path, clock=clock, drain_timeout=0.2) as router:
+        prompted = asyncio.create_task(  # the caller never types the PIN: 15 s of prompts
+            call(router, dialled="4000000006", uniqueid="cut.2", time_scale=1 / speedup)
+        )
+        await eventually(lambda: outcome_in(database, "cut.2") == "in_progress", 5)
+    await prompted
+    with closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT outcome, note FROM cdrs WHERE call_id = 'cut.2'").fetchone()
+    assert row == ("error", "router stopped: the call was cut after drain_timeout (0.2 s)")
+
+
 async def left_in_progress(database: Path, call_id: str) -> None:
     """The file as a router killed during the call `call_id` left it."""
     database.parent.mkdir(parents=True)
