@@ -46,7 +46,9 @@ from router.numbers.inventory import Inventory
 from router.numbers.statuses import NumberStatuses
 from router.numbers.ticking import tick
 from router.startup import (
+    ROUTER_LOCK,
     StartupError,
+    claim,
     listen_problem,
     spool_problem,
     store_is_transient,
@@ -55,6 +57,7 @@ from router.startup import (
 from router.storage.location import configured_store_url, redacted, store_for
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal, journal_path
+from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.daemon")
@@ -161,6 +164,8 @@ class Daemon:
         self._statuses: asyncio.Task[None] | None = None
         self._statuses_unread = False
         self._adopting: asyncio.Task[None] | None = None
+        self._claims: list[int] = []
+        """Locks on the spool_dir and the SQLite file held while the router runs."""
 
     def _sms_sender(self) -> SmsSender:
         """The HTTP gateway router.yaml names, else the log."""
@@ -208,6 +213,7 @@ class Daemon:
         except OSError as error:
             raise StartupError(listen_problem("FastAGI", self.host, self.port, error)) from error
         self._check_spool()
+        self._claim_sqlite_file()
         store_open = await self._open_store()
         await self.cdrs.start()
         await self.webhooks.start()
@@ -242,8 +248,29 @@ class Daemon:
             directory.mkdir(parents=True, exist_ok=True)
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            remedy = "stop the other process or give each router a `spool_dir` of its own"
+            self._claim(directory / ROUTER_LOCK, f"spool_dir {directory}", remedy)
         except OSError as error:
             raise StartupError(spool_problem(str(directory), error)) from error
+
+    def _claim_sqlite_file(self) -> None:
+        """A SQLite file is one router's: a second router on it would close the first one's
+        calls as left in progress by a crash."""
+        if not isinstance(self.store, SQLiteStore):
+            return
+        path = self.store.path
+        remedy = (
+            "a SQLite file is one router's; stop the other process, or share calls between "
+            "routers through PostgreSQL (docs/deployment.md)"
+        )
+        try:
+            self._claim(path.with_name(f"{path.name}.{ROUTER_LOCK}"), f"database {path}", remedy)
+        except OSError as error:
+            raise StartupError(store_problem(self.store_name, error)) from error
+
+    def _claim(self, path: Path, what: str, remedy: str) -> None:
+        holder = f"pid {os.getpid()}, FastAGI {self.host}:{self.port}"
+        self._claims.append(claim(path, what, remedy, holder))
 
     async def _open_store(self) -> bool:
         """Open the store; False when it is down for now (the writer journals until it is
@@ -360,4 +387,7 @@ class Daemon:
         await self.cdrs.close()
         await self.metrics.close()
         await self.store.close()
+        for fd in self._claims:
+            os.close(fd)
+        self._claims.clear()
         log.info("stopped")

@@ -10,8 +10,11 @@ and are written when the store is back.
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 import socket
 import sqlite3
+from pathlib import Path
 
 import asyncpg
 
@@ -76,6 +79,34 @@ def spool_problem(directory: str, error: OSError) -> str:
         f"spool_dir {directory} cannot be used for the CDR journal: {why}; check `spool_dir` "
         "in router.yaml and the directory's permissions"
     )
+
+
+ROUTER_LOCK = "router.lock"
+"""The file in spool_dir a running router holds locked (and beside its SQLite file, with
+this suffix): the journal, like a SQLite file, is one router's."""
+
+
+def claim(path: Path, what: str, remedy: str, holder: str) -> int:
+    """Lock `path` for this router's life; the descriptor, which lets go when closed (or
+    when the process ends, however it ends). StartupError naming the router that holds it.
+
+    `holder` (the process and its address) is written in the file for the refusal of the
+    next router to name."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "its pid unknown"
+        os.close(fd)
+        raise StartupError(
+            f"{what} is in use by another hotline400 serve ({other}): {remedy}"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(), 0)
+    return fd
 
 
 _SQLITE_TRANSIENT = ("locked", "busy")

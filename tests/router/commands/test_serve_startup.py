@@ -183,6 +183,62 @@ async def test_a_spool_dir_that_cannot_be_made_fails_the_start(tmp_path: Path) -
     assert only_daemon_threads_left()
 
 
+async def test_a_second_router_on_the_spool_dir_of_a_running_one_fails_the_start(
+    tmp_path: Path,
+) -> None:
+    """One journal has one writer: a second router would replay and empty it under the
+    first, or cut back a line the first is appending."""
+    first = daemon_in(tmp_path)
+    await first.start()
+    try:
+        second = daemon_in(tmp_path / "second", spool_dir=first.settings.spool_dir)
+        message = await failed_start(second)
+    finally:
+        await first.stop()
+    assert message == (
+        f"spool_dir {first.settings.spool_dir} is in use by another hotline400 serve (pid "
+        f"{os.getpid()}, FastAGI 127.0.0.1:{first.port}): stop the other process or give each "
+        "router a `spool_dir` of its own"
+    )
+    assert port_is_free(second.port)
+    assert only_daemon_threads_left()
+
+
+async def test_a_second_router_on_the_sqlite_file_of_a_running_one_leaves_its_calls_alone(
+    tmp_path: Path,
+) -> None:
+    """A SQLite file is one router's: a second one starting on it would close the first
+    one's calls as left in progress by a crash."""
+    first = daemon_in(tmp_path)
+    await first.start()
+    try:
+        ringing = asyncio.create_task(
+            run_call(
+                first.host,
+                first.port,
+                SimulatedCall(dialled="4000000003", uniqueid="live.1"),
+                time_scale=1 / 20,  # three 20 s Dials: 3 s in all
+            )
+        )
+        while (cdr := await first.store.get_cdr("live.1")) is None or not cdr.legs:
+            await asyncio.sleep(0.05)
+        second = daemon_in(tmp_path / "second", database=first.settings.database)
+        message = await failed_start(second)
+        result = await ringing
+        await asyncio.sleep(0.3)  # the call's end written
+        cdr = await first.store.get_cdr("live.1")
+    finally:
+        await first.stop()
+    database = Path(first.settings.database).absolute()
+    assert message == (
+        f"database {database} is in use by another hotline400 serve (pid {os.getpid()}, "
+        f"FastAGI 127.0.0.1:{first.port}): a SQLite file is one router's; stop the other "
+        "process, or share calls between routers through PostgreSQL (docs/deployment.md)"
+    )
+    assert result.variables["HOTLINE_STATUS"] == "noanswer"
+    assert cdr is not None and cdr.outcome == "noanswer" and cdr.note is None
+
+
 async def test_postgresql_unreachable_at_start_routes_and_journals(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
