@@ -46,7 +46,9 @@ from router.numbers.inventory import Inventory
 from router.numbers.statuses import NumberStatuses
 from router.numbers.ticking import tick
 from router.startup import (
+    ENVIRONMENT_STORE,
     ROUTER_LOCK,
+    ROUTER_YAML_STORE,
     StartupError,
     claim,
     listen_problem,
@@ -54,7 +56,7 @@ from router.startup import (
     store_is_transient,
     store_problem,
 )
-from router.storage.location import configured_store_url, redacted, store_for
+from router.storage.location import STORE_ENV, configured_store_url, redacted, store_for
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal, journal_path
 from router.storage.sqlite import SQLiteStore
@@ -81,6 +83,7 @@ class Daemon:
         self.plans = PlanBook(self.config_dir, zone)
         self.store = store_for(self.settings, port=self.port)
         self.store_name = redacted(configured_store_url(self.settings))
+        self.store_named_by = ENVIRONMENT_STORE if os.environ.get(STORE_ENV) else ROUTER_YAML_STORE
         self.journal = Journal(journal_path(self.settings.spool_dir))
         self.cdrs = CdrWriter(
             self.store, self.journal, batch_interval=self.settings.cdr_batch_interval
@@ -266,7 +269,8 @@ class Daemon:
         try:
             self._claim(path.with_name(f"{path.name}.{ROUTER_LOCK}"), f"database {path}", remedy)
         except OSError as error:
-            raise StartupError(store_problem(self.store_name, error)) from error
+            problem = store_problem(self.store_name, error, self.store_named_by)
+            raise StartupError(problem) from error
 
     def _claim(self, path: Path, what: str, remedy: str) -> None:
         holder = f"pid {os.getpid()}, FastAGI {self.host}:{self.port}"
@@ -279,7 +283,8 @@ class Daemon:
             await self.store.open()
         except Exception as error:
             if not store_is_transient(error):
-                raise StartupError(store_problem(self.store_name, error)) from error
+                problem = store_problem(self.store_name, error, self.store_named_by)
+                raise StartupError(problem) from error
             log.error(
                 "store %s unavailable at start (%s): routing calls anyway; CDRs are journaled "
                 "to %s and written when it is back",

@@ -136,10 +136,18 @@ def store_is_transient(error: BaseException) -> bool:
     return not isinstance(cause, _POSTGRES_CONFIG_ERRORS)
 
 
-def store_problem(store: str, error: BaseException) -> str:
-    """The line for a store that cannot be used at all."""
+ROUTER_YAML_STORE = "`store`/`database` in router.yaml"
+ENVIRONMENT_STORE = (
+    "HOTLINE400_STORE in the router's environment (it overrides router.yaml's `store` and "
+    "`database`)"
+)
+
+
+def store_problem(store: str, error: BaseException, named_by: str = ROUTER_YAML_STORE) -> str:
+    """The line for a store that cannot be used at all; `named_by` is the setting that
+    named it, where the admin has to look."""
     detail = str(error.__cause__ or error) if isinstance(error, StoreUnavailable) else str(error)
     return (
-        f"store {store} cannot be opened: {detail}; check `store`/`database` in router.yaml, "
+        f"store {store} cannot be opened: {detail}; check {named_by}, "
         "the path and its permissions, or the server's credentials"
     )

@@ -150,6 +150,21 @@ async def test_postgresql_refusing_the_role_fails_the_start(tmp_path: Path) -> N
     assert "does not exist" in message
 
 
+async def test_a_store_named_by_hotline400_store_that_fails_points_there_not_at_router_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = SERVER_URL.split("://", 1)[1].split("@", 1)[1]
+    monkeypatch.setenv("HOTLINE400_STORE", f"postgresql://hotline400_no_such_role:pw@{parts}")
+    message = await failed_start(daemon_in(tmp_path))
+    assert message.startswith(
+        f"store postgresql://hotline400_no_such_role:***@{parts} cannot be opened: role "
+    )
+    assert message.endswith(
+        "; check HOTLINE400_STORE in the router's environment (it overrides router.yaml's "
+        "`store` and `database`), the path and its permissions, or the server's credentials"
+    )
+
+
 @pytest.mark.parametrize(
     ("query", "said"),
     [
