@@ -350,7 +350,16 @@ class Daemon:
             log.info("numbers' statuses read again")
         self._statuses_unread = False
 
-    def request_stop(self) -> None:
+    def request_stop(self, signal_name: str | None = None) -> None:
+        """Stop; a signal says at once what the stop waits for, which may be minutes."""
+        if signal_name is not None and not self._stop.is_set():
+            log.info(
+                "%s: no new calls; %d call(s) in progress have up to %g s (drain_timeout) to "
+                "finish",
+                signal_name,
+                len(self.server.sessions),
+                self.settings.drain_timeout,
+            )
         self._stop.set()
 
     def reload(self) -> None:
@@ -359,8 +368,8 @@ class Daemon:
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT; SIGHUP reloads the plans."""
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         await self._stop.wait()
@@ -390,6 +399,13 @@ class Daemon:
         await self.webhooks.close(grace=self.settings.webhook_timeout)
         await self.sms.close()
         await self.cdrs.close()
+        if self.journal.record_count:
+            log.warning(
+                "stopped with %d CDR operation(s) in %s that the store has not taken: the next "
+                "start writes them",
+                self.journal.record_count,
+                self.journal.path,
+            )
         await self.metrics.close()
         await self.store.close()
         for fd in self._claims:

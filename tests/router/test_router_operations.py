@@ -206,7 +206,11 @@ async def test_sigterm_stops_accepting_lets_the_call_in_flight_finish_and_exits_
     assert daemon.process.wait(timeout=15) == 0
     assert result.error is None and result.variables["HOTLINE_STATUS"] == "noanswer"
     assert daemon.cdr_outcome("term.1") == "noanswer"
-    assert "stopped" in daemon.output()
+    output = daemon.output()
+    assert (
+        "SIGTERM: no new calls; 1 call(s) in progress have up to 5 s (drain_timeout) to finish"
+    ) in output
+    assert "stopped" in output
 
 
 async def test_sighup_reloads_the_plans_of_a_running_daemon(deployment: Path) -> None:

@@ -271,6 +271,10 @@ async def test_postgresql_unreachable_at_start_routes_and_journals(
     assert f"store {down} unavailable at start" in caplog.text
     assert "routing calls anyway; CDRs are journaled to" in caplog.text
     assert '"down.1"' in daemon.journal.path.read_text(encoding="utf-8")
+    assert (
+        f"stopped with 2 CDR operation(s) in {daemon.journal.path} that the store has not "
+        "taken: the next start writes them"
+    ) in caplog.text
 
 
 async def test_a_taken_metrics_address_names_metrics_listen_and_calls_are_routed(
