@@ -767,8 +767,10 @@ class CallSession:
                 why,
             )
             return
-        self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
-        self.record.note = why
+        if self.record.answered_at is not None:  # the talk is known: the call is priced
+            self.record.outcome = Outcome.ANSWERED
+        note = self.record.note
+        self.record.note = f"{note}; {why}" if note else why
 
     def _connection_lost(self, error: AGIProtocolError) -> None:
         self.services.reconcile(self.context.call_id)

@@ -314,6 +314,30 @@ async def test_a_call_cut_before_its_dial_by_the_drain_timeout_says_why_it_ended
     assert row == ("error", "router stopped: the call was cut after drain_timeout (0.2 s)")
 
 
+async def test_a_call_cut_while_its_refusal_is_played_keeps_its_outcome(tmp_path: Path) -> None:
+    database = tmp_path / "var" / "hotline400.db"
+    async with running_router(tmp_path, drain_timeout=0.2) as router:
+        refused = asyncio.create_task(
+            call(
+                router,
+                dialled="4000000005",  # Guangdong only: a Beijing caller hears why, unanswered
+                caller_id="01062345678",
+                uniqueid="cut.3",
+                sound_lengths={"acme/not-served": 8000 * 60},
+                time_scale=1 / 20,
+            )
+        )
+        await eventually(lambda: outcome_in(database, "cut.3") == "in_progress", 5)
+    await refused
+    with closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT outcome, note FROM cdrs WHERE call_id = 'cut.3'").fetchone()
+    assert row == (
+        "blocked",
+        "blocked: caller region is screened; router stopped: the call was cut after "
+        "drain_timeout (0.2 s)",
+    )
+
+
 async def left_in_progress(database: Path, call_id: str) -> None:
     """The file as a router killed during the call `call_id` left it."""
     database.parent.mkdir(parents=True)
