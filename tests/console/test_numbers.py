@@ -5,6 +5,7 @@ every change is audited; a subscriber sees the numbers it holds and nothing else
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -303,6 +304,18 @@ async def test_review_days_are_beijing_dates_though_the_consoles_clock_reads_utc
         assert record is not None and record.status is Status.ACTIVE
 
 
+async def number_actions(
+    ops: httpx.AsyncClient, number: str
+) -> Callable[..., Awaitable[httpx.Response]]:
+    """Post one of the number page's lifecycle actions, with its form's fields."""
+    token = await csrf_of(ops, f"/numbers/{number}")
+
+    async def post(action: str, **fields: str) -> httpx.Response:
+        return await ops.post(f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields})
+
+    return post
+
+
 async def test_a_subscriber_that_applied_without_material_gives_it_with_the_submission(
     tmp_path: Path,
 ) -> None:
@@ -312,12 +325,7 @@ async def test_a_subscriber_that_applied_without_material_gives_it_with_the_subm
     async with running_console(tmp_path) as site:
         await seed(site.store)
         ops = await site.signed_in("ops")
-        token = await csrf_of(ops, f"/numbers/{number}")
-
-        async def post(action: str, **fields: str) -> httpx.Response:
-            return await ops.post(
-                f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields}
-            )
+        post = await number_actions(ops, number)
 
         assert (await post("reserve", provider=PROVIDER)).status_code == 303
         assert (await post("apply", subscriber="acme")).status_code == 303
@@ -353,12 +361,7 @@ async def test_a_rejected_review_takes_new_material_from_the_submit_form(tmp_pat
     async with running_console(tmp_path) as site:
         await seed(site.store)
         ops = await site.signed_in("ops")
-        token = await csrf_of(ops, f"/numbers/{number}")
-
-        async def post(action: str, **fields: str) -> httpx.Response:
-            return await ops.post(
-                f"/numbers/{number}/actions/{action}", data={"csrf": token, **fields}
-            )
+        post = await number_actions(ops, number)
 
         first = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
         assert (await post("reserve", provider=PROVIDER)).status_code == 303
