@@ -225,10 +225,12 @@ def skip_unwritten_record_fields() -> None:
     logging.logMultiprocessing = False
 
 
-QUIET_LIBRARIES = ("httpx", "httpcore")
+QUIET_LIBRARIES = ("httpx", "httpcore", "aiosqlite")
 """Loggers kept to warnings: httpx writes a line at INFO for every request, with its whole
 URL (a CRM's credentials or token among them), so a CRM down under load would fill the
-log with one line per attempt; the webhook sender says what went wrong, once a minute."""
+log with one line per attempt; the webhook sender says what went wrong, once a minute.
+aiosqlite writes a line at DEBUG for every statement it runs, with its parameters (caller
+numbers, unmasked) and its results: some 70 lines a call at `log_level: DEBUG`."""
 
 
 def configure_logging(

@@ -9,7 +9,9 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from router.monitoring.logs import call_context, configure_logging, mask_number, mask_text
@@ -274,3 +276,17 @@ def test_records_below_the_level_are_dropped(stream: io.StringIO) -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="json or logfmt"):
         configure_logging("xml")  # type: ignore[arg-type]
+
+
+async def test_at_debug_the_database_driver_writes_no_line_per_statement(
+    stream: io.StringIO, tmp_path: Path
+) -> None:
+    """aiosqlite logs every statement it runs, with its parameters (caller numbers among
+    them, unmasked) and whole result sets: some 70 lines a call. It is kept to warnings."""
+    configure_logging("logfmt", "DEBUG", stream=stream)
+    async with aiosqlite.connect(tmp_path / "calls.db") as db:
+        await db.execute("SELECT ?", ("13901234567",))
+    log.debug("the call went on")
+    text = stream.getvalue()
+    assert "aiosqlite" not in text and "13901234567" not in text
+    assert "the call went on" in text
