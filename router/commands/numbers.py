@@ -23,6 +23,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Refused, Status
@@ -41,6 +42,7 @@ from router.commands.number_output import (
     record_json,
     record_row,
 )
+from router.configuration.config_dir import PLANS_DIR
 from router.money.books import Books, BooksUnavailable, load_books
 from router.numbers import desk
 from router.numbers.inventory import Inventory
@@ -386,6 +388,12 @@ async def _apply(
         material=_material(args),
     )
     _print(args, books, changes)
+    plan = Path(args.config) / PLANS_DIR / f"{args.number}.yaml"
+    if plan.exists():  # a past holder's, or written ahead: it routes the calls either way
+        print(
+            f"note: {plan} was there before this application: once {args.number} is in "
+            f"service its calls follow it; make sure it is {args.account}'s plan"
+        )
     return 0
 
 

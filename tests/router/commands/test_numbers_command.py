@@ -517,3 +517,23 @@ def test_a_month_spent_whole_suspended_owes_its_keeping_fee_not_its_rent(stocked
     assert (december["rent"], december["closed"]) == ("50.00", True)
     assert (january["rent"], january["minimum_topup"], january["closed"]) == ("0.00", "0.00", True)
     assert january["number_fees"] == "15.00"  # the keeping fee of January
+
+
+def test_an_application_for_a_number_with_a_plan_file_says_whose_plan_it_must_be(
+    stocked, capsys
+):
+    """A recycled number's plan file is its past holder's: once the number is in service
+    again its calls follow it, to that holder's phones, unless it is replaced."""
+    plans = stocked / "plans"
+    plans.mkdir(exist_ok=True)
+    (plans / f"{ORDINARY}.yaml").write_text(
+        f'number: "{ORDINARY}"\nname: oldco\ndefault: {{target: "13800000011"}}\n',
+        encoding="utf-8",
+    )
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east")
+    code, out, _ = run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme")
+    assert code == 0
+    assert out.endswith(
+        f"note: {plans / f'{ORDINARY}.yaml'} was there before this application: once "
+        f"{ORDINARY} is in service its calls follow it; make sure it is acme's plan\n"
+    )
