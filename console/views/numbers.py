@@ -151,6 +151,13 @@ async def _visible_record(request: Request) -> NumberRecord:
     return record
 
 
+_BEFORE_SERVICE = frozenset(
+    {Status.AVAILABLE, Status.RESERVED, Status.APPLIED, Status.UNDER_REVIEW, Status.FROZEN}
+)
+"""A plan loaded for a number in these was written before its next holder's service: once
+in service the calls follow it, a past holder's plan included."""
+
+
 async def _page(
     request: Request,
     record: NumberRecord,
@@ -178,6 +185,8 @@ async def _page(
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "configured": record.number in console.all_numbers(),
+            "plan_ahead": record.status in _BEFORE_SERVICE
+            and record.number in console.config.plans,
             "material_form": await _material_form(request, record),
             "done": done,
             "refused": refused,

@@ -386,3 +386,24 @@ async def test_a_rejected_review_takes_new_material_from_the_submit_form(tmp_pat
         again = await post("submit", **first)  # under review: no material changes now
         assert again.status_code == 409
         await ops.aclose()
+
+
+async def test_a_plan_loaded_for_a_number_before_its_service_is_pointed_out(tmp_path: Path) -> None:
+    """A recycled number's plan file is its past holder's: the number's page says so while
+    the next holder applies, since once in service its calls follow that plan."""
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        post = await number_actions(ops, number)
+        assert (await post("reserve", provider=PROVIDER)).status_code == 303
+        assert (await post("apply", subscriber="acme")).status_code == 303
+        assert 'data-testid="plan-ahead"' not in (await ops.get(f"/numbers/{number}")).text
+        (site.config_dir / "plans" / f"{number}.yaml").write_text(
+            f'number: "{number}"\nname: oldco\ndefault: {{target: "13800000011"}}\n',
+            encoding="utf-8",
+        )
+        page = await ops.get(f"/numbers/{number}")
+        assert f"A routing plan for {number} is loaded already" in page.text
+        assert "Make sure it is acme's plan, not a past holder's." in page.text
+        await ops.aclose()
