@@ -100,12 +100,18 @@ def current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
     """The transitions since the number last came back to the pool: a subscriber's users
     see their own holding of it, never who held it before them nor why that ended (the
     record itself keeps nothing of past holders)."""
-    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
-    return history[back[-1] + 1 :] if back else history
+    back = _last_return(history)
+    return history if back is None else history[back + 1 :]
 
 
 def holding_since(history: list[HistoryEntry]) -> datetime | None:
     """When the number last came back to the pool (None if it never did): the start of the
     current holding."""
-    back = [entry.at for entry in history if entry.to_status == Status.AVAILABLE.value]
+    back = _last_return(history)
+    return None if back is None else history[back].at
+
+
+def _last_return(history: list[HistoryEntry]) -> int | None:
+    """Where in the history the number last came back to the pool."""
+    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
     return back[-1] if back else None

@@ -30,7 +30,7 @@ from console.web import (
     require_operator,
     user_of,
 )
-from numbering.lifecycle import REVIEW_REJECTED, Change, NumberRecord, Refused, Status
+from numbering.lifecycle import Change, NumberRecord, Refused, Status
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.numbers import desk
@@ -202,12 +202,10 @@ async def _material_form(request: Request, record: NumberRecord) -> str | None:
     material may replace the old, or the old is submitted again), else None."""
     if record.status is not Status.APPLIED or record.subscriber is None:
         return None
-    store = console_of(request).store
-    found = await store.subscribers(name=record.subscriber)
-    if not any(s.licence and s.legal_representative and s.id_masked for s in found):
+    found = await console_of(request).store.subscribers(name=record.subscriber)
+    if not any(desk.has_material(subscriber) for subscriber in found):
         return "missing"
-    history = await store.number_history(record.number)
-    if history and history[-1].reason.startswith(REVIEW_REJECTED):
+    if await desk.rejected_last(_inventory(request), record.number):
         return "rejected"
     return None
 

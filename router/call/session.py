@@ -271,16 +271,16 @@ class CallSession:
         if recorded and not await self._notice_and_record(plan, decision):
             return
         if self.agi.hung_up:  # told with the reply to a step before, MixMonitor's included
-            await self._caller_gone_before_dialling()
+            await self._caller_gone("caller hung up before dialling")
             return
         await self._dial_chain(plan, decision)
 
-    async def _caller_gone_before_dialling(self) -> None:
-        """End a call whose caller hung up before any Dial as the menu's hang-up does
-        (noanswer): nothing was dialled, so it is no busy call, and only the status
+    async def _caller_gone(self, note: str) -> None:
+        """End a call whose caller hung up before any Dial answered (in a menu, at the PIN,
+        during the notice, while held): noanswer, no busy call, and only the status
         variables, which work on a dead channel, are set."""
         self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
-        self.record.note = "caller hung up before dialling"
+        self.record.note = note
         await self._leave_status()
 
     def _report_arrival(self, plan: Plan, decision: Decision, now: datetime) -> None:
@@ -322,9 +322,7 @@ class CallSession:
             if self.agi.hung_up:
                 walk.hung_up()
                 self._note_menu(walk, "hung_up")
-                self.record.note = f"caller hung up in menu {menu.name!r}"
-                self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
-                await self._leave_status()
+                await self._caller_gone(f"caller hung up in menu {menu.name!r}")
                 return False
             if key is None:
                 log.warning(
@@ -426,9 +424,7 @@ class CallSession:
             now = self.services.clock()
             await guard.failed(self.context.dialled, self._pin_caller(), self.context.call_id, now)
         if self.agi.hung_up:
-            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
-            self.record.note = "caller hung up at the PIN prompt"
-            await self._leave_status()
+            await self._caller_gone("caller hung up at the PIN prompt")
             return False
         self.record.note = f"wrong PIN {pin.attempts} times"
         if unplayable == pin.attempts:
@@ -460,9 +456,7 @@ class CallSession:
         await self.agi.exec("Playback", f"{recording.notice},noanswer")
         played = await self.agi.get_variable("PLAYBACKSTATUS")
         if self.agi.hung_up:
-            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
-            self.record.note = "caller hung up during the recording notice"
-            await self._leave_status()
+            await self._caller_gone("caller hung up during the recording notice")
             return False
         if played != "SUCCESS":
             log.warning(
@@ -583,9 +577,7 @@ class CallSession:
         queue's announcement, ends the call (True); else it takes the busy forwarding."""
         held = self.record.held_seconds
         if self.caller_left:
-            self.record.outcome = ENDINGS[DialClass.CALLER_GONE].outcome
-            self.record.note = f"caller hung up after {held} s held in the queue"
-            await self._leave_status()
+            await self._caller_gone(f"caller hung up after {held} s held in the queue")
             return True
         if queue.announcement is None:
             self.record.note = f"held {held} s in the queue, then busy forwarding"

@@ -113,7 +113,7 @@ async def _apply_once(
     assert provider is not None
     kept = None
     if existing and material is not None:
-        if _has_material(existing[0]):
+        if has_material(existing[0]):
             raise lifecycle.Refused(
                 f"subscriber {subscriber} exists: its material is kept as it was given"
             )
@@ -152,15 +152,15 @@ async def submit(
     given = replacing = None
     if record.subscriber is not None:
         [subscriber] = await inventory.store.subscribers(name=record.subscriber)
-        has_material = _has_material(subscriber)
-        if has_material and material is not None:
+        complete = has_material(subscriber)
+        if complete and material is not None:
             if not await rejected_last(inventory, number):
                 raise lifecycle.Refused(
                     f"subscriber {subscriber.name} has its material: it is kept as it was "
                     f"given (new material only after a rejected review)"
                 )
             replacing = subscriber
-        if not has_material and material is None:
+        if not complete and material is None:
             raise lifecycle.Refused(
                 f"subscriber {subscriber.name} has no real-name material: give its licence, "
                 f"legal representative and ID with the submission"
@@ -188,7 +188,8 @@ async def rejected_last(inventory: Inventory, number: str) -> bool:
     return bool(history) and history[-1].reason.startswith(lifecycle.REVIEW_REJECTED)
 
 
-def _has_material(party: PartyRow) -> bool:
+def has_material(party: PartyRow) -> bool:
+    """Whether the subscriber's real-name material is complete."""
     return bool(party.licence and party.legal_representative and party.id_masked)
 
 
