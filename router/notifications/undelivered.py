@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from router.storage.spool import fsync_directory
+
 UNDELIVERED_FILE = "webhooks.undelivered"
 REPLAY_LOCK_FILE = "webhooks.undelivered.replay"
 
@@ -109,11 +111,7 @@ def _replace(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(new, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself, durable
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)  # the rename itself, durable
 
 
 def _line(record: Mapping[str, Any]) -> bytes:

@@ -83,7 +83,7 @@ class Journal:
         finally:
             os.close(fd)
         if created:
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
         self._size += len(data)
         self._records += len(records)
 
@@ -114,7 +114,7 @@ class Journal:
             bad.flush()
             os.fsync(bad.fileno())
         if created:
-            _fsync_directory(self.bad_path.parent)
+            fsync_directory(self.bad_path.parent)
         self._moved_aside.add(offset)
         self.lines_moved_aside += 1
         log.error(
@@ -154,8 +154,8 @@ class Journal:
         return complete, records
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make a new file's directory entry durable, not just its contents."""
+def fsync_directory(directory: Path) -> None:
+    """Make a new (or renamed) file's directory entry durable, not just its contents."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
