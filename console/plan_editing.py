@@ -110,20 +110,21 @@ class CommonSettings:
     @classmethod
     def of(cls, text: str) -> CommonSettings | None:
         """The settings as the file states them, or None when the form cannot show them
-        (a default that splits or rejects, or a file that is not a mapping)."""
+        (a default that splits or rejects, forwarding that is not a mapping of lists, or a
+        file that is not a mapping): the page then shows the plan's own problems instead."""
         data = _mapping(text)
         if data is None:
             return None
         default = data.get("default") or {}
         forwarding = data.get("forwarding") or {}
         target = default.get("target") if isinstance(default, dict) else None
-        if not isinstance(target, str):
+        if not isinstance(target, str) or not isinstance(forwarding, dict):
             return None
-        return cls(
-            target,
-            [str(n) for n in forwarding.get("on_busy", [])],
-            [str(n) for n in forwarding.get("on_no_answer", [])],
-        )
+        on_busy = forwarding.get("on_busy") or []
+        on_no_answer = forwarding.get("on_no_answer") or []
+        if not isinstance(on_busy, list) or not isinstance(on_no_answer, list):
+            return None
+        return cls(target, [str(n) for n in on_busy], [str(n) for n in on_no_answer])
 
     def applied_to(self, text: str) -> str:
         """The plan with these settings; the YAML editor keeps comments, the form does not."""

@@ -79,7 +79,9 @@ async def routing_post(request: Request) -> Response:
     saving = (await request.form()).get("action") == "save"
     user = require_change(request) if saving else user_of(request)
     form = await checked_form(request)
-    text = str(form.get("yaml", ""))
+    text = _unix_lines(str(form.get("yaml", "")))
+    caller = str(form.get("caller") or SAMPLE_CALLER).strip()
+    at = _preview_time(request, str(form.get("at", "")))
     if form.get("mode") == "form":
         current = _current_text(request, number)
         settings = CommonSettings(
@@ -87,9 +89,17 @@ async def routing_post(request: Request) -> Response:
             number_list(str(form.get("on_busy", ""))),
             number_list(str(form.get("on_no_answer", ""))),
         )
+        if CommonSettings.of(current) is None:
+            return await _page(
+                request,
+                number,
+                current,
+                refusal=_form_cannot_apply(settings),
+                caller=caller,
+                at=at,
+                status=409,
+            )
         text = settings.applied_to(current)
-    caller = str(form.get("caller") or SAMPLE_CALLER).strip()
-    at = _preview_time(request, str(form.get("at", "")))
     base = str(form.get("base", "")) or None
     console = console_of(request)
     plan, problems = validate(console.config_dir, number, text)
@@ -106,10 +116,7 @@ async def routing_post(request: Request) -> Response:
         )
     path = plan_path(console.config_dir, number)
     store = console.store
-    if not await store.plan_versions(number) and path.exists():
-        await store.save_plan_version(
-            number, path.read_text(encoding="utf-8"), "(file)", console.clock(), "as found"
-        )
+    await _keep_as_found(request, number)
     # From here to the write nothing awaits: no other save can come between the checks
     # against the file as it is and the write over it.
     if base is not None and base != _plan_digest(_current_text(request, number)):
@@ -149,6 +156,7 @@ async def restore_version(request: Request) -> Response:
             request, "refused: restore plan", number, f"version {version.version}: {refusal}"
         )
         return await _page(request, number, version.source, refusal=refusal, status=403)
+    await _keep_as_found(request, number)
     write_atomically(plan_path(console.config_dir, number), version.source)
     saved = await console.store.save_plan_version(
         number, version.source, user.name, console.clock(), f"restored version {version.version}"
@@ -218,6 +226,41 @@ def _status_change_refused(request: Request, number: str, plan: Plan) -> str | N
     return (
         f"status: only the operator changes a number's status; {number} is {current.value}"
         f" and this plan would make it {plan.status.value}."
+    )
+
+
+async def _keep_as_found(request: Request, number: str) -> None:
+    """Record the plan file as a version before a save or restore replaces it, when the
+    history does not end with it: the file's first plan, or one edited outside the console
+    (by hand, by a deployment), would otherwise be overwritten with no way back to it."""
+    console = console_of(request)
+    path = plan_path(console.config_dir, number)
+    try:
+        found = path.read_bytes().decode("utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return
+    versions = await console.store.plan_versions(number)
+    if versions and versions[0].source == found:
+        return
+    await console.store.save_plan_version(number, found, "(file)", console.clock(), "as found")
+
+
+def _unix_lines(text: str) -> str:
+    """A textarea's text as the plan files are written: browsers send each line ending as
+    CRLF, which would otherwise turn every file the console saves into a DOS file."""
+    return text.replace("\r\n", "\n")
+
+
+def _form_cannot_apply(settings: CommonSettings) -> str:
+    """Why the common-settings form was not applied: the plan on file changed since the
+    page was opened into one the form cannot edit. The settings asked for are repeated, so
+    nothing typed is lost."""
+    return (
+        "the plan on file no longer has the shape the common settings edit (it was changed"
+        " since this page was opened); it is below. Make the change in the YAML editor:"
+        f" default destination {settings.default_target or '(empty)'}, when busy"
+        f" {', '.join(settings.on_busy) or 'none'}, when not answered"
+        f" {', '.join(settings.on_no_answer) or 'none'}."
     )
 
 

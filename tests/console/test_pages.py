@@ -282,6 +282,147 @@ async def test_a_save_based_on_a_plan_changed_since_is_refused_and_loses_nothing
         await clinic.aclose()
 
 
+async def test_a_plan_edited_outside_the_console_stays_in_the_history_once_replaced(
+    tmp_path: Path,
+) -> None:
+    """An operator edits the file by hand between two console saves; the next save, and a
+    restore, first record the file as found, so the hand edit can be restored."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        form = {"csrf": await csrf_of(shop, routing), "mode": "yaml", "action": "save"}
+        console_edit = original.replace("ring_timeout: 20", "ring_timeout: 25")
+        assert (await shop.post(routing, data={**form, "yaml": console_edit})).status_code == 303
+        by_hand = console_edit.replace("ring_timeout: 25", "ring_timeout: 30")
+        plan_file.write_text(by_hand, encoding="utf-8")
+        later = by_hand.replace("ring_timeout: 30", "ring_timeout: 35")
+        saved = await shop.post(routing, data={**form, "yaml": later})
+        assert saved.headers["location"] == f"{routing}?saved=4"
+        versions = await site.store.plan_versions(SHOP)
+        assert [(v.version, v.saved_by, v.note) for v in versions[:2]] == [
+            (4, "shop", ""),
+            (3, "(file)", "as found"),
+        ]
+        assert versions[1].source == by_hand
+        plan_file.write_text(by_hand + "# another hand edit\n", encoding="utf-8")
+        restored = await shop.post(f"{routing}/versions/3/restore", data={"csrf": form["csrf"]})
+        assert restored.headers["location"] == f"{routing}?saved=6"
+        found = await site.store.plan_version(SHOP, 5)
+        assert found is not None and found.source.endswith("# another hand edit\n")
+        assert plan_file.read_text(encoding="utf-8") == by_hand
+        await shop.aclose()
+
+
+async def test_a_save_records_no_as_found_version_when_the_file_is_the_last_saved(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        form = {"csrf": await csrf_of(shop, routing), "mode": "yaml", "action": "save"}
+        text = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        for timeout in (25, 30):
+            changed = text.replace("ring_timeout: 20", f"ring_timeout: {timeout}")
+            assert (await shop.post(routing, data={**form, "yaml": changed})).status_code == 303
+        notes = [v.note for v in await site.store.plan_versions(SHOP)]
+        assert notes == ["", "", "as found"]
+        await shop.aclose()
+
+
+@pytest.mark.parametrize(
+    ("forwarding", "reported"),
+    [
+        ('forwarding: ["02155556667"]\n', "24 forwarding: "),
+        ('forwarding:\n  on_busy: "02155556667"\n', "25 forwarding.on_busy: must be a list"),
+    ],
+)
+async def test_forwarding_the_form_cannot_show_is_reported_with_the_text_kept(
+    tmp_path: Path, forwarding: str, reported: str
+) -> None:
+    """Forwarding written as a list, or a single number where a list belongs, is the plan's
+    problem, shown at its line: the page neither fails nor drops the text typed, and does
+    not offer the common-settings form (it would show a number's digits as numbers)."""
+    async with running_console(tmp_path) as site:
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        original = (site.config_dir / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+        text = re.sub(r"^forwarding:\n(  .*\n)*", forwarding, original, flags=re.M)
+        assert text != original
+        for action in ("preview", "save"):
+            response = await shop.post(
+                routing,
+                data={
+                    "csrf": await csrf_of(shop, routing),
+                    "mode": "yaml",
+                    "action": action,
+                    "yaml": text,
+                },
+            )
+            assert response.status_code == 422
+            assert f"config/plans/{SHOP}.yaml:{reported}" in response.text
+            assert "# Lanhua Online" in response.text and "02155556667" in response.text
+            assert 'id="common-form"' not in response.text  # it would show no true numbers
+        await shop.aclose()
+
+
+async def test_the_form_posted_over_a_plan_it_can_no_longer_edit_is_refused_keeping_the_input(
+    tmp_path: Path,
+) -> None:
+    """The common-settings form was opened on a simple plan; before it is posted the file
+    became one the form cannot edit (here, YAML left broken by hand). The save is refused as
+    a conflict, the file is untouched, and the settings typed are on the page."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, routing)
+        plan_file.write_text("number: [\n", encoding="utf-8")
+        response = await shop.post(
+            routing,
+            data={
+                "csrf": token,
+                "mode": "form",
+                "action": "save",
+                "default_target": GOOD_TARGET,
+                "on_busy": "02155556667",
+                "on_no_answer": "",
+            },
+        )
+        assert response.status_code == 409
+        assert "no longer has the shape the common settings edit" in response.text
+        assert f"default destination {GOOD_TARGET}, when busy 02155556667" in response.text
+        assert plan_file.read_text(encoding="utf-8") == "number: [\n"
+        await shop.aclose()
+
+
+async def test_a_plan_sent_with_a_browsers_crlf_line_endings_is_written_with_lf(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        changed = plan_file.read_text(encoding="utf-8").replace(
+            "ring_timeout: 20", "ring_timeout: 25"
+        )
+        saved = await shop.post(
+            routing,
+            data={
+                "csrf": await csrf_of(shop, routing),
+                "mode": "yaml",
+                "action": "save",
+                "yaml": changed.replace("\n", "\r\n"),
+            },
+        )
+        assert saved.status_code == 303
+        assert plan_file.read_bytes() == changed.encode("utf-8")
+        [latest, *_] = await site.store.plan_versions(SHOP)
+        assert latest.source == changed
+        await shop.aclose()
+
+
 async def test_only_the_operator_changes_a_plans_status(tmp_path: Path) -> None:
     """The operator puts a number in arrears in its plan; its subscriber can neither save
     the plan back to active nor restore the active version, and the refusals are audited."""
