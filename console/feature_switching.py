@@ -117,7 +117,8 @@ def switched_text(text: str, number: str, feature: str, on: date | None) -> str:
     inner = _first_child_indent(lines, features, features_end, child + INDENT_STEP)
     current = _find(lines, features + 1, features_end, rf"{re.escape(feature)}\s*:.*", indent=inner)
     body = [f"{' ' * inner}{line}" for line in value]
-    header = f"{' ' * child}features:\n"
+    comment = _trailing_comment(lines[features])
+    header = f"{' ' * child}features:{comment}\n"
     if current is not None:
         lines[current : current + 1] = body
     elif on is not None:
@@ -127,8 +128,18 @@ def switched_text(text: str, number: str, feature: str, on: date | None) -> str:
         _indent(line) == inner and not _blank(line)
         for line in lines[features + 1 : _block_end(lines, features)]
     )
-    lines[features] = header if others else f"{' ' * child}features: {{}}\n"
+    lines[features] = header if others else f"{' ' * child}features: {{}}{comment}\n"
     return "".join(lines)
+
+
+def _trailing_comment(line: str) -> str:
+    """The comment ending a `features:` line (a line `_find` matched, so any `#` in it
+    starts the comment), with the spaces before it; '' without one."""
+    at = line.find("#")
+    if at < 0:
+        return ""
+    spaces = line[len(line[:at].rstrip(" ")) : at] or " "
+    return spaces + line[at:].rstrip("\n")
 
 
 def _blank(line: str) -> bool:

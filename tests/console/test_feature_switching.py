@@ -68,3 +68,18 @@ def test_switching_a_feature_off_keeps_the_comments_about_the_next_one() -> None
     )
     off = switched_text(text, "4008207788", "ivr", None)
     assert off == text.replace("      ivr: 2025-06-01\n", "")
+
+
+@pytest.mark.parametrize("features", ["features:", "features: {}"])
+def test_the_comment_on_the_features_line_stays_as_features_go_on_and_off(features: str) -> None:
+    text = HEAD + (
+        "accounts:\n"
+        '  "4008207788":\n'
+        f"    {features}   # signed with the 2026 contract, see folder 17\n"
+        + ("      recording: 2026-01-05\n" if features == "features:" else "")
+        + "    package: basic\n"
+    )
+    on = switched_text(text, "4008207788", "ivr", DAY)
+    assert "    features:   # signed with the 2026 contract, see folder 17\n" in on
+    off = switched_text(on, "4008207788", "ivr", None)
+    assert off == text
