@@ -71,9 +71,17 @@ class PlanBook:
         return sorted(self._plans)
 
     def reload(self) -> ReloadResult:
-        """Re-read every plan and the calendar; keep what was serving where a file is bad."""
-        plans, problems = load_plans(self.config_dir / PLANS_DIR)
+        """Re-read every plan and the calendar; keep what was serving where a file is bad,
+        and every plan while the plans directory is missing (swapped by a deployment, or a
+        mount gone): its absence is a problem, not a number taken off the air."""
+        plans_dir = self.config_dir / PLANS_DIR
         kept = []
+        if plans_dir.is_dir():
+            plans, problems = load_plans(plans_dir)
+        else:
+            plans, problems = {}, [Problem(str(plans_dir), 1, "(directory)", "no such directory")]
+            kept = sorted(self._plans)
+            plans.update(self._plans)
         for problem in problems:
             number = Path(problem.file).stem
             previous = self._plans.get(number)
@@ -120,22 +128,35 @@ class PlanBook:
         return result
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Reload whenever a plan file or the calendar changes, until `stop` is set."""
-        paths = [self.config_dir / PLANS_DIR, self.config_dir]
-        watched = [path for path in paths if path.exists()]
+        """Reload whenever a plan file or the calendar changes, until `stop` is set.
+
+        A watch follows the directory it was set on, not its name: when a `plans` directory
+        appears, goes or is swapped for another (a deployment renaming a new one into
+        place), the plans are reloaded and the watch set again on what the name now holds,
+        so the files edited there afterwards are still picked up."""
+        plans_dir = (self.config_dir / PLANS_DIR).absolute()
 
         def relevant(change: watchfiles.Change, path: str) -> bool:
-            return path.endswith((".yaml", ".yml"))
+            return path.endswith((".yaml", ".yml")) or Path(path) == plans_dir
 
-        async for _ in watchfiles.awatch(
-            *watched, stop_event=stop, watch_filter=relevant, debounce=200, recursive=False
-        ):
-            try:
-                self.reload()
-            except Exception:  # a fault in one reload must not end hot reloading for good
-                self.reloads_failed += 1
-                self.last_reload_ok = False
-                log.exception("reload failed; the plans loaded before keep serving")
+        while not stop.is_set():
+            watched = [path for path in (plans_dir, plans_dir.parent) if path.is_dir()]
+            async for changes in watchfiles.awatch(
+                *watched, stop_event=stop, watch_filter=relevant, debounce=200, recursive=False
+            ):
+                self._reload_logging_faults()
+                if any(Path(path) == plans_dir for _, path in changes):
+                    break
+            else:
+                return
+
+    def _reload_logging_faults(self) -> None:
+        try:
+            self.reload()
+        except Exception:  # a fault in one reload must not end hot reloading for good
+            self.reloads_failed += 1
+            self.last_reload_ok = False
+            log.exception("reload failed; the plans loaded before keep serving")
 
 
 def refused_tariff_changes(

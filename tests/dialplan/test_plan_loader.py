@@ -378,8 +378,7 @@ def test_survey_fields_are_checked_with_their_line() -> None:
         "(letters, digits, _-/.)",
         "config/plans/4006001234.yaml:5 survey.timeout: must be greater than or equal to 1 "
         "(found 0)",
-        "config/plans/4006001234.yaml:6 survey.retries: must be less than or equal to 3 "
-        "(found 4)",
+        "config/plans/4006001234.yaml:6 survey.retries: must be less than or equal to 3 (found 4)",
         "config/plans/4006001234.yaml:7 survey.scale: unknown key",
     ]
     assert problems_of(
@@ -394,8 +393,7 @@ def test_survey_fields_are_checked_with_their_line() -> None:
     ) == [
         "config/plans/4006001234.yaml:5 rules[0].survey: survey does nothing while "
         "survey.applies_to is all (every answered call is asked)",
-        "config/plans/4006001234.yaml:5 rules[0].survey: a route that refuses calls surveys "
-        "nobody",
+        "config/plans/4006001234.yaml:5 rules[0].survey: a route that refuses calls surveys nobody",
         "config/plans/4006001234.yaml:6 default.survey: survey does nothing while "
         "survey.applies_to is all (every answered call is asked)",
     ]
@@ -881,3 +879,58 @@ def test_a_prompt_is_named_under_the_sounds_folder_never_anywhere_on_the_server(
         "config/plans/4006001234.yaml:4 survey.prompt: 'acme/../../../../etc/asterisk/secret' "
         "is not a sound of the sounds folder: no leading / and no ..",
     ]
+
+
+def test_a_reload_while_the_plans_directory_is_missing_keeps_every_plan_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deployment renames the plans directory away before renaming the new one in; a
+    reload in between takes no number off the air and is not reported as a success."""
+    book = plan_book(tmp_path)
+    plans_dir = book.config_dir / "plans"
+    serving = book.numbers()
+    plans_dir.rename(book.config_dir / "plans.old")
+    result = book.reload()
+    assert [str(problem) for problem in result.problems] == [
+        f"{plans_dir}:1 (directory): no such directory"
+    ]
+    assert result.kept == serving and book.numbers() == serving
+    assert not book.last_reload_ok and book.reloads_failed == 1
+    assert f"previous plan kept serving for {', '.join(serving)}" in caplog.text
+
+
+async def test_the_watcher_follows_a_plans_directory_swapped_in_by_a_deployment(
+    tmp_path: Path,
+) -> None:
+    """The new plans directory is renamed into place; the swap is reloaded, and a plan saved
+    in the new directory afterwards is picked up too."""
+    book = plan_book(tmp_path)
+    config = book.config_dir
+
+    async def serving_with(dates: list[date]) -> bool:
+        """Whether the watcher reloads 4006005678 with `dates` within 10 s."""
+        for _ in range(200):
+            plan = book.get("4006005678")
+            if plan is not None and plan.rules[0].when.dates == dates:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(book.watch(stop))
+    try:
+        await asyncio.sleep(0.3)  # the watcher is set up
+        shutil.copytree(config / "plans", config / "plans.new")
+        (config / "plans.new" / "4006005678.yaml").write_text(
+            BAD_DATE_PLAN.replace("DATE", "2026-02-28")
+        )
+        (config / "plans").rename(config / "plans.old")
+        (config / "plans.new").rename(config / "plans")
+        assert await serving_with([date(2026, 2, 28)])
+        (config / "plans" / "4006005678.yaml").write_text(
+            BAD_DATE_PLAN.replace("DATE", "2026-02-27")
+        )
+        assert await serving_with([date(2026, 2, 27)])
+    finally:
+        stop.set()
+        await watcher
