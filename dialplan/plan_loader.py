@@ -169,11 +169,23 @@ def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
 
     Never raises for what a file holds: a file that breaks the checks themselves is reported
     as a problem too (and logged with its traceback), so the other plans still load and the
-    daemon's reload and file watcher go on."""
+    daemon's reload and file watcher go on. A number has one file: beside N.yaml (the file
+    the console writes), an N.yml is a problem and left out, never a plan that silently
+    replaces the one saved."""
     plans: dict[str, Plan] = {}
     problems: list[Problem] = []
     for path in sorted(Path(directory).glob("*.y*ml")):
         if path.suffix not in (".yaml", ".yml"):
+            continue
+        if path.suffix == ".yml" and path.with_suffix(".yaml").exists():
+            problems.append(
+                Problem(
+                    str(path),
+                    1,
+                    "(file)",
+                    f"{path.stem}.yaml is this number's plan; remove one of the two files",
+                )
+            )
             continue
         try:
             plan = load_plan(path)

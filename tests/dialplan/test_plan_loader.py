@@ -934,3 +934,21 @@ async def test_the_watcher_follows_a_plans_directory_swapped_in_by_a_deployment(
     finally:
         stop.set()
         await watcher
+
+
+def test_a_yml_beside_the_numbers_yaml_is_a_problem_not_the_plan_served(tmp_path: Path) -> None:
+    """The console saves N.yaml; a stale N.yml left beside it must not be what is served."""
+    plans_dir = tmp_path / "plans"
+    shutil.copytree(REPO / "config" / "plans", plans_dir)
+    saved = plans_dir / "4001234567.yaml"
+    saved.with_suffix(".yml").write_text(saved.read_text(encoding="utf-8"), encoding="utf-8")
+    saved.write_text(
+        saved.read_text(encoding="utf-8").replace("ring_timeout: 25", "ring_timeout: 40"),
+        encoding="utf-8",
+    )
+    plans, problems = load_plans(plans_dir)
+    assert plans["4001234567"].ring_timeout == 40
+    assert [str(problem) for problem in problems] == [
+        f"{plans_dir / '4001234567.yml'}:1 (file): 4001234567.yaml is this number's plan; "
+        "remove one of the two files"
+    ]
