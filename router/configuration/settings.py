@@ -225,7 +225,11 @@ class RouterSettings(BaseModel):
         description="environment variable holding the gateway's bearer token (if it needs one)",
     )
     sms_per_number: int = Field(
-        5, ge=1, le=1000, description="text messages to one mobile per sms_window at most"
+        5,
+        ge=1,
+        le=1000,
+        description="text messages of one kind (missed call, low balance) to one mobile per "
+        "sms_window at most",
     )
     sms_window: float = Field(3600.0, gt=0, le=86400, description="seconds of sms_per_number")
     sms_timeout: float = Field(5.0, gt=0, le=60, description="seconds one gateway POST may take")

@@ -8,10 +8,12 @@ the environment variable `sms_token_env` names holds one; a 2xx answer is a mess
 (of its body the router reads a little at most, like a CRM's).
 
 `SmsNotices` decides and never waits: each message is sent by a background task under a
-time limit, at most `per_number` messages reach one mobile in `window` seconds (a burst
-of missed calls must not flood a phone or run up the gateway's bill; what is over the
-limit is counted and logged, not queued), and at most MAX_PENDING sends are under way at
-once (beyond that a message is dropped and counted).
+time limit, at most `per_number` messages of one kind reach one mobile in `window` seconds
+(a burst of missed calls must not flood a phone or run up the gateway's bill; what is over
+the limit is counted and logged, not queued), and at most MAX_PENDING sends are under way
+at once (beyond that a message is dropped and counted). Each kind has its own count: the
+low-balance warning comes once as the balance falls below its threshold, so missed calls
+that used up a mobile's messages must not swallow it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from decimal import Decimal
 from typing import Protocol
 
@@ -104,9 +106,9 @@ class RateLimit:
         self.most = most
         self.window = window
         self.clock = clock
-        self._sent: dict[str, deque[float]] = {}
+        self._sent: dict[Hashable, deque[float]] = {}
 
-    def allows(self, key: str) -> bool:
+    def allows(self, key: Hashable) -> bool:
         """True, and counted, when one more is allowed now."""
         now = self.clock()
         times = self._sent.setdefault(key, deque())
@@ -160,10 +162,11 @@ class SmsNotices:
 
     def _send_all(self, kind: str, recipients: list[str], text: str) -> None:
         for to in recipients:
-            if not self.limit.allows(to):
+            if not self.limit.allows((kind, to)):
                 self.counts[kind, "rate_limited"] += 1
-                log.warning("SMS to %s not sent: over %d per %g s", to, self.limit.most,
-                            self.limit.window)
+                log.warning(
+                    "SMS to %s not sent: over %d per %g s", to, self.limit.most, self.limit.window
+                )
                 continue
             if len(self._pending) >= MAX_PENDING:
                 self.counts[kind, "dropped"] += 1

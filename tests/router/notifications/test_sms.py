@@ -1,6 +1,6 @@
 """Text messages to the subscriber, end to end: a missed call (who called, when, from where)
 and the low-balance warning go through the SMS sender, the HTTP gateway adapter to a real
-HTTP receiver or the log-only default, at most `sms_per_number` per mobile and window."""
+HTTP receiver or the log-only default, at most `sms_per_number` of a kind per mobile and window."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dialplan.errors import ConfigError
-from router.simulation.asterisk_agi import CallerHangup
+from router.simulation.asterisk_agi import CallerHangup, Outcome
 from tests.conftest import (
     E2E_CONFIG,
     HttpReceiver,
@@ -148,6 +148,33 @@ async def test_the_low_balance_warning_is_a_text_message_too(tmp_path: Path) -> 
             "text": "4000000008 预付余额 4.90 元，已低于提醒值 5.00 元，请及时充值。",
         }
     ]
+
+
+async def test_missed_calls_over_a_mobiles_limit_do_not_hold_back_the_low_balance_warning(
+    tmp_path: Path,
+) -> None:
+    """The per-mobile limit stops a burst of missed calls flooding a phone; the warning that
+    the number is about to stop connecting calls comes once, and must get through."""
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    plan = config / "plans" / "4000000008.yaml"
+    plan.write_text(
+        plan.read_text(encoding="utf-8") + f'notifications: {{sms_to: ["{MOBILE}"]}}\n',
+        encoding="utf-8",
+    )
+    async with (
+        HttpReceiver("ok") as gateway,
+        running_router(tmp_path, config, sms_gateway=gateway.url, sms_per_number=1) as router,
+    ):
+        await pay(router, "4000000008", "5.50", "receipt-sms-limit")
+        busy = {"13800000051": Outcome.busy()}
+        await call(router, dialled="4000000008", uniqueid="missed.1", destinations=busy)
+        await eventually(lambda: len(gateway.received) == 1)
+        await call(router, dialled="4000000008", uniqueid="low.2")
+        await settled(router)
+        await eventually(lambda: len(gateway.received) == 2)
+        assert router.sms.counts["low_balance", "rate_limited"] == 0
+    assert [message["text"][:4] for message in texts(gateway)] == ["未接来电", "4000"]
 
 
 async def test_notifications_go_to_mobiles_only() -> None:
