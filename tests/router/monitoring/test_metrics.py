@@ -439,6 +439,23 @@ async def test_the_endpoint_serves_every_metric_the_registry_holds(
     assert served == sample_names(generate_latest(metrics.registry).decode())
 
 
+async def test_the_endpoint_serves_no_created_series_beside_counters_and_histograms(
+    metrics: Metrics, endpoint: int
+) -> None:
+    """In the classic text format a counter's creation time is a gauge series of its own
+    (`hotline400_calls_created`): one more series for every number and outcome, which no
+    rule or panel reads and which doubles what every scrape renders and stores."""
+    metrics.call_ended(SERVED, Outcome.ANSWERED)
+    metrics.surveyed(SERVED, "scored", 5)
+    metrics.webhook_posted(0.02)
+
+    body = body_of(await scrape(endpoint))
+
+    assert f'hotline400_calls_total{{number="{SERVED}",outcome="answered"}} 1.0' in body
+    assert "hotline400_survey_score_count" in body
+    assert [line for line in body.splitlines() if "_created" in line] == []
+
+
 async def test_head_answers_headers_only(endpoint: int) -> None:
     response = await scrape(endpoint, b"HEAD /metrics HTTP/1.1\r\n\r\n")
 
