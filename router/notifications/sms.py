@@ -13,7 +13,9 @@ time limit, at most `per_number` messages of one kind reach one mobile in `windo
 the limit is counted and logged, not queued), and at most MAX_PENDING sends are under way
 at once (beyond that a message is dropped and counted). Each kind has its own count: the
 low-balance warning comes once as the balance falls below its threshold, so missed calls
-that used up a mobile's messages must not swallow it.
+that used up a mobile's messages must not swallow it. A message the gateway refused, or
+could not be reached for, never reached the phone and leaves the count as it was; one
+without an answer in time may have, and stays counted.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ KINDS = ("missed_call", "low_balance")
 
 
 class SmsFailed(Exception):
-    """The gateway did not take the message; the text says why."""
+    """The gateway did not take the message; the text says why. `maybe_sent` when it may
+    have taken it all the same (no answer in time, the connection lost after the request)."""
+
+    def __init__(self, reason: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(reason)
+        self.maybe_sent = maybe_sent
 
 
 class SmsSender(Protocol):
@@ -86,10 +93,13 @@ class HttpSmsGateway:
                 await skim(response)
         except TimeoutError:
             if status is None:
-                raise SmsFailed(f"no answer within {self.timeout:g} s") from None
+                reason = f"no answer within {self.timeout:g} s"
+                raise SmsFailed(reason, maybe_sent=True) from None
         except (httpx.HTTPError, OSError) as error:
             if status is None:
-                raise SmsFailed(f"{type(error).__name__}: {error}".rstrip(": ")) from None
+                reason = f"{type(error).__name__}: {error}".rstrip(": ")
+                unreached = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                raise SmsFailed(reason, maybe_sent=not unreached) from None
         if not 200 <= status < 300:
             raise SmsFailed(f"HTTP {status}")
 
@@ -118,6 +128,12 @@ class RateLimit:
             return False
         times.append(now)
         return True
+
+    def give_back(self, key: Hashable) -> None:
+        """Uncount one event of `key`: it did not happen after all."""
+        times = self._sent.get(key)
+        if times:
+            times.pop()
 
 
 class SmsNotices:
@@ -181,6 +197,8 @@ class SmsNotices:
             await self.sender.send(to, text)
         except SmsFailed as error:
             self.counts[kind, "failed"] += 1
+            if not error.maybe_sent:  # it never reached the phone: the limit keeps its room
+                self.limit.give_back((kind, to))
             log.error("SMS to %s failed: %s", to, error)
         else:
             self.counts[kind, "sent"] += 1

@@ -102,6 +102,35 @@ async def test_a_gateway_that_fails_or_never_answers_does_not_touch_the_call(
             await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
 
 
+async def test_a_message_the_gateway_refused_does_not_use_up_the_mobiles_limit(
+    tmp_path: Path,
+) -> None:
+    """The limit counts messages that may have reached the phone: one the gateway answered
+    with an error never did, so the next missed call is still told once it is back."""
+    async with HttpReceiver(["error", "ok"]) as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_per_number": 1}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            await call(router, dialled=SUBSCRIBER, uniqueid="down.1")
+            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+            await call(router, dialled=SUBSCRIBER, uniqueid="back.2")
+            await eventually(lambda: router.sms.counts["missed_call", "sent"] == 1)
+            assert router.sms.counts["missed_call", "rate_limited"] == 0
+    assert len(gateway.received) == 2
+
+
+async def test_a_message_without_an_answer_in_time_stays_counted_as_it_may_have_been_sent(
+    tmp_path: Path,
+) -> None:
+    async with HttpReceiver("silent") as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_per_number": 1, "sms_timeout": 0.3}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            await call(router, dialled=SUBSCRIBER, uniqueid="slow.1")
+            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+            await call(router, dialled=SUBSCRIBER, uniqueid="slow.2")
+            await eventually(lambda: router.sms.counts["missed_call", "rate_limited"] == 1)
+    assert len(gateway.received) == 1
+
+
 async def test_a_gateway_answering_2xx_with_an_endless_body_sent_the_message(
     tmp_path: Path,
 ) -> None:
