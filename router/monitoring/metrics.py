@@ -326,9 +326,13 @@ class Metrics:
         self._caps_reached(self._number_label(number), _bounded(kind, CAP_KINDS)).inc()
 
     def balance_seen(self, number: str, balance: Decimal, warning: Decimal) -> None:
-        """A prepaid balance as last read or charged, against its warning threshold."""
-        below = 1 if balance < warning else 0
-        self._balance_below_warning(self._number_label(number)).set(below)
+        """A prepaid balance as last read or charged, against its warning threshold. Only a
+        number a plan serves has the flag: accounts without a plan would share "other" and
+        overwrite one another, and a number whose plan is gone loses its flag."""
+        if not self._serves(number):
+            self._balance_below_warning.remove(number)
+            return
+        self._balance_below_warning(number).set(1 if balance < warning else 0)
 
     def held(self, number: str, seconds: float, result: str) -> None:
         """A caller left a hold queue after `seconds`: served, timeout or gave_up."""
@@ -640,6 +644,11 @@ class _Children(Generic[_Owned]):
         if child is None:
             child = self._made[values] = self._metric.labels(*values)
         return child
+
+    def remove(self, *values: str) -> None:
+        """Drop the series of these label values, if there is one."""
+        if self._made.pop(values, None) is not None:
+            self._metric.remove(*values)
 
 
 class _WatchedFigures(Collector):

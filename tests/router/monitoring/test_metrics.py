@@ -217,6 +217,25 @@ def test_a_balance_is_flagged_while_under_its_warning_and_cleared_after_a_top_up
     assert value(metrics, "hotline400_balance_below_warning", number=SERVED) == 0
 
 
+def test_a_balance_is_flagged_only_for_a_number_a_plan_serves() -> None:
+    """Prepaid accounts may have no plan loaded (not yet, or no more): their balances, all
+    under one "other" label, would overwrite one another and fire a low-balance alert
+    naming no number; a number whose plan is gone takes its flag with it."""
+    serving = {SERVED}
+    metrics = Metrics(lambda number: number in serving)
+    metrics.balance_seen(SERVED, Decimal("1.00"), Decimal("50.00"))
+    metrics.balance_seen("4000000777", Decimal("1.00"), Decimal("50.00"))
+    metrics.balance_seen("4000000778", Decimal("90.00"), Decimal("50.00"))
+
+    assert value(metrics, "hotline400_balance_below_warning", number=SERVED) == 1
+    assert value(metrics, "hotline400_balance_below_warning", number="other") is None
+
+    serving.clear()  # its plan removed at a reload; the next read of its balance
+    metrics.balance_seen(SERVED, Decimal("1.00"), Decimal("50.00"))
+
+    assert value(metrics, "hotline400_balance_below_warning", number=SERVED) is None
+
+
 def test_decision_latency_is_observed_in_seconds_with_buckets_from_10us_to_10ms(
     metrics: Metrics,
 ) -> None:
