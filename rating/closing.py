@@ -14,8 +14,12 @@ one entry per number, kind and ref):
   now, so a call re-rated before closing counts at its new price.
 A month the number spent whole out of service (suspended with the number kept, cancelled
 or frozen: `in_service` False) books neither rent nor a top-up: what such a month costs is
-the lifecycle's keeping fee (domain.md, suspension with the number kept). A month partly
-in service is charged whole, as a first month is.
+the lifecycle's keeping fee (domain.md, suspension with the number kept). The month the
+account was opened in is charged in proportion to its days from the opening day on (domain.md
+says nothing of a partial first month; a subscriber expects to pay for the days it had):
+opened 2026-11-21, November's rent and minimum are 10/30 of the month's, each rounded to the
+fen, and the rent is the one in force on the opening day. Any other month partly in service
+(suspended or cancelled during it) is charged whole.
 Every entry is dated inside the month, so the month's statement shows it however late the
 month is closed. Closing waits until the month is over, no call that may belong to it is
 still in progress (a call answered on its last evening may talk past midnight, and its
@@ -36,11 +40,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from rating.ledger import LedgerEntry, LedgerKind, feature_fees_due
 from rating.minimum import minimum_topup
-from rating.money import ZERO
+from rating.money import ZERO, fraction_to_fen
 from rating.tariff import Tariffs
 
 LAST_INSTANT = timedelta(microseconds=1)
@@ -149,28 +154,35 @@ def closing_entries(
     generation: int = 1,
     *,
     in_service: bool = True,
+    opened: date | None = None,
 ) -> list[LedgerEntry]:
-    """Everything closing `month` books for `number` (see the module's notes)."""
+    """Everything closing `month` books for `number` (see the module's notes); `opened` is
+    the account's opening day, which pro-rates the month it falls in."""
     account = tariffs.accounts[number]
     start, end = month_span(month, tariffs.zone)
-    package = tariffs.package_on(number, start.date())
+    days = days_in_service(month, tariffs.zone, opened)
+    month_days = (end.date() - start.date()).days
+    part = Fraction(days, month_days)
+    share = "" if days == month_days else f" ({days} of {month_days} days)"
+    package = tariffs.package_on(number, end.date() - timedelta(days=days))
     ref = closing_ref(month, generation)
     entries = []
-    if package.monthly_rent and in_service:
+    rent = fraction_to_fen(Fraction(package.monthly_rent) * part)
+    if rent and in_service:
         entries.append(
             LedgerEntry(
                 number,
                 start,
-                ZERO - package.monthly_rent,
+                ZERO - rent,
                 LedgerKind.RENT,
                 ref,
-                f"{account.package} rent {month}",
+                f"{account.package} rent {month}{share}",
             )
         )
     for day in sorted(set(account.features.values())):
         if start.date() <= day < end.date():
             entries.extend(feature_fees_due(tariffs, number, day))
-    minimum = tariffs.minimum_of(number)
+    minimum = fraction_to_fen(Fraction(tariffs.minimum_of(number)) * part)
     topup = minimum_topup(call_charges, minimum)
     if topup and in_service:
         entries.append(
@@ -180,10 +192,18 @@ def closing_entries(
                 ZERO - topup,
                 LedgerKind.MINIMUM_TOPUP,
                 ref,
-                f"minimum {minimum}, calls {call_charges}",
+                f"minimum {minimum}{share}, calls {call_charges}",
             )
         )
     return entries
+
+
+def days_in_service(month: str, zone: ZoneInfo, opened: date | None) -> int:
+    """The days of `month` from the account's opening day on: all of them unless it opened
+    after the month's first day (none if after its last)."""
+    start, end = month_span(month, zone)
+    first = start.date() if opened is None else max(start.date(), opened)
+    return max(0, (end.date() - first).days)
 
 
 def not_yet_booked(

@@ -341,8 +341,9 @@ class Account(Strict):
     )
     opened: date | None = Field(
         None,
-        description="the day the account was opened: no month before it can be closed "
-        "(without it, the first entry on its ledger)",
+        description="the day the account was opened: no month before it can be closed, and "
+        "the month it falls in is charged rent and minimum for its days from it on (without "
+        "it, the first entry on its ledger)",
     )
     recording_retention_days: int | None = Field(
         None,

@@ -5,7 +5,8 @@ The statement is rating.statement's, fed with the ledger and with the month's pr
 before the month's first instant. Months and days are read in the tariffs' time zone, and a
 call belongs to the month it was answered in (a call answered 2026-11-30 23:58 is a
 November call, however long it lasts). What closing owes and when it may be done are
-rating.closing's rules; this module reads the store for them and books the result. The
+rating.closing's rules; this module reads the store for them (the opening day that
+pro-rates a first month is `opening_day`'s) and books the result. The
 feature fees of a number a service provider holds are the provider's (fee_payers): closing
 books them on its account, as `account fees` would have, and not on the number's statement.
 """
@@ -94,7 +95,10 @@ async def month_statement(
     call_charges = sum((line.callee_share for line in lines), ZERO)
     generation = closing_generation(month, booked)
     in_service = not out_of_service_all_month(await store.number_history(number), start, end)
-    due = closing_entries(tariffs, number, month, call_charges, generation, in_service=in_service)
+    opened = await opening_day(store, tariffs, number)
+    due = closing_entries(
+        tariffs, number, month, call_charges, generation, in_service=in_service, opened=opened
+    )
     elsewhere: tuple[LedgerEntry, ...] = ()
     providers = await providers_of(store, [number])
     if providers:  # its provider pays the feature fees, as `account fees` deducts them

@@ -141,3 +141,41 @@ def test_closing_tops_a_number_up_to_its_own_minimum_not_its_packages() -> None:
 
     assert topup("4000000001") == [(D("-38.00"), "minimum 50.00, calls 12.00")]
     assert topup("4000000002") == [(D("-68.00"), "minimum 80.00, calls 12.00")]
+
+
+def test_the_month_an_account_opens_in_is_charged_for_its_days_from_the_opening_day() -> None:
+    """Opened on 2026-11-21: 10 of November's 30 days, so a third of the rent (60.00) and of
+    the minimum (30.00); December, the first whole month, is charged whole."""
+    fixed = {"per_seconds": 60, "charge": "0.11"}
+    tariffs = Tariffs.model_validate(
+        {
+            "caller_tariffs": {"fixed": fixed, "mobile": fixed, "other": fixed},
+            "packages": {
+                "office": {
+                    "nationwide": {"per_seconds": 60, "charge": "0.20"},
+                    "monthly_rent": "60.00",
+                    "minimum_monthly": "30.00",
+                }
+            },
+            "accounts": {"4000000001": {"package": "office", "opened": "2026-11-21"}},
+        }
+    )
+
+    def charged(month: str, opened: date) -> list[tuple[LedgerKind, Decimal, str]]:
+        entries = closing_entries(tariffs, "4000000001", month, D("4.00"), opened=opened)
+        return [(e.kind, e.amount, e.note) for e in entries]
+
+    assert charged("2026-11", date(2026, 11, 21)) == [
+        (LedgerKind.RENT, D("-20.00"), "office rent 2026-11 (10 of 30 days)"),
+        (LedgerKind.MINIMUM_TOPUP, D("-6.00"), "minimum 10.00 (10 of 30 days), calls 4.00"),
+    ]
+    assert charged("2026-12", date(2026, 11, 21)) == [
+        (LedgerKind.RENT, D("-60.00"), "office rent 2026-12"),
+        (LedgerKind.MINIMUM_TOPUP, D("-26.00"), "minimum 30.00, calls 4.00"),
+    ]
+    # 19 of February's 28 days: 60.00 * 19/28 = 40.714... and 30.00 * 19/28 = 20.357..., to the fen
+    assert charged("2027-02", date(2027, 2, 10)) == [
+        (LedgerKind.RENT, D("-40.71"), "office rent 2027-02 (19 of 28 days)"),
+        (LedgerKind.MINIMUM_TOPUP, D("-16.36"), "minimum 20.36 (19 of 28 days), calls 4.00"),
+    ]
+    assert charged("2026-11", date(2026, 11, 1)) == charged("2026-11", date(2026, 10, 20))

@@ -400,6 +400,33 @@ def test_a_month_before_the_account_was_opened_is_not_closed(
     assert asyncio.run(read_ledger(store_url_of(config))) == before
 
 
+def test_the_month_the_account_opened_in_is_closed_for_its_days_in_service(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opened on 2026-11-05: 26 of November's 30 days, so 26/30 of the rent (50.00) and of
+    the minimum (20.00), each to the fen; the calls (2.40) count against that minimum."""
+    tariffs = config / "tariffs.yaml"
+    tariffs.write_text(
+        tariffs.read_text(encoding="utf-8").replace(
+            "    package: office\n", "    package: office\n    opened: 2026-11-05\n"
+        ),
+        encoding="utf-8",
+    )
+    bill(config, capsys, "--month", "2026-11", "--close", "--yes", "--today", "2026-12-01")
+    closed = statement(config, capsys, "--month", "2026-11")
+    assert (closed["rent"], closed["minimum_topup"], closed["closing_balance"]) == (
+        "43.33",
+        "14.93",
+        "139.34",
+    )
+    booked = asyncio.run(read_ledger(store_url_of(config)))
+    assert [(e.amount, e.note) for e in booked if e.kind is LedgerKind.RENT] == [
+        (D("-43.33"), "office rent 2026-11 (26 of 30 days)")
+    ]
+    december = statement(config, capsys, "--month", "2026-12")
+    assert (december["rent"], december["minimum_topup"]) == ("50.00", "19.90")
+
+
 def test_reopening_reverses_a_close_recording_who_when_and_why_and_the_month_closes_again(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
