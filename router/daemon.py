@@ -85,9 +85,6 @@ class Daemon:
         self.store_name = redacted(configured_store_url(self.settings))
         self.store_named_by = ENVIRONMENT_STORE if os.environ.get(STORE_ENV) else ROUTER_YAML_STORE
         self.journal = Journal(journal_path(self.settings.spool_dir))
-        self.cdrs = CdrWriter(
-            self.store, self.journal, batch_interval=self.settings.cdr_batch_interval
-        )
         self.sms = SmsNotices(
             self._sms_sender(),
             RateLimit(self.settings.sms_per_number, self.settings.sms_window),
@@ -100,6 +97,12 @@ class Daemon:
         """Call ids of the sessions running now, shared by the sessions and the reconciler."""
         accounting = Accounting(
             self.store, self.alerts, zone, balance_seen=self.metrics.balance_seen
+        )
+        self.cdrs = CdrWriter(
+            self.store,
+            self.journal,
+            batch_interval=self.settings.cdr_batch_interval,
+            written=accounting.written,
         )
         self.reconciler = Reconciler(
             self.store,

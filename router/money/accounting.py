@@ -36,14 +36,17 @@ Every prepaid balance the router learns (read as a call arrives, moved by a pric
 read by `refresh_balances`, which catches top-ups, fees and other routers' calls) is told
 to `balance_seen`: the daemon hands it the low-balance gauge of the metrics. A priced call
 moves the balance read as it arrived less what this router's calls of the number were
-charged since, so overlapping calls crossing the warning threshold raise one warning.
+charged that the read did not hold: those charged since, and those charged before but still
+waiting in the CDR writer's batch (the writer tells `written` what the store has taken). So
+overlapping calls crossing the warning threshold raise one warning, and so do calls one
+after the other within the batch interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,11 +59,11 @@ from dialplan.plan import NumberStatus, Plan
 from rating.affordability import max_affordable_seconds, spending_room
 from rating.call import RatedCall, Shares, answered_call
 from rating.closing import month_span
-from rating.ledger import call_entry
+from rating.ledger import LedgerKind, call_entry
 from rating.pricing import price, price_book
 from rating.tariff import Account, Tariffs
 from router.money.balance_alerts import BalanceAlerts
-from router.storage.cdr import FinishCall, PostLedger
+from router.storage.cdr import CdrOp, FinishCall, PostLedger
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import UsageSnapshot
 
@@ -91,8 +94,8 @@ class Counters(NamedTuple):
     """The included seconds this router's calls had taken of the month as the read was
     sent (Accounting's tally)."""
     spent_at_read: Decimal = ZERO
-    """What this router's calls of the number had been charged as the read was sent
-    (Accounting's spent tally)."""
+    """What of this router's charges of the number the store held as the read came back
+    (Accounting.stored_spent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +126,8 @@ class CallAccount:
     counters read was sent (Accounting's tally): what the calls priced since took is the
     tally now less this, none of it in the snapshot."""
     spent_at_read: Decimal = ZERO
-    """The same for the balance: what this router's calls of the number had been charged as
-    the counters read was sent."""
+    """For the balance: what of this router's charges of the number the store held as the
+    counters read came back (Accounting.stored_spent); the rest is not in the balance read."""
     month_ends: datetime | None = None
     """When the month of the counters read ends, if the price depends on them (a package
     with included minutes); None when it does not. A call answered from then on belongs to
@@ -213,6 +216,26 @@ class Accounting:
         self._spent: dict[str, Decimal] = {}
         """What this router's calls of each prepaid number were charged, in all: calls of
         one number that overlap each read the balance before the others were charged."""
+        self._unwritten: dict[str, dict[str, Decimal]] = {}
+        """number -> call id -> charge, for this router's charges the store has not taken
+        yet (they wait in the CDR writer's batch, or its journal)."""
+
+    def written(self, ops: Sequence[CdrOp]) -> None:
+        """The CDR writer stored `ops`: their call charges are in the balances read from
+        now on."""
+        for op in ops:
+            if isinstance(op, PostLedger) and op.entry.kind is LedgerKind.CALL:
+                waiting = self._unwritten.get(op.entry.number)
+                if waiting is not None:
+                    waiting.pop(op.entry.ref, None)
+                    if not waiting:
+                        del self._unwritten[op.entry.number]
+
+    def stored_spent(self, number: str) -> Decimal:
+        """What of this router's charges of `number` the store holds: a balance read now
+        holds them, and not the others."""
+        waiting = self._unwritten.get(number, {})
+        return self._spent.get(number, ZERO) - sum(waiting.values(), ZERO)
 
     async def open_call(
         self,
@@ -225,7 +248,7 @@ class Accounting:
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
         snapshot, month, taken, month_ends = NO_USAGE, "", 0, None
-        spent = self._spent.get(plan.number, ZERO)
+        spent = self.stored_spent(plan.number)
         # Without a counter to read no month nor day is needed.
         if plan.caps.limited or _reads_counters(account, tariffs):
             local = now.astimezone(self.zone)
@@ -240,10 +263,12 @@ class Accounting:
                 )
                 snapshot, account = NO_USAGE, None
             else:
+                spent = self.stored_spent(plan.number)  # as the read came back
                 if _includes_minutes(account, tariffs):
                     month_ends = month_span(month, self.zone)[1]
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
+            balance -= self._spent.get(plan.number, ZERO) - spent  # not in the read yet
             self.balance_seen(plan.number, balance, account.low_balance_warning)
         return CallAccount(
             plan,
@@ -283,7 +308,6 @@ class Accounting:
         local = (now + timedelta(seconds=ring_timeout + ANSWER_SLACK_S)).astimezone(self.zone)
         month, day = f"{local:%Y-%m}", f"{local:%Y-%m-%d}"
         taken = self._included_taken.of(number, month)
-        spent = self._spent.get(number, ZERO)
         try:
             snapshot = await self.store.usage(number, month, day)
         except StoreUnavailable as error:
@@ -294,6 +318,7 @@ class Accounting:
                 error,
             )
             return call
+        spent = self.stored_spent(number)
         starts, ends = month_span(month, self.zone)
         later = LaterMonth(Counters(month, snapshot, taken, spent), starts, ends)
         return dataclasses.replace(call, later=later)
@@ -313,6 +338,7 @@ class Accounting:
                 log.error("balances not refreshed: %s", error)
                 return
             balance = snapshot.balance or Decimal("0.00")
+            balance -= self._spent.get(number, ZERO) - self.stored_spent(number)
             self.balance_seen(number, balance, account.low_balance_warning)
 
     async def reserve(self, call: CallAccount) -> tuple[CallAccount, bool]:
@@ -418,8 +444,9 @@ class Accounting:
         if call.account.prepaid:
             spent = self._spent.get(number, ZERO)
             self._spent[number] = spent + priced.callee_share
+            self._unwritten.setdefault(number, {})[call_id] = priced.callee_share
             read = call.usage(snapshot).balance or ZERO
-            before = read - (spent - spent_at_read)  # less the calls priced since the read
+            before = read - (spent - spent_at_read)  # less this router's charges not in it
             after = before - priced.callee_share
             warning = call.account.low_balance_warning
             self.alerts.check(call.plan.number, before, after, warning)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from router.storage.cdr import CdrOp, op_from_json, op_to_json
@@ -53,8 +54,12 @@ class CdrWriter:
         batch_interval: float = 0.25,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
+        written: Callable[[Sequence[CdrOp]], None] = lambda ops: None,
     ) -> None:
+        """`written(ops)` is told each batch the store has taken, once it has (the
+        accounting's view of which charges a balance read already holds)."""
         self._store = store
+        self._written = written
         self._journal = journal
         self._batch_size = batch_size
         self._batch_interval = batch_interval
@@ -170,6 +175,7 @@ class CdrWriter:
         if not self._spooling:
             try:
                 await self._store.apply(batch)
+                self._written(batch)
                 return
             except Exception as exc:
                 self._note_failure(exc)
@@ -202,8 +208,11 @@ class CdrWriter:
                 if not ops:
                     break
                 await self._store.apply(ops)
+                self._written(ops)
             for start in range(0, len(self._held), self._batch_size):
-                await self._store.apply(self._held[start : start + self._batch_size])
+                held = self._held[start : start + self._batch_size]
+                await self._store.apply(held)
+                self._written(held)
             await asyncio.to_thread(self._journal.clear)
         except Exception as exc:
             self._note_failure(exc)

@@ -331,6 +331,27 @@ async def test_overlapping_calls_crossing_the_threshold_post_one_warning(
     ]
 
 
+async def test_a_call_arriving_before_the_last_ones_charge_is_written_warns_no_second_time(
+    tmp_path: Path, webhook: str
+) -> None:
+    """The first call takes 5.50 to 4.90 and warns; the second arrives while that charge
+    still waits in the CDR writer's batch, so the balance it reads is 5.50: it is priced
+    from the 4.90 this router knows is left, and the warning is not repeated."""
+    async with running_router(
+        tmp_path, low_balance_webhook=webhook, cdr_batch_interval=1.0
+    ) as router:
+        await pay(router, PREPAID, "5.50", "receipt-10")
+        for n in range(2):
+            await call(router, dialled=PREPAID, uniqueid=f"batched.{n}")
+        await settled(router)
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+        assert router.alerts.raised == 1
+    assert usage.balance == Decimal("4.30")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "4.90", "threshold": "5.00"}
+    ]
+
+
 async def test_a_call_behind_a_pin_is_charged_no_more_talk_than_its_limit(tmp_path: Path) -> None:
     """The router answered for the PIN, so the Dial's variables count the ring as talk when
     AMI does not tell it; Asterisk cut the talk at L() all the same, and so does the price."""
