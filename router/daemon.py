@@ -39,7 +39,7 @@ from router.money.balance_alerts import BalanceAlerts
 from router.money.late_charges import LateCharges
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents
-from router.notifications.sms import HttpSmsGateway, LogSms, RateLimit, SmsNotices, SmsSender
+from router.notifications.sms import RateLimit, SmsNotices, sender_for
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import WebhookDelivery
 from router.numbers.inventory import Inventory
@@ -86,7 +86,9 @@ class Daemon:
         self.store_named_by = ENVIRONMENT_STORE if os.environ.get(STORE_ENV) else ROUTER_YAML_STORE
         self.journal = Journal(journal_path(self.settings.spool_dir))
         self.sms = SmsNotices(
-            self._sms_sender(),
+            sender_for(
+                self.settings.sms_gateway, self.settings.sms_token_env, self.settings.sms_timeout
+            ),
             RateLimit(self.settings.sms_per_number, self.settings.sms_window),
             self.plans.get,
         )
@@ -172,13 +174,6 @@ class Daemon:
         self._adopting: asyncio.Task[None] | None = None
         self._claims: list[int] = []
         """Locks on the spool_dir and the SQLite file held while the router runs."""
-
-    def _sms_sender(self) -> SmsSender:
-        """The HTTP gateway router.yaml names, else the log."""
-        settings = self.settings
-        if settings.sms_gateway is None:
-            return LogSms()
-        return HttpSmsGateway(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
 
     def _ami_link(self) -> AmiLink | None:
         """The AMI link when router.yaml names an Asterisk; routing never depends on it."""

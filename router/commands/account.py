@@ -23,7 +23,9 @@ account terms [--number N] [--record [--day YYYY-MM-DD]]
 account fees [--day YYYY-MM-DD]
     Book, for every account, the fees of the features switched on that day (today by
     default); the same day booked twice is booked once. A number a service provider holds
-    has its fees deducted from the provider's account, the entry naming the number.
+    has its fees deducted from the provider's account, the entry naming the number. A fee
+    taking a prepaid balance below its warning threshold raises the low-balance warning
+    (router.money.booking_alerts).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from rating.minimum import (
 from rating.money import ZERO, to_fen
 from rating.tariff import Tariffs
 from router.commands.arguments import amount, day, instant, moment, service_number
+from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
 from router.numbers.inventory import Inventory, provider_account
@@ -394,7 +397,7 @@ async def _fees(books: Books, args: argparse.Namespace) -> int:
         for number in sorted({entry.number for entry in due}):
             booked_fees = await store.ledger(number, kind=LedgerKind.FEATURE_FEE)
             before.update((number, entry.ref) for entry in booked_fees)
-        await store.post_ledger(due)
+        await book_warning_low_balances(books, store, due)
     booked = ZERO
     for entry in due:
         fee = ZERO - entry.amount

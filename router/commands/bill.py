@@ -5,10 +5,11 @@ payments, adjustments, opening and closing balance.
 `--close` shows what closing the month owes (rating.closing says what, dated when, and why
 only once) and `--close --yes` books it; a month not over, with unpriced calls, before the
 account was opened or already closed is refused, since a typo on an append-only ledger
-costs real money. `--reopen --by NAME --reason TEXT [--yes]` reverses a close with
-compensating adjustments that record who, when and why. Without `--close` the statement
-already counts the closing entries, marked "to be booked at close", so its closing balance
-is the one the month will end with.
+costs real money; what it books raises the low-balance warning of a prepaid balance it takes
+below its threshold (router.money.booking_alerts). `--reopen --by NAME --reason TEXT [--yes]`
+reverses a close with compensating adjustments that record who, when and why. Without
+`--close` the statement already counts the closing entries, marked "to be booked at close",
+so its closing balance is the one the month will end with.
 
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
 opening - charges + payments + adjustments); CSV is one line per subscriber without the
@@ -36,6 +37,7 @@ from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
 from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
+from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import journal_path, unwritten_bytes
@@ -93,9 +95,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="show the adjustments that reverse the month's close; with --yes, book them "
         "(needs --by and --reason, recorded on each entry)",
     )
-    parser.add_argument(
-        "--yes", action="store_true", help="book what --close or --reopen showed"
-    )
+    parser.add_argument("--yes", action="store_true", help="book what --close or --reopen showed")
     parser.add_argument("--by", metavar="NAME", help="who reopens the month (with --reopen)")
     parser.add_argument("--reason", metavar="TEXT", help="why the month is reopened")
     parser.add_argument(
@@ -171,7 +171,13 @@ async def _statements(
     async with books.store() as store:
         if close:
             closed, booked = await close_month(
-                store, books.tariffs, numbers, month, today, book=book
+                store,
+                books.tariffs,
+                numbers,
+                month,
+                today,
+                book=book,
+                post=lambda entries: book_warning_low_balances(books, store, entries),
             )
             return list(closed.values()), booked
         statements = [

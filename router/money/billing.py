@@ -13,7 +13,7 @@ books them on its account, as `account fees` would have, and not on the number's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -146,12 +146,15 @@ async def close_month(
     today: date,
     *,
     book: bool,
+    post: Callable[[Sequence[LedgerEntry]], Awaitable[int]] | None = None,
 ) -> tuple[dict[str, MonthStatement], int]:
     """Close the month for every number in one transaction, or for none when one number
     cannot be closed: the month is not over, a call that may belong to it is still in
     progress, a call lacks a price, the account was not open yet, or the month is closed
     already. Without `book` nothing is booked: the statements show what closing would
-    book. Returns the statements as they stand and how many entries were booked."""
+    book. `post` books the entries (Store.post_ledger by default; `bill` warns of low
+    balances as it books). Returns the statements as they stand and how many entries were
+    booked."""
     zone = tariffs.zone
     check_closable(month, zone, today, {})
     start, end = month_span(month, zone)
@@ -168,7 +171,7 @@ async def close_month(
     check_closable(month, zone, today, unpriced)
     if not book:
         return {draft.statement.number: draft for draft in drafts}, 0
-    booked_count = await store.post_ledger(
+    booked_count = await (post or store.post_ledger)(
         [e for draft in drafts for e in (*draft.pending, *draft.pending_elsewhere)]
     )
     closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}

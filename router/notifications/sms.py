@@ -107,6 +107,13 @@ class HttpSmsGateway:
         await self._client.aclose()
 
 
+def sender_for(gateway: str | None, token_env: str, timeout: float) -> SmsSender:
+    """The HTTP gateway router.yaml names (`sms_gateway`), else the log."""
+    if gateway is None:
+        return LogSms()
+    return HttpSmsGateway(gateway, token_env, timeout)
+
+
 class RateLimit:
     """At most `most` events per key in any `window` seconds (a sliding window)."""
 
