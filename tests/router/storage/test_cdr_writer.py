@@ -213,6 +213,33 @@ async def test_while_the_database_is_locked_ops_wait_in_the_journal_then_land_on
     await writer.close()
 
 
+async def test_it_tells_which_ops_the_store_took_only_once_it_took_them(
+    store: SQLiteStore, journal: Journal
+) -> None:
+    """The accounting reads balances from the store: what waits in the journal is not in
+    them, so the writer says so only after the replay landed it."""
+    told: list[str] = []
+    writer = CdrWriter(
+        store,
+        journal,
+        batch_interval=0.01,
+        retry_initial=0.02,
+        retry_max=0.1,
+        written=lambda ops: told.extend(op.cdr.call_id for op in ops if isinstance(op, StartCall)),
+    )
+    await writer.start()
+    with write_lock_held(store.path):
+        for op in call_ops("locked-out"):
+            writer.submit(op)
+        await eventually(lambda: journal.record_count == 4)
+        assert told == []
+    await eventually(lambda: told == ["locked-out"])
+    for op in call_ops("direct"):
+        writer.submit(op)
+    await writer.close()
+    assert told == ["locked-out", "direct"]
+
+
 async def test_ops_submitted_while_the_journal_waits_queue_up_behind_it(
     store: SQLiteStore, journal: Journal
 ) -> None:
