@@ -17,14 +17,13 @@ nothing.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 
-from console.plan_editing import write_atomically
+from console.file_writing import held, write_atomically
 from dialplan.errors import ConfigError
 from rating.ledger import LedgerEntry, feature_fees_due
 from rating.tariff import Tariffs
@@ -41,17 +40,10 @@ class CannotSwitch(Exception):
 @asynccontextmanager
 async def switching(config_dir: Path, console_lock: asyncio.Lock) -> AsyncIterator[None]:
     """tariffs.yaml held for one switch, from the balance check to the fee booked: two
-    switches at once could otherwise both pass the check against one balance that pays for
-    only one fee. Against the other requests of this console its `console_lock`, against
-    other console processes the lock file, waited for in a thread so the loop runs on."""
-    path = config_dir / TARIFFS_FILE
-    async with console_lock:
-        with open(path.with_name(f".{path.name}.lock"), "a") as handle:
-            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    switches at once, in this console or another process, could otherwise both pass the
+    check against one balance that pays for only one fee."""
+    async with held(config_dir / TARIFFS_FILE, console_lock):
+        yield
 
 
 def switch_feature(

@@ -1,4 +1,4 @@
-"""Editing a routing plan from the console: validate, preview, write atomically.
+"""Editing a routing plan from the console: validate, preview; console.file_writing writes it.
 
 A plan is checked by the same code as `hotline400 check` (dialplan.plan_loader.parse_plan),
 so the console shows the same `file:line field: message` errors. A saved plan replaces the
@@ -8,8 +8,6 @@ never half of one; every router watching the directory picks it up.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,21 +80,6 @@ def _mapping(text: str) -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the file, flush to disk, then rename over it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.file_writing import write_atomically
 from console.plan_editing import (
     CommonSettings,
     declared_crm_key,
@@ -24,7 +25,6 @@ from console.plan_editing import (
     plan_path,
     preview,
     validate,
-    write_atomically,
 )
 from console.reports import FIRST_DAY, LAST_DAY
 from console.users import User
