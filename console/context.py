@@ -56,6 +56,8 @@ class Console:
     configs: ConfigCache = field(init=False)
     feature_switches: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     """Held by one feature switch at a time (console.feature_switching.switching)."""
+    plan_saves: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    """Held by one plan save or restore at a time (console.views.routing)."""
 
     def __post_init__(self) -> None:
         self.configs = ConfigCache(self.config_dir)

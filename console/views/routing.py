@@ -16,7 +16,7 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.file_writing import write_atomically
+from console.file_writing import held, write_atomically
 from console.plan_editing import (
     CommonSettings,
     declared_crm_key,
@@ -41,6 +41,7 @@ from console.web import (
     visible_number,
 )
 from dialplan.plan import Plan
+from router.configuration.config_dir import PLANS_DIR
 from router.storage.console_rows import PlanVersion
 
 SAMPLE_CALLER = "053188889999"
@@ -116,34 +117,36 @@ async def routing_post(request: Request) -> Response:
         )
     path = plan_path(console.config_dir, number)
     store = console.store
-    await _keep_as_found(request, number)
-    # From here to the write nothing awaits: no other save can come between the checks
-    # against the file as it is and the write over it.
-    if base is not None and base != _plan_digest(_current_text(request, number)):
-        conflict = (
-            "the plan was changed by someone else since this page was opened; your text is"
-            " below and the latest version is in the history: compare them, then save again."
+    async with held(console.config_dir / PLANS_DIR, console.plan_saves):  # checked = written
+        await _keep_as_found(request, number)
+        if _changed_since(request, number, base):
+            conflict = (
+                "the plan was changed by someone else since this page was opened; your text is"
+                " below and the latest version is in the history: compare them, then save again."
+            )
+            return await _page(
+                request, number, text, refusal=conflict, caller=caller, at=at, status=409
+            )
+        if refusal := _operator_change_refused(request, user, number, plan):
+            await audit(request, "refused: save plan", number, refusal)
+            return await _page(
+                request, number, text, refusal=refusal, caller=caller, at=at, base=base, status=403
+            )
+        write_atomically(path, text)
+        version = await store.save_plan_version(
+            number, text, user.name, console.clock(), str(form.get("note", ""))[:200]
         )
-        return await _page(
-            request, number, text, refusal=conflict, caller=caller, at=at, status=409
-        )
-    if refusal := _operator_change_refused(request, user, number, plan):
-        await audit(request, "refused: save plan", number, refusal)
-        return await _page(
-            request, number, text, refusal=refusal, caller=caller, at=at, base=base, status=403
-        )
-    write_atomically(path, text)
-    version = await store.save_plan_version(
-        number, text, user.name, console.clock(), str(form.get("note", ""))[:200]
-    )
     await audit(request, "save plan", number, f"version {version}")
     return back_to(f"/numbers/{number}/routing?saved={version}")
 
 
 async def restore_version(request: Request) -> Response:
+    """Restore a version (who may change the number), unless the plan changed since the
+    page it was asked from was opened: the restore would overwrite a change unseen."""
     number = visible_number(request, request.path_params["number"])
     user = require_change(request)
-    await checked_form(request)
+    form = await checked_form(request)
+    base = str(form.get("base", "")) or None
     console = console_of(request)
     version = await _visible_version(request, number, _version_asked(request))
     if version is None:
@@ -151,16 +154,29 @@ async def restore_version(request: Request) -> Response:
     plan, problems = validate(console.config_dir, number, version.source)
     if problems or plan is None:  # checked by today's rules: an old version may no longer pass
         return await _page(request, number, version.source, problems=problems, status=422)
-    if refusal := _operator_change_refused(request, user, number, plan):
-        await audit(
-            request, "refused: restore plan", number, f"version {version.version}: {refusal}"
+    async with held(console.config_dir / PLANS_DIR, console.plan_saves):  # checked = written
+        if _changed_since(request, number, base):
+            conflict = (
+                f"the plan was changed by someone else since this page was opened, so version"
+                f" {version.version} was not restored; the plan as it now is is below and in the"
+                " history: check it, then restore again if you still want to."
+            )
+            current = _current_text(request, number)
+            return await _page(request, number, current, refusal=conflict, status=409)
+        if refusal := _operator_change_refused(request, user, number, plan):
+            await audit(
+                request, "refused: restore plan", number, f"version {version.version}: {refusal}"
+            )
+            return await _page(request, number, version.source, refusal=refusal, status=403)
+        await _keep_as_found(request, number)
+        write_atomically(plan_path(console.config_dir, number), version.source)
+        saved = await console.store.save_plan_version(
+            number,
+            version.source,
+            user.name,
+            console.clock(),
+            f"restored version {version.version}",
         )
-        return await _page(request, number, version.source, refusal=refusal, status=403)
-    await _keep_as_found(request, number)
-    write_atomically(plan_path(console.config_dir, number), version.source)
-    saved = await console.store.save_plan_version(
-        number, version.source, user.name, console.clock(), f"restored version {version.version}"
-    )
     await audit(request, "restore plan", number, f"version {version.version} as {saved}")
     return back_to(f"/numbers/{number}/routing?saved={saved}")
 
@@ -262,6 +278,12 @@ def _form_cannot_apply(settings: CommonSettings) -> str:
         f" {', '.join(settings.on_busy) or 'none'}, when not answered"
         f" {', '.join(settings.on_no_answer) or 'none'}."
     )
+
+
+def _changed_since(request: Request, number: str, base: str | None) -> bool:
+    """Whether the plan file is no longer the one a page was opened on (`base`, its digest);
+    a form that names none is taken as based on the file as it is."""
+    return base is not None and base != _plan_digest(_current_text(request, number))
 
 
 def _plan_digest(text: str) -> str:

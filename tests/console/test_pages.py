@@ -282,6 +282,42 @@ async def test_a_save_based_on_a_plan_changed_since_is_refused_and_loses_nothing
         await clinic.aclose()
 
 
+async def test_a_restore_asked_from_a_page_opened_before_another_save_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A restore from a page opened before someone else's save would overwrite that save
+    unseen, as a save would: it is refused, the file keeps the later save, and the page
+    shows the plan as it now is, from where the restore can be asked again."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{CLINIC}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        routing = f"/numbers/{CLINIC}/routing"
+        ops, clinic = await site.signed_in("ops"), await site.signed_in("clinic")
+        form = {"csrf": await csrf_of(clinic, routing), "mode": "yaml", "action": "save"}
+        longer = original.replace("ring_timeout: 25", "ring_timeout: 30")
+        assert (await clinic.post(routing, data={**form, "yaml": longer})).status_code == 303
+        opened = (await ops.get(routing)).text
+        [csrf] = re.findall(r'name="csrf" value="([0-9a-f]+)"', opened)[:1]
+        restore_form = re.search(r'action="[^"]*/versions/1/restore">(.*?)</form>', opened)
+        assert restore_form is not None
+        [base] = re.findall(r'name="base" value="([0-9a-f]+)"', restore_form.group(1))
+        later = original.replace("ring_timeout: 25", "ring_timeout: 35")
+        assert (await clinic.post(routing, data={**form, "yaml": later})).status_code == 303
+        late = await ops.post(f"{routing}/versions/1/restore", data={"csrf": csrf, "base": base})
+        assert late.status_code == 409
+        assert "the plan was changed by someone else since this page was opened" in late.text
+        assert "version 1 was not restored" in late.text
+        assert "ring_timeout: 35" in late.text
+        assert plan_file.read_text(encoding="utf-8") == later
+        assert [v.note for v in await site.store.plan_versions(CLINIC)] == ["", "", "as found"]
+        [base] = re.findall(r'name="base" value="([0-9a-f]+)"', late.text)[:1]
+        again = await ops.post(f"{routing}/versions/1/restore", data={"csrf": csrf, "base": base})
+        assert again.status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == original
+        await ops.aclose()
+        await clinic.aclose()
+
+
 async def test_a_plan_edited_outside_the_console_stays_in_the_history_once_replaced(
     tmp_path: Path,
 ) -> None:
