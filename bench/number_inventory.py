@@ -47,7 +47,7 @@ from numbering.rules import NumberRules  # noqa: E402
 from router.numbers.inventory import Inventory  # noqa: E402
 from router.storage.location import build_store  # noqa: E402
 from router.storage.protocol import Store  # noqa: E402
-from tests.conftest import scratch_schema  # noqa: E402
+from tests.conftest import UNWATCHED, scratch_schema  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
@@ -96,7 +96,7 @@ async def run_engine(store: Store, args: argparse.Namespace, size: Callable[[], 
             figures[f"search {name} (ms)"] = await timed(
                 lambda c=conditions: store.search_numbers(**c, limit=50), args.rounds
             )
-        inventory = Inventory(store, RULES, OfficialCalendar())
+        inventory = Inventory(store, RULES, OfficialCalendar(), UNWATCHED)
         available = await store.search_numbers(
             status="available", grade="ordinary", limit=args.rounds + args.expiring
         )

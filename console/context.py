@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 from console.users import Scope, User
 from numbering.lifecycle import Status
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
+from router.money.booking_alerts import Watch, sent_warnings
 from router.storage.location import ConfiguredStore
 from router.storage.number_rows import HistoryEntry
 
@@ -73,6 +75,12 @@ class Console:
 
     def now(self) -> datetime:
         return self.clock().astimezone(self.zone)
+
+    def warnings(self) -> AbstractAsyncContextManager[Watch]:
+        """Where the low-balance warnings of what a request books go (router.yaml's webhook,
+        the plan's text messages): sent before its answer, as a command sends them."""
+        config = self.config
+        return sent_warnings(config.settings, config.tariffs, config.plans)
 
     def all_numbers(self) -> list[str]:
         """Every 400 number the operator runs: with a plan or with an account."""

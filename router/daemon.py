@@ -36,6 +36,7 @@ from router.fastagi.descriptors import raise_open_files_limit
 from router.fastagi.server import FastAGIServer
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
+from router.money.booking_alerts import Watch
 from router.money.late_charges import LateCharges
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents
@@ -306,10 +307,13 @@ class Daemon:
 
     async def _tick_numbers(self) -> None:
         """The numbers' time-driven transitions, now and every `numbers_tick` seconds: safe
-        beside other routers and `hotline400 numbers tick` doing the same."""
+        beside other routers and `hotline400 numbers tick` doing the same. A fee taking a
+        prepaid balance below its threshold is warned of through the calls' alerts, which
+        send in the background: the tick never waits for a receiver."""
         while not self._stop.is_set():
             plans = self.plans
-            inventory = Inventory(self.store, plans.number_rules, plans.calendar)
+            watch = Watch(plans.tariffs, self.alerts)
+            inventory = Inventory(self.store, plans.number_rules, plans.calendar, watch)
             try:
                 report = await tick(inventory, plans.tariffs, self.clock())
             except Exception as error:

@@ -34,6 +34,8 @@ from dialplan.plan import Plan
 from dialplan.plan_loader import parse_plan
 from router.configuration.settings import load_settings
 from router.daemon import Daemon
+from router.money.balance_alerts import BalanceAlerts
+from router.money.booking_alerts import Watch
 from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call
 from router.storage.cdr import CDR, Outcome
 from router.storage.location import build_store
@@ -275,6 +277,8 @@ def route(
 
 E2E_CONFIG = TESTS / "e2e_config"
 MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+UNWATCHED = Watch(None, BalanceAlerts())
+"""An inventory's watch over no balances, for tests of numbers that have no accounts."""
 
 
 class SimulatedClock:

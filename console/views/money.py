@@ -6,11 +6,12 @@ ledger entries like those of `account topup` (operator only: the operator takes 
 in yuan to the fen, each with a receipt reference, so a form posted twice books once (the
 page says a receipt is already booked). A subscriber's administrators and the operator
 switch features on and off (console.feature_switching); switching on books the feature's
-fee that day. A prepaid account is not given credit: a feature whose fee is more than the
-balance of the account that pays it (the provider's for a number a service provider holds)
-is refused, the file and the ledger left as they were. A subscriber's users see the entries
-and statements of the current holding of the number: a month that ended before the number
-last came back to the pool was a previous holder's.
+fee that day, with the low-balance warning when it takes a prepaid balance below its
+threshold (router.money.booking_alerts). A prepaid account is not given credit: a feature
+whose fee is more than the balance of the account that pays it (the provider's for a
+number a service provider holds) is refused, the file and the ledger left as they were.
+A subscriber's users see the entries and statements of the current holding of the number:
+a month that ended before the number last came back to the pool was a previous holder's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN, ZERO
 from rating.tariff import Tariffs
 from router.money.billing import month_statement
+from router.money.booking_alerts import book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
 from router.numbers.inventory import provider_account
 
@@ -195,7 +197,10 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
         return back_to(back)
     payers = await providers_of(console.store, [number])  # a provider's number: its provider
     entries = [on_payer(entry, payers) for entry in fee_entries(switched, number, feature, today)]
-    booked = await console.store.post_ledger(entries)
+    async with console.warnings() as watch:
+        booked = await book_warning_low_balances(
+            watch, console.store, entries, lambda: console.store.post_ledger(entries)
+        )
     fee = sum((-entry.amount for entry in entries), Decimal("0.00"))
     what = f"fee {fee} yuan booked" if booked else f"fee {fee} yuan already booked today"
     payer = f" on {entries[0].number}" if entries and entries[0].number != number else ""

@@ -2,7 +2,8 @@
 number's page with its history, and its lifecycle actions.
 
 The actions go through router.numbers.desk, as `hotline400 numbers ...` does: the same rules,
-the same refusals (shown on the page, nothing changed), the same history and fees. Only the
+the same refusals (shown on the page, nothing changed), the same history and fees, and the
+same low-balance warning when a fee takes a prepaid balance below its threshold. Only the
 operator acts; a subscriber's users see the numbers their subscriber holds (and the number
 their account is), read-only, and any other number answers "not found".
 """
@@ -33,6 +34,7 @@ from console.web import (
 from numbering.lifecycle import Change, NumberRecord, Refused, Status
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
+from router.money.booking_alerts import Watch
 from router.numbers import desk
 from router.numbers.inventory import Inventory
 
@@ -63,10 +65,10 @@ DONE = {
 }
 
 
-def _inventory(request: Request) -> Inventory:
+def _inventory(request: Request, watch: Watch) -> Inventory:
     console = console_of(request)
     config = console.config
-    return Inventory(console.store, config.number_rules, config.calendar)
+    return Inventory(console.store, config.number_rules, config.calendar, watch)
 
 
 def _may_see(user: User, record: NumberRecord) -> bool:
@@ -205,7 +207,7 @@ async def _material_form(request: Request, record: NumberRecord) -> str | None:
     found = await console_of(request).store.subscribers(name=record.subscriber)
     if not any(desk.has_material(subscriber) for subscriber in found):
         return "missing"
-    if await desk.rejected_last(_inventory(request), record.number):
+    if await desk.rejected_last(console_of(request).store, record.number):
         return "rejected"
     return None
 
@@ -219,9 +221,11 @@ async def act(request: Request) -> Response:
     if perform is None:
         raise not_found()
     form = await checked_form(request)
-    number, at = record.number, console_of(request).now()  # messages read in the billing zone
+    console = console_of(request)
+    number, at = record.number, console.now()  # messages read in the billing zone
     try:
-        changes = await perform(_inventory(request), number, user, form, at)
+        async with console.warnings() as watch:  # of the fees the action books
+            changes = await perform(_inventory(request, watch), number, user, form, at)
     except Refused as refusal:
         await audit(request, f"refused: number {name}", number, str(refusal))
         current = await _visible_record(request)

@@ -175,7 +175,7 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
     number = args.number or provider_account(args.provider)
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
     paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
-    async with books.store() as store:
+    async with books.store() as store, books.warnings() as watch:
         if args.provider is not None and not await store.providers(args.provider):
             print(
                 f"no service provider {args.provider} (hotline400 providers list)", file=sys.stderr
@@ -188,7 +188,7 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
             earlier = None if booked else await _payment(store, number, ref)
         balance = await _balance(store, books, number)
         if args.number is not None:  # a top-up that clears arrears restores the number
-            inventory = Inventory(store, books.number_rules, books.calendar)
+            inventory = Inventory(store, books.number_rules, books.calendar, watch)
             await settle_arrears(inventory, books.tariffs, paid_at)
     if earlier is None:
         print(f"booked payment {amount} to {number} (ref {ref}); balance {balance}")
@@ -391,13 +391,13 @@ async def _fees(books: Books, args: argparse.Namespace) -> int:
         print(f"no feature was switched on {day}")
         return 0
     before: set[tuple[str, str]] = set()
-    async with books.store() as store:
+    async with books.store() as store, books.warnings() as watch:
         providers = await providers_of(store, [entry.number for entry in due])
         due = [on_payer(entry, providers) for entry in due]
         for number in sorted({entry.number for entry in due}):
             booked_fees = await store.ledger(number, kind=LedgerKind.FEATURE_FEE)
             before.update((number, entry.ref) for entry in booked_fees)
-        await book_warning_low_balances(books, store, due)
+        await book_warning_low_balances(watch, store, due, lambda: store.post_ledger(due))
     booked = ZERO
     for entry in due:
         fee = ZERO - entry.amount

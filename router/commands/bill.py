@@ -37,7 +37,6 @@ from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
 from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
-from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import journal_path, unwritten_bytes
@@ -168,7 +167,7 @@ async def _statements(
     books: Books, numbers: Sequence[str], month: str, close: bool, book: bool, today: date
 ) -> tuple[list[MonthStatement], int]:
     """The statements, and how many entries closing booked."""
-    async with books.store() as store:
+    async with books.store() as store, books.warnings() as watch:
         if close:
             closed, booked = await close_month(
                 store,
@@ -177,7 +176,7 @@ async def _statements(
                 month,
                 today,
                 book=book,
-                post=lambda entries: book_warning_low_balances(books, store, entries),
+                watch=watch,
             )
             return list(closed.values()), booked
         statements = [

@@ -237,8 +237,8 @@ def inventory_command(work: Work) -> Callable[[argparse.Namespace], int]:
 
 
 async def _in_store(books: Books, args: argparse.Namespace, now: datetime, work: Work) -> int:
-    async with books.store() as store:
-        inventory = Inventory(store, books.number_rules, books.calendar)
+    async with books.store() as store, books.warnings() as watch:
+        inventory = Inventory(store, books.number_rules, books.calendar, watch)
         return await work(books, inventory, args, now)
 
 

@@ -99,7 +99,7 @@ async def _rate(books: Books, args: argparse.Namespace) -> RatingRun:
     since = datetime(args.first.year, args.first.month, args.first.day, tzinfo=zone)
     last = args.last + timedelta(days=1)
     until = datetime(last.year, last.month, last.day, tzinfo=zone)
-    async with books.store() as store:
+    async with books.store() as store, books.warnings() as watch:
         return await rate_cdrs(
             books,
             store,
@@ -107,6 +107,7 @@ async def _rate(books: Books, args: argparse.Namespace) -> RatingRun:
             until,
             rerate=args.rerate,
             now=datetime.now(zone),
+            watch=watch,
             number=args.number,
             progress=ProgressBar(),
         )

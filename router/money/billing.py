@@ -13,7 +13,7 @@ books them on its account, as `account fees` would have, and not on the number's
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,6 +35,7 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
+from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
 from router.storage.cdr import CDR, Outcome
 from router.storage.number_rows import HistoryEntry
@@ -146,14 +147,14 @@ async def close_month(
     today: date,
     *,
     book: bool,
-    post: Callable[[Sequence[LedgerEntry]], Awaitable[int]] | None = None,
+    watch: Watch,
 ) -> tuple[dict[str, MonthStatement], int]:
     """Close the month for every number in one transaction, or for none when one number
     cannot be closed: the month is not over, a call that may belong to it is still in
     progress, a call lacks a price, the account was not open yet, or the month is closed
     already. Without `book` nothing is booked: the statements show what closing would
-    book. `post` books the entries (Store.post_ledger by default; `bill` warns of low
-    balances as it books). Returns the statements as they stand and how many entries were
+    book. What it books that takes a prepaid balance below its threshold is warned of on
+    `watch`. Returns the statements as they stand and how many entries were
     booked."""
     zone = tariffs.zone
     check_closable(month, zone, today, {})
@@ -171,8 +172,9 @@ async def close_month(
     check_closable(month, zone, today, unpriced)
     if not book:
         return {draft.statement.number: draft for draft in drafts}, 0
-    booked_count = await (post or store.post_ledger)(
-        [e for draft in drafts for e in (*draft.pending, *draft.pending_elsewhere)]
+    entries = [e for draft in drafts for e in (*draft.pending, *draft.pending_elsewhere)]
+    booked_count = await book_warning_low_balances(
+        watch, store, entries, lambda: store.post_ledger(entries)
     )
     closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}
     return closed, booked_count

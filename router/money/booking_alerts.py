@@ -1,67 +1,122 @@
-"""Low-balance warnings for what the commands book: feature fees (`account fees`) and a
-month's close (`bill --close`: rent, fees, the minimum-consumption top-up).
+"""Low-balance warnings for whatever is booked besides a call's charge in the router that
+priced it: feature fees (`account fees`, a feature switched on in the console), a month's
+close (`bill --close`), calls priced or re-priced by `rate`, and the fees of a number's
+life (`numbers`, the console's Numbers pages, the daemon's numbers tick).
 
-A call's charge is warned about by the router that prices it (router.money.accounting); an
-entry a command books moves the balance in another process, which no router warns for. So
-the command warns as it books, the same way: when what it booked takes a prepaid balance
-from at or above its threshold to below it, the warning is logged, sent as a text message
-when the number's plan asks, and POSTed to router.yaml's `low_balance_webhook`, then the
-command waits for those to be sent before it exits. Only the entries booked now count (an
-entry already on the ledger books nothing and moves nothing).
+A call's charge is warned about by the router that prices it (router.money.accounting);
+every other debit is booked through `book_warning_low_balances`, which warns the same way:
+when what it booked takes a prepaid balance from at or above its threshold to below it,
+the warning is logged, sent as a text message when the number's plan asks, and POSTed to
+router.yaml's `low_balance_webhook`. The daemon's tick hands it the daemon's own alerts,
+which send in the background, so calls never wait for a receiver; a command or a console
+request opens `sent_warnings`, which waits for the sends before it ends. Only the entries
+booked now count: an entry already on the ledger moves nothing, and a write that booked
+nothing (a transition another router wrote first) warns of nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
-from rating.ledger import LedgerEntry
+from dialplan.plan import Plan
+from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
+from rating.tariff import Tariffs
+from router.configuration.settings import RouterSettings
 from router.money.balance_alerts import BalanceAlerts
-from router.money.books import Books
 from router.notifications.sms import RateLimit, SmsNotices, sender_for
 from router.storage.protocol import Store
 
+Written = TypeVar("Written")
+TICK = timedelta(microseconds=1)
+"""The ledger keeps instants to the microsecond: `until` one later takes in the last."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Whose balances a booking watches (the prepaid accounts of `tariffs`; none without
+    tariffs) and where their warnings go."""
+
+    tariffs: Tariffs | None
+    alerts: BalanceAlerts
+
+
+@asynccontextmanager
+async def sent_warnings(
+    settings: RouterSettings, tariffs: Tariffs | None, plans: Mapping[str, Plan]
+) -> AsyncIterator[Watch]:
+    """A watch for a command or a console request, whose warnings are sent by its end:
+    the process may exit right after it."""
+    sender = sender_for(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
+    sms = SmsNotices(sender, RateLimit(settings.sms_per_number, settings.sms_window), plans.get)
+    alerts = BalanceAlerts(settings.low_balance_webhook, sms.low_balance)
+    try:
+        yield Watch(tariffs, alerts)
+    finally:
+        await alerts.flush()
+        await sms.close()
+
 
 async def book_warning_low_balances(
-    books: Books, store: Store, entries: Sequence[LedgerEntry]
-) -> int:
-    """Book `entries` (Store.post_ledger) and warn for each prepaid balance they take below
-    its threshold; returns how many entries were booked."""
-    watched = sorted(
-        {
-            entry.number
-            for entry in entries
-            if (account := books.tariffs.accounts.get(entry.number)) is not None and account.prepaid
-        }
-    )
+    watch: Watch,
+    store: Store,
+    entries: Sequence[LedgerEntry],
+    write: Callable[[], Awaitable[Written]],
+) -> Written:
+    """Book `entries` by `write` (the store call that writes them, with whatever goes in
+    the same transaction) and warn for each prepaid balance they take below its threshold;
+    returns what `write` returned. A write that says False or 0 booked nothing."""
+    accounts = watch.tariffs.accounts if watch.tariffs is not None else {}
+    watched = [
+        entry
+        for entry in entries
+        if (account := accounts.get(entry.number)) is not None and account.prepaid
+    ]
     before: dict[str, Decimal] = {}
-    held: set[tuple[str, str, str]] = set()
-    for number in watched:
-        booked_before = await store.ledger(number)
-        before[number] = sum((entry.amount for entry in booked_before), ZERO)
-        held.update((number, entry.kind, entry.ref) for entry in booked_before)
-    booked = await store.post_ledger(entries)
-    moved = {number: ZERO for number in watched}
-    for entry in entries:
-        if entry.number in moved and (entry.number, entry.kind, entry.ref) not in held:
+    for entry in watched:
+        if entry.number not in before:
+            before[entry.number] = await _balance(store, entry)
+    held = await _held(store, watched)
+    written = await write()
+    if written is not None and not written:
+        return written
+    moved: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for entry in watched:
+        if (entry.number, entry.kind, entry.ref) not in held:
             moved[entry.number] += entry.amount
-    if any(moved.values()):
-        await _warn(books, before, moved)
-    return booked
-
-
-async def _warn(books: Books, before: dict[str, Decimal], moved: dict[str, Decimal]) -> None:
-    settings = books.settings
-    sender = sender_for(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
-    sms = SmsNotices(
-        sender,
-        RateLimit(settings.sms_per_number, settings.sms_window),
-        books.plans.get,
-    )
-    alerts = BalanceAlerts(settings.low_balance_webhook, sms.low_balance)
     for number, amount in moved.items():
-        threshold = books.tariffs.accounts[number].low_balance_warning
-        alerts.check(number, before[number], before[number] + amount, threshold)
-    await alerts.flush()
-    await sms.close()
+        threshold = accounts[number].low_balance_warning
+        watch.alerts.check(number, before[number], before[number] + amount, threshold)
+    return written
+
+
+async def _balance(store: Store, entry: LedgerEntry) -> Decimal:
+    """The account's balance now (a keyed read; the counters asked for with it are the
+    entry's month's and day's, which nothing here reads)."""
+    day = entry.at.date()
+    usage = await store.usage(entry.number, f"{day:%Y-%m}", day.isoformat())
+    return usage.balance or ZERO
+
+
+async def _held(store: Store, entries: Sequence[LedgerEntry]) -> set[tuple[str, str, str]]:
+    """Which of `entries` are on the ledger already, read by account and kind; calls' only
+    at the instants of `entries`' calls (a call's entry is at its answer, and an account
+    has one for every call it took)."""
+    spans: dict[tuple[str, LedgerKind], list[datetime]] = defaultdict(list)
+    for entry in entries:
+        spans[entry.number, entry.kind].append(entry.at)
+    held: set[tuple[str, str, str]] = set()
+    for (number, kind), instants in spans.items():
+        if kind is LedgerKind.CALL:
+            since, until = min(instants), max(instants) + TICK
+            booked = await store.ledger(number, kind=kind, since=since, until=until)
+        else:
+            booked = await store.ledger(number, kind=kind)
+        held.update((number, entry.kind, entry.ref) for entry in booked)
+    return held

@@ -10,7 +10,7 @@ the same local month and day as the routers' own.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,6 +22,7 @@ from rating.tariff import Account, Tariffs
 from router.configuration.config_dir import TARIFFS_FILE, load_config
 from router.configuration.number_rules import NUMBERS_FILE
 from router.configuration.settings import ROUTER_FILE, RouterSettings
+from router.money.booking_alerts import Watch, sent_warnings
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store
 
@@ -62,6 +63,10 @@ class Books:
             self.account(only)
             return [only]
         return sorted(self.tariffs.accounts)
+
+    def warnings(self) -> AbstractAsyncContextManager[Watch]:
+        """Where the low-balance warnings of what a command books go: sent by its end."""
+        return sent_warnings(self.settings, self.tariffs, self.plans)
 
     @asynccontextmanager
     async def store(self) -> AsyncIterator[Store]:

@@ -16,6 +16,10 @@ Re-pricing never changes a ledger entry: the CDR's money fields are set to the n
 and the difference is booked as an adjustment by rating.rerating's rule. The CDR and its
 adjustment are written in one transaction; running the re-rating again finds every call at
 its new price and books nothing.
+
+A call's entry or an adjustment that takes a prepaid balance below its threshold raises the
+low-balance warning (router.money.booking_alerts), once: a call the router left without a
+price was never warned of.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 
 from dialplan.geo import locate
 from rating.billing_time import billing_day
@@ -34,6 +39,7 @@ from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
 from rating.rerating import rerated_call_id, rerating_adjustment
+from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.books import Books
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
 from router.storage.protocol import Store
@@ -204,10 +210,12 @@ async def rate_cdrs(
     *,
     rerate: bool,
     now: datetime,
+    watch: Watch,
     number: str | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> RatingRun:
-    """Price the answered calls started in [since, until) (of `number` only, if given)."""
+    """Price the answered calls started in [since, until) (of `number` only, if given);
+    the balances the entries take below their thresholds are warned of on `watch`."""
     cdrs = await store.query_cdrs(number=number, since=since, until=until, outcome=Outcome.ANSWERED)
     cdrs.sort(key=lambda cdr: (cdr.answered_at or cdr.started_at, cdr.call_id))
     rater = Rater(books, store, rerate=rerate, now=now)
@@ -216,6 +224,7 @@ async def rate_cdrs(
         batch = cdrs[start : start + BATCH]
         ops = await rater.rate(batch)
         if ops:
-            await store.apply(ops)
+            entries = [op.entry for op in ops if isinstance(op, PostLedger)]
+            await book_warning_low_balances(watch, store, entries, partial(store.apply, ops))
         progress(start + len(batch), len(cdrs))
     return rater.run

@@ -19,6 +19,7 @@ from numbering import lifecycle
 from numbering.lifecycle import Change
 from router.numbers.inventory import ATTEMPTS, Action, Inventory
 from router.storage.number_rows import NameTaken, PartyRow
+from router.storage.protocol import Store
 
 SIMPLE_ACTIONS = ("release", "approve", "reject", "suspend", "resume", "cancel")
 """The actions that need nothing but who does them (and a reason for a rejection)."""
@@ -154,7 +155,7 @@ async def submit(
         [subscriber] = await inventory.store.subscribers(name=record.subscriber)
         complete = has_material(subscriber)
         if complete and material is not None:
-            if not await rejected_last(inventory, number):
+            if not await rejected_last(inventory.store, number):
                 raise lifecycle.Refused(
                     f"subscriber {subscriber.name} has its material: it is kept as it was "
                     f"given (new material only after a rejected review)"
@@ -182,9 +183,9 @@ async def submit(
         ) from None
 
 
-async def rejected_last(inventory: Inventory, number: str) -> bool:
+async def rejected_last(store: Store, number: str) -> bool:
     """Whether the number's last transition was a rejected review."""
-    history = await inventory.store.number_history(number)
+    history = await store.number_history(number)
     return bool(history) and history[-1].reason.startswith(lifecycle.REVIEW_REJECTED)
 
 

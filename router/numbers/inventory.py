@@ -1,7 +1,9 @@
 """The numbers' rules carried out on the store: read a number, catch up what fell due, make
 the transition asked for, and write it all at once if nobody changed the number meanwhile.
 
-numbering.lifecycle decides; this module only reads, books and writes. Every action first
+numbering.lifecycle decides; this module only reads, books and writes. The fees are booked
+through router.money.booking_alerts, so one that takes a prepaid balance below its threshold
+raises the low-balance warning on the inventory's `watch`. Every action first
 applies the time-driven transitions due by its instant (a reservation expired while no tick
 ran is expired before another provider reserves the number), so the outcome never depends on
 when `numbers tick` last ran. The write is conditional on the version read: of two operators
@@ -20,6 +22,7 @@ from dialplan.calendar import OfficialCalendar
 from numbering.lifecycle import Change, Fee, NumberRecord, Refused, catch_up, when
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
+from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.storage.number_rows import PartyRow
 from router.storage.protocol import Store
 
@@ -45,6 +48,8 @@ class Inventory:
     store: Store
     rules: NumberRules
     calendar: OfficialCalendar
+    watch: Watch
+    """The prepaid balances the fees may take below their thresholds, and who is told."""
 
     async def record(self, number: str) -> NumberRecord:
         record = await self.store.number_record(number)
@@ -102,8 +107,13 @@ class Inventory:
         after = changes[-1].after
         fees = [[self.ledger_entry(change, fee) for fee in change.fees] for change in changes]
         due = after.due_at(self.rules)
-        return await self.store.record_changes(
-            changes, due, fees, party=party, material=material, replacing=replacing
+        return await book_warning_low_balances(
+            self.watch,
+            self.store,
+            [entry for entries in fees for entry in entries],
+            lambda: self.store.record_changes(
+                changes, due, fees, party=party, material=material, replacing=replacing
+            ),
         )
 
     def ledger_entry(self, change: Change, fee: Fee) -> LedgerEntry:

@@ -22,7 +22,7 @@ from router.numbers.inventory import Inventory
 from router.storage.cdr import FinishCall
 from router.storage.console_rows import AuditEntry, UserRow
 from router.storage.number_rows import PartyRow
-from tests.conftest import scratch_schema
+from tests.conftest import UNWATCHED, scratch_schema
 from tests.console.harness import (
     NOW,
     PASSWORD,
@@ -120,7 +120,7 @@ async def new_holding(site: Site) -> None:
 
 def inventory_of(site: Site) -> Inventory:
     config = load_config(site.config_dir)
-    return Inventory(site.store, config.number_rules, config.calendar)
+    return Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
 
 
 async def test_the_new_holder_sees_its_own_calls_and_recordings_only(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ book as pending."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
 from router.numbers.inventory import provider_account
 from router.storage.cdr import Outcome
+from tests.conftest import HttpReceiver
 from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
 
 SURVEY = "satisfaction_survey"
@@ -232,3 +234,31 @@ async def test_the_fee_of_a_number_a_provider_holds_needs_the_providers_balance(
         fees = await site.store.ledger(provider, kind=LedgerKind.FEATURE_FEE)
         assert [str(e.amount) for e in fees] == ["-30.00"]
         await shop.aclose()
+
+
+async def test_a_features_fee_taking_a_prepaid_balance_below_its_threshold_warns_once(
+    tmp_path: Path,
+) -> None:
+    """The shop, made prepaid (warned under 50.00; its plan asks for the text message),
+    has 70.00: the survey's 30.00 takes it to 40.00. Switched off and on again the same
+    day, the fee is booked already and nothing more is said."""
+    async with HttpReceiver() as receiver, running_console(tmp_path) as site:
+        _shop_prepaid(site.config_dir)
+        with (site.config_dir / "router.yaml").open("a", encoding="utf-8") as router_yaml:
+            router_yaml.write(f"low_balance_webhook: {receiver.url}\nsms_gateway: {receiver.url}\n")
+        await site.store.post_ledger(
+            [LedgerEntry(SHOP, NOW, Decimal("70.00"), LedgerKind.PAYMENT, "s1", "")]
+        )
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        for on in ("1", "0", "1"):
+            await shop.post(SWITCH, data={"csrf": token, "on": on})
+        await shop.aclose()
+    received = sorted((json.loads(request.body) for request in receiver.received), key=len)
+    assert received == [
+        {
+            "to": "13801650001",
+            "text": f"{SHOP} 预付余额 40.00 元，已低于提醒值 50.00 元，请及时充值。",
+        },
+        {"event": "low_balance", "number": SHOP, "balance": "40.00", "threshold": "50.00"},
+    ]

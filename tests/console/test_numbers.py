@@ -5,8 +5,10 @@ every change is audited; a subscriber sees the numbers it holds and nothing else
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -14,12 +16,14 @@ import httpx
 from console.security import hash_password
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
+from rating.ledger import LedgerEntry, LedgerKind
 from router.configuration.config_dir import load_config
 from router.numbers import desk
 from router.numbers.inventory import Inventory
 from router.storage.console_rows import UserRow
 from router.storage.location import ConfiguredStore
 from router.storage.number_rows import PartyRow
+from tests.conftest import UNWATCHED, HttpReceiver
 from tests.console.harness import (
     CLINIC,
     NOW,
@@ -47,7 +51,7 @@ async def seed(
     if held_by_shop:  # taken through its life a week ago, as an operator would
         assert site_config is not None
         config = load_config(site_config)
-        inventory = Inventory(store, config.number_rules, config.calendar)
+        inventory = Inventory(store, config.number_rules, config.calendar, UNWATCHED)
         week_ago = NOW - timedelta(days=7)
         await desk.reserve(inventory, SHOP, PROVIDER, week_ago)
         material = desk.Material(LICENCE, "Li Si", "110***********1234")
@@ -202,7 +206,7 @@ async def test_a_subscriber_sees_its_own_life_of_a_number_not_its_past_holders(
     async with running_console(tmp_path) as site:
         await seed(site.store)
         config = load_config(site.config_dir)
-        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         material = desk.Material(LICENCE, "Li Si", "110***********1234")
         first = NOW - timedelta(days=200)  # oldco's life: rejected once, in service, cancelled
         await desk.reserve(inventory, number, PROVIDER, first)
@@ -285,7 +289,7 @@ async def test_review_days_are_beijing_dates_though_the_consoles_clock_reads_utc
         await site.store.add_numbers([NumberRecord(number)], friday - timedelta(days=1))
         await site.store.add_party(PartyRow(PROVIDER, "East Telecom Reseller", "", "", "", friday))
         config = load_config(site.config_dir)
-        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         await desk.reserve(inventory, number, PROVIDER, clock.now)
         material = desk.Material(LICENCE, "Li Si", "110***********1234")
         [_, review] = await desk.apply(inventory, number, "acme", friday, material=material)
@@ -407,3 +411,35 @@ async def test_a_plan_loaded_for_a_number_before_its_service_is_pointed_out(tmp_
         assert f"A routing plan for {number} is loaded already" in page.text
         assert "Make sure it is acme's plan, not a past holder's." in page.text
         await ops.aclose()
+
+
+async def test_an_application_whose_opening_fee_takes_a_prepaid_balance_below_its_threshold_warns(
+    tmp_path: Path,
+) -> None:
+    """The shop's account made prepaid (warned under 50.00) with 640.00 on it: the opening
+    fee of 600.00 its application books from the number's page leaves 40.00."""
+    async with HttpReceiver() as receiver, running_console(tmp_path) as site:
+        await seed(site.store)
+        tariffs = site.config_dir / "tariffs.yaml"
+        text = tariffs.read_text(encoding="utf-8")
+        shop = text.index(f'"{SHOP}":')
+        prepaid = text[shop:].replace("prepaid: false", "prepaid: true", 1)
+        tariffs.write_text(text[:shop] + prepaid, encoding="utf-8")
+        with (site.config_dir / "router.yaml").open("a", encoding="utf-8") as router_yaml:
+            router_yaml.write(f"low_balance_webhook: {receiver.url}\n")
+        await site.store.post_ledger(
+            [LedgerEntry(SHOP, NOW, Decimal("640.00"), LedgerKind.PAYMENT, "r1", "")]
+        )
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{SHOP}")
+        for action, form in (
+            ("reserve", {"provider": PROVIDER}),
+            ("apply", {"subscriber": "shopco", "licence": LICENCE, "legal_rep": "Li Si",
+                       "id_number": "110101199003071234"}),
+        ):  # fmt: skip
+            done = await ops.post(f"/numbers/{SHOP}/actions/{action}", data={"csrf": token, **form})
+            assert done.status_code == 303, done.text
+        await ops.aclose()
+    assert [json.loads(request.body) for request in receiver.received] == [
+        {"event": "low_balance", "number": SHOP, "balance": "40.00", "threshold": "50.00"}
+    ]

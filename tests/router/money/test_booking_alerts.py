@@ -1,8 +1,11 @@
 """Low-balance warnings for what the commands book, against a real HTTP receiver named by
-router.yaml's `low_balance_webhook`, on each store engine.
+router.yaml's `low_balance_webhook`, on each store engine: feature fees, a month's close,
+calls priced or re-priced by `rate`, and the fees of a number's life (`numbers`).
 
 4000000008 is prepaid (warning under 50.00, recording switched on 2026-12-03 for 100.00,
-rent 60.00); 4000000009 is postpaid, with the same fee the same day.
+rent 60.00, calls at 0.10 a minute; a platinum number: selection fee 8000.00, opening fee
+600.00, 15.00 a month kept while suspended); 4000000009 is postpaid, with the same fee the
+same day.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -20,11 +23,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
-from tests.conftest import opened_store
+from router.storage.cdr import CDR, CallerRegion, FinishCall, ForwardReason, Leg, Outcome, StartCall
+from router.storage.protocol import Store
+from tests.conftest import MONDAY_MORNING, HttpReceiver, eventually, opened_store, running_router
 
 PREPAID, POSTPAID = "4000000008", "4000000009"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 TARIFFS = """\
 caller_tariffs:
   fixed: {per_seconds: 60, charge: 0.11}
@@ -74,7 +84,7 @@ def webhook() -> Iterator[str]:
 
 
 async def paid(url: str, amount: str) -> None:
-    at = datetime(2026, 11, 1, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    at = datetime(2026, 11, 1, 9, 0, tzinfo=SHANGHAI)
     async with opened_store(url) as store:
         await store.post_ledger(
             [LedgerEntry(PREPAID, at, Decimal(amount), LedgerKind.PAYMENT, "receipt-1")]
@@ -91,6 +101,12 @@ def config(tmp_path: Path, store_url: str, webhook: str) -> Path:
         encoding="utf-8",
     )
     (config / "tariffs.yaml").write_text(TARIFFS, encoding="utf-8")
+    (config / "plans").mkdir()
+    (config / "plans" / f"{PREPAID}.yaml").write_text(
+        f'number: "{PREPAID}"\nname: Office\nhome_area_code: "010"\n'
+        'default: {target: "01087654321"}\n',
+        encoding="utf-8",
+    )
     return config
 
 
@@ -125,3 +141,181 @@ def test_a_fee_leaving_the_balance_at_or_above_its_threshold_warns_of_nothing(
     asyncio.run(paid(store_url, "150.00"))
     run(config, "account", "fees", "--day", "2026-12-03")
     assert Receiver.received == []
+
+
+# --- hotline400 rate -------------------------------------------------------------------
+
+
+async def unpriced_call(url: str, minutes: int) -> None:
+    """An answered call of `minutes` the router left without a price."""
+    started = datetime(2026, 11, 5, 10, 0, tzinfo=SHANGHAI)
+    talk = minutes * 60
+    leg = Leg(1, "01087654321", "ANSWER", started, 0, talk, ForwardReason.PRIMARY)
+    cdr = CDR("c1", PREPAID, "13800000001", "13800000001", "mobile", started, CallerRegion(""),
+              legs=(leg,))  # fmt: skip
+    finish = {
+        "answered_at": started,
+        "ended_at": started + timedelta(seconds=talk),
+        "billable_seconds": talk,
+        "outcome": Outcome.ANSWERED,
+    }
+    async with opened_store(url) as store:
+        await store.apply([StartCall(cdr), FinishCall("c1", finish)])
+
+
+def rate(config: Path, *options: str) -> None:
+    run(config, "rate", "--from", "2026-11-01", "--to", "2026-11-30", *options)
+
+
+def test_pricing_a_call_that_takes_a_prepaid_balance_below_its_threshold_warns_once(
+    config: Path, store_url: str
+) -> None:
+    asyncio.run(paid(store_url, "50.25"))
+    asyncio.run(unpriced_call(store_url, 3))
+    rate(config)
+    rate(config, "--rerate")  # the same price: nothing booked, nothing warned
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "49.95", "threshold": "50.00"}
+    ]
+
+
+def test_a_re_rating_adjustment_that_takes_a_prepaid_balance_below_its_threshold_warns_once(
+    config: Path, store_url: str
+) -> None:
+    asyncio.run(paid(store_url, "60.30"))
+    asyncio.run(unpriced_call(store_url, 3))
+    rate(config)  # 0.30 for the call: 60.00 left, above the threshold
+    assert Receiver.received == []
+    tariffs = config / "tariffs.yaml"
+    tariffs.write_text(
+        TARIFFS.replace("charge: 0.10}", "charge: 4.00}"), encoding="utf-8"
+    )  # the call costs 12.00: 11.70 more
+    for _ in range(2):  # the second run finds the call at its new price
+        rate(config, "--rerate")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "48.30", "threshold": "50.00"}
+    ]
+
+
+# --- hotline400 numbers ----------------------------------------------------------------
+
+PROVIDER = [
+    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1X",
+    "--legal-rep", "Wang Wei", "--id-number", "110101199003071234",
+]  # fmt: skip
+MATERIAL = [
+    "--licence", "91310000MA1FL0YY2Y", "--legal-rep", "Li Na",
+    "--id-number", "11010119900307123X",
+]  # fmt: skip
+
+
+@pytest.fixture
+def stocked(config: Path, tmp_path: Path) -> Path:
+    """4000000008 in the pool, a service provider to reserve it."""
+    (tmp_path / "numbers.txt").write_text(f"{PREPAID}\n", encoding="utf-8")
+    run(config, "numbers", "import", str(tmp_path / "numbers.txt"))
+    run(config, "providers", "add", "sp-east", *PROVIDER)
+    return config
+
+
+def applied(config: Path) -> None:
+    """Reserved and applied for on 1 December: the opening and selection fees, 8600.00."""
+    run(config, "numbers", "reserve", PREPAID, "--by", "sp-east", "--at", "2026-12-01 09:00")
+    run(config, "numbers", "apply", PREPAID, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+
+
+def test_the_fees_of_an_application_taking_a_prepaid_balance_below_its_threshold_warn(
+    stocked: Path, store_url: str
+) -> None:
+    asyncio.run(paid(store_url, "8640.00"))
+    applied(stocked)
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "40.00", "threshold": "50.00"}
+    ]
+
+
+def test_the_keeping_fee_of_a_suspension_taking_a_prepaid_balance_below_its_threshold_warns(
+    stocked: Path, store_url: str
+) -> None:
+    asyncio.run(paid(store_url, "8660.00"))
+    applied(stocked)  # 60.00 left
+    run(stocked, "numbers", "approve", PREPAID, "--at", "2026-12-02 10:00")
+    run(stocked, "numbers", "suspend", PREPAID, "--by", "acme", "--at", "2026-12-03 10:00")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "45.00", "threshold": "50.00"}
+    ]
+
+
+def test_a_keeping_month_the_tick_books_below_the_threshold_warns_once(
+    stocked: Path, store_url: str
+) -> None:
+    asyncio.run(paid(store_url, "8675.00"))
+    applied(stocked)  # 75.00 left
+    run(stocked, "numbers", "approve", PREPAID, "--at", "2026-12-02 10:00")
+    run(stocked, "numbers", "suspend", PREPAID, "--by", "acme", "--at", "2026-12-03 10:00")
+    assert Receiver.received == []  # 60.00 left
+    for _ in range(2):  # the second tick finds nothing due
+        run(stocked, "numbers", "tick", "--at", "2027-01-03 10:00")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "45.00", "threshold": "50.00"}
+    ]
+
+
+# --- the daemon's numbers tick ---------------------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+async def suspended(store: Store, at: datetime, balance: str) -> None:
+    """4000000008 taken into service and suspended at `at`, its balance then `balance`."""
+    rules, calendar = NumberRules(), OfficialCalendar()
+    start = at - 7 * DAY
+    await store.add_numbers([NumberRecord(PREPAID)], start)
+    record = await store.number_record(PREPAID)
+    assert record is not None
+    changes: list[lifecycle.Change] = []
+    for make in (
+        lambda r: lifecycle.reserve(r, "sp-east", start, rules),
+        lambda r: lifecycle.apply(r, "acme", "sp-east", start, rules),
+        lambda r: lifecycle.submit(r, start, rules, calendar),
+        lambda r: lifecycle.approve(r, "ops", start + 2 * DAY, rules, calendar),
+        lambda r: lifecycle.suspend(r, "acme", at, rules),
+    ):
+        changes.append(make(changes[-1].after if changes else record))
+    after = changes[-1].after
+    assert await store.record_changes(changes, after.due_at(rules), [[] for _ in changes])
+    await store.post_ledger(
+        [LedgerEntry(PREPAID, at, Decimal(balance), LedgerKind.PAYMENT, "receipt-1")]
+    )
+
+
+async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver(
+    tmp_path: Path,
+) -> None:
+    """4000000008 (e2e tariffs: prepaid, warning under 5.00) suspended with 19.00 left: the
+    second month's 15.00 takes it below. The receiver never answers, and the tick goes on
+    to book the third month at once all the same: calls never wait for a tick either."""
+    now = [MONDAY_MORNING]
+    async with (
+        HttpReceiver("silent") as receiver,
+        running_router(
+            tmp_path,
+            clock=lambda: now[0],
+            numbers_tick=0.05,
+            low_balance_webhook=receiver.url,
+        ) as router,
+    ):
+        await suspended(router.store, MONDAY_MORNING - DAY, "19.00")
+
+        async def third_month_booked() -> bool:
+            fees = await router.store.ledger(PREPAID, kind=LedgerKind.KEEPING_FEE)
+            return [fee.ref[-2:] for fee in fees] == ["#2", "#3"]  # #1's left out above
+
+        now[0] = MONDAY_MORNING + 30 * DAY  # month 2 began on 22 December
+        await eventually(lambda: receiver.received, timeout=3)
+        now[0] = MONDAY_MORNING + 60 * DAY  # month 3 began on 22 January
+        await eventually(third_month_booked, timeout=2)  # not 5 s on the receiver
+    assert [json.loads(r.body) for r in receiver.received] == [
+        {"event": "low_balance", "number": PREPAID, "balance": "4.00", "threshold": "5.00"}
+    ]

@@ -15,7 +15,9 @@ import pytest
 from rating.closing import MonthNotClosable
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.tariff_loader import parse_tariffs
+from router.money.balance_alerts import BalanceAlerts
 from router.money.billing import close_month, month_statement
+from router.money.booking_alerts import Watch
 from router.storage.cdr import (
     CDR,
     AddLeg,
@@ -47,6 +49,8 @@ accounts:
 """,
 )
 CLOSING_DAY = date(2026, 12, 1)
+WATCH = Watch(TARIFFS, BalanceAlerts())
+"""Both accounts are postpaid: nothing to warn of."""
 
 
 def at(*fields: int) -> datetime:
@@ -96,12 +100,14 @@ async def test_closing_waits_for_a_call_still_talking_then_tops_up_what_is_missi
     await store.apply([StartCall(talking)])
     for book in (False, True):  # neither shown nor booked
         with pytest.raises(MonthNotClosable, match=rf"in progress \({NUMBER}: 1\)"):
-            await close_month(store, TARIFFS, [NUMBER, OTHER], "2026-11", CLOSING_DAY, book=book)
+            await close_month(
+                store, TARIFFS, [NUMBER, OTHER], "2026-11", CLOSING_DAY, book=book, watch=WATCH
+            )
     assert [entry.kind for entry in await store.ledger(OTHER)] == []  # nothing booked for any
     # it ends at 00:40, a November call of 42 minutes: 12.60
     await answered(store, "c2", at(2026, 11, 30, 23, 58, 10), 2510)
     closed, booked = await close_month(
-        store, TARIFFS, [NUMBER, OTHER], "2026-11", CLOSING_DAY, book=True
+        store, TARIFFS, [NUMBER, OTHER], "2026-11", CLOSING_DAY, book=True, watch=WATCH
     )
     statement = closed[NUMBER].statement
     assert (statement.call_charges, statement.minimum_topup) == (Decimal("22.80"), Decimal("0.00"))
@@ -117,9 +123,11 @@ async def test_a_call_left_in_progress_by_a_crash_is_resolved_by_closing_it_as_i
     stranded = CDR("c9", NUMBER, "053188889999", "053188889999", "fixed", at(2026, 11, 30, 20))
     await store.apply([StartCall(stranded)])
     with pytest.raises(MonthNotClosable, match="adopt"):
-        await close_month(store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=False)
+        await close_month(store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=False, watch=WATCH)
     assert await store.close_interrupted(at(2026, 12, 1, 8)) == 1
-    closed, _ = await close_month(store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=True)
+    closed, _ = await close_month(
+        store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=True, watch=WATCH
+    )
     assert closed[NUMBER].statement.minimum_topup == Decimal("20.00")
 
 
@@ -128,7 +136,9 @@ async def test_calls_that_cannot_belong_to_the_month_do_not_hold_it(store: SQLit
     before the month began cannot have been answered in it."""
     for call_id, started in (("late", at(2026, 12, 1, 0, 0, 1)), ("old", at(2026, 10, 20))):
         await store.apply([StartCall(CDR(call_id, NUMBER, "0531", "0531", "fixed", started))])
-    closed, _ = await close_month(store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=False)
+    closed, _ = await close_month(
+        store, TARIFFS, [NUMBER], "2026-11", CLOSING_DAY, book=False, watch=WATCH
+    )
     assert closed[NUMBER].statement.number == NUMBER
     statement = (await month_statement(store, TARIFFS, NUMBER, "2026-11")).statement
     assert statement.minimum_topup == Decimal("20.00")

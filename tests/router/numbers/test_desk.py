@@ -18,7 +18,7 @@ from router.numbers import desk
 from router.numbers.inventory import Inventory
 from router.storage.number_rows import PartyRow
 from router.storage.protocol import Store
-from tests.conftest import opened_store
+from tests.conftest import UNWATCHED, opened_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
@@ -27,7 +27,7 @@ MATERIAL = desk.Material("91310000MA1FL0YY2Y", "Li Na", "110***********123X")
 
 
 async def stocked(store: Store) -> Inventory:
-    inventory = Inventory(store, NumberRules(), OfficialCalendar())
+    inventory = Inventory(store, NumberRules(), OfficialCalendar(), UNWATCHED)
     await store.add_numbers([NumberRecord(NUMBER)], T0 - timedelta(days=1))
     for provider in ("sp-east", "sp-west"):
         await store.add_party(PartyRow(provider, provider, "", "", "", T0))
@@ -80,7 +80,7 @@ def test_a_subscriber_made_meanwhile_is_taken_as_it_is(
             theirs = PartyRow("acme", "Acme Ltd", "", "", "", T0, provider)
             await store.add_party(theirs)
             racing = FirstReadMissesTheSubscriber(store)
-            inventory = Inventory(racing, NumberRules(), OfficialCalendar())  # type: ignore[arg-type]
+            inventory = Inventory(racing, NumberRules(), OfficialCalendar(), UNWATCHED)  # type: ignore[arg-type]
             at = T0 + timedelta(hours=1)
             if written:
                 [change] = await desk.apply(inventory, NUMBER, "acme", at)

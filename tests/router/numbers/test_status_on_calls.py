@@ -25,6 +25,7 @@ from router.storage.protocol import Store
 from tests.conftest import (
     E2E_CONFIG,
     MONDAY_MORNING,
+    UNWATCHED,
     call,
     eventually,
     finished_cdr,
@@ -44,7 +45,7 @@ MARGIN = 0.3
 
 async def into_service(store: Store, number: str = NUMBER) -> Inventory:
     """Import the number and take it through reservation, application and review."""
-    inventory = Inventory(store, RULES, OfficialCalendar())
+    inventory = Inventory(store, RULES, OfficialCalendar(), UNWATCHED)
     await store.add_numbers([NumberRecord(number)], MONDAY_MORNING - 10 * DAY)
     start = MONDAY_MORNING - 7 * DAY  # Monday 16 November
     for at, action in (
@@ -164,7 +165,7 @@ async def test_the_daemon_applies_what_falls_due_by_itself(tmp_path: Path) -> No
     async with running_router(tmp_path, clock=lambda: now[0], numbers_tick=0.05) as router:
         store = router.store
         await store.add_numbers([NumberRecord("4000000002")], MONDAY_MORNING - DAY)
-        inventory = Inventory(store, RULES, OfficialCalendar())
+        inventory = Inventory(store, RULES, OfficialCalendar(), UNWATCHED)
         await inventory.act(
             "4000000002", MONDAY_MORNING, lambda r, at: lifecycle.reserve(r, "sp-east", at, RULES)
         )

@@ -19,7 +19,7 @@ from numbering.rules import NumberRules
 from router.numbers.inventory import Inventory
 from router.storage.number_rows import NameTaken, PartyRow
 from router.storage.protocol import StoreUnavailable
-from tests.conftest import opened_store
+from tests.conftest import UNWATCHED, opened_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=SHANGHAI)
@@ -156,8 +156,8 @@ def test_ticks_on_two_routers_at_once_write_each_transition_once(store_url: str)
     async def scenario() -> None:
         async with opened_store(store_url) as first, opened_store(store_url) as second:
             await first.add_numbers(pool(NUMBERS), T0)
-            one = Inventory(first, RULES, OfficialCalendar())
-            two = Inventory(second, RULES, OfficialCalendar())
+            one = Inventory(first, RULES, OfficialCalendar(), UNWATCHED)
+            two = Inventory(second, RULES, OfficialCalendar(), UNWATCHED)
             for number in NUMBERS:
                 await one.act(number, T0, lambda r, at: lifecycle.reserve(r, "sp-east", at, RULES))
             later = T0 + timedelta(days=40)  # every reservation expired, every freeze ended
