@@ -2,6 +2,8 @@
 
     available -> reserved -> applied (locked: signed, prepaid) -> under_review -> active
     reserved -> (released or expired) frozen 30 minutes -> available
+    applied | under_review -> (withdrawn) back to the reservation it came from while that
+        runs, else frozen 30 minutes; the application's fees given back
     active <-> suspended (number kept; a keeping fee each calendar month; 36 months over
         its life)
     active | suspended | arrears -> cancellation_requested -> cancelled (frozen 90 days)
@@ -17,7 +19,7 @@ are applied, so applying them late or twice gives the same history.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -62,6 +64,10 @@ class NumberRecord:
     subscriber: str | None = None
     last_reserver: str | None = None
     last_reservation_end: datetime | None = None
+    reservation_since: datetime | None = None
+    reservation_until: datetime | None = None
+    """The period the current or last reservation was granted, kept after it ends: the
+    same provider's wait is as long as it, and a withdrawn application returns to it."""
     suspended_since: datetime | None = None
     suspended_before: timedelta = timedelta(0)
     """Time spent suspended in earlier suspensions of this life of the number."""
@@ -81,10 +87,11 @@ class NumberRecord:
 
 @dataclass(frozen=True, slots=True)
 class Fee:
-    """A fee a transition books; `payer` names whose ledger takes it."""
+    """A fee a transition books; `payer` names whose ledger takes it. An adjustment gives
+    back a fee booked before: its amount is negative (a credit)."""
 
     payer: Literal["subscriber", "provider"]
-    kind: Literal["opening_fee", "selection_fee", "keeping_fee"]
+    kind: Literal["opening_fee", "selection_fee", "keeping_fee", "adjustment"]
     amount: Decimal
     ref: str
     note: str
@@ -160,9 +167,11 @@ def reserve(
         raise _not_now(record, "reserved", now)
     hold = rules.reservation_hold(number, record.grade, intent_form)
     # Asked first: the provider whose reservation ended waits out the period that follows,
-    # which outlasts the freeze, and is told that date rather than the freeze's end.
+    # which outlasts the freeze, and is told that date rather than the freeze's end. The
+    # period that follows is as long as the one it held (30 days after a special number's
+    # long hold, whether or not it brings an intent form this time).
     if record.last_reserver == provider and record.last_reservation_end is not None:
-        again = record.last_reservation_end + hold
+        again = record.last_reservation_end + _last_hold(record, hold)
         if now < again:
             raise Refused(
                 f"{number}: {provider} held it until {when(record.last_reservation_end, now)}; "
@@ -193,7 +202,17 @@ def reserve(
         since=now,
         until=now + hold,
         provider=provider,
+        reservation_since=now,
+        reservation_until=now + hold,
     )
+
+
+def _last_hold(record: NumberRecord, asked: timedelta) -> timedelta:
+    """The length of the period the last reservation was granted; `asked`, the hold asked
+    for now, for a record kept before periods were."""
+    if record.reservation_since is None or record.reservation_until is None:
+        return asked
+    return record.reservation_until - record.reservation_since
 
 
 def release(record: NumberRecord, actor: str, now: datetime, rules: NumberRules) -> Change:
@@ -332,6 +351,46 @@ def reject(record: NumberRecord, actor: str, reason: str, now: datetime) -> Chan
     )
 
 
+def withdraw(
+    record: NumberRecord, actor: str, now: datetime, rules: NumberRules, booked: Sequence[Fee]
+) -> Change:
+    """The applicant gives up before the review has decided: the fees its application
+    booked (`booked`) are given back, and the number returns to the reservation it came
+    from while that still runs, for its provider to offer again; after that it is released
+    as an ended reservation is, frozen 30 minutes, then the pool."""
+    if record.status not in (Status.APPLIED, Status.UNDER_REVIEW):
+        raise _not_now(record, "withdrawn (only an application not yet decided can be)", now)
+    refunds = tuple(
+        Fee(
+            fee.payer,
+            "adjustment",
+            ZERO - fee.amount,
+            f"withdrawn:{fee.ref}",
+            f"{fee.note} given back",
+        )
+        for fee in booked
+    )
+    given_back = "; its fees given back" if refunds else ""
+    reason = f"application by {record.subscriber} withdrawn{given_back}"
+    held = record.reservation_until
+    if held is not None and now < held:
+        return _change(
+            record,
+            now,
+            actor,
+            f"{reason}; back in {record.provider}'s reservation until {when(held, now)}",
+            refunds,
+            status=Status.RESERVED,
+            since=now,
+            until=held,
+            subscriber=None,
+        )
+    ended = _end_reservation(record, now, actor, f"{reason}; its reservation had ended", rules)
+    return dataclasses.replace(
+        ended, after=dataclasses.replace(ended.after, subscriber=None), fees=refunds
+    )
+
+
 # --- in service ------------------------------------------------------------------------
 
 
@@ -425,6 +484,13 @@ def catch_up(record: NumberRecord, now: datetime, rules: NumberRules) -> list[Ch
         change = make(record, at)
         changes.append(change)
         record = change.after
+
+
+def as_of(record: NumberRecord, now: datetime, rules: NumberRules) -> NumberRecord:
+    """The record as it is at `now`: what calls and the next action find, whether or not
+    the transitions due by then were written."""
+    changes = catch_up(record, now, rules)
+    return changes[-1].after if changes else record
 
 
 def _timed_events(record: NumberRecord, rules: NumberRules) -> list[tuple[datetime, _Maker]]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from numbering import lifecycle
 from numbering.lifecycle import Change
+from rating.ledger import LedgerKind
 from router.numbers.inventory import ATTEMPTS, Action, Inventory
 from router.storage.number_rows import NameTaken, PartyRow
 from router.storage.protocol import Store
@@ -181,6 +183,36 @@ async def submit(
         raise lifecycle.Refused(
             f"subscriber {record.subscriber} was given its material meanwhile: try again"
         ) from None
+
+
+async def withdraw(inventory: Inventory, number: str, actor: str, at: datetime) -> list[Change]:
+    """The applicant withdraws its application before the review has decided; the opening
+    and selection fees the application booked on the number's account are given back, as
+    the ledger holds them (the fees' settings may have changed since)."""
+    store, rules = inventory.store, inventory.rules
+    record = await inventory.record(number)
+    caught_up = lifecycle.catch_up(record, at, rules)
+    current = caught_up[-1].after if caught_up else record
+    booked: list[lifecycle.Fee] = []
+    applied_at = current.last_reservation_end  # an application ends the reservation
+    if current.status in _APPLICATION and applied_at is not None:
+        entries = await store.ledger(number, since=applied_at, until=at + _INSTANT)
+        booked = [
+            lifecycle.Fee(
+                "subscriber", entry.kind.value, Decimal(0) - entry.amount, entry.ref, entry.note
+            )
+            for entry in entries
+            if entry.kind in (LedgerKind.OPENING_FEE, LedgerKind.SELECTION_FEE)
+        ]
+
+    def withdrawing(record: lifecycle.NumberRecord, moment: datetime) -> Change:
+        return lifecycle.withdraw(record, actor, moment, rules, booked)
+
+    return await inventory.act(number, at, withdrawing)
+
+
+_APPLICATION = (lifecycle.Status.APPLIED, lifecycle.Status.UNDER_REVIEW)
+_INSTANT = timedelta(microseconds=1)
 
 
 async def rejected_last(store: Store, number: str) -> bool:

@@ -13,7 +13,8 @@ went through a menu, by number and start (a report counts menu paths from it alo
 a CDR's recording and when it was purged, 12 the indexes of the numbers' last 6, 5, 4 and 3
 digits that find a rare pattern (router.storage.number_patterns), 13 a CDR's satisfaction
 score and the index of the scored calls by number and start (a report sums the scores from
-it alone); so
+it alone), 14 the console's failed sign-ins, 15 the period each number's last reservation
+was granted (numbering.lifecycle.NumberRecord.reservation_since/until); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -334,6 +335,14 @@ SURVEY_COLUMNS = (
 """The caller's score after an answered call; a report's scores read the index only (the
 calls nobody scored are not in it)."""
 
+RESERVATION_COLUMNS = tuple(
+    f"ALTER TABLE numbers ADD COLUMN {name} bigint"
+    for name in ("reservation_since_us", "reservation_until_us")
+)
+"""The period the current or last reservation of a number was granted, kept after it ends:
+the same provider waits as long before reserving it again, and a withdrawn application
+returns to it while it runs. Empty on rows of numbers reserved before version 15."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -369,6 +378,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     12: (*TAIL_INDEXES, "ANALYZE numbers"),
     13: SURVEY_COLUMNS,
     14: (LOGIN_FAILURES,),
+    15: RESERVATION_COLUMNS,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -226,6 +226,30 @@ def test_the_provider_that_released_a_frozen_number_is_told_when_it_may_take_it_
     assert "the same provider may not reserve it in the period that follows" in str(refused.value)
 
 
+@pytest.mark.parametrize("intent_form_now", [False, True])
+def test_after_a_special_numbers_30_day_hold_the_same_provider_waits_30_days(intent_form_now):
+    """The period that follows is as long as the one held, whatever the provider asks for
+    now: without an intent form it would otherwise be back 3 days after a 30-day hold."""
+    held = lifecycle.reserve(
+        record("4006888888"), "acme", at("2026-12-01 10:00"), RULES, intent_form=True
+    ).after
+    expired, thawed = lifecycle.catch_up(held, at("2027-01-01 00:00"), RULES)
+    assert expired.at == at("2026-12-31 10:00")
+    with pytest.raises(Refused) as refused:
+        lifecycle.reserve(
+            thawed.after, "acme", at("2027-01-04 12:00"), RULES, intent_form=intent_form_now
+        )
+    assert refused.value.possible_at == at("2027-01-30 10:00")
+    released = lifecycle.release(held, "acme", at("2026-12-01 11:00"), RULES).after
+    [thawed] = lifecycle.catch_up(released, at("2026-12-04 12:00"), RULES)
+    released = thawed.after
+    with pytest.raises(Refused, match="possible from 2026-12-31 11:00"):
+        lifecycle.reserve(released, "acme", at("2026-12-04 12:00"), RULES)
+    assert lifecycle.reserve(released, "beta", at("2026-12-04 12:00"), RULES)
+    again = lifecycle.reserve(released, "acme", at("2026-12-31 11:00"), RULES)
+    assert again.after.until == at("2027-01-03 11:00")  # 3 days: no intent form this time
+
+
 # --- application and review ------------------------------------------------------------
 
 
@@ -283,6 +307,48 @@ def test_a_rejected_review_leaves_the_number_locked_for_new_material():
     assert change.after.status is Status.APPLIED
     assert change.reason == "review rejected: licence expired"
     assert lifecycle.submit(change.after, at("2026-12-03 10:00"), RULES, CALENDAR)
+
+
+def test_an_application_withdrawn_returns_to_its_reservation_and_its_fees_are_given_back():
+    held = lifecycle.reserve(record("4006031888"), "acme", at("2026-12-01 10:00"), RULES).after
+    applying = lifecycle.apply(held, "jinan-heavy", "acme", at("2026-12-02 10:00"), RULES)
+    review = lifecycle.submit(applying.after, at("2026-12-02 10:00"), RULES, CALENDAR).after
+    change = lifecycle.withdraw(review, "jinan-heavy", at("2026-12-03 09:00"), RULES, applying.fees)
+    after = change.after
+    assert (after.status, after.provider, after.subscriber) == (Status.RESERVED, "acme", None)
+    assert after.until == at("2026-12-04 10:00")  # the reservation's own end, not a new one
+    assert [(fee.kind, fee.amount) for fee in change.fees] == [
+        ("adjustment", Decimal("-600.00")),
+        ("adjustment", Decimal("-300.00")),
+    ]
+    assert change.reason == (
+        "application by jinan-heavy withdrawn; its fees given back; back in acme's "
+        "reservation until 2026-12-04 10:00"
+    )
+    expired, _ = lifecycle.catch_up(after, at("2026-12-05 00:00"), RULES)
+    assert expired.after.status is Status.FROZEN
+
+
+def test_an_application_withdrawn_after_its_reservation_ran_out_is_released_and_frozen():
+    held = lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES).after
+    applying = lifecycle.apply(held, "jinan-heavy", "acme", at("2026-12-01 11:00"), RULES)
+    change = lifecycle.withdraw(
+        applying.after, "operator", at("2026-12-08 10:00"), RULES, applying.fees
+    )
+    after = change.after
+    assert (after.status, after.provider, after.subscriber) == (Status.FROZEN, None, None)
+    assert after.until == at("2026-12-08 10:30")
+    assert [fee.amount for fee in change.fees] == [Decimal("-600.00")]
+    with pytest.raises(Refused, match="possible from 2026-12-11 10:00"):
+        lifecycle.reserve(after, "acme", at("2026-12-09 10:00"), RULES)
+
+
+def test_only_an_application_not_yet_decided_can_be_withdrawn():
+    review = lifecycle.submit(applied(), at("2026-12-01 10:00"), RULES, CALENDAR).after
+    in_service = lifecycle.approve(review, "operator", at("2026-12-02 10:00"), RULES, CALENDAR)
+    for status in (record(), in_service.after):
+        with pytest.raises(Refused, match=r"cannot be withdrawn \(only an application not yet"):
+            lifecycle.withdraw(status, "acme", at("2026-12-03 10:00"), RULES, ())
 
 
 def test_review_counts_working_days_on_beijing_dates_whatever_zone_the_instant_is_in():
