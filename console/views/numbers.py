@@ -31,12 +31,13 @@ from console.web import (
     require_operator,
     user_of,
 )
-from numbering.lifecycle import Change, NumberRecord, Refused, Status
+from numbering.lifecycle import Change, NumberRecord, Refused, Status, as_of, catch_up
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.money.booking_alerts import Watch
 from router.numbers import desk
 from router.numbers.inventory import Inventory
+from router.storage.number_rows import HistoryEntry
 
 PAGE_SIZE = 100
 SEGMENT = re.compile(r"400\d")
@@ -45,8 +46,8 @@ HOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ACTIONS_BY_STATUS: dict[Status, tuple[str, ...]] = {
     Status.AVAILABLE: ("reserve",),
     Status.RESERVED: ("apply", "release"),
-    Status.APPLIED: ("submit",),
-    Status.UNDER_REVIEW: ("approve", "reject"),
+    Status.APPLIED: ("submit", "withdraw"),
+    Status.UNDER_REVIEW: ("approve", "reject", "withdraw"),
     Status.ACTIVE: ("suspend", "cancel"),
     Status.SUSPENDED: ("resume", "cancel"),
     Status.ARREARS: ("cancel",),
@@ -59,6 +60,7 @@ DONE = {
     "submit": "Material submitted for review",
     "approve": "Approved: in service",
     "reject": "Review rejected",
+    "withdraw": "Application withdrawn: its fees given back",
     "suspend": "Suspended with the number kept",
     "resume": "Resumed",
     "cancel": "Cancellation requested",
@@ -85,7 +87,8 @@ async def search_page(request: Request) -> Response:
     found: list[NumberRecord] = []
     if not problems:
         grade = wanted["grade"] or None
-        found = await console.store.search_numbers(
+        found = await _inventory(request).search(
+            console.now(),
             segment=wanted["segment"] or None,
             grade=None if grade == "premium" else grade,
             premium=True if grade == "premium" else None,
@@ -96,7 +99,8 @@ async def search_page(request: Request) -> Response:
             limit=PAGE_SIZE + 1,
         )
     if not user.is_operator and user.account is not None and not problems:
-        own = await console.store.number_record(user.account)  # the account is a number
+        stored = await console.store.number_record(user.account)  # the account is a number
+        own = None if stored is None else as_of(stored, console.now(), console.config.number_rules)
         if own is not None and own not in found and _matches(own, wanted):
             found = sorted([*found, own], key=lambda record: record.number)
     return render(
@@ -146,9 +150,15 @@ async def number_page(request: Request) -> Response:
 
 
 async def _visible_record(request: Request) -> NumberRecord:
+    """The number as it is now, what fell due since the store last wrote it applied (as
+    its calls and the next action find it)."""
     number = request.path_params["number"]
-    record = await console_of(request).store.number_record(number)
-    if record is None or not _may_see(user_of(request), record):
+    console = console_of(request)
+    stored = await console.store.number_record(number)
+    if stored is None:
+        raise not_found()
+    record = as_of(stored, console.now(), console.config.number_rules)
+    if not _may_see(user_of(request), record):
         raise not_found()
     return record
 
@@ -174,6 +184,9 @@ async def _page(
     operator = user_of(request).is_operator
     providers = await console.store.providers() if operator else []
     history = await console.store.number_history(record.number)
+    stored = await console.store.number_record(record.number)
+    if stored is not None:
+        history += [_unwritten(change) for change in catch_up(stored, console.now(), rules)]
     return render(
         request,
         "number.html",
@@ -195,6 +208,21 @@ async def _page(
             "form": form or {},
         },
         status=status,
+    )
+
+
+def _unwritten(change: Change) -> HistoryEntry:
+    """A transition that fell due but no numbers tick or action has written yet, as the
+    history will show it."""
+    fees = "; ".join(f"{fee.kind} {fee.amount} to {change.after.number}" for fee in change.fees)
+    return HistoryEntry(
+        change.after.number,
+        change.at,
+        change.actor,
+        change.before.status.value,
+        change.after.status.value,
+        f"{change.reason} (fallen due; written at the next numbers tick)",
+        fees,
     )
 
 
@@ -294,6 +322,12 @@ def _material(form: FormData) -> desk.Material | None:
         raise Refused(str(error)) from None
 
 
+async def _withdraw(
+    inventory: Inventory, number: str, user: User, form: FormData, at: datetime
+) -> list[Change]:
+    return await desk.withdraw(inventory, number, user.name, at)
+
+
 def _simple(name: str) -> Performer:
     async def perform(
         inventory: Inventory, number: str, user: User, form: FormData, at: datetime
@@ -308,4 +342,5 @@ _PERFORMERS: dict[str, Performer] = {
     "apply": _apply,
     "submit": _submit,
     **{name: _simple(name) for name in desk.SIMPLE_ACTIONS},
+    "withdraw": _withdraw,
 }

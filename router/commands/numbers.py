@@ -2,9 +2,10 @@
 
 numbers import FILE                 one number a line, or a range 4006000000-4006009999
 numbers search [--segment 4008] [--grade premium] [--pattern 888] [--status available]
-numbers show N                      status, operator, grade, fee, holder, history
+numbers show N                      status now (or --at), operator, grade, fee, holder,
+                                    history, and what fell due since the store wrote it
 numbers reserve N --by PROVIDER [--intent-form]     numbers release N
-numbers apply N --account A         numbers submit N
+numbers apply N --account A         numbers submit N     numbers withdraw N
 numbers approve N                   numbers reject N --reason R
 numbers suspend N   numbers resume N   numbers cancel N
 numbers tick                        apply the time-driven transitions due (cron-safe)
@@ -97,7 +98,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     search.set_defaults(run=inventory_command(_search))
 
-    show = actions.add_parser("show", parents=[common, formatted, one], help="one number")
+    show = actions.add_parser(
+        "show", parents=[*parents, one], help="one number, as it is now (or --at)"
+    )
     show.set_defaults(run=inventory_command(_show))
 
     reserve = actions.add_parser("reserve", parents=[*parents, one], help="hold for a provider")
@@ -135,6 +138,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     submit.set_defaults(run=inventory_command(_submit))
 
+    withdraw = actions.add_parser(
+        "withdraw",
+        parents=[*parents, one, by],
+        help="the applicant gives up before the review decides: fees given back",
+    )
+    withdraw.set_defaults(run=inventory_command(_withdraw))
     approve = actions.add_parser("approve", parents=[*parents, one, by], help="review passed")
     approve.set_defaults(run=_transition("approve"))
     reject = actions.add_parser("reject", parents=[*parents, one, by], help="review failed")
@@ -311,7 +320,8 @@ async def _search(
     grade, premium = args.grade, None
     if grade == "premium":
         grade, premium = None, True
-    found = await inventory.store.search_numbers(
+    found = await inventory.search(
+        now,
         segment=args.segment,
         grade=grade,
         premium=premium,
@@ -330,14 +340,23 @@ async def _search(
 
 
 async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
-    record = await inventory.record(args.number)
+    """The number as it is at `now`, as calls and the next action find it: what fell due
+    since the store last wrote it is applied, and listed as due, not yet written (an
+    instant before its last change shows it as written)."""
+    stored = await inventory.record(args.number)
+    pending = lifecycle.catch_up(stored, now, books.number_rules)
+    record = pending[-1].after if pending else stored
     history = await inventory.store.number_history(args.number)
     due = record.due_at(books.number_rules)
     zone = books.zone
     if args.format == "json":
         print_json(
             record_json(record, zone)
-            | {"due": local(due, zone) or None, "history": [history_json(h, zone) for h in history]}
+            | {
+                "due": local(due, zone) or None,
+                "history": [history_json(h, zone) for h in history],
+                "fallen_due": [change_json(change, zone) for change in pending],
+            }
         )
         return 0
     rows = [
@@ -363,6 +382,10 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
                 for h in history
             ],
         )
+    if pending:
+        print()
+        print("fallen due since, written by the next numbers tick or action:")
+        print_changes(pending, zone)
     return 0
 
 
@@ -402,6 +425,13 @@ async def _submit(
 ) -> int:
     changes = await desk.submit(inventory, args.number, now, material=_material(args))
     _print(args, books, changes)
+    return 0
+
+
+async def _withdraw(
+    books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
+) -> int:
+    _print(args, books, await desk.withdraw(inventory, args.number, args.by, now))
     return 0
 
 

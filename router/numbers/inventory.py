@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from dialplan.calendar import OfficialCalendar
-from numbering.lifecycle import Change, Fee, NumberRecord, Refused, catch_up, when
+from numbering.lifecycle import Change, Fee, NumberRecord, Refused, as_of, catch_up, when
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.money.booking_alerts import Watch, book_warning_low_balances
@@ -56,6 +56,17 @@ class Inventory:
         if record is None:
             raise NotInInventory(f"{number} is not in the inventory (hotline400 numbers import)")
         return record
+
+    async def search(
+        self, now: datetime, *, limit: int, **wanted: str | bool | None
+    ) -> list[NumberRecord]:
+        """Numbers matching `wanted` (the store's search conditions) as they are at `now`:
+        a reservation that ran out since the last numbers tick is found as available, not
+        as reserved by its past holder. At most `limit`, fewer when numbers the store still
+        had as matching no longer do."""
+        found = await self.store.search_numbers(**wanted, due_by=now, limit=limit)
+        current = (as_of(record, now, self.rules) for record in found)
+        return [record for record in current if _still_matches(record, wanted)]
 
     async def act(
         self,
@@ -148,3 +159,18 @@ class Inventory:
             written += moved
             if len(due) < batch or moved == 0:
                 return written
+
+
+def _still_matches(record: NumberRecord, wanted: dict[str, str | bool | None]) -> bool:
+    """The conditions a time-driven transition can change, asked again of a record caught
+    up (segment, grade and digits never change)."""
+    status, holder, subscriber = (
+        wanted.get("status"),
+        wanted.get("holder"),
+        wanted.get("subscriber"),
+    )
+    return (
+        (status is None or record.status.value == status)
+        and (holder is None or holder in (record.provider, record.subscriber))
+        and (subscriber is None or record.subscriber == subscriber)
+    )

@@ -106,12 +106,22 @@ class NumberTables(SessionSource):
         status: str | None = None,
         holder: str | None = None,
         subscriber: str | None = None,
+        due_by: datetime | None = None,
         limit: int = 50,
     ) -> list[NumberRecord]:
         """Numbers in number order; `pattern` is digits the number contains, `holder` a
         provider or subscriber, `subscriber` only a subscriber; `premium` True for any grade
-        but ordinary."""
+        but ordinary. With `due_by`, a number whose next time-driven transition fell due by
+        then is found whatever its status and holders as written, for the caller to catch
+        it up and ask again (router.numbers.inventory.Inventory.search)."""
         where = queries.Conditions()
+
+        def held(condition: str, *values: str) -> None:
+            if due_by is None:
+                where.add(condition, *values)
+            else:
+                where.add(f"({condition} OR due_us <= ?)", *values, epoch_us(due_by))
+
         if segment is not None:
             where.add("number >= ? AND number < ?", *_segment_bounds(segment))
         if grade is not None:
@@ -131,11 +141,11 @@ class NumberTables(SessionSource):
                     *(bound for _, low, high in ranges for bound in (low, high)),
                 )
         if status is not None:
-            where.add("status = ?", status)
+            held("status = ?", status)
         if holder is not None:
-            where.add("(provider = ? OR subscriber = ?)", holder, holder)
+            held("(provider = ? OR subscriber = ?)", holder, holder)
         if subscriber is not None:
-            where.add("subscriber = ?", subscriber)
+            held("subscriber = ?", subscriber)
         async with self._connected() as session:
             rows = await session.fetch(
                 f"{_SELECT_RECORD} WHERE {where.sql()} ORDER BY number LIMIT ?",

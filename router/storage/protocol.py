@@ -273,9 +273,11 @@ class Store(Protocol):
         status: str | None = None,
         holder: str | None = None,
         subscriber: str | None = None,
+        due_by: datetime | None = None,
         limit: int = 50,
     ) -> list[NumberRecord]:
-        """Numbers in number order matching every condition given."""
+        """Numbers in number order matching every condition given; with `due_by`, the
+        numbers due by then whatever their status and holders as written."""
 
     async def held_numbers(self) -> list[NumberRecord]:
         """Numbers a subscriber holds: those a routing plan should exist for."""

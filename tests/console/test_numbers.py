@@ -443,3 +443,52 @@ async def test_an_application_whose_opening_fee_takes_a_prepaid_balance_below_it
     assert [json.loads(request.body) for request in receiver.received] == [
         {"event": "low_balance", "number": SHOP, "balance": "40.00", "threshold": "50.00"}
     ]
+
+
+async def test_a_numbers_page_shows_it_as_it_is_now_not_as_last_written(tmp_path: Path) -> None:
+    """A reservation that ran out a day ago, no numbers tick since: the page says the number
+    is back in the pool and offers to reserve it, as the next action will find it."""
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+        await desk.reserve(inventory, number, PROVIDER, NOW - timedelta(days=4))
+        ops = await site.signed_in("ops")
+        page = (await ops.get(f"/numbers/{number}")).text
+        assert 'data-testid="status">available<' in page
+        assert 'data-testid="reserve"' in page and 'data-testid="release"' not in page
+        assert "expired; frozen 30 minutes (fallen due; written at the next numbers tick)" in page
+        record = await site.store.number_record(number)
+        assert record is not None and record.status is Status.RESERVED  # showing wrote nothing
+        await ops.aclose()
+
+
+async def test_the_operator_withdraws_an_application_under_review(tmp_path: Path) -> None:
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+        await desk.reserve(inventory, number, PROVIDER, NOW - timedelta(hours=2))
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        await desk.apply(inventory, number, "acme", NOW - timedelta(hours=1), material=material)
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, f"/numbers/{number}")
+        assert 'data-testid="withdraw"' in (await ops.get(f"/numbers/{number}")).text
+        done = await ops.post(f"/numbers/{number}/actions/withdraw", data={"csrf": token})
+        assert done.status_code == 303
+        record = await site.store.number_record(number)
+        assert record is not None
+        assert (record.status, record.provider, record.subscriber) == (
+            Status.RESERVED,
+            PROVIDER,
+            None,
+        )
+        assert record.until == NOW - timedelta(hours=2) + timedelta(days=3)
+        assert sum(entry.amount for entry in await site.store.ledger(number)) == 0
+        again = await ops.post(f"/numbers/{number}/actions/withdraw", data={"csrf": token})
+        assert again.status_code == 409
+        assert "it cannot be withdrawn (only an application not yet decided can be)" in again.text
+        assert "number withdraw" in (await ops.get("/audit")).text
+        await ops.aclose()

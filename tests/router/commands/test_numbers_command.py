@@ -14,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,6 +25,7 @@ from router.cli import main
 from tests.conftest import REPO, opened_store, store_url_of
 
 PREMIUM, ORDINARY = "4008000888", "4006031475"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 TARIFFS = """\
 caller_tariffs:
   fixed: {per_seconds: 60, charge: 0.11}
@@ -189,6 +192,81 @@ def test_a_number_from_reservation_to_service_with_its_fees_and_history(stocked,
     assert provider["id"] == "110***********1234" and provider["subscribers"][0]["name"] == "acme"
     assert [n["number"] for n in provider["numbers"]] == [PREMIUM]
     assert "110101199003071234" not in out
+
+
+def test_show_gives_the_status_now_though_no_tick_has_written_what_fell_due(stocked, capsys):
+    """A reservation that ran out shows as calls and the next action find the number: back
+    in the pool, with the expiry and the freeze listed as fallen due, not yet written."""
+    days_ago = datetime.now(SHANGHAI) - timedelta(days=4)
+    reserved_at = f"{days_ago:%Y-%m-%d %H:%M}"
+    assert run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+               "--at", reserved_at)[0] == 0  # fmt: skip
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
+    shown = json.loads(out)
+    assert (code, shown["status"], shown["provider"], shown["until"]) == (
+        0,
+        "available",
+        None,
+        None,
+    )
+    assert [(c["from"], c["to"]) for c in shown["fallen_due"]] == [
+        ("reserved", "frozen"),
+        ("frozen", "available"),
+    ]
+    assert [h["to"] for h in shown["history"]] == ["reserved"]  # nothing written by showing
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY)
+    assert "  status            available\n" in out
+    assert "fallen due since, written by the next numbers tick or action:" in out
+    searched = {
+        condition: run(stocked, capsys, "numbers", "search", "--segment", "4006", *condition)[1]
+        for condition in (
+            ("--status", "reserved"),
+            ("--holder", "sp-east"),
+            ("--status", "available"),
+        )
+    }
+    assert (
+        searched[("--status", "reserved")]
+        == searched[("--holder", "sp-east")]
+        == "no number matches\n"
+    )
+    assert f"{ORDINARY}  available" in searched[("--status", "available")]
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--at", reserved_at)
+    assert "  status            reserved\n" in out
+
+
+def test_an_applicant_withdraws_before_review_and_its_fees_are_given_back(stocked, capsys):
+    assert run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-east",
+               "--at", "2026-12-01 10:00")[0] == 0  # fmt: skip
+    assert run(stocked, capsys, "numbers", "apply", PREMIUM, "--account", "acme", *MATERIAL,
+               "--at", "2026-12-02 10:00")[0] == 0  # fmt: skip
+    code, out, _ = run(stocked, capsys, "numbers", "withdraw", PREMIUM, "--by", "acme",
+                       "--at", "2026-12-03 09:00")  # fmt: skip
+    assert code == 0 and "under_review -> reserved  by acme" in out
+    assert "back in sp-east's reservation until 2026-12-31 10:00" in out
+
+    async def ledger() -> list[tuple[str, Decimal]]:
+        async with opened_store(store_url_of(stocked)) as store:
+            return [(e.kind.value, e.amount) for e in await store.ledger(PREMIUM)]
+
+    assert asyncio.run(ledger()) == [
+        ("opening_fee", Decimal("-600.00")),
+        ("selection_fee", Decimal("-300.00")),
+        ("adjustment", Decimal("600.00")),
+        ("adjustment", Decimal("300.00")),
+    ]
+    code, _, err = run(stocked, capsys, "numbers", "withdraw", PREMIUM, "--at", "2026-12-03 10:00")
+    assert code == 1
+    assert err == (
+        f"{PREMIUM} is reserved (held by sp-east) until 2026-12-31 10:00: it cannot be "
+        "withdrawn (only an application not yet decided can be)\n"
+    )
+    assert run(stocked, capsys, "numbers", "apply", PREMIUM, "--account", "acme",
+               "--at", "2026-12-04 10:00")[0] == 0  # fmt: skip
+    assert asyncio.run(ledger())[-2:] == [
+        ("opening_fee", Decimal("-600.00")),
+        ("selection_fee", Decimal("-300.00")),
+    ]
 
 
 def test_a_released_number_is_frozen_30_minutes_and_says_until_when(stocked, capsys):
@@ -370,7 +448,8 @@ def test_a_special_number_is_held_30_days_with_an_intent_form_and_3_without(stoc
                        "--at", "2026-12-01 10:00")  # fmt: skip
     assert code == 0 and "reserved for 3 days, no intent form (free; 30 with one)" in out
     for number, until in (("4006585858", "2026-12-31 10:00"), ("4006121212", "2026-12-04 10:00")):
-        code, out, _ = run(stocked, capsys, "numbers", "show", number, "--format", "json")
+        code, out, _ = run(stocked, capsys, "numbers", "show", number, "--format", "json",
+                           "--at", "2026-12-01 10:00")  # fmt: skip
         assert json.loads(out)["until"] == until
 
 
@@ -519,9 +598,7 @@ def test_a_month_spent_whole_suspended_owes_its_keeping_fee_not_its_rent(stocked
     assert january["number_fees"] == "15.00"  # the keeping fee of January
 
 
-def test_an_application_for_a_number_with_a_plan_file_says_whose_plan_it_must_be(
-    stocked, capsys
-):
+def test_an_application_for_a_number_with_a_plan_file_says_whose_plan_it_must_be(stocked, capsys):
     """A recycled number's plan file is its past holder's: once the number is in service
     again its calls follow it, to that holder's phones, unless it is replaced."""
     plans = stocked / "plans"
