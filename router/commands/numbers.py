@@ -233,7 +233,9 @@ def inventory_command(work: Work) -> Callable[[argparse.Namespace], int]:
             print(error, file=sys.stderr)
             return 1
         at = getattr(args, "at", None)
-        now = instant(at, books.zone) if at else datetime.now(books.zone)
+        # In the billing zone whatever offset --at came with: refusals and history notes
+        # read every instant in the zone of `now`.
+        now = instant(at, books.zone).astimezone(books.zone) if at else datetime.now(books.zone)
         try:
             return asyncio.run(_in_store(books, args, now, work))
         except Refused as refused:

@@ -324,6 +324,24 @@ def test_a_released_number_is_frozen_30_minutes_and_says_until_when(stocked, cap
     )
 
 
+def test_an_instant_given_with_another_offset_is_told_and_noted_in_the_billing_zone(
+    stocked, capsys
+):
+    """--at 02:00 UTC is 10:00 in Beijing: refusals and history notes read as every other
+    time the commands print, never in the offset the instant came with."""
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+        "--at", "2026-12-08T02:00:00+00:00")  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-west",
+                       "--at", "2026-12-08T02:20:00+00:00")  # fmt: skip
+    assert (code, err) == (1, f"{ORDINARY} is reserved by sp-east until 2026-12-11 10:00\n")
+    run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-08T03:00:00+00:00")  # fmt: skip
+    run(stocked, capsys, "numbers", "approve", ORDINARY, "--at", "2026-12-09T03:00:00+00:00")
+    code, out, _ = run(stocked, capsys, "numbers", "cancel", ORDINARY,
+                       "--at", "2026-12-10T02:00:00+00:00")  # fmt: skip
+    assert "cancellation requested, effective 2027-01-09 10:00" in out
+
+
 def test_cancellation_takes_30_days_then_90_frozen_and_tick_is_safe_to_repeat(stocked, capsys):
     run(
         stocked,
