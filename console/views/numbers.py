@@ -3,9 +3,11 @@ number's page with its history, and its lifecycle actions.
 
 The actions go through router.numbers.desk, as `hotline400 numbers ...` does: the same rules,
 the same refusals (shown on the page, nothing changed), the same history and fees, and the
-same low-balance warning when a fee takes a prepaid balance below its threshold. Only the
+same low-balance warning when a fee takes a prepaid balance below its threshold. The
 operator acts; a subscriber's users see the numbers their subscriber holds (and the number
-their account is), read-only, and any other number answers "not found".
+their account is), and any other number answers "not found". Of the actions, a subscriber's
+administrators may only withdraw their subscriber's own application before its review has
+decided; staff only read.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from console.web import (
     console_of,
     not_found,
     render,
-    require_operator,
     user_of,
 )
 from numbering.lifecycle import Change, NumberRecord, Refused, Status, as_of, catch_up
@@ -109,6 +110,7 @@ async def search_page(request: Request) -> Response:
         {
             "search": wanted,
             "problems": problems,
+            "done": DONE.get(query.get("done", ""), ""),
             "found": found[:PAGE_SIZE],
             "more": len(found) > PAGE_SIZE,
             "statuses": [status.value for status in Status],
@@ -181,7 +183,8 @@ async def _page(
 ) -> Response:
     console = console_of(request)
     rules = console.config.number_rules
-    operator = user_of(request).is_operator
+    user = user_of(request)
+    operator = user.is_operator
     providers = await console.store.providers() if operator else []
     history = await console.store.number_history(record.number)
     stored = await console.store.number_record(record.number)
@@ -195,7 +198,11 @@ async def _page(
             "operator": operator_of(record.number).value,
             "due": record.due_at(rules),
             "history": list(reversed(history if operator else current_life(history))),
-            "actions": ACTIONS_BY_STATUS.get(record.status, ()),
+            "actions": [
+                action
+                for action in ACTIONS_BY_STATUS.get(record.status, ())
+                if _may_act(user, record, action)
+            ],
             "providers": providers,
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
@@ -242,9 +249,11 @@ async def _material_form(request: Request, record: NumberRecord) -> str | None:
 
 async def act(request: Request) -> Response:
     """One lifecycle action posted from a number's page; refused ones change nothing."""
-    user = require_operator(request)
-    record = await _visible_record(request)
     name = request.path_params["action"]
+    user = user_of(request)
+    record = await _visible_record(request)
+    if not _may_act(user, record, name):
+        raise not_found()
     perform = _PERFORMERS.get(name)
     if perform is None:
         raise not_found()
@@ -259,7 +268,17 @@ async def act(request: Request) -> Response:
         current = await _visible_record(request)
         return await _page(request, current, refused=str(refusal), form=form, status=409)
     await audit(request, f"number {name}", number, _summary(changes))
+    if not _may_see(user, changes[-1].after):  # withdrawn: no longer its subscriber's
+        return back_to(f"/numbers?{urlencode({'done': name})}")
     return back_to(f"/numbers/{number}?{urlencode({'done': name})}")
+
+
+def _may_act(user: User, record: NumberRecord, action: str) -> bool:
+    """The operator acts on any number; a subscriber's administrator only withdraws its own
+    subscriber's application."""
+    if user.is_operator:
+        return True
+    return action == "withdraw" and user.may_change and record.subscriber == user.account
 
 
 def _summary(changes: list[Change]) -> str:

@@ -492,3 +492,44 @@ async def test_the_operator_withdraws_an_application_under_review(tmp_path: Path
         assert "it cannot be withdrawn (only an application not yet decided can be)" in again.text
         assert "number withdraw" in (await ops.get("/audit")).text
         await ops.aclose()
+
+
+async def test_a_subscriber_withdraws_its_own_application_and_staff_cannot(tmp_path: Path) -> None:
+    """An applicant may give up before its review has decided; its administrator does it
+    from the number's page, its staff only read, and any other action stays the operator's."""
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        await desk.reserve(inventory, SHOP, PROVIDER, NOW - timedelta(hours=2))
+        await desk.apply(inventory, SHOP, "shopco", NOW - timedelta(hours=1), material=material)
+        for name, role in (("shop-admin", "subscriber-admin"), ("shop-staff", "subscriber-staff")):
+            await site.store.add_user(
+                UserRow(name, role, "shopco", hash_password(PASSWORD), False, NOW)
+            )
+        staff = await site.signed_in("shop-staff")
+        assert 'data-testid="withdraw"' not in (await staff.get(f"/numbers/{SHOP}")).text
+        token = await csrf_of(staff, f"/numbers/{SHOP}")
+        refused = await staff.post(f"/numbers/{SHOP}/actions/withdraw", data={"csrf": token})
+        assert refused.status_code == 404
+
+        admin = await site.signed_in("shop-admin")
+        page = (await admin.get(f"/numbers/{SHOP}")).text
+        assert 'data-testid="withdraw"' in page and 'data-testid="approve"' not in page
+        token = await csrf_of(admin, f"/numbers/{SHOP}")
+        approve = await admin.post(f"/numbers/{SHOP}/actions/approve", data={"csrf": token})
+        assert approve.status_code == 404
+        done = await admin.post(f"/numbers/{SHOP}/actions/withdraw", data={"csrf": token})
+        assert done.status_code == 303 and done.headers["location"].startswith("/numbers?")
+        assert (
+            "Application withdrawn: its fees given back"
+            in (await admin.get(done.headers["location"])).text
+        )
+        record = await site.store.number_record(SHOP)
+        assert record is not None
+        assert (record.status, record.subscriber) == (Status.RESERVED, None)
+        history = await site.store.number_history(SHOP)
+        assert history[-1].actor == "shop-admin"
+        for client in (staff, admin):
+            await client.aclose()
