@@ -95,7 +95,7 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
     balance = usage.balance if usage.balance is not None else 0
     entries = (await store.ledger(account))[-SHOWN_ENTRIES:]
     subscribers = await store.subscribers(provider=provider.name)
-    numbers = await store.search_numbers(holder=provider.name, limit=SHOWN_NUMBERS)
+    numbers = await inventory.search(now, holder=provider.name, limit=SHOWN_NUMBERS)
     if args.format == "json":
         print_json(
             party_json(provider, zone)

@@ -231,6 +231,8 @@ def test_show_gives_the_status_now_though_no_tick_has_written_what_fell_due(stoc
         == "no number matches\n"
     )
     assert f"{ORDINARY}  available" in searched[("--status", "available")]
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    assert json.loads(out)["numbers"] == []  # no longer held by the provider
     code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--at", reserved_at)
     assert "  status            reserved\n" in out
 
