@@ -190,9 +190,7 @@ async def withdraw(inventory: Inventory, number: str, actor: str, at: datetime) 
     and selection fees the application booked on the number's account are given back, as
     the ledger holds them (the fees' settings may have changed since)."""
     store, rules = inventory.store, inventory.rules
-    record = await inventory.record(number)
-    caught_up = lifecycle.catch_up(record, at, rules)
-    current = caught_up[-1].after if caught_up else record
+    current = lifecycle.as_of(await inventory.record(number), at, rules)
     booked: list[lifecycle.Fee] = []
     applied_at = current.last_reservation_end  # an application ends the reservation
     if current.status in _APPLICATION and applied_at is not None:
