@@ -35,7 +35,7 @@ from console.web import (
 from numbering.lifecycle import Change, NumberRecord, Refused, Status, as_of, catch_up
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
-from router.money.booking_alerts import Watch
+from router.money.booking_alerts import READ_ONLY, Watch
 from router.numbers import desk
 from router.numbers.inventory import Inventory
 from router.storage.number_rows import HistoryEntry
@@ -88,7 +88,7 @@ async def search_page(request: Request) -> Response:
     found: list[NumberRecord] = []
     if not problems:
         grade = wanted["grade"] or None
-        found = await _inventory(request).search(
+        found = await _inventory(request, READ_ONLY).search(
             console.now(),
             segment=wanted["segment"] or None,
             grade=None if grade == "premium" else grade,

@@ -47,6 +47,10 @@ class Watch:
     alerts: BalanceAlerts
 
 
+READ_ONLY = Watch(None, BalanceAlerts())
+"""The watch of an inventory that only reads (a search): it books nothing to warn of."""
+
+
 @asynccontextmanager
 async def sent_warnings(
     settings: RouterSettings, tariffs: Tariffs | None, plans: Mapping[str, Plan]

@@ -500,7 +500,7 @@ async def test_a_subscriber_withdraws_its_own_application_and_staff_cannot(tmp_p
     async with running_console(tmp_path) as site:
         await seed(site.store)
         config = load_config(site.config_dir)
-        inventory = Inventory(site.store, config.number_rules, config.calendar)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         material = desk.Material(LICENCE, "Li Si", "110***********1234")
         await desk.reserve(inventory, SHOP, PROVIDER, NOW - timedelta(hours=2))
         await desk.apply(inventory, SHOP, "shopco", NOW - timedelta(hours=1), material=material)
