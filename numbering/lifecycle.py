@@ -262,7 +262,8 @@ def apply(
             f"{record.number} is reserved by {record.provider}; subscriber {subscriber} "
             f"belongs to {provider}"
         )
-    stamp = f"{now:%Y%m%dT%H%M%S}"
+    # The record's version tells apart applications made within one second (one withdrawn).
+    stamp = f"{now:%Y%m%dT%H%M%S}v{record.version}"
     fees = [Fee("subscriber", "opening_fee", rules.fees.opening, f"opening@{stamp}", "opening fee")]
     if record.selection_fee > ZERO:
         fees.append(

@@ -271,6 +271,28 @@ def test_an_applicant_withdraws_before_review_and_its_fees_are_given_back(stocke
     ]
 
 
+def test_an_application_withdrawn_and_made_again_within_one_second_is_charged_again(
+    stocked, capsys
+):
+    """The ledger keeps one entry a reference: the second application's fees are its own."""
+    assert run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-east",
+               "--at", "2026-12-01 10:00")[0] == 0  # fmt: skip
+    for step, extra in (
+        ("apply", ("--account", "acme", *MATERIAL)),
+        ("withdraw", ("--by", "acme")),
+        ("apply", ("--account", "acme")),
+    ):
+        code, _, err = run(stocked, capsys, "numbers", step, PREMIUM, *extra,
+                           "--at", "2026-12-02 10:00:00")  # fmt: skip
+        assert code == 0, err
+
+    async def balance() -> Decimal:
+        async with opened_store(store_url_of(stocked)) as store:
+            return sum((e.amount for e in await store.ledger(PREMIUM)), Decimal("0.00"))
+
+    assert asyncio.run(balance()) == Decimal("-900.00")
+
+
 def test_a_released_number_is_frozen_30_minutes_and_says_until_when(stocked, capsys):
     run(
         stocked,
