@@ -14,10 +14,14 @@ Uniqueid of its inbound channel):
   `adopt_cdr_window` seconds (cdr.conf batch mode posts records late), else closed as
   interrupted, saying so in its note.
 
-The calls are handed to the reconciler before Asterisk is asked, so no event of theirs that
-follows the answer is missed. Without an AMI link (no `ami_host`), or when the link does not
-log in within `adopt_login_wait` seconds, or Asterisk refuses CoreShowChannels, the calls are
-closed as interrupted as before, and the log says why. Routing never waits for any of it.
+The reconciler keeps every channel's events from the moment the adoption is set up until the
+calls are listed and handed to it (`Reconciler.hold`), and the calls are handed to it before
+Asterisk is asked: a call that ends while the store cannot yet list it (down or locked at
+start, a long journal replayed first) is completed from the Hangup and Cdr record Asterisk
+sent meanwhile, and no event of a call still up is missed. Without an AMI link (no
+`ami_host`), or when the link does not log in within `adopt_login_wait` seconds, or Asterisk
+refuses CoreShowChannels, the calls are closed as interrupted as before, and the log says why.
+Routing never waits for any of it.
 
 It runs in the background once the CDR writer has replayed its journal (a call's end
 journaled by the earlier run lands first). A store that cannot be read or written (down or
@@ -68,6 +72,7 @@ class Adoption:
         self._caught_up = caught_up
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        reconciler.hold()  # before the link starts: no call's end is missed till they are listed
 
     async def run(self, now: datetime) -> None:
         """Adopt or close every call left in progress, started by `now` (the router's start,
@@ -84,6 +89,7 @@ class Adoption:
         try:
             if self._link is None:
                 await self._close_all(now, NO_LINK)
+                self._reconciler.released()
                 return True
             stranded = await self._store.stranded_calls(now, self._routers)
         except Exception as error:
@@ -98,10 +104,11 @@ class Adoption:
 
     async def _follow(self, link: AmiLink, stranded: Sequence[CDR]) -> None:
         """Hand the calls to the reconciler, then ask Asterisk which of them are still up."""
-        if not stranded:
-            return
         for cdr in stranded:
             self._reconciler.adopt(cdr.call_id)
+        self._reconciler.released()
+        if not stranded:
+            return
         calls = [cdr.call_id for cdr in stranded]
         try:
             if not await link.logged_in(self._login_wait):

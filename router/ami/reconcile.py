@@ -34,6 +34,12 @@ read, and noted when the call is expected: most calls end normally and are never
 expected, and noting a call's events as they came (their times, its Cdr records' dates)
 cost more than the rest of the link's work on them (bench/ami_dispatch.py).
 
+Until the router's start has listed the calls its previous run left in progress (`hold`,
+then `released`), the events of every channel are kept as bytes, as those of a call in
+progress: a call left in progress that ends before it is adopted (the store down or locked at
+start, the journal being replayed) has its Hangup and Cdr records then, and only then. At
+most `hold_limit` channels are kept so; past it a channel's events are dropped, as before.
+
 Events of every channel parsed are kept for `retain` seconds after it ends, because a broken
 session may be reported after Asterisk has hung up. A call is completed `settle` seconds
 after its Hangup or Cdr event (Asterisk sends several Cdr records for one channel, before
@@ -239,6 +245,7 @@ class Reconciler:
         max_age: float = 6 * 3600,
         in_progress: Container[str] | None = None,
         on_completed: Completed | None = None,
+        hold_limit: int = 20_000,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
         into its journal while the database is down); without it, straight to the store.
@@ -246,8 +253,11 @@ class Reconciler:
         `in_progress`: the call ids of the sessions running now (None: every channel's
         events are parsed). `on_completed`: told each CDR (as it was) and its completion,
         once the completion is written: the last leg and the price follow from it.
+        `hold_limit`: channels whose events are kept while held for adoption (`hold`).
         """
         self._in_progress = in_progress
+        self._holding = self._hold_full = False
+        self._hold_limit = hold_limit
         self._on_completed = on_completed
         self._adopted: set[str] = set()
         self._store = store
@@ -281,7 +291,7 @@ class Reconciler:
             return
         channel = raw.decode("utf-8", "replace")
         assert self._in_progress is not None
-        if channel in self._expected or channel in self._in_progress:
+        if channel in self._expected or channel in self._in_progress or self._holds(channel):
             stamped = header(block, b"Timestamp") is not None
             self._take(channel, name, AmiEvent(block), stamped)
             self._prune()
@@ -309,6 +319,31 @@ class Reconciler:
                     return None
                 return ring if ring >= 0 else None
         return None
+
+    def hold(self) -> None:
+        """Keep every channel's events until `released`: the calls a previous run left in
+        progress are not known yet, and their ends must not be lost meanwhile."""
+        self._holding = True
+
+    def released(self) -> None:
+        """The calls left in progress are adopted: the events of other channels that are not
+        in progress are dropped from now on."""
+        self._holding = False
+
+    def _holds(self, channel: str) -> bool:
+        """Whether a channel's events are kept while held for adoption."""
+        if not self._holding:
+            return False
+        if channel in self._evidence or len(self._evidence) < self._hold_limit:
+            return True
+        if not self._hold_full:
+            self._hold_full = True
+            log.warning(
+                "AMI events of %d channels held for the calls left in progress, not yet "
+                "adopted: the events of further channels are dropped",
+                self._hold_limit,
+            )
+        return False
 
     @property
     def pending(self) -> int:
@@ -469,7 +504,8 @@ class Reconciler:
         """Now and then (every second, or `retain` if shorter): forget ended channels after
         `retain`, anything after `max_age`, and with `in_progress` at once the calls that
         ended without being expected (nothing will ask for them: this keeps the evidence
-        to the calls in flight, however many a second end)."""
+        to the calls in flight, however many a second end); while held for adoption, only
+        what is older than `max_age`."""
         now = time.monotonic()
         if now - self._pruned < min(1.0, self._retain):
             return
@@ -483,6 +519,9 @@ class Reconciler:
             ended_long_ago = evidence.ended_seen is not None and now - evidence.ended_seen > (
                 self._retain
             )
+            held = self._holding and now - evidence.first_seen <= self._max_age
+            if held:  # a call left in progress, not adopted yet, may be any of them
+                continue
             finished = in_progress is not None and channel not in in_progress
             if finished or ended_long_ago or now - evidence.first_seen > self._max_age:
                 del self._evidence[channel]

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -248,6 +249,39 @@ async def test_a_call_that_ended_while_the_router_was_down_is_billed_from_its_la
     assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 20)
     assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(answered + 20))
     assert [leg.dial_status for leg in cdr.legs] == ["ANSWER"]
+    assert [(entry.ref, entry.amount) for entry in entries] == [(CALL_ID, Decimal("-0.60"))]
+    assert month_cost == Decimal("0.60")
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_call_that_ends_while_the_store_is_locked_at_the_restart_is_billed_from_its_cdr(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    """The router comes back with its SQLite file locked by another process: it routes, and
+    lists the calls left in progress only once the lock is gone. The call ends meanwhile,
+    with the AMI link up: its Hangup and Cdr record, sent before the call could be adopted,
+    complete it all the same."""
+    simulator = asterisk[0]
+    simulator.cdr_batch = False
+    agi, answered = await conversation_cut_by_sigkill(router, simulator, store_url)
+    locker = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        router.start()
+        await until(lambda: simulator.logins == 2)
+        simulator.hang_up(CALL_ID, at=answered + 20)  # Hangup and Cdr, read at once
+        await asyncio.sleep(1)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    cdr = await finished(store_url)
+    entries, month_cost = await books(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert "unavailable at start" in router.log()
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 20)
+    assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(answered + 20))
     assert [(entry.ref, entry.amount) for entry in entries] == [(CALL_ID, Decimal("-0.60"))]
     assert month_cost == Decimal("0.60")
 
