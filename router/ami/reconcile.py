@@ -16,9 +16,13 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
   BillableSeconds are the talk, in whole seconds cut down like ANSWEREDTIME. When the
   router had answered first, to play a prompt (PIN), that record counts the prompt and the
   ringing too. DialBegin says which case it is (the dialling channel's ChannelState, 4
-  Ring or 6 Up); in the second the talk runs from the inbound channel's BridgeEnter (or
+  Ring or 6 Up); without it (a call adopted after a restart, its DialBegin sent before), a
+  Dial record answered before its Dial's leg started (the CDR's last leg, written ahead)
+  says the second. In the second the talk runs from the inbound channel's BridgeEnter (or
   DialEnd ANSWER) to its BridgeLeave (or Hangup), at the events' Timestamps or, without
-  them, the moments they were read.
+  them, the moments they were read; without those events either (sent before a restart),
+  from the Dial's start to the record's end: the prompt is never talk, the ring may be in
+  it, and the remark says so.
 - outcome: answered if a destination answered, else from the last DialEnd's DialStatus
   (or the last Dial record's Disposition), mapped as the call session maps them.
   Whether a destination answered is known only from Cdr records, or from a DialEnd for
@@ -156,8 +160,9 @@ class Completion:
         return fields
 
 
-def complete(evidence: Evidence) -> Completion | None:
-    """The completion the evidence supports; None until something says the call ended."""
+def complete(evidence: Evidence, dial_started: datetime | None = None) -> Completion | None:
+    """The completion the evidence supports; None until something says the call ended.
+    `dial_started`: when the call's last Dial started, as its CDR tells (None if unknown)."""
     if evidence.hangup is not None and evidence.hangup_stamped:
         ended = evidence.hangup
     elif evidence.cdrs:
@@ -168,7 +173,7 @@ def complete(evidence: Evidence) -> Completion | None:
         return None
     if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
         return Completion(ended, dials_known=False, remark="end completed from AMI")
-    answered_at, talk, source = _talk(evidence)
+    answered_at, talk, source = _talk(evidence, dial_started)
     remark = f"completed from AMI ({source})"
     if answered_at is not None:
         outcome: Outcome | None = Outcome.ANSWERED
@@ -198,7 +203,7 @@ def _dial_outcome(record: CdrRecord) -> Outcome:
     return _OUTCOME_OF_DISPOSITION.get(record.disposition, Outcome.BUSY)
 
 
-def _talk(evidence: Evidence) -> tuple[datetime | None, int, str]:
+def _talk(evidence: Evidence, dial_started: datetime | None) -> tuple[datetime | None, int, str]:
     """When a destination answered, the talk seconds, and where they come from."""
     answered = [
         record
@@ -215,12 +220,21 @@ def _talk(evidence: Evidence) -> tuple[datetime | None, int, str]:
         if answered
         else None
     )
-    if from_cdr is not None and evidence.answered_before_dial is not True:
+    prompted = evidence.answered_before_dial
+    if prompted is None and from_cdr is not None and dial_started is not None:
+        # AnswerTime is cut to the second: a destination's answer is never before the
+        # second its Dial started in
+        prompted = from_cdr[0] < dial_started.replace(microsecond=0)
+    if from_cdr is not None and not prompted:
         return *from_cdr, "CDR"
     start = evidence.bridged or evidence.dial_answered
     end = evidence.unbridged or evidence.hangup
     if start is not None and end is not None and end >= start:
         return start, int((end - start).total_seconds()), "events"
+    if from_cdr is not None and dial_started is not None and from_cdr[0] < dial_started:
+        ended = max(record.ended_at for record in answered)
+        talk = max(0, int((ended - dial_started).total_seconds()))
+        return dial_started, talk, "CDR, counted from the Dial's start, its ring included"
     if from_cdr is not None:  # answered for a prompt, no bridge events: an upper bound
         return *from_cdr, "CDR, counted from the prompt"
     return None, 0, "CDR" if evidence.cdrs else "events"
@@ -560,12 +574,14 @@ class Reconciler:
         finally:
             self._completing.discard(call_id)
 
-    def _completion(self, call_id: str) -> Completion | None:
-        """How the expected call ended, as its evidence tells now; None when it does not yet."""
+    def _completion(self, call_id: str, cdr: CDR | None = None) -> Completion | None:
+        """How the expected call ended, as its evidence (and `cdr`, its record in the store,
+        when read) tells now; None when it does not yet."""
         evidence = self._evidence.get(call_id)
         if call_id not in self._expected or evidence is None:
             return None
-        completion = complete(evidence)
+        dial_started = cdr.legs[-1].started_at if cdr is not None and cdr.legs else None
+        completion = complete(evidence, dial_started)
         if completion is not None and call_id in self._adopted and completion.outcome is None:
             completion = dataclasses.replace(
                 completion,
@@ -579,7 +595,7 @@ class Reconciler:
             cdr = await self._store.get_cdr(call_id)
             if cdr is None:
                 raise LookupError("its CDR is not in the store yet")
-            completion = self._completion(call_id)
+            completion = self._completion(call_id, cdr)
             if completion is None:  # given up meanwhile (max_age)
                 return
             op = FinishCall(call_id, completion.finish_fields(cdr.note))

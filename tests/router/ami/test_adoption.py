@@ -308,6 +308,104 @@ async def test_a_call_asterisk_forgot_without_a_cdr_is_closed_as_interrupted_aft
     assert entries == []
 
 
+PIN_LINE = "4000000006"
+"""Callers enter the PIN 2468 before 13800000011 is dialled: the router answers first."""
+PIN_DESK = "13800000011"
+
+
+async def pin_call_dialling(
+    router: Router, asterisk: AmiSimulator, store_url: str
+) -> tuple[asyncio.Task[object], datetime]:
+    """The router answers a call to the PIN line for its prompt, takes the PIN and dials the
+    desk (DialBegin with the caller's channel Up). Returns the AGI side and the start of the
+    Dial's leg as written ahead. Asterisk posts its Cdr records at once."""
+    asterisk.cdr_batch = False
+    router.start()
+    await until(lambda: asterisk.logins == 1)
+    call = SimulatedCall(
+        dialled=PIN_LINE,
+        caller_id=CALLER,
+        uniqueid=CALL_ID,
+        dtmf=("2468#",),
+        destinations={PIN_DESK: Phone.answers(talk_s=3600)},
+    )
+    agi = asyncio.create_task(run_call("127.0.0.1", router.port, call, time_scale=1.0))
+    prompted = float(int(time.time()))
+    asterisk.channel_up(CALL_ID, CALLER, PIN_LINE, at=prompted)
+    asterisk.answer_caller(CALL_ID, at=prompted)
+    async with asyncio.timeout(PROCESS_S):
+        while (cdr := await stored(store_url)) is None or [
+            leg.dial_status for leg in cdr.legs
+        ] != [DIALLING]:
+            await asyncio.sleep(0.05)
+    dial_started = cdr.legs[0].started_at
+    assert dial_started >= at(prompted + 1)  # the PIN took its time: the answer was before
+    asterisk.dial(CALL_ID, PIN_DESK, at=dial_started.timestamp())
+    return agi, dial_started
+
+
+async def closed(store_url: str) -> CDR:
+    """The CDR once no longer in progress (the PIN line has no tariff: it is not priced)."""
+    async with asyncio.timeout(PROCESS_S):
+        while (cdr := await stored(store_url)) is None or cdr.outcome is Outcome.IN_PROGRESS:
+            await asyncio.sleep(0.05)
+    return cdr
+
+
+async def test_a_prompted_call_answered_after_the_restart_is_billed_from_the_bridge(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    """Killed while the desk rang: the new router never saw the DialBegin saying the caller
+    was answered for the PIN prompt, and Asterisk's Dial record counts from that answer. The
+    talk is the bridge's, as the events after the restart tell it."""
+    simulator = asterisk[0]
+    agi, dial_started = await pin_call_dialling(router, simulator, store_url)
+    router.kill()
+
+    router.start()
+    await until(lambda: simulator.channel_lists == 1)
+    answered = dial_started.timestamp() + 5
+    simulator.answer(CALL_ID, at=answered)
+    simulator.hang_up(CALL_ID, at=answered + 30)
+    cdr = await closed(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 30)
+    assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(answered + 30))
+    [leg] = cdr.legs
+    assert (leg.dial_status, leg.ring_seconds, leg.talk_seconds) == ("ANSWER", 5, 30)
+    assert cdr.note == "completed from AMI (events)"
+
+
+async def test_a_prompted_call_in_its_talk_at_the_crash_is_never_billed_for_its_prompt(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    """Killed during the talk: only the Hangup and the Dial record, counted from the prompt's
+    answer, come after the restart. The prompt is not talk: the call is billed from its
+    Dial's start (its ring included, the note says), not from the router's answer."""
+    simulator = asterisk[0]
+    agi, dial_started = await pin_call_dialling(router, simulator, store_url)
+    answered = dial_started.timestamp() + 5
+    simulator.answer(CALL_ID, at=answered)
+    router.kill()
+
+    router.start()
+    await until(lambda: simulator.channel_lists == 1)
+    ended = float(int(answered)) + 30
+    simulator.hang_up(CALL_ID, at=ended)
+    cdr = await closed(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    talk = int(ended - dial_started.timestamp())  # 34 or 35: the 5 s ring, never the PIN
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, talk)
+    assert (cdr.answered_at, cdr.ended_at) == (dial_started, at(ended))
+    [leg] = cdr.legs
+    assert (leg.dial_status, leg.ring_seconds, leg.talk_seconds) == ("ANSWER", 0, talk)
+    assert cdr.note == "completed from AMI (CDR, counted from the Dial's start, its ring included)"
+
+
 async def test_without_an_ami_link_calls_left_in_progress_are_closed_and_the_log_says_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
