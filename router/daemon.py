@@ -114,6 +114,7 @@ class Daemon:
             clock=self.clock,
             in_progress=self.in_progress,
             on_completed=LateCharges(self.plans, accounting, self.cdrs).completed,
+            gone_window=self.settings.adopt_cdr_window,
         )
         self.ami = self._ami_link()
         self.webhooks = WebhookDelivery(

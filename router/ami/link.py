@@ -117,6 +117,7 @@ class AmiLink:
         """The handlers of an event name as Asterisk spells it (`DialBegin`), found without
         lower-casing it again for every event."""
         self._disconnect_hooks: list[Callable[[], object]] = []
+        self._login_hooks: list[Callable[[], object]] = []
         self._connected = False
         self._connection: AmiConnection | None = None
         self._logged_in = asyncio.Event()
@@ -143,6 +144,10 @@ class AmiLink:
         """Call `hook` each time a connection to Asterisk ends: the events until the next
         one are lost, so state built from them is stale."""
         self._disconnect_hooks.append(hook)
+
+    def on_login(self, hook: Callable[[], object]) -> None:
+        """Call `hook` each time a session has logged in (events flow from then on)."""
+        self._login_hooks.append(hook)
 
     async def logged_in(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a logged-in session; whether there is one."""
@@ -234,6 +239,7 @@ class AmiLink:
             self._logged_in.set()
             self._connects += 1
             log.info("AMI logged in to %s:%d", self.host, self.port)
+            _call_each(self._login_hooks, "login")
             await self._keep_alive(connection, lost)
         finally:
             if connection is not None:
@@ -259,11 +265,7 @@ class AmiLink:
         if self._connected:
             self._connected = False
             self._disconnects += 1
-        for hook in self._disconnect_hooks:
-            try:
-                hook()
-            except Exception:
-                log.exception("AMI disconnect hook %r failed", hook)
+        _call_each(self._disconnect_hooks, "disconnect")
 
     def _dispatch(self, block: bytes) -> None:
         """One event as bytes: parsed only if a handler of its name wants it."""
@@ -291,6 +293,15 @@ class AmiLink:
             except Exception:
                 name = block.partition(b"\r\n")[0][7:].decode("utf-8", "replace")
                 log.exception("AMI %s handler %r failed", name, handler)
+
+
+def _call_each(hooks: list[Callable[[], object]], what: str) -> None:
+    """Call every hook; one that fails is logged and the others still run."""
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("AMI %s hook %r failed", what, hook)
 
 
 async def _reply(

@@ -44,6 +44,12 @@ progress: a call left in progress that ends before it is adopted (the store down
 start, the journal being replayed) has its Hangup and Cdr records then, and only then. At
 most `hold_limit` channels are kept so; past it a channel's events are dropped, as before.
 
+A lost AMI link loses the events sent until it is back, an expected call's Hangup and Cdr
+among them. So once the link has logged in again, Asterisk is asked which expected calls it
+still has (CoreShowChannels): one it no longer has, its end not seen, is given up
+`gone_window` seconds later (only a late Cdr record can come), instead of waiting for an end
+that was sent while nobody listened: an adopted call is closed as interrupted, saying why.
+
 Events of every channel parsed are kept for `retain` seconds after it ends, because a broken
 session may be reported after Asterisk has hung up. A call is completed `settle` seconds
 after its Hangup or Cdr event (Asterisk sends several Cdr records for one channel, before
@@ -64,6 +70,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from router.ami.link import AmiError
 from router.ami.wire import AmiEvent, header
 from router.storage.cdr import CDR, FinishCall, Outcome
 from router.storage.protocol import INTERRUPTED_NOTE, Store
@@ -260,6 +267,7 @@ class Reconciler:
         in_progress: Container[str] | None = None,
         on_completed: Completed | None = None,
         hold_limit: int = 20_000,
+        gone_window: float = 30.0,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
         into its journal while the database is down); without it, straight to the store.
@@ -268,10 +276,15 @@ class Reconciler:
         events are parsed). `on_completed`: told each CDR (as it was) and its completion,
         once the completion is written: the last leg and the price follow from it.
         `hold_limit`: channels whose events are kept while held for adoption (`hold`).
+        `gone_window`: seconds a late Cdr record may take, after the link is back, for an
+        expected call Asterisk no longer has.
         """
         self._in_progress = in_progress
         self._holding = self._hold_full = False
         self._hold_limit = hold_limit
+        self._gone_window = gone_window
+        self._link: AmiLink | None = None
+        self._link_lost = False
         self._on_completed = on_completed
         self._adopted: set[str] = set()
         self._store = store
@@ -290,12 +303,62 @@ class Reconciler:
         self._pruned = time.monotonic()
 
     def attach(self, link: AmiLink) -> None:
+        self._link = link
+        link.on_disconnect(self._lost)
+        link.on_login(self._back)
         for name in self.EVENTS:
             if self._in_progress is None:
                 link.on_event(name, self.handle)
             else:
                 channel = b"UniqueID" if name == "Cdr" else b"Uniqueid"
                 link.on_raw_event(name, functools.partial(self._read, name.lower(), channel))
+
+    def _lost(self) -> None:
+        self._link_lost = True
+
+    def _back(self) -> None:
+        """The link logged in again: ask Asterisk about the expected calls whose end, sent
+        meanwhile, may have been lost."""
+        if not self._link_lost:
+            return
+        self._link_lost = False
+        unended = [
+            call_id
+            for call_id in self._expected
+            if (evidence := self._evidence.get(call_id)) is None or evidence.ended_seen is None
+        ]
+        if unended:
+            task = asyncio.create_task(self._recheck(unended), name="reconcile-recheck")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _recheck(self, calls: list[str]) -> None:
+        assert self._link is not None
+        try:
+            channels = await self._link.channels()
+        except AmiError as error:
+            log.warning(
+                "%d call(s) awaiting their end on AMI not checked after the link was lost: %s",
+                len(calls),
+                error,
+            )
+            return
+        up = {channel.get("Uniqueid") for channel in channels}
+        gone = [call_id for call_id in calls if call_id not in up]
+        reason = (
+            "the AMI link was lost; Asterisk no longer had the call when it was back and sent "
+            f"no Cdr record within {self._gone_window:g}s"
+        )
+        for call_id in gone:
+            if call_id in self._expected:
+                self.give_up_after(call_id, self._gone_window, reason)
+        if gone:
+            log.warning(
+                "%d call(s) awaiting their end on AMI were gone from Asterisk when the link "
+                "was back: completed from a late Cdr record within %gs or closed",
+                len(gone),
+                self._gone_window,
+            )
 
     def _read(self, name: str, channel_header: bytes, block: bytes) -> None:
         """An event as the link read it: noted at once if its call is expected, kept as
@@ -387,6 +450,9 @@ class Reconciler:
         """Close `call_id` as interrupted, saying `reason`, unless AMI completes it within
         `seconds` (Asterisk no longer has its channel: only a late Cdr record can come)."""
         loop = asyncio.get_running_loop()
+        earlier = self._timers.pop(f"give-up:{call_id}", None)
+        if earlier is not None:
+            earlier.cancel()
         self._timers[f"give-up:{call_id}"] = loop.call_later(
             seconds, self._launch_give_up, call_id, reason
         )

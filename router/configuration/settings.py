@@ -156,8 +156,9 @@ class RouterSettings(BaseModel):
         30.0,
         ge=0,
         le=3600,
-        description="at start, seconds to wait for Asterisk's Cdr record of a call left in "
-        "progress that Asterisk no longer has, before closing it as interrupted",
+        description="seconds to wait for Asterisk's Cdr record of a call left in progress "
+        "that Asterisk no longer has (at start, and when the AMI link is back after a loss), "
+        "before closing it as interrupted",
     )
     adopt_login_wait: float = Field(
         30.0,

@@ -308,6 +308,51 @@ async def test_a_call_asterisk_forgot_without_a_cdr_is_closed_as_interrupted_aft
     assert entries == []
 
 
+async def test_after_the_ami_link_is_lost_and_back_an_adopted_call_asterisk_ended_is_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two adopted calls are up; the AMI link drops, and one ends while nobody listens. Once
+    the link is back, Asterisk is asked again: the call it no longer has is closed as
+    interrupted after the Cdr window, saying why, instead of staying in progress for hours;
+    the call still up is followed to its end and billed."""
+    simulator = AmiSimulator(ACCOUNTS, timestamp_events=True, cdr_batch=False)
+    port = await simulator.start()
+    began = MONDAY_MORNING - timedelta(minutes=1)  # the router's clock: MONDAY_MORNING
+    answered = began.timestamp() + 1
+    database = tmp_path / "hotline400.db"
+    async with opened_store(f"sqlite:///{database}") as store:
+        for call_id in ("x.lost", "x.up"):
+            start = CDR(call_id, PREPAID, CALLER, CALLER, "fixed", began)
+            await store.apply([StartCall(start), AddLeg(call_id, dialling(began))])
+            await answered_call(simulator, call_id, began.timestamp())
+    try:
+        async with running_router(
+            tmp_path,
+            database=str(database),
+            ami_host="127.0.0.1",
+            ami_port=port,
+            ami_secret=SECRET,
+            adopt_cdr_window=1,
+        ) as router:
+            await until(lambda: simulator.channel_lists == 1, timeout=10)
+            simulator.drop_sessions()
+            simulator.hang_up("x.lost", at=answered + 20)  # its Hangup and Cdr reach nobody
+            await until(lambda: simulator.channel_lists == 2, timeout=10)
+            lost = await finished_cdr(router, "x.lost", timeout=10)
+            simulator.hang_up("x.up", at=answered + 30)
+            up = await finished_cdr(router, "x.up", timeout=10)
+    finally:
+        await simulator.stop()
+
+    assert lost.outcome is Outcome.INTERRUPTED
+    assert lost.note == (
+        f"{INTERRUPTED_NOTE}; the AMI link was lost; Asterisk no longer had the call when it "
+        "was back and sent no Cdr record within 1s"
+    )
+    assert (up.outcome, up.billable_seconds) == (Outcome.ANSWERED, 30)
+    assert "1 call(s) awaiting their end on AMI were gone from Asterisk" in caplog.text
+
+
 PIN_LINE = "4000000006"
 """Callers enter the PIN 2468 before 13800000011 is dialled: the router answers first."""
 PIN_DESK = "13800000011"
