@@ -266,7 +266,7 @@ class Reconciler:
         max_age: float = 6 * 3600,
         in_progress: Container[str] | None = None,
         on_completed: Completed | None = None,
-        hold_limit: int = 20_000,
+        hold_limit: int = 5_000,
         gone_window: float = 30.0,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
