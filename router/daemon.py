@@ -145,7 +145,7 @@ class Daemon:
             routing=RoutingState(self.plans.calendar),
             metrics=self.metrics,
             reconcile=self.reconciler.expect,
-            dial_ring=self.reconciler.dial_ring,
+            dial_ring=self.reconciler.ring_of,
             holding=HoldQueues(self.live_calls),
             in_progress=self.in_progress,
             events=CallEvents(self.webhooks.submit, self.sms),

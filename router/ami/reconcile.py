@@ -268,6 +268,7 @@ class Reconciler:
         on_completed: Completed | None = None,
         hold_limit: int = 5_000,
         gone_window: float = 30.0,
+        stamp_wait: float = 1.0,
     ) -> None:
         """`writer`: completions go through it, behind the session's own CDR writes (and
         into its journal while the database is down); without it, straight to the store.
@@ -278,6 +279,7 @@ class Reconciler:
         `hold_limit`: channels whose events are kept while held for adoption (`hold`).
         `gone_window`: seconds a late Cdr record may take, after the link is back, for an
         expected call Asterisk no longer has.
+        `stamp_wait`: seconds `ring_of` waits for a Dial's DialEnd that AMI has not told yet.
         """
         self._in_progress = in_progress
         self._holding = self._hold_full = False
@@ -285,6 +287,12 @@ class Reconciler:
         self._gone_window = gone_window
         self._link: AmiLink | None = None
         self._link_lost = False
+        self._stamp_wait = stamp_wait
+        self._stamps_seen = False
+        """A stamped event of a call in progress has come: the account reads call events
+        and Asterisk stamps them, so a DialEnd missing is late, not never coming."""
+        self._dial_ended: dict[str, asyncio.Event] = {}
+        """Calls whose session waits in `ring_of` for a DialEnd."""
         self._on_completed = on_completed
         self._adopted: set[str] = set()
         self._store = store
@@ -422,6 +430,28 @@ class Reconciler:
             )
         return False
 
+    async def ring_of(self, call_id: str) -> float | None:
+        """`dial_ring`, waiting up to `stamp_wait` seconds for the Dial's DialEnd when AMI has
+        not told it yet, the link is up and it has told stamped events before: a busy
+        Asterisk writes its manager events behind its calls (its manager queue backs up), and
+        the Dial's result can reach the session before them. Without the stamps the ring of
+        a call answered for a prompt would be billed as talk."""
+        rang = self.dial_ring(call_id)
+        link = self._link
+        if rang is not None or not self._stamps_seen or link is None or not link.connected:
+            return rang
+        arrived = self._dial_ended[call_id] = asyncio.Event()
+        try:
+            async with asyncio.timeout(self._stamp_wait):
+                while (rang := self.dial_ring(call_id)) is None:
+                    arrived.clear()
+                    await arrived.wait()
+        except TimeoutError:
+            log.info("call %s: no stamped DialEnd on AMI within %gs", call_id, self._stamp_wait)
+        finally:
+            del self._dial_ended[call_id]
+        return rang
+
     @property
     def pending(self) -> int:
         """Calls expected and not completed yet."""
@@ -522,6 +552,11 @@ class Reconciler:
                 self._schedule(channel, self._settle)
         else:
             evidence.unnoted.append(Heard(name, event, now, None if stamped else self._clock()))
+            self._stamps_seen = self._stamps_seen or stamped
+            if name == "dialend":
+                waiting = self._dial_ended.get(channel)
+                if waiting is not None:
+                    waiting.set()
 
     def _note(self, evidence: Evidence, heard: Heard) -> None:
         _NOTERS[heard.name](self, evidence, heard.event, heard.read_at)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +83,11 @@ from router.storage.writer import CdrWriter
 log = logging.getLogger("hotline400.call")
 
 
+async def _untold(call_id: str) -> float | None:
+    """No AMI link: no Dial's ring is told."""
+    return None
+
+
 @dataclass
 class CallServices:
     """What every call session shares with the daemon."""
@@ -96,7 +101,7 @@ class CallServices:
     metrics: Metrics = field(default_factory=lambda: Metrics(serves=lambda _: False))
     reconcile: Callable[[str], None] = lambda call_id: None
     """Hands a call whose AGI session broke to the AMI reconciler, which completes its CDR."""
-    dial_ring: Callable[[str], float | None] = lambda call_id: None
+    dial_ring: Callable[[str], Awaitable[float | None]] = _untold
     """Seconds the last answered Dial of a call rang, as AMI told it (None: not told)."""
     refusals: RefusalNotices = field(default_factory=RefusalNotices)
     in_progress: set[str] = field(default_factory=set)
@@ -620,7 +625,10 @@ class CallSession:
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
         status, up_ms, age_ms = await self._dial_outcome()
         if status == "ANSWER" and up_ms is not None:
-            ring, talk = self._ring_and_talk(started, up_ms, age_ms)
+            rang = None
+            if self.up_since is not None:  # only AMI can tell the ring from the talk
+                rang = await self.services.dial_ring(self.context.call_id)
+            ring, talk = self._ring_and_talk(started, up_ms, age_ms, rang)
             if self.talk_limit is not None:  # Asterisk cut the talk there, a ring told or not
                 talk = min(talk, self.talk_limit)
         else:  # Asterisk tells no times of an unanswered Dial
@@ -640,22 +648,23 @@ class CallSession:
         status, up_ms, age_ms = values if values is not None else ("", None, None)
         return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms)
 
-    def _ring_and_talk(self, started: datetime, up_ms: int, age_ms: int | None) -> tuple[int, int]:
+    def _ring_and_talk(
+        self, started: datetime, up_ms: int, age_ms: int | None, rang: float | None
+    ) -> tuple[int, int]:
         """An answered Dial's ring and talk in whole seconds (talk cut down, as Asterisk cuts
         ANSWEREDTIME). Asterisk tells the channel's up time and age as the Dial ends, not the
         Dial's own (agi-more/a_answered): a channel the Dial answered has been up for the
         talk, and its age less the talk is everything before the answer, this Dial's ring
         after what came before it (earlier Dials, a hold, a notice). A channel the router
         answered for a prompt has been up since then: the prompt is taken off, and as no
-        Dial variable tells when the destination answered, the ring is AMI's (its DialBegin
-        and DialEnd stamps) or, without it, counted as talk."""
+        Dial variable tells when the destination answered, the ring is AMI's (`rang`, from its
+        DialBegin and DialEnd stamps) or, without it, counted as talk."""
         if self.up_since is None:
             talk_ms = up_ms
             before_ms = _elapsed_ms(self.record.started_at, started)
             ring_ms = 0 if age_ms is None else age_ms - up_ms - before_ms
         else:
             dial_ms = up_ms - _elapsed_ms(self.up_since, started)
-            rang = self.services.dial_ring(self.context.call_id)
             ring_ms = 0 if rang is None else min(max(dial_ms, 0), round(rang * 1000))
             talk_ms = dial_ms - ring_ms
         return max(0, round(ring_ms / 1000)), max(0, talk_ms) // 1000

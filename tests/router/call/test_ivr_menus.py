@@ -8,8 +8,10 @@ sends 1 to 13800000011 and 2 to an English menu; no key or a wrong one plays the
 more, then its default dials 13800000012.
 """
 
+import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,6 +125,57 @@ async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
     (leg,) = cdr.legs
     assert (leg.ring_seconds, leg.talk_seconds) == (2, 5)
     assert cdr.answered_at == leg.started_at + timedelta(seconds=2)
+
+
+async def test_dial_stamps_a_busy_asterisk_sends_after_the_dial_returned_still_tell_the_ring(
+    tmp_path: Path,
+) -> None:
+    """A busy Asterisk writes its manager events behind its calls: the second call's DialBegin
+    and DialEnd ANSWER reach the router a moment after its Dial's result. The link has told
+    stamped events before, so the router waits for them: the ring is not billed as talk."""
+    speedup = 10.0  # as above: 0.9 s of slack over the whole seconds billed
+    desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
+    asterisk = AmiSimulator(ACCOUNTS, timestamp_events=True)
+    overrides = {"ami_host": "127.0.0.1", "ami_port": await asterisk.start()}
+    overrides["ami_secret"] = ACCOUNTS["hotline400"].secret
+
+    def destination(call_id: str, late_s: float) -> Callable[[str], Outcome]:
+        def ringing_then_answered(number: str) -> Outcome:
+            now = time.time()
+            asterisk.channel_up(call_id, "053188889999", MENU_LINE, at=now - 5)
+            asterisk.answer_caller(call_id, at=now - 5)  # answered for the menus
+
+            def dial_events() -> None:
+                asterisk.dial(call_id, number, at=now)
+                asterisk.answer(call_id, at=now + desk.ring_s)
+
+            asyncio.get_running_loop().call_later(late_s, dial_events)
+            return desk
+
+        return ringing_then_answered
+
+    dial_s = (desk.ring_s + desk.talk_s) / speedup
+    cdrs = []
+    try:
+        async with running_router(tmp_path, clock=SimulatedClock(speedup), **overrides) as router:
+            await eventually(lambda: router.ami is not None and router.ami.connected)
+            for call_id, late_s in (("ivr.on_time", 0.0), ("ivr.late", dial_s + 0.2)):
+                await call(
+                    router,
+                    time_scale=1 / speedup,
+                    dialled=MENU_LINE,
+                    uniqueid=call_id,
+                    dtmf=("2", "1"),
+                    sound_samples=16000,
+                    destinations=destination(call_id, late_s),
+                )
+                cdrs.append(await finished_cdr(router, call_id))
+    finally:
+        await asterisk.stop()
+    for cdr in cdrs:
+        assert cdr.billable_seconds == 5, cdr.call_id
+        (leg,) = cdr.legs
+        assert (leg.ring_seconds, leg.talk_seconds) == (2, 5), cdr.call_id
 
 
 async def test_a_wrong_key_then_silence_spend_the_retries_and_take_the_default(
