@@ -419,3 +419,29 @@ async def test_a_call_is_completed_and_priced_once_though_its_cdr_event_comes_mi
     await store.close()
     assert reconciler.completed == 1
     assert len(priced) == 1
+
+
+@pytest.mark.parametrize(
+    ("hold_limit", "completed", "outcome", "talk"),
+    [(5_000, 1, Outcome.ANSWERED, 3), (1, 0, Outcome.INTERRUPTED, 0)],
+)
+async def test_held_for_adoption_a_call_that_ended_before_it_was_adopted_is_completed(
+    store: SQLiteStore, hold_limit: int, completed: int, outcome: Outcome, talk: int
+) -> None:
+    """Before the calls left in progress are listed, every channel's events are kept, up to
+    `hold_limit` channels: another call's channel taking the only place, the adopted call's
+    end is not kept."""
+    call_id = "1795371264.1"
+    await interrupted(store, call_id, "4000000001", utc(18, 14, 20))
+    reconciler = reconciler_for(store, in_progress=set(), hold_limit=hold_limit)
+    reconciler.hold()
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await replayed(simulator, link, "busy_forward.ami")  # a call of no concern
+        await replayed(simulator, link, "answer.ami")  # the call ends, not yet adopted
+        reconciler.adopt(call_id)
+        reconciler.released()
+        await asyncio.sleep(0.2)
+    assert reconciler.completed == completed
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None and (cdr.outcome, cdr.billable_seconds) == (outcome, talk)
