@@ -37,6 +37,7 @@ COMMANDS = {
     "numbers": "router.commands.numbers",
     "providers": "router.commands.providers",
     "webhooks": "router.commands.webhooks",
+    "sms": "router.commands.sms",
     "recordings": "router.commands.recordings",
 }
 """Each command's module, in the order --help lists them. Only the module of the command

@@ -40,7 +40,7 @@ from router.money.booking_alerts import Watch
 from router.money.late_charges import LateCharges
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents
-from router.notifications.sms import RateLimit, SmsNotices, sender_for
+from router.notifications.sms import SMS_UNDELIVERED_FILE, RateLimit, SmsNotices, sender_for
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import WebhookDelivery
 from router.numbers.inventory import Inventory
@@ -92,6 +92,9 @@ class Daemon:
             ),
             RateLimit(self.settings.sms_per_number, self.settings.sms_window),
             self.plans.get,
+            UndeliveredEvents(self.settings.spool_dir, SMS_UNDELIVERED_FILE),
+            retry_for=self.settings.sms_retry_for,
+            backoff=self.settings.sms_backoff,
         )
         self.alerts = BalanceAlerts(self.settings.low_balance_webhook, self.sms.low_balance)
         self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
@@ -165,6 +168,7 @@ class Daemon:
         self.metrics.watch_balance_alerts(self.alerts)
         self.metrics.watch_webhooks(self.webhooks)
         self.metrics.watch_sms(self.sms)
+        self.metrics.watch_kept(webhooks=self.webhooks.undelivered, sms=self.sms.kept)
         self.metrics.watch_hold_queues(self.services.holding)
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
@@ -400,7 +404,7 @@ class Daemon:
         await self.reconciler.close()
         await self.alerts.flush()
         await self.webhooks.close(grace=self.settings.webhook_timeout)
-        await self.sms.close()
+        await self.sms.close(grace=self.settings.sms_timeout)
         await self.cdrs.close()
         if self.journal.record_count:
             log.warning(

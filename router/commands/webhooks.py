@@ -16,32 +16,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
-from dialplan.errors import ConfigError
 from dialplan.plan import CrmEvents
 from dialplan.plan_loader import load_plans
 from router.commands.arguments import service_number
+from router.commands.undelivered import add_list_and_drop, drop_kept, list_kept, spool
 from router.configuration.settings import load_settings
 from router.notifications.signing import signed_headers
-from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.undelivered import UNDELIVERED_FILE, UndeliveredEvents
 from router.notifications.webhooks import MAX_ANSWER_BYTES
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("webhooks", help="call events no CRM accepted")
     actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser(
-        "list", parents=[common], help="show the undelivered call events, oldest first"
-    )
-    listing.set_defaults(run=run_list)
+    add_list_and_drop(actions, common, "call events", run_list, run_drop)
     replay = actions.add_parser(
         "replay",
         parents=[common],
@@ -51,31 +45,20 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--number", type=service_number, help="only the events of this 400 number"
     )
     replay.set_defaults(run=run_replay)
-    drop = actions.add_parser(
-        "drop",
-        parents=[common],
-        help="remove undelivered call events no CRM will take (shown first; --yes removes)",
-    )
-    chosen = drop.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--id", nargs="+", metavar="ID", help="these events (as `list` shows)")
-    chosen.add_argument("--number", type=service_number, help="every event of this 400 number")
-    drop.add_argument("--yes", action="store_true", help="remove them, rather than show them")
-    drop.set_defaults(run=run_drop)
 
 
 def run_list(args: argparse.Namespace) -> int:
     kept = _undelivered(args)
-    if kept is None:
-        return 1
-    zone = load_settings(args.config).zone()
-    records = kept.read()
-    for record in records:
-        print(
-            f"{_local(record.get('kept_at'), zone)}  {record.get('id')}  {record.get('number')}  "
-            f"attempts {record.get('attempts')}  {record.get('error')}"
-        )
-    print(f"{len(records)} undelivered event(s) in {kept.path}")
-    return 0
+    return 1 if kept is None else list_kept(args, kept, "event", _describe)
+
+
+def run_drop(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    return 1 if kept is None else drop_kept(args, kept, "webhooks", "event", _describe)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    return f"{record.get('number')}  attempts {record.get('attempts')}  {record.get('error')}"
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -108,51 +91,8 @@ def run_replay(args: argparse.Namespace) -> int:
     return 1 if retried else 0
 
 
-def run_drop(args: argparse.Namespace) -> int:
-    kept = _undelivered(args)
-    if kept is None:
-        return 1
-    wanted = set(args.id or ())
-    with kept.replaying():  # no replay sends them meanwhile
-        chosen = [
-            record
-            for record in kept.read()
-            if record.get("id") in wanted or (args.number and record.get("number") == args.number)
-        ]
-        unknown = wanted - {record.get("id") for record in chosen}
-        if unknown:
-            print(f"webhooks: no undelivered event {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 1
-        for record in chosen:
-            print(f"  {record.get('id')}  {record.get('number')}  {record.get('error')}")
-        if not args.yes:
-            print(f"would drop {len(chosen)} event(s); run again with --yes to drop them")
-            return 0
-        kept.settle({str(record.get("id")) for record in chosen}, {})
-    print(f"dropped {len(chosen)} event(s)")
-    return 0
-
-
 def _undelivered(args: argparse.Namespace) -> UndeliveredEvents | None:
-    if not Path(args.config).is_dir():
-        print(f"webhooks: no configuration directory {args.config}", file=sys.stderr)
-        return None
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as error:
-        print(f"webhooks: {error.summary()}", file=sys.stderr)
-        return None
-    return UndeliveredEvents(settings.spool_dir)
-
-
-def _local(kept_at: object, zone: ZoneInfo) -> str:
-    """When an event was kept, in the billing zone like every command's times: the router
-    writes it in UTC. A value that is no time is shown as it is."""
-    try:
-        moment = datetime.fromisoformat(str(kept_at))
-    except ValueError:
-        return str(kept_at or "-")
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+    return spool(args, "webhooks", UNDELIVERED_FILE)
 
 
 def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str | None:

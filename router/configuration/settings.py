@@ -234,6 +234,16 @@ class RouterSettings(BaseModel):
     )
     sms_window: float = Field(3600.0, gt=0, le=86400, description="seconds of sms_per_number")
     sms_timeout: float = Field(5.0, gt=0, le=60, description="seconds one gateway POST may take")
+    sms_retry_for: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="seconds a text message the gateway did not take is tried again for, "
+        "before it is kept in spool_dir/sms.undelivered for `hotline400 sms replay`",
+    )
+    sms_backoff: float = Field(
+        1.0, gt=0, le=60, description="seconds before an SMS's first retry, doubled at each next"
+    )
 
     @field_validator("listen", "metrics_listen")
     @classmethod

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from router.configuration.plan_book import PlanBook
     from router.money.balance_alerts import BalanceAlerts
     from router.notifications.sms import SmsNotices
+    from router.notifications.undelivered import UndeliveredEvents
     from router.notifications.webhooks import WebhookDelivery
     from router.storage.writer import CdrWriter
 
@@ -493,16 +494,30 @@ class Metrics:
             messages = CounterMetricFamily(
                 "hotline400_sms_messages",
                 "Text messages to subscribers by kind (missed_call, low_balance) and result "
-                "(sent, failed, rate_limited: over the per-number limit, dropped: too many "
-                "under way).",
+                "(sent; kept: not taken by the gateway, in the spool for `hotline400 sms "
+                "replay`; rate_limited: over the per-number limit; lost: the spool could not "
+                "be written).",
                 labels=["kind", "result"],
             )
             for kind in SMS_KINDS:
                 for result in SMS_RESULTS:
                     messages.add_metric([kind, result], sms.counts[kind, result])
             yield messages
+            yield CounterMetricFamily(
+                "hotline400_sms_retries",
+                "Sends of text messages tried again after the gateway failed.",
+                value=sms.retries,
+            )
 
         self._watched.add("sms", figures)
+
+    def watch_kept(self, *, webhooks: UndeliveredEvents, sms: UndeliveredEvents) -> None:
+        """What the spool keeps for an operator's replay, and its failed writes. Counting may
+        read the file (after a replay rewrote it), so these are read in the rendering
+        thread with the event metrics, not on the event loop."""
+        kept = _KeptFigures({"webhooks": webhooks, "sms": sms})
+        self.registry.register(kept)
+        self._event_metrics.append(kept)
 
     def watch_ami(
         self, connected: Callable[[], bool], stats: Callable[[], AmiStats] | None = None
@@ -649,6 +664,33 @@ class _Children(Generic[_Owned]):
         """Drop the series of these label values, if there is one."""
         if self._made.pop(values, None) is not None:
             self._metric.remove(*values)
+
+
+class _KeptFigures(Collector):
+    def __init__(self, spools: dict[str, UndeliveredEvents]) -> None:
+        self._spools = spools
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hotline400_webhook_events_kept",
+            "Call events in the spool no CRM took, waiting for `hotline400 webhooks replay`.",
+            value=self._spools["webhooks"].count(),
+        )
+        yield GaugeMetricFamily(
+            "hotline400_sms_messages_kept",
+            "Text messages in the spool the gateway did not take, waiting for "
+            "`hotline400 sms replay`.",
+            value=self._spools["sms"].count(),
+        )
+        failures = CounterMetricFamily(
+            "hotline400_spool_write_failures",
+            "Writes to the spool of undelivered records that failed (disk full, permissions): "
+            "their records are lost.",
+            labels=["spool"],
+        )
+        for name, spool in self._spools.items():
+            failures.add_metric([name], spool.write_failures)
+        yield failures
 
 
 class _WatchedFigures(Collector):

@@ -10,12 +10,23 @@ the environment variable `sms_token_env` names holds one; a 2xx answer is a mess
 `SmsNotices` decides and never waits: each message is sent by a background task under a
 time limit, at most `per_number` messages of one kind reach one mobile in `window` seconds
 (a burst of missed calls must not flood a phone or run up the gateway's bill; what is over
-the limit is counted and logged, not queued), and at most MAX_PENDING sends are under way
-at once (beyond that a message is dropped and counted). Each kind has its own count: the
-low-balance warning comes once as the balance falls below its threshold, so missed calls
-that used up a mobile's messages must not swallow it. A message the gateway refused, or
-could not be reached for, never reached the phone and leaves the count as it was; one
-without an answer in time may have, and stays counted.
+the limit is counted and logged, not queued). Each kind has its own count: the low-balance
+warning comes once as the balance falls below its threshold, so missed calls that used up
+a mobile's messages must not swallow it.
+
+A send that surely did not reach the gateway (connection refused, no connection made in
+time) or that it answered with a 5xx, 408 or 429 is tried again after `backoff` seconds,
+doubled at each further try, for `retry_for` seconds. Then, or at once when the gateway
+refuses it for good (another 4xx: a wrong token will not fix itself), the message is kept
+in `spool_dir/sms.undelivered` (the spool the CRM events use, router.notifications.
+undelivered) for `hotline400 sms replay` or `drop`; so is one beyond MAX_PENDING sends under
+way, and one still waiting at shutdown. None of these reached the phone, and each gives its
+place in the mobile's limit back.
+A send whose request went out without an answer in time may have reached the phone: it is
+never sent again by the router (a subscriber texted twice for one missed call is worse than
+an operator deciding), stays counted in the limit, and is kept marked `maybe_sent`, which
+`hotline400 sms replay` passes over unless told `--maybe-sent` after the gateway's own
+records were checked.
 """
 
 from __future__ import annotations
@@ -24,33 +35,43 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from dialplan.plan import Plan
+from router.notifications.undelivered import Keeper, UndeliveredEvents
 from router.notifications.webhooks import skim
 from router.storage.cdr import CDR, Outcome
 
 log = logging.getLogger("hotline400.sms")
 
+SMS_UNDELIVERED_FILE = "sms.undelivered"
 MAX_PENDING = 1000
+MAX_BACKOFF_S = 60.0
 MISSED = frozenset({Outcome.BUSY, Outcome.NOANSWER})
 """Outcomes of a call put through to the subscriber that nobody answered."""
-RESULTS = ("sent", "failed", "rate_limited", "dropped")
+RESULTS = ("sent", "kept", "rate_limited", "lost")
+"""sent: the gateway took it; kept: in the spool for `hotline400 sms replay`; rate_limited:
+over sms_per_number; lost: the spool could not be written."""
 KINDS = ("missed_call", "low_balance")
 
 
 class SmsFailed(Exception):
     """The gateway did not take the message; the text says why. `maybe_sent` when it may
-    have taken it all the same (no answer in time, the connection lost after the request)."""
+    have taken it all the same (no answer in time after the request went out, the connection
+    lost after it); `lasting` when it refused it in a way trying again will not change."""
 
-    def __init__(self, reason: str, *, maybe_sent: bool = False) -> None:
+    def __init__(self, reason: str, *, maybe_sent: bool = False, lasting: bool = False) -> None:
         super().__init__(reason)
         self.maybe_sent = maybe_sent
+        self.lasting = lasting
 
 
 class SmsSender(Protocol):
@@ -82,11 +103,22 @@ class HttpSmsGateway:
         token = os.environ.get(self.token_env)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         status: int | None = None
+        request_went_out = False
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal request_went_out
+            if event.endswith(".send_request_headers.started"):
+                request_went_out = True
+
         try:
             async with (
                 asyncio.timeout(self.timeout),
                 self._client.stream(
-                    "POST", self.url, json={"to": to, "text": text}, headers=headers
+                    "POST",
+                    self.url,
+                    json={"to": to, "text": text},
+                    headers=headers,
+                    extensions={"trace": trace},
                 ) as response,
             ):
                 status = response.status_code
@@ -94,14 +126,16 @@ class HttpSmsGateway:
         except TimeoutError:
             if status is None:
                 reason = f"no answer within {self.timeout:g} s"
-                raise SmsFailed(reason, maybe_sent=True) from None
+                if not request_went_out:
+                    reason = f"no connection within {self.timeout:g} s"
+                raise SmsFailed(reason, maybe_sent=request_went_out) from None
         except (httpx.HTTPError, OSError) as error:
             if status is None:
                 reason = f"{type(error).__name__}: {error}".rstrip(": ")
-                unreached = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-                raise SmsFailed(reason, maybe_sent=not unreached) from None
+                raise SmsFailed(reason, maybe_sent=request_went_out) from None
         if not 200 <= status < 300:
-            raise SmsFailed(f"HTTP {status}")
+            lasting = 400 <= status < 500 and status not in (408, 429)
+            raise SmsFailed(f"HTTP {status}", lasting=lasting)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -143,18 +177,43 @@ class RateLimit:
             times.pop()
 
 
+@dataclass(slots=True)
+class _Message:
+    kind: str
+    number: str
+    """The 400 number the message is about (`hotline400 sms replay --number`)."""
+    to: str
+    text: str
+    attempts: int = 0
+    error: str = ""
+    maybe_sent: bool = False
+
+
 class SmsNotices:
     """Missed-call and low-balance messages to the mobiles a plan's `notifications` lists."""
 
     def __init__(
-        self, sender: SmsSender, limit: RateLimit, plans: Callable[[str], Plan | None]
+        self,
+        sender: SmsSender,
+        limit: RateLimit,
+        plans: Callable[[str], Plan | None],
+        kept: UndeliveredEvents,
+        *,
+        retry_for: float = 60.0,
+        backoff: float = 1.0,
     ) -> None:
         self.sender = sender
         self.limit = limit
         self.plans = plans
+        self.kept = kept
+        self.retry_for = retry_for
+        self.backoff = backoff
         self.counts: Counter[tuple[str, str]] = Counter()
         """(kind, result) -> messages, for the metrics."""
-        self._pending: set[asyncio.Task[None]] = set()
+        self.retries = 0
+        """Sends tried again after a failure."""
+        self._keeper = Keeper(kept, "text message(s)", self._counted("kept"), self._counted("lost"))
+        self._pending: dict[asyncio.Task[None], _Message] = {}
 
     def missed_call(self, plan: Plan, cdr: CDR) -> None:
         """Tell the subscriber who called, when and from where, if nobody answered."""
@@ -166,7 +225,7 @@ class SmsNotices:
         when = cdr.started_at.astimezone(plan.zone()).strftime("%m-%d %H:%M")
         caller = cdr.caller or "未显示号码"
         text = f"未接来电：{caller}（{where}）于 {when} 拨打 {plan.number}，请及时回电。"
-        self._send_all("missed_call", notify.sms_to, text)
+        self._send_all("missed_call", plan.number, notify.sms_to, text)
 
     def low_balance(self, number: str, balance: Decimal, threshold: Decimal) -> None:
         """Tell the subscriber its prepaid balance fell below its warning threshold."""
@@ -175,15 +234,20 @@ class SmsNotices:
         if notify is None or not notify.low_balance:
             return
         text = f"{number} 预付余额 {balance} 元，已低于提醒值 {threshold} 元，请及时充值。"
-        self._send_all("low_balance", notify.sms_to, text)
+        self._send_all("low_balance", number, notify.sms_to, text)
 
-    async def close(self) -> None:
-        """Wait for messages still being sent, then close the sender (at shutdown)."""
+    async def close(self, grace: float) -> None:
+        """Let messages being sent finish for up to `grace` seconds; keep those still
+        waiting or being sent then (at shutdown), and close the sender."""
         if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+            _, waiting = await asyncio.wait(self._pending, timeout=grace)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        await self._keeper.close()
         await self.sender.close()
 
-    def _send_all(self, kind: str, recipients: list[str], text: str) -> None:
+    def _send_all(self, kind: str, number: str, recipients: list[str], text: str) -> None:
         for to in recipients:
             if not self.limit.allows((kind, to)):
                 self.counts[kind, "rate_limited"] += 1
@@ -191,21 +255,75 @@ class SmsNotices:
                     "SMS to %s not sent: over %d per %g s", to, self.limit.most, self.limit.window
                 )
                 continue
+            message = _Message(kind, number, to, text)
             if len(self._pending) >= MAX_PENDING:
-                self.counts[kind, "dropped"] += 1
-                log.error("SMS to %s dropped: %d messages already being sent", to, MAX_PENDING)
+                message.error = f"{MAX_PENDING} messages already being sent"
+                self._give_up(message)
                 continue
-            task = asyncio.get_running_loop().create_task(self._send(kind, to, text))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task = asyncio.get_running_loop().create_task(self._send(message))
+            self._pending[task] = message
+            task.add_done_callback(self._pending.pop)
 
-    async def _send(self, kind: str, to: str, text: str) -> None:
+    async def _send(self, message: _Message) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.retry_for
+        delay = self.backoff
+        sending = False
         try:
-            await self.sender.send(to, text)
-        except SmsFailed as error:
-            self.counts[kind, "failed"] += 1
-            if not error.maybe_sent:  # it never reached the phone: the limit keeps its room
-                self.limit.give_back((kind, to))
-            log.error("SMS to %s failed: %s", to, error)
-        else:
-            self.counts[kind, "sent"] += 1
+            while True:
+                message.attempts += 1
+                sending = True
+                try:
+                    await self.sender.send(message.to, message.text)
+                except SmsFailed as error:
+                    message.error, message.maybe_sent = str(error), error.maybe_sent
+                    if error.maybe_sent or error.lasting or loop.time() + delay > give_up_at:
+                        self._give_up(message)
+                        return
+                else:
+                    self.counts[message.kind, "sent"] += 1
+                    return
+                sending = False
+                self.retries += 1
+                log.info("SMS to %s: %s; retry in %g s", message.to, message.error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        except asyncio.CancelledError:  # the router stopping: kept, not lost
+            message.error = message.error or "router stopped before sending"
+            message.maybe_sent = sending  # cut short during a send: it may have gone out
+            self._give_up(message)
+            raise
+
+    def _give_up(self, message: _Message) -> None:
+        """Keep a message the gateway did not take; one that surely never reached the phone
+        gives its place in the mobile's limit back."""
+        if not message.maybe_sent:
+            self.limit.give_back((message.kind, message.to))
+        doubt = " (it may have been sent)" if message.maybe_sent else ""
+        log.error(
+            "SMS to %s not sent after %d attempt(s): %s%s; kept for `hotline400 sms replay`",
+            message.to,
+            message.attempts,
+            message.error,
+            doubt,
+        )
+        self._keeper.add(
+            {
+                "id": uuid.uuid4().hex,
+                "kind": message.kind,
+                "number": message.number,
+                "to": message.to,
+                "text": message.text,
+                "attempts": message.attempts,
+                "error": message.error,
+                "maybe_sent": message.maybe_sent,
+                "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+
+    def _counted(self, result: str) -> Callable[[list[dict[str, Any]]], None]:
+        def count(records: list[dict[str, Any]]) -> None:
+            for record in records:
+                self.counts[record["kind"], result] += 1
+
+        return count

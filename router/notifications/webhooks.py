@@ -32,14 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from router.notifications.signing import signed_headers
-from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.undelivered import Keeper, UndeliveredEvents
 from router.storage.location import redacted
 
 log = logging.getLogger("hotline400.webhooks")
 
 MAX_BACKOFF_S = 300.0
-KEEP_EVERY_S = 0.5
-"""Events given up are written to the spool together, this often."""
 LOG_EVERY_S = 60.0
 MAX_ANSWER_BYTES = 64 * 1024
 """What of a CRM's answer is read: only its status counts, and a CRM answering with a
@@ -92,8 +90,7 @@ class WebhookDelivery:
         self._workers: list[asyncio.Task[None]] = []
         self._retries: dict[asyncio.TimerHandle, _Pending] = {}
         self._in_flight: dict[int, _Pending] = {}
-        self._to_keep: list[dict[str, object]] = []
-        self._keeper: asyncio.Task[None] | None = None
+        self._keeper = Keeper(self.undelivered, "webhook event(s)")
         self._logged: dict[str, tuple[float, int]] = {}  # url -> (last logged, not logged since)
         self._client: httpx.AsyncClient | None = None
 
@@ -134,10 +131,7 @@ class WebhookDelivery:
             left.append(self._queue.get_nowait())
         for pending in left:
             self._give_up(pending, pending.error or "router stopped before delivery")
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
-        await self._keep_soon(wait=0)
+        await self._keeper.close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -218,13 +212,12 @@ class WebhookDelivery:
     # --- what no CRM took ------------------------------------------------------------------------
 
     def _give_up(self, pending: _Pending, error: str) -> None:
-        """Keep an event no CRM took. Records are gathered and written KEEP_EVERY_S apart
-        in one append (a CRM down under load gives up thousands a minute), and the log
-        says so once a minute per URL, not once per event."""
+        """Keep an event no CRM took (written with others, by the Keeper); the log says so
+        once a minute per URL, not once per event."""
         event = pending.event
         self.stats.undelivered += 1
         self._log_given_up(event.url, event.id, pending.attempt, error)
-        self._to_keep.append(
+        self._keeper.add(
             {
                 "id": event.id,
                 "kind": event.kind,
@@ -237,8 +230,6 @@ class WebhookDelivery:
                 "kept_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.get_running_loop().create_task(self._keep_soon())
 
     def _log_given_up(self, url: str, event_id: str, attempts: int, error: str) -> None:
         now = time.monotonic()
@@ -257,18 +248,6 @@ class WebhookDelivery:
             error,
             also,
         )
-
-    async def _keep_soon(self, wait: float = KEEP_EVERY_S) -> None:
-        while self._to_keep:
-            await asyncio.sleep(wait)
-            batch, self._to_keep = self._to_keep, []
-            try:
-                await asyncio.to_thread(self.undelivered.keep, batch)
-            except OSError as error:
-                path = self.undelivered.path
-                log.error(
-                    "%d webhook event(s) lost: cannot keep them in %s: %s", len(batch), path, error
-                )
 
 
 async def skim(response: httpx.Response) -> None:

@@ -89,7 +89,9 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     ami = AmiStats(connected=True, connects=1, disconnects=0, failed_attempts=0, events=0)
     metrics.watch_ami(lambda: True, lambda: ami)
     metrics.watch_webhooks(WebhookDelivery(UndeliveredEvents(tmp)))
-    metrics.watch_sms(SmsNotices(LogSms(), RateLimit(1, 1.0), plans.get))
+    sms = SmsNotices(LogSms(), RateLimit(1, 1.0), plans.get, UndeliveredEvents(tmp, "sms"))
+    metrics.watch_sms(sms)
+    metrics.watch_kept(webhooks=UndeliveredEvents(tmp), sms=sms.kept)
     metrics.watch_hold_queues(HoldQueues(LiveCalls()))
     return {
         family.name + suffix

@@ -4,14 +4,18 @@ HTTP receiver or the log-only default, at most `sms_per_number` of a kind per mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from dialplan.errors import ConfigError
+from router.notifications.sms import SMS_UNDELIVERED_FILE
+from router.notifications.undelivered import UndeliveredEvents
 from router.simulation.asterisk_agi import CallerHangup, Outcome
 from tests.conftest import (
     E2E_CONFIG,
@@ -23,6 +27,7 @@ from tests.conftest import (
     running_router,
 )
 from tests.router.money.test_router_accounting import pay, settled
+from tests.router.monitoring.test_router_operability import scrape
 
 SUBSCRIBER = "4000000030"
 MOBILE = "13905310001"
@@ -91,6 +96,13 @@ async def test_messages_to_one_mobile_are_limited_per_window(tmp_path: Path) -> 
     assert len(gateway.received) == 2
 
 
+def kept_messages(tmp_path: Path) -> list[dict]:
+    return UndeliveredEvents(tmp_path / "var" / "spool", SMS_UNDELIVERED_FILE).read()
+
+
+QUICK_RETRIES = {"sms_backoff": 0.05, "sms_retry_for": 0.3}
+
+
 async def test_a_gateway_that_fails_or_never_answers_does_not_touch_the_call(
     tmp_path: Path,
 ) -> None:
@@ -99,36 +111,130 @@ async def test_a_gateway_that_fails_or_never_answers_does_not_touch_the_call(
         async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
             result = await call(router, dialled=SUBSCRIBER, uniqueid="gw.1")
             assert result.variables["HOTLINE_STATUS"] == "busy"
-            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+            await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
+
+
+async def test_a_gateway_error_is_tried_again_and_the_message_reaches_the_phone(
+    tmp_path: Path,
+) -> None:
+    """A 5xx is the gateway's passing trouble: the message goes again after the backoff."""
+    async with HttpReceiver(["error", "error", "ok"]) as gateway:
+        overrides = {"sms_gateway": gateway.url, "sms_backoff": 0.05}
+        async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+            await call(router, dialled=SUBSCRIBER, uniqueid="flaky.1")
+            await eventually(lambda: router.sms.counts["missed_call", "sent"] == 1)
+            assert router.sms.retries == 2
+    assert len(gateway.received) == 3
+    assert kept_messages(tmp_path) == []
+
+
+async def test_a_gateway_down_past_the_retry_time_keeps_the_message_for_replay(
+    tmp_path: Path,
+) -> None:
+    """Connections refused for all of sms_retry_for: the message is in the spool, with what
+    `hotline400 sms replay` needs, and known not to have been sent."""
+    overrides = {"sms_gateway": HttpReceiver.refusing(), **QUICK_RETRIES}
+    async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+        await call(router, dialled=SUBSCRIBER, uniqueid="down.1")
+        await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
+        assert router.sms.retries >= 2
+    [kept] = kept_messages(tmp_path)
+    assert kept["kind"] == "missed_call" and kept["number"] == SUBSCRIBER
+    assert kept["to"] == MOBILE and kept["text"].startswith("未接来电：053188889999")
+    assert kept["maybe_sent"] is False and kept["attempts"] >= 3
+    assert "ConnectError" in kept["error"]
+
+
+async def test_a_gateway_not_accepting_connections_in_time_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """No connection within sms_timeout (a full accept queue drops the SYN): the request
+    never went out, so sending again cannot text the subscriber twice."""
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(0)
+        address = stalled.getsockname()
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:  # the accept queue full: further SYNs go unanswered
+            filler.setblocking(False)
+            filler.connect_ex(address)
+        try:
+            url = f"http://127.0.0.1:{address[1]}/sms"
+            overrides = {"sms_gateway": url, "sms_timeout": 0.2, **QUICK_RETRIES}
+            async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+                await call(router, dialled=SUBSCRIBER, uniqueid="stalled.1")
+                await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
+                assert router.sms.retries >= 1
+        finally:
+            for filler in fillers:
+                filler.close()
+    [kept] = kept_messages(tmp_path)
+    assert kept["maybe_sent"] is False and kept["error"] == "no connection within 0.2 s"
 
 
 async def test_a_message_the_gateway_refused_does_not_use_up_the_mobiles_limit(
     tmp_path: Path,
 ) -> None:
-    """The limit counts messages that may have reached the phone: one the gateway answered
-    with an error never did, so the next missed call is still told once it is back."""
-    async with HttpReceiver(["error", "ok"]) as gateway:
+    """The limit counts messages that may have reached the phone: one the gateway refused
+    for good (a 401 is not tried again) never did, so the next missed call is still told."""
+    async with HttpReceiver(["reject", "ok"]) as gateway:
         overrides = {"sms_gateway": gateway.url, "sms_per_number": 1}
         async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
             await call(router, dialled=SUBSCRIBER, uniqueid="down.1")
-            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+            await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
             await call(router, dialled=SUBSCRIBER, uniqueid="back.2")
             await eventually(lambda: router.sms.counts["missed_call", "sent"] == 1)
             assert router.sms.counts["missed_call", "rate_limited"] == 0
+            assert router.sms.retries == 0
     assert len(gateway.received) == 2
+    assert [kept["error"] for kept in kept_messages(tmp_path)] == ["HTTP 401"]
 
 
-async def test_a_message_without_an_answer_in_time_stays_counted_as_it_may_have_been_sent(
+async def test_a_message_without_an_answer_in_time_is_kept_once_not_sent_again(
     tmp_path: Path,
 ) -> None:
+    """The request went out and no answer came: the gateway may have sent it. The router
+    does not send it again, counts it in the limit, and keeps it marked maybe_sent."""
     async with HttpReceiver("silent") as gateway:
-        overrides = {"sms_gateway": gateway.url, "sms_per_number": 1, "sms_timeout": 0.3}
+        overrides = {
+            "sms_gateway": gateway.url,
+            "sms_per_number": 1,
+            "sms_timeout": 0.3,
+            **QUICK_RETRIES,
+        }
         async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
             await call(router, dialled=SUBSCRIBER, uniqueid="slow.1")
-            await eventually(lambda: router.sms.counts["missed_call", "failed"] == 1)
+            await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
             await call(router, dialled=SUBSCRIBER, uniqueid="slow.2")
             await eventually(lambda: router.sms.counts["missed_call", "rate_limited"] == 1)
+            await asyncio.sleep(0.5)  # past sms_retry_for: no retry went out
     assert len(gateway.received) == 1
+    [kept] = kept_messages(tmp_path)
+    assert kept["maybe_sent"] is True and kept["attempts"] == 1
+
+
+async def test_a_message_waiting_for_its_retry_at_shutdown_is_kept(tmp_path: Path) -> None:
+    overrides = {"sms_gateway": HttpReceiver.refusing(), "sms_backoff": 30.0}
+    async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+        await call(router, dialled=SUBSCRIBER, uniqueid="stop.1")
+        await eventually(lambda: router.sms.retries == 1)
+    [kept] = kept_messages(tmp_path)
+    assert kept["maybe_sent"] is False and kept["attempts"] == 1
+
+
+async def test_a_message_the_spool_cannot_take_is_counted_lost(tmp_path: Path) -> None:
+    """A spool file that cannot be written (here a directory in its place, as the tests run
+    as root): the message is lost, and the metrics say so, by kind and by spool."""
+    (tmp_path / "var" / "spool" / SMS_UNDELIVERED_FILE).mkdir(parents=True)
+    overrides = {"sms_gateway": HttpReceiver.refusing(), **QUICK_RETRIES}
+    async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
+        await call(router, dialled=SUBSCRIBER, uniqueid="full.1")
+        await eventually(lambda: router.sms.counts["missed_call", "lost"] == 1)
+        assert router.sms.counts["missed_call", "kept"] == 0
+        assert router.sms.kept.write_failures == 1
+        scraped = await scrape(router)
+    assert 'hotline400_spool_write_failures_total{spool="sms"} 1.0' in scraped
+    assert 'hotline400_sms_messages_total{kind="missed_call",result="lost"} 1.0' in scraped
 
 
 async def test_a_gateway_answering_2xx_with_an_endless_body_sent_the_message(

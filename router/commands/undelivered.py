@@ -1,0 +1,103 @@
+"""What `hotline400 webhooks` and `hotline400 sms` share: the spool of records the router
+could not deliver (router.notifications.undelivered), listed, and dropped when an operator
+lets them go; each command adds its own replay."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dialplan.errors import ConfigError
+from router.commands.arguments import service_number
+from router.configuration.settings import load_settings
+from router.notifications.undelivered import UndeliveredEvents
+
+Describe = Callable[[dict[str, Any]], str]
+"""A kept record's line in `list` and `drop`, after its time and id."""
+
+
+def add_list_and_drop(
+    actions: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    what: str,
+    run_list: Callable[[argparse.Namespace], int],
+    run_drop: Callable[[argparse.Namespace], int],
+) -> None:
+    listing = actions.add_parser(
+        "list", parents=[common], help=f"show the undelivered {what}, oldest first"
+    )
+    listing.set_defaults(run=run_list)
+    drop = actions.add_parser(
+        "drop",
+        parents=[common],
+        help=f"remove undelivered {what} never to be sent (shown first; --yes removes)",
+    )
+    chosen = drop.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", nargs="+", metavar="ID", help="these (as `list` shows)")
+    chosen.add_argument("--number", type=service_number, help="every one of this 400 number")
+    drop.add_argument("--yes", action="store_true", help="remove them, rather than show them")
+    drop.set_defaults(run=run_drop)
+
+
+def spool(args: argparse.Namespace, command: str, name: str) -> UndeliveredEvents | None:
+    """The spool file `name` of the configuration's spool_dir; None, said, when the
+    configuration cannot be read."""
+    if not Path(args.config).is_dir():
+        print(f"{command}: no configuration directory {args.config}", file=sys.stderr)
+        return None
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"{command}: {error.summary()}", file=sys.stderr)
+        return None
+    return UndeliveredEvents(settings.spool_dir, name)
+
+
+def list_kept(
+    args: argparse.Namespace, kept: UndeliveredEvents, noun: str, describe: Describe
+) -> int:
+    zone = load_settings(args.config).zone()
+    records = kept.read()
+    for record in records:
+        print(f"{local(record.get('kept_at'), zone)}  {record.get('id')}  {describe(record)}")
+    print(f"{len(records)} undelivered {noun}(s) in {kept.path}")
+    return 0
+
+
+def drop_kept(
+    args: argparse.Namespace, kept: UndeliveredEvents, command: str, noun: str, describe: Describe
+) -> int:
+    wanted = set(args.id or ())
+    with kept.replaying():  # no replay sends them meanwhile
+        chosen = [
+            record
+            for record in kept.read()
+            if record.get("id") in wanted or (args.number and record.get("number") == args.number)
+        ]
+        unknown = wanted - {record.get("id") for record in chosen}
+        if unknown:
+            print(f"{command}: no undelivered {noun} {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 1
+        for record in chosen:
+            print(f"  {record.get('id')}  {describe(record)}")
+        if not args.yes:
+            print(f"would drop {len(chosen)} {noun}(s); run again with --yes to drop them")
+            return 0
+        kept.settle({str(record.get("id")) for record in chosen}, {})
+    print(f"dropped {len(chosen)} {noun}(s)")
+    return 0
+
+
+def local(kept_at: object, zone: ZoneInfo) -> str:
+    """When a record was kept, in the billing zone like every command's times: the router
+    writes it in UTC. A value that is no time is shown as it is."""
+    try:
+        moment = datetime.fromisoformat(str(kept_at))
+    except ValueError:
+        return str(kept_at or "-")
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S}"
