@@ -140,7 +140,7 @@ def test_the_alert_rules_use_only_metrics_the_router_defines(defined_names: set[
     assert used <= defined_names, f"not defined by the metrics module: {used - defined_names}"
 
 
-def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_and_fraud() -> None:
+def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_fraud_and_kept_records() -> None:
     names = {
         rule["alert"]
         for group in yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
@@ -158,6 +158,9 @@ def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_and_fraud() -> None:
         "Hotline400AnswerRateCollapse",
         "Hotline400NightInternationalCalls",
         "Hotline400InternationalShareHigh",
+        "Hotline400CrmUndelivered",
+        "Hotline400TextMessagesKept",
+        "Hotline400SpoolWriteFailing",
     } <= names
 
 

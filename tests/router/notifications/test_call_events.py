@@ -22,6 +22,7 @@ import pytest
 from router.cli import main
 from router.configuration.settings import PinGuardSettings
 from router.monitoring.logs import configure_logging
+from router.notifications import undelivered
 from router.notifications.undelivered import UndeliveredEvents
 from router.simulation.asterisk_agi import CallerHangup
 from tests.conftest import (
@@ -33,6 +34,7 @@ from tests.conftest import (
     finished_cdr,
     running_router,
 )
+from tests.router.monitoring.test_router_operability import sample, scrape
 
 KEY_ENV = "HOTLINE400_TEST_CRM_KEY"
 KEY = "a-long-random-key-shared-with-the-crm"
@@ -351,3 +353,34 @@ async def test_a_caller_refused_for_guessing_the_pin_still_reaches_the_crm(
     events = {body["id"]: body for body in map(verified, crm.received)}
     assert events["guess.2/arrival"]["rule"] == "default"
     assert events["guess.2/end"]["cdr"]["outcome"] == "blocked"
+
+
+async def test_the_metrics_show_the_events_kept_until_a_replay_takes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hotline400CrmUndelivered fires while the spool holds events, however long ago they
+    were given up, and clears once `hotline400 webhooks replay` delivered them."""
+    monkeypatch.setattr(undelivered, "RECOUNT_EVERY_S", 0.1)
+    down = HttpReceiver.refusing()
+    async with running_router(tmp_path, crm_config(tmp_path, down), webhook_attempts=1) as router:
+        await call(router, dialled=CRM_NUMBER, uniqueid="gauge.1")
+        await eventually(lambda: router.webhooks.stats.undelivered == 3)
+        await eventually(lambda: router.webhooks.undelivered.path.exists())
+        await asyncio.sleep(0.6)  # written (KEEP_EVERY_S)
+        assert sample(await scrape(router), "hotline400_webhook_events_kept") == 3
+        UndeliveredEvents(router.settings.spool_dir).settle({"gauge.1/arrival"}, {})
+        await asyncio.sleep(0.2)
+        assert sample(await scrape(router), "hotline400_webhook_events_kept") == 2
+
+
+async def test_a_spool_that_cannot_be_written_is_counted_for_its_alert(tmp_path: Path) -> None:
+    """Here a directory stands where the file goes (the tests run as root, for whom a
+    read-only directory is no obstacle); a full disk fails the same write."""
+    (tmp_path / "var" / "spool" / "webhooks.undelivered").mkdir(parents=True)
+    config = crm_config(tmp_path, HttpReceiver.refusing())
+    async with running_router(tmp_path, config, webhook_attempts=1) as router:
+        await call(router, dialled=CRM_NUMBER, uniqueid="nospool.1")
+        await eventually(lambda: router.webhooks.undelivered.write_failures == 1)
+        text = await scrape(router)
+    assert sample(text, 'hotline400_spool_write_failures_total{spool="webhooks"}') == 1
+    assert sample(text, 'hotline400_spool_write_failures_total{spool="sms"}') == 0

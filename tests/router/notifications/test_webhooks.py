@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from router.notifications.undelivered import UndeliveredEvents
+from router.notifications.undelivered import RECOUNT_EVERY_S, UndeliveredEvents
 from router.notifications.webhooks import CallEvent, WebhookDelivery
 from tests.conftest import HttpReceiver, eventually
 
@@ -114,3 +114,23 @@ def test_an_event_kept_while_a_replay_replaced_the_file_goes_into_the_new_one(
     assert holder.wait(10) == 0
     appending.join(10)
     assert [(r["id"], r.get("tries")) for r in kept.read()] == [("c.1/end", 2), ("c.2/end", None)]
+
+
+def test_the_kept_count_follows_the_routers_appends_and_a_replay_in_another_process(
+    tmp_path: Path,
+) -> None:
+    """The router counts what it appends without reading the file back; a replay or drop
+    rewrites the file from another process, which the router sees within RECOUNT_EVERY_S."""
+    now = [0.0]
+    router = UndeliveredEvents(tmp_path, clock=lambda: now[0])
+    assert router.count() == 0
+    router.keep([{"id": "a"}, {"id": "b"}])
+    router.keep([{"id": "c"}])
+    assert router.count() == 3
+    UndeliveredEvents(tmp_path).settle({"a", "b"}, {})  # `hotline400 webhooks replay`
+    assert router.count() == 3  # not re-read at every scrape
+    now[0] += RECOUNT_EVERY_S
+    assert router.count() == 1
+    router.keep([{"id": "d"}])
+    assert router.count() == 2
+    assert UndeliveredEvents(tmp_path).count() == 2  # a router started on a kept file
