@@ -30,7 +30,8 @@ from rating.money import ZERO
 from rating.tariff import Tariffs
 from router.configuration.settings import RouterSettings
 from router.money.balance_alerts import BalanceAlerts
-from router.notifications.sms import RateLimit, SmsNotices, sender_for
+from router.notifications.sms import SMS_UNDELIVERED_FILE, RateLimit, SmsNotices, sender_for
+from router.notifications.undelivered import UndeliveredEvents
 from router.storage.protocol import Store
 
 Written = TypeVar("Written")
@@ -55,16 +56,23 @@ READ_ONLY = Watch(None, BalanceAlerts())
 async def sent_warnings(
     settings: RouterSettings, tariffs: Tariffs | None, plans: Mapping[str, Plan]
 ) -> AsyncIterator[Watch]:
-    """A watch for a command or a console request, whose warnings are sent by its end:
-    the process may exit right after it."""
+    """A watch for a command or a console request, whose warnings are sent, or kept in the
+    SMS spool for `hotline400 sms replay`, by its end: the process may exit right after it."""
     sender = sender_for(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
-    sms = SmsNotices(sender, RateLimit(settings.sms_per_number, settings.sms_window), plans.get)
+    sms = SmsNotices(
+        sender,
+        RateLimit(settings.sms_per_number, settings.sms_window),
+        plans.get,
+        UndeliveredEvents(settings.spool_dir, SMS_UNDELIVERED_FILE),
+        retry_for=settings.sms_retry_for,
+        backoff=settings.sms_backoff,
+    )
     alerts = BalanceAlerts(settings.low_balance_webhook, sms.low_balance)
     try:
         yield Watch(tariffs, alerts)
     finally:
         await alerts.flush()
-        await sms.close()
+        await sms.close(grace=settings.sms_timeout)  # what is not sent by then is kept
 
 
 async def book_warning_low_balances(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.notifications.sms import SMS_UNDELIVERED_FILE
+from router.notifications.undelivered import UndeliveredEvents
 from router.storage.cdr import CDR, CallerRegion, FinishCall, ForwardReason, Leg, Outcome, StartCall
 from router.storage.protocol import Store
 from tests.conftest import MONDAY_MORNING, HttpReceiver, eventually, opened_store, running_router
@@ -123,6 +126,30 @@ def test_a_feature_fee_taking_a_prepaid_balance_below_its_threshold_warns_once(
     assert Receiver.received == [
         {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"}
     ]
+
+
+def test_a_commands_warning_the_sms_gateway_cannot_take_is_kept_for_replay(
+    config: Path, store_url: str, tmp_path: Path
+) -> None:
+    """The command ends within its grace, the text waiting in spool_dir/sms.undelivered."""
+    with socket.socket() as probe:  # a port nothing listens on: every send is refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with (config / "router.yaml").open("a", encoding="utf-8") as router_yaml:
+        router_yaml.write(
+            f'sms_gateway: "http://127.0.0.1:{closed}/sms"\nsms_timeout: 0.5\n'
+            "sms_backoff: 0.05\nsms_retry_for: 0.2\n"
+        )
+    plan = config / "plans" / f"{PREPAID}.yaml"
+    plan.write_text(
+        plan.read_text(encoding="utf-8") + 'notifications: {sms_to: ["13905310001"]}\n',
+        encoding="utf-8",
+    )
+    asyncio.run(paid(store_url, "120.00"))
+    run(config, "account", "fees", "--day", "2026-12-03")
+    [kept] = UndeliveredEvents(tmp_path / "spool", SMS_UNDELIVERED_FILE).read()
+    assert (kept["kind"], kept["number"], kept["to"]) == ("low_balance", PREPAID, "13905310001")
+    assert kept["maybe_sent"] is False
 
 
 def test_closing_a_month_whose_rent_takes_a_prepaid_balance_below_its_threshold_warns(
