@@ -474,6 +474,22 @@ def test_a_number_with_no_suspension_left_cannot_be_suspended():
     assert lifecycle.suspend(fresh, "acme", at("2026-03-01 00:00"), RULES)
 
 
+def test_a_number_back_in_the_pool_gives_its_next_holder_36_months_of_suspension_afresh():
+    """The 36 months are counted over one life of the number: the holder whose suspension
+    used them up does not pass that on once the number is cancelled and recycled."""
+    suspended = lifecycle.suspend(active(), "acme", at("2026-03-01 00:00"), RULES).after
+    used_up = lifecycle.catch_up(suspended, at("2029-08-01 00:00"), RULES)
+    assert [c.after.status for c in used_up[-2:]] == [Status.CANCELLED, Status.AVAILABLE]
+    recycled = used_up[-1].after
+    assert recycled.suspended_before == timedelta(0)
+    reserved = lifecycle.reserve(recycled, "telecom-sp", at("2029-08-01 00:00"), RULES).after
+    applied = lifecycle.apply(reserved, "beta", "telecom-sp", at("2029-08-01 00:00"), RULES)
+    review = lifecycle.submit(applied.after, at("2029-08-01 00:00"), RULES, CALENDAR).after
+    [in_service] = lifecycle.catch_up(review, at("2029-09-01 00:00"), RULES)
+    again = lifecycle.suspend(in_service.after, "beta", at("2029-09-03 00:00"), RULES)
+    assert "cancelled 2032-09-03 00:00 unless resumed first" in again.reason
+
+
 def test_cancellation_after_thirty_days_notice_then_ninety_days_frozen_then_the_pool():
     number = active()
     requested = lifecycle.cancel(number, "acme", at("2026-03-01 12:00"), RULES)
