@@ -50,6 +50,8 @@ _SAMPLE_RECORD = logging.LogRecord("", 0, "", 0, "", None, None)
 _STANDARD_ATTRIBUTES = frozenset(_SAMPLE_RECORD.__dict__) | {"message", "asctime", "call_id"}
 _SET_BY_RECORD = len(_SAMPLE_RECORD.__dict__)
 """Attributes every LogRecord sets first, in this order; `extra` fields come after them."""
+_MAX_HEADS = 256
+"""Level and logger pairs whose logfmt part is remembered."""
 _SHORTEST_PHONE = 8
 """Characters of the shortest phone-shaped run _PHONE_IN_TEXT matches (+ and 7 digits)."""
 
@@ -136,12 +138,13 @@ class StructuredFormatter(logging.Formatter):
         self.zone = zone or ZoneInfo("Asia/Shanghai")
         self._second: tuple[int, str, str] = (-1, "", "")
         """The last whole second stamped: its date and time, and its UTC offset."""
+        self._heads: dict[tuple[str, str], str] = {}
+        """`level=... logger=...` by level name and logger name."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = self.fields(record)
         if self.output == "json":
-            return json.dumps(fields, ensure_ascii=False, default=str)
-        return " ".join([f"{key}={_logfmt_value(value)}" for key, value in fields.items()])
+            return json.dumps(self.fields(record), ensure_ascii=False, default=str)
+        return self._logfmt_line(record)
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         """The record as ordered key/value pairs, masked as configured."""
@@ -152,19 +155,46 @@ class StructuredFormatter(logging.Formatter):
             "call_id": getattr(record, "call_id", None) or _current_call.get(),
             "msg": self._text(record.getMessage()),
         }
+        fields.update(self._rest(record))
+        return fields
+
+    def _logfmt_line(self, record: logging.LogRecord) -> str:
+        """`fields()` as one logfmt line, written without the dict between: a line is
+        formatted for every call. The timestamp is always bare, and the level and logger
+        part is the same for every line of a logger, so both skip the quoting check."""
+        head = self._heads.get((record.levelname, record.name))
+        if head is None:
+            head = self._head(record.levelname, record.name)
+        call_id = getattr(record, "call_id", None) or _current_call.get()
+        parts = [
+            f"ts={self._timestamp(record.created)} {head}"
+            f" call_id={_logfmt_value(call_id)}"
+            f" msg={_logfmt_value(self._text(record.getMessage()))}"
+        ]
+        parts += [f"{key}={_logfmt_value(value)}" for key, value in self._rest(record)]
+        return " ".join(parts)
+
+    def _head(self, levelname: str, logger: str) -> str:
+        head = f"level={_logfmt_value(levelname.lower())} logger={_logfmt_value(logger)}"
+        if len(self._heads) >= _MAX_HEADS:  # loggers made on the fly: stay bounded
+            self._heads.clear()
+        self._heads[(levelname, logger)] = head
+        return head
+
+    def _rest(self, record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
+        """The extra fields, then the traceback and the stack, masked as configured."""
         attributes = record.__dict__
         # Extras follow the 20-odd attributes every record sets: skip those unlooked (a line
         # is formatted for every call).
         for key in itertools.islice(attributes, _SET_BY_RECORD, None):
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                fields[key] = self._extra(key, attributes[key])
+                yield key, self._extra(key, attributes[key])
         if record.exc_info:
-            fields["exc"] = self._text(self.formatException(record.exc_info))
+            yield "exc", self._text(self.formatException(record.exc_info))
         elif record.exc_text:
-            fields["exc"] = self._text(record.exc_text)
+            yield "exc", self._text(record.exc_text)
         if record.stack_info:
-            fields["stack"] = self._text(self.formatStack(record.stack_info))
-        return fields
+            yield "stack", self._text(self.formatStack(record.stack_info))
 
     def _timestamp(self, created: float) -> str:
         """`created` as ISO 8601 to the millisecond in the zone, as
@@ -206,7 +236,11 @@ def _logfmt_value(value: Any) -> str:
         return "true" if value else "false"
     else:
         text = str(value)
-    if _LOGFMT_BARE.fullmatch(text):
+    if text.isascii() and text.isprintable():  # what _LOGFMT_BARE takes, without it
+        bare = text and not (" " in text or '"' in text or "=" in text or "\\" in text)
+    else:
+        bare = _LOGFMT_BARE.fullmatch(text) is not None
+    if bare:
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
