@@ -22,8 +22,8 @@ import logging
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from datetime import datetime
 from typing import Any, Literal, TextIO
 from zoneinfo import ZoneInfo
@@ -56,14 +56,28 @@ _SHORTEST_PHONE = 8
 """Characters of the shortest phone-shaped run _PHONE_IN_TEXT matches (+ and 7 digits)."""
 
 
-@contextmanager
-def call_context(call_id: str) -> Iterator[None]:
+def call_context(call_id: str) -> AbstractContextManager[None]:
     """Records logged inside carry `call_id`."""
-    token = _current_call.set(call_id)
-    try:
-        yield
-    finally:
-        _current_call.reset(token)
+    return _CallContext(call_id)
+
+
+class _CallContext:
+    """`call_context`'s manager: a class, not a `@contextmanager` generator, which made
+    every call a generator and raised a StopIteration at its end."""
+
+    __slots__ = ("_call_id", "_token")
+
+    def __init__(self, call_id: str) -> None:
+        self._call_id = call_id
+        self._token: Token[str | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _current_call.set(self._call_id)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _current_call.reset(self._token)
+            self._token = None
 
 
 def mask_number(value: str) -> str:
