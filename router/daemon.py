@@ -34,6 +34,7 @@ from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
 from router.fastagi.descriptors import raise_open_files_limit
 from router.fastagi.server import FastAGIServer
+from router.garbage import settle_garbage_collector
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.money.booking_alerts import Watch
@@ -379,6 +380,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        settle_garbage_collector()
         await self._stop.wait()
         await self.stop()
 
