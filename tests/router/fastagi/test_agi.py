@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from router.fastagi.connection import AGIConnection
 from router.fastagi.errors import (
     AGIConnectionClosed,
     AGIHeaderIncomplete,
@@ -206,6 +207,65 @@ async def test_many_lines_beyond_the_byte_limit_are_too_large() -> None:
 async def test_lines_that_are_not_agi_headers_are_refused(junk: bytes) -> None:
     with pytest.raises(AGIMalformedHeader):
         await header_from(junk, close=False)
+
+
+class _Socket(asyncio.Transport):
+    """What a connection fed by hand writes to: nothing, closed on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _fed(reads: list[bytes], **limits: int) -> AGIConnection:
+    connection, socket = AGIConnection(**limits), _Socket()
+    connection.connection_made(socket)
+    for read in reads:
+        if not socket.closed:  # a refused header closes the connection: nothing more is read
+            connection.data_received(read)
+    connection.close()
+    return connection
+
+
+def _as_asterisk_writes(block: bytes) -> list[bytes]:
+    """Asterisk writes the environment a line a write, the blank line last."""
+    return [line + b"\n" for line in block.split(b"\n")[:-1]]
+
+
+async def test_an_environment_read_a_line_at_a_time_is_the_one_read_whole() -> None:
+    whole = _fed([ENV_BLOCK + b"HANGUP\n"])
+    by_line = _fed([*_as_asterisk_writes(ENV_BLOCK), b"HANGUP\n"])
+    assert by_line.env == whole.env
+    assert list(by_line.env or {}) == [line.split(":", 1)[0] for line in ENV_LINES]
+    assert list(by_line.lines) == list(whole.lines) == [b"HANGUP"]
+
+
+async def test_an_environment_split_anywhere_is_read_the_same() -> None:
+    block = ENV_BLOCK[:-1] + b"agi_arg_1: first arg\n\n"
+    whole = _fed([block]).env
+    for at in range(1, len(block)):
+        assert _fed([block[:at], block[at:]]).env == whole, at
+
+
+@pytest.mark.parametrize(
+    ("block", "limits", "error"),
+    [
+        (ENV_BLOCK[:100] + b"\nGET / HTTP/1.1\n" + ENV_BLOCK[100:], {}, AGIMalformedHeader),
+        (ENV_BLOCK[:-1] + b"agi_bad: \x00\n\n", {}, AGIMalformedHeader),
+        (ENV_BLOCK, {"header_max_bytes": len(ENV_BLOCK) - 1}, AGIHeaderTooLarge),
+    ],
+)
+async def test_a_header_refused_whole_is_refused_read_a_line_at_a_time(
+    block: bytes, limits: dict[str, int], error: type[AGIProtocolError]
+) -> None:
+    for reads in ([block], _as_asterisk_writes(block)):
+        connection = _fed(reads, **limits)
+        assert connection.env is None
+        with pytest.raises(error):
+            await connection.environment()
 
 
 def test_every_failure_is_an_agi_protocol_error() -> None:
