@@ -118,6 +118,7 @@ _REJECT_REASONS = frozenset(reason.value for reason in RejectReason) | frozenset
     refusal.value for refusal in RouterRefusal if refusal is not RouterRefusal.ERROR
 )
 _FORWARD_REASONS = frozenset({ForwardReason.BUSY.value, ForwardReason.NO_ANSWER.value})
+_PRIMARY = ForwardReason.PRIMARY.value
 _CALLER_KINDS = frozenset(KINDS)
 _HOLD_RESULTS = frozenset({"served", "timeout", "gave_up"})
 
@@ -294,7 +295,7 @@ class Metrics:
 
     def leg_dialled(self, reason: ForwardReason | str) -> None:
         """One Dial attempt; counted as a forward unless it is the first destination."""
-        if str(reason) != ForwardReason.PRIMARY.value:
+        if reason != _PRIMARY:  # a ForwardReason is a str: no str() nor `.value` lookup
             self._forwards(_bounded(str(reason), _FORWARD_REASONS)).inc()
 
     def pin_failed(self, number: str) -> None:
