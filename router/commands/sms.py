@@ -17,36 +17,30 @@ the operator chooses what to send.
 from __future__ import annotations
 
 import argparse
-import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from router.commands.arguments import service_number
-from router.commands.undelivered import add_list_and_drop, drop_kept, list_kept, spool
-from router.configuration.settings import load_settings
-from router.notifications.sms import SMS_UNDELIVERED_FILE, HttpSmsGateway, SmsFailed
+from router.commands.undelivered import (
+    MAYBE_SENT,
+    Send,
+    add_list_and_drop,
+    add_replay,
+    drop_kept,
+    list_kept,
+    replay_kept,
+    spool,
+)
+from router.configuration.settings import RouterSettings, load_settings
+from router.notifications.sms import SMS_UNDELIVERED_FILE, HttpSmsGateway
 from router.notifications.undelivered import UndeliveredEvents
-
-MAYBE_SENT = "may have been sent"
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("sms", help="text messages the SMS gateway did not take")
     actions = parser.add_subparsers(dest="action", required=True)
     add_list_and_drop(actions, common, "text messages", run_list, run_drop)
-    replay = actions.add_parser(
-        "replay",
-        parents=[common],
-        help="send the undelivered text messages again; exit 1 while any remain",
-    )
-    replay.add_argument(
-        "--number", type=service_number, help="only the messages about this 400 number"
-    )
-    replay.add_argument(
-        "--maybe-sent",
-        action="store_true",
-        help=f"send those that {MAYBE_SENT} too (check the gateway's records first)",
-    )
-    replay.set_defaults(run=run_replay)
+    add_replay(actions, common, "text messages", "the gateway's", run_replay)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -67,47 +61,19 @@ def run_replay(args: argparse.Namespace) -> int:
     if settings.sms_gateway is None:
         print("sms: router.yaml names no sms_gateway to send through")
         return 1
-    sent: set[str] = set()
-    retried: dict[str, dict[str, Any]] = {}
-    with kept.replaying():
-        records = [
-            r for r in kept.read() if args.number is None or r.get("number") == args.number
-        ]
-        passed_over = [r for r in records if r.get("maybe_sent") and not args.maybe_sent]
-        to_send = [r for r in records if r not in passed_over]
-        gateway = HttpSmsGateway(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
-        try:
-            asyncio.run(_send_all(gateway, to_send, sent, retried))
-        finally:  # interrupted too: what the gateway took is never sent again
-            kept.settle(sent, retried)
-    print(f"sent {len(sent)}, still undelivered {len(retried) + len(passed_over)}")
-    for record in retried.values():
-        print(f"  {record['id']}: {record['error']}")
-    for record in passed_over:
-        print(f"  {record['id']}: {MAYBE_SENT}; not sent again without --maybe-sent")
-    return 1 if retried or passed_over else 0
+    return replay_kept(args, kept, lambda: _gateway(settings))
 
 
-async def _send_all(
-    gateway: HttpSmsGateway,
-    records: list[dict[str, Any]],
-    sent: set[str],
-    retried: dict[str, dict[str, Any]],
-) -> None:
-    """Send kept messages one after the other, noting each as sent or tried again."""
+@asynccontextmanager
+async def _gateway(settings: RouterSettings) -> AsyncIterator[Send]:
+    assert settings.sms_gateway is not None
+    gateway = HttpSmsGateway(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
+
+    async def send(record: dict[str, Any]) -> None:
+        await gateway.send(str(record["to"]), str(record["text"]))
+
     try:
-        for record in records:
-            try:
-                await gateway.send(str(record["to"]), str(record["text"]))
-            except SmsFailed as error:
-                retried[record["id"]] = {
-                    **record,
-                    "attempts": int(record.get("attempts", 0)) + 1,
-                    "error": str(error),
-                    "maybe_sent": bool(record.get("maybe_sent")) or error.maybe_sent,
-                }
-            else:
-                sent.add(record["id"])
+        yield send
     finally:
         await gateway.close()
 

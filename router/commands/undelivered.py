@@ -1,12 +1,17 @@
-"""What `hotline400 webhooks` and `hotline400 sms` share: the spool of records the router
-could not deliver (router.notifications.undelivered), listed, and dropped when an operator
-lets them go; each command adds its own replay."""
+"""What `hotline400 webhooks`, `hotline400 sms` and `hotline400 low-balance` share: the spool
+of records the router could not deliver (router.notifications.undelivered), listed, and
+dropped when an operator lets them go. The replay of those that may have been sent already
+(text messages, low-balance warnings) is shared too: it passes over them unless told
+`--maybe-sent`; `webhooks` has its own replay (its events are signed, each to its plan's CRM).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +20,14 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.commands.arguments import service_number
 from router.configuration.settings import load_settings
+from router.notifications.delivery import DeliveryFailed
 from router.notifications.undelivered import UndeliveredEvents
 
+MAYBE_SENT = "may have been sent"
 Describe = Callable[[dict[str, Any]], str]
 """A kept record's line in `list` and `drop`, after its time and id."""
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+"""Sends a kept record again, or raises DeliveryFailed."""
 
 
 def add_list_and_drop(
@@ -42,6 +51,78 @@ def add_list_and_drop(
     chosen.add_argument("--number", type=service_number, help="every one of this 400 number")
     drop.add_argument("--yes", action="store_true", help="remove them, rather than show them")
     drop.set_defaults(run=run_drop)
+
+
+def add_replay(
+    actions: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    what: str,
+    receiver: str,
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    replay = actions.add_parser(
+        "replay",
+        parents=[common],
+        help=f"send the undelivered {what} again; exit 1 while any remain",
+    )
+    replay.add_argument(
+        "--number", type=service_number, help=f"only the {what} about this 400 number"
+    )
+    replay.add_argument(
+        "--maybe-sent",
+        action="store_true",
+        help=f"send those that {MAYBE_SENT} too (check {receiver} records first)",
+    )
+    replay.set_defaults(run=run)
+
+
+def replay_kept(
+    args: argparse.Namespace,
+    kept: UndeliveredEvents,
+    sender: Callable[[], AbstractAsyncContextManager[Send]],
+) -> int:
+    """Send the kept records again one after the other (those that may have been sent only
+    when told `--maybe-sent`); those sent leave the file, the others stay with their latest
+    error, an interrupted replay included. 1 while any remain."""
+    sent: set[str] = set()
+    retried: dict[str, dict[str, Any]] = {}
+    with kept.replaying():
+        records = [
+            r for r in kept.read() if args.number is None or r.get("number") == args.number
+        ]
+        passed_over = [r for r in records if r.get("maybe_sent") and not args.maybe_sent]
+        to_send = [r for r in records if r not in passed_over]
+        try:
+            asyncio.run(_send_all(sender, to_send, sent, retried))
+        finally:  # interrupted too: what the receiver took is never sent again
+            kept.settle(sent, retried)
+    print(f"sent {len(sent)}, still undelivered {len(retried) + len(passed_over)}")
+    for record in retried.values():
+        print(f"  {record['id']}: {record['error']}")
+    for record in passed_over:
+        print(f"  {record['id']}: {MAYBE_SENT}; not sent again without --maybe-sent")
+    return 1 if retried or passed_over else 0
+
+
+async def _send_all(
+    sender: Callable[[], AbstractAsyncContextManager[Send]],
+    records: list[dict[str, Any]],
+    sent: set[str],
+    retried: dict[str, dict[str, Any]],
+) -> None:
+    async with sender() as send:
+        for record in records:
+            try:
+                await send(record)
+            except DeliveryFailed as error:
+                retried[record["id"]] = {
+                    **record,
+                    "attempts": int(record.get("attempts", 0)) + 1,
+                    "error": str(error),
+                    "maybe_sent": bool(record.get("maybe_sent")) or error.maybe_sent,
+                }
+            else:
+                sent.add(record["id"])
 
 
 def spool(args: argparse.Namespace, command: str, name: str) -> UndeliveredEvents | None:

@@ -16,7 +16,8 @@ a mobile's messages must not swallow it.
 
 A send that surely did not reach the gateway (connection refused, no connection made in
 time) or that it answered with a 5xx, 408 or 429 is tried again after `backoff` seconds,
-doubled at each further try, for `retry_for` seconds. Then, or at once when the gateway
+doubled at each further try, for `retry_for` seconds (router.notifications.delivery, as
+the low-balance webhook does). Then, or at once when the gateway
 refuses it for good (another 4xx: a wrong token will not fix itself), the message is kept
 in `spool_dir/sms.undelivered` (the spool the CRM events use, router.notifications.
 undelivered) for `hotline400 sms replay` or `drop`; so is one beyond MAX_PENDING sends under
@@ -31,7 +32,6 @@ records were checked.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -46,15 +46,13 @@ from typing import Any, Protocol
 import httpx
 
 from dialplan.plan import Plan
+from router.notifications.delivery import MAX_PENDING, Sending, deliver, post_json
 from router.notifications.undelivered import Keeper, UndeliveredEvents
-from router.notifications.webhooks import skim
 from router.storage.cdr import CDR, Outcome
 
 log = logging.getLogger("hotline400.sms")
 
 SMS_UNDELIVERED_FILE = "sms.undelivered"
-MAX_PENDING = 1000
-MAX_BACKOFF_S = 60.0
 MISSED = frozenset({Outcome.BUSY, Outcome.NOANSWER})
 """Outcomes of a call put through to the subscriber that nobody answered."""
 RESULTS = ("sent", "kept", "rate_limited", "lost")
@@ -63,20 +61,9 @@ over sms_per_number; lost: the spool could not be written."""
 KINDS = ("missed_call", "low_balance")
 
 
-class SmsFailed(Exception):
-    """The gateway did not take the message; the text says why. `maybe_sent` when it may
-    have taken it all the same (no answer in time after the request went out, the connection
-    lost after it); `lasting` when it refused it in a way trying again will not change."""
-
-    def __init__(self, reason: str, *, maybe_sent: bool = False, lasting: bool = False) -> None:
-        super().__init__(reason)
-        self.maybe_sent = maybe_sent
-        self.lasting = lasting
-
-
 class SmsSender(Protocol):
     async def send(self, to: str, text: str) -> None:
-        """Send one message or raise SmsFailed."""
+        """Send one message or raise router.notifications.delivery.DeliveryFailed."""
 
     async def close(self) -> None:
         """Let go of connections (at shutdown)."""
@@ -102,40 +89,7 @@ class HttpSmsGateway:
     async def send(self, to: str, text: str) -> None:
         token = os.environ.get(self.token_env)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        status: int | None = None
-        request_went_out = False
-
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            nonlocal request_went_out
-            if event.endswith(".send_request_headers.started"):
-                request_went_out = True
-
-        try:
-            async with (
-                asyncio.timeout(self.timeout),
-                self._client.stream(
-                    "POST",
-                    self.url,
-                    json={"to": to, "text": text},
-                    headers=headers,
-                    extensions={"trace": trace},
-                ) as response,
-            ):
-                status = response.status_code
-                await skim(response)
-        except TimeoutError:
-            if status is None:
-                reason = f"no answer within {self.timeout:g} s"
-                if not request_went_out:
-                    reason = f"no connection within {self.timeout:g} s"
-                raise SmsFailed(reason, maybe_sent=request_went_out) from None
-        except (httpx.HTTPError, OSError) as error:
-            if status is None:
-                reason = f"{type(error).__name__}: {error}".rstrip(": ")
-                raise SmsFailed(reason, maybe_sent=request_went_out) from None
-        if not 200 <= status < 300:
-            lasting = 400 <= status < 500 and status not in (408, 429)
-            raise SmsFailed(f"HTTP {status}", lasting=lasting)
+        await post_json(self._client, self.url, {"to": to, "text": text}, self.timeout, headers)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -213,7 +167,7 @@ class SmsNotices:
         self.retries = 0
         """Sends tried again after a failure."""
         self._keeper = Keeper(kept, "text message(s)", self._counted("kept"), self._counted("lost"))
-        self._pending: dict[asyncio.Task[None], _Message] = {}
+        self._sending = Sending()
 
     def missed_call(self, plan: Plan, cdr: CDR) -> None:
         """Tell the subscriber who called, when and from where, if nobody answered."""
@@ -239,11 +193,7 @@ class SmsNotices:
     async def close(self, grace: float) -> None:
         """Let messages being sent finish for up to `grace` seconds; keep those still
         waiting or being sent then (at shutdown), and close the sender."""
-        if self._pending:
-            _, waiting = await asyncio.wait(self._pending, timeout=grace)
-            for task in waiting:
-                task.cancel()
-            await asyncio.gather(*waiting, return_exceptions=True)
+        await self._sending.close(grace)
         await self._keeper.close()
         await self.sender.close()
 
@@ -256,43 +206,27 @@ class SmsNotices:
                 )
                 continue
             message = _Message(kind, number, to, text)
-            if len(self._pending) >= MAX_PENDING:
+            if self._sending.full:
                 message.error = f"{MAX_PENDING} messages already being sent"
                 self._give_up(message)
                 continue
-            task = asyncio.get_running_loop().create_task(self._send(message))
-            self._pending[task] = message
-            task.add_done_callback(self._pending.pop)
+            self._sending.start(self._send(message))
 
     async def _send(self, message: _Message) -> None:
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self.retry_for
-        delay = self.backoff
-        sending = False
-        try:
-            while True:
-                message.attempts += 1
-                sending = True
-                try:
-                    await self.sender.send(message.to, message.text)
-                except SmsFailed as error:
-                    message.error, message.maybe_sent = str(error), error.maybe_sent
-                    if error.maybe_sent or error.lasting or loop.time() + delay > give_up_at:
-                        self._give_up(message)
-                        return
-                else:
-                    self.counts[message.kind, "sent"] += 1
-                    return
-                sending = False
-                self.retries += 1
-                log.info("SMS to %s: %s; retry in %g s", message.to, message.error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-        except asyncio.CancelledError:  # the router stopping: kept, not lost
-            message.error = message.error or "router stopped before sending"
-            message.maybe_sent = sending  # cut short during a send: it may have gone out
-            self._give_up(message)
-            raise
+        def retrying(delay: float) -> None:
+            self.retries += 1
+            log.info("SMS to %s: %s; retry in %g s", message.to, message.error, delay)
+
+        sent = await deliver(
+            lambda: self.sender.send(message.to, message.text),
+            message,
+            retry_for=self.retry_for,
+            backoff=self.backoff,
+            retrying=retrying,
+            give_up=lambda: self._give_up(message),
+        )
+        if sent:
+            self.counts[message.kind, "sent"] += 1
 
     def _give_up(self, message: _Message) -> None:
         """Keep a message the gateway did not take; one that surely never reached the phone
