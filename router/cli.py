@@ -38,6 +38,7 @@ COMMANDS = {
     "providers": "router.commands.providers",
     "webhooks": "router.commands.webhooks",
     "sms": "router.commands.sms",
+    "low-balance": "router.commands.low_balance",
     "recordings": "router.commands.recordings",
 }
 """Each command's module, in the order --help lists them. Only the module of the command

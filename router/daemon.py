@@ -41,6 +41,7 @@ from router.money.booking_alerts import Watch
 from router.money.late_charges import LateCharges
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents
+from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE, webhook_for
 from router.notifications.sms import SMS_UNDELIVERED_FILE, RateLimit, SmsNotices, sender_for
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import WebhookDelivery
@@ -97,7 +98,10 @@ class Daemon:
             retry_for=self.settings.sms_retry_for,
             backoff=self.settings.sms_backoff,
         )
-        self.alerts = BalanceAlerts(self.settings.low_balance_webhook, self.sms.low_balance)
+        low_balance_kept = UndeliveredEvents(self.settings.spool_dir, LOW_BALANCE_UNDELIVERED_FILE)
+        self.alerts = BalanceAlerts(
+            webhook_for(self.settings, low_balance_kept), self.sms.low_balance
+        )
         self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
         self.live_calls = LiveCalls(counted=lambda: self.plans.limited_numbers)
         self.in_progress: set[str] = set()
@@ -169,7 +173,9 @@ class Daemon:
         self.metrics.watch_balance_alerts(self.alerts)
         self.metrics.watch_webhooks(self.webhooks)
         self.metrics.watch_sms(self.sms)
-        self.metrics.watch_kept(webhooks=self.webhooks.undelivered, sms=self.sms.kept)
+        self.metrics.watch_kept(
+            webhooks=self.webhooks.undelivered, sms=self.sms.kept, low_balance=low_balance_kept
+        )
         self.metrics.watch_hold_queues(self.services.holding)
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
@@ -404,7 +410,7 @@ class Daemon:
         if self.ami is not None:
             await self.ami.stop()
         await self.reconciler.close()
-        await self.alerts.flush()
+        await self.alerts.close()
         await self.webhooks.close(grace=self.settings.webhook_timeout)
         await self.sms.close(grace=self.settings.sms_timeout)
         await self.cdrs.close()

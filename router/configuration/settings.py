@@ -199,6 +199,20 @@ class RouterSettings(BaseModel):
         pattern=r"^https?://",
         description="URL that receives a JSON POST when a prepaid balance falls below its warning",
     )
+    low_balance_webhook_retry_for: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="seconds a low-balance warning the webhook did not take is tried again for, "
+        "before it is kept in spool_dir/low_balance.undelivered for `hotline400 low-balance "
+        "replay`",
+    )
+    low_balance_webhook_backoff: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="seconds before a low-balance webhook's first retry, doubled at each next",
+    )
     webhook_queue: int = Field(
         10000,
         ge=10,

@@ -9,13 +9,15 @@ when what it booked takes a prepaid balance from at or above its threshold to be
 the warning is logged, sent as a text message when the number's plan asks, and POSTed to
 router.yaml's `low_balance_webhook`. The daemon's tick hands it the daemon's own alerts,
 which send in the background, so calls never wait for a receiver; a command or a console
-request opens `sent_warnings`, which waits for the sends before it ends. Only the entries
+request opens `sent_warnings`, which waits for the sends (retries included) as long as one
+POST may take at most before it ends, and keeps what did not go through by then. Only the entries
 booked now count: an entry already on the ledger moves nothing, and a write that booked
 nothing (a transition another router wrote first) warns of nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +32,7 @@ from rating.money import ZERO
 from rating.tariff import Tariffs
 from router.configuration.settings import RouterSettings
 from router.money.balance_alerts import BalanceAlerts
+from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE, webhook_for
 from router.notifications.sms import SMS_UNDELIVERED_FILE, RateLimit, SmsNotices, sender_for
 from router.notifications.undelivered import UndeliveredEvents
 from router.storage.protocol import Store
@@ -57,7 +60,8 @@ async def sent_warnings(
     settings: RouterSettings, tariffs: Tariffs | None, plans: Mapping[str, Plan]
 ) -> AsyncIterator[Watch]:
     """A watch for a command or a console request, whose warnings are sent, or kept in the
-    SMS spool for `hotline400 sms replay`, by its end: the process may exit right after it."""
+    spool for `hotline400 sms replay` and `hotline400 low-balance replay`, by its end: the
+    process may exit right after it."""
     sender = sender_for(settings.sms_gateway, settings.sms_token_env, settings.sms_timeout)
     sms = SmsNotices(
         sender,
@@ -67,12 +71,14 @@ async def sent_warnings(
         retry_for=settings.sms_retry_for,
         backoff=settings.sms_backoff,
     )
-    alerts = BalanceAlerts(settings.low_balance_webhook, sms.low_balance)
+    webhook = webhook_for(
+        settings, UndeliveredEvents(settings.spool_dir, LOW_BALANCE_UNDELIVERED_FILE)
+    )
+    alerts = BalanceAlerts(webhook, sms.low_balance)
     try:
         yield Watch(tariffs, alerts)
-    finally:
-        await alerts.flush()
-        await sms.close(grace=settings.sms_timeout)  # what is not sent by then is kept
+    finally:  # what is not sent by then is kept
+        await asyncio.gather(alerts.close(), sms.close(grace=settings.sms_timeout))
 
 
 async def book_warning_low_balances(

@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector
 from dialplan.decision import RejectReason
 from dialplan.geo import KINDS
 from router.call.channel_contract import RouterRefusal
+from router.notifications.low_balance import RESULTS as LOW_BALANCE_RESULTS
 from router.notifications.sms import KINDS as SMS_KINDS
 from router.notifications.sms import RESULTS as SMS_RESULTS
 from router.storage.cdr import ForwardReason, Outcome
@@ -442,10 +443,21 @@ class Metrics:
                 "Prepaid balances that fell below their warning threshold.",
                 value=alerts.raised,
             )
+            webhook = alerts.webhook
+            warnings = CounterMetricFamily(
+                "hotline400_low_balance_webhook_warnings",
+                "Low-balance warnings for router.yaml's low_balance_webhook by result (sent; "
+                "kept: not taken by the receiver, in the spool for `hotline400 low-balance "
+                "replay`; lost: the spool could not be written).",
+                labels=["result"],
+            )
+            for result in LOW_BALANCE_RESULTS:
+                warnings.add_metric([result], webhook.counts[result] if webhook else 0)
+            yield warnings
             yield CounterMetricFamily(
-                "hotline400_low_balance_webhook_failures",
-                "Low-balance webhook POSTs that failed.",
-                value=alerts.webhook_failures,
+                "hotline400_low_balance_webhook_retries",
+                "Low-balance webhook POSTs tried again after the receiver failed.",
+                value=webhook.retries if webhook else 0,
             )
 
         self._watched.add("balance_alerts", figures)
@@ -512,11 +524,17 @@ class Metrics:
 
         self._watched.add("sms", figures)
 
-    def watch_kept(self, *, webhooks: UndeliveredEvents, sms: UndeliveredEvents) -> None:
+    def watch_kept(
+        self,
+        *,
+        webhooks: UndeliveredEvents,
+        sms: UndeliveredEvents,
+        low_balance: UndeliveredEvents,
+    ) -> None:
         """What the spool keeps for an operator's replay, and its failed writes. Counting may
         read the file (after a replay rewrote it), so these are read in the rendering
         thread with the event metrics, not on the event loop."""
-        kept = _KeptFigures({"webhooks": webhooks, "sms": sms})
+        kept = _KeptFigures({"webhooks": webhooks, "sms": sms, "low_balance": low_balance})
         self.registry.register(kept)
         self._event_metrics.append(kept)
 
@@ -682,6 +700,12 @@ class _KeptFigures(Collector):
             "Text messages in the spool the gateway did not take, waiting for "
             "`hotline400 sms replay`.",
             value=self._spools["sms"].count(),
+        )
+        yield GaugeMetricFamily(
+            "hotline400_low_balance_warnings_kept",
+            "Low-balance warnings in the spool router.yaml's low_balance_webhook did not take, "
+            "waiting for `hotline400 low-balance replay`.",
+            value=self._spools["low_balance"].count(),
         )
         failures = CounterMetricFamily(
             "hotline400_spool_write_failures",

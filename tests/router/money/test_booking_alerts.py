@@ -30,6 +30,7 @@ from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE
 from router.notifications.sms import SMS_UNDELIVERED_FILE
 from router.notifications.undelivered import UndeliveredEvents
 from router.storage.cdr import CDR, CallerRegion, FinishCall, ForwardReason, Leg, Outcome, StartCall
@@ -115,6 +116,32 @@ def config(tmp_path: Path, store_url: str, webhook: str) -> Path:
 
 def run(config: Path, *argv: str) -> None:
     assert main([*argv, "--config", str(config)]) == 0
+
+
+def test_a_warning_a_command_could_not_post_is_kept_and_replayed_once_the_receiver_is_back(
+    config: Path, store_url: str, webhook: str
+) -> None:
+    """The receiver refuses connections while `account fees` books: the warning is tried
+    again, then kept rather than lost when the command ends; `low-balance replay` delivers it
+    once router.yaml names a receiver that answers."""
+    asyncio.run(paid(store_url, "120.00"))
+    router_yaml = config / "router.yaml"
+    working = router_yaml.read_text(encoding="utf-8")
+    router_yaml.write_text(
+        working.replace(webhook, HttpReceiver.refusing())
+        + "low_balance_webhook_backoff: 0.05\nlow_balance_webhook_retry_for: 0.3\n",
+        encoding="utf-8",
+    )
+    run(config, "account", "fees", "--day", "2026-12-03")
+    kept = UndeliveredEvents(config.parent / "spool", LOW_BALANCE_UNDELIVERED_FILE)
+    warning = {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"}
+    assert [record["body"] for record in kept.read()] == [warning]
+    assert Receiver.received == []
+
+    router_yaml.write_text(working, encoding="utf-8")
+    run(config, "low-balance", "replay")
+    assert Receiver.received == [warning]
+    assert kept.read() == []
 
 
 def test_a_feature_fee_taking_a_prepaid_balance_below_its_threshold_warns_once(

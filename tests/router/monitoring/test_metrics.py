@@ -393,7 +393,7 @@ def test_low_balance_warnings_are_read_from_the_alerts(metrics: Metrics) -> None
     alerts.check(SERVED, Decimal("60.00"), Decimal("40.00"), Decimal("50.00"))
 
     assert value(metrics, "hotline400_low_balance_warnings_total") == 1
-    assert value(metrics, "hotline400_low_balance_webhook_failures_total") == 0
+    assert value(metrics, "hotline400_low_balance_webhook_warnings_total", result="sent") == 0
 
 
 def test_ami_state_is_absent_until_an_ami_link_is_watched(metrics: Metrics) -> None:

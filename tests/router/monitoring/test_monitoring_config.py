@@ -91,7 +91,9 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     metrics.watch_webhooks(WebhookDelivery(UndeliveredEvents(tmp)))
     sms = SmsNotices(LogSms(), RateLimit(1, 1.0), plans.get, UndeliveredEvents(tmp, "sms"))
     metrics.watch_sms(sms)
-    metrics.watch_kept(webhooks=UndeliveredEvents(tmp), sms=sms.kept)
+    metrics.watch_kept(
+        webhooks=UndeliveredEvents(tmp), sms=sms.kept, low_balance=UndeliveredEvents(tmp, "lb")
+    )
     metrics.watch_hold_queues(HoldQueues(LiveCalls()))
     return {
         family.name + suffix
@@ -160,6 +162,7 @@ def test_alerts_cover_ami_errors_cdrs_caps_answer_rate_fraud_and_kept_records() 
         "Hotline400InternationalShareHigh",
         "Hotline400CrmUndelivered",
         "Hotline400TextMessagesKept",
+        "Hotline400LowBalanceWarningsKept",
         "Hotline400SpoolWriteFailing",
     } <= names
 

@@ -1,0 +1,95 @@
+"""`hotline400 low-balance list|replay|drop`: the low-balance warnings router.yaml's
+`low_balance_webhook` did not take, sending them again, and letting go of those its
+receiver should not get any more.
+
+The router, a command and the console try a warning again for
+`low_balance_webhook_retry_for` seconds (a command or the console no longer than one POST
+may take, as it ends), then keep it in `spool_dir/low_balance.undelivered`. `replay` POSTs
+each again, its body as it was, to the `low_balance_webhook` router.yaml names now (a URL
+fixed since is used); sent warnings leave the file, the others stay with their latest error,
+an interrupted replay included. Exit status 1 while any remain.
+
+A warning whose request reached the receiver without an answer in time may have been taken:
+it is kept marked "may have been sent", and `replay` passes over it unless given
+`--maybe-sent`, after the receiver's own records showed it was not; `drop` lets it go
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from router.commands.undelivered import (
+    MAYBE_SENT,
+    Send,
+    add_list_and_drop,
+    add_replay,
+    drop_kept,
+    list_kept,
+    replay_kept,
+    spool,
+)
+from router.configuration.settings import load_settings
+from router.notifications.delivery import post_json
+from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE, TIMEOUT_S
+from router.notifications.undelivered import UndeliveredEvents
+
+COMMAND = "low-balance"
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        COMMAND, help="low-balance warnings router.yaml's low_balance_webhook did not take"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    add_list_and_drop(actions, common, "low-balance warnings", run_list, run_drop)
+    add_replay(actions, common, "low-balance warnings", "the receiver's", run_replay)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    return 1 if kept is None else list_kept(args, kept, "warning", _describe)
+
+
+def run_drop(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    return 1 if kept is None else drop_kept(args, kept, COMMAND, "warning", _describe)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    kept = _undelivered(args)
+    if kept is None:
+        return 1
+    url = load_settings(args.config).low_balance_webhook
+    if url is None:
+        print(f"{COMMAND}: router.yaml names no low_balance_webhook to send to")
+        return 1
+    return replay_kept(args, kept, lambda: _webhook(url))
+
+
+@asynccontextmanager
+async def _webhook(url: str) -> AsyncIterator[Send]:
+    async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+
+        async def send(record: dict[str, Any]) -> None:
+            await post_json(client, url, record["body"], TIMEOUT_S)
+
+        yield send
+
+
+def _describe(record: dict[str, Any]) -> str:
+    body = record.get("body") or {}
+    doubt = f" ({MAYBE_SENT})" if record.get("maybe_sent") else ""
+    return (
+        f"{record.get('number')}  balance {body.get('balance')} below {body.get('threshold')}  "
+        f"attempts {record.get('attempts')}  {record.get('error')}{doubt}"
+    )
+
+
+def _undelivered(args: argparse.Namespace) -> UndeliveredEvents | None:
+    return spool(args, COMMAND, LOW_BALANCE_UNDELIVERED_FILE)
