@@ -25,6 +25,16 @@ log = logging.getLogger("hotline400.console")
 SESSION_COOKIE = "hotline400_session"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
+
+def clock_time(seconds: int | float) -> str:
+    """A call's length as people read it, 1:05 or 1:02:05, not 65 or 3725 seconds."""
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+TEMPLATES.env.filters["clock_time"] = clock_time
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 

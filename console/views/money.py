@@ -51,11 +51,17 @@ from router.money.fee_payers import on_payer, providers_of
 from router.numbers.inventory import provider_account
 
 KIND_NAMES = {
+    LedgerKind.CALL.value: "call",
     LedgerKind.RENT.value: "rent",
     LedgerKind.FEATURE_FEE.value: "feature fee",
     LedgerKind.MINIMUM_TOPUP.value: "minimum-consumption top-up",
+    LedgerKind.PAYMENT.value: "payment",
+    LedgerKind.ADJUSTMENT.value: "adjustment",
+    LedgerKind.OPENING_FEE.value: "opening fee",
+    LedgerKind.SELECTION_FEE.value: "selection fee",
+    LedgerKind.KEEPING_FEE.value: "keeping fee",
 }
-"""What closing books, as a statement names it."""
+"""Each kind of ledger entry as a statement names it, in words rather than its stored key."""
 LEDGER_DAYS = 92
 STATEMENT_MONTHS = 3
 MAX_PAYMENT = Decimal("10000000.00")

@@ -34,7 +34,9 @@ from router.storage.console_rows import UserRow
 async def users_page(request: Request) -> Response:
     user = require_change(request)
     return render(
-        request, "users.html", {"users": await _users(request), "roles": roles_to_give(user)}
+        request,
+        "users.html",
+        {"users": await _users(request), "roles": roles_to_give(user), "given": {}},
     )
 
 
@@ -58,12 +60,14 @@ async def add_user(request: Request) -> Response:
     form = await checked_form(request)
     console = console_of(request)
     name = str(form.get("name", "")).strip()
+    account = str(form.get("account", "")).strip() or None
+    # A refused form comes back filled in as it was sent, the password excepted.
+    given = {"name": name, "role": str(form.get("role", "")), "account": account or ""}
     try:
-        role = Role(str(form.get("role", "")))
+        role = Role(given["role"])
     except ValueError:
         error = f"choose a role: {', '.join(role.value for role in roles_to_give(user))}"
-        return render(request, "users.html", await _context(request, error), status=422)
-    account = str(form.get("account", "")).strip() or None
+        return render(request, "users.html", await _context(request, error, given), status=422)
     if not user.is_operator:
         if role is Role.OPERATOR:
             raise not_found()
@@ -72,12 +76,13 @@ async def add_user(request: Request) -> Response:
         check_new_user(name, role, account)
         password_hash = hash_password(str(form.get("password", "")))
     except (InvalidUser, WeakPassword) as error:
-        return render(request, "users.html", await _context(request, str(error)), status=422)
+        return render(request, "users.html", await _context(request, str(error), given), status=422)
     added = await console.store.add_user(
         UserRow(name, role.value, account, password_hash, False, console.clock())
     )
     if not added:
-        return render(request, "users.html", await _context(request, f"{name} exists"), status=409)
+        context = await _context(request, f"{name} exists", given)
+        return render(request, "users.html", context, status=409)
     await audit(request, "add user", name, f"{role} {account or ''}".strip())
     return back_to("/users")
 
@@ -181,9 +186,12 @@ async def accounts_page(request: Request) -> Response:
     return render(request, "accounts.html", {"rows": rows, "providers": providers})
 
 
-async def _context(request: Request, error: str) -> dict[str, object]:
+async def _context(
+    request: Request, error: str, given: dict[str, str] | None = None
+) -> dict[str, object]:
     return {
         "users": await _users(request),
         "roles": roles_to_give(user_of(request)),
         "error": error,
+        "given": given or {},
     }

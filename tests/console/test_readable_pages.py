@@ -1,0 +1,153 @@
+"""What the console's pages say, read as a subscriber or the operator reads them: every
+figure in words and units a person uses, every statement row adding up, one page marked as
+the current one, every control named, and a refused form given back as it was filled in."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules
+from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.cdr import CDR, CallerRegion, FinishCall, Outcome, StartCall
+from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
+
+
+def _row_of(page: str, call_id: str) -> str:
+    found = re.search(rf'<tr>\s*<td><a href="/calls/{re.escape(call_id)}">.*?</tr>', page, re.S)
+    assert found, f"no row of {call_id}"
+    return found.group(0)
+
+
+def _cells(row: str) -> list[str]:
+    return [
+        re.sub(r"<[^>]+>", "", cell).strip()
+        for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    ]
+
+
+async def test_a_call_from_nowhere_known_reads_unknown_in_the_list_as_on_its_page(
+    tmp_path: Path,
+) -> None:
+    """A withheld number has no region. An empty cell reads as a missing figure, and on a
+    phone, where each row is a card of "label value" lines, the label with nothing beside it
+    ran into the next line's."""
+    withheld = CDR("hidden", SHOP, "anonymous", None, "unknown", NOW, CallerRegion())
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [StartCall(withheld), FinishCall("hidden", {"outcome": Outcome.BLOCKED})]
+        )
+        shop = await site.signed_in("shop")
+        cells = _cells(_row_of((await shop.get("/calls")).text, "hidden"))
+        assert cells[2:4] == ["withheld", "unknown"]
+        assert "<dt>Region</dt><dd>unknown" in (await shop.get("/calls/hidden")).text
+        await shop.aclose()
+
+
+async def test_call_lengths_read_as_minutes_and_seconds(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("long", SHOP, NOW - timedelta(minutes=30), seconds=3725))
+        shop = await site.signed_in("shop")
+        listed = _cells(_row_of((await shop.get("/calls")).text, "long"))
+        assert listed[5] == "1:02:05"
+        page = (await shop.get("/calls/long")).text
+        assert re.search(r"<dt>Billable</dt><dd>1:02:05 <span[^>]*>\(3725 s\)</span>", page)
+        await shop.aclose()
+
+
+async def test_a_statement_row_shows_the_numbers_own_fees_and_adds_up(tmp_path: Path) -> None:
+    """The opening, selection and keeping fees of the number are in the closing balance, as
+    `hotline400 bill` shows them; a row without them did not add up to its closing balance.
+    The entries list names each kind in words."""
+    async with running_console(tmp_path) as site:
+        await site.store.post_ledger(
+            [
+                LedgerEntry(SHOP, NOW, Decimal("-600.00"), LedgerKind.OPENING_FEE, "opening"),
+                LedgerEntry(SHOP, NOW, Decimal("-300.00"), LedgerKind.SELECTION_FEE, "grade"),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        page = (await shop.get(f"/numbers/{SHOP}/money")).text
+        head = re.search(r"<thead><tr><th>Month</th>.*?</tr>", page, re.S)
+        assert head
+        headers = _cells(head.group(0).replace("<th", "<td").replace("</th>", "</td>"))
+        row = re.search(r"<tr[^>]*><td>2026-11</td>.*?</tr>", page, re.S)
+        assert row
+        statement = dict(zip(headers, _cells(row.group(0)), strict=True))
+        assert statement["Number fees"] == "900.00"
+        figures = [
+            Decimal(statement[name].rstrip("*"))
+            for name in ("Rent", "Calls", "Features", "Minimum top-up", "Number fees")
+        ]
+        opening, closing = Decimal(statement["Opening"]), Decimal(statement["Closing"])
+        payments = Decimal(statement["Payments"]) + Decimal(statement["Adjustments"])
+        assert opening - sum(figures) + payments == closing
+        entries = page.split("<h2>Payments and fees</h2>", 1)[1]
+        assert "<td>opening fee</td>" in entries and "<td>selection fee</td>" in entries
+        assert "opening_fee" not in entries
+        await shop.aclose()
+
+
+def _current(page: str) -> list[str]:
+    nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    return re.findall(r'<a href="([^"]+)" class="active" aria-current="page">', nav)
+
+
+async def test_the_menu_marks_one_link_as_the_current_page(tmp_path: Path) -> None:
+    """A number's life page is among the Numbers pages; its routing and money pages are the
+    number's own menu entry. Both lit at once left the reader guessing where they were."""
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        assert _current((await shop.get(f"/numbers/{SHOP}/money")).text) == [
+            f"/numbers/{SHOP}/routing"
+        ]
+        rules = NumberRules()
+        record = NumberRecord(SHOP, rules.grade(SHOP), rules.fee_of_grade[rules.grade(SHOP)])
+        await site.store.add_numbers([record], NOW - timedelta(days=1))
+        life = await shop.get(f"/numbers/{SHOP}")
+        assert life.status_code == 200
+        assert _current(life.text) == ["/numbers"]
+        ops = await site.signed_in("ops")
+        assert _current((await ops.get(f"/numbers/{SHOP}")).text) == ["/numbers"]
+        assert _current((await shop.get("/calls")).text) == ["/calls"]
+        await shop.aclose()
+        await ops.aclose()
+
+
+async def test_the_plan_editor_is_named_for_screen_readers(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        page = (await shop.get(f"/numbers/{SHOP}/routing")).text
+        named = re.search(r'<textarea name="yaml" aria-labelledby="([^"]+)"', page)
+        assert named and f'<h2 id="{named.group(1)}">Plan (YAML)</h2>' in page
+        await shop.aclose()
+
+
+async def test_a_refused_new_user_comes_back_filled_in_but_for_the_password(
+    tmp_path: Path,
+) -> None:
+    """Choosing an administrator for an account and then seeing the form emptied, the role
+    back at read-only staff, over a short password invites adding the wrong user."""
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, "/users")
+        refused = await ops.post(
+            "/users",
+            data={
+                "csrf": token,
+                "name": "lanhua-boss",
+                "role": "subscriber-admin",
+                "account": SHOP,
+                "password": "short",
+            },
+        )
+        assert refused.status_code == 422
+        page = refused.text
+        assert 'name="name" value="lanhua-boss"' in page
+        assert "<option selected>subscriber-admin</option>" in page
+        assert f'name="account" value="{SHOP}"' in page
+        assert "short" not in page.split('action="/users"', 1)[1]
+        await ops.aclose()
