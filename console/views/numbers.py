@@ -38,6 +38,7 @@ from numbering.segments import operator_of
 from router.money.booking_alerts import READ_ONLY, Watch
 from router.numbers import desk
 from router.numbers.inventory import Inventory
+from router.numbers.plan_check import NEEDS_PLAN
 from router.storage.number_rows import HistoryEntry
 
 PAGE_SIZE = 100
@@ -209,6 +210,8 @@ async def _page(
             "configured": record.number in console.all_numbers(),
             "plan_ahead": record.status in _BEFORE_SERVICE
             and record.number in console.config.plans,
+            "plan_missing": record.status in NEEDS_PLAN
+            and record.number not in console.config.plans,
             "material_form": await _material_form(request, record),
             "done": done,
             "refused": refused,

@@ -45,6 +45,13 @@ from router.configuration.config_dir import PLANS_DIR
 from router.storage.console_rows import PlanVersion
 
 SAMPLE_CALLER = "053188889999"
+PROBLEMS_HEADINGS = {
+    "save": "The plan was not saved:",
+    "restore": "The version was not restored:",
+    "preview": "The plan has problems:",
+    None: "The plan on file has problems:",
+}
+"""What the page says above a plan's problems: a page just opened saved nothing."""
 MAX_VERSION = 2**63 - 1
 """The largest version the store can hold (a signed 64-bit integer); past it, not found."""
 
@@ -52,7 +59,11 @@ MAX_VERSION = 2**63 - 1
 async def routing_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
     text = _current_text(request, number)
-    return await _page(request, number, text, saved=await _saved_version(request, number))
+    saved = await _saved_version(request, number)
+    if not plan_path(console_of(request).config_dir, number).exists():
+        # The skeleton offered to start from is not a plan anyone saved: no problems yet.
+        return await _page(request, number, text, problems=[], saved=saved, no_plan=True)
+    return await _page(request, number, text, saved=saved)
 
 
 async def _saved_version(request: Request, number: str) -> str | None:
@@ -110,6 +121,7 @@ async def routing_post(request: Request) -> Response:
             number,
             text,
             problems=problems,
+            asked="save" if saving else "preview",
             caller=caller,
             at=at,
             base=base,
@@ -153,7 +165,9 @@ async def restore_version(request: Request) -> Response:
         raise not_found()
     plan, problems = validate(console.config_dir, number, version.source)
     if problems or plan is None:  # checked by today's rules: an old version may no longer pass
-        return await _page(request, number, version.source, problems=problems, status=422)
+        return await _page(
+            request, number, version.source, problems=problems, asked="restore", status=422
+        )
     async with held(console.config_dir / PLANS_DIR, console.plan_saves):  # checked = written
         if _changed_since(request, number, base):
             conflict = (
@@ -293,11 +307,14 @@ def _plan_digest(text: str) -> str:
 
 
 def _current_text(request: Request, number: str) -> str:
+    """The plan file's text; for a number without one, a plan to start from that the
+    common-settings form completes with a default destination (named after the number,
+    since a plan needs a name and the form has no field for it)."""
     path = plan_path(console_of(request).config_dir, number)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return f'number: "{number}"\nname: ""\ndefault:\n  target: ""\n'
+        return f'number: "{number}"\nname: "{number}"\ndefault:\n  target: ""\n'
 
 
 def _preview_time(request: Request, text: str) -> datetime:
@@ -317,6 +334,8 @@ async def _page(
     text: str,
     *,
     problems: list | None = None,
+    asked: str | None = None,
+    no_plan: bool = False,
     caller: str = SAMPLE_CALLER,
     at: datetime | None = None,
     saved: str | None = None,
@@ -325,7 +344,9 @@ async def _page(
     status: int = 200,
 ) -> Response:
     """The routing page showing `text`; `base` is the digest of the plan the user's edit
-    started from (a page re-shown after a refused save keeps it), else the current plan's."""
+    started from (a page re-shown after a refused save keeps it), else the current plan's.
+    `asked` is what the user asked that found the problems (save, preview, restore); none
+    for the plan on file as the page opens. `no_plan`: the number has no plan file yet."""
     console = console_of(request)
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text)
@@ -340,6 +361,8 @@ async def _page(
             "text": text,
             "common": CommonSettings.of(text),
             "problems": problems,
+            "problems_heading": PROBLEMS_HEADINGS[asked],
+            "no_plan": no_plan,
             "preview": lines,
             "caller": caller,
             "at": at,

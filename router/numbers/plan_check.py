@@ -29,7 +29,7 @@ from router.numbers.statuses import inventory_status
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import StoreUnavailable
 
-_SERVICE = frozenset(
+NEEDS_PLAN = frozenset(
     {Status.ACTIVE, Status.SUSPENDED, Status.ARREARS, Status.CANCELLATION_REQUESTED}
 )
 """A subscriber's number in these needs a plan: given notice, it connects calls for 30 days."""
@@ -80,7 +80,7 @@ def compare(
             )
     for record in held:
         status = inventory_status(record, at, rules).status
-        if record.number not in plans and status in _SERVICE:
+        if record.number not in plans and status in NEEDS_PLAN:
             warnings.append(
                 f"{record.number} is {status.value.replace('_', ' ')} in the inventory (subscriber "
                 f"{record.subscriber}) but has no plan: its calls are refused as unknown"

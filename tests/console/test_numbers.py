@@ -533,3 +533,26 @@ async def test_a_subscriber_withdraws_its_own_application_and_staff_cannot(tmp_p
         assert history[-1].actor == "shop-admin"
         for client in (staff, admin):
             await client.aclose()
+
+
+async def test_a_number_in_service_without_a_plan_says_its_calls_are_refused(
+    tmp_path: Path,
+) -> None:
+    """As `hotline400 check` warns: a number its subscriber holds in service with no plan
+    refuses every call as unknown. Its page says so, and to whom it falls to write one;
+    a number with its plan says nothing of it."""
+    async with running_console(tmp_path) as site:
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        ops = await site.signed_in("ops")
+        shop = await site.signed_in("shop")
+        for client in (ops, shop):
+            page = (await client.get(f"/numbers/{SHOP}")).text
+            assert 'data-testid="plan-missing"' not in page
+        (site.config_dir / "plans" / f"{SHOP}.yaml").unlink()
+        told = (await ops.get(f"/numbers/{SHOP}")).text
+        assert f"No routing plan is loaded for {SHOP}: its calls are refused" in told
+        assert f"until plans/{SHOP}.yaml is written" in told
+        seen = (await shop.get(f"/numbers/{SHOP}")).text
+        assert "until the operator loads its routing plan" in seen
+        await ops.aclose()
+        await shop.aclose()

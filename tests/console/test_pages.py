@@ -630,3 +630,53 @@ async def test_only_the_operator_chooses_the_key_a_numbers_crm_events_are_signed
         assert plan_file.read_text(encoding="utf-8") == rekeyed
         await shop.aclose()
         await operator.aclose()
+
+
+async def test_a_number_without_a_plan_is_given_one_from_the_common_form(tmp_path: Path) -> None:
+    """A number with an account but no plan file yet: its page says its calls are refused
+    until a plan is saved, finds no fault in a plan nobody saved, and the common form's
+    default destination is enough to save the first one."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        plan_file.unlink()
+        shop = await site.signed_in("shop")
+        page = await shop.get(f"/numbers/{SHOP}/routing")
+        assert page.status_code == 200
+        assert f"{SHOP} has no routing plan yet: its calls are refused" in page.text
+        assert "not saved" not in page.text and 'class="problems"' not in page.text
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        saved = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={"csrf": token, "mode": "form", "action": "save", "default_target": GOOD_TARGET},
+        )
+        assert saved.status_code == 303, saved.text
+        assert GOOD_TARGET in plan_file.read_text(encoding="utf-8")
+        assert "no routing plan yet" not in (await shop.get(saved.headers["location"])).text
+        await shop.aclose()
+
+
+async def test_problems_are_told_as_what_they_stopped(tmp_path: Path) -> None:
+    """A plan file broken by hand is shown with its problems as the plan on file's, not as
+    a save the user never made; a preview's problems stopped no save either."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        broken = plan_file.read_text(encoding="utf-8").replace(
+            "ring_timeout: 20", "ring_timeout: 2000"
+        )
+        plan_file.write_text(broken, encoding="utf-8")
+        shop = await site.signed_in("shop")
+        opened = (await shop.get(f"/numbers/{SHOP}/routing")).text
+        assert "<strong>The plan on file has problems:</strong>" in opened
+        assert "not saved" not in opened
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        previewed = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={"csrf": token, "mode": "yaml", "action": "preview", "yaml": broken},
+        )
+        assert "<strong>The plan has problems:</strong>" in previewed.text
+        saved = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={"csrf": token, "mode": "yaml", "action": "save", "yaml": broken},
+        )
+        assert "<strong>The plan was not saved:</strong>" in saved.text
+        await shop.aclose()
