@@ -9,11 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from console.security import hash_password
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import CDR, CallerRegion, FinishCall, Outcome, StartCall
-from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
+from router.storage.console_rows import UserRow
+from tests.console.harness import NOW, PASSWORD, SHOP, a_call, csrf_of, running_console
 
 
 def _row_of(page: str, call_id: str) -> str:
@@ -151,3 +153,17 @@ async def test_a_refused_new_user_comes_back_filled_in_but_for_the_password(
         assert f'name="account" value="{SHOP}"' in page
         assert "short" not in page.split('action="/users"', 1)[1]
         await ops.aclose()
+
+
+async def test_a_dashboard_without_numbers_says_where_to_look(tmp_path: Path) -> None:
+    """A subscriber of the inventory whose numbers have no plan yet sees an empty dashboard;
+    it says where its numbers stand instead of a bare "No numbers yet"."""
+    async with running_console(tmp_path) as site:
+        await site.store.add_user(
+            UserRow("acme-boss", "subscriber-admin", "acme", hash_password(PASSWORD), False, NOW)
+        )
+        acme = await site.signed_in("acme-boss")
+        page = (await acme.get("/")).text
+        told = re.search(r'data-testid="no-numbers">(.*?)</td>', page, re.S)
+        assert told and '<a href="/numbers">Numbers</a> page' in told.group(1)
+        await acme.aclose()
