@@ -6,7 +6,8 @@ from then on), watches a call placed by the Asterisk simulator appear on the das
 without reloading, exports CSV, switches the satisfaction survey on (confirming its fee),
 sees the month's pending closing entries, and opens a call the router recorded and surveyed:
 its score and a player of its recording; another subscriber fails to reach the first one's
-page; the operator scans the accounts and users.
+page; the operator scans the accounts and users, and on a phone opens the menu from the
+keyboard.
 Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
 $HOTLINE400_SCREENS) to be looked at.
 """
@@ -28,7 +29,9 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -441,5 +444,16 @@ def test_the_operator_scans_the_accounts_and_the_users(site: dict[str, object]) 
                 _photograph(browser, name, width)
         browser.get(f"{url}/password")
         _photograph(browser, "password", WIDTHS[1])
+        # On a phone the pages are behind the menu: the keyboard reaches it and opens it.
+        menu = browser.find_element(By.CSS_SELECTOR, ".top nav")
+        assert not menu.is_displayed()
+        for _ in range(4):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            if browser.execute_script("return document.activeElement.id") == "menu-toggle":
+                break
+        else:
+            pytest.fail("Tab never reaches the menu on a narrow screen")
+        ActionChains(browser).send_keys(Keys.SPACE).perform()
+        assert menu.is_displayed() and browser.find_element(By.LINK_TEXT, "Accounts").is_displayed()
     finally:
         browser.quit()

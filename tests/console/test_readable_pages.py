@@ -94,7 +94,7 @@ async def test_a_statement_row_shows_the_numbers_own_fees_and_adds_up(tmp_path: 
 
 
 def _current(page: str) -> list[str]:
-    nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    nav = page.split("<nav id=\"menu\">", 1)[1].split("</nav>", 1)[0]
     return re.findall(r'<a href="([^"]+)" class="active" aria-current="page">', nav)
 
 
