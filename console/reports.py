@@ -170,7 +170,9 @@ def fraud_signals(
                 FraudSignal(
                     datetime.combine(day, time(), zone),
                     "international callers",
-                    f"{calls} calls from international numbers",
+                    "1 call from an international number"
+                    if calls == 1
+                    else f"{calls} calls from international numbers",
                 )
             )
     return signals

@@ -5,17 +5,19 @@ the current one, every control named, and a refused form given back as it was fi
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from console.reports import fraud_signals
 from console.security import hash_password
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage.cdr import CDR, CallerRegion, FinishCall, Outcome, StartCall
 from router.storage.console_rows import UserRow
-from tests.console.harness import NOW, PASSWORD, SHOP, a_call, csrf_of, running_console
+from tests.console.harness import NOW, PASSWORD, SHANGHAI, SHOP, a_call, csrf_of, running_console
 
 
 def _row_of(page: str, call_id: str) -> str:
@@ -94,7 +96,7 @@ async def test_a_statement_row_shows_the_numbers_own_fees_and_adds_up(tmp_path: 
 
 
 def _current(page: str) -> list[str]:
-    nav = page.split("<nav id=\"menu\">", 1)[1].split("</nav>", 1)[0]
+    nav = page.split('<nav id="menu">', 1)[1].split("</nav>", 1)[0]
     return re.findall(r'<a href="([^"]+)" class="active" aria-current="page">', nav)
 
 
@@ -167,3 +169,28 @@ async def test_a_dashboard_without_numbers_says_where_to_look(tmp_path: Path) ->
         told = re.search(r'data-testid="no-numbers">(.*?)</td>', page, re.S)
         assert told and '<a href="/numbers">Numbers</a> page' in told.group(1)
         await acme.aclose()
+
+
+def test_one_international_call_is_told_in_the_singular() -> None:
+    day = NOW.date()
+    [one] = fraud_signals(Counter(), Counter({day: 1}), SHANGHAI)
+    [two] = fraud_signals(Counter(), Counter({day: 2}), SHANGHAI)
+    assert one.detail == "1 call from an international number"
+    assert two.detail == "2 calls from international numbers"
+
+
+async def test_a_call_of_another_year_shows_its_year_in_the_list(tmp_path: Path) -> None:
+    """This year's calls are listed by month and day; a search reaching back a year would
+    otherwise list two different days alike."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("this-year", SHOP, NOW - timedelta(hours=2)),
+                *a_call("last-year", SHOP, NOW - timedelta(days=365)),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/calls")).text
+        assert _cells(_row_of(page, "this-year"))[0] == "11-24 13:00:00"
+        assert _cells(_row_of(page, "last-year"))[0] == "2025-11-24 15:00:00"
+        await shop.aclose()
