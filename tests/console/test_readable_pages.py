@@ -194,3 +194,14 @@ async def test_a_call_of_another_year_shows_its_year_in_the_list(tmp_path: Path)
         assert _cells(_row_of(page, "this-year"))[0] == "11-24 13:00:00"
         assert _cells(_row_of(page, "last-year"))[0] == "2025-11-24 15:00:00"
         await shop.aclose()
+
+
+async def test_the_reports_choice_of_all_numbers_is_worded_for_whoever_reads_it(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        ops, shop = await site.signed_in("ops"), await site.signed_in("shop")
+        assert '<option value="">every number</option>' in (await ops.get("/reports")).text
+        assert '<option value="">all my numbers</option>' in (await shop.get("/reports")).text
+        await ops.aclose()
+        await shop.aclose()
