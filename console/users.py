@@ -53,16 +53,20 @@ class User:
         return self.role is not Role.SUBSCRIBER_STAFF
 
 
-def check_new_user(name: str, role: Role, account: str | None) -> None:
-    """Refuse names that would be ambiguous in the audit log and roles without their account."""
+def check_new_user(
+    name: str, role: Role, account: str | None, account_asked_as: str = "--account"
+) -> None:
+    """Refuse names that would be ambiguous in the audit log and roles without their account.
+    `account_asked_as` is how the refusal names where the account is given: the command's
+    option, or the console form's field."""
     if not USER_NAME.fullmatch(name):
         raise InvalidUser(
             f"{name!r} is not a user name: 2-64 letters, digits, '.', '_', '@' or '-'"
         )
     if role is Role.OPERATOR and account is not None:
-        raise InvalidUser("an operator user belongs to no account: leave out --account")
+        raise InvalidUser(f"an operator user belongs to no account: leave out {account_asked_as}")
     if role is not Role.OPERATOR and not account:
-        raise InvalidUser(f"a {role} user needs --account (the subscriber it works for)")
+        raise InvalidUser(f"a {role} user needs {account_asked_as} (the subscriber it works for)")
 
 
 @dataclass(frozen=True, slots=True)

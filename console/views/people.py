@@ -73,7 +73,7 @@ async def add_user(request: Request) -> Response:
             raise not_found()
         account = user.account  # a subscriber adds staff to its own account only
     try:
-        check_new_user(name, role, account)
+        check_new_user(name, role, account, account_asked_as="the Account field")
         password_hash = hash_password(str(form.get("password", "")))
     except (InvalidUser, WeakPassword) as error:
         return render(request, "users.html", await _context(request, str(error), given), status=422)

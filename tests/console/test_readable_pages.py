@@ -205,3 +205,20 @@ async def test_the_reports_choice_of_all_numbers_is_worded_for_whoever_reads_it(
         assert '<option value="">all my numbers</option>' in (await shop.get("/reports")).text
         await ops.aclose()
         await shop.aclose()
+
+
+async def test_a_new_user_refused_for_its_account_is_told_of_the_forms_field(
+    tmp_path: Path,
+) -> None:
+    """The command's option (--account) means nothing on the console's form."""
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, "/users")
+        fields = {"csrf": token, "name": "newstaff", "password": "a long enough password"}
+        refused = await ops.post("/users", data={**fields, "role": "subscriber-staff"})
+        assert refused.status_code == 422
+        assert "a subscriber-staff user needs the Account field" in refused.text
+        operator = await ops.post("/users", data={**fields, "role": "operator", "account": SHOP})
+        assert "leave out the Account field" in operator.text
+        assert "--account" not in refused.text + operator.text
+        await ops.aclose()
