@@ -222,3 +222,17 @@ async def test_a_new_user_refused_for_its_account_is_told_of_the_forms_field(
         assert "leave out the Account field" in operator.text
         assert "--account" not in refused.text + operator.text
         await ops.aclose()
+
+
+async def test_only_the_operator_is_told_the_command_that_closes_a_month(tmp_path: Path) -> None:
+    """A subscriber cannot run `hotline400 bill --close`; the page tells it only that the
+    month is closed later."""
+    async with running_console(tmp_path) as site:
+        ops, shop = await site.signed_in("ops"), await site.signed_in("shop")
+        for client, told in ((ops, True), (shop, False)):
+            page = (await client.get(f"/numbers/{SHOP}/money")).text
+            unclosed = re.search(r'data-testid="unclosed">(.*?)</p>', page, re.S)
+            assert unclosed, "the months before this one are not closed"
+            assert ("hotline400 bill --close" in unclosed.group(1)) is told
+        await ops.aclose()
+        await shop.aclose()
