@@ -15,11 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from console.users import Scope, User
-from numbering.lifecycle import Status
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
 from router.money.booking_alerts import Watch, sent_warnings
+from router.numbers.holdings import holding_since
 from router.storage.location import ConfiguredStore
-from router.storage.number_rows import HistoryEntry
 
 
 @dataclass
@@ -104,24 +103,3 @@ class Console:
         if user.is_operator:
             return self.all_numbers()
         return [number for number in self.all_numbers() if number == user.account]
-
-
-def current_life(history: list[HistoryEntry]) -> list[HistoryEntry]:
-    """The transitions since the number last came back to the pool: a subscriber's users
-    see their own holding of it, never who held it before them nor why that ended (the
-    record itself keeps nothing of past holders)."""
-    back = _last_return(history)
-    return history if back is None else history[back + 1 :]
-
-
-def holding_since(history: list[HistoryEntry]) -> datetime | None:
-    """When the number last came back to the pool (None if it never did): the start of the
-    current holding."""
-    back = _last_return(history)
-    return None if back is None else history[back].at
-
-
-def _last_return(history: list[HistoryEntry]) -> int | None:
-    """Where in the history the number last came back to the pool."""
-    back = [i for i, entry in enumerate(history) if entry.to_status == Status.AVAILABLE.value]
-    return back[-1] if back else None

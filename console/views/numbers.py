@@ -21,7 +21,6 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.context import current_life
 from console.users import User
 from console.web import (
     audit,
@@ -37,6 +36,7 @@ from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
 from router.money.booking_alerts import READ_ONLY, Watch
 from router.numbers import desk
+from router.numbers.holdings import current_life
 from router.numbers.inventory import Inventory
 from router.numbers.plan_check import NEEDS_PLAN
 from router.storage.number_rows import HistoryEntry

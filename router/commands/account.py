@@ -10,7 +10,10 @@ account show --provider P
 account show --number N
     Its status, subscriber and service provider (with the provider's balance) in the
     inventory, balance, low-balance warning, package, this month's and today's calls and cost,
-    included minutes used and left. Calls and cost are the month's and the day's call
+    included minutes used and left. The balance and calls are those of the current holding,
+    since the number last came back to the pool ('holding since'); each past holding that left
+    a balance is listed with its holder and what it owes (or is owed), which stays on that
+    holding and is never the next holder's. Calls and cost are the month's and the day's call
     entries, the figures the router's cost caps are checked against; re-rating
     adjustments show on the month's statement (`bill`).
 account terms [--number N] [--record [--day YYYY-MM-DD]]
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,6 +63,7 @@ from router.money.fee_payers import on_payer, providers_of
 from router.numbers.inventory import Inventory, provider_account
 from router.numbers.ticking import settle_arrears
 from router.storage.protocol import Store, StoreUnavailable
+from router.storage.rows import Holding
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -230,7 +235,14 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
     day_start = datetime(today.year, today.month, today.day, tzinfo=books.zone)
     async with books.store() as store:
         usage = await store.usage(number, month, today.isoformat())
-        calls = await store.ledger(number, since=start, until=end, kind=LedgerKind.CALL)
+        holdings = await store.holdings(number)
+        since = holdings[-1].since if holdings else None
+        calls = await store.ledger(
+            number,
+            since=start if since is None else max(start, since),
+            until=end,
+            kind=LedgerKind.CALL,
+        )
         record = await store.number_record(number)
         provider = record.provider if record is not None else None
         if provider is not None:
@@ -269,10 +281,36 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         rows.insert(1, ("subscriber", record.subscriber or "-"))
     if provider is not None:
         rows.insert(2, ("service provider", f"{provider}, balance {held.balance or ZERO}"))
+    if since is not None:
+        rows.insert(
+            rows.index(("balance", str(balance))) + 1, ("holding since", _local(since, books))
+        )
+    rows += [("past holding", text) for text in _past_holdings(holdings, books)]
     print(number)
     for label, value in rows:
         print(f"  {label:<22}{value}")
     return 0
+
+
+def _past_holdings(holdings: Sequence[Holding], books: Books) -> list[str]:
+    """The holdings before the current one that left a balance: what a past holder owes
+    (or was owed) stays on its holding, not on the next holder's balance."""
+    lines = []
+    for holding, after in itertools.pairwise(holdings):
+        if holding.balance == ZERO:
+            continue
+        span = f"until {_local(after.since, books)}"
+        if holding.since is not None:
+            span = f"from {_local(holding.since, books)} {span}"
+        holder = holding.holder or "(holder not recorded)"
+        owes = "owes" if holding.balance < ZERO else "is owed"
+        lines.append(f"{span}, {holder} {owes} {abs(holding.balance)}")
+    return lines
+
+
+def _local(moment: datetime | None, books: Books) -> str:
+    assert moment is not None
+    return f"{moment.astimezone(books.zone):%Y-%m-%d %H:%M}"
 
 
 async def _show_provider(books: Books, provider: str) -> int:

@@ -1,8 +1,11 @@
 """A subscriber's month from the store: its statement, and booking what closing it owes.
 
 The statement is rating.statement's, fed with the ledger and with the month's priced calls
-(answered CDRs whose price is set). The opening balance is the sum of every ledger entry
-before the month's first instant. Months and days are read in the tariffs' time zone, and a
+(answered CDRs whose price is set). A month's statement is that of the holding of the number
+in force at its end (router.numbers.holdings): the opening balance is the sum of that
+holding's ledger entries before the month's first instant, and an earlier holder's entries,
+calls and opening day are not in it (what it owes stays on its own holding, Store.holdings).
+Months and days are read in the tariffs' time zone, and a
 call belongs to the month it was answered in (a call answered 2026-11-30 23:58 is a
 November call, however long it lasts). What closing owes and when it may be done are
 rating.closing's rules; this module reads the store for them (the opening day that
@@ -37,6 +40,7 @@ from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
+from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, Outcome
 from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
@@ -83,20 +87,26 @@ async def month_statement(
 ) -> MonthStatement:
     zone = tariffs.zone
     start, end = month_span(month, zone)
-    opening = sum((entry.amount for entry in await store.ledger(number, until=start)), ZERO)
-    booked = await store.ledger(number, since=start, until=end)
+    history = await store.number_history(number)
+    since = holding_since(history, before=end)
+    opening = sum(
+        (entry.amount for entry in await store.ledger(number, since=since, until=start)), ZERO
+    )
+    booked = await holding_ledger(store, number, start, end, since)
     answered = [
         cdr
         for cdr in await store.query_cdrs(
             number=number, since=start - RINGING_MARGIN, until=end, outcome=Outcome.ANSWERED
         )
-        if cdr.answered_at is not None and billing_month(cdr.answered_at, zone) == month
+        if cdr.answered_at is not None
+        and billing_month(cdr.answered_at, zone) == month
+        and (since is None or cdr.answered_at >= since)
     ]
     lines = [line for cdr in answered if (line := call_line(cdr)) is not None]
     call_charges = sum((line.callee_share for line in lines), ZERO)
     generation = closing_generation(month, booked)
-    in_service = not out_of_service_all_month(await store.number_history(number), start, end)
-    opened = await opening_day(store, tariffs, number)
+    in_service = not out_of_service_all_month(history, start, end)
+    opened = await opening_day(store, tariffs, number, since)
     due = closing_entries(
         tariffs, number, month, call_charges, generation, in_service=in_service, opened=opened
     )
@@ -160,8 +170,9 @@ async def close_month(
     check_closable(month, zone, today, {})
     start, end = month_span(month, zone)
     for number in numbers:
-        booked = await store.ledger(number, since=start, until=end)
-        check_opened(month, zone, number, await opening_day(store, tariffs, number))
+        since = holding_since(await store.number_history(number), before=end)
+        booked = await holding_ledger(store, number, start, end, since)
+        check_opened(month, zone, number, await opening_day(store, tariffs, number, since))
         check_not_closed(month, number, booked)
     in_progress = {
         number: len(await calls_in_progress(store, number, month, zone)) for number in numbers
@@ -190,12 +201,25 @@ async def calls_in_progress(store: Store, number: str, month: str, zone: ZoneInf
     )
 
 
-async def opening_day(store: Store, tariffs: Tariffs, number: str) -> date | None:
-    """The account's `opened` day, else the day of the first entry on its ledger."""
+async def holding_ledger(
+    store: Store, number: str, start: datetime, end: datetime, since: datetime | None
+) -> list[LedgerEntry]:
+    """The entries from `start` to `end` of the holding that began `since` (None: the
+    number's first): a month's statement is that of the holding in force at its end."""
+    return await store.ledger(
+        number, since=start if since is None else max(start, since), until=end
+    )
+
+
+async def opening_day(
+    store: Store, tariffs: Tariffs, number: str, since: datetime | None = None
+) -> date | None:
+    """The account's `opened` day, else the day of the first entry on its ledger in the
+    holding that began `since` (None: the number's first)."""
     opened = tariffs.accounts[number].opened
     if opened is not None:
         return opened
-    entries = await store.ledger(number)
+    entries = await store.ledger(number, since=since)
     first = min((entry.at for entry in entries), default=None)
     return None if first is None else first.astimezone(tariffs.zone).date()
 
@@ -216,7 +240,8 @@ async def reopen_month(
     start, end = month_span(month, tariffs.zone)
     reversals: list[LedgerEntry] = []
     for number in numbers:
-        booked = await store.ledger(number, since=start, until=end)
+        since = holding_since(await store.number_history(number), before=end)
+        booked = await holding_ledger(store, number, start, end, since)
         entries = reopening_entries(month, booked, by, reason, today)
         if not entries:
             raise MonthNotClosable(f"{month} is not closed for {number}: nothing to reopen")

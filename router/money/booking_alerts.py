@@ -12,7 +12,8 @@ which send in the background, so calls never wait for a receiver; a command or a
 request opens `sent_warnings`, which waits for the sends (retries included) as long as one
 POST may take at most before it ends, and keeps what did not go through by then. Only the entries
 booked now count: an entry already on the ledger moves nothing, and a write that booked
-nothing (a transition another router wrote first) warns of nothing.
+nothing (a transition another router wrote first) warns of nothing. Only the balance of the
+number's current holding is watched: an entry dated in a past holding moves that one's.
 """
 
 from __future__ import annotations
@@ -91,15 +92,20 @@ async def book_warning_low_balances(
     the same transaction) and warn for each prepaid balance they take below its threshold;
     returns what `write` returned. A write that says False or 0 booked nothing."""
     accounts = watch.tariffs.accounts if watch.tariffs is not None else {}
+    prepaid = {
+        entry.number
+        for entry in entries
+        if (account := accounts.get(entry.number)) is not None and account.prepaid
+    }
+    before: dict[str, Decimal] = {}
+    since: dict[str, datetime | None] = {}
+    for number in sorted(prepaid):
+        before[number], since[number] = await _current_holding(store, number)
     watched = [
         entry
         for entry in entries
-        if (account := accounts.get(entry.number)) is not None and account.prepaid
-    ]
-    before: dict[str, Decimal] = {}
-    for entry in watched:
-        if entry.number not in before:
-            before[entry.number] = await _balance(store, entry)
+        if entry.number in prepaid and ((start := since[entry.number]) is None or entry.at >= start)
+    ]  # an entry dated in a past holding moves that one's balance, not this one's
     held = await _held(store, watched)
     written = await write()
     if written is not None and not written:
@@ -114,12 +120,13 @@ async def book_warning_low_balances(
     return written
 
 
-async def _balance(store: Store, entry: LedgerEntry) -> Decimal:
-    """The account's balance now (a keyed read; the counters asked for with it are the
-    entry's month's and day's, which nothing here reads)."""
-    day = entry.at.date()
-    usage = await store.usage(entry.number, f"{day:%Y-%m}", day.isoformat())
-    return usage.balance or ZERO
+async def _current_holding(store: Store, number: str) -> tuple[Decimal, datetime | None]:
+    """The balance of the number's current holding and when it began (None: the number's
+    first holding)."""
+    holdings = await store.holdings(number)
+    if not holdings:
+        return ZERO, None
+    return holdings[-1].balance, holdings[-1].since
 
 
 async def _held(store: Store, entries: Sequence[LedgerEntry]) -> set[tuple[str, str, str]]:

@@ -1,6 +1,7 @@
 """The ledger, balances, usage counters and call-cap units over any engine's sessions,
-written once. The balance and the cost counters move with each ledger insert, by the
-engine's triggers (router.storage.sqlite, router.storage.postgres), in its transaction.
+written once. The balance (of the holding an entry's instant falls in: schema.HOLDING_BALANCES)
+and the cost counters move with each ledger insert, by the engine's triggers
+(router.storage.sqlite, router.storage.postgres), in its transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from datetime import datetime
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage import queries
-from router.storage.rows import UsageSnapshot, entry_from_row, epoch_us, ledger_params, lock_order
+from router.storage.rows import (
+    Holding,
+    UsageSnapshot,
+    entry_from_row,
+    epoch_us,
+    ledger_params,
+    lock_order,
+)
 from router.storage.sessions import SessionSource
 
 
@@ -18,7 +26,7 @@ class AccountTables(SessionSource):
     """The accounts part of `Store`: what a call reads and reserves, what commands book."""
 
     async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
-        params = (number, month, number, day, number, month, number)
+        params = (number, month, number, day, number, month, number, number)
         async with self._connected() as session:
             [row] = await session.fetch(queries.USAGE_SNAPSHOT, params)
         return UsageSnapshot.from_row(row)
@@ -62,6 +70,11 @@ class AccountTables(SessionSource):
                 queries.SELECT_LEDGER.format(where=where.sql()), where.params
             )
         return [entry_from_row(row) for row in rows]
+
+    async def holdings(self, number: str) -> list[Holding]:
+        async with self._connected() as session:
+            rows = await session.fetch(queries.HOLDINGS, (number,))
+        return [Holding.from_row(row) for row in rows]
 
     async def included_seconds_booked(self, number: str) -> dict[str, int]:
         async with self._connected() as session:

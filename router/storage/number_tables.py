@@ -5,7 +5,8 @@ A transition is written by one conditional UPDATE on the number's `version` (the
 the transition was computed from), in the same transaction as its history rows, the fees
 it books and the subscriber it makes, if any: of two operators or routers acting on one
 number at the same instant, one updates the row and the other updates nothing and is told
-so, whatever the engine.
+so, whatever the engine. A number coming back to the pool starts a holding of its balance
+(schema.HOLDING_BALANCES) in that transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from numbering.lifecycle import Change, NumberRecord
+from numbering.lifecycle import Change, NumberRecord, Status
 from rating.ledger import LedgerEntry
 from router.storage import queries
 from router.storage.number_patterns import pattern_ranges
@@ -215,6 +216,11 @@ class NumberTables(SessionSource):
                         sum(-fen_of(e.amount) for e in booked),
                     ),
                 )
+                if _back_to_pool(change):
+                    number, at = change.after.number, epoch_us(change.at)
+                    holder = change.before.subscriber
+                    await session.execute(queries.HOLDING_ENDS, (number, number, holder))
+                    await session.execute(queries.HOLDING_STARTS, (number, at))
             for row in ledger_rows:
                 await session.execute(queries.INSERT_LEDGER, row)
         return True
@@ -298,6 +304,11 @@ def _party_insert(party: PartyRow) -> tuple[str, tuple[object, ...]]:
         sql = f"INSERT INTO subscribers ({_PARTY}, provider) VALUES (?, ?, ?, ?, ?, ?, ?)"
         params = (*params, party.provider)
     return f"{sql} ON CONFLICT (name) DO NOTHING", params
+
+
+def _back_to_pool(change: Change) -> bool:
+    """The number came back to the pool: a new holding begins (its balance from nothing)."""
+    return change.after.status == Status.AVAILABLE != change.before.status
 
 
 def _segment_bounds(segment: str) -> tuple[str, str]:

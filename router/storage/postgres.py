@@ -95,6 +95,29 @@ _TRIGGERS = (
     """CREATE TRIGGER ledger_moves_the_counters AFTER INSERT ON ledger
        FOR EACH ROW EXECUTE FUNCTION ledger_moves_the_counters()""",
 )
+_HOLDING_TRIGGER = (
+    """CREATE OR REPLACE FUNCTION ledger_moves_the_counters() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         INSERT INTO holding_balances AS b (number, since_us, balance_fen)
+         VALUES (NEW.number, COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h
+                 WHERE h.number = NEW.number AND h.since_us <= NEW.at_us), 0), NEW.amount_fen)
+         ON CONFLICT (number, since_us) DO UPDATE SET balance_fen = b.balance_fen + NEW.amount_fen;
+         IF NEW.kind = 'call' THEN
+           INSERT INTO usage AS u (number, period, cost_fen, included_used)
+           VALUES (NEW.number, NEW.month, -NEW.amount_fen, NEW.included_seconds)
+           ON CONFLICT (number, period) DO UPDATE SET
+             cost_fen = u.cost_fen - NEW.amount_fen,
+             included_used = u.included_used + NEW.included_seconds;
+           INSERT INTO usage AS u (number, period, cost_fen)
+           VALUES (NEW.number, NEW.day, -NEW.amount_fen)
+           ON CONFLICT (number, period) DO UPDATE SET cost_fen = u.cost_fen - NEW.amount_fen;
+         END IF;
+         RETURN NULL;
+       END $$""",
+    "DROP TABLE balances",
+)
+"""Version 16: the balance of the holding an entry's instant falls in (schema.HOLDING_BALANCES)."""
 _HISTORY_TRIGGERS = (
     f"""CREATE FUNCTION number_history_refuses_changes() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
@@ -124,6 +147,7 @@ MIGRATIONS = schema.migrations(
         4: (*call_counts.POSTGRES_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
         5: (*call_counts.POSTGRES_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
         6: _HISTORY_TRIGGERS,
+        16: _HOLDING_TRIGGER,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

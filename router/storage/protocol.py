@@ -28,7 +28,7 @@ from router.storage.console_rows import (
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
-from router.storage.rows import PinTally, Recorded, UsageSnapshot
+from router.storage.rows import Holding, PinTally, Recorded, UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
 
@@ -106,6 +106,10 @@ class Store(Protocol):
         kind: LedgerKind | None = None,
     ) -> list[LedgerEntry]:
         """Entries in booking order; `since` inclusive, `until` exclusive."""
+
+    async def holdings(self, number: str) -> list[Holding]:
+        """The number's holdings with their balances, oldest first; the last is the current
+        one, whose balance `usage` reads. Empty before any entry or return to the pool."""
 
     async def included_seconds_booked(self, number: str) -> dict[str, int]:
         """call id -> included seconds its call entry took, for the calls that took any.

@@ -100,7 +100,8 @@ INCLUDED_SECONDS_BOOKED = (
     "SELECT ref, included_seconds FROM ledger "
     f"WHERE number = ? AND kind = '{LedgerKind.CALL}' AND included_seconds > 0"
 )
-# A few keyed rows, never a scan: parameters number, month, number, day, number, month, number.
+# A few keyed rows, never a scan: parameters number, month, number, day, number, month, number,
+# number. The balance is the current holding's: the number's last row of holding_balances.
 USAGE_SNAPSHOT = """
 SELECT m.cost_fen AS month_cost_fen, c.calls AS month_calls, m.included_used AS included_used,
        d.cost_fen AS day_cost_fen, b.balance_fen AS balance_fen
@@ -108,8 +109,23 @@ FROM (SELECT 1) AS one
 LEFT JOIN usage AS m ON m.number = ? AND m.period = ?
 LEFT JOIN usage AS d ON d.number = ? AND d.period = ?
 LEFT JOIN call_units AS c ON c.number = ? AND c.month = ?
-LEFT JOIN balances AS b ON b.number = ?
+LEFT JOIN holding_balances AS b ON b.number = ?
+    AND b.since_us = (SELECT MAX(h.since_us) FROM holding_balances AS h WHERE h.number = ?)
 """
+HOLDINGS = (
+    "SELECT since_us, holder, balance_fen FROM holding_balances WHERE number = ? ORDER BY since_us"
+)
+# A number back in the pool: the holding that ends names its holder (its row made if it had no
+# entry), and the next one starts from nothing. Parameters number, number, holder; number, at.
+HOLDING_ENDS = (
+    "INSERT INTO holding_balances AS b (number, since_us, holder, balance_fen) "
+    "VALUES (?, COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h WHERE h.number = ?),"
+    " 0), ?, 0) ON CONFLICT (number, since_us) DO UPDATE SET holder = excluded.holder"
+)
+HOLDING_STARTS = (
+    "INSERT INTO holding_balances (number, since_us, balance_fen) VALUES (?, ?, 0) "
+    "ON CONFLICT (number, since_us) DO NOTHING"
+)
 # One statement: the count only moves while it is below the cap, whichever router asks.
 RESERVE_CALL = (
     "INSERT INTO call_units AS u (number, month, calls) VALUES (?, ?, 1) "

@@ -296,6 +296,25 @@ class UsageSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Holding:
+    """One holding of a number, from the instant it came back to the pool (None: from its
+    first entry) to the next such instant: its holder, once it ended, and its balance."""
+
+    since: datetime | None
+    holder: str | None
+    balance: Decimal
+
+    @classmethod
+    def from_row(cls, row: Row) -> Holding:
+        since = row["since_us"]
+        return cls(
+            since=from_epoch_us(since) if since else None,
+            holder=row["holder"],
+            balance=yuan_of(row["balance_fen"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PinTally:
     """A caller's failed PIN calls to one number within the window, as just counted, and
     until when the caller is refused before the prompt (None: not refused)."""

@@ -14,7 +14,8 @@ a CDR's recording and when it was purged, 12 the indexes of the numbers' last 6,
 digits that find a rare pattern (router.storage.number_patterns), 13 a CDR's satisfaction
 score and the index of the scored calls by number and start (a report sums the scores from
 it alone), 14 the console's failed sign-ins, 15 the period each number's last reservation
-was granted (numbering.lifecycle.NumberRecord.reservation_since/until); so
+was granted (numbering.lifecycle.NumberRecord.reservation_since/until), 16 a balance per
+holding of a number (since it last came back to the pool) in place of one per number; so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -308,6 +309,30 @@ LOGIN_FAILURES = """CREATE TABLE login_failures (
 """Failed console sign-ins, kept in the store so every console process counts them together
 (console.security.LoginThrottle)."""
 
+HOLDING_BALANCES = """CREATE TABLE holding_balances (
+    number text NOT NULL,
+    since_us bigint NOT NULL,         -- when the number came back to the pool; 0: its first
+    holder text,                      -- the subscriber that held it, written as it ended
+    balance_fen bigint NOT NULL,
+    PRIMARY KEY (number, since_us)
+){keyed}"""
+"""The balance of each holding of a number: a ledger entry moves the row of the holding its
+instant falls in (the latest `since_us` not after it), so a new holder starts from nothing
+and what a past holder owes stays on its holding. Provider accounts have one holding, 0."""
+HOLDING_BACKFILL = (
+    "INSERT INTO holding_balances (number, since_us, balance_fen) "
+    "SELECT number, at_us, 0 FROM number_history WHERE to_status = 'available' "
+    "GROUP BY number, at_us",
+    "INSERT INTO holding_balances (number, since_us, balance_fen) "
+    "SELECT number, since_us, SUM(amount_fen) FROM ("
+    " SELECT l.number, l.amount_fen, COALESCE((SELECT MAX(h.at_us) FROM number_history AS h"
+    "  WHERE h.number = l.number AND h.to_status = 'available' AND h.at_us <= l.at_us), 0)"
+    "  AS since_us FROM ledger AS l) AS entries WHERE true GROUP BY number, since_us "
+    "ON CONFLICT (number, since_us) DO UPDATE SET balance_fen = excluded.balance_fen",
+)
+"""Version 16 splits each number's balance by the holdings its history shows; the holders of
+holdings that ended before it are not known (the history names them in words only)."""
+
 MENU_COLUMNS = tuple(
     f"ALTER TABLE cdrs ADD COLUMN {name} text" for name in ("menu_path", "menu_digits", "language")
 )
@@ -379,6 +404,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     13: SURVEY_COLUMNS,
     14: (LOGIN_FAILURES,),
     15: RESERVATION_COLUMNS,
+    16: (HOLDING_BALANCES, *HOLDING_BACKFILL),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -66,6 +66,17 @@ _TRIGGERS = (
          ON CONFLICT (number, period) DO UPDATE SET cost_fen = cost_fen - NEW.amount_fen;
        END""",
 )
+_HOLDING_TRIGGER = (
+    "DROP TRIGGER ledger_moves_the_balance",
+    """CREATE TRIGGER ledger_moves_the_balance AFTER INSERT ON ledger BEGIN
+         INSERT INTO holding_balances (number, since_us, balance_fen)
+         VALUES (NEW.number, COALESCE((SELECT MAX(since_us) FROM holding_balances
+                 WHERE number = NEW.number AND since_us <= NEW.at_us), 0), NEW.amount_fen)
+         ON CONFLICT (number, since_us) DO UPDATE SET balance_fen = balance_fen + NEW.amount_fen;
+       END""",
+    "DROP TABLE balances",
+)
+"""Version 16: the balance of the holding an entry's instant falls in (schema.HOLDING_BALANCES)."""
 _HISTORY_TRIGGERS = (
     f"""CREATE TRIGGER number_history_is_never_changed BEFORE UPDATE ON number_history
        BEGIN SELECT RAISE(ABORT, '{schema.HISTORY_REFUSALS[0]}'); END""",
@@ -90,6 +101,7 @@ MIGRATIONS = schema.migrations(
         4: (*call_counts.SQLITE_TRIGGERS, *call_counts.ROLLUP_BACKFILL),
         5: (*call_counts.SQLITE_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
         6: _HISTORY_TRIGGERS,
+        16: _HOLDING_TRIGGER,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -656,3 +656,43 @@ def test_an_application_for_a_number_with_a_plan_file_says_whose_plan_it_must_be
         f"note: {plans / f'{ORDINARY}.yaml'} was there before this application: once "
         f"{ORDINARY} is in service its calls follow it; make sure it is acme's plan\n"
     )
+
+
+def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_ones_debt(
+    stocked, capsys
+):
+    """acme leaves 4006031475 600.00 in debt (its opening fee, never paid); cancelled, frozen
+    90 days and back in the pool, the number goes to beta, who pays its own opening fee.
+    beta's balance, statement, arrears and low-balance warning count beta's entries only;
+    acme's debt stays listed against acme's holding."""
+    in_service(stocked, capsys)  # acme's balance: -600.00
+    assert run(stocked, capsys, "numbers", "cancel", ORDINARY, "--at", "2026-12-10 10:00")[0] == 0
+    assert run(stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00")[0] == 0
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-west",
+        "--at", "2027-04-12 09:00")  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "beta",
+                       *MATERIAL, "--at", "2027-04-12 10:00")  # fmt: skip
+    assert code == 0, err
+    run(stocked, capsys, "numbers", "approve", ORDINARY, "--at", "2027-04-13 10:00")
+
+    code, out, _ = run(stocked, capsys, "account", "topup", "--number", ORDINARY,
+                       "--amount", "700", "--at", "2027-04-13 11:00")  # fmt: skip
+    assert code == 0 and "balance 100.00" in out
+    code, out, _ = run(stocked, capsys, "numbers", "tick", "--at", "2027-04-14 10:00",
+                       "--format", "json")  # fmt: skip
+    assert json.loads(out)["arrears"] == 0
+    shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")[1])
+    assert (shown["status"], shown["subscriber"]) == ("active", "beta")
+
+    code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY,
+                       "--today", "2027-04-14")  # fmt: skip
+    lines = out.splitlines()
+    assert "  balance               100.00" in lines
+    assert "  low-balance warning   50.00" in lines
+    assert "  holding since         2027-04-09 10:00" in lines
+    assert "  past holding          until 2027-04-09 10:00, acme owes 600.00" in lines, out
+
+    bill = ("bill", "--month", "2027-04", "--number", ORDINARY, "--format", "json")
+    statement = json.loads(run(stocked, capsys, *bill)[1])[0]
+    assert (statement["opening_balance"], statement["number_fees"]) == ("0.00", "600.00")
+    assert statement["payments"] == "700.00"

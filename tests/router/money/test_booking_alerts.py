@@ -33,9 +33,17 @@ from router.cli import main
 from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE
 from router.notifications.sms import SMS_UNDELIVERED_FILE
 from router.notifications.undelivered import UndeliveredEvents
+from router.numbers.inventory import Inventory
 from router.storage.cdr import CDR, CallerRegion, FinishCall, ForwardReason, Leg, Outcome, StartCall
 from router.storage.protocol import Store
-from tests.conftest import MONDAY_MORNING, HttpReceiver, eventually, opened_store, running_router
+from tests.conftest import (
+    MONDAY_MORNING,
+    UNWATCHED,
+    HttpReceiver,
+    eventually,
+    opened_store,
+    running_router,
+)
 
 PREPAID, POSTPAID = "4000000008", "4000000009"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -372,4 +380,37 @@ async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver
         await eventually(third_month_booked, timeout=2)  # not 5 s on the receiver
     assert [json.loads(r.body) for r in receiver.received] == [
         {"event": "low_balance", "number": PREPAID, "balance": "4.00", "threshold": "5.00"}
+    ]
+
+
+# --- a number's past holdings -----------------------------------------------------------
+
+
+async def held_before(url: str) -> None:
+    """4000000008 held by alpha from May 2026, cancelled with its fees unpaid, back in the
+    pool on 2026-09-17: what alpha owes is not the next holder's balance."""
+    rules, calendar = NumberRules(), OfficialCalendar()
+    may = datetime(2026, 5, 4, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    async with opened_store(url) as store:
+        await store.add_numbers([NumberRecord(PREPAID, rules.grade(PREPAID))], may)
+        numbers = Inventory(store, rules, calendar, UNWATCHED)
+        await numbers.act(PREPAID, may, lambda r, t: lifecycle.reserve(r, "sp-east", t, rules))
+        await numbers.act(
+            PREPAID, may, lambda r, t: lifecycle.apply(r, "alpha", "sp-east", t, rules)
+        )
+        await numbers.act(PREPAID, may, lambda r, t: lifecycle.submit(r, t, rules, calendar))
+        await numbers.act(
+            PREPAID, may + timedelta(days=20), lambda r, t: lifecycle.cancel(r, "op", t, rules)
+        )
+        await numbers.tick(may + timedelta(days=140))
+
+
+def test_a_past_holders_debt_does_not_count_in_the_balance_a_fee_is_warned_against(
+    config: Path, store_url: str
+) -> None:
+    asyncio.run(held_before(store_url))
+    asyncio.run(paid(store_url, "120.00"))
+    run(config, "account", "fees", "--day", "2026-12-03")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"}
     ]

@@ -158,7 +158,9 @@ async def assert_counters_agree(
     assert (calls[0][0], Decimal(cost[0][0]) / 100) == (reserved, charged)
     refs = await run_sql(database, "SELECT ref FROM ledger WHERE kind = 'call' ORDER BY ref")
     assert refs == sorted((cdr.call_id,) for cdr in answered)
-    balance = await run_sql(database, "SELECT balance_fen FROM balances WHERE number = $1", PREPAID)
+    balance = await run_sql(
+        database, "SELECT balance_fen FROM holding_balances WHERE number = $1", PREPAID
+    )
     assert Decimal(balance[0][0]) / 100 == paid - charged
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,9 +17,11 @@ from dialplan.calendar import OfficialCalendar
 from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
+from rating.ledger import LedgerEntry, LedgerKind
 from router.numbers.inventory import Inventory
 from router.storage.number_rows import NameTaken, PartyRow
 from router.storage.protocol import StoreUnavailable
+from router.storage.rows import Holding
 from tests.conftest import UNWATCHED, opened_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -170,5 +173,51 @@ def test_ticks_on_two_routers_at_once_write_each_transition_once(store_url: str)
             assert all(
                 r.status is Status.AVAILABLE for r in await first.search_numbers(limit=len(NUMBERS))
             )
+
+    asyncio.run(scenario())
+
+
+def test_a_number_back_in_the_pool_starts_its_next_holding_from_nothing(store_url: str) -> None:
+    """What alpha owes stays on alpha's holding, late entries dated in it included; beta,
+    applying for the number after it came back to the pool, sees its own fees only."""
+    number, calendar = "4006031475", OfficialCalendar()  # ordinary: no selection fee
+    opening = -RULES.fees.opening
+    returned = T0 + timedelta(days=10) + RULES.cancellation_notice + RULES.cancelled_freeze
+
+    async def scenario() -> None:
+        async with opened_store(store_url) as store:
+            await store.add_numbers(pool([number]), T0)
+            numbers = Inventory(store, RULES, calendar, UNWATCHED)
+
+            async def holder(name: str, provider: str, at: datetime) -> None:
+                await numbers.act(number, at, lambda r, t: lifecycle.reserve(r, provider, t, RULES))
+                await numbers.act(
+                    number, at, lambda r, t: lifecycle.apply(r, name, provider, t, RULES)
+                )
+                await numbers.act(number, at, lambda r, t: lifecycle.submit(r, t, RULES, calendar))
+
+            await holder("alpha", "sp-east", T0)
+            await numbers.act(
+                number, T0 + timedelta(days=10), lambda r, t: lifecycle.cancel(r, "op", t, RULES)
+            )
+            call = LedgerEntry(
+                number, T0 + timedelta(days=12), Decimal("-15.50"), LedgerKind.CALL, "c1"
+            )
+            await store.post_ledger([call])
+            await numbers.tick(returned)
+            assert (await store.usage(number, "2027-04", "2027-04-10")).balance == Decimal("0.00")
+
+            rerated = LedgerEntry(
+                number, T0 + timedelta(days=12), Decimal("0.50"), LedgerKind.ADJUSTMENT, "r1"
+            )
+            await store.post_ledger([rerated])
+            await holder("beta", "sp-west", returned + timedelta(days=1))
+
+            beta = await store.usage(number, "2027-04", "2027-04-10")
+            assert beta.balance == opening
+            assert await store.holdings(number) == [
+                Holding(None, "alpha", opening - Decimal("15.00")),
+                Holding(returned, None, opening),
+            ]
 
     asyncio.run(scenario())

@@ -253,7 +253,7 @@ async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates
     assert await _count(database, "cdrs") == 10
     assert await _count(database, "legs") == 10
     assert await _count(database, "ledger") == 10
-    assert await run_sql(database, "SELECT balance_fen FROM balances") == [(-500,)]
+    assert await run_sql(database, "SELECT balance_fen FROM holding_balances") == [(-500,)]
     assert await run_sql(database, "SELECT DISTINCT outcome FROM cdrs") == [("answered",)]
 
 
@@ -323,7 +323,9 @@ async def test_ledger_batches_of_two_routers_crossing_numbers_never_deadlock(
     ]
     await asyncio.gather(*(store.apply(batch) for store, batch in batches))
 
-    balances = await run_sql(database, "SELECT number, balance_fen FROM balances ORDER BY number")
+    balances = await run_sql(
+        database, "SELECT number, balance_fen FROM holding_balances ORDER BY number"
+    )
     assert balances == [(number, -50 * 60) for number in numbers]
     await first.close()
     await second.close()

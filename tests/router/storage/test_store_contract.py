@@ -26,6 +26,7 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.minimum import RecordedTerms, Terms
 from router.cli import main
 from router.storage import postgres as pg
+from router.storage import queries
 from router.storage import sqlite as store
 from router.storage.cdr import (
     CDR,
@@ -41,7 +42,7 @@ from router.storage.cdr import (
 )
 from router.storage.location import ConfiguredStore, build_store
 from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
-from router.storage.rows import PinTally
+from router.storage.rows import Holding, PinTally
 from tests.conftest import run_sql, scratch_schema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -475,7 +476,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 15
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 16
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -517,11 +518,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 15 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 16 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 15 (already current)" in capsys.readouterr().out
+    assert "schema version 16 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 16)]
+    assert versions == [(v,) for v in range(1, 17)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -629,6 +630,66 @@ async def test_a_number_without_entries_has_no_balance_and_zero_usage(
 ) -> None:
     usage = await opened.usage("4009999999", "2026-11", "2026-11-23")
     assert (usage.balance, usage.month_cost, usage.month_calls) == (None, Decimal("0.00"), 0)
+
+
+async def test_a_calls_read_of_the_balance_seeks_the_current_holding_by_its_key(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    """The call path reads the balance of the number's latest holding in its one counters
+    read: two seeks on the key (number, since), never a scan of the number's holdings."""
+    if engine.name != "sqlite":
+        pytest.skip("PostgreSQL plans tiny tables as scans; the key is the same")
+    sql = queries.USAGE_SNAPSHOT.replace("?", f"'{NUMBER}'")
+    plan = [str(step) for step in await engine.sql(f"EXPLAIN QUERY PLAN {sql}")]
+    for alias in ("b", "h"):  # the holding read, and the latest holding's key
+        assert any(f"SEARCH {alias} USING PRIMARY KEY (number=?" in step for step in plan), plan
+    assert not any("SCAN b" in step or "SCAN h" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("before", [15, 14])
+async def test_a_database_upgraded_past_version_16_splits_each_balance_by_the_holdings(
+    engine: Engine, before: int
+) -> None:
+    """Before version 16 a number's balance was one row: a holder applying for a number back
+    from the pool took on what the last holder owed. The upgrade (from 15, or from 14 through
+    15's reservation periods) splits it at the history's returns to the pool: the current
+    holding keeps only its own entries."""
+    migrations = store.MIGRATIONS if engine.name == "sqlite" else pg.MIGRATIONS
+    await engine.sql("CREATE TABLE schema_version (version integer NOT NULL)")
+    for version, statements in enumerate(migrations[:before], start=1):
+        for statement in statements:
+            await engine.sql(statement)
+        await engine.sql(f"INSERT INTO schema_version VALUES ({version})")
+    returned = at("2026-06-10 10:00")
+    await engine.sql(
+        "INSERT INTO number_history (number, at_us, actor, from_status, to_status, reason, "
+        f"fees, fee_fen) VALUES ('{NUMBER}', {int(returned.timestamp() * 1_000_000)}, 'system', "
+        "'cancelled', 'available', '90-day freeze ended; available', '', 0)"
+    )
+    entries = [
+        ("2026-01-05 10:00", -60000, "opening_fee"),  # alpha's, never paid
+        ("2026-06-21 10:00", -60000, "opening_fee"),  # beta's, after the return
+        ("2026-06-22 10:00", 70000, "payment"),
+    ]
+    for when, fen, kind in entries:
+        moment = at(when)
+        await engine.sql(
+            "INSERT INTO ledger (number, at, at_us, month, day, amount_fen, kind, ref, note) "
+            f"VALUES ('{NUMBER}', '{moment.isoformat()}', {int(moment.timestamp() * 1_000_000)},"
+            f" '{moment:%Y-%m}', '{moment:%Y-%m-%d}', {fen}, '{kind}', '{when}', '')"
+        )
+
+    upgraded = engine.store()
+    await upgraded.open()
+    try:
+        usage = await upgraded.usage(NUMBER, "2026-06", "2026-06-22")
+        assert usage.balance == Decimal("100.00")
+        assert await upgraded.holdings(NUMBER) == [
+            Holding(None, None, Decimal("-600.00")),
+            Holding(returned, None, Decimal("100.00")),
+        ]
+    finally:
+        await upgraded.close()
 
 
 async def test_ledger_rows_are_never_changed_nor_deleted(
