@@ -5,6 +5,8 @@ The statement is rating.statement's, fed with the ledger and with the month's pr
 in force at its end (router.numbers.holdings): the opening balance is the sum of that
 holding's ledger entries before the month's first instant, and an earlier holder's entries,
 calls and opening day are not in it (what it owes stays on its own holding, Store.holdings).
+What closing books in the month a holding began is dated within it (rent, dated the month's
+first instant, at the holding's start), so it moves that holding's balance.
 Months and days are read in the tariffs' time zone, and a
 call belongs to the month it was answered in (a call answered 2026-11-30 23:58 is a
 November call, however long it lasts). What closing owes and when it may be done are
@@ -16,6 +18,7 @@ books them on its account, as `account fees` would have, and not on the number's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -110,6 +113,10 @@ async def month_statement(
     due = closing_entries(
         tariffs, number, month, call_charges, generation, in_service=in_service, opened=opened
     )
+    if since is not None:  # rent dated the 1st, in the month the holding began: its own
+        due = [
+            entry if entry.at >= since else dataclasses.replace(entry, at=since) for entry in due
+        ]
     elsewhere: tuple[LedgerEntry, ...] = ()
     providers = await providers_of(store, [number])
     if providers:  # its provider pays the feature fees, as `account fees` deducts them

@@ -696,3 +696,13 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     statement = json.loads(run(stocked, capsys, *bill)[1])[0]
     assert (statement["opening_balance"], statement["number_fees"]) == ("0.00", "600.00")
     assert statement["payments"] == "700.00"
+
+    close = ("bill", "--month", "2027-04", "--close", "--yes", "--today", "2027-05-01")
+    code, _, err = run(stocked, capsys, *close)
+    assert code == 0, err
+    statement = json.loads(run(stocked, capsys, *bill)[1])[0]
+    assert (statement["rent"], statement["closed"]) == ("31.67", True)  # 19 of 30 days
+    code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY,
+                       "--today", "2027-05-01")  # fmt: skip
+    assert "  balance               68.33" in out.splitlines()
+    assert "acme owes 600.00" in out
