@@ -13,7 +13,9 @@ call is priced as if exactly that much included time were left, and the counters
 included time never move.
 
 Re-pricing never changes a ledger entry: the CDR's money fields are set to the new price
-and the difference is booked as an adjustment by rating.rerating's rule. The CDR and its
+and the difference is booked as an adjustment by rating.rerating's rule, dated now, or at the
+call's answer for a call of a past holding of the number (before it last came back to the
+pool), whose balance it then moves, never the next holder's. The CDR and its
 adjustment are written in one transaction; running the re-rating again finds every call at
 its new price and books nothing.
 
@@ -41,6 +43,7 @@ from rating.pricing import price
 from rating.rerating import rerated_call_id, rerating_adjustment
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.books import Books
+from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
 from router.storage.protocol import Store
 
@@ -94,6 +97,7 @@ class Rater:
         self._included_used: dict[tuple[str, str], int] = {}
         self._included_booked: dict[str, dict[str, int]] = {}
         self._rerated: dict[str, Counter[str]] = {}
+        self._holding_since: dict[str, datetime | None] = {}
 
     async def rate(self, cdrs: Iterable[CDR]) -> list[CdrOp]:
         """The writes that price `cdrs` (a batch); the run's counts move as it goes."""
@@ -170,7 +174,7 @@ class Rater:
             cdr.call_id,
             old,
             Shares.of_price(new),
-            self.now,
+            await self._booked_at(cdr.number, rated),
             earlier=counts[cdr.call_id],
         )
         if entry is not None:
@@ -190,6 +194,19 @@ class Rater:
         if number not in self._included_booked:
             self._included_booked[number] = await self.store.included_seconds_booked(number)
         return self._included_booked[number]
+
+    async def _booked_at(self, number: str, rated: RatedCall) -> datetime:
+        """When a call's adjustment is booked: now, or, for a call of a past holding of the
+        number (answered before it last came back to the pool), at its answer, so the
+        adjustment moves that holding's balance and not the next holder's."""
+        if number not in self._holding_since:
+            history = await self.store.number_history(number)
+            self._holding_since[number] = holding_since(history, before=self.now)
+        since = self._holding_since[number]
+        answered = rated.answered_at
+        if since is not None and answered is not None and answered < since:
+            return answered
+        return self.now
 
     async def _rerate_counts(self, number: str) -> Counter[str]:
         if number not in self._rerated:

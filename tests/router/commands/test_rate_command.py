@@ -20,8 +20,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.numbers.inventory import Inventory
 from router.storage.cdr import (
     CDR,
     CallerRegion,
@@ -32,8 +37,8 @@ from router.storage.cdr import (
     Outcome,
     StartCall,
 )
-from router.storage.rows import UsageSnapshot
-from tests.conftest import E2E_CONFIG, call, opened_store, running_router, store_url_of
+from router.storage.rows import Holding, UsageSnapshot
+from tests.conftest import E2E_CONFIG, UNWATCHED, call, opened_store, running_router, store_url_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4000000008"
@@ -326,3 +331,40 @@ def test_a_number_without_an_account_is_refused(
         == 1
     )
     assert "4000000001 has no account in tariffs.yaml" in capsys.readouterr().err
+
+
+async def back_in_the_pool(url: str) -> datetime:
+    """4000000008, whose November calls are above, reserved on 2026-11-10 and released: back
+    in the pool 30 minutes later, a new holding of it begins. Returns that instant."""
+    rules, released = NumberRules(), datetime(2026, 11, 10, 9, 0, tzinfo=SHANGHAI)
+    async with opened_store(url) as store:
+        await store.add_numbers([NumberRecord(NUMBER, rules.grade(NUMBER))], released)
+        numbers = Inventory(store, rules, OfficialCalendar(), UNWATCHED)
+        await numbers.act(NUMBER, released, lambda r, t: lifecycle.reserve(r, "sp-east", t, rules))
+        await numbers.act(NUMBER, released, lambda r, t: lifecycle.release(r, "sp-east", t, rules))
+        await numbers.tick(released + timedelta(hours=1))
+    return released + rules.release_freeze
+
+
+def test_rerating_a_call_of_a_past_holding_books_its_adjustment_on_that_holding(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = store_url_of(config)
+    rate(config, capsys)
+    returned = asyncio.run(back_in_the_pool(url))
+    change_tariffs(config, tariffs("v2", long_distance="0.20"))
+    rate(config, capsys, "--rerate")
+
+    _, ledger, usage = asyncio.run(books(url))
+    assert ledger[-1].ref == "rerate:u2:1"
+    assert ledger[-1].at == datetime(2026, 11, 5, 11, 0, tzinfo=SHANGHAI)  # u2's answer
+    assert usage.balance == D("0.00")  # the holding since the number came back
+
+    async def holdings() -> list[Holding]:
+        async with opened_store(url) as store:
+            return await store.holdings(NUMBER)
+
+    assert asyncio.run(holdings()) == [
+        Holding(None, None, D("-0.50")),
+        Holding(returned, None, D("0.00")),
+    ]
