@@ -7,6 +7,10 @@ account topup --number N | --provider P --amount 600.00 [--ref RECEIPT] [--at TI
     with the same amount books nothing, with another amount it is refused.
 account show --provider P
     A service provider's balance and latest entries.
+account show --subscriber S
+    What a subscriber left owing (or was owed) on each number it held before the number came
+    back to the pool, and the sum: the balances of its past holdings, which no later holder
+    of the number pays.
 account show --number N
     Its status, subscriber and service provider (with the provider's balance) in the
     inventory, balance, low-balance warning, package, this month's and today's calls and cost,
@@ -97,6 +101,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     shown.add_argument(
         "--provider", metavar="NAME", help="a service provider: balance and latest entries"
+    )
+    shown.add_argument(
+        "--subscriber",
+        metavar="NAME",
+        help="a subscriber: what it left owing (or owed) on the numbers it no longer holds",
     )
     show.add_argument(
         "--today",
@@ -226,6 +235,8 @@ async def _payment(store: Store, number: str, ref: str) -> LedgerEntry | None:
 async def _show(books: Books, args: argparse.Namespace) -> int:
     if args.provider is not None:
         return await _show_provider(books, args.provider)
+    if args.subscriber is not None:
+        return await _show_subscriber(books, args.subscriber)
     number = args.number
     account = books.tariffs.accounts[number]
     today = args.today or datetime.now(books.zone).date()
@@ -311,6 +322,26 @@ def _past_holdings(holdings: Sequence[Holding], books: Books) -> list[str]:
 def _local(moment: datetime | None, books: Books) -> str:
     assert moment is not None
     return f"{moment.astimezone(books.zone):%Y-%m-%d %H:%M}"
+
+
+async def _show_subscriber(books: Books, subscriber: str) -> int:
+    """What a subscriber left on the numbers it held before they came back to the pool:
+    the operator's receivable from a company that left in debt."""
+    async with books.store() as store:
+        if not await store.subscribers(name=subscriber):
+            print(f"no subscriber {subscriber} (hotline400 providers show)", file=sys.stderr)
+            return 1
+        left = [held for held in await store.holdings_of(subscriber) if held.balance != ZERO]
+    print(f"subscriber {subscriber}")
+    for held in left:
+        span = f"until {_local(held.until, books)}"
+        if held.since is not None:
+            span = f"from {_local(held.since, books)} {span}"
+        owes = "owes" if held.balance < ZERO else "is owed"
+        print(f"  {held.number}  {span}  {owes} {abs(held.balance)}")
+    total = sum((held.balance for held in left), ZERO)
+    print(f"  {'left on past holdings':<22}{total}")
+    return 0
 
 
 async def _show_provider(books: Books, provider: str) -> int:

@@ -12,6 +12,7 @@ from datetime import datetime
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage import queries
 from router.storage.rows import (
+    HeldBefore,
     Holding,
     UsageSnapshot,
     entry_from_row,
@@ -75,6 +76,11 @@ class AccountTables(SessionSource):
         async with self._connected() as session:
             rows = await session.fetch(queries.HOLDINGS, (number,))
         return [Holding.from_row(row) for row in rows]
+
+    async def holdings_of(self, holder: str) -> list[HeldBefore]:
+        async with self._connected() as session:
+            rows = await session.fetch(queries.HOLDINGS_OF, (holder,))
+        return [HeldBefore.from_row(row) for row in rows]
 
     async def included_seconds_booked(self, number: str) -> dict[str, int]:
         async with self._connected() as session:

@@ -28,7 +28,7 @@ from router.storage.console_rows import (
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
-from router.storage.rows import Holding, PinTally, Recorded, UsageSnapshot
+from router.storage.rows import HeldBefore, Holding, PinTally, Recorded, UsageSnapshot
 
 INTERRUPTED_NOTE = "router restarted"
 
@@ -110,6 +110,11 @@ class Store(Protocol):
     async def holdings(self, number: str) -> list[Holding]:
         """The number's holdings with their balances, oldest first; the last is the current
         one, whose balance `usage` reads. Empty before any entry or return to the pool."""
+
+    async def holdings_of(self, holder: str) -> list[HeldBefore]:
+        """The holdings `holder` held and left (the number came back to the pool), by
+        number, oldest first, each with the balance it left: what the subscriber still owes,
+        or is owed, across the numbers it no longer holds."""
 
     async def included_seconds_booked(self, number: str) -> dict[str, int]:
         """call id -> included seconds its call entry took, for the calls that took any.

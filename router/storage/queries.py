@@ -115,6 +115,12 @@ LEFT JOIN holding_balances AS b ON b.number = ?
 HOLDINGS = (
     "SELECT since_us, holder, balance_fen FROM holding_balances WHERE number = ? ORDER BY since_us"
 )
+# The holdings a subscriber held and left, each with the instant it ended (the next one began).
+HOLDINGS_OF = (
+    "SELECT number, since_us, balance_fen, (SELECT MIN(n.since_us) FROM holding_balances AS n"
+    " WHERE n.number = b.number AND n.since_us > b.since_us) AS until_us"
+    " FROM holding_balances AS b WHERE holder = ? ORDER BY number, since_us"
+)
 # A number back in the pool: the holding that ends names its holder (its row made if it had no
 # entry), and the next one starts from nothing. Parameters number, number, holder; number, at.
 HOLDING_ENDS = (

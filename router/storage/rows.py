@@ -315,6 +315,27 @@ class Holding:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldBefore:
+    """A holding a subscriber left: the number, from when (None: its first) until it came
+    back to the pool, and the balance it left there."""
+
+    number: str
+    since: datetime | None
+    until: datetime
+    balance: Decimal
+
+    @classmethod
+    def from_row(cls, row: Row) -> HeldBefore:
+        since = row["since_us"]
+        return cls(
+            number=row["number"],
+            since=from_epoch_us(since) if since else None,
+            until=from_epoch_us(row["until_us"]),
+            balance=yuan_of(row["balance_fen"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PinTally:
     """A caller's failed PIN calls to one number within the window, as just counted, and
     until when the caller is refused before the prompt (None: not refused)."""

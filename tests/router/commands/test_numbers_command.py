@@ -664,7 +664,7 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     """acme leaves 4006031475 600.00 in debt (its opening fee, never paid); cancelled, frozen
     90 days and back in the pool, the number goes to beta, who pays its own opening fee.
     beta's balance, statement, arrears and low-balance warning count beta's entries only;
-    acme's debt stays listed against acme's holding."""
+    acme's debt stays listed against acme's holding, and against acme."""
     in_service(stocked, capsys)  # acme's balance: -600.00
     assert run(stocked, capsys, "numbers", "cancel", ORDINARY, "--at", "2026-12-10 10:00")[0] == 0
     assert run(stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00")[0] == 0
@@ -706,3 +706,12 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
                        "--today", "2027-05-01")  # fmt: skip
     assert "  balance               68.33" in out.splitlines()
     assert "acme owes 600.00" in out
+
+    code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "acme")
+    assert (code, out.splitlines()) == (0, [
+        "subscriber acme",
+        f"  {ORDINARY}  until 2027-04-09 10:00  owes 600.00",
+        "  left on past holdings -600.00",
+    ])  # fmt: skip
+    code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "beta")
+    assert out.splitlines() == ["subscriber beta", "  left on past holdings 0.00"]
