@@ -2,7 +2,10 @@
 
 account topup --number N | --provider P --amount 600.00 [--ref RECEIPT] [--at TIME]
     Book a payment, to a 400 number's account or a service provider's. A payment that
-    clears a prepaid number's arrears puts it back in service at once. The ref (a receipt
+    clears a prepaid number's arrears puts it back in service at once. With --number N
+    --past-holder S it is S's payment of what it left on N before N came back to the pool:
+    booked on that holding (dated at its last instant, the note saying when it was paid),
+    never on the current holder's balance. The ref (a receipt
     number; a generated unique id by default) makes it safe to repeat: a ref already booked
     with the same amount books nothing, with another amount it is refused.
 account show --provider P
@@ -84,6 +87,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         type=amount(MAX_PAYMENT),
         metavar="YUAN",
         help=f"e.g. 600.00: yuan, at most 2 decimals, at most {MAX_PAYMENT:,} at once",
+    )
+    topup.add_argument(
+        "--past-holder",
+        metavar="SUBSCRIBER",
+        help="with --number: a payment from a subscriber that held the number before it came "
+        "back to the pool, settling what it left there (account show --subscriber)",
     )
     topup.add_argument("--ref", help="receipt or transfer id (default: a generated unique id)")
     topup.add_argument(
@@ -185,6 +194,8 @@ def _run_terms(args: argparse.Namespace) -> int:
 
 
 async def _topup(books: Books, args: argparse.Namespace) -> int:
+    if args.past_holder is not None:
+        return await _past_holder_pays(books, args)
     amount = args.amount
     number = args.number or provider_account(args.provider)
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
@@ -215,6 +226,51 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
         )
         return 1
     print(f"payment {ref} of {amount} to {number} was booked before; balance {balance}")
+    return 0
+
+
+async def _past_holder_pays(books: Books, args: argparse.Namespace) -> int:
+    """A payment from a subscriber that held the number before, booked on its last holding
+    of it: dated at that holding's last instant (a ledger entry belongs to the holding its
+    instant falls in), the note telling when it was paid. The number's current holder and
+    its arrears are not touched."""
+    number, holder, amount = args.number, args.past_holder, args.amount
+    if number is None:
+        print("--past-holder needs --number: the number it held", file=sys.stderr)
+        return 1
+    ref = args.ref or f"topup-{uuid.uuid4().hex}"
+    paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
+    async with books.store() as store:
+        held = [h for h in await store.holdings_of(holder) if h.number == number]
+        if not held:
+            print(
+                f"{holder} left no holding of {number} (account show --subscriber {holder})",
+                file=sys.stderr,
+            )
+            return 1
+        until = held[-1].until
+        earlier = await _payment(store, number, ref)
+        if earlier is None:
+            note = f"paid {_local(paid_at, books)} by {holder} for its holding until "
+            at = until - timedelta(microseconds=1)
+            entry = LedgerEntry(
+                number, at, amount, LedgerKind.PAYMENT, ref, note + _local(until, books)
+            )
+            earlier = (
+                None if await store.post_ledger([entry]) else await _payment(store, number, ref)
+            )
+        left = next(h for h in await store.holdings_of(holder) if h.until == until).balance
+    if earlier is not None and earlier.amount != amount:
+        print(
+            f"ref {ref} is already a payment of {earlier.amount} to {number}; nothing booked",
+            file=sys.stderr,
+        )
+        return 1
+    said = "was booked before" if earlier is not None else "booked"
+    print(
+        f"payment {amount} from {holder} to its holding of {number} until "
+        f"{_local(until, books)} (ref {ref}) {said}; left there {left}"
+    )
     return 0
 
 

@@ -715,3 +715,21 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     ])  # fmt: skip
     code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "beta")
     assert out.splitlines() == ["subscriber beta", "  left on past holdings 0.00"]
+
+
+    settle = ("account", "topup", "--number", ORDINARY, "--past-holder", "acme",
+              "--amount", "600", "--ref", "bank-9", "--at", "2027-05-02 10:00")  # fmt: skip
+    code, out, err = run(stocked, capsys, *settle)
+    assert code == 0, err
+    assert out == (
+        f"payment 600.00 from acme to its holding of {ORDINARY} until 2027-04-09 10:00 "
+        "(ref bank-9) booked; left there 0.00\n"
+    )
+    assert "(ref bank-9) was booked before; left there 0.00" in run(stocked, capsys, *settle)[1]
+    code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY,
+                       "--today", "2027-05-02")  # fmt: skip
+    assert "  balance               68.33" in out.splitlines() and "past holding" not in out
+    code, _, err = run(stocked, capsys, "account", "topup", "--number", ORDINARY,
+                       "--past-holder", "beta", "--amount", "1")  # fmt: skip
+    assert (code, err) == (1, f"beta left no holding of {ORDINARY} "
+                              "(account show --subscriber beta)\n")  # fmt: skip
