@@ -6,7 +6,8 @@ the transition was computed from), in the same transaction as its history rows, 
 it books and the subscriber it makes, if any: of two operators or routers acting on one
 number at the same instant, one updates the row and the other updates nothing and is told
 so, whatever the engine. A number coming back to the pool starts a holding of its balance
-(schema.HOLDING_BALANCES) in that transaction.
+(schema.HOLDING_BALANCES) in that transaction; the holding that ends is named after the
+subscriber that held it, or that let it go earlier (a withdrawn application).
 """
 
 from __future__ import annotations
@@ -216,11 +217,11 @@ class NumberTables(SessionSource):
                         sum(-fen_of(e.amount) for e in booked),
                     ),
                 )
-                if _back_to_pool(change):
-                    number, at = change.after.number, epoch_us(change.at)
-                    holder = change.before.subscriber
+                number, holder = change.after.number, change.before.subscriber
+                if _back_to_pool(change) or _let_go(change):
                     await session.execute(queries.HOLDING_ENDS, (number, number, holder))
-                    await session.execute(queries.HOLDING_STARTS, (number, at))
+                if _back_to_pool(change):
+                    await session.execute(queries.HOLDING_STARTS, (number, epoch_us(change.at)))
             for row in ledger_rows:
                 await session.execute(queries.INSERT_LEDGER, row)
         return True
@@ -309,6 +310,12 @@ def _party_insert(party: PartyRow) -> tuple[str, tuple[object, ...]]:
 def _back_to_pool(change: Change) -> bool:
     """The number came back to the pool: a new holding begins (its balance from nothing)."""
     return change.after.status == Status.AVAILABLE != change.before.status
+
+
+def _let_go(change: Change) -> bool:
+    """The subscriber lets the number go before it is back in the pool (an application
+    withdrawn): the holding is named after it, for what it leaves there to be collected."""
+    return change.before.subscriber is not None and change.after.subscriber is None
 
 
 def _segment_bounds(segment: str) -> tuple[str, str]:

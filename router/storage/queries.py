@@ -121,12 +121,15 @@ HOLDINGS_OF = (
     " WHERE n.number = b.number AND n.since_us > b.since_us) AS until_us"
     " FROM holding_balances AS b WHERE holder = ? ORDER BY number, since_us"
 )
-# A number back in the pool: the holding that ends names its holder (its row made if it had no
-# entry), and the next one starts from nothing. Parameters number, number, holder; number, at.
+# The current holding names its holder (its row made if it had no entry): as a subscriber lets
+# the number go (a withdrawn application) and as the number comes back to the pool, when the
+# next holding starts from nothing; a holder already named stays when none is given.
+# Parameters number, number, holder; number, at.
 HOLDING_ENDS = (
     "INSERT INTO holding_balances AS b (number, since_us, holder, balance_fen) "
     "VALUES (?, COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h WHERE h.number = ?),"
-    " 0), ?, 0) ON CONFLICT (number, since_us) DO UPDATE SET holder = excluded.holder"
+    " 0), ?, 0) ON CONFLICT (number, since_us) DO UPDATE SET holder = "
+    "COALESCE(excluded.holder, b.holder)"
 )
 HOLDING_STARTS = (
     "INSERT INTO holding_balances (number, since_us, balance_fen) VALUES (?, ?, 0) "

@@ -733,3 +733,34 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
                        "--past-holder", "beta", "--amount", "1")  # fmt: skip
     assert (code, err) == (1, f"beta left no holding of {ORDINARY} "
                               "(account show --subscriber beta)\n")  # fmt: skip
+
+
+def test_an_applicant_that_withdrew_is_named_on_the_holding_it_leaves_to_collect_from(
+    stocked, capsys
+):
+    """acme pays 700.00, applies (opening fee 600.00) and withdraws once its reservation has
+    ended: the fee is given back on acme's holding, and the number, frozen 30 minutes, comes
+    back to the pool with acme's 700.00 on that holding, named as acme's: what it is owed is
+    listed against it, not against a holder nobody recorded."""
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+        "--at", "2026-12-01 09:00")  # fmt: skip
+    run(stocked, capsys, "account", "topup", "--number", ORDINARY, "--amount", "700",
+        "--at", "2026-12-01 09:30")  # fmt: skip
+    run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "withdraw", ORDINARY, "--by", "acme",
+                       "--at", "2026-12-04 09:30")  # fmt: skip
+    assert code == 0, err
+    assert run(stocked, capsys, "numbers", "tick", "--at", "2026-12-04 11:00")[0] == 0
+
+    code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY,
+                       "--today", "2026-12-05")  # fmt: skip
+    lines = out.splitlines()
+    assert "  balance               0.00" in lines
+    assert "  past holding          until 2026-12-04 10:00, acme is owed 700.00" in lines, out
+    code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "acme")
+    assert (code, out.splitlines()) == (0, [
+        "subscriber acme",
+        f"  {ORDINARY}  until 2026-12-04 10:00  is owed 700.00",
+        "  left on past holdings 700.00",
+    ])  # fmt: skip
