@@ -35,6 +35,7 @@ from router.configuration.settings import RouterSettings, load_settings, parse_l
 from router.fastagi.descriptors import raise_open_files_limit
 from router.fastagi.server import FastAGIServer
 from router.garbage import settle_garbage_collector
+from router.lease import Lease
 from router.money.accounting import Accounting
 from router.money.balance_alerts import BalanceAlerts
 from router.money.booking_alerts import Watch
@@ -52,6 +53,7 @@ from router.startup import (
     ENVIRONMENT_STORE,
     ROUTER_LOCK,
     ROUTER_YAML_STORE,
+    LeaseLost,
     StartupError,
     claim,
     listen_problem,
@@ -134,6 +136,16 @@ class Daemon:
             workers=self.settings.webhook_workers,
             posted=self.metrics.webhook_posted,
         )
+        self.lease = Lease(
+            self.store,
+            self.store.router,
+            heartbeat=self.settings.lease_heartbeat,
+            timeout=self.settings.lease_timeout,
+            on_lost=self._lease_lost,
+            take_over=isinstance(self.store, SQLiteStore),  # its file lock is held first
+        )
+        self.lease_lost: str | None = None
+        """Why the router stopped on its own: another router of its name holds the lease."""
         self.adoption = Adoption(
             self.store,
             self.reconciler,
@@ -142,6 +154,7 @@ class Daemon:
             cdr_window=self.settings.adopt_cdr_window,
             login_wait=self.settings.adopt_login_wait,
             caught_up=self.cdrs.caught_up,
+            owned=self.lease.ensure,
         )
         self.services = CallServices(
             plans=self.plans,
@@ -185,6 +198,7 @@ class Daemon:
         self._statuses: asyncio.Task[None] | None = None
         self._statuses_unread = False
         self._adopting: asyncio.Task[None] | None = None
+        self._leasing: asyncio.Task[None] | None = None
         self._claims: list[int] = []
         """Locks on the spool_dir and the SQLite file held while the router runs."""
 
@@ -229,6 +243,9 @@ class Daemon:
         self._check_spool()
         self._claim_sqlite_file()
         store_open = await self._open_store()
+        if store_open:  # before the journal of an earlier run of this name is replayed
+            await self.lease.claim(f"{self.host}:{self.port}")
+        self._leasing = asyncio.create_task(self.lease.keep(), name="lease")
         await self.cdrs.start()
         await self.webhooks.start()
         began = self.clock()  # the calls left in progress started before this
@@ -286,6 +303,16 @@ class Daemon:
     def _claim(self, path: Path, what: str, remedy: str) -> None:
         holder = f"pid {os.getpid()}, FastAGI {self.host}:{self.port}"
         self._claims.append(claim(path, what, remedy, holder))
+
+    def _lease_lost(self, why: str) -> None:
+        """Another router of this name took the lease over, and adopted the calls this one
+        adopted: stop completing them and stop, as on SIGTERM, saying why."""
+        if self._adopting is not None:
+            self._adopting.cancel()
+        dropped = self.reconciler.disown()
+        log.error("lease lost: %s; %d adopted call(s) left to it; stopping", why, dropped)
+        self.lease_lost = why
+        self.request_stop()
 
     async def _open_store(self) -> bool:
         """Open the store; False when it is down for now (the writer journals until it is
@@ -389,6 +416,8 @@ class Daemon:
         settle_garbage_collector()
         await self._stop.wait()
         await self.stop()
+        if self.lease_lost is not None:
+            raise LeaseLost(self.lease_lost)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -422,6 +451,10 @@ class Daemon:
                 self.journal.path,
             )
         await self.metrics.close()
+        if self._leasing is not None:  # renewed until the last write: a drain may be long
+            self._leasing.cancel()
+            await asyncio.gather(self._leasing, return_exceptions=True)
+        await self.lease.release()
         await self.store.close()
         for fd in self._claims:
             os.close(fd)

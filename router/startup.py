@@ -25,6 +25,11 @@ class StartupError(Exception):
     """The router cannot serve; the message is the one line printed before exiting."""
 
 
+class LeaseLost(Exception):
+    """Another router of this name took its lease over (router.lease): the router stopped;
+    the message says who holds it."""
+
+
 LISTENERS = {
     "FastAGI": ("hotline400 serve", "`listen` in router.yaml (or --listen)"),
     "metrics": ("hotline400 serve", "`metrics_listen` in router.yaml"),

@@ -24,9 +24,11 @@ refuses CoreShowChannels, the calls are closed as interrupted as before, and the
 Routing never waits for any of it.
 
 It runs in the background once the CDR writer has replayed its journal (a call's end
-journaled by the earlier run lands first). A store that cannot be read or written (down or
-locked at start) is tried again with a doubling delay until it can: a crash's calls are never
-left in progress for good, and the cut-off stays the router's start.
+journaled by the earlier run lands first) and once this router holds the lease on its name
+(router.lease: no other running router of the name has these calls). A store that cannot be
+read or written (down or locked at start) is tried again with a doubling delay until it can:
+a crash's calls are never left in progress for good, and the cut-off stays the router's
+start.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Adoption:
         cdr_window: float = 30.0,
         login_wait: float = 30.0,
         caught_up: Callable[[], Awaitable[None]] = _at_once,
+        owned: Callable[[], Awaitable[None]] = _at_once,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
     ) -> None:
@@ -70,6 +73,7 @@ class Adoption:
         self._cdr_window = cdr_window
         self._login_wait = login_wait
         self._caught_up = caught_up
+        self._owned = owned
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         reconciler.hold()  # before the link starts: no call's end is missed till they are listed
@@ -87,6 +91,7 @@ class Adoption:
         """One go; False when the store could not be read or written (tried again later)."""
         await self._caught_up()
         try:
+            await self._owned()  # this router holds its name's lease: the calls are its own
             if self._link is None:
                 await self._close_all(now, NO_LINK)
                 self._reconciler.released()

@@ -513,6 +513,18 @@ class Reconciler:
         )
         log.warning("call %s closed as interrupted: %s", call_id, reason)
 
+    def disown(self) -> int:
+        """Stop completing the calls adopted at start: the router lost its name's lease,
+        and the router holding it now has adopted them. How many were dropped."""
+        adopted = list(self._adopted)
+        for call_id in adopted:
+            for key in (call_id, f"give-up:{call_id}"):
+                timer = self._timers.pop(key, None)
+                if timer is not None:
+                    timer.cancel()
+            self._forget(call_id)
+        return len(adopted)
+
     def _forget(self, call_id: str) -> None:
         self._expected.pop(call_id, None)
         self._evidence.pop(call_id, None)

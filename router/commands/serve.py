@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.configuration.settings import load_settings, parse_listen
 from router.monitoring.logs import configure_logging, skip_unwritten_record_fields
-from router.startup import StartupError, refuse_taken_address
+from router.startup import LeaseLost, StartupError, refuse_taken_address
 
 log = logging.getLogger("hotline400.daemon")
 
@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             runner.run(daemon.run())
     except StartupError as error:
         print(f"cannot start: {error}", file=sys.stderr)
+        return 1
+    except LeaseLost as error:
+        print(f"stopped: {error}", file=sys.stderr)
         return 1
     return 0
 

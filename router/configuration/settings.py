@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from dialplan.errors import ConfigError, Problem
@@ -172,6 +179,21 @@ class RouterSettings(BaseModel):
         description="router_name of routers that will not come back: this router adopts "
         "their calls left in progress too, as it starts",
     )
+    lease_heartbeat: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="seconds between renewals of this router's lease on its router_name in "
+        "the store (router.lease)",
+    )
+    lease_timeout: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="seconds a lease lasts unrenewed: a router of the same name that died "
+        "holds its name that long, then the next one takes it over and adopts its calls; at "
+        "least twice lease_heartbeat",
+    )
     pin_guard: PinGuardSettings = Field(
         default_factory=PinGuardSettings,
         description="refuse a caller after repeated failed PIN calls (PIN guessing)",
@@ -280,6 +302,19 @@ class RouterSettings(BaseModel):
                 parse_store_url(value)
             except ValueError as error:
                 raise PydanticCustomError("store", "{reason}", {"reason": str(error)}) from None
+        return value
+
+    @field_validator("lease_timeout")
+    @classmethod
+    def _lease_timeout(cls, value: float, info: ValidationInfo) -> float:
+        """A lease must outlast a late heartbeat, or a busy router would lose its name."""
+        heartbeat = info.data.get("lease_heartbeat")
+        if heartbeat is not None and value < 2 * heartbeat:
+            raise PydanticCustomError(
+                "lease_timeout",
+                "{value} is less than twice lease_heartbeat ({heartbeat})",
+                {"value": value, "heartbeat": heartbeat},
+            )
         return value
 
     @field_validator("allowed_peers")

@@ -172,6 +172,8 @@ class PostgresStore(SqlStore):
     settings such as search_path). `router` names this router in the CDRs it starts.
     """
 
+    NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
     def __init__(
         self,
         dsn: str,

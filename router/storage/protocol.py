@@ -28,7 +28,14 @@ from router.storage.console_rows import (
     UserRow,
 )
 from router.storage.number_rows import HistoryEntry, PartyRow
-from router.storage.rows import HeldBefore, Holding, PinTally, Recorded, UsageSnapshot
+from router.storage.rows import (
+    HeldBefore,
+    Holding,
+    LeaseHolder,
+    PinTally,
+    Recorded,
+    UsageSnapshot,
+)
 
 INTERRUPTED_NOTE = "router restarted"
 
@@ -321,3 +328,16 @@ class Store(Protocol):
     async def subscribers(
         self, *, name: str | None = None, provider: str | None = None
     ) -> list[PartyRow]: ...
+
+    # --- the lease of a router name (router.lease) -----------------------------------------
+
+    async def claim_lease(
+        self, router: str, instance: str, holder: str, seconds: float, *, take_over: bool = False
+    ) -> LeaseHolder | None:
+        """Claim or renew `router`'s lease for `instance` until `seconds` from now on the
+        database's clock, if it is free, expired or this instance's already (or whoever holds
+        it, with `take_over`): None. Else the other instance holding it, untouched. Atomic:
+        of two claims at once one wins."""
+
+    async def release_lease(self, router: str, instance: str) -> None:
+        """Delete `router`'s lease if `instance` still holds it."""

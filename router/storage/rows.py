@@ -336,6 +336,14 @@ class HeldBefore:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """Another running router holding a name: who, and when its lease runs out unrenewed."""
+
+    holder: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PinTally:
     """A caller's failed PIN calls to one number within the window, as just counted, and
     until when the caller is refused before the prompt (None: not refused)."""

@@ -15,7 +15,8 @@ digits that find a rare pattern (router.storage.number_patterns), 13 a CDR's sat
 score and the index of the scored calls by number and start (a report sums the scores from
 it alone), 14 the console's failed sign-ins, 15 the period each number's last reservation
 was granted (numbering.lifecycle.NumberRecord.reservation_since/until), 16 a balance per
-holding of a number (since it last came back to the pool) in place of one per number; so
+holding of a number (since it last came back to the pool) in place of one per number, 17 the
+lease each running router holds on its name (router.lease); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -368,6 +369,16 @@ RESERVATION_COLUMNS = tuple(
 the same provider waits as long before reserving it again, and a withdrawn application
 returns to it while it runs. Empty on rows of numbers reserved before version 15."""
 
+# One row per router name while a router runs under it (router.lease): the instance holding
+# it renews `expires_us` every heartbeat, and a start finding another instance's lease not yet
+# expired is refused, so two routers never adopt each other's calls.
+ROUTER_LEASES = """CREATE TABLE router_leases (
+    router text PRIMARY KEY,          -- router_name ('' for a SQLite file's one router)
+    instance text NOT NULL,           -- random id of the running router that holds it
+    holder text NOT NULL,             -- host, pid and FastAGI address, for messages
+    expires_us bigint NOT NULL        -- UTC microseconds, on the database's clock
+){keyed}"""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -405,6 +416,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     14: (LOGIN_FAILURES,),
     15: RESERVATION_COLUMNS,
     16: (HOLDING_BALANCES, *HOLDING_BACKFILL),
+    17: (ROUTER_LEASES,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

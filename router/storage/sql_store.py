@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from router.storage.account_tables import AccountTables
 from router.storage.backoffice_tables import BackOfficeTables
 from router.storage.cdr_tables import CdrTables
+from router.storage.lease_tables import LeaseTables
 from router.storage.number_tables import NumberTables
 from router.storage.pin_guard_tables import PinGuardTables
 from router.storage.recording_tables import RecordingTables
@@ -32,6 +33,7 @@ class SqlStore(
     TermsTables,
     PinGuardTables,
     RecordingTables,
+    LeaseTables,
 ):
     """A `Store` over any engine that provides sessions."""
 

@@ -116,6 +116,8 @@ class SQLiteStore(SqlStore):
     port, closes every call left in progress.
     """
 
+    NOW_US = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
+
     def __init__(
         self,
         path: Path | str,

@@ -60,6 +60,8 @@ ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 SECRET = ACCOUNTS["hotline400"].secret
 PROCESS_S = 60.0
 """A process start imports the whole router (several seconds on a loaded machine)."""
+LEASE_S = 0.6
+"""How long the router's lease on its name lasts unrenewed (lease_timeout)."""
 
 
 def free_port() -> int:
@@ -93,9 +95,11 @@ class Router:
         )
 
     def kill(self) -> None:
+        """SIGKILL, then wait out its lease on r1: a restart before it runs out is refused."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         assert self.process.wait(PROCESS_S) == -signal.SIGKILL
+        time.sleep(LEASE_S + 0.2)
 
     def stop(self) -> int:
         assert self.process is not None
@@ -131,6 +135,8 @@ async def router(
             "ami_host: 127.0.0.1\n"
             f"ami_port: {asterisk[1]}\n"
             "adopt_cdr_window: 2\n"
+            f"lease_heartbeat: {LEASE_S / 3}\n"
+            f"lease_timeout: {LEASE_S}\n"
         )
     text = (config / "router.yaml").read_text(encoding="utf-8")
     for key in ("listen: 127.0.0.1:0\n", "metrics_listen: 127.0.0.1:0\n"):
@@ -229,6 +235,35 @@ async def test_a_call_still_up_after_the_restart_is_followed_to_its_end_and_bill
     assert [(entry.ref, entry.amount) for entry in entries] == [(CALL_ID, Decimal("-0.60"))]
     assert month_cost == Decimal("0.60")
     assert "1 still up in Asterisk, followed to their end" in router.log()
+
+
+async def test_a_router_whose_name_another_took_over_stops_and_leaves_it_the_adopted_call(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    """Cut off from the store longer than its lease, a router finds at its next renewal that
+    a router of its name took the lease over (and adopted its calls): it stops, completing
+    nothing it adopted."""
+    simulator = asterisk[0]
+    simulator.cdr_batch = False
+    agi, answered = await conversation_cut_by_sigkill(router, simulator, store_url)
+    router.start()
+    await until(lambda: simulator.channel_lists == 1)  # adopted: followed to its end
+
+    name = "r1" if store_url.startswith("postgresql") else ""  # a SQLite file's router
+    async with opened_store(store_url) as store:
+        other = "host elsewhere, pid 4242, instance beef"
+        assert await store.claim_lease(name, "beef", other, 60, take_over=True) is None
+    assert router.process is not None
+    assert await asyncio.to_thread(router.process.wait, PROCESS_S) == 1
+    simulator.hang_up(CALL_ID, at=answered + 30)
+    agi.cancel()
+
+    assert f"stopped: router_name {name!r} is held by another running router ({other})" in (
+        router.log()
+    )
+    assert "1 adopted call(s) left to it" in router.log()
+    cdr = await stored(store_url)
+    assert cdr is not None and cdr.outcome is Outcome.IN_PROGRESS
 
 
 async def test_a_call_that_ended_while_the_router_was_down_is_billed_from_its_late_cdr(

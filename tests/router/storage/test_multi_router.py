@@ -260,6 +260,8 @@ async def test_a_router_killed_mid_load_loses_no_call_record_and_counters_agree(
 ) -> None:
     await pay(database, "500.00", datetime.now(SHANGHAI))
     config = config_with(tmp_path, 1000)
+    with (config / "router.yaml").open("a", encoding="utf-8") as router_yaml:
+        router_yaml.write("lease_heartbeat: 0.2\nlease_timeout: 0.5\n")
     routers = [RouterProcess(tmp_path / name, config, database, free_port()) for name in ("a", "b")]
     board = Switchboard(routers)
     try:
@@ -279,6 +281,7 @@ async def test_a_router_killed_mid_load_loses_no_call_record_and_counters_agree(
         routers[0].kill()
         # Asterisk's next calls find router a gone and go to router b.
         await asyncio.gather(*(board.place(n % 2, board.new_call("after")) for n in range(10)))
+        await asyncio.sleep(0.7)  # router a's lease on its name runs out: it may start again
         routers[0].start()
         await board.until_serving(0)
         await asyncio.gather(*talking)

@@ -476,7 +476,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 16
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 17
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -518,9 +518,9 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 16 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 17 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 16 (already current)" in capsys.readouterr().out
+    assert "schema version 17 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
     assert versions == [(v,) for v in range(1, 17)]
 
@@ -913,3 +913,46 @@ async def test_sign_in_attempts_count_per_key_until_settled_and_old_ones_are_dro
         "user:shop": [],
         "client:10.0.0.9": [later],
     }
+
+
+# --- the lease of a router name -------------------------------------------------------------
+
+
+async def test_a_router_name_is_leased_to_one_instance_until_its_lease_expires(
+    engine: Engine, opened: ConfiguredStore
+) -> None:
+    other = engine.store()
+    try:
+        assert await opened.claim_lease("r1", "first", "host-a pid 1", 30) is None
+        assert await opened.claim_lease("r1", "first", "host-a pid 1", 30) is None  # renewed
+
+        refused = await other.claim_lease("r1", "second", "host-b pid 2", 30)
+        assert refused is not None and refused.holder == "host-a pid 1"
+        assert timedelta(seconds=25) < refused.expires_at - datetime.now(SHANGHAI)
+        assert await other.claim_lease("r2", "second", "host-b pid 2", 30) is None
+
+        assert await opened.claim_lease("r1", "first", "host-a pid 1", 0.2) is None
+        await asyncio.sleep(0.3)  # not renewed in time: as if its router had died
+        assert await other.claim_lease("r1", "second", "host-b pid 2", 30) is None
+        lost = await opened.claim_lease("r1", "first", "host-a pid 1", 30)
+        assert lost is not None and lost.holder == "host-b pid 2"
+    finally:
+        await other.close()
+
+
+async def test_a_released_lease_is_free_at_once_and_only_its_holder_releases_it(
+    opened: ConfiguredStore,
+) -> None:
+    assert await opened.claim_lease("r1", "first", "host-a", 30) is None
+    await opened.release_lease("r1", "someone-else")
+    assert await opened.claim_lease("r1", "second", "host-b", 30) is not None
+
+    await opened.release_lease("r1", "first")
+    assert await opened.claim_lease("r1", "second", "host-b", 30) is None
+
+
+async def test_a_lease_is_taken_over_whoever_holds_it_when_asked(opened: ConfiguredStore) -> None:
+    assert await opened.claim_lease("r1", "first", "host-a", 30) is None
+    assert await opened.claim_lease("r1", "second", "host-b", 30, take_over=True) is None
+    lost = await opened.claim_lease("r1", "first", "host-a", 30)
+    assert lost is not None and lost.holder == "host-b"
