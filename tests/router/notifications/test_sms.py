@@ -214,7 +214,7 @@ async def test_a_message_without_an_answer_in_time_is_kept_once_not_sent_again(
 
 
 async def test_a_message_waiting_for_its_retry_at_shutdown_is_kept(tmp_path: Path) -> None:
-    overrides = {"sms_gateway": HttpReceiver.refusing(), "sms_backoff": 30.0}
+    overrides = {"sms_gateway": HttpReceiver.refusing(), "sms_backoff": 30.0, "sms_timeout": 0.5}
     async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
         await call(router, dialled=SUBSCRIBER, uniqueid="stop.1")
         await eventually(lambda: router.sms.retries == 1)
