@@ -92,11 +92,13 @@ async def deliver(
     backoff: float,
     retrying: Callable[[float], None],
     give_up: Callable[[], None],
+    stopping: asyncio.Event,
 ) -> bool:
     """Send `item` by `send` until it goes through (True), trying again as the module says;
     `retrying` is told each delay before it is waited. When it is given up, `give_up` is
     called, `item` saying why and whether it may have gone through (False); so it is when
-    this is cancelled (at shutdown), which is raised again."""
+    `stopping` is set while it waits to try again (no send is under way: nothing to let
+    finish), and when this is cancelled (at shutdown), which is raised again."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + retry_for
     delay = backoff
@@ -115,9 +117,17 @@ async def deliver(
             else:
                 return True
             sending = False
+            if stopping.is_set():
+                give_up()
+                return False
             retrying(delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, MAX_BACKOFF_S)
+            else:
+                give_up()
+                return False
     except asyncio.CancelledError:
         item.error = item.error or "stopped before sending"
         item.maybe_sent = sending  # cut short during a send: it may have gone out
@@ -131,6 +141,8 @@ class Sending:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self.stopping = asyncio.Event()
+        """Set at close: a send waiting to try again is given up at once, not waited for."""
 
     @property
     def full(self) -> bool:
@@ -143,7 +155,8 @@ class Sending:
 
     async def close(self, grace: float) -> None:
         """Let the sends finish for up to `grace` seconds, then cancel the rest (each, as
-        `deliver` does, gives itself up)."""
+        `deliver` does, gives itself up); those waiting to try again give up at once."""
+        self.stopping.set()
         if self._tasks:
             _, waiting = await asyncio.wait(self._tasks, timeout=grace)
             for task in waiting:

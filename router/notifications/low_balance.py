@@ -105,6 +105,7 @@ class LowBalanceWebhook:
             backoff=self.backoff,
             retrying=retrying,
             give_up=lambda: self._give_up(warning),
+            stopping=self._sending.stopping,
         )
         if sent:
             self.counts["sent"] += 1

@@ -224,6 +224,7 @@ class SmsNotices:
             backoff=self.backoff,
             retrying=retrying,
             give_up=lambda: self._give_up(message),
+            stopping=self._sending.stopping,
         )
         if sent:
             self.counts[message.kind, "sent"] += 1

@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -214,10 +215,13 @@ async def test_a_message_without_an_answer_in_time_is_kept_once_not_sent_again(
 
 
 async def test_a_message_waiting_for_its_retry_at_shutdown_is_kept(tmp_path: Path) -> None:
-    overrides = {"sms_gateway": HttpReceiver.refusing(), "sms_backoff": 30.0, "sms_timeout": 0.5}
+    """At once: no send is under way to let finish (sms_timeout, 5 s, is not waited out)."""
+    overrides = {"sms_gateway": HttpReceiver.refusing(), "sms_backoff": 30.0}
     async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
         await call(router, dialled=SUBSCRIBER, uniqueid="stop.1")
         await eventually(lambda: router.sms.retries == 1)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2.0
     [kept] = kept_messages(tmp_path)
     assert kept["maybe_sent"] is False and kept["attempts"] == 1
 
