@@ -62,6 +62,20 @@ DIALECT = schema.Dialect(
     call_id='text COLLATE "C"',  # ties in time order by call id byte by byte, as in SQLite
     keyed="",
 )
+_CALL_MOVES_USAGE = """\
+         IF NEW.kind = 'call' THEN
+           INSERT INTO usage AS u (number, period, cost_fen, included_used)
+           VALUES (NEW.number, NEW.month, -NEW.amount_fen, NEW.included_seconds)
+           ON CONFLICT (number, period) DO UPDATE SET
+             cost_fen = u.cost_fen - NEW.amount_fen,
+             included_used = u.included_used + NEW.included_seconds;
+           INSERT INTO usage AS u (number, period, cost_fen)
+           VALUES (NEW.number, NEW.day, -NEW.amount_fen)
+           ON CONFLICT (number, period) DO UPDATE SET cost_fen = u.cost_fen - NEW.amount_fen;
+         END IF;
+"""
+"""A call's entry moves its month's and day's cost and the included seconds used (the
+counters trigger of version 2 and of version 16 alike)."""
 _TRIGGERS = (
     f"""CREATE FUNCTION ledger_refuses_changes() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
@@ -80,17 +94,9 @@ _TRIGGERS = (
        BEGIN
          INSERT INTO balances AS b (number, balance_fen) VALUES (NEW.number, NEW.amount_fen)
          ON CONFLICT (number) DO UPDATE SET balance_fen = b.balance_fen + NEW.amount_fen;
-         IF NEW.kind = 'call' THEN
-           INSERT INTO usage AS u (number, period, cost_fen, included_used)
-           VALUES (NEW.number, NEW.month, -NEW.amount_fen, NEW.included_seconds)
-           ON CONFLICT (number, period) DO UPDATE SET
-             cost_fen = u.cost_fen - NEW.amount_fen,
-             included_used = u.included_used + NEW.included_seconds;
-           INSERT INTO usage AS u (number, period, cost_fen)
-           VALUES (NEW.number, NEW.day, -NEW.amount_fen)
-           ON CONFLICT (number, period) DO UPDATE SET cost_fen = u.cost_fen - NEW.amount_fen;
-         END IF;
-         RETURN NULL;
+"""
+    + _CALL_MOVES_USAGE
+    + """         RETURN NULL;
        END $$""",
     """CREATE TRIGGER ledger_moves_the_counters AFTER INSERT ON ledger
        FOR EACH ROW EXECUTE FUNCTION ledger_moves_the_counters()""",
@@ -103,17 +109,9 @@ _HOLDING_TRIGGER = (
          VALUES (NEW.number, COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h
                  WHERE h.number = NEW.number AND h.since_us <= NEW.at_us), 0), NEW.amount_fen)
          ON CONFLICT (number, since_us) DO UPDATE SET balance_fen = b.balance_fen + NEW.amount_fen;
-         IF NEW.kind = 'call' THEN
-           INSERT INTO usage AS u (number, period, cost_fen, included_used)
-           VALUES (NEW.number, NEW.month, -NEW.amount_fen, NEW.included_seconds)
-           ON CONFLICT (number, period) DO UPDATE SET
-             cost_fen = u.cost_fen - NEW.amount_fen,
-             included_used = u.included_used + NEW.included_seconds;
-           INSERT INTO usage AS u (number, period, cost_fen)
-           VALUES (NEW.number, NEW.day, -NEW.amount_fen)
-           ON CONFLICT (number, period) DO UPDATE SET cost_fen = u.cost_fen - NEW.amount_fen;
-         END IF;
-         RETURN NULL;
+"""
+    + _CALL_MOVES_USAGE
+    + """         RETURN NULL;
        END $$""",
     "DROP TABLE balances",
 )
