@@ -234,8 +234,11 @@ class Accounting:
     def stored_spent(self, number: str) -> Decimal:
         """What of this router's charges of `number` the store holds: a balance read now
         holds them, and not the others."""
-        waiting = self._unwritten.get(number, {})
-        return self._spent.get(number, ZERO) - sum(waiting.values(), ZERO)
+        return self._spent.get(number, ZERO) - self._unstored(number)
+
+    def _unstored(self, number: str) -> Decimal:
+        """This router's charges of `number` still waiting for the store to take them."""
+        return sum(self._unwritten.get(number, {}).values(), ZERO)
 
     async def open_call(
         self,
@@ -338,7 +341,7 @@ class Accounting:
                 log.error("balances not refreshed: %s", error)
                 return
             balance = snapshot.balance or Decimal("0.00")
-            balance -= self._spent.get(number, ZERO) - self.stored_spent(number)
+            balance -= self._unstored(number)  # not in the read yet
             self.balance_seen(number, balance, account.low_balance_warning)
 
     async def reserve(self, call: CallAccount) -> tuple[CallAccount, bool]:
