@@ -3,6 +3,9 @@
 # promtool for the alert-rule tests, the local PostgreSQL for the storage tests, a virtual
 # environment with the test tools, then `ruff check .` and the whole test suite.
 # Extra arguments go to pytest: ./test.sh tests/router/commands/test_cli.py -x
+# The suite runs in three pytest-xdist workers: its tests mostly wait on sockets, daemons
+# and the browser (one worker keeps a core about half busy), so three share two cores well.
+# Every test has its own ports, files and PostgreSQL schema.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,4 +42,4 @@ psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 't
 . .venv/bin/activate
 pip install -q -e '.[test]'
 ruff check .
-pytest "$@"
+pytest -n 3 "$@"
