@@ -13,7 +13,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dialplan.errors import ConfigError, Problem
-from dialplan.plan import MAX_BUSY_FORWARDS, MAX_MENU_DEPTH, MAX_NO_ANSWER_FORWARDS, Plan
+from dialplan.plan import (
+    MAX_BUSY_FORWARDS,
+    MAX_MENU_DEPTH,
+    MAX_NO_ANSWER_FORWARDS,
+    Plan,
+    Route,
+)
 from dialplan.validation import problems_from_validation
 from dialplan.yaml_source import YamlSource, read_yaml
 
@@ -71,6 +77,7 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             )
         seen.setdefault(rule.name, index)
     for path, route in plan.routes():
+        yield from _idle_on_menu_route(source, path, route)
         if route.require_pin and plan.pin is None:
             yield source.problem(
                 (*path, "require_pin"), "require_pin needs a pin: section in the plan"
@@ -99,6 +106,25 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             "no destination of the plan has max_calls, so no caller would ever be held: "
             "give the destinations of a route max_calls, or remove queue:",
         )
+
+
+_DIALLING_ONLY = ("record", "survey", "require_pin", "ring_timeout", "forwarding")
+"""A route's settings that act on the Dial it makes; a route that plays a menu makes none."""
+
+
+def _idle_on_menu_route(
+    source: YamlSource, path: tuple[str | int, ...], route: Route
+) -> Iterable[Problem]:
+    """A route that plays a menu dials nothing itself (the key chooses the route that
+    does): a dialling setting written on it would silently do nothing."""
+    if route.menu is None:
+        return
+    for name in _DIALLING_ONLY:
+        if getattr(route, name) not in (None, False):
+            yield source.problem(
+                (*path, name),
+                f"{name} does nothing on a route that plays a menu: set it on the menu's options",
+            )
 
 
 def _menu_links(source: YamlSource, plan: Plan) -> Iterable[Problem]:

@@ -185,3 +185,40 @@ def test_an_option_gives_exactly_one_thing_to_do() -> None:
         f"{FILE}:7 menus.main.options.1: give exactly one of target, split, reject, menu or "
         "repeat (found target, menu)"
     ]
+
+
+def test_what_only_a_dialling_route_does_is_refused_on_a_route_that_plays_a_menu() -> None:
+    """The caller's key chooses the route that dials: a rule that plays a menu records,
+    surveys, asks a PIN, rings and forwards nothing itself, so a setting there that would
+    silently do nothing is refused with its line, pointing at the menu's options."""
+    pin_hash = "scrypt$14$8$1$" + "ab" * 16 + "$" + "cd" * 32 + "$4"
+    found = problems_of(
+        f"""
+        pin: {{hash: "{pin_hash}", applies_to: rules}}
+        recording: {{applies_to: rules}}
+        survey: {{applies_to: rules}}
+        menus:
+          main:
+            prompt: p/main
+            options:
+              1: {{target: "13800000011", record: true}}
+            default: {{target: "13800000011"}}
+        rules:
+          - name: daytime
+            menu: main
+            record: true
+            survey: true
+            require_pin: true
+            ring_timeout: 30
+            forwarding: {{on_busy: ["13800000012"]}}
+        default: {{target: "13800000011"}}
+        """
+    )
+    where = "does nothing on a route that plays a menu: set it on the menu's options"
+    assert found == [
+        f"{FILE}:15 rules[0].record: record {where}",
+        f"{FILE}:16 rules[0].survey: survey {where}",
+        f"{FILE}:17 rules[0].require_pin: require_pin {where}",
+        f"{FILE}:18 rules[0].ring_timeout: ring_timeout {where}",
+        f"{FILE}:19 rules[0].forwarding: forwarding {where}",
+    ]
