@@ -758,6 +758,10 @@ class Notifications(Strict):
                 raise PydanticCustomError(
                     "sms_to", "{value} is not a mobile number", {"value": repr(number)}
                 )
+            if numbers.count(number) > 1:  # every message would reach it twice
+                raise PydanticCustomError(
+                    "sms_to", "{value} is listed twice", {"value": repr(number)}
+                )
         return numbers
 
 

@@ -319,3 +319,15 @@ async def test_missed_calls_over_a_mobiles_limit_do_not_hold_back_the_low_balanc
 async def test_notifications_go_to_mobiles_only() -> None:
     with pytest.raises(ConfigError, match="is not a mobile number"):
         plan_from('notifications: {sms_to: ["0531-8888 6666"]}\ndefault: {target: "13800000011"}')
+
+
+def test_a_mobile_listed_twice_is_refused_rather_than_texted_twice() -> None:
+    """Two spellings of one mobile would have every missed call texted to it twice."""
+    with pytest.raises(ConfigError) as caught:
+        plan_from(
+            'notifications: {sms_to: ["13905310001", "+86 139 0531 0001"]}\n'
+            'default: {target: "13800000011"}'
+        )
+    assert [str(problem) for problem in caught.value.problems] == [
+        "4006001234.yaml:3 notifications.sms_to: '13905310001' is listed twice"
+    ]
