@@ -488,7 +488,7 @@ class CallSession:
         served: DialTarget | None = None  # its place is granted: dialled whatever the count
         if plan.queue is not None and self._must_wait(plan, decision):
             served = await self._hold(plan, plan.queue, decision)
-            if served is None and await self._hold_ended(plan.queue):
+            if served is None and await self._hold_ended(plan.queue, decision):
                 return
             target = served or target  # out of time: the route's busy forwarding
         while target is not None and not self.agi.hung_up:
@@ -520,6 +520,7 @@ class CallSession:
         """The destination hung up and Dial's `g` gave the caller back (fact 23): ask for a
         score. A caller hanging up meanwhile leaves the call answered, without a score."""
         assert decision.survey is not None
+        await self._use_language(decision.language)  # nothing may have set it yet
         answer = await ask_score(self.agi, decision.survey)
         self.record.survey_score = answer.score
         self.services.metrics.surveyed(plan.number, answer.result, answer.score)
@@ -577,7 +578,7 @@ class CallSession:
             self.record.held_seconds = waited
             self.services.metrics.held(plan.number, waited, result)
 
-    async def _hold_ended(self, queue: HoldQueue) -> bool:
+    async def _hold_ended(self, queue: HoldQueue, decision: Decision) -> bool:
         """After a hold that served nobody: the caller gone, or out of time with the
         queue's announcement, ends the call (True); else it takes the busy forwarding."""
         held = self.record.held_seconds
@@ -588,6 +589,7 @@ class CallSession:
             self.record.note = f"held {held} s in the queue, then busy forwarding"
             return False
         self.record.note = f"held {held} s in the queue, no destination came free"
+        await self._use_language(decision.language)
         await self.agi.exec("Progress")
         await self.agi.exec("Playback", f"{queue.announcement},noanswer")
         await self._refuse(RouterRefusal.QUEUE_TIMEOUT)

@@ -125,6 +125,19 @@ async def test_out_of_time_with_an_announcement_the_caller_hears_it_unanswered(
     assert cdr.note == "held 5 s in the queue, no destination came free"
 
 
+async def test_the_queue_announcement_is_heard_in_the_plans_language(tmp_path: Path) -> None:
+    """As a refusal's announcement is: the channel's prompts switch to the plan's language
+    first (fact 19), or the caller hears the English recording, or none at all."""
+    queue_and_language = "{max_wait: 5, announcement: desk/all-busy}\nlanguage: zh"
+    async with busy_desk(tmp_path, queue_and_language) as (router, _):
+        result = await call(router, dialled=QUEUED, uniqueid="q.zh")
+    assert result.commands[6:9] == [
+        'EXEC Set "CHANNEL(language)=zh"',
+        "EXEC Progress",
+        'EXEC Playback "desk/all-busy,noanswer"',
+    ]
+
+
 async def test_a_caller_hanging_up_while_held_leaves_the_queue_at_once(tmp_path: Path) -> None:
     async with busy_desk(tmp_path, "{max_wait: 60}") as (router, _):
         gives_up = CallerHangup.while_waiting(3, after_s=0.4)

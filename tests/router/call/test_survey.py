@@ -234,3 +234,22 @@ async def test_no_survey_while_the_account_has_the_feature_switched_off(
         *status_lines("answered", "13800000011", "default"),
     ]
     assert cdr.survey_score is None
+
+
+async def test_the_survey_is_asked_in_the_plans_language(tmp_path: Path) -> None:
+    """A call that heard no prompt before (no menu, PIN or notice) still has its channel in
+    Asterisk's language: the survey switches it to the plan's first (fact 19)."""
+    config = tmp_path / "e2e"
+    shutil.copytree(E2E_CONFIG, config)
+    plan = config / "plans" / f"{SURVEYED}.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8") + "language: zh\n", encoding="utf-8")
+    async with running_router(tmp_path, config=config) as router:
+        result = await call(router, dialled=SURVEYED, uniqueid="sv.zh", dtmf=("4",))
+        cdr = await finished_cdr(router, "sv.zh")
+    assert result.commands[:5] == [
+        *dial_g("13800000011"),
+        'EXEC Set "CHANNEL(language)=zh"',
+        ASK,
+        THANKS,
+    ]
+    assert (cdr.survey_score, cdr.language) == (4, "zh")
