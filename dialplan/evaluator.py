@@ -175,6 +175,11 @@ def _compile_menu(plan: Plan, name: str, menu: Menu) -> CompiledMenu[CompiledRou
         retries=menu.retries,
         options={key: option(key, choice) for key, choice in menu.options.items()},
         default=default,
+        repeat_languages={
+            key: choice.language
+            for key, choice in menu.options.items()
+            if choice.repeat and choice.language is not None
+        },
     )
 
 

@@ -48,6 +48,8 @@ class CompiledMenu(Generic[Route]):
     retries: int
     options: Mapping[str, Route | None]
     default: Route
+    repeat_languages: Mapping[str, str] = field(default_factory=dict)
+    """The language a `repeat` key switches the prompts to ("for English, press 9")."""
 
 
 @dataclass(slots=True)
@@ -85,7 +87,11 @@ class MenuWalk(Generic[Route]):
         option = self.menu.options[key]
         if option is None:
             self.after_invalid = False
-            return self._again(f"key {key}: repeat")
+            language = self.menu.repeat_languages.get(key)
+            if language is None:
+                return self._again(f"key {key}: repeat")
+            self.language = language
+            return self._again(f"key {key}: repeat, prompts in {language}")
         return self._take(key, option)
 
     def no_key(self) -> Route | None:

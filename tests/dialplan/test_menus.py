@@ -107,6 +107,28 @@ def test_a_menu_option_chooses_the_prompt_language() -> None:
     assert plan.languages() == ["zh", "en"]
 
 
+def test_a_repeat_option_with_a_language_plays_the_menu_again_in_that_language() -> None:
+    """"For English, press 9": the same menu again, its prompts in English from then on."""
+    plan = plan_from(
+        """
+        language: zh
+        menus:
+          main:
+            prompt: shop/main
+            options:
+              1: {target: "13800000011"}
+              9: {repeat: true, language: en}
+            default: {target: "13800000012"}
+        default: {menu: main}
+        """
+    )
+    decision = route(plan)
+    follow_keys(plan, decision, "91", _state())
+    assert (decision.menu_path, decision.menu_digits, decision.language) == ("main:1", "91", "en")
+    assert decision.first is not None and decision.first.number == "13800000011"
+    assert decision.trace()[1] == "menu 'main': key 9: repeat, prompts in en"
+
+
 def test_skipped_menus_lead_through_each_default_and_leave_no_path() -> None:
     """What the router does for an account without the ivr feature: no menu is played."""
     nested = SHOP.replace('default: {target: "13800000012"}', "default: {menu: after-sales}")

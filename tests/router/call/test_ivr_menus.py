@@ -59,6 +59,26 @@ async def test_a_key_in_each_menu_reaches_its_destination_in_the_chosen_language
     )
 
 
+async def test_a_repeat_key_with_a_language_plays_the_menu_again_in_it(tmp_path: Path) -> None:
+    config = tmp_path / "e2e"
+    shutil.copytree(E2E_CONFIG, config)
+    plan = config / "plans" / f"{MENU_LINE}.yaml"
+    text = plan.read_text(encoding="utf-8")
+    english_repeat = text.replace("9: repeat", "9: {repeat: true, language: en}")
+    assert english_repeat != text
+    plan.write_text(english_repeat, encoding="utf-8")
+    async with running_router(tmp_path, config=config) as router:
+        result = await call(router, dialled=MENU_LINE, uniqueid="ivr.en", dtmf=("9", "1"))
+        cdr = await finished_cdr(router, "ivr.en")
+    assert result.commands[:5] == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        'EXEC Set "CHANNEL(language)=en"',
+        MAIN_MENU,
+    ]
+    assert (cdr.menu_path, cdr.menu_digits, cdr.language) == ("main:1", "91", "en")
+
+
 async def test_the_menus_are_not_billed_as_talk(tmp_path: Path) -> None:
     """Answered for the menus, the channel's ANSWEREDTIME counts from that ANSWER (fact
     25's recordings, agi-more/a_answered): the time in the menus is taken off. The ring
