@@ -109,22 +109,24 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
 
 
 _DIALLING_ONLY = ("record", "survey", "require_pin", "ring_timeout", "forwarding")
-"""A route's settings that act on the Dial it makes; a route that plays a menu makes none."""
+"""A route's settings that act on the Dial it makes; a route that plays a menu makes none,
+nor does a menu option that plays its menu again."""
 
 
 def _idle_on_menu_route(
     source: YamlSource, path: tuple[str | int, ...], route: Route
 ) -> Iterable[Problem]:
-    """A route that plays a menu dials nothing itself (the key chooses the route that
-    does): a dialling setting written on it would silently do nothing."""
-    if route.menu is None:
+    """A route that plays a menu, or repeats one, dials nothing itself (a key chooses the
+    route that does): a dialling setting written on it would silently do nothing."""
+    if route.menu is not None:
+        where = "on a route that plays a menu: set it on the menu's options"
+    elif getattr(route, "repeat", None):
+        where = "on an option that plays the menu again"
+    else:
         return
     for name in _DIALLING_ONLY:
         if getattr(route, name) not in (None, False):
-            yield source.problem(
-                (*path, name),
-                f"{name} does nothing on a route that plays a menu: set it on the menu's options",
-            )
+            yield source.problem((*path, name), f"{name} does nothing {where}")
 
 
 def _menu_links(source: YamlSource, plan: Plan) -> Iterable[Problem]:

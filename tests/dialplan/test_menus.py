@@ -244,3 +244,23 @@ def test_what_only_a_dialling_route_does_is_refused_on_a_route_that_plays_a_menu
         f"{FILE}:18 rules[0].ring_timeout: ring_timeout {where}",
         f"{FILE}:19 rules[0].forwarding: forwarding {where}",
     ]
+
+
+def test_what_only_a_dialling_route_does_is_refused_on_a_repeat_option() -> None:
+    found = problems_of(
+        """
+        recording: {applies_to: rules}
+        menus:
+          main:
+            prompt: p/main
+            options:
+              9: {repeat: true, record: true, ring_timeout: 30}
+            default: {target: "13800000011"}
+        default: {menu: main}
+        """
+    )
+    where = "does nothing on an option that plays the menu again"
+    assert found == [
+        f"{FILE}:8 menus.main.options.9.record: record {where}",
+        f"{FILE}:8 menus.main.options.9.ring_timeout: ring_timeout {where}",
+    ]
