@@ -131,6 +131,10 @@ def format_path(path: tuple[Any, ...]) -> str:
     return text or "(file)"
 
 
+_BARE_STAR = " (YAML reads a bare * as an alias: write it in quotes, \"*\")"
+"""A menu's `*` key is where a bare `*` comes naturally to whoever writes a plan."""
+
+
 def read_yaml(file: str, text: str) -> YamlSource:
     """Parse `text`; syntax errors and duplicate keys become problems, never exceptions."""
     try:
@@ -139,6 +143,8 @@ def read_yaml(file: str, text: str) -> YamlSource:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         reason = getattr(error, "problem", None) or str(error)
+        if getattr(error, "context", None) == "while scanning an alias":
+            reason += _BARE_STAR
         return YamlSource(
             file, None, None, [Problem(file, line, "(file)", f"invalid YAML: {reason}")]
         )

@@ -264,3 +264,22 @@ def test_what_only_a_dialling_route_does_is_refused_on_a_repeat_option() -> None
         f"{FILE}:8 menus.main.options.9.record: record {where}",
         f"{FILE}:8 menus.main.options.9.ring_timeout: ring_timeout {where}",
     ]
+
+
+def test_a_star_key_written_without_quotes_is_explained() -> None:
+    """YAML reads a bare `*` as an alias: the admin is told to quote the key."""
+    found = problems_of(
+        """
+        menus:
+          main:
+            prompt: p/main
+            options:
+              *: {target: "13800000011"}
+            default: {target: "13800000011"}
+        default: {menu: main}
+        """
+    )
+    assert found == [
+        f"{FILE}:7 (file): invalid YAML: expected alphabetic or numeric character, but found "
+        "':' (YAML reads a bare * as an alias: write it in quotes, \"*\")"
+    ]
