@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from dialplan.geo import canonical_city, canonical_province, locate
 from dialplan.pin import HASH_PATTERN, MAX_PIN_DIGITS, MIN_PIN_DIGITS, pin_length
 from dialplan.regions import cities_named
-from dialplan.validation import IanaZone
+from dialplan.validation import IanaZone, worded
 
 MAX_BUSY_FORWARDS = 2
 MAX_NO_ANSWER_FORWARDS = 2
@@ -44,9 +44,13 @@ _TIME_RANGE = re.compile(r"^(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_RANGE = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2})\.\.(?P<end>\d{4}-\d{2}-\d{2})$")
 _PROMPT = re.compile(r"^[A-Za-z0-9_\-/.]{1,120}$")
-LANGUAGE_PATTERN = r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$"
+LANGUAGE_PATTERN = worded(
+    r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$", "an Asterisk language such as zh, en or fr_FR"
+)
 """An Asterisk language, the name of its sounds folder: en, zh, fr_FR."""
-MENU_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+MENU_NAME_PATTERN = worded(
+    r"^[A-Za-z0-9_-]{1,40}$", "a menu name: letters, digits, _ and -, at most 40"
+)
 MENU_KEYS = "0123456789*"
 """Keys a menu option may use; `#` ends an entry in GET DATA, so it cannot be an option."""
 MAX_MENU_DEPTH = 3
@@ -724,9 +728,15 @@ class CrmEvents(Strict):
     The key is read from the router's environment, never written in the plan: plans are
     versioned in the store and shown in the console."""
 
-    url: str = Field(pattern=r"^https?://\S+$", description="the CRM's receiving URL")
+    url: str = Field(
+        pattern=worded(r"^https?://\S+$", "an http:// or https:// address without spaces"),
+        description="the CRM's receiving URL",
+    )
     secret_env: str = Field(
-        pattern=r"^[A-Z][A-Z0-9_]{0,63}$",
+        pattern=worded(
+            r"^[A-Z][A-Z0-9_]{0,63}$",
+            "an environment variable name: a capital letter, then capitals, digits or _",
+        ),
         description="environment variable of the router holding the HMAC-SHA256 key",
     )
     events: list[Literal["arrival", "answer", "end"]] = Field(

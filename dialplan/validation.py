@@ -44,6 +44,16 @@ _PLAIN_MESSAGES = {
 }
 
 
+_PATTERN_WORDS: dict[str, str] = {}
+
+
+def worded(pattern: str, words: str) -> str:
+    """`pattern`, for a Field, with what a value mismatching it must be in plain words
+    ("an Asterisk language such as zh"), said instead of the regular expression."""
+    _PATTERN_WORDS[pattern] = words
+    return pattern
+
+
 def problems_from_validation(source: YamlSource, error: ValidationError) -> Iterable[Problem]:
     """One problem per pydantic error, at the line of the field it concerns."""
     for detail in error.errors(include_url=False):
@@ -78,6 +88,8 @@ def _plain(detail: Any) -> str:
     kind = detail["type"]
     if kind in _PLAIN_MESSAGES:
         message = _PLAIN_MESSAGES[kind]
+    elif kind == "string_pattern_mismatch" and detail["ctx"]["pattern"] in _PATTERN_WORDS:
+        message = f"must be {_PATTERN_WORDS[detail['ctx']['pattern']]}"
     else:
         message = detail["msg"].replace("Input should be", "must be")
         message = message.replace("Value error, ", "")

@@ -952,3 +952,33 @@ def test_a_yml_beside_the_numbers_yaml_is_a_problem_not_the_plan_served(tmp_path
         f"{plans_dir / '4001234567.yml'}:1 (file): 4001234567.yaml is this number's plan; "
         "remove one of the two files"
     ]
+
+
+def test_values_of_the_wrong_form_are_refused_in_plain_words_not_regular_expressions() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        language: Chinese
+        menus:
+          main:
+            prompt: acme/main
+            options:
+              1: {target: "13900000001", language: EN}
+              2: {menu: "after sales"}
+            default: {target: "13900000001"}
+        crm: {url: "crm.example.com/events", secret_env: crm_key}
+        default: {menu: main}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 language: must be an Asterisk language such as zh, en "
+        "or fr_FR (found 'Chinese')",
+        "config/plans/4006001234.yaml:8 menus.main.options.1.language: must be an Asterisk "
+        "language such as zh, en or fr_FR (found 'EN')",
+        "config/plans/4006001234.yaml:9 menus.main.options.2.menu: must be a menu name: "
+        "letters, digits, _ and -, at most 40 (found 'after sales')",
+        "config/plans/4006001234.yaml:11 crm.url: must be an http:// or https:// address "
+        "without spaces (found 'crm.example.com/events')",
+        "config/plans/4006001234.yaml:11 crm.secret_env: must be an environment variable name: "
+        "a capital letter, then capitals, digits or _ (found 'crm_key')",
+    ]
