@@ -1032,4 +1032,6 @@ class Plan(Strict):
         for path, route in self.routes():
             if route.announcement is not None:
                 found.append(((*path, "announcement"), route.announcement))
+        if self.queue is not None and self.queue.announcement is not None:
+            found.append((("queue", "announcement"), self.queue.announcement))
         return found

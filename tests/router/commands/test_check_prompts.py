@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dialplan.plan_loader import load_plans
+from dialplan.plan_loader import load_plan, load_plans
 from router.cli import main
+from router.configuration.prompts import missing_prompts
 from tests.conftest import REPO
 
 Capture = pytest.CaptureFixture[str]
@@ -66,3 +67,23 @@ def test_without_a_sounds_directory_prompts_are_not_looked_up(
     config = Path(shutil.copytree(REPO / "config", tmp_path / "plain"))
     code, lines = check(capsys, config)
     assert code == 0 and len(lines) == 1 and lines[0].endswith(" file(s): ok"), lines
+
+
+def test_the_hold_queues_announcement_is_checked_too(tmp_path: Path) -> None:
+    """It plays when no destination comes free in time: missing, the held caller would
+    hear nothing at all before the call ends."""
+    plan_file = tmp_path / "4006001234.yaml"
+    plan_file.write_text(
+        'number: "4006001234"\nname: Test Co.\n'
+        "queue: {max_wait: 30, announcement: desk/all-busy}\n"
+        'default: {target: {number: "13800000011", max_calls: 1}}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "sounds" / "en").mkdir(parents=True)
+    plan = load_plan(plan_file)
+    problems = [str(p) for p in missing_prompts(plan, plan_file, tmp_path / "sounds")]
+    assert problems == [
+        f"{plan_file}:3 queue.announcement: prompt 'desk/all-busy' has no sound file in "
+        f"language 'en' ({tmp_path}/sounds/en/desk/all-busy.*): Asterisk would answer as if "
+        "the caller hung up"
+    ]
