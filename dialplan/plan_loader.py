@@ -78,6 +78,12 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
         seen.setdefault(rule.name, index)
     for path, route in plan.routes():
         yield from _idle_on_menu_route(source, path, route)
+        if route.announcement is not None and route.reject is None:
+            yield source.problem(
+                (*path, "announcement"),
+                "an announcement plays only before a refusal (reject:); this route refuses "
+                "nothing",
+            )
         if route.require_pin and plan.pin is None:
             yield source.problem(
                 (*path, "require_pin"), "require_pin needs a pin: section in the plan"

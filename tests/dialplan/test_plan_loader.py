@@ -982,3 +982,28 @@ def test_values_of_the_wrong_form_are_refused_in_plain_words_not_regular_express
         "config/plans/4006001234.yaml:11 crm.secret_env: must be an environment variable name: "
         "a capital letter, then capitals, digits or _ (found 'crm_key')",
     ]
+
+
+def test_an_announcement_on_a_route_that_refuses_nothing_is_refused() -> None:
+    """A route's announcement plays only before its refusal: on a route that dials or plays
+    a menu it would silently never play (a welcome message is a menu's prompt)."""
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        menus:
+          main:
+            prompt: acme/main
+            options:
+              1: {target: "13900000001", announcement: acme/welcome}
+            default: {reject: closed, announcement: acme/closed}
+        rules:
+          - {name: menu, menu: main, announcement: acme/welcome}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:7 menus.main.options.1.announcement: an announcement "
+        "plays only before a refusal (reject:); this route refuses nothing",
+        "config/plans/4006001234.yaml:10 rules[0].announcement: an announcement plays only "
+        "before a refusal (reject:); this route refuses nothing",
+    ]
