@@ -78,7 +78,8 @@ class RouterSettings(BaseModel):
         gt=0,
         le=3600,
         description="seconds Asterisk has to answer an AGI command other than Dial (the "
-        "longest prompt or announcement must fit); a peer silent longer loses the call",
+        "longest prompt or announcement must fit; GET DATA also has its own wait for each "
+        "key); a peer silent longer loses the call",
     )
     drain_timeout: float = Field(30.0, ge=0, description="seconds calls may finish on SIGTERM")
     database: str = Field(

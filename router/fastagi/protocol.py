@@ -456,7 +456,8 @@ class AGISession:
         if timeout_ms < 0 or max_digits < 1:
             raise ValueError("timeout_ms must be >= 0 and max_digits >= 1")
         file = _checked(_FILE_NAME, prompt, "prompt")
-        reply = await self.command(f"GET DATA {file} {timeout_ms} {max_digits}")
+        line = f"GET DATA {file} {timeout_ms} {max_digits}"
+        reply = await self.command(line, self._keying_timeout(timeout_ms, max_digits))
         if not reply.ok or reply.result == "-1":
             return None, False
         return reply.result, reply.timed_out
@@ -467,10 +468,20 @@ class AGISession:
         could not be played: a missing sound file or a hang-up, both `result=-1` (fact 20),
         which `hung_up` tells apart."""
         file = _checked(_FILE_NAME, prompt, "prompt")
-        reply = await self.command(f"GET DATA {file} {max(timeout_ms, 0)} 1")
+        timeout_ms = max(timeout_ms, 0)
+        reply = await self.command(
+            f"GET DATA {file} {timeout_ms} 1", self._keying_timeout(timeout_ms, 1)
+        )
         if not reply.ok or reply.result == "-1":
             return None
         return reply.result
+
+    def _keying_timeout(self, timeout_ms: int, max_digits: int) -> float | None:
+        """GET DATA's reply limit: `command_timeout` for the prompt, then its own wait for
+        each key (Asterisk waits `timeout` for the first key and again after each one)."""
+        if self._command_timeout is None:
+            return None
+        return self._command_timeout + max_digits * timeout_ms / 1000
 
     async def channel_up(self) -> bool:
         """Whether the caller is still there: `CHANNEL STATUS` answers the channel's state,

@@ -489,6 +489,19 @@ async def test_dial_waits_past_the_command_timeout(asterisk: Connect) -> None:
     assert (await session.exec("Dial", "Local/13800000011@phones,20")).result == "-1"
 
 
+async def test_get_data_has_its_own_wait_for_keys_beyond_the_command_timeout(
+    asterisk: Connect,
+) -> None:
+    """The command timeout is for the prompt to play; GET DATA then waits up to its timeout
+    for each key it reads, so a prompt that fits and a caller keying slowly lose no call."""
+    session, _ = await asterisk(
+        [(0.2, b"200 result= (timeout)\n"), (0.3, b"200 result=12 (timeout)\n")],
+        command_timeout=0.1,
+    )
+    assert await session.get_key("menu", 150) == ""
+    assert await session.get_data("pin", 150, 2) == ("12", True)
+
+
 @pytest.mark.parametrize("app", ["Progress", "Playback", "MixMonitor", "MSet"])
 async def test_every_other_application_is_cut_at_the_command_timeout(
     asterisk: Connect, app: str
