@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -746,33 +747,26 @@ class CrmEvents(Strict):
     )
 
 
+def _mobile(value: Any) -> str:
+    """A number of `sms_to`, normalised as callers are: it must be a mobile."""
+    number = _normalised_number(value)
+    if locate(number).kind != "mobile":
+        raise PydanticCustomError(
+            "sms_to", "{value} is not a mobile number", {"value": repr(number)}
+        )
+    return number
+
+
 class Notifications(Strict):
     """Text messages to the subscriber's own mobiles."""
 
-    sms_to: list[PhoneNumber] = Field(
+    sms_to: list[Annotated[PhoneNumber, BeforeValidator(_mobile)]] = Field(
         min_length=1, max_length=3, description="the subscriber's mobiles (at most 3)"
     )
     missed_calls: bool = Field(
         True, description="who called, when and from where, for calls put through unanswered"
     )
     low_balance: bool = Field(True, description="the prepaid balance fell below its warning")
-
-    @field_validator("sms_to", mode="before")
-    @classmethod
-    def _mobiles(cls, values: Any) -> Any:
-        if not isinstance(values, list):
-            return values
-        numbers = [_normalised_number(value) for value in values]
-        for number in numbers:
-            if locate(number).kind != "mobile":
-                raise PydanticCustomError(
-                    "sms_to", "{value} is not a mobile number", {"value": repr(number)}
-                )
-            if numbers.count(number) > 1:  # every message would reach it twice
-                raise PydanticCustomError(
-                    "sms_to", "{value} is listed twice", {"value": repr(number)}
-                )
-        return numbers
 
 
 class HoldQueue(Strict):

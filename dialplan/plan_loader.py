@@ -106,6 +106,7 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             yield source.problem((*path, "survey"), f"survey {why}")
         if route.survey and route.reject is not None:
             yield source.problem((*path, "survey"), "a route that refuses calls surveys nobody")
+    yield from _mobiles_once(source, plan)
     if plan.queue is not None and not plan.call_limits:
         yield source.problem(
             ("queue",),
@@ -133,6 +134,14 @@ def _idle_on_menu_route(
     for name in _DIALLING_ONLY:
         if getattr(route, name) not in (None, False):
             yield source.problem((*path, name), f"{name} does nothing {where}")
+
+
+def _mobiles_once(source: YamlSource, plan: Plan) -> Iterable[Problem]:
+    """A mobile listed twice in sms_to (in any spelling) would get every message twice."""
+    mobiles = plan.notifications.sms_to if plan.notifications is not None else []
+    for index, number in enumerate(mobiles):
+        if number in mobiles[:index]:
+            yield source.problem(("notifications", "sms_to", index), f"{number!r} is listed twice")
 
 
 def _menu_links(source: YamlSource, plan: Plan) -> Iterable[Problem]:

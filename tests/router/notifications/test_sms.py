@@ -322,12 +322,21 @@ async def test_notifications_go_to_mobiles_only() -> None:
 
 
 def test_a_mobile_listed_twice_is_refused_rather_than_texted_twice() -> None:
-    """Two spellings of one mobile would have every missed call texted to it twice."""
+    """Two spellings of one mobile would have every missed call texted to it twice; each
+    problem is named at the line of its number."""
     with pytest.raises(ConfigError) as caught:
         plan_from(
-            'notifications: {sms_to: ["13905310001", "+86 139 0531 0001"]}\n'
+            'notifications:\n  sms_to:\n    - "13905310001"\n    - "0531 8888 6666"\n'
+            '    - "+86 139 0531 0001"\ndefault: {target: "13800000011"}'
+        )
+    assert [str(problem) for problem in caught.value.problems] == [
+        "4006001234.yaml:6 notifications.sms_to[1]: '053188886666' is not a mobile number"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        plan_from(
+            'notifications:\n  sms_to:\n    - "13905310001"\n    - "+86 139 0531 0001"\n'
             'default: {target: "13800000011"}'
         )
     assert [str(problem) for problem in caught.value.problems] == [
-        "4006001234.yaml:3 notifications.sms_to: '13905310001' is listed twice"
+        "4006001234.yaml:6 notifications.sms_to[1]: '13905310001' is listed twice"
     ]
