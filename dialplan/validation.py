@@ -88,6 +88,12 @@ def _plain(detail: Any) -> str:
     kind = detail["type"]
     if kind in _PLAIN_MESSAGES:
         message = _PLAIN_MESSAGES[kind]
+    elif kind in ("too_short", "too_long"):  # a list or mapping, never text
+        ctx, short = detail["ctx"], kind == "too_short"
+        limit = ctx["min_length"] if short else ctx["max_length"]
+        counted = f"{limit} {'entry' if limit == 1 else 'entries'}"
+        message = f"must have at {'least' if short else 'most'} {counted}"
+        message += f" (found {ctx['actual_length']})"
     elif kind == "string_pattern_mismatch" and detail["ctx"]["pattern"] in _PATTERN_WORDS:
         message = f"must be {_PATTERN_WORDS[detail['ctx']['pattern']]}"
     else:

@@ -1007,3 +1007,22 @@ def test_an_announcement_on_a_route_that_refuses_nothing_is_refused() -> None:
         "config/plans/4006001234.yaml:10 rules[0].announcement: an announcement plays only "
         "before a refusal (reject:); this route refuses nothing",
     ]
+
+
+def test_too_few_or_too_many_entries_are_counted_in_plain_words() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        notifications: {sms_to: ["13905310001", "13905310002", "13905310003", "13905310004"]}
+        crm: {url: "https://crm.example.com/events", secret_env: CRM_KEY, events: []}
+        menus:
+          main: {prompt: acme/main, options: {}, default: {target: "13900000001"}}
+        default: {menu: main}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 notifications.sms_to: must have at most 3 entries "
+        "(found 4)",
+        "config/plans/4006001234.yaml:4 crm.events: must have at least 1 entry (found 0)",
+        "config/plans/4006001234.yaml:6 menus.main.options: must have at least 1 entry (found 0)",
+    ]
