@@ -107,6 +107,7 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
         if route.survey and route.reject is not None:
             yield source.problem((*path, "survey"), "a route that refuses calls surveys nobody")
     yield from _mobiles_once(source, plan)
+    yield from _features_for_no_route(source, plan)
     if plan.queue is not None and not plan.call_limits:
         yield source.problem(
             ("queue",),
@@ -134,6 +135,24 @@ def _idle_on_menu_route(
     for name in _DIALLING_ONLY:
         if getattr(route, name) not in (None, False):
             yield source.problem((*path, name), f"{name} does nothing {where}")
+
+
+def _features_for_no_route(source: YamlSource, plan: Plan) -> Iterable[Problem]:
+    """A recording or survey for the routes that ask for it, and no route asks."""
+    routes = [route for _, route in plan.routes()]
+    recording, survey = plan.recording, plan.survey
+    if recording and recording.applies_to == "rules" and not any(r.record for r in routes):
+        yield source.problem(
+            ("recording", "applies_to"),
+            "no route has record: true, so no call is recorded: mark the routes to record, "
+            "or write applies_to: all",
+        )
+    if survey and survey.applies_to == "rules" and not any(r.survey for r in routes):
+        yield source.problem(
+            ("survey", "applies_to"),
+            "no route has survey: true, so nobody is asked: mark the routes to survey, or "
+            "write applies_to: all",
+        )
 
 
 def _mobiles_once(source: YamlSource, plan: Plan) -> Iterable[Problem]:

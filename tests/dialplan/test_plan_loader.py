@@ -1026,3 +1026,22 @@ def test_too_few_or_too_many_entries_are_counted_in_plain_words() -> None:
         "config/plans/4006001234.yaml:4 crm.events: must have at least 1 entry (found 0)",
         "config/plans/4006001234.yaml:6 menus.main.options: must have at least 1 entry (found 0)",
     ]
+
+
+def test_a_recording_or_survey_for_the_rules_that_no_route_asks_for_is_refused() -> None:
+    """`applies_to: rules` with no route saying `record: true` (or `survey: true`) records
+    (asks) nobody: the section would silently do nothing."""
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        recording: {applies_to: rules}
+        survey: {applies_to: rules}
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 recording.applies_to: no route has record: true, so "
+        "no call is recorded: mark the routes to record, or write applies_to: all",
+        "config/plans/4006001234.yaml:4 survey.applies_to: no route has survey: true, so "
+        "nobody is asked: mark the routes to survey, or write applies_to: all",
+    ]
