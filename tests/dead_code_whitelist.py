@@ -58,6 +58,7 @@ asterisk_agi.CallerHangup.after_env
 asterisk_agi.CallerHangup.at_prompt
 asterisk_agi.CallerHangup.after_keying_in
 asterisk_agi.CallerHangup.during_playback
+asterisk_agi.CallerHangup.during_sound
 asterisk_agi.CallerHangup.while_waiting
 asterisk_agi.CallerHangup.while_idle
 asterisk_agi.CallResult.early_media

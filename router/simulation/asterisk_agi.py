@@ -244,11 +244,14 @@ class CallerHangup:
     the `nth` prompt (a command listening for DTMF; a WAIT FOR DIGIT has waited `after_s`
     seconds by then), right after keying in at the `nth`
     prompt (the prompt answers the keys, HANGUP comes before the next reply), during the
-    `nth` announcement (`EXEC Playback`), during the `nth` `EXEC Wait` after `after_s`
+    `nth` announcement (`EXEC Playback`), during the `nth` sound played without listening
+    (`STREAM FILE` without escape digits), during the `nth` `EXEC Wait` after `after_s`
     seconds (held), or while the server is idle after its `nth` command's reply (HANGUP
     goes out at once, agi-more/f2_hangup_while_idle)."""
 
-    at: Literal["after_env", "dial", "prompt", "after_prompt", "playback", "wait", "idle"]
+    at: Literal[
+        "after_env", "dial", "prompt", "after_prompt", "playback", "sound", "wait", "idle"
+    ]
     nth: int = 1
     after_s: float = 0.0
 
@@ -271,6 +274,10 @@ class CallerHangup:
     @classmethod
     def during_playback(cls, nth: int = 1) -> "CallerHangup":
         return cls("playback", nth)
+
+    @classmethod
+    def during_sound(cls, nth: int = 1) -> "CallerHangup":
+        return cls("sound", nth)
 
     @classmethod
     def while_waiting(cls, nth: int = 1, after_s: float = 0.0) -> "CallerHangup":
@@ -423,6 +430,7 @@ class _Channel:
         self.dial_count = 0
         self.prompt_count = 0
         self.playback_count = 0
+        self.sound_count = 0
         self.wait_count = 0
         self.dtmf = iter(call.dtmf)
         self.keys = call.keys
@@ -561,6 +569,11 @@ class _Channel:
         if self._sound_missing(name):
             return "-1", "0", 0.0
         if not escape:
+            self.sound_count += 1
+            hangup = self.call.hangup
+            if hangup and hangup.at == "sound" and hangup.nth == self.sound_count:
+                self.hang_up("caller")  # the sound stops where the caller left
+                return "-1", str(full // 2), sound_s / 2
             return None, str(full), sound_s
         entry = self._next_prompt()
         stopped = full if self.keys is not None else full // 2

@@ -252,6 +252,31 @@ async def test_a_caller_hanging_up_in_a_menu_leaves_a_complete_cdr(tmp_path: Pat
     assert cdr.ended_at is not None and cdr.legs == ()
 
 
+async def test_a_caller_hanging_up_during_the_invalid_key_prompt_is_gone_from_the_menu(
+    tmp_path: Path,
+) -> None:
+    """STREAM FILE answers -1 (the router reads no more into it); the next prompt's reply
+    comes after HANGUP, as 511: the call ends unconnected, the wrong key on its CDR."""
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router,
+            dialled=MENU_LINE,
+            uniqueid="ivr.gone",
+            dtmf=("7",),
+            hangup=CallerHangup.during_sound(1),
+        )
+        cdr = await finished_cdr(router, "ivr.gone")
+    assert result.commands == [
+        *ANSWER_IN_CHINESE,
+        MAIN_MENU,
+        'STREAM FILE acme/invalid-key ""',
+        MAIN_MENU,
+        *status_lines("noanswer", "", "default"),
+    ]
+    assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (CallOutcome.NOANSWER, "main", "7")
+    assert cdr.note == "caller hung up in menu 'main'" and cdr.legs == ()
+
+
 SWITCHING_LINE = "4000000111"
 SWITCHING_PLAN = f"""\
 number: "{SWITCHING_LINE}"

@@ -242,3 +242,21 @@ async def test_a_playback_stopped_by_a_hang_up_has_failed() -> None:
 """
     call = vas_call("4000000102", hangup=CallerHangup.during_playback(1))
     await assert_replays(transcript, call)
+
+
+async def test_a_caller_hanging_up_during_a_stream_file_stops_it() -> None:
+    """res_agi's STREAM FILE answers -1 with where the sound stopped when the caller hangs
+    up during it (an invalid-key prompt, a survey's thanks), then HANGUP comes before the
+    next reply and channel commands get 511."""
+    transcript = """
+>> STREAM FILE beep ""
+<< 200 result=-1 endpos=1200
+>> GET DATA beep 3000 1
+<< HANGUP
+<< 511 Command Not Permitted on a dead channel or intercept routine
+-- server half-closes
+<< HANGUP
+"""
+    call = vas_call("4000000101", hangup=CallerHangup.during_sound(1))
+    result = await assert_replays(transcript, call)
+    assert result.hung_up_by == "caller"
