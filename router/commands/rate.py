@@ -5,7 +5,8 @@ Without --rerate only calls without a price are priced: the router prices every 
 call of a number that has an account, and this catches the ones it could not. With
 --rerate, priced calls are priced again; where the price changed the CDR takes the new one
 and the difference in the subscriber's share is booked as an adjustment (router.money.rerating
-says how included minutes are kept and why running it twice changes nothing).
+says how included minutes are kept, why running it twice changes nothing, and why the calls
+of a closed month wait until it is reopened).
 
 Progress goes to stderr on a terminal; every price set or changed, and a summary, to stdout.
 """

@@ -12,6 +12,11 @@ included seconds the original pricing took (recorded with the call's ledger entr
 call is priced as if exactly that much included time were left, and the counters of
 included time never move.
 
+A call of a month already closed (`bill --close` booked its rent or minimum top-up) is not
+re-priced until the month is reopened: its top-up was reckoned from the calls' old prices,
+and a credit booked beside it would leave the month below its minimum. Reopening reverses
+the close, and closing again tops the new prices up.
+
 Re-pricing never changes a ledger entry: the CDR's money fields are set to the new price
 and the difference is booked as an adjustment by rating.rerating's rule, dated now, or at the
 call's answer for a call of a past holding of the number (before it last came back to the
@@ -35,12 +40,14 @@ from decimal import Decimal
 from functools import partial
 
 from dialplan.geo import locate
-from rating.billing_time import billing_day
+from rating.billing_time import billing_day, billing_month
 from rating.call import CALLER_KINDS, RatedCall, Shares, answered_call
+from rating.closing import closed_by, month_span
 from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
 from rating.rerating import rerated_call_id, rerating_adjustment
+from router.money.billing import holding_ledger
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.books import Books
 from router.numbers.holdings import holding_since
@@ -98,6 +105,7 @@ class Rater:
         self._included_booked: dict[str, dict[str, int]] = {}
         self._rerated: dict[str, Counter[str]] = {}
         self._holding_since: dict[str, datetime | None] = {}
+        self._closed: dict[tuple[str, str], bool] = {}
 
     async def rate(self, cdrs: Iterable[CDR]) -> list[CdrOp]:
         """The writes that price `cdrs` (a batch); the run's counts move as it goes."""
@@ -166,6 +174,11 @@ class Rater:
         if Shares.of_price(new) == old:
             self.run.unchanged += 1
             return []
+        assert rated.answered_at is not None
+        month = billing_month(rated.answered_at, self.books.tariffs.zone)
+        if await self._month_closed(cdr.number, month):
+            self.run.skipped[_closed_reason(cdr.number, month)] += 1
+            return []
         self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
         ops: list[CdrOp] = [FinishCall(cdr.call_id, Shares.of_price(new)._asdict())]
         counts = await self._rerate_counts(cdr.number)
@@ -208,6 +221,16 @@ class Rater:
             return answered
         return self.now
 
+    async def _month_closed(self, number: str, month: str) -> bool:
+        """Whether `month` is closed for the holding of `number` in force at its end."""
+        key = (number, month)
+        if key not in self._closed:
+            start, end = month_span(month, self.books.tariffs.zone)
+            since = holding_since(await self.store.number_history(number), before=end)
+            booked = await holding_ledger(self.store, number, start, end, since)
+            self._closed[key] = bool(closed_by(month, booked))
+        return self._closed[key]
+
     async def _rerate_counts(self, number: str) -> Counter[str]:
         if number not in self._rerated:
             adjustments = await self.store.ledger(number, kind=LedgerKind.ADJUSTMENT)
@@ -217,6 +240,13 @@ class Rater:
                 if (call_id := rerated_call_id(entry.ref)) is not None
             )
         return self._rerated[number]
+
+
+def _closed_reason(number: str, month: str) -> str:
+    return (
+        f"month {month} of {number} closed: reopen it to re-price its calls, hotline400 bill "
+        f"--month {month} --number {number} --reopen --by NAME --reason WHY"
+    )
 
 
 async def rate_cdrs(

@@ -368,3 +368,47 @@ def test_rerating_a_call_of_a_past_holding_books_its_adjustment_on_that_holding(
         Holding(None, None, D("-0.50")),
         Holding(returned, None, D("0.00")),
     ]
+
+
+def with_minimum(text: str) -> str:
+    """`text` with a 5.00 minimum monthly consumption, the account opened before November."""
+    return text.replace(
+        "    included_minutes: 2\n", "    included_minutes: 2\n    minimum_monthly: 5.00\n"
+    ).replace("{package: office}", "{package: office, opened: 2026-10-01}")
+
+
+def bill(config: Path, *args: str) -> None:
+    month = ["--month", "2026-11", "--number", NUMBER, "--yes"]
+    assert main(["bill", "--config", str(config), *month, *args]) == 0
+
+
+def test_calls_of_a_closed_month_are_re_priced_only_once_it_is_reopened(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """November closed with 0.70 of calls topped up to its 5.00 minimum: a credit for its
+    calls would leave it below the minimum, so they wait until the month is reopened, and
+    closing it again tops the new price up to the minimum."""
+    change_tariffs(config, with_minimum(tariffs("v1")))
+    rate(config, capsys)
+    bill(config, "--close")
+    change_tariffs(config, with_minimum(tariffs("v2", long_distance="0.20")))
+
+    out, _ = rate(config, capsys, "--rerate")
+    cdrs, ledger, _ = asyncio.run(books(store_url_of(config)))
+    assert out.splitlines()[-1] == (
+        "priced 0, re-priced 0, unchanged 0, skipped 3 (month 2026-11 of 4000000008 closed: "
+        "reopen it to re-price its calls, hotline400 bill --month 2026-11 --number "
+        "4000000008 --reopen --by NAME --reason WHY: 2, no account in the tariffs: 1)"
+    )
+    assert money(cdrs)[1] == ("u2", "0.22", "0.60", "0.82", "office@v1")
+    assert ledger_rows(ledger)[-1] == ("minimum_topup", "2026-11", "-4.30")
+
+    bill(config, "--reopen", "--by", "ops", "--reason", "new long-distance rate")
+    rate(config, capsys, "--rerate")
+    bill(config, "--close")
+    _, ledger, _ = asyncio.run(books(store_url_of(config)))
+    assert ledger_rows(ledger)[-2:] == [  # by date: the adjustment is dated today
+        ("minimum_topup", "2026-11#2", "-4.50"),
+        ("adjustment", "rerate:u2:1", "0.20"),
+    ]
+    assert sum(entry.amount for entry in ledger) == D("-5.00")  # the minimum, no less
