@@ -178,6 +178,11 @@ class PrepaidTier(Strict):
     discount_percent: int = Field(ge=1, le=99)
 
 
+def _kept(tier: PrepaidTier) -> Decimal:
+    """The part of each rate a tier leaves: 0.90 for 10% off."""
+    return Decimal(100 - tier.discount_percent) / 100
+
+
 def _discounted(rate: Rate | None, keep: Decimal) -> Rate | None:
     if rate is None:
         return None
@@ -242,6 +247,7 @@ class Package(Strict):
                         "lower": f"{lower.prepayment}/{lower.discount_percent}%",
                     },
                 )
+        _check_tiers_lower_rates(self)
         return self
 
     def tier_of(self, prepayment: Decimal) -> PrepaidTier | None:
@@ -254,7 +260,7 @@ class Package(Strict):
         tier = self.tier_of(prepayment)
         if tier is None:
             return self
-        keep = Decimal(100 - tier.discount_percent) / 100
+        keep = _kept(tier)
         periods = [
             period.model_copy(
                 update={
@@ -302,6 +308,48 @@ class Package(Strict):
         """charged_rate before its rounding to 4 decimals: what a minimum scales by."""
         rates = (self.nationwide, self.local, self.long_distance)
         return max(rate.per_minute_exact for rate in rates if rate is not None)
+
+
+_USAGE_RATES = ("nationwide", "local", "long_distance")
+
+
+def _usage_rates(package: Package) -> Iterator[tuple[str, Rate]]:
+    """The rates a prepaid tier discounts, named as a CDR names them ('off-peak local')."""
+    for name in _USAGE_RATES:
+        rate = getattr(package, name)
+        if rate is not None:
+            yield name, rate
+    for period in package.periods:
+        for name in _USAGE_RATES:
+            rate = getattr(period, name)
+            if rate is not None:
+                yield f"{period.name} {name}", rate
+
+
+def _check_tiers_lower_rates(package: Package) -> None:
+    """Each tier must charge less per increment than the one before (or than no tier) for
+    every rate that charges at all: the discount is rounded to the fen per increment, so a
+    small one can round back to the rate (5% off 0.06 per 6 s is 0.06) and buy nothing."""
+    versions = [("", package)]
+    versions += [(f" from {c.effective}", package.on(c.effective)) for c in package.changes]
+    for when, version in versions:
+        for name, rate in _usage_rates(version):
+            before = rate.charge
+            for tier in package.prepaid_tiers:
+                charge = to_fen(rate.charge * _kept(tier))  # as _discounted prices it
+                if rate.charge and charge >= before:
+                    raise PydanticCustomError(
+                        "tier_discount",
+                        "a larger prepayment buys a lower rate: {tier} leaves {rate} at "
+                        "{charge} (each increment's charge is rounded to the fen); give a "
+                        "larger discount",
+                        {
+                            "tier": f"{tier.prepayment}/{tier.discount_percent}%",
+                            "rate": f"{name} {rate.describe()}{when}",
+                            "charge": str(charge),
+                        },
+                    )
+                before = charge
 
 
 def _check_rates(package: Package, when: str) -> None:

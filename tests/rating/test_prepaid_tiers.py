@@ -10,6 +10,7 @@ import pytest
 from dialplan.errors import ConfigError
 from rating.call import RatedCall
 from rating.pricing import price
+from rating.rates import Rate
 from rating.tariff_loader import parse_tariffs
 
 NIGHT = datetime(2026, 11, 24, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -66,3 +67,56 @@ def test_a_larger_prepayment_never_buys_a_dearer_rate() -> None:
         "tariffs.yaml:6 packages.nationwide-300: a larger prepayment buys a lower rate: tiers "
         "go by growing prepayment and discount (3600.00/5% after 1800.00/10%)"
     ]
+
+
+def tiers_of(long_distance: str, *tiers: str) -> str:
+    listed = "".join(f"      - {tier}\n" for tier in tiers)
+    return f"""\
+caller_tariffs:
+  fixed: {{per_seconds: 60, charge: 0.11}}
+  mobile: {{per_seconds: 60, charge: 0.15}}
+  other: {{per_seconds: 60, charge: 0.11}}
+packages:
+  hall:
+    local: {{per_seconds: 60, charge: 0.20}}
+    long_distance: {long_distance}
+    prepaid_tiers:
+{listed}accounts:
+  "4008000001": {{package: hall, prepayment: 1000.00}}
+"""
+
+
+def test_a_tier_whose_discount_rounds_back_to_the_rate_is_refused() -> None:
+    """5% off 0.06 per 6 s is 0.057, which rounds back to 0.06: the prepayment would buy
+    nothing."""
+    text = tiers_of("{per_seconds: 6, charge: 0.06}", "{prepayment: 1000.00, discount_percent: 5}")
+    with pytest.raises(ConfigError) as caught:
+        parse_tariffs("tariffs.yaml", text)
+    assert [str(problem) for problem in caught.value.problems] == [
+        "tariffs.yaml:6 packages.hall: a larger prepayment buys a lower rate: 1000.00/5% "
+        "leaves long_distance 0.06/6s at 0.06 (each increment's charge is rounded to the "
+        "fen); give a larger discount"
+    ]
+
+
+def test_a_larger_tier_that_rounds_to_the_same_rate_is_refused() -> None:
+    """10% and 15% off 0.06 per 6 s both round to 0.05."""
+    text = tiers_of(
+        "{per_seconds: 6, charge: 0.06}",
+        "{prepayment: 1000.00, discount_percent: 10}",
+        "{prepayment: 2000.00, discount_percent: 15}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_tariffs("tariffs.yaml", text)
+    assert "2000.00/15% leaves long_distance 0.06/6s at 0.05" in str(caught.value.problems[0])
+
+
+def test_tiers_that_lower_every_rate_are_taken() -> None:
+    text = tiers_of(
+        "{per_seconds: 60, charge: 0.30}",
+        "{prepayment: 1000.00, discount_percent: 10}",
+        "{prepayment: 2000.00, discount_percent: 20}",
+    )
+    assert parse_tariffs("tariffs.yaml", text).package_on("4008000001", NOON.date()).local == (
+        Rate(per_seconds=60, charge=Decimal("0.18"))
+    )
