@@ -29,6 +29,10 @@ the month before), the session has that month's counters read before the Dial
 path reads nothing more. A call answered in a month whose counters were not read (a read
 that failed) is left unpriced, for `hotline400 rate` to price with that month's counters.
 
+The counters read count this router's charges the store has not taken yet (waiting in the
+CDR writer's batch or its journal): a call arriving just after one that spent the balance or
+reached a cost cap is refused, not connected on counters that do not show it yet.
+
 When the database cannot be read the router fails open (connects calls without limits)
 and logs it: cost control must not take a 400 number off the air.
 
@@ -94,8 +98,8 @@ class Counters(NamedTuple):
     """The included seconds this router's calls had taken of the month as the read was
     sent (Accounting's tally)."""
     spent_at_read: Decimal = ZERO
-    """What of this router's charges of the number the store held as the read came back
-    (Accounting.stored_spent)."""
+    """What this router had charged the number as the read came back: the snapshot counts
+    it all, the charges the store did not hold yet added in (Accounting._with_unstored)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +130,9 @@ class CallAccount:
     counters read was sent (Accounting's tally): what the calls priced since took is the
     tally now less this, none of it in the snapshot."""
     spent_at_read: Decimal = ZERO
-    """For the balance: what of this router's charges of the number the store held as the
-    counters read came back (Accounting.stored_spent); the rest is not in the balance read."""
+    """For the balance: what this router had charged the number as the counters read came
+    back, all of it counted in the snapshot (Accounting._with_unstored); what it charged
+    since is not."""
     month_ends: datetime | None = None
     """When the month of the counters read ends, if the price depends on them (a package
     with included minutes); None when it does not. A call answered from then on belongs to
@@ -236,6 +241,25 @@ class Accounting:
         holds them, and not the others."""
         return self._spent.get(number, ZERO) - self._unstored(number)
 
+    def _with_unstored(self, number: str, read: UsageSnapshot) -> tuple[UsageSnapshot, Decimal]:
+        """The counters just `read` with this router's charges of `number` the store did
+        not hold as the read came back (waiting in the CDR writer's batch or journal): the
+        balance less them, the month's and day's cost more, so a call does not spend again
+        what one just before it spent (a charge waits a fraction of a second: one of the
+        day before counts toward today, erring toward the cap). Returns them with what this
+        router had charged the number in all: what the counters now hold of its charges."""
+        spent = self._spent.get(number, ZERO)
+        unstored = spent - self.stored_spent(number)
+        if not unstored:
+            return read, spent
+        counted = dataclasses.replace(
+            read,
+            month_cost=read.month_cost + unstored,
+            day_cost=read.day_cost + unstored,
+            balance=(read.balance or ZERO) - unstored,
+        )
+        return counted, spent
+
     def _unstored(self, number: str) -> Decimal:
         """This router's charges of `number` still waiting for the store to take them."""
         return sum(self._unwritten.get(number, {}).values(), ZERO)
@@ -266,12 +290,11 @@ class Accounting:
                 )
                 snapshot, account = NO_USAGE, None
             else:
-                spent = self.stored_spent(plan.number)  # as the read came back
+                snapshot, spent = self._with_unstored(plan.number, snapshot)
                 if _includes_minutes(account, tariffs):
                     month_ends = month_span(month, self.zone)[1]
         if account is not None and account.prepaid:
             balance = snapshot.balance or Decimal("0.00")
-            balance -= self._spent.get(plan.number, ZERO) - spent  # not in the read yet
             self.balance_seen(plan.number, balance, account.low_balance_warning)
         return CallAccount(
             plan,
@@ -321,7 +344,7 @@ class Accounting:
                 error,
             )
             return call
-        spent = self.stored_spent(number)
+        snapshot, spent = self._with_unstored(number, snapshot)
         starts, ends = month_span(month, self.zone)
         later = LaterMonth(Counters(month, snapshot, taken, spent), starts, ends)
         return dataclasses.replace(call, later=later)
@@ -444,10 +467,10 @@ class Accounting:
         self._included_taken.add(number, month, priced.included_seconds_used)
         money = FinishCall(call_id, Shares.of_price(priced)._asdict())
         entry = call_entry(number, call_id, answered_at, priced)
+        spent = self._spent.get(number, ZERO)
+        self._spent[number] = spent + priced.callee_share
+        self._unwritten.setdefault(number, {})[call_id] = priced.callee_share
         if call.account.prepaid:
-            spent = self._spent.get(number, ZERO)
-            self._spent[number] = spent + priced.callee_share
-            self._unwritten.setdefault(number, {})[call_id] = priced.callee_share
             read = call.usage(snapshot).balance or ZERO
             before = read - (spent - spent_at_read)  # less this router's charges not in it
             after = before - priced.callee_share

@@ -273,6 +273,36 @@ async def test_a_cost_cap_limits_the_talk_time_then_refuses_calls(tmp_path: Path
     assert cdrs[4].outcome is Outcome.CAPPED
 
 
+async def test_a_balance_spent_by_a_charge_not_yet_written_connects_no_more_calls(
+    tmp_path: Path,
+) -> None:
+    """The first call spends the whole 0.60; the second arrives while that charge still
+    waits in the CDR writer's batch, so the store still says 0.60: the router knows it is
+    spent, and the number is in arrears."""
+    async with running_router(tmp_path, cdr_batch_interval=1.0) as router:
+        await pay(router, PREPAID, "0.60", "receipt-11")
+        await call(router, dialled=PREPAID, uniqueid="spent.0")
+        second = await call(router, dialled=PREPAID, uniqueid="spent.1")
+        cdr = await finished_cdr(router, "spent.1")
+        await settled(router)
+        usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
+    assert second.commands[-1] == 'EXEC Hangup "63"'
+    assert (cdr.outcome, cdr.note) == (Outcome.SUSPENDED, "arrears: prepaid balance is 0.00")
+    assert usage.balance == Decimal("0.00")
+
+
+async def test_a_cost_cap_counts_the_charges_not_yet_written(tmp_path: Path) -> None:
+    """As test_a_cost_cap_limits_the_talk_time_then_refuses_calls, the calls one right
+    after the other, their charges still in the CDR writer's batch."""
+    async with running_router(tmp_path, cdr_batch_interval=1.0) as router:
+        results = [await call(router, dialled=POSTPAID, uniqueid=f"fast.{n}") for n in range(5)]
+        await settled(router)
+        usage = await router.store.usage(POSTPAID, "2026-11", "2026-11-23")
+    assert results[3].commands[0] == 'EXEC Dial "Local/13800000051@phones,20,L(6000)"'
+    assert results[4].commands[0].startswith('EXEC MSet "HOTLINE_STATUS=capped,')
+    assert usage.day_cost == Decimal("1.92")
+
+
 class Receiver(BaseHTTPRequestHandler):
     received: ClassVar[list[dict]] = []
 
