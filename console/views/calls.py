@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from console.context import Console
 from console.reports import read_day
 from console.web import audit, console_of, not_found, render, scope_of, user_of
+from router.commands.spreadsheet import spreadsheet_cell
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 
@@ -223,14 +224,4 @@ def csv_row(cdr: CDR) -> list[object]:
         for leg in data["legs"]
     )
     values = {**data, **region, "legs": legs}
-    return [_cell(values.get(name)) for name in CSV_COLUMNS]
-
-
-def _cell(value: object) -> object:
-    """A caller ID is the caller's to choose: text a spreadsheet would run as a formula is
-    quoted so it stays text."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return [spreadsheet_cell(values.get(name)) for name in CSV_COLUMNS]

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from dialplan.errors import ConfigError
 from router.commands.arguments import moment, positive, service_number
 from router.commands.exits import refuse_usage
+from router.commands.spreadsheet import spreadsheet_cell
 from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 from router.storage.location import NoStore, store_for_command
@@ -145,7 +146,7 @@ def _write_csv(cdrs: Sequence[CDR]) -> None:
     for cdr in cdrs:
         data = cdr_to_json(cdr)
         data.update(data.pop("region"), legs=legs_summary(cdr))
-        writer.writerow(["" if data[name] is None else data[name] for name in CSV_COLUMNS])
+        writer.writerow([spreadsheet_cell(data[name]) for name in CSV_COLUMNS])
 
 
 _TABLE_HEADER = (

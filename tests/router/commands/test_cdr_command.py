@@ -17,8 +17,15 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
-from router.storage.cdr import Outcome, cdr_from_json
-from tests.conftest import MONDAY_MORNING, STORE_ENGINES, call, running_router, store_of_engine
+from router.storage.cdr import CDR, CdrOp, Outcome, StartCall, cdr_from_json
+from tests.conftest import (
+    MONDAY_MORNING,
+    STORE_ENGINES,
+    call,
+    opened_store,
+    running_router,
+    store_of_engine,
+)
 from tests.router.commands.test_cli import run_with_reader_gone
 
 BULK_CALLS = 55
@@ -209,6 +216,38 @@ def test_csv_honours_filters_and_limit(
     output = cdr(config_dir, capsys, "--format", "csv", "--number", "4000000001", "--limit", "2")
     rows = list(csv.DictReader(io.StringIO(output)))
     assert [row["call_id"] for row in rows] == ["b54", "b53"]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        '=HYPERLINK("http://x.example","x")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1)",
+        "\t=1",
+    ],
+)
+def test_csv_keeps_a_caller_id_that_a_spreadsheet_would_run_as_a_formula_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sent: str
+) -> None:
+    """The caller ID is the caller's to choose; opened in a spreadsheet, the export must show
+    it, never run it: such a cell is quoted (as the console's export does), JSON keeps it."""
+    config = tmp_path / "config"
+    config.mkdir()
+    with store_of_engine("sqlite", tmp_path) as url:
+        (config / "router.yaml").write_text(f'store: "{url}"\n', encoding="utf-8")
+        start = CDR("f1", "4000000001", sent, None, "unknown", MONDAY_MORNING)
+        asyncio.run(_write(url, [StartCall(start)]))
+        rows = list(csv.DictReader(io.StringIO(cdr(config, capsys, "--format", "csv"))))
+        assert rows[0]["caller_raw"] == "'" + sent
+        exported = json.loads(cdr(config, capsys, "--format", "json"))
+        assert exported[0]["caller_raw"] == sent
+
+
+async def _write(url: str, ops: list[CdrOp]) -> None:
+    async with opened_store(url) as store:
+        await store.apply(ops)
 
 
 def test_json_exports_every_matching_call_with_its_legs(
