@@ -19,6 +19,9 @@ from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
 
 PAGE_SIZE = 50
+SPREADSHEET_BOM = "\ufeff"
+"""Opens the export: without it Excel reads UTF-8 in the system's code page (GBK on a
+Chinese Windows) and every 山东 turns to mojibake."""
 EXPORT_BATCH = 500
 CSV_COLUMNS = (
     "call_id",
@@ -186,8 +189,9 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 
 
 async def export_csv(request: Request) -> Response:
-    """The calls the search finds, as CSV; a search with a field it cannot read (a date
-    that is none, or out of range) exports nothing rather than more than was asked."""
+    """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM); a search
+    with a field it cannot read (a date that is none, or out of range) exports nothing
+    rather than more than was asked."""
     search = Search.from_query(request)
     console = console_of(request)
     if search.problems:
@@ -196,6 +200,7 @@ async def export_csv(request: Request) -> Response:
     ids = await _matching_ids(request, search, None)
 
     async def rows() -> AsyncIterator[str]:
+        yield SPREADSHEET_BOM
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)

@@ -293,7 +293,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         browser.get(f"{url}/calls?number={SHOP}")
         browser.find_element(By.LINK_TEXT, "Export CSV").click()
         WebDriverWait(browser, 15).until(lambda b: list(downloads.glob("calls-*.csv")))
-        exported = next(downloads.glob("calls-*.csv")).read_text(encoding="utf-8")
+        exported = next(downloads.glob("calls-*.csv")).read_text(encoding="utf-8-sig")
         assert exported.startswith("call_id,number,caller")
         assert "\nbrowser.1,4008207788,13805310001," in exported
 

@@ -33,7 +33,9 @@ async def test_a_call_page_shows_the_menu_path_keys_and_language(tmp_path: Path)
         assert "<dt>IVR path</dt><dd>main:3&gt;english:1</dd>" in page
         assert "<dt>Keys pressed</dt><dd>31</dd>" in page
         assert "<dt>Language</dt><dd>en</dd>" in page
-        rows = list(csv.DictReader(io.StringIO((await shop.get("/calls.csv")).text)))
+        rows = list(
+            csv.DictReader(io.StringIO((await shop.get("/calls.csv")).content.decode("utf-8-sig")))
+        )
         assert (rows[0]["menu_path"], rows[0]["menu_digits"]) == ("main:3>english:1", "31")
         await shop.aclose()
 
@@ -78,7 +80,9 @@ async def test_the_call_page_and_the_reports_show_the_satisfaction_scores(
         call_page = (await shop.get("/calls/s1")).text
         assert '<dt>Survey score</dt><dd><span data-testid="survey-score">5</span>' in call_page
         assert "Survey score" not in (await shop.get("/calls/s3")).text
-        rows = csv.DictReader(io.StringIO((await shop.get("/calls.csv")).text))
+        rows = csv.DictReader(
+            io.StringIO((await shop.get("/calls.csv")).content.decode("utf-8-sig"))
+        )
         assert {row["call_id"]: row["survey_score"] for row in rows} == {
             "s1": "5",
             "s2": "2",

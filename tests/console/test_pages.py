@@ -4,6 +4,7 @@ versions and rollback, call-record search and CSV, reports, and the live dashboa
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import io
 import re
@@ -181,12 +182,25 @@ async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
         assert "since: &#39;2026-02-30&#39; is not a date like 2026-11-30" in bad.text
         export = await shop.get(f"/calls.csv?number={SHOP}")
         assert export.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(export.text)))
+        rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
         assert [row["call_id"] for row in rows] == ["c2", "c1", "c3"]
         assert rows[0]["caller_raw"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
         assert rows[1]["total"] == "0.35" and rows[1]["province"] == "山东"
         detail = await shop.get("/calls/c1")
         assert "caller 0.15 + subscriber 0.20 = 0.35 yuan" in detail.text
+        await shop.aclose()
+
+
+async def test_the_call_export_opens_in_excel_with_its_chinese_text(tmp_path: Path) -> None:
+    """Excel reads a CSV without a byte-order mark in the system's code page (GBK on a
+    Chinese Windows), turning 山东 into mojibake: the export starts with UTF-8's BOM."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("c1", SHOP, NOW - timedelta(hours=2)))
+        shop = await site.signed_in("shop")
+        export = await shop.get(f"/calls.csv?number={SHOP}")
+        assert export.content.startswith(codecs.BOM_UTF8 + b"call_id,number,")
+        assert export.content.count(codecs.BOM_UTF8) == 1
+        assert ",山东,济南,0531," in export.content.decode("utf-8-sig")
         await shop.aclose()
 
 
