@@ -78,7 +78,7 @@ def csrf_token(secret: bytes, session_token: str) -> str:
 
 
 def csrf_valid(secret: bytes, session_token: str, offered: str | None) -> bool:
-    return offered is not None and hmac.compare_digest(csrf_token(secret, session_token), offered)
+    return offered is not None and _same(csrf_token(secret, session_token), offered)
 
 
 def signed_message(secret: bytes, message: str) -> str:
@@ -89,7 +89,13 @@ def signed_message(secret: bytes, message: str) -> str:
 
 
 def message_signed(secret: bytes, message: str, offered: str | None) -> bool:
-    return offered is not None and hmac.compare_digest(signed_message(secret, message), offered)
+    return offered is not None and _same(signed_message(secret, message), offered)
+
+
+def _same(expected: str, offered: str) -> bool:
+    """Compared in constant time as bytes: compare_digest refuses str with non-ASCII
+    characters, and a forged token or link may hold any."""
+    return hmac.compare_digest(expected.encode(), offered.encode("utf-8", "surrogatepass"))
 
 
 class LoginThrottle:

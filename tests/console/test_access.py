@@ -62,8 +62,9 @@ async def test_a_sign_in_posted_from_elsewhere_opens_no_session(tmp_path: Path) 
         cookie = forged.headers["set-cookie"].lower()  # the form shown again, with its cookie
         assert "hotline400_session" not in cookie and "hotline400_login=" in cookie
         assert "httponly" in cookie and "samesite=strict" in cookie
-        wrong_token = {"csrf": "0" * 64, "name": "shop", "password": PASSWORD}
-        assert (await client.post("/login", data=wrong_token)).status_code == 403
+        for token in ("0" * 64, "令牌"):
+            wrong_token = {"csrf": token, "name": "shop", "password": PASSWORD}
+            assert (await client.post("/login", data=wrong_token)).status_code == 403
         assert (await sign_in(client, "shop")).status_code == 303
         assert (await client.get("/")).status_code == 200
 
@@ -138,7 +139,7 @@ async def test_a_form_without_its_csrf_token_changes_nothing(tmp_path: Path) -> 
         shop = await site.signed_in("shop")
         other = await site.signed_in("ops")
         foreign_token = await csrf_of(other, "/users")
-        for token in (None, "0" * 64, foreign_token):
+        for token in (None, "0" * 64, foreign_token, "令牌"):  # refused, never a crash
             data = {"name": "newstaff", "role": "subscriber-staff", "password": PASSWORD}
             if token is not None:
                 data["csrf"] = token
@@ -487,7 +488,11 @@ async def test_a_link_cannot_put_words_of_its_own_on_the_money_page(tmp_path: Pa
         shop = await site.signed_in("shop")
         forged = "Your account is closed: call 400-000-0000 and give your password"
         money = f"/numbers/{SHOP}/money"
-        for query in (f"?problem={forged}", f"?problem={forged}&sig=" + "0" * 64):
+        for query in (
+            f"?problem={forged}",
+            f"?problem={forged}&sig=" + "0" * 64,
+            f"?problem={forged}&sig=签名",
+        ):
             page = await shop.get(money + query)
             assert page.status_code == 200
             assert "Your account is closed" not in page.text
