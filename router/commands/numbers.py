@@ -75,7 +75,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     one.add_argument("number", type=service_number, help="the 400 number")
     by = argparse.ArgumentParser(add_help=False)
     by.add_argument(
-        "--by", default=OPERATOR, metavar="NAME", help="who does it, for the history (operator)"
+        "--by",
+        default=OPERATOR,
+        metavar="NAME",
+        help="who does it, for the history (operator); a service provider or subscriber "
+        "acts only on its own number, and the review is the operator's",
     )
     parents = [common, timed, formatted]
 
@@ -260,7 +264,10 @@ def _transition(name: str) -> Callable[[argparse.Namespace], int]:
         books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
     ) -> int:
         reason = getattr(args, "reason", "")
-        changes = await desk.act(inventory, args.number, name, args.by, now, reason)
+        actor = await desk.actor_named(inventory.store, args.by)
+        changes = await desk.act(
+            inventory, args.number, name, args.by, now, reason, on_behalf=actor
+        )
         _print(args, books, changes)
         return 0
 
@@ -433,7 +440,9 @@ async def _submit(
 async def _withdraw(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
-    _print(args, books, await desk.withdraw(inventory, args.number, args.by, now))
+    actor = await desk.actor_named(inventory.store, args.by)
+    changes = await desk.withdraw(inventory, args.number, args.by, now, on_behalf=actor)
+    _print(args, books, changes)
     return 0
 
 

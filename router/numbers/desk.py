@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from numbering import lifecycle
 from numbering.lifecycle import Change
@@ -36,6 +37,53 @@ class Material:
     id_masked: str
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who the command line's --by names: a service provider or subscriber the store knows
+    acts only on its own number and passes no review; any other name is the operator's."""
+
+    name: str
+    role: Literal["operator", "provider", "subscriber"]
+
+
+async def actor_named(store: Store, name: str) -> Actor:
+    if await store.providers(name):
+        return Actor(name, "provider")
+    if await store.subscribers(name=name):
+        return Actor(name, "subscriber")
+    return Actor(name, "operator")
+
+
+_OPERATORS_ONLY = ("approve", "reject")
+"""The review's decisions: the operator's, whoever holds the number."""
+
+
+def guarded(action: Action, name: str, actor: Actor | None) -> Action:
+    """`action`, refused when `actor` is a provider or subscriber acting on what is not its
+    own: checked on the record as the action finds it, due transitions applied."""
+    if actor is None or actor.role == "operator":
+        return action
+
+    def checked(record: lifecycle.NumberRecord, at: datetime) -> Change:
+        if name in _OPERATORS_ONLY:
+            raise lifecycle.Refused(
+                f"{actor.name} is a {actor.role}: only the operator can {name} a number"
+            )
+        if actor.role == "provider" and record.provider != actor.name:
+            holder = f"reserved by {record.provider}" if record.provider else "held by none"
+            raise lifecycle.Refused(
+                f"{record.number} is {holder}, not {actor.name}: {actor.name} cannot {name} it"
+            )
+        if actor.role == "subscriber" and record.subscriber != actor.name:
+            holder = f"{record.subscriber}'s" if record.subscriber else "no subscriber's"
+            raise lifecycle.Refused(
+                f"{record.number} is {holder}, not {actor.name}'s: {actor.name} cannot {name} it"
+            )
+        return action(record, at)
+
+    return checked
+
+
 def simple_action(inventory: Inventory, name: str, actor: str, reason: str = "") -> Action:
     """One of SIMPLE_ACTIONS bound to its actor; KeyError for any other name."""
     rules, calendar = inventory.rules, inventory.calendar
@@ -53,10 +101,19 @@ def simple_action(inventory: Inventory, name: str, actor: str, reason: str = "")
 
 
 async def act(
-    inventory: Inventory, number: str, name: str, actor: str, at: datetime, reason: str = ""
+    inventory: Inventory,
+    number: str,
+    name: str,
+    actor: str,
+    at: datetime,
+    reason: str = "",
+    *,
+    on_behalf: Actor | None = None,
 ) -> list[Change]:
-    """Make one of SIMPLE_ACTIONS happen to `number` at `at`."""
-    return await inventory.act(number, at, simple_action(inventory, name, actor, reason))
+    """Make one of SIMPLE_ACTIONS happen to `number` at `at`; `on_behalf`: the provider or
+    subscriber the actor is, which may act only on its own number."""
+    action = simple_action(inventory, name, actor, reason)
+    return await inventory.act(number, at, guarded(action, name, on_behalf))
 
 
 async def reserve(
@@ -185,10 +242,13 @@ async def submit(
         ) from None
 
 
-async def withdraw(inventory: Inventory, number: str, actor: str, at: datetime) -> list[Change]:
+async def withdraw(
+    inventory: Inventory, number: str, actor: str, at: datetime, *, on_behalf: Actor | None = None
+) -> list[Change]:
     """The applicant withdraws its application before the review has decided; the opening
     and selection fees the application booked on the number's account are given back, as
-    the ledger holds them (the fees' settings may have changed since)."""
+    the ledger holds them (the fees' settings may have changed since). `on_behalf` as for
+    `act`."""
     store, rules = inventory.store, inventory.rules
     current = lifecycle.as_of(await inventory.record(number), at, rules)
     booked: list[lifecycle.Fee] = []
@@ -206,7 +266,7 @@ async def withdraw(inventory: Inventory, number: str, actor: str, at: datetime) 
     def withdrawing(record: lifecycle.NumberRecord, moment: datetime) -> Change:
         return lifecycle.withdraw(record, actor, moment, rules, booked)
 
-    return await inventory.act(number, at, withdrawing)
+    return await inventory.act(number, at, guarded(withdrawing, "withdraw", on_behalf))
 
 
 _APPLICATION = (lifecycle.Status.APPLIED, lifecycle.Status.UNDER_REVIEW)

@@ -764,3 +764,44 @@ def test_an_applicant_that_withdrew_is_named_on_the_holding_it_leaves_to_collect
         f"  {ORDINARY}  until 2026-12-04 10:00  is owed 700.00",
         "  left on past holdings 700.00",
     ])  # fmt: skip
+
+
+def test_a_provider_or_subscriber_named_by_by_acts_only_on_its_own_number(stocked, capsys):
+    """--by names who acts: a service provider may not release another's reservation, a
+    subscriber may not withdraw, suspend or cancel another's number, and neither passes a
+    review (the operator's); each is refused, nothing written. The operator's own staff,
+    named by any other name, act on any number."""
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+        "--at", "2026-12-01 09:00")  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "release", ORDINARY, "--by", "sp-west",
+                       "--at", "2026-12-01 09:05")  # fmt: skip
+    assert (code, err) == (
+        1,
+        f"{ORDINARY} is reserved by sp-east, not sp-west: sp-west cannot release it\n",
+    )
+    run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-west",
+        "--at", "2026-12-01 09:00")  # fmt: skip
+    run(stocked, capsys, "numbers", "apply", PREMIUM, "--account", "rival",
+        "--at", "2026-12-01 09:10")  # fmt: skip
+    run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme", *MATERIAL,
+        "--at", "2026-12-01 10:00")  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "withdraw", ORDINARY, "--by", "rival",
+                       "--at", "2026-12-01 11:00")  # fmt: skip
+    assert (code, err) == (1, f"{ORDINARY} is acme's, not rival's: rival cannot withdraw it\n")
+    code, _, err = run(stocked, capsys, "numbers", "approve", ORDINARY, "--by", "acme",
+                       "--at", "2026-12-03 11:00")  # fmt: skip
+    assert (code, err) == (1, "acme is a subscriber: only the operator can approve a number\n")
+    assert run(stocked, capsys, "numbers", "approve", ORDINARY, "--by", "reviewer",
+               "--at", "2026-12-03 11:00")[0] == 0  # fmt: skip
+    for action in ("suspend", "cancel"):
+        code, _, err = run(stocked, capsys, "numbers", action, ORDINARY, "--by", "rival",
+                           "--at", "2026-12-04 11:00")  # fmt: skip
+        assert (code, err) == (1, f"{ORDINARY} is acme's, not rival's: rival cannot {action} it\n")
+    code, _, err = run(stocked, capsys, "numbers", "suspend", ORDINARY, "--by", "acme",
+                       "--at", "2026-12-04 11:00")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json",
+                       "--at", "2026-12-04 12:00")  # fmt: skip
+    assert [h["actor"] for h in json.loads(out)["history"]] == [
+        "sp-east", "sp-east", "sp-east", "reviewer", "acme"
+    ]  # fmt: skip
