@@ -12,6 +12,7 @@ decided; staff only read.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.users import User
+from console.views.money import KIND_NAMES
 from console.web import (
     audit,
     back_to,
@@ -191,6 +193,7 @@ async def _page(
     stored = await console.store.number_record(record.number)
     if stored is not None:
         history += [_unwritten(change) for change in catch_up(stored, console.now(), rules)]
+    history = [dataclasses.replace(h, fees=_fees_in_words(h.fees)) for h in history]
     return render(
         request,
         "number.html",
@@ -234,6 +237,13 @@ def _unwritten(change: Change) -> HistoryEntry:
         f"{change.reason} (fallen due; written at the next numbers tick)",
         fees,
     )
+
+
+def _fees_in_words(fees: str) -> str:
+    """The fees a transition booked as the statements name them ('opening fee 600.00 to
+    4006001234'), not by the keys the history stores ('opening_fee ...')."""
+    parts = (part.partition(" ") for part in fees.split("; ") if part)
+    return "; ".join(f"{KIND_NAMES.get(kind, kind)}{gap}{rest}" for kind, gap, rest in parts)
 
 
 async def _material_form(request: Request, record: NumberRecord) -> str | None:
@@ -288,7 +298,7 @@ def _summary(changes: list[Change]) -> str:
     """What the audit log keeps: each transition and its fees, never real-name material."""
     parts = []
     for change in changes:
-        fees = "".join(f", {fee.kind} {fee.amount}" for fee in change.fees)
+        fees = "".join(f", {KIND_NAMES[fee.kind]} {fee.amount}" for fee in change.fees)
         parts.append(f"{change.before.status} -> {change.after.status}{fees}")
     return "; ".join(parts)
 

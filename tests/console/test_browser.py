@@ -402,7 +402,7 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
         _submit(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=apply]"))
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "applied"
         history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
-        assert "selection_fee 8000.00 to 4008888888" in history
+        assert "selection fee 8000.00 to 4008888888" in history and "_fee" not in history
         for width in WIDTHS:
             _photograph(browser, "number", width)
         browser.get(f"{url}/audit")

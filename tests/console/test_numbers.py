@@ -121,12 +121,14 @@ async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: 
         assert 'data-testid="status">active<' in page.text
         for step in ("reserved for 3 days (free)", "applied for by acme", "review passed"):
             assert step in page.text
-        assert "opening_fee 600.00 to 4006172839" in page.text
+        history = page.text.split('data-testid="history"', 1)[1]
+        assert "opening fee 600.00 to 4006172839" in history and "opening_fee" not in history
         assert [e.amount for e in await site.store.ledger(number)] == [-600]
 
         audit = (await ops.get("/audit")).text
         for action in ("number reserve", "number apply", "number approve"):
             assert action in audit
+        assert "applied, opening fee 600.00" in audit and "opening_fee" not in audit
         assert "110101199003071234" not in audit and "110101199003071234" not in page.text
         [acme] = await site.store.subscribers(name="acme")
         assert acme.id_masked == "110***********1234"
