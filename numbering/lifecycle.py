@@ -366,7 +366,7 @@ def withdraw(
             fee.payer,
             "adjustment",
             ZERO - fee.amount,
-            f"withdrawn:{fee.ref}",
+            given_back_ref(fee.ref),
             f"{fee.note} given back",
         )
         for fee in booked
@@ -390,6 +390,11 @@ def withdraw(
     return dataclasses.replace(
         ended, after=dataclasses.replace(ended.after, subscriber=None), fees=refunds
     )
+
+
+def given_back_ref(ref: str) -> str:
+    """The reference of the adjustment that gives back the fee booked as `ref`."""
+    return f"withdrawn:{ref}"
 
 
 # --- in service ------------------------------------------------------------------------

@@ -247,7 +247,8 @@ async def withdraw(
 ) -> list[Change]:
     """The applicant withdraws its application before the review has decided; the opening
     and selection fees the application booked on the number's account are given back, as
-    the ledger holds them (the fees' settings may have changed since). `on_behalf` as for
+    the ledger holds them (the fees' settings may have changed since), each once: an
+    application withdrawn earlier at the same instant keeps its own. `on_behalf` as for
     `act`."""
     store, rules = inventory.store, inventory.rules
     current = lifecycle.as_of(await inventory.record(number), at, rules)
@@ -255,12 +256,14 @@ async def withdraw(
     applied_at = current.last_reservation_end  # an application ends the reservation
     if current.status in _APPLICATION and applied_at is not None:
         entries = await store.ledger(number, since=applied_at, until=at + _INSTANT)
+        given_back = {entry.ref for entry in entries if entry.kind is LedgerKind.ADJUSTMENT}
         booked = [
             lifecycle.Fee(
                 "subscriber", entry.kind.value, Decimal(0) - entry.amount, entry.ref, entry.note
             )
             for entry in entries
             if entry.kind in (LedgerKind.OPENING_FEE, LedgerKind.SELECTION_FEE)
+            and lifecycle.given_back_ref(entry.ref) not in given_back
         ]
 
     def withdrawing(record: lifecycle.NumberRecord, moment: datetime) -> Change:

@@ -805,3 +805,27 @@ def test_a_provider_or_subscriber_named_by_by_acts_only_on_its_own_number(stocke
     assert [h["actor"] for h in json.loads(out)["history"]] == [
         "sp-east", "sp-east", "sp-east", "reviewer", "acme"
     ]  # fmt: skip
+
+
+def test_a_second_withdrawal_in_the_same_minute_gives_back_only_its_own_application(
+    stocked, capsys
+):
+    """Applied for and withdrawn twice at one --at minute: each withdrawal gives back the
+    fees of its own application, once, and its history says so; the account ends where it
+    began."""
+    run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-east",
+        "--at", "2026-12-02 09:00")  # fmt: skip
+    for _ in range(2):
+        for step, extra in (("apply", ("--account", "acme")), ("withdraw", ("--by", "acme"))):
+            code, _, err = run(stocked, capsys, "numbers", step, PREMIUM, *extra,
+                               "--at", "2026-12-02 10:00")  # fmt: skip
+            assert code == 0, err
+    code, out, _ = run(stocked, capsys, "numbers", "show", PREMIUM, "--format", "json")
+    given_back = [h["fees"] for h in json.loads(out)["history"] if h["to"] == "reserved"][1:]
+    assert given_back == [f"adjustment -600.00 to {PREMIUM}; adjustment -300.00 to {PREMIUM}"] * 2
+
+    async def balance() -> Decimal:
+        async with opened_store(store_url_of(stocked)) as store:
+            return sum((e.amount for e in await store.ledger(PREMIUM)), Decimal("0.00"))
+
+    assert asyncio.run(balance()) == Decimal("0.00")
