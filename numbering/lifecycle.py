@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dialplan.calendar import OfficialCalendar
 from numbering.grading import ORDINARY
@@ -82,7 +82,7 @@ class NumberRecord:
     def due_at(self, rules: NumberRules) -> datetime | None:
         """When the next time-driven transition falls due, if any."""
         events = _timed_events(self, rules)
-        return min(at for at, _ in events) if events else None
+        return min(event.at for event in events) if events else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,20 @@ class Change:
 
 
 _Maker = Callable[["NumberRecord", datetime], "Change"]
+
+
+class _Event(NamedTuple):
+    """A time-driven transition falling due at `at`. A period that ends at `at` ends there
+    whatever else happens at that instant; one that begins at `at` (a month of suspension,
+    with its fee) is entered only if the record is still as it was once `at` has passed: a
+    resumption at that very instant never enters it."""
+
+    at: datetime
+    make: _Maker
+    begins: bool = False
+
+    def due_by(self, now: datetime) -> bool:
+        return self.at < now or (self.at == now and not self.begins)
 
 
 class Refused(Exception):
@@ -483,11 +497,11 @@ def catch_up(record: NumberRecord, now: datetime, rules: NumberRules) -> list[Ch
     """Every time-driven transition due by `now`, each at the instant it fell due."""
     changes: list[Change] = []
     while True:
-        events = [(at, make) for at, make in _timed_events(record, rules) if at <= now]
+        events = [event for event in _timed_events(record, rules) if event.due_by(now)]
         if not events:
             return changes
-        at, make = min(events, key=lambda event: event[0])
-        change = make(record, at)
+        first = min(events, key=lambda event: event.at)
+        change = first.make(record, first.at)
         changes.append(change)
         record = change.after
 
@@ -499,20 +513,24 @@ def as_of(record: NumberRecord, now: datetime, rules: NumberRules) -> NumberReco
     return changes[-1].after if changes else record
 
 
-def _timed_events(record: NumberRecord, rules: NumberRules) -> list[tuple[datetime, _Maker]]:
-    events: list[tuple[datetime, _Maker]] = []
+def _timed_events(record: NumberRecord, rules: NumberRules) -> list[_Event]:
+    events: list[_Event] = []
     until, status = record.until, record.status
     if until is not None:
         if status is Status.RESERVED:
-            events.append((until, lambda r, at: _end_reservation(r, at, SYSTEM, "expired", rules)))
+            events.append(
+                _Event(until, lambda r, at: _end_reservation(r, at, SYSTEM, "expired", rules))
+            )
         elif status is Status.FROZEN:
-            events.append((until, lambda r, at: _back_to_pool(r, at, "freeze ended")))
+            events.append(_Event(until, lambda r, at: _back_to_pool(r, at, "freeze ended")))
         elif status is Status.UNDER_REVIEW:
-            events.append((until, _review_period_over))
+            events.append(_Event(until, _review_period_over))
         elif status is Status.CANCELLATION_REQUESTED:
-            events.append((until, lambda r, at: _cancelled(r, at, "notice period over", rules)))
+            events.append(
+                _Event(until, lambda r, at: _cancelled(r, at, "notice period over", rules))
+            )
         elif status is Status.CANCELLED:
-            events.append((until, lambda r, at: _back_to_pool(r, at, "90-day freeze ended")))
+            events.append(_Event(until, lambda r, at: _back_to_pool(r, at, "90-day freeze ended")))
     if record.suspended_since is not None and status in _KEPT:
         since = record.suspended_since
         used_up = rules.suspension_ends(since, record.suspended_before)
@@ -520,9 +538,10 @@ def _timed_events(record: NumberRecord, rules: NumberRules) -> list[tuple[dateti
         limit = rules.timing.suspension_limit_months
         if used_up <= next_fee:
             reason = f"{limit} months of suspension used"
-            events.append((used_up, lambda r, at: _cancelled(r, at, reason, rules)))
+            events.append(_Event(used_up, lambda r, at: _cancelled(r, at, reason, rules)))
         else:
-            events.append((next_fee, lambda r, at: _next_keeping_month(r, at, rules)))
+            month = _Event(next_fee, lambda r, at: _next_keeping_month(r, at, rules), begins=True)
+            events.append(month)
     return events
 
 

@@ -387,15 +387,34 @@ def test_suspension_keeps_the_number_and_books_a_keeping_fee_each_month():
     suspended = lifecycle.suspend(number, "acme", at("2026-03-01 00:00"), RULES)
     assert suspended.after.status is Status.SUSPENDED
     assert [(f.kind, f.amount) for f in suspended.fees] == [("keeping_fee", Decimal("15.00"))]
-    months = lifecycle.catch_up(suspended.after, at("2026-05-01 00:00"), RULES)
+    months = lifecycle.catch_up(suspended.after, at("2026-05-10 00:00"), RULES)
     assert [(c.at, c.fees[0].ref) for c in months] == [  # calendar months
         (at("2026-04-01 00:00"), "keeping@20260301T000000#2"),
         (at("2026-05-01 00:00"), "keeping@20260301T000000#3"),
     ]
     assert all(c.after.status is Status.SUSPENDED for c in months)
-    resumed = lifecycle.resume(months[-1].after, "acme", at("2026-05-01 00:00"))
+    resumed = lifecycle.resume(months[-1].after, "acme", at("2026-05-10 00:00"))
     assert resumed.after.status is Status.ACTIVE
-    assert resumed.after.suspended_before == timedelta(days=61)
+    assert resumed.after.suspended_before == timedelta(days=70)
+
+
+def test_a_suspension_resumed_the_instant_its_next_month_begins_pays_no_fee_for_it():
+    """Suspended 1 March 00:00 to 1 May 00:00 is two months kept: two fees. The month that
+    begins at the instant of the resumption is never entered, whether or not a tick came by
+    at that instant; an instant later it is, and its fee is dated when it began."""
+    suspended = lifecycle.suspend(active(), "acme", at("2026-03-01 00:00"), RULES)
+    [april] = lifecycle.catch_up(suspended.after, at("2026-05-01 00:00"), RULES)
+    assert april.at == at("2026-04-01 00:00")
+    resumed = lifecycle.resume(april.after, "acme", at("2026-05-01 00:00"))
+    assert lifecycle.catch_up(resumed.after, at("2027-01-01 00:00"), RULES) == []
+    fees = [f.ref for c in (suspended, april) for f in c.fees]
+    assert fees == ["keeping@20260301T000000#1", "keeping@20260301T000000#2"]
+    later = lifecycle.catch_up(
+        april.after, at("2026-05-01 00:00") + timedelta(microseconds=1), RULES
+    )
+    assert [(c.at, c.fees[0].ref) for c in later] == [
+        (at("2026-05-01 00:00"), "keeping@20260301T000000#3")
+    ]
 
 
 def test_one_suspension_ends_36_calendar_months_after_it_began_with_a_fee_each_month():
@@ -414,7 +433,7 @@ def test_one_suspension_ends_36_calendar_months_after_it_began_with_a_fee_each_m
 
 def test_a_suspension_from_the_31st_pays_on_the_last_day_of_shorter_months():
     suspended = lifecycle.suspend(active(), "acme", at("2024-01-31 09:00"), RULES).after
-    months = lifecycle.catch_up(suspended, at("2024-05-31 09:00"), RULES)
+    months = lifecycle.catch_up(suspended, at("2024-05-31 09:01"), RULES)
     assert [c.at for c in months] == [
         at("2024-02-29 09:00"),
         at("2024-03-31 09:00"),
@@ -428,7 +447,7 @@ def test_months_are_read_in_the_billing_zone_however_the_instant_is_stored():
     since = datetime(2024, 1, 31, 20, 0, tzinfo=UTC)
     suspended = lifecycle.suspend(active("2023-12-04 09:00"), "acme", since, RULES).after
     stored = dataclasses.replace(suspended, since=since, suspended_since=since)
-    [month] = lifecycle.catch_up(stored, at("2024-03-01 04:00"), RULES)
+    [month] = lifecycle.catch_up(stored, at("2024-03-01 04:01"), RULES)
     assert month.at == at("2024-03-01 04:00")
     assert month.fees[0].ref == "keeping@20240201T040000#2"
     berlin = NumberRules(timezone="Europe/Berlin")  # 31 January 21:00 there

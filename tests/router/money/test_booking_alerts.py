@@ -318,7 +318,7 @@ def test_a_keeping_month_the_tick_books_below_the_threshold_warns_once(
     run(stocked, "numbers", "suspend", PREPAID, "--by", "acme", "--at", "2026-12-03 10:00")
     assert Receiver.received == []  # 60.00 left
     for _ in range(2):  # the second tick finds nothing due
-        run(stocked, "numbers", "tick", "--at", "2027-01-03 10:00")
+        run(stocked, "numbers", "tick", "--at", "2027-01-03 10:01")
     assert Receiver.received == [
         {"event": "low_balance", "number": PREPAID, "balance": "45.00", "threshold": "50.00"}
     ]
@@ -376,7 +376,7 @@ async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver
 
         now[0] = MONDAY_MORNING + 30 * DAY  # month 2 began on 22 December
         await eventually(lambda: receiver.received, timeout=3)
-        now[0] = MONDAY_MORNING + 60 * DAY  # month 3 began on 22 January
+        now[0] = MONDAY_MORNING + 61 * DAY  # month 3 began on 22 January
         await eventually(third_month_booked, timeout=2)  # not 5 s on the receiver
     assert [json.loads(r.body) for r in receiver.received] == [
         {"event": "low_balance", "number": PREPAID, "balance": "4.00", "threshold": "5.00"}
