@@ -269,6 +269,13 @@ def apply(
     `provider` is the subscriber's service provider, who must hold the reservation. The
     opening fee and the selection fee (premium numbers) go to the subscriber's account.
     """
+    if record.status is not Status.RESERVED and record.subscriber is not None:
+        status = record.status.value.replace("_", " ")
+        held = "" if record.status is Status.APPLIED else f"{status}, held"
+        raise Refused(
+            f"{record.number} is {held or 'applied for'} by {record.subscriber} (provider "
+            f"{record.provider}): it cannot be applied for again"
+        )
     if record.status is not Status.RESERVED:
         raise _not_now(record, "applied for (reserve it first)", now)
     if record.provider != provider:

@@ -278,6 +278,22 @@ def test_only_the_provider_holding_the_reservation_can_apply_for_its_subscriber(
         lifecycle.apply(record(), "shop", "acme", at("2026-12-01 11:00"), RULES)
 
 
+def test_a_number_applied_for_says_by_whom_rather_than_to_reserve_it_first():
+    locked = lifecycle.apply(
+        lifecycle.reserve(record(), "acme", at("2026-12-01 10:00"), RULES).after,
+        "shop",
+        "acme",
+        at("2026-12-01 11:00"),
+        RULES,
+    ).after
+    for subscriber in ("shop", "mall"):
+        with pytest.raises(Refused) as refused:
+            lifecycle.apply(locked, subscriber, "acme", at("2026-12-01 11:05"), RULES)
+        assert str(refused.value) == (
+            "4006031475 is applied for by shop (provider acme): it cannot be applied for again"
+        )
+
+
 def test_review_takes_one_to_three_official_working_days():
     # Submitted Wednesday 2026-09-30; 2026-10-01..07 is the National Day holiday and
     # Saturday 2026-10-10 is an adjusted working day.
