@@ -69,13 +69,9 @@ def guarded(action: Action, name: str, actor: Actor | None) -> Action:
             raise lifecycle.Refused(
                 f"{actor.name} is a {actor.role}: only the operator can {name} a number"
             )
-        if actor.role == "provider" and record.provider != actor.name:
-            holder = f"reserved by {record.provider}" if record.provider else "held by none"
-            raise lifecycle.Refused(
-                f"{record.number} is {holder}, not {actor.name}: {actor.name} cannot {name} it"
-            )
-        if actor.role == "subscriber" and record.subscriber != actor.name:
-            holder = f"{record.subscriber}'s" if record.subscriber else "no subscriber's"
+        own = record.provider if actor.role == "provider" else record.subscriber
+        if own != actor.name:
+            holder = f"{own}'s" if own else f"no {actor.role}'s"
             raise lifecycle.Refused(
                 f"{record.number} is {holder}, not {actor.name}'s: {actor.name} cannot {name} it"
             )

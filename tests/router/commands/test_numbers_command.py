@@ -777,7 +777,7 @@ def test_a_provider_or_subscriber_named_by_by_acts_only_on_its_own_number(stocke
                        "--at", "2026-12-01 09:05")  # fmt: skip
     assert (code, err) == (
         1,
-        f"{ORDINARY} is reserved by sp-east, not sp-west: sp-west cannot release it\n",
+        f"{ORDINARY} is sp-east's, not sp-west's: sp-west cannot release it\n",
     )
     run(stocked, capsys, "numbers", "reserve", PREMIUM, "--by", "sp-west",
         "--at", "2026-12-01 09:00")  # fmt: skip
@@ -793,6 +793,12 @@ def test_a_provider_or_subscriber_named_by_by_acts_only_on_its_own_number(stocke
     assert (code, err) == (1, "acme is a subscriber: only the operator can approve a number\n")
     assert run(stocked, capsys, "numbers", "approve", ORDINARY, "--by", "reviewer",
                "--at", "2026-12-03 11:00")[0] == 0  # fmt: skip
+    code, _, err = run(stocked, capsys, "numbers", "suspend", ORDINARY, "--by", "sp-west",
+                       "--at", "2026-12-04 11:00")  # fmt: skip
+    assert (code, err) == (
+        1,
+        f"{ORDINARY} is sp-east's, not sp-west's: sp-west cannot suspend it\n",
+    )
     for action in ("suspend", "cancel"):
         code, _, err = run(stocked, capsys, "numbers", action, ORDINARY, "--by", "rival",
                            "--at", "2026-12-04 11:00")  # fmt: skip
