@@ -288,7 +288,7 @@ async def _import(
     books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime
 ) -> int:
     try:
-        with open(args.file, encoding="utf-8") as file:
+        with open(args.file, encoding="utf-8-sig") as file:  # a byte order mark is no digit
             ranges, problems = read_number_list(file)
     except (OSError, UnicodeDecodeError) as error:
         raise Refused(f"cannot read {args.file}: {error}") from None

@@ -835,3 +835,17 @@ def test_a_second_withdrawal_in_the_same_minute_gives_back_only_its_own_applicat
             return sum((e.amount for e in await store.ledger(PREMIUM)), Decimal("0.00"))
 
     assert asyncio.run(balance()) == Decimal("0.00")
+
+
+def test_import_reads_a_list_saved_with_a_byte_order_mark_and_windows_line_ends(config, capsys):
+    """Spreadsheet and Notepad exports begin with a UTF-8 byte order mark: it is no part
+    of the first number."""
+    (config.parent / "exported.txt").write_bytes(
+        b"\xef\xbb\xbf4005000000-4005000009\r\n4005000100\r\n"
+    )
+    code, out, err = run(config, capsys, "numbers", "import", "exported.txt")
+    assert (code, out, err) == (
+        0,
+        "imported 11 number(s) into the pool; 0 already in the inventory\n",
+        "",
+    )
