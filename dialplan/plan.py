@@ -402,16 +402,16 @@ def _check_prompt(value: str) -> str:
     """A sound of the sounds folder. Asterisk plays a name with a leading / or a `..` from
     anywhere on the server, another number's recorded conversations too, so a plan (saved
     by a subscriber from the console) names its prompts under the folder only."""
-    if not _PROMPT.match(value):
-        raise PydanticCustomError(
-            "prompt_name",
-            "{value} is not a sound file name (letters, digits, _-/.)",
-            {"value": repr(value)},
-        )
-    if value.startswith("/") or ".." in value.split("/"):
+    if value.startswith("/") or ".." in value.split("/"):  # the graver fault said first
         raise PydanticCustomError(
             "prompt_name",
             "{value} is not a sound of the sounds folder: no leading / and no ..",
+            {"value": repr(value)},
+        )
+    if not _PROMPT.match(value):
+        raise PydanticCustomError(
+            "prompt_name",
+            "{value} is not a sound file name (letters, digits, _-/., at most 120)",
             {"value": repr(value)},
         )
     return value

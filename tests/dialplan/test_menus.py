@@ -183,7 +183,7 @@ def test_menu_keys_defaults_and_prompts_are_checked() -> None:
     )
     assert found == [
         f"{FILE}:5 menus.main.prompt: 'bad prompt' is not a sound file name "
-        "(letters, digits, _-/.)",
+        "(letters, digits, _-/., at most 120)",
         f"{FILE}:6 menus.main.options: '#' is not a key a caller can press for an option "
         "(0-9 or *)",
         f"{FILE}:8 menus.main.default: the default ends the retries: a route or a menu, not "

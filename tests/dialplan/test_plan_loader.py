@@ -336,7 +336,7 @@ def test_recording_fields_are_checked_with_their_line() -> None:
         """
     ) == [
         "config/plans/4006001234.yaml:3 recording.notice: 'bad notice' is not a sound file name "
-        "(letters, digits, _-/.)",
+        "(letters, digits, _-/., at most 120)",
         "config/plans/4006001234.yaml:3 recording.applies_to: must be 'all' or 'rules' "
         "(found 'some')",
     ]
@@ -375,7 +375,7 @@ def test_survey_fields_are_checked_with_their_line() -> None:
         """
     ) == [
         "config/plans/4006001234.yaml:4 survey.prompt: 'bad prompt' is not a sound file name "
-        "(letters, digits, _-/.)",
+        "(letters, digits, _-/., at most 120)",
         "config/plans/4006001234.yaml:5 survey.timeout: must be greater than or equal to 1 "
         "(found 0)",
         "config/plans/4006001234.yaml:6 survey.retries: must be less than or equal to 3 (found 4)",
