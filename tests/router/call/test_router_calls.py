@@ -102,7 +102,7 @@ async def test_a_forwarded_legs_ring_is_its_own_not_the_calls_since_it_began(
 
 
 async def test_no_answer_twice_then_the_call_ends_as_noanswer(tmp_path: Path) -> None:
-    speedup = 100.0  # 20 s of ringing take 0.2 s
+    speedup = 40.0  # 20 s of ringing take 0.5 s; 0.1 s of a loaded machine's delay is 4 s
     async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
         result = await call(router, dialled="4000000003", uniqueid="3.1", time_scale=1 / speedup)
         cdr = await finished_cdr(router, "3.1")
@@ -118,7 +118,7 @@ async def test_no_answer_twice_then_the_call_ends_as_noanswer(tmp_path: Path) ->
         ("NOANSWER", ForwardReason.NO_ANSWER),
     ]
     # Asterisk reports no DIALEDTIME for an unanswered Dial: the router times the ringing
-    assert all(19 <= leg.ring_seconds <= 22 for leg in cdr.legs), cdr.legs
+    assert all(19 <= leg.ring_seconds <= 24 for leg in cdr.legs), cdr.legs
     assert (cdr.outcome, cdr.billable_seconds) == (Outcome.NOANSWER, 0)
 
 
@@ -272,7 +272,7 @@ async def test_the_dialled_number_comes_from_agi_dnid_when_a_trunk_fills_it(
 async def test_a_caller_hanging_up_while_ringing_ends_the_chain_and_completes_the_cdr(
     tmp_path: Path,
 ) -> None:
-    speedup = 100.0
+    speedup = 40.0
     async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
         result = await call(
             router,
@@ -287,5 +287,5 @@ async def test_a_caller_hanging_up_while_ringing_ends_the_chain_and_completes_th
         *status_lines("noanswer", "13800000031", "default"),
     ]
     assert [leg.dial_status for leg in cdr.legs] == ["CANCEL"]
-    assert 3 <= cdr.legs[0].ring_seconds <= 5
+    assert 3 <= cdr.legs[0].ring_seconds <= 7
     assert (cdr.outcome, cdr.note) == (Outcome.NOANSWER, "caller hung up while ringing")
