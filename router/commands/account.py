@@ -45,7 +45,7 @@ import asyncio
 import itertools
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -62,6 +62,7 @@ from rating.minimum import (
     terms_of,
 )
 from rating.money import ZERO, to_fen
+from rating.rerating import rerated_call_id
 from rating.tariff import Tariffs
 from router.commands.arguments import amount, day, instant, moment, service_number
 from router.money.booking_alerts import book_warning_low_balances
@@ -310,6 +311,7 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             until=end,
             kind=LedgerKind.CALL,
         )
+        credits = await _rerating_credits(store, number, start)
         record = await store.number_record(number)
         provider = record.provider if record is not None else None
         if provider is not None:
@@ -328,8 +330,8 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         ("package", f"{account.package} ({prepaid})"),
         ("balance", str(balance)),
         ("low-balance warning", warning),
-        (f"this month {month}", _calls(calls)),
-        (f"today {today}", _calls(todays)),
+        (f"this month {month}", _calls(calls, credits)),
+        (f"today {today}", _calls(todays, credits)),
         (
             "included minutes",
             f"{_minutes(usage.included_used)} of {package.included_minutes} used, "
@@ -427,8 +429,18 @@ def _minimum(tariffs: Tariffs, number: str, day: date) -> str:
     return f"{tariffs.minimum_of(number)} ({whose}) at {rate}"
 
 
-def _calls(entries: Sequence[LedgerEntry]) -> str:
-    cost = sum((ZERO - entry.amount for entry in entries), ZERO)
+async def _rerating_credits(store: Store, number: str, since: datetime) -> dict[str, Decimal]:
+    """What the re-ratings booked since `since` credited each call: its price now is its
+    entry's debit less that, as the cost counters and the caps count it."""
+    credits: dict[str, Decimal] = {}
+    for entry in await store.ledger(number, since=since, kind=LedgerKind.ADJUSTMENT):
+        if (call_id := rerated_call_id(entry.ref)) is not None:
+            credits[call_id] = credits.get(call_id, ZERO) + entry.amount
+    return credits
+
+
+def _calls(entries: Sequence[LedgerEntry], credits: Mapping[str, Decimal]) -> str:
+    cost = sum((ZERO - entry.amount - credits.get(entry.ref, ZERO) for entry in entries), ZERO)
     return f"{len(entries)} call(s), cost {cost}"
 
 

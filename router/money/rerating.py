@@ -20,7 +20,9 @@ the close, and closing again tops the new prices up.
 Re-pricing never changes a ledger entry: the CDR's money fields are set to the new price
 and the difference is booked as an adjustment by rating.rerating's rule, dated now, or at the
 call's answer for a call of a past holding of the number (before it last came back to the
-pool), whose balance it then moves, never the next holder's. The CDR and its
+pool), whose balance it then moves, never the next holder's. Whenever it is dated, the
+adjustment moves the cost counters of the month and day the call was answered in (the store's
+triggers), so the caps and `account show` count the call at its new price. The CDR and its
 adjustment are written in one transaction; running the re-rating again finds every call at
 its new price and books nothing.
 

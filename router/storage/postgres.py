@@ -101,8 +101,7 @@ _TRIGGERS = (
     """CREATE TRIGGER ledger_moves_the_counters AFTER INSERT ON ledger
        FOR EACH ROW EXECUTE FUNCTION ledger_moves_the_counters()""",
 )
-_HOLDING_TRIGGER = (
-    """CREATE OR REPLACE FUNCTION ledger_moves_the_counters() RETURNS trigger
+_COUNTERS_FUNCTION = """CREATE OR REPLACE FUNCTION ledger_moves_the_counters() RETURNS trigger
        LANGUAGE plpgsql AS $$
        BEGIN
          INSERT INTO holding_balances AS b (number, since_us, balance_fen)
@@ -110,12 +109,25 @@ _HOLDING_TRIGGER = (
                  WHERE h.number = NEW.number AND h.since_us <= NEW.at_us), 0), NEW.amount_fen)
          ON CONFLICT (number, since_us) DO UPDATE SET balance_fen = b.balance_fen + NEW.amount_fen;
 """
+"""The counters function from version 16 on, up to its cost counters' parts."""
+_HOLDING_TRIGGER = (
+    _COUNTERS_FUNCTION
     + _CALL_MOVES_USAGE
     + """         RETURN NULL;
        END $$""",
     "DROP TABLE balances",
 )
 """Version 16: the balance of the holding an entry's instant falls in (schema.HOLDING_BALANCES)."""
+_RERATING_TRIGGER = (
+    _COUNTERS_FUNCTION
+    + _CALL_MOVES_USAGE
+    + f"""         IF {schema.is_rerating("NEW")} THEN
+           {schema.RERATED_CALL_COST};
+         END IF;
+         RETURN NULL;
+       END $$""",
+)
+"""Version 18: a re-rating adjustment moves the counters of its call's month and day."""
 _HISTORY_TRIGGERS = (
     f"""CREATE FUNCTION number_history_refuses_changes() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
@@ -146,6 +158,7 @@ MIGRATIONS = schema.migrations(
         5: (*call_counts.POSTGRES_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
         6: _HISTORY_TRIGGERS,
         16: _HOLDING_TRIGGER,
+        18: _RERATING_TRIGGER,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,8 @@ score and the index of the scored calls by number and start (a report sums the s
 it alone), 14 the console's failed sign-ins, 15 the period each number's last reservation
 was granted (numbering.lifecycle.NumberRecord.reservation_since/until), 16 a balance per
 holding of a number (since it last came back to the pool) in place of one per number, 17 the
-lease each running router holds on its name (router.lease); so
+lease each running router holds on its name (router.lease), 18 a re-rating adjustment moves
+the cost counters of its call's month and day (`RERATED_CALL_COST`); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -33,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rating.rerating import RERATE_PREFIX
 from router.storage.number_patterns import TAIL_INDEXES
 
 Migration = tuple[str, ...]
@@ -379,6 +381,37 @@ ROUTER_LEASES = """CREATE TABLE router_leases (
     expires_us bigint NOT NULL        -- UTC microseconds, on the database's clock
 ){keyed}"""
 
+
+def rerated_call_sql(ref: str) -> str:
+    """SQL of the call id in the ref `ref` of a re-rating adjustment, 'rerate:<call id>:<n>'
+    (rating.rerating.rerate_ref): what is left without the prefix and the trailing ':<n>'."""
+    kept = f"rtrim({ref}, '0123456789')"
+    start = len(RERATE_PREFIX) + 1
+    return f"substr({kept}, {start}, length({kept}) - {start})"
+
+
+def is_rerating(alias: str) -> str:
+    """SQL: the ledger row `alias` is a re-rating adjustment."""
+    prefix = f"substr({alias}.ref, 1, {len(RERATE_PREFIX)}) = '{RERATE_PREFIX}'"
+    return f"{alias}.kind = 'adjustment' AND {prefix}"
+
+
+RERATED_CALL_COST = f"""UPDATE usage SET cost_fen = cost_fen - NEW.amount_fen
+         WHERE number = NEW.number AND EXISTS (SELECT 1 FROM ledger AS c
+           WHERE c.number = NEW.number AND c.kind = 'call' AND c.ref = {rerated_call_sql("NEW.ref")}
+             AND usage.period IN (c.month, c.day))"""
+"""A re-rating adjustment (`NEW`, for each engine's trigger) re-prices a call: the counters of
+the month and day of the call's entry move by what its cost changed, so the caps count the new
+price where they counted the old one, whenever the re-rating runs."""
+RERATED_COST_BACKFILL = f"""UPDATE usage SET cost_fen = cost_fen - COALESCE((
+    SELECT SUM(a.amount_fen) FROM ledger AS a JOIN ledger AS c ON c.number = a.number
+      AND c.kind = 'call' AND c.ref = {rerated_call_sql("a.ref")}
+    WHERE a.number = usage.number AND {is_rerating("a")} AND usage.period IN (c.month, c.day)
+  ), 0)
+WHERE number IN (SELECT a.number FROM ledger AS a WHERE {is_rerating("a")})"""
+"""Version 18 moves the counters by the re-rating adjustments booked before it; each engine's
+trigger moves them by those booked after (RERATED_CALL_COST)."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -417,6 +450,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     15: RESERVATION_COLUMNS,
     16: (HOLDING_BALANCES, *HOLDING_BACKFILL),
     17: (ROUTER_LEASES,),
+    18: (RERATED_COST_BACKFILL,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

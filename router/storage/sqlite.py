@@ -77,6 +77,13 @@ _HOLDING_TRIGGER = (
     "DROP TABLE balances",
 )
 """Version 16: the balance of the holding an entry's instant falls in (schema.HOLDING_BALANCES)."""
+_RERATING_TRIGGER = (
+    f"""CREATE TRIGGER rerating_moves_the_cost_counters AFTER INSERT ON ledger
+       WHEN {schema.is_rerating("NEW")} BEGIN
+         {schema.RERATED_CALL_COST};
+       END""",
+)
+"""Version 18: a re-rating adjustment moves the counters of its call's month and day."""
 _HISTORY_TRIGGERS = (
     f"""CREATE TRIGGER number_history_is_never_changed BEFORE UPDATE ON number_history
        BEGIN SELECT RAISE(ABORT, '{schema.HISTORY_REFUSALS[0]}'); END""",
@@ -102,6 +109,7 @@ MIGRATIONS = schema.migrations(
         5: (*call_counts.SQLITE_DAY_TRIGGERS, *call_counts.DAY_BACKFILL),
         6: _HISTORY_TRIGGERS,
         16: _HOLDING_TRIGGER,
+        18: _RERATING_TRIGGER,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

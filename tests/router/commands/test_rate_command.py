@@ -213,6 +213,49 @@ def test_rerating_after_a_tariff_change_updates_cdrs_and_books_the_differences(
     assert usage.balance == D("-0.50")
 
 
+async def cost_counters(url: str) -> list[tuple[str, Decimal, Decimal]]:
+    """Month and day cost of `NUMBER` the caps read, on the calls' day and on today's."""
+    counters = []
+    async with opened_store(url) as store:
+        for day in ("2026-11-05", f"{datetime.now(SHANGHAI):%Y-%m-%d}"):
+            usage = await store.usage(NUMBER, day[:7], day)
+            counters.append((day, usage.month_cost, usage.day_cost))
+    return counters
+
+
+def test_rerating_moves_the_cost_counters_of_the_calls_month_and_day(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The caps and `account show` read the month's and day's cost from the counters: after a
+    re-rating they count the calls at their new prices, on the day each call was answered,
+    not on the day of the re-rating; a second run moves nothing more."""
+    rate(config, capsys)
+    change_tariffs(config, tariffs("v2", long_distance="0.20"))
+    rate(config, capsys, "--rerate")
+    url = store_url_of(config)
+    today = f"{datetime.now(SHANGHAI):%Y-%m-%d}"
+    assert asyncio.run(cost_counters(url)) == [
+        ("2026-11-05", D("0.50"), D("0.50")),  # u1 0.10 + u2 0.40, the new prices
+        (today, D("0.00"), D("0.00")),
+    ]
+    rate(config, capsys, "--rerate")
+    assert asyncio.run(cost_counters(url))[0] == ("2026-11-05", D("0.50"), D("0.50"))
+
+
+def test_account_show_counts_re_priced_calls_at_their_new_price(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rate(config, capsys)
+    change_tariffs(config, tariffs("v2", long_distance="0.20"))
+    rate(config, capsys, "--rerate")
+    capsys.readouterr()
+    show = ["account", "show", "--config", str(config), "--number", NUMBER]
+    assert main([*show, "--today", "2026-11-05"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  this month 2026-11    2 call(s), cost 0.50" in lines
+    assert "  today 2026-11-05      2 call(s), cost 0.50" in lines
+
+
 def test_rerating_twice_changes_nothing(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rate(config, capsys)
     change_tariffs(config, tariffs("v2", long_distance="0.20"))

@@ -476,7 +476,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 17
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 18
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -518,11 +518,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 17 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 18 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 17 (already current)" in capsys.readouterr().out
+    assert "schema version 18 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 18)]
+    assert versions == [(v,) for v in range(1, 19)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -609,6 +609,37 @@ async def test_call_charges_move_the_month_and_day_counters(opened: ConfiguredSt
     assert (december.month_cost, december.day_cost) == (Decimal("2.00"), Decimal("2.00"))
 
 
+def adjustment(ref: str, amount: str, when: str = "2026-12-07 15:00") -> LedgerEntry:
+    return LedgerEntry(NUMBER, at(when), Decimal(amount), LedgerKind.ADJUSTMENT, ref, "")
+
+
+async def counters(store: ConfiguredStore, day: str) -> tuple[Decimal, Decimal]:
+    usage = await store.usage(NUMBER, day[:7], day)
+    return usage.month_cost, usage.day_cost
+
+
+async def test_a_re_rating_adjustment_moves_the_counters_of_its_calls_month_and_day(
+    opened: ConfiguredStore,
+) -> None:
+    """A call re-priced in December from 0.60 to 0.40 counts 0.40 in November and on the day
+    it was answered; December's counters, where the adjustment is dated, and any other
+    adjustment's, do not move."""
+    await opened.apply(
+        [
+            PostLedger(charge("1795371264.12", "-0.60", "2026-11-05 10:00")),
+            PostLedger(charge("1795371264.13", "-0.30", "2026-11-06 10:00")),
+            PostLedger(charge("1795371264.14", "-1.00", "2026-12-07 09:00")),
+        ]
+    )
+    await opened.post_ledger(
+        [adjustment("rerate:1795371264.12:1", "0.20"), adjustment("goodwill", "5.00")]
+    )
+
+    assert await counters(opened, "2026-11-05") == (Decimal("0.70"), Decimal("0.40"))
+    assert await counters(opened, "2026-11-06") == (Decimal("0.70"), Decimal("0.30"))
+    assert await counters(opened, "2026-12-07") == (Decimal("1.00"), Decimal("1.00"))
+
+
 async def test_the_included_seconds_each_call_took_read_back_by_call(
     opened: ConfiguredStore,
 ) -> None:
@@ -688,6 +719,42 @@ async def test_a_database_upgraded_past_version_16_splits_each_balance_by_the_ho
             Holding(None, None, Decimal("-600.00")),
             Holding(returned, None, Decimal("100.00")),
         ]
+    finally:
+        await upgraded.close()
+
+
+async def test_a_database_upgraded_past_version_18_counts_re_priced_calls_at_their_new_price(
+    engine: Engine,
+) -> None:
+    """Before version 18 a re-rating adjustment left the counters at the call's old price; the
+    upgrade moves them by the adjustments already booked."""
+    migrations = store.MIGRATIONS if engine.name == "sqlite" else pg.MIGRATIONS
+    await engine.sql("CREATE TABLE schema_version (version integer NOT NULL)")
+    for version, statements in enumerate(migrations[:17], start=1):
+        for statement in statements:
+            await engine.sql(statement)
+        await engine.sql(f"INSERT INTO schema_version VALUES ({version})")
+    entries = [
+        ("2026-11-05 10:00", -60, "call", "c1"),
+        ("2026-11-06 10:00", -30, "call", "c2"),
+        ("2026-12-01 10:00", 20, "adjustment", "rerate:c1:1"),
+        ("2026-12-02 10:00", -10, "adjustment", "rerate:c1:2"),
+        ("2026-12-02 11:00", 500, "adjustment", "goodwill"),
+    ]
+    for when, fen, kind, ref in entries:
+        moment = at(when)
+        await engine.sql(
+            "INSERT INTO ledger (number, at, at_us, month, day, amount_fen, kind, ref, note) "
+            f"VALUES ('{NUMBER}', '{moment.isoformat()}', {int(moment.timestamp() * 1_000_000)},"
+            f" '{moment:%Y-%m}', '{moment:%Y-%m-%d}', {fen}, '{kind}', '{ref}', '')"
+        )
+
+    upgraded = engine.store()
+    await upgraded.open()
+    try:
+        assert await counters(upgraded, "2026-11-05") == (Decimal("0.80"), Decimal("0.50"))
+        assert await counters(upgraded, "2026-11-06") == (Decimal("0.80"), Decimal("0.30"))
+        assert await counters(upgraded, "2026-12-01") == (Decimal("0.00"), Decimal("0.00"))
     finally:
         await upgraded.close()
 
