@@ -476,6 +476,14 @@ class CallSession:
         started_recording = await self.agi.exec("MixMonitor", f"{path},b")
         if started_recording.result_int == 0:
             self.record.recording_path = str(path)
+        elif not self.agi.hung_up:  # -1 on a live channel: nothing is recording
+            log.warning(
+                "call %s: MixMonitor did not start recording to %s (result %s); not recorded",
+                self.context.call_id,
+                path,
+                started_recording.result,
+            )
+            self.record.note = "recording did not start: not recorded"
         return True
 
     async def _dial_chain(self, plan: Plan, decision: Decision) -> None:

@@ -336,6 +336,9 @@ class SimulatedCall:
     recordings_on_disk: bool = False
     """MixMonitor writes its file once the call is bridged (option `b`): the 44-byte WAV
     header the rig's silent Local channels gave (fact 21). Off, nothing touches the disk."""
+    mixmonitor_fails: bool = False
+    """MixMonitor cannot start (its file cannot be made): it answers `200 result=-1` on the
+    live channel, sets no MIXMONITOR_FILENAME and records nothing; the call goes on."""
 
     def __post_init__(self) -> None:
         texts = [self.dialled, self.caller_id, self.caller_name, self.script, self.context]
@@ -715,6 +718,8 @@ class _Channel:
         elif app == "wait":
             return self._wait(argument)
         elif app == "mixmonitor":
+            if self.call.mixmonitor_fails:
+                return ["200 result=-1"], 0.0
             # Variables in EXEC arguments are not expanded (fact 21): the name is literal.
             self.variables["MIXMONITOR_FILENAME"] = split_app_args(argument)[0]
 

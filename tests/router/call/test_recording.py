@@ -10,8 +10,11 @@ The plans: tests/e2e_config/plans/4000000102.yaml records every call (its accoun
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
+
+import pytest
 
 from router.simulation.asterisk_agi import CallerHangup
 from router.simulation.asterisk_agi import Outcome as Plays
@@ -128,6 +131,36 @@ async def test_a_notice_that_cannot_be_played_records_nothing(tmp_path: Path) ->
     assert result.variables.get("MIXMONITOR_FILENAME") is None
     assert (cdr.outcome, cdr.recording_path) == (Outcome.ANSWERED, None)
     assert cdr.note == "recording notice not played: not recorded"
+
+
+async def test_a_recording_that_does_not_start_leaves_a_note_and_names_no_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MixMonitor answering -1 on a live channel started no recording: the call goes through
+    as it would unrecorded, its CDR says so and names no file that will never exist, and the
+    log says it once."""
+    recordings = tmp_path / "recordings"
+    caplog.set_level(logging.WARNING, logger="hotline400")
+    async with running_router(tmp_path, recordings_dir=str(recordings)) as router:
+        result = await call(
+            router,
+            dialled=RECORDED,
+            uniqueid="rec.8",
+            recordings_on_disk=True,
+            mixmonitor_fails=True,
+        )
+        cdr = await finished_cdr(router, "rec.8")
+    assert result.commands == [
+        *notice(),
+        mixmonitor(recordings, RECORDED, "rec.8"),
+        *dial_lines("13800000011"),
+        *status_lines("answered", "13800000011", "default"),
+    ]
+    assert (cdr.outcome, cdr.recording_path) == (Outcome.ANSWERED, None)
+    assert cdr.note == "recording did not start: not recorded"
+    assert not (recordings / RECORDED / DAY / "rec.8.wav").exists()
+    told = [line for line in caplog.messages if "rec.8" in line and "MixMonitor" in line]
+    assert len(told) == 1, caplog.text
 
 
 async def test_only_the_rule_that_records_plays_the_notice(tmp_path: Path) -> None:
