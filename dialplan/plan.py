@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -196,87 +197,83 @@ class NumberStatus(StrEnum):
     ARREARS = "arrears"
 
 
+def _province(name: str) -> str:
+    """An entry of `provinces`, canonical."""
+    province = canonical_province(name)
+    if province is None:
+        raise PydanticCustomError(
+            "unknown_province", "{name} is not a province of China", {"name": repr(name)}
+        )
+    return province
+
+
+def _city(name: str) -> str:
+    """An entry of `cities`, canonical, or why it cannot be placed."""
+    city = canonical_city(name)
+    meant = sorted(cities_named(name))
+    if city is None and len(meant) > 1:
+        raise PydanticCustomError(
+            "ambiguous_city",
+            "{name} names several cities ({cities}): write the one meant in Chinese",
+            {
+                "name": repr(name),
+                "cities": ", ".join(f"{city} in {province}" for province, city in meant),
+            },
+        )
+    if city is None and canonical_province(name) is not None:
+        raise PydanticCustomError(
+            "province_as_city",
+            "{name} is a province-level region, not a city: list it under provinces",
+            {"name": repr(name)},
+        )
+    if city is None:
+        raise PydanticCustomError(
+            "unknown_city", "{name} is not a city known to the geocoder", {"name": repr(name)}
+        )
+    return city
+
+
+def _area_code(code: str) -> str:
+    if not re.fullmatch(r"0[1-9][0-9]{1,2}", code):
+        raise PydanticCustomError(
+            "area_code", "{code} is not an area code like '010' or '0531'", {"code": repr(code)}
+        )
+    return code
+
+
+def _caller_prefix(value: Any) -> Any:
+    """An entry of `prefixes`, checked alone so a problem names its line; the list's
+    validator then puts the national forms it stands for in its place."""
+    _caller_prefixes(value)
+    return value
+
+
 class CallerSet(Strict):
     """Callers by region, area code, number prefix or exact number (VIP lists, blacklists)."""
 
-    provinces: list[str] = Field(default_factory=list, description="e.g. 山东 or Shandong")
-    cities: list[str] = Field(default_factory=list, description="e.g. 济南 or Jinan")
-    area_codes: list[str] = Field(default_factory=list, description="e.g. '0531'")
-    prefixes: list[CallerPrefix] = Field(
+    # Each entry is checked by itself, so a problem is named at the entry's own line.
+
+    provinces: list[Annotated[str, AfterValidator(_province)]] = Field(
+        default_factory=list, description="e.g. 山东 or Shandong"
+    )
+    cities: list[Annotated[str, AfterValidator(_city)]] = Field(
+        default_factory=list, description="e.g. 济南 or Jinan"
+    )
+    area_codes: list[Annotated[str, AfterValidator(_area_code)]] = Field(
+        default_factory=list, description="e.g. '0531'"
+    )
+    prefixes: list[Annotated[CallerPrefix, BeforeValidator(_caller_prefix)]] = Field(
         default_factory=list,
         description="number beginnings: '139', '0531 8' or with the country code, '+86 139'; "
         "a country code alone ('+44') is every caller from that country",
     )
-    numbers: list[PhoneNumber] = Field(default_factory=list)
+    numbers: list[Annotated[PhoneNumber, BeforeValidator(_listed_number)]] = Field(
+        default_factory=list
+    )
 
-    @field_validator("provinces")
+    @field_validator("prefixes")
     @classmethod
-    def _known_provinces(cls, names: list[str]) -> list[str]:
-        canonical = []
-        for name in names:
-            province = canonical_province(name)
-            if province is None:
-                raise PydanticCustomError(
-                    "unknown_province", "{name} is not a province of China", {"name": repr(name)}
-                )
-            canonical.append(province)
-        return canonical
-
-    @field_validator("cities")
-    @classmethod
-    def _known_cities(cls, names: list[str]) -> list[str]:
-        canonical = []
-        for name in names:
-            city = canonical_city(name)
-            meant = sorted(cities_named(name))
-            if city is None and len(meant) > 1:
-                raise PydanticCustomError(
-                    "ambiguous_city",
-                    "{name} names several cities ({cities}): write the one meant in Chinese",
-                    {
-                        "name": repr(name),
-                        "cities": ", ".join(f"{city} in {province}" for province, city in meant),
-                    },
-                )
-            if city is None and canonical_province(name) is not None:
-                raise PydanticCustomError(
-                    "province_as_city",
-                    "{name} is a province-level region, not a city: list it under provinces",
-                    {"name": repr(name)},
-                )
-            if city is None:
-                raise PydanticCustomError(
-                    "unknown_city",
-                    "{name} is not a city known to the geocoder",
-                    {"name": repr(name)},
-                )
-            canonical.append(city)
-        return canonical
-
-    @field_validator("area_codes")
-    @classmethod
-    def _area_codes(cls, codes: list[str]) -> list[str]:
-        for code in codes:
-            if not re.fullmatch(r"0[1-9][0-9]{1,2}", code):
-                raise PydanticCustomError(
-                    "area_code",
-                    "{code} is not an area code like '010' or '0531'",
-                    {"code": repr(code)},
-                )
-        return codes
-
-    @field_validator("numbers", mode="before")
-    @classmethod
-    def _normalise_numbers(cls, values: Any) -> Any:
-        if not isinstance(values, list):
-            return values
-        return [_listed_number(value) for value in values]
-
-    @field_validator("prefixes", mode="before")
-    @classmethod
-    def _normalise_prefixes(cls, values: Any) -> Any:
-        if not isinstance(values, list):
-            return values
+    def _national_forms(cls, values: list[str]) -> list[str]:
         prefixes: list[str] = []
         for value in values:
             prefixes += [p for p in _caller_prefixes(value) if p not in prefixes]

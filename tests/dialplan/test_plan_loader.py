@@ -207,12 +207,12 @@ def test_unknown_regions_are_refused() -> None:
         default: {target: "13900000001"}
         """
     ) == [
-        "config/plans/4006001234.yaml:5 screening.callers.provinces: 'Atlantis' is not a "
+        "config/plans/4006001234.yaml:5 screening.callers.provinces[1]: 'Atlantis' is not a "
         "province of China",
-        "config/plans/4006001234.yaml:6 screening.callers.cities: 'Gotham' is not a city known "
+        "config/plans/4006001234.yaml:6 screening.callers.cities[0]: 'Gotham' is not a city known "
         "to the geocoder",
-        "config/plans/4006001234.yaml:7 screening.callers.area_codes: '531' is not an area code "
-        "like '010' or '0531'",
+        "config/plans/4006001234.yaml:7 screening.callers.area_codes[0]: '531' is not an area "
+        "code like '010' or '0531'",
     ]
 
 
@@ -241,7 +241,7 @@ def test_a_city_name_that_cannot_be_placed_says_why(city: str, message: str) -> 
         blacklist: {{cities: ["{city}"]}}
         default: {{target: "13900000001"}}
         """
-    ) == [f"config/plans/4006001234.yaml:3 blacklist.cities: {message}"]
+    ) == [f"config/plans/4006001234.yaml:3 blacklist.cities[0]: {message}"]
 
 
 def test_a_listed_number_no_caller_can_have_is_refused_rather_than_matching_nobody() -> None:
@@ -256,11 +256,11 @@ def test_a_listed_number_no_caller_can_have_is_refused_rather_than_matching_nobo
         default: {target: {number: "13900000001", max_calls: 2}}
         """
     ) == [
-        "config/plans/4006001234.yaml:4 blacklist.numbers: '8888 9999' is no number a caller "
+        "config/plans/4006001234.yaml:4 blacklist.numbers[1]: '8888 9999' is no number a caller "
         "can have, so it would match no call: write a fixed line with its area code "
         "('0531 8888 6666'), a mobile with its 11 digits, or a number abroad with its country "
         "code ('+852 2123 4567')",
-        "config/plans/4006001234.yaml:6 queue.vip.numbers: '1380165123' is no number a caller "
+        "config/plans/4006001234.yaml:6 queue.vip.numbers[0]: '1380165123' is no number a caller "
         "can have, so it would match no call: write a fixed line with its area code "
         "('0531 8888 6666'), a mobile with its 11 digits, or a number abroad with its country "
         "code ('+852 2123 4567')",
@@ -272,6 +272,58 @@ def test_a_listed_number_no_caller_can_have_is_refused_rather_than_matching_nobo
         'default: {target: "13905310001"}\n',
     )
     assert plan.blacklist.numbers == ["053188889999", "13905310001", "10086", "+85221234567"]
+
+
+def test_a_bad_entry_of_a_caller_list_is_named_at_its_own_line() -> None:
+    """A long blacklist or VIP list is read entry by entry: the problem points at the entry,
+    not at the list's first line."""
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: T
+        blacklist:
+          numbers:
+            - "13012345678"
+            - "8888 9999"
+          prefixes:
+            - "139"
+            - "12"
+          area_codes:
+            - "0531"
+            - "531"
+          provinces:
+            - 山东
+            - Atlantis
+          cities:
+            - 济南
+            - Gotham
+        queue:
+          vip:
+            numbers:
+              - "13800000011"
+              - "1380165123"
+        default: {target: {number: "13900000001", max_calls: 2}}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:6 blacklist.numbers[1]: '8888 9999' is no number a caller "
+        f"can have, {NO_CALL}",
+        "config/plans/4006001234.yaml:9 blacklist.prefixes[1]: '12' is not a number prefix "
+        "(3 digits or more, or + and a country code)",
+        "config/plans/4006001234.yaml:12 blacklist.area_codes[1]: '531' is not an area code "
+        "like '010' or '0531'",
+        "config/plans/4006001234.yaml:15 blacklist.provinces[1]: 'Atlantis' is not a province "
+        "of China",
+        "config/plans/4006001234.yaml:18 blacklist.cities[1]: 'Gotham' is not a city known to "
+        "the geocoder",
+        "config/plans/4006001234.yaml:23 queue.vip.numbers[1]: '1380165123' is no number a "
+        f"caller can have, {NO_CALL}",
+    ]
+
+
+NO_CALL = (
+    "so it would match no call: write a fixed line with its area code ('0531 8888 6666'), a "
+    "mobile with its 11 digits, or a number abroad with its country code ('+852 2123 4567')"
+)
 
 
 def test_duplicate_keys_and_a_mismatched_file_name_are_reported() -> None:
@@ -747,7 +799,7 @@ def test_a_prefix_of_the_country_code_alone_is_refused() -> None:
         default: {target: "13905310001"}
         """
     ) == [
-        "config/plans/4006001234.yaml:3 blacklist.prefixes: '0086' names no digits after the "
+        "config/plans/4006001234.yaml:3 blacklist.prefixes[0]: '0086' names no digits after the "
         "country code: it would match every caller in China"
     ]
 
@@ -783,7 +835,7 @@ def test_a_prefix_too_short_to_mean_anything_is_refused(prefix: str, message: st
         blacklist: {{prefixes: ["{prefix}"]}}
         default: {{target: "13905310001"}}
         """
-    ) == [f"config/plans/4006001234.yaml:3 blacklist.prefixes: {message}"]
+    ) == [f"config/plans/4006001234.yaml:3 blacklist.prefixes[0]: {message}"]
 
 
 @pytest.mark.parametrize("callers", ["\n  callers: {}", ""])
