@@ -350,10 +350,11 @@ class HttpReceiver:
 
     `behaviour` is what it does with each request: "ok" (204 at once), "slow" (answers
     after `delay` seconds), "silent" (reads the request and never answers), "error"
-    (500), "reject" (401), "endless" (200 with a body of 100 GB: it sends up to 64 MB, as fast
-    as the client reads, then never closes; `streamed` counts the bytes it got out), or a
-    list of those taken in turn (the last one repeats). `refusing()` gives a port nothing
-    listens on, for a receiver that refuses connections.
+    (500), "reject" (401), "moved" (308 to `moved_to`, a token in its query), "endless" (200
+    with a body of 100 GB: it sends up to 64 MB, as fast as the client reads, then never
+    closes; `streamed` counts the bytes it got out), or a list of those taken in turn (the
+    last one repeats). `refusing()` gives a port nothing listens on, for a receiver that
+    refuses connections.
     """
 
     def __init__(self, behaviour: str | list[str] = "ok", delay: float = 10.0) -> None:
@@ -368,6 +369,10 @@ class HttpReceiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/events"
+
+    @property
+    def moved_to(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2/events?token=s3cret"
 
     @staticmethod
     def refusing() -> str:
@@ -416,6 +421,8 @@ class HttpReceiver:
                     await self._endless(writer)
                 status = {"error": "500 Internal Server Error", "reject": "401 Unauthorized"}
                 line = status.get(behaviour, "204 No Content")
+                if behaviour == "moved":
+                    line = f"308 Permanent Redirect\r\nLocation: {self.moved_to}"
                 writer.write(f"HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n".encode())
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):

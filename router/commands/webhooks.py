@@ -29,7 +29,7 @@ from router.commands.undelivered import add_list_and_drop, drop_kept, list_kept,
 from router.configuration.settings import load_settings
 from router.notifications.signing import signed_headers
 from router.notifications.undelivered import UNDELIVERED_FILE, UndeliveredEvents
-from router.notifications.webhooks import MAX_ANSWER_BYTES
+from router.notifications.webhooks import MAX_ANSWER_BYTES, answer_error
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -103,16 +103,18 @@ def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str |
     body = str(record["body"]).encode()
     headers = signed_headers(key.encode(), int(time.time()), body, record["id"], record["kind"])
     status: int | None = None
+    location = ""
     try:
         with client.stream("POST", crm.url, content=body, headers=headers) as response:
             status = response.status_code
+            location = response.headers.get("location", "")
             _skim(response)
     except httpx.HTTPError as error:
         if status is None:
             return f"{type(error).__name__}: {error}"
     if 200 <= status < 300:
         return None
-    return f"HTTP {status}"
+    return answer_error(status, location)
 
 
 def _skim(response: httpx.Response) -> None:

@@ -478,6 +478,12 @@ class Metrics:
                 "POSTs of call events tried again after a failure.",
                 value=stats.retried,
             )
+            yield CounterMetricFamily(
+                "hotline400_webhook_redirects",
+                "Call events a CRM answered with a redirect (3xx): not followed nor retried, "
+                "kept for replay (also undelivered); the log names the Location for crm.url.",
+                value=stats.redirected,
+            )
             yield GaugeMetricFamily(
                 "hotline400_webhook_queue_depth",
                 "Call events waiting for delivery or for their next try.",

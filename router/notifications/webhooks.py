@@ -8,6 +8,10 @@ so a dead CRM holds no worker while it waits and other subscribers' events flow 
 event that used its attempts, that a CRM refuses for good (a 4xx other than 408 and
 429: a wrong URL or key will not fix itself), or whose key is missing from the
 environment is kept in the spool (`UndeliveredEvents`) for `hotline400 webhooks replay`.
+A redirect (3xx) is refused for good too: it is not followed, since the signed event would
+go to a URL no plan names (and a 301 or 302 turns the POST into a GET), and it answers the
+same on every try; its error names the Location, so the operator corrects the plan's
+crm.url, and it is counted (`redirected`) for the metrics.
 At shutdown, events still queued, waiting to retry or in flight after the grace time
 are kept the same way: nothing accepted is dropped.
 
@@ -69,6 +73,8 @@ class DeliveryStats:
     delivered: int = 0
     retried: int = 0
     undelivered: int = 0
+    redirected: int = 0
+    """Of the undelivered, those a CRM answered with a redirect (3xx)."""
 
 
 @dataclass
@@ -168,6 +174,7 @@ class WebhookDelivery:
         headers = signed_headers(key.encode(), timestamp, event.body, event.id, event.kind)
         started = time.monotonic()
         status: int | None = None
+        location = ""
         try:
             assert self._client is not None, "start() opens the client"
             async with (
@@ -177,6 +184,7 @@ class WebhookDelivery:
                 ) as response,
             ):
                 status = response.status_code
+                location = response.headers.get("location", "")
                 await skim(response)
             error = f"HTTP {status}"
         except TimeoutError:
@@ -184,14 +192,15 @@ class WebhookDelivery:
         except (httpx.HTTPError, OSError) as failure:
             error = f"{type(failure).__name__}: {failure}".rstrip(": ")
         if status is not None:  # its answer, however its body went
-            error = f"HTTP {status}"
+            error = answer_error(status, location)
         self.posted(time.monotonic() - started)
         if status is not None and 200 <= status < 300:
             self.stats.delivered += 1
             return
         pending.error = error
-        refused_for_good = status is not None and 400 <= status < 500 and status not in (408, 429)
-        if refused_for_good or pending.attempt >= self.attempts:
+        if status is not None and is_redirect(status):
+            self.stats.redirected += 1
+        if (status is not None and refused_for_good(status)) or pending.attempt >= self.attempts:
             self._give_up(pending, error)
             return
         self.stats.retried += 1
@@ -248,6 +257,25 @@ class WebhookDelivery:
             error,
             also,
         )
+
+
+def is_redirect(status: int) -> bool:
+    return 300 <= status < 400
+
+
+def refused_for_good(status: int) -> bool:
+    """An answer that trying again will not change: a redirect (not followed), or a 4xx
+    other than 408 (timeout) and 429 (too many requests)."""
+    return is_redirect(status) or (400 <= status < 500 and status not in (408, 429))
+
+
+def answer_error(status: int, location: str) -> str:
+    """What a CRM's non-2xx answer is kept and logged as; a redirect says where it points
+    (its query hidden) and what to change."""
+    if is_redirect(status):
+        where = without_secrets(location) if location else "no Location"
+        return f"HTTP {status}: moved to {where}; not followed: correct the plan's crm.url"
+    return f"HTTP {status}"
 
 
 async def skim(response: httpx.Response) -> None:

@@ -87,6 +87,20 @@ async def test_two_replays_at_once_send_each_event_once(workdir: Path) -> None:
 
 
 @pytest.mark.usefixtures("crm_key")
+async def test_a_replay_to_a_crm_that_moved_says_where_it_points_now(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with HttpReceiver("moved") as crm:
+        kept = kept_events(workdir, crm.url, 1)
+        status = await asyncio.to_thread(main, ["webhooks", "replay"])
+        moved = crm.moved_to.split("?")[0]
+    error = f"HTTP 308: moved to {moved}?***; not followed: correct the plan's crm.url"
+    assert status == 1 and len(crm.received) == 1
+    assert [record["error"] for record in kept.read()] == [error]
+    assert capsys.readouterr().out.splitlines()[-1] == f"  c.0/end: {error}"
+
+
+@pytest.mark.usefixtures("crm_key")
 async def test_a_replay_interrupted_keeps_only_what_it_did_not_deliver(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

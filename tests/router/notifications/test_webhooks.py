@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from router.monitoring.metrics import Metrics
 from router.notifications.undelivered import RECOUNT_EVERY_S, UndeliveredEvents
 from router.notifications.webhooks import CallEvent, WebhookDelivery
 from tests.conftest import HttpReceiver, eventually
@@ -43,6 +44,33 @@ async def test_a_crm_answering_2xx_with_an_endless_body_took_the_event_and_costs
     assert (webhooks.stats.retried, webhooks.stats.undelivered) == (0, 0)
     assert len(crm.received) == 1
     assert crm.streamed < 16 * 2**20  # the router hung up: it did not take the 64 MB offered
+
+
+async def test_a_crm_that_moved_is_posted_once_and_the_event_kept_with_where_it_points(
+    tmp_path: Path,
+) -> None:
+    """A redirect is not followed (the signed event would go to a URL no plan names) and not
+    retried (it answers the same every time): the event is kept for replay at once, its error
+    says where the CRM points now (query hidden) so the operator fixes crm.url, and the
+    metrics count it."""
+    async with HttpReceiver("moved") as crm:
+        webhooks = delivery(tmp_path, backoff=0.01, attempts=5)
+        metrics = Metrics(lambda number: True)
+        metrics.watch_webhooks(webhooks)
+        await webhooks.start()
+        try:
+            webhooks.submit(event(crm.url))
+            await eventually(lambda: webhooks.stats.undelivered == 1, timeout=2)
+        finally:
+            await webhooks.close(grace=0)
+        moved = crm.moved_to.split("?")[0]
+    assert [request.path for request in crm.received] == ["/events"]
+    assert webhooks.stats.retried == 0
+    (kept,) = webhooks.undelivered.read()
+    assert kept["error"] == (
+        f"HTTP 308: moved to {moved}?***; not followed: correct the plan's crm.url"
+    )
+    assert metrics.registry.get_sample_value("hotline400_webhook_redirects_total") == 1
 
 
 def test_an_event_kept_after_a_line_a_crash_cut_short_is_not_lost(tmp_path: Path) -> None:
