@@ -41,9 +41,11 @@ read by `refresh_balances`, which catches top-ups, fees and other routers' calls
 to `balance_seen`: the daemon hands it the low-balance gauge of the metrics. A priced call
 moves the balance read as it arrived less what this router's calls of the number were
 charged that the read did not hold: those charged since, and those charged before but still
-waiting in the CDR writer's batch (the writer tells `written` what the store has taken). So
-overlapping calls crossing the warning threshold raise one warning, and so do calls one
-after the other within the batch interval.
+waiting in the CDR writer's batch (the writer tells `written` what the store has taken).
+The low-balance warning is decided once the charges are stored: `written` has the store
+watch the balance (Store.watch_balance), which every router and command booking for the
+number takes turns at, so calls at once on one router or several, and calls one after the
+other within the batch interval, crossing the threshold raise one warning.
 """
 
 from __future__ import annotations
@@ -224,17 +226,37 @@ class Accounting:
         self._unwritten: dict[str, dict[str, Decimal]] = {}
         """number -> call id -> charge, for this router's charges the store has not taken
         yet (they wait in the CDR writer's batch, or its journal)."""
+        self._thresholds: dict[str, Decimal] = {}
+        """number -> its low-balance warning threshold, as its last charge was priced."""
+        self._read_before: dict[str, Decimal] = {}
+        """number -> the balance before the oldest of its charges not yet watched, as this
+        router reckoned it: where a first watch of the balance starts from."""
 
-    def written(self, ops: Sequence[CdrOp]) -> None:
+    async def written(self, ops: Sequence[CdrOp]) -> None:
         """The CDR writer stored `ops`: their call charges are in the balances read from
-        now on."""
+        now on, and the balances they moved are watched for the low-balance warning."""
+        moved: dict[str, list[Decimal]] = {}
         for op in ops:
             if isinstance(op, PostLedger) and op.entry.kind is LedgerKind.CALL:
                 waiting = self._unwritten.get(op.entry.number)
-                if waiting is not None:
-                    waiting.pop(op.entry.ref, None)
+                if waiting is not None and waiting.pop(op.entry.ref, None) is not None:
+                    moved.setdefault(op.entry.number, []).append(op.entry.amount)
                     if not waiting:
                         del self._unwritten[op.entry.number]
+        for number, moves in moved.items():
+            await self._watch(number, moves)
+
+    async def _watch(self, number: str, moves: Sequence[Decimal]) -> None:
+        """Warn of the threshold crossed by this router's charges just stored, as the store's
+        watch of the balance sees it: calls through other routers, and commands, take turns
+        with these there, so a crossing is warned of once."""
+        read_before = self._read_before.pop(number, None)
+        try:
+            seen, now = await self.store.watch_balance(number)
+        except StoreUnavailable as error:
+            log.error("low balance of %s not checked: %s", number, error)
+            return
+        self.alerts.watched(number, seen, now, moves, self._thresholds[number], read_before)
 
     def stored_spent(self, number: str) -> Decimal:
         """What of this router's charges of `number` the store holds: a balance read now
@@ -475,7 +497,8 @@ class Accounting:
             before = read - (spent - spent_at_read)  # less this router's charges not in it
             after = before - priced.callee_share
             warning = call.account.low_balance_warning
-            self.alerts.check(call.plan.number, before, after, warning)
+            self._thresholds[number] = warning  # warned of once stored (`written`)
+            self._read_before.setdefault(number, before)
             self.balance_seen(call.plan.number, after, warning)
         return money, PostLedger(entry, priced.included_seconds_used)
 

@@ -9,8 +9,9 @@ low-balance replay` (router/notifications/low_balance.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import accumulate, pairwise
 
 from router.notifications.low_balance import TIMEOUT_S, LowBalanceWebhook
 
@@ -50,8 +51,35 @@ class BalanceAlerts:
             self.webhook.send(number, body)
         return True
 
+    def watched(
+        self,
+        number: str,
+        seen: Decimal | None,
+        now: Decimal,
+        moves: Sequence[Decimal],
+        threshold: Decimal,
+        read_before: Decimal | None = None,
+    ) -> None:
+        """Warn of the crossings a booking's watch of the store (Store.watch_balance) saw:
+        the balance went from `seen` (the last watch's; else `read_before`, the balance
+        the booking read before it wrote) to `now`, moved by the booking's `moves` among
+        others. Watches take turns, so each crossing is warned of once."""
+        known = seen if seen is not None else read_before
+        for before, after in pairwise(balance_path(known, now, moves)):
+            self.check(number, before, after, threshold)
+
     async def close(self, grace: float = TIMEOUT_S) -> None:
         """Let webhook POSTs under way finish for up to `grace` seconds and keep the rest
         (at the end of the process)."""
         if self.webhook is not None:
             await self.webhook.close(grace)
+
+
+def balance_path(known: Decimal | None, now: Decimal, moves: Sequence[Decimal]) -> list[Decimal]:
+    """The balances a watch knows were passed through: step by step through the booking's
+    own moves when nothing else moved the balance since the one `known` before (or none is
+    known), else straight from that one to the one now (the booking's moves may be in both)."""
+    start = now - sum(moves, Decimal(0))
+    if known is not None and known != start:
+        return [known, now]
+    return list(accumulate(moves, initial=start))

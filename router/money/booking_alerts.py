@@ -5,9 +5,11 @@ life (`numbers`, the console's Numbers pages, the daemon's numbers tick).
 
 A call's charge is warned about by the router that prices it (router.money.accounting);
 every other debit is booked through `book_warning_low_balances`, which warns the same way:
-when what it booked takes a prepaid balance from at or above its threshold to below it,
-the warning is logged, sent as a text message when the number's plan asks, and POSTed to
-router.yaml's `low_balance_webhook`. The daemon's tick hands it the daemon's own alerts,
+when what it booked takes a prepaid balance from at or above its threshold to below it
+(as the store's balance watch sees it after the write: bookings at once, here or in a
+router, take turns there, so a crossing is warned of once), the warning is logged, sent
+as a text message when the number's plan asks, and POSTed to router.yaml's
+`low_balance_webhook`. The daemon's tick hands it the daemon's own alerts,
 which send in the background, so calls never wait for a receiver; a command or a console
 request opens `sent_warnings`, which waits for the sends (retries included) as long as one
 POST may take at most before it ends, and keeps what did not go through by then. Only the entries
@@ -110,13 +112,14 @@ async def book_warning_low_balances(
     written = await write()
     if written is not None and not written:
         return written
-    moved: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    moved: dict[str, list[Decimal]] = defaultdict(list)
     for entry in watched:
         if (entry.number, entry.kind, entry.ref) not in held:
-            moved[entry.number] += entry.amount
-    for number, amount in moved.items():
+            moved[entry.number].append(entry.amount)
+    for number, moves in sorted(moved.items()):
+        seen, now = await store.watch_balance(number)
         threshold = accounts[number].low_balance_warning
-        watch.alerts.check(number, before[number], before[number] + amount, threshold)
+        watch.alerts.watched(number, seen, now, moves, threshold, before[number])
     return written
 
 

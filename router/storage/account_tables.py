@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from rating.ledger import LedgerEntry, LedgerKind
 from router.storage import queries
@@ -19,6 +20,7 @@ from router.storage.rows import (
     epoch_us,
     ledger_params,
     lock_order,
+    yuan_of,
 )
 from router.storage.sessions import SessionSource
 
@@ -71,6 +73,15 @@ class AccountTables(SessionSource):
                 queries.SELECT_LEDGER.format(where=where.sql()), where.params
             )
         return [entry_from_row(row) for row in rows]
+
+    async def watch_balance(self, number: str) -> tuple[Decimal | None, Decimal]:
+        async with self._transaction() as session:
+            [watch] = await session.fetch(queries.LOCK_BALANCE_WATCH, (number,))
+            rows = await session.fetch(queries.CURRENT_BALANCE, (number,))
+            since, balance = (rows[0]["since_us"], rows[0]["balance_fen"]) if rows else (0, 0)
+            seen = watch["seen_fen"] if watch["since_us"] == since else None
+            await session.execute(queries.SEE_BALANCE, (since, balance, number))
+        return (None if seen is None else yuan_of(seen)), yuan_of(balance)
 
     async def holdings(self, number: str) -> list[Holding]:
         async with self._connected() as session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Protocol
 
 from numbering.lifecycle import Change, NumberRecord
@@ -117,6 +118,12 @@ class Store(Protocol):
     async def holdings(self, number: str) -> list[Holding]:
         """The number's holdings with their balances, oldest first; the last is the current
         one, whose balance `usage` reads. Empty before any entry or return to the pool."""
+
+    async def watch_balance(self, number: str) -> tuple[Decimal | None, Decimal]:
+        """The balance of the number's current holding the last watch saw (None: none of
+        this holding yet) and the balance now, which this watch leaves as the one seen. One
+        step with every other watch of the number, on any router or command: a booking
+        watches after it wrote, so each movement of the balance is seen by one watch."""
 
     async def holdings_of(self, holder: str) -> list[HeldBefore]:
         """The holdings `holder` held and left (the number came back to the pool), by

@@ -135,6 +135,17 @@ HOLDING_STARTS = (
     "INSERT INTO holding_balances (number, since_us, balance_fen) VALUES (?, ?, 0) "
     "ON CONFLICT (number, since_us) DO NOTHING"
 )
+# The watch of a number's balance: its row locked (made if new, since_us -1: nothing seen),
+# then the current holding's balance read, then what was read kept. Parameters number.
+LOCK_BALANCE_WATCH = (
+    "INSERT INTO balance_watch AS w (number, since_us, seen_fen) VALUES (?, -1, 0) "
+    "ON CONFLICT (number) DO UPDATE SET seen_fen = w.seen_fen RETURNING since_us, seen_fen"
+)
+CURRENT_BALANCE = (
+    "SELECT since_us, balance_fen FROM holding_balances WHERE number = ? "
+    "ORDER BY since_us DESC LIMIT 1"
+)
+SEE_BALANCE = "UPDATE balance_watch SET since_us = ?, seen_fen = ? WHERE number = ?"
 # One statement: the count only moves while it is below the cap, whichever router asks.
 RESERVE_CALL = (
     "INSERT INTO call_units AS u (number, month, calls) VALUES (?, ?, 1) "

@@ -17,7 +17,8 @@ it alone), 14 the console's failed sign-ins, 15 the period each number's last re
 was granted (numbering.lifecycle.NumberRecord.reservation_since/until), 16 a balance per
 holding of a number (since it last came back to the pool) in place of one per number, 17 the
 lease each running router holds on its name (router.lease), 18 a re-rating adjustment moves
-the cost counters of its call's month and day (`RERATED_CALL_COST`); so
+the cost counters of its call's month and day (`RERATED_CALL_COST`), 19 the prepaid balance
+each number's low-balance watch last saw (router.money.balance_alerts); so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -412,6 +413,16 @@ WHERE number IN (SELECT a.number FROM ledger AS a WHERE {is_rerating("a")})"""
 """Version 18 moves the counters by the re-rating adjustments booked before it; each engine's
 trigger moves them by those booked after (RERATED_CALL_COST)."""
 
+BALANCE_WATCH = """CREATE TABLE balance_watch (
+    number text PRIMARY KEY,
+    since_us bigint NOT NULL,         -- the holding whose balance was seen (holding_balances)
+    seen_fen bigint NOT NULL          -- that balance as the last booking's watch read it
+){keyed}"""
+"""The prepaid balance each number's bookings last saw: a booking reads the balance after its
+entries under this row's lock and compares it with the one seen before, so that bookings at
+once (routers sharing a database, commands, the console) warn of a threshold crossed once.
+The lock is the upsert of the row; a row of a past holding counts as none."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -451,6 +462,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     16: (HOLDING_BALANCES, *HOLDING_BACKFILL),
     17: (ROUTER_LEASES,),
     18: (RERATED_COST_BACKFILL,),
+    19: (BALANCE_WATCH,),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

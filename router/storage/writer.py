@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from router.storage.cdr import CdrOp, op_from_json, op_to_json
@@ -31,6 +31,10 @@ from router.storage.protocol import Store, StoreUnavailable
 from router.storage.spool import Journal
 
 log = logging.getLogger(__name__)
+
+
+async def _nothing_more(ops: Sequence[CdrOp]) -> None:
+    """The default of `written`: nothing to do once a batch is stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class CdrWriter:
         batch_interval: float = 0.25,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
-        written: Callable[[Sequence[CdrOp]], None] = lambda ops: None,
+        written: Callable[[Sequence[CdrOp]], Awaitable[None]] = _nothing_more,
     ) -> None:
         """`written(ops)` is told each batch the store has taken, once it has (the
         accounting's view of which charges a balance read already holds)."""
@@ -175,7 +179,7 @@ class CdrWriter:
         if not self._spooling:
             try:
                 await self._store.apply(batch)
-                self._written(batch)
+                await self._written(batch)
                 return
             except Exception as exc:
                 self._note_failure(exc)
@@ -208,11 +212,11 @@ class CdrWriter:
                 if not ops:
                     break
                 await self._store.apply(ops)
-                self._written(ops)
+                await self._written(ops)
             for start in range(0, len(self._held), self._batch_size):
                 held = self._held[start : start + self._batch_size]
                 await self._store.apply(held)
-                self._written(held)
+                await self._written(held)
             await asyncio.to_thread(self._journal.clear)
         except Exception as exc:
             self._note_failure(exc)

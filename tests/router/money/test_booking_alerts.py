@@ -29,7 +29,10 @@ from numbering import lifecycle
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
+from rating.tariff_loader import parse_tariffs
 from router.cli import main
+from router.money.balance_alerts import BalanceAlerts
+from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE
 from router.notifications.sms import SMS_UNDELIVERED_FILE
 from router.notifications.undelivered import UndeliveredEvents
@@ -414,3 +417,44 @@ def test_a_past_holders_debt_does_not_count_in_the_balance_a_fee_is_warned_again
     assert Receiver.received == [
         {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"}
     ]
+
+
+async def book_at_once(url: str, paid_in: str, debits: tuple[str, str]) -> list[Decimal]:
+    """Two bookings of one prepaid number through two stores (two processes, or two
+    routers sharing one database), each reading the balance before the other writes: the
+    warnings they raise, as the balance they report."""
+    await paid(url, paid_in)
+    warned: list[Decimal] = []
+    alerts = BalanceAlerts(notify=lambda number, balance, threshold: warned.append(balance))
+    watch = Watch(parse_tariffs("tariffs.yaml", TARIFFS), alerts)
+    both_read = asyncio.Barrier(2)
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=SHANGHAI)
+
+    async def book(store: Store, ref: str, amount: str) -> None:
+        entry = LedgerEntry(PREPAID, at, -Decimal(amount), LedgerKind.ADJUSTMENT, ref)
+
+        async def write() -> int:
+            await both_read.wait()
+            return await store.post_ledger([entry])
+
+        await book_warning_low_balances(watch, store, [entry], write)
+
+    async with opened_store(url) as first, opened_store(url) as second:
+        await asyncio.gather(book(first, "a", debits[0]), book(second, "b", debits[1]))
+    return warned
+
+
+@pytest.mark.parametrize(
+    ("debits", "warned"),
+    [
+        (("15.00", "15.00"), 1),  # 60 -> 45 -> 30: crossed once, not once per booking
+        (("5.00", "8.00"), 1),  # 60 -> 55 -> 47: crossed by the two together
+        (("3.00", "4.00"), 0),  # 60 -> 57 -> 53: not crossed
+    ],
+)
+def test_bookings_at_once_warn_once_of_the_crossing_they_make_together(
+    store_url: str, debits: tuple[str, str], warned: int
+) -> None:
+    warnings = asyncio.run(book_at_once(store_url, "60.00", debits))
+    assert len(warnings) == warned
+    assert all(balance < Decimal("50.00") for balance in warnings)

@@ -219,13 +219,17 @@ async def test_it_tells_which_ops_the_store_took_only_once_it_took_them(
     """The accounting reads balances from the store: what waits in the journal is not in
     them, so the writer says so only after the replay landed it."""
     told: list[str] = []
+
+    async def written(ops: Sequence[CdrOp]) -> None:
+        told.extend(op.cdr.call_id for op in ops if isinstance(op, StartCall))
+
     writer = CdrWriter(
         store,
         journal,
         batch_interval=0.01,
         retry_initial=0.02,
         retry_max=0.1,
-        written=lambda ops: told.extend(op.cdr.call_id for op in ops if isinstance(op, StartCall)),
+        written=written,
     )
     await writer.start()
     with write_lock_held(store.path):

@@ -421,3 +421,21 @@ async def test_commands_list_and_bill_the_calls_of_both_routers_as_sqlite_does_f
     }
     assert "adjustments booked" in on_postgresql[3]
     assert on_postgresql == on_sqlite
+
+
+async def test_calls_at_once_through_two_routers_crossing_the_threshold_warn_once(
+    database: str, tmp_path: Path
+) -> None:
+    """5.50 paid, a warning under 5.00, 0.60 a call: each router's call reads 5.50 as it
+    arrives, and the two take the balance to 4.30 together; one of them warns, once."""
+    await pay(database, "5.50", MONDAY_MORNING)
+    calls = [SimulatedCall(dialled=PREPAID, uniqueid=f"low.{n}") for n in range(2)]
+    async with AsyncExitStack() as stack:
+        routers = await two_routers(stack, database, tmp_path, config_with(tmp_path, 10))
+        results = await spread(routers, calls)
+        assert [result.variables["HOTLINE_STATUS"] for result in results] == ["answered"] * 2
+        await eventually(lambda: sum(router.alerts.raised for router in routers) >= 1)
+        await eventually(lambda: not any(router.cdrs.stats().queue_depth for router in routers))
+        await asyncio.sleep(0.3)  # a second warning would follow the last batch at once
+        raised = [router.alerts.raised for router in routers]
+    assert sorted(raised) == [0, 1]

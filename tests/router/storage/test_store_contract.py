@@ -476,7 +476,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 18
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 19
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -518,11 +518,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 18 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 19 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 18 (already current)" in capsys.readouterr().out
+    assert "schema version 19 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 19)]
+    assert versions == [(v,) for v in range(1, 20)]
 
 
 # --- each number's terms ------------------------------------------------------------------
