@@ -5,7 +5,8 @@ A POST that surely did not reach the receiver (connection refused, no connection
 time) or that it answered with a 5xx, 408 or 429 is tried again after `backoff` seconds,
 doubled at each further try up to MAX_BACKOFF_S, for `retry_for` seconds; then it is given
 up (kept in a spool by the caller). One the receiver refuses for good (another 4xx: a wrong
-token will not fix itself) is given up at once. So is one whose request went out without an
+token will not fix itself; or a redirect, not followed, its Location named in the error) is
+given up at once. So is one whose request went out without an
 answer in time, or whose connection broke after it: the receiver may have taken it, and the
 router never sends it again blindly; it is given up marked `maybe_sent`.
 """
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from router.notifications.webhooks import skim
+from router.notifications.webhooks import answer_error, refused_for_good, skim
 
 MAX_BACKOFF_S = 60.0
 MAX_PENDING = 1000
@@ -45,6 +46,7 @@ async def post_json(
     """POST `body` as JSON under one deadline for all of it; a 2xx answer returns (of its
     body a little is read at most), anything else raises DeliveryFailed."""
     status: int | None = None
+    location = ""
     request_went_out = False
 
     async def trace(event: str, info: dict[str, Any]) -> None:
@@ -60,6 +62,7 @@ async def post_json(
             ) as response,
         ):
             status = response.status_code
+            location = response.headers.get("location", "")
             await skim(response)
     except TimeoutError:
         if status is None:
@@ -72,8 +75,8 @@ async def post_json(
             reason = f"{type(error).__name__}: {error}".rstrip(": ")
             raise DeliveryFailed(reason, maybe_sent=request_went_out) from None
     if not 200 <= status < 300:
-        lasting = 400 <= status < 500 and status not in (408, 429)
-        raise DeliveryFailed(f"HTTP {status}", lasting=lasting)
+        error = answer_error(status, location, "the URL in router.yaml")
+        raise DeliveryFailed(error, lasting=refused_for_good(status))
 
 
 class Attempted(Protocol):

@@ -269,12 +269,12 @@ def refused_for_good(status: int) -> bool:
     return is_redirect(status) or (400 <= status < 500 and status not in (408, 429))
 
 
-def answer_error(status: int, location: str) -> str:
-    """What a CRM's non-2xx answer is kept and logged as; a redirect says where it points
-    (its query hidden) and what to change."""
+def answer_error(status: int, location: str, setting: str = "the plan's crm.url") -> str:
+    """What a receiver's non-2xx answer is kept and logged as; a redirect says where it
+    points (its query hidden) and which `setting` to correct."""
     if is_redirect(status):
         where = without_secrets(location) if location else "no Location"
-        return f"HTTP {status}: moved to {where}; not followed: correct the plan's crm.url"
+        return f"HTTP {status}: moved to {where}; not followed: correct {setting}"
     return f"HTTP {status}"
 
 

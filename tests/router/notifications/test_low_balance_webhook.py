@@ -95,6 +95,24 @@ async def test_a_warning_the_receiver_refuses_for_good_is_kept_at_once(tmp_path:
     assert (record["error"], record["maybe_sent"]) == ("HTTP 401", False)
 
 
+async def test_a_receiver_that_moved_is_not_followed_and_the_warning_kept_at_once(
+    tmp_path: Path,
+) -> None:
+    """A redirect answers the same on every try; the kept error says where it points."""
+    async with HttpReceiver("moved") as receiver:
+        kept = UndeliveredEvents(tmp_path, LOW_BALANCE_UNDELIVERED_FILE)
+        webhook = LowBalanceWebhook(receiver.url, kept, backoff=0.05)
+        webhook.send(NUMBER, {"event": "low_balance", "number": NUMBER})
+        await eventually(lambda: webhook.counts["kept"] == 1, timeout=3)
+        await webhook.close(grace=1)
+        moved = receiver.moved_to.split("?")[0]
+    assert len(receiver.received) == 1 and webhook.retries == 0
+    [record] = kept.read()
+    assert record["error"] == (
+        f"HTTP 308: moved to {moved}?***; not followed: correct the URL in router.yaml"
+    )
+
+
 async def test_a_warning_waiting_to_be_tried_again_at_the_end_is_kept_not_lost(
     tmp_path: Path,
 ) -> None:
