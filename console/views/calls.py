@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from console.context import Console
 from console.reports import read_day
 from console.web import audit, console_of, not_found, render, scope_of, user_of
+from router.commands.arguments import caller_id
 from router.commands.spreadsheet import spreadsheet_cell
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, Outcome, cdr_to_json
@@ -114,7 +115,7 @@ async def _matching_ids(request: Request, search: Search, limit: int | None) -> 
     since = datetime.combine(search.since, time(), zone) if search.since else None
     return await console.store.call_ids(
         search.numbers(console.numbers_for(user_of(request))),
-        caller=search.caller or None,
+        caller=caller_id(search.caller) if search.caller else None,
         since=scope_of(request).start(since),
         until=datetime.combine(search.until + timedelta(days=1), time(), zone)
         if search.until

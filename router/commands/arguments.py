@@ -40,6 +40,13 @@ def phone_number(text: str) -> str:
     return number
 
 
+def caller_id(text: str) -> str:
+    """A caller to look for: its number as the router stores it, however written
+    ('+86 531 8888-9999' -> '053188889999'), else the text as the carrier sent it
+    ('anonymous')."""
+    return locate(text).number or text.strip()
+
+
 def day(text: str) -> date:
     """'2026-11-23'; an impossible date is named as such ('February 2026 has 28 days')."""
     match = _DAY.fullmatch(text.strip())

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
-from router.commands.arguments import moment, positive, service_number
+from router.commands.arguments import caller_id, moment, positive, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import spreadsheet_cell
 from router.configuration.settings import load_settings
@@ -40,7 +40,11 @@ CSV_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("cdr", parents=[common], help="list or export call records")
     parser.add_argument("--number", type=service_number, help="only calls to this 400 number")
-    parser.add_argument("--caller", help="only calls from this caller (as stored or as sent)")
+    parser.add_argument(
+        "--caller",
+        type=caller_id,
+        help="only calls from this caller: its number however written, or the caller ID as sent",
+    )
     parser.add_argument(
         "--since",
         type=moment,

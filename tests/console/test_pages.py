@@ -174,6 +174,8 @@ async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
         shop = await site.signed_in("shop")
         unanswered = await shop.get("/calls?outcome=unanswered")
         assert "c2" in unanswered.text and "/calls/c1" not in unanswered.text
+        by_caller = await shop.get("/calls?caller=%2B86+138-0531-0001")  # 13805310001
+        assert "/calls/c1" in by_caller.text and "/calls/c2" not in by_caller.text
         by_region = await shop.get("/calls?region=广东")
         assert "/calls/c3" in by_region.text and "/calls/c1" not in by_region.text
         by_day = await shop.get(f"/calls?since={NOW.date()}&until={NOW.date()}")

@@ -143,6 +143,14 @@ def test_filters_by_caller_and_by_outcome(
     ]
 
 
+@pytest.mark.parametrize("written", ["0531-8888 9999", "+86 531 8888 9999", "0086 531 88889999"])
+def test_a_caller_is_found_however_its_number_is_written(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], written: str
+) -> None:
+    rows = table_rows(cdr(config_dir, capsys, "--caller", written, "--limit", "2"))
+    assert [row.split()[2] for row in rows] == ["c3", "c0"]
+
+
 def test_a_withheld_caller_is_shown_as_the_carrier_sent_it(
     config_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
