@@ -250,13 +250,16 @@ class Accounting:
         """Warn of the threshold crossed by this router's charges just stored, as the store's
         watch of the balance sees it: calls through other routers, and commands, take turns
         with these there, so a crossing is warned of once."""
+        threshold = self._thresholds.get(number)
+        if threshold is None:  # a postpaid number's charges, waited on for its caps alone
+            return
         read_before = self._read_before.pop(number, None)
         try:
             seen, now = await self.store.watch_balance(number)
         except StoreUnavailable as error:
             log.error("low balance of %s not checked: %s", number, error)
             return
-        self.alerts.watched(number, seen, now, moves, self._thresholds[number], read_before)
+        self.alerts.watched(number, seen, now, moves, threshold, read_before)
 
     def stored_spent(self, number: str) -> Decimal:
         """What of this router's charges of `number` the store holds: a balance read now
