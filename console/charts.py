@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.reports import DURATION_LABELS, Report
+from dialplan.regions import place_name
 from router.storage.console_rows import RegionCount
 
 ACCENT = "#1f6feb"
@@ -52,4 +53,4 @@ def chart_series(report: Report) -> dict[str, dict[str, Any]]:
 
 
 def region_name(region: RegionCount) -> str:
-    return " ".join(part for part in (region.province, region.city) if part) or "unknown"
+    return place_name(region.province, region.city) or "unknown"

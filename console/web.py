@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 from console.context import Console
 from console.security import csrf_token, csrf_valid
 from console.users import Role, Scope, User
+from dialplan.regions import place_name
 from router.storage.console_rows import AuditEntry
 from router.storage.protocol import StoreUnavailable
 
@@ -34,6 +35,7 @@ def clock_time(seconds: int | float) -> str:
 
 
 TEMPLATES.env.filters["clock_time"] = clock_time
+TEMPLATES.env.filters["place_name"] = lambda region: place_name(region.province, region.city)
 
 Handler = Callable[[Request], Awaitable[Response]]
 

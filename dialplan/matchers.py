@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from dialplan.calendar import DayInfo, OfficialCalendar, Source
 from dialplan.geo import CallerInfo
+from dialplan.regions import place_name
 
 if TYPE_CHECKING:
     from dialplan.plan import CallerSet, DateRange, TimeWindow, When
@@ -187,9 +188,8 @@ class CallerIndex:
 def describe_caller(caller: CallerInfo) -> str:
     """The caller as traces name it; a caller ID that is shown but is no number ('0531',
     'abc') is quoted as shown, not called withheld."""
-    where = "/".join(
-        part for part in (caller.province_zh, caller.city_zh, caller.area_code) if part
-    )
+    place = place_name(caller.province_zh, caller.city_zh, separator="/")
+    where = "/".join(part for part in (place, caller.area_code) if part)
     shown = caller.number or ("withheld" if caller.anonymous else repr(caller.raw))
     return f"{shown} ({where or caller.kind})"
 

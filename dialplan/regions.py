@@ -136,6 +136,12 @@ def province_en(province_zh: str) -> str | None:
     return _PROVINCE_EN.get(province_zh)
 
 
+def place_name(province: str | None, city: str | None, separator: str = " ") -> str:
+    """'山东 济南' as people read a caller's region; a municipality is its own city, so
+    上海/上海 is named once ('上海'); '' when neither is known."""
+    return separator.join(dict.fromkeys(part for part in (province, city) if part))
+
+
 def short_city_name(name: str) -> str:
     """济南市 -> 济南, 恩施土家族苗族自治州 -> 恩施, 兴安盟 -> 兴安; two-character names stay."""
     name = name.strip()

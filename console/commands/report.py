@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from console.reports import DURATION_LABELS, Report, build_report, read_day
 from console.store_access import opened_store
 from dialplan.errors import ConfigError
+from dialplan.regions import place_name
 from router.commands.arguments import service_number
 from router.commands.exits import refuse_usage
 from router.configuration.settings import load_settings
@@ -178,7 +179,7 @@ def _table(report: Report, out: Any) -> None:
     )
     print("\ncallers from:", file=out)
     for r in report.regions[:15]:
-        region = (r.province or "unknown") + " " + (r.city or "")
+        region = place_name(r.province, r.city) or "unknown"
         print(f"  {_filled(region, 20)}{r.calls:>7}", file=out)
     if report.menu_paths:
         print("\nways through the menus:", file=out)

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
+from dialplan.regions import place_name
 from router.commands.arguments import caller_id, moment, positive, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import spreadsheet_cell
@@ -140,8 +141,7 @@ def legs_summary(cdr: CDR) -> str:
 
 def region_label(cdr: CDR) -> str:
     """'山东/济南'; one name when province and city are the same (北京) or one is unknown."""
-    parts = [part for part in (cdr.region.province, cdr.region.city) if part]
-    return "/".join(dict.fromkeys(parts))
+    return place_name(cdr.region.province, cdr.region.city, separator="/")
 
 
 def _write_csv(cdrs: Sequence[CDR]) -> None:

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import httpx
 
 from dialplan.plan import Plan
+from dialplan.regions import place_name
 from router.notifications.delivery import MAX_PENDING, Sending, deliver, post_json
 from router.notifications.undelivered import Keeper, UndeliveredEvents
 from router.storage.cdr import CDR, Outcome
@@ -175,7 +176,7 @@ class SmsNotices:
         if notify is None or not notify.missed_calls or cdr.outcome not in MISSED:
             return
         region = cdr.region
-        where = f"{region.province or ''}{region.city or ''}" or "未知地区"
+        where = place_name(region.province, region.city, separator="") or "未知地区"
         when = cdr.started_at.astimezone(plan.zone()).strftime("%m-%d %H:%M")
         caller = cdr.caller or "未显示号码"
         text = f"未接来电：{caller}（{where}）于 {when} 拨打 {plan.number}，请及时回电。"

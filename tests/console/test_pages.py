@@ -206,6 +206,24 @@ async def test_the_call_export_opens_in_excel_with_its_chinese_text(tmp_path: Pa
         await shop.aclose()
 
 
+async def test_a_municipal_caller_is_placed_once_on_every_page(tmp_path: Path) -> None:
+    """上海 is province and city at once: 'Shanghai Shanghai' reads as a fault."""
+    async with running_console(tmp_path) as site:
+        started = NOW - timedelta(hours=1)
+        await site.store.apply(a_call("sh", SHOP, started, province="上海", city="上海"))
+        shop = await site.signed_in("shop")
+        day = started.date()
+        pages = [
+            await shop.get("/calls"),
+            await shop.get("/calls/sh"),
+            await shop.get(f"/reports?number={SHOP}&from={day}&to={day}"),
+        ]
+        for page in pages:
+            assert "上海" in page.text
+            assert re.search(r"上海\W*上海", page.text) is None, page.url
+        await shop.aclose()
+
+
 async def test_reports_count_calls_by_local_day_and_hour_and_flag_night_bursts(
     tmp_path: Path,
 ) -> None:

@@ -100,3 +100,20 @@ def test_the_counts_of_the_regions_line_up_after_chinese_names(
     assert [line.strip().split()[-1] for line in regions] == ["1", "1"]
     columns = [sum(2 if "\u4e00" <= ch <= "\u9fff" else 1 for ch in line) for line in regions]
     assert columns[0] == columns[1]
+
+
+def test_a_municipality_is_named_once_among_the_callers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir = console_config(tmp_path, None)
+
+    async def seed() -> None:
+        async with created_store(config_dir) as store:
+            started = NOW - timedelta(minutes=1)
+            await store.apply(a_call("sh", SHOP, started, province="上海", city="上海"))
+
+    asyncio.run(seed())
+    assert main(report(config_dir)) == 0
+    table = capsys.readouterr().out.splitlines()
+    [region] = table[table.index("callers from:") + 1 :][:1]
+    assert region.split() == ["上海", "1"]

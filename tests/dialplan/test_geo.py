@@ -20,7 +20,14 @@ from dialplan.geo import (
     locate_from_index,
     lookup_cache_info,
 )
-from dialplan.regions import AREA_CODES, PROVINCES, ambiguous_cities, area_code_of_city
+from dialplan.matchers import describe_caller
+from dialplan.regions import (
+    AREA_CODES,
+    PROVINCES,
+    ambiguous_cities,
+    area_code_of_city,
+    place_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -480,3 +487,23 @@ def test_other_shapes_are_left_to_parsing(raw: str) -> None:
 )
 def test_locate_answers_what_parsing_answers(raw: str) -> None:
     assert locate(raw) == locate_by_parsing(raw)
+
+
+@pytest.mark.parametrize(
+    ("province", "city", "shown"),
+    [
+        ("上海", "上海", "上海"),
+        ("山东", "济南", "山东 济南"),
+        ("山东", None, "山东"),
+        (None, None, ""),
+    ],
+)
+def test_a_region_names_a_municipality_once(
+    province: str | None, city: str | None, shown: str
+) -> None:
+    """Shanghai, Beijing, Tianjin and Chongqing are their own province and city."""
+    assert place_name(province, city) == shown
+
+
+def test_a_trace_names_a_municipal_caller_once() -> None:
+    assert describe_caller(locate("02161234567")) == "02161234567 (上海/021)"
