@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from rating.call import Price
 from rating.money import ZERO
-from rating.tariff import Tariffs
+from rating.tariff import Tariffs, feature_name
 
 
 class LedgerKind(StrEnum):
@@ -95,7 +95,7 @@ def feature_fees_due(tariffs: Tariffs, number: str, day: date) -> list[LedgerEnt
             ZERO - tariffs.features[feature],
             LedgerKind.FEATURE_FEE,
             f"{feature}@{switched_on}",
-            f"{feature} switched on {switched_on}",
+            f"{feature_name(feature)} switched on {switched_on}",
         )
         for feature, switched_on in account.features.items()
         if switched_on == day

@@ -30,6 +30,15 @@ from rating.periods import WEEKDAYS, PeriodClock, parse_window
 from rating.rates import Rate
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+FEATURE_NAMES = {
+    "ivr": "IVR menu",
+    "recording": "call recording",
+    "satisfaction_survey": "satisfaction survey",
+    "screen_pop": "CRM screen pop",
+    "blacklist": "caller blacklist",
+    "vip": "VIP callers first",
+}
+"""The value-added features as subscribers call them; tariffs.yaml names them by key."""
 DEFAULT_LOW_BALANCE_WARNING = Decimal("50.00")
 _400_NUMBER = re.compile(r"^400[0-9]{7}$")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -532,3 +541,9 @@ class Tariffs(Strict):
                         f"unknown feature {feature!r} (features: "
                         f"{', '.join(sorted(self.features)) or 'none defined'})",
                     )
+
+
+def feature_name(key: str) -> str:
+    """A feature as people read it: screen_pop -> 'CRM screen pop'; a key this list does
+    not know reads as words (multi_language -> 'multi language')."""
+    return FEATURE_NAMES.get(key, key.replace("_", " "))

@@ -44,7 +44,7 @@ from console.web import (
 from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN, ZERO
-from rating.tariff import Tariffs
+from rating.tariff import Tariffs, feature_name
 from router.money.billing import month_statement
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
@@ -86,7 +86,7 @@ async def money_page(request: Request) -> Response:
     features = []
     if tariffs is not None and account is not None:
         features = [
-            (name, fee, account.features.get(name))
+            (name, feature_name(name), fee, account.features.get(name))
             for name, fee in sorted(tariffs.features.items())
         ]
     return render(
@@ -188,18 +188,19 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
     now = console.now()
     today = now.date()
     action = f"switch feature {'on' if on else 'off'}"
+    name = feature_name(feature)
     if on and (short := await _short_of_fee(console, tariffs, number, feature, now)):
-        await audit(request, f"refused: {action}", number, f"{feature}: {short}")
+        await audit(request, f"refused: {action}", number, f"{name}: {short}")
         return back_to(f"{back}?{_problem_query(console, short)}")
     try:
         switched = switch_feature(
             console.config_dir, tariffs, number, feature, today if on else None
         )
     except CannotSwitch as error:
-        await audit(request, f"refused: {action}", number, f"{feature}: {error}")
+        await audit(request, f"refused: {action}", number, f"{name}: {error}")
         return back_to(f"{back}?{_problem_query(console, str(error))}")
     if not on:
-        await audit(request, "switch feature off", number, f"{feature} (on since {since})")
+        await audit(request, "switch feature off", number, f"{name} (on since {since})")
         return back_to(back)
     payers = await providers_of(console.store, [number])  # a provider's number: its provider
     entries = [on_payer(entry, payers) for entry in fee_entries(switched, number, feature, today)]
@@ -210,7 +211,7 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
     fee = sum((-entry.amount for entry in entries), Decimal("0.00"))
     what = f"fee {fee} yuan booked" if booked else f"fee {fee} yuan already booked today"
     payer = f" on {entries[0].number}" if entries and entries[0].number != number else ""
-    await audit(request, "switch feature on", number, f"{feature}: {what}{payer}")
+    await audit(request, "switch feature on", number, f"{name}: {what}{payer}")
     return back_to(back)
 
 
@@ -230,7 +231,8 @@ async def _short_of_fee(
         return None
     whose = "the prepaid balance" if payer == number else f"service provider {provider}'s balance"
     return (
-        f"{feature} was not switched on: its fee is {fee} yuan and {whose} is {balance} yuan."
+        f"{feature_name(feature)} was not switched on: its fee is {fee} yuan and {whose} is"
+        f" {balance} yuan."
         f" Top up at least {fee - balance} yuan, then switch it on; nothing was booked."
     )
 

@@ -63,7 +63,7 @@ from rating.minimum import (
 )
 from rating.money import ZERO, to_fen
 from rating.rerating import rerated_call_id
-from rating.tariff import Tariffs
+from rating.tariff import Tariffs, feature_name
 from router.commands.arguments import amount, day, instant, moment, service_number
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
@@ -341,7 +341,10 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         ("monthly rent", str(package.monthly_rent)),
         (
             "features",
-            ", ".join(f"{name} since {day}" for name, day in sorted(account.features.items()))
+            ", ".join(
+                f"{feature_name(name)} since {day}"
+                for name, day in sorted(account.features.items())
+            )
             or "none",
         ),
     ]

@@ -47,9 +47,7 @@ async def test_an_administrator_switches_a_feature_on_paying_its_fee_once_that_d
         fees = await site.store.ledger(SHOP, kind=LedgerKind.FEATURE_FEE)
         assert [(str(e.amount), e.ref) for e in fees] == [("-30.00", f"{SURVEY}@2026-11-24")]
         after = tariffs_file.read_text(encoding="utf-8")
-        assert set(after.splitlines()) - set(before.splitlines()) == {
-            f"      {SURVEY}: 2026-11-24"
-        }
+        assert set(after.splitlines()) - set(before.splitlines()) == {f"      {SURVEY}: 2026-11-24"}
         assert set(before.splitlines()) <= set(after.splitlines())  # comments and all kept
 
         off = await shop.post(SWITCH, data={"csrf": token, "on": "0"})
@@ -64,8 +62,30 @@ async def test_an_administrator_switches_a_feature_on_paying_its_fee_once_that_d
         assert f'data-testid="feature-{SURVEY}">on since 2026-11-24<' in page.text
         audit = (await shop.get("/audit")).text
         assert "switch feature on" in audit and "switch feature off" in audit
-        assert f"{SURVEY}: fee 30.00 yuan booked" in audit
-        assert f"{SURVEY}: fee 30.00 yuan already booked today" in audit
+        assert "satisfaction survey: fee 30.00 yuan booked" in audit
+        assert "satisfaction survey: fee 30.00 yuan already booked today" in audit
+        await shop.aclose()
+
+
+async def test_the_money_page_names_each_feature_in_words_not_by_its_tariff_key(
+    tmp_path: Path,
+) -> None:
+    """A subscriber reads 'CRM screen pop', not screen_pop: the key is for tariffs.yaml."""
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, f"/numbers/{SHOP}/money")
+        await shop.post(SWITCH, data={"csrf": token, "on": "1"})
+        page = (await shop.get(f"/numbers/{SHOP}/money")).text
+        table = page[page.index("<h2>Features</h2>") :]
+        for name in ("IVR menu", "call recording", "satisfaction survey", "CRM screen pop"):
+            assert f"<td>{name}<div" in table
+        assert 'data-confirm="Switch IVR menu on?' not in table  # on already: no confirmation
+        assert 'aria-label="satisfaction survey"' in table
+        assert "satisfaction survey switched on 2026-11-24" in page  # the fee's ledger note
+        for key in ("screen_pop", SURVEY):
+            assert f">{key}<" not in page and f"{key} switched" not in page
+        audit = (await shop.get("/audit")).text
+        assert "satisfaction survey: fee 30.00 yuan booked" in audit
         await shop.aclose()
 
 
@@ -153,8 +173,8 @@ async def test_a_prepaid_account_short_of_a_features_fee_is_refused_and_nothing_
 
         refused = await shop.post(SWITCH, data={"csrf": token, "on": "1"}, follow_redirects=True)
         assert (
-            f"{SURVEY} was not switched on: its fee is 30.00 yuan and the prepaid balance is"
-            " 20.00 yuan. Top up at least 10.00 yuan"
+            "satisfaction survey was not switched on: its fee is 30.00 yuan and the prepaid"
+            " balance is 20.00 yuan. Top up at least 10.00 yuan"
         ) in refused.text
         assert SURVEY not in _features(site.config_dir)
         assert tariffs_file.read_text(encoding="utf-8") == prepaid

@@ -85,7 +85,7 @@ accounts:
     assert [(e.amount, e.kind, e.ref, e.at) for e in due] == [
         (D("-100.00"), LedgerKind.FEATURE_FEE, "recording@2026-11-05", at(5, 0))
     ]
-    assert due[0].note == "recording switched on 2026-11-05"
+    assert due[0].note == "call recording switched on 2026-11-05"
     assert feature_fees_due(tariffs, NUMBER, date(2026, 11, 6)) == []
 
 

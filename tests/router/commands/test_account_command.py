@@ -181,7 +181,7 @@ def test_show_tells_balance_usage_included_minutes_and_package(
         "  included minutes      10.00 of 10 used, 0.00 left",
         "  minimum monthly       20.00 (package's) at 0.10/min",
         "  monthly rent          50.00",
-        "  features              recording since 2026-11-05",
+        "  features              call recording since 2026-11-05",
     ]
 
 
