@@ -14,6 +14,7 @@ import aiosqlite
 
 from console.sessions import SignedInOnly
 from console.views.dashboard import NumberMoney
+from console.views.money import PaymentForm
 from router.ami.wire import AmiConnection
 from router.fastagi.connection import AGIConnection
 from router.fastagi.protocol import AGIReply, AGISession
@@ -41,6 +42,8 @@ NumberMoney.monthly_cost_cap
 NumberMoney.monthly_call_cap
 NumberMoney.daily_cost_cap
 NumberMoney.low_balance
+PaymentForm.amount_error  # money.html shows it at the amount field
+PaymentForm.ref_error  # money.html shows it at the receipt field
 
 # sqlite3/aiosqlite read the row factory set on a connection.
 aiosqlite.Connection.row_factory

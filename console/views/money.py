@@ -17,6 +17,7 @@ a month that ended before the number last came back to the pool was a previous h
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
@@ -67,8 +68,29 @@ STATEMENT_MONTHS = 3
 MAX_PAYMENT = Decimal("10000000.00")
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentForm:
+    """The payment form as the operator typed it, and why it was refused, field by field:
+    a refused form comes back as typed, so nothing has to be typed again."""
+
+    amount: str = ""
+    ref: str = ""
+    amount_error: str | None = None
+    ref_error: str | None = None
+
+
+BAD_AMOUNT = "The amount must be a positive number of yuan with at most two decimals."
+
+
 async def money_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
+    return await _money(request, number, PaymentForm(ref=uuid.uuid4().hex[:12]))
+
+
+async def _money(
+    request: Request, number: str, payment: PaymentForm, status: int = 200
+) -> Response:
+    """The money page, its payment form filled with `payment`."""
     console = console_of(request)
     now = console.now()
     tariffs = console.config.tariffs
@@ -100,10 +122,10 @@ async def money_page(request: Request) -> Response:
             "statements": statements,
             "features": features,
             "kind_names": KIND_NAMES,
-            "error": request.query_params.get("error"),
             "problem": _problem_shown(request, console),
-            "receipt": uuid.uuid4().hex[:12],
+            "payment": payment,
         },
+        status=status,
     )
 
 
@@ -112,19 +134,11 @@ async def book_payment(request: Request) -> Response:
     user = require_operator(request)
     form = await checked_form(request)
     console = console_of(request)
-    try:
-        amount = Decimal(str(form.get("amount", "")).strip())
-    except InvalidOperation:
-        return back_to(f"/numbers/{number}/money?error=amount")
-    if (
-        not amount.is_finite()
-        or amount <= 0
-        or amount > MAX_PAYMENT
-        or amount != amount.quantize(FEN)
-    ):
-        return back_to(f"/numbers/{number}/money?error=amount")
-    amount = amount.quantize(FEN)  # "12.300", "1E+2", "0.5": yuan to the fen, as the ledger
-    ref = str(form.get("ref", "")).strip()[:64] or uuid.uuid4().hex
+    typed = PaymentForm(str(form.get("amount", "")), str(form.get("ref", ""))[:64])
+    amount = _payment_amount(typed.amount)
+    if amount is None:
+        return await _money(request, number, replace(typed, amount_error=BAD_AMOUNT), 422)
+    ref = typed.ref.strip() or uuid.uuid4().hex
     entry = LedgerEntry(
         number, console.now(), amount, LedgerKind.PAYMENT, ref, f"payment booked by {user.name}"
     )
@@ -141,9 +155,21 @@ async def book_payment(request: Request) -> Response:
         )
         detail = f"{amount} yuan, ref {ref}: already booked{when}"
         await audit(request, "refused: book payment", number, detail)
-        return back_to(f"/numbers/{number}/money?{_problem_query(console, problem)}")
+        return await _money(request, number, replace(typed, ref_error=problem), 409)
     await audit(request, "book payment", number, f"{amount} yuan, ref {ref}")
     return back_to(f"/numbers/{number}/money")
+
+
+def _payment_amount(typed: str) -> Decimal | None:
+    """The yuan typed, to the fen ("12.300", "1E+2", "0.5" as the ledger books them); None
+    for what is no positive amount to the fen within MAX_PAYMENT."""
+    try:
+        amount = Decimal(typed.strip())
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount <= 0 or amount > MAX_PAYMENT:
+        return None
+    return amount.quantize(FEN) if amount == amount.quantize(FEN) else None
 
 
 def _problem_query(console: Console, problem: str) -> str:

@@ -94,6 +94,7 @@ async def routing_post(request: Request) -> Response:
     text = _unix_lines(str(form.get("yaml", "")))
     caller = str(form.get("caller") or SAMPLE_CALLER).strip()
     at = _preview_time(request, str(form.get("at", "")))
+    note = str(form.get("note", ""))[:200]
     if form.get("mode") == "form":
         current = _current_text(request, number)
         settings = CommonSettings(
@@ -109,6 +110,7 @@ async def routing_post(request: Request) -> Response:
                 refusal=_form_cannot_apply(settings),
                 caller=caller,
                 at=at,
+                note=note,
                 status=409,
             )
         text = settings.applied_to(current)
@@ -124,6 +126,7 @@ async def routing_post(request: Request) -> Response:
             asked="save" if saving else "preview",
             caller=caller,
             at=at,
+            note=note,
             base=base,
             status=422 if problems else 200,
         )
@@ -137,17 +140,23 @@ async def routing_post(request: Request) -> Response:
                 " below and the latest version is in the history: compare them, then save again."
             )
             return await _page(
-                request, number, text, refusal=conflict, caller=caller, at=at, status=409
+                request, number, text, refusal=conflict, caller=caller, at=at, note=note, status=409
             )
         if refusal := _operator_change_refused(request, user, number, plan):
             await audit(request, "refused: save plan", number, refusal)
             return await _page(
-                request, number, text, refusal=refusal, caller=caller, at=at, base=base, status=403
+                request,
+                number,
+                text,
+                refusal=refusal,
+                caller=caller,
+                at=at,
+                note=note,
+                base=base,
+                status=403,
             )
         write_atomically(path, text)
-        version = await store.save_plan_version(
-            number, text, user.name, console.clock(), str(form.get("note", ""))[:200]
-        )
+        version = await store.save_plan_version(number, text, user.name, console.clock(), note)
     await audit(request, "save plan", number, f"version {version}")
     return back_to(f"/numbers/{number}/routing?saved={version}")
 
@@ -341,12 +350,14 @@ async def _page(
     saved: str | None = None,
     refusal: str | None = None,
     base: str | None = None,
+    note: str = "",
     status: int = 200,
 ) -> Response:
     """The routing page showing `text`; `base` is the digest of the plan the user's edit
-    started from (a page re-shown after a refused save keeps it), else the current plan's.
-    `asked` is what the user asked that found the problems (save, preview, restore); none
-    for the plan on file as the page opens. `no_plan`: the number has no plan file yet."""
+    started from (a page re-shown after a refused save keeps it, and its history `note`),
+    else the current plan's. `asked` is what the user asked that found the problems (save,
+    preview, restore); none for the plan on file as the page opens. `no_plan`: the number
+    has no plan file yet."""
     console = console_of(request)
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text)
@@ -368,6 +379,7 @@ async def _page(
             "at": at,
             "saved": saved,
             "refusal": refusal,
+            "note": note,
             "base": base or _plan_digest(_current_text(request, number)),
             "versions": [
                 version

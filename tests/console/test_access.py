@@ -306,9 +306,15 @@ async def test_the_operator_books_payments_and_bad_amounts_book_nothing(
         ops = await site.signed_in("ops")
         token = await csrf_of(ops, f"/numbers/{SHOP}/money")
         bad = await ops.post(
-            f"/numbers/{SHOP}/money/payments", data={"csrf": token, "amount": amount}
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": token, "amount": amount, "ref": "R-0"},
         )
-        assert bad.headers["location"].endswith("error=amount")
+        assert bad.status_code == 422  # the form again, as typed, the error at its field
+        amount_field = re.search(r"<label>Payment \(yuan\).*?</label>", bad.text, re.S)
+        assert amount_field is not None
+        assert f'value="{amount}"' in amount_field.group()
+        assert "a positive number of yuan with at most two decimals" in amount_field.group()
+        assert 'name="ref" value="R-0"' in bad.text
         assert await site.store.ledger(SHOP) == []
         good = await ops.post(
             f"/numbers/{SHOP}/money/payments",
@@ -319,7 +325,7 @@ async def test_the_operator_books_payments_and_bad_amounts_book_nothing(
             f"/numbers/{SHOP}/money/payments",
             data={"csrf": token, "amount": "600.00", "ref": "R-1"},
         )
-        assert again.status_code == 303
+        assert again.status_code == 409  # the receipt is booked already: refused
         entries = await site.store.ledger(SHOP)
         assert [(str(e.amount), e.ref) for e in entries] == [("600.00", "R-1")]
         page = await ops.get(f"/numbers/{SHOP}/money")
@@ -522,6 +528,23 @@ async def test_a_link_cannot_put_words_of_its_own_on_the_users_or_routing_page(
         await shop.aclose()
 
 
+async def test_a_refused_new_user_comes_back_as_typed_with_the_error_in_its_form(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        token = await csrf_of(shop, "/users")
+        refused = await shop.post(
+            "/users",
+            data={"csrf": token, "name": "li.wei", "role": "subscriber-staff", "password": "short"},
+        )
+        assert refused.status_code == 422
+        form = refused.text[refused.text.index('<form method="post" action="/users"') :]
+        assert 'role="alert"' in form  # by the fields, not above the list of users
+        assert 'name="name" value="li.wei"' in form
+        await shop.aclose()
+
+
 async def test_a_receipt_already_booked_is_said_so_and_not_audited_as_booked(
     tmp_path: Path,
 ) -> None:
@@ -533,8 +556,11 @@ async def test_a_receipt_already_booked_is_said_so_and_not_audited_as_booked(
         first = await ops.post(payments, data={"csrf": token, "amount": "600.00", "ref": "R-1"})
         assert first.headers["location"] == money
         again = await ops.post(payments, data={"csrf": token, "amount": "300.00", "ref": "R-1"})
-        assert again.status_code == 303
-        page = await ops.get(again.headers["location"])
+        assert again.status_code == 409
+        page = again
+        receipt_field = re.search(r"<label>Receipt .*?</label>", page.text, re.S)
+        assert receipt_field is not None and "is already booked" in receipt_field.group()
+        assert 'name="amount" value="300.00"' in page.text and 'value="R-1"' in page.text
         assert "Receipt R-1 is already booked (600.00 yuan on 2026-11-24 15:00)" in page.text
         assert "this payment of 300.00 yuan was not booked" in page.text
         assert 'data-testid="balance">600.00<' in page.text

@@ -72,6 +72,29 @@ async def test_saving_writes_the_file_keeps_every_version_and_restores_one(tmp_p
         await shop.aclose()
 
 
+async def test_a_refused_save_keeps_the_note_for_the_history(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        broken = plan_file.read_text(encoding="utf-8").replace(
+            "ring_timeout: 20", "ring_timeout: x"
+        )
+        response = await shop.post(
+            f"/numbers/{SHOP}/routing",
+            data={
+                "csrf": token,
+                "mode": "yaml",
+                "action": "save",
+                "yaml": broken,
+                "note": "为春节",
+            },
+        )
+        assert response.status_code == 422
+        assert 'name="note" maxlength="200" value="为春节"' in response.text
+        await shop.aclose()
+
+
 async def test_the_common_form_changes_the_default_and_forwarding(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         shop = await site.signed_in("shop")
