@@ -102,7 +102,7 @@ class Daemon:
         )
         low_balance_kept = UndeliveredEvents(self.settings.spool_dir, LOW_BALANCE_UNDELIVERED_FILE)
         self.alerts = BalanceAlerts(
-            webhook_for(self.settings, low_balance_kept), self.sms.low_balance
+            webhook_for(self.settings, low_balance_kept, self.clock), self.sms.low_balance
         )
         self.metrics = Metrics(serves=lambda number: self.plans.get(number) is not None)
         self.live_calls = LiveCalls(counted=lambda: self.plans.limited_numbers)

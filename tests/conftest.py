@@ -439,3 +439,10 @@ class HttpReceiver:
             await writer.drain()
             self.streamed += len(chunk)
         await asyncio.Event().wait()
+
+
+def warning_facts(body: dict[str, str]) -> dict[str, str]:
+    """A low-balance warning without what makes each one unique (its event id and time),
+    which every warning carries."""
+    assert body["event_id"] and datetime.fromisoformat(body["occurred_at"]).tzinfo is not None
+    return {k: v for k, v in body.items() if k not in ("event_id", "occurred_at")}

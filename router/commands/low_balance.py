@@ -35,8 +35,11 @@ from router.commands.undelivered import (
     spool,
 )
 from router.configuration.settings import load_settings
-from router.notifications.delivery import post_json
-from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE, TIMEOUT_S
+from router.notifications.low_balance import (
+    LOW_BALANCE_UNDELIVERED_FILE,
+    TIMEOUT_S,
+    post_warning,
+)
 from router.notifications.undelivered import UndeliveredEvents
 
 COMMAND = "low-balance"
@@ -65,19 +68,25 @@ def run_replay(args: argparse.Namespace) -> int:
     kept = _undelivered(args)
     if kept is None:
         return 1
-    url = load_settings(args.config).low_balance_webhook
+    settings = load_settings(args.config)
+    url = settings.low_balance_webhook
     if url is None:
         print(f"{COMMAND}: router.yaml names no low_balance_webhook to send to")
         return 1
-    return replay_kept(args, kept, lambda: _webhook(url))
+    secret_env = settings.low_balance_webhook_secret_env
+    return replay_kept(args, kept, lambda: _webhook(url, secret_env))
 
 
 @asynccontextmanager
-async def _webhook(url: str) -> AsyncIterator[Send]:
+async def _webhook(url: str, secret_env: str | None) -> AsyncIterator[Send]:
     async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
 
         async def send(record: dict[str, Any]) -> None:
-            await post_json(client, url, record["body"], TIMEOUT_S)
+            """The warning as first sent, under its own event id (one kept before warnings
+            had ids goes under its spool id), signed anew."""
+            body = record["body"]
+            event_id = body.get("event_id", record["id"])
+            await post_warning(client, url, body, secret_env, event_id)
 
         yield send
 

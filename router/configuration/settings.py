@@ -230,6 +230,12 @@ class RouterSettings(BaseModel):
         "before it is kept in spool_dir/low_balance.undelivered for `hotline400 low-balance "
         "replay`",
     )
+    low_balance_webhook_secret_env: str | None = Field(
+        None,
+        pattern=r"^[A-Z][A-Z0-9_]{0,63}$",
+        description="environment variable holding the key the low-balance webhook's POSTs are "
+        "signed with (X-Hotline400-Signature, as CRM events are); none: they go unsigned",
+    )
     low_balance_webhook_backoff: float = Field(
         1.0,
         gt=0,

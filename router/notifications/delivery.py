@@ -39,12 +39,18 @@ class DeliveryFailed(Exception):
 async def post_json(
     client: httpx.AsyncClient,
     url: str,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | bytes,
     timeout: float,
     headers: Mapping[str, str] | None = None,
 ) -> None:
-    """POST `body` as JSON under one deadline for all of it; a 2xx answer returns (of its
-    body a little is read at most), anything else raises DeliveryFailed."""
+    """POST `body` as JSON (bytes: already encoded, as signed) under one deadline for all of
+    it; a 2xx answer returns (of its body a little is read at most), anything else raises
+    DeliveryFailed."""
+    payload: dict[str, Any] = (
+        {"content": body, "headers": {"Content-Type": "application/json", **(headers or {})}}
+        if isinstance(body, bytes)
+        else {"json": body, "headers": headers}
+    )
     status: int | None = None
     location = ""
     request_went_out = False
@@ -57,9 +63,7 @@ async def post_json(
     try:
         async with (
             asyncio.timeout(timeout),
-            client.stream(
-                "POST", url, json=body, headers=headers, extensions={"trace": trace}
-            ) as response,
+            client.stream("POST", url, **payload, extensions={"trace": trace}) as response,
         ):
             status = response.status_code
             location = response.headers.get("location", "")

@@ -1,4 +1,5 @@
-"""How a call event is signed, so a CRM can tell it came from this router and is fresh.
+"""How a call event (and a low-balance warning, when router.yaml names its key) is signed,
+so a receiver can tell it came from this router and is fresh.
 
 The signature is HMAC-SHA256 under the subscriber's key of `<timestamp>.<body>`, hex
 encoded, sent as `X-Hotline400-Signature: v1=<hex>` beside `X-Hotline400-Timestamp`

@@ -17,7 +17,7 @@ from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
 from router.numbers.inventory import provider_account
 from router.storage.cdr import Outcome
-from tests.conftest import HttpReceiver
+from tests.conftest import HttpReceiver, warning_facts
 from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
 
 SURVEY = "satisfaction_survey"
@@ -274,8 +274,8 @@ async def test_a_features_fee_taking_a_prepaid_balance_below_its_threshold_warns
         for on in ("1", "0", "1"):
             await shop.post(SWITCH, data={"csrf": token, "on": on})
         await shop.aclose()
-    received = sorted((json.loads(request.body) for request in receiver.received), key=len)
-    assert received == [
+    text, warning = sorted((json.loads(r.body) for r in receiver.received), key=len)
+    assert [text, warning_facts(warning)] == [
         {
             "to": "13801650001",
             "text": f"{SHOP} 预付余额 40.00 元，已低于提醒值 50.00 元，请及时充值。",

@@ -23,7 +23,7 @@ from router.numbers.inventory import Inventory
 from router.storage.console_rows import UserRow
 from router.storage.location import ConfiguredStore
 from router.storage.number_rows import PartyRow
-from tests.conftest import UNWATCHED, HttpReceiver
+from tests.conftest import UNWATCHED, HttpReceiver, warning_facts
 from tests.console.harness import (
     CLINIC,
     NOW,
@@ -442,7 +442,7 @@ async def test_an_application_whose_opening_fee_takes_a_prepaid_balance_below_it
             done = await ops.post(f"/numbers/{SHOP}/actions/{action}", data={"csrf": token, **form})
             assert done.status_code == 303, done.text
         await ops.aclose()
-    assert [json.loads(request.body) for request in receiver.received] == [
+    assert [warning_facts(json.loads(request.body)) for request in receiver.received] == [
         {"event": "low_balance", "number": SHOP, "balance": "40.00", "threshold": "50.00"}
     ]
 

@@ -191,6 +191,19 @@ def test_check_names_the_line_of_a_bad_pin_guard_setting(
     ]
 
 
+def test_check_refuses_a_low_balance_secret_that_names_no_environment_variable(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """The key itself never goes in router.yaml: only the name of the variable holding it."""
+    path = config_dir / "router.yaml"
+    with path.open("a", encoding="utf-8") as out:
+        out.write("low_balance_webhook_secret_env: s3cret-key\n")
+    code, lines = hotline400(capsys, "check", str(path))
+    assert code == 1
+    assert lines[0].startswith(f"{path}:")
+    assert "low_balance_webhook_secret_env: " in lines[0] and "s3cret-key" in lines[0]
+
+
 def test_check_validates_the_declared_calendar(capsys: Capture, config_dir: Path) -> None:
     _, expected = write_broken_calendar(config_dir)
     code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")

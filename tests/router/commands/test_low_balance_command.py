@@ -5,6 +5,8 @@ been taken already."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import shutil
 from pathlib import Path
@@ -74,6 +76,29 @@ async def test_replay_posts_the_unsent_and_passes_over_the_maybe_sent_until_told
         assert await asyncio.to_thread(main, ["low-balance", "replay", "--maybe-sent"]) == 0
     assert [json.loads(r.body) for r in receiver.received] == [body("49.00"), body("20.00")]
     assert kept.read() == []
+
+
+async def test_replay_signs_each_warning_anew_under_its_own_event_id(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replayed warning is the event first sent: the id it had, a fresh signature."""
+    monkeypatch.setenv("HOTLINE400_LOW_BALANCE_SECRET", "s3cret")
+    async with HttpReceiver("ok") as receiver:
+        router_yaml = workdir / "config" / "router.yaml"
+        settings = yaml.safe_load(router_yaml.read_text(encoding="utf-8"))
+        settings["low_balance_webhook"] = receiver.url
+        settings["low_balance_webhook_secret_env"] = "HOTLINE400_LOW_BALANCE_SECRET"
+        router_yaml.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        kept = UndeliveredEvents(workdir / "var" / "spool", LOW_BALANCE_UNDELIVERED_FILE)
+        warning = {**body("49.00"), "event_id": "e" * 32}
+        kept.keep([{"id": "w0", "number": "4008207788", "body": warning, "attempts": 3}])
+        assert await asyncio.to_thread(main, ["low-balance", "replay"]) == 0
+    [request] = receiver.received
+    assert json.loads(request.body)["event_id"] == "e" * 32
+    assert request.headers["x-hotline400-id"] == "e" * 32
+    signed = request.headers["x-hotline400-timestamp"].encode() + b"." + request.body
+    digest = hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+    assert request.headers["x-hotline400-signature"] == f"v1={digest}"
 
 
 async def test_replay_to_a_receiver_still_failing_keeps_the_warning_with_its_error(

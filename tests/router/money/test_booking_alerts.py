@@ -46,6 +46,7 @@ from tests.conftest import (
     eventually,
     opened_store,
     running_router,
+    warning_facts,
 )
 
 PREPAID, POSTPAID = "4000000008", "4000000009"
@@ -80,7 +81,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
-        Receiver.received.append(json.loads(self.rfile.read(length)))
+        Receiver.received.append(warning_facts(json.loads(self.rfile.read(length))))
         self.send_response(204)
         self.end_headers()
 
@@ -146,7 +147,7 @@ def test_a_warning_a_command_could_not_post_is_kept_and_replayed_once_the_receiv
     run(config, "account", "fees", "--day", "2026-12-03")
     kept = UndeliveredEvents(config.parent / "spool", LOW_BALANCE_UNDELIVERED_FILE)
     warning = {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"}
-    assert [record["body"] for record in kept.read()] == [warning]
+    assert [warning_facts(record["body"]) for record in kept.read()] == [warning]
     assert Receiver.received == []
 
     router_yaml.write_text(working, encoding="utf-8")
@@ -381,7 +382,7 @@ async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver
         await eventually(lambda: receiver.received, timeout=3)
         now[0] = MONDAY_MORNING + 61 * DAY  # month 3 began on 22 January
         await eventually(third_month_booked, timeout=2)  # not 5 s on the receiver
-    assert [json.loads(r.body) for r in receiver.received] == [
+    assert [warning_facts(json.loads(r.body)) for r in receiver.received] == [
         {"event": "low_balance", "number": PREPAID, "balance": "4.00", "threshold": "5.00"}
     ]
 

@@ -30,6 +30,7 @@ from tests.conftest import (
     call,
     finished_cdr,
     running_router,
+    warning_facts,
 )
 
 PREPAID, POSTPAID = "4000000008", "4000000009"
@@ -308,7 +309,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
-        Receiver.received.append(json.loads(self.rfile.read(length)))
+        Receiver.received.append(warning_facts(json.loads(self.rfile.read(length))))
         self.send_response(204)
         self.end_headers()
 

@@ -5,9 +5,13 @@ the router, and what the log shows of its URL."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from router.notifications.low_balance import (
     LowBalanceWebhook,
 )
 from router.notifications.undelivered import UndeliveredEvents
-from tests.conftest import HttpReceiver, call, eventually, running_router
+from tests.conftest import HttpReceiver, call, eventually, running_router, warning_facts
 from tests.router.money.test_router_accounting import PREPAID, pay, settled
 from tests.router.monitoring.test_router_operability import sample, scrape
 
@@ -35,7 +39,8 @@ def kept_warnings(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 async def test_a_receiver_error_is_tried_again_and_the_warning_is_taken(tmp_path: Path) -> None:
-    """A 5xx is the receiver's passing trouble: the warning goes again after the backoff."""
+    """A 5xx is the receiver's passing trouble: the warning goes again after the backoff,
+    as the same event (one id), so a receiver that took an earlier try can tell."""
     async with HttpReceiver(["error", "error", "ok"]) as receiver:
         overrides = {"low_balance_webhook": receiver.url, "low_balance_webhook_backoff": 0.05}
         async with running_router(tmp_path, **overrides) as router:
@@ -43,8 +48,55 @@ async def test_a_receiver_error_is_tried_again_and_the_warning_is_taken(tmp_path
             await call(router, dialled=PREPAID, uniqueid="flaky.1")
             await eventually(lambda: len(receiver.received) == 3, timeout=3)
             await settled(router)
-    assert [json.loads(r.body) for r in receiver.received] == [WARNING] * 3
+    bodies = [json.loads(r.body) for r in receiver.received]
+    assert [warning_facts(body) for body in bodies] == [WARNING] * 3
+    assert len({body["event_id"] for body in bodies}) == 1
     assert kept_warnings(tmp_path) == []
+
+
+async def test_a_warning_is_signed_so_a_receiver_can_refuse_a_forgery_or_a_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HMAC-SHA256 under the secret router.yaml names, of `<timestamp>.<body>`: a receiver
+    recomputes it, checks the timestamp is recent and the event id new."""
+    monkeypatch.setenv("HOTLINE400_LOW_BALANCE_SECRET", "s3cret-shared-with-the-receiver")
+    async with HttpReceiver(["error", "ok"]) as receiver:
+        overrides = {
+            "low_balance_webhook": receiver.url,
+            "low_balance_webhook_backoff": 0.05,
+            "low_balance_webhook_secret_env": "HOTLINE400_LOW_BALANCE_SECRET",
+        }
+        async with running_router(tmp_path, **overrides) as router:
+            await pay(router, PREPAID, "5.50", "receipt-5")
+            await call(router, dialled=PREPAID, uniqueid="signed.1")
+            await eventually(lambda: len(receiver.received) == 2, timeout=3)
+    for request in receiver.received:
+        timestamp = request.headers["x-hotline400-timestamp"]
+        assert abs(int(timestamp) - time.time()) < 60
+        signed = timestamp.encode() + b"." + request.body
+        digest = hmac.new(b"s3cret-shared-with-the-receiver", signed, hashlib.sha256)
+        assert request.headers["x-hotline400-signature"] == f"v1={digest.hexdigest()}"
+        body = json.loads(request.body)
+        assert request.headers["x-hotline400-id"] == body["event_id"]
+        assert request.headers["x-hotline400-event"] == "low_balance"
+
+
+async def test_without_a_secret_a_warning_goes_unsigned_but_names_its_event_and_time(
+    tmp_path: Path,
+) -> None:
+    async with (
+        HttpReceiver("ok") as receiver,
+        running_router(tmp_path, low_balance_webhook=receiver.url) as router,
+    ):
+        await pay(router, PREPAID, "5.50", "receipt-6")
+        await call(router, dialled=PREPAID, uniqueid="plain.1")
+        await eventually(lambda: len(receiver.received) == 1, timeout=3)
+    [request] = receiver.received
+    assert "x-hotline400-signature" not in request.headers
+    body = json.loads(request.body)
+    assert re.fullmatch(r"[0-9a-f]{32}", body["event_id"])
+    occurred = datetime.fromisoformat(body["occurred_at"])
+    assert occurred.utcoffset() == timedelta(hours=8)  # router.yaml's timezone, Asia/Shanghai
 
 
 async def test_a_receiver_down_past_the_retry_time_keeps_the_warning_for_replay(
@@ -59,7 +111,7 @@ async def test_a_receiver_down_past_the_retry_time_keeps_the_warning_for_replay(
         await eventually(lambda: kept_warnings(tmp_path), timeout=3)
         scraped = await scrape(router)
     [kept] = kept_warnings(tmp_path)
-    assert kept["number"] == PREPAID and kept["body"] == WARNING
+    assert kept["number"] == PREPAID and warning_facts(kept["body"]) == WARNING
     assert kept["maybe_sent"] is False and kept["attempts"] >= 3
     assert "ConnectError" in kept["error"]
     assert "hotline400_low_balance_warnings_kept 1.0" in scraped
