@@ -38,7 +38,7 @@ def test_first_matching_rule_wins_and_the_trace_says_why_earlier_rules_did_not()
     assert decision.first is not None and decision.first.number == "01088887777"
     trace = decision.trace()
     assert trace[0] == (
-        "rule 0 'shandong': no: caller 01066665555 (北京/北京/010) is not in provinces ['山东']"
+        "rule 0 'shandong': no: caller 01066665555 (北京/010) is not in provinces ['山东']"
     )
     assert trace[1] == "rule 1 'beijing-office-hours': matched -> dial 01088887777"
 
