@@ -23,7 +23,7 @@ from dialplan.matchers import Call, describe_caller
 from dialplan.plan import Plan
 from numbering.rules import NumberRules
 from rating.tariff import Tariffs
-from router.call.channel_contract import ENDINGS
+from router.call.channel_contract import ENDINGS, RouterRefusal
 from router.call.features import IVR, NO_IVR, feature_on
 from router.call.recording import RECORDING
 from router.call.survey import SATISFACTION_SURVEY
@@ -39,7 +39,8 @@ from router.configuration.config_dir import load_config
 from router.configuration.settings import RouterSettings
 from router.money.accounting import NO_USAGE, Accounting, CallAccount
 from router.money.balance_alerts import BalanceAlerts
-from router.numbers.statuses import inventory_status
+from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.statuses import InventoryStatus, inventory_status
 from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
 from router.storage.sqlite import StoreUnavailable
 
@@ -115,11 +116,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {problem}")
     zone = ZoneInfo(plan.timezone)
     at = _instant(args.at, zone)
-    usage, counters = _usage(config.settings, config.tariffs, config.number_rules, plan, at)
+    usage, counters, out_of_service = _usage(
+        config.settings, config.tariffs, config.number_rules, plan, at
+    )
     state = RoutingState(config.calendar)
     call = Call(plan.number, locate(args.caller))
     caller = describe_caller(call.caller)
     print(f"call to {plan.number} ({plan.name}) from {caller} at {at:%a %Y-%m-%d %H:%M %Z}")
+    if out_of_service:
+        print(f"outcome: {ENDINGS[RouterRefusal.UNKNOWN_NUMBER].outcome}, {out_of_service}")
+        return 0
     if counters:
         print(counters)
     ivr = feature_on(plan, config.tariffs, IVR, at)
@@ -167,31 +173,41 @@ def _usage(
     rules: NumberRules,
     plan: Plan,
     at: datetime,
-) -> tuple[Usage, str]:
-    """The counters the router would read for this call (balance, month and day cost,
-    calls this month) from the configured store, so simulate and serve agree; and a line
-    saying what they are when they can change the route: a prepaid balance, or caps."""
+) -> tuple[Usage, str, str]:
+    """The counters and inventory status the router would read for this call (balance,
+    month and day cost, calls this month, the number's status) from the configured store, so
+    simulate and serve agree; a line saying what the counters are when they can change the
+    route (a prepaid balance, or caps); and why the router refuses the call outright when the
+    inventory has not put the number in service ("" when it is)."""
     account = tariffs.accounts.get(plan.number) if tariffs is not None else None
     caps = plan.caps
     prepaid = account is not None and account.prepaid
-    if not prepaid and not caps.limited:
-        return Usage(), ""
+    limited = prepaid or caps.limited
     month = f"{at.astimezone(plan.zone()):%Y-%m}"
     try:
-        call = asyncio.run(_read_counters(settings, tariffs, rules, plan, at))
+        call, inventory = asyncio.run(_read_counters(settings, tariffs, rules, plan, at))
     except StoreUnavailable as error:
-        return Usage(), f"usage: unreadable ({error}); the router connects without limits then"
+        unreadable = f"usage: unreadable ({error}); the router connects without limits then"
+        return Usage(), unreadable if limited else "", ""
+    if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
+        return Usage(), "", f"{plan.number} is {inventory.status} in the inventory, not in service"
     if call is None:  # no store yet: the router's first call sees empty counters
         call = CallAccount(plan, tariffs, account, NO_USAGE, month)
     usage = call.usage()
+    if not limited:
+        return usage, "", ""
     kind = "no account" if account is None else "prepaid" if account.prepaid else "postpaid"
     balance = f"balance {usage.balance}, " if usage.balance is not None else ""
     calls = f"{usage.month_calls} call(s)"
     if caps.monthly_calls is not None:
         calls = f"{usage.month_calls} of {caps.monthly_calls} {caps.monthly_calls_counting} call(s)"
-    return usage, (
-        f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
-        f"today's cost {usage.day_cost}"
+    return (
+        usage,
+        (
+            f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
+            f"today's cost {usage.day_cost}"
+        ),
+        "",
     )
 
 
@@ -201,11 +217,12 @@ async def _read_counters(
     rules: NumberRules,
     plan: Plan,
     at: datetime,
-) -> CallAccount | None:
-    """The router's own read of the counters; None when its SQLite file does not exist."""
+) -> tuple[CallAccount | None, InventoryStatus | None]:
+    """The router's own read of the counters and of the number's inventory status at `at`;
+    (None, None) when its SQLite file does not exist."""
     location = parse_store_url(configured_store_url(settings))
     if isinstance(location, SQLiteLocation) and not location.path.is_file():
-        return None
+        return None, None
     store = store_for(settings, port=0)
     await store.open()
     try:
@@ -213,8 +230,9 @@ async def _read_counters(
             store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
         )
         record = await store.number_record(plan.number)
-        status = None if record is None else inventory_status(record, at, rules).on_calls
-        return await accounting.open_call(plan, tariffs, at, status)
+        inventory = None if record is None else inventory_status(record, at, rules)
+        status = None if inventory is None else inventory.on_calls
+        return await accounting.open_call(plan, tariffs, at, status), inventory
     finally:
         await store.close()
 

@@ -887,3 +887,38 @@ def test_a_command_whose_reader_goes_away_stops_quietly(
     finished = run_with_reader_gone(argv[0], "--config", str(config_dir), *argv[1:])
     assert finished.stderr == ""
     assert finished.returncode == 141  # 128 + SIGPIPE, as the shell reports a reader gone
+
+
+def test_simulate_refuses_a_call_to_a_number_the_inventory_has_not_put_in_service(
+    capsys: Capture, config_dir: Path, tmp_path: Path
+) -> None:
+    """The router refuses a call to a number its inventory holds in the pool (or reserved,
+    applied for, under review) whatever its plan says: simulate reads the same inventory,
+    also for a postpaid number without caps, and shows that refusal, not a connected call."""
+    settings = config_dir / "router.yaml"
+    store = tmp_path / "var" / "hotline400.db"
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(text.replace("database: var/hotline400.db", f"database: {store}"))
+    pool = tmp_path / "pool.txt"
+    pool.write_text("4001234567\n", encoding="utf-8")
+    config = ("--config", str(config_dir))
+    assert hotline400(capsys, "db", "upgrade", *config)[0] == 0
+    imported = ("numbers", "import", str(pool), *config, "--at", "2026-11-01 10:00")
+    assert hotline400(capsys, *imported)[0] == 0
+
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        *config,
+        "--number",
+        "4001234567",
+        "--caller",
+        "02012345678",
+        "--at",
+        "2026-11-23 10:00",
+    )
+    assert code == 0
+    assert lines[-1] == (
+        "outcome: unknown_number, 4001234567 is available in the inventory, not in service"
+    )
+    assert not any(". dial " in line for line in lines)
