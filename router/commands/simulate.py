@@ -25,6 +25,7 @@ from numbering.rules import NumberRules
 from rating.tariff import Tariffs
 from router.call.channel_contract import ENDINGS, RouterRefusal
 from router.call.features import IVR, NO_IVR, feature_on
+from router.call.pin_guard import WITHHELD
 from router.call.recording import RECORDING
 from router.call.survey import SATISFACTION_SURVEY
 from router.commands.arguments import (
@@ -129,9 +130,17 @@ def run(args: argparse.Namespace) -> int:
     if counters:
         print(counters)
     ivr = feature_on(plan, config.tariffs, IVR, at)
+    guessing = _pin_refused_until(config.settings, plan, call.caller.number or WITHHELD, at)
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
         walk_menus(plan, decision, args.digits, state, ivr)
+        if decision.pin is not None and guessing is not None:
+            print("trace:", *(f"  {line}" for line in decision.trace()), sep="\n")
+            print(
+                f"outcome: {ENDINGS[RouterRefusal.PIN_GUESSING].outcome} (pin_guessing): too "
+                f"many failed PIN calls from this caller; refused until {guessing:%Y-%m-%d %H:%M}"
+            )
+            return 0
         off = features_off(plan, config.tariffs, at)
         print(*decision_lines(decision, set(args.busy), set(args.no_answer), off), sep="\n")
         return 0
@@ -141,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
     for placed in range(1, args.calls + 1):
         decision = decide(plan, call, at, usage, state)
         walk_menus(plan, decision, args.digits, state, ivr)
-        spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
+        if decision.pin is not None and guessing is not None:
+            spread[f"reject:{RouterRefusal.PIN_GUESSING}"] += 1
+        else:
+            spread[decision.first.number if decision.first else f"reject:{decision.reject}"] += 1
         if show_progress and placed % step == 0:
             print(f"\r{placed:,} of {args.calls:,} calls", end="", file=sys.stderr, flush=True)
     if show_progress:
@@ -235,6 +247,33 @@ async def _read_counters(
         return await accounting.open_call(plan, tariffs, at, status), inventory
     finally:
         await store.close()
+
+
+def _pin_refused_until(
+    settings: RouterSettings, plan: Plan, caller: str, at: datetime
+) -> datetime | None:
+    """Until when the router's PIN guard refuses this caller on this number before the
+    prompt, read from the configured store as the router reads it; None when it does not
+    (no PIN, the guard off, no store yet, or the store unreadable: the router prompts then)."""
+    if plan.pin is None or settings.pin_guard.max_failed_calls == 0:
+        return None
+    location = parse_store_url(configured_store_url(settings))
+    if isinstance(location, SQLiteLocation) and not location.path.is_file():
+        return None
+
+    async def read() -> datetime | None:
+        store = store_for(settings, port=0)
+        await store.open()
+        try:
+            return await store.pin_blocked_until(plan.number, caller, at)
+        finally:
+            await store.close()
+
+    try:
+        until = asyncio.run(read())
+    except StoreUnavailable:
+        return None
+    return None if until is None else until.astimezone(plan.zone())
 
 
 def walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, ivr: bool) -> None:

@@ -186,3 +186,23 @@ async def test_a_split_spreads_100_calls_alike(comparison: Comparison) -> None:
         dialled, _ = await comparison.served(order)
         served[dialled[0]] += 1
     assert simulated == served == {"02155556666": 60, "02866667777": 30, "02788889999": 10}
+
+
+async def test_a_caller_blocked_for_guessing_the_pin_is_refused_by_both(
+    comparison: Comparison,
+) -> None:
+    """After 5 calls that failed the clinic's PIN (router.yaml's pin_guard), the router
+    refuses that caller before the prompt; simulate reads the same guard in the store."""
+    night = Case(RENHE, "13926001111", "2026-11-23 21:00")
+    comparison.clock[0] = datetime(2026, 11, 23, 21, 0, tzinfo=SHANGHAI)
+    for guess in range(5):
+        wrong = SimulatedCall(
+            dialled=RENHE,
+            caller_id=night.caller,
+            uniqueid=f"guess.{guess}",
+            dtmf=("1111#", "1111#", "1111#"),
+        )
+        await run_call(comparison.router.host, comparison.router.port, wrong, time_scale=0.0)
+        await finished_cdr(comparison.router, f"guess.{guess}")
+    assert await comparison.served(night) == ([], "blocked")
+    await comparison.assert_same([night, Case(RENHE, "13926002222", night.at)])
