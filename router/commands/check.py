@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]:
     if path.is_dir() and (path / "plans").is_dir():
         config = load_config(path)
-        count = len(list((path / "plans").glob("*.yaml"))) + sum(
+        count = len(_yaml_files(path / "plans")) + sum(
             (path / name).exists()
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
@@ -104,12 +104,17 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         )
     if path.is_dir():
         problems: list[Problem] = []
-        files = sorted(path.glob("*.yaml"))
+        files = _yaml_files(path)
         for file in files:
             problems.extend(_check_file(file, today)[0])
         return problems, [], len(files)
     found, warned = _check_file(path, today)
     return found, warned, 1
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    """The YAML files of a directory as the router's plan loader finds them: .yaml and .yml."""
+    return [file for file in sorted(directory.glob("*.y*ml")) if file.suffix in (".yaml", ".yml")]
 
 
 def _unpaid_menus(

@@ -429,6 +429,26 @@ def test_check_of_a_plans_directory_checks_each_plan(capsys: Capture, config_dir
     assert lines == [*expected, f"checked {plans} file(s): 3 problem(s)"]
 
 
+def test_check_reads_a_plan_written_as_yml_as_the_router_does(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """The router loads plans/N.yml as well as N.yaml: check reads and counts it too, given
+    the configuration directory or only its plans directory."""
+    shop = (config_dir / "plans" / "4006001234.yaml").read_text(encoding="utf-8")
+    plan = config_dir / "plans" / "4009999999.yml"
+    shop = shop.replace("4006001234", "4009999999").replace("timeout: 20", "timeout: 2000")
+    plan.write_text(shop, encoding="utf-8")
+    problem = f"{plan}:8 ring_timeout: must be less than or equal to 120 (found 2000)"
+
+    code, lines = hotline400(capsys, "check", str(config_dir / "plans"))
+    assert code == 1
+    assert lines == [problem, "checked 4 file(s): 1 problem(s)"]
+
+    code, lines = hotline400(capsys, "check", str(config_dir), "--today", "2026-06-01")
+    assert code == 1
+    assert lines == [problem, f"checked {checked_files(config_dir) + 1} file(s): 1 problem(s)"]
+
+
 def test_check_warns_of_menus_the_account_does_not_pay_for(
     capsys: Capture, config_dir: Path
 ) -> None:
