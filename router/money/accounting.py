@@ -575,6 +575,8 @@ class IncludedTally:
         if not seconds or not month:
             return
         if month not in self._taken:
+            if len(self._taken) >= self.MONTHS_KEPT and month < min(self._taken):
+                return  # older than both months kept: no call still reads its tally
             self._taken[month] = {}
             for old in sorted(self._taken)[: -self.MONTHS_KEPT]:
                 del self._taken[old]

@@ -158,3 +158,14 @@ def test_the_tally_keeps_the_current_month_and_the_one_before() -> None:
     assert (tally.of("4006001235", "2026-12"), tally.of("4006001235", "2027-01")) == (150, 10)
     tally.add("4006001235", "", 99)  # no counters read: nothing to count against
     assert tally.of("4006001235", "") == 0
+
+
+def test_a_call_of_a_month_older_than_the_two_kept_leaves_the_tally_as_it_was() -> None:
+    """A late-priced call (a clock stepped back, a crashed router's call adopted late) of a
+    month already dropped must still be priced: the store's counters count it once written."""
+    tally = IncludedTally()
+    tally.add("4006001235", "2026-12", 120)
+    tally.add("4006001235", "2027-01", 10)
+    tally.add("4006001235", "2026-10", 60)
+    assert tally.of("4006001235", "2026-10") == 0
+    assert (tally.of("4006001235", "2026-12"), tally.of("4006001235", "2027-01")) == (120, 10)
