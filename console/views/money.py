@@ -4,14 +4,16 @@ The statements are those of `hotline400 bill`; the current month's shows what cl
 will book (rent, minimum-consumption top-up) marked as pending. Payments booked here are
 ledger entries like those of `account topup` (operator only: the operator takes the money),
 in yuan to the fen, each with a receipt reference, so a form posted twice books once (the
-page says a receipt is already booked). A subscriber's administrators and the operator
-switch features on and off (console.feature_switching); switching on books the feature's
-fee that day, with the low-balance warning when it takes a prepaid balance below its
-threshold (router.money.booking_alerts). A prepaid account is not given credit: a feature
-whose fee is more than the balance of the account that pays it (the provider's for a
-number a service provider holds) is refused, the file and the ledger left as they were.
-A subscriber's users see the entries and statements of the current holding of the number:
-a month that ended before the number last came back to the pool was a previous holder's.
+page says a receipt is already booked); one that clears a prepaid number's arrears puts it
+back in service at once, as the command does (router.numbers.ticking.book_payment). A
+subscriber's administrators and the operator switch features on and off
+(console.feature_switching); switching on books the feature's fee that day, with the
+low-balance warning when it takes a prepaid balance below its threshold
+(router.money.booking_alerts). A prepaid account is not given credit: a feature whose fee is
+more than the balance of the account that pays it (the provider's for a number a service
+provider holds) is refused, the file and the ledger left as they were. A subscriber's users
+see the entries and statements of the current holding of the number: a month that ended
+before the number last came back to the pool was a previous holder's.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from rating.tariff import Tariffs, feature_name
 from router.money.billing import month_statement
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
-from router.numbers.inventory import provider_account
+from router.numbers import ticking
+from router.numbers.inventory import Inventory, provider_account
 
 KIND_NAMES = {
     LedgerKind.CALL.value: "call",
@@ -142,7 +145,12 @@ async def book_payment(request: Request) -> Response:
     entry = LedgerEntry(
         number, console.now(), amount, LedgerKind.PAYMENT, ref, f"payment booked by {user.name}"
     )
-    if not await console.store.post_ledger([entry]):  # the receipt's entry exists
+    async with console.warnings() as watch:  # a payment clearing arrears restores the number
+        inventory = Inventory(
+            console.store, console.config.number_rules, console.config.calendar, watch
+        )
+        paid = await ticking.book_payment(inventory, console.config.tariffs, entry)
+    if not paid:  # the receipt's entry exists
         booked = await _payment_booked(console, number, ref)
         when = (
             f" ({booked.amount} yuan on {booked.at.astimezone(console.zone):%Y-%m-%d %H:%M})"

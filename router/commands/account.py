@@ -69,7 +69,7 @@ from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
 from router.numbers.inventory import Inventory, provider_account
-from router.numbers.ticking import settle_arrears
+from router.numbers.ticking import book_payment
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import Holding
 
@@ -210,12 +210,13 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
         earlier = await _payment(store, number, ref)
         if earlier is None:
             entry = LedgerEntry(number, paid_at, amount, LedgerKind.PAYMENT, ref, "top-up")
-            booked = await store.post_ledger([entry])
+            if args.number is not None:  # a top-up that clears arrears restores the number
+                inventory = Inventory(store, books.number_rules, books.calendar, watch)
+                booked = await book_payment(inventory, books.tariffs, entry)
+            else:
+                booked = await store.post_ledger([entry])
             earlier = None if booked else await _payment(store, number, ref)
         balance = await _balance(store, books, number)
-        if args.number is not None:  # a top-up that clears arrears restores the number
-            inventory = Inventory(store, books.number_rules, books.calendar, watch)
-            await settle_arrears(inventory, books.tariffs, paid_at)
     if earlier is None:
         print(f"booked payment {amount} to {number} (ref {ref}); balance {balance}")
         return 0

@@ -1,5 +1,6 @@
 """What happens to numbers by itself: the periods of numbering.lifecycle running out, and
-prepaid numbers falling into arrears or out of it as their balance moves.
+prepaid numbers falling into arrears or out of it as their balance moves. A payment booked on
+a number (`account topup`, the console's money page) takes it out of arrears at once.
 
 The daemon runs `tick` every `numbers_tick` seconds and `hotline400 numbers tick` runs it
 from cron; both may run at once on several routers: every transition is written only if
@@ -13,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from numbering.lifecycle import Refused, Status, clear_arrears, fall_into_arrears
+from rating.ledger import LedgerEntry
 from rating.tariff import Tariffs
 from router.numbers.inventory import Action, Inventory
 
@@ -58,3 +60,12 @@ async def settle_arrears(inventory: Inventory, tariffs: Tariffs | None, now: dat
         except Refused:  # another router moved it first, or its status changed meanwhile
             continue
     return moved
+
+
+async def book_payment(inventory: Inventory, tariffs: Tariffs | None, entry: LedgerEntry) -> bool:
+    """Book a payment on a number's account and settle arrears at its instant: a payment that
+    clears a prepaid number's arrears has it connect calls again now, not at the next numbers
+    tick. False when a payment under the entry's ref was booked before (nothing booked)."""
+    booked = await inventory.store.post_ledger([entry])
+    await settle_arrears(inventory, tariffs, entry.at)
+    return booked

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from numbering.lifecycle import NumberRecord, reserve
+from dialplan.plan import NumberStatus
+from numbering.lifecycle import NumberRecord, Status, reserve
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
-from router.numbers.inventory import provider_account
+from router.configuration.config_dir import load_config
+from router.numbers.inventory import Inventory, provider_account
+from router.numbers.statuses import inventory_status
+from router.numbers.ticking import settle_arrears
 from router.storage.cdr import Outcome
-from tests.conftest import HttpReceiver, warning_facts
+from tests.conftest import UNWATCHED, HttpReceiver, warning_facts
 from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
+from tests.console.test_numbers import seed
 
 SURVEY = "satisfaction_survey"
 """Off for the shop in the example tariffs; its fee is 30.00."""
@@ -282,3 +288,27 @@ async def test_a_features_fee_taking_a_prepaid_balance_below_its_threshold_warns
         },
         {"event": "low_balance", "number": SHOP, "balance": "40.00", "threshold": "50.00"},
     ]
+
+
+async def test_a_payment_the_operator_books_that_clears_arrears_puts_the_number_back_in_service(
+    tmp_path: Path,
+) -> None:
+    """As `account topup` does: the number connects calls again at once, not at the next
+    numbers tick of the daemon."""
+    async with running_console(tmp_path) as site:
+        _shop_prepaid(site.config_dir)
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+        await settle_arrears(inventory, config.tariffs, NOW - timedelta(hours=1))
+        records = await site.store.number_records([SHOP])
+        assert records[SHOP].status is Status.ARREARS  # its opening fee took it below zero
+        ops = await site.signed_in("ops")
+        await ops.post(
+            f"/numbers/{SHOP}/money/payments",
+            data={"csrf": await csrf_of(ops, "/"), "amount": "5000.00", "ref": "bank-7"},
+        )
+        record = (await site.store.number_records([SHOP]))[SHOP]
+        on_calls = inventory_status(record, NOW, config.number_rules).on_calls
+        assert (record.status, record.since, on_calls) == (Status.ACTIVE, NOW, NumberStatus.ACTIVE)
+        await ops.aclose()
