@@ -438,7 +438,7 @@ def suspend(record: NumberRecord, actor: str, now: datetime, rules: NumberRules)
         actor,
         f"suspended with the number kept (cancelled {ends_local:%Y-%m-%d %H:%M} unless "
         "resumed first)",
-        (_keeping_fee(record.number, now, 1, rules),),
+        (_keeping_fee(record, now, 1, rules),),
         status=Status.SUSPENDED,
         since=now,
         until=None,
@@ -575,7 +575,7 @@ def _next_keeping_month(record: NumberRecord, at: datetime, rules: NumberRules) 
         at,
         SYSTEM,
         f"month {month} of suspension",
-        (_keeping_fee(record.number, record.suspended_since or at, month, rules),),
+        (_keeping_fee(record, at, month, rules),),
         keeping_months_booked=month,
     )
 
@@ -615,15 +615,18 @@ def _back_to_pool(record: NumberRecord, at: datetime, reason: str) -> Change:
     )
 
 
-def _keeping_fee(number: str, suspended_since: datetime, month: int, rules: NumberRules) -> Fee:
-    """Month `month`'s fee; its ref names the suspension's start in the billing zone, however
-    the record came (the store hands instants back in UTC)."""
+def _keeping_fee(record: NumberRecord, begins: datetime, month: int, rules: NumberRules) -> Fee:
+    """The fee of month `month` of a suspension, which begins at `begins`. Its ref names the
+    holder and the calendar month it begins in (the billing zone's, however the record came):
+    a holding pays one keeping fee a calendar month, however often it is suspended in it, as
+    the ledger books a ref once (router.numbers.inventory leaves out a fee booked already)."""
+    local = begins.astimezone(rules.zone)
     return Fee(
         "subscriber",
         "keeping_fee",
         rules.fees.monthly_keeping,
-        f"keeping@{suspended_since.astimezone(rules.zone):%Y%m%dT%H%M%S}#{month}",
-        f"number kept while suspended, month {month}",
+        f"keeping@{record.subscriber}@{local:%Y-%m}",
+        f"number kept while suspended, month {month} ({local:%Y-%m})",
     )
 
 

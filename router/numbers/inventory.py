@@ -14,7 +14,7 @@ with the winner's reservation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ Action = Callable[[NumberRecord, datetime], Change]
 ATTEMPTS = 20
 """Reads and writes of one action before giving up: each lost race means another operator
 changed the number, which is rare and quick."""
+KEEPING = LedgerKind.KEEPING_FEE.value
 
 
 class NotInInventory(Refused):
@@ -101,9 +102,27 @@ class Inventory:
                     changes.append(make(changes[-1].after if changes else record, at))
             if not changes:
                 return []
+            changes = await self._keeping_fees_unpaid(changes)
             if await self.write(changes, party, material, replacing):
                 return changes
         raise Refused(f"{number} is being changed by others: try again")
+
+    async def _keeping_fees_unpaid(self, changes: list[Change]) -> list[Change]:
+        """`changes` without the keeping fees of calendar months their holding paid already
+        (a suspension resumed and suspended again): the ledger would book them once, and the
+        history lists only what it books. The record's version guards the read: a fee is
+        booked only with a transition, which moves the version."""
+        fees = [fee for change in changes for fee in change.fees if fee.kind == KEEPING]
+        if not fees:
+            return changes
+        number = changes[0].after.number
+        paid = {e.ref for e in await self.store.ledger(number, kind=LedgerKind.KEEPING_FEE)}
+        unpaid = []
+        for change in changes:
+            kept = tuple(fee for fee in change.fees if fee.kind != KEEPING or fee.ref not in paid)
+            paid |= {fee.ref for fee in kept if fee.kind == KEEPING}
+            unpaid.append(change if kept == change.fees else replace(change, fees=kept))
+        return unpaid
 
     async def write(
         self,

@@ -405,8 +405,8 @@ def test_suspension_keeps_the_number_and_books_a_keeping_fee_each_month():
     assert [(f.kind, f.amount) for f in suspended.fees] == [("keeping_fee", Decimal("15.00"))]
     months = lifecycle.catch_up(suspended.after, at("2026-05-10 00:00"), RULES)
     assert [(c.at, c.fees[0].ref) for c in months] == [  # calendar months
-        (at("2026-04-01 00:00"), "keeping@20260301T000000#2"),
-        (at("2026-05-01 00:00"), "keeping@20260301T000000#3"),
+        (at("2026-04-01 00:00"), "keeping@jinan-heavy@2026-04"),
+        (at("2026-05-01 00:00"), "keeping@jinan-heavy@2026-05"),
     ]
     assert all(c.after.status is Status.SUSPENDED for c in months)
     resumed = lifecycle.resume(months[-1].after, "acme", at("2026-05-10 00:00"))
@@ -424,12 +424,12 @@ def test_a_suspension_resumed_the_instant_its_next_month_begins_pays_no_fee_for_
     resumed = lifecycle.resume(april.after, "acme", at("2026-05-01 00:00"))
     assert lifecycle.catch_up(resumed.after, at("2027-01-01 00:00"), RULES) == []
     fees = [f.ref for c in (suspended, april) for f in c.fees]
-    assert fees == ["keeping@20260301T000000#1", "keeping@20260301T000000#2"]
+    assert fees == ["keeping@jinan-heavy@2026-03", "keeping@jinan-heavy@2026-04"]
     later = lifecycle.catch_up(
         april.after, at("2026-05-01 00:00") + timedelta(microseconds=1), RULES
     )
     assert [(c.at, c.fees[0].ref) for c in later] == [
-        (at("2026-05-01 00:00"), "keeping@20260301T000000#3")
+        (at("2026-05-01 00:00"), "keeping@jinan-heavy@2026-05")
     ]
 
 
@@ -465,7 +465,7 @@ def test_months_are_read_in_the_billing_zone_however_the_instant_is_stored():
     stored = dataclasses.replace(suspended, since=since, suspended_since=since)
     [month] = lifecycle.catch_up(stored, at("2024-03-01 04:01"), RULES)
     assert month.at == at("2024-03-01 04:00")
-    assert month.fees[0].ref == "keeping@20240201T040000#2"
+    assert month.fees[0].ref == "keeping@jinan-heavy@2024-03"
     berlin = NumberRules(timezone="Europe/Berlin")  # 31 January 21:00 there
     [month] = lifecycle.catch_up(stored, datetime(2024, 3, 1, tzinfo=UTC), berlin)
     assert month.at == datetime(2024, 2, 29, 21, 0, tzinfo=ZoneInfo("Europe/Berlin"))

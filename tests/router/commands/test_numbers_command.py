@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from rating.ledger import LedgerKind
 from router.cli import main
 from tests.conftest import REPO, opened_store, store_url_of
 
@@ -439,6 +440,36 @@ def test_suspension_books_a_keeping_fee_each_month_and_resumes(stocked, capsys):
             return [e.amount for e in await store.ledger(ORDINARY) if e.kind == "keeping_fee"]
 
     assert asyncio.run(keeping()) == [Decimal("-15.00"), Decimal("-15.00")]
+
+
+def test_suspending_again_in_a_month_already_paid_books_no_second_keeping_fee(stocked, capsys):
+    """One keeping fee per calendar month of the holding: a second suspension the same month
+    books none, and its history lists none; the next month's suspension pays its own."""
+    in_service(stocked, capsys)
+    run(stocked, capsys, "numbers", "suspend", ORDINARY, "--at", "2026-12-03 10:00")
+    run(stocked, capsys, "numbers", "resume", ORDINARY, "--at", "2026-12-03 11:00")
+    code, out, _ = run(stocked, capsys, "numbers", "suspend", ORDINARY, "--at", "2026-12-03 12:00")
+    assert code == 0 and "keeping_fee" not in out
+    run(stocked, capsys, "numbers", "resume", ORDINARY, "--at", "2026-12-20 09:00")
+    code, out, _ = run(stocked, capsys, "numbers", "suspend", ORDINARY, "--at", "2027-01-02 09:00")
+    assert "keeping_fee 15.00 (subscriber)" in out
+
+    async def keeping() -> list[tuple[str, Decimal]]:
+        async with opened_store(store_url_of(stocked)) as store:
+            fees = await store.ledger(ORDINARY, kind=LedgerKind.KEEPING_FEE)
+            return [(f"{e.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", e.amount) for e in fees]
+
+    assert asyncio.run(keeping()) == [
+        ("2026-12-03 10:00", Decimal("-15.00")),
+        ("2027-01-02 09:00", Decimal("-15.00")),
+    ]
+    shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")[1])
+    suspensions = [(h["at"], h["fees"]) for h in shown["history"] if h["to"] == "suspended"]
+    assert suspensions == [
+        ("2026-12-03 10:00", f"keeping_fee 15.00 to {ORDINARY}"),
+        ("2026-12-03 12:00", ""),
+        ("2027-01-02 09:00", f"keeping_fee 15.00 to {ORDINARY}"),
+    ]
 
 
 def test_refusals_change_nothing(stocked, capsys):
