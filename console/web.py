@@ -18,6 +18,7 @@ from console.context import Console
 from console.security import csrf_token, csrf_valid
 from console.users import Role, Scope, User
 from dialplan.regions import place_name
+from numbering.lifecycle import Status
 from router.storage.console_rows import AuditEntry
 from router.storage.protocol import StoreUnavailable
 
@@ -34,8 +35,14 @@ def clock_time(seconds: int | float) -> str:
     return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
 
 
+def status_words(status: str) -> str:
+    """A status the store keeps ('under_review') as every page names it."""
+    return Status(status).in_words
+
+
 TEMPLATES.env.filters["clock_time"] = clock_time
 TEMPLATES.env.filters["place_name"] = lambda region: place_name(region.province, region.city)
+TEMPLATES.env.filters["status_words"] = status_words
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -48,6 +48,12 @@ class Status(StrEnum):
     CANCELLATION_REQUESTED = "cancellation_requested"
     CANCELLED = "cancelled"
 
+    @property
+    def in_words(self) -> str:
+        """The status as people read it ('under review', not its stored key): every message,
+        page and audit entry names statuses so."""
+        return self.value.replace("_", " ")
+
 
 @dataclass(frozen=True, slots=True)
 class NumberRecord:
@@ -148,7 +154,7 @@ def _change(
 
 def _not_now(record: NumberRecord, action: str, now: datetime) -> Refused:
     """The refusal of an action the number's status does not allow at all."""
-    status = record.status.value.replace("_", " ")
+    status = record.status.in_words
     holder = f" (held by {record.provider})" if record.provider else ""
     until = f" until {when(record.until, now)}" if record.until else ""
     return Refused(
@@ -270,7 +276,7 @@ def apply(
     opening fee and the selection fee (premium numbers) go to the subscriber's account.
     """
     if record.status is not Status.RESERVED and record.subscriber is not None:
-        status = record.status.value.replace("_", " ")
+        status = record.status.in_words
         held = "" if record.status is Status.APPLIED else f"{status}, held"
         raise Refused(
             f"{record.number} is {held or 'applied for'} by {record.subscriber} (provider "

@@ -299,7 +299,7 @@ def _summary(changes: list[Change]) -> str:
     parts = []
     for change in changes:
         fees = "".join(f", {KIND_NAMES[fee.kind]} {fee.amount}" for fee in change.fees)
-        parts.append(f"{change.before.status} -> {change.after.status}{fees}")
+        parts.append(f"{change.before.status.in_words} -> {change.after.status.in_words}{fees}")
     return "; ".join(parts)
 
 

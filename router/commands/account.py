@@ -350,7 +350,7 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         ),
     ]
     if record is not None:
-        rows.insert(0, ("number", f"{record.status.value.replace('_', ' ')} in the inventory"))
+        rows.insert(0, ("number", f"{record.status.in_words} in the inventory"))
         rows.insert(1, ("subscriber", record.subscriber or "-"))
     if provider is not None:
         rows.insert(2, ("service provider", f"{provider}, balance {held.balance or ZERO}"))

@@ -369,7 +369,7 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
         )
         return 0
     rows = [
-        ("status", record.status.value.replace("_", " ")),
+        ("status", record.status.in_words),
         ("operator", f"{operator_of(record.number).value} (segment {record.number[:4]})"),
         ("grade", record.grade + (" (premium)" if record.premium else "")),
         ("selection fee", str(record.selection_fee)),

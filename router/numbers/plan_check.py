@@ -74,7 +74,7 @@ def compare(
                     _line_of_status(path),
                     "status",
                     f"{plan.status.value}, but the inventory has {number} "
-                    f"{now.status.value.replace('_', ' ')} ({said} on calls): remove "
+                    f"{now.status.in_words} ({said} on calls): remove "
                     f"`status` from the plan, the inventory's counts",
                 )
             )
@@ -82,7 +82,7 @@ def compare(
         status = inventory_status(record, at, rules).status
         if record.number not in plans and status in NEEDS_PLAN:
             warnings.append(
-                f"{record.number} is {status.value.replace('_', ' ')} in the inventory (subscriber "
+                f"{record.number} is {status.in_words} in the inventory (subscriber "
                 f"{record.subscriber}) but has no plan: its calls are refused as unknown"
             )
     return problems, warnings

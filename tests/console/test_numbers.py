@@ -129,6 +129,8 @@ async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: 
         for action in ("number reserve", "number apply", "number approve"):
             assert action in audit
         assert "applied, opening fee 600.00" in audit and "opening_fee" not in audit
+        assert "under review -&gt; active" in audit, "statuses in words, as the number's page"
+        assert "under_review" not in audit
         assert "110101199003071234" not in audit and "110101199003071234" not in page.text
         [acme] = await site.store.subscribers(name="acme")
         assert acme.id_masked == "110***********1234"
@@ -355,7 +357,7 @@ async def test_a_subscriber_that_applied_without_material_gives_it_with_the_subm
         assert (acme.licence, acme.legal_representative) == (LICENCE, "Zhang San")
         assert acme.id_masked == "110***********1234"
         audit = [(e.action, e.detail) for e in await site.store.audit_log()]
-        assert ("number submit", "applied -> under_review") in audit
+        assert ("number submit", "applied -> under review") in audit
         assert "110101199003071234" not in str(audit)
         await ops.aclose()
 
