@@ -99,6 +99,18 @@ class Search:
             raise not_found()
         return [n for n in visible if not self.number or n == self.number]
 
+    def in_words(self) -> str:
+        """The filters as the audit log keeps them: what a download of call records held."""
+        fields = (
+            ("number", self.number),
+            ("caller", self.caller),
+            ("since", self.since),
+            ("until", self.until),
+            ("outcome", self.outcome),
+            ("region", self.region),
+        )
+        return ", ".join(f"{name} {value}" for name, value in fields if value) or "no filter"
+
     def outcomes(self) -> tuple[str, ...]:
         if self.outcome == "unanswered":
             return (Outcome.BUSY.value, Outcome.NOANSWER.value)
@@ -192,13 +204,16 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 async def export_csv(request: Request) -> Response:
     """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM); a search
     with a field it cannot read (a date that is none, or out of range) exports nothing
-    rather than more than was asked."""
+    rather than more than was asked. Call records are personal data: who downloaded them,
+    with which filters and how many calls, goes into the audit log."""
     search = Search.from_query(request)
     console = console_of(request)
     if search.problems:
         search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
         return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
     ids = await _matching_ids(request, search, None)
+    count = f"{len(ids)} call{'' if len(ids) == 1 else 's'}"
+    await audit(request, "download call records", "calls.csv", f"{count}; {search.in_words()}")
 
     async def rows() -> AsyncIterator[str]:
         yield SPREADSHEET_BOM

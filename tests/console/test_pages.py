@@ -247,6 +247,41 @@ async def test_a_municipal_caller_is_placed_once_on_every_page(tmp_path: Path) -
         await shop.aclose()
 
 
+async def test_a_download_of_call_records_is_written_in_the_audit_log(tmp_path: Path) -> None:
+    """Call records are personal data: who downloaded which, and how many, is on the audit
+    page, as a recording played is."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("c1", SHOP, NOW - timedelta(hours=2)),
+                *a_call("c2", SHOP, NOW - timedelta(hours=1), Outcome.NOANSWER),
+            ]
+        )
+        staff = await site.signed_in("shopstaff")
+        query = f"number={SHOP}&outcome=unanswered&since={NOW.date()}"
+        assert (await staff.get(f"/calls.csv?{query}")).status_code == 200
+        assert (await staff.get("/calls.csv")).status_code == 200
+        downloads = [
+            (e.actor, e.action, e.target, e.detail)
+            for e in await site.store.audit_log()
+            if e.action == "download call records"
+        ]
+        assert sorted(downloads) == [
+            (
+                "shopstaff",
+                "download call records",
+                "calls.csv",
+                f"1 call; number {SHOP}, since 2026-11-24, outcome unanswered",
+            ),
+            ("shopstaff", "download call records", "calls.csv", "2 calls; no filter"),
+        ]
+        shop = await site.signed_in("shop")
+        audit = (await shop.get("/audit")).text
+        assert f"1 call; number {SHOP}, since 2026-11-24, outcome unanswered" in audit
+        await staff.aclose()
+        await shop.aclose()
+
+
 async def test_reports_count_calls_by_local_day_and_hour_and_flag_night_bursts(
     tmp_path: Path,
 ) -> None:
