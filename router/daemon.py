@@ -234,7 +234,8 @@ class Daemon:
             raise
 
     async def _start(self) -> int:
-        raise_open_files_limit()  # logs the limit got and the calls it can hold
+        files = raise_open_files_limit()  # logs the limit got and the calls it can hold
+        self.server.max_connections = max(1, files.calls)
         self.plans.reload()
         try:
             self.port = await self.server.bind(self.host, self.port)

@@ -11,11 +11,19 @@ The environment block is read by the connection itself as its bytes arrive
 header read as soon as the loop polls the sockets, however many calls the loop is
 busy setting up, so no header that came in time is timed out, and a peer that sends none
 holds no task and delays no other call.
+
+The listener accepts connections itself, up to `max_connections` (the open-files limit less
+the router's own descriptors): at the limit it stops accepting, so further calls wait in
+the kernel's listen queue until a call ends. asyncio's and uvloop's own servers accept
+everything queued at once: past the descriptors, uvloop (libuv) accepts and closes the
+surplus at once, each a call lost without a word, and asyncio logs a traceback for each of
+the up to 65,535 connections it tries to accept in one pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -41,6 +49,14 @@ KEEPALIVE_PROBES = 4
 a probe each 15 s, the peer declared gone after 4 unanswered: a partition without a FIN
 ends the session within 2 minutes, where a Dial, which has no reply timeout, would
 otherwise wait for ever. Set on the listening socket, which accepted sockets inherit."""
+ACCEPT_BATCH = 256
+"""Connections accepted in one wake-up of the listener, so a burst does not hold the loop."""
+ACCEPT_RETRY_S = 0.5
+"""Pause after an accept failed for want of descriptors or memory, before trying again."""
+RESUME_FRACTION = 0.9
+"""At the limit, accepting resumes once the connections open fall to this share of it (and
+not at each call's end, which would pause and resume, and log, at every call)."""
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -56,6 +72,9 @@ class _CallConnection(AGIConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
+        if self._server.stopped:  # accepted as the router stopped: no call of it began
+            transport.close()
+            return
         if not self._server.peer_allowed(peer):
             self._server.refused_peers += 1
             log.warning("refused FastAGI connection from %s", peer)
@@ -65,6 +84,7 @@ class _CallConnection(AGIConnection):
         self._server.reading.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connection_closed()
         if self.transport is not None:  # else refused: nothing was read, nothing to report
             super().connection_lost(exc)
 
@@ -87,6 +107,7 @@ class FastAGIServer:
         header_timeout: float = HEADER_TIMEOUT_S,
         header_max_bytes: int = MAX_HEADER_BYTES,
         command_timeout: float = COMMAND_TIMEOUT_S,
+        max_connections: int | None = None,
     ) -> None:
         self.services = services
         self.allowed = tuple(allowed)
@@ -97,13 +118,24 @@ class FastAGIServer:
         self.header_timeout = header_timeout
         self.header_max_bytes = header_max_bytes
         self.command_timeout = command_timeout
+        self.max_connections = max_connections
+        """Connections open at once, at most (None: as many as descriptors allow)."""
         self.sessions: set[asyncio.Task[None]] = set()
         """The calls running: one task each, from its header read to its end."""
         self.reading: set[AGIConnection] = set()
         """Connections whose header is not read yet."""
         self.refused_peers = 0
         self.broken_sessions = 0
-        self._server: asyncio.Server | None = None
+        self.open_connections = 0
+        """Connections accepted and not yet closed: each holds a descriptor."""
+        self.accepting = False
+        """Whether the listener takes connections now (False at the limit, or stopped)."""
+        self.admission_pauses = 0
+        """Times the listener stopped accepting at its limit or for want of descriptors."""
+        self._listening: list[socket.socket] = []
+        self._connecting: set[asyncio.Task[object]] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     async def start(self, host: str, port: int) -> int:
         """Listen and accept; returns the bound port (useful with port 0)."""
@@ -115,29 +147,32 @@ class FastAGIServer:
         """Take the address without accepting calls yet, so that a taken address fails the
         start before anything else is opened. Returns the bound port."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _CallConnection(self),
-            host,
-            port,
-            backlog=LISTEN_BACKLOG,
-            reuse_address=True,
-            start_serving=False,
-        )
-        for listening in self._server.sockets:
+        server = await loop.create_server(
+            asyncio.Protocol, host, port, reuse_address=True, start_serving=False
+        )  # the address resolved and bound as asyncio does it; its sockets taken over
+        try:
+            self._listening = [_own_copy(listening) for listening in server.sockets]
+        finally:
+            server.close()
+        for listening in self._listening:
             _keep_alive(listening)
-        return self._server.sockets[0].getsockname()[1]
+        return self._listening[0].getsockname()[1]
 
     async def serve(self) -> None:
         """Accept calls on the address taken by `bind`."""
-        if self._server is None:
+        if not self._listening:
             raise RuntimeError("bind() first")
-        await self._server.start_serving()
+        for listening in self._listening:
+            listening.listen(LISTEN_BACKLOG)
+        self._resume()
 
     async def stop_accepting(self) -> None:
         """No new connections; those still sending their header are closed (no call of
         theirs has begun)."""
-        if self._server is not None:
-            self._server.close()
+        self._stopped = True
+        self._pause()
+        for listening in self._listening:
+            listening.close()
         for connection in list(self.reading):
             connection.close()
         self.reading.clear()
@@ -154,6 +189,101 @@ class FastAGIServer:
         if still_running:
             await asyncio.wait(still_running)
         return len(still_running)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    # --- admission ----------------------------------------------------------------------
+
+    def connection_closed(self) -> None:
+        """A connection's descriptor is free: accept again once enough are."""
+        self.open_connections -= 1
+        if not self.accepting and self._retry is None and self._below_resume_mark():
+            self._resume()
+
+    def _room(self) -> int:
+        if self.max_connections is None:
+            return ACCEPT_BATCH
+        return min(ACCEPT_BATCH, self.max_connections - self.open_connections)
+
+    def _below_resume_mark(self) -> bool:
+        if self.max_connections is None:
+            return True
+        return self.open_connections <= int(self.max_connections * RESUME_FRACTION)
+
+    def _accept(self, listening: socket.socket) -> None:
+        """Accept what is queued, up to the room left; stop accepting at the limit."""
+        for _ in range(self._room()):
+            try:
+                connection, _ = listening.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as error:
+                if error.errno not in _OUT_OF_RESOURCES:
+                    raise
+                self._stop_for_a_while(error)
+                return
+            self._connect(connection)
+        if self.max_connections is not None and self.open_connections >= self.max_connections:
+            self._pause()
+            self.admission_pauses += 1
+            log.warning(
+                "FastAGI: %d connections open, the limit this router's open files hold: new "
+                "calls wait in the listen queue until calls end",
+                self.open_connections,
+            )
+
+    def _connect(self, connection: socket.socket) -> None:
+        connection.setblocking(False)
+        self.open_connections += 1
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
+            loop.connect_accepted_socket(lambda: _CallConnection(self), connection)
+        )
+        self._connecting.add(task)
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[object]) -> None:
+        self._connecting.discard(task)
+        if task.cancelled() or task.exception() is not None:  # no protocol to report its end
+            self.connection_closed()
+
+    def _stop_for_a_while(self, error: OSError) -> None:
+        self._pause()
+        self.admission_pauses += 1
+        log.warning(
+            "FastAGI: cannot accept a call (%s) with %d connections open: new calls wait in "
+            "the listen queue; trying again in %g s",
+            error.strerror or error,
+            self.open_connections,
+            ACCEPT_RETRY_S,
+        )
+        self._retry = asyncio.get_running_loop().call_later(ACCEPT_RETRY_S, self._retry_accept)
+
+    def _retry_accept(self) -> None:
+        self._retry = None
+        self._resume()
+
+    def _pause(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self.accepting:
+            loop = asyncio.get_running_loop()
+            for listening in self._listening:
+                loop.remove_reader(listening.fileno())
+        self.accepting = False
+
+    def _resume(self) -> None:
+        if self.accepting or self._stopped:
+            return
+        loop = asyncio.get_running_loop()
+        for listening in self._listening:
+            loop.add_reader(listening.fileno(), self._accept, listening)
+        if self.admission_pauses:
+            log.info("FastAGI accepting calls again (%d connections open)", self.open_connections)
+        self.accepting = True
 
     def peer_allowed(self, peer: object) -> bool:
         try:
@@ -187,6 +317,12 @@ class FastAGIServer:
                 await CallSession(agi, context_from(env), self.services).run()
         finally:
             await agi.close()  # also drops the session's reply-timeout timer at once
+
+
+def _own_copy(listening: socket.socket) -> socket.socket:
+    """A socket of our own on the listening socket's descriptor (asyncio and uvloop hand
+    out wrappers that cannot accept)."""
+    return socket.socket(fileno=socket.dup(listening.fileno()))
 
 
 def _keep_alive(listening: socket.socket) -> None:

@@ -135,6 +135,9 @@ class Listener(Protocol):
     """Connections whose environment block is not read yet."""
     refused_peers: int
     broken_sessions: int
+    accepting: bool
+    """Whether new calls are accepted now, or wait in the listen queue (at the limit)."""
+    admission_pauses: int
 
 
 _Owned = TypeVar("_Owned", Counter, Gauge, Histogram)
@@ -373,6 +376,17 @@ class Metrics:
                 "hotline400_agi_broken_sessions",
                 "FastAGI sessions closed before any call (no, endless or junk agi_ header).",
                 value=server.broken_sessions,
+            )
+            yield GaugeMetricFamily(
+                "hotline400_agi_accepting",
+                "1 while the FastAGI listener accepts calls, 0 while new calls wait in the "
+                "listen queue (connections at the open-files limit).",
+                value=int(server.accepting),
+            )
+            yield CounterMetricFamily(
+                "hotline400_agi_admission_pauses",
+                "Times the FastAGI listener stopped accepting at its connection limit.",
+                value=server.admission_pauses,
             )
 
         self._watched.add("listener", figures)

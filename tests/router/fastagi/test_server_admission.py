@@ -13,6 +13,8 @@ with other work.
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +26,7 @@ import pytest
 
 from router.daemon import Daemon
 from router.fastagi.connection import AGIConnection
+from router.fastagi.descriptors import OWN_DESCRIPTORS
 from router.fastagi.errors import AGIHeaderTimeout
 from router.fastagi.server import (
     KEEPALIVE_IDLE_S,
@@ -38,7 +41,7 @@ from router.simulation.asterisk_agi import (
     run_calls,
     send_header_without_end,
 )
-from tests.conftest import MONDAY_MORNING, running_router
+from tests.conftest import MONDAY_MORNING, eventually, running_router
 
 BUSY_S = 0.003
 """Loop time every reading of the router's clock holds: a call reads it several times."""
@@ -51,12 +54,15 @@ def busy_clock() -> datetime:
 
 @asynccontextmanager
 async def listener(
-    daemon: Daemon, *, header_timeout: float
+    daemon: Daemon, *, header_timeout: float, max_connections: int | None = None
 ) -> AsyncIterator[tuple[FastAGIServer, int]]:
     """A FastAGI listener on the daemon's services with a short header timeout; yields it
     and its port."""
     server = FastAGIServer(
-        daemon.services, daemon.settings.peer_networks(), header_timeout=header_timeout
+        daemon.services,
+        daemon.settings.peer_networks(),
+        header_timeout=header_timeout,
+        max_connections=max_connections,
     )
     port = await server.start("127.0.0.1", 0)
     try:
@@ -111,6 +117,42 @@ async def test_headers_without_end_time_out_and_delay_no_honest_call(tmp_path: P
     assert honest.wall_s < header_timeout  # served at once, not behind them
     assert honest.error is None
     assert honest.variables["HOTLINE_STATUS"] == "answered"
+
+
+async def test_calls_beyond_the_connection_limit_wait_in_the_listen_queue_not_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At its limit of connections (the open-files limit less its own) the router stops
+    accepting: a call beyond it waits in the kernel's listen queue and is served once a
+    connection ends, instead of being accepted and closed at once (uvloop) or flooding
+    the log with a traceback per queued connection (asyncio) when descriptors run out."""
+    caplog.set_level(logging.INFO, logger="hotline400.server")
+    header_timeout = 0.3
+    async with (
+        running_router(tmp_path) as daemon,
+        listener(daemon, header_timeout=header_timeout, max_connections=3) as (server, port),
+    ):
+        hostile = [
+            asyncio.create_task(send_header_without_end("127.0.0.1", port, close=False, wait_s=3))
+            for _ in range(3)
+        ]
+        await eventually(lambda: len(server.reading) == 3)
+        honest = await run_call("127.0.0.1", port, SimulatedCall(dialled="4000000001"))
+        await asyncio.gather(*hostile)
+        accepting_at_end = server.accepting
+    assert honest.error is None and honest.variables["HOTLINE_STATUS"] == "answered"
+    assert honest.wall_s >= header_timeout - 0.1  # it waited for a place
+    assert server.broken_sessions == 3 and server.admission_pauses == 1
+    assert accepting_at_end
+    paused = [r for r in caplog.records if "new calls wait in the listen queue" in r.message]
+    assert len(paused) == 1 and paused[0].levelname == "WARNING"
+    assert "FastAGI accepting calls again" in caplog.text
+
+
+async def test_the_daemon_limits_connections_to_what_its_open_files_hold(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as daemon:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert daemon.server.max_connections == max(1, soft - OWN_DESCRIPTORS)
 
 
 async def header_read_late(payload: bytes) -> dict[str, str]:
