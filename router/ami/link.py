@@ -122,6 +122,9 @@ class AmiLink:
         self._connection: AmiConnection | None = None
         self._logged_in = asyncio.Event()
         self._connects = self._disconnects = self._failed_attempts = self._events = 0
+        self._failures_in_a_row = 0
+        self._reported: str | None = None
+        """The failure last logged as a warning; the same one again is logged at debug."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -204,20 +207,47 @@ class AmiLink:
             connects_before, began = self._connects, loop.time()
             try:
                 await self._session()
-                log.warning("AMI connection to %s:%d lost", self.host, self.port)
+                problem = "lost"
             except (OSError, AmiError) as error:  # TimeoutError is an OSError
-                log.warning(
-                    "AMI %s:%d: %s", self.host, self.port, str(error) or type(error).__name__
-                )
+                problem = str(error) or type(error).__name__
             except Exception:  # a fault here must not end the link: log it and retry
                 log.exception("AMI link to %s:%d failed", self.host, self.port)
+                problem = "failed"
             if self._connects == connects_before:
                 self._failed_attempts += 1
-            elif loop.time() - began >= delay:  # a session that held resets the backoff
-                delay = self._reconnect_initial
-            log.info("AMI reconnect to %s:%d in %.3gs", self.host, self.port, delay)
+                self._failures_in_a_row += 1
+            else:
+                self._reported = None  # logged in since: a failure now is news again
+                if loop.time() - began >= delay:  # a session that held resets the backoff
+                    delay = self._reconnect_initial
+            self._report(problem)
+            log.debug("AMI reconnect to %s:%d in %.3gs", self.host, self.port, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._reconnect_max)
+
+    def _report(self, problem: str) -> None:
+        """Warn at a change of state: a session lost, or a new reason for not getting one.
+        The same failure again is logged at debug, so an Asterisk down for hours is one
+        warning, not one each backoff."""
+        if problem == self._reported:
+            log.debug(
+                "AMI %s:%d: %s again (%d failed attempts in a row)",
+                self.host,
+                self.port,
+                problem,
+                self._failures_in_a_row,
+            )
+        elif problem == "lost":
+            log.warning("AMI connection to %s:%d lost", self.host, self.port)
+        elif problem != "failed":  # a fault was logged with its traceback
+            log.warning(
+                "AMI %s:%d: %s; trying again with backoff up to %gs",
+                self.host,
+                self.port,
+                problem,
+                self._reconnect_max,
+            )
+        self._reported = problem
 
     async def _session(self) -> None:
         """One connection: connect, log in, then ping until it is lost."""
@@ -238,13 +268,25 @@ class AmiLink:
             self._connection = connection
             self._logged_in.set()
             self._connects += 1
-            log.info("AMI logged in to %s:%d", self.host, self.port)
+            self._log_login()
             _call_each(self._login_hooks, "login")
             await self._keep_alive(connection, lost)
         finally:
             if connection is not None:
                 connection.close()
                 self._session_ended()
+
+    def _log_login(self) -> None:
+        if self._failures_in_a_row:
+            log.info(
+                "AMI logged in to %s:%d after %d failed attempts",
+                self.host,
+                self.port,
+                self._failures_in_a_row,
+            )
+        else:
+            log.info("AMI logged in to %s:%d", self.host, self.port)
+        self._failures_in_a_row = 0
 
     async def _keep_alive(self, connection: AmiConnection, lost: asyncio.Future[None]) -> None:
         """Ping every `ping_interval`; returns when the connection is lost, raises when a

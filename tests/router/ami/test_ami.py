@@ -171,7 +171,9 @@ async def test_an_asterisk_that_never_answers_the_login_is_logged_as_timed_out(
     finally:
         await link.stop()
         silent.close()
-    assert f"AMI 127.0.0.1:{port}: TimeoutError" in caplog.messages
+    assert f"AMI 127.0.0.1:{port}: TimeoutError; trying again with backoff up to 0.05s" in (
+        caplog.messages
+    )
 
 
 @pytest.mark.parametrize("closes_at", ["Login", "Ping"])
@@ -273,6 +275,48 @@ async def test_connected_follows_asterisk_going_away_and_coming_back() -> None:
     finally:
         await link.stop()
         await simulator.stop()
+
+
+async def test_a_lasting_failure_is_warned_once_and_the_login_after_it_says_how_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Asterisk down for an hour is one warning, not one each backoff (two lines a
+    30 s retry): the same failure again is logged at debug; a new reason, a login and a
+    lost session are changes of state and logged each."""
+    caplog.set_level(logging.INFO, "hotline400.ami")
+    simulator = AmiSimulator(ACCOUNTS)
+    port = free_port()
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **FAST)
+    link.start()
+    try:
+        await eventually(lambda: link.stats().failed_attempts >= 5)
+        await simulator.start(port=port)
+        await eventually(lambda: link.connected)
+        simulator.drop_sessions()
+        await eventually(lambda: link.stats().connects == 2)
+    finally:
+        await link.stop()
+        await simulator.stop()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    refused = [line for line in lines if "Connect call failed" in line[1]]
+    assert len(refused) == 1 and refused[0][0] == "WARNING"
+    assert "trying again with backoff up to 0.05s" in refused[0][1]
+    logins = [line for line in lines if "logged in" in line[1]]
+    assert logins[0][1].startswith(f"AMI logged in to 127.0.0.1:{port} after ")
+    assert "failed attempts" in logins[0][1]
+    assert logins[1] == ("INFO", f"AMI logged in to 127.0.0.1:{port}")
+    assert ("WARNING", f"AMI connection to 127.0.0.1:{port} lost") in lines
+    assert not [line for line in lines if "reconnect" in line[1]]  # the retries: debug only
+
+
+async def test_a_refused_login_is_warned_once_however_often_it_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "hotline400.ami")
+    async with linked(secret="wrong") as (simulator, _link):
+        await eventually(lambda: len(simulator.connection_times) >= 5)
+    refused = [r for r in caplog.records if "login refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelname == "WARNING"
 
 
 async def test_a_session_that_stops_answering_ping_is_dropped_and_dialled_again(
