@@ -80,6 +80,9 @@ class CdrWriter:
         self._retry_delay = retry_initial
         self._retry_at = 0.0
         self._write_failures = 0
+        self._failures_in_a_row = 0
+        self._reported: str | None = None
+        """The failure last logged as a warning; the same one again is logged at debug."""
         self._closed = False
         self._task: asyncio.Task[None] | None = None
 
@@ -221,7 +224,14 @@ class CdrWriter:
         except Exception as exc:
             self._note_failure(exc)
             return
-        log.info("CDR journal replayed into the store")
+        if self._failures_in_a_row:
+            log.info(
+                "CDR journal replayed into the store after %d failed attempts",
+                self._failures_in_a_row,
+            )
+        else:
+            log.info("CDR journal replayed into the store")
+        self._failures_in_a_row, self._reported = 0, None
         self._held.clear()
         self._caught_up.set()
         self._retry_delay = self._retry_initial
@@ -230,13 +240,30 @@ class CdrWriter:
         return asyncio.get_running_loop().time() >= self._retry_at
 
     def _note_failure(self, exc: Exception) -> None:
+        """Count the failure and schedule the retry. Warn at a change of state (the first
+        failure, or a new reason): the same failure again is logged at debug, so a store
+        down for an hour is one warning, not one each retry."""
         self._write_failures += 1
-        if isinstance(exc, StoreUnavailable):
+        self._failures_in_a_row += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        if reason == self._reported:
+            log.debug(
+                "CDR store still refuses (%s): %d failed attempts, retry in %.3gs",
+                exc,
+                self._failures_in_a_row,
+                self._retry_delay,
+            )
+        elif isinstance(exc, StoreUnavailable):
             log.warning(
-                "CDR store unavailable (%s); spooling, retry in %.3gs", exc, self._retry_delay
+                "CDR store unavailable (%s); spooling, retry in %.3gs, then with a doubling "
+                "delay up to %gs",
+                exc,
+                self._retry_delay,
+                self._retry_max,
             )
         else:
             log.exception("CDR write failed; spooling, retry in %.3gs", self._retry_delay)
+        self._reported = reason
         self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self._retry_max)
 

@@ -213,6 +213,27 @@ async def test_while_the_database_is_locked_ops_wait_in_the_journal_then_land_on
     await writer.close()
 
 
+async def test_a_lasting_outage_is_warned_once_and_its_end_says_how_many_retries_failed(
+    store: SQLiteStore, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store down for an hour is one warning, not one each retry (about 125 with the
+    doubling delay capped at 30 s): the same failure again is logged at debug."""
+    caplog.set_level(logging.INFO, "router.storage.writer")
+    writer = quick_writer(store, journal, retry_max=0.02)
+    await writer.start()
+    with write_lock_held(store.path):
+        for op in call_ops("during"):
+            writer.submit(op)
+        await eventually(lambda: writer.stats().write_failures >= 5)
+    await eventually(lambda: writer.stats().spooled_ops == 0)
+    await writer.close()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, message in lines if "unavailable" in message] == ["WARNING"]
+    (replayed,) = [message for _, message in lines if "replayed" in message]
+    assert replayed.startswith("CDR journal replayed into the store after ")
+    assert "failed attempts" in replayed
+
+
 async def test_it_tells_which_ops_the_store_took_only_once_it_took_them(
     store: SQLiteStore, journal: Journal
 ) -> None:
