@@ -25,6 +25,7 @@ from collections import deque
 from typing import cast
 
 from router.fastagi.errors import (
+    AGIClosedUnused,
     AGIConnectionClosed,
     AGIHeaderIncomplete,
     AGIHeaderTimeout,
@@ -140,6 +141,8 @@ class AGIConnection(asyncio.Protocol):
         self._failure: AGIProtocolError | None = None
         self._lost = False
         self._lost_error: Exception | None = None
+        self._received = False
+        """Whether any byte came: a connection closed before its first is a TCP check."""
         self._environment: asyncio.Future[dict[str, str]] | None = None
 
     # --- what the owner of a connection overrides or calls ------------------------------
@@ -209,6 +212,7 @@ class AGIConnection(asyncio.Protocol):
         self._clock = loop.call_later(self._header_timeout, self._header_deadline)
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
         if self.env is None:
             self._read_header(data)
         else:
@@ -220,12 +224,7 @@ class AGIConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost, self._lost_error = True, exc
         if self.env is None and self._failure is None:
-            count = len(self._header)
-            self._header_error(
-                AGIHeaderIncomplete(
-                    f"connection closed after {count} header lines, before the blank line"
-                )
-            )
+            self._header_error(self._closed_early())
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -298,6 +297,15 @@ class AGIConnection(asyncio.Protocol):
         self._header_done(self._header)
         if cut + 2 < len(buffer):
             self._read_lines(buffer[cut + 2 :])
+
+    def _closed_early(self) -> AGIHeaderIncomplete:
+        """Why a connection closed before its header was whole: unused, or cut short."""
+        if not self._received:
+            return AGIClosedUnused("connection closed before its first byte (a TCP check)")
+        count = len(self._header)
+        return AGIHeaderIncomplete(
+            f"connection closed after {count} header lines, before the blank line"
+        )
 
     def _header_done(self, env: dict[str, str]) -> None:
         if self._clock is not None:

@@ -13,6 +13,11 @@ class AGIHeaderIncomplete(AGIProtocolError):
     """The connection closed before the blank line ending the environment block."""
 
 
+class AGIClosedUnused(AGIHeaderIncomplete):
+    """The connection closed (or was reset) before its first byte: a load balancer's or
+    monitor's TCP check, not a broken session."""
+
+
 class AGIHeaderTooLarge(AGIProtocolError):
     """The environment block exceeded its byte limit."""
 

@@ -5,6 +5,8 @@ Calls ring for tens of seconds, so thousands of sessions are open at once; a con
 its task cost a few kilobytes, and the listen backlog is sized for bursts. Connections from
 outside the allow-list are closed before a byte is read. A broken or hostile session
 (no header, endless header, junk) is closed on its own without touching any other call.
+A connection closed before its first byte is a load balancer's or monitor's TCP check: it
+is counted as a probe and logged at debug only, not as a broken session.
 
 The environment block is read by the connection itself as its bytes arrive
 (router.fastagi.connection), not by a task awaiting it: a burst of calls has every
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from router.call.context import context_from
 from router.call.session import CallServices, CallSession
 from router.fastagi.connection import HEADER_TIMEOUT_S, MAX_HEADER_BYTES, AGIConnection
-from router.fastagi.errors import AGIProtocolError
+from router.fastagi.errors import AGIClosedUnused, AGIProtocolError
 from router.fastagi.protocol import COMMAND_TIMEOUT_S, AGISession
 
 log = logging.getLogger("hotline400.server")
@@ -64,14 +66,17 @@ class _CallConnection(AGIConnection):
     """A connection accepted by the listener: refused unless its peer is allowed, a call
     once its header is read."""
 
-    def __init__(self, server: FastAGIServer) -> None:
+    def __init__(self, server: FastAGIServer, peer: object) -> None:
         super().__init__(
             header_timeout=server.header_timeout, header_max_bytes=server.header_max_bytes
         )
         self._server = server
+        self._peer = peer
+        """The address accept() gave: a socket already reset (a TCP check closing at once,
+        as HAProxy does) no longer has a peer name to ask for."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
+        peer = self._peer
         if self._server.stopped:  # accepted as the router stopped: no call of it began
             transport.close()
             return
@@ -94,6 +99,10 @@ class _CallConnection(AGIConnection):
 
     def header_failed(self, error: AGIProtocolError) -> None:
         self._server.reading.discard(self)
+        if isinstance(error, AGIClosedUnused):
+            self._server.probes += 1
+            log.debug("FastAGI probe from %s: %s", self._peer, error)
+            return
         self._server.broken_sessions += 1
         log.warning("closed a FastAGI session before any call: %s", error)
 
@@ -126,6 +135,8 @@ class FastAGIServer:
         """Connections whose header is not read yet."""
         self.refused_peers = 0
         self.broken_sessions = 0
+        self.probes = 0
+        """Connections closed before their first byte: TCP health checks."""
         self.open_connections = 0
         """Connections accepted and not yet closed: each holds a descriptor."""
         self.accepting = False
@@ -216,7 +227,7 @@ class FastAGIServer:
         """Accept what is queued, up to the room left; stop accepting at the limit."""
         for _ in range(self._room()):
             try:
-                connection, _ = listening.accept()
+                connection, peer = listening.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as error:
@@ -224,7 +235,7 @@ class FastAGIServer:
                     raise
                 self._stop_for_a_while(error)
                 return
-            self._connect(connection)
+            self._connect(connection, peer)
         if self.max_connections is not None and self.open_connections >= self.max_connections:
             self._pause()
             self.admission_pauses += 1
@@ -234,12 +245,12 @@ class FastAGIServer:
                 self.open_connections,
             )
 
-    def _connect(self, connection: socket.socket) -> None:
+    def _connect(self, connection: socket.socket, peer: object) -> None:
         connection.setblocking(False)
         self.open_connections += 1
         loop = asyncio.get_running_loop()
         task = loop.create_task(
-            loop.connect_accepted_socket(lambda: _CallConnection(self), connection)
+            loop.connect_accepted_socket(lambda: _CallConnection(self, peer), connection)
         )
         self._connecting.add(task)
         task.add_done_callback(self._connected)

@@ -135,6 +135,7 @@ class Listener(Protocol):
     """Connections whose environment block is not read yet."""
     refused_peers: int
     broken_sessions: int
+    probes: int
     accepting: bool
     """Whether new calls are accepted now, or wait in the listen queue (at the limit)."""
     admission_pauses: int
@@ -376,6 +377,12 @@ class Metrics:
                 "hotline400_agi_broken_sessions",
                 "FastAGI sessions closed before any call (no, endless or junk agi_ header).",
                 value=server.broken_sessions,
+            )
+            yield CounterMetricFamily(
+                "hotline400_agi_probes",
+                "FastAGI connections closed before their first byte: TCP health checks of a "
+                "load balancer or monitor.",
+                value=server.probes,
             )
             yield GaugeMetricFamily(
                 "hotline400_agi_accepting",

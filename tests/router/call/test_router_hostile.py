@@ -41,7 +41,7 @@ async def with_a_call_in_flight(router, hostile) -> None:
     assert after.variables["HOTLINE_STATUS"] == "answered"
 
 
-async def test_a_client_that_connects_and_closes_is_ignored(tmp_path: Path) -> None:
+async def test_a_client_that_connects_and_closes_is_counted_as_a_probe(tmp_path: Path) -> None:
     async with running_router(tmp_path, clock=SimulatedClock(SPEEDUP)) as router:
 
         async def hostile() -> None:
@@ -49,7 +49,7 @@ async def test_a_client_that_connects_and_closes_is_ignored(tmp_path: Path) -> N
                 await connect_and_close(router.host, router.port)
 
         await with_a_call_in_flight(router, hostile)
-        assert router.server.broken_sessions == 20
+        assert router.server.probes == 20 and router.server.broken_sessions == 0
 
 
 @pytest.mark.parametrize("close", [True, False])

@@ -1,10 +1,16 @@
 """Watching the router: /metrics over HTTP, the AMI link, and destinations at their limit."""
 
 import asyncio
+import logging
+import socket
+import struct
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from router.daemon import Daemon
+from router.simulation.asterisk_agi import SimulatedCall, environment
 from router.simulation.asterisk_ami import (
     MANAGER_CONF,
     RECORDINGS,
@@ -60,6 +66,43 @@ async def test_metrics_count_calls_forwards_rejections_and_decisions(tmp_path: P
     assert sample(text, "hotline400_agi_session_seconds_count") == 5
     assert sample(text, "hotline400_plans_loaded") == len(router.plans.numbers())
     assert "053188889999" not in text  # never a caller number in a label
+
+
+def tcp_check(host: str, port: int, sent: bytes = b"", *, reset: bool = False) -> None:
+    """What a load balancer's TCP check does: connect, close (HAProxy with a reset).
+    With `sent`, a peer that wrote those bytes and went away."""
+    with socket.create_connection((host, port), timeout=2) as probe:
+        if reset:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if sent:
+            probe.sendall(sent)
+
+
+async def test_a_tcp_health_check_is_a_probe_not_a_broken_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load balancer's or monitor's TCP check (connect, close without a byte) is counted
+    as a probe and logged at debug only: it is not a broken session, so the alert on
+    broken sessions stays quiet under a normal deployment; a peer that sent part of a
+    header and went away is still a broken session."""
+    caplog.set_level(logging.DEBUG, logger="hotline400.server")
+    env = environment(SimulatedCall(), "127.0.0.1", 4573)
+    partial = "".join(f"{key}: {value}\n" for key, value in list(env.items())[:3]).encode()
+    async with running_router(tmp_path) as router:
+        caplog.clear()  # what starting logged
+        for reset in (False, False, True):
+            await asyncio.to_thread(tcp_check, router.host, router.port, reset=reset)
+        await asyncio.to_thread(tcp_check, router.host, router.port, partial)
+        await eventually(lambda: router.server.broken_sessions + router.server.probes == 4)
+        text = await scrape(router)
+    assert sample(text, "hotline400_agi_probes_total") == 3
+    assert sample(text, "hotline400_agi_broken_sessions_total") == 1
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "closed a FastAGI session before any call: "
+        "connection closed after 3 header lines, before the blank line"
+    ]
+    assert any("probe" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
 
 
 async def test_calls_keep_routing_while_ami_is_down_and_the_link_comes_back(
