@@ -8,6 +8,7 @@ never half of one; every router watching the directory picks it up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from rating.tariff import Tariffs
 from router.call.features import IVR, feature_on
 from router.commands.simulate import decision_lines, features_off, walk_menus
 from router.configuration.config_dir import PLANS_DIR
+from router.notifications.crm_address import Network, plan_problems
 
 
 def plan_path(config_dir: Path, number: str) -> Path:
@@ -38,11 +40,18 @@ def shown_name(config_dir: Path, number: str) -> str:
     return str(Path(config_dir.name) / PLANS_DIR / f"{number}.yaml")
 
 
-def validate(config_dir: Path, number: str, text: str) -> tuple[Plan | None, list[Problem]]:
+def validate(
+    config_dir: Path, number: str, text: str, crm_networks: Sequence[Network] = ()
+) -> tuple[Plan | None, list[Problem]]:
+    """The plan, or its problems; besides `hotline400 check`'s, a `crm.url` the router may
+    not send to (the subscriber writes it: public addresses and `crm_networks` only)."""
+    name = shown_name(config_dir, number)
     try:
-        return parse_plan(shown_name(config_dir, number), text), []
+        plan = parse_plan(name, text)
     except ConfigError as error:
         return None, list(error.problems)
+    refused = plan_problems(name, text, plan, crm_networks)
+    return (None, refused) if refused else (plan, [])
 
 
 def declared_status(config_dir: Path, number: str, text: str) -> NumberStatus | None:

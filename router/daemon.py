@@ -135,6 +135,7 @@ class Daemon:
             backoff=self.settings.webhook_backoff,
             workers=self.settings.webhook_workers,
             posted=self.metrics.webhook_posted,
+            allowed_networks=self.settings.crm_networks(),
         )
         self.lease = Lease(
             self.store,

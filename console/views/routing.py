@@ -116,7 +116,9 @@ async def routing_post(request: Request) -> Response:
         text = settings.applied_to(current)
     base = str(form.get("base", "")) or None
     console = console_of(request)
-    plan, problems = validate(console.config_dir, number, text)
+    plan, problems = validate(
+        console.config_dir, number, text, console.config.settings.crm_networks()
+    )
     if problems or plan is None or not saving:
         return await _page(
             request,
@@ -172,7 +174,9 @@ async def restore_version(request: Request) -> Response:
     version = await _visible_version(request, number, _version_asked(request))
     if version is None:
         raise not_found()
-    plan, problems = validate(console.config_dir, number, version.source)
+    plan, problems = validate(
+        console.config_dir, number, version.source, console.config.settings.crm_networks()
+    )
     if problems or plan is None:  # checked by today's rules: an old version may no longer pass
         return await _page(
             request, number, version.source, problems=problems, asked="restore", status=422
@@ -360,7 +364,7 @@ async def _page(
     has no plan file yet."""
     console = console_of(request)
     at = at or console.now()
-    plan, found = validate(console.config_dir, number, text)
+    plan, found = validate(console.config_dir, number, text, console.config.settings.crm_networks())
     problems = problems if problems is not None else found
     config = console.config
     lines = preview(plan, caller, at, config.calendar, set(), config.tariffs) if plan else []

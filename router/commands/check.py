@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 from router.configuration.plan_book import refused_tariff_changes
 from router.configuration.prompts import missing_prompts
 from router.configuration.settings import ROUTER_FILE, load_settings
+from router.notifications.crm_address import Network, plan_problems
 from router.numbers.plan_check import check_against_inventory
 
 
@@ -88,6 +89,7 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
         found, warned = check_against_inventory(config, datetime.now(config.number_rules.zone))
+        found.extend(_crm_addresses(config.plans, path, config.settings.crm_networks()))
         sounds = config.settings.sounds_dir
         if sounds is not None:
             for number, plan in sorted(config.plans.items()):
@@ -110,6 +112,20 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         return problems, [], len(files)
     found, warned = _check_file(path, today)
     return found, warned, 1
+
+
+def _crm_addresses(
+    plans: Mapping[str, Plan], path: Path, allowed: Sequence[Network]
+) -> list[Problem]:
+    """Plans whose `crm.url` is an address the router will not send call events to."""
+    problems: list[Problem] = []
+    for number, plan in sorted(plans.items()):
+        if plan.crm is None:
+            continue
+        plan_file = next((path / "plans").glob(f"{number}.y*ml"))
+        text = plan_file.read_text(encoding="utf-8")
+        problems.extend(plan_problems(str(plan_file), text, plan, allowed))
+    return problems
 
 
 def _yaml_files(directory: Path) -> list[Path]:
@@ -144,10 +160,24 @@ def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
         elif path.name == NUMBERS_FILE:
             load_number_rules(path)
         else:
-            load_plan(path)
+            plan = load_plan(path)
+            text = path.read_text(encoding="utf-8")
+            return plan_problems(str(path), text, plan, _crm_networks_beside(path)), []
     except ConfigError as error:
         return error.problems, []
     return [], []
+
+
+def _crm_networks_beside(plan_file: Path) -> Sequence[Network]:
+    """crm_allowed_networks of the router.yaml of a plan's config directory (plans/..),
+    none without one (public addresses only)."""
+    directory = plan_file.parent.parent
+    if not (directory / ROUTER_FILE).is_file():
+        return ()
+    try:
+        return load_settings(directory).crm_networks()
+    except ConfigError:
+        return ()  # its own problems are told when router.yaml is checked
 
 
 def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> list[str]:

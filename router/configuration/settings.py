@@ -242,6 +242,12 @@ class RouterSettings(BaseModel):
         le=60,
         description="seconds before a low-balance webhook's first retry, doubled at each next",
     )
+    crm_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="networks besides the public Internet that plans' crm.url may point to "
+        "(an on-premises CRM, e.g. 10.20.0.0/16); loopback, link-local and private addresses "
+        "are refused unless listed here",
+    )
     webhook_queue: int = Field(
         10000,
         ge=10,
@@ -324,7 +330,7 @@ class RouterSettings(BaseModel):
             )
         return value
 
-    @field_validator("allowed_peers")
+    @field_validator("allowed_peers", "crm_allowed_networks")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
         for value in values:
@@ -356,6 +362,10 @@ class RouterSettings(BaseModel):
 
     def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(value, strict=False) for value in self.allowed_peers]
+
+    def crm_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The private networks CRM events may go to, besides public addresses."""
+        return [ipaddress.ip_network(value, strict=False) for value in self.crm_allowed_networks]
 
 
 def load_settings(config_dir: str | Path) -> RouterSettings:

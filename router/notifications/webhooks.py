@@ -28,13 +28,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from router.notifications.crm_address import Network, RefusedAddress, checked_transport
 from router.notifications.signing import signed_headers
 from router.notifications.undelivered import Keeper, UndeliveredEvents
 from router.storage.location import redacted
@@ -90,6 +91,9 @@ class WebhookDelivery:
     posted: Callable[[float], None] = lambda seconds: None
     """Told the seconds of every POST (the metrics' histogram)."""
     stats: DeliveryStats = field(default_factory=DeliveryStats)
+    allowed_networks: Sequence[Network] = ()
+    """Private networks a CRM may be in (router.yaml's crm_allowed_networks); public
+    addresses always are."""
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(self.queue_size)
@@ -105,8 +109,9 @@ class WebhookDelivery:
         return self._queue.qsize() + len(self._retries)
 
     async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.workers * 4)
         self._client = httpx.AsyncClient(
-            timeout=self.timeout, limits=httpx.Limits(max_connections=self.workers * 4)
+            timeout=self.timeout, transport=checked_transport(self.allowed_networks, limits)
         )
         self._workers = [
             asyncio.create_task(self._work(), name=f"webhook-{n}") for n in range(self.workers)
@@ -189,6 +194,9 @@ class WebhookDelivery:
             error = f"HTTP {status}"
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
+        except RefusedAddress as refused:  # the plan must change: trying again will not
+            self._give_up(pending, f"crm.url: {refused}")
+            return
         except (httpx.HTTPError, OSError) as failure:
             error = f"{type(failure).__name__}: {failure}".rstrip(": ")
         if status is not None:  # its answer, however its body went

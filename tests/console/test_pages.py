@@ -724,6 +724,36 @@ async def test_only_the_operator_chooses_the_key_a_numbers_crm_events_are_signed
         await operator.aclose()
 
 
+async def test_a_crm_url_on_the_routers_own_or_private_networks_is_refused_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """`crm.url` is the subscriber's to write, and the routers POST signed events there: an
+    address on their loopback, the cloud's metadata service or a private network is refused
+    with the field named, unless the operator allows that network (an on-premises CRM) in
+    router.yaml's crm_allowed_networks."""
+    async with running_console(tmp_path) as site:
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        original = plan_file.read_text(encoding="utf-8")
+        routing = f"/numbers/{SHOP}/routing"
+        shop = await site.signed_in("shop")
+        form = {"csrf": await csrf_of(shop, routing), "mode": "yaml", "action": "save"}
+        for host in ("127.0.0.1:8080", "169.254.169.254", "10.20.0.5", "[::1]", "localhost"):
+            pointed = original.replace("crm.lanhua.example", host)
+            refused = await shop.post(routing, data={**form, "yaml": pointed})
+            assert refused.status_code == 422, host
+            assert " crm.url: " in refused.text and "is not a public address" in refused.text
+            assert "crm_allowed_networks (router.yaml)" in refused.text
+        assert plan_file.read_text(encoding="utf-8") == original
+
+        router_yaml = site.config_dir / "router.yaml"
+        with router_yaml.open("a", encoding="utf-8") as settings:
+            settings.write("\ncrm_allowed_networks: [10.20.0.0/16]\n")
+        on_premises = original.replace("crm.lanhua.example", "10.20.0.5")
+        assert (await shop.post(routing, data={**form, "yaml": on_premises})).status_code == 303
+        assert plan_file.read_text(encoding="utf-8") == on_premises
+        await shop.aclose()
+
+
 async def test_a_number_without_a_plan_is_given_one_from_the_common_form(tmp_path: Path) -> None:
     """A number with an account but no plan file yet: its page says its calls are refused
     until a plan is saved, finds no fault in a plan nobody saved, and the common form's

@@ -168,6 +168,29 @@ def test_check_lists_every_problem_of_a_broken_plan_with_file_line_and_field(
     assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 3 problem(s)"]
 
 
+def test_check_refuses_a_crm_url_on_a_private_address_unless_the_operator_allows_it(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """A subscriber's crm.url pointing at the router's loopback is refused with its file,
+    line and field; the operator's crm_allowed_networks lets an on-premises CRM in."""
+    plan = config_dir / "plans" / "4008207788.yaml"
+    line = break_file(plan, "https://crm.lanhua.example", "http://127.0.0.1:8080")
+    argv = ("check", "--config", str(config_dir), "--today", "2026-06-01")
+    code, lines = hotline400(capsys, *argv)
+    assert code == 1
+    assert f"{plan}:{line} crm.url: 127.0.0.1 is not a public address: call events go only" in (
+        lines[0]
+    )
+    assert lines[0].endswith("networks the operator lists in crm_allowed_networks (router.yaml)")
+    code, lines = hotline400(capsys, "check", str(plan))
+    assert code == 1 and lines[0].startswith(f"{plan}:{line} crm.url: 127.0.0.1 is not")
+    with (config_dir / "router.yaml").open("a", encoding="utf-8") as out:
+        out.write("crm_allowed_networks: [127.0.0.0/8]\n")
+    code, lines = hotline400(capsys, *argv)
+    assert code == 0, lines
+    assert hotline400(capsys, "check", str(plan))[0] == 0
+
+
 def test_check_validates_router_settings(capsys: Capture, config_dir: Path) -> None:
     _, expected = break_router_settings(config_dir)
     code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")

@@ -46,6 +46,8 @@ def crm_config(tmp_path: Path, url: str, extra: str = "") -> Path:
     """The e2e configuration plus a plan whose subscriber has a CRM at `url`."""
     config = tmp_path / "source"
     shutil.copytree(E2E_CONFIG, config)
+    with (config / "router.yaml").open("a", encoding="utf-8") as settings:
+        settings.write("crm_allowed_networks: [127.0.0.0/8]  # the test CRMs listen here\n")
     (config / "plans" / f"{CRM_NUMBER}.yaml").write_text(
         f"""number: "{CRM_NUMBER}"
 name: A subscriber with a CRM

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+from ipaddress import ip_network
 from pathlib import Path
 
 from router.monitoring.metrics import Metrics
@@ -24,7 +25,10 @@ def event(url: str, event_id: str = "c.1/arrival", kind: str = "call.arrived") -
 
 def delivery(tmp_path: Path, **settings: float) -> WebhookDelivery:
     return WebhookDelivery(
-        UndeliveredEvents(tmp_path / "spool"), secrets=lambda name: "key", **settings
+        UndeliveredEvents(tmp_path / "spool"),
+        secrets=lambda name: "key",
+        allowed_networks=[ip_network("127.0.0.0/8")],  # the test CRMs listen here
+        **settings,
     )
 
 
@@ -71,6 +75,29 @@ async def test_a_crm_that_moved_is_posted_once_and_the_event_kept_with_where_it_
         f"HTTP 308: moved to {moved}?***; not followed: correct the plan's crm.url"
     )
     assert metrics.registry.get_sample_value("hotline400_webhook_redirects_total") == 1
+
+
+async def test_a_crm_name_resolving_to_loopback_is_refused_at_send_time(tmp_path: Path) -> None:
+    """A plan's crm.url is the subscriber's: a name that resolves to the router's own
+    loopback (DNS can point any public name there) is refused at send time, before a byte
+    is sent, not retried (the plan must change), and kept with a message naming the field
+    and the setting that would allow it."""
+    async with HttpReceiver("ok") as crm:
+        webhooks = WebhookDelivery(
+            UndeliveredEvents(tmp_path / "spool"), secrets=lambda name: "key", backoff=0.01
+        )
+        await webhooks.start()
+        try:
+            webhooks.submit(event(crm.url.replace("127.0.0.1", "localhost")))
+            await eventually(lambda: webhooks.stats.undelivered == 1, timeout=2)
+        finally:
+            await webhooks.close(grace=0)
+    assert crm.received == []
+    assert webhooks.stats.retried == 0
+    (kept,) = webhooks.undelivered.read()
+    assert kept["error"].startswith("crm.url: localhost (")
+    assert "is not a public address" in kept["error"]
+    assert "crm_allowed_networks (router.yaml)" in kept["error"]
 
 
 def test_an_event_kept_after_a_line_a_crash_cut_short_is_not_lost(tmp_path: Path) -> None:

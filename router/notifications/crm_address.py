@@ -1,0 +1,120 @@
+"""Where call events may be POSTed: a plan's `crm.url` is written by its subscriber (the
+console's plan editor), so without a check the router would send signed requests to its own
+loopback, to the cloud's metadata service (169.254.169.254) or into the operator's private
+network (server-side request forgery).
+
+An address is allowed when it is public (`is_global`), or inside one of the operator's
+`crm_allowed_networks` in router.yaml (an on-premises CRM). A literal address in the URL is
+checked when a plan is saved from the console and by `hotline400 check`; at send time the
+name is resolved and every address it gives is checked, and the connection goes to the
+address checked, so a public name that resolves to 127.0.0.1 is refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from dialplan.errors import Problem
+from dialplan.plan import Plan
+from dialplan.yaml_source import read_yaml
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+SETTING = "crm_allowed_networks"
+
+
+class RefusedAddress(Exception):
+    """A CRM address outside the public Internet and the operator's allowed networks."""
+
+
+def address_allowed(address: Address, allowed: Sequence[Network]) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return address.is_global or any(address in network for network in allowed)
+
+
+def refusal(host: str, address: Address) -> str:
+    shown = host if host == str(address) else f"{host} ({address})"
+    return (
+        f"{shown} is not a public address: call events go only to public addresses, or to "
+        f"networks the operator lists in {SETTING} (router.yaml)"
+    )
+
+
+def url_problem(url: str, allowed: Sequence[Network]) -> str | None:
+    """Why a CRM URL is refused before any lookup: its host is a literal address (or
+    `localhost`) outside the allowed ones; None when it is allowed or a name."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        address: Address = ipaddress.IPv4Address("127.0.0.1")
+    else:
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return None
+    return None if address_allowed(address, allowed) else refusal(host, address)
+
+
+def plan_problems(file: str, text: str, plan: Plan, allowed: Sequence[Network]) -> list[Problem]:
+    """The plan's `crm.url` refused, located to its line."""
+    if plan.crm is None:
+        return []
+    why = url_problem(plan.crm.url, allowed)
+    if why is None:
+        return []
+    return [read_yaml(file, text).problem(("crm", "url"), why)]
+
+
+def checked_transport(allowed: Sequence[Network], limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with its connections made through `CheckedBackend` (and, as any
+    transport given to a client, no proxy from the environment: it would connect for us)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    transport._pool = httpcore.AsyncConnectionPool(  # httpx takes no network backend
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=CheckedBackend(allowed),
+    )
+    return transport
+
+
+class CheckedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with every address checked before it is connected to."""
+
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        self._allowed = tuple(allowed)
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = await self._checked(host, port)
+        return await self._inner.connect_tcp(
+            str(address), port, timeout, local_address, socket_options
+        )
+
+    async def _checked(self, host: str, port: int) -> Address:
+        """The first address of `host`, once all of them are allowed (a name giving one
+        private address among public ones is refused: which one is used is not ours)."""
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
+        for address in addresses:
+            if not address_allowed(address, self._allowed):
+                raise RefusedAddress(refusal(host, address))
+        return addresses[0]
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
