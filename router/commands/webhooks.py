@@ -27,6 +27,7 @@ from dialplan.plan_loader import load_plans
 from router.commands.arguments import service_number
 from router.commands.undelivered import add_list_and_drop, drop_kept, list_kept, spool
 from router.configuration.settings import load_settings
+from router.notifications.crm_address import RefusedAddress, checked_sync_transport
 from router.notifications.signing import signed_headers
 from router.notifications.undelivered import UNDELIVERED_FILE, UndeliveredEvents
 from router.notifications.webhooks import MAX_ANSWER_BYTES, answer_error
@@ -69,7 +70,11 @@ def run_replay(args: argparse.Namespace) -> int:
     plans, _ = load_plans(Path(args.config) / "plans")
     delivered: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
-    with kept.replaying(), httpx.Client(timeout=settings.webhook_timeout) as client:
+    transport = checked_sync_transport(settings.crm_networks())
+    with (
+        kept.replaying(),
+        httpx.Client(timeout=settings.webhook_timeout, transport=transport) as client,
+    ):
         records = [
             r for r in kept.read() if args.number is None or r.get("number") == args.number
         ]
@@ -109,6 +114,8 @@ def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str |
             status = response.status_code
             location = response.headers.get("location", "")
             _skim(response)
+    except RefusedAddress as refused:
+        return f"crm.url: {refused}"
     except httpx.HTTPError as error:
         if status is None:
             return f"{type(error).__name__}: {error}"

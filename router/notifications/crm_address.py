@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -86,6 +87,46 @@ def checked_transport(allowed: Sequence[Network], limits: httpx.Limits) -> httpx
     return transport
 
 
+def checked_sync_transport(allowed: Sequence[Network]) -> httpx.HTTPTransport:
+    """`checked_transport` for a command's blocking client (`webhooks replay`)."""
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore.ConnectionPool(  # httpx takes no network backend
+        ssl_context=httpx.create_ssl_context(), network_backend=CheckedSyncBackend(allowed)
+    )
+    return transport
+
+
+def _checked(host: str, found: Iterable[tuple[Any, ...]], allowed: Sequence[Network]) -> Address:
+    """The first address `getaddrinfo` found for `host`, once all of them are allowed (a
+    name giving one private address among public ones is refused: which one is used is
+    not ours to choose)."""
+    addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
+    for address in addresses:
+        if not address_allowed(address, allowed):
+            raise RefusedAddress(refusal(host, address))
+    return addresses[0]
+
+
+class CheckedSyncBackend(httpcore.NetworkBackend):
+    """httpcore's blocking network backend with every address checked before connecting."""
+
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        self._allowed = tuple(allowed)
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        address = _checked(host, found, self._allowed)
+        return self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
+
+
 class CheckedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend with every address checked before it is connected to."""
 
@@ -101,20 +142,12 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        address = await self._checked(host, port)
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        address = _checked(host, found, self._allowed)
         return await self._inner.connect_tcp(
             str(address), port, timeout, local_address, socket_options
         )
-
-    async def _checked(self, host: str, port: int) -> Address:
-        """The first address of `host`, once all of them are allowed (a name giving one
-        private address among public ones is refused: which one is used is not ours)."""
-        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
-        for address in addresses:
-            if not address_allowed(address, self._allowed):
-                raise RefusedAddress(refusal(host, address))
-        return addresses[0]
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

@@ -20,6 +20,8 @@ from tests.conftest import REPO, HttpReceiver
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "config", tmp_path / "config")
+    with (tmp_path / "config" / "router.yaml").open("a", encoding="utf-8") as settings:
+        settings.write("crm_allowed_networks: [127.0.0.0/8]  # the test CRMs listen here\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -120,6 +122,23 @@ async def test_a_replay_interrupted_keeps_only_what_it_did_not_deliver(
     assert status == 130
     assert len(crm.received) == 2
     assert [record["id"] for record in kept.read()] == ["c.2/end", "c.3/end"]
+
+
+@pytest.mark.usefixtures("crm_key")
+async def test_a_replay_to_a_crm_name_resolving_to_loopback_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The replay sends to the URL the plan names now, the subscriber's to write: without
+    the operator allowing loopback, a name resolving there is refused, the event kept."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    async with HttpReceiver("ok") as crm:
+        kept = kept_events(tmp_path, crm.url.replace("127.0.0.1", "localhost"), 1)
+        status = await asyncio.to_thread(main, ["webhooks", "replay"])
+    assert status == 1 and crm.received == []
+    (record,) = kept.read()
+    assert record["error"].startswith("crm.url: localhost (")
+    assert "crm_allowed_networks (router.yaml)" in capsys.readouterr().out
 
 
 def test_drop_shows_then_removes_only_the_events_chosen(
