@@ -86,7 +86,9 @@ class Daemon:
         self.clock = clock or (lambda: datetime.now(zone))
         self.host, self.port = parse_listen(listen or self.settings.listen)
         self.plans = PlanBook(self.config_dir, zone)
-        self.store = store_for(self.settings, port=self.port)
+        self.store = store_for(
+            self.settings, port=self.port, statement_timeout=self.settings.store_timeout
+        )
         self.store_name = redacted(configured_store_url(self.settings))
         self.store_named_by = ENVIRONMENT_STORE if os.environ.get(STORE_ENV) else ROUTER_YAML_STORE
         self.journal = Journal(journal_path(self.settings.spool_dir))

@@ -192,13 +192,18 @@ async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None
 
 class Relay:
     """A TCP relay to the server: `cut()` drops every connection and refuses new ones, as an
-    unreachable server does; `restore()` lets them through again."""
+    unreachable server does; `silence()` keeps accepting and forwards nothing, as a server
+    host that is down and drops the packets does; `restore()` lets them through again."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self.silent = False
+
+    def silence(self) -> None:
+        self.silent = True
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
@@ -215,7 +220,9 @@ class Relay:
             await server.wait_closed()
 
     async def restore(self) -> None:
-        await self.start()
+        self.silent = False
+        if self._server is None:
+            await self.start()
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -224,13 +231,17 @@ class Relay:
             writer.transport.abort()
             return
         self._links |= {writer, up_writer}
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(
+            _pipe(reader, up_writer, self), _pipe(up_reader, writer, self)
+        )
         self._links -= {writer, up_writer}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, relay: Relay) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
+            if relay.silent:
+                continue
             writer.write(data)
             await writer.drain()
     writer.transport.abort()

@@ -67,6 +67,7 @@ from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents, CallReport
 from router.numbers.service import NOT_IN_SERVICE
 from router.numbers.statuses import NumberStatuses
+from router.storage.call_wait import one_store_wait
 from router.storage.cdr import (
     CDR,
     DIALLING,
@@ -171,7 +172,7 @@ class CallSession:
 
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
-        with call_context(self.context.call_id):
+        with call_context(self.context.call_id), one_store_wait():
             self.services.in_progress.add(self.context.call_id)
             metrics = self.services.metrics
             metrics.call_arrived(self.context.caller.kind, self.record.started_at)

@@ -82,6 +82,14 @@ class RouterSettings(BaseModel):
         "key); a peer silent longer loses the call",
     )
     drain_timeout: float = Field(30.0, ge=0, description="seconds calls may finish on SIGTERM")
+    store_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="seconds a call waits for the store in all, however many times it asks "
+        "(PostgreSQL's connect and statement timeout, SQLite's busy timeout); then it is "
+        "routed as when the store is down",
+    )
     database: str = Field(
         "var/hotline400.db", description="SQLite file (WAL mode), the store when `store` is unset"
     )

@@ -102,16 +102,26 @@ def build_store(
     url: str, *, zone: ZoneInfo, router: str, statement_timeout: float = CALL_PATH_TIMEOUT
 ) -> ConfiguredStore:
     """The store a URL names, not yet opened (opening creates or migrates its schema);
-    `statement_timeout` is how long a PostgreSQL statement may take.
+    `statement_timeout` is how long a PostgreSQL statement may take, and a call's uses of
+    the store in all; a connect attempt or SQLite's busy wait take no longer, nor longer
+    than CALL_PATH_TIMEOUT.
 
     A SQLite file's directory is made here, so a new `store:` path works at first start.
     """
     match parse_store_url(url):
         case SQLiteLocation(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            return SQLiteStore(path, zone=zone)  # a file is one router's: its calls name none
+            busy_ms = int(min(statement_timeout, CALL_PATH_TIMEOUT) * 1000)
+            # a file is one router's: its calls name none
+            return SQLiteStore(path, zone=zone, busy_timeout_ms=busy_ms)
         case PostgresLocation(dsn):
-            return PostgresStore(dsn, router=router, zone=zone, command_timeout=statement_timeout)
+            return PostgresStore(
+                dsn,
+                router=router,
+                zone=zone,
+                connect_timeout=min(statement_timeout, CALL_PATH_TIMEOUT),
+                command_timeout=statement_timeout,
+            )
 
 
 class NoStore(Exception):

@@ -32,6 +32,7 @@ import functools
 import itertools
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
@@ -40,6 +41,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from router.storage import call_counts, schema
+from router.storage.call_wait import call_wait
 from router.storage.cdr import CdrOp
 from router.storage.protocol import StoreUnavailable
 from router.storage.rows import Row
@@ -246,11 +248,38 @@ class PostgresStore(SqlStore):
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; any failure of the server or the link is StoreUnavailable."""
         try:
-            pool = await self._ready_pool()
-            async with pool.acquire(timeout=self._connect_timeout) as conn:
-                yield conn
+            async with self._within_call_wait():
+                pool = await self._ready_pool()
+                async with pool.acquire(timeout=self._connect_timeout) as conn:
+                    try:
+                        yield conn
+                    except (TimeoutError, asyncio.CancelledError):
+                        # Given back, a connection whose statement was cut waits to cancel
+                        # it on a new connection: a silent server makes that a second wait.
+                        conn.terminate()
+                        raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    @asynccontextmanager
+    async def _within_call_wait(self) -> AsyncIterator[None]:
+        """During a call, the use (the wait for a pooled connection included) gets what is
+        left of the call's one statement timeout (router.storage.call_wait)."""
+        wait = call_wait()
+        if wait is None:
+            yield
+            return
+        left = wait.left(self._command_timeout)
+        if left <= 0:
+            raise StoreUnavailable(
+                f"this call already waited {self._command_timeout:g} s for the store"
+            )
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(left):
+                yield
+        finally:
+            wait.spent += time.monotonic() - began
 
     async def _ready_pool(self) -> asyncpg.Pool:
         """The pool, made (and the schema migrated) on first use and after a failed start.

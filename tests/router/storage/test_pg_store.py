@@ -18,6 +18,7 @@ from dialplan.errors import ConfigError
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
 from router.configuration.settings import RouterSettings, load_settings
+from router.storage.call_wait import one_store_wait
 from router.storage.cdr import (
     CDR,
     AddLeg,
@@ -223,6 +224,72 @@ async def test_calls_arriving_while_the_server_is_silent_wait_for_one_connect_ti
     assert max(waited) < 1.5
     silent.close()
     await store.close()
+
+
+async def _silent_store(database: str, relay: Relay, **options: float) -> PostgresStore:
+    """A store opened through the relay, whose server then goes silent."""
+    store = PostgresStore(through(database, relay), router="r1", **options)  # type: ignore[arg-type]
+    await store.open()
+    relay.silence()
+    return store
+
+
+async def test_a_call_asking_the_silent_server_twice_waits_one_statement_timeout_in_all(
+    database: str, relay: Relay
+) -> None:
+    """A capped number's call reads its counters, then takes a cap unit: with the server
+    silent, the second use gets only what the first left of the call's one timeout."""
+    store = await _silent_store(database, relay, connect_timeout=0.5, command_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with one_store_wait():
+        with pytest.raises(StoreUnavailable):
+            await store.usage("4000000001", "2026-11", "2026-11-22")
+        with pytest.raises(StoreUnavailable, match=r"already waited 0\.5 s"):
+            await store.reserve_call("4000000001", "2026-11", 5)
+    assert loop.time() - began < 0.7
+    await relay.cut()
+    await store.close()
+
+
+async def test_a_call_waiting_for_a_pooled_connection_counts_that_wait_in_its_timeout(
+    database: str, relay: Relay
+) -> None:
+    """The pool's one connection is held by a use outside any call (the CDR writer's, the
+    lease's) that the silent server keeps waiting: the call's read waits for it and for its
+    own statement within the one timeout, not one after the other."""
+    store = await _silent_store(
+        database, relay, max_connections=1, connect_timeout=2, command_timeout=0.5
+    )
+    loop = asyncio.get_running_loop()
+    holding = asyncio.create_task(store.usage("4000000002", "2026-11", "2026-11-22"))
+    await asyncio.sleep(0.2)
+    began = loop.time()
+    with one_store_wait(), pytest.raises(StoreUnavailable):
+        await store.usage("4000000001", "2026-11", "2026-11-22")
+    assert loop.time() - began < 0.7
+    with pytest.raises(StoreUnavailable):
+        await holding
+    await relay.cut()
+    await store.close()
+
+
+async def test_a_capped_prepaid_call_is_routed_within_one_store_timeout_of_a_silent_server(
+    database: str, relay: Relay, tmp_path: Path
+) -> None:
+    """As docs/deployment.md promises: with the server silent, a call to a number whose
+    routing reads the store waits `store_timeout` at most before it is connected (without
+    limits, as for a store that is down)."""
+    async with running_router(
+        tmp_path, store=through(database, relay), router_name="r1", store_timeout=0.5
+    ) as router:
+        relay.silence()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        result = await call(router, dialled="4000000008", uniqueid="silent-1")
+        assert loop.time() - began < 0.8
+        assert result.variables["HOTLINE_STATUS"] == "answered"
+        await relay.cut()
 
 
 async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates(
