@@ -18,6 +18,7 @@ import asyncio
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -27,6 +28,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from router.storage import call_counts, schema
+from router.storage.call_wait import call_wait
 from router.storage.cdr import CdrOp
 from router.storage.cdr_tables import batch_statements
 from router.storage.protocol import StoreUnavailable
@@ -165,8 +167,7 @@ class SQLiteStore(SqlStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Session]:
-        async with self._lock, _unavailable_on_error():
-            db = await self._connection()
+        async with self._locked() as db:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield _SQLiteSession(db)
@@ -177,8 +178,42 @@ class SQLiteStore(SqlStore):
 
     @asynccontextmanager
     async def _connected(self) -> AsyncIterator[Session]:
-        async with self._lock, _unavailable_on_error():
-            yield _SQLiteSession(await self._connection())
+        async with self._locked() as db:
+            yield _SQLiteSession(db)
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, this store's turn at it held; during a call, the wait for that
+        turn and the busy wait of its statements take what is left of the call's one wait
+        (router.storage.call_wait), not a busy timeout each."""
+        wait = call_wait()
+        if wait is None:
+            async with self._lock, _unavailable_on_error():
+                yield await self._connection()
+            return
+        limit = self._busy_timeout_ms / 1000
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(max(wait.left(limit), 0)):
+                await self._lock.acquire()
+        except TimeoutError:
+            wait.spent += time.monotonic() - began
+            raise StoreUnavailable(f"this call already waited {limit:g} s for the store") from None
+        try:
+            async with _unavailable_on_error():
+                db = await self._connection()
+                busy_ms = int(wait.left(limit + began - time.monotonic()) * 1000)
+                if busy_ms >= self._busy_timeout_ms:
+                    yield db
+                    return
+                await db.execute(f"PRAGMA busy_timeout = {max(busy_ms, 0)}")
+                try:
+                    yield db
+                finally:
+                    await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        finally:
+            wait.spent += time.monotonic() - began
+            self._lock.release()
 
     async def _connection(self) -> aiosqlite.Connection:
         """The open connection, reopened if the file at `path` is not the one it has open."""

@@ -7,6 +7,7 @@ set to 3 failed calls within 10 minutes, then 5 minutes refused.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from router.daemon import Daemon
 from router.simulation.asterisk_agi import CallerHangup, CallResult
 from router.storage.cdr import Outcome
 from tests.conftest import MONDAY_MORNING, call, finished_cdr, running_router, scratch_schema
+from tests.router.storage.test_cdr_writer import write_lock_held
 
 PIN_LINE = "4000000006"
 GUESSER = "13912345678"
@@ -211,3 +213,22 @@ async def test_a_threshold_of_zero_turns_the_guard_off(tmp_path: Path) -> None:
         for n in range(6):
             result = await guess(router, f"g.{n}")
             assert result.commands[0] == "ANSWER"
+
+
+async def test_a_pin_call_waits_one_store_timeout_in_all_while_another_process_locks_the_file(
+    tmp_path: Path,
+) -> None:
+    """The guard reads before the prompt and counts after it, while the CDR writer's batch
+    waits for the same lock: with the file locked elsewhere the call still waits
+    `store_timeout` in all (the wait for the router's own turn at the file included), and
+    goes on as with a store that is down."""
+    async with running_router(tmp_path, pin_guard=GUARD, store_timeout=0.5) as router:
+        await call(router, dialled="4000000001", uniqueid="opens-the-file")
+        with write_lock_held(tmp_path / "var" / "hotline400.db"):
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            result = await call(
+                router, dialled=PIN_LINE, uniqueid="g.lock", caller_id=GUESSER, dtmf=("1111#",) * 3
+            )
+            assert loop.time() - began < 0.8
+        assert 'EXEC Hangup "16"' in result.commands
