@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -61,6 +62,7 @@ from router.startup import (
     store_is_transient,
     store_problem,
 )
+from router.storage.call_wait import StoreWait, one_store_wait
 from router.storage.location import STORE_ENV, configured_store_url, redacted, store_for
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal, journal_path
@@ -429,14 +431,19 @@ class Daemon:
         cancelled = await self.server.drain(self.settings.drain_timeout)
         if cancelled:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
-        if self._watcher is not None:
-            await self._watcher
-        if self._balances is not None:
-            await self._balances
-        if self._ticks is not None:
-            await self._ticks
-        if self._statuses is not None:
-            await self._statuses
+        grace = StoreWait()
+        """The store's one wait after the drain (store_timeout in all): a silent database
+        holds the stop that long, not a timeout for each thing written or released."""
+        with one_store_wait(grace):
+            await self._stop_with_store(grace)
+        for fd in self._claims:
+            os.close(fd)
+        self._claims.clear()
+        log.info("stopped")
+
+    async def _stop_with_store(self, grace: StoreWait) -> None:
+        """What of a stop may wait for the store, within `grace`."""
+        await self._background_stopped(grace)
         if self._adopting is not None:
             self._adopting.cancel()
             await asyncio.gather(self._adopting, return_exceptions=True)
@@ -446,7 +453,7 @@ class Daemon:
         await self.alerts.close()
         await self.webhooks.close(grace=self.settings.webhook_timeout)
         await self.sms.close(grace=self.settings.sms_timeout)
-        await self.cdrs.close()
+        await self.cdrs.close(grace, self.settings.store_timeout)
         if self.journal.record_count:
             log.warning(
                 "stopped with %d CDR operation(s) in %s that the store has not taken: the next "
@@ -460,7 +467,21 @@ class Daemon:
             await asyncio.gather(self._leasing, return_exceptions=True)
         await self.lease.release()
         await self.store.close()
-        for fd in self._claims:
-            os.close(fd)
-        self._claims.clear()
-        log.info("stopped")
+
+    async def _background_stopped(self, grace: StoreWait) -> None:
+        """The plan watch and the store's readers, told to stop, finish what they are at
+        within `grace`; one still waiting for the store then is cut (they only read, or
+        write idempotently)."""
+        tasks = [
+            task
+            for task in (self._watcher, self._balances, self._ticks, self._statuses)
+            if task is not None
+        ]
+        if not tasks:
+            return
+        began = time.monotonic()
+        _, late = await asyncio.wait(tasks, timeout=max(grace.left(self.settings.store_timeout), 0))
+        grace.spent += time.monotonic() - began
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

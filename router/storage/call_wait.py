@@ -1,4 +1,5 @@
-"""One wait for the store per call: a call's reads and writes share one deadline.
+"""One wait for the store per call: a call's reads and writes share one deadline. A
+router's stop gives the store the same one wait after its drain.
 
 A silent database (a host that is down drops the packets) makes every store use wait its
 whole timeout, and a call asks the store several times (its counters, its cap unit, the
@@ -31,9 +32,10 @@ _CALL_WAIT: ContextVar[StoreWait | None] = ContextVar("store_wait", default=None
 
 
 @contextmanager
-def one_store_wait() -> Iterator[StoreWait]:
-    """Within this block (a call) the store's uses share one timeout."""
-    wait = StoreWait()
+def one_store_wait(wait: StoreWait | None = None) -> Iterator[StoreWait]:
+    """Within this block (a call, a stop) the store's uses share one timeout; `wait`
+    shares it with another task's block."""
+    wait = wait or StoreWait()
     token = _CALL_WAIT.set(wait)
     try:
         yield wait

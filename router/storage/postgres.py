@@ -214,11 +214,16 @@ class PostgresStore(SqlStore):
     async def close(self) -> None:
         async with self._opening:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), self._command_timeout)
-            except _UNAVAILABLE:
-                pool.terminate()
+        if pool is None:
+            return
+        wait = call_wait()
+        left = self._command_timeout if wait is None else wait.left(self._command_timeout)
+        try:
+            if left <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(pool.close(), left)
+        except _UNAVAILABLE:
+            pool.terminate()
 
     async def apply(self, ops: Sequence[CdrOp]) -> None:
         """A write-behind batch, run again at once (up to BATCH_ATTEMPTS) when the server

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 
+from router.storage.call_wait import StoreWait, one_store_wait
 from router.storage.cdr import CdrOp, op_from_json, op_to_json
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.spool import Journal
@@ -85,6 +89,10 @@ class CdrWriter:
         """The failure last logged as a warning; the same one again is logged at debug."""
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._grace: StoreWait | None = None
+        self._in_flight: list[CdrOp] = []
+        """The batch being written: journaled if a stop cuts its write."""
+        """What the store is given in all once the writer closes."""
 
     def submit(self, op: CdrOp) -> None:
         """Queue an operation; returns at once, whatever state the database is in."""
@@ -124,22 +132,47 @@ class CdrWriter:
             await self._replay()
         self._task = asyncio.create_task(self._drain(), name="cdr-writer")
 
-    async def close(self) -> None:
-        """Write out everything submitted; what the store still refuses stays in the journal."""
+    async def close(self, grace: StoreWait | None = None, limit: float = math.inf) -> None:
+        """Write out everything submitted; what the store still refuses stays in the journal.
+
+        With `grace`, the store gets `limit` seconds in all from now, shared with the stop's
+        other uses of it (router.storage.call_wait): a batch still being written then is
+        cut and journaled with the rest (every operation is idempotent: the next start
+        writes it again harmlessly)."""
         if self._closed:
             return
-        self._closed = True
+        self._closed, self._grace = True, grace
         self._wake()
-        await (self._task or self._drain())
+        if self._task is None:
+            await self._drain()
+            return
+        if grace is not None:
+            began = time.monotonic()
+            await asyncio.wait({self._task}, timeout=max(grace.left(limit), 0))
+            grace.spent += time.monotonic() - began
+            self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
 
     async def _drain(self) -> None:
+        try:
+            await self._write_until_closed()
+        except asyncio.CancelledError:
+            await self._spool([*self._in_flight, *self._ops])
+            self._ops.clear()
+            raise
+
+    async def _write_until_closed(self) -> None:
         closing = False
         while not closing:
             batch, closing = await self._next_batch()
-            if self._spooling and (closing or self._retry_due()):
-                await self._replay()
-            if batch:
-                await self._write(batch)
+            self._in_flight = batch
+            with one_store_wait(self._grace) if self._grace else nullcontext():
+                if self._spooling and (closing or self._retry_due()):
+                    await self._replay()
+                if batch:
+                    await self._write(batch)
+            self._in_flight = []
         if self._held:
             log.error(
                 "%d CDR operations could be saved neither to the store nor the journal",

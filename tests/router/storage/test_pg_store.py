@@ -292,6 +292,29 @@ async def test_a_capped_prepaid_call_is_routed_within_one_store_timeout_of_a_sil
         await relay.cut()
 
 
+async def test_a_stop_while_the_server_is_silent_takes_the_drain_and_one_store_timeout(
+    database: str, relay: Relay, tmp_path: Path
+) -> None:
+    """After the drain the store gets `store_timeout` in all (the last CDR batch, the lease,
+    the pool): what it has not taken stays in the journal for the next start."""
+    async with running_router(
+        tmp_path,
+        store=through(database, relay),
+        router_name="r1",
+        store_timeout=0.5,
+        drain_timeout=0.2,
+    ) as router:
+        await call(router, dialled="4000000008", uniqueid="before")
+        relay.silence()
+        await call(router, dialled="4000000008", uniqueid="during")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await router.stop()
+        assert loop.time() - began < 0.2 + 0.5 + 0.2
+        assert router.journal.record_count > 0
+        await relay.cut()
+
+
 async def test_an_outage_spools_to_the_journal_and_the_replay_adds_no_duplicates(
     database: str, relay: Relay, tmp_path: Path
 ) -> None:
