@@ -284,6 +284,8 @@ async def test_a_router_killed_mid_load_loses_no_call_record_and_counters_agree(
         await asyncio.sleep(0.7)  # router a's lease on its name runs out: it may start again
         routers[0].start()
         await board.until_serving(0)
+        # Starting again, it closes the calls its crash left in progress, as it goes.
+        await eventually(lambda: calls_in_progress(database, routers[0].name, equal_to=0))
         await asyncio.gather(*talking)
     finally:
         for router in routers:
