@@ -8,7 +8,9 @@ set to 3 failed calls within 10 minutes, then 5 minutes refused.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from router.daemon import Daemon
 from router.simulation.asterisk_agi import CallerHangup, CallResult
 from router.storage.cdr import Outcome
 from tests.conftest import MONDAY_MORNING, call, finished_cdr, running_router, scratch_schema
-from tests.router.storage.test_cdr_writer import write_lock_held
 
 PIN_LINE = "4000000006"
 GUESSER = "13912345678"
@@ -224,7 +225,7 @@ async def test_a_pin_call_waits_one_store_timeout_in_all_while_another_process_l
     goes on as with a store that is down."""
     async with running_router(tmp_path, pin_guard=GUARD, store_timeout=0.5) as router:
         await call(router, dialled="4000000001", uniqueid="opens-the-file")
-        with write_lock_held(tmp_path / "var" / "hotline400.db"):
+        async with lock_held_elsewhere(tmp_path / "var" / "hotline400.db"):
             loop = asyncio.get_running_loop()
             began = loop.time()
             result = await call(
@@ -232,3 +233,20 @@ async def test_a_pin_call_waits_one_store_timeout_in_all_while_another_process_l
             )
             assert loop.time() - began < 0.8
         assert 'EXEC Hangup "16"' in result.commands
+
+
+@asynccontextmanager
+async def lock_held_elsewhere(path: Path) -> AsyncIterator[None]:
+    """Another connection holding the write lock, taken from a thread: the router's loop goes
+    on meanwhile, so a batch it is writing commits first instead of waiting on a blocked loop."""
+
+    def exclusive() -> sqlite3.Connection:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN EXCLUSIVE")
+        return other
+
+    other = await asyncio.to_thread(exclusive)
+    try:
+        yield
+    finally:
+        other.close()
