@@ -12,9 +12,7 @@ for a store that is down.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 
@@ -31,16 +29,25 @@ class StoreWait:
 _CALL_WAIT: ContextVar[StoreWait | None] = ContextVar("store_wait", default=None)
 
 
-@contextmanager
-def one_store_wait(wait: StoreWait | None = None) -> Iterator[StoreWait]:
+class one_store_wait:  # named as the function it stands for: `with one_store_wait():`
     """Within this block (a call, a stop) the store's uses share one timeout; `wait`
-    shares it with another task's block."""
-    wait = wait or StoreWait()
-    token = _CALL_WAIT.set(wait)
-    try:
-        yield wait
-    finally:
-        _CALL_WAIT.reset(token)
+    shares it with another task's block. A class, not a `@contextmanager` generator: every
+    call enters one (as router.monitoring.logs.call_context)."""
+
+    __slots__ = ("_token", "_wait")
+
+    def __init__(self, wait: StoreWait | None = None) -> None:
+        self._wait = wait or StoreWait()
+        self._token: Token[StoreWait | None] | None = None
+
+    def __enter__(self) -> StoreWait:
+        self._token = _CALL_WAIT.set(self._wait)
+        return self._wait
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _CALL_WAIT.reset(self._token)
+            self._token = None
 
 
 def call_wait() -> StoreWait | None:
