@@ -275,7 +275,12 @@ class Daemon:
         self._statuses = asyncio.create_task(self._watch_statuses(), name="status-watch")
         if self.settings.watch_plans:
             self._watcher = asyncio.create_task(self.plans.watch(self._stop), name="plan-watch")
-        log.info("FastAGI listening on %s:%d", self.host, self.port)
+        log.info(
+            "FastAGI listening on %s:%d (accepting with %s)",
+            self.host,
+            self.port,
+            self.server.accepting_with,
+        )
         return self.port
 
     def _check_spool(self) -> None:

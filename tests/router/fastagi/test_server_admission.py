@@ -54,7 +54,11 @@ def busy_clock() -> datetime:
 
 @asynccontextmanager
 async def listener(
-    daemon: Daemon, *, header_timeout: float, max_connections: int | None = None
+    daemon: Daemon,
+    *,
+    header_timeout: float,
+    max_connections: int | None = None,
+    burst_room: int | None = None,
 ) -> AsyncIterator[tuple[FastAGIServer, int]]:
     """A FastAGI listener on the daemon's services with a short header timeout; yields it
     and its port."""
@@ -63,6 +67,7 @@ async def listener(
         daemon.settings.peer_networks(),
         header_timeout=header_timeout,
         max_connections=max_connections,
+        burst_room=burst_room,
     )
     port = await server.start("127.0.0.1", 0)
     try:
@@ -191,9 +196,12 @@ async def test_accepted_calls_inherit_the_listeners_tcp_keepalive(tmp_path: Path
     """A Dial has no reply timeout, so a peer gone without a FIN (a network partition) is
     found by TCP keepalive. The options are set once on the listening socket; each accepted
     socket inherits them from it (Linux), so a call costs no system call for them."""
-    async with running_router(tmp_path) as daemon, listener(daemon, header_timeout=5) as (
-        server,
-        port,
+    async with (
+        running_router(tmp_path) as daemon,
+        listener(daemon, header_timeout=5) as (
+            server,
+            port,
+        ),
     ):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
