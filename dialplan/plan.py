@@ -761,7 +761,12 @@ class Notifications(Strict):
         min_length=1, max_length=3, description="the subscriber's mobiles (at most 3)"
     )
     missed_calls: bool = Field(
-        True, description="who called, when and from where, for calls put through unanswered"
+        True,
+        description="who called, when and from where, for calls that reached the subscriber's "
+        "lines unanswered: rang out, busy, every forward failed, or the caller hung up while "
+        "it rang or was held in the queue; not for a caller who gave up in a menu, at the PIN "
+        "prompt or during the recording notice, nor for one refused (screening, blacklist, "
+        "caps, balance, a failed PIN)",
     )
     low_balance: bool = Field(True, description="the prepaid balance fell below its warning")
 

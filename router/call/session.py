@@ -152,6 +152,9 @@ class CallSession:
         self.account: CallAccount | None = None
         self.report = CallReport()  # silent until the plan names a CRM
         self.caller_left = False  # the caller hung up while held
+        self.held = False
+        """The caller was held in the route's queue, hearing ringing, for a destination: an
+        unanswered call is then a missed call, as one put through is."""
         self.cdr: CDR | None = None  # as written ahead
         self.up_since: datetime | None = None
         """When the router answered the channel, for a prompt (None: it did not)."""
@@ -206,7 +209,8 @@ class CallSession:
         if self.report.reads_cdr:  # building the complete CDR costs: only for its reader
             assert self.cdr is not None, "written ahead first"
             legs = tuple(self.record.legs)
-            self.report.ended(dataclasses.replace(self.cdr, **fields, legs=legs))
+            cdr = dataclasses.replace(self.cdr, **fields, legs=legs)
+            self.report.ended(cdr, self.put_through or self.held)
         self.services.metrics.call_ended(self.context.dialled, self.record.outcome)
         self._log_call()
         if self.account is not None:
@@ -559,6 +563,7 @@ class CallSession:
         call = Call(plan.number, self.context.caller, self.context.call_id)
         vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
         ticket = holding.join(_route_key(plan, decision), self.context.call_id, vip)
+        self.held = True
         log.info(
             "call %s: held%s, every destination is at its limit",
             ticket.call_id,

@@ -1,5 +1,5 @@
-"""What a call tells its subscriber: CRM events (arrival, answer, end) and, when nobody
-answered, a missed-call text message.
+"""What a call tells its subscriber: CRM events (arrival, answer, end) and, when the call
+reached the subscriber's lines and nobody answered, a missed-call text message.
 
 `CallEvents.for_call` is asked once per call, after its plan is known, and answers a
 `CallReport` the session tells what happens; a call whose subscriber has neither a CRM
@@ -50,8 +50,10 @@ class CallReport:
     def answered(self, destination: str, at: datetime) -> None:
         """A destination answered."""
 
-    def ended(self, cdr: CDR) -> None:
-        """The call is over; `cdr` is its complete record."""
+    def ended(self, cdr: CDR, reached_lines: bool) -> None:
+        """The call is over; `cdr` is its complete record. `reached_lines`: a destination
+        was dialled or found busy, or the caller was held in the queue for one (what makes
+        an unanswered call a missed call)."""
 
 
 @dataclass
@@ -89,12 +91,12 @@ class _SubscriberReport(CallReport):
             {"number": self.plan.number, "destination": destination, "at": at.isoformat()},
         )
 
-    def ended(self, cdr: CDR) -> None:
+    def ended(self, cdr: CDR, reached_lines: bool) -> None:
         at = cdr.ended_at or cdr.started_at  # a completed CDR has its end
         fields = {"number": self.plan.number, "at": at.isoformat(), "cdr": cdr_to_json(cdr)}
         self._send("end", fields)
         if self.sms is not None:
-            self.sms.missed_call(self.plan, cdr)
+            self.sms.missed_call(self.plan, cdr, reached_lines)
 
     def _send(self, what: str, fields: dict[str, Any]) -> None:
         crm = self.crm

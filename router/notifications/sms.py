@@ -55,7 +55,9 @@ log = logging.getLogger("hotline400.sms")
 
 SMS_UNDELIVERED_FILE = "sms.undelivered"
 MISSED = frozenset({Outcome.BUSY, Outcome.NOANSWER})
-"""Outcomes of a call put through to the subscriber that nobody answered."""
+"""Outcomes of a call that nobody answered. A call ending so is a missed call only when it
+reached the subscriber's lines (`SmsNotices.missed_call`): a caller who gave up in a menu,
+at the PIN prompt or during the recording notice ends as noanswer too, having rung nowhere."""
 RESULTS = ("sent", "kept", "rate_limited", "lost")
 """sent: the gateway took it; kept: in the spool for `hotline400 sms replay`; rate_limited:
 over sms_per_number; lost: the spool could not be written."""
@@ -170,10 +172,18 @@ class SmsNotices:
         self._keeper = Keeper(kept, "text message(s)", self._counted("kept"), self._counted("lost"))
         self._sending = Sending()
 
-    def missed_call(self, plan: Plan, cdr: CDR) -> None:
-        """Tell the subscriber who called, when and from where, if nobody answered."""
+    def missed_call(self, plan: Plan, cdr: CDR, reached_lines: bool) -> None:
+        """Tell the subscriber who called, when and from where, if the call reached its
+        lines and nobody answered: a destination rang out, was busy (at its call limit
+        too), every forward failed, the caller hung up while it rang, or the caller was
+        held in the queue for one and hung up or ran out of time. `reached_lines` says
+        whether the call got that far (a destination dialled or found busy, or the caller
+        held); a caller who gave up before (menu, PIN prompt, recording notice) or was
+        refused (screening, blacklist, caps, balance, a failed PIN) is no missed call."""
         notify = plan.notifications
-        if notify is None or not notify.missed_calls or cdr.outcome not in MISSED:
+        if notify is None or not notify.missed_calls:
+            return
+        if not reached_lines or cdr.outcome not in MISSED:
             return
         region = cdr.region
         where = place_name(region.province, region.city, separator="") or "未知地区"

@@ -9,6 +9,7 @@ call to 13800000011 up to its bridge (the desk busy) and then its hang-up (the d
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,15 @@ from router.simulation.asterisk_ami import (
     accounts_from_manager_conf,
     recorded_events,
 )
-from tests.conftest import E2E_CONFIG, call, eventually, finished_cdr, plan_from, running_router
+from tests.conftest import (
+    E2E_CONFIG,
+    HttpReceiver,
+    call,
+    eventually,
+    finished_cdr,
+    plan_from,
+    running_router,
+)
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 QUEUED = "4000000040"
@@ -56,12 +65,12 @@ forwarding: {{on_busy: ["13800000012"]}}
 
 @asynccontextmanager
 async def linked_router(
-    tmp_path: Path, queue: str | None
+    tmp_path: Path, queue: str | None, **settings: object
 ) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
-    """A router with the AMI link up and the desk free."""
+    """A router with the AMI link up and the desk free; `settings` override router.yaml's."""
     simulator = AmiSimulator(ACCOUNTS)
     ami_port = await simulator.start()
-    overrides = {"ami_host": "127.0.0.1", "ami_port": ami_port}
+    overrides: dict[str, object] = {**settings, "ami_host": "127.0.0.1", "ami_port": ami_port}
     overrides["ami_secret"] = ACCOUNTS["hotline400"].secret
     try:
         config = queue_config(tmp_path, queue)
@@ -73,9 +82,11 @@ async def linked_router(
 
 
 @asynccontextmanager
-async def busy_desk(tmp_path: Path, queue: str) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
+async def busy_desk(
+    tmp_path: Path, queue: str, **settings: object
+) -> AsyncIterator[tuple[Daemon, AmiSimulator]]:
     """A router with the AMI link up and the desk in a call."""
-    async with linked_router(tmp_path, queue) as (router, simulator):
+    async with linked_router(tmp_path, queue, **settings) as (router, simulator):
         await simulator.replay(DESK_BUSY)
         await eventually(lambda: router.live_calls.count(DESK) == 1)
         yield router, simulator
@@ -164,6 +175,26 @@ async def test_a_caller_hanging_up_while_held_leaves_the_queue_at_once(tmp_path:
     assert cdr.outcome == "noanswer" and cdr.legs == () and cdr.ended_at is not None
     assert cdr.note == "caller hung up after 3 s held in the queue"
     assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="gave_up"}} 1.0' in text
+
+
+async def test_a_caller_who_gave_up_while_held_is_told_to_the_subscriber_as_a_missed_call(
+    tmp_path: Path,
+) -> None:
+    """Held, the caller heard ringing while every line was busy: the subscriber's lines
+    were asked to take the call, so its end unanswered is a missed call, texted as one."""
+    mobile = "13905310001"
+    queue_and_texts = f'{{max_wait: 60}}\nnotifications: {{sms_to: ["{mobile}"]}}'
+    async with (
+        HttpReceiver("ok") as gateway,
+        busy_desk(tmp_path, queue_and_texts, sms_gateway=gateway.url) as (router, _),
+    ):
+        gives_up = CallerHangup.while_waiting(2, after_s=0.4)
+        await call(router, time_scale=0.05, dialled=QUEUED, uniqueid="q.sms", hangup=gives_up)
+        cdr = await finished_cdr(router, "q.sms")
+        await eventually(lambda: len(gateway.received) == 1)
+    assert cdr.outcome == "noanswer" and cdr.legs == ()
+    [message] = [json.loads(request.body) for request in gateway.received]
+    assert message["to"] == mobile and message["text"].startswith("未接来电：053188889999")
 
 
 async def test_a_vip_held_after_another_caller_is_served_first(tmp_path: Path) -> None:

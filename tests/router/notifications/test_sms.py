@@ -86,6 +86,79 @@ async def test_a_caller_giving_up_while_ringing_is_a_missed_call_and_an_answer_i
     assert len(gateway.received) == 1
 
 
+GATED = "4000000031"
+PIN_2468 = (
+    "scrypt$14$8$1$000102030405060708090a0b0c0d0e0f"
+    "$cea4f1390f7e25d3e56e52eacd3a602cc3365139a2960ffded25685db19eb9ff"
+)
+
+
+def gated_config(tmp_path: Path) -> Path:
+    """A subscriber told of missed calls whose callers pass a menu, a PIN (2468) and the
+    recording notice before its one destination (busy) is dialled."""
+    config = sms_config(tmp_path)
+    (config / "plans" / f"{GATED}.yaml").write_text(
+        f"""number: "{GATED}"
+name: A subscriber behind a menu, a PIN and a recording notice
+notifications: {{sms_to: ["{MOBILE}"]}}
+blacklist: {{numbers: ["13905319999"]}}
+pin:
+  hash: "{PIN_2468}"
+  attempts: 2
+  prompt: acme/enter-pin
+  retry_prompt: acme/pin-wrong
+  failed_prompt: acme/pin-failed
+recording: {{notice: acme/recorded}}
+menus:
+  main:
+    prompt: acme/main-menu
+    options:
+      1: {{target: "13800000021"}}
+    default: {{target: "13800000021"}}
+default: {{menu: main}}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_callers_who_never_reached_the_subscribers_lines_are_no_missed_calls(
+    tmp_path: Path,
+) -> None:
+    """A missed call is a caller the subscriber's lines were asked to take and who was not
+    answered. One who gave up in the menu, at the PIN prompt or during the recording
+    notice, failed the PIN or was refused by the plan never rang anywhere: no text."""
+    async with HttpReceiver("ok") as gateway:
+        overrides = {"sms_gateway": gateway.url}
+        async with running_router(tmp_path, gated_config(tmp_path), **overrides) as router:
+            gave_up = {
+                "in.menu": ({}, CallerHangup.at_prompt(1)),
+                "at.pin": ({"dtmf": ("1",)}, CallerHangup.at_prompt(2)),
+                "at.notice": ({"dtmf": ("1", "2468#")}, CallerHangup.during_playback(1)),
+            }
+            for n, (uniqueid, (keys, hangup)) in enumerate(gave_up.items()):
+                caller = f"1390531000{n + 2}"
+                await call(
+                    router,
+                    dialled=GATED,
+                    uniqueid=uniqueid,
+                    caller_id=caller,
+                    hangup=hangup,
+                    **keys,
+                )
+                assert (await finished_cdr(router, uniqueid)).outcome == "noanswer"
+            await call(router, dialled=GATED, uniqueid="wrong.pin", dtmf=("1", "1111#", "1111#"))
+            assert (await finished_cdr(router, "wrong.pin")).outcome == "pin_failed"
+            await call(router, dialled=GATED, uniqueid="listed", caller_id="13905319999")
+            assert (await finished_cdr(router, "listed")).outcome == "blocked"
+            rang = await call(
+                router, dialled=GATED, uniqueid="rang", caller_id="13905310009", dtmf=("1", "2468#")
+            )
+            assert rang.variables["HOTLINE_STATUS"] == "busy"
+            await eventually(lambda: router.sms.counts["missed_call", "sent"] >= 1)
+    assert [message["text"][:16] for message in texts(gateway)] == ["未接来电：13905310009"]
+
+
 async def test_messages_to_one_mobile_are_limited_per_window(tmp_path: Path) -> None:
     async with HttpReceiver("ok") as gateway:
         overrides = {"sms_gateway": gateway.url, "sms_per_number": 2}
