@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from dialplan.calendar import OfficialCalendar
 from dialplan.caps import Usage
 from dialplan.errors import ConfigError, Problem
 from dialplan.evaluator import RoutingState, decide
@@ -24,11 +23,21 @@ from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
 from dialplan.plan import NumberStatus, Plan
 from dialplan.plan_loader import parse_plan
-from rating.tariff import Tariffs
 from router.call.features import IVR, feature_on
-from router.commands.simulate import decision_lines, features_off, walk_menus
-from router.configuration.config_dir import PLANS_DIR
+from router.call.pin_guard import WITHHELD
+from router.commands.simulate import (
+    decision_lines,
+    features_off,
+    inventory_at,
+    not_in_service_line,
+    pin_refused_until,
+    walk_menus,
+)
+from router.configuration.config_dir import PLANS_DIR, ConfigSet
 from router.notifications.crm_address import Network, plan_problems
+from router.numbers.service import NOT_IN_SERVICE
+from router.storage.protocol import Store
+from router.storage.sqlite import StoreUnavailable
 
 
 def plan_path(config_dir: Path, number: str) -> Path:
@@ -132,22 +141,34 @@ def number_list(text: str) -> list[str]:
     return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
 
 
-def preview(
-    plan: Plan,
-    caller: str,
-    at: datetime,
-    calendar: OfficialCalendar,
-    busy: set[str],
-    tariffs: Tariffs | None,
+async def preview(
+    plan: Plan, caller: str, at: datetime, config: ConfigSet, store: Store, busy: set[str]
 ) -> list[str]:
-    """What the plan would do with one call, as `hotline400 simulate` tells it: its menus
-    walked by a caller pressing nothing (each menu's default), or not played at all when
-    the number's account has no ivr feature that day, as the router does; nor a recording
-    or survey the account has not switched on."""
+    """What the plan would do with one call, as `hotline400 simulate` tells it: refused
+    outright when the inventory has not put the number in service, and routed with the
+    status the inventory gives it (suspended, arrears, cancelled, frozen connect no call);
+    a caller the PIN guard blocks refused before the prompt; its menus walked by a caller
+    pressing nothing (each menu's default), or not played at all when the number's account
+    has no ivr feature that day, as the router does; nor a recording or survey the account
+    has not switched on. The inventory and the guard are read from the routers' store as
+    simulate reads them; a store that cannot be read leaves them out, as the router lets
+    the call through then."""
     call = Call(plan.number, locate(caller))
-    state = RoutingState(calendar)
-    decision = decide(plan, call, at.astimezone(plan.zone()), Usage(), state)
-    walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))
     heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
+    local = at.astimezone(plan.zone())
+    settings, tariffs = config.settings, config.tariffs
+    try:
+        inventory = await inventory_at(store, plan.number, local, config.number_rules)
+        refused = await pin_refused_until(
+            store, settings, plan, call.caller.number or WITHHELD, local
+        )
+    except StoreUnavailable:
+        inventory, refused = None, None
+    if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
+        return [heading, not_in_service_line(plan, inventory)]
+    status = inventory.plan_status if inventory is not None else None
+    state = RoutingState(config.calendar)
+    decision = decide(plan, call, local, Usage(status=status), state)
+    walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))
     off = features_off(plan, tariffs, at)
-    return [heading, *decision_lines(decision, busy, set(), off)]
+    return [heading, *decision_lines(decision, busy, set(), off, refused)]

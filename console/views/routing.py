@@ -366,8 +366,7 @@ async def _page(
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text, console.config.settings.crm_networks())
     problems = problems if problems is not None else found
-    config = console.config
-    lines = preview(plan, caller, at, config.calendar, set(), config.tariffs) if plan else []
+    lines = await preview(plan, caller, at, console.config, console.store, set()) if plan else []
     return render(
         request,
         "routing.html",

@@ -43,6 +43,7 @@ from router.money.balance_alerts import BalanceAlerts
 from router.numbers.service import NOT_IN_SERVICE
 from router.numbers.statuses import InventoryStatus, inventory_status
 from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
+from router.storage.protocol import Store
 from router.storage.sqlite import StoreUnavailable
 
 MAX_CALLS = 1_000_000
@@ -124,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     call = Call(plan.number, locate(args.caller))
     caller = describe_caller(call.caller)
     print(f"call to {plan.number} ({plan.name}) from {caller} at {at:%a %Y-%m-%d %H:%M %Z}")
-    if out_of_service:
-        print(f"outcome: {ENDINGS[RouterRefusal.UNKNOWN_NUMBER].outcome}, {out_of_service}")
+    if out_of_service is not None:
+        print(not_in_service_line(plan, out_of_service))
         return 0
     if counters:
         print(counters)
@@ -134,15 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
         walk_menus(plan, decision, args.digits, state, ivr)
-        if decision.pin is not None and guessing is not None:
-            print("trace:", *(f"  {line}" for line in decision.trace()), sep="\n")
-            print(
-                f"outcome: {ENDINGS[RouterRefusal.PIN_GUESSING].outcome} (pin_guessing): too "
-                f"many failed PIN calls from this caller; refused until {guessing:%Y-%m-%d %H:%M}"
-            )
-            return 0
         off = features_off(plan, config.tariffs, at)
-        print(*decision_lines(decision, set(args.busy), set(args.no_answer), off), sep="\n")
+        lines = decision_lines(decision, set(args.busy), set(args.no_answer), off, guessing)
+        print(*lines, sep="\n")
         return 0
     spread: Counter[str] = Counter()
     show_progress = args.calls >= PROGRESS_FROM and sys.stderr.isatty()
@@ -185,12 +180,12 @@ def _usage(
     rules: NumberRules,
     plan: Plan,
     at: datetime,
-) -> tuple[Usage, str, str]:
+) -> tuple[Usage, str, InventoryStatus | None]:
     """The counters and inventory status the router would read for this call (balance,
     month and day cost, calls this month, the number's status) from the configured store, so
     simulate and serve agree; a line saying what the counters are when they can change the
-    route (a prepaid balance, or caps); and why the router refuses the call outright when the
-    inventory has not put the number in service ("" when it is)."""
+    route (a prepaid balance, or caps); and the inventory's status when it has not put the
+    number in service, so that the router refuses the call outright (None when it has)."""
     account = tariffs.accounts.get(plan.number) if tariffs is not None else None
     caps = plan.caps
     prepaid = account is not None and account.prepaid
@@ -200,14 +195,14 @@ def _usage(
         call, inventory = asyncio.run(_read_counters(settings, tariffs, rules, plan, at))
     except StoreUnavailable as error:
         unreadable = f"usage: unreadable ({error}); the router connects without limits then"
-        return Usage(), unreadable if limited else "", ""
+        return Usage(), unreadable if limited else "", None
     if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
-        return Usage(), "", f"{plan.number} is {inventory.status} in the inventory, not in service"
+        return Usage(), "", inventory
     if call is None:  # no store yet: the router's first call sees empty counters
         call = CallAccount(plan, tariffs, account, NO_USAGE, month)
     usage = call.usage()
     if not limited:
-        return usage, "", ""
+        return usage, "", None
     kind = "no account" if account is None else "prepaid" if account.prepaid else "postpaid"
     balance = f"balance {usage.balance}, " if usage.balance is not None else ""
     calls = f"{usage.month_calls} call(s)"
@@ -219,7 +214,7 @@ def _usage(
             f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
             f"today's cost {usage.day_cost}"
         ),
-        "",
+        None,
     )
 
 
@@ -241,8 +236,7 @@ async def _read_counters(
         accounting = Accounting(
             store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
         )
-        record = await store.number_record(plan.number)
-        inventory = None if record is None else inventory_status(record, at, rules)
+        inventory = await inventory_at(store, plan.number, at, rules)
         status = None if inventory is None else inventory.on_calls
         return await accounting.open_call(plan, tariffs, at, status), inventory
     finally:
@@ -255,7 +249,7 @@ def _pin_refused_until(
     """Until when the router's PIN guard refuses this caller on this number before the
     prompt, read from the configured store as the router reads it; None when it does not
     (no PIN, the guard off, no store yet, or the store unreadable: the router prompts then)."""
-    if plan.pin is None or settings.pin_guard.max_failed_calls == 0:
+    if not guards_pin(settings, plan):
         return None
     location = parse_store_url(configured_store_url(settings))
     if isinstance(location, SQLiteLocation) and not location.path.is_file():
@@ -265,15 +259,50 @@ def _pin_refused_until(
         store = store_for(settings, port=0)
         await store.open()
         try:
-            return await store.pin_blocked_until(plan.number, caller, at)
+            return await pin_refused_until(store, settings, plan, caller, at)
         finally:
             await store.close()
 
     try:
-        until = asyncio.run(read())
+        return asyncio.run(read())
     except StoreUnavailable:
         return None
+
+
+async def inventory_at(
+    store: Store, number: str, at: datetime, rules: NumberRules
+) -> InventoryStatus | None:
+    """The number's status in the inventory at `at`, as the router's statuses give it to a
+    call (periods due by then run out); None when the inventory does not hold it (its plan's
+    own `status` counts). Simulate and the console's preview read it so."""
+    record = await store.number_record(number)
+    return None if record is None else inventory_status(record, at, rules)
+
+
+def guards_pin(settings: RouterSettings, plan: Plan) -> bool:
+    """Whether the router's PIN guard may refuse callers of this plan: it asks a PIN and
+    router.yaml's pin_guard is on."""
+    return plan.pin is not None and settings.pin_guard.max_failed_calls > 0
+
+
+async def pin_refused_until(
+    store: Store, settings: RouterSettings, plan: Plan, caller: str, at: datetime
+) -> datetime | None:
+    """Until when (in the plan's zone) the router's PIN guard refuses `caller` (its number,
+    or router.call.pin_guard.WITHHELD) on the plan's number before the prompt, as the router
+    asks the store; None when it does not (no PIN, the guard off, no block)."""
+    if not guards_pin(settings, plan):
+        return None
+    until = await store.pin_blocked_until(plan.number, caller, at)
     return None if until is None else until.astimezone(plan.zone())
+
+
+def not_in_service_line(plan: Plan, inventory: InventoryStatus) -> str:
+    """How the router ends a call to a number the inventory has not put in service: refused
+    as a number without a plan, whatever its plan says."""
+    outcome = ENDINGS[RouterRefusal.UNKNOWN_NUMBER].outcome
+    why = f"{inventory.status} in the inventory, not in service"
+    return f"outcome: {outcome}, {plan.number} is {why}"
 
 
 def walk_menus(plan: Plan, decision: Decision, keys: str, state: RoutingState, ivr: bool) -> None:
@@ -300,14 +329,22 @@ def decision_lines(
     busy: set[str],
     no_answer: set[str],
     off: frozenset[str] = frozenset(),
+    pin_refused: datetime | None = None,
 ) -> list[str]:
     """The trace, the dial attempts and forwards, and the outcome of a decision, given which
-    destinations are busy or do not answer and which features the account has `off`: what
-    simulate prints and the console previews."""
+    destinations are busy or do not answer, which features the account has `off` and until
+    when the PIN guard refuses the caller (`pin_refused`, None: it does not): what simulate
+    prints and the console previews."""
     lines = ["trace:", *(f"  {line}" for line in decision.trace())]
     if decision.menu_path is not None:
         keys = decision.menu_digits or "none"
         lines.append(f"menus: {decision.menu_path} (keys pressed: {keys})")
+    if decision.pin is not None and pin_refused is not None:  # refused before the prompt
+        lines.append(
+            f"outcome: {ENDINGS[RouterRefusal.PIN_GUESSING].outcome} (pin_guessing): too many "
+            f"failed PIN calls from this caller; refused until {pin_refused:%Y-%m-%d %H:%M}"
+        )
+        return lines
     if decision.reject is not None:
         prompt = f", playing {decision.announcement}" if decision.announcement else ""
         lines.append(f"outcome: {ENDINGS[decision.reject].outcome} ({decision.reject}){prompt}")

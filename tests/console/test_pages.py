@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import csv
+import html
 import io
 import re
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from numbering.lifecycle import NumberRecord, Status
+from router.cli import main
+from router.configuration.settings import load_settings
 from router.storage.cdr import Outcome
 from tests.conftest import scratch_schema
-from tests.console.harness import CLINIC, NOW, SHOP, a_call, csrf_of, running_console
+from tests.console.harness import CLINIC, NOW, SHOP, Site, a_call, csrf_of, running_console
 
 GOOD_TARGET = "02155550000"
 
@@ -181,6 +187,115 @@ async def test_the_preview_plays_the_menus_only_while_the_account_has_the_ivr_fe
         )
         assert "menus: main:default" not in skipped
         await shop.aclose()
+
+
+async def previewed(
+    site: Site, client: httpx.AsyncClient, number: str, caller: str, at: str
+) -> list[str]:
+    """The preview's lines for the number's plan on file, as the routing page shows them."""
+    token = await csrf_of(client, f"/numbers/{number}/routing")
+    text = (site.config_dir / "plans" / f"{number}.yaml").read_text(encoding="utf-8")
+    form = {"csrf": token, "mode": "yaml", "action": "preview", "yaml": text}
+    posted = await client.post(
+        f"/numbers/{number}/routing", data={**form, "caller": caller, "at": at}
+    )
+    assert posted.status_code == 200
+    shown = posted.text.split('data-testid="preview">')[1].split("</pre>")[0]
+    return html.unescape(shown).split("\n")
+
+
+async def simulated(config_dir: Path, number: str, caller: str, at: str) -> list[str]:
+    """What `hotline400 simulate` prints for the same call, reading the console's store."""
+    argv = ["simulate", "--config", str(config_dir), "--number", number]
+    argv += ["--caller", caller, "--at", at.replace("T", " ")]
+    out = io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out):
+            return main(argv)
+
+    assert await asyncio.to_thread(run) == 0
+    return out.getvalue().splitlines()
+
+
+def outcome_of(lines: list[str]) -> str:
+    [outcome] = [line for line in lines if line.startswith("outcome:")]
+    return outcome
+
+
+async def test_the_preview_reads_the_numbers_status_in_the_inventory_as_simulate_does(
+    tmp_path: Path,
+) -> None:
+    """A number the inventory holds suspended, in arrears, cancelled or frozen connects no
+    call, and one in the pool is not in service at all, whatever its plan says: the preview
+    answers as `hotline400 simulate` and the router do."""
+    guangzhou, working_morning = "02012345678", "2026-11-23T10:00"
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        connected = await previewed(site, ops, CLINIC, guangzhou, working_morning)
+        assert outcome_of(connected) == "outcome: answered (rule reception)"
+        since = NOW - timedelta(days=30)
+        await site.store.add_numbers(
+            [
+                NumberRecord(
+                    CLINIC,
+                    status=Status.SUSPENDED,
+                    since=since,
+                    subscriber="renhe",
+                    suspended_since=since,
+                ),
+                NumberRecord(SHOP),  # still in the pool
+            ],
+            since,
+        )
+        suspended = await previewed(site, ops, CLINIC, guangzhou, working_morning)
+        assert outcome_of(suspended) == "outcome: suspended (suspended)"
+        assert " dial " not in "\n".join(suspended)
+        pooled = await previewed(site, ops, SHOP, "13801650000", working_morning)
+        assert pooled[1:] == [
+            f"outcome: unknown_number, {SHOP} is available in the inventory, not in service"
+        ]
+        for number, caller, lines in [
+            (CLINIC, guangzhou, suspended),
+            (SHOP, "13801650000", pooled),
+        ]:
+            simulate = await simulated(site.config_dir, number, caller, working_morning)
+            assert outcome_of(lines) == outcome_of(simulate)
+        await ops.aclose()
+
+
+async def test_the_preview_refuses_a_caller_the_pin_guard_blocks_as_simulate_does(
+    tmp_path: Path,
+) -> None:
+    """After 5 calls that failed the clinic's PIN within the hour (router.yaml's pin_guard),
+    the router refuses that caller before the prompt: so do simulate and the preview; another
+    caller is still asked for the PIN."""
+    guesser, patient, night = "13926001111", "13926002222", "2026-11-24T21:00"
+    async with running_console(tmp_path) as site:
+        guard = load_settings(site.config_dir).pin_guard
+        for n in range(guard.max_failed_calls):
+            await site.store.count_pin_failure(
+                CLINIC,
+                guesser,
+                f"guess.{n}",
+                NOW.replace(hour=20, minute=30 + n),
+                window=timedelta(seconds=guard.window),
+                limit=guard.max_failed_calls,
+                block=timedelta(seconds=guard.block),
+            )
+        clinic = await site.signed_in("clinic")
+        refused = await previewed(site, clinic, CLINIC, guesser, night)
+        assert outcome_of(refused) == (
+            "outcome: blocked (pin_guessing): too many failed PIN calls from this caller; "
+            "refused until 2026-11-24 21:34"
+        )
+        asked = await previewed(site, clinic, CLINIC, patient, night)
+        assert "PIN: the caller is asked for the PIN, 3 attempts" in asked
+        assert outcome_of(asked) == "outcome: answered (rule duty-doctor)"
+        for caller, lines in [(guesser, refused), (patient, asked)]:
+            simulate = await simulated(site.config_dir, CLINIC, caller, night)
+            assert outcome_of(lines) == outcome_of(simulate)
+        await clinic.aclose()
 
 
 async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
