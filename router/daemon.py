@@ -17,7 +17,6 @@ import errno
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -62,7 +61,7 @@ from router.startup import (
     store_is_transient,
     store_problem,
 )
-from router.storage.call_wait import StoreWait, one_store_wait
+from router.storage.call_wait import StopWait, one_store_wait
 from router.storage.location import STORE_ENV, configured_store_url, redacted, store_for
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal, journal_path
@@ -70,7 +69,6 @@ from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.daemon")
-
 
 
 class Daemon:
@@ -206,6 +204,11 @@ class Daemon:
         self._leasing: asyncio.Task[None] | None = None
         self._claims: list[int] = []
         """Locks on the spool_dir and the SQLite file held while the router runs."""
+        self._stopping = StopWait()
+        """The store's one wait after the drain (store_timeout in all), shared by the stop
+        and by every task the start made (the CDR writer, the lease's heartbeat, the
+        readers): a silent or locked database holds the stop that long, not a timeout for
+        each thing written, renewed or released, nor for a statement one of them began."""
 
     def _ami_link(self) -> AmiLink | None:
         """The AMI link when router.yaml names an Asterisk; routing never depends on it."""
@@ -232,7 +235,8 @@ class Daemon:
         serve: the caller exits at once instead of living on without serving.
         """
         try:
-            return await self._start()
+            with one_store_wait(self._stopping):  # what the tasks started here wait at a stop
+                return await self._start()
         except BaseException:
             with suppress(Exception):
                 await self.stop()
@@ -436,17 +440,15 @@ class Daemon:
         cancelled = await self.server.drain(self.settings.drain_timeout)
         if cancelled:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
-        grace = StoreWait()
-        """The store's one wait after the drain (store_timeout in all): a silent database
-        holds the stop that long, not a timeout for each thing written or released."""
-        with one_store_wait(grace):
-            await self._stop_with_store(grace)
+        self._stopping.begin(self.settings.store_timeout)
+        with one_store_wait(self._stopping):
+            await self._stop_with_store(self._stopping)
         for fd in self._claims:
             os.close(fd)
         self._claims.clear()
         log.info("stopped")
 
-    async def _stop_with_store(self, grace: StoreWait) -> None:
+    async def _stop_with_store(self, grace: StopWait) -> None:
         """What of a stop may wait for the store, within `grace`."""
         await self._background_stopped(grace)
         if self._adopting is not None:
@@ -473,7 +475,7 @@ class Daemon:
         await self.lease.release()
         await self.store.close()
 
-    async def _background_stopped(self, grace: StoreWait) -> None:
+    async def _background_stopped(self, grace: StopWait) -> None:
         """The plan watch and the store's readers, told to stop, finish what they are at
         within `grace`; one still waiting for the store then is cut (they only read, or
         write idempotently)."""
@@ -484,9 +486,7 @@ class Daemon:
         ]
         if not tasks:
             return
-        began = time.monotonic()
         _, late = await asyncio.wait(tasks, timeout=max(grace.left(self.settings.store_timeout), 0))
-        grace.spent += time.monotonic() - began
         for task in late:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -8,10 +8,18 @@ another, the call would wait that many timeouts before being routed. Within `one
 the store counts what the call has waited so far and gives each use only what is left of
 its own timeout; a call that has spent it meets `StoreUnavailable` at once, and goes on as
 for a store that is down.
+
+A stop's wait (`StopWait`) is a deadline instead, shared by tasks that wait at once (the CDR
+writer, the lease's heartbeat, the background readers): until the stop sets it, the store is
+used as ever; from then on each use gets what is left of it. A SQLite statement cannot be
+called back once its thread runs it, and the file's next statement waits behind it, so a
+statement begun during the stop with a busy timeout of its own would hold the stop past
+its deadline.
 """
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
@@ -21,9 +29,31 @@ class StoreWait:
     """Seconds this call has waited for the store so far."""
 
     spent: float = 0.0
+    bounded = True
+    """False while the wait puts no bound on the store's uses (a stop's not yet begun)."""
 
     def left(self, limit: float) -> float:
         return limit - self.spent
+
+
+@dataclass
+class StopWait(StoreWait):
+    """A stop's one wait: nothing until `begin`, then a deadline every use shares."""
+
+    deadline: float | None = None
+    """time.monotonic() by which the store's uses end."""
+
+    @property
+    def bounded(self) -> bool:  # type: ignore[override]
+        return self.deadline is not None
+
+    def begin(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self, limit: float) -> float:
+        if self.deadline is None:
+            return limit
+        return min(limit, self.deadline - time.monotonic())
 
 
 _CALL_WAIT: ContextVar[StoreWait | None] = ContextVar("store_wait", default=None)
@@ -51,5 +81,7 @@ class one_store_wait:  # named as the function it stands for: `with one_store_wa
 
 
 def call_wait() -> StoreWait | None:
-    """The wait of the call being served; None outside a call (writer, lease, commands)."""
-    return _CALL_WAIT.get()
+    """The wait of the call being served, or of the stop under way; None outside both
+    (the writer, the lease and the readers before a stop, commands)."""
+    wait = _CALL_WAIT.get()
+    return wait if wait is not None and wait.bounded else None

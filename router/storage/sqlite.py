@@ -156,9 +156,9 @@ class SQLiteStore(SqlStore):
         BEGIN IMMEDIATE, the statements of `CdrTables.apply` and COMMIT. Through the
         statement-by-statement sessions a batch took seven hand-offs (an encoding worker,
         BEGIN, up to four executemany, COMMIT), each waking another thread and resolving a
-        future back on the event loop that serves the calls."""
-        async with self._lock, _unavailable_on_error():
-            db = await self._connection()
+        future back on the event loop that serves the calls. During a stop the batch's wait
+        for the file is bounded by what is left of the stop's (`_locked`)."""
+        async with self._locked() as db:
             try:
                 await _in_connection_thread(db, _apply_batch, ops, self.zone, self.router)
             except BaseException:

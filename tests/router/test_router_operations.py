@@ -19,6 +19,7 @@ from router.storage.cdr import Outcome
 from router.storage.protocol import INTERRUPTED_NOTE
 from router.storage.sqlite import SQLiteStore
 from tests.conftest import E2E_CONFIG, REPO, SimulatedClock, call, finished_cdr, running_router
+from tests.router.call.test_pin_guard import lock_held_elsewhere
 from tests.router.storage.test_cdr_writer import call_ops, eventually, write_lock_held
 
 BUSY_FORWARD_PLAN = """\
@@ -127,6 +128,37 @@ async def test_a_database_outage_spools_cdrs_and_replays_them_when_it_is_back(
         cdrs = [await finished_cdr(router, f"db.{n}", timeout=40) for n in range(1, 6)]
     assert [cdr.outcome for cdr in cdrs] == [Outcome.ANSWERED] * 5
     assert all(len(cdr.legs) == 1 for cdr in cdrs)
+
+
+async def test_a_stop_while_another_process_locks_the_file_takes_the_drain_and_one_store_timeout(
+    tmp_path: Path,
+) -> None:
+    """After the drain the store gets `store_timeout` in all, as on PostgreSQL: the CDR
+    writer's last batches, the lease's renewal and release and the file's close share it, so
+    a statement begun during the stop waits no longer than what is left of it. What the file
+    did not take stays in the journal, and the next start writes it."""
+    store_timeout, drain_timeout = 3.0, 0.2
+    async with running_router(
+        tmp_path, store_timeout=store_timeout, drain_timeout=drain_timeout, lease_heartbeat=0.5
+    ) as router:
+        await call(router, dialled="4000000001", uniqueid="lock.0")
+        await finished_cdr(router, "lock.0")
+        async with lock_held_elsewhere(Path(router.settings.database)):
+            result = await call(router, dialled="4000000001", uniqueid="lock.1")
+            assert result.variables["HOTLINE_STATUS"] == "answered"
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await router.stop()
+            took = loop.time() - began
+            assert took < drain_timeout + store_timeout + 1.5, f"the stop took {took:.1f} s"
+            assert router.journal.record_count > 0
+    assert outcome_in(Path(router.settings.database), "lock.1") is None
+
+    same_files = {"database": router.settings.database, "spool_dir": router.settings.spool_dir}
+    async with running_router(tmp_path / "again", **same_files) as restarted:
+        cdr = await finished_cdr(restarted, "lock.1")
+    assert cdr.outcome is Outcome.ANSWERED
+    assert restarted.journal.record_count == 0
 
 
 # --- the daemon as a process ---------------------------------------------------------------
