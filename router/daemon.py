@@ -57,6 +57,7 @@ from router.startup import (
     StartupError,
     claim,
     listen_problem,
+    spool_identity,
     spool_problem,
     store_is_transient,
     store_problem,
@@ -296,6 +297,7 @@ class Daemon:
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
             remedy = "stop the other process or give each router a `spool_dir` of its own"
             self._claim(directory / ROUTER_LOCK, f"spool_dir {directory}", remedy)
+            self.lease.spool = spool_identity(directory)  # the lock held: its holder is dead
         except OSError as error:
             raise StartupError(spool_problem(str(directory), error)) from error
 

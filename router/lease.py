@@ -10,6 +10,11 @@ the database's clock, renewed every `lease_heartbeat` seconds off the call path.
   when its lease runs out (router.startup.StartupError).
 - A router that died (SIGKILL, a lost host) renews no more: its lease expires after
   `lease_timeout` seconds and the next router of that name takes it over, then adopts.
+- Restarted on its own spool_dir, a router that died takes its lease over at once: the
+  lease names the spool_dir its holder journals to (host and a token kept in the directory,
+  router.startup.spool_identity), and the restarted router holds that directory's lock,
+  which a running holder would hold. A second router of the name on another spool_dir is
+  refused while the lease is fresh, as is one on the same spool_dir by the lock itself.
 - A store down at start does not stop routing: the lease is claimed once the store answers,
   by the heartbeat or by adoption, which needs it first (`ensure`).
 - A renewal finding that another instance took the lease over (this router could not reach
@@ -63,7 +68,9 @@ class Lease:
     ) -> None:
         """`take_over`: the first claim takes the lease whoever holds it, for a store this
         router has to itself by a lock (a SQLite file): a lease left there is a dead
-        router's, and a restart after a crash need not wait for it to expire."""
+        router's, and a restart after a crash need not wait for it to expire. `spool`, set
+        once this router holds its spool_dir's lock, does the same for a lease held for
+        that spool_dir."""
         self._store = store
         self.name = name
         self.instance = secrets.token_hex(8)
@@ -77,6 +84,8 @@ class Lease:
         """time.monotonic() when the last renewal that succeeded was sent."""
         self._unreachable = False
         self._take_over = take_over
+        self.spool: str | None = None
+        """This router's spool_dir (router.startup.spool_identity), once its lock is held."""
 
     async def claim(self, address: str) -> bool:
         """At start, once listening on FastAGI `address`: True once held; False when the
@@ -123,7 +132,12 @@ class Lease:
     async def _renew(self) -> LeaseHolder | None:
         sent = time.monotonic()
         other = await self._store.claim_lease(
-            self.name, self.instance, self.holder, self._timeout, take_over=self._take_over
+            self.name,
+            self.instance,
+            self.holder,
+            self._timeout,
+            take_over=self._take_over,
+            spool=self.spool,
         )
         if other is None:
             self._take_over = False

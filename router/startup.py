@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import socket
 import sqlite3
 from pathlib import Path
@@ -112,6 +113,30 @@ def claim(path: Path, what: str, remedy: str, holder: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, holder.encode(), 0)
     return fd
+
+
+SPOOL_ID = "router.id"
+"""The file in spool_dir keeping the directory's token (`spool_identity`)."""
+
+
+def spool_identity(directory: Path) -> str:
+    """The host's name and the token kept in `directory` (made at its first use): what a
+    router's lease names of the spool_dir it journals to (router.lease). Call it holding
+    the directory's lock (ROUTER_LOCK), so one router at a time reads or makes the token."""
+    path = directory / SPOOL_ID
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        token = ""
+    if not token:
+        token = secrets.token_hex(16)
+        fresh = path.with_name(f".{SPOOL_ID}.new")
+        with fresh.open("w", encoding="ascii") as file:
+            file.write(f"{token}\n")
+            file.flush()
+            os.fsync(file.fileno())
+        fresh.replace(path)
+    return f"{socket.gethostname()} {token}"
 
 
 _SQLITE_TRANSIENT = ("locked", "busy")

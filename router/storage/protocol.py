@@ -339,12 +339,20 @@ class Store(Protocol):
     # --- the lease of a router name (router.lease) -----------------------------------------
 
     async def claim_lease(
-        self, router: str, instance: str, holder: str, seconds: float, *, take_over: bool = False
+        self,
+        router: str,
+        instance: str,
+        holder: str,
+        seconds: float,
+        *,
+        take_over: bool = False,
+        spool: str | None = None,
     ) -> LeaseHolder | None:
         """Claim or renew `router`'s lease for `instance` until `seconds` from now on the
-        database's clock, if it is free, expired or this instance's already (or whoever holds
-        it, with `take_over`): None. Else the other instance holding it, untouched. Atomic:
-        of two claims at once one wins."""
+        database's clock, if it is free, expired, this instance's already or held for the
+        same `spool` (the spool_dir whose lock the claimer holds: its holder is dead), or
+        whoever holds it, with `take_over`: None. Else the other instance holding it,
+        untouched. Atomic: of two claims at once one wins."""
 
     async def release_lease(self, router: str, instance: str) -> None:
         """Delete `router`'s lease if `instance` still holds it."""

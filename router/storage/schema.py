@@ -381,6 +381,11 @@ ROUTER_LEASES = """CREATE TABLE router_leases (
     holder text NOT NULL,             -- host, pid and FastAGI address, for messages
     expires_us bigint NOT NULL        -- UTC microseconds, on the database's clock
 ){keyed}"""
+LEASE_SPOOL_COLUMN = ("ALTER TABLE router_leases ADD COLUMN spool text",)
+"""The spool_dir the holder journals to (router.startup.spool_identity: the host's name and
+a token kept in the directory): a router holding that directory's lock is the holder's
+restart, the holder dead, and takes its lease over at once. Empty on leases of routers
+before version 20."""
 
 
 def rerated_call_sql(ref: str) -> str:
@@ -463,6 +468,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     17: (ROUTER_LEASES,),
     18: (RERATED_COST_BACKFILL,),
     19: (BALANCE_WATCH,),
+    20: LEASE_SPOOL_COLUMN,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -167,3 +167,39 @@ async def test_a_killed_routers_name_is_free_once_its_lease_expires_then_its_cal
     finally:
         for router in (first, too_soon, later):
             router.stop()
+
+
+async def test_a_killed_router_restarted_on_its_own_spool_dir_takes_its_lease_over_at_once(
+    database: str, tmp_path: Path
+) -> None:
+    """The lease names the spool_dir its holder journals to, and a router holding that
+    directory's lock is the holder's restart: it starts at once, well before the lease would
+    expire, and adopts what the killed run left. Another router of the name, on a spool_dir
+    of its own, is still refused while that lease is fresh."""
+    await pay(database, "500.00", datetime.now(SHANGHAI))
+    config = named_config(tmp_path)
+    first = a_router(tmp_path, "a", config, database)
+    restarted = RouterProcess(first.workdir, config, database, free_port())
+    stranger = a_router(tmp_path, "b", config, database)
+    try:
+        first.start()
+        await until_serving(first)
+        talking = asyncio.create_task(talk_on(first, "crashed.1"))
+        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.IN_PROGRESS))
+        first.kill()
+        killed_at = asyncio.get_running_loop().time()
+
+        restarted.start()
+        await until_serving(restarted)
+        assert asyncio.get_running_loop().time() - killed_at < LEASE_TIMEOUT - 2, restarted.log()
+        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.INTERRUPTED))
+        talking.cancel()
+
+        stranger.start()
+        assert await exit_status(stranger) == 1
+        assert restarted.process is not None
+        assert refused_for(stranger)[:2] == (restarted.process.pid, restarted.port)
+        assert restarted.process.poll() is None
+    finally:
+        for router in (first, restarted, stranger):
+            router.stop()

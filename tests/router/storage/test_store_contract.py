@@ -476,7 +476,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 19
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 20
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -518,11 +518,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 19 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 20 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 19 (already current)" in capsys.readouterr().out
+    assert "schema version 20 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 20)]
+    assert versions == [(v,) for v in range(1, 21)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -1023,3 +1023,20 @@ async def test_a_lease_is_taken_over_whoever_holds_it_when_asked(opened: Configu
     assert await opened.claim_lease("r1", "second", "host-b", 30, take_over=True) is None
     lost = await opened.claim_lease("r1", "first", "host-a", 30)
     assert lost is not None and lost.holder == "host-b"
+
+
+async def test_a_fresh_lease_held_for_a_spool_dir_is_taken_over_by_a_claim_for_that_spool_dir(
+    opened: ConfiguredStore,
+) -> None:
+    """A claim for the spool_dir the holder journals to comes from a router holding that
+    directory's lock, so from the holder's restart: it takes the lease at once. A claim for
+    another spool_dir, or for none, is refused while the lease is fresh."""
+    assert await opened.claim_lease("r1", "crashed", "host-a pid 1", 30, spool="a t1") is None
+
+    for other_spool in ("a t2", "b t1", None):
+        refused = await opened.claim_lease("r1", "other", "host-b", 30, spool=other_spool)
+        assert refused is not None and refused.holder == "host-a pid 1"
+
+    assert await opened.claim_lease("r1", "restarted", "host-a pid 2", 30, spool="a t1") is None
+    lost = await opened.claim_lease("r1", "crashed", "host-a pid 1", 30)
+    assert lost is not None and lost.holder == "host-a pid 2"
