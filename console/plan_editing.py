@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from dialplan.caps import Usage
 from dialplan.errors import ConfigError, Problem
 from dialplan.evaluator import RoutingState, decide
 from dialplan.geo import locate
@@ -28,14 +27,13 @@ from router.call.pin_guard import WITHHELD
 from router.commands.simulate import (
     decision_lines,
     features_off,
-    inventory_at,
     not_in_service_line,
     pin_refused_until,
+    standing_at,
     walk_menus,
 )
 from router.configuration.config_dir import PLANS_DIR, ConfigSet
 from router.notifications.crm_address import Network, plan_problems
-from router.numbers.service import NOT_IN_SERVICE
 from router.storage.protocol import Store
 from router.storage.sqlite import StoreUnavailable
 
@@ -146,29 +144,32 @@ async def preview(
 ) -> list[str]:
     """What the plan would do with one call, as `hotline400 simulate` tells it: refused
     outright when the inventory has not put the number in service, and routed with the
-    status the inventory gives it (suspended, arrears, cancelled, frozen connect no call);
+    status the inventory gives it (suspended, arrears, cancelled, frozen connect no call)
+    and the counters the router reads (a prepaid balance spent, a cap reached refuse it);
     a caller the PIN guard blocks refused before the prompt; its menus walked by a caller
     pressing nothing (each menu's default), or not played at all when the number's account
     has no ivr feature that day, as the router does; nor a recording or survey the account
-    has not switched on. The inventory and the guard are read from the routers' store as
-    simulate reads them; a store that cannot be read leaves them out, as the router lets
-    the call through then."""
+    has not switched on. The standing and the guard are read from the routers' store
+    through simulate's own `standing_at` and `pin_refused_until`; a store that cannot be
+    read leaves them out, as the router lets the call through then, and the preview says
+    so."""
     call = Call(plan.number, locate(caller))
     heading = f"call from {describe_caller(call.caller)} at {at:%a %Y-%m-%d %H:%M}"
     local = at.astimezone(plan.zone())
     settings, tariffs = config.settings, config.tariffs
+    standing = await standing_at(store, settings, tariffs, config.number_rules, plan, local)
+    if standing.out_of_service is not None:
+        return [heading, not_in_service_line(plan, standing.out_of_service)]
+    lines = [heading, standing.counters] if standing.counters else [heading]
     try:
-        inventory = await inventory_at(store, plan.number, local, config.number_rules)
         refused = await pin_refused_until(
             store, settings, plan, call.caller.number or WITHHELD, local
         )
-    except StoreUnavailable:
-        inventory, refused = None, None
-    if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
-        return [heading, not_in_service_line(plan, inventory)]
-    status = inventory.plan_status if inventory is not None else None
+    except StoreUnavailable as error:
+        refused = None
+        lines.append(f"PIN guard: unreadable ({error}); the router asks the caller for the PIN")
     state = RoutingState(config.calendar)
-    decision = decide(plan, call, local, Usage(status=status), state)
+    decision = decide(plan, call, local, standing.usage, state)
     walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))
     off = features_off(plan, tariffs, at)
-    return [heading, *decision_lines(decision, busy, set(), off, refused)]
+    return [*lines, *decision_lines(decision, busy, set(), off, refused)]

@@ -11,6 +11,7 @@ import asyncio
 import re
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -118,18 +119,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {problem}")
     zone = ZoneInfo(plan.timezone)
     at = _instant(args.at, zone)
-    usage, counters, out_of_service = _usage(
-        config.settings, config.tariffs, config.number_rules, plan, at
-    )
+    standing = _standing(config.settings, config.tariffs, config.number_rules, plan, at)
+    usage = standing.usage
     state = RoutingState(config.calendar)
     call = Call(plan.number, locate(args.caller))
     caller = describe_caller(call.caller)
     print(f"call to {plan.number} ({plan.name}) from {caller} at {at:%a %Y-%m-%d %H:%M %Z}")
-    if out_of_service is not None:
-        print(not_in_service_line(plan, out_of_service))
+    if standing.out_of_service is not None:
+        print(not_in_service_line(plan, standing.out_of_service))
         return 0
-    if counters:
-        print(counters)
+    if standing.counters:
+        print(standing.counters)
     ivr = feature_on(plan, config.tariffs, IVR, at)
     guessing = _pin_refused_until(config.settings, plan, call.caller.number or WITHHELD, at)
     if args.calls == 1:
@@ -174,73 +174,113 @@ def _instant(value: date | datetime | None, zone: ZoneInfo) -> datetime:
     return instant(value, zone).astimezone(zone)
 
 
-def _usage(
+def _standing(
     settings: RouterSettings,
     tariffs: Tariffs | None,
     rules: NumberRules,
     plan: Plan,
     at: datetime,
-) -> tuple[Usage, str, InventoryStatus | None]:
-    """The counters and inventory status the router would read for this call (balance,
-    month and day cost, calls this month, the number's status) from the configured store, so
-    simulate and serve agree; a line saying what the counters are when they can change the
-    route (a prepaid balance, or caps); and the inventory's status when it has not put the
-    number in service, so that the router refuses the call outright (None when it has)."""
-    account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-    caps = plan.caps
-    prepaid = account is not None and account.prepaid
-    limited = prepaid or caps.limited
-    month = f"{at.astimezone(plan.zone()):%Y-%m}"
+) -> Standing:
+    """The number's standing as the router would read it for this call, from the configured
+    store (`standing_at`), so simulate and serve agree."""
+
+    async def read() -> Standing:
+        location = parse_store_url(configured_store_url(settings))
+        if isinstance(location, SQLiteLocation) and not location.path.is_file():
+            return await standing_at(None, settings, tariffs, rules, plan, at)
+        store = store_for(settings, port=0)
+        try:
+            await store.open()
+        except StoreUnavailable as error:
+            return unreadable(plan, tariffs, str(error))
+        try:
+            return await standing_at(store, settings, tariffs, rules, plan, at)
+        finally:
+            await store.close()
+
     try:
-        call, inventory = asyncio.run(_read_counters(settings, tariffs, rules, plan, at))
+        return asyncio.run(read())
     except StoreUnavailable as error:
-        unreadable = f"usage: unreadable ({error}); the router connects without limits then"
-        return Usage(), unreadable if limited else "", None
-    if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
-        return Usage(), "", inventory
-    if call is None:  # no store yet: the router's first call sees empty counters
-        call = CallAccount(plan, tariffs, account, NO_USAGE, month)
+        return unreadable(plan, tariffs, str(error))
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What the router reads of a number as a call arrives, before it decides the call."""
+
+    usage: Usage
+    """The counters decide() is given (balance, month and day cost, calls this month) and
+    the number's status in the inventory."""
+    counters: str = ""
+    """A line saying what the counters are when they can change the route (a prepaid
+    balance, or caps), or that the store could not be read; "" otherwise."""
+    out_of_service: InventoryStatus | None = None
+    """The inventory's status when it has not put the number in service: the router
+    refuses the call outright, whatever its plan says."""
+
+
+async def standing_at(
+    store: Store | None,
+    settings: RouterSettings,
+    tariffs: Tariffs | None,
+    rules: NumberRules,
+    plan: Plan,
+    at: datetime,
+) -> Standing:
+    """The number's standing for a call at `at`, read from `store` as the router reads it:
+    the inventory's status, then the counters through the router's own `open_call` (None:
+    no store yet, whose first call sees empty counters). A store that cannot be read leaves
+    them empty, as the router connects without limits then, and the line says so.
+    Simulate and the console's preview read it so."""
+    account = tariffs.accounts.get(plan.number) if tariffs is not None else None
+    month = f"{at.astimezone(plan.zone()):%Y-%m}"
+    call = CallAccount(plan, tariffs, account, NO_USAGE, month)
+    if store is not None:
+        try:
+            inventory = await inventory_at(store, plan.number, at, rules)
+            if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
+                return Standing(Usage(), out_of_service=inventory)
+            accounting = Accounting(
+                store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
+            )
+            status = None if inventory is None else inventory.on_calls
+            call = await accounting.open_call(plan, tariffs, at, status)
+        except StoreUnavailable as error:
+            return unreadable(plan, tariffs, str(error))
     usage = call.usage()
-    if not limited:
-        return usage, "", None
+    if not _limited(plan, tariffs):
+        return Standing(usage)
+    if call.unread:
+        return Standing(usage, _unreadable_usage(call.unread))
+    caps = plan.caps
     kind = "no account" if account is None else "prepaid" if account.prepaid else "postpaid"
     balance = f"balance {usage.balance}, " if usage.balance is not None else ""
     calls = f"{usage.month_calls} call(s)"
     if caps.monthly_calls is not None:
         calls = f"{usage.month_calls} of {caps.monthly_calls} {caps.monthly_calls_counting} call(s)"
-    return (
+    return Standing(
         usage,
-        (
-            f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
-            f"today's cost {usage.day_cost}"
-        ),
-        None,
+        f"usage ({kind}): {balance}{month} cost {usage.month_cost} in {calls}, "
+        f"today's cost {usage.day_cost}",
     )
 
 
-async def _read_counters(
-    settings: RouterSettings,
-    tariffs: Tariffs | None,
-    rules: NumberRules,
-    plan: Plan,
-    at: datetime,
-) -> tuple[CallAccount | None, InventoryStatus | None]:
-    """The router's own read of the counters and of the number's inventory status at `at`;
-    (None, None) when its SQLite file does not exist."""
-    location = parse_store_url(configured_store_url(settings))
-    if isinstance(location, SQLiteLocation) and not location.path.is_file():
-        return None, None
-    store = store_for(settings, port=0)
-    await store.open()
-    try:
-        accounting = Accounting(
-            store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
-        )
-        inventory = await inventory_at(store, plan.number, at, rules)
-        status = None if inventory is None else inventory.on_calls
-        return await accounting.open_call(plan, tariffs, at, status), inventory
-    finally:
-        await store.close()
+def unreadable(plan: Plan, tariffs: Tariffs | None, error: str) -> Standing:
+    """The standing of a number whose store cannot be read: no counters nor inventory
+    status, as the router connects then, and a line saying what is left out."""
+    if _limited(plan, tariffs):
+        return Standing(Usage(), _unreadable_usage(error))
+    return Standing(Usage(), f"store: unreadable ({error}); the inventory's status is left out")
+
+
+def _unreadable_usage(error: str) -> str:
+    return f"usage: unreadable ({error}); the router connects without limits then"
+
+
+def _limited(plan: Plan, tariffs: Tariffs | None) -> bool:
+    """Whether the counters can refuse this number's calls: a prepaid balance, or caps."""
+    account = tariffs.accounts.get(plan.number) if tariffs is not None else None
+    return (account is not None and account.prepaid) or plan.caps.limited
 
 
 def _pin_refused_until(

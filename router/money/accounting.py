@@ -140,6 +140,9 @@ class CallAccount:
     with included minutes); None when it does not. A call answered from then on belongs to
     a later month, whose counters are `later`."""
     later: LaterMonth | None = None
+    unread: str = ""
+    """Why the counters the call needed could not be read (the store's error): it is then
+    connected without limits, unrated; "" when they were read or none were needed."""
 
     @property
     def rated(self) -> bool:
@@ -299,7 +302,7 @@ class Accounting:
         """Read the number's counters as the call arrives, if it has an account or a cap;
         `number_status` is the inventory's word on it (router.numbers.statuses)."""
         account = tariffs.accounts.get(plan.number) if tariffs is not None else None
-        snapshot, month, taken, month_ends = NO_USAGE, "", 0, None
+        snapshot, month, taken, month_ends, unread = NO_USAGE, "", 0, None, ""
         spent = self.stored_spent(plan.number)
         # Without a counter to read no month nor day is needed.
         if plan.caps.limited or _reads_counters(account, tariffs):
@@ -313,7 +316,7 @@ class Accounting:
                 log.error(
                     "usage of %s unreadable, connecting without limits: %s", plan.number, error
                 )
-                snapshot, account = NO_USAGE, None
+                snapshot, account, unread = NO_USAGE, None, str(error)
             else:
                 snapshot, spent = self._with_unstored(plan.number, snapshot)
                 if _includes_minutes(account, tariffs):
@@ -331,6 +334,7 @@ class Accounting:
             included_taken_at_read=taken,
             spent_at_read=spent,
             month_ends=month_ends,
+            unread=unread,
         )
 
     def answer_month_unread(self, call: CallAccount, now: datetime, ring_timeout: int) -> bool:

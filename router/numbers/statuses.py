@@ -39,12 +39,6 @@ class InventoryStatus:
     on_calls: NumberStatus | str
     """A plan status, or router.numbers.service.NOT_IN_SERVICE."""
 
-    @property
-    def plan_status(self) -> NumberStatus | None:
-        """The plan status a call is decided with; None for a number not in service, which
-        is refused before anything is decided."""
-        return self.on_calls if isinstance(self.on_calls, NumberStatus) else None
-
 
 @dataclass(frozen=True, slots=True)
 class _Known:

@@ -11,17 +11,31 @@ import html
 import io
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from console.plan_editing import preview
 from numbering.lifecycle import NumberRecord, Status
+from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.configuration.config_dir import load_config
 from router.configuration.settings import load_settings
 from router.storage.cdr import Outcome
+from router.storage.sqlite import SQLiteStore
 from tests.conftest import scratch_schema
-from tests.console.harness import CLINIC, NOW, SHOP, Site, a_call, csrf_of, running_console
+from tests.console.harness import (
+    CLINIC,
+    NOW,
+    SHOP,
+    Site,
+    a_call,
+    console_config,
+    csrf_of,
+    running_console,
+)
 
 GOOD_TARGET = "02155550000"
 
@@ -296,6 +310,74 @@ async def test_the_preview_refuses_a_caller_the_pin_guard_blocks_as_simulate_doe
             simulate = await simulated(site.config_dir, CLINIC, caller, night)
             assert outcome_of(lines) == outcome_of(simulate)
         await clinic.aclose()
+
+
+async def test_the_preview_refuses_calls_past_the_balance_and_the_caps_as_simulate_does(
+    tmp_path: Path,
+) -> None:
+    """The router reads the number's counters as a call arrives: a daily or monthly cost cap
+    reached, the monthly call cap taken and a prepaid balance spent refuse the call. The
+    preview reads the same counters from the store and answers as simulate does."""
+    morning, tomorrow, caller = "2026-11-24T11:00", "2026-11-25T11:00", "13801650000"
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        assert outcome_of(await previewed(site, ops, SHOP, caller, morning)) == (
+            "outcome: answered (rule order-hotline)"
+        )
+        spent = LedgerEntry(
+            SHOP, NOW.replace(hour=9), Decimal("-1000.00"), LedgerKind.CALL, "long.call"
+        )
+        await site.store.post_ledger([spent])
+        today = await previewed(site, ops, SHOP, caller, morning)
+        assert outcome_of(today) == "outcome: capped (capped), playing lanhua/busy-try-later"
+        assert today[1] == (
+            "usage (postpaid): 2026-11 cost 1000.00 in 0 of 100000 incoming call(s), "
+            "today's cost 1000.00"
+        )
+        assert "daily cost cap reached (1000.00 of 1000.00 yuan)" in "\n".join(today)
+        next_day = await previewed(site, ops, SHOP, caller, tomorrow)
+        assert outcome_of(next_day) == "outcome: answered (rule order-hotline)"
+
+        plan = site.config_dir / "plans" / f"{SHOP}.yaml"
+        text = plan.read_text(encoding="utf-8")
+        plan.write_text(text.replace("monthly_calls: 100000", "monthly_calls: 2"), "utf-8")
+        for _ in range(2):
+            assert await site.store.reserve_call(SHOP, "2026-11", 2)
+        full = await previewed(site, ops, SHOP, caller, tomorrow)
+        assert "monthly call cap reached (2 of 2 incoming calls)" in "\n".join(full)
+        plan.write_text(text.replace('monthly_cost: "20000.00"', 'monthly_cost: "900.00"'))
+        month = await previewed(site, ops, SHOP, caller, tomorrow)
+        assert "monthly cost cap reached (1000.00 of 900.00 yuan)" in "\n".join(month)
+
+        tariffs = site.config_dir / "tariffs.yaml"
+        hall = "package: business-hall\n    prepaid: "
+        prepaid = tariffs.read_text(encoding="utf-8").replace(f"{hall}false", f"{hall}true")
+        tariffs.write_text(prepaid, encoding="utf-8")
+        guangzhou = "02012345678"
+        unpaid = await previewed(site, ops, CLINIC, guangzhou, morning)
+        assert unpaid[1].startswith("usage (prepaid): balance 0.00, 2026-11 cost 0.00")
+        assert outcome_of(unpaid) == "outcome: suspended (arrears)"
+
+        for number, caller_id, at, lines in [
+            (SHOP, caller, tomorrow, month),
+            (CLINIC, guangzhou, morning, unpaid),
+        ]:
+            simulate = await simulated(site.config_dir, number, caller_id, at)
+            assert lines[1:] == simulate[1:]
+        await ops.aclose()
+
+
+async def test_the_preview_says_when_it_cannot_read_the_store(tmp_path: Path) -> None:
+    """A store the console cannot read leaves the counters unknown: the router then connects
+    without limits, and the preview says so instead of answering as if nothing were spent.
+    The store here is a real SQLite store whose directory does not exist."""
+    config = load_config(console_config(tmp_path, None))
+    plan = config.plans[SHOP]
+    broken = SQLiteStore(tmp_path / "no such directory" / "hotline400.db")
+    lines = await preview(plan, "13801650000", NOW.replace(hour=11), config, broken, set())
+    assert lines[1].startswith("usage: unreadable (")
+    assert lines[1].endswith("); the router connects without limits then")
+    assert outcome_of(lines) == "outcome: answered (rule order-hotline)"
 
 
 async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:

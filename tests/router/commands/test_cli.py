@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -633,6 +634,32 @@ def test_simulate_asks_no_score_the_account_has_not_switched_the_survey_on(
         "outcome: answered (rule vip-customers)",
     ]
     assert not any("rate-our-service" in line for line in lines)
+
+
+def test_simulate_says_when_it_cannot_read_the_store(capsys: Capture, config_dir: Path) -> None:
+    """A store file that is no database: the router connects without limits and without the
+    inventory's word on the number; simulate says what it left out, capped or not."""
+    broken = config_dir / "broken.db"
+    broken.write_text("not a database\n", encoding="utf-8")
+    router_yaml = config_dir / "router.yaml"
+    text = router_yaml.read_text(encoding="utf-8")
+    router_yaml.write_text(re.sub(r"(?m)^database: .*$", f"database: {broken}", text))
+    at = ("--at", "2026-11-24 11:00")
+    unread = "(DatabaseError: file is not a database)"
+    simulate = ("simulate", "--config", str(config_dir))
+    shop = ("--number", "4008207788", "--caller", "13801650000")
+    code, capped = hotline400(capsys, *simulate, *shop, *at)
+    assert (code, capped[1]) == (
+        0,
+        f"usage: unreadable {unread}; the router connects without limits then",
+    )
+    assert capped[-1] == "outcome: answered (rule order-hotline)"
+    clinic = ("--number", "4001234567", "--caller", "02012345678")
+    code, uncapped = hotline400(capsys, *simulate, *clinic, *at)
+    assert (code, uncapped[1]) == (
+        0,
+        f"store: unreadable {unread}; the inventory's status is left out",
+    )
 
 
 def test_simulate_shows_a_rejection_and_its_announcement(capsys: Capture, config_dir: Path) -> None:
