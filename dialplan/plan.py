@@ -764,9 +764,10 @@ class Notifications(Strict):
         True,
         description="who called, when and from where, for calls that reached the subscriber's "
         "lines unanswered: rang out, busy, every forward failed, or the caller hung up while "
-        "it rang or was held in the queue; not for a caller who gave up in a menu, at the PIN "
-        "prompt or during the recording notice, nor for one refused (screening, blacklist, "
-        "caps, balance, a failed PIN)",
+        "it rang or was held in the queue, or every destination it could take was marked "
+        "down (no_route, named in the text); not for a caller who gave up in a menu, at the "
+        "PIN prompt or during the recording notice, nor for one refused (screening, "
+        "blacklist, hours, caps, balance, a failed PIN)",
     )
     low_balance: bool = Field(True, description="the prepaid balance fell below its warning")
 

@@ -65,6 +65,7 @@ from router.money.accounting import Accounting, CallAccount
 from router.monitoring.logs import call_context
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents, CallReport
+from router.notifications.sms import Reach
 from router.numbers.service import NOT_IN_SERVICE
 from router.numbers.statuses import NumberStatuses
 from router.storage.call_wait import one_store_wait
@@ -155,6 +156,9 @@ class CallSession:
         self.held = False
         """The caller was held in the route's queue, hearing ringing, for a destination: an
         unanswered call is then a missed call, as one put through is."""
+        self.lines_down = False
+        """Every destination the call could take was marked down (refused as no_route): the
+        caller wanted the subscriber, whose lines are out, so it is a missed call too."""
         self.cdr: CDR | None = None  # as written ahead
         self.up_since: datetime | None = None
         """When the router answered the channel, for a prompt (None: it did not)."""
@@ -210,13 +214,19 @@ class CallSession:
             assert self.cdr is not None, "written ahead first"
             legs = tuple(self.record.legs)
             cdr = dataclasses.replace(self.cdr, **fields, legs=legs)
-            self.report.ended(cdr, self.put_through or self.held)
+            self.report.ended(cdr, self._reach())
         self.services.metrics.call_ended(self.context.dialled, self.record.outcome)
         self._log_call()
         if self.account is not None:
             await self.services.accounting.close_call(
                 self.account, self.record.answered_at is not None, self.put_through
             )
+
+    def _reach(self) -> Reach:
+        """How far the call got towards the subscriber's lines, for the missed-call text."""
+        if self.put_through or self.held:
+            return Reach.LINES
+        return Reach.ALL_DOWN if self.lines_down else Reach.SHORT
 
     # --- the steps of a call, in order ---------------------------------------------------
 
@@ -369,6 +379,7 @@ class CallSession:
         assert decision.reject is not None
         self.record.outcome = ENDINGS[decision.reject].outcome
         self.record.note = f"{decision.reject.value}: {decision.detail}"
+        self.lines_down = decision.reject is RejectReason.NO_ROUTE
         self.services.refusals.refused(self.context.dialled, decision.reject, decision.detail)
         if decision.reject is RejectReason.CAPPED and self.account is not None:
             reached = reached_cap(self.account.plan.caps, usage)

@@ -1,5 +1,6 @@
 """What a call tells its subscriber: CRM events (arrival, answer, end) and, when the call
-reached the subscriber's lines and nobody answered, a missed-call text message.
+reached the subscriber's lines (or found every one of them down) and nobody answered, a
+missed-call text message.
 
 `CallEvents.for_call` is asked once per call, after its plan is known, and answers a
 `CallReport` the session tells what happens; a call whose subscriber has neither a CRM
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 
 from dialplan.plan import CrmEvents, Plan
 from rating.tariff import Tariffs
-from router.notifications.sms import SmsNotices
+from router.notifications.sms import Reach, SmsNotices
 from router.notifications.webhooks import CallEvent
 from router.storage.cdr import CDR, CallerRegion, cdr_to_json
 
@@ -50,10 +51,9 @@ class CallReport:
     def answered(self, destination: str, at: datetime) -> None:
         """A destination answered."""
 
-    def ended(self, cdr: CDR, reached_lines: bool) -> None:
-        """The call is over; `cdr` is its complete record. `reached_lines`: a destination
-        was dialled or found busy, or the caller was held in the queue for one (what makes
-        an unanswered call a missed call)."""
+    def ended(self, cdr: CDR, reach: Reach) -> None:
+        """The call is over; `cdr` is its complete record. `reach`: how far it got towards
+        the subscriber's lines (what makes an unanswered call a missed call)."""
 
 
 @dataclass
@@ -91,12 +91,12 @@ class _SubscriberReport(CallReport):
             {"number": self.plan.number, "destination": destination, "at": at.isoformat()},
         )
 
-    def ended(self, cdr: CDR, reached_lines: bool) -> None:
+    def ended(self, cdr: CDR, reach: Reach) -> None:
         at = cdr.ended_at or cdr.started_at  # a completed CDR has its end
         fields = {"number": self.plan.number, "at": at.isoformat(), "cdr": cdr_to_json(cdr)}
         self._send("end", fields)
         if self.sms is not None:
-            self.sms.missed_call(self.plan, cdr, reached_lines)
+            self.sms.missed_call(self.plan, cdr, reach)
 
     def _send(self, what: str, fields: dict[str, Any]) -> None:
         crm = self.crm

@@ -41,6 +41,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any, Protocol
 
 import httpx
@@ -58,6 +59,27 @@ MISSED = frozenset({Outcome.BUSY, Outcome.NOANSWER})
 """Outcomes of a call that nobody answered. A call ending so is a missed call only when it
 reached the subscriber's lines (`SmsNotices.missed_call`): a caller who gave up in a menu,
 at the PIN prompt or during the recording notice ends as noanswer too, having rung nowhere."""
+
+
+class Reach(Enum):
+    """How far a call got towards the subscriber's lines: what makes an unanswered call a
+    missed call (`SmsNotices.missed_call`)."""
+
+    SHORT = "short"
+    """No line was asked to take it: the caller gave up before (a menu, the PIN prompt,
+    the recording notice) or was refused (screening, blacklist, hours, caps, balance, a
+    failed PIN)."""
+    LINES = "lines"
+    """A destination was dialled or found busy, or the caller was held in the queue for
+    one."""
+    ALL_DOWN = "all_down"
+    """Every destination the call could take is marked down: refused as no_route, the
+    caller having wanted the subscriber, whose lines are out."""
+
+
+ALL_DOWN_NOTE = "接听号码均已停用，"
+"""What a missed-call text adds when every line was down (their lines are out: the
+subscriber most needs to know)."""
 RESULTS = ("sent", "kept", "rate_limited", "lost")
 """sent: the gateway took it; kept: in the spool for `hotline400 sms replay`; rate_limited:
 over sms_per_number; lost: the spool could not be written."""
@@ -172,24 +194,29 @@ class SmsNotices:
         self._keeper = Keeper(kept, "text message(s)", self._counted("kept"), self._counted("lost"))
         self._sending = Sending()
 
-    def missed_call(self, plan: Plan, cdr: CDR, reached_lines: bool) -> None:
+    def missed_call(self, plan: Plan, cdr: CDR, reach: Reach) -> None:
         """Tell the subscriber who called, when and from where, if the call reached its
         lines and nobody answered: a destination rang out, was busy (at its call limit
         too), every forward failed, the caller hung up while it rang, or the caller was
-        held in the queue for one and hung up or ran out of time. `reached_lines` says
-        whether the call got that far (a destination dialled or found busy, or the caller
-        held); a caller who gave up before (menu, PIN prompt, recording notice) or was
-        refused (screening, blacklist, caps, balance, a failed PIN) is no missed call."""
+        held in the queue for one and hung up or ran out of time; or every destination it
+        could take was marked down (refused as no_route), which the text names. `reach`
+        says how far the call got; a caller who gave up before any line was asked (menu,
+        PIN prompt, recording notice) or was refused (screening, blacklist, hours, caps,
+        balance, a failed PIN) is no missed call."""
         notify = plan.notifications
         if notify is None or not notify.missed_calls:
             return
-        if not reached_lines or cdr.outcome not in MISSED:
+        if reach is Reach.ALL_DOWN:
+            why = ALL_DOWN_NOTE
+        elif reach is Reach.LINES and cdr.outcome in MISSED:
+            why = ""
+        else:
             return
         region = cdr.region
         where = place_name(region.province, region.city, separator="") or "未知地区"
         when = cdr.started_at.astimezone(plan.zone()).strftime("%m-%d %H:%M")
         caller = cdr.caller or "未显示号码"
-        text = f"未接来电：{caller}（{where}）于 {when} 拨打 {plan.number}，请及时回电。"
+        text = f"未接来电：{caller}（{where}）于 {when} 拨打 {plan.number}，{why}请及时回电。"
         self._send_all("missed_call", plan.number, notify.sms_to, text)
 
     def low_balance(self, number: str, balance: Decimal, threshold: Decimal) -> None:

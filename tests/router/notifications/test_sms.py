@@ -159,6 +159,32 @@ async def test_callers_who_never_reached_the_subscribers_lines_are_no_missed_cal
     assert [message["text"][:16] for message in texts(gateway)] == ["未接来电：13905310009"]
 
 
+async def test_a_caller_whose_every_line_is_down_is_a_missed_call_told_why(
+    tmp_path: Path,
+) -> None:
+    """Every destination the call could take is marked down: the router refuses it
+    (no_route, rejected), though the caller wanted the subscriber and nobody could answer.
+    The subscriber, whose lines are out, hears of it, the reason in the text."""
+    async with HttpReceiver("ok") as gateway:
+        config = sms_config(tmp_path)
+        plan = config / "plans" / f"{SUBSCRIBER}.yaml"
+        text = plan.read_text(encoding="utf-8")
+        down = '{target: {number: "13800000021", down: true}}'
+        plan.write_text(text.replace('{target: "13800000021"}', down), encoding="utf-8")
+        async with running_router(tmp_path, config, sms_gateway=gateway.url) as router:
+            result = await call(router, dialled=SUBSCRIBER, uniqueid="down.1")
+            refused = await finished_cdr(router, "down.1")
+            await eventually(lambda: len(gateway.received) == 1)
+    assert result.variables["HOTLINE_STATUS"] == "rejected"
+    assert refused.note.startswith("no_route: ")
+    [message] = texts(gateway)
+    assert message["to"] == MOBILE
+    assert message["text"] == (
+        f"未接来电：053188889999（山东济南）于 11-23 10:00 拨打 {SUBSCRIBER}，"
+        "接听号码均已停用，请及时回电。"
+    )
+
+
 async def test_messages_to_one_mobile_are_limited_per_window(tmp_path: Path) -> None:
     async with HttpReceiver("ok") as gateway:
         overrides = {"sms_gateway": gateway.url, "sms_per_number": 2}
