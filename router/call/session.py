@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -635,6 +636,8 @@ class CallSession:
 
     async def _dial(self, target: DialTarget, options: str) -> str:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
+        if self.up_since is not None and _HOOKABLE_CHANNEL.fullmatch(self.context.channel):
+            options += f"U({ANSWER_HOOK}^{self.context.channel})"
         try:
             argument = dial_argument(
                 self.services.dial_template, target.number, target.ring_timeout, options
@@ -648,14 +651,28 @@ class CallSession:
         if self.account is not None and target.number in self.account.plan.call_limits:
             self.services.holding.claim(self.context.call_id, target.number)
         returned = await self.agi.exec("Dial", argument)
+        dial_ended = self.services.clock()
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
-        status, up_ms, age_ms = await self._dial_outcome()
+        status, up_ms, age_ms, stamped_talk_ms = await self._dial_outcome()
         if status == "ANSWER" and up_ms is not None:
-            rang = None
-            if self.up_since is not None:  # only AMI can tell the ring from the talk
-                rang = await self.services.dial_ring(self.context.call_id)
-            ring, talk = self._ring_and_talk(started, up_ms, age_ms, rang)
+            if self.up_since is not None and stamped_talk_ms is not None:
+                # the talk on Asterisk's clock; the ring is the rest of the Dial on ours
+                talk_ms = min(stamped_talk_ms, up_ms)
+                ring_ms = max(0, _elapsed_ms(started, dial_ended) - talk_ms)
+                ring, talk = round(ring_ms / 1000), talk_ms // 1000
+            else:
+                rang = None
+                if self.up_since is not None:  # no answer stamp: AMI's ring, if it tells one
+                    rang = await self.services.dial_ring(self.context.call_id)
+                    if rang is None:
+                        log.warning(
+                            "call %s: no answer stamp (Dial's U(%s) is missing from the "
+                            "dialplan) and AMI told no ring: the ring is counted as talk",
+                            self.context.call_id,
+                            ANSWER_HOOK,
+                        )
+                ring, talk = self._ring_and_talk(started, up_ms, age_ms, rang)
             if self.talk_limit is not None:  # Asterisk cut the talk there, a ring told or not
                 talk = min(talk, self.talk_limit)
         else:  # Asterisk tells no times of an unanswered Dial
@@ -668,12 +685,19 @@ class CallSession:
             self.report.answered(target.number, self.record.answered_at)
         return status
 
-    async def _dial_outcome(self) -> tuple[str, int | None, int | None]:
+    async def _dial_outcome(self) -> tuple[str, int | None, int | None, int | None]:
         """DIALSTATUS, ANSWEREDTIME_MS and DIALEDTIME_MS in one `GET FULL VARIABLE` round
-        trip."""
-        values = await self.agi.get_variables(*_DIAL_VARIABLES)
-        status, up_ms, age_ms = values if values is not None else ("", None, None)
-        return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms)
+        trip; on a channel the router answered for a prompt, in the same round trip the
+        destination's answer as the Dial's `U()` hook stamped it and Asterisk's clock now,
+        whose difference (the last value, None without a stamp) is the talk in ms."""
+        if self.up_since is None:
+            values = await self.agi.get_variables(*_DIAL_VARIABLES)
+            status, up_ms, age_ms = values if values is not None else ("", None, None)
+            return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), None
+        values = await self.agi.get_variables(*_DIAL_VARIABLES, *_ANSWER_STAMPS)
+        status, up_ms, age_ms, answered, now = values if values is not None else [""] * 5
+        talk_ms = _stamped_talk_ms(answered, now)
+        return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), talk_ms
 
     def _ring_and_talk(
         self, started: datetime, up_ms: int, age_ms: int | None, rang: float | None
@@ -684,8 +708,9 @@ class CallSession:
         talk, and its age less the talk is everything before the answer, this Dial's ring
         after what came before it (earlier Dials, a hold, a notice). A channel the router
         answered for a prompt has been up since then: the prompt is taken off, and as no
-        Dial variable tells when the destination answered, the ring is AMI's (`rang`, from its
-        DialBegin and DialEnd stamps) or, without it, counted as talk."""
+        Dial variable tells when the destination answered, the ring (`rang`) is the one the
+        Dial's `U()` answer stamp leaves, else AMI's (its DialBegin and DialEnd stamps), else
+        it is counted as talk."""
         if self.up_since is None:
             talk_ms = up_ms
             before_ms = _elapsed_ms(self.record.started_at, started)
@@ -878,6 +903,17 @@ class CallSession:
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME_MS", "DIALEDTIME_MS")
+ANSWER_HOOK = "hotline400-answered"
+"""The shipped dialplan's subroutine (asterisk/extensions.conf) that Dial's `U()` runs on
+the destination's channel as it answers: it stamps that moment, on Asterisk's clock in
+ms, on the caller's channel as SHARED(HOTLINE_ANSWERED). Only a call the router answered
+for a prompt needs it: its ANSWEREDTIME counts from that ANSWER, prompt and ring included
+(agi-more/a_answered), and no Dial variable tells when the destination answered."""
+_ANSWER_STAMPS = ("SHARED(HOTLINE_ANSWERED)", "STRFTIME(,,%s.%3q)")
+"""The destination's answer as the hook stamped it, and Asterisk's clock as the Dial's
+result is read (the bridge ended a round trip before: the talk is the difference)."""
+_HOOKABLE_CHANNEL = re.compile(r"[A-Za-z0-9/@._;:+#*-]+")
+"""A channel name Dial's `U(context^name)` carries as its argument unchanged."""
 HOLD_SLICE_S = 1
 """Seconds of one `EXEC Wait` while held: how soon a held caller takes a place come free."""
 
@@ -894,6 +930,15 @@ def _milliseconds(value: str | None) -> int | None:
     if value is None or not value.strip().isdigit():
         return None
     return int(value.strip())
+
+
+def _stamped_talk_ms(answered: str | None, now: str | None) -> int | None:
+    """Asterisk's clock now less the answer stamp (both `epoch.mmm`), in ms; None when the
+    Dial left no stamp (not answered, or a dialplan without the hook)."""
+    try:
+        return max(0, round((float(now or "") - float(answered or "")) * 1000))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _elapsed_ms(since: datetime, until: datetime) -> int:

@@ -47,7 +47,7 @@ _HANGUP_LINE = "HANGUP"
 _CODE_LINE = re.compile(r"(\d{3})([ -])(.*)")
 _RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
 _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\([A-Za-z0-9_,.:-]*\))?")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\([A-Za-z0-9_,.:%-]*\))?")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 _ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
 

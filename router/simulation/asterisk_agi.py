@@ -21,7 +21,11 @@ it was answered and since it was created, as Asterisk's app_dial sets them (its 
 and its age, not the Dial's own talk and ring): a channel that an ANSWER took up before the
 Dial counts the time since that ANSWER (agi-more/a_answered: ANSWER, then a Dial of 3.5 s,
 gives ANSWEREDTIME_MS 4016), one the Dial took up counts the talk, and DIALEDTIME counts
-everything since the channel was made, earlier Dials included.
+everything since the channel was made, earlier Dials included. A Dial carrying
+`U(hotline400-answered^<this channel>)` runs the shipped dialplan's subroutine as the
+destination answers: SHARED(HOTLINE_ANSWERED) then holds that moment as `STRFTIME(,,%s.%3q)`
+writes Asterisk's clock, which runs with the call's virtual time (`answer_hook=False` is a
+dialplan without the subroutine).
 """
 
 import asyncio
@@ -156,6 +160,9 @@ USAGE_TEXT: dict[str, tuple[str, ...]] = {
 }
 
 STATE_RING = 4
+ANSWER_HOOK = "hotline400-answered"
+"""The subroutine of the shipped dialplan (asterisk/extensions.conf) that stamps a Dial's
+answer on the caller's channel when the Dial carries `U(hotline400-answered^<channel>)`."""
 STATE_UP = 6
 ANSWER_S = 0.5
 """ANSWER's reply comes half a second later in every recording."""
@@ -339,6 +346,11 @@ class SimulatedCall:
     mixmonitor_fails: bool = False
     """MixMonitor cannot start (its file cannot be made): it answers `200 result=-1` on the
     live channel, sets no MIXMONITOR_FILENAME and records nothing; the call goes on."""
+    answer_hook: bool = True
+    """The dialplan holds the shipped `[hotline400-answered]` subroutine (asterisk/
+    extensions.conf) that Dial's `U()` runs on the destination's channel as it answers,
+    stamping that moment on the caller's channel: SHARED(HOTLINE_ANSWERED). False: a
+    dialplan without it, whose Gosub fails and leaves no stamp (the call goes on)."""
 
     def __post_init__(self) -> None:
         texts = [self.dialled, self.caller_id, self.caller_name, self.script, self.context]
@@ -428,6 +440,11 @@ class _Channel:
         self.state = STATE_RING
         self.up_since: float | None = None
         """Virtual seconds at which the channel was answered (None: not yet)."""
+        self.epoch_us = int(time.time() * 1000) * 1000
+        """Asterisk's clock as the call began, in microseconds since the epoch (a whole
+        millisecond): its clock at a virtual instant is this plus the virtual time."""
+        self.shared: dict[str, str] = {}
+        """The channel's SHARED() variables, which another channel may set."""
         self.dead = False
         self.pending_hangup = False
         self.dial_count = 0
@@ -484,6 +501,10 @@ class _Channel:
             return self.variables.get(_LANGUAGE, self.env["agi_language"])
         if name in self.variables:
             return self.variables[name]
+        if name.upper().startswith("SHARED(") and name.endswith(")"):
+            return self.shared.get(name[7:-1])
+        if name.upper().startswith("STRFTIME(") and name.endswith(")"):
+            return _strftime(self._clock_us(self.result.virtual_s), name[9:-1])
         builtins = {
             "EXTEN": self.env["agi_extension"],
             "CONTEXT": self.env["agi_context"],
@@ -798,6 +819,7 @@ class _Channel:
             ends = leaves_at
         if status == "ANSWER":
             began = self.result.virtual_s
+            self._run_answer_hook(options, began + ring)
             if self.up_since is None:
                 self.up_since = began + ring  # Dial answers the caller when the callee answers
             self.state = STATE_UP
@@ -817,6 +839,23 @@ class _Channel:
             ring, talk = ends, 0.0
         self.result.dials.append(DialRecord(argument, status, result, ring, talk))
         return [f"200 result={result}"], ends
+
+    def _run_answer_hook(self, options: str, answered_s: float) -> None:
+        """Dial's `U(context^arg...)`: the subroutine runs on the destination's channel as
+        it answers. The shipped `[hotline400-answered]` sets SHARED(HOTLINE_ANSWERED,ARG1)
+        to `${STRFTIME(,,%s.%3q)}`: on this channel when ARG1 names it (SHARED takes a
+        channel's whole name or the prefix before its `-`)."""
+        match = re.search(r"U\(([^)]*)\)", options)
+        if match is None or not self.call.answer_hook:
+            return
+        context, _, argument = match[1].partition("^")
+        name = self.env["agi_channel"]
+        if context == ANSWER_HOOK and (name == argument or name.startswith(f"{argument}-")):
+            self.shared["HOTLINE_ANSWERED"] = _strftime(self._clock_us(answered_s), ",,%s.%3q")
+
+    def _clock_us(self, virtual_s: float) -> int:
+        """Asterisk's clock at the call's virtual second `virtual_s`, in microseconds."""
+        return self.epoch_us + round(virtual_s * 1_000_000)
 
     def _write_recording(self) -> None:
         """A bridged call is recorded by a MixMonitor started on the channel (fact 21)."""
@@ -897,6 +936,20 @@ def _float(text: str) -> float:
 def _option_letters(options: str) -> str:
     """Dial's option letters without their parenthesised parameters."""
     return re.sub(r"\([^)]*\)", "", options)
+
+
+def _strftime(moment_us: int, arguments: str) -> str | None:
+    """STRFTIME([epoch][,timezone][,format]) with an empty epoch (now, `moment_us` in
+    microseconds): `%s` (epoch seconds) and `%1q`..`%6q` (the fraction of the second, cut
+    to that many digits) as Asterisk's ast_strftime writes them, the rest as strftime in
+    local time."""
+    parts = arguments.split(",", 2)
+    if parts[0].strip() or len(parts) < 3:
+        return None  # only "now" with a format is simulated
+    seconds, fraction = divmod(moment_us, 1_000_000)
+    text = re.sub(r"%([1-6])q", lambda match: f"{fraction:06d}"[: int(match[1])], parts[2])
+    text = text.replace("%s", str(seconds))
+    return time.strftime(text, time.localtime(seconds))
 
 
 def _limit_s(options: str) -> float:

@@ -38,6 +38,7 @@ from tests.conftest import (
     plan_from,
     running_router,
 )
+from tests.router.call.test_router_calls import prompted_dial_lines
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 QUEUED = "4000000040"
@@ -319,7 +320,6 @@ default: {{menu: main}}
     assert support.commands[:4] == [
         "ANSWER",
         "GET DATA acme/main-menu 5000 1",
-        f'EXEC Dial "Local/{SUPPORT}@phones,20"',
-        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS}",
+        *prompted_dial_lines(SUPPORT, support.env["agi_channel"]),
     ]
     assert support.variables["HOTLINE_STATUS"] == "answered" and waited < 1.0

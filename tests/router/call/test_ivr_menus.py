@@ -28,7 +28,7 @@ from tests.conftest import (
     finished_cdr,
     running_router,
 )
-from tests.router.call.test_router_calls import dial_lines, status_lines
+from tests.router.call.test_router_calls import dial_lines, prompted_dial_lines, status_lines
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 MENU_LINE = "4000000101"
@@ -47,7 +47,7 @@ async def test_a_key_in_each_menu_reaches_its_destination_in_the_chosen_language
         MAIN_MENU,
         'EXEC Set "CHANNEL(language)=en"',
         "GET DATA acme/english-menu 5000 1",
-        *dial_lines("13800000013"),
+        *prompted_dial_lines("13800000013", result.env["agi_channel"]),
         *status_lines("answered", "13800000013", "default"),
     ]
     assert result.variables["CHANNEL(language)"] == "en"
@@ -79,13 +79,12 @@ async def test_a_repeat_key_with_a_language_plays_the_menu_again_in_it(tmp_path:
     assert (cdr.menu_path, cdr.menu_digits, cdr.language) == ("main:1", "91", "en")
 
 
-async def test_the_menus_are_not_billed_as_talk(tmp_path: Path) -> None:
-    """Answered for the menus, the channel's ANSWEREDTIME counts from that ANSWER (fact
-    25's recordings, agi-more/a_answered): the time in the menus is taken off. The ring
-    stays in the talk, as Asterisk tells no moment the destination answered."""
-    # The menus' prompts, 2 s of ringing and 5.9 s of talk in about 1.3 s. The router times
-    # the menus on its clock, which loses whatever its loop is late by (x speedup): the
-    # 0.9 s left over the whole seconds billed is 90 ms of lateness the check allows.
+async def test_the_menus_and_the_ring_are_not_billed_as_talk(tmp_path: Path) -> None:
+    """Answered for the menus, the channel's ANSWEREDTIME counts from that ANSWER (agi-more/
+    a_answered: ANSWER, then a Dial of 3.5 s, gives ANSWEREDTIME_MS 4016): it holds the menus
+    and the ring. Without an AMI link the Dial's `U()` hook of the shipped dialplan stamps the
+    destination's answer on the caller's channel: only the talk after it is billed."""
+    # The menus' prompts, 2 s of ringing and 5.9 s of talk in about 1.3 s.
     speedup = 10.0
     desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
     async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
@@ -103,15 +102,63 @@ async def test_the_menus_are_not_billed_as_talk(tmp_path: Path) -> None:
     menus_s = result.virtual_s - dial.ring_s - dial.talk_s
     assert menus_s >= 4.5  # ANSWER and the two menus' prompts
     assert cdr.outcome is CallOutcome.ANSWERED
-    assert cdr.billable_seconds == 7  # 2 s ringing + 5.9 s talk, not 12 s with the menus
-    assert [(leg.ring_seconds, leg.talk_seconds) for leg in cdr.legs] == [(0, 7)]
+    assert cdr.billable_seconds == 5  # the 5.9 s talk: not 7 with the ring, 12 with the menus
+    (leg,) = cdr.legs
+    assert (leg.ring_seconds, leg.talk_seconds) == (2, 5)
 
 
-async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
+async def test_in_virtual_time_the_menus_and_the_ring_are_not_billed_either(
     tmp_path: Path,
 ) -> None:
-    """The Dial's DialBegin and DialEnd ANSWER, stamped by Asterisk (timestampevents), say
-    how long the destination rang: the talk is what is left of the Dial."""
+    """With the simulator in virtual time (time scale 0, as `hotline400 callgen` runs by
+    default) the menus take no time on the router's clock: the talk is what the channel
+    tells, the same 5 s as when the call takes its real time."""
+    desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router,
+            dialled=MENU_LINE,
+            uniqueid="ivr.virtual",
+            dtmf=("2", "1"),
+            sound_samples=16000,
+            destinations={"13800000013": desk},
+        )
+        cdr = await finished_cdr(router, "ivr.virtual")
+    assert result.virtual_s >= 4.5 + 7.9  # the menus, the ring and the talk, virtually
+    assert (cdr.outcome, cdr.billable_seconds) == (CallOutcome.ANSWERED, 5)
+    assert [leg.talk_seconds for leg in cdr.legs] == [5]
+
+
+async def test_without_the_answer_hook_or_an_ami_link_the_ring_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dialplan without the `[hotline400-answered]` subroutine and no AMI link: nothing
+    tells when the destination answered. The menus are still taken off (on the router's
+    clock), the ring counts as talk, and the log says why."""
+    speedup = 10.0  # the router's clock loses what its loop is late by (x speedup)
+    desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
+    async with running_router(tmp_path, clock=SimulatedClock(speedup)) as router:
+        await call(
+            router,
+            time_scale=1 / speedup,
+            dialled=MENU_LINE,
+            uniqueid="ivr.unhooked",
+            dtmf=("2", "1"),
+            sound_samples=16000,
+            destinations={"13800000013": desk},
+            answer_hook=False,
+        )
+        cdr = await finished_cdr(router, "ivr.unhooked")
+    assert cdr.billable_seconds == 7  # 2 s ringing + 5.9 s talk, not 12 s with the menus
+    assert "call ivr.unhooked: no answer stamp (Dial's U(hotline400-answered)" in caplog.text
+
+
+async def test_without_the_answer_hook_the_ami_link_tells_the_ring_after_the_menus(
+    tmp_path: Path,
+) -> None:
+    """A dialplan without the `[hotline400-answered]` subroutine leaves no answer stamp: the
+    Dial's DialBegin and DialEnd ANSWER, stamped by Asterisk (timestampevents), say how long
+    the destination rang, and the talk is what is left of the Dial."""
     speedup = 10.0  # as above: 0.9 s of slack over the whole seconds billed
     desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
     asterisk = AmiSimulator(ACCOUNTS, timestamp_events=True)
@@ -137,6 +184,7 @@ async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
                 dtmf=("2", "1"),
                 sound_samples=16000,
                 destinations=ringing_then_answered,
+                answer_hook=False,
             )
             cdr = await finished_cdr(router, "ivr.ami")
     finally:
@@ -150,9 +198,10 @@ async def test_with_the_ami_link_the_ring_after_the_menus_is_not_billed_either(
 async def test_dial_stamps_a_busy_asterisk_sends_after_the_dial_returned_still_tell_the_ring(
     tmp_path: Path,
 ) -> None:
-    """A busy Asterisk writes its manager events behind its calls: the second call's DialBegin
-    and DialEnd ANSWER reach the router a moment after its Dial's result. The link has told
-    stamped events before, so the router waits for them: the ring is not billed as talk."""
+    """Without the answer hook, a busy Asterisk writes its manager events behind its calls:
+    the second call's DialBegin and DialEnd ANSWER reach the router a moment after its Dial's
+    result. The link has told stamped events before, so the router waits for them: the ring
+    is not billed as talk."""
     speedup = 10.0  # as above: 0.9 s of slack over the whole seconds billed
     desk = Outcome.answers(talk_s=5.9, ring_s=2.0)
     asterisk = AmiSimulator(ACCOUNTS, timestamp_events=True)
@@ -188,6 +237,7 @@ async def test_dial_stamps_a_busy_asterisk_sends_after_the_dial_returned_still_t
                     dtmf=("2", "1"),
                     sound_samples=16000,
                     destinations=destination(call_id, late_s),
+                    answer_hook=False,
                 )
                 cdrs.append(await finished_cdr(router, call_id))
     finally:
@@ -209,7 +259,7 @@ async def test_a_wrong_key_then_silence_spend_the_retries_and_take_the_default(
         MAIN_MENU,
         'STREAM FILE acme/invalid-key ""',
         MAIN_MENU,
-        *dial_lines("13800000012"),
+        *prompted_dial_lines("13800000012", result.env["agi_channel"]),
         *status_lines("answered", "13800000012", "default"),
     ]
     assert (cdr.menu_path, cdr.menu_digits, cdr.language) == ("main:default", "7", "zh")
@@ -224,7 +274,7 @@ async def test_repeat_plays_the_menu_again_without_spending_a_retry(tmp_path: Pa
         MAIN_MENU,
         MAIN_MENU,
         MAIN_MENU,
-        *dial_lines("13800000011"),
+        *prompted_dial_lines("13800000011", result.env["agi_channel"]),
         *status_lines("answered", "13800000011", "default"),
     ]
     assert (cdr.menu_path, cdr.menu_digits) == ("main:1", "991")
@@ -340,7 +390,7 @@ async def test_a_menu_whose_prompt_is_missing_takes_its_default_at_once(tmp_path
         *ANSWER_IN_CHINESE,
         MAIN_MENU,
         "CHANNEL STATUS",  # 200 result=6: the caller is there, the prompt is not
-        *dial_lines("13800000012"),
+        *prompted_dial_lines("13800000012", result.env["agi_channel"]),
         *status_lines("answered", "13800000012", "default"),
     ]
     assert cdr.menu_path == "main:default"

@@ -35,6 +35,17 @@ def dial_lines(number: str, timeout: int = 20) -> list[str]:
     ]
 
 
+def prompted_dial_lines(number: str, channel: str, timeout: int = 20) -> list[str]:
+    """A Dial on a channel the router answered for a prompt (PIN, menu): the shipped
+    dialplan's `U()` subroutine stamps the destination's answer on the caller's `channel`,
+    read with the Dial's outcome and Asterisk's clock."""
+    return [
+        f'EXEC Dial "Local/{number}@phones,{timeout},U(hotline400-answered^{channel})"',
+        "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS},"
+        "${SHARED(HOTLINE_ANSWERED)},${STRFTIME(,,%s.%3q)}",
+    ]
+
+
 async def test_a_direct_answer_dials_without_answering_first_and_records_the_talk_time(
     tmp_path: Path,
 ) -> None:
@@ -144,10 +155,10 @@ async def test_the_right_pin_answers_prompts_and_then_dials(tmp_path: Path) -> N
     assert result.commands == [
         "ANSWER",
         "GET DATA acme/enter-pin 5000 6",
-        *dial_lines("13800000011"),
+        *prompted_dial_lines("13800000011", result.env["agi_channel"]),
         *status_lines("answered", "13800000011", "default"),
     ]
-    assert cdr.outcome is Outcome.ANSWERED
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 3)  # not the PIN's time
 
 
 async def test_a_wrong_pin_three_times_ends_the_call_as_pin_failed(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from router.simulation.asterisk_agi import CallerHangup
 from router.simulation.asterisk_agi import Outcome as Plays
 from router.storage.cdr import Outcome
 from tests.conftest import E2E_CONFIG, call, finished_cdr, running_router
-from tests.router.call.test_router_calls import dial_lines, status_lines
+from tests.router.call.test_router_calls import dial_lines, prompted_dial_lines, status_lines
 
 SURVEYED = "4000000103"
 MENU_THEN_SURVEY = "4000000105"
@@ -199,17 +199,19 @@ async def test_only_the_route_that_asks_surveys_its_callers(tmp_path: Path) -> N
         )
         cdr_asked = await finished_cdr(router, "sv.11")
         cdr_not_asked = await finished_cdr(router, "sv.12")
+    dial, outcome = prompted_dial_lines("13800000013", asked.env["agi_channel"])
     assert asked.commands == [
         "ANSWER",
         "GET DATA acme/main 5000 1",
-        *dial_g("13800000013"),
+        dial.replace(",20,U(", ",20,gU("),
+        outcome,
         ASK,
         *status_lines("answered", "13800000013", "default"),
     ]
     assert not_asked.commands == [
         "ANSWER",
         "GET DATA acme/main 5000 1",
-        *dial_lines("13800000011"),
+        *prompted_dial_lines("13800000011", not_asked.env["agi_channel"]),
         *status_lines("answered", "13800000011", "default"),
     ]
     assert (cdr_asked.menu_path, cdr_asked.survey_score) == ("main:1", 3)

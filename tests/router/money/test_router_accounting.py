@@ -384,19 +384,26 @@ async def test_a_call_arriving_before_the_last_ones_charge_is_written_warns_no_s
 
 
 async def test_a_call_behind_a_pin_is_charged_no_more_talk_than_its_limit(tmp_path: Path) -> None:
-    """The router answered for the PIN, so the Dial's variables count the ring as talk when
-    AMI does not tell it; Asterisk cut the talk at L() all the same, and so does the price."""
+    """The router answered for the PIN, and a dialplan without the answer hook leaves the
+    ring counted as talk when AMI does not tell it; Asterisk cut the talk at L() all the
+    same, and so does the price."""
     config = capped_config(tmp_path, "  monthly_calls: 2\n")
     async with running_router(tmp_path, config=config) as router:
         await pay(router, PREPAID, "1.00", "receipt-9")
         phone = {"13800000051": Phone.answers(talk_s=200, ring_s=10)}
         result = await call(
-            router, dialled=PREPAID, uniqueid="pin.long", dtmf=("2468#",), destinations=phone
+            router,
+            dialled=PREPAID,
+            uniqueid="pin.long",
+            dtmf=("2468#",),
+            destinations=phone,
+            answer_hook=False,
         )
         cdr = await finished_cdr(router, "pin.long")
         await settled(router)
         usage = await router.store.usage(PREPAID, "2026-11", "2026-11-23")
-    assert 'EXEC Dial "Local/13800000051@phones,20,L(60000)"' in result.commands
+    hook = f"U(hotline400-answered^{result.env['agi_channel']})"
+    assert f'EXEC Dial "Local/13800000051@phones,20,L(60000){hook}"' in result.commands
     assert (cdr.billable_seconds, cdr.callee_share, usage.balance) == (
         60,
         Decimal("0.60"),

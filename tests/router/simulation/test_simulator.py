@@ -770,6 +770,39 @@ async def test_destinations_callable_and_ring_time_drive_dialed_time() -> None:
     assert result.dials[0].ring_s == pytest.approx(7.9)
 
 
+async def test_the_answer_hook_stamps_the_destinations_answer_on_the_callers_channel() -> None:
+    """Dial's `U(hotline400-answered^<caller's channel>)` runs the shipped dialplan's
+    subroutine as the destination answers: SHARED(HOTLINE_ANSWERED) holds that moment on
+    Asterisk's clock (`%s.%3q`), and STRFTIME read as the Dial returns is the bridge's end:
+    their difference is the talk, whatever the prompt and the ring before it took."""
+    read: list[list[str] | None] = []
+
+    async def router(session: AGISession) -> None:
+        await session.answer()
+        await session.command("GET DATA beep 5000 4")  # a PIN prompt: the beep, 5 s of silence
+        channel = session.env["agi_channel"]
+        await session.exec("Dial", f"PJSIP/13900000000@carrier,30,U(hotline400-answered^{channel})")
+        read.append(
+            await session.get_variables(
+                "ANSWEREDTIME_MS", "SHARED(HOTLINE_ANSWERED)", "STRFTIME(,,%s.%3q)"
+            )
+        )
+        await session.close()
+
+    server, host, port = await serve_sessions(router)
+    async with server:
+        phone = Outcome.answers(talk_s=62.4, ring_s=7.9)
+        hooked = await run_call(host, port, SimulatedCall(destinations={"13900000000": phone}))
+        plain = SimulatedCall(destinations={"13900000000": phone}, answer_hook=False)
+        unhooked = await run_call(host, port, plain)
+    assert hooked.error is None and unhooked.error is None
+    (up_ms, answered, now), (_, no_stamp, _) = read[0], read[1]
+    assert int(up_ms) == 500 + 440 + 5000 + 7900 + 62400  # ANSWER, prompt, ring, talk
+    assert re.fullmatch(r"\d{10}\.\d{3}", answered) and re.fullmatch(r"\d{10}\.\d{3}", now)
+    assert round((float(now) - float(answered)) * 1000) == 62400
+    assert no_stamp == ""  # a dialplan without the subroutine stamps nothing
+
+
 async def test_ringing_longer_than_the_dial_timeout_is_no_answer() -> None:
     async def router(session: AGISession) -> None:
         await session.exec("Dial", "Local/13800000011@phones,10")
