@@ -81,4 +81,5 @@ asterisk_ami.AmiSimulator.channel_up
 asterisk_ami.AmiSimulator.answer_caller  # a call the router answered for a prompt
 asterisk_ami.AmiSimulator.flush_cdrs
 asterisk_ami.AmiSimulator.channel_lists
+asterisk_ami.AmiSimulator.variables_read  # the Getvar of an answer stamp asked
 

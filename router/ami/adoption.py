@@ -9,7 +9,9 @@ over AMI which of their inbound channels still exist (CoreShowChannels; each cal
 Uniqueid of its inbound channel):
 
 - a call still up is followed to its end by the reconciler (DialEnd, BridgeLeave, Hangup,
-  Cdr) and completed with its true answer time and billable seconds, then priced;
+  Cdr) and completed with its true answer time and billable seconds, then priced; for a call
+  the router had answered for a prompt, the destination's answer that its Dial's `U()` hook
+  stamped on the channel is read first (Getvar), as its BridgeEnter went before the restart;
 - a call Asterisk no longer has is completed from its Cdr record if one arrives within
   `adopt_cdr_window` seconds (cdr.conf batch mode posts records late), else closed as
   interrupted, saying so in its note.
@@ -45,6 +47,9 @@ from router.storage.protocol import Store
 
 log = logging.getLogger("hotline400.reconcile")
 NO_LINK = "no AMI link (ami_host is not set in router.yaml)"
+ANSWER_STAMP = "SHARED(HOTLINE_ANSWERED)"
+"""Where the shipped dialplan's `[hotline400-answered]` subroutine (Dial's `U()`) leaves a
+prompted call's answer: epoch seconds with milliseconds (router.call.session)."""
 
 
 async def _at_once() -> None:
@@ -128,7 +133,10 @@ class Adoption:
             for call_id in calls:
                 self._reconciler.give_up_after(call_id, 0, f"Asterisk not asked: {error}")
             return
-        up = {channel.get("Uniqueid") for channel in channels}
+        up = {channel.get("Uniqueid"): channel.get("Channel") or "" for channel in channels}
+        for call_id in calls:
+            if up.get(call_id):
+                await self._answer_stamp(link, call_id, up[call_id])
         gone = [call_id for call_id in calls if call_id not in up]
         reason = (
             f"Asterisk no longer had the call and sent no Cdr record within {self._cdr_window:g}s"
@@ -144,6 +152,23 @@ class Adoption:
             len(gone),
             self._cdr_window,
         )
+
+    async def _answer_stamp(self, link: AmiLink, call_id: str, channel: str) -> None:
+        """Hand the reconciler the destination's answer that the Dial's `U()` hook stamped on
+        a call the router had answered for a prompt (SHARED(HOTLINE_ANSWERED)): its DialEnd
+        and BridgeEnter went before the restart, and its Dial record counts from the prompt.
+        Nothing for a call not answered yet, one dialled without a prompt, or a dialplan
+        without the hook."""
+        try:
+            value = await link.variable(channel, ANSWER_STAMP)
+        except AmiError as error:
+            log.info("call %s: answer stamp not read: %s", call_id, error)
+            return
+        try:
+            epoch = float(value)
+        except ValueError:
+            return  # not stamped
+        self._reconciler.answer_stamped(call_id, epoch)
 
     async def _close_all(self, now: datetime, why: str) -> None:
         closed = await self._store.close_interrupted(now, self._routers)

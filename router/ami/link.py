@@ -181,6 +181,27 @@ class AmiLink:
                 raise
             raise AmiError("the AMI connection was lost before the channel list came") from None
 
+    async def variable(self, channel: str, name: str, timeout: float = 5.0) -> str:
+        """The value of a channel's variable or function (`Getvar`; the account needs
+        `write = call` or `reporting`), "" when unset. Raises AmiError when not logged in,
+        when no reply comes within `timeout`, or when Asterisk refuses (no such channel)."""
+        connection = self._connection
+        if connection is None:
+            raise AmiError("not logged in to Asterisk")
+        reply = connection.send_action({"Action": "Getvar", "Channel": channel, "Variable": name})
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await asyncio.shield(reply)
+        except TimeoutError:
+            raise AmiError(f"no Getvar reply from Asterisk within {timeout}s") from None
+        except asyncio.CancelledError:
+            if not reply.cancelled():  # this task is being cancelled
+                raise
+            raise AmiError("the AMI connection was lost before the Getvar reply came") from None
+        if not answer.success:
+            raise AmiError(f"Getvar {name} of {channel} refused: {answer.get('Message')}")
+        return answer.get("Value") or ""
+
     def stats(self) -> AmiStats:
         return AmiStats(
             self._connected, self._connects, self._disconnects, self._failed_attempts, self._events

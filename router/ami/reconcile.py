@@ -21,8 +21,10 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
   says the second. In the second the talk runs from the inbound channel's BridgeEnter (or
   DialEnd ANSWER) to its BridgeLeave (or Hangup), at the events' Timestamps or, without
   them, the moments they were read; without those events either (sent before a restart),
-  from the Dial's start to the record's end: the prompt is never talk, the ring may be in
-  it, and the remark says so.
+  from the destination's answer that the Dial's `U()` hook stamped on the caller's channel
+  (`answer_stamped`, read by the adoption) to the BridgeLeave, Hangup or the record's end;
+  without the stamp, from the Dial's start to the record's end: the prompt is never talk,
+  the ring may be in it, and the remark says so.
 - outcome: answered if a destination answered, else from the last DialEnd's DialStatus
   (or the last Dial record's Disposition), mapped as the call session maps them.
   Whether a destination answered is known only from Cdr records, or from a DialEnd for
@@ -116,6 +118,9 @@ class Evidence:
     open_dials: int = 0
     last_status: str | None = None
     dial_answered: datetime | None = None
+    answer_stamped: datetime | None = None
+    """The destination's answer as the Dial's `U()` hook stamped it on the caller's channel
+    (read at adoption: a call the router had answered for a prompt)."""
     bridged: datetime | None = None
     unbridged: datetime | None = None
     hangup: datetime | None = None
@@ -238,6 +243,12 @@ def _talk(evidence: Evidence, dial_started: datetime | None) -> tuple[datetime |
     end = evidence.unbridged or evidence.hangup
     if start is not None and end is not None and end >= start:
         return start, int((end - start).total_seconds()), "events"
+    stamped = evidence.answer_stamped
+    if stamped is not None and answered:
+        end = end or max(record.ended_at for record in answered)
+        if end >= stamped:
+            talk = int((end - stamped).total_seconds())
+            return stamped, talk, "the destination's answer as the Dial's hook stamped it"
     if from_cdr is not None and dial_started is not None and from_cdr[0] < dial_started:
         ended = max(record.ended_at for record in answered)
         talk = max(0, int((ended - dial_started).total_seconds()))
@@ -475,6 +486,21 @@ class Reconciler:
         interrupted, since its talk time cannot be known."""
         self._adopted.add(call_id)
         self.expect(call_id)
+
+    def answer_stamped(self, call_id: str, epoch: float) -> None:
+        """The destination's answer of `call_id`, a call adopted after a restart, as the
+        Dial's `U()` hook stamped it on the caller's channel (epoch seconds): a call the
+        router had answered for a prompt, whose Dial record counts from that prompt and
+        whose DialEnd and BridgeEnter came before the restart, is billed from it."""
+        try:
+            moment = datetime.fromtimestamp(epoch, self._zone)
+        except (ValueError, OverflowError, OSError):
+            log.info("call %s: answer stamp %r is no time", call_id, epoch)
+            return
+        evidence = self._evidence.get(call_id)
+        if evidence is None:
+            evidence = self._evidence[call_id] = Evidence(time.monotonic())
+        evidence.answer_stamped = moment
 
     def give_up_after(self, call_id: str, seconds: float, reason: str) -> None:
         """Close `call_id` as interrupted, saying `reason`, unless AMI completes it within

@@ -21,8 +21,9 @@ BridgeEnter, BridgeLeave, Hangup and the Dial's Cdr record with the headers of t
 recordings. With `cdr_batch` (cdr.conf `batch = yes`) Cdr records are held until
 `flush_cdrs`, as Asterisk posts a batch to cdr_manager long after the calls ended.
 
-Known differences from Asterisk: the only actions are Login, Logoff, Ping and
-CoreShowChannels (others answer "Invalid/unknown command"); no Challenge (MD5) login;
+Known differences from Asterisk: the only actions are Login, Logoff, Ping,
+CoreShowChannels and Getvar of the answer hook's stamp (others answer "Invalid/unknown
+command"); no Challenge (MD5) login;
 eventfilters other than `eventfilter(action(include),name(X)) =` are refused when read;
 `permit`/`deny` are not applied; a refused Login is answered at once (Asterisk waits a second).
 
@@ -188,6 +189,8 @@ def _reply(response: str, action_id: str | None, *lines: str) -> bytes:
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _LIST_CLASSES = frozenset({"system", "reporting"})
 """Write classes that allow CoreShowChannels (Asterisk: EVENT_FLAG_SYSTEM | REPORTING)."""
+_GETVAR_CLASSES = frozenset({"call", "reporting"})
+"""Write classes that allow Getvar (Asterisk: EVENT_FLAG_CALL | EVENT_FLAG_REPORTING)."""
 _CDR_TIME = "%Y-%m-%d %H:%M:%S"
 _STATE_DESCRIPTIONS = {0: "Down", 5: "Ringing", 6: "Up"}
 _channel_numbers = itertools.count(1)
@@ -212,6 +215,9 @@ class SimulatedChannel:
     """When the destination answered."""
     caller_answered: float | None = None
     """When the router answered the channel itself (AGI ANSWER) before its Dial."""
+    answer_stamp: str = ""
+    """SHARED(HOTLINE_ANSWERED): the destination's answer as the Dial's `U()` hook of the
+    shipped dialplan stamped it on the channel (`%s.%3q`), on a channel answered first."""
     bridge: str = ""
 
     @property
@@ -329,6 +335,11 @@ class AmiSimulator:
         """CoreShowChannels actions answered with a list."""
         self.cdr_batch = cdr_batch
         self.held_cdrs: list[bytes] = []
+        self.variables_read = 0
+        """Getvar actions answered."""
+        self.answer_hook = True
+        """The dialplan holds the `[hotline400-answered]` subroutine: the Dial of a channel the
+        router answered for a prompt stamps the destination's answer on it."""
         self.zone = zone
         self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
@@ -419,6 +430,9 @@ class AmiSimulator:
         by the Dial unless the router had answered it), then it enters the bridge."""
         channel = self.channels[uniqueid]
         channel.answered = time.time() if at is None else at
+        if channel.caller_answered is not None and self.answer_hook:
+            stamp_ms = int(channel.answered * 1000)  # STRFTIME's %3q cuts to the millisecond
+            channel.answer_stamp = f"{stamp_ms // 1000}.{stamp_ms % 1000:03d}"
         end = ["Event: DialEnd", "Privilege: call,all", *channel.headers()]
         self._emit([*end, *channel.peer_headers(6), "DialStatus: ANSWER"], at)
         if channel.state != 6:
@@ -540,6 +554,28 @@ class AmiSimulator:
         done = ["Event: CoreShowChannelsComplete", *tag, "EventList: Complete"]
         send(("\r\n".join([*done, f"ListItems: {len(self.channels)}"]) + "\r\n\r\n").encode())
 
+    def _getvar(self, session: _Session, action: Mapping[str, str], action_id: str | None) -> None:
+        """Getvar of a channel's variable or function, as Asterisk answers it (its account
+        needs `write = call` or `reporting`); only SHARED(HOTLINE_ANSWERED), the answer
+        hook's stamp, is simulated: every other name answers an empty value."""
+        account = session.account
+        send = session.writer.write
+        if account is None or not account.write & _GETVAR_CLASSES:
+            send(_reply("Error", action_id, "Message: Permission denied"))
+            return
+        self.variables_read += 1
+        variable = action.get("variable", "")
+        wanted = action.get("channel", "")
+        channel = next((c for c in self.channels.values() if c.name == wanted), None)
+        if not variable:
+            send(_reply("Error", action_id, "Message: No variable specified"))
+        elif wanted and channel is None:
+            send(_reply("Error", action_id, "Message: No such channel"))
+        else:
+            stamp = channel.answer_stamp if channel is not None else ""
+            value = stamp if variable == "SHARED(HOTLINE_ANSWERED)" else ""
+            send(_reply("Success", action_id, f"Variable: {variable}", f"Value: {value}"))
+
     def _write(self, block: bytes) -> list[_Session]:
         if not block.startswith(b"Event: "):
             raise ValueError(f"not an event: {block[:60]!r}")
@@ -589,6 +625,8 @@ class AmiSimulator:
             send(_reply("Error", action_id, "Message: Permission denied"))
         elif name.lower() == "coreshowchannels":
             self._channel_list(session, action_id)
+        elif name.lower() == "getvar":
+            self._getvar(session, action, action_id)
         elif name.lower() == "ping":
             if self.answer_ping:
                 send(_reply("Success", action_id, "Ping: Pong", f"Timestamp: {time.time():.6f}"))

@@ -458,13 +458,44 @@ async def test_a_prompted_call_answered_after_the_restart_is_billed_from_the_bri
     assert cdr.note == "completed from AMI (events)"
 
 
-async def test_a_prompted_call_in_its_talk_at_the_crash_is_never_billed_for_its_prompt(
+async def test_a_prompted_call_in_its_talk_at_the_crash_is_billed_from_the_answer(
     router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
 ) -> None:
-    """Killed during the talk: only the Hangup and the Dial record, counted from the prompt's
-    answer, come after the restart. The prompt is not talk: the call is billed from its
-    Dial's start (its ring included, the note says), not from the router's answer."""
+    """Killed during the talk: only the BridgeLeave, the Hangup and the Dial record, counted
+    from the prompt's answer, come after the restart. The Dial's answer hook left the
+    destination's answer on the caller's channel (SHARED(HOTLINE_ANSWERED)): the new router
+    reads it with Getvar as it adopts the call, and bills the talk from there, neither the
+    PIN nor the 5 s ring."""
     simulator = asterisk[0]
+    agi, dial_started = await pin_call_dialling(router, simulator, store_url)
+    answered = float(int(dial_started.timestamp())) + 5.5  # 5 s after the Dial or a bit more
+    simulator.answer(CALL_ID, at=answered)
+    router.kill()
+
+    router.start()
+    await until(lambda: simulator.variables_read == 1)  # the channel listed, its stamp read
+    ended = answered + 30
+    simulator.hang_up(CALL_ID, at=ended)
+    cdr = await closed(store_url)
+    assert router.stop() == 0
+    agi.cancel()
+
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 30)
+    assert (cdr.answered_at, cdr.ended_at) == (at(answered), at(ended))
+    [leg] = cdr.legs
+    ring = int(answered - dial_started.timestamp())  # 4 or 5: the leg's own, never billed
+    assert (leg.dial_status, leg.ring_seconds, leg.talk_seconds) == ("ANSWER", ring, 30)
+    assert cdr.note == "completed from AMI (the destination's answer as the Dial's hook stamped it)"
+
+
+async def test_a_prompted_call_without_the_answer_hook_is_billed_from_its_dial_at_worst(
+    router: Router, asterisk: tuple[AmiSimulator, int], store_url: str
+) -> None:
+    """A dialplan without the answer hook leaves nothing on the channel to say when the
+    destination answered: the prompt is still never talk, the call is billed from its Dial's
+    start (its ring included, the note says)."""
+    simulator = asterisk[0]
+    simulator.answer_hook = False
     agi, dial_started = await pin_call_dialling(router, simulator, store_url)
     answered = dial_started.timestamp() + 5
     simulator.answer(CALL_ID, at=answered)
@@ -481,8 +512,6 @@ async def test_a_prompted_call_in_its_talk_at_the_crash_is_never_billed_for_its_
     talk = int(ended - dial_started.timestamp())  # 34 or 35: the 5 s ring, never the PIN
     assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, talk)
     assert (cdr.answered_at, cdr.ended_at) == (dial_started, at(ended))
-    [leg] = cdr.legs
-    assert (leg.dial_status, leg.ring_seconds, leg.talk_seconds) == ("ANSWER", 0, talk)
     assert cdr.note == "completed from AMI (CDR, counted from the Dial's start, its ring included)"
 
 
