@@ -29,7 +29,7 @@ class AccountTables(SessionSource):
     """The accounts part of `Store`: what a call reads and reserves, what commands book."""
 
     async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
-        params = (number, month, number, day, number, month, number, number)
+        params = (number, number, month, number, day, number, month, number)
         async with self._connected() as session:
             [row] = await session.fetch(queries.USAGE_SNAPSHOT, params)
         return UsageSnapshot.from_row(row)
@@ -38,11 +38,11 @@ class AccountTables(SessionSource):
         if cap <= 0:
             return False
         async with self._single_write() as session:
-            return await session.execute(queries.RESERVE_CALL, (number, month, cap)) == 1
+            return await session.execute(queries.RESERVE_CALL, (number, number, month, cap)) == 1
 
     async def release_call(self, number: str, month: str) -> None:
         async with self._single_write() as session:
-            await session.execute(queries.RELEASE_CALL, (number, month))
+            await session.execute(queries.RELEASE_CALL, (number, number, month))
 
     async def post_ledger(self, entries: Sequence[LedgerEntry]) -> int:
         rows = sorted((ledger_params(entry, 0, self.zone) for entry in entries), key=lock_order)

@@ -130,6 +130,20 @@ _RERATING_TRIGGER = (
        END $$""",
 )
 """Version 18: a re-rating adjustment moves the counters of its call's month and day."""
+_HOLDING_COUNTERS = (
+    *schema.HOLDING_TABLES_RENAMED,
+    _COUNTERS_FUNCTION
+    + f"""         IF NEW.kind = 'call' THEN
+           {schema.HOLDING_CALL_COST[0].format(as_u=" AS u", u="u.")};
+           {schema.HOLDING_CALL_COST[1].format(as_u=" AS u", u="u.")};
+         END IF;
+         IF {schema.is_rerating("NEW")} THEN
+           {schema.HOLDING_RERATED_CALL_COST};
+         END IF;
+         RETURN NULL;
+       END $$""",
+)
+"""Version 21: the counters of the holding an entry's instant falls in (schema.HOLDING_USAGE)."""
 _HISTORY_TRIGGERS = (
     f"""CREATE FUNCTION number_history_refuses_changes() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
@@ -161,6 +175,7 @@ MIGRATIONS = schema.migrations(
         6: _HISTORY_TRIGGERS,
         16: _HOLDING_TRIGGER,
         18: _RERATING_TRIGGER,
+        21: _HOLDING_COUNTERS,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -93,11 +93,13 @@ class Store(Protocol):
     # --- accounts: ledger, balances, usage counters, call caps ----------------------------
 
     async def usage(self, number: str, month: str, day: str) -> UsageSnapshot:
-        """Month-to-date and day-to-date counters and the balance: a few keyed reads."""
+        """Month-to-date and day-to-date counters and the balance of the number's current
+        holding (a past holder's calls count toward none of them): a few keyed reads."""
 
     async def reserve_call(self, number: str, month: str, cap: int) -> bool:
-        """Count one more call this month if that stays within `cap`, in one statement, so
-        routers sharing the database never both take the last unit."""
+        """Count one more call this month of the number's current holding if that stays
+        within `cap`, in one statement, so routers sharing the database never both take the
+        last unit."""
 
     async def release_call(self, number: str, month: str) -> None:
         """Give back a reserved call that was never answered."""

@@ -17,6 +17,7 @@ from typing import Any
 from rating.ledger import LedgerKind
 from router.storage.cdr import DIALLING, Outcome
 from router.storage.rows import CDR_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
+from router.storage.schema import CURRENT_HOLDING
 
 
 def insert(table: str, columns: Sequence[str], conflict: str) -> str:
@@ -100,17 +101,17 @@ INCLUDED_SECONDS_BOOKED = (
     "SELECT ref, included_seconds FROM ledger "
     f"WHERE number = ? AND kind = '{LedgerKind.CALL}' AND included_seconds > 0"
 )
-# A few keyed rows, never a scan: parameters number, month, number, day, number, month, number,
-# number. The balance is the current holding's: the number's last row of holding_balances.
-USAGE_SNAPSHOT = """
+# A few keyed rows, never a scan: parameters number, number, month, number, day, number,
+# month, number. Every counter and the balance are the current holding's: the number's last
+# row of holding_balances (none: its first holding, 0).
+USAGE_SNAPSHOT = f"""
 SELECT m.cost_fen AS month_cost_fen, c.calls AS month_calls, m.included_used AS included_used,
        d.cost_fen AS day_cost_fen, b.balance_fen AS balance_fen
-FROM (SELECT 1) AS one
-LEFT JOIN usage AS m ON m.number = ? AND m.period = ?
-LEFT JOIN usage AS d ON d.number = ? AND d.period = ?
-LEFT JOIN call_units AS c ON c.number = ? AND c.month = ?
-LEFT JOIN holding_balances AS b ON b.number = ?
-    AND b.since_us = (SELECT MAX(h.since_us) FROM holding_balances AS h WHERE h.number = ?)
+FROM (SELECT {CURRENT_HOLDING} AS since_us) AS cur
+LEFT JOIN usage AS m ON m.number = ? AND m.since_us = cur.since_us AND m.period = ?
+LEFT JOIN usage AS d ON d.number = ? AND d.since_us = cur.since_us AND d.period = ?
+LEFT JOIN call_units AS c ON c.number = ? AND c.since_us = cur.since_us AND c.month = ?
+LEFT JOIN holding_balances AS b ON b.number = ? AND b.since_us = cur.since_us
 """
 HOLDINGS = (
     "SELECT since_us, holder, balance_fen FROM holding_balances WHERE number = ? ORDER BY since_us"
@@ -146,13 +147,17 @@ CURRENT_BALANCE = (
     "ORDER BY since_us DESC LIMIT 1"
 )
 SEE_BALANCE = "UPDATE balance_watch SET since_us = ?, seen_fen = ? WHERE number = ?"
-# One statement: the count only moves while it is below the cap, whichever router asks.
+# One statement: the count only moves while it is below the cap, whichever router asks; the
+# units are the current holding's. Parameters number, number, month, cap.
 RESERVE_CALL = (
-    "INSERT INTO call_units AS u (number, month, calls) VALUES (?, ?, 1) "
-    "ON CONFLICT (number, month) DO UPDATE SET calls = u.calls + 1 WHERE u.calls < ?"
+    "INSERT INTO call_units AS u (number, since_us, month, calls)"
+    f" VALUES (?, {CURRENT_HOLDING}, ?, 1) ON CONFLICT (number, since_us, month)"
+    " DO UPDATE SET calls = u.calls + 1 WHERE u.calls < ?"
 )
+# Parameters number, number, month.
 RELEASE_CALL = (
-    "UPDATE call_units SET calls = calls - 1 WHERE number = ? AND month = ? AND calls > 0"
+    "UPDATE call_units SET calls = calls - 1"
+    f" WHERE number = ? AND since_us = {CURRENT_HOLDING} AND month = ? AND calls > 0"
 )
 
 # --- schema versions ---------------------------------------------------------------------

@@ -18,7 +18,10 @@ was granted (numbering.lifecycle.NumberRecord.reservation_since/until), 16 a bal
 holding of a number (since it last came back to the pool) in place of one per number, 17 the
 lease each running router holds on its name (router.lease), 18 a re-rating adjustment moves
 the cost counters of its call's month and day (`RERATED_CALL_COST`), 19 the prepaid balance
-each number's low-balance watch last saw (router.money.balance_alerts); so
+each number's low-balance watch last saw (router.money.balance_alerts), 20 the spool
+directory a router's lease names (router.startup.spool_identity), 21 the cost counters and
+call-cap units of each holding of a number (`usage` and `call_units` keyed by the holding's
+start, as `holding_balances` is) in place of one set per number; so
 the store's SQL is written once (router.storage.queries). A table is written here with a few
 words each engine spells its own way (`{money}`, `{id}`, ...); what an engine does
 differently for a reason stays in the engine's module: its triggers, and the steps by which
@@ -428,6 +431,101 @@ entries under this row's lock and compares it with the one seen before, so that 
 once (routers sharing a database, commands, the console) warn of a threshold crossed once.
 The lock is the upsert of the row; a row of a past holding counts as none."""
 
+
+def holding_at(alias: str) -> str:
+    """SQL: the start of the holding the ledger row `alias` falls in (schema.HOLDING_BALANCES:
+    the latest `since_us` not after its instant; 0 for the number's first)."""
+    return (
+        "COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h"
+        f" WHERE h.number = {alias}.number AND h.since_us <= {alias}.at_us), 0)"
+    )
+
+
+CURRENT_HOLDING = (
+    "COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h WHERE h.number = ?), 0)"
+)
+"""SQL: the start of the number's current holding (parameter: the number)."""
+
+HOLDING_USAGE = """CREATE TABLE usage_by_holding (
+    number text NOT NULL,
+    since_us bigint NOT NULL,         -- the holding (holding_balances.since_us); 0: the first
+    period text NOT NULL,             -- YYYY-MM or YYYY-MM-DD
+    cost_fen bigint NOT NULL DEFAULT 0,
+    included_used integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (number, since_us, period)
+){keyed}"""
+HOLDING_CALL_UNITS = """CREATE TABLE call_units_by_holding (
+    number text NOT NULL,
+    since_us bigint NOT NULL,
+    month text NOT NULL,              -- YYYY-MM
+    calls integer NOT NULL,
+    PRIMARY KEY (number, since_us, month)
+){keyed}"""
+"""Version 21: the counters a call's caps, included minutes and `account show` read, kept per
+holding of the number (renamed `usage` and `call_units` once filled), so the next holder of a
+number back from the pool mid-month counts its own calls only."""
+_CALL_MOVES = (
+    f"SELECT c.number, {holding_at('c')} AS since_us, c.{{period}} AS period,"
+    " -c.amount_fen AS cost_fen, {included} AS included_used"
+    " FROM ledger AS c WHERE c.kind = 'call'"
+)
+_RERATING_MOVES = (
+    f"SELECT c.number, {holding_at('c')} AS since_us, c.{{period}} AS period,"
+    " -a.amount_fen AS cost_fen, 0 AS included_used"
+    " FROM ledger AS a JOIN ledger AS c ON c.number = a.number AND c.kind = 'call'"
+    f" AND c.ref = {rerated_call_sql('a.ref')} WHERE {is_rerating('a')}"
+)
+HOLDING_USAGE_BACKFILL = (
+    "INSERT INTO usage_by_holding (number, since_us, period, cost_fen, included_used)"
+    " SELECT number, since_us, period, SUM(cost_fen), SUM(included_used) FROM ("
+    + " UNION ALL ".join(
+        (
+            _CALL_MOVES.format(period="month", included="c.included_seconds"),
+            _CALL_MOVES.format(period="day", included="0"),
+            _RERATING_MOVES.format(period="month"),
+            _RERATING_MOVES.format(period="day"),
+        )
+    )
+    + ") AS moves GROUP BY number, since_us, period",
+    "INSERT INTO call_units_by_holding (number, since_us, month, calls)"
+    " SELECT u.number, COALESCE((SELECT MAX(h.since_us) FROM holding_balances AS h"
+    " WHERE h.number = u.number AND h.since_us <= (SELECT MIN(c.started_us) FROM cdrs AS c"
+    " WHERE c.number = u.number AND substr(c.started_at, 1, 7) = u.month)), 0), u.month, u.calls"
+    " FROM call_units AS u",
+)
+"""Version 21 rebuilds the cost counters from the ledger (the calls' entries and their
+re-ratings, each in the holding of the call's entry), which is what the triggers summed; the
+call-cap units of a month, which no ledger row records, go to the holding in force at the
+month's first call (its CDR's own local time): a month in which the number came back to the
+pool before the upgrade leaves its next holder's units of that month uncounted, erring toward
+connecting its calls."""
+HOLDING_TABLES_RENAMED = (
+    "DROP TABLE usage",
+    "ALTER TABLE usage_by_holding RENAME TO usage",
+    "DROP TABLE call_units",
+    "ALTER TABLE call_units_by_holding RENAME TO call_units",
+)
+"""Version 21, once each engine's triggers no longer write the tables replaced."""
+HOLDING_CALL_COST = (
+    "INSERT INTO usage{as_u} (number, since_us, period, cost_fen, included_used)"
+    f" VALUES (NEW.number, {holding_at('NEW')}, NEW.month, -NEW.amount_fen, NEW.included_seconds)"
+    " ON CONFLICT (number, since_us, period) DO UPDATE SET cost_fen = {u}cost_fen"
+    " - NEW.amount_fen, included_used = {u}included_used + NEW.included_seconds",
+    "INSERT INTO usage{as_u} (number, since_us, period, cost_fen)"
+    f" VALUES (NEW.number, {holding_at('NEW')}, NEW.day, -NEW.amount_fen)"
+    " ON CONFLICT (number, since_us, period) DO UPDATE SET cost_fen = {u}cost_fen"
+    " - NEW.amount_fen",
+)
+"""From version 21 a call's entry (`NEW`, for each engine's trigger) moves the month's and
+day's cost and the included seconds of the holding its instant falls in; `{as_u}` and `{u}`
+alias the table where the engine allows it (a SQLite trigger does not)."""
+HOLDING_RERATED_CALL_COST = f"""UPDATE usage SET cost_fen = cost_fen - NEW.amount_fen
+         WHERE number = NEW.number AND EXISTS (SELECT 1 FROM ledger AS c
+           WHERE c.number = NEW.number AND c.kind = 'call' AND c.ref = {rerated_call_sql("NEW.ref")}
+             AND usage.period IN (c.month, c.day) AND usage.since_us = {holding_at("c")})"""
+"""From version 21 a re-rating adjustment moves the counters of its call's month and day in
+its call's holding (RERATED_CALL_COST, by holding)."""
+
 LEDGER_REFUSALS = ("ledger rows are never changed", "ledger rows are never deleted")
 """What the ledger's triggers say to an UPDATE or a DELETE: it is append-only."""
 
@@ -469,6 +567,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     18: (RERATED_COST_BACKFILL,),
     19: (BALANCE_WATCH,),
     20: LEASE_SPOOL_COLUMN,
+    21: (HOLDING_USAGE, HOLDING_CALL_UNITS, *HOLDING_USAGE_BACKFILL),
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

@@ -86,6 +86,21 @@ _RERATING_TRIGGER = (
        END""",
 )
 """Version 18: a re-rating adjustment moves the counters of its call's month and day."""
+_HOLDING_COUNTERS = (
+    "DROP TRIGGER call_charges_move_the_cost_counters",
+    "DROP TRIGGER rerating_moves_the_cost_counters",
+    *schema.HOLDING_TABLES_RENAMED,
+    f"""CREATE TRIGGER call_charges_move_the_cost_counters AFTER INSERT ON ledger
+       WHEN NEW.kind = 'call' BEGIN
+         {schema.HOLDING_CALL_COST[0].format(as_u="", u="")};
+         {schema.HOLDING_CALL_COST[1].format(as_u="", u="")};
+       END""",
+    f"""CREATE TRIGGER rerating_moves_the_cost_counters AFTER INSERT ON ledger
+       WHEN {schema.is_rerating("NEW")} BEGIN
+         {schema.HOLDING_RERATED_CALL_COST};
+       END""",
+)
+"""Version 21: the counters of the holding an entry's instant falls in (schema.HOLDING_USAGE)."""
 _HISTORY_TRIGGERS = (
     f"""CREATE TRIGGER number_history_is_never_changed BEFORE UPDATE ON number_history
        BEGIN SELECT RAISE(ABORT, '{schema.HISTORY_REFUSALS[0]}'); END""",
@@ -112,6 +127,7 @@ MIGRATIONS = schema.migrations(
         6: _HISTORY_TRIGGERS,
         16: _HOLDING_TRIGGER,
         18: _RERATING_TRIGGER,
+        21: _HOLDING_COUNTERS,
     },
 )
 SCHEMA_VERSION = len(MIGRATIONS)

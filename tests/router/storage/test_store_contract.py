@@ -22,9 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules, Timing
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.minimum import RecordedTerms, Terms
 from router.cli import main
+from router.numbers.inventory import Inventory
 from router.storage import postgres as pg
 from router.storage import queries
 from router.storage import sqlite as store
@@ -43,7 +48,7 @@ from router.storage.cdr import (
 from router.storage.location import ConfiguredStore, build_store
 from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
 from router.storage.rows import Holding, PinTally
-from tests.conftest import run_sql, scratch_schema
+from tests.conftest import UNWATCHED, run_sql, scratch_schema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 22, 18, 14, 24, tzinfo=SHANGHAI)
@@ -476,7 +481,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 20
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 21
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -518,11 +523,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 20 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 21 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 20 (already current)" in capsys.readouterr().out
+    assert "schema version 21 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 21)]
+    assert versions == [(v,) for v in range(1, 22)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -656,6 +661,70 @@ async def test_the_included_seconds_each_call_took_read_back_by_call(
     assert await opened.included_seconds_booked("4009999999") == {}
 
 
+AT_ONCE = NumberRules(
+    timing=Timing(cancellation_notice_days=0, cancelled_freeze_days=0, review_min_working_days=0)
+)
+"""A lifecycle without notice, freeze or review time: a number changes hands within a day."""
+
+
+async def hand_over(store: ConfiguredStore, gone: str, to: str, when: str) -> None:
+    """The number, held by `gone` (or by nobody yet), comes back to the pool at `when` and is
+    taken at once by `to` (through another provider, and reviewed at once)."""
+    inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+    calendar = OfficialCalendar()
+    instant = at(when)
+    await store.add_numbers([NumberRecord(NUMBER)], at("2026-11-01 00:00"))
+    if gone:
+        await inventory.act(NUMBER, instant, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE))
+        await inventory.act(NUMBER, instant, None)  # the freeze of no length runs out
+    provider = f"sp-{to}"
+    for action in (
+        lambda r, t: lifecycle.reserve(r, provider, t, AT_ONCE),
+        lambda r, t: lifecycle.apply(r, to, provider, t, AT_ONCE),
+        lambda r, t: lifecycle.submit(r, t, AT_ONCE, calendar),
+        lambda r, t: lifecycle.approve(r, "ops", t, AT_ONCE, calendar),
+    ):
+        await inventory.act(NUMBER, instant, action)
+
+
+async def test_a_new_holders_counters_start_from_nothing_mid_month(
+    opened: ConfiguredStore,
+) -> None:
+    """The number comes back to the pool on 23 November and beta takes it that day: beta's
+    month and day count its own call only, its cap units its own calls, and a re-rating of
+    alpha's call moves alpha's counters, not beta's."""
+    await hand_over(opened, "", "alpha", "2026-11-02 09:00")
+    await opened.apply(
+        [
+            PostLedger(charge("1795371264.21", "-0.60", "2026-11-23 08:00"), included_seconds=60),
+            PostLedger(charge("1795371264.22", "-1.20", "2026-11-23 08:30")),
+        ]
+    )
+    assert [await opened.reserve_call(NUMBER, "2026-11", 2) for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    await hand_over(opened, "alpha", "beta", "2026-11-23 09:00")
+    await opened.apply([PostLedger(charge("1795371264.23", "-0.30", "2026-11-23 10:00"))])
+    await opened.post_ledger([adjustment("rerate:1795371264.21:1", "0.20", "2026-11-23 08:00")])
+
+    usage = await opened.usage(NUMBER, "2026-11", "2026-11-23")
+    assert (usage.month_cost, usage.day_cost, usage.included_used, usage.month_calls) == (
+        Decimal("0.30"),
+        Decimal("0.30"),
+        0,
+        0,
+    )
+    assert [await opened.reserve_call(NUMBER, "2026-11", 2) for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    await opened.release_call(NUMBER, "2026-11")
+    assert (await opened.usage(NUMBER, "2026-11", "2026-11-23")).month_calls == 1
+
+
 async def test_a_number_without_entries_has_no_balance_and_zero_usage(
     opened: ConfiguredStore,
 ) -> None:
@@ -755,6 +824,81 @@ async def test_a_database_upgraded_past_version_18_counts_re_priced_calls_at_the
         assert await counters(upgraded, "2026-11-05") == (Decimal("0.80"), Decimal("0.50"))
         assert await counters(upgraded, "2026-11-06") == (Decimal("0.80"), Decimal("0.30"))
         assert await counters(upgraded, "2026-12-01") == (Decimal("0.00"), Decimal("0.00"))
+    finally:
+        await upgraded.close()
+
+
+async def test_a_database_upgraded_past_version_21_splits_the_counters_by_the_holdings(
+    engine: Engine,
+) -> None:
+    """Before version 21 a number's counters were one set: a holder taking a number back
+    from the pool mid-month counted the past holder's calls toward its caps. The upgrade
+    rebuilds the cost counters of each holding from its calls' entries (re-ratings in their
+    call's holding), and gives a month's cap units to the holding of the month's first call."""
+    migrations = store.MIGRATIONS if engine.name == "sqlite" else pg.MIGRATIONS
+    await engine.sql("CREATE TABLE schema_version (version integer NOT NULL)")
+    for version, statements in enumerate(migrations[:20], start=1):
+        for statement in statements:
+            await engine.sql(statement)
+        await engine.sql(f"INSERT INTO schema_version VALUES ({version})")
+    returned = int(at("2026-11-23 09:00").timestamp() * 1_000_000)
+    await engine.sql(
+        "INSERT INTO number_history (number, at_us, actor, from_status, to_status, reason, "
+        f"fees, fee_fen) VALUES ('{NUMBER}', {returned}, 'system', 'cancelled', 'available', "
+        "'freeze ended; available', '', 0)"
+    )
+    await engine.sql(
+        "INSERT INTO holding_balances (number, since_us, holder, balance_fen) "
+        f"VALUES ('{NUMBER}', {returned}, NULL, 0)"
+    )
+    entries = [
+        ("2026-11-23 08:00", -60, "call", "c1", 60),  # alpha's
+        ("2026-11-23 08:30", -120, "call", "c2", 0),
+        ("2026-11-23 08:00", 20, "adjustment", "rerate:c1:1", 0),  # c1 re-priced at 0.40
+        ("2026-11-23 10:00", -30, "call", "c3", 0),  # beta's
+    ]
+    for when, fen, kind, ref, included in entries:
+        moment = at(when)
+        await engine.sql(
+            "INSERT INTO ledger (number, at, at_us, month, day, amount_fen, kind, ref, note, "
+            f"included_seconds) VALUES ('{NUMBER}', '{moment.isoformat()}', "
+            f"{int(moment.timestamp() * 1_000_000)}, '{moment:%Y-%m}', '{moment:%Y-%m-%d}', "
+            f"{fen}, '{kind}', '{ref}', '', {included})"
+        )
+    for call_id, when in (("c1", "2026-11-23 08:00"), ("c3", "2026-11-23 10:00")):
+        moment = at(when)
+        await engine.sql(
+            "INSERT INTO cdrs (call_id, number, caller_raw, caller_kind, started_at, started_us,"
+            f" outcome) VALUES ('{call_id}', '{NUMBER}', '13912345678', 'mobile', "
+            f"'{moment.isoformat()}', {int(moment.timestamp() * 1_000_000)}, 'answered')"
+        )
+    await engine.sql(
+        f"INSERT INTO call_units (number, month, calls) VALUES ('{NUMBER}', '2026-11', 3)"
+    )
+
+    upgraded = engine.store()
+    await upgraded.open()
+    try:
+        usage = await upgraded.usage(NUMBER, "2026-11", "2026-11-23")
+        assert (usage.month_cost, usage.day_cost, usage.included_used, usage.month_calls) == (
+            Decimal("0.30"),
+            Decimal("0.30"),
+            0,
+            0,
+        )
+        rows = await engine.sql(
+            "SELECT since_us, period, cost_fen, included_used FROM usage ORDER BY since_us, period"
+        )
+        assert [tuple(row) for row in rows] == [
+            (0, "2026-11", 160, 60),
+            (0, "2026-11-23", 160, 0),
+            (returned, "2026-11", 30, 0),
+            (returned, "2026-11-23", 30, 0),
+        ]
+        units = await engine.sql("SELECT since_us, month, calls FROM call_units")
+        assert [tuple(row) for row in units] == [(0, "2026-11", 3)]
+        await upgraded.apply([PostLedger(charge("c4", "-0.10", "2026-11-23 11:00"))])
+        assert await counters(upgraded, "2026-11-23") == (Decimal("0.40"), Decimal("0.40"))
     finally:
         await upgraded.close()
 
