@@ -921,6 +921,13 @@ class Plan(Strict):
 
     number: str = Field(description="the 400 number, 10 digits", pattern=r"^400[0-9]{7}$")
     name: str = Field(min_length=1, max_length=120, description="the subscriber")
+    subscriber: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="the subscriber this plan routes for, as the numbers' inventory names it "
+        "(numbers apply --account); while another holds the number the plan routes none of "
+        "its calls (a past holder's plan)",
+    )
     status: NumberStatus = NumberStatus.ACTIVE
     home_area_code: str | None = Field(
         None, pattern=r"^0[1-9][0-9]{1,2}$", description="the subscriber's area code, for rating"

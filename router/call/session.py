@@ -67,7 +67,7 @@ from router.monitoring.logs import call_context
 from router.monitoring.metrics import Metrics
 from router.notifications.call_events import CallEvents, CallReport
 from router.notifications.sms import Reach
-from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.service import NOT_IN_SERVICE, past_holders_plan
 from router.numbers.statuses import NumberStatuses
 from router.storage.call_wait import one_store_wait
 from router.storage.cdr import (
@@ -245,7 +245,8 @@ class CallSession:
         self.services.cdrs.submit(StartCall(self.cdr))
 
     async def _unknown_number(self, why: str = "") -> None:
-        """No plan, or (`why`) a number of the pool the inventory says is not in service."""
+        """No plan, or (`why`) a number of the pool the inventory says is not in service, or
+        one whose plan is a past holder's (router.numbers.service.past_holders_plan)."""
         dialled = self.context.dialled or "the dialled number"
         self.record.note = f"{dialled} is {why}" if why else f"no plan for {dialled}"
         refusal = RouterRefusal.UNKNOWN_NUMBER
@@ -258,6 +259,9 @@ class CallSession:
         inventory = self.services.statuses.of(plan.number, now)
         if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
             await self._unknown_number(f"{inventory.status} in the inventory, not in service")
+            return
+        if inventory is not None and (why := past_holders_plan(plan, inventory.subscriber)):
+            await self._unknown_number(why)
             return
         on_calls = inventory.on_calls if inventory is not None else None
         self.account = await accounting.open_call(plan, self.services.plans.tariffs, now, on_calls)

@@ -41,7 +41,7 @@ from router.configuration.config_dir import load_config
 from router.configuration.settings import RouterSettings
 from router.money.accounting import NO_USAGE, Accounting, CallAccount
 from router.money.balance_alerts import BalanceAlerts
-from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.service import NOT_IN_SERVICE, past_holders_plan
 from router.numbers.statuses import InventoryStatus, inventory_status
 from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
 from router.storage.protocol import Store
@@ -215,8 +215,8 @@ class Standing:
     """A line saying what the counters are when they can change the route (a prepaid
     balance, or caps), or that the store could not be read; "" otherwise."""
     out_of_service: InventoryStatus | None = None
-    """The inventory's status when it has not put the number in service: the router
-    refuses the call outright, whatever its plan says."""
+    """The inventory's status when the router refuses the call outright, whatever its plan
+    says (`refused_outright`): the number not in service, or its plan a past holder's."""
 
 
 async def standing_at(
@@ -238,7 +238,7 @@ async def standing_at(
     if store is not None:
         try:
             inventory = await inventory_at(store, plan.number, at, rules)
-            if inventory is not None and inventory.on_calls == NOT_IN_SERVICE:
+            if inventory is not None and refused_outright(plan, inventory):
                 return Standing(Usage(), out_of_service=inventory)
             accounting = Accounting(
                 store, BalanceAlerts(None), settings.zone(), balance_seen=lambda *_: None
@@ -337,11 +337,22 @@ async def pin_refused_until(
     return None if until is None else until.astimezone(plan.zone())
 
 
+def refused_outright(plan: Plan, inventory: InventoryStatus) -> bool:
+    """Whether the router refuses a call to the plan's number as one without a plan: the
+    inventory has not put it in service, or the plan names a subscriber that does not hold
+    it (a past holder's: router.numbers.service.past_holders_plan)."""
+    return inventory.on_calls == NOT_IN_SERVICE or bool(
+        past_holders_plan(plan, inventory.subscriber)
+    )
+
+
 def not_in_service_line(plan: Plan, inventory: InventoryStatus) -> str:
-    """How the router ends a call to a number the inventory has not put in service: refused
-    as a number without a plan, whatever its plan says."""
+    """How the router ends a call it refuses outright (`refused_outright`): as a number
+    without a plan, whatever its plan says, and why."""
     outcome = ENDINGS[RouterRefusal.UNKNOWN_NUMBER].outcome
-    why = f"{inventory.status} in the inventory, not in service"
+    why = past_holders_plan(plan, inventory.subscriber)
+    if inventory.on_calls == NOT_IN_SERVICE or why is None:
+        why = f"{inventory.status} in the inventory, not in service"
     return f"outcome: {outcome}, {plan.number} is {why}"
 
 

@@ -10,6 +10,9 @@
 - A plan of a number nobody holds (back in the pool, frozen, cancelled) is a warning too:
   it is a past holder's, and whoever takes the number next would have its calls sent to
   that holder's phones unless the plan is replaced first.
+- A plan whose `subscriber` is not the number's holder is a problem at that line: it is a
+  past holder's, and the router routes none of the number's calls by it (refused as a
+  number without a plan, router.numbers.service.past_holders_plan).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dialplan.plan import Plan
 from numbering.lifecycle import NumberRecord, Status
 from numbering.rules import NumberRules
 from router.configuration.config_dir import PLANS_DIR, ConfigSet
-from router.numbers.service import NOT_IN_SERVICE
+from router.numbers.service import NOT_IN_SERVICE, past_holders_plan
 from router.numbers.statuses import inventory_status
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import StoreUnavailable
@@ -65,13 +68,24 @@ def compare(
                 f"this plan is a past holder's; remove it, or replace it before the number "
                 f"is given again (its calls would go to that holder's destinations)"
             )
+        if past_holders_plan(plan, now.subscriber):
+            problems.append(
+                Problem(
+                    str(path),
+                    _line_of(path, "subscriber"),
+                    "subscriber",
+                    f"{plan.subscriber}, but {now.subscriber} holds {number}: a past holder's "
+                    f"plan routes none of its calls (refused as a number without a plan); "
+                    f"write {now.subscriber}'s plan",
+                )
+            )
         on_calls = now.on_calls
         if "status" in plan.model_fields_set and on_calls != plan.status:
             said = "not in service" if on_calls == NOT_IN_SERVICE else str(on_calls)
             problems.append(
                 Problem(
                     str(path),
-                    _line_of_status(path),
+                    _line_of(path, "status"),
                     "status",
                     f"{plan.status.value}, but the inventory has {number} "
                     f"{now.status.in_words} ({said} on calls): remove "
@@ -88,12 +102,13 @@ def compare(
     return problems, warnings
 
 
-def _line_of_status(path: Path) -> int:
+def _line_of(path: Path, key: str) -> int:
+    """The line of the plan's top-level `key`; 1 when it cannot be read."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return 1
-    return next((i for i, line in enumerate(lines, 1) if line.startswith("status:")), 1)
+    return next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
 def check_against_inventory(config: ConfigSet, at: datetime) -> tuple[list[Problem], list[str]]:

@@ -6,13 +6,18 @@ cancelled and frozen numbers are refused with the plan statuses' own Q.850 cause
 number in the pool (available, reserved, applied for, in review) is not in service at all
 and is refused like a number without a plan. A number the inventory does not hold keeps
 its plan file's `status`.
+
+A plan naming its `subscriber` routes the calls of that subscriber's holding only: once the
+number is held by another (it came back to the pool and was given again), the plan is a past
+holder's and the number's calls are refused as those of a number without a plan, whatever its
+status. A plan naming no subscriber routes the calls of whoever holds the number.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from dialplan.plan import NumberStatus
+from dialplan.plan import NumberStatus, Plan
 from numbering.lifecycle import Status
 
 NOT_IN_SERVICE: Final = "not in service"
@@ -38,3 +43,16 @@ def status_on_calls(status: str | None, suspended: bool) -> NumberStatus | str |
     if suspended and status == Status.CANCELLATION_REQUESTED:
         return NumberStatus.SUSPENDED
     return _ON_CALLS[Status(status)]
+
+
+def past_holders_plan(plan: Plan, holder: str | None) -> str | None:
+    """Why `plan` routes none of its number's calls while `holder` holds the number (the
+    inventory's subscriber at the call's instant): it names another subscriber. None when it
+    may route them: it names none, names the holder, or nobody holds the number (whose calls
+    its status refuses anyway)."""
+    if plan.subscriber is None or holder is None or plan.subscriber == holder:
+        return None
+    return (
+        f"held by {holder}, not by {plan.subscriber}, the subscriber its plan names: "
+        "a past holder's plan routes none of its calls"
+    )

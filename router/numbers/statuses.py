@@ -38,6 +38,8 @@ class InventoryStatus:
     status: Status
     on_calls: NumberStatus | str
     """A plan status, or router.numbers.service.NOT_IN_SERVICE."""
+    subscriber: str | None = None
+    """Who holds the number (router.numbers.service.past_holders_plan); None: nobody."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +106,5 @@ def inventory_status(record: NumberRecord, at: datetime, rules: NumberRules) -> 
 
 def _status(record: NumberRecord) -> InventoryStatus:
     suspended = record.suspended_since is not None
-    return InventoryStatus(record.status, status_on_calls(record.status, suspended))
+    on_calls = status_on_calls(record.status, suspended)
+    return InventoryStatus(record.status, on_calls, record.subscriber)

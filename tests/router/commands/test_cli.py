@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -14,10 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from dialplan.calendar import OfficialCalendar
 from dialplan.pin import verify_pin
 from dialplan.plan_loader import load_plan
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules
 from router.cli import COMMANDS, build_parser, command_named, main
-from tests.conftest import REPO
+from router.numbers.inventory import Inventory
+from tests.conftest import REPO, UNWATCHED, at, opened_store
 
 Capture = pytest.CaptureFixture[str]
 
@@ -957,6 +963,50 @@ def test_a_command_whose_reader_goes_away_stops_quietly(
     finished = run_with_reader_gone(argv[0], "--config", str(config_dir), *argv[1:])
     assert finished.stderr == ""
     assert finished.returncode == 141  # 128 + SIGPIPE, as the shell reports a reader gone
+
+
+def test_simulate_refuses_a_call_routed_by_a_past_holders_plan(
+    capsys: Capture, config_dir: Path, tmp_path: Path
+) -> None:
+    """A plan naming a subscriber that no longer holds its number routes none of its calls
+    in the router: simulate shows the same refusal, read from the same inventory."""
+    settings = config_dir / "router.yaml"
+    store = tmp_path / "var" / "hotline400.db"
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(text.replace("database: var/hotline400.db", f"database: {store}"))
+    plan = config_dir / "plans" / "4001234567.yaml"
+    text = plan.read_text(encoding="utf-8")
+    named = 'number: "4001234567"\nsubscriber: renhe\n'
+    plan.write_text(text.replace('number: "4001234567"\n', named), encoding="utf-8")
+    config = ("--config", str(config_dir))
+    assert hotline400(capsys, "db", "upgrade", *config)[0] == 0
+
+    async def held_by_another() -> None:
+        async with opened_store(f"sqlite:///{store}") as opened:
+            await opened.add_numbers([NumberRecord("4001234567")], at("2026-11-01 10:00"))
+            inventory = Inventory(opened, NumberRules(), OfficialCalendar(), UNWATCHED)
+            calendar = OfficialCalendar()
+            rules = NumberRules()
+            applied = at("2026-11-02 10:00")
+            for action in (
+                lambda r, t: lifecycle.reserve(r, "sp-east", t, rules),
+                lambda r, t: lifecycle.apply(r, "kangle", "sp-east", t, rules),
+                lambda r, t: lifecycle.submit(r, t, rules, calendar),
+            ):
+                await inventory.act("4001234567", applied, action)
+            approve = lambda r, t: lifecycle.approve(r, "ops", t, rules, calendar)  # noqa: E731
+            await inventory.act("4001234567", at("2026-11-04 10:00"), approve)
+
+    asyncio.run(held_by_another())
+    simulated = ("--number", "4001234567", "--caller", "02012345678", "--at", "2026-11-23 10:00")
+    code, lines = hotline400(capsys, "simulate", *config, *simulated)
+
+    assert code == 0
+    assert lines[-1] == (
+        "outcome: unknown_number, 4001234567 is held by kangle, not by renhe, the subscriber its "
+        "plan names: a past holder's plan routes none of its calls"
+    )
+    assert not any(". dial " in line for line in lines)
 
 
 def test_simulate_refuses_a_call_to_a_number_the_inventory_has_not_put_in_service(

@@ -66,3 +66,34 @@ def test_a_plan_left_on_a_number_nobody_holds_is_a_past_holders_and_is_warned_of
     assert warnings and "is available in the inventory, held by nobody" in warnings[0]
     held = {"4000000001": HELD}
     assert compare(Path("config"), {"4000000001": plan}, held, [], NOW, RULES) == ([], [])
+
+
+def test_a_plan_naming_another_subscriber_than_the_holder_is_a_problem_at_its_line(
+    tmp_path: Path,
+):
+    """The router routes none of the calls of a number held by beta by a plan naming acme;
+    check says so at the plan's `subscriber` line, and a plan naming beta passes."""
+    directory = tmp_path / "config"
+    (directory / "plans").mkdir(parents=True)
+    path = directory / "plans" / "4000000099.yaml"
+    text = (
+        'number: "4000000099"\nname: Direct answer\nsubscriber: {}\n'
+        'default: {{target: "13800000011"}}\n'
+    )
+    path.write_text(text.format("beta"), encoding="utf-8")
+    held = {"4000000099": HELD_BY_BETA}
+    assert compare(directory, {"4000000099": load_plan(path)}, held, [], NOW, RULES) == ([], [])
+
+    path.write_text(text.format("acme"), encoding="utf-8")
+    [problem], warnings = compare(directory, {"4000000099": load_plan(path)}, held, [], NOW, RULES)
+    assert warnings == []
+    assert str(problem) == (
+        f"{path}:3 subscriber: acme, but beta holds 4000000099: a past holder's plan routes "
+        "none of its calls (refused as a number without a plan); write beta's plan"
+    )
+
+
+HELD_BY_BETA = NumberRecord(
+    "4000000099", status=Status.ACTIVE, since=NOW - timedelta(days=2), provider="sp-west",
+    subscriber="beta",
+)  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from dialplan.calendar import OfficialCalendar
 from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Status
-from numbering.rules import NumberRules
+from numbering.rules import NumberRules, Timing
 from router.cli import main
 from router.numbers.inventory import Inventory
 from router.storage.cdr import Outcome
@@ -209,3 +209,72 @@ async def test_a_notice_that_ended_refuses_calls_before_any_tick_writes_it(
         assert (await finished_cdr(router, "ended.1")).outcome is Outcome.SUSPENDED
         record = await router.store.number_record(NUMBER)
         assert record is not None and record.status is Status.CANCELLATION_REQUESTED
+
+
+AT_ONCE = NumberRules(
+    timing=Timing(cancellation_notice_days=0, cancelled_freeze_days=0, review_min_working_days=0)
+)
+"""No notice, no freeze, a review decided at once: the number changes hands in an instant."""
+
+
+async def handed_to(store: Store, subscriber: str, at: datetime) -> None:
+    """The number's holder gives it up at `at`; back in the pool at once, `subscriber` (of
+    another provider) takes it and is in service at once."""
+    inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+    calendar = OfficialCalendar()
+    await inventory.act(NUMBER, at, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE))
+    for action in (
+        None,  # the freeze of no length runs out
+        lambda r, t: lifecycle.reserve(r, "sp-west", t, AT_ONCE),
+        lambda r, t: lifecycle.apply(r, subscriber, "sp-west", t, AT_ONCE),
+        lambda r, t: lifecycle.submit(r, t, AT_ONCE, calendar),
+        lambda r, t: lifecycle.approve(r, "ops", t, AT_ONCE, calendar),
+    ):
+        await inventory.act(NUMBER, at, action)
+
+
+def plan_for(config: Path, subscriber: str) -> None:
+    (config / "plans" / f"{NUMBER}.yaml").write_text(
+        f'number: "{NUMBER}"\nname: Direct answer\nsubscriber: {subscriber}\n'
+        'default: {target: "13800000011"}\n',
+        encoding="utf-8",
+    )
+
+
+async def test_a_plan_naming_a_past_holder_routes_none_of_the_next_holders_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """acme's plan names acme; once beta holds the number its calls are refused as those of a
+    number without a plan, said once in the log, until a plan naming beta is loaded."""
+    config = tmp_path / "e2e"
+    shutil.copytree(E2E_CONFIG, config)
+    plan_for(config, "acme")
+    async with running_router(tmp_path, config, status_refresh=REFRESH) as router:
+        await into_service(router.store)  # acme's
+        await asyncio.sleep(REFRESH + MARGIN)
+        await call(router, dialled=NUMBER, uniqueid="acme.1")
+        assert (await finished_cdr(router, "acme.1")).outcome is Outcome.ANSWERED
+
+        await handed_to(router.store, "beta", MONDAY_MORNING - timedelta(hours=1))
+        await asyncio.sleep(REFRESH + MARGIN)
+        refused = [await call(router, dialled=NUMBER, uniqueid=f"beta.{n}") for n in range(2)]
+        cdr = await finished_cdr(router, "beta.0")
+
+        plan_for(tmp_path / "config", "beta")
+        router.reload()
+        await call(router, dialled=NUMBER, uniqueid="beta.2")
+        routed = await finished_cdr(router, "beta.2")
+
+    assert [result.commands[-1] for result in refused] == ['EXEC Hangup "1"'] * 2
+    assert refused[0].variables["HOTLINE_STATUS"] == "unknown_number"
+    why = (
+        "held by beta, not by acme, the subscriber its plan names: a past holder's plan "
+        "routes none of its calls"
+    )
+    assert (cdr.outcome, cdr.note) == (Outcome.UNKNOWN_NUMBER, f"{NUMBER} is {why}")
+    said = [r.getMessage() for r in caplog.records if r.name == "hotline400.refusals"]
+    assert [line for line in said if why in line] == [
+        f"{NUMBER} refuses calls: {why}; add its plan to the plans directory "
+        "(hotline400 check validates it)"
+    ]
+    assert routed.outcome is Outcome.ANSWERED
