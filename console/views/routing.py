@@ -6,7 +6,10 @@ Whoever may see a number previews changes to its plan (staff too); administrator
 restore them. A plan's `status` (arrears, suspended, ...) and the variable of the routers'
 environment its CRM events are signed with (`crm.secret_env`) are the operator's: a
 subscriber's save or restore that would change either is refused, and the refusal written to
-the audit log."""
+the audit log. A plan naming a `subscriber` that does not hold the number routes none of its
+calls (a past holder's: router.numbers.service.past_holders_plan), so the page says so of the
+plan on file and no save or restore writes one; the plan offered for a number without one
+names the number's holder."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from console.plan_editing import (
     number_list,
     plan_path,
     preview,
+    shown_name,
     validate,
 )
 from console.reports import FIRST_DAY, LAST_DAY
@@ -40,8 +44,11 @@ from console.web import (
     user_of,
     visible_number,
 )
+from dialplan.errors import Problem
 from dialplan.plan import Plan
+from numbering.lifecycle import as_of
 from router.configuration.config_dir import PLANS_DIR
+from router.numbers.plan_check import subscriber_problem
 from router.storage.console_rows import PlanVersion
 
 SAMPLE_CALLER = "053188889999"
@@ -58,7 +65,7 @@ MAX_VERSION = 2**63 - 1
 
 async def routing_page(request: Request) -> Response:
     number = visible_number(request, request.path_params["number"])
-    text = _current_text(request, number)
+    text = _current_text(request, number, await _holder(request, number))
     saved = await _saved_version(request, number)
     if not plan_path(console_of(request).config_dir, number).exists():
         # The skeleton offered to start from is not a plan anyone saved: no problems yet.
@@ -96,7 +103,7 @@ async def routing_post(request: Request) -> Response:
     at = _preview_time(request, str(form.get("at", "")))
     note = str(form.get("note", ""))[:200]
     if form.get("mode") == "form":
-        current = _current_text(request, number)
+        current = _current_text(request, number, await _holder(request, number))
         settings = CommonSettings(
             str(form.get("default_target", "")).strip(),
             number_list(str(form.get("on_busy", ""))),
@@ -119,6 +126,8 @@ async def routing_post(request: Request) -> Response:
     plan, problems = validate(
         console.config_dir, number, text, console.config.settings.crm_networks()
     )
+    if plan is not None and not problems:
+        problems = await _holder_problems(request, number, plan, text)
     if problems or plan is None or not saving:
         return await _page(
             request,
@@ -177,6 +186,8 @@ async def restore_version(request: Request) -> Response:
     plan, problems = validate(
         console.config_dir, number, version.source, console.config.settings.crm_networks()
     )
+    if plan is not None and not problems:
+        problems = await _holder_problems(request, number, plan, version.source)
     if problems or plan is None:  # checked by today's rules: an old version may no longer pass
         return await _page(
             request, number, version.source, problems=problems, asked="restore", status=422
@@ -319,15 +330,38 @@ def _plan_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _current_text(request: Request, number: str) -> str:
+def _current_text(request: Request, number: str, holder: str | None = None) -> str:
     """The plan file's text; for a number without one, a plan to start from that the
     common-settings form completes with a default destination (named after the number,
-    since a plan needs a name and the form has no field for it)."""
+    since a plan needs a name and the form has no field for it), naming the subscriber that
+    holds the number (`holder`), so that it never routes the calls of a later holder."""
     path = plan_path(console_of(request).config_dir, number)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return f'number: "{number}"\nname: "{number}"\ndefault:\n  target: ""\n'
+        named = f'subscriber: "{holder}"\n' if holder is not None else ""
+        return f'number: "{number}"\nname: "{number}"\n{named}default:\n  target: ""\n'
+
+
+async def _holder(request: Request, number: str) -> str | None:
+    """The subscriber holding the number now, as its calls find it; None: nobody, or a number
+    the inventory does not hold."""
+    console = console_of(request)
+    stored = await console.store.number_record(number)
+    if stored is None:
+        return None
+    return as_of(stored, console.now(), console.config.number_rules).subscriber
+
+
+async def _holder_problems(request: Request, number: str, plan: Plan, text: str) -> list[Problem]:
+    """The problem of a plan naming a subscriber that does not hold the number, as `check`
+    words it: the router would route none of its calls by it."""
+    if plan.subscriber is None:
+        return []
+    holder = await _holder(request, number)
+    config_dir = console_of(request).config_dir
+    problem = subscriber_problem(shown_name(config_dir, number), text, plan, holder)
+    return [] if problem is None else [problem]
 
 
 def _preview_time(request: Request, text: str) -> datetime:
@@ -365,6 +399,8 @@ async def _page(
     console = console_of(request)
     at = at or console.now()
     plan, found = validate(console.config_dir, number, text, console.config.settings.crm_networks())
+    if problems is None and plan is not None and not found:
+        found = await _holder_problems(request, number, plan, text)
     problems = problems if problems is not None else found
     lines = await preview(plan, caller, at, console.config, console.store, set()) if plan else []
     return render(

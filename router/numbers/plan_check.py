@@ -68,24 +68,15 @@ def compare(
                 f"this plan is a past holder's; remove it, or replace it before the number "
                 f"is given again (its calls would go to that holder's destinations)"
             )
-        if past_holders_plan(plan, now.subscriber):
-            problems.append(
-                Problem(
-                    str(path),
-                    _line_of(path, "subscriber"),
-                    "subscriber",
-                    f"{plan.subscriber}, but {now.subscriber} holds {number}: a past holder's "
-                    f"plan routes none of its calls (refused as a number without a plan); "
-                    f"write {now.subscriber}'s plan",
-                )
-            )
+        if (named := subscriber_problem(str(path), _text(path), plan, now.subscriber)) is not None:
+            problems.append(named)
         on_calls = now.on_calls
         if "status" in plan.model_fields_set and on_calls != plan.status:
             said = "not in service" if on_calls == NOT_IN_SERVICE else str(on_calls)
             problems.append(
                 Problem(
                     str(path),
-                    _line_of(path, "status"),
+                    line_of(_text(path), "status"),
                     "status",
                     f"{plan.status.value}, but the inventory has {number} "
                     f"{now.status.in_words} ({said} on calls): remove "
@@ -102,13 +93,33 @@ def compare(
     return problems, warnings
 
 
-def _line_of(path: Path, key: str) -> int:
-    """The line of the plan's top-level `key`; 1 when it cannot be read."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 1
+def subscriber_problem(file: str, text: str, plan: Plan, holder: str | None) -> Problem | None:
+    """The problem of a plan (`text`, shown as `file`) naming a subscriber that does not hold
+    its number (`holder` does, at the instant asked): a past holder's plan, which routes none
+    of the number's calls. `check` and the console's plan saves both ask it."""
+    if not past_holders_plan(plan, holder):
+        return None
+    return Problem(
+        file,
+        line_of(text, "subscriber"),
+        "subscriber",
+        f"{plan.subscriber}, but {holder} holds {plan.number}: a past holder's plan routes "
+        f"none of its calls (refused as a number without a plan); write {holder}'s plan",
+    )
+
+
+def line_of(text: str, key: str) -> int:
+    """The line of a plan's top-level `key` in its `text`; 1 when it has none."""
+    lines = text.splitlines()
     return next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
+
+
+def _text(path: Path) -> str:
+    """The plan file's text; "" when it cannot be read (its problems point at line 1)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def check_against_inventory(config: ConfigSet, at: datetime) -> tuple[list[Problem], list[str]]:

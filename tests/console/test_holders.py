@@ -258,3 +258,55 @@ async def test_the_holding_is_bounded_alike_on_postgresql(tmp_path: Path) -> Non
         assert (await sign_in(again, "old-admin")).status_code == 403
         for client in (shop, again):
             await client.aclose()
+
+
+async def test_a_plan_naming_the_previous_holder_is_not_saved_and_a_new_one_names_the_holder(
+    tmp_path: Path,
+) -> None:
+    """The router routes none of newco's calls by a plan naming oldco: the routing page says
+    so of the plan on file, a save naming oldco is refused at its `subscriber` line, one naming
+    newco is saved, and the plan offered for a number without one names its holder."""
+    async with running_console(tmp_path) as site:
+        await old_holding(site, tmp_path)
+        await new_holding(site)
+        path = site.config_dir / "plans" / f"{SHOP}.yaml"
+        shipped = path.read_text(encoding="utf-8")
+        olds = shipped.replace(f'number: "{SHOP}"\n', f'number: "{SHOP}"\nsubscriber: oldco\n')
+        path.write_text(olds, encoding="utf-8")
+        line = olds.splitlines().index("subscriber: oldco") + 1
+        problem = (
+            f"config/plans/{SHOP}.yaml:{line} subscriber: oldco, but newco holds {SHOP}: a past "
+            "holder&#39;s plan routes none of its calls (refused as a number without a plan); "
+            "write newco&#39;s plan"
+        )
+        shop = await site.signed_in("shop")  # newco's administrator
+        routing = f"/numbers/{SHOP}/routing"
+        assert problem in (await shop.get(routing)).text
+
+        token = await csrf_of(shop, routing)
+        form = {"csrf": token, "mode": "yaml", "action": "save"}
+        refused = await shop.post(routing, data={**form, "yaml": olds})
+        assert refused.status_code == 422
+        assert "The plan was not saved:" in refused.text and problem in refused.text
+        news = olds.replace("subscriber: oldco", "subscriber: newco")
+        assert (await shop.post(routing, data={**form, "yaml": news})).status_code == 303
+        assert path.read_text(encoding="utf-8") == news
+
+        path.unlink()
+        offered = (await shop.get(routing)).text
+        assert "subscriber: &#34;newco&#34;" in offered
+        token = await csrf_of(shop, routing)
+        saved = await shop.post(
+            routing,
+            data={
+                "csrf": token,
+                "mode": "form",
+                "action": "save",
+                "default_target": "13801650000",
+                "on_busy": "",
+                "on_no_answer": "",
+            },
+        )
+        assert saved.status_code == 303
+        assert "subscriber: newco" in path.read_text(encoding="utf-8")
+        await shop.aclose()
