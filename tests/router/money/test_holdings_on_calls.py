@@ -2,7 +2,8 @@
 
 The past holder's calls of the day and month stay on its holding (schema version 21): the
 new holder of 4000000009 (a daily cost cap of 2.00) and of 4000000008 (a monthly cap of 2
-calls) starts from nothing on the day the number came back to the pool. The periods of the
+calls) starts from nothing on the day the number came back to the pool, and its month's
+statement counts its own calls and fees. The periods of the
 lifecycle are set to nothing here (no notice, no freeze, a review decided at once), as a
 configuration may, so that both holdings fall on one day.
 
@@ -21,6 +22,7 @@ from numbering import lifecycle
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules, Timing
 from rating.ledger import LedgerEntry, LedgerKind
+from router.money.billing import month_statement
 from router.numbers.inventory import Inventory
 from router.storage.cdr import Outcome
 from router.storage.protocol import Store
@@ -87,6 +89,7 @@ async def test_the_next_holders_daily_cost_cap_counts_none_of_the_past_holders_c
         cdr = await finished_cdr(router, "beta.1")
         await asyncio.sleep(0.3)
         usage = await store.usage(POSTPAID, "2026-11", "2026-11-23")
+        month = await month_statement(store, router.plans.tariffs, POSTPAID, "2026-11")
 
     # 2.00 of room affords 16 increments of 6 s at 0.12; the past holder's 1.80 left one
     assert result.commands[0] == 'EXEC Dial "Local/13800000051@phones,20,L(96000)"'
@@ -96,6 +99,13 @@ async def test_the_next_holders_daily_cost_cap_counts_none_of_the_past_holders_c
         Decimal("0.60"),
     )
     assert (usage.day_cost, usage.month_cost) == (Decimal("0.60"), Decimal("0.60"))
+    statement = month.statement  # beta's November: its call and its own opening fee only
+    assert (statement.usage.calls, statement.call_charges, statement.number_fees) == (
+        1,
+        Decimal("0.60"),
+        Decimal("600.00"),
+    )
+    assert statement.opening_balance == Decimal("0.00")
 
 
 async def test_the_next_holders_monthly_call_cap_counts_none_of_the_past_holders_calls(
