@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
+from dialplan.errors import ConfigError
+from dialplan.plan_loader import load_plan
 from numbering import lifecycle
 from numbering.lifecycle import NumberRecord, Refused, Status
 from numbering.number_lists import distinct_count, numbers_of, read_number_list
@@ -421,12 +423,33 @@ async def _apply(
     )
     _print(args, books, changes)
     plan = Path(args.config) / PLANS_DIR / f"{args.number}.yaml"
-    if plan.exists():  # a past holder's, or written ahead: it routes the calls either way
-        print(
-            f"note: {plan} was there before this application: once {args.number} is in "
-            f"service its calls follow it; make sure it is {args.account}'s plan"
-        )
+    if plan.exists():  # a past holder's, or written ahead
+        note = _plan_note(plan, args.number, args.account)
+        if note:
+            print(f"note: {note}")
     return 0
+
+
+def _plan_note(path: Path, number: str, subscriber: str) -> str:
+    """What to say of the plan file found as `subscriber` applies for `number`: one naming
+    another subscriber routes none of its calls (a past holder's); one naming none routes
+    them whoever wrote it; one naming `subscriber` was written ahead for it."""
+    try:
+        named = load_plan(path).subscriber
+    except (ConfigError, OSError):
+        named = None
+    if named == subscriber:
+        return ""
+    if named is not None:
+        return (
+            f"{path} names subscriber {named}: once {number} is in service it routes none "
+            f"of its calls (a past holder's plan); write {subscriber}'s plan"
+        )
+    return (
+        f"{path} was there before this application: once {number} is in service its calls "
+        f"follow it; make sure it is {subscriber}'s plan (naming `subscriber: {subscriber}` "
+        "in it keeps a later holder's calls from following it)"
+    )
 
 
 async def _submit(

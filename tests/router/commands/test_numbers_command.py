@@ -685,8 +685,35 @@ def test_an_application_for_a_number_with_a_plan_file_says_whose_plan_it_must_be
     assert code == 0
     assert out.endswith(
         f"note: {plans / f'{ORDINARY}.yaml'} was there before this application: once "
-        f"{ORDINARY} is in service its calls follow it; make sure it is acme's plan\n"
+        f"{ORDINARY} is in service its calls follow it; make sure it is acme's plan (naming "
+        "`subscriber: acme` in it keeps a later holder's calls from following it)\n"
     )
+
+
+def test_an_application_for_a_number_whose_plan_names_another_subscriber_says_it_will_not_route(
+    stocked, capsys
+):
+    """A plan naming its past holder routes none of the next holder's calls; one written
+    ahead naming the applicant needs no word."""
+    plans = stocked / "plans"
+    plans.mkdir(exist_ok=True)
+    path = plans / f"{ORDINARY}.yaml"
+    text = (
+        f'number: "{ORDINARY}"\nname: oldco\nsubscriber: {{}}\n'
+        'default: {{target: "13800000011"}}\n'
+    )
+    path.write_text(text.format("oldco"), encoding="utf-8")
+    run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east")
+    code, out, _ = run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme")
+    assert code == 0
+    assert out.endswith(
+        f"note: {path} names subscriber oldco: once {ORDINARY} is in service it routes none of "
+        "its calls (a past holder's plan); write acme's plan\n"
+    )
+    path.write_text(text.format("acme"), encoding="utf-8")
+    assert run(stocked, capsys, "numbers", "withdraw", ORDINARY, "--by", "sp-east")[0] == 0
+    code, out, _ = run(stocked, capsys, "numbers", "apply", ORDINARY, "--account", "acme")
+    assert code == 0 and "applied" in out and "note:" not in out
 
 
 def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_ones_debt(
