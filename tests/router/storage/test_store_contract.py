@@ -7,6 +7,7 @@ behaves the same whichever engine its `store:` names.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -735,15 +736,20 @@ async def test_a_number_without_entries_has_no_balance_and_zero_usage(
 async def test_a_calls_read_of_the_balance_seeks_the_current_holding_by_its_key(
     engine: Engine, opened: ConfiguredStore
 ) -> None:
-    """The call path reads the balance of the number's latest holding in its one counters
-    read: two seeks on the key (number, since), never a scan of the number's holdings."""
+    """The call path reads the balance and counters of the number's latest holding in its one
+    counters read: seeks on the keys (number, since, ...), never a scan of the number's
+    holdings."""
     if engine.name != "sqlite":
         pytest.skip("PostgreSQL plans tiny tables as scans; the key is the same")
     sql = queries.USAGE_SNAPSHOT.replace("?", f"'{NUMBER}'")
     plan = [str(step) for step in await engine.sql(f"EXPLAIN QUERY PLAN {sql}")]
     for alias in ("b", "h"):  # the holding read, and the latest holding's key
         assert any(f"SEARCH {alias} USING PRIMARY KEY (number=?" in step for step in plan), plan
-    assert not any("SCAN b" in step or "SCAN h" in step for step in plan), plan
+    for alias in ("m", "d", "c"):  # the holding's counters: month, day, cap units
+        seek = f"SEARCH {alias} USING PRIMARY KEY (number=? AND since_us=? AND "
+        assert any(seek in step for step in plan), plan
+    scans = [step for step in plan for alias in "bhmdc" if re.search(rf"SCAN {alias}\b", step)]
+    assert not scans, plan
 
 
 @pytest.mark.parametrize("before", [15, 14])
