@@ -41,6 +41,7 @@ from router.numbers import desk
 from router.numbers.holdings import current_life
 from router.numbers.inventory import Inventory
 from router.numbers.plan_check import NEEDS_PLAN
+from router.numbers.service import past_holders_plan
 from router.storage.number_rows import HistoryEntry
 
 PAGE_SIZE = 100
@@ -172,7 +173,9 @@ _BEFORE_SERVICE = frozenset(
     {Status.AVAILABLE, Status.RESERVED, Status.APPLIED, Status.UNDER_REVIEW, Status.FROZEN}
 )
 """A plan loaded for a number in these was written before its next holder's service: once
-in service the calls follow it, a past holder's plan included."""
+in service the calls follow it, a past holder's plan included, unless it names its
+subscriber (then the page says whether that is the holder: a plan naming another routes
+none of the number's calls, router.numbers.service.past_holders_plan)."""
 
 
 async def _page(
@@ -194,6 +197,7 @@ async def _page(
     if stored is not None:
         history += [_unwritten(change) for change in catch_up(stored, console.now(), rules)]
     history = [dataclasses.replace(h, fees=_fees_in_words(h.fees)) for h in history]
+    plan = console.config.plans.get(record.number)
     return render(
         request,
         "number.html",
@@ -212,7 +216,11 @@ async def _page(
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "configured": record.number in console.all_numbers(),
             "plan_ahead": record.status in _BEFORE_SERVICE
-            and record.number in console.config.plans,
+            and plan is not None
+            and (plan.subscriber is None or record.subscriber is None),
+            "past_holders_plan": plan is not None
+            and past_holders_plan(plan, record.subscriber) is not None,
+            "plan_subscriber": plan.subscriber if plan is not None else None,
             "plan_missing": record.status in NEEDS_PLAN
             and record.number not in console.config.plans,
             "material_form": await _material_form(request, record),

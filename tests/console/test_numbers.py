@@ -417,6 +417,37 @@ async def test_a_plan_loaded_for_a_number_before_its_service_is_pointed_out(tmp_
         await ops.aclose()
 
 
+async def test_a_plan_naming_another_subscriber_than_the_holder_is_pointed_out(
+    tmp_path: Path,
+) -> None:
+    """A plan naming oldco routes none of acme's calls: the number's page says so; a plan
+    naming acme, written ahead for it, needs no word."""
+    number = "4006172839"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        ops = await site.signed_in("ops")
+        post = await number_actions(ops, number)
+        assert (await post("reserve", provider=PROVIDER)).status_code == 303
+        assert (await post("apply", subscriber="acme")).status_code == 303
+        path = site.config_dir / "plans" / f"{number}.yaml"
+        text = (
+            f'number: "{number}"\nname: oldco\nsubscriber: {{}}\n'
+            'default: {{target: "13800000011"}}\n'
+        )
+        path.write_text(text.format("oldco"), encoding="utf-8")
+        page = (await ops.get(f"/numbers/{number}")).text
+        assert (
+            f"The routing plan for {number} (plans/{number}.yaml) names subscriber oldco, but "
+            "acme holds the number: the router routes none of its calls by it"
+        ) in page
+        assert 'data-testid="plan-ahead"' not in page
+        path.write_text(text.format("acme"), encoding="utf-8")
+        page = (await ops.get(f"/numbers/{number}")).text
+        assert 'data-testid="past-holders-plan"' not in page
+        assert 'data-testid="plan-ahead"' not in page
+        await ops.aclose()
+
+
 async def test_an_application_whose_opening_fee_takes_a_prepaid_balance_below_its_threshold_warns(
     tmp_path: Path,
 ) -> None:
