@@ -288,6 +288,10 @@ async def test_a_plan_naming_the_previous_holder_is_not_saved_and_a_new_one_name
         refused = await shop.post(routing, data={**form, "yaml": olds})
         assert refused.status_code == 422
         assert "The plan was not saved:" in refused.text and problem in refused.text
+        previewed = await shop.post(routing, data={**form, "action": "preview", "yaml": olds})
+        assert f"{SHOP} is held by newco, not by oldco, the subscriber its plan names" in (
+            previewed.text
+        )
         news = olds.replace("subscriber: oldco", "subscriber: newco")
         assert (await shop.post(routing, data={**form, "yaml": news})).status_code == 303
         assert path.read_text(encoding="utf-8") == news
