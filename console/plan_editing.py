@@ -28,6 +28,7 @@ from router.commands.simulate import (
     decision_lines,
     features_off,
     not_in_service_line,
+    pin_guard_unreadable,
     pin_refused_until,
     standing_at,
     walk_menus,
@@ -167,7 +168,7 @@ async def preview(
         )
     except StoreUnavailable as error:
         refused = None
-        lines.append(f"PIN guard: unreadable ({error}); the router asks the caller for the PIN")
+        lines.append(pin_guard_unreadable(str(error)))
     state = RoutingState(config.calendar)
     decision = decide(plan, call, local, standing.usage, state)
     walk_menus(plan, decision, "", state, feature_on(plan, tariffs, IVR, at))

@@ -131,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if standing.counters:
         print(standing.counters)
     ivr = feature_on(plan, config.tariffs, IVR, at)
-    guessing = _pin_refused_until(config.settings, plan, call.caller.number or WITHHELD, at)
+    try:
+        guessing = _pin_refused_until(config.settings, plan, call.caller.number or WITHHELD, at)
+    except StoreUnavailable as error:
+        guessing = None
+        print(pin_guard_unreadable(str(error)))
     if args.calls == 1:
         decision = decide(plan, call, at, usage, state)
         walk_menus(plan, decision, args.digits, state, ivr)
@@ -288,7 +292,8 @@ def _pin_refused_until(
 ) -> datetime | None:
     """Until when the router's PIN guard refuses this caller on this number before the
     prompt, read from the configured store as the router reads it; None when it does not
-    (no PIN, the guard off, no store yet, or the store unreadable: the router prompts then)."""
+    (no PIN, the guard off, no store yet). StoreUnavailable when the store cannot be read:
+    the router prompts then, and simulate says so (`pin_guard_unreadable`)."""
     if not guards_pin(settings, plan):
         return None
     location = parse_store_url(configured_store_url(settings))
@@ -303,10 +308,13 @@ def _pin_refused_until(
         finally:
             await store.close()
 
-    try:
-        return asyncio.run(read())
-    except StoreUnavailable:
-        return None
+    return asyncio.run(read())
+
+
+def pin_guard_unreadable(error: str) -> str:
+    """The line simulate and the console's preview give a PIN guard the store could not
+    tell: the router lets the caller through to the prompt then."""
+    return f"PIN guard: unreadable ({error}); the router asks the caller for the PIN"
 
 
 async def inventory_at(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import re
+import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -206,3 +207,28 @@ async def test_a_caller_blocked_for_guessing_the_pin_is_refused_by_both(
         await finished_cdr(comparison.router, f"guess.{guess}")
     assert await comparison.served(night) == ([], "blocked")
     await comparison.assert_same([night, Case(RENHE, "13926002222", night.at)])
+
+
+def test_simulate_says_when_the_pin_guard_cannot_be_read(tmp_path: Path) -> None:
+    """A store that cannot be read lets the caller through to the PIN prompt, as the router
+    does then; simulate says the guard was left out, in the words of the console's preview,
+    instead of answering as if no caller were blocked. The store is a real file that is not
+    a database."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database " * 20)
+    settings = config / "router.yaml"
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(text.replace("database: var/hotline400.db", f"database: {junk}"))
+    argv = ["simulate", "--config", str(config), "--number", RENHE, "--caller", "13926001111"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*argv, "--at", "2026-11-23 21:00"]) == 0
+    lines = out.getvalue().splitlines()
+    [guard] = [line for line in lines if line.startswith("PIN guard:")]
+    assert guard == (
+        "PIN guard: unreadable (DatabaseError: file is not a database); "
+        "the router asks the caller for the PIN"
+    )
+    assert "PIN: the caller is asked for the PIN, 3 attempts" in lines
