@@ -295,7 +295,7 @@ class CallSession:
         recorded = decision.recording is not None and not self.agi.hung_up
         if recorded and not await self._notice_and_record(plan, decision):
             return
-        if self.agi.hung_up:  # told with the reply to a step before, MixMonitor's included
+        if self.agi.caller_gone():  # told with or after a step before, MixMonitor's included
             await self._caller_gone("caller hung up before dialling")
             return
         await self._dial_chain(plan, decision)
@@ -520,6 +520,10 @@ class CallSession:
             if served is None and await self._hold_ended(plan.queue, decision):
                 return
             target = served or target  # out of time: the route's busy forwarding
+            if self.agi.caller_gone():  # told after the last Wait's reply: dial nobody
+                held = self.record.held_seconds
+                await self._caller_gone(f"caller hung up after {held} s held in the queue")
+                return
         while target is not None and not self.agi.hung_up:
             options = await self._talk_limit_option(target)
             if options is None:  # not even one billing increment is affordable
@@ -534,10 +538,10 @@ class CallSession:
             target = next_target(decision, results)
         if self.record.recording_path is not None and not self.agi.hung_up:
             await self.agi.exec("StopMixMonitor")  # the caller stays: nothing more is recorded
-        if not results and not self.agi.hung_up:
+        if not results:  # the caller was up as the chain began: no increment affordable
             await self._cannot_afford()
             return
-        final = decision.forwarding.classify(results[-1].status) if results else DialClass.FAILED
+        final = decision.forwarding.classify(results[-1].status)
         self.record.outcome = ENDINGS[final].outcome
         if final is DialClass.CALLER_GONE or (self.agi.hung_up and final is not DialClass.ANSWERED):
             self.record.note = "caller hung up while ringing"

@@ -269,10 +269,8 @@ class AGISession:
         """Lines already waiting as a command goes out: HANGUP notices are noted; any
         other line answers no command (Asterisk sends nothing else unasked), and taking it
         for this command's reply would read every later reply one command late."""
+        self._note_told_hangups()
         lines = self._connection.lines
-        while lines and lines[0].removesuffix(b"\r") == b"HANGUP":
-            lines.popleft()
-            self._note_hangup()
         if lines:
             unasked = lines[0].decode("utf-8", "replace")
             raise AGIMalformedReply(f"a reply line came unasked: {unasked[:80]!r}")
@@ -367,6 +365,21 @@ class AGISession:
             if line.startswith("520 "):
                 return AGIReply(code=520, data="\n".join(raw[1:-1]), raw=raw)
         raise AGIMalformedReply(f"520 usage block longer than {MAX_USAGE_LINES} lines")
+
+    def caller_gone(self) -> bool:
+        """Whether Asterisk has told the caller gone so far: with no command running, a
+        HANGUP line that came after the last reply is noted now rather than as the next
+        command goes out, so a step that must not run on a dead channel (a Dial) can be
+        left out."""
+        if not self._busy:
+            self._note_told_hangups()
+        return self.hung_up
+
+    def _note_told_hangups(self) -> None:
+        lines = self._connection.lines
+        while lines and lines[0].removesuffix(b"\r") == b"HANGUP":
+            lines.popleft()
+            self._note_hangup()
 
     def _note_hangup(self) -> None:
         self.hung_up = True

@@ -178,6 +178,37 @@ async def test_a_caller_hanging_up_while_held_leaves_the_queue_at_once(tmp_path:
     assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="gave_up"}} 1.0' in text
 
 
+async def test_a_caller_served_from_the_queue_who_hangs_up_before_the_dial_gave_up_held(
+    tmp_path: Path,
+) -> None:
+    """A place came free during the caller's Wait, and the caller hung up as it ended: the
+    HANGUP came right after the Wait's reply, before the Dial. Nothing is dialled to the
+    dead channel: the call ends as a caller who gave up while held does, noanswer with no
+    leg, in the CDR, on the channel and in the metrics."""
+    async with busy_desk(tmp_path, "{max_wait: 60}") as (router, ami):
+        gone = CallerHangup.while_idle(after_command=2)  # just after the first Wait's reply
+        served = asyncio.create_task(
+            call(router, time_scale=3.0, dialled=QUEUED, uniqueid="q.gone", hangup=gone)
+        )
+        await eventually(lambda: held(router) == 1)
+        await ami.replay(DESK_FREE)  # a place, long before the 3 s Wait ends
+        await eventually(lambda: router.live_calls.count(DESK) == 0)
+        result = await served
+        cdr = await finished_cdr(router, "q.gone")
+        text = metrics_text(router)
+    assert result.commands == [
+        "EXEC Ringing",
+        'EXEC Wait "1"',
+        'EXEC MSet "HOTLINE_STATUS=noanswer,HOTLINE_DEST=,HOTLINE_RULE=default"',
+    ]
+    assert result.dials == [] and result.hung_up_by == "caller"
+    assert cdr.outcome == "noanswer" and cdr.legs == ()
+    assert cdr.note == "caller hung up after 1 s held in the queue"
+    assert f'hotline400_calls_total{{number="{QUEUED}",outcome="noanswer"}} 1.0' in text
+    assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="served"}} 1.0' in text
+    assert router.services.holding.in_use(DESK) == 0  # the place granted is free again
+
+
 async def test_a_caller_who_gave_up_while_held_is_told_to_the_subscriber_as_a_missed_call(
     tmp_path: Path,
 ) -> None:
