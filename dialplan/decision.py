@@ -100,7 +100,6 @@ class Decision:
     """Every destination of the chosen route not down, in plan order (a hold queue waits
     for any of them to have room)."""
     forwarding: ForwardingChain | None = None
-    down: frozenset[str] = frozenset()
     steps: list[TraceStep] = field(default_factory=list)
     menu: str | None = None
     """The menu to play first, while the action is "menu"."""
@@ -151,8 +150,8 @@ def next_target(decision: Decision, results: Sequence[DialResult]) -> DialTarget
     """The next number to dial after `results`, or None when the call is over.
 
     Busy results move down the busy list, no-answer results down the no-answer list, each
-    number tried at most once, numbers marked down skipped, and never more forwards than the
-    chain allows (at most 3 in one call).
+    number tried at most once, and never more forwards than the chain allows (at most 3 in
+    one call).
     """
     chain = decision.forwarding
     if chain is None or not results:
@@ -169,6 +168,6 @@ def next_target(decision: Decision, results: Sequence[DialResult]) -> DialTarget
         return None
     tried = {result.number for result in results}
     for number in candidates:
-        if number not in tried and number not in decision.down:
+        if number not in tried:
             return DialTarget(number, chain.ring_timeout, reason)
     return None

@@ -1,8 +1,8 @@
 """decide(): the routing plan applied to one call. A function of its inputs, nothing else.
 
-No I/O and no clock reads: the instant, the usage counters, the calendar, the split
-counters and the destinations known to be down all come in as arguments, so the same
-inputs always give the same decision and tests need no patching.
+No I/O and no clock reads: the instant, the usage counters, the calendar and the split
+counters all come in as arguments, so the same inputs always give the same decision and
+tests need no patching. A destination is down by its plan's `down: true` alone.
 
 Order of questions, cheapest refusal first and nothing answered before it is needed:
 number status and balance, caller IDs that cannot be dialled back (withheld or not a number),
@@ -78,7 +78,6 @@ class RoutingState:
 
     calendar: OfficialCalendar
     split: SplitCounters = field(default_factory=SplitCounters)
-    down: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +280,6 @@ def decide(plan: Plan, call: Call, now: datetime, usage: Usage, state: RoutingSt
     table = routing_table(plan)
     moment = Moment(now.astimezone(table.zone), state.calendar)
     decision = Decision("reject", call, moment)
-    decision.down = state.down
     decision.language = plan.language
     listed = table.callers.listing(call.caller)
     if _refused_before_routing(plan, table, call, listed, usage, decision):
@@ -403,18 +401,14 @@ def _take_route(plan: Plan, route: CompiledRoute, state: RoutingState, decision:
         decision.steps.append(route.matched)
         decision.announcement = route.announcement
         return _refuse(decision, route.reject, f"{route.subject} refuses the call", plan)
-    choices, weights = route.choices, route.weights
-    down = state.down
-    if down:  # destinations down at run time drop out, and their share with them
-        choices = tuple(choice for choice in choices if choice.target.number not in down)
-        weights = tuple(choice.percent for choice in choices)
+    choices = route.choices
     if not choices:
         decision.steps.append(route.all_down)
         return False
     if route.split_key is None:
         chosen = choices[0]
     else:
-        chosen = choices[state.split.pick(route.split_key, weights)]
+        chosen = choices[state.split.pick(route.split_key, route.weights)]
     decision.rule = route.name
     decision.steps.append(chosen.step)
     decision.action = "dial"

@@ -490,17 +490,11 @@ def test_a_destination_marked_down_is_skipped_and_its_share_spread() -> None:
     assert counts == {"02155556666": 60, "02866667777": 30}
 
 
-def test_destinations_down_at_run_time_are_skipped_too() -> None:
-    plan = plan_from(SPLIT.replace("DOWN", "false"))
-    state = RoutingState(OfficialCalendar(), down=frozenset({"02155556666", "02866667777"}))
-    decision = route(plan, state=state)
-    assert decision.first is not None and decision.first.number == "02788889999"
-
-
 def test_a_rule_whose_destinations_are_all_down_gives_way_to_the_next() -> None:
-    plan = plan_from(SPLIT.replace("DOWN", "false"))
-    down = frozenset({"02155556666", "02866667777", "02788889999"})
-    decision = route(plan, state=RoutingState(OfficialCalendar(), down=down))
+    every_one_down = SPLIT.replace("percent: 60}", "percent: 60, down: true}").replace(
+        "percent: 30}", "percent: 30, down: true}"
+    )
+    decision = route(plan_from(every_one_down.replace("DOWN", "true")))
     assert decision.rule == "default"
     assert "matched, but every destination is down" in decision.trace()[0]
 

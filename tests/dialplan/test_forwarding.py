@@ -14,7 +14,6 @@ def decision_with(
     on_no_answer: tuple[str, ...] = ("N1", "N2"),
     max_forwards: int = 3,
     busy_statuses: frozenset[str] = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL"}),
-    down: frozenset[str] = frozenset(),
 ) -> Decision:
     moment = Moment(
         datetime(2026, 11, 23, 10, tzinfo=ZoneInfo("Asia/Shanghai")), OfficialCalendar()
@@ -22,7 +21,6 @@ def decision_with(
     decision = Decision("dial", Call("4006001234", locate("053188889999")), moment)
     decision.first = DialTarget("P", 20)
     decision.forwarding = ForwardingChain(on_busy, on_no_answer, max_forwards, busy_statuses, 20)
-    decision.down = down
     return decision
 
 
@@ -76,11 +74,6 @@ def test_a_result_the_plan_does_not_count_as_busy_ends_the_call() -> None:
 
 def test_caller_hang_up_ends_the_chain() -> None:
     assert follow(decision_with(), ["CANCEL", "ANSWER"]) == [("P", "primary")]
-
-
-def test_a_number_marked_down_is_skipped() -> None:
-    decision = decision_with(down=frozenset({"B1"}))
-    assert follow(decision, ["BUSY", "ANSWER"]) == [("P", "primary"), ("B2", "busy")]
 
 
 def test_a_number_is_never_dialled_twice_in_one_call() -> None:
