@@ -225,6 +225,23 @@ class ServerProcess:
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def calls_connected(self) -> int:
+        """Connections on the server's port it has accepted and holds: its sockets that
+        the kernel lists as established there. (Descriptors alone miscount: the router
+        closes a listening duplicate as it nears its limit.)"""
+        established = set()
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{self.pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == self.port:
+                    established.add(fields[9])  # the socket's inode
+        held = 0
+        for fd in os.listdir(f"/proc/{self.pid}/fd"):
+            with contextlib.suppress(OSError):  # closed since listed
+                link = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+                held += link.startswith("socket:[") and link[8:-1] in established
+        return held
+
     def fd_limit(self) -> str:
         for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
             if line.startswith("Max open files"):
@@ -483,6 +500,9 @@ HELD_CONNECTING = 64
 """Calls of one driver between their connect and their environment block: as each
 Asterisk channel sends the block as soon as its connection is up, a driver writes it
 before it starts many more connections, instead of after all of its share."""
+HELD_SLACK_FDS = 16
+"""Descriptors short of the calls at which the connections held start being counted (a
+count reads every socket of the server, too slow to take at each sample)."""
 
 
 async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
@@ -515,7 +535,8 @@ async def hold(server: ServerProcess, calls: int, ring_s: float) -> HoldFigures:
         peak_rss = max(peak_rss, server.status_kib("VmRSS") * MIB_PER_KIB)
         fds = server.open_fds()
         peak_fds = max(peak_fds, fds)
-        if all_held_at is None and fds - idle_fds >= calls:
+        near_all = fds - idle_fds >= calls - HELD_SLACK_FDS
+        if all_held_at is None and near_all and server.calls_connected() >= calls:
             all_held_at = time.monotonic() - started
         await asyncio.wait({playing}, timeout=0.25)
     problems = [line for out, _ in playing.result() for line in out.decode().splitlines() if line]
