@@ -37,6 +37,7 @@ statement shows the first close, its reversal and the new close one after the ot
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -122,22 +123,28 @@ def reopening_entries(
     ]
 
 
-def check_opened(month: str, zone: ZoneInfo, number: str, opened: date | None) -> None:
-    """Raise MonthNotClosable when `month` ended before the account was opened, or when
-    nothing says when it was."""
+def check_opened(
+    month: str, zone: ZoneInfo, number: str, opened: date | None, until: datetime | None = None
+) -> None:
+    """Raise MonthNotClosable when `month` (or its part ending at `until`) ended before the
+    account was opened, or when nothing says when it was."""
     if opened is None:
         raise MonthNotClosable(
             f"{number} has no opening day: set accounts.{number}.opened in the tariffs "
             "(nothing on its ledger tells it either)"
         )
     _, end = month_span(month, zone)
-    if end.date() <= opened:
+    end = end if until is None else until
+    if end.astimezone(zone).date() <= opened:
         raise MonthNotClosable(f"{number} was opened on {opened}: {month} is before that")
 
 
-def check_not_closed(month: str, number: str, booked: Iterable[LedgerEntry]) -> None:
-    """Raise MonthNotClosable when the month's current close is on the ledger already."""
-    entries = closed_by(month, booked)
+def check_not_closed(
+    month: str, number: str, booked: Iterable[LedgerEntry], label: str | None = None
+) -> None:
+    """Raise MonthNotClosable when the month's current close (of its part `label`, if
+    given) is on the ledger already."""
+    entries = closed_by(label or month, booked)
     if entries:
         what = ", ".join(f"{entry.kind} {ZERO - entry.amount}" for entry in entries)
         raise MonthNotClosable(
@@ -155,24 +162,30 @@ def closing_entries(
     *,
     in_service: bool = True,
     opened: date | None = None,
+    part: tuple[datetime, datetime] | None = None,
+    label: str | None = None,
 ) -> list[LedgerEntry]:
     """Everything closing `month` books for `number` (see the module's notes); `opened` is
-    the account's opening day, which pro-rates the month it falls in."""
+    the account's opening day, which pro-rates the month it falls in. `part` is the span of
+    the month one holding of the number had (default: all of it), closed under `label`
+    (part_label): its days are charged as those of a month the account opened in."""
     account = tariffs.accounts[number]
-    start, end = month_span(month, tariffs.zone)
-    days = days_in_service(month, tariffs.zone, opened)
+    zone = tariffs.zone
+    start, end = month_span(month, zone)
+    first, until = part or (start, end)
+    days = days_in_service(month, zone, opened, part)
     month_days = (end.date() - start.date()).days
-    part = Fraction(days, month_days)
+    share_of_month = Fraction(days, month_days)
     share = "" if days == month_days else f" ({days} of {month_days} days)"
-    package = tariffs.package_on(number, end.date() - timedelta(days=days))
-    ref = closing_ref(month, generation)
+    package = tariffs.package_on(number, _day_after_last(until, zone) - timedelta(days=days))
+    ref = closing_ref(label or month, generation)
     entries = []
-    rent = fraction_to_fen(Fraction(package.monthly_rent) * part)
+    rent = fraction_to_fen(Fraction(package.monthly_rent) * share_of_month)
     if rent and in_service:
         entries.append(
             LedgerEntry(
                 number,
-                start,
+                first,
                 ZERO - rent,
                 LedgerKind.RENT,
                 ref,
@@ -180,15 +193,18 @@ def closing_entries(
             )
         )
     for day in sorted(set(account.features.values())):
-        if start.date() <= day < end.date():
-            entries.extend(feature_fees_due(tariffs, number, day))
-    minimum = fraction_to_fen(Fraction(tariffs.minimum_of(number)) * part)
+        if first.astimezone(zone).date() <= day < _day_after_last(until, zone):
+            entries.extend(
+                entry if entry.at >= first else dataclasses.replace(entry, at=first)
+                for entry in feature_fees_due(tariffs, number, day)
+            )
+    minimum = fraction_to_fen(Fraction(tariffs.minimum_of(number)) * share_of_month)
     topup = minimum_topup(call_charges, minimum)
     if topup and in_service:
         entries.append(
             LedgerEntry(
                 number,
-                end - LAST_INSTANT,
+                until - LAST_INSTANT,
                 ZERO - topup,
                 LedgerKind.MINIMUM_TOPUP,
                 ref,
@@ -198,12 +214,32 @@ def closing_entries(
     return entries
 
 
-def days_in_service(month: str, zone: ZoneInfo, opened: date | None) -> int:
-    """The days of `month` from the account's opening day on: all of them unless it opened
-    after the month's first day (none if after its last)."""
-    start, end = month_span(month, zone)
-    first = start.date() if opened is None else max(start.date(), opened)
-    return max(0, (end.date() - first).days)
+def days_in_service(
+    month: str,
+    zone: ZoneInfo,
+    opened: date | None,
+    part: tuple[datetime, datetime] | None = None,
+) -> int:
+    """The days of `month` (or of its `part`) from the account's opening day on: all of them
+    unless it opened after the first (none if after the last). A part ending within the
+    month ends with the day before the one it ends on, which is the next holder's."""
+    first, until = part or month_span(month, zone)
+    day = first.astimezone(zone).date()
+    day = day if opened is None else max(day, opened)
+    return max(0, (_day_after_last(until, zone) - day).days)
+
+
+def _day_after_last(until: datetime, zone: ZoneInfo) -> date:
+    """The first day that is not a day of a span ending (exclusive) at `until`."""
+    return until.astimezone(zone).date()
+
+
+def part_label(month: str, until: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """What the closing entries of a part of `month` ending at `until` are known by: the
+    month itself for the part running to its end (the holding in force then), else the
+    month and the instant the holding ended ('2026-12@2026-12-07T10:00:00+08:00'), so each
+    holding's close of the month is an entry of its own on the number's ledger."""
+    return month if until >= end else f"{month}@{until.astimezone(zone).isoformat()}"
 
 
 def not_yet_booked(

@@ -13,7 +13,9 @@ low-balance warning when it takes a prepaid balance below its threshold
 more than the balance of the account that pays it (the provider's for a number a service
 provider holds) is refused, the file and the ledger left as they were. A subscriber's users
 see the entries and statements of the current holding of the number: a month that ended
-before the number last came back to the pool was a previous holder's.
+before the number last came back to the pool was a previous holder's, and of a month the
+number changed hands in they see their own holding's part; the operator sees each
+holder's part of it as a statement of its own.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from rating.closing import month_span
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import FEN, ZERO
 from rating.tariff import Tariffs, feature_name
-from router.money.billing import month_statement
+from router.money.billing import month_statements
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
 from router.numbers import ticking
@@ -107,7 +109,12 @@ async def _money(
         for month in _last_months(now, STATEMENT_MONTHS):
             if not scope.overlaps(month_span(month, tariffs.zone)[1]):
                 continue
-            statements.append((month, await month_statement(console.store, tariffs, number, month)))
+            parts = await month_statements(console.store, tariffs, number, month)
+            statements += [  # the latest holding's first; a past holder's are the operator's
+                (month, part)
+                for part in reversed(parts)
+                if part.until is None or scope.overlaps(part.until)
+            ]
     features = []
     if tariffs is not None and account is not None:
         features = [
@@ -125,6 +132,7 @@ async def _money(
             "statements": statements,
             "features": features,
             "kind_names": KIND_NAMES,
+            "zone": console.zone,
             "problem": _problem_shown(request, console),
             "payment": payment,
         },

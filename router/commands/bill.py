@@ -36,7 +36,7 @@ from rating.money import ZERO
 from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
-from router.money.billing import MonthStatement, close_month, month_statement, reopen_month
+from router.money.billing import MonthStatement, close_month, month_statements, reopen_month
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import journal_path, unwritten_bytes
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         _write_csv(statements)
     else:
         closing = None if not args.close else booked if args.yes else DRY_RUN
-        _print_tables(statements, args.month, closing)
+        _print_tables(statements, args.month, closing, books.zone)
     return 0
 
 
@@ -178,9 +178,11 @@ async def _statements(
                 book=book,
                 watch=watch,
             )
-            return list(closed.values()), booked
+            return [part for parts in closed.values() for part in parts], booked
         statements = [
-            await month_statement(store, books.tariffs, number, month) for number in numbers
+            part
+            for number in numbers
+            for part in await month_statements(store, books.tariffs, number, month)
         ]
         return statements, 0
 
@@ -227,13 +229,16 @@ def _pending_anywhere(statement: MonthStatement) -> Decimal:
 
 
 def _print_tables(
-    statements: Sequence[MonthStatement], month: str, booked_at_close: int | None
+    statements: Sequence[MonthStatement],
+    month: str,
+    booked_at_close: int | None,
+    zone: ZoneInfo,
 ) -> None:
     """The statements; `booked_at_close` is None unless the month was being closed."""
     for index, statement in enumerate(statements):
         if index:
             print()
-        _print_statement(statement)
+        _print_statement(statement, zone)
     if not statements:
         print("no accounts in the tariffs")
     elif booked_at_close == DRY_RUN:
@@ -246,7 +251,7 @@ def _print_tables(
         )
     elif booked_at_close is not None:
         print(
-            f"\n{month} closed for {len(statements)} account(s): "
+            f"\n{month} closed for {len({s.statement.number for s in statements})} account(s): "
             f"{booked_at_close} ledger entr{'y' if booked_at_close == 1 else 'ies'} booked"
         )
     elif any(not statement.closed for statement in statements):
@@ -256,7 +261,7 @@ def _print_tables(
         )
 
 
-def _print_statement(month_statement: MonthStatement) -> None:
+def _print_statement(month_statement: MonthStatement, zone: ZoneInfo) -> None:
     statement = month_statement.statement
     usage = statement.usage
 
@@ -269,7 +274,10 @@ def _print_statement(month_statement: MonthStatement) -> None:
         to_book = sum((ZERO - e.amount for e in entries), ZERO)
         return PENDING_MARK if to_book == charged else f"{to_book} of it {PENDING_MARK}"
 
-    print(f"{statement.number}  {statement.month}  package {month_statement.package}")
+    print(
+        f"{statement.number}  {statement.month}  package {month_statement.package}"
+        + _part_of(month_statement, zone)
+    )
     rows = [
         ("opening balance", str(statement.opening_balance), ""),
         ("payments", _signed(statement.payments), ""),
@@ -303,6 +311,19 @@ def _print_statement(month_statement: MonthStatement) -> None:
     if statement.by_province:
         print()
         _print_usage("caller province", statement.by_province)
+
+
+def _part_of(month_statement: MonthStatement, zone: ZoneInfo) -> str:
+    """'  holding 2026-12-01 00:00 to 2026-12-07 10:00' for one holding's part of a month
+    the number changed hands in; nothing for a whole month."""
+    since, until = month_statement.since, month_statement.until
+    if since is None or until is None or not month_statement.partial(zone):
+        return ""
+    return f"  holding {_local(since, zone)} to {_local(until, zone)}"
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 def _signed(amount: Decimal) -> str:
@@ -361,6 +382,16 @@ def _summary(month_statement: MonthStatement) -> dict[str, Any]:
     }
 
 
+def _span(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
+    """The part of the month the statement's holding had (all of it, unless the number
+    changed hands within it)."""
+    since, until = month_statement.since, month_statement.until
+    return {
+        "from": None if since is None else since.astimezone(zone).isoformat(),
+        "until": None if until is None else until.astimezone(zone).isoformat(),
+    }
+
+
 def _usage_json(usage: Usage) -> dict[str, Any]:
     return {
         "calls": usage.calls,
@@ -375,6 +406,7 @@ def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     statement = month_statement.statement
     return {
         **_summary(month_statement),
+        **_span(month_statement, zone),
         "caller_charges": str(statement.usage.caller_charges),
         "to_be_booked_at_close": [
             {

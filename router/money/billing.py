@@ -18,7 +18,7 @@ books them on its account, as `account fees` would have, and not on the number's
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,14 +27,17 @@ from zoneinfo import ZoneInfo
 from numbering.lifecycle import Status
 from rating.billing_time import billing_month
 from rating.closing import (
+    LAST_INSTANT,
     MonthNotClosable,
     check_closable,
     check_not_closed,
     check_opened,
+    closed_by,
     closing_entries,
     closing_generation,
     month_span,
     not_yet_booked,
+    part_label,
     reopening_entries,
 )
 from rating.ledger import LedgerEntry, LedgerKind
@@ -70,7 +73,9 @@ def call_line(cdr: CDR) -> CallLine | None:
 @dataclass(frozen=True)
 class MonthStatement:
     """A statement with the closing entries not booked yet counted in (`pending`), so its
-    figures are those of the closed month; `unpriced` answered calls are not in it."""
+    figures are those of the closed month; `unpriced` answered calls are not in it. It is
+    the statement of one holding's part of the month, [since, until): the whole month
+    unless the number changed hands within it."""
 
     statement: Statement
     package: str
@@ -79,23 +84,102 @@ class MonthStatement:
     pending_elsewhere: tuple[LedgerEntry, ...] = ()
     """What closing books on another account, outside this statement: the feature fees of
     a number a service provider holds, deducted from the provider's (fee_payers)."""
+    since: datetime | None = None
+    until: datetime | None = None
+    in_service: bool = True
+    label: str = ""
+    """What the part's closing entries are known by (rating.closing.part_label)."""
 
     @property
     def closed(self) -> bool:
         return not self.pending
 
+    def partial(self, zone: ZoneInfo) -> bool:
+        """Whether this is one holding's part of a month another holder had part of."""
+        if self.since is None or self.until is None:
+            return False
+        start, end = month_span(self.statement.month, zone)
+        return self.since > start or self.until < end
+
+
+@dataclass(frozen=True)
+class MonthPart:
+    """One holding's part of a month: [start, end), the holding's own span, and the label
+    its closing entries carry."""
+
+    start: datetime
+    end: datetime
+    holding_since: datetime | None
+    holding_until: datetime | None
+    label: str
+
+
+def month_parts(history: Sequence[HistoryEntry], month: str, zone: ZoneInfo) -> list[MonthPart]:
+    """The holdings of the number within `month`, in order: one part, the whole month,
+    unless the number came back to the pool during it (then a part per holding, each
+    ending where the next begins)."""
+    start, end = month_span(month, zone)
+    returns = sorted({entry.at for entry in history if entry.to_status == Status.AVAILABLE.value})
+    bounds = [start, *(at for at in returns if start < at < end), end]
+    parts = []
+    for first, until in itertools.pairwise(bounds):
+        since = holding_since(history, before=first + LAST_INSTANT)
+        later = [at for at in returns if at > first]
+        parts.append(
+            MonthPart(
+                first,
+                until,
+                since,
+                later[0] if later else None,
+                part_label(month, until, end, zone),
+            )
+        )
+    return parts
+
+
+async def month_statements(
+    store: Store, tariffs: Tariffs, number: str, month: str
+) -> list[MonthStatement]:
+    """The number's statements of `month`: one per holding that had part of it, in order.
+    The part of a holding that ended within the month is left out when it owes and holds
+    nothing (the number was in the pool, or reserved, all that time); the last part, the
+    holding in force at the month's end, is always there."""
+    history = await store.number_history(number)
+    parts = month_parts(history, month, tariffs.zone)
+    statements = []
+    for index, part in enumerate(parts):
+        found = await _part_statement(store, tariffs, number, month, history, part)
+        held = found.in_service or found.statement.usage.calls or found.unpriced
+        last = index == len(parts) - 1
+        if not (held or last or await store.ledger(number, since=part.start, until=part.end)):
+            continue  # in the pool all that time, nothing booked: nobody's statement
+        statements.append(found)
+    return statements
+
 
 async def month_statement(
     store: Store, tariffs: Tariffs, number: str, month: str
 ) -> MonthStatement:
+    """The statement of the holding in force at the month's end (month_statements' last)."""
+    return (await month_statements(store, tariffs, number, month))[-1]
+
+
+async def _part_statement(
+    store: Store,
+    tariffs: Tariffs,
+    number: str,
+    month: str,
+    history: Sequence[HistoryEntry],
+    part: MonthPart,
+) -> MonthStatement:
     zone = tariffs.zone
-    start, end = month_span(month, zone)
-    history = await store.number_history(number)
-    since = holding_since(history, before=end)
+    since = part.holding_since
     opening = sum(
-        (entry.amount for entry in await store.ledger(number, since=since, until=start)), ZERO
+        (entry.amount for entry in await store.ledger(number, since=since, until=part.start)),
+        ZERO,
     )
-    booked = await holding_ledger(store, number, start, end, since)
+    booked = await holding_ledger(store, number, part.start, part.end, since)
+    start, end = month_span(month, zone)
     answered = [
         cdr
         for cdr in await store.query_cdrs(
@@ -103,20 +187,24 @@ async def month_statement(
         )
         if cdr.answered_at is not None
         and billing_month(cdr.answered_at, zone) == month
-        and (since is None or cdr.answered_at >= since)
+        and part.start <= cdr.answered_at < part.end
     ]
     lines = [line for cdr in answered if (line := call_line(cdr)) is not None]
     call_charges = sum((line.callee_share for line in lines), ZERO)
-    generation = closing_generation(month, booked)
-    in_service = not out_of_service_all_month(history, start, end)
-    opened = await opening_day(store, tariffs, number, since)
+    generation = closing_generation(part.label, booked)
+    in_service = not out_of_service_all_month(history, part.start, part.end)
+    opened = await opening_day(store, tariffs, number, since, part.holding_until)
     due = closing_entries(
-        tariffs, number, month, call_charges, generation, in_service=in_service, opened=opened
+        tariffs,
+        number,
+        month,
+        call_charges,
+        generation,
+        in_service=in_service,
+        opened=opened,
+        part=(part.start, part.end),
+        label=part.label,
     )
-    if since is not None:  # rent dated the 1st, in the month the holding began: its own
-        due = [
-            entry if entry.at >= since else dataclasses.replace(entry, at=since) for entry in due
-        ]
     elsewhere: tuple[LedgerEntry, ...] = ()
     providers = await providers_of(store, [number])
     if providers:  # its provider pays the feature fees, as `account fees` deducts them
@@ -133,23 +221,31 @@ async def month_statement(
         pending,
         unpriced=len(answered) - len(lines),
         pending_elsewhere=elsewhere,
+        since=part.start,
+        until=part.end,
+        in_service=in_service,
+        label=part.label,
     )
 
 
-OUT_OF_SERVICE = frozenset({Status.SUSPENDED, Status.CANCELLED, Status.FROZEN, Status.AVAILABLE})
-"""Statuses of a number that owes no rent: kept while suspended, or no longer the
-subscriber's. Arrears is not among them: a number in arrears still owes its month."""
+OUT_OF_SERVICE = frozenset(
+    {Status.SUSPENDED, Status.CANCELLED, Status.FROZEN, Status.AVAILABLE, Status.RESERVED}
+)
+"""Statuses of a number that owes no rent: kept while suspended, not yet a subscriber's
+(in the pool, or reserved by a provider), or no longer the subscriber's. Arrears is not
+among them: a number in arrears still owes its month."""
 
 
 def out_of_service_all_month(
     history: Sequence[HistoryEntry], start: datetime, end: datetime
 ) -> bool:
-    """Whether the inventory's history has the number out of service from the month's start
-    to its end (a number the inventory does not hold is in service as its account says)."""
+    """Whether the inventory's history has the number out of service from `start` (a
+    month's, or a holding's within it) to `end` (a number the inventory does not hold is
+    in service as its account says)."""
     before = [entry for entry in history if entry.at <= start]
     if not before:
         return False
-    latest = max(before, key=lambda entry: entry.at)
+    latest = before[-1]  # the history in order: the last of transitions made at one instant
     during = [entry for entry in history if start < entry.at < end]
     return latest.to_status in OUT_OF_SERVICE and all(
         entry.to_status in OUT_OF_SERVICE for entry in during
@@ -165,36 +261,51 @@ async def close_month(
     *,
     book: bool,
     watch: Watch,
-) -> tuple[dict[str, MonthStatement], int]:
+) -> tuple[dict[str, list[MonthStatement]], int]:
     """Close the month for every number in one transaction, or for none when one number
     cannot be closed: the month is not over, a call that may belong to it is still in
     progress, a call lacks a price, the account was not open yet, or the month is closed
-    already. Without `book` nothing is booked: the statements show what closing would
-    book. What it books that takes a prepaid balance below its threshold is warned of on
-    `watch`. Returns the statements as they stand and how many entries were
-    booked."""
+    already. A month the number changed hands in is closed for each holding's part of it
+    (month_statements), each on its own holding's balance. Without `book` nothing is
+    booked: the statements show what closing would book. What it books that takes a
+    prepaid balance below its threshold is warned of on `watch`. Returns the statements
+    as they stand and how many entries were booked."""
     zone = tariffs.zone
     check_closable(month, zone, today, {})
-    start, end = month_span(month, zone)
     for number in numbers:
-        since = holding_since(await store.number_history(number), before=end)
-        booked = await holding_ledger(store, number, start, end, since)
-        check_opened(month, zone, number, await opening_day(store, tariffs, number, since))
-        check_not_closed(month, number, booked)
+        history = await store.number_history(number)
+        closes = []
+        for part in month_parts(history, month, zone):
+            if out_of_service_all_month(history, part.start, part.end):
+                continue  # closing books no rent nor top-up for it: nothing to refuse
+            booked = await holding_ledger(store, number, part.start, part.end, part.holding_since)
+            opened = await opening_day(
+                store, tariffs, number, part.holding_since, part.holding_until
+            )
+            check_opened(month, zone, number, opened, part.end)
+            closes.append((part.label, booked))
+        if closes and all(closed_by(label, booked) for label, booked in closes):
+            label, booked = closes[-1]
+            check_not_closed(month, number, booked, label)
     in_progress = {
         number: len(await calls_in_progress(store, number, month, zone)) for number in numbers
     }
     check_closable(month, zone, today, {}, in_progress)
-    drafts = [await month_statement(store, tariffs, number, month) for number in numbers]
-    unpriced = {draft.statement.number: draft.unpriced for draft in drafts}
+    drafts = {number: await month_statements(store, tariffs, number, month) for number in numbers}
+    unpriced = {number: sum(d.unpriced for d in parts) for number, parts in drafts.items()}
     check_closable(month, zone, today, unpriced)
     if not book:
-        return {draft.statement.number: draft for draft in drafts}, 0
-    entries = [e for draft in drafts for e in (*draft.pending, *draft.pending_elsewhere)]
+        return drafts, 0
+    entries = [
+        e
+        for parts in drafts.values()
+        for draft in parts
+        for e in (*draft.pending, *draft.pending_elsewhere)
+    ]
     booked_count = await book_warning_low_balances(
         watch, store, entries, lambda: store.post_ledger(entries)
     )
-    closed = {number: await month_statement(store, tariffs, number, month) for number in numbers}
+    closed = {number: await month_statements(store, tariffs, number, month) for number in numbers}
     return closed, booked_count
 
 
@@ -219,16 +330,27 @@ async def holding_ledger(
 
 
 async def opening_day(
-    store: Store, tariffs: Tariffs, number: str, since: datetime | None = None
+    store: Store,
+    tariffs: Tariffs,
+    number: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> date | None:
-    """The account's `opened` day, else the day of the first entry on its ledger in the
-    holding that began `since` (None: the number's first)."""
+    """The opening day of the holding from `since` (None: the number's first) to `until`
+    (None: still held): the account's `opened` day when it falls in that holding, else the
+    day of the holding's first ledger entry (a later holder's opening fee). tariffs.yaml
+    has one account a number, so its `opened` is the day of one of its holdings only."""
+    zone = tariffs.zone
     opened = tariffs.accounts[number].opened
-    if opened is not None:
+    if (
+        opened is not None
+        and (since is None or opened >= since.astimezone(zone).date())
+        and (until is None or opened < until.astimezone(zone).date())
+    ):
         return opened
-    entries = await store.ledger(number, since=since)
+    entries = await store.ledger(number, since=since, until=until)
     first = min((entry.at for entry in entries), default=None)
-    return None if first is None else first.astimezone(tariffs.zone).date()
+    return None if first is None else first.astimezone(zone).date()
 
 
 async def reopen_month(
@@ -244,12 +366,13 @@ async def reopen_month(
 ) -> list[LedgerEntry]:
     """The adjustments reversing the month's close for each number (booked with `book`);
     MonthNotClosable names a number whose month is not closed."""
-    start, end = month_span(month, tariffs.zone)
     reversals: list[LedgerEntry] = []
     for number in numbers:
-        since = holding_since(await store.number_history(number), before=end)
-        booked = await holding_ledger(store, number, start, end, since)
-        entries = reopening_entries(month, booked, by, reason, today)
+        history = await store.number_history(number)
+        entries = []
+        for part in month_parts(history, month, tariffs.zone):
+            booked = await holding_ledger(store, number, part.start, part.end, part.holding_since)
+            entries += reopening_entries(part.label, booked, by, reason, today)
         if not entries:
             raise MonthNotClosable(f"{month} is not closed for {number}: nothing to reopen")
         reversals += entries

@@ -44,16 +44,17 @@ from functools import partial
 from dialplan.geo import locate
 from rating.billing_time import billing_day, billing_month
 from rating.call import CALLER_KINDS, RatedCall, Shares, answered_call
-from rating.closing import closed_by, month_span
+from rating.closing import closed_by
 from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
 from rating.rerating import rerated_call_id, rerating_adjustment
-from router.money.billing import holding_ledger
+from router.money.billing import holding_ledger, month_parts
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.books import Books
 from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
+from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
 
 BATCH = 250
@@ -108,6 +109,7 @@ class Rater:
         self._rerated: dict[str, Counter[str]] = {}
         self._holding_since: dict[str, datetime | None] = {}
         self._closed: dict[tuple[str, str], bool] = {}
+        self._histories: dict[str, list[HistoryEntry]] = {}
 
     async def rate(self, cdrs: Iterable[CDR]) -> list[CdrOp]:
         """The writes that price `cdrs` (a batch); the run's counts move as it goes."""
@@ -178,7 +180,7 @@ class Rater:
             return []
         assert rated.answered_at is not None
         month = billing_month(rated.answered_at, self.books.tariffs.zone)
-        if await self._month_closed(cdr.number, month):
+        if await self._month_closed(cdr.number, month, rated.answered_at):
             self.run.skipped[_closed_reason(cdr.number, month)] += 1
             return []
         self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
@@ -223,14 +225,23 @@ class Rater:
             return answered
         return self.now
 
-    async def _month_closed(self, number: str, month: str) -> bool:
-        """Whether `month` is closed for the holding of `number` in force at its end."""
-        key = (number, month)
+    async def _month_closed(self, number: str, month: str, answered: datetime) -> bool:
+        """Whether `month` is closed for the holding of `number` that had the call (its part
+        of the month, when the number changed hands within it)."""
+        if number not in self._histories:
+            self._histories[number] = await self.store.number_history(number)
+        history = self._histories[number]
+        [part] = [
+            p
+            for p in month_parts(history, month, self.books.tariffs.zone)
+            if p.start <= answered < p.end
+        ]
+        key = (number, part.label)
         if key not in self._closed:
-            start, end = month_span(month, self.books.tariffs.zone)
-            since = holding_since(await self.store.number_history(number), before=end)
-            booked = await holding_ledger(self.store, number, start, end, since)
-            self._closed[key] = bool(closed_by(month, booked))
+            booked = await holding_ledger(
+                self.store, number, part.start, part.end, part.holding_since
+            )
+            self._closed[key] = bool(closed_by(part.label, booked))
         return self._closed[key]
 
     async def _rerate_counts(self, number: str) -> Counter[str]:

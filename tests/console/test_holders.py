@@ -216,6 +216,30 @@ async def test_the_new_holders_money_page_leaves_out_months_before_its_holding(
             await client.aclose()
 
 
+async def test_a_month_the_number_changed_hands_in_is_a_statement_per_holder(
+    tmp_path: Path,
+) -> None:
+    """Back in the pool on 5 October: oldco's part of October (a payment it made on the
+    2nd) is a statement of its own, which newco's users do not see."""
+    async with running_console(tmp_path) as site:
+        await old_holding(site, tmp_path)
+        paid = LedgerEntry(
+            SHOP, NOW.replace(month=10, day=2), Decimal("42.00"), LedgerKind.PAYMENT, "oldco-oct"
+        )
+        await site.store.post_ledger([paid])
+        await new_holding(site)
+        ops = await site.signed_in("ops")
+        seen = (await ops.get(f"/numbers/{SHOP}/money")).text
+        shop = await site.signed_in("shop")
+        money = (await shop.get(f"/numbers/{SHOP}/money")).text
+        for client in (ops, shop):
+            await client.aclose()
+    assert seen.count('data-testid="part-2026-10"') == 2
+    assert "held 10-01 00:00 to 10-05" in seen
+    assert money.count('data-testid="part-2026-10"') == 1
+    assert "held 10-01 00:00" not in money and "held 10-05" in money
+
+
 async def test_the_previous_holders_users_no_longer_sign_in_and_their_sessions_end(
     tmp_path: Path,
 ) -> None:

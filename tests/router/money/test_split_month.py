@@ -1,0 +1,184 @@
+"""A month two companies held a 400 number in: each holder has its own statement of it.
+
+4000000008 (package `office`: rent 62.00, 0.30/min, minimum consumption 31.00; the tariffs'
+account `opened` 2026-11-02, alpha's day) is alpha's until alpha cancels it on 2026-12-07
+10:00; with no notice and no freeze (numbers.yaml may shorten both) it is back in the pool
+at once and beta applies for it at 12:00 (opening fee 600.00, its first entry). December
+has 31 days:
+
+    alpha  12-01 .. 12-06   6 days   2 calls 0.60   rent 62.00 x 6/31 = 12.00,
+                                                   minimum 31.00 x 6/31 = 6.00, top-up 5.40
+    beta   12-07 .. 12-31  25 days   1 call  0.90   rent 62.00 x 25/31 = 50.00,
+                                                   minimum 31.00 x 25/31 = 25.00, top-up 24.10
+
+A part month is charged as the month an account opens in (rating.closing): rent and minimum
+in proportion to the holding's days, the day the number changed hands being the new
+holder's. Closing December closes both parts, each on its own holding's balance.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules, Timing
+from rating.ledger import LedgerEntry, LedgerKind
+from rating.tariff_loader import parse_tariffs
+from router.money.balance_alerts import BalanceAlerts
+from router.money.billing import close_month, month_statements, reopen_month
+from router.money.booking_alerts import Watch
+from router.numbers.inventory import Inventory
+from router.storage.cdr import (
+    CDR,
+    AddLeg,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    PostLedger,
+    StartCall,
+)
+from router.storage.protocol import Store
+from tests.conftest import UNWATCHED, opened_store
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NUMBER = "4000000008"
+D = Decimal
+TARIFFS = parse_tariffs(
+    "tariffs.yaml",
+    f"""\
+caller_tariffs:
+  fixed: {{per_seconds: 60, charge: 0.10}}
+  mobile: {{per_seconds: 60, charge: 0.10}}
+  other: {{per_seconds: 60, charge: 0.10}}
+packages:
+  office:
+    monthly_rent: 62.00
+    nationwide: {{per_seconds: 60, charge: 0.30}}
+    minimum_monthly: 31.00
+accounts:
+  "{NUMBER}": {{package: office, opened: 2026-11-02, prepaid: false}}
+""",
+)
+WATCH = Watch(TARIFFS, BalanceAlerts())
+AT_ONCE = NumberRules(
+    timing=Timing(cancellation_notice_days=0, cancelled_freeze_days=0, review_min_working_days=0)
+)
+HANDOVER = datetime(2026, 12, 7, 10, 0, tzinfo=SHANGHAI)
+
+
+def at(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=SHANGHAI)
+
+
+async def held_by(store: Store, subscriber: str, provider: str, when: datetime) -> None:
+    inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+    calendar = OfficialCalendar()
+    for action in (
+        lambda r, t: lifecycle.reserve(r, provider, t, AT_ONCE),
+        lambda r, t: lifecycle.apply(r, subscriber, provider, t, AT_ONCE),
+        lambda r, t: lifecycle.submit(r, t, AT_ONCE, calendar),
+        lambda r, t: lifecycle.approve(r, "ops", t, AT_ONCE, calendar),
+    ):
+        await inventory.act(NUMBER, when, action)
+
+
+async def answered(store: Store, call_id: str, when: datetime, charge: str) -> None:
+    cdr = CDR(call_id, NUMBER, "01062345678", "01062345678", "fixed", when)
+    leg = Leg(1, "01087654321", "ANSWER", when, 0, 60, ForwardReason.PRIMARY)
+    money = {"caller_share": D("0.10"), "callee_share": D(charge), "total": D(charge) + D("0.10")}
+    await store.apply(
+        [
+            StartCall(cdr),
+            AddLeg(call_id, leg),
+            FinishCall(
+                call_id,
+                {
+                    "answered_at": when,
+                    "ended_at": when + timedelta(seconds=60),
+                    "billable_seconds": 60,
+                    "outcome": Outcome.ANSWERED,
+                    **money,
+                },
+            ),
+            PostLedger(LedgerEntry(NUMBER, when, -D(charge), LedgerKind.CALL, call_id)),
+        ]
+    )
+
+
+async def split_december(store: Store) -> None:
+    """alpha's December up to the handover, beta's after it."""
+    await store.add_numbers([NumberRecord(NUMBER)], at(2026, 11, 1, 9, 0))
+    await held_by(store, "alpha", "sp-east", at(2026, 11, 2, 10, 0))
+    await answered(store, "alpha.1", at(2026, 12, 3, 9, 0), "0.30")
+    await answered(store, "alpha.2", at(2026, 12, 6, 9, 0), "0.30")
+    inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+    await inventory.act(NUMBER, HANDOVER, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE))
+    await inventory.act(NUMBER, HANDOVER, None)  # the freeze of no length runs out
+    await held_by(store, "beta", "sp-west", HANDOVER + timedelta(hours=2))
+    await answered(store, "beta.1", at(2026, 12, 20, 9, 0), "0.90")
+
+
+def figures(statement) -> tuple[int, Decimal, Decimal, Decimal]:
+    return (
+        statement.usage.calls,
+        statement.call_charges,
+        statement.rent,
+        statement.minimum_topup,
+    )
+
+
+async def test_each_holder_of_a_split_month_has_its_own_statement(store_url: str) -> None:
+    async with opened_store(store_url) as store:
+        await split_december(store)
+        alpha, beta = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+
+    assert (alpha.since, alpha.until) == (at(2026, 12, 1), HANDOVER)
+    assert figures(alpha.statement) == (2, D("0.60"), D("12.00"), D("5.40"))
+    assert alpha.statement.number_fees == D("0.00")
+    assert alpha.statement.opening_balance == D("-600.00")  # its opening fee
+    assert [(e.kind, e.ref, e.at) for e in alpha.pending] == [
+        (LedgerKind.RENT, "2026-12@2026-12-07T10:00:00+08:00", at(2026, 12, 1)),
+        (
+            LedgerKind.MINIMUM_TOPUP,
+            "2026-12@2026-12-07T10:00:00+08:00",
+            HANDOVER - timedelta(microseconds=1),
+        ),
+    ]
+    assert "(6 of 31 days)" in alpha.pending[0].note
+
+    assert (beta.since, beta.until) == (HANDOVER, at(2027, 1, 1))
+    assert figures(beta.statement) == (1, D("0.90"), D("50.00"), D("24.10"))
+    assert beta.statement.opening_balance == D("0.00")
+    assert [(e.kind, e.ref, e.at) for e in beta.pending] == [
+        (LedgerKind.RENT, "2026-12", HANDOVER),
+        (LedgerKind.MINIMUM_TOPUP, "2026-12", at(2027, 1, 1) - timedelta(microseconds=1)),
+    ]
+    assert "(25 of 31 days)" in beta.pending[0].note
+
+
+async def test_closing_a_split_month_closes_both_holdings_on_their_own_balances(
+    store_url: str,
+) -> None:
+    async with opened_store(store_url) as store:
+        await split_december(store)
+        closed, booked = await close_month(
+            store, TARIFFS, [NUMBER], "2026-12", date(2027, 1, 1), book=True, watch=WATCH
+        )
+        holdings = await store.holdings(NUMBER)
+        after = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+        reversals = await reopen_month(
+            store, TARIFFS, [NUMBER], "2026-12", date(2027, 1, 2), by="ops", reason="t", book=False
+        )
+
+    assert booked == 4
+    assert [s.closed for s in closed[NUMBER]] == [True, True]
+    assert [s.closed for s in after] == [True, True]
+    assert [s.statement.closing_balance for s in after] == [D("-618.00"), D("-675.00")]
+    # alpha: 600.00 + 0.60 + 12.00 + 5.40; beta: 600.00 + 0.90 + 50.00 + 24.10
+    assert [h.balance for h in holdings] == [D("-618.00"), D("-675.00")]
+    assert sorted(e.amount for e in reversals) == [D("5.40"), D("12.00"), D("24.10"), D("50.00")]
