@@ -19,7 +19,11 @@ account was opened in is charged in proportion to its days from the opening day 
 says nothing of a partial first month; a subscriber expects to pay for the days it had):
 opened 2026-11-21, November's rent and minimum are 10/30 of the month's, each rounded to the
 fen, and the rent is the one in force on the opening day. Any other month partly in service
-(suspended or cancelled during it) is charged whole.
+(suspended or cancelled during it) is charged whole. A month a number changed hands in is
+closed per holding (`part`: the span of the month it had, `label`: `part_label`), each part
+charged as the month an account opens in: its days from its opening day to the day before
+the next holding's first (which is the next holder's) in proportion, rent and minimum
+alike, the rent dated at the part's first instant and the top-up at its last.
 Every entry is dated inside the month, so the month's statement shows it however late the
 month is closed. Closing waits until the month is over, no call that may belong to it is
 still in progress (a call answered on its last evening may talk past midnight, and its

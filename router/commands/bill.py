@@ -11,9 +11,14 @@ reverses a close with compensating adjustments that record who, when and why. Wi
 `--close` the statement already counts the closing entries, marked "to be booked at close",
 so its closing balance is the one the month will end with.
 
+A month the number changed hands in (it came back to the pool and was taken again within
+the month) has a statement per holding, headed with the part of the month it held; each is
+charged its own calls and fees, and rent and minimum in proportion to its days, and closing
+the month closes them all.
+
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
-opening - charges + payments + adjustments); CSV is one line per subscriber without the
-breakdowns by day and province.
+opening - charges + payments + adjustments); CSV is one line per statement (the part of
+the month it covers in `from` and `until`) without the breakdowns by day and province.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ CSV_COLUMNS = (
     "minutes",
     "unpriced_calls",
     "to_be_booked_at_close",
+    "from",
+    "until",
 )
 
 
@@ -140,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print()
     elif args.format == "csv":
-        _write_csv(statements)
+        _write_csv(statements, books.zone)
     else:
         closing = None if not args.close else booked if args.yes else DRY_RUN
         _print_tables(statements, args.month, closing, books.zone)
@@ -438,9 +445,13 @@ def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _write_csv(statements: Sequence[MonthStatement]) -> None:
+def _write_csv(statements: Sequence[MonthStatement], zone: ZoneInfo) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for statement in statements:
-        row = {**_summary(statement), "to_be_booked_at_close": str(_pending_total(statement))}
+        row = {
+            **_summary(statement),
+            **_span(statement, zone),
+            "to_be_booked_at_close": str(_pending_total(statement)),
+        }
         writer.writerow([row[name] for name in CSV_COLUMNS])

@@ -1,12 +1,13 @@
 """A subscriber's month from the store: its statement, and booking what closing it owes.
 
 The statement is rating.statement's, fed with the ledger and with the month's priced calls
-(answered CDRs whose price is set). A month's statement is that of the holding of the number
-in force at its end (router.numbers.holdings): the opening balance is the sum of that
-holding's ledger entries before the month's first instant, and an earlier holder's entries,
-calls and opening day are not in it (what it owes stays on its own holding, Store.holdings).
-What closing books in the month a holding began is dated within it (rent, dated the month's
-first instant, at the holding's start), so it moves that holding's balance.
+(answered CDRs whose price is set). A month's statement is a holding's (router.numbers.holdings):
+one for the whole month, or, when the number came back to the pool within it, one per
+holding that had part of it (`month_parts`), from the part's first instant to where the next
+holding began. Its opening balance is the sum of that holding's ledger entries before the
+part, and another holder's entries, calls and opening day are not in it (what it owes stays
+on its own holding, Store.holdings). What closing books for a part is dated within it (rent
+at its first instant, the top-up at its last), so it moves that holding's balance.
 Months and days are read in the tariffs' time zone, and a
 call belongs to the month it was answered in (a call answered 2026-11-30 23:58 is a
 November call, however long it lasts). What closing owes and when it may be done are

@@ -18,9 +18,15 @@ holder's. Closing December closes both parts, each on its own holding's balance.
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from dialplan.calendar import OfficialCalendar
 from numbering import lifecycle
@@ -28,6 +34,7 @@ from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules, Timing
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.tariff_loader import parse_tariffs
+from router.cli import main
 from router.money.balance_alerts import BalanceAlerts
 from router.money.billing import close_month, month_statements, reopen_month
 from router.money.booking_alerts import Watch
@@ -48,9 +55,7 @@ from tests.conftest import UNWATCHED, opened_store
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4000000008"
 D = Decimal
-TARIFFS = parse_tariffs(
-    "tariffs.yaml",
-    f"""\
+TARIFFS_FILE = f"""\
 caller_tariffs:
   fixed: {{per_seconds: 60, charge: 0.10}}
   mobile: {{per_seconds: 60, charge: 0.10}}
@@ -62,8 +67,8 @@ packages:
     minimum_monthly: 31.00
 accounts:
   "{NUMBER}": {{package: office, opened: 2026-11-02, prepaid: false}}
-""",
-)
+"""
+TARIFFS = parse_tariffs("tariffs.yaml", TARIFFS_FILE)
 WATCH = Watch(TARIFFS, BalanceAlerts())
 AT_ONCE = NumberRules(
     timing=Timing(cancellation_notice_days=0, cancelled_freeze_days=0, review_min_working_days=0)
@@ -182,3 +187,36 @@ async def test_closing_a_split_month_closes_both_holdings_on_their_own_balances(
     # alpha: 600.00 + 0.60 + 12.00 + 5.40; beta: 600.00 + 0.90 + 50.00 + 24.10
     assert [h.balance for h in holdings] == [D("-618.00"), D("-675.00")]
     assert sorted(e.amount for e in reversals) == [D("5.40"), D("12.00"), D("24.10"), D("50.00")]
+
+
+def test_bill_lists_each_holders_part_of_the_month(
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config"
+    (config / "plans").mkdir(parents=True)
+    (config / "router.yaml").write_text(
+        f'store: "{store_url}"\nspool_dir: "{tmp_path / "spool"}"\n', encoding="utf-8"
+    )
+    (config / "tariffs.yaml").write_text(TARIFFS_FILE, encoding="utf-8")
+
+    async def written() -> None:
+        async with opened_store(store_url) as store:
+            await split_december(store)
+
+    asyncio.run(written())
+    month = ["bill", "--config", str(config), "--month", "2026-12"]
+    assert main(month) == 0
+    table = capsys.readouterr().out
+    assert main([*month, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+    assert (
+        f"{NUMBER}  2026-12  package office  holding 2026-12-01 00:00 to 2026-12-07 10:00" in table
+    )
+    assert (
+        f"{NUMBER}  2026-12  package office  holding 2026-12-07 10:00 to 2027-01-01 00:00" in table
+    )
+    assert [(r["from"], r["until"], r["rent"], r["closing_balance"]) for r in rows] == [
+        ("2026-12-01T00:00:00+08:00", "2026-12-07T10:00:00+08:00", "12.00", "-618.00"),
+        ("2026-12-07T10:00:00+08:00", "2027-01-01T00:00:00+08:00", "50.00", "-675.00"),
+    ]
