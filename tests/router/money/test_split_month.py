@@ -220,3 +220,31 @@ def test_bill_lists_each_holders_part_of_the_month(
         ("2026-12-01T00:00:00+08:00", "2026-12-07T10:00:00+08:00", "12.00", "-618.00"),
         ("2026-12-07T10:00:00+08:00", "2027-01-01T00:00:00+08:00", "50.00", "-675.00"),
     ]
+
+
+async def test_the_rest_of_a_month_the_number_spent_in_the_pool_owes_nothing(
+    store_url: str,
+) -> None:
+    """Nobody takes 4000000008 after alpha: its holding from the 7th on books nothing at
+    close, and the month closes with alpha's part alone."""
+    async with opened_store(store_url) as store:
+        await store.add_numbers([NumberRecord(NUMBER)], at(2026, 11, 1, 9, 0))
+        await held_by(store, "alpha", "sp-east", at(2026, 11, 2, 10, 0))
+        await answered(store, "alpha.1", at(2026, 12, 3, 9, 0), "0.30")
+        inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+        await inventory.act(NUMBER, HANDOVER, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE))
+        await inventory.act(NUMBER, HANDOVER, None)
+        closed, booked = await close_month(
+            store, TARIFFS, [NUMBER], "2026-12", date(2027, 1, 1), book=True, watch=WATCH
+        )
+        holdings = await store.holdings(NUMBER)
+
+    alpha, pool = closed[NUMBER]
+    assert (alpha.statement.rent, alpha.statement.minimum_topup) == (D("12.00"), D("5.70"))
+    assert (pool.statement.rent, pool.statement.minimum_topup, pool.in_service) == (
+        D("0.00"),
+        D("0.00"),
+        False,
+    )
+    assert booked == 2
+    assert [h.balance for h in holdings] == [D("-618.00"), D("0.00")]
