@@ -42,14 +42,12 @@ from datetime import datetime
 
 from router.ami.link import AmiError, AmiLink
 from router.ami.reconcile import Reconciler
+from router.call.answer_stamp import ANSWER_STAMP, stamp_epoch
 from router.storage.cdr import CDR
 from router.storage.protocol import Store
 
 log = logging.getLogger("hotline400.reconcile")
 NO_LINK = "no AMI link (ami_host is not set in router.yaml)"
-ANSWER_STAMP = "SHARED(HOTLINE_ANSWERED)"
-"""Where the shipped dialplan's `[hotline400-answered]` subroutine (Dial's `U()`) leaves a
-prompted call's answer: epoch seconds with milliseconds (router.call.session)."""
 
 
 async def _at_once() -> None:
@@ -164,9 +162,8 @@ class Adoption:
         except AmiError as error:
             log.info("call %s: answer stamp not read: %s", call_id, error)
             return
-        try:
-            epoch = float(value)
-        except ValueError:
+        epoch = stamp_epoch(value)
+        if epoch is None:
             return  # not stamped
         self._reconciler.answer_stamped(call_id, epoch)
 

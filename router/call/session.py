@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +44,13 @@ from dialplan.menus import MenuWalk
 from dialplan.pin import verify_pin
 from dialplan.plan import HoldQueue, Plan
 from router.ami.live_calls import LiveCalls
+from router.call.answer_stamp import (
+    ANSWER_HOOK,
+    ANSWER_STAMP,
+    ASTERISK_CLOCK,
+    HOOKABLE_CHANNEL,
+    stamp_epoch,
+)
 from router.call.channel_contract import (
     ENDINGS,
     ChannelVariable,
@@ -644,7 +650,7 @@ class CallSession:
 
     async def _dial(self, target: DialTarget, options: str) -> str:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
-        if self.up_since is not None and _HOOKABLE_CHANNEL.fullmatch(self.context.channel):
+        if self.up_since is not None and HOOKABLE_CHANNEL.fullmatch(self.context.channel):
             options += f"U({ANSWER_HOOK}^{self.context.channel})"
         try:
             argument = dial_argument(
@@ -911,17 +917,12 @@ class CallSession:
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME_MS", "DIALEDTIME_MS")
-ANSWER_HOOK = "hotline400-answered"
-"""The shipped dialplan's subroutine (asterisk/extensions.conf) that Dial's `U()` runs on
-the destination's channel as it answers: it stamps that moment, on Asterisk's clock in
-ms, on the caller's channel as SHARED(HOTLINE_ANSWERED). Only a call the router answered
-for a prompt needs it: its ANSWEREDTIME counts from that ANSWER, prompt and ring included
-(agi-more/a_answered), and no Dial variable tells when the destination answered."""
-_ANSWER_STAMPS = ("SHARED(HOTLINE_ANSWERED)", "STRFTIME(,,%s.%3q)")
-"""The destination's answer as the hook stamped it, and Asterisk's clock as the Dial's
-result is read (the bridge ended a round trip before: the talk is the difference)."""
-_HOOKABLE_CHANNEL = re.compile(r"[A-Za-z0-9/@._;:+#*-]+")
-"""A channel name Dial's `U(context^name)` carries as its argument unchanged."""
+_ANSWER_STAMPS = (ANSWER_STAMP, ASTERISK_CLOCK)
+"""The destination's answer as the Dial's `U()` hook stamped it, and Asterisk's clock as the
+Dial's result is read (the bridge ended a round trip before: the talk is the difference).
+Only a call the router answered for a prompt needs them: its ANSWEREDTIME counts from that
+ANSWER, prompt and ring included (agi-more/a_answered), and no Dial variable tells when the
+destination answered."""
 HOLD_SLICE_S = 1
 """Seconds of one `EXEC Wait` while held: how soon a held caller takes a place come free."""
 
@@ -941,12 +942,12 @@ def _milliseconds(value: str | None) -> int | None:
 
 
 def _stamped_talk_ms(answered: str | None, now: str | None) -> int | None:
-    """Asterisk's clock now less the answer stamp (both `epoch.mmm`), in ms; None when the
-    Dial left no stamp (not answered, or a dialplan without the hook)."""
-    try:
-        return max(0, round((float(now or "") - float(answered or "")) * 1000))
-    except (ValueError, OverflowError):
+    """Asterisk's clock now less the answer stamp, in ms; None when the Dial left no stamp
+    (not answered, or a dialplan without the hook)."""
+    answered_s, now_s = stamp_epoch(answered), stamp_epoch(now)
+    if answered_s is None or now_s is None:
         return None
+    return max(0, round((now_s - answered_s) * 1000))
 
 
 def _elapsed_ms(since: datetime, until: datetime) -> int:

@@ -23,9 +23,9 @@ Dial counts the time since that ANSWER (agi-more/a_answered: ANSWER, then a Dial
 gives ANSWEREDTIME_MS 4016), one the Dial took up counts the talk, and DIALEDTIME counts
 everything since the channel was made, earlier Dials included. A Dial carrying
 `U(hotline400-answered^<this channel>)` runs the shipped dialplan's subroutine as the
-destination answers: SHARED(HOTLINE_ANSWERED) then holds that moment as `STRFTIME(,,%s.%3q)`
-writes Asterisk's clock, which runs with the call's virtual time (`answer_hook=False` is a
-dialplan without the subroutine).
+destination answers: SHARED(HOTLINE_ANSWERED) then holds that moment as
+`STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)` writes Asterisk's clock, which runs with the call's
+virtual time (`answer_hook=False` is a dialplan without the subroutine).
 """
 
 import asyncio
@@ -35,8 +35,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # --- Asterisk's command-line syntax --------------------------------------------------------
 
@@ -163,6 +165,8 @@ STATE_RING = 4
 ANSWER_HOOK = "hotline400-answered"
 """The subroutine of the shipped dialplan (asterisk/extensions.conf) that stamps a Dial's
 answer on the caller's channel when the Dial carries `U(hotline400-answered^<channel>)`."""
+ANSWER_STAMP_CLOCK = ",UTC,%Y-%m-%dT%H:%M:%S.%3q"
+"""STRFTIME's arguments in the shipped subroutine's stamp: the UTC date and time, to the ms."""
 STATE_UP = 6
 ANSWER_S = 0.5
 """ANSWER's reply comes half a second later in every recording."""
@@ -843,15 +847,16 @@ class _Channel:
     def _run_answer_hook(self, options: str, answered_s: float) -> None:
         """Dial's `U(context^arg...)`: the subroutine runs on the destination's channel as
         it answers. The shipped `[hotline400-answered]` sets SHARED(HOTLINE_ANSWERED,ARG1)
-        to `${STRFTIME(,,%s.%3q)}`: on this channel when ARG1 names it (SHARED takes a
-        channel's whole name or the prefix before its `-`)."""
+        to `${STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)}`: on this channel when ARG1 names it
+        (SHARED takes a channel's whole name or the prefix before its `-`)."""
         match = re.search(r"U\(([^)]*)\)", options)
         if match is None or not self.call.answer_hook:
             return
         context, _, argument = match[1].partition("^")
         name = self.env["agi_channel"]
         if context == ANSWER_HOOK and (name == argument or name.startswith(f"{argument}-")):
-            self.shared["HOTLINE_ANSWERED"] = _strftime(self._clock_us(answered_s), ",,%s.%3q")
+            stamp = _strftime(self._clock_us(answered_s), ANSWER_STAMP_CLOCK)
+            self.shared["HOTLINE_ANSWERED"] = stamp
 
     def _clock_us(self, virtual_s: float) -> int:
         """Asterisk's clock at the call's virtual second `virtual_s`, in microseconds."""
@@ -940,16 +945,33 @@ def _option_letters(options: str) -> str:
 
 def _strftime(moment_us: int, arguments: str) -> str | None:
     """STRFTIME([epoch][,timezone][,format]) with an empty epoch (now, `moment_us` in
-    microseconds): `%s` (epoch seconds) and `%1q`..`%6q` (the fraction of the second, cut
-    to that many digits) as Asterisk's ast_strftime writes them, the rest as strftime in
-    local time."""
+    microseconds), as func_strings.c's acf_strftime writes it: the fields in the zone named
+    (UTC, GMT or a zoneinfo name; Asterisk's fallback for a name it cannot load is GMT), else
+    in local time; `%1q`..`%6q` (`%q`: 3) the fraction of the second cut to that many digits
+    (ast_strftime's own); the rest libc's strftime, whose `%s` is mktime() of those fields in
+    the process's own zone: the epoch only for local fields."""
     parts = arguments.split(",", 2)
     if parts[0].strip() or len(parts) < 3:
         return None  # only "now" with a format is simulated
     seconds, fraction = divmod(moment_us, 1_000_000)
-    text = re.sub(r"%([1-6])q", lambda match: f"{fraction:06d}"[: int(match[1])], parts[2])
-    text = text.replace("%s", str(seconds))
-    return time.strftime(text, time.localtime(seconds))
+    zone_name = parts[1].strip()
+    if not zone_name:
+        fields = time.localtime(seconds)
+    else:
+        fields = datetime.fromtimestamp(seconds, _zone(zone_name)).timetuple()
+    text = re.sub(r"%([1-6]?)q", lambda match: f"{fraction:06d}"[: int(match[1] or 3)], parts[2])
+    text = text.replace("%s", str(int(time.mktime(fields))))
+    return time.strftime(text, fields)
+
+
+def _zone(name: str) -> tzinfo:
+    """A zone STRFTIME names; GMT (UTC) when it names none Asterisk could load."""
+    if name.upper() in {"UTC", "GMT"}:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return UTC
 
 
 def _limit_s(options: str) -> float:

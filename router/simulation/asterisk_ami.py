@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -217,7 +217,8 @@ class SimulatedChannel:
     """When the router answered the channel itself (AGI ANSWER) before its Dial."""
     answer_stamp: str = ""
     """SHARED(HOTLINE_ANSWERED): the destination's answer as the Dial's `U()` hook of the
-    shipped dialplan stamped it on the channel (`%s.%3q`), on a channel answered first."""
+    shipped dialplan stamped it on the channel (its UTC date and time to the ms), on a channel
+    answered first."""
     bridge: str = ""
 
     @property
@@ -432,7 +433,8 @@ class AmiSimulator:
         channel.answered = time.time() if at is None else at
         if channel.caller_answered is not None and self.answer_hook:
             stamp_ms = int(channel.answered * 1000)  # STRFTIME's %3q cuts to the millisecond
-            channel.answer_stamp = f"{stamp_ms // 1000}.{stamp_ms % 1000:03d}"
+            moment = datetime.fromtimestamp(stamp_ms // 1000, UTC)
+            channel.answer_stamp = f"{moment:%Y-%m-%dT%H:%M:%S}.{stamp_ms % 1000:03d}"
         end = ["Event: DialEnd", "Privilege: call,all", *channel.headers()]
         self._emit([*end, *channel.peer_headers(6), "DialStatus: ANSWER"], at)
         if channel.state != 6:

@@ -42,7 +42,7 @@ def prompted_dial_lines(number: str, channel: str, timeout: int = 20) -> list[st
     return [
         f'EXEC Dial "Local/{number}@phones,{timeout},U(hotline400-answered^{channel})"',
         "GET FULL VARIABLE ${DIALSTATUS},${ANSWEREDTIME_MS},${DIALEDTIME_MS},"
-        "${SHARED(HOTLINE_ANSWERED)},${STRFTIME(,,%s.%3q)}",
+        "${SHARED(HOTLINE_ANSWERED)},${STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)}",
     ]
 
 

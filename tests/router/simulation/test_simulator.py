@@ -9,6 +9,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -773,7 +774,8 @@ async def test_destinations_callable_and_ring_time_drive_dialed_time() -> None:
 async def test_the_answer_hook_stamps_the_destinations_answer_on_the_callers_channel() -> None:
     """Dial's `U(hotline400-answered^<caller's channel>)` runs the shipped dialplan's
     subroutine as the destination answers: SHARED(HOTLINE_ANSWERED) holds that moment on
-    Asterisk's clock (`%s.%3q`), and STRFTIME read as the Dial returns is the bridge's end:
+    Asterisk's clock (its UTC date and time to the ms), and STRFTIME read as the Dial
+    returns is the bridge's end:
     their difference is the talk, whatever the prompt and the ring before it took."""
     read: list[list[str] | None] = []
 
@@ -784,7 +786,9 @@ async def test_the_answer_hook_stamps_the_destinations_answer_on_the_callers_cha
         await session.exec("Dial", f"PJSIP/13900000000@carrier,30,U(hotline400-answered^{channel})")
         read.append(
             await session.get_variables(
-                "ANSWEREDTIME_MS", "SHARED(HOTLINE_ANSWERED)", "STRFTIME(,,%s.%3q)"
+                "ANSWEREDTIME_MS",
+                "SHARED(HOTLINE_ANSWERED)",
+                "STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)",
             )
         )
         await session.close()
@@ -798,8 +802,10 @@ async def test_the_answer_hook_stamps_the_destinations_answer_on_the_callers_cha
     assert hooked.error is None and unhooked.error is None
     (up_ms, answered, now), (_, no_stamp, _) = read[0], read[1]
     assert int(up_ms) == 500 + 440 + 5000 + 7900 + 62400  # ANSWER, prompt, ring, talk
-    assert re.fullmatch(r"\d{10}\.\d{3}", answered) and re.fullmatch(r"\d{10}\.\d{3}", now)
-    assert round((float(now) - float(answered)) * 1000) == 62400
+    utc = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}"
+    assert re.fullmatch(utc, answered) and re.fullmatch(utc, now)
+    talk = datetime.fromisoformat(f"{now}+00:00") - datetime.fromisoformat(f"{answered}+00:00")
+    assert talk == timedelta(seconds=62.4)
     assert no_stamp == ""  # a dialplan without the subroutine stamps nothing
 
 
