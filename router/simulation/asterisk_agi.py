@@ -846,15 +846,21 @@ class _Channel:
 
     def _run_answer_hook(self, options: str, answered_s: float) -> None:
         """Dial's `U(context^arg...)`: the subroutine runs on the destination's channel as
-        it answers. The shipped `[hotline400-answered]` sets SHARED(HOTLINE_ANSWERED,ARG1)
-        to `${STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)}`: on this channel when ARG1 names it
-        (SHARED takes a channel's whole name or the prefix before its `-`)."""
+        it answers. Dial turns every `^` into a comma and takes the context up to the first
+        (app_dial.c), Gosub's ARG1 runs to the next (app_stack.c). The shipped
+        `[hotline400-answered]` sets SHARED(HOTLINE_ANSWERED,ARG1) to
+        `${STRFTIME(,UTC,%Y-%m-%dT%H:%M:%S.%3q)}`: on this channel when ARG1 names it
+        (SHARED finds a channel by its whole name or uniqueid, case aside, else by the
+        prefix before a `-`); a context the dialplan lacks, or a channel not found, sets
+        nothing, and the Dial bridges all the same."""
         match = re.search(r"U\(([^)]*)\)", options)
         if match is None or not self.call.answer_hook:
             return
-        context, _, argument = match[1].partition("^")
-        name = self.env["agi_channel"]
-        if context == ANSWER_HOOK and (name == argument or name.startswith(f"{argument}-")):
+        context, _, arguments = match[1].replace("^", ",").partition(",")
+        wanted = arguments.split(",", 1)[0].lower()
+        name, uniqueid = self.env["agi_channel"].lower(), self.env["agi_uniqueid"].lower()
+        found = wanted in (name, uniqueid) or (wanted and name.startswith(f"{wanted}-"))
+        if context == ANSWER_HOOK and found:
             stamp = _strftime(self._clock_us(answered_s), ANSWER_STAMP_CLOCK)
             self.shared["HOTLINE_ANSWERED"] = stamp
 

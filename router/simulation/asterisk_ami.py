@@ -568,7 +568,10 @@ class AmiSimulator:
         self.variables_read += 1
         variable = action.get("variable", "")
         wanted = action.get("channel", "")
-        channel = next((c for c in self.channels.values() if c.name == wanted), None)
+        channel = next(  # by its name, case aside, else its uniqueid (manager.c action_getvar)
+            (c for c in self.channels.values() if wanted.lower() in (c.name.lower(), c.uniqueid)),
+            None,
+        )
         if not variable:
             send(_reply("Error", action_id, "Message: No variable specified"))
         elif wanted and channel is None:

@@ -670,3 +670,20 @@ async def test_events_written_one_by_one_are_read_in_batches_of_the_read_interva
         assert gaps[0] >= interval - 0.03 and max(gaps[1:]) < 0.005
     else:
         assert min(gaps) >= 0.01
+
+
+async def test_getvar_reads_the_answer_stamp_of_a_channel_named_or_given_by_uniqueid() -> None:
+    """Asterisk's Getvar finds the channel by its name, case aside, or by its uniqueid
+    (manager.c action_getvar, ast_channel_get_by_name), and reads SHARED() on it: the
+    answer stamp as the UTC date and time to the ms; "" where nothing was stamped."""
+    async with linked() as (simulator, link):
+        await eventually(lambda: link.connected)
+        channel = simulator.channel_up("1796700000.7", "13905310001", "4006001234", at=1.0)
+        simulator.answer_caller("1796700000.7", at=2.0)
+        simulator.dial("1796700000.7", "13800000011", at=3.0)
+        simulator.answer("1796700000.7", at=1796700000.1239)
+        by_name = await link.variable(channel.name.upper(), "SHARED(HOTLINE_ANSWERED)")
+        by_uniqueid = await link.variable("1796700000.7", "SHARED(HOTLINE_ANSWERED)")
+        other = await link.variable(channel.name, "SHARED(SOMETHING_ELSE)")
+    assert by_name == by_uniqueid == "2026-12-08T03:20:00.123"
+    assert other == ""

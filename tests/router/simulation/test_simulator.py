@@ -809,6 +809,51 @@ async def test_the_answer_hook_stamps_the_destinations_answer_on_the_callers_cha
     assert no_stamp == ""  # a dialplan without the subroutine stamps nothing
 
 
+@pytest.mark.parametrize(
+    ("argument", "stamped"),
+    [
+        ("{channel}", True),
+        ("{channel}^more", True),  # ARG1 ends at the comma a ^ became; ARG2 is "more"
+        ("{upper}", True),  # SHARED finds a channel by its name, case aside
+        ("{uniqueid}", True),  # or by its uniqueid
+        ("{prefix}", True),  # or by the name's part before its last "-"
+        ("other^{channel}", False),  # a context the dialplan does not have: nothing stamped
+        ("PJSIP/nobody-00000001", False),  # SHARED finds no such channel: nothing set
+    ],
+)
+async def test_the_answer_hook_reads_its_argument_as_dial_and_gosub_split_it(
+    argument: str, stamped: bool
+) -> None:
+    """As app_dial.c reads U(): every ^ a comma, the context up to the first, Gosub's
+    ARG1 up to the next; SHARED(var,ARG1) then names the caller's channel, or sets nothing.
+    The Dial bridges either way."""
+    read: list[list[str] | None] = []
+
+    async def router(session: AGISession) -> None:
+        await session.answer()
+        channel, uniqueid = session.env["agi_channel"], session.env["agi_uniqueid"]
+        hook = argument.format(
+            channel=channel,
+            upper=channel.upper(),
+            uniqueid=uniqueid,
+            prefix=channel.rsplit("-", 1)[0],
+        )
+        if not hook.startswith("other^"):
+            hook = f"hotline400-answered^{hook}"
+        await session.exec("Dial", f"PJSIP/13900000000@carrier,30,U({hook})")
+        read.append(await session.get_variables("DIALSTATUS", "SHARED(HOTLINE_ANSWERED)"))
+        await session.close()
+
+    server, host, port = await serve_sessions(router)
+    async with server:
+        phone = Outcome.answers(talk_s=10, ring_s=2)
+        result = await run_call(host, port, SimulatedCall(destinations={"13900000000": phone}))
+    assert result.error is None
+    [(status, stamp)] = read
+    assert status == "ANSWER"
+    assert bool(stamp) is stamped
+
+
 async def test_ringing_longer_than_the_dial_timeout_is_no_answer() -> None:
     async def router(session: AGISession) -> None:
         await session.exec("Dial", "Local/13800000011@phones,10")
