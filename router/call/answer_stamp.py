@@ -27,8 +27,9 @@ by the difference of the two zones when the TZ variable names another one."""
 HOOKABLE_CHANNEL = re.compile(r"[A-Za-z0-9/@._;:+#*-]+")
 """A channel name `U(context^name)` carries to the subroutine's ARG1, and SHARED() to the
 channel, unchanged: none of Dial's option syntax (parentheses, quotes, backslashes, `^`),
-Gosub's and SHARED()'s argument splitting (commas, brackets), Set()'s `=`, the `${` the
-subroutine's line expands, nor the space that splits an AGI command."""
+Gosub's and SHARED()'s argument splitting (commas, brackets), Set()'s `=`, the `${` that
+AGI's EXEC expands on a channel setting AGIEXECFULL, nor the space that splits an AGI
+command."""
 
 _UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}")
 _EPOCH_STAMP = re.compile(r"\d+(\.\d{1,6})?")

@@ -37,7 +37,7 @@ def test_a_channel_name_the_hook_carries_unchanged_is_hooked(name: str) -> None:
         'PJSIP/a"b-00000001',  # quotes are taken out of Dial's arguments
         "PJSIP/a\\b-00000001",  # so is a backslash
         "PJSIP/a=b-00000001",  # Set() splits the name from the value at the first =
-        "PJSIP/${X}-00000001",  # expanded as the subroutine's Set() line is read
+        "PJSIP/${X}-00000001",  # expanded by EXEC Dial on a channel that sets AGIEXECFULL
         "PJSIP/a b-00000001",  # one more AGI argument unless quoted
         "",
     ],
