@@ -650,8 +650,10 @@ class CallSession:
 
     async def _dial(self, target: DialTarget, options: str) -> str:
         """One Dial attempt, recorded as a leg; returns DIALSTATUS."""
-        if self.up_since is not None and HOOKABLE_CHANNEL.fullmatch(self.context.channel):
-            options += f"U({ANSWER_HOOK}^{self.context.channel})"
+        channel = self.context.channel
+        hooked = self.up_since is not None and bool(HOOKABLE_CHANNEL.fullmatch(channel))
+        if hooked:
+            options += f"U({ANSWER_HOOK}^{channel})"
         try:
             argument = dial_argument(
                 self.services.dial_template, target.number, target.ring_timeout, options
@@ -668,7 +670,7 @@ class CallSession:
         dial_ended = self.services.clock()
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
-        status, up_ms, age_ms, stamped_talk_ms = await self._dial_outcome()
+        status, up_ms, age_ms, stamped_talk_ms = await self._dial_outcome(hooked)
         if status == "ANSWER" and up_ms is not None:
             if self.up_since is not None and stamped_talk_ms is not None:
                 # the talk on Asterisk's clock; the ring is the rest of the Dial on ours
@@ -680,12 +682,7 @@ class CallSession:
                 if self.up_since is not None:  # no answer stamp: AMI's ring, if it tells one
                     rang = await self.services.dial_ring(self.context.call_id)
                     if rang is None:
-                        log.warning(
-                            "call %s: no answer stamp (Dial's U(%s) is missing from the "
-                            "dialplan) and AMI told no ring: the ring is counted as talk",
-                            self.context.call_id,
-                            ANSWER_HOOK,
-                        )
+                        self._warn_ring_as_talk(hooked)
                 ring, talk = self._ring_and_talk(started, up_ms, age_ms, rang)
             if self.talk_limit is not None:  # Asterisk cut the talk there, a ring told or not
                 talk = min(talk, self.talk_limit)
@@ -699,12 +696,28 @@ class CallSession:
             self.report.answered(target.number, self.record.answered_at)
         return status
 
-    async def _dial_outcome(self) -> tuple[str, int | None, int | None, int | None]:
+    def _warn_ring_as_talk(self, hooked: bool) -> None:
+        """A prompted call's answered Dial with neither an answer stamp nor AMI's ring."""
+        if hooked:
+            why = f"no answer stamp (Dial's U({ANSWER_HOOK}) is missing from the dialplan)"
+        else:
+            why = (
+                f"the caller's channel {self.context.channel!r} cannot be named in Dial's "
+                f"U({ANSWER_HOOK})"
+            )
+        log.warning(
+            "call %s: %s and AMI told no ring: the ring is counted as talk",
+            self.context.call_id,
+            why,
+        )
+
+    async def _dial_outcome(self, hooked: bool) -> tuple[str, int | None, int | None, int | None]:
         """DIALSTATUS, ANSWEREDTIME_MS and DIALEDTIME_MS in one `GET FULL VARIABLE` round
-        trip; on a channel the router answered for a prompt, in the same round trip the
-        destination's answer as the Dial's `U()` hook stamped it and Asterisk's clock now,
-        whose difference (the last value, None without a stamp) is the talk in ms."""
-        if self.up_since is None:
+        trip; after a Dial carrying the `U()` hook (a channel the router answered for a
+        prompt), in the same round trip the destination's answer as the hook stamped it and
+        Asterisk's clock now, whose difference (the last value, None without a stamp) is the
+        talk in ms."""
+        if not hooked:
             values = await self.agi.get_variables(*_DIAL_VARIABLES)
             status, up_ms, age_ms = values if values is not None else ("", None, None)
             return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), None

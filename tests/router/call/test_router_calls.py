@@ -161,6 +161,30 @@ async def test_the_right_pin_answers_prompts_and_then_dials(tmp_path: Path) -> N
     assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 3)  # not the PIN's time
 
 
+async def test_a_caller_channel_the_answer_hook_would_mangle_is_dialled_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gosub would cut ARG1 at the comma and SHARED() find no channel: the Dial goes without
+    U(), no stamp is asked for, and the call is put through all the same (its ring then
+    comes from AMI; without AMI it is counted as talk, and the log says why)."""
+    caplog.set_level(logging.WARNING, logger="hotline400")
+    async with running_router(tmp_path) as router:
+        result = await call(
+            router,
+            dialled="4000000006",
+            uniqueid="6.9",
+            dtmf=("2468#",),
+            channel="IAX2/carrier,b-00000001",
+        )
+        cdr = await finished_cdr(router, "6.9")
+    assert result.commands[2:4] == dial_lines("13800000011")
+    assert cdr.outcome is Outcome.ANSWERED
+    assert (
+        "call 6.9: the caller's channel 'IAX2/carrier,b-00000001' cannot be named in Dial's "
+        "U(hotline400-answered) and AMI told no ring: the ring is counted as talk" in caplog.text
+    )
+
+
 async def test_a_wrong_pin_three_times_ends_the_call_as_pin_failed(tmp_path: Path) -> None:
     async with running_router(tmp_path) as router:
         result = await call(
