@@ -208,11 +208,11 @@ def reserve(
         )
     longer = rules.reservation_hold(number, record.grade, intent_form=True)
     if intent_form:
-        terms = f"reserved for {hold.days} days with an intent form (free)"
+        terms = f"reserved for {_duration(hold)} with an intent form (free)"
     elif record.premium and hold < longer:
-        terms = f"reserved for {hold.days} days, no intent form (free; {longer.days} with one)"
+        terms = f"reserved for {_duration(hold)}, no intent form (free; {longer.days} with one)"
     else:
-        terms = f"reserved for {hold.days} days (free)"
+        terms = f"reserved for {_duration(hold)} (free)"
     return _change(
         record,
         now,
@@ -250,7 +250,7 @@ def _end_reservation(
         record,
         at,
         actor,
-        f"{reason}; frozen {_duration(freeze)}",
+        f"{reason}; {_frozen(freeze)}",
         status=Status.FROZEN,
         since=at,
         until=at + freeze,
@@ -543,7 +543,7 @@ def _timed_events(record: NumberRecord, rules: NumberRules) -> list[_Event]:
                 _Event(until, lambda r, at: _cancelled(r, at, "notice period over", rules))
             )
         elif status is Status.CANCELLED:
-            events.append(_Event(until, lambda r, at: _back_to_pool(r, at, "90-day freeze ended")))
+            events.append(_Event(until, lambda r, at: _back_to_pool(r, at, _freeze_ended(r))))
     if record.suspended_since is not None and status in _KEPT:
         since = record.suspended_since
         used_up = rules.suspension_ends(since, record.suspended_before)
@@ -595,7 +595,7 @@ def _cancelled(record: NumberRecord, at: datetime, reason: str, rules: NumberRul
         record,
         at,
         SYSTEM,
-        f"cancelled ({reason}); frozen {_duration(freeze)}",
+        f"cancelled ({reason}); {_frozen(freeze)}",
         status=Status.CANCELLED,
         since=at,
         until=at + freeze,
@@ -636,13 +636,35 @@ def _keeping_fee(record: NumberRecord, begins: datetime, month: int, rules: Numb
     )
 
 
-def _duration(span: timedelta) -> str:
+def _duration(span: timedelta, *, unit_only: bool = False) -> str:
+    """`30 days`, `1 day`, `2 hours`, `30 minutes`; `30-day` with `unit_only`, as in
+    "a 30-day freeze"."""
     minutes = int(span.total_seconds() // 60)
-    if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)} days"
-    if minutes % 60 == 0:
-        return f"{minutes // 60} hours"
-    return f"{minutes} minutes"
+    if minutes and minutes % (24 * 60) == 0:
+        count, unit = minutes // (24 * 60), "day"
+    elif minutes and minutes % 60 == 0:
+        count, unit = minutes // 60, "hour"
+    else:
+        count, unit = minutes, "minute"
+    if unit_only:
+        return f"{count}-{unit}"
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _frozen(freeze: timedelta) -> str:
+    """The history's words for a freeze numbers.yaml sets: its length, or none at all."""
+    return f"frozen {_duration(freeze)}" if freeze > timedelta(0) else "not frozen"
+
+
+def _freeze_ended(record: NumberRecord) -> str:
+    """A cancelled number's freeze as it was set when it began (numbers.yaml may say
+    otherwise since), read off the record."""
+    if record.since is None or record.until is None:
+        return "freeze ended"
+    freeze = record.until - record.since
+    if freeze <= timedelta(0):
+        return "back in the pool with no freeze"
+    return f"{_duration(freeze, unit_only=True)} freeze ended"
 
 
 def _ago(span: timedelta) -> str:

@@ -214,6 +214,7 @@ async def _page(
             "providers": providers,
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
+            "cancel_label": _cancel_label(rules.timing.cancellation_notice_days),
             "configured": record.number in console.all_numbers(),
             "plan_ahead": record.status in _BEFORE_SERVICE
             and plan is not None
@@ -384,3 +385,10 @@ _PERFORMERS: dict[str, Performer] = {
     **{name: _simple(name) for name in desk.SIMPLE_ACTIONS},
     "withdraw": _withdraw,
 }
+
+
+def _cancel_label(notice_days: int) -> str:
+    """The cancel button names the notice numbers.yaml sets."""
+    if notice_days == 0:
+        return "Request cancellation (at once)"
+    return f"Request cancellation ({notice_days} day{'' if notice_days == 1 else 's'}' notice)"

@@ -114,8 +114,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     reserve.add_argument(
         "--intent-form",
         action="store_true",
-        help="the customer signed an intent form: a premium number is then held 30 days "
-        "rather than 3 (4008 numbers are held 30 days either way); the history notes it",
+        help="the customer signed an intent form: a premium number is then held "
+        "long_reservation_days rather than reservation_days (numbers.yaml; 30 and 3 by "
+        "default; 4008 numbers are held the long period either way); the history notes it",
     )
     reserve.set_defaults(run=inventory_command(_reserve))
 
@@ -162,7 +163,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     resume = actions.add_parser("resume", parents=[*parents, one, by], help="end a suspension")
     resume.set_defaults(run=_transition("resume"))
     cancel = actions.add_parser(
-        "cancel", parents=[*parents, one, by], help="request cancellation (30 days' notice)"
+        "cancel",
+        parents=[*parents, one, by],
+        help="request cancellation (numbers.yaml's notice, 30 days by default)",
     )
     cancel.set_defaults(run=_transition("cancel"))
     ticked = actions.add_parser(

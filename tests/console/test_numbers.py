@@ -591,3 +591,33 @@ async def test_a_number_in_service_without_a_plan_says_its_calls_are_refused(
         assert "until the operator loads its routing plan" in seen
         await ops.aclose()
         await shop.aclose()
+
+
+async def test_a_numbers_page_names_the_notice_and_freeze_numbers_yaml_sets(
+    tmp_path: Path,
+) -> None:
+    """numbers.yaml gives 10 days' notice and a 30-day freeze: the cancel button and the
+    history say so, not the defaults' 30 and 90 days."""
+    clock = Clock(NOW)
+    async with running_console(tmp_path, clock=clock) as site:
+        numbers_yaml = site.config_dir / "numbers.yaml"
+        text = numbers_yaml.read_text(encoding="utf-8")
+        text = text.replace("cancellation_notice_days: 30", "cancellation_notice_days: 10")
+        text = text.replace("cancelled_freeze_days: 90", "cancelled_freeze_days: 30")
+        numbers_yaml.write_text(text, encoding="utf-8")
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        ops = await site.signed_in("ops")
+        page = (await ops.get(f"/numbers/{SHOP}")).text
+        assert "Request cancellation (10 days&#39; notice)" in page
+        assert "(30 days)" not in page
+        token = await csrf_of(ops, f"/numbers/{SHOP}")
+        cancel = f"/numbers/{SHOP}/actions/cancel"
+        assert (await ops.post(cancel, data={"csrf": token})).status_code == 303
+        await ops.aclose()
+        clock.now = NOW + timedelta(days=41)
+        ops = await site.signed_in("ops")
+        history = (await ops.get(f"/numbers/{SHOP}")).text.split('data-testid="history"', 1)[1]
+        assert "cancelled (notice period over); frozen 30 days" in history
+        assert "30-day freeze ended; available" in history
+        assert "90" not in history
+        await ops.aclose()

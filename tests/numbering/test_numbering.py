@@ -584,3 +584,36 @@ def test_catching_up_late_or_in_steps_gives_the_same_history(first_hours, more_h
     assert [(c.at, c.reason) for c in at_once] == [(c.at, c.reason) for c in step + rest]
     final = at_once[-1].after if at_once else start
     assert lifecycle.catch_up(final, end, RULES) == []  # applying again does nothing
+
+
+@pytest.mark.parametrize(
+    ("days", "cancelled", "returned"),
+    [
+        (90, "frozen 90 days", "90-day freeze ended; available"),
+        (30, "frozen 30 days", "30-day freeze ended; available"),
+        (1, "frozen 1 day", "1-day freeze ended; available"),
+        (0, "not frozen", "back in the pool with no freeze; available"),
+    ],
+)
+def test_the_history_names_the_freeze_numbers_yaml_sets(days, cancelled, returned):
+    rules = NumberRules(timing={"cancelled_freeze_days": days})
+    requested = lifecycle.cancel(active(), "acme", at("2026-03-01 12:00"), rules).after
+    ended, pool = lifecycle.catch_up(requested, at("2026-08-01 00:00"), rules)
+    assert ended.reason == f"cancelled (notice period over); {cancelled}"
+    assert pool.reason == returned
+
+
+@pytest.mark.parametrize(
+    ("minutes", "released"), [(30, "frozen 30 minutes"), (0, "not frozen"), (1440, "frozen 1 day")]
+)
+def test_a_release_names_the_freeze_numbers_yaml_sets(minutes, released):
+    rules = NumberRules(timing={"release_freeze_minutes": minutes})
+    held = lifecycle.reserve(record(), "sp-east", at("2026-03-01 12:00"), rules).after
+    change = lifecycle.release(held, "sp-east", at("2026-03-01 13:00"), rules)
+    assert change.reason == f"reservation released; {released}"
+
+
+def test_a_one_day_reservation_says_one_day():
+    rules = NumberRules(timing={"reservation_days": 1})
+    change = lifecycle.reserve(record(), "sp-east", at("2026-03-01 12:00"), rules)
+    assert change.reason == "reserved for 1 day (free)"
