@@ -38,6 +38,8 @@ from router.cli import main
 from router.money.balance_alerts import BalanceAlerts
 from router.money.billing import close_month, month_statements, reopen_month
 from router.money.booking_alerts import Watch
+from router.money.books import load_books
+from router.money.rerating import RatingRun, rate_cdrs
 from router.numbers.inventory import Inventory
 from router.storage.cdr import (
     CDR,
@@ -248,3 +250,82 @@ async def test_the_rest_of_a_month_the_number_spent_in_the_pool_owes_nothing(
     )
     assert booked == 2
     assert [h.balance for h in holdings] == [D("-618.00"), D("0.00")]
+
+
+def rerating_config(tmp_path: Path, store_url: str) -> Path:
+    """The tariffs above with the rate doubled to 0.60, and a plan with a home area."""
+    config = tmp_path / "config"
+    (config / "plans").mkdir(parents=True)
+    (config / "router.yaml").write_text(
+        f'store: "{store_url}"\nspool_dir: "{tmp_path / "spool"}"\n', encoding="utf-8"
+    )
+    doubled = TARIFFS_FILE.replace("charge: 0.30", "charge: 0.60")
+    (config / "tariffs.yaml").write_text(doubled, encoding="utf-8")
+    (config / "plans" / f"{NUMBER}.yaml").write_text(
+        f'number: "{NUMBER}"\nname: Office\nhome_area_code: "010"\n'
+        'default: {target: "01087654321"}\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+async def rerate_december(config: Path) -> RatingRun:
+    """`hotline400 rate --rerate` over December, run on 5 January."""
+    books = load_books(config)
+    async with books.store() as store:
+        return await rate_cdrs(
+            books,
+            store,
+            at(2026, 12, 1),
+            at(2027, 1, 1),
+            rerate=True,
+            now=at(2027, 1, 5, 9, 0),
+            watch=WATCH,
+        )
+
+
+@pytest.mark.parametrize(
+    ("closed", "waiting", "repriced"),
+    [("alpha", ["alpha.1", "alpha.2"], ["beta.1"]), ("beta", ["beta.1"], ["alpha.1", "alpha.2"])],
+)
+async def test_rerating_refuses_the_calls_of_the_closed_part_of_a_split_month_only(
+    tmp_path: Path, store_url: str, closed: str, waiting: list[str], repriced: list[str]
+) -> None:
+    """One holder's part of December is closed, the other's is not: a re-rating re-prices
+    the calls of the open part and leaves those of the closed part at their old price until
+    the month is reopened; then they are re-priced too."""
+    config = rerating_config(tmp_path, store_url)
+    async with opened_store(store_url) as store:
+        await split_december(store)
+        alpha, beta = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+        part = {"alpha": alpha, "beta": beta}[closed]
+        await store.post_ledger(part.pending)  # that part's close, as bill --close books it
+
+    first = await rerate_december(config)
+    reason = (
+        f"month 2026-12 of {NUMBER} closed: reopen it to re-price its calls, hotline400 bill "
+        f"--month 2026-12 --number {NUMBER} --reopen --by NAME --reason WHY"
+    )
+    assert [change.call_id for change in first.repriced] == repriced
+    assert first.skipped == {reason: len(waiting)}
+
+    async with opened_store(store_url) as store:
+        parts = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+        assert [p.closed for p in parts] == [closed == "alpha", closed == "beta"]
+        await reopen_month(
+            store, TARIFFS, [NUMBER], "2026-12", date(2027, 1, 5), by="ops", reason="t", book=True
+        )
+
+    second = await rerate_december(config)
+    assert [change.call_id for change in second.repriced] == waiting
+    assert not second.skipped
+    async with opened_store(store_url) as store:
+        cdrs = await store.query_cdrs(number=NUMBER, since=at(2026, 12, 1), until=at(2027, 1, 1))
+        holdings = await store.holdings(NUMBER)
+    assert {cdr.call_id: cdr.callee_share for cdr in cdrs} == {
+        "alpha.1": D("0.60"),
+        "alpha.2": D("0.60"),
+        "beta.1": D("0.60"),
+    }
+    # each holding pays its calls' new price: alpha 600.00 + 2 x 0.60, beta 600.00 + 0.60
+    assert [h.balance for h in holdings] == [D("-601.20"), D("-600.60")]
