@@ -584,7 +584,9 @@ class CallSession:
     async def _hold(self, plan: Plan, queue: HoldQueue, decision: Decision) -> DialTarget | None:
         """Hold the caller unanswered with ringing (`EXEC Ringing`, then `EXEC Wait` slices,
         fact 24) until a destination of the route has room and it is the caller's turn;
-        None when the caller hangs up (`Wait` answers -1) or `max_wait` runs out."""
+        None when the caller hangs up (`Wait` answers -1, or the HANGUP comes right after a
+        Wait's reply, even one that found a place: counted as given up, not served) or
+        `max_wait` runs out."""
         holding = self.services.holding
         call = Call(plan.number, self.context.caller, self.context.call_id)
         vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
@@ -610,6 +612,10 @@ class CallSession:
                     ticket, decision.route_targets, plan.call_limits, decision.first
                 )
                 if served is not None:
+                    if self.agi.caller_gone():  # told after the Wait's reply: not served
+                        self.caller_left = True
+                        result = "gave_up"
+                        return None
                     result = "served"
                     return served
             return None

@@ -205,7 +205,8 @@ async def test_a_caller_served_from_the_queue_who_hangs_up_before_the_dial_gave_
     assert cdr.outcome == "noanswer" and cdr.legs == ()
     assert cdr.note == "caller hung up after 1 s held in the queue"
     assert f'hotline400_calls_total{{number="{QUEUED}",outcome="noanswer"}} 1.0' in text
-    assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="served"}} 1.0' in text
+    assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="gave_up"}} 1.0' in text
+    assert 'result="served"' not in text
     assert router.services.holding.in_use(DESK) == 0  # the place granted is free again
 
 
