@@ -1,7 +1,7 @@
 """What the evaluator answers: reject, or dial (after a PIN if asked), with its forwarding chain.
 
 The forwarding chain is part of the decision but its steps depend on dial results only the
-router learns, so `next_target` is the pure function the router (and `simulate`) asks after
+router learns, so `forward_step` is the pure function the router (and `simulate`) asks after
 each failed attempt.
 """
 
@@ -65,6 +65,9 @@ class ForwardingChain:
     max_forwards: int
     busy_statuses: frozenset[str]
     ring_timeout: int
+    down: frozenset[str] = frozenset()
+    """Numbers the plan marks `down`: out of service in every role, so never dialled as a
+    forward either; the chain moves on past them."""
 
     def classify(self, status: str) -> DialClass:
         if status == "ANSWER":
@@ -146,28 +149,42 @@ def _uncertain_day(day: DayInfo) -> str:
     return f"{unknown}assumed {kind} by the fallback rule (Monday-Friday working)"
 
 
-def next_target(decision: Decision, results: Sequence[DialResult]) -> DialTarget | None:
-    """The next number to dial after `results`, or None when the call is over.
+@dataclass(frozen=True, slots=True)
+class ForwardStep:
+    """The next forward to dial (None when the call is over), and the forwarding numbers
+    passed over on the way because the plan marks them down."""
+
+    target: DialTarget | None
+    skipped: tuple[str, ...] = ()
+
+
+def forward_step(decision: Decision, results: Sequence[DialResult]) -> ForwardStep:
+    """Where the chain goes after `results`.
 
     Busy results move down the busy list, no-answer results down the no-answer list, each
-    number tried at most once, and never more forwards than the chain allows (at most 3 in
-    one call).
+    number tried at most once, a number the plan marks down skipped (it counts as no
+    forward), and never more forwards than the chain allows (at most 3 in one call).
     """
     chain = decision.forwarding
     if chain is None or not results:
-        return None
+        return ForwardStep(None)
     forwards_done = len(results) - 1
     if forwards_done >= chain.max_forwards:
-        return None
+        return ForwardStep(None)
     outcome = chain.classify(results[-1].status)
     if outcome is DialClass.BUSY:
         candidates, reason = chain.on_busy, "busy"
     elif outcome is DialClass.NO_ANSWER:
         candidates, reason = chain.on_no_answer, "no_answer"
     else:
-        return None
+        return ForwardStep(None)
     tried = {result.number for result in results}
+    skipped: list[str] = []
     for number in candidates:
-        if number not in tried:
-            return DialTarget(number, chain.ring_timeout, reason)
-    return None
+        if number in tried:
+            continue
+        if number in chain.down:
+            skipped.append(number)
+            continue
+        return ForwardStep(DialTarget(number, chain.ring_timeout, reason), tuple(skipped))
+    return ForwardStep(None, tuple(skipped))

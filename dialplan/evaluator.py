@@ -146,6 +146,7 @@ class CompiledRoute:
                 max_forwards=forwarding.max_forwards,
                 busy_statuses=frozenset(forwarding.busy_statuses),
                 ring_timeout=ring_default,
+                down=plan.down_numbers(),
             ),
             pin=plan.pin if asks_pin else None,
             matched=(subject, "matched", None),

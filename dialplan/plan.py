@@ -498,7 +498,13 @@ class Destination(Strict):
     ring_timeout: int | None = Field(
         None, ge=5, le=120, description="seconds; plan default if unset"
     )
-    down: bool = Field(False, description="taken out of service: skipped, its share spread")
+    down: bool = Field(
+        False,
+        description=(
+            "taken out of service: skipped, its share spread, and skipped as a forward too "
+            "(the chain moves to the next forwarding number)"
+        ),
+    )
     max_calls: int | None = Field(
         None,
         ge=1,
@@ -992,6 +998,34 @@ class Plan(Strict):
             for destination in route.destinations()
             if destination.max_calls is not None
         }
+
+    def down_numbers(self) -> frozenset[str]:
+        """Every number a destination of the plan marks `down`: out of service in every
+        role, as a forward too."""
+        return frozenset(
+            destination.number
+            for _, route in self.routes()
+            for destination in route.destinations()
+            if destination.down
+        )
+
+    def down_forwards(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Forwarding numbers (the plan's or a route's own) that the plan marks down, with
+        their field path: skipped by every call, never dialled."""
+        down = self.down_numbers()
+        found: list[tuple[tuple[str | int, ...], Forwarding]] = [(("forwarding",), self.forwarding)]
+        found += [
+            ((*path, "forwarding"), route.forwarding)
+            for path, route in self.routes()
+            if route.forwarding is not None
+        ]
+        return [
+            ((*path, kind, index), number)
+            for path, forwarding in found
+            for kind in ("on_busy", "on_no_answer")
+            for index, number in enumerate(getattr(forwarding, kind))
+            if number in down
+        ]
 
     def routes(self) -> list[tuple[tuple[str | int, ...], Route]]:
         """Every route with its field path, rules first, then the menus' options and

@@ -29,7 +29,7 @@ from dialplan.decision import (
     DialResult,
     DialTarget,
     RejectReason,
-    next_target,
+    forward_step,
 )
 from dialplan.evaluator import (
     CompiledRoute,
@@ -541,7 +541,10 @@ class CallSession:
                 status = await self._dial(target, options + ("g" if surveys else ""))
             results.append(DialResult(target.number, status))
             self.record.destination = target.number
-            target = next_target(decision, results)
+            forward = forward_step(decision, results)
+            for number in forward.skipped:
+                log.info("call %s: forward %s skipped: down", self.context.call_id, number)
+            target = forward.target
         if self.record.recording_path is not None and not self.agi.hung_up:
             await self.agi.exec("StopMixMonitor")  # the caller stays: nothing more is recorded
         if not results:  # the caller was up as the chain began: no increment affordable

@@ -20,6 +20,7 @@ from dialplan.calendar import OfficialCalendar, load_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plan
+from dialplan.yaml_source import read_yaml
 from rating.tariff import Tariffs
 from rating.tariff_loader import load_tariffs
 from router.call.features import IVR, NO_IVR, feature_on
@@ -101,6 +102,11 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
                 *_calendar_warnings(config.calendar, path / CALENDAR_FILE, today),
                 *warned,
                 *_unpaid_menus(config.plans, config.tariffs, path, today),
+                *(
+                    warning
+                    for number, plan in sorted(config.plans.items())
+                    for warning in _down_forwards(plan, _plan_file(path, number))
+                ),
             ],
             count,
         )
@@ -149,6 +155,21 @@ def _unpaid_menus(
     return warnings
 
 
+def _down_forwards(plan: Plan, plan_file: Path) -> list[str]:
+    """Forwarding numbers the plan marks down elsewhere: not refused (taking a phone out of
+    service is the point of `down`), but noted, as no call is forwarded to them."""
+    paths = plan.down_forwards()
+    if not paths:
+        return []
+    source = read_yaml(str(plan_file), plan_file.read_text(encoding="utf-8"))
+    skipped = "is marked down: every call skips it, it is never dialled"
+    return [str(source.problem(field, f"forward {number} {skipped}")) for field, number in paths]
+
+
+def _plan_file(config_dir: Path, number: str) -> Path:
+    return next((config_dir / "plans").glob(f"{number}.y*ml"))
+
+
 def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
     try:
         if path.name == ROUTER_FILE:
@@ -162,7 +183,8 @@ def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
         else:
             plan = load_plan(path)
             text = path.read_text(encoding="utf-8")
-            return plan_problems(str(path), text, plan, _crm_networks_beside(path)), []
+            found = plan_problems(str(path), text, plan, _crm_networks_beside(path))
+            return found, _down_forwards(plan, path)
     except ConfigError as error:
         return error.problems, []
     return [], []

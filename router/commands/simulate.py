@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
-from dialplan.decision import Decision, DialResult, next_target
+from dialplan.decision import Decision, DialResult, forward_step
 from dialplan.evaluator import RoutingState, decide, follow_keys, skip_menus
 from dialplan.geo import locate
 from dialplan.matchers import Call, describe_caller
@@ -424,6 +424,7 @@ def decision_lines(
             f"asks for a score 1-5, {1 + survey.retries} attempt(s) of {survey.timeout} s"
         )
     results: list[DialResult] = []
+    skipped: set[str] = set()  # forwards the plan marks down, told once
     target = decision.first
     step = 1
     while target is not None:
@@ -437,7 +438,12 @@ def decision_lines(
         how = "dial" if target.reason == "primary" else f"forward ({target.reason})"
         lines.append(f"  {step}. {how} {target.number}, ring {target.ring_timeout} s -> {status}")
         results.append(DialResult(target.number, status))
-        target = next_target(decision, results)
+        forward = forward_step(decision, results)
+        for number in forward.skipped:
+            if number not in skipped:
+                skipped.add(number)
+                lines.append(f"  forward {number} skipped: down")
+        target = forward.target
         step += 1
     assert decision.forwarding is not None, "a decision to dial carries its forwarding chain"
     final = decision.forwarding.classify(results[-1].status)

@@ -1,12 +1,20 @@
 """Busy and no-answer forwarding: the registered numbers, in order, at most 3 forwards a call."""
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from dialplan.calendar import OfficialCalendar
-from dialplan.decision import Decision, DialResult, DialTarget, ForwardingChain, next_target
+from dialplan.decision import (
+    Decision,
+    DialResult,
+    DialTarget,
+    ForwardingChain,
+    forward_step,
+)
 from dialplan.geo import locate
 from dialplan.matchers import Call, Moment
+from tests.conftest import plan_from, route
 
 
 def decision_with(
@@ -34,7 +42,7 @@ def follow(decision: Decision, statuses: list[str]) -> list[tuple[str, str]]:
             break
         attempts.append((target.number, target.reason))
         results.append(DialResult(target.number, status))
-        target = next_target(decision, results)
+        target = forward_step(decision, results).target
     if target is not None:
         attempts.append((target.number, target.reason))
     return attempts
@@ -79,3 +87,50 @@ def test_caller_hang_up_ends_the_chain() -> None:
 def test_a_number_is_never_dialled_twice_in_one_call() -> None:
     decision = decision_with(on_busy=("P", "B1"))
     assert follow(decision, ["BUSY", "ANSWER"]) == [("P", "primary"), ("B1", "busy")]
+
+
+OUT_OF_SERVICE = """
+forwarding:
+  on_busy: ["13800000011", "13800000012"]
+  on_no_answer: ["13800000011"]
+rules:
+  - name: beijing
+    when: {callers: {area_codes: ["010"]}}
+    target: "13800000031"
+    forwarding: {on_no_answer: ["13800000011", "13800000013"]}
+default:
+  split:
+    - {number: "13800000021", percent: 99}
+    - {number: "13800000011", percent: 1, down: true}
+"""
+
+
+def test_a_number_marked_down_is_skipped_as_a_forward_too_and_the_next_one_dialled() -> None:
+    decision = route(plan_from(OUT_OF_SERVICE))
+    assert follow(decision, ["BUSY", "BUSY"]) == [
+        ("13800000021", "primary"),
+        ("13800000012", "busy"),
+    ]
+
+
+def test_a_call_whose_only_forwards_are_down_ends_as_when_the_forwards_run_out() -> None:
+    decision = route(plan_from(OUT_OF_SERVICE))
+    assert follow(decision, ["NOANSWER", "ANSWER"]) == [("13800000021", "primary")]
+
+
+def test_a_rules_own_forwarding_skips_a_number_the_plan_marks_down_elsewhere() -> None:
+    decision = route(plan_from(OUT_OF_SERVICE), "01066668888")
+    assert follow(decision, ["NOANSWER", "NOANSWER", "NOANSWER"]) == [
+        ("13800000031", "primary"),
+        ("13800000013", "no_answer"),
+    ]
+
+
+def test_a_skipped_forward_is_not_counted_against_max_forwards() -> None:
+    decision = decision_with(on_busy=("D", "B1", "B2"), max_forwards=2)
+    assert decision.forwarding is not None
+    decision.forwarding = replace(decision.forwarding, down=frozenset({"D"}))
+    step = forward_step(decision, [DialResult("P", "BUSY")])
+    assert step.skipped == ("D",) and step.target == DialTarget("B1", 20, "busy")
+    attempts = follow(decision, ["BUSY", "BUSY", "BUSY"])
+    assert attempts == [("P", "primary"), ("B1", "busy"), ("B2", "busy")]

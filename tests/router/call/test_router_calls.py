@@ -133,6 +133,39 @@ async def test_no_answer_twice_then_the_call_ends_as_noanswer(tmp_path: Path) ->
     assert (cdr.outcome, cdr.billable_seconds) == (Outcome.NOANSWER, 0)
 
 
+async def test_a_forward_the_plan_marks_down_is_never_dialled_the_next_one_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """13800000011 is taken out of service (`down: true` as a share of the route): it rings
+    in no role, so the busy chain passes over it to the next busy number."""
+    caplog.set_level(logging.INFO, logger="hotline400")
+    async with running_router(tmp_path) as router:
+        (router.config_dir / "plans" / "4000000002.yaml").write_text(
+            """number: "4000000002"
+name: Busy then forward, the first forward out of service
+forwarding: {on_busy: ["13800000011", "13800000012"]}
+default:
+  split:
+    - {number: "13800000021", percent: 99}
+    - {number: "13800000011", percent: 1, down: true}
+""",
+            encoding="utf-8",
+        )
+        router.reload()
+        result = await call(router, dialled="4000000002", uniqueid="2.down")
+        cdr = await finished_cdr(router, "2.down")
+    assert result.commands == [
+        *dial_lines("13800000021"),
+        *dial_lines("13800000012"),
+        *status_lines("answered", "13800000012", "default"),
+    ]
+    assert [(leg.destination, leg.forward_reason) for leg in cdr.legs] == [
+        ("13800000021", ForwardReason.PRIMARY),
+        ("13800000012", ForwardReason.BUSY),
+    ]
+    assert "call 2.down: forward 13800000011 skipped: down" in caplog.messages
+
+
 async def test_a_call_is_forwarded_three_times_at_most(tmp_path: Path) -> None:
     async with running_router(tmp_path) as router:
         result = await call(router, dialled="4000000004", uniqueid="4.1")

@@ -590,6 +590,55 @@ def test_simulate_ends_the_call_when_no_forward_is_left(capsys: Capture, config_
     ]
 
 
+def take_the_busy_forward_out_of_service(config_dir: Path) -> Path:
+    """The Jinan plan with its busy forward 053188886667 marked down as a default share."""
+    plan = config_dir / "plans" / "4006001234.yaml"
+    text = plan.read_text(encoding="utf-8")
+    down = (
+        "default:\n  split:\n    - {number: \"13905310001\", percent: 99}\n"
+        '    - {number: "053188886667", percent: 1, down: true}\n'
+    )
+    plan.write_text(text.replace('default:\n  target: "13905310001"\n', down), encoding="utf-8")
+    return plan
+
+
+def test_simulate_skips_a_forward_the_plan_marks_down_and_says_so(
+    capsys: Capture, config_dir: Path
+) -> None:
+    take_the_busy_forward_out_of_service(config_dir)
+    code, lines = hotline400(
+        capsys,
+        "simulate",
+        "--config",
+        str(config_dir),
+        *ISSUE_EXAMPLE,
+        "--busy",
+        "13905310001",
+    )
+    assert code == 0
+    assert lines[-3:] == [
+        "  1. dial 13905310001, ring 20 s -> BUSY",
+        "  forward 053188886667 skipped: down",
+        "outcome: busy (rule default)",
+    ]
+
+
+def test_check_notes_a_forward_number_marked_down_without_refusing_the_plan(
+    capsys: Capture, config_dir: Path
+) -> None:
+    plan = take_the_busy_forward_out_of_service(config_dir)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-11-23")
+    assert code == 0 and lines[-1].endswith(": ok")
+    noted = "053188886667 is marked down: every call skips it, it is never dialled"
+    for field in ("forwarding.on_busy[0]", "rules[2].forwarding.on_busy[0]"):
+        written = "\n  on_busy:" if field[0] == "f" else "\n      on_busy:"  # the rule's
+        line = line_of(plan, written) + 1
+        assert f"warning: {plan}:{line} {field}: forward {noted}" in lines
+    code, lines = hotline400(capsys, "check", str(plan))
+    assert code == 0 and lines[-1] == "checked 1 file(s): ok"
+    assert len([line for line in lines if "is marked down" in line]) == 2
+
+
 def test_simulate_shows_the_pin_prompt_a_route_asks_for(capsys: Capture, config_dir: Path) -> None:
     code, lines = hotline400(
         capsys,
