@@ -29,7 +29,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from router.ami.wire import (
     READ_INTERVAL_S,
@@ -40,6 +40,7 @@ from router.ami.wire import (
     event_name,
 )
 
+_T = TypeVar("_T")
 log = logging.getLogger("hotline400.ami")
 
 Event = Mapping[str, Any]
@@ -170,16 +171,9 @@ class AmiLink:
             raise AmiError("not logged in to Asterisk")
         listing = connection.send_list_action({"Action": "CoreShowChannels"})
         try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(listing)
+            return await _awaited(listing, timeout, "channel list")
         except AmiRefused as refused:
             raise AmiError(f"CoreShowChannels refused: {refused}") from None
-        except TimeoutError:
-            raise AmiError(f"no channel list from Asterisk within {timeout}s") from None
-        except asyncio.CancelledError:
-            if not listing.cancelled():  # this task is being cancelled
-                raise
-            raise AmiError("the AMI connection was lost before the channel list came") from None
 
     async def variable(self, channel: str, name: str, timeout: float = 5.0) -> str:
         """The value of a channel's variable or function (`Getvar`; the account needs
@@ -189,15 +183,7 @@ class AmiLink:
         if connection is None:
             raise AmiError("not logged in to Asterisk")
         reply = connection.send_action({"Action": "Getvar", "Channel": channel, "Variable": name})
-        try:
-            async with asyncio.timeout(timeout):
-                answer = await asyncio.shield(reply)
-        except TimeoutError:
-            raise AmiError(f"no Getvar reply from Asterisk within {timeout}s") from None
-        except asyncio.CancelledError:
-            if not reply.cancelled():  # this task is being cancelled
-                raise
-            raise AmiError("the AMI connection was lost before the Getvar reply came") from None
+        answer = await _awaited(reply, timeout, "Getvar reply")
         if not answer.success:
             raise AmiError(f"Getvar {name} of {channel} refused: {answer.get('Message')}")
         return answer.get("Value") or ""
@@ -375,3 +361,18 @@ async def _reply(
     if action.done() and not action.cancelled():  # a lost connection cancels what it owed
         return action.result()
     raise AmiError("Asterisk closed the connection")
+
+
+async def _awaited(pending: asyncio.Future[_T], timeout: float, what: str) -> _T:
+    """What Asterisk owes an action (`what`, for the errors) within `timeout`: AmiError when
+    it does not come in time or the connection is lost first (which cancels `pending`); the
+    caller's own cancellation goes through."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(pending)
+    except TimeoutError:
+        raise AmiError(f"no {what} from Asterisk within {timeout}s") from None
+    except asyncio.CancelledError:
+        if not pending.cancelled():  # this task is being cancelled
+            raise
+        raise AmiError(f"the AMI connection was lost before the {what} came") from None

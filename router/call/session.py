@@ -676,12 +676,12 @@ class CallSession:
         if self.account is not None and target.number in self.account.plan.call_limits:
             self.services.holding.claim(self.context.call_id, target.number)
         returned = await self.agi.exec("Dial", argument)
-        dial_ended = self.services.clock()
+        dial_ended = self.services.clock() if hooked else None  # the stamped ring's end
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
         self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
         status, up_ms, age_ms, stamped_talk_ms = await self._dial_outcome(hooked)
         if status == "ANSWER" and up_ms is not None:
-            if self.up_since is not None and stamped_talk_ms is not None:
+            if dial_ended is not None and stamped_talk_ms is not None:
                 # the talk on Asterisk's clock; the ring is the rest of the Dial on ours
                 talk_ms = min(stamped_talk_ms, up_ms)
                 ring_ms = max(0, _elapsed_ms(started, dial_ended) - talk_ms)
@@ -726,13 +726,10 @@ class CallSession:
         prompt), in the same round trip the destination's answer as the hook stamped it and
         Asterisk's clock now, whose difference (the last value, None without a stamp) is the
         talk in ms."""
-        if not hooked:
-            values = await self.agi.get_variables(*_DIAL_VARIABLES)
-            status, up_ms, age_ms = values if values is not None else ("", None, None)
-            return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), None
-        values = await self.agi.get_variables(*_DIAL_VARIABLES, *_ANSWER_STAMPS)
-        status, up_ms, age_ms, answered, now = values if values is not None else [""] * 5
-        talk_ms = _stamped_talk_ms(answered, now)
+        names = (*_DIAL_VARIABLES, *_ANSWER_STAMPS) if hooked else _DIAL_VARIABLES
+        values = await self.agi.get_variables(*names) or [""] * len(names)
+        status, up_ms, age_ms, *stamps = values
+        talk_ms = _stamped_talk_ms(*stamps) if hooked else None
         return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), talk_ms
 
     def _ring_and_talk(
@@ -744,9 +741,9 @@ class CallSession:
         talk, and its age less the talk is everything before the answer, this Dial's ring
         after what came before it (earlier Dials, a hold, a notice). A channel the router
         answered for a prompt has been up since then: the prompt is taken off, and as no
-        Dial variable tells when the destination answered, the ring (`rang`) is the one the
-        Dial's `U()` answer stamp leaves, else AMI's (its DialBegin and DialEnd stamps), else
-        it is counted as talk."""
+        Dial variable tells when the destination answered, the ring (`rang`) is AMI's (its
+        DialBegin and DialEnd stamps) or, without it, counted as talk. (A Dial whose `U()`
+        hook stamped the answer is split by that stamp in `_dial` instead.)"""
         if self.up_since is None:
             talk_ms = up_ms
             before_ms = _elapsed_ms(self.record.started_at, started)

@@ -11,9 +11,11 @@ import asyncio
 import re
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from dialplan.caps import Usage
@@ -46,6 +48,8 @@ from router.numbers.statuses import InventoryStatus, inventory_status
 from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
 from router.storage.protocol import Store
 from router.storage.sqlite import StoreUnavailable
+
+_T = TypeVar("_T")
 
 MAX_CALLS = 1_000_000
 PROGRESS_FROM = 100_000
@@ -188,22 +192,11 @@ def _standing(
     """The number's standing as the router would read it for this call, from the configured
     store (`standing_at`), so simulate and serve agree."""
 
-    async def read() -> Standing:
-        location = parse_store_url(configured_store_url(settings))
-        if isinstance(location, SQLiteLocation) and not location.path.is_file():
-            return await standing_at(None, settings, tariffs, rules, plan, at)
-        store = store_for(settings, port=0)
-        try:
-            await store.open()
-        except StoreUnavailable as error:
-            return unreadable(plan, tariffs, str(error))
-        try:
-            return await standing_at(store, settings, tariffs, rules, plan, at)
-        finally:
-            await store.close()
+    async def read(store: Store | None) -> Standing:
+        return await standing_at(store, settings, tariffs, rules, plan, at)
 
     try:
-        return asyncio.run(read())
+        return asyncio.run(_on_configured_store(settings, read))
     except StoreUnavailable as error:
         return unreadable(plan, tariffs, str(error))
 
@@ -296,19 +289,28 @@ def _pin_refused_until(
     the router prompts then, and simulate says so (`pin_guard_unreadable`)."""
     if not guards_pin(settings, plan):
         return None
+
+    async def read(store: Store | None) -> datetime | None:
+        return None if store is None else await pin_refused_until(store, settings, plan, caller, at)
+
+    return asyncio.run(_on_configured_store(settings, read))
+
+
+async def _on_configured_store(
+    settings: RouterSettings, work: Callable[[Store | None], Awaitable[_T]]
+) -> _T:
+    """`work` on the configured store, opened for it and closed after; on None while a
+    SQLite file does not exist yet (the router's first start makes it, its first call sees
+    nothing stored). StoreUnavailable when the store cannot be opened or read."""
     location = parse_store_url(configured_store_url(settings))
     if isinstance(location, SQLiteLocation) and not location.path.is_file():
-        return None
-
-    async def read() -> datetime | None:
-        store = store_for(settings, port=0)
-        await store.open()
-        try:
-            return await pin_refused_until(store, settings, plan, caller, at)
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
+        return await work(None)
+    store = store_for(settings, port=0)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
 
 
 def pin_guard_unreadable(error: str) -> str:
