@@ -337,6 +337,11 @@ class SimulatedCall:
     missing_sounds: frozenset[str] = frozenset()
     """Sound files that do not exist: `name` in every language, `lang/name` in one."""
     keys: str | None = None
+    pin_entry: str | None = None
+    """What the caller types at every prompt that reads several digits (GET DATA with a
+    maximum above one: a PIN prompt, as menus and surveys read one key), such as "2468#":
+    a caller who knows the number's PIN. Those prompts then leave `dtmf` and `keys` alone;
+    None: they take the caller's entries as any other prompt."""
     sound_samples: int = 3520
     """Length of every sound file at 8 kHz: agi-more's beep is 3520, agi/'s and agi-vas's 2400."""
     sound_lengths: Mapping[str, int] = field(default_factory=dict)
@@ -361,7 +366,7 @@ class SimulatedCall:
         texts += [self.priority, self.dnid, self.uniqueid or "", self.channel or ""]
         if any("\n" in text or "\r" in text for text in [*texts, *self.agi_args]):
             raise ValueError("Asterisk never sends a line break inside an environment value")
-        for entry in (*self.dtmf, self.keys):
+        for entry in (*self.dtmf, self.keys, self.pin_entry):
             if entry is not None and not _DTMF.fullmatch(entry):
                 raise ValueError(f"not DTMF: {entry!r}")
 
@@ -562,8 +567,9 @@ class _Channel:
     def _next_prompt(self, most: int = 1) -> str | Literal[False] | None:
         """The caller's entry for the next listening prompt; False if they hang up now.
 
-        With buffered `keys`, the next `most` keys (up to a `#`, included) come off the
-        buffer, or None when it is empty."""
+        A prompt reading several digits (`most` above one) gets the caller's `pin_entry`
+        when there is one. With buffered `keys`, the next `most` keys (up to a `#`,
+        included) come off the buffer, or None when it is empty."""
         self.prompt_count += 1
         hangup = self.call.hangup
         if hangup and hangup.at == "prompt" and hangup.nth == self.prompt_count:
@@ -571,6 +577,8 @@ class _Channel:
             return False
         if hangup and hangup.at == "after_prompt" and hangup.nth == self.prompt_count:
             self.hang_up("caller")  # the prompt still answers the keys typed
+        if most > 1 and self.call.pin_entry is not None:
+            return self.call.pin_entry
         if self.keys is None:
             return next(self.dtmf, None)
         taken = ""

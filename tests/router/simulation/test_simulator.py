@@ -884,6 +884,33 @@ async def test_caller_hangs_up_at_the_kth_prompt() -> None:
     assert seen == [("1111", False), (None, False), (None, True)]
 
 
+async def test_a_caller_who_knows_the_pin_types_it_wherever_several_digits_are_asked() -> None:
+    """A PIN is asked with GET DATA reading several digits, a menu or survey key with one:
+    the PIN comes at every such prompt, retries included, and the one-key prompts still
+    take the caller's `dtmf` in order."""
+    seen: list[str | None] = []
+
+    async def router(session: AGISession) -> None:
+        seen.append(await session.get_key("menu", 3000))
+        for _ in range(2):
+            digits, _timed_out = await session.get_data("enter-pin", 5000, 6)
+            seen.append(digits)
+        seen.append(await session.get_key("survey", 3000))
+        await session.close()
+
+    server, host, port = await serve_sessions(router)
+    async with server:
+        call = SimulatedCall(dtmf=("2", "5"), pin_entry="2468#")
+        result = await run_call(host, port, call)
+    assert seen == ["2", "2468", "2468", "5"]
+    assert result.replies[1] == ["200 result=2468"]  # `#` ends the entry: no timeout
+
+
+def test_a_pin_entry_is_dtmf() -> None:
+    with pytest.raises(ValueError, match="not DTMF: '24x8'"):
+        SimulatedCall(pin_entry="24x8")
+
+
 async def test_a_caller_hanging_up_right_after_keying_in_is_told_at_the_next_reply() -> None:
     seen: list[tuple[str | None, bool]] = []
 
