@@ -18,7 +18,9 @@ from router.configuration.settings import parse_listen
 from router.simulation.callgen import (
     DEFAULT_CALLERS,
     DEFAULT_MIX,
+    DEFAULT_PIN_MIX,
     CallgenSpec,
+    check_pin,
     parse_mix,
     read_callers,
     run_callgen,
@@ -54,12 +56,22 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="C",
         help=f"calls open at once (at most {MAX_CONCURRENCY:,})",
     )
-    default_mix = ",".join(f"{name}={percent}" for name, percent in DEFAULT_MIX.items())
     parser.add_argument(
         "--mix",
         type=_mix,
-        default=dict(DEFAULT_MIX),
-        help=f"how destinations and callers behave, percentages summing to 100 ({default_mix})",
+        help="how destinations and callers behave, percentages summing to 100 "
+        f"(default {_written(DEFAULT_MIX)}; with --pin, {_written(DEFAULT_PIN_MIX)}); "
+        "wrong_pin callers type a wrong PIN and count towards the router's pin_guard",
+    )
+    parser.add_argument(
+        "--pin",
+        dest="pins",
+        action=_Pins,
+        type=_number_and_pin,
+        default={},
+        metavar="400XXXXXXX=PIN",
+        help="the PIN callers of that number type when the router asks (repeatable; a plan "
+        "keeps only its hash); without it they type nothing and are refused at the PIN",
     )
     parser.add_argument(
         "--callers", metavar="FILE", help="caller IDs, one a line, used in rotation"
@@ -98,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             numbers=numbers,
             callers=callers,
-            mix=args.mix,
+            mix=args.mix or (DEFAULT_PIN_MIX if args.pins else DEFAULT_MIX),
             time_scale=args.time_scale,
             seed=args.seed,
+            pins=args.pins,
         )
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -131,6 +144,40 @@ def _mix(text: str) -> dict[str, int]:
         return parse_mix(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _written(mix: dict[str, int]) -> str:
+    return ",".join(f"{name}={percent}" for name, percent in mix.items())
+
+
+def _number_and_pin(text: str) -> tuple[str, str]:
+    """'4001234567=2468' -> the 400 number and its PIN."""
+    number, equals, pin = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 400NUMBER=PIN")
+    try:
+        return service_number(number), check_pin(pin.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+class _Pins(argparse.Action):
+    """`--pin 400NUMBER=PIN`, repeatable, gathered into {number: PIN}; a number given twice
+    is refused rather than one of its PINs silently kept."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        _option_string: str | None = None,
+    ) -> None:
+        number, pin = values  # type: ignore[misc]  # _number_and_pin made it
+        pins = dict(getattr(namespace, self.dest))
+        if number in pins:
+            raise argparse.ArgumentError(self, f"{number} is given twice")
+        pins[number] = pin
+        setattr(namespace, self.dest, pins)
 
 
 def _non_negative(text: str) -> float:

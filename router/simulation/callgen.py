@@ -10,9 +10,14 @@ The mix says how the far side behaves, per call:
 - answer: every destination dialled answers after a few seconds' ring and talks a while;
 - busy: the first destination dialled is busy, any forward answers;
 - noanswer: every destination rings out;
-- hangup: the caller hangs up while the first Dial still rings.
-Calls get their behaviour by exact proportions, evenly interleaved, so a run of 20 calls at
-answer=50,busy=25,noanswer=25 always holds 10, 5 and 5 of them: a load test repeats.
+- hangup: the caller hangs up while the first Dial still rings;
+- wrong_pin: the caller types a wrong PIN at every PIN prompt (the one given for the number
+  with every digit changed); every destination answers.
+Callers type the PIN given for a number (`pins`; a plan keeps only its hash) at its PIN
+prompt, ended by `#`; where no PIN is given they type nothing, and the router refuses
+them at the PIN (pin_failed), wrong_pin callers too. Calls get their behaviour by exact
+proportions, evenly interleaved, so a run of 20 calls at answer=50,busy=25,noanswer=25
+always holds 10, 5 and 5 of them: a load test repeats.
 Numbers and callers rotate so that every number sees the whole mix from every caller.
 """
 
@@ -32,18 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from dialplan.pin import MAX_PIN_DIGITS, MIN_PIN_DIGITS, PIN_DIGITS
 from router.call.channel_contract import ChannelVariable
+from router.call.channel_contract import Outcome as Ending
 from router.simulation.asterisk_agi import (
     CallerHangup,
     CallResult,
     Outcome,
     SimulatedCall,
     run_call,
+    split_agi_args,
 )
 
-Behaviour = Literal["answer", "busy", "noanswer", "hangup"]
+Behaviour = Literal["answer", "busy", "noanswer", "hangup", "wrong_pin"]
 BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
 DEFAULT_MIX: dict[Behaviour, int] = {"answer": 70, "busy": 10, "noanswer": 15, "hangup": 5}
+DEFAULT_PIN_MIX: dict[Behaviour, int] = {**DEFAULT_MIX, "answer": 65, "wrong_pin": 5}
+"""The mix when PINs are given: some callers still type a wrong one, so a load test of a
+PIN number goes through the refusal too."""
 
 DEFAULT_CALLERS = (
     "053188889999",  # Jinan fixed line
@@ -68,11 +79,13 @@ LONGEST_VIRTUAL_CALL_S = 4 * 120 + TALK_S[1] + 30
 NO_STATUS = "(none)"
 """Outcome key of a call that ended without HOTLINE_STATUS on its channel."""
 
-_MIX_ITEM = re.compile(r"\s*([a-z]+)\s*=\s*(\d+)\s*")
+_MIX_ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*(\d+)\s*")
+_GET_DATA = re.compile(r"get\s+data\b", re.IGNORECASE)
 
 
 def parse_mix(text: str) -> dict[Behaviour, int]:
-    """'answer=70,busy=10,noanswer=15,hangup=5' -> percentages, which must sum to 100."""
+    """'answer=65,busy=10,noanswer=15,hangup=5,wrong_pin=5' -> percentages, which must sum
+    to 100."""
     mix: dict[Behaviour, int] = {}
     for item in text.split(","):
         match = _MIX_ITEM.fullmatch(item)
@@ -116,6 +129,39 @@ def spread(mix: Mapping[Behaviour, int], calls: int) -> Iterator[Behaviour]:
         yield chosen
 
 
+def check_pin(pin: str) -> str:
+    """A PIN a caller can type: 4 to 12 digits, as `hotline400 pin-hash` takes them."""
+    if not PIN_DIGITS.match(pin):
+        raise ValueError(f"{pin!r}: a PIN is {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits")
+    return pin
+
+
+def wrong_pin(pin: str) -> str:
+    """A PIN of the same length differing in every digit: wrong whichever digit the plan
+    checks first, and never the right one by chance."""
+    return "".join(str((int(digit) + 1) % 10) for digit in pin)
+
+
+def pin_entry(behaviour: Behaviour, pin: str | None) -> str | None:
+    """What a caller of this behaviour types at the PIN prompt: the PIN (wrong for
+    `wrong_pin`) and `#`, which ends the entry before the plan's max_digits; nothing when
+    no PIN is known."""
+    if pin is None:
+        return None
+    return f"{wrong_pin(pin) if behaviour == 'wrong_pin' else pin}#"
+
+
+def asks_pin(commands: Sequence[str]) -> bool:
+    """Whether the router asked for a PIN: a GET DATA reading several digits (menus and
+    surveys read one key)."""
+    for line in commands:
+        if _GET_DATA.match(line):
+            words = split_agi_args(line)
+            if len(words) < 5 or not words[4].isdigit() or int(words[4]) != 1:
+                return True
+    return False
+
+
 def read_callers(path: str | Path) -> tuple[str, ...]:
     """Caller IDs from a file, one a line; blank lines and # comments are skipped."""
     callers = tuple(
@@ -152,7 +198,7 @@ def far_side(
     answers = Outcome.answers(
         talk_s=round(rng.uniform(*TALK_S), 1), ring_s=round(rng.uniform(*RING_S), 1)
     )
-    if behaviour == "answer":
+    if behaviour in ("answer", "wrong_pin"):
         return _every(answers), None
     if behaviour == "busy":
         return _FirstBusy(answers), None
@@ -176,6 +222,8 @@ class CallgenSpec:
     time_scale: float = 0.0
     seed: int = 1
     """Seeds the ring, talk and hang-up durations, so a run can be repeated exactly."""
+    pins: Mapping[str, str] = field(default_factory=dict)
+    """400 number -> the PIN its callers type when asked (plans keep only a hash)."""
 
     def __post_init__(self) -> None:
         if self.calls < 1 or self.concurrency < 1:
@@ -188,6 +236,10 @@ class CallgenSpec:
             raise ValueError("a mix needs at least one behaviour with a weight above 0")
         if self.time_scale < 0:
             raise ValueError("time scale must not be negative")
+        for number, pin in self.pins.items():
+            if number not in self.numbers:
+                raise ValueError(f"--pin names {number}, which is not called")
+            check_pin(pin)
 
 
 def build_calls(spec: CallgenSpec) -> Iterator[tuple[Behaviour, SimulatedCall]]:
@@ -219,6 +271,7 @@ def build_calls(spec: CallgenSpec) -> Iterator[tuple[Behaviour, SimulatedCall]]:
             uniqueid=f"{run_tag}.{index + 1}",
             destinations=destinations,
             hangup=hangup,
+            pin_entry=pin_entry(behaviour, spec.pins.get(number)),
         )
         yield behaviour, simulated
 
@@ -266,6 +319,12 @@ class CallgenReport:
     """Whole-call wall time of the completed calls (includes sleeps when time_scale > 0)."""
     planned: int | None = None
     """Set when the run was interrupted: how many calls it meant to place."""
+    pin_asked: int = 0
+    """Completed calls the router asked for a PIN."""
+    pin_refused: int = 0
+    """Of those, the calls it refused at the PIN (pin_failed)."""
+    pin_unknown: tuple[str, ...] = ()
+    """Numbers that asked for a PIN no `pins` entry gives: their callers typed nothing."""
 
     @property
     def interrupted(self) -> bool:
@@ -310,10 +369,24 @@ class CallgenReport:
         ]
         for behaviour, found in self.outcomes_by_behaviour.items():
             lines.append(f"  {behaviour:<12} {sum(found.values()):>5} calls: {_counts(found)}")
+        lines += self._pin_lines()
         lines.append(f"errors         {self.error_count}")
         lines += [f"  {count:>5} x {message}" for message, count in self.errors.most_common(5)]
         for label, figures in (("first command", self.first_command_s), ("call wall", self.wall_s)):
             lines.append(f"{label:<14} {figures or 'none measured'}")
+        return lines
+
+    def _pin_lines(self) -> list[str]:
+        """How the PIN prompts went, when the router asked for any."""
+        if not self.pin_asked:
+            return []
+        through = self.pin_asked - self.pin_refused
+        lines = [
+            f"pin            asked on {self.pin_asked} calls: {through} let through, "
+            f"{self.pin_refused} refused ({Ending.PIN_FAILED})"
+        ]
+        unknown = self.pin_unknown
+        lines += [f"  no --pin for {number}: its callers typed nothing" for number in unknown]
         return lines
 
 
@@ -327,11 +400,14 @@ class Tally:
     """The results of a run folded in as each call ends: counts, and the two durations
     per call as 8-byte floats, so ten million calls keep some 160 MB, not their results."""
 
-    def __init__(self, mix: Mapping[Behaviour, int]) -> None:
+    def __init__(self, mix: Mapping[Behaviour, int], pins: Mapping[str, str]) -> None:
         self.by_behaviour: dict[Behaviour, Counter[str]] = {name: Counter() for name in mix}
         self.errors: Counter[str] = Counter()
         self.first_commands = array("d")
         self.walls = array("d")
+        self.pins = pins
+        self.pin_asked = self.pin_refused = 0
+        self.pin_unknown: set[str] = set()
 
     def add(self, behaviour: Behaviour, result: CallResult) -> None:
         if result.first_command_s is not None:
@@ -339,8 +415,17 @@ class Tally:
         if result.error is not None:
             self.errors[result.error] += 1
             return
-        self.by_behaviour[behaviour][result.variables.get(ChannelVariable.STATUS, NO_STATUS)] += 1
+        status = result.variables.get(ChannelVariable.STATUS, NO_STATUS)
+        self.by_behaviour[behaviour][status] += 1
         self.walls.append(result.wall_s)
+        if asks_pin(result.commands):
+            self._count_pin(result.call.dialled, refused=status == Ending.PIN_FAILED)
+
+    def _count_pin(self, number: str, *, refused: bool) -> None:
+        self.pin_asked += 1
+        self.pin_refused += refused
+        if number not in self.pins:
+            self.pin_unknown.add(number)
 
     def report(self, spec: CallgenSpec, elapsed_s: float) -> CallgenReport:
         return CallgenReport(
@@ -354,6 +439,9 @@ class Tally:
             errors=self.errors,
             first_command_s=Percentiles.of(self.first_commands),
             wall_s=Percentiles.of(self.walls),
+            pin_asked=self.pin_asked,
+            pin_refused=self.pin_refused,
+            pin_unknown=tuple(sorted(self.pin_unknown)),
         )
 
 
@@ -367,7 +455,7 @@ async def run_callgen(spec: CallgenSpec) -> CallgenReport:
     """
     planned = build_calls(spec)
     timeout = 30.0 + LONGEST_VIRTUAL_CALL_S * spec.time_scale
-    tally = Tally(spec.mix)
+    tally = Tally(spec.mix, spec.pins)
 
     async def worker() -> None:
         for behaviour, simulated in planned:  # one iterator shared: each call placed once

@@ -79,6 +79,12 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "argument --number: '12345' is not a 400 number"),
     ("callgen with a mix over 100", ["callgen", "--target", "127.0.0.1:1", "--calls", "1",
      "--concurrency", "1", "--mix", "answer=90,busy=20"], "argument --mix:"),
+    ("callgen with a PIN that is not digits", ["callgen", "--target", "127.0.0.1:1", "--calls",
+     "1", "--concurrency", "1", "--pin", "4001234567=24a8"],
+     "argument --pin: '24a8': a PIN is 4 to 12 digits"),
+    ("callgen with the PIN of a number it does not call", ["callgen", "--target",
+     "127.0.0.1:1", "--calls", "1", "--concurrency", "1", "--number", "4006001234", "--pin",
+     "4001234567=2468"], "--pin names 4001234567, which is not called"),
     # webhooks
     ("webhooks list without its configuration", ["webhooks", "list", "--config", MISSING],
      f"webhooks: no configuration directory {MISSING}"),

@@ -37,6 +37,8 @@ DIRECT = "4000000001"
 """Dials 13800000011 only: each behaviour ends the call with its own outcome."""
 BUSY_FORWARD = "4000000002"
 """Dials 13800000021, forwards to 13800000011 on busy."""
+PIN_LINE = "4000000006"
+"""Asks every caller for the PIN 2468 (three attempts, up to 6 digits), then dials 13800000011."""
 
 
 def load(router: Daemon, numbers: list[str], mix: str, calls: int, **fields: object) -> CallgenSpec:
@@ -44,10 +46,9 @@ def load(router: Daemon, numbers: list[str], mix: str, calls: int, **fields: obj
         host=router.host,
         port=router.port,
         calls=calls,
-        concurrency=5,
         numbers=numbers,
         mix=parse_mix(mix),
-        **fields,  # type: ignore[arg-type]
+        **{"concurrency": 5, **fields},  # type: ignore[arg-type]
     )
 
 
@@ -81,6 +82,7 @@ def test_a_mix_names_behaviours_with_percentages_summing_to_100() -> None:
         "hangup": 5,
     }
     assert parse_mix("busy=100") == {"busy": 100}
+    assert parse_mix("answer=90,wrong_pin=10") == {"answer": 90, "wrong_pin": 10}
 
 
 @pytest.mark.parametrize(
@@ -144,6 +146,39 @@ def test_a_callers_file_skips_blank_lines_and_comments(tmp_path: Path) -> None:
         read_callers(path)
 
 
+def test_callers_type_the_pin_they_were_given_and_wrong_pin_callers_another() -> None:
+    spec = CallgenSpec(
+        host="127.0.0.1",
+        port=4573,
+        calls=8,
+        concurrency=1,
+        numbers=[PIN_LINE, DIRECT],
+        mix=parse_mix("answer=50,wrong_pin=50"),
+        pins={PIN_LINE: "2468"},
+    )
+    entries = Counter((b, c.dialled, c.pin_entry) for b, c in build_calls(spec))
+    assert entries == {
+        ("answer", PIN_LINE, "2468#"): 2,
+        ("wrong_pin", PIN_LINE, "3579#"): 2,  # every digit another: wrong, whatever the plan
+        ("answer", DIRECT, None): 2,  # no PIN known: silence at a PIN prompt, as ever
+        ("wrong_pin", DIRECT, None): 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pins", "complaint"),
+    [
+        ({PIN_LINE: "24a8"}, "a PIN is 4 to 12 digits"),
+        ({PIN_LINE: "246"}, "a PIN is 4 to 12 digits"),
+        ({"4000000099": "2468"}, "--pin names 4000000099, which is not called"),
+    ],
+)
+def test_a_pin_must_be_digits_for_a_number_called(pins: dict[str, str], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        CallgenSpec(host="127.0.0.1", port=4573, calls=1, concurrency=1, numbers=[PIN_LINE],
+                    pins=pins)  # fmt: skip
+
+
 # --- against the real router --------------------------------------------------------------
 
 
@@ -163,6 +198,68 @@ async def test_each_behaviour_of_the_mix_ends_as_its_own_outcome_on_a_direct_pla
         "BUSY": 5,
         "NOANSWER": 5,
     }
+
+
+async def test_callers_given_the_pin_get_through_to_the_destination(tmp_path: Path) -> None:
+    report, cdrs = await run_and_store(
+        tmp_path, [PIN_LINE], "answer=50,busy=25,noanswer=25", 8, pins={PIN_LINE: "2468"}
+    )
+    assert report.outcomes_by_behaviour == {
+        "answer": {"answered": 4},
+        "busy": {"busy": 2},
+        "noanswer": {"noanswer": 2},
+    }
+    assert (report.pin_asked, report.pin_refused, report.pin_unknown) == (8, 0, ())
+    assert "pin            asked on 8 calls: 8 let through, 0 refused (pin_failed)" in (
+        report.lines()
+    )
+    assert Counter(cdr.legs[0].dial_status for cdr in cdrs) == {
+        "ANSWER": 4,
+        "BUSY": 2,
+        "NOANSWER": 2,
+    }
+
+
+async def test_wrong_pin_callers_are_refused_at_the_pin(tmp_path: Path) -> None:
+    report, cdrs = await run_and_store(
+        tmp_path, [PIN_LINE], "answer=50,wrong_pin=50", 8, pins={PIN_LINE: "2468"}
+    )
+    assert report.outcomes_by_behaviour == {
+        "answer": {"answered": 4},
+        "wrong_pin": {"pin_failed": 4},
+    }
+    assert (report.pin_asked, report.pin_refused) == (8, 4)
+    assert Counter((cdr.outcome, cdr.note) for cdr in cdrs if not cdr.legs) == {
+        ("pin_failed", "wrong PIN 3 times"): 4
+    }
+
+
+async def test_without_the_pin_every_caller_is_refused_at_the_pin_as_before(
+    tmp_path: Path,
+) -> None:
+    report, _ = await run_and_store(tmp_path, [PIN_LINE, DIRECT], "answer=100", 6)
+    assert report.outcomes == {"pin_failed": 3, "answered": 3}
+    assert (report.pin_asked, report.pin_refused, report.pin_unknown) == (3, 3, (PIN_LINE,))
+    assert report.lines()[-5:-3] == [  # before the errors and the two timings
+        "pin            asked on 3 calls: 0 let through, 3 refused (pin_failed)",
+        f"  no --pin for {PIN_LINE}: its callers typed nothing",
+    ]
+
+
+async def test_wrong_pin_callers_count_for_the_routers_pin_guard(tmp_path: Path) -> None:
+    """One caller's failed PIN calls to a number: the router refuses its sixth before the
+    prompt (pin_guard.max_failed_calls 5), whatever the caller would type."""
+    report, _ = await run_and_store(
+        tmp_path,
+        [PIN_LINE],
+        "wrong_pin=100",
+        7,
+        pins={PIN_LINE: "2468"},
+        callers=["13916012345"],
+        concurrency=1,
+    )
+    assert report.outcomes == {"pin_failed": 5, "blocked": 2}
+    assert (report.pin_asked, report.pin_refused) == (5, 5)
 
 
 async def test_the_report_carries_throughput_and_latency_figures(tmp_path: Path) -> None:
@@ -241,6 +338,43 @@ async def test_the_command_calls_every_plan_of_the_config_and_prints_the_report(
     assert "errors         0" in lines
     assert lines[-2].startswith("first command  p50 ")
     assert lines[-1].startswith("call wall      p50 ")
+
+
+async def test_the_command_types_the_pin_given_and_keeps_some_callers_typing_a_wrong_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --pin and no --mix, 5 in 100 callers type a wrong PIN (taken from `answer`)."""
+    async with running_router(tmp_path) as router:
+        argv = ["callgen", "--config", str(E2E_CONFIG), "--target", f"127.0.0.1:{router.port}"]
+        argv += ["--calls", "20", "--concurrency", "4", "--number", PIN_LINE]
+        argv += ["--pin", f"{PIN_LINE}=2468"]
+        code = await asyncio.to_thread(main, argv)
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[1] == "outcomes       answered 13, noanswer 4, busy 2, pin_failed 1"
+    assert "  wrong_pin        1 calls: pin_failed 1" in lines
+    assert "pin            asked on 20 calls: 19 let through, 1 refused (pin_failed)" in lines
+
+
+@pytest.mark.parametrize(
+    ("pins", "complaint"),
+    [
+        (["4000000006"], "argument --pin: '4000000006' is not 400NUMBER=PIN"),
+        (["123=2468"], "argument --pin: '123' is not a 400 number like 4006001234"),
+        (["4000000006=24a8"], "argument --pin: '24a8': a PIN is 4 to 12 digits"),
+        (["4000000006=2468", "400-000-0006=1357"], "argument --pin: 4000000006 is given twice"),
+    ],
+)
+def test_the_command_refuses_a_pin_it_cannot_type(
+    pins: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["callgen", "--target", "127.0.0.1:4573", "--calls", "1", "--concurrency", "1"]
+    for pin in pins:
+        argv += ["--pin", pin]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert complaint in capsys.readouterr().err
 
 
 def test_the_command_fails_when_nothing_listens_at_the_target(
