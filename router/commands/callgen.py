@@ -11,10 +11,11 @@ import asyncio
 import math
 import sys
 
+from dialplan.errors import ConfigError
 from router.commands.arguments import positive, service_number
 from router.commands.exits import EXIT_INTERRUPTED
 from router.configuration.config_dir import load_config
-from router.configuration.settings import parse_listen
+from router.configuration.settings import PinGuardSettings, load_settings, parse_listen
 from router.simulation.callgen import (
     DEFAULT_CALLERS,
     DEFAULT_MIX,
@@ -24,6 +25,7 @@ from router.simulation.callgen import (
     parse_mix,
     read_callers,
     run_callgen,
+    wrong_pins_per_caller,
 )
 
 MAX_CALLS = 10_000_000
@@ -118,11 +120,39 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    _warn_of_the_pin_guard(spec, args.config)
     report = asyncio.run(run_callgen(spec))
     print(*report.lines(), sep="\n")
     if report.interrupted:
         return EXIT_INTERRUPTED
     return 0 if report.ok else 1
+
+
+def _warn_of_the_pin_guard(spec: CallgenSpec, config_dir: str) -> None:
+    """Say before the run when its wrong PINs will get callers refused: the guard's block
+    outlasts the run, so the calls after it, and the next runs', meet `blocked`."""
+    guard = _pin_guard(config_dir)
+    limit = guard.max_failed_calls
+    over = {n: most for n, most in wrong_pins_per_caller(spec).items() if limit and most >= limit}
+    if not over:
+        return
+    print(
+        f"warning: up to {max(over.values())} wrong_pin calls of one caller to "
+        f"{', '.join(over)}: the router's pin_guard refuses a caller (blocked) after {limit} "
+        f"failed PIN calls to a number within {guard.window:g} s, for {guard.block:g} s; give "
+        "more --callers, fewer wrong_pin, or run the router under test with "
+        "pin_guard.max_failed_calls: 0",
+        file=sys.stderr,
+    )
+
+
+def _pin_guard(config_dir: str) -> PinGuardSettings:
+    """The PIN guard of router.yaml in --config, as the router under test likely has it;
+    its defaults when that cannot be read."""
+    try:
+        return load_settings(config_dir).pin_guard
+    except ConfigError:
+        return PinGuardSettings()
 
 
 def _plan_numbers(config_dir: str) -> list[str]:

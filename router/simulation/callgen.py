@@ -276,6 +276,20 @@ def build_calls(spec: CallgenSpec) -> Iterator[tuple[Behaviour, SimulatedCall]]:
         yield behaviour, simulated
 
 
+def wrong_pins_per_caller(spec: CallgenSpec) -> dict[str, int]:
+    """Number with a PIN given -> the most wrong_pin calls one caller makes to it in the
+    run: what the router's PIN guard counts (typing nothing, elsewhere, it does not count).
+    Follows the rotation of `build_calls`."""
+    wrong = apportion(spec.mix, spec.calls).get("wrong_pin", 0)
+    numbers, callers = len(spec.numbers), len(spec.callers)
+    most: dict[str, int] = {}
+    for index, number in enumerate(spec.numbers):
+        calls = wrong // numbers + (index < wrong % numbers)
+        if number in spec.pins and calls:
+            most[number] = math.ceil(calls / callers)
+    return most
+
+
 @dataclass(frozen=True)
 class Percentiles:
     """Nearest-rank percentiles of a set of durations, in seconds."""

@@ -26,6 +26,7 @@ from router.simulation.callgen import (
     read_callers,
     run_callgen,
     spread,
+    wrong_pins_per_caller,
 )
 from router.storage.cdr import CDR
 from router.storage.sqlite import SQLiteStore
@@ -163,6 +164,28 @@ def test_callers_type_the_pin_they_were_given_and_wrong_pin_callers_another() ->
         ("answer", DIRECT, None): 2,  # no PIN known: silence at a PIN prompt, as ever
         ("wrong_pin", DIRECT, None): 2,
     }
+
+
+def test_a_run_knows_how_many_wrong_pins_one_caller_types_to_one_number() -> None:
+    """What the router's PIN guard counts: wrong_pin calls of one caller to one number
+    whose PIN was given (elsewhere they type nothing, which the guard does not count)."""
+
+    def most(callers: int, pins: dict[str, str]) -> dict[str, int]:
+        spec = CallgenSpec(
+            host="127.0.0.1",
+            port=4573,
+            calls=100,
+            concurrency=1,
+            numbers=[PIN_LINE, DIRECT],
+            callers=[f"1391601{n:04d}" for n in range(callers)],
+            mix=parse_mix("answer=89,wrong_pin=11"),  # 11 calls: 6 to PIN_LINE, 5 to DIRECT
+            pins=pins,
+        )
+        return wrong_pins_per_caller(spec)
+
+    assert most(1, {PIN_LINE: "2468"}) == {PIN_LINE: 6}
+    assert most(4, {PIN_LINE: "2468"}) == {PIN_LINE: 2}
+    assert most(1, {}) == {}
 
 
 @pytest.mark.parametrize(
@@ -354,6 +377,29 @@ async def test_the_command_types_the_pin_given_and_keeps_some_callers_typing_a_w
     assert lines[1] == "outcomes       answered 13, noanswer 4, busy 2, pin_failed 1"
     assert "  wrong_pin        1 calls: pin_failed 1" in lines
     assert "pin            asked on 20 calls: 19 let through, 1 refused (pin_failed)" in lines
+
+
+async def test_the_command_warns_when_its_wrong_pins_will_get_callers_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The router's PIN guard refuses a caller after 5 failed PIN calls to a number (the
+    default of router.yaml's pin_guard): for an hour, so later runs meet it too."""
+    callers = tmp_path / "callers.txt"
+    callers.write_text("13916012345\n")
+    async with running_router(tmp_path) as router:
+        argv = ["callgen", "--config", str(E2E_CONFIG), "--target", f"127.0.0.1:{router.port}"]
+        argv += ["--calls", "7", "--concurrency", "1", "--number", PIN_LINE, "--mix"]
+        argv += ["wrong_pin=100", "--pin", f"{PIN_LINE}=2468", "--callers", str(callers)]
+        code = await asyncio.to_thread(main, argv)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err == (
+        f"warning: up to 7 wrong_pin calls of one caller to {PIN_LINE}: the router's "
+        "pin_guard refuses a caller (blocked) after 5 failed PIN calls to a number within "
+        "3600 s, for 3600 s; give more --callers, fewer wrong_pin, or run the router under "
+        "test with pin_guard.max_failed_calls: 0\n"
+    )
+    assert "outcomes       pin_failed 5, blocked 2" in out
 
 
 @pytest.mark.parametrize(
