@@ -19,7 +19,6 @@ from router.configuration.settings import PinGuardSettings, load_settings, parse
 from router.simulation.callgen import (
     DEFAULT_CALLERS,
     DEFAULT_MIX,
-    DEFAULT_PIN_MIX,
     CallgenSpec,
     check_pin,
     parse_mix,
@@ -62,8 +61,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--mix",
         type=_mix,
         help="how destinations and callers behave, percentages summing to 100 "
-        f"(default {_written(DEFAULT_MIX)}; with --pin, {_written(DEFAULT_PIN_MIX)}); "
-        "wrong_pin callers type a wrong PIN and count towards the router's pin_guard",
+        f"(default {_written(DEFAULT_MIX)}); wrong_pin=N adds callers typing a wrong PIN, "
+        "counted by the router's pin_guard",
     )
     parser.add_argument(
         "--pin",
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             numbers=numbers,
             callers=callers,
-            mix=args.mix or (DEFAULT_PIN_MIX if args.pins else DEFAULT_MIX),
+            mix=args.mix or dict(DEFAULT_MIX),
             time_scale=args.time_scale,
             seed=args.seed,
             pins=args.pins,

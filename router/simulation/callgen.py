@@ -52,7 +52,6 @@ from router.simulation.asterisk_agi import (
 Behaviour = Literal["answer", "busy", "noanswer", "hangup", "wrong_pin"]
 BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
 DEFAULT_MIX: dict[Behaviour, int] = {"answer": 70, "busy": 10, "noanswer": 15, "hangup": 5}
-DEFAULT_PIN_MIX: dict[Behaviour, int] = {**DEFAULT_MIX, "answer": 65, "wrong_pin": 5}
 """The mix when PINs are given: some callers still type a wrong one, so a load test of a
 PIN number goes through the refusal too."""
 
