@@ -857,7 +857,7 @@ def test_pin_hash_prints_a_salted_hash_the_pin_verifies_against(
     code, lines = hotline400(capsys, "pin-hash", "--stdin")
     assert code == 0
     [stored] = lines
-    assert "2468" not in stored
+    assert "2468" not in stored.split("$")  # (random hex may hold those digits: 1 in 700)
     assert verify_pin("2468", stored)
     assert not verify_pin("2469", stored)
 
