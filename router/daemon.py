@@ -28,6 +28,7 @@ from router.ami.link import AmiLink
 from router.ami.live_calls import LiveCalls
 from router.ami.reconcile import Reconciler
 from router.call.holding import HoldQueues
+from router.call.pin_checks import PinChecks
 from router.call.pin_guard import PinGuard
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
@@ -175,6 +176,9 @@ class Daemon:
             in_progress=self.in_progress,
             events=CallEvents(self.webhooks.submit, self.sms),
             pin_guard=PinGuard(self.store, self.settings.pin_guard, self.metrics),
+            pin_checks=PinChecks(
+                self.settings.pin_guard.check_workers, self.settings.pin_guard.max_waiting_checks
+            ),
             statuses=NumberStatuses(),
         )
         self.server = FastAGIServer(
@@ -194,6 +198,7 @@ class Daemon:
             webhooks=self.webhooks.undelivered, sms=self.sms.kept, low_balance=low_balance_kept
         )
         self.metrics.watch_hold_queues(self.services.holding)
+        self.metrics.watch_pin_checks(self.services.pin_checks)
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -442,6 +447,7 @@ class Daemon:
         cancelled = await self.server.drain(self.settings.drain_timeout)
         if cancelled:
             log.warning("%d call(s) still running after the drain timeout were cut", cancelled)
+        self.services.pin_checks.close()
         self._stopping.begin(self.settings.store_timeout)
         with one_store_wait(self._stopping):
             await self._stop_with_store(self._stopping)

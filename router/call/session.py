@@ -41,7 +41,6 @@ from dialplan.evaluator import (
 )
 from dialplan.matchers import Call, CallerMatcher
 from dialplan.menus import MenuWalk
-from dialplan.pin import verify_pin
 from dialplan.plan import HoldQueue, Plan
 from router.ami.live_calls import LiveCalls
 from router.call.answer_stamp import (
@@ -61,6 +60,7 @@ from router.call.channel_contract import (
 from router.call.context import CallContext
 from router.call.features import IVR, NO_IVR, feature_on
 from router.call.holding import HoldQueues, RouteKey
+from router.call.pin_checks import PinChecks
 from router.call.pin_guard import WITHHELD, PinGuard
 from router.call.recording import RECORDING, recording_path
 from router.call.refusal_notices import RefusalNotices
@@ -126,6 +126,8 @@ class CallServices:
     """Where Asterisk writes the recordings (router.yaml's recordings_dir)."""
     statuses: NumberStatuses = field(default_factory=NumberStatuses)
     """The inventory's word on the planned numbers, refreshed by the daemon."""
+    pin_checks: PinChecks = field(default_factory=PinChecks)
+    """Entered PINs checked against their hash, on threads of their own, bounded."""
 
 
 @dataclass
@@ -431,15 +433,19 @@ class CallSession:
         await self._answer()
         await self._use_language(decision.language)
         prompt = pin.prompt
-        wrong = unplayable = 0
+        wrong = unplayable = unchecked = 0
         for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
             digits, _ = await self.agi.get_data(
                 prompt, pin.digit_timeout * 1000, pin.max_digits
             )
-            if digits and await asyncio.to_thread(verify_pin, digits, pin.hash):
+            verified = await self.services.pin_checks.verify(digits, pin.hash) if digits else False
+            if verified:
                 return True
+            if verified is None:
+                unchecked += 1
+                self._pin_not_checked()
             # -1: the caller gone, or the prompt missing (fact 20)
             if digits is None and not self.agi.hung_up and await self.agi.channel_up():
                 unplayable += 1
@@ -449,7 +455,7 @@ class CallSession:
             if self.agi.hung_up:
                 break
             self.services.metrics.pin_failed(self.context.dialled)
-            wrong += 1 if digits else 0
+            wrong += 1 if digits and verified is not None else 0
             prompt = pin.retry_prompt
         guard = self.services.pin_guard
         if wrong and guard is not None:
@@ -461,9 +467,24 @@ class CallSession:
         self.record.note = f"wrong PIN {pin.attempts} times"
         if unplayable == pin.attempts:
             self.record.note = "no PIN entered: the PIN prompt cannot be played"
+        elif unchecked:
+            self.record.note = (
+                f"PIN not checked {unchecked} of {pin.attempts} times: the router's PIN checks "
+                "were full (pin_guard.max_waiting_checks)"
+            )
         await self.agi.stream_file(pin.failed_prompt)
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
+
+    def _pin_not_checked(self) -> None:
+        checks = self.services.pin_checks
+        log.warning(
+            "call %s: PIN entry not checked: %d PIN checks running or waiting, the most "
+            "pin_guard allows; %d entries not checked since the start",
+            self.context.call_id,
+            checks.in_flight,
+            checks.refused,
+        )
 
     async def _notice_and_record(self, plan: Plan, decision: Decision) -> bool:
         """Tell the caller the call is recorded, as early media (fact 22: `EXEC Progress`,

@@ -56,6 +56,21 @@ class PinGuardSettings(BaseModel):
     block: float = Field(
         3600.0, gt=0, description="seconds a caller is refused after reaching the threshold"
     )
+    check_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="threads checking entered PINs against their hash at once (scrypt, some "
+        "30 ms of a core each): the most of the router's cores a flood of wrong PINs from "
+        "ever new caller IDs can take from the other calls",
+    )
+    max_waiting_checks: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="entered PINs waiting for a check thread; an entry beyond them is not "
+        "checked: the caller's attempt is spent, nothing is counted against the caller",
+    )
 
 
 class RouterSettings(BaseModel):

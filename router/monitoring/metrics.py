@@ -56,6 +56,7 @@ from router.storage.cdr import ForwardReason, Outcome
 if TYPE_CHECKING:
     from router.ami.link import AmiStats
     from router.call.holding import HoldQueues
+    from router.call.pin_checks import PinChecks
     from router.configuration.plan_book import PlanBook
     from router.money.balance_alerts import BalanceAlerts
     from router.notifications.sms import SmsNotices
@@ -528,6 +529,22 @@ class Metrics:
             yield held
 
         self._watched.add("hold_queues", figures)
+
+    def watch_pin_checks(self, checks: PinChecks) -> None:
+        def figures() -> Iterator[Metric]:
+            yield GaugeMetricFamily(
+                "hotline400_pin_checks_in_flight",
+                "Entered PINs being checked against their hash or waiting for a check thread.",
+                value=checks.in_flight,
+            )
+            yield CounterMetricFamily(
+                "hotline400_pin_entries_unchecked",
+                "Entered PINs not checked because as many checks were running and waiting as "
+                "pin_guard allows (check_workers, max_waiting_checks): a flood of PIN entries.",
+                value=checks.refused,
+            )
+
+        self._watched.add("pin_checks", figures)
 
     def watch_sms(self, sms: SmsNotices) -> None:
         def figures() -> Iterator[Metric]:

@@ -23,6 +23,7 @@ import yaml
 from router.ami.link import AmiStats
 from router.ami.live_calls import LiveCalls
 from router.call.holding import HoldQueues
+from router.call.pin_checks import PinChecks
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.fastagi.server import FastAGIServer
@@ -95,6 +96,7 @@ def defined_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         webhooks=UndeliveredEvents(tmp), sms=sms.kept, low_balance=UndeliveredEvents(tmp, "lb")
     )
     metrics.watch_hold_queues(HoldQueues(LiveCalls()))
+    metrics.watch_pin_checks(PinChecks())
     return {
         family.name + suffix
         for family in metrics.registry.collect()
