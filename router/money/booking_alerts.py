@@ -16,6 +16,8 @@ POST may take at most before it ends, and keeps what did not go through by then.
 booked now count: an entry already on the ledger moves nothing, and a write that booked
 nothing (a transition another router wrote first) warns of nothing. Only the balance of the
 number's current holding is watched: an entry dated in a past holding moves that one's.
+A payment is booked through here too: it takes its turn at the watch, so a fall below the
+threshold after a top-up above it is a new crossing, warned of again.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from decimal import Decimal
 from numbering.lifecycle import Refused, Status, clear_arrears, fall_into_arrears
 from rating.ledger import LedgerEntry
 from rating.tariff import Tariffs
+from router.money.booking_alerts import book_warning_low_balances
 from router.numbers.inventory import Action, Inventory
 
 ZERO = Decimal("0.00")
@@ -65,7 +66,11 @@ async def settle_arrears(inventory: Inventory, tariffs: Tariffs | None, now: dat
 async def book_payment(inventory: Inventory, tariffs: Tariffs | None, entry: LedgerEntry) -> bool:
     """Book a payment on a number's account and settle arrears at its instant: a payment that
     clears a prepaid number's arrears has it connect calls again now, not at the next numbers
-    tick. False when a payment under the entry's ref was booked before (nothing booked)."""
-    booked = await inventory.store.post_ledger([entry])
+    tick. False when a payment under the entry's ref was booked before (nothing booked).
+    The payment takes its turn at the balance watch: a fall below the threshold after it is
+    a new crossing (router.money.booking_alerts)."""
+    booked = await book_warning_low_balances(
+        inventory.watch, inventory.store, [entry], lambda: inventory.store.post_ledger([entry])
+    )
     await settle_arrears(inventory, tariffs, entry.at)
-    return booked
+    return booked > 0

@@ -387,6 +387,22 @@ async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver
     ]
 
 
+def test_a_number_topped_up_above_its_threshold_is_warned_again_when_it_falls_below(
+    config: Path, store_url: str
+) -> None:
+    """The top-up takes its turn at the balance watch too: the fall after it is a new
+    crossing, not one the watch saw before."""
+    asyncio.run(paid(store_url, "120.00"))
+    run(config, "account", "fees", "--day", "2026-12-03")  # 20.00 left
+    run(config, "account", "topup", "--number", PREPAID, "--amount", "60.00",
+        "--at", "2026-12-03 12:00")  # fmt: skip
+    run(config, "bill", "--month", "2026-11", "--close", "--yes", "--today", "2026-12-04")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
+        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
+    ]
+
+
 # --- a number's past holdings -----------------------------------------------------------
 
 
