@@ -4,7 +4,7 @@ Amounts are signed from the account's side: debits (calls, rent, feature fees, m
 top-ups, the number's opening, selection and keeping fees) are negative, payments positive,
 adjustments either. The balance is the opening balance plus the sum of the entries; nothing
 else moves it. The storage side persists LedgerEntry as it is. A service provider's account
-is a ledger of its own (router.numbers.inventory.provider_account).
+is a ledger of its own (router.money.provider_accounts).
 """
 
 from __future__ import annotations

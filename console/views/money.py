@@ -53,8 +53,9 @@ from rating.tariff import Tariffs, feature_name
 from router.money.billing import month_statements
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_of
+from router.money.provider_accounts import provider_account
 from router.numbers import ticking
-from router.numbers.inventory import Inventory, provider_account
+from router.numbers.inventory import Inventory
 
 KIND_NAMES = {
     LedgerKind.CALL.value: "call",

@@ -27,7 +27,7 @@ from console.web import (
     user_of,
 )
 from rating.money import ZERO
-from router.numbers.inventory import provider_account
+from router.money.provider_accounts import provider_account
 from router.storage.console_rows import UserRow
 
 

@@ -68,7 +68,8 @@ from router.commands.arguments import amount, day, instant, moment, service_numb
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
-from router.numbers.inventory import Inventory, provider_account
+from router.money.provider_accounts import provider_account
+from router.numbers.inventory import Inventory
 from router.numbers.ticking import book_payment
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import Holding

@@ -28,7 +28,8 @@ from router.commands.number_output import (
 )
 from router.commands.numbers import inventory_command, licence_number, masked_id_number
 from router.money.books import Books
-from router.numbers.inventory import Inventory, provider_account
+from router.money.provider_accounts import provider_account
+from router.numbers.inventory import Inventory
 from router.storage.number_rows import PartyRow
 
 SHOWN_ENTRIES = 20

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from rating.ledger import LedgerEntry, LedgerKind
-from router.numbers.inventory import provider_account
+from router.money.provider_accounts import provider_account
 from router.storage.protocol import Store
 
 

@@ -23,6 +23,7 @@ from numbering.lifecycle import Change, Fee, NumberRecord, Refused, as_of, catch
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
 from router.money.booking_alerts import Watch, book_warning_low_balances
+from router.money.provider_accounts import provider_account
 from router.storage.number_rows import PartyRow
 from router.storage.protocol import Store
 
@@ -37,11 +38,6 @@ KEEPING = LedgerKind.KEEPING_FEE.value
 
 class NotInInventory(Refused):
     """The number was never imported."""
-
-
-def provider_account(provider: str) -> str:
-    """The ledger account of a service provider (the 400 numbers' accounts are the numbers)."""
-    return f"provider:{provider}"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
 from router.configuration.config_dir import load_config
-from router.numbers.inventory import Inventory, provider_account
+from router.money.provider_accounts import provider_account
+from router.numbers.inventory import Inventory
 from router.numbers.statuses import inventory_status
 from router.numbers.ticking import settle_arrears
 from router.storage.cdr import Outcome
