@@ -155,6 +155,12 @@ class ProviderRow:
     name: str
     full_name: str
     balance: Decimal
+    low_balance_warning: Decimal
+
+    @property
+    def low_balance(self) -> bool:
+        """Below its warning threshold, as a number's balance is marked."""
+        return self.balance < self.low_balance_warning
 
 
 async def accounts_page(request: Request) -> Response:
@@ -182,7 +188,9 @@ async def accounts_page(request: Request) -> Response:
         usage = await console.store.usage(
             provider_account(party.name), f"{now:%Y-%m}", f"{now:%Y-%m-%d}"
         )
-        providers.append(ProviderRow(party.name, party.full_name, usage.balance or ZERO))
+        threshold = party.low_balance_warning
+        assert threshold is not None, "a provider's row has its threshold"
+        providers.append(ProviderRow(party.name, party.full_name, usage.balance or ZERO, threshold))
     return render(request, "accounts.html", {"rows": rows, "providers": providers})
 
 

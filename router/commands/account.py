@@ -9,7 +9,7 @@ account topup --number N | --provider P --amount 600.00 [--ref RECEIPT] [--at TI
     number; a generated unique id by default) makes it safe to repeat: a ref already booked
     with the same amount books nothing, with another amount it is refused.
 account show --provider P
-    A service provider's balance and latest entries.
+    A service provider's balance, low-balance warning threshold and latest entries.
 account show --subscriber S
     What a subscriber left owing (or was owed) on each number it held before the number came
     back to the pool, and the sum: the balances of its past holdings, which no later holder
@@ -214,8 +214,10 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
             if args.number is not None:  # a top-up that clears arrears restores the number
                 inventory = Inventory(store, books.number_rules, books.calendar, watch)
                 booked = await book_payment(inventory, books.tariffs, entry)
-            else:
-                booked = await store.post_ledger([entry])
+            else:  # through the provider's balance watch, as a number's payment is
+                booked = await book_warning_low_balances(
+                    watch, store, [entry], lambda: store.post_ledger([entry])
+                )
             earlier = None if booked else await _payment(store, number, ref)
         balance = await _balance(store, books, number)
     if earlier is None:
@@ -413,13 +415,15 @@ async def _show_provider(books: Books, provider: str) -> int:
     account = provider_account(provider)
     today = datetime.now(books.zone).date()
     async with books.store() as store:
-        if not await store.providers(provider):
+        found = await store.providers(provider)
+        if not found:
             print(f"no service provider {provider} (hotline400 providers list)", file=sys.stderr)
             return 1
         usage = await store.usage(account, f"{today:%Y-%m}", today.isoformat())
         entries = (await store.ledger(account))[-20:]
     print(account)
     print(f"  {'balance':<22}{usage.balance or ZERO}")
+    print(f"  {'low-balance warning':<22}under {found[0].low_balance_warning}")
     for entry in entries:
         print(
             f"  {entry.at.astimezone(books.zone):%Y-%m-%d %H:%M}  {entry.amount:>10}  "

@@ -134,3 +134,21 @@ def amount(limit: Decimal) -> Callable[[str], Decimal]:
 
     parse.__name__ = "amount"
     return parse
+
+
+def threshold(limit: Decimal) -> Callable[[str], Decimal]:
+    """A warning threshold: yuan to the fen from 0 (warn once the balance goes below 0) to
+    `limit`, written as an amount is."""
+
+    def parse(text: str) -> Decimal:
+        if _AMOUNT.fullmatch(text.strip()) is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a threshold like 50.00 (yuan, at most 2 decimals, not below 0)"
+            )
+        value = Decimal(text.strip()).quantize(Decimal("0.01"))
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{text!r}: a threshold is at most {limit:,} yuan")
+        return value
+
+    parse.__name__ = "threshold"
+    return parse

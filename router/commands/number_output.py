@@ -66,7 +66,11 @@ def party_json(party: PartyRow, zone: ZoneInfo) -> dict[str, Any]:
         "legal_representative": party.legal_representative,
         "id": party.id_masked,
         "created": local(party.created_at, zone),
-    } | ({"provider": party.provider} if party.provider else {})
+    } | (
+        {"provider": party.provider}
+        if party.provider
+        else {"low_balance_warning": str(party.low_balance_warning)}
+    )
 
 
 def entry_json(entry: LedgerEntry, zone: ZoneInfo) -> dict[str, Any]:

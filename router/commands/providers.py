@@ -2,11 +2,15 @@
 customers, each with an account, balance and ledger of its own.
 
 providers add NAME --full-name F --licence L --legal-rep R --id-number ID
-providers show NAME     material (ID masked), balance, latest ledger entries, subscribers,
-                        numbers held
+              [--low-balance-warning YUAN]
+providers set NAME --low-balance-warning YUAN
+providers show NAME     material (ID masked), balance, low-balance warning threshold,
+                        latest ledger entries, subscribers, numbers held
 providers list
 A provider's account is topped up with `hotline400 account topup --provider NAME`; the
-feature fees of its subscribers' numbers are deducted from it (`account fees`).
+feature fees of its subscribers' numbers are deducted from it (`account fees`). A booking
+that takes its balance below its threshold (50.00 unless set) raises the low-balance
+warning, as a number's does (router.money.booking_alerts).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import datetime
+from decimal import Decimal
 
 from numbering.lifecycle import Refused
+from rating.tariff import DEFAULT_LOW_BALANCE_WARNING
+from router.commands.arguments import threshold
 from router.commands.number_output import (
     RECORD_HEADER,
     entry_json,
@@ -33,6 +40,8 @@ from router.numbers.inventory import Inventory
 from router.storage.number_rows import PartyRow
 
 SHOWN_ENTRIES = 20
+MAX_THRESHOLD = Decimal("1000000.00")
+"""The highest low-balance warning threshold: the most a provider is topped up at once."""
 SHOWN_NUMBERS = 200
 
 
@@ -54,7 +63,25 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.add_argument(
         "--id-number", required=True, type=masked_id_number, help="the representative's ID (masked)"
     )
+    add.add_argument(
+        "--low-balance-warning",
+        type=threshold(MAX_THRESHOLD),
+        default=DEFAULT_LOW_BALANCE_WARNING,
+        metavar="YUAN",
+        help=f"warn when the balance falls below it (default {DEFAULT_LOW_BALANCE_WARNING})",
+    )
     add.set_defaults(run=inventory_command(_add))
+
+    settings = actions.add_parser("set", parents=[common], help="change a provider's settings")
+    settings.add_argument("name", type=_provider_name, help="the provider's short name")
+    settings.add_argument(
+        "--low-balance-warning",
+        required=True,
+        type=threshold(MAX_THRESHOLD),
+        metavar="YUAN",
+        help="warn when the balance falls below it, e.g. 80.00 (0: once it is below 0)",
+    )
+    settings.set_defaults(run=inventory_command(_set))
 
     show = actions.add_parser("show", parents=[common, formatted], help="one provider")
     show.add_argument("name", type=_provider_name, help="the provider's short name")
@@ -73,7 +100,15 @@ def _provider_name(text: str) -> str:
 
 
 async def _add(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
-    party = PartyRow(args.name, args.full_name, args.licence, args.legal_rep, args.id_number, now)
+    party = PartyRow(
+        args.name,
+        args.full_name,
+        args.licence,
+        args.legal_rep,
+        args.id_number,
+        now,
+        low_balance_warning=args.low_balance_warning,
+    )
     if not await inventory.store.add_party(party):
         raise Refused(f"a service provider {args.name} exists already")
     if args.format == "json":
@@ -81,6 +116,13 @@ async def _add(books: Books, inventory: Inventory, args: argparse.Namespace, now
     else:
         account = provider_account(args.name)
         print(f"added service provider {args.name} ({args.full_name}); account {account}")
+    return 0
+
+
+async def _set(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
+    if not await inventory.store.set_provider_warning(args.name, args.low_balance_warning):
+        raise Refused(f"no service provider {args.name} (hotline400 providers list)")
+    print(f"{args.name}: low-balance warning under {args.low_balance_warning}")
     return 0
 
 
@@ -116,6 +158,7 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
         ("since", local(provider.created_at, zone)),
         ("account", account),
         ("balance", f"{balance:.2f}"),
+        ("low-balance warning", f"under {provider.low_balance_warning}"),
         ("subscribers", ", ".join(s.name for s in subscribers) or "none"),
     ):
         print(f"  {label:<22}{value}")
@@ -137,8 +180,17 @@ async def _list(books: Books, inventory: Inventory, args: argparse.Namespace, no
         print_json([party_json(provider, books.zone) for provider in providers])
     elif providers:
         print_table(
-            ("name", "full name", "licence", "since"),
-            [(p.name, p.full_name, p.licence, local(p.created_at, books.zone)) for p in providers],
+            ("name", "full name", "licence", "since", "warning under"),
+            [
+                (
+                    p.name,
+                    p.full_name,
+                    p.licence,
+                    local(p.created_at, books.zone),
+                    str(p.low_balance_warning),
+                )
+                for p in providers
+            ],
         )
     else:
         print("no service provider yet (hotline400 providers add)")

@@ -16,8 +16,12 @@ POST may take at most before it ends, and keeps what did not go through by then.
 booked now count: an entry already on the ledger moves nothing, and a write that booked
 nothing (a transition another router wrote first) warns of nothing. Only the balance of the
 number's current holding is watched: an entry dated in a past holding moves that one's.
-A payment is booked through here too: it takes its turn at the watch, so a fall below the
-threshold after a top-up above it is a new crossing, warned of again.
+
+A service provider's account (the feature fees of the numbers it holds) is watched the same
+way, against the threshold the store keeps for it (`providers add|set --low-balance-warning`),
+its warning the webhook's `provider_low_balance` event. A payment is booked through here too:
+it takes its turn at the watch, so a fall below the threshold after a top-up above it is a
+new crossing, warned of again.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from rating.money import ZERO
 from rating.tariff import Tariffs
 from router.configuration.settings import RouterSettings
 from router.money.balance_alerts import BalanceAlerts
+from router.money.provider_accounts import provider_of
 from router.notifications.low_balance import LOW_BALANCE_UNDELIVERED_FILE, webhook_for
 from router.notifications.sms import SMS_UNDELIVERED_FILE, RateLimit, SmsNotices, sender_for
 from router.notifications.undelivered import UndeliveredEvents
@@ -49,8 +54,8 @@ TICK = timedelta(microseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """Whose balances a booking watches (the prepaid accounts of `tariffs`; none without
-    tariffs) and where their warnings go."""
+    """Whose balances a booking watches (the prepaid accounts of `tariffs`, none without
+    tariffs; and the service providers') and where their warnings go."""
 
     tariffs: Tariffs | None
     alerts: BalanceAlerts
@@ -93,22 +98,19 @@ async def book_warning_low_balances(
     write: Callable[[], Awaitable[Written]],
 ) -> Written:
     """Book `entries` by `write` (the store call that writes them, with whatever goes in
-    the same transaction) and warn for each prepaid balance they take below its threshold;
-    returns what `write` returned. A write that says False or 0 booked nothing."""
-    accounts = watch.tariffs.accounts if watch.tariffs is not None else {}
-    prepaid = {
-        entry.number
-        for entry in entries
-        if (account := accounts.get(entry.number)) is not None and account.prepaid
-    }
+    the same transaction) and warn for each watched balance (a prepaid number's, a service
+    provider's) they take below its threshold; returns what `write` returned. A write that
+    says False or 0 booked nothing."""
+    thresholds = await _thresholds(watch, store, {entry.number for entry in entries})
     before: dict[str, Decimal] = {}
     since: dict[str, datetime | None] = {}
-    for number in sorted(prepaid):
+    for number in sorted(thresholds):
         before[number], since[number] = await _current_holding(store, number)
     watched = [
         entry
         for entry in entries
-        if entry.number in prepaid and ((start := since[entry.number]) is None or entry.at >= start)
+        if entry.number in thresholds
+        and ((start := since[entry.number]) is None or entry.at >= start)
     ]  # an entry dated in a past holding moves that one's balance, not this one's
     held = await _held(store, watched)
     written = await write()
@@ -120,9 +122,24 @@ async def book_warning_low_balances(
             moved[entry.number].append(entry.amount)
     for number, moves in sorted(moved.items()):
         seen, now = await store.watch_balance(number)
-        threshold = accounts[number].low_balance_warning
-        watch.alerts.watched(number, seen, now, moves, threshold, before[number])
+        watch.alerts.watched(number, seen, now, moves, thresholds[number], before[number])
     return written
+
+
+async def _thresholds(watch: Watch, store: Store, accounts: set[str]) -> dict[str, Decimal]:
+    """The warning threshold of each of `accounts` whose balance is watched: a prepaid
+    number's (tariffs.yaml) and a service provider's (the store's)."""
+    numbers = watch.tariffs.accounts if watch.tariffs is not None else {}
+    thresholds: dict[str, Decimal] = {}
+    for account in sorted(accounts):
+        provider = provider_of(account)
+        if provider is not None:
+            for row in await store.providers(provider):
+                if row.low_balance_warning is not None:
+                    thresholds[account] = row.low_balance_warning
+        elif (terms := numbers.get(account)) is not None and terms.prepaid:
+            thresholds[account] = terms.low_balance_warning
+    return thresholds
 
 
 async def _current_holding(store: Store, number: str) -> tuple[Decimal, datetime | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from numbering.lifecycle import Change, NumberRecord, Status
@@ -62,6 +63,8 @@ class PartyRow:
     created_at: datetime
     provider: str | None = None
     """The subscriber's service provider; None for a provider."""
+    low_balance_warning: Decimal | None = None
+    """A provider's low-balance warning threshold; None for a subscriber."""
 
 
 class NameTaken(Exception):
@@ -74,6 +77,10 @@ def _us(moment: datetime | None) -> int | None:
 
 def _at(value: int | None) -> datetime | None:
     return None if value is None else from_epoch_us(value)
+
+
+def _yuan(fen: int | None) -> Decimal | None:
+    return None if fen is None else yuan_of(fen)
 
 
 def record_params(record: NumberRecord) -> tuple[Any, ...]:
@@ -153,4 +160,5 @@ def party_from_row(row: Row) -> PartyRow:
         id_masked=row["id_masked"],
         created_at=from_epoch_us(row["created_us"]),
         provider=row["provider"],
+        low_balance_warning=_yuan(row["low_balance_warning_fen"]),
     )

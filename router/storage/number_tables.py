@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from numbering.lifecycle import Change, NumberRecord, Status
 from rating.ledger import LedgerEntry
+from rating.tariff import DEFAULT_LOW_BALANCE_WARNING
 from router.storage import queries
 from router.storage.number_patterns import pattern_ranges
 from router.storage.number_rows import (
@@ -246,9 +248,21 @@ class NumberTables(SessionSource):
         where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
         async with self._connected() as session:
             rows = await session.fetch(
-                f"SELECT {_PARTY}, NULL AS provider FROM providers {where} ORDER BY name", params
+                f"SELECT {_PARTY}, NULL AS provider, low_balance_warning_fen FROM providers "
+                f"{where} ORDER BY name",
+                params,
             )
         return [party_from_row(row) for row in rows]
+
+    async def set_provider_warning(self, name: str, threshold: Decimal) -> bool:
+        """Set the provider's low-balance warning threshold; False if there is no such
+        provider."""
+        async with self._single_write() as session:
+            updated = await session.execute(
+                "UPDATE providers SET low_balance_warning_fen = ? WHERE name = ?",
+                (fen_of(threshold), name),
+            )
+        return updated == 1
 
     async def subscribers(
         self, *, name: str | None = None, provider: str | None = None
@@ -261,7 +275,8 @@ class NumberTables(SessionSource):
             where.add("provider = ?", provider)
         async with self._connected() as session:
             rows = await session.fetch(
-                f"SELECT {_PARTY}, provider FROM subscribers WHERE {where.sql()} ORDER BY name",
+                f"SELECT {_PARTY}, provider, NULL AS low_balance_warning_fen FROM subscribers "
+                f"WHERE {where.sql()} ORDER BY name",
                 where.params,
             )
         return [party_from_row(row) for row in rows]
@@ -300,7 +315,12 @@ def _party_insert(party: PartyRow) -> tuple[str, tuple[object, ...]]:
         epoch_us(party.created_at),
     )
     if party.provider is None:
-        sql = f"INSERT INTO providers ({_PARTY}) VALUES (?, ?, ?, ?, ?, ?)"
+        sql = (
+            f"INSERT INTO providers ({_PARTY}, low_balance_warning_fen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        threshold = party.low_balance_warning
+        params = (*params, fen_of(DEFAULT_LOW_BALANCE_WARNING if threshold is None else threshold))
     else:
         sql = f"INSERT INTO subscribers ({_PARTY}, provider) VALUES (?, ?, ?, ?, ?, ?, ?)"
         params = (*params, party.provider)

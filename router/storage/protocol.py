@@ -334,6 +334,10 @@ class Store(Protocol):
 
     async def providers(self, name: str | None = None) -> list[PartyRow]: ...
 
+    async def set_provider_warning(self, name: str, threshold: Decimal) -> bool:
+        """Set a service provider's low-balance warning threshold; False if there is no
+        such provider."""
+
     async def subscribers(
         self, *, name: str | None = None, provider: str | None = None
     ) -> list[PartyRow]: ...

@@ -391,6 +391,14 @@ restart, the holder dead, and takes its lease over at once. Empty on leases of r
 before version 20."""
 
 
+PROVIDER_WARNING_COLUMN = (
+    "ALTER TABLE providers ADD COLUMN low_balance_warning_fen bigint NOT NULL DEFAULT 5000",
+)
+"""A service provider's low-balance warning threshold (router.money.booking_alerts): the
+provider is warned when a booking takes its balance below it. Providers added before version
+22 warn under 50.00, the default a number's account has (rating.tariff)."""
+
+
 def rerated_call_sql(ref: str) -> str:
     """SQL of the call id in the ref `ref` of a re-rating adjustment, 'rerate:<call id>:<n>'
     (rating.rerating.rerate_ref): what is left without the prefix and the trailing ':<n>'."""
@@ -568,6 +576,7 @@ VERSIONS: dict[int, Sequence[str]] = {
     19: (BALANCE_WATCH,),
     20: LEASE_SPOOL_COLUMN,
     21: (HOLDING_USAGE, HOLDING_CALL_UNITS, *HOLDING_USAGE_BACKFILL),
+    22: PROVIDER_WARNING_COLUMN,
 }
 """The tables each version adds, on every engine; a new table is a new version here."""
 

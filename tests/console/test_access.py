@@ -363,6 +363,9 @@ async def test_the_operator_scans_every_account_and_each_providers_balance(
             ]
         )
         await site.store.add_party(PartyRow("sp-east", "East Reseller", "", "", "", NOW))
+        await site.store.add_party(
+            PartyRow("sp-west", "West Reseller", "", "", "", NOW, low_balance_warning=Decimal(80))
+        )
         ops = await site.signed_in("ops")
         page = (await ops.get("/accounts")).text
         rows = {
@@ -376,7 +379,10 @@ async def test_the_operator_scans_every_account_and_each_providers_balance(
         assert 'data-testid="low-count">1 low on balance<' in page
         providers = page.split('data-testid="providers"')[1]
         assert '<td>sp-east</td><td class="wrap">East Reseller</td>' in providers
-        assert '<td class="num">75.50</td>' in providers
+        east = providers.split('data-testid="provider-sp-east"')[1].split("</tr>")[0]
+        assert '<td class="num">75.50</td><td class="num">50.00</td>' in east  # the default
+        west = providers.split('data-testid="provider-sp-west"')[1].split("</tr>")[0]
+        assert '>low</span> 0.00</td><td class="num">80.00</td>' in west
         await ops.aclose()
 
 

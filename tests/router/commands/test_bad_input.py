@@ -219,6 +219,19 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "argument name: 'sp east' is not a provider name"),
     ("a provider nobody added", ["providers", "show", "sp-north"],
      "no service provider sp-north (hotline400 providers list)"),
+    ("a threshold for a provider nobody added", ["providers", "set", "sp-north",
+     "--low-balance-warning", "80"], "no service provider sp-north (hotline400 providers list)"),
+    ("a provider's threshold below 0", ["providers", "set", "sp-east",
+     "--low-balance-warning", "-5"], "argument --low-balance-warning: '-5' is not a threshold"),
+    ("a provider's threshold in tenths of a fen", ["providers", "set", "sp-east",
+     "--low-balance-warning", "50.005"],
+     "argument --low-balance-warning: '50.005' is not a threshold like 50.00"),
+    ("a provider's threshold beyond any top-up", ["providers", "add", "sp-east",
+     "--full-name", "E", "--licence", "91310000MA1FL0XX1X", "--legal-rep", "W",
+     "--id-number", "110101199003071234", "--low-balance-warning", "1000000.01"],
+     "argument --low-balance-warning: '1000000.01': a threshold is at most 1,000,000.00 yuan"),
+    ("a provider's settings without a setting", ["providers", "set", "sp-east"],
+     "the following arguments are required: --low-balance-warning"),
 ]
 PIPED_IN = {
     "a PIN of letters": "24a8\n",
@@ -235,6 +248,7 @@ WITH_BOOKS = {
     "a reservation of a number not in the inventory",
     "an application with half the real-name material",
     "a provider nobody added",
+    "a threshold for a provider nobody added",
     "terms of a number without an account",
 }
 """Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""

@@ -907,3 +907,26 @@ def test_import_reads_a_list_saved_with_a_byte_order_mark_and_windows_line_ends(
         "imported 11 number(s) into the pool; 0 already in the inventory\n",
         "",
     )
+
+
+def test_a_providers_low_balance_warning_is_50_unless_given_and_can_be_changed(stocked, capsys):
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
+    assert json.loads(out)["low_balance_warning"] == "50.00"
+    code, out, _ = run(
+        stocked, capsys, "providers", "add", "sp-south", *PROVIDER,
+        "--low-balance-warning", "120.5", "--format", "json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["low_balance_warning"] == "120.50"
+
+    code, out, _ = run(stocked, capsys, "providers", "set", "sp-east", "--low-balance-warning", "0")
+    assert (code, out) == (0, "sp-east: low-balance warning under 0.00\n")
+    code, out, _ = run(stocked, capsys, "providers", "show", "sp-east")
+    assert "  low-balance warning   under 0.00\n" in out
+    code, out, _ = run(stocked, capsys, "account", "show", "--provider", "sp-south")
+    assert "  low-balance warning   under 120.50\n" in out
+    code, out, _ = run(stocked, capsys, "providers", "list", "--format", "json")
+    assert {p["name"]: p["low_balance_warning"] for p in json.loads(out)} == {
+        "sp-east": "0.00",
+        "sp-south": "120.50",
+        "sp-west": "50.00",
+    }

@@ -387,22 +387,6 @@ async def test_the_daemons_tick_warns_of_a_keeping_fee_and_waits_for_no_receiver
     ]
 
 
-def test_a_number_topped_up_above_its_threshold_is_warned_again_when_it_falls_below(
-    config: Path, store_url: str
-) -> None:
-    """The top-up takes its turn at the balance watch too: the fall after it is a new
-    crossing, not one the watch saw before."""
-    asyncio.run(paid(store_url, "120.00"))
-    run(config, "account", "fees", "--day", "2026-12-03")  # 20.00 left
-    run(config, "account", "topup", "--number", PREPAID, "--amount", "60.00",
-        "--at", "2026-12-03 12:00")  # fmt: skip
-    run(config, "bill", "--month", "2026-11", "--close", "--yes", "--today", "2026-12-04")
-    assert Receiver.received == [
-        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
-        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
-    ]
-
-
 # --- a number's past holdings -----------------------------------------------------------
 
 
@@ -475,3 +459,88 @@ def test_bookings_at_once_warn_once_of_the_crossing_they_make_together(
     warnings = asyncio.run(book_at_once(store_url, "60.00", debits))
     assert len(warnings) == warned
     assert all(balance < Decimal("50.00") for balance in warnings)
+
+
+# --- a service provider's balance ------------------------------------------------------
+
+PROVIDER_TARIFFS = TARIFFS.replace(
+    "features:\n  recording: 100.00\n",
+    "features:\n  recording: 100.00\n  ivr: 30.00\n  screen_pop: 45.00\n",
+).replace(
+    "features: {recording: 2026-12-03}\n  \"4000000009\"",
+    "features: {recording: 2026-12-03, ivr: 2026-12-04, screen_pop: 2026-12-05}\n"
+    '  "4000000009"',
+)
+"""4000000008's recording (100.00), IVR (30.00) and screen pop (45.00), switched on on 3, 4
+and 5 December, deducted from sp-east, the provider holding it."""
+
+
+def provider_warning(balance: str, threshold: str = "50.00") -> dict[str, str]:
+    return {
+        "event": "provider_low_balance",
+        "provider": "sp-east",
+        "balance": balance,
+        "threshold": threshold,
+    }
+
+
+@pytest.fixture
+def held_by_provider(stocked: Path) -> Path:
+    """4000000008 applied for through sp-east, whose fees the provider pays."""
+    assert PROVIDER_TARIFFS != TARIFFS
+    (stocked / "tariffs.yaml").write_text(PROVIDER_TARIFFS, encoding="utf-8")
+    applied(stocked)
+    return stocked
+
+
+def provider_topup(config: Path, amount: str, at: str) -> None:
+    run(config, "account", "topup", "--provider", "sp-east", "--amount", amount, "--at", at)
+
+
+def test_a_fee_taking_a_providers_balance_below_its_threshold_warns_once_per_crossing(
+    held_by_provider: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider's warning is its own event, naming the provider; the number's own
+    balance, which paid the opening and selection fees from nothing, crossed nothing."""
+    caplog.set_level("WARNING", "hotline400.balance")
+    provider_topup(held_by_provider, "120.00", "2026-12-02 09:00")
+    run(held_by_provider, "account", "fees", "--day", "2026-12-03")  # 100.00: 20.00 left
+    assert Receiver.received == [provider_warning("20.00")]
+    run(held_by_provider, "account", "fees", "--day", "2026-12-04")  # 30.00: below already
+    run(held_by_provider, "account", "fees", "--day", "2026-12-04")  # booked before
+    assert Receiver.received == [provider_warning("20.00")]
+
+    provider_topup(held_by_provider, "100.00", "2026-12-04 12:00")  # 90.00: above again
+    run(held_by_provider, "account", "fees", "--day", "2026-12-05")  # 45.00: below again
+    assert Receiver.received == [provider_warning("20.00"), provider_warning("45.00")]
+    assert [r.getMessage() for r in caplog.records if r.name == "hotline400.balance"] == [
+        "low balance: service provider sp-east has 20.00 yuan left, below its warning "
+        "threshold of 50.00",
+        "low balance: service provider sp-east has 45.00 yuan left, below its warning "
+        "threshold of 50.00",
+    ]
+
+
+def test_a_providers_own_threshold_is_the_one_warned_against(held_by_provider: Path) -> None:
+    run(held_by_provider, "providers", "set", "sp-east", "--low-balance-warning", "15.5")
+    provider_topup(held_by_provider, "120.00", "2026-12-02 09:00")
+    run(held_by_provider, "account", "fees", "--day", "2026-12-03")  # 20.00 left: above 15.50
+    assert Receiver.received == []
+    run(held_by_provider, "account", "fees", "--day", "2026-12-04")  # -10.00
+    assert Receiver.received == [provider_warning("-10.00", "15.50")]
+
+
+def test_a_number_topped_up_above_its_threshold_is_warned_again_when_it_falls_below(
+    config: Path, store_url: str
+) -> None:
+    """The top-up takes its turn at the balance watch too: the fall after it is a new
+    crossing, not one the watch saw before."""
+    asyncio.run(paid(store_url, "120.00"))
+    run(config, "account", "fees", "--day", "2026-12-03")  # 20.00 left
+    run(config, "account", "topup", "--number", PREPAID, "--amount", "60.00",
+        "--at", "2026-12-03 12:00")  # fmt: skip
+    run(config, "bill", "--month", "2026-11", "--close", "--yes", "--today", "2026-12-04")
+    assert Receiver.received == [
+        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
+        {"event": "low_balance", "number": PREPAID, "balance": "20.00", "threshold": "50.00"},
+    ]

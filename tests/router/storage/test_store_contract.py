@@ -482,7 +482,7 @@ async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
 
 
 def test_both_engines_are_at_the_same_schema_version() -> None:
-    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 21
+    assert store.SCHEMA_VERSION == pg.SCHEMA_VERSION == 22
 
 
 async def test_a_new_database_is_at_the_current_schema_version(
@@ -524,11 +524,11 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
     upgrade = ["db", "upgrade", "--config", str(config)]
 
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 21 (upgraded from 0)" in capsys.readouterr().out
+    assert "schema version 22 (upgraded from 0)" in capsys.readouterr().out
     assert await asyncio.to_thread(main, upgrade) == 0
-    assert "schema version 21 (already current)" in capsys.readouterr().out
+    assert "schema version 22 (already current)" in capsys.readouterr().out
     versions = await engine.sql("SELECT version FROM schema_version ORDER BY version")
-    assert versions == [(v,) for v in range(1, 22)]
+    assert versions == [(v,) for v in range(1, 23)]
 
 
 # --- each number's terms ------------------------------------------------------------------
@@ -750,6 +750,33 @@ async def test_a_calls_read_of_the_balance_seeks_the_current_holding_by_its_key(
         assert any(seek in step for step in plan), plan
     scans = [step for step in plan for alias in "bhmdc" if re.search(rf"SCAN {alias}\b", step)]
     assert not scans, plan
+
+
+async def test_a_provider_added_before_version_22_warns_under_50_and_its_threshold_can_be_set(
+    engine: Engine,
+) -> None:
+    migrations = store.MIGRATIONS if engine.name == "sqlite" else pg.MIGRATIONS
+    await engine.sql("CREATE TABLE schema_version (version integer NOT NULL)")
+    for version, statements in enumerate(migrations[:21], start=1):
+        for statement in statements:
+            await engine.sql(statement)
+        await engine.sql(f"INSERT INTO schema_version VALUES ({version})")
+    await engine.sql(
+        "INSERT INTO providers (name, full_name, licence, legal_representative, id_masked, "
+        "created_us) VALUES ('sp-east', 'East Reseller', '', '', '', 0)"
+    )
+
+    upgraded = engine.store()
+    await upgraded.open()
+    try:
+        [provider] = await upgraded.providers("sp-east")
+        assert provider.low_balance_warning == Decimal("50.00")
+        assert await upgraded.set_provider_warning("sp-east", Decimal("12.34"))
+        assert not await upgraded.set_provider_warning("sp-north", Decimal("12.34"))
+        [provider] = await upgraded.providers()
+        assert provider.low_balance_warning == Decimal("12.34")
+    finally:
+        await upgraded.close()
 
 
 @pytest.mark.parametrize("before", [15, 14])
