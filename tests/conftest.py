@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import ssl
 import textwrap
 import time
 import uuid
@@ -365,12 +366,18 @@ class HttpReceiver:
     with a body of 100 GB: it sends up to 64 MB, as fast as the client reads, then never
     closes; `streamed` counts the bytes it got out), or a list of those taken in turn (the
     last one repeats). `refusing()` gives a port nothing listens on, for a receiver that
-    refuses connections.
+    refuses connections. With `tls` it serves HTTPS with that context.
     """
 
-    def __init__(self, behaviour: str | list[str] = "ok", delay: float = 10.0) -> None:
+    def __init__(
+        self,
+        behaviour: str | list[str] = "ok",
+        delay: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.behaviours = [behaviour] if isinstance(behaviour, str) else list(behaviour)
         self.delay = delay
+        self.tls = tls
         self.received: list[Received] = []
         self.streamed = 0
         self.port = 0
@@ -379,7 +386,8 @@ class HttpReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/events"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/events"
 
     @property
     def moved_to(self) -> str:
@@ -395,7 +403,7 @@ class HttpReceiver:
         return f"http://127.0.0.1:{port}/events"
 
     async def __aenter__(self) -> HttpReceiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

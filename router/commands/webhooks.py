@@ -70,7 +70,7 @@ def run_replay(args: argparse.Namespace) -> int:
     plans, _ = load_plans(Path(args.config) / "plans")
     delivered: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
-    transport = checked_sync_transport(settings.crm_networks())
+    transport = checked_sync_transport(settings.crm_networks(), settings.crm_proxy)
     with (
         kept.replaying(),
         httpx.Client(timeout=settings.webhook_timeout, transport=transport) as client,

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -26,7 +27,7 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.validation import IanaZone, problems_from_validation
 from dialplan.yaml_source import read_yaml
 from rating.tariff import DEFAULT_TIMEZONE
-from router.storage.location import parse_store_url
+from router.storage.location import parse_store_url, redacted
 
 ROUTER_FILE = "router.yaml"
 
@@ -37,6 +38,23 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         raise ValueError(f"{value} is not HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+def is_proxy_url(value: str) -> bool:
+    """An HTTP proxy's address as httpx takes it: the scheme, host and port, no more."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and bool(port)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 class PinGuardSettings(BaseModel):
@@ -271,6 +289,13 @@ class RouterSettings(BaseModel):
         "(an on-premises CRM, e.g. 10.20.0.0/16); loopback, link-local and private addresses "
         "are refused unless listed here",
     )
+    crm_proxy: str | None = Field(
+        None,
+        description="HTTP proxy CRM events go through, http://HOST:PORT or https://HOST:PORT "
+        "(USER:PASSWORD@ before HOST if it asks for them), for a router that reaches the "
+        "Internet only so; the router still checks the CRM's addresses first, and "
+        "HTTP(S)_PROXY of the environment is never used",
+    )
     webhook_queue: int = Field(
         10000,
         ge=10,
@@ -364,6 +389,18 @@ class RouterSettings(BaseModel):
                     "network", "{value} is not an address or network", {"value": repr(value)}
                 ) from None
         return values
+
+    @field_validator("crm_proxy")
+    @classmethod
+    def _crm_proxy(cls, value: str | None) -> str | None:
+        if value is not None and not is_proxy_url(value):
+            raise PydanticCustomError(
+                "crm_proxy",
+                "{value} is not http://HOST:PORT or https://HOST:PORT (with USER:PASSWORD@ "
+                "before HOST if the proxy asks for them)",
+                {"value": repr(redacted(value))},
+            )
+        return value
 
     @field_validator("dial_template")
     @classmethod

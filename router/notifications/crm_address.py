@@ -7,7 +7,9 @@ An address is allowed when it is public (`is_global`), or inside one of the oper
 `crm_allowed_networks` in router.yaml (an on-premises CRM). A literal address in the URL is
 checked when a plan is saved from the console and by `hotline400 check`; at send time the
 name is resolved and every address it gives is checked, and the connection goes to the
-address checked, so a public name that resolves to 127.0.0.1 is refused too.
+address checked, so a public name that resolves to 127.0.0.1 is refused too. Through the
+operator's proxy (`crm_proxy`) the name is checked the same way before the proxy is asked,
+and the proxy resolves it again to connect.
 """
 
 from __future__ import annotations
@@ -73,9 +75,15 @@ def plan_problems(file: str, text: str, plan: Plan, allowed: Sequence[Network]) 
     return [read_yaml(file, text).problem(("crm", "url"), why)]
 
 
-def checked_transport(allowed: Sequence[Network], limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its connections made through `CheckedBackend` (and, as any
-    transport given to a client, no proxy from the environment: it would connect for us)."""
+def checked_transport(
+    allowed: Sequence[Network], limits: httpx.Limits, proxy: str | None = None
+) -> httpx.AsyncBaseTransport:
+    """httpx's transport with its connections made through `CheckedBackend`, or, given the
+    operator's `proxy` (router.yaml crm_proxy), through that proxy once `ProxiedTransport`
+    has checked the CRM's addresses. As any transport given to a client, it takes no proxy
+    from the environment (HTTP(S)_PROXY): that one would resolve the CRM's name unchecked."""
+    if proxy is not None:
+        return ProxiedTransport(allowed, httpx.AsyncHTTPTransport(limits=limits, proxy=proxy))
     transport = httpx.AsyncHTTPTransport(limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(  # httpx takes no network backend
         ssl_context=httpx.create_ssl_context(),
@@ -87,8 +95,12 @@ def checked_transport(allowed: Sequence[Network], limits: httpx.Limits) -> httpx
     return transport
 
 
-def checked_sync_transport(allowed: Sequence[Network]) -> httpx.HTTPTransport:
+def checked_sync_transport(
+    allowed: Sequence[Network], proxy: str | None = None
+) -> httpx.BaseTransport:
     """`checked_transport` for a command's blocking client (`webhooks replay`)."""
+    if proxy is not None:
+        return ProxiedSyncTransport(allowed, httpx.HTTPTransport(proxy=proxy))
     transport = httpx.HTTPTransport()
     transport._pool = httpcore.ConnectionPool(  # httpx takes no network backend
         ssl_context=httpx.create_ssl_context(), network_backend=CheckedSyncBackend(allowed)
@@ -105,6 +117,48 @@ def _checked(host: str, found: Iterable[tuple[Any, ...]], allowed: Sequence[Netw
         if not address_allowed(address, allowed):
             raise RefusedAddress(refusal(host, address))
     return addresses[0]
+
+
+def _target(url: httpx.URL) -> tuple[str, int]:
+    """The host and port a request is for, the scheme's port when the URL names none."""
+    return url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+class ProxiedSyncTransport(httpx.BaseTransport):
+    """`ProxiedTransport` for a command's blocking client."""
+
+    def __init__(self, allowed: Sequence[Network], proxied: httpx.HTTPTransport) -> None:
+        self._allowed = tuple(allowed)
+        self._proxied = proxied
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host, port = _target(request.url)
+        _checked(host, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), self._allowed)
+        return self._proxied.handle_request(request)
+
+    def close(self) -> None:
+        self._proxied.close()
+
+
+class ProxiedTransport(httpx.AsyncBaseTransport):
+    """Sends through the operator's HTTP proxy (a CONNECT tunnel to an https CRM, the whole
+    URL to an http one), once every address the CRM's name resolves to here is allowed. The
+    proxy resolves the name again to connect: a name that changes between the two lookups
+    is the proxy's to police. The proxy's own address is the operator's and is not checked."""
+
+    def __init__(self, allowed: Sequence[Network], proxied: httpx.AsyncHTTPTransport) -> None:
+        self._allowed = tuple(allowed)
+        self._proxied = proxied
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host, port = _target(request.url)
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        _checked(host, found, self._allowed)
+        return await self._proxied.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._proxied.aclose()
 
 
 class CheckedSyncBackend(httpcore.NetworkBackend):

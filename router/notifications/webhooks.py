@@ -94,6 +94,9 @@ class WebhookDelivery:
     allowed_networks: Sequence[Network] = ()
     """Private networks a CRM may be in (router.yaml's crm_allowed_networks); public
     addresses always are."""
+    proxy: str | None = None
+    """The operator's HTTP proxy events go through (router.yaml's crm_proxy); None: straight
+    to the CRM."""
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(self.queue_size)
@@ -110,9 +113,8 @@ class WebhookDelivery:
 
     async def start(self) -> None:
         limits = httpx.Limits(max_connections=self.workers * 4)
-        self._client = httpx.AsyncClient(
-            timeout=self.timeout, transport=checked_transport(self.allowed_networks, limits)
-        )
+        transport = checked_transport(self.allowed_networks, limits, self.proxy)
+        self._client = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         self._workers = [
             asyncio.create_task(self._work(), name=f"webhook-{n}") for n in range(self.workers)
         ]
