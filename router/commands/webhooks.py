@@ -116,7 +116,7 @@ def _post(client: httpx.Client, record: dict[str, Any], crm: CrmEvents) -> str |
             _skim(response)
     except RefusedAddress as refused:
         return f"crm.url: {refused}"
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, OSError) as error:  # OSError: the CRM's name did not resolve
         if status is None:
             return f"{type(error).__name__}: {error}"
     if 200 <= status < 300:

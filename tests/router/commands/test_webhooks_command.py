@@ -159,3 +159,19 @@ def test_drop_shows_then_removes_only_the_events_chosen(
     assert capsys.readouterr().err == "webhooks: no undelivered event c.1/end\n"
     assert main(["webhooks", "drop", "--number", CRM_PLAN, "--yes"]) == 0
     assert kept.read() == []
+
+
+@pytest.mark.usefixtures("crm_key")
+@pytest.mark.parametrize("proxy", ["", "crm_proxy: http://127.0.0.1:9\n"])
+def test_a_replay_to_a_crm_name_that_does_not_resolve_keeps_the_event_with_why(
+    workdir: Path, capsys: pytest.CaptureFixture[str], proxy: str
+) -> None:
+    """A name the DNS does not know (a typo in crm.url, a CRM gone) is a failure like any
+    other, with or without the operator's proxy: the event stays, its error the lookup's."""
+    with (workdir / "config" / "router.yaml").open("a", encoding="utf-8") as settings:
+        settings.write(proxy)
+    kept = kept_events(workdir, "http://crm.hotline400-test.invalid/events", 1)
+    assert main(["webhooks", "replay"]) == 1
+    (record,) = kept.read()
+    assert record["error"].startswith("gaierror: ") and record["attempts"] == 6
+    assert capsys.readouterr().out.startswith("delivered 0, still undelivered 1\n")
