@@ -33,7 +33,8 @@ class TinyProxy:
     and port it names; a request naming a whole URL (absolute form) is passed on to that
     host with its path alone. It counts the connections it took and what it relayed."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.connections = 0
         self.tunnels: list[str] = []
         """CONNECT targets, HOST:PORT."""
@@ -47,10 +48,10 @@ class TinyProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> TinyProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -203,6 +204,18 @@ async def test_an_https_crm_is_reached_through_a_tunnel_the_proxy_opens(
     (received,) = crm.received
     assert received.path == "/events" and received.body == b'{"id":"c.1"}'
     assert received.headers["x-hotline400-signature"].startswith("v1=")
+
+
+async def test_a_tls_proxy_is_trusted_as_the_crms_are(
+    tmp_path: Path, trusted_crm: ssl.SSLContext
+) -> None:
+    """An https:// proxy's certificate is checked against the certificates the router
+    trusts for CRMs (SSL_CERT_FILE included: an operator's proxy often has its own CA)."""
+    async with TinyProxy(tls=trusted_crm) as proxy, HttpReceiver("ok", tls=trusted_crm) as crm:
+        webhooks = delivery(tmp_path, proxy.url)
+        await deliver_one(webhooks, crm.url)
+    assert webhooks.stats.delivered == 1, webhooks.undelivered.read()
+    assert proxy.tunnels == [f"127.0.0.1:{crm.port}"] and len(crm.received) == 1
 
 
 async def test_an_http_crm_is_reached_by_requests_naming_its_whole_url(tmp_path: Path) -> None:
