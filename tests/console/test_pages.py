@@ -945,6 +945,7 @@ async def test_a_crm_url_on_the_routers_own_or_private_networks_is_refused_namin
         router_yaml = site.config_dir / "router.yaml"
         with router_yaml.open("a", encoding="utf-8") as settings:
             settings.write("\ncrm_allowed_networks: [10.20.0.0/16]\n")
+            settings.write("crm_proxy: http://10.0.0.8:3128  # judged the same behind one\n")
         on_premises = original.replace("crm.lanhua.example", "10.20.0.5")
         assert (await shop.post(routing, data={**form, "yaml": on_premises})).status_code == 303
         assert plan_file.read_text(encoding="utf-8") == on_premises

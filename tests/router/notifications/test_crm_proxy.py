@@ -349,3 +349,20 @@ def test_hotline400_check_names_the_file_line_and_field_of_a_bad_crm_proxy(
     assert f"{path}:{line} crm_proxy: {shown} is not http://HOST:PORT or https://HOST:PORT" in (
         capsys.readouterr().out
     )
+
+
+def test_check_refuses_a_crm_url_on_loopback_behind_a_proxy_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The proxy loosens nothing: `check` judges crm.url as without one."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    with (config / "router.yaml").open("a", encoding="utf-8") as settings:
+        settings.write("crm_proxy: http://10.0.0.8:3128\n")
+    plan = config / "plans" / "4008207788.yaml"
+    text = plan.read_text(encoding="utf-8")
+    plan.write_text(
+        text.replace("https://crm.lanhua.example", "http://127.0.0.1:8080"), encoding="utf-8"
+    )
+    assert main(["check", "--config", str(config), "--today", "2026-06-01"]) == 1
+    assert " crm.url: 127.0.0.1 is not a public address" in capsys.readouterr().out
