@@ -120,8 +120,9 @@ def _checked(host: str, found: Iterable[tuple[Any, ...]], allowed: Sequence[Netw
 
 
 def _target(url: httpx.URL) -> tuple[str, int]:
-    """The host and port a request is for, the scheme's port when the URL names none."""
-    return url.host, url.port or (443 if url.scheme == "https" else 80)
+    """The host a request is for as the proxy is given it (an international name in its
+    ASCII form), and its port, the scheme's when the URL names none."""
+    return url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80)
 
 
 class ProxiedSyncTransport(httpx.BaseTransport):
