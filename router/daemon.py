@@ -140,7 +140,7 @@ class Daemon:
             workers=self.settings.webhook_workers,
             posted=self.metrics.webhook_posted,
             allowed_networks=self.settings.crm_networks(),
-            proxy=self.settings.crm_proxy,
+            proxy=self.settings.crm_proxy_url(),
         )
         self.lease = Lease(
             self.store,

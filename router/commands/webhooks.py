@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,12 @@ def run_replay(args: argparse.Namespace) -> int:
     plans, _ = load_plans(Path(args.config) / "plans")
     delivered: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
-    transport = checked_sync_transport(settings.crm_networks(), settings.crm_proxy)
+    try:
+        proxy = settings.crm_proxy_url()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    transport = checked_sync_transport(settings.crm_networks(), proxy)
     with (
         kept.replaying(),
         httpx.Client(timeout=settings.webhook_timeout, transport=transport) as client,

@@ -30,6 +30,8 @@ from rating.tariff import DEFAULT_TIMEZONE
 from router.storage.location import parse_store_url, redacted
 
 ROUTER_FILE = "router.yaml"
+CRM_PROXY_ENV = "HOTLINE400_CRM_PROXY"
+"""The whole `crm_proxy` URL, its password included, from the service's environment."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -292,9 +294,10 @@ class RouterSettings(BaseModel):
     crm_proxy: str | None = Field(
         None,
         description="HTTP proxy CRM events go through, http://HOST:PORT or https://HOST:PORT "
-        "(USER:PASSWORD@ before HOST if it asks for them), for a router that reaches the "
-        "Internet only so; the router still checks the CRM's addresses first, and "
-        "HTTP(S)_PROXY of the environment is never used",
+        "(USER@ before HOST if it asks for a user; its password, or the whole URL, in "
+        "HOTLINE400_CRM_PROXY, which wins), for a router that reaches the Internet only so; "
+        "the router still checks the CRM's addresses first, and HTTP(S)_PROXY of the "
+        "environment is never used",
     )
     webhook_queue: int = Field(
         10000,
@@ -415,6 +418,20 @@ class RouterSettings(BaseModel):
     def zone(self) -> ZoneInfo:
         """The billing time zone, passed down to everything that reads a day or a month."""
         return ZoneInfo(self.timezone)
+
+    def crm_proxy_url(self) -> str | None:
+        """The proxy CRM events go through: CRM_PROXY_ENV wins over router.yaml's
+        `crm_proxy`, so a proxy's password stays out of router.yaml (deployment.md:
+        secrets come from the service's environment)."""
+        value = os.environ.get(CRM_PROXY_ENV)
+        if not value:
+            return self.crm_proxy
+        if not is_proxy_url(value):
+            raise ValueError(
+                f"{CRM_PROXY_ENV}: {redacted(value)!r} is not http://HOST:PORT or "
+                "https://HOST:PORT (with USER:PASSWORD@ before HOST if the proxy asks for them)"
+            )
+        return value
 
     def ami_password(self) -> str | None:
         """The AMI secret: the environment wins over router.yaml."""

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from router.cli import main
-from router.configuration.settings import load_settings
+from router.configuration.settings import CRM_PROXY_ENV, load_settings
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import CallEvent, WebhookDelivery
 from tests.conftest import REPO, HttpReceiver, call, eventually, running_router
@@ -307,6 +307,34 @@ async def test_webhooks_replay_goes_through_crm_proxy(
     assert status == 0 and kept.read() == []
     assert proxy.forwarded == [f"POST {crm.url}"] * 2
     assert len(crm.received) == 2
+
+
+@pytest.mark.usefixtures("crm_key")
+async def test_the_proxy_with_its_password_comes_from_the_environment_over_router_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with TinyProxy() as proxy, HttpReceiver("ok") as crm:
+        monkeypatch.setenv(CRM_PROXY_ENV, proxy.url)
+        config = crm_config(tmp_path, crm.url)
+        async with running_router(tmp_path, config, crm_proxy="http://10.255.0.1:9") as router:
+            await call(router, dialled=CRM_NUMBER, uniqueid="proxied.env")
+            await eventually(lambda: len(crm.received) == 3)
+    assert len(proxy.forwarded) == 3
+
+
+def test_a_bad_proxy_in_the_environment_stops_serve_and_replay_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CRM_PROXY_ENV, "socks5://ops:s3cret@10.0.0.8:1080")
+    assert main(["webhooks", "replay"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {CRM_PROXY_ENV}: 'socks5://ops:***@10.0.0.8:1080' is not http://HOST:PORT or "
+        "https://HOST:PORT (with USER:PASSWORD@ before HOST if the proxy asks for them)\n"
+    )
+    assert main(["serve", "--listen", "127.0.0.1:0"]) == 1
+    assert "cannot start: HOTLINE400_CRM_PROXY: 'socks5://ops:***@" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
