@@ -116,7 +116,10 @@ def test_providers_and_their_subscribers(store_url: str) -> None:
             assert not await store.add_party(east)
             acme = PartyRow("acme", "Acme", "", "", "", T0, provider="sp-east")
             assert await store.add_party(acme)
-            assert await store.providers() == [east]
+            # a provider added without a threshold warns under the default 50.00
+            assert await store.providers() == [
+                dataclasses.replace(east, low_balance_warning=Decimal("50.00"))
+            ]
             assert await store.subscribers(provider="sp-east") == [acme]
             assert await store.subscribers(name="nobody") == []
 
