@@ -14,11 +14,15 @@ so its closing balance is the one the month will end with.
 A month the number changed hands in (it came back to the pool and was taken again within
 the month) has a statement per holding, headed with the part of the month it held; each is
 charged its own calls and fees, and rent and minimum in proportion to its days, and closing
-the month closes them all.
+the month closes them all. Every statement is headed with its holder, the subscriber and
+its service provider as the inventory records them ("holder alpha (provider sp-east)"),
+so two statements of one month tell whose each is; a number with no recorded holder (one
+outside the inventory) is headed as before.
 
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
 opening - charges + payments + adjustments); CSV is one line per statement (the part of
-the month it covers in `from` and `until`) without the breakdowns by day and province.
+the month it covers in `from` and `until`, its `holder` and `provider`, empty when none is
+recorded) without the breakdowns by day and province.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ CSV_COLUMNS = (
     "to_be_booked_at_close",
     "from",
     "until",
+    "holder",
+    "provider",
 )
 
 
@@ -284,6 +290,7 @@ def _print_statement(month_statement: MonthStatement, zone: ZoneInfo) -> None:
     print(
         f"{statement.number}  {statement.month}  package {month_statement.package}"
         + _part_of(month_statement, zone)
+        + _held_by(month_statement)
     )
     rows = [
         ("opening balance", str(statement.opening_balance), ""),
@@ -327,6 +334,15 @@ def _part_of(month_statement: MonthStatement, zone: ZoneInfo) -> str:
     if since is None or until is None or not month_statement.partial(zone):
         return ""
     return f"  holding {_local(since, zone)} to {_local(until, zone)}"
+
+
+def _held_by(month_statement: MonthStatement) -> str:
+    """'  holder alpha (provider sp-east)': whose statement it is; nothing when no holder
+    is recorded."""
+    if month_statement.holder is None:
+        return ""
+    through = f" (provider {month_statement.provider})" if month_statement.provider else ""
+    return f"  holder {month_statement.holder}{through}"
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
@@ -391,11 +407,13 @@ def _summary(month_statement: MonthStatement) -> dict[str, Any]:
 
 def _span(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     """The part of the month the statement's holding had (all of it, unless the number
-    changed hands within it)."""
+    changed hands within it), and who held it then (None: not recorded)."""
     since, until = month_statement.since, month_statement.until
     return {
         "from": None if since is None else since.astimezone(zone).isoformat(),
         "until": None if until is None else until.astimezone(zone).isoformat(),
+        "holder": month_statement.holder,
+        "provider": month_statement.provider,
     }
 
 

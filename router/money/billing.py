@@ -15,17 +15,19 @@ rating.closing's rules; this module reads the store for them (the opening day th
 pro-rates a first month is `opening_day`'s) and books the result. The
 feature fees of a number a service provider holds are the provider's (fee_payers): closing
 books them on its account, as `account fees` would have, and not on the number's statement.
+Each statement names its holder (`part_holder`), so two statements of one number and month
+tell whose each is.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from numbering.lifecycle import Status
+from numbering.lifecycle import NumberRecord, Status
 from rating.billing_time import billing_month
 from rating.closing import (
     LAST_INSTANT,
@@ -51,6 +53,7 @@ from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, Outcome
 from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
+from router.storage.rows import Holding
 
 RINGING_MARGIN = timedelta(days=1)
 """CDRs are found by start time: a call answered early in a month may have started (rung)
@@ -90,6 +93,11 @@ class MonthStatement:
     in_service: bool = True
     label: str = ""
     """What the part's closing entries are known by (rating.closing.part_label)."""
+    holder: str | None = None
+    """The subscriber whose statement it is (None: no holder recorded, e.g. a number
+    outside the inventory, or a holding that ended before holders were recorded)."""
+    provider: str | None = None
+    """The service provider the holder has the number through (None: none recorded)."""
 
     @property
     def closed(self) -> bool:
@@ -147,15 +155,34 @@ async def month_statements(
     holding in force at the month's end, is always there."""
     history = await store.number_history(number)
     parts = month_parts(history, month, tariffs.zone)
+    holdings = await store.holdings(number)
+    record = (await store.number_records([number])).get(number)
     statements = []
     for index, part in enumerate(parts):
         found = await _part_statement(store, tariffs, number, month, history, part)
+        holder, provider = part_holder(part, holdings, record)
+        found = replace(found, holder=holder, provider=provider)
         held = found.in_service or found.statement.usage.calls or found.unpriced
         last = index == len(parts) - 1
         if not (held or last or await store.ledger(number, since=part.start, until=part.end)):
             continue  # in the pool all that time, nothing booked: nobody's statement
         statements.append(found)
     return statements
+
+
+def part_holder(
+    part: MonthPart, holdings: Sequence[Holding], record: NumberRecord | None
+) -> tuple[str | None, str | None]:
+    """Who held the number in `part`, and through which service provider: the inventory's
+    record names the current holding's subscriber; a holding's row names the subscriber it
+    ended with (or an applicant that let the number go), which holdings that ended before
+    holders were recorded do not. (None, None) when nobody is named."""
+    if part.holding_until is None and record is not None and record.subscriber is not None:
+        return record.subscriber, record.provider
+    held = next((h for h in holdings if h.since == part.holding_since), None)
+    if held is None or held.holder is None:
+        return None, None
+    return held.holder, held.provider
 
 
 async def month_statement(

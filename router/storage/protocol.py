@@ -118,8 +118,9 @@ class Store(Protocol):
         """Entries in booking order; `since` inclusive, `until` exclusive."""
 
     async def holdings(self, number: str) -> list[Holding]:
-        """The number's holdings with their balances, oldest first; the last is the current
-        one, whose balance `usage` reads. Empty before any entry or return to the pool."""
+        """The number's holdings with their balances and ended holders (each with its
+        service provider), oldest first; the last is the current one, whose balance `usage`
+        reads. Empty before any entry or return to the pool."""
 
     async def watch_balance(self, number: str) -> tuple[Decimal | None, Decimal]:
         """The balance of the number's current holding the last watch saw (None: none of

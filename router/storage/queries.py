@@ -113,8 +113,10 @@ LEFT JOIN usage AS d ON d.number = ? AND d.since_us = cur.since_us AND d.period 
 LEFT JOIN call_units AS c ON c.number = ? AND c.since_us = cur.since_us AND c.month = ?
 LEFT JOIN holding_balances AS b ON b.number = ? AND b.since_us = cur.since_us
 """
+# Each holding with its holder's service provider, read with it.
 HOLDINGS = (
-    "SELECT since_us, holder, balance_fen FROM holding_balances WHERE number = ? ORDER BY since_us"
+    "SELECT b.since_us, b.holder, b.balance_fen, s.provider FROM holding_balances AS b"
+    " LEFT JOIN subscribers AS s ON s.name = b.holder WHERE b.number = ? ORDER BY b.since_us"
 )
 # The holdings a subscriber held and left, each with the instant it ended (the next one began).
 HOLDINGS_OF = (

@@ -303,6 +303,9 @@ class Holding:
     since: datetime | None
     holder: str | None
     balance: Decimal
+    provider: str | None = None
+    """The holder's service provider, as the subscribers' register names it (None: the
+    holder is not registered there, or not recorded)."""
 
     @classmethod
     def from_row(cls, row: Row) -> Holding:
@@ -311,6 +314,7 @@ class Holding:
             since=from_epoch_us(since) if since else None,
             holder=row["holder"],
             balance=yuan_of(row["balance_fen"]),
+            provider=row["provider"],
         )
 
 

@@ -362,6 +362,22 @@ def test_csv_has_one_line_per_subscriber(config: Path, capsys: pytest.CaptureFix
     ]
 
 
+def test_a_number_without_a_recorded_holder_names_none(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """4000000008 has an account and a plan but is not in the inventory: nobody is recorded
+    as its holder, so its statement is headed without a holder, and the exports leave the
+    holder and provider empty."""
+    heading = bill(config, capsys, "--month", "2026-11").splitlines()[0]
+    [row] = csv.DictReader(
+        io.StringIO(bill(config, capsys, "--month", "2026-11", "--format", "csv"))
+    )
+    exported = statement(config, capsys, "--month", "2026-11")
+    assert heading == "4000000008  2026-11  package office"
+    assert (row["holder"], row["provider"]) == ("", "")
+    assert (exported["holder"], exported["provider"]) == (None, None)
+
+
 def test_an_unknown_number_or_month_is_refused(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

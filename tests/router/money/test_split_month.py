@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -51,6 +52,7 @@ from router.storage.cdr import (
     PostLedger,
     StartCall,
 )
+from router.storage.number_rows import PartyRow
 from router.storage.protocol import Store
 from tests.conftest import UNWATCHED, opened_store
 
@@ -222,6 +224,75 @@ def test_bill_lists_each_holders_part_of_the_month(
         ("2026-12-01T00:00:00+08:00", "2026-12-07T10:00:00+08:00", "12.00", "-618.00"),
         ("2026-12-07T10:00:00+08:00", "2027-01-01T00:00:00+08:00", "50.00", "-675.00"),
     ]
+
+
+async def registered(store: Store) -> None:
+    """alpha a subscriber of sp-east, beta of sp-west, as the inventory's register has them."""
+    for name, provider in (
+        ("sp-east", None),
+        ("sp-west", None),
+        ("alpha", "sp-east"),
+        ("beta", "sp-west"),
+    ):
+        await store.add_party(PartyRow(name, name.upper(), "", "", "", at(2026, 11, 1), provider))
+
+
+def test_each_statement_of_a_split_month_names_its_holder(
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two statements of 4000000008 for December: the first alpha's through sp-east (alpha
+    no longer holds the number; its holding's row names it), the second beta's through
+    sp-west (the inventory's record names it), in the table, the CSV and the JSON alike."""
+    config = tmp_path / "config"
+    (config / "plans").mkdir(parents=True)
+    (config / "router.yaml").write_text(
+        f'store: "{store_url}"\nspool_dir: "{tmp_path / "spool"}"\n', encoding="utf-8"
+    )
+    (config / "tariffs.yaml").write_text(TARIFFS_FILE, encoding="utf-8")
+
+    async def written() -> None:
+        async with opened_store(store_url) as store:
+            await registered(store)
+            await split_december(store)
+
+    asyncio.run(written())
+    month = ["bill", "--config", str(config), "--month", "2026-12"]
+    assert main(month) == 0
+    headings = [line for line in capsys.readouterr().out.splitlines() if line.startswith(NUMBER)]
+    assert main([*month, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main([*month, "--format", "json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+
+    assert headings == [
+        f"{NUMBER}  2026-12  package office  holding 2026-12-01 00:00 to 2026-12-07 10:00"
+        "  holder alpha (provider sp-east)",
+        f"{NUMBER}  2026-12  package office  holding 2026-12-07 10:00 to 2027-01-01 00:00"
+        "  holder beta (provider sp-west)",
+    ]
+    assert [(r["holder"], r["provider"], r["rent"]) for r in rows] == [
+        ("alpha", "sp-east", "12.00"),
+        ("beta", "sp-west", "50.00"),
+    ]
+    assert [(s["holder"], s["provider"], s["rent"]) for s in exported] == [
+        ("alpha", "sp-east", "12.00"),
+        ("beta", "sp-west", "50.00"),
+    ]
+
+
+async def test_a_part_whose_holder_was_never_recorded_names_nobody(store_url: str) -> None:
+    """alpha, unknown to the register, is named without a provider; the rest of December,
+    which nobody took from the pool, names no holder."""
+    async with opened_store(store_url) as store:
+        await store.add_numbers([NumberRecord(NUMBER)], at(2026, 11, 1, 9, 0))
+        await held_by(store, "alpha", "sp-east", at(2026, 11, 2, 10, 0))
+        inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+        await inventory.act(NUMBER, HANDOVER, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE))
+        await inventory.act(NUMBER, HANDOVER, None)
+        alpha, pool = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+
+    assert (alpha.holder, alpha.provider) == ("alpha", None)
+    assert (pool.holder, pool.provider) == (None, None)
 
 
 async def test_the_rest_of_a_month_the_number_spent_in_the_pool_owes_nothing(
