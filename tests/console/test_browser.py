@@ -7,7 +7,8 @@ without reloading, exports CSV, switches the satisfaction survey on (confirming 
 sees the month's pending closing entries, and opens a call the router recorded and surveyed:
 its score and a player of its recording; another subscriber fails to reach the first one's
 page; the operator scans the accounts and users, and on a phone opens the menu from the
-keyboard.
+keyboard; the operator reads the two statements of a month the shop's number changed hands
+in, each naming its holder.
 Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
 $HOTLINE400_SCREENS) to be looked at.
 """
@@ -22,7 +23,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -36,12 +38,16 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from console.store_access import opened_store
-from numbering.lifecycle import NumberRecord
+from numbering.lifecycle import NumberRecord, Status
+from rating.ledger import LedgerEntry, LedgerKind
 from router.configuration.config_dir import load_config
+from router.numbers import desk
+from router.numbers.inventory import Inventory
 from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call
 from router.storage.cdr import CDR
 from router.storage.cdr import Outcome as CdrOutcome
 from router.storage.number_rows import PartyRow
+from tests.conftest import UNWATCHED
 from tests.console.harness import (
     CLINIC,
     PASSWORD,
@@ -455,5 +461,59 @@ def test_the_operator_scans_the_accounts_and_the_users(site: dict[str, object]) 
             pytest.fail("Tab never reaches the menu on a narrow screen")
         ActionChains(browser).send_keys(Keys.SPACE).perform()
         assert menu.is_displayed() and browser.find_element(By.LINK_TEXT, "Accounts").is_displayed()
+    finally:
+        browser.quit()
+
+
+MATERIAL = desk.Material("91110000100000000X", "Li Si", "110***********1234")
+"""Real-name material complete enough for an application to go to review at once."""
+
+
+async def _changed_hands(config_dir: Path, now: datetime) -> str:
+    """The shop's number held by oldco (through sp-east) from 200 days ago, cancelled 30 days
+    later, back in the pool about 50 days ago after its notice and freeze, with a payment
+    of oldco's earlier that month, then taken by newco (through sp-west): that month has a
+    statement per holder. Returns the month."""
+    config = load_config(config_dir)
+    rules = config.number_rules
+    old, new = now - timedelta(days=200), now - timedelta(days=40)
+    async with opened_store(config_dir) as store:
+        grade = rules.grade(SHOP)
+        await store.add_numbers([NumberRecord(SHOP, grade, rules.fee_of_grade[grade])], old)
+        for provider in ("sp-east", "sp-west"):
+            await store.add_party(PartyRow(provider, provider.upper(), "", "", "", old))
+        inventory = Inventory(store, rules, config.calendar, UNWATCHED)
+        await desk.reserve(inventory, SHOP, "sp-east", old)
+        await desk.apply(inventory, SHOP, "oldco", old, material=MATERIAL)
+        await desk.act(inventory, SHOP, "cancel", "ops", old + timedelta(days=30))
+        await desk.reserve(inventory, SHOP, "sp-west", new)
+        await desk.apply(inventory, SHOP, "newco", new, material=MATERIAL)
+        history = await store.number_history(SHOP)
+        back = next(e.at for e in history if e.to_status == Status.AVAILABLE.value)
+        paid = back.astimezone(SHANGHAI).replace(day=1, hour=9, minute=0)
+        payment = LedgerEntry(SHOP, paid, Decimal("42.00"), LedgerKind.PAYMENT, "oldco-paid")
+        await store.post_ledger([payment])
+    return f"{back.astimezone(SHANGHAI):%Y-%m}"
+
+
+def test_the_operator_tells_the_holders_of_a_month_the_number_changed_hands_in(
+    site: dict[str, object],
+) -> None:
+    config_dir = Path(str(site["config"]))
+    month = asyncio.run(_changed_hands(config_dir, datetime.now(SHANGHAI)))
+    url = str(site["url"])
+    browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
+    try:
+        _sign_in(browser, url, "ops")
+        for width in WIDTHS:
+            browser.set_window_size(width, 900)
+            browser.get(f"{url}/numbers/{SHOP}/money")
+            holders = browser.find_elements(By.CSS_SELECTOR, f"[data-testid=holder-{month}]")
+            assert [holder.text for holder in holders] == [
+                "newco via sp-west",  # the latest holding's first
+                "oldco via sp-east",
+            ]
+            assert all(holder.is_displayed() for holder in holders)
+            _photograph(browser, "money-changed-hands", width)
     finally:
         browser.quit()

@@ -240,6 +240,42 @@ async def test_a_month_the_number_changed_hands_in_is_a_statement_per_holder(
     assert "held 10-01 00:00" not in money and "held 10-05" in money
 
 
+async def test_each_statement_of_a_month_the_number_changed_hands_in_names_its_holder(
+    tmp_path: Path,
+) -> None:
+    """The operator's October statements of the shop's number are oldco's and newco's, each
+    named with its service provider (oldco's part has its payment of the 2nd); newco's users
+    see their own statement, named newco."""
+    async with running_console(tmp_path) as site:
+        await old_holding(site, tmp_path)
+        paid = LedgerEntry(
+            SHOP, NOW.replace(month=10, day=2), Decimal("42.00"), LedgerKind.PAYMENT, "oldco-oct"
+        )
+        await site.store.post_ledger([paid])
+        await new_holding(site)
+        ops = await site.signed_in("ops")
+        seen = (await ops.get(f"/numbers/{SHOP}/money")).text
+        shop = await site.signed_in("shop")
+        money = (await shop.get(f"/numbers/{SHOP}/money")).text
+        for client in (ops, shop):
+            await client.aclose()
+    via = f'<span class="muted">via {PROVIDER}</span>'
+    october = [row for row in seen.split("<tr") if 'data-testid="part-2026-10"' in row]
+    assert [(holder_of(row), "held 10-01 00:00" in row) for row in october] == [
+        (f"newco {via}", False),  # the latest holding's first
+        (f"oldco {via}", True),
+    ]
+    assert f'data-testid="holder-2026-11">newco {via}</div>' in seen
+    assert money.count(f'data-testid="holder-2026-10">newco {via}</div>') == 1
+    assert "oldco" not in money
+
+
+def holder_of(row: str) -> str:
+    """What a statement's row says of its holder."""
+    shown = row.split('data-testid="holder-', 1)[1]
+    return shown[shown.index('">') + 2 : shown.index("</div>")]
+
+
 async def test_the_previous_holders_users_no_longer_sign_in_and_their_sessions_end(
     tmp_path: Path,
 ) -> None:

@@ -154,6 +154,19 @@ async def test_the_current_months_statement_marks_what_closing_will_book_as_pend
         await shop.aclose()
 
 
+async def test_a_statement_of_a_number_nobody_is_recorded_holding_names_no_holder(
+    tmp_path: Path,
+) -> None:
+    """The shop's number has an account and a plan but is not in the inventory: its
+    statements carry no holder line, not an empty one."""
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        page = (await ops.get(f"/numbers/{SHOP}/money")).text
+        await ops.aclose()
+    assert 'data-testid="pending-2026-11"' in page  # the statements are there
+    assert 'data-testid="holder-' not in page
+
+
 def _shop_prepaid(config_dir: Path) -> str:
     """tariffs.yaml with the shop's account prepaid (the example's is postpaid)."""
     tariffs_file = config_dir / "tariffs.yaml"
