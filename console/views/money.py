@@ -15,7 +15,8 @@ provider holds) is refused, the file and the ledger left as they were. A subscri
 see the entries and statements of the current holding of the number: a month that ended
 before the number last came back to the pool was a previous holder's, and of a month the
 number changed hands in they see their own holding's part; the operator sees each
-holder's part of it as a statement of its own.
+holder's part of it as a statement of its own. Every statement names its holder and the
+service provider it holds the number through, when the inventory records one.
 """
 
 from __future__ import annotations
