@@ -48,7 +48,7 @@ from rating.money import ZERO
 from rating.statement import CallLine, Statement, build_statements
 from rating.tariff import Tariffs
 from router.money.booking_alerts import Watch, book_warning_low_balances
-from router.money.fee_payers import on_payer, providers_of
+from router.money.fee_payers import on_payer, providers_in
 from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, Outcome
 from router.storage.number_rows import HistoryEntry
@@ -156,11 +156,11 @@ async def month_statements(
     history = await store.number_history(number)
     parts = month_parts(history, month, tariffs.zone)
     holdings = await store.holdings(number)
-    record = (await store.number_records([number])).get(number)
+    records = await store.number_records([number])
     statements = []
     for index, part in enumerate(parts):
-        found = await _part_statement(store, tariffs, number, month, history, part)
-        holder, provider = part_holder(part, holdings, record)
+        found = await _part_statement(store, tariffs, number, month, history, records, part)
+        holder, provider = part_holder(part, holdings, records.get(number))
         found = replace(found, holder=holder, provider=provider)
         held = found.in_service or found.statement.usage.calls or found.unpriced
         last = index == len(parts) - 1
@@ -198,8 +198,11 @@ async def _part_statement(
     number: str,
     month: str,
     history: Sequence[HistoryEntry],
+    records: dict[str, NumberRecord],
     part: MonthPart,
 ) -> MonthStatement:
+    """The statement of `number`'s `part` of `month`; `records` is its inventory record
+    (none for a number outside the inventory), read once for all its parts."""
     zone = tariffs.zone
     since = part.holding_since
     opening = sum(
@@ -234,7 +237,7 @@ async def _part_statement(
         label=part.label,
     )
     elsewhere: tuple[LedgerEntry, ...] = ()
-    providers = await providers_of(store, [number])
+    providers = providers_in(records)
     if providers:  # its provider pays the feature fees, as `account fees` deducts them
         fees = [on_payer(e, providers) for e in due if e.kind is LedgerKind.FEATURE_FEE]
         due = [entry for entry in due if entry.kind is not LedgerKind.FEATURE_FEE]

@@ -7,8 +7,9 @@ inventory pays from its own account as before.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from numbering.lifecycle import NumberRecord
 from rating.ledger import LedgerEntry, LedgerKind
 from router.money.provider_accounts import provider_account
 from router.storage.protocol import Store
@@ -16,7 +17,11 @@ from router.storage.protocol import Store
 
 async def providers_of(store: Store, numbers: Sequence[str]) -> dict[str, str]:
     """number -> the service provider holding it, for the numbers a provider holds."""
-    records = await store.number_records(sorted(set(numbers)))
+    return providers_in(await store.number_records(sorted(set(numbers))))
+
+
+def providers_in(records: Mapping[str, NumberRecord]) -> dict[str, str]:
+    """providers_of for inventory records already read."""
     return {number: r.provider for number, r in records.items() if r.provider is not None}
 
 
