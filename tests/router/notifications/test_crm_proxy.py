@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
@@ -333,8 +335,18 @@ def test_a_bad_proxy_in_the_environment_stops_serve_and_replay_naming_the_variab
         f"error: {CRM_PROXY_ENV}: 'socks5://ops:***@10.0.0.8:1080' is not http://HOST:PORT or "
         "https://HOST:PORT (with USER:PASSWORD@ before HOST if the proxy asks for them)\n"
     )
-    assert main(["serve", "--listen", "127.0.0.1:0"]) == 1
-    assert "cannot start: HOTLINE400_CRM_PROXY: 'socks5://ops:***@" in capsys.readouterr().err
+    # serve in a process of its own: it installs its log handler on the process's stderr
+    serve = [sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())"]
+    started = subprocess.run(
+        [*serve, "serve", "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert started.returncode == 1
+    assert "cannot start: HOTLINE400_CRM_PROXY: 'socks5://ops:***@" in started.stderr
 
 
 @pytest.mark.parametrize(
