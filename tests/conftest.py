@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -357,7 +358,46 @@ class Received:
     at: float
 
 
-class HttpReceiver:
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 for a test, an async context manager: each connection is
+    served by `_answer` in a task of its own, cut when the server closes; a connection the
+    peer drops or cuts ends quietly. With `tls` it serves over that context."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._answer(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HttpReceiver(LoopbackServer):
     """A real HTTP/1.1 server on 127.0.0.1 standing for a CRM or an SMS gateway.
 
     `behaviour` is what it does with each request: "ok" (204 at once), "slow" (answers
@@ -375,14 +415,11 @@ class HttpReceiver:
         delay: float = 10.0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(tls)
         self.behaviours = [behaviour] if isinstance(behaviour, str) else list(behaviour)
         self.delay = delay
-        self.tls = tls
         self.received: list[Received] = []
         self.streamed = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -402,53 +439,32 @@ class HttpReceiver:
             port = probe.getsockname()[1]
         return f"http://127.0.0.1:{port}/events"
 
-    async def __aenter__(self) -> HttpReceiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, value = line.split(":", 1)
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.received.append(Received(method, path, headers, body, time.monotonic()))
-                index = min(len(self.received), len(self.behaviours)) - 1
-                behaviour = self.behaviours[index]
-                if behaviour == "silent":
-                    await asyncio.Event().wait()
-                if behaviour == "slow":
-                    await asyncio.sleep(self.delay)
-                if behaviour == "endless":
-                    await self._endless(writer)
-                status = {"error": "500 Internal Server Error", "reject": "401 Unauthorized"}
-                line = status.get(behaviour, "204 No Content")
-                if behaviour == "moved":
-                    line = f"308 Permanent Redirect\r\nLocation: {self.moved_to}"
-                writer.write(f"HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.received.append(Received(method, path, headers, body, time.monotonic()))
+            index = min(len(self.received), len(self.behaviours)) - 1
+            behaviour = self.behaviours[index]
+            if behaviour == "silent":
+                await asyncio.Event().wait()
+            if behaviour == "slow":
+                await asyncio.sleep(self.delay)
+            if behaviour == "endless":
+                await self._endless(writer)
+            status = {"error": "500 Internal Server Error", "reject": "401 Unauthorized"}
+            line = status.get(behaviour, "204 No Content")
+            if behaviour == "moved":
+                line = f"308 Permanent Redirect\r\nLocation: {self.moved_to}"
+            writer.write(f"HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
 
     async def _endless(self, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (100 * 2**30))

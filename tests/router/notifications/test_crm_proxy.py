@@ -23,20 +23,20 @@ from router.cli import main
 from router.configuration.settings import CRM_PROXY_ENV, load_settings
 from router.notifications.undelivered import UndeliveredEvents
 from router.notifications.webhooks import CallEvent, WebhookDelivery
-from tests.conftest import REPO, HttpReceiver, call, eventually, running_router
+from tests.conftest import REPO, HttpReceiver, LoopbackServer, call, eventually, running_router
 from tests.router.commands.test_webhooks_command import kept_events
 from tests.router.notifications.test_call_events import CRM_NUMBER, crm_config, verified
 
 LOOPBACK = [ip_network("127.0.0.0/8")]  # the test CRMs listen here
 
 
-class TinyProxy:
+class TinyProxy(LoopbackServer):
     """An HTTP proxy on 127.0.0.1 as operators run them: CONNECT opens a tunnel to the host
     and port it names; a request naming a whole URL (absolute form) is passed on to that
     host with its path alone. It counts the connections it took and what it relayed."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
+        super().__init__(tls)
         self.connections = 0
         self.tunnels: list[str] = []
         """CONNECT targets, HOST:PORT."""
@@ -44,44 +44,20 @@ class TinyProxy:
         """"METHOD URL" of each request relayed in absolute form."""
         self.credentials: list[str] = []
         """USER:PASSWORD of each Proxy-Authorization received."""
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> TinyProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            self._note_credentials(head)
-            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
-            if method == "CONNECT":
-                await self._tunnel(target, reader, writer)
-            else:
-                await self._forward(head, reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
+        head = await reader.readuntil(b"\r\n\r\n")
+        self._note_credentials(head)
+        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
+        if method == "CONNECT":
+            await self._tunnel(target, reader, writer)
+        else:
+            await self._forward(head, reader, writer)
 
     def _note_credentials(self, head: bytes) -> None:
         for line in head.decode("latin-1").split("\r\n"):
