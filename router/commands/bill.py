@@ -22,7 +22,9 @@ outside the inventory) is headed as before.
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
 opening - charges + payments + adjustments); CSV is one line per statement (the part of
 the month it covers in `from` and `until`, its `holder` and `provider`, empty when none is
-recorded) without the breakdowns by day and province.
+recorded) without the breakdowns by day and province, and `--format xlsx --output FILE`
+writes the same lines as an Excel workbook (amounts as numbers, `from` and `until` as local
+date-times).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,13 +48,15 @@ from rating.money import ZERO
 from rating.statement import Usage
 from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
+from router.commands.spreadsheet import spreadsheet_cell
+from router.commands.workbook import ExportSheet, refuse_output, write_workbook
 from router.money.billing import MonthStatement, close_month, month_statements, reopen_month
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import journal_path, unwritten_bytes
 
 PENDING_MARK = "to be booked at close"
-CSV_COLUMNS = (
+EXPORT_COLUMNS = (
     "number",
     "month",
     "package",
@@ -75,6 +80,7 @@ CSV_COLUMNS = (
     "holder",
     "provider",
 )
+"""The columns of the CSV and xlsx exports: a line per statement."""
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -89,10 +95,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--format",
-        choices=("table", "csv", "json"),
+        choices=("table", "csv", "json", "xlsx"),
         default="table",
-        help="table (for a person), csv (a line per subscriber) or json (everything)",
+        help="table (for a person), csv or xlsx (a line per subscriber) or json (everything)",
     )
+    parser.add_argument("--output", metavar="FILE", help="the workbook of --format xlsx")
     change = parser.add_mutually_exclusive_group()
     change.add_argument(
         "--close",
@@ -120,6 +127,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    if refused := refuse_output(args, "bill"):
+        return refused
     if args.yes and not (args.close or args.reopen):
         return refuse_usage("bill", "--yes books what --close or --reopen shows; give one of them")
     if args.reopen and not (args.by and args.by.strip() and args.reason and args.reason.strip()):
@@ -154,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         _write_csv(statements, books.zone)
+    elif args.format == "xlsx":
+        return _write_xlsx(statements, books.zone, Path(args.output))
     else:
         closing = None if not args.close else booked if args.yes else DRY_RUN
         _print_tables(statements, args.month, closing, books.zone)
@@ -383,38 +394,50 @@ def _pad(text: str, width: int, *, right: bool) -> str:
 
 
 def _summary(month_statement: MonthStatement) -> dict[str, Any]:
+    """The statement's figures, amounts as Decimal."""
     statement = month_statement.statement
     return {
         "number": statement.number,
         "month": statement.month,
         "package": month_statement.package,
         "closed": month_statement.closed,
-        "opening_balance": str(statement.opening_balance),
-        "payments": str(statement.payments),
-        "rent": str(statement.rent),
-        "call_charges": str(statement.call_charges),
-        "feature_fees": str(statement.feature_fees),
-        "minimum_topup": str(statement.minimum_topup),
-        "number_fees": str(statement.number_fees),
-        "adjustments": str(statement.adjustments),
-        "closing_balance": str(statement.closing_balance),
+        "opening_balance": statement.opening_balance,
+        "payments": statement.payments,
+        "rent": statement.rent,
+        "call_charges": statement.call_charges,
+        "feature_fees": statement.feature_fees,
+        "minimum_topup": statement.minimum_topup,
+        "number_fees": statement.number_fees,
+        "adjustments": statement.adjustments,
+        "closing_balance": statement.closing_balance,
         "calls": statement.usage.calls,
         "billable_seconds": statement.usage.billable_seconds,
-        "minutes": str(statement.usage.minutes),
+        "minutes": statement.usage.minutes,
         "unpriced_calls": month_statement.unpriced,
     }
 
 
-def _span(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
+def _span(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, datetime | str | None]:
     """The part of the month the statement's holding had (all of it, unless the number
-    changed hands within it), and who held it then (None: not recorded)."""
+    changed hands within it), in local time, and who held it then (None: not recorded)."""
     since, until = month_statement.since, month_statement.until
     return {
-        "from": None if since is None else since.astimezone(zone).isoformat(),
-        "until": None if until is None else until.astimezone(zone).isoformat(),
+        "from": None if since is None else since.astimezone(zone),
+        "until": None if until is None else until.astimezone(zone),
         "holder": month_statement.holder,
         "provider": month_statement.provider,
     }
+
+
+def _as_json(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _json_value(value) for name, value in values.items()}
+
+
+def _json_value(value: object) -> object:
+    """Amounts as text (exact fen), times in ISO-8601 with their offset."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _usage_json(usage: Usage) -> dict[str, Any]:
@@ -430,8 +453,7 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
 def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     statement = month_statement.statement
     return {
-        **_summary(month_statement),
-        **_span(month_statement, zone),
+        **_as_json({**_summary(month_statement), **_span(month_statement, zone)}),
         "caller_charges": str(statement.usage.caller_charges),
         "to_be_booked_at_close": [
             {
@@ -463,13 +485,24 @@ def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def _export_values(month_statement: MonthStatement, zone: ZoneInfo) -> list[object]:
+    """The statement's line in the order of EXPORT_COLUMNS, each value of its own type."""
+    line = {
+        **_summary(month_statement),
+        **_span(month_statement, zone),
+        "to_be_booked_at_close": _pending_total(month_statement),
+    }
+    return [line[name] for name in EXPORT_COLUMNS]
+
+
 def _write_csv(statements: Sequence[MonthStatement], zone: ZoneInfo) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS)
     for statement in statements:
-        row = {
-            **_summary(statement),
-            **_span(statement, zone),
-            "to_be_booked_at_close": str(_pending_total(statement)),
-        }
-        writer.writerow([row[name] for name in CSV_COLUMNS])
+        writer.writerow([spreadsheet_cell(value) for value in _export_values(statement, zone)])
+
+
+def _write_xlsx(statements: Sequence[MonthStatement], zone: ZoneInfo, output: Path) -> int:
+    times = ("from", "until")
+    sheet = ExportSheet(output, EXPORT_COLUMNS, title="statements", zone=zone, times=times)
+    return write_workbook(sheet, (_export_values(s, zone) for s in statements), output)

@@ -1,9 +1,10 @@
-"""`hotline400 cdr`: the router's call records, filtered, as a table, CSV or JSON.
+"""`hotline400 cdr`: the router's call records, filtered, as a table, CSV, JSON or an Excel
+workbook (`--format xlsx --output FILE`).
 
 Reads the routers' store (router.yaml's `store` or `database`, or HOTLINE400_STORE), newest
 call first. The table is for a
-person at a terminal and shows the latest 50 calls unless `--limit` says otherwise; CSV
-and JSON are exports and carry every matching record unless `--limit` is given.
+person at a terminal and shows the latest 50 calls unless `--limit` says otherwise; CSV,
+JSON and xlsx are exports and carry every matching record unless `--limit` is given.
 Times on the command line are local (router.yaml's timezone) unless they carry an offset.
 """
 
@@ -25,17 +26,19 @@ from dialplan.errors import ConfigError
 from dialplan.regions import place_name
 from router.commands.arguments import caller_id, moment, positive, service_number
 from router.commands.exits import refuse_usage
-from router.commands.spreadsheet import spreadsheet_cell
+from router.commands.spreadsheet import cdr_values, spreadsheet_cell
+from router.commands.workbook import ExportSheet, refuse_output, write_workbook
 from router.configuration.settings import load_settings
-from router.storage.cdr import CDR, Outcome, cdr_to_json
+from router.storage.cdr import CDR, TIME_FIELDS, Outcome, cdr_to_json
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import CDR_COLUMNS, STORED_ONLY
 
 TABLE_LIMIT = 50
 MAX_LIMIT = 100_000_000
-CSV_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs")
-"""The CDR's columns as the store has them, its legs summed up in one."""
+EXPORT_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs")
+"""The columns of the CSV and xlsx exports: the CDR's as the store has them, its legs
+summed up in one."""
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -66,10 +69,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--format",
-        choices=("table", "csv", "json"),
+        choices=("table", "csv", "json", "xlsx"),
         default="table",
-        help="table (for a person, the latest 50 calls), csv or json (every call)",
+        help="table (for a person, the latest 50 calls), csv, json or xlsx (every call; "
+        "xlsx for Excel: numbers stay text, times are date-times, charges numbers)",
     )
+    parser.add_argument("--output", metavar="FILE", help="the workbook of --format xlsx")
     parser.add_argument(
         "--limit",
         type=positive(MAX_LIMIT),
@@ -80,6 +85,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    if refused := refuse_output(args, "cdr"):
+        return refused
     if not Path(args.config).is_dir():
         print(f"no configuration directory {args.config}", file=sys.stderr)
         return 1
@@ -121,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         _write_csv(cdrs)
+    elif args.format == "xlsx":
+        return _write_xlsx(cdrs, Path(args.output), zone)
     else:
         _print_table(cdrs[:shown], zone, more=len(cdrs) > len(cdrs[:shown]))
     return 0
@@ -144,13 +153,20 @@ def region_label(cdr: CDR) -> str:
     return place_name(cdr.region.province, cdr.region.city, separator="/")
 
 
+def _export_values(cdr: CDR) -> list[object]:
+    return cdr_values(cdr, EXPORT_COLUMNS, legs_summary(cdr))
+
+
 def _write_csv(cdrs: Sequence[CDR]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS)
     for cdr in cdrs:
-        data = cdr_to_json(cdr)
-        data.update(data.pop("region"), legs=legs_summary(cdr))
-        writer.writerow([spreadsheet_cell(data[name]) for name in CSV_COLUMNS])
+        writer.writerow([spreadsheet_cell(value) for value in _export_values(cdr)])
+
+
+def _write_xlsx(cdrs: Sequence[CDR], output: Path, zone: ZoneInfo) -> int:
+    sheet = ExportSheet(output, EXPORT_COLUMNS, title="calls", zone=zone, times=TIME_FIELDS)
+    return write_workbook(sheet, (_export_values(cdr) for cdr in cdrs), output)
 
 
 _TABLE_HEADER = (

@@ -33,7 +33,8 @@ class ForwardReason(StrEnum):
     NO_ANSWER = "no_answer"
 
 
-_TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at", "recording_purged_at"})
+TIME_FIELDS = frozenset({"started_at", "answered_at", "ended_at", "recording_purged_at"})
+"""The CDR's fields that hold a moment (a timezone-aware datetime)."""
 _MONEY_FIELDS = frozenset({"caller_share", "callee_share", "total"})
 _COUNT_FIELDS = frozenset({"billable_seconds", "ring_seconds", "talk_seconds", "seq"})
 _ENUM_FIELDS: dict[str, type[Enum]] = {"outcome": Outcome, "forward_reason": ForwardReason}
@@ -97,7 +98,7 @@ def _check_enum(name: str, value: object) -> None:
 
 
 _FIELD_CHECKS: dict[str, Callable[[str, object], None]] = {
-    **dict.fromkeys(_TIME_FIELDS, _check_time),
+    **dict.fromkeys(TIME_FIELDS, _check_time),
     **dict.fromkeys(_MONEY_FIELDS, _check_money),
     **dict.fromkeys(_COUNT_FIELDS, _check_count),
     **dict.fromkeys(_ENUM_FIELDS, _check_enum),
@@ -141,7 +142,7 @@ def decode_value(name: str, raw: Any) -> Any:
     """The inverse of `encode_value`, led by the field's name."""
     if raw is None:
         return None
-    if name in _TIME_FIELDS:
+    if name in TIME_FIELDS:
         return datetime.fromisoformat(raw)
     if name in _MONEY_FIELDS:
         return Decimal(raw)

@@ -43,6 +43,7 @@ from router.storage.cdr import (
     StartCall,
 )
 from tests.conftest import opened_store, store_url_of
+from tests.xlsx_reading import Cell, read_workbook
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NUMBER = "4000000008"
@@ -376,6 +377,52 @@ def test_a_number_without_a_recorded_holder_names_none(
     assert heading == "4000000008  2026-11  package office"
     assert (row["holder"], row["provider"]) == ("", "")
     assert (exported["holder"], exported["provider"]) == (None, None)
+
+
+def test_xlsx_has_the_csv_lines_with_amounts_as_numbers_and_the_span_as_date_times(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same line per statement as the CSV; Excel sees amounts as numbers it can add up,
+    the month as text (a CSV's 2026-11 turns into a date) and `from`/`until` as local
+    date-times under a heading that names the zone."""
+    output = tmp_path / "statements.xlsx"
+    export = ("--month", "2026-11", "--format", "xlsx", "--output", str(output))
+    assert main(["bill", "--config", str(config), *export]) == 0
+    sheet = read_workbook(output)["statements"]
+    csv_text = bill(config, capsys, "--month", "2026-11", "--format", "csv")
+    csv_header = next(csv.reader(io.StringIO(csv_text)))
+    zoned = ("from", "until")
+    assert sheet.header == [f"{n} (Asia/Shanghai)" if n in zoned else n for n in csv_header]
+    [line] = sheet.rows
+    assert (line["number"], line["month"], line["package"]) == (
+        Cell(NUMBER, "@"),
+        Cell("2026-11", "@"),
+        Cell("office", "@"),
+    )
+    assert line["closed"].value is False
+    assert line["closing_balance"] == Cell(130.0, "0.00")
+    assert line["to_be_booked_at_close"] == Cell(167.6, "0.00")
+    assert (line["call_charges"].value, line["minutes"].value) == (2.4, 8.52)
+    assert (line["calls"], line["billable_seconds"]) == (Cell(3, "0"), Cell(511, "0"))
+    assert line["from (Asia/Shanghai)"].as_time() == datetime(2026, 11, 1)
+    assert line["until (Asia/Shanghai)"].as_time() == datetime(2026, 12, 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["--format", "xlsx"], "--format xlsx writes a workbook: give --output FILE"),
+        (["--format", "json", "--output", "x.xlsx"], "--output is for --format xlsx; json goes"),
+    ],
+)
+def test_xlsx_goes_to_a_file_and_only_xlsx_does(
+    config: Path, capsys: pytest.CaptureFixture[str], args: list[str], refusal: str
+) -> None:
+    capsys.readouterr()
+    assert main(["bill", "--config", str(config), "--month", "2026-11", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"hotline400 bill: {refusal}") and err.count("\n") == 1
 
 
 def test_an_unknown_number_or_month_is_refused(

@@ -12,12 +12,13 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from router.cli import main
-from router.storage.cdr import CDR, CdrOp, Outcome, StartCall, cdr_from_json
+from router.storage.cdr import CDR, CdrOp, FinishCall, Outcome, StartCall, cdr_from_json
 from tests.conftest import (
     MONDAY_MORNING,
     STORE_ENGINES,
@@ -27,6 +28,7 @@ from tests.conftest import (
     store_of_engine,
 )
 from tests.router.commands.test_cli import run_with_reader_gone
+from tests.xlsx_reading import Cell, Sheet, read_workbook
 
 BULK_CALLS = 55
 FIRST_CALLS = [  # (uniqueid, dialled, caller): placed at 10:00, 10:01, ...
@@ -256,6 +258,117 @@ def test_csv_keeps_a_caller_id_that_a_spreadsheet_would_run_as_a_formula_as_text
 async def _write(url: str, ops: list[CdrOp]) -> None:
     async with opened_store(url) as store:
         await store.apply(ops)
+
+
+def xlsx(config_dir: Path, tmp_path: Path, *args: str) -> Sheet:
+    """The sheet of `cdr --format xlsx`, read back as Excel shows it."""
+    output = tmp_path / "calls.xlsx"
+    assert (
+        main(
+            ["cdr", "--config", str(config_dir), "--format", "xlsx", "--output", str(output), *args]
+        )
+        == 0
+    )
+    sheets = read_workbook(output)
+    assert list(sheets) == ["calls"]
+    return sheets["calls"]
+
+
+def test_xlsx_keeps_numbers_as_text_regions_readable_and_times_as_date_times(
+    config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Excel reads a CSV's 01062345678 as the number 1062345678, 13916012345 as 1.39E+10 and
+    GBK-mangles 北京: the workbook types each cell, so none of that happens. Its columns are
+    the CSV's, a time's heading naming the zone its local times are in."""
+    sheet = xlsx(config_dir, tmp_path)
+    csv_header = next(csv.reader(io.StringIO(cdr(config_dir, capsys, "--format", "csv"))))
+    zoned = {"started_at", "answered_at", "ended_at", "recording_purged_at"}
+    assert sheet.header == [f"{n} (Asia/Shanghai)" if n in zoned else n for n in csv_header]
+    rows = sheet.rows
+    assert len(rows) == ALL_CALLS
+    by_id = {row["call_id"].value: row for row in rows}
+    forwarded = by_id["c1"]
+    assert {name: forwarded[name].value for name in ("caller", "caller_raw", "area_code")} == {
+        "caller": "01062345678",
+        "caller_raw": "01062345678",
+        "area_code": "010",
+    }
+    assert all(forwarded[name].number_format == "@" for name in ("caller", "area_code", "number"))
+    assert (forwarded["province"].value, forwarded["city"].value) == ("北京", "北京")
+    assert forwarded["started_at (Asia/Shanghai)"].as_time() == datetime(2026, 11, 23, 10, 1)
+    assert forwarded["ended_at (Asia/Shanghai)"].as_time() == datetime(2026, 11, 23, 10, 1, 3)
+    assert (forwarded["billable_seconds"].value, forwarded["billable_seconds"].number_format) == (
+        3,
+        "0",
+    )
+    assert forwarded["outcome"].value == "answered"
+    assert forwarded["legs"].value == "13800000021 BUSY > 13800000011 ANSWER"
+    assert "total" not in forwarded  # not priced: a blank cell, as CSV leaves it empty
+    assert by_id["c2"]["caller"] == Cell("13916012345", "@")
+    assert by_id["c3"]["area_code"] == Cell("0531", "@")
+
+
+def test_xlsx_honours_filters_and_limit(config_dir: Path, tmp_path: Path) -> None:
+    rows = xlsx(config_dir, tmp_path, "--number", "4000000001", "--limit", "2").rows
+    assert [row["call_id"].value for row in rows] == ["b54", "b53"]
+    jinan = xlsx(config_dir, tmp_path, "--caller", "0531-8888 9999").rows
+    assert [row["call_id"].value for row in jinan] == ["c3", "c0"]
+
+
+def test_xlsx_writes_charges_as_numbers_and_a_formula_caller_id_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Money goes into Excel as the number of the Decimal's digits (0.15, never 0.1499..)
+    with two decimals shown; a caller ID that reads as a formula is text Excel never runs,
+    kept as sent and marked as Excel marks text typed after a quote."""
+    config = tmp_path / "config"
+    config.mkdir()
+    sent = '=HYPERLINK("http://x.example","x")'
+    with store_of_engine("sqlite", tmp_path) as url:
+        (config / "router.yaml").write_text(f'store: "{url}"\n', encoding="utf-8")
+        start = CDR("m1", "4000000001", sent, None, "unknown", MONDAY_MORNING)
+        money = {
+            "caller_share": Decimal("0.15"),
+            "callee_share": Decimal("12345.20"),
+            "total": Decimal("12345.35"),
+        }
+        asyncio.run(_write(url, [StartCall(start), FinishCall("m1", money)]))
+        [row] = xlsx(config, tmp_path).rows
+    assert row["caller_share"] == Cell(0.15, "0.00")
+    assert (row["callee_share"].value, row["total"].value) == (12345.2, 12345.35)
+    assert row["caller_raw"] == Cell(sent, "@", quote_prefix=True)
+    assert "caller" not in row
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["--format", "xlsx"], "--format xlsx writes a workbook: give --output FILE"),
+        (["--format", "csv", "--output", "x.xlsx"], "--output is for --format xlsx; csv goes"),
+        (["--output", "x.xlsx"], "--output is for --format xlsx; table goes"),
+    ],
+)
+def test_xlsx_goes_to_a_file_and_only_xlsx_does(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], refusal: str
+) -> None:
+    """A workbook is binary: to a terminal it is noise, so it needs --output; the other
+    formats keep going to standard output, where scripts read them."""
+    capsys.readouterr()
+    assert main(["cdr", "--config", str(config_dir), *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"hotline400 cdr: {refusal}") and err.count("\n") == 1
+
+
+def test_an_xlsx_that_cannot_be_written_is_reported(
+    config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "no such folder" / "calls.xlsx"
+    capsys.readouterr()
+    code = main(["cdr", "--config", str(config_dir), "--format", "xlsx", "--output", str(output)])
+    assert code == 1
+    assert capsys.readouterr().err == f"cannot write {output}: No such file or directory\n"
+    assert not output.parent.exists()
 
 
 def test_json_exports_every_matching_call_with_its_legs(
