@@ -48,6 +48,7 @@ def create_app(
         Route("/events", dashboard.events),
         Route("/calls", calls.search_page),
         Route("/calls.csv", calls.export_csv),
+        Route("/calls.xlsx", calls.export_xlsx),
         Route("/calls/{call_id}", calls.call_page),
         Route("/calls/{call_id}/recording", calls.recording),
         Route("/reports", reports.reports_page),

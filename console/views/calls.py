@@ -1,12 +1,15 @@
-"""Call records: search, one call's detail, and the CSV export of a search."""
+"""Call records: search, one call's detail, and the CSV and Excel exports of a search."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
@@ -15,16 +18,18 @@ from console.context import Console
 from console.reports import read_day
 from console.web import audit, console_of, not_found, render, scope_of, user_of
 from router.commands.arguments import caller_id
-from router.commands.spreadsheet import spreadsheet_cell
+from router.commands.spreadsheet import cdr_values, spreadsheet_cell
+from router.commands.workbook import XLSX_MEDIA_TYPE, ExportSheet
 from router.recordings.files import recording_file
-from router.storage.cdr import CDR, Outcome, cdr_to_json
+from router.storage.cdr import CDR, TIME_FIELDS, Outcome, cdr_to_json
 
 PAGE_SIZE = 50
 SPREADSHEET_BOM = "\ufeff"
 """Opens the export: without it Excel reads UTF-8 in the system's code page (GBK on a
 Chinese Windows) and every 山东 turns to mojibake."""
 EXPORT_BATCH = 500
-CSV_COLUMNS = (
+READ_CHUNK = 1 << 16
+EXPORT_COLUMNS = (
     "call_id",
     "number",
     "caller",
@@ -49,6 +54,7 @@ CSV_COLUMNS = (
     "survey_score",
     "legs",
 )
+"""The columns of the CSV and Excel exports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,24 +208,17 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 
 
 async def export_csv(request: Request) -> Response:
-    """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM); a search
-    with a field it cannot read (a date that is none, or out of range) exports nothing
-    rather than more than was asked. Call records are personal data: who downloaded them,
-    with which filters and how many calls, goes into the audit log."""
-    search = Search.from_query(request)
+    """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM)."""
+    ids = await _exported_ids(request, "calls.csv")
+    if isinstance(ids, Response):
+        return ids
     console = console_of(request)
-    if search.problems:
-        search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
-        return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
-    ids = await _matching_ids(request, search, None)
-    count = f"{len(ids)} call{'' if len(ids) == 1 else 's'}"
-    await audit(request, "download call records", "calls.csv", f"{count}; {search.in_words()}")
 
     async def rows() -> AsyncIterator[str]:
         yield SPREADSHEET_BOM
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(EXPORT_COLUMNS)
         for start in range(0, len(ids), EXPORT_BATCH):
             for cdr in await calls_of(console, ids[start : start + EXPORT_BATCH]):
                 writer.writerow(csv_row(cdr))
@@ -228,21 +227,79 @@ async def export_csv(request: Request) -> Response:
             buffer.truncate()
         yield buffer.getvalue()
 
-    name = f"calls-{console.now():%Y%m%d-%H%M}.csv"
+    return _download(rows(), "csv", "text/csv; charset=utf-8", console)
+
+
+async def export_xlsx(request: Request) -> Response:
+    """The calls the search finds, as an Excel workbook: caller numbers and area codes stay
+    text with their leading zeros, times are date-times in the console's zone, charges are
+    numbers. Written batch by batch to a scratch file (in a worker thread: XlsxWriter is
+    pure Python and slow next to the CSV writer), then sent."""
+    ids = await _exported_ids(request, "calls.xlsx")
+    if isinstance(ids, Response):
+        return ids
+    console = console_of(request)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with tempfile.TemporaryDirectory(prefix="hotline400-calls-") as folder:
+            path = Path(folder) / "calls.xlsx"
+            sheet = ExportSheet(
+                path, EXPORT_COLUMNS, title="calls", zone=console.zone, times=TIME_FIELDS
+            )
+            with sheet:
+                for start in range(0, len(ids), EXPORT_BATCH):
+                    batch = await calls_of(console, ids[start : start + EXPORT_BATCH])
+                    await asyncio.to_thread(_add_calls, sheet, batch)
+                await asyncio.to_thread(sheet.close)
+            with path.open("rb") as file:
+                while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
+                    yield chunk
+
+    return _download(chunks(), "xlsx", XLSX_MEDIA_TYPE, console)
+
+
+def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
+    """A batch of rows, off the event loop: a cell costs XlsxWriter about 6 µs, so 500
+    calls of 23 columns would hold every other page up for some 70 ms."""
+    for cdr in cdrs:
+        sheet.add(_export_values(cdr))
+
+
+async def _exported_ids(request: Request, file: str) -> list[str] | Response:
+    """The calls an export of the search holds, newest first; a search with a field it
+    cannot read (a date that is none, or out of range) exports nothing rather than more
+    than was asked (the answer is then its problems). Call records are personal data: who
+    downloaded them, with which filters and how many calls, goes into the audit log."""
+    search = Search.from_query(request)
+    console = console_of(request)
+    if search.problems:
+        search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
+        return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
+    ids = await _matching_ids(request, search, None)
+    count = f"{len(ids)} call{'' if len(ids) == 1 else 's'}"
+    await audit(request, "download call records", file, f"{count}; {search.in_words()}")
+    return ids
+
+
+def _download(
+    body: AsyncIterator[str] | AsyncIterator[bytes], kind: str, media_type: str, console: Console
+) -> Response:
+    """An export as an attachment named for when it was taken: calls-20261124-1030.csv."""
+    name = f"calls-{console.now():%Y%m%d-%H%M}.{kind}"
     return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
+        body,
+        media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
-def csv_row(cdr: CDR) -> list[object]:
-    data = cdr_to_json(cdr)
-    region = data["region"]
+def _export_values(cdr: CDR) -> list[object]:
     legs = "; ".join(
-        f"{leg['destination']} {leg['dial_status']} ring {leg['ring_seconds']}s"
-        f" talk {leg['talk_seconds']}s"
-        for leg in data["legs"]
+        f"{leg.destination} {leg.dial_status} ring {leg.ring_seconds}s talk {leg.talk_seconds}s"
+        for leg in cdr.legs
     )
-    values = {**data, **region, "legs": legs}
-    return [spreadsheet_cell(values.get(name)) for name in CSV_COLUMNS]
+    return cdr_values(cdr, EXPORT_COLUMNS, legs)
+
+
+def csv_row(cdr: CDR) -> list[object]:
+    return [spreadsheet_cell(value) for value in _export_values(cdr)]

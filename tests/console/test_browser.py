@@ -3,7 +3,7 @@ chromedriver), beside a real router, both run as `hotline400` processes on one s
 
 A subscriber signs in, saves a plan with an error and then correctly (its calls recorded
 from then on), watches a call placed by the Asterisk simulator appear on the dashboard
-without reloading, exports CSV, switches the satisfaction survey on (confirming its fee),
+without reloading, exports CSV and Excel, switches the satisfaction survey on (confirming its fee),
 sees the month's pending closing entries, and opens a call the router recorded and surveyed:
 its score and a player of its recording; another subscriber fails to reach the first one's
 page; the operator scans the accounts and users, and on a phone opens the menu from the
@@ -58,6 +58,7 @@ from tests.console.harness import (
     console_config,
     created_store,
 )
+from tests.xlsx_reading import Cell, read_workbook
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -302,6 +303,13 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
         exported = next(downloads.glob("calls-*.csv")).read_text(encoding="utf-8-sig")
         assert exported.startswith("call_id,number,caller")
         assert "\nbrowser.1,4008207788,13805310001," in exported
+
+        # The same search as an Excel workbook, the caller's number a text cell.
+        browser.find_element(By.LINK_TEXT, "Export Excel").click()
+        WebDriverWait(browser, 15).until(lambda b: list(downloads.glob("calls-*.xlsx")))
+        workbook = read_workbook(next(downloads.glob("calls-*.xlsx")))
+        [placed] = [row for row in workbook["calls"].rows if row["call_id"].value == "browser.1"]
+        assert (placed["number"], placed["caller"]) == (Cell(SHOP, "@"), Cell("13805310001", "@"))
 
         # A feature switched on from the money page, its fee confirmed first.
         browser.get(f"{url}/numbers/{SHOP}/money")

@@ -10,7 +10,7 @@ import csv
 import html
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from console.plan_editing import preview
 from numbering.lifecycle import NumberRecord, Status
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.commands.workbook import XLSX_MEDIA_TYPE
 from router.configuration.config_dir import load_config
 from router.configuration.settings import load_settings
 from router.storage.cdr import Outcome
@@ -36,6 +37,7 @@ from tests.console.harness import (
     csrf_of,
     running_console,
 )
+from tests.xlsx_reading import Cell, read_workbook
 
 GOOD_TARGET = "02155550000"
 
@@ -426,6 +428,58 @@ async def test_the_call_export_opens_in_excel_with_its_chinese_text(tmp_path: Pa
         await shop.aclose()
 
 
+async def test_call_records_export_as_an_excel_workbook_with_typed_cells(tmp_path: Path) -> None:
+    """The Excel export holds the CSV's columns and calls, each cell typed: caller numbers
+    and area codes text (0531 keeps its zero), charges numbers, times local date-times."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("c1", SHOP, NOW - timedelta(hours=2), caller="01062345678"),
+                *a_call(
+                    "c2", SHOP, NOW - timedelta(hours=1), Outcome.NOANSWER, caller="=HYPERLINK(1)"
+                ),
+                *a_call("c3", SHOP, NOW - timedelta(days=3), province="广东", city="广州"),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        export = await shop.get(f"/calls.xlsx?number={SHOP}")
+        assert export.headers["content-type"] == XLSX_MEDIA_TYPE
+        assert export.headers["content-disposition"] == (
+            f'attachment; filename="calls-{NOW:%Y%m%d-%H%M}.xlsx"'
+        )
+        sheet = read_workbook(export.content)["calls"]
+        csv_export = await shop.get(f"/calls.csv?number={SHOP}")
+        csv_header = next(csv.reader(io.StringIO(csv_export.content.decode("utf-8-sig"))))
+        zoned = {"started_at", "answered_at", "ended_at"}
+        assert sheet.header == [f"{n} (Asia/Shanghai)" if n in zoned else n for n in csv_header]
+        rows = {row["call_id"].value: row for row in sheet.rows}
+        assert list(rows) == ["c2", "c1", "c3"]
+        answered = rows["c1"]
+        assert (answered["caller"], answered["area_code"]) == (
+            Cell("01062345678", "@"),
+            Cell("0531", "@"),
+        )
+        assert (answered["province"].value, answered["city"].value) == ("山东", "济南")
+        assert answered["caller_share"] == Cell(0.15, "0.00")
+        assert answered["total"] == Cell(0.35, "0.00")
+        assert answered["billable_seconds"] == Cell(60, "0")
+        assert answered["started_at (Asia/Shanghai)"].as_time() == datetime(2026, 11, 24, 13)
+        assert rows["c2"]["caller_raw"] == Cell("=HYPERLINK(1)", "@", quote_prefix=True)
+        by_region = read_workbook((await shop.get("/calls.xlsx?region=广东")).content)
+        assert [row["call_id"].value for row in by_region["calls"].rows] == ["c3"]
+        await shop.aclose()
+
+
+async def test_the_calls_page_offers_both_exports_of_its_search(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        page = (await shop.get(f"/calls?number={SHOP}&outcome=unanswered")).text
+        query = html.escape(f"number={SHOP}&outcome=unanswered")
+        assert f'href="/calls.csv?{query}" download>Export CSV</a>' in page
+        assert f'href="/calls.xlsx?{query}" download>Export Excel</a>' in page
+        await shop.aclose()
+
+
 async def test_a_municipal_caller_is_placed_once_on_every_page(tmp_path: Path) -> None:
     """上海 is province and city at once: 'Shanghai Shanghai' reads as a fault."""
     async with running_console(tmp_path) as site:
@@ -458,6 +512,7 @@ async def test_a_download_of_call_records_is_written_in_the_audit_log(tmp_path: 
         query = f"number={SHOP}&outcome=unanswered&since={NOW.date()}"
         assert (await staff.get(f"/calls.csv?{query}")).status_code == 200
         assert (await staff.get("/calls.csv")).status_code == 200
+        assert (await staff.get(f"/calls.xlsx?{query}")).status_code == 200
         downloads = [
             (e.actor, e.action, e.target, e.detail)
             for e in await site.store.audit_log()
@@ -471,6 +526,12 @@ async def test_a_download_of_call_records_is_written_in_the_audit_log(tmp_path: 
                 f"1 call; number {SHOP}, since 2026-11-24, outcome unanswered",
             ),
             ("shopstaff", "download call records", "calls.csv", "2 calls; no filter"),
+            (
+                "shopstaff",
+                "download call records",
+                "calls.xlsx",
+                f"1 call; number {SHOP}, since 2026-11-24, outcome unanswered",
+            ),
         ]
         shop = await site.signed_in("shop")
         audit = (await shop.get("/audit")).text
@@ -842,15 +903,16 @@ async def test_days_out_of_range_are_a_problem_like_any_bad_date(
         await shop.aclose()
 
 
-async def test_a_csv_export_with_a_bad_date_exports_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("export", ["/calls.csv", "/calls.xlsx"])
+async def test_an_export_with_a_bad_date_exports_nothing(tmp_path: Path, export: str) -> None:
     async with running_console(tmp_path) as site:
         await site.store.apply(a_call("c1", SHOP, NOW))
         shop = await site.signed_in("shop")
         for query in ("until=9999-12-31", "since=2026-02-30"):
-            export = await shop.get(f"/calls.csv?{query}")
-            assert export.status_code == 400
-            assert "c1" not in export.text and query.split("=")[0] in export.text
-        assert (await shop.get(f"/calls.csv?number={CLINIC}&until=x")).status_code == 404
+            answer = await shop.get(f"{export}?{query}")
+            assert answer.status_code == 400
+            assert "c1" not in answer.text and query.split("=")[0] in answer.text
+        assert (await shop.get(f"{export}?number={CLINIC}&until=x")).status_code == 404
         await shop.aclose()
 
 
