@@ -16,11 +16,12 @@ def spreadsheet_cell(value: object) -> object:
     """An export's value for a CSV cell, written as the JSON export writes it (a time in
     ISO-8601 with its offset, money to the fen, an outcome by name); text a caller (or
     anyone outside) chose that a spreadsheet would run as a formula gets a leading quote so
-    it stays text; None is an empty cell."""
+    it stays text, while a number stays a number (a balance of -618.00 is no formula); None
+    is an empty cell."""
     text = encode_value(value)
     if text is None:
         return ""
-    if isinstance(text, str) and text.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + text
     return text
 
