@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the checks need on a fresh Debian machine (run as root), then the checks:
 # promtool for the alert-rule tests, the local PostgreSQL for the storage tests, a virtual
-# environment with the test tools, then `ruff check .` and the whole test suite.
+# environment with the test tools, then `ruff check .`, `ruff format --check .` and the whole
+# test suite.
 # Extra arguments go to pytest: ./test.sh tests/router/commands/test_cli.py -x
 # The suite runs in three pytest-xdist workers: its tests mostly wait on sockets, daemons
 # and the browser (one worker keeps a core about half busy), so three share two cores well.
@@ -42,4 +43,5 @@ psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 't
 . .venv/bin/activate
 pip install -q -e '.[test]'
 ruff check .
+ruff format --check .
 pytest -n 3 "$@"

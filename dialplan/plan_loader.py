@@ -81,8 +81,7 @@ def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:
         if route.announcement is not None and route.reject is None:
             yield source.problem(
                 (*path, "announcement"),
-                "an announcement plays only before a refusal (reject:); this route refuses "
-                "nothing",
+                "an announcement plays only before a refusal (reject:); this route refuses nothing",
             )
         if route.require_pin and plan.pin is None:
             yield source.problem(

@@ -131,7 +131,7 @@ def format_path(path: tuple[Any, ...]) -> str:
     return text or "(file)"
 
 
-_BARE_STAR = " (YAML reads a bare * as an alias: write it in quotes, \"*\")"
+_BARE_STAR = ' (YAML reads a bare * as an alias: write it in quotes, "*")'
 """A menu's `*` key is where a bare `*` comes naturally to whoever writes a plan."""
 
 

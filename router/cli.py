@@ -63,9 +63,7 @@ def installed_version() -> str:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of `command` alone when it names one."""
     parser = OneLineParser(prog="hotline400", description="Call routing for 400 business numbers.")
-    parser.add_argument(
-        "--version", action="version", version=f"hotline400 {installed_version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"hotline400 {installed_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", default="config", metavar="DIR", help="configuration directory (./config)"

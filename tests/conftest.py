@@ -233,9 +233,7 @@ class Relay:
             writer.transport.abort()
             return
         self._links |= {writer, up_writer}
-        await asyncio.gather(
-            _pipe(reader, up_writer, self), _pipe(up_reader, writer, self)
-        )
+        await asyncio.gather(_pipe(reader, up_writer, self), _pipe(up_reader, writer, self))
         self._links -= {writer, up_writer}
 
 

@@ -82,4 +82,3 @@ asterisk_ami.AmiSimulator.answer_caller  # a call the router answered for a prom
 asterisk_ami.AmiSimulator.flush_cdrs
 asterisk_ami.AmiSimulator.channel_lists
 asterisk_ami.AmiSimulator.variables_read  # the Getvar of an answer stamp asked
-

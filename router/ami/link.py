@@ -353,9 +353,7 @@ def _call_each(hooks: list[Callable[[], object]], what: str) -> None:
             log.exception("AMI %s hook %r failed", what, hook)
 
 
-async def _reply(
-    action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]
-) -> AmiMessage:
+async def _reply(action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]) -> AmiMessage:
     """The reply to an action, or AmiError if the connection ends first."""
     await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
     if action.done() and not action.cancelled():  # a lost connection cancels what it owed

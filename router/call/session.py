@@ -437,9 +437,7 @@ class CallSession:
         for _ in range(pin.attempts):
             if self.agi.hung_up:
                 break
-            digits, _ = await self.agi.get_data(
-                prompt, pin.digit_timeout * 1000, pin.max_digits
-            )
+            digits, _ = await self.agi.get_data(prompt, pin.digit_timeout * 1000, pin.max_digits)
             verified = await self.services.pin_checks.verify(digits, pin.hash) if digits else False
             if verified:
                 return True
@@ -513,8 +511,7 @@ class CallSession:
             return False
         if played != "SUCCESS":
             log.warning(
-                "call %s: the recording notice %r was not played (PLAYBACKSTATUS %s); "
-                "not recorded",
+                "call %s: the recording notice %r was not played (PLAYBACKSTATUS %s); not recorded",
                 self.context.call_id,
                 recording.notice,
                 played,

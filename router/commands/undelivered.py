@@ -87,9 +87,7 @@ def replay_kept(
     sent: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
     with kept.replaying():
-        records = [
-            r for r in kept.read() if args.number is None or r.get("number") == args.number
-        ]
+        records = [r for r in kept.read() if args.number is None or r.get("number") == args.number]
         passed_over = [r for r in records if r.get("maybe_sent") and not args.maybe_sent]
         to_send = [r for r in records if r not in passed_over]
         try:

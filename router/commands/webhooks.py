@@ -43,9 +43,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         parents=[common],
         help="send the undelivered call events again; exit 1 while any remain",
     )
-    replay.add_argument(
-        "--number", type=service_number, help="only the events of this 400 number"
-    )
+    replay.add_argument("--number", type=service_number, help="only the events of this 400 number")
     replay.set_defaults(run=run_replay)
 
 
@@ -81,9 +79,7 @@ def run_replay(args: argparse.Namespace) -> int:
         kept.replaying(),
         httpx.Client(timeout=settings.webhook_timeout, transport=transport) as client,
     ):
-        records = [
-            r for r in kept.read() if args.number is None or r.get("number") == args.number
-        ]
+        records = [r for r in kept.read() if args.number is None or r.get("number") == args.number]
         try:
             for record in records:
                 plan = plans.get(str(record.get("number")))

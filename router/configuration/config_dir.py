@@ -53,9 +53,7 @@ def load_config(directory: str | Path) -> ConfigSet:
         config.problems.extend(error.problems)
     if (config.directory / TARIFFS_FILE).exists():
         try:
-            config.tariffs = load_tariffs(
-                config.directory / TARIFFS_FILE, config.settings.zone()
-            )
+            config.tariffs = load_tariffs(config.directory / TARIFFS_FILE, config.settings.zone())
         except ConfigError as error:
             config.problems.extend(error.problems)
     try:

@@ -260,9 +260,7 @@ class CallerHangup:
     seconds (held), or while the server is idle after its `nth` command's reply (HANGUP
     goes out at once, agi-more/f2_hangup_while_idle)."""
 
-    at: Literal[
-        "after_env", "dial", "prompt", "after_prompt", "playback", "sound", "wait", "idle"
-    ]
+    at: Literal["after_env", "dial", "prompt", "after_prompt", "playback", "sound", "wait", "idle"]
     nth: int = 1
     after_s: float = 0.0
 
@@ -933,10 +931,18 @@ class _Channel:
 
 
 _SILENT_WAV = (
-    b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-    + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (8000).to_bytes(4, "little")
-    + (16000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-    + b"data" + (0).to_bytes(4, "little")
+    b"RIFF"
+    + (36).to_bytes(4, "little")
+    + b"WAVEfmt "
+    + (16).to_bytes(4, "little")
+    + (1).to_bytes(2, "little")
+    + (1).to_bytes(2, "little")
+    + (8000).to_bytes(4, "little")
+    + (16000).to_bytes(4, "little")
+    + (2).to_bytes(2, "little")
+    + (16).to_bytes(2, "little")
+    + b"data"
+    + (0).to_bytes(4, "little")
 )
 """A WAV file of 8 kHz 16-bit mono holding no sound: its 44-byte header."""
 

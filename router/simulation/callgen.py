@@ -370,10 +370,14 @@ class CallgenReport:
 
     def lines(self) -> list[str]:
         """The report as printed by `hotline400 callgen`."""
-        lines = [
-            f"interrupted    after {self.placed} of {self.planned} calls; "
-            "the figures are of those calls"
-        ] if self.interrupted else []
+        lines = (
+            [
+                f"interrupted    after {self.placed} of {self.planned} calls; "
+                "the figures are of those calls"
+            ]
+            if self.interrupted
+            else []
+        )
         lines += [
             f"placed         {self.placed} calls to {self.target} in {self.elapsed_s:.2f} s "
             f"({self.calls_per_s:.1f} calls/s), concurrency {self.concurrency}, "

@@ -160,9 +160,7 @@ async def balances(daemon: Daemon) -> list[str]:
         calls = [entry for entry in entries if entry.kind is LedgerKind.CALL]
         balance = sum((entry.amount for entry in entries), Decimal("0.00"))
         kind = "prepaid" if account.prepaid else "postpaid"
-        lines.append(
-            f"  {number}  {balance:>9} yuan ({kind}) after {len(calls)} charged call(s)"
-        )
+        lines.append(f"  {number}  {balance:>9} yuan ({kind}) after {len(calls)} charged call(s)")
     return lines
 
 

@@ -272,9 +272,7 @@ class BackOfficeTables(SessionSource):
         mix = CallMix({}, [0] * (len(DURATION_EDGES) + 1))
         if not numbers or since >= until:
             return mix
-        counted, params = _counted(
-            numbers, since, until, "outcome, duration_class, calls", "calls"
-        )
+        counted, params = _counted(numbers, since, until, "outcome, duration_class, calls", "calls")
         rows = await self._fetch(
             f"SELECT outcome, duration_class, SUM(calls) AS calls FROM ({counted}) AS counted"
             " GROUP BY 1, 2",

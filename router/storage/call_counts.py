@@ -78,7 +78,6 @@ _CHANGED = (
 """A change that moves a call between counts (a CDR is finished, or completed later)."""
 
 
-
 def _sqlite_triggers(written: str, changed: str, period: Period) -> tuple[str, ...]:
     return (
         f"CREATE TRIGGER {written} AFTER INSERT ON cdrs BEGIN "

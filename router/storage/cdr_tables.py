@@ -45,9 +45,7 @@ class CdrTables(SessionSource):
         async with self._connected() as session:
             return await self._stranded(session, now, routers)
 
-    async def _stranded(
-        self, session: Session, now: datetime, routers: Sequence[str]
-    ) -> list[CDR]:
+    async def _stranded(self, session: Session, now: datetime, routers: Sequence[str]) -> list[CDR]:
         names = [self.router, *routers]
         where = queries.stranded(len(names))
         return await _select(session, where, [*names, epoch_us(now)], limit=None)

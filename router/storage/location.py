@@ -41,6 +41,7 @@ class StoreSettings(Protocol):
     router_name: str | None
     timezone: str
 
+
 STORE_ENV = "HOTLINE400_STORE"
 SQLITE_SCHEME = "sqlite"
 POSTGRES_SCHEMES = ("postgresql", "postgres")

@@ -282,9 +282,7 @@ class NumberTables(SessionSource):
         return [party_from_row(row) for row in rows]
 
 
-def _material_given(
-    party: PartyRow, replacing: PartyRow | None
-) -> tuple[str, tuple[object, ...]]:
+def _material_given(party: PartyRow, replacing: PartyRow | None) -> tuple[str, tuple[object, ...]]:
     """The statement giving a subscriber `party`'s real-name material: one without complete
     material, or (`replacing`) one whose material is still the one a rejected review read;
     otherwise material once complete is kept as it was given."""

@@ -34,8 +34,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def report(config: Path, *extra: str) -> list[str]:
-    return ["report", "--config", str(config), "--number", SHOP, "--from", DAY, "--to", DAY,
-            *extra]
+    return ["report", "--config", str(config), "--number", SHOP, "--from", DAY, "--to", DAY, *extra]
 
 
 def test_the_table_counts_every_outcome_as_the_json_does(

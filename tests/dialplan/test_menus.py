@@ -108,7 +108,7 @@ def test_a_menu_option_chooses_the_prompt_language() -> None:
 
 
 def test_a_repeat_option_with_a_language_plays_the_menu_again_in_that_language() -> None:
-    """"For English, press 9": the same menu again, its prompts in English from then on."""
+    """ "For English, press 9": the same menu again, its prompts in English from then on."""
     plan = plan_from(
         """
         language: zh
@@ -186,8 +186,7 @@ def test_menu_keys_defaults_and_prompts_are_checked() -> None:
         "(letters, digits, _-/., at most 120)",
         f"{FILE}:6 menus.main.options: '#' is not a key a caller can press for an option "
         "(0-9 or *)",
-        f"{FILE}:8 menus.main.default: the default ends the retries: a route or a menu, not "
-        "repeat",
+        f"{FILE}:8 menus.main.default: the default ends the retries: a route or a menu, not repeat",
     ]
 
 

@@ -25,9 +25,7 @@ def test_asyncio_named_is_asyncio_whatever_is_installed(caplog: pytest.LogCaptur
 
 
 @pytest.mark.parametrize("name", ["auto", "uvloop"])
-def test_uvloop_runs_the_daemon_when_installed(
-    name: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_uvloop_runs_the_daemon_when_installed(name: str, caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("uvloop")  # an optional extra, in the test extra too
     caplog.set_level(logging.INFO)
     factory = event_loop_factory(name)

@@ -414,9 +414,9 @@ async def pin_call_dialling(
     asterisk.channel_up(CALL_ID, CALLER, PIN_LINE, at=prompted)
     asterisk.answer_caller(CALL_ID, at=prompted)
     async with asyncio.timeout(PROCESS_S):
-        while (cdr := await stored(store_url)) is None or [
-            leg.dial_status for leg in cdr.legs
-        ] != [DIALLING]:
+        while (cdr := await stored(store_url)) is None or [leg.dial_status for leg in cdr.legs] != [
+            DIALLING
+        ]:
             await asyncio.sleep(0.05)
     dial_started = cdr.legs[0].started_at
     assert dial_started >= at(prompted + 1)  # the PIN took its time: the answer was before
@@ -558,7 +558,6 @@ async def test_an_ami_account_that_may_not_list_channels_closes_them_and_says_wh
     assert cdr.note == (
         f"{INTERRUPTED_NOTE}; Asterisk not asked: CoreShowChannels refused: Permission denied"
     )
-
 
 
 def dialling(started: datetime) -> Leg:

@@ -106,18 +106,18 @@ async def test_out_of_time_the_held_call_takes_the_busy_forwarding(tmp_path: Pat
         result = await call(router, dialled=QUEUED, uniqueid="q.1")
         cdr = await finished_cdr(router, "q.1")
         text = metrics_text(router)
-    assert result.commands[:7] == ["EXEC Ringing", *['EXEC Wait "1"'] * 5, (
-        'EXEC Dial "Local/13800000012@phones,20"'
-    )]
+    assert result.commands[:7] == [
+        "EXEC Ringing",
+        *['EXEC Wait "1"'] * 5,
+        ('EXEC Dial "Local/13800000012@phones,20"'),
+    ]
     assert not result.answered or result.dials[0].status == "ANSWER"  # answered by the forward
     assert [(leg.destination, leg.dial_status) for leg in cdr.legs] == [
         (DESK, "BUSY"),
         ("13800000012", "ANSWER"),
     ]
     assert cdr.note == "held 5 s in the queue, then busy forwarding"
-    assert (
-        f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="timeout"}} 1.0' in text
-    )
+    assert f'hotline400_hold_wait_seconds_count{{number="{QUEUED}",result="timeout"}} 1.0' in text
 
 
 async def test_out_of_time_with_an_announcement_the_caller_hears_it_unanswered(
@@ -299,8 +299,7 @@ def test_a_queue_needs_a_destination_with_max_calls_and_a_valid_vip_list() -> No
         )
     with pytest.raises(ConfigError, match="max_wait"):
         plan_from(
-            "queue: {max_wait: 3600}\n"
-            'default: {target: {number: "13800000011", max_calls: 2}}'
+            'queue: {max_wait: 3600}\ndefault: {target: {number: "13800000011", max_calls: 2}}'
         )
 
 

@@ -294,9 +294,7 @@ async def test_a_caller_hanging_up_in_a_menu_leaves_a_complete_cdr(tmp_path: Pat
         "CHANNEL STATUS",
         *status_lines("noanswer", "", "default"),
     ]
-    assert result.replies[3] == [
-        "511 Command Not Permitted on a dead channel or intercept routine"
-    ]
+    assert result.replies[3] == ["511 Command Not Permitted on a dead channel or intercept routine"]
     assert (cdr.outcome, cdr.menu_path, cdr.menu_digits) == (CallOutcome.NOANSWER, "main", "")
     assert cdr.note == "caller hung up in menu 'main'"
     assert cdr.ended_at is not None and cdr.legs == ()

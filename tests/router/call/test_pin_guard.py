@@ -107,9 +107,7 @@ async def test_other_callers_and_the_right_pin_are_not_affected(
     assert other.commands[0] == "ANSWER"
 
 
-async def test_failures_older_than_the_window_no_longer_count(
-    router: Daemon, clock: Clock
-) -> None:
+async def test_failures_older_than_the_window_no_longer_count(router: Daemon, clock: Clock) -> None:
     await guess(router, "g.0")
     clock.advance(500)
     await guess(router, "g.1")

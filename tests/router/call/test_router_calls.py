@@ -276,9 +276,7 @@ async def test_a_caller_hanging_up_at_the_pin_prompt_ends_the_call_cleanly(
         *status_lines("noanswer", "", "default"),
     ]
     assert result.replies[1] == ["200 result=-1"]
-    assert result.replies[2] == [
-        "511 Command Not Permitted on a dead channel or intercept routine"
-    ]
+    assert result.replies[2] == ["511 Command Not Permitted on a dead channel or intercept routine"]
     assert result.hangup_lines >= 1
     assert (cdr.outcome, cdr.note) == (Outcome.NOANSWER, "caller hung up at the PIN prompt")
 

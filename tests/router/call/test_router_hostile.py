@@ -110,7 +110,7 @@ async def test_a_line_break_smuggled_into_the_header_ends_the_session_before_any
     [
         ('"0531" 8888,9999', 'Zhang "San"'),
         ("13800138000|EXEC", "a,b|c&d(e)"),
-        ("\\\\server\\share", "back\\slash \\\" quote"),
+        ("\\\\server\\share", 'back\\slash \\" quote'),
         ("13912345678", "张三 ; SET VARIABLE X 1"),
         ("x" * 5000, "y" * 5000),
     ],

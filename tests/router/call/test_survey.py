@@ -194,9 +194,7 @@ async def test_a_survey_prompt_that_cannot_be_played_asks_nothing(tmp_path: Path
 async def test_only_the_route_that_asks_surveys_its_callers(tmp_path: Path) -> None:
     async with running_router(tmp_path) as router:
         asked = await call(router, dialled=MENU_THEN_SURVEY, uniqueid="sv.11", dtmf=("1", "3"))
-        not_asked = await call(
-            router, dialled=MENU_THEN_SURVEY, uniqueid="sv.12", dtmf=("2", "3")
-        )
+        not_asked = await call(router, dialled=MENU_THEN_SURVEY, uniqueid="sv.12", dtmf=("2", "3"))
         cdr_asked = await finished_cdr(router, "sv.11")
         cdr_not_asked = await finished_cdr(router, "sv.12")
     dial, outcome = prompted_dial_lines("13800000013", asked.env["agi_channel"])

@@ -130,7 +130,6 @@ def write_broken_calendar(config_dir: Path) -> tuple[Path, list[str]]:
 # --- check ---------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_each_command_loads_alone_under_its_own_name(name: str) -> None:
     [commands] = [action for action in build_parser(name)._actions if action.dest == "command"]
@@ -148,6 +147,7 @@ def test_help_lists_every_command(capsys: Capture) -> None:
         main(["--help"])
     listed = capsys.readouterr().out
     assert all(f"    {name} " in listed or f"    {name}\n" in listed for name in COMMANDS)
+
 
 def test_check_passes_the_shipped_config(capsys: Capture, config_dir: Path) -> None:
     code, lines = hotline400(capsys, "check", "--config", str(config_dir), "--today", "2026-06-01")
@@ -185,8 +185,9 @@ def test_check_refuses_a_crm_url_on_a_private_address_unless_the_operator_allows
     argv = ("check", "--config", str(config_dir), "--today", "2026-06-01")
     code, lines = hotline400(capsys, *argv)
     assert code == 1
-    assert f"{plan}:{line} crm.url: 127.0.0.1 is not a public address: call events go only" in (
-        lines[0]
+    assert (
+        f"{plan}:{line} crm.url: 127.0.0.1 is not a public address: call events go only"
+        in (lines[0])
     )
     assert lines[0].endswith("networks the operator lists in crm_allowed_networks (router.yaml)")
     code, lines = hotline400(capsys, "check", str(plan))
@@ -205,9 +206,7 @@ def test_check_validates_router_settings(capsys: Capture, config_dir: Path) -> N
     assert lines == [*expected, f"checked {checked_files(config_dir)} file(s): 4 problem(s)"]
 
 
-def test_check_names_the_line_of_a_bad_pin_guard_setting(
-    capsys: Capture, config_dir: Path
-) -> None:
+def test_check_names_the_line_of_a_bad_pin_guard_setting(capsys: Capture, config_dir: Path) -> None:
     path = config_dir / "router.yaml"
     negative = break_file(path, "max_failed_calls: 5", "max_failed_calls: -1")
     typo = break_file(path, "  block: 3600", "  blocked: 3600")
@@ -361,8 +360,7 @@ def test_check_previous_checks_a_move_to_a_package_without_a_minimum(
     assert code == 1
     assert (
         "4008207788: minimum monthly consumption 500.00 -> 0.00 "
-        "(package nationwide-300 -> business-hall) refused"
-        in lines[0]
+        "(package nationwide-300 -> business-hall) refused" in lines[0]
     )
 
 
@@ -595,7 +593,7 @@ def take_the_busy_forward_out_of_service(config_dir: Path) -> Path:
     plan = config_dir / "plans" / "4006001234.yaml"
     text = plan.read_text(encoding="utf-8")
     down = (
-        "default:\n  split:\n    - {number: \"13905310001\", percent: 99}\n"
+        'default:\n  split:\n    - {number: "13905310001", percent: 99}\n'
         '    - {number: "053188886667", percent: 1, down: true}\n'
     )
     plan.write_text(text.replace('default:\n  target: "13905310001"\n', down), encoding="utf-8")

@@ -28,8 +28,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def body(balance: str) -> dict[str, str]:
-    return {"event": "low_balance", "number": "4008207788", "balance": balance,
-            "threshold": "50.00"}
+    return {
+        "event": "low_balance",
+        "number": "4008207788",
+        "balance": balance,
+        "threshold": "50.00",
+    }
 
 
 def kept_warnings(workdir: Path, webhook_url: str) -> UndeliveredEvents:
@@ -42,8 +46,15 @@ def kept_warnings(workdir: Path, webhook_url: str) -> UndeliveredEvents:
     kept = UndeliveredEvents(workdir / "var" / "spool", LOW_BALANCE_UNDELIVERED_FILE)
     kept.keep(
         [
-            {"id": f"w{n}", "number": "4008207788", "body": body(balance), "attempts": 3,
-             "error": error, "maybe_sent": maybe, "kept_at": "2026-11-23T17:30:00+00:00"}
+            {
+                "id": f"w{n}",
+                "number": "4008207788",
+                "body": body(balance),
+                "attempts": 3,
+                "error": error,
+                "maybe_sent": maybe,
+                "kept_at": "2026-11-23T17:30:00+00:00",
+            }
             for n, (balance, error, maybe) in enumerate(
                 [("49.00", "HTTP 503", False), ("20.00", "no answer within 5 s", True)]
             )

@@ -774,7 +774,6 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "beta")
     assert out.splitlines() == ["subscriber beta", "  left on past holdings 0.00"]
 
-
     settle = ("account", "topup", "--number", ORDINARY, "--past-holder", "acme",
               "--amount", "600", "--ref", "bank-9", "--at", "2027-05-02 10:00")  # fmt: skip
     code, out, err = run(stocked, capsys, *settle)

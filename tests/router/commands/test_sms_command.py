@@ -34,9 +34,17 @@ def kept_messages(workdir: Path, gateway_url: str) -> UndeliveredEvents:
     kept = UndeliveredEvents(workdir / "var" / "spool", SMS_UNDELIVERED_FILE)
     kept.keep(
         [
-            {"id": f"m{n}", "kind": "missed_call", "number": "4008207788", "to": "13905310001",
-             "text": f"未接来电 {n}", "attempts": 3, "error": error, "maybe_sent": maybe,
-             "kept_at": "2026-11-23T17:30:00+00:00"}
+            {
+                "id": f"m{n}",
+                "kind": "missed_call",
+                "number": "4008207788",
+                "to": "13905310001",
+                "text": f"未接来电 {n}",
+                "attempts": 3,
+                "error": error,
+                "maybe_sent": maybe,
+                "kept_at": "2026-11-23T17:30:00+00:00",
+            }
             for n, (error, maybe) in enumerate(
                 [("HTTP 503", False), ("no answer within 5 s", True)]
             )

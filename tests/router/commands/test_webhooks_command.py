@@ -29,8 +29,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_list_gives_when_each_event_was_kept_in_the_billing_zone(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kept = {"id": "ev-1", "number": "4008207788", "attempts": 5, "error": "HTTP 503",
-            "kept_at": "2026-11-23T17:30:00+00:00"}  # as the router writes it, in UTC
+    kept = {
+        "id": "ev-1",
+        "number": "4008207788",
+        "attempts": 5,
+        "error": "HTTP 503",
+        "kept_at": "2026-11-23T17:30:00+00:00",
+    }  # as the router writes it, in UTC
     UndeliveredEvents(workdir / "var" / "spool").keep([kept])
     assert main(["webhooks", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -50,9 +55,17 @@ def kept_events(workdir: Path, crm_url: str, count: int) -> UndeliveredEvents:
     kept = UndeliveredEvents(workdir / "var" / "spool")
     kept.keep(
         [
-            {"id": f"c.{n}/end", "kind": "call.ended", "number": CRM_PLAN, "url": crm_url,
-             "secret_env": "LANHUA_CRM_KEY", "body": f'{{"id":"c.{n}/end"}}', "attempts": 5,
-             "error": "HTTP 503", "kept_at": "2026-11-23T17:30:00+00:00"}
+            {
+                "id": f"c.{n}/end",
+                "kind": "call.ended",
+                "number": CRM_PLAN,
+                "url": crm_url,
+                "secret_env": "LANHUA_CRM_KEY",
+                "body": f'{{"id":"c.{n}/end"}}',
+                "attempts": 5,
+                "error": "HTTP 503",
+                "kept_at": "2026-11-23T17:30:00+00:00",
+            }
             for n in range(count)
         ]
     )

@@ -467,9 +467,8 @@ PROVIDER_TARIFFS = TARIFFS.replace(
     "features:\n  recording: 100.00\n",
     "features:\n  recording: 100.00\n  ivr: 30.00\n  screen_pop: 45.00\n",
 ).replace(
-    "features: {recording: 2026-12-03}\n  \"4000000009\"",
-    "features: {recording: 2026-12-03, ivr: 2026-12-04, screen_pop: 2026-12-05}\n"
-    '  "4000000009"',
+    'features: {recording: 2026-12-03}\n  "4000000009"',
+    'features: {recording: 2026-12-03, ivr: 2026-12-04, screen_pop: 2026-12-05}\n  "4000000009"',
 )
 """4000000008's recording (100.00), IVR (30.00) and screen pop (45.00), switched on on 3, 4
 and 5 December, deducted from sp-east, the provider holding it."""

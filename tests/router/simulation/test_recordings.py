@@ -96,13 +96,9 @@ BEHAVIOUR: dict[str, dict[str, object]] = {
         "missing_sounds": frozenset({"no-such-sound-file"}),
         "sound_lengths": {"demo-congrats": 11520, "digits/4": 6328, "digits/2": 6328},
     },
-    "agi-more/f1_hangup_during_command": {
-        "hangup": CallerHangup.at_prompt(1, after_s=2.5)
-    },
+    "agi-more/f1_hangup_during_command": {"hangup": CallerHangup.at_prompt(1, after_s=2.5)},
     "agi-more/f2_hangup_while_idle": {"hangup": CallerHangup.while_idle(after_command=1)},
-    "agi-more/f3_hangup_during_dial_ringing": {
-        "hangup": CallerHangup.during_dial(1, after_s=2.5)
-    },
+    "agi-more/f3_hangup_during_dial_ringing": {"hangup": CallerHangup.during_dial(1, after_s=2.5)},
     "agi-more/f4_hangup_while_bridged": {
         "destinations": {"13800000051": Outcome.answers(talk_s=30.0, ring_s=0.004)},
         "hangup": CallerHangup.during_dial(1, after_s=2.504),

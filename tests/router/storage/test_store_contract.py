@@ -536,16 +536,25 @@ async def test_db_upgrade_creates_the_schema_and_prints_its_version(
 
 async def test_a_numbers_terms_history_is_kept_oldest_first(opened: ConfiguredStore) -> None:
     first = RecordedTerms(
-        NUMBER, date(2025, 6, 1), Terms("nationwide-300", Decimal("500.00"), Decimal("0.2000")),
-        T0, "first recorded",
+        NUMBER,
+        date(2025, 6, 1),
+        Terms("nationwide-300", Decimal("500.00"), Decimal("0.2000")),
+        T0,
+        "first recorded",
     )
     second = RecordedTerms(
-        NUMBER, date(2026, 12, 1), Terms("nationwide-300", Decimal("600.00"), Decimal("0.0667")),
-        T0 + timedelta(days=3), "minimum raised",
+        NUMBER,
+        date(2026, 12, 1),
+        Terms("nationwide-300", Decimal("600.00"), Decimal("0.0667")),
+        T0 + timedelta(days=3),
+        "minimum raised",
     )
     other = RecordedTerms(
-        "4008207788", date(2026, 1, 1), Terms("business-hall", Decimal("0.00"), Decimal("0.60")),
-        T0, "first recorded",
+        "4008207788",
+        date(2026, 1, 1),
+        Terms("business-hall", Decimal("0.00"), Decimal("0.60")),
+        T0,
+        "first recorded",
     )
     await opened.record_terms([second, other])
     await opened.record_terms([first])
@@ -1148,9 +1157,7 @@ async def test_sign_in_attempts_count_per_key_until_settled_and_old_ones_are_dro
     }
     later = T0 + timedelta(minutes=20)  # the first three are older than the window now
     last = await opened.login_attempted(keys[:1], later, later - timedelta(minutes=15))
-    assert (await opened.login_failures(keys[:1], T0 - timedelta(days=1))) == {
-        "user:shop": [later]
-    }
+    assert (await opened.login_failures(keys[:1], T0 - timedelta(days=1))) == {"user:shop": [later]}
     await opened.login_attempted(keys, later, later - timedelta(minutes=15))
     await opened.login_settled(keys[:1], last, forget=keys[:1])  # the user signed in
     assert await opened.login_failures(keys, T0 - timedelta(days=1)) == {
