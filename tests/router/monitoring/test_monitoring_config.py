@@ -219,6 +219,8 @@ def test_the_dashboard_shows_calls_latency_sessions_ami_cdr_backlog_and_caps() -
         "hotline400_calls_total",
         "hotline400_forwards_total",
         "hotline400_rejections_total",
+        "hotline400_pin_failures_total",
+        "hotline400_pin_entries_unchecked_total",
         "hotline400_agi_sessions_in_flight",
         "hotline400_ami_connected",
         "hotline400_cdr_queue_depth",
