@@ -1,5 +1,6 @@
 """The kinds of value the commands take, read the same way everywhere and refused in our
-own words: 400 numbers, phone numbers, days, months, times, counts and amounts.
+own words: 400 numbers, service providers' names, phone numbers, days, months, times, counts
+and amounts.
 
 Each function is an argparse `type=`: it returns the value or raises ArgumentTypeError
 with a message that says what was wrong and what is expected.
@@ -30,6 +31,15 @@ def service_number(text: str) -> str:
     if len(digits) != 10 or not digits.startswith("400") or re.search(r"[^\d\s-]", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a 400 number like 4006001234")
     return digits
+
+
+def provider_name(text: str) -> str:
+    """A service provider's short name, as `providers add` takes it: 'sp-east'."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a provider name (lower-case letters, digits, '_', '-'; at most 32)"
+        )
+    return text
 
 
 def phone_number(text: str) -> str:

@@ -16,13 +16,12 @@ warning, as a number's does (router.money.booking_alerts).
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from numbering.lifecycle import Refused
 from rating.tariff import DEFAULT_LOW_BALANCE_WARNING
-from router.commands.arguments import threshold
+from router.commands.arguments import provider_name, threshold
 from router.commands.number_output import (
     RECORD_HEADER,
     entry_json,
@@ -54,7 +53,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
 
     add = actions.add_parser("add", parents=[common, formatted], help="add a service provider")
-    add.add_argument("name", type=_provider_name, help="short name, e.g. sp-huadong")
+    add.add_argument("name", type=provider_name, help="short name, e.g. sp-huadong")
     add.add_argument("--full-name", required=True, help="the company's registered name")
     add.add_argument(
         "--licence", required=True, type=licence_number, help="business licence number"
@@ -73,7 +72,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.set_defaults(run=inventory_command(_add))
 
     settings = actions.add_parser("set", parents=[common], help="change a provider's settings")
-    settings.add_argument("name", type=_provider_name, help="the provider's short name")
+    settings.add_argument("name", type=provider_name, help="the provider's short name")
     settings.add_argument(
         "--low-balance-warning",
         required=True,
@@ -84,19 +83,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     settings.set_defaults(run=inventory_command(_set))
 
     show = actions.add_parser("show", parents=[common, formatted], help="one provider")
-    show.add_argument("name", type=_provider_name, help="the provider's short name")
+    show.add_argument("name", type=provider_name, help="the provider's short name")
     show.set_defaults(run=inventory_command(_show))
 
     listed = actions.add_parser("list", parents=[common, formatted], help="every provider")
     listed.set_defaults(run=inventory_command(_list))
-
-
-def _provider_name(text: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a provider name (lower-case letters, digits, '_', '-'; at most 32)"
-        )
-    return text
 
 
 async def _add(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
