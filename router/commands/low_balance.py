@@ -13,6 +13,10 @@ A warning whose request reached the receiver without an answer in time may have 
 it is kept marked "may have been sent", and `replay` passes over it unless given
 `--maybe-sent`, after the receiver's own records showed it was not; `drop` lets it go
 otherwise.
+
+A service provider's warning is kept under its account, `provider:NAME`: `list` names it
+"provider NAME", and `--provider NAME` selects that provider's warnings as `--number`
+selects a number's.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from router.commands.undelivered import (
     spool,
 )
 from router.configuration.settings import load_settings
+from router.money.provider_accounts import provider_of
 from router.notifications.low_balance import (
     LOW_BALANCE_UNDELIVERED_FILE,
     TIMEOUT_S,
@@ -50,8 +55,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         COMMAND, help="low-balance warnings router.yaml's low_balance_webhook did not take"
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    add_list_and_drop(actions, common, "low-balance warnings", run_list, run_drop)
-    add_replay(actions, common, "low-balance warnings", "the receiver's", run_replay)
+    what = "low-balance warnings"
+    add_list_and_drop(actions, common, what, run_list, run_drop, by_provider=True)
+    add_replay(actions, common, what, "the receiver's", run_replay, by_provider=True)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -94,8 +100,11 @@ async def _webhook(url: str, secret_env: str | None) -> AsyncIterator[Send]:
 def _describe(record: dict[str, Any]) -> str:
     body = record.get("body") or {}
     doubt = f" ({MAYBE_SENT})" if record.get("maybe_sent") else ""
+    account = str(record.get("number"))
+    provider = provider_of(account)
+    whose = account if provider is None else f"provider {provider}"
     return (
-        f"{record.get('number')}  balance {body.get('balance')} below {body.get('threshold')}  "
+        f"{whose}  balance {body.get('balance')} below {body.get('threshold')}  "
         f"attempts {record.get('attempts')}  {record.get('error')}{doubt}"
     )
 

@@ -3,6 +3,10 @@ of records the router could not deliver (router.notifications.undelivered), list
 dropped when an operator lets them go. The replay of those that may have been sent already
 (text messages, low-balance warnings) is shared too: it passes over them unless told
 `--maybe-sent`; `webhooks` has its own replay (its events are signed, each to its plan's CRM).
+
+Each record is kept under the account it is about, a 400 number or, for a service provider's
+low-balance warning, `provider:NAME`: `--number` selects a number's, `--provider` (only where
+`by_provider` offers it: the low-balance warnings) a provider's.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
-from router.commands.arguments import service_number
+from router.commands.arguments import provider_name, service_number
 from router.configuration.settings import load_settings
+from router.money.provider_accounts import provider_account
 from router.notifications.delivery import DeliveryFailed
 from router.notifications.undelivered import UndeliveredEvents
 
@@ -36,11 +41,18 @@ def add_list_and_drop(
     what: str,
     run_list: Callable[[argparse.Namespace], int],
     run_drop: Callable[[argparse.Namespace], int],
+    *,
+    by_provider: bool = False,
 ) -> None:
+    """`list` and `drop`; with `by_provider`, both take `--provider NAME` too."""
     listing = actions.add_parser(
         "list", parents=[common], help=f"show the undelivered {what}, oldest first"
     )
-    listing.set_defaults(run=run_list)
+    if by_provider:
+        listing.add_argument(
+            "--provider", type=provider_name, metavar="NAME", help="only this service provider's"
+        )
+    listing.set_defaults(run=run_list, number=None, provider=None)
     drop = actions.add_parser(
         "drop",
         parents=[common],
@@ -49,8 +61,15 @@ def add_list_and_drop(
     chosen = drop.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--id", nargs="+", metavar="ID", help="these (as `list` shows)")
     chosen.add_argument("--number", type=service_number, help="every one of this 400 number")
+    if by_provider:
+        chosen.add_argument(
+            "--provider",
+            type=provider_name,
+            metavar="NAME",
+            help="every one about this service provider",
+        )
     drop.add_argument("--yes", action="store_true", help="remove them, rather than show them")
-    drop.set_defaults(run=run_drop)
+    drop.set_defaults(run=run_drop, provider=None)
 
 
 def add_replay(
@@ -59,21 +78,32 @@ def add_replay(
     what: str,
     receiver: str,
     run: Callable[[argparse.Namespace], int],
+    *,
+    by_provider: bool = False,
 ) -> None:
+    """`replay`; with `by_provider`, it takes `--provider NAME` too."""
     replay = actions.add_parser(
         "replay",
         parents=[common],
         help=f"send the undelivered {what} again; exit 1 while any remain",
     )
-    replay.add_argument(
+    chosen = replay.add_mutually_exclusive_group()
+    chosen.add_argument(
         "--number", type=service_number, help=f"only the {what} about this 400 number"
     )
+    if by_provider:
+        chosen.add_argument(
+            "--provider",
+            type=provider_name,
+            metavar="NAME",
+            help=f"only the {what} about this service provider",
+        )
     replay.add_argument(
         "--maybe-sent",
         action="store_true",
         help=f"send those that {MAYBE_SENT} too (check {receiver} records first)",
     )
-    replay.set_defaults(run=run)
+    replay.set_defaults(run=run, provider=None)
 
 
 def replay_kept(
@@ -87,7 +117,7 @@ def replay_kept(
     sent: set[str] = set()
     retried: dict[str, dict[str, Any]] = {}
     with kept.replaying():
-        records = [r for r in kept.read() if args.number is None or r.get("number") == args.number]
+        records = [record for record in kept.read() if _selected(args, record)]
         passed_over = [r for r in records if r.get("maybe_sent") and not args.maybe_sent]
         to_send = [r for r in records if r not in passed_over]
         try:
@@ -141,10 +171,11 @@ def list_kept(
     args: argparse.Namespace, kept: UndeliveredEvents, noun: str, describe: Describe
 ) -> int:
     zone = load_settings(args.config).zone()
-    records = kept.read()
+    records = [record for record in kept.read() if _selected(args, record)]
     for record in records:
         print(f"{local(record.get('kept_at'), zone)}  {record.get('id')}  {describe(record)}")
-    print(f"{len(records)} undelivered {noun}(s) in {kept.path}")
+    of = f" of provider {args.provider}" if args.provider else ""
+    print(f"{len(records)} undelivered {noun}(s){of} in {kept.path}")
     return 0
 
 
@@ -156,7 +187,7 @@ def drop_kept(
         chosen = [
             record
             for record in kept.read()
-            if record.get("id") in wanted or (args.number and record.get("number") == args.number)
+            if record.get("id") in wanted or (not wanted and _selected(args, record))
         ]
         unknown = wanted - {record.get("id") for record in chosen}
         if unknown:
@@ -170,6 +201,13 @@ def drop_kept(
         kept.settle({str(record.get("id")) for record in chosen}, {})
     print(f"dropped {len(chosen)} {noun}(s)")
     return 0
+
+
+def _selected(args: argparse.Namespace, record: dict[str, Any]) -> bool:
+    """Whether `record` is one `--number` or `--provider` chose; every one without either."""
+    if args.provider is not None:
+        return record.get("number") == provider_account(args.provider)
+    return args.number is None or record.get("number") == args.number
 
 
 def local(kept_at: object, zone: ZoneInfo) -> str:

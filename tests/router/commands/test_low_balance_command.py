@@ -138,3 +138,127 @@ def test_drop_lets_a_warning_go(workdir: Path, capsys: pytest.CaptureFixture[str
     assert main(["low-balance", "drop", "--id", "w1", "--yes"]) == 0
     assert capsys.readouterr().out.endswith("dropped 1 warning(s)\n")
     assert [record["id"] for record in kept.read()] == ["w0"]
+
+
+def provider_body(provider: str, balance: str) -> dict[str, str]:
+    return {
+        "event": "provider_low_balance",
+        "provider": provider,
+        "balance": balance,
+        "threshold": "50.00",
+    }
+
+
+def kept_of_two_providers_and_a_number(workdir: Path, webhook_url: str) -> UndeliveredEvents:
+    """Beside a number's warnings, one each of sp-east and sp-west, kept under their
+    accounts as the router keeps them."""
+    kept = kept_warnings(workdir, webhook_url)
+    kept.keep(
+        [
+            {
+                "id": f"p-{provider}",
+                "number": f"provider:{provider}",
+                "body": provider_body(provider, balance),
+                "attempts": 3,
+                "error": "HTTP 503",
+                "maybe_sent": False,
+                "kept_at": "2026-11-23T17:31:00+00:00",
+            }
+            for provider, balance in [("sp-east", "40.00"), ("sp-west", "12.50")]
+        ]
+    )
+    return kept
+
+
+def test_list_names_a_providers_warning_as_the_provider(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept_of_two_providers_and_a_number(workdir, "http://127.0.0.1:9/alerts")
+    assert main(["low-balance", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:] == [
+        "2026-11-24 01:31:00  p-sp-east  provider sp-east  balance 40.00 below 50.00  "
+        "attempts 3  HTTP 503",
+        "2026-11-24 01:31:00  p-sp-west  provider sp-west  balance 12.50 below 50.00  "
+        "attempts 3  HTTP 503",
+        "4 undelivered warning(s) in var/spool/low_balance.undelivered",
+    ]
+
+
+def test_list_of_a_provider_shows_only_its_warnings(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept_of_two_providers_and_a_number(workdir, "http://127.0.0.1:9/alerts")
+    assert main(["low-balance", "list", "--provider", "sp-west"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2026-11-24 01:31:00  p-sp-west  provider sp-west  balance 12.50 below 50.00  "
+        "attempts 3  HTTP 503",
+        "1 undelivered warning(s) of provider sp-west in var/spool/low_balance.undelivered",
+    ]
+
+
+async def test_replay_of_a_provider_posts_only_its_warnings(workdir: Path) -> None:
+    async with HttpReceiver("ok") as receiver:
+        kept = kept_of_two_providers_and_a_number(workdir, receiver.url)
+        argv = ["low-balance", "replay", "--provider", "sp-east"]
+        assert await asyncio.to_thread(main, argv) == 0
+    assert [json.loads(r.body) for r in receiver.received] == [provider_body("sp-east", "40.00")]
+    assert [record["id"] for record in kept.read()] == ["w0", "w1", "p-sp-west"]
+
+
+def test_drop_of_a_provider_lets_go_of_its_warnings_alone(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = kept_of_two_providers_and_a_number(workdir, "http://127.0.0.1:9/alerts")
+    assert main(["low-balance", "drop", "--provider", "sp-east"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "  p-sp-east  provider sp-east  balance 40.00 below 50.00  attempts 3  HTTP 503",
+        "would drop 1 warning(s); run again with --yes to drop them",
+    ]
+    assert main(["low-balance", "drop", "--provider", "sp-east", "--yes"]) == 0
+    assert capsys.readouterr().out.endswith("dropped 1 warning(s)\n")
+    assert [record["id"] for record in kept.read()] == ["w0", "w1", "p-sp-west"]
+
+
+@pytest.mark.parametrize("action", [["list"], ["replay"], ["drop", "--yes"]], ids=lambda a: a[0])
+def test_a_provider_that_keeps_nothing_selects_nothing(
+    action: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = kept_of_two_providers_and_a_number(workdir, "http://127.0.0.1:9/alerts")
+    before = kept.read()
+    assert main(["low-balance", *action, "--provider", "sp-north"]) == 0
+    out = capsys.readouterr().out
+    assert "p-sp-" not in out and "w0" not in out
+    assert kept.read() == before
+
+
+@pytest.mark.parametrize("action", ["replay", "drop"])
+def test_a_provider_and_a_number_together_are_refused(
+    action: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = kept_of_two_providers_and_a_number(workdir, "http://127.0.0.1:9/alerts")
+    before = kept.read()
+    argv = ["low-balance", action, "--provider", "sp-east", "--number", "4008207788"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert kept.read() == before
+
+
+def test_a_provider_name_of_the_wrong_form_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["low-balance", "list", "--provider", "SP East"])
+    assert exited.value.code == 2
+    assert "'SP East' is not a provider name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["webhooks", "sms"])
+def test_spools_that_keep_nothing_per_provider_take_no_provider(
+    command: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "list", "--provider", "sp-east"])
+    assert "--provider" in capsys.readouterr().err
