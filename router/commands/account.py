@@ -13,14 +13,17 @@ account show --provider P
 account show --subscriber S
     What a subscriber left owing (or was owed) on each number it held before the number came
     back to the pool, and the sum: the balances of its past holdings, which no later holder
-    of the number pays.
+    of the number pays. Headed with the subscriber and its service provider ("subscriber
+    alpha (provider sp-east)").
 account show --number N
     Its status, subscriber and service provider (with the provider's balance) in the
     inventory, balance, low-balance warning, package, this month's and today's calls and cost,
     included minutes used and left. The balance and calls are those of the current holding,
     since the number last came back to the pool ('holding since'); each past holding that left
-    a balance is listed with its holder and what it owes (or is owed), which stays on that
-    holding and is never the next holder's. Calls and cost are the month's and the day's call
+    a balance is listed with its holder, named with its service provider as statements name
+    it ("alpha (provider sp-east)"; the holder alone when the subscribers' register names no
+    provider), and what it owes (or is owed), which stays on that holding and is never the
+    next holder's. Calls and cost are the month's and the day's call
     entries, the figures the router's cost caps are checked against; re-rating
     adjustments show on the month's statement (`bill`).
 account terms [--number N] [--record [--day YYYY-MM-DD]]
@@ -65,6 +68,7 @@ from rating.money import ZERO, to_fen
 from rating.rerating import rerated_call_id
 from rating.tariff import Tariffs, feature_name
 from router.commands.arguments import amount, day, instant, moment, service_number
+from router.money.billing import named_holder
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
@@ -378,7 +382,11 @@ def _past_holdings(holdings: Sequence[Holding], books: Books) -> list[str]:
         span = f"until {_local(after.since, books)}"
         if holding.since is not None:
             span = f"from {_local(holding.since, books)} {span}"
-        holder = holding.holder or "(holder not recorded)"
+        holder = (
+            "(holder not recorded)"
+            if holding.holder is None
+            else named_holder(holding.holder, holding.provider)
+        )
         owes = "owes" if holding.balance < ZERO else "is owed"
         lines.append(f"{span}, {holder} {owes} {abs(holding.balance)}")
     return lines
@@ -393,11 +401,12 @@ async def _show_subscriber(books: Books, subscriber: str) -> int:
     """What a subscriber left on the numbers it held before they came back to the pool:
     the operator's receivable from a company that left in debt."""
     async with books.store() as store:
-        if not await store.subscribers(name=subscriber):
+        found = await store.subscribers(name=subscriber)
+        if not found:
             print(f"no subscriber {subscriber} (hotline400 providers show)", file=sys.stderr)
             return 1
         left = [held for held in await store.holdings_of(subscriber) if held.balance != ZERO]
-    print(f"subscriber {subscriber}")
+    print(f"subscriber {named_holder(subscriber, found[0].provider)}")
     for held in left:
         span = f"until {_local(held.until, books)}"
         if held.since is not None:

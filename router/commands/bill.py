@@ -50,7 +50,13 @@ from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import spreadsheet_cell
 from router.commands.workbook import ExportSheet, refuse_output, write_workbook
-from router.money.billing import MonthStatement, close_month, month_statements, reopen_month
+from router.money.billing import (
+    MonthStatement,
+    close_month,
+    month_statements,
+    named_holder,
+    reopen_month,
+)
 from router.money.books import Books, BooksUnavailable, load_books
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import journal_path, unwritten_bytes
@@ -352,8 +358,7 @@ def _held_by(month_statement: MonthStatement) -> str:
     is recorded."""
     if month_statement.holder is None:
         return ""
-    through = f" (provider {month_statement.provider})" if month_statement.provider else ""
-    return f"  holder {month_statement.holder}{through}"
+    return f"  holder {named_holder(month_statement.holder, month_statement.provider)}"
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:

@@ -185,6 +185,12 @@ def part_holder(
     return held.holder, held.provider
 
 
+def named_holder(holder: str, provider: str | None) -> str:
+    """'alpha (provider sp-east)': a holder as statements and `account show` name it, its
+    service provider left out when none is recorded."""
+    return f"{holder} (provider {provider})" if provider else holder
+
+
 async def month_statement(
     store: Store, tariffs: Tariffs, number: str, month: str
 ) -> MonthStatement:

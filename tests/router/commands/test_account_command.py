@@ -14,10 +14,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialplan.calendar import OfficialCalendar
+from numbering import lifecycle
+from numbering.lifecycle import NumberRecord
+from numbering.rules import NumberRules, Timing
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
+from router.numbers.inventory import Inventory
 from router.storage.cdr import PostLedger
-from tests.conftest import opened_store, store_url_of
+from router.storage.number_rows import PartyRow
+from router.storage.protocol import Store
+from tests.conftest import UNWATCHED, opened_store, store_url_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PREPAID, POSTPAID = "4000000008", "4000000009"
@@ -193,6 +200,71 @@ def test_show_of_a_postpaid_account_without_entries(
     assert "  low-balance warning   50.00  (postpaid: not applied)" in output
     assert "  this month 2026-12    0 call(s), cost 0.00" in output
     assert "  included minutes      0.00 of 10 used, 10.00 left" in output
+
+
+AT_ONCE = NumberRules(
+    timing=Timing(cancellation_notice_days=0, cancelled_freeze_days=0, review_min_working_days=0)
+)
+
+
+async def held_then_pooled(store: Store, subscriber: str, provider: str, day: int) -> None:
+    """`subscriber` of `provider` takes 4000000008 on `day` of December 2026 (its opening fee,
+    600.00, left unpaid) and gives it back to the pool that evening."""
+    inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+    calendar = OfficialCalendar()
+    for hour, action in (
+        (9, lambda r, t: lifecycle.reserve(r, provider, t, AT_ONCE)),
+        (10, lambda r, t: lifecycle.apply(r, subscriber, provider, t, AT_ONCE)),
+        (10, lambda r, t: lifecycle.submit(r, t, AT_ONCE, calendar)),
+        (11, lambda r, t: lifecycle.approve(r, "ops", t, AT_ONCE, calendar)),
+        (18, lambda r, t: lifecycle.cancel(r, "ops", t, AT_ONCE)),
+        (18, None),  # the freeze of no length runs out: back in the pool
+    ):
+        await inventory.act(PREPAID, datetime(2026, 12, day, hour, tzinfo=SHANGHAI), action)
+
+
+async def three_past_holders(url: str) -> None:
+    """alpha (of sp-east in the subscribers' register), then beta (of sp-west), then gamma
+    (held the number through sp-east without being registered) each held 4000000008 and
+    left it 600.00 in debt."""
+    async with opened_store(url) as store:
+        registered = datetime(2026, 11, 1, tzinfo=SHANGHAI)
+        for name, provider in (("sp-east", None), ("sp-west", None)):
+            await store.add_party(PartyRow(name, name.upper(), "", "", "", registered, provider))
+        for name, provider in (("alpha", "sp-east"), ("beta", "sp-west")):
+            await store.add_party(PartyRow(name, name.upper(), "", "", "", registered, provider))
+        await store.add_numbers([NumberRecord(PREPAID)], registered)
+        for day, (name, provider) in enumerate(
+            (("alpha", "sp-east"), ("beta", "sp-west"), ("gamma", "sp-east")), start=1
+        ):
+            await held_then_pooled(store, name, provider, day)
+
+
+def test_show_names_each_past_holder_with_its_service_provider(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like a statement, each past holding names its holder and the service provider the
+    subscribers' register gives it; a holder the register does not know is named alone."""
+    asyncio.run(three_past_holders(store_url_of(config)))
+    output = account(config, capsys, "show", "--number", PREPAID, "--today", "2026-12-05")
+    assert [line for line in output.splitlines() if "past holding" in line] == [
+        "  past holding          until 2026-12-01 18:00, alpha (provider sp-east) owes 600.00",
+        "  past holding          from 2026-12-01 18:00 until 2026-12-02 18:00, "
+        "beta (provider sp-west) owes 600.00",
+        "  past holding          from 2026-12-02 18:00 until 2026-12-03 18:00, gamma owes 600.00",
+    ]
+
+
+def test_show_of_a_subscriber_names_its_service_provider(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(three_past_holders(store_url_of(config)))
+    output = account(config, capsys, "show", "--subscriber", "beta")
+    assert output.splitlines() == [
+        "subscriber beta (provider sp-west)",
+        f"  {PREPAID}  from 2026-12-01 18:00 until 2026-12-02 18:00  owes 600.00",
+        "  left on past holdings -600.00",
+    ]
 
 
 def set_tariffs(config: Path, old: str, new: str) -> None:

@@ -748,7 +748,10 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     assert "  balance               100.00" in lines
     assert "  low-balance warning   50.00" in lines
     assert "  holding since         2027-04-09 10:00" in lines
-    assert "  past holding          until 2027-04-09 10:00, acme owes 600.00" in lines, out
+    assert (
+        "  past holding          until 2027-04-09 10:00, acme (provider sp-east) owes 600.00"
+        in lines
+    ), out
 
     bill = ("bill", "--month", "2027-04", "--number", ORDINARY, "--format", "json")
     statement = json.loads(run(stocked, capsys, *bill)[1])[0]
@@ -763,16 +766,19 @@ def test_a_new_holder_of_a_number_back_from_the_pool_owes_nothing_of_the_last_on
     code, out, _ = run(stocked, capsys, "account", "show", "--number", ORDINARY,
                        "--today", "2027-05-01")  # fmt: skip
     assert "  balance               68.33" in out.splitlines()
-    assert "acme owes 600.00" in out
+    assert "acme (provider sp-east) owes 600.00" in out
 
     code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "acme")
     assert (code, out.splitlines()) == (0, [
-        "subscriber acme",
+        "subscriber acme (provider sp-east)",
         f"  {ORDINARY}  until 2027-04-09 10:00  owes 600.00",
         "  left on past holdings -600.00",
     ])  # fmt: skip
     code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "beta")
-    assert out.splitlines() == ["subscriber beta", "  left on past holdings 0.00"]
+    assert out.splitlines() == [
+        "subscriber beta (provider sp-west)",
+        "  left on past holdings 0.00",
+    ]
 
     settle = ("account", "topup", "--number", ORDINARY, "--past-holder", "acme",
               "--amount", "600", "--ref", "bank-9", "--at", "2027-05-02 10:00")  # fmt: skip
@@ -814,10 +820,13 @@ def test_an_applicant_that_withdrew_is_named_on_the_holding_it_leaves_to_collect
                        "--today", "2026-12-05")  # fmt: skip
     lines = out.splitlines()
     assert "  balance               0.00" in lines
-    assert "  past holding          until 2026-12-04 10:00, acme is owed 700.00" in lines, out
+    assert (
+        "  past holding          until 2026-12-04 10:00, acme (provider sp-east) is owed 700.00"
+        in lines
+    ), out
     code, out, _ = run(stocked, capsys, "account", "show", "--subscriber", "acme")
     assert (code, out.splitlines()) == (0, [
-        "subscriber acme",
+        "subscriber acme (provider sp-east)",
         f"  {ORDINARY}  until 2026-12-04 10:00  is owed 700.00",
         "  left on past holdings 700.00",
     ])  # fmt: skip
