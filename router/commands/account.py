@@ -67,7 +67,14 @@ from rating.minimum import (
 from rating.money import ZERO, to_fen
 from rating.rerating import rerated_call_id
 from rating.tariff import Tariffs, feature_name
-from router.commands.arguments import amount, day, instant, moment, service_number
+from router.commands.arguments import (
+    amount,
+    day,
+    instant,
+    moment,
+    provider_name,
+    service_number,
+)
 from router.money.billing import named_holder
 from router.money.booking_alerts import book_warning_low_balances
 from router.money.books import Books, BooksUnavailable, load_books
@@ -86,7 +93,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     topup = actions.add_parser("topup", parents=[common], help="book a payment")
     payee = topup.add_mutually_exclusive_group(required=True)
     payee.add_argument("--number", type=service_number, help="the 400 number")
-    payee.add_argument("--provider", metavar="NAME", help="a service provider's account")
+    payee.add_argument(
+        "--provider", type=provider_name, metavar="NAME", help="a service provider's account"
+    )
     topup.add_argument(
         "--amount",
         required=True,
@@ -115,7 +124,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--number", type=service_number, help="the 400 number, with its service provider's balance"
     )
     shown.add_argument(
-        "--provider", metavar="NAME", help="a service provider: balance and latest entries"
+        "--provider",
+        type=provider_name,
+        metavar="NAME",
+        help="a service provider: balance and latest entries",
     )
     shown.add_argument(
         "--subscriber",

@@ -528,6 +528,16 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
         "argument name: 'sp east' is not a provider name",
     ),
     (
+        "a payment to a provider named with capitals",
+        ["account", "topup", "--provider", "SP-East", "--amount", "100"],
+        "argument --provider: 'SP-East' is not a provider name",
+    ),
+    (
+        "the account of a provider named with a space",
+        ["account", "show", "--provider", "sp east"],
+        "argument --provider: 'sp east' is not a provider name",
+    ),
+    (
         "a provider nobody added",
         ["providers", "show", "sp-north"],
         "no service provider sp-north (hotline400 providers list)",
