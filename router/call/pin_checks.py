@@ -7,14 +7,22 @@ threads its wrong PINs would take every core, slowing every other number's calls
 CDR writer's batches, which run on those threads too. Here at most `workers` checks run at
 once and `max_waiting` more wait; an entry beyond that is not checked (None), the caller's
 attempt spent and nothing counted against the caller, so a flood costs one core at most.
+Such an entry is logged once a minute with the count since, not once per entry: in a flood
+the log line would cost the very core the calls need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from dialplan.pin import verify_pin
+
+log = logging.getLogger("hotline400.call")
+
+WARN_EVERY_S = 60.0
 
 
 class PinChecks:
@@ -25,12 +33,15 @@ class PinChecks:
         """Checks running or waiting for a thread now."""
         self.refused = 0
         """Entries not checked since the start: no room."""
+        self._warned_at = -WARN_EVERY_S
+        self._warned_refused = 0
 
     async def verify(self, entered: str, stored_hash: str) -> bool | None:
         """Whether `entered` is the PIN `stored_hash` was made from; None when no check
         could be taken (as many running and waiting as allowed)."""
         if self.in_flight >= self._room:
             self.refused += 1
+            self._warn()
             return None
         self.in_flight += 1
         try:
@@ -38,6 +49,21 @@ class PinChecks:
             return await loop.run_in_executor(self._pool, verify_pin, entered, stored_hash)
         finally:
             self.in_flight -= 1
+
+    def _warn(self) -> None:
+        """The refused entry, in the log at most once every WARN_EVERY_S."""
+        now = time.monotonic()
+        if now - self._warned_at < WARN_EVERY_S:
+            return
+        since = self.refused - self._warned_refused
+        self._warned_at, self._warned_refused = now, self.refused
+        log.warning(
+            "PIN entry not checked: %d PIN checks running or waiting, the most pin_guard "
+            "allows; %d entries not checked since the last such line, %d since the start",
+            self.in_flight,
+            since,
+            self.refused,
+        )
 
     def close(self) -> None:
         """Drop the checks still waiting; one running finishes on its thread."""

@@ -441,9 +441,7 @@ class CallSession:
             verified = await self.services.pin_checks.verify(digits, pin.hash) if digits else False
             if verified:
                 return True
-            if verified is None:
-                unchecked += 1
-                self._pin_not_checked()
+            unchecked += verified is None
             # -1: the caller gone, or the prompt missing (fact 20)
             if digits is None and not self.agi.hung_up and await self.agi.channel_up():
                 unplayable += 1
@@ -473,16 +471,6 @@ class CallSession:
         await self.agi.stream_file(pin.failed_prompt)
         await self._refuse(RouterRefusal.PIN_FAILED)
         return False
-
-    def _pin_not_checked(self) -> None:
-        checks = self.services.pin_checks
-        log.warning(
-            "call %s: PIN entry not checked: %d PIN checks running or waiting, the most "
-            "pin_guard allows; %d entries not checked since the start",
-            self.context.call_id,
-            checks.in_flight,
-            checks.refused,
-        )
 
     async def _notice_and_record(self, plan: Plan, decision: Decision) -> bool:
         """Tell the caller the call is recorded, as early media (fact 22: `EXEC Progress`,

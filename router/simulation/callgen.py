@@ -52,8 +52,8 @@ from router.simulation.asterisk_agi import (
 Behaviour = Literal["answer", "busy", "noanswer", "hangup", "wrong_pin"]
 BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
 DEFAULT_MIX: dict[Behaviour, int] = {"answer": 70, "busy": 10, "noanswer": 15, "hangup": 5}
-"""The mix when PINs are given: some callers still type a wrong one, so a load test of a
-PIN number goes through the refusal too."""
+"""The mix unless one is given; no wrong_pin: wrong PINs feed the router's PIN guard, so a
+run has them only when its mix asks."""
 
 DEFAULT_CALLERS = (
     "053188889999",  # Jinan fixed line
