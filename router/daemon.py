@@ -181,6 +181,7 @@ class Daemon:
                 self.settings.pin_guard.check_workers, self.settings.pin_guard.max_waiting_checks
             ),
             statuses=NumberStatuses(),
+            log_calls=self.settings.log_calls,
         )
         self.server = FastAGIServer(
             self.services,

@@ -29,6 +29,8 @@ from typing import Any, Literal, TextIO
 from zoneinfo import ZoneInfo
 
 LogFormat = Literal["json", "logfmt"]
+CallLines = Literal["all", "unanswered", "none"]
+"""Which calls the router writes its per-call INFO line for (router.yaml's `log_calls`)."""
 
 CALLER_FIELDS = frozenset({"caller", "caller_raw"})
 """Extra fields that hold a caller ID: masked in full, whatever they look like."""

@@ -1,5 +1,6 @@
-"""What `serve` tells an operator tailing its log: one INFO line per call, and one warning
-per number that refuses calls for a reason an admin can fix, however many calls it refuses."""
+"""What `serve` tells an operator tailing its log: one INFO line per call `log_calls` names
+(the unanswered ones by default), and one warning per number that refuses calls for a reason
+an admin can fix, however many calls it refuses."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import io
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,30 +38,54 @@ def prepaid(config: Path, tmp_path: Path) -> Path:
     return copy
 
 
-async def test_every_call_is_one_info_line_with_number_masked_caller_outcome_and_rule(
-    tmp_path: Path,
-) -> None:
+def busy(number: str) -> Outcome:
+    return Outcome.busy()
+
+
+async def call_lines(
+    tmp_path: Path, destinations: Callable[[str], Outcome], **settings: str
+) -> list[str]:
+    """The call lines `serve` on the shipped config logs for one call from Jinan to the
+    factory's line (4006001234), its destinations behaving as `destinations` says."""
     stream = io.StringIO()
     handler = configure_logging("logfmt", "INFO", stream=stream)
     try:
-        async with running_router(tmp_path, SHIPPED_CONFIG, **FREE_PORTS) as daemon:
+        async with running_router(tmp_path, SHIPPED_CONFIG, **FREE_PORTS, **settings) as daemon:
             await call(
                 daemon,
                 dialled="4006001234",
                 caller_id="053188889999",
                 uniqueid="c1.1",
-                destinations=answering,
+                destinations=destinations,
             )
             await finished_cdr(daemon, "c1.1")
     finally:
         logging.getLogger().removeHandler(handler)
-    lines = [line for line in stream.getvalue().splitlines() if "logger=hotline400.call" in line]
+    return [line for line in stream.getvalue().splitlines() if "logger=hotline400.call" in line]
+
+
+async def test_log_calls_all_gives_every_call_an_info_line_with_number_masked_caller_and_rule(
+    tmp_path: Path,
+) -> None:
+    lines = await call_lines(tmp_path, answering, log_calls="all")
     assert len(lines) == 1
     line = lines[0]
     assert "level=info" in line and "call_id=c1.1" in line
     assert "number=4006001234" in line and "outcome=answered" in line
     assert "rule=shandong-factory" in line
     assert "caller=0531******99" in line and "053188889999" not in line
+
+
+async def test_by_default_a_call_nobody_answered_has_its_line_and_an_answered_one_none(
+    tmp_path: Path,
+) -> None:
+    assert await call_lines(tmp_path / "answered", answering) == []
+    [line] = await call_lines(tmp_path / "busy", busy)
+    assert "call_id=c1.1" in line and "outcome=busy" in line and "rule=shandong-factory" in line
+
+
+async def test_log_calls_none_logs_no_call_line(tmp_path: Path) -> None:
+    assert await call_lines(tmp_path, busy, log_calls="none") == []
 
 
 async def hotline400(*argv: str) -> str:
@@ -106,3 +132,16 @@ async def test_a_number_refusing_calls_for_a_fixable_reason_is_logged_once(
         "4009999999 refuses calls: it has no plan; add its plan to the plans directory "
         "(hotline400 check validates it)",
     ]
+
+
+def test_check_names_the_line_of_a_log_calls_it_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(shutil.copytree(SHIPPED_CONFIG, tmp_path / "config"))
+    path = config / "router.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = text[: text.index("log_calls:")].count("\n") + 1
+    path.write_text(text.replace("log_calls: unanswered", "log_calls: answered"), encoding="utf-8")
+    assert main(["check", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:{line} log_calls:" in out and "'all', 'unanswered' or 'none'" in out
