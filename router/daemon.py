@@ -33,7 +33,7 @@ from router.call.pin_guard import PinGuard
 from router.call.session import CallServices
 from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
-from router.fastagi.descriptors import raise_open_files_limit
+from router.fastagi.descriptors import WANTED_CALLS, raise_open_files_limit
 from router.fastagi.server import FastAGIServer
 from router.garbage import settle_garbage_collector
 from router.lease import Lease
@@ -81,8 +81,13 @@ class Daemon:
         listen: str | None = None,
         settings: RouterSettings | None = None,
         clock: Callable[[], datetime] | None = None,
+        held_calls: int = WANTED_CALLS,
     ) -> None:
+        """`held_calls`: the calls at once the router is meant to hold, warned of at start
+        when its open-files limit holds fewer (a production router's busy hour by default;
+        the demo, placing one call at a time, asks for one)."""
         self.config_dir = Path(config_dir)
+        self.held_calls = held_calls
         self.settings = settings or load_settings(self.config_dir)
         zone = self.settings.zone()
         self.clock = clock or (lambda: datetime.now(zone))
@@ -251,7 +256,7 @@ class Daemon:
             raise
 
     async def _start(self) -> int:
-        files = raise_open_files_limit()  # logs the limit got and the calls it can hold
+        files = raise_open_files_limit(self.held_calls)  # logs the limit and the calls it holds
         self.server.max_connections = max(1, files.calls)
         self.plans.reload()
         try:
