@@ -7,8 +7,13 @@ it, the SQLite file and the spool: a second run never adds to the first one's ba
 and the commands that read records (`cdr`, `bill`, `account`) read the demo's with
 `--config DATA/config`.
 
-The demo places its calls one at a time, so it asks its router to hold one call, not a
-busy hour's: the open-files limit of a newcomer's shell is no problem for it.
+The demo reaches nothing outside itself. It places its calls one at a time, so it asks its
+router to hold one call, not a busy hour's (the open-files limit of a newcomer's shell is
+no problem for it). The plans' CRM events go to a CRM the demo runs on loopback
+(router.simulation.crm_receiver) instead of the subscribers' CRMs: the copy's crm.url
+points there, its router.yaml allows that one address (the router's address checks stay
+as they are), and the router signs with the receiver's key instead of one read from the
+environment.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 from datetime import datetime
@@ -30,15 +36,18 @@ import yaml
 from console.security import hash_password
 from console.users import Role
 from dialplan.errors import ConfigError
-from router.configuration.config_dir import load_config
+from router.configuration.config_dir import PLANS_DIR, load_config
 from router.configuration.settings import ROUTER_FILE
 from router.daemon import Daemon
+from router.simulation.crm_receiver import CrmReceiver
 from router.simulation.demo import DemoClock, balances, describe, play_tour, prepay_accounts
 from router.storage.console_rows import UserRow
 from router.storage.protocol import Store
 
 EXAMPLE_CONFIG = Path(str(files("router.simulation") / "example_config"))
 DATABASE_FILE = "hotline400.db"
+CRM_NETWORK = "127.0.0.1/32"
+"""Where the demo's CRM listens, allowed to the copy's crm.url."""
 
 
 class DemoRefused(Exception):
@@ -73,16 +82,20 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    try:
-        config_dir = prepare(args.config or EXAMPLE_CONFIG, args.data)
-    except DemoRefused as error:
-        print(f"demo: {error}", file=sys.stderr)
-        return 1
-    return asyncio.run(_demo(config_dir))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        crm = CrmReceiver(listener)
+        try:
+            config_dir, crm_urls = prepare(args.config or EXAMPLE_CONFIG, args.data, crm.url)
+        except DemoRefused as error:
+            print(f"demo: {error}", file=sys.stderr)
+            return 1
+        return asyncio.run(_demo(config_dir, crm, crm_urls))
 
 
-def prepare(source: Path, data: Path | None) -> Path:
-    """Check the configuration, then copy it into the data directory, pointed at it."""
+def prepare(source: Path, data: Path | None, crm_url: str) -> tuple[Path, dict[str, str]]:
+    """Check the configuration, then copy it into the data directory, pointed at it and
+    with its plans' CRM events pointed at `crm_url`; the copy and the plans' own CRM URLs
+    (by number)."""
     if not source.is_dir():
         raise DemoRefused(f"no configuration directory {source}")
     config = load_config(source)
@@ -101,61 +114,111 @@ def prepare(source: Path, data: Path | None) -> Path:
         target = data / "config"
         shutil.copytree(source, target, dirs_exist_ok=True)
         (target / ROUTER_FILE).write_text(_demo_settings(source, data), encoding="utf-8")
+        crm_urls = _point_crm_at(target / PLANS_DIR, crm_url)
     except OSError as error:
         raise DemoRefused(f"cannot prepare the data directory {data}: {error}") from None
-    return target
+    return target, crm_urls
 
 
 def _demo_settings(source: Path, data: Path) -> str:
     """router.yaml of the copy: the store and spool in the data directory, no /metrics
-    endpoint (it must not clash with a router already serving one), no file watcher."""
+    endpoint (it must not clash with a router already serving one), no file watcher, CRM
+    events allowed to the demo's CRM on loopback and sent straight to it (no proxy)."""
     path = source / ROUTER_FILE
     settings: dict[str, Any] = {}
     if path.is_file():
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     settings.pop("store", None)
+    settings.pop("crm_proxy", None)
     settings.update(
         database=str(data / DATABASE_FILE),
         spool_dir=str(data / "spool"),
         metrics_listen=None,
         watch_plans=False,
+        crm_allowed_networks=[*settings.get("crm_allowed_networks", []), CRM_NETWORK],
     )
-    header = f"# {path} as `hotline400 demo` runs it, pointed at {data}\n"
+    header = (
+        f"# {path} as `hotline400 demo` runs it, pointed at {data};\n"
+        f"# {CRM_NETWORK} added to crm_allowed_networks for the CRM the demo runs\n"
+    )
     return header + yaml.safe_dump(settings, allow_unicode=True, sort_keys=False)
 
 
-async def _demo(config_dir: Path) -> int:
+def _point_crm_at(plans: Path, url: str) -> dict[str, str]:
+    """Point each plan's crm.url at `url`, leaving the rest of its file as written (its
+    comments too); the URLs the plans named, by number."""
+    moved = {}
+    for path in sorted(plans.glob("*.y*ml")):
+        text = path.read_text(encoding="utf-8")
+        node = _crm_url(yaml.compose(text, Loader=yaml.SafeLoader))
+        if node is None:
+            continue
+        moved[path.stem] = node.value
+        head = (
+            f"# `hotline400 demo` points crm.url at a CRM it runs, in place of {node.value},\n"
+            "# and signs the events with that CRM's key, not with one from the environment\n"
+        )
+        before, after = text[: node.start_mark.index], text[node.end_mark.index :]
+        path.write_text(head + before + url + after, encoding="utf-8")
+    return moved
+
+
+def _crm_url(root: yaml.Node | None) -> yaml.ScalarNode | None:
+    """The node of a plan's crm.url, if it has one."""
+    node = root
+    for key in ("crm", "url"):
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((value for name, value in node.value if name.value == key), None)
+    return node if isinstance(node, yaml.ScalarNode) else None
+
+
+async def _demo(config_dir: Path, crm: CrmReceiver, crm_urls: dict[str, str]) -> int:
     clock = DemoClock()
     try:
         daemon = Daemon(config_dir, listen="127.0.0.1:0", clock=clock, held_calls=1)
     except (ConfigError, ValueError) as error:
         print(f"demo: {error}".replace("\n", " "), file=sys.stderr)
         return 1
-    port = await daemon.start()
-    data = config_dir.parent
-    print(f"hotline400 router on 127.0.0.1:{port} with plans {', '.join(daemon.plans.numbers())}")
-    print(f"records go to {data / DATABASE_FILE}\n")
-    try:
-        for line in await prepay_accounts(daemon, clock()):
-            print(line)
-        played = await play_tour("127.0.0.1", port, clock)
-        money = await balances(daemon)
-        login = await demo_login(daemon.store, clock())
-    finally:
-        await daemon.stop()
+    daemon.webhooks.secrets = crm.secret
+    daemon.webhooks.proxy = None  # HOTLINE400_CRM_PROXY's proxy cannot reach the demo's CRM
+    async with crm:
+        port = await daemon.start()
+        data = config_dir.parent
+        numbers = ", ".join(daemon.plans.numbers())
+        print(f"hotline400 router on 127.0.0.1:{port} with plans {numbers}")
+        for number, url in crm_urls.items():
+            print(
+                f"CRM events of {number} go to a CRM the demo runs at {crm.url}, in place of {url}"
+            )
+        print(f"records go to {data / DATABASE_FILE}\n")
+        try:
+            for line in await prepay_accounts(daemon, clock()):
+                print(line)
+            played = await play_tour("127.0.0.1", port, clock)
+            money = await balances(daemon)
+            login = await demo_login(daemon.store, clock())
+        finally:
+            await daemon.stop()  # every CRM event delivered or kept
     for index, (demo, result) in enumerate(played, start=1):
-        print(describe(index, demo, result))
+        print(describe(index, demo, result, crm.taken.get(result.call.uniqueid, [])))
     for line in money:
         print(line)
     failed = [result for _, result in played if result.error]
     print(f"\n{len(played)} calls placed, {len(failed)} failed.")
+    undelivered = daemon.webhooks.stats.undelivered
+    if crm_urls:
+        print(
+            f"{crm.events} CRM events delivered, each signature checked; "
+            f"{undelivered} not delivered."
+        )
     print(f"\nThe records are in {data}. Read them with:")
     print(f"  hotline400 cdr --config {config_dir}")
     print(f"  hotline400 bill --config {config_dir} --month 2026-11")
     print("\nOr open the management console on them:")
     print(f"  hotline400 web --config {config_dir} --insecure-cookies")
     print(f"  then http://127.0.0.1:8400/ as {DEMO_USER}, password {login}")
-    return 1 if failed else 0
+    return 1 if failed or undelivered else 0
 
 
 async def demo_login(store: Store, now: datetime) -> str:

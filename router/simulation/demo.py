@@ -9,7 +9,7 @@ public holiday, busy and no-answer forwards, screening, a blacklist, a split and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -164,8 +164,9 @@ async def balances(daemon: Daemon) -> list[str]:
     return lines
 
 
-def describe(index: int, demo: DemoCall, result: CallResult) -> str:
-    """Two lines: who called when, and what the router did."""
+def describe(index: int, demo: DemoCall, result: CallResult, crm_events: Sequence[str]) -> str:
+    """Two lines: who called when, and what the router did; a third naming the CRM events
+    the subscriber's CRM took, if any."""
     caller = describe_caller(locate(demo.caller))
     head = f"{index:>2}. {demo.title}\n    {demo.at}  {caller} -> {demo.number}"
     attempts = " > ".join(f"{_destination(dial.argument)} {dial.status}" for dial in result.dials)
@@ -173,7 +174,8 @@ def describe(index: int, demo: DemoCall, result: CallResult) -> str:
     route = f"rule {variables.get(ChannelVariable.RULE) or '-'}"
     pin = " (PIN asked)" if any(_asks_for_pin(command) for command in result.commands) else ""
     outcome = variables.get(ChannelVariable.STATUS, result.error or "?")
-    return f"{head}\n    {route}{pin}: {attempts or 'not connected'} => {outcome}"
+    crm = f"\n    CRM took {', '.join(crm_events)}" if crm_events else ""
+    return f"{head}\n    {route}{pin}: {attempts or 'not connected'} => {outcome}{crm}"
 
 
 def _asks_for_pin(command: str) -> bool:

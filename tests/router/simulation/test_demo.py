@@ -1,8 +1,15 @@
 """`hotline400 demo` routes its tour through the example plans shipped in the package, from
-any directory, into a data directory of its own, and says where the records are."""
+any directory, into a data directory of its own, and says where the records are. It is a
+newcomer's first command: what it shows works, and it warns of nothing that is not wrong."""
 
+import logging
+import os
+import re
+import resource
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,10 +37,24 @@ TOUR_OUTCOMES = [
 ]
 
 Capture = pytest.CaptureFixture[str]
+DEMO = (sys.executable, "-m", "router.cli", "demo")
+SHOP = "4008207788"
+SHOP_CRM = "https://crm.lanhua.example/hotline400/events"
 
 
 def outcomes(out: str) -> list[str]:
     return [line.rsplit("=> ", 1)[1] for line in out.splitlines() if "=> " in line]
+
+
+def calls(out: str) -> dict[int, list[str]]:
+    """The tour's calls as the demo prints them: by number, the lines below each title."""
+    found: dict[int, list[str]] = {}
+    for line in out.splitlines():
+        if title := re.match(r"^ ?(\d+)\. ", line):
+            found[int(title[1])] = []
+        elif found and line.startswith("    "):
+            found[max(found)].append(line.strip())
+    return found
 
 
 def test_the_demo_runs_anywhere_and_leaves_its_records_in_its_data_directory(
@@ -122,3 +143,78 @@ def test_a_broken_router_file_is_one_line_naming_file_line_and_field(
     assert err.startswith(f"demo: {router}:")
     assert "drain_timeout" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_newcomers_first_run_warns_of_nothing(tmp_path: Path) -> None:
+    """The README's first command, as a newcomer runs it: from an empty directory, under a
+    desktop's modest open-files limit, with no CRM key in the environment. The demo places
+    its calls one at a time, and its web shop's CRM is its own: nothing to warn of."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {name: value for name, value in os.environ.items() if name != "LANHUA_CRM_KEY"}
+
+    def modest_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    done = subprocess.run(
+        DEMO,
+        cwd=empty,
+        env={**env, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)},
+        preexec_fn=modest_limit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "WARNING" not in done.stdout
+    assert outcomes(done.stdout) == TOUR_OUTCOMES
+    assert "15 calls placed, 0 failed." in done.stdout
+    assert list(empty.iterdir()) == []
+
+
+def test_the_web_shops_screen_pops_reach_the_demos_own_crm_signed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Capture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The shop's plan sends its calls' events to its CRM on the Internet, signed with a key
+    the environment holds. The demo's copy of the plan sends them to a CRM the demo runs on
+    loopback, which its router.yaml allows, signed with a key the demo makes up; that CRM
+    checks each signature and tells which events it took; none goes to the shop's CRM."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LANHUA_CRM_KEY", raising=False)
+    assert main(["demo", "--data", "run"]) == 0
+    out = capsys.readouterr().out
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    crm = re.search(
+        rf"^CRM events of {SHOP} go to a CRM the demo runs at (\S+), in place of {SHOP_CRM}$",
+        out,
+        re.M,
+    )
+    assert crm is not None, out
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/events", crm[1])
+    told = {
+        index: line.removeprefix("CRM took ")
+        for index, lines in calls(out).items()
+        for line in lines
+        if line.startswith("CRM took ")
+    }
+    assert told == {
+        5: "call.arrived, call.answered, call.ended",
+        6: "call.arrived, call.answered, call.ended",
+        7: "call.arrived, call.answered, call.ended",
+        8: "call.arrived, call.answered, call.ended",
+        9: "call.arrived, call.ended",
+        10: "call.arrived, call.ended",
+    }
+    assert "16 CRM events delivered, each signature checked; 0 not delivered." in out
+    data = tmp_path / "run"
+    assert not (data / "spool" / "webhooks.undelivered").exists()
+    plan = (data / "config" / "plans" / f"{SHOP}.yaml").read_text(encoding="utf-8")
+    assert f"url: {crm[1]}" in plan
+    assert main(["check", "--config", str(data / "config")]) == 0
+    capsys.readouterr()
+    assert main(["webhooks", "list", "--config", str(data / "config")]) == 0
+    assert capsys.readouterr().out.startswith("0 undelivered event(s)")
