@@ -518,8 +518,8 @@ def test_the_operator_tells_the_holders_of_a_month_the_number_changed_hands_in(
             browser.get(f"{url}/numbers/{SHOP}/money")
             holders = browser.find_elements(By.CSS_SELECTOR, f"[data-testid=holder-{month}]")
             assert [holder.text for holder in holders] == [
-                "newco via sp-west",  # the latest holding's first
-                "oldco via sp-east",
+                "newco (provider sp-west)",  # the latest holding's first
+                "oldco (provider sp-east)",
             ]
             assert all(holder.is_displayed() for holder in holders)
             _photograph(browser, "money-changed-hands", width)

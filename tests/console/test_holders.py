@@ -259,14 +259,14 @@ async def test_each_statement_of_a_month_the_number_changed_hands_in_names_its_h
         money = (await shop.get(f"/numbers/{SHOP}/money")).text
         for client in (ops, shop):
             await client.aclose()
-    via = f'<span class="muted">via {PROVIDER}</span>'
+    provider = f'<span class="muted">(provider {PROVIDER})</span>'
     october = [row for row in seen.split("<tr") if 'data-testid="part-2026-10"' in row]
     assert [(holder_of(row), "held 10-01 00:00" in row) for row in october] == [
-        (f"newco {via}", False),  # the latest holding's first
-        (f"oldco {via}", True),
+        (f"newco {provider}", False),  # the latest holding's first
+        (f"oldco {provider}", True),
     ]
-    assert f'data-testid="holder-2026-11">newco {via}</div>' in seen
-    assert money.count(f'data-testid="holder-2026-10">newco {via}</div>') == 1
+    assert f'data-testid="holder-2026-11">newco {provider}</div>' in seen
+    assert money.count(f'data-testid="holder-2026-10">newco {provider}</div>') == 1
     assert "oldco" not in money
 
 

@@ -105,6 +105,9 @@ async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: 
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.UNDER_REVIEW
         assert record.subscriber == "acme" and record.provider == PROVIDER
+        listed = (await ops.get("/numbers", params={"holder": "acme"})).text
+        # the subscriber named with its provider as statements and `account show` name it
+        assert f'acme <span class="muted small">(provider {PROVIDER})</span>' in listed
 
         # Too early: the review takes a working day; the page says when, nothing changes.
         early = await ops.post(f"/numbers/{number}/actions/approve", data={"csrf": token})
