@@ -7,7 +7,10 @@ it, the SQLite file and the spool: a second run never adds to the first one's ba
 and the commands that read records (`cdr`, `bill`, `account`) read the demo's with
 `--config DATA/config`.
 
-The demo reaches nothing outside itself. It places its calls one at a time, so it asks its
+The demo reaches nothing outside itself: its calls are no one's, even on a production
+configuration. The copy's router.yaml names no Asterisk manager, SMS gateway or low-balance
+webhook, and a store named by HOTLINE400_STORE is refused (the demo would write there, and
+the commands it prints would read there). It places its calls one at a time, so it asks its
 router to hold one call, not a busy hour's (the open-files limit of a newcomer's shell is
 no problem for it). The plans' CRM events go to a CRM the demo runs on loopback
 (router.simulation.crm_receiver) instead of the subscribers' CRMs: the copy's crm.url
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -42,10 +46,14 @@ from router.daemon import Daemon
 from router.simulation.crm_receiver import CrmReceiver
 from router.simulation.demo import DemoClock, balances, describe, play_tour, prepay_accounts
 from router.storage.console_rows import UserRow
+from router.storage.location import STORE_ENV
 from router.storage.protocol import Store
 
 EXAMPLE_CONFIG = Path(str(files("router.simulation") / "example_config"))
 DATABASE_FILE = "hotline400.db"
+NO_DEMO_SETTINGS = ("ami_host", "sms_gateway", "low_balance_webhook")
+"""What would tell the world of the demo's calls: an Asterisk's manager, the subscribers'
+mobiles, the operator's low-balance receiver."""
 CRM_NETWORK = "127.0.0.1/32"
 """Where the demo's CRM listens, allowed to the copy's crm.url."""
 
@@ -98,6 +106,12 @@ def prepare(source: Path, data: Path | None, crm_url: str) -> tuple[Path, dict[s
     (by number)."""
     if not source.is_dir():
         raise DemoRefused(f"no configuration directory {source}")
+    if os.environ.get(STORE_ENV):
+        raise DemoRefused(
+            f"{STORE_ENV} names a store, and the demo keeps its records in a SQLite file of its "
+            f"own that commands run with it set would not read; run the demo without it: "
+            f"env -u {STORE_ENV} hotline400 demo"
+        )
     config = load_config(source)
     if config.problems:
         count = len(config.problems)
@@ -123,13 +137,14 @@ def prepare(source: Path, data: Path | None, crm_url: str) -> tuple[Path, dict[s
 def _demo_settings(source: Path, data: Path) -> str:
     """router.yaml of the copy: the store and spool in the data directory, no /metrics
     endpoint (it must not clash with a router already serving one), no file watcher, CRM
-    events allowed to the demo's CRM on loopback and sent straight to it (no proxy)."""
+    events allowed to the demo's CRM on loopback and sent straight to it (no proxy), and
+    nothing of NO_DEMO_SETTINGS."""
     path = source / ROUTER_FILE
     settings: dict[str, Any] = {}
     if path.is_file():
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    settings.pop("store", None)
-    settings.pop("crm_proxy", None)
+    for reaching_out in ("store", "crm_proxy", *NO_DEMO_SETTINGS):
+        settings.pop(reaching_out, None)
     settings.update(
         database=str(data / DATABASE_FILE),
         spool_dir=str(data / "spool"),
@@ -138,7 +153,8 @@ def _demo_settings(source: Path, data: Path) -> str:
         crm_allowed_networks=[*settings.get("crm_allowed_networks", []), CRM_NETWORK],
     )
     header = (
-        f"# {path} as `hotline400 demo` runs it, pointed at {data};\n"
+        f"# {path} as `hotline400 demo` runs it, pointed at {data}, without\n"
+        f"# {', '.join(NO_DEMO_SETTINGS)};\n"
         f"# {CRM_NETWORK} added to crm_allowed_networks for the CRM the demo runs\n"
     )
     return header + yaml.safe_dump(settings, allow_unicode=True, sort_keys=False)

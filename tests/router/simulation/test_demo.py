@@ -2,11 +2,11 @@
 any directory, into a data directory of its own, and says where the records are. It is a
 newcomer's first command: what it shows works, and it warns of nothing that is not wrong."""
 
-import logging
 import os
 import re
 import resource
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -177,7 +177,6 @@ def test_the_web_shops_screen_pops_reach_the_demos_own_crm_signed(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: Capture,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The shop's plan sends its calls' events to its CRM on the Internet, signed with a key
     the environment holds. The demo's copy of the plan sends them to a CRM the demo runs on
@@ -185,9 +184,9 @@ def test_the_web_shops_screen_pops_reach_the_demos_own_crm_signed(
     checks each signature and tells which events it took; none goes to the shop's CRM."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LANHUA_CRM_KEY", raising=False)
-    assert main(["demo", "--data", "run"]) == 0
+    code = main(["demo", "--data", "run"])
     out = capsys.readouterr().out
-    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert code == 0, out  # warnings: test_a_newcomers_first_run_warns_of_nothing
     crm = re.search(
         rf"^CRM events of {SHOP} go to a CRM the demo runs at (\S+), in place of {SHOP_CRM}$",
         out,
@@ -218,3 +217,45 @@ def test_the_web_shops_screen_pops_reach_the_demos_own_crm_signed(
     capsys.readouterr()
     assert main(["webhooks", "list", "--config", str(data / "config")]) == 0
     assert capsys.readouterr().out.startswith("0 undelivered event(s)")
+
+
+def test_the_demo_texts_no_one_posts_no_warning_and_leaves_asterisk_alone(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    """A configuration toured with --config may be a production one: its calls are the
+    demo's, so its router links to no Asterisk and sends no text message or low-balance
+    warning anywhere, whatever router.yaml names."""
+    with socket.create_server(("127.0.0.1", 0)) as asterisk:
+        asterisk.setblocking(False)
+        port = asterisk.getsockname()[1]
+        config = Path(shutil.copytree(CONFIG, tmp_path / "config"))
+        with (config / "router.yaml").open("a", encoding="utf-8") as router:
+            router.write(
+                f"ami_host: 127.0.0.1\nami_port: {port}\n"
+                f"sms_gateway: http://127.0.0.1:{port}/send\n"
+                f"low_balance_webhook: http://127.0.0.1:{port}/low-balance\n"
+            )
+        assert main(["demo", "--config", str(config), "--data", str(tmp_path / "run")]) == 0
+        assert "15 calls placed, 0 failed." in capsys.readouterr().out
+        with pytest.raises(BlockingIOError):
+            asterisk.accept()  # nothing connected
+    copy = (tmp_path / "run" / "config" / "router.yaml").read_text(encoding="utf-8")
+    assert not re.findall(r"^(ami_host|sms_gateway|low_balance_webhook):", copy, re.M)
+
+
+def test_a_store_named_in_the_environment_is_refused_not_written_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    """HOTLINE400_STORE names the store every command reads, a production one maybe: the
+    demo would write its calls there, and the commands it prints would read them there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOTLINE400_STORE", "postgresql://hotline400@db.example/hotline400")
+    assert main(["demo", "--data", "run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "demo: HOTLINE400_STORE names a store, and the demo keeps its records in a SQLite "
+        "file of its own that commands run with it set would not read; run the demo "
+        "without it: env -u HOTLINE400_STORE hotline400 demo\n"
+    )
+    assert list(tmp_path.iterdir()) == []
