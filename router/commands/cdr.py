@@ -4,7 +4,9 @@ workbook (`--format xlsx --output FILE`).
 Reads the routers' store (router.yaml's `store` or `database`, or HOTLINE400_STORE), newest
 call first. The table is for a
 person at a terminal and shows the latest 50 calls unless `--limit` says otherwise; CSV,
-JSON and xlsx are exports and carry every matching record unless `--limit` is given.
+JSON and xlsx are exports and carry every matching record unless `--limit` is given, read
+from the store and written a page at a time, so a month of millions of calls takes no more
+memory than a page (an xlsx goes on to further sheets past Excel's 1,048,576 rows).
 Times on the command line are local (router.yaml's timezone) unless they carry an offset.
 """
 
@@ -15,8 +17,9 @@ import asyncio
 import csv
 import json
 import sys
+import textwrap
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,14 +30,17 @@ from dialplan.regions import place_name
 from router.commands.arguments import caller_id, moment, positive, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import cdr_values, spreadsheet_cell
-from router.commands.workbook import ExportSheet, refuse_output, write_workbook
+from router.commands.workbook import ExportSheet, refuse_output, write_workbook_pages
 from router.configuration.settings import load_settings
 from router.storage.cdr import CDR, TIME_FIELDS, Outcome, cdr_to_json
+from router.storage.cdr_pages import PAGE_SIZE, cdr_pages
 from router.storage.location import NoStore, store_for_command
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import CDR_COLUMNS, STORED_ONLY
 
 TABLE_LIMIT = 50
+EXPORT_PAGE = PAGE_SIZE
+"""Calls read from the store at a time by an export."""
 MAX_LIMIT = 100_000_000
 EXPORT_COLUMNS = (*(name for name in CDR_COLUMNS if name not in STORED_ONLY), "legs")
 """The columns of the CSV and xlsx exports: the CDR's as the store has them, its legs
@@ -105,33 +111,23 @@ def run(args: argparse.Namespace) -> int:
     except NoStore as error:
         print(f"no call records: {error}", file=sys.stderr)
         return 1
-    table = args.format == "table"
-    shown = args.limit or (TABLE_LIMIT if table else None)
+    filters: dict[str, Any] = {
+        "number": args.number,
+        "caller": args.caller,
+        "since": since,
+        "until": until,
+        "outcome": Outcome(args.outcome) if args.outcome else None,
+    }
     try:
-        cdrs = asyncio.run(
-            _read(
-                store,
-                number=args.number,
-                caller=args.caller,
-                since=since,
-                until=until,
-                outcome=Outcome(args.outcome) if args.outcome else None,
-                # one more than shown tells the table whether older calls were left out
-                limit=shown + 1 if table and shown else shown,
-            )
-        )
+        if args.format != "table":
+            return asyncio.run(_export(store, args, zone, filters))
+        shown = args.limit or TABLE_LIMIT
+        # one more than shown tells the table whether older calls were left out
+        cdrs = asyncio.run(_read(store, limit=shown + 1, **filters))
     except StoreUnavailable as error:
         print(f"cannot read the store {url}: {error}", file=sys.stderr)
         return 1
-    if args.format == "json":
-        json.dump([cdr_to_json(cdr) for cdr in cdrs], sys.stdout, ensure_ascii=False, indent=2)
-        print()
-    elif args.format == "csv":
-        _write_csv(cdrs)
-    elif args.format == "xlsx":
-        return _write_xlsx(cdrs, Path(args.output), zone)
-    else:
-        _print_table(cdrs[:shown], zone, more=len(cdrs) > len(cdrs[:shown]))
+    _print_table(cdrs[:shown], zone, more=len(cdrs) > shown)
     return 0
 
 
@@ -139,6 +135,22 @@ async def _read(store: Store, **filters: Any) -> list[CDR]:
     try:
         await store.open()
         return await store.query_cdrs(**filters)
+    finally:
+        await store.close()
+
+
+async def _export(
+    store: Store, args: argparse.Namespace, zone: ZoneInfo, filters: dict[str, Any]
+) -> int:
+    """Every matching call (or --limit of them) read and written a page at a time: a
+    month of a busy number is millions of calls, more than memory should hold at once."""
+    try:
+        await store.open()
+        pages = cdr_pages(store, limit=args.limit, page_size=EXPORT_PAGE, **filters)
+        if args.format == "xlsx":
+            return await _write_xlsx(pages, Path(args.output), zone)
+        await (_write_json if args.format == "json" else _write_csv)(pages)
+        return 0
     finally:
         await store.close()
 
@@ -157,16 +169,28 @@ def _export_values(cdr: CDR) -> list[object]:
     return cdr_values(cdr, EXPORT_COLUMNS, legs_summary(cdr))
 
 
-def _write_csv(cdrs: Sequence[CDR]) -> None:
+async def _write_csv(pages: AsyncIterator[list[CDR]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
-    for cdr in cdrs:
-        writer.writerow([spreadsheet_cell(value) for value in _export_values(cdr)])
+    async for page in pages:
+        writer.writerows([spreadsheet_cell(value) for value in _export_values(cdr)] for cdr in page)
 
 
-def _write_xlsx(cdrs: Sequence[CDR], output: Path, zone: ZoneInfo) -> int:
+async def _write_json(pages: AsyncIterator[list[CDR]]) -> None:
+    """The array `json.dump(..., indent=2)` writes, one call at a time."""
+    opening = "["
+    async for page in pages:
+        for cdr in page:
+            record = json.dumps(cdr_to_json(cdr), ensure_ascii=False, indent=2)
+            sys.stdout.write(f"{opening}\n{textwrap.indent(record, '  ')}")
+            opening = ","
+    sys.stdout.write("[]\n" if opening == "[" else "\n]\n")
+
+
+async def _write_xlsx(pages: AsyncIterator[list[CDR]], output: Path, zone: ZoneInfo) -> int:
     sheet = ExportSheet(output, EXPORT_COLUMNS, title="calls", zone=zone, times=TIME_FIELDS)
-    return write_workbook(sheet, (_export_values(cdr) for cdr in cdrs), output)
+    rows = ([_export_values(cdr) for cdr in page] async for page in pages)
+    return await write_workbook_pages(sheet, rows, output)
 
 
 _TABLE_HEADER = (

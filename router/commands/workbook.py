@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -159,6 +159,24 @@ def write_workbook(sheet: ExportSheet, rows: Iterable[Sequence[object]], output:
             for row in rows:
                 sheet.add(row)
     except OSError as error:
-        print(f"cannot write {output}: {error.strerror or error}", file=sys.stderr)
-        return 1
+        return _cannot_write(output, error)
     return 0
+
+
+async def write_workbook_pages(
+    sheet: ExportSheet, pages: AsyncIterator[Sequence[Sequence[object]]], output: Path
+) -> int:
+    """`write_workbook` of rows read a page at a time (from the store, as they are written)."""
+    try:
+        with sheet:
+            async for rows in pages:
+                for row in rows:
+                    sheet.add(row)
+    except OSError as error:
+        return _cannot_write(output, error)
+    return 0
+
+
+def _cannot_write(output: Path, error: OSError) -> int:
+    print(f"cannot write {output}: {error.strerror or error}", file=sys.stderr)
+    return 1

@@ -77,6 +77,7 @@ class CdrTables(SessionSource):
         until: datetime | None = None,
         outcome: Outcome | None = None,
         limit: int | None = None,
+        older_than: CDR | None = None,
     ) -> list[CDR]:
         where = queries.Conditions()
         if number is not None:
@@ -89,6 +90,8 @@ class CdrTables(SessionSource):
             where.add("started_us < ?", epoch_us(until))
         if outcome is not None:
             where.add("outcome = ?", outcome.value)
+        if older_than is not None:
+            where.add(queries.OLDER_THAN, *queries.older_than(older_than))
         async with self._connected() as session:
             return await _select(session, where.sql(), where.params, limit=limit)
 

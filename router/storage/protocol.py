@@ -82,8 +82,11 @@ class Store(Protocol):
         until: datetime | None = None,
         outcome: Outcome | None = None,
         limit: int | None = None,
+        older_than: CDR | None = None,
     ) -> list[CDR]:
-        """CDRs newest first with their legs; `since` inclusive, `until` exclusive."""
+        """CDRs newest first with their legs; `since` inclusive, `until` exclusive.
+        `older_than`: only the calls listed after that one, so a long listing is read a
+        page at a time, each page from where the last ended (router.storage.cdr_pages)."""
 
     async def get_cdr(self, call_id: str) -> CDR | None: ...
 

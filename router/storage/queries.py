@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rating.ledger import LedgerKind
-from router.storage.cdr import DIALLING, Outcome
-from router.storage.rows import CDR_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS
+from router.storage.cdr import CDR, DIALLING, Outcome
+from router.storage.rows import CDR_COLUMNS, LEDGER_COLUMNS, LEG_COLUMNS, epoch_us
 from router.storage.schema import CURRENT_HOLDING
 
 
@@ -76,6 +76,17 @@ def select_cdrs(where: str, *, limited: bool) -> str:
         ") AS c LEFT JOIN legs AS l ON l.call_id = c.call_id "
         "ORDER BY c.started_us DESC, c.call_id DESC, l.seq"
     )
+
+
+OLDER_THAN = "started_us <= ? AND (started_us < ? OR call_id < ?)"
+"""The calls listed after a given one, newest first: the first term is the range an index
+of started_us reads (a call id alone orders only calls started at the same moment)."""
+
+
+def older_than(cdr: CDR) -> tuple[int, int, str]:
+    """The parameters of `OLDER_THAN` for the calls listed after `cdr`."""
+    started = epoch_us(cdr.started_at)
+    return started, started, cdr.call_id
 
 
 class Conditions:

@@ -394,6 +394,40 @@ def test_json_of_no_match_is_an_empty_array(
     assert json.loads(cdr(config_dir, capsys, "--format", "json", "--caller", "110")) == []
 
 
+@pytest.mark.parametrize("format", ["csv", "json", "xlsx"])
+def test_an_export_read_a_page_at_a_time_holds_every_call_once_newest_first(
+    config_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    format: str,
+) -> None:
+    """Exports read the store a page at a time, each page from where the last ended; with
+    pages of 7 calls the 60 calls (and --limit 10 of them) come out as one page of 100 gives
+    them, the JSON array written as it was when it was written all at once."""
+
+    def call_ids(*args: str) -> list[str]:
+        if format == "xlsx":
+            return [row["call_id"].value for row in xlsx(config_dir, tmp_path, *args).rows]
+        output = cdr(config_dir, capsys, "--format", format, *args)
+        if format == "csv":
+            return [row["call_id"] for row in csv.DictReader(io.StringIO(output))]
+        records = json.loads(output)
+        assert output == json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+        return [record["call_id"] for record in records]
+
+    whole = call_ids()
+    assert len(whole) == ALL_CALLS
+    monkeypatch.setattr("router.commands.cdr.EXPORT_PAGE", 7)
+    assert call_ids() == whole
+    assert call_ids("--limit", "10") == whole[:10]
+    assert (
+        call_ids("--number", "4000000001", "--limit", "8")
+        == [call_id for call_id in whole if call_id.startswith("b")][:8]
+    )
+    assert call_ids("--caller", "110") == []
+
+
 def test_a_missing_database_is_reported_and_not_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -46,6 +46,7 @@ from router.storage.cdr import (
     PostLedger,
     StartCall,
 )
+from router.storage.cdr_pages import cdr_pages
 from router.storage.location import ConfiguredStore, build_store
 from router.storage.protocol import INTERRUPTED_NOTE, StoreUnavailable
 from router.storage.rows import Holding, PinTally
@@ -472,6 +473,38 @@ async def test_calls_started_at_the_same_moment_list_by_call_id_byte_order(
 
     found = [cdr.call_id for cdr in await opened.query_cdrs()]
     assert found == sorted(ids, key=str.encode, reverse=True)
+
+
+async def test_pages_of_calls_give_each_call_once_in_the_order_of_one_listing(
+    opened: ConfiguredStore,
+) -> None:
+    """An export reads a page at a time, each from where the last ended: calls started at
+    the same moment across a page's end (listed by call id), a start with microseconds, one
+    recorded in UTC and a call's legs come out as one query lists them, none twice."""
+    moment = ["1795400000.9", "1795400000.10", "1795400000.B", "1795400000.a"]
+    later = [T0 + timedelta(minutes=n, microseconds=n * 1001) for n in range(1, 6)]
+    calls = [
+        *(a_call(call_id) for call_id in moment),
+        *(a_call(f"x{n}", started_at=at) for n, at in enumerate(later)),
+        a_call("utc", number="4000000002", started_at=(T0 + timedelta(hours=1)).astimezone(UTC)),
+    ]
+    await opened.apply(
+        [*(StartCall(cdr) for cdr in calls), AddLeg("x0", a_leg(1)), AddLeg("x0", a_leg(2))]
+    )
+    everything = await opened.query_cdrs()
+    assert len(everything) == len(calls)
+
+    for size in (1, 2, 3, 100):
+        pages = [page async for page in cdr_pages(opened, page_size=size)]
+        assert [len(page) for page in pages[:-1]] == [size] * (len(pages) - 1)
+        assert [cdr for page in pages for cdr in page] == everything
+
+    ids = [cdr.call_id for cdr in everything]
+    limited = [page async for page in cdr_pages(opened, limit=5, page_size=2)]
+    assert [[cdr.call_id for cdr in page] for page in limited] == [ids[0:2], ids[2:4], ids[4:5]]
+    of_one_number = [page async for page in cdr_pages(opened, number="4000000002")]
+    assert [[cdr.call_id for cdr in page] for page in of_one_number] == [["utc"]]
+    assert [page async for page in cdr_pages(opened, number="4009999999")] == []
 
 
 async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
