@@ -28,6 +28,8 @@ SPREADSHEET_BOM = "\ufeff"
 """Opens the export: without it Excel reads UTF-8 in the system's code page (GBK on a
 Chinese Windows) and every 山东 turns to mojibake."""
 EXPORT_BATCH = 500
+TOO_MANY_FOR_EXCEL = 422
+"""The status of an Excel export refused for its size: understood, but not done this way."""
 READ_CHUNK = 1 << 16
 EXPORT_COLUMNS = (
     "call_id",
@@ -157,6 +159,7 @@ async def search_page(request: Request) -> Response:
             "more": len(ids) > PAGE_SIZE,
             "outcomes": [o.value for o in Outcome],
             "export_query": request.url.query,
+            "excel_most": console_of(request).config.settings.console_excel_calls,
         },
     )
 
@@ -234,11 +237,17 @@ async def export_xlsx(request: Request) -> Response:
     """The calls the search finds, as an Excel workbook: caller numbers and area codes stay
     text with their leading zeros, times are date-times in the console's zone, charges are
     numbers. Written batch by batch to a scratch file (in a worker thread: XlsxWriter is
-    pure Python and slow next to the CSV writer), then sent."""
-    ids = await _exported_ids(request, "calls.xlsx")
+    pure Python and slow next to the CSV writer), then sent.
+
+    Nothing is sent until the workbook is whole, and a reverse proxy gives up on an answer
+    silent for longer than its read timeout (nginx: 60 s): a search of more calls than
+    router.yaml's `console_excel_calls` gets a page saying so, with the CSV (sent as it is
+    read) and `hotline400 cdr --format xlsx` as the ways to have them all."""
+    console = console_of(request)
+    most = console.config.settings.console_excel_calls
+    ids = await _exported_ids(request, "calls.xlsx", most=most)
     if isinstance(ids, Response):
         return ids
-    console = console_of(request)
 
     async def chunks() -> AsyncIterator[bytes]:
         with tempfile.TemporaryDirectory(prefix="hotline400-calls-") as folder:
@@ -265,20 +274,41 @@ def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
         sheet.add(_export_values(cdr))
 
 
-async def _exported_ids(request: Request, file: str) -> list[str] | Response:
+async def _exported_ids(
+    request: Request, file: str, *, most: int | None = None
+) -> list[str] | Response:
     """The calls an export of the search holds, newest first; a search with a field it
     cannot read (a date that is none, or out of range) exports nothing rather than more
-    than was asked (the answer is then its problems). Call records are personal data: who
-    downloaded them, with which filters and how many calls, goes into the audit log."""
+    than was asked (the answer is then its problems), nor one finding more than `most`
+    calls (the answer is then a page saying how to have them). Call records are personal
+    data: who downloaded them, with which filters and how many calls, goes into the audit
+    log."""
     search = Search.from_query(request)
     console = console_of(request)
     if search.problems:
         search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
         return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
-    ids = await _matching_ids(request, search, None)
+    ids = await _matching_ids(request, search, None if most is None else most + 1)
+    if most is not None and len(ids) > most:
+        context = {"most": most, "export_query": request.url.query, "command": cli_export(search)}
+        return render(request, "calls_excel_refused.html", context, status=TOO_MANY_FOR_EXCEL)
     count = f"{len(ids)} call{'' if len(ids) == 1 else 's'}"
     await audit(request, "download call records", file, f"{count}; {search.in_words()}")
     return ids
+
+
+def cli_export(search: Search) -> str:
+    """The `hotline400 cdr` that writes the search's calls as a workbook, with the filters
+    the command shares (the number, the days); its --caller and --outcome read a caller and
+    an outcome as the search does not, so those are left for the operator to add."""
+    command = ["hotline400 cdr --format xlsx --output calls.xlsx"]
+    if search.number:
+        command.append(f"--number {search.number}")
+    if search.since:
+        command.append(f"--since {search.since}")
+    if search.until:
+        command.append(f"--until {search.until}")
+    return " ".join(command)
 
 
 def _download(

@@ -185,6 +185,15 @@ class RouterSettings(BaseModel):
         description="seconds between reads of every prepaid balance for the low-balance gauge "
         "(top-ups, fees and other routers' calls move balances without a call here)",
     )
+    console_excel_calls: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="most calls the console's Excel export of a search holds: a workbook is "
+        "written whole before its first byte is sent, which for more calls takes longer than "
+        "a reverse proxy waits; beyond it the console offers the CSV (sent as it is read) and "
+        "`hotline400 cdr --format xlsx`",
+    )
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_calls: CallLines = Field(

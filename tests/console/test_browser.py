@@ -425,6 +425,48 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
         browser.quit()
 
 
+def test_a_search_too_big_for_excel_says_so_and_offers_its_csv(site: dict[str, object]) -> None:
+    """Past router.yaml's console_excel_calls, Export Excel opens a page saying why and how
+    to have the calls (the CSV of the same search downloads from it), on a desk as on a
+    phone; the Calls page's three buttons sit on one line, none broken over two, at both
+    widths."""
+    url, downloads = str(site["url"]), Path(str(site["downloads"]))
+    router_yaml = Path(str(site["config"])) / "router.yaml"
+    text = router_yaml.read_text(encoding="utf-8")
+    limited = re.sub(r"^console_excel_calls: .*$", "console_excel_calls: 5", text, flags=re.M)
+    router_yaml.write_text(limited, encoding="utf-8")
+    for width in WIDTHS:
+        browser = _browser(downloads, width)
+        try:
+            browser.set_window_size(width, 900)
+            _sign_in(browser, url, "shop")
+            browser.get(f"{url}/calls?number={SHOP}")
+            assert browser.execute_script("return window.innerWidth") == width
+            buttons = browser.find_elements(By.CSS_SELECTOR, ".filters .actions > *")
+            assert [b.text for b in buttons] == ["Search", "Export CSV", "Export Excel"]
+            assert len({b.location["y"] for b in buttons}) == 1, f"two lines at {width} px"
+            assert len({b.size["height"] for b in buttons}) == 1, f"a label wraps at {width} px"
+            right = browser.find_element(By.CSS_SELECTOR, ".filters").rect
+            assert buttons[-1].rect["x"] + buttons[-1].rect["width"] <= right["x"] + right["width"]
+            _photograph(browser, "calls-search", width)
+
+            _submit(browser, browser.find_element(By.LINK_TEXT, "Export Excel"))
+            heading = browser.find_element(By.TAG_NAME, "h1").text
+            assert heading == "Too many calls for one Excel download"
+            most = browser.find_element(By.CSS_SELECTOR, "[data-testid=excel-most]").text
+            assert most == "5"
+            _photograph(browser, "calls-excel-refused", width)
+            assert not list(downloads.glob("calls-*.xlsx"))
+            if width == WIDTHS[0]:
+                browser.find_element(By.LINK_TEXT, "Export CSV").click()
+                WebDriverWait(browser, 15).until(lambda b: list(downloads.glob("calls-*.csv")))
+                exported = next(downloads.glob("calls-*.csv")).read_text(encoding="utf-8-sig")
+                assert exported.startswith("call_id,number,caller")
+                assert exported.count(f",{SHOP},") > 5
+        finally:
+            browser.quit()
+
+
 def test_another_subscriber_cannot_reach_the_shops_pages(site: dict[str, object]) -> None:
     url = str(site["url"])
     browser = _browser(Path(str(site["downloads"])), WIDTHS[0])

@@ -476,7 +476,50 @@ async def test_the_calls_page_offers_both_exports_of_its_search(tmp_path: Path) 
         page = (await shop.get(f"/calls?number={SHOP}&outcome=unanswered")).text
         query = html.escape(f"number={SHOP}&outcome=unanswered")
         assert f'href="/calls.csv?{query}" download>Export CSV</a>' in page
-        assert f'href="/calls.xlsx?{query}" download>Export Excel</a>' in page
+        # not a `download` link: a search too big for Excel answers with a page to read
+        assert f'href="/calls.xlsx?{query}" title="Excel: up to 100,000 calls">Export Excel' in page
+        await shop.aclose()
+
+
+async def test_an_excel_export_of_more_calls_than_configured_says_how_to_have_them(
+    tmp_path: Path,
+) -> None:
+    """A workbook is written whole before its first byte is sent: past router.yaml's
+    console_excel_calls that takes longer than a reverse proxy waits, so such a search gets
+    a page saying so, offering the CSV of the same search (sent as it is read) and the
+    command that writes any number of calls as a workbook; nothing is downloaded, so the
+    audit log has nothing to write down. A search within the limit downloads as ever."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("c1", SHOP, NOW - timedelta(days=2)),
+                *a_call("c2", SHOP, NOW - timedelta(hours=2)),
+                *a_call("c3", SHOP, NOW - timedelta(hours=1), Outcome.NOANSWER),
+            ]
+        )
+        router_yaml = site.config_dir / "router.yaml"
+        text = router_yaml.read_text(encoding="utf-8")
+        limited = re.sub(r"^console_excel_calls: .*$", "console_excel_calls: 2", text, flags=re.M)
+        router_yaml.write_text(limited, encoding="utf-8")
+        shop = await site.signed_in("shop")
+        refused = await shop.get(f"/calls.xlsx?number={SHOP}")
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "content-disposition" not in refused.headers
+        assert "This search finds more than <strong" in refused.text
+        assert f'href="/calls.csv?number={SHOP}" download>Export CSV</a>' in refused.text
+        assert f'href="/calls?number={SHOP}">narrow the search</a>' in refused.text
+        command = f"hotline400 cdr --format xlsx --output calls.xlsx --number {SHOP}</pre>"
+        assert command in refused.text
+
+        today = await shop.get(f"/calls.xlsx?number={SHOP}&since={NOW.date()}")
+        assert today.headers["content-disposition"].startswith("attachment;")
+        rows = read_workbook(today.content)["calls"].rows
+        assert [row["call_id"].value for row in rows] == ["c3", "c2"]
+        page = (await shop.get(f"/calls?number={SHOP}")).text
+        assert 'title="Excel: up to 2 calls">Export Excel</a>' in page
+        downloads = [e.detail for e in await site.store.audit_log() if e.target == "calls.xlsx"]
+        assert downloads == [f"2 calls; number {SHOP}, since {NOW.date()}"]
         await shop.aclose()
 
 
