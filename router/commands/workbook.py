@@ -7,7 +7,9 @@ with two decimals taken from the Decimal's own digits, counts as integers and ti
 Excel date-times in the configured zone (Excel has no zones: the header names it).
 
 XlsxWriter's constant_memory mode writes each row out as it is added, so a million rows
-take no more memory than one; rows beyond a sheet's limit go on to a sheet after it.
+take no more memory than one; rows beyond a sheet's 1,048,576 go on to a sheet after it
+(`calls`, `calls 2`, ...), each under the same header. XlsxWriter drops a cell it cannot
+place without raising (it returns -1): here that stops the export instead.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class ExportSheet:
         times: Collection[str] = (),
         rows_per_sheet: int = EXCEL_ROWS,
     ) -> None:
+        if not 1 < rows_per_sheet <= EXCEL_ROWS:
+            raise ValueError(f"a sheet holds 2 to {EXCEL_ROWS:,} rows, its header included")
         self._scratch = tempfile.TemporaryDirectory(prefix="hotline400-xlsx-")
         options = {"constant_memory": True, "tmpdir": self._scratch.name}
         self._book = Workbook(str(target), options)
@@ -109,7 +113,7 @@ class ExportSheet:
         sheet = self._book.add_worksheet(name)
         for column, (heading, width) in enumerate(zip(self._header, self._widths, strict=True)):
             sheet.set_column(column, column, max(width, MIN_WIDTH))
-            sheet.write_string(0, column, heading, self._formats["header"])
+            _placed(sheet.write_string(0, column, heading, self._formats["header"]), 0, column)
         sheet.freeze_panes(1, 0)
         return sheet
 
@@ -118,20 +122,30 @@ class ExportSheet:
         if value is None:
             return
         if isinstance(value, bool):
-            sheet.write_boolean(row, column, value)
+            written = sheet.write_boolean(row, column, value)
         elif isinstance(value, int):
-            sheet.write_number(row, column, value, formats["count"])
+            written = sheet.write_number(row, column, value, formats["count"])
         elif isinstance(value, Decimal):
-            sheet.write_number(row, column, float(str(value)), formats["money"])
+            written = sheet.write_number(row, column, float(str(value)), formats["money"])
         elif isinstance(value, datetime):
             local = value.astimezone(self._zone).replace(tzinfo=None)
-            sheet.write_datetime(row, column, local, formats["time"])
+            written = sheet.write_datetime(row, column, local, formats["time"])
         else:
             text = value.value if isinstance(value, Enum) else value
             if not isinstance(text, str):
                 raise TypeError(f"no cell type for {value!r}")
             guarded = text.startswith(FORMULA_STARTS)
-            sheet.write_string(row, column, text, formats["guarded" if guarded else "text"])
+            written = sheet.write_string(
+                row, column, text, formats["guarded" if guarded else "text"]
+            )
+        _placed(written, row, column)
+
+
+def _placed(written: int, row: int, column: int) -> None:
+    """XlsxWriter answers a cell outside the sheet (past its 1,048,576th row or 16,384th
+    column) with -1 and writes nothing: an export stops there rather than go on short of it."""
+    if written == -1:
+        raise OverflowError(f"row {row + 1:,}, column {column + 1:,} is outside an Excel sheet")
 
 
 def _heading(name: str, zone: ZoneInfo) -> str:

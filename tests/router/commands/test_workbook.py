@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.commands.workbook import ExportSheet
+from router.commands.workbook import EXCEL_ROWS, ExportSheet
 from router.storage.cdr import Outcome
 from tests.xlsx_reading import Cell, read_workbook
 
@@ -71,4 +71,28 @@ def test_rows_beyond_a_sheets_limit_continue_on_the_next_sheet_under_the_same_he
         ["4"],
     ]
     assert {s.header[0] for s in sheets.values()} == {"n"}
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_sheet_is_never_asked_to_hold_more_rows_than_excel_shows(tmp_path: Path) -> None:
+    """XlsxWriter answers a row past 1,048,576 with -1 and writes nothing: a sheet of more
+    rows than that would lose the rest without a word, so none is made."""
+    output = tmp_path / "out.xlsx"
+    with pytest.raises(ValueError, match="1,048,576 rows"):
+        ExportSheet(output, ["n"], title="calls", zone=SHANGHAI, rows_per_sheet=EXCEL_ROWS + 1)
+    assert not output.exists()
+
+
+def test_a_cell_excel_cannot_hold_stops_the_export_rather_than_go_missing(
+    tmp_path: Path, scratch: Path
+) -> None:
+    """Whatever XlsxWriter refuses to place (here a column past Excel's 16,384th) ends the
+    export with an error and no file, never a workbook quietly short of it."""
+    output = tmp_path / "out.xlsx"
+    with (
+        pytest.raises(OverflowError, match="column 16,385"),
+        ExportSheet(output, ["a"], title="t", zone=SHANGHAI) as sheet,
+    ):
+        sheet.add(["x"] * 16_385)
+    assert not output.exists()
     assert list(scratch.iterdir()) == []
