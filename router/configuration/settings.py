@@ -186,7 +186,7 @@ class RouterSettings(BaseModel):
         "(top-ups, fees and other routers' calls move balances without a call here)",
     )
     console_excel_calls: int = Field(
-        100_000,
+        50_000,
         ge=1,
         le=10_000_000,
         description="most calls the console's Excel export of a search holds: a workbook is "

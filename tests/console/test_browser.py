@@ -448,6 +448,7 @@ def test_a_search_too_big_for_excel_says_so_and_offers_its_csv(site: dict[str, o
             assert len({b.size["height"] for b in buttons}) == 1, f"a label wraps at {width} px"
             right = browser.find_element(By.CSS_SELECTOR, ".filters").rect
             assert buttons[-1].rect["x"] + buttons[-1].rect["width"] <= right["x"] + right["width"]
+            assert "export them all (CSV; Excel up to 5 calls)" in browser.page_source
             _photograph(browser, "calls-search", width)
 
             _submit(browser, browser.find_element(By.LINK_TEXT, "Export Excel"))

@@ -477,7 +477,7 @@ async def test_the_calls_page_offers_both_exports_of_its_search(tmp_path: Path) 
         query = html.escape(f"number={SHOP}&outcome=unanswered")
         assert f'href="/calls.csv?{query}" download>Export CSV</a>' in page
         # not a `download` link: a search too big for Excel answers with a page to read
-        assert f'href="/calls.xlsx?{query}" title="Excel: up to 100,000 calls">Export Excel' in page
+        assert f'href="/calls.xlsx?{query}" title="Excel: up to 50,000 calls">Export Excel' in page
         await shop.aclose()
 
 
