@@ -32,8 +32,9 @@ async def cdr_pages(
     page_size: int = PAGE_SIZE,
 ) -> AsyncIterator[list[CDR]]:
     """The calls `store.query_cdrs` would list with these filters, at most `limit` of them,
-    in pages of up to `page_size`; none is left out or given twice, though calls are
-    written meanwhile (a call starting during the export is newer than the first page)."""
+    in pages of up to `page_size`, none given twice: each page starts after the last call
+    of the one before, so calls written meanwhile shift nothing (one started during the
+    export is newer than its first page, and left out)."""
     left = limit
     last: CDR | None = None
     while left is None or left > 0:
