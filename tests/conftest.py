@@ -10,6 +10,7 @@ import inspect
 import os
 import shutil
 import ssl
+import subprocess
 import textwrap
 import time
 import uuid
@@ -180,6 +181,44 @@ async def run_sql(url: str, sql: str, *args: object) -> list[tuple]:
         return [tuple(row) for row in await conn.fetch(sql, *args)]
     finally:
         await conn.close()
+
+
+PROCESS_START_S = 120.0
+"""How long a test waits for a router process to serve: importing the router takes about a
+second on a quiet machine and half a minute on a loaded one (load average 12 on 2 cores). A
+start that fails is not waited for: the process exits, and the test fails with its log."""
+
+
+async def until_logged(
+    process: subprocess.Popen[bytes] | subprocess.Popen[str],
+    log: Path,
+    line: str,
+    *,
+    since: int = 0,
+    timeout: float = PROCESS_START_S,
+) -> None:
+    """Wait until the process writes `line` to its log file, past its first `since` bytes
+    (where an earlier run of the same log ends): a readiness signal rather than a guess
+    of how long the start takes."""
+    try:
+        async with asyncio.timeout(timeout):
+            while line not in (written := logged_since(log, since)):
+                assert process.poll() is None, (
+                    f"exited with {process.returncode} before logging {line!r}:\n{written}"
+                )
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"no {line!r} in {timeout:g} s:\n{logged_since(log, since)}")
+
+
+def logged_since(log: Path, since: int = 0) -> str:
+    """The log file's text past its first `since` bytes ('' before it exists)."""
+    try:
+        with log.open("rb") as file:
+            file.seek(since)
+            return file.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:

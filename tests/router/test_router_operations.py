@@ -14,11 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from router.simulation.asterisk_agi import SimulatedCall, run_call
-from router.storage.cdr import Outcome
+from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call
+from router.storage.cdr import DIALLING, Outcome
 from router.storage.protocol import INTERRUPTED_NOTE
 from router.storage.sqlite import SQLiteStore
-from tests.conftest import E2E_CONFIG, REPO, SimulatedClock, call, finished_cdr, running_router
+from tests.conftest import (
+    E2E_CONFIG,
+    REPO,
+    SimulatedClock,
+    call,
+    finished_cdr,
+    logged_since,
+    running_router,
+    until_logged,
+)
 from tests.router.call.test_pin_guard import lock_held_elsewhere
 from tests.router.storage.test_cdr_writer import call_ops, eventually, write_lock_held
 
@@ -171,36 +180,44 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """`hotline400 serve` in its own process, run from a deployment directory."""
+    """`hotline400 serve` in its own process, run from a deployment directory; what it
+    logs goes to a file of its own there, read while it runs."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "serve", "--listen", f"127.0.0.1:{self.port}"],
-            cwd=workdir,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.log = workdir / f"serve-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "router.cli", "serve", "--listen", f"127.0.0.1:{self.port}"],
+                cwd=workdir,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     async def ready(self) -> None:
-        async with asyncio.timeout(15):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                writer.close()
-                return
+        """Once it says it listens: it takes calls from then on."""
+        await until_logged(self.process, self.log, f"FastAGI listening on 127.0.0.1:{self.port}")
+
+    async def logged(self, line: str) -> None:
+        await until_logged(self.process, self.log, line, timeout=60)
 
     def output(self) -> str:
-        return self.process.communicate(timeout=30)[0]
+        """All it logged, once it has exited."""
+        self.process.wait(timeout=60)
+        return logged_since(self.log)
 
     def cdr_outcome(self, call_id: str) -> str | None:
         return outcome_in(self.workdir / "var" / "hotline400.db", call_id)
+
+    def dialling(self, call_id: str) -> bool:
+        """The call's Dial has started: its leg is written ahead in the file."""
+        with closing(sqlite3.connect(self.workdir / "var" / "hotline400.db")) as db:
+            row = db.execute(
+                "SELECT 1 FROM legs WHERE call_id = ? AND dial_status = ?", (call_id, DIALLING)
+            ).fetchone()
+        return row is not None
 
 
 def outcome_in(database: Path, call_id: str) -> str | None:
@@ -219,45 +236,57 @@ def deployment(tmp_path: Path) -> Path:
     return tmp_path
 
 
+async def in_its_dial(result: CallResult) -> None:
+    """Wait until the router has sent the call's first Dial: the call is in progress."""
+    await eventually(lambda: any(c.startswith("EXEC Dial") for c in result.commands), 60)
+
+
+async def left_alone(playing: asyncio.Task[CallResult]) -> None:
+    """Asterisk's side of a call the router let go rings on: the test stops playing it."""
+    playing.cancel()
+    await asyncio.gather(playing, return_exceptions=True)
+
+
 async def test_sigterm_stops_accepting_lets_the_call_in_flight_finish_and_exits_0(
     deployment: Path,
 ) -> None:
+    settings = deployment / "config" / "router.yaml"
+    settings.write_text(settings.read_text().replace("drain_timeout: 5", "drain_timeout: 30"))
     daemon = ServeProcess(deployment)
     await daemon.ready()
-    ringing = asyncio.create_task(
-        run_call(
-            "127.0.0.1",
-            daemon.port,
-            SimulatedCall(dialled="4000000003", uniqueid="term.1"),
-            time_scale=1 / 30,  # three 20 s Dials: 2 s in all
-        )
-    )
-    await asyncio.sleep(0.5)
+    call = SimulatedCall(dialled="4000000003", uniqueid="term.1")
+    ringing = CallResult(call=call)
+    playing = asyncio.create_task(
+        run_call("127.0.0.1", daemon.port, call, time_scale=1 / 15, result=ringing)
+    )  # three 20 s Dials: 4 s in all
+    await in_its_dial(ringing)
     daemon.process.send_signal(signal.SIGTERM)
-    result = await ringing
-    assert daemon.process.wait(timeout=15) == 0
+    result = await playing
+    assert daemon.process.wait(timeout=60) == 0
     assert result.error is None and result.variables["HOTLINE_STATUS"] == "noanswer"
     assert daemon.cdr_outcome("term.1") == "noanswer"
     output = daemon.output()
     assert (
-        "SIGTERM: no new calls; 1 call(s) in progress have up to 5 s (drain_timeout) to finish"
+        "SIGTERM: no new calls; 1 call(s) in progress have up to 30 s (drain_timeout) to finish"
     ) in output
     assert "stopped" in output
 
 
 async def test_sighup_reloads_the_plans_of_a_running_daemon(deployment: Path) -> None:
+    settings = deployment / "config" / "router.yaml"  # SIGHUP alone reloads the plan
+    settings.write_text(settings.read_text().replace("watch_plans: true", "watch_plans: false"))
     daemon = ServeProcess(deployment)
     await daemon.ready()
     try:
         write_plan(deployment / "config", forward="13800000014")
         daemon.process.send_signal(signal.SIGHUP)
-        await asyncio.sleep(0.5)
+        await daemon.logged("numbers (version 2)")  # the reload done
         result = await run_call(
             "127.0.0.1", daemon.port, SimulatedCall(dialled="4000000002", uniqueid="hup.1")
         )
     finally:
         daemon.process.send_signal(signal.SIGTERM)
-        daemon.process.wait(timeout=15)
+        daemon.process.wait(timeout=60)
     assert result.variables["HOTLINE_DEST"] == "13800000014"
 
 
@@ -271,21 +300,19 @@ async def test_calls_left_in_progress_by_a_crash_are_closed_as_interrupted_on_re
             "127.0.0.1",
             daemon.port,
             SimulatedCall(dialled="4000000003", uniqueid="crash.1"),
-            time_scale=1 / 10,
-            timeout=10,
+            time_scale=1.0,  # ringing for a minute: in progress whenever the kill comes
+            timeout=120,
         )
     )
-    async with asyncio.timeout(10):
-        while daemon.cdr_outcome("crash.1") != "in_progress":
-            await asyncio.sleep(0.05)
+    await eventually(lambda: daemon.cdr_outcome("crash.1") == "in_progress", 60)
     daemon.process.kill()
-    daemon.process.wait(timeout=10)
-    await ringing
+    daemon.process.wait(timeout=60)
+    await left_alone(ringing)
     restarted = ServeProcess(deployment)
     await restarted.ready()
-    await eventually(lambda: restarted.cdr_outcome("crash.1") == "interrupted", 10)
+    await eventually(lambda: restarted.cdr_outcome("crash.1") == "interrupted", 60)
     restarted.process.send_signal(signal.SIGTERM)
-    assert restarted.process.wait(timeout=15) == 0
+    assert restarted.process.wait(timeout=60) == 0
     assert restarted.cdr_outcome("crash.1") == "interrupted"
     assert "left in progress by a crash as interrupted" in restarted.output()
 
@@ -305,15 +332,14 @@ async def test_a_call_cut_in_its_dial_by_the_drain_timeout_is_left_for_the_next_
             "127.0.0.1",
             daemon.port,
             SimulatedCall(dialled="4000000003", uniqueid="cut.1"),
-            time_scale=1 / 5,  # the first 20 s Dial rings 4 s
-            timeout=10,
+            time_scale=1.0,  # the first 20 s Dial rings 20 s: the stop comes during it
+            timeout=120,
         )
     )
-    await eventually(lambda: daemon.cdr_outcome("cut.1") == "in_progress", 10)
-    await asyncio.sleep(0.3)  # the leg written ahead as the Dial started
+    await eventually(lambda: daemon.dialling("cut.1"), 60)
     daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(timeout=15) == 0
-    await ringing
+    assert daemon.process.wait(timeout=60) == 0
+    await left_alone(ringing)
     output = daemon.output()
     assert daemon.cdr_outcome("cut.1") == "in_progress"
     assert "1 call(s) still running after the drain timeout were cut" in output
@@ -324,9 +350,9 @@ async def test_a_call_cut_in_its_dial_by_the_drain_timeout_is_left_for_the_next_
 
     restarted = ServeProcess(deployment)
     await restarted.ready()
-    await eventually(lambda: restarted.cdr_outcome("cut.1") == "interrupted", 10)
+    await eventually(lambda: restarted.cdr_outcome("cut.1") == "interrupted", 60)
     restarted.process.send_signal(signal.SIGTERM)
-    assert restarted.process.wait(timeout=15) == 0
+    assert restarted.process.wait(timeout=60) == 0
 
 
 async def test_a_call_cut_before_its_dial_by_the_drain_timeout_says_why_it_ended(

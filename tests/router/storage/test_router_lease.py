@@ -21,7 +21,7 @@ import pytest
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.simulation.asterisk_agi import SimulatedCall, run_call
 from router.storage.cdr import Outcome
-from tests.conftest import eventually, run_sql, scratch_schema
+from tests.conftest import PROCESS_START_S, eventually, run_sql, scratch_schema
 from tests.router.storage.test_multi_router import (
     PREPAID,
     SHANGHAI,
@@ -67,17 +67,15 @@ async def talk_on(router: RouterProcess, call_id: str) -> None:
     await run_call("127.0.0.1", router.port, call, time_scale=1.0)
 
 
-async def until_serving(router: RouterProcess, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            assert router.process is not None and router.process.poll() is None, router.log()
-            call = SimulatedCall(dialled=PREPAID, uniqueid=f"ready.{router.port}")
-            if (await run_call("127.0.0.1", router.port, call)).error is None:
-                return
-            await asyncio.sleep(0.1)
+async def until_serving(router: RouterProcess) -> None:
+    """Once the router listens, a call placed on it is put through."""
+    await router.listening()
+    call = SimulatedCall(dialled=PREPAID, uniqueid=f"ready.{router.port}")
+    result = await run_call("127.0.0.1", router.port, call)
+    assert result.error is None, f"{result.error}\n{router.log()}"
 
 
-async def exit_status(router: RouterProcess, timeout: float = 30.0) -> int:
+async def exit_status(router: RouterProcess, timeout: float = PROCESS_START_S) -> int:
     """How the router process ended; fails the test if it is still running after `timeout`."""
     assert router.process is not None
     try:
@@ -120,7 +118,7 @@ async def test_a_second_router_under_a_running_routers_name_is_refused_and_leave
         first.start()
         await until_serving(first)
         talking = asyncio.create_task(talk_on(first, "live.1"))
-        await eventually(lambda: has_outcome(database, "live.1", Outcome.IN_PROGRESS))
+        await eventually(lambda: has_outcome(database, "live.1", Outcome.IN_PROGRESS), 60)
 
         second.start()
 
@@ -145,12 +143,13 @@ async def test_a_killed_routers_name_is_free_once_its_lease_expires_then_its_cal
         first.start()
         await until_serving(first)
         talking = asyncio.create_task(talk_on(first, "left.1"))
-        await eventually(lambda: has_outcome(database, "left.1", Outcome.IN_PROGRESS))
+        await eventually(lambda: has_outcome(database, "left.1", Outcome.IN_PROGRESS), 60)
         assert first.process is not None
         dead_pid = first.process.pid
+        await too_soon.load()  # so that it starts while the dead router's lease is fresh
         first.kill()
 
-        too_soon.start()  # the dead router's lease is still fresh
+        too_soon.start()
         assert await exit_status(too_soon) == 1
         holder_pid, _, expires = refused_for(too_soon)
         assert holder_pid == dead_pid
@@ -161,7 +160,7 @@ async def test_a_killed_routers_name_is_free_once_its_lease_expires_then_its_cal
         await until_serving(later)
 
         # No AMI link in this config: the call the dead router left is closed as interrupted.
-        await eventually(lambda: has_outcome(database, "left.1", Outcome.INTERRUPTED))
+        await eventually(lambda: has_outcome(database, "left.1", Outcome.INTERRUPTED), 60)
         assert "closed 1 call(s) left in progress by a crash" in later.log()
         talking.cancel()  # its router is gone; the simulated caller would wait on it
     finally:
@@ -185,14 +184,15 @@ async def test_a_killed_router_restarted_on_its_own_spool_dir_takes_its_lease_ov
         first.start()
         await until_serving(first)
         talking = asyncio.create_task(talk_on(first, "crashed.1"))
-        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.IN_PROGRESS))
+        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.IN_PROGRESS), 60)
+        await restarted.load()  # timed from its start, not from loading its modules
         first.kill()
         killed_at = asyncio.get_running_loop().time()
 
         restarted.start()
         await until_serving(restarted)
         assert asyncio.get_running_loop().time() - killed_at < LEASE_TIMEOUT - 2, restarted.log()
-        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.INTERRUPTED))
+        await eventually(lambda: has_outcome(database, "crashed.1", Outcome.INTERRUPTED), 60)
         talking.cancel()
 
         stranger.start()
