@@ -30,7 +30,7 @@ from router.simulation.callgen import (
 )
 from router.storage.cdr import CDR
 from router.storage.sqlite import SQLiteStore
-from tests.conftest import E2E_CONFIG, running_router
+from tests.conftest import E2E_CONFIG, PROCESS_START_S, running_router
 
 PLANS = sorted(path.stem for path in (E2E_CONFIG / "plans").glob("*.yaml"))
 
@@ -478,11 +478,14 @@ async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ende
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        async with asyncio.timeout(60):  # until calls are under way
+        # until calls are under way: the command first loads the router's modules, which
+        # takes half a minute on a loaded machine
+        async with asyncio.timeout(PROCESS_START_S):
             while len(await router.store.query_cdrs()) < 3:
+                assert callgen.returncode is None, await callgen.communicate()
                 await asyncio.sleep(0.1)
         callgen.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(callgen.communicate(), timeout=30)
+        out, err = await asyncio.wait_for(callgen.communicate(), timeout=60)
     lines = out.decode().splitlines()
     assert callgen.returncode == 130, err.decode()
     assert err.decode() == ""
