@@ -452,20 +452,30 @@ def test_serve_with_a_database_path_that_is_a_directory_ends_on_its_line(
         assert not any("Traceback" in line for line in lines)
 
 
-def test_serve_with_postgresql_down_keeps_serving_until_sigterm(tmp_path: Path) -> None:
+def serve_until_sigterm(
+    tmp_path: Path,
+    uniqueid: str,
+    store: str | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> str:
+    """`serve` as a process on a copy of the config: a call to a number without a plan is
+    placed until one is served (refused as unknown), then SIGTERM stops it, exiting 0; its
+    log."""
     config_dir = config_copy(tmp_path)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env["HOTLINE400_STORE"] = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    if store is not None:
+        env["HOTLINE400_STORE"] = store
     process = subprocess.Popen(
         [*SERVE, "--config", str(config_dir), "--listen", f"127.0.0.1:{port}"],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=preexec_fn,
     )
     try:
-        call = SimulatedCall(dialled="4009999999", uniqueid="pg-down.1")
+        call = SimulatedCall(dialled="4009999999", uniqueid=uniqueid)
         deadline = time.monotonic() + PROCESS_LIMIT_S
         while True:
             result = asyncio.run(run_call("127.0.0.1", port, call))
@@ -478,39 +488,21 @@ def test_serve_with_postgresql_down_keeps_serving_until_sigterm(tmp_path: Path) 
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=PROCESS_LIMIT_S)
     assert process.returncode == 0
-    assert "unavailable at start" in stderr
+    return stderr
+
+
+def test_serve_with_postgresql_down_keeps_serving_until_sigterm(tmp_path: Path) -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    assert "unavailable at start" in serve_until_sigterm(tmp_path, "pg-down.1", store=down)
 
 
 def test_serve_under_a_hard_limit_too_low_for_a_busy_hour_says_so(tmp_path: Path) -> None:
     """A production router is meant to hold 20000 calls at once: under a hard open-files limit
     of 1024 it serves, and its log says how few it can hold and how to raise the limit."""
-    config_dir = config_copy(tmp_path)
-    port = free_port()
 
     def modest_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
-    process = subprocess.Popen(
-        [*SERVE, "--config", str(config_dir), "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=modest_limit,
-    )
-    try:
-        call = SimulatedCall(dialled="4009999999", uniqueid="few-files.1")
-        deadline = time.monotonic() + PROCESS_LIMIT_S
-        while True:
-            result = asyncio.run(run_call("127.0.0.1", port, call))
-            if result.error is None or time.monotonic() > deadline:
-                break
-            assert process.poll() is None
-            time.sleep(0.1)
-        assert result.variables["HOTLINE_STATUS"] == "unknown_number"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=PROCESS_LIMIT_S)
-    assert process.returncode == 0
+    stderr = serve_until_sigterm(tmp_path, "few-files.1", preexec_fn=modest_limit)
     assert "holds at most about 960 calls at once, fewer than 20000" in stderr
     assert "raise the hard limit" in stderr
