@@ -107,29 +107,46 @@ def build_statements(
     for number in opening_balances:
         statement_of(number)
     for line in calls:
-        day = billing_day(line.answered_at, zone)
-        if (day.year, day.month) != (first_day.year, first_day.month):
-            continue
-        statement = statement_of(line.number)
-        statement.usage.add(line)
-        statement.by_day.setdefault(day, Usage()).add(line)
-        province = line.caller_province or UNKNOWN_PROVINCE
-        statement.by_province.setdefault(province, Usage()).add(line)
+        if _in_month(line.answered_at, first_day, zone):
+            count_call(statement_of(line.number), line, zone)
+    entries: dict[str, list[LedgerEntry]] = {}
     for entry in ledger:
-        day = billing_day(entry.at, zone)
-        if (day.year, day.month) != (first_day.year, first_day.month):
-            continue
-        _book(statement_of(entry.number), entry)
+        if _in_month(entry.at, first_day, zone):
+            statement_of(entry.number)
+        entries.setdefault(entry.number, []).append(entry)
     for statement in statements.values():
-        statement.closing_balance = (
-            statement.opening_balance
-            - statement.charges
-            + statement.payments
-            + statement.adjustments
-        )
-        statement.by_day = dict(sorted(statement.by_day.items()))
-        statement.by_province = dict(sorted(statement.by_province.items()))
+        settle(statement, entries.get(statement.number, ()), zone)
     return statements
+
+
+def count_call(statement: Statement, line: CallLine, zone: ZoneInfo) -> None:
+    """Count a priced call of the statement's month in its usage, by day and by caller
+    province: a statement keeps sums only, so calls can be counted as they are read and
+    none kept (a busy number answers hundreds of thousands a month)."""
+    day = billing_day(line.answered_at, zone)
+    statement.usage.add(line)
+    statement.by_day.setdefault(day, Usage()).add(line)
+    province = line.caller_province or UNKNOWN_PROVINCE
+    statement.by_province.setdefault(province, Usage()).add(line)
+
+
+def settle(statement: Statement, entries: Iterable[LedgerEntry], zone: ZoneInfo) -> None:
+    """Book the statement's number's entries of its month (others are left out), its calls
+    counted, and work out its closing balance."""
+    first_day = _first_day(statement.month)
+    for entry in entries:
+        if _in_month(entry.at, first_day, zone):
+            _book(statement, entry)
+    statement.closing_balance = (
+        statement.opening_balance - statement.charges + statement.payments + statement.adjustments
+    )
+    statement.by_day = dict(sorted(statement.by_day.items()))
+    statement.by_province = dict(sorted(statement.by_province.items()))
+
+
+def _in_month(at: datetime, first_day: date, zone: ZoneInfo) -> bool:
+    day = billing_day(at, zone)
+    return (day.year, day.month) == (first_day.year, first_day.month)
 
 
 def _book(statement: Statement, entry: LedgerEntry) -> None:

@@ -45,12 +45,13 @@ from rating.closing import (
 )
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
-from rating.statement import CallLine, Statement, build_statements
+from rating.statement import CallLine, Statement, count_call, settle
 from rating.tariff import Tariffs
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.fee_payers import on_payer, providers_in
 from router.numbers.holdings import holding_since
 from router.storage.cdr import CDR, Outcome
+from router.storage.cdr_pages import PAGE_SIZE, cdr_pages
 from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
 from router.storage.rows import Holding
@@ -147,7 +148,7 @@ def month_parts(history: Sequence[HistoryEntry], month: str, zone: ZoneInfo) -> 
 
 
 async def month_statements(
-    store: Store, tariffs: Tariffs, number: str, month: str
+    store: Store, tariffs: Tariffs, number: str, month: str, *, page_size: int = PAGE_SIZE
 ) -> list[MonthStatement]:
     """The number's statements of `month`: one per holding that had part of it, in order.
     The part of a holding that ended within the month is left out when it owes and holds
@@ -159,7 +160,9 @@ async def month_statements(
     records = await store.number_records([number])
     statements = []
     for index, part in enumerate(parts):
-        found = await _part_statement(store, tariffs, number, month, history, records, part)
+        found = await _part_statement(
+            store, tariffs, number, month, history, records, part, page_size
+        )
         holder, provider = part_holder(part, holdings, records.get(number))
         found = replace(found, holder=holder, provider=provider)
         held = found.in_service or found.statement.usage.calls or found.unpriced
@@ -206,9 +209,11 @@ async def _part_statement(
     history: Sequence[HistoryEntry],
     records: dict[str, NumberRecord],
     part: MonthPart,
+    page_size: int,
 ) -> MonthStatement:
     """The statement of `number`'s `part` of `month`; `records` is its inventory record
-    (none for a number outside the inventory), read once for all its parts."""
+    (none for a number outside the inventory), read once for all its parts. Its calls are
+    read `page_size` at a time and only their sums kept (router.storage.cdr_pages)."""
     zone = tariffs.zone
     since = part.holding_since
     opening = sum(
@@ -216,18 +221,31 @@ async def _part_statement(
         ZERO,
     )
     booked = await holding_ledger(store, number, part.start, part.end, since)
+    statement = Statement(number, month, opening)
+    unpriced = 0
     start, end = month_span(month, zone)
-    answered = [
-        cdr
-        for cdr in await store.query_cdrs(
-            number=number, since=start - RINGING_MARGIN, until=end, outcome=Outcome.ANSWERED
-        )
-        if cdr.answered_at is not None
-        and billing_month(cdr.answered_at, zone) == month
-        and part.start <= cdr.answered_at < part.end
-    ]
-    lines = [line for cdr in answered if (line := call_line(cdr)) is not None]
-    call_charges = sum((line.callee_share for line in lines), ZERO)
+    pages = cdr_pages(
+        store,
+        number=number,
+        since=start - RINGING_MARGIN,
+        until=end,
+        outcome=Outcome.ANSWERED,
+        page_size=page_size,
+    )
+    async for page in pages:  # one page in memory: the statement keeps sums, not calls
+        for cdr in page:
+            if (
+                cdr.answered_at is None
+                or billing_month(cdr.answered_at, zone) != month
+                or not part.start <= cdr.answered_at < part.end
+            ):
+                continue
+            line = call_line(cdr)
+            if line is None:
+                unpriced += 1
+            else:
+                count_call(statement, line, zone)
+    call_charges = statement.usage.callee_charges
     generation = closing_generation(part.label, booked)
     in_service = not out_of_service_all_month(history, part.start, part.end)
     opened = await opening_day(store, tariffs, number, since, part.holding_until)
@@ -251,12 +269,12 @@ async def _part_statement(
             paid = await store.ledger(fees[0].number, kind=LedgerKind.FEATURE_FEE)
             elsewhere = not_yet_booked(fees, paid)
     pending = not_yet_booked(due, booked)
-    statement = build_statements(month, {number: opening}, lines, [*booked, *pending], zone)
+    settle(statement, [*booked, *pending], zone)
     return MonthStatement(
-        statement[number],
+        statement,
         tariffs.accounts[number].package,
         pending,
-        unpriced=len(answered) - len(lines),
+        unpriced=unpriced,
         pending_elsewhere=elsewhere,
         since=part.start,
         until=part.end,

@@ -170,6 +170,28 @@ async def test_each_holder_of_a_split_month_has_its_own_statement(store_url: str
     assert "(25 of 31 days)" in beta.pending[0].note
 
 
+async def test_a_statement_read_a_page_at_a_time_is_the_one_read_at_once(
+    store_url: str,
+) -> None:
+    """A month of more calls than a page is read a page at a time (cdr_pages): its pages,
+    some across the handover, one holding a November call rung a day early and one a call
+    without a price, sum to the statements read in one page, to the fen."""
+    async with opened_store(store_url) as store:
+        await split_december(store)
+        for day in range(8, 20):
+            await answered(store, f"beta.{day}", at(2026, 12, day, 11, 0), "0.30")
+        await answered(store, "november", at(2026, 11, 30, 23, 0), "0.30")
+        unpriced = CDR("unpriced", NUMBER, "01062345678", "01062345678", "fixed", at(2026, 12, 9))
+        answer = {"answered_at": at(2026, 12, 9), "outcome": Outcome.ANSWERED}
+        await store.apply([StartCall(unpriced), FinishCall("unpriced", answer)])
+        at_once = await month_statements(store, TARIFFS, NUMBER, "2026-12")
+        paged = await month_statements(store, TARIFFS, NUMBER, "2026-12", page_size=2)
+
+    assert paged == at_once
+    assert [(part.statement.usage.calls, part.unpriced) for part in paged] == [(2, 0), (13, 1)]
+    assert paged[1].statement.call_charges == D("4.50")
+
+
 async def test_closing_a_split_month_closes_both_holdings_on_their_own_balances(
     store_url: str,
 ) -> None:
