@@ -12,7 +12,7 @@ balance plus every ledger amount of the month.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from rating.billing_time import billing_day
 from rating.ledger import NUMBER_FEE_KINDS, LedgerEntry, LedgerKind
 from rating.money import ZERO, to_fen
-from rating.tariff import DEFAULT_TIMEZONE
 
 UNKNOWN_PROVINCE = "unknown"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -80,62 +79,34 @@ class Statement:
     by_day: dict[date, Usage] = field(default_factory=dict)
     by_province: dict[str, Usage] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _first_day(self.month)  # a month like '2026-11', or ValueError
+
     @property
     def charges(self) -> Decimal:
         fees = self.feature_fees + self.number_fees
         return self.rent + self.call_charges + fees + self.minimum_topup
 
 
-def build_statements(
-    month: str,
-    opening_balances: Mapping[str, Decimal],
-    calls: Iterable[CallLine],
-    ledger: Iterable[LedgerEntry],
-    zone: ZoneInfo | None = None,
-) -> dict[str, Statement]:
-    """A statement per 400 number with an opening balance, a call or an entry in `month`
-    ('2026-11'); calls and entries of other months are left out."""
-    first_day = _first_day(month)
-    zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
-    statements: dict[str, Statement] = {}
-
-    def statement_of(number: str) -> Statement:
-        if number not in statements:
-            statements[number] = Statement(number, month, opening_balances.get(number, ZERO))
-        return statements[number]
-
-    for number in opening_balances:
-        statement_of(number)
-    for line in calls:
-        if _in_month(line.answered_at, first_day, zone):
-            count_call(statement_of(line.number), line, zone)
-    entries: dict[str, list[LedgerEntry]] = {}
-    for entry in ledger:
-        if _in_month(entry.at, first_day, zone):
-            statement_of(entry.number)
-        entries.setdefault(entry.number, []).append(entry)
-    for statement in statements.values():
-        settle(statement, entries.get(statement.number, ()), zone)
-    return statements
-
-
 def count_call(statement: Statement, line: CallLine, zone: ZoneInfo) -> None:
-    """Count a priced call of the statement's month in its usage, by day and by caller
-    province: a statement keeps sums only, so calls can be counted as they are read and
-    none kept (a busy number answers hundreds of thousands a month)."""
-    day = billing_day(line.answered_at, zone)
+    """Count a priced call in the statement's usage, by day and by caller province, when it
+    is the statement's number's and was answered in its month (others are left out). A
+    statement keeps sums only, so calls can be counted as they are read and none kept (a
+    busy number answers hundreds of thousands a month)."""
+    if not _its_own(statement, line.number, line.answered_at, zone):
+        return
     statement.usage.add(line)
-    statement.by_day.setdefault(day, Usage()).add(line)
+    statement.by_day.setdefault(billing_day(line.answered_at, zone), Usage()).add(line)
     province = line.caller_province or UNKNOWN_PROVINCE
     statement.by_province.setdefault(province, Usage()).add(line)
 
 
 def settle(statement: Statement, entries: Iterable[LedgerEntry], zone: ZoneInfo) -> None:
-    """Book the statement's number's entries of its month (others are left out), its calls
-    counted, and work out its closing balance."""
-    first_day = _first_day(statement.month)
+    """Book the entries of the statement's number and month (others are left out), its
+    calls counted, and work out its closing balance: the opening balance plus every
+    amount of the month."""
     for entry in entries:
-        if _in_month(entry.at, first_day, zone):
+        if _its_own(statement, entry.number, entry.at, zone):
             _book(statement, entry)
     statement.closing_balance = (
         statement.opening_balance - statement.charges + statement.payments + statement.adjustments
@@ -144,9 +115,15 @@ def settle(statement: Statement, entries: Iterable[LedgerEntry], zone: ZoneInfo)
     statement.by_province = dict(sorted(statement.by_province.items()))
 
 
-def _in_month(at: datetime, first_day: date, zone: ZoneInfo) -> bool:
+def _its_own(statement: Statement, number: str, at: datetime, zone: ZoneInfo) -> bool:
+    """Whether a call or entry of `number` at `at` is the statement's: its number's, in its
+    month read in `zone`."""
+    first_day = _first_day(statement.month)
     day = billing_day(at, zone)
-    return (day.year, day.month) == (first_day.year, first_day.month)
+    return number == statement.number and (day.year, day.month) == (
+        first_day.year,
+        first_day.month,
+    )
 
 
 def _book(statement: Statement, entry: LedgerEntry) -> None:

@@ -9,7 +9,7 @@ import pytest
 from rating.call import Price
 from rating.ledger import LedgerEntry, LedgerKind, call_entry, feature_fees_due
 from rating.minimum import minimum_topup
-from rating.statement import CallLine, build_statements
+from rating.statement import CallLine, Statement, count_call, settle
 from rating.tariff_loader import parse_tariffs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -31,6 +31,22 @@ def line(
     when: datetime, province: str | None, seconds: int, callee: str, caller: str = "0.22"
 ) -> CallLine:
     return CallLine(NUMBER, when, province, seconds, D(callee), D(caller))
+
+
+def statement_of(
+    month: str,
+    opening: str,
+    calls: list[CallLine],
+    ledger: list[LedgerEntry],
+    number: str = NUMBER,
+) -> Statement:
+    """The statement of `number` and `month` as billing makes it: calls counted one by
+    one as they are read, then the ledger settled."""
+    statement = Statement(number, month, D(opening))
+    for call in calls:
+        count_call(statement, call, SHANGHAI)
+    settle(statement, ledger, SHANGHAI)
+    return statement
 
 
 def test_a_priced_call_is_debited_with_the_subscriber_share() -> None:
@@ -112,7 +128,7 @@ LEDGER = [
 
 
 def test_a_monthly_statement_adds_up_charges_payments_and_the_closing_balance() -> None:
-    statement = build_statements("2026-11", {NUMBER: D("500.00")}, CALLS, LEDGER)[NUMBER]
+    statement = statement_of("2026-11", "500.00", CALLS, LEDGER)
     assert (statement.rent, statement.call_charges, statement.feature_fees) == (
         D("100.00"),
         D("1.30"),
@@ -124,7 +140,7 @@ def test_a_monthly_statement_adds_up_charges_payments_and_the_closing_balance() 
 
 
 def test_calls_are_counted_by_the_day_and_province_they_were_answered_in() -> None:
-    statement = build_statements("2026-11", {}, CALLS, LEDGER)[NUMBER]
+    statement = statement_of("2026-11", "0.00", CALLS, LEDGER)
     assert (statement.usage.calls, statement.usage.billable_seconds) == (4, 486)
     assert statement.usage.callee_charges == statement.call_charges
     assert {day: (u.calls, u.billable_seconds) for day, u in statement.by_day.items()} == {
@@ -143,27 +159,31 @@ def test_calls_are_counted_by_the_day_and_province_they_were_answered_in() -> No
     assert statement.usage.caller_charges == D("0.88")
 
 
-def test_every_subscriber_of_the_month_gets_a_statement() -> None:
-    statements = build_statements("2026-11", {"4008207788": D("20.00")}, CALLS, LEDGER)
-    assert sorted(statements) == ["4001234567", "4006001234", "4008207788"]
-    assert statements["4008207788"].closing_balance == D("20.00")
-    assert statements["4001234567"].closing_balance == D("999.00")
+def test_a_statement_holds_its_own_numbers_calls_and_entries_only() -> None:
+    other = statement_of("2026-11", "0.00", CALLS, LEDGER, number="4001234567")
+    assert (other.usage.calls, other.payments, other.closing_balance) == (
+        0,
+        D("999.00"),
+        D("999.00"),
+    )
+    quiet = statement_of("2026-11", "20.00", CALLS, LEDGER, number="4008207788")
+    assert (quiet.usage.calls, quiet.charges, quiet.closing_balance) == (0, D("0"), D("20.00"))
 
 
 def test_the_december_statement_holds_the_call_answered_after_midnight() -> None:
-    december = build_statements("2026-12", {}, CALLS, LEDGER)[NUMBER]
+    december = statement_of("2026-12", "0.00", CALLS, LEDGER)
     assert (december.usage.calls, december.call_charges) == (1, D("0.12"))
 
 
 def test_the_minimum_top_up_is_reckoned_on_the_month_call_charges() -> None:
-    statement = build_statements("2026-11", {}, CALLS, LEDGER)[NUMBER]
+    statement = statement_of("2026-11", "0.00", CALLS, LEDGER)
     assert minimum_topup(statement.call_charges, D("100.00")) == D("98.70")
     topped_up = [*LEDGER, entry("minimum_topup", "-98.70", at(30, 23, 59), "2026-11")]
-    closed = build_statements("2026-11", {NUMBER: D("500.00")}, CALLS, topped_up)[NUMBER]
+    closed = statement_of("2026-11", "500.00", CALLS, topped_up)
     assert (closed.minimum_topup, closed.closing_balance) == (D("98.70"), D("505.00"))
 
 
 @pytest.mark.parametrize("month", ["2026-13", "2026/11", "Nov"])
 def test_a_month_is_written_like_2026_11(month: str) -> None:
     with pytest.raises(ValueError, match="not a month"):
-        build_statements(month, {}, [], [])
+        statement_of(month, "0.00", [], [])
