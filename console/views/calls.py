@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
@@ -129,21 +130,25 @@ async def calls_of(console: Console, call_ids: Sequence[str]) -> list[CDR]:
     return await console.store.get_cdrs(call_ids)
 
 
-async def _matching_ids(request: Request, search: Search, limit: int | None) -> list[str]:
+def _filters(request: Request, search: Search) -> dict[str, Any]:
+    """The store's filters of a search (its numbers the user's, its days the console's)."""
     console = console_of(request)
     zone = console.zone
     since = datetime.combine(search.since, time(), zone) if search.since else None
-    return await console.store.call_ids(
-        search.numbers(console.numbers_for(user_of(request))),
-        caller=caller_id(search.caller) if search.caller else None,
-        since=scope_of(request).start(since),
-        until=datetime.combine(search.until + timedelta(days=1), time(), zone)
+    return {
+        "numbers": search.numbers(console.numbers_for(user_of(request))),
+        "caller": caller_id(search.caller) if search.caller else None,
+        "since": scope_of(request).start(since),
+        "until": datetime.combine(search.until + timedelta(days=1), time(), zone)
         if search.until
         else None,
-        outcomes=search.outcomes(),
-        province=search.region or None,
-        limit=limit,
-    )
+        "outcomes": search.outcomes(),
+        "province": search.region or None,
+    }
+
+
+async def _matching_ids(request: Request, search: Search, limit: int | None) -> list[str]:
+    return await console_of(request).store.call_ids(**_filters(request, search), limit=limit)
 
 
 async def search_page(request: Request) -> Response:
@@ -211,19 +216,23 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 
 
 async def export_csv(request: Request) -> Response:
-    """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM)."""
-    ids = await _exported_ids(request, "calls.csv")
-    if isinstance(ids, Response):
-        return ids
+    """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM), sent as
+    they are read, a page at a time: a search of a million calls holds one page."""
+    search = Search.from_query(request)
+    if problems := _refused(request, search):
+        return problems
     console = console_of(request)
+    filters = _filters(request, search)
+    total = await console.store.call_count(**filters)
+    await _audit_download(request, "calls.csv", total, search)
 
     async def rows() -> AsyncIterator[str]:
         yield SPREADSHEET_BOM
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
-        for start in range(0, len(ids), EXPORT_BATCH):
-            for cdr in await calls_of(console, ids[start : start + EXPORT_BATCH]):
+        async for page in _pages(console, filters, total):
+            for cdr in page:
                 writer.writerow(csv_row(cdr))
             yield buffer.getvalue()
             buffer.seek(0)
@@ -231,6 +240,23 @@ async def export_csv(request: Request) -> Response:
         yield buffer.getvalue()
 
     return _download(rows(), "csv", "text/csv; charset=utf-8", console)
+
+
+async def _pages(console: Console, filters: dict[str, Any], total: int) -> AsyncIterator[list[CDR]]:
+    """The calls of a search, newest first, EXPORT_BATCH at a time, each page starting after
+    the last call of the one before (keyset on the listing's order, as
+    router.storage.cdr_pages reads): none twice, none missed, and no more than `total`,
+    the count the audit log was given."""
+    left, last = total, None
+    while left > 0:
+        ids = await console.store.call_ids(
+            **filters, limit=min(EXPORT_BATCH, left), older_than=last
+        )
+        page = await calls_of(console, ids)
+        if not page:
+            return
+        yield page
+        last, left = page[-1], left - len(ids)
 
 
 async def export_xlsx(request: Request) -> Response:
@@ -277,24 +303,33 @@ def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
 async def _exported_ids(
     request: Request, file: str, *, most: int | None = None
 ) -> list[str] | Response:
-    """The calls an export of the search holds, newest first; a search with a field it
-    cannot read (a date that is none, or out of range) exports nothing rather than more
-    than was asked (the answer is then its problems), nor one finding more than `most`
-    calls (the answer is then a page saying how to have them). Call records are personal
-    data: who downloaded them, with which filters and how many calls, goes into the audit
-    log."""
+    """The calls an export of the search holds, newest first, or the answer refusing it
+    (`_refused`), or a page saying how to have them when it finds more than `most`."""
     search = Search.from_query(request)
-    console = console_of(request)
-    if search.problems:
-        search.numbers(console.numbers_for(user_of(request)))  # another's: not found, as ever
-        return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
+    if problems := _refused(request, search):
+        return problems
     ids = await _matching_ids(request, search, None if most is None else most + 1)
     if most is not None and len(ids) > most:
         context = {"most": most, "export_query": request.url.query, "command": cli_export(search)}
         return render(request, "calls_excel_refused.html", context, status=TOO_MANY_FOR_EXCEL)
-    count = f"{len(ids)} call{'' if len(ids) == 1 else 's'}"
-    await audit(request, "download call records", file, f"{count}; {search.in_words()}")
+    await _audit_download(request, file, len(ids), search)
     return ids
+
+
+def _refused(request: Request, search: Search) -> Response | None:
+    """A search with a field it cannot read (a date that is none, or out of range) exports
+    nothing rather than more than was asked: the answer is then its problems."""
+    if not search.problems:
+        return None
+    search.numbers(console_of(request).numbers_for(user_of(request)))  # another's: not found
+    return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
+
+
+async def _audit_download(request: Request, file: str, calls: int, search: Search) -> None:
+    """Call records are personal data: who downloaded them, with which filters and how many
+    calls, goes into the audit log."""
+    count = f"{calls} call{'' if calls == 1 else 's'}"
+    await audit(request, "download call records", file, f"{count}; {search.in_words()}")
 
 
 def cli_export(search: Search) -> str:

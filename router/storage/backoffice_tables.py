@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from router.storage import queries
 from router.storage.call_counts import DAYS, DURATION_EDGES, HOUR_US, HOURS, UNANSWERED_OUTCOMES
+from router.storage.cdr import CDR
 from router.storage.console_rows import (
     AuditEntry,
     CallMix,
@@ -344,31 +346,21 @@ class BackOfficeTables(SessionSource):
         outcomes: Sequence[str] = (),
         province: str | None = None,
         limit: int | None = 50,
+        older_than: CDR | None = None,
     ) -> list[str]:
-        """Ids of matching calls, newest first: the call-record search of the console.
+        """Ids of matching calls, newest first: the call-record search of the console;
+        `older_than`, only the calls listed after that one (an export's next page, keyset
+        on the listing's order as router.storage.cdr_pages reads).
 
         With a limit and a few numbers, each number's newest calls are read apart, down its
         (number, started_us) index, and merged: one query over all of them would read every
         call of the span to sort them (a month of three busy numbers is 200,000 calls)."""
         if not numbers:
             return []
-        conditions: list[str] = []
-        params: list[Any] = []
-        if caller:
-            conditions.append("(caller = ? OR caller_raw = ?)")
-            params += [caller, caller]
-        if since is not None:
-            conditions.append("started_us >= ?")
-            params.append(epoch_us(since))
-        if until is not None:
-            conditions.append("started_us < ?")
-            params.append(epoch_us(until))
-        if outcomes:
-            conditions.append(f"outcome IN ({', '.join('?' for _ in outcomes)})")
-            params += list(outcomes)
-        if province:
-            conditions.append("(province = ? OR city = ?)")
-            params += [province, province]
+        conditions, params = _call_conditions(caller, since, until, outcomes, province)
+        if older_than is not None:
+            conditions.append(queries.OLDER_THAN)
+            params += queries.older_than(older_than)
         newest = " ORDER BY started_us DESC, call_id DESC"
         if limit is not None and 1 < len(numbers) <= MERGED_NUMBERS:
             parts = [
@@ -389,6 +381,26 @@ class BackOfficeTables(SessionSource):
             params.append(limit)
         return [row["call_id"] for row in await self._fetch(sql, params)]
 
+    async def call_count(
+        self,
+        numbers: Sequence[str],
+        *,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        province: str | None = None,
+    ) -> int:
+        """How many calls `call_ids` lists with these filters, counted in the store."""
+        if not numbers:
+            return 0
+        conditions, params = _call_conditions(caller, since, until, outcomes, province)
+        where = " AND ".join([f"number IN ({', '.join('?' for _ in numbers)})", *conditions])
+        rows = await self._fetch(
+            f"SELECT COUNT(*) AS calls FROM cdrs WHERE {where}", [*numbers, *params]
+        )
+        return int(rows[0]["calls"])
+
     async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
         """A mark that changes whenever a call of these numbers started since `since` ends:
         the live dashboard redraws when it moves."""
@@ -401,6 +413,34 @@ class BackOfficeTables(SessionSource):
             (*numbers, epoch_us(since)),
         )
         return f"{int(rows[0]['finished'] or 0)}:{int(rows[0]['newest'] or 0)}"
+
+
+def _call_conditions(
+    caller: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    outcomes: Sequence[str],
+    province: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The conditions and parameters of the console's call-record search."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if caller:
+        conditions.append("(caller = ? OR caller_raw = ?)")
+        params += [caller, caller]
+    if since is not None:
+        conditions.append("started_us >= ?")
+        params.append(epoch_us(since))
+    if until is not None:
+        conditions.append("started_us < ?")
+        params.append(epoch_us(until))
+    if outcomes:
+        conditions.append(f"outcome IN ({', '.join('?' for _ in outcomes)})")
+        params += list(outcomes)
+    if province:
+        conditions.append("(province = ? OR city = ?)")
+        params += [province, province]
+    return conditions, params
 
 
 def _hours(since: datetime, until: datetime) -> tuple[int, int]:

@@ -275,8 +275,23 @@ class Store(Protocol):
         outcomes: Sequence[str] = (),
         province: str | None = None,
         limit: int | None = 50,
+        older_than: CDR | None = None,
     ) -> list[str]:
-        """Ids of matching calls, newest first: the console's call-record search."""
+        """Ids of matching calls, newest first: the console's call-record search.
+        `older_than`: only the calls listed after that one, so an export reads its calls a
+        page at a time, each page from where the last ended."""
+
+    async def call_count(
+        self,
+        numbers: Sequence[str],
+        *,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        province: str | None = None,
+    ) -> int:
+        """How many calls `call_ids` lists with these filters."""
 
     async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
         """Changes whenever a call of these numbers started since `since` ends."""

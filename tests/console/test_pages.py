@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from console.plan_editing import preview
+from console.views.calls import EXPORT_BATCH
 from numbering.lifecycle import NumberRecord, Status
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
@@ -412,6 +413,34 @@ async def test_call_records_search_and_csv_export(tmp_path: Path) -> None:
         assert rows[1]["total"] == "0.35" and rows[1]["province"] == "山东"
         detail = await shop.get("/calls/c1")
         assert "caller 0.15 + subscriber 0.20 = 0.35 yuan" in detail.text
+        await shop.aclose()
+
+
+async def test_a_csv_export_longer_than_a_page_has_every_call_once_in_order(
+    tmp_path: Path,
+) -> None:
+    """The CSV is read a page at a time as it is sent (EXPORT_BATCH calls): pages of calls
+    started at the same instant, a page ending among them, still give every call once,
+    newest first and by call id within an instant, and the audit log the count."""
+    calls = 2 * EXPORT_BATCH + 1
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                op
+                for index in range(calls)
+                for op in a_call(f"p{index:04d}", SHOP, NOW - timedelta(minutes=index // 7))
+            ]
+        )
+        shop = await site.signed_in("shop")
+        export = await shop.get(f"/calls.csv?number={SHOP}")
+        rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+        expected = sorted(
+            (f"p{index:04d}" for index in range(calls)),
+            key=lambda call_id: (int(call_id[1:]) // 7, -int(call_id[1:])),
+        )
+        assert [row["call_id"] for row in rows] == expected
+        [download] = [e for e in await site.store.audit_log() if e.target == "calls.csv"]
+        assert download.detail == f"{calls} calls; number {SHOP}"
         await shop.aclose()
 
 
