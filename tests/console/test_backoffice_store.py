@@ -238,3 +238,26 @@ async def test_a_limited_search_over_several_numbers_finds_the_newest_calls(
     assert len(everything) == 45
     assert await store.call_ids(numbers, limit=7, outcomes=("busy",)) == everything[:7]
     assert await store.call_ids(numbers, limit=100) == await store.call_ids(numbers, limit=None)
+
+
+async def test_a_search_read_a_page_at_a_time_lists_every_call_once_and_counts_them(
+    store: ConfiguredStore,
+) -> None:
+    """An export's pages (call_ids after the last call of the page before), over one number
+    and over several, give the search's calls in order, none twice; call_count counts them."""
+    ops = []
+    for index in range(60):
+        number = (SHOP, CLINIC, FACTORY)[index % 3]
+        outcome = Outcome.BUSY if index % 4 else Outcome.ANSWERED
+        ops += a_call(f"n.{index:02d}", number, NOW - timedelta(minutes=index // 5), outcome)
+    await store.apply(ops)
+    for numbers in ([SHOP], [SHOP, CLINIC, FACTORY]):
+        everything = await store.call_ids(numbers, limit=None, outcomes=("busy",))
+        paged: list[str] = []
+        last = None
+        while ids := await store.call_ids(numbers, limit=4, outcomes=("busy",), older_than=last):
+            paged += ids
+            last = await store.get_cdr(ids[-1])
+        assert paged == everything
+        assert await store.call_count(numbers, outcomes=("busy",)) == len(everything)
+    assert await store.call_count([]) == 0
