@@ -272,7 +272,7 @@ async def export_xlsx(request: Request) -> Response:
     read) and `hotline400 cdr --format xlsx` as the ways to have them all."""
     console = console_of(request)
     most = console.config.settings.console_excel_calls
-    ids = await _exported_ids(request, "calls.xlsx", most=most)
+    ids = await _workbook_ids(request, most)
     if isinstance(ids, Response):
         return ids
 
@@ -301,19 +301,17 @@ def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
         sheet.add(_export_values(cdr))
 
 
-async def _exported_ids(
-    request: Request, file: str, *, most: int | None = None
-) -> list[str] | Response:
-    """The calls an export of the search holds, newest first, or the answer refusing it
-    (`_refused`), or a page saying how to have them when it finds more than `most`."""
+async def _workbook_ids(request: Request, most: int) -> list[str] | Response:
+    """The calls the Excel export of the search holds, newest first, or the answer refusing
+    it (`_refused`), or a page saying how to have them when it finds more than `most`."""
     search = Search.from_query(request)
     if problems := _refused(request, search):
         return problems
-    ids = await _matching_ids(request, search, None if most is None else most + 1)
-    if most is not None and len(ids) > most:
+    ids = await _matching_ids(request, search, most + 1)
+    if len(ids) > most:
         context = {"most": most, "export_query": request.url.query, "command": cli_export(search)}
         return render(request, "calls_excel_refused.html", context, status=TOO_MANY_FOR_EXCEL)
-    await _audit_download(request, file, len(ids), search)
+    await _audit_download(request, "calls.xlsx", len(ids), search)
     return ids
 
 

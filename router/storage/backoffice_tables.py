@@ -373,7 +373,7 @@ class BackOfficeTables(SessionSource):
                 [value for n in numbers for value in (n, *params, limit)] + [limit],
             )
             return [row["call_id"] for row in rows]
-        where = " AND ".join([f"number IN ({', '.join('?' for _ in numbers)})", *conditions])
+        where = _of_numbers(numbers, conditions)
         sql = f"SELECT call_id FROM cdrs WHERE {where}{newest}"
         params = [*numbers, *params]
         if limit is not None:
@@ -395,7 +395,7 @@ class BackOfficeTables(SessionSource):
         if not numbers:
             return 0
         conditions, params = _call_conditions(caller, since, until, outcomes, province)
-        where = " AND ".join([f"number IN ({', '.join('?' for _ in numbers)})", *conditions])
+        where = _of_numbers(numbers, conditions)
         rows = await self._fetch(
             f"SELECT COUNT(*) AS calls FROM cdrs WHERE {where}", [*numbers, *params]
         )
@@ -413,6 +413,12 @@ class BackOfficeTables(SessionSource):
             (*numbers, epoch_us(since)),
         )
         return f"{int(rows[0]['finished'] or 0)}:{int(rows[0]['newest'] or 0)}"
+
+
+def _of_numbers(numbers: Sequence[str], conditions: Sequence[str]) -> str:
+    """The WHERE of a call search over `numbers` (given as parameters first) and the
+    search's other conditions."""
+    return " AND ".join([f"number IN ({', '.join('?' for _ in numbers)})", *conditions])
 
 
 def _call_conditions(

@@ -216,11 +216,10 @@ async def test_the_new_holders_money_page_leaves_out_months_before_its_holding(
             await client.aclose()
 
 
-async def test_a_month_the_number_changed_hands_in_is_a_statement_per_holder(
-    tmp_path: Path,
-) -> None:
-    """Back in the pool on 5 October: oldco's part of October (a payment it made on the
-    2nd) is a statement of its own, which newco's users do not see."""
+async def money_pages_after_a_change_of_hands(tmp_path: Path) -> tuple[str, str]:
+    """The shop number's money page as the operator and as newco's user see it, once the
+    number went from oldco (who paid 42.00 on 2 October) back to the pool on 5 October
+    and on to newco."""
     async with running_console(tmp_path) as site:
         await old_holding(site, tmp_path)
         paid = LedgerEntry(
@@ -234,6 +233,15 @@ async def test_a_month_the_number_changed_hands_in_is_a_statement_per_holder(
         money = (await shop.get(f"/numbers/{SHOP}/money")).text
         for client in (ops, shop):
             await client.aclose()
+    return seen, money
+
+
+async def test_a_month_the_number_changed_hands_in_is_a_statement_per_holder(
+    tmp_path: Path,
+) -> None:
+    """Back in the pool on 5 October: oldco's part of October (a payment it made on the
+    2nd) is a statement of its own, which newco's users do not see."""
+    seen, money = await money_pages_after_a_change_of_hands(tmp_path)
     assert seen.count('data-testid="part-2026-10"') == 2
     assert "held 10-01 00:00 to 10-05" in seen
     assert money.count('data-testid="part-2026-10"') == 1
@@ -246,19 +254,7 @@ async def test_each_statement_of_a_month_the_number_changed_hands_in_names_its_h
     """The operator's October statements of the shop's number are oldco's and newco's, each
     named with its service provider (oldco's part has its payment of the 2nd); newco's users
     see their own statement, named newco."""
-    async with running_console(tmp_path) as site:
-        await old_holding(site, tmp_path)
-        paid = LedgerEntry(
-            SHOP, NOW.replace(month=10, day=2), Decimal("42.00"), LedgerKind.PAYMENT, "oldco-oct"
-        )
-        await site.store.post_ledger([paid])
-        await new_holding(site)
-        ops = await site.signed_in("ops")
-        seen = (await ops.get(f"/numbers/{SHOP}/money")).text
-        shop = await site.signed_in("shop")
-        money = (await shop.get(f"/numbers/{SHOP}/money")).text
-        for client in (ops, shop):
-            await client.aclose()
+    seen, money = await money_pages_after_a_change_of_hands(tmp_path)
     provider = f'<span class="muted">(provider {PROVIDER})</span>'
     october = [row for row in seen.split("<tr") if 'data-testid="part-2026-10"' in row]
     assert [(holder_of(row), "held 10-01 00:00" in row) for row in october] == [
