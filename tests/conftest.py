@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import shutil
 import ssl
@@ -39,6 +40,7 @@ from router.configuration.settings import load_settings
 from router.daemon import Daemon
 from router.money.balance_alerts import BalanceAlerts
 from router.money.booking_alerts import Watch
+from router.monitoring.logs import StructuredFormatter
 from router.simulation.asterisk_agi import CallResult, SimulatedCall, run_call
 from router.storage.cdr import CDR, Outcome
 from router.storage.location import build_store
@@ -52,6 +54,22 @@ REPO = TESTS.parent
 # for taking longer than hypothesis's default 200 ms.
 settings.register_profile("hotline400", deadline=None)
 settings.load_profile("hotline400")
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """A command run in-process (`main(["serve", ...])`) installs its structured handler
+    on the root logger, writing to the stderr pytest captures for that test; left there,
+    a later test's records would go to a closed file and print "--- Logging error ---"
+    into that test's stderr."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if isinstance(handler.formatter, StructuredFormatter):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 STORE_ENGINES = ["sqlite", "postgresql"]
