@@ -269,7 +269,8 @@ async def export_xlsx(request: Request) -> Response:
     Nothing is sent until the workbook is whole, and a reverse proxy gives up on an answer
     silent for longer than its read timeout (nginx: 60 s): a search of more calls than
     router.yaml's `console_excel_calls` gets a page saying so, with the CSV (sent as it is
-    read) and `hotline400 cdr --format xlsx` as the ways to have them all."""
+    read) as the way to have them all, and `hotline400 cdr --format xlsx` for the operator
+    (a subscriber's user is told to ask the operator for such a workbook)."""
     console = console_of(request)
     most = console.config.settings.console_excel_calls
     ids = await _workbook_ids(request, most)
@@ -309,7 +310,9 @@ async def _workbook_ids(request: Request, most: int) -> list[str] | Response:
         return problems
     ids = await _matching_ids(request, search, most + 1)
     if len(ids) > most:
-        context = {"most": most, "export_query": request.url.query, "command": cli_export(search)}
+        # The command runs on the server: a subscriber's user is told to ask the operator.
+        command = cli_export(search) if user_of(request).is_operator else None
+        context = {"most": most, "export_query": request.url.query, "command": command}
         return render(request, "calls_excel_refused.html", context, status=TOO_MANY_FOR_EXCEL)
     await _audit_download(request, "calls.xlsx", len(ids), search)
     return ids

@@ -428,8 +428,9 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
 def test_a_search_too_big_for_excel_says_so_and_offers_its_csv(site: dict[str, object]) -> None:
     """Past router.yaml's console_excel_calls, Export Excel opens a page saying why and how
     to have the calls (the CSV of the same search downloads from it), on a desk as on a
-    phone; the Calls page's three buttons sit on one line, none broken over two, at both
-    widths."""
+    phone; a subscriber's user is told to ask the operator for a workbook of them all, not
+    shown the server's command line; the Calls page's three buttons sit on one line, none
+    broken over two, at both widths."""
     url, downloads = str(site["url"]), Path(str(site["downloads"]))
     router_yaml = Path(str(site["config"])) / "router.yaml"
     text = router_yaml.read_text(encoding="utf-8")
@@ -456,7 +457,13 @@ def test_a_search_too_big_for_excel_says_so_and_offers_its_csv(site: dict[str, o
             assert heading == "Too many calls for one Excel download"
             most = browser.find_element(By.CSS_SELECTOR, "[data-testid=excel-most]").text
             assert most == "5"
-            _photograph(browser, "calls-excel-refused", width)
+            told = browser.find_element(By.CSS_SELECTOR, "[data-testid=excel-ask-operator]")
+            assert told.text.startswith("Your operator can write every call of this search")
+            assert "so that it finds 5 calls or fewer" in told.text
+            main = browser.find_element(By.TAG_NAME, "main").text
+            assert "hotline400 cdr" not in main and "on the server" not in main
+            assert "excel-command" not in browser.page_source  # (waiting for none: 15 s)
+            _photograph(browser, "calls-excel-refused-subscriber", width)
             assert not list(downloads.glob("calls-*.xlsx"))
             if width == WIDTHS[0]:
                 browser.find_element(By.LINK_TEXT, "Export CSV").click()

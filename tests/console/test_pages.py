@@ -515,9 +515,10 @@ async def test_an_excel_export_of_more_calls_than_configured_says_how_to_have_th
 ) -> None:
     """A workbook is written whole before its first byte is sent: past router.yaml's
     console_excel_calls that takes longer than a reverse proxy waits, so such a search gets
-    a page saying so, offering the CSV of the same search (sent as it is read) and the
-    command that writes any number of calls as a workbook; nothing is downloaded, so the
-    audit log has nothing to write down. A search within the limit downloads as ever."""
+    a page saying so, offering the CSV of the same search (sent as it is read) and a
+    narrower search; nothing is downloaded, so the audit log has nothing to write down. A
+    search within the limit downloads as ever. The command that writes any number of calls
+    as a workbook runs on the server: only the operator is shown it (next test)."""
     async with running_console(tmp_path) as site:
         await site.store.apply(
             [
@@ -538,8 +539,6 @@ async def test_an_excel_export_of_more_calls_than_configured_says_how_to_have_th
         assert "This search finds more than <strong" in refused.text
         assert f'href="/calls.csv?number={SHOP}" download>Export CSV</a>' in refused.text
         assert f'href="/calls?number={SHOP}">narrow the search</a>' in refused.text
-        command = f"hotline400 cdr --format xlsx --output calls.xlsx --number {SHOP}</pre>"
-        assert command in refused.text
 
         today = await shop.get(f"/calls.xlsx?number={SHOP}&since={NOW.date()}")
         assert today.headers["content-disposition"].startswith("attachment;")
@@ -550,6 +549,56 @@ async def test_an_excel_export_of_more_calls_than_configured_says_how_to_have_th
         downloads = [e.detail for e in await site.store.audit_log() if e.target == "calls.xlsx"]
         assert downloads == [f"2 calls; number {SHOP}, since {NOW.date()}"]
         await shop.aclose()
+
+
+async def test_only_the_operator_is_shown_the_command_for_a_workbook_too_big_to_download(
+    tmp_path: Path,
+) -> None:
+    """`hotline400 cdr --format xlsx` runs on the server, where only the operator works: a
+    subscriber's users are told instead that their operator can write such a workbook, or
+    to narrow the search by its days to the limit, and offered the search's CSV, as the
+    operator is."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                op
+                for index in range(3)
+                for op in a_call(f"c{index}", SHOP, NOW - timedelta(hours=index + 1))
+            ]
+        )
+        router_yaml = site.config_dir / "router.yaml"
+        text = router_yaml.read_text(encoding="utf-8")
+        limited = re.sub(r"^console_excel_calls: .*$", "console_excel_calls: 2", text, flags=re.M)
+        router_yaml.write_text(limited, encoding="utf-8")
+        query = f"number={SHOP}&since={NOW.date() - timedelta(days=7)}"
+        command = (
+            "hotline400 cdr --format xlsx --output calls.xlsx"
+            f" --number {SHOP} --since {NOW.date() - timedelta(days=7)}"
+        )
+        csv_link = f'href="/calls.csv?{html.escape(query)}" download>Export CSV</a>'
+        for name in ("shop", "shopstaff", "ops"):
+            user = await site.signed_in(name)
+            refused = await user.get(f"/calls.xlsx?{query}")
+            assert refused.status_code == 422, name
+            page = html.unescape(refused.text)
+            assert csv_link in refused.text, name
+            if name == "ops":
+                assert command in page
+                assert 'data-testid="excel-command"' in page
+                assert "Your operator" not in page
+            else:
+                assert "hotline400 cdr" not in page and "excel-command" not in page, name
+                assert "on the server" not in page, name
+                told = re.search(r'<p data-testid="excel-ask-operator">(.*?)</p>', page, re.S)
+                assert told, name
+                words = " ".join(re.sub(r"<[^>]+>", "", told.group(1)).split())
+                assert words == (
+                    "Your operator can write every call of this search into a workbook,"
+                    " however many: ask them for it. Or narrow the search to fewer days, so that"
+                    " it finds 2 calls or fewer, and export those as Excel here."
+                ), name
+            await user.aclose()
+        assert not [e for e in await site.store.audit_log() if e.target == "calls.xlsx"]
 
 
 async def test_a_municipal_caller_is_placed_once_on_every_page(tmp_path: Path) -> None:
