@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -17,12 +18,16 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 
 from console.context import Console
 from console.reports import read_day
+from console.streamed_download import StreamedDownload
 from console.web import audit, console_of, not_found, render, scope_of, user_of
 from router.commands.arguments import caller_id
 from router.commands.spreadsheet import cdr_values, spreadsheet_cell
 from router.commands.workbook import XLSX_MEDIA_TYPE, ExportSheet
 from router.recordings.files import recording_file
 from router.storage.cdr import CDR, TIME_FIELDS, Outcome, cdr_to_json
+from router.storage.protocol import StoreUnavailable
+
+log = logging.getLogger("hotline400.console")
 
 PAGE_SIZE = 50
 SPREADSHEET_BOM = "\ufeff"
@@ -217,38 +222,60 @@ def extra_details(cdr: CDR) -> list[tuple[str, str]]:
 
 async def export_csv(request: Request) -> Response:
     """The calls the search finds, as CSV for a spreadsheet (UTF-8 with a BOM), sent as
-    they are read, a page at a time: a search of a million calls holds one page."""
+    they are read, a page at a time: a search of a million calls holds one page.
+
+    The audit entry is written when the stream ends, with the calls it sent: counted as
+    they are sent, not beforehand, so a call started after the export was asked for and
+    sent in it is counted too; a download stopped before its end says so (`_Sent`)."""
     search = Search.from_query(request)
     if problems := _refused(request, search):
         return problems
     console = console_of(request)
     filters = _filters(request, search)
-    total = await console.store.call_count(**filters)
-    await _audit_download(request, "calls.csv", total, search)
+    sent = _Sent()
 
-    async def rows() -> AsyncIterator[str]:
-        yield SPREADSHEET_BOM
+    async def rows() -> AsyncGenerator[str, None]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
+        yield SPREADSHEET_BOM + buffer.getvalue()
         async for page in _pages(console, filters):
-            for cdr in page:
-                writer.writerow(csv_row(cdr))
-            yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-        yield buffer.getvalue()
+            for cdr in page:
+                writer.writerow(csv_row(cdr))
+            sent.calls += len(page)
+            yield buffer.getvalue()
+        sent.whole = True
 
-    return _download(rows(), "csv", "text/csv; charset=utf-8", console)
+    async def ended() -> None:
+        try:
+            await _audit_download(request, "calls.csv", sent.calls, search, not sent.whole)
+        except StoreUnavailable as error:  # the calls have gone: the log keeps who took them
+            who, calls = user_of(request).name, _calls(sent.calls)
+            log.error("%s downloaded %s as CSV, not audited: %s", who, calls, error)
+
+    return StreamedDownload(
+        rows(), ended, media_type="text/csv; charset=utf-8", headers=_attachment(console, "csv")
+    )
+
+
+@dataclass(slots=True)
+class _Sent:
+    """What a CSV export has handed to the connection: `calls` counts a page's calls as the
+    page is handed over, so a download stopped half-way may have reached its client with
+    fewer, never more; `whole` once every page of the search went."""
+
+    calls: int = 0
+    whole: bool = False
 
 
 async def _pages(console: Console, filters: dict[str, Any]) -> AsyncIterator[list[CDR]]:
     """The calls of a search, newest first, EXPORT_BATCH at a time, each page starting after
     the last call of the one before (keyset on the listing's order, as
     router.storage.cdr_pages reads): none twice, none missed. A call started during the
-    export is newer than the first page and left out; one started between the audit's count
-    and the first page is sent, so the audit's figure can be short by such calls, never a
-    call left out of the file."""
+    export is newer than the first page and left out; one started before the first page is
+    read is sent."""
     last = None
     while True:
         ids = await console.store.call_ids(**filters, limit=EXPORT_BATCH, older_than=last)
@@ -292,7 +319,9 @@ async def export_xlsx(request: Request) -> Response:
                 while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
                     yield chunk
 
-    return _download(chunks(), "xlsx", XLSX_MEDIA_TYPE, console)
+    return StreamingResponse(
+        chunks(), media_type=XLSX_MEDIA_TYPE, headers=_attachment(console, "xlsx")
+    )
 
 
 def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
@@ -327,11 +356,17 @@ def _refused(request: Request, search: Search) -> Response | None:
     return PlainTextResponse("\n".join(search.problems) + "\n", status_code=400)
 
 
-async def _audit_download(request: Request, file: str, calls: int, search: Search) -> None:
+async def _audit_download(
+    request: Request, file: str, calls: int, search: Search, cut_short: bool = False
+) -> None:
     """Call records are personal data: who downloaded them, with which filters and how many
-    calls, goes into the audit log."""
-    count = f"{calls} call{'' if calls == 1 else 's'}"
+    calls (and whether the download stopped before its end), goes into the audit log."""
+    count = f"{_calls(calls)}{', download cut short' if cut_short else ''}"
     await audit(request, "download call records", file, f"{count}; {search.in_words()}")
+
+
+def _calls(count: int) -> str:
+    return f"{count} call{'' if count == 1 else 's'}"
 
 
 def cli_export(search: Search) -> str:
@@ -348,16 +383,11 @@ def cli_export(search: Search) -> str:
     return " ".join(command)
 
 
-def _download(
-    body: AsyncIterator[str] | AsyncIterator[bytes], kind: str, media_type: str, console: Console
-) -> Response:
-    """An export as an attachment named for when it was taken: calls-20261124-1030.csv."""
-    name = f"calls-{console.now():%Y%m%d-%H%M}.{kind}"
-    return StreamingResponse(
-        body,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+def _attachment(console: Console, kind: str) -> dict[str, str]:
+    """An export's headers: an attachment named for when it was taken, calls-20261124-1030.csv."""
+    return {
+        "Content-Disposition": f'attachment; filename="calls-{console.now():%Y%m%d-%H%M}.{kind}"'
+    }
 
 
 def _export_values(cdr: CDR) -> list[object]:

@@ -10,9 +10,11 @@ import csv
 import html
 import io
 import re
+import sqlite3
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -442,6 +444,117 @@ async def test_a_csv_export_longer_than_a_page_has_every_call_once_in_order(
         [download] = [e for e in await site.store.audit_log() if e.target == "calls.csv"]
         assert download.detail == f"{calls} calls; number {SHOP}"
         await shop.aclose()
+
+
+async def test_a_call_stored_as_the_csv_export_starts_is_in_the_file_and_the_audits_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit entry of a CSV export counts the calls written into it: a call stored after
+    the export was asked for, before its first page is read, is in the file (the newest
+    call) and in the count, not left out of a count taken before the pages."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                op
+                for index in range(3)
+                for op in a_call(f"c{index}", SHOP, NOW - timedelta(hours=index + 1))
+            ]
+        )
+        read_ids = site.store.call_ids
+
+        async def a_call_stored_before_the_first_page(*args: Any, **kwargs: Any) -> list[str]:
+            if kwargs.get("limit") == EXPORT_BATCH and kwargs.get("older_than") is None:
+                await site.store.apply(a_call("late", SHOP, NOW - timedelta(minutes=1)))
+            return await read_ids(*args, **kwargs)
+
+        shop = await site.signed_in("shop")
+        monkeypatch.setattr(site.store, "call_ids", a_call_stored_before_the_first_page)
+        export = await shop.get(f"/calls.csv?number={SHOP}")
+        rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+        assert [row["call_id"] for row in rows] == ["late", "c0", "c1", "c2"]
+        [download] = [e for e in await site.store.audit_log() if e.target == "calls.csv"]
+        assert download.detail == f"4 calls; number {SHOP}"
+        await shop.aclose()
+
+
+async def test_a_csv_export_the_client_stops_is_audited_with_the_calls_sent_as_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download stopped before its end (the browser's Cancel, a lost connection) is still
+    in the audit log, with the calls handed to the connection before it stopped (the
+    client may have received fewer, never more) and said to be cut short: what an operator
+    answering "what did this user take?" needs, rather than the search's full count or
+    nothing. The export is held before its second page while the client goes away."""
+    calls = 2 * EXPORT_BATCH + 1
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                op
+                for index in range(calls)
+                for op in a_call(f"p{index:04d}", SHOP, NOW - timedelta(minutes=index))
+            ]
+        )
+        read_ids = site.store.call_ids
+        second_page_asked, go_on = asyncio.Event(), asyncio.Event()
+
+        async def held_before_the_second_page(*args: Any, **kwargs: Any) -> list[str]:
+            if kwargs.get("older_than") is not None:
+                second_page_asked.set()
+                await go_on.wait()
+            return await read_ids(*args, **kwargs)
+
+        shop = await site.signed_in("shop")
+        monkeypatch.setattr(site.store, "call_ids", held_before_the_second_page)
+        try:
+            async with shop.stream("GET", f"/calls.csv?number={SHOP}") as export:
+                assert export.status_code == 200
+                received = b""
+                async for chunk in export.aiter_raw():
+                    received += chunk
+                    if second_page_asked.is_set():
+                        break
+                await asyncio.wait_for(second_page_asked.wait(), 10)
+            # leaving the block unread closes the connection
+            entries = await _audit_entries_for(site, "calls.csv")
+        finally:
+            go_on.set()
+        assert [e.detail for e in entries] == [
+            f"{EXPORT_BATCH} calls, download cut short; number {SHOP}"
+        ]
+        assert received.decode("utf-8-sig").count(f",{SHOP},") <= EXPORT_BATCH
+        await shop.aclose()
+
+
+async def test_a_csv_export_whose_audit_entry_cannot_be_written_is_logged_with_its_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The audit entry is written once the calls have gone: a store that cannot take it
+    then (here its audit table is gone) cannot call the download back, so the console's log
+    says who took how many calls, and the file is whole."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("c1", SHOP, NOW - timedelta(hours=1)))
+        shop = await site.signed_in("shop")
+        with sqlite3.connect(tmp_path / "var" / "hotline400.db") as db:
+            db.execute("DROP TABLE audit_log")
+        export = await shop.get(f"/calls.csv?number={SHOP}")
+        rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+        assert [row["call_id"] for row in rows] == ["c1"]
+        [logged] = [r for r in caplog.records if r.name == "hotline400.console"]
+        assert logged.levelname == "ERROR"
+        assert logged.getMessage().startswith("shop downloaded 1 call as CSV, not audited: ")
+        await shop.aclose()
+
+
+async def _audit_entries_for(site: Site, target: str, wait: float = 10) -> list[Any]:
+    """The audit entries of `target`, once there are any (or after `wait` seconds): a
+    download's entry is written when its stream ends, which for a stopped one is when the
+    server has noticed."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        entries = [e for e in await site.store.audit_log() if e.target == target]
+        if entries or asyncio.get_running_loop().time() > deadline:
+            return entries
+        await asyncio.sleep(0.05)
 
 
 async def test_the_call_export_opens_in_excel_with_its_chinese_text(tmp_path: Path) -> None:
