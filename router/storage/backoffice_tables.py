@@ -381,26 +381,6 @@ class BackOfficeTables(SessionSource):
             params.append(limit)
         return [row["call_id"] for row in await self._fetch(sql, params)]
 
-    async def call_count(
-        self,
-        numbers: Sequence[str],
-        *,
-        caller: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        outcomes: Sequence[str] = (),
-        province: str | None = None,
-    ) -> int:
-        """How many calls `call_ids` lists with these filters, counted in the store."""
-        if not numbers:
-            return 0
-        conditions, params = _call_conditions(caller, since, until, outcomes, province)
-        where = _of_numbers(numbers, conditions)
-        rows = await self._fetch(
-            f"SELECT COUNT(*) AS calls FROM cdrs WHERE {where}", [*numbers, *params]
-        )
-        return int(rows[0]["calls"])
-
     async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
         """A mark that changes whenever a call of these numbers started since `since` ends:
         the live dashboard redraws when it moves."""

@@ -281,18 +281,6 @@ class Store(Protocol):
         `older_than`: only the calls listed after that one, so an export reads its calls a
         page at a time, each page from where the last ended."""
 
-    async def call_count(
-        self,
-        numbers: Sequence[str],
-        *,
-        caller: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        outcomes: Sequence[str] = (),
-        province: str | None = None,
-    ) -> int:
-        """How many calls `call_ids` lists with these filters."""
-
     async def finished_mark(self, numbers: Sequence[str], since: datetime) -> str:
         """Changes whenever a call of these numbers started since `since` ends."""
 
