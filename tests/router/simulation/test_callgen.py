@@ -458,6 +458,8 @@ async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ende
     async with running_router(tmp_path) as router:
         callgen = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-X",
+            "faulthandler",  # SIGABRT prints where it stands, should it not stop
             "-m",
             "router.cli",
             "callgen",
@@ -485,7 +487,13 @@ async def test_ctrl_c_stops_the_run_and_prints_the_report_of_the_calls_that_ende
                 assert callgen.returncode is None, await callgen.communicate()
                 await asyncio.sleep(0.1)
         callgen.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(callgen.communicate(), timeout=60)
+        ended = asyncio.ensure_future(callgen.communicate())
+        try:
+            out, err = await asyncio.wait_for(asyncio.shield(ended), 60)
+        except TimeoutError:
+            callgen.send_signal(signal.SIGABRT)
+            out, err = await ended
+            pytest.fail(f"callgen still running 60 s after SIGINT:\n{out.decode()}{err.decode()}")
     lines = out.decode().splitlines()
     assert callgen.returncode == 130, err.decode()
     assert err.decode() == ""
