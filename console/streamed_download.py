@@ -21,7 +21,7 @@ class StreamedDownload(StreamingResponse):
 
     def __init__(
         self,
-        body: AsyncGenerator[str, None],
+        body: AsyncGenerator[str, None] | AsyncGenerator[bytes, None],
         ended: Callable[[], Awaitable[None]],
         *,
         media_type: str,
@@ -33,7 +33,7 @@ class StreamedDownload(StreamingResponse):
         self._stream = self._then_ended()
         super().__init__(self._stream, media_type=media_type, headers=headers)
 
-    async def _then_ended(self) -> AsyncGenerator[str, None]:
+    async def _then_ended(self) -> AsyncGenerator[str | bytes, None]:
         async for chunk in self._body:
             yield chunk
         await self._tell()

@@ -10,11 +10,12 @@ import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from console.context import Console
 from console.reports import read_day
@@ -248,26 +249,36 @@ async def export_csv(request: Request) -> Response:
             yield buffer.getvalue()
         sent.whole = True
 
-    async def ended() -> None:
-        try:
-            await _audit_download(request, "calls.csv", sent.calls, search, not sent.whole)
-        except StoreUnavailable as error:  # the calls have gone: the log keeps who took them
-            who, calls = user_of(request).name, _calls(sent.calls)
-            log.error("%s downloaded %s as CSV, not audited: %s", who, calls, error)
-
     return StreamedDownload(
-        rows(), ended, media_type="text/csv; charset=utf-8", headers=_attachment(console, "csv")
+        rows(),
+        partial(_audit_sent, request, "CSV", search, sent),
+        media_type="text/csv; charset=utf-8",
+        headers=_attachment(console, "csv"),
     )
 
 
 @dataclass(slots=True)
 class _Sent:
-    """What a CSV export has handed to the connection: `calls` counts a page's calls as the
-    page is handed over, so a download stopped half-way may have reached its client with
-    fewer, never more; `whole` once every page of the search went."""
+    """What an export has handed to the connection: `calls` counts the calls as they are
+    handed over (a CSV's page by page, a workbook's all at its last byte), so a download
+    stopped half-way may have reached its client with fewer, never more; `whole` once
+    everything went."""
 
     calls: int = 0
     whole: bool = False
+
+
+EXPORT_FILES = {"CSV": "calls.csv", "Excel": "calls.xlsx"}
+
+
+async def _audit_sent(request: Request, kind: str, search: Search, sent: _Sent) -> None:
+    """The audit entry of a download that has ended, however it ended; one the store cannot
+    take then cannot call the calls back, so the console's log says who took how many."""
+    try:
+        await _audit_download(request, EXPORT_FILES[kind], sent.calls, search, not sent.whole)
+    except StoreUnavailable as error:
+        who, calls = user_of(request).name, _calls(sent.calls)
+        log.error("%s downloaded %s as %s, not audited: %s", who, calls, kind, error)
 
 
 async def _pages(console: Console, filters: dict[str, Any]) -> AsyncIterator[list[CDR]]:
@@ -297,14 +308,18 @@ async def export_xlsx(request: Request) -> Response:
     silent for longer than its read timeout (nginx: 60 s): a search of more calls than
     router.yaml's `console_excel_calls` gets a page saying so, with the CSV (sent as it is
     read) as the way to have them all, and `hotline400 cdr --format xlsx` for the operator
-    (a subscriber's user is told to ask the operator for such a workbook)."""
+    (a subscriber's user is told to ask the operator for such a workbook). Audited when the
+    download ends, as the CSV is: a client or proxy that gives up while the workbook is
+    written took nothing usable, and the entry says `download cut short`."""
     console = console_of(request)
     most = console.config.settings.console_excel_calls
-    ids = await _workbook_ids(request, most)
+    search = Search.from_query(request)
+    ids = await _workbook_ids(request, search, most)
     if isinstance(ids, Response):
         return ids
+    sent = _Sent(calls=len(ids))
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes, None]:
         with tempfile.TemporaryDirectory(prefix="hotline400-calls-") as folder:
             path = Path(folder) / "calls.xlsx"
             sheet = ExportSheet(
@@ -318,9 +333,13 @@ async def export_xlsx(request: Request) -> Response:
             with path.open("rb") as file:
                 while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
                     yield chunk
+        sent.whole = True
 
-    return StreamingResponse(
-        chunks(), media_type=XLSX_MEDIA_TYPE, headers=_attachment(console, "xlsx")
+    return StreamedDownload(
+        chunks(),
+        partial(_audit_sent, request, "Excel", search, sent),
+        media_type=XLSX_MEDIA_TYPE,
+        headers=_attachment(console, "xlsx"),
     )
 
 
@@ -331,10 +350,9 @@ def _add_calls(sheet: ExportSheet, cdrs: Sequence[CDR]) -> None:
         sheet.add(_export_values(cdr))
 
 
-async def _workbook_ids(request: Request, most: int) -> list[str] | Response:
+async def _workbook_ids(request: Request, search: Search, most: int) -> list[str] | Response:
     """The calls the Excel export of the search holds, newest first, or the answer refusing
     it (`_refused`), or a page saying how to have them when it finds more than `most`."""
-    search = Search.from_query(request)
     if problems := _refused(request, search):
         return problems
     ids = await _matching_ids(request, search, most + 1)
@@ -343,7 +361,6 @@ async def _workbook_ids(request: Request, most: int) -> list[str] | Response:
         command = cli_export(search) if user_of(request).is_operator else None
         context = {"most": most, "export_query": request.url.query, "command": command}
         return render(request, "calls_excel_refused.html", context, status=TOO_MANY_FOR_EXCEL)
-    await _audit_download(request, "calls.xlsx", len(ids), search)
     return ids
 
 

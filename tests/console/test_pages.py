@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from console.plan_editing import preview
+from console.views import calls as calls_view
 from console.views.calls import EXPORT_BATCH
 from numbering.lifecycle import NumberRecord, Status
 from rating.ledger import LedgerEntry, LedgerKind
@@ -522,6 +523,40 @@ async def test_a_csv_export_the_client_stops_is_audited_with_the_calls_sent_as_c
             f"{EXPORT_BATCH} calls, download cut short; number {SHOP}"
         ]
         assert received.decode("utf-8-sig").count(f",{SHOP},") <= EXPORT_BATCH
+        await shop.aclose()
+
+
+async def test_an_excel_export_the_client_gives_up_on_is_audited_as_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of a workbook is sent until it is whole: a client (or a proxy at its read
+    timeout) that gives up while it is written took nothing usable, and the audit log says
+    so instead of recording the workbook as downloaded."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("c1", SHOP, NOW - timedelta(hours=1)))
+        read_calls = calls_view.calls_of
+        writing, go_on = asyncio.Event(), asyncio.Event()
+
+        async def held_while_the_workbook_is_written(*args: Any) -> Any:
+            writing.set()
+            await go_on.wait()
+            return await read_calls(*args)
+
+        shop = await site.signed_in("shop")
+        monkeypatch.setattr(calls_view, "calls_of", held_while_the_workbook_is_written)
+        try:
+            async with shop.stream("GET", f"/calls.xlsx?number={SHOP}") as export:
+                assert export.status_code == 200
+                await asyncio.wait_for(writing.wait(), 10)
+            # leaving the block unread closes the connection
+            entries = await _audit_entries_for(site, "calls.xlsx")
+        finally:
+            go_on.set()
+        assert [e.detail for e in entries] == [f"1 call, download cut short; number {SHOP}"]
+        whole = await shop.get(f"/calls.xlsx?number={SHOP}")
+        assert whole.status_code == 200
+        entries = await _audit_entries_for(site, "calls.xlsx")
+        assert [e.detail for e in entries][:1] == [f"1 call; number {SHOP}"]
         await shop.aclose()
 
 
