@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,6 +15,8 @@ from console.web import console_of, render, scope_of, user_of, visible_number
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+UNANSWERED_LISTED = 20
+"""The newest unanswered calls the report lists; the call records search has them all."""
 
 
 async def reports_page(request: Request) -> Response:
@@ -36,7 +39,7 @@ async def reports_page(request: Request) -> Response:
     since = scope.start(datetime.combine(first, time(), console.zone))
     until = datetime.combine(last + timedelta(days=1), time(), console.zone)
     unanswered_ids = await console.store.call_ids(
-        numbers, since=since, until=until, outcomes=("busy", "noanswer"), limit=20
+        numbers, since=since, until=until, outcomes=("busy", "noanswer"), limit=UNANSWERED_LISTED
     )
     return render(
         request,
@@ -49,6 +52,9 @@ async def reports_page(request: Request) -> Response:
             "last": last,
             "problems": problems,
             "unanswered": await calls_of(console, unanswered_ids),
+            "unanswered_search": urlencode(
+                {"number": chosen, "outcome": "unanswered", "since": first, "until": last}
+            ),
         },
     )
 

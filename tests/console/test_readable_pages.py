@@ -236,3 +236,32 @@ async def test_only_the_operator_is_told_the_command_that_closes_a_month(tmp_pat
             assert ("hotline400 bill --close" in unclosed.group(1)) is told
         await ops.aclose()
         await shop.aclose()
+
+
+async def test_the_reports_unanswered_calls_say_when_they_are_the_newest_of_more(
+    tmp_path: Path,
+) -> None:
+    """The report lists the newest 20 unanswered calls; past 20 it says so and links to the
+    call records of them all, instead of ending the list as if there were no others."""
+    async with running_console(tmp_path) as site:
+        days = "from=2026-11-20&to=2026-11-24"
+        shop = await site.signed_in("shop")
+        await site.store.apply(a_call("few", SHOP, NOW - timedelta(hours=1), Outcome.BUSY))
+        page = (await shop.get(f"/reports?number={SHOP}&{days}")).text
+        assert "/calls/few" in page and 'data-testid="unanswered-more"' not in page
+        busy = [
+            op
+            for i in range(24)
+            for op in a_call(f"busy{i}", SHOP, NOW - timedelta(hours=2, minutes=i), Outcome.BUSY)
+        ]
+        await site.store.apply(busy)
+        page = (await shop.get(f"/reports?number={SHOP}&{days}")).text
+        more = re.search(r'data-testid="unanswered-more">(.*?)</p>', page, re.S)
+        assert more, "20 of 25 unanswered calls listed as if they were all"
+        said = re.sub(r"<[^>]+>", "", more.group(1))
+        assert "the newest 20 of 25 unanswered calls" in said
+        query = f"number={SHOP}&amp;outcome=unanswered&amp;since=2026-11-20&amp;until=2026-11-24"
+        assert f'href="/calls?{query}"' in more.group(1)
+        listed = (await shop.get(f"/calls?{query.replace('&amp;', '&')}")).text
+        assert listed.count('<tr>\n  <td><a href="/calls/') == 25
+        await shop.aclose()
