@@ -265,3 +265,18 @@ async def test_the_reports_unanswered_calls_say_when_they_are_the_newest_of_more
         listed = (await shop.get(f"/calls?{query.replace('&amp;', '&')}")).text
         assert listed.count('<tr>\n  <td><a href="/calls/') == 25
         await shop.aclose()
+
+
+async def test_disabling_a_user_asks_first_saying_it_cannot_be_undone(tmp_path: Path) -> None:
+    """Disabling is one click in a list of users and nothing re-enables a user (its name
+    stays taken), so the button asks first, as cancelling a number does."""
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/users")).text
+        form = re.search(r'<form method="post" action="/users/shopstaff/disable"[^>]*>', page)
+        assert form, "no form disabling shopstaff"
+        asked = re.search(r'data-confirm="([^"]*)"', form.group(0))
+        assert asked, "shopstaff is disabled without asking"
+        assert asked.group(1).startswith("Disable shopstaff?")
+        assert "cannot be undone" in asked.group(1)
+        await shop.aclose()
