@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -325,4 +326,22 @@ async def test_a_payment_the_operator_books_that_clears_arrears_puts_the_number_
         record = (await site.store.number_records([SHOP]))[SHOP]
         on_calls = inventory_status(record, NOW, config.number_rules).on_calls
         assert (record.status, record.since, on_calls) == (Status.ACTIVE, NOW, NumberStatus.ACTIVE)
+        await ops.aclose()
+
+
+async def test_a_number_without_an_account_is_not_called_prepaid(tmp_path: Path) -> None:
+    """A number with a plan but no account in tariffs.yaml has no package and no terms: its
+    money page says so, not that it is prepaid."""
+    async with running_console(tmp_path) as site:
+        tariffs = site.config_dir / "tariffs.yaml"
+        text = tariffs.read_text(encoding="utf-8")
+        account = re.search(r'^  "4006001234":.*?(?=^  "4)', text, re.M | re.S)
+        assert account, "the factory's account in the example tariffs"
+        tariffs.write_text(text.replace(account.group(0), ""), encoding="utf-8")
+        ops = await site.signed_in("ops")
+        page = (await ops.get("/numbers/4006001234/money")).text
+        package = re.search(r'<div class="label">Package</div>(.*?)</section>', page, re.S)
+        assert package, "no package tile"
+        said = re.sub(r"<[^>]+>", " ", package.group(1)).split()
+        assert "prepaid" not in said and "no account in tariffs.yaml" in " ".join(said)
         await ops.aclose()
