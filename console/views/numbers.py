@@ -215,7 +215,9 @@ async def _page(
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "cancel_label": _cancel_label(rules.timing.cancellation_notice_days),
-            "configured": record.number in console.all_numbers(),
+            # Its routing and money pages, when the user may open them: a user of the
+            # subscriber holding it sees the number here, its account's users its pages.
+            "configured": record.number in console.numbers_for(user),
             "plan_ahead": record.status in _BEFORE_SERVICE
             and plan is not None
             and (plan.subscriber is None or record.subscriber is None),

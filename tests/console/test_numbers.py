@@ -624,3 +624,25 @@ async def test_a_numbers_page_names_the_notice_and_freeze_numbers_yaml_sets(
         assert "30-day freeze ended; available" in history
         assert "90" not in history
         await ops.aclose()
+
+
+async def test_a_numbers_page_links_only_to_the_pages_its_reader_may_open(tmp_path: Path) -> None:
+    """A user of subscriber shopco sees the numbers shopco holds on the Numbers pages, but a
+    number's routing, money and calls are its account's (a user whose account is the
+    number): the number's page offers them to that user and the operator, and no link
+    that answers "not found"."""
+    async with running_console(tmp_path) as site:
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        digest = hash_password(PASSWORD)
+        await site.store.add_user(
+            UserRow("shopco", "subscriber-admin", "shopco", digest, False, NOW)
+        )
+        links = (f"/numbers/{SHOP}/routing", f"/numbers/{SHOP}/money")
+        for name, offered in (("shopco", False), ("shop", True), ("ops", True)):
+            client = await site.signed_in(name)
+            page = (await client.get(f"/numbers/{SHOP}")).text
+            for link in links:
+                assert (f'href="{link}"' in page) is offered, f"{name}: {link}"
+                opened = (await client.get(link)).status_code
+                assert opened == (200 if offered else 404), f"{name}: {link} {opened}"
+            await client.aclose()
