@@ -19,6 +19,7 @@ from console.security import csrf_token, csrf_valid
 from console.users import Role, Scope, User
 from dialplan.regions import place_name
 from numbering.lifecycle import Status
+from router.storage.cdr import ForwardReason
 from router.storage.console_rows import AuditEntry
 from router.storage.protocol import StoreUnavailable
 
@@ -40,7 +41,32 @@ def status_words(status: str) -> str:
     return Status(status).in_words
 
 
+FORWARD_REASONS = {
+    ForwardReason.PRIMARY: "first destination",
+    ForwardReason.BUSY: "forwarded: busy",
+    ForwardReason.NO_ANSWER: "forwarded: no answer",
+}
+"""Why a leg was dialled, as the call page says it."""
+DIAL_RESULTS = {
+    "ANSWER": "answered",
+    "BUSY": "busy",
+    "NOANSWER": "no answer",
+    "CANCEL": "caller hung up",
+    "CONGESTION": "network busy",
+    "CHANUNAVAIL": "unreachable",
+    "DIALLING": "dialling",
+}
+"""Asterisk's DIALSTATUS of a leg in words; one not named here is shown as Asterisk sent it."""
+
+
+def dial_result(status: str) -> str:
+    """A leg's DIALSTATUS as a subscriber reads it ('CHANUNAVAIL' -> 'unreachable')."""
+    return DIAL_RESULTS.get(status, status)
+
+
 TEMPLATES.env.filters["clock_time"] = clock_time
+TEMPLATES.env.filters["forward_reason"] = FORWARD_REASONS.__getitem__
+TEMPLATES.env.filters["dial_result"] = dial_result
 TEMPLATES.env.filters["place_name"] = lambda region: place_name(region.province, region.city)
 TEMPLATES.env.filters["status_words"] = status_words
 

@@ -15,7 +15,16 @@ from console.security import hash_password
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from rating.ledger import LedgerEntry, LedgerKind
-from router.storage.cdr import CDR, CallerRegion, FinishCall, Outcome, StartCall
+from router.storage.cdr import (
+    CDR,
+    AddLeg,
+    CallerRegion,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    StartCall,
+)
 from router.storage.console_rows import UserRow
 from tests.console.harness import NOW, PASSWORD, SHANGHAI, SHOP, a_call, csrf_of, running_console
 
@@ -279,4 +288,31 @@ async def test_disabling_a_user_asks_first_saying_it_cannot_be_undone(tmp_path: 
         assert asked, "shopstaff is disabled without asking"
         assert asked.group(1).startswith("Disable shopstaff?")
         assert "cannot be undone" in asked.group(1)
+        await shop.aclose()
+
+
+async def test_a_calls_legs_say_in_words_why_each_was_dialled_and_how_it_went(
+    tmp_path: Path,
+) -> None:
+    """Asterisk's DIALSTATUS (CHANUNAVAIL, NOANSWER) and the store's reasons (no_answer)
+    are keys, not words; the call page names them as it names statuses and fees, the
+    key kept as a tooltip for whoever reads Asterisk's logs."""
+    started = NOW - timedelta(minutes=5)
+    legs = [
+        Leg(1, "02155556666", "CHANUNAVAIL", started, 0, 0, ForwardReason.PRIMARY),
+        Leg(2, "02155556667", "NOANSWER", started, 20, 0, ForwardReason.NO_ANSWER),
+        Leg(3, "02155556668", "ANSWER", started, 5, 60, ForwardReason.BUSY),
+    ]
+    async with running_console(tmp_path) as site:
+        call = a_call("forwarded", SHOP, started)
+        await site.store.apply([call[0], *(AddLeg("forwarded", leg) for leg in legs), call[1]])
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/calls/forwarded")).text
+        rows = re.findall(r"<tr><td>\d</td>.*?</tr>", page, re.S)
+        assert [_cells(row)[2:4] for row in rows] == [
+            ["first destination", "unreachable"],
+            ["forwarded: no answer", "no answer"],
+            ["forwarded: busy", "answered"],
+        ]
+        assert 'title="CHANUNAVAIL"' in rows[0]
         await shop.aclose()
