@@ -316,3 +316,15 @@ async def test_a_calls_legs_say_in_words_why_each_was_dialled_and_how_it_went(
         ]
         assert 'title="CHANUNAVAIL"' in rows[0]
         await shop.aclose()
+
+
+async def test_the_previews_time_names_the_zone_it_is_read_in(tmp_path: Path) -> None:
+    """The preview's date-time field carries no zone, and a browser's reader takes it for
+    their own; the console reads it in router.yaml's timezone, so the field says which."""
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        page = (await shop.get(f"/numbers/{SHOP}/routing")).text
+        label = re.search(r"<label>([^<]*(?:<(?!input)[^<]*)*)<input name=\"at\"", page)
+        assert label, "no label of the preview's time"
+        assert re.sub(r"<[^>]+>", "", label.group(1)).split() == ["at", "(Asia/Shanghai)"]
+        await shop.aclose()
