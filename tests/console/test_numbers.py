@@ -6,6 +6,7 @@ every change is audited; a subscriber sees the numbers it holds and nothing else
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -645,4 +646,24 @@ async def test_a_numbers_page_links_only_to_the_pages_its_reader_may_open(tmp_pa
                 assert (f'href="{link}"' in page) is offered, f"{name}: {link}"
                 opened = (await client.get(link)).status_code
                 assert opened == (200 if offered else 404), f"{name}: {link} {opened}"
+            await client.aclose()
+
+
+async def test_the_numbers_page_is_headed_with_whose_numbers_it_lists(tmp_path: Path) -> None:
+    """A subscriber holds numbers; a number holds none: a user whose account is a number
+    reads the list as that account's, a subscriber's user as the subscriber's."""
+    async with running_console(tmp_path) as site:
+        await seed(site.store, site.config_dir, held_by_shop=True)
+        digest = hash_password(PASSWORD)
+        await site.store.add_user(
+            UserRow("shopco", "subscriber-admin", "shopco", digest, False, NOW)
+        )
+        for name, heading in (
+            ("shop", f"Numbers of account {SHOP}"),
+            ("shopco", "Numbers held by shopco"),
+        ):
+            client = await site.signed_in(name)
+            page = (await client.get("/numbers")).text
+            found = re.search(r"<h1>(.*?)</h1>", page, re.S)
+            assert found and " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split()) == heading
             await client.aclose()
