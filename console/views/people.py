@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +30,9 @@ from console.web import (
 from rating.money import ZERO
 from router.money.provider_accounts import provider_account
 from router.storage.console_rows import UserRow
+
+AUDIT_PAGE = 200
+"""Entries of the audit log a page shows."""
 
 
 async def users_page(request: Request) -> Response:
@@ -129,13 +133,20 @@ async def change_password(request: Request) -> Response:
 
 
 async def audit_page(request: Request) -> Response:
+    """The log a page at a time, newest first; `?older=ID` the page after entry ID."""
     user = require_change(request)
-    entries = await console_of(request).store.audit_log(
-        None if user.is_operator else user.account, limit=200
+    read = await console_of(request).store.audit_log(
+        None if user.is_operator else user.account,
+        limit=AUDIT_PAGE + 1,
+        older_than=request.query_params.get("older"),
     )
-    # Newest first: what is left are the newest entries of the current holding.
+    # Newest first: what is left are the newest entries of the current holding, and once
+    # one is a previous holder's, so are all older ones.
     scope = scope_of(request)
-    return render(request, "audit.html", {"entries": [e for e in entries if scope.covers(e.at)]})
+    entries = [e for e in read[:AUDIT_PAGE] if scope.covers(e.at)]
+    more = len(read) > AUDIT_PAGE and scope.covers(read[AUDIT_PAGE].at)
+    older = urlencode({"older": entries[-1].entry_id}) if more else None
+    return render(request, "audit.html", {"entries": entries, "older": older})
 
 
 @dataclass(frozen=True, slots=True)

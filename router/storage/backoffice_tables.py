@@ -182,8 +182,15 @@ class BackOfficeTables(SessionSource):
             ),
         )
 
-    async def audit_log(self, account: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        where, params = ("WHERE account = ?", [account]) if account is not None else ("", [])
+    async def audit_log(
+        self, account: str | None = None, limit: int = 100, older_than: str | None = None
+    ) -> list[AuditEntry]:
+        conditions, params = (["account = ?"], [account]) if account is not None else ([], [])
+        if older_than is not None:  # after that entry in the log's order (keyset)
+            after = "SELECT at_us FROM audit_log WHERE id = ?"
+            conditions.append(f"(at_us < ({after}) OR (at_us = ({after}) AND id > ?))")
+            params += [older_than, older_than, older_than]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._fetch(
             f"SELECT * FROM audit_log {where} ORDER BY at_us DESC, id LIMIT ?",
             (*params, limit),
@@ -196,6 +203,7 @@ class BackOfficeTables(SessionSource):
                 row["action"],
                 row["target"],
                 row["detail"],
+                row["id"],
             )
             for row in rows
         ]

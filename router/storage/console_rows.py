@@ -24,6 +24,9 @@ class AuditEntry:
     action: str
     target: str
     detail: str
+    entry_id: str = ""
+    """The store's id of an entry read back, where the next page of the log follows on;
+    an entry to write has none yet (the store gives it one)."""
 
 
 @dataclass(frozen=True, slots=True)

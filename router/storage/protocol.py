@@ -227,8 +227,12 @@ class Store(Protocol):
 
     async def audit(self, entry: AuditEntry) -> None: ...
 
-    async def audit_log(self, account: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Newest first; one account's, or everyone's."""
+    async def audit_log(
+        self, account: str | None = None, limit: int = 100, older_than: str | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; one account's, or everyone's; `older_than` an entry's `entry_id`:
+        the entries after it, a page following on from the one it ended (none for an id
+        the log does not have)."""
 
     async def save_plan_version(
         self, number: str, source: str, saved_by: str, saved_at: datetime, note: str

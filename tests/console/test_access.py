@@ -7,6 +7,7 @@ every route of the console, asked with another account's number, call or user, a
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections import Counter
 from decimal import Decimal
@@ -19,6 +20,7 @@ from console.app import create_app
 from console.security import MIN_SECRET_LENGTH, SECRET_ENV, WeakSecret, console_secret
 from numbering.lifecycle import NumberRecord
 from rating.ledger import LedgerEntry, LedgerKind
+from router.storage.console_rows import AuditEntry
 from router.storage.number_rows import PartyRow
 from tests.console.harness import (
     CLINIC,
@@ -693,3 +695,23 @@ async def test_a_sign_in_forgives_the_users_own_failures(tmp_path: Path) -> None
             assert (await sign_in(cafe, "shop")).status_code == 303
             assert (await sign_in(office, "shop", "not-the-one")).status_code == 401
             assert (await sign_in(office, "clinic")).status_code == 429  # the office's fifth
+
+
+async def test_the_audit_log_pages_on_to_its_older_entries_each_once(tmp_path: Path) -> None:
+    """A page shows the newest 200 entries; past them it links to the older ones, page
+    after page, each entry once (these, written in the same moment, included)."""
+    async with running_console(tmp_path) as site:
+        for index in range(230):
+            entry = AuditEntry(NOW, "shop", SHOP, "save plan", SHOP, f"entry {index}")
+            await site.store.audit(entry)
+        shop = await site.signed_in("shop")
+        shown, path, pages = [], "/audit", 0
+        while path:
+            page = (await shop.get(path)).text
+            shown += re.findall(r"<td>(entry \d+)</td>", page)
+            older = re.search(r'<a href="(/audit\?older=[^"]+)"[^>]*>Older entries</a>', page)
+            path, pages = html.unescape(older.group(1)) if older else "", pages + 1
+            assert pages < 5, "the pages never end"
+        assert pages == 2
+        assert sorted(shown) == sorted(f"entry {index}" for index in range(230))
+        await shop.aclose()

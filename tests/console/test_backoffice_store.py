@@ -16,7 +16,7 @@ import pytest
 
 from router.storage import sqlite as sqlite_store
 from router.storage.cdr import FinishCall, Outcome
-from router.storage.console_rows import UserRow
+from router.storage.console_rows import AuditEntry, UserRow
 from router.storage.location import ConfiguredStore
 from router.storage.postgres import PostgresStore
 from router.storage.rows import epoch_us
@@ -259,3 +259,23 @@ async def test_a_search_read_a_page_at_a_time_lists_every_call_once(
             paged += ids
             last = await store.get_cdr(ids[-1])
         assert paged == everything
+
+
+async def test_the_audit_log_read_a_page_at_a_time_lists_every_entry_once(
+    store: ConfiguredStore,
+) -> None:
+    """Pages of the audit log follow on from the last entry of the one before, newest
+    first: entries written in the same microsecond are neither skipped nor repeated, nor
+    is an entry written while the pages are read pushed onto a page already read."""
+    for index in range(7):
+        at = NOW - timedelta(minutes=index // 3)  # three entries to a moment
+        await store.audit(AuditEntry(at, "ops", SHOP, "sign in", "ops", f"entry {index}"))
+    first = await store.audit_log(SHOP, limit=3)
+    await store.audit(AuditEntry(NOW + timedelta(minutes=1), "ops", SHOP, "later", "ops", ""))
+    read, page = [*first], first
+    while page:
+        page = await store.audit_log(SHOP, limit=3, older_than=page[-1].entry_id)
+        read += page
+    assert sorted(entry.detail for entry in read) == [f"entry {index}" for index in range(7)]
+    assert [entry.at for entry in read] == sorted((entry.at for entry in read), reverse=True)
+    assert await store.audit_log(SHOP, older_than="no such entry") == []
