@@ -328,3 +328,21 @@ async def test_the_previews_time_names_the_zone_it_is_read_in(tmp_path: Path) ->
         assert label, "no label of the preview's time"
         assert re.sub(r"<[^>]+>", "", label.group(1)).split() == ["at", "(Asia/Shanghai)"]
         await shop.aclose()
+
+
+async def test_one_answered_call_today_is_told_in_the_singular(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("one", SHOP, NOW - timedelta(hours=1)))
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/")).text
+        answered = re.search(
+            r'<div class="label">Answered</div>.*?<div class="sub">(.*?)</div>', page, re.S
+        )
+        assert answered and answered.group(1) == "1 call"
+        await site.store.apply(a_call("two", SHOP, NOW - timedelta(minutes=30)))
+        page = (await shop.get("/dashboard/summary")).text
+        answered = re.search(
+            r'<div class="label">Answered</div>.*?<div class="sub">(.*?)</div>', page, re.S
+        )
+        assert answered and answered.group(1) == "2 calls"
+        await shop.aclose()
