@@ -22,7 +22,7 @@ from console.views.calls import calls_of
 from console.web import console_of, render, scope_of, user_of
 from dialplan.plan import Caps
 from rating.closing import month_span
-from rating.money import ZERO
+from rating.money import ZERO, to_fen
 from router.storage.rows import UsageSnapshot
 
 POLL_SECONDS = 1.0
@@ -82,11 +82,15 @@ async def number_money(request: Request, number: str, now: datetime) -> NumberMo
         usage.month_cost,
         sum(mix.outcomes.values()),
         usage.month_calls,
-        caps.monthly_cost,
+        _to_fen(caps.monthly_cost),  # a plan may write 3000 or 300.5
         caps.monthly_calls,
-        caps.daily_cost,
+        _to_fen(caps.daily_cost),
         account is not None and account.prepaid and balance < account.low_balance_warning,
     )
+
+
+def _to_fen(amount: Decimal | None) -> Decimal | None:
+    return None if amount is None else to_fen(amount)
 
 
 async def events(request: Request) -> Response:

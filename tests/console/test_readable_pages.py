@@ -346,3 +346,17 @@ async def test_one_answered_call_today_is_told_in_the_singular(tmp_path: Path) -
         )
         assert answered and answered.group(1) == "2 calls"
         await shop.aclose()
+
+
+async def test_caps_a_plan_writes_in_whole_yuan_show_to_the_fen(tmp_path: Path) -> None:
+    """A plan may write its caps as 3000 or 300.5; the dashboard shows every amount to the
+    fen, as the balance and spend beside them are."""
+    async with running_console(tmp_path) as site:
+        plan = site.config_dir / "plans" / "4006001234.yaml"
+        text = plan.read_text(encoding="utf-8")
+        text = text.replace('monthly_cost: "3000.00"', "monthly_cost: 3000")
+        plan.write_text(text.replace('daily_cost: "300.00"', "daily_cost: 300.5"), "utf-8")
+        ops = await site.signed_in("ops")
+        page = (await ops.get("/")).text
+        assert "0.00 of 3000.00 yuan" in page and "daily cap 300.50 yuan" in page
+        await ops.aclose()
