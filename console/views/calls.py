@@ -21,6 +21,7 @@ from console.context import Console
 from console.reports import read_day
 from console.streamed_download import StreamedDownload
 from console.web import audit, console_of, not_found, render, scope_of, user_of
+from dialplan.regions import canonical_province, short_city_name, split_place
 from router.commands.arguments import caller_id
 from router.commands.spreadsheet import cdr_values, spreadsheet_cell
 from router.commands.workbook import XLSX_MEDIA_TYPE, ExportSheet
@@ -149,8 +150,23 @@ def _filters(request: Request, search: Search) -> dict[str, Any]:
         if search.until
         else None,
         "outcomes": search.outcomes(),
-        "province": search.region or None,
+        "province": _region_key(search.region) or None,
     }
+
+
+def _region_key(typed: str) -> str:
+    """The province or city a region typed names, as the store keeps it: 山东省 or Shandong
+    -> 山东, 济南市 -> 济南, and '山东 济南' (as the list shows it) or 山东省济南市 -> 济南."""
+    text = "".join(typed.split())
+    if not text:
+        return ""
+    province = canonical_province(text)
+    if province is not None:
+        return province
+    found, cities = split_place(text)
+    if found is not None:
+        return cities[0] if cities else found
+    return short_city_name(text)
 
 
 async def _matching_ids(request: Request, search: Search, limit: int | None) -> list[str]:

@@ -360,3 +360,30 @@ async def test_caps_a_plan_writes_in_whole_yuan_show_to_the_fen(tmp_path: Path) 
         page = (await ops.get("/")).text
         assert "0.00 of 3000.00 yuan" in page and "daily cap 300.50 yuan" in page
         await ops.aclose()
+
+
+async def test_a_region_is_found_as_the_list_shows_it_or_by_its_full_name(tmp_path: Path) -> None:
+    """The Region column reads '山东 济南'; typed back into the search, or as 山东省, 济南市,
+    Shandong or 浙江省杭州市, the region finds its calls, not an empty list."""
+    async with running_console(tmp_path) as site:
+        await site.store.apply(
+            [
+                *a_call("jinan", SHOP, NOW - timedelta(hours=2)),
+                *a_call("hangzhou", SHOP, NOW - timedelta(hours=1), province="浙江", city="杭州"),
+            ]
+        )
+        shop = await site.signed_in("shop")
+        for typed, found in (
+            ("山东 济南", "jinan"),
+            ("山东", "jinan"),
+            ("山东省", "jinan"),
+            ("Shandong", "jinan"),
+            ("济南市", "jinan"),
+            ("浙江省杭州市", "hangzhou"),
+            ("浙江 杭州", "hangzhou"),
+        ):
+            page = (await shop.get("/calls", params={"region": typed})).text
+            listed = re.findall(r'<td><a href="/calls/([^"]+)">', page)
+            assert listed == [found], typed
+            assert f'name="region" value="{typed}"' in page  # the search as typed
+        await shop.aclose()
