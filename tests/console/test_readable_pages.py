@@ -387,3 +387,20 @@ async def test_a_region_is_found_as_the_list_shows_it_or_by_its_full_name(tmp_pa
             assert listed == [found], typed
             assert f'name="region" value="{typed}"' in page  # the search as typed
         await shop.aclose()
+
+
+async def test_a_call_over_midnight_shows_the_day_it_ended(tmp_path: Path) -> None:
+    """Answered and ended are told as times of the day the call started; one that ended
+    the next day says which day, or it reads as ending before it started."""
+    late = NOW.replace(hour=23, minute=58, second=0)
+    async with running_console(tmp_path, clock=lambda: late + timedelta(hours=1)) as site:
+        await site.store.apply(
+            [*a_call("late", SHOP, late, seconds=300), *a_call("early", SHOP, NOW, seconds=60)]
+        )
+        shop = await site.signed_in("shop")
+        page = (await shop.get("/calls/late")).text
+        assert "<dt>Answered</dt><dd>23:58:05</dd>" in page
+        assert "<dt>Ended</dt><dd>2026-11-25 00:03:05</dd>" in page
+        page = (await shop.get("/calls/early")).text
+        assert "<dt>Ended</dt><dd>15:01:05</dd>" in page
+        await shop.aclose()
