@@ -49,11 +49,13 @@ from rating.ledger import LedgerKind, call_entry
 from rating.money import ZERO
 from rating.pricing import price
 from rating.rerating import rerated_call_id, rerating_adjustment
+from router.money.answer_order import in_answer_order
 from router.money.billing import holding_ledger, month_parts
 from router.money.booking_alerts import Watch, book_warning_low_balances
 from router.money.books import Books
 from router.numbers.holdings import holding_since
-from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, Outcome, PostLedger
+from router.storage.cdr import CDR, CdrOp, FinishCall, Leg, PostLedger
+from router.storage.cdr_pages import PAGE_SIZE
 from router.storage.number_rows import HistoryEntry
 from router.storage.protocol import Store
 
@@ -273,18 +275,35 @@ async def rate_cdrs(
     watch: Watch,
     number: str | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    page_size: int = PAGE_SIZE,
 ) -> RatingRun:
-    """Price the answered calls started in [since, until) (of `number` only, if given);
-    the balances the entries take below their thresholds are warned of on `watch`."""
-    cdrs = await store.query_cdrs(number=number, since=since, until=until, outcome=Outcome.ANSWERED)
-    cdrs.sort(key=lambda cdr: (cdr.answered_at or cdr.started_at, cdr.call_id))
+    """Price the answered calls started in [since, until) (of `number` only, if given),
+    read `page_size` at a time in answer order (router.money.answer_order), so a month of
+    millions of calls holds a page in memory; the balances the entries take below their
+    thresholds are warned of on `watch`."""
+    total = await store.answered_count(since, until, number=number)
     rater = Rater(books, store, rerate=rerate, now=now)
-    progress(0, len(cdrs))
-    for start in range(0, len(cdrs), BATCH):
-        batch = cdrs[start : start + BATCH]
-        ops = await rater.rate(batch)
-        if ops:
-            entries = [op.entry for op in ops if isinstance(op, PostLedger)]
-            await book_warning_low_balances(watch, store, entries, partial(store.apply, ops))
-        progress(start + len(batch), len(cdrs))
+    progress(0, total)
+    done = 0
+    batch: list[CDR] = []
+    calls = in_answer_order(store, since, until, number=number, page_size=page_size)
+    async for cdr in calls:
+        batch.append(cdr)
+        if len(batch) == BATCH:
+            done += await _rate_batch(rater, watch, batch)
+            progress(done, total)
+            batch = []
+    if batch:
+        done += await _rate_batch(rater, watch, batch)
+        progress(done, total)
     return rater.run
+
+
+async def _rate_batch(rater: Rater, watch: Watch, batch: list[CDR]) -> int:
+    """Price a batch, its writes in one transaction; how many calls it held."""
+    ops = await rater.rate(batch)
+    if ops:
+        entries = [op.entry for op in ops if isinstance(op, PostLedger)]
+        store = rater.store
+        await book_warning_low_balances(watch, store, entries, partial(store.apply, ops))
+    return len(batch)

@@ -95,6 +95,31 @@ class CdrTables(SessionSource):
         async with self._connected() as session:
             return await _select(session, where.sql(), where.params, limit=limit)
 
+    async def answered_calls(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        number: str | None = None,
+        after: CDR | None = None,
+        limit: int,
+    ) -> list[CDR]:
+        where = _answered_in(since, until, number)
+        if after is not None:
+            where.add(queries.NEWER_THAN, *queries.older_than(after))
+        async with self._connected() as session:
+            return await _select(session, where.sql(), where.params, limit=limit, oldest_first=True)
+
+    async def answered_count(
+        self, since: datetime, until: datetime, *, number: str | None = None
+    ) -> int:
+        where = _answered_in(since, until, number)
+        async with self._connected() as session:
+            [row] = await session.fetch(
+                f"SELECT COUNT(*) AS calls FROM cdrs WHERE {where.sql()}", where.params
+            )
+        return int(row["calls"])
+
     async def get_cdr(self, call_id: str) -> CDR | None:
         async with self._connected() as session:
             found = await _select(session, "call_id = ?", [call_id], limit=None)
@@ -122,11 +147,28 @@ def batch_statements(batch: BatchRows) -> list[tuple[str, list[tuple[Any, ...]]]
     ]
 
 
+def _answered_in(since: datetime, until: datetime, number: str | None) -> queries.Conditions:
+    """The answered calls started in [since, until), of `number` if given: an index range of
+    the starts (cdrs_by_start, or cdrs_by_number_start for one number)."""
+    where = queries.Conditions()
+    if number is not None:
+        where.add("number = ?", number)
+    where.add("started_us >= ?", epoch_us(since))
+    where.add("started_us < ?", epoch_us(until))
+    where.add("outcome = ?", Outcome.ANSWERED.value)
+    return where
+
+
 async def _select(
-    session: Session, where: str, params: list[Any], *, limit: int | None
+    session: Session,
+    where: str,
+    params: list[Any],
+    *,
+    limit: int | None,
+    oldest_first: bool = False,
 ) -> list[CDR]:
-    """CDRs matching `where`, newest first, each with its legs, in one statement."""
-    sql = queries.select_cdrs(where, limited=limit is not None)
+    """CDRs matching `where`, newest first (or oldest), each with its legs, in one statement."""
+    sql = queries.select_cdrs(where, limited=limit is not None, oldest_first=oldest_first)
     rows = await session.fetch(sql, params if limit is None else [*params, limit])
     found: list[CDR] = []
     seq = queries.LEG_PREFIX + LEG_COLUMNS[1]

@@ -88,6 +88,25 @@ class Store(Protocol):
         `older_than`: only the calls listed after that one, so a long listing is read a
         page at a time, each page from where the last ended (router.storage.cdr_pages)."""
 
+    async def answered_calls(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        number: str | None = None,
+        after: CDR | None = None,
+        limit: int,
+    ) -> list[CDR]:
+        """Up to `limit` answered calls started in [since, until) (of `number` only, if
+        given) with their legs, oldest start first, ties by call id; `after`: only the calls
+        listed after that one, so re-rating reads a month a page at a time, each page from
+        where the last ended (router.money.answer_order)."""
+
+    async def answered_count(
+        self, since: datetime, until: datetime, *, number: str | None = None
+    ) -> int:
+        """How many calls `answered_calls` lists over the range, counted in the store."""
+
     async def get_cdr(self, call_id: str) -> CDR | None: ...
 
     async def get_cdrs(self, call_ids: Sequence[str]) -> list[CDR]:

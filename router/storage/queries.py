@@ -66,15 +66,17 @@ _LEG_SELECT = ", ".join(f"l.{name} AS leg_{name}" for name in LEG_COLUMNS[1:])
 LEG_PREFIX = "leg_"
 
 
-def select_cdrs(where: str, *, limited: bool) -> str:
-    """CDRs matching `where`, newest first (ties by call id, byte by byte), each joined to its
-    legs in dial order, in one statement; `limited` adds a last parameter: how many calls."""
+def select_cdrs(where: str, *, limited: bool, oldest_first: bool = False) -> str:
+    """CDRs matching `where`, newest first (ties by call id, byte by byte; `oldest_first`
+    turns both round), each joined to its legs in dial order, in one statement; `limited`
+    adds a last parameter: how many calls."""
     limit = " LIMIT ?" if limited else ""
+    order = "ASC" if oldest_first else "DESC"
     return (
         f"SELECT c.*, {_LEG_SELECT} FROM ("
-        f"  SELECT * FROM cdrs WHERE {where} ORDER BY started_us DESC, call_id DESC{limit}"
+        f"  SELECT * FROM cdrs WHERE {where} ORDER BY started_us {order}, call_id {order}{limit}"
         ") AS c LEFT JOIN legs AS l ON l.call_id = c.call_id "
-        "ORDER BY c.started_us DESC, c.call_id DESC, l.seq"
+        f"ORDER BY c.started_us {order}, c.call_id {order}, l.seq"
     )
 
 
@@ -87,6 +89,10 @@ def older_than(cdr: CDR) -> tuple[int, int, str]:
     """The parameters of `OLDER_THAN` for the calls listed after `cdr`."""
     started = epoch_us(cdr.started_at)
     return started, started, cdr.call_id
+
+
+NEWER_THAN = "started_us >= ? AND (started_us > ? OR call_id > ?)"
+"""The calls listed after a given one, oldest first (`older_than` gives its parameters)."""
 
 
 class Conditions:

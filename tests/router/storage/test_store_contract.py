@@ -507,6 +507,55 @@ async def test_pages_of_calls_give_each_call_once_in_the_order_of_one_listing(
     assert [page async for page in cdr_pages(opened, number="4009999999")] == []
 
 
+async def test_answered_calls_read_a_page_at_a_time_oldest_first_by_start(
+    opened: ConfiguredStore,
+) -> None:
+    """What re-rating reads: the answered calls started in [since, until), of one number or
+    all, oldest start first (calls started at the same moment by call id, byte by byte), each
+    page from the call after the last one of the page before; and how many there are,
+    counted in the store."""
+    moment = ["1795400000.9", "1795400000.10", "1795400000.B", "1795400000.a"]
+    answered = [
+        *(a_call(call_id, started_at=T0 + timedelta(minutes=1)) for call_id in moment),
+        a_call("first", started_at=T0),
+        a_call("utc", number="4000000002", started_at=(T0 + timedelta(hours=1)).astimezone(UTC)),
+        a_call("micro", started_at=T0 + timedelta(minutes=30, microseconds=1)),
+        a_call("before", started_at=T0 - timedelta(microseconds=1)),
+        a_call("at-until", started_at=T0 + timedelta(hours=2)),
+    ]
+    busy = a_call("busy", started_at=T0 + timedelta(minutes=2))
+    await opened.apply(
+        [
+            *(StartCall(cdr) for cdr in [*answered, busy]),
+            AddLeg("first", a_leg(1, status="ANSWER", talk=88)),
+            *(FinishCall(cdr.call_id, ANSWERED) for cdr in answered),
+            FinishCall("busy", {"outcome": Outcome.BUSY}),
+        ]
+    )
+    since, until = T0, T0 + timedelta(hours=2)
+    expected = ["first", *sorted(moment, key=str.encode), "micro", "utc"]
+
+    for size in (1, 2, 3, 100):
+        read: list[CDR] = []
+        while True:
+            page = await opened.answered_calls(
+                since, until, after=read[-1] if read else None, limit=size
+            )
+            read += page
+            if len(page) < size:
+                break
+        assert [cdr.call_id for cdr in read] == expected
+    [first] = await opened.answered_calls(since, until, limit=1)
+    assert [leg.seq for leg in first.legs] == [1]
+    assert first.answered_at == ANSWERED["answered_at"]
+    assert await opened.answered_count(since, until) == len(expected)
+
+    of_one = await opened.answered_calls(since, until, number="4000000002", limit=10)
+    assert [cdr.call_id for cdr in of_one] == ["utc"]
+    assert await opened.answered_count(since, until, number="4000000002") == 1
+    assert await opened.answered_count(since, until, number="4009999999") == 0
+
+
 async def test_an_unknown_call_is_not_found(opened: ConfiguredStore) -> None:
     assert await opened.get_cdr("no-such-call") is None
 
