@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from router.money.answer_order import in_answer_order
 from router.money.books import load_books
 from router.money.rerating import Change, rate_cdrs
 from router.storage.cdr import (
@@ -77,6 +79,10 @@ def answered_call(call_id: str, started: datetime, answered: datetime) -> list[C
         "outcome": Outcome.ANSWERED,
     }
     return [StartCall(cdr), FinishCall(call_id, finish)]
+
+
+CDR_BUSY = CDR("busy", NUMBER, "01066668888", "01066668888", "fixed", DAY, CallerRegion("北京"))
+"""A call nobody answered: never read for rating."""
 
 
 def calls() -> dict[str, tuple[datetime, datetime]]:
@@ -196,3 +202,34 @@ def test_pages_of_two_price_and_re_price_as_one_page_does(
     adjusted = [(ref, amount) for kind, ref, amount in again.ledger if kind == "adjustment"]
     assert adjusted == [(f"rerate:{call_id}:1", "-0.10") for call_id in ANSWER_ORDER[5:]]
     assert again.progress == [(0, 16), (16, 16)]
+
+
+async def test_pages_of_any_size_give_the_calls_in_answer_order(store_url: str) -> None:
+    """Sixty calls over two hours, some started at the same instant, answered from nine
+    minutes before their start (a clock's skew) to twenty after, or with no answer time
+    (ordered by their start), recorded in Beijing time or UTC, and calls the reading leaves
+    out (busy, of another day): pages of every size give them in the order of one sort."""
+    rng = random.Random(400)
+    ops: list[CdrOp] = []
+    expected: list[tuple[tuple[datetime, str], str]] = []
+    for index in range(60):
+        started = DAY + timedelta(seconds=rng.choice([0, 60, rng.randrange(7200)]))
+        answered: datetime | None = started + timedelta(seconds=rng.randrange(-540, 1200))
+        if index % 9 == 0:
+            answered = None
+        elif index % 2:
+            answered = answered.astimezone(UTC)
+        call_id = f"c{rng.randrange(10**6)}.{index}"
+        [start, finish] = answered_call(call_id, started, answered or started)
+        assert isinstance(finish, FinishCall)
+        ops += [start, FinishCall(call_id, {**finish.fields, "answered_at": answered})]
+        expected.append(((answered or started, call_id), call_id))
+    ops += answered_call("other-day", DAY - timedelta(days=1), DAY - timedelta(days=1))
+    ops += [StartCall(CDR_BUSY), FinishCall("busy", {"outcome": Outcome.BUSY})]
+    expected.sort()
+
+    async with opened_store(store_url) as store:
+        await store.apply(ops)
+        for size in (1, 2, 3, 7, 1000):
+            read = in_answer_order(store, DAY, DAY + timedelta(days=1), page_size=size)
+            assert [cdr.call_id async for cdr in read] == [call_id for _, call_id in expected]
