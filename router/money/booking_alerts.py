@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -48,8 +48,6 @@ from router.notifications.undelivered import UndeliveredEvents
 from router.storage.protocol import Store
 
 Written = TypeVar("Written")
-TICK = timedelta(microseconds=1)
-"""The ledger keeps instants to the microsecond: `until` one later takes in the last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,18 +150,14 @@ async def _current_holding(store: Store, number: str) -> tuple[Decimal, datetime
 
 
 async def _held(store: Store, entries: Sequence[LedgerEntry]) -> set[tuple[str, str, str]]:
-    """Which of `entries` are on the ledger already, read by account and kind; calls' only
-    at the instants of `entries`' calls (a call's entry is at its answer, and an account
-    has one for every call it took)."""
-    spans: dict[tuple[str, LedgerKind], list[datetime]] = defaultdict(list)
+    """Which of `entries` are on the ledger already, asked by their keys: an account's
+    other entries (a re-rating's adjustments before this batch, a number's every call) are
+    never read."""
+    refs: dict[tuple[str, LedgerKind], list[str]] = defaultdict(list)
     for entry in entries:
-        spans[entry.number, entry.kind].append(entry.at)
+        refs[entry.number, entry.kind].append(entry.ref)
     held: set[tuple[str, str, str]] = set()
-    for (number, kind), instants in spans.items():
-        if kind is LedgerKind.CALL:
-            since, until = min(instants), max(instants) + TICK
-            booked = await store.ledger(number, kind=kind, since=since, until=until)
-        else:
-            booked = await store.ledger(number, kind=kind)
-        held.update((number, entry.kind, entry.ref) for entry in booked)
+    for (number, kind), asked in refs.items():
+        found = await store.ledger_refs(number, kind, asked)
+        held.update((number, kind, ref) for ref in found)
     return held

@@ -24,6 +24,9 @@ from router.storage.rows import (
 )
 from router.storage.sessions import SessionSource
 
+REFS_A_READ = 500
+"""Refs asked in one statement: within every engine's limit on parameters."""
+
 
 class AccountTables(SessionSource):
     """The accounts part of `Store`: what a call reads and reserves, what commands book."""
@@ -73,6 +76,17 @@ class AccountTables(SessionSource):
                 queries.SELECT_LEDGER.format(where=where.sql()), where.params
             )
         return [entry_from_row(row) for row in rows]
+
+    async def ledger_refs(self, number: str, kind: LedgerKind, refs: Sequence[str]) -> set[str]:
+        held: set[str] = set()
+        async with self._connected() as session:
+            for start in range(0, len(refs), REFS_A_READ):
+                chunk = refs[start : start + REFS_A_READ]
+                rows = await session.fetch(
+                    queries.ledger_refs(len(chunk)), [number, kind.value, *chunk]
+                )
+                held.update(row["ref"] for row in rows)
+        return held
 
     async def watch_balance(self, number: str) -> tuple[Decimal | None, Decimal]:
         async with self._transaction() as session:

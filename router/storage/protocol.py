@@ -139,6 +139,10 @@ class Store(Protocol):
     ) -> list[LedgerEntry]:
         """Entries in booking order; `since` inclusive, `until` exclusive."""
 
+    async def ledger_refs(self, number: str, kind: LedgerKind, refs: Sequence[str]) -> set[str]:
+        """Which of `refs` the account has an entry of `kind` with, read by key (a booking
+        asks of its own entries, however many the account has)."""
+
     async def holdings(self, number: str) -> list[Holding]:
         """The number's holdings with their balances and ended holders (each with its
         service provider), oldest first; the last is the current one, whose balance `usage`

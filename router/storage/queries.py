@@ -114,6 +114,15 @@ class Conditions:
 
 INSERT_LEDGER = insert("ledger", LEDGER_COLUMNS, "(number, kind, ref) DO NOTHING")
 SELECT_LEDGER = "SELECT * FROM ledger WHERE {where} ORDER BY at_us, id"
+
+
+def ledger_refs(count: int) -> str:
+    """Which of `count` refs (the last parameters) an account (number, kind first) has
+    entries with: keys of the ledger's UNIQUE (number, kind, ref), one read each."""
+    marks = ", ".join("?" for _ in range(count))
+    return f"SELECT ref FROM ledger WHERE number = ? AND kind = ? AND ref IN ({marks})"
+
+
 INCLUDED_SECONDS_BOOKED = (
     "SELECT ref, included_seconds FROM ledger "
     f"WHERE number = ? AND kind = '{LedgerKind.CALL}' AND included_seconds > 0"

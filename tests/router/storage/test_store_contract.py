@@ -686,6 +686,29 @@ async def test_the_ledger_reads_back_filtered_by_time_and_kind(opened: Configure
     assert await opened.ledger("4009999999") == []
 
 
+async def test_which_refs_an_account_has_entries_of_is_read_by_ref(
+    opened: ConfiguredStore,
+) -> None:
+    """What a booking asks before it writes (router.money.booking_alerts): which of its
+    entries the ledger holds already, by their keys, however many the account has."""
+    await opened.post_ledger(
+        [
+            payment("receipt-1", "600.00"),
+            charge("c1", "-0.36"),
+            *(adjustment(f"rerate:x{n}:1", "0.10") for n in range(1200)),
+        ]
+    )
+    asked = ["rerate:x7:1", "rerate:x1199:1", "rerate:new:1", "c1", "receipt-1"]
+
+    held = await opened.ledger_refs(NUMBER, LedgerKind.ADJUSTMENT, asked)
+    assert held == {"rerate:x7:1", "rerate:x1199:1"}
+    many = [f"rerate:x{n}:1" for n in range(0, 2400, 2)]
+    assert await opened.ledger_refs(NUMBER, LedgerKind.ADJUSTMENT, many) == set(many[:600])
+    assert await opened.ledger_refs(NUMBER, LedgerKind.PAYMENT, asked) == {"receipt-1"}
+    assert await opened.ledger_refs("4009999999", LedgerKind.CALL, asked) == set()
+    assert await opened.ledger_refs(NUMBER, LedgerKind.CALL, []) == set()
+
+
 async def test_call_charges_move_the_month_and_day_counters(opened: ConfiguredStore) -> None:
     await opened.apply(
         [
