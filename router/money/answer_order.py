@@ -10,8 +10,8 @@ or after the last start read, is answered no earlier than that start less `ANSWE
 memory holds a page and the calls still waiting to be answered at the last start read,
 whatever the range.
 
-The answer instants are compared here, as datetimes, not in SQL: the CDRs keep them as text
-in the offset each call was recorded in, which only the instants order.
+The answer instants are compared here, as instants, not in SQL: the CDRs keep them as text in
+the offset each call was recorded in, which only the instants order.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from router.storage.cdr import CDR
 from router.storage.cdr_pages import PAGE_SIZE
 from router.storage.protocol import Store
+from router.storage.rows import epoch_us
 
 ANSWER_SLACK = timedelta(minutes=10)
 """How far an answer may be stamped before its call's start and still be put in order: the
@@ -30,9 +31,10 @@ reconciler takes answers from Asterisk's CDRs, whose AnswerTime is cut to the se
 read from Asterisk's clock, not the router's."""
 
 
-def answer_key(cdr: CDR) -> tuple[datetime, str]:
-    """Where a call comes in answer order."""
-    return cdr.answered_at or cdr.started_at, cdr.call_id
+def answer_key(cdr: CDR) -> tuple[int, str]:
+    """Where a call comes in answer order: the instant in UTC microseconds (as the datetimes
+    compare, and a heap's comparisons of plain integers cost a fraction of theirs)."""
+    return epoch_us(cdr.answered_at or cdr.started_at), cdr.call_id
 
 
 async def in_answer_order(
@@ -45,7 +47,7 @@ async def in_answer_order(
 ) -> AsyncIterator[CDR]:
     """The answered calls started in [since, until) (of `number` only, if given), in answer
     order, read `page_size` calls at a time."""
-    waiting: list[tuple[tuple[datetime, str], CDR]] = []
+    waiting: list[tuple[tuple[int, str], CDR]] = []
     last: CDR | None = None
     while True:
         page = await store.answered_calls(since, until, number=number, after=last, limit=page_size)
@@ -54,7 +56,7 @@ async def in_answer_order(
         if len(page) < page_size:
             break
         last = page[-1]
-        settled = last.started_at - ANSWER_SLACK
+        settled = epoch_us(last.started_at - ANSWER_SLACK)
         while waiting and waiting[0][0][0] < settled:
             yield heapq.heappop(waiting)[1]
     while waiting:
