@@ -17,6 +17,7 @@ the offset each call was recorded in, which only the instants order.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -24,6 +25,8 @@ from router.storage.cdr import CDR
 from router.storage.cdr_pages import PAGE_SIZE
 from router.storage.protocol import Store
 from router.storage.rows import epoch_us
+
+log = logging.getLogger("hotline400.rating")
 
 ANSWER_SLACK = timedelta(minutes=10)
 """How far an answer may be stamped before its call's start and still be put in order: the
@@ -49,10 +52,14 @@ async def in_answer_order(
     order, read `page_size` calls at a time."""
     waiting: list[tuple[tuple[int, str], CDR]] = []
     last: CDR | None = None
+    settled = None
     while True:
         page = await store.answered_calls(since, until, number=number, after=last, limit=page_size)
         for cdr in page:
-            heapq.heappush(waiting, (answer_key(cdr), cdr))
+            key = answer_key(cdr)
+            if settled is not None and key[0] < settled:
+                _out_of_order(cdr)
+            heapq.heappush(waiting, (key, cdr))
         if len(page) < page_size:
             break
         last = page[-1]
@@ -61,3 +68,15 @@ async def in_answer_order(
             yield heapq.heappop(waiting)[1]
     while waiting:
         yield heapq.heappop(waiting)[1]
+
+
+def _out_of_order(cdr: CDR) -> None:
+    """A call answered more than ANSWER_SLACK before its start (a clock far off) comes after
+    calls answered later: priced all the same, and said, as its included minutes may have
+    gone to those."""
+    log.warning(
+        "call %s answered at %s, %s before its start: priced out of answer order",
+        cdr.call_id,
+        cdr.answered_at.isoformat() if cdr.answered_at else "-",
+        cdr.started_at - cdr.answered_at if cdr.answered_at else "-",
+    )

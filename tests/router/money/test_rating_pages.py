@@ -233,3 +233,27 @@ async def test_pages_of_any_size_give_the_calls_in_answer_order(store_url: str) 
         for size in (1, 2, 3, 7, 1000):
             read = in_answer_order(store, DAY, DAY + timedelta(days=1), page_size=size)
             assert [cdr.call_id async for cdr in read] == [call_id for _, call_id in expected]
+
+
+async def test_a_call_answered_long_before_its_start_is_priced_late_and_said(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer stamped more than ANSWER_SLACK before its call's start (a clock far off)
+    cannot be put in order without reading the whole range: it comes when its page is
+    read, and the log says so, as its included minutes may have gone to calls answered
+    after it."""
+    ops = [
+        *answered_call("early", DAY, DAY + timedelta(seconds=5)),
+        *answered_call("later", DAY + timedelta(minutes=30), DAY + timedelta(minutes=30)),
+        *answered_call("skewed", DAY + timedelta(hours=1), DAY - timedelta(minutes=5)),
+    ]
+    async with opened_store(store_url) as store:
+        await store.apply(ops)
+        read = in_answer_order(store, DAY, DAY + timedelta(days=1), page_size=1)
+        order = [cdr.call_id async for cdr in read]
+    assert order == ["early", "skewed", "later"]  # "early" went before "skewed" was read
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "hotline400.rating"]
+    assert warning == (
+        "call skewed answered at 2026-11-05T08:55:00+08:00, 1:05:00 before its start: "
+        "priced out of answer order"
+    )
