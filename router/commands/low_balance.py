@@ -22,6 +22,7 @@ selects a number's.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -77,7 +78,7 @@ def run_replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     url = settings.low_balance_webhook
     if url is None:
-        print(f"{COMMAND}: router.yaml names no low_balance_webhook to send to")
+        print(f"{COMMAND}: router.yaml names no low_balance_webhook to send to", file=sys.stderr)
         return 1
     secret_env = settings.low_balance_webhook_secret_env
     return replay_kept(args, kept, lambda: _webhook(url, secret_env))

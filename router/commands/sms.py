@@ -17,6 +17,7 @@ the operator chooses what to send.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,7 +60,7 @@ def run_replay(args: argparse.Namespace) -> int:
         return 1
     settings = load_settings(args.config)
     if settings.sms_gateway is None:
-        print("sms: router.yaml names no sms_gateway to send through")
+        print("sms: router.yaml names no sms_gateway to send through", file=sys.stderr)
         return 1
     return replay_kept(args, kept, lambda: _gateway(settings))
 

@@ -212,6 +212,17 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
         ["webhooks", "replay", "--number", "12345"],
         "argument --number: '12345' is not a 400 number",
     ),
+    # sms, low-balance
+    (
+        "an sms replay without a gateway to send through",
+        ["sms", "replay"],
+        "sms: router.yaml names no sms_gateway to send through",
+    ),
+    (
+        "a low-balance replay without a webhook to send to",
+        ["low-balance", "replay"],
+        "low-balance: router.yaml names no low_balance_webhook to send to",
+    ),
     # account, bill, rate, cdr
     (
         "a top-up in exponent notation",
