@@ -81,6 +81,14 @@ def month(text: str) -> str:
     return text.strip()
 
 
+def year(text: str) -> int:
+    """'2027': a year the calendar and the dates after it can be reckoned in."""
+    if not re.fullmatch(r"-?\d{1,6}", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a year like 2027")
+    _check_month(text, int(text), 1)
+    return int(text)
+
+
 def _check_month(text: str, year: int, month: int) -> None:
     """Years from 1900 to 9998: the commands reach into the day and month after a date."""
     if not 1900 <= year <= 9998:

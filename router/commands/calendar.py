@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dialplan.calendar import DayInfo, OfficialCalendar, Source, load_calendar
 from dialplan.errors import ConfigError
+from router.commands import arguments
 from router.configuration.config_dir import CALENDAR_FILE
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -28,7 +29,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "calendar", parents=[common], help="print a year's working days and holidays"
     )
     parser.add_argument(
-        "--year", type=int, help="the year to print (default: this year in Asia/Shanghai)"
+        "--year",
+        type=arguments.year,
+        help="the year to print (default: this year in Asia/Shanghai)",
     )
     parser.add_argument(
         "--yaml", action="store_true", help="print the year in the calendar file's form"
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_dir():
         print(f"no configuration directory {args.config}", file=sys.stderr)
         return 1
-    year = args.year or datetime.now(ZoneInfo("Asia/Shanghai")).year
+    year = args.year if args.year is not None else datetime.now(ZoneInfo("Asia/Shanghai")).year
     path = Path(args.config) / CALENDAR_FILE
     try:
         calendar = load_calendar(path)

@@ -97,6 +97,21 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
         ["calendar", "--config", MISSING],
         f"no configuration directory {MISSING}",
     ),
+    (
+        "the calendar of year 0",
+        ["calendar", "--year", "0"],
+        "argument --year: '0': the year 0 is out of range",
+    ),
+    (
+        "the calendar of a year past the last date there is",
+        ["calendar", "--year", "99999"],
+        "argument --year: '99999': the year 99999 is out of range",
+    ),
+    (
+        "the calendar of a year of letters",
+        ["calendar", "--year", "next"],
+        "argument --year: 'next' is not a year like 2027",
+    ),
     # serve, demo, db
     (
         "serve without its configuration",
