@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import math
 import sys
+from pathlib import Path
 
 from dialplan.errors import ConfigError
 from router.commands.arguments import positive, service_number
@@ -101,7 +102,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     try:
-        callers = read_callers(args.callers) if args.callers else DEFAULT_CALLERS
+        callers = _callers(args.callers) if args.callers else DEFAULT_CALLERS
         numbers = args.numbers or _plan_numbers(args.config)
         host, port = args.target
         spec = CallgenSpec(
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             pins=args.pins,
         )
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"callgen: {error}", file=sys.stderr)
         return 1
     _warn_of_the_pin_guard(spec, args.config)
     report = asyncio.run(run_callgen(spec))
@@ -154,7 +155,21 @@ def _pin_guard(config_dir: str) -> PinGuardSettings:
         return PinGuardSettings()
 
 
+def _callers(path: str) -> tuple[str, ...]:
+    """The --callers file's caller IDs, or why it cannot be read in one line."""
+    try:
+        return read_callers(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"cannot read {path}: not UTF-8 text (one caller ID a line)") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+
+
 def _plan_numbers(config_dir: str) -> list[str]:
+    if not Path(config_dir).is_dir():
+        raise ValueError(
+            f"no configuration directory {config_dir}: name the numbers to call with --number"
+        )
     numbers = sorted(load_config(config_dir).plans)
     if not numbers:
         raise ValueError(f"no plans in {config_dir}/plans: name the numbers with --number")

@@ -23,6 +23,7 @@ from tests.conftest import REPO
 SHIPPED_CONFIG = REPO / "config"
 CALL = ("--number", "4006001234", "--caller", "053188889999")
 MISSING = "/nonexistent/hotline400"
+CALLGEN = ("callgen", "--target", "127.0.0.1:1", "--calls", "1", "--concurrency", "1")
 
 BAD_INPUTS: list[tuple[str, list[str], str]] = [
     # (what a person did, the command line, what the one line must say)
@@ -210,6 +211,21 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
             "4001234567=2468",
         ],
         "--pin names 4001234567, which is not called",
+    ),
+    (
+        "callgen with callers from a file that is not there",
+        [*CALLGEN, "--callers", MISSING],
+        f"callgen: cannot read {MISSING}: No such file or directory",
+    ),
+    (
+        "callgen with callers from a directory",
+        [*CALLGEN, "--callers", "config"],
+        "callgen: cannot read config: Is a directory",
+    ),
+    (
+        "callgen without its configuration",
+        [*CALLGEN, "--config", MISSING],
+        f"callgen: no configuration directory {MISSING}: name the numbers to call with --number",
     ),
     # webhooks
     (
@@ -835,3 +851,14 @@ def test_every_command_reads_a_time_in_each_form(
     out = capsys.readouterr().out
     assert "booked payment 10.00 to 4006001234" in out
     assert "at Mon 2026-11-23 " in out
+
+
+def test_callgen_with_callers_from_a_file_that_is_not_text_is_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "callers.txt").write_bytes(b"\xff\xfe0\x001\x00")
+    assert main([*CALLGEN, "--callers", "callers.txt"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "callgen: cannot read callers.txt: not UTF-8 text (one caller ID a line)\n",
+    )
