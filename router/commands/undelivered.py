@@ -172,11 +172,18 @@ def list_kept(
 ) -> int:
     zone = load_settings(args.config).zone()
     records = [record for record in kept.read() if _selected(args, record)]
+    width = _id_width(records)
     for record in records:
-        print(f"{local(record.get('kept_at'), zone)}  {record.get('id')}  {describe(record)}")
+        when = local(record.get("kept_at"), zone)
+        print(f"{when}  {record.get('id')!s:<{width}}  {describe(record)}")
     of = f" of provider {args.provider}" if args.provider else ""
     print(f"{len(records)} undelivered {noun}(s){of} in {kept.path}")
     return 0
+
+
+def _id_width(records: list[dict[str, Any]]) -> int:
+    """The widest id of `records`: the columns after it line up (a call's ids grow with it)."""
+    return max((len(str(record.get("id"))) for record in records), default=0)
 
 
 def drop_kept(
@@ -193,8 +200,9 @@ def drop_kept(
         if unknown:
             print(f"{command}: no undelivered {noun} {', '.join(sorted(unknown))}", file=sys.stderr)
             return 1
+        width = _id_width(chosen)
         for record in chosen:
-            print(f"  {record.get('id')}  {describe(record)}")
+            print(f"  {record.get('id')!s:<{width}}  {describe(record)}")
         if not args.yes:
             print(f"would drop {len(chosen)} {noun}(s); run again with --yes to drop them")
             return 0

@@ -42,6 +42,28 @@ def test_list_gives_when_each_event_was_kept_in_the_billing_zone(
     assert lines[0] == "2026-11-24 01:30:00  ev-1  4008207788  attempts 5  HTTP 503"
 
 
+def test_list_and_drop_line_the_events_up_whatever_the_length_of_their_ids(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    UndeliveredEvents(workdir / "var" / "spool").keep(
+        [
+            {"id": call_id, "number": "4008207788", "attempts": 1, "error": "HTTP 503"}
+            | {"kept_at": "2026-11-23T17:30:00+00:00"}
+            for call_id in ("1796677781-3d9122.4/end", "1796677781-3d9122.13/arrival")
+        ]
+    )
+    assert main(["webhooks", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "2026-11-24 01:30:00  1796677781-3d9122.4/end       4008207788  attempts 1  HTTP 503",
+        "2026-11-24 01:30:00  1796677781-3d9122.13/arrival  4008207788  attempts 1  HTTP 503",
+    ]
+    assert main(["webhooks", "drop", "--number", "4008207788"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "  1796677781-3d9122.4/end       4008207788  attempts 1  HTTP 503",
+        "  1796677781-3d9122.13/arrival  4008207788  attempts 1  HTTP 503",
+    ]
+
+
 CRM_PLAN = "4008207788"  # config/plans: its crm names LANHUA_CRM_KEY
 
 
