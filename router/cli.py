@@ -45,6 +45,9 @@ COMMANDS = {
 run is imported: `serve` refuses a taken address before the router's modules (geodata,
 storage engines, the console) take a second or more to load."""
 
+DEFAULT_CONFIG = "config"
+"""Every command's --config when none is given: ./config."""
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line naming the command and its --help."""
@@ -66,7 +69,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hotline400 {installed_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", default="config", metavar="DIR", help="configuration directory (./config)"
+        "--config", default=DEFAULT_CONFIG, metavar="DIR", help="configuration directory (./config)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = [command] if command in COMMANDS else list(COMMANDS)

@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import csv
 import json
+import shlex
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ from rating.closing import MonthNotClosable
 from rating.ledger import LedgerEntry, LedgerKind
 from rating.money import ZERO
 from rating.statement import Usage
+from router.cli import DEFAULT_CONFIG
 from router.commands.arguments import day, month, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import spreadsheet_cell
@@ -173,8 +175,20 @@ def run(args: argparse.Namespace) -> int:
         return _write_xlsx(statements, books.zone, Path(args.output))
     else:
         closing = None if not args.close else booked if args.yes else DRY_RUN
-        _print_tables(statements, args.month, closing, books.zone)
+        _print_tables(statements, args.month, closing, books.zone, _close_command(args))
     return 0
+
+
+def _close_command(args: argparse.Namespace) -> str:
+    """The command that closes what was shown: its configuration and number kept, so that
+    run as printed it closes neither every account nor those of another store."""
+    words = ["hotline400", "bill"]
+    if args.config != DEFAULT_CONFIG:
+        words += ["--config", args.config]
+    words += ["--month", args.month]
+    if args.number:
+        words += ["--number", args.number]
+    return shlex.join([*words, "--close", "--yes"])
 
 
 def check_journal_written(books: Books) -> None:
@@ -263,6 +277,7 @@ def _print_tables(
     month: str,
     booked_at_close: int | None,
     zone: ZoneInfo,
+    close_command: str,
 ) -> None:
     """The statements; `booked_at_close` is None unless the month was being closed."""
     for index, statement in enumerate(statements):
@@ -285,10 +300,7 @@ def _print_tables(
             f"{booked_at_close} ledger entr{'y' if booked_at_close == 1 else 'ies'} booked"
         )
     elif any(not statement.closed for statement in statements):
-        print(
-            f"\nnot closed: hotline400 bill --month {month} --close --yes books the entries "
-            f"marked '{PENDING_MARK}'"
-        )
+        print(f"\nnot closed: {close_command} books the entries marked '{PENDING_MARK}'")
 
 
 def _print_statement(month_statement: MonthStatement, zone: ZoneInfo) -> None:

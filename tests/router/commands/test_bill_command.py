@@ -257,6 +257,18 @@ def test_the_table_marks_what_closing_will_book(
     assert "--close --yes books the entries marked 'to be booked at close'" in output
 
 
+def test_the_close_it_points_at_is_of_the_configuration_and_number_shown(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Copied as printed, the command closes what the statement showed: the month of that one
+    number in that store, never every account's, nor those of ./config's store."""
+    output = bill(config, capsys, "--month", "2026-11", "--number", NUMBER)
+    assert output.splitlines()[-1] == (
+        f"not closed: hotline400 bill --config {config} --month 2026-11 --number {NUMBER} "
+        "--close --yes books the entries marked 'to be booked at close'"
+    )
+
+
 def test_closing_books_rent_fees_and_top_up_dated_inside_the_month_once(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
