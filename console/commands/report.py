@@ -2,7 +2,8 @@
 
 report --number N --from D --to D [--format table|csv|json|png] [--output FILE]
 The table is for a person; CSV has one row per day; JSON holds every figure; PNG draws the
-charts of the console's reports page into one image (to --output, or standard output).
+charts of the console's reports page into one image (to --output, or standard output when it
+is not a terminal).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     if args.last < args.first:
         return refuse_usage("report", f"--to {args.last} is before --from {args.first}")
+    if args.format == "png" and not args.output and sys.stdout.isatty():
+        return refuse_usage(
+            "report",
+            "--format png writes an image: give --output FILE or redirect standard output "
+            "to a file",
+        )
     if (args.last - args.first).days >= MAX_DAYS:
         return _fail(f"a report covers at most {MAX_DAYS} days")
     if not Path(args.config).is_dir():

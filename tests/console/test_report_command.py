@@ -4,7 +4,9 @@ every outcome the JSON holds, and a file it cannot write is one line, not a trac
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,6 +60,26 @@ def test_an_output_file_that_cannot_be_written_is_one_line(
     out, err = capsys.readouterr()
     assert err == f"hotline400 report: cannot write {nowhere}: No such file or directory\n"
     assert out == ""
+
+
+class Terminal(io.StringIO):
+    """Standard output on a person's terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_png_for_a_terminal_is_refused_naming_where_it_can_go(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image's bytes on a terminal are garbage that can leave it in a mess."""
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert main(report(config, "--format", "png")) == 2
+    assert sys.stdout.getvalue() == ""
+    assert capsys.readouterr().err == (
+        "hotline400 report: --format png writes an image: give --output FILE or redirect "
+        "standard output to a file (see hotline400 report --help)\n"
+    )
 
 
 def test_the_regions_add_up_to_the_calls_however_many_cities_they_come_from(
