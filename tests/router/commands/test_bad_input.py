@@ -420,6 +420,21 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
         ["report", "--number", "4008207788", "--from", "2026-02-30", "--to", "2026-03-01"],
         "is not a date like 2026-11-30",
     ),
+    (
+        "a subscriber user of an account nobody has",
+        [
+            "users",
+            "add",
+            "staff1",
+            "--role",
+            "subscriber-staff",
+            "--account",
+            "4009999999",
+            "--password-stdin",
+        ],
+        "users: no account 4009999999: name a 400 number of the plans or tariffs.yaml, or a "
+        "subscriber of the inventory (hotline400 numbers apply --account)",
+    ),
     ("users before any router ran", ["users", "list"], "does not exist"),
     (
         "a user added before any router ran",
@@ -630,6 +645,7 @@ PIPED_IN = {
     "a subscriber user without its account": "long enough password\n",
     "a user name with a space": "long enough password\n",
     "a user added before any router ran": "long enough password\n",
+    "a subscriber user of an account nobody has": "long enough password\n",
 }
 """What stands on stdin for a case; nothing for the others (no terminal either)."""
 WITH_BOOKS = {
@@ -641,6 +657,7 @@ WITH_BOOKS = {
     "a provider nobody added",
     "a threshold for a provider nobody added",
     "terms of a number without an account",
+    "a subscriber user of an account nobody has",
 }
 """Cases run where a router's database exists (made by `db upgrade` before the snapshot)."""
 
@@ -862,3 +879,22 @@ def test_callgen_with_callers_from_a_file_that_is_not_text_is_one_line(
         "",
         "callgen: cannot read callers.txt: not UTF-8 text (one caller ID a line)\n",
     )
+
+
+def test_a_subscriber_user_works_for_a_number_of_the_configuration_or_a_known_subscriber(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    provider = ["providers", "add", "sp-east", "--full-name", "East Telecom"]
+    provider += ["--licence", "91310000MA1FL0XX1X", "--legal-rep", "Wang Wei"]
+    assert main([*provider, "--id-number", "110101199003071234"]) == 0
+    (workdir / "pool.txt").write_text("4008200888\n", encoding="utf-8")
+    assert main(["numbers", "import", "pool.txt"]) == 0
+    assert main(["numbers", "reserve", "4008200888", "--by", "sp-east"]) == 0
+    assert main(["numbers", "apply", "4008200888", "--account", "acme"]) == 0
+    capsys.readouterr()
+    for name, account in (("shop1", "4008207788"), ("acme1", "acme"), ("held1", "4008200888")):
+        monkeypatch.setattr(sys, "stdin", io.StringIO("long enough password\n"))
+        add = ["users", "add", name, "--role", "subscriber-admin", "--account", account]
+        assert main([*add, "--password-stdin"]) == 0
+    assert capsys.readouterr().err == ""
