@@ -15,10 +15,14 @@ no longer signs in.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import overload
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from router.storage.protocol import Store
 
 
 class Role(StrEnum):
@@ -67,6 +71,21 @@ def check_new_user(
         raise InvalidUser(f"an operator user belongs to no account: leave out {account_asked_as}")
     if role is not Role.OPERATOR and not account:
         raise InvalidUser(f"a {role} user needs {account_asked_as} (the subscriber it works for)")
+
+
+async def check_account(account: str, numbers: Collection[str], store: Store) -> None:
+    """Refuse an account a subscriber user could not work for: it must be a 400 number of
+    `numbers` (the plans' and tariffs.yaml's: its calls and money) or of the inventory, or a
+    subscriber of the inventory (its numbers on the Numbers pages). Anything else is a typo
+    that would make a user who sees nothing."""
+    if account in numbers or await store.number_record(account) is not None:
+        return
+    if await store.subscribers(name=account):
+        return
+    raise InvalidUser(
+        f"no account {account}: name a 400 number of the plans or tariffs.yaml, or a "
+        "subscriber of the inventory (hotline400 numbers apply --account)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

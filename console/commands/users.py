@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from console.security import WeakPassword, hash_password
 from console.store_access import opened_store
-from console.users import InvalidUser, Role, check_new_user
+from console.users import InvalidUser, Role, check_account, check_new_user
 from dialplan.errors import ConfigError
 from router.configuration.config_dir import load_config
 from router.storage.console_rows import AuditEntry, UserRow
@@ -71,11 +71,13 @@ def _run_add(args: argparse.Namespace) -> int:
 
     async def add(store: Store) -> str:
         """Why the user was not added; empty once it is."""
-        if args.account is not None and not await _known_account(store, args.config, args.account):
-            return (
-                f"no account {args.account}: name a 400 number of the plans or tariffs.yaml, "
-                "or a subscriber of the inventory (hotline400 numbers apply --account)"
-            )
+        if args.account is not None:
+            configured = load_config(args.config)
+            accounts = configured.tariffs.accounts if configured.tariffs is not None else {}
+            try:
+                await check_account(args.account, {*configured.plans, *accounts}, store)
+            except InvalidUser as error:
+                return str(error)
         if not await store.add_user(row):
             return f"user {args.name} exists"
         detail = f"{role} {args.account or ''}".strip()
@@ -91,20 +93,6 @@ def _run_add(args: argparse.Namespace) -> int:
         return _fail(refused)
     print(f"added {args.name} ({role}{', account ' + args.account if args.account else ''})")
     return 0
-
-
-async def _known_account(store: Store, config: str, account: str) -> bool:
-    """An account a subscriber user can work for: a 400 number of the plans or of
-    tariffs.yaml (its calls and money), one of the inventory, or a subscriber of the
-    inventory (its numbers on the Numbers pages). Anything else is a typo that would give
-    a user who sees nothing."""
-    configured = load_config(config)
-    accounts = configured.tariffs.accounts if configured.tariffs is not None else {}
-    if account in configured.plans or account in accounts:
-        return True
-    if await store.number_record(account) is not None:
-        return True
-    return bool(await store.subscribers(name=account))
 
 
 def _run_list(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.security import WeakPassword, hash_password, password_matches, token_digest
-from console.users import InvalidUser, Role, User, check_new_user
+from console.users import InvalidUser, Role, User, check_account, check_new_user
 from console.views.dashboard import NumberMoney, number_money
 from console.web import (
     SESSION_COOKIE,
@@ -78,6 +78,8 @@ async def add_user(request: Request) -> Response:
         account = user.account  # a subscriber adds staff to its own account only
     try:
         check_new_user(name, role, account, account_asked_as="the Account field")
+        if user.is_operator and account is not None:
+            await check_account(account, console.all_numbers(), console.store)
         password_hash = hash_password(str(form.get("password", "")))
     except (InvalidUser, WeakPassword) as error:
         return render(request, "users.html", await _context(request, str(error), given), status=422)

@@ -455,6 +455,27 @@ async def test_the_add_user_form_offers_read_only_staff_first(tmp_path: Path) ->
         await ops.aclose()
 
 
+async def test_the_operator_cannot_add_a_user_for_an_account_that_is_nowhere(
+    tmp_path: Path,
+) -> None:
+    """As `hotline400 users add` refuses it: a mistyped account would make a user who sees
+    nothing. A number of the plans or tariffs.yaml is an account."""
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        token = await csrf_of(ops, "/users")
+        form = {"csrf": token, "role": "subscriber-staff", "password": "a long password 1"}
+        typo = await ops.post("/users", data={**form, "name": "newdesk", "account": "nope"})
+        assert typo.status_code == 422
+        assert "no account nope: name a 400 number of the plans or tariffs.yaml" in html.unescape(
+            typo.text
+        )
+        assert 'value="newdesk"' in typo.text  # the form comes back as it was sent
+        known = await ops.post("/users", data={**form, "name": "newdesk", "account": SHOP})
+        assert known.status_code == 303
+        assert [u.account for u in await site.store.users() if u.name == "newdesk"] == [SHOP]
+        await ops.aclose()
+
+
 async def test_consoles_sharing_the_secret_accept_each_others_forms(tmp_path: Path) -> None:
     """Two console processes behind one address: a form one rendered posts to the other
     when both sign forms with HOTLINE400_CONSOLE_SECRET; a console with a key of its own
