@@ -1,5 +1,6 @@
 """How the numbers and providers commands print records: a table for a person, JSON for a
-program. Times are shown in the billing zone; money in yuan to the fen."""
+program. Times are shown in the billing zone (in JSON as ISO-8601 with the offset, as `cdr`
+and `bill` give them); money in yuan to the fen."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def local(moment: datetime | None, zone: ZoneInfo) -> str:
     return "" if moment is None else f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
+def iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    """An instant for a program: ISO-8601 with its offset, in the billing zone."""
+    return None if moment is None else moment.astimezone(zone).isoformat()
+
+
 def record_json(record: NumberRecord, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "number": record.number,
@@ -26,8 +32,8 @@ def record_json(record: NumberRecord, zone: ZoneInfo) -> dict[str, Any]:
         "operator": operator_of(record.number).value,
         "grade": record.grade,
         "selection_fee": str(record.selection_fee),
-        "since": local(record.since, zone) or None,
-        "until": local(record.until, zone) or None,
+        "since": iso(record.since, zone),
+        "until": iso(record.until, zone),
         "provider": record.provider,
         "subscriber": record.subscriber,
     }
@@ -36,7 +42,7 @@ def record_json(record: NumberRecord, zone: ZoneInfo) -> dict[str, Any]:
 def change_json(change: Change, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "number": change.after.number,
-        "at": local(change.at, zone),
+        "at": iso(change.at, zone),
         "actor": change.actor,
         "from": change.before.status.value,
         "to": change.after.status.value,
@@ -49,7 +55,7 @@ def change_json(change: Change, zone: ZoneInfo) -> dict[str, Any]:
 
 def history_json(entry: HistoryEntry, zone: ZoneInfo) -> dict[str, Any]:
     return {
-        "at": local(entry.at, zone),
+        "at": iso(entry.at, zone),
         "actor": entry.actor,
         "from": entry.from_status,
         "to": entry.to_status,
@@ -65,7 +71,7 @@ def party_json(party: PartyRow, zone: ZoneInfo) -> dict[str, Any]:
         "licence": party.licence,
         "legal_representative": party.legal_representative,
         "id": party.id_masked,
-        "created": local(party.created_at, zone),
+        "created": iso(party.created_at, zone),
     } | (
         {"provider": party.provider}
         if party.provider
@@ -75,7 +81,7 @@ def party_json(party: PartyRow, zone: ZoneInfo) -> dict[str, Any]:
 
 def entry_json(entry: LedgerEntry, zone: ZoneInfo) -> dict[str, Any]:
     return {
-        "at": local(entry.at, zone),
+        "at": iso(entry.at, zone),
         "amount": str(entry.amount),
         "kind": entry.kind.value,
         "ref": entry.ref,

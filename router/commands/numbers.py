@@ -38,6 +38,7 @@ from router.commands.number_output import (
     RECORD_HEADER,
     change_json,
     history_json,
+    iso,
     local,
     print_changes,
     print_json,
@@ -367,7 +368,7 @@ async def _show(books: Books, inventory: Inventory, args: argparse.Namespace, no
         print_json(
             record_json(record, zone)
             | {
-                "due": local(due, zone) or None,
+                "due": iso(due, zone),
                 "history": [history_json(h, zone) for h in history],
                 "fallen_due": [change_json(change, zone) for change in pending],
             }
@@ -482,7 +483,7 @@ def _material(args: argparse.Namespace) -> desk.Material | None:
 async def _tick(books: Books, inventory: Inventory, args: argparse.Namespace, now: datetime) -> int:
     report = await tick(inventory, books.tariffs, now)
     if args.format == "json":
-        print_json({"at": local(now, books.zone), "timed": report.timed, "arrears": report.arrears})
+        print_json({"at": iso(now, books.zone), "timed": report.timed, "arrears": report.arrears})
         return 0
     print(
         f"tick at {local(now, books.zone)}: {report.timed} transition(s) due, "

@@ -389,7 +389,7 @@ def test_cancellation_takes_30_days_then_90_frozen_and_tick_is_safe_to_repeat(st
     assert "tick at 2027-01-10 10:00: 0 transition(s) due" in out
     code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
     shown = json.loads(out)
-    assert shown["status"] == "cancelled" and shown["until"] == "2027-04-09 10:00"
+    assert shown["status"] == "cancelled" and shown["until"] == "2027-04-09T10:00:00+08:00"
     assert [h["to"] for h in shown["history"]].count("cancelled") == 1
     code, _, err = run(
         stocked,
@@ -410,7 +410,7 @@ def test_cancellation_takes_30_days_then_90_frozen_and_tick_is_safe_to_repeat(st
     code, out, _ = run(
         stocked, capsys, "numbers", "tick", "--at", "2027-04-09 10:00", "--format", "json"
     )
-    assert json.loads(out) == {"at": "2027-04-09 10:00", "timed": 1, "arrears": 0}
+    assert json.loads(out) == {"at": "2027-04-09T10:00:00+08:00", "timed": 1, "arrears": 0}
     code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")
     assert json.loads(out)["status"] == "available" and json.loads(out)["subscriber"] is None
 
@@ -466,9 +466,9 @@ def test_suspending_again_in_a_month_already_paid_books_no_second_keeping_fee(st
     shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")[1])
     suspensions = [(h["at"], h["fees"]) for h in shown["history"] if h["to"] == "suspended"]
     assert suspensions == [
-        ("2026-12-03 10:00", f"keeping_fee 15.00 to {ORDINARY}"),
-        ("2026-12-03 12:00", ""),
-        ("2027-01-02 09:00", f"keeping_fee 15.00 to {ORDINARY}"),
+        ("2026-12-03T10:00:00+08:00", f"keeping_fee 15.00 to {ORDINARY}"),
+        ("2026-12-03T12:00:00+08:00", ""),
+        ("2027-01-02T09:00:00+08:00", f"keeping_fee 15.00 to {ORDINARY}"),
     ]
 
 
@@ -520,7 +520,10 @@ def test_a_special_number_is_held_30_days_with_an_intent_form_and_3_without(stoc
     code, out, _ = run(stocked, capsys, "numbers", "reserve", "4006121212", "--by", "sp-east",
                        "--at", "2026-12-01 10:00")  # fmt: skip
     assert code == 0 and "reserved for 3 days, no intent form (free; 30 with one)" in out
-    for number, until in (("4006585858", "2026-12-31 10:00"), ("4006121212", "2026-12-04 10:00")):
+    for number, until in (
+        ("4006585858", "2026-12-31T10:00:00+08:00"),
+        ("4006121212", "2026-12-04T10:00:00+08:00"),
+    ):
         code, out, _ = run(stocked, capsys, "numbers", "show", number, "--format", "json",
                            "--at", "2026-12-01 10:00")  # fmt: skip
         assert json.loads(out)["until"] == until
@@ -575,8 +578,8 @@ def test_arrears_suspend_a_prepaid_number_and_a_top_up_restores_it(stocked, caps
     assert code == 0 and "balance 100.00" in out
     shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json")[1])
     assert [(h["to"], h["at"]) for h in shown["history"][-2:]] == [
-        ("arrears", "2026-12-02 11:00"),
-        ("active", "2026-12-03 09:00"),
+        ("arrears", "2026-12-02T11:00:00+08:00"),
+        ("active", "2026-12-03T09:00:00+08:00"),
     ]
 
 
@@ -938,3 +941,37 @@ def test_a_providers_low_balance_warning_is_50_unless_given_and_can_be_changed(s
         "sp-south": "120.50",
         "sp-west": "50.00",
     }
+
+
+def test_json_gives_every_time_in_iso_8601_with_its_offset_as_cdr_and_bill_do(stocked, capsys):
+    """A program reading `numbers` (and `providers`, which lists the same records) as JSON
+    reads its instants as it reads `cdr` and `bill`: ISO-8601 with the offset, in the
+    billing zone. The table keeps `YYYY-MM-DD HH:MM` for a person."""
+    code, out, _ = run(stocked, capsys, "numbers", "reserve", ORDINARY, "--by", "sp-east",
+                       "--at", "2026-12-01 09:00", "--format", "json")  # fmt: skip
+    [reserved] = json.loads(out)
+    assert (code, reserved["at"]) == (0, "2026-12-01T09:00:00+08:00")
+    shown = json.loads(run(stocked, capsys, "numbers", "show", ORDINARY, "--format", "json",
+                           "--at", "2026-12-04 09:10")[1])  # fmt: skip
+    assert (shown["status"], shown["since"], shown["until"], shown["due"]) == (
+        "frozen",
+        "2026-12-04T09:00:00+08:00",
+        "2026-12-04T09:30:00+08:00",
+        "2026-12-04T09:30:00+08:00",
+    )
+    assert [h["at"] for h in shown["history"]] == ["2026-12-01T09:00:00+08:00"]
+    assert [c["at"] for c in shown["fallen_due"]] == ["2026-12-04T09:00:00+08:00"]
+    found = json.loads(run(stocked, capsys, "numbers", "search", "--pattern", "031475",
+                           "--format", "json")[1])  # fmt: skip
+    assert [(r["status"], r["since"], r["until"]) for r in found] == [
+        ("available", "2026-12-04T09:30:00+08:00", None)
+    ]
+    code, out, _ = run(stocked, capsys, "numbers", "tick", "--at", "2026-12-02 10:00",
+                       "--format", "json")  # fmt: skip
+    assert json.loads(out)["at"] == "2026-12-02T10:00:00+08:00"
+    provider = json.loads(
+        run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")[1]
+    )
+    assert datetime.fromisoformat(provider["created"]).utcoffset() == timedelta(hours=8)
+    code, out, _ = run(stocked, capsys, "numbers", "show", ORDINARY, "--at", "2026-12-02 10:00")
+    assert "  until             2026-12-04 09:00\n" in out
