@@ -22,8 +22,10 @@ outside the inventory) is headed as before.
 The table is for a person; JSON carries everything (charges as positive amounts: closing =
 opening - charges + payments + adjustments); CSV is one line per statement (the part of
 the month it covers in `from` and `until`, its `holder` and `provider`, empty when none is
-recorded) without the breakdowns by day and province, and `--format xlsx --output FILE`
-writes the same lines as an Excel workbook (amounts as numbers, `from` and `until` as local
+recorded) without the breakdowns by day and province, its amounts signed as the table shows
+them and the ledger books them (charges and what closing will book negative, payments
+positive: closing = opening + the amounts), and `--format xlsx --output FILE` writes the
+same lines as an Excel workbook (amounts as numbers, `from` and `until` as local
 date-times).
 """
 
@@ -502,13 +504,20 @@ def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+DEBITS = ("rent", "call_charges", "feature_fees", "minimum_topup", "number_fees")
+"""The export columns the ledger books as debits (rating.ledger): negative in the exports."""
+
+
 def _export_values(month_statement: MonthStatement, zone: ZoneInfo) -> list[object]:
-    """The statement's line in the order of EXPORT_COLUMNS, each value of its own type."""
+    """The statement's line in the order of EXPORT_COLUMNS, each value of its own type,
+    amounts signed as the table shows them and the ledger books them: the opening balance
+    plus the amounts from payments to adjustments is the closing balance."""
     line = {
         **_summary(month_statement),
         **_span(month_statement, zone),
-        "to_be_booked_at_close": _pending_total(month_statement),
+        "to_be_booked_at_close": ZERO - _pending_total(month_statement),
     }
+    line |= {name: ZERO - line[name] for name in DEBITS}
     return [line[name] for name in EXPORT_COLUMNS]
 
 

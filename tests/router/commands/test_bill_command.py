@@ -371,8 +371,36 @@ def test_csv_has_one_line_per_subscriber(config: Path, capsys: pytest.CaptureFix
         csv.DictReader(io.StringIO(bill(config, capsys, "--month", "2026-11", "--format", "csv")))
     )
     assert [(r["number"], r["closing_balance"], r["to_be_booked_at_close"]) for r in rows] == [
-        (NUMBER, "130.00", "167.60")
+        (NUMBER, "130.00", "-167.60")
     ]
+
+
+def test_csv_signs_each_amount_as_the_table_and_the_ledger_do(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CSV's amounts are signed from the account's side, as the table shows them and
+    the ledger books them (rating/ledger.py): rent, calls, feature fees, the minimum top-up
+    and number fees negative, payments positive, adjustments either; what closing will
+    book is the sum of its entries, negative too. So the columns from opening_balance to
+    adjustments add up to closing_balance."""
+    table = bill(config, capsys, "--month", "2026-11")
+    [row] = csv.DictReader(
+        io.StringIO(bill(config, capsys, "--month", "2026-11", "--format", "csv"))
+    )
+    shown = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:6]}
+    assert (shown["rent"], shown["calls"]) == ("-50.00", "-2.40")
+    amounts = ("payments", "rent", "call_charges", "feature_fees", "minimum_topup", "adjustments")
+    assert {name: row[name] for name in amounts} == {
+        "payments": "200.00",
+        "rent": "-50.00",
+        "call_charges": "-2.40",
+        "feature_fees": "-100.00",
+        "minimum_topup": "-17.60",
+        "adjustments": "0.00",
+    }
+    assert (row["number_fees"], row["to_be_booked_at_close"]) == ("0.00", "-167.60")
+    moved = sum(Decimal(row[name]) for name in (*amounts, "number_fees"))
+    assert Decimal(row["opening_balance"]) + moved == Decimal(row["closing_balance"])
 
 
 def test_a_number_without_a_recorded_holder_names_none(
@@ -413,8 +441,8 @@ def test_xlsx_has_the_csv_lines_with_amounts_as_numbers_and_the_span_as_date_tim
     )
     assert line["closed"].value is False
     assert line["closing_balance"] == Cell(130.0, "0.00")
-    assert line["to_be_booked_at_close"] == Cell(167.6, "0.00")
-    assert (line["call_charges"].value, line["minutes"].value) == (2.4, 8.52)
+    assert line["to_be_booked_at_close"] == Cell(-167.6, "0.00")
+    assert (line["call_charges"].value, line["minutes"].value) == (-2.4, 8.52)
     assert (line["calls"], line["billable_seconds"]) == (Cell(3, "0"), Cell(511, "0"))
     assert line["from (Asia/Shanghai)"].as_time() == datetime(2026, 11, 1)
     assert line["until (Asia/Shanghai)"].as_time() == datetime(2026, 12, 1)

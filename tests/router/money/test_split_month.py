@@ -243,8 +243,8 @@ def test_bill_lists_each_holders_part_of_the_month(
         f"{NUMBER}  2026-12  package office  holding 2026-12-07 10:00 to 2027-01-01 00:00" in table
     )
     assert [(r["from"], r["until"], r["rent"], r["closing_balance"]) for r in rows] == [
-        ("2026-12-01T00:00:00+08:00", "2026-12-07T10:00:00+08:00", "12.00", "-618.00"),
-        ("2026-12-07T10:00:00+08:00", "2027-01-01T00:00:00+08:00", "50.00", "-675.00"),
+        ("2026-12-01T00:00:00+08:00", "2026-12-07T10:00:00+08:00", "-12.00", "-618.00"),
+        ("2026-12-07T10:00:00+08:00", "2027-01-01T00:00:00+08:00", "-50.00", "-675.00"),
     ]
 
 
@@ -293,8 +293,8 @@ def test_each_statement_of_a_split_month_names_its_holder(
         "  holder beta (provider sp-west)",
     ]
     assert [(r["holder"], r["provider"], r["rent"]) for r in rows] == [
-        ("alpha", "sp-east", "12.00"),
-        ("beta", "sp-west", "50.00"),
+        ("alpha", "sp-east", "-12.00"),
+        ("beta", "sp-west", "-50.00"),
     ]
     assert [(s["holder"], s["provider"], s["rent"]) for s in exported] == [
         ("alpha", "sp-east", "12.00"),
