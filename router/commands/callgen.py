@@ -1,7 +1,8 @@
 """`hotline400 callgen`: load a running router with simulated Asterisk calls and report.
 
 Exit 0 when every call completed on the wire, 1 when any failed (refused, reset, timed
-out) or the run could not be set up.
+out) or the run could not be set up. When the first calls all fail to connect (nothing
+listens at --target) it says so in one line instead of reporting them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from router.simulation.callgen import (
     DEFAULT_CALLERS,
     DEFAULT_MIX,
     CallgenSpec,
+    TargetUnreachable,
     check_pin,
     parse_mix,
     read_callers,
@@ -121,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"callgen: {error}", file=sys.stderr)
         return 1
     _warn_of_the_pin_guard(spec, args.config)
-    report = asyncio.run(run_callgen(spec))
+    try:
+        report = asyncio.run(run_callgen(spec))
+    except TargetUnreachable as error:
+        print(f"callgen: {error}", file=sys.stderr)
+        return 1
     print(*report.lines(), sep="\n")
     if report.interrupted:
         return EXIT_INTERRUPTED

@@ -417,6 +417,8 @@ class CallResult:
     took_s: list[float] = field(default_factory=list)
     """`took_s[i]`: the virtual seconds Asterisk spent on command i before answering."""
     error: str | None = None
+    refused: bool = False
+    """The connection was refused: nothing listens at the address."""
 
     @property
     def first_command_s(self) -> float | None:
@@ -1150,6 +1152,7 @@ async def run_call(
                 reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
         result.error = f"connect failed: {exc}"
+        result.refused = isinstance(exc, ConnectionRefusedError)
         return result
     result.env = environment(call, host, port)
     conversation = _Conversation(call, result, reader, writer, time_scale)

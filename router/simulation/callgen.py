@@ -413,6 +413,10 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in ordered) or "-"
 
 
+class TargetUnreachable(Exception):
+    """The run's first calls all failed to connect: there is no router to report on."""
+
+
 class Tally:
     """The results of a run folded in as each call ends: counts, and the two durations
     per call as 8-byte floats, so ten million calls keep some 160 MB, not their results."""
@@ -425,8 +429,16 @@ class Tally:
         self.pins = pins
         self.pin_asked = self.pin_refused = 0
         self.pin_unknown: set[str] = set()
+        self.connected = self.unconnected = self.refused = 0
+        self.connect_error = ""
 
     def add(self, behaviour: Behaviour, result: CallResult) -> None:
+        if result.env:
+            self.connected += 1
+        elif result.error is not None:
+            self.unconnected += 1
+            self.refused += result.refused
+            self.connect_error = self.connect_error or result.error
         if result.first_command_s is not None:
             self.first_commands.append(result.first_command_s)
         if result.error is not None:
@@ -443,6 +455,10 @@ class Tally:
         self.pin_refused += refused
         if number not in self.pins:
             self.pin_unknown.add(number)
+
+    def unreachable(self, first_calls: int) -> bool:
+        """The first `first_calls` calls all failed to connect, and none got through."""
+        return not self.connected and self.unconnected >= first_calls
 
     def report(self, spec: CallgenSpec, elapsed_s: float) -> CallgenReport:
         return CallgenReport(
@@ -469,10 +485,15 @@ async def run_callgen(spec: CallgenSpec) -> CallgenReport:
     the concurrency, not the number of calls. Cancelled (Ctrl-C), it stops placing calls
     and reports on the calls that ended, so a long run interrupted still says what it
     measured.
+
+    Raises TargetUnreachable when the first calls (one per worker) all fail to connect:
+    a report of calls that never reached a router says less than where it was looked for.
+    A router that stops listening later in the run leaves its failed calls in the report.
     """
     planned = build_calls(spec)
     timeout = 30.0 + LONGEST_VIRTUAL_CALL_S * spec.time_scale
     tally = Tally(spec.mix, spec.pins)
+    workers = min(spec.concurrency, spec.calls)
 
     async def worker() -> None:
         for behaviour, simulated in planned:  # one iterator shared: each call placed once
@@ -480,12 +501,19 @@ async def run_callgen(spec: CallgenSpec) -> CallgenReport:
                 spec.host, spec.port, simulated, time_scale=spec.time_scale, timeout=timeout
             )
             tally.add(behaviour, result)
+            if tally.unreachable(workers):
+                return
 
     started = time.monotonic()
     interrupted = False
     try:
-        await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, spec.calls))))
+        await asyncio.gather(*(worker() for _ in range(workers)))
     except asyncio.CancelledError:
         interrupted = True
+    if not interrupted and tally.unreachable(workers):
+        target = f"{spec.host}:{spec.port}"
+        if tally.refused == tally.unconnected:
+            raise TargetUnreachable(f"nothing accepts connections at {target} (connection refused)")
+        raise TargetUnreachable(f"cannot connect to {target}: {tally.connect_error}")
     report = tally.report(spec, time.monotonic() - started)
     return dataclasses.replace(report, planned=spec.calls) if interrupted else report

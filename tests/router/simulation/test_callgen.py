@@ -431,13 +431,32 @@ def test_the_command_fails_when_nothing_listens_at_the_target(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free once the probe is closed
-    argv = ["callgen", "--target", f"127.0.0.1:{port}", "--calls", "3", "--concurrency", "2"]
+    """The run's first calls all refused: one line naming the target, not a report of
+    failed calls (a typo in the port, or a router not started)."""
+    argv = ["callgen", "--target", f"127.0.0.1:{port}", "--calls", "30", "--concurrency", "2"]
     assert main([*argv, "--number", DIRECT]) == 1
-    output = capsys.readouterr().out
-    assert "placed         3 calls" in output
-    assert "errors         3" in output
-    assert "3 x connect failed" in output
-    assert "first command  none measured" in output
+    assert capsys.readouterr() == (
+        "",
+        f"callgen: nothing accepts connections at 127.0.0.1:{port} (connection refused)\n",
+    )
+
+
+async def test_a_router_that_stops_listening_after_the_first_call_still_gets_its_report() -> None:
+    """Only the very first calls all failing to connect is a target where nothing listens:
+    once a call got through, the calls refused after it are the run's errors, reported."""
+
+    async def take_one_then_go(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.close()  # nothing listens from now on: the router dies with its first call
+        writer.close()
+
+    server = await asyncio.start_server(take_one_then_go, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    spec = CallgenSpec(host="127.0.0.1", port=port, calls=3, concurrency=1, numbers=[DIRECT])
+    report = await run_callgen(spec)
+    await server.wait_closed()
+    assert (report.placed, report.error_count) == (3, 3)
+    assert report.errors.most_common(1)[0][1] == 2
+    assert next(iter(report.errors.most_common(1)))[0].startswith("connect failed")
 
 
 def test_the_command_refuses_a_mix_that_does_not_sum_to_100(
