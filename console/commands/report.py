@@ -3,7 +3,8 @@
 report --number N --from D --to D [--format table|csv|json|png] [--output FILE]
 The table is for a person; CSV has one row per day; JSON holds every figure; PNG draws the
 charts of the console's reports page into one image (to --output, or standard output when it
-is not a terminal).
+is not a terminal). A number without calls in the days asked that has no plan, no
+tariffs.yaml account and no inventory record is refused as users add refuses it: a typo.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from dialplan.errors import ConfigError
 from dialplan.regions import place_name
 from router.commands.arguments import service_number
 from router.commands.exits import refuse_usage
+from router.configuration.config_dir import load_config
 from router.configuration.settings import load_settings
 from router.storage.location import NoStore
-from router.storage.protocol import StoreUnavailable
+from router.storage.protocol import Store, StoreUnavailable
 
 MAX_DAYS = 366
 
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         zone = ZoneInfo(load_settings(Path(args.config)).timezone)
         report = asyncio.run(_report(Path(args.config), args.number, args.first, args.last, zone))
+    except UnknownNumber as error:
+        return _fail(str(error))
     except ConfigError as error:
         return _fail(f"cannot read the configuration: {error.summary()}")
     except NoStore as error:
@@ -102,9 +106,29 @@ def _rendered(report: Report, form: str) -> str | bytes:
     return out.getvalue()
 
 
+class UnknownNumber(Exception):
+    """The number is nowhere: a typo, whose report would be an empty one."""
+
+
 async def _report(config: Path, number: str, first: date, last: date, zone: ZoneInfo) -> Report:
     async with opened_store(config) as store:
-        return await build_report(store, [number], first, last, zone)
+        report = await build_report(store, [number], first, last, zone)
+        if not report.calls and not await _known(config, number, store):
+            raise UnknownNumber(
+                f"no account {number}: name a 400 number of the plans, tariffs.yaml or the "
+                "inventory"
+            )
+        return report
+
+
+async def _known(config: Path, number: str, store: Store) -> bool:
+    """Whether `number` has a plan, a tariffs.yaml account or an inventory record: a number
+    of none of them (and without calls) is a typo, not a quiet number."""
+    configured = load_config(config)
+    accounts = configured.tariffs.accounts if configured.tariffs is not None else {}
+    if number in configured.plans or number in accounts:
+        return True
+    return await store.number_record(number) is not None
 
 
 def figures(report: Report) -> dict[str, Any]:

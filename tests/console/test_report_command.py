@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from numbering.lifecycle import NumberRecord
 from router.cli import main
 from router.storage.cdr import Outcome
-from tests.console.harness import NOW, SHOP, a_call, console_config, created_store
+from tests.console.harness import CLINIC, NOW, SHOP, a_call, console_config, created_store
 
 DAY = NOW.date().isoformat()
 
@@ -138,3 +139,54 @@ def test_a_municipality_is_named_once_among_the_callers(
     table = capsys.readouterr().out.splitlines()
     [region] = table[table.index("callers from:") + 1 :][:1]
     assert region.split() == ["上海", "1"]
+
+
+def test_a_number_that_is_nowhere_is_refused_as_users_add_refuses_it(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number with no plan, no tariffs.yaml account and no inventory record is a typo:
+    one line, exit 1, rather than an empty report that reads as a quiet number."""
+    typo = ["report", "--config", str(config), "--number", "4009999999", "--from", DAY]
+    assert main([*typo, "--to", DAY]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "hotline400 report: no account 4009999999: name a 400 number of the plans, "
+        "tariffs.yaml or the inventory\n",
+    )
+
+
+def test_a_known_number_without_calls_still_has_its_empty_report(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CLINIC is in the plans and tariffs.yaml; 4006555555 only in the inventory, as a
+    number just imported is: both are numbers a report may be asked of, calls or none."""
+
+    async def imported() -> None:
+        async with created_store(config) as store:
+            await store.add_numbers([NumberRecord("4006555555")], NOW - timedelta(days=1))
+
+    asyncio.run(imported())
+    for number in (CLINIC, "4006555555"):
+        argv = ["report", "--config", str(config), "--number", number, "--from", DAY, "--to", DAY]
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert (out.splitlines()[0], err) == (
+            f"{number} {DAY} to {DAY}: 0 calls, 0 answered (-), 0 unanswered",
+            "",
+        )
+
+
+def test_a_number_no_longer_configured_is_reported_on_by_its_calls(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Calls in the store say the number was real (a plan since removed): its report is
+    printed, not refused as a typo."""
+
+    async def called() -> None:
+        async with created_store(config) as store:
+            await store.apply(a_call("gone", "4009999999", NOW - timedelta(hours=1)))
+
+    asyncio.run(called())
+    gone = ["report", "--config", str(config), "--number", "4009999999", "--from", DAY]
+    assert main([*gone, "--to", DAY]) == 0
+    assert ": 1 calls, 1 answered (100%)" in capsys.readouterr().out.splitlines()[0]
