@@ -67,7 +67,25 @@ class SignedInOnly(BaseHTTPMiddleware):
 
 
 async def login_page(request: Request) -> Response:
+    """The sign-in form, or for a visitor signed in already the dashboard: the form is
+    for signing in, and signing out opens it again for another user."""
+    if await _signed_in(request):
+        return RedirectResponse("/", status_code=303)
     return _login_form(request, {"next": _safe_next(request.query_params.get("next"))})
+
+
+async def _signed_in(request: Request) -> bool:
+    """Whether the request carries a session its user may still use (not one of a
+    previous holder's users, which the form must still turn away in words)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return False
+    console = console_of(request)
+    row = await console.store.session_user(token_digest(token), console.clock())
+    if row is None:
+        return False
+    user = user_from_row(row)
+    return not (await console.scope(user)).outlived(user.created_at)
 
 
 def _login_form(request: Request, context: dict[str, object], status: int = 200) -> Response:

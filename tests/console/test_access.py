@@ -161,6 +161,23 @@ async def test_signing_out_ends_the_session(tmp_path: Path) -> None:
         await client.aclose()
 
 
+async def test_the_sign_in_page_sends_a_signed_in_user_on_to_the_dashboard(
+    tmp_path: Path,
+) -> None:
+    """Signed in, /login is no form to fill again; signed out, it is, for any user."""
+    async with running_console(tmp_path) as site:
+        client = await site.signed_in("shop")
+        again = await client.get("/login")
+        assert (again.status_code, again.headers["location"]) == (303, "/")
+        token = await csrf_of(client, "/")
+        assert (await client.post("/logout", data={"csrf": token})).status_code == 303
+        assert (await client.get("/login")).status_code == 200
+        assert (await sign_in(client, "clinic")).status_code == 303
+        dashboard = await client.get("/")
+        assert dashboard.status_code == 200 and "clinic" in dashboard.text
+        await client.aclose()
+
+
 async def test_disabling_a_user_ends_its_sessions_at_once(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         staff = await site.signed_in("shopstaff")
@@ -694,7 +711,8 @@ async def test_signing_in_to_an_own_account_does_not_reset_the_addresss_count(
     async with running_console(tmp_path) as site, site.client() as client:
         for _ in range(4):
             assert (await sign_in(client, "shop", "not-the-one")).status_code == 401
-        assert (await sign_in(client, "clinic")).status_code == 303
+        async with site.client() as own:  # the same address, its own browser's session
+            assert (await sign_in(own, "clinic")).status_code == 303
         assert (await sign_in(client, "shopstaff", "not-the-one")).status_code == 401
         assert (await sign_in(client, "ops")).status_code == 429
         async with site.client() as elsewhere:  # the same address: every user is throttled
