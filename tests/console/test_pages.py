@@ -829,6 +829,22 @@ async def test_reports_count_calls_by_local_day_and_hour_and_flag_night_bursts(
         await shop.aclose()
 
 
+async def test_a_report_of_days_without_calls_says_so_instead_of_drawing_empty_charts(
+    tmp_path: Path,
+) -> None:
+    async with running_console(tmp_path) as site:
+        await site.store.apply(a_call("d1", SHOP, NOW))
+        shop = await site.signed_in("shop")
+        empty = (await shop.get(f"/reports?number={SHOP}&from=2026-11-20&to=2026-11-22")).text
+        assert empty.count("No calls in these days.") == 1
+        assert '<p class="muted" data-testid="no-calls">No calls in these days.</p>' in empty
+        assert "<canvas" not in empty and "Where callers are" not in empty
+        busy = (await shop.get(f"/reports?number={SHOP}&from=2026-11-24&to=2026-11-24")).text
+        assert "No calls in these days." not in busy
+        assert 'id="chart-daily"' in busy and "Where callers are" in busy
+        await shop.aclose()
+
+
 async def test_the_dashboard_hears_of_a_call_as_soon_as_it_ends(tmp_path: Path) -> None:
     async with running_console(tmp_path) as site:
         shop = await site.signed_in("shop")
