@@ -365,6 +365,10 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
                 ("audit", "/audit"),
             ):
                 browser.get(url + path)
+                if name == "call" and width == WIDTHS[0]:  # two columns, their tops level
+                    facts = browser.find_element(By.CSS_SELECTOR, ".grid2 > dl.facts").rect
+                    legs = browser.find_element(By.XPATH, "//h2[text()='Legs']").rect
+                    assert legs["y"] == facts["y"], (legs, facts)
                 _photograph(browser, name, width)
     finally:
         browser.quit()
