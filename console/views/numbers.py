@@ -58,6 +58,9 @@ ACTIONS_BY_STATUS: dict[Status, tuple[str, ...]] = {
     Status.ARREARS: ("cancel",),
 }
 """The forms a number's page offers in each status; the rules still decide on posting."""
+ASKING_FORMS = frozenset({"reserve", "apply", "reject"})
+"""The actions whose form asks for something besides the button (submit too when it asks
+for real-name material)."""
 DONE = {
     "reserve": "Reserved",
     "release": "Reservation released",
@@ -198,6 +201,7 @@ async def _page(
         history += [_unwritten(change) for change in catch_up(stored, console.now(), rules)]
     history = [dataclasses.replace(h, fees=_fees_in_words(h.fees)) for h in history]
     plan = console.config.plans.get(record.number)
+    material_form = await _material_form(request, record)
     return render(
         request,
         "number.html",
@@ -206,11 +210,10 @@ async def _page(
             "operator": operator_of(record.number).value,
             "due": record.due_at(rules),
             "history": list(reversed(history if operator else current_life(history))),
-            "actions": [
-                action
-                for action in ACTIONS_BY_STATUS.get(record.status, ())
-                if _may_act(user, record, action)
-            ],
+            "action_rows": _action_rows(
+                [a for a in ACTIONS_BY_STATUS.get(record.status, ()) if _may_act(user, record, a)],
+                material_form,
+            ),
             "providers": providers,
             "short_hold": rules.reservation_hold(record.number, record.grade).days,
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
@@ -226,7 +229,7 @@ async def _page(
             "plan_subscriber": plan.subscriber if plan is not None else None,
             "plan_missing": record.status in NEEDS_PLAN
             and record.number not in console.config.plans,
-            "material_form": await _material_form(request, record),
+            "material_form": material_form,
             "done": done,
             "refused": refused,
             "form": form or {},
@@ -255,6 +258,22 @@ def _fees_in_words(fees: str) -> str:
     4006001234'), not by the keys the history stores ('opening_fee ...')."""
     parts = (part.partition(" ") for part in fees.split("; ") if part)
     return "; ".join(f"{KIND_NAMES.get(kind, kind)}{gap}{rest}" for kind, gap, rest in parts)
+
+
+def _action_rows(actions: list[str], material_form: str | None) -> list[list[str]]:
+    """The actions in order: a form asking for something (a provider, a subscriber,
+    material, a reason) is a row of its own, and the plain buttons between them share one
+    row, spaced as every button row of the console."""
+    rows: list[list[str]] = []
+    in_plain_row = False
+    for action in actions:
+        asks = action in ASKING_FORMS or (action == "submit" and material_form is not None)
+        if in_plain_row and not asks:
+            rows[-1].append(action)
+        else:
+            rows.append([action])
+        in_plain_row = not asks
+    return rows
 
 
 async def _material_form(request: Request, record: NumberRecord) -> str | None:

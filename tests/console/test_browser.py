@@ -421,7 +421,11 @@ def test_the_operator_finds_a_number_and_reserves_it_from_its_page(
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "applied"
         history = browser.find_element(By.CSS_SELECTOR, "[data-testid=history]").text
         assert "selection fee 8000.00 to 4008888888" in history and "_fee" not in history
-        for width in WIDTHS:
+        for width in WIDTHS:  # submitting (material asked) and withdrawing: apart at both
+            browser.set_window_size(width, 900)
+            submit = browser.find_element(By.CSS_SELECTOR, "[data-testid=submit]").rect
+            withdraw = browser.find_element(By.CSS_SELECTOR, "[data-testid=withdraw]").rect
+            assert withdraw["y"] >= submit["y"] + submit["height"] + 8, f"touching at {width} px"
             _photograph(browser, "number", width)
         browser.get(f"{url}/audit")
         assert "number apply" in browser.find_element(By.TAG_NAME, "main").text
