@@ -359,6 +359,7 @@ def test_a_subscriber_runs_its_number_from_the_browser(site: dict[str, object]) 
                 ("calls", f"/calls?number={SHOP}"),
                 ("call", call_page),
                 ("reports", f"/reports?number={SHOP}"),
+                ("reports-no-calls", f"/reports?number={SHOP}&from=2026-01-01&to=2026-01-07"),
                 ("routing", f"/numbers/{SHOP}/routing"),
                 ("money", f"/numbers/{SHOP}/money"),
                 ("users", "/users"),
