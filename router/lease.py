@@ -73,6 +73,8 @@ class Lease:
         that spool_dir."""
         self._store = store
         self.name = name
+        self._lease_of = f"router_name {name!r}" if name else "this store's only router"
+        """What the log lines call this lease: a SQLite store's one router has no name."""
         self.instance = secrets.token_hex(8)
         self.holder = f"host {socket.gethostname()}, pid {os.getpid()}, instance {self.instance}"
         self._heartbeat = heartbeat
@@ -95,11 +97,11 @@ class Lease:
         try:
             other = await self._renew()
         except StoreUnavailable as error:
-            log.error("lease of router_name %r not claimed yet: %s", self.name, error)
+            log.error("lease of %s not claimed yet: %s", self._lease_of, error)
             return False
         if other is not None:
             raise StartupError(held_elsewhere(self.name, other))
-        log.info("lease of router_name %r claimed (%s)", self.name, self.holder)
+        log.info("lease of %s claimed (%s)", self._lease_of, self.holder)
         return True
 
     async def ensure(self) -> None:
@@ -126,7 +128,7 @@ class Lease:
                 self._on_lost(held_elsewhere(self.name, other))
                 return
             if self._unreachable:
-                log.info("lease of router_name %r renewed again", self.name)
+                log.info("lease of %s renewed again", self._lease_of)
             self._unreachable = False
 
     async def _renew(self) -> LeaseHolder | None:
@@ -147,15 +149,15 @@ class Lease:
 
     def _unrenewed(self, error: StoreUnavailable) -> None:
         if not self._unreachable:
-            log.error("lease of router_name %r not renewed: %s", self.name, error)
+            log.error("lease of %s not renewed: %s", self._lease_of, error)
         self._unreachable = True
         if self.held.is_set() and time.monotonic() - self._renewed >= self._timeout:
             # Another router of this name may take it over from now on: routing goes on,
             # and what the store will say at the next renewal decides the rest.
             log.error(
-                "lease of router_name %r may have expired (not renewed for %gs): if another "
-                "router of this name takes it over, this router stops",
-                self.name,
+                "lease of %s may have expired (not renewed for %gs): if another router of "
+                "its name takes it over, this router stops",
+                self._lease_of,
                 self._timeout,
             )
             self.held.clear()

@@ -4,7 +4,8 @@ started under one name, as an operator would by copying a router.yaml that sets 
 A router adopts at start the calls its name left in progress; a second router under a live
 router's name would adopt, and complete again, the first one's live calls. So it is refused
 while the first one's lease is fresh, and only once a dead router's lease has expired does
-the next router of its name start and adopt what the dead one left.
+the next router of its name start and adopt what the dead one left. A SQLite file's one
+router has no name, and the line saying its lease is claimed names none.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.simulation.asterisk_agi import SimulatedCall, run_call
 from router.storage.cdr import Outcome
-from tests.conftest import PROCESS_START_S, eventually, run_sql, scratch_schema
+from tests.conftest import PROCESS_START_S, eventually, run_sql, running_router, scratch_schema
 from tests.router.storage.test_multi_router import (
     PREPAID,
     SHANGHAI,
@@ -203,3 +204,28 @@ async def test_a_killed_router_restarted_on_its_own_spool_dir_takes_its_lease_ov
     finally:
         for router in (first, restarted, stranger):
             router.stop()
+
+
+def lease_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hotline400.lease"]
+
+
+async def test_a_named_router_says_it_claimed_its_names_lease(
+    database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", "hotline400.lease")
+    async with running_router(tmp_path, store=database, router_name=NAME) as daemon:
+        [claimed] = lease_lines(caplog)
+        assert claimed.startswith(f"lease of router_name '{NAME}' claimed (host ")
+        assert claimed.endswith(f", FastAGI {daemon.host}:{daemon.port})")
+
+
+async def test_a_sqlite_router_says_it_claimed_the_lease_of_its_files_only_router(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SQLite file is one router's, which has no router_name: the line names no empty one."""
+    caplog.set_level("INFO", "hotline400.lease")
+    async with running_router(tmp_path) as daemon:
+        [claimed] = lease_lines(caplog)
+        assert claimed.startswith("lease of this store's only router claimed (host ")
+        assert claimed.endswith(f", FastAGI {daemon.host}:{daemon.port})")
