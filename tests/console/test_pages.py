@@ -829,19 +829,26 @@ async def test_reports_count_calls_by_local_day_and_hour_and_flag_night_bursts(
         await shop.aclose()
 
 
-async def test_a_report_of_days_without_calls_says_so_instead_of_drawing_empty_charts(
+async def test_a_report_of_days_without_calls_says_so_once_instead_of_empty_charts_and_tables(
     tmp_path: Path,
 ) -> None:
+    """One sentence says there were no calls: no empty charts, outcomes or unanswered table
+    repeat it, and the form to choose other days stays."""
     async with running_console(tmp_path) as site:
         await site.store.apply(a_call("d1", SHOP, NOW))
         shop = await site.signed_in("shop")
         empty = (await shop.get(f"/reports?number={SHOP}&from=2026-11-20&to=2026-11-22")).text
-        assert empty.count("No calls in these days.") == 1
+        assert empty.count("No calls") == 1
         assert '<p class="muted" data-testid="no-calls">No calls in these days.</p>' in empty
         assert "<canvas" not in empty and "Where callers are" not in empty
+        assert "<h2>Outcomes</h2>" not in empty and "Latest unanswered calls" not in empty
+        assert '<form method="get" action="/reports"' in empty
+        assert f"<option selected>{SHOP}</option>" in empty
+        assert 'value="2026-11-20"' in empty and 'value="2026-11-22"' in empty
         busy = (await shop.get(f"/reports?number={SHOP}&from=2026-11-24&to=2026-11-24")).text
         assert "No calls in these days." not in busy
         assert 'id="chart-daily"' in busy and "Where callers are" in busy
+        assert "<h2>Outcomes</h2>" in busy and "<h2>Latest unanswered calls</h2>" in busy
         await shop.aclose()
 
 
