@@ -26,6 +26,11 @@ account show --number N
     next holder's. Calls and cost are the month's and the day's call
     entries, the figures the router's cost caps are checked against; re-rating
     adjustments show on the month's statement (`bill`).
+    A number the inventory (or a plan) knows but tariffs.yaml gives no account, such as one
+    taken through `numbers apply` before its account was added, is shown with its holder,
+    balance and the latest entries of its current holding (its opening and selection fees),
+    its package said to be none: no account in tariffs.yaml, so its calls are not priced
+    until one is added. A number of no plan, no account and no inventory record is refused.
 account terms [--number N] [--record [--day YYYY-MM-DD]]
     Each number's history of terms as the store keeps it: package, minimum monthly
     consumption and the rate it is charged (per minute), from which day, and whether
@@ -83,7 +88,7 @@ from router.money.provider_accounts import provider_account
 from router.numbers.inventory import Inventory
 from router.numbers.ticking import book_payment
 from router.storage.protocol import Store, StoreUnavailable
-from router.storage.rows import Holding
+from router.storage.rows import Holding, UsageSnapshot
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -176,11 +181,12 @@ MAX_PAYMENT = Decimal("1000000.00")
 Action = Callable[[Books, argparse.Namespace], Awaitable[int]]
 
 
-def _run(args: argparse.Namespace, action: Action) -> int:
-    """Load the books, run the action on the store, and turn refusals into exit 1."""
+def _run(args: argparse.Namespace, action: Action, *, needs_account: bool = True) -> int:
+    """Load the books, run the action on the store, and turn refusals into exit 1. A
+    number the action `needs_account` for must have one in tariffs.yaml."""
     try:
         books = load_books(args.config)
-        if getattr(args, "number", None) is not None:
+        if needs_account and getattr(args, "number", None) is not None:
             books.account(args.number)
     except BooksUnavailable as error:
         print(error, file=sys.stderr)
@@ -197,7 +203,7 @@ def _run_topup(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    return _run(args, _show)
+    return _run(args, _show, needs_account=False)
 
 
 def _run_fees(args: argparse.Namespace) -> int:
@@ -315,13 +321,19 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
     if args.subscriber is not None:
         return await _show_subscriber(books, args.subscriber)
     number = args.number
-    account = books.tariffs.accounts[number]
     today = args.today or datetime.now(books.zone).date()
-    package = books.tariffs.package_on(number, today)
     month = f"{today:%Y-%m}"
     start, end = month_span(month, books.zone)
     day_start = datetime(today.year, today.month, today.day, tzinfo=books.zone)
+    unpriced = number not in books.tariffs.accounts
     async with books.store() as store:
+        record = await store.number_record(number)
+        if unpriced and record is None and number not in books.plans:
+            try:
+                books.account(number)  # nowhere: a typo, refused as one
+            except BooksUnavailable as error:
+                print(error, file=sys.stderr)
+                return 1
         usage = await store.usage(number, month, today.isoformat())
         holdings = await store.holdings(number)
         since = holdings[-1].since if holdings else None
@@ -332,11 +344,52 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             kind=LedgerKind.CALL,
         )
         credits = await _rerating_credits(store, number, start)
-        record = await store.number_record(number)
         provider = record.provider if record is not None else None
         if provider is not None:
             held = await store.usage(provider_account(provider), month, today.isoformat())
+        entries = (await store.ledger(number, since=since))[-20:] if unpriced else []
     todays = [entry for entry in calls if day_start <= entry.at < day_start + timedelta(days=1)]
+    balance = usage.balance or ZERO
+    if unpriced:
+        rows = [("package", NO_PACKAGE), ("balance", str(balance))]
+    else:
+        rows = _priced(books, number, today, usage, (calls, todays), credits)
+    if record is not None:
+        rows.insert(0, ("number", f"{record.status.in_words} in the inventory"))
+        rows.insert(1, ("subscriber", record.subscriber or "-"))
+    if provider is not None:
+        rows.insert(2, ("service provider", f"{provider}, balance {held.balance or ZERO}"))
+    if since is not None:
+        rows.insert(
+            rows.index(("balance", str(balance))) + 1, ("holding since", _local(since, books))
+        )
+    rows += [("past holding", text) for text in _past_holdings(holdings, books)]
+    print(number)
+    for label, value in rows:
+        print(f"  {label:<22}{value}")
+    for entry in entries:
+        print(_entry_line(entry, books))
+    return 0
+
+
+NO_PACKAGE = "none: no account in tariffs.yaml (its calls are not priced until one is added)"
+"""The package of a number the inventory or a plan knows but tariffs.yaml does not: the
+console's money page says "no account in tariffs.yaml" under Package too."""
+
+
+def _priced(
+    books: Books,
+    number: str,
+    today: date,
+    usage: UsageSnapshot,
+    calls: tuple[Sequence[LedgerEntry], Sequence[LedgerEntry]],
+    credits: Mapping[str, Decimal],
+) -> list[tuple[str, str]]:
+    """The rows of a number with an account: its package and terms, and what its calls
+    of the month and of the day (`calls`) cost."""
+    account = books.tariffs.accounts[number]
+    package = books.tariffs.package_on(number, today)
+    month, (months, todays) = f"{today:%Y-%m}", calls
     balance = usage.balance or ZERO
     prepaid = "prepaid" if account.prepaid else "postpaid"
     if not account.prepaid:
@@ -350,7 +403,7 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
         ("package", f"{account.package} ({prepaid})"),
         ("balance", str(balance)),
         ("low-balance warning", warning),
-        (f"this month {month}", _calls(calls, credits)),
+        (f"this month {month}", _calls(months, credits)),
         (f"today {today}", _calls(todays, credits)),
         (
             "included minutes",
@@ -368,20 +421,14 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
             or "none",
         ),
     ]
-    if record is not None:
-        rows.insert(0, ("number", f"{record.status.in_words} in the inventory"))
-        rows.insert(1, ("subscriber", record.subscriber or "-"))
-    if provider is not None:
-        rows.insert(2, ("service provider", f"{provider}, balance {held.balance or ZERO}"))
-    if since is not None:
-        rows.insert(
-            rows.index(("balance", str(balance))) + 1, ("holding since", _local(since, books))
-        )
-    rows += [("past holding", text) for text in _past_holdings(holdings, books)]
-    print(number)
-    for label, value in rows:
-        print(f"  {label:<22}{value}")
-    return 0
+    return rows
+
+
+def _entry_line(entry: LedgerEntry, books: Books) -> str:
+    return (
+        f"  {_local(entry.at, books)}  {entry.amount:>10}  "
+        f"{entry.kind.value + ' ':<12}{entry.ref}  {entry.note}"
+    )
 
 
 def _past_holdings(holdings: Sequence[Holding], books: Books) -> list[str]:
@@ -446,10 +493,7 @@ async def _show_provider(books: Books, provider: str) -> int:
     print(f"  {'balance':<22}{usage.balance or ZERO}")
     print(f"  {'low-balance warning':<22}under {found[0].low_balance_warning}")
     for entry in entries:
-        print(
-            f"  {entry.at.astimezone(books.zone):%Y-%m-%d %H:%M}  {entry.amount:>10}  "
-            f"{entry.kind.value:<12}{entry.ref}  {entry.note}"
-        )
+        print(_entry_line(entry, books))
     return 0
 
 

@@ -267,6 +267,59 @@ def test_show_of_a_subscriber_names_its_service_provider(
     ]
 
 
+UNPRICED = "4008000888"
+"""A premium number of the inventory, with no account in tariffs.yaml and no plan."""
+
+
+async def applied_for_without_an_account(url: str) -> None:
+    """acme, through sp-east, applies for 4008000888 on 2026-12-02: its opening fee (600.00)
+    and its selection fee (300.00) are booked on its ledger, unpaid."""
+    async with opened_store(url) as store:
+        registered = datetime(2026, 11, 1, tzinfo=SHANGHAI)
+        await store.add_numbers(
+            [NumberRecord(UNPRICED, grade="premium", selection_fee=D("300.00"))], registered
+        )
+        inventory = Inventory(store, AT_ONCE, OfficialCalendar(), UNWATCHED)
+        for hour, action in (
+            (9, lambda r, t: lifecycle.reserve(r, "sp-east", t, AT_ONCE)),
+            (10, lambda r, t: lifecycle.apply(r, "acme", "sp-east", t, AT_ONCE)),
+        ):
+            await inventory.act(UNPRICED, datetime(2026, 12, 2, hour, tzinfo=SHANGHAI), action)
+
+
+def test_show_of_an_inventory_number_without_an_account_tells_its_debt_and_missing_package(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number taken through the inventory before tariffs.yaml gives it an account owes its
+    fees all the same: shown with its holder, balance and entries, and said to have no
+    package, so that its calls are not priced until an account is added."""
+    asyncio.run(applied_for_without_an_account(store_url_of(config)))
+
+    output = account(config, capsys, "show", "--number", UNPRICED, "--today", "2026-12-05")
+
+    assert output.splitlines() == [
+        UNPRICED,
+        "  number                applied in the inventory",
+        "  subscriber            acme",
+        "  service provider      sp-east, balance 0.00",
+        "  package               none: no account in tariffs.yaml (its calls are not priced "
+        "until one is added)",
+        "  balance               -900.00",
+        "  2026-12-02 10:00     -600.00  opening_fee opening@20261202T100000v1  opening fee",
+        "  2026-12-02 10:00     -300.00  selection_fee selection@20261202T100000v1  "
+        "selection fee, premium number",
+    ]
+
+
+def test_show_refuses_a_number_of_no_plan_no_account_and_no_inventory_record(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = account(config, capsys, "show", "--number", UNPRICED, status=1)
+    assert output == (
+        f"{UNPRICED} has no account in tariffs.yaml (accounts: {PREPAID}, {POSTPAID})\n"
+    )
+
+
 def set_tariffs(config: Path, old: str, new: str) -> None:
     tariffs = config / "tariffs.yaml"
     text = tariffs.read_text(encoding="utf-8")
