@@ -16,7 +16,9 @@ see the entries and statements of the current holding of the number: a month tha
 before the number last came back to the pool was a previous holder's, and of a month the
 number changed hands in they see their own holding's part; the operator sees each
 holder's part of it as a statement of its own. Every statement names its holder and the
-service provider it holds the number through, when the inventory records one.
+service provider it holds the number through, when the inventory records one. The operator
+also sees the money of a number the inventory keeps without a plan or an account in
+tariffs.yaml (its balance, fees and payments; no package, as `account show` says too).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from console.web import (
     require_change,
     require_operator,
     scope_of,
+    user_of,
     visible_number,
 )
 from rating.closing import month_span
@@ -90,8 +93,23 @@ BAD_AMOUNT = "The amount must be a positive number of yuan with at most two deci
 
 
 async def money_page(request: Request) -> Response:
-    number = visible_number(request, request.path_params["number"])
+    number = await _money_number(request)
     return await _money(request, number, PaymentForm(ref=uuid.uuid4().hex[:12]))
+
+
+async def _money_number(request: Request) -> str:
+    """The number whose money is asked: one the user may see, or, for the operator, one the
+    inventory keeps that has neither plan nor account (taken through `numbers apply` before
+    tariffs.yaml gave it one): its opening and selection fees are owed all the same."""
+    number = request.path_params["number"]
+    console = console_of(request)
+    if (
+        user_of(request).is_operator
+        and number not in console.all_numbers()
+        and await console.store.number_record(number) is not None
+    ):
+        return number
+    return visible_number(request, number)
 
 
 async def _money(
@@ -143,7 +161,7 @@ async def _money(
 
 
 async def book_payment(request: Request) -> Response:
-    number = visible_number(request, request.path_params["number"])
+    number = await _money_number(request)
     user = require_operator(request)
     form = await checked_form(request)
     console = console_of(request)

@@ -20,13 +20,14 @@ from rating.money import ZERO
 from rating.tariff_loader import load_tariffs
 from router.configuration.config_dir import load_config
 from router.money.provider_accounts import provider_account
+from router.numbers import desk
 from router.numbers.inventory import Inventory
 from router.numbers.statuses import inventory_status
 from router.numbers.ticking import settle_arrears
 from router.storage.cdr import Outcome
 from tests.conftest import UNWATCHED, HttpReceiver, warning_facts
 from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
-from tests.console.test_numbers import seed
+from tests.console.test_numbers import LICENCE, POOL, PROVIDER, seed
 
 SURVEY = "satisfaction_survey"
 """Off for the shop in the example tariffs; its fee is 30.00."""
@@ -344,4 +345,45 @@ async def test_a_number_without_an_account_is_not_called_prepaid(tmp_path: Path)
         assert package, "no package tile"
         said = re.sub(r"<[^>]+>", " ", package.group(1)).split()
         assert "prepaid" not in said and "no account in tariffs.yaml" in " ".join(said)
+        await ops.aclose()
+
+
+async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_package(
+    tmp_path: Path,
+) -> None:
+    """A number applied for through the inventory that has neither plan nor account in
+    tariffs.yaml owes its opening fee all the same: the operator sees it on the money page,
+    which says under Package that it has no account in tariffs.yaml, as `account show` does,
+    and books the payment that settles it there."""
+    number = POOL[0]
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        assert number not in config.plans and number not in config.tariffs.accounts
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+        day_ago = NOW - timedelta(days=1)
+        await desk.reserve(inventory, number, PROVIDER, day_ago)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        await desk.apply(inventory, number, "shopco", day_ago, material=material)
+        ops = await site.signed_in("ops")
+        response = await ops.get(f"/numbers/{number}/money")
+        assert response.status_code == 200
+        page = response.text
+        package = re.search(r'<div class="label">Package</div>(.*?)</section>', page, re.S)
+        assert package, "no package tile"
+        assert "no account in tariffs.yaml" in " ".join(
+            re.sub(r"<[^>]+>", " ", package.group(1)).split()
+        )
+        balance = sum((e.amount for e in await site.store.ledger(number)), ZERO)
+        assert balance < ZERO
+        assert f'data-testid="balance">{balance}<' in page
+        assert "opening fee" in page
+        paid = await ops.post(
+            f"/numbers/{number}/money/payments",
+            data={"csrf": await csrf_of(ops, "/"), "amount": str(-balance), "ref": "bank-9"},
+        )
+        assert paid.status_code == 303
+        assert sum((e.amount for e in await site.store.ledger(number)), ZERO) == ZERO
+        nowhere = await ops.get("/numbers/4009999999/money")
+        assert nowhere.status_code == 404, "a number of no plan, account or inventory record"
         await ops.aclose()
