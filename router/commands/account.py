@@ -7,7 +7,10 @@ account topup --number N | --provider P --amount 600.00 [--ref RECEIPT] [--at TI
     booked on that holding (dated at its last instant, the note saying when it was paid),
     never on the current holder's balance. The ref (a receipt
     number; a generated unique id by default) makes it safe to repeat: a ref already booked
-    with the same amount books nothing, with another amount it is refused.
+    with the same amount books nothing, with another amount it is refused. A number the
+    inventory (or a plan) knows without a tariffs.yaml account has its payment booked as the
+    console's money page books it, against its opening and selection fees; a number of no
+    plan, no account and no inventory record is refused.
 account show --provider P
     A service provider's balance, low-balance warning threshold and latest entries.
 account show --subscriber S
@@ -199,7 +202,7 @@ def _run(args: argparse.Namespace, action: Action, *, needs_account: bool = True
 
 
 def _run_topup(args: argparse.Namespace) -> int:
-    return _run(args, _topup)
+    return _run(args, _topup, needs_account=False)
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -225,6 +228,8 @@ async def _topup(books: Books, args: argparse.Namespace) -> int:
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
     paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
     async with books.store() as store, books.warnings() as watch:
+        if args.number is not None and await _known_nowhere(books, store, number):
+            return 1
         if args.provider is not None and not await store.providers(args.provider):
             print(
                 f"no service provider {args.provider} (hotline400 providers list)", file=sys.stderr
@@ -268,6 +273,8 @@ async def _past_holder_pays(books: Books, args: argparse.Namespace) -> int:
     ref = args.ref or f"topup-{uuid.uuid4().hex}"
     paid_at = instant(args.at, books.zone) if args.at else datetime.now(books.zone)
     async with books.store() as store:
+        if await _known_nowhere(books, store, number):
+            return 1
         held = [h for h in await store.holdings_of(holder) if h.number == number]
         if not held:
             print(
@@ -301,6 +308,21 @@ async def _past_holder_pays(books: Books, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _known_nowhere(books: Books, store: Store, number: str) -> bool:
+    """Whether `number` has no account in tariffs.yaml, no plan and no inventory record: a
+    typo, refused as one (said on stderr). A number the inventory or a plan knows without an
+    account, such as one taken through `numbers apply`, owes its fees all the same."""
+    if number in books.tariffs.accounts or number in books.plans:
+        return False
+    if await store.number_record(number) is not None:
+        return False
+    try:
+        books.account(number)
+    except BooksUnavailable as error:
+        print(error, file=sys.stderr)
+    return True
+
+
 async def _balance(store: Store, books: Books, number: str) -> Decimal:
     today = datetime.now(books.zone).date()
     usage = await store.usage(number, f"{today:%Y-%m}", today.isoformat())
@@ -327,13 +349,9 @@ async def _show(books: Books, args: argparse.Namespace) -> int:
     day_start = datetime(today.year, today.month, today.day, tzinfo=books.zone)
     unpriced = number not in books.tariffs.accounts
     async with books.store() as store:
+        if await _known_nowhere(books, store, number):
+            return 1
         record = await store.number_record(number)
-        if unpriced and record is None and number not in books.plans:
-            try:
-                books.account(number)  # nowhere: a typo, refused as one
-            except BooksUnavailable as error:
-                print(error, file=sys.stderr)
-                return 1
         usage = await store.usage(number, month, today.isoformat())
         holdings = await store.holdings(number)
         since = holdings[-1].since if holdings else None

@@ -320,6 +320,40 @@ def test_show_refuses_a_number_of_no_plan_no_account_and_no_inventory_record(
     )
 
 
+def test_a_top_up_pays_the_fees_of_an_inventory_number_without_an_account(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its opening and selection fees are owed all the same, so its holder's payment is
+    booked on its ledger, as on the console's money page, and booked once per receipt. No
+    package: no warning threshold, no arrears to settle, its status stays as it was."""
+    url = store_url_of(config)
+    asyncio.run(applied_for_without_an_account(url))
+    topup = ("topup", "--number", UNPRICED, "--ref", "R-900", "--amount")
+
+    output = account(config, capsys, *topup, "500.00", "--at", "2026-12-03 09:00")
+    again = account(config, capsys, *topup, "500.00")
+
+    assert output == f"booked payment 500.00 to {UNPRICED} (ref R-900); balance -400.00\n"
+    assert again == f"payment R-900 of 500.00 to {UNPRICED} was booked before; balance -400.00\n"
+    payments = [e for e in ledger_of_url(url, UNPRICED) if e.kind is LedgerKind.PAYMENT]
+    assert [(e.amount, e.ref, e.at) for e in payments] == [
+        (D("500.00"), "R-900", datetime(2026, 12, 3, 9, tzinfo=SHANGHAI))
+    ]
+    show = account(config, capsys, "show", "--number", UNPRICED, "--today", "2026-12-05")
+    assert "  number                applied in the inventory\n" in show
+    assert "  balance               -400.00\n" in show
+
+
+def test_a_top_up_refuses_a_number_of_no_plan_no_account_and_no_inventory_record(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = account(config, capsys, "topup", "--number", UNPRICED, "--amount", "5", status=1)
+    assert output == (
+        f"{UNPRICED} has no account in tariffs.yaml (accounts: {PREPAID}, {POSTPAID})\n"
+    )
+    assert ledger_of(config, UNPRICED) == []
+
+
 def set_tariffs(config: Path, old: str, new: str) -> None:
     tariffs = config / "tariffs.yaml"
     text = tariffs.read_text(encoding="utf-8")
