@@ -102,6 +102,8 @@ class AGIReply:
 _RESULT_PREFIX = "200 result="
 _ENDPOS = "endpos="
 _DATA_ENDPOS = ") endpos="
+_MAX_POSITION_DIGITS = 18
+"""Digits of an `endpos` read on the fast path: a 64-bit sample count has at most 19."""
 
 
 def parse_result_line(line: str) -> AGIReply:
@@ -139,9 +141,10 @@ def _parse_common_result(line: str) -> AGIReply | None:
 
 
 def _is_position(text: str) -> bool:
-    """`-?[0-9]+` in ASCII (other digits are left to the regular expression)."""
+    """`-?[0-9]+` in ASCII, of a length a file position has (other digits, and longer
+    runs, are left to the regular expression)."""
     digits = text[1:] if text.startswith("-") else text
-    return digits.isascii() and digits.isdigit()
+    return len(digits) <= _MAX_POSITION_DIGITS and digits.isascii() and digits.isdigit()
 
 
 def _parse_any_reply(line: str) -> AGIReply:
@@ -157,7 +160,10 @@ def _parse_any_reply(line: str) -> AGIReply:
             raise AGIMalformedReply(f"200 reply without result=: {line[:80]!r}")
         # A shape this parser does not know (speech commands): keep the first token.
         return AGIReply(code=200, result=rest[7:].split(" ", 1)[0], raw=[line])
-    endpos = int(result[3]) if result[3] is not None else None
+    try:
+        endpos = int(result[3]) if result[3] is not None else None
+    except ValueError:  # more digits than Python reads (4300): no file is that long
+        raise AGIMalformedReply(f"endpos beyond any file position: {line[:80]!r}") from None
     return AGIReply(code=200, result=result[1], data=result[2], endpos=endpos, raw=[line])
 
 

@@ -584,3 +584,23 @@ def test_result_lines_keep_parentheses_and_endpos_apart() -> None:
     assert parse_result_line("200 result=0").data is None
     full = parse_result_line('200 result=1 (13800000011 "Test" <053188889999>)')
     assert full.data == '13800000011 "Test" <053188889999>'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"200 result=0 endpos=" + b"9" * 5000 + b"\n",
+        b"200 result=0 (dtmf) endpos=" + b"9" * 5000 + b"\n",
+        b"200 result=0 endpos=" + "\u0663".encode() * 5000 + b"\n",
+        b"200 result=0 (x y) endpos=-" + b"1" * 5000 + b"\n",
+    ],
+)
+async def test_an_endpos_too_long_for_a_number_is_malformed_not_a_crash(
+    asterisk: Connect, line: bytes
+) -> None:
+    """Python refuses to read an integer of more than 4300 digits (ValueError): a reply
+    carrying one is a peer that is not Asterisk, and ends the session as any other
+    malformed reply does."""
+    session, _ = await asterisk([line])
+    with pytest.raises(AGIMalformedReply):
+        await session.command("STREAM FILE x 1")
