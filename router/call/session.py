@@ -738,7 +738,15 @@ class CallSession:
         values = await self.agi.get_variables(*names) or [""] * len(names)
         status, up_ms, age_ms, *stamps = values
         talk_ms = _stamped_talk_ms(*stamps) if hooked else None
-        return status or "CHANUNAVAIL", _milliseconds(up_ms), _milliseconds(age_ms), talk_ms
+        up, age = _milliseconds(up_ms), _milliseconds(age_ms)
+        if (up is None and up_ms.strip()) or (age is None and age_ms.strip()):
+            log.warning(
+                "call %s: Dial times %r and %r are not times of a call: taken as untold",
+                self.context.call_id,
+                up_ms[:40],
+                age_ms[:40],
+            )
+        return status or "CHANUNAVAIL", up, age, talk_ms
 
     def _ring_and_talk(
         self, started: datetime, up_ms: int, age_ms: int | None, rang: float | None
@@ -949,6 +957,9 @@ class CallSession:
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME_MS", "DIALEDTIME_MS")
+MAX_DIAL_MS = 31 * 24 * 3600 * 1000
+"""A Dial time longer than any call lasts (a month): a larger one is not Asterisk's."""
+_MAX_DIAL_DIGITS = len(str(MAX_DIAL_MS))
 _ANSWER_STAMPS = (ANSWER_STAMP, ASTERISK_CLOCK)
 """The destination's answer as the Dial's `U()` hook stamped it, and Asterisk's clock as the
 Dial's result is read (the bridge ended a round trip before: the talk is the difference).
@@ -967,10 +978,13 @@ def _route_key(plan: Plan, decision: Decision) -> RouteKey:
 
 
 def _milliseconds(value: str | None) -> int | None:
-    """ANSWEREDTIME_MS / DIALEDTIME_MS, or None when empty (the Dial was not answered)."""
-    if value is None or not value.strip().isdigit():
+    """ANSWEREDTIME_MS / DIALEDTIME_MS, or None when empty (the Dial was not answered) or
+    not a time a call can last: such a value is no Asterisk's, and taken as told it made
+    the call's end overflow the calendar."""
+    text = "" if value is None else value.strip()
+    if not text.isdecimal() or len(text) > _MAX_DIAL_DIGITS or int(text) > MAX_DIAL_MS:
         return None
-    return int(value.strip())
+    return int(text)
 
 
 def _stamped_talk_ms(answered: str | None, now: str | None) -> int | None:
