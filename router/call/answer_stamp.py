@@ -32,7 +32,9 @@ AGI's EXEC expands on a channel setting AGIEXECFULL, nor the space that splits a
 command."""
 
 _UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}")
-_EPOCH_STAMP = re.compile(r"\d+(\.\d{1,6})?")
+_EPOCH_STAMP = re.compile(r"\d{1,12}(\.\d{1,6})?")
+"""Epoch seconds: 12 digits reach past the year 30000, and more (up to a float's
+infinity) are no clock's."""
 
 
 def stamp_epoch(text: str | None) -> float | None:

@@ -64,6 +64,13 @@ def test_no_stamp_or_a_stamp_that_is_no_time_reads_as_none(text: str | None) -> 
     assert stamp_epoch(text) is None
 
 
+@pytest.mark.parametrize("text", ["9" * 400, "9" * 400 + ".5", "1" * 13])
+def test_epoch_seconds_beyond_any_clock_read_as_none(text: str) -> None:
+    """400 digits read as float infinity, and the talk between two stamps then failed the
+    call's end (round() of infinity or NaN raises): no clock Asterisk runs on is there."""
+    assert stamp_epoch(text) is None
+
+
 @pytest.mark.parametrize("document", ["asterisk/extensions.conf", "README.md"])
 def test_the_shipped_subroutine_stamps_what_the_router_reads(document: str) -> None:
     text = (REPO / document).read_text(encoding="utf-8")
