@@ -69,6 +69,10 @@ RESUME_FRACTION = 0.9
 not at each call's end, which would pause and resume, and log, at every call)."""
 BURST_SLACK = 256
 """Connections that may complete while libuv empties a full listen queue in one pass."""
+BROKEN_LOG_WINDOW_S = 10.0
+"""Sessions closed before any call are logged one line for the first, then one line a
+window counting the rest: a scanner or slowloris opening thousands would otherwise write
+a line each."""
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 """The kernel's cap on a listen queue."""
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -123,8 +127,7 @@ class _CallConnection(AGIConnection):
             self._server.probes += 1
             log.debug("FastAGI probe from %s: %s", self._peer, error)
             return
-        self._server.broken_sessions += 1
-        log.warning("closed a FastAGI session before any call: %s", error)
+        self._server.broken_session(error)
 
 
 class FastAGIServer:
@@ -138,6 +141,7 @@ class FastAGIServer:
         command_timeout: float = COMMAND_TIMEOUT_S,
         max_connections: int | None = None,
         burst_room: int | None = None,
+        broken_log_window: float = BROKEN_LOG_WINDOW_S,
     ) -> None:
         self.services = services
         self.allowed = tuple(allowed)
@@ -178,6 +182,11 @@ class FastAGIServer:
         self._connecting: set[asyncio.Task[object]] = set()
         self._retry: asyncio.TimerHandle | None = None
         self._stopped = False
+        self._broken_log_window = broken_log_window
+        self._broken_untold = 0
+        self._broken_last: AGIProtocolError | None = None
+        self._broken_quiet: asyncio.TimerHandle | None = None
+        """While set, sessions closed before any call are counted, not logged a line each."""
 
     async def start(self, host: str, port: int) -> int:
         """Listen and accept; returns the bound port (useful with port 0)."""
@@ -221,6 +230,39 @@ class FastAGIServer:
         for connection in list(self.reading):
             connection.close()
         self.reading.clear()
+        if self._broken_quiet is not None:
+            self._broken_quiet.cancel()
+            self._tell_broken()
+
+    def broken_session(self, error: AGIProtocolError) -> None:
+        """A connection closed before its call began: counted, and logged (see
+        BROKEN_LOG_WINDOW_S)."""
+        self.broken_sessions += 1
+        if self._broken_quiet is not None:
+            self._broken_untold += 1
+            self._broken_last = error
+            return
+        log.warning("closed a FastAGI session before any call: %s", error)
+        self._quiet_broken()
+
+    def _quiet_broken(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._broken_quiet = loop.call_later(self._broken_log_window, self._tell_broken)
+
+    def _tell_broken(self) -> None:
+        """The window ends: one line for the sessions it counted; quiet on while they come."""
+        self._broken_quiet = None
+        if not self._broken_untold:
+            return
+        log.warning(
+            "closed %d more FastAGI sessions before any call in the last %g s (the last: %s)",
+            self._broken_untold,
+            self._broken_log_window,
+            self._broken_last,
+        )
+        self._broken_untold, self._broken_last = 0, None
+        if not self._stopped:
+            self._quiet_broken()
 
     async def drain(self, timeout: float) -> int:
         """Wait for calls in flight; cancel those still running after `timeout`. Returns

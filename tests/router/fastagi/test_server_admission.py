@@ -225,3 +225,31 @@ async def test_accepted_calls_inherit_the_listeners_tcp_keepalive(tmp_path: Path
             writer.close()
     assert options == [1, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES]
     assert KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES <= 180
+
+
+async def test_a_flood_of_silent_connections_is_logged_as_one_line_and_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every connection that sends no header is closed at the header timeout; under a
+    flood of them (a scanner, a slowloris) the log gets the first one's line and then one
+    line a window counting the rest, not a line each, and an honest call is served."""
+    caplog.set_level(logging.WARNING, logger="hotline400.server")
+    async with running_router(tmp_path) as daemon:
+        server = FastAGIServer(
+            daemon.services,
+            daemon.settings.peer_networks(),
+            header_timeout=0.2,
+            broken_log_window=0.6,
+        )
+        port = await server.start("127.0.0.1", 0)
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+        honest = await run_call("127.0.0.1", port, SimulatedCall(dialled="4000000001"))
+        await eventually(lambda: server.broken_sessions == 60)
+        lines = [r.getMessage() for r in caplog.records if "before any call" in r.getMessage()]
+        assert len(lines) == 1
+        await eventually(lambda: len([r for r in caplog.records if "59 more" in r.getMessage()]))
+        await server.stop_accepting()
+        for _, writer in silent:
+            writer.close()
+    assert honest.error is None
+    assert len([r for r in caplog.records if "before any call" in r.getMessage()]) == 2
