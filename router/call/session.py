@@ -735,7 +735,15 @@ class CallSession:
         Asterisk's clock now, whose difference (the last value, None without a stamp) is the
         talk in ms."""
         names = (*_DIAL_VARIABLES, *_ANSWER_STAMPS) if hooked else _DIAL_VARIABLES
-        values = await self.agi.get_variables(*names) or [""] * len(names)
+        values = await self.agi.get_variables(*names)
+        if values is None:  # Asterisk answers it on a hung-up channel too (fact 14)
+            log.warning(
+                "call %s: the Dial's outcome did not come back as %d variables: taken as "
+                "CHANUNAVAIL",
+                self.context.call_id,
+                len(names),
+            )
+            values = [""] * len(names)
         status, up_ms, age_ms, *stamps = values
         talk_ms = _stamped_talk_ms(*stamps) if hooked else None
         up, age = _milliseconds(up_ms), _milliseconds(age_ms)

@@ -70,3 +70,25 @@ async def test_dial_times_beyond_any_call_end_the_call_with_its_record(
     assert cdr.billable_seconds == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len([r for r in caplog.records if "odd.1" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    "reply", [b"200 result=zz!!\n", b"200 result=1 (ANSWER,1000)\n", b"510 Invalid\n"]
+)
+async def test_a_dial_outcome_that_cannot_be_read_is_told_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, reply: bytes
+) -> None:
+    """A Dial's outcome that does not come back as its three variables was recorded as
+    CHANUNAVAIL without a word: the CDR said busy, and nothing told why."""
+    async with running_router(tmp_path) as daemon:
+        with caplog.at_level(logging.WARNING):
+            _, normal = await asyncio.gather(
+                scripted_call(daemon, "odd.2", [DIAL_OK, reply] + [DIAL_OK] * 5),
+                run_call(daemon.host, daemon.port, SimulatedCall(dialled=PLANNED)),
+            )
+            cdr = await finished_cdr(daemon, "odd.2")
+    assert normal.error is None
+    assert cdr.legs[0].dial_status == "CHANUNAVAIL"
+    told = [r.getMessage() for r in caplog.records if "odd.2" in r.getMessage()]
+    assert len(told) == 1
+    assert "CHANUNAVAIL" in told[0]
