@@ -21,7 +21,7 @@ from dialplan.plan import (
     Route,
 )
 from dialplan.validation import problems_from_validation
-from dialplan.yaml_source import YamlSource, read_yaml
+from dialplan.yaml_source import YamlSource, read_config_text, read_yaml
 
 log = logging.getLogger("hotline400.plans")
 
@@ -29,10 +29,7 @@ log = logging.getLogger("hotline400.plans")
 def load_plan(path: str | Path) -> Plan:
     """Read and validate one plan file; ConfigError lists every problem found."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    text = read_config_text(path)
     return parse_plan(str(path), text)
 
 

@@ -10,11 +10,12 @@ exception, so one bad file cannot stop the others from loading.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dialplan.errors import Problem
+from dialplan.errors import ConfigError, Problem
 
 MAX_EXPANDED_NODES = 100_000
 """Values a file may hold once its aliases are expanded: far above any real configuration
@@ -133,6 +134,26 @@ def format_path(path: tuple[Any, ...]) -> str:
 
 _BARE_STAR = ' (YAML reads a bare * as an alias: write it in quotes, "*")'
 """A menu's `*` key is where a bare `*` comes naturally to whoever writes a plan."""
+
+
+def read_config_text(path: Path) -> str:
+    """A configuration file's text; a file that cannot be read, or is not UTF-8 (an editor
+    that saved GBK), is refused with the line and column of its first unreadable byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        column = len(data[line_start : error.start].decode()) + 1
+        message = (
+            f"not UTF-8 text: byte 0x{data[error.start]:02x} at column {column} cannot be "
+            "read; save the file as UTF-8 (an editor's GBK or GB18030 is not read)"
+        )
+        raise ConfigError([Problem(str(path), line, "(file)", message)]) from None
 
 
 def read_yaml(file: str, text: str) -> YamlSource:

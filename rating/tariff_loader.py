@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import problems_from_validation
-from dialplan.yaml_source import YamlSource, read_yaml
+from dialplan.yaml_source import YamlSource, read_config_text, read_yaml
 from rating.price_changes import notice_problems
 from rating.tariff import DEFAULT_TIMEZONE, Tariffs
 
@@ -31,10 +31,7 @@ def load_tariffs(path: str | Path, zone: ZoneInfo | None = None) -> Tariffs:
     given): the file does not name one, so counters, caps, rate periods and bills are all
     read in the same zone."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    text = read_config_text(path)
     return parse_tariffs(str(path), text, zone)
 
 

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from dialplan.errors import ConfigError, Problem
+from dialplan.errors import ConfigError
 from dialplan.validation import problems_from_validation
-from dialplan.yaml_source import read_yaml
+from dialplan.yaml_source import read_config_text, read_yaml
 from numbering.rules import NumberRules
 from rating.tariff import DEFAULT_TIMEZONE
 
@@ -35,10 +35,7 @@ def load_number_rules(path: Path, zone: ZoneInfo | None = None) -> NumberRules:
     timezone = (zone or ZoneInfo(DEFAULT_TIMEZONE)).key
     if not path.exists():
         return NumberRules(timezone=timezone)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    text = read_config_text(path)
     source = read_yaml(str(path), text)
     if source.problems:
         raise ConfigError(source.problems)

@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from dialplan.errors import ConfigError, Problem
 from dialplan.validation import IanaZone, problems_from_validation
-from dialplan.yaml_source import read_yaml
+from dialplan.yaml_source import read_config_text, read_yaml
 from rating.tariff import DEFAULT_TIMEZONE
 from router.monitoring.logs import CallLines
 from router.storage.location import parse_store_url, redacted
@@ -467,11 +467,7 @@ def load_settings(config_dir: str | Path) -> RouterSettings:
     path = Path(config_dir) / ROUTER_FILE
     if not path.exists():
         return RouterSettings()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        # Refused like a plan file: one located problem, never a traceback.
-        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
+    text = read_config_text(path)  # refused like a plan file: never a traceback
     source = read_yaml(str(path), text)
     problems: list[Problem] = list(source.problems)
     data: Any = source.data if source.data is not None else {}

@@ -469,6 +469,19 @@ def test_a_directory_load_keeps_good_plans_and_reports_bad_ones(tmp_path: Path) 
     ]
 
 
+def test_a_file_not_in_utf_8_names_the_line_and_column_of_its_first_unreadable_byte(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "4006001234.yaml"
+    path.write_bytes('number: "4006001234"\nname: 济南重工\n'.encode("gbk"))
+    with pytest.raises(ConfigError) as caught:
+        load_plan(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:2 (file): not UTF-8 text: byte 0xbc at column 7 cannot be read; "
+        "save the file as UTF-8 (an editor's GBK or GB18030 is not read)"
+    ]
+
+
 def test_a_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_plan(tmp_path / "4006009999.yaml")

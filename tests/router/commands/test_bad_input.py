@@ -755,6 +755,11 @@ UNREADABLE_SETTINGS = {
     "a directory": lambda path: path.mkdir(),
 }
 """What stands where router.yaml should be, unreadable as settings."""
+UNREADABLE_SAYS = {
+    "not UTF-8": "config/router.yaml:1 (file): not UTF-8 text: byte 0xff at column 10",
+    "a directory": "config/router.yaml:1 (file): cannot read: ",
+}
+"""The start of the one located line each of them is refused with."""
 READING_SETTINGS = [
     ["cdr"],
     ["serve"],
@@ -783,7 +788,7 @@ def test_a_router_yaml_that_cannot_be_read_is_one_located_line(
     code = main(argv)
     out, err = capsys.readouterr()
     assert code == 1
-    assert err.count("\n") == 1 and "config/router.yaml:1 (file): cannot read: " in err, err
+    assert err.count("\n") == 1 and UNREADABLE_SAYS[unreadable] in err, err
     assert out == ""
 
 
@@ -795,7 +800,7 @@ def test_check_lists_a_router_yaml_that_cannot_be_read_as_a_problem(
     settings.unlink()
     UNREADABLE_SETTINGS[unreadable](settings)
     assert main(["check"]) == 1
-    assert "config/router.yaml:1 (file): cannot read: " in capsys.readouterr().out
+    assert UNREADABLE_SAYS[unreadable] in capsys.readouterr().out
 
 
 def _options(
