@@ -33,6 +33,7 @@ _PLAIN_MESSAGES = {
     "string_type": "must be text",
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "list_type": "must be a list",
@@ -108,6 +109,7 @@ def _plain(detail: Any) -> str:
         "int_type",
         "string_type",
         "int_parsing",
+        "int_from_float",
     ):
         message += f" (found {detail['input']!r})"
     return message

@@ -451,6 +451,24 @@ def test_survey_fields_are_checked_with_their_line() -> None:
     ]
 
 
+def test_a_percentage_with_a_fraction_is_refused_as_not_a_whole_number() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        default:
+          split:
+            - {number: "02155556666", percent: 59.5}
+            - {number: "02866667777", percent: 40.5}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:5 default.split[0].percent: must be a whole number "
+        "(found 59.5)",
+        "config/plans/4006001234.yaml:6 default.split[1].percent: must be a whole number "
+        "(found 40.5)",
+    ]
+
+
 def test_broken_yaml_is_reported_with_its_line() -> None:
     assert problems_of('number: "4006001234"\nname: [unclosed\ndefault: x\n') == [
         "config/plans/4006001234.yaml:3 (file): invalid YAML: expected ',' or ']', but got ':'"
