@@ -156,6 +156,39 @@ def read_config_text(path: Path) -> str:
         raise ConfigError([Problem(str(path), line, "(file)", message)]) from None
 
 
+def _syntax_reason(error: yaml.YAMLError, text: str, line: int) -> str:
+    """PyYAML's reason, with what to look for: its words name the parser's state, and the
+    mistake behind them (a tab, a quote or bracket left open, an indent) is often above."""
+    reason = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None) or ""
+    if context == "while scanning an alias":
+        return reason + _BARE_STAR
+    if "'\\t'" in reason:
+        return "a tab character; indent with spaces (YAML does not accept tabs)"
+    opened = getattr(error, "context_mark", None)
+    for kind, bracket in (("flow sequence", "["), ("flow mapping", "{")):
+        if context.endswith(kind) and opened is not None:
+            return f"{reason} (the {bracket} at line {opened.line + 1} is not closed)"
+    if reason.startswith("expected <block end>") or reason.startswith("mapping values"):
+        quoted = _unclosed_quote_line(text.splitlines()[: line - 1])
+        if quoted is not None:
+            return f'{reason} (the " opened at line {quoted} is not closed)'
+        return f"{reason} (check this line's indentation against the lines above)"
+    return reason
+
+
+def _unclosed_quote_line(lines: list[str]) -> int | None:
+    """The last line above with an odd number of double quotes (its comment left out): a
+    quoted value left open there runs on until the next quote, lines below."""
+    for number in range(len(lines), 0, -1):
+        content = lines[number - 1]
+        if content.lstrip().startswith("#"):
+            continue
+        if content.split(" #", 1)[0].count('"') % 2:
+            return number
+    return None
+
+
 def read_yaml(file: str, text: str) -> YamlSource:
     """Parse `text`; syntax errors and duplicate keys become problems, never exceptions."""
     try:
@@ -163,12 +196,9 @@ def read_yaml(file: str, text: str) -> YamlSource:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        reason = getattr(error, "problem", None) or str(error)
-        if getattr(error, "context", None) == "while scanning an alias":
-            reason += _BARE_STAR
-        return YamlSource(
-            file, None, None, [Problem(file, line, "(file)", f"invalid YAML: {reason}")]
-        )
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        message = f"invalid YAML{where}: {_syntax_reason(error, text, line)}"
+        return YamlSource(file, None, None, [Problem(file, line, "(file)", message)])
     source = YamlSource(file, None, root)
     if root is None:
         return source

@@ -279,6 +279,6 @@ def test_a_star_key_written_without_quotes_is_explained() -> None:
         """
     )
     assert found == [
-        f"{FILE}:7 (file): invalid YAML: expected alphabetic or numeric character, but found "
-        "':' (YAML reads a bare * as an alias: write it in quotes, \"*\")"
+        f"{FILE}:7 (file): invalid YAML at column 8: expected alphabetic or numeric character, "
+        "but found ':' (YAML reads a bare * as an alias: write it in quotes, \"*\")"
     ]

@@ -469,10 +469,36 @@ def test_a_percentage_with_a_fraction_is_refused_as_not_a_whole_number() -> None
     ]
 
 
-def test_broken_yaml_is_reported_with_its_line() -> None:
+def test_broken_yaml_is_reported_with_its_line_and_column() -> None:
     assert problems_of('number: "4006001234"\nname: [unclosed\ndefault: x\n') == [
-        "config/plans/4006001234.yaml:3 (file): invalid YAML: expected ',' or ']', but got ':'"
+        "config/plans/4006001234.yaml:3 (file): invalid YAML at column 8: expected ',' or ']', "
+        "but got ':' (the [ at line 2 is not closed)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            'number: "4006001234"\n\tname: Test Co.\n',
+            "2 (file): invalid YAML at column 1: a tab character; indent with spaces "
+            "(YAML does not accept tabs)",
+        ),
+        (
+            'number: "4006001234"\nname: "Test Co.\ndefault:\n  target: "13900000001"\n',
+            "4 (file): invalid YAML at column 12: expected <block end>, but found '<scalar>' "
+            '(the " opened at line 2 is not closed)',
+        ),
+        (
+            'number: "4006001234"\ndefault:\n  target: "13900000001"\n   ring_timeout: 20\n',
+            "4 (file): invalid YAML at column 4: expected <block end>, but found "
+            "'<block mapping start>' (check this line's indentation against the lines above)",
+        ),
+    ],
+    ids=["a tab", "an unclosed quote", "an indentation"],
+)
+def test_a_yaml_mistake_says_where_and_what_to_look_for(text: str, problem: str) -> None:
+    assert problems_of(text) == [f"config/plans/4006001234.yaml:{problem}"]
 
 
 def test_a_directory_load_keeps_good_plans_and_reports_bad_ones(tmp_path: Path) -> None:
