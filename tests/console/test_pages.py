@@ -22,6 +22,8 @@ import pytest
 from console.plan_editing import preview
 from console.views import calls as calls_view
 from console.views.calls import EXPORT_BATCH
+from dialplan.errors import ConfigError
+from dialplan.plan_loader import parse_plan
 from numbering.lifecycle import NumberRecord, Status
 from rating.ledger import LedgerEntry, LedgerKind
 from router.cli import main
@@ -61,6 +63,41 @@ async def test_a_plan_with_an_error_is_refused_with_the_checks_own_words(tmp_pat
         assert f"config/plans/{SHOP}.yaml:" in response.text
         assert "ring_timeout:" in response.text
         assert plan_file.read_text(encoding="utf-8") == before
+        await shop.aclose()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("ring_timeout: 20", "\tring_timeout: 20"),
+        ("forwarding:", "forwading:"),
+        ('target: "02155550001"', 'target: "02155550001'),
+        ("percent: 60,", "percent: 59.5,"),
+    ],
+    ids=["a tab", "a misspelt key", "an unclosed quote", "a fraction"],
+)
+async def test_a_broken_plan_posted_from_a_browser_is_refused_as_check_refuses_the_file(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    async with running_console(tmp_path) as site:
+        shop = await site.signed_in("shop")
+        plan_file = site.config_dir / "plans" / f"{SHOP}.yaml"
+        broken = plan_file.read_text(encoding="utf-8").replace(old, new, 1)
+        with pytest.raises(ConfigError) as caught:
+            parse_plan(f"config/plans/{SHOP}.yaml", broken)
+        token = await csrf_of(shop, f"/numbers/{SHOP}/routing")
+        response = await shop.post(  # a browser sends a textarea's lines ended by CR LF
+            f"/numbers/{SHOP}/routing",
+            data={
+                "csrf": token,
+                "mode": "yaml",
+                "action": "save",
+                "yaml": broken.replace("\n", "\r\n"),
+            },
+        )
+        assert response.status_code == 422
+        for problem in caught.value.problems:
+            assert str(problem) in html.unescape(response.text), str(problem)
         await shop.aclose()
 
 
