@@ -163,6 +163,10 @@ def _syntax_reason(error: yaml.YAMLError, text: str, line: int) -> str:
     context = getattr(error, "context", None) or ""
     if context == "while scanning an alias":
         return reason + _BARE_STAR
+    if reason.startswith("but ") and context:  # PyYAML splits one sentence in two
+        reason = f"{context}, {reason}"
+    if context == "expected a single document in the stream":
+        return f"{reason} (the file holds one document: remove this --- line)"
     if "'\\t'" in reason:
         return "a tab character; indent with spaces (YAML does not accept tabs)"
     opened = getattr(error, "context_mark", None)

@@ -494,8 +494,13 @@ def test_broken_yaml_is_reported_with_its_line_and_column() -> None:
             "4 (file): invalid YAML at column 4: expected <block end>, but found "
             "'<block mapping start>' (check this line's indentation against the lines above)",
         ),
+        (
+            'number: "4006001234"\n---\ndefault: {target: "13900000001"}\n',
+            "2 (file): invalid YAML at column 1: expected a single document in the stream, but "
+            "found another document (the file holds one document: remove this --- line)",
+        ),
     ],
-    ids=["a tab", "an unclosed quote", "an indentation"],
+    ids=["a tab", "an unclosed quote", "an indentation", "two documents"],
 )
 def test_a_yaml_mistake_says_where_and_what_to_look_for(text: str, problem: str) -> None:
     assert problems_of(text) == [f"config/plans/4006001234.yaml:{problem}"]
