@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,11 +56,51 @@ def worded(pattern: str, words: str) -> str:
     return pattern
 
 
-def problems_from_validation(source: YamlSource, error: ValidationError) -> Iterable[Problem]:
-    """One problem per pydantic error, at the line of the field it concerns."""
+def problems_from_validation(
+    source: YamlSource, error: ValidationError, schema: dict[str, Any] | None = None
+) -> Iterable[Problem]:
+    """One problem per pydantic error, at the line of the field it concerns; with the
+    model's JSON `schema`, an unknown key is told the key of its place it is closest to."""
     for detail in error.errors(include_url=False):
         path = _data_path(source.data, detail["loc"])
-        yield source.problem(path, _plain(detail))
+        message = _plain(detail)
+        if detail["type"] == "extra_forbidden" and schema is not None and path:
+            close = difflib.get_close_matches(str(path[-1]), _keys_at(schema, path[:-1]), n=1)
+            message += f" (did you mean {close[0]}?)" if close else ""
+        yield source.problem(path, message)
+
+
+def _keys_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
+    """The keys a JSON schema allows in the mapping at `path` (every branch of a union)."""
+    nodes = [schema]
+    for step in path:
+        nodes = [
+            child
+            for node in _branches(schema, nodes)
+            for child in [
+                node.get("properties", {}).get(step)
+                if isinstance(step, str) and step in node.get("properties", {})
+                else node.get("items")
+                if isinstance(step, int)
+                else node.get("additionalProperties")
+            ]
+            if isinstance(child, dict)
+        ]
+    return [key for node in _branches(schema, nodes) for key in node.get("properties", {})]
+
+
+def _branches(schema: dict[str, Any], nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`nodes` with every $ref resolved and every anyOf/oneOf/allOf opened."""
+    found: list[dict[str, Any]] = []
+    pending = list(nodes)
+    while pending:
+        node = pending.pop()
+        if "$ref" in node:
+            pending.append(schema["$defs"][node["$ref"].rsplit("/", 1)[-1]])
+        for union in ("anyOf", "oneOf", "allOf"):
+            pending.extend(branch for branch in node.get(union, []) if isinstance(branch, dict))
+        found.append(node)
+    return found
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -71,7 +71,7 @@ def test_all_problems_of_a_file_are_reported_at_once() -> None:
         """
     ) == [
         "config/plans/4006001234.yaml:1 default: required field is missing",
-        "config/plans/4006001234.yaml:3 stauts: unknown key",
+        "config/plans/4006001234.yaml:3 stauts: unknown key (did you mean status?)",
         "config/plans/4006001234.yaml:4 ring_timeout: must be less than or equal to 120 "
         "(found 500)",
         "config/plans/4006001234.yaml:6 screening.mode: must be 'allow' or 'deny' (found 'block')",
@@ -448,6 +448,28 @@ def test_survey_fields_are_checked_with_their_line() -> None:
         "config/plans/4006001234.yaml:5 rules[0].survey: a route that refuses calls surveys nobody",
         "config/plans/4006001234.yaml:6 default.survey: survey does nothing while "
         "survey.applies_to is all (every answered call is asked)",
+    ]
+
+
+def test_a_misspelt_key_is_told_the_key_it_is_closest_to_where_it_stands() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        forwading:
+          on_busy: ["13900000002"]
+        rules:
+          - name: day
+            when: {tme: ["08:00-18:00"]}
+            target: "13900000001"
+        default: {target: "13900000001", ring_timout: 20, colour: red}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 forwading: unknown key (did you mean forwarding?)",
+        "config/plans/4006001234.yaml:7 rules[0].when.tme: unknown key (did you mean time?)",
+        "config/plans/4006001234.yaml:9 default.ring_timout: unknown key "
+        "(did you mean ring_timeout?)",
+        "config/plans/4006001234.yaml:9 default.colour: unknown key",
     ]
 
 

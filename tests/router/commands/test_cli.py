@@ -82,7 +82,7 @@ def break_lanhua_plan(config_dir: Path) -> tuple[Path, list[str]]:
     break_file(plan, "percent: 10,", "percent: 20,")
     split = line_of(plan, "split:")
     return plan, [
-        f"{plan}:{typo} ring_timout: unknown key",
+        f"{plan}:{typo} ring_timout: unknown key (did you mean ring_timeout?)",
         f"{plan}:{window} rules[1].when.time: '23:00-07:60' is not a window like '09:00-18:00'",
         f"{plan}:{split} menus.main.default.split: percentages sum to 110, must be 100",
     ]
