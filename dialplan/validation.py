@@ -141,6 +141,9 @@ def _plain(detail: Any) -> str:
     else:
         message = detail["msg"].replace("Input should be", "must be")
         message = message.replace("Value error, ", "")
+    if kind == "list_type" and isinstance(detail["input"], str) and '"' not in detail["input"]:
+        # one value written bare where a list is due: `time: "08:00-18:00"`
+        message += f' (found {detail["input"]!r}: write ["{detail["input"]}"])'
     if kind in (
         "literal_error",
         "enum",

@@ -473,6 +473,27 @@ def test_a_misspelt_key_is_told_the_key_it_is_closest_to_where_it_stands() -> No
     ]
 
 
+def test_one_value_where_a_list_is_due_is_shown_written_as_a_list() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        name: Test Co.
+        forwarding: {on_busy: "13900000002"}
+        rules:
+          - name: day
+            when: {time: "08:00-18:00", days: {mon: 1}}
+            target: "13900000001"
+        default: {target: "13900000001"}
+        """
+    ) == [
+        "config/plans/4006001234.yaml:3 forwarding.on_busy: must be a list "
+        "(found '13900000002': write [\"13900000002\"])",
+        "config/plans/4006001234.yaml:6 rules[0].when.days: must be a list",
+        "config/plans/4006001234.yaml:6 rules[0].when.time: must be a list "
+        "(found '08:00-18:00': write [\"08:00-18:00\"])",
+    ]
+
+
 def test_a_percentage_with_a_fraction_is_refused_as_not_a_whole_number() -> None:
     assert problems_of(
         """
