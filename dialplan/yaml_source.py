@@ -197,6 +197,15 @@ def read_yaml(file: str, text: str) -> YamlSource:
     """Parse `text`; syntax errors and duplicate keys become problems, never exceptions."""
     try:
         root = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as error:  # a character YAML refuses, by its position
+        before = text[: error.position]
+        line = before.count("\n") + 1
+        column = error.position - (before.rfind("\n") + 1) + 1
+        message = (
+            f"invalid YAML at column {column}: the character U+{error.character:04X} is not "
+            "allowed in YAML: remove it"
+        )
+        return YamlSource(file, None, None, [Problem(file, line, "(file)", message)])
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

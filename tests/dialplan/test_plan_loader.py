@@ -542,8 +542,13 @@ def test_broken_yaml_is_reported_with_its_line_and_column() -> None:
             "2 (file): invalid YAML at column 1: expected a single document in the stream, but "
             "found another document (the file holds one document: remove this --- line)",
         ),
+        (
+            'number: "4006001234"\nname: Test\x00Co.\n',
+            "2 (file): invalid YAML at column 11: the character U+0000 is not allowed in "
+            "YAML: remove it",
+        ),
     ],
-    ids=["a tab", "an unclosed quote", "an indentation", "two documents"],
+    ids=["a tab", "an unclosed quote", "an indentation", "two documents", "a control character"],
 )
 def test_a_yaml_mistake_says_where_and_what_to_look_for(text: str, problem: str) -> None:
     assert problems_of(text) == [f"config/plans/4006001234.yaml:{problem}"]
