@@ -25,7 +25,7 @@ from console.security import (
     password_matches,
     token_digest,
 )
-from console.users import Role, User
+from console.users import Role, Scope, User
 from console.web import SESSION_COOKIE, back_to, checked_form, console_of, render
 from router.storage.console_rows import AuditEntry, UserRow
 
@@ -45,18 +45,12 @@ class SignedInOnly(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path.startswith(OPEN_PATHS):
             return await call_next(request)
-        console = console_of(request)
-        token = request.cookies.get(SESSION_COOKIE)
-        row = None
-        if token:
-            row = await console.store.session_user(token_digest(token), console.clock())
-        if row is None:
+        session = await _session(request)
+        if session is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        user = user_from_row(row)
-        scope = await console.scope(user)
+        token, user, scope = session
         if scope.outlived(user.created_at):
-            assert token is not None
-            await console.store.close_session(token_digest(token))
+            await console_of(request).store.close_session(token_digest(token))
             response = _login_form(request, {"error": _previous_holder(user)}, 403)
             response.delete_cookie(SESSION_COOKIE)
             return response
@@ -77,15 +71,22 @@ async def login_page(request: Request) -> Response:
 async def _signed_in(request: Request) -> bool:
     """Whether the request carries a session its user may still use (not one of a
     previous holder's users, which the form must still turn away in words)."""
+    session = await _session(request)
+    return session is not None and not session[2].outlived(session[1].created_at)
+
+
+async def _session(request: Request) -> tuple[str, User, Scope] | None:
+    """The request's session token, its user and what the user may see; None without a
+    live session."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        return False
+        return None
     console = console_of(request)
     row = await console.store.session_user(token_digest(token), console.clock())
     if row is None:
-        return False
+        return None
     user = user_from_row(row)
-    return not (await console.scope(user)).outlived(user.created_at)
+    return token, user, await console.scope(user)
 
 
 def _login_form(request: Request, context: dict[str, object], status: int = 200) -> Response:

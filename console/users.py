@@ -21,6 +21,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, overload
 
+from router.numbers.known import is_known_number
+
 if TYPE_CHECKING:
     from router.storage.protocol import Store
 
@@ -78,9 +80,7 @@ async def check_account(account: str, numbers: Collection[str], store: Store) ->
     `numbers` (the plans' and tariffs.yaml's: its calls and money) or of the inventory, or a
     subscriber of the inventory (its numbers on the Numbers pages). Anything else is a typo
     that would make a user who sees nothing."""
-    if account in numbers or await store.number_record(account) is not None:
-        return
-    if await store.subscribers(name=account):
+    if await is_known_number(account, numbers, store) or await store.subscribers(name=account):
         return
     raise InvalidUser(
         f"no account {account}: name a 400 number of the plans or tariffs.yaml, or a "

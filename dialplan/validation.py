@@ -74,19 +74,21 @@ def _keys_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
     """The keys a JSON schema allows in the mapping at `path` (every branch of a union)."""
     nodes = [schema]
     for step in path:
-        nodes = [
-            child
-            for node in _branches(schema, nodes)
-            for child in [
-                node.get("properties", {}).get(step)
-                if isinstance(step, str) and step in node.get("properties", {})
-                else node.get("items")
-                if isinstance(step, int)
-                else node.get("additionalProperties")
-            ]
-            if isinstance(child, dict)
-        ]
+        nodes = [c for node in _branches(schema, nodes) if (c := _child(node, step)) is not None]
     return [key for node in _branches(schema, nodes) for key in node.get("properties", {})]
+
+
+def _child(node: dict[str, Any], step: Any) -> dict[str, Any] | None:
+    """The schema of `step` within `node`: a named property, a list's items, or the values
+    of a mapping keyed freely (a menu's keys, a number's accounts)."""
+    properties = node.get("properties", {})
+    if isinstance(step, str) and step in properties:
+        child = properties[step]
+    elif isinstance(step, int):
+        child = node.get("items")
+    else:
+        child = node.get("additionalProperties")
+    return child if isinstance(child, dict) else None
 
 
 def _branches(schema: dict[str, Any], nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from router.commands.arguments import service_number
 from router.commands.exits import refuse_usage
 from router.configuration.config_dir import load_config
 from router.configuration.settings import load_settings
+from router.numbers.known import is_known_number
 from router.storage.location import NoStore
 from router.storage.protocol import Store, StoreUnavailable
 
@@ -126,9 +127,7 @@ async def _known(config: Path, number: str, store: Store) -> bool:
     of none of them (and without calls) is a typo, not a quiet number."""
     configured = load_config(config)
     accounts = configured.tariffs.accounts if configured.tariffs is not None else {}
-    if number in configured.plans or number in accounts:
-        return True
-    return await store.number_record(number) is not None
+    return await is_known_number(number, {*configured.plans, *accounts}, store)
 
 
 def figures(report: Report) -> dict[str, Any]:

@@ -60,6 +60,7 @@ from router.money.fee_payers import on_payer, providers_of
 from router.money.provider_accounts import provider_account
 from router.numbers import ticking
 from router.numbers.inventory import Inventory
+from router.numbers.known import is_known_number
 
 KIND_NAMES = {
     LedgerKind.CALL.value: "call",
@@ -103,10 +104,8 @@ async def _money_number(request: Request) -> str:
     tariffs.yaml gave it one): its opening and selection fees are owed all the same."""
     number = request.path_params["number"]
     console = console_of(request)
-    if (
-        user_of(request).is_operator
-        and number not in console.all_numbers()
-        and await console.store.number_record(number) is not None
+    if user_of(request).is_operator and await is_known_number(
+        number, console.all_numbers(), console.store
     ):
         return number
     return visible_number(request, number)

@@ -990,9 +990,10 @@ def _milliseconds(value: str | None) -> int | None:
     not a time a call can last: such a value is no Asterisk's, and taken as told it made
     the call's end overflow the calendar."""
     text = "" if value is None else value.strip()
-    if not text.isdecimal() or len(text) > _MAX_DIAL_DIGITS or int(text) > MAX_DIAL_MS:
+    if not text.isdecimal() or len(text) > _MAX_DIAL_DIGITS:
         return None
-    return int(text)
+    ms = int(text)
+    return ms if ms <= MAX_DIAL_MS else None
 
 
 def _stamped_talk_ms(answered: str | None, now: str | None) -> int | None:

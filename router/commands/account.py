@@ -89,6 +89,7 @@ from router.money.books import Books, BooksUnavailable, load_books
 from router.money.fee_payers import on_payer, providers_of
 from router.money.provider_accounts import provider_account
 from router.numbers.inventory import Inventory
+from router.numbers.known import is_known_number
 from router.numbers.ticking import book_payment
 from router.storage.protocol import Store, StoreUnavailable
 from router.storage.rows import Holding, UsageSnapshot
@@ -312,9 +313,7 @@ async def _known_nowhere(books: Books, store: Store, number: str) -> bool:
     """Whether `number` has no account in tariffs.yaml, no plan and no inventory record: a
     typo, refused as one (said on stderr). A number the inventory or a plan knows without an
     account, such as one taken through `numbers apply`, owes its fees all the same."""
-    if number in books.tariffs.accounts or number in books.plans:
-        return False
-    if await store.number_record(number) is not None:
+    if await is_known_number(number, {*books.tariffs.accounts, *books.plans}, store):
         return False
     try:
         books.account(number)

@@ -368,7 +368,7 @@ class BackOfficeTables(SessionSource):
         conditions, params = _call_conditions(caller, since, until, outcomes, province)
         if older_than is not None:
             conditions.append(queries.OLDER_THAN)
-            params += queries.older_than(older_than)
+            params += queries.listing_key(older_than)
         newest = " ORDER BY started_us DESC, call_id DESC"
         if limit is not None and 1 < len(numbers) <= MERGED_NUMBERS:
             parts = [

@@ -91,7 +91,7 @@ class CdrTables(SessionSource):
         if outcome is not None:
             where.add("outcome = ?", outcome.value)
         if older_than is not None:
-            where.add(queries.OLDER_THAN, *queries.older_than(older_than))
+            where.add(queries.OLDER_THAN, *queries.listing_key(older_than))
         async with self._connected() as session:
             return await _select(session, where.sql(), where.params, limit=limit)
 
@@ -106,7 +106,7 @@ class CdrTables(SessionSource):
     ) -> list[CDR]:
         where = _answered_in(since, until, number)
         if after is not None:
-            where.add(queries.NEWER_THAN, *queries.older_than(after))
+            where.add(queries.NEWER_THAN, *queries.listing_key(after))
         async with self._connected() as session:
             return await _select(session, where.sql(), where.params, limit=limit, oldest_first=True)
 

@@ -85,14 +85,15 @@ OLDER_THAN = "started_us <= ? AND (started_us < ? OR call_id < ?)"
 of started_us reads (a call id alone orders only calls started at the same moment)."""
 
 
-def older_than(cdr: CDR) -> tuple[int, int, str]:
-    """The parameters of `OLDER_THAN` for the calls listed after `cdr`."""
+def listing_key(cdr: CDR) -> tuple[int, int, str]:
+    """Where `cdr` stands in a listing: the parameters of `OLDER_THAN` and `NEWER_THAN`
+    for the calls listed after it."""
     started = epoch_us(cdr.started_at)
     return started, started, cdr.call_id
 
 
 NEWER_THAN = "started_us >= ? AND (started_us > ? OR call_id > ?)"
-"""The calls listed after a given one, oldest first (`older_than` gives its parameters)."""
+"""The calls listed after a given one, oldest first (`listing_key` gives its parameters)."""
 
 
 class Conditions:
