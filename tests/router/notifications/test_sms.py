@@ -260,7 +260,14 @@ async def test_a_gateway_not_accepting_connections_in_time_is_tried_again(
             filler.connect_ex(address)
         try:
             url = f"http://127.0.0.1:{address[1]}/sms"
-            overrides = {"sms_gateway": url, "sms_timeout": 0.2, **QUICK_RETRIES}
+            # Retried for several timeouts: on a loaded machine one attempt alone can take
+            # longer than QUICK_RETRIES' window.
+            overrides = {
+                "sms_gateway": url,
+                "sms_timeout": 0.2,
+                **QUICK_RETRIES,
+                "sms_retry_for": 2.0,
+            }
             async with running_router(tmp_path, sms_config(tmp_path), **overrides) as router:
                 await call(router, dialled=SUBSCRIBER, uniqueid="stalled.1")
                 await eventually(lambda: router.sms.counts["missed_call", "kept"] == 1)
