@@ -532,7 +532,7 @@ def test_the_operator_scans_the_accounts_and_the_users(site: dict[str, object]) 
         browser.quit()
 
 
-MATERIAL = desk.Material("91110000100000000X", "Li Si", "110***********1234")
+MATERIAL = desk.Material("91110000100000000R", "Li Si", "110***********1233")
 """Real-name material complete enough for an application to go to review at once."""
 
 

@@ -37,7 +37,7 @@ from tests.console.test_numbers import Clock
 from tests.console.test_recordings import WAV, a_recording, recordings_dir
 
 PROVIDER = "sp-east"
-MATERIAL = desk.Material("91110000100000000X", "Li Si", "110***********1234")
+MATERIAL = desk.Material("91110000100000000R", "Li Si", "110***********1233")
 OLD_LIFE = NOW - timedelta(days=200)
 """oldco applies for SHOP; cancelled 30 days later, it is back in the pool about 4 Oct."""
 NEW_LIFE = NOW - timedelta(days=40)

@@ -363,7 +363,7 @@ async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_pack
         inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         day_ago = NOW - timedelta(days=1)
         await desk.reserve(inventory, number, PROVIDER, day_ago)
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         await desk.apply(inventory, number, "shopco", day_ago, material=material)
         ops = await site.signed_in("ops")
         response = await ops.get(f"/numbers/{number}/money")

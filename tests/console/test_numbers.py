@@ -38,7 +38,7 @@ from tests.console.harness import (
 RULES = NumberRules()
 POOL = [f"40088880{n:02d}" for n in range(40)] + ["4006172839", "4001357924"]
 PROVIDER = "sp-east"
-LICENCE = "91110000100000000X"
+LICENCE = "91110000100000000R"
 
 
 async def seed(
@@ -55,7 +55,7 @@ async def seed(
         inventory = Inventory(store, config.number_rules, config.calendar, UNWATCHED)
         week_ago = NOW - timedelta(days=7)
         await desk.reserve(inventory, SHOP, PROVIDER, week_ago)
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         await desk.apply(inventory, SHOP, "shopco", week_ago, material=material)
         await inventory.act(SHOP, NOW - timedelta(days=1), None)  # reviewed: in service
 
@@ -101,7 +101,7 @@ async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: 
             return response.status_code
 
         assert await post("reserve", provider=PROVIDER) == 303
-        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071233"}
         assert await post("apply", subscriber="acme", full_name="Acme Ltd", **material) == 303
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.UNDER_REVIEW
@@ -135,9 +135,9 @@ async def test_the_operator_takes_a_number_from_the_pool_into_service(tmp_path: 
         assert "applied, opening fee 600.00" in audit and "opening_fee" not in audit
         assert "under review -&gt; active" in audit, "statuses in words, as the number's page"
         assert "under_review" not in audit
-        assert "110101199003071234" not in audit and "110101199003071234" not in page.text
+        assert "110101199003071233" not in audit and "110101199003071233" not in page.text
         [acme] = await site.store.subscribers(name="acme")
-        assert acme.id_masked == "110***********1234"
+        assert acme.id_masked == "110***********1233"
         await ops.aclose()
 
 
@@ -215,7 +215,7 @@ async def test_a_subscriber_sees_its_own_life_of_a_number_not_its_past_holders(
         await seed(site.store)
         config = load_config(site.config_dir)
         inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         first = NOW - timedelta(days=200)  # oldco's life: rejected once, in service, cancelled
         await desk.reserve(inventory, number, PROVIDER, first)
         await desk.apply(inventory, number, "oldco", first, full_name="Old Co", material=material)
@@ -299,7 +299,7 @@ async def test_review_days_are_beijing_dates_though_the_consoles_clock_reads_utc
         config = load_config(site.config_dir)
         inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         await desk.reserve(inventory, number, PROVIDER, clock.now)
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         [_, review] = await desk.apply(inventory, number, "acme", friday, material=material)
         assert review.after.until == datetime(2024, 6, 13, 7, 0, tzinfo=SHANGHAI)
         tries = [((2024, 6, 8, 7, 30), 409), ((2024, 6, 11, 6, 59), 409), ((2024, 6, 11, 7), 303)]
@@ -353,16 +353,21 @@ async def test_a_subscriber_that_applied_without_material_gives_it_with_the_subm
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.APPLIED
 
-        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        material = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071233"}
+        mistyped = await post("submit", **{**material, "id_number": "110101199003071234"})
+        assert mistyped.status_code == 409
+        assert "check character (the last) does not match the others" in mistyped.text
+        assert "110101199003071234" not in mistyped.text
+        assert "110101199003071234" not in str(await site.store.audit_log())
         assert (await post("submit", **material)).status_code == 303
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.UNDER_REVIEW
         [acme] = await site.store.subscribers(name="acme")
         assert (acme.licence, acme.legal_representative) == (LICENCE, "Zhang San")
-        assert acme.id_masked == "110***********1234"
+        assert acme.id_masked == "110***********1233"
         audit = [(e.action, e.detail) for e in await site.store.audit_log()]
         assert ("number submit", "applied -> under review") in audit
-        assert "110101199003071234" not in str(audit)
+        assert "110101199003071233" not in str(audit)
         await ops.aclose()
 
 
@@ -375,7 +380,7 @@ async def test_a_rejected_review_takes_new_material_from_the_submit_form(tmp_pat
         ops = await site.signed_in("ops")
         post = await number_actions(ops, number)
 
-        first = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071234"}
+        first = {"licence": LICENCE, "legal_rep": "Zhang San", "id_number": "110101199003071233"}
         assert (await post("reserve", provider=PROVIDER)).status_code == 303
         assert (await post("apply", subscriber="acme")).status_code == 303
         assert (await post("submit", **first)).status_code == 303
@@ -384,12 +389,12 @@ async def test_a_rejected_review_takes_new_material_from_the_submit_form(tmp_pat
         assert "The review was rejected: give acme's new real-name material" in page.text
         assert 'name="licence" required' not in page.text
 
-        renewed = {**first, "licence": "91110000MA01ABCD2X", "legal_rep": "Li Si"}
+        renewed = {**first, "licence": "91110000MA01ABCD2Q", "legal_rep": "Li Si"}
         assert (await post("submit", **renewed)).status_code == 303
         record = await site.store.number_record(number)
         assert record is not None and record.status is Status.UNDER_REVIEW
         [acme] = await site.store.subscribers(name="acme")
-        assert (acme.licence, acme.legal_representative) == ("91110000MA01ABCD2X", "Li Si")
+        assert (acme.licence, acme.legal_representative) == ("91110000MA01ABCD2Q", "Li Si")
 
         assert (await post("reject", reason="still unreadable")).status_code == 303
         assert (await post("submit")).status_code == 303  # the material given before, again
@@ -474,7 +479,7 @@ async def test_an_application_whose_opening_fee_takes_a_prepaid_balance_below_it
         for action, form in (
             ("reserve", {"provider": PROVIDER}),
             ("apply", {"subscriber": "shopco", "licence": LICENCE, "legal_rep": "Li Si",
-                       "id_number": "110101199003071234"}),
+                       "id_number": "110101199003071233"}),
         ):  # fmt: skip
             done = await ops.post(f"/numbers/{SHOP}/actions/{action}", data={"csrf": token, **form})
             assert done.status_code == 303, done.text
@@ -510,7 +515,7 @@ async def test_the_operator_withdraws_an_application_under_review(tmp_path: Path
         config = load_config(site.config_dir)
         inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
         await desk.reserve(inventory, number, PROVIDER, NOW - timedelta(hours=2))
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         await desk.apply(inventory, number, "acme", NOW - timedelta(hours=1), material=material)
         ops = await site.signed_in("ops")
         token = await csrf_of(ops, f"/numbers/{number}")
@@ -540,7 +545,7 @@ async def test_a_subscriber_withdraws_its_own_application_and_staff_cannot(tmp_p
         await seed(site.store)
         config = load_config(site.config_dir)
         inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
-        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        material = desk.Material(LICENCE, "Li Si", "110***********1233")
         await desk.reserve(inventory, SHOP, PROVIDER, NOW - timedelta(hours=2))
         await desk.apply(inventory, SHOP, "shopco", NOW - timedelta(hours=1), material=material)
         for name, role in (("shop-admin", "subscriber-admin"), ("shop-staff", "subscriber-staff")):

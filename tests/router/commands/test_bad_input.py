@@ -527,7 +527,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ),
     (
         "an application with half the real-name material",
-        ["numbers", "apply", "4008207788", "--account", "acme", "--licence", "91310000MA1FL0YY2Y"],
+        ["numbers", "apply", "4008207788", "--account", "acme", "--licence", "91310000MA1FL0YY26"],
         "real-name material is --licence, --legal-rep and --id-number together",
     ),
     (
@@ -554,13 +554,13 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
             "--full-name",
             "E",
             "--licence",
-            "91310000MA1FL0XX1X",
+            "91310000MA1FL0XX1C",
             "--legal-rep",
             "W",
             "--id-number",
             "abc",
         ],
-        "argument --id-number: an ID number is 15 digits, or 17 digits and a digit or X",
+        "argument --id-number: an ID number is 18 characters: 17 digits, then a digit or X",
     ),
     (
         "a provider with a licence of letters",
@@ -575,9 +575,30 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
             "--legal-rep",
             "W",
             "--id-number",
-            "110101199003071234",
+            "110101199003071233",
         ],
-        "argument --licence: 'licence' is not a business licence number",
+        "argument --licence: 'licence' is not a unified social credit code (18 digits and "
+        "capitals)",
+    ),
+    (
+        "a provider's ID number with one digit mistyped",
+        [
+            *("providers", "add", "sp-east", "--full-name", "E"),
+            *("--licence", "91310000MA1FL0XX1C", "--legal-rep", "W"),
+            *("--id-number", "110101199003071234"),
+        ],
+        "argument --id-number: the ID number's check character (the last) does not match the "
+        "others, a character mistyped?",
+    ),
+    (
+        "a provider's licence with one character mistyped",
+        [
+            *("providers", "add", "sp-east", "--full-name", "E"),
+            *("--licence", "91310000MA1FL0XX1X", "--legal-rep", "W"),
+            *("--id-number", "110101199003071233"),
+        ],
+        "argument --licence: 91310000MA1FL0XX1X is no unified social credit code: its check "
+        "character (the last) is wrong, a character mistyped?",
     ),
     (
         "a provider name with a space",
@@ -623,11 +644,11 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
             "--full-name",
             "E",
             "--licence",
-            "91310000MA1FL0XX1X",
+            "91310000MA1FL0XX1C",
             "--legal-rep",
             "W",
             "--id-number",
-            "110101199003071234",
+            "110101199003071233",
             "--low-balance-warning",
             "1000000.01",
         ],
@@ -891,8 +912,8 @@ def test_a_subscriber_user_works_for_a_number_of_the_configuration_or_a_known_su
 ) -> None:
     assert main(["db", "upgrade"]) == 0
     provider = ["providers", "add", "sp-east", "--full-name", "East Telecom"]
-    provider += ["--licence", "91310000MA1FL0XX1X", "--legal-rep", "Wang Wei"]
-    assert main([*provider, "--id-number", "110101199003071234"]) == 0
+    provider += ["--licence", "91310000MA1FL0XX1C", "--legal-rep", "Wang Wei"]
+    assert main([*provider, "--id-number", "110101199003071233"]) == 0
     (workdir / "pool.txt").write_text("4008200888\n", encoding="utf-8")
     assert main(["numbers", "import", "pool.txt"]) == 0
     assert main(["numbers", "reserve", "4008200888", "--by", "sp-east"]) == 0

@@ -44,12 +44,12 @@ accounts:
     features: {recording: 2026-12-10}
 """
 PROVIDER = [
-    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1X",
-    "--legal-rep", "Wang Wei", "--id-number", "110101199003071234",
+    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1C",
+    "--legal-rep", "Wang Wei", "--id-number", "110101199003071233",
 ]  # fmt: skip
 MATERIAL = [
-    "--licence", "91310000MA1FL0YY2Y", "--legal-rep", "Li Na",
-    "--id-number", "11010119900307123X",
+    "--licence", "91310000MA1FL0YY26", "--legal-rep", "Li Na",
+    "--id-number", "11010519491231002X",
 ]  # fmt: skip
 
 
@@ -133,7 +133,7 @@ def test_an_application_without_material_is_submitted_with_the_material_later(st
             [party] = await store.subscribers(name="acme")
             return party.licence, party.legal_representative, party.id_masked
 
-    assert asyncio.run(acme()) == ("91310000MA1FL0YY2Y", "Li Na", "110***********123X")
+    assert asyncio.run(acme()) == ("91310000MA1FL0YY26", "Li Na", "110***********002X")
 
 
 def test_search_by_segment_grade_pattern_and_status(stocked, capsys):
@@ -190,9 +190,9 @@ def test_a_number_from_reservation_to_service_with_its_fees_and_history(stocked,
     ]
     code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
     provider = json.loads(out)
-    assert provider["id"] == "110***********1234" and provider["subscribers"][0]["name"] == "acme"
+    assert provider["id"] == "110***********1233" and provider["subscribers"][0]["name"] == "acme"
     assert [n["number"] for n in provider["numbers"]] == [PREMIUM]
-    assert "110101199003071234" not in out
+    assert "110101199003071233" not in out
 
 
 def test_show_gives_the_status_now_though_no_tick_has_written_what_fell_due(stocked, capsys):

@@ -266,12 +266,12 @@ def test_a_re_rating_adjustment_that_takes_a_prepaid_balance_below_its_threshold
 # --- hotline400 numbers ----------------------------------------------------------------
 
 PROVIDER = [
-    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1X",
-    "--legal-rep", "Wang Wei", "--id-number", "110101199003071234",
+    "--full-name", "East Telecom Services", "--licence", "91310000MA1FL0XX1C",
+    "--legal-rep", "Wang Wei", "--id-number", "110101199003071233",
 ]  # fmt: skip
 MATERIAL = [
-    "--licence", "91310000MA1FL0YY2Y", "--legal-rep", "Li Na",
-    "--id-number", "11010119900307123X",
+    "--licence", "91310000MA1FL0YY26", "--legal-rep", "Li Na",
+    "--id-number", "11010519491231002X",
 ]  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from tests.conftest import UNWATCHED, opened_store
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NUMBER = "4006031475"
-MATERIAL = desk.Material("91310000MA1FL0YY2Y", "Li Na", "110***********123X")
+MATERIAL = desk.Material("91310000MA1FL0YY26", "Li Na", "110***********002X")
 
 
 async def stocked(store: Store) -> Inventory:

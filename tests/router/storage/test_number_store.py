@@ -111,7 +111,7 @@ def test_the_history_refuses_changes(store_url: str) -> None:
 def test_providers_and_their_subscribers(store_url: str) -> None:
     async def scenario() -> None:
         async with opened_store(store_url) as store:
-            east = PartyRow("sp-east", "East", "91310000MA1FL0XX1X", "Wang", "110***1234", T0)
+            east = PartyRow("sp-east", "East", "91310000MA1FL0XX1C", "Wang", "110***1234", T0)
             assert await store.add_party(east)
             assert not await store.add_party(east)
             acme = PartyRow("acme", "Acme", "", "", "", T0, provider="sp-east")
