@@ -16,9 +16,10 @@ see the entries and statements of the current holding of the number: a month tha
 before the number last came back to the pool was a previous holder's, and of a month the
 number changed hands in they see their own holding's part; the operator sees each
 holder's part of it as a statement of its own. Every statement names its holder and the
-service provider it holds the number through, when the inventory records one. The operator
-also sees the money of a number the inventory keeps without a plan or an account in
-tariffs.yaml (its balance, fees and payments; no package, as `account show` says too).
+service provider it holds the number through, when the inventory records one. The money of
+a number the inventory keeps without a plan or an account in tariffs.yaml (its balance,
+fees and payments; no package, as `account show` says too) is shown alike: to the operator,
+and to the users whose account the number is, bounded by its current holding.
 """
 
 from __future__ import annotations
@@ -99,16 +100,24 @@ async def money_page(request: Request) -> Response:
 
 
 async def _money_number(request: Request) -> str:
-    """The number whose money is asked: one the user may see, or, for the operator, one the
-    inventory keeps that has neither plan nor account (taken through `numbers apply` before
-    tariffs.yaml gave it one): its opening and selection fees are owed all the same."""
+    """The number whose money is asked, if the user may open it (else "not found")."""
     number = request.path_params["number"]
-    console = console_of(request)
-    if user_of(request).is_operator and await is_known_number(
-        number, console.all_numbers(), console.store
-    ):
-        return number
-    return visible_number(request, number)
+    if not await money_visible(request, number):
+        raise not_found()
+    return number
+
+
+async def money_visible(request: Request, number: str) -> bool:
+    """Whether the user may open `number`'s money page: the operator any number the back
+    office knows, a subscriber user the number its account is. That takes in a number the
+    inventory keeps with neither plan nor account (taken through `numbers apply` before
+    tariffs.yaml gave it one), whose opening and selection fees are owed all the same:
+    its users see them as an account's users see its money (console.users.Scope is the
+    plans' and tariffs.yaml's numbers only, so it is not asked here)."""
+    user, console = user_of(request), console_of(request)
+    if not (user.is_operator or number == user.account):
+        return False
+    return await is_known_number(number, console.all_numbers(), console.store)
 
 
 async def _money(
@@ -146,6 +155,7 @@ async def _money(
         {
             "number": number,
             "account": account,
+            "configured": number in console.numbers_for(user_of(request)),
             "money": await number_money(request, number, now),
             "entries": [e for e in reversed(entries) if e.kind is not LedgerKind.CALL][:100],
             "statements": statements,

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.users import User
-from console.views.money import KIND_NAMES
+from console.views.money import KIND_NAMES, money_visible
 from console.web import (
     audit,
     back_to,
@@ -219,8 +219,10 @@ async def _page(
             "long_hold": rules.reservation_hold(record.number, record.grade, True).days,
             "cancel_label": _cancel_label(rules.timing.cancellation_notice_days),
             # Its routing and money pages, when the user may open them: a user of the
-            # subscriber holding it sees the number here, its account's users its pages.
+            # subscriber holding it sees the number here, its account's users its pages;
+            # one without plan or account has its money page only.
             "configured": record.number in console.numbers_for(user),
+            "money_visible": await money_visible(request, record.number),
             "plan_ahead": record.status in _BEFORE_SERVICE
             and plan is not None
             and (plan.subscriber is None or record.subscriber is None),

@@ -8,7 +8,8 @@ sees the month's pending closing entries, and opens a call the router recorded a
 its score and a player of its recording; another subscriber fails to reach the first one's
 page; the operator scans the accounts and users, and on a phone opens the menu from the
 keyboard; the operator reads the two statements of a month the shop's number changed hands
-in, each naming its holder.
+in, each naming its holder; the administrator of a number the inventory keeps without a
+tariffs.yaml account opens its money from its page, which another subscriber cannot.
 Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
 $HOTLINE400_SCREENS) to be looked at.
 """
@@ -37,6 +38,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from console.security import hash_password
 from console.store_access import opened_store
 from numbering.lifecycle import NumberRecord, Status
 from rating.ledger import LedgerEntry, LedgerKind
@@ -46,6 +48,7 @@ from router.numbers.inventory import Inventory
 from router.simulation.asterisk_agi import CallResult, Outcome, SimulatedCall, run_call
 from router.storage.cdr import CDR
 from router.storage.cdr import Outcome as CdrOutcome
+from router.storage.console_rows import UserRow
 from router.storage.number_rows import PartyRow
 from tests.conftest import UNWATCHED
 from tests.console.harness import (
@@ -582,5 +585,74 @@ def test_the_operator_tells_the_holders_of_a_month_the_number_changed_hands_in(
             ]
             assert all(holder.is_displayed() for holder in holders)
             _photograph(browser, "money-changed-hands", width)
+    finally:
+        browser.quit()
+
+
+HELD_WITHOUT_ACCOUNT = "4008888001"
+"""A number numco applied for through the inventory: no plan, no tariffs.yaml account."""
+
+
+async def _held_without_an_account(config_dir: Path, now: datetime) -> None:
+    """HELD_WITHOUT_ACCOUNT applied for by numco an hour ago (its opening and selection fees
+    booked), with its subscriber administrator `num-admin`."""
+    config = load_config(config_dir)
+    rules = config.number_rules
+    grade = rules.grade(HELD_WITHOUT_ACCOUNT)
+    then = now - timedelta(hours=1)
+    async with opened_store(config_dir) as store:
+        record = NumberRecord(HELD_WITHOUT_ACCOUNT, grade, rules.fee_of_grade[grade])
+        await store.add_numbers([record], then)
+        await store.add_party(PartyRow("sp-east", "East Telecom Reseller", "", "", "", then))
+        inventory = Inventory(store, rules, config.calendar, UNWATCHED)
+        await desk.reserve(inventory, HELD_WITHOUT_ACCOUNT, "sp-east", then)
+        await desk.apply(inventory, HELD_WITHOUT_ACCOUNT, "numco", then, material=MATERIAL)
+        digest = hash_password(PASSWORD)
+        row = UserRow("num-admin", "subscriber-admin", HELD_WITHOUT_ACCOUNT, digest, False, now)
+        await store.add_user(row)
+
+
+def test_the_users_of_a_number_without_an_account_open_its_money_from_its_page(
+    site: dict[str, object],
+) -> None:
+    """The number's administrator finds it on the Numbers page, follows its page's money
+    link and reads its balance and fees, as a phone shows them too; a user of another
+    subscriber is told the page is not found."""
+    asyncio.run(_held_without_an_account(Path(str(site["config"])), datetime.now(SHANGHAI)))
+    url, number = str(site["url"]), HELD_WITHOUT_ACCOUNT
+    browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
+    try:
+        _sign_in(browser, url, "num-admin")
+        _submit(browser, browser.find_element(By.LINK_TEXT, "Numbers"))
+        _submit(browser, browser.find_element(By.LINK_TEXT, "400-888-8001"))
+        assert f"/numbers/{number}/routing" not in browser.page_source, "it has no plan"
+        _photograph(browser, "number-without-account-subscriber", WIDTHS[0])
+        _submit(browser, browser.find_element(By.LINK_TEXT, "money"))
+        assert browser.current_url == f"{url}/numbers/{number}/money"
+        assert browser.find_element(By.TAG_NAME, "h1").text == f"Money of {number}"
+        balance = Decimal(browser.find_element(By.CSS_SELECTOR, "[data-testid=balance]").text)
+        assert balance < 0
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert "opening fee" in main and "no account in tariffs.yaml" in main
+        assert "/payments" not in browser.page_source, "only the operator books payments"
+        for width in WIDTHS:
+            browser.set_window_size(width, 900)
+            browser.refresh()
+            assert browser.find_element(By.CSS_SELECTOR, "[data-testid=balance]").is_displayed()
+            features = browser.find_element(By.CSS_SELECTOR, "[data-testid=no-features]")
+            assert "no features to switch" in features.text
+            scrolls = browser.execute_script(
+                "const box = arguments[0].closest('.table-wrap');"
+                "return box.scrollWidth > box.clientWidth",
+                features,
+            )
+            assert not scrolls, f"the features' note scrolls sideways at {width} px"
+            _photograph(browser, "money-without-account-subscriber", width)
+
+        browser.delete_all_cookies()
+        _sign_in(browser, url, "clinic")
+        browser.get(f"{url}/numbers/{number}/money")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+        assert number not in browser.find_element(By.TAG_NAME, "main").text
     finally:
         browser.quit()

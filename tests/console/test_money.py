@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from console.security import hash_password
 from dialplan.plan import NumberStatus
 from numbering.lifecycle import NumberRecord, Status, reserve
 from numbering.rules import NumberRules
@@ -25,8 +26,9 @@ from router.numbers.inventory import Inventory
 from router.numbers.statuses import inventory_status
 from router.numbers.ticking import settle_arrears
 from router.storage.cdr import Outcome
+from router.storage.console_rows import UserRow
 from tests.conftest import UNWATCHED, HttpReceiver, warning_facts
-from tests.console.harness import NOW, SHOP, a_call, csrf_of, running_console
+from tests.console.harness import NOW, PASSWORD, SHOP, Site, a_call, csrf_of, running_console
 from tests.console.test_numbers import LICENCE, POOL, PROVIDER, seed
 
 SURVEY = "satisfaction_survey"
@@ -386,4 +388,130 @@ async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_pack
         assert sum((e.amount for e in await site.store.ledger(number)), ZERO) == ZERO
         nowhere = await ops.get("/numbers/4009999999/money")
         assert nowhere.status_code == 404, "a number of no plan, account or inventory record"
+        await ops.aclose()
+
+
+async def _held_without_an_account(site: Site, number: str, subscriber: str) -> None:
+    """`number` applied for by `subscriber` a day ago through the inventory, with neither a
+    plan nor a tariffs.yaml account: its opening and selection fees are on its ledger."""
+    config = load_config(site.config_dir)
+    assert number not in config.plans and number not in config.tariffs.accounts
+    inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+    day_ago = NOW - timedelta(days=1)
+    await desk.reserve(inventory, number, PROVIDER, day_ago)
+    material = desk.Material(LICENCE, "Li Si", "110***********1234")
+    await desk.apply(inventory, number, subscriber, day_ago, material=material)
+
+
+async def _add_users(site: Site, *users: tuple[str, str, str]) -> None:
+    digest = hash_password(PASSWORD)
+    for name, role, account in users:
+        await site.store.add_user(UserRow(name, role, account, digest, False, NOW))
+
+
+async def test_the_users_of_a_number_without_an_account_see_its_money_as_an_accounts_users_do(
+    tmp_path: Path,
+) -> None:
+    """A user whose account is a number the inventory keeps without a tariffs.yaml account
+    reads its money page as a user of an account's number reads that one's: its balance
+    and the fees booked (no package, no statements, no features: it has no account). The
+    number's page links to it. Only the operator books a payment; the routing and reports
+    of a number without a plan are no page of anyone's, so the money page does not link
+    to them. Another subscriber's users, and the holder's users not bound to the number
+    (as for a number with an account), are told it is not found."""
+    number = POOL[0]
+    money = f"/numbers/{number}/money"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        await _held_without_an_account(site, number, "numco")
+        await _add_users(
+            site,
+            ("num-admin", "subscriber-admin", number),
+            ("num-staff", "subscriber-staff", number),
+            ("numco", "subscriber-admin", "numco"),
+            ("otherco", "subscriber-admin", "otherco"),
+        )
+        balance = sum((e.amount for e in await site.store.ledger(number)), ZERO)
+        assert balance < ZERO
+        for name in ("num-admin", "num-staff"):
+            user = await site.signed_in(name)
+            response = await user.get(money)
+            assert response.status_code == 200, name
+            page = response.text
+            assert f'data-testid="balance">{balance}<' in page
+            assert "opening fee" in page and "selection fee" in page
+            package = re.search(r'<div class="label">Package</div>(.*?)</section>', page, re.S)
+            assert package and "no account in tariffs.yaml" in " ".join(
+                re.sub(r"<[^>]+>", " ", package.group(1)).split()
+            )
+            assert f"{money}/payments" not in page, "only the operator books payments"
+            features = re.search(r'data-testid="no-features">(.*?)<', page)
+            assert features and features.group(1) == (
+                "No account in tariffs.yaml for this number: no features to switch."
+            ), "the tariffs have features; the number has no account to switch them in"
+            assert "A feature's fee is deducted" not in page
+            assert f'href="/numbers/{number}/routing"' not in page
+            assert f'href="/reports?number={number}"' not in page
+            number_page = (await user.get(f"/numbers/{number}")).text
+            assert f'href="{money}"' in number_page, name
+            assert f'href="/numbers/{number}/routing"' not in number_page
+            paid = await user.post(
+                f"{money}/payments",
+                data={"csrf": await csrf_of(user, money), "amount": "600.00", "ref": "own-1"},
+            )
+            assert paid.status_code == 404, name
+            await user.aclose()
+        assert sum((e.amount for e in await site.store.ledger(number)), ZERO) == balance
+
+        for name in ("clinic", "otherco", "numco"):
+            user = await site.signed_in(name)
+            response = await user.get(money)
+            assert response.status_code == 404, name
+            assert str(balance) not in response.text
+            assert f'href="{money}"' not in (await user.get(f"/numbers/{number}")).text
+            await user.aclose()
+
+
+async def test_the_users_of_a_number_without_an_account_see_its_current_holdings_money_only(
+    tmp_path: Path,
+) -> None:
+    """oldco held the number, paid for it after asking to cancel, and it came back to the
+    pool; newco applied for it: the number's user sees newco's fees and balance, not
+    oldco's payment, which the operator still sees."""
+    number = POOL[1]
+    money = f"/numbers/{number}/money"
+    async with running_console(tmp_path) as site:
+        await seed(site.store)
+        config = load_config(site.config_dir)
+        inventory = Inventory(site.store, config.number_rules, config.calendar, UNWATCHED)
+        material = desk.Material(LICENCE, "Li Si", "110***********1234")
+        first = NOW - timedelta(days=150)  # in service after its review; 30 days' notice and
+        # 90 frozen after its cancellation: back in the pool about 24 days ago
+        await desk.reserve(inventory, number, PROVIDER, first)
+        await desk.apply(inventory, number, "oldco", first, material=material)
+        await desk.act(inventory, number, "cancel", "ops", first + timedelta(days=6))
+        await site.store.post_ledger(
+            [
+                LedgerEntry(
+                    number,
+                    NOW - timedelta(days=60),
+                    Decimal("77.00"),
+                    LedgerKind.PAYMENT,
+                    "oldco-late",
+                    "",
+                )
+            ]
+        )
+        await _held_without_an_account(site, number, "newco")
+        await _add_users(site, ("num-admin", "subscriber-admin", number))
+        user = await site.signed_in("num-admin")
+        page = (await user.get(money)).text
+        entries = page[page.index("<h2>Payments and fees</h2>") :]
+        assert "oldco-late" not in entries and "77.00" not in entries
+        assert "opening fee" in entries
+        newco_fees = [e for e in await site.store.ledger(number) if e.at >= NOW - timedelta(days=1)]
+        assert f'data-testid="balance">{sum((e.amount for e in newco_fees), ZERO)}<' in page
+        ops = await site.signed_in("ops")
+        assert "oldco-late" in (await ops.get(money)).text
+        await user.aclose()
         await ops.aclose()
