@@ -356,7 +356,7 @@ async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_pack
     """A number applied for through the inventory that has neither plan nor account in
     tariffs.yaml owes its opening fee all the same: the operator sees it on the money page,
     which says under Package that it has no account in tariffs.yaml, as `account show` does,
-    and books the payment that settles it there."""
+    reached from the number's page, and books the payment that settles it there."""
     number = POOL[0]
     async with running_console(tmp_path) as site:
         await seed(site.store)
@@ -380,6 +380,8 @@ async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_pack
         assert balance < ZERO
         assert f'data-testid="balance">{balance}<' in page
         assert "opening fee" in page
+        number_page = (await ops.get(f"/numbers/{number}")).text
+        assert f'href="/numbers/{number}/money"' in number_page, "the number's page links to it"
         paid = await ops.post(
             f"/numbers/{number}/money/payments",
             data={"csrf": await csrf_of(ops, "/"), "amount": str(-balance), "ref": "bank-9"},
