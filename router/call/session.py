@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -191,12 +192,11 @@ class CallSession:
     async def run(self) -> CallRecord:
         """Carry the call out; never raises for anything the call or Asterisk does."""
         with call_context(self.context.call_id), one_store_wait():
-            self.services.in_progress.add(self.context.call_id)
-            metrics = self.services.metrics
-            metrics.call_arrived(self.context.caller.kind, self.record.started_at)
-            plan = self.services.plans.get(self.context.dialled)
             self._write_ahead()
-            try:
+            self.services.in_progress.add(self.context.call_id)
+            try:  # from here on the CDR is completed, whatever raises
+                self.services.metrics.call_arrived(self.context.caller.kind, self.record.started_at)
+                plan = self.services.plans.get(self.context.dialled)
                 if plan is None:
                     await self._unknown_number()
                 else:
@@ -219,19 +219,36 @@ class CallSession:
 
     async def _end(self) -> None:
         """The CDR completed and priced, the CRM told, the call counted, logged and its cap
-        unit given back if it was not put through."""
-        fields = self._complete()
+        unit given back if it was not put through.
+
+        Each step is guarded on its own (a `try` costs nothing until it catches): a fault of
+        the router's in one is logged once with its traceback and noted on the CDR, and the
+        steps after it still run, so no CDR is left in progress and no cap unit kept that
+        the call's end would have given back."""
+        try:
+            fields = self._complete()
+        except Exception:
+            fields = self._complete_after_fault()
         if self.report.reads_cdr:  # building the complete CDR costs: only for its reader
-            assert self.cdr is not None, "written ahead first"
-            legs = tuple(self.record.legs)
-            cdr = dataclasses.replace(self.cdr, **fields, legs=legs)
-            self.report.ended(cdr, self._reach())
-        self.services.metrics.call_ended(self.context.dialled, self.record.outcome)
-        self._log_call()
+            try:
+                assert self.cdr is not None, "written ahead first"
+                legs = tuple(self.record.legs)
+                cdr = dataclasses.replace(self.cdr, **fields, legs=legs)
+                self.report.ended(cdr, self._reach())
+            except Exception:
+                self._fault_after_completion("telling its subscriber of its end")
+        try:
+            self.services.metrics.call_ended(self.context.dialled, self.record.outcome)
+            self._log_call()
+        except Exception:
+            self._fault_after_completion("counting and logging it")
         if self.account is not None:
-            await self.services.accounting.close_call(
-                self.account, self.record.answered_at is not None, self.put_through
-            )
+            try:
+                await self.services.accounting.close_call(
+                    self.account, self.record.answered_at is not None, self.put_through
+                )
+            except Exception:
+                self._fault_after_completion("giving its cap unit back")
 
     def _reach(self) -> Reach:
         """How far the call got towards the subscriber's lines, for the missed-call text."""
@@ -962,6 +979,60 @@ class CallSession:
         if ledger is not None:
             self.services.cdrs.submit(ledger)
         return fields
+
+    def _complete_after_fault(self) -> dict[str, Any]:
+        """Complete the CDR after `_complete` raised (the exception being handled), unpriced
+        (`hotline400 rate` prices an answered call later): the outcome the channel was
+        told, the fields known, the end as best known, and a note of the fault."""
+        self._note_fault("completing its CDR")
+        record = self.record
+        fields: dict[str, Any] = {
+            "ended_at": self._known_end(),
+            "outcome": record.outcome,
+            "note": record.note,
+        }
+        known = {
+            "answered_at": record.answered_at,
+            "billable_seconds": record.billable_seconds,
+            "rule": record.rule,
+            "menu_path": record.menu_path,
+            "menu_digits": record.menu_digits,
+            "language": record.language,
+            "recording_path": record.recording_path if record.answered_at else None,
+            "survey_score": record.survey_score,
+        }
+        try:
+            finish = FinishCall(self.context.call_id, {**known, **fields})
+        except ValueError:  # one of them is what failed: the end, outcome and note alone
+            finish = FinishCall(self.context.call_id, fields)
+        self.services.cdrs.submit(finish)
+        return dict(finish.fields)
+
+    def _known_end(self) -> datetime:
+        """The call's end once working it out raised: as `_complete` has it, else its last
+        leg's end, else its start."""
+        record = self.record
+        with contextlib.suppress(Exception):
+            return max(
+                [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
+            )
+        with contextlib.suppress(Exception):
+            return max([record.started_at] + [leg.ended_at for leg in record.legs])
+        return record.started_at
+
+    def _fault_after_completion(self, step: str) -> None:
+        """A step after the CDR's finish raised (the exception being handled): logged, and
+        noted on the completed CDR, whose other fields stay."""
+        self._note_fault(step)
+        self.services.cdrs.submit(FinishCall(self.context.call_id, {"note": self.record.note}))
+
+    def _note_fault(self, step: str) -> None:
+        """Log the exception being handled, once, with the call's id, and add it to the note."""
+        log.exception("call %s: router error while ending it (%s)", self.context.call_id, step)
+        error = sys.exception()
+        why = f"router error while {step}: {type(error).__name__}: {error}"
+        note = self.record.note
+        self.record.note = f"{note}; {why}" if note else why
 
 
 _DIAL_VARIABLES = ("DIALSTATUS", "ANSWEREDTIME_MS", "DIALEDTIME_MS")

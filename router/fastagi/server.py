@@ -490,10 +490,16 @@ class FastAGIServer:
         task.add_done_callback(self.sessions.discard)
 
     async def _call(self, connection: AGIConnection, env: dict[str, str]) -> None:
+        """One call's task. The session completes its CDR whatever the call does; what still
+        escapes it (a fault before its CDR was written ahead) is logged here, once, with the
+        call's id, rather than as a task exception nobody retrieved."""
         agi = AGISession(connection, env, command_timeout=self.command_timeout)
         try:
             with self.services.metrics.agi_session_timer():
                 await CallSession(agi, context_from(env), self.services).run()
+        except Exception:
+            uniqueid = env.get("agi_uniqueid", "")[:64]
+            log.exception("call %r: router error, the session ended", uniqueid)
         finally:
             await agi.close()  # also drops the session's reply-timeout timer at once
 
