@@ -17,8 +17,9 @@ from dialplan.plan import Plan
 
 RECORDING = "recording"
 """The feature of tariffs.yaml an account switches on to have its calls recorded."""
-_CALL_ID = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,63}")
-"""A uniqueid that is safe as a file name and inside MixMonitor's argument (no comma)."""
+_CALL_ID = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,63}(?:~[0-9]{1,9})?")
+"""A uniqueid that is safe as a file name and inside MixMonitor's argument (no comma), with
+the `~N` of a repeat session on its channel (router.call.call_ids)."""
 
 
 def recording_path(

@@ -51,6 +51,7 @@ from router.call.answer_stamp import (
     HOOKABLE_CHANNEL,
     stamp_epoch,
 )
+from router.call.call_ids import CallIds
 from router.call.channel_contract import (
     ENDINGS,
     ChannelVariable,
@@ -131,6 +132,8 @@ class CallServices:
     """Entered PINs checked against their hash, on threads of their own, bounded."""
     log_calls: CallLines = "unanswered"
     """The calls given an INFO line as they end (router.yaml's log_calls)."""
+    call_ids: CallIds = field(default_factory=CallIds)
+    """The uniqueids of the sessions begun lately: a repeat gets a CDR id of its own."""
 
 
 @dataclass
@@ -159,6 +162,19 @@ class CallRecord:
 class CallSession:
     def __init__(self, agi: AGISession, context: CallContext, services: CallServices) -> None:
         self.agi = agi
+        self.uniqueid = context.call_id
+        """The channel's uniqueid, which AMI and the live calls know it by; the context's
+        call id is the CDR's, the same but for a repeat session (router.call.call_ids)."""
+        cdr_id, self.rank = services.call_ids.begin(context.call_id)
+        if self.rank > 1:
+            context = dataclasses.replace(context, call_id=cdr_id)
+            log.warning(
+                "call %s: AGI session %d on uniqueid %s (AGI run again on the channel, or "
+                "two Asterisks giving the same uniqueid): a CDR of its own",
+                cdr_id,
+                self.rank,
+                self.uniqueid,
+            )
         self.context = context
         self.services = services
         self.record = CallRecord(started_at=services.clock())
@@ -193,7 +209,8 @@ class CallSession:
         """Carry the call out; never raises for anything the call or Asterisk does."""
         with call_context(self.context.call_id), one_store_wait():
             self._write_ahead()
-            self.services.in_progress.add(self.context.call_id)
+            if self.rank == 1:  # the reconciler completes a CDR keyed by the uniqueid
+                self.services.in_progress.add(self.uniqueid)
             try:  # from here on the CDR is completed, whatever raises
                 self.services.metrics.call_arrived(self.context.caller.kind, self.record.started_at)
                 plan = self.services.plans.get(self.context.dialled)
@@ -211,8 +228,10 @@ class CallSession:
                 self.record.note = "router error"
                 await self._try_refuse(RouterRefusal.ERROR)
             finally:
-                self.services.in_progress.discard(self.context.call_id)  # broken: expected
-                self.services.holding.dialled(self.context.call_id)
+                if self.rank == 1:
+                    self.services.in_progress.discard(self.uniqueid)  # broken: expected
+                self.services.holding.dialled(self.uniqueid)
+                self.services.call_ids.ended(self.uniqueid, self.rank)
                 if not self.left_in_progress:
                     await self._end()
         return self.record
@@ -618,11 +637,11 @@ class CallSession:
         holding = self.services.holding
         call = Call(plan.number, self.context.caller, self.context.call_id)
         vip = not queue.vip.is_empty() and CallerMatcher.of(queue.vip).matches(call)
-        ticket = holding.join(_route_key(plan, decision), self.context.call_id, vip)
+        ticket = holding.join(_route_key(plan, decision), self.uniqueid, vip)
         self.held = True
         log.info(
             "call %s: held%s, every destination is at its limit",
-            ticket.call_id,
+            self.context.call_id,
             " (VIP)" if vip else "",
         )
         waited, result = 0, "timeout"
@@ -699,11 +718,11 @@ class CallSession:
         self._write_leg_ahead(target, started)
         self.dialling = True
         if self.account is not None and target.number in self.account.plan.call_limits:
-            self.services.holding.claim(self.context.call_id, target.number)
+            self.services.holding.claim(self.uniqueid, target.number)
         returned = await self.agi.exec("Dial", argument)
         dial_ended = self.services.clock() if hooked else None  # the stamped ring's end
         self.caller_back = returned.result_int == 0  # with `g`: the caller is still up
-        self.services.holding.dialled(self.context.call_id)  # AMI's count has it now
+        self.services.holding.dialled(self.uniqueid)  # AMI's count has it now
         status, up_ms, age_ms, stamped_talk_ms = await self._dial_outcome(hooked)
         if status == "ANSWER" and up_ms is not None:
             if dial_ended is not None and stamped_talk_ms is not None:
@@ -714,7 +733,7 @@ class CallSession:
             else:
                 rang = None
                 if self.up_since is not None:  # no answer stamp: AMI's ring, if it tells one
-                    rang = await self.services.dial_ring(self.context.call_id)
+                    rang = await self.services.dial_ring(self.uniqueid)
                     if rang is None:
                         self._warn_ring_as_talk(hooked)
                 ring, talk = self._ring_and_talk(started, up_ms, age_ms, rang)
@@ -900,7 +919,8 @@ class CallSession:
         self.record.note = f"{note}; {why}" if note else why
 
     def _connection_lost(self, error: AGIProtocolError) -> None:
-        self.services.reconcile(self.context.call_id)
+        if self.rank == 1:  # AMI tells of the channel: a repeat's end would land on the first
+            self.services.reconcile(self.uniqueid)
         self.record.outcome = Outcome.ANSWERED if self.record.answered_at else Outcome.ERROR
         self.record.note = f"AGI session lost: {error}"
         log.warning("call %s: %s", self.context.call_id, self.record.note)
