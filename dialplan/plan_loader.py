@@ -6,11 +6,9 @@ JSON Schema); checks that span several parts of a plan run once the structure is
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,7 +44,7 @@ def parse_plan(file: str, text: str) -> Plan:
     try:
         plan = Plan.model_validate(source.data)
     except ValidationError as error:
-        problems.extend(problems_from_validation(source, error, _plan_schema()))
+        problems.extend(problems_from_validation(source, error, Plan))
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
     problems.extend(_cross_checks(source, plan))
     expected = Path(file).stem
@@ -59,12 +57,6 @@ def parse_plan(file: str, text: str) -> Plan:
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return plan
-
-
-@functools.cache
-def _plan_schema() -> dict[str, Any]:
-    """The plan's JSON Schema, which tells a misspelt key the keys of its place."""
-    return Plan.model_json_schema()
 
 
 def _cross_checks(source: YamlSource, plan: Plan) -> Iterable[Problem]:

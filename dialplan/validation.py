@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from dialplan.errors import Problem
@@ -31,12 +32,15 @@ zone: plans, tariffs and router.yaml each name one."""
 _PLAIN_MESSAGES = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",  # in a dataclass, such as a tariff's rate
     "string_type": "must be text",
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
     "list_type": "must be a list",
     "model_type": "must be a mapping of keys",
     "model_attributes_type": "must be a mapping of keys",
@@ -56,18 +60,50 @@ def worded(pattern: str, words: str) -> str:
     return pattern
 
 
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+
+
 def problems_from_validation(
-    source: YamlSource, error: ValidationError, schema: dict[str, Any] | None = None
+    source: YamlSource, error: ValidationError, model: type[BaseModel] | None = None
 ) -> Iterable[Problem]:
     """One problem per pydantic error, at the line of the field it concerns; with the
-    model's JSON `schema`, an unknown key is told the key of its place it is closest to."""
-    for detail in error.errors(include_url=False):
-        path = _data_path(source.data, detail["loc"])
+    `model` that was validated, an unknown key is told the key of its place it is closest
+    to."""
+    schema = _schema_of(model) if model is not None else None
+    details = error.errors(include_url=False)
+    paths = [_data_path(source.data, detail["loc"]) for detail in details]
+    meant: dict[tuple[Any, ...], str] = {}  # an unknown key's path: the key it is closest to
+    for detail, path in zip(details, paths, strict=True):
+        if detail["type"] in _UNKNOWN_KEY and schema is not None and path:
+            close = _closest(str(path[-1]), _keys_at(schema, path[:-1]))
+            if close is not None:
+                meant[path] = close
+    misspelt = {(*path[:-1], key) for path, key in meant.items()}
+    for detail, path in zip(details, paths, strict=True):
+        if detail["type"] == "missing" and path in misspelt:
+            continue  # one mistake, told once: at the misspelt key, which names this one
         message = _plain(detail)
-        if detail["type"] == "extra_forbidden" and schema is not None and path:
-            close = difflib.get_close_matches(str(path[-1]), _keys_at(schema, path[:-1]), n=1)
-            message += f" (did you mean {close[0]}?)" if close else ""
+        if path in meant:
+            message += f" (did you mean {meant[path]}?)"
         yield source.problem(path, message)
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """' (did you mean forwarding?)', naming the known key closest to a misspelt `key`;
+    empty when none is close enough to be the one meant."""
+    close = _closest(key, known)
+    return f" (did you mean {close}?)" if close is not None else ""
+
+
+def _closest(key: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return close[0] if close else None
+
+
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a configuration file's model: the keys each place allows."""
+    return model.model_json_schema()
 
 
 def _keys_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
@@ -150,12 +186,18 @@ def _plain(detail: Any) -> str:
         "literal_error",
         "enum",
         "string_pattern_mismatch",
+        "greater_than",
         "greater_than_equal",
+        "less_than",
         "less_than_equal",
         "int_type",
         "string_type",
         "int_parsing",
         "int_from_float",
+        "bool_type",
+        "bool_parsing",
+        "float_type",
+        "float_parsing",
     ):
         message += f" (found {detail['input']!r})"
     return message

@@ -170,6 +170,10 @@ def _syntax_reason(error: yaml.YAMLError, text: str, line: int) -> str:
     if "'\\t'" in reason:
         return "a tab character; indent with spaces (YAML does not accept tabs)"
     opened = getattr(error, "context_mark", None)
+    if context == "while scanning a quoted scalar" and opened is not None:
+        # the quote runs on to the end of the file: where it opened is what to fix
+        quote = text[opened.index] if opened.index < len(text) else '"'
+        return f"{reason} (the {quote} opened at line {opened.line + 1} is not closed)"
     for kind, bracket in (("flow sequence", "["), ("flow mapping", "{")):
         if context.endswith(kind) and opened is not None:
             return f"{reason} (the {bracket} at line {opened.line + 1} is not closed)"
@@ -193,10 +197,12 @@ def _unclosed_quote_line(lines: list[str]) -> int | None:
     return None
 
 
-def read_yaml(file: str, text: str) -> YamlSource:
-    """Parse `text`; syntax errors and duplicate keys become problems, never exceptions."""
+def compose_yaml(file: str, text: str) -> tuple[yaml.Node | None, Problem | None]:
+    """The node tree of `text` (None for an empty file), or the problem of its syntax: the
+    line and column PyYAML stopped at, with what to look for there. Every configuration
+    file is read through here, so each says a YAML mistake in the same words."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader), None
     except yaml.reader.ReaderError as error:  # a character YAML refuses, by its position
         before = text[: error.position]
         line = before.count("\n") + 1
@@ -205,13 +211,20 @@ def read_yaml(file: str, text: str) -> YamlSource:
             f"invalid YAML at column {column}: the character U+{error.character:04X} is not "
             "allowed in YAML: remove it"
         )
-        return YamlSource(file, None, None, [Problem(file, line, "(file)", message)])
+        return None, Problem(file, line, "(file)", message)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         where = f" at column {mark.column + 1}" if mark is not None else ""
         message = f"invalid YAML{where}: {_syntax_reason(error, text, line)}"
-        return YamlSource(file, None, None, [Problem(file, line, "(file)", message)])
+        return None, Problem(file, line, "(file)", message)
+
+
+def read_yaml(file: str, text: str) -> YamlSource:
+    """Parse `text`; syntax errors and duplicate keys become problems, never exceptions."""
+    root, syntax = compose_yaml(file, text)
+    if syntax is not None:
+        return YamlSource(file, None, None, [syntax])
     source = YamlSource(file, None, root)
     if root is None:
         return source

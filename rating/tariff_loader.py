@@ -8,16 +8,14 @@ against the notice a rise needs (rating.price_changes).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from dialplan.errors import ConfigError, Problem
+from dialplan.errors import ConfigError
 from dialplan.validation import problems_from_validation
-from dialplan.yaml_source import YamlSource, read_config_text, read_yaml
+from dialplan.yaml_source import read_config_text, read_yaml
 from rating.price_changes import notice_problems
 from rating.tariff import DEFAULT_TIMEZONE, Tariffs
 
@@ -57,7 +55,7 @@ def parse_tariffs(file: str, text: str, zone: ZoneInfo | None = None) -> Tariffs
     try:
         tariffs = Tariffs.model_validate(data)
     except ValidationError as error:
-        problems.extend(_validation_problems(source, error))
+        problems.extend(problems_from_validation(source, error, Tariffs))
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
     problems.extend(source.problem(path, message) for path, message in tariffs.reference_problems())
     if not problems:
@@ -65,14 +63,3 @@ def parse_tariffs(file: str, text: str, zone: ZoneInfo | None = None) -> Tariffs
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return tariffs
-
-
-def _validation_problems(source: YamlSource, error: ValidationError) -> Iterable[Problem]:
-    """The shared plain messages; an unknown key in a rate (a dataclass, which pydantic
-    reports as an unexpected argument) reads "unknown key" like everywhere else."""
-    details = error.errors(include_url=False)
-    for detail, problem in zip(details, problems_from_validation(source, error), strict=True):
-        if detail["type"] == "unexpected_keyword_argument":
-            yield dataclasses.replace(problem, message="unknown key")
-        else:
-            yield problem

@@ -56,7 +56,7 @@ def load_number_rules(path: Path, zone: ZoneInfo | None = None) -> NumberRules:
     try:
         rules = NumberRules.model_validate({**data, ZONE_KEY: timezone})
     except ValidationError as error:
-        problems.extend(problems_from_validation(source, error))
+        problems.extend(problems_from_validation(source, error, NumberRules))
     else:
         if not problems:
             return rules

@@ -477,7 +477,7 @@ def load_settings(config_dir: str | Path) -> RouterSettings:
     try:
         settings = RouterSettings.model_validate(data)
     except ValidationError as error:
-        found = [*problems, *problems_from_validation(source, error)]
+        found = [*problems, *problems_from_validation(source, error, RouterSettings)]
         raise ConfigError(sorted(found, key=lambda p: p.line)) from None
     if problems:
         raise ConfigError(problems)

@@ -473,6 +473,16 @@ def test_a_misspelt_key_is_told_the_key_it_is_closest_to_where_it_stands() -> No
     ]
 
 
+def test_a_misspelt_required_key_is_one_problem_not_also_a_missing_one() -> None:
+    assert problems_of(
+        """
+        number: "4006001234"
+        nmae: Test Co.
+        default: {target: "13900000001"}
+        """
+    ) == ["config/plans/4006001234.yaml:2 nmae: unknown key (did you mean name?)"]
+
+
 def test_one_value_where_a_list_is_due_is_shown_written_as_a_list() -> None:
     assert problems_of(
         """
@@ -547,8 +557,20 @@ def test_broken_yaml_is_reported_with_its_line_and_column() -> None:
             "2 (file): invalid YAML at column 11: the character U+0000 is not allowed in "
             "YAML: remove it",
         ),
+        (
+            'number: "4006001234"\nname: \'Test Co.\n',
+            "3 (file): invalid YAML at column 1: found unexpected end of stream "
+            "(the ' opened at line 2 is not closed)",
+        ),
     ],
-    ids=["a tab", "an unclosed quote", "an indentation", "two documents", "a control character"],
+    ids=[
+        "a tab",
+        "an unclosed quote",
+        "an indentation",
+        "two documents",
+        "a control character",
+        "a quote open to the end",
+    ],
 )
 def test_a_yaml_mistake_says_where_and_what_to_look_for(text: str, problem: str) -> None:
     assert problems_of(text) == [f"config/plans/4006001234.yaml:{problem}"]

@@ -76,8 +76,19 @@ def test_an_unknown_key_is_refused_where_it_stands() -> None:
         """
     ) == [
         f"{FILE}:7 packages.basic.nationwide.colour: unknown key",
-        f"{FILE}:8 packages.basic.montly_rent: unknown key",
+        f"{FILE}:8 packages.basic.montly_rent: unknown key (did you mean monthly_rent?)",
     ]
+
+
+def test_a_misspelt_key_of_a_rate_is_told_once_with_the_key_it_is_closest_to() -> None:
+    """Not also as the key it stands for, missing: one mistake, one problem."""
+    assert problems_of(
+        """
+        packages:
+          basic:
+            nationwide: {per_second: 60, charge: 0.20}
+        """
+    ) == [f"{FILE}:7 packages.basic.nationwide.per_second: unknown key (did you mean per_seconds?)"]
 
 
 def test_a_package_with_both_nationwide_and_local_rates_is_refused() -> None:
@@ -117,7 +128,7 @@ def test_a_rate_with_a_zero_increment_is_refused() -> None:
               per_seconds: 0
               charge: 0.25
         """
-    ) == [f"{FILE}:9 packages.basic.long_distance.per_seconds: must be greater than 0"]
+    ) == [f"{FILE}:9 packages.basic.long_distance.per_seconds: must be greater than 0 (found 0)"]
 
 
 def test_an_amount_too_large_to_keep_in_fen_is_refused_not_a_crash() -> None:

@@ -98,8 +98,8 @@ def break_router_settings(config_dir: Path) -> tuple[Path, list[str]]:
     return path, [
         f"{path}:{listen} listen: 'localhost' is not HOST:PORT",
         f"{path}:{peers} allowed_peers: 'not-a-net' is not an address or network",
-        f"{path}:{timeout} header_timeout: must be greater than 0",
-        f"{path}:{typo} watchplans: unknown key",
+        f"{path}:{timeout} header_timeout: must be greater than 0 (found 0)",
+        f"{path}:{typo} watchplans: unknown key (did you mean watch_plans?)",
     ]
 
 
@@ -215,7 +215,7 @@ def test_check_names_the_line_of_a_bad_pin_guard_setting(capsys: Capture, config
     assert lines == [
         f"{path}:{negative} pin_guard.max_failed_calls: must be greater than or equal to 0"
         " (found -1)",
-        f"{path}:{typo} pin_guard.blocked: unknown key",
+        f"{path}:{typo} pin_guard.blocked: unknown key (did you mean block?)",
         "checked 1 file(s): 2 problem(s)",
     ]
 
