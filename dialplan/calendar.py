@@ -27,6 +27,8 @@ import holidays
 import yaml
 
 from dialplan.errors import ConfigError, Problem
+from dialplan.validation import did_you_mean
+from dialplan.yaml_source import compose_yaml, read_config_text
 
 FALLBACK_RULE = "Monday-Friday working, no public holidays"
 ESTIMATE_RULE = "statutory holidays estimated by their rules, adjusted weekends unknown"
@@ -194,6 +196,7 @@ class OfficialCalendar:
 
 
 _TOP_LEVEL_KEYS = ("covers", "holidays", "workdays")
+_KEYS = ", ".join(_TOP_LEVEL_KEYS)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEAR = re.compile(r"[1-9]\d{3}")
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -202,15 +205,14 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 def load_calendar(path: str | Path) -> OfficialCalendar:
     """Read the admins' declared schedule; a missing file declares nothing.
 
-    Raises ConfigError listing every problem, each located by file and line.
+    Raises ConfigError listing every problem, each located by file and line; the file is
+    read as plans are (dialplan.yaml_source), so a byte that is not UTF-8 or a YAML mistake
+    is told in the same words, at its line and column.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
+    path = Path(path)
+    if not path.exists():
         return OfficialCalendar()
-    except OSError as error:  # a directory, no permission: a problem like any other
-        raise ConfigError([Problem(str(path), 1, "(file)", f"cannot read: {error}")]) from None
-    return _CalendarFile(str(path)).parse(raw)
+    return _CalendarFile(str(path)).parse(read_config_text(path))
 
 
 def _line(node: yaml.Node) -> int:
@@ -231,16 +233,14 @@ class _CalendarFile:
     def problem(self, line: int, field: str, message: str) -> None:
         self.problems.append(Problem(self.file, line, field, message))
 
-    def parse(self, raw: bytes) -> OfficialCalendar:
-        try:
-            root = yaml.compose(raw, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as error:
-            self.problem(*_describe_yaml_error(error))
-            raise ConfigError(self.problems) from error
+    def parse(self, text: str) -> OfficialCalendar:
+        root, syntax = compose_yaml(self.file, text)
+        if syntax is not None:
+            raise ConfigError([syntax])
         if root is None:
             return OfficialCalendar()
         if not isinstance(root, yaml.MappingNode):
-            self.problem(_line(root), "document", "expected keys covers, holidays, workdays")
+            self.problem(_line(root), "(file)", f"a calendar file is a mapping of keys ({_KEYS})")
             raise ConfigError(self.problems)
 
         sections = self.sections(root)
@@ -265,9 +265,10 @@ class _CalendarFile:
         found: dict[str, yaml.Node] = {}
         first_line: dict[str, int] = {}
         for key, value in root.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else "document"
+            name = key.value if isinstance(key, yaml.ScalarNode) else "(file)"
             if name not in _TOP_LEVEL_KEYS:
-                self.problem(_line(key), name, "unknown key (expected covers, holidays, workdays)")
+                hint = did_you_mean(name, _TOP_LEVEL_KEYS) or f" (expected {_KEYS})"
+                self.problem(_line(key), name, f"unknown key{hint}")
             elif name in found:
                 self.problem(_line(key), name, f"given twice (first at line {first_line[name]})")
             else:
@@ -279,7 +280,9 @@ class _CalendarFile:
         if _is_empty(node):
             return []
         if not isinstance(node, yaml.SequenceNode):
-            self.problem(_line(node), "covers", "expected a list of years, e.g. [2027]")
+            found = node.value if isinstance(node, yaml.ScalarNode) else None
+            hint = f" (found {found}: write [{found}])" if found else ", e.g. [2027]"
+            self.problem(_line(node), "covers", f"expected a list of years{hint}")
             return []
         years = []
         for index, item in enumerate(node.value):
@@ -320,10 +323,3 @@ def _parse_date(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return None
-
-
-def _describe_yaml_error(error: yaml.YAMLError) -> tuple[int, str, str]:
-    """Line, field and message of a YAML syntax error, without PyYAML's own location text."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return (mark.line + 1 if mark else 1), "yaml", f"invalid YAML: {problem}"

@@ -256,7 +256,7 @@ def test_problem_reads_file_line_field_message():
 def test_sections_of_the_wrong_shape_are_reported(tmp_path):
     path = write(tmp_path, "covers: 2027\nholidays: [2027-01-01]\nworkdays: yes\ncovers: []\n")
     assert problems_of(path) == [
-        f"{path}:1 covers: expected a list of years, e.g. [2027]",
+        f"{path}:1 covers: expected a list of years (found 2027: write [2027])",
         f"{path}:2 holidays: expected lines of YYYY-MM-DD: name",
         f"{path}:3 workdays: expected lines of YYYY-MM-DD: name",
         f"{path}:4 covers: given twice (first at line 1)",
@@ -265,13 +265,59 @@ def test_sections_of_the_wrong_shape_are_reported(tmp_path):
 
 def test_a_file_that_is_not_a_mapping_is_reported(tmp_path):
     path = write(tmp_path, "- 2027-01-01\n")
-    assert problems_of(path) == [f"{path}:1 document: expected keys covers, holidays, workdays"]
+    assert problems_of(path) == [
+        f"{path}:1 (file): a calendar file is a mapping of keys (covers, holidays, workdays)"
+    ]
 
 
-def test_yaml_syntax_error_is_reported_with_its_line(tmp_path):
-    path = write(tmp_path, "covers: [2027]\nholidays:\n  2027-01-01: New Year's Day\n bad: [\n")
-    [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:4 yaml: invalid YAML: ")
+def test_a_misspelt_key_is_told_the_key_it_is_closest_to(tmp_path):
+    path = write(tmp_path, "covers: [2027]\nholiday:\n  2027-01-01: New Year's Day\n")
+    assert problems_of(path) == [f"{path}:2 holiday: unknown key (did you mean holidays?)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "covers: [2027]\nholidays:\n  2027-01-01: New Year's Day\n bad: [\n",
+            "4 (file): invalid YAML at column 2: expected <block end>, but found "
+            "'<block mapping start>' (check this line's indentation against the lines above)",
+        ),
+        (
+            "covers: [2027]\nholidays:\n\t2027-01-01: New Year's Day\n",
+            "3 (file): invalid YAML at column 1: a tab character; indent with spaces "
+            "(YAML does not accept tabs)",
+        ),
+        (
+            "covers: [2027\nholidays:\n  2027-01-01: New Year's Day\n",
+            "2 (file): invalid YAML at column 9: expected ',' or ']', but got ':' "
+            "(the [ at line 1 is not closed)",
+        ),
+        (
+            "holidays:\n  2027-01-01: \"New Year's Day\n  2027-10-01: National Day\n",
+            "4 (file): invalid YAML at column 1: found unexpected end of stream "
+            '(the " opened at line 2 is not closed)',
+        ),
+        (
+            "holidays:\n  2027-01-01: New Year\x00s Day\n",
+            "2 (file): invalid YAML at column 23: the character U+0000 is not allowed in "
+            "YAML: remove it",
+        ),
+    ],
+    ids=["an indentation", "a tab", "an unclosed bracket", "an unclosed quote", "a control"],
+)
+def test_a_yaml_mistake_says_where_and_what_to_look_for_as_in_a_plan(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    assert problems_of(path) == [f"{path}:{problem}"]
+
+
+def test_a_file_saved_in_gbk_names_the_line_and_column_of_its_first_unreadable_byte(tmp_path):
+    path = tmp_path / "calendar.yaml"
+    path.write_bytes("covers: [2027]\nholidays:\n  2027-10-01: 国庆节\n".encode("gbk"))
+    assert problems_of(path) == [
+        f"{path}:3 (file): not UTF-8 text: byte 0xb9 at column 15 cannot be read; save the "
+        "file as UTF-8 (an editor's GBK or GB18030 is not read)"
+    ]
 
 
 # --- coverage and the expiry warning ----------------------------------------------------------
