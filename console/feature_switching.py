@@ -25,6 +25,7 @@ from pathlib import Path
 
 from console.file_writing import held, write_atomically
 from dialplan.errors import ConfigError
+from dialplan.yaml_source import read_config_text
 from rating.ledger import LedgerEntry, feature_fees_due
 from rating.tariff import Tariffs
 from rating.tariff_loader import parse_tariffs
@@ -52,7 +53,10 @@ def switch_feature(
     """Write tariffs.yaml with `feature` of `number` switched on `on` (off with None); the
     tariffs as they now read. Call it inside `switching(config_dir)`."""
     path = config_dir / TARIFFS_FILE
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_config_text(path)  # saved as GBK since it loaded: told as `check` tells it
+    except ConfigError as error:
+        raise CannotSwitch(str(error)) from None
     edited = switched_text(text, number, feature, on)
     try:
         result = parse_tariffs(str(path), edited, tariffs.zone)

@@ -10,6 +10,7 @@ import pytest
 
 from console.feature_switching import CannotSwitch, switch_feature, switched_text
 from rating.tariff_loader import parse_tariffs
+from router.cli import main
 
 DAY = date(2026, 11, 24)
 HEAD = """caller_tariffs:
@@ -54,6 +55,22 @@ def test_a_layout_it_cannot_follow_is_refused_and_the_file_left_alone(tmp_path: 
     with pytest.raises(CannotSwitch):
         switch_feature(tmp_path, tariffs, "4008207788", "ivr", DAY)
     assert (tmp_path / "tariffs.yaml").read_text(encoding="utf-8") == text
+
+
+def test_a_file_saved_in_gbk_since_it_loaded_is_refused_in_the_words_of_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = HEAD + 'accounts:\n  "4008207788":\n    package: basic\n'
+    tariffs = parse_tariffs("tariffs.yaml", text)
+    path = tmp_path / "tariffs.yaml"
+    path.write_text(text.replace("  ivr: 200.00", "  ivr: 200.00  # 开通费"), encoding="gbk")
+    saved = path.read_bytes()
+    with pytest.raises(CannotSwitch) as refused:
+        switch_feature(tmp_path, tariffs, "4008207788", "ivr", DAY)
+    assert main(["check", str(path)]) == 1
+    assert str(refused.value) == capsys.readouterr().out.splitlines()[0]
+    assert str(refused.value).startswith(f"{path}:7 (file): not UTF-8 text: byte 0xbf at column 18")
+    assert path.read_bytes() == saved
 
 
 def test_switching_a_feature_off_keeps_the_comments_about_the_next_one() -> None:
