@@ -122,7 +122,7 @@ class PlanBook:
         else:
             self.reloads_failed += 1
             for problem in problems:
-                log.error("plan problem: %s", problem)
+                log.error("configuration problem: %s", problem)
             if kept:
                 log.error("previous plan kept serving for %s", ", ".join(result.kept))
         return result
