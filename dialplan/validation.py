@@ -6,7 +6,7 @@ import difflib
 import functools
 from collections.abc import Iterable
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
@@ -20,9 +20,20 @@ def _iana_zone(value: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise PydanticCustomError(
-            "timezone", "{value} is not an IANA time zone", {"value": repr(value)}
+            "timezone",
+            "{value} is not an IANA time zone ({hint})",
+            {"value": repr(value), "hint": _zone_hint(value)},
         ) from None
     return value
+
+
+def _zone_hint(value: str) -> str:
+    """The zone a misspelt one was meant to be, when one is that close: a looser match
+    would offer Asia/Brunei for Asia/Beijing, so China's own zone is named instead."""
+    zones = sorted(available_timezones())
+    same = [zone for zone in zones if zone.casefold() == value.casefold()]
+    close = same or difflib.get_close_matches(value, zones, n=1, cutoff=0.9)
+    return f"did you mean {close[0]}?" if close else "China's is Asia/Shanghai"
 
 
 IanaZone = Annotated[str, AfterValidator(_iana_zone)]

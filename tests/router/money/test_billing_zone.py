@@ -79,5 +79,22 @@ def test_router_yaml_refuses_a_zone_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(tmp_path)
     assert [problem.message for problem in refused.value.problems] == [
-        "'Asia/Jinan' is not an IANA time zone"
+        "'Asia/Jinan' is not an IANA time zone (China's is Asia/Shanghai)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [
+        ("Asia/Shangai", "did you mean Asia/Shanghai?"),
+        ("asia/shanghai", "did you mean Asia/Shanghai?"),
+        ("Asia/Beijing", "China's is Asia/Shanghai"),  # not Asia/Brunei, however close
+    ],
+)
+def test_a_misspelt_zone_is_told_the_zone_meant(tmp_path: Path, written: str, hint: str) -> None:
+    (tmp_path / "router.yaml").write_text(f"timezone: {written}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tmp_path)
+    assert [problem.message for problem in refused.value.problems] == [
+        f"{written!r} is not an IANA time zone ({hint})"
     ]
