@@ -270,7 +270,11 @@ class _CalendarFile:
                 hint = did_you_mean(name, _TOP_LEVEL_KEYS) or f" (expected {_KEYS})"
                 self.problem(_line(key), name, f"unknown key{hint}")
             elif name in found:
-                self.problem(_line(key), name, f"given twice (first at line {first_line[name]})")
+                self.problem(
+                    _line(key),
+                    name,
+                    f"key given twice (first at line {first_line[name]}); only one may stand",
+                )
             else:
                 found[name] = value
                 first_line[name] = _line(key)

@@ -286,7 +286,7 @@ def _find_duplicate_keys(
         return
     paths[id(node)] = path
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # key: the line it is first given at
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is not None and key in seen:
@@ -295,11 +295,11 @@ def _find_duplicate_keys(
                         source.file,
                         key_node.start_mark.line + 1,
                         format_path((*path, key)),
-                        "key given twice; only one may stand",
+                        f"key given twice (first at line {seen[key]}); only one may stand",
                     )
                 )
             if key is not None:
-                seen.add(key)
+                seen.setdefault(key, key_node.start_mark.line + 1)
             paths.setdefault(id(key_node), (*path, key))
             _find_duplicate_keys(source, value_node, (*path, key), paths)
     elif isinstance(node, yaml.SequenceNode):

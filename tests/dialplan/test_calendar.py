@@ -259,7 +259,7 @@ def test_sections_of_the_wrong_shape_are_reported(tmp_path):
         f"{path}:1 covers: expected a list of years (found 2027: write [2027])",
         f"{path}:2 holidays: expected lines of YYYY-MM-DD: name",
         f"{path}:3 workdays: expected lines of YYYY-MM-DD: name",
-        f"{path}:4 covers: given twice (first at line 1)",
+        f"{path}:4 covers: key given twice (first at line 1); only one may stand",
     ]
 
 

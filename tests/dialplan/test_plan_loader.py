@@ -334,7 +334,9 @@ def test_duplicate_keys_and_a_mismatched_file_name_are_reported() -> None:
         name: Other Co.
         default: {target: "13900000001"}
         """
-    ) == ["config/plans/4006001234.yaml:3 name: key given twice; only one may stand"]
+    ) == [
+        "config/plans/4006001234.yaml:3 name: key given twice (first at line 2); only one may stand"
+    ]
     assert problems_of(
         """
         number: "4008207788"
