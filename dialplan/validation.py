@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
+from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -57,6 +58,7 @@ _PLAIN_MESSAGES = {
     "model_attributes_type": "must be a mapping of keys",
     "dict_type": "must be a mapping of keys",
     "decimal_parsing": "must be an amount in yuan such as '300.00'",
+    "decimal_type": "must be an amount in yuan such as '300.00'",
     "decimal_max_places": "amounts are kept to the fen: at most 2 decimal places",
 }
 
@@ -209,6 +211,13 @@ def _plain(detail: Any) -> str:
         "bool_parsing",
         "float_type",
         "float_parsing",
+        "decimal_type",
     ):
-        message += f" (found {detail['input']!r})"
+        found = detail["input"]
+        if isinstance(found, date):  # YAML reads an unquoted 2026-11-01 as a date
+            text = found.isoformat()
+            quoted = f': write "{text}"' if kind == "string_type" else ""
+            message += f" (found {text}, read as a date{quoted})"
+        else:
+            message += f" (found {found!r})"
     return message

@@ -118,6 +118,20 @@ FAULTS = [
         "packages.regional-100.periods[0].time: must be a list (found '22:00-07:00': "
         'write ["22:00-07:00"])',
     ),
+    (
+        "tariffs.yaml",
+        'version: "2026-11"',
+        "version: 2026-11-01",
+        0,
+        'version: must be text (found 2026-11-01, read as a date: write "2026-11-01")',
+    ),
+    (
+        "tariffs.yaml",
+        "  recording: 100.00",
+        "  recording: [100.00]",
+        0,
+        "features.recording: must be an amount in yuan such as '300.00' (found [100.0])",
+    ),
     # --- router.yaml
     ("router.yaml", "  window: 3600", "\twindow: 3600", 0, TAB),
     (
@@ -163,6 +177,13 @@ FAULTS = [
         "allowed_peers: 10.0.0.0/8",
         0,
         "allowed_peers: must be a list (found '10.0.0.0/8': write [\"10.0.0.0/8\"])",
+    ),
+    (
+        "router.yaml",
+        "log_level: INFO",
+        "log_level: INFO\nlog_level: DEBUG",
+        1,
+        "log_level: key given twice (first at line {line}); only one may stand",
     ),
     # --- numbers.yaml
     ("numbers.yaml", "  opening: 600.00", "\topening: 600.00", 0, TAB),
@@ -219,6 +240,8 @@ FAULT_IDS = [
     "tariffs: a misspelt key of a rate",
     "tariffs: a fraction of a minute",
     "tariffs: a window where a list is due",
+    "tariffs: a date where text is due",
+    "tariffs: a list where an amount is due",
     "router: a tab",
     "router: an unclosed bracket",
     "router: GBK",
@@ -227,6 +250,7 @@ FAULT_IDS = [
     "router: a time in words",
     "router: a yes in words",
     "router: a network where a list is due",
+    "router: a key given twice",
     "numbers: a tab",
     "numbers: an unclosed bracket",
     "numbers: GBK",
