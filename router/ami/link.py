@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from router.ami.wire import (
+    GREETING,
     READ_INTERVAL_S,
     AmiConnection,
     AmiEvent,
@@ -261,14 +262,24 @@ class AmiLink:
         loop = asyncio.get_running_loop()
         lost: asyncio.Future[None] = loop.create_future()
         connection: AmiConnection | None = None
+        awaited = "connection"
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                _, connection = await loop.create_connection(
-                    lambda: AmiConnection(self._dispatch, lost, self._read_interval),
-                    self.host,
-                    self.port,
-                )
-                reply = await _reply(connection.send_action(self._login), lost)
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    _, connection = await loop.create_connection(
+                        lambda: AmiConnection(self._dispatch, lost, self._read_interval),
+                        self.host,
+                        self.port,
+                    )
+                    awaited = "greeting from Asterisk"
+                    greeting = await _reply(connection.greeting, lost)
+                    if not greeting.startswith(GREETING):
+                        shown = greeting[:60].decode("utf-8", "replace")
+                        raise AmiError(f"not an Asterisk manager (it greeted with {shown!r})")
+                    awaited = "reply to Login"
+                    reply = await _reply(connection.send_action(self._login), lost)
+            except TimeoutError:
+                raise AmiError(f"no {awaited} within {self._connect_timeout:g}s") from None
             if not reply.success:
                 raise AmiError(f"login refused: {reply.get('Message', '')}")
             self._connected = True
@@ -353,8 +364,8 @@ def _call_each(hooks: list[Callable[[], object]], what: str) -> None:
             log.exception("AMI %s hook %r failed", what, hook)
 
 
-async def _reply(action: asyncio.Future[AmiMessage], lost: asyncio.Future[None]) -> AmiMessage:
-    """The reply to an action, or AmiError if the connection ends first."""
+async def _reply(action: asyncio.Future[_T], lost: asyncio.Future[None]) -> _T:
+    """The reply to an action (or the greeting), or AmiError if the connection ends first."""
     await asyncio.wait({action, lost}, return_when=asyncio.FIRST_COMPLETED)
     if action.done() and not action.cancelled():  # a lost connection cancels what it owed
         return action.result()

@@ -39,6 +39,8 @@ from typing import cast
 log = logging.getLogger("hotline400.ami")
 
 GREETING = b"Asterisk Call Manager/"
+"""How Asterisk's manager starts every session; a peer that starts otherwise is another
+service (a wrong port) and is not sent the Login and its secret."""
 END_OF_MESSAGE = b"\r\n\r\n"
 MAX_PENDING_BYTES = 1 << 20
 """Bytes of one unfinished message; Asterisk's largest events are a few kilobytes."""
@@ -186,7 +188,8 @@ class AmiConnection(asyncio.Protocol):
         self._read_interval = read_interval
         self._resume: asyncio.TimerHandle | None = None
         self._pending = b""
-        self._greeted = False
+        self.greeting: asyncio.Future[bytes] = lost.get_loop().create_future()
+        """The peer's first line; the Login waits for it (see `GREETING`)."""
         self._transport: asyncio.Transport | None = None
         self._replies: dict[str, asyncio.Future[AmiMessage]] = {}
         self._lists: dict[str, tuple[list[AmiMessage], asyncio.Future[list[AmiMessage]]]] = {}
@@ -202,17 +205,17 @@ class AmiConnection(asyncio.Protocol):
             loop = asyncio.get_running_loop()
             self._resume = loop.call_later(self._read_interval, self._read_again)
         buffer = self._pending + data if self._pending else data
-        if not self._greeted:
+        if not self.greeting.done():
             if b"\r\n" not in buffer:
                 self._pending = buffer
                 if len(buffer) > MAX_PENDING_BYTES:  # not a manager: a wrong port, say
                     log.error("AMI peer sent %d bytes without a greeting: closing", len(buffer))
                     self.close()
                 return
-            self._greeted = True
-            if buffer.startswith(GREETING):
-                line, _, buffer = buffer.partition(b"\r\n")
+            line, _, buffer = buffer.partition(b"\r\n")
+            if line.startswith(GREETING):
                 self.version = line[len(GREETING) :].decode("ascii", "replace").strip()
+            self.greeting.set_result(line)
         blocks = buffer.split(END_OF_MESSAGE)
         self._pending = blocks.pop()
         if len(self._pending) > MAX_PENDING_BYTES:
@@ -303,5 +306,6 @@ class AmiConnection(asyncio.Protocol):
         for _, done in self._lists.values():
             done.cancel()
         self._lists.clear()
+        self.greeting.cancel()
         if not self._lost.done():
             self._lost.set_result(None)

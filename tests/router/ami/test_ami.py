@@ -157,11 +157,39 @@ async def test_start_returns_at_once_and_keeps_trying_while_asterisk_is_down() -
     assert not link.connected and link.stats().connects == 0
 
 
-async def test_an_asterisk_that_never_answers_the_login_is_logged_as_timed_out(
-    caplog: pytest.LogCaptureFixture,
+async def serving(
+    greeting: bytes | None,
+) -> tuple[asyncio.Server, list[bytes]]:
+    """A peer that writes `greeting` (nothing when None) and then only reads: the bytes of
+    each connection are collected."""
+    received: list[bytes] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if greeting is not None:
+            writer.write(greeting)
+        received.append(b"")
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(4096):
+                received[-1] += chunk
+        writer.close()
+
+    return await asyncio.start_server(silent, "127.0.0.1", 0), received
+
+
+@pytest.mark.parametrize(
+    ("greeting", "warned"),
+    [
+        (None, "no greeting from Asterisk within 0.05s"),
+        (b"Asterisk Call Manager/11.0.0\r\n", "no reply to Login within 0.05s"),
+    ],
+    ids=["no-greeting", "no-login-reply"],
+)
+async def test_an_asterisk_that_stays_silent_is_logged_as_timed_out_at_that_step(
+    caplog: pytest.LogCaptureFixture, greeting: bytes | None, warned: str
 ) -> None:
-    held: list[asyncio.StreamWriter] = []  # connections accepted and never written to
-    silent = await asyncio.start_server(lambda _, writer: held.append(writer), "127.0.0.1", 0)
+    """The login waits for Asterisk's greeting: a peer that never greets is never sent the
+    secret, and the warning says which answer did not come."""
+    silent, received = await serving(greeting)
     port = silent.sockets[0].getsockname()[1]
     link = AmiLink("127.0.0.1", port, USER, SECRET, **{**FAST, "connect_timeout": 0.05})
     caplog.set_level(logging.WARNING, "hotline400.ami")
@@ -171,9 +199,35 @@ async def test_an_asterisk_that_never_answers_the_login_is_logged_as_timed_out(
     finally:
         await link.stop()
         silent.close()
-    assert f"AMI 127.0.0.1:{port}: TimeoutError; trying again with backoff up to 0.05s" in (
+    assert f"AMI 127.0.0.1:{port}: {warned}; trying again with backoff up to 0.05s" in (
         caplog.messages
     )
+    sent_login = any(b"Action: Login" in chunk for chunk in received)
+    assert sent_login == (greeting is not None)
+
+
+async def test_a_peer_greeting_as_another_service_is_dropped_before_the_secret_is_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ami_port pointing at another service (here SSH): dropped at its first line, with that
+    line in the warning, instead of waiting out the connect timeout with the secret sent."""
+    other, received = await serving(b"SSH-2.0-OpenSSH_9.6\r\n")
+    port = other.sockets[0].getsockname()[1]
+    link = AmiLink("127.0.0.1", port, USER, SECRET, **{**FAST, "connect_timeout": 30.0})
+    caplog.set_level(logging.WARNING, "hotline400.ami")
+    began = time.monotonic()
+    link.start()
+    try:
+        await eventually(lambda: link.stats().failed_attempts >= 2)
+    finally:
+        await link.stop()
+        other.close()
+    assert time.monotonic() - began < 1.0
+    assert (
+        f"AMI 127.0.0.1:{port}: not an Asterisk manager (it greeted with 'SSH-2.0-OpenSSH_9.6'); "
+        "trying again with backoff up to 0.05s"
+    ) in caplog.messages
+    assert received and not any(SECRET.encode() in chunk for chunk in received)
 
 
 @pytest.mark.parametrize("closes_at", ["Login", "Ping"])
