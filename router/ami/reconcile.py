@@ -65,10 +65,11 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -93,6 +94,9 @@ _OUTCOME_OF_STATUS = {"ANSWER": Outcome.ANSWERED, "NOANSWER": Outcome.NOANSWER}
 _OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NOANSWER}
 """Other statuses (BUSY, CONGESTION, CHANUNAVAIL, FAILED) end a call as busy, as in the
 call session; CANCEL (the caller hung up while ringing) as no answer."""
+_CLOCK_SLACK = timedelta(minutes=10)
+"""How far Asterisk's clock may be from the router's: a Cdr record or a Hangup stamp dated
+outside a call's life by more was not written for that call and is not billed from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,27 @@ class Completion:
         return fields
 
 
+def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence:
+    """The evidence without what is dated outside `earliest`..`latest` (a call's life, widened
+    by `_CLOCK_SLACK`): a Cdr record ending outside it or answered outside it or after its
+    end, a Hangup stamped outside it."""
+    cdrs = [
+        record
+        for record in evidence.cdrs
+        if earliest <= record.ended_at <= latest
+        and (record.answered_at is None or earliest <= record.answered_at <= record.ended_at)
+    ]
+    hangup = evidence.hangup
+    stray_hangup = (
+        evidence.hangup_stamped and hangup is not None and not earliest <= hangup <= latest
+    )
+    if len(cdrs) == len(evidence.cdrs) and not stray_hangup:
+        return evidence
+    if stray_hangup:
+        return dataclasses.replace(evidence, cdrs=cdrs, hangup=None, hangup_stamped=False)
+    return dataclasses.replace(evidence, cdrs=cdrs)
+
+
 def complete(evidence: Evidence, dial_started: datetime | None = None) -> Completion | None:
     """The completion the evidence supports; None until something says the call ended.
     `dial_started`: when the call's last Dial started, as its CDR tells (None if unknown)."""
@@ -207,6 +232,18 @@ _STATUS_OF_OUTCOME = {
     Outcome.NOANSWER: "NOANSWER",
     Outcome.BUSY: "BUSY",
 }
+
+
+def _billable(claimed: str, answered: datetime | None, ended: datetime) -> int:
+    """A Cdr record's BillableSeconds, never more than its own AnswerTime and EndTime allow
+    (Asterisk counts them between the two, which it prints cut to the second: at most one
+    more); a claim beyond that, or unreadable, gives way to those times."""
+    if answered is None:
+        return 0
+    span = max(0, int((ended - answered).total_seconds()))
+    if claimed.isascii() and claimed.isdigit() and int(claimed) <= span + 1:
+        return int(claimed)
+    return span
 
 
 def _dial_outcome(record: CdrRecord) -> Outcome:
@@ -413,7 +450,7 @@ class Reconciler:
                     ring = float(answered["Timestamp"]) - float(heard.event["Timestamp"])
                 except (KeyError, ValueError):
                     return None
-                return ring if ring >= 0 else None
+                return ring if 0 <= ring < math.inf else None  # nan compares false
         return None
 
     def hold(self) -> None:
@@ -625,15 +662,15 @@ class Reconciler:
         ended = self._cdr_time(event.get("EndTime"))
         if ended is None:
             return
-        billable = str(event.get("BillableSeconds", ""))
+        answered = self._cdr_time(event.get("AnswerTime"))
         evidence.cdrs.append(
             CdrRecord(
                 application=str(event.get("LastApplication", "")),
                 disposition=str(event.get("Disposition", "")),
                 dialled=bool(event.get("DestinationChannel")),
-                answered_at=self._cdr_time(event.get("AnswerTime")),
+                answered_at=answered,
                 ended_at=ended,
-                billable_seconds=int(billable) if billable.isdigit() else 0,
+                billable_seconds=_billable(str(event.get("BillableSeconds", "")), answered, ended),
             )
         )
 
@@ -649,9 +686,9 @@ class Reconciler:
         """A Cdr time, written in Asterisk's local time without a zone."""
         try:
             naive = datetime.strptime(str(value or ""), _CDR_TIME)
-        except ValueError:
+            return naive.replace(tzinfo=self._asterisk_zone).astimezone(self._zone)
+        except (ValueError, OverflowError):  # not a time, or one the zones cannot hold
             return None
-        return naive.replace(tzinfo=self._asterisk_zone).astimezone(self._zone)
 
     def _prune(self) -> None:
         """Now and then (every second, or `retain` if shorter): forget ended channels after
@@ -719,7 +756,19 @@ class Reconciler:
         evidence = self._evidence.get(call_id)
         if call_id not in self._expected or evidence is None:
             return None
-        dial_started = cdr.legs[-1].started_at if cdr is not None and cdr.legs else None
+        dial_started = None
+        if cdr is not None:
+            dial_started = cdr.legs[-1].started_at if cdr.legs else None
+            earliest, latest = cdr.started_at - _CLOCK_SLACK, self._clock() + _CLOCK_SLACK
+            sound = within(evidence, earliest, latest)
+            if sound is not evidence:
+                log.warning(
+                    "call %s: AMI dated its Cdr records or Hangup outside %s..%s; those not used",
+                    call_id,
+                    earliest,
+                    latest,
+                )
+                evidence = sound
         completion = complete(evidence, dial_started)
         if completion is not None and call_id in self._adopted and completion.outcome is None:
             completion = dataclasses.replace(

@@ -445,3 +445,114 @@ async def test_held_for_adoption_a_call_that_ended_before_it_was_adopted_is_comp
     assert reconciler.completed == completed
     cdr = await store.get_cdr(call_id)
     assert cdr is not None and (cdr.outcome, cdr.billable_seconds) == (outcome, talk)
+
+
+def cdr_event(call_id: str, **headers: str) -> bytes:
+    """A Cdr event of the inbound channel: an answered Dial record, with `headers` over it."""
+    fields = {
+        "UniqueID": call_id,
+        "LastApplication": "Dial",
+        "Disposition": "ANSWERED",
+        "DestinationChannel": "Local/13800000011@phones-00000001;1",
+        "AnswerTime": "2026-11-22 18:14:24",
+        "EndTime": "2026-11-22 18:14:31",
+        "BillableSeconds": "7",
+        **headers,
+    }
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return f"Event: Cdr\r\nPrivilege: cdr,all\r\n{lines}\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("record", "answered", "talk"),
+    [
+        # a claim no record's own times allow is cut to them
+        ({"BillableSeconds": "9" * 40}, utc(18, 14, 24), 7),
+        ({"BillableSeconds": "²"}, utc(18, 14, 24), 7),  # a digit int() refuses
+        # times out of reach: beyond what the zones can hold, or before the call began
+        ({"EndTime": "9999-12-31 23:59:59"}, None, 0),
+        ({"AnswerTime": "0001-01-01 00:00:00"}, None, 0),
+        ({"EndTime": "2026-11-22 18:14:31", "AnswerTime": "1999-01-01 00:00:00"}, None, 0),
+        ({"EndTime": "2099-01-01 00:00:00"}, None, 0),
+        # a Hangup stamped in 2100: the end comes from the record
+        ({"Hangup-Timestamp": "4102444800"}, utc(18, 14, 24), 7),
+    ],
+    ids=[
+        "huge-seconds",
+        "superscript",
+        "year-9999",
+        "year-1",
+        "before-the-call",
+        "2099",
+        "hangup-in-2100",
+    ],
+)
+async def test_a_cdr_record_asterisk_could_not_have_written_is_not_billed_from(
+    store: SQLiteStore, record: dict[str, str], answered: datetime | None, talk: int
+) -> None:
+    """Whatever the peer puts in a Cdr record, a broken session's report goes through
+    (`expect` never raises into the session) and the call is never billed beyond the
+    record's own times or from times outside the call's life."""
+    call_id = "1795371264.1"
+    stamp = record.pop("Hangup-Timestamp", "1795371271.000000")
+    await store.apply(
+        [
+            started(call_id, "4000000001", utc(18, 14, 20)),
+            FinishCall(call_id, {"ended_at": utc(18, 14, 21), "outcome": Outcome.ERROR}),
+        ]
+    )
+    reconciler = reconciler_for(store, in_progress={call_id})
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay(
+            [
+                b"Event: DialBegin\r\nPrivilege: call,all\r\nUniqueid: 1795371264.1\r\n"
+                b"DestUniqueid: 1795371264.2\r\nChannelState: 4\r\n"
+                b"DialString: 13800000011@phones\r\n\r\n",
+                b"Event: DialEnd\r\nPrivilege: call,all\r\nUniqueid: 1795371264.1\r\n"
+                b"DestUniqueid: 1795371264.2\r\nDialStatus: ANSWER\r\n\r\n",
+                cdr_event(call_id, **record),
+                b"Event: Hangup\r\nPrivilege: call,all\r\nUniqueid: 1795371264.1\r\n"
+                + f"Timestamp: {stamp}\r\n\r\n".encode(),
+            ]
+        )
+        await eventually(lambda: link.stats().events >= before + sent)
+        reconciler.expect(call_id)
+        await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert cdr.ended_at == utc(18, 14, 31)
+    assert (cdr.answered_at, cdr.billable_seconds) == (answered, talk)
+    await reconciler.close()
+
+
+@pytest.mark.parametrize(
+    ("answered_stamp", "ring"),
+    [("1795371267.500000", 3.5), ("inf", None), ("1e400", None), ("nan", None), ("-inf", None)],
+)
+async def test_the_ring_told_by_dial_stamps_is_a_finite_number_of_seconds_or_none(
+    store: SQLiteStore, answered_stamp: str, ring: float | None
+) -> None:
+    """A session answered for a prompt takes its Dial's ring from the DialBegin and DialEnd
+    stamps: a stamp that is no finite time tells no ring (an infinite one would break the
+    session's arithmetic)."""
+    call_id = "1795371264.1"
+    reconciler = reconciler_for(store, in_progress={call_id})
+    dial = b"Uniqueid: 1795371264.1\r\nDestUniqueid: 1795371264.2\r\n"
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay(
+            [
+                b"Event: DialBegin\r\nPrivilege: call,all\r\n" + dial + b"ChannelState: 6\r\n"
+                b"DialString: 13800000011@phones\r\nTimestamp: 1795371264.000000\r\n\r\n",
+                b"Event: DialEnd\r\nPrivilege: call,all\r\n" + dial + b"DialStatus: ANSWER\r\n"
+                b"Timestamp: " + answered_stamp.encode() + b"\r\n\r\n",
+            ]
+        )
+        await eventually(lambda: link.stats().events >= before + sent)
+        assert await reconciler.ring_of(call_id) == ring
+    await reconciler.close()
