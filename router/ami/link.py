@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -115,9 +115,10 @@ class AmiLink:
         self._ping_timeout = ping_timeout
         self._read_interval = read_interval
         self._handlers: defaultdict[bytes, list[_Route]] = defaultdict(list)
-        self._routes_by_spelling: dict[bytes, list[_Route]] = {}
-        """The handlers of an event name as Asterisk spells it (`DialBegin`), found without
-        lower-casing it again for every event."""
+        self._routes_by_spelling: dict[bytes, Sequence[_Route]] = {}
+        """The handlers of an event name as Asterisk spells it (`DialBegin`), none for a name
+        nobody handles (`Newstate`), found without lower-casing it again for every event;
+        cleared when a handler is added."""
         self._disconnect_hooks: list[Callable[[], object]] = []
         self._login_hooks: list[Callable[[], object]] = []
         self._connected = False
@@ -139,11 +140,13 @@ class AmiLink:
         (every one without it), in registration order. `wants` gets the event's bytes and
         must be cheap: it runs for each event of that name, parsed or not."""
         self._handlers[name.lower().encode()].append(_Route(handler, wants, raw=False))
+        self._routes_by_spelling.clear()
 
     def on_raw_event(self, name: str, handler: RawEventHandler) -> None:
         """Call `handler` with the bytes of every event named `name` (any case), in
         registration order with the other handlers; nothing is parsed for it."""
         self._handlers[name.lower().encode()].append(_Route(handler, None, raw=True))
+        self._routes_by_spelling.clear()
 
     def on_disconnect(self, hook: Callable[[], object]) -> None:
         """Call `hook` each time a connection to Asterisk ends: the events until the next
@@ -334,9 +337,7 @@ class AmiLink:
         spelt = block[7:end] if end >= 0 else block[7:]
         routes = self._routes_by_spelling.get(spelt)
         if routes is None:
-            routes = self._handlers.get(event_name(block))
-            if routes is None:
-                return
+            routes = self._handlers.get(event_name(block), ())
             if len(self._routes_by_spelling) < MAX_SPELLINGS:
                 self._routes_by_spelling[spelt] = routes
         event: AmiEvent | None = None

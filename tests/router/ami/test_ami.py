@@ -125,6 +125,21 @@ def test_an_event_name_is_routed_however_it_is_spelt_and_the_spellings_kept_are_
     assert len(link._routes_by_spelling) == MAX_SPELLINGS
 
 
+def test_a_name_nobody_handles_is_remembered_as_such_until_a_handler_for_it_is_added() -> None:
+    """An ignored event costs a lookup of its name as spelt; a handler added later for that
+    name still gets the next ones."""
+    link = AmiLink("127.0.0.1", 5038, "hotline400", "unused")
+    seen: list[bytes] = []
+    link.on_raw_event("Hangup", seen.append)
+    link._dispatch(b"Event: Newstate\r\nUniqueid: 1.1")
+    assert link._routes_by_spelling[b"Newstate"] == ()
+    link.on_raw_event("newstate", seen.append)
+    link._dispatch(b"Event: Newstate\r\nUniqueid: 1.1")
+    link.on_event("Hangup", lambda event: seen.append(event["Uniqueid"].encode()))
+    link._dispatch(b"Event: Hangup\r\nUniqueid: 1.2")
+    assert seen == [b"Event: Newstate\r\nUniqueid: 1.1", b"Event: Hangup\r\nUniqueid: 1.2", b"1.2"]
+
+
 async def test_a_raw_handler_gets_each_event_as_bytes_in_turn_with_the_parsed_ones(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
