@@ -35,10 +35,11 @@ ids of the router's sessions running now) the reconciler takes events from the l
 bytes and drops every event whose channel is neither in progress nor expected. A session
 that breaks is still in progress when it says so, so its call has every event since it
 started; the events that follow a call which ended normally (its Hangup, its Cdr records)
-are never parsed. The events of a call in progress are kept as bytes, only their channel
-read, and noted when the call is expected: most calls end normally and are never
-expected, and noting a call's events as they came (their times, its Cdr records' dates)
-cost more than the rest of the link's work on them (bench/ami_dispatch.py).
+are never parsed. The events of a call in progress are kept as bytes (at most
+`MAX_KEPT_EVENTS` a call), only their channel read, and noted when the call is expected:
+most calls end normally and are never expected, and noting a call's events as they came
+(their times, its Cdr records' dates) cost more than the rest of the link's work on them
+(bench/ami_dispatch.py).
 
 Until the router's start has listed the calls its previous run left in progress (`hold`,
 then `released`), the events of every channel are kept as bytes, as those of a call in
@@ -94,6 +95,10 @@ _OUTCOME_OF_STATUS = {"ANSWER": Outcome.ANSWERED, "NOANSWER": Outcome.NOANSWER}
 _OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NOANSWER}
 """Other statuses (BUSY, CONGESTION, CHANUNAVAIL, FAILED) end a call as busy, as in the
 call session; CANCEL (the caller hung up while ringing) as no answer."""
+MAX_KEPT_EVENTS = 500
+"""Events kept of one call in progress: a call with forwards and holds sends some 30 that the
+reconciler reads; a peer repeating them without end must not grow memory for the call's
+whole life. Past it, the call's further events are dropped."""
 _CLOCK_SLACK = timedelta(minutes=10)
 """How far Asterisk's clock may be from the router's: a Cdr record or a Hangup stamp dated
 outside a call's life by more was not written for that call and is not billed from."""
@@ -134,6 +139,8 @@ class Evidence:
     cdrs: list[CdrRecord] = field(default_factory=list)
     unnoted: list[Heard] = field(default_factory=list)
     """Events of a call in progress, as read, noted once the call is expected."""
+    overflowed: bool = False
+    """More than MAX_KEPT_EVENTS came while in progress: the rest were dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +633,15 @@ class Reconciler:
             if name in ("hangup", "cdr") and channel in self._expected:
                 self._schedule(channel, self._settle)
         else:
+            if len(evidence.unnoted) >= MAX_KEPT_EVENTS:
+                if not evidence.overflowed:
+                    evidence.overflowed = True
+                    log.warning(
+                        "call %s: more than %d AMI events; its further events dropped",
+                        channel,
+                        MAX_KEPT_EVENTS,
+                    )
+                return
             evidence.unnoted.append(Heard(name, event, now, None if stamped else self._clock()))
             self._stamps_seen = self._stamps_seen or stamped
             if name == "dialend":

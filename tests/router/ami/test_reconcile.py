@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from router.ami.link import Event
-from router.ami.reconcile import Reconciler
+from router.ami.reconcile import MAX_KEPT_EVENTS, Reconciler
 from router.ami.wire import AmiMessage, parse_message
 from router.simulation.asterisk_ami import RECORDINGS, recorded_events
 from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
@@ -555,4 +555,28 @@ async def test_the_ring_told_by_dial_stamps_is_a_finite_number_of_seconds_or_non
         )
         await eventually(lambda: link.stats().events >= before + sent)
         assert await reconciler.ring_of(call_id) == ring
+    await reconciler.close()
+
+
+async def test_a_call_in_progress_keeps_a_bounded_number_of_events_however_many_come(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer repeating one call's events without end (a loop in the dialplan, a faulty
+    manager) does not grow the router's memory for as long as the call lasts: past
+    `MAX_KEPT_EVENTS` a call's further events are dropped, and the log says so once."""
+    call_id = "1795371264.1"
+    reconciler = reconciler_for(store, in_progress={call_id})
+    event = (
+        b"Event: DialBegin\r\nPrivilege: call,all\r\nUniqueid: 1795371264.1\r\n"
+        b"DestUniqueid: 1795371264.2\r\nChannelState: 4\r\n"
+        b"DialString: 13800000011@phones\r\n\r\n"
+    )
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await eventually(lambda: link.connected)
+        sent = simulator.send([event] * (3 * MAX_KEPT_EVENTS))
+        await eventually(lambda: link.stats().events >= sent)
+    assert len(reconciler._evidence[call_id].unnoted) == MAX_KEPT_EVENTS
+    dropped = [r for r in caplog.records if "events dropped" in r.getMessage()]
+    assert len(dropped) == 1 and dropped[0].levelname == "WARNING"
     await reconciler.close()
