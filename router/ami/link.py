@@ -3,9 +3,10 @@
 Calls are routed over FastAGI whether this link is up or not; only what is built on it
 (live call counts, completing calls whose AGI session broke) waits for it. So the link
 never blocks and never raises into its owner: `start` returns at once, a lost or refused
-connection is retried in the background after a doubling delay (capped), a session that
-stops answering Ping is dropped and retried, and an event handler that fails is logged
-and skipped.
+connection is retried in the background after a doubling delay (capped; only a session
+that held for the cap starts the delays afresh, so a peer dropping each session soon after
+its login is dialled no more often than a peer refusing it), a session that stops answering
+Ping is dropped and retried, and an event handler that fails is logged and skipped.
 
 Its own reconnect suits a daemon, where panoramisk's `Manager` (used here before, with
 its connection life replaced) did not: that retries after a fixed whole number of seconds
@@ -229,7 +230,7 @@ class AmiLink:
                 self._failures_in_a_row += 1
             else:
                 self._reported = None  # logged in since: a failure now is news again
-                if loop.time() - began >= delay:  # a session that held resets the backoff
+                if loop.time() - began >= self._reconnect_max:  # it held: a fresh start
                     delay = self._reconnect_initial
             self._report(problem)
             log.debug("AMI reconnect to %s:%d in %.3gs", self.host, self.port, delay)

@@ -314,6 +314,38 @@ async def test_a_refused_login_is_retried_after_a_doubling_delay_up_to_the_cap()
     assert simulator.logins == 0
 
 
+async def test_sessions_that_keep_dropping_soon_after_login_are_dialled_with_growing_delays() -> (
+    None
+):
+    """Asterisk accepting the login and closing a moment later, again and again (a peer
+    flapping): each short session is a failure for the backoff, which grows to its cap,
+    rather than a session that held and resets it (a reconnect, two log lines and the live
+    call counts wiped every few seconds, forever). Only a session that held for the cap
+    resets it."""
+    logins: list[float] = []
+
+    async def flapping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = await reader.readuntil(b"\r\n\r\n")
+        action_id = header(login.rstrip(b"\r\n"), b"ActionID") or b""
+        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+        logins.append(time.monotonic())
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(flapping, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = AmiLink("127.0.0.1", port, USER, SECRET, reconnect_initial=0.01, reconnect_max=0.2)
+    link.start()
+    try:
+        await eventually(lambda: len(logins) >= 7, timeout=5.0)
+    finally:
+        await link.stop()
+        server.close()
+    gaps = [later - earlier for earlier, later in pairwise(logins)]
+    assert all(gap >= 0.05 + 0.2 for gap in gaps[4:6])  # the cap reached, not reset
+
+
 async def test_the_link_logs_in_again_after_asterisk_drops_the_session() -> None:
     ended: list[bool] = []
     async with linked() as (simulator, link):
