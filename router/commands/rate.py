@@ -8,7 +8,10 @@ and the difference in the subscriber's share is booked as an adjustment (router.
 says how included minutes are kept, why running it twice changes nothing, and why the calls
 of a closed month wait until it is reopened).
 
-Progress goes to stderr on a terminal; every price set or changed, and a summary, to stdout.
+Progress goes to stderr on a terminal; every price set or changed, and a summary, to stdout:
+one table, the prices set first, then those changed, its rows kept in temporary files until
+the run ends (router.commands.spooled_table), so a month of a million calls priced does not
+hold a million rows.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
 
 from router.commands.arguments import day, service_number
 from router.commands.exits import refuse_usage
+from router.commands.spooled_table import SpooledTable, spooled_table
 from router.money.books import Books, BooksUnavailable, load_books
 from router.money.rerating import Change, RatingRun, rate_cdrs
 from router.storage.protocol import StoreUnavailable
@@ -85,17 +90,20 @@ def run(args: argparse.Namespace) -> int:
     except BooksUnavailable as error:
         print(error, file=sys.stderr)
         return 1
-    try:
-        result = asyncio.run(_rate(books, args))
-    except StoreUnavailable as error:
-        print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
-        return 1
-    _print_changes([*result.priced, *result.repriced])
+    with spooled_table(_HEADER, groups=2) as table:
+        try:
+            result = asyncio.run(_rate(books, args, partial(_spool, table)))
+        except StoreUnavailable as error:
+            print(f"cannot use the store {books.store_url}: {error}", file=sys.stderr)
+            return 1
+        table.write(sys.stdout)
     print(_summary(result))
     return 0
 
 
-async def _rate(books: Books, args: argparse.Namespace) -> RatingRun:
+async def _rate(
+    books: Books, args: argparse.Namespace, changed: Callable[[Change], None]
+) -> RatingRun:
     zone = books.zone
     since = datetime(args.first.year, args.first.month, args.first.day, tzinfo=zone)
     last = args.last + timedelta(days=1)
@@ -111,40 +119,32 @@ async def _rate(books: Books, args: argparse.Namespace) -> RatingRun:
             watch=watch,
             number=args.number,
             progress=ProgressBar(),
+            changed=changed,
         )
 
 
 _HEADER = ("call id", "400 number", "total", "callee share", "tariff")
 
 
-def _print_changes(changes: Sequence[Change]) -> None:
-    if not changes:
-        return
-    rows = [_HEADER]
-    for change in changes:
-        old, new = change.old, change.new
-        tariff = new.tariff_id or "-"
-        if old is not None and old.tariff_id != new.tariff_id:
-            tariff = f"{old.tariff_id or '-'} -> {tariff}"
-        rows.append(
-            (
-                change.call_id,
-                change.number,
-                f"{old.total if old else '-'} -> {new.total}",
-                f"{old.callee_share if old else '-'} -> {new.callee_share}",
-                tariff,
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(_HEADER))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+def _spool(table: SpooledTable, change: Change) -> None:
+    """A change's row, in the first group if the call had no price, else the second."""
+    old, new = change.old, change.new
+    tariff = new.tariff_id or "-"
+    if old is not None and old.tariff_id != new.tariff_id:
+        tariff = f"{old.tariff_id or '-'} -> {tariff}"
+    row = (
+        change.call_id,
+        change.number,
+        f"{old.total if old else '-'} -> {new.total}",
+        f"{old.callee_share if old else '-'} -> {new.callee_share}",
+        tariff,
+    )
+    table.add(row, group=0 if old is None else 1)
 
 
 def _summary(result: RatingRun) -> str:
     summary = (
-        f"priced {len(result.priced)}, re-priced {len(result.repriced)}, "
+        f"priced {result.priced}, re-priced {result.repriced}, "
         f"unchanged {result.unchanged}, skipped {result.skipped.total()}"
     )
     if result.skipped:

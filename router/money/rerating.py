@@ -82,10 +82,12 @@ class Change:
 
 @dataclass
 class RatingRun:
-    """What a run did: prices set for the first time, prices changed, calls left alone."""
+    """What a run did: how many prices it set for the first time and how many it changed
+    (each change goes to the run's caller as it is made: a month of a million calls keeps
+    none of them), calls left alone."""
 
-    priced: list[Change] = field(default_factory=list)
-    repriced: list[Change] = field(default_factory=list)
+    priced: int = 0
+    repriced: int = 0
     unchanged: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     adjustments: Decimal = ZERO
@@ -100,11 +102,20 @@ def answered_leg(cdr: CDR) -> Leg | None:
 class Rater:
     """Prices the CDRs of one run in answer order, keeping each month's included time."""
 
-    def __init__(self, books: Books, store: Store, *, rerate: bool, now: datetime) -> None:
+    def __init__(
+        self,
+        books: Books,
+        store: Store,
+        *,
+        rerate: bool,
+        now: datetime,
+        changed: Callable[[Change], None],
+    ) -> None:
         self.books = books
         self.store = store
         self.rerate = rerate
         self.now = now
+        self.changed = changed
         self.run = RatingRun()
         self._included_used: dict[tuple[str, str], int] = {}
         self._included_booked: dict[str, dict[str, int]] = {}
@@ -167,7 +178,8 @@ class Rater:
         left = max(0, package.included_minutes * 60 - used)
         new = price(dataclasses.replace(rated, included_seconds_left=left), tariffs)
         self._included_used[cdr.number, month] = used + new.included_seconds_used
-        self.run.priced.append(Change(cdr.call_id, cdr.number, None, Shares.of_price(new)))
+        self.run.priced += 1
+        self.changed(Change(cdr.call_id, cdr.number, None, Shares.of_price(new)))
         entry = call_entry(cdr.number, cdr.call_id, rated.answered_at, new)
         return [
             FinishCall(cdr.call_id, Shares.of_price(new)._asdict()),
@@ -185,7 +197,8 @@ class Rater:
         if await self._month_closed(cdr.number, month, rated.answered_at):
             self.run.skipped[_closed_reason(cdr.number, month)] += 1
             return []
-        self.run.repriced.append(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
+        self.run.repriced += 1
+        self.changed(Change(cdr.call_id, cdr.number, old, Shares.of_price(new)))
         ops: list[CdrOp] = [FinishCall(cdr.call_id, Shares.of_price(new)._asdict())]
         counts = await self._rerate_counts(cdr.number)
         entry = rerating_adjustment(
@@ -275,14 +288,16 @@ async def rate_cdrs(
     watch: Watch,
     number: str | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    changed: Callable[[Change], None] = lambda change: None,
     page_size: int = PAGE_SIZE,
 ) -> RatingRun:
     """Price the answered calls started in [since, until) (of `number` only, if given),
     read `page_size` at a time in answer order (router.money.answer_order), so a month of
-    millions of calls holds a page in memory; the balances the entries take below their
-    thresholds are warned of on `watch`."""
+    millions of calls holds a page in memory; each price set or changed goes to `changed`
+    as its batch is priced, before the batch is written, and the run keeps only counts; the
+    balances the entries take below their thresholds are warned of on `watch`."""
     total = await store.answered_count(since, until, number=number)
-    rater = Rater(books, store, rerate=rerate, now=now)
+    rater = Rater(books, store, rerate=rerate, now=now, changed=changed)
     progress(0, total)
     done = 0
     batch: list[CDR] = []

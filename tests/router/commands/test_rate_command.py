@@ -213,6 +213,30 @@ def test_rerating_after_a_tariff_change_updates_cdrs_and_books_the_differences(
     assert usage.balance == D("-0.50")
 
 
+def test_a_rerating_prints_the_calls_it_priced_first_then_those_it_re_priced(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call stored without a price after u1 and u2 were priced, answered after both, is
+    priced by the re-rating that re-prices them: its row comes first all the same, and the
+    columns of the two groups are aligned together."""
+    rate(config, capsys)
+    asyncio.run(
+        write(
+            store_url_of(config), unpriced_call("u3-answered-last", NUMBER, 13, "01087654321", 60)
+        )
+    )
+    change_tariffs(config, tariffs("v2", long_distance="0.20"))
+    out, _ = rate(config, capsys, "--rerate")
+    assert out.splitlines() == [
+        "call id           400 number  total         callee share  tariff",
+        "u3-answered-last  4000000008  - -> 0.32     - -> 0.10     office@v2",
+        "u1                4000000008  0.32 -> 0.32  0.10 -> 0.10  office@v1 -> office@v2",
+        "u2                4000000008  0.82 -> 0.62  0.60 -> 0.40  office@v1 -> office@v2",
+        "priced 1, re-priced 2, unchanged 0, skipped 1 (no account in the tariffs: 1); "
+        "adjustments booked: +0.20",
+    ]
+
+
 async def cost_counters(url: str) -> list[tuple[str, Decimal, Decimal]]:
     """Month and day cost of `NUMBER` the caps read, on the calls' day and on today's."""
     counters = []

@@ -143,18 +143,30 @@ async def write(url: str, ops: list[CdrOp]) -> None:
 
 @dataclass(frozen=True)
 class Seen:
-    """What a run changed and reported, and the ledger after it."""
+    """What a run changed and reported (each change as it was made, and each progress
+    report, in the order they came), what it counted, and the ledger after it."""
 
-    priced: list[Change]
-    repriced: list[Change]
+    reported: list[Change | tuple[int, int]]
+    counted: tuple[int, int]
     ledger: list[tuple[str, str, str]]
-    progress: list[tuple[int, int]]
+
+    @property
+    def priced(self) -> list[Change]:
+        return [c for c in self.reported if isinstance(c, Change) and c.old is None]
+
+    @property
+    def repriced(self) -> list[Change]:
+        return [c for c in self.reported if isinstance(c, Change) and c.old is not None]
+
+    @property
+    def progress(self) -> list[tuple[int, int]]:
+        return [report for report in self.reported if isinstance(report, tuple)]
 
 
 async def rate(config: Path, *, rerate: bool, page_size: int) -> Seen:
     """A run of `hotline400 rate` over November, reading `page_size` calls a page."""
     books = load_books(config)
-    shown: list[tuple[int, int]] = []
+    reported: list[Change | tuple[int, int]] = []
     async with books.store() as store:
         run = await rate_cdrs(
             books,
@@ -164,12 +176,13 @@ async def rate(config: Path, *, rerate: bool, page_size: int) -> Seen:
             rerate=rerate,
             now=RERATED_AT,
             watch=UNWATCHED,
-            progress=lambda done, total: shown.append((done, total)),
+            progress=lambda done, total: reported.append((done, total)),
+            changed=reported.append,
             page_size=page_size,
         )
         ledger = await store.ledger(NUMBER)
     rows = [(entry.kind.value, entry.ref, str(entry.amount)) for entry in ledger]
-    return Seen(run.priced, run.repriced, rows, shown)
+    return Seen(reported, (run.priced, run.repriced), rows)
 
 
 def test_the_calls_answered_first_take_the_included_minutes_whatever_page_they_are_in(
@@ -179,6 +192,25 @@ def test_the_calls_answered_first_take_the_included_minutes_whatever_page_they_a
 
     assert [change.call_id for change in priced] == ANSWER_ORDER
     assert [change.call_id for change in priced if change.new.callee_share == 0] == INCLUDED
+
+
+def test_each_change_is_reported_as_its_batch_is_priced_and_the_run_counts_them(
+    config_of: Callable[[str], Path],
+) -> None:
+    """The run hands each price it sets or changes to its caller as it goes, before the
+    progress of the batch that holds it, and keeps only how many there were: a month of a
+    million calls holds none of them."""
+    config = config_of("store")
+    first = asyncio.run(rate(config, rerate=False, page_size=2))
+    (config / "tariffs.yaml").write_text(tariffs("0.20"), encoding="utf-8")
+    again = asyncio.run(rate(config, rerate=True, page_size=2))
+
+    assert first.reported[0] == (0, 16)
+    assert [c.call_id for c in first.reported[1:-1] if isinstance(c, Change)] == ANSWER_ORDER
+    assert first.reported[-1] == (16, 16)
+    assert first.counted == (16, 0)
+    assert again.counted == (0, 16)
+    assert [change.call_id for change in again.repriced] == ANSWER_ORDER
 
 
 def test_pages_of_two_price_and_re_price_as_one_page_does(
