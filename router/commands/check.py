@@ -26,9 +26,9 @@ from rating.tariff_loader import load_tariffs
 from router.call.features import IVR, NO_IVR, feature_on
 from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
+from router.configuration.directory_check import directory_problems, plan_file
 from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
 from router.configuration.plan_book import refused_tariff_changes
-from router.configuration.prompts import missing_prompts
 from router.configuration.settings import ROUTER_FILE, load_settings
 from router.notifications.crm_address import Network, plan_problems
 from router.numbers.plan_check import check_against_inventory
@@ -90,14 +90,8 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)
         )
         found, warned = check_against_inventory(config, datetime.now(config.number_rules.zone))
-        found.extend(_crm_addresses(config.plans, path, config.settings.crm_networks()))
-        sounds = config.settings.sounds_dir
-        if sounds is not None:
-            for number, plan in sorted(config.plans.items()):
-                plan_file = next((path / "plans").glob(f"{number}.y*ml"))
-                found.extend(missing_prompts(plan, plan_file, Path(sounds)))
         return (
-            [*config.problems, *found],
+            directory_problems(config, found),
             [
                 *_calendar_warnings(config.calendar, path / CALENDAR_FILE, today),
                 *warned,
@@ -105,7 +99,7 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
                 *(
                     warning
                     for number, plan in sorted(config.plans.items())
-                    for warning in _down_forwards(plan, _plan_file(path, number))
+                    for warning in _down_forwards(plan, plan_file(path, number))
                 ),
             ],
             count,
@@ -118,20 +112,6 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         return problems, [], len(files)
     found, warned = _check_file(path, today)
     return found, warned, 1
-
-
-def _crm_addresses(
-    plans: Mapping[str, Plan], path: Path, allowed: Sequence[Network]
-) -> list[Problem]:
-    """Plans whose `crm.url` is an address the router will not send call events to."""
-    problems: list[Problem] = []
-    for number, plan in sorted(plans.items()):
-        if plan.crm is None:
-            continue
-        plan_file = next((path / "plans").glob(f"{number}.y*ml"))
-        text = plan_file.read_text(encoding="utf-8")
-        problems.extend(plan_problems(str(plan_file), text, plan, allowed))
-    return problems
 
 
 def _yaml_files(directory: Path) -> list[Path]:
@@ -164,10 +144,6 @@ def _down_forwards(plan: Plan, plan_file: Path) -> list[str]:
     source = read_yaml(str(plan_file), plan_file.read_text(encoding="utf-8"))
     skipped = "is marked down: every call skips it, it is never dialled"
     return [str(source.problem(field, f"forward {number} {skipped}")) for field, number in paths]
-
-
-def _plan_file(config_dir: Path, number: str) -> Path:
-    return next((config_dir / "plans").glob(f"{number}.y*ml"))
 
 
 def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:

@@ -30,7 +30,7 @@ from router.configuration.config_dir import PLANS_DIR, ConfigSet
 from router.numbers.service import NOT_IN_SERVICE, past_holders_plan
 from router.numbers.statuses import inventory_status
 from router.storage.location import NoStore, store_for_command
-from router.storage.protocol import StoreUnavailable
+from router.storage.protocol import Store, StoreUnavailable
 
 NEEDS_PLAN = frozenset(
     {Status.ACTIVE, Status.SUSPENDED, Status.ARREARS, Status.CANCELLATION_REQUESTED}
@@ -130,15 +130,30 @@ def check_against_inventory(config: ConfigSet, at: datetime) -> tuple[list[Probl
     except NoStore:
         return [], []
 
-    async def read() -> tuple[dict[str, NumberRecord], list[NumberRecord]]:
+    async def read() -> tuple[list[Problem], list[str]]:
         await store.open()
         try:
-            return await store.number_records(sorted(config.plans)), await store.held_numbers()
+            return await compared_with_store(config, store, at)
         finally:
             await store.close()
 
     try:
-        records, held = asyncio.run(read())
+        return asyncio.run(read())
     except StoreUnavailable as error:
-        return [], [f"plans not compared with the numbers' inventory: {error}"]
+        return [], [_unread(error)]
+
+
+async def compared_with_store(
+    config: ConfigSet, store: Store, at: datetime
+) -> tuple[list[Problem], list[str]]:
+    """Compare with the inventory of an open store (the console's): check's comparison."""
+    try:
+        records = await store.number_records(sorted(config.plans))
+        held = await store.held_numbers()
+    except StoreUnavailable as error:
+        return [], [_unread(error)]
     return compare(config.directory, config.plans, records, held, at, config.number_rules)
+
+
+def _unread(error: StoreUnavailable) -> str:
+    return f"plans not compared with the numbers' inventory: {error}"
