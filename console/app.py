@@ -24,7 +24,7 @@ from console.context import Console
 from console.headers import SecurityHeaders
 from console.security import LoginThrottle
 from console.sessions import SignedInOnly, login, login_page, logout
-from console.views import calls, dashboard, money, numbers, people, reports, routing
+from console.views import calls, configuration, dashboard, money, numbers, people, reports, routing
 from console.web import refused, render
 from router.storage.location import ConfiguredStore
 
@@ -73,6 +73,7 @@ def create_app(
         Route("/password", people.change_password, methods=["POST"]),
         Route("/audit", people.audit_page),
         Route("/accounts", people.accounts_page),
+        Route("/configuration", configuration.problems_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -100,7 +101,15 @@ def create_app(
 async def _error_page(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     await refused(request, error.status_code, error.detail)
-    response = render(request, "error.html", {"error": error}, status=error.status_code)
+    user = getattr(request.state, "user", None)
+    broken = (  # the operator is told when a broken file may be why something is not found
+        error.status_code == 404
+        and user is not None
+        and user.is_operator
+        and bool(request.app.state.console.config.problems)
+    )
+    context = {"error": error, "config_broken": broken}
+    response = render(request, "error.html", context, status=error.status_code)
     if error.headers:
         response.headers.update(error.headers)
     return response

@@ -7,6 +7,7 @@ files changes, so a plan saved here (or by an admin's editor) shows on the next 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -82,10 +83,11 @@ class Console:
         return sent_warnings(config.settings, config.tariffs, config.plans)
 
     def all_numbers(self) -> list[str]:
-        """Every 400 number the operator runs: with a plan or with an account."""
+        """Every 400 number the operator runs: with a plan (one whose file is broken too:
+        its routing page shows the file's problems) or with an account."""
         config = self.config
         accounts = config.tariffs.accounts if config.tariffs is not None else {}
-        return sorted(set(config.plans) | set(accounts))
+        return sorted(set(config.plans) | broken_plans(config) | set(accounts))
 
     async def scope(self, user: User) -> Scope:
         """A subscriber user sees the numbers of its account (the account named after a
@@ -103,3 +105,14 @@ class Console:
         if user.is_operator:
             return self.all_numbers()
         return [number for number in self.all_numbers() if number == user.account]
+
+
+def broken_plans(config: ConfigSet) -> set[str]:
+    """The numbers whose plan file did not load: the routers keep serving their previous
+    plan (router.configuration.plan_book), so the console still runs them."""
+    plans = config.directory / PLANS_DIR
+    return {
+        Path(p.file).stem
+        for p in config.problems
+        if Path(p.file).parent == plans and re.fullmatch(r"400\d{7}", Path(p.file).stem)
+    }

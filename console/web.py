@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from console.config_problems import file_anchor
 from console.context import Console
 from console.security import csrf_token, csrf_valid
 from console.users import Role, Scope, User
@@ -69,6 +70,7 @@ TEMPLATES.env.filters["forward_reason"] = FORWARD_REASONS.__getitem__
 TEMPLATES.env.filters["dial_result"] = dial_result
 TEMPLATES.env.filters["place_name"] = lambda region: place_name(region.province, region.city)
 TEMPLATES.env.filters["status_words"] = status_words
+TEMPLATES.env.filters["file_anchor"] = lambda path: file_anchor(str(path))
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from console.config_problems import by_file, current_problems
 from console.reports import Report, build_report
 from console.views.calls import calls_of
 from console.web import console_of, render, scope_of, user_of
@@ -46,7 +47,15 @@ class NumberMoney:
 
 
 async def dashboard(request: Request) -> Response:
-    return render(request, "dashboard.html", await _summary(request))
+    """Today's figures, and a notice of the configuration's problems when there are any:
+    the operator learns there, not from a page that fails, that a file does not load."""
+    problems = await current_problems(console_of(request), user_of(request))
+    files = by_file(problems)
+    return render(
+        request,
+        "dashboard.html",
+        {**await _summary(request), "problem_count": len(problems), "problem_files": files},
+    )
 
 
 async def summary(request: Request) -> Response:

@@ -34,6 +34,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.config_problems import BrokenFile, tariffs_broken
 from console.context import Console
 from console.feature_switching import CannotSwitch, fee_entries, switch_feature, switching
 from console.security import message_signed, signed_message
@@ -163,6 +164,7 @@ async def _money(
             "kind_names": KIND_NAMES,
             "zone": console.zone,
             "problem": _problem_shown(request, console),
+            "tariffs_broken": tariffs_broken(console.config),
             "payment": payment,
         },
         status=status,
@@ -237,17 +239,25 @@ async def _payment_booked(console: Console, number: str, ref: str) -> LedgerEntr
 
 
 async def switch(request: Request) -> Response:
-    """Switch a feature on (booking its fee today) or off, for the number's account."""
-    number = visible_number(request, request.path_params["number"])
+    """Switch a feature on (booking its fee today) or off, for the number's account; said
+    to be impossible, rather than not found, while tariffs.yaml does not load."""
+    console = console_of(request)
+    number = request.path_params["number"]
+    if tariffs_broken(console.config) is not None and await money_visible(request, number):
+        require_change(request)
+        await checked_form(request)
+        raise _cannot_switch(console)
+    number = visible_number(request, number)
     require_change(request)
     form = await checked_form(request)
-    console = console_of(request)
     async with switching(console.config_dir, console.feature_switches):  # balance checked = charged
         return await _switch(request, console, number, form)
 
 
 async def _switch(request: Request, console: Console, number: str, form: FormData) -> Response:
     tariffs = console.config.tariffs  # as the file reads now, another switch written
+    if tariffs is None and tariffs_broken(console.config) is not None:
+        raise _cannot_switch(console)
     feature = request.path_params["feature"]
     if tariffs is None or number not in tariffs.accounts or feature not in tariffs.features:
         raise not_found()
@@ -284,6 +294,12 @@ async def _switch(request: Request, console: Console, number: str, form: FormDat
     payer = f" on {entries[0].number}" if entries and entries[0].number != number else ""
     await audit(request, "switch feature on", number, f"{name}: {what}{payer}")
     return back_to(back)
+
+
+def _cannot_switch(console: Console) -> BrokenFile:
+    broken = tariffs_broken(console.config)
+    assert broken is not None
+    return BrokenFile(broken, "Features cannot be switched")
 
 
 async def _short_of_fee(

@@ -228,6 +228,7 @@ OPEN_TO_EVERY_USER = {
     "/users",
     "/password",
     "/audit",
+    "/configuration",  # a subscriber's users see their own plan's problems only
     "/login",
     "/logout",
     "/static",

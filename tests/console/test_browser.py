@@ -9,7 +9,9 @@ its score and a player of its recording; another subscriber fails to reach the f
 page; the operator scans the accounts and users, and on a phone opens the menu from the
 keyboard; the operator reads the two statements of a month the shop's number changed hands
 in, each naming its holder; the administrator of a number the inventory keeps without a
-tariffs.yaml account opens its money from its page, which another subscriber cannot.
+tariffs.yaml account opens its money from its page, which another subscriber cannot; a
+tariffs.yaml broken under the operator's open money page has the feature switch name it,
+and the dashboard and the configuration page tell its problems in `check`'s words.
 Every page is photographed at 1280 and 390 px wide into tests/artifacts/screens/ (or
 $HOTLINE400_SCREENS) to be looked at.
 """
@@ -656,3 +658,60 @@ def test_the_users_of_a_number_without_an_account_open_its_money_from_its_page(
         assert number not in browser.find_element(By.TAG_NAME, "main").text
     finally:
         browser.quit()
+
+
+def test_the_operator_is_told_of_a_broken_tariffs_file_and_reads_its_problems(
+    site: dict[str, object],
+) -> None:
+    """tariffs.yaml breaks while the money page is open: the switch clicked then says which
+    file stops it and links to its problems; the dashboard says how many there are, and the
+    configuration page lists them as `hotline400 check` does, at both widths."""
+    url, config_dir = str(site["url"]), Path(str(site["config"]))
+    tariffs = config_dir / "tariffs.yaml"
+    browser = _browser(Path(str(site["downloads"])), WIDTHS[0])
+    try:
+        _sign_in(browser, url, "ops")
+        browser.get(f"{url}/numbers/{SHOP}/money")
+        switch = browser.find_element(By.CSS_SELECTOR, "[data-testid=switch-satisfaction_survey]")
+        text = tariffs.read_text(encoding="utf-8")
+        tariffs.write_text(text.replace("monthly_rent: 100.00", "monthly_rnet: 100.00", 1), "utf-8")
+        switch.click()
+        WebDriverWait(browser, 10).until(lambda b: b.switch_to.alert).accept()
+        WebDriverWait(browser, 15).until(
+            lambda b: b.find_element(By.TAG_NAME, "h1").text == "Configuration problem"
+        )
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert "Features cannot be switched while tariffs.yaml has problems." in main
+        browser.set_window_size(WIDTHS[1], 900)
+        assert not _scrolls_sideways(browser), "the refusal scrolls sideways on a phone"
+        _photograph(browser, "broken-file", WIDTHS[1])
+        _submit(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "See the problems of"))
+        assert browser.current_url.startswith(f"{url}/configuration#file-")
+        listed = browser.find_element(
+            By.CSS_SELECTOR, browser.current_url.split("/configuration")[1]
+        )
+        assert f"{tariffs}:" in listed.text and "monthly_rnet: unknown key" in listed.text
+        for width in WIDTHS:
+            browser.set_window_size(width, 900)
+            browser.get(url)
+            notice = browser.find_element(By.CSS_SELECTOR, "[data-testid=config-problems]")
+            assert notice.text.startswith("1 configuration problem in ")
+            assert not _scrolls_sideways(browser), f"the dashboard scrolls sideways at {width}"
+            _photograph(browser, "dashboard-config-problems", width)
+            for name, path in (
+                ("configuration", "/configuration"),
+                ("money-tariffs-broken", f"/numbers/{SHOP}/money"),
+            ):
+                browser.get(url + path)
+                assert not _scrolls_sideways(browser), f"{path} scrolls sideways at {width}"
+                _photograph(browser, name, width)
+    finally:
+        browser.quit()
+
+
+def _scrolls_sideways(browser: webdriver.Chrome) -> bool:
+    return bool(
+        browser.execute_script(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+    )
