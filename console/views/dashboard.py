@@ -44,6 +44,10 @@ class NumberMoney:
     monthly_call_cap: int | None
     daily_cost_cap: Decimal | None
     low_balance: bool
+    """A prepaid account's balance below its warning threshold."""
+    owed: bool
+    """A negative balance of a number without an account in tariffs.yaml: fees it owes
+    (opening, selection) with no terms that will bill or collect them."""
 
 
 async def dashboard(request: Request) -> Response:
@@ -95,6 +99,7 @@ async def number_money(request: Request, number: str, now: datetime) -> NumberMo
         caps.monthly_calls,
         _to_fen(caps.daily_cost),
         account is not None and account.prepaid and balance < account.low_balance_warning,
+        account is None and balance < ZERO,
     )
 
 

@@ -641,6 +641,17 @@ def test_the_users_of_a_number_without_an_account_open_its_money_from_its_page(
             browser.set_window_size(width, 900)
             browser.refresh()
             assert browser.find_element(By.CSS_SELECTOR, "[data-testid=balance]").is_displayed()
+            # Money owed with no account to bill it: marked as a low prepaid balance is.
+            tile = browser.find_element(By.CSS_SELECTOR, ".tile:has([data-testid=balance])")
+            assert "bad" in tile.get_attribute("class").split()
+            assert browser.find_element(By.CSS_SELECTOR, "[data-testid=owed]").text == "owed"
+            name = browser.find_element(By.CSS_SELECTOR, ".who .user-name")
+            assert name.text == "num-admin" and name.size["height"] < 30, "the name wraps"
+            refs = browser.find_elements(By.CSS_SELECTOR, "td.ref")
+            assert len(refs) == 2
+            for ref in refs:  # "opening@20261208T065437v1": whole, or broken after its @
+                lines = _lines(browser, ref)
+                assert len(lines) == 1 or (len(lines) == 2 and lines[0].endswith("@")), lines
             features = browser.find_element(By.CSS_SELECTOR, "[data-testid=no-features]")
             assert "no features to switch" in features.text
             scrolls = browser.execute_script(
@@ -713,5 +724,27 @@ def _scrolls_sideways(browser: webdriver.Chrome) -> bool:
     return bool(
         browser.execute_script(
             "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+    )
+
+
+def _lines(browser: webdriver.Chrome, cell: WebElement) -> list[str]:
+    """The lines a reference cell's own text is laid out on, as displayed."""
+    return list(
+        browser.execute_script(
+            "const text = arguments[0].childNodes;"
+            "const lines = []; let top = null;"
+            "for (const node of text) {"
+            "  if (node.nodeType !== Node.TEXT_NODE) continue;"
+            "  for (let i = 0; i < node.length; i++) {"
+            "    const range = document.createRange(); range.setStart(node, i);"
+            "    range.setEnd(node, i + 1);"
+            "    const y = Math.round(range.getBoundingClientRect().top);"
+            "    if (top === null || y > top + 2) { lines.push(''); top = y; }"
+            "    lines[lines.length - 1] += node.data[i];"
+            "  }"
+            "}"
+            "return lines;",
+            cell,
         )
     )

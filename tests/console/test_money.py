@@ -350,6 +350,36 @@ async def test_a_number_without_an_account_is_not_called_prepaid(tmp_path: Path)
         await ops.aclose()
 
 
+async def test_money_a_number_without_an_account_owes_is_marked_as_owed(tmp_path: Path) -> None:
+    """A negative balance with no account to bill it (an opening fee not paid) is money
+    owed: the money page and the dashboard mark it as they mark a low prepaid balance. A
+    postpaid account's balance spent is its terms' to bill, and is not marked."""
+    async with running_console(tmp_path) as site:
+        tariffs = site.config_dir / "tariffs.yaml"
+        text = tariffs.read_text(encoding="utf-8")
+        account = re.search(r'^  "4006001234":.*?(?=^  "4)', text, re.M | re.S)
+        assert account, "the factory's account in the example tariffs"
+        tariffs.write_text(text.replace(account.group(0), ""), encoding="utf-8")
+        await site.store.post_ledger(
+            [
+                LedgerEntry("4006001234", NOW, Decimal("-600.00"), LedgerKind.OPENING_FEE, "o1"),
+                LedgerEntry(SHOP, NOW, Decimal("-50.00"), LedgerKind.ADJUSTMENT, "a1"),
+            ]
+        )
+        ops = await site.signed_in("ops")
+        page = (await ops.get("/numbers/4006001234/money")).text
+        assert '<div class="tile bad"><div class="label">Balance</div>' in page
+        assert 'data-testid="owed">owed<' in page
+        shop = (await ops.get(f"/numbers/{SHOP}/money")).text
+        assert "-50.00" in shop and 'data-testid="owed"' not in shop
+        assert '<div class="tile bad"><div class="label">Balance</div>' not in shop
+        dashboard = (await ops.get("/")).text
+        factory_row = dashboard.split('href="/numbers/4006001234/money"')[1].split("</tr>")[0]
+        shop_row = dashboard.split(f'href="/numbers/{SHOP}/money"')[1].split("</tr>")[0]
+        assert ">owed</span>" in factory_row and "owed" not in shop_row
+        await ops.aclose()
+
+
 async def test_an_inventory_number_without_an_account_shows_its_fees_and_no_package(
     tmp_path: Path,
 ) -> None:
