@@ -163,6 +163,7 @@ async def test_a_subscriber_sees_its_own_plans_problems_and_no_others(tmp_path: 
             assert "tariffs.yaml" not in main_text(page)
             dashboard = main_text((await client.get("/")).text)
             assert "1 configuration problem in config/plans/" in dashboard
+            assert f'href="/numbers/{number}/routing">routing page<' in page
             assert "tariffs.yaml" not in dashboard and str(site.config_dir) not in dashboard
             await client.aclose()
 
