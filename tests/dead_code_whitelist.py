@@ -42,6 +42,7 @@ NumberMoney.monthly_cost_cap
 NumberMoney.monthly_call_cap
 NumberMoney.daily_cost_cap
 NumberMoney.low_balance
+NumberMoney.owed  # money.html and dashboard_summary.html mark the balance with it
 PaymentForm.amount_error  # money.html shows it at the amount field
 PaymentForm.ref_error  # money.html shows it at the receipt field
 
