@@ -1,11 +1,12 @@
 """The problems of the configuration the console runs on, as `hotline400 check` lists them.
 
 The list is check's own (router.configuration.directory_check, the plans compared with the
-inventory of the console's store), read again on each page that shows it: a file broken or
-fixed shows on the next page load, as the console's configuration itself does
-(console.context.ConfigCache). The operator sees every problem; a subscriber's user only
-those of its own number's plan, which its routing page shows it already: the other files
-are the operator's and name other subscribers' numbers.
+inventory of the console's store), listed again when a file changed (a file broken or fixed
+shows on the next page load, as the console's configuration itself does:
+console.context.ConfigCache) or PROBLEMS_FRESH_S after the last listing (the inventory's
+part). The operator sees every problem; a subscriber's user only those of its own number's
+plan, which its routing page shows it already: the other files are the operator's and name
+other subscribers' numbers.
 
 A page or change that cannot be done because a file is broken says which file, instead of
 answering "not found" (BrokenFile).
@@ -14,12 +15,13 @@ answering "not found" (BrokenFile).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
 
-from console.context import Console
+from console.context import CheckedProblems, Console
 from console.users import User
 from dialplan.errors import Problem
 from router.configuration.config_dir import PLANS_DIR, TARIFFS_FILE, ConfigSet
@@ -43,11 +45,25 @@ class BrokenFile(HTTPException):
         self.file = str(file)
 
 
+PROBLEMS_FRESH_S = 10.0
+"""How long a listing of the problems serves every page that shows them, as long as no file
+changed: the dashboard shows them on every load, to every user, and a listing reads the
+whole inventory and every plan's prompts; a file changed is listed afresh at once."""
+
+
 async def current_problems(console: Console, user: User) -> list[Problem]:
     """The problems `check --config DIR` would print now, those `user` may see."""
     config = console.config
-    against_inventory, _ = await compared_with_store(config, console.store, console.now())
-    return seen_by(user, config, directory_problems(config, against_inventory))
+    checked = console.checked
+    if checked is None or checked.config is not config or _stale(checked):
+        against_inventory, _ = await compared_with_store(config, console.store, console.now())
+        problems = directory_problems(config, against_inventory)
+        checked = console.checked = CheckedProblems(config, time.monotonic(), problems)
+    return seen_by(user, config, checked.problems)
+
+
+def _stale(checked: CheckedProblems) -> bool:
+    return time.monotonic() - checked.at >= PROBLEMS_FRESH_S
 
 
 def seen_by(user: User, config: ConfigSet, problems: list[Problem]) -> list[Problem]:

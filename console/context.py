@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from console.users import Scope, User
+from dialplan.errors import Problem
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
 from router.money.booking_alerts import Watch, sent_warnings
 from router.numbers.holdings import holding_since
@@ -48,6 +49,15 @@ class ConfigCache:
         return tuple(stamps)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedProblems:
+    """`check`'s problems of one loaded configuration, as listed at `at` (monotonic s)."""
+
+    config: ConfigSet
+    at: float
+    problems: list[Problem]
+
+
 @dataclass
 class Console:
     config_dir: Path
@@ -60,6 +70,8 @@ class Console:
     """Held by one feature switch at a time (console.feature_switching.switching)."""
     plan_saves: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     """Held by one plan save or restore at a time (console.views.routing)."""
+    checked: CheckedProblems | None = field(init=False, default=None)
+    """The configuration's problems as last listed (console.config_problems)."""
 
     def __post_init__(self) -> None:
         self.configs = ConfigCache(self.config_dir)

@@ -11,7 +11,11 @@ import html
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from console import config_problems
 from console.config_problems import file_anchor
 from rating.ledger import LedgerKind
 from tests.conftest import REPO
@@ -182,3 +186,31 @@ async def test_the_operators_not_found_says_when_a_broken_file_may_be_why(
         assert page.status_code == 404 and hint not in page.text
         await ops.aclose()
         await shop.aclose()
+
+
+async def test_pages_share_one_listing_until_a_file_changes_or_it_is_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every user's dashboard shows the notice: the inventory and the prompts are read for
+    it once per PROBLEMS_FRESH_S, and again at once when a file changed."""
+    listings: list[object] = []
+    real = config_problems.compared_with_store
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        listings.append(args)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(config_problems, "compared_with_store", counted)
+    async with running_console(tmp_path) as site:
+        ops = await site.signed_in("ops")
+        for _ in range(3):
+            assert (await ops.get("/")).status_code == 200
+        assert len(listings) == 1
+
+        break_file(plan_of(site, SHOP), *PLAN_TYPO)
+        assert 'data-testid="config-problems"' in (await ops.get("/")).text
+        assert len(listings) == 2
+
+        monkeypatch.setattr(config_problems, "PROBLEMS_FRESH_S", 0.0)
+        await ops.get("/")
+        assert len(listings) == 3
