@@ -212,7 +212,12 @@ def load_calendar(path: str | Path) -> OfficialCalendar:
     path = Path(path)
     if not path.exists():
         return OfficialCalendar()
-    return _CalendarFile(str(path)).parse(read_config_text(path))
+    return parse_calendar(str(path), read_config_text(path))
+
+
+def parse_calendar(file: str, text: str) -> OfficialCalendar:
+    """The calendar `text` declares, its problems told as of `file`."""
+    return _CalendarFile(file).parse(text)
 
 
 def _line(node: yaml.Node) -> int:

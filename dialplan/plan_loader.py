@@ -222,8 +222,12 @@ def _forwarding_limits(source: YamlSource, plan: Plan) -> Iterable[Problem]:
             )
 
 
-def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
+def load_plans(
+    directory: str | Path, texts: dict[Path, str] | None = None
+) -> tuple[dict[str, Plan], list[Problem]]:
     """Every plan of a directory; files with problems are left out and their problems returned.
+    `texts`, when given, receives the text each loaded plan was read from (the very version
+    that loaded, for whoever keeps a copy of it).
 
     Never raises for what a file holds: a file that breaks the checks themselves is reported
     as a problem too (and logged with its traceback), so the other plans still load and the
@@ -246,7 +250,8 @@ def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
             )
             continue
         try:
-            plan = load_plan(path)
+            text = read_config_text(path)
+            plan = parse_plan(str(path), text)
         except ConfigError as error:
             problems.extend(error.problems)
             continue
@@ -257,4 +262,6 @@ def load_plans(directory: str | Path) -> tuple[dict[str, Plan], list[Problem]]:
             )
             continue
         plans[plan.number] = plan
+        if texts is not None:
+            texts[path] = text
     return plans, problems

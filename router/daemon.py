@@ -31,6 +31,7 @@ from router.call.holding import HoldQueues
 from router.call.pin_checks import PinChecks
 from router.call.pin_guard import PinGuard
 from router.call.session import CallServices
+from router.configuration.last_good import LAST_GOOD_DIR
 from router.configuration.plan_book import PlanBook
 from router.configuration.settings import RouterSettings, load_settings, parse_listen
 from router.fastagi.descriptors import WANTED_CALLS, raise_open_files_limit
@@ -92,7 +93,7 @@ class Daemon:
         zone = self.settings.zone()
         self.clock = clock or (lambda: datetime.now(zone))
         self.host, self.port = parse_listen(listen or self.settings.listen)
-        self.plans = PlanBook(self.config_dir, zone)
+        self.plans = PlanBook(self.config_dir, zone, Path(self.settings.spool_dir) / LAST_GOOD_DIR)
         self.store = store_for(
             self.settings, port=self.port, statement_timeout=self.settings.store_timeout
         )

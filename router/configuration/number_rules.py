@@ -32,11 +32,15 @@ with that, rather than with a bare 'unknown key'."""
 def load_number_rules(path: Path, zone: ZoneInfo | None = None) -> NumberRules:
     """The rules of `path`, the defaults when it does not exist; ConfigError otherwise.
     `zone` is the billing time zone (Asia/Shanghai when not given)."""
-    timezone = (zone or ZoneInfo(DEFAULT_TIMEZONE)).key
     if not path.exists():
-        return NumberRules(timezone=timezone)
-    text = read_config_text(path)
-    source = read_yaml(str(path), text)
+        return NumberRules(timezone=(zone or ZoneInfo(DEFAULT_TIMEZONE)).key)
+    return parse_number_rules(str(path), read_config_text(path), zone)
+
+
+def parse_number_rules(file: str, text: str, zone: ZoneInfo | None = None) -> NumberRules:
+    """The rules `text` sets, its problems told as of `file`; ConfigError when it has any."""
+    timezone = (zone or ZoneInfo(DEFAULT_TIMEZONE)).key
+    source = read_yaml(file, text)
     if source.problems:
         raise ConfigError(source.problems)
     if source.root is None:

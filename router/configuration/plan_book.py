@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import watchfiles
 
-from dialplan.calendar import OfficialCalendar, load_calendar
+from dialplan.calendar import OfficialCalendar, parse_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
-from dialplan.plan_loader import load_plans
-from dialplan.yaml_source import read_yaml
+from dialplan.plan_loader import load_plans, parse_plan
+from dialplan.yaml_source import read_config_text, read_yaml
 from numbering.rules import NumberRules
 from rating.minimum import refused_terms_changes
 from rating.price_changes import refused_price_rises
 from rating.tariff import Tariffs
-from rating.tariff_loader import load_tariffs
+from rating.tariff_loader import parse_tariffs
 from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
-from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
+from router.configuration.last_good import LastGood
+from router.configuration.number_rules import NUMBERS_FILE, parse_number_rules
 
 log = logging.getLogger("hotline400.plans")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,17 @@ class ReloadResult:
 
 
 class PlanBook:
-    def __init__(self, config_dir: str | Path, zone: ZoneInfo) -> None:
-        """`zone` is the billing time zone (router.yaml's), which the tariffs are read in."""
+    def __init__(
+        self, config_dir: str | Path, zone: ZoneInfo, last_good: Path | None = None
+    ) -> None:
+        """`zone` is the billing time zone (router.yaml's), which the tariffs are read in;
+        `last_good` the directory keeping the last good copy of each file (none: no copies)."""
         self.config_dir = Path(config_dir)
         self.zone = zone
+        self._copies = LastGood(last_good, zone) if last_good is not None else None
+        self._loaded: set[str] = set()
+        """The single files (calendar, tariffs, numbers) that have given a version since
+        start: one with problems keeps it, rather than turning to its last good copy."""
         self.calendar = OfficialCalendar()
         self.tariffs: Tariffs | None = None
         self.number_rules = NumberRules(timezone=zone.key)
@@ -71,44 +84,32 @@ class PlanBook:
         return sorted(self._plans)
 
     def reload(self) -> ReloadResult:
-        """Re-read every plan and the calendar; keep what was serving where a file is bad,
-        and every plan while the plans directory is missing (swapped by a deployment, or a
-        mount gone): its absence is a problem, not a number taken off the air."""
+        """Re-read every plan, the calendar, tariffs and number rules; keep what was serving
+        where a file is bad (on a first load, its last good copy), and every plan while the
+        plans directory is missing (swapped by a deployment, or a mount gone): its absence is
+        a problem, not a number taken off the air."""
         plans_dir = self.config_dir / PLANS_DIR
-        kept = []
+        from_copies: list[str] = []
+        """The files with problems served from their last good copy, told once logged."""
         if plans_dir.is_dir():
-            plans, problems = load_plans(plans_dir)
+            plans, problems, kept = self._load_plans(plans_dir, from_copies)
         else:
-            plans, problems = {}, [Problem(str(plans_dir), 1, "(directory)", "no such directory")]
-            kept = sorted(self._plans)
-            plans.update(self._plans)
-        for problem in problems:
-            number = Path(problem.file).stem
-            previous = self._plans.get(number)
-            if previous is not None and number not in plans:
-                plans[number] = previous
-                kept.append(number)
-        try:
-            self.calendar = load_calendar(self.config_dir / CALENDAR_FILE)
-        except ConfigError as error:
-            problems.extend(error.problems)
-        tariffs_file = self.config_dir / TARIFFS_FILE
-        if not tariffs_file.exists():
-            self.tariffs = None
-        else:
-            try:
-                tariffs = load_tariffs(tariffs_file, self.zone)
-                today = datetime.now(self.zone).date()
-                refused = refused_tariff_changes(self.tariffs, tariffs, tariffs_file, today)
-                if refused:
-                    raise ConfigError(refused)
-                self.tariffs = tariffs
-            except ConfigError as error:  # the previous tariffs keep pricing calls
-                problems.extend(error.problems)
-        try:
-            self.number_rules = load_number_rules(self.config_dir / NUMBERS_FILE, self.zone)
-        except ConfigError as error:  # the previous rules keep ticking
-            problems.extend(error.problems)
+            plans, kept = dict(self._plans), sorted(self._plans)
+            problems = [Problem(str(plans_dir), 1, "(directory)", "no such directory")]
+        self.calendar = self._load_file(
+            CALENDAR_FILE, parse_calendar, OfficialCalendar(), self.calendar, problems, from_copies
+        )
+        self.tariffs = self._load_file(
+            TARIFFS_FILE, self._new_tariffs, None, self.tariffs, problems, from_copies
+        )
+        self.number_rules = self._load_file(
+            NUMBERS_FILE,
+            partial(parse_number_rules, zone=self.zone),
+            NumberRules(timezone=self.zone.key),
+            self.number_rules,
+            problems,
+            from_copies,
+        )
         self._plans = plans
         self.limited_numbers = frozenset(
             number for plan in plans.values() for number in plan.call_limits
@@ -123,9 +124,104 @@ class PlanBook:
             self.reloads_failed += 1
             for problem in problems:
                 log.error("configuration problem: %s", problem)
+            for line in from_copies:
+                log.error("%s", line)
             if kept:
                 log.error("previous plan kept serving for %s", ", ".join(result.kept))
         return result
+
+    def _load_plans(
+        self, plans_dir: Path, from_copies: list[str]
+    ) -> tuple[dict[str, Plan], list[Problem], list[str]]:
+        """The plans of `plans_dir`, a file with problems replaced by the plan its number
+        has been served (on a first load, the file's last good copy); the numbers so kept."""
+        texts: dict[Path, str] = {}
+        plans, problems = load_plans(plans_dir, texts)
+        kept = []
+        for file in dict.fromkeys(Path(problem.file) for problem in problems):
+            number = file.stem
+            if number in plans:  # an N.yml beside the N.yaml that loaded
+                continue
+            previous = self._plans.get(number)
+            if previous is None:
+                previous = self._from_copy(f"{PLANS_DIR}/{file.name}", parse_plan, from_copies)
+            if previous is not None:
+                plans[number] = previous
+                kept.append(number)
+        if self._copies is not None:
+            for path, text in texts.items():
+                self._copies.keep(f"{PLANS_DIR}/{path.name}", text)
+            self._copies.prune(PLANS_DIR, plans_dir)
+        return plans, problems, kept
+
+    def _load_file(
+        self,
+        name: str,
+        parse: Callable[[str, str], T],
+        absent: T,
+        serving: T,
+        problems: list[Problem],
+        from_copies: list[str],
+    ) -> T:
+        """What config file `name` now gives: `absent` when it does not exist; when it has
+        problems (added to `problems`), what it gave so far (`serving`), or on a first load
+        its last good copy, if one still loads."""
+        path = self.config_dir / name
+        if not path.exists():
+            if self._copies is not None:
+                self._copies.forget(name)
+            self._loaded.discard(name)
+            return absent
+        try:
+            text = read_config_text(path)
+            value = parse(str(path), text)
+        except ConfigError as error:
+            problems.extend(error.problems)
+            if name in self._loaded:
+                return serving
+            copy = self._from_copy(name, parse, from_copies)
+            if copy is None:
+                return serving
+            self._loaded.add(name)
+            return copy
+        if self._copies is not None:
+            self._copies.keep(name, text)
+        self._loaded.add(name)
+        return value
+
+    def _from_copy(
+        self, name: str, parse: Callable[[str, str], T], from_copies: list[str]
+    ) -> T | None:
+        """The last good version of config file `name`; None without one, or when it no
+        longer loads (a schema changed by an upgrade, a damaged disk): then a warning."""
+        if self._copies is None or not self._copies.path(name).exists():
+            return None
+        copy = self._copies.path(name)
+        try:
+            value = parse(str(copy), read_config_text(copy))
+            saved = self._copies.saved(name)
+        except ConfigError as error:
+            why = "; ".join(str(problem) for problem in error.problems)
+            log.warning("last good copy %s no longer loads, ignored: %s", copy, why)
+            return None
+        except Exception as error:  # a copy must never stop the router from starting
+            log.warning("last good copy %s no longer loads, ignored: %r", copy, error)
+            return None
+        from_copies.append(
+            f"{self.config_dir / name} has problems: its last good version from {saved} "
+            f"serves instead ({copy})"
+        )
+        return value
+
+    def _new_tariffs(self, file: str, text: str) -> Tariffs:
+        """The tariffs of `text`, refused (ConfigError) where they change what the serving
+        tariffs forbid changing (refused_tariff_changes)."""
+        tariffs = parse_tariffs(file, text, self.zone)
+        today = datetime.now(self.zone).date()
+        refused = refused_tariff_changes(self.tariffs, tariffs, Path(file), today)
+        if refused:
+            raise ConfigError(refused)
+        return tariffs
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload whenever a plan file or the calendar changes, until `stop` is set.

@@ -728,14 +728,14 @@ def test_a_file_that_breaks_the_checks_themselves_is_one_problem_among_the_plans
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copytree(EXAMPLES, tmp_path, dirs_exist_ok=True)
-    real_load = plan_loader.load_plan
+    real_parse = plan_loader.parse_plan
 
-    def broken_for_one(path: Path) -> Plan:
-        if path.name == "4006001234.yaml":
+    def broken_for_one(file: str, text: str) -> Plan:
+        if Path(file).name == "4006001234.yaml":
             raise RuntimeError("a bug in a check")
-        return real_load(path)
+        return real_parse(file, text)
 
-    monkeypatch.setattr(plan_loader, "load_plan", broken_for_one)
+    monkeypatch.setattr(plan_loader, "parse_plan", broken_for_one)
     plans, problems = load_plans(tmp_path)
     assert sorted(plans) == ["4001234567", "4008207788"]
     assert [str(problem) for problem in problems] == [
@@ -803,15 +803,15 @@ async def test_a_reload_that_fails_unexpectedly_leaves_the_watcher_watching(
     book = plan_book(tmp_path)
     plan_file = book.config_dir / "plans" / "4006005678.yaml"
     faults = iter([RuntimeError("a fault in a loader")])
-    real_load_calendar = plan_book_module.load_calendar
+    real_parse_calendar = plan_book_module.parse_calendar
 
-    def load_calendar_failing_once(path: Path):  # type: ignore[no-untyped-def]
+    def parse_calendar_failing_once(file: str, text: str):  # type: ignore[no-untyped-def]
         fault = next(faults, None)
         if fault is not None:
             raise fault
-        return real_load_calendar(path)
+        return real_parse_calendar(file, text)
 
-    monkeypatch.setattr(plan_book_module, "load_calendar", load_calendar_failing_once)
+    monkeypatch.setattr(plan_book_module, "parse_calendar", parse_calendar_failing_once)
     stop = asyncio.Event()
     watcher = asyncio.create_task(book.watch(stop))
     try:

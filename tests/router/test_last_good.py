@@ -1,0 +1,130 @@
+"""The last good version of each configuration file, kept in spool_dir/last-good so that a
+router restarted after a bad edit serves what it served before, not a dead line."""
+
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from router.daemon import Daemon
+from tests.conftest import E2E_CONFIG, MONDAY_MORNING, call, finished_cdr, running_router
+
+BROKEN_PLAN = 'number: "4000000002"\nname: Broken\ndefault: {target: "1"}\n'
+FORWARDING_PLAN = """\
+number: "4000000002"
+name: Busy then forward
+forwarding:
+  on_busy: ["13800000012"]
+default: {target: "13800000012"}
+"""
+
+
+@asynccontextmanager
+async def restarted(router: Daemon) -> AsyncIterator[Daemon]:
+    """A router started again on the config directory and spool of one that has stopped."""
+    daemon = Daemon(router.config_dir, settings=router.settings, clock=lambda: MONDAY_MORNING)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+def copy_of(router: Daemon, name: str) -> Path:
+    return Path(router.settings.spool_dir) / "last-good" / name
+
+
+async def test_a_plan_broken_before_a_restart_keeps_routing_its_number_on_its_last_good_plan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_router(tmp_path) as router:
+        plan_file = router.config_dir / "plans" / "4000000002.yaml"
+        plan_file.write_text(FORWARDING_PLAN)
+        assert router.plans.reload().ok  # the copy follows the reload
+        plan_file.write_text(BROKEN_PLAN)
+        assert not router.plans.reload().ok  # the copy stays the last good one
+    assert copy_of(router, "plans/4000000002.yaml").read_text() == FORWARDING_PLAN
+    with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
+        async with restarted(router) as again:
+            result = await call(again, dialled="4000000002", uniqueid="lg.1")
+            healthy = again.plans.last_reload_ok
+    assert result.variables["HOTLINE_DEST"] == "13800000012"
+    assert not healthy  # the file is still to be fixed
+    assert f"{plan_file}:3 default.target: '1' is not a phone number" in caplog.text
+    served = [r.message for r in caplog.records if "last good version" in r.message]
+    assert len(served) == 1
+    assert str(plan_file) in served[0]
+    assert "from 20" in served[0]  # the copy's time
+
+
+async def test_a_tariffs_file_broken_before_a_restart_keeps_the_last_good_prices(
+    tmp_path: Path,
+) -> None:
+    async with running_router(tmp_path) as router:
+        pass
+    tariffs_file = router.config_dir / "tariffs.yaml"
+    tariffs_file.write_text(tariffs_file.read_text().replace("packages:", "packages: [", 1))
+    async with restarted(router) as again:
+        tariffs = again.plans.tariffs
+        await call(again, dialled="4000000009", uniqueid="lg.2")
+        cdr = await finished_cdr(again, "lg.2")
+        healthy = again.plans.last_reload_ok
+    assert tariffs is not None
+    assert tariffs.packages["e2e-regional"].monthly_rent == 10
+    assert tariffs.accounts["4000000009"].prepaid is False
+    assert (cdr.tariff_id, cdr.callee_share) == ("e2e-regional@e2e", Decimal("0.60"))
+    assert not healthy
+
+
+async def test_a_plan_deleted_before_a_restart_is_not_served(tmp_path: Path) -> None:
+    async with running_router(tmp_path) as router:
+        pass
+    (router.config_dir / "plans" / "4000000002.yaml").unlink()
+    async with restarted(router) as again:
+        result = await call(again, dialled="4000000002", uniqueid="lg.3")
+        healthy = again.plans.last_reload_ok
+    assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    assert healthy
+    assert not copy_of(router, "plans/4000000002.yaml").exists()
+
+
+async def test_a_first_start_with_broken_files_and_no_copies_serves_without_them(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "source"
+    shutil.copytree(E2E_CONFIG, config)
+    (config / "plans" / "4000000002.yaml").write_text(BROKEN_PLAN)
+    (config / "tariffs.yaml").write_text("packages: [\n")
+    async with running_router(tmp_path, config=config) as router:
+        result = await call(router, dialled="4000000002", uniqueid="lg.4")
+        tariffs = router.plans.tariffs
+        healthy = router.plans.last_reload_ok
+    assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    assert tariffs is None
+    assert not healthy
+    assert not copy_of(router, "plans/4000000002.yaml").exists()
+    assert not copy_of(router, "tariffs.yaml").exists()
+    assert copy_of(router, "plans/4000000001.yaml").exists()
+
+
+async def test_a_last_good_copy_that_no_longer_loads_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_router(tmp_path) as router:
+        pass
+    (router.config_dir / "plans" / "4000000002.yaml").write_text(BROKEN_PLAN)
+    copy = copy_of(router, "plans/4000000002.yaml")
+    copy.write_text('number: "4000000002"\nname: Old schema\nroute_to: "13800000011"\n')
+    with caplog.at_level(logging.WARNING, logger="hotline400.plans"):
+        async with restarted(router) as again:
+            result = await call(again, dialled="4000000002", uniqueid="lg.5")
+    assert result.variables["HOTLINE_STATUS"] == "unknown_number"
+    warnings = [
+        r.message for r in caplog.records if r.levelno == logging.WARNING and str(copy) in r.message
+    ]
+    assert len(warnings) == 1
+    assert "no longer loads" in warnings[0]
