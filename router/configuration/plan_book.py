@@ -3,6 +3,15 @@
 A file with problems never takes a number off the air: its previous plan keeps serving and
 every problem is logged with file and line. Calls in flight keep the plan object they
 started with (plans are immutable), so a reload never changes a call half-way.
+
+That holds across a restart too: each file that loads without problems is copied to
+spool_dir/last-good (router.configuration.last_good), and at start, with nothing in memory
+yet, a file that exists but has problems is served from its copy, told in one error line
+with the copy's time. A file deleted from config/ loses its copy (a plan deleted is a number
+taken off on purpose), and a copy that no longer loads (a schema changed by an upgrade) is
+ignored with a warning. Either way the files with problems keep
+hotline400_plan_last_reload_successful at 0 until they are fixed. This is load time only:
+the per-call path reads the plans in memory, never the copies.
 """
 
 from __future__ import annotations
