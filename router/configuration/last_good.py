@@ -30,6 +30,9 @@ class LastGood:
         self.directory = directory
         self.zone = zone
         """The zone a copy's time is told in (router.yaml's)."""
+        self._failing = False
+        """Whether the latest copy could not be written: told once, not for every file of
+        every reload, and told again when copies are written once more."""
 
     def path(self, name: str) -> Path:
         return self.directory / name
@@ -58,9 +61,20 @@ class LastGood:
                 os.fsync(file.fileno())  # a copy renamed into place is never left empty
             os.replace(temp, path)
         except OSError as error:
-            log.warning("last good copy %s not written: %s", path, error)
+            if not self._failing:
+                log.warning(
+                    "last good copy %s not written: %s; a restart serves only the files that "
+                    "load then (further copies failing are not logged)",
+                    path,
+                    error,
+                )
+            self._failing = True
             if temp is not None:
                 Path(temp).unlink(missing_ok=True)
+            return
+        if self._failing:
+            log.info("last good copies written again in %s", self.directory)
+            self._failing = False
 
     def forget(self, name: str) -> None:
         """Drop the copy of a file gone from the config directory: a file deleted on purpose

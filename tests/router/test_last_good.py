@@ -2,16 +2,22 @@
 router restarted after a bad edit serves what it served before, not a dead line."""
 
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from router.configuration.plan_book import PlanBook
 from router.daemon import Daemon
-from tests.conftest import E2E_CONFIG, MONDAY_MORNING, call, finished_cdr, running_router
+from tests.conftest import E2E_CONFIG, MONDAY_MORNING, REPO, call, finished_cdr, running_router
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 BROKEN_PLAN = 'number: "4000000002"\nname: Broken\ndefault: {target: "1"}\n'
 FORWARDING_PLAN = """\
@@ -128,3 +134,54 @@ async def test_a_last_good_copy_that_no_longer_loads_is_ignored_with_a_warning(
     ]
     assert len(warnings) == 1
     assert "no longer loads" in warnings[0]
+
+
+async def test_copies_that_cannot_be_written_are_told_once_and_calls_are_routed_anyway(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "var" / "spool"
+    spool.mkdir(parents=True)
+    (spool / "last-good").write_text("a file where the copies' directory should be\n")
+    with caplog.at_level(logging.WARNING, logger="hotline400.plans"):
+        async with running_router(tmp_path) as router:
+            router.reload()
+            result = await call(router, dialled="4000000002", uniqueid="lg.6")
+    assert result.variables["HOTLINE_DEST"] == "13800000011"
+    warnings = [r.message for r in caplog.records if "not written" in r.message]
+    assert len(warnings) == 1
+
+
+def test_a_calendar_and_number_rules_broken_before_a_restart_serve_their_last_good_versions(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    (config / "calendar.yaml").write_text("holidays:\n  2031-06-02: company day\n")
+    numbers = config / "numbers.yaml"
+    numbers.write_text(numbers.read_text().replace("opening: 600.00", "opening: 700.00"))
+    last_good = tmp_path / "spool" / "last-good"
+    assert PlanBook(config, SHANGHAI, last_good).reload().ok
+    (config / "calendar.yaml").write_text("holidays: [\n")
+    numbers.write_text("fees: {opening: lots}\n")
+    again = PlanBook(config, SHANGHAI, last_good)
+    assert not again.reload().ok
+    assert again.calendar.day(date(2031, 6, 2)).name == "company day"
+    assert again.number_rules.fees.opening == Decimal("700.00")
+
+
+def test_a_copy_is_written_only_when_its_file_changed(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    last_good = tmp_path / "spool" / "last-good"
+    book = PlanBook(config, SHANGHAI, last_good)
+    assert book.reload().ok
+    unchanged, changed = last_good / "plans" / "4001234567.yaml", last_good / "tariffs.yaml"
+    for copy in (unchanged, changed):
+        os.utime(copy, (0, 0))
+    tariffs = config / "tariffs.yaml"
+    tariffs.write_text(tariffs.read_text() + "# a comment is a change\n")
+    assert book.reload().ok
+    assert unchanged.stat().st_mtime == 0
+    assert changed.stat().st_mtime > 0
+    assert changed.read_bytes() == tariffs.read_bytes()
+    assert sorted(p.name for p in last_good.rglob(".*")) == []  # no temporary file left
