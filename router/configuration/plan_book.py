@@ -224,13 +224,26 @@ class PlanBook:
 
     def _new_tariffs(self, file: str, text: str) -> Tariffs:
         """The tariffs of `text`, refused (ConfigError) where they change what the serving
-        tariffs forbid changing (refused_tariff_changes)."""
+        tariffs forbid changing (refused_tariff_changes); at start, what the last good copy
+        priced with, so a price rise without notice is not let in by a restart."""
         tariffs = parse_tariffs(file, text, self.zone)
         today = datetime.now(self.zone).date()
-        refused = refused_tariff_changes(self.tariffs, tariffs, Path(file), today)
+        serving = self.tariffs if self.tariffs is not None else self._last_good_tariffs()
+        refused = refused_tariff_changes(serving, tariffs, Path(file), today)
         if refused:
             raise ConfigError(refused)
         return tariffs
+
+    def _last_good_tariffs(self) -> Tariffs | None:
+        """The tariffs of the last good copy of tariffs.yaml, if one still loads (quietly:
+        it is only compared with here; `_from_copy` tells when it serves)."""
+        if self._copies is None or TARIFFS_FILE in self._loaded:
+            return None
+        copy = self._copies.path(TARIFFS_FILE)
+        try:
+            return parse_tariffs(str(copy), read_config_text(copy), self.zone)
+        except (ConfigError, OSError):
+            return None
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload whenever a plan file or the calendar changes, until `stop` is set.

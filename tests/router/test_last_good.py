@@ -86,6 +86,29 @@ async def test_a_tariffs_file_broken_before_a_restart_keeps_the_last_good_prices
     assert not healthy
 
 
+async def test_a_price_rise_without_notice_made_while_stopped_is_refused_at_the_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The notice a price rise needs holds whether or not a router ran when the file changed:
+    at start the new tariffs are compared with the last good copy, as a reload compares them
+    with the tariffs serving, and the copy's prices go on."""
+    async with running_router(tmp_path) as router:
+        pass
+    tariffs_file = router.config_dir / "tariffs.yaml"
+    tariffs_file.write_text(
+        tariffs_file.read_text().replace("monthly_rent: 10.00", "monthly_rent: 12.00")
+    )
+    with caplog.at_level(logging.ERROR, logger="hotline400.plans"):
+        async with restarted(router) as again:
+            tariffs = again.plans.tariffs
+            healthy = again.plans.last_reload_ok
+    assert tariffs is not None and tariffs.packages["e2e-regional"].monthly_rent == 10
+    assert not healthy
+    assert "(monthly rent 10.00 -> 12.00) refused" in caplog.text
+    assert "its last good version from " in caplog.text
+    assert "monthly_rent: 10.00" in copy_of(router, "tariffs.yaml").read_text()
+
+
 async def test_a_plan_deleted_before_a_restart_is_not_served(tmp_path: Path) -> None:
     async with running_router(tmp_path) as router:
         pass
