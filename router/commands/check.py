@@ -21,7 +21,7 @@ from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plan
 from dialplan.yaml_source import read_yaml
-from rating.tariff import Tariffs
+from rating.tariff import DEFAULT_TIMEZONE, Tariffs
 from rating.tariff_loader import load_tariffs
 from router.call.features import IVR, NO_IVR, feature_on
 from router.commands.arguments import day
@@ -41,7 +41,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--today",
         type=day,
         metavar="YYYY-MM-DD",
-        help="check the calendar as of this date (default: today)",
+        help="check the calendar and --previous as of this date (default: today in the "
+        "timezone of router.yaml beside the files checked, else of --config's)",
     )
     parser.add_argument(
         "--previous",
@@ -57,7 +58,6 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    today = args.today or datetime.now(ZoneInfo("Asia/Shanghai")).date()
     targets = [Path(path) for path in args.paths] or [Path(args.config)]
     missing = [str(target) for target in targets if not target.exists()]
     if missing:
@@ -66,13 +66,17 @@ def run(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     warnings: list[str] = []
     checked = 0
+    days: list[tuple[Path, date, ZoneInfo]] = []
     for target in targets:
-        found, warned, count = _check_path(target, today)
+        zone = _billing_zone(target, Path(args.config))
+        today = args.today or datetime.now(zone).date()
+        days.append((target, today, zone))
+        found, warned, count = _check_path(target, today, zone)
         problems.extend(found)
         warnings.extend(warned)
         checked += count
     if args.previous is not None:
-        problems.extend(_tariff_changes(args.previous, targets, today))
+        problems.extend(_tariff_changes(args.previous, days))
     for problem in problems:
         print(problem)
     for warning in warnings:
@@ -82,7 +86,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]:
+def _billing_zone(target: Path, config_dir: Path) -> ZoneInfo:
+    """The time zone `serve` reads `target` in: the `timezone` of the router.yaml of its
+    directory, else of --config's; Asia/Shanghai without one (or when it does not load:
+    its own problems are told when it is checked, and serve would not start on it)."""
+    directory = target if target.is_dir() else target.parent
+    for candidate in (directory, config_dir):
+        if (candidate / ROUTER_FILE).is_file():
+            try:
+                return load_settings(candidate).zone()
+            except ConfigError:
+                break
+    return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def _check_path(path: Path, today: date, zone: ZoneInfo) -> tuple[list[Problem], list[str], int]:
     if path.is_dir() and (path / "plans").is_dir():
         config = load_config(path)
         count = len(_yaml_files(path / "plans")) + sum(
@@ -108,9 +126,9 @@ def _check_path(path: Path, today: date) -> tuple[list[Problem], list[str], int]
         problems: list[Problem] = []
         files = _yaml_files(path)
         for file in files:
-            problems.extend(_check_file(file, today)[0])
+            problems.extend(_check_file(file, today, zone)[0])
         return problems, [], len(files)
-    found, warned = _check_file(path, today)
+    found, warned = _check_file(path, today, zone)
     return found, warned, 1
 
 
@@ -146,16 +164,16 @@ def _down_forwards(plan: Plan, plan_file: Path) -> list[str]:
     return [str(source.problem(field, f"forward {number} {skipped}")) for field, number in paths]
 
 
-def _check_file(path: Path, today: date) -> tuple[list[Problem], list[str]]:
+def _check_file(path: Path, today: date, zone: ZoneInfo) -> tuple[list[Problem], list[str]]:
     try:
         if path.name == ROUTER_FILE:
             load_settings(path.parent)
         elif path.name == CALENDAR_FILE:
             return [], _calendar_warnings(load_calendar(path), path, today)
         elif path.name == TARIFFS_FILE:
-            load_tariffs(path)
+            load_tariffs(path, zone)
         elif path.name == NUMBERS_FILE:
-            load_number_rules(path)
+            load_number_rules(path, zone)
         else:
             plan = load_plan(path)
             text = path.read_text(encoding="utf-8")
@@ -183,20 +201,22 @@ def _calendar_warnings(calendar: OfficialCalendar, path: Path, today: date) -> l
     return [f"{path}: {warning}"] if warning else []
 
 
-def _tariff_changes(previous: Path, targets: list[Path], today: date) -> list[Problem]:
-    """Each checked tariffs.yaml against the previous file, taking over `today`: the
-    minimum-consumption rule and the notice of price rises."""
+def _tariff_changes(
+    previous: Path, targets: Sequence[tuple[Path, date, ZoneInfo]]
+) -> list[Problem]:
+    """Each checked tariffs.yaml against the previous file, taking over on its day (today
+    in its billing zone): the minimum-consumption rule and the notice of price rises."""
     try:
-        old = load_tariffs(previous)
+        old = load_tariffs(previous, targets[0][2])
     except ConfigError as error:
         return error.problems
     problems: list[Problem] = []
-    for target in targets:
+    for target, today, zone in targets:
         path = target / TARIFFS_FILE if target.is_dir() else target
         if path.name != TARIFFS_FILE or not path.is_file():
             continue
         try:
-            new = load_tariffs(path)
+            new = load_tariffs(path, zone)
         except ConfigError:
             continue  # its problems are listed already
         problems.extend(refused_tariff_changes(old, new, path, today))

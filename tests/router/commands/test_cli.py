@@ -11,7 +11,9 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -399,6 +401,40 @@ def test_check_previous_refuses_a_price_raised_without_30_days_notice(
         "packages.nationwide-300.changes[0].effective: 4008207788: prices of nationwide-300 "
         "raised from 2027-01-04 (monthly rent 300.00 -> 320.00) refused"
     )
+
+
+def zone_on_another_day() -> str:
+    """A time zone whose date now is not Shanghai's: 20 hours behind it before 20:00 there,
+    6 hours ahead from 18:00 on."""
+    shanghai = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return next(
+        zone
+        for zone in ("Etc/GMT+12", "Pacific/Kiritimati")
+        if datetime.now(ZoneInfo(zone)).date() != shanghai
+    )
+
+
+@pytest.mark.parametrize("router_yaml", ["beside the file", "in --config"])
+def test_check_of_a_tariff_file_takes_today_in_the_routers_time_zone(
+    capsys: Capture, config_dir: Path, tmp_path: Path, router_yaml: str
+) -> None:
+    """`check tariffs.yaml` reads the file as `serve --config` of its directory does: the
+    price rise is refused from today in router.yaml's time zone, not in Shanghai's."""
+    zone = zone_on_another_day()
+    router = config_dir / "router.yaml"
+    router.write_text(router.read_text().replace("timezone: Asia/Shanghai", f"timezone: {zone}"))
+    previous = previous_tariffs(config_dir)
+    tariffs = config_dir / "tariffs.yaml"
+    if router_yaml == "in --config":
+        tariffs = Path(shutil.copy(tariffs, tmp_path / "tariffs.yaml"))
+    tariffs.write_text(tariffs.read_text().replace("monthly_rent: 300.00", "monthly_rent: 320.00"))
+    # beside the file, it is preferred to --config's (./config when not given: Shanghai's)
+    config = ("--config", str(config_dir)) if router_yaml == "in --config" else ()
+    today = datetime.now(ZoneInfo(zone)).date()
+    code, lines = hotline400(capsys, "check", str(tariffs), "--previous", str(previous), *config)
+    assert code == 1
+    assert f"raised from {today} (monthly rent 300.00 -> 320.00)" in lines[0]
+    assert f"(announced {today}, effective {today})" in lines[0]
 
 
 def test_check_reports_problems_of_every_file_in_one_run(capsys: Capture, config_dir: Path) -> None:
