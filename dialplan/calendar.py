@@ -27,7 +27,7 @@ import holidays
 import yaml
 
 from dialplan.errors import ConfigError, Problem
-from dialplan.validation import did_you_mean
+from dialplan.validation import unknown_key_hint
 from dialplan.yaml_source import compose_yaml, read_config_text
 
 FALLBACK_RULE = "Monday-Friday working, no public holidays"
@@ -224,6 +224,15 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+def _written(node: yaml.Node) -> str:
+    """A value as the admin wrote it, or what it is when it is not one value."""
+    if _is_empty(node):
+        return "nothing"
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
 def _is_empty(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
 
@@ -272,7 +281,7 @@ class _CalendarFile:
         for key, value in root.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else "(file)"
             if name not in _TOP_LEVEL_KEYS:
-                hint = did_you_mean(name, _TOP_LEVEL_KEYS) or f" (expected {_KEYS})"
+                hint = unknown_key_hint(name, _TOP_LEVEL_KEYS)
                 self.problem(_line(key), name, f"unknown key{hint}")
             elif name in found:
                 self.problem(
@@ -298,7 +307,8 @@ class _CalendarFile:
             if isinstance(item, yaml.ScalarNode) and _YEAR.fullmatch(item.value):
                 years.append(int(item.value))
             else:
-                self.problem(_line(item), f"covers[{index}]", "not a year (YYYY)")
+                found = f"found {_written(item)}"
+                self.problem(_line(item), f"covers[{index}]", f"not a year like 2027 ({found})")
         return years
 
     def dates(self, node: yaml.Node, section: str) -> dict[date, tuple[str, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -81,31 +81,43 @@ def problems_from_validation(
 ) -> Iterable[Problem]:
     """One problem per pydantic error, at the line of the field it concerns; with the
     `model` that was validated, an unknown key is told the key of its place it is closest
-    to."""
+    to, or the keys its place accepts when none is close."""
     schema = _schema_of(model) if model is not None else None
     details = error.errors(include_url=False)
     paths = [_data_path(source.data, detail["loc"]) for detail in details]
     meant: dict[tuple[Any, ...], str] = {}  # an unknown key's path: the key it is closest to
+    hints: dict[tuple[Any, ...], str] = {}  # an unknown key's path: what to write instead
     for detail, path in zip(details, paths, strict=True):
         if detail["type"] in _UNKNOWN_KEY and schema is not None and path:
-            close = _closest(str(path[-1]), _keys_at(schema, path[:-1]))
+            known = _keys_at(schema, path[:-1])
+            close = _closest(str(path[-1]), known)
             if close is not None:
                 meant[path] = close
+            hints[path] = unknown_key_hint(str(path[-1]), known)
     misspelt = {(*path[:-1], key) for path, key in meant.items()}
     for detail, path in zip(details, paths, strict=True):
         if detail["type"] == "missing" and path in misspelt:
             continue  # one mistake, told once: at the misspelt key, which names this one
-        message = _plain(detail)
-        if path in meant:
-            message += f" (did you mean {meant[path]}?)"
-        yield source.problem(path, message)
+        yield source.problem(path, _plain(detail) + hints.get(path, ""))
 
 
-def did_you_mean(key: str, known: Iterable[str]) -> str:
-    """' (did you mean forwarding?)', naming the known key closest to a misspelt `key`;
-    empty when none is close enough to be the one meant."""
+_LISTED_KEYS = 12
+"""Past this many keys at a place, an unknown key is told how many and the first few."""
+
+
+def unknown_key_hint(key: str, known: Sequence[str]) -> str:
+    """What follows 'unknown key': ' (did you mean forwarding?)', naming the known key
+    closest to a misspelt `key`; else the keys accepted there, ' (expected covers,
+    holidays, workdays)', or how many and the first few when they are many; empty when
+    nothing is known of the place."""
     close = _closest(key, known)
-    return f" (did you mean {close}?)" if close is not None else ""
+    if close is not None:
+        return f" (did you mean {close}?)"
+    if not known:
+        return ""
+    if len(known) <= _LISTED_KEYS:
+        return f" (expected {', '.join(known)})"
+    return f" (expected one of {len(known)} keys: {', '.join(known[:5])}, ...)"
 
 
 def _closest(key: str, known: Iterable[str]) -> str | None:
@@ -120,11 +132,13 @@ def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _keys_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
-    """The keys a JSON schema allows in the mapping at `path` (every branch of a union)."""
+    """The keys a JSON schema allows in the mapping at `path` (every branch of a union),
+    each once, in the order the model declares them."""
     nodes = [schema]
     for step in path:
         nodes = [c for node in _branches(schema, nodes) if (c := _child(node, step)) is not None]
-    return [key for node in _branches(schema, nodes) for key in node.get("properties", {})]
+    keys = (key for node in _branches(schema, nodes) for key in node.get("properties", {}))
+    return list(dict.fromkeys(keys))
 
 
 def _child(node: dict[str, Any], step: Any) -> dict[str, Any] | None:

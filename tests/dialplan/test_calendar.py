@@ -218,6 +218,28 @@ def test_shipped_example_file_loads_and_declares_no_year():
     assert calendar.day(date(2027, 1, 1)).source == "estimated"
 
 
+def test_an_entry_of_covers_that_is_not_a_year_is_told_as_written(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+covers:
+  - 2027
+  - 2028-01-01
+  - "２０２９"
+  - [2030]
+  - {year: 2031}
+  -
+""",
+    )
+    assert problems_of(path) == [
+        f"{path}:3 covers[1]: not a year like 2027 (found 2028-01-01)",
+        f"{path}:4 covers[2]: not a year like 2027 (found ２０２９)",
+        f"{path}:5 covers[3]: not a year like 2027 (found a list)",
+        f"{path}:6 covers[4]: not a year like 2027 (found a mapping)",
+        f"{path}:7 covers[5]: not a year like 2027 (found nothing)",
+    ]
+
+
 def test_every_problem_in_the_file_is_reported_at_once_with_its_line(tmp_path):
     path = write(
         tmp_path,
@@ -235,8 +257,8 @@ timezone: Asia/Shanghai
 """,
     )
     assert problems_of(path) == [
-        f"{path}:1 covers[1]: not a year (YYYY)",
-        f"{path}:1 covers[2]: not a year (YYYY)",
+        f"{path}:1 covers[1]: not a year like 2027 (found next)",
+        f"{path}:1 covers[2]: not a year like 2027 (found 27)",
         f"{path}:4 holidays.2027-13-01: not a date (YYYY-MM-DD)",
         f"{path}:5 holidays.2027-1-2: not a date (YYYY-MM-DD)",
         f"{path}:6 holidays.2027-01-01: listed twice (first at line 3)",

@@ -433,7 +433,8 @@ def test_survey_fields_are_checked_with_their_line() -> None:
         "config/plans/4006001234.yaml:5 survey.timeout: must be greater than or equal to 1 "
         "(found 0)",
         "config/plans/4006001234.yaml:6 survey.retries: must be less than or equal to 3 (found 4)",
-        "config/plans/4006001234.yaml:7 survey.scale: unknown key",
+        "config/plans/4006001234.yaml:7 survey.scale: unknown key (expected prompt, timeout, "
+        "retries, invalid_prompt, thanks, applies_to)",
     ]
     assert problems_of(
         """
@@ -471,7 +472,8 @@ def test_a_misspelt_key_is_told_the_key_it_is_closest_to_where_it_stands() -> No
         "config/plans/4006001234.yaml:7 rules[0].when.tme: unknown key (did you mean time?)",
         "config/plans/4006001234.yaml:9 default.ring_timout: unknown key "
         "(did you mean ring_timeout?)",
-        "config/plans/4006001234.yaml:9 default.colour: unknown key",
+        "config/plans/4006001234.yaml:9 default.colour: unknown key (expected target, split, "
+        "reject, announcement, ring_timeout, require_pin, forwarding, menu, record, survey)",
     ]
 
 

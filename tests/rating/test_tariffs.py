@@ -75,7 +75,8 @@ def test_an_unknown_key_is_refused_where_it_stands() -> None:
             montly_rent: 100.00
         """
     ) == [
-        f"{FILE}:7 packages.basic.nationwide.colour: unknown key",
+        f"{FILE}:7 packages.basic.nationwide.colour: unknown key (expected first_seconds, "
+        "first_charge, per_seconds, charge)",
         f"{FILE}:8 packages.basic.montly_rent: unknown key (did you mean monthly_rent?)",
     ]
 

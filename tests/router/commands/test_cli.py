@@ -122,7 +122,7 @@ def write_broken_calendar(config_dir: Path) -> tuple[Path, list[str]]:
         encoding="utf-8",
     )
     return path, [
-        f"{path}:1 covers[1]: not a year (YYYY)",
+        f"{path}:1 covers[1]: not a year like 2027 (found next)",
         f"{path}:4 holidays.2027-02-30: not a date (YYYY-MM-DD)",
         f"{path}:6 workdays.2027-01-01: also declared a holiday at line 3; "
         "a date is one or the other",

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
+from router.configuration.settings import RouterSettings
 from tests.conftest import REPO
 
 Capture = pytest.CaptureFixture[str]
@@ -28,6 +29,7 @@ Capture = pytest.CaptureFixture[str]
 TODAY = ("--today", "2026-06-01")  # far from the calendar's end: no warning
 PROCESS_LIMIT_S = 60.0
 SERVE = (sys.executable, "-m", "router.cli", "serve")
+ROUTER_KEYS = len(RouterSettings.model_json_schema()["properties"])
 TAB = (
     "(file): invalid YAML at column 1: a tab character; indent with spaces (YAML does not "
     "accept tabs)"
@@ -78,6 +80,13 @@ FAULTS = [
         0,
         "covers: expected a list of years (found 2027: write [2027])",
     ),
+    (
+        "calendar.yaml",
+        "covers: []",
+        "covers: [27]",
+        0,
+        "covers[0]: not a year like 2027 (found 27)",
+    ),
     # --- tariffs.yaml
     ("tariffs.yaml", "  ivr: 200.00", "\tivr: 200.00", 0, TAB),
     (
@@ -102,6 +111,14 @@ FAULTS = [
         "mobile: {per_second: 60, charge: 0.15}",
         0,
         "caller_tariffs.mobile.per_second: unknown key (did you mean per_seconds?)",
+    ),
+    (
+        "tariffs.yaml",
+        "mobile: {per_seconds: 60, charge: 0.15}",
+        "mobile: {per_seconds: 60, charge: 0.15, colour: blue}",
+        0,
+        "caller_tariffs.mobile.colour: unknown key (expected first_seconds, first_charge, "
+        "per_seconds, charge)",
     ),
     (
         "tariffs.yaml",
@@ -149,6 +166,14 @@ FAULTS = [
         "drain_timout: 30",
         0,
         "drain_timout: unknown key (did you mean drain_timeout?)",
+    ),
+    (
+        "router.yaml",
+        "log_level: INFO",
+        "verbosity: INFO",
+        0,
+        f"verbosity: unknown key (expected one of {ROUTER_KEYS} keys: listen, allowed_peers, "
+        "dial_template, header_timeout, header_max_bytes, ...)",
     ),
     (
         "router.yaml",
@@ -213,6 +238,16 @@ FAULTS = [
     (
         "numbers.yaml",
         "  reservation_days: 3",
+        "  hold_days: 3",
+        0,
+        "timing.hold_days: unknown key (expected reservation_days, long_reservation_days, "
+        "long_reservation_segments, release_freeze_minutes, review_min_working_days, "
+        "review_max_working_days, suspension_limit_months, cancellation_notice_days, "
+        "cancelled_freeze_days)",
+    ),
+    (
+        "numbers.yaml",
+        "  reservation_days: 3",
         "  reservation_days: 3.5",
         0,
         "timing.reservation_days: must be a whole number (found 3.5)",
@@ -233,11 +268,13 @@ FAULT_IDS = [
     "calendar: a control character",
     "calendar: a misspelt key",
     "calendar: a year where a list is due",
+    "calendar: a year cut short",
     "tariffs: a tab",
     "tariffs: an unclosed brace",
     "tariffs: GBK",
     "tariffs: a misspelt key",
     "tariffs: a misspelt key of a rate",
+    "tariffs: a key close to none",
     "tariffs: a fraction of a minute",
     "tariffs: a window where a list is due",
     "tariffs: a date where text is due",
@@ -246,6 +283,7 @@ FAULT_IDS = [
     "router: an unclosed bracket",
     "router: GBK",
     "router: a misspelt key",
+    "router: a key close to none",
     "router: a size in words",
     "router: a time in words",
     "router: a yes in words",
@@ -256,6 +294,7 @@ FAULT_IDS = [
     "numbers: GBK",
     "numbers: a misspelt key",
     "numbers: a misspelt key of a grade",
+    "numbers: a key close to none",
     "numbers: a fraction of a day",
     "numbers: a segment where a list is due",
 ]
