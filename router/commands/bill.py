@@ -19,14 +19,16 @@ its service provider as the inventory records them ("holder alpha (provider sp-e
 so two statements of one month tell whose each is; a number with no recorded holder (one
 outside the inventory) is headed as before.
 
-The table is for a person; JSON carries everything (charges as positive amounts: closing =
-opening - charges + payments + adjustments); CSV is one line per statement (the part of
-the month it covers in `from` and `until`, its `holder` and `provider`, empty when none is
-recorded) without the breakdowns by day and province, its amounts signed as the table shows
-them and the ledger books them (charges and what closing will book negative, payments
-positive: closing = opening + the amounts), and `--format xlsx --output FILE` writes the
-same lines as an Excel workbook (amounts as numbers, `from` and `until` as local
-date-times).
+The table is for a person; JSON carries everything, charges as positive amounts (closing =
+opening - charges + payments + adjustments), the entries closing will book too (rent
+"50.00", not the ledger's "-50.00"): `to_be_booked_at_close`, counted in the charges, and
+`to_be_booked_elsewhere`, on its service provider's account. CSV is one line per statement
+(the part of the month it covers in `from` and `until`, its `holder` and `provider`, empty
+when none is recorded) without the breakdowns by day and province, its amounts signed as
+the table shows them and the ledger books them (charges and what closing will book
+negative, payments positive: closing = opening + the amounts), and `--format xlsx --output
+FILE` writes the same lines as an Excel workbook (amounts as numbers, `from` and `until` as
+local date-times).
 """
 
 from __future__ import annotations
@@ -469,28 +471,25 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _pending_json(entry: LedgerEntry, zone: ZoneInfo) -> dict[str, Any]:
+    """An entry closing will book, its amount a positive charge as the statement's charges
+    are (rent, feature_fees, ...), not signed as the ledger books it."""
+    return {
+        "kind": entry.kind.value,
+        "ref": entry.ref,
+        "at": entry.at.astimezone(zone).isoformat(),
+        "amount": str(ZERO - entry.amount),
+    }
+
+
 def _to_json(month_statement: MonthStatement, zone: ZoneInfo) -> dict[str, Any]:
     statement = month_statement.statement
     return {
         **_as_json({**_summary(month_statement), **_span(month_statement, zone)}),
         "caller_charges": str(statement.usage.caller_charges),
-        "to_be_booked_at_close": [
-            {
-                "kind": entry.kind.value,
-                "ref": entry.ref,
-                "at": entry.at.astimezone(zone).isoformat(),
-                "amount": str(entry.amount),
-            }
-            for entry in month_statement.pending
-        ],
+        "to_be_booked_at_close": [_pending_json(e, zone) for e in month_statement.pending],
         "to_be_booked_elsewhere": [
-            {
-                "account": entry.number,
-                "kind": entry.kind.value,
-                "ref": entry.ref,
-                "at": entry.at.astimezone(zone).isoformat(),
-                "amount": str(entry.amount),
-            }
+            {"account": entry.number, **_pending_json(entry, zone)}
             for entry in month_statement.pending_elsewhere
         ],
         "by_day": [

@@ -211,10 +211,10 @@ def test_the_statement_counts_the_month_and_what_closing_will_book(
     assert [
         (e["kind"], e["ref"], e["at"], e["amount"]) for e in found["to_be_booked_at_close"]
     ] == [
-        ("rent", "2026-11", "2026-11-01T00:00:00+08:00", "-50.00"),
-        ("feature_fee", "recording@2026-11-05", "2026-11-05T00:00:00+08:00", "-100.00"),
-        ("minimum_topup", "2026-11", "2026-11-30T23:59:59.999999+08:00", "-17.60"),
-    ]
+        ("rent", "2026-11", "2026-11-01T00:00:00+08:00", "50.00"),
+        ("feature_fee", "recording@2026-11-05", "2026-11-05T00:00:00+08:00", "100.00"),
+        ("minimum_topup", "2026-11", "2026-11-30T23:59:59.999999+08:00", "17.60"),
+    ]  # charges, positive as the totals they are counted in
     assert [(d["day"], d["calls"], d["minutes"], d["charges"]) for d in found["by_day"]] == [
         ("2026-11-05", 2, "3.52", "0.90"),
         ("2026-11-30", 1, "5.00", "1.50"),

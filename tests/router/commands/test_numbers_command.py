@@ -616,6 +616,13 @@ def test_closing_deducts_from_the_provider_a_feature_fee_its_day_did_not_book(st
         in out
     )
     assert "closing 2026-12 would book 2 ledger entries (150.00 in all)" in out
+    shown = ("bill", "--month", "2026-12", "--number", ORDINARY, "--format", "json")
+    [statement] = json.loads(run(stocked, capsys, *shown)[1])
+    assert [
+        (e["account"], e["kind"], e["amount"]) for e in statement["to_be_booked_elsewhere"]
+    ] == [
+        ("provider:sp-east", "feature_fee", "100.00")  # a charge, positive as in the totals
+    ]
     code, out, err = run(stocked, capsys, *close, "--yes")
     assert code == 0, err
     code, out, _ = run(stocked, capsys, "account", "show", "--provider", "sp-east")
