@@ -76,6 +76,7 @@ from rating.money import ZERO, to_fen
 from rating.rerating import rerated_call_id
 from rating.tariff import Tariffs, feature_name
 from router.commands.arguments import (
+    TIME_FORMS,
     amount,
     day,
     instant,
@@ -123,7 +124,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--at",
         type=moment,
         metavar="TIME",
-        help='when it was paid: "YYYY-MM-DD HH:MM" local, or ISO with offset (default: now)',
+        help=f"when it was paid: {TIME_FORMS}, local unless it has one (default: now)",
     )
     topup.set_defaults(run=_run_topup)
 

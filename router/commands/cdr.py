@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from dialplan.errors import ConfigError
 from dialplan.regions import place_name
-from router.commands.arguments import caller_id, moment, positive, service_number
+from router.commands.arguments import TIME_FORMS, caller_id, moment, positive, service_number
 from router.commands.exits import refuse_usage
 from router.commands.spreadsheet import cdr_values, spreadsheet_cell
 from router.commands.workbook import ExportSheet, refuse_output, write_workbook_pages
@@ -59,13 +59,13 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--since",
         type=moment,
         metavar="TIME",
-        help='calls started at or after: "YYYY-MM-DD", "YYYY-MM-DD HH:MM" or ISO with offset',
+        help=f"calls started at or after: {TIME_FORMS}",
     )
     parser.add_argument(
         "--until",
         type=moment,
         metavar="TIME",
-        help="calls started before this time; a date alone includes that whole day",
+        help=f"calls started before: {TIME_FORMS}; a date alone includes that whole day",
     )
     parser.add_argument(
         "--outcome",

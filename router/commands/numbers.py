@@ -33,7 +33,7 @@ from numbering.lifecycle import NumberRecord, Refused, Status
 from numbering.number_lists import distinct_count, numbers_of, read_number_list
 from numbering.real_name import check_licence, mask_id
 from numbering.segments import operator_of
-from router.commands.arguments import instant, moment, positive, service_number
+from router.commands.arguments import TIME_FORMS, instant, moment, positive, service_number
 from router.commands.number_output import (
     RECORD_HEADER,
     change_json,
@@ -67,8 +67,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--at",
         type=moment,
         metavar="TIME",
-        help='the instant it happens: "YYYY-MM-DD HH:MM" local, or ISO with offset '
-        "(default: now); to try the rules without waiting",
+        help=f"the instant taken as now: {TIME_FORMS}, local unless it has one "
+        "(default: now); to try the rules at another instant without waiting",
     )
     formatted = argparse.ArgumentParser(add_help=False)
     formatted.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import os
@@ -10,9 +11,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,6 +26,7 @@ from numbering import lifecycle
 from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from router.cli import COMMANDS, build_parser, command_named, main
+from router.commands.arguments import TIME_FORMS, moment
 from router.numbers.inventory import Inventory
 from tests.conftest import REPO, UNWATCHED, at, opened_store
 
@@ -149,6 +152,39 @@ def test_help_lists_every_command(capsys: Capture) -> None:
         main(["--help"])
     listed = capsys.readouterr().out
     assert all(f"    {name} " in listed or f"    {name}\n" in listed for name in COMMANDS)
+
+
+def options_of(parser: argparse.ArgumentParser, words: str) -> Iterator[tuple[str, Any]]:
+    """Every option of a command and of its actions, with the command line naming it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from options_of(sub, f"{words} {name}")
+        else:
+            yield words, action
+
+
+def test_every_option_taking_a_time_names_the_forms_it_is_written_in() -> None:
+    """Every command reads a time the same way (a day, a local time, ISO 8601 with an
+    offset), so every --at, --since and --until says so, not one form in one and two in
+    another."""
+    timed = [
+        (words, action)
+        for words, action in options_of(build_parser(), "hotline400")
+        if action.type is moment
+    ]
+    assert {words for words, _ in timed} >= {
+        "hotline400 cdr",
+        "hotline400 simulate",
+        "hotline400 account topup",
+        "hotline400 numbers show",
+    }
+    unnamed = [
+        f"{words} {action.option_strings[0]}: {action.help}"
+        for words, action in timed
+        if TIME_FORMS not in action.help
+    ]
+    assert unnamed == []
 
 
 def test_check_passes_the_shipped_config(capsys: Capture, config_dir: Path) -> None:
