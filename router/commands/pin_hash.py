@@ -23,12 +23,14 @@ class NoPin(Exception):
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    # not `common`: the hash depends on the PIN alone, no configuration is read
     parser = commands.add_parser(
         "pin-hash",
-        parents=[common],
         help="hash a PIN (4-12 digits) for a plan's pin.hash; the hash records the PIN's "
         "length, which pin.max_digits defaults to",
     )
+    # taken and not shown, for a script that passes --config to every command
+    parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument(
         "--stdin",
         action="store_true",

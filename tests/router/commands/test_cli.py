@@ -962,6 +962,19 @@ def test_a_long_pin_hashed_by_pin_hash_is_read_whole_or_its_plan_refused(
     assert plan.pin is not None and plan.pin.max_digits == 8
 
 
+def test_pin_hash_offers_no_configuration_it_does_not_read(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash depends on the PIN alone: its help names no --config, which a script
+    passing one to every command may still give."""
+    with pytest.raises(SystemExit):
+        main(["pin-hash", "--help"])
+    assert "--config" not in capsys.readouterr().out
+    monkeypatch.setattr(sys, "stdin", io.StringIO("2468\n"))
+    code, [stored] = hotline400(capsys, "pin-hash", "--config", "nowhere", "--stdin")
+    assert code == 0 and verify_pin("2468", stored)
+
+
 def test_pin_hash_refuses_what_is_not_a_4_to_12_digit_pin(
     capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
