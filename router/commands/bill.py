@@ -109,7 +109,8 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--format",
         choices=("table", "csv", "json", "xlsx"),
         default="table",
-        help="table (for a person), csv or xlsx (a line per subscriber) or json (everything)",
+        help="table (for a person), csv or xlsx (a line per statement: per number, or per "
+        "holding in a month it changed hands) or json (everything)",
     )
     parser.add_argument("--output", metavar="FILE", help="the workbook of --format xlsx")
     change = parser.add_mutually_exclusive_group()

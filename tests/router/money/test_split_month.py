@@ -300,6 +300,9 @@ def test_each_statement_of_a_split_month_names_its_holder(
         ("alpha", "sp-east", "12.00"),
         ("beta", "sp-west", "50.00"),
     ]
+    with pytest.raises(SystemExit):  # and --help says so: a line per statement, not per number
+        main(["bill", "--help"])
+    assert "csv or xlsx (a line per statement:" in " ".join(capsys.readouterr().out.split())
 
 
 async def test_a_part_whose_holder_was_never_recorded_names_nobody(store_url: str) -> None:
