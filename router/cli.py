@@ -75,7 +75,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     names = [command] if command in COMMANDS else list(COMMANDS)
     for name in names:
         import_module(COMMANDS[name]).add_parser(commands, common)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Open each command's --help, and each of its actions', with the line its parent's
+    --help lists it with (`bill --help`: "Monthly statements; ..."), unless the command
+    words it itself: a command's own help says what it does, not only its options."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for listed in action._choices_actions:
+            command = action.choices[listed.dest]
+            if command.description is None and listed.help:
+                text = listed.help[0].upper() + listed.help[1:]
+                command.description = text if text.endswith(".") else f"{text}."
+            _describe(command)
 
 
 def command_named(argv: Sequence[str]) -> str | None:

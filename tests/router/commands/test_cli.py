@@ -164,6 +164,35 @@ def options_of(parser: argparse.ArgumentParser, words: str) -> Iterator[tuple[st
             yield words, action
 
 
+def commands_of(parser: argparse.ArgumentParser, words: str) -> Iterator[tuple[str, Any, str]]:
+    """Every command and action under `parser`: its command line, its parser and the line
+    its parent's --help lists it with."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            listed = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield f"{words} {name}", sub, listed[name]
+                yield from commands_of(sub, f"{words} {name}")
+
+
+def test_every_commands_help_says_what_it_does(capsys: Capture) -> None:
+    """`hotline400 bill --help` opens with what `hotline400 --help` says bill does, as
+    `hotline400 account topup --help` with what `account --help` says of it, unless the
+    command words it at more length itself."""
+    found = list(commands_of(build_parser(), "hotline400"))
+    untold = [
+        words
+        for words, parser, listed in found
+        if listed.casefold() not in " ".join(parser.format_help().split()).casefold()
+        and not parser.description
+    ]
+    assert untold == []
+    assert len(found) > len(COMMANDS)  # the actions of account, numbers, ... too
+    with pytest.raises(SystemExit):
+        main(["account", "topup", "--help"])
+    assert capsys.readouterr().out.splitlines()[5] == "Book a payment."
+
+
 def test_every_option_taking_a_time_names_the_forms_it_is_written_in() -> None:
     """Every command reads a time the same way (a day, a local time, ISO 8601 with an
     offset), so every --at, --since and --until says so, not one form in one and two in
