@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("users", help="the management console's users")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name", help="user name: letters, digits, '.', '_', '@', '-'")
     add.add_argument(

@@ -98,7 +98,7 @@ from router.storage.rows import Holding, UsageSnapshot
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("account", help="payments, balance and feature fees")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     topup = actions.add_parser("topup", parents=[common], help="book a payment")
     payee = topup.add_mutually_exclusive_group(required=True)

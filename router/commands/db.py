@@ -35,7 +35,7 @@ from router.storage.protocol import StoreUnavailable
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("db", help="manage the store's schema")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     upgrade = actions.add_parser(
         "upgrade", parents=[common], help="create or migrate the schema and print its version"
     )

@@ -55,7 +55,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = commands.add_parser(
         COMMAND, help="low-balance warnings router.yaml's low_balance_webhook did not take"
     )
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     what = "low-balance warnings"
     add_list_and_drop(actions, common, what, run_list, run_drop, by_provider=True)
     add_replay(actions, common, what, "the receiver's", run_replay, by_provider=True)

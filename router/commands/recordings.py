@@ -20,7 +20,7 @@ from router.storage.protocol import StoreUnavailable
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("recordings", help="call recordings kept by retention")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     purge = actions.add_parser(
         "purge",
         parents=[common],

@@ -39,7 +39,7 @@ from router.notifications.undelivered import UndeliveredEvents
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("sms", help="text messages the SMS gateway did not take")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_list_and_drop(actions, common, "text messages", run_list, run_drop)
     add_replay(actions, common, "text messages", "the gateway's", run_replay)
 

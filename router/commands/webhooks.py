@@ -36,7 +36,7 @@ from router.notifications.webhooks import MAX_ANSWER_BYTES, answer_error
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("webhooks", help="call events no CRM accepted")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_list_and_drop(actions, common, "call events", run_list, run_drop)
     replay = actions.add_parser(
         "replay",

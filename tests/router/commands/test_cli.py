@@ -193,6 +193,37 @@ def test_every_commands_help_says_what_it_does(capsys: Capture) -> None:
     assert capsys.readouterr().out.splitlines()[5] == "Book a payment."
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "account",
+        "db",
+        "numbers",
+        "providers",
+        "users",
+        "webhooks",
+        "sms",
+        "low-balance",
+        "recordings",
+    ],
+)
+def test_a_command_of_actions_names_its_missing_action_as_every_other_does(
+    capsys: Capture, name: str
+) -> None:
+    """As `hotline400` alone asks for a COMMAND, each command of several actions asks for
+    an ACTION, in its usage and when none is given."""
+    with pytest.raises(SystemExit) as refused:
+        main([name])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == (
+        f"hotline400 {name}: the following arguments are required: ACTION "
+        f"(see hotline400 {name} --help)\n"
+    )
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: hotline400 {name} [-h] ACTION ...\n")
+
+
 def test_every_option_taking_a_time_names_the_forms_it_is_written_in() -> None:
     """Every command reads a time the same way (a day, a local time, ISO 8601 with an
     offset), so every --at, --since and --until says so, not one form in one and two in
