@@ -26,13 +26,19 @@ worst rings a destination at its limit (that answers busy itself). The other cho
 keeping the old state, over-counts forever once a Hangup is missed and turns a free
 destination away; rebuilding from Asterisk's channel list (CoreShowChannels) would need
 the `system,reporting` write classes. A dial older than `max_age` is dropped as stale,
-for the same reason.
+for the same reason: as each new dial comes (the oldest first, each once, so a DialBegin
+costs O(1) amortised), and when a count is asked for.
+
+A peer sending DialBegins that never end (a broken manager, a hostile one) faster than
+`max_age` drops them is held to `max_dials` dials followed at once: past it each new dial
+drops the oldest, an under-count as above, and the log says so once a session.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +47,12 @@ from router.ami.wire import header
 
 if TYPE_CHECKING:
     from router.ami.link import AmiLink, Event
+
+log = logging.getLogger("hotline400.ami")
+
+MAX_DIALS = 50_000
+"""Dials followed at once: far above the calls one router holds (each dials one limited
+destination at a time, or a few with `&`), and a few tens of MB at most."""
 
 
 def destination_number(dial_string: str) -> str:
@@ -65,14 +77,19 @@ class LiveCalls:
         self,
         *,
         max_age: float = 6 * 3600,
+        max_dials: int = MAX_DIALS,
         clock: Callable[[], float] = time.monotonic,
         counted: Callable[[], Container[str]] | None = None,
     ) -> None:
         """`counted`: the numbers whose dials are counted (all when None)."""
         self._max_age = max_age
+        self._max_dials = max_dials
+        self._full_told = False
         self._clock = clock
         self._counted = counted
-        self._dials: dict[str, _Dial] = {}  # by dialled Uniqueid, oldest first
+        self._dials: OrderedDict[str, _Dial] = OrderedDict()
+        """By dialled Uniqueid, oldest first: an OrderedDict finds its oldest in O(1), where
+        a dict walks past the slots of every dial ended since it last grew."""
         self._by_caller: dict[str, set[str]] = {}
         self._per_number: Counter[str] = Counter()
 
@@ -110,7 +127,7 @@ class LiveCalls:
 
     def count(self, number: str) -> int:
         """Live calls to `number` now (ringing or answered)."""
-        self._drop_stale()
+        self._drop_stale(self._clock())
         return self._per_number[number]
 
     def dialling(self, caller: str) -> bool:
@@ -122,6 +139,7 @@ class LiveCalls:
         self._dials.clear()
         self._by_caller.clear()
         self._per_number.clear()
+        self._full_told = False
 
     def handle(self, event: Event) -> None:
         name = str(event.get("Event", "")).lower()
@@ -141,7 +159,18 @@ class LiveCalls:
         number = destination_number(str(event.get("DialString", "")))
         if not caller or not dialled or not number or dialled in self._dials:
             return
-        self._dials[dialled] = _Dial(number, caller, self._clock())
+        now = self._clock()
+        self._drop_stale(now)
+        if len(self._dials) >= self._max_dials:
+            self._end(next(iter(self._dials)))
+            if not self._full_told:
+                self._full_told = True
+                log.warning(
+                    "AMI told of %d dials to limited destinations without their end (max_dials):"
+                    " each new one drops the oldest, whose destination may be counted short",
+                    self._max_dials,
+                )
+        self._dials[dialled] = _Dial(number, caller, now)
         self._by_caller.setdefault(caller, set()).add(dialled)
         self._per_number[number] += 1
 
@@ -158,10 +187,11 @@ class LiveCalls:
             if not siblings:
                 del self._by_caller[dial.caller]
 
-    def _drop_stale(self) -> None:
-        oldest = self._clock() - self._max_age
-        while self._dials:
-            dialled, dial = next(iter(self._dials.items()))
+    def _drop_stale(self, now: float) -> None:
+        oldest = now - self._max_age
+        dials = self._dials
+        while dials:
+            dialled, dial = next(iter(dials.items()))
             if dial.began > oldest:
                 return
             self._end(dialled)

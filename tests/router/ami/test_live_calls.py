@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -192,6 +193,59 @@ def test_a_dial_older_than_max_age_is_dropped_as_stale() -> None:
     assert live.count(ANSWERS) == 2
     now[0] += 1801
     assert live.count(ANSWERS) == 1
+
+
+def test_dials_never_ended_are_dropped_as_new_dials_come_without_waiting_for_a_count() -> None:
+    """A DialBegin whose end never comes (a missed Hangup, a broken or hostile peer) is
+    dropped once older than `max_age` as the next dials arrive, not only when a count is
+    asked for: a destination nobody asks about does not keep them all."""
+    now = [1000.0]
+    live = LiveCalls(max_age=3600, clock=lambda: now[0])
+    for call in range(1, 101):
+        live.handle(_dial(f"{call}.1", f"{call}.2"))
+    now[0] += 3601
+    live.handle(_dial("200.1", "200.2", BUSY))
+    assert not any(live.dialling(f"{call}.1") for call in range(1, 101))
+    assert live.dialling("200.1")
+    assert (live.count(ANSWERS), live.count(BUSY)) == (0, 1)
+
+
+def test_past_max_dials_the_oldest_dial_gives_way_and_the_log_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DialBegins without ends, faster than `max_age` drops them, stop at `max_dials`: each
+    new dial then drops the oldest (an under-count, which at worst rings a destination at
+    its limit), and one warning tells the operator."""
+    live = LiveCalls(max_dials=3)
+    with caplog.at_level(logging.WARNING, logger="hotline400.ami"):
+        for call in range(1, 11):
+            live.handle(_dial(f"{call}.1", f"{call}.2", BUSY if call % 2 else ANSWERS))
+    assert [call for call in range(1, 11) if live.dialling(f"{call}.1")] == [8, 9, 10]
+    assert (live.count(BUSY), live.count(ANSWERS)) == (1, 2)  # 9 busy; 8 and 10
+    full = [record for record in caplog.records if "max_dials" in record.getMessage()]
+    assert len(full) == 1 and full[0].levelname == "WARNING"
+
+
+async def test_a_peer_sending_dial_begins_without_end_over_tcp_is_held_to_max_dials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limit = 50
+    live = LiveCalls(max_dials=limit)
+    begins = [
+        b"Event: DialBegin\r\nPrivilege: call,all\r\n"
+        + f"Uniqueid: 9{call}.1\r\nDestUniqueid: 9{call}.2\r\n".encode()
+        + b"DialString: 13800000011@carrier\r\n\r\n"
+        for call in range(20 * limit)
+    ]
+    with caplog.at_level(logging.WARNING, logger="hotline400.ami"):
+        async with linked() as (simulator, link):
+            live.attach(link)
+            await eventually(lambda: link.connected)
+            sent = simulator.send(begins)
+            await eventually(lambda: link.stats().events >= sent)
+            assert live.count(ANSWERS) == limit
+            assert live.dialling(f"9{20 * limit - 1}.1") and not live.dialling("90.1")
+    assert sum("max_dials" in record.getMessage() for record in caplog.records) == 1
 
 
 async def test_the_counts_start_afresh_when_the_ami_session_ends() -> None:
