@@ -25,10 +25,18 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
   (`answer_stamped`, read by the adoption) to the BridgeLeave, Hangup or the record's end;
   without the stamp, from the Dial's start to the record's end: the prompt is never talk,
   the ring may be in it, and the remark says so.
+  Without a Dial record that times the answer (none came, or its AnswerTime is none or
+  one Asterisk could not have written), the talk runs from the DialEnd ANSWER to the
+  BridgeLeave, Hangup or the records' end.
 - outcome: answered if a destination answered, else from the last DialEnd's DialStatus
   (or the last Dial record's Disposition), mapped as the call session maps them.
   Whether a destination answered is known only from Cdr records, or from a DialEnd for
   every DialBegin seen; otherwise (the AMI link was down meanwhile) only the end is set.
+  A destination answered but nothing tells when within the call's life, or the answer
+  comes after the end: the talk is unknown, and the call is not written `answered` with
+  no answer time (which `hotline400 rate` cannot price and a bill passes over) but keeps
+  the outcome its session wrote (an adopted call: interrupted), as a session does that
+  does not know its talk; the note says so and the log warns.
 
 Only the events of calls that may need completing are parsed. With `in_progress` (the call
 ids of the router's sessions running now) the reconciler takes events from the link as
@@ -95,12 +103,14 @@ _OUTCOME_OF_STATUS = {"ANSWER": Outcome.ANSWERED, "NOANSWER": Outcome.NOANSWER}
 _OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NOANSWER}
 """Other statuses (BUSY, CONGESTION, CHANUNAVAIL, FAILED) end a call as busy, as in the
 call session; CANCEL (the caller hung up while ringing) as no answer."""
+_TALK_UNKNOWN = "a destination answered, talk time unknown: not priced"
+"""The note of a call a destination answered when AMI tells no answer and end that agree."""
 MAX_KEPT_EVENTS = 500
 """Events kept of one call in progress: a call with forwards and holds sends some 30 that the
 reconciler reads; a peer repeating them without end must not grow memory for the call's
 whole life. Past it, the call's further events are dropped."""
 _CLOCK_SLACK = timedelta(minutes=10)
-"""How far Asterisk's clock may be from the router's: a Cdr record or a Hangup stamp dated
+"""How far Asterisk's clock may be from the router's: a Cdr record or an event's stamp dated
 outside a call's life by more was not written for that call and is not billed from."""
 
 
@@ -168,6 +178,11 @@ class Completion:
     dial_status: str | None = None
     """The last Dial's status as AMI tells it (ANSWER, BUSY, NOANSWER, ...), if it does."""
 
+    @property
+    def answer_untimed(self) -> bool:
+        """A destination answered, but when, or for how long, is not known."""
+        return self.dial_status == "ANSWER" and self.answered_at is None
+
     def finish_fields(self, note: str | None) -> dict[str, Any]:
         """A FinishCall's fields; `note` (the CDR's so far) is kept, the remark added once."""
         kept = note or ""
@@ -185,23 +200,30 @@ class Completion:
 
 def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence:
     """The evidence without what is dated outside `earliest`..`latest` (a call's life, widened
-    by `_CLOCK_SLACK`): a Cdr record ending outside it or answered outside it or after its
-    end, a Hangup stamped outside it."""
+    by `_CLOCK_SLACK`): a Cdr record ending outside it; a record's answer outside it or after
+    its end (the record, which still tells the end, kept without it); a Hangup, DialEnd
+    answer, bridge or answer stamp dated outside it. The same evidence when nothing is."""
+
+    def inside(moment: datetime | None) -> datetime | None:
+        return moment if moment is None or earliest <= moment <= latest else None
+
     cdrs = [
         record
+        if record.answered_at is None or earliest <= record.answered_at <= record.ended_at
+        else dataclasses.replace(record, answered_at=None, billable_seconds=0)
         for record in evidence.cdrs
         if earliest <= record.ended_at <= latest
-        and (record.answered_at is None or earliest <= record.answered_at <= record.ended_at)
     ]
-    hangup = evidence.hangup
-    stray_hangup = (
-        evidence.hangup_stamped and hangup is not None and not earliest <= hangup <= latest
-    )
-    if len(cdrs) == len(evidence.cdrs) and not stray_hangup:
+    moments = {
+        name: inside(getattr(evidence, name))
+        for name in ("hangup", "dial_answered", "bridged", "unbridged", "answer_stamped")
+    }
+    if cdrs == evidence.cdrs and all(
+        moment is getattr(evidence, name) for name, moment in moments.items()
+    ):
         return evidence
-    if stray_hangup:
-        return dataclasses.replace(evidence, cdrs=cdrs, hangup=None, hangup_stamped=False)
-    return dataclasses.replace(evidence, cdrs=cdrs)
+    stamped = evidence.hangup_stamped and moments["hangup"] is not None
+    return dataclasses.replace(evidence, cdrs=cdrs, hangup_stamped=stamped, **moments)
 
 
 def complete(evidence: Evidence, dial_started: datetime | None = None) -> Completion | None:
@@ -217,7 +239,7 @@ def complete(evidence: Evidence, dial_started: datetime | None = None) -> Comple
         return None
     if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
         return Completion(ended, dials_known=False, remark="end completed from AMI")
-    answered_at, talk, source = _talk(evidence, dial_started)
+    answered_at, talk, source = _talk(evidence, dial_started, ended)
     remark = f"completed from AMI ({source})"
     if answered_at is not None:
         outcome: Outcome | None = Outcome.ANSWERED
@@ -228,6 +250,8 @@ def complete(evidence: Evidence, dial_started: datetime | None = None) -> Comple
     else:
         dials = [record for record in evidence.cdrs if record.application == "Dial"]
         outcome = _dial_outcome(dials[-1]) if dials else None
+    if outcome is Outcome.ANSWERED and answered_at is None:
+        return Completion(ended, True, None, 0, None, f"{remark}; {_TALK_UNKNOWN}", "ANSWER")
     status = "ANSWER" if answered_at is not None else evidence.last_status
     if status is None and outcome is not None:
         status = _STATUS_OF_OUTCOME[outcome]
@@ -259,8 +283,11 @@ def _dial_outcome(record: CdrRecord) -> Outcome:
     return _OUTCOME_OF_DISPOSITION.get(record.disposition, Outcome.BUSY)
 
 
-def _talk(evidence: Evidence, dial_started: datetime | None) -> tuple[datetime | None, int, str]:
-    """When a destination answered, the talk seconds, and where they come from."""
+def _talk(
+    evidence: Evidence, dial_started: datetime | None, ended: datetime
+) -> tuple[datetime | None, int, str]:
+    """When a destination answered, the talk seconds, and where they come from; `ended`: the
+    call's end as the evidence tells it."""
     answered = [
         record
         for record in evidence.cdrs
@@ -284,8 +311,8 @@ def _talk(evidence: Evidence, dial_started: datetime | None) -> tuple[datetime |
     if from_cdr is not None and not prompted:
         return *from_cdr, "CDR"
     start = evidence.bridged or evidence.dial_answered
-    end = evidence.unbridged or evidence.hangup
-    if start is not None and end is not None and end >= start:
+    end = evidence.unbridged or evidence.hangup or ended
+    if start is not None and end >= start:
         return start, int((end - start).total_seconds()), "events"
     stamped = evidence.answer_stamped
     if stamped is not None and answered:
@@ -779,7 +806,7 @@ class Reconciler:
             sound = within(evidence, earliest, latest)
             if sound is not evidence:
                 log.warning(
-                    "call %s: AMI dated its Cdr records or Hangup outside %s..%s; those not used",
+                    "call %s: AMI dated Cdr records or events of it outside %s..%s; those not used",
                     call_id,
                     earliest,
                     latest,
@@ -787,10 +814,11 @@ class Reconciler:
                 evidence = sound
         completion = complete(evidence, dial_started)
         if completion is not None and call_id in self._adopted and completion.outcome is None:
+            remark = completion.remark
+            if not completion.answer_untimed:  # its remark says so already
+                remark = f"{remark}, talk time unknown"
             completion = dataclasses.replace(
-                completion,
-                outcome=Outcome.INTERRUPTED,
-                remark=f"{INTERRUPTED_NOTE}; {completion.remark}, talk time unknown",
+                completion, outcome=Outcome.INTERRUPTED, remark=f"{INTERRUPTED_NOTE}; {remark}"
             )
         return completion
 
@@ -815,6 +843,12 @@ class Reconciler:
             return
         self._forget(call_id)
         self.completed += 1
+        if completion.answer_untimed:
+            log.warning(
+                "call %s: AMI says a destination answered but not when within the call's "
+                "life, or only after its end: talk time unknown, the call not priced",
+                call_id,
+            )
         log.info("call %s %s: ended %s", call_id, completion.remark, completion.ended_at)
         if self._on_completed is not None:
             try:

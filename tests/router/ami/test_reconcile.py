@@ -580,3 +580,156 @@ async def test_a_call_in_progress_keeps_a_bounded_number_of_events_however_many_
     dropped = [r for r in caplog.records if "events dropped" in r.getMessage()]
     assert len(dropped) == 1 and dropped[0].levelname == "WARNING"
     await reconciler.close()
+
+
+def dial_event(name: str, stamp: float | None, **headers: str) -> bytes:
+    """An event of the inbound channel 1795371264.1's Dial to 1795371264.2, stamped `stamp`
+    seconds after T0 (an epoch when above a million) or unstamped (None)."""
+    fields = {"Uniqueid": "1795371264.1", "DestUniqueid": "1795371264.2", **headers}
+    if stamp is not None:
+        fields["Timestamp"] = f"{stamp if stamp > 1e6 else T0 + stamp:.6f}"
+    lines = "".join(f"{key}: {value}\r\n" for key, value in fields.items())
+    return f"Event: {name}\r\nPrivilege: call,all\r\n{lines}\r\n".encode()
+
+
+async def broken_mid_dial(store: SQLiteStore, stream: list[bytes]) -> CDR:
+    """The CDR of 1795371264.1, started at 18:14:20, its session broken during its Dial,
+    once completed from `stream`, read over TCP while the call was in progress."""
+    call_id = "1795371264.1"
+    await store.apply(
+        [
+            started(call_id, "4000000001", utc(18, 14, 20)),
+            FinishCall(
+                call_id,
+                {
+                    "ended_at": utc(18, 14, 21),
+                    "outcome": Outcome.ERROR,
+                    "note": "AGI session lost: connection reset",
+                },
+            ),
+        ]
+    )
+    reconciler = reconciler_for(store, in_progress={call_id})
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay(stream)
+        await eventually(lambda: link.stats().events >= before + sent)
+        reconciler.expect(call_id)
+        await eventually(lambda: reconciler.completed == 1)
+    await reconciler.close()
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    return cdr
+
+
+DIAL_BEGIN = dial_event("DialBegin", 0.5, ChannelState="4", DialString="13800000011@phones")
+ANSWER_AT_3 = dial_event("DialEnd", 3.0, DialStatus="ANSWER")
+HANGUP_AT_10 = dial_event("Hangup", 10.0)
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        [HANGUP_AT_10],  # no Cdr record (cdr.conf batch mode, or none configured)
+        [cdr_event("1795371264.1", AnswerTime="", EndTime="2026-11-22 18:14:34")],
+        [
+            cdr_event(
+                "1795371264.1", AnswerTime="1999-01-01 00:00:00", EndTime="2026-11-22 18:14:34"
+            )
+        ],
+        [
+            cdr_event(
+                "1795371264.1", AnswerTime="0001-01-01 00:00:00", EndTime="2026-11-22 18:14:34"
+            ),
+            HANGUP_AT_10,
+        ],
+    ],
+    ids=[
+        "hangup-only",
+        "record-without-answer-time",
+        "record-answered-in-1999",
+        "year-1-and-hangup",
+    ],
+)
+async def test_an_answer_told_by_dial_end_is_timed_from_it_when_no_record_times_it(
+    store: SQLiteStore, rest: list[bytes]
+) -> None:
+    """DialEnd ANSWER says when the destination answered (its Timestamp, or the moment it
+    was read); the talk runs from it to the Hangup, or to the Cdr record's end without one.
+    A record's answer time Asterisk could not have written is left out, not its end."""
+    cdr = await broken_mid_dial(store, [DIAL_BEGIN, ANSWER_AT_3, *rest])
+    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 27))
+    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 34), 7)
+    assert cdr.note == "AGI session lost: connection reset; completed from AMI (events)"
+
+
+@pytest.mark.parametrize(
+    ("stream", "source"),
+    [
+        (
+            [DIAL_BEGIN, dial_event("DialEnd", 4102444800.0, DialStatus="ANSWER"), HANGUP_AT_10],
+            "events",
+        ),
+        (
+            [DIAL_BEGIN, dial_event("DialEnd", 915148800.0, DialStatus="ANSWER"), HANGUP_AT_10],
+            "events",
+        ),
+        ([DIAL_BEGIN, dial_event("DialEnd", 12.0, DialStatus="ANSWER"), HANGUP_AT_10], "events"),
+        (
+            [
+                DIAL_BEGIN,
+                dial_event("DialEnd", 915148800.0, DialStatus="ANSWER"),
+                cdr_event("1795371264.1", AnswerTime="", EndTime="2026-11-22 18:14:34"),
+            ],
+            "CDR",
+        ),
+    ],
+    ids=["answered-in-2100", "answered-in-1999", "answered-after-the-hangup", "and-no-record-time"],
+)
+async def test_an_answer_whose_talk_cannot_be_known_is_not_priced_at_0s_and_says_why(
+    store: SQLiteStore, stream: list[bytes], source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A destination answered, but no event or record tells, within the call's life, when
+    (or the answer comes after the end): the CDR is not `answered` with no answer time,
+    which `hotline400 rate` could not price and the bill would pass over; it keeps the
+    outcome its session wrote, like any answered call whose talk the router does not know,
+    the note says why, and the log warns."""
+    cdr = await broken_mid_dial(store, stream)
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.ERROR, None, 0)
+    assert cdr.ended_at == utc(18, 14, 34)
+    assert cdr.note == (
+        f"AGI session lost: connection reset; completed from AMI ({source}); "
+        "a destination answered, talk time unknown: not priced"
+    )
+    untimed = [r for r in caplog.records if "talk time unknown" in r.getMessage()]
+    assert len(untimed) == 1 and untimed[0].levelname == "WARNING"
+
+
+async def test_an_adopted_call_answered_with_no_answer_time_anywhere_is_closed_interrupted(
+    store: SQLiteStore,
+) -> None:
+    """A call adopted after a restart, its DialEnd sent before: its Dial record says
+    ANSWERED but gives no answer time, and no event tells one."""
+    call_id = "1795371264.1"
+    await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])  # left in progress
+    reconciler = reconciler_for(store)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        reconciler.adopt(call_id)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay(
+            [cdr_event(call_id, AnswerTime="", EndTime="2026-11-22 18:14:34"), HANGUP_AT_10]
+        )
+        await eventually(lambda: link.stats().events >= before + sent)
+        await eventually(lambda: reconciler.completed == 1)
+    await reconciler.close()
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; completed from AMI (CDR); "
+        "a destination answered, talk time unknown: not priced"
+    )
