@@ -54,10 +54,15 @@ class LateCharges:
 
 
 def _finished(leg: Leg, completion: Completion) -> Leg:
-    """The leg written ahead with what AMI said of its Dial."""
+    """The leg written ahead with what AMI said of its Dial. A Dial answered at a moment AMI
+    does not tell rang and talked for unknown times: 0 each, as the CDR's billable seconds,
+    its note saying why (not a ring counted up to the call's end)."""
     answered = completion.answered_at
-    rang_until = answered or completion.ended_at
-    ring = max(0, int((rang_until - leg.started_at).total_seconds()))
+    if completion.answer_untimed:
+        ring = 0
+    else:
+        rang_until = answered or completion.ended_at
+        ring = max(0, int((rang_until - leg.started_at).total_seconds()))
     talk = completion.billable_seconds if answered is not None else 0
     assert completion.dial_status is not None
     return Leg(

@@ -4,6 +4,7 @@ real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,14 +13,30 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from router.ami.link import Event
-from router.ami.reconcile import MAX_KEPT_EVENTS, Reconciler
+from router.ami.reconcile import MAX_KEPT_EVENTS, Completion, Reconciler
 from router.ami.wire import AmiMessage, parse_message
+from router.configuration.plan_book import PlanBook
+from router.money.accounting import Accounting
+from router.money.balance_alerts import BalanceAlerts
+from router.money.books import load_books
+from router.money.late_charges import LateCharges
+from router.money.rerating import rate_cdrs
 from router.simulation.asterisk_ami import RECORDINGS, recorded_events
-from router.storage.cdr import CDR, FinishCall, Outcome, StartCall
+from router.storage.cdr import (
+    CDR,
+    DIALLING,
+    AddLeg,
+    FinishCall,
+    ForwardReason,
+    Leg,
+    Outcome,
+    StartCall,
+)
 from router.storage.protocol import INTERRUPTED_NOTE
 from router.storage.spool import Journal
 from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
+from tests.conftest import E2E_CONFIG, UNWATCHED
 from tests.router.ami.test_ami import eventually, linked, replayed
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -733,3 +750,83 @@ async def test_an_adopted_call_answered_with_no_answer_time_anywhere_is_closed_i
         f"{INTERRUPTED_NOTE}; completed from AMI (CDR); "
         "a destination answered, talk time unknown: not priced"
     )
+
+
+@pytest.mark.parametrize(
+    ("stream", "leg", "priced"),
+    [
+        ([DIAL_BEGIN, ANSWER_AT_3, HANGUP_AT_10], ("ANSWER", 3, 7), True),
+        (
+            [DIAL_BEGIN, dial_event("DialEnd", 4102444800.0, DialStatus="ANSWER"), HANGUP_AT_10],
+            ("ANSWER", 0, 0),
+            False,
+        ),
+    ],
+    ids=["answer-timed-by-dial-end", "answer-untimed"],
+)
+async def test_what_follows_a_completion_the_leg_the_price_and_rate(
+    tmp_path: Path, stream: list[bytes], leg: tuple[str, int, int], priced: bool
+) -> None:
+    """As the daemon wires it: the completion finishes the Dial's leg written ahead and
+    prices an answered call; `hotline400 rate` afterwards has nothing left to price or to
+    skip. A call whose talk is unknown gets no price, and its leg no ring counted up to the
+    call's end: ring and talk are unknown, the CDR's note says so."""
+    number, call_id = "4000000009", "1795371264.1"  # a plan and a postpaid account
+    config = tmp_path / "config"
+    shutil.copytree(E2E_CONFIG, config)
+    url = f"sqlite:///{tmp_path / 'hotline400.db'}"
+    (config / "router.yaml").write_text(
+        f'store: "{url}"\nspool_dir: "{tmp_path / "spool"}"\n', encoding="utf-8"
+    )
+    store = SQLiteStore(tmp_path / "hotline400.db", zone=BEIJING)
+    await store.open()
+    writer = CdrWriter(store, Journal(tmp_path / "cdr.journal"), batch_interval=0.01)
+    await writer.start()
+    accounting = Accounting(store, BalanceAlerts(), BEIJING, balance_seen=lambda *_: None)
+    plans = PlanBook(config, BEIJING)
+    plans.reload()
+    charges, followed = LateCharges(plans, accounting, writer), []
+
+    async def completed(cdr: CDR, completion: Completion) -> None:
+        await charges.completed(cdr, completion)
+        followed.append(cdr.call_id)  # the price is booked after the completion is counted
+
+    dialling = Leg(1, "13800000011", DIALLING, utc(18, 14, 24), 0, 0, ForwardReason.PRIMARY)
+    await store.apply(
+        [
+            started(call_id, number, utc(18, 14, 20)),
+            AddLeg(call_id, dialling),
+            FinishCall(call_id, {"ended_at": utc(18, 14, 21), "outcome": Outcome.ERROR}),
+        ]
+    )
+    reconciler = reconciler_for(store, writer=writer, in_progress={call_id}, on_completed=completed)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay(stream)
+        await eventually(lambda: link.stats().events >= before + sent)
+        reconciler.expect(call_id)
+        await eventually(lambda: followed == [call_id])
+    await reconciler.close()
+    await writer.close()
+    cdr = await store.get_cdr(call_id)
+    ledger = await store.ledger(number)
+    await store.close()
+    assert cdr is not None and len(cdr.legs) == 1
+    done = cdr.legs[0]
+    assert (done.dial_status, done.ring_seconds, done.talk_seconds) == leg
+    assert (cdr.total is not None, len(ledger)) == (priced, int(priced))
+    books = load_books(config)
+    async with books.store() as again:
+        run = await rate_cdrs(
+            books,
+            again,
+            datetime(2026, 11, 22, tzinfo=BEIJING),
+            datetime(2026, 11, 24, tzinfo=BEIJING),
+            rerate=False,
+            now=utc(19, 0, 0),
+            watch=UNWATCHED,
+        )
+    assert not run.priced  # nothing left to price
+    assert (run.unchanged, run.skipped.total()) == (int(priced), 0)
