@@ -61,14 +61,14 @@ from router.startup import (
     listen_problem,
     spool_identity,
     spool_problem,
-    store_is_transient,
     store_problem,
 )
 from router.storage.call_wait import StopWait, one_store_wait
-from router.storage.location import STORE_ENV, configured_store_url, redacted, store_for
+from router.storage.location import store_for, store_is_transient
 from router.storage.protocol import StoreUnavailable
 from router.storage.spool import Journal, journal_path
 from router.storage.sqlite import SQLiteStore
+from router.storage.store_url import STORE_ENV, configured_store_url, redacted
 from router.storage.writer import CdrWriter
 
 log = logging.getLogger("hotline400.daemon")

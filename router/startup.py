@@ -14,12 +14,9 @@ import fcntl
 import os
 import secrets
 import socket
-import sqlite3
 from pathlib import Path
 
-import asyncpg
-
-from router.storage.sqlite import StoreUnavailable
+from router.storage.protocol import StoreUnavailable
 
 
 class StartupError(Exception):
@@ -137,33 +134,6 @@ def spool_identity(directory: Path) -> str:
             os.fsync(file.fileno())
         fresh.replace(path)
     return f"{socket.gethostname()} {token}"
-
-
-_SQLITE_TRANSIENT = ("locked", "busy")
-_POSTGRES_CONFIG_ERRORS = (
-    asyncpg.InvalidAuthorizationSpecificationError,  # unknown role, wrong password, pg_hba
-    asyncpg.InvalidCatalogNameError,  # no such database
-    asyncpg.ClientConfigurationError,  # a URL parameter asyncpg refuses (sslmode=requir)
-    asyncpg.UndefinedObjectError,  # a parameter the server does not know (search_pth=)
-    asyncpg.InvalidParameterValueError,  # a setting's value refused (statement_timeout=soon)
-    asyncpg.InvalidSchemaNameError,  # search_path names no schema that exists
-)
-
-
-def store_is_transient(error: BaseException) -> bool:
-    """Whether a store that failed to open at start may come back without an admin.
-
-    A StoreUnavailable without a driver error behind it is the store refusing a schema newer
-    than this router: documented to spool until the router is upgraded, as in a rolling
-    upgrade. Bad paths, bad credentials, missing databases or schemas and URL parameters
-    the driver or the server refuses wait for an admin.
-    """
-    if not isinstance(error, StoreUnavailable):
-        return False
-    cause = error.__cause__
-    if isinstance(cause, sqlite3.Error):
-        return any(word in str(cause).lower() for word in _SQLITE_TRANSIENT)
-    return not isinstance(cause, _POSTGRES_CONFIG_ERRORS)
 
 
 ROUTER_YAML_STORE = "`store`/`database` in router.yaml"

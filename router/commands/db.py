@@ -20,17 +20,17 @@ import asyncpg
 
 from dialplan.errors import ConfigError
 from router.configuration.settings import load_settings
-from router.storage.location import (
+from router.storage.location import build_store
+from router.storage.postgres import default_router_name, schema_version
+from router.storage.protocol import StoreUnavailable
+from router.storage.store_url import (
     PostgresLocation,
     SQLiteLocation,
     StoreLocation,
-    build_store,
     configured_store_url,
     parse_store_url,
     redacted,
 )
-from router.storage.postgres import default_router_name, schema_version
-from router.storage.protocol import StoreUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -46,8 +46,8 @@ from router.daemon import Daemon
 from router.simulation.crm_receiver import CrmReceiver
 from router.simulation.demo import DemoClock, balances, describe, play_tour, prepay_accounts
 from router.storage.console_rows import UserRow
-from router.storage.location import STORE_ENV
 from router.storage.protocol import Store
+from router.storage.store_url import STORE_ENV
 
 EXAMPLE_CONFIG = Path(str(files("router.simulation") / "example_config"))
 DATABASE_FILE = "hotline400.db"

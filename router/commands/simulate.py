@@ -45,9 +45,10 @@ from router.money.accounting import NO_USAGE, Accounting, CallAccount
 from router.money.balance_alerts import BalanceAlerts
 from router.numbers.service import NOT_IN_SERVICE, past_holders_plan
 from router.numbers.statuses import InventoryStatus, inventory_status
-from router.storage.location import SQLiteLocation, configured_store_url, parse_store_url, store_for
+from router.storage.location import store_for
 from router.storage.protocol import Store
 from router.storage.sqlite import StoreUnavailable
+from router.storage.store_url import SQLiteLocation, configured_store_url, parse_store_url
 
 _T = TypeVar("_T")
 

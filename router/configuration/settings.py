@@ -28,7 +28,7 @@ from dialplan.validation import IanaZone, problems_from_validation
 from dialplan.yaml_source import read_config_text, read_yaml
 from rating.tariff import DEFAULT_TIMEZONE
 from router.monitoring.logs import CallLines
-from router.storage.location import parse_store_url, redacted
+from router.storage.store_url import parse_store_url, redacted
 
 ROUTER_FILE = "router.yaml"
 CRM_PROXY_ENV = "HOTLINE400_CRM_PROXY"

@@ -38,7 +38,7 @@ import httpx
 from router.notifications.crm_address import Network, RefusedAddress, checked_transport
 from router.notifications.signing import signed_headers
 from router.notifications.undelivered import Keeper, UndeliveredEvents
-from router.storage.location import redacted
+from router.storage.store_url import redacted
 
 log = logging.getLogger("hotline400.webhooks")
 

@@ -1,26 +1,14 @@
-"""Which store a router writes to: `store:` URLs, the HOTLINE400_STORE override, the store.
-
-    sqlite:///var/hotline400.db          a SQLite file, relative to the current directory
-    sqlite:////srv/hotline400/cdr.db     an absolute path (four slashes)
-    postgresql://hotline400@db1/hotline400?sslmode=require
-                                         PostgreSQL (postgres:// too); query parameters are
-                                         asyncpg's, and unknown ones are server settings,
-                                         e.g. search_path=hotline400
-
-Without `store:` the store is the SQLite file named by `database:`. HOTLINE400_STORE, when
-set, wins over both: a password then lives in the service's environment, not in router.yaml
-(asyncpg also reads PGPASSWORD and ~/.pgpass).
-"""
+"""The store a router writes to, built from its `store:` URL (router.storage.store_url),
+and the store a command reads and books in: the routers' own."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from router.storage.postgres import (
     CALL_PATH_TIMEOUT,
@@ -28,75 +16,19 @@ from router.storage.postgres import (
     PostgresStore,
     default_router_name,
 )
+from router.storage.protocol import StoreUnavailable
 from router.storage.sqlite import SQLiteStore
-
-
-class StoreSettings(Protocol):
-    """What choosing the store reads of router.yaml (router.configuration.settings, which
-    checks `store` with this module's parse_store_url): a protocol, so neither imports the
-    other."""
-
-    store: str | None
-    database: str
-    router_name: str | None
-    timezone: str
-
-
-STORE_ENV = "HOTLINE400_STORE"
-SQLITE_SCHEME = "sqlite"
-POSTGRES_SCHEMES = ("postgresql", "postgres")
+from router.storage.store_url import (
+    STORE_ENV,
+    PostgresLocation,
+    SQLiteLocation,
+    StoreSettings,
+    configured_store_url,
+    parse_store_url,
+    redacted,
+)
 
 ConfiguredStore = SQLiteStore | PostgresStore
-
-
-@dataclass(frozen=True, slots=True)
-class SQLiteLocation:
-    path: Path
-
-
-@dataclass(frozen=True, slots=True)
-class PostgresLocation:
-    dsn: str
-
-
-StoreLocation = SQLiteLocation | PostgresLocation
-
-
-def parse_store_url(url: str) -> StoreLocation:
-    """Where a `store:` URL points; ValueError says what is wrong with it."""
-    parts = urlsplit(url)
-    if parts.scheme == SQLITE_SCHEME:
-        if parts.netloc or not url.startswith("sqlite:///") or parts.query or parts.fragment:
-            raise ValueError(
-                f"{redacted(url)}: a SQLite store is sqlite:///relative/path or "
-                "sqlite:////absolute/path"
-            )
-        path = url.removeprefix("sqlite:///")
-        if not path or path.endswith("/"):
-            raise ValueError(f"{url}: names no file")
-        return SQLiteLocation(Path(path))
-    if parts.scheme in POSTGRES_SCHEMES:
-        if not parts.hostname and "host=" not in parts.query:
-            raise ValueError(f"{redacted(url)}: names no host")
-        return PostgresLocation(url)
-    raise ValueError(
-        f"{redacted(url)}: a store is sqlite:///PATH or postgresql://USER@HOST/DATABASE"
-    )
-
-
-def configured_store_url(settings: StoreSettings, environ: Mapping[str, str] = os.environ) -> str:
-    """HOTLINE400_STORE, else router.yaml's `store`, else its `database` as a SQLite URL."""
-    return environ.get(STORE_ENV) or settings.store or f"sqlite:///{settings.database}"
-
-
-def redacted(url: str) -> str:
-    """The URL with its password hidden, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 def build_store(
@@ -184,3 +116,30 @@ def store_for(
         router=settings.router_name or default_router_name(port),
         statement_timeout=statement_timeout,
     )
+
+
+_SQLITE_TRANSIENT = ("locked", "busy")
+_POSTGRES_CONFIG_ERRORS = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # unknown role, wrong password, pg_hba
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.ClientConfigurationError,  # a URL parameter asyncpg refuses (sslmode=requir)
+    asyncpg.UndefinedObjectError,  # a parameter the server does not know (search_pth=)
+    asyncpg.InvalidParameterValueError,  # a setting's value refused (statement_timeout=soon)
+    asyncpg.InvalidSchemaNameError,  # search_path names no schema that exists
+)
+
+
+def store_is_transient(error: BaseException) -> bool:
+    """Whether a store that failed to open at start may come back without an admin.
+
+    A StoreUnavailable without a driver error behind it is the store refusing a schema newer
+    than this router: documented to spool until the router is upgraded, as in a rolling
+    upgrade. Bad paths, bad credentials, missing databases or schemas and URL parameters
+    the driver or the server refuses wait for an admin.
+    """
+    if not isinstance(error, StoreUnavailable):
+        return False
+    cause = error.__cause__
+    if isinstance(cause, sqlite3.Error):
+        return any(word in str(cause).lower() for word in _SQLITE_TRANSIENT)
+    return not isinstance(cause, _POSTGRES_CONFIG_ERRORS)

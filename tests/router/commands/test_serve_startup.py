@@ -400,7 +400,8 @@ def test_serve_refuses_a_taken_port_before_loading_the_router(
         "import sys\n"
         "from router.cli import main\n"
         f"code = main({argv!r})\n"
-        "print(sorted({'router.daemon', 'dialplan.geo', 'console.app'} & set(sys.modules)))\n"
+        "loaded = {'router.daemon', 'dialplan.geo', 'console.app', 'asyncpg', 'aiosqlite'}\n"
+        "print(sorted(loaded & set(sys.modules)))\n"
         "sys.exit(code)\n"
     )
     finished = subprocess.run(

@@ -29,20 +29,19 @@ from router.storage.cdr import (
     PostLedger,
     StartCall,
 )
-from router.storage.location import (
+from router.storage.location import store_for, store_for_command
+from router.storage.postgres import CALL_PATH_TIMEOUT, SCHEMA_VERSION, PostgresStore
+from router.storage.protocol import StoreUnavailable
+from router.storage.spool import Journal
+from router.storage.sqlite import SQLiteStore
+from router.storage.store_url import (
     STORE_ENV,
     PostgresLocation,
     SQLiteLocation,
     configured_store_url,
     parse_store_url,
     redacted,
-    store_for,
-    store_for_command,
 )
-from router.storage.postgres import CALL_PATH_TIMEOUT, SCHEMA_VERSION, PostgresStore
-from router.storage.protocol import StoreUnavailable
-from router.storage.spool import Journal
-from router.storage.sqlite import SQLiteStore
 from router.storage.writer import CdrWriter
 from tests.conftest import (
     Relay,
