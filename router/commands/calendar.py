@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import groupby
@@ -66,12 +67,27 @@ def _adjusted_weekends(days: Iterable[DayInfo]) -> list[DayInfo]:
     return [day for day in days if day.workday and day.date.weekday() >= 5]
 
 
+_SOURCE_WORDS = {
+    Source.CONFIG: "declared in {path}",
+    Source.LIBRARY: "the State Council's schedule, built in",
+    Source.ESTIMATED: "estimated from the holidays' rules: not announced yet, declare it in {path}",
+    Source.FALLBACK: "Monday-Friday, no public holidays: not announced yet, declare it in {path}",
+}
+
+
+def _year_sources(days: Iterable[DayInfo], path: Path) -> str:
+    """Where the year's days come from, the first named the one most days come from: a
+    year the file does not declare must not read as declared there."""
+    counts = Counter(day.source for day in days)
+    return "; ".join(_SOURCE_WORDS[source].format(path=path) for source, _ in counts.most_common())
+
+
 def as_table(calendar: OfficialCalendar, year: int, path: Path) -> list[str]:
     """The year for reading: holidays, adjusted weekends, working days month by month."""
     days = calendar.year(year)
     holidays, adjusted = _holidays(days), _adjusted_weekends(days)
     width = max((len(day.name or "") for day in holidays + adjusted), default=0)
-    lines = [f"official calendar {year} (declared dates from {path})", "holidays:"]
+    lines = [f"official calendar {year} ({_year_sources(days, path)})", "holidays:"]
     lines.extend(_dated(day, width) for day in holidays)
     if not holidays:
         lines.append("  none")

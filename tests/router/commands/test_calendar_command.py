@@ -76,6 +76,22 @@ def test_declared_dates_show_as_config_beside_the_estimate(
     assert february.endswith("config, estimated")
 
 
+def test_the_heading_names_where_the_years_days_come_from(
+    capsys: Capture, config_dir: Path
+) -> None:
+    """A year the calendar file does not declare must not read as declared there."""
+    _, announced = calendar(capsys, config_dir, "--year", "2026")
+    assert announced[0] == "official calendar 2026 (the State Council's schedule, built in)"
+    _, undeclared = calendar(capsys, config_dir, "--year", "2027")
+    assert undeclared[0] == (
+        "official calendar 2027 (estimated from the holidays' rules: not announced yet, "
+        f"declare it in {config_dir / 'calendar.yaml'})"
+    )
+    (config_dir / "calendar.yaml").write_text("covers: [2027]\n", encoding="utf-8")
+    _, declared = calendar(capsys, config_dir, "--year", "2027")
+    assert declared[0] == f"official calendar 2027 (declared in {config_dir / 'calendar.yaml'})"
+
+
 def test_yaml_output_is_a_calendar_file_that_loads_back(
     capsys: Capture, config_dir: Path, tmp_path: Path
 ) -> None:
