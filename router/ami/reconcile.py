@@ -8,7 +8,9 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
 
 - end: the inbound channel's Hangup, at its Timestamp header (manager.conf
   `timestampevents = yes`); else the latest EndTime of its Cdr records; else the moment
-  the Hangup was read.
+  the Hangup was read, on the router's clock: a Hangup unstamped, or stamped outside the
+  call's life (see below), which still tells the call ended (the note then says the end is
+  the router's reading, and the log warns).
 - talk time: Asterisk's CDR counts billable seconds from the moment the *inbound* channel
   was answered, not the destination (asterisk-transcripts README, fact 16). The router
   leaves the inbound channel unanswered while a destination rings, so Asterisk answers it
@@ -105,6 +107,8 @@ _OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NO
 call session; CANCEL (the caller hung up while ringing) as no answer."""
 _TALK_UNKNOWN = "a destination answered, talk time unknown: not priced"
 """The note of a call a destination answered when AMI tells no answer and end that agree."""
+_END_READ = "ended when the router read the Hangup: its stamp, outside the call's life, not trusted"
+"""The note of a call whose end is the moment its misdated Hangup was read."""
 MAX_KEPT_EVENTS = 500
 """Events kept of one call in progress: a call with forwards and holds sends some 30 that the
 reconciler reads; a peer repeating them without end must not grow memory for the call's
@@ -144,6 +148,8 @@ class Evidence:
     unbridged: datetime | None = None
     hangup: datetime | None = None
     hangup_stamped: bool = False
+    hangup_read: datetime | None = None
+    """When the router read the Hangup, on its clock: the end when its stamp is left out."""
     ended_seen: float | None = None
     """time.monotonic() of its first Hangup or Cdr event."""
     cdrs: list[CdrRecord] = field(default_factory=list)
@@ -156,7 +162,8 @@ class Evidence:
 @dataclass(frozen=True, slots=True)
 class Heard:
     """One event as it was read: its name, when (time.monotonic()), and the clock then if
-    Asterisk did not stamp it (an unstamped event happened when it was read)."""
+    Asterisk did not stamp it (an unstamped event happened when it was read) or it is a
+    Hangup (whose stamp may be left out, the call ending when it was read)."""
 
     name: str
     event: Event
@@ -177,6 +184,8 @@ class Completion:
     remark: str = ""
     dial_status: str | None = None
     """The last Dial's status as AMI tells it (ANSWER, BUSY, NOANSWER, ...), if it does."""
+    end_read: bool = False
+    """`ended_at` is when the router read the Hangup, whose own stamp was left out."""
 
     @property
     def answer_untimed(self) -> bool:
@@ -202,7 +211,8 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
     """The evidence without what is dated outside `earliest`..`latest` (a call's life, widened
     by `_CLOCK_SLACK`): a Cdr record ending outside it; a record's answer outside it or after
     its end (the record, which still tells the end, kept without it); a Hangup, DialEnd
-    answer, bridge or answer stamp dated outside it. The same evidence when nothing is."""
+    answer, bridge or answer stamp dated outside it (a Hangup left out still tells, by the
+    moment it was read, that the call ended). The same evidence when nothing is."""
 
     def inside(moment: datetime | None) -> datetime | None:
         return moment if moment is None or earliest <= moment <= latest else None
@@ -216,7 +226,14 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
     ]
     moments = {
         name: inside(getattr(evidence, name))
-        for name in ("hangup", "dial_answered", "bridged", "unbridged", "answer_stamped")
+        for name in (
+            "hangup",
+            "hangup_read",
+            "dial_answered",
+            "bridged",
+            "unbridged",
+            "answer_stamped",
+        )
     }
     if cdrs == evidence.cdrs and all(
         moment is getattr(evidence, name) for name, moment in moments.items()
@@ -229,16 +246,21 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
 def complete(evidence: Evidence, dial_started: datetime | None = None) -> Completion | None:
     """The completion the evidence supports; None until something says the call ended.
     `dial_started`: when the call's last Dial started, as its CDR tells (None if unknown)."""
+    end_read = False
     if evidence.hangup is not None and evidence.hangup_stamped:
         ended = evidence.hangup
     elif evidence.cdrs:
         ended = max(record.ended_at for record in evidence.cdrs)
     elif evidence.hangup is not None:
         ended = evidence.hangup
+    elif evidence.hangup_read is not None:  # its stamp left out (`within`)
+        ended, end_read = evidence.hangup_read, True
     else:
         return None
     if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
-        return Completion(ended, dials_known=False, remark="end completed from AMI")
+        return Completion(
+            ended, dials_known=False, remark="end completed from AMI", end_read=end_read
+        )
     answered_at, talk, source = _talk(evidence, dial_started, ended)
     remark = f"completed from AMI ({source})"
     if answered_at is not None:
@@ -251,11 +273,12 @@ def complete(evidence: Evidence, dial_started: datetime | None = None) -> Comple
         dials = [record for record in evidence.cdrs if record.application == "Dial"]
         outcome = _dial_outcome(dials[-1]) if dials else None
     if outcome is Outcome.ANSWERED and answered_at is None:
-        return Completion(ended, True, None, 0, None, f"{remark}; {_TALK_UNKNOWN}", "ANSWER")
+        remark = f"{remark}; {_TALK_UNKNOWN}"
+        return Completion(ended, True, None, 0, None, remark, "ANSWER", end_read)
     status = "ANSWER" if answered_at is not None else evidence.last_status
     if status is None and outcome is not None:
         status = _STATUS_OF_OUTCOME[outcome]
-    return Completion(ended, True, answered_at, talk, outcome, remark, status)
+    return Completion(ended, True, answered_at, talk, outcome, remark, status, end_read)
 
 
 _STATUS_OF_OUTCOME = {
@@ -669,7 +692,8 @@ class Reconciler:
                         MAX_KEPT_EVENTS,
                     )
                 return
-            evidence.unnoted.append(Heard(name, event, now, None if stamped else self._clock()))
+            read_at = None if stamped and name != "hangup" else self._clock()
+            evidence.unnoted.append(Heard(name, event, now, read_at))
             self._stamps_seen = self._stamps_seen or stamped
             if name == "dialend":
                 waiting = self._dial_ended.get(channel)
@@ -699,7 +723,8 @@ class Reconciler:
         evidence.unbridged = self._moment(event, read_at)[0]
 
     def _hangup(self, evidence: Evidence, event: Event, read_at: datetime | None) -> None:
-        evidence.hangup, evidence.hangup_stamped = self._moment(event, read_at)
+        evidence.hangup_read = read_at or self._clock()
+        evidence.hangup, evidence.hangup_stamped = self._moment(event, evidence.hangup_read)
 
     def _cdr(self, evidence: Evidence, event: Event, _read_at: datetime | None) -> None:
         ended = self._cdr_time(event.get("EndTime"))
@@ -820,6 +845,11 @@ class Reconciler:
             completion = dataclasses.replace(
                 completion, outcome=Outcome.INTERRUPTED, remark=f"{INTERRUPTED_NOTE}; {remark}"
             )
+        if completion is not None and completion.end_read and cdr is not None:
+            # never before the call began or its legs ended, as a session's end
+            ended = max([completion.ended_at, cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
+            remark = f"{completion.remark}; {_END_READ}"
+            completion = dataclasses.replace(completion, ended_at=ended, remark=remark)
         return completion
 
     async def _finish(self, call_id: str) -> None:
@@ -848,6 +878,13 @@ class Reconciler:
                 "call %s: AMI says a destination answered but not when within the call's "
                 "life, or only after its end: talk time unknown, the call not priced",
                 call_id,
+            )
+        if completion.end_read:
+            log.warning(
+                "call %s: AMI stamped its Hangup outside its life and sent no Cdr record "
+                "within it: ended at %s, when the router read it",
+                call_id,
+                completion.ended_at,
             )
         log.info("call %s %s: ended %s", call_id, completion.remark, completion.ended_at)
         if self._on_completed is not None:

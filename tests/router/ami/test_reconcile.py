@@ -609,9 +609,25 @@ def dial_event(name: str, stamp: float | None, **headers: str) -> bytes:
     return f"Event: {name}\r\nPrivilege: call,all\r\n{lines}\r\n".encode()
 
 
-async def broken_mid_dial(store: SQLiteStore, stream: list[bytes]) -> CDR:
+class Clock:
+    """The router's clock, set by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now.astimezone(BEIJING)
+
+
+async def broken_mid_dial(
+    store: SQLiteStore,
+    stream: list[bytes],
+    clock: Clock | None = None,
+    after_read: datetime | None = None,
+) -> CDR:
     """The CDR of 1795371264.1, started at 18:14:20, its session broken during its Dial,
-    once completed from `stream`, read over TCP while the call was in progress."""
+    once completed from `stream`, read over TCP while the call was in progress; with
+    `clock`, the router's clock, set to `after_read` once the stream is read."""
     call_id = "1795371264.1"
     await store.apply(
         [
@@ -626,13 +642,15 @@ async def broken_mid_dial(store: SQLiteStore, stream: list[bytes]) -> CDR:
             ),
         ]
     )
-    reconciler = reconciler_for(store, in_progress={call_id})
+    reconciler = reconciler_for(store, in_progress={call_id}, clock=clock)
     async with linked() as (simulator, link):
         reconciler.attach(link)
         await eventually(lambda: link.connected)
         before = link.stats().events
         sent = await simulator.replay(stream)
         await eventually(lambda: link.stats().events >= before + sent)
+        if clock is not None and after_read is not None:
+            clock.now = after_read
         reconciler.expect(call_id)
         await eventually(lambda: reconciler.completed == 1)
     await reconciler.close()
@@ -749,6 +767,64 @@ async def test_an_adopted_call_answered_with_no_answer_time_anywhere_is_closed_i
     assert cdr.note == (
         f"{INTERRUPTED_NOTE}; completed from AMI (CDR); "
         "a destination answered, talk time unknown: not priced"
+    )
+
+
+END_READ = "ended when the router read the Hangup: its stamp, outside the call's life, not trusted"
+HANGUP_IN_2100 = dial_event("Hangup", 4102444800.0)
+HANGUP_IN_1999 = dial_event("Hangup", 915148800.0)
+
+
+@pytest.mark.parametrize("hangup", [HANGUP_IN_2100, HANGUP_IN_1999], ids=["2100", "1999"])
+async def test_an_adopted_call_whose_only_end_is_a_misdated_hangup_ends_when_it_was_read(
+    store: SQLiteStore, hangup: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asterisk told the router the channel hung up, but stamped the Hangup at a time no
+    call of this one's life can have (its clock wrong, a faulty peer) and sent no Cdr
+    record: the call ended, at the latest when the router read the Hangup. It is closed
+    then, on the router's clock, not left in progress until max_age gives it up; the note
+    says where its end comes from and the log warns."""
+    call_id = "1795371264.1"
+    await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])  # left in progress
+    clock = Clock(utc(18, 14, 40))
+    reconciler = reconciler_for(store, clock=clock)
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        reconciler.adopt(call_id)
+        await eventually(lambda: link.connected)
+        before = link.stats().events
+        sent = await simulator.replay([hangup])
+        await eventually(lambda: link.stats().events >= before + sent)
+        clock.now = utc(18, 20, 0)  # completed later than read
+        await eventually(lambda: reconciler.completed == 1)
+    await reconciler.close()
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert cdr.ended_at == utc(18, 14, 40)
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_READ}"
+    )
+    read = [r for r in caplog.records if "when the router read it" in r.getMessage()]
+    assert len(read) == 1 and read[0].levelname == "WARNING"
+    assert reconciler.pending == 0
+
+
+async def test_a_broken_call_whose_hangup_is_misdated_is_billed_to_when_it_was_read(
+    store: SQLiteStore,
+) -> None:
+    """A session broken mid-Dial, its events read while it was in progress: the answer
+    stamped within the call's life, the Hangup not, and no Cdr record. The talk runs from
+    the answer to the moment the router read the Hangup, not to when the call was reported
+    broken or completed."""
+    clock = Clock(utc(18, 14, 40))
+    cdr = await broken_mid_dial(
+        store, [DIAL_BEGIN, ANSWER_AT_3, HANGUP_IN_2100], clock=clock, after_read=utc(18, 30, 0)
+    )
+    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 27))
+    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 13)
+    assert cdr.note == (
+        f"AGI session lost: connection reset; completed from AMI (events); {END_READ}"
     )
 
 
