@@ -775,18 +775,32 @@ HANGUP_IN_2100 = dial_event("Hangup", 4102444800.0)
 HANGUP_IN_1999 = dial_event("Hangup", 915148800.0)
 
 
-@pytest.mark.parametrize("hangup", [HANGUP_IN_2100, HANGUP_IN_1999], ids=["2100", "1999"])
+@pytest.mark.parametrize(
+    ("hangup", "read", "ended"),
+    [
+        (HANGUP_IN_2100, utc(18, 14, 40), utc(18, 14, 40)),
+        (HANGUP_IN_1999, utc(18, 14, 40), utc(18, 14, 40)),
+        # the router that started the call ran ahead of this one: never before its start
+        (HANGUP_IN_2100, utc(18, 14, 10), utc(18, 14, 20)),
+    ],
+    ids=["2100", "1999", "read-before-the-start"],
+)
 async def test_an_adopted_call_whose_only_end_is_a_misdated_hangup_ends_when_it_was_read(
-    store: SQLiteStore, hangup: bytes, caplog: pytest.LogCaptureFixture
+    store: SQLiteStore,
+    hangup: bytes,
+    read: datetime,
+    ended: datetime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Asterisk told the router the channel hung up, but stamped the Hangup at a time no
     call of this one's life can have (its clock wrong, a faulty peer) and sent no Cdr
     record: the call ended, at the latest when the router read the Hangup. It is closed
-    then, on the router's clock, not left in progress until max_age gives it up; the note
-    says where its end comes from and the log warns."""
+    then, on the router's clock (never before the call's start, as a session ends it), not
+    left in progress until max_age gives it up; the note says where its end comes from and
+    the log warns."""
     call_id = "1795371264.1"
     await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])  # left in progress
-    clock = Clock(utc(18, 14, 40))
+    clock = Clock(read)
     reconciler = reconciler_for(store, clock=clock)
     async with linked() as (simulator, link):
         reconciler.attach(link)
@@ -801,7 +815,7 @@ async def test_an_adopted_call_whose_only_end_is_a_misdated_hangup_ends_when_it_
     cdr = await store.get_cdr(call_id)
     assert cdr is not None
     assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
-    assert cdr.ended_at == utc(18, 14, 40)
+    assert cdr.ended_at == ended
     assert cdr.note == (
         f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_READ}"
     )
