@@ -100,6 +100,11 @@ async def _add(books: Books, inventory: Inventory, args: argparse.Namespace, now
         now,
         low_balance_warning=args.low_balance_warning,
     )
+    providers = await inventory.store.providers()
+    if args.name not in {provider.name for provider in providers}:
+        holder = next((p.name for p in providers if p.licence == args.licence), None)
+        if holder is not None:  # one business, one provider: a second splits its numbers
+            raise Refused(f"business licence {args.licence} is service provider {holder}'s")
     if not await inventory.store.add_party(party):
         raise Refused(f"a service provider {args.name} exists already")
     if args.format == "json":

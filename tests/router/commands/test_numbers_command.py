@@ -76,8 +76,9 @@ def run(config: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[i
 def stocked(config: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """The pool of 1,001 numbers and two providers."""
     assert run(config, capsys, "numbers", "import", "numbers.txt")[0] == 0
-    for name in ("sp-east", "sp-west"):
-        assert run(config, capsys, "providers", "add", name, *PROVIDER)[0] == 0
+    assert run(config, capsys, "providers", "add", "sp-east", *PROVIDER)[0] == 0
+    west = [*PROVIDER[:3], "91110000MA01ABCD2Q", *PROVIDER[4:]]  # a business of its own
+    assert run(config, capsys, "providers", "add", "sp-west", *west)[0] == 0
     return config
 
 
@@ -484,6 +485,10 @@ def test_refusals_change_nothing(stocked, capsys):
     assert json.loads(out)["subscribers"] == []
     code, _, err = run(stocked, capsys, "providers", "add", "sp-east", *PROVIDER)
     assert (code, err) == (1, "a service provider sp-east exists already\n")
+    code, _, err = run(stocked, capsys, "providers", "add", "sp-east-2", *PROVIDER)
+    assert (code, err) == (1, "business licence 91310000MA1FL0XX1C is service provider sp-east's\n")
+    code, out, _ = run(stocked, capsys, "providers", "list", "--format", "json")
+    assert [provider["name"] for provider in json.loads(out)] == ["sp-east", "sp-west"]
 
 
 def test_a_refused_application_writes_no_subscriber_and_the_corrected_one_passes(stocked, capsys):
@@ -931,8 +936,8 @@ def test_a_providers_low_balance_warning_is_50_unless_given_and_can_be_changed(s
     code, out, _ = run(stocked, capsys, "providers", "show", "sp-east", "--format", "json")
     assert json.loads(out)["low_balance_warning"] == "50.00"
     code, out, _ = run(
-        stocked, capsys, "providers", "add", "sp-south", *PROVIDER,
-        "--low-balance-warning", "120.5", "--format", "json",
+        stocked, capsys, "providers", "add", "sp-south", *PROVIDER[:3], "91440300MA5F12340J",
+        *PROVIDER[4:], "--low-balance-warning", "120.5", "--format", "json",
     )  # fmt: skip
     assert code == 0 and json.loads(out)["low_balance_warning"] == "120.50"
 
