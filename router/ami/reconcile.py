@@ -9,8 +9,11 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
 - end: the inbound channel's Hangup, at its Timestamp header (manager.conf
   `timestampevents = yes`); else the latest EndTime of its Cdr records; else the moment
   the Hangup was read, on the router's clock: a Hangup unstamped, or stamped outside the
-  call's life (see below), which still tells the call ended (the note then says the end is
-  the router's reading, and the log warns).
+  call's life (see below), which still tells the call ended; else, with no Hangup, the
+  moment the last Cdr record was read, its EndTime outside the call's life (Asterisk
+  writes the records once the channel is gone). An end that is the router's reading is
+  never before the call's start or its legs' ends; the note says where it comes from, and
+  the log warns.
 - talk time: Asterisk's CDR counts billable seconds from the moment the *inbound* channel
   was answered, not the destination (asterisk-transcripts README, fact 16). The router
   leaves the inbound channel unanswered while a destination rings, so Asterisk answers it
@@ -107,8 +110,14 @@ _OUTCOME_OF_DISPOSITION = {"ANSWERED": Outcome.ANSWERED, "NO ANSWER": Outcome.NO
 call session; CANCEL (the caller hung up while ringing) as no answer."""
 _TALK_UNKNOWN = "a destination answered, talk time unknown: not priced"
 """The note of a call a destination answered when AMI tells no answer and end that agree."""
-_END_READ = "ended when the router read the Hangup: its stamp, outside the call's life, not trusted"
-"""The note of a call whose end is the moment its misdated Hangup was read."""
+_END_READ = {
+    "Hangup": "ended when the router read the Hangup: its stamp, outside the call's life, not "
+    "trusted",
+    "Cdr record": "ended when the router read the Cdr record: its EndTime, outside the call's "
+    "life, not trusted",
+}
+"""The note of a call whose end is the moment its misdated Hangup, or last Cdr record with
+no Hangup, was read."""
 MAX_KEPT_EVENTS = 500
 """Events kept of one call in progress: a call with forwards and holds sends some 30 that the
 reconciler reads; a peer repeating them without end must not grow memory for the call's
@@ -150,6 +159,9 @@ class Evidence:
     hangup_stamped: bool = False
     hangup_read: datetime | None = None
     """When the router read the Hangup, on its clock: the end when its stamp is left out."""
+    cdr_read: datetime | None = None
+    """When the router read the last Cdr record, on its clock: the end when no Hangup came
+    and every record's EndTime is left out (or no time)."""
     ended_seen: float | None = None
     """time.monotonic() of its first Hangup or Cdr event."""
     cdrs: list[CdrRecord] = field(default_factory=list)
@@ -163,7 +175,7 @@ class Evidence:
 class Heard:
     """One event as it was read: its name, when (time.monotonic()), and the clock then if
     Asterisk did not stamp it (an unstamped event happened when it was read) or it is a
-    Hangup (whose stamp may be left out, the call ending when it was read)."""
+    Hangup or Cdr record (whose times may be left out, the call ending when it was read)."""
 
     name: str
     event: Event
@@ -184,8 +196,9 @@ class Completion:
     remark: str = ""
     dial_status: str | None = None
     """The last Dial's status as AMI tells it (ANSWER, BUSY, NOANSWER, ...), if it does."""
-    end_read: bool = False
-    """`ended_at` is when the router read the Hangup, whose own stamp was left out."""
+    end_read: str = ""
+    """What the router read when `ended_at` is the moment it read it, AMI's own time left out:
+    "Hangup" or "Cdr record" (a key of `_END_READ`); empty when AMI times the end."""
 
     @property
     def answer_untimed(self) -> bool:
@@ -211,8 +224,9 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
     """The evidence without what is dated outside `earliest`..`latest` (a call's life, widened
     by `_CLOCK_SLACK`): a Cdr record ending outside it; a record's answer outside it or after
     its end (the record, which still tells the end, kept without it); a Hangup, DialEnd
-    answer, bridge or answer stamp dated outside it (a Hangup left out still tells, by the
-    moment it was read, that the call ended). The same evidence when nothing is."""
+    answer, bridge or answer stamp dated outside it (a Hangup or Cdr record left out still
+    tells, by the moment it was read, that the call ended). The same evidence when nothing
+    is."""
 
     def inside(moment: datetime | None) -> datetime | None:
         return moment if moment is None or earliest <= moment <= latest else None
@@ -229,6 +243,7 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
         for name in (
             "hangup",
             "hangup_read",
+            "cdr_read",
             "dial_answered",
             "bridged",
             "unbridged",
@@ -246,7 +261,7 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
 def complete(evidence: Evidence, dial_started: datetime | None = None) -> Completion | None:
     """The completion the evidence supports; None until something says the call ended.
     `dial_started`: when the call's last Dial started, as its CDR tells (None if unknown)."""
-    end_read = False
+    end_read = ""
     if evidence.hangup is not None and evidence.hangup_stamped:
         ended = evidence.hangup
     elif evidence.cdrs:
@@ -254,7 +269,9 @@ def complete(evidence: Evidence, dial_started: datetime | None = None) -> Comple
     elif evidence.hangup is not None:
         ended = evidence.hangup
     elif evidence.hangup_read is not None:  # its stamp left out (`within`)
-        ended, end_read = evidence.hangup_read, True
+        ended, end_read = evidence.hangup_read, "Hangup"
+    elif evidence.cdr_read is not None:  # no Hangup; every record's EndTime left out
+        ended, end_read = evidence.cdr_read, "Cdr record"
     else:
         return None
     if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
@@ -692,7 +709,7 @@ class Reconciler:
                         MAX_KEPT_EVENTS,
                     )
                 return
-            read_at = None if stamped and name != "hangup" else self._clock()
+            read_at = None if stamped and name not in ("hangup", "cdr") else self._clock()
             evidence.unnoted.append(Heard(name, event, now, read_at))
             self._stamps_seen = self._stamps_seen or stamped
             if name == "dialend":
@@ -726,7 +743,8 @@ class Reconciler:
         evidence.hangup_read = read_at or self._clock()
         evidence.hangup, evidence.hangup_stamped = self._moment(event, evidence.hangup_read)
 
-    def _cdr(self, evidence: Evidence, event: Event, _read_at: datetime | None) -> None:
+    def _cdr(self, evidence: Evidence, event: Event, read_at: datetime | None) -> None:
+        evidence.cdr_read = read_at or self._clock()
         ended = self._cdr_time(event.get("EndTime"))
         if ended is None:
             return
@@ -848,7 +866,7 @@ class Reconciler:
         if completion is not None and completion.end_read and cdr is not None:
             # never before the call began or its legs ended, as a session's end
             ended = max([completion.ended_at, cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
-            remark = f"{completion.remark}; {_END_READ}"
+            remark = f"{completion.remark}; {_END_READ[completion.end_read]}"
             completion = dataclasses.replace(completion, ended_at=ended, remark=remark)
         return completion
 
@@ -858,8 +876,8 @@ class Reconciler:
             if cdr is None:
                 raise LookupError("its CDR is not in the store yet")
             completion = self._completion(call_id, cdr)
-            if completion is None:  # given up meanwhile (max_age)
-                return
+            if completion is None:  # no longer expected (max_age, disowned, given up), or
+                return  # every end, the router's reading too, dated outside its life: max_age
             op = FinishCall(call_id, completion.finish_fields(cdr.note))
             if self._writer is not None:
                 self._writer.submit(op)
@@ -881,9 +899,10 @@ class Reconciler:
             )
         if completion.end_read:
             log.warning(
-                "call %s: AMI stamped its Hangup outside its life and sent no Cdr record "
-                "within it: ended at %s, when the router read it",
+                "call %s: AMI dated its %s outside its life and told no end within it: "
+                "ended at %s, when the router read it",
                 call_id,
+                "Hangup" if completion.end_read == "Hangup" else "Cdr records",
                 completion.ended_at,
             )
         log.info("call %s %s: ended %s", call_id, completion.remark, completion.ended_at)

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -64,9 +65,16 @@ def started(call_id: str, number: str, at: datetime) -> StartCall:
     )
 
 
-def reconciler_for(store: SQLiteStore, **options: object) -> Reconciler:
+def reconciler_for(store: SQLiteStore, **options: Any) -> Reconciler:
     return Reconciler(
-        store, zone=BEIJING, asterisk_zone=ASTERISK_HOST, settle=0.01, retry=0.02, **options
+        store,
+        **{
+            "zone": BEIJING,
+            "asterisk_zone": ASTERISK_HOST,
+            "settle": 0.01,
+            "retry": 0.02,
+            **options,
+        },
     )
 
 
@@ -839,6 +847,86 @@ async def test_a_broken_call_whose_hangup_is_misdated_is_billed_to_when_it_was_r
     assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 13)
     assert cdr.note == (
         f"AGI session lost: connection reset; completed from AMI (events); {END_READ}"
+    )
+
+
+END_READ_CDR = (
+    "ended when the router read the Cdr record: its EndTime, outside the call's life, not trusted"
+)
+CDR_IN_2099 = cdr_event("1795371264.1", EndTime="2099-01-01 00:00:00")
+CDR_IN_1999 = cdr_event("1795371264.1", EndTime="1999-01-01 00:00:00")
+CDR_IN_9999 = cdr_event("1795371264.1", EndTime="9999-12-31 23:59:59")  # beyond the zones
+
+
+@pytest.mark.parametrize(
+    ("records", "ended"),
+    [
+        ([(CDR_IN_2099, utc(18, 14, 40))], utc(18, 14, 40)),
+        ([(CDR_IN_1999, utc(18, 14, 40))], utc(18, 14, 40)),
+        ([(CDR_IN_9999, utc(18, 14, 40))], utc(18, 14, 40)),
+        # the router that started the call ran ahead of this one: never before its start
+        ([(CDR_IN_2099, utc(18, 14, 10))], utc(18, 14, 20)),
+        # Asterisk sends several records of a channel: the last one read ends the call
+        ([(CDR_IN_1999, utc(18, 14, 35)), (CDR_IN_2099, utc(18, 14, 40))], utc(18, 14, 40)),
+    ],
+    ids=["2099", "1999", "year-9999", "read-before-the-start", "the-last-of-two"],
+)
+async def test_an_adopted_call_whose_only_end_is_misdated_cdr_records_ends_when_read(
+    store: SQLiteStore,
+    records: list[tuple[bytes, datetime]],
+    ended: datetime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Asterisk sent the channel's Cdr records, which it writes once the channel is gone,
+    but dated their end at a time no call of this one's life can have, and no Hangup came
+    (sent while the router was down): the call ended, at the latest when the router read
+    the last record. It is closed then, on the router's clock (never before the call's
+    start), not left in progress until max_age gives it up; the note says where its end
+    comes from and the log warns, once."""
+    call_id = "1795371264.1"
+    await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])  # left in progress
+    clock = Clock(records[0][1])
+    reconciler = reconciler_for(store, clock=clock, settle=0.5)  # both records read first
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        reconciler.adopt(call_id)
+        await eventually(lambda: link.connected)
+        for record, read in records:
+            clock.now = read
+            target = link.stats().events + await simulator.replay([record])
+            await eventually(lambda target=target: link.stats().events >= target)
+        clock.now = utc(18, 20, 0)  # completed later than read
+        await eventually(lambda: reconciler.completed == 1)
+    await reconciler.close()
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert cdr.ended_at == ended
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_READ_CDR}"
+    )
+    read = [r for r in caplog.records if "when the router read it" in r.getMessage()]
+    assert len(read) == 1 and read[0].levelname == "WARNING"
+    assert "Cdr record" in read[0].getMessage()
+    assert reconciler.pending == 0
+
+
+async def test_a_broken_call_whose_cdr_record_is_misdated_is_billed_to_when_it_was_read(
+    store: SQLiteStore,
+) -> None:
+    """A session broken mid-Dial, its events read while it was in progress: the answer
+    stamped within the call's life; its Cdr record, stamped as the manager stamps every
+    event, dated its end in 2099; no Hangup. The talk runs from the answer to the moment
+    the router read the record, not to when the call was reported broken or completed."""
+    clock = Clock(utc(18, 14, 40))
+    record = cdr_event("1795371264.1", EndTime="2099-01-01 00:00:00", Timestamp=f"{T0 + 16}")
+    cdr = await broken_mid_dial(
+        store, [DIAL_BEGIN, ANSWER_AT_3, record], clock=clock, after_read=utc(18, 30, 0)
+    )
+    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 27))
+    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 13)
+    assert cdr.note == (
+        f"AGI session lost: connection reset; completed from AMI (events); {END_READ_CDR}"
     )
 
 
