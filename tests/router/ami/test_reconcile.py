@@ -783,6 +783,29 @@ HANGUP_IN_2100 = dial_event("Hangup", 4102444800.0)
 HANGUP_IN_1999 = dial_event("Hangup", 915148800.0)
 
 
+async def assert_closed_at_the_read(
+    store: SQLiteStore,
+    call_id: str,
+    ended: datetime,
+    end_read: str,
+    caplog: pytest.LogCaptureFixture,
+    reconciler: Reconciler,
+) -> str:
+    """The adopted call closed as interrupted, talk unknown, at the moment its end was read,
+    noted so and warned of once; returns the warning."""
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert cdr.ended_at == ended
+    assert cdr.note == (
+        f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {end_read}"
+    )
+    read = [r for r in caplog.records if "when the router read it" in r.getMessage()]
+    assert len(read) == 1 and read[0].levelname == "WARNING"
+    assert reconciler.pending == 0
+    return read[0].getMessage()
+
+
 @pytest.mark.parametrize(
     ("hangup", "read", "ended"),
     [
@@ -820,16 +843,7 @@ async def test_an_adopted_call_whose_only_end_is_a_misdated_hangup_ends_when_it_
         clock.now = utc(18, 20, 0)  # completed later than read
         await eventually(lambda: reconciler.completed == 1)
     await reconciler.close()
-    cdr = await store.get_cdr(call_id)
-    assert cdr is not None
-    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
-    assert cdr.ended_at == ended
-    assert cdr.note == (
-        f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_READ}"
-    )
-    read = [r for r in caplog.records if "when the router read it" in r.getMessage()]
-    assert len(read) == 1 and read[0].levelname == "WARNING"
-    assert reconciler.pending == 0
+    await assert_closed_at_the_read(store, call_id, ended, END_READ, caplog, reconciler)
 
 
 async def test_a_broken_call_whose_hangup_is_misdated_is_billed_to_when_it_was_read(
@@ -898,17 +912,10 @@ async def test_an_adopted_call_whose_only_end_is_misdated_cdr_records_ends_when_
         clock.now = utc(18, 20, 0)  # completed later than read
         await eventually(lambda: reconciler.completed == 1)
     await reconciler.close()
-    cdr = await store.get_cdr(call_id)
-    assert cdr is not None
-    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
-    assert cdr.ended_at == ended
-    assert cdr.note == (
-        f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_READ_CDR}"
+    warning = await assert_closed_at_the_read(
+        store, call_id, ended, END_READ_CDR, caplog, reconciler
     )
-    read = [r for r in caplog.records if "when the router read it" in r.getMessage()]
-    assert len(read) == 1 and read[0].levelname == "WARNING"
-    assert "Cdr record" in read[0].getMessage()
-    assert reconciler.pending == 0
+    assert "Cdr record" in warning
 
 
 async def test_a_broken_call_whose_cdr_record_is_misdated_is_billed_to_when_it_was_read(
