@@ -964,26 +964,8 @@ class CallSession:
 
     def _complete(self) -> dict[str, Any]:
         """Complete the CDR in the store, priced; returns the fields that completed it."""
-        record = self.record
-        ended = max(
-            [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
-        )
-        fields: dict[str, Any] = {
-            "answered_at": record.answered_at,
-            "ended_at": ended,
-            "billable_seconds": record.billable_seconds,
-            "outcome": record.outcome,
-            "rule": record.rule,
-            "note": record.note,
-        }
-        features = {
-            "menu_path": record.menu_path,
-            "menu_digits": record.menu_digits,
-            "language": record.language,
-            "recording_path": record.recording_path if record.answered_at else None,
-            "survey_score": record.survey_score,
-        }
-        fields.update((name, value) for name, value in features.items() if value is not None)
+        fields = self._record_fields()
+        fields["ended_at"] = self._end_now()
         ledger = None
         try:
             charged = self._charge()
@@ -1000,6 +982,33 @@ class CallSession:
             self.services.cdrs.submit(ledger)
         return fields
 
+    def _record_fields(self) -> dict[str, Any]:
+        """The CDR's fields the call's record holds, a feature's only when the call used it."""
+        record = self.record
+        fields: dict[str, Any] = {
+            "answered_at": record.answered_at,
+            "billable_seconds": record.billable_seconds,
+            "outcome": record.outcome,
+            "rule": record.rule,
+            "note": record.note,
+        }
+        features = {
+            "menu_path": record.menu_path,
+            "menu_digits": record.menu_digits,
+            "language": record.language,
+            "recording_path": record.recording_path if record.answered_at else None,
+            "survey_score": record.survey_score,
+        }
+        fields.update((name, value) for name, value in features.items() if value is not None)
+        return fields
+
+    def _end_now(self) -> datetime:
+        """The call ends now, and never before its start or a leg's end."""
+        record = self.record
+        return max(
+            [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
+        )
+
     def _complete_after_fault(self) -> dict[str, Any]:
         """Complete the CDR after `_complete` raised (the exception being handled), unpriced
         (`hotline400 rate` prices an answered call later): the outcome the channel was
@@ -1011,18 +1020,8 @@ class CallSession:
             "outcome": record.outcome,
             "note": record.note,
         }
-        known = {
-            "answered_at": record.answered_at,
-            "billable_seconds": record.billable_seconds,
-            "rule": record.rule,
-            "menu_path": record.menu_path,
-            "menu_digits": record.menu_digits,
-            "language": record.language,
-            "recording_path": record.recording_path if record.answered_at else None,
-            "survey_score": record.survey_score,
-        }
         try:
-            finish = FinishCall(self.context.call_id, {**known, **fields})
+            finish = FinishCall(self.context.call_id, {**self._record_fields(), **fields})
         except ValueError:  # one of them is what failed: the end, outcome and note alone
             finish = FinishCall(self.context.call_id, fields)
         self.services.cdrs.submit(finish)
@@ -1033,9 +1032,7 @@ class CallSession:
         leg's end, else its start."""
         record = self.record
         with contextlib.suppress(Exception):
-            return max(
-                [self.services.clock(), record.started_at] + [leg.ended_at for leg in record.legs]
-            )
+            return self._end_now()
         with contextlib.suppress(Exception):
             return max([record.started_at] + [leg.ended_at for leg in record.legs])
         return record.started_at
