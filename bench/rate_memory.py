@@ -18,7 +18,6 @@ change that keeps the results).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -125,19 +124,12 @@ def _digest(data: bytes) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--store", type=Path)
-    parser.add_argument("--tree", type=Path, default=ROOT)
-    args = parser.parse_args()
-    store = args.store or Path(tempfile.mkdtemp(prefix="hotline400-bench-")) / "store.db"
-    if not store.exists():
-        fill(store, args.calls)
-    opened, _ = statement_memory.measure(store, args.tree, statement=False)
-    print(f"{store} ({args.tree}): store opened only, peak RSS {opened} MiB")
-    print(run(store, args.tree), flush=True)
-    print(run(store, args.tree, unpriced=True), flush=True)
-    print(run(store, args.tree, "--rerate"), flush=True)
+    store, tree = statement_memory.store_and_tree(__doc__.splitlines()[0], fill)
+    opened, _ = statement_memory.measure(store, tree, statement=False)
+    print(f"{store} ({tree}): store opened only, peak RSS {opened} MiB")
+    print(run(store, tree), flush=True)
+    print(run(store, tree, unpriced=True), flush=True)
+    print(run(store, tree, "--rerate"), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import console_pages  # puts the repository on the import path
@@ -82,8 +83,10 @@ def measure(store: Path, tree: Path, *, statement: bool) -> tuple[str, float]:
     return done.stdout.strip(), time.monotonic() - began
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def store_and_tree(description: str, fill: Callable[[Path, int], None]) -> tuple[Path, Path]:
+    """The store to measure on (`--store`, else a new one; filled by `fill` with `--calls`
+    calls unless it exists) and the source tree whose code is measured (`--tree`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--store", type=Path)
     parser.add_argument("--tree", type=Path, default=ROOT)
@@ -91,12 +94,17 @@ def main() -> None:
     store = args.store or Path(tempfile.mkdtemp(prefix="hotline400-bench-")) / "store.db"
     if not store.exists():
         fill(store, args.calls)
-    opened, _ = measure(store, args.tree, statement=False)
+    return store, args.tree
+
+
+def main() -> None:
+    store, tree = store_and_tree(__doc__.splitlines()[0], fill)
+    opened, _ = measure(store, tree, statement=False)
     print(f"store opened only: peak RSS {opened} MiB")
-    figures, wall = measure(store, args.tree, statement=True)
+    figures, wall = measure(store, tree, statement=True)
     calls, charges, unpriced, peak = figures.split()
     print(
-        f"statement of {console_pages.SHOP} {MONTH} ({args.tree}): {calls} calls,"
+        f"statement of {console_pages.SHOP} {MONTH} ({tree}): {calls} calls,"
         f" {charges} charged, {unpriced} unpriced; peak RSS {peak} MiB; {wall:.1f} s wall"
     )
 
