@@ -17,7 +17,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,9 +46,11 @@ from tests.conftest import (
     REPO,
     SHANGHAI,
     finished_cdr,
+    logged_since,
     opened_store,
     running_router,
     scratch_schema,
+    until_logged,
 )
 
 PREPAID = "4000000008"
@@ -60,14 +61,9 @@ ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 SECRET = ACCOUNTS["hotline400"].secret
 PROCESS_S = 60.0
 """A process start imports the whole router (several seconds on a loaded machine)."""
+LISTENING = "FastAGI listening on 127.0.0.1:"
 LEASE_S = 0.6
 """How long the router's lease on its name lasts unrenewed (lease_timeout)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def until(check: Callable[[], object], timeout: float = PROCESS_S) -> None:
@@ -81,11 +77,17 @@ class Router:
     """`hotline400 serve` as a service manager runs it."""
 
     config: Path
-    port: int
+    port: int = 0
+    """Where it listens for FastAGI: each start takes a free port of its own (listen port 0),
+    which `listening` reads off the log."""
     process: subprocess.Popen[bytes] | None = None
+    since: int = 0
+    """Where this start's lines begin in the log (earlier starts wrote before it)."""
 
     def start(self) -> None:
-        log = (self.config.parent / "router.log").open("ab")
+        log_path = self.config.parent / "router.log"
+        self.since = log_path.stat().st_size if log_path.exists() else 0
+        log = log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config)],
             cwd=self.config.parent,
@@ -93,6 +95,14 @@ class Router:
             stdout=log,
             stderr=log,
         )
+
+    async def listening(self) -> None:
+        """Wait for this start to listen (failing with its log if it exits first); its port."""
+        assert self.process is not None
+        log = self.config.parent / "router.log"
+        await until_logged(self.process, log, LISTENING, since=self.since)
+        line = logged_since(log, self.since).split(LISTENING, 1)[1]
+        self.port = int(line.split()[0])
 
     def kill(self) -> None:
         """SIGKILL, then wait out its lease on r1: a restart before it runs out is refused."""
@@ -124,10 +134,8 @@ async def router(
 ) -> AsyncIterator[Router]:
     config = tmp_path / "config"
     shutil.copytree(E2E_CONFIG, config)
-    port = free_port()
     with (config / "router.yaml").open("a", encoding="utf-8") as settings:
         settings.write(
-            f"listen: 127.0.0.1:{port}\n"
             "metrics_listen: null\n"
             f'store: "{store_url}"\n'
             "router_name: r1\n"
@@ -139,15 +147,14 @@ async def router(
             f"lease_timeout: {LEASE_S}\n"
         )
     text = (config / "router.yaml").read_text(encoding="utf-8")
-    for key in ("listen: 127.0.0.1:0\n", "metrics_listen: 127.0.0.1:0\n"):
-        text = text.replace(key, "", 1)
+    text = text.replace("metrics_listen: 127.0.0.1:0\n", "", 1)
     (config / "router.yaml").write_text(text, encoding="utf-8")
     async with opened_store(store_url) as store:
         payment = LedgerEntry(
             PREPAID, datetime.now(SHANGHAI), Decimal("100.00"), LedgerKind.PAYMENT, "r1"
         )
         await store.post_ledger([payment])
-    process = Router(config, port)
+    process = Router(config)
     yield process
     if process.process is not None and process.process.poll() is None:
         process.process.kill()
@@ -165,6 +172,7 @@ async def conversation_cut_by_sigkill(
     """The router dials the desk, which answers; the router is killed mid-conversation.
     Returns the AGI side (still waiting on its Dial) and the moment the desk answered."""
     router.start()
+    await router.listening()
     await until(lambda: asterisk.logins == 1)
     call = SimulatedCall(
         dialled=PREPAID,
@@ -401,6 +409,7 @@ async def pin_call_dialling(
     Dial's leg as written ahead. Asterisk posts its Cdr records at once."""
     asterisk.cdr_batch = False
     router.start()
+    await router.listening()
     await until(lambda: asterisk.logins == 1)
     call = SimulatedCall(
         dialled=PIN_LINE,
