@@ -9,7 +9,9 @@ import contextlib
 import inspect
 import logging
 import os
+import random
 import shutil
+import socket
 import ssl
 import subprocess
 import textwrap
@@ -199,6 +201,29 @@ async def run_sql(url: str, sql: str, *args: object) -> list[tuple]:
         return [tuple(row) for row in await conn.fetch(sql, *args)]
     finally:
         await conn.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on, for a process the test starts moments later.
+
+    Taken below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port the
+    kernel hands out when asked for port 0 may go to any outgoing connection of the busy
+    machine before the process binds it; one below that range only to a listener asking
+    for it by number, as these tests do at random."""
+    lowest_ephemeral = int(Path(EPHEMERAL_RANGE).read_text().split()[0])
+    while True:
+        port = random.randrange(PRIVATE_PORTS_FROM, lowest_ephemeral)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+PRIVATE_PORTS_FROM = 10_000
+"""Below this, well-known services (PostgreSQL 5432, Redis 6379, ...) listen."""
 
 
 PROCESS_START_S = 120.0

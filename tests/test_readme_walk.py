@@ -38,7 +38,7 @@ import pytest
 
 from dialplan.plan_loader import load_plan
 from router.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 REPO = REPO
 CALLS = 100
@@ -83,12 +83,6 @@ def shell(clone: Path, command: str, timeout: float = 300) -> subprocess.Complet
         timeout=timeout,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from tests.conftest import (
     SimulatedClock,
     call,
     finished_cdr,
+    free_port,
     logged_since,
     running_router,
     until_logged,
@@ -171,12 +171,6 @@ async def test_a_stop_while_another_process_locks_the_file_takes_the_drain_and_o
 
 
 # --- the daemon as a process ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServeProcess:

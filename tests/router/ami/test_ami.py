@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from router.simulation.asterisk_ami import (
     recorded_events,
     timestamp_events_in,
 )
+from tests.conftest import free_port
 
 ACCOUNTS = accounts_from_manager_conf(MANAGER_CONF.read_text(encoding="utf-8"))
 USER = "hotline400"
@@ -61,12 +61,6 @@ async def replayed(simulator: AmiSimulator, link: AmiLink, name: str) -> int:
     sent = await simulator.replay(recorded_events(RECORDINGS / name))
     await eventually(lambda: link.stats().events >= before + sent)
     return sent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_link_logs_in_and_hands_each_event_to_the_handlers_of_its_name() -> None:

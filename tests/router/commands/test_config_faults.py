@@ -22,7 +22,7 @@ import pytest
 
 from router.cli import main
 from router.configuration.settings import RouterSettings
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 Capture = pytest.CaptureFixture[str]
 
@@ -298,12 +298,6 @@ FAULT_IDS = [
     "numbers: a fraction of a day",
     "numbers: a segment where a list is due",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

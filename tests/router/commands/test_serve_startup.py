@@ -26,7 +26,7 @@ from router.configuration.settings import load_settings
 from router.daemon import Daemon
 from router.simulation.asterisk_agi import SimulatedCall, run_call
 from router.startup import StartupError
-from tests.conftest import E2E_CONFIG, REPO, SERVER_URL, scratch_schema
+from tests.conftest import E2E_CONFIG, REPO, SERVER_URL, free_port, scratch_schema
 
 REPO = REPO
 START_LIMIT_S = 5.0
@@ -42,12 +42,6 @@ and still well short of the store_timeout (30 s below) that a wait for the store
 # A process start imports the whole router first (several seconds on a loaded machine).
 PROCESS_LIMIT_S = 60.0
 SERVE = (sys.executable, "-m", "router.cli", "serve")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from tests.conftest import (
     PROCESS_START_S,
     REPO,
     eventually,
+    free_port,
     logged_since,
     run_sql,
     running_router,
@@ -264,12 +265,6 @@ class RouterProcess:
 
     def log(self) -> str:
         return logged_since(self.log_path)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Switchboard:

@@ -22,13 +22,19 @@ import pytest
 from router.simulation.asterisk_agi import Outcome as Phone
 from router.simulation.asterisk_agi import SimulatedCall, run_call
 from router.storage.cdr import Outcome
-from tests.conftest import PROCESS_START_S, eventually, run_sql, running_router, scratch_schema
+from tests.conftest import (
+    PROCESS_START_S,
+    eventually,
+    free_port,
+    run_sql,
+    running_router,
+    scratch_schema,
+)
 from tests.router.storage.test_multi_router import (
     PREPAID,
     SHANGHAI,
     RouterProcess,
     config_with,
-    free_port,
     pay,
 )
 
