@@ -1,11 +1,12 @@
 """The router daemon: config, store, CDR writer, plans and the FastAGI listener, wired once.
 
-Start order: settings -> plans (bad files are logged, good ones serve) -> the FastAGI
-address taken -> store and CDR writer (a journal left by a crash is replayed first) -> calls
-accepted -> AMI link -> the calls left in progress by a crash adopted in the background
+Start order: settings -> plans (bad files are logged, their last good copies serve) -> the
+FastAGI address taken -> store and CDR writer (a journal left by a crash is replayed first) ->
+calls accepted -> AMI link -> the calls left in progress by a crash adopted in the background
 (router.ami.adoption: once the journal is in the store, followed to their end through AMI
 or closed as interrupted, retried until the store answers) -> plan watcher.
-A start that cannot serve (address taken, store unusable) raises StartupError after closing
+A start that cannot serve (a calendar, tariffs or numbers file with problems and no last good
+copy to serve instead, address taken, store unusable) raises StartupError after closing
 what it opened. Stop order on SIGTERM: stop accepting -> let calls finish up to the drain
 timeout -> flush CDRs -> close the store.
 """
@@ -62,6 +63,7 @@ from router.startup import (
     spool_identity,
     spool_problem,
     store_problem,
+    unserved_problem,
 )
 from router.storage.call_wait import StopWait, one_store_wait
 from router.storage.location import store_for, store_is_transient
@@ -259,7 +261,10 @@ class Daemon:
     async def _start(self) -> int:
         files = raise_open_files_limit(self.held_calls)  # logs the limit and the calls it holds
         self.server.max_connections = max(1, files.calls)
-        self.plans.reload()
+        loaded = self.plans.reload()
+        if loaded.unserved:
+            last_good = (Path(self.settings.spool_dir) / LAST_GOOD_DIR).absolute()
+            raise StartupError(unserved_problem(self.config_dir, loaded.unserved, last_good))
         try:
             self.port = await self.server.bind(self.host, self.port)
         except OSError as error:

@@ -14,13 +14,16 @@ import fcntl
 import os
 import secrets
 import socket
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dialplan.errors import Problem
 from router.storage.protocol import StoreUnavailable
 
 
 class StartupError(Exception):
-    """The router cannot serve; the message is the one line printed before exiting."""
+    """The router cannot serve; the message is the line printed before exiting (followed,
+    for configuration files, by their problems, one a line)."""
 
 
 class LeaseLost(Exception):
@@ -81,6 +84,31 @@ def spool_problem(directory: str, error: OSError) -> str:
     return (
         f"spool_dir {directory} cannot be used for the CDR journal: {why}; check `spool_dir` "
         "in router.yaml and the directory's permissions"
+    )
+
+
+def unserved_problem(
+    config_dir: Path, unserved: Mapping[str, Sequence[Problem]], last_good: Path
+) -> str:
+    """The refusal of a start with a calendar, tariffs or numbers file that has problems and
+    no last good copy in `last_good` to serve instead: routing on without it would connect
+    calls with no prices, caps or balance checks, to suspended or cancelled numbers, or route
+    holidays as working days. Each file's problems follow, as `hotline400 check` prints them."""
+    files = []
+    for name in unserved:
+        copy = last_good / name
+        files.append(
+            f"{config_dir / name}" + (" (its copy no longer loads)" if copy.exists() else "")
+        )
+    named = files[0] if len(files) == 1 else f"{', '.join(files[:-1])} and {files[-1]}"
+    has, it = ("has", "it") if len(files) == 1 else ("have", "them")
+    problems = [str(problem) for found in unserved.values() for problem in found]
+    return "\n".join(
+        [
+            f"{named} {has} problems and no last good copy in {last_good} to serve instead; "
+            f"fix {it} and start again:",
+            *problems,
+        ]
     )
 
 

@@ -10,8 +10,10 @@ yet, a file that exists but has problems is served from its copy, told in one er
 with the copy's time. A file deleted from config/ loses its copy (a plan deleted is a number
 taken off on purpose), and a copy that no longer loads (a schema changed by an upgrade) is
 ignored with a warning. Either way the files with problems keep
-hotline400_plan_last_reload_successful at 0 until they are fixed. This is load time only:
-the per-call path reads the plans in memory, never the copies.
+hotline400_plan_last_reload_successful at 0 until they are fixed. A calendar, tariffs or
+numbers file with problems and nothing to serve instead is named in the result (`unserved`):
+the daemon refuses such a start rather than route without it. This is load time only: the
+per-call path reads the plans in memory, never the copies.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class ReloadResult:
     kept: list[str]
     """Numbers whose file has problems and whose previous plan keeps serving."""
     problems: list[Problem]
+    unserved: dict[str, list[Problem]]
+    """The calendar, tariffs and numbers files with problems that serve nothing, each with
+    its problems: none of their versions has loaded since start and no last good copy of
+    them loads. A plan so broken leaves one number unserved; these, every call."""
 
     @property
     def ok(self) -> bool:
@@ -105,16 +111,23 @@ class PlanBook:
         plans_dir = self.config_dir / PLANS_DIR
         from_copies: list[str] = []
         """The files with problems served from their last good copy, told once logged."""
+        unserved: dict[str, list[Problem]] = {}
         if plans_dir.is_dir():
             plans, problems, kept = self._load_plans(plans_dir, from_copies)
         else:
             plans, kept = dict(self._plans), sorted(self._plans)
             problems = [Problem(str(plans_dir), 1, "(directory)", "no such directory")]
         self.calendar = self._load_file(
-            CALENDAR_FILE, parse_calendar, OfficialCalendar(), self.calendar, problems, from_copies
+            CALENDAR_FILE,
+            parse_calendar,
+            OfficialCalendar(),
+            self.calendar,
+            problems,
+            from_copies,
+            unserved,
         )
         self.tariffs = self._load_file(
-            TARIFFS_FILE, self._new_tariffs, None, self.tariffs, problems, from_copies
+            TARIFFS_FILE, self._new_tariffs, None, self.tariffs, problems, from_copies, unserved
         )
         self.number_rules = self._load_file(
             NUMBERS_FILE,
@@ -123,13 +136,14 @@ class PlanBook:
             self.number_rules,
             problems,
             from_copies,
+            unserved,
         )
         self._plans = plans
         self.limited_numbers = frozenset(
             number for plan in plans.values() for number in plan.call_limits
         )
         self.version += 1
-        result = ReloadResult(len(plans), sorted(set(kept)), problems)
+        result = ReloadResult(len(plans), sorted(set(kept)), problems, unserved)
         self.last_reload_ok = result.ok
         if result.ok:
             self.reloads_ok += 1
@@ -176,10 +190,12 @@ class PlanBook:
         serving: T,
         problems: list[Problem],
         from_copies: list[str],
+        unserved: dict[str, list[Problem]],
     ) -> T:
         """What config file `name` now gives: `absent` when it does not exist; when it has
         problems (added to `problems`), what it gave so far (`serving`), or on a first load
-        its last good copy, if one still loads."""
+        its last good copy, if one still loads; without either, `serving` still, and the
+        file's problems in `unserved`."""
         path = self.config_dir / name
         if not path.exists():
             if self._copies is not None:
@@ -195,6 +211,7 @@ class PlanBook:
                 return serving
             copy = self._from_copy(name, parse, from_copies)
             if copy is None:
+                unserved[name] = error.problems
                 return serving
             self._loaded.add(name)
             return copy

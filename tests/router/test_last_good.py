@@ -15,6 +15,7 @@ import pytest
 
 from router.configuration.plan_book import PlanBook
 from router.daemon import Daemon
+from router.startup import StartupError
 from tests.conftest import E2E_CONFIG, MONDAY_MORNING, REPO, call, finished_cdr, running_router
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -121,23 +122,47 @@ async def test_a_plan_deleted_before_a_restart_is_not_served(tmp_path: Path) -> 
     assert not copy_of(router, "plans/4000000002.yaml").exists()
 
 
-async def test_a_first_start_with_broken_files_and_no_copies_serves_without_them(
+async def test_a_first_start_with_a_broken_plan_and_no_copy_serves_the_other_numbers(
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "source"
     shutil.copytree(E2E_CONFIG, config)
     (config / "plans" / "4000000002.yaml").write_text(BROKEN_PLAN)
-    (config / "tariffs.yaml").write_text("packages: [\n")
     async with running_router(tmp_path, config=config) as router:
         result = await call(router, dialled="4000000002", uniqueid="lg.4")
-        tariffs = router.plans.tariffs
+        other = await call(router, dialled="4000000001", uniqueid="lg.4b")
         healthy = router.plans.last_reload_ok
     assert result.variables["HOTLINE_STATUS"] == "unknown_number"
-    assert tariffs is None
+    assert other.variables["HOTLINE_STATUS"] == "answered"
     assert not healthy
     assert not copy_of(router, "plans/4000000002.yaml").exists()
-    assert not copy_of(router, "tariffs.yaml").exists()
     assert copy_of(router, "plans/4000000001.yaml").exists()
+
+
+async def test_a_start_whose_broken_tariffs_have_a_copy_that_no_longer_loads_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy that no longer loads is no copy: the start is refused as a first start is,
+    rather than connect calls with no prices."""
+    async with running_router(tmp_path) as router:
+        pass
+    tariffs = router.config_dir / "tariffs.yaml"
+    tariffs.write_text("packages: [\n")
+    copy = copy_of(router, "tariffs.yaml")
+    copy.write_text("packages: {old-schema: 1}\n")
+    with (
+        caplog.at_level(logging.WARNING, logger="hotline400.plans"),
+        pytest.raises(StartupError) as refused,
+    ):
+        async with restarted(router):
+            pass
+    last_good = copy.parent.absolute()
+    assert str(refused.value).splitlines()[0] == (
+        f"{tariffs} (its copy no longer loads) has problems and no last good copy in "
+        f"{last_good} to serve instead; fix it and start again:"
+    )
+    assert str(refused.value).splitlines()[1].startswith(f"{tariffs}:2 (file): invalid YAML")
+    assert f"last good copy {copy} no longer loads, ignored" in caplog.text
 
 
 async def test_a_last_good_copy_that_no_longer_loads_is_ignored_with_a_warning(

@@ -3,8 +3,8 @@ plans' words: its file, line and field, what is wrong and what is accepted inste
 
 Each case breaks one line of a copy of the shipped configuration, then runs `hotline400
 check --config DIR` as an admin does; `hotline400 serve` is run as a process, as a service
-manager runs it: refused at once for router.yaml, routing calls for the others while its log
-names each problem in the same words.
+manager runs it: refused at once, in the same words, for router.yaml, and for the others when
+it has no last good copy of them to serve instead.
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from router.cli import main
 from router.configuration.settings import RouterSettings
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, logged_since, until_logged
 
 Capture = pytest.CaptureFixture[str]
 
@@ -378,28 +376,135 @@ def test_serve_refuses_a_broken_router_yaml_in_one_line_naming_it(
     assert stderr.splitlines() == [f"cannot start: {expected}"]
 
 
-def test_serve_routes_calls_and_logs_each_broken_file_in_checks_words(config_dir: Path) -> None:
-    """A broken calendar, tariff or numbers file does not stop the router: it serves, and
-    its log says of each what `check` says, never a traceback."""
-    chosen = ("calendar: a misspelt key", "tariffs: GBK", "numbers: an unclosed bracket")
+FIRST_START_FAULTS = ("calendar: a misspelt key", "tariffs: GBK", "numbers: an unclosed bracket")
+
+
+def check_lines(capsys: Capture, config_dir: Path, path: Path) -> list[str]:
+    """The problems `hotline400 check --config DIR` prints for the file at `path`."""
+    assert main(["check", "--config", str(config_dir), *TODAY]) == 1
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{path}:")]
+
+
+def started(config_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`serve` as a process listening on a port of its own choosing, logging to `log`."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [*SERVE, "--config", str(config_dir), "--listen", "127.0.0.1:0"],
+            cwd=config_dir.parent,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=output,
+            stderr=output,
+        )
+
+
+def stopped(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=PROCESS_LIMIT_S)
+
+
+@pytest.mark.parametrize(
+    "chosen",
+    [[fault] for fault in FIRST_START_FAULTS] + [list(FIRST_START_FAULTS)],
+    ids=[*FIRST_START_FAULTS, "all three"],
+)
+def test_a_first_start_with_a_broken_file_and_no_last_good_copy_is_refused(
+    capsys: Capture, config_dir: Path, chosen: list[str]
+) -> None:
+    """Without its tariffs a router would connect calls with no prices, caps or balance
+    checks; without numbers.yaml, suspended and cancelled numbers; without the calendar,
+    holidays routed as working days. With no copy of the file that loaded before (a first
+    start, a new host), the start is refused with the file's problems as `check` prints
+    them, rather than routing on without it."""
     faults = [f for f, i in zip(FAULTS, FAULT_IDS, strict=True) if i in chosen]
     expected = [broken(config_dir, fault) for fault in faults]
-    port = free_port()
-    process = serve(config_dir, "--listen", f"127.0.0.1:{port}")
+    paths = [config_dir / fault[0] for fault in faults]
+    checked = [line for path in paths for line in check_lines(capsys, config_dir, path)]
+    process = serve(config_dir, "--listen", "127.0.0.1:0")
     try:
-        deadline = time.monotonic() + PROCESS_LIMIT_S
-        while time.monotonic() < deadline:
-            assert process.poll() is None
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-    finally:
-        process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=PROCESS_LIMIT_S)
-    assert process.returncode == 0
-    logged = [line for line in stderr.splitlines() if "level=error" in line and "problem" in line]
-    told = [line.split('msg="configuration problem: ', 1)[1] for line in logged]
-    assert [line.rstrip('"').replace('\\"', '"') for line in told] == expected
+    finally:
+        if process.poll() is None:  # it serves: not to be left running
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    lines = stderr.splitlines()
+    refusal = next(n for n, line in enumerate(lines) if line.startswith("cannot start: "))
+    files = ", ".join(str(path) for path in paths[:-1]) + " and " * (len(paths) > 1)
+    files += str(paths[-1])
+    verb = "has" if len(paths) == 1 else "have"
+    last_good = config_dir.parent / "var" / "spool" / "last-good"
+    assert lines[refusal] == (
+        f"cannot start: {files} {verb} problems and no last good copy in {last_good} to serve "
+        f"instead; fix {'it' if len(paths) == 1 else 'them'} and start again:"
+    )
+    assert lines[refusal + 1 :] == checked == expected
+    assert "FastAGI listening" not in stderr
     assert "Traceback" not in stderr
+    assert not any((last_good / path.name).exists() for path in paths)
+
+
+async def test_a_restart_after_a_bad_edit_serves_the_last_good_copy_of_each_file(
+    config_dir: Path,
+) -> None:
+    """A copy of each file that loaded is what a start serves instead of a broken file: the
+    refusal is for a start with nothing good to serve."""
+    log = config_dir.parent / "serve.log"
+    first = started(config_dir, log)
+    await until_logged(first, log, "FastAGI listening on 127.0.0.1:")
+    assert stopped(first) == 0
+    for fault in [f for f, i in zip(FAULTS, FAULT_IDS, strict=True) if i in FIRST_START_FAULTS]:
+        broken(config_dir, fault)
+    since = log.stat().st_size
+    again = started(config_dir, log)
+    try:
+        await until_logged(again, log, "FastAGI listening on 127.0.0.1:", since=since)
+    finally:
+        assert stopped(again) == 0
+    told = logged_since(log, since)
+    for name in ("calendar.yaml", "tariffs.yaml", "numbers.yaml"):
+        assert f"{config_dir / name} has problems: its last good version from " in told
+
+
+async def test_a_first_start_with_a_broken_plan_serves_the_other_numbers(
+    config_dir: Path,
+) -> None:
+    """A plan with problems and no copy leaves its one number unserved (a call to it is
+    refused as unknown, costing nothing), not the router."""
+    plan = config_dir / "plans" / "4008207788.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8").replace("number:", "numbr:", 1), "utf-8")
+    log = config_dir.parent / "serve.log"
+    process = started(config_dir, log)
+    try:
+        await until_logged(process, log, "FastAGI listening on 127.0.0.1:")
+    finally:
+        assert stopped(process) == 0
+    assert f"configuration problem: {plan}:" in logged_since(log)
+
+
+async def test_a_first_start_without_the_optional_files_routes(config_dir: Path) -> None:
+    """A calendar, tariffs or numbers.yaml that is not there is a router run without it on
+    purpose (postpaid calls, no holidays), not a file that failed to load."""
+    for name in ("calendar.yaml", "tariffs.yaml", "numbers.yaml"):
+        (config_dir / name).unlink()
+    log = config_dir.parent / "serve.log"
+    process = started(config_dir, log)
+    try:
+        await until_logged(process, log, "FastAGI listening on 127.0.0.1:")
+    finally:
+        assert stopped(process) == 0
+
+
+async def test_a_file_broken_while_serving_keeps_its_version_serving(config_dir: Path) -> None:
+    """A reload is no start: the version loaded keeps serving and the router runs on."""
+    log = config_dir.parent / "serve.log"
+    process = started(config_dir, log)
+    try:
+        await until_logged(process, log, "FastAGI listening on 127.0.0.1:")
+        [fault] = [f for f, i in zip(FAULTS, FAULT_IDS, strict=True) if i == "tariffs: GBK"]
+        expected = broken(config_dir, fault)
+        process.send_signal(signal.SIGHUP)
+        await until_logged(process, log, "configuration problem: ")
+        assert process.poll() is None
+    finally:
+        assert stopped(process) == 0
+    assert expected in logged_since(log).replace('\\"', '"')

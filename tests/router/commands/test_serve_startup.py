@@ -117,6 +117,20 @@ async def test_a_taken_address_fails_the_start_before_anything_is_opened(
     assert only_daemon_threads_left()
 
 
+async def test_a_broken_file_without_a_last_good_copy_fails_the_start_before_anything_opens(
+    tmp_path: Path,
+) -> None:
+    daemon = daemon_in(tmp_path)
+    tariffs = daemon.config_dir / "tariffs.yaml"
+    tariffs.write_text("packages: [\n")
+    metrics_port = int(daemon.settings.metrics_listen.rsplit(":", 1)[1])
+    message = await failed_start(daemon)
+    assert message.startswith(f"{tariffs} has problems and no last good copy in ")
+    assert port_is_free(daemon.port) and port_is_free(metrics_port)
+    assert not Path(daemon.settings.database).exists()
+    assert only_daemon_threads_left()
+
+
 async def test_a_database_path_that_is_a_directory_fails_the_start(tmp_path: Path) -> None:
     directory = tmp_path / "var" / "hotline400.db"
     directory.mkdir(parents=True)
