@@ -8,12 +8,15 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
 
 - end: the inbound channel's Hangup, at its Timestamp header (manager.conf
   `timestampevents = yes`); else the latest EndTime of its Cdr records; else the moment
-  the Hangup was read, on the router's clock: a Hangup unstamped, or stamped outside the
-  call's life (see below), which still tells the call ended; else, with no Hangup, the
-  moment the last Cdr record was read, its EndTime outside the call's life (Asterisk
-  writes the records once the channel is gone). An end that is the router's reading is
-  never before the call's start or its legs' ends; the note says where it comes from, and
-  the log warns.
+  the router read, on its clock, the Hangup (unstamped, or stamped outside the call's
+  life, see below: it still tells the call ended) or the last Cdr record (its EndTime
+  outside the call's life: Asterisk writes the records once the channel is gone),
+  whichever it read first, as the call had ended by then. An end that is the router's
+  reading is never before the call's start or its legs' ends; when that reading is outside
+  the call's life too (the router's clock over 10 minutes behind the one that started the
+  call), nothing times the end: the call ends at the latest moment it is known alive, its
+  start or its last leg's end, its talk unknown, rather than waiting for `max_age`. The
+  note says where such an end comes from, and the log warns.
 - talk time: Asterisk's CDR counts billable seconds from the moment the *inbound* channel
   was answered, not the destination (asterisk-transcripts README, fact 16). The router
   leaves the inbound channel unanswered while a destination rings, so Asterisk answers it
@@ -27,12 +30,18 @@ inbound channel, so that channel's events are the call's (its Linkedid is not ne
   DialEnd ANSWER) to its BridgeLeave (or Hangup), at the events' Timestamps or, without
   them, the moments they were read; without those events either (sent before a restart),
   from the destination's answer that the Dial's `U()` hook stamped on the caller's channel
-  (`answer_stamped`, read by the adoption) to the BridgeLeave, Hangup or the record's end;
+  (`answer_stamped`, read by the adoption) to the BridgeLeave Asterisk stamped, else the
+  Hangup it stamped or the records' end (Asterisk's clock, as the hook's stamp);
   without the stamp, from the Dial's start to the record's end: the prompt is never talk,
   the ring may be in it, and the remark says so.
   Without a Dial record that times the answer (none came, or its AnswerTime is none or
   one Asterisk could not have written), the talk runs from the DialEnd ANSWER to the
   BridgeLeave, Hangup or the records' end.
+  A talk timed by events is timed on one clock: one that ends at the router's reading (the
+  event unstamped, or AMI's time of the end left out) starts at the moment the router read
+  the answer, not at Asterisk's stamp of it, which may be up to 10 minutes off. Only an
+  answer unstamped against an end Asterisk stamped stays on both clocks: nothing times
+  that answer on Asterisk's clock.
 - outcome: answered if a destination answered, else from the last DialEnd's DialStatus
   (or the last Dial record's Disposition), mapped as the call session maps them.
   Whether a destination answered is known only from Cdr records, or from a DialEnd for
@@ -115,9 +124,13 @@ _END_READ = {
     "trusted",
     "Cdr record": "ended when the router read the Cdr record: its EndTime, outside the call's "
     "life, not trusted",
+    "nothing": "ended at the latest moment it is known alive: AMI's time of its end and the "
+    "router's reading of it both outside the call's life, not trusted",
 }
 """The note of a call whose end is the moment its misdated Hangup, or last Cdr record with
-no Hangup, was read."""
+no Hangup, was read (the earlier of the two when both came); or, every time of its end
+dated outside its life, the router's reading too ("nothing"), its start or its last leg's
+end, whichever is later."""
 MAX_KEPT_EVENTS = 500
 """Events kept of one call in progress: a call with forwards and holds sends some 30 that the
 reconciler reads; a peer repeating them without end must not grow memory for the call's
@@ -150,18 +163,24 @@ class Evidence:
     open_dials: int = 0
     last_status: str | None = None
     dial_answered: datetime | None = None
+    dial_answered_read: datetime | None = None
+    """When the router read that DialEnd, on its clock; as `bridged_read`, `unbridged_read`
+    and `hangup_read` of theirs. An unstamped event's moment is its read: a talk timed from
+    one event's read is timed from the other's read too, on one clock."""
     answer_stamped: datetime | None = None
     """The destination's answer as the Dial's `U()` hook stamped it on the caller's channel
     (read at adoption: a call the router had answered for a prompt)."""
     bridged: datetime | None = None
+    bridged_read: datetime | None = None
     unbridged: datetime | None = None
+    unbridged_read: datetime | None = None
     hangup: datetime | None = None
     hangup_stamped: bool = False
     hangup_read: datetime | None = None
     """When the router read the Hangup, on its clock: the end when its stamp is left out."""
     cdr_read: datetime | None = None
-    """When the router read the last Cdr record, on its clock: the end when no Hangup came
-    and every record's EndTime is left out (or no time)."""
+    """When the router read the last Cdr record, on its clock: the end when no Hangup came, or
+    one read later, and every record's EndTime is left out (or no time)."""
     ended_seen: float | None = None
     """time.monotonic() of its first Hangup or Cdr event."""
     cdrs: list[CdrRecord] = field(default_factory=list)
@@ -173,9 +192,10 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """One event as it was read: its name, when (time.monotonic()), and the clock then if
-    Asterisk did not stamp it (an unstamped event happened when it was read) or it is a
-    Hangup or Cdr record (whose times may be left out, the call ending when it was read)."""
+    """One event as it was read: its name, when (time.monotonic()), and the clock then unless
+    it is a DialBegin (which times nothing): an unstamped event happened when it was read; a
+    Hangup or Cdr record whose times are left out ended the call by then; and a talk one of
+    whose ends is timed by a read is timed from both reads, on the router's clock alone."""
 
     name: str
     event: Event
@@ -198,7 +218,8 @@ class Completion:
     """The last Dial's status as AMI tells it (ANSWER, BUSY, NOANSWER, ...), if it does."""
     end_read: str = ""
     """What the router read when `ended_at` is the moment it read it, AMI's own time left out:
-    "Hangup" or "Cdr record" (a key of `_END_READ`); empty when AMI times the end."""
+    "Hangup" or "Cdr record"; "nothing" when that reading is left out too (a key of
+    `_END_READ`); empty when AMI times the end."""
 
     @property
     def answer_untimed(self) -> bool:
@@ -245,8 +266,11 @@ def within(evidence: Evidence, earliest: datetime, latest: datetime) -> Evidence
             "hangup_read",
             "cdr_read",
             "dial_answered",
+            "dial_answered_read",
             "bridged",
+            "bridged_read",
             "unbridged",
+            "unbridged_read",
             "answer_stamped",
         )
     }
@@ -266,19 +290,27 @@ def complete(evidence: Evidence, dial_started: datetime | None = None) -> Comple
         ended = evidence.hangup
     elif evidence.cdrs:
         ended = max(record.ended_at for record in evidence.cdrs)
-    elif evidence.hangup is not None:
-        ended = evidence.hangup
-    elif evidence.hangup_read is not None:  # its stamp left out (`within`)
-        ended, end_read = evidence.hangup_read, "Hangup"
-    elif evidence.cdr_read is not None:  # no Hangup; every record's EndTime left out
-        ended, end_read = evidence.cdr_read, "Cdr record"
     else:
-        return None
+        # what the router read: a Hangup unstamped (its moment), or its stamp left out
+        # (`within`); Cdr records, every EndTime left out. Each tells the call had ended by
+        # then: the earlier read ends it
+        unstamped = evidence.hangup is not None
+        reads = [
+            (read, source)
+            for read, source in (
+                (evidence.hangup_read, "" if unstamped else "Hangup"),
+                (evidence.cdr_read, "Cdr record"),
+            )
+            if read is not None
+        ]
+        if not reads:
+            return None
+        ended, end_read = min(reads, key=lambda read: read[0])
     if not evidence.cdrs and (evidence.last_status is None or evidence.open_dials):
         return Completion(
             ended, dials_known=False, remark="end completed from AMI", end_read=end_read
         )
-    answered_at, talk, source = _talk(evidence, dial_started, ended)
+    answered_at, talk, source = _talk(evidence, dial_started, ended, bool(end_read))
     remark = f"completed from AMI ({source})"
     if answered_at is not None:
         outcome: Outcome | None = Outcome.ANSWERED
@@ -324,10 +356,11 @@ def _dial_outcome(record: CdrRecord) -> Outcome:
 
 
 def _talk(
-    evidence: Evidence, dial_started: datetime | None, ended: datetime
+    evidence: Evidence, dial_started: datetime | None, ended: datetime, ended_read: bool
 ) -> tuple[datetime | None, int, str]:
     """When a destination answered, the talk seconds, and where they come from; `ended`: the
-    call's end as the evidence tells it."""
+    call's end as the evidence tells it, `ended_read`: the moment the router read it (AMI's
+    time left out)."""
     answered = [
         record
         for record in evidence.cdrs
@@ -350,13 +383,31 @@ def _talk(
         prompted = from_cdr[0] < dial_started.replace(microsecond=0)
     if from_cdr is not None and not prompted:
         return *from_cdr, "CDR"
-    start = evidence.bridged or evidence.dial_answered
-    end = evidence.unbridged or evidence.hangup or ended
+    if evidence.bridged is not None:
+        start, start_read = evidence.bridged, evidence.bridged_read
+    else:
+        start, start_read = evidence.dial_answered, evidence.dial_answered_read
+    if evidence.unbridged is not None:
+        end, end_is_read = evidence.unbridged, evidence.unbridged == evidence.unbridged_read
+    elif evidence.hangup is not None:
+        end, end_is_read = evidence.hangup, not evidence.hangup_stamped
+    else:
+        end, end_is_read = ended, ended_read
+    if end_is_read and start_read is not None:
+        # the talk ends at the router's reading (unstamped, or AMI's time left out): it
+        # starts at the answer's reading too, one clock, not Asterisk's stamp against the
+        # router's clock. An answer unstamped against an end Asterisk stamped stays on two
+        # clocks: nothing times that answer on Asterisk's, and the end's reading is not the
+        # call's end on the CDR (Asterisk's stamp), which the answer could then fall after
+        start = start_read
     if start is not None and end >= start:
         return start, int((end - start).total_seconds()), "events"
     stamped = evidence.answer_stamped
     if stamped is not None and answered:
-        end = end or max(record.ended_at for record in answered)
+        # the hook's stamp is Asterisk's clock, and so is `ended` here (a stamped Hangup, else
+        # the records' end): a BridgeLeave timed by the router's reading is another clock
+        leave = evidence.unbridged
+        end = leave if leave is not None and leave != evidence.unbridged_read else ended
         if end >= stamped:
             talk = int((end - stamped).total_seconds())
             return stamped, talk, "the destination's answer as the Dial's hook stamped it"
@@ -709,7 +760,7 @@ class Reconciler:
                         MAX_KEPT_EVENTS,
                     )
                 return
-            read_at = None if stamped and name not in ("hangup", "cdr") else self._clock()
+            read_at = None if name == "dialbegin" else self._clock()
             evidence.unnoted.append(Heard(name, event, now, read_at))
             self._stamps_seen = self._stamps_seen or stamped
             if name == "dialend":
@@ -731,13 +782,17 @@ class Reconciler:
         evidence.open_dials = max(0, evidence.open_dials - 1)
         evidence.last_status = str(event.get("DialStatus", ""))
         if evidence.last_status == "ANSWER" and evidence.dial_answered is None:
-            evidence.dial_answered = self._moment(event, read_at)[0]
+            evidence.dial_answered_read = read = read_at or self._clock()
+            evidence.dial_answered = self._moment(event, read)[0]
 
     def _bridge_enter(self, evidence: Evidence, event: Event, read_at: datetime | None) -> None:
-        evidence.bridged = evidence.bridged or self._moment(event, read_at)[0]
+        if evidence.bridged is None:
+            evidence.bridged_read = read = read_at or self._clock()
+            evidence.bridged = self._moment(event, read)[0]
 
     def _bridge_leave(self, evidence: Evidence, event: Event, read_at: datetime | None) -> None:
-        evidence.unbridged = self._moment(event, read_at)[0]
+        evidence.unbridged_read = read = read_at or self._clock()
+        evidence.unbridged = self._moment(event, read)[0]
 
     def _hangup(self, evidence: Evidence, event: Event, read_at: datetime | None) -> None:
         evidence.hangup_read = read_at or self._clock()
@@ -856,6 +911,16 @@ class Reconciler:
                 )
                 evidence = sound
         completion = complete(evidence, dial_started)
+        if completion is None and cdr is not None and evidence.ended_seen is not None:
+            # AMI told the call ended, but every time of its end, the router's reading too
+            # (its clock over `_CLOCK_SLACK` behind the one that started the call), is left
+            # out: it ends at the latest moment it is known alive, not after `max_age`
+            completion = Completion(
+                cdr.started_at,
+                dials_known=False,
+                remark="end completed from AMI",
+                end_read="nothing",
+            )
         if completion is not None and call_id in self._adopted and completion.outcome is None:
             remark = completion.remark
             if not completion.answer_untimed:  # its remark says so already
@@ -876,8 +941,8 @@ class Reconciler:
             if cdr is None:
                 raise LookupError("its CDR is not in the store yet")
             completion = self._completion(call_id, cdr)
-            if completion is None:  # no longer expected (max_age, disowned, given up), or
-                return  # every end, the router's reading too, dated outside its life: max_age
+            if completion is None:  # no longer expected (max_age, disowned, given up)
+                return
             op = FinishCall(call_id, completion.finish_fields(cdr.note))
             if self._writer is not None:
                 self._writer.submit(op)
@@ -897,7 +962,14 @@ class Reconciler:
                 "life, or only after its end: talk time unknown, the call not priced",
                 call_id,
             )
-        if completion.end_read:
+        if completion.end_read == "nothing":
+            log.warning(
+                "call %s: AMI dated its end outside its life, and the router's clock read it "
+                "outside it too: ended at %s, the latest moment it is known alive",
+                call_id,
+                completion.ended_at,
+            )
+        elif completion.end_read:
             log.warning(
                 "call %s: AMI dated its %s outside its life and told no end within it: "
                 "ended at %s, when the router read it",

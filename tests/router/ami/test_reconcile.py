@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.ami.link import Event
+from router.ami.link import AmiLink, Event
 from router.ami.reconcile import MAX_KEPT_EVENTS, Completion, Reconciler
 from router.ami.wire import AmiMessage, parse_message
 from router.configuration.plan_book import PlanBook
@@ -22,7 +22,7 @@ from router.money.balance_alerts import BalanceAlerts
 from router.money.books import load_books
 from router.money.late_charges import LateCharges
 from router.money.rerating import rate_cdrs
-from router.simulation.asterisk_ami import RECORDINGS, recorded_events
+from router.simulation.asterisk_ami import RECORDINGS, AmiSimulator, recorded_events
 from router.storage.cdr import (
     CDR,
     DIALLING,
@@ -627,15 +627,26 @@ class Clock:
         return self.now.astimezone(BEIJING)
 
 
+async def read_one_by_one(
+    simulator: AmiSimulator, link: AmiLink, clock: Clock, reads: list[tuple[bytes, datetime]]
+) -> None:
+    """Send each event and wait until it is read, the router's clock at its moment then."""
+    for event, read in reads:
+        clock.now = read
+        target = link.stats().events + await simulator.replay([event])
+        await eventually(lambda target=target: link.stats().events >= target)
+
+
 async def broken_mid_dial(
     store: SQLiteStore,
     stream: list[bytes],
-    clock: Clock | None = None,
+    reads: list[datetime] | None = None,
     after_read: datetime | None = None,
 ) -> CDR:
     """The CDR of 1795371264.1, started at 18:14:20, its session broken during its Dial,
     once completed from `stream`, read over TCP while the call was in progress; with
-    `clock`, the router's clock, set to `after_read` once the stream is read."""
+    `reads`, each event read at its moment of the router's clock, set to `after_read`
+    once the stream is read."""
     call_id = "1795371264.1"
     await store.apply(
         [
@@ -650,15 +661,18 @@ async def broken_mid_dial(
             ),
         ]
     )
+    clock = Clock(reads[0]) if reads else None
     reconciler = reconciler_for(store, in_progress={call_id}, clock=clock)
     async with linked() as (simulator, link):
         reconciler.attach(link)
         await eventually(lambda: link.connected)
-        before = link.stats().events
-        sent = await simulator.replay(stream)
-        await eventually(lambda: link.stats().events >= before + sent)
-        if clock is not None and after_read is not None:
-            clock.now = after_read
+        if clock is not None and reads is not None:
+            await read_one_by_one(simulator, link, clock, list(zip(stream, reads, strict=True)))
+            clock.now = after_read or clock.now
+        else:
+            before = link.stats().events
+            sent = await simulator.replay(stream)
+            await eventually(lambda: link.stats().events >= before + sent)
         reconciler.expect(call_id)
         await eventually(lambda: reconciler.completed == 1)
     await reconciler.close()
@@ -846,19 +860,27 @@ async def test_an_adopted_call_whose_only_end_is_a_misdated_hangup_ends_when_it_
     await assert_closed_at_the_read(store, call_id, ended, END_READ, caplog, reconciler)
 
 
+# Asterisk's clock 2 s behind the router's: its DialBegin and DialEnd ANSWER (stamped
+# 18:14:24.5 and 18:14:27) read at 18:14:26.5 and 18:14:29 on the router's clock
+READS_OF_THE_DIAL = [utc(18, 14, 26) + timedelta(seconds=0.5), utc(18, 14, 29)]
+
+
 async def test_a_broken_call_whose_hangup_is_misdated_is_billed_to_when_it_was_read(
     store: SQLiteStore,
 ) -> None:
     """A session broken mid-Dial, its events read while it was in progress: the answer
     stamped within the call's life, the Hangup not, and no Cdr record. The talk runs from
     the answer to the moment the router read the Hangup, not to when the call was reported
-    broken or completed."""
-    clock = Clock(utc(18, 14, 40))
+    broken or completed; both on the router's clock, from the moment it read the answer,
+    not its stamp on Asterisk's clock (which may be up to 10 minutes off the router's)."""
     cdr = await broken_mid_dial(
-        store, [DIAL_BEGIN, ANSWER_AT_3, HANGUP_IN_2100], clock=clock, after_read=utc(18, 30, 0)
+        store,
+        [DIAL_BEGIN, ANSWER_AT_3, HANGUP_IN_2100],
+        reads=[*READS_OF_THE_DIAL, utc(18, 14, 40)],
+        after_read=utc(18, 30, 0),
     )
-    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 27))
-    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 13)
+    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 29))
+    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 11)
     assert cdr.note == (
         f"AGI session lost: connection reset; completed from AMI (events); {END_READ}"
     )
@@ -898,24 +920,103 @@ async def test_an_adopted_call_whose_only_end_is_misdated_cdr_records_ends_when_
     start), not left in progress until max_age gives it up; the note says where its end
     comes from and the log warns, once."""
     call_id = "1795371264.1"
-    await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])  # left in progress
-    clock = Clock(records[0][1])
-    reconciler = reconciler_for(store, clock=clock, settle=0.5)  # both records read first
-    async with linked() as (simulator, link):
-        reconciler.attach(link)
-        reconciler.adopt(call_id)
-        await eventually(lambda: link.connected)
-        for record, read in records:
-            clock.now = read
-            target = link.stats().events + await simulator.replay([record])
-            await eventually(lambda target=target: link.stats().events >= target)
-        clock.now = utc(18, 20, 0)  # completed later than read
-        await eventually(lambda: reconciler.completed == 1)
-    await reconciler.close()
+    reconciler = await adopted_and_read(store, records, utc(18, 20, 0))
     warning = await assert_closed_at_the_read(
         store, call_id, ended, END_READ_CDR, caplog, reconciler
     )
     assert "Cdr record" in warning
+
+
+async def adopted_and_read(
+    store: SQLiteStore,
+    reads: list[tuple[bytes, datetime]],
+    completed_at: datetime,
+    legs: tuple[Leg, ...] = (),
+) -> Reconciler:
+    """1795371264.1, started at 18:14:20 with `legs` and left in progress by a router,
+    adopted, then its end read from `reads` (each event at its moment of the router's
+    clock), and completed at `completed_at` on that clock."""
+    call_id = "1795371264.1"
+    started_call = started(call_id, "4000000001", utc(18, 14, 20))
+    await store.apply([started_call, *(AddLeg(call_id, leg) for leg in legs)])
+    clock = Clock(reads[0][1])
+    reconciler = reconciler_for(store, clock=clock, settle=0.5)  # every event read first
+    async with linked() as (simulator, link):
+        reconciler.attach(link)
+        reconciler.adopt(call_id)
+        await eventually(lambda: link.connected)
+        await read_one_by_one(simulator, link, clock, reads)
+        clock.now = completed_at  # completed later than read
+        await eventually(lambda: reconciler.completed == 1)
+    await reconciler.close()
+    return reconciler
+
+
+@pytest.mark.parametrize(
+    ("reads", "end_read"),
+    [
+        ([(CDR_IN_2099, utc(18, 14, 35)), (HANGUP_IN_2100, utc(18, 14, 40))], END_READ_CDR),
+        ([(HANGUP_IN_2100, utc(18, 14, 35)), (CDR_IN_2099, utc(18, 14, 40))], END_READ),
+        (
+            [(CDR_IN_1999, utc(18, 14, 35)), (dial_event("Hangup", None), utc(18, 14, 40))],
+            END_READ_CDR,
+        ),
+    ],
+    ids=["record-first", "hangup-first", "record-then-unstamped-hangup"],
+)
+async def test_a_call_whose_hangup_and_cdr_records_are_misdated_ends_at_the_first_read(
+    store: SQLiteStore,
+    reads: list[tuple[bytes, datetime]],
+    end_read: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Asterisk sent the channel's Hangup and Cdr records, each dated outside the call's
+    life (or the Hangup unstamped): each tells, when the router read it, that the call had
+    ended by then. It ends at the earlier of the two reads, noted as that one, not at the
+    Hangup's whichever came first."""
+    reconciler = await adopted_and_read(store, reads, utc(18, 20, 0))
+    await assert_closed_at_the_read(
+        store, "1795371264.1", utc(18, 14, 35), end_read, caplog, reconciler
+    )
+
+
+END_ALIVE = (
+    "ended at the latest moment it is known alive: AMI's time of its end and the router's "
+    "reading of it both outside the call's life, not trusted"
+)
+BUSY_LEG = Leg(1, "13800000021", "BUSY", utc(18, 14, 24), 3, 0, ForwardReason.PRIMARY)
+
+
+@pytest.mark.parametrize(
+    ("end", "legs", "ended"),
+    [
+        (HANGUP_IN_2100, (), utc(18, 14, 20)),
+        (CDR_IN_2099, (), utc(18, 14, 20)),
+        (HANGUP_IN_1999, (BUSY_LEG,), utc(18, 14, 27)),  # its leg ended 18:14:27
+    ],
+    ids=["hangup", "cdr-record", "after-a-leg"],
+)
+async def test_a_call_whose_end_and_its_reading_are_both_outside_its_life_ends_when_last_alive(
+    store: SQLiteStore,
+    end: bytes,
+    legs: tuple[Leg, ...],
+    ended: datetime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The router that adopted the call runs over 10 minutes behind the one that started it,
+    and Asterisk dated the end outside the call's life: the moment the router read the end
+    cannot be trusted either. AMI still told the call ended: it is closed at the latest
+    moment it is known alive (its start, or its last leg's end), noted so and warned of
+    once, not left in progress for hours until max_age gives it up."""
+    behind = utc(18, 0, 0)  # 14 min 20 s before the call's start on the router's clock
+    reconciler = await adopted_and_read(store, [(end, behind)], utc(18, 5, 0), legs)
+    cdr = await store.get_cdr("1795371264.1")
+    assert cdr is not None
+    assert (cdr.outcome, cdr.answered_at, cdr.billable_seconds) == (Outcome.INTERRUPTED, None, 0)
+    assert (cdr.ended_at, reconciler.pending) == (ended, 0)
+    assert cdr.note == f"{INTERRUPTED_NOTE}; end completed from AMI, talk time unknown; {END_ALIVE}"
+    alive = [r for r in caplog.records if "latest moment it is known alive" in r.getMessage()]
+    assert len(alive) == 1 and alive[0].levelname == "WARNING"
 
 
 async def test_a_broken_call_whose_cdr_record_is_misdated_is_billed_to_when_it_was_read(
@@ -924,14 +1025,17 @@ async def test_a_broken_call_whose_cdr_record_is_misdated_is_billed_to_when_it_w
     """A session broken mid-Dial, its events read while it was in progress: the answer
     stamped within the call's life; its Cdr record, stamped as the manager stamps every
     event, dated its end in 2099; no Hangup. The talk runs from the answer to the moment
-    the router read the record, not to when the call was reported broken or completed."""
-    clock = Clock(utc(18, 14, 40))
+    the router read the record, not to when the call was reported broken or completed;
+    both on the router's clock, from the moment it read the answer."""
     record = cdr_event("1795371264.1", EndTime="2099-01-01 00:00:00", Timestamp=f"{T0 + 16}")
     cdr = await broken_mid_dial(
-        store, [DIAL_BEGIN, ANSWER_AT_3, record], clock=clock, after_read=utc(18, 30, 0)
+        store,
+        [DIAL_BEGIN, ANSWER_AT_3, record],
+        reads=[*READS_OF_THE_DIAL, utc(18, 14, 40)],
+        after_read=utc(18, 30, 0),
     )
-    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 27))
-    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 13)
+    assert (cdr.outcome, cdr.answered_at) == (Outcome.ANSWERED, utc(18, 14, 29))
+    assert (cdr.ended_at, cdr.billable_seconds) == (utc(18, 14, 40), 11)
     assert cdr.note == (
         f"AGI session lost: connection reset; completed from AMI (events); {END_READ_CDR}"
     )
