@@ -308,6 +308,33 @@ async def test_after_a_prompt_without_bridge_events_the_cdr_count_is_used_and_sa
     assert cdr.note == f"{INTERRUPTED_NOTE}; completed from AMI (CDR, counted from the prompt)"
 
 
+async def test_a_talk_from_the_dial_hooks_answer_stamp_ends_on_asterisks_clock_too(
+    store: SQLiteStore,
+) -> None:
+    """An adopted call the router had answered for a prompt, its DialEnd and BridgeEnter sent
+    before the restart: the talk runs from the answer the Dial's hook stamped (Asterisk's
+    clock) to the Dial record's end (Asterisk's clock), not to the moment the router, its
+    clock 5 s ahead, read an unstamped BridgeLeave: 12 s, not 17 s."""
+    call_id = "9.1"
+    dialling = Leg(1, "13800000011", DIALLING, utc(18, 14, 30), 0, 0, ForwardReason.PRIMARY)
+    await store.apply([started(call_id, "4001234567", utc(18, 14, 24)), AddLeg(call_id, dialling)])
+    now = [utc(18, 14, 50)]
+    reconciler = reconciler_for(store, clock=lambda: now[0])
+    reconciler.adopt(call_id)
+    reconciler.answer_stamped(call_id, T0 + 8.5)  # 18:14:32.5 on Asterisk's clock
+    reconciler.handle(AmiMessage({"Event": "BridgeLeave", "Uniqueid": call_id}))
+    now[0] = utc(18, 14, 51)
+    reconciler.handle(AmiMessage({"Event": "Hangup", "Uniqueid": call_id}))
+    reconciler.handle(PROMPTED_DIAL_RECORD)  # ended 18:14:45 on Asterisk's clock
+    await eventually(lambda: reconciler.completed == 1)
+    cdr = await store.get_cdr(call_id)
+    assert cdr is not None
+    assert (cdr.outcome, cdr.billable_seconds) == (Outcome.ANSWERED, 12)
+    assert cdr.answered_at == datetime.fromtimestamp(T0 + 8.5, UTC)
+    assert cdr.ended_at == utc(18, 14, 45)
+    assert cdr.note == "completed from AMI (the destination's answer as the Dial's hook stamped it)"
+
+
 async def test_with_the_dial_result_unseen_only_the_end_is_completed(store: SQLiteStore) -> None:
     """The AMI link was down while the dial ended: whether anyone answered is unknown."""
     await interrupted(store, "9.1", "4001234567", utc(18, 14, 24))
