@@ -24,6 +24,16 @@ TARIFFS_FILE = "tariffs.yaml"
 PLANS_DIR = "plans"
 
 
+@dataclass(frozen=True, slots=True)
+class CopyServed:
+    """A file with problems that the routers serve from its last good copy (`copy`, kept
+    at `saved`): router.configuration.served."""
+
+    file: Path
+    copy: Path
+    saved: str
+
+
 @dataclass
 class ConfigSet:
     """Settings, calendar and the plans that loaded; problems of the files that did not."""
@@ -35,6 +45,13 @@ class ConfigSet:
     number_rules: NumberRules = field(default_factory=NumberRules)
     plans: dict[str, Plan] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    copies: list[CopyServed] = field(default_factory=list)
+    """The files with problems whose last good copy stands in for them: none as load_config
+    reads a directory (as `check` does), the routers' own as_served ones."""
+
+    def copy_of(self, file: Path) -> CopyServed | None:
+        """The copy serving for config file `file`, if one does."""
+        return next((copy for copy in self.copies if copy.file == file), None)
 
 
 def load_config(directory: str | Path) -> ConfigSet:

@@ -14,13 +14,30 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
+
+from dialplan.errors import ConfigError
+from dialplan.yaml_source import read_config_text
 
 LAST_GOOD_DIR = "last-good"
 
 log = logging.getLogger("hotline400.plans")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Generic[T]):
+    """A last good version read back: what it gives, where it is and when it was kept."""
+
+    value: T
+    path: Path
+    saved: str
 
 
 class LastGood:
@@ -41,6 +58,26 @@ class LastGood:
         """When the copy's content was first kept, to say how old the version serving is."""
         mtime = self.path(name).stat().st_mtime
         return datetime.fromtimestamp(mtime, self.zone).isoformat(sep=" ", timespec="seconds")
+
+    def load(self, name: str, parse: Callable[[str, str], T]) -> Copy[T] | None:
+        """The last good version of config file `name` as `parse` reads it; None without
+        one, or when it no longer loads (a schema changed by an upgrade, a damaged disk):
+        then a warning. The router serves it at start, the console shows it
+        (router.configuration.served): both read it here, so they read it alike."""
+        path = self.path(name)
+        if not path.exists():
+            return None
+        try:
+            value = parse(str(path), read_config_text(path))
+            saved = self.saved(name)
+        except ConfigError as error:
+            why = "; ".join(str(problem) for problem in error.problems)
+            log.warning("last good copy %s no longer loads, ignored: %s", path, why)
+            return None
+        except Exception as error:  # a copy must never stop the router from starting
+            log.warning("last good copy %s no longer loads, ignored: %r", path, error)
+            return None
+        return Copy(value, path, saved)
 
     def keep(self, name: str, text: str) -> None:
         """Make `text` the last good version of `name`, unless it already is."""

@@ -225,24 +225,16 @@ class PlanBook:
     ) -> T | None:
         """The last good version of config file `name`; None without one, or when it no
         longer loads (a schema changed by an upgrade, a damaged disk): then a warning."""
-        if self._copies is None or not self._copies.path(name).exists():
+        if self._copies is None:
             return None
-        copy = self._copies.path(name)
-        try:
-            value = parse(str(copy), read_config_text(copy))
-            saved = self._copies.saved(name)
-        except ConfigError as error:
-            why = "; ".join(str(problem) for problem in error.problems)
-            log.warning("last good copy %s no longer loads, ignored: %s", copy, why)
-            return None
-        except Exception as error:  # a copy must never stop the router from starting
-            log.warning("last good copy %s no longer loads, ignored: %r", copy, error)
+        copy = self._copies.load(name, parse)
+        if copy is None:
             return None
         from_copies.append(
-            f"{self.config_dir / name} has problems: its last good version from {saved} "
-            f"serves instead ({copy})"
+            f"{self.config_dir / name} has problems: its last good version from {copy.saved} "
+            f"serves instead ({copy.path})"
         )
-        return value
+        return copy.value
 
     def _new_tariffs(self, file: str, text: str) -> Tariffs:
         """The tariffs of `text`, refused (ConfigError) where they change what the serving

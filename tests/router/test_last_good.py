@@ -3,6 +3,7 @@ router restarted after a bad edit serves what it served before, not a dead line.
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from router.configuration.config_dir import load_config
 from router.configuration.plan_book import PlanBook
+from router.configuration.served import as_served
 from router.daemon import Daemon
 from router.startup import StartupError
 from tests.conftest import E2E_CONFIG, MONDAY_MORNING, REPO, call, finished_cdr, running_router
@@ -233,3 +236,32 @@ def test_a_copy_is_written_only_when_its_file_changed(tmp_path: Path) -> None:
     assert changed.stat().st_mtime > 0
     assert changed.read_bytes() == tariffs.read_bytes()
     assert sorted(p.name for p in last_good.rglob(".*")) == []  # no temporary file left
+
+
+def test_the_configuration_as_served_is_what_a_router_started_now_serves(tmp_path: Path) -> None:
+    """as_served, which the console shows, reads the copies in router.yaml's spool_dir as
+    a router's start does, and leaves them as they are: they are the routers'."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    spool = tmp_path / "spool"
+    router_yaml = config / "router.yaml"
+    router_yaml.write_text(
+        re.sub(r"^spool_dir: .*$", f"spool_dir: {spool}", router_yaml.read_text(), flags=re.M)
+    )
+    (config / "calendar.yaml").write_text("holidays:\n  2031-06-02: company day\n")
+    assert PlanBook(config, SHANGHAI, spool / "last-good").reload().ok
+    (config / "calendar.yaml").write_text("holidays: [\n")
+    (config / "tariffs.yaml").write_text("packages: [\n")
+    (config / "plans" / "4001234567.yaml").write_text('number: "4001234567"\n')
+    (spool / "last-good" / "tariffs.yaml").write_text("packages: {}\nno_longer: a field\n")
+    copies = sorted(path.relative_to(spool) for path in spool.rglob("*"))
+    router = PlanBook(config, SHANGHAI, spool / "last-good")
+    router.reload()
+
+    served = as_served(load_config(config))
+    assert served.calendar.day(date(2031, 6, 2)).name == "company day"
+    assert served.plans["4001234567"] == router.get("4001234567")
+    assert served.tariffs is None and router.tariffs is None  # its copy no longer loads
+    assert [copy.file.name for copy in served.copies] == ["4001234567.yaml", "calendar.yaml"]
+    assert len(served.problems) == len(load_config(config).problems)
+    assert sorted(path.relative_to(spool) for path in spool.rglob("*")) == copies
