@@ -8,6 +8,10 @@ part). The operator sees every problem; a subscriber's user only those of its ow
 plan, which its routing page shows it already: the other files are the operator's and name
 other subscribers' numbers.
 
+A file with problems that the routers serve from its last good copy (router.configuration.
+served) is listed with its problems all the same, and the copy's time said under it
+(FileProblems.served): the console's pages show that copy, as the routers serve it.
+
 A page or change that cannot be done because a file is broken says which file, instead of
 answering "not found" (BrokenFile).
 """
@@ -24,7 +28,7 @@ from starlette.exceptions import HTTPException
 from console.context import CheckedProblems, Console
 from console.users import User
 from dialplan.errors import Problem
-from router.configuration.config_dir import PLANS_DIR, TARIFFS_FILE, ConfigSet
+from router.configuration.config_dir import PLANS_DIR, TARIFFS_FILE, ConfigSet, CopyServed
 from router.configuration.directory_check import directory_problems
 from router.numbers.plan_check import compared_with_store
 
@@ -35,6 +39,8 @@ class FileProblems:
 
     file: str
     problems: list[Problem]
+    served: str | None = None
+    """When the last good copy the routers serve instead was kept; None without one."""
 
 
 class BrokenFile(HTTPException):
@@ -52,8 +58,9 @@ whole inventory and every plan's prompts; a file changed is listed afresh at onc
 
 
 async def current_problems(console: Console, user: User) -> list[Problem]:
-    """The problems `check --config DIR` would print now, those `user` may see."""
-    config = console.config
+    """The problems `check --config DIR` would print now, those `user` may see: of the
+    files as they read, not of the copies serving for them."""
+    config = console.configs.files()
     checked = console.checked
     if checked is None or checked.config is not config or _stale(checked):
         against_inventory, _ = await compared_with_store(config, console.store, console.now())
@@ -82,12 +89,34 @@ def seen_by(user: User, config: ConfigSet, problems: list[Problem]) -> list[Prob
     ]
 
 
-def by_file(problems: list[Problem]) -> list[FileProblems]:
-    """The problems grouped by file, the files in the order check tells them."""
+def by_file(problems: list[Problem], served: dict[str, str] | None = None) -> list[FileProblems]:
+    """The problems grouped by file, the files in the order check tells them; `served`,
+    the time of the last good copy serving for a file (served_copies)."""
     files: dict[str, list[Problem]] = {}
     for problem in problems:
         files.setdefault(problem.file, []).append(problem)
-    return [FileProblems(file, found) for file, found in files.items()]
+    kept = served or {}
+    return [FileProblems(file, found, kept.get(file)) for file, found in files.items()]
+
+
+def served_copies(user: User, config: ConfigSet) -> dict[str, str]:
+    """The files `user` may see that the routers serve from a last good copy, named as
+    seen_by names their problems, each with the copy's time."""
+    if user.is_operator:
+        return {str(copy.file): copy.saved for copy in config.copies}
+    copy = plan_copy(config, user.account) if user.account is not None else None
+    if copy is None:
+        return {}
+    return {str(Path(config.directory.name) / PLANS_DIR / copy.file.name): copy.saved}
+
+
+def plan_copy(config: ConfigSet, number: str) -> CopyServed | None:
+    """The last good copy the routers serve for `number`'s plan file, if its file has
+    problems and a copy loads."""
+    plans = config.directory / PLANS_DIR
+    return next(
+        (c for c in config.copies if c.file.parent == plans and c.file.stem == number), None
+    )
 
 
 def file_anchor(file: str) -> str:
@@ -96,9 +125,10 @@ def file_anchor(file: str) -> str:
 
 
 def tariffs_broken(config: ConfigSet) -> Path | None:
-    """tariffs.yaml when it is there and did not load (its accounts, packages and features
-    are then unknown to the console); None otherwise."""
+    """tariffs.yaml when it is there and does not load; None otherwise. Its accounts,
+    packages and features are then its last good copy's where the routers have one
+    (config.copy_of), else unknown to the console; either way it is not written."""
     path = config.directory / TARIFFS_FILE
-    if config.tariffs is None and any(Path(p.file) == path for p in config.problems):
+    if any(Path(p.file) == path for p in config.problems):
         return path
     return None

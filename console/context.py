@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from console.users import Scope, User
 from dialplan.errors import Problem
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
+from router.configuration.served import as_served
 from router.money.booking_alerts import Watch, sent_warnings
 from router.numbers.holdings import holding_since
 from router.storage.location import ConfiguredStore
@@ -25,17 +26,34 @@ from router.storage.location import ConfiguredStore
 
 @dataclass
 class ConfigCache:
-    """load_config again only when a file of the directory changed (size or mtime)."""
+    """load_config again only when a file of the directory changed (size or mtime). The
+    routers' last good copies are read then too: a copy changes only when its file loads,
+    which is a change of the file."""
 
     directory: Path
     _stamp: tuple[tuple[str, int, int], ...] | None = None
-    _config: ConfigSet | None = None
+    _files: ConfigSet | None = None
+    _served: ConfigSet | None = None
 
     def get(self) -> ConfigSet:
+        """The configuration as the routers serve it (router.configuration.served): what
+        the console's pages show."""
+        self._refresh()
+        assert self._served is not None
+        return self._served
+
+    def files(self) -> ConfigSet:
+        """The configuration as its files read now, as `check` reads them: what its list
+        of problems is made of."""
+        self._refresh()
+        assert self._files is not None
+        return self._files
+
+    def _refresh(self) -> None:
         stamp = self._stamp_now()
-        if self._config is None or stamp != self._stamp:
-            self._config, self._stamp = load_config(self.directory), stamp
-        return self._config
+        if self._files is None or stamp != self._stamp:
+            self._files = load_config(self.directory)
+            self._served, self._stamp = as_served(self._files), stamp
 
     def _stamp_now(self) -> tuple[tuple[str, int, int], ...]:
         files = [*self.directory.glob("*.yaml"), *(self.directory / PLANS_DIR).glob("*.yaml")]
@@ -78,6 +96,7 @@ class Console:
 
     @property
     def config(self) -> ConfigSet:
+        """The configuration the routers serve: a file with problems as its last good copy."""
         return self.configs.get()
 
     @property

@@ -17,7 +17,7 @@ from decimal import Decimal
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from console.config_problems import by_file, current_problems
+from console.config_problems import by_file, current_problems, served_copies
 from console.reports import Report, build_report
 from console.views.calls import calls_of
 from console.web import console_of, render, scope_of, user_of
@@ -53,8 +53,9 @@ class NumberMoney:
 async def dashboard(request: Request) -> Response:
     """Today's figures, and a notice of the configuration's problems when there are any:
     the operator learns there, not from a page that fails, that a file does not load."""
-    problems = await current_problems(console_of(request), user_of(request))
-    files = by_file(problems)
+    console, user = console_of(request), user_of(request)
+    problems = await current_problems(console, user)
+    files = by_file(problems, served_copies(user, console.config))
     return render(
         request,
         "dashboard.html",

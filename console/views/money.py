@@ -164,7 +164,7 @@ async def _money(
             "kind_names": KIND_NAMES,
             "zone": console.zone,
             "problem": _problem_shown(request, console),
-            "tariffs_broken": tariffs_broken(console.config),
+            **_tariffs_state(console),
             "payment": payment,
         },
         status=status,
@@ -238,9 +238,25 @@ async def _payment_booked(console: Console, number: str, ref: str) -> LedgerEntr
     return next((entry for entry in payments if entry.ref == ref), None)
 
 
+def _tariffs_state(console: Console) -> dict[str, object]:
+    """What the page says of a tariffs.yaml that does not load: `tariffs_copy`, the last
+    good copy the routers serve (the page shows it), or `tariffs_broken`, the file, when
+    none does (the page then shows no package, statement or feature)."""
+    broken = tariffs_broken(console.config)
+    copy = console.config.copy_of(broken) if broken is not None else None
+    return {"tariffs_broken": broken if copy is None else None, "tariffs_copy": copy}
+
+
 async def switch(request: Request) -> Response:
     """Switch a feature on (booking its fee today) or off, for the number's account; said
-    to be impossible, rather than not found, while tariffs.yaml does not load."""
+    to be impossible, rather than not found, while tariffs.yaml does not load.
+
+    That holds while the routers serve its last good copy too, though the page shows the
+    copy's features: a switch rewrites tariffs.yaml, and neither way of writing it is what
+    the operator would want. Written into the broken file, the switch would not be served
+    (the routers keep the copy) while its fee is booked; written into the copy's text, it
+    would put back the copy over the file and throw away the edit in progress, unsaid. The
+    file is fixed first, then the feature switched."""
     console = console_of(request)
     number = request.path_params["number"]
     if tariffs_broken(console.config) is not None and await money_visible(request, number):
@@ -255,9 +271,9 @@ async def switch(request: Request) -> Response:
 
 
 async def _switch(request: Request, console: Console, number: str, form: FormData) -> Response:
-    tariffs = console.config.tariffs  # as the file reads now, another switch written
-    if tariffs is None and tariffs_broken(console.config) is not None:
+    if tariffs_broken(console.config) is not None:  # as the file reads now, under the lock
         raise _cannot_switch(console)
+    tariffs = console.config.tariffs  # another switch written
     feature = request.path_params["feature"]
     if tariffs is None or number not in tariffs.accounts or feature not in tariffs.features:
         raise not_found()

@@ -178,7 +178,9 @@ class ProviderRow:
 
 async def accounts_page(request: Request) -> Response:
     """Every number's account (with a plan or in tariffs.yaml) and every service provider's
-    balance; the operator books payments from a number's money page."""
+    balance; the operator books payments from a number's money page. The accounts and plans
+    are those the routers serve: for a file that does
+    not load, its last good copy where they keep one (the page says so)."""
     require_operator(request)
     console = console_of(request)
     now = console.now()
@@ -204,7 +206,10 @@ async def accounts_page(request: Request) -> Response:
         threshold = party.low_balance_warning
         assert threshold is not None, "a provider's row has its threshold"
         providers.append(ProviderRow(party.name, party.full_name, usage.balance or ZERO, threshold))
-    return render(request, "accounts.html", {"rows": rows, "providers": providers})
+    copies = {str(copy.file): copy.saved for copy in config.copies}
+    return render(
+        request, "accounts.html", {"rows": rows, "providers": providers, "copies": copies}
+    )
 
 
 async def _context(

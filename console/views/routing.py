@@ -9,16 +9,24 @@ subscriber's save or restore that would change either is refused, and the refusa
 the audit log. A plan naming a `subscriber` that does not hold the number routes none of its
 calls (a past holder's: router.numbers.service.past_holders_plan), so the page says so of the
 plan on file and no save or restore writes one; the plan offered for a number without one
-names the number's holder."""
+names the number's holder.
+
+A plan file with problems that the routers serve from its last good copy opens on the file
+as it is, with its problems, and says that the copy of its time serves instead, previewing
+that copy: the file is what is being edited, the copy what answers the calls. A save or a
+restore then writes the text checked, as ever (it is the fix); the copy is shown, never
+written into the file for it."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.config_problems import plan_copy
 from console.file_writing import held, write_atomically
 from console.plan_editing import (
     CommonSettings,
@@ -402,7 +410,15 @@ async def _page(
     if problems is None and plan is not None and not found:
         found = await _holder_problems(request, number, plan, text)
     problems = problems if problems is not None else found
-    lines = await preview(plan, caller, at, console.config, console.store, set()) if plan else []
+    config = console.config
+    served = plan_copy(config, number)
+    served_name = None
+    previewed = plan
+    if served is not None:  # the plan file is broken: what answers the calls is the copy
+        served_name = str(Path(console.config_dir.name) / PLANS_DIR / served.file.name)
+        if plan is None and asked is None:
+            previewed = config.plans.get(number)
+    lines = await preview(previewed, caller, at, config, console.store, set()) if previewed else []
     return render(
         request,
         "routing.html",
@@ -414,6 +430,9 @@ async def _page(
             "problems_heading": PROBLEMS_HEADINGS[asked],
             "no_plan": no_plan,
             "preview": lines,
+            "served": served,
+            "served_name": served_name,
+            "copy_previewed": previewed is not plan,
             "caller": caller,
             "at": at,
             "saved": saved,
