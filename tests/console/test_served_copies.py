@@ -92,7 +92,7 @@ async def test_with_tariffs_broken_the_pages_show_the_copy_the_routers_serve(
             main_text(f"<main>{section.group(1)}</main>")
         )
         dashboard = main_text((await ops.get("/")).text)
-        assert "the routers serve the last good copy of 1 of them" in dashboard
+        assert "the routers serve the last good copy of 1 of these files" in dashboard
 
         for client in (ops, shop):
             token = await csrf_of(client, f"/numbers/{SHOP}/money")
