@@ -265,3 +265,21 @@ def test_the_configuration_as_served_is_what_a_router_started_now_serves(tmp_pat
     assert [copy.file.name for copy in served.copies] == ["4001234567.yaml", "calendar.yaml"]
     assert len(served.problems) == len(load_config(config).problems)
     assert sorted(path.relative_to(spool) for path in spool.rglob("*")) == copies
+
+
+def test_with_router_yaml_broken_no_copy_is_taken_for_the_routers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the routers keep their copies is router.yaml's to say: with it broken, copies
+    where its defaults would look are not taken for what the routers serve."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    monkeypatch.chdir(tmp_path)  # the default spool_dir, var/spool, is here
+    assert PlanBook(config, SHANGHAI, tmp_path / "var" / "spool" / "last-good").reload().ok
+    (config / "tariffs.yaml").write_text("packages: [\n")
+    assert as_served(load_config(config)).tariffs is not None
+    router_yaml = config / "router.yaml"
+    router_yaml.write_text(router_yaml.read_text() + "drain_timeout: lots\n")
+
+    served = as_served(load_config(config))
+    assert served.tariffs is None and served.copies == []
