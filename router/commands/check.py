@@ -2,6 +2,9 @@
 and plans, and the plans against the numbers' inventory in the routers' store.
 
 Exit 0 when every file is clean, 1 with every problem listed as file:line field: message.
+A config directory's tariffs.yaml is also compared with the last good copy the routers keep
+in router.yaml's spool_dir, as a router starting now compares it: one they refuse, and keep
+serving the copy for, is a problem.
 Warnings (the official calendar running out, a plan of a number not in the inventory, a
 number in service without a plan, menus the account does not pay for) do not fail the
 check.
@@ -28,8 +31,8 @@ from router.commands.arguments import day
 from router.configuration.config_dir import CALENDAR_FILE, TARIFFS_FILE, load_config
 from router.configuration.directory_check import directory_problems, plan_file
 from router.configuration.number_rules import NUMBERS_FILE, load_number_rules
-from router.configuration.plan_book import refused_tariff_changes
 from router.configuration.settings import ROUTER_FILE, load_settings
+from router.configuration.tariff_takeover import refused_by_routers, refused_tariff_changes
 from router.notifications.crm_address import Network, plan_problems
 from router.numbers.plan_check import check_against_inventory
 
@@ -102,7 +105,7 @@ def _billing_zone(target: Path, config_dir: Path) -> ZoneInfo:
 
 def _check_path(path: Path, today: date, zone: ZoneInfo) -> tuple[list[Problem], list[str], int]:
     if path.is_dir() and (path / "plans").is_dir():
-        config = load_config(path)
+        config = refused_by_routers(load_config(path))
         count = len(_yaml_files(path / "plans")) + sum(
             (path / name).exists()
             for name in (ROUTER_FILE, CALENDAR_FILE, TARIFFS_FILE, NUMBERS_FILE)

@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -34,15 +33,13 @@ from dialplan.calendar import OfficialCalendar, parse_calendar
 from dialplan.errors import ConfigError, Problem
 from dialplan.plan import Plan
 from dialplan.plan_loader import load_plans, parse_plan
-from dialplan.yaml_source import read_config_text, read_yaml
+from dialplan.yaml_source import read_config_text
 from numbering.rules import NumberRules
-from rating.minimum import refused_terms_changes
-from rating.price_changes import refused_price_rises
 from rating.tariff import Tariffs
-from rating.tariff_loader import parse_tariffs
 from router.configuration.config_dir import CALENDAR_FILE, PLANS_DIR, TARIFFS_FILE
 from router.configuration.last_good import LastGood
 from router.configuration.number_rules import NUMBERS_FILE, parse_number_rules
+from router.configuration.tariff_takeover import copy_tariffs, taking_over
 
 log = logging.getLogger("hotline400.plans")
 
@@ -238,26 +235,17 @@ class PlanBook:
 
     def _new_tariffs(self, file: str, text: str) -> Tariffs:
         """The tariffs of `text`, refused (ConfigError) where they change what the serving
-        tariffs forbid changing (refused_tariff_changes); at start, what the last good copy
-        priced with, so a price rise without notice is not let in by a restart."""
-        tariffs = parse_tariffs(file, text, self.zone)
-        today = datetime.now(self.zone).date()
+        tariffs forbid changing (router.configuration.tariff_takeover); at start, what the
+        last good copy priced with, so a price rise without notice is not let in by a
+        restart."""
         serving = self.tariffs if self.tariffs is not None else self._last_good_tariffs()
-        refused = refused_tariff_changes(serving, tariffs, Path(file), today)
-        if refused:
-            raise ConfigError(refused)
-        return tariffs
+        return taking_over(file, text, self.zone, serving)
 
     def _last_good_tariffs(self) -> Tariffs | None:
-        """The tariffs of the last good copy of tariffs.yaml, if one still loads (quietly:
-        it is only compared with here; `_from_copy` tells when it serves)."""
+        """The tariffs of the last good copy of tariffs.yaml, if one still loads."""
         if self._copies is None or TARIFFS_FILE in self._loaded:
             return None
-        copy = self._copies.path(TARIFFS_FILE)
-        try:
-            return parse_tariffs(str(copy), read_config_text(copy), self.zone)
-        except (ConfigError, OSError):
-            return None
+        return copy_tariffs(self._copies.path(TARIFFS_FILE), self.zone)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload whenever a plan file or the calendar changes, until `stop` is set.
@@ -294,18 +282,3 @@ class PlanBook:
             self.reloads_failed += 1
             self.last_reload_ok = False
             log.exception("reload failed; the plans loaded before keep serving")
-
-
-def refused_tariff_changes(
-    old: Tariffs | None, new: Tariffs, path: Path, day: date
-) -> list[Problem]:
-    """What the new tariffs change against the rules, the file taking over on `day`, each
-    with its file and line: a number's minimum monthly consumption (rating.minimum) and
-    price rises without their notice (rating.price_changes)."""
-    if old is None:
-        return []
-    refused = [*refused_terms_changes(old, new, day), *refused_price_rises(old, new, day)]
-    if not refused:
-        return []
-    source = read_yaml(str(path), path.read_text(encoding="utf-8"))
-    return [source.problem(field, message) for field, message in refused]

@@ -27,6 +27,7 @@ from numbering.lifecycle import NumberRecord
 from numbering.rules import NumberRules
 from router.cli import COMMANDS, build_parser, command_named, main
 from router.commands.arguments import TIME_FORMS, moment
+from router.configuration.plan_book import PlanBook
 from router.numbers.inventory import Inventory
 from tests.conftest import REPO, UNWATCHED, at, opened_store
 
@@ -497,6 +498,43 @@ def test_check_previous_refuses_a_price_raised_without_30_days_notice(
         "packages.nationwide-300.changes[0].effective: 4008207788: prices of nationwide-300 "
         "raised from 2027-01-04 (monthly rent 300.00 -> 320.00) refused"
     )
+
+
+def test_check_config_refuses_tariffs_as_a_starting_router_does_against_its_last_good_copy(
+    capsys: Capture, config_dir: Path, tmp_path: Path
+) -> None:
+    """A rent raised without notice parses, but a router started now refuses it against the
+    last good copy in router.yaml's spool_dir and keeps charging the copy's prices: `check
+    --config DIR` lists that refusal as the router words it. Without a copy, nothing to
+    compare with: the file is checked alone, as before."""
+    router = config_dir / "router.yaml"
+    last_good = tmp_path / "spool" / "last-good"
+    break_file(router, "spool_dir: var/spool", f"spool_dir: {last_good.parent}")
+    tariffs = config_dir / "tariffs.yaml"
+    clean = tariffs.read_text()
+    raised = clean.replace("monthly_rent: 300.00", "monthly_rent: 320.00")
+    tariffs.write_text(raised)
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir))
+    assert (code, lines[-1]) == (0, f"checked {checked_files(config_dir)} file(s): ok")
+
+    tariffs.write_text(clean)
+    assert PlanBook(config_dir, ZoneInfo("Asia/Shanghai"), last_good).reload().ok
+    tariffs.write_text(raised)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    code, lines = hotline400(capsys, "check", "--config", str(config_dir))
+    assert code == 1
+    refusal = (
+        f"{tariffs}:{line_of(tariffs, 'nationwide-300:')} packages.nationwide-300: 4008207788: "
+        f"prices of nationwide-300 raised from {today} (monthly rent 300.00 -> 320.00) "
+        "refused: a price rise takes effect at least 30 days after it is announced; this one "
+        f"0 day(s) after (announced {today}, effective {today}); give the new prices as a "
+        "change with announced: and effective:"
+    )
+    assert lines[0] == refusal
+    assert lines[-1] == f"checked {checked_files(config_dir)} file(s): 1 problem(s)"
+    started = PlanBook(config_dir, ZoneInfo("Asia/Shanghai"), last_good).reload()
+    assert [str(problem) for problem in started.problems] == [refusal], "the router's words"
+    assert (last_good / "tariffs.yaml").read_text() == clean, "the copy serves"
 
 
 def zone_on_another_day() -> str:
