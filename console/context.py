@@ -19,6 +19,7 @@ from console.users import Scope, User
 from dialplan.errors import Problem
 from router.configuration.config_dir import PLANS_DIR, ConfigSet, load_config
 from router.configuration.served import as_served
+from router.configuration.tariff_takeover import refused_by_routers
 from router.money.booking_alerts import Watch, sent_warnings
 from router.numbers.holdings import holding_since
 from router.storage.location import ConfiguredStore
@@ -43,8 +44,9 @@ class ConfigCache:
         return self._served
 
     def files(self) -> ConfigSet:
-        """The configuration as its files read now, as `check` reads them: what its list
-        of problems is made of."""
+        """The configuration as its files read now, as `check` reads them (a tariffs.yaml
+        the routers refuse against their last good copy among the files with problems):
+        what its list of problems is made of."""
         self._refresh()
         assert self._files is not None
         return self._files
@@ -52,7 +54,7 @@ class ConfigCache:
     def _refresh(self) -> None:
         stamp = self._stamp_now()
         if self._files is None or stamp != self._stamp:
-            self._files = load_config(self.directory)
+            self._files = refused_by_routers(load_config(self.directory))
             self._served, self._stamp = as_served(self._files), stamp
 
     def _stamp_now(self) -> tuple[tuple[str, int, int], ...]:

@@ -1,6 +1,8 @@
 """The configuration as the routers serve it: the files as `check` reads them, each file
 with problems replaced by its last good copy in the spool_dir router.yaml names, as a
-router started now serves it (router.configuration.plan_book).
+router started now serves it (router.configuration.plan_book). A tariffs.yaml that parses
+but that the routers refuse against that copy (router.configuration.tariff_takeover
+.refused_by_routers) is such a file.
 
 The console shows this, so the operator and the subscribers see what answers the calls,
 not a number missing because tariffs.yaml is mid-edit. A running router serves what it

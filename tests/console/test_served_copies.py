@@ -154,3 +154,28 @@ async def test_a_copy_elsewhere_than_router_yamls_spool_dir_is_not_read(tmp_path
         money = main_text((await ops.get(f"/numbers/{SHOP}/money")).text)
         assert "features are not shown" in money and "routers serve the copy" not in money
         await ops.aclose()
+
+
+async def test_tariffs_the_routers_refuse_show_the_copy_they_charge_by(tmp_path: Path) -> None:
+    """tariffs.yaml with a rent raised without notice parses, but a router refuses it against
+    its last good copy and keeps charging the copy's rent: the console lists the refusal as
+    `check` does and shows the copy's rent, saying why."""
+    async with running_console(tmp_path) as site:
+        tariffs = site.config_dir / "tariffs.yaml"
+        copy = copies_kept_by_a_router(site) / "tariffs.yaml"
+        break_file(tariffs, "monthly_rent: 300.00", "monthly_rent: 320.00")
+        ops = await site.signed_in("ops")
+
+        page = (await ops.get("/configuration")).text
+        assert listed(page) == await check_says(site)
+        assert any(
+            "prices of nationwide-300 raised from" in line and "refused" in line
+            for line in listed(page)
+        )
+        assert f"The routers serve the copy of {kept_at(copy)}" in main_text(page)
+
+        said = main_text((await ops.get(f"/numbers/{SHOP}/money")).text)
+        assert f"The routers serve the copy of tariffs.yaml of {kept_at(copy)}" in said
+        assert "closing 2026-11 books rent 300.00 yuan (nationwide-300 rent 2026-11)" in said
+        assert "320.00" not in said
+        await ops.aclose()
