@@ -244,12 +244,18 @@ class StartCall:
     cdr: CDR
 
 
+STORED_ID_NOTE = """`stored_id`: the call id is the stored CDR's, read from the store (a call adopted or
+completed from AMI): written there as it is. Otherwise it is the session's own id, which the
+store follows to the CDR it keyed a repeat session by (router.storage.repeats)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AddLeg:
-    """Append a finished Dial attempt to a call."""
+    """Append a finished Dial attempt to a call (`stored_id`: see STORED_ID_NOTE)."""
 
     call_id: str
     leg: Leg
+    stored_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +263,12 @@ class FinishCall:
     """Set the fields known at the end of a call (or after rating); others stay as they are.
 
     Money comes as a whole: caller share, callee share and total together, adding up.
+    `stored_id`: see STORED_ID_NOTE.
     """
 
     call_id: str
     fields: Mapping[str, Any]
+    stored_id: bool = False
 
     def __post_init__(self) -> None:
         if not FINISH_FIELDS.issuperset(self.fields):
@@ -283,14 +291,26 @@ class PostLedger:
 
     Idempotent by (number, kind, ref): a replayed entry is not booked twice. The store keeps
     the balance and the usage counters in step with the ledger in the same transaction.
-    `included_seconds` is what a call took from the month's included minutes.
+    `included_seconds` is what a call took from the month's included minutes. A call's
+    entry is keyed by its call id (`ref`); `stored_id`: see STORED_ID_NOTE.
     """
 
     entry: LedgerEntry
     included_seconds: int = 0
+    stored_id: bool = False
 
 
-CdrOp = StartCall | AddLeg | FinishCall | PostLedger
+@dataclass(frozen=True, slots=True)
+class Rekeyed:
+    """The store keyed the CDR of the session `call_id` by `stored_id` (a repeat of a
+    uniqueid it already held): journaled ahead of the session's later ops, so that a replay
+    by a later run, which remembers no repeat, sends them there too. Writes no row."""
+
+    call_id: str
+    stored_id: str
+
+
+CdrOp = StartCall | AddLeg | FinishCall | PostLedger | Rekeyed
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {
@@ -354,29 +374,39 @@ def op_to_json(op: CdrOp) -> dict[str, Any]:
     match op:
         case StartCall(cdr):
             return {"op": "start", "cdr": cdr_to_json(cdr)}
-        case AddLeg(call_id, leg):
-            return {"op": "add_leg", "call_id": call_id, "leg": leg_to_json(leg)}
-        case FinishCall(call_id, values):
+        case AddLeg(call_id, leg, stored_id):
+            data: dict[str, Any] = {"op": "add_leg", "call_id": call_id, "leg": leg_to_json(leg)}
+        case FinishCall(call_id, values, stored_id):
             encoded = {name: encode_value(value) for name, value in values.items()}
-            return {"op": "finish", "call_id": call_id, "fields": encoded}
-        case PostLedger(entry, included_seconds):
-            return {
+            data = {"op": "finish", "call_id": call_id, "fields": encoded}
+        case PostLedger(entry, included_seconds, stored_id):
+            data = {
                 "op": "ledger",
                 "entry": ledger_entry_to_json(entry),
                 "included_seconds": included_seconds,
             }
-    raise TypeError(f"not a CDR operation: {op!r}")
+        case Rekeyed(call_id, stored):
+            return {"op": "rekeyed", "call_id": call_id, "stored_id": stored}
+        case _:
+            raise TypeError(f"not a CDR operation: {op!r}")
+    if stored_id:
+        data["stored_id"] = True
+    return data
 
 
 def op_from_json(data: Mapping[str, Any]) -> CdrOp:
+    stored = data.get("stored_id", False)
     match data["op"]:
         case "start":
             return StartCall(cdr_from_json(data["cdr"]))
         case "add_leg":
-            return AddLeg(data["call_id"], leg_from_json(data["leg"]))
+            return AddLeg(data["call_id"], leg_from_json(data["leg"]), stored)
         case "finish":
             values = {name: decode_value(name, raw) for name, raw in data["fields"].items()}
-            return FinishCall(data["call_id"], values)
+            return FinishCall(data["call_id"], values, stored)
         case "ledger":
-            return PostLedger(ledger_entry_from_json(data["entry"]), data["included_seconds"])
+            entry = ledger_entry_from_json(data["entry"])
+            return PostLedger(entry, data["included_seconds"], stored)
+        case "rekeyed":
+            return Rekeyed(data["call_id"], data["stored_id"])
     raise ValueError(f"unknown CDR operation {data['op']!r}")

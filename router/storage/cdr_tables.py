@@ -20,6 +20,7 @@ from typing import Any
 from router.storage import queries
 from router.storage.cdr import CDR, CdrOp, Outcome, encode_value
 from router.storage.protocol import INTERRUPTED_NOTE
+from router.storage.repeats import RepeatKeys, Resolution
 from router.storage.rows import (
     LEG_COLUMNS,
     BatchRows,
@@ -34,12 +35,32 @@ from router.storage.sessions import Session, SessionSource
 class CdrTables(SessionSource):
     """The CDR part of `Store`: the write-behind ops, interrupted calls, queries."""
 
+    repeats: RepeatKeys
+    """The session ids this router's store keyed apart (router.storage.repeats)."""
+
     async def apply(self, ops: Sequence[CdrOp]) -> None:
-        # Encoding a big batch takes a while: done in a worker so the call path keeps running.
+        # Encoding a big batch takes a while: done in a worker so the call path keeps running;
+        # again, only for a batch whose ids the store keyed apart (rare).
         batch = await asyncio.to_thread(batch_rows, ops, self.zone, self.router)
         async with self._transaction() as session:
+            resolving = self.repeats.resolving(ops, self.router)
+            try:
+                query = next(resolving)
+                while True:
+                    query = resolving.send(await session.fetch(*query))
+            except StopIteration as done:
+                resolution: Resolution = done.value
+            if resolution.ops is not ops:
+                batch = await asyncio.to_thread(batch_rows, resolution.ops, self.zone, self.router)
             for sql, rows in batch_statements(batch):
                 await session.executemany(sql, rows)
+        self.repeats.settle(resolution)
+
+    def stored_id(self, call_id: str) -> str:
+        return self.repeats.stored_id(call_id)
+
+    def with_rekeys(self, ops: Sequence[CdrOp]) -> list[CdrOp]:
+        return self.repeats.with_rekeys(ops)
 
     async def stranded_calls(self, now: datetime, routers: Sequence[str] = ()) -> list[CDR]:
         async with self._connected() as session:

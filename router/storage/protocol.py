@@ -58,8 +58,17 @@ class Store(Protocol):
     async def apply(self, ops: Sequence[CdrOp]) -> None:
         """Apply the ops, with the effect of one by one in order, in one transaction.
 
-        Idempotent: applying ops again (a replay) changes nothing.
+        Idempotent: applying ops again (a replay) changes nothing. A start whose call id
+        the store holds for another call (a repeat on another router, or before a restart)
+        is keyed `UNIQUEID~N`, and the session's later ops follow it (router.storage.repeats).
         """
+
+    def stored_id(self, call_id: str) -> str:
+        """The id the store keyed the CDR of this router's session `call_id` by."""
+
+    def with_rekeys(self, ops: Sequence[CdrOp]) -> list[CdrOp]:
+        """`ops` as the journal keeps them: each session among them keyed apart announced
+        ahead (`Rekeyed`), for a replay by a later run."""
 
     async def close_interrupted(self, now: datetime, routers: Sequence[str] = ()) -> int:
         """Close this router's calls (and those of `routers`, routers that will not come

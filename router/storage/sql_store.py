@@ -22,6 +22,7 @@ from router.storage.lease_tables import LeaseTables
 from router.storage.number_tables import NumberTables
 from router.storage.pin_guard_tables import PinGuardTables
 from router.storage.recording_tables import RecordingTables
+from router.storage.repeats import RepeatKeys
 from router.storage.terms_tables import TermsTables
 
 
@@ -40,3 +41,4 @@ class SqlStore(
     def __init__(self, *, router: str, zone: ZoneInfo) -> None:
         self.router = router
         self.zone = zone
+        self.repeats = RepeatKeys()

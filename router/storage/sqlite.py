@@ -33,6 +33,7 @@ from router.storage.cdr import CdrOp
 from router.storage.cdr_tables import batch_statements
 from router.storage.protocol import StoreUnavailable
 from router.storage.queries import NO_ROUTER
+from router.storage.repeats import RepeatKeys, Resolution, resolved
 from router.storage.rows import Row, batch_rows
 from router.storage.sessions import Session, migrate
 from router.storage.sql_store import SqlStore
@@ -176,10 +177,13 @@ class SQLiteStore(SqlStore):
         for the file is bounded by what is left of the stop's (`_locked`)."""
         async with self._locked() as db:
             try:
-                await _in_connection_thread(db, _apply_batch, ops, self.zone, self.router)
+                resolution = await _in_connection_thread(
+                    db, _apply_batch, ops, self.zone, self.router, self.repeats
+                )
             except BaseException:
                 await self._roll_back(db)
                 raise
+        self.repeats.settle(resolution)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Session]:
@@ -322,14 +326,25 @@ class _SQLiteSession:
 
 
 def _apply_batch(
-    connection: sqlite3.Connection, ops: Sequence[CdrOp], zone: ZoneInfo, router: str
-) -> None:
-    """One batch on the connection's own thread; the caller rolls back what this leaves."""
+    connection: sqlite3.Connection,
+    ops: Sequence[CdrOp],
+    zone: ZoneInfo,
+    router: str,
+    repeats: RepeatKeys,
+) -> Resolution:
+    """One batch on the connection's own thread; the caller rolls back what this leaves,
+    and remembers what it keyed apart once it is committed (on the event loop)."""
     batch = batch_rows(ops, zone, router)
     connection.execute("BEGIN IMMEDIATE")
+    resolution = resolved(
+        repeats.resolving(ops, router), lambda query: connection.execute(*query).fetchall()
+    )
+    if resolution.ops is not ops:
+        batch = batch_rows(resolution.ops, zone, router)
     for sql, rows in batch_statements(batch):
         connection.executemany(sql, rows)
     connection.execute("COMMIT")
+    return resolution
 
 
 async def _in_connection_thread(

@@ -223,10 +223,13 @@ class CdrWriter:
         await self._spool(batch)
 
     async def _spool(self, batch: list[CdrOp]) -> None:
-        """Journal the batch behind anything held in memory; hold it too if that fails."""
+        """Journal the batch behind anything held in memory, each session among them that
+        the store keyed apart announced ahead (a later run's replay follows it); hold it
+        too if that fails."""
         unjournaled = [*self._held, *batch]
         try:
-            await asyncio.to_thread(_journal_ops, self._journal, unjournaled)
+            journaled = self._store.with_rekeys(unjournaled)
+            await asyncio.to_thread(_journal_ops, self._journal, journaled)
         except OSError:
             self._held = unjournaled
             log.exception(
