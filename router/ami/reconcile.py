@@ -685,8 +685,9 @@ class Reconciler:
         task.add_done_callback(self._tasks.discard)
 
     async def _give_up(self, call_id: str, reason: str) -> None:
+        stored_id = self._stored_id(call_id)
         try:
-            cdr = await self._store.get_cdr(call_id)
+            cdr = await self._store.get_cdr(stored_id)
         except Exception as error:
             log.warning("call %s: not closed yet (%s); retry in %gs", call_id, error, self._retry)
             self.give_up_after(call_id, self._retry, reason)
@@ -696,9 +697,8 @@ class Reconciler:
             return
         ended = max([cdr.started_at, *(leg.ended_at for leg in cdr.legs)])
         note = f"{INTERRUPTED_NOTE}; {reason}"
-        self._submit(
-            FinishCall(call_id, {"outcome": Outcome.INTERRUPTED, "ended_at": ended, "note": note})
-        )
+        fields = {"outcome": Outcome.INTERRUPTED, "ended_at": ended, "note": note}
+        self._submit(FinishCall(stored_id, fields, stored_id=True))
         log.warning("call %s closed as interrupted: %s", call_id, reason)
 
     def disown(self) -> int:
@@ -712,6 +712,13 @@ class Reconciler:
                     timer.cancel()
             self._forget(call_id)
         return len(adopted)
+
+    def _stored_id(self, call_id: str) -> str:
+        """The id the call's CDR is stored by: an adopted call's was read from the store; a
+        session of this run may have been keyed apart as a repeat (router.storage.repeats).
+        Its writes carry that id, marked `stored_id`, so they never follow a session of
+        this run that repeats an adopted call's uniqueid."""
+        return call_id if call_id in self._adopted else self._store.stored_id(call_id)
 
     def _forget(self, call_id: str) -> None:
         self._expected.pop(call_id, None)
@@ -936,14 +943,15 @@ class Reconciler:
         return completion
 
     async def _finish(self, call_id: str) -> None:
+        stored_id = self._stored_id(call_id)
         try:
-            cdr = await self._store.get_cdr(call_id)
+            cdr = await self._store.get_cdr(stored_id)
             if cdr is None:
                 raise LookupError("its CDR is not in the store yet")
             completion = self._completion(call_id, cdr)
             if completion is None:  # no longer expected (max_age, disowned, given up)
                 return
-            op = FinishCall(call_id, completion.finish_fields(cdr.note))
+            op = FinishCall(stored_id, completion.finish_fields(cdr.note), stored_id=True)
             if self._writer is not None:
                 self._writer.submit(op)
             else:

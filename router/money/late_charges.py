@@ -11,6 +11,7 @@ ledger's (number, kind, ref) key books a call once, however often it is complete
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from router.ami.reconcile import Completion
@@ -32,7 +33,7 @@ class LateCharges:
         """The leg and the price that follow from a completion just written."""
         leg = cdr.legs[-1] if cdr.legs else None
         if leg is not None and leg.dial_status == DIALLING and completion.dial_status:
-            self._cdrs.submit(AddLeg(cdr.call_id, _finished(leg, completion)))
+            self._cdrs.submit(AddLeg(cdr.call_id, _finished(leg, completion), stored_id=True))
         answered = completion.answered_at
         if answered is None or cdr.total is not None:
             return
@@ -49,8 +50,8 @@ class LateCharges:
             completion.billable_seconds,
             leg.destination,
         )
-        for op in charged or ():
-            self._cdrs.submit(op)
+        for op in charged or ():  # by the id read from the store, never a repeat's
+            self._cdrs.submit(dataclasses.replace(op, stored_id=True))
 
 
 def _finished(leg: Leg, completion: Completion) -> Leg:

@@ -1146,3 +1146,51 @@ async def test_what_follows_a_completion_the_leg_the_price_and_rate(
         )
     assert not run.priced  # nothing left to price
     assert (run.unchanged, run.skipped.total()) == (int(priced), 0)
+
+
+async def a_call_and_a_repeat_keyed_apart(store: SQLiteStore, call_id: str, closed: bool) -> CDR:
+    """An earlier call of `call_id` (another router's, or before a restart; `closed` as
+    interrupted, else left in progress), and a call of this run on the same uniqueid, which
+    the store keyed apart and a broken session left in progress: the earlier one as stored."""
+    if closed:
+        await interrupted(store, call_id, "4000000001", utc(18, 10, 0))
+    else:
+        await store.apply([started(call_id, "4000000001", utc(18, 10, 0))])
+    await store.apply([started(call_id, "4000000001", utc(18, 14, 20))])
+    assert store.stored_id(call_id) == f"{call_id}~2"
+    earlier = await store.get_cdr(call_id)
+    assert earlier is not None
+    return earlier
+
+
+async def test_a_broken_session_keyed_apart_as_a_repeat_is_completed_where_it_is_stored(
+    store: SQLiteStore,
+) -> None:
+    earlier = await a_call_and_a_repeat_keyed_apart(store, "1795371264.1", closed=True)
+    reconciler = reconciler_for(store)
+    for event in events("answer.ami"):
+        reconciler.handle(event)
+    reconciler.expect("1795371264.1")  # the session's uniqueid, as the session tells it
+    await eventually(lambda: reconciler.completed == 1)
+    repeat = await store.get_cdr("1795371264.1~2")
+    assert repeat is not None
+    assert (repeat.outcome, repeat.billable_seconds) == (Outcome.ANSWERED, 3)
+    assert repeat.note == "completed from AMI (CDR)"  # not the earlier call's note
+    assert await store.get_cdr("1795371264.1") == earlier
+
+
+async def test_an_adopted_call_is_completed_by_its_stored_id_not_a_repeat_of_its_uniqueid(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    await a_call_and_a_repeat_keyed_apart(store, "1795371264.1", closed=False)
+    writer = CdrWriter(store, Journal(tmp_path / "cdr.journal"), batch_interval=0.01)
+    await writer.start()
+    reconciler = reconciler_for(store, writer=writer)
+    reconciler.adopt("1795371264.1")  # read from the store: the earlier call
+    reconciler.give_up_after("1795371264.1", 0, "Asterisk no longer had the call")
+    await eventually(lambda: not reconciler.pending)
+    await writer.close()
+    earlier, repeat = await store.get_cdr("1795371264.1"), await store.get_cdr("1795371264.1~2")
+    assert earlier is not None and repeat is not None
+    assert earlier.note == f"{INTERRUPTED_NOTE}; Asterisk no longer had the call"
+    assert repeat.outcome is Outcome.IN_PROGRESS
