@@ -13,8 +13,10 @@ uniqueid for everything about the channel (AMI, live calls), and the variables t
 leaves on it are the same.
 
 The router remembers the uniqueids of the last RECENT_SESSIONS sessions it began or ended,
-in memory: a repeat comes as the first session ends, or while it runs. Sessions on another
-router, or after a restart, are not told apart.
+in memory: a repeat comes as the first session ends, or while it runs. A repeat on another
+router sharing the store, or after a restart, is told apart by the store as the session's
+start is written (router.storage.repeats): it keys the CDR by the next `UNIQUEID~N` free
+there, warns, and sends the session's later writes, which carry the id given here, after it.
 """
 
 from __future__ import annotations

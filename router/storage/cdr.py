@@ -244,14 +244,15 @@ class StartCall:
     cdr: CDR
 
 
-STORED_ID_NOTE = """`stored_id`: the call id is the stored CDR's, read from the store (a call adopted or
-completed from AMI): written there as it is. Otherwise it is the session's own id, which the
-store follows to the CDR it keyed a repeat session by (router.storage.repeats)."""
+# `stored_id` of AddLeg, FinishCall and PostLedger: the call id is the stored CDR's, read
+# from the store (a call adopted or completed from AMI), written there as it is. Otherwise it
+# is the session's own id, which the store follows to the CDR it keyed a repeat session by
+# (router.storage.repeats).
 
 
 @dataclass(frozen=True, slots=True)
 class AddLeg:
-    """Append a finished Dial attempt to a call (`stored_id`: see STORED_ID_NOTE)."""
+    """Append a finished Dial attempt to a call (`stored_id`: see above)."""
 
     call_id: str
     leg: Leg
@@ -263,7 +264,7 @@ class FinishCall:
     """Set the fields known at the end of a call (or after rating); others stay as they are.
 
     Money comes as a whole: caller share, callee share and total together, adding up.
-    `stored_id`: see STORED_ID_NOTE.
+    `stored_id`: see above AddLeg.
     """
 
     call_id: str
@@ -292,7 +293,7 @@ class PostLedger:
     Idempotent by (number, kind, ref): a replayed entry is not booked twice. The store keeps
     the balance and the usage counters in step with the ledger in the same transaction.
     `included_seconds` is what a call took from the month's included minutes. A call's
-    entry is keyed by its call id (`ref`); `stored_id`: see STORED_ID_NOTE.
+    entry is keyed by its call id (`ref`); `stored_id`: see above AddLeg.
     """
 
     entry: LedgerEntry

@@ -22,6 +22,7 @@ from router.storage.cdr import (
     Leg,
     Outcome,
     PostLedger,
+    Rekeyed,
     StartCall,
     encode_value,
     op_from_json,
@@ -134,6 +135,13 @@ def test_operations_survive_the_journal_json_unchanged(
             LedgerEntry("4006001234", answered_at, -callee_share, LedgerKind.CALL, "c9"),
             included_seconds=6,
         ),
+        AddLeg("1795371264.1~2", a_leg(2, started_at=answered_at), stored_id=True),
+        FinishCall("1795371264.1~2", {"rule": rule}, stored_id=True),
+        PostLedger(
+            LedgerEntry("4006001234", answered_at, -callee_share, LedgerKind.CALL, "c9~2"),
+            stored_id=True,
+        ),
+        Rekeyed("1795371264.1", "1795371264.1~2"),
     ]
     for op in ops:
         assert op_from_json(json.loads(json.dumps(op_to_json(op)))) == op

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AsyncExitStack, asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -132,7 +132,15 @@ def started(call_id: str, at_minute: int) -> CDR:
 
 
 def leg_of(at_minute: int) -> Leg:
-    return Leg(1, "13800000051", "ANSWER", START + timedelta(minutes=at_minute), 5, 30, ForwardReason.PRIMARY)
+    return Leg(
+        1,
+        "13800000051",
+        "ANSWER",
+        START + timedelta(minutes=at_minute),
+        5,
+        30,
+        ForwardReason.PRIMARY,
+    )
 
 
 def charge(ref: str, amount: str) -> PostLedger:
@@ -160,9 +168,7 @@ async def test_a_replayed_start_the_store_holds_is_the_same_call(store_url: str)
         await store.apply([StartCall(started("rep.3", 0)), AddLeg("rep.3", leg_of(0))])
         await store.apply([StartCall(started("rep.3", 0)), answered("rep.3")])
         cdrs = await store.get_cdrs(["rep.3", "rep.3~2"])
-    assert [(c.call_id, c.outcome, len(c.legs)) for c in cdrs] == [
-        ("rep.3", Outcome.ANSWERED, 1)
-    ]
+    assert [(c.call_id, c.outcome, len(c.legs)) for c in cdrs] == [("rep.3", Outcome.ANSWERED, 1)]
 
 
 async def test_a_repeat_and_its_replays_keep_to_the_id_it_was_given(store_url: str) -> None:
