@@ -91,9 +91,12 @@ def session_id(op: CdrOp) -> str | None:
 
 
 def _to(op: CdrOp, stored: str) -> CdrOp:
+    """A session's op (`session_id` names its id) written by the id its CDR is stored by."""
     if isinstance(op, PostLedger):
         return dataclasses.replace(op, entry=dataclasses.replace(op.entry, ref=stored))
-    return dataclasses.replace(op, call_id=stored)  # type: ignore[type-var]
+    if isinstance(op, AddLeg | FinishCall):
+        return dataclasses.replace(op, call_id=stored)
+    return op
 
 
 _FORGOTTEN = ""
@@ -137,37 +140,20 @@ class RepeatKeys:
         transaction), each sent back its rows; returns the ops to write."""
         decided: dict[int, str] = {}
         repeats: list[tuple[str, str]] = []
-        starts = [i for i, op in enumerate(ops) if isinstance(op, StartCall)]
+        starts = [(i, op.cdr) for i, op in enumerate(ops) if isinstance(op, StartCall)]
         if starts:
-            ids = list(dict.fromkeys(ops[i].cdr.call_id for i in starts))  # type: ignore[union-attr]
+            ids = list(dict.fromkeys(cdr.call_id for _, cdr in starts))
             held = {row["call_id"]: _of_row(row) for row in (yield starts_held(ids))}
-            repeated = self._repeated(ops, starts, held, router)
+            repeated = _repeated(starts, held, router)
             if repeated:
-                bases = list(dict.fromkeys(_base(ops[i].cdr.call_id) for i, _ in repeated))  # type: ignore[union-attr]
+                bases = list(dict.fromkeys(_base(cdr.call_id) for _, cdr, _ in repeated))
                 held.update((row["call_id"], _of_row(row)) for row in (yield repeats_held(bases)))
-                for i, identity in repeated:
-                    call_id = ops[i].cdr.call_id  # type: ignore[union-attr]
-                    stored = _keyed(held, _base(call_id), identity)
-                    decided[i] = stored
-                    repeats.append((call_id, stored))
+                for i, cdr, identity in repeated:
+                    decided[i] = stored = _keyed(held, _base(cdr.call_id), identity)
+                    repeats.append((cdr.call_id, stored))
         if not decided and not self._stored and not any(isinstance(op, Rekeyed) for op in ops):
             return Resolution(ops, {}, [])  # nothing to forget, nothing keyed apart
         return self._rewritten(ops, decided, repeats)
-
-    def _repeated(
-        self, ops: Sequence[CdrOp], starts: list[int], held: dict[str, Identity], router: str
-    ) -> list[tuple[int, Identity]]:
-        """The starts whose id the store, or an earlier start of the batch, holds for
-        another call; `held` gains the batch's own starts."""
-        repeated: list[tuple[int, Identity]] = []
-        for i in starts:
-            cdr = ops[i].cdr  # type: ignore[union-attr]
-            there = held.get(cdr.call_id)
-            if there is None:
-                held[cdr.call_id] = _of_cdr(cdr, router)
-            elif there != (identity := _of_cdr(cdr, router)):
-                repeated.append((i, identity))
-        return repeated
 
     def _rewritten(
         self, ops: Sequence[CdrOp], decided: dict[int, str], repeats: list[tuple[str, str]]
@@ -211,6 +197,21 @@ class RepeatKeys:
                 keyed,
                 _base(call_id),
             )
+
+
+def _repeated(
+    starts: list[tuple[int, CDR]], held: dict[str, Identity], router: str
+) -> list[tuple[int, CDR, Identity]]:
+    """The starts whose id the store, or an earlier start of the batch, holds for another
+    call; `held` gains the batch's own starts."""
+    repeated: list[tuple[int, CDR, Identity]] = []
+    for i, cdr in starts:
+        there = held.get(cdr.call_id)
+        if there is None:
+            held[cdr.call_id] = _of_cdr(cdr, router)
+        elif there != (identity := _of_cdr(cdr, router)):
+            repeated.append((i, cdr, identity))
+    return repeated
 
 
 def _keyed(held: dict[str, Identity], base: str, identity: Identity) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -522,3 +523,32 @@ def test_clearing_the_journal_empties_it(journal: Journal) -> None:
     assert (journal.record_count, journal.size_bytes) == (0, 0)
     assert journal.read(0, 10, dict) == ([], 0)
     assert Journal(journal.path).record_count == 0
+
+
+async def test_a_repeat_keyed_apart_is_followed_by_its_ops_through_a_later_runs_replay(
+    store: SQLiteStore, journal: Journal, tmp_path: Path
+) -> None:
+    """The store holds a call of the uniqueid from before a restart; this run's session of it
+    is keyed `~2` as its start is written. Its legs and finish, journaled while the file is
+    locked, are replayed by the next run (which remembers no repeat) into `~2`."""
+    start, *later = call_ops("dup")
+    assert isinstance(start, StartCall)
+    earlier = dataclasses.replace(start.cdr, started_at=T0 - timedelta(hours=1))
+    await store.apply([StartCall(earlier)])
+    writer = quick_writer(store, journal)
+    await writer.start()
+    writer.submit(start)
+    await eventually(lambda: store.stored_id("dup") == "dup~2")
+    with write_lock_held(store.path):
+        for op in later:
+            writer.submit(op)
+        await eventually(lambda: journal.record_count == len(later) + 1)  # the Rekeyed first
+        await writer.close()
+    restarted = SQLiteStore(store.path, busy_timeout_ms=20)
+    writer = quick_writer(restarted, Journal(journal.path))
+    await writer.start()
+    await writer.close()
+    repeat, first = await restarted.get_cdrs(["dup", "dup~2"])
+    await restarted.close()
+    assert (repeat.call_id, repeat.outcome, len(repeat.legs)) == ("dup~2", Outcome.ANSWERED, 2)
+    assert (first.call_id, first.outcome, first.legs) == ("dup", Outcome.IN_PROGRESS, ())
