@@ -1,5 +1,7 @@
 """The store's operations on each engine: CDR batches as the writer applies them, and the two
-store calls on a call's path (the counters read, the cap unit reserved).
+store calls on a call's path (the counters read, the cap unit reserved). The batches go in
+turn to a second store that skips the read of each batch's start ids (router.storage.repeats),
+as batches were written before it: the ratio of the two is what the read costs.
 
 Run: python bench/store_ops.py [--calls N] [--store postgresql://...]
 Without --store only SQLite (a file in a temporary directory) is measured; with it, also
@@ -14,7 +16,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,6 +39,8 @@ from router.storage.cdr import (
     StartCall,
 )
 from router.storage.location import build_store
+from router.storage.repeats import Query, RepeatKeys, Resolution
+from router.storage.rows import Row
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
@@ -93,15 +97,33 @@ def quantiles(samples: list[float]) -> str:
     return f"{cuts[49] * 1000:.2f} / {cuts[98] * 1000:.2f} ms"
 
 
-async def measure(url: str, calls: int) -> dict[str, str]:
+class Unchecked(RepeatKeys):
+    """The store's batches as before it told repeated uniqueids apart: no read of the starts."""
+
+    def resolving(
+        self, ops: Sequence[CdrOp], router: str
+    ) -> Generator[Query, list[Row], Resolution]:
+        return Resolution(ops, {}, [])
+        yield  # a generator that reads nothing
+
+
+async def measure(url: str, baseline_url: str, calls: int) -> dict[str, str]:
     store = build_store(url, zone=SHANGHAI, router="bench")
+    baseline = build_store(baseline_url, zone=SHANGHAI, router="bench")
+    baseline.repeats = Unchecked()
     await store.open()
+    await baseline.open()
     try:
         ops = [op for n in range(calls) for op in call_ops(n)]
-        started = time.perf_counter()
-        for start in range(0, len(ops), BATCH):
-            await store.apply(ops[start : start + BATCH])
-        written = time.perf_counter() - started
+        wall, cpu = {store: 0.0, baseline: 0.0}, {store: 0.0, baseline: 0.0}
+        for start in range(0, len(ops), BATCH):  # the two in turn, each first every other batch
+            pair = (store, baseline) if start // BATCH % 2 else (baseline, store)
+            for each in pair:
+                began, began_cpu = time.perf_counter(), time.process_time()
+                await each.apply(ops[start : start + BATCH])
+                wall[each] += time.perf_counter() - began
+                cpu[each] += time.process_time() - began_cpu
+        written = wall[store]
         reads, reserves = [], []
         for n in range(min(calls, 2000)):
             number = f"400000{n % 100:04d}"
@@ -114,8 +136,14 @@ async def measure(url: str, calls: int) -> dict[str, str]:
         found = len(await store.query_cdrs(number="4000000007"))
     finally:
         await store.close()
+        await baseline.close()
+    batches = -(-len(ops) // BATCH)
     return {
         "CDR batches (calls/s)": f"{calls / written:,.0f}",
+        "  unchecked (calls/s)": f"{calls / wall[baseline]:,.0f}",
+        "  wall, checked/unchecked": f"{wall[store] / wall[baseline]:.3f}",
+        "  CPU ms a batch, checked": f"{cpu[store] / batches * 1000:.2f}",
+        "  CPU ms a batch, unchecked": f"{cpu[baseline] / batches * 1000:.2f}",
         "usage() p50 / p99": quantiles(reads),
         "reserve_call() p50 / p99": quantiles(reserves),
         "query of one number": f"{found} calls",
@@ -125,10 +153,11 @@ async def measure(url: str, calls: int) -> dict[str, str]:
 async def main(calls: int, server: str | None) -> None:
     results: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as directory:
-        results["sqlite"] = await measure(f"sqlite:///{Path(directory) / 'bench.db'}", calls)
+        files = [f"sqlite:///{Path(directory) / name}" for name in ("bench.db", "unchecked.db")]
+        results["sqlite"] = await measure(*files, calls)
     if server:
-        async with scratch(server) as url:
-            results["postgresql"] = await measure(url, calls)
+        async with scratch(server) as url, scratch(server) as baseline_url:
+            results["postgresql"] = await measure(url, baseline_url, calls)
     engines = list(results)
     print(f"{calls} calls, {BATCH} ops a batch (4 ops a call)")
     print(f"{'':<26}" + "".join(f"{engine:>22}" for engine in engines))

@@ -166,18 +166,20 @@ class RepeatKeys:
             return stored or None
 
         written: list[CdrOp] = []
+        changed = False
         for i, op in enumerate(ops):
             if isinstance(op, StartCall):
                 stored = decided.get(i, _FORGOTTEN)
                 remember[op.cdr.call_id] = stored
                 if stored:
-                    op = StartCall(dataclasses.replace(op.cdr, call_id=stored))
+                    op, changed = StartCall(dataclasses.replace(op.cdr, call_id=stored)), True
             elif isinstance(op, Rekeyed):
                 remember[op.call_id] = op.stored_id
             elif (own := session_id(op)) is not None and (stored := stored_of(own)) is not None:
-                op = _to(op, stored)
+                op, changed = _to(op, stored), True
             written.append(op)
-        return Resolution(written, remember, repeats)
+        # the batch as it came when nothing in it moved: its rows need not be encoded again
+        return Resolution(written if changed else ops, remember, repeats)
 
     def settle(self, resolution: Resolution) -> None:
         """Remember what a committed batch keyed apart, and warn of its repeats."""
