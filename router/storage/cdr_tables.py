@@ -20,7 +20,7 @@ from typing import Any
 from router.storage import queries
 from router.storage.cdr import CDR, CdrOp, Outcome, encode_value
 from router.storage.protocol import INTERRUPTED_NOTE
-from router.storage.repeats import RepeatKeys, Resolution
+from router.storage.repeats import RepeatKeys, fetched
 from router.storage.rows import (
     LEG_COLUMNS,
     BatchRows,
@@ -43,13 +43,7 @@ class CdrTables(SessionSource):
         # again, only for a batch whose ids the store keyed apart (rare).
         batch = await asyncio.to_thread(batch_rows, ops, self.zone, self.router)
         async with self._transaction() as session:
-            resolving = self.repeats.resolving(ops, self.router)
-            try:
-                query = next(resolving)
-                while True:
-                    query = resolving.send(await session.fetch(*query))
-            except StopIteration as done:
-                resolution: Resolution = done.value
+            resolution = await fetched(self.repeats.resolving(ops, self.router), session.fetch)
             if resolution.ops is not ops:
                 batch = await asyncio.to_thread(batch_rows, resolution.ops, self.zone, self.router)
             for sql, rows in batch_statements(batch):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +226,19 @@ def _keyed(held: dict[str, Identity], base: str, identity: Identity) -> str:
     stored = f"{base}{REPEAT_MARK}{max(map(_rank, family), default=1) + 1}"
     held[stored] = identity
     return stored
+
+
+async def fetched(
+    resolving: Generator[Query, list[Row], Resolution],
+    fetch: Callable[[str, list[Any]], Awaitable[list[Row]]],
+) -> Resolution:
+    """Run `resolving` with a session's `fetch` (PostgreSQL, in the batch's transaction)."""
+    try:
+        query = next(resolving)
+        while True:
+            query = resolving.send(await fetch(*query))
+    except StopIteration as done:
+        return done.value
 
 
 def resolved(
