@@ -69,26 +69,26 @@ async def test_with_tariffs_broken_the_pages_show_the_copy_the_routers_serve(
         assert row, "the number only tariffs.yaml names is missing from the accounts"
         assert "regional-100" in row.group(1)
         said = main_text(accounts)
-        assert f"{tariffs} does not load: the routers serve the copy of {kept_at(copy)}" in said
+        assert f"{tariffs} has problems: the routers serve the copy of {kept_at(copy)}" in said
 
         page = await ops.get(f"/numbers/{ONLY_IN_TARIFFS}/money")
         assert page.status_code == 200
         said = main_text(page.text)
-        assert f"{served} {tariffs} does not load" in said
+        assert f"{served} {tariffs} has problems" in said
         assert "regional-100" in said and "on since 2026-01-05" in said
         assert f'href="/configuration#{file_anchor(str(tariffs))}"' in page.text
         assert 'data-testid="switch-recording"' not in page.text, "no switch offered"
 
         said = main_text((await shop.get(f"/numbers/{SHOP}/money")).text)
         assert f"{served} tariffs.yaml" in said
-        assert "the operator's tariff file, does not load" in said
+        assert "the operator's tariff file, has problems" in said
         assert "nationwide-300" in said and str(site.config_dir) not in said
 
         page = (await ops.get("/configuration")).text
         assert listed(page) == await check_says(site), "the problems are the file's, as ever"
         section = re.search(r'data-testid="problems-of">(.*?)</section>', page, re.S)
         assert section and str(tariffs) in section.group(1)
-        assert f"The routers serve the copy of {kept_at(copy)}, because this file does not" in (
+        assert f"The routers serve the copy of {kept_at(copy)}, because this file has problems" in (
             main_text(f"<main>{section.group(1)}</main>")
         )
         dashboard = main_text((await ops.get("/")).text)
@@ -120,7 +120,10 @@ async def test_a_broken_plan_opens_on_its_file_and_previews_the_copy_that_routes
             client = await site.signed_in(name)
             page = await client.get(f"/numbers/{SHOP}/routing")
             said = main_text(page.text)
-            assert f"The routers serve the copy of {kept_at(copy)}, because {shown} does" in said
+            assert (
+                f"The routers serve the copy of {kept_at(copy)}, because {shown} has problems"
+                in said
+            )
             assert "The plan on file has problems:" in said and "ring_timout" in said
             assert "Preview of the copy the routers serve" in said
             assert 'data-testid="preview"' in page.text
