@@ -57,12 +57,16 @@ def at(*fields: int) -> datetime:
     return datetime(*fields, tzinfo=SHANGHAI)
 
 
-async def answered(store: SQLiteStore, call_id: str, when: datetime, seconds: int) -> None:
-    """A finished call of NUMBER answered at `when`, priced at 0.30 a started minute."""
+async def answered(
+    store: SQLiteStore, call_id: str, when: datetime, seconds: int, started: bool = False
+) -> None:
+    """A finished call of NUMBER answered at `when`, priced at 0.30 a started minute;
+    `started`: its start is stored already (a call still talking that now ends)."""
     charge = Decimal("0.30") * -(-seconds // 60)
+    start = CDR(call_id, NUMBER, "01062345678", "01062345678", "fixed", when)
     await store.apply(
         [
-            StartCall(CDR(call_id, NUMBER, "01062345678", "01062345678", "fixed", when)),
+            *([] if started else [StartCall(start)]),
             AddLeg(
                 call_id, Leg(1, "01087654321", "ANSWER", when, 0, seconds, ForwardReason.PRIMARY)
             ),
@@ -105,7 +109,7 @@ async def test_closing_waits_for_a_call_still_talking_then_tops_up_what_is_missi
             )
     assert [entry.kind for entry in await store.ledger(OTHER)] == []  # nothing booked for any
     # it ends at 00:40, a November call of 42 minutes: 12.60
-    await answered(store, "c2", at(2026, 11, 30, 23, 58, 10), 2510)
+    await answered(store, "c2", at(2026, 11, 30, 23, 58, 10), 2510, started=True)
     closed, booked = await close_month(
         store, TARIFFS, [NUMBER, OTHER], "2026-11", CLOSING_DAY, book=True, watch=WATCH
     )
