@@ -332,15 +332,21 @@ async def test_a_payment_the_operator_books_that_clears_arrears_puts_the_number_
         await ops.aclose()
 
 
+def drop_factory_account(config_dir: Path) -> None:
+    """Take 4006001234's account out of the example tariffs.yaml: a number with a plan and
+    no account."""
+    tariffs = config_dir / "tariffs.yaml"
+    text = tariffs.read_text(encoding="utf-8")
+    account = re.search(r'^  "4006001234":.*?(?=^  "4)', text, re.M | re.S)
+    assert account, "the factory's account in the example tariffs"
+    tariffs.write_text(text.replace(account.group(0), ""), encoding="utf-8")
+
+
 async def test_a_number_without_an_account_is_not_called_prepaid(tmp_path: Path) -> None:
     """A number with a plan but no account in tariffs.yaml has no package and no terms: its
     money page says so, not that it is prepaid."""
     async with running_console(tmp_path) as site:
-        tariffs = site.config_dir / "tariffs.yaml"
-        text = tariffs.read_text(encoding="utf-8")
-        account = re.search(r'^  "4006001234":.*?(?=^  "4)', text, re.M | re.S)
-        assert account, "the factory's account in the example tariffs"
-        tariffs.write_text(text.replace(account.group(0), ""), encoding="utf-8")
+        drop_factory_account(site.config_dir)
         ops = await site.signed_in("ops")
         page = (await ops.get("/numbers/4006001234/money")).text
         package = re.search(r'<div class="label">Package</div>(.*?)</section>', page, re.S)
@@ -355,11 +361,7 @@ async def test_money_a_number_without_an_account_owes_is_marked_as_owed(tmp_path
     owed: the money page and the dashboard mark it as they mark a low prepaid balance. A
     postpaid account's balance spent is its terms' to bill, and is not marked."""
     async with running_console(tmp_path) as site:
-        tariffs = site.config_dir / "tariffs.yaml"
-        text = tariffs.read_text(encoding="utf-8")
-        account = re.search(r'^  "4006001234":.*?(?=^  "4)', text, re.M | re.S)
-        assert account, "the factory's account in the example tariffs"
-        tariffs.write_text(text.replace(account.group(0), ""), encoding="utf-8")
+        drop_factory_account(site.config_dir)
         await site.store.post_ledger(
             [
                 LedgerEntry("4006001234", NOW, Decimal("-600.00"), LedgerKind.OPENING_FEE, "o1"),
